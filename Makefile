@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# ztagent build. `make` builds everything; `make demo`, `make test` and
+# `make bench` install missing Debian packages first (`make deps`).
+
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+BUILD    := build
+ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
+
+PKGS     := libbpf libelf zlib libcbor openssl libpq yaml-0.1 libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+	    -Wformat=2 -Wshadow -fno-strict-aliasing -D_GNU_SOURCE \
+	    -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lpthread
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	      -Iinclude -Ibpf -I$(ARCH_INC)
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/*.h)
+
+# Everything in src/ but the two entry points goes into one library that
+# the daemon, ztctl and the tests link against.
+LIB_SRCS  := $(filter-out src/main.c src/ztctl.c,$(wildcard src/*.c))
+SRC_HDRS  := $(wildcard src/*.h) $(wildcard include/*.h)
+LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+SAN_OBJS  := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
+TOOL_SRCS := $(wildcard tools/bench/*.c)
+TOOL_BINS := $(patsubst tools/bench/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all deps demo test bench clean format check-format
+all: $(BUILD)/ztagent $(BUILD)/ztctl
+
+deps:
+	$(Q)tools/deps.sh
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: src/%.c $(SRC_HDRS) $(SKELS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: src/%.c $(SRC_HDRS) $(SKELS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -c $< -o $@
+
+$(BUILD)/libzt.a: $(LIB_OBJS)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/libzt-san.a: $(SAN_OBJS)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/ztagent: $(BUILD)/obj/main.o $(BUILD)/libzt.a
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/ztctl: $(BUILD)/obj/ztctl.o $(BUILD)/libzt.a
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a tests/unit/*.h
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libzt-san.a $(SKELS) $(wildcard tests/bpf/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/bpf -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tools/bench/%.c $(BUILD)/libzt.a $(SKELS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzt.a $(LDLIBS)
+
+test-bins: all $(UNIT_BINS) $(BPFT_BINS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)tests/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
+	$(Q)tools/bench.sh
+
+format:
+	$(Q)clang-format -i $(wildcard src/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] tools/bench/*.c)
+
+check-format:
+	$(Q)clang-format --dry-run -Werror $(wildcard src/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] tools/bench/*.c)
+
+clean:
+	$(Q)rm -rf $(BUILD)
+
+.SECONDARY:
+.PHONY: test-bins

@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "api.h"
+#include "apimsg.h"
+#include "apiops.h"
+#include "blocklist.h"
+#include "config.h"
+#include "daemon.h"
+#include "datapath.h"
+#include "events.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+#include "xdp_guard.skel.h"
+
+struct zt_daemon {
+	struct zt_config cfg;
+	struct zt_loop *loop;
+	struct zt_datapath *dp;
+	struct zt_blocklist *bl;
+	struct zt_api *api;
+	struct zt_events *ev;
+	int sigfd;
+	uint64_t started_mono;
+	bool detach_requested;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ztagent [--config FILE] [--check-config | --detach]\n"
+		"\n"
+		"The ztagent node agent: loads the XDP guard on the configured uplinks,\n"
+		"pins its maps, and serves the ztctl API until SIGTERM. Stopping leaves\n"
+		"enforcement in place; a restart takes over the pinned maps without a gap.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"      --check-config  validate the configuration, print the result, exit\n"
+		"                      (0 valid, 2 invalid)\n"
+		"      --detach        remove ztagent's XDP programs and pinned maps (asks a\n"
+		"                      running daemon to do it and exit, if there is one)\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Exit codes: 0 ok, 1 runtime failure, 2 bad arguments or configuration.\n",
+		ZT_DEFAULT_CONFIG);
+}
+
+/* ---- status ---- */
+
+static int put_u64s(cbor_item_t *m, const char *const *keys, const uint64_t *vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (zt_cbor_put_u64(m, keys[i], vals[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+static cbor_item_t *status_maps(struct zt_daemon *d)
+{
+	struct zt_dp_map maps[32];
+	size_t n = zt_datapath_maps(d->dp, maps, ZT_ARRAY_SIZE(maps));
+	cbor_item_t *arr = zt_cbor_array();
+
+	for (size_t i = 0; arr && i < n; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		uint64_t entries = 0;
+		cbor_item_t *m;
+
+		if (bpf_obj_get_info_by_fd(maps[i].fd, &info, &len) < 0)
+			continue;
+		if (!strcmp(maps[i].name, ZT_PIN_BLOCK_V4))
+			entries = zt_blocklist_count(d->bl, 0, false);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_V6))
+			entries = zt_blocklist_count(d->bl, 1, false);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V4))
+			entries = zt_blocklist_count(d->bl, 0, true);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V6))
+			entries = zt_blocklist_count(d->bl, 1, true);
+		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LPM_TRIE)
+			zt_datapath_map_count(maps[i].fd, info.key_size, &entries);
+		else if (info.type != BPF_MAP_TYPE_RINGBUF)
+			entries = info.max_entries;
+		m = zt_cbor_map();
+		if (!m || zt_cbor_put_str(m, "name", maps[i].name) ||
+		    zt_cbor_put_u64(m, "id", info.id) || zt_cbor_put_u64(m, "entries", entries) ||
+		    zt_cbor_put_u64(m, "max_entries", info.max_entries) || zt_cbor_push(arr, m)) {
+			if (m)
+				cbor_decref(&m);
+			cbor_decref(&arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static cbor_item_t *status_counters(struct zt_daemon *d)
+{
+	struct zt_counter c[ZT_XDP_STATS_SLOTS];
+	cbor_item_t *arr = zt_cbor_array();
+
+	if (!arr || zt_datapath_xdp_stats(d->dp, c) < 0)
+		goto fail;
+	for (unsigned int i = 0; i < ZT_XDP_STATS_SLOTS; i++) {
+		cbor_item_t *m;
+
+		if (!c[i].packets)
+			continue;
+		m = zt_cbor_map();
+		if (!m || zt_cbor_put_str(m, "action", zt_action_name(i / ZT_XR_MAX)) ||
+		    zt_cbor_put_str(m, "reason", zt_xdp_reason_name(i % ZT_XR_MAX)) ||
+		    zt_cbor_put_u64(m, "packets", c[i].packets) ||
+		    zt_cbor_put_u64(m, "bytes", c[i].bytes) || zt_cbor_push(arr, m)) {
+			if (m)
+				cbor_decref(&m);
+			goto fail;
+		}
+	}
+	return arr;
+fail:
+	if (arr)
+		cbor_decref(&arr);
+	return NULL;
+}
+
+static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+		     size_t errlen)
+{
+	static const char *const ev_keys[] = { "emitted", "lost", "suppressed", "received" };
+	struct zt_daemon *d = ctx;
+	struct zt_events_stats es;
+	uint64_t evs[ZT_EVS_MAX + 1] = {};
+	cbor_item_t *m = zt_cbor_map(), *progs = zt_cbor_array(), *ifs = zt_cbor_array();
+	cbor_item_t *maps = NULL, *counters = NULL, *events = zt_cbor_map(), *p = NULL;
+	struct bpf_prog_info pi = {};
+	__u32 len = sizeof(pi);
+
+	if (!m || !progs || !ifs || !events)
+		goto nomem;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->dp->xdp->progs.xdp_guard), &pi, &len) < 0)
+		pi.id = 0;
+	p = zt_cbor_map();
+	if (!p || zt_cbor_put_str(p, "name", "xdp_guard") || zt_cbor_put_u64(p, "id", pi.id) ||
+	    zt_cbor_push(progs, p))
+		goto nomem;
+	p = NULL;
+	for (unsigned int i = 0; i < d->dp->n_ifaces; i++) {
+		const struct zt_dp_iface *ifc = &d->dp->ifaces[i];
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		bool attached = bpf_xdp_query(ifc->ifindex, 0, &q) == 0 && q.prog_id == pi.id;
+
+		p = zt_cbor_map();
+		if (!p || zt_cbor_put_str(p, "name", ifc->name) ||
+		    zt_cbor_put_u64(p, "ifindex", ifc->ifindex) ||
+		    zt_cbor_put_str(p, "mode", ifc->mode == ZT_XDP_GENERIC ? "generic" : "native") ||
+		    zt_cbor_put_u64(p, "prog_id", q.prog_id) ||
+		    zt_cbor_put_bool(p, "attached", attached) || zt_cbor_push(ifs, p))
+			goto nomem;
+		p = NULL;
+	}
+	maps = status_maps(d);
+	counters = status_counters(d);
+	if (!maps || !counters)
+		goto nomem;
+	zt_datapath_event_stats(d->dp, evs);
+	zt_events_get_stats(d->ev, &es);
+	/* event_stats order: emitted, reserve failed (lost), suppressed. */
+	evs[ZT_EVS_MAX] = es.received;
+	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)))
+		goto nomem;
+	if (zt_cbor_put_str(m, "node", d->cfg.node) || zt_cbor_put_str(m, "version", ZT_VERSION) ||
+	    zt_cbor_put_u64(m, "pid", getpid()) ||
+	    zt_cbor_put_u64(m, "uptime_s", (zt_now_mono_ns() - d->started_mono) / 1000000000ULL) ||
+	    zt_cbor_put_str(m, "bpffs", d->cfg.bpffs) || zt_cbor_put(m, "programs", progs))
+		goto nomem;
+	progs = NULL;
+	if (zt_cbor_put(m, "interfaces", ifs))
+		goto nomem;
+	ifs = NULL;
+	if (zt_cbor_put(m, "maps", maps))
+		goto nomem;
+	maps = NULL;
+	if (zt_cbor_put(m, "counters", counters))
+		goto nomem;
+	counters = NULL;
+	if (zt_cbor_put(m, "events", events))
+		goto nomem;
+	*data = m;
+	return 0;
+nomem:
+	for (cbor_item_t **it = (cbor_item_t *[]){ m, progs, ifs, maps, counters, events, p },
+			 **end = it + 7;
+	     it < end; it++)
+		if (*it)
+			cbor_decref(it);
+	snprintf(err, errlen, "out of memory building the status");
+	return -ENOMEM;
+}
+
+static void on_quit_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_loop_quit(d->loop);
+}
+
+static int op_detach(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+		     size_t errlen)
+{
+	struct zt_daemon *d = ctx;
+	int r;
+
+	if (d->detach_requested)
+		return 0;
+	/* Quit shortly, after this reply went out. */
+	r = zt_loop_add_timer(d->loop, 50 * 1000000ULL, on_quit_timer, d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot schedule the detach: %s", strerror(-r));
+		return r;
+	}
+	d->detach_requested = true;
+	log_info("detach_requested", "via=api");
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "bpffs", d->cfg.bpffs))
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- loop callbacks ---- */
+
+static void on_signal(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal", "signo=%u action=stop enforcement=kept", si.ssi_signo);
+			zt_loop_quit(d->loop);
+		} else if (si.ssi_signo == SIGHUP) {
+			log_warn("signal", "signo=SIGHUP action=ignored why=\"restart the agent to apply configuration changes; enforcement has no gap across a restart\"");
+		}
+	}
+}
+
+static void on_expiry_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	uint64_t ticks;
+	size_t n;
+
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	n = zt_blocklist_expire(d->bl, zt_now_boot_ns());
+	if (n)
+		log_info("blocklist_swept", "expired=%zu", n);
+}
+
+static int setup_signals(struct zt_daemon *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Before any thread starts, so they all inherit the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sigfd < 0)
+		return -errno;
+	return zt_loop_add(d->loop, d->sigfd, EPOLLIN, on_signal, d);
+}
+
+/* ---- --detach ---- */
+
+/* Asks a running daemon to detach; -ECONNREFUSED/-ENOENT when none answers. */
+static int detach_via_api(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cbor_item_t *req = NULL, *rep = NULL;
+	char err[256];
+	bool ok = false;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	req = zt_cbor_map();
+	if (!req || zt_cbor_put_str(req, "op", ZT_OP_DETACH)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = zt_msg_send(fd, req);
+	if (r == 0)
+		r = zt_msg_recv(fd, &rep, err, sizeof(err));
+	if (r == 0 && (zt_cbor_get_bool(rep, "ok", &ok) < 0 || !ok))
+		r = -EPROTO;
+	if (r == 0) {
+		char buf[1];
+		/* The daemon closes the socket when it has exited its loop. */
+		struct timeval tv = { .tv_sec = 10 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	}
+out:
+	if (req)
+		cbor_decref(&req);
+	if (rep)
+		cbor_decref(&rep);
+	close(fd);
+	return r;
+}
+
+static int do_detach(const struct zt_config *cfg)
+{
+	char err[512] = "";
+	int r = detach_via_api(cfg->api_socket);
+
+	if (r == 0) {
+		/* The daemon detached and removed its pins on its way out. */
+		for (int i = 0; i < 100 && access(cfg->bpffs, F_OK) == 0; i++)
+			usleep(50000);
+		printf("ztagent: the running daemon detached its programs, removed %s and exited\n",
+		       cfg->bpffs);
+		return 0;
+	}
+	r = zt_datapath_detach(cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ztagent: detach: %s\n", err);
+		return 1;
+	}
+	printf("ztagent: detached from %u interface(s) and removed the pins under %s\n",
+	       cfg->xdp.n_interfaces, cfg->bpffs);
+	return 0;
+}
+
+/* ---- start / stop ---- */
+
+static void daemon_stop(struct zt_daemon *d)
+{
+	char err[512] = "";
+
+	zt_api_stop(d->api);
+	zt_events_stop(d->ev);
+	zt_blocklist_stop(d->bl);
+	zt_datapath_stop(d->dp);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	zt_loop_stop(d->loop);
+	if (d->detach_requested) {
+		if (zt_datapath_detach(&d->cfg, err, sizeof(err)) < 0)
+			log_error("detach_failed", "error=\"%s\"", err);
+	}
+}
+
+static int daemon_start(struct zt_daemon *d)
+{
+	char err[1024] = "", q[1100];
+	int r;
+
+	d->started_mono = zt_now_mono_ns();
+	r = zt_loop_init(&d->loop);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot create the event loop: %s", strerror(-r));
+		goto fail;
+	}
+	r = setup_signals(d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot set up signal handling: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_datapath_init(&d->dp, &d->cfg, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	r = zt_blocklist_init(&d->bl, d->dp, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	r = zt_events_init(&d->ev, bpf_map__fd(d->dp->xdp->maps.events));
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot open the events ring buffer: %s", strerror(-r));
+		goto fail;
+	}
+	zt_events_on(d->ev, ZT_EV_XDP_DROP, zt_events_log_xdp_drop, d);
+	r = zt_events_start(d->ev);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot start the event consumer: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_api_init(&d->api, d->loop, d->cfg.api_socket, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	if ((r = zt_api_register(d->api, ZT_OP_STATUS, op_status, d)) < 0 ||
+	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
+	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0) {
+		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_loop_add_timer(d->loop, d->cfg.xdp.expiry_interval_ns, on_expiry_timer, d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot create the expiry timer: %s", strerror(-r));
+		goto fail;
+	}
+	/* Entries that expired while no agent ran go now. */
+	zt_blocklist_expire(d->bl, zt_now_boot_ns());
+	log_info("started",
+		 "node=%s version=%s pid=%d interfaces=%u blocked_v4=%zu blocked_v6=%zu api=%s",
+		 d->cfg.node, ZT_VERSION, getpid(), d->dp->n_ifaces,
+		 zt_blocklist_count(d->bl, 0, false) + zt_blocklist_count(d->bl, 0, true),
+		 zt_blocklist_count(d->bl, 1, false) + zt_blocklist_count(d->bl, 1, true),
+		 d->cfg.api_socket);
+	return 0;
+fail:
+	log_error("start_failed", "error=%s", zt_log_quote(q, sizeof(q), err));
+	return r < 0 ? r : -EINVAL;
+}
+
+int zt_daemon_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "detach", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct zt_daemon *d;
+	const char *config = ZT_DEFAULT_CONFIG;
+	bool check = false, detach = false;
+	char err[1024];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'V':
+			printf("ztagent %s\n", ZT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ztagent: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (check && detach) {
+		fprintf(stderr, "ztagent: --check-config and --detach exclude each other\n");
+		return 2;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	d->sigfd = -1;
+	r = zt_config_load(config, &d->cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ztagent: invalid configuration: %s\n", err);
+		free(d);
+		return 2;
+	}
+	if (check) {
+		printf("%s: configuration is valid\n", config);
+		free(d);
+		return 0;
+	}
+	zt_log_set_level(d->cfg.log_level);
+	if (detach) {
+		r = do_detach(&d->cfg);
+		free(d);
+		return r;
+	}
+	r = daemon_start(d);
+	if (r == 0) {
+		r = zt_loop_run(d->loop);
+		if (r < 0)
+			log_error("loop_failed", "error=\"%s\"", strerror(-r));
+	}
+	daemon_stop(d);
+	log_info("stopped", "detached=%d enforcement=%s", d->detach_requested,
+		 d->detach_requested ? "removed" : "kept");
+	free(d);
+	return r < 0 ? 1 : 0;
+}

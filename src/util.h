@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Small pure helpers: addresses, prefixes, durations, clocks. No logging. */
+#ifndef ZT_UTIL_H
+#define ZT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define ZT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct zt_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t prefixlen; /* 0..32 or 0..128 */
+	uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes; host bits zero */
+};
+
+#define ZT_CIDR_STRLEN 48 /* enough for any IPv6 address, '/', 3 digits, NUL */
+
+/*
+ * Parses "A.B.C.D", "A.B.C.D/N", an IPv6 address, or "ADDR6/N".
+ * A bare address is a host prefix (/32 or /128). Host bits set under the
+ * mask are cleared (198.18.0.7/24 -> 198.18.0.0/24); *had_host_bits (may be
+ * NULL) tells the caller so it can warn. Leading/trailing blanks, empty
+ * strings, junk after the prefix, prefixes out of range, "/" without
+ * digits, leading '+' or '-', and IPv4-mapped oddities all give -EINVAL.
+ */
+int zt_cidr_parse(const char *s, struct zt_cidr *out, bool *had_host_bits);
+/* "198.18.0.0/24", "2001:db8::/32"; host prefixes keep their /32 or /128. */
+int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n);
+/* Zeroes the bits past prefixlen. */
+void zt_cidr_mask(struct zt_cidr *c);
+/* True when addr (same family, 4 or 16 bytes) is inside c. */
+bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr);
+
+/*
+ * Durations: one or more <number><unit> groups with units ms, s, m, h, d
+ * ("500ms", "10m", "1h30m", "2d"); a bare number is seconds. No sign, no
+ * spaces, no overflow past UINT64_MAX ns (-ERANGE). Anything else -EINVAL.
+ */
+int zt_duration_parse(const char *s, uint64_t *out_ns);
+/* Shortest exact form: 90000000000 -> "1m30s", 0 -> "0s", 1500000000 -> "1500ms". */
+int zt_duration_format(uint64_t ns, char *buf, size_t n);
+
+/* Parses a byte size: "1073741824", "64KiB", "512MiB", "1GiB" (also K/M/G = 1024-based). */
+int zt_size_parse(const char *s, uint64_t *out);
+
+uint64_t zt_now_boot_ns(void); /* CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns() */
+uint64_t zt_now_mono_ns(void);
+uint64_t zt_now_unix(void); /* seconds */
+/* ISO 8601 UTC "2026-11-22T22:41:03Z" for unix seconds. */
+int zt_time_format(uint64_t unix_s, char *buf, size_t n);
+
+/* strtoul that rejects junk, sign and overflow. */
+int zt_parse_u64(const char *s, uint64_t *out);
+
+/* FNV-1a 32-bit hash. */
+uint32_t zt_fnv1a32(const void *data, size_t len);
+
+/* mkdir -p with the given mode for directories it creates. */
+int zt_mkdir_p(const char *path, unsigned int mode);
+
+#endif

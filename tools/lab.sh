@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# The network-namespace lab used by the integration tests, the demo and the
+# bench. Source it, call lab_init, and every namespace, veth, mount and
+# process it creates is removed by lab_cleanup (installed as an EXIT trap),
+# also when the caller fails.
+#
+# Topology (addresses from the benchmarking range 198.18.0.0/15 only):
+#
+#   ns $LAB_EXT                       ns $LAB_NODE (runs ztagent)
+#   ext0 198.18.0.1/24  <== veth ==>  uplink0 198.18.0.2/24  (XDP guard)
+#   ext0 198.18.0.3/24 (second source, never blocked unless a test says so)
+
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ZTAGENT=${ZTAGENT:-$LAB_ROOT/build/ztagent}
+ZTCTL_BIN=${ZTCTL_BIN:-$LAB_ROOT/build/ztctl}
+LAB_EXT_IP=198.18.0.1
+LAB_EXT_IP2=198.18.0.3
+LAB_NODE_IP=198.18.0.2
+LAB_PIDS=()
+LAB_AGENT_PID=
+
+lab_init() {
+	local tag=${1:-lab}
+	LAB_ID="zt${tag:0:4}$$"
+	LAB_NODE="${LAB_ID}-node"
+	LAB_EXT="${LAB_ID}-ext"
+	LAB_DIR=$(mktemp -d "/tmp/ztagent-$tag.XXXXXX")
+	LAB_BPFFS="$LAB_DIR/bpffs"
+	LAB_SOCK="$LAB_DIR/api.sock"
+	LAB_CONF="$LAB_DIR/ztagent.yaml"
+	LAB_LOG="$LAB_DIR/ztagent.log"
+	trap lab_cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	# A bpffs of our own, outside /sys: `ip netns exec` remounts /sys, and
+	# the pins must outlive each agent process for the restart checks.
+	mkdir -p "$LAB_BPFFS"
+	mount -t bpf bpf "$LAB_BPFFS"
+
+	ip netns add "$LAB_NODE"
+	ip netns add "$LAB_EXT"
+	ip link add ext0 netns "$LAB_EXT" type veth peer name uplink0 netns "$LAB_NODE"
+	ip -n "$LAB_EXT" addr add "$LAB_EXT_IP/24" dev ext0
+	ip -n "$LAB_EXT" addr add "$LAB_EXT_IP2/24" dev ext0
+	ip -n "$LAB_NODE" addr add "$LAB_NODE_IP/24" dev uplink0
+	ip -n "$LAB_EXT" link set ext0 up
+	ip -n "$LAB_NODE" link set uplink0 up
+	ip -n "$LAB_EXT" link set lo up
+	ip -n "$LAB_NODE" link set lo up
+	# Native XDP on a veth wants GRO-capable peers; this keeps both paths real.
+	ip netns exec "$LAB_EXT" ethtool -K ext0 gro on >/dev/null 2>&1 || true
+	lab_write_config
+}
+
+lab_write_config() {
+	cat >"$LAB_CONF" <<EOC
+node: lab-node
+bpffs: $LAB_BPFFS/ztagent
+api_socket: $LAB_SOCK
+log_level: ${LAB_LOG_LEVEL:-info}
+xdp:
+  interfaces: [uplink0]
+  mode: ${LAB_XDP_MODE:-native}
+  malformed: drop
+  blocklist_max: ${LAB_BLOCKLIST_MAX:-65536}
+  expiry_interval: 200ms
+EOC
+}
+
+in_node() { ip netns exec "$LAB_NODE" "$@"; }
+in_ext() { ip netns exec "$LAB_EXT" "$@"; }
+ztctl() { "$ZTCTL_BIN" --socket "$LAB_SOCK" "$@"; }
+
+# Starts the agent in the node namespace and waits until its API answers.
+lab_agent_start() {
+	in_node "$ZTAGENT" --config "$LAB_CONF" >>"$LAB_LOG" 2>&1 &
+	LAB_AGENT_PID=$!
+	LAB_PIDS+=("$LAB_AGENT_PID")
+	for _ in $(seq 1 100); do
+		if ztctl status >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$LAB_AGENT_PID" 2>/dev/null; then
+			echo "# ztagent exited during start; its log:" >&2
+			sed 's/^/#   /' "$LAB_LOG" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "# ztagent did not answer on $LAB_SOCK within 5 s" >&2
+	return 1
+}
+
+# Stops the agent with SIGTERM (enforcement stays) and waits for it.
+lab_agent_stop() {
+	[ -n "$LAB_AGENT_PID" ] || return 0
+	kill -TERM "$LAB_AGENT_PID" 2>/dev/null
+	wait "$LAB_AGENT_PID" 2>/dev/null
+	local rc=$?
+	LAB_AGENT_PID=
+	return $rc
+}
+
+# Runs a command in the background and remembers its PID for cleanup.
+lab_bg() {
+	"$@" &
+	LAB_PIDS+=("$!")
+}
+
+lab_cleanup() {
+	local rc=$?
+	local p
+	for p in "${LAB_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${LAB_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	if [ -n "${LAB_NODE:-}" ]; then
+		ip netns exec "$LAB_NODE" ip link set dev uplink0 xdp off 2>/dev/null
+		ip netns exec "$LAB_NODE" ip link set dev uplink0 xdpgeneric off 2>/dev/null
+		ip netns del "$LAB_NODE" 2>/dev/null
+	fi
+	[ -n "${LAB_EXT:-}" ] && ip netns del "$LAB_EXT" 2>/dev/null
+	if [ -n "${LAB_BPFFS:-}" ] && mountpoint -q "$LAB_BPFFS"; then
+		umount "$LAB_BPFFS"
+	fi
+	[ -n "${LAB_DIR:-}" ] && rm -rf "$LAB_DIR"
+	return $rc
+}
+
+# --- TAP helpers for the integration tests ---
+TAP_N=0
+tap_ok() {
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N - $*"
+}
+tap_fail() {
+	TAP_N=$((TAP_N + 1))
+	echo "not ok $TAP_N - $*"
+}
+# check "description" command...: ok when the command succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then tap_ok "$what"; else tap_fail "$what"; fi
+}
