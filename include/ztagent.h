@@ -111,6 +111,8 @@ struct zt_prefix_set {
 	__u8 v6_lens[ZT_MAX_HASHED_LENS];
 	__u32 v4_lpm_used; /* non-zero: blocklist_lpm_v4 has entries */
 	__u32 v6_lpm_used;
+	__u32 allow_v4_used; /* non-zero: allowlist_v4 has entries (else skip the lookup) */
+	__u32 allow_v6_used;
 };
 
 /*

@@ -47,12 +47,16 @@ struct zt_blocklist {
 	size_t n_fam[2];
 	uint32_t n_trie[2];
 	uint64_t next_expiry; /* earliest expires_ns among entries; UINT64_MAX: none */
+	bool allow_used[2]; /* the allowlist trie has entries */
 };
 
 static const char *const reason_names[ZT_BR_MAX] = {
-	[ZT_BR_UNSPEC] = "unspecified", [ZT_BR_OPERATOR] = "operator",
-	[ZT_BR_THREAT_INTEL] = "threat-intel", [ZT_BR_SCAN] = "scan",
-	[ZT_BR_FLOOD] = "flood", [ZT_BR_ANOMALY] = "anomaly",
+	[ZT_BR_UNSPEC] = "unspecified",
+	[ZT_BR_OPERATOR] = "operator",
+	[ZT_BR_THREAT_INTEL] = "threat-intel",
+	[ZT_BR_SCAN] = "scan",
+	[ZT_BR_FLOOD] = "flood",
+	[ZT_BR_ANOMALY] = "anomaly",
 	[ZT_BR_POLICY] = "policy",
 };
 
@@ -124,7 +128,8 @@ static bool slot_eq(const struct bl_slot *s, int fam, uint8_t plen, const uint8_
 	return s->fam == fam && s->plen == plen && memcmp(s->addr, addr, addr_len(fam)) == 0;
 }
 
-static struct bl_slot *tab_find(const struct bl_table *t, int fam, uint8_t plen, const uint8_t *addr)
+static struct bl_slot *tab_find(const struct bl_table *t, int fam, uint8_t plen,
+				const uint8_t *addr)
 {
 	size_t mask = t->cap - 1, i = slot_hash(fam, plen, addr) & mask;
 
@@ -221,6 +226,13 @@ static size_t make_key(int fam, uint8_t plen, const uint8_t *addr, void *key)
 	return sizeof(*k6);
 }
 
+static bool trie_empty(int fd)
+{
+	uint8_t next[sizeof(struct zt_ip6_key)];
+
+	return bpf_map_get_next_key(fd, NULL, next) < 0;
+}
+
 static int publish_prefixes(struct zt_blocklist *bl)
 {
 	struct zt_prefix_set ps = {};
@@ -234,6 +246,8 @@ static int publish_prefixes(struct zt_blocklist *bl)
 			ps.v6_lens[ps.v6_count++] = len;
 	ps.v4_lpm_used = bl->n_trie[FAM_V4] != 0;
 	ps.v6_lpm_used = bl->n_trie[FAM_V6] != 0;
+	ps.allow_v4_used = bl->allow_used[FAM_V4];
+	ps.allow_v6_used = bl->allow_used[FAM_V6];
 	if (bpf_map_update_elem(bl->fd_prefixes, &zero, &ps, BPF_ANY) < 0)
 		return -errno;
 	return 0;
@@ -246,14 +260,6 @@ static unsigned int hashed_lens(const struct zt_blocklist *bl, int fam)
 	for (int len = 0; len <= MAX_PLEN; len++)
 		n += bl->count[fam][len] && bl->hashed[fam][len];
 	return n;
-}
-
-/* Where a new entry of this length goes: its length's place, or a new one. */
-static bool place_hashed(struct zt_blocklist *bl, int fam, uint8_t plen)
-{
-	if (bl->count[fam][plen])
-		return bl->hashed[fam][plen];
-	return hashed_lens(bl, fam) < ZT_MAX_HASHED_LENS;
 }
 
 static void note_expiry(struct zt_blocklist *bl, uint64_t expires_ns)
@@ -367,6 +373,8 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 		if (r == 0)
 			r = load_map(bl, fam, true);
 	}
+	bl->allow_used[FAM_V4] = !trie_empty(bl->fd_allow[FAM_V4]);
+	bl->allow_used[FAM_V6] = !trie_empty(bl->fd_allow[FAM_V6]);
 	/* Re-publish from what the maps hold: repairs a set left half-written. */
 	if (r == 0)
 		r = publish_prefixes(bl);
@@ -404,8 +412,8 @@ static void fill_entry(struct zt_blocklist *bl, const struct zt_block_req *req,
 	e->note_id = intern_note(bl, req->note);
 }
 
-int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const struct zt_block_req *req,
-		     bool *replaced, char *err, size_t errlen)
+int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
+		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen)
 {
 	size_t added = 0, repl = 0;
 	int r;
@@ -472,15 +480,15 @@ static int write_entries(int fd, const void *keys, size_t key_size, const void *
 
 	while (done < n) {
 		__u32 cnt = n - done > BATCH ? BATCH : n - done;
-		int r = bpf_map_update_batch(fd, (const uint8_t *)keys + done * key_size,
-					     (const uint8_t *)vals + done * sizeof(struct zt_block_entry),
-					     &cnt, &opts);
+		int r = bpf_map_update_batch(
+			fd, (const uint8_t *)keys + done * key_size,
+			(const uint8_t *)vals + done * sizeof(struct zt_block_entry), &cnt, &opts);
 
 		if (r == 0) {
 			done += cnt;
 			continue;
 		}
-		if (r != -EINVAL && r != -ENOTSUPP && r != -EOPNOTSUPP)
+		if (r != -EINVAL && r != -524 /* ENOTSUPP */ && r != -EOPNOTSUPP)
 			return r;
 		/* LPM tries have no batch update. */
 		for (; done < n; done++)
@@ -560,17 +568,18 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 			new_per_fam[f]++;
 		}
 		make_key(f, l, cs[i].addr,
-			 keys[f][trie_for[f][l]] + nk[f][trie_for[f][l]] *
-							   (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
-									  sizeof(struct zt_ip6_key)));
+			 keys[f][trie_for[f][l]] +
+				 nk[f][trie_for[f][l]] * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
+									sizeof(struct zt_ip6_key)));
 		nk[f][trie_for[f][l]]++;
 	}
 	for (int f = 0; f < 2; f++) {
 		if (bl->n_fam[f] + new_per_fam[f] > bl->max_entries[f]) {
-			snprintf(err, errlen,
-				 "the IPv%d blocklist would hold %zu entries, its capacity is %u (xdp.blocklist_max); nothing was changed",
-				 f == FAM_V4 ? 4 : 6, bl->n_fam[f] + new_per_fam[f],
-				 bl->max_entries[f]);
+			snprintf(
+				err, errlen,
+				"the IPv%d blocklist would hold %zu entries, its capacity is %u (xdp.blocklist_max); nothing was changed",
+				f == FAM_V4 ? 4 : 6, bl->n_fam[f] + new_per_fam[f],
+				bl->max_entries[f]);
 			r = -ENOSPC;
 			goto rollback_mirror;
 		}
@@ -578,8 +587,8 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 	/* Entries first ... */
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++) {
-			size_t ks = f == FAM_V4 ? sizeof(struct zt_ip4_key) :
-						  sizeof(struct zt_ip6_key);
+			size_t ks =
+				f == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
 
 			if (!nk[f][t])
 				continue;
@@ -689,6 +698,11 @@ int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const cha
 	v.note_id = intern_note(bl, note);
 	if (bpf_map_update_elem(bl->fd_allow[fam], key, &v, BPF_ANY) < 0)
 		return -errno;
+	/* Entry first, then the flag that makes the program look. */
+	if (!bl->allow_used[fam]) {
+		bl->allow_used[fam] = true;
+		return publish_prefixes(bl);
+	}
 	return 0;
 }
 
@@ -700,6 +714,10 @@ int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
 	make_key(fam, c->prefixlen, c->addr, key);
 	if (bpf_map_delete_elem(bl->fd_allow[fam], key) < 0)
 		return -errno;
+	if (trie_empty(bl->fd_allow[fam])) {
+		bl->allow_used[fam] = false;
+		return publish_prefixes(bl);
+	}
 	return 0;
 }
 
@@ -754,8 +772,9 @@ static int req_block(const cbor_item_t *req, struct zt_block_req *br, char *note
 	}
 	r = zt_cbor_get_str(req, "kind", kind, sizeof(kind));
 	if (r == 0 && zt_block_reason_parse(kind, &br->reason) < 0) {
-		snprintf(err, errlen,
-			 "field 'kind': expected operator, threat-intel, scan, flood, anomaly or policy");
+		snprintf(
+			err, errlen,
+			"field 'kind': expected operator, threat-intel, scan, flood, anomaly or policy");
 		return -EINVAL;
 	}
 	r = zt_cbor_get_str(req, "source", source, sizeof(source));
@@ -807,7 +826,8 @@ static int op_block_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 		 zt_block_source_name(br.source), zt_log_quote(q, sizeof(q), note), replaced);
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr) ||
-	    zt_cbor_put_u64(*data, "expires_unix", br.ttl_ns ? zt_now_unix() + br.ttl_ns / 1000000000ULL : 0) ||
+	    zt_cbor_put_u64(*data, "expires_unix",
+			    br.ttl_ns ? zt_now_unix() + br.ttl_ns / 1000000000ULL : 0) ||
 	    zt_cbor_put_bool(*data, "replaced", replaced))
 		return -ENOMEM;
 	return 0;
@@ -896,7 +916,8 @@ static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 		if (!m || zt_cbor_put_str(m, "cidr", cidr) ||
 		    zt_cbor_put_str(m, "kind", zt_block_reason_name(e.reason)) ||
 		    zt_cbor_put_str(m, "source", zt_block_source_name(e.source)) ||
-		    zt_cbor_put_u64(m, "feed_id", e.feed_id) || zt_cbor_put_str(m, "reason", note) ||
+		    zt_cbor_put_u64(m, "feed_id", e.feed_id) ||
+		    zt_cbor_put_str(m, "reason", note) ||
 		    zt_cbor_put_u64(m, "created_unix", e.created_unix) ||
 		    zt_cbor_put_u64(m, "expires_unix", expires_unix(e.expires_ns)) ||
 		    zt_cbor_put_bool(m, "expired", e.expires_ns && e.expires_ns <= now) ||
@@ -1106,9 +1127,9 @@ int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api)
 		const char *op;
 		zt_api_handler fn;
 	} ops[] = {
-		{ ZT_OP_BLOCK_ADD, op_block_add },     { ZT_OP_BLOCK_DEL, op_block_del },
-		{ ZT_OP_BLOCK_LIST, op_block_list },   { ZT_OP_BLOCK_IMPORT, op_block_import },
-		{ ZT_OP_ALLOW_ADD, op_allow_add },     { ZT_OP_ALLOW_DEL, op_allow_del },
+		{ ZT_OP_BLOCK_ADD, op_block_add },   { ZT_OP_BLOCK_DEL, op_block_del },
+		{ ZT_OP_BLOCK_LIST, op_block_list }, { ZT_OP_BLOCK_IMPORT, op_block_import },
+		{ ZT_OP_ALLOW_ADD, op_allow_add },   { ZT_OP_ALLOW_DEL, op_allow_del },
 		{ ZT_OP_ALLOW_LIST, op_allow_list },
 	};
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(ops); i++) {

@@ -34,8 +34,8 @@ struct zt_block_req {
 int zt_blocklist_init(struct zt_blocklist **bl, struct zt_datapath *dp, char *err, size_t errlen);
 void zt_blocklist_stop(struct zt_blocklist *bl);
 
-int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const struct zt_block_req *req,
-		     bool *replaced, char *err, size_t errlen);
+int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
+		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen);
 int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
 /* All or nothing: -ENOSPC (nothing changed) when the maps cannot hold them. */
 int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,

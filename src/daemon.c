@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -166,7 +167,8 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 		p = zt_cbor_map();
 		if (!p || zt_cbor_put_str(p, "name", ifc->name) ||
 		    zt_cbor_put_u64(p, "ifindex", ifc->ifindex) ||
-		    zt_cbor_put_str(p, "mode", ifc->mode == ZT_XDP_GENERIC ? "generic" : "native") ||
+		    zt_cbor_put_str(p, "mode",
+				    ifc->mode == ZT_XDP_GENERIC ? "generic" : "native") ||
 		    zt_cbor_put_u64(p, "prog_id", q.prog_id) ||
 		    zt_cbor_put_bool(p, "attached", attached) || zt_cbor_push(ifs, p))
 			goto nomem;
@@ -252,7 +254,9 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 			log_info("signal", "signo=%u action=stop enforcement=kept", si.ssi_signo);
 			zt_loop_quit(d->loop);
 		} else if (si.ssi_signo == SIGHUP) {
-			log_warn("signal", "signo=SIGHUP action=ignored why=\"restart the agent to apply configuration changes; enforcement has no gap across a restart\"");
+			log_warn(
+				"signal",
+				"signo=SIGHUP action=ignored why=\"restart the agent to apply configuration changes; enforcement has no gap across a restart\"");
 		}
 	}
 }

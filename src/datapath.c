@@ -84,7 +84,8 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 	if (strncmp(dir, "/sys/fs/bpf/", 12) == 0 && !on_bpffs("/sys/fs/bpf")) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") < 0) {
 			r = -errno;
-			snprintf(err, errlen, "cannot mount bpffs at /sys/fs/bpf: %s", strerror(-r));
+			snprintf(err, errlen, "cannot mount bpffs at /sys/fs/bpf: %s",
+				 strerror(-r));
 			return r;
 		}
 		log_info("bpffs_mounted", "path=/sys/fs/bpf");
@@ -104,8 +105,8 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 	if (mount("bpf", dir, "bpf", 0, "mode=0700") < 0) {
 		r = -errno;
 		snprintf(err, errlen,
-			 "cannot mount bpffs at %s: %s (set 'bpffs' to a directory on a bpffs)", dir,
-			 strerror(-r));
+			 "cannot mount bpffs at %s: %s (set 'bpffs' to a directory on a bpffs)",
+			 dir, strerror(-r));
 		return r;
 	}
 	log_info("bpffs_mounted", "path=%s", dir);
@@ -121,8 +122,7 @@ static void adopt_pinned_sizes(struct bpf_object *obj, const char *bpffs, unsign
 {
 	struct bpf_map *map;
 
-	bpf_object__for_each_map(map, obj)
-	{
+	bpf_object__for_each_map (map, obj) {
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
 		char path[4096];
@@ -137,9 +137,11 @@ static void adopt_pinned_sizes(struct bpf_object *obj, const char *bpffs, unsign
 		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
 			(*reused)++;
 			if (info.max_entries != bpf_map__max_entries(map)) {
-				log_warn("map_size_kept",
-					 "map=%s pinned=%u configured=%u hint=\"ztagent --detach removes the old pins so the new size applies\"",
-					 bpf_map__name(map), info.max_entries, bpf_map__max_entries(map));
+				log_warn(
+					"map_size_kept",
+					"map=%s pinned=%u configured=%u hint=\"ztagent --detach removes the old pins so the new size applies\"",
+					bpf_map__name(map), info.max_entries,
+					bpf_map__max_entries(map));
 				bpf_map__set_max_entries(map, info.max_entries);
 			}
 		}
@@ -181,9 +183,10 @@ static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode wan
 	if (q.prog_id) {
 		r = prog_name_by_id(q.prog_id, name, sizeof(name));
 		if (r < 0 || strcmp(name, XDP_PROG_NAME) != 0) {
-			snprintf(err, errlen,
-				 "%s already runs another XDP program (id %u, name '%s'); refusing to replace it: remove it first (ip link set dev %s xdp off)",
-				 ifc->name, q.prog_id, name, ifc->name);
+			snprintf(
+				err, errlen,
+				"%s already runs another XDP program (id %u, name '%s'); refusing to replace it: remove it first (ip link set dev %s xdp off)",
+				ifc->name, q.prog_id, name, ifc->name);
 			return -EBUSY;
 		}
 		/* Replace our earlier program in the mode it runs in: no gap. */
@@ -304,9 +307,10 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 
 	r = xdp_guard__load(skel);
 	if (r < 0) {
-		snprintf(err, errlen,
-			 "cannot load the XDP program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
-			 strerror(-r), cfg->bpffs);
+		snprintf(
+			err, errlen,
+			"cannot load the XDP program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
 		goto fail;
 	}
 	log_info("datapath_loaded", "bpffs=%s maps_reused=%u cpus=%d", cfg->bpffs, dp->n_reused,
@@ -320,9 +324,10 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 		ifc->ifindex = if_nametoindex(ifc->name);
 		if (!ifc->ifindex) {
 			r = -ENODEV;
-			snprintf(err, errlen,
-				 "xdp.interfaces: no interface named '%s' in this network namespace",
-				 ifc->name);
+			snprintf(
+				err, errlen,
+				"xdp.interfaces: no interface named '%s' in this network namespace",
+				ifc->name);
 			goto fail;
 		}
 		r = attach_one(ifc, prog_fd, cfg->xdp.mode, err, errlen);
@@ -406,14 +411,16 @@ int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen)
 			continue;
 		if (prog_name_by_id(q.prog_id, name, sizeof(name)) < 0 ||
 		    strcmp(name, XDP_PROG_NAME) != 0) {
-			log_warn("detach_skipped", "iface=%s prog_id=%u name=%s why=\"not ztagent's\"",
-				 ifname, q.prog_id, name);
+			log_warn("detach_skipped",
+				 "iface=%s prog_id=%u name=%s why=\"not ztagent's\"", ifname,
+				 q.prog_id, name);
 			continue;
 		}
 		flags = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 		r = bpf_xdp_detach(ifindex, flags, NULL);
 		if (r < 0) {
-			snprintf(err, errlen, "cannot detach XDP from %s: %s", ifname, strerror(-r));
+			snprintf(err, errlen, "cannot detach XDP from %s: %s", ifname,
+				 strerror(-r));
 			ret = r;
 			continue;
 		}
@@ -432,8 +439,7 @@ size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, siz
 	struct bpf_map *map;
 	size_t n = 0;
 
-	bpf_object__for_each_map(map, dp->xdp->obj)
-	{
+	bpf_object__for_each_map (map, dp->xdp->obj) {
 		if (bpf_map__is_internal(map))
 			continue;
 		if (n < max) {

@@ -18,6 +18,8 @@ int zt_loop_mod(struct zt_loop *loop, int fd, uint32_t events);
 int zt_loop_del(struct zt_loop *loop, int fd);
 /* A periodic timer (timerfd, CLOCK_MONOTONIC); returns its fd (owned by the loop). */
 int zt_loop_add_timer(struct zt_loop *loop, uint64_t interval_ns, zt_loop_fn fn, void *ctx);
+/* One epoll_wait (timeout_ms, -1 = forever) and its callbacks; returns the events handled or -errno. */
+int zt_loop_run_once(struct zt_loop *loop, int timeout_ms);
 /* Runs until zt_loop_quit(); returns 0, or -errno if epoll_wait fails. */
 int zt_loop_run(struct zt_loop *loop);
 void zt_loop_quit(struct zt_loop *loop);

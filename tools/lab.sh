@@ -73,7 +73,7 @@ ztctl() { "$ZTCTL_BIN" --socket "$LAB_SOCK" "$@"; }
 
 # Starts the agent in the node namespace and waits until its API answers.
 lab_agent_start() {
-	in_node "$ZTAGENT" --config "$LAB_CONF" >>"$LAB_LOG" 2>&1 &
+	ip netns exec "$LAB_NODE" "$ZTAGENT" --config "$LAB_CONF" >>"$LAB_LOG" 2>&1 &
 	LAB_AGENT_PID=$!
 	LAB_PIDS+=("$LAB_AGENT_PID")
 	for _ in $(seq 1 100); do
@@ -101,20 +101,30 @@ lab_agent_stop() {
 	return $rc
 }
 
-# Runs a command in the background and remembers its PID for cleanup.
-lab_bg() {
-	"$@" &
-	LAB_PIDS+=("$!")
+# Runs a command in a namespace in the background; LAB_BG_PID is its PID
+# (ip netns exec execs the command, so it is the command's own PID).
+lab_bg_in() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@" &
+	LAB_BG_PID=$!
+	LAB_PIDS+=("$LAB_BG_PID")
 }
 
 lab_cleanup() {
 	local rc=$?
-	local p
+	local p ns
 	for p in "${LAB_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null
 	done
 	for p in "${LAB_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
+	done
+	# Anything still running inside our namespaces was started by us.
+	for ns in ${LAB_NODE:-} ${LAB_EXT:-}; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$p" 2>/dev/null
+		done
 	done
 	if [ -n "${LAB_NODE:-}" ]; then
 		ip netns exec "$LAB_NODE" ip link set dev uplink0 xdp off 2>/dev/null

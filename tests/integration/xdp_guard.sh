@@ -13,14 +13,14 @@ pings() { # SRC: one ping, 1 s timeout
 no_ping() { ! pings "$1"; }
 
 TCP_PORT=5002
-lab_bg in_node nc -lk "$LAB_NODE_IP" "$TCP_PORT"
+lab_bg_in "$LAB_NODE" nc -lk "$LAB_NODE_IP" "$TCP_PORT"
 tcp_ok() { in_ext nc -z -w1 -s "$1" "$LAB_NODE_IP" "$TCP_PORT" >/dev/null 2>&1; }
 no_tcp() { ! tcp_ok "$1"; }
 
 UDP_PORT=6000
 udp_ok() { # SRC: a datagram from SRC reaches a listener on the node
 	local port=$((UDP_PORT++)) out="$LAB_DIR/udp.$UDP_PORT"
-	in_node timeout 2 nc -u -l "$LAB_NODE_IP" "$port" >"$out" 2>/dev/null &
+	ip netns exec "$LAB_NODE" timeout 2 nc -u -l "$LAB_NODE_IP" "$port" >"$out" 2>/dev/null &
 	local lp=$!
 	sleep 0.2
 	for i in 1 2 3 4 5; do
@@ -50,7 +50,11 @@ import json, sys
 d = json.load(sys.stdin)
 sys.exit(0 if any(i["name"] == "uplink0" and i["attached"] for i in d["interfaces"]) else 1)'
 }
-listed() { ztctl block list | grep -q "$1"; }
+listed() {
+	local out
+	out=$(ztctl block list)
+	grep -q "$1" <<<"$out"
+}
 not_listed() { ! listed "$1"; }
 check "status shows xdp_guard attached to uplink0" attached
 check "pins exist under the configured bpffs" test -e "$LAB_BPFFS/ztagent/blocklist_v4"
@@ -61,15 +65,14 @@ check "TCP passes before any block" tcp_ok "$LAB_EXT_IP"
 
 # --- block stops traffic within 100 ms ---
 pinglog="$LAB_DIR/ping.log"
-in_ext ping -n -D -i 0.01 -W1 -I "$LAB_EXT_IP" "$LAB_NODE_IP" >"$pinglog" 2>&1 &
+# A ping every 10 ms, 150 of them (it ends by itself), blocked half-way.
+ip netns exec "$LAB_EXT" ping -n -D -i 0.01 -c 150 -w 3 -I "$LAB_EXT_IP" "$LAB_NODE_IP" >"$pinglog" 2>&1 &
 ping_pid=$!
 LAB_PIDS+=("$ping_pid")
 sleep 0.5
 t0=$(date +%s.%N)
 ztctl block add "$LAB_EXT_IP/32" --reason "integration test" >/dev/null
 rc=$?
-sleep 0.5
-kill -INT "$ping_pid" 2>/dev/null
 wait "$ping_pid" 2>/dev/null
 check "ztctl block add succeeds" test "$rc" -eq 0
 last=$(grep -o '^\[[0-9.]*\] [0-9]* bytes from' "$pinglog" | tail -n1 | sed 's/^\[\([0-9.]*\)\].*/\1/')
@@ -85,7 +88,11 @@ check "another source still passes" pings "$LAB_EXT_IP2"
 drops=$(counter blocklist)
 check "blocklist drops are counted ($drops)" test "${drops:-0}" -gt 0
 check "block list shows the entry with its reason" listed "$LAB_EXT_IP/32.*integration test"
-bpftool_sees() { bpftool map dump pinned "$LAB_BPFFS/ztagent/blocklist_v4" | grep -q '"prefixlen": 32'; }
+bpftool_sees() { # no "| grep -q" under pipefail: bpftool would die of SIGPIPE
+	local out
+	out=$(bpftool map dump pinned "$LAB_BPFFS/ztagent/blocklist_v4")
+	grep -q '"prefixlen": 32' <<<"$out" && grep -q '198,18,0,1' <<<"$out"
+}
 check "bpftool sees the pinned entry" bpftool_sees
 
 # --- unblock ---
@@ -116,9 +123,10 @@ check "the daemon removes the expired entry" not_listed "$LAB_EXT_IP/32"
 # --- restart keeps blocks, with no gap ---
 ztctl block add "$LAB_EXT_IP/32" --reason restart >/dev/null
 old_prog=$(in_node ip -j link show uplink0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null)
-in_ext ping -n -D -i 0.01 -W1 -I "$LAB_EXT_IP" "$LAB_NODE_IP" >"$LAB_DIR/blocked.log" 2>&1 &
+# Both ping every 10 ms, 300 times, ending by themselves, across the restart.
+ip netns exec "$LAB_EXT" ping -n -D -i 0.01 -c 300 -w 5 -I "$LAB_EXT_IP" "$LAB_NODE_IP" >"$LAB_DIR/blocked.log" 2>&1 &
 p1=$!
-in_ext ping -n -D -i 0.01 -W1 -I "$LAB_EXT_IP2" "$LAB_NODE_IP" >"$LAB_DIR/allowed.log" 2>&1 &
+ip netns exec "$LAB_EXT" ping -n -D -i 0.01 -c 300 -w 5 -I "$LAB_EXT_IP2" "$LAB_NODE_IP" >"$LAB_DIR/allowed.log" 2>&1 &
 p2=$!
 LAB_PIDS+=("$p1" "$p2")
 sleep 0.3
@@ -128,8 +136,6 @@ check "enforcement stays while no daemon runs" no_ping "$LAB_EXT_IP"
 check "the pins stay while no daemon runs" test -e "$LAB_BPFFS/ztagent/blocklist_v4"
 lab_agent_start
 check "the daemon starts again over its pins" test $? -eq 0
-sleep 0.3
-kill -INT "$p1" "$p2" 2>/dev/null
 wait "$p1" "$p2" 2>/dev/null
 new_prog=$(in_node ip -j link show uplink0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null)
 check "the restarted daemon replaced its program ($old_prog -> $new_prog)" \

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packet parsing shared by the XDP and TC programs: Ethernet with up to two
+ * VLAN tags (802.1Q / 802.1ad in either position), IPv4 (options,
+ * fragments), IPv6 (a bounded walk of extension headers), TCP, UDP, ICMP
+ * and ICMPv6. It works on (data, data_end) only, so any program type that
+ * has direct packet access can use it.
+ *
+ * zt_parse() returns ZT_XR_OK, ZT_XR_NOT_IP or the ZT_XR_BAD_* reason that
+ * names the header found truncated or malformed. What was parsed before the
+ * failure stays in struct zt_pkt (a drop event for a bad TCP header still
+ * carries the addresses).
+ */
+#ifndef ZT_BPF_PARSE_H
+#define ZT_BPF_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+
+#define ZT_MAX_VLANS 2
+#define ZT_MAX_IP6_EXT 8
+/*
+ * Headers are looked for no deeper than this into the frame. Far beyond any
+ * linear XDP buffer, and it keeps the verifier's offsets under 64 KiB.
+ */
+#define ZT_MAX_HDR_OFF 0x3fff
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+#ifndef IPPROTO_MH
+#define IPPROTO_MH 135 /* IPv6 mobility header */
+#endif
+
+#define ZT_IP4_OFFSET_MASK 0x1fff
+#define ZT_IP4_MF 0x2000
+#define ZT_IP6_OFFSET_MASK 0xfff8
+#define ZT_IP6_MF 0x0001
+
+/* struct zt_pkt.flags */
+#define ZT_PKT_FRAGMENT 0x01 /* any fragment, the first included */
+#define ZT_PKT_LATER_FRAGMENT 0x02 /* fragment offset != 0: no L4 header */
+#define ZT_PKT_L4 0x04 /* an L4 header was parsed (sport/dport are valid) */
+
+struct zt_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Every IPv6 extension header starts with these two bytes. */
+struct zt_ip6_ext_hdr {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct zt_ip6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 id;
+};
+
+struct zt_pkt {
+	__u32 saddr[4]; /* network byte order; IPv4 in saddr[0] */
+	__u32 daddr[4];
+	__u16 sport; /* host byte order; ICMP/ICMPv6: type */
+	__u16 dport; /* host byte order; ICMP/ICMPv6: code */
+	__u16 l3_off; /* from data; valid once family != 0 */
+	__u16 l4_off; /* from data; valid with ZT_PKT_L4 */
+	__u16 vlan[ZT_MAX_VLANS]; /* VLAN ids, outer first */
+	__u8 n_vlans;
+	__u8 family; /* 4 or 6; 0 until an IP header was parsed */
+	__u8 proto; /* IPPROTO_*: IPv6: the first non-extension header, or with
+		     * ZT_XR_BAD_IP6_EXT the extension header that was cut or one too many */
+	__u8 tcp_flags; /* TCP: byte 13 of the header (CWR..FIN) */
+	__u8 flags; /* ZT_PKT_* */
+	__u8 _pad;
+};
+
+static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, struct zt_pkt *p)
+{
+	switch (p->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = l4;
+		__u32 doff;
+
+		if ((void *)(th + 1) > data_end)
+			return ZT_XR_BAD_L4;
+		doff = th->doff * 4;
+		if (doff < sizeof(*th) || l4 + doff > data_end)
+			return ZT_XR_BAD_L4;
+		p->sport = bpf_ntohs(th->source);
+		p->dport = bpf_ntohs(th->dest);
+		p->tcp_flags = ((__u8 *)th)[13];
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return ZT_XR_BAD_L4;
+		p->sport = bpf_ntohs(uh->source);
+		p->dport = bpf_ntohs(uh->dest);
+		break;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		/* Both are 8 bytes: type, code, checksum, 4 bytes of rest. */
+		struct icmphdr *ih = l4;
+
+		if ((void *)(ih + 1) > data_end)
+			return ZT_XR_BAD_L4;
+		p->sport = ih->type;
+		p->dport = ih->code;
+		break;
+	}
+	default:
+		return ZT_XR_OK;
+	}
+	p->l4_off = l4 - data;
+	p->flags |= ZT_PKT_L4;
+	return ZT_XR_OK;
+}
+
+static __always_inline int zt_parse_ip4(void *data, void *l3, void *data_end, struct zt_pkt *p)
+{
+	struct iphdr *ip = l3;
+	__u32 hl, tot;
+	__u16 frag;
+
+	if ((void *)(ip + 1) > data_end)
+		return ZT_XR_BAD_IP4;
+	if (ip->version != 4 || ip->ihl < 5)
+		return ZT_XR_BAD_IP4;
+	hl = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	/* Trailing bytes past tot_len (Ethernet padding) are fine. */
+	if (l3 + hl > data_end || tot < hl || l3 + tot > data_end)
+		return ZT_XR_BAD_IP4;
+	p->family = 4;
+	p->proto = ip->protocol;
+	p->saddr[0] = ip->saddr;
+	p->daddr[0] = ip->daddr;
+	frag = bpf_ntohs(ip->frag_off);
+	if (frag & (ZT_IP4_OFFSET_MASK | ZT_IP4_MF)) {
+		p->flags |= ZT_PKT_FRAGMENT;
+		if (frag & ZT_IP4_OFFSET_MASK) {
+			p->flags |= ZT_PKT_LATER_FRAGMENT;
+			return ZT_XR_OK;
+		}
+	}
+	return zt_parse_l4(data, l3 + hl, data_end, p);
+}
+
+static __always_inline int zt_ip6_is_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_FRAGMENT ||
+	       nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH || nh == IPPROTO_MH;
+}
+
+static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end, struct zt_pkt *p)
+{
+	struct ipv6hdr *ip6 = data + l3_off;
+	__u32 off = l3_off + sizeof(*ip6);
+	__u8 nh;
+	int i;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return ZT_XR_BAD_IP6;
+	if (ip6->version != 6 || (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > data_end)
+		return ZT_XR_BAD_IP6;
+	p->family = 6;
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	nh = ip6->nexthdr;
+
+	/*
+	 * The walk keeps a scalar offset, bounded at every step, instead of a
+	 * packet pointer: the verifier then sees the same few states whatever
+	 * the mix of header lengths, instead of one per combination.
+	 */
+#pragma unroll
+	for (i = 0; i < ZT_MAX_IP6_EXT; i++) {
+		struct zt_ip6_ext_hdr *h;
+		__u32 len;
+
+		if (!zt_ip6_is_ext(nh))
+			break;
+		/* On failure, proto names the extension header at fault. */
+		p->proto = nh;
+		if (off > ZT_MAX_HDR_OFF)
+			return ZT_XR_BAD_IP6_EXT;
+		h = data + off;
+		/* Every extension header is at least 8 bytes long. */
+		if ((void *)h + 8 > data_end)
+			return ZT_XR_BAD_IP6_EXT;
+		if (nh == IPPROTO_FRAGMENT) {
+			struct zt_ip6_frag_hdr *fh = (void *)h;
+
+			p->flags |= ZT_PKT_FRAGMENT;
+			if (fh->frag_off & bpf_htons(ZT_IP6_OFFSET_MASK))
+				p->flags |= ZT_PKT_LATER_FRAGMENT;
+			len = sizeof(*fh);
+		} else if (nh == IPPROTO_AH) {
+			len = ((__u32)h->hdrlen + 2) * 4;
+		} else {
+			len = ((__u32)h->hdrlen + 1) * 8;
+		}
+		if ((void *)h + len > data_end)
+			return ZT_XR_BAD_IP6_EXT;
+		nh = h->nexthdr;
+		off += len;
+	}
+	p->proto = nh;
+	if (zt_ip6_is_ext(nh))
+		return ZT_XR_BAD_IP6_EXT;
+	if (off > ZT_MAX_HDR_OFF)
+		return ZT_XR_BAD_IP6_EXT;
+	/* ESP (50) and no-next-header (59) fall through zt_parse_l4 without ports. */
+	if (p->flags & ZT_PKT_LATER_FRAGMENT)
+		return ZT_XR_OK;
+	return zt_parse_l4(data, data + off, data_end, p);
+}
+
+static __always_inline int zt_is_vlan(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* p must be zeroed by the caller. */
+static __always_inline int zt_parse(void *data, void *data_end, struct zt_pkt *p)
+{
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return ZT_XR_BAD_ETH;
+	proto = eth->h_proto;
+#pragma unroll
+	for (i = 0; i < ZT_MAX_VLANS; i++) {
+		struct zt_vlan_hdr *vh = data + off;
+
+		if (!zt_is_vlan(proto))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return ZT_XR_BAD_VLAN;
+		p->vlan[i] = bpf_ntohs(vh->tci) & 0x0fff;
+		p->n_vlans++;
+		proto = vh->proto;
+		off += sizeof(*vh);
+	}
+	if (zt_is_vlan(proto))
+		return ZT_XR_BAD_VLAN;
+	p->l3_off = off;
+	if (proto == bpf_htons(ETH_P_IP))
+		return zt_parse_ip4(data, data + off, data_end, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return zt_parse_ip6(data, off, data_end, p);
+	return ZT_XR_NOT_IP;
+}
+
+#endif /* ZT_BPF_PARSE_H */

@@ -1,0 +1,1089 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * xdp_guard through BPF_PROG_TEST_RUN. Each fixture is a packet (built by
+ * pktgen.h), the map entries to install first and the expected verdict and
+ * reason; a run checks the XDP return code, that exactly the expected
+ * (action, reason) counter moved by one packet of the packet's length, and
+ * for a drop the ring-buffer record. Malformed fixtures run twice: against
+ * a program loaded with cfg_malformed_drop=1 (drop, with an event) and one
+ * with cfg_malformed_drop=0 (pass, no event), counted under the same
+ * reason. Then the event sampler: 1-in-N sampling, the token bucket, a
+ * full ring, and that `represents` accounts for every drop.
+ *
+ * Needs root (CAP_BPF + CAP_SYS_ADMIN). Nothing is pinned: every map's pin
+ * path is cleared before load.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include "ztagent.h"
+#include "pktgen.h"
+#include "xdp_guard.skel.h"
+
+/* Fixture macros set defaults that a fixture may override. */
+#pragma GCC diagnostic ignored "-Woverride-init"
+
+#define SRC4 "198.18.0.10"
+#define SRC4_OUT "198.18.1.10" /* outside 198.18.0.0/24 */
+#define DST4 "198.19.0.1"
+/* Host bits in every 32-bit word, so masking each word is exercised. */
+#define SRC6 "2001:db8:1:0:1234:5678:9abc:10"
+#define SRC6_OUT "2001:db8:1:1:1234:5678:9abc:10" /* outside 2001:db8:1::/64 */
+#define DST6 "2001:db8:2::1"
+
+#define MAX_EVENTS 512
+
+struct ev_log {
+	struct zt_ev_xdp_drop ev[MAX_EVENTS];
+	int n;
+	int bad_size; /* records of an unexpected size */
+};
+
+struct env {
+	struct xdp_guard *skel;
+	struct ring_buffer *rb;
+	struct ev_log log;
+};
+
+struct cfg {
+	__u32 malformed_drop, event_sample, event_rate, ringbuf;
+};
+
+static struct env env_drop, env_pass;
+static int n_cpus;
+
+/* ---- map entries a fixture installs ---- */
+
+enum entry_kind {
+	E_NONE = 0,
+	E_BLOCK, /* hashed blocklist, length published unless .unpublished */
+	E_BLOCK_LPM, /* blocklist trie (sets v4/v6_lpm_used) */
+	E_ALLOW,
+};
+
+enum expiry {
+	EXP_NEVER = 0,
+	EXP_PAST, /* expired a second ago */
+	EXP_FUTURE, /* expires in an hour */
+};
+
+struct entry {
+	__u8 kind;
+	const char *cidr;
+	__u8 expiry;
+	__u8 unpublished;
+	__u16 reason, source;
+	__u32 feed_id; /* distinct per entry: names the entry expected to block */
+};
+
+#define BLK(c, id)                                                           \
+	{                                                                    \
+		E_BLOCK, c, EXP_NEVER, 0, ZT_BR_THREAT_INTEL, ZT_BS_FEED, id \
+	}
+#define BLK_EXP(c, e, id)                                        \
+	{                                                        \
+		E_BLOCK, c, e, 0, ZT_BR_SCAN, ZT_BS_DETECTOR, id \
+	}
+#define BLK_HIDDEN(c, id)                                                  \
+	{                                                                  \
+		E_BLOCK, c, EXP_NEVER, 1, ZT_BR_OPERATOR, ZT_BS_MANUAL, id \
+	}
+#define BLK_LPM(c, e, id)                                             \
+	{                                                             \
+		E_BLOCK_LPM, c, e, 0, ZT_BR_FLOOD, ZT_BS_DETECTOR, id \
+	}
+#define ALLOW(c)                                  \
+	{                                         \
+		E_ALLOW, c, EXP_NEVER, 0, 0, 0, 0 \
+	}
+
+#define MAX_ENTRIES 4
+
+struct fixture {
+	const char *name;
+	struct pg_spec pkt;
+	struct entry maps[MAX_ENTRIES];
+	int verdict; /* XDP_PASS / XDP_DROP with cfg_malformed_drop=1 */
+	__u32 reason; /* enum zt_xdp_reason */
+	__u32 hit; /* with ZT_XR_BLOCKLIST: feed_id of the entry that blocks */
+};
+
+/* ---- packets ---- */
+
+#define TCP4(...)                                                                            \
+	{                                                                                    \
+		.family = 4, .src = SRC4, .dst = DST4, .proto = IPPROTO_TCP, .sport = 40000, \
+		.dport = 443, __VA_ARGS__                                                    \
+	}
+#define UDP4(...)                                                                           \
+	{                                                                                   \
+		.family = 4, .src = SRC4, .dst = DST4, .proto = IPPROTO_UDP, .sport = 5353, \
+		.dport = 53, .payload = 12, __VA_ARGS__                                     \
+	}
+#define ICMP4(...)                                                                        \
+	{                                                                                 \
+		.family = 4, .src = SRC4, .dst = DST4, .proto = IPPROTO_ICMP, .sport = 8, \
+		.dport = 0, .payload = 16, __VA_ARGS__                                    \
+	}
+#define TCP6(...)                                                                            \
+	{                                                                                    \
+		.family = 6, .src = SRC6, .dst = DST6, .proto = IPPROTO_TCP, .sport = 40001, \
+		.dport = 8443, __VA_ARGS__                                                   \
+	}
+#define UDP6(...)                                                                           \
+	{                                                                                   \
+		.family = 6, .src = SRC6, .dst = DST6, .proto = IPPROTO_UDP, .sport = 5000, \
+		.dport = 4789, .payload = 12, __VA_ARGS__                                   \
+	}
+#define ICMP6(...)                                                                            \
+	{                                                                                     \
+		.family = 6, .src = SRC6, .dst = DST6, .proto = IPPROTO_ICMPV6, .sport = 128, \
+		.dport = 0, .payload = 16, __VA_ARGS__                                        \
+	}
+
+#define VLAN1 .tpid = { ETH_P_8021Q }, .vid = { 100 }
+#define VLAN2 .tpid = { ETH_P_8021AD, ETH_P_8021Q }, .vid = { 200, 100 }
+#define VLAN2_REV .tpid = { ETH_P_8021Q, ETH_P_8021AD }, .vid = { 300, 400 }
+#define VLAN3 .tpid = { ETH_P_8021AD, ETH_P_8021Q, ETH_P_8021Q }, .vid = { 1, 2, 3 }
+
+/* Hop-by-hop, destination options, fragment (first), then L4. */
+#define EXT_HDF .n_ext = 3, .ext = { IPPROTO_HOPOPTS, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT }
+/* Every kind the parser knows; the fragment header with offset 0. */
+#define EXT_ALL                                                                  \
+	.n_ext = 6, .ext = { IPPROTO_HOPOPTS,  IPPROTO_DSTOPTS, IPPROTO_ROUTING, \
+			     IPPROTO_FRAGMENT, IPPROTO_AH,	135 }
+#define EXT_8                                 \
+	.n_ext = 8, .ext = { IPPROTO_HOPOPTS, \
+			     IPPROTO_DSTOPTS, \
+			     IPPROTO_ROUTING, \
+			     IPPROTO_DSTOPTS, \
+			     IPPROTO_ROUTING, \
+			     IPPROTO_AH,      \
+			     135,             \
+			     IPPROTO_DSTOPTS }
+#define EXT_9                                 \
+	.n_ext = 9, .ext = { IPPROTO_HOPOPTS, \
+			     IPPROTO_DSTOPTS, \
+			     IPPROTO_ROUTING, \
+			     IPPROTO_DSTOPTS, \
+			     IPPROTO_ROUTING, \
+			     IPPROTO_AH,      \
+			     135,             \
+			     IPPROTO_DSTOPTS, \
+			     IPPROTO_ROUTING }
+
+#define PASS(r) .verdict = XDP_PASS, .reason = (r)
+#define DROP(r) .verdict = XDP_DROP, .reason = (r)
+#define BLOCKED(id) .verdict = XDP_DROP, .reason = ZT_XR_BLOCKLIST, .hit = (id)
+
+static const struct fixture fixtures[] = {
+	/* Plain traffic, nothing listed. */
+	{ "ip4_tcp_pass", TCP4(), {}, PASS(ZT_XR_OK) },
+	{ "ip4_udp_pass", UDP4(), {}, PASS(ZT_XR_OK) },
+	{ "ip4_icmp_pass", ICMP4(), {}, PASS(ZT_XR_OK) },
+	{ "ip4_gre_pass_no_ports",
+	  { .family = 4, .src = SRC4, .dst = DST4, .proto = 47, .payload = 2 },
+	  {},
+	  PASS(ZT_XR_OK) },
+	{ "ip6_tcp_pass", TCP6(), {}, PASS(ZT_XR_OK) },
+	{ "ip6_udp_pass", UDP6(), {}, PASS(ZT_XR_OK) },
+	{ "ip6_icmpv6_pass", ICMP6(), {}, PASS(ZT_XR_OK) },
+	{ "ip6_esp_pass_no_ports",
+	  { .family = 6, .src = SRC6, .dst = DST6, .proto = 50, .payload = 4 },
+	  {},
+	  PASS(ZT_XR_OK) },
+	{ "ip6_no_next_header_pass",
+	  { .family = 6, .src = SRC6, .dst = DST6, .proto = 59 },
+	  {},
+	  PASS(ZT_XR_OK) },
+	{ "arp_not_ip", { .ethertype = ETH_P_ARP, .payload = 28 }, {}, PASS(ZT_XR_NOT_IP) },
+	{ "arp_in_vlan_not_ip",
+	  { VLAN1, .ethertype = ETH_P_ARP, .payload = 28 },
+	  {},
+	  PASS(ZT_XR_NOT_IP) },
+	{ "ip4_eth_padding_pass", UDP4(.payload = 6, .ip_len_adj = -6), {}, PASS(ZT_XR_OK) },
+	{ "ip6_eth_padding_pass", UDP6(.payload = 6, .ip_len_adj = -6), {}, PASS(ZT_XR_OK) },
+
+	/* VLAN tags. */
+	{ "vlan1_pass", TCP4(VLAN1), {}, PASS(ZT_XR_OK) },
+	{ "vlan1_blocked", TCP4(VLAN1), { BLK(SRC4 "/32", 1) }, BLOCKED(1) },
+	{ "vlan2_qinq_pass", UDP6(VLAN2), {}, PASS(ZT_XR_OK) },
+	{ "vlan2_qinq_blocked", TCP4(VLAN2), { BLK(SRC4 "/32", 1) }, BLOCKED(1) },
+	{ "vlan2_reversed_blocked", UDP6(VLAN2_REV), { BLK(SRC6 "/128", 2) }, BLOCKED(2) },
+	{ "vlan3_malformed", TCP4(VLAN3), {}, DROP(ZT_XR_BAD_VLAN) },
+
+	/* IPv4 options and fragments. */
+	{ "ip4_options_pass", TCP4(.ip4_opt_words = 3), {}, PASS(ZT_XR_OK) },
+	{ "ip4_options_blocked_ports_after_options",
+	  UDP4(.ip4_opt_words = 10),
+	  { BLK(SRC4 "/32", 3) },
+	  BLOCKED(3) },
+	{ "ip4_first_fragment_blocked_ports",
+	  TCP4(.ip4_frag = 0x2000 /* MF */),
+	  { BLK(SRC4 "/32", 4) },
+	  BLOCKED(4) },
+	{ "ip4_first_fragment_l4_parsed",
+	  TCP4(.ip4_frag = 0x2000, .cut_hdr = PG_L4, .cut_keep = 10),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "ip4_later_fragment_no_l4",
+	  TCP4(.ip4_frag = 0x2000 | 185, .payload = 4),
+	  {},
+	  PASS(ZT_XR_OK) },
+	{ "ip4_later_fragment_blocked",
+	  UDP4(.ip4_frag = 185, .payload = 4),
+	  { BLK(SRC4 "/24", 5) },
+	  BLOCKED(5) },
+
+	/* IPv6 extension headers. */
+	{ "ip6_hop_dst_frag_pass", TCP6(EXT_HDF), {}, PASS(ZT_XR_OK) },
+	{ "ip6_hop_dst_frag_blocked_ports",
+	  UDP6(EXT_HDF, .ip6_frag = 0x0001 /* M */),
+	  { BLK(SRC6 "/128", 6) },
+	  BLOCKED(6) },
+	{ "ip6_all_ext_kinds_blocked_ports", TCP6(EXT_ALL), { BLK(SRC6 "/64", 7) }, BLOCKED(7) },
+	{ "ip6_first_fragment_l4_parsed",
+	  TCP6(EXT_HDF, .ip6_frag = 0x0001, .cut_hdr = PG_L4, .cut_keep = 12),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "ip6_later_fragment_no_l4",
+	  TCP6(EXT_HDF, .ip6_frag = 0x0100, .payload = 3),
+	  {},
+	  PASS(ZT_XR_OK) },
+	{ "ip6_later_fragment_blocked",
+	  ICMP6(EXT_HDF, .ip6_frag = 0x0100, .payload = 3),
+	  { BLK(SRC6 "/128", 8) },
+	  BLOCKED(8) },
+	{ "ip6_8_ext_headers_pass", UDP6(EXT_8), {}, PASS(ZT_XR_OK) },
+	{ "ip6_8_ext_headers_blocked", UDP6(EXT_8), { BLK(SRC6 "/128", 9) }, BLOCKED(9) },
+	{ "ip6_9_ext_headers_malformed", UDP6(EXT_9), {}, DROP(ZT_XR_BAD_IP6_EXT) },
+
+	/* Bad headers that are not truncations (truncations are generated below). */
+	{ "ip4_bad_version", TCP4(.ip_version = 5), {}, DROP(ZT_XR_BAD_IP4) },
+	{ "ip4_ihl_below_5", TCP4(.ip4_ihl = 4), {}, DROP(ZT_XR_BAD_IP4) },
+	{ "ip4_ihl_beyond_packet",
+	  { .family = 4, .src = SRC4, .dst = DST4, .proto = 47, .ip4_ihl = 15, .payload = 8 },
+	  {},
+	  DROP(ZT_XR_BAD_IP4) },
+	{ "ip4_tot_len_below_ihl", UDP4(.payload = 0, .ip_len_adj = -9), {}, DROP(ZT_XR_BAD_IP4) },
+	{ "ip4_tot_len_beyond_packet", UDP4(.ip_len_adj = 1), {}, DROP(ZT_XR_BAD_IP4) },
+	{ "ip6_bad_version", TCP6(.ip_version = 4), {}, DROP(ZT_XR_BAD_IP6) },
+	{ "ip6_payload_len_beyond_packet", TCP6(.ip_len_adj = 1), {}, DROP(ZT_XR_BAD_IP6) },
+	{ "tcp_doff_below_5", TCP4(.tcp_doff = 4), {}, DROP(ZT_XR_BAD_L4) },
+	{ "tcp_doff_beyond_packet",
+	  TCP6(.tcp_doff = 8, .cut_hdr = PG_L4, .cut_keep = 28),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "tcp_with_options_pass", TCP4(.tcp_doff = 8), {}, PASS(ZT_XR_OK) },
+
+	/* IPv4 blocklist. */
+	{ "ip4_block_32", TCP4(), { BLK(SRC4 "/32", 10) }, BLOCKED(10) },
+	{ "ip4_block_24_host_inside", UDP4(), { BLK("198.18.0.0/24", 11) }, BLOCKED(11) },
+	{ "ip4_block_24_host_outside",
+	  UDP4(.src = SRC4_OUT),
+	  { BLK("198.18.0.0/24", 11) },
+	  PASS(ZT_XR_OK) },
+	{ "ip4_block_0_everything",
+	  ICMP4(.src = "198.19.255.254"),
+	  { BLK("0.0.0.0/0", 12) },
+	  BLOCKED(12) },
+	{ "ip4_block_dst_is_not_src", TCP4(), { BLK(DST4 "/32", 13) }, PASS(ZT_XR_OK) },
+	{ "ip4_block_longest_first_then_shorter",
+	  TCP4(),
+	  { BLK("198.18.0.11/32", 14), BLK("198.18.0.0/16", 15) },
+	  BLOCKED(15) },
+	{ "ip4_block_not_for_ip6", TCP6(), { BLK("0.0.0.0/0", 16) }, PASS(ZT_XR_OK) },
+	{ "ip4_allowlist_inside_blocked_prefix",
+	  TCP4(),
+	  { BLK("198.18.0.0/24", 17), ALLOW(SRC4 "/32") },
+	  PASS(ZT_XR_ALLOWLIST) },
+	{ "ip4_allowlist_prefix_beats_block_32",
+	  UDP4(),
+	  { BLK(SRC4 "/32", 18), ALLOW("198.18.0.0/16") },
+	  PASS(ZT_XR_ALLOWLIST) },
+	{ "ip4_allowlist_without_block",
+	  UDP4(),
+	  { ALLOW("198.18.0.0/15") },
+	  PASS(ZT_XR_ALLOWLIST) },
+	{ "ip4_allowlist_elsewhere_still_blocked",
+	  UDP4(),
+	  { BLK(SRC4 "/32", 19), ALLOW(SRC4_OUT "/32") },
+	  BLOCKED(19) },
+	{ "ip4_expired_passes",
+	  TCP4(),
+	  { BLK_EXP(SRC4 "/32", EXP_PAST, 20) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
+	{ "ip4_not_yet_expired_blocks",
+	  TCP4(),
+	  { BLK_EXP(SRC4 "/32", EXP_FUTURE, 21) },
+	  BLOCKED(21) },
+	{ "ip4_expired_longer_live_shorter",
+	  TCP4(),
+	  { BLK_EXP(SRC4 "/32", EXP_PAST, 22), BLK("198.18.0.0/20", 23) },
+	  BLOCKED(23) },
+	{ "ip4_lpm_blocked", UDP4(), { BLK_LPM("198.18.0.0/23", EXP_NEVER, 24) }, BLOCKED(24) },
+	{ "ip4_lpm_expired",
+	  UDP4(),
+	  { BLK_LPM("198.18.0.0/23", EXP_PAST, 25) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
+	{ "ip4_lpm_after_hashed_expired",
+	  UDP4(),
+	  { BLK_EXP(SRC4 "/32", EXP_PAST, 26), BLK_LPM("198.18.0.0/17", EXP_NEVER, 27) },
+	  BLOCKED(27) },
+	{ "ip4_unpublished_length_not_consulted",
+	  TCP4(),
+	  { BLK_HIDDEN("198.18.0.0/24", 28) },
+	  PASS(ZT_XR_OK) },
+	{ "ip4_unpublished_length_other_published",
+	  TCP4(),
+	  { BLK_HIDDEN("198.18.0.0/24", 29), BLK("198.18.0.99/32", 30) },
+	  PASS(ZT_XR_OK) },
+
+	/* IPv6 blocklist. */
+	{ "ip6_block_128", TCP6(), { BLK(SRC6 "/128", 40) }, BLOCKED(40) },
+	{ "ip6_block_64_host_inside", UDP6(), { BLK("2001:db8:1::/64", 41) }, BLOCKED(41) },
+	{ "ip6_block_64_host_outside",
+	  UDP6(.src = SRC6_OUT),
+	  { BLK("2001:db8:1::/64", 41) },
+	  PASS(ZT_XR_OK) },
+	{ "ip6_block_odd_length_45", UDP6(), { BLK("2001:db8::/45", 42) }, BLOCKED(42) },
+	{ "ip6_block_80", TCP6(), { BLK("2001:db8:1:0:1234::/80", 51) }, BLOCKED(51) },
+	{ "ip6_block_100", TCP6(), { BLK("2001:db8:1:0:1234:5678:9000::/100", 52) }, BLOCKED(52) },
+	{ "ip6_block_100_host_outside",
+	  TCP6(),
+	  { BLK("2001:db8:1:0:1234:5678:a000::/100", 53) },
+	  PASS(ZT_XR_OK) },
+	{ "ip6_block_0_everything", ICMP6(), { BLK("::/0", 43) }, BLOCKED(43) },
+	{ "ip6_block_not_for_ip4", TCP4(), { BLK("::/0", 44) }, PASS(ZT_XR_OK) },
+	{ "ip6_allowlist_inside_blocked_prefix",
+	  TCP6(),
+	  { BLK("2001:db8::/32", 45), ALLOW(SRC6 "/128") },
+	  PASS(ZT_XR_ALLOWLIST) },
+	{ "ip6_expired_passes",
+	  TCP6(),
+	  { BLK_EXP(SRC6 "/128", EXP_PAST, 46) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
+	{ "ip6_expired_longer_live_shorter",
+	  TCP6(),
+	  { BLK_EXP(SRC6 "/128", EXP_PAST, 47), BLK("2001:db8:1::/48", 48) },
+	  BLOCKED(48) },
+	{ "ip6_lpm_blocked", UDP6(), { BLK_LPM("2001:db8:1::/56", EXP_NEVER, 49) }, BLOCKED(49) },
+	{ "ip6_unpublished_length_not_consulted",
+	  TCP6(),
+	  { BLK_HIDDEN("2001:db8:1::/64", 50) },
+	  PASS(ZT_XR_OK) },
+};
+
+/*
+ * Truncations, generated: each header is cut with none of its bytes left
+ * and with one byte missing. Ethernet runs below ETH_HLEN by handing the
+ * frame to the kernel behind XDP metadata (see run_prog()).
+ */
+struct trunc_base {
+	const char *name;
+	struct pg_spec pkt;
+	__u8 hdr;
+	__u32 reason;
+};
+
+static const struct trunc_base trunc_bases[] = {
+	{ "eth", TCP4(), PG_ETH, ZT_XR_BAD_ETH },
+	{ "vlan_outer", TCP4(VLAN1), PG_VLAN0, ZT_XR_BAD_VLAN },
+	{ "vlan_inner", UDP6(VLAN2), PG_VLAN1, ZT_XR_BAD_VLAN },
+	{ "ip4", TCP4(), PG_IP, ZT_XR_BAD_IP4 },
+	{ "ip4_in_vlans", UDP4(VLAN2), PG_IP, ZT_XR_BAD_IP4 },
+	{ "ip4_options", TCP4(.ip4_opt_words = 2), PG_IP4OPT, ZT_XR_BAD_IP4 },
+	{ "ip6", TCP6(), PG_IP, ZT_XR_BAD_IP6 },
+	{ "ip6_ext_hop", TCP6(EXT_ALL), PG_EXT0 + 0, ZT_XR_BAD_IP6_EXT },
+	{ "ip6_ext_dst", TCP6(EXT_ALL), PG_EXT0 + 1, ZT_XR_BAD_IP6_EXT },
+	{ "ip6_ext_routing", TCP6(EXT_ALL), PG_EXT0 + 2, ZT_XR_BAD_IP6_EXT },
+	{ "ip6_ext_frag", TCP6(EXT_ALL), PG_EXT0 + 3, ZT_XR_BAD_IP6_EXT },
+	{ "ip6_ext_ah", TCP6(EXT_ALL), PG_EXT0 + 4, ZT_XR_BAD_IP6_EXT },
+	{ "ip6_ext_mobility", TCP6(EXT_ALL), PG_EXT0 + 5, ZT_XR_BAD_IP6_EXT },
+	{ "tcp4", TCP4(), PG_L4, ZT_XR_BAD_L4 },
+	{ "tcp6", TCP6(), PG_L4, ZT_XR_BAD_L4 },
+	{ "tcp4_options", TCP4(.tcp_doff = 6), PG_L4, ZT_XR_BAD_L4 },
+	{ "udp4", UDP4(), PG_L4, ZT_XR_BAD_L4 },
+	{ "udp6_after_ext", UDP6(EXT_HDF), PG_L4, ZT_XR_BAD_L4 },
+	{ "icmp4", ICMP4(), PG_L4, ZT_XR_BAD_L4 },
+	{ "icmp6", ICMP6(), PG_L4, ZT_XR_BAD_L4 },
+};
+
+/* ---- helpers ---- */
+
+static __u64 boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct ev_log *log = ctx;
+
+	if (size != sizeof(struct zt_ev_xdp_drop)) {
+		log->bad_size++;
+		return 0;
+	}
+	if (log->n < MAX_EVENTS)
+		memcpy(&log->ev[log->n++], data, size);
+	return 0;
+}
+
+static void drain_events(struct env *e)
+{
+	ring_buffer__consume(e->rb);
+	e->log.n = 0;
+	e->log.bad_size = 0;
+}
+
+static int env_load(struct env *e, const struct cfg *c)
+{
+	struct bpf_map *map;
+	int err;
+
+	memset(e, 0, sizeof(*e));
+	e->skel = xdp_guard__open();
+	if (!e->skel)
+		return -errno;
+	bpf_object__for_each_map (map, e->skel->obj) {
+		err = bpf_map__set_pin_path(map, NULL);
+		if (err)
+			return err;
+	}
+	e->skel->rodata->cfg_malformed_drop = c->malformed_drop;
+	e->skel->rodata->cfg_event_sample = c->event_sample;
+	e->skel->rodata->cfg_event_rate = c->event_rate;
+	bpf_map__set_max_entries(e->skel->maps.blocklist_v4, 64);
+	bpf_map__set_max_entries(e->skel->maps.blocklist_v6, 64);
+	bpf_map__set_max_entries(e->skel->maps.blocklist_lpm_v4, 64);
+	bpf_map__set_max_entries(e->skel->maps.blocklist_lpm_v6, 64);
+	bpf_map__set_max_entries(e->skel->maps.allowlist_v4, 64);
+	bpf_map__set_max_entries(e->skel->maps.allowlist_v6, 64);
+	bpf_map__set_max_entries(e->skel->maps.block_notes, 64);
+	bpf_map__set_max_entries(e->skel->maps.events, c->ringbuf);
+	err = xdp_guard__load(e->skel);
+	if (err)
+		return err;
+	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, &e->log, NULL);
+	if (!e->rb)
+		return -errno;
+	return 0;
+}
+
+static void env_destroy(struct env *e)
+{
+	ring_buffer__free(e->rb);
+	xdp_guard__destroy(e->skel);
+	memset(e, 0, sizeof(*e));
+}
+
+/*
+ * Runs the program once. BPF_PROG_TEST_RUN refuses input shorter than
+ * ETH_HLEN, but XDP metadata counts toward the input and not toward the
+ * frame: a short frame goes in behind up to 32 bytes of metadata.
+ */
+static int run_prog(struct env *e, const __u8 *frame, size_t len, __u32 *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .repeat = 1);
+	struct xdp_md md = {};
+	__u8 buf[PG_BUF + 32] = {};
+	size_t meta = 0;
+	int err;
+
+	if (len < ETH_HLEN) {
+		meta = (ETH_HLEN - len + 3) & ~(size_t)3;
+		md.data = meta;
+		md.data_end = meta + len;
+		opts.ctx_in = &md;
+		opts.ctx_size_in = sizeof(md);
+	}
+	memcpy(buf + meta, frame, len);
+	opts.data_in = buf;
+	opts.data_size_in = meta + len;
+	err = bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.xdp_guard), &opts);
+	if (err && meta && errno == EINVAL)
+		return -EOPNOTSUPP;
+	if (err)
+		return -errno;
+	*retval = opts.retval;
+	return 0;
+}
+
+static void read_stats(struct env *e, struct zt_counter *out)
+{
+	int fd = bpf_map__fd(e->skel->maps.xdp_stats);
+	struct zt_counter *v = calloc(n_cpus, sizeof(*v));
+	__u32 slot;
+	int c;
+
+	assert_non_null(v);
+	for (slot = 0; slot < ZT_XDP_STATS_SLOTS; slot++) {
+		assert_int_equal(bpf_map_lookup_elem(fd, &slot, v), 0);
+		out[slot].packets = 0;
+		out[slot].bytes = 0;
+		for (c = 0; c < n_cpus; c++) {
+			out[slot].packets += v[c].packets;
+			out[slot].bytes += v[c].bytes;
+		}
+	}
+	free(v);
+}
+
+static __u64 read_evstat(struct env *e, __u32 which)
+{
+	int fd = bpf_map__fd(e->skel->maps.event_stats);
+	__u64 *v = calloc(n_cpus, sizeof(*v)), sum = 0;
+	int c;
+
+	assert_non_null(v);
+	assert_int_equal(bpf_map_lookup_elem(fd, &which, v), 0);
+	for (c = 0; c < n_cpus; c++)
+		sum += v[c];
+	free(v);
+	return sum;
+}
+
+/* Drops waiting to be represented by the next event, over all CPUs. */
+static __u64 read_pending(struct env *e)
+{
+	struct {
+		__u64 last_ns, tokens;
+		__u32 since_candidate, pending;
+	} *v = calloc(n_cpus, sizeof(*v));
+	int fd = bpf_map__fd(e->skel->maps.event_sampler);
+	__u32 zero = 0;
+	__u64 sum = 0;
+	int c;
+
+	assert_non_null(v);
+	assert_int_equal(bpf_map__value_size(e->skel->maps.event_sampler), sizeof(*v));
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, v), 0);
+	for (c = 0; c < n_cpus; c++)
+		sum += v[c].pending;
+	free(v);
+	return sum;
+}
+
+static void clear_map(int fd, size_t key_size)
+{
+	__u8 key[64];
+
+	assert_true(key_size <= sizeof(key));
+	while (bpf_map_get_next_key(fd, NULL, key) == 0)
+		assert_int_equal(bpf_map_delete_elem(fd, key), 0);
+}
+
+static void reset_lists(struct env *e)
+{
+	struct zt_prefix_set ps = {};
+	__u32 zero = 0;
+
+	clear_map(bpf_map__fd(e->skel->maps.blocklist_v4), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(e->skel->maps.blocklist_v6), sizeof(struct zt_ip6_key));
+	clear_map(bpf_map__fd(e->skel->maps.blocklist_lpm_v4), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(e->skel->maps.blocklist_lpm_v6), sizeof(struct zt_ip6_key));
+	clear_map(bpf_map__fd(e->skel->maps.allowlist_v4), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(e->skel->maps.allowlist_v6), sizeof(struct zt_ip6_key));
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.blocklist_prefixes), &zero,
+					     &ps, BPF_ANY),
+			 0);
+}
+
+/* "a.b.c.d/n" or "x::/n" -> family, masked address, length. */
+static int parse_cidr(const char *cidr, __u8 *addr, __u32 *plen)
+{
+	char s[64];
+	char *slash;
+	int fam, bits, i;
+
+	snprintf(s, sizeof(s), "%s", cidr);
+	slash = strchr(s, '/');
+	assert_non_null(slash);
+	*slash = 0;
+	bits = atoi(slash + 1);
+	fam = strchr(s, ':') ? 6 : 4;
+	memset(addr, 0, 16);
+	assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, s, addr), 1);
+	assert_true(bits >= 0 && bits <= (fam == 4 ? 32 : 128));
+	for (i = 0; i < 16; i++) {
+		int keep = bits - 8 * i;
+
+		if (keep <= 0)
+			addr[i] = 0;
+		else if (keep < 8)
+			addr[i] &= (__u8)(0xff << (8 - keep));
+	}
+	*plen = bits;
+	return fam;
+}
+
+static void add_len(__u8 *lens, __u32 *count, __u8 len)
+{
+	__u32 i, j;
+
+	for (i = 0; i < *count; i++)
+		if (lens[i] == len)
+			return;
+	assert_true(*count < ZT_MAX_HASHED_LENS);
+	/* Longest first. */
+	for (i = 0; i < *count && lens[i] > len; i++)
+		;
+	for (j = *count; j > i; j--)
+		lens[j] = lens[j - 1];
+	lens[i] = len;
+	(*count)++;
+}
+
+static void install(struct env *e, const struct entry *ents)
+{
+	struct zt_prefix_set ps = {};
+	__u64 now = boot_ns();
+	__u32 zero = 0;
+	int i;
+
+	for (i = 0; i < MAX_ENTRIES && ents[i].kind; i++) {
+		const struct entry *en = &ents[i];
+		struct zt_block_entry be = {
+			.created_unix = 1,
+			.reason = en->reason,
+			.source = en->source,
+			.feed_id = en->feed_id,
+		};
+		struct zt_allow_entry ae = { .created_unix = 1 };
+		union {
+			struct zt_ip4_key k4;
+			struct zt_ip6_key k6;
+		} k = {};
+		__u8 addr[16];
+		__u32 plen;
+		struct bpf_map *map;
+		void *val = &be;
+		int fam = parse_cidr(en->cidr, addr, &plen);
+
+		if (en->expiry == EXP_PAST)
+			be.expires_ns = now - 1000000000ULL;
+		else if (en->expiry == EXP_FUTURE)
+			be.expires_ns = now + 3600 * 1000000000ULL;
+		if (fam == 4) {
+			k.k4.prefixlen = plen;
+			memcpy(k.k4.addr, addr, 4);
+		} else {
+			k.k6.prefixlen = plen;
+			memcpy(k.k6.addr, addr, 16);
+		}
+		switch (en->kind) {
+		case E_BLOCK:
+			map = fam == 4 ? e->skel->maps.blocklist_v4 : e->skel->maps.blocklist_v6;
+			if (!en->unpublished) {
+				if (fam == 4)
+					add_len(ps.v4_lens, &ps.v4_count, plen);
+				else
+					add_len(ps.v6_lens, &ps.v6_count, plen);
+			}
+			break;
+		case E_BLOCK_LPM:
+			map = fam == 4 ? e->skel->maps.blocklist_lpm_v4 :
+					 e->skel->maps.blocklist_lpm_v6;
+			if (fam == 4)
+				ps.v4_lpm_used = 1;
+			else
+				ps.v6_lpm_used = 1;
+			break;
+		default:
+			map = fam == 4 ? e->skel->maps.allowlist_v4 : e->skel->maps.allowlist_v6;
+			val = &ae;
+			/* As the daemon does: the lookup runs only when the list has entries. */
+			if (fam == 4)
+				ps.allow_v4_used = 1;
+			else
+				ps.allow_v6_used = 1;
+			break;
+		}
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(map), &k, val, BPF_NOEXIST), 0);
+	}
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.blocklist_prefixes), &zero,
+					     &ps, BPF_ANY),
+			 0);
+}
+
+static const struct entry *find_entry(const struct fixture *f, __u32 feed_id)
+{
+	int i;
+
+	for (i = 0; i < MAX_ENTRIES && f->maps[i].kind; i++)
+		if (f->maps[i].feed_id == feed_id && f->maps[i].kind != E_ALLOW)
+			return &f->maps[i];
+	return NULL;
+}
+
+static int is_malformed(__u32 reason)
+{
+	return reason >= ZT_XR_BAD_ETH;
+}
+
+static void check_event(const struct fixture *f, const struct pg_pkt *pkt,
+			const struct zt_ev_xdp_drop *ev)
+{
+	const struct pg_spec *s = &f->pkt;
+	__u8 family = s->family, saddr[16] = {}, daddr[16] = {};
+	__u16 sport = 0, dport = 0;
+
+	assert_int_equal(ev->hdr.type, ZT_EV_XDP_DROP);
+	assert_int_equal(ev->hdr.len, sizeof(*ev));
+	assert_true(ev->hdr.cpu < (__u32)n_cpus);
+	assert_true(ev->hdr.ts_ns > 0 && ev->hdr.ts_ns <= boot_ns());
+	assert_int_equal(ev->reason, f->reason);
+	assert_int_equal(ev->pkt_len, pkt->len);
+	assert_int_equal(ev->represents, 1);
+
+	/* The addresses are known once the IP header passed its checks. */
+	if (f->reason == ZT_XR_BAD_ETH || f->reason == ZT_XR_BAD_VLAN ||
+	    f->reason == ZT_XR_BAD_IP4 || f->reason == ZT_XR_BAD_IP6)
+		family = 0;
+	if (family) {
+		int af = family == 4 ? AF_INET : AF_INET6;
+
+		assert_int_equal(inet_pton(af, s->src, saddr), 1);
+		assert_int_equal(inet_pton(af, s->dst, daddr), 1);
+		/* A bad extension header names itself (the cut one, or the 9th). */
+		if (f->reason == ZT_XR_BAD_IP6_EXT)
+			assert_int_equal(ev->proto, s->cut_hdr >= PG_EXT0 && s->cut_hdr < PG_L4 ?
+							    s->ext[s->cut_hdr - PG_EXT0] :
+							    s->ext[8]);
+		else
+			assert_int_equal(ev->proto, s->proto);
+	}
+	assert_int_equal(ev->family, family);
+	assert_memory_equal(ev->saddr, saddr, 16);
+	assert_memory_equal(ev->daddr, daddr, 16);
+
+	if (f->reason == ZT_XR_BLOCKLIST && pkt->off[PG_L4] >= 0) {
+		sport = s->sport;
+		dport = s->dport;
+	}
+	assert_int_equal(ev->sport, sport);
+	assert_int_equal(ev->dport, dport);
+
+	if (f->reason == ZT_XR_BLOCKLIST) {
+		const struct entry *en = find_entry(f, f->hit);
+
+		assert_non_null(en);
+		assert_int_equal(ev->block_reason, en->reason);
+		assert_int_equal(ev->block_source, en->source);
+		assert_int_equal(ev->feed_id, en->feed_id);
+	} else {
+		assert_int_equal(ev->block_reason, 0);
+		assert_int_equal(ev->block_source, 0);
+		assert_int_equal(ev->feed_id, 0);
+	}
+}
+
+/* One run: verdict, exactly one counter slot moved, the event (or none). */
+static void run_fixture(struct env *e, const struct fixture *f, int verdict)
+{
+	struct zt_counter before[ZT_XDP_STATS_SLOTS], after[ZT_XDP_STATS_SLOTS];
+	__u32 action = verdict == XDP_DROP ? ZT_ACT_DROP : ZT_ACT_PASS;
+	__u32 slot = action * ZT_XR_MAX + f->reason, retval = ~0u, i;
+	struct pg_pkt pkt;
+	int err;
+
+	assert_int_equal(pg_build(&f->pkt, &pkt), 0);
+	reset_lists(e);
+	install(e, f->maps);
+	drain_events(e);
+	read_stats(e, before);
+	err = run_prog(e, pkt.buf, pkt.len, &retval);
+	/*
+	 * Kernels that refuse frames shorter than ETH_HLEN even behind XDP
+	 * metadata (6.x does) leave the Ethernet length check untestable here;
+	 * the check itself is still exercised by the verifier (it insists on it).
+	 */
+	if (err == -EOPNOTSUPP)
+		skip();
+	assert_int_equal(err, 0);
+	read_stats(e, after);
+
+	assert_int_equal(retval, verdict);
+	for (i = 0; i < ZT_XDP_STATS_SLOTS; i++) {
+		__u64 dp = after[i].packets - before[i].packets;
+		__u64 db = after[i].bytes - before[i].bytes;
+
+		if (i == slot) {
+			assert_int_equal(dp, 1);
+			assert_int_equal(db, pkt.len);
+		} else {
+			if (dp)
+				print_error("slot %u (action %u reason %u) moved, expected %u\n", i,
+					    i / ZT_XR_MAX, i % ZT_XR_MAX, slot);
+			assert_int_equal(dp, 0);
+		}
+	}
+
+	ring_buffer__consume(e->rb);
+	assert_int_equal(e->log.bad_size, 0);
+	if (verdict == XDP_DROP) {
+		assert_int_equal(e->log.n, 1);
+		check_event(f, &pkt, &e->log.ev[0]);
+	} else {
+		assert_int_equal(e->log.n, 0);
+	}
+}
+
+static void test_fixture(void **state)
+{
+	const struct fixture *f = *state;
+
+	run_fixture(&env_drop, f, f->verdict);
+	if (is_malformed(f->reason))
+		run_fixture(&env_pass, f, XDP_PASS);
+}
+
+/* ---- event sampling ---- */
+
+static void drop_burst(struct env *e, int n)
+{
+	struct pg_pkt pkt;
+	struct pg_spec s = TCP4();
+	struct entry ents[MAX_ENTRIES] = { BLK(SRC4 "/32", 1) };
+	__u32 retval;
+	int i;
+
+	assert_int_equal(pg_build(&s, &pkt), 0);
+	reset_lists(e);
+	install(e, ents);
+	drain_events(e);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(run_prog(e, pkt.buf, pkt.len, &retval), 0);
+		assert_int_equal(retval, XDP_DROP);
+	}
+}
+
+static __u64 sum_represents(const struct env *e)
+{
+	__u64 sum = 0;
+	int i;
+
+	for (i = 0; i < e->log.n; i++) {
+		assert_int_equal(e->log.ev[i].reason, ZT_XR_BLOCKLIST);
+		assert_true(e->log.ev[i].represents >= 1);
+		sum += e->log.ev[i].represents;
+	}
+	return sum;
+}
+
+/* 1 in 4 drops is a candidate; the bucket (1000/s) lets them all through. */
+static void test_sample_one_in_n(void **state)
+{
+	struct cfg c = {
+		.malformed_drop = 1, .event_sample = 4, .event_rate = 1000, .ringbuf = 64 * 1024
+	};
+	struct env e;
+	int i;
+
+	assert_int_equal(env_load(&e, &c), 0);
+	drop_burst(&e, 10);
+	ring_buffer__consume(e.rb);
+	assert_int_equal(e.log.n, 2);
+	for (i = 0; i < e.log.n; i++)
+		assert_int_equal(e.log.ev[i].represents, 4);
+	assert_int_equal(read_evstat(&e, ZT_EVS_EMITTED), 2);
+	assert_int_equal(read_evstat(&e, ZT_EVS_SUPPRESSED), 8);
+	assert_int_equal(read_evstat(&e, ZT_EVS_RESERVE_FAILED), 0);
+	assert_int_equal(read_pending(&e), 2);
+	assert_int_equal(sum_represents(&e) + read_pending(&e), 10);
+	env_destroy(&e);
+}
+
+/* A burst beyond the bucket: at most `rate` events, the rest suppressed, none lost. */
+static void test_rate_limit_burst(void **state)
+{
+	struct cfg c = {
+		.malformed_drop = 1, .event_sample = 1, .event_rate = 5, .ringbuf = 64 * 1024
+	};
+	const int drops = 200;
+	__u64 emitted, suppressed;
+	struct env e;
+
+	assert_int_equal(env_load(&e, &c), 0);
+	drop_burst(&e, drops);
+	ring_buffer__consume(e.rb);
+	emitted = read_evstat(&e, ZT_EVS_EMITTED);
+	suppressed = read_evstat(&e, ZT_EVS_SUPPRESSED);
+	assert_int_equal(e.log.n, emitted);
+	/* The bucket starts full; refilling one token takes 200 ms. */
+	assert_true(emitted >= 1 && emitted <= 5 + 1);
+	assert_int_equal(emitted + suppressed, drops);
+	assert_true(suppressed + 6 >= (__u64)drops);
+	assert_int_equal(read_evstat(&e, ZT_EVS_RESERVE_FAILED), 0);
+	assert_int_equal(sum_represents(&e) + read_pending(&e), drops);
+	/* The first events each stood for one drop. */
+	assert_int_equal(e.log.ev[0].represents, 1);
+	env_destroy(&e);
+}
+
+static void test_rate_zero_no_events(void **state)
+{
+	struct cfg c = {
+		.malformed_drop = 1, .event_sample = 1, .event_rate = 0, .ringbuf = 64 * 1024
+	};
+	struct env e;
+
+	assert_int_equal(env_load(&e, &c), 0);
+	drop_burst(&e, 7);
+	ring_buffer__consume(e.rb);
+	assert_int_equal(e.log.n, 0);
+	assert_int_equal(read_evstat(&e, ZT_EVS_EMITTED), 0);
+	assert_int_equal(read_evstat(&e, ZT_EVS_SUPPRESSED), 7);
+	assert_int_equal(read_pending(&e), 7);
+	env_destroy(&e);
+}
+
+/* A one-page ring nobody reads: failed reserves are counted, drops still drop. */
+static void test_ring_full_counted(void **state)
+{
+	struct cfg c = { .malformed_drop = 1,
+			 .event_sample = 1,
+			 .event_rate = 1000000,
+			 .ringbuf = (__u32)sysconf(_SC_PAGESIZE) };
+	const int drops = 300;
+	__u64 emitted, failed;
+	struct env e;
+
+	assert_int_equal(env_load(&e, &c), 0);
+	drop_burst(&e, drops);
+	emitted = read_evstat(&e, ZT_EVS_EMITTED);
+	failed = read_evstat(&e, ZT_EVS_RESERVE_FAILED);
+	assert_true(emitted > 0);
+	assert_true(failed > 0);
+	assert_int_equal(emitted + failed, drops);
+	assert_int_equal(read_evstat(&e, ZT_EVS_SUPPRESSED), 0);
+	ring_buffer__consume(e.rb);
+	assert_int_equal(e.log.n, emitted);
+	/* What the lost records stood for waits for the next event. */
+	assert_int_equal(read_pending(&e), failed);
+	assert_int_equal(sum_represents(&e) + read_pending(&e), drops);
+	env_destroy(&e);
+}
+
+/* ---- setup ---- */
+
+static int group_setup(void **state)
+{
+	struct cfg cd = { .malformed_drop = 1,
+			  .event_sample = ZT_DEFAULT_EVENT_SAMPLE,
+			  .event_rate = ZT_DEFAULT_EVENT_RATE,
+			  .ringbuf = 256 * 1024 };
+	struct cfg cp = cd;
+	int err;
+
+	cp.malformed_drop = 0;
+	err = env_load(&env_drop, &cd);
+	if (!err)
+		err = env_load(&env_pass, &cp);
+	if (err) {
+		fprintf(stderr, "cannot load xdp_guard: %s (run as root)\n", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	env_destroy(&env_pass);
+	env_destroy(&env_drop);
+	return 0;
+}
+
+/* The per-CPU sampler state must stay on one CPU for the counts to be exact. */
+static int pin_to_one_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return -errno;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+int main(void)
+{
+	size_t n_fix = sizeof(fixtures) / sizeof(fixtures[0]);
+	size_t n_trunc = sizeof(trunc_bases) / sizeof(trunc_bases[0]);
+	static const struct CMUnitTest sampler_tests[] = {
+		cmocka_unit_test(test_sample_one_in_n),
+		cmocka_unit_test(test_rate_limit_burst),
+		cmocka_unit_test(test_rate_zero_no_events),
+		cmocka_unit_test(test_ring_full_counted),
+	};
+	size_t n_samp = sizeof(sampler_tests) / sizeof(sampler_tests[0]);
+	size_t n_tests = n_fix + 2 * n_trunc + n_samp, k = 0, i;
+	struct fixture *gen = calloc(2 * n_trunc, sizeof(*gen));
+	struct CMUnitTest *tests = calloc(n_tests, sizeof(*tests));
+	char **names = calloc(2 * n_trunc, sizeof(*names));
+	int rc;
+
+	if (!gen || !tests || !names || pin_to_one_cpu() < 0)
+		return 1;
+	n_cpus = libbpf_num_possible_cpus();
+	if (n_cpus <= 0)
+		return 1;
+
+	for (i = 0; i < n_fix; i++)
+		tests[k++] = (struct CMUnitTest){ fixtures[i].name, test_fixture, NULL, NULL,
+						  (void *)&fixtures[i] };
+	for (i = 0; i < n_trunc; i++) {
+		const struct trunc_base *b = &trunc_bases[i];
+		struct pg_pkt full;
+		int j;
+
+		if (pg_build(&b->pkt, &full) < 0)
+			return 1;
+		for (j = 0; j < 2; j++) {
+			struct fixture *f = &gen[2 * i + j];
+			/* No byte of the header left, or all but its last byte. */
+			__u16 keep = j ? full.hlen[b->hdr] - 1 : 0;
+
+			if (asprintf(&names[2 * i + j], "truncated_%s_keep_%u", b->name, keep) < 0)
+				return 1;
+			f->name = names[2 * i + j];
+			f->pkt = b->pkt;
+			f->pkt.cut_hdr = b->hdr;
+			f->pkt.cut_keep = keep;
+			f->verdict = XDP_DROP;
+			f->reason = b->reason;
+			tests[k++] = (struct CMUnitTest){ f->name, test_fixture, NULL, NULL, f };
+		}
+	}
+	for (i = 0; i < n_samp; i++)
+		tests[k++] = sampler_tests[i];
+
+	rc = _cmocka_run_group_tests("xdp_guard", tests, k, group_setup, group_teardown);
+	for (i = 0; i < 2 * n_trunc; i++)
+		free(names[i]);
+	free(names);
+	free(tests);
+	free(gen);
+	return rc;
+}
