@@ -48,8 +48,11 @@ run bpftool map dump pinned "$LAB_BPFFS/ztagent/blocklist_prefixes"
 
 step "A restart keeps the block: SIGTERM leaves enforcement in place"
 lab_agent_stop
+echo "   (agent stopped)"
 ping_once "$LAB_EXT_IP"
 lab_agent_start
+echo "   (agent started again: it took over the pinned maps and replaced its program atomically)"
+tail -n 3 "$LAB_LOG" | sed 's/^/   /'
 ping_once "$LAB_EXT_IP"
 
 step "Unblocking"

@@ -114,6 +114,7 @@ lab_bg_in() {
 lab_cleanup() {
 	local rc=$?
 	local p ns
+	set +e # best effort from here on: every step runs even if one fails
 	for p in "${LAB_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null
 	done
@@ -136,7 +137,7 @@ lab_cleanup() {
 		umount "$LAB_BPFFS"
 	fi
 	[ -n "${LAB_DIR:-}" ] && rm -rf "$LAB_DIR"
-	return $rc
+	exit $rc
 }
 
 # --- TAP helpers for the integration tests ---
