@@ -77,7 +77,7 @@ $(BUILD)/ztagent: $(BUILD)/obj/main.o $(BUILD)/libzt.a
 $(BUILD)/ztctl: $(BUILD)/obj/ztctl.o $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a tests/unit/*.h
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 

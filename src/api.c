@@ -206,7 +206,11 @@ static void on_conn(void *ctx, int fd, uint32_t events)
 				snprintf(msg, sizeof(msg),
 					 "frame of %u bytes refused (1 to %u allowed)", c->plen,
 					 ZT_API_MAX_MSG);
-				queue_reply(c, error_reply(EMSGSIZE, msg));
+				cbor_item_t *rep = error_reply(EMSGSIZE, msg);
+
+				queue_reply(c, rep);
+				if (rep)
+					cbor_decref(&rep);
 				c->close_after_write = true;
 				conn_flush(c);
 				return;

@@ -512,7 +512,7 @@ static void indent(FILE *f, bool pretty, int depth)
 
 static void string_item(FILE *f, const cbor_item_t *it, bool bytes)
 {
-	if (cbor_string_is_definite(it) || (bytes && cbor_bytestring_is_definite(it))) {
+	if (bytes ? cbor_bytestring_is_definite(it) : cbor_string_is_definite(it)) {
 		if (bytes)
 			json_b64(f, cbor_bytestring_handle(it), cbor_bytestring_length(it));
 		else
