@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The daemon's blocklist module against real kernel maps: what it writes is
+ * what the XDP program reads (entries, published prefix lengths, trie
+ * overflow, allowlist flags), imports are all or nothing, expiry removes
+ * entries, and a restart rebuilds the mirror from the pins.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "blocklist.h"
+#include "config.h"
+#include "datapath.h"
+#include "xdp_guard.skel.h"
+
+struct env {
+	char dir[64];
+	struct zt_config cfg;
+	struct zt_datapath *dp;
+	struct zt_blocklist *bl;
+};
+
+static void start(struct env *e)
+{
+	char err[512];
+
+	assert_int_equal(zt_datapath_init(&e->dp, &e->cfg, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_init(&e->bl, e->dp, err, sizeof(err)), 0);
+}
+
+static void stop(struct env *e)
+{
+	zt_blocklist_stop(e->bl);
+	zt_datapath_stop(e->dp);
+	e->bl = NULL;
+	e->dp = NULL;
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	strcpy(e->dir, "/tmp/zt-bltest-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	assert_int_equal(mount("bpf", e->dir, "bpf", 0, "mode=0700"), 0);
+	zt_config_defaults(&e->cfg);
+	snprintf(e->cfg.bpffs, sizeof(e->cfg.bpffs), "%s/ztagent", e->dir);
+	e->cfg.xdp.blocklist_max = 64;
+	e->cfg.xdp.allowlist_max = 16;
+	e->cfg.xdp.ringbuf_bytes = 4096;
+	zt_log_set_level(ZT_LOG_ERROR);
+	start(e);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char err[256];
+
+	stop(e);
+	zt_datapath_detach(&e->cfg, err, sizeof(err));
+	umount(e->dir);
+	rmdir(e->dir);
+	free(e);
+	return 0;
+}
+
+static struct zt_cidr C(const char *s) {
+	struct zt_cidr c;
+
+	assert_int_equal(zt_cidr_parse(s, &c, NULL), 0);
+	return c;
+}
+
+static struct zt_prefix_set
+prefixes(struct env *e)
+{
+	struct zt_prefix_set ps;
+	__u32 zero = 0;
+
+	assert_int_equal(
+		bpf_map_lookup_elem(bpf_map__fd(e->dp->xdp->maps.blocklist_prefixes), &zero, &ps),
+		0);
+	return ps;
+}
+
+static bool in_map(struct bpf_map *m, const char *cidr)
+{
+	struct zt_cidr c = C(cidr);
+	struct zt_block_entry v;
+	uint8_t key[20] = {};
+
+	memcpy(key, &(uint32_t){ c.prefixlen }, 4);
+	memcpy(key + 4, c.addr, c.family == AF_INET ? 4 : 16);
+	return bpf_map_lookup_elem(bpf_map__fd(m), key, &v) == 0;
+}
+
+static const struct zt_block_req plain = { .reason = ZT_BR_OPERATOR, .source = ZT_BS_MANUAL };
+
+static void test_add_del_publish(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr c24 = C("198.18.0.0/24"), c32 = C("198.18.0.1"), c6 = C("2001:db8::/48");
+	struct zt_prefix_set ps;
+	bool replaced = true;
+	char err[256];
+
+	assert_int_equal(zt_blocklist_add(e->bl, &c24, &plain, &replaced, err, sizeof(err)), 0);
+	assert_false(replaced);
+	assert_int_equal(zt_blocklist_add(e->bl, &c32, &plain, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &c6, &plain, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &c32, &plain, &replaced, err, sizeof(err)), 0);
+	assert_true(replaced);
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.0.0/24"));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v6, "2001:db8::/48"));
+	ps = prefixes(e);
+	assert_int_equal(ps.v4_count, 2);
+	assert_int_equal(ps.v4_lens[0], 32); /* longest first */
+	assert_int_equal(ps.v4_lens[1], 24);
+	assert_int_equal(ps.v6_count, 1);
+	assert_int_equal(ps.v6_lens[0], 48);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 2);
+
+	assert_int_equal(zt_blocklist_del(e->bl, &c32), 0);
+	assert_int_equal(zt_blocklist_del(e->bl, &c32), -ENOENT);
+	ps = prefixes(e);
+	assert_int_equal(ps.v4_count, 1);
+	assert_int_equal(ps.v4_lens[0], 24);
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.0.1/32"));
+}
+
+static void test_trie_overflow(void **state)
+{
+	struct env *e = *state;
+	struct zt_prefix_set ps;
+	char err[256], s[32];
+	bool r;
+
+	/* 17 distinct lengths: 16 are hashed, the 17th goes to the trie. */
+	for (int len = 8; len <= 24; len++) {
+		struct zt_cidr c;
+
+		snprintf(s, sizeof(s), "198.18.0.0/%d", len);
+		c = C(s);
+		assert_int_equal(zt_blocklist_add(e->bl, &c, &plain, &r, err, sizeof(err)), 0);
+	}
+	ps = prefixes(e);
+	assert_int_equal(ps.v4_count, ZT_MAX_HASHED_LENS);
+	assert_int_equal(ps.v4_lpm_used, 1);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, true), 1);
+	assert_true(in_map(e->dp->xdp->maps.blocklist_lpm_v4, "198.18.0.0/24"));
+	/* Deleting the trie's only entry switches the trie lookup off. */
+	struct zt_cidr c24 = C("198.18.0.0/24");
+	assert_int_equal(zt_blocklist_del(e->bl, &c24), 0);
+	ps = prefixes(e);
+	assert_int_equal(ps.v4_lpm_used, 0);
+	assert_int_equal(ps.v4_count, ZT_MAX_HASHED_LENS);
+}
+
+static void test_import_all_or_nothing(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr cs[80];
+	size_t added, replaced;
+	char err[512] = "";
+
+	for (int i = 0; i < 80; i++) {
+		char s[32];
+
+		snprintf(s, sizeof(s), "198.18.1.%d", i);
+		cs[i] = C(s);
+	}
+	/* 80 > capacity 64: refused, and nothing changed. */
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 80, &plain, &added, &replaced, err, sizeof(err)),
+		-ENOSPC);
+	assert_non_null(strstr(err, "capacity is 64"));
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 0);
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.1.0/32"));
+	assert_int_equal(prefixes(e).v4_count, 0);
+
+	/* 60 fit; a duplicate inside the request counts as replaced. */
+	cs[59] = cs[0];
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 60, &plain, &added, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(added, 59);
+	assert_int_equal(replaced, 1);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 59);
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.1.58/32"));
+}
+
+static void test_expiry(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req ttl = plain;
+	struct zt_cidr a = C("198.18.2.0/25"), b = C("198.18.3.3");
+	char err[256];
+	bool r;
+
+	ttl.ttl_ns = 20000000ULL; /* 20 ms */
+	assert_int_equal(zt_blocklist_add(e->bl, &a, &ttl, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &b, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 0);
+	usleep(30000);
+	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 1);
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.2.0/25"));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.3.3/32"));
+	assert_int_equal(prefixes(e).v4_count, 1); /* /25 unpublished */
+}
+
+static void test_restart_rebuilds(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr cs[3] = { C("198.18.4.0/24"), C("2001:db8:1::/64"), C("198.18.5.5") };
+	struct zt_cidr allow = C("198.18.4.7");
+	size_t added, replaced;
+	char err[256];
+
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 3, &plain, &added, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(zt_allowlist_add(e->bl, &allow, "trusted"), 0);
+	assert_int_equal(prefixes(e).allow_v4_used, 1);
+	assert_int_equal(prefixes(e).allow_v6_used, 0);
+	stop(e);
+	start(e); /* over the same pins */
+	assert_true(e->dp->n_reused > 0);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 2);
+	assert_int_equal(zt_blocklist_count(e->bl, 1, false), 1);
+	assert_int_equal(prefixes(e).allow_v4_used, 1);
+	/* The rebuilt mirror knows the entries: re-adding one is a replace. */
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 1, &plain, &added, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(replaced, 1);
+	assert_int_equal(zt_allowlist_del(e->bl, &allow), 0);
+	assert_int_equal(prefixes(e).allow_v4_used, 0);
+	assert_int_equal(zt_allowlist_del(e->bl, &allow), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_del_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trie_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_rebuilds, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
