@@ -26,7 +26,10 @@
  *                 -> {"total": uint, "entries": [{"cidr": text, "kind": text, "source": text,
  *                     "feed_id": uint, "reason": text, "created_unix": uint,
  *                     "expires_unix": uint (0 = never), "expired": bool}]}
- * "block.import"  {"cidrs": [text, ...] (<= 1048576 per request), "ttl_s": uint,
+ * "block.import"  {"cidrs": [text, ...] (<= 1048576 per request) and/or
+ *                  "packed": bytes (records of ZT_PACKED_CIDR_LEN bytes: family 4|6, prefix
+ *                  length, 16 address bytes; the form ztctl sends: no per-item decoding),
+ *                  "ttl_s": uint,
  *                  "reason": text, "kind": text, "source": "manual"|"feed"|"detector",
  *                  "feed_id": uint}
  *                 -> {"added": uint, "replaced": uint, "invalid": uint,
@@ -49,5 +52,7 @@
 #define ZT_OP_ALLOW_DEL "allow.del"
 #define ZT_OP_ALLOW_LIST "allow.list"
 #define ZT_OP_DETACH "detach"
+
+#define ZT_PACKED_CIDR_LEN 18
 
 #endif

@@ -307,6 +307,73 @@ static int entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie)
 	return in_trie ? bl->fd_trie[fam] : bl->fd_hash[fam];
 }
 
+static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+		      const struct zt_block_entry *val)
+{
+	uint32_t plen;
+	struct bl_slot *s;
+
+	memcpy(&plen, key, sizeof(plen));
+	if (plen > (fam == FAM_V4 ? 32u : 128u))
+		return 0;
+	if (tab_grow(&bl->tab, bl->tab.n + 1) < 0)
+		return -ENOMEM;
+	if (tab_find(&bl->tab, fam, plen, key + sizeof(uint32_t)))
+		return 0;
+	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
+	s->in_trie = trie;
+	s->expires_ns = val->expires_ns;
+	note_expiry(bl, val->expires_ns);
+	bl->count[fam][plen]++;
+	bl->hashed[fam][plen] = !trie;
+	bl->n_fam[fam]++;
+	bl->n_trie[fam] += trie;
+	return 0;
+}
+
+/* Reads a hash map into the mirror in batches; -EINVAL etc. when batching is not there. */
+static int load_map_batch(struct zt_blocklist *bl, int fam)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t ks = fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
+	uint8_t *keys = malloc(BATCH * ks);
+	struct zt_block_entry *vals = malloc(BATCH * sizeof(*vals));
+	uint64_t in_batch = 0, out_batch = 0;
+	bool first = true;
+	int r = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 cnt = BATCH;
+
+		r = bpf_map_lookup_batch(bl->fd_hash[fam], first ? NULL : &in_batch, &out_batch,
+					 keys, vals, &cnt, &opts);
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		for (__u32 i = 0; i < cnt; i++) {
+			int e = mirror_one(bl, fam, false, keys + i * ks, &vals[i]);
+
+			if (e < 0) {
+				r = e;
+				goto out;
+			}
+		}
+		if (r == -ENOENT) {
+			r = 0;
+			break;
+		}
+		in_batch = out_batch;
+		first = false;
+	}
+out:
+	free(keys);
+	free(vals);
+	return r;
+}
+
 /* Reads one blocklist map into the mirror. */
 static int load_map(struct zt_blocklist *bl, int fam, bool trie)
 {
@@ -314,31 +381,22 @@ static int load_map(struct zt_blocklist *bl, int fam, bool trie)
 	uint8_t key[sizeof(struct zt_ip6_key)], next[sizeof(struct zt_ip6_key)];
 	struct zt_block_entry val;
 	void *prev = NULL;
+	int r;
 
+	if (!trie) {
+		r = load_map_batch(bl, fam);
+		if (r != -EINVAL && r != -524 /* ENOTSUPP */ && r != -EOPNOTSUPP)
+			return r;
+	}
+	/* LPM tries (and kernels without batch lookups): one key at a time. */
 	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		uint32_t plen;
-		const uint8_t *addr = next + sizeof(uint32_t);
-		struct bl_slot *s;
-
 		memcpy(key, next, sizeof(key));
 		prev = key;
-		memcpy(&plen, next, sizeof(plen));
-		if (plen > (fam == FAM_V4 ? 32u : 128u))
-			continue;
 		if (bpf_map_lookup_elem(fd, key, &val) < 0)
 			continue;
-		if (tab_grow(&bl->tab, bl->tab.n + 1) < 0)
-			return -ENOMEM;
-		if (tab_find(&bl->tab, fam, plen, addr))
-			continue;
-		s = tab_insert(&bl->tab, fam, plen, addr);
-		s->in_trie = trie;
-		s->expires_ns = val.expires_ns;
-		note_expiry(bl, val.expires_ns);
-		bl->count[fam][plen]++;
-		bl->hashed[fam][plen] = !trie;
-		bl->n_fam[fam]++;
-		bl->n_trie[fam] += trie;
+		r = mirror_one(bl, fam, trie, key, &val);
+		if (r < 0)
+			return r;
 	}
 	if (errno != ENOENT)
 		return -errno;
@@ -949,18 +1007,30 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 			   size_t errlen)
 {
 	struct zt_blocklist *bl = ctx;
-	cbor_item_t *list = zt_cbor_get(req, "cidrs"), *errs = NULL;
+	cbor_item_t *list = zt_cbor_get(req, "cidrs"), *packed = zt_cbor_get(req, "packed");
+	cbor_item_t *errs = NULL;
 	struct zt_block_req br;
 	struct zt_cidr *cs = NULL;
 	char note[ZT_NOTE_LEN];
-	size_t n, nc = 0, invalid = 0, added = 0, replaced = 0;
+	size_t n, nc = 0, invalid = 0, added = 0, replaced = 0, npacked;
 	int r;
 
-	if (!list || !cbor_isa_array(list)) {
+	if (packed && (!cbor_isa_bytestring(packed) || !cbor_bytestring_is_definite(packed) ||
+		       cbor_bytestring_length(packed) % ZT_PACKED_CIDR_LEN)) {
+		snprintf(err, errlen, "field 'packed': expected bytes, a multiple of %d long",
+			 ZT_PACKED_CIDR_LEN);
+		return -EINVAL;
+	}
+	if (list && !cbor_isa_array(list)) {
 		snprintf(err, errlen, "field 'cidrs': expected an array of texts");
 		return -EINVAL;
 	}
-	n = cbor_array_size(list);
+	if (!list && !packed) {
+		snprintf(err, errlen, "give 'cidrs' (texts) or 'packed' (bytes)");
+		return -EINVAL;
+	}
+	npacked = packed ? cbor_bytestring_length(packed) / ZT_PACKED_CIDR_LEN : 0;
+	n = (list ? cbor_array_size(list) : 0) + npacked;
 	if (n > IMPORT_MAX) {
 		snprintf(err, errlen, "field 'cidrs': %zu items, at most %d per request", n,
 			 IMPORT_MAX);
@@ -974,7 +1044,29 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 		r = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < npacked; i++) {
+		const uint8_t *rec = cbor_bytestring_handle(packed) + i * ZT_PACKED_CIDR_LEN;
+		struct zt_cidr *c = &cs[nc];
+
+		c->family = rec[0] == 4 ? AF_INET : rec[0] == 6 ? AF_INET6 : 0;
+		c->prefixlen = rec[1];
+		memcpy(c->addr, rec + 2, 16);
+		if (!c->family || c->prefixlen > (rec[0] == 4 ? 32 : 128)) {
+			if (invalid++ < IMPORT_ERRORS) {
+				char msg[96];
+
+				snprintf(
+					msg, sizeof(msg),
+					"packed record %zu: family %u / prefix length %u is invalid",
+					i, rec[0], rec[1]);
+				zt_cbor_push(errs, cbor_move(cbor_build_string(msg)));
+			}
+			continue;
+		}
+		zt_cidr_mask(c);
+		nc++;
+	}
+	for (size_t i = 0; list && i < cbor_array_size(list); i++) {
 		cbor_item_t *it = cbor_array_get(list, i);
 		char s[128];
 

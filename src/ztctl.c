@@ -581,17 +581,16 @@ static int cmd_list(const char *list, int argc, char **argv)
 	return 0;
 }
 
-static int send_chunk(int fd, const struct block_args *a, cbor_item_t *cidrs, uint64_t *added,
-		      uint64_t *replaced)
+static int send_chunk(int fd, const struct block_args *a, const uint8_t *packed, size_t n,
+		      uint64_t *added, uint64_t *replaced)
 {
 	cbor_item_t *req = request(ZT_OP_BLOCK_IMPORT), *reply, *d, *errs;
+	cbor_item_t *bytes = cbor_build_bytestring(packed, n * ZT_PACKED_CIDR_LEN);
 	char msg[512];
 	int r;
 
-	if (zt_cbor_put(req, "cidrs", cidrs)) {
-		cbor_decref(&cidrs);
+	if (!bytes || zt_cbor_put(req, "packed", bytes))
 		put_or_die(-ENOMEM);
-	}
 	put_block_fields(req, a);
 	r = call_fd(fd, req, &reply, &d);
 	if (r)
@@ -613,7 +612,7 @@ static int cmd_import(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0, lineno = 0, chunk_n = 0, invalid = 0;
 	uint64_t added = 0, replaced = 0;
-	cbor_item_t *chunk = NULL;
+	uint8_t *packed, *rec;
 	ssize_t n;
 	int fd, r;
 
@@ -627,8 +626,12 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "ztctl: cannot open %s: %s\n", a.pos[0], strerror(errno));
 		return EXIT_USAGE;
 	}
+	packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
+	if (!packed)
+		put_or_die(-ENOMEM);
 	fd = connect_daemon();
 	if (fd < 0) {
+		free(packed);
 		if (f != stdin)
 			fclose(f);
 		return -fd;
@@ -653,28 +656,20 @@ static int cmd_import(int argc, char **argv)
 					a.pos[0], lineno, s);
 			continue;
 		}
-		if (!chunk)
-			chunk = cbor_new_definite_array(IMPORT_CHUNK);
-		if (!chunk || zt_cbor_push(chunk, cbor_build_string(s)))
-			put_or_die(-ENOMEM);
+		/* Packed binary records: the daemon decodes no per-item CBOR. */
+		rec = packed + chunk_n * ZT_PACKED_CIDR_LEN;
+		rec[0] = c.family == AF_INET ? 4 : 6;
+		rec[1] = c.prefixlen;
+		memcpy(rec + 2, c.addr, 16);
 		if (++chunk_n == IMPORT_CHUNK) {
-			r = send_chunk(fd, &a, chunk, &added, &replaced);
-			chunk = NULL;
+			r = send_chunk(fd, &a, packed, chunk_n, &added, &replaced);
 			chunk_n = 0;
 			if (r)
 				goto out;
 		}
 	}
-	if (chunk) {
-		/* A definite array with unused slots cannot be sent: copy into a right-sized one. */
-		cbor_item_t *last = cbor_new_definite_array(chunk_n);
-
-		for (size_t i = 0; last && i < chunk_n; i++)
-			cbor_array_push(last, cbor_array_handle(chunk)[i]);
-		cbor_decref(&chunk);
-		if (!last)
-			put_or_die(-ENOMEM);
-		r = send_chunk(fd, &a, last, &added, &replaced);
+	if (chunk_n) {
+		r = send_chunk(fd, &a, packed, chunk_n, &added, &replaced);
 		if (r)
 			goto out;
 	}
@@ -689,6 +684,7 @@ static int cmd_import(int argc, char **argv)
 	r = invalid ? EXIT_REFUSED : 0;
 out:
 	free(line);
+	free(packed);
 	close(fd);
 	if (f != stdin)
 		fclose(f);
