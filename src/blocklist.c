@@ -1000,6 +1000,15 @@ out:
 	return r;
 }
 
+/* Adds a text to an array; on failure the text is freed, the array unchanged. */
+static void push_msg(cbor_item_t *arr, const char *msg)
+{
+	cbor_item_t *t = cbor_build_string(msg);
+
+	if (t && zt_cbor_push(arr, t) < 0)
+		cbor_decref(&t);
+}
+
 #define IMPORT_MAX 1048576
 #define IMPORT_ERRORS 10
 
@@ -1059,7 +1068,7 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 					msg, sizeof(msg),
 					"packed record %zu: family %u / prefix length %u is invalid",
 					i, rec[0], rec[1]);
-				zt_cbor_push(errs, cbor_move(cbor_build_string(msg)));
+				push_msg(errs, msg);
 			}
 			continue;
 		}
@@ -1081,7 +1090,7 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 				snprintf(msg, sizeof(msg),
 					 "item %zu: '%s': not an IPv4/IPv6 address or prefix", i,
 					 zt_log_quote(q, sizeof(q), s));
-				zt_cbor_push(errs, cbor_move(cbor_build_string(msg)));
+				push_msg(errs, msg);
 			}
 		}
 		cbor_decref(&it);

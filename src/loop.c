@@ -1,4 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The control loop: epoll over fds, one callback each, and timerfd timers.
+ *
+ * Each epoll event carries a pointer to its registration. A callback may
+ * delete any registration, its own included, so a deleted one is not freed
+ * while a batch is being dispatched: it is marked dead and parked, and an
+ * event for it later in the same batch is skipped. Its fd number may be
+ * reused by a new registration meanwhile; the stale event still points to
+ * the dead one, so it never reaches the newcomer.
+ */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,6 +24,7 @@
 struct reg {
 	int fd;
 	bool timer; /* the loop owns the fd */
+	bool dead;
 	zt_loop_fn fn;
 	void *ctx;
 	struct reg *next;
@@ -22,10 +33,9 @@ struct reg {
 struct zt_loop {
 	int epfd;
 	bool quit;
-	struct reg *regs;
-	/* Registrations removed while a batch is dispatched: freed after it. */
-	struct reg *dead;
-	unsigned long generation;
+	bool dispatching;
+	struct reg *regs; /* live registrations */
+	struct reg *dead; /* deleted during the current batch, freed after it */
 };
 
 int zt_loop_init(struct zt_loop **out)
@@ -37,6 +47,7 @@ int zt_loop_init(struct zt_loop **out)
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
 		int r = -errno;
+
 		free(l);
 		return r;
 	}
@@ -57,6 +68,8 @@ static int add(struct zt_loop *l, int fd, uint32_t events, zt_loop_fn fn, void *
 	struct epoll_event ev = { .events = events };
 	struct reg *r;
 
+	if (!l || fd < 0 || !fn)
+		return -EINVAL;
 	if (find(l, fd))
 		return -EEXIST;
 	r = calloc(1, sizeof(*r));
@@ -69,6 +82,7 @@ static int add(struct zt_loop *l, int fd, uint32_t events, zt_loop_fn fn, void *
 	ev.data.ptr = r;
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = -errno;
+
 		free(r);
 		return e;
 	}
@@ -84,8 +98,8 @@ int zt_loop_add(struct zt_loop *l, int fd, uint32_t events, zt_loop_fn fn, void 
 
 int zt_loop_mod(struct zt_loop *l, int fd, uint32_t events)
 {
-	struct reg *r = find(l, fd);
 	struct epoll_event ev = { .events = events };
+	struct reg *r = l ? find(l, fd) : NULL;
 
 	if (!r)
 		return -ENOENT;
@@ -97,41 +111,37 @@ int zt_loop_del(struct zt_loop *l, int fd)
 {
 	struct reg **pp, *r;
 
+	if (!l)
+		return -EINVAL;
 	for (pp = &l->regs; (r = *pp); pp = &r->next)
 		if (r->fd == fd)
 			break;
 	if (!r)
 		return -ENOENT;
 	*pp = r->next;
+	/* Fails harmlessly (EBADF) when the caller closed the fd already. */
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 	if (r->timer)
 		close(r->fd);
-	/* An event for it may still be pending in this batch: mark, free later. */
-	r->fn = NULL;
-	r->next = l->dead;
-	l->dead = r;
+	r->dead = true;
+	if (l->dispatching) {
+		r->next = l->dead;
+		l->dead = r;
+	} else {
+		free(r);
+	}
 	return 0;
-}
-
-static void on_timer(struct reg *r, uint32_t events)
-{
-	uint64_t expirations;
-
-	/* Drained here, so a callback that does not read cannot spin. */
-	if (read(r->fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
-		return;
-	r->fn(r->ctx, r->fd, events);
 }
 
 int zt_loop_add_timer(struct zt_loop *l, uint64_t interval_ns, zt_loop_fn fn, void *ctx)
 {
 	struct itimerspec its = {
-		.it_interval = { .tv_sec = interval_ns / 1000000000ULL,
-				 .tv_nsec = interval_ns % 1000000000ULL },
+		.it_interval = { .tv_sec = (time_t)(interval_ns / 1000000000ULL),
+				 .tv_nsec = (long)(interval_ns % 1000000000ULL) },
 	};
 	int fd, r;
 
-	if (!interval_ns)
+	if (!l || !interval_ns || !fn)
 		return -EINVAL;
 	its.it_value = its.it_interval;
 	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -150,39 +160,51 @@ int zt_loop_add_timer(struct zt_loop *l, uint64_t interval_ns, zt_loop_fn fn, vo
 	return fd;
 }
 
-static void free_dead(struct zt_loop *l)
+static void dispatch(struct reg *r, uint32_t events)
 {
+	if (r->timer) {
+		uint64_t expirations;
+
+		/* Drained here, so a callback that does not read cannot make the loop spin. */
+		if (read(r->fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
+			return;
+	}
+	r->fn(r->ctx, r->fd, events);
+}
+
+int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int n;
+
+	if (!l)
+		return -EINVAL;
+	if (l->dispatching)
+		return -EBUSY; /* not from inside a callback */
+	n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	l->dispatching = true;
+	for (int i = 0; i < n; i++) {
+		struct reg *r = evs[i].data.ptr;
+
+		if (!r->dead)
+			dispatch(r, evs[i].events);
+	}
+	l->dispatching = false;
 	while (l->dead) {
 		struct reg *r = l->dead;
 
 		l->dead = r->next;
 		free(r);
 	}
-}
-
-int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
-{
-	struct epoll_event evs[MAX_EVENTS];
-	int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
-
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	for (int i = 0; i < n; i++) {
-		struct reg *r = evs[i].data.ptr;
-
-		if (!r->fn)
-			continue; /* deleted earlier in this batch */
-		if (r->timer)
-			on_timer(r, evs[i].events);
-		else
-			r->fn(r->ctx, r->fd, evs[i].events);
-	}
-	free_dead(l);
 	return n;
 }
 
 int zt_loop_run(struct zt_loop *l)
 {
+	if (!l)
+		return -EINVAL;
 	l->quit = false;
 	while (!l->quit) {
 		int r = zt_loop_run_once(l, -1);
@@ -195,7 +217,8 @@ int zt_loop_run(struct zt_loop *l)
 
 void zt_loop_quit(struct zt_loop *l)
 {
-	l->quit = true;
+	if (l)
+		l->quit = true;
 }
 
 void zt_loop_stop(struct zt_loop *l)
@@ -204,7 +227,6 @@ void zt_loop_stop(struct zt_loop *l)
 		return;
 	while (l->regs)
 		zt_loop_del(l, l->regs->fd);
-	free_dead(l);
 	close(l->epfd);
 	free(l);
 }

@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* ztctl: the operator's CLI for ztagent, over the daemon's unix-socket API. */
+/*
+ * ztctl: the operator's command line for ztagent, over the daemon's
+ * unix-socket API (apimsg.h frames, apiops.h operations).
+ *
+ * Exit codes: 0 done, 1 the daemon refused or the operation failed,
+ * 2 usage error, 3 the daemon cannot be reached.
+ */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,214 +25,116 @@
 #include "util.h"
 #include "ztagent.h"
 
-#define EXIT_REFUSED 1
+#define EXIT_OK 0
+#define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
-#define IMPORT_CHUNK 262144
 
-static const char *sock_path;
-static bool json;
+#define TIMEOUT_S 30
+#define DETACH_WAIT_S 15
+#define IMPORT_CHUNK 262144 /* cidrs per block.import request */
+#define IMPORT_LINE_MAX 256 /* longer lines are not a CIDR */
+#define REPORT_MAX 10 /* bad lines shown one by one */
+#define LIST_DEFAULT_LIMIT 10000
 
-static void usage_main(FILE *f)
-{
-	fprintf(f,
-		"Usage: ztctl [--socket PATH] [-o json|table] COMMAND ...\n"
-		"\n"
-		"Talks to the ztagent daemon on this node.\n"
-		"\n"
-		"Commands:\n"
-		"  status                          programs, interfaces, maps, counters\n"
-		"  block add CIDR [--ttl D] [--reason TEXT] [--kind KIND]\n"
-		"  block del CIDR\n"
-		"  block list [--limit N]\n"
-		"  block import FILE [--ttl D] [--reason T] [--kind K] [--source S] [--feed-id N]\n"
-		"  allow add CIDR [--reason TEXT]\n"
-		"  allow del CIDR\n"
-		"  allow list\n"
-		"  detach                          remove programs and pins; the daemon exits\n"
-		"\n"
-		"Options:\n"
-		"  --socket PATH   the daemon's API socket (else $ZTAGENT_SOCKET, else %s)\n"
-		"  -o json|table   output format (every listing and status)\n"
-		"  -h, --help      this text; 'ztctl COMMAND --help' explains a command\n"
-		"  --version       print the version\n"
-		"\n"
-		"Exit codes: 0 done, 1 the daemon refused, 2 usage error, 3 daemon unreachable.\n",
-		ZT_DEFAULT_API_SOCKET);
-}
-
-struct cmd_help {
-	const char *name;
-	const char *text;
-};
-
-static const struct cmd_help helps[] = {
-	{ "status", "Usage: ztctl status [-o json]\n"
-		    "Shows the programs, the interfaces they are attached to, map fill levels,\n"
-		    "the packet counters by action and reason, and ring-buffer event counts.\n" },
-	{ "block add",
-	  "Usage: ztctl block add CIDR [--ttl DURATION] [--reason TEXT] [--kind KIND]\n"
-	  "Drops every packet whose source is inside CIDR at the uplinks (XDP).\n"
-	  "  CIDR        198.51.100.7, 203.0.113.0/24, 2001:db8::/48 (a bare address is a host)\n"
-	  "  --ttl D     remove the block after D (500ms, 45s, 10m, 1h30m, 2d); default: never\n"
-	  "  --reason T  free text kept with the entry (63 bytes at most)\n"
-	  "  --kind K    operator (default), threat-intel, scan, flood, anomaly, policy\n"
-	  "Examples:\n"
-	  "  ztctl block add 203.0.113.9 --ttl 1h --reason \"ssh brute force\"\n"
-	  "  ztctl block add 2001:db8:bad::/48 --kind threat-intel\n" },
-	{ "block del", "Usage: ztctl block del CIDR\n"
-		       "Removes the blocklist entry for exactly CIDR (see 'ztctl block list').\n" },
-	{ "block list", "Usage: ztctl block list [--limit N] [-o json]\n"
-			"Lists the blocklist, sorted by address. --limit 0 lists everything\n"
-			"(default 10000).\n" },
-	{ "block import",
-	  "Usage: ztctl block import FILE [--ttl D] [--reason T] [--kind K] [--source S] [--feed-id N]\n"
-	  "Adds every CIDR in FILE (one per line; '#' comments and blank lines are\n"
-	  "skipped; '-' reads standard input). Bad lines are reported with their line\n"
-	  "numbers and skipped; the rest is applied, all or nothing per request.\n"
-	  "  --source S  manual (default), feed, detector; --feed-id N names the feed\n"
-	  "Example:\n"
-	  "  ztctl block import /var/lib/feeds/spamhaus.txt --kind threat-intel --source feed --feed-id 3 --ttl 1d\n" },
-	{ "allow add", "Usage: ztctl allow add CIDR [--reason TEXT]\n"
-		       "Sources inside CIDR pass the XDP guard even when blocklisted.\n" },
-	{ "allow del", "Usage: ztctl allow del CIDR\n" },
-	{ "allow list", "Usage: ztctl allow list [-o json]\n" },
-	{ "detach", "Usage: ztctl detach\n"
-		    "Asks the daemon to remove its XDP programs and pinned maps and exit.\n"
-		    "Enforcement stops: every block is gone.\n" },
-};
-
-static const char *help_of(const char *name)
-{
-	for (size_t i = 0; i < ZT_ARRAY_SIZE(helps); i++)
-		if (!strcmp(helps[i].name, name))
-			return helps[i].text;
-	return "";
-}
-
-static int usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int usage_err(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	const char *h = help_of(cmd);
-
-	fputs("ztctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (*h)
-		fprintf(stderr, "%.*s", (int)(strchr(h, '\n') - h + 1), h);
-	return EXIT_USAGE;
-}
-
-static int connect_daemon(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 30 };
+struct ctl {
+	const char *sock;
+	bool json;
 	int fd;
+};
 
-	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "ztctl: socket path too long: %s\n", sock_path);
-		return -EXIT_UNREACHABLE;
-	}
-	strcpy(sa.sun_path, sock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr,
-			"ztctl: cannot connect to ztagent at %s: %s (is the daemon running? set --socket or ZTAGENT_SOCKET)\n",
-			sock_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -EXIT_UNREACHABLE;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-}
+struct cmd;
 
-/*
- * Sends req (consumed) and returns 0 with *data (may be NULL) on success, or
- * an exit code after printing why.
- */
-static int call_fd(int fd, cbor_item_t *req, cbor_item_t **reply_out, cbor_item_t **data)
+/* Options, whichever command they belong to. */
+struct opts {
+	const struct cmd *cmd;
+	uint64_t ttl_s;
+	bool has_ttl;
+	const char *reason, *kind, *source;
+	uint64_t feed_id;
+	bool has_feed_id;
+	uint64_t limit;
+	char **args; /* positional arguments */
+	int nargs;
+};
+
+enum opt_bit {
+	OPT_TTL = 1 << 0,
+	OPT_REASON = 1 << 1,
+	OPT_KIND = 1 << 2,
+	OPT_SOURCE = 1 << 3,
+	OPT_FEED_ID = 1 << 4,
+	OPT_LIMIT = 1 << 5,
+};
+
+struct cmd {
+	const char *name; /* "block add" */
+	const char *usage; /* the usage line, without "Usage: " */
+	const char *help; /* what it does, options, examples */
+	unsigned int opts; /* enum opt_bit accepted */
+	int min_args, max_args;
+	const char *arg_name; /* of the positional argument, for "missing CIDR" */
+	int (*run)(struct ctl *ctl, struct opts *o);
+};
+
+/* The daemon validates these again; the list mirrors enum zt_block_reason's names. */
+static const char *const kinds[] = { "operator", "threat-intel", "scan",
+				     "flood",	 "anomaly",	 "policy" };
+static const char *const sources[] = { "manual", "feed", "detector" };
+
+/* ---- output helpers ---- */
+
+static void die_nomem(void)
 {
-	cbor_item_t *reply = NULL;
-	char err[1024];
-	bool ok = false;
-	int r;
-
-	*data = NULL;
-	*reply_out = NULL;
-	r = zt_msg_send(fd, req);
-	cbor_decref(&req);
-	if (r < 0) {
-		fprintf(stderr, "ztctl: cannot send to ztagent at %s: %s\n", sock_path,
-			strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-	r = zt_msg_recv(fd, &reply, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "ztctl: no valid reply from ztagent at %s: %s\n", sock_path, err);
-		return EXIT_UNREACHABLE;
-	}
-	if (zt_cbor_get_bool(reply, "ok", &ok) < 0 || !ok) {
-		char msg[1024] = "the daemon refused without a reason";
-
-		zt_cbor_get_str(reply, "error", msg, sizeof(msg));
-		fprintf(stderr, "ztctl: %s\n", msg);
-		cbor_decref(&reply);
-		return EXIT_REFUSED;
-	}
-	*reply_out = reply;
-	*data = zt_cbor_get(reply, "data");
-	return 0;
+	fprintf(stderr, "ztctl: out of memory\n");
+	exit(EXIT_FAIL);
 }
 
-static int call(cbor_item_t *req, cbor_item_t **reply, cbor_item_t **data)
+/* Text from the daemon, safe for a terminal: control characters become '?'. */
+static void clean(char *s)
 {
-	int fd = connect_daemon(), r;
-
-	if (fd < 0) {
-		cbor_decref(&req);
-		return -fd;
+	for (unsigned char *p = (unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+		/* C1 controls, U+0080..U+009F, are 0xc2 0x80..0x9f in UTF-8. */
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = p[1] = '?';
 	}
-	r = call_fd(fd, req, reply, data);
-	close(fd);
-	return r;
 }
 
-static cbor_item_t *request(const char *op)
+/* Display width, close enough: code points. */
+static size_t width(const char *s)
 {
-	cbor_item_t *m = zt_cbor_map();
+	size_t w = 0;
 
-	if (!m || zt_cbor_put_str(m, "op", op)) {
-		fprintf(stderr, "ztctl: out of memory\n");
-		exit(1);
-	}
-	return m;
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
 }
 
-static void put_or_die(int r)
-{
-	if (r) {
-		fprintf(stderr, "ztctl: out of memory\n");
-		exit(1);
-	}
-}
-
-static uint64_t u64_of(const cbor_item_t *m, const char *k)
+static uint64_t u64_of(const cbor_item_t *m, const char *key)
 {
 	uint64_t v = 0;
 
-	zt_cbor_get_u64(m, k, &v);
+	zt_cbor_get_u64(m, key, &v);
 	return v;
 }
 
-static const char *str_of(const cbor_item_t *m, const char *k, char *buf, size_t n)
+static bool bool_of(const cbor_item_t *m, const char *key)
 {
-	if (zt_cbor_get_str(m, k, buf, n) < 0)
-		snprintf(buf, n, "-");
+	bool v = false;
+
+	zt_cbor_get_bool(m, key, &v);
+	return v;
+}
+
+/* A text field, cleaned for the terminal; dflt when absent or not text. */
+static const char *str_of(const cbor_item_t *m, const char *key, char *buf, size_t n,
+			  const char *dflt)
+{
+	if (zt_cbor_get_str(m, key, buf, n) < 0)
+		snprintf(buf, n, "%s", dflt);
+	clean(buf);
 	return buf;
 }
 
@@ -232,417 +143,868 @@ static size_t arr_len(const cbor_item_t *a)
 	return a && cbor_isa_array(a) ? cbor_array_size(a) : 0;
 }
 
-static cbor_item_t *arr_at(const cbor_item_t *a, size_t i)
+static const cbor_item_t *arr_at(const cbor_item_t *a, size_t i)
 {
 	return cbor_array_handle(a)[i];
 }
 
-static const char *when(uint64_t unix_s, char *buf, size_t n)
+static const char *iso_time(uint64_t unix_s, char *buf, size_t n)
 {
 	if (!unix_s || zt_time_format(unix_s, buf, n) < 0)
 		snprintf(buf, n, "-");
 	return buf;
 }
 
-static const char *expiry(uint64_t unix_s, char *buf, size_t n)
+static const char *duration_s(uint64_t s, char *buf, size_t n)
 {
-	uint64_t now = zt_now_unix();
-	char d[32];
-
-	if (!unix_s)
-		return snprintf(buf, n, "never"), buf;
-	if (unix_s <= now)
-		return snprintf(buf, n, "expired"), buf;
-	zt_duration_format((unix_s - now) * 1000000000ULL, d, sizeof(d));
-	snprintf(buf, n, "in %s", d);
+	if (s > UINT64_MAX / 1000000000ULL || zt_duration_format(s * 1000000000ULL, buf, n) < 0)
+		snprintf(buf, n, "%llus", (unsigned long long)s);
 	return buf;
 }
 
-/* ---- commands ---- */
-
-static int parse_cidr_arg(const char *cmd, const char *s, char *norm, size_t n)
+/* "never", "expired", or "in 9m58s (2026-11-22T23:10:00Z)". */
+static const char *expiry(uint64_t expires_unix, bool expired, char *buf, size_t n)
 {
-	struct zt_cidr c;
-	bool host_bits = false;
+	uint64_t now = zt_now_unix();
+	char d[32], t[32];
 
-	if (zt_cidr_parse(s, &c, &host_bits) < 0)
-		return usage_err(cmd, "'%s' is not an IPv4/IPv6 address or prefix", s);
-	zt_cidr_format(&c, norm, n);
-	if (host_bits)
-		fprintf(stderr, "ztctl: note: %s has host bits set; using %s\n", s, norm);
-	return 0;
+	if (!expires_unix)
+		snprintf(buf, n, "never");
+	else if (expired || expires_unix <= now)
+		snprintf(buf, n, "expired");
+	else
+		snprintf(buf, n, "in %s (%s)", duration_s(expires_unix - now, d, sizeof(d)),
+			 iso_time(expires_unix, t, sizeof(t)));
+	return buf;
 }
 
-static bool wants_help(int argc, char **argv)
+static void print_json(const cbor_item_t *data)
 {
-	for (int i = 0; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+	if (data)
+		zt_cbor_to_json(data, stdout, true);
+	else
+		fputs("{}", stdout);
+	fputc('\n', stdout);
+}
+
+/* A table: columns sized to their widest cell, numbers right-aligned. */
+struct table {
+	int ncols;
+	const char *const *heads;
+	const bool *right;
+	char **cells; /* rows * ncols, malloc'd */
+	size_t rows, cap;
+};
+
+static void table_add(struct table *t, ...)
+{
+	va_list ap;
+
+	if (t->rows == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		char **nc = realloc(t->cells, ncap * (size_t)t->ncols * sizeof(*nc));
+
+		if (!nc)
+			die_nomem();
+		t->cells = nc;
+		t->cap = ncap;
+	}
+	va_start(ap, t);
+	for (int c = 0; c < t->ncols; c++) {
+		char *s = strdup(va_arg(ap, const char *));
+
+		if (!s)
+			die_nomem();
+		clean(s);
+		t->cells[t->rows * (size_t)t->ncols + (size_t)c] = s;
+	}
+	va_end(ap);
+	t->rows++;
+}
+
+static void table_print(struct table *t)
+{
+	size_t w[16] = { 0 };
+
+	for (int c = 0; c < t->ncols; c++) {
+		w[c] = width(t->heads[c]);
+		for (size_t r = 0; r < t->rows; r++) {
+			size_t cw = width(t->cells[r * (size_t)t->ncols + (size_t)c]);
+
+			if (cw > w[c])
+				w[c] = cw;
+		}
+	}
+	for (size_t r = 0; r <= t->rows; r++) {
+		for (int c = 0; c < t->ncols; c++) {
+			const char *s =
+				r ? t->cells[(r - 1) * (size_t)t->ncols + (size_t)c] : t->heads[c];
+			size_t pad = w[c] - width(s);
+			bool last = c == t->ncols - 1;
+
+			if (t->right[c])
+				printf("%*s%s", (int)pad, "", s);
+			else
+				printf("%s%*s", s, last ? 0 : (int)pad, "");
+			fputs(last ? "\n" : "  ", stdout);
+		}
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+/* ---- usage ---- */
+
+static const struct cmd cmds[];
+
+static void usage_main(FILE *f)
+{
+	fprintf(f,
+		"Usage: ztctl [--socket PATH] [-o json|table] COMMAND [ARGS]\n"
+		"\n"
+		"Controls the ztagent daemon on this node: what it drops at the uplinks (XDP)\n"
+		"and what it lets through.\n"
+		"\n"
+		"Commands:\n"
+		"  status                      programs, interfaces, map fill, counters, events\n"
+		"  block add CIDR              drop traffic from CIDR (--ttl, --reason, --kind)\n"
+		"  block del CIDR              stop dropping CIDR\n"
+		"  block list                  what is blocked, why and until when\n"
+		"  block import FILE           block every CIDR in FILE (one per line)\n"
+		"  allow add CIDR              let CIDR through even when blocklisted\n"
+		"  allow del CIDR              remove an allowlist entry\n"
+		"  allow list                  what is allowlisted\n"
+		"  detach                      remove the XDP programs and pins; the daemon exits\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH   the daemon's API socket; else $ZTAGENT_SOCKET, else\n"
+		"                  %s\n"
+		"  -o json|table   output format of status and listings (also after COMMAND)\n"
+		"  -h, --help      this text; 'ztctl COMMAND --help' explains one command\n"
+		"  --version       print ztctl's version\n"
+		"\n"
+		"CIDRs: 198.51.100.7 (a host), 203.0.113.0/24, 2001:db8::1, 2001:db8:bad::/48.\n"
+		"Durations: 500ms, 45s, 10m, 1h30m, 2d; a bare number is seconds.\n"
+		"Exit codes: 0 done, 1 the daemon refused (its reason is printed), 2 usage error,\n"
+		"3 the daemon cannot be reached.\n",
+		ZT_DEFAULT_API_SOCKET);
+}
+
+static void help_cmd(const struct cmd *c, FILE *f)
+{
+	fprintf(f, "Usage: %s\n\n%s", c->usage, c->help);
+}
+
+static int usage_err(const struct cmd *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int usage_err(const struct cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ztctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c)
+		fprintf(stderr, "Usage: %s\nRun 'ztctl %s --help' for details and examples.\n",
+			c->usage, c->name);
+	else
+		fprintf(stderr, "Run 'ztctl --help' for the commands.\n");
+	return EXIT_USAGE;
+}
+
+/* ---- talking to the daemon ---- */
+
+static int ctl_connect(struct ctl *ctl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = TIMEOUT_S };
+	size_t len = strlen(ctl->sock);
+	int fd, e;
+
+	if (ctl->fd >= 0)
+		return 0;
+	if (len >= sizeof(sa.sun_path)) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	memcpy(sa.sun_path, ctl->sock, len + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		e = errno;
+		close(fd);
+		goto fail;
+	}
+	/* A bulk import of a million entries takes seconds, not minutes. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ctl->fd = fd;
+	return 0;
+fail:
+	fprintf(stderr,
+		"ztctl: cannot connect to ztagent at %s: %s (is the daemon running? set --socket or ZTAGENT_SOCKET)\n",
+		ctl->sock, strerror(e));
+	return EXIT_UNREACHABLE;
+}
+
+static cbor_item_t *request(const char *op)
+{
+	cbor_item_t *m = zt_cbor_map();
+
+	if (!m || zt_cbor_put_str(m, "op", op))
+		die_nomem();
+	return m;
+}
+
+static void put_str(cbor_item_t *m, const char *key, const char *v)
+{
+	if (zt_cbor_put_str(m, key, v))
+		die_nomem();
+}
+
+static void put_u64(cbor_item_t *m, const char *key, uint64_t v)
+{
+	if (zt_cbor_put_u64(m, key, v))
+		die_nomem();
+}
+
+/*
+ * Sends req (consumed), waits for the reply. On success returns 0 with
+ * *reply (the caller frees it) and *data (inside it, may be NULL); else an
+ * exit code, the reason printed.
+ */
+static int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data)
+{
+	char err[1024] = "", msg[1024];
+	cbor_item_t *rep = NULL;
+	bool ok = false;
+	int r, rs;
+
+	*reply = NULL;
+	*data = NULL;
+	r = ctl_connect(ctl);
+	if (r) {
+		cbor_decref(&req);
+		return r;
+	}
+	rs = zt_msg_send(ctl->fd, req);
+	cbor_decref(&req);
+	if (rs < 0 && rs != -EPIPE && rs != -ECONNRESET) {
+		fprintf(stderr, "ztctl: cannot send the request to ztagent at %s: %s\n", ctl->sock,
+			rs == -ETIMEDOUT ? "timed out" : strerror(-rs));
+		return rs == -EMSGSIZE ? EXIT_FAIL : EXIT_UNREACHABLE;
+	}
+	/* Even when the send failed, the daemon may have said why before it closed. */
+	r = zt_msg_recv(ctl->fd, &rep, err, sizeof(err));
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			fprintf(stderr,
+				"ztctl: ztagent at %s did not answer within %d s; it may be busy or stuck (check its log)\n",
+				ctl->sock, TIMEOUT_S);
+		else if (r == -ECONNRESET)
+			fprintf(stderr,
+				"ztctl: ztagent at %s closed the connection without an answer%s; check its log\n",
+				ctl->sock, rs < 0 ? " (while the request was being sent)" : "");
+		else
+			fprintf(stderr, "ztctl: bad answer from ztagent at %s: %s\n", ctl->sock,
+				err);
+		return EXIT_UNREACHABLE;
+	}
+	if (zt_cbor_get_bool(rep, "ok", &ok) < 0) {
+		fprintf(stderr, "ztctl: ztagent at %s answered without an 'ok' field\n", ctl->sock);
+		cbor_decref(&rep);
+		return EXIT_FAIL;
+	}
+	if (!ok) {
+		str_of(rep, "error", msg, sizeof(msg), "the daemon refused without saying why");
+		fprintf(stderr, "ztctl: %s\n", msg);
+		cbor_decref(&rep);
+		return EXIT_FAIL;
+	}
+	*reply = rep;
+	*data = zt_cbor_get(rep, "data");
+	return EXIT_OK;
+}
+
+/* ---- argument checks ---- */
+
+static bool one_of(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, list[i]) == 0)
 			return true;
 	return false;
 }
 
-static int cmd_status(int argc, char **argv)
+/* Validates a CIDR argument and writes its normalized form; exit code on error. */
+static int cidr_arg(const struct cmd *c, const char *s, char *norm, size_t n)
 {
-	cbor_item_t *reply, *d, *a;
-	char b1[256], b2[64];
-	int r;
+	struct zt_cidr cidr;
+	bool host_bits = false;
 
-	if (argc > 1)
-		return usage_err("status", "unexpected argument '%s'", argv[1]);
-	r = call(request(ZT_OP_STATUS), &reply, &d);
-	if (r)
-		return r;
-	if (json) {
-		zt_cbor_to_json(d, stdout, true);
-		cbor_decref(&reply);
-		return 0;
-	}
-	zt_duration_format(u64_of(d, "uptime_s") * 1000000000ULL, b2, sizeof(b2));
-	printf("node:     %s\n", str_of(d, "node", b1, sizeof(b1)));
-	printf("agent:    ztagent %s, pid %llu, up %s\n", str_of(d, "version", b1, sizeof(b1)),
-	       (unsigned long long)u64_of(d, "pid"), b2);
-	printf("bpffs:    %s\n", str_of(d, "bpffs", b1, sizeof(b1)));
-	a = zt_cbor_get(d, "programs");
-	for (size_t i = 0; i < arr_len(a); i++)
-		printf("program:  %s (id %llu)\n", str_of(arr_at(a, i), "name", b1, sizeof(b1)),
-		       (unsigned long long)u64_of(arr_at(a, i), "id"));
-	printf("\nINTERFACE        MODE      PROG  ATTACHED\n");
-	a = zt_cbor_get(d, "interfaces");
-	for (size_t i = 0; i < arr_len(a); i++) {
-		cbor_item_t *it = arr_at(a, i);
-		bool att = false;
-
-		zt_cbor_get_bool(it, "attached", &att);
-		printf("%-16s %-9s %-5llu %s\n", str_of(it, "name", b1, sizeof(b1)),
-		       str_of(it, "mode", b2, sizeof(b2)),
-		       (unsigned long long)u64_of(it, "prog_id"), att ? "yes" : "NO");
-	}
-	printf("\nMAP                      ENTRIES        MAX\n");
-	a = zt_cbor_get(d, "maps");
-	for (size_t i = 0; i < arr_len(a); i++) {
-		cbor_item_t *it = arr_at(a, i);
-
-		printf("%-22s %9llu %10llu\n", str_of(it, "name", b1, sizeof(b1)),
-		       (unsigned long long)u64_of(it, "entries"),
-		       (unsigned long long)u64_of(it, "max_entries"));
-	}
-	printf("\nACTION  REASON               PACKETS          BYTES\n");
-	a = zt_cbor_get(d, "counters");
-	for (size_t i = 0; i < arr_len(a); i++) {
-		cbor_item_t *it = arr_at(a, i);
-
-		printf("%-7s %-18s %10llu %14llu\n", str_of(it, "action", b2, sizeof(b2)),
-		       str_of(it, "reason", b1, sizeof(b1)),
-		       (unsigned long long)u64_of(it, "packets"),
-		       (unsigned long long)u64_of(it, "bytes"));
-	}
-	if (!arr_len(a))
-		printf("(no packets seen yet)\n");
-	a = zt_cbor_get(d, "events");
-	printf("\nevents:   emitted %llu, lost %llu, suppressed %llu, received %llu\n",
-	       (unsigned long long)u64_of(a, "emitted"), (unsigned long long)u64_of(a, "lost"),
-	       (unsigned long long)u64_of(a, "suppressed"),
-	       (unsigned long long)u64_of(a, "received"));
-	cbor_decref(&reply);
+	if (zt_cidr_parse(s, &cidr, &host_bits) < 0 || zt_cidr_format(&cidr, norm, n) < 0)
+		return usage_err(
+			c,
+			"'%s' is not an IPv4/IPv6 address or prefix (e.g. 198.51.100.7, 203.0.113.0/24, 2001:db8::/48)",
+			s);
+	if (host_bits)
+		fprintf(stderr, "ztctl: note: '%s' has host bits set; using %s\n", s, norm);
 	return 0;
 }
 
-enum {
-	O_TTL = 1000,
-	O_REASON,
-	O_KIND,
-	O_SOURCE,
-	O_FEED_ID,
-	O_LIMIT,
-	O_OUTPUT,
-};
-
-static const struct option block_opts[] = {
-	{ "ttl", required_argument, NULL, O_TTL },
-	{ "reason", required_argument, NULL, O_REASON },
-	{ "kind", required_argument, NULL, O_KIND },
-	{ "source", required_argument, NULL, O_SOURCE },
-	{ "feed-id", required_argument, NULL, O_FEED_ID },
-	{ "limit", required_argument, NULL, O_LIMIT },
+static const struct option long_opts[] = {
+	{ "ttl", required_argument, NULL, 'T' },
+	{ "reason", required_argument, NULL, 'R' },
+	{ "kind", required_argument, NULL, 'K' },
+	{ "source", required_argument, NULL, 'S' },
+	{ "feed-id", required_argument, NULL, 'F' },
+	{ "limit", required_argument, NULL, 'L' },
 	{ "output", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
-	{},
+	{ NULL, 0, NULL, 0 },
 };
 
-struct block_args {
-	uint64_t ttl_s;
-	const char *reason, *kind, *source;
-	uint64_t feed_id, limit;
-	bool has_feed;
-	const char *pos[2];
-	int npos;
+static const struct {
+	int val;
+	unsigned int bit;
+	const char *name;
+} opt_bits[] = {
+	{ 'T', OPT_TTL, "--ttl" },	   { 'R', OPT_REASON, "--reason" },
+	{ 'K', OPT_KIND, "--kind" },	   { 'S', OPT_SOURCE, "--source" },
+	{ 'F', OPT_FEED_ID, "--feed-id" }, { 'L', OPT_LIMIT, "--limit" },
 };
 
-static int parse_block_args(const char *cmd, int argc, char **argv, const char *allowed,
-			    struct block_args *a)
+static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
 {
-	int c;
+	if (strcmp(v, "json") == 0)
+		ctl->json = true;
+	else if (strcmp(v, "table") == 0)
+		ctl->json = false;
+	else
+		return usage_err(c, "-o: '%s' is not an output format (json or table)", v);
+	return 0;
+}
 
-	memset(a, 0, sizeof(*a));
-	a->limit = 10000;
-	optind = 0; /* glibc: 0 re-initializes getopt fully */
+/* Parses a command's options and arguments; -1 when --help was printed, else 0 or an exit code. */
+static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **argv, struct opts *o)
+{
+	int ch, r;
+
+	memset(o, 0, sizeof(*o));
+	o->cmd = c;
+	o->limit = LIST_DEFAULT_LIMIT;
+	optind = 0; /* glibc: start over, argv[0] is the command's last word */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "o:h", block_opts, NULL)) != -1) {
-		if (c != 'o' && c != 'h' && c != '?' && c != ':' &&
-		    !strchr(allowed, c - O_TTL + 'a'))
-			return usage_err(cmd, "option '%s' does not apply here", argv[optind - 1]);
-		switch (c) {
-		case O_TTL: {
+	while ((ch = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
+		const char *arg = argv[optind - 1];
+
+		for (size_t i = 0; i < ZT_ARRAY_SIZE(opt_bits); i++)
+			if (ch == opt_bits[i].val && !(c->opts & opt_bits[i].bit))
+				return usage_err(c, "%s does not apply to '%s'", opt_bits[i].name,
+						 c->name);
+		switch (ch) {
+		case 'h':
+			help_cmd(c, stdout);
+			return -1;
+		case 'o':
+			r = set_output(ctl, c, optarg);
+			if (r)
+				return r;
+			break;
+		case 'T': {
 			uint64_t ns;
 
-			if (zt_duration_parse(optarg, &ns) < 0)
+			r = zt_duration_parse(optarg, &ns);
+			if (r < 0)
 				return usage_err(
-					cmd,
-					"--ttl: '%s' is not a duration (500ms, 45s, 10m, 1h30m, 2d)",
-					optarg);
+					c,
+					"--ttl: '%s' is %s (e.g. 90s, 10m, 1h30m, 2d; 0 = never)",
+					optarg, r == -ERANGE ? "too long" : "not a duration");
 			if (ns && ns < 1000000000ULL)
-				return usage_err(cmd, "--ttl: %s is shorter than 1s", optarg);
-			a->ttl_s = (ns + 999999999ULL) / 1000000000ULL;
+				return usage_err(
+					c,
+					"--ttl: '%s' is shorter than 1s, the smallest TTL (0 = never)",
+					optarg);
+			/* Whole seconds, rounded up: a block never ends early. */
+			o->ttl_s = ns / 1000000000ULL + (ns % 1000000000ULL != 0);
+			o->has_ttl = true;
 			break;
 		}
-		case O_REASON:
+		case 'R':
 			if (strlen(optarg) >= ZT_NOTE_LEN)
-				return usage_err(cmd, "--reason: longer than %d bytes",
-						 ZT_NOTE_LEN - 1);
-			a->reason = optarg;
+				return usage_err(c, "--reason: %zu bytes, at most %d allowed",
+						 strlen(optarg), ZT_NOTE_LEN - 1);
+			o->reason = optarg;
 			break;
-		case O_KIND:
-			a->kind = optarg;
+		case 'K':
+			if (!one_of(optarg, kinds, ZT_ARRAY_SIZE(kinds)))
+				return usage_err(
+					c,
+					"--kind: '%s' is not one of operator, threat-intel, scan, flood, anomaly, policy",
+					optarg);
+			o->kind = optarg;
 			break;
-		case O_SOURCE:
-			a->source = optarg;
+		case 'S':
+			if (!one_of(optarg, sources, ZT_ARRAY_SIZE(sources)))
+				return usage_err(
+					c, "--source: '%s' is not one of manual, feed, detector",
+					optarg);
+			o->source = optarg;
 			break;
-		case O_FEED_ID:
-			if (zt_parse_u64(optarg, &a->feed_id) < 0 || a->feed_id > UINT32_MAX)
-				return usage_err(cmd, "--feed-id: '%s' is not a number up to %u",
+		case 'F':
+			if (zt_parse_u64(optarg, &o->feed_id) < 0 || o->feed_id > UINT32_MAX)
+				return usage_err(c, "--feed-id: '%s' is not a number from 0 to %u",
 						 optarg, UINT32_MAX);
-			a->has_feed = true;
+			o->has_feed_id = true;
 			break;
-		case O_LIMIT:
-			if (zt_parse_u64(optarg, &a->limit) < 0)
-				return usage_err(cmd, "--limit: '%s' is not a whole number",
+		case 'L':
+			if (zt_parse_u64(optarg, &o->limit) < 0)
+				return usage_err(c, "--limit: '%s' is not a number (0 = all)",
 						 optarg);
 			break;
-		case 'o':
-			if (strcmp(optarg, "json") && strcmp(optarg, "table"))
-				return usage_err(cmd, "-o: expected json or table, got '%s'",
-						 optarg);
-			json = !strcmp(optarg, "json");
-			break;
-		case 'h':
-			fputs(help_of(cmd), stdout);
-			exit(0);
 		case ':':
-			return usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
+			return usage_err(c, "%s needs a value", arg);
 		default:
-			return usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
+			if (optopt)
+				return usage_err(c, "unknown option '-%c'", optopt);
+			return usage_err(c, "unknown option '%s'", arg);
 		}
 	}
-	for (; optind < argc; optind++) {
-		if (a->npos >= 1)
-			return usage_err(cmd, "unexpected argument '%s'", argv[optind]);
-		a->pos[a->npos++] = argv[optind];
-	}
+	o->args = argv + optind;
+	o->nargs = argc - optind;
+	if (o->nargs < c->min_args)
+		return usage_err(c, "missing %s", c->arg_name);
+	if (o->nargs > c->max_args)
+		return usage_err(c, "unexpected argument '%s'", o->args[c->max_args]);
+	if (o->has_feed_id && (!o->source || strcmp(o->source, "feed") != 0))
+		return usage_err(c, "--feed-id applies with --source feed only");
 	return 0;
 }
 
-static int put_block_fields(cbor_item_t *req, const struct block_args *a)
+/* ---- status ---- */
+
+static int run_status(struct ctl *ctl, struct opts *o)
 {
-	if (a->ttl_s)
-		put_or_die(zt_cbor_put_u64(req, "ttl_s", a->ttl_s));
-	if (a->reason)
-		put_or_die(zt_cbor_put_str(req, "reason", a->reason));
-	if (a->kind)
-		put_or_die(zt_cbor_put_str(req, "kind", a->kind));
-	if (a->source)
-		put_or_die(zt_cbor_put_str(req, "source", a->source));
-	if (a->has_feed)
-		put_or_die(zt_cbor_put_u64(req, "feed_id", a->feed_id));
-	return 0;
-}
+	static const char *const if_heads[] = { "INTERFACE", "MODE", "PROG ID", "ATTACHED" };
+	static const bool if_right[] = { false, false, true, false };
+	static const char *const map_heads[] = { "MAP", "ENTRIES", "MAX" };
+	static const bool map_right[] = { false, true, true };
+	static const char *const ctr_heads[] = { "ACTION", "REASON", "PACKETS", "BYTES" };
+	static const bool ctr_right[] = { false, false, true, true };
+	const cbor_item_t *d, *a, *ev;
+	cbor_item_t *reply;
+	char b1[256], b2[64], b3[32], b4[32];
+	int r = call(ctl, request(ZT_OP_STATUS), &reply, &d);
 
-/* Letters of the options each command takes: a=ttl b=reason c=kind d=source e=feed-id f=limit */
-static int cmd_add_del(const char *list, const char *verb, int argc, char **argv)
-{
-	char cmd[32], cidr[ZT_CIDR_STRLEN], b1[64], b2[64];
-	bool is_block = !strcmp(list, "block"), is_add = !strcmp(verb, "add");
-	cbor_item_t *req, *reply, *d;
-	struct block_args a;
-	int r;
-
-	snprintf(cmd, sizeof(cmd), "%s %s", list, verb);
-	r = parse_block_args(cmd, argc, argv, is_add ? (is_block ? "abc" : "b") : "", &a);
 	if (r)
 		return r;
-	if (a.npos != 1)
-		return usage_err(cmd, "missing CIDR");
-	r = parse_cidr_arg(cmd, a.pos[0], cidr, sizeof(cidr));
-	if (r)
-		return r;
-	req = request(is_block ? (is_add ? ZT_OP_BLOCK_ADD : ZT_OP_BLOCK_DEL) :
-				 (is_add ? ZT_OP_ALLOW_ADD : ZT_OP_ALLOW_DEL));
-	put_or_die(zt_cbor_put_str(req, "cidr", cidr));
-	if (is_add)
-		put_block_fields(req, &a);
-	r = call(req, &reply, &d);
-	if (r)
-		return r;
-	if (json) {
-		zt_cbor_to_json(d, stdout, true);
-	} else if (is_block && is_add) {
-		uint64_t exp = u64_of(d, "expires_unix");
-
-		printf("blocked %s", str_of(d, "cidr", cidr, sizeof(cidr)));
-		if (exp)
-			printf(" (expires %s, at %s)", expiry(exp, b1, sizeof(b1)),
-			       when(exp, b2, sizeof(b2)));
-		else
-			printf(" (no expiry)");
-		bool replaced = false;
-		zt_cbor_get_bool(d, "replaced", &replaced);
-		printf("%s\n", replaced ? "; replaced the earlier entry" : "");
-	} else {
-		printf("%s %s %s\n", is_add ? "allowed" : "removed",
-		       str_of(d, "cidr", cidr, sizeof(cidr)),
-		       is_add ? "(wins over the blocklist)" :
-				(is_block ? "from the blocklist" : "from the allowlist"));
-	}
-	cbor_decref(&reply);
-	return 0;
-}
-
-static int cmd_list(const char *list, int argc, char **argv)
-{
-	char cmd[32], b[6][128];
-	bool is_block = !strcmp(list, "block");
-	cbor_item_t *req, *reply, *d, *e;
-	struct block_args a;
-	int r;
-
-	snprintf(cmd, sizeof(cmd), "%s list", list);
-	r = parse_block_args(cmd, argc, argv, is_block ? "f" : "", &a);
-	if (r)
-		return r;
-	if (a.npos)
-		return usage_err(cmd, "unexpected argument '%s'", a.pos[0]);
-	req = request(is_block ? ZT_OP_BLOCK_LIST : ZT_OP_ALLOW_LIST);
-	if (is_block)
-		put_or_die(zt_cbor_put_u64(req, "limit", a.limit));
-	r = call(req, &reply, &d);
-	if (r)
-		return r;
-	if (json) {
-		zt_cbor_to_json(d, stdout, true);
+	if (ctl->json) {
+		print_json(d);
 		cbor_decref(&reply);
-		return 0;
+		return EXIT_OK;
 	}
-	e = zt_cbor_get(d, "entries");
-	if (is_block) {
-		uint64_t total = u64_of(d, "total");
+	printf("node:       %s\n", str_of(d, "node", b1, sizeof(b1), "-"));
+	printf("agent:      ztagent %s, pid %llu, up %s\n",
+	       str_of(d, "version", b2, sizeof(b2), "?"), (unsigned long long)u64_of(d, "pid"),
+	       duration_s(u64_of(d, "uptime_s"), b3, sizeof(b3)));
+	printf("bpffs:      %s\n", str_of(d, "bpffs", b1, sizeof(b1), "-"));
+	a = zt_cbor_get(d, "programs");
+	printf("programs:  ");
+	for (size_t i = 0; i < arr_len(a); i++)
+		printf(" %s (id %llu)%s", str_of(arr_at(a, i), "name", b1, sizeof(b1), "?"),
+		       (unsigned long long)u64_of(arr_at(a, i), "id"),
+		       i + 1 < arr_len(a) ? "," : "");
+	printf("%s\n", arr_len(a) ? "" : " none loaded");
 
-		printf("%-43s %-12s %-8s %-24s %-20s %s\n", "CIDR", "KIND", "SOURCE", "REASON",
-		       "ADDED", "EXPIRES");
-		for (size_t i = 0; i < arr_len(e); i++) {
-			cbor_item_t *it = arr_at(e, i);
-			char reason[ZT_NOTE_LEN + 2];
-
-			str_of(it, "reason", reason, sizeof(reason));
-			printf("%-43s %-12s %-8s %-24s %-20s %s\n", str_of(it, "cidr", b[0], 128),
-			       str_of(it, "kind", b[1], 128), str_of(it, "source", b[2], 128),
-			       reason[0] ? reason : "-",
-			       when(u64_of(it, "created_unix"), b[3], 128),
-			       expiry(u64_of(it, "expires_unix"), b[4], 128));
-		}
-		if (total > arr_len(e))
-			printf("... and %llu more (use --limit 0 for all)\n",
-			       (unsigned long long)(total - arr_len(e)));
-		if (!total)
-			printf("(the blocklist is empty)\n");
+	a = zt_cbor_get(d, "interfaces");
+	printf("\n");
+	if (!arr_len(a)) {
+		printf("interfaces: none (set xdp.interfaces in the configuration)\n");
 	} else {
-		printf("%-43s %-24s %s\n", "CIDR", "REASON", "ADDED");
-		for (size_t i = 0; i < arr_len(e); i++) {
-			cbor_item_t *it = arr_at(e, i);
-			char reason[ZT_NOTE_LEN + 2];
+		struct table t = { .ncols = 4, .heads = if_heads, .right = if_right };
 
-			str_of(it, "reason", reason, sizeof(reason));
-			printf("%-43s %-24s %s\n", str_of(it, "cidr", b[0], 128),
-			       reason[0] ? reason : "-",
-			       when(u64_of(it, "created_unix"), b[1], 128));
+		for (size_t i = 0; i < arr_len(a); i++) {
+			const cbor_item_t *it = arr_at(a, i);
+
+			snprintf(b3, sizeof(b3), "%llu", (unsigned long long)u64_of(it, "prog_id"));
+			table_add(&t, str_of(it, "name", b1, sizeof(b1), "?"),
+				  str_of(it, "mode", b2, sizeof(b2), "?"), b3,
+				  bool_of(it, "attached") ? "yes" : "NO (see the daemon's log)");
 		}
-		if (!arr_len(e))
-			printf("(the allowlist is empty)\n");
+		table_print(&t);
+		table_free(&t);
 	}
+
+	a = zt_cbor_get(d, "maps");
+	if (arr_len(a)) {
+		struct table t = { .ncols = 3, .heads = map_heads, .right = map_right };
+
+		printf("\n");
+		for (size_t i = 0; i < arr_len(a); i++) {
+			const cbor_item_t *it = arr_at(a, i);
+
+			snprintf(b3, sizeof(b3), "%llu", (unsigned long long)u64_of(it, "entries"));
+			snprintf(b4, sizeof(b4), "%llu",
+				 (unsigned long long)u64_of(it, "max_entries"));
+			table_add(&t, str_of(it, "name", b1, sizeof(b1), "?"), b3, b4);
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+
+	a = zt_cbor_get(d, "counters");
+	printf("\n");
+	if (!arr_len(a)) {
+		printf("counters:   no packets seen yet\n");
+	} else {
+		struct table t = { .ncols = 4, .heads = ctr_heads, .right = ctr_right };
+
+		for (size_t i = 0; i < arr_len(a); i++) {
+			const cbor_item_t *it = arr_at(a, i);
+
+			snprintf(b3, sizeof(b3), "%llu", (unsigned long long)u64_of(it, "packets"));
+			snprintf(b4, sizeof(b4), "%llu", (unsigned long long)u64_of(it, "bytes"));
+			table_add(&t, str_of(it, "action", b2, sizeof(b2), "?"),
+				  str_of(it, "reason", b1, sizeof(b1), "?"), b3, b4);
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+
+	ev = zt_cbor_get(d, "events");
+	printf("\nevents:     emitted %llu, lost %llu, suppressed %llu, received %llu\n",
+	       (unsigned long long)u64_of(ev, "emitted"), (unsigned long long)u64_of(ev, "lost"),
+	       (unsigned long long)u64_of(ev, "suppressed"),
+	       (unsigned long long)u64_of(ev, "received"));
 	cbor_decref(&reply);
-	return 0;
+	return EXIT_OK;
 }
 
-static int send_chunk(int fd, const struct block_args *a, const uint8_t *packed, size_t n,
-		      uint64_t *added, uint64_t *replaced)
+/* ---- block / allow ---- */
+
+static int run_block_add(struct ctl *ctl, struct opts *o)
 {
-	cbor_item_t *req = request(ZT_OP_BLOCK_IMPORT), *reply, *d, *errs;
-	cbor_item_t *bytes = cbor_build_bytestring(packed, n * ZT_PACKED_CIDR_LEN);
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN], t[32], dur[32];
+	uint64_t expires;
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(ZT_OP_BLOCK_ADD);
+	put_str(req, "cidr", cidr);
+	put_u64(req, "ttl_s", o->ttl_s);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	if (o->kind)
+		put_str(req, "kind", o->kind);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json) {
+		print_json(d);
+	} else {
+		expires = u64_of(d, "expires_unix");
+		str_of(d, "cidr", shown, sizeof(shown), cidr);
+		if (o->ttl_s)
+			printf("blocked %s (expires in %s, at %s)%s\n", shown,
+			       duration_s(o->ttl_s, dur, sizeof(dur)),
+			       iso_time(expires, t, sizeof(t)),
+			       bool_of(d, "replaced") ? "; it replaced the previous entry" : "");
+		else
+			printf("blocked %s (never expires; 'ztctl block del %s' removes it)%s\n",
+			       shown, shown,
+			       bool_of(d, "replaced") ? "; it replaced the previous entry" : "");
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* Prints "<before> CIDR<after>" when done. */
+static int run_del(struct ctl *ctl, struct opts *o, const char *op, const char *before,
+		   const char *after)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN];
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(op);
+	put_str(req, "cidr", cidr);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("%s %s%s\n", before, str_of(d, "cidr", shown, sizeof(shown), cidr), after);
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_block_del(struct ctl *ctl, struct opts *o)
+{
+	return run_del(ctl, o, ZT_OP_BLOCK_DEL, "unblocked", "");
+}
+
+static int run_block_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = {
+		"CIDR", "KIND", "SOURCE", "REASON", "ADDED", "EXPIRES"
+	};
+	static const bool right[6] = { false };
+	struct table t = { .ncols = 6, .heads = heads, .right = right };
+	const cbor_item_t *d, *entries;
+	cbor_item_t *req = request(ZT_OP_BLOCK_LIST), *reply;
+	uint64_t total, shown;
+	int r;
+
+	put_u64(req, "limit", o->limit);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	entries = zt_cbor_get(d, "entries");
+	total = u64_of(d, "total");
+	shown = arr_len(entries);
+	if (ctl->json) {
+		print_json(d);
+	} else if (!shown) {
+		printf("the blocklist is empty\n");
+	} else {
+		for (size_t i = 0; i < shown; i++) {
+			const cbor_item_t *e = arr_at(entries, i);
+			char cidr[64], kind[32], src[64], reason[ZT_NOTE_LEN * 2], added[32],
+				exp[80];
+
+			str_of(e, "source", src, sizeof(src), "?");
+			if (strcmp(src, "feed") == 0)
+				snprintf(src, sizeof(src), "feed:%llu",
+					 (unsigned long long)u64_of(e, "feed_id"));
+			str_of(e, "reason", reason, sizeof(reason), "");
+			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
+				  str_of(e, "kind", kind, sizeof(kind), "?"), src,
+				  reason[0] ? reason : "-",
+				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)),
+				  expiry(u64_of(e, "expires_unix"), bool_of(e, "expired"), exp,
+					 sizeof(exp)));
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	/* Entries may also expire between count and listing: only a limit truncates. */
+	if (o->limit && total > shown)
+		fprintf(ctl->json ? stderr : stdout, "... and %llu more (use --limit 0 for all)\n",
+			(unsigned long long)(total - shown));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_allow_add(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN];
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(ZT_OP_ALLOW_ADD);
+	put_str(req, "cidr", cidr);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("allowed %s (its traffic passes the XDP guard, even when blocklisted)\n",
+		       str_of(d, "cidr", shown, sizeof(shown), cidr));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_allow_del(struct ctl *ctl, struct opts *o)
+{
+	return run_del(ctl, o, ZT_OP_ALLOW_DEL, "removed", " from the allowlist");
+}
+
+static int run_allow_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = { "CIDR", "REASON", "ADDED" };
+	static const bool right[3] = { false };
+	struct table t = { .ncols = 3, .heads = heads, .right = right };
+	const cbor_item_t *d, *entries;
+	cbor_item_t *reply;
+	int r = call(ctl, request(ZT_OP_ALLOW_LIST), &reply, &d);
+
+	if (r)
+		return r;
+	entries = zt_cbor_get(d, "entries");
+	if (ctl->json) {
+		print_json(d);
+	} else if (!arr_len(entries)) {
+		printf("the allowlist is empty\n");
+	} else {
+		for (size_t i = 0; i < arr_len(entries); i++) {
+			const cbor_item_t *e = arr_at(entries, i);
+			char cidr[64], reason[ZT_NOTE_LEN * 2], added[32];
+
+			str_of(e, "reason", reason, sizeof(reason), "");
+			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
+				  reason[0] ? reason : "-",
+				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)));
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* ---- block import ---- */
+
+struct import {
+	struct ctl *ctl;
+	struct opts *o;
+	const char *file; /* as named on the command line */
+	uint8_t *packed; /* the request being filled: ZT_PACKED_CIDR_LEN bytes per CIDR */
+	size_t *lines; /* FILE line of each of its cidrs */
+	size_t n;
+	uint64_t added, replaced, invalid, requests;
+	size_t reported;
+};
+
+static void report_bad(struct import *im, size_t line, const char *text, const char *why)
+{
+	char shown[80];
+
+	im->invalid++;
+	if (im->reported++ >= REPORT_MAX)
+		return;
+	snprintf(shown, sizeof(shown), "%s", text);
+	clean(shown);
+	fprintf(stderr, "ztctl: %s:%zu: '%s'%s: %s\n", im->file, line, shown,
+		strlen(text) >= sizeof(shown) ? "..." : "", why);
+}
+
+/*
+ * The daemon's errors name the record of its request ("packed record 7: why",
+ * "item 7: '...': why"): give them the FILE:LINE they came from.
+ */
+static void report_daemon_error(struct import *im, const char *msg)
+{
+	unsigned long long item;
+	int consumed = 0;
+
+	if (im->reported++ >= REPORT_MAX)
+		return;
+	if (((sscanf(msg, "packed record %llu: %n", &item, &consumed) == 1 && consumed > 0) ||
+	     (sscanf(msg, "item %llu: %n", &item, &consumed) == 1 && consumed > 0)) &&
+	    item < im->n)
+		fprintf(stderr, "ztctl: %s:%zu: %s\n", im->file, im->lines[item], msg + consumed);
+	else
+		fprintf(stderr, "ztctl: %s: %s\n", im->file, msg);
+}
+
+static int import_flush(struct import *im)
+{
+	const struct opts *o = im->o;
+	const cbor_item_t *d, *errs;
+	cbor_item_t *req, *reply;
 	char msg[512];
 	int r;
 
-	if (!bytes || zt_cbor_put(req, "packed", bytes))
-		put_or_die(-ENOMEM);
-	put_block_fields(req, a);
-	r = call_fd(fd, req, &reply, &d);
-	if (r)
+	if (!im->n)
+		return EXIT_OK;
+	req = request(ZT_OP_BLOCK_IMPORT);
+	/* Binary records: the daemon decodes no CBOR item per CIDR. */
+	if (zt_cbor_put(req, "packed",
+			cbor_build_bytestring(im->packed, im->n * ZT_PACKED_CIDR_LEN)))
+		die_nomem();
+	put_u64(req, "ttl_s", o->ttl_s);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	if (o->kind)
+		put_str(req, "kind", o->kind);
+	if (o->source)
+		put_str(req, "source", o->source);
+	if (o->has_feed_id)
+		put_u64(req, "feed_id", o->feed_id);
+	r = call(im->ctl, req, &reply, &d);
+	if (r) {
+		if (r == EXIT_FAIL)
+			fprintf(stderr,
+				"ztctl: %s: the request with lines %zu to %zu was refused as a whole%s\n",
+				im->file, im->lines[0], im->lines[im->n - 1],
+				im->requests ? "; earlier lines were imported" : "");
 		return r;
-	*added += u64_of(d, "added");
-	*replaced += u64_of(d, "replaced");
+	}
+	im->requests++;
+	im->added += u64_of(d, "added");
+	im->replaced += u64_of(d, "replaced");
+	im->invalid += u64_of(d, "invalid");
 	errs = zt_cbor_get(d, "errors");
 	for (size_t i = 0; i < arr_len(errs); i++)
-		if (zt_cbor_str(arr_at(errs, i), msg, sizeof(msg)) == 0)
-			fprintf(stderr, "ztctl: daemon: %s\n", msg);
+		if (zt_cbor_str(arr_at(errs, i), msg, sizeof(msg)) == 0) {
+			clean(msg);
+			report_daemon_error(im, msg);
+		}
 	cbor_decref(&reply);
-	return 0;
+	im->n = 0;
+	return EXIT_OK;
 }
 
-static int cmd_import(int argc, char **argv)
+static int run_block_import(struct ctl *ctl, struct opts *o)
 {
-	struct block_args a;
+	struct import im = { .ctl = ctl, .o = o, .file = o->args[0] };
+	bool from_stdin = strcmp(im.file, "-") == 0;
+	char line[IMPORT_LINE_MAX + 2];
+	size_t lineno = 0;
+	int r = EXIT_OK;
 	FILE *f;
-	char *line = NULL;
-	size_t cap = 0, lineno = 0, chunk_n = 0, invalid = 0;
-	uint64_t added = 0, replaced = 0;
-	uint8_t *packed, *rec;
-	ssize_t n;
-	int fd, r;
 
-	r = parse_block_args("block import", argc, argv, "abcde", &a);
-	if (r)
-		return r;
-	if (a.npos != 1)
-		return usage_err("block import", "missing FILE");
-	f = strcmp(a.pos[0], "-") ? fopen(a.pos[0], "re") : stdin;
+	f = from_stdin ? stdin : fopen(im.file, "re");
 	if (!f) {
-		fprintf(stderr, "ztctl: cannot open %s: %s\n", a.pos[0], strerror(errno));
-		return EXIT_USAGE;
+		fprintf(stderr, "ztctl: cannot open %s: %s\n", im.file, strerror(errno));
+		return EXIT_FAIL;
 	}
-	packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
-	if (!packed)
-		put_or_die(-ENOMEM);
-	fd = connect_daemon();
-	if (fd < 0) {
-		free(packed);
-		if (f != stdin)
-			fclose(f);
-		return -fd;
-	}
-	while ((n = getline(&line, &cap, f)) >= 0) {
+	if (from_stdin)
+		im.file = "<stdin>";
+	im.lines = malloc(IMPORT_CHUNK * sizeof(*im.lines));
+	im.packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
+	if (!im.lines || !im.packed)
+		die_nomem();
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
 		char *s = line, *end;
 		struct zt_cidr c;
+		uint8_t *rec;
 
 		lineno++;
-		while (*s == ' ' || *s == '\t')
-			s++;
+		if (len && line[len - 1] != '\n' && !feof(f)) {
+			int ch;
+
+			/* Longer than any CIDR: skip the rest of the line. */
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			report_bad(&im, lineno, line, "line too long to be a CIDR");
+			continue;
+		}
+		s += strspn(s, " \t");
 		end = s + strcspn(s, "#\r\n");
 		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
@@ -650,151 +1012,346 @@ static int cmd_import(int argc, char **argv)
 		if (!*s)
 			continue;
 		if (zt_cidr_parse(s, &c, NULL) < 0) {
-			if (invalid++ < 10)
-				fprintf(stderr,
-					"ztctl: %s:%zu: '%.60s': not an IPv4/IPv6 address or prefix\n",
-					a.pos[0], lineno, s);
+			report_bad(&im, lineno, s, "not an IPv4/IPv6 address or prefix");
 			continue;
 		}
-		/* Packed binary records: the daemon decodes no per-item CBOR. */
-		rec = packed + chunk_n * ZT_PACKED_CIDR_LEN;
+		rec = im.packed + im.n * ZT_PACKED_CIDR_LEN;
 		rec[0] = c.family == AF_INET ? 4 : 6;
 		rec[1] = c.prefixlen;
 		memcpy(rec + 2, c.addr, 16);
-		if (++chunk_n == IMPORT_CHUNK) {
-			r = send_chunk(fd, &a, packed, chunk_n, &added, &replaced);
-			chunk_n = 0;
+		im.lines[im.n++] = lineno;
+		if (im.n == IMPORT_CHUNK) {
+			r = import_flush(&im);
 			if (r)
 				goto out;
 		}
 	}
-	if (chunk_n) {
-		r = send_chunk(fd, &a, packed, chunk_n, &added, &replaced);
-		if (r)
-			goto out;
+	if (ferror(f)) {
+		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(errno));
+		r = EXIT_FAIL;
+		goto out;
 	}
-	if (invalid > 10)
-		fprintf(stderr, "ztctl: ... %zu invalid lines in all\n", invalid);
-	if (json)
-		printf("{\"added\": %llu, \"replaced\": %llu, \"invalid\": %zu}\n",
-		       (unsigned long long)added, (unsigned long long)replaced, invalid);
+	r = import_flush(&im);
+	if (r)
+		goto out;
+	if (im.reported > REPORT_MAX)
+		fprintf(stderr, "ztctl: %s: ... %zu more problems not shown\n", im.file,
+			im.reported - REPORT_MAX);
+	if (ctl->json)
+		printf("{\n  \"added\": %llu,\n  \"replaced\": %llu,\n  \"invalid\": %llu\n}\n",
+		       (unsigned long long)im.added, (unsigned long long)im.replaced,
+		       (unsigned long long)im.invalid);
+	else if (!im.requests && !im.invalid)
+		printf("%s has no CIDRs: nothing imported\n", im.file);
 	else
-		printf("imported %s: %llu added, %llu replaced, %zu invalid lines skipped\n",
-		       a.pos[0], (unsigned long long)added, (unsigned long long)replaced, invalid);
-	r = invalid ? EXIT_REFUSED : 0;
+		printf("imported %s: %llu added, %llu replaced, %llu invalid%s\n", im.file,
+		       (unsigned long long)im.added, (unsigned long long)im.replaced,
+		       (unsigned long long)im.invalid,
+		       im.invalid ? " (skipped; see the messages above)" : "");
+	r = im.invalid ? EXIT_FAIL : EXIT_OK;
 out:
-	free(line);
-	free(packed);
-	close(fd);
-	if (f != stdin)
+	free(im.packed);
+	free(im.lines);
+	if (!from_stdin)
 		fclose(f);
 	return r;
 }
 
-static int cmd_detach(int argc, char **argv)
-{
-	cbor_item_t *reply, *d;
-	char b[256];
-	int r;
+/* ---- detach ---- */
 
-	if (wants_help(argc, argv)) {
-		fputs(help_of("detach"), stdout);
-		return 0;
-	}
-	if (argc > 1)
-		return usage_err("detach", "unexpected argument '%s'", argv[1]);
-	r = call(request(ZT_OP_DETACH), &reply, &d);
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+static int run_detach(struct ctl *ctl, struct opts *o)
+{
+	struct timeval tv = { .tv_sec = DETACH_WAIT_S };
+	const cbor_item_t *d;
+	cbor_item_t *reply;
+	char bpffs[PATH_MAX], pin[PATH_MAX + 32], buf[256];
+	bool pinned;
+	ssize_t n;
+	int r = call(ctl, request(ZT_OP_DETACH), &reply, &d);
+
 	if (r)
 		return r;
-	printf("ztagent is detaching its programs, removing the pins under %s and exiting\n",
-	       str_of(d, "bpffs", b, sizeof(b)));
+	str_of(d, "bpffs", bpffs, sizeof(bpffs), "");
 	cbor_decref(&reply);
-	return 0;
+	if (!ctl->json) {
+		printf("ztagent is detaching: it removes its XDP programs from every interface,\n"
+		       "then its pinned maps (every block and allow entry) under\n"
+		       "%s, and exits.\n",
+		       bpffs[0] ? bpffs : "its bpffs directory");
+		fflush(stdout);
+	}
+	/* The daemon closes the connection as it leaves its loop... */
+	setsockopt(ctl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	do
+		n = read(ctl->fd, buf, sizeof(buf));
+	while (n > 0 || (n < 0 && errno == EINTR));
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		fprintf(stderr,
+			"ztctl: ztagent is still running %d s after accepting the detach; check its log\n",
+			DETACH_WAIT_S);
+		return EXIT_FAIL;
+	}
+	/* ...and removes its pins after that. */
+	snprintf(pin, sizeof(pin), "%s/%s", bpffs, ZT_PIN_BLOCK_V4);
+	pinned = bpffs[0] && exists(pin);
+	for (int i = 0; pinned && i < DETACH_WAIT_S * 10; i++) {
+		usleep(100000);
+		pinned = exists(pin);
+	}
+	if (pinned) {
+		fprintf(stderr,
+			"ztctl: ztagent exited but %s is still pinned after %d s; check its log, or run 'ztagent --detach'\n",
+			pin, DETACH_WAIT_S);
+		return EXIT_FAIL;
+	}
+	if (ctl->json) {
+		cbor_item_t *m = zt_cbor_map();
+
+		if (!m || zt_cbor_put_bool(m, "detached", true) ||
+		    zt_cbor_put_str(m, "bpffs", bpffs))
+			die_nomem();
+		print_json(m);
+		cbor_decref(&m);
+	} else {
+		printf("done: ztagent has detached and exited; nothing is enforced on this node\n"
+		       "until it starts again.\n");
+	}
+	return EXIT_OK;
+}
+
+/* ---- commands ---- */
+
+static const struct cmd cmds[] = {
+	{ "status", "ztctl status [-o json]",
+	  "Shows the node, the daemon (version, pid, uptime), the XDP program and the\n"
+	  "interfaces it is attached to, how full each map is, the packet counters by\n"
+	  "action and reason (non-zero ones), and the drop-event counters.\n"
+	  "\n"
+	  "A reason you did not expect (e.g. malformed-ipv4) is counted, never silent:\n"
+	  "'drop blocklist' packets came from blocked sources, 'pass block-expired'\n"
+	  "from blocks whose TTL ran out before the daemon swept them.\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl status\n"
+	  "  ztctl status -o json | jq '.counters'\n",
+	  0, 0, 0, NULL, run_status },
+	{ "block add", "ztctl block add CIDR [--ttl DURATION] [--reason TEXT] [--kind KIND]",
+	  "Drops every packet whose source address is inside CIDR, at the node's uplinks,\n"
+	  "before the kernel's network stack sees it. Takes effect at once. Adding a CIDR\n"
+	  "that is already blocked replaces its TTL, reason and kind. Sources on the\n"
+	  "allowlist are never dropped.\n"
+	  "\n"
+	  "  CIDR             198.51.100.7 (one host), 203.0.113.0/24, 2001:db8:bad::/48;\n"
+	  "                   host bits are cleared (203.0.113.9/24 -> 203.0.113.0/24)\n"
+	  "  --ttl DURATION   remove the block after DURATION: 90s, 10m, 1h30m, 2d;\n"
+	  "                   1s or more, rounded up to whole seconds; 0 = never (default)\n"
+	  "  --reason TEXT    why, for whoever reads 'ztctl block list' (63 bytes at most)\n"
+	  "  --kind KIND      operator (default), threat-intel, scan, flood, anomaly,\n"
+	  "                   policy\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block add 203.0.113.9 --ttl 1h --reason \"ssh brute force, ticket 4711\"\n"
+	  "  ztctl block add 2001:db8:bad::/48 --kind threat-intel\n",
+	  OPT_TTL | OPT_REASON | OPT_KIND, 1, 1, "CIDR", run_block_add },
+	{ "block del", "ztctl block del CIDR",
+	  "Removes the blocklist entry for exactly CIDR (as 'ztctl block list' shows it);\n"
+	  "traffic from it flows again at once. Entries inside or around CIDR stay.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl block del 203.0.113.0/24\n",
+	  0, 1, 1, "CIDR", run_block_del },
+	{ "block list", "ztctl block list [--limit N] [-o json]",
+	  "Lists the blocklist, sorted by address: CIDR, kind, source (manual, feed:ID,\n"
+	  "detector), reason, when it was added and when it expires (UTC).\n"
+	  "\n"
+	  "  --limit N   show at most N entries (default 10000; 0 = all)\n"
+	  "  -o json     the daemon's answer as JSON, for scripts\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block list | grep 203.0.113.\n"
+	  "  ztctl block list --limit 0 -o json > blocklist.json\n",
+	  OPT_LIMIT, 0, 0, NULL, run_block_list },
+	{ "block import",
+	  "ztctl block import FILE [--ttl D] [--reason T] [--kind K] [--source S]\n"
+	  "                          [--feed-id N]",
+	  "Blocks every CIDR in FILE, one per line; '#' starts a comment, blank lines are\n"
+	  "skipped, and FILE '-' reads standard input. Lines that are not a CIDR are\n"
+	  "reported as FILE:LINE and skipped, the others are imported, and the exit code\n"
+	  "is then 1. CIDRs go to the daemon 262144 at a time; each batch is applied\n"
+	  "whole or, when the maps are full, not at all.\n"
+	  "\n"
+	  "  --ttl D        entries expire after D: 90s, 10m, 1h30m, 2d (default: never)\n"
+	  "  --reason T     free text stored with every entry (63 bytes at most)\n"
+	  "  --kind K       operator (default), threat-intel, scan, flood, anomaly, policy\n"
+	  "  --source S     manual (default), feed, detector\n"
+	  "  --feed-id N    with --source feed: which feed (shown as feed:N)\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block import /var/lib/feeds/drop.txt --kind threat-intel \\\n"
+	  "        --source feed --feed-id 3 --ttl 1d\n"
+	  "  grep -v '^10\\.' scanners.txt | ztctl block import - --kind scan --ttl 6h\n",
+	  OPT_TTL | OPT_REASON | OPT_KIND | OPT_SOURCE | OPT_FEED_ID, 1, 1, "FILE",
+	  run_block_import },
+	{ "allow add", "ztctl allow add CIDR [--reason TEXT]",
+	  "Lets every packet whose source is inside CIDR through the XDP guard, even when\n"
+	  "the source is also blocklisted: the allowlist wins. Use it for monitoring,\n"
+	  "your own scanners, or to unblock part of a blocked range.\n"
+	  "\n"
+	  "  --reason TEXT   why, 63 bytes at most\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow add 198.51.100.0/28 --reason \"monitoring probes\"\n",
+	  OPT_REASON, 1, 1, "CIDR", run_allow_add },
+	{ "allow del", "ztctl allow del CIDR",
+	  "Removes the allowlist entry for exactly CIDR; blocks that cover it apply again.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow del 198.51.100.0/28\n",
+	  0, 1, 1, "CIDR", run_allow_del },
+	{ "allow list", "ztctl allow list [-o json]",
+	  "Lists the allowlist: CIDR, reason, when it was added (UTC).\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow list -o json\n",
+	  0, 0, 0, NULL, run_allow_list },
+	{ "detach", "ztctl detach",
+	  "Asks the daemon to remove its XDP programs from every interface, delete its\n"
+	  "pinned maps (every block and allow entry) and exit. Nothing is enforced on the\n"
+	  "node afterwards. Stopping the daemon (SIGTERM) instead keeps enforcement in\n"
+	  "place. ztctl waits until the daemon is done.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl detach\n",
+	  0, 0, 0, NULL, run_detach },
+};
+
+static const struct cmd *find_cmd(const char *word1, const char *word2, int *words)
+{
+	char name[64];
+
+	/* Two words first ("block add"), then one ("status"). */
+	if (word2) {
+		snprintf(name, sizeof(name), "%s %s", word1, word2);
+		for (size_t i = 0; i < ZT_ARRAY_SIZE(cmds); i++)
+			if (strcmp(cmds[i].name, name) == 0) {
+				*words = 2;
+				return &cmds[i];
+			}
+	}
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(cmds); i++)
+		if (strcmp(cmds[i].name, word1) == 0) {
+			*words = 1;
+			return &cmds[i];
+		}
+	return NULL;
+}
+
+static int group_usage(const char *group, const char *verb)
+{
+	bool help = verb && (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0);
+	FILE *f = help ? stdout : stderr;
+
+	if (help)
+		fprintf(f, "The %s commands ('ztctl %s VERB --help' explains one):\n", group,
+			group);
+	else if (verb)
+		fprintf(stderr, "ztctl: '%s %s' is not a command; ", group, verb);
+	else
+		fprintf(stderr, "ztctl: '%s' needs a verb; ", group);
+	if (!help)
+		fprintf(f, "the %s commands are:\n", group);
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(cmds); i++)
+		if (strncmp(cmds[i].name, group, strlen(group)) == 0 &&
+		    cmds[i].name[strlen(group)] == ' ')
+			fprintf(f, "  %s\n", cmds[i].usage);
+	return help ? EXIT_OK : EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option global_opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{},
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd, *sub;
-	int c;
+	struct ctl ctl = { .fd = -1 };
+	const struct cmd *c;
+	struct opts o;
+	int ch, words, r;
 
-	sock_path = getenv("ZTAGENT_SOCKET");
-	if (!sock_path || !*sock_path)
-		sock_path = ZT_DEFAULT_API_SOCKET;
+	/* A daemon that goes away mid-request is an error message, not a SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	ctl.sock = getenv("ZTAGENT_SOCKET");
+	if (!ctl.sock || !*ctl.sock)
+		ctl.sock = ZT_DEFAULT_API_SOCKET;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
-		switch (c) {
+	/* '+': options before the command only; the command parses its own. */
+	while ((ch = getopt_long(argc, argv, "+:o:h", global_opts, NULL)) != -1) {
+		switch (ch) {
 		case 's':
-			sock_path = optarg;
+			if (!*optarg)
+				return usage_err(NULL, "--socket needs a path");
+			ctl.sock = optarg;
 			break;
 		case 'o':
-			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
-				fprintf(stderr, "ztctl: -o: expected json or table, got '%s'\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			json = !strcmp(optarg, "json");
+			r = set_output(&ctl, NULL, optarg);
+			if (r)
+				return r;
 			break;
 		case 'h':
 			usage_main(stdout);
-			return 0;
+			return EXIT_OK;
 		case 'V':
 			printf("ztctl %s\n", ZT_VERSION);
-			return 0;
+			return EXIT_OK;
+		case ':':
+			return usage_err(NULL, "%s needs a value", argv[optind - 1]);
 		default:
-			fprintf(stderr, "ztctl: unknown or incomplete option '%s'\n",
-				argv[optind - 1]);
-			usage_main(stderr);
-			return EXIT_USAGE;
+			if (optopt)
+				return usage_err(NULL, "unknown option '-%c'", optopt);
+			return usage_err(NULL, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc) {
 		usage_main(stderr);
 		return EXIT_USAGE;
 	}
-	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
-	if (!strcmp(cmd, "status")) {
-		if (wants_help(argc, argv)) {
-			fputs(help_of("status"), stdout);
-			return 0;
+	if (strcmp(argv[0], "help") == 0) {
+		/* "ztctl help", "ztctl help block add" */
+		if (argc == 1) {
+			usage_main(stdout);
+			return EXIT_OK;
 		}
-		/* Accept -o after the command too. */
-		for (int i = 1; i + 1 < argc; i++)
-			if (!strcmp(argv[i], "-o")) {
-				json = !strcmp(argv[i + 1], "json");
-				memmove(&argv[i], &argv[i + 2],
-					(size_t)(argc - i - 2) * sizeof(*argv));
-				argc -= 2;
-				i--;
-			}
-		return cmd_status(argc, argv);
+		c = find_cmd(argv[1], argc > 2 ? argv[2] : NULL, &words);
+		if (!c)
+			return usage_err(NULL, "no help for '%s': not a command", argv[1]);
+		help_cmd(c, stdout);
+		return EXIT_OK;
 	}
-	if (!strcmp(cmd, "detach"))
-		return cmd_detach(argc, argv);
-	if (!strcmp(cmd, "block") || !strcmp(cmd, "allow")) {
-		if (argc < 2) {
-			fprintf(stderr, "ztctl: '%s' needs a verb: add, del, list%s\n", cmd,
-				!strcmp(cmd, "block") ? ", import" : "");
-			return EXIT_USAGE;
-		}
-		sub = argv[1];
-		if (!strcmp(sub, "add") || !strcmp(sub, "del"))
-			return cmd_add_del(cmd, sub, argc - 1, argv + 1);
-		if (!strcmp(sub, "list"))
-			return cmd_list(cmd, argc - 1, argv + 1);
-		if (!strcmp(sub, "import") && !strcmp(cmd, "block"))
-			return cmd_import(argc - 1, argv + 1);
-		fprintf(stderr, "ztctl: unknown verb '%s %s' (see ztctl --help)\n", cmd, sub);
-		return EXIT_USAGE;
+	c = find_cmd(argv[0], argc > 1 ? argv[1] : NULL, &words);
+	if (!c) {
+		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0)
+			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
+		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}
-	fprintf(stderr, "ztctl: unknown command '%s' (see ztctl --help)\n", cmd);
-	return EXIT_USAGE;
+	r = parse_opts(&ctl, c, argc - (words - 1), argv + (words - 1), &o);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	r = c->run(&ctl, &o);
+	if (ctl.fd >= 0)
+		close(ctl.fd);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "ztctl: writing the output: %s\n", strerror(errno));
+		return r ? r : EXIT_FAIL;
+	}
+	return r;
 }
