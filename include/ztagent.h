@@ -24,6 +24,7 @@
 #define ZT_PIN_BLOCK_LPM_V4 "blocklist_lpm_v4"
 #define ZT_PIN_BLOCK_LPM_V6 "blocklist_lpm_v6"
 #define ZT_PIN_BLOCK_PREFIXES "blocklist_prefixes"
+#define ZT_PIN_BLOCK_FILTER "blocklist_filter"
 #define ZT_PIN_ALLOW_V4 "allowlist_v4"
 #define ZT_PIN_ALLOW_V6 "allowlist_v6"
 #define ZT_PIN_REASON_TEXT "block_notes"
@@ -113,7 +114,36 @@ struct zt_prefix_set {
 	__u32 v6_lpm_used;
 	__u32 allow_v4_used; /* non-zero: allowlist_v4 has entries (else skip the lookup) */
 	__u32 allow_v6_used;
+	__u32 filter_v4_on; /* non-zero: consult blocklist_filter for IPv4 sources */
+	__u32 filter_v6_on; /* ... for IPv6 (off while an IPv6 entry is shorter than /32) */
 };
+
+/*
+ * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words): one bit per
+ * IPv4 /16 and one per hash bucket of an IPv6 /32, set while some blocklist
+ * entry could match an address there. Most sources fall in a clear bit and
+ * skip every blocklist lookup, so the pass path stays near one array read
+ * however long the list grows. The daemon sets a bit before the entries
+ * that need it are written and clears it after the last one is gone.
+ */
+#define ZT_FILTER_V4_WORDS 1024 /* 65536 bits: one per IPv4 /16 */
+#define ZT_FILTER_V6_BITS 20
+#define ZT_FILTER_V6_WORDS (1u << (ZT_FILTER_V6_BITS - 6))
+#define ZT_FILTER_WORDS (ZT_FILTER_V4_WORDS + ZT_FILTER_V6_WORDS)
+
+/* Bucket of an IPv4 address: its /16, from the first two bytes. */
+static inline __u32 zt_filter_v4_bucket(const __u8 *addr)
+{
+	return (__u32)addr[0] << 8 | addr[1];
+}
+
+/* Bucket of an IPv6 address: a multiplicative hash of its first 32 bits. */
+static inline __u32 zt_filter_v6_bucket(const __u8 *addr)
+{
+	__u32 w = (__u32)addr[0] << 24 | (__u32)addr[1] << 16 | (__u32)addr[2] << 8 | addr[3];
+
+	return (w * 0x9E3779B1u) >> (32 - ZT_FILTER_V6_BITS);
+}
 
 /*
  * Verdict reasons. Every packet the XDP guard sees is counted under exactly

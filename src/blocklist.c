@@ -48,6 +48,12 @@ struct zt_blocklist {
 	uint32_t n_trie[2];
 	uint64_t next_expiry; /* earliest expires_ns among entries; UINT64_MAX: none */
 	bool allow_used[2]; /* the allowlist trie has entries */
+	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
+	int fd_filter;
+	uint32_t *fcount;
+	uint64_t *fwords;
+	uint8_t *fdirty;
+	size_t n_v6_short; /* IPv6 entries shorter than /32: the v6 filter is off */
 };
 
 static const char *const reason_names[ZT_BR_MAX] = {
@@ -233,6 +239,56 @@ static bool trie_empty(int fd)
 	return bpf_map_get_next_key(fd, NULL, next) < 0;
 }
 
+#define FILTER_BUCKETS ((size_t)ZT_FILTER_WORDS * 64)
+#define FILTER_V6_BASE ((uint32_t)ZT_FILTER_V4_WORDS * 64)
+
+/* Buckets an entry covers: an IPv4 prefix shorter than /16 covers several. */
+static uint32_t filter_range(int fam, uint8_t plen, const uint8_t *addr, uint32_t *first)
+{
+	if (fam == FAM_V4) {
+		uint32_t span = plen >= 16 ? 1 : 1u << (16 - plen);
+
+		*first = zt_filter_v4_bucket(addr) & ~(span - 1);
+		return span;
+	}
+	if (plen < 32)
+		return 0;
+	*first = FILTER_V6_BASE + zt_filter_v6_bucket(addr);
+	return 1;
+}
+
+/* Counts an entry in (delta 1) or out (-1) of its buckets; marks changed words. */
+static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uint8_t *addr,
+		       int delta)
+{
+	uint32_t first = 0, n = filter_range(fam, plen, addr, &first);
+
+	if (fam == FAM_V6 && plen < 32) {
+		bl->n_v6_short += delta;
+		return;
+	}
+	for (uint32_t b = first; b < first + n; b++) {
+		uint64_t bit = 1ULL << (b & 63);
+
+		if (delta > 0 ? bl->fcount[b]++ == 0 : --bl->fcount[b] == 0) {
+			bl->fwords[b >> 6] ^= bit;
+			bl->fdirty[b >> 6] = 1;
+		}
+	}
+}
+
+static int filter_flush(struct zt_blocklist *bl)
+{
+	for (uint32_t w = 0; w < ZT_FILTER_WORDS; w++) {
+		if (!bl->fdirty[w])
+			continue;
+		if (bpf_map_update_elem(bl->fd_filter, &w, &bl->fwords[w], BPF_ANY) < 0)
+			return -errno;
+		bl->fdirty[w] = 0;
+	}
+	return 0;
+}
+
 static int publish_prefixes(struct zt_blocklist *bl)
 {
 	struct zt_prefix_set ps = {};
@@ -248,6 +304,8 @@ static int publish_prefixes(struct zt_blocklist *bl)
 	ps.v6_lpm_used = bl->n_trie[FAM_V6] != 0;
 	ps.allow_v4_used = bl->allow_used[FAM_V4];
 	ps.allow_v6_used = bl->allow_used[FAM_V6];
+	ps.filter_v4_on = 1;
+	ps.filter_v6_on = bl->n_v6_short == 0;
 	if (bpf_map_update_elem(bl->fd_prefixes, &zero, &ps, BPF_ANY) < 0)
 		return -errno;
 	return 0;
@@ -328,6 +386,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 	bl->hashed[fam][plen] = !trie;
 	bl->n_fam[fam]++;
 	bl->n_trie[fam] += trie;
+	filter_ref(bl, fam, plen, key + sizeof(uint32_t), 1);
 	return 0;
 }
 
@@ -425,6 +484,16 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl->max_entries[FAM_V6] = bpf_map__max_entries(s->maps.blocklist_v6);
 	bl->max_notes = bpf_map__max_entries(s->maps.block_notes);
 	bl->next_expiry = UINT64_MAX;
+	bl->fd_filter = bpf_map__fd(s->maps.blocklist_filter);
+	bl->fcount = calloc(FILTER_BUCKETS, sizeof(*bl->fcount));
+	bl->fwords = calloc(ZT_FILTER_WORDS, sizeof(*bl->fwords));
+	bl->fdirty = malloc(ZT_FILTER_WORDS);
+	if (!bl->fcount || !bl->fwords || !bl->fdirty) {
+		zt_blocklist_stop(bl);
+		return -ENOMEM;
+	}
+	/* Every word is written once at start: repairs whatever an earlier run left. */
+	memset(bl->fdirty, 1, ZT_FILTER_WORDS);
 	r = tab_grow(&bl->tab, 1);
 	for (int fam = 0; r == 0 && fam < 2; fam++) {
 		r = load_map(bl, fam, false);
@@ -434,6 +503,8 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl->allow_used[FAM_V4] = !trie_empty(bl->fd_allow[FAM_V4]);
 	bl->allow_used[FAM_V6] = !trie_empty(bl->fd_allow[FAM_V6]);
 	/* Re-publish from what the maps hold: repairs a set left half-written. */
+	if (r == 0)
+		r = filter_flush(bl);
 	if (r == 0)
 		r = publish_prefixes(bl);
 	if (r < 0) {
@@ -450,6 +521,9 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	if (!bl)
 		return;
 	free(bl->tab.slots);
+	free(bl->fcount);
+	free(bl->fwords);
+	free(bl->fdirty);
 	free(bl);
 }
 
@@ -488,6 +562,7 @@ static int remove_entry(struct zt_blocklist *bl, struct bl_slot *s)
 	uint8_t key[sizeof(struct zt_ip6_key)];
 	int fam = s->fam, plen = s->plen, r;
 	bool trie = s->in_trie;
+	size_t was_short;
 
 	make_key(fam, plen, s->addr, key);
 	bl->count[fam][plen]--;
@@ -504,7 +579,11 @@ static int remove_entry(struct zt_blocklist *bl, struct bl_slot *s)
 		goto undo;
 	}
 	tab_remove(&bl->tab, s);
-	if (trie && !bl->n_trie[fam])
+	/* The entry is gone: its buckets may be cleared now. */
+	was_short = bl->n_v6_short;
+	filter_ref(bl, fam, plen, key + sizeof(uint32_t), -1);
+	filter_flush(bl);
+	if ((trie && !bl->n_trie[fam]) || (was_short && !bl->n_v6_short))
 		publish_prefixes(bl);
 	return 0;
 undo:
@@ -642,7 +721,23 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 			goto rollback_mirror;
 		}
 	}
-	/* Entries first ... */
+	/* The prefilter lets the new entries be seen before they exist ... */
+	{
+		size_t was_short = bl->n_v6_short;
+
+		for (size_t i = 0; i < n; i++)
+			if (is_new[i])
+				filter_ref(bl, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr, 1);
+		r = filter_flush(bl);
+		if (r == 0 && !was_short && bl->n_v6_short)
+			r = publish_prefixes(bl); /* IPv6 filter off before a short entry lands */
+		if (r < 0) {
+			snprintf(err, errlen, "cannot update %s: %s", ZT_PIN_BLOCK_FILTER,
+				 strerror(-r));
+			goto rollback_filter;
+		}
+	}
+	/* ... then the entries ... */
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++) {
 			size_t ks =
@@ -694,6 +789,12 @@ rollback_maps:
 			delete_keys(trie_for[f][cs[i].prefixlen] ? bl->fd_trie[f] : bl->fd_hash[f],
 				    key, ks, 1);
 	}
+rollback_filter:
+	for (size_t i = 0; i < n; i++)
+		if (is_new[i])
+			filter_ref(bl, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr, -1);
+	filter_flush(bl);
+	publish_prefixes(bl);
 rollback_mirror:
 	for (size_t i = n; i-- > 0;) {
 		if (is_new[i]) {

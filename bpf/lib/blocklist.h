@@ -62,6 +62,22 @@ struct {
 } blocklist_prefixes SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ZT_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} blocklist_filter SEC(".maps");
+
+/* 1 when the prefilter says no blocklist entry can match in this bucket. */
+static __always_inline int zt_filter_clear(__u32 word, __u32 bucket)
+{
+	__u64 *w = bpf_map_lookup_elem(&blocklist_filter, &word);
+
+	return w && !(*w & (1ULL << (bucket & 63)));
+}
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 1024);
 	__type(key, struct zt_ip4_key);
@@ -135,6 +151,12 @@ static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_s
 	__builtin_memcpy(k.addr, &saddr, 4);
 	if (ps->allow_v4_used && bpf_map_lookup_elem(&allowlist_v4, &k))
 		return ZT_XR_ALLOWLIST;
+	if (ps->filter_v4_on) {
+		__u32 b = zt_filter_v4_bucket((const __u8 *)&saddr);
+
+		if (zt_filter_clear(b >> 6, b))
+			return ZT_XR_OK;
+	}
 	n = ps->v4_count;
 	for (i = 0; i < ZT_MAX_HASHED_LENS; i++) {
 		__u32 a;
@@ -171,6 +193,12 @@ static __always_inline int zt_blocklist_v6(const __u32 *saddr, const struct zt_p
 	__builtin_memcpy(k.addr, saddr, 16);
 	if (ps->allow_v6_used && bpf_map_lookup_elem(&allowlist_v6, &k))
 		return ZT_XR_ALLOWLIST;
+	if (ps->filter_v6_on) {
+		__u32 b = zt_filter_v6_bucket((const __u8 *)saddr);
+
+		if (zt_filter_clear(ZT_FILTER_V4_WORDS + (b >> 6), b))
+			return ZT_XR_OK;
+	}
 	n = ps->v6_count;
 	for (i = 0; i < ZT_MAX_HASHED_LENS; i++) {
 		__u32 a[4];

@@ -20,6 +20,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/bpf.h>
 
 #include "blocklist.h"
 #include "config.h"
@@ -108,6 +109,62 @@ static bool in_map(struct bpf_map *m, const char *cidr)
 	memcpy(key, &(uint32_t){ c.prefixlen }, 4);
 	memcpy(key + 4, c.addr, c.family == AF_INET ? 4 : 16);
 	return bpf_map_lookup_elem(bpf_map__fd(m), key, &v) == 0;
+}
+
+/* Runs the XDP guard on a UDP packet from src; returns the XDP verdict. */
+static int verdict(struct env *e, const char *src)
+{
+	uint8_t pkt[128] = {};
+	struct zt_cidr c = C(src);
+	size_t len;
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+
+	memcpy(pkt, "\x02\0\0\0\0\x02\x02\0\0\0\0\x01", 12);
+	if (c.family == AF_INET) {
+		uint8_t *ip = pkt + 14;
+
+		pkt[12] = 0x08;
+		ip[0] = 0x45;
+		ip[3] = 20 + 8 + 4;
+		ip[8] = 64;
+		ip[9] = 17;
+		memcpy(ip + 12, c.addr, 4);
+		memcpy(ip + 16, (uint8_t[]){ 198, 18, 0, 2 }, 4);
+		ip[20] = 0x30;
+		ip[22] = 0x35;
+		ip[25] = 12;
+		len = 14 + 20 + 8 + 4;
+	} else {
+		uint8_t *ip6 = pkt + 14;
+
+		pkt[12] = 0x86;
+		pkt[13] = 0xdd;
+		ip6[0] = 0x60;
+		ip6[5] = 8 + 4;
+		ip6[6] = 17;
+		ip6[7] = 64;
+		memcpy(ip6 + 8, c.addr, 16);
+		memcpy(ip6 + 24, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, [15] = 2 }, 16);
+		ip6[41] = 0x30;
+		ip6[43] = 0x35;
+		ip6[45] = 12;
+		len = 14 + 40 + 8 + 4;
+	}
+	o.data_in = pkt;
+	o.data_size_in = len;
+	o.repeat = 1;
+	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->dp->xdp->progs.xdp_guard), &o),
+			 0);
+	return o.retval;
+}
+
+static uint64_t filter_word(struct env *e, uint32_t w)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(
+		bpf_map_lookup_elem(bpf_map__fd(e->dp->xdp->maps.blocklist_filter), &w, &v), 0);
+	return v;
 }
 
 static const struct zt_block_req plain = { .reason = ZT_BR_OPERATOR, .source = ZT_BS_MANUAL };
@@ -251,6 +308,56 @@ static void test_restart_rebuilds(void **state)
 	assert_int_equal(zt_allowlist_del(e->bl, &allow), -ENOENT);
 }
 
+/* What the daemon writes is what the XDP program enforces, through the prefilter. */
+static void test_enforced_through_filter(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr a = C("198.18.0.0/24"), b = C("2001:db8::/48"), w8 = C("100.0.0.0/8");
+	struct zt_cidr s6 = C("3fff::/16");
+	struct zt_prefix_set ps;
+	char err[256];
+	bool r;
+
+	assert_int_equal(verdict(e, "198.18.0.9"), XDP_PASS);
+	assert_int_equal(zt_blocklist_add(e->bl, &a, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &b, &plain, &r, err, sizeof(err)), 0);
+	ps = prefixes(e);
+	assert_int_equal(ps.filter_v4_on, 1);
+	assert_int_equal(ps.filter_v6_on, 1);
+	assert_int_equal(verdict(e, "198.18.0.9"), XDP_DROP);
+	assert_int_equal(verdict(e, "198.18.1.9"), XDP_PASS); /* same /16, no entry */
+	assert_int_equal(verdict(e, "198.19.0.9"), XDP_PASS); /* filtered out */
+	assert_int_equal(verdict(e, "2001:db8::5"), XDP_DROP);
+	assert_int_equal(verdict(e, "2001:db8:1::5"), XDP_PASS);
+	assert_int_equal(verdict(e, "2001:db9::5"), XDP_PASS);
+	/* An IPv4 prefix shorter than /16 sets every /16 bit it covers. */
+	assert_int_equal(zt_blocklist_add(e->bl, &w8, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(verdict(e, "100.200.3.4"), XDP_DROP);
+	assert_int_equal(verdict(e, "100.0.0.1"), XDP_DROP);
+	assert_int_equal(verdict(e, "101.0.0.1"), XDP_PASS);
+	/* An IPv6 prefix shorter than /32 switches the IPv6 filter off, and back. */
+	assert_int_equal(zt_blocklist_add(e->bl, &s6, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(prefixes(e).filter_v6_on, 0);
+	assert_int_equal(verdict(e, "3fff:1234::1"), XDP_DROP);
+	assert_int_equal(verdict(e, "2001:db8::5"), XDP_DROP);
+	assert_int_equal(zt_blocklist_del(e->bl, &s6), 0);
+	assert_int_equal(prefixes(e).filter_v6_on, 1);
+	assert_int_equal(verdict(e, "3fff:1234::1"), XDP_PASS);
+	/* The last entry of a bucket gone: its bit is clear again. */
+	assert_int_equal(filter_word(e, (198 << 8 | 18) >> 6) >> ((198 << 8 | 18) & 63) & 1, 1);
+	assert_int_equal(zt_blocklist_del(e->bl, &a), 0);
+	assert_int_equal(filter_word(e, (198 << 8 | 18) >> 6) >> ((198 << 8 | 18) & 63) & 1, 0);
+	assert_int_equal(verdict(e, "198.18.0.9"), XDP_PASS);
+	assert_int_equal(zt_blocklist_del(e->bl, &w8), 0);
+	for (uint32_t w = 100 << 2; w < 101 << 2; w++)
+		assert_int_equal(filter_word(e, w), 0);
+	/* A restart rewrites the filter from the pins: still enforced. */
+	stop(e);
+	start(e);
+	assert_int_equal(verdict(e, "2001:db8::5"), XDP_DROP);
+	assert_int_equal(verdict(e, "100.200.3.4"), XDP_PASS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rebuilds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enforced_through_filter, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
