@@ -115,26 +115,37 @@ struct zt_prefix_set {
 	__u32 allow_v4_used; /* non-zero: allowlist_v4 has entries (else skip the lookup) */
 	__u32 allow_v6_used;
 	__u32 filter_v4_on; /* non-zero: consult blocklist_filter for IPv4 sources */
-	__u32 filter_v6_on; /* ... for IPv6 (off while an IPv6 entry is shorter than /32) */
+	__u32 filter_v6_on; /* ... for IPv6 sources */
 };
 
 /*
- * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words): one bit per
- * IPv4 /16 and one per hash bucket of an IPv6 /32, set while some blocklist
- * entry could match an address there. Most sources fall in a clear bit and
- * skip every blocklist lookup, so the pass path stays near one array read
- * however long the list grows. The daemon sets a bit before the entries
- * that need it are written and clears it after the last one is gone.
+ * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words): one bit per hash
+ * bucket of an IPv4 /24 and one per hash bucket of an IPv6 /32, set while
+ * some blocklist entry could match an address there. Most sources fall on
+ * a clear bit and skip every blocklist lookup, so the pass path stays near
+ * one array read however long the list grows. The daemon sets a bit before
+ * the entries that need it are written and clears it after the last one is
+ * gone. Entries shorter than /8 (IPv4) or /32 (IPv6) would cover too many
+ * buckets: while one exists, that family's filter is switched off.
  */
-#define ZT_FILTER_V4_WORDS 1024 /* 65536 bits: one per IPv4 /16 */
+#define ZT_FILTER_V4_BITS 22
 #define ZT_FILTER_V6_BITS 20
+#define ZT_FILTER_V4_WORDS (1u << (ZT_FILTER_V4_BITS - 6))
 #define ZT_FILTER_V6_WORDS (1u << (ZT_FILTER_V6_BITS - 6))
 #define ZT_FILTER_WORDS (ZT_FILTER_V4_WORDS + ZT_FILTER_V6_WORDS)
+#define ZT_FILTER_V4_MIN_PLEN 8
+#define ZT_FILTER_V6_MIN_PLEN 32
 
-/* Bucket of an IPv4 address: its /16, from the first two bytes. */
+/* Bucket of an IPv4 /24 given as its first three bytes packed a<<16 | b<<8 | c. */
+static inline __u32 zt_filter_v4_hash(__u32 net24)
+{
+	return (net24 * 0x9E3779B1u) >> (32 - ZT_FILTER_V4_BITS);
+}
+
+/* Bucket of an IPv4 address: its /24, hashed. */
 static inline __u32 zt_filter_v4_bucket(const __u8 *addr)
 {
-	return (__u32)addr[0] << 8 | addr[1];
+	return zt_filter_v4_hash((__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2]);
 }
 
 /* Bucket of an IPv6 address: a multiplicative hash of its first 32 bits. */

@@ -50,10 +50,11 @@ struct zt_blocklist {
 	bool allow_used[2]; /* the allowlist trie has entries */
 	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
 	int fd_filter;
-	uint32_t *fcount;
+	uint16_t *fcount4;
+	uint32_t *fcount6;
 	uint64_t *fwords;
 	uint8_t *fdirty;
-	size_t n_v6_short; /* IPv6 entries shorter than /32: the v6 filter is off */
+	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
 };
 
 static const char *const reason_names[ZT_BR_MAX] = {
@@ -239,54 +240,89 @@ static bool trie_empty(int fd)
 	return bpf_map_get_next_key(fd, NULL, next) < 0;
 }
 
-#define FILTER_BUCKETS ((size_t)ZT_FILTER_WORDS * 64)
-#define FILTER_V6_BASE ((uint32_t)ZT_FILTER_V4_WORDS * 64)
+#define FILTER_V4_BUCKETS ((size_t)1 << ZT_FILTER_V4_BITS)
+#define FILTER_V6_BUCKETS ((size_t)1 << ZT_FILTER_V6_BITS)
 
-/* Buckets an entry covers: an IPv4 prefix shorter than /16 covers several. */
-static uint32_t filter_range(int fam, uint8_t plen, const uint8_t *addr, uint32_t *first)
+static void filter_bit(struct zt_blocklist *bl, size_t b)
 {
-	if (fam == FAM_V4) {
-		uint32_t span = plen >= 16 ? 1 : 1u << (16 - plen);
-
-		*first = zt_filter_v4_bucket(addr) & ~(span - 1);
-		return span;
-	}
-	if (plen < 32)
-		return 0;
-	*first = FILTER_V6_BASE + zt_filter_v6_bucket(addr);
-	return 1;
+	bl->fwords[b >> 6] ^= 1ULL << (b & 63);
+	bl->fdirty[b >> 6] = 1;
 }
 
-/* Counts an entry in (delta 1) or out (-1) of its buckets; marks changed words. */
+/* Counts an entry in (delta 1) or out (-1) of the buckets it covers; marks changed words. */
 static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uint8_t *addr,
 		       int delta)
 {
-	uint32_t first = 0, n = filter_range(fam, plen, addr, &first);
+	if (fam == FAM_V4) {
+		uint32_t net = (uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2];
+		uint32_t span;
 
-	if (fam == FAM_V6 && plen < 32) {
-		bl->n_v6_short += delta;
+		if (plen < ZT_FILTER_V4_MIN_PLEN) {
+			bl->n_short[FAM_V4] += delta;
+			return;
+		}
+		/* A prefix shorter than /24 covers 2^(24 - plen) /24s, each hashed. */
+		span = plen >= 24 ? 1 : 1u << (24 - plen);
+		net &= ~(span - 1);
+		for (uint32_t i = 0; i < span; i++) {
+			uint32_t b = zt_filter_v4_hash(net + i);
+			uint16_t *c = &bl->fcount4[b];
+
+			/* Saturated counters stay: the bit stays set, which is always safe. */
+			if (*c == UINT16_MAX)
+				continue;
+			if (delta > 0 ? (*c)++ == 0 : --(*c) == 0)
+				filter_bit(bl, b);
+		}
 		return;
 	}
-	for (uint32_t b = first; b < first + n; b++) {
-		uint64_t bit = 1ULL << (b & 63);
+	if (plen < ZT_FILTER_V6_MIN_PLEN) {
+		bl->n_short[FAM_V6] += delta;
+		return;
+	}
+	{
+		uint32_t b = zt_filter_v6_bucket(addr);
 
-		if (delta > 0 ? bl->fcount[b]++ == 0 : --bl->fcount[b] == 0) {
-			bl->fwords[b >> 6] ^= bit;
-			bl->fdirty[b >> 6] = 1;
-		}
+		if (delta > 0 ? bl->fcount6[b]++ == 0 : --bl->fcount6[b] == 0)
+			filter_bit(bl, FILTER_V4_BUCKETS + b);
 	}
 }
 
+/* Writes the changed words in one batch (one syscall), word by word where batching is missing. */
 static int filter_flush(struct zt_blocklist *bl)
 {
-	for (uint32_t w = 0; w < ZT_FILTER_WORDS; w++) {
-		if (!bl->fdirty[w])
-			continue;
-		if (bpf_map_update_elem(bl->fd_filter, &w, &bl->fwords[w], BPF_ANY) < 0)
-			return -errno;
-		bl->fdirty[w] = 0;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	uint32_t *keys = malloc(ZT_FILTER_WORDS * sizeof(*keys)), n = 0;
+	uint64_t *vals = malloc(ZT_FILTER_WORDS * sizeof(*vals));
+	int r = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
 	}
-	return 0;
+	for (uint32_t w = 0; w < ZT_FILTER_WORDS; w++)
+		if (bl->fdirty[w]) {
+			keys[n] = w;
+			vals[n++] = bl->fwords[w];
+		}
+	if (n) {
+		__u32 cnt = n;
+
+		r = bpf_map_update_batch(bl->fd_filter, keys, vals, &cnt, &opts);
+		if (r == -EINVAL || r == -524 /* ENOTSUPP */ || r == -EOPNOTSUPP) {
+			r = 0;
+			for (uint32_t i = 0; i < n && r == 0; i++)
+				if (bpf_map_update_elem(bl->fd_filter, &keys[i], &vals[i],
+							BPF_ANY) < 0)
+					r = -errno;
+		}
+	}
+	if (r == 0)
+		memset(bl->fdirty, 0, ZT_FILTER_WORDS);
+out:
+	free(keys);
+	free(vals);
+	return r;
 }
 
 static int publish_prefixes(struct zt_blocklist *bl)
@@ -304,8 +340,8 @@ static int publish_prefixes(struct zt_blocklist *bl)
 	ps.v6_lpm_used = bl->n_trie[FAM_V6] != 0;
 	ps.allow_v4_used = bl->allow_used[FAM_V4];
 	ps.allow_v6_used = bl->allow_used[FAM_V6];
-	ps.filter_v4_on = 1;
-	ps.filter_v6_on = bl->n_v6_short == 0;
+	ps.filter_v4_on = bl->n_short[FAM_V4] == 0;
+	ps.filter_v6_on = bl->n_short[FAM_V6] == 0;
 	if (bpf_map_update_elem(bl->fd_prefixes, &zero, &ps, BPF_ANY) < 0)
 		return -errno;
 	return 0;
@@ -485,10 +521,11 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl->max_notes = bpf_map__max_entries(s->maps.block_notes);
 	bl->next_expiry = UINT64_MAX;
 	bl->fd_filter = bpf_map__fd(s->maps.blocklist_filter);
-	bl->fcount = calloc(FILTER_BUCKETS, sizeof(*bl->fcount));
+	bl->fcount4 = calloc(FILTER_V4_BUCKETS, sizeof(*bl->fcount4));
+	bl->fcount6 = calloc(FILTER_V6_BUCKETS, sizeof(*bl->fcount6));
 	bl->fwords = calloc(ZT_FILTER_WORDS, sizeof(*bl->fwords));
 	bl->fdirty = malloc(ZT_FILTER_WORDS);
-	if (!bl->fcount || !bl->fwords || !bl->fdirty) {
+	if (!bl->fcount4 || !bl->fcount6 || !bl->fwords || !bl->fdirty) {
 		zt_blocklist_stop(bl);
 		return -ENOMEM;
 	}
@@ -521,7 +558,8 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	if (!bl)
 		return;
 	free(bl->tab.slots);
-	free(bl->fcount);
+	free(bl->fcount4);
+	free(bl->fcount6);
 	free(bl->fwords);
 	free(bl->fdirty);
 	free(bl);
@@ -580,10 +618,10 @@ static int remove_entry(struct zt_blocklist *bl, struct bl_slot *s)
 	}
 	tab_remove(&bl->tab, s);
 	/* The entry is gone: its buckets may be cleared now. */
-	was_short = bl->n_v6_short;
+	was_short = bl->n_short[fam];
 	filter_ref(bl, fam, plen, key + sizeof(uint32_t), -1);
 	filter_flush(bl);
-	if ((trie && !bl->n_trie[fam]) || (was_short && !bl->n_v6_short))
+	if ((trie && !bl->n_trie[fam]) || (was_short && !bl->n_short[fam]))
 		publish_prefixes(bl);
 	return 0;
 undo:
@@ -723,14 +761,16 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 	}
 	/* The prefilter lets the new entries be seen before they exist ... */
 	{
-		size_t was_short = bl->n_v6_short;
+		size_t was_short4 = bl->n_short[FAM_V4], was_short6 = bl->n_short[FAM_V6];
 
 		for (size_t i = 0; i < n; i++)
 			if (is_new[i])
 				filter_ref(bl, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr, 1);
 		r = filter_flush(bl);
-		if (r == 0 && !was_short && bl->n_v6_short)
-			r = publish_prefixes(bl); /* IPv6 filter off before a short entry lands */
+		/* A filter goes off before an entry too short for it lands. */
+		if (r == 0 &&
+		    ((!was_short4 && bl->n_short[FAM_V4]) || (!was_short6 && bl->n_short[FAM_V6])))
+			r = publish_prefixes(bl);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot update %s: %s", ZT_PIN_BLOCK_FILTER,
 				 strerror(-r));

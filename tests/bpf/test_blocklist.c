@@ -344,13 +344,24 @@ static void test_enforced_through_filter(void **state)
 	assert_int_equal(prefixes(e).filter_v6_on, 1);
 	assert_int_equal(verdict(e, "3fff:1234::1"), XDP_PASS);
 	/* The last entry of a bucket gone: its bit is clear again. */
-	assert_int_equal(filter_word(e, (198 << 8 | 18) >> 6) >> ((198 << 8 | 18) & 63) & 1, 1);
+	uint32_t bk = zt_filter_v4_bucket(a.addr);
+	assert_int_equal(filter_word(e, bk >> 6) >> (bk & 63) & 1, 1);
 	assert_int_equal(zt_blocklist_del(e->bl, &a), 0);
-	assert_int_equal(filter_word(e, (198 << 8 | 18) >> 6) >> ((198 << 8 | 18) & 63) & 1, 0);
+	assert_int_equal(filter_word(e, bk >> 6) >> (bk & 63) & 1, 0);
 	assert_int_equal(verdict(e, "198.18.0.9"), XDP_PASS);
+	/* After the /8 goes, no bit is left set at all (only the /48 in IPv6 remains). */
 	assert_int_equal(zt_blocklist_del(e->bl, &w8), 0);
-	for (uint32_t w = 100 << 2; w < 101 << 2; w++)
-		assert_int_equal(filter_word(e, w), 0);
+	for (uint32_t w = 0; w < ZT_FILTER_V4_WORDS; w++)
+		if (filter_word(e, w))
+			fail_msg("IPv4 filter word %u still set", w);
+	/* An IPv4 prefix shorter than /8 switches the IPv4 filter off, and back. */
+	struct zt_cidr s4 = C("64.0.0.0/2");
+	assert_int_equal(zt_blocklist_add(e->bl, &s4, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(prefixes(e).filter_v4_on, 0);
+	assert_int_equal(verdict(e, "100.1.2.3"), XDP_DROP);
+	assert_int_equal(zt_blocklist_del(e->bl, &s4), 0);
+	assert_int_equal(prefixes(e).filter_v4_on, 1);
+	assert_int_equal(verdict(e, "100.1.2.3"), XDP_PASS);
 	/* A restart rewrites the filter from the pins: still enforced. */
 	stop(e);
 	start(e);
