@@ -119,22 +119,33 @@ struct zt_prefix_set {
 };
 
 /*
- * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words): one bit per hash
- * bucket of an IPv4 /24 and one per hash bucket of an IPv6 /32, set while
- * some blocklist entry could match an address there. Most sources fall on
- * a clear bit and skip every blocklist lookup, so the pass path stays near
- * one array read however long the list grows. The daemon sets a bit before
- * the entries that need it are written and clears it after the last one is
- * gone. Entries shorter than /8 (IPv4) or /32 (IPv6) would cover too many
- * buckets: while one exists, that family's filter is switched off.
+ * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words) in three parts:
+ * one bit per hash bucket of an IPv4 /24 (entries /24 and longer), one bit
+ * per hash bucket of an IPv6 /32 (entries /32 and longer), and one exact
+ * bit per IPv4 /16 (entries from /8 to /23, which set the /16s they cover).
+ * A bit is set while some blocklist entry could match an address there.
+ * Most sources fall on clear bits and skip every blocklist lookup, so the
+ * pass path stays near two array reads however long the list grows. The
+ * daemon sets a bit before the entries that need it are written and clears
+ * it after the last one is gone. Entries shorter than /8 (IPv4) or /32
+ * (IPv6) would cover too much: while one exists, that family's filter is off.
  */
 #define ZT_FILTER_V4_BITS 22
-#define ZT_FILTER_V6_BITS 20
+#define ZT_FILTER_V6_BITS 22
 #define ZT_FILTER_V4_WORDS (1u << (ZT_FILTER_V4_BITS - 6))
 #define ZT_FILTER_V6_WORDS (1u << (ZT_FILTER_V6_BITS - 6))
-#define ZT_FILTER_WORDS (ZT_FILTER_V4_WORDS + ZT_FILTER_V6_WORDS)
+#define ZT_FILTER_V16_WORDS 1024u /* 65536 bits: one per IPv4 /16 */
+#define ZT_FILTER_V6_BASE ZT_FILTER_V4_WORDS /* first word of each part */
+#define ZT_FILTER_V16_BASE (ZT_FILTER_V4_WORDS + ZT_FILTER_V6_WORDS)
+#define ZT_FILTER_WORDS (ZT_FILTER_V16_BASE + ZT_FILTER_V16_WORDS)
 #define ZT_FILTER_V4_MIN_PLEN 8
 #define ZT_FILTER_V6_MIN_PLEN 32
+
+/* The /16 of an IPv4 address: its first two bytes. */
+static inline __u32 zt_filter_v16_bucket(const __u8 *addr)
+{
+	return (__u32)addr[0] << 8 | addr[1];
+}
 
 /* Bucket of an IPv4 /24 given as its first three bytes packed a<<16 | b<<8 | c. */
 static inline __u32 zt_filter_v4_hash(__u32 net24)

@@ -21,10 +21,14 @@
 
 #define MAX_DEPTH 32
 /*
- * Items per message. A 64 MiB block.list reply holds about 8M of them
- * (17 items per ~130-byte entry); each costs libcbor ~64 bytes decoded.
+ * Items per message; each costs libcbor 60 to 100 bytes decoded. The daemon
+ * decodes requests (zt_msg_decode): the largest is a block.import of 1048576
+ * cidrs (apiops.h) and a few fields. Clients decode replies (zt_msg_recv):
+ * a block.list reply just under 64 MiB holds up to ~12M items (17 per entry,
+ * ~100 bytes per entry with short fields), so it must still be accepted.
  */
-#define MAX_ITEMS (8u << 20)
+#define MAX_REQ_ITEMS (2u << 20)
+#define MAX_REPLY_ITEMS (16u << 20)
 
 /* Receive buffers grow with what arrives, not with what a header announces. */
 #define RECV_CHUNK (64u << 10)
@@ -125,7 +129,7 @@ static const char *const major_name[8] = {
 	"simple value or float",
 };
 
-static int prescan(const uint8_t *b, size_t len, char *err, size_t errlen)
+static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, size_t errlen)
 {
 	struct frame st[MAX_DEPTH + 1];
 	size_t pos = 0, items = 0;
@@ -207,8 +211,8 @@ static int prescan(const uint8_t *b, size_t len, char *err, size_t errlen)
 			       start, top->start);
 			return -EPROTO;
 		}
-		if (++items > MAX_ITEMS) {
-			seterr(err, errlen, "CBOR: more than %u items (at byte %zu)", MAX_ITEMS,
+		if (++items > max_items) {
+			seterr(err, errlen, "CBOR: more than %zu items (at byte %zu)", max_items,
 			       start);
 			return -E2BIG;
 		}
@@ -253,12 +257,12 @@ static int prescan(const uint8_t *b, size_t len, char *err, size_t errlen)
 				}
 				if (major == 5)
 					val *= 2;
-				if (val > MAX_ITEMS - items) {
+				if (val > max_items - items) {
 					seterr(err, errlen,
-					       "CBOR: the %s at byte %zu declares %llu %s, more than %u items in all",
+					       "CBOR: the %s at byte %zu declares %llu %s, more than %zu items in all",
 					       major_name[major], start,
 					       (unsigned long long)(major == 5 ? val / 2 : val),
-					       major == 5 ? "pairs" : "items", MAX_ITEMS);
+					       major == 5 ? "pairs" : "items", max_items);
 					return -E2BIG;
 				}
 			}
@@ -301,7 +305,8 @@ static int prescan(const uint8_t *b, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
-int zt_msg_decode(const uint8_t *buf, size_t len, cbor_item_t **out, char *err, size_t errlen)
+static int decode(const uint8_t *buf, size_t len, size_t max_items, cbor_item_t **out, char *err,
+		  size_t errlen)
 {
 	struct cbor_load_result res;
 	cbor_item_t *item;
@@ -312,7 +317,7 @@ int zt_msg_decode(const uint8_t *buf, size_t len, cbor_item_t **out, char *err, 
 		       ZT_API_MAX_MSG);
 		return -EMSGSIZE;
 	}
-	r = prescan(buf, len, err, errlen);
+	r = prescan(buf, len, max_items, err, errlen);
 	if (r < 0)
 		return r;
 	item = cbor_load(buf, len, &res);
@@ -335,6 +340,11 @@ int zt_msg_decode(const uint8_t *buf, size_t len, cbor_item_t **out, char *err, 
 	}
 	*out = item;
 	return 0;
+}
+
+int zt_msg_decode(const uint8_t *buf, size_t len, cbor_item_t **out, char *err, size_t errlen)
+{
+	return decode(buf, len, MAX_REQ_ITEMS, out, err, errlen);
 }
 
 int zt_msg_encode(const cbor_item_t *item, uint8_t **frame, size_t *frame_len)
@@ -499,7 +509,7 @@ int zt_msg_recv(int fd, cbor_item_t **out, char *err, size_t errlen)
 			return -EPROTO;
 		}
 	}
-	r = zt_msg_decode(buf, len, out, err, errlen);
+	r = decode(buf, len, MAX_REPLY_ITEMS, out, err, errlen);
 	free(buf);
 	return r;
 }

@@ -51,7 +51,8 @@ struct zt_blocklist {
 	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
 	int fd_filter;
 	uint16_t *fcount4;
-	uint32_t *fcount6;
+	uint16_t *fcount6;
+	uint32_t *fcount16;
 	uint64_t *fwords;
 	uint8_t *fdirty;
 	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
@@ -254,25 +255,27 @@ static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uin
 		       int delta)
 {
 	if (fam == FAM_V4) {
-		uint32_t net = (uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2];
-		uint32_t span;
-
 		if (plen < ZT_FILTER_V4_MIN_PLEN) {
 			bl->n_short[FAM_V4] += delta;
 			return;
 		}
-		/* A prefix shorter than /24 covers 2^(24 - plen) /24s, each hashed. */
-		span = plen >= 24 ? 1 : 1u << (24 - plen);
-		net &= ~(span - 1);
-		for (uint32_t i = 0; i < span; i++) {
-			uint32_t b = zt_filter_v4_hash(net + i);
+		if (plen >= 24) {
+			uint32_t b = zt_filter_v4_bucket(addr);
 			uint16_t *c = &bl->fcount4[b];
 
-			/* Saturated counters stay: the bit stays set, which is always safe. */
-			if (*c == UINT16_MAX)
-				continue;
-			if (delta > 0 ? (*c)++ == 0 : --(*c) == 0)
+			/* A saturated counter stays: its bit stays set, which is always safe. */
+			if (*c != UINT16_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
 				filter_bit(bl, b);
+			return;
+		}
+		/* /8 to /23: the exact /16s it covers (up to 256). */
+		{
+			uint32_t span = plen >= 16 ? 1 : 1u << (16 - plen);
+			uint32_t first = zt_filter_v16_bucket(addr) & ~(span - 1);
+
+			for (uint32_t b = first; b < first + span; b++)
+				if (delta > 0 ? bl->fcount16[b]++ == 0 : --bl->fcount16[b] == 0)
+					filter_bit(bl, (size_t)ZT_FILTER_V16_BASE * 64 + b);
 		}
 		return;
 	}
@@ -282,9 +285,10 @@ static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uin
 	}
 	{
 		uint32_t b = zt_filter_v6_bucket(addr);
+		uint16_t *c = &bl->fcount6[b];
 
-		if (delta > 0 ? bl->fcount6[b]++ == 0 : --bl->fcount6[b] == 0)
-			filter_bit(bl, FILTER_V4_BUCKETS + b);
+		if (*c != UINT16_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
+			filter_bit(bl, (size_t)ZT_FILTER_V6_BASE * 64 + b);
 	}
 }
 
@@ -523,9 +527,10 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl->fd_filter = bpf_map__fd(s->maps.blocklist_filter);
 	bl->fcount4 = calloc(FILTER_V4_BUCKETS, sizeof(*bl->fcount4));
 	bl->fcount6 = calloc(FILTER_V6_BUCKETS, sizeof(*bl->fcount6));
+	bl->fcount16 = calloc(65536, sizeof(*bl->fcount16));
 	bl->fwords = calloc(ZT_FILTER_WORDS, sizeof(*bl->fwords));
 	bl->fdirty = malloc(ZT_FILTER_WORDS);
-	if (!bl->fcount4 || !bl->fcount6 || !bl->fwords || !bl->fdirty) {
+	if (!bl->fcount4 || !bl->fcount6 || !bl->fcount16 || !bl->fwords || !bl->fdirty) {
 		zt_blocklist_stop(bl);
 		return -ENOMEM;
 	}
@@ -560,6 +565,7 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	free(bl->tab.slots);
 	free(bl->fcount4);
 	free(bl->fcount6);
+	free(bl->fcount16);
 	free(bl->fwords);
 	free(bl->fdirty);
 	free(bl);

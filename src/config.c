@@ -1,4 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The configuration file: one YAML mapping, read with libyaml's event API.
+ *
+ * Every key is a row in keys[] (full dotted path, kind, setter, field,
+ * limits). A new section is a K_SECTION row plus one row per key under it;
+ * a new kind of value is one setter. The walk never recurses on input: it
+ * only descends into sections the table names, so nesting depth is bounded
+ * by the table, not by the file.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -7,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -15,63 +25,135 @@
 #include "ztagent.h"
 
 #define MAX_FILE (1u << 20)
+#define SHOW_MAX 40 /* bytes of a found value quoted in a message */
+#define KEY_MAX 64 /* longer keys are unknown without looking */
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
-enum vtype {
-	V_MAP, /* a section */
-	V_NODE, /* node name */
-	V_PATH, /* absolute path */
-	V_SOCKPATH, /* absolute path that fits sun_path */
-	V_LOGLEVEL,
-	V_IFLIST,
-	V_XDPMODE,
-	V_MALFORMED,
-	V_U32,
-	V_SIZE_POW2,
-	V_DURATION,
+struct pctx;
+struct key;
+
+/*
+ * Checks one scalar (or one list item) and stores it into the config. For a
+ * K_LIST, x->item is the item's index and v is NULL for an empty list ([]).
+ */
+typedef int (*setter_fn)(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+
+enum kind {
+	K_SECTION, /* a mapping of further keys: "<path>.<key>" rows */
+	K_SCALAR, /* one value; set() is called once */
+	K_LIST, /* a sequence of scalars; set() is called per item, x->item counts */
+};
+
+struct choice {
+	const char *name;
+	uint64_t value;
 };
 
 struct key {
 	const char *path;
-	enum vtype type;
-	size_t off;
+	enum kind kind;
+	setter_fn set;
+	size_t off, size; /* the field in struct zt_config */
 	uint64_t min, max;
+	const struct choice *choices; /* set_choice: NULL-terminated */
 };
-
-#define F(field) offsetof(struct zt_config, field)
-static const struct key keys[] = {
-	{ "node", V_NODE, F(node), 0, 0 },
-	{ "bpffs", V_PATH, F(bpffs), 0, 0 },
-	{ "api_socket", V_SOCKPATH, F(api_socket), 0, 0 },
-	{ "log_level", V_LOGLEVEL, F(log_level), 0, 0 },
-	{ "xdp", V_MAP, 0, 0, 0 },
-	{ "xdp.interfaces", V_IFLIST, 0, 0, 0 },
-	{ "xdp.mode", V_XDPMODE, F(xdp.mode), 0, 0 },
-	{ "xdp.malformed", V_MALFORMED, F(xdp.malformed_drop), 0, 0 },
-	{ "xdp.blocklist_max", V_U32, F(xdp.blocklist_max), 1, 16777216 },
-	{ "xdp.allowlist_max", V_U32, F(xdp.allowlist_max), 1, 1048576 },
-	{ "xdp.event_sample", V_U32, F(xdp.event_sample), 1, 1000000 },
-	{ "xdp.event_rate", V_U32, F(xdp.event_rate), 0, 10000000 },
-	{ "xdp.ringbuf_bytes", V_SIZE_POW2, F(xdp.ringbuf_bytes), 4096, 1ULL << 30 },
-	{ "xdp.expiry_interval", V_DURATION, F(xdp.expiry_interval_ns), 100000000ULL,
-	  3600000000000ULL },
-};
-#undef F
 
 struct pctx {
 	yaml_parser_t parser;
+	const char *buf;
+	size_t len;
 	const char *name;
 	struct zt_config *c;
-	bool seen[ZT_ARRAY_SIZE(keys)];
+	yaml_mark_t seen[64]; /* where each key was first set; line 0 = not yet */
+	unsigned int item; /* K_LIST: index of the item being set */
 	char *err;
 	size_t errlen;
 };
 
+static int set_node(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_dir(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_sock(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_choice(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_uint(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_size_pow2(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_duration(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int add_iface(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+
+static const struct choice log_levels[] = {
+	{ "error", ZT_LOG_ERROR },
+	{ "warn", ZT_LOG_WARN },
+	{ "info", ZT_LOG_INFO },
+	{ "debug", ZT_LOG_DEBUG },
+	{ NULL, 0 },
+};
+static const struct choice xdp_modes[] = {
+	{ "native", ZT_XDP_NATIVE },
+	{ "generic", ZT_XDP_GENERIC },
+	{ NULL, 0 },
+};
+static const struct choice malformed_actions[] = {
+	{ "drop", true },
+	{ "pass", false },
+	{ NULL, 0 },
+};
+
+#define FIELD(f) .off = offsetof(struct zt_config, f), .size = sizeof(((struct zt_config *)0)->f)
+#define SECTION(p)                           \
+	{                                    \
+		.path = p, .kind = K_SECTION \
+	}
+#define SCALAR(p, fn, f, ...)                                                 \
+	{                                                                     \
+		.path = p, .kind = K_SCALAR, .set = fn, FIELD(f), __VA_ARGS__ \
+	}
+#define LIST(p, fn, f, ...)                                                 \
+	{                                                                   \
+		.path = p, .kind = K_LIST, .set = fn, FIELD(f), __VA_ARGS__ \
+	}
+#define MS 1000000ULL
+#define SEC 1000000000ULL
+
+/* Path, setter, field, limits. Later sections (policy, database, ...) add rows here. */
+static const struct key keys[] = {
+	SCALAR("node", set_node, node),
+	SCALAR("bpffs", set_dir, bpffs),
+	SCALAR("api_socket", set_sock, api_socket),
+	SCALAR("log_level", set_choice, log_level, .choices = log_levels),
+
+	SECTION("xdp"),
+	LIST("xdp.interfaces", add_iface, xdp.interfaces, .max = ZT_MAX_IFACES),
+	SCALAR("xdp.mode", set_choice, xdp.mode, .choices = xdp_modes),
+	SCALAR("xdp.malformed", set_choice, xdp.malformed_drop, .choices = malformed_actions),
+	SCALAR("xdp.blocklist_max", set_uint, xdp.blocklist_max, .min = 1, .max = 16777216),
+	SCALAR("xdp.allowlist_max", set_uint, xdp.allowlist_max, .min = 1, .max = 1048576),
+	SCALAR("xdp.event_sample", set_uint, xdp.event_sample, .min = 1, .max = 1000000),
+	SCALAR("xdp.event_rate", set_uint, xdp.event_rate, .min = 0, .max = 10000000),
+	SCALAR("xdp.ringbuf_bytes", set_size_pow2, xdp.ringbuf_bytes, .min = 4096,
+	       .max = 1ULL << 30),
+	SCALAR("xdp.expiry_interval", set_duration, xdp.expiry_interval_ns, .min = 100 * MS,
+	       .max = 3600 * SEC),
+};
+#undef FIELD
+#undef SECTION
+#undef SCALAR
+#undef LIST
+
+_Static_assert(ZT_ARRAY_SIZE(keys) <= ZT_ARRAY_SIZE(((struct pctx *)0)->seen),
+	       "pctx.seen is too small for keys[]");
+
 void zt_config_defaults(struct zt_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	if (gethostname(c->node, sizeof(c->node)) < 0 || !c->node[0])
-		snprintf(c->node, sizeof(c->node), "localhost");
+	if (gethostname(c->node, sizeof(c->node)) < 0)
+		c->node[0] = '\0';
 	c->node[sizeof(c->node) - 1] = '\0';
+	/* The hostname becomes the node name: keep it within what a file may say. */
+	for (char *p = c->node; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			*p = '-';
+	if (!c->node[0])
+		snprintf(c->node, sizeof(c->node), "localhost");
 	snprintf(c->bpffs, sizeof(c->bpffs), "%s", ZT_DEFAULT_BPFFS);
 	snprintf(c->api_socket, sizeof(c->api_socket), "%s", ZT_DEFAULT_API_SOCKET);
 	c->log_level = ZT_LOG_INFO;
@@ -82,242 +164,569 @@ void zt_config_defaults(struct zt_config *c)
 	c->xdp.event_sample = ZT_DEFAULT_EVENT_SAMPLE;
 	c->xdp.event_rate = ZT_DEFAULT_EVENT_RATE;
 	c->xdp.ringbuf_bytes = 4u << 20;
-	c->xdp.expiry_interval_ns = 1000000000ULL;
+	c->xdp.expiry_interval_ns = 1 * SEC;
 }
 
-/* 'value' for messages: printable, at most 40 bytes. */
+/* A found value for a message: printable ASCII, quotes escaped, at most SHOW_MAX bytes. */
 static const char *shown(const char *v, char *buf, size_t n)
 {
-	size_t o = 0;
+	size_t o = 0, i;
 
-	for (const unsigned char *p = (const unsigned char *)v; *p && o + 8 < n; p++) {
-		if (p - (const unsigned char *)v >= 40) {
-			o += (size_t)snprintf(buf + o, n - o, "...");
-			break;
-		}
-		if (*p < 0x20 || *p >= 0x7f || *p == '\'')
-			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", *p);
+	for (i = 0; v[i] && i < SHOW_MAX && o + 5 < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch < 0x20 || ch >= 0x7f || ch == '\'' || ch == '\\')
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
 		else
-			buf[o++] = (char)*p;
+			buf[o++] = (char)ch;
+	}
+	if (v[i] && o + 4 <= n) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
 	}
 	buf[o] = '\0';
 	return buf;
 }
 
+static void vreport(struct pctx *x, size_t line, size_t col, const char *fmt, va_list ap)
+{
+	int n;
+
+	n = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->name, line, col);
+	if (n < 0 || (size_t)n >= x->errlen)
+		return;
+	vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+}
+
+/* Writes "name:line:col: <message>" (libyaml marks are 0-based) and returns r. */
 static int fail(struct pctx *x, const yaml_mark_t *m, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int fail(struct pctx *x, const yaml_mark_t *m, int r, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	n = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->name, m->line + 1, m->column + 1);
-	if (n < 0 || (size_t)n >= x->errlen)
-		return r;
 	va_start(ap, fmt);
-	vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+	vreport(x, m->line + 1, m->column + 1, fmt, ap);
 	va_end(ap);
 	return r;
 }
 
+/* Same, at a byte offset into the input (reader errors carry no mark). */
+static int fail_at(struct pctx *x, size_t off, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail_at(struct pctx *x, size_t off, int r, const char *fmt, ...)
+{
+	size_t line = 1, col = 1;
+	va_list ap;
+
+	for (size_t i = 0; i < off && i < x->len; i++) {
+		if (x->buf[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	va_start(ap, fmt);
+	vreport(x, line, col, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* What a node is, for "expected X, got Y". */
+static const char *describe(const yaml_event_t *ev, char *buf, size_t n)
+{
+	char q[SHOW_MAX * 4 + 8];
+
+	switch (ev->type) {
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_SCALAR_EVENT:
+		if (!ev->data.scalar.length && ev->data.scalar.plain_implicit)
+			return "nothing";
+		snprintf(buf, n, "'%s'", shown((const char *)ev->data.scalar.value, q, sizeof(q)));
+		return buf;
+	default:
+		return "something else";
+	}
+}
+
+static int syntax_error(struct pctx *x)
+{
+	yaml_parser_t *p = &x->parser;
+	const char *problem = p->problem ? p->problem : "unknown problem";
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		snprintf(x->err, x->errlen, "%s: out of memory while parsing", x->name);
+		return -ENOMEM;
+	case YAML_READER_ERROR:
+		if (p->problem_value >= 0)
+			return fail_at(x, p->problem_offset, -EINVAL,
+				       "YAML syntax error: %s (0x%x); the file must be UTF-8 text",
+				       problem, (unsigned int)p->problem_value);
+		return fail_at(x, p->problem_offset, -EINVAL,
+			       "YAML syntax error: %s; the file must be UTF-8 text", problem);
+	default:
+		if (p->context)
+			return fail(x, &p->problem_mark, -EINVAL,
+				    "YAML syntax error: %s (%s at line %zu column %zu)", problem,
+				    p->context, p->context_mark.line + 1,
+				    p->context_mark.column + 1);
+		return fail(x, &p->problem_mark, -EINVAL, "YAML syntax error: %s", problem);
+	}
+}
+
+/* The next event, refusing what the configuration never needs: aliases, anchors, tags. */
 static int next(struct pctx *x, yaml_event_t *ev)
 {
-	if (!yaml_parser_parse(&x->parser, ev)) {
-		yaml_mark_t m = x->parser.problem_mark;
+	const yaml_char_t *anchor = NULL, *tag = NULL;
+	int r;
 
-		return fail(x, &m, -EINVAL, "YAML syntax error: %s%s%s",
-			    x->parser.problem ? x->parser.problem : "unknown problem",
-			    x->parser.context ? " " : "",
-			    x->parser.context ? x->parser.context : "");
+	if (!yaml_parser_parse(&x->parser, ev))
+		return syntax_error(x);
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		r = fail(
+			x, &ev->start_mark, -EINVAL,
+			"aliases (*name) are not allowed in the configuration; write the value out");
+		yaml_event_delete(ev);
+		return r;
+	case YAML_SCALAR_EVENT:
+		anchor = ev->data.scalar.anchor;
+		tag = ev->data.scalar.tag;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = ev->data.sequence_start.anchor;
+		tag = ev->data.sequence_start.tag;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = ev->data.mapping_start.anchor;
+		tag = ev->data.mapping_start.tag;
+		break;
+	default:
+		break;
 	}
-	if (ev->type == YAML_ALIAS_EVENT) {
-		int r = fail(x, &ev->start_mark, -EINVAL,
-			     "aliases are not allowed in the configuration");
+	if (anchor) {
+		r = fail(x, &ev->start_mark, -EINVAL,
+			 "anchors (&name) are not allowed in the configuration");
 		yaml_event_delete(ev);
 		return r;
 	}
-	if ((ev->type == YAML_SCALAR_EVENT && ev->data.scalar.anchor) ||
-	    (ev->type == YAML_SEQUENCE_START_EVENT && ev->data.sequence_start.anchor) ||
-	    (ev->type == YAML_MAPPING_START_EVENT && ev->data.mapping_start.anchor)) {
-		int r = fail(x, &ev->start_mark, -EINVAL,
-			     "anchors are not allowed in the configuration");
+	if (tag) {
+		char q[SHOW_MAX * 4 + 8];
+
+		r = fail(x, &ev->start_mark, -EINVAL,
+			 "tags ('%s') are not allowed in the configuration; write the plain value",
+			 shown((const char *)tag, q, sizeof(q)));
 		yaml_event_delete(ev);
 		return r;
 	}
 	return 0;
 }
 
-static const char *type_name(yaml_event_type_t t)
+static void *field(struct pctx *x, const struct key *k)
 {
-	switch (t) {
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_SCALAR_EVENT:
-		return "a value";
+	return (char *)x->c + k->off;
+}
+
+static void store_uint(void *dst, size_t size, uint64_t v)
+{
+	switch (size) {
+	case 1:
+		*(uint8_t *)dst = (uint8_t)v;
+		break;
+	case 2:
+		*(uint16_t *)dst = (uint16_t)v;
+		break;
+	case 4:
+		*(uint32_t *)dst = (uint32_t)v;
+		break;
 	default:
-		return "something else";
+		*(uint64_t *)dst = v;
+		break;
 	}
 }
 
-static bool valid_name(const char *s, size_t max, const char *extra)
+static bool is_name_char(char ch)
 {
-	size_t n = strlen(s);
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '-';
+}
 
-	if (n == 0 || n > max)
+static int set_node(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+	bool ok = n > 0 && n < k->size;
+
+	for (const char *p = v; ok && *p; p++)
+		ok = is_name_char(*p);
+	if (!ok)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a name of 1 to %zu letters, digits, '.', '_' or '-', got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* An absolute path without control bytes, shorter than max. */
+static bool valid_path(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (v[0] != '/' || n > max)
 		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || strchr(extra, *p)))
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
 			return false;
 	return true;
 }
 
-static int set_scalar(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+static int set_dir(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
 {
-	char q[200];
-	void *dst = (char *)x->c + k->off;
-	uint64_t u;
-	int r;
+	char q[SHOW_MAX * 4 + 8], *dst = field(x, k);
+	size_t n;
 
-	switch (k->type) {
-	case V_NODE:
-		if (!valid_name(v, ZT_NODE_NAME_MAX - 1, "._-"))
-			return fail(
-				x, m, -EINVAL,
-				"%s: expected a name of 1 to %d letters, digits, '.', '_' or '-', got '%s'",
-				k->path, ZT_NODE_NAME_MAX - 1, shown(v, q, sizeof(q)));
-		snprintf(dst, ZT_NODE_NAME_MAX, "%s", v);
-		return 0;
-	case V_PATH:
-	case V_SOCKPATH: {
-		size_t max = k->type == V_SOCKPATH ? 107 : PATH_MAX - 1;
-
-		if (v[0] != '/' || strlen(v) > max)
-			return fail(x, m, -EINVAL,
-				    "%s: expected an absolute path of at most %zu bytes, got '%s'",
-				    k->path, max, shown(v, q, sizeof(q)));
-		snprintf(dst, PATH_MAX, "%s", v);
-		/* No trailing slash: it is joined with names. */
-		for (size_t n = strlen(dst); n > 1 && ((char *)dst)[n - 1] == '/'; n--)
-			((char *)dst)[n - 1] = '\0';
-		return 0;
-	}
-	case V_LOGLEVEL:
-		if (zt_log_level_parse(v, dst) < 0)
-			return fail(x, m, -EINVAL,
-				    "%s: expected error, warn, info or debug, got '%s'", k->path,
-				    shown(v, q, sizeof(q)));
-		return 0;
-	case V_XDPMODE:
-		if (!strcmp(v, "native"))
-			*(enum zt_xdp_mode *)dst = ZT_XDP_NATIVE;
-		else if (!strcmp(v, "generic"))
-			*(enum zt_xdp_mode *)dst = ZT_XDP_GENERIC;
-		else
-			return fail(x, m, -EINVAL, "%s: expected native or generic, got '%s'",
-				    k->path, shown(v, q, sizeof(q)));
-		return 0;
-	case V_MALFORMED:
-		if (!strcmp(v, "drop"))
-			*(bool *)dst = true;
-		else if (!strcmp(v, "pass"))
-			*(bool *)dst = false;
-		else
-			return fail(x, m, -EINVAL, "%s: expected drop or pass, got '%s'", k->path,
-				    shown(v, q, sizeof(q)));
-		return 0;
-	case V_U32:
-		r = zt_parse_u64(v, &u);
-		if (r < 0 || u < k->min || u > k->max)
-			return fail(x, m, -ERANGE,
-				    "%s: expected a whole number from %llu to %llu, got '%s'",
-				    k->path, (unsigned long long)k->min, (unsigned long long)k->max,
-				    shown(v, q, sizeof(q)));
-		*(uint32_t *)dst = (uint32_t)u;
-		return 0;
-	case V_SIZE_POW2:
-		r = zt_size_parse(v, &u);
-		if (r < 0 || u < k->min || u > k->max || (u & (u - 1)))
-			return fail(
-				x, m, -ERANGE,
-				"%s: expected a power of two from 4KiB to 1GiB (e.g. 4MiB), got '%s'",
-				k->path, shown(v, q, sizeof(q)));
-		*(uint32_t *)dst = (uint32_t)u;
-		return 0;
-	case V_DURATION:
-		r = zt_duration_parse(v, &u);
-		if (r < 0 || u < k->min || u > k->max)
-			return fail(
-				x, m, -ERANGE,
-				"%s: expected a duration from 100ms to 1h (e.g. 500ms, 2s), got '%s'",
-				k->path, shown(v, q, sizeof(q)));
-		*(uint64_t *)dst = u;
-		return 0;
-	default:
-		return fail(x, m, -EINVAL, "%s: internal: unexpected type", k->path);
-	}
+	if (!valid_path(v, k->size - 1))
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected an absolute directory path of at most %zu bytes, got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	/* No trailing slash: names are joined to it. */
+	n = strlen(v);
+	while (n > 1 && v[n - 1] == '/')
+		n--;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
 }
 
-static int parse_iflist(struct pctx *x, const struct key *k)
+static int set_sock(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+
+	if (!valid_path(v, SUN_PATH_MAX) || v[n - 1] == '/')
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected an absolute socket path of at most %zu bytes (not ending in '/'), got '%s'",
+			k->path, SUN_PATH_MAX, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+static int set_choice(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char want[128] = "", q[SHOW_MAX * 4 + 8];
+	size_t n = 0, o = 0;
+
+	for (const struct choice *ch = k->choices; ch->name; ch++, n++)
+		if (!strcmp(v, ch->name)) {
+			store_uint(field(x, k), k->size, ch->value);
+			return 0;
+		}
+	/* "a, b or c" */
+	for (size_t i = 0; i < n && o < sizeof(want); i++) {
+		const char *sep = i == 0 ? "" : i == n - 1 ? " or " : ", ";
+		int r = snprintf(want + o, sizeof(want) - o, "%s%s", sep, k->choices[i].name);
+
+		if (r < 0)
+			break;
+		o += (size_t)r;
+	}
+	return fail(x, m, -EINVAL, "%s: expected %s, got '%s'", k->path, want,
+		    shown(v, q, sizeof(q)));
+}
+
+static int set_uint(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	uint64_t u;
+	int r = zt_parse_u64(v, &u);
+
+	if (r < 0 || u < k->min || u > k->max)
+		return fail(x, m, r == -EINVAL ? -EINVAL : -ERANGE,
+			    "%s: expected a whole number from %llu to %llu, got '%s'", k->path,
+			    (unsigned long long)k->min, (unsigned long long)k->max,
+			    shown(v, q, sizeof(q)));
+	store_uint(field(x, k), k->size, u);
+	return 0;
+}
+
+/* 4096 -> "4KiB": the exact binary unit, for messages. */
+static const char *size_str(uint64_t v, char *buf, size_t n)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t i = 0;
+
+	while (i + 1 < ZT_ARRAY_SIZE(units) && v >= 1024 && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, n, "%llu%s", (unsigned long long)v, units[i]);
+	return buf;
+}
+
+static int set_size_pow2(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8], lo[32], hi[32];
+	uint64_t u;
+	int r = zt_size_parse(v, &u);
+
+	if (r < 0 || u < k->min || u > k->max || (u & (u - 1)))
+		return fail(
+			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
+			"%s: expected a power of two from %s to %s (like 4MiB or 1048576), got '%s'",
+			k->path, size_str(k->min, lo, sizeof(lo)), size_str(k->max, hi, sizeof(hi)),
+			shown(v, q, sizeof(q)));
+	store_uint(field(x, k), k->size, u);
+	return 0;
+}
+
+static int set_duration(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8], lo[32], hi[32];
+	uint64_t ns;
+	int r = zt_duration_parse(v, &ns);
+
+	if (r < 0 || ns < k->min || ns > k->max) {
+		zt_duration_format(k->min, lo, sizeof(lo));
+		zt_duration_format(k->max, hi, sizeof(hi));
+		return fail(
+			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
+			"%s: expected a duration from %s to %s (like 500ms, 2s or 1m30s), got '%s'",
+			k->path, lo, hi, shown(v, q, sizeof(q)));
+	}
+	store_uint(field(x, k), k->size, ns);
+	return 0;
+}
+
+/* Linux's dev_valid_name(), plus printable ASCII only. */
+static bool valid_ifname(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
+			return false;
+	return true;
+}
+
+static int add_iface(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
 {
 	struct zt_config *c = x->c;
+	char q[SHOW_MAX * 4 + 8];
+
+	if (x->item == 0)
+		c->xdp.n_interfaces = 0; /* the file's list replaces the default */
+	if (!v)
+		return 0;
+	if (!valid_ifname(v))
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected an interface name of 1 to %d printable characters without '/', ':' or spaces, got '%s'",
+			k->path, IF_NAMESIZE - 1, shown(v, q, sizeof(q)));
+	for (unsigned int i = 0; i < c->xdp.n_interfaces; i++)
+		if (!strcmp(c->xdp.interfaces[i], v))
+			return fail(x, m, -EINVAL, "%s: '%s' is listed twice", k->path,
+				    shown(v, q, sizeof(q)));
+	if (c->xdp.n_interfaces >= k->max)
+		return fail(x, m, -E2BIG, "%s: more than %llu interfaces", k->path,
+			    (unsigned long long)k->max);
+	memcpy(c->xdp.interfaces[c->xdp.n_interfaces++], v, strlen(v) + 1);
+	return 0;
+}
+
+static const char *leaf(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	return dot ? dot + 1 : path;
+}
+
+/* Optimal string alignment distance (edits + transpositions), capped at 3. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[KEY_MAX + 1][KEY_MAX + 1];
+
+	if (la > KEY_MAX || lb > KEY_MAX)
+		return 3;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1];
+			size_t best = d[i - 1][j - 1] + cost;
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb] < 3 ? d[la][lb] : 3;
+}
+
+/* The row an operator probably meant: a near miss in the same section, or the same name elsewhere. */
+static const struct key *suggest(const char *prefix, const char *name)
+{
+	size_t plen = prefix ? strlen(prefix) : 0, best = 3;
+	const struct key *hit = NULL;
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++) {
+		const char *l = leaf(keys[i].path);
+		bool same_section = (size_t)(l - keys[i].path) == (plen ? plen + 1 : 0) &&
+				    (!plen || !strncmp(keys[i].path, prefix, plen));
+		size_t dist;
+
+		if (!same_section) {
+			if (!strcmp(l, name))
+				return &keys[i];
+			continue;
+		}
+		dist = edit_distance(name, l);
+		if (dist < best && dist < strlen(name)) {
+			best = dist;
+			hit = &keys[i];
+		}
+	}
+	return hit;
+}
+
+static const struct key *find_key(const char *prefix, const char *name)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+
+	if (strchr(name, '.') || strlen(name) > KEY_MAX)
+		return NULL;
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++) {
+		const char *p = keys[i].path;
+
+		if (plen && (strncmp(p, prefix, plen) || p[plen] != '.'))
+			continue;
+		if (!strcmp(p + (plen ? plen + 1 : 0), name))
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static int unknown_key(struct pctx *x, const char *prefix, const yaml_event_t *ev)
+{
+	const char *name = (const char *)ev->data.scalar.value;
+	const struct key *s = suggest(prefix, name);
+	char q[SHOW_MAX * 4 + 8], full[KEY_MAX * 2 + 2];
+
+	snprintf(full, sizeof(full), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
+	for (size_t i = 0; strchr(name, '.') && i < ZT_ARRAY_SIZE(keys); i++)
+		if (!strcmp(keys[i].path, full))
+			return fail(
+				x, &ev->start_mark, -EINVAL,
+				"unknown key '%s' (dotted keys are not expanded: write '%s:' under '%.*s:')",
+				shown(full, q, sizeof(q)), leaf(keys[i].path),
+				(int)(leaf(keys[i].path) - keys[i].path - 1), keys[i].path);
+	if (s)
+		return fail(x, &ev->start_mark, -EINVAL, "unknown key '%s' (did you mean '%s'?)",
+			    shown(full, q, sizeof(q)), s->path);
+	return fail(x, &ev->start_mark, -EINVAL, "unknown key '%s'", shown(full, q, sizeof(q)));
+}
+
+static int parse_list(struct pctx *x, const struct key *k)
+{
 	yaml_event_t ev;
-	char q[200];
+	char d[SHOW_MAX * 4 + 8];
 	int r;
 
-	c->xdp.n_interfaces = 0;
-	for (;;) {
+	for (x->item = 0;; x->item++) {
 		r = next(x, &ev);
 		if (r < 0)
 			return r;
 		if (ev.type == YAML_SEQUENCE_END_EVENT) {
-			yaml_event_delete(&ev);
-			return 0;
-		}
-		if (ev.type != YAML_SCALAR_EVENT) {
-			r = fail(x, &ev.start_mark, -EINVAL, "%s: expected interface names, got %s",
-				 k->path, type_name(ev.type));
+			if (x->item == 0)
+				r = k->set(x, k, NULL, &ev.start_mark);
 			yaml_event_delete(&ev);
 			return r;
 		}
-		{
-			const char *v = (const char *)ev.data.scalar.value;
-			unsigned int i;
-
-			if (!valid_name(v, IF_NAMESIZE - 1, "._-@:"))
-				r = fail(
-					x, &ev.start_mark, -EINVAL,
-					"%s: expected an interface name of 1 to %d characters, got '%s'",
-					k->path, IF_NAMESIZE - 1, shown(v, q, sizeof(q)));
-			for (i = 0; r == 0 && i < c->xdp.n_interfaces; i++)
-				if (!strcmp(c->xdp.interfaces[i], v))
-					r = fail(x, &ev.start_mark, -EINVAL,
-						 "%s: '%s' is listed twice", k->path, v);
-			if (r == 0 && c->xdp.n_interfaces >= ZT_MAX_IFACES)
-				r = fail(x, &ev.start_mark, -E2BIG, "%s: more than %d interfaces",
-					 k->path, ZT_MAX_IFACES);
-			if (r == 0)
-				snprintf(c->xdp.interfaces[c->xdp.n_interfaces++], IF_NAMESIZE,
-					 "%s", v);
-		}
+		if (ev.type != YAML_SCALAR_EVENT)
+			r = fail(x, &ev.start_mark, -EINVAL,
+				 "%s: expected a list of values, got %s", k->path,
+				 describe(&ev, d, sizeof(d)));
+		else
+			r = k->set(x, k, (const char *)ev.data.scalar.value, &ev.start_mark);
 		yaml_event_delete(&ev);
 		if (r < 0)
 			return r;
 	}
 }
 
+static int parse_mapping(struct pctx *x, const char *prefix);
+
+/* The value of key k, whose name event has been consumed. */
+static int parse_value(struct pctx *x, const struct key *k)
+{
+	yaml_event_t ev;
+	char d[SHOW_MAX * 4 + 8];
+	int r;
+
+	r = next(x, &ev);
+	if (r < 0)
+		return r;
+	switch (k->kind) {
+	case K_SECTION:
+		if (ev.type == YAML_SCALAR_EVENT && !ev.data.scalar.length &&
+		    ev.data.scalar.plain_implicit) {
+			r = 0; /* "xdp:" with nothing under it: all defaults */
+		} else if (ev.type == YAML_MAPPING_START_EVENT) {
+			yaml_event_delete(&ev);
+			return parse_mapping(x, k->path);
+		} else {
+			r = fail(x, &ev.start_mark, -EINVAL,
+				 "%s: expected a mapping of keys (a section), got %s", k->path,
+				 describe(&ev, d, sizeof(d)));
+		}
+		break;
+	case K_LIST:
+		if (ev.type == YAML_SEQUENCE_START_EVENT) {
+			yaml_event_delete(&ev);
+			return parse_list(x, k);
+		}
+		r = fail(x, &ev.start_mark, -EINVAL,
+			 "%s: expected a list like [eth0, eth1] (or [] for none), got %s", k->path,
+			 describe(&ev, d, sizeof(d)));
+		break;
+	case K_SCALAR:
+		if (ev.type == YAML_SCALAR_EVENT)
+			r = k->set(x, k, (const char *)ev.data.scalar.value, &ev.start_mark);
+		else
+			r = fail(x, &ev.start_mark, -EINVAL, "%s: expected a single value, got %s",
+				 k->path, describe(&ev, d, sizeof(d)));
+		break;
+	}
+	yaml_event_delete(&ev);
+	return r;
+}
+
+/* The keys of one mapping (its start event consumed) up to its end. */
 static int parse_mapping(struct pctx *x, const char *prefix)
 {
-	yaml_event_t ev, val;
-	char path[128], q[200];
+	yaml_event_t ev;
+	char d[SHOW_MAX * 4 + 8];
+	const struct key *k;
+	yaml_mark_t *seen;
 	int r;
 
 	for (;;) {
-		const struct key *k = NULL;
-		size_t i;
-
 		r = next(x, &ev);
 		if (r < 0)
 			return r;
@@ -326,81 +735,41 @@ static int parse_mapping(struct pctx *x, const char *prefix)
 			return 0;
 		}
 		if (ev.type != YAML_SCALAR_EVENT) {
-			r = fail(x, &ev.start_mark, -EINVAL, "%s%sexpected a key, got %s",
-				 prefix ? prefix : "", prefix ? ": " : "", type_name(ev.type));
+			r = fail(x, &ev.start_mark, -EINVAL, "%s%sexpected a key name, got %s",
+				 prefix ? prefix : "", prefix ? ": " : "",
+				 describe(&ev, d, sizeof(d)));
 			yaml_event_delete(&ev);
 			return r;
 		}
-		snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
-			 (const char *)ev.data.scalar.value);
-		for (i = 0; i < ZT_ARRAY_SIZE(keys); i++)
-			if (!strcmp(keys[i].path, path)) {
-				k = &keys[i];
-				break;
-			}
+		k = find_key(prefix, (const char *)ev.data.scalar.value);
 		if (!k) {
-			r = fail(x, &ev.start_mark, -EINVAL, "unknown key '%s'",
-				 shown(path, q, sizeof(q)));
+			r = unknown_key(x, prefix, &ev);
 			yaml_event_delete(&ev);
 			return r;
 		}
-		if (x->seen[i]) {
-			r = fail(x, &ev.start_mark, -EINVAL, "%s: duplicate key", k->path);
+		seen = &x->seen[k - keys];
+		if (seen->line) {
+			r = fail(x, &ev.start_mark, -EINVAL,
+				 "%s: duplicate key (first set at line %zu column %zu)", k->path,
+				 seen->line, seen->column);
 			yaml_event_delete(&ev);
 			return r;
 		}
-		x->seen[i] = true;
+		seen->line = ev.start_mark.line + 1;
+		seen->column = ev.start_mark.column + 1;
 		yaml_event_delete(&ev);
-
-		r = next(x, &val);
-		if (r < 0)
-			return r;
-		if (k->type == V_MAP) {
-			if (val.type == YAML_SCALAR_EVENT && !val.data.scalar.value[0]) {
-				yaml_event_delete(&val); /* "xdp:" with nothing: defaults */
-				continue;
-			}
-			if (val.type != YAML_MAPPING_START_EVENT) {
-				r = fail(x, &val.start_mark, -EINVAL,
-					 "%s: expected a mapping, got %s", k->path,
-					 type_name(val.type));
-				yaml_event_delete(&val);
-				return r;
-			}
-			yaml_event_delete(&val);
-			r = parse_mapping(x, k->path);
-		} else if (k->type == V_IFLIST) {
-			if (val.type != YAML_SEQUENCE_START_EVENT) {
-				r = fail(
-					x, &val.start_mark, -EINVAL,
-					"%s: expected a list of interface names like [eth0], got %s",
-					k->path, type_name(val.type));
-				yaml_event_delete(&val);
-				return r;
-			}
-			yaml_event_delete(&val);
-			r = parse_iflist(x, k);
-		} else {
-			if (val.type != YAML_SCALAR_EVENT) {
-				r = fail(x, &val.start_mark, -EINVAL,
-					 "%s: expected a value, got %s", k->path,
-					 type_name(val.type));
-				yaml_event_delete(&val);
-				return r;
-			}
-			r = set_scalar(x, k, (const char *)val.data.scalar.value, &val.start_mark);
-			yaml_event_delete(&val);
-		}
+		r = parse_value(x, k);
 		if (r < 0)
 			return r;
 	}
 }
 
-static int parse_doc(struct pctx *x)
+/* stream-start, at most one document holding a mapping (or nothing), stream-end. */
+static int parse_stream(struct pctx *x)
 {
 	yaml_event_t ev;
-	bool have_doc = false;
-	int r;
+	char d[SHOW_MAX * 4 + 8];
+	int docs = 0, r;
 
 	for (;;) {
 		r = next(x, &ev);
@@ -414,14 +783,13 @@ static int parse_doc(struct pctx *x)
 			yaml_event_delete(&ev);
 			return 0;
 		case YAML_DOCUMENT_START_EVENT:
-			if (have_doc) {
+			if (++docs > 1) {
 				r = fail(
 					x, &ev.start_mark, -EINVAL,
-					"more than one YAML document; the configuration is one mapping");
+					"a second YAML document ('---'); the configuration is one mapping in one document");
 				yaml_event_delete(&ev);
 				return r;
 			}
-			have_doc = true;
 			break;
 		case YAML_MAPPING_START_EVENT:
 			yaml_event_delete(&ev);
@@ -430,13 +798,14 @@ static int parse_doc(struct pctx *x)
 				return r;
 			continue;
 		case YAML_SCALAR_EVENT:
-			if (!ev.data.scalar.value[0] && ev.data.scalar.plain_implicit)
+			if (!ev.data.scalar.length && ev.data.scalar.plain_implicit)
 				break; /* an empty document: all defaults */
 			/* fall through */
 		default:
-			r = fail(x, &ev.start_mark, -EINVAL,
-				 "expected a mapping of keys (like 'xdp:'), got %s",
-				 type_name(ev.type));
+			r = fail(
+				x, &ev.start_mark, -EINVAL,
+				"expected a mapping of keys at the top (like 'node: node-1'), got %s",
+				describe(&ev, d, sizeof(d)));
 			yaml_event_delete(&ev);
 			return r;
 		}
@@ -444,88 +813,176 @@ static int parse_doc(struct pctx *x)
 	}
 }
 
-int zt_config_load_buf(const char *buf, size_t len, const char *name, struct zt_config *out,
-		       char *err, size_t errlen)
+/* Parses into *out (defaults first); *out is scratch whatever happens. */
+static int parse(const char *buf, size_t len, const char *name, struct zt_config *out, char *err,
+		 size_t errlen)
 {
-	struct zt_config *c;
+	const char *nul = len ? memchr(buf, '\0', len) : NULL;
 	struct pctx *x;
 	int r;
 
 	if (len > MAX_FILE) {
-		snprintf(err, errlen, "%s: %zu bytes; a configuration file is at most %u bytes",
+		snprintf(err, errlen,
+			 "%s: the file is %zu bytes; a configuration file is at most %u bytes",
 			 name, len, MAX_FILE);
 		return -EFBIG;
 	}
-	if (memchr(buf, '\0', len)) {
-		size_t off = (size_t)((const char *)memchr(buf, '\0', len) - buf);
-
-		snprintf(err, errlen, "%s: NUL byte at offset %zu; not a text file", name, off);
-		return -EINVAL;
-	}
-	c = malloc(sizeof(*c));
 	x = calloc(1, sizeof(*x));
-	if (!c || !x) {
-		free(c);
-		free(x);
+	if (!x) {
+		snprintf(err, errlen, "%s: out of memory", name);
 		return -ENOMEM;
 	}
-	zt_config_defaults(c);
-	if (!yaml_parser_initialize(&x->parser)) {
-		free(c);
+	x->buf = buf;
+	x->len = len;
+	x->name = name;
+	x->c = out;
+	x->err = err;
+	x->errlen = errlen;
+	if (nul) {
+		r = fail_at(x, (size_t)(nul - buf), -EINVAL,
+			    "NUL byte at offset %zu; the configuration must be UTF-8 text",
+			    (size_t)(nul - buf));
 		free(x);
+		return r;
+	}
+	if (!yaml_parser_initialize(&x->parser)) {
+		free(x);
+		snprintf(err, errlen, "%s: out of memory", name);
 		return -ENOMEM;
 	}
 	yaml_parser_set_input_string(&x->parser, (const unsigned char *)buf, len);
-	x->name = name;
-	x->c = c;
-	x->err = err;
-	x->errlen = errlen;
-	r = parse_doc(x);
+	/* Never guess UTF-16 from a byte order mark. */
+	yaml_parser_set_encoding(&x->parser, YAML_UTF8_ENCODING);
+	zt_config_defaults(out);
+	r = parse_stream(x);
 	yaml_parser_delete(&x->parser);
-	if (r == 0) {
-		*out = *c;
-		if (name[0] == '/')
-			snprintf(out->path, sizeof(out->path), "%s", name);
-	}
-	free(c);
 	free(x);
 	return r;
+}
+
+/* Validates into a scratch copy, so that *c changes only on success. */
+static int load(const char *buf, size_t len, const char *name, const char *path,
+		struct zt_config *c, char *err, size_t errlen)
+{
+	struct zt_config *tmp;
+	int r;
+
+	tmp = malloc(sizeof(*tmp));
+	if (!tmp) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	r = parse(buf, len, name, tmp, err, errlen);
+	if (r == 0) {
+		snprintf(tmp->path, sizeof(tmp->path), "%s", path);
+		*c = *tmp;
+		if (errlen)
+			err[0] = '\0';
+	}
+	free(tmp);
+	return r;
+}
+
+int zt_config_load_buf(const char *buf, size_t len, const char *name, struct zt_config *c,
+		       char *err, size_t errlen)
+{
+	if (!err)
+		errlen = 0;
+	if (!name)
+		name = "<config>";
+	if (!buf && len) {
+		snprintf(err, errlen, "%s: no buffer", name);
+		return -EINVAL;
+	}
+	return load(buf ? buf : "", len, name, "", c, err, errlen);
 }
 
 int zt_config_load(const char *path, struct zt_config *c, char *err, size_t errlen)
 {
 	struct stat st;
-	char *buf;
+	char *buf = NULL;
+	size_t got = 0, cap;
 	ssize_t n;
-	size_t got = 0;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!err)
+		errlen = 0;
+	if (!path || !*path) {
+		snprintf(err, errlen, "no configuration file given");
+		return -EINVAL;
+	}
+	if (strlen(path) >= PATH_MAX) {
+		snprintf(err, errlen, "configuration path is longer than %d bytes", PATH_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	/* O_NONBLOCK: a FIFO put in its place must not hang the start. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
 		return r;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
-		return -EINVAL;
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
 	}
-	if (st.st_size > MAX_FILE) {
-		close(fd);
-		snprintf(err, errlen, "%s: %lld bytes; a configuration file is at most %u bytes",
+	if (st.st_size > (off_t)MAX_FILE) {
+		snprintf(err, errlen,
+			 "%s: the file is %lld bytes; a configuration file is at most %u bytes",
 			 path, (long long)st.st_size, MAX_FILE);
-		return -EFBIG;
+		r = -EFBIG;
+		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	/* Read to EOF, not to st_size: the size may be 0 (procfs) or change under us. */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
 	if (!buf) {
-		close(fd);
-		return -ENOMEM;
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
 	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+	for (;;) {
+		if (got == cap) {
+			char *nb;
+
+			if (cap > MAX_FILE) {
+				snprintf(
+					err, errlen,
+					"%s: the file is over %u bytes; a configuration file is at most %u bytes",
+					path, MAX_FILE, MAX_FILE);
+				r = -EFBIG;
+				goto out;
+			}
+			cap = cap * 2 > MAX_FILE + 1 ? MAX_FILE + 1 : cap * 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto out;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-r));
+			goto out;
+		}
+		if (n == 0)
+			break;
 		got += (size_t)n;
-	close(fd);
-	r = zt_config_load_buf(buf, got, path, c, err, errlen);
+	}
+	r = load(buf, got, path, path, c, err, errlen);
+out:
 	free(buf);
+	close(fd);
 	return r;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
+/* Small pure helpers: addresses, prefixes, durations, sizes, clocks. No logging. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,26 +10,49 @@
 
 #include "util.h"
 
+/* Accumulates one decimal digit into *v; -ERANGE past UINT64_MAX. */
+static int add_digit(uint64_t *v, char d)
+{
+	uint64_t x = (uint64_t)(d - '0');
+
+	if (*v > (UINT64_MAX - x) / 10)
+		return -ERANGE;
+	*v = *v * 10 + x;
+	return 0;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
 int zt_parse_u64(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
+	int r;
 
 	if (!s || !*s)
 		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
+	for (const char *p = s; *p; p++)
+		if (!is_digit(*p))
 			return -EINVAL;
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-			return -ERANGE;
-		v = v * 10 + (uint64_t)(*p - '0');
+	for (const char *p = s; *p; p++) {
+		r = add_digit(&v, *p);
+		if (r < 0)
+			return r;
 	}
 	*out = v;
 	return 0;
 }
 
+static size_t family_len(int family)
+{
+	return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+}
+
 void zt_cidr_mask(struct zt_cidr *c)
 {
-	size_t len = c->family == AF_INET ? 4 : 16;
+	size_t len = family_len(c->family);
 
 	for (size_t i = 0; i < len; i++) {
 		int bits = (int)c->prefixlen - (int)(i * 8);
@@ -38,26 +61,57 @@ void zt_cidr_mask(struct zt_cidr *c)
 			continue;
 		c->addr[i] &= bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
 	}
-	if (c->family == AF_INET)
-		memset(c->addr + 4, 0, 12);
+	memset(c->addr + len, 0, sizeof(c->addr) - len);
+}
+
+/*
+ * ::ffff:0:0/96 holds IPv4 addresses written as IPv6. The datapath sees IPv4
+ * packets as IPv4, so an entry there would never match: an operator who
+ * writes ::ffff:198.18.0.1 means 198.18.0.1 and must be told, not ignored.
+ */
+static bool is_v4_mapped(const struct zt_cidr *c)
+{
+	static const uint8_t pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return c->family == AF_INET6 && c->prefixlen >= 96 && !memcmp(c->addr, pfx, sizeof(pfx));
+}
+
+/* The part after '/': 0..max in decimal, no sign, no leading zero, at most 3 digits. */
+static int parse_prefixlen(const char *p, unsigned int max, unsigned int *out)
+{
+	size_t n = strlen(p);
+	unsigned int v = 0;
+
+	if (n == 0 || n > 3 || (n > 1 && p[0] == '0'))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(p[i]))
+			return -EINVAL;
+		v = v * 10 + (unsigned int)(p[i] - '0');
+	}
+	if (v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 int zt_cidr_parse(const char *s, struct zt_cidr *out, bool *had_host_bits)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
+	char buf[INET6_ADDRSTRLEN];
 	struct zt_cidr c = {};
+	uint8_t before[sizeof(c.addr)];
 	const char *slash;
 	size_t alen;
-	uint8_t before[16];
 
 	if (!s || !*s)
 		return -EINVAL;
 	slash = strchr(s, '/');
 	alen = slash ? (size_t)(slash - s) : strlen(s);
-	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
+	if (alen == 0 || alen >= sizeof(buf))
 		return -EINVAL;
 	memcpy(buf, s, alen);
 	buf[alen] = '\0';
+	/* inet_pton refuses blanks, zones ("%eth0"), octal and hex IPv4 forms. */
 	if (inet_pton(AF_INET, buf, c.addr) == 1) {
 		c.family = AF_INET;
 		c.prefixlen = 32;
@@ -68,22 +122,14 @@ int zt_cidr_parse(const char *s, struct zt_cidr *out, bool *had_host_bits)
 		return -EINVAL;
 	}
 	if (slash) {
-		const char *p = slash + 1;
-		unsigned int v = 0;
-		size_t n = strlen(p);
+		unsigned int plen;
 
-		/* Digits only, no sign, no leading zero (so "/08" is refused), at most 3. */
-		if (n == 0 || n > 3 || (n > 1 && p[0] == '0'))
+		if (parse_prefixlen(slash + 1, c.prefixlen, &plen) < 0)
 			return -EINVAL;
-		for (size_t i = 0; i < n; i++) {
-			if (!isdigit((unsigned char)p[i]))
-				return -EINVAL;
-			v = v * 10 + (unsigned int)(p[i] - '0');
-		}
-		if (v > c.prefixlen)
-			return -EINVAL;
-		c.prefixlen = v;
+		c.prefixlen = (uint8_t)plen;
 	}
+	if (is_v4_mapped(&c))
+		return -EINVAL;
 	memcpy(before, c.addr, sizeof(before));
 	zt_cidr_mask(&c);
 	if (had_host_bits)
@@ -97,6 +143,8 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n)
 	char a[INET6_ADDRSTRLEN];
 	int r;
 
+	if (!family_len(c->family) || c->prefixlen > family_len(c->family) * 8)
+		return -EINVAL;
 	if (!inet_ntop(c->family, c->addr, a, sizeof(a)))
 		return -EINVAL;
 	r = snprintf(buf, n, "%s/%u", a, c->prefixlen);
@@ -106,68 +154,59 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n)
 bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr)
 {
 	struct zt_cidr x = { .family = c->family, .prefixlen = c->prefixlen };
+	size_t len = family_len(c->family);
 
-	memcpy(x.addr, addr, c->family == AF_INET ? 4 : 16);
+	if (!len)
+		return false;
+	memcpy(x.addr, addr, len);
 	zt_cidr_mask(&x);
-	return memcmp(x.addr, c->addr, c->family == AF_INET ? 4 : 16) == 0;
+	return memcmp(x.addr, c->addr, len) == 0;
 }
 
-static const struct {
-	const char *unit;
-	uint64_t ns;
-} dur_units[] = {
-	/* "ms" before "m" so the longest unit wins. */
-	{ "ms", 1000000ULL },	   { "s", 1000000000ULL },     { "m", 60000000000ULL },
-	{ "h", 3600000000000ULL }, { "d", 86400000000000ULL },
-};
+#define NS_MS 1000000ULL
+#define NS_S 1000000000ULL
+#define NS_M (60 * NS_S)
+#define NS_H (60 * NS_M)
+#define NS_D (24 * NS_H)
 
 int zt_duration_parse(const char *s, uint64_t *out_ns)
 {
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} units[] = {
+		/* "ms" before "m": the longest unit that matches wins. */
+		{ "ms", NS_MS }, { "s", NS_S }, { "m", NS_M }, { "h", NS_H }, { "d", NS_D },
+	};
 	uint64_t total = 0;
 	const char *p = s;
+	int r;
 
 	if (!s || !*s)
 		return -EINVAL;
-	/* A bare number is seconds. */
-	if (strspn(s, "0123456789") == strlen(s)) {
-		uint64_t v;
-		int r = zt_parse_u64(s, &v);
-
-		if (r < 0)
-			return r;
-		if (v > UINT64_MAX / 1000000000ULL)
-			return -ERANGE;
-		*out_ns = v * 1000000000ULL;
-		return 0;
-	}
 	while (*p) {
 		uint64_t v = 0, mul = 0;
-		size_t digits = strspn(p, "0123456789");
-		size_t i;
 
-		if (!digits)
+		if (!is_digit(*p))
 			return -EINVAL;
-		for (i = 0; i < digits; i++) {
-			if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-				return -ERANGE;
-			v = v * 10 + (uint64_t)(p[i] - '0');
+		for (; is_digit(*p); p++) {
+			r = add_digit(&v, *p);
+			if (r < 0)
+				return r;
 		}
-		p += digits;
-		for (i = 0; i < ZT_ARRAY_SIZE(dur_units); i++) {
-			size_t ul = strlen(dur_units[i].unit);
+		if (!*p && total == 0 && strspn(s, "0123456789") == strlen(s))
+			mul = NS_S; /* the whole string is a bare number: seconds */
+		for (size_t i = 0; !mul && i < ZT_ARRAY_SIZE(units); i++) {
+			size_t ul = strlen(units[i].unit);
 
-			if (strncmp(p, dur_units[i].unit, ul) == 0 &&
-			    !(ul == 1 && p[0] == 'm' && p[1] == 's')) {
-				mul = dur_units[i].ns;
+			if (!strncmp(p, units[i].unit, ul)) {
+				mul = units[i].ns;
 				p += ul;
-				break;
 			}
 		}
 		if (!mul)
 			return -EINVAL;
-		if (v && mul > UINT64_MAX / v)
-			return -ERANGE;
-		if (total > UINT64_MAX - v * mul)
+		if (v > UINT64_MAX / mul || total > UINT64_MAX - v * mul)
 			return -ERANGE;
 		total += v * mul;
 	}
@@ -181,30 +220,29 @@ int zt_duration_format(uint64_t ns, char *buf, size_t n)
 		const char *unit;
 		uint64_t ns;
 	} parts[] = {
-		{ "d", 86400000000000ULL },
-		{ "h", 3600000000000ULL },
-		{ "m", 60000000000ULL },
-		{ "s", 1000000000ULL },
+		{ "d", NS_D },
+		{ "h", NS_H },
+		{ "m", NS_M },
+		{ "s", NS_S },
 	};
 	size_t off = 0;
+	int r;
 
-	if (n == 0)
+	if (!buf || n == 0)
 		return -ENOSPC;
 	if (ns == 0)
-		return snprintf(buf, n, "0s") >= (int)n ? -ENOSPC : 0;
-	if (ns % 1000000000ULL) {
-		/* Not whole seconds: milliseconds when exact, else nanoseconds. */
-		if (ns % 1000000ULL == 0)
-			return snprintf(buf, n, "%llums", (unsigned long long)(ns / 1000000ULL)) >=
-					       (int)n ?
-				       -ENOSPC :
-				       0;
-		return snprintf(buf, n, "%lluns", (unsigned long long)ns) >= (int)n ? -ENOSPC : 0;
-	}
+		r = snprintf(buf, n, "0s");
+	else if (ns % NS_MS)
+		r = snprintf(buf, n, "%lluns", (unsigned long long)ns);
+	else if (ns % NS_S)
+		r = snprintf(buf, n, "%llums", (unsigned long long)(ns / NS_MS));
+	else
+		r = -1;
+	if (r >= 0)
+		return (size_t)r >= n ? -ENOSPC : 0;
 	buf[0] = '\0';
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(parts); i++) {
 		uint64_t q = ns / parts[i].ns;
-		int r;
 
 		if (!q)
 			continue;
@@ -223,47 +261,41 @@ int zt_size_parse(const char *s, uint64_t *out)
 		const char *suffix;
 		uint64_t mul;
 	} sfx[] = {
-		{ "KiB", 1ULL << 10 }, { "MiB", 1ULL << 20 }, { "GiB", 1ULL << 30 },
-		{ "TiB", 1ULL << 40 }, { "K", 1ULL << 10 },   { "M", 1ULL << 20 },
-		{ "G", 1ULL << 30 },   { "T", 1ULL << 40 },   { "B", 1 },
+		{ "", 1 },	     { "B", 1 },
+		{ "K", 1ULL << 10 }, { "KiB", 1ULL << 10 },
+		{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+		{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+		{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
 	};
-	char num[32];
-	size_t digits;
-	uint64_t v, mul = 1;
+	const char *p = s;
+	uint64_t v = 0;
 	int r;
 
-	if (!s || !*s)
+	if (!s || !is_digit(*s))
 		return -EINVAL;
-	digits = strspn(s, "0123456789");
-	if (!digits || digits >= sizeof(num))
-		return digits ? -ERANGE : -EINVAL;
-	memcpy(num, s, digits);
-	num[digits] = '\0';
-	r = zt_parse_u64(num, &v);
-	if (r < 0)
-		return r;
-	if (s[digits]) {
-		size_t i;
-
-		for (i = 0; i < ZT_ARRAY_SIZE(sfx); i++)
-			if (strcmp(s + digits, sfx[i].suffix) == 0)
-				break;
-		if (i == ZT_ARRAY_SIZE(sfx))
-			return -EINVAL;
-		mul = sfx[i].mul;
+	for (; is_digit(*p); p++) {
+		r = add_digit(&v, *p);
+		if (r < 0)
+			return r;
 	}
-	if (v && mul > UINT64_MAX / v)
-		return -ERANGE;
-	*out = v * mul;
-	return 0;
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(sfx); i++) {
+		if (strcmp(p, sfx[i].suffix))
+			continue;
+		if (v > UINT64_MAX / sfx[i].mul)
+			return -ERANGE;
+		*out = v * sfx[i].mul;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t zt_now_boot_ns(void)
@@ -286,8 +318,10 @@ int zt_time_format(uint64_t unix_s, char *buf, size_t n)
 	time_t t = (time_t)unix_s;
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm))
+	if (unix_s > (uint64_t)INT64_MAX || !gmtime_r(&t, &tm))
 		return -EINVAL;
+	if (!buf || n == 0)
+		return -ENOSPC;
 	return strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) ? 0 : -ENOSPC;
 }
 
@@ -303,23 +337,40 @@ uint32_t zt_fnv1a32(const void *data, size_t len)
 	return h;
 }
 
+/* mkdir that accepts an existing directory (and only a directory). */
+static int mkdir_one(const char *p, unsigned int mode)
+{
+	struct stat st;
+
+	if (mkdir(p, mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(p, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 int zt_mkdir_p(const char *path, unsigned int mode)
 {
 	char p[4096];
-	size_t len = strlen(path);
+	size_t len;
+	int r;
 
-	if (len == 0 || len >= sizeof(p))
+	if (!path || !*path)
+		return -EINVAL;
+	len = strlen(path);
+	if (len >= sizeof(p))
 		return -ENAMETOOLONG;
 	memcpy(p, path, len + 1);
 	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
+		if (*s != '/' || s[-1] == '/')
 			continue;
 		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
+		r = mkdir_one(p, mode);
 		*s = '/';
+		if (r < 0)
+			return r;
 	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	return mkdir_one(p, mode);
 }

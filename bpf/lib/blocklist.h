@@ -153,8 +153,9 @@ static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_s
 		return ZT_XR_ALLOWLIST;
 	if (ps->filter_v4_on) {
 		__u32 b = zt_filter_v4_bucket((const __u8 *)&saddr);
+		__u32 c = zt_filter_v16_bucket((const __u8 *)&saddr);
 
-		if (zt_filter_clear(b >> 6, b))
+		if (zt_filter_clear(b >> 6, b) && zt_filter_clear(ZT_FILTER_V16_BASE + (c >> 6), c))
 			return ZT_XR_OK;
 	}
 	n = ps->v4_count;
@@ -196,7 +197,7 @@ static __always_inline int zt_blocklist_v6(const __u32 *saddr, const struct zt_p
 	if (ps->filter_v6_on) {
 		__u32 b = zt_filter_v6_bucket((const __u8 *)saddr);
 
-		if (zt_filter_clear(ZT_FILTER_V4_WORDS + (b >> 6), b))
+		if (zt_filter_clear(ZT_FILTER_V6_BASE + (b >> 6), b))
 			return ZT_XR_OK;
 	}
 	n = ps->v6_count;

@@ -24,7 +24,12 @@
 #include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <bpf/bpf_endian.h>
+#ifdef __bpf__
 #include <bpf/bpf_helpers.h>
+#elif !defined(__always_inline)
+/* The userspace tests compile the parser too (it calls no helper). */
+#define __always_inline inline __attribute__((always_inline))
+#endif
 
 #include "ztagent.h"
 
@@ -81,8 +86,12 @@ struct zt_pkt {
 	__u16 vlan[ZT_MAX_VLANS]; /* VLAN ids, outer first */
 	__u8 n_vlans;
 	__u8 family; /* 4 or 6; 0 until an IP header was parsed */
-	__u8 proto; /* IPPROTO_*: IPv6: the first non-extension header, or with
-		     * ZT_XR_BAD_IP6_EXT the extension header that was cut or one too many */
+	/*
+	 * IPPROTO_*. IPv6: the first header that is not an extension header;
+	 * in a later fragment, the fragment header's next header; with
+	 * ZT_XR_BAD_IP6_EXT, the extension header that was cut or one too many.
+	 */
+	__u8 proto;
 	__u8 tcp_flags; /* TCP: byte 13 of the header (CWR..FIN) */
 	__u8 flags; /* ZT_PKT_* */
 	__u8 _pad;
@@ -209,8 +218,15 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 			struct zt_ip6_frag_hdr *fh = (void *)h;
 
 			p->flags |= ZT_PKT_FRAGMENT;
-			if (fh->frag_off & bpf_htons(ZT_IP6_OFFSET_MASK))
+			/*
+			 * What follows the fragment header of a later fragment
+			 * is the middle of the payload, not a header: stop.
+			 */
+			if (fh->frag_off & bpf_htons(ZT_IP6_OFFSET_MASK)) {
 				p->flags |= ZT_PKT_LATER_FRAGMENT;
+				p->proto = fh->nexthdr;
+				return ZT_XR_OK;
+			}
 			len = sizeof(*fh);
 		} else if (nh == IPPROTO_AH) {
 			len = ((__u32)h->hdrlen + 2) * 4;
@@ -228,8 +244,6 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 	if (off > ZT_MAX_HDR_OFF)
 		return ZT_XR_BAD_IP6_EXT;
 	/* ESP (50) and no-next-header (59) fall through zt_parse_l4 without ports. */
-	if (p->flags & ZT_PKT_LATER_FRAGMENT)
-		return ZT_XR_OK;
 	return zt_parse_l4(data, data + off, data_end, p);
 }
 

@@ -335,6 +335,13 @@ static void test_enforced_through_filter(void **state)
 	assert_int_equal(verdict(e, "100.200.3.4"), XDP_DROP);
 	assert_int_equal(verdict(e, "100.0.0.1"), XDP_DROP);
 	assert_int_equal(verdict(e, "101.0.0.1"), XDP_PASS);
+	/* A /20 sets the one /16 it lies in: a neighbour /20 in it pays the lookups but passes. */
+	struct zt_cidr w20 = C("203.0.112.0/20");
+	assert_int_equal(zt_blocklist_add(e->bl, &w20, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(verdict(e, "203.0.113.77"), XDP_DROP);
+	assert_int_equal(verdict(e, "203.0.200.1"), XDP_PASS);
+	assert_int_equal(zt_blocklist_del(e->bl, &w20), 0);
+	assert_int_equal(verdict(e, "203.0.113.77"), XDP_PASS);
 	/* An IPv6 prefix shorter than /32 switches the IPv6 filter off, and back. */
 	assert_int_equal(zt_blocklist_add(e->bl, &s6, &plain, &r, err, sizeof(err)), 0);
 	assert_int_equal(prefixes(e).filter_v6_on, 0);
@@ -353,7 +360,10 @@ static void test_enforced_through_filter(void **state)
 	assert_int_equal(zt_blocklist_del(e->bl, &w8), 0);
 	for (uint32_t w = 0; w < ZT_FILTER_V4_WORDS; w++)
 		if (filter_word(e, w))
-			fail_msg("IPv4 filter word %u still set", w);
+			fail_msg("IPv4 /24 filter word %u still set", w);
+	for (uint32_t w = ZT_FILTER_V16_BASE; w < ZT_FILTER_WORDS; w++)
+		if (filter_word(e, w))
+			fail_msg("IPv4 /16 filter word %u still set", w);
 	/* An IPv4 prefix shorter than /8 switches the IPv4 filter off, and back. */
 	struct zt_cidr s4 = C("64.0.0.0/2");
 	assert_int_equal(zt_blocklist_add(e->bl, &s4, &plain, &r, err, sizeof(err)), 0);

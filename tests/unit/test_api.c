@@ -410,6 +410,34 @@ static void test_oversize_frame(void **state)
 		expect_closed(fd);
 		close(fd);
 	}
+	/* Within the byte limit, but more items than any request holds (2M): refused unparsed. */
+	{
+		size_t items = 3u << 20, len = items + 13;
+		uint8_t *b = malloc(ZT_API_HDR_LEN + len);
+		int fd = client(fx);
+		cbor_item_t *rep;
+
+		assert_non_null(b);
+		memcpy(b,
+		       (uint8_t[]){ (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+				    (uint8_t)len },
+		       ZT_API_HDR_LEN);
+		/* {"op": "echo", "x": [_ 0, 0, ...]} */
+		memcpy(b + ZT_API_HDR_LEN,
+		       (uint8_t[]){ 0xa2, 0x62, 'o', 'p', 0x64, 'e', 'c', 'h', 'o', 0x61, 'x',
+				    0x9f },
+		       12);
+		memset(b + ZT_API_HDR_LEN + 12, 0, items);
+		b[ZT_API_HDR_LEN + len - 1] = 0xff;
+		send_raw(fd, b, ZT_API_HDR_LEN + len);
+		free(b);
+		rep = recv_reply(fd);
+		expect_error(rep, E2BIG, "more than 2097152 items");
+		cbor_decref(&rep);
+		expect_closed(fd);
+		close(fd);
+		assert_int_equal(__atomic_load_n(&fx->calls, __ATOMIC_SEQ_CST), 0);
+	}
 	/* The server is fine. */
 	{
 		int fd = client(fx);

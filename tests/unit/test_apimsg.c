@@ -603,25 +603,6 @@ static void test_depth(void **state)
 	}
 }
 
-static void test_item_limit(void **state)
-{
-	/* {"a": [_ 0, 0, ... ]}: one byte per item, more items than any message may hold. */
-	size_t items = (8u << 20) + 1, len = items + 5;
-	uint8_t *b = malloc(len);
-	char err[256] = "";
-	cbor_item_t *out = NULL;
-
-	b[0] = 0xa1;
-	b[1] = 0x61;
-	b[2] = 'a';
-	b[3] = 0x9f;
-	memset(b + 4, 0, items);
-	b[len - 1] = 0xff;
-	assert_int_equal(zt_msg_decode(b, len, &out, err, sizeof(err)), -E2BIG);
-	assert_non_null(strstr(err, "items"));
-	free(b);
-}
-
 static void test_encode_too_big(void **state)
 {
 	size_t n = ZT_API_MAX_MSG;
@@ -665,6 +646,87 @@ static void *write_thread(void *arg)
 static void pair(int sv[2])
 {
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* {"a": [_ 0, 0, ... ]}: one byte per item. */
+static uint8_t *many_items(size_t items, size_t *len)
+{
+	uint8_t *b = malloc(items + 5);
+
+	assert_non_null(b);
+	b[0] = 0xa1;
+	b[1] = 0x61;
+	b[2] = 'a';
+	b[3] = 0x9f;
+	memset(b + 4, 0, items);
+	b[items + 4] = 0xff;
+	*len = items + 5;
+	return b;
+}
+
+/*
+ * Requests (zt_msg_decode, the daemon's side) hold at most 2M items: the
+ * biggest is a block.import of 1M cidrs. Replies (zt_msg_recv, the client's
+ * side) up to 16M: a block.list reply just under 64 MiB has ~12M.
+ */
+static void test_item_limit(void **state)
+{
+	static const struct {
+		const char *what;
+		bool recv; /* through zt_msg_recv over a socketpair, else zt_msg_decode */
+		size_t items; /* in the array; the map, its key and the array are 3 more */
+		int want;
+	} cases[] = {
+		{ "request of 1M cidrs and a few fields", false, (1u << 20) + 16, 0 },
+		{ "request at the limit", false, (2u << 20) - 3, 0 },
+		{ "request one item over", false, (2u << 20) - 2, -E2BIG },
+		{ "reply over the request limit", true, 3u << 20, 0 },
+		{ "reply one item over", true, (16u << 20) - 2, -E2BIG },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[256] = "";
+		cbor_item_t *out = NULL;
+		size_t len;
+		uint8_t *b = many_items(cases[i].items, &len);
+		int r;
+
+		if (cases[i].recv) {
+			uint8_t *f = malloc(len + ZT_API_HDR_LEN);
+			struct writer w;
+			pthread_t t;
+			int sv[2];
+
+			assert_non_null(f);
+			f[0] = (uint8_t)(len >> 24);
+			f[1] = (uint8_t)(len >> 16);
+			f[2] = (uint8_t)(len >> 8);
+			f[3] = (uint8_t)len;
+			memcpy(f + ZT_API_HDR_LEN, b, len);
+			assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+			w = (struct writer){ .fd = sv[0], .buf = f, .len = len + ZT_API_HDR_LEN };
+			assert_int_equal(pthread_create(&t, NULL, write_thread, &w), 0);
+			r = zt_msg_recv(sv[1], &out, err, sizeof(err));
+			/* The writer may still block on a refused frame: unblock it. */
+			shutdown(sv[1], SHUT_RDWR);
+			pthread_join(t, NULL);
+			close(sv[0]);
+			close(sv[1]);
+			free(f);
+		} else {
+			r = zt_msg_decode(b, len, &out, err, sizeof(err));
+		}
+		free(b);
+		if (r != cases[i].want)
+			fail_msg("%s: got %d (%s), want %d", cases[i].what, r, err, cases[i].want);
+		if (r == 0) {
+			assert_int_equal(cbor_array_size(zt_cbor_get(out, "a")), cases[i].items);
+			cbor_decref(&out);
+		} else {
+			assert_null(out);
+			assert_non_null(strstr(err, "items"));
+		}
+	}
 }
 
 static void test_send_recv(void **state)

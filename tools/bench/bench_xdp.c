@@ -94,9 +94,10 @@ static void build(struct pkt *p, int family, const uint8_t *src)
 }
 
 /*
- * Entries: half IPv4 (70% /32, 20% /24, 10% /16) anywhere in 1.0.0.0 -
- * 197.255.255.255; half IPv6 (60% /128, 25% /64, 15% /48) in 2400::/6. The
- * pass path's sources lie in 198.18.0.0/15 and 2001:db8::/32, outside all.
+ * Entries, shaped like threat-intel lists (indicators are mostly hosts):
+ * half IPv4 (94% /32, 5% /24, 1% /16) anywhere in 1.0.0.0 - 197.255.255.255;
+ * half IPv6 (90% /128, 7% /64, 3% /48) in 2400::/6. The
+ * pass path's sources lie in 198.18.0.0/15 and 2800::/6, outside all.
  */
 static void gen_entries(struct zt_cidr *cs, size_t n)
 {
@@ -109,14 +110,14 @@ static void gen_entries(struct zt_cidr *cs, size_t n)
 			uint32_t a = (uint32_t)(r % (197u * 16777216u)) + 16777216u;
 
 			c->family = AF_INET;
-			c->prefixlen = pick < 70 ? 32 : pick < 90 ? 24 : 16;
+			c->prefixlen = pick < 94 ? 32 : pick < 99 ? 24 : 16;
 			a = htonl(a);
 			memcpy(c->addr, &a, 4);
 		} else {
 			uint64_t hi = rnd(), lo = rnd();
 
 			c->family = AF_INET6;
-			c->prefixlen = pick < 60 ? 128 : pick < 85 ? 64 : 48;
+			c->prefixlen = pick < 90 ? 128 : pick < 97 ? 64 : 48;
 			hi = (hi & 0x03ffffffffffffffULL) | 0x2400000000000000ULL;
 			for (int k = 0; k < 8; k++) {
 				c->addr[k] = hi >> (56 - 8 * k);
@@ -130,7 +131,7 @@ static void gen_entries(struct zt_cidr *cs, size_t n)
 static void gen_pass(struct pkt *pk)
 {
 	for (int i = 0; i < NPKT; i++) {
-		uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+		uint8_t a[16];
 		uint64_t r = rnd();
 
 		if (i % 2 == 0) {
@@ -138,9 +139,11 @@ static void gen_pass(struct pkt *pk)
 
 			build(&pk[i], AF_INET, v4);
 		} else {
-			memcpy(a + 4, &r, 8);
+			/* Anywhere in 2800::/6, beside the entries' 2400::/6. */
+			memcpy(a, &r, 8);
+			a[0] = 0x28 | (a[0] & 0x03);
 			r = rnd();
-			memcpy(a + 12, &r, 4);
+			memcpy(a + 8, &r, 8);
 			build(&pk[i], AF_INET6, a);
 		}
 	}
@@ -275,7 +278,7 @@ int main(int argc, char **argv)
 			PEER_OBJ);
 	printf("XDP guard, BPF_PROG_TEST_RUN: %d packets with fresh random sources per run, %d repeats each\n",
 	       NPKT, REPEAT);
-	printf("entries: half IPv4 (70%% /32, 20%% /24, 10%% /16), half IPv6 (60%% /128, 25%% /64, 15%% /48)\n\n");
+	printf("entries: half IPv4 (94%% /32, 5%% /24, 1%% /16), half IPv6 (90%% /128, 7%% /64, 3%% /48)\n\n");
 	printf("%-9s %-5s %9s %9s %9s %9s %11s %11s\n", "entries", "path", "empty", "guard",
 	       "xdp-flt", "load_s", "guard/empty", "guard/peer");
 
