@@ -9,7 +9,7 @@ pkgs=(
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	linux-libc-dev clang-format
 	# lab, tests and demo
-	iproute2 iputils-ping netcat-openbsd procps postgresql prometheus
+	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
 	# bench peers
 	xdp-tools iperf3 sockperf
 )
