@@ -54,6 +54,8 @@ static __always_inline void emit_drop(struct xdp_md *ctx, const struct zt_pkt *p
 		zt_sample_lost(s, n);
 		return;
 	}
+	/* Ring memory is reused: zero it so no stale bytes (tail padding) go out. */
+	__builtin_memset(e, 0, sizeof(*e));
 	zt_event_hdr_fill(&e->hdr, ZT_EV_XDP_DROP, sizeof(*e));
 	e->ifindex = ctx->ingress_ifindex;
 	e->reason = reason;
@@ -69,10 +71,6 @@ static __always_inline void emit_drop(struct xdp_md *ctx, const struct zt_pkt *p
 		e->block_reason = hit->reason;
 		e->block_source = hit->source;
 		e->feed_id = hit->feed_id;
-	} else {
-		e->block_reason = 0;
-		e->block_source = 0;
-		e->feed_id = 0;
 	}
 	bpf_ringbuf_submit(e, 0);
 	zt_evstat(ZT_EVS_EMITTED);

@@ -579,7 +579,7 @@ static size_t edit_distance(const char *a, const char *b)
 	return d[la][lb] < 3 ? d[la][lb] : 3;
 }
 
-/* The row an operator probably meant: a near miss in the same section, or the same name elsewhere. */
+/* The row an operator probably meant: a near miss in this section, or the same name in another. */
 static const struct key *suggest(const char *prefix, const char *name)
 {
 	size_t plen = prefix ? strlen(prefix) : 0, best = 3;

@@ -65,6 +65,7 @@ struct ev_log {
 	struct zt_ev_xdp_drop ev[MAX_EVENTS];
 	int n;
 	int bad_size; /* records of an unexpected size */
+	int dirty_pad; /* records with a non-zero byte past the last field */
 };
 
 #define MAX_FILTER_WORDS 8
@@ -537,12 +538,20 @@ static __u64 boot_ns(void)
 
 static int on_event(void *ctx, void *data, size_t size)
 {
+	const size_t end = offsetof(struct zt_ev_xdp_drop, feed_id) + sizeof(__u32);
 	struct ev_log *log = ctx;
+	const __u8 *b = data;
+	size_t i;
 
 	if (size != sizeof(struct zt_ev_xdp_drop)) {
 		log->bad_size++;
 		return 0;
 	}
+	for (i = end; i < size; i++)
+		if (b[i]) {
+			log->dirty_pad++;
+			break;
+		}
 	if (log->n < MAX_EVENTS)
 		memcpy(&log->ev[log->n++], data, size);
 	return 0;
@@ -553,6 +562,7 @@ static void drain_events(struct env *e)
 	ring_buffer__consume(e->rb);
 	e->log.n = 0;
 	e->log.bad_size = 0;
+	e->log.dirty_pad = 0;
 }
 
 static int env_load(struct env *e, const struct cfg *c)
@@ -1089,6 +1099,7 @@ static void run_fixture(struct env *e, const struct fixture *f, int verdict)
 
 	ring_buffer__consume(e->rb);
 	assert_int_equal(e->log.bad_size, 0);
+	assert_int_equal(e->log.dirty_pad, 0);
 	if (verdict == XDP_DROP) {
 		assert_int_equal(e->log.n, 1);
 		check_event(f, &pkt, &e->log.ev[0]);
@@ -1256,6 +1267,41 @@ static void test_ring_full_counted(void **state)
 	env_destroy(&e);
 }
 
+/*
+ * A one-page ring, read after every drop, wraps many times: no record may
+ * carry stale bytes from an older one in its tail padding.
+ */
+static void test_event_padding_after_wrap(void **state)
+{
+	struct cfg c = { .malformed_drop = 1,
+			 .event_sample = 1,
+			 .event_rate = 1000000,
+			 .ringbuf = (__u32)sysconf(_SC_PAGESIZE) };
+	struct pg_spec s = TCP6(.src = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff");
+	struct entry ents[MAX_ENTRIES] = { BLK("2001:db8::/32", 0x7fffffff) };
+	int i, drops = 4 * (int)sysconf(_SC_PAGESIZE) / (int)sizeof(struct zt_ev_xdp_drop);
+	struct pg_pkt pkt;
+	__u32 retval;
+	struct env e;
+
+	assert_int_equal(env_load(&e, &c), 0);
+	assert_int_equal(pg_build(&s, &pkt), 0);
+	reset_lists(&e);
+	install(&e, ents);
+	drain_events(&e);
+	for (i = 0; i < drops; i++) {
+		assert_int_equal(run_prog(&e, pkt.buf, pkt.len, &retval), 0);
+		assert_int_equal(retval, XDP_DROP);
+		assert_int_equal(ring_buffer__consume(e.rb), 1);
+		assert_int_equal(e.log.ev[0].feed_id, 0x7fffffff);
+		e.log.n = 0;
+	}
+	assert_int_equal(e.log.bad_size, 0);
+	assert_int_equal(e.log.dirty_pad, 0);
+	assert_int_equal(read_evstat(&e, ZT_EVS_EMITTED), drops);
+	env_destroy(&e);
+}
+
 /* ---- setup ---- */
 
 static int group_setup(void **state)
@@ -1308,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_rate_limit_burst),
 		cmocka_unit_test(test_rate_zero_no_events),
 		cmocka_unit_test(test_ring_full_counted),
+		cmocka_unit_test(test_event_padding_after_wrap),
 	};
 	size_t n_samp = sizeof(other_tests) / sizeof(other_tests[0]);
 	size_t n_tests = n_fix + 2 * n_trunc + n_samp, k = 0, i;

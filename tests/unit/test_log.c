@@ -254,6 +254,19 @@ static void test_edge_cases(void **state)
 	assert_non_null(
 		strstr(out, " level=warn event=open_failed error=\"No such file or directory\"\n"));
 	assert_int_equal(errno_after, ENOENT); /* logging does not clobber errno */
+
+	/* Not even when the write fails (stderr closed: EBADF). */
+	{
+		int saved = dup(STDERR_FILENO);
+
+		close(STDERR_FILENO);
+		errno = ENOENT;
+		log_error("lost", "x=1");
+		errno_after = errno;
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+		assert_int_equal(errno_after, ENOENT);
+	}
 }
 
 static void emit_long(void)
