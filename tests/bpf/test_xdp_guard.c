@@ -92,7 +92,12 @@ enum entry_kind {
 	E_BLOCK, /* hashed blocklist, length published unless .unpublished */
 	E_BLOCK_LPM, /* blocklist trie (sets v4/v6_lpm_used) */
 	E_ALLOW,
-	E_FILTER, /* prefilter bit of the address's bucket; switches the family's filter on */
+	/*
+	 * Prefilter bit for the entry, as the daemon sets it (IPv4 /24 and
+	 * longer: the hashed /24 bit; /16 to /23: the /16 bit; IPv6: the hashed
+	 * /32 bit); switches the family's filter on.
+	 */
+	E_FILTER,
 };
 
 enum expiry {
@@ -457,6 +462,18 @@ static const struct fixture fixtures[] = {
 	  TCP4(),
 	  { BLK("198.18.0.0/24", 62), FILTER("198.18.0.200/32") },
 	  BLOCKED(62) },
+	{ "ip4_filter_16_bit_blocks",
+	  UDP4(),
+	  { BLK("198.18.0.0/16", 71), FILTER("198.18.0.0/16") },
+	  BLOCKED(71) },
+	{ "ip4_filter_16_bit_of_other_16",
+	  UDP4(),
+	  { BLK("198.18.0.0/16", 72), FILTER("198.19.0.0/16") },
+	  PASS(ZT_XR_OK) },
+	{ "ip4_filter_16_bit_lpm_blocks",
+	  TCP4(),
+	  { BLK_LPM("198.18.0.0/20", EXP_NEVER, 73), FILTER("198.18.0.0/20") },
+	  BLOCKED(73) },
 	{ "ip4_filter_set_bit_lpm_blocks",
 	  UDP4(),
 	  { BLK_LPM("198.18.0.0/23", EXP_NEVER, 63), FILTER(SRC4 "/32") },
@@ -771,13 +788,26 @@ static void add_len(__u8 *lens, __u32 *count, __u8 len)
 	(*count)++;
 }
 
-/* Sets the prefilter bit of addr's bucket, as the daemon does for an entry there. */
-static void set_filter_bit(struct env *e, int fam, const __u8 *addr)
+/* Sets the prefilter bit an entry addr/plen needs, as the daemon does. */
+static void set_filter_bit(struct env *e, int fam, const __u8 *addr, __u32 plen)
 {
 	int fd = bpf_map__fd(e->skel->maps.blocklist_filter);
-	__u32 b = fam == 4 ? zt_filter_v4_bucket(addr) : zt_filter_v6_bucket(addr);
-	__u32 w = (fam == 4 ? 0 : ZT_FILTER_V4_WORDS) + (b >> 6);
+	__u32 b, w;
 	__u64 v;
+
+	if (fam == 6) {
+		assert_true(plen >= ZT_FILTER_V6_MIN_PLEN);
+		b = zt_filter_v6_bucket(addr);
+		w = ZT_FILTER_V6_BASE + (b >> 6);
+	} else if (plen >= 24) {
+		b = zt_filter_v4_bucket(addr);
+		w = b >> 6;
+	} else {
+		/* One /16 only: the fixtures need no entry shorter than that. */
+		assert_true(plen >= 16);
+		b = zt_filter_v16_bucket(addr);
+		w = ZT_FILTER_V16_BASE + (b >> 6);
+	}
 
 	assert_int_equal(bpf_map_lookup_elem(fd, &w, &v), 0);
 	v |= 1ULL << (b & 63);
@@ -814,7 +844,7 @@ static void install(struct env *e, const struct entry *ents)
 
 		if (en->kind == E_FILTER) {
 			if (!en->unpublished)
-				set_filter_bit(e, fam, addr);
+				set_filter_bit(e, fam, addr, plen);
 			if (fam == 4)
 				ps.filter_v4_on = 1;
 			else

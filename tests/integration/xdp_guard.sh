@@ -172,3 +172,15 @@ no_xdp() { ! in_node ip link show uplink0 | grep -q 'prog/xdp'; }
 check "after detach no XDP program is on the uplink" no_xdp
 check "after detach the pins are gone" test ! -e "$LAB_BPFFS/ztagent"
 check "after detach traffic passes" pings "$LAB_EXT_IP"
+
+# --- ztagent --detach with no daemon running ---
+lab_agent_start
+ztctl block add "$LAB_EXT_IP/32" >/dev/null
+lab_agent_stop
+check "with the daemon stopped, the block still holds" no_ping "$LAB_EXT_IP"
+in_node "$ZTAGENT" --detach --config "$LAB_CONF" >"$LAB_DIR/detach.out" 2>&1
+check "ztagent --detach succeeds without a daemon" test $? -eq 0
+check "ztagent --detach says what it removed" grep -q "removed the pins" "$LAB_DIR/detach.out"
+check "after ztagent --detach no XDP program is on the uplink" no_xdp
+check "after ztagent --detach the pins are gone" test ! -e "$LAB_BPFFS/ztagent"
+check "after ztagent --detach traffic passes" pings "$LAB_EXT_IP"
