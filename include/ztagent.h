@@ -237,6 +237,7 @@ struct zt_ev_xdp_drop {
 	__u16 block_reason; /* enum zt_block_reason, with ZT_XR_BLOCKLIST */
 	__u16 block_source; /* enum zt_block_source */
 	__u32 feed_id;
+	__u32 _pad; /* explicit: the record is 80 bytes, zeroed before it is filled */
 };
 
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */

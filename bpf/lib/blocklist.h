@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Source-address block and allow lists (see include/ztagent.h for the flat
- * layout and why): the allowlist trie first (it wins), then one hashed
- * lookup per published prefix length, longest first, then the blocklist
- * trie only when the daemon says it holds entries. An expired entry does
- * not block; shorter lengths are still looked at.
+ * layout and why): the allowlist trie first (it wins) when it has entries,
+ * then the prefilter bits (all clear: nothing can match, pass), then one
+ * hashed lookup per published prefix length, longest first, then the
+ * blocklist trie only when the daemon says it holds entries. An expired
+ * entry does not block; shorter lengths are still looked at.
  */
 #ifndef ZT_BPF_BLOCKLIST_H
 #define ZT_BPF_BLOCKLIST_H
