@@ -70,19 +70,6 @@ struct zt_api {
 	size_t rx_bytes; /* payload buffers held by all connections */
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -466,40 +453,41 @@ static int claim_path(const char *path, char *err, size_t errlen)
 		if (errno == ENOENT)
 			return 0;
 		r = -errno;
-		seterr(err, errlen, "cannot inspect the API socket path %s: %s", path,
-		       strerror(-r));
+		zt_seterr(err, errlen, "cannot inspect the API socket path %s: %s", path,
+			  strerror(-r));
 		return r;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		seterr(err, errlen,
-		       "%s exists and is not a socket; move it away or choose another api_socket",
-		       path);
+		zt_seterr(
+			err, errlen,
+			"%s exists and is not a socket; move it away or choose another api_socket",
+			path);
 		return -EEXIST;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		r = -errno;
-		seterr(err, errlen, "cannot create a unix socket: %s", strerror(-r));
+		zt_seterr(err, errlen, "cannot create a unix socket: %s", strerror(-r));
 		return r;
 	}
 	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
 	close(fd);
 	/* EAGAIN: a live listener whose backlog is full. */
 	if (r == 0 || r == -EAGAIN) {
-		seterr(err, errlen,
-		       "another ztagent answers on %s; stop it first, or set another api_socket",
-		       path);
+		zt_seterr(err, errlen,
+			  "another ztagent answers on %s; stop it first, or set another api_socket",
+			  path);
 		return -EADDRINUSE;
 	}
 	if (r != -ECONNREFUSED && r != -ENOENT) {
-		seterr(err, errlen, "cannot tell whether a daemon answers on %s: %s", path,
-		       strerror(-r));
+		zt_seterr(err, errlen, "cannot tell whether a daemon answers on %s: %s", path,
+			  strerror(-r));
 		return r;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		r = -errno;
-		seterr(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(-r));
+		zt_seterr(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(-r));
 		return r;
 	}
 	return 0;
@@ -520,12 +508,13 @@ static int make_parent(const char *path, char *err, size_t errlen)
 	if (stat(dir, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
 			return 0;
-		seterr(err, errlen, "%s, the API socket's directory, is not a directory", dir);
+		zt_seterr(err, errlen, "%s, the API socket's directory, is not a directory", dir);
 		return -ENOTDIR;
 	}
 	r = zt_mkdir_p(dir, 0700);
 	if (r < 0)
-		seterr(err, errlen, "cannot create %s for the API socket: %s", dir, strerror(-r));
+		zt_seterr(err, errlen, "cannot create %s for the API socket: %s", dir,
+			  strerror(-r));
 	return r;
 }
 
@@ -540,14 +529,15 @@ int zt_api_init(struct zt_api **out, struct zt_loop *loop, const char *path, cha
 	int r;
 
 	if (!out || !loop || !path || !*path) {
-		seterr(err, errlen, "the API socket path is empty");
+		zt_seterr(err, errlen, "the API socket path is empty");
 		return -EINVAL;
 	}
 	len = strlen(path);
 	if (len >= sizeof(sa.sun_path)) {
-		seterr(err, errlen,
-		       "API socket path %s is %zu bytes long; a unix socket path has at most %zu",
-		       path, len, sizeof(sa.sun_path) - 1);
+		zt_seterr(
+			err, errlen,
+			"API socket path %s is %zu bytes long; a unix socket path has at most %zu",
+			path, len, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	r = make_parent(path, err, errlen);
@@ -558,7 +548,7 @@ int zt_api_init(struct zt_api **out, struct zt_loop *loop, const char *path, cha
 		return r;
 	api = calloc(1, sizeof(*api));
 	if (!api) {
-		seterr(err, errlen, "out of memory");
+		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	api->loop = loop;
@@ -568,7 +558,7 @@ int zt_api_init(struct zt_api **out, struct zt_loop *loop, const char *path, cha
 	api->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (api->lfd < 0) {
 		r = -errno;
-		seterr(err, errlen, "cannot create a unix socket: %s", strerror(-r));
+		zt_seterr(err, errlen, "cannot create a unix socket: %s", strerror(-r));
 		free(api);
 		return r;
 	}
@@ -577,7 +567,7 @@ int zt_api_init(struct zt_api **out, struct zt_loop *loop, const char *path, cha
 	r = bind(api->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
 	umask(old);
 	if (r < 0) {
-		seterr(err, errlen, "cannot bind the API socket %s: %s", path, strerror(-r));
+		zt_seterr(err, errlen, "cannot bind the API socket %s: %s", path, strerror(-r));
 		goto fail_close;
 	}
 	if (stat(path, &st) == 0) {
@@ -586,17 +576,17 @@ int zt_api_init(struct zt_api **out, struct zt_loop *loop, const char *path, cha
 	}
 	if (listen(api->lfd, BACKLOG) < 0) {
 		r = -errno;
-		seterr(err, errlen, "cannot listen on %s: %s", path, strerror(-r));
+		zt_seterr(err, errlen, "cannot listen on %s: %s", path, strerror(-r));
 		goto fail_unlink;
 	}
 	r = zt_loop_add(loop, api->lfd, EPOLLIN, on_listen, api);
 	if (r < 0) {
-		seterr(err, errlen, "cannot watch the API socket: %s", strerror(-r));
+		zt_seterr(err, errlen, "cannot watch the API socket: %s", strerror(-r));
 		goto fail_unlink;
 	}
 	r = zt_loop_add_timer(loop, SWEEP_NS, on_sweep, api);
 	if (r < 0) {
-		seterr(err, errlen, "cannot create the API idle timer: %s", strerror(-r));
+		zt_seterr(err, errlen, "cannot create the API idle timer: %s", strerror(-r));
 		zt_loop_del(loop, api->lfd);
 		goto fail_unlink;
 	}

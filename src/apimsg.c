@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "apimsg.h"
+#include "util.h"
 
 #define MAX_DEPTH 32
 /*
@@ -32,19 +33,6 @@
 
 /* Receive buffers grow with what arrives, not with what a header announces. */
 #define RECV_CHUNK (64u << 10)
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
 static size_t utf8_seq(const uint8_t *s, size_t n)
@@ -136,12 +124,12 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 	int sp = 0;
 
 	if (len == 0) {
-		seterr(err, errlen, "empty message: expected one CBOR map");
+		zt_seterr(err, errlen, "empty message: expected one CBOR map");
 		return -EPROTO;
 	}
 	if (b[0] >> 5 != 5) {
-		seterr(err, errlen, "the message is a CBOR %s, expected a map",
-		       major_name[b[0] >> 5]);
+		zt_seterr(err, errlen, "the message is a CBOR %s, expected a map",
+			  major_name[b[0] >> 5]);
 		return -EPROTO;
 	}
 	st[0] = (struct frame){ .left = 1, .kind = FR_ITEMS };
@@ -158,12 +146,13 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		}
 		if (pos >= len) {
 			if (sp == 0)
-				seterr(err, errlen, "CBOR truncated: no item at byte %zu", pos);
+				zt_seterr(err, errlen, "CBOR truncated: no item at byte %zu", pos);
 			else
-				seterr(err, errlen,
-				       "CBOR truncated at byte %zu: the %s opened at byte %zu is not complete",
-				       pos, top->kind == FR_ITEMS ? "container" : "string",
-				       top->start);
+				zt_seterr(
+					err, errlen,
+					"CBOR truncated at byte %zu: the %s opened at byte %zu is not complete",
+					pos, top->kind == FR_ITEMS ? "container" : "string",
+					top->start);
 			return -EPROTO;
 		}
 		ib = b[pos++];
@@ -171,14 +160,15 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		info = ib & 0x1f;
 		if (ib == 0xff) {
 			if (!top->indef) {
-				seterr(err, errlen, "CBOR: unexpected break (0xff) at byte %zu",
-				       start);
+				zt_seterr(err, errlen, "CBOR: unexpected break (0xff) at byte %zu",
+					  start);
 				return -EPROTO;
 			}
 			if (top->map && top->seen % 2) {
-				seterr(err, errlen,
-				       "CBOR: the map opened at byte %zu ends at byte %zu after a key without a value",
-				       top->start, start);
+				zt_seterr(
+					err, errlen,
+					"CBOR: the map opened at byte %zu ends at byte %zu after a key without a value",
+					top->start, start);
 				return -EPROTO;
 			}
 			sp--;
@@ -190,9 +180,10 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 			size_t n = (size_t)1 << (info - 24);
 
 			if (len - pos < n) {
-				seterr(err, errlen,
-				       "CBOR truncated at byte %zu: the header at byte %zu needs %zu more bytes",
-				       len, start, n);
+				zt_seterr(
+					err, errlen,
+					"CBOR truncated at byte %zu: the header at byte %zu needs %zu more bytes",
+					len, start, n);
 				return -EPROTO;
 			}
 			for (size_t i = 0; i < n; i++)
@@ -200,20 +191,21 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		} else if (info == 31 && major >= 2 && major <= 5) {
 			indef = true;
 		} else {
-			seterr(err, errlen, "CBOR: invalid %s header 0x%02x at byte %zu",
-			       major_name[major], ib, start);
+			zt_seterr(err, errlen, "CBOR: invalid %s header 0x%02x at byte %zu",
+				  major_name[major], ib, start);
 			return -EPROTO;
 		}
 		if (top->kind != FR_ITEMS &&
 		    (major != (top->kind == FR_CHUNKS_BYTES ? 2 : 3) || indef)) {
-			seterr(err, errlen,
-			       "CBOR: byte %zu is inside the chunked string opened at byte %zu but is not a definite chunk of it",
-			       start, top->start);
+			zt_seterr(
+				err, errlen,
+				"CBOR: byte %zu is inside the chunked string opened at byte %zu but is not a definite chunk of it",
+				start, top->start);
 			return -EPROTO;
 		}
 		if (++items > max_items) {
-			seterr(err, errlen, "CBOR: more than %zu items (at byte %zu)", max_items,
-			       start);
+			zt_seterr(err, errlen, "CBOR: more than %zu items (at byte %zu)", max_items,
+				  start);
 			return -E2BIG;
 		}
 		if (!top->indef)
@@ -226,19 +218,21 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 			if (indef)
 				break;
 			if (val > len - pos) {
-				seterr(err, errlen,
-				       "CBOR: the %s at byte %zu declares %llu bytes, %zu remain",
-				       major_name[major], start, (unsigned long long)val,
-				       len - pos);
+				zt_seterr(
+					err, errlen,
+					"CBOR: the %s at byte %zu declares %llu bytes, %zu remain",
+					major_name[major], start, (unsigned long long)val,
+					len - pos);
 				return -EPROTO;
 			}
 			if (major == 3) {
 				size_t bad = utf8_check(b + pos, val);
 
 				if (bad != val) {
-					seterr(err, errlen,
-					       "CBOR: the text string at byte %zu is not valid UTF-8 (byte %zu)",
-					       start, pos + bad);
+					zt_seterr(
+						err, errlen,
+						"CBOR: the text string at byte %zu is not valid UTF-8 (byte %zu)",
+						start, pos + bad);
 					return -EPROTO;
 				}
 			}
@@ -249,20 +243,22 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 			if (!indef) {
 				/* Every item takes at least one byte. */
 				if (val > (len - pos) / (major == 5 ? 2 : 1)) {
-					seterr(err, errlen,
-					       "CBOR: the %s at byte %zu declares %llu %s, only %zu bytes remain",
-					       major_name[major], start, (unsigned long long)val,
-					       major == 5 ? "pairs" : "items", len - pos);
+					zt_seterr(
+						err, errlen,
+						"CBOR: the %s at byte %zu declares %llu %s, only %zu bytes remain",
+						major_name[major], start, (unsigned long long)val,
+						major == 5 ? "pairs" : "items", len - pos);
 					return -EPROTO;
 				}
 				if (major == 5)
 					val *= 2;
 				if (val > max_items - items) {
-					seterr(err, errlen,
-					       "CBOR: the %s at byte %zu declares %llu %s, more than %zu items in all",
-					       major_name[major], start,
-					       (unsigned long long)(major == 5 ? val / 2 : val),
-					       major == 5 ? "pairs" : "items", max_items);
+					zt_seterr(
+						err, errlen,
+						"CBOR: the %s at byte %zu declares %llu %s, more than %zu items in all",
+						major_name[major], start,
+						(unsigned long long)(major == 5 ? val / 2 : val),
+						major == 5 ? "pairs" : "items", max_items);
 					return -E2BIG;
 				}
 			}
@@ -273,8 +269,8 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		case 7:
 			/* libcbor 0.8 knows false, true, null, undefined and floats only. */
 			if (info < 20 || info == 24) {
-				seterr(err, errlen, "CBOR: unsupported simple value at byte %zu",
-				       start);
+				zt_seterr(err, errlen, "CBOR: unsupported simple value at byte %zu",
+					  start);
 				return -EPROTO;
 			}
 			continue;
@@ -283,8 +279,8 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		}
 		/* A container or a chunked string: one level deeper. */
 		if (sp + 1 > MAX_DEPTH) {
-			seterr(err, errlen, "CBOR: nesting deeper than %d levels at byte %zu",
-			       MAX_DEPTH, start);
+			zt_seterr(err, errlen, "CBOR: nesting deeper than %d levels at byte %zu",
+				  MAX_DEPTH, start);
 			return -EPROTO;
 		}
 		st[++sp] = (struct frame){
@@ -298,8 +294,8 @@ static int prescan(const uint8_t *b, size_t len, size_t max_items, char *err, si
 		};
 	}
 	if (pos != len) {
-		seterr(err, errlen, "CBOR: %zu trailing bytes after the item, from byte %zu",
-		       len - pos, pos);
+		zt_seterr(err, errlen, "CBOR: %zu trailing bytes after the item, from byte %zu",
+			  len - pos, pos);
 		return -EPROTO;
 	}
 	return 0;
@@ -313,8 +309,8 @@ static int decode(const uint8_t *buf, size_t len, size_t max_items, cbor_item_t 
 	int r;
 
 	if (len > ZT_API_MAX_MSG) {
-		seterr(err, errlen, "message of %zu bytes, more than the %u-byte limit", len,
-		       ZT_API_MAX_MSG);
+		zt_seterr(err, errlen, "message of %zu bytes, more than the %u-byte limit", len,
+			  ZT_API_MAX_MSG);
 		return -EMSGSIZE;
 	}
 	r = prescan(buf, len, max_items, err, errlen);
@@ -325,17 +321,17 @@ static int decode(const uint8_t *buf, size_t len, size_t max_items, cbor_item_t 
 		if (item)
 			cbor_decref(&item);
 		if (res.error.code == CBOR_ERR_MEMERROR) {
-			seterr(err, errlen, "out of memory decoding a %zu-byte message", len);
+			zt_seterr(err, errlen, "out of memory decoding a %zu-byte message", len);
 			return -ENOMEM;
 		}
-		seterr(err, errlen, "malformed CBOR at byte %zu (libcbor error %d)",
-		       res.error.position, (int)res.error.code);
+		zt_seterr(err, errlen, "malformed CBOR at byte %zu (libcbor error %d)",
+			  res.error.position, (int)res.error.code);
 		return -EPROTO;
 	}
 	if (res.read != len) {
 		cbor_decref(&item);
-		seterr(err, errlen, "CBOR: %zu trailing bytes after the item, from byte %zu",
-		       len - res.read, res.read);
+		zt_seterr(err, errlen, "CBOR: %zu trailing bytes after the item, from byte %zu",
+			  len - res.read, res.read);
 		return -EPROTO;
 	}
 	*out = item;
@@ -451,27 +447,28 @@ int zt_msg_recv(int fd, cbor_item_t **out, char *err, size_t errlen)
 
 	r = read_full(fd, hdr, sizeof(hdr), &got);
 	if (r < 0) {
-		seterr(err, errlen, "reading a frame header: %s",
-		       r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		zt_seterr(err, errlen, "reading a frame header: %s",
+			  r == -ETIMEDOUT ? "timed out" : strerror(-r));
 		return r;
 	}
 	if (got == 0) {
-		seterr(err, errlen, "the peer closed the connection");
+		zt_seterr(err, errlen, "the peer closed the connection");
 		return -ECONNRESET;
 	}
 	if (got < sizeof(hdr)) {
-		seterr(err, errlen, "the peer closed the connection after %zu of %d header bytes",
-		       got, ZT_API_HDR_LEN);
+		zt_seterr(err, errlen,
+			  "the peer closed the connection after %zu of %d header bytes", got,
+			  ZT_API_HDR_LEN);
 		return -EPROTO;
 	}
 	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
 	if (len == 0) {
-		seterr(err, errlen, "empty frame: expected one CBOR map");
+		zt_seterr(err, errlen, "empty frame: expected one CBOR map");
 		return -EPROTO;
 	}
 	if (len > ZT_API_MAX_MSG) {
-		seterr(err, errlen, "frame of %u bytes refused: the limit is %u", len,
-		       ZT_API_MAX_MSG);
+		zt_seterr(err, errlen, "frame of %u bytes refused: the limit is %u", len,
+			  ZT_API_MAX_MSG);
 		return -EMSGSIZE;
 	}
 	while (have < len) {
@@ -486,7 +483,8 @@ int zt_msg_recv(int fd, cbor_item_t **out, char *err, size_t errlen)
 			nb = realloc(buf, ncap);
 			if (!nb) {
 				free(buf);
-				seterr(err, errlen, "out of memory receiving a %u-byte frame", len);
+				zt_seterr(err, errlen, "out of memory receiving a %u-byte frame",
+					  len);
 				return -ENOMEM;
 			}
 			buf = nb;
@@ -496,15 +494,15 @@ int zt_msg_recv(int fd, cbor_item_t **out, char *err, size_t errlen)
 		r = read_full(fd, buf + have, want, &got);
 		have += got;
 		if (r < 0) {
-			seterr(err, errlen, "reading a %u-byte frame: %s", len,
-			       r == -ETIMEDOUT ? "timed out" : strerror(-r));
+			zt_seterr(err, errlen, "reading a %u-byte frame: %s", len,
+				  r == -ETIMEDOUT ? "timed out" : strerror(-r));
 			free(buf);
 			return r;
 		}
 		if (got < want) {
-			seterr(err, errlen,
-			       "the peer closed the connection after %zu of %u frame bytes", have,
-			       len);
+			zt_seterr(err, errlen,
+				  "the peer closed the connection after %zu of %u frame bytes",
+				  have, len);
 			free(buf);
 			return -EPROTO;
 		}

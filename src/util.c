@@ -2,6 +2,7 @@
 /* Small pure helpers: addresses, prefixes, durations, sizes, clocks. No logging. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,4 +374,15 @@ int zt_mkdir_p(const char *path, unsigned int mode)
 			return r;
 	}
 	return mkdir_one(p, mode);
+}
+
+void zt_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -52,6 +52,10 @@ uint64_t zt_now_unix(void); /* seconds */
 /* ISO 8601 UTC "2026-11-22T22:41:03Z" for unix seconds. */
 int zt_time_format(uint64_t unix_s, char *buf, size_t n);
 
+/* snprintf into an error buffer that may be NULL or empty (then nothing is written). */
+void zt_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* strtoul that rejects junk, sign and overflow. */
 int zt_parse_u64(const char *s, uint64_t *out);
 
