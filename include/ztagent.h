@@ -120,9 +120,10 @@ struct zt_prefix_set {
 
 /*
  * Prefilter (ZT_PIN_BLOCK_FILTER, an array of __u64 words) in three parts:
- * one bit per hash bucket of an IPv4 /24 (entries /24 and longer), one bit
- * per hash bucket of an IPv6 /32 (entries /32 and longer), and one exact
- * bit per IPv4 /16 (entries from /8 to /23, which set the /16s they cover).
+ * one bit per hash bucket of an IPv4 /24 (entries /17 and longer, which set
+ * the /24s they cover), one bit per hash bucket of an IPv6 /32 (entries /32
+ * and longer), and one exact bit per IPv4 /16 (entries from /8 to /16,
+ * which set the /16s they cover). Each part rules out only its own lengths.
  * A bit is set while some blocklist entry could match an address there.
  * Most sources fall on clear bits and skip every blocklist lookup, so the
  * pass path stays near two array reads however long the list grows. The
@@ -130,8 +131,8 @@ struct zt_prefix_set {
  * it after the last one is gone. Entries shorter than /8 (IPv4) or /32
  * (IPv6) would cover too much: while one exists, that family's filter is off.
  */
-#define ZT_FILTER_V4_BITS 22
-#define ZT_FILTER_V6_BITS 22
+#define ZT_FILTER_V4_BITS 24
+#define ZT_FILTER_V6_BITS 23
 #define ZT_FILTER_V4_WORDS (1u << (ZT_FILTER_V4_BITS - 6))
 #define ZT_FILTER_V6_WORDS (1u << (ZT_FILTER_V6_BITS - 6))
 #define ZT_FILTER_V16_WORDS 1024u /* 65536 bits: one per IPv4 /16 */
@@ -139,6 +140,7 @@ struct zt_prefix_set {
 #define ZT_FILTER_V16_BASE (ZT_FILTER_V4_WORDS + ZT_FILTER_V6_WORDS)
 #define ZT_FILTER_WORDS (ZT_FILTER_V16_BASE + ZT_FILTER_V16_WORDS)
 #define ZT_FILTER_V4_MIN_PLEN 8
+#define ZT_FILTER_V4_SPLIT 17 /* IPv4 lengths from here on live in the /24 part */
 #define ZT_FILTER_V6_MIN_PLEN 32
 
 /* The /16 of an IPv4 address: its first two bytes. */

@@ -50,7 +50,7 @@ struct zt_blocklist {
 	bool allow_used[2]; /* the allowlist trie has entries */
 	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
 	int fd_filter;
-	uint16_t *fcount4;
+	uint8_t *fcount4; /* saturating: a full counter keeps its bit set, which is safe */
 	uint16_t *fcount6;
 	uint32_t *fcount16;
 	uint64_t *fwords;
@@ -259,18 +259,26 @@ static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uin
 			bl->n_short[FAM_V4] += delta;
 			return;
 		}
-		if (plen >= 24) {
-			uint32_t b = zt_filter_v4_bucket(addr);
-			uint16_t *c = &bl->fcount4[b];
+		if (plen >= ZT_FILTER_V4_SPLIT) {
+			/* /17 and longer: the /24s it covers (up to 128), each hashed. */
+			uint32_t span = plen >= 24 ? 1 : 1u << (24 - plen);
+			uint32_t net =
+				((uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]) &
+				~(span - 1);
 
-			/* A saturated counter stays: its bit stays set, which is always safe. */
-			if (*c != UINT16_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
-				filter_bit(bl, b);
+			for (uint32_t i = 0; i < span; i++) {
+				uint32_t b = zt_filter_v4_hash(net + i);
+				uint8_t *c = &bl->fcount4[b];
+
+				/* A saturated counter stays: its bit stays set, always safe. */
+				if (*c != UINT8_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
+					filter_bit(bl, b);
+			}
 			return;
 		}
-		/* /8 to /23: the exact /16s it covers (up to 256). */
+		/* /8 to /16: the exact /16s it covers (up to 256). */
 		{
-			uint32_t span = plen >= 16 ? 1 : 1u << (16 - plen);
+			uint32_t span = 1u << (16 - plen);
 			uint32_t first = zt_filter_v16_bucket(addr) & ~(span - 1);
 
 			for (uint32_t b = first; b < first + span; b++)

@@ -152,11 +152,21 @@ static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_s
 	__builtin_memcpy(k.addr, &saddr, 4);
 	if (ps->allow_v4_used && bpf_map_lookup_elem(&allowlist_v4, &k))
 		return ZT_XR_ALLOWLIST;
+	/*
+	 * The two filter parts answer separately: a clear /24 bit rules out
+	 * every entry of /17 and longer, a clear /16 bit every entry from /8 to
+	 * /16 (shorter ones switch the filter off). Only lengths that may match
+	 * are looked up.
+	 */
+	int may24 = 1, may16 = 1;
+
 	if (ps->filter_v4_on) {
 		__u32 b = zt_filter_v4_bucket((const __u8 *)&saddr);
 		__u32 c = zt_filter_v16_bucket((const __u8 *)&saddr);
 
-		if (zt_filter_clear(b >> 6, b) && zt_filter_clear(ZT_FILTER_V16_BASE + (c >> 6), c))
+		may24 = !zt_filter_clear(b >> 6, b);
+		may16 = !zt_filter_clear(ZT_FILTER_V16_BASE + (c >> 6), c);
+		if (!may24 && !may16)
 			return ZT_XR_OK;
 	}
 	n = ps->v4_count;
@@ -166,6 +176,8 @@ static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_s
 		if (i >= n)
 			break;
 		k.prefixlen = ps->v4_lens[i];
+		if (k.prefixlen >= ZT_FILTER_V4_SPLIT ? !may24 : !may16)
+			continue;
 		a = saddr & zt_mask32(k.prefixlen);
 		__builtin_memcpy(k.addr, &a, 4);
 		r = zt_block_entry_check(bpf_map_lookup_elem(&blocklist_v4, &k), &now, hit);
