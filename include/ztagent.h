@@ -31,6 +31,15 @@
 #define ZT_PIN_XDP_STATS "xdp_stats"
 #define ZT_PIN_EVENTS "events"
 #define ZT_PIN_EVENT_STATS "event_stats"
+/* tc_endpoint (micro-segmentation on the endpoints' host-side veths) */
+#define ZT_PIN_ENDPOINTS "endpoints"
+#define ZT_PIN_IPCACHE_V4 "ipcache_v4"
+#define ZT_PIN_IPCACHE_V6 "ipcache_v6"
+#define ZT_PIN_POLICY "policy"
+#define ZT_PIN_POL_ISOLATION "pol_isolation"
+#define ZT_PIN_POL_STATE "pol_state"
+#define ZT_PIN_CONNTRACK "conntrack"
+#define ZT_PIN_TC_STATS "tc_stats"
 
 /*
  * Blocklist layout.
@@ -213,6 +222,8 @@ enum zt_evstat {
 /* Ring-buffer record types. */
 enum zt_event_type {
 	ZT_EV_XDP_DROP = 1,
+	ZT_EV_POLICY = 2, /* struct zt_ev_policy: a policy verdict on a new flow */
+	ZT_EV_FLOW_END = 3, /* struct zt_ev_flow_end: reserved for flow records */
 	ZT_EV_MAX,
 };
 
@@ -240,6 +251,282 @@ struct zt_ev_xdp_drop {
 	__u16 block_source; /* enum zt_block_source */
 	__u32 feed_id;
 	__u32 _pad; /* explicit: the record is 80 bytes, zeroed before it is filled */
+};
+
+/*
+ * ---- Micro-segmentation (tc_endpoint) ----
+ *
+ * The TC program runs on the host side of every endpoint's veth, twice:
+ *   - tc_from_pod on the veth's ingress hook: packets the pod sends (the
+ *     pod's egress direction);
+ *   - tc_to_pod on the veth's egress hook: packets sent to the pod (the
+ *     pod's ingress direction).
+ * Direction below is always the local endpoint's: ZT_DIR_INGRESS means
+ * "towards the endpoint".
+ *
+ * Identities. A security identity is a __u32:
+ *   0                       ZT_ID_ANY, only in policy keys: every peer
+ *   1                       the host (the node's own addresses)
+ *   2, 3                    the world (IPv4, IPv6): no other ipcache entry
+ *   256 .. 2^24-1           label sets of endpoints (namespace, labels,
+ *                           namespace labels)
+ *   2^24 ..                 CIDR identities: one per prefix that some
+ *                           ipBlock (cidr or except) names
+ *
+ * The ipcache maps an address to its identity by longest prefix: endpoint
+ * addresses (/32, /128), host addresses, every ipBlock prefix, and 0/0 for
+ * the world. An ipBlock {cidr C, except E...} selects the CIDR identities
+ * whose prefix lies inside C and inside no E (and the world identity when C
+ * is 0/0): the longest prefix holding an address is inside C exactly when
+ * the address is.
+ *
+ * Policy generations. Everything that changes with policy (ipcache, policy,
+ * isolation) has a slot (0 or 1) in its key. The daemon writes a complete
+ * new generation into the slot not in use, then publishes it with a single
+ * 32-bit store of pol_state.gen (slot = gen & 1). A packet reads gen once,
+ * so it sees the old policy or the new one, never a mix. The slot now
+ * unused is cleared only after in-flight packets are done (the next change).
+ */
+#define ZT_ID_ANY 0u
+#define ZT_ID_HOST 1u
+#define ZT_ID_WORLD_V4 2u
+#define ZT_ID_WORLD_V6 3u
+#define ZT_ID_FIRST_LABELS 256u
+#define ZT_ID_FIRST_CIDR (1u << 24)
+
+enum zt_dir {
+	ZT_DIR_INGRESS = 0, /* towards the endpoint (tc_to_pod) */
+	ZT_DIR_EGRESS = 1, /* from the endpoint (tc_from_pod) */
+	ZT_DIR_MAX,
+};
+
+/* ZT_PIN_ENDPOINTS: hash, key __u32 ifindex of the host-side veth. */
+struct zt_endpoint_info {
+	__u32 ep_id; /* the daemon's endpoint number, >= 1 */
+	__u32 identity; /* label identity */
+	__u32 flags; /* reserved, 0 */
+	__u32 _pad;
+};
+
+/* ZT_PIN_IPCACHE_V4 / _V6: LPM tries; prefixlen = 8 (the slot) + address prefix. */
+struct zt_ipcache_key4 {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 addr[4];
+	__u8 _pad[3]; /* zero; beyond any prefix */
+};
+
+struct zt_ipcache_key6 {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 addr[16];
+	__u8 _pad[3];
+};
+
+struct zt_ipcache_val {
+	__u32 identity;
+	__u32 ep_id; /* the endpoint owning the address; 0 when none */
+};
+
+/*
+ * ZT_PIN_POLICY: an LPM trie over (slot, dir, local identity, peer identity,
+ * protocol, port), in that byte order, identities and port big-endian
+ * (zt_pol_key_fill() is the one place that lays the key out). Full length
+ * ZT_POL_PLEN_FULL; a prefix of ZT_POL_PLEN_PROTO matches every port of one
+ * protocol, ZT_POL_PLEN_ANY_PROTO every protocol; port ranges become aligned
+ * power-of-two blocks.
+ *
+ * A packet makes two lookups: with its peer identity and with ZT_ID_ANY.
+ * Within one peer the longest match wins, so the compiler stores in every
+ * entry the combined verdict of every entry of that peer containing it
+ * (deny over allow). Across the two lookups deny wins, then allow; with no
+ * verdict, pol_isolation says whether the endpoint is isolated in that
+ * direction (deny) or not (allow).
+ *
+ * Each entry carries two verdicts: with enforce-mode policies only, and
+ * with audit-mode policies enforced too (audit_*). The first decides; when
+ * it allows and the second (completed the same way with audit_isolated)
+ * denies, the flow passes as audit.
+ */
+#define ZT_POL_PLEN_ANY_PROTO (8 + 8 + 32 + 32)
+#define ZT_POL_PLEN_PROTO (ZT_POL_PLEN_ANY_PROTO + 8)
+#define ZT_POL_PLEN_FULL (ZT_POL_PLEN_PROTO + 16)
+
+struct zt_pol_key {
+	__u32 prefixlen;
+	__u8 data[13]; /* slot, dir, local_id (BE), peer_id (BE), proto, port (BE) */
+	__u8 _pad[3];
+};
+
+static inline void zt_pol_key_fill(struct zt_pol_key *k, __u32 prefixlen, __u8 slot, __u8 dir,
+				   __u32 local_id, __u32 peer_id, __u8 proto, __u16 port)
+{
+	k->prefixlen = prefixlen;
+	k->data[0] = slot;
+	k->data[1] = dir;
+	k->data[2] = (__u8)(local_id >> 24);
+	k->data[3] = (__u8)(local_id >> 16);
+	k->data[4] = (__u8)(local_id >> 8);
+	k->data[5] = (__u8)local_id;
+	k->data[6] = (__u8)(peer_id >> 24);
+	k->data[7] = (__u8)(peer_id >> 16);
+	k->data[8] = (__u8)(peer_id >> 8);
+	k->data[9] = (__u8)peer_id;
+	k->data[10] = proto;
+	k->data[11] = (__u8)(port >> 8);
+	k->data[12] = (__u8)port;
+	k->_pad[0] = k->_pad[1] = k->_pad[2] = 0;
+}
+
+/* Verdicts in policy entries: none (no rule of that kind matched), allow, deny. */
+enum zt_verdict {
+	ZT_VERDICT_NONE = 0,
+	ZT_VERDICT_ALLOW = 1,
+	ZT_VERDICT_DENY = 2,
+};
+
+#define ZT_POL_F_REQUIRE_TLS 0x1
+#define ZT_POL_F_REQUIRE_MTLS 0x2
+
+struct zt_pol_val {
+	__u32 rule_id; /* rule that gave .verdict (0: none) */
+	__u32 audit_rule_id; /* rule that gave .audit_verdict */
+	__u8 verdict; /* enum zt_verdict, enforce-mode policies */
+	__u8 audit_verdict; /* enum zt_verdict, every policy */
+	__u8 flags; /* ZT_POL_F_*, of the allow rules behind .verdict */
+	__u8 _pad;
+};
+
+/* ZT_PIN_POL_ISOLATION: hash, key {slot, dir, identity}. Absent = not isolated, no audit. */
+struct zt_iso_key {
+	__u8 slot;
+	__u8 dir;
+	__u8 _pad[2];
+	__u32 identity;
+};
+
+struct zt_iso_val {
+	__u8 isolated; /* enforce: deny what no rule allows */
+	__u8 audit_isolated; /* with audit-mode policies too */
+	__u8 by_default; /* isolated only by policy.default: deny */
+	__u8 _pad;
+	__u32 rule_id; /* the (first) policy isolating it (a rule id with rule index ~0) or 0 */
+	__u32 audit_rule_id;
+	__u32 _pad2;
+};
+
+/* ZT_PIN_POL_STATE: array of one, mmapable; the daemon stores gen atomically. */
+struct zt_pol_state {
+	__u32 gen; /* policy generation; slot = gen & 1; 0 = no policy loaded yet */
+	__u32 _pad;
+};
+
+/*
+ * Rule ids: the daemon numbers (policy, rule) pairs per generation from 1.
+ * Events carry the generation, so the daemon can name the rule even after
+ * the next change. Reserved ids for what decided without a rule:
+ */
+#define ZT_RULE_NONE 0u /* no rule (see enum zt_reason) */
+
+/* Why a flow got its verdict (zt_ev_policy.reason, zt_ct_val.reason). */
+enum zt_reason {
+	ZT_REASON_NOT_ISOLATED = 0, /* nothing isolates this side: allowed */
+	ZT_REASON_RULE_ALLOW, /* a rule allowed */
+	ZT_REASON_RULE_DENY, /* a deny rule denied */
+	ZT_REASON_NO_RULE, /* isolated by a policy; no rule allowed */
+	ZT_REASON_DEFAULT_DENY, /* isolated by policy.default: deny; no rule allowed */
+	ZT_REASON_NO_ENDPOINT, /* the interface is not a registered endpoint: passed */
+	ZT_REASON_NO_POLICY, /* no policy generation loaded yet (gen 0): default applies */
+	ZT_REASON_MAX,
+};
+
+/*
+ * ZT_PIN_CONNTRACK: LRU hash. The key is the flow in its original direction
+ * (the first packet's), seen on one endpoint interface. A reply looks up
+ * the key with addresses and ports swapped.
+ */
+struct zt_ct_key {
+	__u32 ifindex;
+	__u8 family; /* 4 or 6 */
+	__u8 proto;
+	__u16 _pad;
+	__u8 saddr[16]; /* IPv4 in the first 4 bytes, rest zero */
+	__u8 daddr[16];
+	__u16 sport; /* host byte order; ICMP echo: the identifier; other ICMP: 0 */
+	__u16 dport; /* host byte order; ICMP echo: 0 */
+};
+
+enum zt_ct_state {
+	ZT_CT_NEW = 0, /* TCP: SYN seen; others: one direction seen */
+	ZT_CT_ESTABLISHED, /* TCP: SYN-ACK (or any packet) back; others: a reply seen */
+	ZT_CT_CLOSING, /* TCP: FIN seen */
+	ZT_CT_CLOSED, /* TCP: RST, or FIN both ways */
+};
+
+struct zt_ct_val {
+	__u64 first_ns; /* CLOCK_BOOTTIME */
+	__u64 last_ns;
+	__u64 packets[2]; /* [0] original direction, [1] reply */
+	__u64 bytes[2];
+	__u32 gen; /* policy generation the verdict was taken with */
+	__u32 rule_id;
+	__u32 local_id;
+	__u32 peer_id;
+	__u32 ep_id;
+	__u32 peer_ep_id;
+	__u8 dir; /* enum zt_dir of the original direction */
+	__u8 verdict; /* enum zt_verdict: ALLOW (incl. audit) or DENY */
+	__u8 audit; /* allowed, but an audit-mode policy would deny */
+	__u8 reason; /* enum zt_reason */
+	__u8 state; /* enum zt_ct_state */
+	__u8 flags_seen[2]; /* TCP flags ORed, per direction */
+	__u8 _pad;
+};
+
+/* Idle timeouts (the program treats an older entry as a new flow; the daemon sweeps). */
+#define ZT_CT_TCP_SYN_TIMEOUT_NS (60ULL * 1000000000ULL)
+#define ZT_CT_TCP_EST_TIMEOUT_NS (3600ULL * 1000000000ULL)
+#define ZT_CT_TCP_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
+#define ZT_CT_UDP_TIMEOUT_NS (60ULL * 1000000000ULL)
+#define ZT_CT_ICMP_TIMEOUT_NS (30ULL * 1000000000ULL)
+#define ZT_CT_OTHER_TIMEOUT_NS (60ULL * 1000000000ULL)
+
+/* Every packet tc_endpoint sees is counted in ZT_PIN_TC_STATS (per-CPU array). */
+enum zt_tc_stat {
+	ZT_TCS_ALLOW_NEW = 0, /* first packet of a flow, allowed */
+	ZT_TCS_ALLOW_EST, /* packet of an allowed flow (either way) */
+	ZT_TCS_AUDIT, /* passed, audit-mode policy would deny */
+	ZT_TCS_DENY_NEW, /* first packet of a flow, denied */
+	ZT_TCS_DENY_EST, /* packet of a denied or revoked flow */
+	ZT_TCS_NOT_IP, /* passed: ARP etc. */
+	ZT_TCS_MALFORMED, /* dropped: truncated headers */
+	ZT_TCS_NO_ENDPOINT, /* passed: interface not registered */
+	ZT_TCS_MAX,
+};
+
+/* A policy verdict on a flow's first packet, or on a re-check that changed it. */
+struct zt_ev_policy {
+	struct zt_event_hdr hdr;
+	__u32 ifindex;
+	__u32 gen;
+	__u32 rule_id; /* decided by; ZT_RULE_NONE with reasons without a rule */
+	__u32 local_id;
+	__u32 peer_id;
+	__u32 ep_id; /* local endpoint */
+	__u32 peer_ep_id; /* 0: not a local endpoint */
+	__u8 dir; /* enum zt_dir of the local endpoint */
+	__u8 verdict; /* enum zt_verdict: ALLOW or DENY */
+	__u8 audit; /* allowed, audit-mode policy would deny */
+	__u8 reason; /* enum zt_reason */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 revoked; /* an established flow lost its permission */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 pkt_len;
 };
 
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */

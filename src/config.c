@@ -78,6 +78,9 @@ static int set_uint(struct pctx *x, const struct key *k, const char *v, const ya
 static int set_size_pow2(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_duration(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int add_iface(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_size(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_text(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_listen(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -89,6 +92,11 @@ static const struct choice log_levels[] = {
 static const struct choice xdp_modes[] = {
 	{ "native", ZT_XDP_NATIVE },
 	{ "generic", ZT_XDP_GENERIC },
+	{ NULL, 0 },
+};
+static const struct choice policy_defaults[] = {
+	{ "deny", true },
+	{ "allow", false },
 	{ NULL, 0 },
 };
 static const struct choice malformed_actions[] = {
@@ -132,6 +140,29 @@ static const struct key keys[] = {
 	       .max = 1ULL << 30),
 	SCALAR("xdp.expiry_interval", set_duration, xdp.expiry_interval_ns, .min = 100 * MS,
 	       .max = 3600 * SEC),
+
+	SCALAR("state_dir", set_dir, state_dir),
+
+	SECTION("policy"),
+	SCALAR("policy.dir", set_dir, policy.dir),
+	SCALAR("policy.default", set_choice, policy.default_deny, .choices = policy_defaults),
+	SCALAR("policy.conntrack_max", set_uint, policy.conntrack_max, .min = 1024,
+	       .max = 16777216),
+
+	SECTION("database"),
+	SCALAR("database.url", set_text, database.url),
+	SCALAR("database.spool_dir", set_dir, database.spool_dir),
+	SCALAR("database.spool_max_bytes", set_size, database.spool_max_bytes, .min = 1u << 20,
+	       .max = 1ULL << 50),
+	SCALAR("database.retention_months", set_uint, database.retention_months, .min = 1,
+	       .max = 1200),
+
+	SECTION("flows"),
+	SCALAR("flows.active_timeout", set_duration, flows.active_timeout_ns, .min = 1 * SEC,
+	       .max = 86400 * SEC),
+
+	SECTION("metrics"),
+	SCALAR("metrics.listen", set_listen, metrics.listen),
 };
 #undef FIELD
 #undef SECTION
@@ -165,6 +196,15 @@ void zt_config_defaults(struct zt_config *c)
 	c->xdp.event_rate = ZT_DEFAULT_EVENT_RATE;
 	c->xdp.ringbuf_bytes = 4u << 20;
 	c->xdp.expiry_interval_ns = 1 * SEC;
+	snprintf(c->state_dir, sizeof(c->state_dir), "%s", ZT_DEFAULT_STATE_DIR);
+	snprintf(c->policy.dir, sizeof(c->policy.dir), "%s", ZT_DEFAULT_POLICY_DIR);
+	c->policy.default_deny = true;
+	c->policy.conntrack_max = 262144;
+	snprintf(c->database.spool_dir, sizeof(c->database.spool_dir), "%s", ZT_DEFAULT_SPOOL_DIR);
+	c->database.spool_max_bytes = 1ULL << 30;
+	c->database.retention_months = 12;
+	c->flows.active_timeout_ns = 60 * SEC;
+	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "%s", ZT_DEFAULT_METRICS_LISTEN);
 }
 
 /* A found value for a message: printable ASCII, quotes escaped, at most SHOW_MAX bytes. */
@@ -502,6 +542,56 @@ static int set_duration(struct pctx *x, const struct key *k, const char *v, cons
 			k->path, lo, hi, shown(v, q, sizeof(q)));
 	}
 	store_uint(field(x, k), k->size, ns);
+	return 0;
+}
+
+static int set_size(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8], lo[32], hi[32];
+	uint64_t u;
+	int r = zt_size_parse(v, &u);
+
+	if (r < 0 || u < k->min || u > k->max)
+		return fail(
+			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
+			"%s: expected a size from %s to %s (like 512MiB, 1GiB or 1073741824), got '%s'",
+			k->path, size_str(k->min, lo, sizeof(lo)), size_str(k->max, hi, sizeof(hi)),
+			shown(v, q, sizeof(q)));
+	store_uint(field(x, k), k->size, u);
+	return 0;
+}
+
+/* Free text (a connection string): printable ASCII, no newlines, fits the field. */
+static int set_text(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return fail(x, m, -EINVAL, "%s: control character at byte %zu in '%s'",
+				    k->path, (size_t)(p - (const unsigned char *)v),
+				    shown(v, q, sizeof(q)));
+	if (n >= k->size)
+		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* "ADDR:PORT" with a numeric IPv4 address, "[V6]:PORT", or "" (off). */
+static int set_listen(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	struct sockaddr_storage ss;
+
+	if (*v && zt_listen_parse(v, &ss) < 0)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected ADDRESS:PORT (like 127.0.0.1:9470 or [::1]:9470, port 1-65535) or \"\" to turn it off, got '%s'",
+			k->path, shown(v, q, sizeof(q)));
+	if (strlen(v) >= k->size)
+		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
+	memcpy(field(x, k), v, strlen(v) + 1);
 	return 0;
 }
 

@@ -13,6 +13,13 @@
 
 #define ZT_MAX_IFACES 64
 #define ZT_NODE_NAME_MAX 64
+#define ZT_DB_URL_MAX 1024
+#define ZT_LISTEN_MAX 128
+
+#define ZT_DEFAULT_STATE_DIR "/var/lib/ztagent"
+#define ZT_DEFAULT_POLICY_DIR "/etc/ztagent/policies"
+#define ZT_DEFAULT_SPOOL_DIR "/var/lib/ztagent/spool"
+#define ZT_DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
 
 enum zt_xdp_mode {
 	ZT_XDP_NATIVE = 0,
@@ -37,6 +44,25 @@ struct zt_config {
 		uint32_t ringbuf_bytes; /* xdp.ringbuf_bytes: power of two >= 4096, default 4 MiB */
 		uint64_t expiry_interval_ns; /* xdp.expiry_interval: sweep period, default 1s */
 	} xdp;
+	char state_dir[PATH_MAX]; /* state_dir: endpoints etc., default ZT_DEFAULT_STATE_DIR */
+	struct {
+		char dir[PATH_MAX]; /* policy.dir: YAML files, watched; default ZT_DEFAULT_POLICY_DIR */
+		bool default_deny; /* policy.default: deny (true, the default) | allow */
+		uint32_t
+			conntrack_max; /* policy.conntrack_max: conntrack entries, default 262144 */
+	} policy;
+	struct {
+		char url[ZT_DB_URL_MAX]; /* database.url: libpq conninfo or URI; "" = no database */
+		char spool_dir[PATH_MAX]; /* database.spool_dir */
+		uint64_t spool_max_bytes; /* database.spool_max_bytes, default 1 GiB */
+		uint32_t retention_months; /* database.retention_months, default 12 */
+	} database;
+	struct {
+		uint64_t active_timeout_ns; /* flows.active_timeout, default 60s */
+	} flows;
+	struct {
+		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
+	} metrics;
 };
 
 /* Fills every field with its default. */

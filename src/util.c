@@ -386,3 +386,49 @@ void zt_seterr(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+int zt_listen_parse(const char *s, struct sockaddr_storage *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *hs;
+	uint64_t port;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		hl = (size_t)(close - hs);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return -EINVAL;
+		hs = s;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host) || zt_parse_u64(colon + 1, &port) < 0 || port < 1 ||
+	    port > 65535)
+		return -EINVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)out;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+	}
+	return 0;
+}

@@ -62,6 +62,13 @@ int zt_parse_u64(const char *s, uint64_t *out);
 /* FNV-1a 32-bit hash. */
 uint32_t zt_fnv1a32(const void *data, size_t len);
 
+/*
+ * A listen address: "127.0.0.1:9470", "0.0.0.0:9470", "[::1]:9470" (numeric
+ * addresses only, port 1-65535) into a sockaddr_in or sockaddr_in6.
+ * -EINVAL otherwise.
+ */
+int zt_listen_parse(const char *s, struct sockaddr_storage *out);
+
 /* mkdir -p with the given mode for directories it creates. */
 int zt_mkdir_p(const char *path, unsigned int mode);
 
