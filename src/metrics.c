@@ -138,9 +138,8 @@ static void format_double(double v, char *buf, size_t n)
 	}
 }
 
-/* "{a=\"x\",b=\"y\"}" (extra: one more pair, for le), or "" without labels. */
-static char *render_labels(const struct zt_metric *f, const char *const *values,
-			   const char *extra_name, const char *extra_value)
+/* "{a=\"x\",b=\"y\"}", or "" without labels. */
+static char *render_labels(const struct zt_metric *f, const char *const *values)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -148,15 +147,13 @@ static char *render_labels(const struct zt_metric *f, const char *const *values,
 
 	if (!m)
 		return NULL;
-	if (f->n_labels || extra_name) {
+	if (f->n_labels) {
 		fputc('{', m);
 		for (size_t i = 0; i < f->n_labels; i++) {
 			fprintf(m, "%s%s=\"", i ? "," : "", f->labels[i]);
 			put_escaped(m, values[i], true);
 			fputc('"', m);
 		}
-		if (extra_name)
-			fprintf(m, "%s%s=\"%s\"", f->n_labels ? "," : "", extra_name, extra_value);
 		fputc('}', m);
 	}
 	if (fclose(m) != 0) {
@@ -500,7 +497,7 @@ int zt_metric_emit(struct zt_metric_sink *s, const char *const *values, double v
 	if (!values_ok(s->f, values))
 		return -EINVAL;
 	format_double(v, buf, sizeof(buf));
-	return sink_push(s, render_labels(s->f, values, NULL, NULL), buf);
+	return sink_push(s, render_labels(s->f, values), buf);
 }
 
 int zt_metric_emit_u64(struct zt_metric_sink *s, const char *const *values, uint64_t v)
@@ -510,7 +507,7 @@ int zt_metric_emit_u64(struct zt_metric_sink *s, const char *const *values, uint
 	if (!values_ok(s->f, values))
 		return -EINVAL;
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return sink_push(s, render_labels(s->f, values, NULL, NULL), buf);
+	return sink_push(s, render_labels(s->f, values), buf);
 }
 
 static int cmp_sample(const void *a, const void *b)
@@ -578,8 +575,7 @@ static int render_family(FILE *out, struct zt_metric *f, struct zt_metric_sink *
 	pthread_mutex_lock(&f->reg->lock);
 	for (size_t i = 0; i < f->n_stored && !s->err; i++) {
 		format_double(f->stored[i].v, buf, sizeof(buf));
-		sink_push(s, render_labels(f, (const char *const *)f->stored[i].values, NULL, NULL),
-			  buf);
+		sink_push(s, render_labels(f, (const char *const *)f->stored[i].values), buf);
 	}
 	pthread_mutex_unlock(&f->reg->lock);
 	if (s->err)
