@@ -39,6 +39,29 @@
  * "allow.del"     {"cidr": text} -> {"cidr": text}
  * "allow.list"    {} -> {"entries": [{"cidr": text, "reason": text, "created_unix": uint}]}
  * "detach"        {} -> {} ; the daemon then detaches its programs, removes its pins and exits
+ *
+ * "endpoint.add"  {"ifname": text, "ip": text ("ADDR[,ADDR]"), "labels": text ("k=v,..."),
+ *                  "namespace": text (default "default"), "name": text (default ifname),
+ *                  "namespace_labels": text, "ports": text ("name=PORT/PROTO,...")}
+ *                 -> the endpoint as in endpoint.list
+ * "endpoint.del"  {"endpoint": text (namespace/name, name or ifname)} -> {"endpoint", "ifname"}
+ * "endpoint.list" {} -> {"endpoints": [{"id", "name", "namespace", "ifname", "ifindex",
+ *                     "ip": text, "identity", "created_unix", "labels": {k: v},
+ *                     "namespace_labels": {k: v}}]}
+ * "policy.list"   {} -> {"policies": [{"kind", "namespace", "name", "mode", "isolates",
+ *                     "ingress_rules", "egress_rules", "endpoints", "source"}],
+ *                     "dir", "default", "generation", "sha256", "rejects", "last_error"}
+ * "policy.explain" {"from": text, "to": text, "port": text ("443/TCP")}
+ *                 -> {"verdict": "allow"|"deny"|"audit", "explanation": text,
+ *                     "require_tls": bool, "require_mutual_auth": bool, "generation": uint}
+ * "policy.reload" {} -> {"generation": uint}; an invalid store is refused (error names
+ *                     file:line:column) and the policy in force stays
+ * "flows.recent"  {"after": uint (seq, default 0), "verdict": "allowed"|"denied"|"audit"|"",
+ *                  "limit": uint (default 1000, at most 10000)}
+ *                 -> {"flows": [{"seq", "time", "time_ms", "verdict", "reason", "rule",
+ *                     "direction", "protocol", "src", "sport", "dst", "dport",
+ *                     "src_identity", "dst_identity", "src_workload", "dst_workload",
+ *                     "interface", "revoked"}], "last": uint, "missed": uint}
  */
 #ifndef ZT_APIOPS_H
 #define ZT_APIOPS_H
@@ -52,6 +75,13 @@
 #define ZT_OP_ALLOW_DEL "allow.del"
 #define ZT_OP_ALLOW_LIST "allow.list"
 #define ZT_OP_DETACH "detach"
+#define ZT_OP_ENDPOINT_ADD "endpoint.add"
+#define ZT_OP_ENDPOINT_DEL "endpoint.del"
+#define ZT_OP_ENDPOINT_LIST "endpoint.list"
+#define ZT_OP_POLICY_LIST "policy.list"
+#define ZT_OP_POLICY_EXPLAIN "policy.explain"
+#define ZT_OP_POLICY_RELOAD "policy.reload"
+#define ZT_OP_FLOWS_RECENT "flows.recent"
 
 #define ZT_PACKED_CIDR_LEN 18
 

@@ -24,6 +24,8 @@
 #include "events.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "seg.h"
 #include "util.h"
 #include "xdp_guard.skel.h"
 
@@ -34,10 +36,20 @@ struct zt_daemon {
 	struct zt_blocklist *bl;
 	struct zt_api *api;
 	struct zt_events *ev;
+	struct zt_seg *seg;
+	struct zt_metrics *metrics;
+	struct zt_metrics_std ms;
+	struct zt_metrics_server *msrv;
+	/* One read of the per-CPU maps per scrape (metrics thread only). */
+	struct zt_counter scrape_xdp[ZT_XDP_STATS_SLOTS];
+	struct zt_counter scrape_tc[ZT_TCS_MAX];
+	uint64_t scrape_ev[ZT_EVS_MAX];
 	int sigfd;
 	uint64_t started_mono;
 	bool detach_requested;
 };
+
+static void m_blocklist_update(struct zt_daemon *d);
 
 static void usage(FILE *f)
 {
@@ -201,6 +213,28 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	counters = NULL;
 	if (zt_cbor_put(m, "events", events))
 		goto nomem;
+	events = NULL;
+	{
+		struct zt_seg_stats ss;
+		cbor_item_t *sg = zt_cbor_map();
+
+		zt_seg_get_stats(d->seg, &ss);
+		if (!sg || zt_cbor_put_u64(sg, "generation", ss.gen) ||
+		    zt_cbor_put_u64(sg, "policies", ss.policies) ||
+		    zt_cbor_put_u64(sg, "endpoints", ss.endpoints) ||
+		    zt_cbor_put_u64(sg, "applies", ss.applies) ||
+		    zt_cbor_put_u64(sg, "rejects", ss.rejects) ||
+		    zt_cbor_put_u64(sg, "flows_allowed", ss.verdicts[0]) ||
+		    zt_cbor_put_u64(sg, "flows_denied", ss.verdicts[1]) ||
+		    zt_cbor_put_u64(sg, "flows_audit", ss.verdicts[2]) ||
+		    zt_cbor_put_u64(sg, "flows_revoked", ss.revoked) ||
+		    zt_cbor_put_u64(sg, "last_apply_us", ss.last_apply_ns / 1000) ||
+		    zt_cbor_put(m, "segmentation", sg)) {
+			if (sg)
+				cbor_decref(&sg);
+			goto nomem;
+		}
+	}
 	*data = m;
 	return 0;
 nomem:
@@ -272,6 +306,7 @@ static void on_expiry_timer(void *ctx, int fd, uint32_t events)
 	n = zt_blocklist_expire(d->bl, zt_now_boot_ns());
 	if (n)
 		log_info("blocklist_swept", "expired=%zu", n);
+	m_blocklist_update(d);
 }
 
 static int setup_signals(struct zt_daemon *d)
@@ -354,13 +389,128 @@ static int do_detach(const struct zt_config *cfg)
 		       cfg->bpffs);
 		return 0;
 	}
-	r = zt_datapath_detach(cfg, err, sizeof(err));
+	r = zt_seg_detach_all(cfg, err, sizeof(err));
+	if (r == 0)
+		r = zt_datapath_detach(cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ztagent: detach: %s\n", err);
 		return 1;
 	}
 	printf("ztagent: detached from %u interface(s) and removed the pins under %s\n",
 	       cfg->xdp.n_interfaces, cfg->bpffs);
+	return 0;
+}
+
+/* ---- metrics ---- */
+
+static void m_snapshot(void *ctx)
+{
+	struct zt_daemon *d = ctx;
+
+	if (zt_datapath_xdp_stats(d->dp, d->scrape_xdp) < 0)
+		memset(d->scrape_xdp, 0, sizeof(d->scrape_xdp));
+	if (zt_datapath_tc_stats(d->dp, d->scrape_tc) < 0)
+		memset(d->scrape_tc, 0, sizeof(d->scrape_tc));
+	if (zt_datapath_event_stats(d->dp, d->scrape_ev) < 0)
+		memset(d->scrape_ev, 0, sizeof(d->scrape_ev));
+}
+
+static void m_xdp_packets(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metrics_emit_xdp(s, ((struct zt_daemon *)ctx)->scrape_xdp, false);
+}
+
+static void m_xdp_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metrics_emit_xdp(s, ((struct zt_daemon *)ctx)->scrape_xdp, true);
+}
+
+static void m_tc_packets(void *ctx, struct zt_metric_sink *s)
+{
+	struct zt_daemon *d = ctx;
+
+	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
+		const char *v[] = { zt_tc_stat_name(i) };
+
+		zt_metric_emit_u64(s, v, d->scrape_tc[i].packets);
+	}
+}
+
+static void m_flows(void *ctx, struct zt_metric_sink *s)
+{
+	static const char *const names[] = { "allowed", "denied", "audit" };
+	struct zt_daemon *d = ctx;
+	struct zt_seg_stats ss;
+
+	zt_seg_get_stats(d->seg, &ss);
+	for (unsigned int i = 0; i < 3; i++) {
+		const char *v[] = { names[i] };
+
+		zt_metric_emit_u64(s, v, ss.verdicts[i]);
+	}
+}
+
+static void m_denials(void *ctx, struct zt_metric_sink *s)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_seg_stats ss;
+
+	zt_seg_get_stats(d->seg, &ss);
+	zt_metric_emit_u64(s, NULL, ss.verdicts[1]);
+}
+
+/* On the loop thread (the blocklist's), each expiry tick: the gauge is at most 1 s old. */
+static void m_blocklist_update(struct zt_daemon *d)
+{
+	const char *v4[] = { "ipv4" }, *v6[] = { "ipv6" };
+
+	if (!d->metrics)
+		return;
+	zt_metric_set(d->ms.blocklist_entries, v4,
+		      (double)(zt_blocklist_count(d->bl, 0, false) +
+			       zt_blocklist_count(d->bl, 0, true)));
+	zt_metric_set(d->ms.blocklist_entries, v6,
+		      (double)(zt_blocklist_count(d->bl, 1, false) +
+			       zt_blocklist_count(d->bl, 1, true)));
+}
+
+static void m_ringbuf_lost(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, ((struct zt_daemon *)ctx)->scrape_ev[ZT_EVS_RESERVE_FAILED]);
+}
+
+static void m_apply_observed(void *ctx, double seconds)
+{
+	zt_metric_observe(ctx, seconds);
+}
+
+static int metrics_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	int r;
+
+	r = zt_metrics_new(&d->metrics);
+	if (r == 0)
+		r = zt_metrics_register_std(d->metrics, ZT_VERSION, &d->ms);
+	if (r == 0)
+		r = zt_metrics_add_snapshot(d->metrics, m_snapshot, d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set up metrics: %s", strerror(-r));
+		return r;
+	}
+	zt_metric_set_collect(d->ms.xdp_packets, m_xdp_packets, d);
+	zt_metric_set_collect(d->ms.xdp_bytes, m_xdp_bytes, d);
+	zt_metric_set_collect(d->ms.tc_packets, m_tc_packets, d);
+	zt_metric_set_collect(d->ms.flows, m_flows, d);
+	zt_metric_set_collect(d->ms.policy_denials, m_denials, d);
+	m_blocklist_update(d);
+	zt_metric_set_collect(d->ms.ringbuf_lost, m_ringbuf_lost, d);
+	zt_seg_set_apply_observer(d->seg, m_apply_observed, d->ms.policy_apply);
+	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);
+	if (r < 0)
+		return r;
+	if (d->msrv)
+		log_info("metrics_serving", "listen=%s port=%u path=/metrics", d->cfg.metrics.listen,
+			 zt_metrics_server_port(d->msrv));
 	return 0;
 }
 
@@ -371,14 +521,18 @@ static void daemon_stop(struct zt_daemon *d)
 	char err[512] = "";
 
 	zt_api_stop(d->api);
+	zt_metrics_server_stop(d->msrv);
 	zt_events_stop(d->ev);
+	zt_seg_stop(d->seg);
+	zt_metrics_free(d->metrics);
 	zt_blocklist_stop(d->bl);
 	zt_datapath_stop(d->dp);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	zt_loop_stop(d->loop);
 	if (d->detach_requested) {
-		if (zt_datapath_detach(&d->cfg, err, sizeof(err)) < 0)
+		if (zt_seg_detach_all(&d->cfg, err, sizeof(err)) < 0 ||
+		    zt_datapath_detach(&d->cfg, err, sizeof(err)) < 0)
 			log_error("detach_failed", "error=\"%s\"", err);
 	}
 }
@@ -411,6 +565,13 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	}
 	zt_events_on(d->ev, ZT_EV_XDP_DROP, zt_events_log_xdp_drop, d);
+	r = zt_seg_init(&d->seg, &d->cfg, d->loop, d->dp, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	zt_seg_register_events(d->seg, d->ev);
+	r = metrics_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
 	r = zt_events_start(d->ev);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot start the event consumer: %s", strerror(-r));
@@ -421,7 +582,8 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	if ((r = zt_api_register(d->api, ZT_OP_STATUS, op_status, d)) < 0 ||
 	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
-	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0) {
+	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
+	    (r = zt_seg_register_api(d->seg, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;
 	}

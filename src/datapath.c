@@ -18,6 +18,7 @@
 #include "datapath.h"
 #include "log.h"
 #include "util.h"
+#include "tc_endpoint.skel.h"
 #include "xdp_guard.skel.h"
 
 #define XDP_PROG_NAME "xdp_guard"
@@ -313,6 +314,25 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 			strerror(-r), cfg->bpffs);
 		goto fail;
 	}
+
+	/* The TC object shares "events" and "event_stats" with the XDP one through their pins. */
+	dp->tc = tc_endpoint__open_opts(&oo);
+	if (!dp->tc) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the TC object: %s", strerror(-r));
+		goto fail;
+	}
+	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
+	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
+	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
+	r = tc_endpoint__load(dp->tc);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the TC program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
 	log_info("datapath_loaded", "bpffs=%s maps_reused=%u cpus=%d", cfg->bpffs, dp->n_reused,
 		 dp->ncpus);
 
@@ -356,8 +376,63 @@ void zt_datapath_stop(struct zt_datapath *dp)
 {
 	if (!dp)
 		return;
+	tc_endpoint__destroy(dp->tc);
 	xdp_guard__destroy(dp->xdp);
 	free(dp);
+}
+
+static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_fd, char *err,
+			 size_t errlen)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int r;
+
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST) {
+		snprintf(err, errlen, "cannot create the clsact qdisc on ifindex %d: %s", ifindex,
+			 strerror(-r));
+		return r;
+	}
+	r = bpf_tc_attach(&hook, &opts);
+	if (r < 0)
+		snprintf(err, errlen, "cannot attach tc_endpoint (%s) to ifindex %d: %s",
+			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifindex, strerror(-r));
+	return r;
+}
+
+int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen)
+{
+	int r;
+
+	r = tc_attach_one(ifindex, BPF_TC_INGRESS, bpf_program__fd(dp->tc->progs.tc_from_pod), err,
+			  errlen);
+	if (r == 0)
+		r = tc_attach_one(ifindex, BPF_TC_EGRESS,
+				  bpf_program__fd(dp->tc->progs.tc_to_pod), err, errlen);
+	return r;
+}
+
+int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen)
+{
+	static const enum bpf_tc_attach_point points[] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+	int ret = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE,
+			    .priority = ZT_TC_PRIORITY);
+		int r = bpf_tc_detach(&hook, &opts);
+
+		/* Gone already (interface, qdisc or filter): nothing to do. */
+		if (r < 0 && r != -ENOENT && r != -ENODEV && r != -EINVAL) {
+			snprintf(err, errlen, "cannot detach tc_endpoint from ifindex %d: %s",
+				 ifindex, strerror(-r));
+			ret = r;
+		}
+	}
+	return ret;
 }
 
 static int remove_pins(const char *dir, char *err, size_t errlen)
@@ -448,6 +523,19 @@ size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, siz
 		}
 		n++;
 	}
+	/* The TC object's own maps (the shared ones are listed once, above). */
+	bpf_object__for_each_map (map, dp->tc->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map) || !strcmp(name, "events") ||
+		    !strcmp(name, "event_stats"))
+			continue;
+		if (n < max) {
+			out[n].name = name;
+			out[n].fd = bpf_map__fd(map);
+		}
+		n++;
+	}
 	return n < max ? n : max;
 }
 
@@ -517,6 +605,33 @@ int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out)
 		out[i].bytes = raw[2 * i + 1];
 	}
 	return 0;
+}
+
+int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out)
+{
+	uint64_t raw[ZT_TCS_MAX * 2];
+	int r;
+
+	r = percpu_sum(bpf_map__fd(dp->tc->maps.tc_stats), ZT_TCS_MAX, sizeof(struct zt_counter),
+		       dp->ncpus, raw);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
+		out[i].packets = raw[2 * i];
+		out[i].bytes = raw[2 * i + 1];
+	}
+	return 0;
+}
+
+const char *zt_tc_stat_name(unsigned int i)
+{
+	static const char *const names[] = {
+		[ZT_TCS_ALLOW_NEW] = "allowed-new",   [ZT_TCS_ALLOW_EST] = "allowed-established",
+		[ZT_TCS_AUDIT] = "audit",	      [ZT_TCS_DENY_NEW] = "denied-new",
+		[ZT_TCS_DENY_EST] = "denied-established", [ZT_TCS_NOT_IP] = "not-ip",
+		[ZT_TCS_MALFORMED] = "malformed",     [ZT_TCS_NO_ENDPOINT] = "no-endpoint",
+	};
+	return i < ZT_ARRAY_SIZE(names) && names[i] ? names[i] : "unknown";
 }
 
 int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out)

@@ -19,6 +19,7 @@
 #include "ztagent.h"
 
 struct xdp_guard;
+struct tc_endpoint;
 
 struct zt_dp_iface {
 	char name[IF_NAMESIZE];
@@ -29,6 +30,7 @@ struct zt_dp_iface {
 
 struct zt_datapath {
 	struct xdp_guard *xdp;
+	struct tc_endpoint *tc; /* micro-segmentation; attached per endpoint by seg.c */
 	char bpffs[4096];
 	struct zt_dp_iface ifaces[ZT_MAX_IFACES];
 	unsigned int n_ifaces;
@@ -60,6 +62,17 @@ void zt_datapath_stop(struct zt_datapath *dp);
  */
 int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen);
 
+/*
+ * tc_endpoint on one endpoint's host-side veth: tc_from_pod on the ingress
+ * hook, tc_to_pod on the egress hook (clsact created when missing),
+ * replacing ztagent's earlier filters atomically. Detach removes only
+ * ztagent's filters (by handle and priority) and is quiet when they are gone.
+ */
+#define ZT_TC_HANDLE 0x7a74
+#define ZT_TC_PRIORITY 0x7a74
+int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen);
+int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen);
+
 /* Every map of every object, for status and tests; returns the count. */
 size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);
 /* Counts a map's entries by walking its keys (LPM tries, hashes). */
@@ -67,6 +80,9 @@ int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count);
 
 /* Sums the per-CPU xdp_stats slots into out[ZT_XDP_STATS_SLOTS]. */
 int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out);
+/* Sums tc_stats into out[ZT_TCS_MAX]. */
+int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out);
+const char *zt_tc_stat_name(unsigned int i); /* "allowed-new", "denied-established", ... */
 /* Sums event_stats into out[ZT_EVS_MAX]. */
 int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out);
 

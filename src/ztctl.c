@@ -55,6 +55,13 @@ struct opts {
 	uint64_t feed_id;
 	bool has_feed_id;
 	uint64_t limit;
+	/* endpoint add */
+	const char *ifname, *ip, *labels, *ns, *name, *ns_labels, *ports;
+	/* policy explain */
+	const char *from, *to, *port;
+	/* flows */
+	bool follow;
+	const char *verdict;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -66,6 +73,10 @@ enum opt_bit {
 	OPT_SOURCE = 1 << 3,
 	OPT_FEED_ID = 1 << 4,
 	OPT_LIMIT = 1 << 5,
+	OPT_EP = 1 << 6, /* --ifname --ip --labels --namespace --name --namespace-labels --ports */
+	OPT_EXPLAIN = 1 << 7, /* --from --to --port */
+	OPT_FOLLOW = 1 << 8,
+	OPT_VERDICT = 1 << 9,
 };
 
 struct cmd {
@@ -268,8 +279,8 @@ static void usage_main(FILE *f)
 	fprintf(f,
 		"Usage: ztctl [--socket PATH] [-o json|table] COMMAND [ARGS]\n"
 		"\n"
-		"Controls the ztagent daemon on this node: what it drops at the uplinks (XDP)\n"
-		"and what it lets through.\n"
+		"Controls the ztagent daemon on this node: what it drops at the uplinks (XDP),\n"
+		"what it lets through, and which workloads may talk to which (TC, policy).\n"
 		"\n"
 		"Commands:\n"
 		"  status                      programs, interfaces, map fill, counters, events\n"
@@ -282,6 +293,15 @@ static void usage_main(FILE *f)
 		"  allow list                  what is allowlisted\n"
 		"  detach                      remove the XDP programs and pins; the daemon exits\n"
 		"  policy validate PATH        check policy files offline (no daemon needed)\n"
+		"  policy list                 the policies in force, generation, last refusal\n"
+		"  policy explain --from A --to B --port N/PROTO\n"
+		"                              allowed or denied, and by which rule\n"
+		"  policy reload               read policy.dir now\n"
+		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
+		"                              enforce policy on a workload's veth\n"
+		"  endpoint del ENDPOINT       stop enforcing on it\n"
+		"  endpoint list               the endpoints and their identities\n"
+		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH   the daemon's API socket; else $ZTAGENT_SOCKET, else\n"
@@ -473,6 +493,18 @@ static const struct option long_opts[] = {
 	{ "limit", required_argument, NULL, 'L' },
 	{ "output", required_argument, NULL, 'o' },
 	{ "help", no_argument, NULL, 'h' },
+	{ "ifname", required_argument, NULL, 'i' },
+	{ "ip", required_argument, NULL, 'a' },
+	{ "labels", required_argument, NULL, 'l' },
+	{ "namespace", required_argument, NULL, 'n' },
+	{ "name", required_argument, NULL, 'N' },
+	{ "namespace-labels", required_argument, NULL, 'X' },
+	{ "ports", required_argument, NULL, 'P' },
+	{ "from", required_argument, NULL, 'r' },
+	{ "to", required_argument, NULL, 't' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "follow", no_argument, NULL, 'w' },
+	{ "verdict", required_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -484,6 +516,13 @@ static const struct {
 	{ 'T', OPT_TTL, "--ttl" },	   { 'R', OPT_REASON, "--reason" },
 	{ 'K', OPT_KIND, "--kind" },	   { 'S', OPT_SOURCE, "--source" },
 	{ 'F', OPT_FEED_ID, "--feed-id" }, { 'L', OPT_LIMIT, "--limit" },
+	{ 'i', OPT_EP, "--ifname" },	   { 'a', OPT_EP, "--ip" },
+	{ 'l', OPT_EP, "--labels" },	   { 'n', OPT_EP, "--namespace" },
+	{ 'N', OPT_EP, "--name" },	   { 'X', OPT_EP, "--namespace-labels" },
+	{ 'P', OPT_EP, "--ports" },	   { 'r', OPT_EXPLAIN, "--from" },
+	{ 't', OPT_EXPLAIN, "--to" },	   { 'p', OPT_EXPLAIN, "--port" },
+	{ 'w', OPT_FOLLOW, "--follow" },   { 'f', OPT_FOLLOW, "-f" },
+	{ 'v', OPT_VERDICT, "--verdict" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -507,7 +546,7 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 	o->limit = LIST_DEFAULT_LIMIT;
 	optind = 0; /* glibc: start over, argv[0] is the command's last word */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":o:h", long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:hf", long_opts, NULL)) != -1) {
 		const char *arg = argv[optind - 1];
 
 		for (size_t i = 0; i < ZT_ARRAY_SIZE(opt_bits); i++)
@@ -573,6 +612,47 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			if (zt_parse_u64(optarg, &o->limit) < 0)
 				return usage_err(c, "--limit: '%s' is not a number (0 = all)",
 						 optarg);
+			break;
+		case 'i':
+			o->ifname = optarg;
+			break;
+		case 'a':
+			o->ip = optarg;
+			break;
+		case 'l':
+			o->labels = optarg;
+			break;
+		case 'n':
+			o->ns = optarg;
+			break;
+		case 'N':
+			o->name = optarg;
+			break;
+		case 'X':
+			o->ns_labels = optarg;
+			break;
+		case 'P':
+			o->ports = optarg;
+			break;
+		case 'r':
+			o->from = optarg;
+			break;
+		case 't':
+			o->to = optarg;
+			break;
+		case 'p':
+			o->port = optarg;
+			break;
+		case 'w':
+		case 'f':
+			o->follow = true;
+			break;
+		case 'v':
+			if (strcmp(optarg, "allowed") && strcmp(optarg, "denied") &&
+			    strcmp(optarg, "audit"))
+				return usage_err(c, "--verdict: '%s' is not allowed, denied or audit",
+						 optarg);
+			o->verdict = optarg;
 			break;
 		case ':':
 			return usage_err(c, "%s needs a value", arg);
@@ -1166,6 +1246,309 @@ static int run_policy_validate(struct ctl *ctl, struct opts *o)
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+
+/* ---- endpoints ---- */
+
+static void labels_text(const cbor_item_t *m, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (!m || !cbor_isa_map(m))
+		return;
+	for (size_t i = 0; i < cbor_map_size(m); i++) {
+		struct cbor_pair p = cbor_map_handle(m)[i];
+		char k[320], v[80];
+
+		if (zt_cbor_str(p.key, k, sizeof(k)) < 0 || zt_cbor_str(p.value, v, sizeof(v)) < 0)
+			continue;
+		o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s=%s", i ? "," : "", k, v);
+	}
+	if (o >= n && n > 4)
+		memcpy(buf + n - 4, "...", 4);
+}
+
+static int run_endpoint_add(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char name[300], ip[1024], lbl[4096];
+	int r;
+
+	if (!o->ifname)
+		return usage_err(o->cmd, "--ifname is required");
+	if (!o->ip)
+		return usage_err(o->cmd, "--ip is required");
+	req = request(ZT_OP_ENDPOINT_ADD);
+	put_str(req, "ifname", o->ifname);
+	put_str(req, "ip", o->ip);
+	if (o->labels)
+		put_str(req, "labels", o->labels);
+	if (o->ns)
+		put_str(req, "namespace", o->ns);
+	if (o->name)
+		put_str(req, "name", o->name);
+	if (o->ns_labels)
+		put_str(req, "namespace_labels", o->ns_labels);
+	if (o->ports)
+		put_str(req, "ports", o->ports);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json) {
+		print_json(d);
+	} else {
+		snprintf(name, sizeof(name), "%s/%s", str_of(d, "namespace", lbl, sizeof(lbl), "?"),
+			 str_of(d, "name", ip, sizeof(ip), "?"));
+		labels_text(zt_cbor_get(d, "labels"), lbl, sizeof(lbl));
+		printf("endpoint %s on %s (ip %s, identity %llu, labels %s): enforced\n", name,
+		       o->ifname, str_of(d, "ip", ip, sizeof(ip), "?"),
+		       (unsigned long long)u64_of(d, "identity"), lbl[0] ? lbl : "none");
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_endpoint_del(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char a[300], b[64];
+	const char *which = o->nargs ? o->args[0] : o->ifname;
+	int r;
+
+	if (!which)
+		return usage_err(o->cmd, "say which endpoint: NAMESPACE/NAME, NAME or --ifname VETH");
+	if (o->nargs && o->ifname)
+		return usage_err(o->cmd, "give the endpoint or --ifname, not both");
+	req = request(ZT_OP_ENDPOINT_DEL);
+	put_str(req, "endpoint", which);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("endpoint %s removed; %s carries no ztagent program any more\n",
+		       str_of(d, "endpoint", a, sizeof(a), which),
+		       str_of(d, "ifname", b, sizeof(b), "?"));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_endpoint_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = { "ENDPOINT", "INTERFACE", "IP", "IDENTITY", "LABELS" };
+	static const bool right[5] = { false, false, false, true, false };
+	struct table t = { .ncols = 5, .heads = heads, .right = right };
+	const cbor_item_t *d, *eps;
+	cbor_item_t *reply;
+	int r = call(ctl, request(ZT_OP_ENDPOINT_LIST), &reply, &d);
+
+	if (r)
+		return r;
+	eps = zt_cbor_get(d, "endpoints");
+	if (ctl->json) {
+		print_json(d);
+	} else if (!arr_len(eps)) {
+		printf("no endpoints (add one with 'ztctl endpoint add')\n");
+	} else {
+		for (size_t i = 0; i < arr_len(eps); i++) {
+			const cbor_item_t *e = arr_at(eps, i);
+			char ns[80], name[260], q[340], ifn[32], ip[1024], id[24], lbl[4096];
+
+			snprintf(q, sizeof(q), "%s/%s", str_of(e, "namespace", ns, sizeof(ns), "?"),
+				 str_of(e, "name", name, sizeof(name), "?"));
+			snprintf(id, sizeof(id), "%llu", (unsigned long long)u64_of(e, "identity"));
+			labels_text(zt_cbor_get(e, "labels"), lbl, sizeof(lbl));
+			table_add(&t, q, str_of(e, "ifname", ifn, sizeof(ifn), "?"),
+				  str_of(e, "ip", ip, sizeof(ip), "?"), id, lbl[0] ? lbl : "-");
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* ---- policy ---- */
+
+static int run_policy_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = { "KIND",	 "POLICY",    "MODE",	"ISOLATES",
+					     "RULES IN", "RULES OUT", "SELECTS", "SOURCE" };
+	static const bool right[8] = { false, false, false, false, true, true, true, false };
+	struct table t = { .ncols = 8, .heads = heads, .right = right };
+	const cbor_item_t *d, *pols;
+	cbor_item_t *reply;
+	char err[1024], sha[80], def[16], dir[4096];
+	int r = call(ctl, request(ZT_OP_POLICY_LIST), &reply, &d);
+
+	if (r)
+		return r;
+	pols = zt_cbor_get(d, "policies");
+	if (ctl->json) {
+		print_json(d);
+		cbor_decref(&reply);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < arr_len(pols); i++) {
+		const cbor_item_t *p = arr_at(pols, i);
+		char kind[32], ns[80], name[260], q[340], mode[16], iso[32], in[16], out[16],
+			sel[16], src[4200];
+
+		snprintf(q, sizeof(q), "%s/%s", str_of(p, "namespace", ns, sizeof(ns), "?"),
+			 str_of(p, "name", name, sizeof(name), "?"));
+		snprintf(in, sizeof(in), "%llu", (unsigned long long)u64_of(p, "ingress_rules"));
+		snprintf(out, sizeof(out), "%llu", (unsigned long long)u64_of(p, "egress_rules"));
+		snprintf(sel, sizeof(sel), "%llu", (unsigned long long)u64_of(p, "endpoints"));
+		str_of(p, "isolates", iso, sizeof(iso), "");
+		table_add(&t, str_of(p, "kind", kind, sizeof(kind), "?"), q,
+			  str_of(p, "mode", mode, sizeof(mode), "?"), iso[0] ? iso : "-", in, out,
+			  sel, str_of(p, "source", src, sizeof(src), "?"));
+	}
+	printf("policy store %s: generation %llu, default %s, %zu %s, sha256 %s\n",
+	       str_of(d, "dir", dir, sizeof(dir), "?"), (unsigned long long)u64_of(d, "generation"),
+	       str_of(d, "default", def, sizeof(def), "?"), arr_len(pols),
+	       arr_len(pols) == 1 ? "policy" : "policies", str_of(d, "sha256", sha, sizeof(sha), "-"));
+	if (t.rows) {
+		printf("\n");
+		table_print(&t);
+	}
+	table_free(&t);
+	str_of(d, "last_error", err, sizeof(err), "");
+	if (err[0])
+		printf("\nlast refused change (%llu refused in all; the policy above stays in force):\n  %s\n",
+		       (unsigned long long)u64_of(d, "rejects"), err);
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_policy_explain(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char line[4096], v[16];
+	int r;
+
+	if (!o->from || !o->to || !o->port)
+		return usage_err(o->cmd, "--from, --to and --port are required");
+	req = request(ZT_OP_POLICY_EXPLAIN);
+	put_str(req, "from", o->from);
+	put_str(req, "to", o->to);
+	put_str(req, "port", o->port);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json) {
+		print_json(d);
+	} else {
+		printf("%s\n", str_of(d, "explanation", line, sizeof(line), "?"));
+		if (bool_of(d, "require_tls") || bool_of(d, "require_mutual_auth"))
+			printf("  requires:%s%s (enforced in a later release)\n",
+			       bool_of(d, "require_tls") ? " TLS" : "",
+			       bool_of(d, "require_mutual_auth") ? " mutual authentication" : "");
+	}
+	str_of(d, "verdict", v, sizeof(v), "");
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_policy_reload(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *reply;
+	int r = call(ctl, request(ZT_OP_POLICY_RELOAD), &reply, &d);
+
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("policy reloaded: generation %llu in force\n",
+		       (unsigned long long)u64_of(d, "generation"));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* ---- flows ---- */
+
+static volatile sig_atomic_t stop_follow;
+
+static void on_stop(int sig)
+{
+	stop_follow = 1;
+}
+
+static void print_flow(struct ctl *ctl, const cbor_item_t *f)
+{
+	char t[40], v[16], p[16], sa[64], da[64], sw[300], dw[300], rule[300], dir[16], ifn[32];
+
+	if (ctl->json) {
+		zt_cbor_to_json(f, stdout, false);
+		printf("\n");
+		return;
+	}
+	str_of(f, "time", t, sizeof(t), "?");
+	str_of(f, "verdict", v, sizeof(v), "?");
+	str_of(f, "protocol", p, sizeof(p), "?");
+	str_of(f, "src", sa, sizeof(sa), "?");
+	str_of(f, "dst", da, sizeof(da), "?");
+	str_of(f, "src_workload", sw, sizeof(sw), "?");
+	str_of(f, "dst_workload", dw, sizeof(dw), "?");
+	str_of(f, "rule", rule, sizeof(rule), "?");
+	str_of(f, "direction", dir, sizeof(dir), "?");
+	str_of(f, "interface", ifn, sizeof(ifn), "?");
+	printf("%s %-7s %s %s:%llu (%s, id %llu) -> %s:%llu (%s, id %llu) %s on %s%s: %s\n", t, v, p,
+	       sa, (unsigned long long)u64_of(f, "sport"), sw,
+	       (unsigned long long)u64_of(f, "src_identity"), da,
+	       (unsigned long long)u64_of(f, "dport"), dw,
+	       (unsigned long long)u64_of(f, "dst_identity"), dir, ifn,
+	       bool_of(f, "revoked") ? " (revoked)" : "", rule);
+}
+
+static int run_flows(struct ctl *ctl, struct opts *o)
+{
+	uint64_t after = 0;
+	bool first = true;
+
+	if (o->follow) {
+		struct sigaction sa = { .sa_handler = on_stop };
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setvbuf(stdout, NULL, _IOLBF, 0);
+	}
+	do {
+		const cbor_item_t *d, *flows;
+		cbor_item_t *req = request(ZT_OP_FLOWS_RECENT), *reply;
+		uint64_t missed;
+		int r;
+
+		put_u64(req, "after", after);
+		put_u64(req, "limit", o->limit ? o->limit : 10000);
+		if (o->verdict)
+			put_str(req, "verdict", o->verdict);
+		r = call(ctl, req, &reply, &d);
+		if (r)
+			return r;
+		flows = zt_cbor_get(d, "flows");
+		missed = u64_of(d, "missed");
+		if (missed && !first)
+			fprintf(stderr, "ztctl: %llu verdicts were overwritten before they could be shown\n",
+				(unsigned long long)missed);
+		/* What the daemon still holds (oldest first), then, with --follow, what comes. */
+		for (size_t i = 0; i < arr_len(flows); i++)
+			print_flow(ctl, arr_at(flows, i));
+		after = u64_of(d, "last");
+		cbor_decref(&reply);
+		first = false;
+		if (o->follow && !stop_follow)
+			usleep(100000);
+	} while (o->follow && !stop_follow);
+	return EXIT_OK;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", "ztctl status [-o json]",
 	  "Shows the node, the daemon (version, pid, uptime), the XDP program and the\n"
@@ -1278,6 +1661,61 @@ static const struct cmd cmds[] = {
 	  "Example:\n"
 	  "  ztctl policy validate /etc/ztagent/policies\n",
 	  0, 1, 1, "PATH", run_policy_validate },
+	{ "policy list", "ztctl policy list [-o json]",
+	  "Shows the policies in force (kind, namespace/name, mode, the directions they\n"
+	  "isolate, rule counts, how many endpoints they select, file:line), the\n"
+	  "generation in the kernel, policy.default, the store's content hash, and the\n"
+	  "last change the daemon refused (the policy in force stays then).\n",
+	  0, 0, 0, NULL, run_policy_list },
+	{ "policy explain", "ztctl policy explain --from ENDPOINT|IP --to ENDPOINT|IP --port N/PROTO",
+	  "Says whether a connection is allowed, denied or passes in audit mode, and\n"
+	  "which rule (or default-deny) decides each side: the source's egress and the\n"
+	  "destination's ingress. An endpoint is NAMESPACE/NAME, a name unique across\n"
+	  "namespaces, or one of its addresses; any other address is outside the node.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl policy explain --from prod/web --to 198.18.1.3 --port 5432/TCP\n",
+	  OPT_EXPLAIN, 0, 0, NULL, run_policy_explain },
+	{ "policy reload", "ztctl policy reload",
+	  "Reads policy.dir now (the daemon also does on every change it is notified\n"
+	  "of). An invalid file is refused with FILE:LINE:COLUMN and the reason, and the\n"
+	  "policy in force stays.\n",
+	  0, 0, 0, NULL, run_policy_reload },
+	{ "endpoint add",
+	  "ztctl endpoint add --ifname VETH --ip ADDR[,ADDR] --labels k=v,... --namespace NS",
+	  "Registers a workload: VETH is the host side of its veth pair. The TC program\n"
+	  "is attached to it in both directions after the policy that knows the new\n"
+	  "endpoint is in the kernel, so it is enforced from its first packet.\n"
+	  "Endpoints survive a daemon restart; one whose interface disappears is removed.\n"
+	  "\n"
+	  "Options:\n"
+	  "  --ifname VETH              host-side interface (required)\n"
+	  "  --ip ADDR[,ADDR]           the workload's addresses, IPv4 and/or IPv6 (required)\n"
+	  "  --labels k=v,...           pod labels\n"
+	  "  --namespace NS             namespace (default \"default\")\n"
+	  "  --name NAME                endpoint name (default: the interface name)\n"
+	  "  --namespace-labels k=v,... labels of the namespace, for namespaceSelector\n"
+	  "                             (kubernetes.io/metadata.name=NS is always there)\n"
+	  "  --ports name=N/PROTO,...   named container ports, for policies that name ports\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl endpoint add --ifname veth-web --ip 198.18.1.2 --labels app=web --namespace prod\n",
+	  OPT_EP, 0, 0, NULL, run_endpoint_add },
+	{ "endpoint del", "ztctl endpoint del NAMESPACE/NAME | NAME | --ifname VETH",
+	  "Removes an endpoint: its TC programs are detached and the policy recompiled.\n",
+	  OPT_EP, 0, 1, "ENDPOINT", run_endpoint_del },
+	{ "endpoint list", "ztctl endpoint list [-o json]",
+	  "Shows every endpoint: name, interface, addresses, security identity, labels.\n",
+	  0, 0, 0, NULL, run_endpoint_list },
+	{ "flows", "ztctl flows [--follow] [--verdict allowed|denied|audit] [--limit N] [-o json]",
+	  "Shows policy verdicts on new flows (the daemon keeps the last 16384): time,\n"
+	  "verdict, 5-tuple, both workloads and identities, direction, interface and the\n"
+	  "rule or default-deny that decided. --follow (-f) keeps streaming until Ctrl-C;\n"
+	  "-o json prints one JSON object per line.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl flows --follow --verdict denied\n",
+	  OPT_FOLLOW | OPT_VERDICT | OPT_LIMIT, 0, 0, NULL, run_flows },
 };
 
 static const struct cmd *find_cmd(const char *word1, const char *word2, int *words)

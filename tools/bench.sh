@@ -7,6 +7,8 @@
 #   tools/bench.sh           both parts
 #   tools/bench.sh xdp       1. only: the XDP guard per packet (build/tools/bench_xdp)
 #   tools/bench.sh daemon    2. only: 1M entries through ztctl and the daemon
+#   tools/bench.sh seg       3. only: policy compile+apply; iperf3/sockperf on vs off
+#   tools/bench.sh tc        4. only: tc_endpoint per packet (build/tools/bench_tc)
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -16,9 +18,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon) ;;
+all | xdp | daemon | seg | tc) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|tc|seg]" >&2
 	exit 2
 	;;
 esac
@@ -30,14 +32,13 @@ for bin in build/tools/bench_xdp build/ztagent build/ztctl; do
 done
 rc=0
 
-if [ "$parts" != daemon ]; then
+part_xdp() {
 	echo "== 1. XDP guard per packet, beside an empty program and xdp-filter"
-	build/tools/bench_xdp || rc=$?
-	[ $rc -eq 0 ] || echo "bench: bench_xdp failed (exit $rc)" >&2
-	[ "$parts" = xdp ] && exit $rc
-	echo
-fi
+	build/tools/bench_xdp
+}
 
+
+part_daemon() {
 echo "== 2. 1M entries through the daemon: ztctl block import, end to end"
 # shellcheck source=tools/lab.sh
 . tools/lab.sh
@@ -119,4 +120,134 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
 	printf "  %-34s %7.2f s\n  %-34s %7.2f s   (until the API answers again)\n",
 		"agent stop with 2M entries:", b - a, "agent restart over 2M pinned:", c - b }'
 ztctl status | grep -E '^ *blocklist_v[46] ' | sed 's/^ */  map /' || true
+}
+
+part_seg() {
+	echo "== 3. Micro-segmentation: compile+apply, and two pods with enforcement on vs off"
+	# shellcheck source=tools/lab.sh
+	. tools/lab.sh
+	lab_init bseg
+	PA=198.18.2.10
+	PB=198.18.2.20
+	lab_pod pa $PA
+	lab_pod pb $PB
+	mkdir -p "$LAB_DIR/policies"
+	lab_agent_start
+	ip netns exec "${LAB_ID}-pb" iperf3 -s -B $PB -D -I "$LAB_DIR/iperf.pid" >/dev/null 2>&1
+	LAB_PIDS+=("$(cat "$LAB_DIR/iperf.pid")")
+	ip netns exec "${LAB_ID}-pb" sockperf server -i $PB -p 11111 >/dev/null 2>&1 &
+	LAB_PIDS+=($!)
+	sleep 0.5
+
+	# N rules, each its own port, selecting pb (ingress from pa) and pa (egress to pb).
+	gen_rules() { # N FILE
+		python3 - "$1" "$2" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+docs = []
+per = 500  # rules per policy (ZT_POL_MAX_RULES is 1000)
+for p in range((n + per - 1) // per):
+    k = min(per, n - p * per)
+    ing = "\n".join(f"    - from: [{{podSelector: {{matchLabels: {{app: pa}}}}}}]\n      ports: [{{protocol: TCP, port: {20000 + p * per + i}}}]" for i in range(k))
+    docs.append(f"""apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: bench-{p}, namespace: bench}}
+spec:
+  podSelector: {{matchLabels: {{app: pb}}}}
+  policyTypes: [Ingress]
+  ingress:
+{ing}
+""")
+with open(path, "w") as f:
+    f.write("---\n".join(docs))
+PY
+	}
+	# The base policy: pa may reach pb on any port (egress and ingress).
+	cat >"$LAB_DIR/policies/00-base.yaml" <<'EOF'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: pa-out, namespace: bench}
+spec:
+  podSelector: {matchLabels: {app: pa}}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {matchLabels: {app: pb}}}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: pb-in, namespace: bench}
+spec:
+  podSelector: {matchLabels: {app: pb}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: pa}}}]}]
+EOF
+	sleep 0.3
+
+	measure() { # LABEL: iperf3 Gbit/s and sockperf median latency, into TPUT and LAT
+		TPUT=$(ip netns exec "${LAB_ID}-pa" iperf3 -c $PB -t 3 -J 2>/dev/null |
+			python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))')
+		LAT=$(ip netns exec "${LAB_ID}-pa" sockperf ping-pong -i $PB -p 11111 -t 3 --msg-size 64 2>&1 |
+			sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' | tail -n1)
+		printf "  %-26s throughput %8s Gbit/s   latency p50 %7s us\n" "$1" "$TPUT" "$LAT"
+	}
+	declare -a T_OFF T_ON L_OFF L_ON
+	for round in 1 2; do
+		measure "no programs (round $round):"
+		T_OFF+=("$TPUT") L_OFF+=("$LAT")
+		ztctl endpoint add --ifname v-pa --ip $PA --labels app=pa --namespace bench --name pa >/dev/null
+		ztctl endpoint add --ifname v-pb --ip $PB --labels app=pb --namespace bench --name pb >/dev/null
+		measure "enforcing (round $round):"
+		T_ON+=("$TPUT") L_ON+=("$LAT")
+		ztctl endpoint del bench/pa >/dev/null
+		ztctl endpoint del bench/pb >/dev/null
+	done
+	python3 - "${T_OFF[*]}" "${T_ON[*]}" "${L_OFF[*]}" "${L_ON[*]}" <<'PY'
+import sys
+def avg(s): v = [float(x) for x in s.split() if x]; return sum(v) / len(v) if v else float("nan")
+toff, ton, loff, lon = (avg(a) for a in sys.argv[1:5])
+loss = (1 - ton / toff) * 100
+print(f"  throughput with enforcement: {ton/toff:.3f}x of none ({loss:+.1f}% loss; target <= 5%: {'met' if loss <= 5 else 'NOT met'})")
+print(f"  added median latency: {lon - loff:+.2f} us (target <= 10 us: {'met' if lon - loff <= 10 else 'NOT met'})")
+PY
+
+	ztctl endpoint add --ifname v-pa --ip $PA --labels app=pa --namespace bench --name pa >/dev/null
+	ztctl endpoint add --ifname v-pb --ip $PB --labels app=pb --namespace bench --name pb >/dev/null
+	for n in 1000 10000; do
+		gen_rules $n "$LAB_DIR/rules.yaml"
+		before=$(grep -c policy_applied "$LAB_LOG" || true)
+		t0=$EPOCHREALTIME
+		mv "$LAB_DIR/rules.yaml" "$LAB_DIR/policies/50-rules.yaml"
+		for _ in $(seq 1 400); do
+			[ "$(grep -c policy_applied "$LAB_LOG")" -gt "$before" ] && break
+			sleep 0.01
+		done
+		t1=$EPOCHREALTIME
+		line=$(grep policy_applied "$LAB_LOG" | tail -n1)
+		ms=$(sed -n 's/.* ms=\([0-9.]*\).*/\1/p' <<<"$line")
+		entries=$(sed -n 's/.* entries=\([0-9]*\).*/\1/p' <<<"$line")
+		awk -v n="$n" -v ms="$ms" -v e="$entries" -v a="$t0" -v b="$t1" 'BEGIN {
+			printf "  %5d rules: compile+apply %7.2f ms (%s policy entries; target for 10k < 50 ms: %s);\n               file write to kernel, parsing included: %.0f ms\n",
+				n, ms, e, (n < 10000 ? "-" : (ms < 50 ? "met" : "NOT met")), (b - a) * 1000 }'
+	done
+}
+
+part_tc() {
+	echo "== 4. tc_endpoint per packet, beside an empty TC program"
+	if [ -x build/tools/bench_tc ]; then
+		build/tools/bench_tc
+	else
+		echo "  build/tools/bench_tc is missing: run 'make bench'"
+		return 1
+	fi
+}
+
+# Each part in a subshell: the lab's EXIT trap cleans up after each.
+for p in xdp daemon seg tc; do
+	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
+		(part_$p) || {
+			r=$?
+			echo "bench: part $p failed (exit $r)" >&2
+			rc=$r
+		}
+		echo
+	fi
+done
 exit $rc

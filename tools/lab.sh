@@ -9,6 +9,10 @@
 #   ns $LAB_EXT                       ns $LAB_NODE (runs ztagent)
 #   ext0 198.18.0.1/24  <== veth ==>  uplink0 198.18.0.2/24  (XDP guard)
 #   ext0 198.18.0.3/24 (second source, never blocked unless a test says so)
+#
+# lab_pod NAME IP adds a pod: namespace $LAB_ID-NAME with eth0 IP/32, and
+# its veth's host side "v-NAME" in the node (routed, proxy ARP, as
+# Calico does), so pods reach each other through the node.
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZTAGENT=${ZTAGENT:-$LAB_ROOT/build/ztagent}
@@ -18,6 +22,7 @@ LAB_EXT_IP2=198.18.0.3
 LAB_NODE_IP=198.18.0.2
 LAB_PIDS=()
 LAB_AGENT_PID=
+LAB_PODS=()
 
 lab_init() {
 	local tag=${1:-lab}
@@ -58,6 +63,15 @@ node: lab-node
 bpffs: $LAB_BPFFS/ztagent
 api_socket: $LAB_SOCK
 log_level: ${LAB_LOG_LEVEL:-info}
+state_dir: $LAB_DIR/state
+policy:
+  dir: $LAB_DIR/policies
+  default: ${LAB_POLICY_DEFAULT:-deny}
+database:
+  url: "${LAB_DB_URL:-}"
+  spool_dir: $LAB_DIR/spool
+metrics:
+  listen: "${LAB_METRICS:-}"
 xdp:
   interfaces: [uplink0]
   mode: ${LAB_XDP_MODE:-native}
@@ -65,6 +79,27 @@ xdp:
   blocklist_max: ${LAB_BLOCKLIST_MAX:-65536}
   expiry_interval: 200ms
 EOC
+}
+
+# lab_pod NAME IP: a pod namespace behind the node (see the top of this file).
+lab_pod() {
+	local name=$1 ip=$2 ns="${LAB_ID}-$1"
+	ip netns add "$ns"
+	LAB_PODS+=("$ns")
+	ip link add eth0 netns "$ns" type veth peer name "v-$name" netns "$LAB_NODE"
+	ip -n "$ns" addr add "$ip/32" dev eth0
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route add default dev eth0
+	ip -n "$LAB_NODE" link set "v-$name" up
+	ip netns exec "$LAB_NODE" sysctl -qw "net.ipv4.conf.v-$name.proxy_arp=1"
+	ip netns exec "$LAB_NODE" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$LAB_NODE" route add "$ip/32" dev "v-$name"
+}
+in_pod() {
+	local name=$1
+	shift
+	ip netns exec "${LAB_ID}-$name" "$@"
 }
 
 in_node() { ip netns exec "$LAB_NODE" "$@"; }
@@ -122,7 +157,7 @@ lab_cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	# Anything still running inside our namespaces was started by us.
-	for ns in ${LAB_NODE:-} ${LAB_EXT:-}; do
+	for ns in ${LAB_NODE:-} ${LAB_EXT:-} "${LAB_PODS[@]}"; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do
 			kill -KILL "$p" 2>/dev/null
 		done
@@ -133,6 +168,9 @@ lab_cleanup() {
 		ip netns del "$LAB_NODE" 2>/dev/null
 	fi
 	[ -n "${LAB_EXT:-}" ] && ip netns del "$LAB_EXT" 2>/dev/null
+	for ns in "${LAB_PODS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
 	if [ -n "${LAB_BPFFS:-}" ] && mountpoint -q "$LAB_BPFFS"; then
 		umount "$LAB_BPFFS"
 	fi
