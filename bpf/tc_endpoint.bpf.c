@@ -150,8 +150,7 @@ static __always_inline int tc_verdict(__u32 stat, __u8 verdict, __u32 len)
 
 static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 {
-	struct zt_ct_key key = {}, rkey = {};
-	struct zt_pol_query q = {};
+	struct zt_ct_key key = {}, rkey;
 	struct zt_endpoint_info *ep;
 	struct zt_pol_state *st;
 	struct tc_pkt t = {};
@@ -206,6 +205,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		__u8 was = ct->verdict, was_audit = ct->audit;
 
 		if (ct->gen != gen) {
+			struct zt_pol_query q = {};
+
 			/* Re-evaluated in the flow's original direction: the entry's key. */
 			if (d)
 				__builtin_memcpy(&key, &rkey, sizeof(key));
@@ -231,6 +232,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 	/* A new flow: this packet's direction is the original one. */
 	{
+		struct zt_pol_query q = {};
 		struct zt_ct_val v = {};
 
 		tc_query_fill(&q, &key, dir, gen, ep->identity);

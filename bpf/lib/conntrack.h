@@ -77,6 +77,7 @@ static __always_inline void zt_ct_key_swap(struct zt_ct_key *r, const struct zt_
 	r->ifindex = k->ifindex;
 	r->family = k->family;
 	r->proto = k->proto;
+	r->_pad = 0;
 	__builtin_memcpy(r->saddr, k->daddr, sizeof(r->saddr));
 	__builtin_memcpy(r->daddr, k->saddr, sizeof(r->daddr));
 	r->sport = k->dport;

@@ -1402,6 +1402,81 @@ static void test_ct_per_endpoint(void **state)
 	assert_int_equal(ct_count(e), 2);
 }
 
+/* A TCP packet that is not a SYN and matches no entry is evaluated as a new flow. */
+static void test_tcp_midstream_is_new_flow(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(e->ev[0].tcp_flags, TCP_ACK | TCP_PSH);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(v.flags_seen[0], TCP_ACK | TCP_PSH);
+	/* Mid-stream towards the pod: ingress is isolated, denied. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40001, TCP_ACK)), TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_INGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+/* VLAN tags in front of IP change nothing. */
+static void test_vlan_tagged(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g = { .tpid = { ETH_P_8021Q },
+			     .vid = { 100 },
+			     .family = 4,
+			     .src = POD4,
+			     .dst = PEER4,
+			     .proto = IPPROTO_UDP,
+			     .sport = 5353,
+			     .dport = 53,
+			     .payload = 8 };
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	g.dport = 54;
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(e->ev[0].dport, 53);
+	assert_int_equal(e->ev[1].dport, 54);
+}
+
+/* Bytes are counted per verdict slot and per flow direction. */
+static void test_stats_bytes(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt a, b, c;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_ALLOW_NEW] = 1,
+				 [ZT_TCS_ALLOW_EST] = 1,
+				 [ZT_TCS_DENY_NEW] = 1,
+				 [ZT_TCS_NO_ENDPOINT] = 1 };
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(from_pod(e, udp4(&a, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(
+		to_pod(e, mk(&b, (struct pspec){ 4, IPPROTO_UDP, PEER4, POD4, 53, 5353, 0, 300 })),
+		TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&c, POD4, PEER4, 1, 2, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(run_on(e, e->skel->progs.tc_from_pod, if_unreg, &a), TC_ACT_OK);
+	check_stats(e, st);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, a.len);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).bytes, b.len);
+	assert_int_equal(stat_of(e, ZT_TCS_DENY_NEW).bytes, c.len);
+	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).bytes, a.len);
+}
+
 /* ---- ICMP ---- */
 
 static void test_icmp_echo_reply_matches(void **state)
@@ -1701,6 +1776,9 @@ int main(void)
 		T(test_ct_udp_state),
 		T(test_ct_expired_is_new),
 		T(test_ct_per_endpoint),
+		T(test_tcp_midstream_is_new_flow),
+		T(test_vlan_tagged),
+		T(test_stats_bytes),
 		T(test_icmp_echo_reply_matches),
 		T(test_icmp6_echo),
 		T(test_ipv6_tcp_allow_deny_reply),
