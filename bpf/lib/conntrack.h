@@ -141,8 +141,8 @@ static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 pro
 			next = (v->flags_seen[d ^ 1] & ZT_TCP_FIN) ? ZT_CT_CLOSED :
 			       state < ZT_CT_CLOSING		   ? ZT_CT_CLOSING :
 								     state;
-		else if (d && state == ZT_CT_NEW && (flags & ZT_TCP_ACK))
-			next = ZT_CT_ESTABLISHED;
+		else if (d && state == ZT_CT_NEW)
+			next = ZT_CT_ESTABLISHED; /* SYN-ACK, or any packet back */
 	} else if (d && state == ZT_CT_NEW) {
 		next = ZT_CT_ESTABLISHED;
 	}
