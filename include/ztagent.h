@@ -452,8 +452,13 @@ struct zt_ct_key {
 	__u16 _pad;
 	__u8 saddr[16]; /* IPv4 in the first 4 bytes, rest zero */
 	__u8 daddr[16];
-	__u16 sport; /* host byte order; ICMP echo: the identifier; other ICMP: 0 */
-	__u16 dport; /* host byte order; ICMP echo: 0 */
+	/*
+	 * Host byte order. ICMP/ICMPv6 echo request and reply: both the
+	 * identifier, so that the swapped key of a reply is the request's
+	 * key. Other ICMP, later fragments and protocols without ports: 0.
+	 */
+	__u16 sport;
+	__u16 dport;
 };
 
 enum zt_ct_state {
@@ -469,7 +474,7 @@ struct zt_ct_val {
 	__u64 packets[2]; /* [0] original direction, [1] reply */
 	__u64 bytes[2];
 	__u32 gen; /* policy generation the verdict was taken with */
-	__u32 rule_id;
+	__u32 rule_id; /* with .reason: as in struct zt_ev_policy */
 	__u32 local_id;
 	__u32 peer_id;
 	__u32 ep_id;
@@ -504,7 +509,14 @@ enum zt_tc_stat {
 	ZT_TCS_MAX,
 };
 
-/* A policy verdict on a flow's first packet, or on a re-check that changed it. */
+/*
+ * A policy verdict on a flow's first packet, or on a re-check (after a
+ * generation change) that changed its verdict or audit flag. Addresses,
+ * ports, proto and dir are the flow's original direction (its zt_ct_key),
+ * not necessarily the packet's. With audit, rule_id and reason name what
+ * the audit-mode policies would have denied with (ZT_REASON_RULE_DENY,
+ * _NO_RULE or _DEFAULT_DENY); otherwise what gave the verdict.
+ */
 struct zt_ev_policy {
 	struct zt_event_hdr hdr;
 	__u32 ifindex;
@@ -524,9 +536,10 @@ struct zt_ev_policy {
 	__u8 revoked; /* an established flow lost its permission */
 	__u8 saddr[16];
 	__u8 daddr[16];
-	__u16 sport;
+	__u16 sport; /* as in zt_ct_key */
 	__u16 dport;
 	__u32 pkt_len;
+	__u32 _pad; /* explicit: the record is 96 bytes, zeroed before it is filled */
 };
 
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking for tc_endpoint: one LRU hash entry per flow and
+ * endpoint interface, keyed by the flow's original direction (the first
+ * packet seen). A packet looks up its own tuple, then the swapped one: the
+ * first hit says which way it goes. An entry idle for longer than its
+ * timeout counts as absent; the daemon sweeps such entries, and the LRU
+ * evicts the oldest when the map is full.
+ *
+ * Counters are atomic adds. flags_seen, state and last_ns are plain stores:
+ * two CPUs racing on one flow may lose a transition until the next packet,
+ * never a count.
+ */
+#ifndef ZT_BPF_CONNTRACK_H
+#define ZT_BPF_CONNTRACK_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+#include "lib/parse.h"
+
+#define ZT_TCP_FIN 0x01
+#define ZT_TCP_SYN 0x02
+#define ZT_TCP_RST 0x04
+#define ZT_TCP_ACK 0x10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144); /* the daemon sets the size */
+	__type(key, struct zt_ct_key);
+	__type(value, struct zt_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conntrack SEC(".maps");
+
+/* ICMP/ICMPv6 echo request or reply: the identifier stands in for ports. */
+static __always_inline int zt_icmp_is_echo(__u8 proto, __u16 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+	if (proto == IPPROTO_ICMPV6)
+		return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
+	return 0;
+}
+
+static __always_inline int zt_proto_is_icmp(__u8 proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+}
+
+/*
+ * The packet's own tuple. Ports: TCP/UDP as parsed; ICMP echo: the
+ * identifier both ways; later fragments, other ICMP and other protocols: 0.
+ */
+static __always_inline void zt_ct_key_fill(struct zt_ct_key *k, __u32 ifindex,
+					   const struct zt_pkt *p, __u16 echo_id, int is_echo)
+{
+	k->ifindex = ifindex;
+	k->family = p->family;
+	k->proto = p->proto;
+	__builtin_memcpy(k->saddr, p->saddr, sizeof(k->saddr));
+	__builtin_memcpy(k->daddr, p->daddr, sizeof(k->daddr));
+	if (is_echo) {
+		k->sport = echo_id;
+		k->dport = echo_id;
+	} else if ((p->flags & ZT_PKT_L4) && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)) {
+		k->sport = p->sport;
+		k->dport = p->dport;
+	}
+}
+
+static __always_inline void zt_ct_key_swap(struct zt_ct_key *r, const struct zt_ct_key *k)
+{
+	r->ifindex = k->ifindex;
+	r->family = k->family;
+	r->proto = k->proto;
+	r->_pad = 0;
+	__builtin_memcpy(r->saddr, k->daddr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, k->saddr, sizeof(r->daddr));
+	r->sport = k->dport;
+	r->dport = k->sport;
+}
+
+static __always_inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (state == ZT_CT_ESTABLISHED)
+			return ZT_CT_TCP_EST_TIMEOUT_NS;
+		if (state == ZT_CT_NEW)
+			return ZT_CT_TCP_SYN_TIMEOUT_NS;
+		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
+	case IPPROTO_UDP:
+		return ZT_CT_UDP_TIMEOUT_NS;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return ZT_CT_ICMP_TIMEOUT_NS;
+	default:
+		return ZT_CT_OTHER_TIMEOUT_NS;
+	}
+}
+
+static __always_inline int zt_ct_expired(const struct zt_ct_val *v, __u8 proto, __u64 now)
+{
+	__u64 last = v->last_ns;
+
+	return now > last && now - last > zt_ct_timeout(proto, v->state);
+}
+
+/* State of a flow created by a packet with these TCP flags. */
+static __always_inline __u8 zt_ct_initial_state(__u8 proto, __u8 flags)
+{
+	if (proto != IPPROTO_TCP)
+		return ZT_CT_NEW;
+	if (flags & ZT_TCP_RST)
+		return ZT_CT_CLOSED;
+	if (flags & ZT_TCP_FIN)
+		return ZT_CT_CLOSING;
+	return ZT_CT_NEW;
+}
+
+/* Accounts a packet of an existing flow; d: 0 original direction, 1 reply. */
+static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
+					  __u32 len, __u64 now)
+{
+	__u8 state = v->state, next = state;
+
+	d &= 1;
+	__sync_fetch_and_add(&v->packets[d], 1);
+	__sync_fetch_and_add(&v->bytes[d], len);
+	v->last_ns = now;
+	if (proto == IPPROTO_TCP) {
+		if ((v->flags_seen[d] & flags) != flags)
+			v->flags_seen[d] |= flags;
+		if (flags & ZT_TCP_RST)
+			next = ZT_CT_CLOSED;
+		else if (flags & ZT_TCP_FIN)
+			next = (v->flags_seen[d ^ 1] & ZT_TCP_FIN) ? ZT_CT_CLOSED :
+			       state < ZT_CT_CLOSING		   ? ZT_CT_CLOSING :
+								     state;
+		else if (d && state == ZT_CT_NEW)
+			next = ZT_CT_ESTABLISHED; /* SYN-ACK, or any packet back */
+	} else if (d && state == ZT_CT_NEW) {
+		next = ZT_CT_ESTABLISHED;
+	}
+	if (next != state)
+		v->state = next;
+}
+
+#endif /* ZT_BPF_CONNTRACK_H */

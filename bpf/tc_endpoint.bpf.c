@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc_endpoint: micro-segmentation on the host side of each endpoint's veth.
+ *   tc_from_pod, on the veth's TC ingress hook: what the pod sends (its
+ *   egress, ZT_DIR_EGRESS; the local endpoint is the source);
+ *   tc_to_pod, on the veth's TC egress hook: what is sent to the pod (its
+ *   ingress, ZT_DIR_INGRESS; the local endpoint is the destination).
+ *
+ * Per packet: the interface must be a registered endpoint (else pass);
+ * non-IP frames and IPv6 neighbour discovery / router messages (ICMPv6
+ * 133-137) pass; truncated or malformed headers drop. Then conntrack: a
+ * packet of a known flow (either way) takes the flow's cached verdict as
+ * long as the policy generation has not changed; after a change, the flow
+ * is re-evaluated in its original direction at its next packet, and an
+ * allowed flow that is now denied stops there (an event with revoked=1).
+ * A packet of no known flow starts one: its verdict is taken from the
+ * policy, an entry is created whether it is allowed or denied (later
+ * packets of a denied flow drop without another event), and one event
+ * reports it.
+ *
+ * Simplifications: a TCP packet that is not a SYN and matches no entry is
+ * evaluated as a new flow in its own direction (mid-stream pickup, e.g.
+ * after the entry expired or the agent restarted). A SYN in the original
+ * direction of a CLOSED entry starts the flow anew (port reuse). Later IP
+ * fragments carry no ports: they are a flow of their own with ports 0, and
+ * the policy sees port 0. ICMP errors are flows of their own (ports 0), not
+ * related to the flow they report on.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+#include "lib/parse.h"
+#include "lib/events.h"
+#include "lib/stats.h"
+#include "lib/policy.h"
+#include "lib/conntrack.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_TCS_MAX);
+	__type(key, __u32);
+	__type(value, struct zt_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tc_stats SEC(".maps");
+
+struct tc_pkt {
+	struct zt_pkt p;
+	__u16 echo_id; /* ICMP/ICMPv6 echo: the identifier */
+	__u8 is_echo;
+	__u8 _pad;
+};
+
+/* Parsed once per call site; a global function is verified on its own. */
+__noinline int tc_parse(struct __sk_buff *skb, struct tc_pkt *t)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u8 *ih;
+	__u32 off;
+	int r;
+
+	if (!t)
+		return ZT_XR_BAD_ETH;
+	r = zt_parse(data, data_end, &t->p);
+	if (r != ZT_XR_OK || !(t->p.flags & ZT_PKT_L4) || !zt_icmp_is_echo(t->p.proto, t->p.sport))
+		return r;
+	off = t->p.l4_off;
+	if (off > ZT_MAX_HDR_OFF)
+		return ZT_XR_BAD_L4;
+	ih = data + off;
+	if ((void *)(ih + 8) > data_end)
+		return ZT_XR_BAD_L4;
+	t->echo_id = (__u16)ih[4] << 8 | ih[5];
+	t->is_echo = 1;
+	return ZT_XR_OK;
+}
+
+static __always_inline int tc_is_nd(const struct zt_pkt *p)
+{
+	return p->family == 6 && p->proto == IPPROTO_ICMPV6 && (p->flags & ZT_PKT_L4) &&
+	       p->sport >= 133 && p->sport <= 137;
+}
+
+static __always_inline void tc_emit(const struct zt_ct_key *k, const struct zt_ct_val *v,
+				    __u8 tcp_flags, __u8 revoked, __u32 len)
+{
+	struct zt_ev_policy *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	/* Ring memory is reused: zero it so no stale bytes go out. */
+	__builtin_memset(e, 0, sizeof(*e));
+	zt_event_hdr_fill(&e->hdr, ZT_EV_POLICY, sizeof(*e));
+	e->ifindex = k->ifindex;
+	e->gen = v->gen;
+	e->rule_id = v->rule_id;
+	e->local_id = v->local_id;
+	e->peer_id = v->peer_id;
+	e->ep_id = v->ep_id;
+	e->peer_ep_id = v->peer_ep_id;
+	e->dir = v->dir;
+	e->verdict = v->verdict;
+	e->audit = v->audit;
+	e->reason = v->reason;
+	e->family = k->family;
+	e->proto = k->proto;
+	e->tcp_flags = tcp_flags;
+	e->revoked = revoked;
+	__builtin_memcpy(e->saddr, k->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, k->daddr, sizeof(e->daddr));
+	e->sport = k->sport;
+	e->dport = k->dport;
+	e->pkt_len = len;
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+}
+
+/* The policy question for flow k, seen first in direction dir. */
+static __always_inline void tc_query_fill(struct zt_pol_query *q, const struct zt_ct_key *k,
+					  __u8 dir, __u32 gen, __u32 local_id)
+{
+	__builtin_memcpy(q->peer, dir == ZT_DIR_EGRESS ? k->daddr : k->saddr, sizeof(q->peer));
+	q->gen = gen;
+	q->local_id = local_id;
+	q->port = zt_proto_is_icmp(k->proto) ? 0 : k->dport;
+	q->dir = dir;
+	q->family = k->family;
+	q->proto = k->proto;
+}
+
+static __always_inline __u32 tc_stat_of(const struct zt_ct_val *v, int new_flow)
+{
+	if (v->verdict != ZT_VERDICT_ALLOW)
+		return new_flow ? ZT_TCS_DENY_NEW : ZT_TCS_DENY_EST;
+	if (v->audit)
+		return ZT_TCS_AUDIT;
+	return new_flow ? ZT_TCS_ALLOW_NEW : ZT_TCS_ALLOW_EST;
+}
+
+static __always_inline int tc_verdict(__u32 stat, __u8 verdict, __u32 len)
+{
+	zt_counter_add(&tc_stats, stat, len);
+	return verdict == ZT_VERDICT_ALLOW ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
+{
+	struct zt_ct_key key = {}, rkey;
+	struct zt_endpoint_info *ep;
+	struct zt_pol_state *st;
+	struct tc_pkt t = {};
+	struct zt_ct_val *ct;
+	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, gen, d = 0;
+	__u64 now;
+	int r;
+
+	ep = bpf_map_lookup_elem(&endpoints, &ifindex);
+	if (!ep) {
+		zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, len);
+		return TC_ACT_OK;
+	}
+	r = tc_parse(skb, &t);
+	if (r != ZT_XR_OK && r != ZT_XR_NOT_IP && len > (__u32)(skb->data_end - skb->data)) {
+		/* Headers beyond the linear part: pull them in and try again. */
+		if (bpf_skb_pull_data(skb, len < ZT_MAX_HDR_OFF ? len : ZT_MAX_HDR_OFF) == 0) {
+			__builtin_memset(&t, 0, sizeof(t));
+			r = tc_parse(skb, &t);
+		}
+	}
+	if (r == ZT_XR_NOT_IP || (r == ZT_XR_OK && tc_is_nd(&t.p))) {
+		zt_counter_add(&tc_stats, ZT_TCS_NOT_IP, len);
+		return TC_ACT_OK;
+	}
+	if (r != ZT_XR_OK) {
+		zt_counter_add(&tc_stats, ZT_TCS_MALFORMED, len);
+		return TC_ACT_SHOT;
+	}
+
+	st = bpf_map_lookup_elem(&pol_state, &zero);
+	gen = st ? READ_ONCE(st->gen) : 0;
+	now = bpf_ktime_get_boot_ns();
+
+	zt_ct_key_fill(&key, ifindex, &t.p, t.echo_id, t.is_echo);
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	if (ct && zt_ct_expired(ct, key.proto, now))
+		ct = NULL;
+	if (!ct) {
+		zt_ct_key_swap(&rkey, &key);
+		ct = bpf_map_lookup_elem(&conntrack, &rkey);
+		if (ct && zt_ct_expired(ct, key.proto, now))
+			ct = NULL;
+		d = 1;
+	} else if (ct->state == ZT_CT_CLOSED &&
+		   (t.p.tcp_flags & (ZT_TCP_SYN | ZT_TCP_ACK)) == ZT_TCP_SYN) {
+		/* A new connection on the tuple of a closed one. */
+		ct = NULL;
+	}
+
+	if (ct) {
+		__u8 was = ct->verdict, was_audit = ct->audit;
+
+		if (ct->gen != gen) {
+			struct zt_pol_query q = {};
+
+			/* Re-evaluated in the flow's original direction: the entry's key. */
+			if (d)
+				__builtin_memcpy(&key, &rkey, sizeof(key));
+			tc_query_fill(&q, &key, ct->dir, gen, ep->identity);
+			zt_pol_eval(&q);
+			ct->verdict = q.verdict;
+			ct->audit = q.audit;
+			ct->reason = q.reason;
+			ct->rule_id = q.rule_id;
+			ct->local_id = q.local_id;
+			ct->peer_id = q.peer_id;
+			ct->peer_ep_id = q.peer_ep_id;
+			ct->ep_id = ep->ep_id;
+			ct->gen = gen;
+			if (q.verdict != was || q.audit != was_audit)
+				tc_emit(&key, ct, t.p.tcp_flags,
+					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
+					len);
+		}
+		zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, now);
+		return tc_verdict(tc_stat_of(ct, 0), ct->verdict, len);
+	}
+
+	/* A new flow: this packet's direction is the original one. */
+	{
+		struct zt_pol_query q = {};
+		struct zt_ct_val v = {};
+
+		tc_query_fill(&q, &key, dir, gen, ep->identity);
+		zt_pol_eval(&q);
+		v.first_ns = now;
+		v.last_ns = now;
+		v.packets[0] = 1;
+		v.bytes[0] = len;
+		v.gen = gen;
+		v.rule_id = q.rule_id;
+		v.local_id = q.local_id;
+		v.peer_id = q.peer_id;
+		v.ep_id = ep->ep_id;
+		v.peer_ep_id = q.peer_ep_id;
+		v.dir = dir;
+		v.verdict = q.verdict;
+		v.audit = q.audit;
+		v.reason = q.reason;
+		v.state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
+		if (key.proto == IPPROTO_TCP)
+			v.flags_seen[0] = t.p.tcp_flags;
+		bpf_map_update_elem(&conntrack, &key, &v, BPF_ANY);
+		tc_emit(&key, &v, t.p.tcp_flags, 0, len);
+		return tc_verdict(tc_stat_of(&v, 1), v.verdict, len);
+	}
+}
+
+SEC("tc")
+int tc_from_pod(struct __sk_buff *skb)
+{
+	return tc_handle(skb, ZT_DIR_EGRESS);
+}
+
+SEC("tc")
+int tc_to_pod(struct __sk_buff *skb)
+{
+	return tc_handle(skb, ZT_DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,1794 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc_endpoint through BPF_PROG_TEST_RUN. Each test loads a fresh skeleton
+ * (no map pinned: every pin path is cleared before load), writes the maps
+ * as the daemon would (endpoints, ipcache, policy, isolation, generation)
+ * with the structs of include/ztagent.h, runs crafted packets through
+ * tc_from_pod (the pod's egress) or tc_to_pod (its ingress), and checks the
+ * TC verdict, the tc_stats slot that moved, the conntrack entry and every
+ * ring-buffer record.
+ *
+ * skb->ifindex: BPF_PROG_TEST_RUN takes __sk_buff.ifindex from ctx_in and
+ * attaches the skb to that device, which must exist in the caller's
+ * network namespace (else -ENODEV; 0 or 1 mean loopback). So the test runs
+ * in a network namespace of its own with two veth pairs whose ifindexes
+ * stand for endpoints; no packet is ever sent there, and the namespace goes
+ * away with the process.
+ *
+ * Needs root (CAP_BPF + CAP_SYS_ADMIN + CAP_NET_ADMIN).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include "ztagent.h"
+#include "pktgen.h"
+#include "tc_endpoint.skel.h"
+
+/* An endpoint (pod) and its peers; all in 198.18.0.0/15 or 2001:db8::/32. */
+#define POD4 "198.18.0.10"
+#define PEER4 "198.18.1.20" /* another endpoint, in the ipcache */
+#define WORLD4 "198.19.200.1" /* in no ipcache entry but 0/0 */
+#define POD6 "2001:db8:0:1::10"
+#define PEER6 "2001:db8:0:2::20"
+#define WORLD6 "2001:db8:ffff::1"
+
+#define POD_ID 1000u
+#define PEER_ID 2000u
+#define OTHER_ID 3000u
+#define CIDR_ID1 (ZT_ID_FIRST_CIDR + 1)
+#define CIDR_ID2 (ZT_ID_FIRST_CIDR + 2)
+#define POD_EP 7u
+#define PEER_EP 8u
+#define POD2_EP 9u
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+#define MAX_EVENTS 64
+
+static __u32 if_pod, if_pod2, if_unreg; /* endpoints' veth ifindexes and one not registered */
+
+struct env {
+	struct tc_endpoint *skel;
+	struct ring_buffer *rb;
+	struct zt_ev_policy ev[MAX_EVENTS];
+	int n_ev;
+	int bad_size;
+	int n_cpus;
+};
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct env *e = ctx;
+
+	if (size != sizeof(struct zt_ev_policy)) {
+		e->bad_size++;
+		return 0;
+	}
+	if (e->n_ev < MAX_EVENTS)
+		memcpy(&e->ev[e->n_ev], data, size);
+	e->n_ev++;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	struct bpf_map *map;
+
+	if (!e)
+		return -1;
+	e->n_cpus = libbpf_num_possible_cpus();
+	e->skel = tc_endpoint__open();
+	if (!e->skel)
+		goto fail;
+	bpf_object__for_each_map (map, e->skel->obj) {
+		if (bpf_map__set_pin_path(map, NULL))
+			goto fail;
+	}
+	bpf_map__set_max_entries(e->skel->maps.conntrack, 1024);
+	bpf_map__set_max_entries(e->skel->maps.policy, 1024);
+	bpf_map__set_max_entries(e->skel->maps.events, 1 << 16);
+	if (tc_endpoint__load(e->skel))
+		goto fail;
+	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, e, NULL);
+	if (!e->rb)
+		goto fail;
+	*state = e;
+	return 0;
+fail:
+	tc_endpoint__destroy(e->skel);
+	free(e);
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	ring_buffer__free(e->rb);
+	tc_endpoint__destroy(e->skel);
+	free(e);
+	return 0;
+}
+
+/* ---- map writers ---- */
+
+static void set_gen(struct env *e, __u32 gen)
+{
+	struct zt_pol_state st = { .gen = gen };
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.pol_state), &zero, &st, 0),
+			 0);
+}
+
+static void ep_add(struct env *e, __u32 ifindex, __u32 ep_id, __u32 identity)
+{
+	struct zt_endpoint_info v = { .ep_id = ep_id, .identity = identity };
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.endpoints), &ifindex, &v, 0),
+			 0);
+}
+
+/* cidr "a.b.c.d/n" or "x::/n" into the ipcache of its family, in slot. */
+static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, __u32 ep_id)
+{
+	struct zt_ipcache_val v = { .identity = identity, .ep_id = ep_id };
+	char buf[64];
+	char *slash;
+	int plen;
+
+	snprintf(buf, sizeof(buf), "%s", cidr);
+	slash = strchr(buf, '/');
+	assert_non_null(slash);
+	*slash = 0;
+	plen = atoi(slash + 1);
+	if (strchr(buf, ':')) {
+		struct zt_ipcache_key6 k = { .prefixlen = 8 + plen, .slot = slot };
+
+		assert_int_equal(inet_pton(AF_INET6, buf, k.addr), 1);
+		assert_int_equal(
+			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v6), &k, &v, 0), 0);
+	} else {
+		struct zt_ipcache_key4 k = { .prefixlen = 8 + plen, .slot = slot };
+
+		assert_int_equal(inet_pton(AF_INET, buf, k.addr), 1);
+		assert_int_equal(
+			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v4), &k, &v, 0), 0);
+	}
+}
+
+/* The usual ipcache: pod and peer endpoints (both families), nothing else. */
+static void ipc_std(struct env *e, __u8 slot)
+{
+	ipc_add(e, slot, POD4 "/32", POD_ID, POD_EP);
+	ipc_add(e, slot, PEER4 "/32", PEER_ID, PEER_EP);
+	ipc_add(e, slot, POD6 "/128", POD_ID, POD_EP);
+	ipc_add(e, slot, PEER6 "/128", PEER_ID, PEER_EP);
+}
+
+struct pol {
+	__u8 slot, dir;
+	__u32 local, peer;
+	__u8 proto; /* 0 with port_bits < 0: any protocol */
+	__u16 port;
+	int port_bits; /* 16: one port; 0: every port of proto; -1: any protocol */
+	__u8 verdict;
+	__u32 rule;
+	__u8 audit_verdict;
+	__u32 audit_rule;
+};
+
+static void pol_add(struct env *e, struct pol p)
+{
+	struct zt_pol_val v = { .rule_id = p.rule,
+				.audit_rule_id = p.audit_rule,
+				.verdict = p.verdict,
+				.audit_verdict = p.audit_verdict };
+	struct zt_pol_key k;
+	__u32 plen = p.port_bits < 0 ? ZT_POL_PLEN_ANY_PROTO : ZT_POL_PLEN_PROTO + p.port_bits;
+
+	/* Host bits of a prefix must be zero, as the compiler writes them. */
+	if (p.port_bits >= 0 && p.port_bits < 16)
+		p.port &= (__u16)(0xffffu << (16 - p.port_bits));
+	if (p.port_bits < 0) {
+		p.proto = 0;
+		p.port = 0;
+	}
+	zt_pol_key_fill(&k, plen, p.slot, p.dir, p.local, p.peer, p.proto, p.port);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.policy), &k, &v, 0), 0);
+}
+
+/* Allow (enforce and audit alike) one port of one protocol. */
+static void allow_port(struct env *e, __u8 slot, __u8 dir, __u32 peer, __u8 proto, __u16 port,
+		       __u32 rule)
+{
+	pol_add(e, (struct pol){ .slot = slot,
+				 .dir = dir,
+				 .local = POD_ID,
+				 .peer = peer,
+				 .proto = proto,
+				 .port = port,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = rule,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = rule });
+}
+
+static void iso_add(struct env *e, __u8 slot, __u8 dir, __u32 identity, __u8 isolated,
+		    __u8 audit_isolated, __u8 by_default, __u32 rule, __u32 audit_rule)
+{
+	struct zt_iso_key k = { .slot = slot, .dir = dir, .identity = identity };
+	struct zt_iso_val v = { .isolated = isolated,
+				.audit_isolated = audit_isolated,
+				.by_default = by_default,
+				.rule_id = rule,
+				.audit_rule_id = audit_rule };
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.pol_isolation), &k, &v, 0),
+			 0);
+}
+
+/* Isolated both ways in slot (enforce and audit), by a policy with rule id 900. */
+#define ISO_RULE 900u
+static void isolate(struct env *e, __u8 slot)
+{
+	iso_add(e, slot, ZT_DIR_INGRESS, POD_ID, 1, 1, 0, ISO_RULE, ISO_RULE);
+	iso_add(e, slot, ZT_DIR_EGRESS, POD_ID, 1, 1, 0, ISO_RULE, ISO_RULE);
+}
+
+/* The usual start: pod registered on if_pod, ipcache in slot 1, gen 1, isolated. */
+static void std_setup(struct env *e)
+{
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	ipc_std(e, 1);
+	isolate(e, 1);
+	set_gen(e, 1);
+}
+
+/* ---- packets ---- */
+
+struct pspec {
+	int family;
+	int proto;
+	const char *src, *dst;
+	int sport, dport; /* ICMP: type, code */
+	int flags; /* TCP flags; ICMP: echo identifier */
+	int payload;
+};
+
+static struct pg_pkt *mk(struct pg_pkt *p, struct pspec s)
+{
+	struct pg_spec g = { .family = (uint8_t)s.family,
+			     .src = s.src,
+			     .dst = s.dst,
+			     .proto = (uint8_t)s.proto,
+			     .sport = (uint16_t)s.sport,
+			     .dport = (uint16_t)s.dport,
+			     .payload = (uint16_t)s.payload };
+
+	assert_int_equal(pg_build(&g, p), 0);
+	if (s.proto == IPPROTO_TCP)
+		p->buf[p->off[PG_L4] + 13] = (uint8_t)s.flags;
+	else if (s.proto == IPPROTO_ICMP || s.proto == IPPROTO_ICMPV6)
+		pg_put16(p->buf + p->off[PG_L4] + 4, (uint16_t)s.flags);
+	return p;
+}
+
+static struct pg_pkt *tcp4(struct pg_pkt *p, const char *src, const char *dst, int sport, int dport,
+			   int flags)
+{
+	return mk(p, (struct pspec){ 4, IPPROTO_TCP, src, dst, sport, dport, flags, 10 });
+}
+
+static struct pg_pkt *udp4(struct pg_pkt *p, const char *src, const char *dst, int sport, int dport)
+{
+	return mk(p, (struct pspec){ 4, IPPROTO_UDP, src, dst, sport, dport, 0, 20 });
+}
+
+static struct pg_pkt *tcp6(struct pg_pkt *p, const char *src, const char *dst, int sport, int dport,
+			   int flags)
+{
+	return mk(p, (struct pspec){ 6, IPPROTO_TCP, src, dst, sport, dport, flags, 10 });
+}
+
+static int run_on(struct env *e, struct bpf_program *prog, __u32 ifindex, const struct pg_pkt *p)
+{
+	struct __sk_buff ctx = { .ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->buf, .data_size_in = (__u32)p->len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+	int err;
+
+	err = bpf_prog_test_run_opts(bpf_program__fd(prog), &o);
+	assert_int_equal(err, 0);
+	ring_buffer__consume(e->rb);
+	return (int)o.retval;
+}
+
+/* Packets the pod sends (its egress) and packets sent to it (its ingress). */
+static int from_pod(struct env *e, const struct pg_pkt *p)
+{
+	return run_on(e, e->skel->progs.tc_from_pod, if_pod, p);
+}
+
+static int to_pod(struct env *e, const struct pg_pkt *p)
+{
+	return run_on(e, e->skel->progs.tc_to_pod, if_pod, p);
+}
+
+/* ---- readers ---- */
+
+static struct zt_counter stat_of(struct env *e, __u32 slot)
+{
+	struct zt_counter vals[e->n_cpus], sum = { 0, 0 };
+	int i;
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.tc_stats), &slot, vals), 0);
+	for (i = 0; i < e->n_cpus; i++) {
+		sum.packets += vals[i].packets;
+		sum.bytes += vals[i].bytes;
+	}
+	return sum;
+}
+
+/* Exactly these packets counted under each slot (expect[slot] packets). */
+static void check_stats(struct env *e, const __u64 expect[ZT_TCS_MAX])
+{
+	__u32 s;
+
+	for (s = 0; s < ZT_TCS_MAX; s++) {
+		struct zt_counter c = stat_of(e, s);
+
+		if (c.packets != expect[s])
+			fail_msg("tc_stats[%u]: %llu packets, expected %llu", s,
+				 (unsigned long long)c.packets, (unsigned long long)expect[s]);
+	}
+}
+
+static __u64 evstat(struct env *e, __u32 slot)
+{
+	__u64 vals[e->n_cpus], sum = 0;
+	int i;
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.event_stats), &slot, vals),
+			 0);
+	for (i = 0; i < e->n_cpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+static void addr_of(const char *s, __u8 out[16])
+{
+	memset(out, 0, 16);
+	if (strchr(s, ':'))
+		assert_int_equal(inet_pton(AF_INET6, s, out), 1);
+	else
+		assert_int_equal(inet_pton(AF_INET, s, out), 1);
+}
+
+static struct zt_ct_key ct_key(__u32 ifindex, int proto, const char *src, const char *dst,
+			       __u16 sport, __u16 dport)
+{
+	struct zt_ct_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.ifindex = ifindex;
+	k.family = strchr(src, ':') ? 6 : 4;
+	k.proto = (__u8)proto;
+	addr_of(src, k.saddr);
+	addr_of(dst, k.daddr);
+	k.sport = sport;
+	k.dport = dport;
+	return k;
+}
+
+static int ct_get(struct env *e, struct zt_ct_key k, struct zt_ct_val *v)
+{
+	return bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.conntrack), &k, v);
+}
+
+static int ct_count(struct env *e)
+{
+	struct zt_ct_key k, next;
+	int n = 0, fd = bpf_map__fd(e->skel->maps.conntrack);
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+/* What an event is expected to say; the tuple is checked separately. */
+struct ev_want {
+	__u8 verdict, audit, reason, dir, revoked;
+	__u32 rule, peer_id, gen;
+};
+
+static const struct zt_ev_policy *ev_check(struct env *e, int i, struct ev_want w)
+{
+	const struct zt_ev_policy *ev;
+
+	assert_int_equal(e->bad_size, 0);
+	if (i >= e->n_ev)
+		fail_msg("event %d missing: %d events", i, e->n_ev);
+	ev = &e->ev[i];
+	assert_int_equal(ev->hdr.type, ZT_EV_POLICY);
+	assert_int_equal(ev->hdr.len, sizeof(*ev));
+	assert_int_equal(ev->verdict, w.verdict);
+	assert_int_equal(ev->audit, w.audit);
+	assert_int_equal(ev->reason, w.reason);
+	assert_int_equal(ev->dir, w.dir);
+	assert_int_equal(ev->revoked, w.revoked);
+	assert_int_equal(ev->rule_id, w.rule);
+	assert_int_equal(ev->peer_id, w.peer_id);
+	assert_int_equal(ev->gen, w.gen);
+	assert_int_equal(ev->local_id, POD_ID);
+	assert_int_equal(ev->_pad, 0);
+	return ev;
+}
+
+static void ev_tuple(const struct zt_ev_policy *ev, int proto, const char *src, const char *dst,
+		     __u16 sport, __u16 dport)
+{
+	__u8 a[16];
+
+	assert_int_equal(ev->proto, proto);
+	assert_int_equal(ev->family, strchr(src, ':') ? 6 : 4);
+	addr_of(src, a);
+	assert_memory_equal(ev->saddr, a, 16);
+	addr_of(dst, a);
+	assert_memory_equal(ev->daddr, a, 16);
+	assert_int_equal(ev->sport, sport);
+	assert_int_equal(ev->dport, dport);
+}
+
+/* ---- tests: verdicts ---- */
+
+static void test_allow_rule_egress(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_ALLOW_NEW] = 1 };
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	ev = ev_check(e, 0,
+		      (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0,
+					11, PEER_ID, 1 });
+	ev_tuple(ev, IPPROTO_TCP, POD4, PEER4, 40000, 443);
+	assert_int_equal(ev->ifindex, if_pod);
+	assert_int_equal(ev->ep_id, POD_EP);
+	assert_int_equal(ev->peer_ep_id, PEER_EP);
+	assert_int_equal(ev->tcp_flags, TCP_SYN);
+	assert_int_equal(ev->pkt_len, p.len);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(v.dir, ZT_DIR_EGRESS);
+	assert_int_equal(v.rule_id, 11);
+	assert_int_equal(v.gen, 1);
+	assert_int_equal(v.peer_id, PEER_ID);
+	assert_int_equal(v.peer_ep_id, PEER_EP);
+	assert_int_equal(v.ep_id, POD_EP);
+	check_stats(e, st);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, p.len);
+	assert_int_equal(evstat(e, ZT_EVS_EMITTED), 1);
+}
+
+static void test_deny_no_rule(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_DENY_NEW] = 1 };
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 80, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 1);
+	ev = ev_check(e, 0,
+		      (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+					ISO_RULE, PEER_ID, 1 });
+	ev_tuple(ev, IPPROTO_TCP, POD4, PEER4, 40000, 80);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 80), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_DENY);
+	assert_int_equal(v.reason, ZT_REASON_NO_RULE);
+	check_stats(e, st);
+}
+
+static void test_default_deny(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	ipc_std(e, 1);
+	iso_add(e, 1, ZT_DIR_INGRESS, POD_ID, 1, 1, 1, 0, 0);
+	set_gen(e, 1);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 5000, 53)), TC_ACT_SHOT);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_DEFAULT_DENY, ZT_DIR_INGRESS, 0, 0,
+				   PEER_ID, 1 });
+	/* Egress has no isolation entry: not isolated. */
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5000, 53)), TC_ACT_OK);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_NOT_ISOLATED, ZT_DIR_EGRESS, 0, 0,
+				   PEER_ID, 1 });
+	assert_int_equal(e->n_ev, 2);
+}
+
+static void test_not_isolated_allows(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_ALLOW_NEW] = 2 };
+
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	ipc_std(e, 1);
+	/* Isolation of another identity and of the other slot does not count. */
+	iso_add(e, 1, ZT_DIR_INGRESS, OTHER_ID, 1, 1, 0, 5, 5);
+	iso_add(e, 0, ZT_DIR_INGRESS, POD_ID, 1, 1, 0, 5, 5);
+	set_gen(e, 1);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 1234, 22, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_NOT_ISOLATED, ZT_DIR_INGRESS, 0,
+				   0, PEER_ID, 1 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, WORLD4, 1234, 22, TCP_SYN)), TC_ACT_OK);
+	check_stats(e, st);
+}
+
+static void test_ingress_allow_peer_is_source(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 21);
+	/* The egress rule of the same port does not allow ingress. */
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 9090, 22);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 33333, 8080, TCP_SYN)), TC_ACT_OK);
+	ev = ev_check(e, 0,
+		      (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_INGRESS,
+					0, 21, PEER_ID, 1 });
+	ev_tuple(ev, IPPROTO_TCP, PEER4, POD4, 33333, 8080);
+	assert_int_equal(ev->peer_ep_id, PEER_EP);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 33333, 9090, TCP_SYN)), TC_ACT_SHOT);
+	/* Source port does not matter: 8080 as the source is not allowed. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 8080, 1111, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 3);
+}
+
+static void test_reply_of_allowed_passes(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_ALLOW_NEW] = 1, [ZT_TCS_ALLOW_EST] = 2 };
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	/* Ingress is isolated with no rule; the reply passes as part of the flow. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	check_stats(e, st);
+	/* The same tuple towards the pod as a new flow would be denied. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40001, TCP_SYN)), TC_ACT_SHOT);
+}
+
+static void test_reply_of_denied_drops(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_DENY_NEW] = 1, [ZT_TCS_DENY_EST] = 2 };
+
+	std_setup(e);
+	/* Ingress from the peer's port 80 would be allowed as a new flow. */
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_INGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port_bits = 0,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 3,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 3 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 80, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 80, 40000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 80, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 80), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_DENY);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	check_stats(e, st);
+}
+
+static void test_any_deny_beats_peer_allow(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = ZT_ID_ANY,
+				 .proto = IPPROTO_TCP,
+				 .port = 443,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_DENY,
+				 .rule = 12,
+				 .audit_verdict = ZT_VERDICT_DENY,
+				 .audit_rule = 12 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 12,
+				   PEER_ID, 1 });
+}
+
+static void test_peer_deny_beats_any_allow(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_ANY, IPPROTO_TCP, 443, 13);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 443,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_DENY,
+				 .rule = 14,
+				 .audit_verdict = ZT_VERDICT_DENY,
+				 .audit_rule = 14 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 14,
+				   PEER_ID, 1 });
+	/* Another peer only meets the ANY allow. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, WORLD4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 13,
+				   ZT_ID_WORLD_V4, 1 });
+}
+
+/* Any-peer allow alone allows: a peer-specific "none" is no verdict. */
+static void test_any_allow_alone(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_ANY, IPPROTO_UDP, 53, 15);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_UDP,
+				 .port = 53,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_NONE });
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 15,
+				   PEER_ID, 1 });
+}
+
+/*
+ * Within one peer the longest entry wins: an allow of 0-1023 with a /16
+ * entry for 22 that the compiler stored as deny (the combined verdict).
+ */
+static void test_longest_entry_combined(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 0,
+				 .port_bits = 6,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 31,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 31 });
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 22,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_DENY,
+				 .rule = 32,
+				 .audit_verdict = ZT_VERDICT_DENY,
+				 .audit_rule = 32 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 22, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 32,
+				   PEER_ID, 1 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 1023, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 31,
+				   PEER_ID, 1 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 1024, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+/* Ports 8000-8015 as a /12 block and 8016-8019 as a /14 block; 8020 outside. */
+static void test_port_range_blocks(void **state)
+{
+	struct env *e = *state;
+	static const struct {
+		__u16 port;
+		int verdict;
+		__u32 rule;
+	} cases[] = { { 7999, TC_ACT_SHOT, ISO_RULE }, { 8000, TC_ACT_OK, 41 },
+		      { 8009, TC_ACT_OK, 41 },	       { 8015, TC_ACT_OK, 41 },
+		      { 8016, TC_ACT_OK, 41 },	       { 8019, TC_ACT_OK, 41 },
+		      { 8020, TC_ACT_SHOT, ISO_RULE } };
+	struct pg_pkt p;
+	size_t i;
+
+	std_setup(e);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_INGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_UDP,
+				 .port = 8000,
+				 .port_bits = 12,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 41,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 41 });
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_INGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_UDP,
+				 .port = 8016,
+				 .port_bits = 14,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 41,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 41 });
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 7000, cases[i].port)),
+				 cases[i].verdict);
+		assert_int_equal(e->n_ev, (int)i + 1);
+		assert_int_equal(e->ev[i].rule_id, cases[i].rule);
+		assert_int_equal(e->ev[i].dport, cases[i].port);
+	}
+	/* The same ports over TCP: no entry. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 7000, 8000, TCP_SYN)), TC_ACT_SHOT);
+}
+
+static void test_any_proto_entry(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .port_bits = -1,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 51,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 51 });
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 1, 9)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1, 65535, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 4, 47, POD4, PEER4, 0, 0, 0, 4 })),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, WORLD4, 1, 9)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 4);
+	assert_int_equal(e->ev[2].proto, 47);
+	assert_int_equal(e->ev[2].rule_id, 51);
+}
+
+/* ipBlock 198.0.0.0/8 except 198.18.128.0/17, through CIDR identities. */
+static void test_ipblock_except(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	ipc_add(e, 1, "198.0.0.0/8", CIDR_ID1, 0);
+	ipc_add(e, 1, "198.18.128.0/17", CIDR_ID2, 0);
+	allow_port(e, 1, ZT_DIR_EGRESS, CIDR_ID1, IPPROTO_TCP, 443, 61);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, "198.18.5.5", 1000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 61,
+				   CIDR_ID1, 1 });
+	assert_int_equal(e->ev[0].peer_ep_id, 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, "198.18.200.1", 1000, 443, TCP_SYN)),
+			 TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, CIDR_ID2, 1 });
+	/* The peer endpoint's /32 is longer than the /8: its own identity. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+static void test_world_fallback_v4(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e); /* no 0/0 entry: a miss means the world */
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 443, 71);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, WORLD4, 1000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 71,
+				   ZT_ID_WORLD_V4, 1 });
+	assert_int_equal(e->ev[0].peer_ep_id, 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 443, TCP_SYN)), TC_ACT_SHOT);
+}
+
+static void test_world_fallback_v6(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_WORLD_V6, IPPROTO_TCP, 443, 72);
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 80, 73);
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, WORLD6, 1000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 72,
+				   ZT_ID_WORLD_V6, 1 });
+	/* The IPv4 world identity is not the IPv6 one. */
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, WORLD6, 1000, 80, TCP_SYN)), TC_ACT_SHOT);
+}
+
+/* ---- audit ---- */
+
+static void test_audit_isolated(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_AUDIT] = 3 };
+
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	ipc_std(e, 1);
+	/* Not isolated by enforce policies; an audit-mode policy isolates it. */
+	iso_add(e, 1, ZT_DIR_EGRESS, POD_ID, 0, 1, 0, 0, 77);
+	set_gen(e, 1);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 1, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0, 77,
+				   PEER_ID, 1 });
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.audit, 1);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	check_stats(e, st);
+}
+
+static void test_audit_rule_deny(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 443,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 81,
+				 .audit_verdict = ZT_VERDICT_DENY,
+				 .audit_rule = 82 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 1, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 82,
+				   PEER_ID, 1 });
+	/* Audit allows too: a plain allow. */
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 444,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_ALLOW,
+				 .rule = 83,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 83 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 444, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 83,
+				   PEER_ID, 1 });
+	/* Enforce denies, audit allows: a deny without audit. */
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 445,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_DENY,
+				 .rule = 84,
+				 .audit_verdict = ZT_VERDICT_ALLOW,
+				 .audit_rule = 85 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 445, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 84,
+				   PEER_ID, 1 });
+}
+
+/* ---- generations ---- */
+
+static void test_revocation(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = {
+		[ZT_TCS_ALLOW_NEW] = 1, [ZT_TCS_ALLOW_EST] = 1, [ZT_TCS_DENY_EST] = 2
+	};
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	/* The next generation in slot 0: isolated, no rule for 443. */
+	ipc_std(e, 0);
+	isolate(e, 0);
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	ev = ev_check(e, 1,
+		      (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 1,
+					ISO_RULE, PEER_ID, 2 });
+	ev_tuple(ev, IPPROTO_TCP, POD4, PEER4, 40000, 443);
+	assert_int_equal(ev->tcp_flags, TCP_ACK);
+	/* The reply is dropped too, without another event. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.gen, 2);
+	assert_int_equal(v.verdict, ZT_VERDICT_DENY);
+	check_stats(e, st);
+}
+
+/* Revoked at a reply packet: the event carries the flow's original tuple. */
+static void test_revocation_on_reply(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_UDP, 53, 16);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 5353, 53)), TC_ACT_OK);
+	ipc_std(e, 0);
+	isolate(e, 0);
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 53, 5353)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	ev = ev_check(e, 1,
+		      (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_INGRESS, 1,
+					ISO_RULE, PEER_ID, 2 });
+	ev_tuple(ev, IPPROTO_UDP, PEER4, POD4, 5353, 53);
+}
+
+/* A flow the next generation still allows carries on, with no event. */
+static void test_gen_flip_still_allowed(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	ipc_std(e, 0);
+	isolate(e, 0);
+	allow_port(e, 0, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 99);
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.gen, 2);
+	assert_int_equal(v.rule_id, 99);
+}
+
+/* Denied, then allowed by the next generation: passes, an event without revoked. */
+static void test_gen_flip_grants(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 4000, 53)), TC_ACT_SHOT);
+	ipc_std(e, 0);
+	isolate(e, 0);
+	allow_port(e, 0, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 98);
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 4000, 53)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 2);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 98,
+				   PEER_ID, 2 });
+}
+
+/* Within one generation the cached verdict holds, whatever the slots hold. */
+static void test_same_gen_uses_cache(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	/* Not how the daemon works (it never edits the live slot): shows the cache. */
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.pol_isolation),
+					     &(struct zt_iso_key){ .slot = 1,
+								   .dir = ZT_DIR_EGRESS,
+								   .identity = POD_ID }),
+			 0);
+	iso_add(e, 1, ZT_DIR_EGRESS, POD_ID, 1, 1, 0, 1, 1);
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = ZT_DIR_EGRESS,
+				 .local = POD_ID,
+				 .peer = PEER_ID,
+				 .proto = IPPROTO_TCP,
+				 .port = 443,
+				 .port_bits = 16,
+				 .verdict = ZT_VERDICT_DENY,
+				 .rule = 2 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	/* A new flow sees the edit. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40001, 443, TCP_SYN)), TC_ACT_SHOT);
+}
+
+static void test_gen0_denies(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_DENY_NEW] = 2, [ZT_TCS_DENY_EST] = 1 };
+
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	/* Policy written in slot 0 but not published: gen stays 0. */
+	ipc_std(e, 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_POLICY, ZT_DIR_EGRESS, 0, 0,
+				   ZT_ID_WORLD_V4, 0 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 1, 2)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	check_stats(e, st);
+	/* Publishing a generation that allows lets the flow through. */
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK)), TC_ACT_OK);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_NOT_ISOLATED, ZT_DIR_EGRESS, 0, 0,
+				   PEER_ID, 2 });
+}
+
+/* ---- what passes without policy ---- */
+
+static void test_unregistered_ifindex_passes(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_NO_ENDPOINT] = 3 };
+
+	std_setup(e); /* isolated: would deny */
+	assert_int_equal(run_on(e, e->skel->progs.tc_from_pod, if_unreg,
+				tcp4(&p, POD4, PEER4, 1, 2, TCP_SYN)),
+			 TC_ACT_OK);
+	assert_int_equal(
+		run_on(e, e->skel->progs.tc_to_pod, if_unreg, tcp4(&p, PEER4, POD4, 1, 2, TCP_SYN)),
+		TC_ACT_OK);
+	/* Even a malformed packet. */
+	assert_int_equal(run_on(e, e->skel->progs.tc_to_pod, if_unreg,
+				mk(&p, (struct pspec){ 4, 47, POD4, PEER4, 0, 0, 0, 0 })),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 0);
+	assert_int_equal(ct_count(e), 0);
+	check_stats(e, st);
+}
+
+static void test_arp_passes(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g = { .ethertype = ETH_P_ARP, .payload = 28 };
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_NOT_IP] = 2 };
+
+	std_setup(e);
+	set_gen(e, 0);
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	assert_int_equal(to_pod(e, &p), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 0);
+	check_stats(e, st);
+}
+
+static void test_nd_passes(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_NOT_IP] = 5, [ZT_TCS_DENY_NEW] = 2 };
+	int type;
+
+	std_setup(e);
+	for (type = 133; type <= 137; type++)
+		assert_int_equal((type & 1 ? to_pod : from_pod)(
+					 e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1",
+								   "ff02::1", type, 0, 0, 24 })),
+				 TC_ACT_OK);
+	/* 132 and 138 are not neighbour discovery: policy applies. */
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "ff02::1",
+							    132, 0, 0, 24 })),
+			 TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "ff02::2",
+							    138, 0, 0, 24 })),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	check_stats(e, st);
+}
+
+static void test_malformed_drops(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g[] = {
+		{ .family = 4,
+		  .src = POD4,
+		  .dst = PEER4,
+		  .proto = IPPROTO_TCP,
+		  .sport = 1,
+		  .dport = 2,
+		  .cut_hdr = PG_L4,
+		  .cut_keep = 12 },
+		{ .family = 6,
+		  .src = POD6,
+		  .dst = PEER6,
+		  .proto = IPPROTO_UDP,
+		  .sport = 1,
+		  .dport = 2,
+		  .cut_hdr = PG_L4,
+		  .cut_keep = 4 },
+		{ .family = 4, .src = POD4, .dst = PEER4, .proto = IPPROTO_UDP, .ip_version = 5 },
+		{ .family = 4, .src = POD4, .dst = PEER4, .proto = IPPROTO_ICMP, .ip_len_adj = 1 },
+		/* (BPF_PROG_TEST_RUN refuses an IPv6 frame cut inside its IPv6 header.) */
+		{ .family = 6, .src = POD6, .dst = PEER6, .proto = IPPROTO_TCP, .ip_version = 4 },
+		{ .family = 6, .src = POD6, .dst = PEER6, .proto = IPPROTO_UDP, .ip_len_adj = 1 },
+		{ .family = 4,
+		  .src = POD4,
+		  .dst = PEER4,
+		  .proto = IPPROTO_ICMP,
+		  .sport = 8,
+		  .cut_hdr = PG_L4,
+		  .cut_keep = 7 },
+	};
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_MALFORMED] = 2 * 7 };
+	struct pg_pkt p;
+	size_t i;
+
+	ep_add(e, if_pod, POD_EP, POD_ID);
+	ipc_std(e, 1);
+	set_gen(e, 1); /* not isolated: only the malformation drops */
+	for (i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		assert_int_equal(pg_build(&g[i], &p), 0);
+		assert_int_equal(from_pod(e, &p), TC_ACT_SHOT);
+		assert_int_equal(to_pod(e, &p), TC_ACT_SHOT);
+	}
+	assert_int_equal(e->n_ev, 0);
+	assert_int_equal(ct_count(e), 0);
+	check_stats(e, st);
+}
+
+/* ---- conntrack ---- */
+
+static void test_ct_tcp_lifecycle(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 bytes0 = 0, bytes1 = 0;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)) == TC_ACT_OK ? p.len : 0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(v.flags_seen[0], TCP_SYN);
+	assert_true(v.first_ns > 0 && v.first_ns == v.last_ns);
+
+	bytes1 += to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)) == TC_ACT_OK ?
+			  p.len :
+			  0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	assert_true(v.last_ns > v.first_ns);
+
+	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)) == TC_ACT_OK ?
+			  p.len :
+			  0;
+	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
+			  p.len :
+			  0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSING);
+
+	bytes1 += to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
+			  p.len :
+			  0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.packets[0], 3);
+	assert_int_equal(v.packets[1], 2);
+	assert_int_equal(v.bytes[0], bytes0);
+	assert_int_equal(v.bytes[1], bytes1);
+	assert_int_equal(v.flags_seen[0], TCP_SYN | TCP_ACK | TCP_PSH | TCP_FIN);
+	assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK | TCP_FIN);
+	assert_int_equal(e->n_ev, 1);
+}
+
+static void test_ct_rst_and_reuse(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_RST | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	/* A new SYN on the closed tuple is a new flow: a fresh entry and event. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(v.packets[0], 1);
+	assert_int_equal(v.packets[1], 0);
+}
+
+static void test_ct_udp_state(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_UDP, POD4, PEER4, 5353, 53);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(v.flags_seen[0], 0);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.bytes[1], p.len);
+	assert_int_equal(e->n_ev, 1);
+}
+
+/* An entry idle past its timeout is a new flow again. */
+static void test_ct_expired_is_new(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_UDP, POD4, PEER4, 5353, 53);
+	struct zt_ct_val v;
+	struct timespec ts;
+	struct pg_pkt p;
+	__u64 now;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	/* 59 s idle: still the same flow (the reply matches). */
+	v.last_ns = now - ZT_CT_UDP_TIMEOUT_NS + 1000000000ULL;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	/* 61 s idle: the reply is a new flow in the ingress direction, denied. */
+	assert_int_equal(ct_get(e, k, &v), 0);
+	v.last_ns = now - ZT_CT_UDP_TIMEOUT_NS - 1000000000ULL;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_INGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+/* The same tuple on two endpoints: two flows, each with its own verdict. */
+static void test_ct_per_endpoint(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	/* The peer is a local endpoint too, isolated, on if_pod2. */
+	ep_add(e, if_pod2, POD2_EP, PEER_ID);
+	iso_add(e, 1, ZT_DIR_INGRESS, PEER_ID, 1, 1, 0, 901, 901);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	assert_int_equal(run_on(e, e->skel->progs.tc_to_pod, if_pod2, &p), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(e->ev[1].ifindex, if_pod2);
+	assert_int_equal(e->ev[1].dir, ZT_DIR_INGRESS);
+	assert_int_equal(e->ev[1].local_id, PEER_ID);
+	assert_int_equal(e->ev[1].ep_id, POD2_EP);
+	assert_int_equal(e->ev[1].peer_id, POD_ID);
+	assert_int_equal(e->ev[1].peer_ep_id, POD_EP);
+	assert_int_equal(e->ev[1].rule_id, 901);
+	assert_int_equal(ct_count(e), 2);
+}
+
+/* A TCP packet that is not a SYN and matches no entry is evaluated as a new flow. */
+static void test_tcp_midstream_is_new_flow(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(e->ev[0].tcp_flags, TCP_ACK | TCP_PSH);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(v.flags_seen[0], TCP_ACK | TCP_PSH);
+	/* Mid-stream towards the pod: ingress is isolated, denied. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40001, TCP_ACK)), TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_INGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+/* VLAN tags in front of IP change nothing. */
+static void test_vlan_tagged(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g = { .tpid = { ETH_P_8021Q },
+			     .vid = { 100 },
+			     .family = 4,
+			     .src = POD4,
+			     .dst = PEER4,
+			     .proto = IPPROTO_UDP,
+			     .sport = 5353,
+			     .dport = 53,
+			     .payload = 8 };
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	g.dport = 54;
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(e->ev[0].dport, 53);
+	assert_int_equal(e->ev[1].dport, 54);
+}
+
+/* Bytes are counted per verdict slot and per flow direction. */
+static void test_stats_bytes(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt a, b, c;
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_ALLOW_NEW] = 1,
+				 [ZT_TCS_ALLOW_EST] = 1,
+				 [ZT_TCS_DENY_NEW] = 1,
+				 [ZT_TCS_NO_ENDPOINT] = 1 };
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(from_pod(e, udp4(&a, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(
+		to_pod(e, mk(&b, (struct pspec){ 4, IPPROTO_UDP, PEER4, POD4, 53, 5353, 0, 300 })),
+		TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&c, POD4, PEER4, 1, 2, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(run_on(e, e->skel->progs.tc_from_pod, if_unreg, &a), TC_ACT_OK);
+	check_stats(e, st);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, a.len);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).bytes, b.len);
+	assert_int_equal(stat_of(e, ZT_TCS_DENY_NEW).bytes, c.len);
+	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).bytes, a.len);
+}
+
+/* ---- ICMP ---- */
+
+static void test_icmp_echo_reply_matches(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	/* Policy port of ICMP is 0. */
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_ICMP, 0, 18);
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_ICMP, POD4, PEER4, 8, 0,
+							    0x1234, 16 })),
+			 TC_ACT_OK);
+	ev_tuple(ev_check(e, 0,
+			  (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW,
+					    ZT_DIR_EGRESS, 0, 18, PEER_ID, 1 }),
+		 IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234), &v),
+			 0);
+	assert_int_equal(
+		to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_ICMP, PEER4, POD4, 0, 0, 0x1234, 16 })),
+		TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234), &v),
+			 0);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	/* A reply with another identifier belongs to no flow: a new, denied one. */
+	assert_int_equal(
+		to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_ICMP, PEER4, POD4, 0, 0, 0x1235, 16 })),
+		TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	/* Other ICMP (unreachable) has ports 0 and is its own flow. */
+	assert_int_equal(
+		to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_ICMP, PEER4, POD4, 3, 3, 0x1234, 16 })),
+		TC_ACT_SHOT);
+	assert_int_equal(e->ev[2].sport, 0);
+	assert_int_equal(e->ev[2].dport, 0);
+}
+
+static void test_icmp6_echo(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_ICMPV6, 0, 19);
+	assert_int_equal(
+		to_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, PEER6, POD6, 128, 0, 77, 16 })),
+		TC_ACT_OK);
+	ev_tuple(ev_check(e, 0,
+			  (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW,
+					    ZT_DIR_INGRESS, 0, 19, PEER_ID, 1 }),
+		 IPPROTO_ICMPV6, PEER6, POD6, 77, 77);
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, POD6, PEER6, 129, 0,
+							    77, 16 })),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	/* The pod's own ping out is egress, which no rule allows. */
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, POD6, PEER6, 128, 0,
+							    78, 16 })),
+			 TC_ACT_SHOT);
+}
+
+/* ---- IPv6 ---- */
+
+static void test_ipv6_tcp_allow_deny_reply(void **state)
+{
+	struct env *e = *state;
+	const struct zt_ev_policy *ev;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 443, 91);
+	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 443, TCP_SYN)), TC_ACT_OK);
+	ev = ev_check(e, 0,
+		      (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_INGRESS,
+					0, 91, PEER_ID, 1 });
+	ev_tuple(ev, IPPROTO_TCP, PEER6, POD6, 50000, 443);
+	assert_int_equal(ev->peer_ep_id, PEER_EP);
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 443, 50000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER6, POD6, 50000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 444, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_INGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+}
+
+static void test_ipv6_ipblock_and_ext_headers(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g = { .family = 6,
+			     .src = POD6,
+			     .dst = "2001:db8:aaaa::5",
+			     .proto = IPPROTO_UDP,
+			     .n_ext = 2,
+			     .ext = { IPPROTO_HOPOPTS, IPPROTO_DSTOPTS },
+			     .sport = 1000,
+			     .dport = 4789,
+			     .payload = 8 };
+	struct pg_pkt p;
+
+	std_setup(e);
+	ipc_add(e, 1, "2001:db8::/32", CIDR_ID1, 0);
+	ipc_add(e, 1, "2001:db8:aaaa::/48", CIDR_ID2, 0);
+	allow_port(e, 1, ZT_DIR_EGRESS, CIDR_ID1, IPPROTO_UDP, 4789, 92);
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_SHOT); /* in the except: CIDR_ID2 */
+	assert_int_equal(e->ev[0].peer_id, CIDR_ID2);
+	g.dst = "2001:db8:bbbb::5";
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 92,
+				   CIDR_ID1, 1 });
+	assert_int_equal(e->ev[1].dport, 4789);
+}
+
+/* ---- fragments ---- */
+
+static void test_later_fragment_port0(void **state)
+{
+	struct env *e = *state;
+	struct pg_spec g = { .family = 4,
+			     .src = POD4,
+			     .dst = PEER4,
+			     .proto = IPPROTO_UDP,
+			     .ip4_frag = 185,
+			     .payload = 16 };
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	/* The later fragment carries no ports: a flow of its own with port 0. */
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(e->ev[1].sport, 0);
+	assert_int_equal(e->ev[1].dport, 0);
+	/* Allowed when the policy allows port 0 of the protocol. */
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 0, 18);
+	g.src = POD4;
+	g.dst = WORLD4;
+	ipc_add(e, 1, WORLD4 "/32", PEER_ID, 0);
+	assert_int_equal(pg_build(&g, &p), 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+}
+
+/* ---- events ---- */
+
+/* Many packets of several flows: one event per flow, in order, none lost. */
+static void test_one_event_per_flow(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	int i, j;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	for (i = 0; i < 10; i++)
+		for (j = 0; j < 5; j++) {
+			assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, (int)(30000 + i), 443,
+							  j ? TCP_ACK : TCP_SYN)),
+					 TC_ACT_OK);
+			assert_int_equal(
+				to_pod(e, tcp4(&p, PEER4, POD4, 443, (int)(30000 + i), TCP_ACK)),
+				TC_ACT_OK);
+		}
+	assert_int_equal(e->n_ev, 10);
+	for (i = 0; i < 10; i++) {
+		ev_tuple(ev_check(e, i,
+				  (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW,
+						    ZT_DIR_EGRESS, 0, 11, PEER_ID, 1 }),
+			 IPPROTO_TCP, POD4, PEER4, (__u16)(30000 + i), 443);
+		assert_int_equal(e->ev[i].tcp_flags, TCP_SYN);
+		assert_true(e->ev[i].hdr.ts_ns > 0);
+		assert_true(i == 0 || e->ev[i].hdr.ts_ns >= e->ev[i - 1].hdr.ts_ns);
+	}
+	assert_int_equal(evstat(e, ZT_EVS_EMITTED), 10);
+	assert_int_equal(evstat(e, ZT_EVS_RESERVE_FAILED), 0);
+	assert_int_equal(ct_count(e), 10);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).packets, 90);
+}
+
+/* With the ring full, verdicts still apply and the lost records are counted. */
+static void test_ring_full_counted(void **state)
+{
+	struct env *e = *state;
+	int i, n = 700; /* 4 KiB ring: about 39 records of 104 bytes */
+
+	/* A ring of one page, and nobody reading it. */
+	ring_buffer__free(e->rb);
+	e->rb = NULL;
+	tc_endpoint__destroy(e->skel);
+	e->skel = tc_endpoint__open();
+	assert_non_null(e->skel);
+	{
+		struct bpf_map *map;
+
+		bpf_object__for_each_map (map, e->skel->obj)
+			assert_int_equal(bpf_map__set_pin_path(map, NULL), 0);
+	}
+	bpf_map__set_max_entries(e->skel->maps.events, 4096);
+	assert_int_equal(tc_endpoint__load(e->skel), 0);
+	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, e, NULL);
+	assert_non_null(e->rb);
+
+	std_setup(e);
+	for (i = 0; i < n; i++) {
+		struct pg_pkt q;
+		struct __sk_buff ctx = { .ifindex = if_pod };
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = q.buf, .ctx_in = &ctx,
+			    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+		tcp4(&q, POD4, PEER4, 10000 + i, 80, TCP_SYN);
+		o.data_size_in = (__u32)q.len;
+		assert_int_equal(
+			bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.tc_from_pod), &o), 0);
+		assert_int_equal(o.retval, TC_ACT_SHOT);
+	}
+	assert_true(evstat(e, ZT_EVS_RESERVE_FAILED) > 0);
+	assert_int_equal(evstat(e, ZT_EVS_EMITTED) + evstat(e, ZT_EVS_RESERVE_FAILED), n);
+	ring_buffer__consume(e->rb);
+	assert_int_equal(e->n_ev, evstat(e, ZT_EVS_EMITTED));
+	assert_int_equal(stat_of(e, ZT_TCS_DENY_NEW).packets, n);
+}
+
+/* ---- setup ---- */
+
+static int ifindex_of(const char *name)
+{
+	unsigned int i = if_nametoindex(name);
+
+	if (!i)
+		fprintf(stderr, "test_tc_endpoint: no interface %s: %s\n", name, strerror(errno));
+	return (int)i;
+}
+
+static int make_netns(void)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "test_tc_endpoint: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return -1;
+	}
+	if (system("ip link add ztt0 type veth peer name ztt1 >/dev/null 2>&1") != 0 ||
+	    system("ip link add ztt2 type veth peer name ztt3 >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "test_tc_endpoint: cannot create veth pairs\n");
+		return -1;
+	}
+	if_pod = ifindex_of("ztt0");
+	if_pod2 = ifindex_of("ztt2");
+	if_unreg = ifindex_of("ztt1");
+	return if_pod && if_pod2 && if_unreg ? 0 : -1;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_allow_rule_egress),
+		T(test_deny_no_rule),
+		T(test_default_deny),
+		T(test_not_isolated_allows),
+		T(test_ingress_allow_peer_is_source),
+		T(test_reply_of_allowed_passes),
+		T(test_reply_of_denied_drops),
+		T(test_any_deny_beats_peer_allow),
+		T(test_peer_deny_beats_any_allow),
+		T(test_any_allow_alone),
+		T(test_longest_entry_combined),
+		T(test_port_range_blocks),
+		T(test_any_proto_entry),
+		T(test_ipblock_except),
+		T(test_world_fallback_v4),
+		T(test_world_fallback_v6),
+		T(test_audit_isolated),
+		T(test_audit_rule_deny),
+		T(test_revocation),
+		T(test_revocation_on_reply),
+		T(test_gen_flip_still_allowed),
+		T(test_gen_flip_grants),
+		T(test_same_gen_uses_cache),
+		T(test_gen0_denies),
+		T(test_unregistered_ifindex_passes),
+		T(test_arp_passes),
+		T(test_nd_passes),
+		T(test_malformed_drops),
+		T(test_ct_tcp_lifecycle),
+		T(test_ct_rst_and_reuse),
+		T(test_ct_udp_state),
+		T(test_ct_expired_is_new),
+		T(test_ct_per_endpoint),
+		T(test_tcp_midstream_is_new_flow),
+		T(test_vlan_tagged),
+		T(test_stats_bytes),
+		T(test_icmp_echo_reply_matches),
+		T(test_icmp6_echo),
+		T(test_ipv6_tcp_allow_deny_reply),
+		T(test_ipv6_ipblock_and_ext_headers),
+		T(test_later_fragment_port0),
+		T(test_one_event_per_flow),
+		T(test_ring_full_counted),
+	};
+
+	if (make_netns() < 0)
+		return 1;
+	return cmocka_run_group_tests_name("tc_endpoint", tests, NULL, NULL);
+}
