@@ -11,6 +11,7 @@
  * from the kernel with bpf_map_get_next_key first.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,27 +313,121 @@ static int delete_all(struct zt_polapply *a, int m, const struct kvs *k)
 	return r;
 }
 
-/* Writes n records (contiguous in buf) into map m. */
-static int write_recs(struct zt_polapply *a, int m, const uint8_t *keys, const uint8_t *vals,
-		      size_t n, size_t *done)
+/*
+ * One batch of map operations: n keys (and values, for writes) of map m.
+ * LPM tries take one syscall per key and most of a syscall's cost is not
+ * under the trie's lock, so big batches are split in two halves that run
+ * on two threads (ops[] of the first half run on a worker, the rest here).
+ */
+struct op {
+	int fd;
+	int m;
+	bool del;
+	const uint8_t *keys;
+	const uint8_t *vals;
+	size_t n;
+	size_t done; /* out: operations that succeeded before the error */
+	int err; /* out: -errno or 0 */
+};
+
+#define PARALLEL_MIN 2048 /* operations in all before a second thread pays off */
+
+static void op_run(struct op *o)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	size_t ksz = mdef[o->m].ksz, vsz = mdef[o->m].vsz;
 
-	*done = 0;
-	if (mdef[m].hash && n) {
-		__u32 cnt = (__u32)n;
+	o->done = 0;
+	o->err = 0;
+	if (!o->del && mdef[o->m].hash && o->n) {
+		__u32 cnt = (__u32)o->n;
 
-		if (bpf_map_update_batch(a->fd[m], keys, vals, &cnt, &opts) == 0) {
-			*done = n;
-			return 0;
+		if (bpf_map_update_batch(o->fd, o->keys, o->vals, &cnt, &opts) == 0) {
+			o->done = o->n;
+			return;
 		}
 		/* Fall back to single updates, which also pinpoint the error. */
 	}
-	for (; *done < n; (*done)++)
-		if (bpf_map_update_elem(a->fd[m], keys + *done * mdef[m].ksz,
-					vals + *done * mdef[m].vsz, BPF_ANY) < 0)
-			return -errno;
-	return 0;
+	for (; o->done < o->n; o->done++) {
+		const uint8_t *k = o->keys + o->done * ksz;
+
+		if (o->del) {
+			if (bpf_map_delete_elem(o->fd, k) < 0 && errno != ENOENT) {
+				o->err = -errno;
+				return;
+			}
+		} else if (bpf_map_update_elem(o->fd, k, o->vals + o->done * vsz, BPF_ANY) < 0) {
+			o->err = -errno;
+			return;
+		}
+	}
+}
+
+struct op_list {
+	struct op *v;
+	size_t n;
+};
+
+static void *op_worker(void *arg)
+{
+	struct op_list *l = arg;
+
+	for (size_t i = 0; i < l->n; i++)
+		op_run(&l->v[i]);
+	return NULL;
+}
+
+/*
+ * Runs ops[0..n) (each map at most once) and returns the index of the first
+ * failed op or -1. With enough work, each op is split and half runs on a
+ * second thread; split ops are merged back so that the caller sees one op
+ * per map (done counts both halves).
+ */
+static ssize_t ops_run(struct op *ops, size_t n)
+{
+	struct op half[M_MAX];
+	struct op_list l = { half, 0 };
+	size_t total = 0;
+	pthread_t th;
+	bool threaded = false;
+
+	for (size_t i = 0; i < n; i++)
+		total += ops[i].n;
+	if (total >= PARALLEL_MIN && n <= M_MAX && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+		for (size_t i = 0; i < n; i++) {
+			half[i] = ops[i];
+			half[i].n = ops[i].n / 2;
+			ops[i].keys += half[i].n * mdef[ops[i].m].ksz;
+			if (ops[i].vals)
+				ops[i].vals += half[i].n * mdef[ops[i].m].vsz;
+			ops[i].n -= half[i].n;
+		}
+		l.n = n;
+		threaded = pthread_create(&th, NULL, op_worker, &l) == 0;
+		if (!threaded)
+			op_worker(&l);
+	}
+	for (size_t i = 0; i < n; i++)
+		op_run(&ops[i]);
+	if (threaded)
+		pthread_join(th, NULL);
+	for (size_t i = 0; i < l.n; i++) {
+		/* Merge the halves back: the first half's error comes first. */
+		ops[i].keys -= half[i].n * mdef[ops[i].m].ksz;
+		if (ops[i].vals)
+			ops[i].vals -= half[i].n * mdef[ops[i].m].vsz;
+		ops[i].n += half[i].n;
+		if (half[i].err) {
+			ops[i].err = half[i].err;
+			ops[i].done = half[i].done;
+		} else {
+			ops[i].done += half[i].n;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].err)
+			return (ssize_t)i;
+	return -1;
 }
 
 /* Clears slot s entirely after a failed write: old records and the new ones. */
@@ -350,10 +445,28 @@ static void clear_slot(struct zt_polapply *a, uint8_t s, const struct slot_rec *
 	slot_reset(&a->slot[s], ok);
 }
 
+struct opbuf {
+	uint8_t *keys;
+	uint8_t *vals;
+};
+
+static void bufs_free(struct opbuf *b)
+{
+	for (int m = 0; m < M_MAX; m++) {
+		free(b[m].keys);
+		free(b[m].vals);
+		b[m].keys = b[m].vals = NULL;
+	}
+}
+
 int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32_t *gen, char *err,
 		      size_t errlen)
 {
 	struct slot_rec nw = { 0 };
+	struct op ops[M_MAX];
+	struct opbuf buf[M_MAX] = { 0 };
+	size_t n_ops;
+	ssize_t failed;
 	uint32_t ngen;
 	uint8_t s;
 	int r = 0;
@@ -377,11 +490,15 @@ int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32
 		slot_reset(&nw, false);
 		return r;
 	}
-	/* 1. Delete what slot s holds and the new generation lacks. */
+	/* 1. Delete what slot s holds and the new generation lacks (this makes room). */
+	n_ops = 0;
 	for (int m = 0; m < M_MAX; m++) {
 		const struct kvs *o = &a->slot[s].m[m], *n = &nw.m[m];
-		size_t i = 0, j = 0;
+		size_t i = 0, j = 0, cnt = 0;
 
+		buf[m].keys = o->n ? malloc(o->n * o->ksz) : NULL;
+		if (o->n && !buf[m].keys)
+			goto nomem;
 		while (i < o->n) {
 			int cmp = j < n->n ? memcmp(rec_at(o, i), rec_at(n, j), o->ksz) : -1;
 
@@ -389,35 +506,35 @@ int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32
 				j++;
 				continue;
 			}
-			if (cmp < 0 && bpf_map_delete_elem(a->fd[m], rec_at(o, i)) < 0 &&
-			    errno != ENOENT) {
-				r = -errno;
-				zt_seterr(err, errlen, "map %s: deleting from slot %u: %s",
-					  mdef[m].name, s, strerror(-r));
-				goto fail;
-			}
-			if (cmp == 0)
+			if (cmp < 0)
+				memcpy(buf[m].keys + cnt++ * o->ksz, rec_at(o, i), o->ksz);
+			else
 				j++;
 			i++;
 		}
+		if (cnt)
+			ops[n_ops++] = (struct op){
+				.fd = a->fd[m], .m = m, .del = true, .keys = buf[m].keys, .n = cnt
+			};
 	}
-	/* 2. Write what is new or changed: ipcache, isolation, then policy. */
+	failed = ops_run(ops, n_ops);
+	if (failed >= 0) {
+		r = ops[failed].err;
+		zt_seterr(err, errlen, "map %s: deleting from slot %u: %s",
+			  mdef[ops[failed].m].name, s, strerror(-r));
+		goto fail;
+	}
+	/* 2. Write what is new or changed (ipcache, isolation, policy) in the slot. */
+	n_ops = 0;
 	for (int m = 0; m < M_MAX; m++) {
 		const struct kvs *o = &a->slot[s].m[m], *n = &nw.m[m];
-		uint8_t *keys = NULL, *vals = NULL;
-		size_t i = 0, cnt = 0, done = 0;
+		size_t i = 0, cnt = 0;
 
-		if (n->n) {
-			keys = malloc(n->n * n->ksz);
-			vals = malloc(n->n * n->vsz);
-			if (!keys || !vals) {
-				free(keys);
-				free(vals);
-				r = -ENOMEM;
-				zt_seterr(err, errlen, "policy applier: out of memory");
-				goto fail;
-			}
-		}
+		free(buf[m].keys);
+		buf[m].keys = n->n ? malloc(n->n * n->ksz) : NULL;
+		buf[m].vals = n->n ? malloc(n->n * n->vsz) : NULL;
+		if (n->n && (!buf[m].keys || !buf[m].vals))
+			goto nomem;
 		for (size_t j = 0; j < n->n; j++) {
 			const uint8_t *nr = rec_at(n, j);
 			int cmp = 1;
@@ -426,28 +543,35 @@ int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32
 				i++;
 			if (i < o->n && cmp == 0 && memcmp(rec_at(o, i), nr, rec_size(o)) == 0)
 				continue; /* already there with this value */
-			memcpy(keys + cnt * n->ksz, nr, n->ksz);
-			memcpy(vals + cnt * n->vsz, nr + n->ksz, n->vsz);
+			memcpy(buf[m].keys + cnt * n->ksz, nr, n->ksz);
+			memcpy(buf[m].vals + cnt * n->vsz, nr + n->ksz, n->vsz);
 			cnt++;
 		}
-		r = write_recs(a, m, keys, vals, cnt, &done);
-		free(keys);
-		free(vals);
-		if (r < 0) {
-			if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
-				zt_seterr(
-					err, errlen,
-					"map %s is full (max_entries %u): cannot write entry %zu "
-					"of %zu changed (%zu in the new generation) into slot %u; "
-					"the published slot %u keeps its entries: %s",
-					mdef[m].name, a->max_entries[m], done + 1, cnt, n->n, s,
-					s ^ 1, strerror(-r));
-			else
-				zt_seterr(err, errlen, "map %s: writing slot %u: %s", mdef[m].name,
-					  s, strerror(-r));
-			goto fail;
-		}
+		if (cnt)
+			ops[n_ops++] = (struct op){ .fd = a->fd[m],
+						    .m = m,
+						    .keys = buf[m].keys,
+						    .vals = buf[m].vals,
+						    .n = cnt };
 	}
+	failed = ops_run(ops, n_ops);
+	if (failed >= 0) {
+		const struct op *f = &ops[failed];
+
+		r = f->err;
+		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+			zt_seterr(err, errlen,
+				  "map %s is full (max_entries %u): cannot write entry %zu of %zu "
+				  "changed (%zu in the new generation) into slot %u; the published "
+				  "slot %u keeps its entries: %s",
+				  mdef[f->m].name, a->max_entries[f->m], f->done + 1, f->n,
+				  nw.m[f->m].n, s, s ^ 1, strerror(-r));
+		else
+			zt_seterr(err, errlen, "map %s: writing slot %u: %s", mdef[f->m].name, s,
+				  strerror(-r));
+		goto fail;
+	}
+	bufs_free(buf);
 	/* 3. Publish: one release store; packets read gen once. */
 	__atomic_store_n(&a->state->gen, ngen, __ATOMIC_RELEASE);
 	a->gen = ngen;
@@ -457,7 +581,11 @@ int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32
 	if (gen)
 		*gen = ngen;
 	return 0;
+nomem:
+	r = -ENOMEM;
+	zt_seterr(err, errlen, "policy applier: out of memory");
 fail:
+	bufs_free(buf);
 	clear_slot(a, s, &nw);
 	slot_reset(&nw, false);
 	return r;

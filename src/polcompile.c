@@ -53,6 +53,28 @@ struct ident {
 	uint32_t iso_rule[ZT_DIR_MAX], audit_rule[ZT_DIR_MAX]; /* NO_RULE: none */
 };
 
+/*
+ * Selector results, memoised by the selector's content: policies of one
+ * cluster repeat the same few selectors, and each is evaluated against the
+ * identities once. Keys are length-prefixed serialisations; values are runs
+ * of identity indices (into ctx.idents) in pool.
+ */
+struct memo_ent {
+	char *key; /* NULL: free slot */
+	size_t klen;
+	uint32_t hash;
+	size_t off, n; /* into pool */
+};
+
+struct memo {
+	struct memo_ent *t;
+	size_t cap, n; /* cap: power of two */
+	uint32_t *pool;
+	size_t pool_n, pool_cap;
+	char *kbuf; /* the key being built */
+	size_t klen, kcap;
+};
+
 struct ctx {
 	const struct zt_polc_input *in;
 	char *err;
@@ -69,6 +91,7 @@ struct ctx {
 	size_t n_peers, cap_peers;
 	uint16_t *named; /* scratch: resolved named ports */
 	size_t n_named, cap_named;
+	struct memo memo;
 };
 
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
@@ -242,6 +265,162 @@ static const struct ident *find_ident(const struct ctx *x, uint32_t id)
 	return a < x->n_idents && x->idents[a].id == id ? &x->idents[a] : NULL;
 }
 
+/* ---- selector memo ---- */
+
+static int key_put(struct memo *m, const void *p, size_t len)
+{
+	uint32_t l32 = (uint32_t)len;
+
+	if (grow((void **)&m->kbuf, &m->kcap, m->klen + len + sizeof(l32), 1) < 0)
+		return -ENOMEM;
+	memcpy(m->kbuf + m->klen, &l32, sizeof(l32));
+	memcpy(m->kbuf + m->klen + sizeof(l32), p, len);
+	m->klen += len + sizeof(l32);
+	return 0;
+}
+
+static int key_str(struct memo *m, const char *s)
+{
+	return key_put(m, s, strlen(s));
+}
+
+/* A selector's content ("absent" differs from every present one). */
+static int key_sel(struct memo *m, const struct zt_selector *sel)
+{
+	int r;
+
+	if (!sel)
+		return key_put(m, "\1absent", 7);
+	r = key_put(m, "S", 1);
+	for (size_t i = 0; r == 0 && i < sel->match_labels.n; i++) {
+		r = key_str(m, sel->match_labels.v[i].key);
+		if (r == 0)
+			r = key_str(m, sel->match_labels.v[i].value);
+	}
+	for (size_t i = 0; r == 0 && i < sel->n_exprs; i++) {
+		const struct zt_sel_expr *e = &sel->exprs[i];
+		char op = (char)('0' + e->op);
+
+		r = key_put(m, "E", 1);
+		if (r == 0)
+			r = key_str(m, e->key);
+		if (r == 0)
+			r = key_put(m, &op, 1);
+		for (size_t j = 0; r == 0 && j < e->n_values; j++)
+			r = key_str(m, e->values[j]);
+	}
+	return r;
+}
+
+/* The cached result for the key in m->kbuf, or NULL (then *slot is where it goes). */
+static struct memo_ent *memo_find(struct memo *m, uint32_t h, size_t *slot)
+{
+	size_t i = h & (m->cap - 1);
+
+	for (; m->t[i].key; i = (i + 1) & (m->cap - 1))
+		if (m->t[i].hash == h && m->t[i].klen == m->klen &&
+		    memcmp(m->t[i].key, m->kbuf, m->klen) == 0)
+			return &m->t[i];
+	*slot = i;
+	return NULL;
+}
+
+static int memo_grow(struct memo *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 256;
+	struct memo_ent *t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->cap; i++) {
+		size_t j;
+
+		if (!m->t[i].key)
+			continue;
+		for (j = m->t[i].hash & (cap - 1); t[j].key; j = (j + 1) & (cap - 1))
+			;
+		t[j] = m->t[i];
+	}
+	free(m->t);
+	m->t = t;
+	m->cap = cap;
+	return 0;
+}
+
+static void memo_free(struct memo *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->t[i].key);
+	free(m->t);
+	free(m->pool);
+	free(m->kbuf);
+}
+
+static int pool_push(struct memo *m, uint32_t v)
+{
+	if (grow((void **)&m->pool, &m->pool_cap, m->pool_n + 1, sizeof(*m->pool)) < 0)
+		return -ENOMEM;
+	m->pool[m->pool_n++] = v;
+	return 0;
+}
+
+/*
+ * Identities (indices into ctx.idents, ascending by_ns order) that a
+ * policy's podSelector (pod_sel, ns_sel NULL, local = true) or a selector
+ * peer selects; *out points into the pool (valid until the next call).
+ */
+static int memo_select(struct ctx *x, bool local, const char *policy_ns,
+		       const struct zt_selector *pod_sel, const struct zt_selector *ns_sel,
+		       const uint32_t **out, size_t *n_out)
+{
+	struct memo *m = &x->memo;
+	struct memo_ent *e;
+	size_t slot = 0, lo = 0, hi = x->n_idents, off;
+	uint32_t h;
+	int r;
+
+	if ((m->n + 1) * 2 > m->cap && memo_grow(m) < 0)
+		return -ENOMEM;
+	m->klen = 0;
+	r = key_put(m, local ? "L" : "P", 1);
+	if (r == 0)
+		r = key_str(m, policy_ns);
+	if (r == 0)
+		r = key_sel(m, pod_sel);
+	if (r == 0)
+		r = key_sel(m, ns_sel);
+	if (r < 0)
+		return r;
+	h = zt_fnv1a32(m->kbuf, m->klen);
+	e = memo_find(m, h, &slot);
+	if (!e) {
+		off = m->pool_n;
+		if (local || !ns_sel)
+			ns_range(x, policy_ns, &lo, &hi);
+		for (size_t i = lo; i < hi; i++) {
+			const struct ident *it = &x->idents[x->by_ns[i]];
+			bool sel = local ? zt_selector_matches(pod_sel, &it->ls->labels) :
+					   zt_peer_selects(pod_sel, ns_sel, policy_ns, it->ls);
+
+			if (sel && pool_push(m, (uint32_t)x->by_ns[i]) < 0)
+				return -ENOMEM;
+		}
+		e = &m->t[slot];
+		e->key = malloc(m->klen);
+		if (!e->key)
+			return -ENOMEM;
+		memcpy(e->key, m->kbuf, m->klen);
+		e->klen = m->klen;
+		e->hash = h;
+		e->off = off;
+		e->n = m->pool_n - off;
+		m->n++;
+	}
+	*out = e->n ? m->pool + e->off : NULL;
+	*n_out = e->n;
+	return 0;
+}
+
 /* ---- CIDR identities ---- */
 
 static size_t alen(int family)
@@ -402,23 +581,20 @@ static int rule_peers(struct ctx *x, const struct zt_policy *p, const struct zt_
 		return push_peer(x, ZT_ID_ANY);
 	for (size_t q = 0; q < r->n_peers; q++) {
 		const struct zt_pol_peer *pe = &r->peers[q];
-		size_t lo = 0, hi = x->n_idents;
+		const uint32_t *sel;
+		size_t n_sel;
 
 		if (pe->type == ZT_PEER_IPBLOCK) {
 			if (ipblock_peers(x, pe) < 0)
 				return -ENOMEM;
 			continue;
 		}
-		if (!pe->namespace_selector)
-			ns_range(x, p->namespace, &lo, &hi);
-		for (size_t i = lo; i < hi; i++) {
-			const struct ident *id = &x->idents[x->by_ns[i]];
-
-			if (zt_peer_selects(pe->pod_selector, pe->namespace_selector, p->namespace,
-					    id->ls) &&
-			    push_peer(x, id->id) < 0)
+		if (memo_select(x, false, p->namespace, pe->pod_selector, pe->namespace_selector,
+				&sel, &n_sel) < 0)
+			return -ENOMEM;
+		for (size_t i = 0; i < n_sel; i++)
+			if (push_peer(x, x->idents[sel[i]].id) < 0)
 				return -ENOMEM;
-		}
 	}
 	sort_unique_u32(x->peers, &x->n_peers);
 	return 0;
@@ -871,7 +1047,7 @@ static int build_ipcache(struct ctx *x, struct zt_compiled *c)
 static int compile_rules(struct ctx *x, const uint32_t *base)
 {
 	const struct zt_policy_set *set = x->in->set;
-	size_t *locals = NULL;
+	uint32_t *locals = NULL;
 	int r = 0;
 
 	locals = calloc(x->n_idents ? x->n_idents : 1, sizeof(*locals));
@@ -880,16 +1056,18 @@ static int compile_rules(struct ctx *x, const uint32_t *base)
 	for (size_t i = 0; r == 0 && i < set->n; i++) {
 		const struct zt_policy *p = &set->policies[i];
 		bool audit = p->mode == ZT_POL_AUDIT;
-		size_t lo, hi, n_loc = 0;
+		size_t n_loc = 0;
 		uint32_t id = base[i] + 1;
+		const uint32_t *sel;
 
-		ns_range(x, p->namespace, &lo, &hi);
-		for (size_t k = lo; k < hi; k++) {
-			struct ident *it = &x->idents[x->by_ns[k]];
+		r = memo_select(x, true, p->namespace, &p->pod_selector, NULL, &sel, &n_loc);
+		if (r < 0)
+			break;
+		if (n_loc)
+			memcpy(locals, sel, n_loc * sizeof(*locals)); /* the pool may move */
+		for (size_t k = 0; k < n_loc; k++) {
+			struct ident *it = &x->idents[locals[k]];
 
-			if (!zt_selector_matches(&p->pod_selector, &it->ls->labels))
-				continue;
-			locals[n_loc++] = x->by_ns[k];
 			/* Isolation: the first policy (in order) that isolates it. */
 			for (int d = 0; d < ZT_DIR_MAX; d++) {
 				if (!p->isolates[d])
@@ -1017,6 +1195,7 @@ fail:
 	free(x.raw);
 	free(x.peers);
 	free(x.named);
+	memo_free(&x.memo);
 	free(base);
 	if (r < 0) {
 		zt_compiled_free(c);

@@ -376,6 +376,15 @@ static void resolve_end(const struct zt_compiled *c, const struct zt_ep_addr *a,
 	e->ep_id = ipc->val.ep_id;
 }
 
+/* What the differential test covered: per side reason, verdicts, TLS flags. */
+static struct {
+	size_t reason[ZT_PR_HOST + 1];
+	size_t verdict[3];
+	size_t tls;
+	size_t named_allow; /* allowed by a rule with a named port */
+	size_t ipblock_peer; /* a side whose peer is a CIDR identity */
+} cov;
+
 /* One connection, both sides, both verdicts; returns the number of mismatches. */
 static int check_conn(const struct world *w, const struct zt_ep_addr *src,
 		      const struct zt_ep_addr *dst, uint8_t proto, uint16_t port, bool verbose)
@@ -398,6 +407,18 @@ static int check_conn(const struct world *w, const struct zt_ep_addr *src,
 	assert_int_equal(d.ep_id != 0, res.dst_ep != NULL);
 	assert_int_equal(s.id == ZT_ID_HOST, res.src_host);
 	assert_int_equal(d.id == ZT_ID_HOST, res.dst_host);
+	cov.verdict[res.verdict]++;
+	cov.tls += res.require_tls || res.require_mutual_auth;
+	for (int dir = 0; dir < ZT_DIR_MAX; dir++) {
+		const struct zt_eval_side *es = &res.side[dir];
+
+		cov.reason[es->reason]++;
+		if (es->reason == ZT_PR_RULE_ALLOW)
+			for (size_t i = 0; i < es->rule->n_ports; i++)
+				cov.named_allow += es->rule->ports[i].name != NULL;
+		cov.ipblock_peer += (dir == EGR ? d.id : s.id) >= ZT_ID_FIRST_CIDR &&
+				    (dir == EGR ? s.ep_id : d.ep_id);
+	}
 	for (int audit = 0; audit < 2; audit++)
 		for (int dir = 0; dir < ZT_DIR_MAX; dir++) {
 			const struct end *local = dir == EGR ? &s : &d,
@@ -1276,7 +1297,25 @@ static void test_differential(void **state)
 		world_free(&w);
 	}
 	print_message("differential: %zu connections, %zu side mismatches\n", cases, bad);
+	print_message("  verdicts: allow %zu, deny %zu, audit %zu; TLS/mTLS required %zu\n",
+		      cov.verdict[ZT_PV_ALLOW], cov.verdict[ZT_PV_DENY], cov.verdict[ZT_PV_AUDIT],
+		      cov.tls);
+	print_message("  sides:");
+	for (int r = 0; r <= ZT_PR_HOST; r++)
+		print_message(" %s %zu", zt_pol_reason_name((enum zt_pol_reason)r), cov.reason[r]);
+	print_message("; named-port allows %zu; CIDR-identity peers %zu\n", cov.named_allow,
+		      cov.ipblock_peer);
 	assert_int_equal(bad, 0);
+	/* The generator must reach every case, or the comparison proves little. */
+	if (rounds >= 100) {
+		for (int r = 0; r <= ZT_PR_HOST; r++)
+			assert_true(cov.reason[r] > 0);
+		for (int v = 0; v < 3; v++)
+			assert_true(cov.verdict[v] > 0);
+		assert_true(cov.tls > 0);
+		assert_true(cov.named_allow > 0);
+		assert_true(cov.ipblock_peer > 0);
+	}
 }
 
 /* The test must be able to fail: a corrupted entry is noticed. */
@@ -1578,8 +1617,12 @@ static void test_apply(void **state)
 
 /* ---- performance ---- */
 
-/* n_rules rules over 200 endpoints in 50 label sets, in policies of 4 rules. */
-static char *bench_yaml(size_t n_rules)
+/*
+ * n_rules rules in policies of 4 (2 ingress, 2 egress) over 200 endpoints in
+ * 50 label sets, 2 namespaces; variant shifts ports so that a second policy
+ * differs in every entry.
+ */
+static char *bench_yaml(size_t n_rules, unsigned int variant)
 {
 	struct sb b = { 0 };
 
@@ -1594,83 +1637,123 @@ static char *bench_yaml(size_t n_rules)
 		    "  policyTypes: [Ingress, Egress]\n"
 		    "  ingress:\n"
 		    "  - from: [{podSelector: {matchLabels: {app: a%zu}}}]\n"
-		    "    ports: [{port: %zu}, {port: 8000, endPort: 8100}]\n"
+		    "    ports: [{port: %zu}, {port: %zu, endPort: %zu}]\n"
 		    "  - from: [{ipBlock: {cidr: 10.%zu.%zu.0/24, except: [10.%zu.%zu.128/25]}}]\n"
-		    "    ports: [{port: 443}]\n"
+		    "    ports: [{port: %u}]\n"
 		    "  egress:\n"
 		    "  - to: [{podSelector: {matchLabels: {app: a%zu}}}]\n"
-		    "    ports: [{port: http}, {port: 5432}]\n"
-		    "  - to: [{namespaceSelector: {matchLabels: {env: e%zu}}}]\n"
+		    "    ports: [{port: http}, {port: %zu}]\n"
+		    "  - to: [{namespaceSelector: {matchLabels: {env: e%zu}}, podSelector: "
+		    "{matchLabels: {tier: t%zu}}}]\n"
 		    "    ports: [{protocol: UDP, port: 53}]\n",
-		    i ? "---\n" : "", i, i % 2, i % 50, (i + 1) % 50, 1000 + i % 5000,
-		    (i / 200) % 256, i % 200, (i / 200) % 256, i % 200, (i + 7) % 50, i % 3);
+		    i ? "---\n" : "", i, (i % 50) % 2, i % 50, (i + 2 * (i / 50)) % 50,
+		    1000 + i + variant, 20000 + (i % 100) * 10 + variant,
+		    20009 + (i % 100) * 10 + variant, (i / 200) % 256, i % 200, (i / 200) % 256,
+		    i % 200, 443 + variant, (i + 2 * (i / 50) + 2) % 50, 5432 + i % 100 + variant,
+		    i % 2, i % 4);
 	}
 	return b.s;
 }
 
-static void bench_one(size_t n_rules, struct kmaps *k)
+static void bench_world(struct world *w)
 {
-	struct world w;
-	struct zt_polapply *a;
-	char *yaml = bench_yaml(n_rules), err[512];
-	double t0, t1, t2, t3, t4;
-	uint32_t gen;
-
-	world_init(&w);
+	world_init(w);
 	for (size_t i = 0; i < 200; i++) {
 		char lab[32], addr[32], nsl[16];
 
-		snprintf(lab, sizeof(lab), "app=a%zu", i % 50);
+		snprintf(lab, sizeof(lab), "app=a%zu,tier=t%zu", i % 50, (i % 50) % 4);
 		snprintf(addr, sizeof(addr), "10.244.%zu.%zu", i / 250, i % 250 + 1);
 		snprintf(nsl, sizeof(nsl), "env=e%zu", (i % 50) % 2);
-		add_ep(&w, (i % 50) % 2 ? "ns1" : "ns0", lab, nsl, addr, "http/TCP/8080");
+		add_ep(w, (i % 50) % 2 ? "ns1" : "ns0", lab, nsl, addr, "http/TCP/8080");
 	}
+}
+
+static double bench_compile(struct world *w, size_t n_rules, unsigned int variant)
+{
+	char *yaml = bench_yaml(n_rules, variant), err[512];
+	struct zt_polc_input in = { 0 };
+	double t0, t1, t2;
+
+	zt_compiled_free(w->c);
+	w->c = NULL;
+	zt_policy_set_free(w->set);
 	t0 = now_ms();
 	assert_int_equal(
-		zt_policy_parse_buf(yaml, strlen(yaml), "bench.yaml", &w.set, err, sizeof(err)), 0);
+		zt_policy_parse_buf(yaml, strlen(yaml), "bench.yaml", &w->set, err, sizeof(err)),
+		0);
 	t1 = now_ms();
-	{
-		struct zt_polc_input in = { .set = w.set, .eps = w.pe, .n_eps = w.n };
-
-		assert_int_equal(zt_polc_compile(&in, &w.c, err, sizeof(err)), 0);
-	}
+	in.set = w->set;
+	in.eps = w->pe;
+	in.n_eps = w->n;
+	assert_int_equal(zt_polc_compile(&in, &w->c, err, sizeof(err)), 0);
 	t2 = now_ms();
+	free(yaml);
+	if (getenv("ZT_POLC_DEBUG")) {
+		size_t nc = 0, ni = 0, na = 0, nh = 0;
+
+		for (size_t i = 0; i < w->c->n_pol; i++) {
+			uint32_t p = w->c->pol[i].peer_id;
+
+			nc += p >= ZT_ID_FIRST_CIDR;
+			ni += p >= ZT_ID_FIRST_LABELS && p < ZT_ID_FIRST_CIDR;
+			na += p == ZT_ID_ANY;
+			nh += p == ZT_ID_HOST;
+		}
+		print_message("cidr %zu ident %zu any %zu host %zu, policies %zu\n", nc, ni, na, nh,
+			      w->set->n);
+	}
 	print_message("bench %zu rules: parse %.1f ms, compile %.1f ms -> %zu policy, %zu "
 		      "isolation, %zu ipcache entries\n",
-		      n_rules, t1 - t0, t2 - t1, w.c->n_pol, w.c->n_iso, w.c->n_ipc);
-	if (k) {
-		assert_int_equal(zt_polapply_new(&a, &k->m, err, sizeof(err)), 0);
-		t2 = now_ms();
-		assert_int_equal(zt_polapply_apply(a, w.c, &gen, err, sizeof(err)), 0);
-		t3 = now_ms();
-		assert_int_equal(zt_polapply_apply(a, w.c, &gen, err, sizeof(err)), 0);
-		assert_int_equal(zt_polapply_apply(a, w.c, &gen, err, sizeof(err)), 0);
-		t4 = now_ms();
-		print_message("bench %zu rules: apply into an empty slot %.1f ms; apply of an "
-			      "unchanged policy into its old slot %.1f ms (after one full write)\n",
-			      n_rules, t3 - t2, (t4 - t3) / 2);
-		zt_polapply_free(a);
+		      n_rules, t1 - t0, t2 - t1, w->c->n_pol, w->c->n_iso, w->c->n_ipc);
+	return t2 - t1;
+}
+
+static double timed_apply(struct zt_polapply *a, const struct zt_compiled *c)
+{
+	char err[512];
+	double t0 = now_ms();
+
+	assert_int_equal(zt_polapply_apply(a, c, NULL, err, sizeof(err)), 0);
+	return now_ms() - t0;
+}
+
+static void bench_one(size_t n_rules)
+{
+	struct world w1, w2;
+	struct zt_polapply *a;
+	struct kmaps k;
+	char err[512];
+	double c1, full, same, change;
+
+	bench_world(&w1);
+	bench_world(&w2);
+	c1 = bench_compile(&w1, n_rules, 0);
+	bench_compile(&w2, n_rules, 1);
+	if (!have_bpf()) {
+		print_message("bench %zu rules: no bpf(2), apply not measured\n", n_rules);
+		goto out;
 	}
-	free(yaml);
-	world_free(&w);
+	assert_int_equal(kmaps_create(&k, 1 << 20, 1 << 16), 0);
+	assert_int_equal(zt_polapply_new(&a, &k.m, err, sizeof(err)), 0);
+	full = timed_apply(a, w1.c); /* slot 1, empty */
+	timed_apply(a, w1.c); /* slot 0, empty */
+	same = timed_apply(a, w1.c); /* slot 1 holds the same: nothing to write */
+	change = timed_apply(a, w2.c); /* slot 0: every entry replaced */
+	print_message("bench %zu rules: compile + apply %.1f ms; apply into an empty slot %.1f "
+		      "ms, unchanged %.1f ms, every entry changed %.1f ms\n",
+		      n_rules, c1 + full, full, same, change);
+	zt_polapply_free(a);
+	kmaps_close(&k);
+out:
+	world_free(&w1);
+	world_free(&w2);
 }
 
 static void test_bench(void **state)
 {
-	struct kmaps k;
-	bool bpf = have_bpf();
-
 	(void)state;
-	if (bpf)
-		assert_int_equal(kmaps_create(&k, 1 << 20, 1 << 16), 0);
-	bench_one(1000, bpf ? &k : NULL);
-	if (bpf) {
-		kmaps_close(&k);
-		assert_int_equal(kmaps_create(&k, 1 << 20, 1 << 16), 0);
-	}
-	bench_one(10000, bpf ? &k : NULL);
-	if (bpf)
-		kmaps_close(&k);
+	bench_one(1000);
+	bench_one(10000);
 }
 
 int main(void)
