@@ -9,7 +9,10 @@
  *   - S's egress side allows it (S is one of our endpoints), and
  *   - D's ingress side allows it (D is one of our endpoints).
  * An address outside our endpoints has no policy of its own: that side
- * allows. One side, for a local endpoint L, direction dir and peer P:
+ * allows. The node's own addresses (zt_policy_eval_ex, zt_eval_opts) are
+ * the host peer, which every side allows unless a deny rule matches
+ * (zt_eval_opts says which). One side, for a local endpoint L, direction
+ * dir and peer P:
  *   1. a deny rule (ZeroTrustPolicy) of a policy selecting L matches: deny;
  *   2. L is isolated in dir when some policy selecting L lists dir in its
  *      (defaulted) policyTypes, or when policy.default is deny; a side that

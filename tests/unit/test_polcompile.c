@@ -959,6 +959,86 @@ static void test_deterministic(void **state)
 	world_free(&w);
 }
 
+/* The evaluator's host semantics, with expected verdicts written out. */
+static void test_eval_host(void **state)
+{
+	struct world w;
+	size_t db;
+	struct zt_eval_opts opts;
+	struct zt_eval_conn conn = { 0 };
+	struct zt_eval_result res;
+	char buf[1024];
+
+	(void)state;
+	world_init(&w);
+	db = add_ep(&w, "prod", "app=db", "", "10.0.0.1", "");
+	add_host(&w, "10.0.0.254");
+	opts = (struct zt_eval_opts){ .host_addrs = w.host, .n_host_addrs = w.n_host };
+	conn.src.addr = w.host[0];
+	conn.dst.addr = w.ev[db].addrs[0];
+	conn.protocol = IPPROTO_TCP;
+	conn.port = 80;
+	/* Isolated, no rule allows, an ipBlock deny covering the host: the host passes. */
+	assert_int_equal(
+		world_compile(
+			&w,
+			NP_HDR("iso") "  podSelector: {}\n"
+				      "  policyTypes: [Ingress, Egress]\n" SEP ZTP_HDR(
+					      "d") "  podSelector: {}\n"
+						   "  ingress:\n"
+						   "  - action: deny\n"
+						   "    from: [{ipBlock: {cidr: 0.0.0.0/0}}]\n",
+			ZT_POL_DEFAULT_DENY),
+		0);
+	assert_int_equal(zt_policy_eval_ex(w.set, w.def, w.ev, w.n, &opts, &conn, &res), 0);
+	assert_int_equal(res.verdict, ZT_PV_ALLOW);
+	assert_true(res.src_host);
+	assert_int_equal(res.side[ZT_POL_INGRESS].reason, ZT_PR_HOST);
+	assert_int_equal(res.side[ZT_POL_EGRESS].reason, ZT_PR_EXTERNAL);
+	assert_int_equal(zt_eval_format(&res, &conn, buf, sizeof(buf)), 0);
+	assert_non_null(strstr(buf, "10.0.0.254 (host)"));
+	assert_non_null(strstr(buf, "the host is always allowed"));
+	assert_string_equal(zt_pol_reason_name(ZT_PR_HOST), "host");
+	/* Without the option the same address is an outside address: denied. */
+	assert_int_equal(zt_policy_eval(w.set, w.def, w.ev, w.n, &conn, &res), 0);
+	assert_int_equal(res.verdict, ZT_PV_DENY);
+	assert_false(res.src_host);
+	/* Pod -> host on egress: allowed by the host rule, too. */
+	conn.src.addr = w.ev[db].addrs[0];
+	conn.dst.addr = w.host[0];
+	assert_int_equal(zt_policy_eval_ex(w.set, w.def, w.ev, w.n, &opts, &conn, &res), 0);
+	assert_int_equal(res.verdict, ZT_PV_ALLOW);
+	assert_int_equal(res.side[ZT_POL_EGRESS].reason, ZT_PR_HOST);
+	/* A deny rule for every peer (no from) also denies the host. */
+	conn.src.addr = w.host[0];
+	conn.dst.addr = w.ev[db].addrs[0];
+	assert_int_equal(world_compile(&w,
+				       ZTP_HDR("d") "  podSelector: {}\n"
+						    "  ingress:\n"
+						    "  - action: deny\n"
+						    "    ports: [{port: 80}]\n",
+				       ZT_POL_DEFAULT_ALLOW),
+			 0);
+	assert_int_equal(zt_policy_eval_ex(w.set, w.def, w.ev, w.n, &opts, &conn, &res), 0);
+	assert_int_equal(res.verdict, ZT_PV_DENY);
+	assert_int_equal(res.side[ZT_POL_INGRESS].reason, ZT_PR_RULE_DENY);
+	conn.port = 81;
+	assert_int_equal(zt_policy_eval_ex(w.set, w.def, w.ev, w.n, &opts, &conn, &res), 0);
+	assert_int_equal(res.side[ZT_POL_INGRESS].reason, ZT_PR_HOST);
+	/* An allow rule for every peer is reported as the rule. */
+	assert_int_equal(world_compile(&w,
+				       NP_HDR("a") "  podSelector: {}\n"
+						   "  ingress:\n"
+						   "  - ports: [{port: 81}]\n",
+				       ZT_POL_DEFAULT_ALLOW),
+			 0);
+	assert_int_equal(zt_policy_eval_ex(w.set, w.def, w.ev, w.n, &opts, &conn, &res), 0);
+	assert_int_equal(res.side[ZT_POL_INGRESS].reason, ZT_PR_RULE_ALLOW);
+	assert_int_equal(check_conn(&w, &conn.src.addr, &conn.dst.addr, IPPROTO_TCP, 81, true), 0);
+	assert_int_equal(check_conn(&w, &conn.src.addr, &conn.dst.addr, IPPROTO_TCP, 82, true), 0);
+	world_free(&w);
+}
+
 /* ---- the differential test ---- */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -1766,6 +1846,7 @@ int main(void)
 		cmocka_unit_test(test_deny_baking_audit),
 		cmocka_unit_test(test_default_and_host),
 		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_eval_host),
 		cmocka_unit_test(test_differential),
 		cmocka_unit_test(test_differential_detects),
 		cmocka_unit_test(test_apply),
