@@ -959,6 +959,40 @@ static void test_deterministic(void **state)
 	world_free(&w);
 }
 
+static void test_compile_errors(void **state)
+{
+	struct world w;
+	struct zt_polc_input in = { 0 };
+	struct zt_compiled *c = (struct zt_compiled *)0x1;
+	char err[256], d[8];
+	uint32_t id;
+
+	(void)state;
+	world_init(&w);
+	add_ep(&w, "prod", "app=a", "", "10.0.0.1", "");
+	id = idof(&w, 0);
+	assert_int_equal(world_compile(&w, "", ZT_POL_DEFAULT_ALLOW), 0);
+	assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), -EINVAL); /* no set */
+	assert_ptr_equal(c, (struct zt_compiled *)0x1);
+	in.set = w.set;
+	in.eps = w.pe;
+	in.n_eps = w.n;
+	w.pe[0].identity = 7; /* not a label identity */
+	assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "endpoint 0 (ep_id 1)"));
+	assert_ptr_equal(c, (struct zt_compiled *)0x1);
+	w.pe[0].identity = id;
+	w.addr[0][0].family = 99;
+	assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not IPv4/IPv6"));
+	w.addr[0][0].family = AF_INET;
+	assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), 0);
+	assert_int_equal(zt_polc_rule_describe(c, 0, d, sizeof(d)), 0);
+	assert_int_equal(zt_polc_rule_describe(c, 0, d, 3), -ENOSPC);
+	zt_compiled_free(c);
+	world_free(&w);
+}
+
 /* The evaluator's host semantics, with expected verdicts written out. */
 static void test_eval_host(void **state)
 {
@@ -1168,7 +1202,7 @@ static const uint16_t ports_pool[] = { 53, 80, 443, 5432, 8080, 9090 };
 
 static void gen_port(struct sb *b)
 {
-	const char *proto = rnd(3) == 0 ? "UDP" : "TCP";
+	const char *proto = rnd(3) == 0 ? "UDP" : rnd(5) == 0 ? "SCTP" : "TCP";
 
 	switch (rnd(7)) {
 	case 0:
@@ -1336,10 +1370,13 @@ static const uint16_t conn_ports[] = { 0,    1,	   53,	 79,   80,   81,   443,
 
 static void test_differential(void **state)
 {
-	const char *env = getenv("ZT_POLC_ROUNDS");
+	const char *env = getenv("ZT_POLC_ROUNDS"), *seed = getenv("ZT_POLC_SEED");
 	size_t rounds = env ? strtoul(env, NULL, 10) : 400, cases = 0, bad = 0;
 
 	(void)state;
+	/* A fixed seed by default (reproducible); ZT_POLC_SEED explores others. */
+	if (seed && strtoull(seed, NULL, 0))
+		rng_state = strtoull(seed, NULL, 0);
 	for (size_t round = 0; round < rounds; round++) {
 		struct world w;
 		char *yaml;
@@ -1847,6 +1884,7 @@ int main(void)
 		cmocka_unit_test(test_default_and_host),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_eval_host),
+		cmocka_unit_test(test_compile_errors),
 		cmocka_unit_test(test_differential),
 		cmocka_unit_test(test_differential_detects),
 		cmocka_unit_test(test_apply),
