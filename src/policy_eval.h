@@ -168,8 +168,8 @@ int zt_eval_parse_peer(const char *s, const struct zt_eval_endpoint *eps, size_t
 int zt_eval_parse_port(const char *s, uint8_t *protocol, uint16_t *port);
 
 const char *zt_pol_verdict_name(enum zt_pol_verdict v); /* "allow" | "deny" | "audit" */
-const char *
-zt_pol_reason_name(enum zt_pol_reason r); /* "rule-allow", "default-deny", "host", ... */
+/* "rule-allow", "default-deny", "host", ... */
+const char *zt_pol_reason_name(enum zt_pol_reason r);
 
 /*
  * One line for operators, e.g.
