@@ -45,10 +45,10 @@ static bool ipblock_has(const struct zt_pol_peer *pe, const struct zt_ep_addr *a
 }
 
 static bool peer_matches(const struct zt_policy *p, const struct zt_pol_peer *pe,
-			 const struct zt_eval_peer *peer)
+			 const struct zt_eval_peer *peer, bool peer_host)
 {
 	if (pe->type == ZT_PEER_IPBLOCK)
-		return !peer->ep && ipblock_has(pe, &peer->addr);
+		return !peer->ep && !peer_host && ipblock_has(pe, &peer->addr);
 	return peer->ep && zt_peer_selects(pe->pod_selector, pe->namespace_selector, p->namespace,
 					   &peer->ep->ls);
 }
@@ -73,13 +73,13 @@ static bool port_matches(const struct zt_pol_port *pp, const struct zt_eval_endp
 }
 
 static bool rule_matches(const struct zt_policy *p, const struct zt_pol_rule *r,
-			 const struct zt_eval_peer *peer, const struct zt_eval_endpoint *dst,
-			 uint8_t proto, uint16_t port)
+			 const struct zt_eval_peer *peer, bool peer_host,
+			 const struct zt_eval_endpoint *dst, uint8_t proto, uint16_t port)
 {
 	bool ok = r->n_peers == 0;
 
 	for (size_t i = 0; !ok && i < r->n_peers; i++)
-		ok = peer_matches(p, &r->peers[i], peer);
+		ok = peer_matches(p, &r->peers[i], peer, peer_host);
 	if (!ok)
 		return false;
 	if (r->n_ports == 0)
@@ -92,12 +92,14 @@ static bool rule_matches(const struct zt_policy *p, const struct zt_pol_rule *r,
 
 /*
  * One side: local endpoint `local` (NULL: outside address), direction dir,
- * the other end `peer`, and the destination endpoint for named ports.
+ * the other end `peer` (peer_host: it is the node itself), and the
+ * destination endpoint for named ports.
  */
 static void eval_side(const struct zt_policy_set *set, enum zt_pol_default def, bool with_audit,
 		      const struct zt_eval_endpoint *local, enum zt_pol_dir dir,
-		      const struct zt_eval_peer *peer, const struct zt_eval_endpoint *dst,
-		      uint8_t proto, uint16_t port, struct zt_eval_side *out)
+		      const struct zt_eval_peer *peer, bool peer_host,
+		      const struct zt_eval_endpoint *dst, uint8_t proto, uint16_t port,
+		      struct zt_eval_side *out)
 {
 	const struct zt_policy *isolating = NULL;
 
@@ -119,7 +121,7 @@ static void eval_side(const struct zt_policy_set *set, enum zt_pol_default def, 
 			const struct zt_pol_rule *r = &p->rules[dir][j];
 
 			if (r->action == ZT_RULE_DENY &&
-			    rule_matches(p, r, peer, dst, proto, port)) {
+			    rule_matches(p, r, peer, peer_host, dst, proto, port)) {
 				out->allowed = false;
 				out->reason = ZT_PR_RULE_DENY;
 				out->policy = p;
@@ -128,7 +130,12 @@ static void eval_side(const struct zt_policy_set *set, enum zt_pol_default def, 
 			}
 		}
 	}
-	/* 2. Not isolated: the default decides. */
+	/* 2. Not isolated: the default decides (the host is always allowed). */
+	if (!isolating && peer_host) {
+		out->allowed = true;
+		out->reason = ZT_PR_HOST;
+		return;
+	}
 	if (!isolating) {
 		out->allowed = def == ZT_POL_DEFAULT_ALLOW;
 		out->reason = out->allowed ? ZT_PR_NOT_ISOLATED : ZT_PR_DEFAULT_DENY;
@@ -145,7 +152,7 @@ static void eval_side(const struct zt_policy_set *set, enum zt_pol_default def, 
 			const struct zt_pol_rule *r = &p->rules[dir][j];
 
 			if (r->action != ZT_RULE_ALLOW ||
-			    !rule_matches(p, r, peer, dst, proto, port))
+			    !rule_matches(p, r, peer, peer_host, dst, proto, port))
 				continue;
 			if (!out->allowed) {
 				out->allowed = true;
@@ -157,8 +164,11 @@ static void eval_side(const struct zt_policy_set *set, enum zt_pol_default def, 
 			out->require_mutual_auth |= r->require_mutual_auth;
 		}
 	}
-	/* 4. Isolated and nothing allows. */
-	if (!out->allowed) {
+	/* 4. Isolated and nothing allows (but the host is always allowed). */
+	if (!out->allowed && peer_host) {
+		out->allowed = true;
+		out->reason = ZT_PR_HOST;
+	} else if (!out->allowed) {
 		out->reason = ZT_PR_NO_RULE;
 		out->policy = isolating;
 	}
@@ -176,9 +186,27 @@ static int resolve(const struct zt_eval_endpoint *eps, size_t n, const struct zt
 	return 0;
 }
 
+static bool is_host(const struct zt_eval_opts *opts, const struct zt_eval_peer *p)
+{
+	if (!opts || p->ep)
+		return false;
+	for (size_t i = 0; i < opts->n_host_addrs; i++)
+		if (addr_eq(&opts->host_addrs[i], &p->addr))
+			return true;
+	return false;
+}
+
 int zt_policy_eval(const struct zt_policy_set *set, enum zt_pol_default def,
 		   const struct zt_eval_endpoint *eps, size_t n_eps, const struct zt_eval_conn *c,
 		   struct zt_eval_result *out)
+{
+	return zt_policy_eval_ex(set, def, eps, n_eps, NULL, c, out);
+}
+
+int zt_policy_eval_ex(const struct zt_policy_set *set, enum zt_pol_default def,
+		      const struct zt_eval_endpoint *eps, size_t n_eps,
+		      const struct zt_eval_opts *opts, const struct zt_eval_conn *c,
+		      struct zt_eval_result *out)
 {
 	struct zt_eval_peer src, dst;
 	struct zt_eval_result r;
@@ -195,13 +223,15 @@ int zt_policy_eval(const struct zt_policy_set *set, enum zt_pol_default def,
 	memset(&r, 0, sizeof(r));
 	r.src_ep = src.ep;
 	r.dst_ep = dst.ep;
+	r.src_host = is_host(opts, &src);
+	r.dst_host = is_host(opts, &dst);
 	for (int audit = 0; audit < 2; audit++) {
 		struct zt_eval_side *s = audit ? r.audit : r.side;
 
-		eval_side(set, def, audit, src.ep, ZT_POL_EGRESS, &dst, dst.ep, c->protocol,
-			  c->port, &s[ZT_POL_EGRESS]);
-		eval_side(set, def, audit, dst.ep, ZT_POL_INGRESS, &src, dst.ep, c->protocol,
-			  c->port, &s[ZT_POL_INGRESS]);
+		eval_side(set, def, audit, src.ep, ZT_POL_EGRESS, &dst, r.dst_host, dst.ep,
+			  c->protocol, c->port, &s[ZT_POL_EGRESS]);
+		eval_side(set, def, audit, dst.ep, ZT_POL_INGRESS, &src, r.src_host, dst.ep,
+			  c->protocol, c->port, &s[ZT_POL_INGRESS]);
 	}
 	if (!r.side[ZT_POL_EGRESS].allowed || !r.side[ZT_POL_INGRESS].allowed) {
 		r.verdict = ZT_PV_DENY;
@@ -342,6 +372,8 @@ const char *zt_pol_reason_name(enum zt_pol_reason r)
 		return "no-rule-allows";
 	case ZT_PR_DEFAULT_DENY:
 		return "default-deny";
+	case ZT_PR_HOST:
+		return "host";
 	}
 	return "?";
 }
@@ -369,15 +401,15 @@ static void put(char *buf, size_t n, size_t *o, bool *trunc, const char *fmt, ..
 	*o += (size_t)r;
 }
 
-static void end_name(const struct zt_eval_endpoint *ep, const struct zt_eval_peer *p, char *buf,
-		     size_t n)
+static void end_name(const struct zt_eval_endpoint *ep, bool host, const struct zt_eval_peer *p,
+		     char *buf, size_t n)
 {
 	char a[INET6_ADDRSTRLEN];
 
 	if (ep)
 		snprintf(buf, n, "%s/%s", ep->ls.namespace, ep->name);
 	else if (inet_ntop(p->addr.family, p->addr.addr, a, sizeof(a)))
-		snprintf(buf, n, "%s", a);
+		snprintf(buf, n, "%s%s", a, host ? " (host)" : "");
 	else
 		snprintf(buf, n, "?");
 }
@@ -414,6 +446,10 @@ static void put_side(char *buf, size_t n, size_t *o, bool *trunc, const struct z
 		    "denied by default-deny (no policy selects it for %s; policy.default is deny)",
 		    zt_pol_dir_name(dir));
 		break;
+	case ZT_PR_HOST:
+		put(buf, n, o, trunc,
+		    "allowed (the peer is this node; the host is always allowed)");
+		break;
 	}
 }
 
@@ -428,8 +464,8 @@ int zt_eval_format(const struct zt_eval_result *r, const struct zt_eval_conn *c,
 	if (!n)
 		return -ENOSPC;
 	buf[0] = '\0';
-	end_name(r->src_ep, &c->src, src, sizeof(src));
-	end_name(r->dst_ep, &c->dst, dst, sizeof(dst));
+	end_name(r->src_ep, r->src_host, &c->src, src, sizeof(src));
+	end_name(r->dst_ep, r->dst_host, &c->dst, dst, sizeof(dst));
 	put(buf, n, &o, &trunc, "%s%s %s %s -> %s", zt_pol_verdict_name(r->verdict),
 	    r->verdict == ZT_PV_AUDIT ? " (would deny, passes)" : "",
 	    zt_pol_proto_name(c->protocol), src, dst);

@@ -9,7 +9,10 @@
  *   - S's egress side allows it (S is one of our endpoints), and
  *   - D's ingress side allows it (D is one of our endpoints).
  * An address outside our endpoints has no policy of its own: that side
- * allows. One side, for a local endpoint L, direction dir and peer P:
+ * allows. The node's own addresses (zt_policy_eval_ex, zt_eval_opts) are
+ * the host peer, which every side allows unless a deny rule matches
+ * (zt_eval_opts says which). One side, for a local endpoint L, direction
+ * dir and peer P:
  *   1. a deny rule (ZeroTrustPolicy) of a policy selecting L matches: deny;
  *   2. L is isolated in dir when some policy selecting L lists dir in its
  *      (defaulted) policyTypes, or when policy.default is deny; a side that
@@ -89,6 +92,7 @@ enum zt_pol_reason {
 	ZT_PR_RULE_DENY, /* policy/rule (a ZeroTrustPolicy deny rule) denies */
 	ZT_PR_NO_RULE, /* isolated by policy (the first one) and no rule allows */
 	ZT_PR_DEFAULT_DENY, /* no policy isolates it, policy.default is deny */
+	ZT_PR_HOST, /* the peer is the node itself (zt_eval_opts.host_addrs): always allowed */
 };
 
 struct zt_eval_side {
@@ -114,6 +118,25 @@ struct zt_eval_result {
 	/* The endpoints the ends resolved to (NULL: an outside address). */
 	const struct zt_eval_endpoint *src_ep;
 	const struct zt_eval_endpoint *dst_ep;
+	/* The end is one of the node's own addresses (zt_eval_opts.host_addrs). */
+	bool src_host;
+	bool dst_host;
+};
+
+/*
+ * Optional knowledge for zt_policy_eval_ex.
+ *
+ * host_addrs: the node's own addresses. An address that no endpoint owns
+ * but the host does is the host peer: ipBlock peers never match it (like
+ * endpoints, it has an identity of its own), and a side whose peer is the
+ * host allows (reason ZT_PR_HOST), as Kubernetes says the node may always
+ * reach its pods and they it. Deny rules still apply first, so only a
+ * ZeroTrustPolicy deny rule without from/to (every peer) can deny the host;
+ * an allow rule that matches (one without from/to) is reported as such.
+ */
+struct zt_eval_opts {
+	const struct zt_ep_addr *host_addrs;
+	size_t n_host_addrs;
 };
 
 /*
@@ -123,6 +146,11 @@ struct zt_eval_result {
 int zt_policy_eval(const struct zt_policy_set *set, enum zt_pol_default def,
 		   const struct zt_eval_endpoint *eps, size_t n_eps, const struct zt_eval_conn *c,
 		   struct zt_eval_result *out);
+/* zt_policy_eval with options; opts may be NULL (= zt_policy_eval). */
+int zt_policy_eval_ex(const struct zt_policy_set *set, enum zt_pol_default def,
+		      const struct zt_eval_endpoint *eps, size_t n_eps,
+		      const struct zt_eval_opts *opts, const struct zt_eval_conn *c,
+		      struct zt_eval_result *out);
 
 /* The endpoint that owns an address, or NULL. */
 const struct zt_eval_endpoint *zt_eval_find_addr(const struct zt_eval_endpoint *eps, size_t n,
@@ -140,7 +168,8 @@ int zt_eval_parse_peer(const char *s, const struct zt_eval_endpoint *eps, size_t
 int zt_eval_parse_port(const char *s, uint8_t *protocol, uint16_t *port);
 
 const char *zt_pol_verdict_name(enum zt_pol_verdict v); /* "allow" | "deny" | "audit" */
-const char *zt_pol_reason_name(enum zt_pol_reason r); /* "rule-allow", "default-deny", ... */
+/* "rule-allow", "default-deny", "host", ... */
+const char *zt_pol_reason_name(enum zt_pol_reason r);
 
 /*
  * One line for operators, e.g.
