@@ -10,6 +10,8 @@
  *       submits them to a writer; --wait-empty waits up to S s for queue and
  *       spool to empty; --linger drains the queue, prints "lingering" and
  *       sleeps until killed; else stops the writer and prints its stats.
+ *   dbtool resubmit CONN SPOOL_DIR EXPECT_FILE
+ *       submits the records of EXPECT_FILE again (same ids): nothing new may appear.
  *   dbtool check CONN EXPECT_FILE...
  *       network_flows holds exactly these records, each once, each value right.
  *   dbtool audit-append CONN N
@@ -453,6 +455,33 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_resubmit(int argc, char **argv)
+{
+	struct zt_config cfg;
+	struct zt_flow_record *e;
+	struct zt_dbw *w;
+	char err[512];
+	size_t n;
+
+	if (argc != 5 || load_expect(1, argv + 4, &e, &n))
+		return 2;
+	zt_config_defaults(&cfg);
+	snprintf(cfg.database.url, sizeof(cfg.database.url), "%s", argv[2]);
+	snprintf(cfg.database.spool_dir, sizeof(cfg.database.spool_dir), "%s", argv[3]);
+	w = zt_dbw_new(&cfg, err, sizeof(err));
+	if (!w) {
+		fprintf(stderr, "dbtool: %s\n", err);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i += 1000)
+		zt_dbw_submit(w, e + i, n - i < 1000 ? n - i : 1000);
+	zt_dbw_drain(w, 30000);
+	print_stats("final", w);
+	zt_dbw_stop(w);
+	free(e);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -490,6 +519,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: dbtool write CONN SPOOL N EXPECT [options]\n");
 		return r;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "resubmit"))
+		return cmd_resubmit(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return cmd_check(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "audit-append")) {
