@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,7 +579,7 @@ static void put_i64(struct zt_buf *b, bool present, int64_t v)
 	put64(b, (uint64_t)v);
 }
 
-int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r)
+static int copy_row(struct zt_buf *b, const struct zt_flow_record *r, bool created)
 {
 	uint32_t f;
 	int family = r->family == AF_INET6 ? AF_INET6 : AF_INET;
@@ -586,7 +587,7 @@ int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r)
 	/* Each reserve covers the fixed-size fields up to the next text. */
 	if (zt_buf_reserve(b, 128))
 		return -ENOMEM;
-	put16(b, ZT_COPY_NCOLS);
+	put16(b, created ? ZT_COPY_NCOLS : ZT_COPY_NCOLS - 1);
 	put32(b, 16);
 	put(b, r->id, 16);
 	put_inet(b, family, r->source_ip);
@@ -608,7 +609,8 @@ int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r)
 		return -ENOMEM;
 	put32(b, 1);
 	put(b, r->blocked ? "\1" : "\0", 1);
-	put_i64(b, r->present & ZT_FR_HAS_CREATED, r->created_at_us - ZT_PG_EPOCH_US);
+	if (created)
+		put_i64(b, r->present & ZT_FR_HAS_CREATED, r->created_at_us - ZT_PG_EPOCH_US);
 	put_i64(b, true, r->packets_sent);
 	put_i64(b, true, r->packets_received);
 	if (put_text_or_null(b, r->verdict) || put_text_or_null(b, r->drop_reason) ||
@@ -650,21 +652,126 @@ static int step(PGconn *c, const char *sql, ExecStatusType want, const char *wha
 	return ret;
 }
 
-int zt_db_write_flows(PGconn *c, const struct zt_flow_record *recs, size_t n, struct zt_buf *b,
-		      uint64_t *inserted, char *err, size_t errlen)
+int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r)
 {
-	PGresult *r = NULL;
-	int ret;
+	return copy_row(b, r, true);
+}
 
+int zt_copy_row_nocreated(struct zt_buf *b, const struct zt_flow_record *r)
+{
+	return copy_row(b, r, false);
+}
+
+static int encode(struct zt_buf *b, const struct zt_flow_record *recs, size_t n, bool created)
+{
 	b->len = 0;
 	if (zt_copy_begin(b))
-		goto nomem;
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (zt_copy_row(b, &recs[i]))
-			goto nomem;
-	if (zt_copy_end(b))
-		goto nomem;
+		if (copy_row(b, &recs[i], created))
+			return -ENOMEM;
+	return zt_copy_end(b);
+}
 
+/* Sends b to a COPY ... FROM STDIN already started. state gets the SQLSTATE on error. */
+static int copy_in(PGconn *c, const char *sql, const struct zt_buf *b, uint64_t *rows,
+		   char state[6], char *err, size_t errlen)
+{
+	PGresult *r;
+	int ret = step(c, sql, PGRES_COPY_IN, "flows: COPY", err, errlen, NULL);
+
+	if (ret)
+		return ret;
+	if (PQputCopyData(c, (const char *)b->p, (int)b->len) != 1 || PQputCopyEnd(c, NULL) != 1) {
+		pgerr(err, errlen, c, NULL, "flows: COPY data");
+		return -EIO;
+	}
+	r = PQgetResult(c);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		snprintf(state, 6, "%s", st ? st : "");
+		pgerr(err, errlen, c, r, "flows: COPY");
+		ret = PQstatus(c) != CONNECTION_OK ? -EIO : data_error(r) ? -EINVAL : -EAGAIN;
+	} else if (rows) {
+		*rows = strtoull(PQcmdTuples(r), NULL, 10);
+	}
+	PQclear(r);
+	/* Drain to the end of the command. */
+	while ((r = PQgetResult(c)))
+		PQclear(r);
+	return ret;
+}
+
+/* Fresh records straight into network_flows. *fallback: write them the staged way. */
+static int write_direct(PGconn *c, const struct zt_flow_record *recs, size_t n, struct zt_buf *b,
+			bool created, uint64_t *inserted, bool *fallback, char *err, size_t errlen)
+{
+	int64_t lo = INT64_MAX, hi = INT64_MIN;
+	char a[24], z[24], state[6] = "";
+	const char *params[2] = { a, z };
+	uint64_t rows = 0;
+	PGresult *r;
+	int ret;
+
+	*fallback = false;
+	if (encode(b, recs, n, created)) {
+		zt_seterr(err, errlen, "flows: out of memory encoding %zu records", n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		lo = recs[i].start_time_us < lo ? recs[i].start_time_us : lo;
+		hi = recs[i].start_time_us > hi ? recs[i].start_time_us : hi;
+	}
+	snprintf(a, sizeof(a), "%" PRId64, lo);
+	snprintf(z, sizeof(z), "%" PRId64, hi);
+	ret = step(c, "BEGIN", PGRES_COMMAND_OK, "flows: BEGIN", err, errlen, NULL);
+	if (ret)
+		goto fail;
+	r = PQexecParams(c,
+			 "SELECT zt_flows_ensure_partitions("
+			 "'epoch'::timestamptz + $1::bigint * interval '1 microsecond', "
+			 "'epoch'::timestamptz + $2::bigint * interval '1 microsecond')",
+			 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgerr(err, errlen, c, r, "flows: partitions");
+		ret = PQstatus(c) != CONNECTION_OK ? -EIO : data_error(r) ? -EINVAL : -EAGAIN;
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	ret = copy_in(c,
+		      created ? "COPY network_flows (" ZT_COPY_COLUMNS
+				") FROM STDIN (FORMAT binary)" :
+				"COPY network_flows (" ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B
+				") FROM STDIN (FORMAT binary)",
+		      b, &rows, state, err, errlen);
+	if (!ret)
+		ret = step(c, "COMMIT", PGRES_COMMAND_OK, "flows: COMMIT", err, errlen, NULL);
+	if (ret)
+		goto fail;
+	if (inserted)
+		*inserted = rows;
+	return 0;
+fail:
+	rollback(c);
+	/* 23505 unique_violation: sent before after all; 23514: no partition for a row. */
+	if (ret == -EINVAL && (!strcmp(state, "23505") || !strcmp(state, "23514")))
+		*fallback = true;
+	return ret;
+}
+
+static int write_staged(PGconn *c, const struct zt_flow_record *recs, size_t n, struct zt_buf *b,
+			uint64_t *inserted, char *err, size_t errlen)
+{
+	PGresult *r = NULL;
+	char state[6];
+	int ret;
+
+	if (encode(b, recs, n, true)) {
+		zt_seterr(err, errlen, "flows: out of memory encoding %zu records", n);
+		return -ENOMEM;
+	}
 	ret = step(c, "BEGIN", PGRES_COMMAND_OK, "flows: BEGIN", err, errlen, NULL);
 	if (!ret)
 		ret = step(
@@ -673,33 +780,14 @@ int zt_db_write_flows(PGconn *c, const struct zt_flow_record *recs, size_t n, st
 			"SELECT * FROM network_flows WITH NO DATA",
 			PGRES_COMMAND_OK, "flows: staging table", err, errlen, NULL);
 	if (!ret)
+		ret = copy_in(
+			c, "COPY zt_flows_stage (" ZT_COPY_COLUMNS ") FROM STDIN (FORMAT binary)",
+			b, NULL, state, err, errlen);
+	if (!ret)
 		ret = step(c,
-			   "COPY zt_flows_stage (" ZT_COPY_COLUMNS ") FROM STDIN (FORMAT binary)",
-			   PGRES_COPY_IN, "flows: COPY", err, errlen, NULL);
-	if (ret)
-		goto fail;
-	if (PQputCopyData(c, (const char *)b->p, (int)b->len) != 1 || PQputCopyEnd(c, NULL) != 1) {
-		pgerr(err, errlen, c, NULL, "flows: COPY data");
-		ret = -EIO;
-		goto fail;
-	}
-	r = PQgetResult(c);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		pgerr(err, errlen, c, r, "flows: COPY");
-		ret = PQstatus(c) != CONNECTION_OK ? -EIO : data_error(r) ? -EINVAL : -EAGAIN;
-		PQclear(r);
-		/* Drain to the end of the command. */
-		while ((r = PQgetResult(c)))
-			PQclear(r);
-		goto fail;
-	}
-	PQclear(r);
-	while ((r = PQgetResult(c)))
-		PQclear(r);
-	ret = step(c,
-		   "SELECT zt_flows_ensure_partitions(min(start_time), max(start_time)) "
-		   "FROM zt_flows_stage",
-		   PGRES_TUPLES_OK, "flows: partitions", err, errlen, NULL);
+			   "SELECT zt_flows_ensure_partitions(min(start_time), max(start_time)) "
+			   "FROM zt_flows_stage",
+			   PGRES_TUPLES_OK, "flows: partitions", err, errlen, NULL);
 	if (!ret)
 		ret = step(
 			c,
@@ -724,7 +812,25 @@ int zt_db_write_flows(PGconn *c, const struct zt_flow_record *recs, size_t n, st
 fail:
 	rollback(c);
 	return ret;
-nomem:
-	zt_seterr(err, errlen, "flows: out of memory encoding %zu records", n);
-	return -ENOMEM;
+}
+
+int zt_db_write_flows(PGconn *c, const struct zt_flow_record *recs, size_t n, struct zt_buf *b,
+		      unsigned int flags, uint64_t *inserted, char *err, size_t errlen)
+{
+	if (flags & ZT_DB_FRESH) {
+		size_t with = 0;
+		bool fallback = false;
+		int r;
+
+		for (size_t i = 0; i < n; i++)
+			with += !!(recs[i].present & ZT_FR_HAS_CREATED);
+		/* created_at NULL means the database's now(): only all or none can go direct. */
+		if (with == 0 || with == n) {
+			r = write_direct(c, recs, n, b, with == n, inserted, &fallback, err,
+					 errlen);
+			if (!fallback)
+				return r;
+		}
+	}
+	return write_staged(c, recs, n, b, inserted, err, errlen);
 }

@@ -67,32 +67,47 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
  * begin writes the 19-byte header, row one tuple, end the trailer.
  * Text that is not valid UTF-8 is written with \xNN escapes (flowrec.h).
  */
-#define ZT_COPY_COLUMNS                                                                     \
-	"id, source_ip, dest_ip, source_port, dest_port, protocol, bytes_sent, "            \
-	"bytes_received, packet_count, duration_ms, flags, start_time, end_time, "          \
-	"anomaly_score, threat_type, blocked, created_at, packets_sent, packets_received, " \
-	"verdict, drop_reason, policy, source_identity, dest_identity, source_workload, "   \
-	"dest_workload, node, interface, direction, flow_kind, aggregate_count"
+#define ZT_COPY_COLUMNS_A                                                          \
+	"id, source_ip, dest_ip, source_port, dest_port, protocol, bytes_sent, "   \
+	"bytes_received, packet_count, duration_ms, flags, start_time, end_time, " \
+	"anomaly_score, threat_type, blocked, "
+#define ZT_COPY_COLUMNS_B                                                                 \
+	"packets_sent, packets_received, verdict, drop_reason, policy, source_identity, " \
+	"dest_identity, source_workload, dest_workload, node, interface, direction, "     \
+	"flow_kind, aggregate_count"
+#define ZT_COPY_COLUMNS ZT_COPY_COLUMNS_A "created_at, " ZT_COPY_COLUMNS_B
 #define ZT_COPY_NCOLS 31
 
 int zt_copy_begin(struct zt_buf *b);
 /* s as it is stored: invalid UTF-8 bytes as \xNN. malloc'ed, NULL without memory. */
 char *zt_db_text(const char *s);
 int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r);
+/* The same without created_at (30 columns: ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B). */
+int zt_copy_row_nocreated(struct zt_buf *b, const struct zt_flow_record *r);
 int zt_copy_end(struct zt_buf *b);
 
 /* Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch. */
 #define ZT_PG_EPOCH_US 946684800000000LL
 
+/* Records never sent before (not from the spool): see zt_db_write_flows. */
+#define ZT_DB_FRESH 1u
+
 /*
- * Writes recs to network_flows in one transaction: binary COPY into a
- * temporary staging table, partitions made for the months the rows need,
- * INSERT ... SELECT ... ON CONFLICT (id, start_time) DO NOTHING. Replaying
- * the same records inserts nothing twice. *inserted (may be NULL) gets the
- * rows actually inserted. 0, -EIO (the connection is bad: reconnect) or
- * -EINVAL (the server refused the data: the connection is fine).
+ * Writes recs to network_flows in one transaction, so that replaying the
+ * same records never inserts anything twice:
+ *  - default (replays): binary COPY into a temporary staging table,
+ *    partitions made for the months the rows need, then
+ *    INSERT ... SELECT ... ON CONFLICT (id, start_time) DO NOTHING;
+ *  - ZT_DB_FRESH (a batch that was never sent, so none of its ids can be
+ *    in the table): partitions made first, then binary COPY straight into
+ *    network_flows; if the server still reports a duplicate key or a
+ *    missing partition, the batch is written the default way instead.
+ * *inserted (may be NULL) gets the rows actually inserted. 0, -EIO (the
+ * connection is bad: reconnect), -EINVAL (the server refused the data;
+ * the connection is fine), -EAGAIN (another server-side error), -ENOMEM.
  */
 int zt_db_write_flows(PGconn *c, const struct zt_flow_record *recs, size_t n,
-		      struct zt_buf *scratch, uint64_t *inserted, char *err, size_t errlen);
+		      struct zt_buf *scratch, unsigned int flags, uint64_t *inserted, char *err,
+		      size_t errlen);
 
 #endif

@@ -134,13 +134,14 @@ static int ensure_conn(struct zt_dbw *w)
 }
 
 /* Writes recs; isolates the records the server refuses. 0 or -EIO/-EAGAIN/-ENOMEM. */
-static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
+static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n,
+		     unsigned int flags)
 {
 	char err[512], q[512], id[40];
 	uint64_t ins = 0;
 	int r;
 
-	r = zt_db_write_flows(w->conn, recs, n, &w->buf, &ins, err, sizeof(err));
+	r = zt_db_write_flows(w->conn, recs, n, &w->buf, flags, &ins, err, sizeof(err));
 	if (r == 0) {
 		pthread_mutex_lock(&w->lock);
 		w->st.rows_written += ins;
@@ -153,8 +154,8 @@ static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t
 	if (r != -EINVAL)
 		return r;
 	if (n > 1) {
-		r = send_recs(w, recs, n / 2);
-		return r ? r : send_recs(w, recs + n / 2, n - n / 2);
+		r = send_recs(w, recs, n / 2, flags);
+		return r ? r : send_recs(w, recs + n / 2, n - n / 2, flags);
 	}
 	zt_uuid_format(recs[0].id, id, sizeof(id));
 	log_error("dbw_record_refused", "id=%s error=%s", id, zt_log_quote(q, sizeof(q), err));
@@ -200,7 +201,8 @@ static void write_batch(struct zt_dbw *w, const struct zt_flow_record *recs, siz
 	int r;
 
 	if (ensure_conn(w) == 0) {
-		r = send_recs(w, recs, n);
+		/* Never sent before: straight into the table. */
+		r = send_recs(w, recs, n, ZT_DB_FRESH);
 		if (r == 0)
 			return;
 		lost_conn(w, r);
@@ -224,7 +226,8 @@ static bool replay_one(struct zt_dbw *w)
 		set_error(w, err);
 		return r == -EBADMSG;
 	}
-	r = send_recs(w, seg.recs, seg.n);
+	/* Maybe written before (a COMMIT whose answer was lost): staged, ON CONFLICT. */
+	r = send_recs(w, seg.recs, seg.n, 0);
 	if (r) {
 		zt_spool_seg_free(&seg);
 		lost_conn(w, r);

@@ -9,7 +9,10 @@
  *    returns; when the queue is full the overflow is written to the spool
  *    by the caller (one segment: a write and an fsync, no network).
  *  - A batch is sent when batch_size records are queued or flush_ms after
- *    the first of them was queued, whichever comes first.
+ *    the first of them was queued, whichever comes first, in one
+ *    transaction: a fresh batch by binary COPY straight into network_flows,
+ *    a spooled one through a staging table and ON CONFLICT DO NOTHING
+ *    (zt_db_write_flows, ZT_DB_FRESH).
  *  - A batch that fails because the database is unreachable goes to the
  *    spool; the thread reconnects with exponential backoff (100 ms .. 5 s)
  *    and, once connected, replays the spool oldest segment first, deleting
