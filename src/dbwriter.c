@@ -38,6 +38,10 @@ struct zt_dbw {
 	struct zt_flow_record *batch;
 	uint64_t next_connect_ns, backoff_ms, next_maintain_ns;
 	bool down_logged;
+
+	/* Drop logging: at most one line a second, with the records since the last. */
+	pthread_mutex_t drop_lock;
+	uint64_t drop_pending, drop_logged_ns;
 };
 
 static const struct zt_dbw_opts defaults = {
@@ -166,14 +170,42 @@ static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t
 	return 0;
 }
 
+/*
+ * Records were lost (spool full or unwritable): counted by the spool; logged
+ * here at most once a second (force: now), with how many since the last line.
+ */
+static void log_drop(struct zt_dbw *w, uint64_t n, const char *err, bool force)
+{
+	struct zt_spool_stats ss;
+	uint64_t now = zt_now_mono_ns(), k = 0;
+	char q[512], last[512];
+
+	pthread_mutex_lock(&w->drop_lock);
+	w->drop_pending += n;
+	if (w->drop_pending && (force || now >= w->drop_logged_ns + 1000 * MS)) {
+		k = w->drop_pending;
+		w->drop_pending = 0;
+		w->drop_logged_ns = now;
+	}
+	pthread_mutex_unlock(&w->drop_lock);
+	if (err)
+		set_error(w, err);
+	if (!k)
+		return;
+	zt_spool_get_stats(w->spool, &ss);
+	pthread_mutex_lock(&w->lock);
+	snprintf(last, sizeof(last), "%s", w->st.last_error);
+	pthread_mutex_unlock(&w->lock);
+	log_error("dbw_spool_drop", "records=%" PRIu64 " dropped_total=%" PRIu64 " error=%s", k,
+		  ss.dropped_records, zt_log_quote(q, sizeof(q), last));
+}
+
 static void to_spool(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 {
-	char err[512], q[512];
+	char err[512];
 
 	if (zt_spool_write(w->spool, recs, n, err, sizeof(err))) {
-		log_error("dbw_spool_drop", "records=%zu error=%s", n,
-			  zt_log_quote(q, sizeof(q), err));
-		set_error(w, err);
+		log_drop(w, n, err, false);
 	} else {
 		log_debug("dbw_spooled", "records=%zu", n);
 	}
@@ -345,6 +377,7 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 			  errlen))
 		goto fail;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->drop_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &ca);
@@ -386,7 +419,7 @@ struct zt_dbw *zt_dbw_new(const struct zt_config *cfg, char *err, size_t errlen)
 int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 {
 	size_t k = 0;
-	char err[512], q[512];
+	char err[512];
 
 	pthread_mutex_lock(&w->lock);
 	if (w->stop) {
@@ -407,9 +440,7 @@ int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 		return 0;
 	/* Queue full: the rest goes to disk now, in the caller's thread. */
 	if (zt_spool_write(w->spool, recs + k, n - k, err, sizeof(err))) {
-		log_error("dbw_spool_drop", "records=%zu error=%s", n - k,
-			  zt_log_quote(q, sizeof(q), err));
-		set_error(w, err);
+		log_drop(w, n - k, err, false);
 		return -ENOSPC;
 	}
 	return 0;
@@ -464,11 +495,13 @@ void zt_dbw_stop(struct zt_dbw *w)
 	pthread_mutex_unlock(&w->lock);
 	if (w->started)
 		pthread_join(w->th, NULL);
+	log_drop(w, 0, NULL, true); /* drops not yet logged */
 	if (w->conn)
 		PQfinish(w->conn);
 	zt_buf_free(&w->buf);
 	zt_spool_close(w->spool);
 	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->drop_lock);
 	pthread_cond_destroy(&w->wake);
 	pthread_cond_destroy(&w->idle);
 	free(w->q);

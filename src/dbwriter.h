@@ -76,7 +76,9 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 /*
  * Queues n records (copied). Returns 0 when all are queued or spooled;
  * -ENOSPC when some were dropped because the spool is full (counted in
- * spool_dropped_records and logged); -EPIPE after zt_dbw_stop.
+ * spool_dropped_records, logged at most once a second with the count);
+ * -EPIPE while zt_dbw_stop runs. Not after zt_dbw_stop has returned (w is
+ * freed): stop the producers first.
  */
 int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n);
 

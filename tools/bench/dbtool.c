@@ -4,12 +4,13 @@
  *   dbtool migrate CONN [DIR]
  *   dbtool maintain CONN RETENTION_MONTHS
  *   dbtool write CONN SPOOL_DIR N EXPECT_FILE [--first K] [--rate R] [--hostile]
- *                [--wait-empty S] [--linger] [--spool-max BYTES] [--months-ago M]
+ *                [--wait-empty S] [--linger] [--hold] [--spool-max BYTES] [--months-ago M]
  *       makes N records (numbered from K), appends them to EXPECT_FILE
  *       (raw struct zt_flow_record, fsynced before they are submitted),
  *       submits them to a writer; --wait-empty waits up to S s for queue and
  *       spool to empty; --linger drains the queue, prints "lingering" and
- *       sleeps until killed; else stops the writer and prints its stats.
+ *       sleeps until killed; --hold prints "submitted" and sleeps (no drain);
+ *       else stops the writer and prints its stats.
  *   dbtool resubmit CONN SPOOL_DIR EXPECT_FILE
  *       submits the records of EXPECT_FILE again (same ids): nothing new may appear.
  *   dbtool check CONN EXPECT_FILE...
@@ -188,7 +189,7 @@ static int cmd_write(int argc, char **argv)
 				 .maintain_s = 3600,
 				 .migrate = 1 };
 	uint64_t n, first = 0, rate = 0, wait_s = 0, months_ago = 0;
-	bool hos = false, linger = false;
+	bool hos = false, linger = false, hold = false;
 	char err[512];
 	int fd;
 	int64_t base;
@@ -205,6 +206,8 @@ static int cmd_write(int argc, char **argv)
 			hos = true;
 		else if (!strcmp(argv[i], "--linger"))
 			linger = true;
+		else if (!strcmp(argv[i], "--hold"))
+			hold = true;
 		else if (i + 1 < argc && !strcmp(argv[i], "--first"))
 			zt_parse_u64(argv[++i], &first);
 		else if (i + 1 < argc && !strcmp(argv[i], "--rate"))
@@ -247,6 +250,13 @@ static int cmd_write(int argc, char **argv)
 			usleep((useconds_t)(k * 1000000 / rate));
 	}
 	close(fd);
+	if (hold) {
+		/* No drain: the writer's own timer must bring them to the database. */
+		printf("submitted\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 	if (wait_s) {
 		struct zt_dbw_stats s;
 
