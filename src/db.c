@@ -449,11 +449,11 @@ static size_t utf8_len(const uint8_t *p, size_t n)
 	return len;
 }
 
-/* A text field: length, then the bytes with invalid UTF-8 as \xNN. */
-static int put_text(struct zt_buf *b, const char *s)
+/* A text field: length, then the bytes with invalid UTF-8 as \xNN. At most max bytes of s. */
+static int put_textn(struct zt_buf *b, const char *s, size_t max)
 {
 	const uint8_t *p = (const uint8_t *)s;
-	size_t n = strlen(s), at;
+	size_t n = strnlen(s, max), at;
 
 	if (zt_buf_reserve(b, 4 + 4 * n))
 		return -ENOMEM;
@@ -485,6 +485,22 @@ static int put_text(struct zt_buf *b, const char *s)
 	return 0;
 }
 
+static int put_text(struct zt_buf *b, const char *s)
+{
+	return put_textn(b, s, SIZE_MAX);
+}
+
+static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max)
+{
+	if (!*s) {
+		if (zt_buf_reserve(b, 4))
+			return -ENOMEM;
+		put32(b, 0xffffffff);
+		return 0;
+	}
+	return put_textn(b, s, max);
+}
+
 char *zt_db_text(const char *s)
 {
 	struct zt_buf b = { 0 };
@@ -503,15 +519,14 @@ char *zt_db_text(const char *s)
 	return out;
 }
 
-static int put_text_or_null(struct zt_buf *b, const char *s)
+/* Fixed fields of a record: never past the field, even without a NUL. */
+#define put_field(b, f) put_textn(b, f, sizeof(f) - 1)
+#define put_field_or_null(b, f) put_textn_or_null(b, f, sizeof(f) - 1)
+
+/* Microseconds since 2000-01-01, wrapping instead of overflowing (the server range-checks). */
+static int64_t pg_time(int64_t unix_us)
 {
-	if (!*s) {
-		if (zt_buf_reserve(b, 4))
-			return -ENOMEM;
-		put32(b, 0xffffffff);
-		return 0;
-	}
-	return put_text(b, s);
+	return (int64_t)((uint64_t)unix_us - (uint64_t)ZT_PG_EPOCH_US);
 }
 
 /* PostgreSQL's inet binary form: family (2 = v4, 3 = v6), bits, is_cidr, nb, bytes. */
@@ -594,33 +609,33 @@ static int copy_row(struct zt_buf *b, const struct zt_flow_record *r, bool creat
 	put_inet(b, family, r->dest_ip);
 	put_i32(b, r->present & ZT_FR_HAS_SPORT, r->source_port);
 	put_i32(b, r->present & ZT_FR_HAS_DPORT, r->dest_port);
-	if (put_text(b, r->protocol) || zt_buf_reserve(b, 200))
+	if (put_field(b, r->protocol) || zt_buf_reserve(b, 200))
 		return -ENOMEM;
 	put_i64(b, true, r->bytes_sent);
 	put_i64(b, true, r->bytes_received);
 	put_i64(b, true, r->packet_count);
 	put_i64(b, true, r->duration_ms);
 	put_flags(b, r->tcp_flags);
-	put_i64(b, true, r->start_time_us - ZT_PG_EPOCH_US);
-	put_i64(b, true, r->end_time_us - ZT_PG_EPOCH_US);
+	put_i64(b, true, pg_time(r->start_time_us));
+	put_i64(b, true, pg_time(r->end_time_us));
 	memcpy(&f, &r->anomaly_score, 4);
 	put_i32(b, r->present & ZT_FR_HAS_ANOMALY, f);
-	if (put_text_or_null(b, r->threat_type) || zt_buf_reserve(b, 100))
+	if (put_field_or_null(b, r->threat_type) || zt_buf_reserve(b, 100))
 		return -ENOMEM;
 	put32(b, 1);
 	put(b, r->blocked ? "\1" : "\0", 1);
 	if (created)
-		put_i64(b, r->present & ZT_FR_HAS_CREATED, r->created_at_us - ZT_PG_EPOCH_US);
+		put_i64(b, r->present & ZT_FR_HAS_CREATED, pg_time(r->created_at_us));
 	put_i64(b, true, r->packets_sent);
 	put_i64(b, true, r->packets_received);
-	if (put_text_or_null(b, r->verdict) || put_text_or_null(b, r->drop_reason) ||
-	    put_text_or_null(b, r->policy) || zt_buf_reserve(b, 100))
+	if (put_field_or_null(b, r->verdict) || put_field_or_null(b, r->drop_reason) ||
+	    put_field_or_null(b, r->policy) || zt_buf_reserve(b, 100))
 		return -ENOMEM;
 	put_i64(b, r->present & ZT_FR_HAS_SID, r->source_identity);
 	put_i64(b, r->present & ZT_FR_HAS_DID, r->dest_identity);
-	if (put_text_or_null(b, r->source_workload) || put_text_or_null(b, r->dest_workload) ||
-	    put_text(b, r->node) || put_text_or_null(b, r->interface) ||
-	    put_text_or_null(b, r->direction) || put_text(b, zt_flow_kind_name(r->kind)) ||
+	if (put_field_or_null(b, r->source_workload) || put_field_or_null(b, r->dest_workload) ||
+	    put_field(b, r->node) || put_field_or_null(b, r->interface) ||
+	    put_field_or_null(b, r->direction) || put_text(b, zt_flow_kind_name(r->kind)) ||
 	    zt_buf_reserve(b, 16))
 		return -ENOMEM;
 	put_i64(b, true, r->aggregate_count);

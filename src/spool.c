@@ -85,10 +85,8 @@ static void cb_bytes(struct zt_buf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-static void cb_text(struct zt_buf *b, const char *s)
-{
-	cb_bytes(b, s, strlen(s));
-}
+/* A fixed text field; one that lacks its NUL (a producer bug) is cut, not overrun. */
+#define cb_text(b, field) cb_bytes(b, field, strnlen(field, sizeof(field) - 1))
 
 static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
 {
@@ -100,11 +98,12 @@ static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
 	memcpy(&f, &r->anomaly_score, 4);
 	cb_head(b, 4, NFIELDS);
 	cb_bytes(b, r->id, 16);
-	cb_uint(b, r->family);
-	cb_uint(b, r->kind);
-	cb_uint(b, r->blocked);
+	/* Normalised as the COPY encoder reads them, so every record decodes. */
+	cb_uint(b, r->family == AF_INET6 ? AF_INET6 : AF_INET);
+	cb_uint(b, r->kind == ZT_FLOW_KIND_XDP_DROP_AGG ? 1 : 0);
+	cb_uint(b, r->blocked ? 1 : 0);
 	cb_uint(b, r->tcp_flags);
-	cb_uint(b, r->present);
+	cb_uint(b, r->present & ZT_FR_HAS_ALL);
 	cb_bytes(b, r->source_ip, alen);
 	cb_bytes(b, r->dest_ip, alen);
 	cb_uint(b, r->source_port);

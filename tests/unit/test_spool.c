@@ -234,6 +234,27 @@ static void test_decode_rejects(void **state)
 	assert_int_equal(zt_spool_encode(&in, 0, &buf, &len), -EINVAL);
 }
 
+/* A record with producer bugs (no family, a field without its NUL) still round-trips. */
+static void test_producer_bugs(void **state)
+{
+	struct zt_flow_record in, *out = NULL;
+	uint8_t *buf;
+	size_t len, n = 0;
+	char why[128];
+
+	mkrec(&in, 2);
+	in.family = 0;
+	in.kind = 9;
+	memset(in.protocol, 'x', sizeof(in.protocol)); /* no NUL */
+	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
+	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
+	assert_int_equal(out->family, AF_INET);
+	assert_int_equal(out->kind, ZT_FLOW_KIND_FLOW);
+	assert_int_equal(strlen(out->protocol), sizeof(in.protocol) - 1);
+	free(out);
+	free(buf);
+}
+
 static void test_reject_file(void **state)
 {
 	struct zt_spool *s;
@@ -261,6 +282,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bound_drops_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_and_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decode_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_producer_bugs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reject_file, setup, teardown),
 	};
 
