@@ -10,7 +10,7 @@ cd "$ROOT" || exit 1
 # shellcheck source=tools/pg.sh
 . tools/pg.sh
 
-DBTOOL=$ROOT/build/tools/dbtool
+DBTOOL=${DBTOOL:-$ROOT/build/tools/dbtool} # DBTOOL=... runs another build (e.g. ASan)
 if [ ! -x "$DBTOOL" ]; then
 	make -s --no-print-directory build/tools/dbtool >&2 || {
 		echo "not ok 1 - build dbtool"
