@@ -89,7 +89,7 @@ $(BUILD)/tools/%: tools/bench/%.c $(BUILD)/libzt.a $(SKELS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzt.a $(LDLIBS)
 
-test-bins: all $(UNIT_BINS) $(BPFT_BINS)
+test-bins: all $(UNIT_BINS) $(BPFT_BINS) $(BUILD)/tools/dbtool
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
