@@ -22,7 +22,7 @@
 
 static void ep_view(struct zt_ep *ep)
 {
-	ep->ev.name = ep->qname;
+	ep->ev.name = ep->name;
 	ep->ev.ls.namespace = ep->ns;
 	ep->ev.ls.labels.v = ep->labels;
 	ep->ev.ls.labels.n = ep->n_labels;

@@ -95,6 +95,7 @@ struct zt_seg {
 	uint64_t next_seq;
 	struct zt_seg_stats st;
 	uint64_t log_window_ns, log_in_window, log_suppressed;
+	uint64_t change_ns; /* first inotify event not yet published (0: none) */
 };
 
 static const char *const verdict_names[] = { "allowed", "denied", "audit" };
@@ -220,10 +221,13 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	s->st.last_apply_ns = dt;
 	if (s->observe)
 		s->observe(s->observe_ctx, (double)dt / 1e9);
+	/* since_change_ms: from the first file event to the new generation in
+	 * force (debounce, parse, compile and apply), what an operator waits. */
 	log_info("policy_applied",
-		 "gen=%u why=%s policies=%zu endpoints=%zu entries=%zu ipcache=%zu sha256=%s ms=%.3f",
+		 "gen=%u why=%s policies=%zu endpoints=%zu entries=%zu ipcache=%zu sha256=%s ms=%.3f since_change_ms=%.3f",
 		 gen, why, ps->set->n, s->eps.n, c->n_pol, c->n_ipc, ps->set->sha256,
-		 (double)dt / 1e6);
+		 (double)dt / 1e6,
+		 s->change_ns ? (double)(zt_now_mono_ns() - s->change_ns) / 1e6 : 0.0);
 	return 0;
 }
 
@@ -939,10 +943,20 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->src_wl, sizeof(f->src_wl), "%s", local);
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
-	if (e->rule_id && g)
+	if (e->rule_id && g && e->reason == ZT_REASON_NO_RULE) {
+		/* The policy that isolates the endpoint; no rule of any policy allowed. */
+		char pol[192];
+
+		zt_polc_rule_describe(g->c, e->rule_id, pol, sizeof(pol));
+		snprintf(f->rule, sizeof(f->rule), "default-deny: isolated by %.191s, no rule allows",
+			 pol);
+	} else if (e->rule_id && g)
 		zt_polc_rule_describe(g->c, e->rule_id, f->rule, sizeof(f->rule));
 	else if (e->rule_id)
 		snprintf(f->rule, sizeof(f->rule), "rule %u of generation %u", e->rule_id, e->gen);
+	else if (e->reason == ZT_REASON_NO_RULE || e->reason == ZT_REASON_DEFAULT_DENY)
+		/* No rule allowed it: the zero-trust default decided ("reason" says why). */
+		snprintf(f->rule, sizeof(f->rule), "default-deny");
 	else
 		snprintf(f->rule, sizeof(f->rule), "%s", reason_name(e->reason));
 	if (!if_indextoname(e->ifindex, f->ifname))
@@ -973,11 +987,11 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 		inet_ntop(fam, f->saddr, sa, sizeof(sa));
 		inet_ntop(fam, f->daddr, da, sizeof(da));
 		log_warn(f->verdict == 1 ? "flow_denied" : "flow_audit",
-			 "proto=%s src=%s sport=%u dst=%s dport=%u src_workload=%s dst_workload=%s src_identity=%u dst_identity=%u direction=%s iface=%s revoked=%u rule=%s",
+			 "proto=%s src=%s sport=%u dst=%s dport=%u src_workload=%s dst_workload=%s src_identity=%u dst_identity=%u direction=%s iface=%s revoked=%u reason=%s rule=%s",
 			 zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport, f->src_wl,
 			 f->dst_wl, f->src_id, f->dst_id,
 			 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
-			 zt_log_quote(q, sizeof(q), f->rule));
+			 reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1018,8 +1032,11 @@ static void on_inotify(void *ctx, int fd, uint32_t events)
 			p += sizeof(*ie) + ie->len;
 		}
 	}
-	if (any)
+	if (any) {
+		if (!s->change_ns)
+			s->change_ns = zt_now_mono_ns();
 		arm_oneshot(s->reload_tfd, RELOAD_DELAY_NS);
+	}
 }
 
 static void on_reload_timer(void *ctx, int fd, uint32_t events)
@@ -1030,6 +1047,7 @@ static void on_reload_timer(void *ctx, int fd, uint32_t events)
 	if (read(fd, &n, sizeof(n)) < 0)
 		return;
 	reload(s, "files-changed");
+	s->change_ns = 0;
 }
 
 static void refresh_host(struct zt_seg *s)

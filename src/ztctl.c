@@ -1272,7 +1272,7 @@ static int run_endpoint_add(struct ctl *ctl, struct opts *o)
 {
 	const cbor_item_t *d;
 	cbor_item_t *req, *reply;
-	char name[300], ip[1024], lbl[4096];
+	char ns[256], nm[256], name[520], ip[1024], lbl[4096];
 	int r;
 
 	if (!o->ifname)
@@ -1298,8 +1298,8 @@ static int run_endpoint_add(struct ctl *ctl, struct opts *o)
 	if (ctl->json) {
 		print_json(d);
 	} else {
-		snprintf(name, sizeof(name), "%s/%s", str_of(d, "namespace", lbl, sizeof(lbl), "?"),
-			 str_of(d, "name", ip, sizeof(ip), "?"));
+		snprintf(name, sizeof(name), "%s/%s", str_of(d, "namespace", ns, sizeof(ns), "?"),
+			 str_of(d, "name", nm, sizeof(nm), "?"));
 		labels_text(zt_cbor_get(d, "labels"), lbl, sizeof(lbl));
 		printf("endpoint %s on %s (ip %s, identity %llu, labels %s): enforced\n", name,
 		       o->ifname, str_of(d, "ip", ip, sizeof(ip), "?"),

@@ -152,7 +152,10 @@ for line in sys.stdin:
     if f["src"] == src and f["dst"] == dst and f["dport"] == port and f["verdict"] == "denied" \
        and want in f["rule"] and f["src_workload"] and f["dst_workload"]:
         sys.exit(0)
-sys.exit(1)' "$@"
+sys.exit(1)' "$@" || {
+		flows_json --verdict denied | tail -n 5 | sed 's/^/# flow: /'
+		return 1
+	}
 }
 check "the denial frontend->db is streamed with default-deny" denied_flow $FE $DB 5432 default-deny
 flows_has() { # VERDICT REGEX
@@ -214,9 +217,13 @@ t1=$(date +%s%N)
 echo "# policy change in the kernel after $(((t1 - t0) / 1000000)) ms (includes ztctl round trips)"
 check "a live change publishes a new generation" test "$(gen)" != "$g0"
 check "after the change frontend -> db:5432/TCP works" tcp frontend $DB 5432
-applied_ms=$(grep policy_applied "$LAB_LOG" | tail -n1 | sed -n 's/.*ms=\([0-9.]*\).*/\1/p')
-echo "# compile+apply of that generation: ${applied_ms} ms"
+line=$(grep policy_applied "$LAB_LOG" | tail -n1)
+applied_ms=$(sed -n 's/.* ms=\([0-9.]*\).*/\1/p' <<<"$line")
+change_ms=$(sed -n 's/.* since_change_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+echo "# compile+apply of that generation: ${applied_ms} ms; file event to kernel: ${change_ms} ms"
 check "compile+apply took under 50 ms" python3 -c "import sys; sys.exit(0 if float('${applied_ms:-999}') < 50 else 1)"
+check "the change was in the kernel within 50 ms of the file event" \
+	python3 -c "import sys; v=float('${change_ms:-0}'); sys.exit(0 if 0 < v < 50 else 1)"
 
 # An invalid file changes nothing.
 g1=$(gen)
