@@ -180,6 +180,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		zt_counter_add(&tc_stats, ZT_TCS_MALFORMED, len);
 		return TC_ACT_SHOT;
 	}
+	/* From here on bytes are IP bytes (header and payload, no link header),
+	 * what the endpoints' own IP counters and IPFIX octet counts say. */
+	len -= t.p.l3_off < len ? t.p.l3_off : len;
 
 	st = bpf_map_lookup_elem(&pol_state, &zero);
 	gen = st ? READ_ONCE(st->gen) : 0;

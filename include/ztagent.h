@@ -472,7 +472,7 @@ struct zt_ct_val {
 	__u64 first_ns; /* CLOCK_BOOTTIME */
 	__u64 last_ns;
 	__u64 packets[2]; /* [0] original direction, [1] reply */
-	__u64 bytes[2];
+	__u64 bytes[2]; /* IP bytes: IP header and payload, no link-layer header */
 	__u32 gen; /* policy generation the verdict was taken with */
 	__u32 rule_id; /* with .reason: as in struct zt_ev_policy */
 	__u32 local_id;

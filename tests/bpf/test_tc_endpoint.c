@@ -68,6 +68,9 @@
 
 #define MAX_EVENTS 64
 
+/* Conntrack, events and verdict counters count IP bytes: the frame minus its Ethernet header. */
+#define ip_len(p) ((p).len - 14)
+
 static __u32 if_pod, if_pod2, if_unreg; /* endpoints' veth ifindexes and one not registered */
 
 struct env {
@@ -491,7 +494,7 @@ static void test_allow_rule_egress(void **state)
 	assert_int_equal(ev->ep_id, POD_EP);
 	assert_int_equal(ev->peer_ep_id, PEER_EP);
 	assert_int_equal(ev->tcp_flags, TCP_SYN);
-	assert_int_equal(ev->pkt_len, p.len);
+	assert_int_equal(ev->pkt_len, ip_len(p));
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
 	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
 	assert_int_equal(v.dir, ZT_DIR_EGRESS);
@@ -501,7 +504,7 @@ static void test_allow_rule_egress(void **state)
 	assert_int_equal(v.peer_ep_id, PEER_EP);
 	assert_int_equal(v.ep_id, POD_EP);
 	check_stats(e, st);
-	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, p.len);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, ip_len(p));
 	assert_int_equal(evstat(e, ZT_EVS_EMITTED), 1);
 }
 
@@ -1263,30 +1266,30 @@ static void test_ct_tcp_lifecycle(void **state)
 
 	std_setup(e);
 	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
-	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)) == TC_ACT_OK ? p.len : 0;
+	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)) == TC_ACT_OK ? ip_len(p) : 0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_NEW);
 	assert_int_equal(v.flags_seen[0], TCP_SYN);
 	assert_true(v.first_ns > 0 && v.first_ns == v.last_ns);
 
 	bytes1 += to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)) == TC_ACT_OK ?
-			  p.len :
+			  ip_len(p) :
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	assert_true(v.last_ns > v.first_ns);
 
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)) == TC_ACT_OK ?
-			  p.len :
+			  ip_len(p) :
 			  0;
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
-			  p.len :
+			  ip_len(p) :
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_CLOSING);
 
 	bytes1 += to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
-			  p.len :
+			  ip_len(p) :
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_CLOSED);
@@ -1341,7 +1344,7 @@ static void test_ct_udp_state(void **state)
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	assert_int_equal(v.packets[0], 2);
 	assert_int_equal(v.packets[1], 1);
-	assert_int_equal(v.bytes[1], p.len);
+	assert_int_equal(v.bytes[1], ip_len(p));
 	assert_int_equal(e->n_ev, 1);
 }
 
@@ -1471,9 +1474,9 @@ static void test_stats_bytes(void **state)
 	assert_int_equal(from_pod(e, tcp4(&c, POD4, PEER4, 1, 2, TCP_SYN)), TC_ACT_SHOT);
 	assert_int_equal(run_on(e, e->skel->progs.tc_from_pod, if_unreg, &a), TC_ACT_OK);
 	check_stats(e, st);
-	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, a.len);
-	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).bytes, b.len);
-	assert_int_equal(stat_of(e, ZT_TCS_DENY_NEW).bytes, c.len);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, ip_len(a));
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).bytes, ip_len(b));
+	assert_int_equal(stat_of(e, ZT_TCS_DENY_NEW).bytes, ip_len(c));
 	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).bytes, a.len);
 }
 
