@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "apimsg.h"
 #include "apiops.h"
+#include "auditq.h"
 #include "blocklist.h"
 #include "log.h"
 #include "xdp_guard.skel.h"
@@ -38,6 +40,8 @@ struct bl_table {
 
 struct zt_blocklist {
 	struct zt_datapath *dp;
+	zt_bl_audit_fn audit;
+	void *audit_ctx;
 	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
 	uint32_t max_entries[2];
 	uint32_t max_notes;
@@ -57,6 +61,27 @@ struct zt_blocklist {
 	uint8_t *fdirty;
 	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
 };
+
+void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx)
+{
+	bl->audit = fn;
+	bl->audit_ctx = ctx;
+}
+
+/* An audit event with detail built from a format (a JSON object). */
+static void __attribute__((format(printf, 4, 5)))
+bl_audit(struct zt_blocklist *bl, const char *kind, const char *subject, const char *fmt, ...)
+{
+	char detail[2048];
+	va_list ap;
+
+	if (!bl->audit)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	bl->audit(bl->audit_ctx, kind, subject, detail);
+}
 
 static const char *const reason_names[ZT_BR_MAX] = {
 	[ZT_BR_UNSPEC] = "unspecified",
@@ -887,6 +912,7 @@ size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now)
 			if (remove_entry(bl, s) == 0) {
 				removed++;
 				log_info("block_expired", "cidr=%s", buf);
+				bl_audit(bl, "block.expire", buf, "{\"why\":\"ttl\"}");
 				/* Backward shift may have moved another entry into slot i. */
 				continue;
 			}
@@ -1037,6 +1063,11 @@ static int op_block_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 	log_info("block_add", "cidr=%s ttl_s=%llu kind=%s source=%s reason=%s replaced=%d", cidr,
 		 (unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
 		 zt_block_source_name(br.source), zt_log_quote(q, sizeof(q), note), replaced);
+	zt_json_escape(note, q, sizeof(q));
+	bl_audit(bl, "block.add", cidr,
+		 "{\"ttl_s\":%llu,\"kind\":\"%s\",\"source\":\"%s\",\"reason\":\"%s\",\"replaced\":%s}",
+		 (unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
+		 zt_block_source_name(br.source), q, replaced ? "true" : "false");
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr) ||
 	    zt_cbor_put_u64(*data, "expires_unix",
@@ -1067,6 +1098,7 @@ static int op_block_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 		return r;
 	}
 	log_info("block_del", "cidr=%s", cidr);
+	bl_audit(bl, "block.del", cidr, "{}");
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
 		return -ENOMEM;
@@ -1256,6 +1288,15 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	log_info("block_import", "added=%zu replaced=%zu invalid=%zu kind=%s source=%s feed_id=%u",
 		 added, replaced, invalid, zt_block_reason_name(br.reason),
 		 zt_block_source_name(br.source), br.feed_id);
+	{
+		char subj[64];
+
+		snprintf(subj, sizeof(subj), "import source=%s feed_id=%u",
+			 zt_block_source_name(br.source), br.feed_id);
+		bl_audit(bl, "block.import", subj,
+			 "{\"added\":%zu,\"replaced\":%zu,\"invalid\":%zu,\"kind\":\"%s\"}", added,
+			 replaced, invalid, zt_block_reason_name(br.reason));
+	}
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_u64(*data, "added", added) ||
 	    zt_cbor_put_u64(*data, "replaced", replaced) ||
@@ -1294,6 +1335,8 @@ static int op_allow_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 		return r;
 	}
 	log_info("allow_add", "cidr=%s reason=%s", cidr, zt_log_quote(q, sizeof(q), note));
+	zt_json_escape(note, q, sizeof(q));
+	bl_audit(bl, "allow.add", cidr, "{\"reason\":\"%s\"}", q);
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
 		return -ENOMEM;
@@ -1321,6 +1364,7 @@ static int op_allow_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 		return r;
 	}
 	log_info("allow_del", "cidr=%s", cidr);
+	bl_audit(bl, "allow.del", cidr, "{}");
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
 		return -ENOMEM;

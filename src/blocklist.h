@@ -49,6 +49,11 @@ size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie);
 int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note);
 int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
 
+/* Audit events of block and allow changes: kind "block.add" etc., detail a JSON object. */
+typedef void (*zt_bl_audit_fn)(void *ctx, const char *kind, const char *subject,
+			       const char *detail_json);
+void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx);
+
 /* Registers block.* and allow.* operations. */
 int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api);
 

@@ -27,6 +27,7 @@
 #include "polcompile.h"
 #include "policy.h"
 #include "policy_eval.h"
+#include "auditq.h"
 #include "seg.h"
 #include "tc_endpoint.skel.h"
 #include "util.h"
@@ -123,6 +124,19 @@ static void audit(struct zt_seg *s, const char *kind, const char *subject, const
 {
 	if (s->audit)
 		s->audit(s->audit_ctx, kind, subject, detail);
+}
+
+/* An audit event whose detail is {"KEY":"TEXT"}. */
+static void audit_text(struct zt_seg *s, const char *kind, const char *subject, const char *key,
+		       const char *text)
+{
+	char esc[4200], d[4300];
+
+	if (!s->audit)
+		return;
+	zt_json_escape(text, esc, sizeof(esc));
+	snprintf(d, sizeof(d), "{\"%s\":\"%s\"}", key, esc);
+	s->audit(s->audit_ctx, kind, subject, d);
 }
 
 /* ---- host addresses ---- */
@@ -258,7 +272,7 @@ static int reload(struct zt_seg *s, const char *why)
 		snprintf(s->last_reject, sizeof(s->last_reject), "%s", err);
 		log_error("policy_rejected", "dir=%s error=%s kept_gen=%llu", s->cfg->policy.dir,
 			  zt_log_quote(q, sizeof(q), err), (unsigned long long)s->st.gen);
-		audit(s, "policy.reject", s->cfg->policy.dir, err);
+		audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		return r;
 	}
 	if (s->cur && !strcmp(s->cur->set->sha256, set->sha256) && strcmp(why, "start")) {
@@ -279,7 +293,7 @@ static int reload(struct zt_seg *s, const char *why)
 		log_error("policy_apply_failed", "dir=%s error=%s kept_gen=%llu",
 			  s->cfg->policy.dir, zt_log_quote(q, sizeof(q), err),
 			  (unsigned long long)s->st.gen);
-		audit(s, "policy.reject", s->cfg->policy.dir, err);
+		audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		pset_put(ps);
 		return r;
 	}
@@ -421,7 +435,7 @@ static void endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why)
 	zt_identities_put(s->ids, ep->identity);
 	log_info("endpoint_removed", "endpoint=%s ifname=%s ifindex=%d ip=%s why=%s", ep->qname,
 		 ep->ifname, ep->ifindex, addrs, why);
-	audit(s, "endpoint.del", ep->qname, why);
+	audit_text(s, "endpoint.del", ep->qname, "why", why);
 	/* The event thread may still name it from an older record: names are copied under lock. */
 	zt_ep_free(ep);
 	save_state(s);
@@ -525,7 +539,16 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	log_info("endpoint_added", "endpoint=%s id=%u ifname=%s ifindex=%d ip=%s identity=%u labels=%s",
 		 ep->qname, ep->id, ep->ifname, ep->ifindex, ip, ep->identity,
 		 zt_log_quote(q, sizeof(q), labels));
-	audit(s, "endpoint.add", ep->qname, ip);
+	{
+		char el[2100], ei[100], d[4400];
+
+		zt_json_escape(labels, el, sizeof(el));
+		zt_json_escape(ep->ifname, ei, sizeof(ei));
+		snprintf(d, sizeof(d),
+			 "{\"ifname\":\"%s\",\"ip\":\"%.2000s\",\"identity\":%u,\"labels\":\"%s\"}",
+			 ei, ip, ep->identity, el);
+		audit(s, "endpoint.add", ep->qname, d);
+	}
 	*data = ep_to_cbor(ep);
 	return *data ? 0 : -ENOMEM;
 }
@@ -894,6 +917,29 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 	snprintf(buf, n, "identity:%u", id);
 }
 
+/* Every denial and audit-mode would-deny goes to the audit trail. */
+static void audit_violation(struct zt_seg *s, const struct flow_rec *f)
+{
+	char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN], subj[160], sw[600], dw[600], rule[600],
+		d[2400], ifn[100];
+	int fam = f->family == 6 ? AF_INET6 : AF_INET;
+
+	inet_ntop(fam, f->saddr, sa, sizeof(sa));
+	inet_ntop(fam, f->daddr, da, sizeof(da));
+	snprintf(subj, sizeof(subj), "%s %s:%u -> %s:%u", zt_pol_proto_name(f->proto), sa, f->sport,
+		 da, f->dport);
+	zt_json_escape(f->src_wl, sw, sizeof(sw));
+	zt_json_escape(f->dst_wl, dw, sizeof(dw));
+	zt_json_escape(f->rule, rule, sizeof(rule));
+	zt_json_escape(f->ifname, ifn, sizeof(ifn));
+	snprintf(d, sizeof(d),
+		 "{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
+		 verdict_names[f->verdict], reason_name(f->reason), rule,
+		 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->src_id, f->dst_id, sw, dw,
+		 ifn, f->revoked ? "true" : "false");
+	s->audit(s->audit_ctx, "policy.violation", subj, d);
+}
+
 static void on_policy_event(void *ctx, const void *rec, size_t len)
 {
 	struct zt_seg *s = ctx;
@@ -992,6 +1038,13 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 			 f->dst_wl, f->src_id, f->dst_id,
 			 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
 			 reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
+	}
+	if (f->verdict != 0 && s->audit) {
+		struct flow_rec v = *f;
+
+		pthread_mutex_unlock(&s->lock);
+		audit_violation(s, &v);
+		return;
 	}
 	pthread_mutex_unlock(&s->lock);
 }

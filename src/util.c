@@ -314,6 +314,14 @@ uint64_t zt_now_unix(void)
 	return (uint64_t)time(NULL);
 }
 
+uint64_t zt_now_unix_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int zt_time_format(uint64_t unix_s, char *buf, size_t n)
 {
 	time_t t = (time_t)unix_s;

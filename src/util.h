@@ -49,6 +49,7 @@ int zt_size_parse(const char *s, uint64_t *out);
 uint64_t zt_now_boot_ns(void); /* CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns() */
 uint64_t zt_now_mono_ns(void);
 uint64_t zt_now_unix(void); /* seconds */
+uint64_t zt_now_unix_ns(void); /* CLOCK_REALTIME */
 /* ISO 8601 UTC "2026-11-22T22:41:03Z" for unix seconds. */
 int zt_time_format(uint64_t unix_s, char *buf, size_t n);
 

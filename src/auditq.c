@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The audit queue: a journal file drained into audit_log (see auditq.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "audit.h"
+#include "auditq.h"
+#include "log.h"
+#include "util.h"
+
+#define REC_HDR 16u /* length, crc, time */
+#define REC_MAX (1u << 20) /* one record, all four fields */
+#define TRUNCATE_AT (1u << 20) /* committed bytes before the journal is cut back */
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 5000u
+
+struct zt_auditq {
+	char conninfo[4096];
+	char journal[4200];
+	char cursor_path[4200];
+	int fd;
+	uint64_t max_bytes;
+	uint64_t read_off; /* first record not yet committed */
+	uint64_t end_off; /* end of the journal */
+	pthread_t thread;
+	bool started, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, idle;
+	struct zt_auditq_stats st;
+	uint64_t drop_log_ns;
+	struct zt_audit *audit;
+};
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Length of a valid UTF-8 sequence at s (up to end), 0 if not valid. */
+static size_t utf8_len(const unsigned char *s, const unsigned char *end)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - s) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Text for a TEXT column: invalid UTF-8 bytes become the four characters \xNN. */
+static void text_clean(const char *s, char *buf, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : ""), *end = p + strlen((const char *)p);
+	size_t o = 0;
+
+	while (p < end) {
+		size_t l = utf8_len(p, end);
+
+		if (l == 0) {
+			if (o + 5 > n)
+				break;
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", *p);
+			p++;
+			continue;
+		}
+		if (o + l + 1 > n)
+			break;
+		memcpy(buf + o, p, l);
+		o += l;
+		p += l;
+	}
+	buf[o] = '\0';
+}
+
+void zt_json_escape(const char *s, char *buf, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : ""), *end = p + strlen((const char *)p);
+	size_t o = 0;
+
+	if (!n)
+		return;
+	while (p < end) {
+		char tmp[8];
+		size_t l = utf8_len(p, end), tl;
+
+		if (l == 0) {
+			tl = (size_t)snprintf(tmp, sizeof(tmp), "\\\\x%02x", *p);
+			l = 1;
+		} else if (*p == '"' || *p == '\\') {
+			tl = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", *p);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			tl = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
+		} else {
+			if (o + l + 1 > n)
+				break;
+			memcpy(buf + o, p, l);
+			o += l;
+			p += l;
+			continue;
+		}
+		if (o + tl + 1 > n)
+			break;
+		memcpy(buf + o, tmp, tl);
+		o += tl;
+		p += l;
+	}
+	buf[o] = '\0';
+}
+
+static int write_cursor(struct zt_auditq *q, uint64_t off)
+{
+	char tmp[4300];
+	uint8_t b[8];
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", q->cursor_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	put64(b, off);
+	if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b) || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	if (r == 0 && rename(tmp, q->cursor_path) < 0)
+		r = -errno;
+	return r;
+}
+
+/*
+ * Reads the record at off into *rec (malloc'ed, REC_HDR included). Returns
+ * its length, 0 at the end, -EBADMSG for a torn or damaged record.
+ */
+static ssize_t read_rec(int fd, uint64_t off, uint64_t end, uint8_t **rec)
+{
+	uint8_t hdr[REC_HDR], *b;
+	uint32_t len;
+
+	*rec = NULL;
+	if (off >= end)
+		return 0;
+	if (end - off < REC_HDR || pread(fd, hdr, REC_HDR, (off_t)off) != REC_HDR)
+		return -EBADMSG;
+	len = get32(hdr);
+	if (len < REC_HDR + 16 || len > REC_MAX || len > end - off)
+		return -EBADMSG;
+	b = malloc(len);
+	if (!b)
+		return -ENOMEM;
+	if (pread(fd, b, len, (off_t)off) != (ssize_t)len ||
+	    crc32(0L, b + 8, len - 8) != get32(b + 4)) {
+		free(b);
+		return -EBADMSG;
+	}
+	*rec = b;
+	return len;
+}
+
+/* The four fields of a record (NUL-terminated copies in out[], malloc'ed). */
+static int rec_fields(const uint8_t *b, uint32_t len, char *out[4])
+{
+	uint32_t o = REC_HDR;
+
+	for (int i = 0; i < 4; i++) {
+		uint32_t l;
+
+		out[i] = NULL;
+		if (len - o < 4)
+			goto bad;
+		l = get32(b + o);
+		o += 4;
+		if (l > len - o)
+			goto bad;
+		out[i] = strndup((const char *)b + o, l);
+		if (!out[i])
+			goto bad;
+		o += l;
+	}
+	return 0;
+bad:
+	for (int i = 0; i < 4; i++)
+		free(out[i]);
+	return -EBADMSG;
+}
+
+static void count_pending(struct zt_auditq *q)
+{
+	uint64_t off = q->read_off, n = 0;
+
+	for (;;) {
+		uint8_t *b;
+		ssize_t l = read_rec(q->fd, off, q->end_off, &b);
+
+		if (l <= 0)
+			break;
+		free(b);
+		off += (uint64_t)l;
+		n++;
+	}
+	q->st.pending = n;
+	q->st.pending_bytes = q->end_off - q->read_off;
+}
+
+/* Opens the journal, drops a torn tail, positions at the cursor. */
+static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
+{
+	uint64_t off = 0;
+	struct stat sb;
+	uint8_t b8[8];
+	int cfd;
+
+	q->fd = open(q->journal, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (q->fd < 0) {
+		snprintf(err, errlen, "audit journal %s: %s", q->journal, strerror(errno));
+		return -errno;
+	}
+	if (fstat(q->fd, &sb) < 0) {
+		snprintf(err, errlen, "audit journal %s: %s", q->journal, strerror(errno));
+		return -errno;
+	}
+	q->end_off = (uint64_t)sb.st_size;
+	cfd = open(q->cursor_path, O_RDONLY | O_CLOEXEC);
+	if (cfd >= 0) {
+		if (read(cfd, b8, sizeof(b8)) == (ssize_t)sizeof(b8))
+			off = get64(b8);
+		close(cfd);
+	}
+	if (off > q->end_off) {
+		log_warn("audit_journal_cursor", "journal=%s cursor=%llu size=%llu action=replay-all",
+			 q->journal, (unsigned long long)off, (unsigned long long)q->end_off);
+		off = 0;
+	}
+	/* Walk to the end: whatever does not check out from there on is a torn tail. */
+	for (uint64_t p = off;;) {
+		uint8_t *b;
+		ssize_t l = read_rec(q->fd, p, q->end_off, &b);
+
+		if (l == 0)
+			break;
+		if (l < 0) {
+			log_warn("audit_journal_torn",
+				 "journal=%s offset=%llu cut_bytes=%llu why=\"an incomplete or damaged record at the tail (the agent stopped while writing it)\"",
+				 q->journal, (unsigned long long)p,
+				 (unsigned long long)(q->end_off - p));
+			if (ftruncate(q->fd, (off_t)p) < 0) {
+				snprintf(err, errlen, "audit journal %s: cannot cut a torn tail: %s",
+					 q->journal, strerror(errno));
+				return -errno;
+			}
+			q->end_off = p;
+			break;
+		}
+		free(b);
+		p += (uint64_t)l;
+	}
+	q->read_off = off;
+	count_pending(q);
+	if (q->st.pending)
+		log_info("audit_journal_replay", "journal=%s pending=%llu", q->journal,
+			 (unsigned long long)q->st.pending);
+	return 0;
+}
+
+static void wait_ms(struct zt_auditq *q, unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+}
+
+static void *writer(void *arg)
+{
+	struct zt_auditq *q = arg;
+	unsigned int backoff = BACKOFF_MIN_MS;
+	bool was_down = false;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		uint8_t *b = NULL;
+		char *f[4], err[512] = "", q1[600];
+		uint64_t seq = 0, off;
+		ssize_t l;
+		int r;
+
+		if (q->read_off >= q->end_off) {
+			if (q->read_off >= TRUNCATE_AT && ftruncate(q->fd, 0) == 0 &&
+			    write_cursor(q, 0) == 0)
+				q->read_off = q->end_off = 0;
+			q->st.pending = 0;
+			q->st.pending_bytes = 0;
+			pthread_cond_broadcast(&q->idle);
+			pthread_cond_wait(&q->wake, &q->lock);
+			continue;
+		}
+		if (!q->conninfo[0]) {
+			wait_ms(q, 1000);
+			continue;
+		}
+		off = q->read_off;
+		l = read_rec(q->fd, off, q->end_off, &b);
+		if (l <= 0 || rec_fields(b, (uint32_t)l, f) < 0) {
+			/* Cannot happen after journal_open's walk unless the file was changed under us. */
+			log_error("audit_journal_damaged", "journal=%s offset=%llu action=skip-to-end",
+				  q->journal, (unsigned long long)off);
+			free(b);
+			q->st.refused += q->st.pending;
+			q->read_off = q->end_off;
+			write_cursor(q, q->read_off);
+			continue;
+		}
+		free(b);
+		pthread_mutex_unlock(&q->lock);
+		r = zt_audit_append(q->audit, f[0], f[1], f[2], f[3], &seq, NULL, err, sizeof(err));
+		pthread_mutex_lock(&q->lock);
+		if (r == -EIO) {
+			if (!was_down)
+				log_warn("audit_db_unavailable",
+					 "error=%s pending=%llu action=\"kept in the journal, retrying\"",
+					 zt_log_quote(q1, sizeof(q1), err),
+					 (unsigned long long)q->st.pending);
+			was_down = true;
+			q->st.connected = 0;
+			snprintf(q->st.last_error, sizeof(q->st.last_error), "%s", err);
+			for (int i = 0; i < 4; i++)
+				free(f[i]);
+			wait_ms(q, backoff);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			continue;
+		}
+		if (was_down)
+			log_info("audit_db_available", "pending=%llu", (unsigned long long)q->st.pending);
+		was_down = false;
+		backoff = BACKOFF_MIN_MS;
+		q->st.connected = 1;
+		if (r < 0) {
+			char q2[600], q3[2200];
+
+			q->st.refused++;
+			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s", f[0],
+				  zt_log_quote(q2, sizeof(q2), f[2]), zt_log_quote(q3, sizeof(q3), f[3]),
+				  zt_log_quote(q1, sizeof(q1), err));
+		} else {
+			q->st.written++;
+			q->st.last_seq = seq;
+		}
+		for (int i = 0; i < 4; i++)
+			free(f[i]);
+		q->read_off = off + (uint64_t)l;
+		if (q->st.pending)
+			q->st.pending--;
+		q->st.pending_bytes = q->end_off - q->read_off;
+		if (write_cursor(q, q->read_off) < 0)
+			log_warn("audit_cursor_write", "path=%s why=\"a restart may append events again\"",
+				 q->cursor_path);
+	}
+	pthread_cond_broadcast(&q->idle);
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int zt_auditq_open(const char *conninfo, const char *dir, uint64_t max_bytes, struct zt_auditq **out,
+		   char *err, size_t errlen)
+{
+	struct zt_auditq *q;
+	pthread_condattr_t ca;
+	int r;
+
+	*out = NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "audit journal directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(q->conninfo, sizeof(q->conninfo), "%s", conninfo ? conninfo : "");
+	snprintf(q->journal, sizeof(q->journal), "%s/audit.journal", dir);
+	snprintf(q->cursor_path, sizeof(q->cursor_path), "%s/audit.cursor", dir);
+	q->max_bytes = max_bytes ? max_bytes : 64u << 20;
+	q->fd = -1;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->wake, &ca);
+	pthread_cond_init(&q->idle, &ca);
+	pthread_condattr_destroy(&ca);
+	r = journal_open(q, err, errlen);
+	if (r == 0 && q->conninfo[0]) {
+		q->audit = zt_audit_new(q->conninfo);
+		if (!q->audit)
+			r = -ENOMEM;
+	}
+	if (r == 0) {
+		r = -pthread_create(&q->thread, NULL, writer, q);
+		if (r == 0)
+			q->started = true;
+		else
+			snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
+	}
+	if (r < 0) {
+		zt_auditq_close(q);
+		return r;
+	}
+	*out = q;
+	return 0;
+}
+
+int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, const char *subject,
+		   const char *detail_json)
+{
+	char k[128], a[256], s[1024], *d = NULL;
+	const char *dj = detail_json && *detail_json ? detail_json : "{}";
+	const char *fields[4] = { k, a, s, NULL };
+	size_t len = REC_HDR, dl;
+	uint8_t *b;
+	int r = 0;
+
+	if (!q)
+		return 0;
+	while (*dj == ' ')
+		dj++;
+	if (*dj != '{')
+		return -EINVAL;
+	text_clean(kind, k, sizeof(k));
+	text_clean(actor, a, sizeof(a));
+	text_clean(subject, s, sizeof(s));
+	dl = strlen(dj);
+	/* Room for the event time: ,"event_unix_us":N before the closing brace. */
+	d = malloc(dl + 48);
+	if (!d)
+		return -ENOMEM;
+	{
+		const char *close = strrchr(dj, '}');
+		size_t head = close ? (size_t)(close - dj) : dl;
+		bool empty = true;
+
+		for (size_t i = 1; i < head; i++)
+			if (dj[i] != ' ' && dj[i] != '\n' && dj[i] != '\t')
+				empty = false;
+		snprintf(d, dl + 48, "%.*s%s\"event_unix_us\":%lld}", (int)head, dj, empty ? "" : ",",
+			 (long long)(zt_now_unix_ns() / 1000));
+	}
+	fields[3] = d;
+	for (int i = 0; i < 4; i++)
+		len += 4 + strlen(fields[i]);
+	if (len > REC_MAX) {
+		free(d);
+		return -EINVAL;
+	}
+	b = malloc(len);
+	if (!b) {
+		free(d);
+		return -ENOMEM;
+	}
+	{
+		size_t o = REC_HDR;
+
+		put32(b, (uint32_t)len);
+		put64(b + 8, zt_now_unix_ns() / 1000);
+		for (int i = 0; i < 4; i++) {
+			uint32_t fl = (uint32_t)strlen(fields[i]);
+
+			put32(b + o, fl);
+			memcpy(b + o + 4, fields[i], fl);
+			o += 4 + fl;
+		}
+		put32(b + 4, (uint32_t)crc32(0L, b + 8, (uInt)(len - 8)));
+	}
+	free(d);
+	pthread_mutex_lock(&q->lock);
+	if (q->end_off - q->read_off + len > q->max_bytes) {
+		r = -ENOSPC;
+	} else {
+		ssize_t w = write(q->fd, b, len);
+
+		if (w == (ssize_t)len) {
+			q->end_off += len;
+			q->st.posted++;
+			q->st.pending++;
+			q->st.pending_bytes = q->end_off - q->read_off;
+			pthread_cond_signal(&q->wake);
+		} else {
+			/* A short write leaves a torn record: cut it so the journal stays whole. */
+			if (w > 0 && ftruncate(q->fd, (off_t)q->end_off) < 0)
+				log_error("audit_journal_truncate", "journal=%s error=\"%s\"", q->journal,
+					  strerror(errno));
+			r = -EIO;
+		}
+	}
+	if (r < 0) {
+		uint64_t now = zt_now_mono_ns();
+
+		q->st.dropped++;
+		if (now - q->drop_log_ns >= 1000000000ULL) {
+			q->drop_log_ns = now;
+			log_error("audit_event_dropped",
+				  "kind=%s subject=%s why=\"%s\" dropped_total=%llu pending_bytes=%llu max_bytes=%llu",
+				  k, s,
+				  r == -ENOSPC ? "the audit journal is full (database unreachable?)" :
+						 "the audit journal cannot be written",
+				  (unsigned long long)q->st.dropped,
+				  (unsigned long long)q->st.pending_bytes,
+				  (unsigned long long)q->max_bytes);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(b);
+	return r;
+}
+
+void zt_auditq_get_stats(struct zt_auditq *q, struct zt_auditq_stats *st)
+{
+	if (!q) {
+		memset(st, 0, sizeof(*st));
+		return;
+	}
+	pthread_mutex_lock(&q->lock);
+	*st = q->st;
+	pthread_mutex_unlock(&q->lock);
+}
+
+int zt_auditq_drain(struct zt_auditq *q, unsigned int timeout_ms)
+{
+	uint64_t deadline = zt_now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	int r = 0;
+
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	while (q->read_off < q->end_off && q->conninfo[0]) {
+		uint64_t now = zt_now_mono_ns();
+
+		if (now >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		pthread_cond_signal(&q->wake);
+		{
+			struct timespec ts;
+			uint64_t left = deadline - now < 50000000ULL ? deadline - now : 50000000ULL;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += (long)left;
+			while (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->idle, &q->lock, &ts);
+		}
+	}
+	if (q->read_off < q->end_off && !q->conninfo[0])
+		r = -ETIMEDOUT;
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+void zt_auditq_close(struct zt_auditq *q)
+{
+	if (!q)
+		return;
+	if (q->started) {
+		zt_auditq_drain(q, 2000);
+		pthread_mutex_lock(&q->lock);
+		q->stop = true;
+		pthread_cond_broadcast(&q->wake);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->thread, NULL);
+		if (q->st.pending)
+			log_info("audit_journal_kept", "journal=%s pending=%llu", q->journal,
+				 (unsigned long long)q->st.pending);
+	}
+	zt_audit_free(q->audit);
+	if (q->fd >= 0)
+		close(q->fd);
+	pthread_cond_destroy(&q->wake);
+	pthread_cond_destroy(&q->idle);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
