@@ -22,6 +22,7 @@
 #include "apimsg.h"
 #include "policy.h"
 #include "apiops.h"
+#include "audit.h"
 #include "daemon.h"
 #include "util.h"
 #include "ztagent.h"
@@ -62,6 +63,8 @@ struct opts {
 	/* flows */
 	bool follow;
 	const char *verdict;
+	/* audit verify */
+	const char *db;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -77,6 +80,7 @@ enum opt_bit {
 	OPT_EXPLAIN = 1 << 7, /* --from --to --port */
 	OPT_FOLLOW = 1 << 8,
 	OPT_VERDICT = 1 << 9,
+	OPT_DB = 1 << 10, /* --db CONNINFO */
 };
 
 struct cmd {
@@ -302,6 +306,8 @@ static void usage_main(FILE *f)
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
 		"  endpoint list               the endpoints and their identities\n"
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
+		"  audit verify [--db CONNINFO]\n"
+		"                              check the audit trail's hash chain\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH   the daemon's API socket; else $ZTAGENT_SOCKET, else\n"
@@ -505,6 +511,7 @@ static const struct option long_opts[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "follow", no_argument, NULL, 'w' },
 	{ "verdict", required_argument, NULL, 'v' },
+	{ "db", required_argument, NULL, 'D' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -522,7 +529,7 @@ static const struct {
 	{ 'P', OPT_EP, "--ports" },	   { 'r', OPT_EXPLAIN, "--from" },
 	{ 't', OPT_EXPLAIN, "--to" },	   { 'p', OPT_EXPLAIN, "--port" },
 	{ 'w', OPT_FOLLOW, "--follow" },   { 'f', OPT_FOLLOW, "-f" },
-	{ 'v', OPT_VERDICT, "--verdict" },
+	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -633,6 +640,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'P':
 			o->ports = optarg;
+			break;
+		case 'D':
+			o->db = optarg;
 			break;
 		case 'r':
 			o->from = optarg;
@@ -1471,6 +1481,35 @@ static int run_policy_reload(struct ctl *ctl, struct opts *o)
 	return EXIT_OK;
 }
 
+/* ---- audit ---- */
+
+static int run_audit_verify(struct ctl *ctl, struct opts *o)
+{
+	char url[4096] = "";
+	const char *conninfo = o->db;
+
+	if (!conninfo)
+		conninfo = getenv("ZTAGENT_DB");
+	if (!conninfo || !*conninfo) {
+		/* The running agent's database.url. */
+		const cbor_item_t *d;
+		cbor_item_t *reply;
+		int r = call(ctl, request(ZT_OP_STATUS), &reply, &d);
+
+		if (r)
+			return r;
+		str_of(zt_cbor_get(d, "database"), "url", url, sizeof(url), "");
+		cbor_decref(&reply);
+		if (!url[0]) {
+			fprintf(stderr,
+				"ztctl: the agent has no database (database.url is empty); give --db CONNINFO\n");
+			return EXIT_USAGE;
+		}
+		conninfo = url;
+	}
+	return zt_audit_verify_cli(conninfo, stdout, stderr);
+}
+
 /* ---- flows ---- */
 
 static volatile sig_atomic_t stop_follow;
@@ -1707,6 +1746,15 @@ static const struct cmd cmds[] = {
 	{ "endpoint list", "ztctl endpoint list [-o json]",
 	  "Shows every endpoint: name, interface, addresses, security identity, labels.\n",
 	  0, 0, 0, NULL, run_endpoint_list },
+	{ "audit verify", "ztctl audit verify [--db CONNINFO]",
+	  "Recomputes the SHA-256 chain of the audit trail (table audit_log) and says\n"
+	  "whether it is intact, or which row was changed, deleted or inserted.\n"
+	  "The database is --db, else $ZTAGENT_DB, else the running agent's database.url.\n"
+	  "Exit codes: 0 intact, 1 broken, 2 the database cannot be read or no database.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl audit verify --db 'host=/run/postgresql dbname=ztagent'\n",
+	  OPT_DB, 0, 0, NULL, run_audit_verify },
 	{ "flows", "ztctl flows [--follow] [--verdict allowed|denied|audit] [--limit N] [-o json]",
 	  "Shows policy verdicts on new flows (the daemon keeps the last 16384): time,\n"
 	  "verdict, 5-tuple, both workloads and identities, direction, interface and the\n"
@@ -1828,7 +1876,8 @@ int main(int argc, char **argv)
 	c = find_cmd(argv[0], argc > 1 ? argv[1] : NULL, &words);
 	if (!c) {
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
-		    strcmp(argv[0], "policy") == 0)
+		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
+		    strcmp(argv[0], "audit") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}
