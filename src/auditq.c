@@ -422,9 +422,10 @@ int zt_auditq_open(const char *conninfo, const char *dir, uint64_t max_bytes, st
 	int r;
 
 	*out = NULL;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "audit journal directory %s: %s", dir, strerror(errno));
-		return -errno;
+	r = zt_mkdir_p(dir, 0700);
+	if (r < 0) {
+		snprintf(err, errlen, "audit journal directory %s: %s", dir, strerror(-r));
+		return r;
 	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {

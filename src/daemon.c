@@ -113,7 +113,8 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 			entries = zt_blocklist_count(d->bl, 0, true);
 		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V6))
 			entries = zt_blocklist_count(d->bl, 1, true);
-		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LPM_TRIE)
+		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LRU_HASH ||
+			 info.type == BPF_MAP_TYPE_LPM_TRIE)
 			zt_datapath_map_count(maps[i].fd, info.key_size, &entries);
 		else if (info.type != BPF_MAP_TYPE_RINGBUF)
 			entries = info.max_entries;

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Integration: flow records, the audit trail and metrics with the real
+# agent and a real PostgreSQL (its own initdb in a temporary directory).
+# K real TCP connections between pod namespaces give exactly K rows whose
+# byte counts match what the endpoints' own IP counters say they sent and
+# received; the database stopped mid-run and restarted loses and duplicates
+# nothing; the agent killed with SIGKILL loses nothing it had spooled;
+# hostile input is refused or stored safely; the audit chain verifies and
+# shows tampering; Prometheus scrapes the agent. Prints TAP lines.
+set -uo pipefail
+. "$(dirname "$0")/../../tools/lab.sh"
+. "$(dirname "$0")/../../tools/pg.sh"
+
+lab_init fdb
+# Both cleanups on every exit: lab_cleanup ends with exit.
+trap 'pg_cleanup; lab_cleanup' EXIT
+if ! pg_start; then
+	tap_fail "PostgreSQL starts (initdb in a temporary directory)"
+	exit 1
+fi
+trap 'pg_cleanup; lab_cleanup' EXIT
+tap_ok "PostgreSQL starts (initdb in a temporary directory)"
+pg_sql -c "CREATE DATABASE ztagent" >/dev/null
+DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
+q() { psql "$DB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+POL="$LAB_DIR/policies"
+mkdir -p "$POL"
+FE=198.18.2.10
+BE=198.18.2.20
+lab_pod frontend $FE
+lab_pod backend $BE
+METRICS_PORT=$((20000 + RANDOM % 20000))
+LAB_DB_URL=$DB
+LAB_METRICS="127.0.0.1:$METRICS_PORT"
+lab_write_config
+cat >>"$LAB_CONF" <<EOF
+flows:
+  active_timeout: 60s
+EOF
+
+# --- migrations ---
+out=$("$ZTAGENT" --config "$LAB_CONF" --migrate-only 2>&1)
+rc=$?
+echo "# $out"
+check "ztagent --migrate-only applies the migrations" test $rc -eq 0
+out=$("$ZTAGENT" --config "$LAB_CONF" --migrate-only 2>&1)
+check "a second --migrate-only applies nothing (idempotent)" grep -q "^database: 0 migration" <<<"$out"
+coltype() { q "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = 'network_flows'::regclass AND a.attname = '$1' AND NOT a.attisdropped"; }
+bad_cols=
+for ct in id:uuid source_ip:inet dest_ip:inet source_port:integer dest_port:integer \
+	protocol:text bytes_sent:bigint bytes_received:bigint packet_count:bigint \
+	duration_ms:bigint "flags:text[]" "start_time:timestamp with time zone" \
+	"end_time:timestamp with time zone" anomaly_score:real threat_type:text blocked:boolean \
+	"created_at:timestamp with time zone"; do
+	c=${ct%%:*}
+	t=${ct#*:}
+	got=$(coltype "$c")
+	[ "$got" = "$t" ] || bad_cols="$bad_cols $c=$got(want $t)"
+done
+[ -n "$bad_cols" ] && echo "# columns:$bad_cols"
+check "network_flows has every column of the specification, typed as it says" test -z "$bad_cols"
+check "network_flows is range-partitioned on start_time" \
+	test "$(q "SELECT pg_get_partkeydef('network_flows'::regclass)")" = "RANGE (start_time)"
+check "its primary key is (id, start_time)" \
+	test "$(q "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'network_flows'::regclass AND contype = 'p'")" = "PRIMARY KEY (id, start_time)"
+check "partitions exist ahead (this month and 2 more)" \
+	test "$(q "SELECT count(*) FROM pg_inherits WHERE inhparent = 'network_flows'::regclass")" -ge 3
+for t in alerts blocks audit_log schema_migrations; do
+	check "table $t exists" test "$(q "SELECT to_regclass('$t') IS NOT NULL")" = t
+done
+
+# --- the agent, two pods, one policy ---
+cat >"$POL/10-shop.yaml" <<'EOF'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: backend, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: frontend}}}]
+      ports: [{protocol: TCP, port: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontend, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: frontend}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{podSelector: {matchLabels: {app: backend}}}]
+EOF
+if ! lab_agent_start; then
+	tap_fail "ztagent starts with database.url"
+	exit 1
+fi
+tap_ok "ztagent starts with database.url"
+check "endpoint add frontend" ztctl endpoint add --ifname v-frontend --ip $FE --labels app=frontend \
+	--namespace shop --name frontend
+check "endpoint add backend" ztctl endpoint add --ifname v-backend --ip $BE --labels app=backend \
+	--namespace shop --name backend
+
+# A server in backend: reads what the client sends until EOF, answers with
+# as many bytes as the client's first line asks for, closes.
+cat >"$LAB_DIR/server.py" <<'EOF'
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(128)
+def serve(c):
+    with c:
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+        n = int(data.split(b"\n", 1)[0] or b"0")
+        c.sendall(b"r" * n)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+# A client: COUNT connections to HOST:PORT, connection i sends 1000*i+17
+# bytes and asks for 700*i+5 back; prints "ok N" when all completed.
+cat >"$LAB_DIR/client.py" <<'EOF'
+import socket, sys
+host, port, count, base = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+done = 0
+for i in range(base, base + count):
+    c = socket.create_connection((host, port), timeout=5)
+    want = 700 * i + 5
+    msg = (str(want) + "\n").encode()
+    c.sendall(msg + b"x" * (1000 * i + 17 - len(msg)))
+    c.shutdown(socket.SHUT_WR)
+    got = 0
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    c.close()
+    if got == want:
+        done += 1
+print("ok", done)
+EOF
+lab_bg_in "${LAB_ID}-backend" python3 "$LAB_DIR/server.py" $BE 8080
+sleep 0.3
+
+# The frontend namespace's own IP counters (IpExt InOctets/OutOctets).
+ipext() { # NAME FIELD
+	in_pod "$1" awk -v f="$2" '/^IpExt:/ { if (!h) { for (i = 1; i <= NF; i++) idx[$i] = i; h = 1 } else print $idx[f] }' /proc/net/netstat
+}
+rows() { # WHERE-clause: prints the count of matching flow rows
+	q "SELECT count(*) FROM network_flows WHERE flow_kind = 'flow' AND $1"
+}
+wait_rows() { # N WHERE [SECONDS]: waits until exactly N rows match
+	local n=$1 where=$2 t=${3:-10}
+	for _ in $(seq 1 $((t * 10))); do
+		[ "$(rows "$where")" -ge "$n" ] && break
+		sleep 0.1
+	done
+	[ "$(rows "$where")" -eq "$n" ]
+}
+FEBE="source_ip = '$FE' AND dest_ip = '$BE' AND dest_port = 8080"
+
+K=20
+out0=$(ipext frontend OutOctets)
+in0=$(ipext frontend InOctets)
+t0=$(date +%s%N)
+res=$(in_pod frontend python3 "$LAB_DIR/client.py" $BE 8080 $K 1)
+check "$K connections frontend -> backend:8080 complete" test "$res" = "ok $K"
+out1=$(ipext frontend OutOctets)
+in1=$(ipext frontend InOctets)
+check "exactly $K rows arrive" wait_rows $K "$FEBE" 10
+t1=$(date +%s%N)
+echo "# $K rows in the database $(((t1 - t0) / 1000000)) ms after the first connection started"
+sums=$(q "SELECT sum(bytes_sent), sum(bytes_received) FROM network_flows WHERE flow_kind = 'flow' AND $FEBE" | tr '|' ' ')
+echo "# rows: sent+received = $sums; frontend's IP counters: out $((out1 - out0)) in $((in1 - in0))"
+check "bytes_sent of the $K rows = what frontend's IP stack sent" test "${sums% *}" = "$((out1 - out0))"
+check "bytes_received of the $K rows = what frontend's IP stack received" test "${sums#* }" = "$((in1 - in0))"
+check "each row's packet_count = packets_sent + packets_received > 0" \
+	test "$(rows "$FEBE AND (packet_count <> packets_sent + packets_received OR packets_sent = 0 OR packets_received = 0)")" = 0
+check "rows carry SYN and FIN in flags, verdict allowed, not blocked" \
+	test "$(rows "$FEBE AND 'SYN' = ANY(flags) AND 'FIN' = ANY(flags) AND verdict = 'allowed' AND NOT blocked")" = $K
+check "rows name both workloads, identities, node, interface and direction" \
+	test "$(rows "$FEBE AND source_workload = 'shop/frontend' AND dest_workload = 'shop/backend' AND source_identity IS NOT NULL AND dest_identity IS NOT NULL AND node = 'lab-node' AND interface = 'v-frontend' AND direction = 'egress'")" = $K
+check "rows name the deciding policy" \
+	test "$(rows "$FEBE AND policy LIKE '%shop/backend%'")" = $K
+check "start <= end, duration_ms = end - start, protocol tcp" \
+	test "$(rows "$FEBE AND start_time <= end_time AND duration_ms = floor(extract(epoch FROM end_time - start_time) * 1000) AND protocol = 'tcp'")" = $K
+check "ids are UUIDv7 (version 7)" \
+	test "$(rows "$FEBE AND substr(id::text, 15, 1) = '7'")" = $K
+# Larger payloads: bytes_sent of connection i is its 1000*i+17 payload plus headers.
+check "a bigger connection has more bytes_sent (per-row counts are per connection)" \
+	test "$(q "SELECT count(DISTINCT bytes_sent) FROM network_flows WHERE flow_kind = 'flow' AND $FEBE")" = $K
+
+# A denied flow is on record too, with its reason.
+in_pod backend nc -z -w1 $FE 80 >/dev/null 2>&1
+check "a denied connection backend -> frontend:80 gets a row, blocked, with its reason" \
+	wait_rows 1 "source_ip = '$BE' AND dest_ip = '$FE' AND dest_port = 80 AND verdict = 'denied' AND blocked AND drop_reason IS NOT NULL" 15
+
+# --- the database goes away mid-run ---
+M=15
+pg_down
+res=$(in_pod frontend python3 "$LAB_DIR/client.py" $BE 8080 $M 101)
+check "$M more connections while PostgreSQL is down" test "$res" = "ok $M"
+spooled() {
+	ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin)["database"]; sys.exit(0 if d["spool_bytes"] > 0 and d["queue"] == 0 else 1)'
+}
+for _ in $(seq 1 100); do spooled && break; sleep 0.1; done
+check "the records go to the spool while the database is down" spooled
+pg_up
+check "after the restart all $((K + M)) rows are there, none twice" wait_rows $((K + M)) "$FEBE" 20
+check "no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
+
+# --- SIGKILL with records in the spool ---
+M2=10
+pg_down
+res=$(in_pod frontend python3 "$LAB_DIR/client.py" $BE 8080 $M2 201)
+check "$M2 more connections while PostgreSQL is down" test "$res" = "ok $M2"
+for _ in $(seq 1 100); do spooled && break; sleep 0.1; done
+check "they are spooled" spooled
+kill -KILL "$LAB_AGENT_PID"
+wait "$LAB_AGENT_PID" 2>/dev/null
+LAB_AGENT_PID=
+check "spool segments survive SIGKILL on disk" test -n "$(ls "$LAB_DIR/spool"/seg-*.zsp 2>/dev/null)"
+pg_up
+lab_agent_start
+check "ztagent restarts after SIGKILL" ztctl status
+check "after the restart all $((K + M + M2)) rows are there, none twice" wait_rows $((K + M + M2)) "$FEBE" 20
+check "still no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
+
+# --- hostile input ---
+bad=$(ztctl endpoint add --ifname v-backend --ip 198.18.2.99 --labels $'app=x"y\nz' --namespace shop --name evil 2>&1)
+check "a label value with a quote and a newline is refused with a clear message" \
+	grep -q "label" <<<"$bad"
+bad=$(ztctl endpoint add --ifname v-backend --ip 198.18.2.99 --labels "app=$(head -c 300 /dev/zero | tr '\0' a)" --namespace shop 2>&1)
+check "a 300-byte label value is refused" grep -q "label" <<<"$bad"
+bad=$(ztctl endpoint add --ifname v-backend --ip 198.18.2.99 --labels $'app=\xff\xfe' --namespace shop 2>&1)
+check "a non-UTF-8 label value is refused" grep -q "label" <<<"$bad"
+# Text that does reach the database unvalidated: a policy file's name.
+HOSTILE=$'we"ird\'; DROP TABLE network_flows;--\xff.yaml'
+mv "$POL/10-shop.yaml" "$POL/$HOSTILE"
+sleep 0.5
+in_pod backend nc -z -w1 $FE 81 >/dev/null 2>&1
+check "a flow decided under a hostile policy file name is stored" \
+	wait_rows 1 "source_ip = '$BE' AND dest_ip = '$FE' AND dest_port = 81" 15
+check "network_flows is intact" test "$(q "SELECT to_regclass('network_flows') IS NOT NULL")" = t
+
+# --- the audit trail ---
+check "the audit trail has the configuration, policy and endpoint events" \
+	test "$(q "SELECT count(DISTINCT kind) FROM audit_log WHERE kind IN ('config.load', 'policy.apply', 'endpoint.add')")" = 3
+check "every policy violation is in the audit trail" \
+	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.violation' AND subject LIKE '%$BE:%-> $FE:80'")" -ge 1
+ztctl block add 198.18.0.77 --reason "it test" >/dev/null
+ztctl block del 198.18.0.77 >/dev/null
+for _ in $(seq 1 50); do
+	[ "$(q "SELECT count(*) FROM audit_log WHERE kind IN ('block.add', 'block.del') AND subject = '198.18.0.77/32'")" = 2 ] && break
+	sleep 0.1
+done
+check "block and unblock are in the audit trail" \
+	test "$(q "SELECT count(*) FROM audit_log WHERE kind IN ('block.add', 'block.del') AND subject = '198.18.0.77/32'")" = 2
+check "policy.apply rows carry the content hash" \
+	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.apply' AND length(detail->>'sha256') = 64")" -ge 1
+out=$(ztctl audit verify 2>&1)
+echo "# $out"
+check "ztctl audit verify: chain intact (database.url from the agent)" grep -q "chain intact" <<<"$out"
+mid=$(q "SELECT seq FROM audit_log ORDER BY seq LIMIT 1 OFFSET 2")
+q "SET session_replication_role = replica; UPDATE audit_log SET subject = subject || ' (edited)' WHERE seq = $mid" >/dev/null
+out=$(ztctl audit verify --db "$DB" 2>&1)
+rc=$?
+echo "# $out"
+check "a changed row is found and named (row $mid), exit 1" \
+	test $rc -eq 1 -a -n "$(grep "row $mid changed" <<<"$out")"
+
+# --- metrics, scraped by a real Prometheus inside the node namespace ---
+mt=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null ||
+	in_node python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:$METRICS_PORT/metrics').read().decode())")
+lint=$(promtool check metrics <<<"$mt" 2>&1)
+rc=$?
+[ -n "$lint" ] && sed 's/^/# promtool: /' <<<"$lint"
+check "the agent's /metrics passes promtool check metrics" test $rc -eq 0
+written=$(sed -n 's/^ztagent_db_rows_written_total \([0-9]*\)$/\1/p' <<<"$mt")
+check "ztagent_db_rows_written_total counts rows this process wrote (${written:-none})" \
+	test "${written:-0}" -ge 1
+check "ztagent_tc_packets_total and ztagent_flows_total are exposed" \
+	grep -q '^ztagent_flows_total{verdict="denied"} [1-9]' <<<"$mt"
+PROM_PORT=$((METRICS_PORT + 1))
+cat >"$LAB_DIR/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: ztagent
+    static_configs: [{targets: ['127.0.0.1:$METRICS_PORT']}]
+EOF
+lab_bg_in "$LAB_NODE" prometheus --config.file="$LAB_DIR/prometheus.yml" \
+	--storage.tsdb.path="$LAB_DIR/tsdb" --web.listen-address="127.0.0.1:$PROM_PORT" \
+	--log.level=warn
+promq() {
+	in_node python3 - "http://127.0.0.1:$PROM_PORT" "$1" <<'PY'
+import json, sys, urllib.parse, urllib.request
+url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+try:
+    r = json.loads(urllib.request.urlopen(url, timeout=2).read().decode())["data"]["result"]
+    print(r[0]["value"][1] if r else "")
+except Exception:
+    print("")
+PY
+}
+val=
+for _ in $(seq 1 60); do
+	val=$(promq 'ztagent_flows_total{verdict="denied"}')
+	[ -n "$val" ] && break
+	sleep 0.5
+done
+check "Prometheus scraped the agent: ztagent_flows_total{verdict=denied} = ${val:-none}" \
+	test -n "$val" -a "${val:-0}" != 0
+val=$(promq 'ztagent_build_info')
+check "Prometheus answers ztagent_build_info = 1" test "$val" = 1
+
+echo "1..$TAP_N"
