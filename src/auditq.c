@@ -14,6 +14,8 @@
 
 #include "audit.h"
 #include "auditq.h"
+#include "db.h"
+#include "flowrec.h"
 #include "log.h"
 #include "util.h"
 
@@ -38,6 +40,9 @@ struct zt_auditq {
 	struct zt_auditq_stats st;
 	uint64_t drop_log_ns;
 	struct zt_audit *audit;
+	PGconn *side; /* alerts and blocks rows */
+	char node[256];
+	uint64_t audit_done_off; /* the record at this offset is in audit_log already */
 };
 
 static uint32_t get32(const uint8_t *p)
@@ -324,6 +329,65 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms)
 	pthread_cond_timedwait(&q->wake, &q->lock, &ts);
 }
 
+/*
+ * The row an event adds beside its audit row: an alert for a policy
+ * violation, a blocks row for a block change. Idempotent (the event's
+ * UUIDv7, ON CONFLICT DO NOTHING). 0 done or nothing to do, -EIO when the
+ * database is unreachable (retry), -EINVAL when refused (err says why).
+ */
+static int side_row(struct zt_auditq *q, const char *kind, const char *subject, const char *detail,
+		    char *err, size_t errlen)
+{
+	static const char alert_sql[] =
+		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail) "
+		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $2, "
+		"CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END, "
+		"CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END, "
+		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d "
+		"FROM (SELECT $1::jsonb AS d) s ON CONFLICT (id) DO NOTHING";
+	static const char block_sql[] =
+		"INSERT INTO blocks (id, at, node, action, cidr, kind, source, reason, expires_at) "
+		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $2, $3, $4::cidr, "
+		"d->>'kind', d->>'source', d->>'reason', "
+		"CASE WHEN coalesce((d->>'ttl_s')::bigint, 0) > 0 THEN "
+		"to_timestamp((d->>'event_unix_us')::bigint / 1e6) + make_interval(secs => (d->>'ttl_s')::bigint) END "
+		"FROM (SELECT $1::jsonb AS d) s ON CONFLICT (id) DO NOTHING";
+	const char *action = NULL, *sql, *params[4];
+	PGresult *res;
+	int r = 0;
+
+	if (!strcmp(kind, "policy.violation")) {
+		sql = alert_sql;
+	} else if (!strcmp(kind, "block.add") || !strcmp(kind, "block.del") ||
+		   !strcmp(kind, "block.expire")) {
+		sql = block_sql;
+		action = !strcmp(kind, "block.add") ? "block" :
+			 !strcmp(kind, "block.del") ? "unblock" :
+						      "expire";
+	} else {
+		return 0;
+	}
+	if (!q->side || PQstatus(q->side) != CONNECTION_OK) {
+		if (q->side)
+			PQfinish(q->side);
+		q->side = NULL;
+		if (zt_db_connect(q->conninfo, &q->side, err, errlen))
+			return -EIO;
+	}
+	params[0] = detail;
+	params[1] = q->node;
+	params[2] = action;
+	params[3] = subject;
+	res = PQexecParams(q->side, sql, action ? 4 : 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
+		r = PQstatus(q->side) != CONNECTION_OK ? -EIO : -EINVAL;
+	}
+	PQclear(res);
+	return r;
+}
+
 static void *writer(void *arg)
 {
 	struct zt_auditq *q = arg;
@@ -366,7 +430,34 @@ static void *writer(void *arg)
 		}
 		free(b);
 		pthread_mutex_unlock(&q->lock);
-		r = zt_audit_append(q->audit, f[0], f[1], f[2], f[3], &seq, NULL, err, sizeof(err));
+		r = 0;
+		if (q->audit_done_off != off) {
+			r = zt_audit_append(q->audit, f[0], f[1], f[2], f[3], &seq, NULL, err,
+					    sizeof(err));
+			if (r == 0) {
+				q->audit_done_off = off;
+				pthread_mutex_lock(&q->lock);
+				q->st.written++;
+				q->st.last_seq = seq;
+				pthread_mutex_unlock(&q->lock);
+			}
+		}
+		if (r == 0) {
+			char serr[512] = "";
+			int sr = side_row(q, f[0], f[2], f[3], serr, sizeof(serr));
+
+			if (sr == -EIO) {
+				r = -EIO;
+				snprintf(err, sizeof(err), "%s", serr);
+			} else if (sr < 0) {
+				char qs[600], qd[2200];
+
+				log_error("audit_side_row_refused", "kind=%s subject=%s detail=%s error=%s",
+					  f[0], zt_log_quote(qs, sizeof(qs), f[2]),
+					  zt_log_quote(qd, sizeof(qd), f[3]),
+					  zt_log_quote(q1, sizeof(q1), serr));
+			}
+		}
 		pthread_mutex_lock(&q->lock);
 		if (r == -EIO) {
 			if (!was_down)
@@ -395,9 +486,6 @@ static void *writer(void *arg)
 			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s", f[0],
 				  zt_log_quote(q2, sizeof(q2), f[2]), zt_log_quote(q3, sizeof(q3), f[3]),
 				  zt_log_quote(q1, sizeof(q1), err));
-		} else {
-			q->st.written++;
-			q->st.last_seq = seq;
 		}
 		for (int i = 0; i < 4; i++)
 			free(f[i]);
@@ -414,8 +502,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-int zt_auditq_open(const char *conninfo, const char *dir, uint64_t max_bytes, struct zt_auditq **out,
-		   char *err, size_t errlen)
+int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
+		   struct zt_auditq **out, char *err, size_t errlen)
 {
 	struct zt_auditq *q;
 	pthread_condattr_t ca;
@@ -436,6 +524,8 @@ int zt_auditq_open(const char *conninfo, const char *dir, uint64_t max_bytes, st
 	snprintf(q->journal, sizeof(q->journal), "%s/audit.journal", dir);
 	snprintf(q->cursor_path, sizeof(q->cursor_path), "%s/audit.cursor", dir);
 	q->max_bytes = max_bytes ? max_bytes : 64u << 20;
+	q->audit_done_off = UINT64_MAX;
+	snprintf(q->node, sizeof(q->node), "%s", node ? node : "");
 	q->fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -484,8 +574,8 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 	text_clean(actor, a, sizeof(a));
 	text_clean(subject, s, sizeof(s));
 	dl = strlen(dj);
-	/* Room for the event time: ,"event_unix_us":N before the closing brace. */
-	d = malloc(dl + 48);
+	/* Room for ,"event_id":"UUID","event_unix_us":N before the closing brace. */
+	d = malloc(dl + 112);
 	if (!d)
 		return -ENOMEM;
 	{
@@ -496,8 +586,13 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 		for (size_t i = 1; i < head; i++)
 			if (dj[i] != ' ' && dj[i] != '\n' && dj[i] != '\t')
 				empty = false;
-		snprintf(d, dl + 48, "%.*s%s\"event_unix_us\":%lld}", (int)head, dj, empty ? "" : ",",
-			 (long long)(zt_now_unix_ns() / 1000));
+		uint8_t id[16];
+		char ids[40];
+
+		zt_uuidv7(id);
+		zt_uuid_format(id, ids, sizeof(ids));
+		snprintf(d, dl + 112, "%.*s%s\"event_id\":\"%s\",\"event_unix_us\":%lld}", (int)head,
+			 dj, empty ? "" : ",", ids, (long long)(zt_now_unix_ns() / 1000));
 	}
 	fields[3] = d;
 	for (int i = 0; i < 4; i++)
@@ -548,13 +643,14 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 	}
 	if (r < 0) {
 		uint64_t now = zt_now_mono_ns();
+		char qs[1100];
 
 		q->st.dropped++;
 		if (now - q->drop_log_ns >= 1000000000ULL) {
 			q->drop_log_ns = now;
 			log_error("audit_event_dropped",
 				  "kind=%s subject=%s why=\"%s\" dropped_total=%llu pending_bytes=%llu max_bytes=%llu",
-				  k, s,
+				  k, zt_log_quote(qs, sizeof(qs), s),
 				  r == -ENOSPC ? "the audit journal is full (database unreachable?)" :
 						 "the audit journal cannot be written",
 				  (unsigned long long)q->st.dropped,
@@ -629,6 +725,8 @@ void zt_auditq_close(struct zt_auditq *q)
 				 (unsigned long long)q->st.pending);
 	}
 	zt_audit_free(q->audit);
+	if (q->side)
+		PQfinish(q->side);
 	if (q->fd >= 0)
 		close(q->fd);
 	pthread_cond_destroy(&q->wake);

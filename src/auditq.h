@@ -28,7 +28,12 @@
  * COMMIT and the cursor update appends that event again on replay.
  *
  * The event time stored in audit_log.at is when the row is appended; the
- * time the event happened is kept in the detail JSON as "event_unix_us".
+ * time the event happened is kept in the detail JSON as "event_unix_us",
+ * with "event_id", a UUIDv7 made at post.
+ *
+ * Beside its audit row, a policy violation adds a row to alerts (kind
+ * policy-deny or policy-audit) and a block change one to blocks (block,
+ * unblock, expire); their id is the event_id, so a replay adds nothing twice.
  */
 #ifndef ZT_AUDITQ_H
 #define ZT_AUDITQ_H
@@ -54,8 +59,8 @@ struct zt_auditq_stats {
  * run left and starts the writer thread. conninfo "" = no database: events
  * are only journaled (bounded) until an agent with a database runs.
  */
-int zt_auditq_open(const char *conninfo, const char *dir, uint64_t max_bytes, struct zt_auditq **out,
-		   char *err, size_t errlen);
+int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
+		   struct zt_auditq **out, char *err, size_t errlen);
 /*
  * Queues one event. detail_json must be a JSON object ("{...}"); NULL is
  * "{}". Thread-safe. 0; -ENOSPC over the bound; -EIO when the journal

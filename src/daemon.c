@@ -672,7 +672,8 @@ static int database_start(struct zt_daemon *d, char *err, size_t errlen)
 	if (!d->dbw)
 		return -EINVAL;
 	snprintf(dir, sizeof(dir), "%s/audit", d->cfg.state_dir);
-	r = zt_auditq_open(d->cfg.database.url, dir, 64u << 20, &d->auditq, err, errlen);
+	r = zt_auditq_open(d->cfg.database.url, dir, d->cfg.node, 64u << 20, &d->auditq, err,
+			   errlen);
 	if (r < 0)
 		return r;
 	log_info("database_on", "spool_dir=%s spool_max_bytes=%llu audit_journal=%s",

@@ -933,8 +933,9 @@ static void audit_violation(struct zt_seg *s, const struct flow_rec *f)
 	zt_json_escape(f->rule, rule, sizeof(rule));
 	zt_json_escape(f->ifname, ifn, sizeof(ifn));
 	snprintf(d, sizeof(d),
-		 "{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
+		 "{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"protocol\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
 		 verdict_names[f->verdict], reason_name(f->reason), rule,
+		 zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport,
 		 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->src_id, f->dst_id, sw, dw,
 		 ifn, f->revoked ? "true" : "false");
 	s->audit(s->audit_ctx, "policy.violation", subj, d);

@@ -262,6 +262,10 @@ for _ in $(seq 1 50); do
 done
 check "block and unblock are in the audit trail" \
 	test "$(q "SELECT count(*) FROM audit_log WHERE kind IN ('block.add', 'block.del') AND subject = '198.18.0.77/32'")" = 2
+check "the denial is an alert (policy-deny, warning, with its 5-tuple)" \
+	test "$(q "SELECT count(*) FROM alerts WHERE kind = 'policy-deny' AND severity = 'warning' AND source_ip = '$BE' AND dest_ip = '$FE' AND dest_port = 80 AND protocol = 'tcp' AND node = 'lab-node'")" -ge 1
+check "block and unblock are rows of blocks" \
+	test "$(q "SELECT string_agg(action, ',' ORDER BY at) FROM blocks WHERE cidr = '198.18.0.77/32'")" = "block,unblock"
 check "policy.apply rows carry the content hash" \
 	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.apply' AND length(detail->>'sha256') = 64")" -ge 1
 out=$(ztctl audit verify 2>&1)
