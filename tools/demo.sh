@@ -3,6 +3,7 @@
 # creates (namespaces, veths, bpffs mount, processes) is removed on exit.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+. "$(dirname "$0")/pg.sh"
 
 B=$'\e[1m' D=$'\e[2m' N=$'\e[0m'
 [ -t 1 ] || B='' D='' N=''
@@ -18,13 +19,29 @@ ping_once() {
 
 step "Building the lab: an external namespace and a node namespace joined by a veth"
 lab_init demo
+trap 'pg_cleanup; lab_cleanup' EXIT
+step "Starting a throw-away PostgreSQL 15 for the flow records and the audit trail"
+pg_start
+trap 'pg_cleanup; lab_cleanup' EXIT
+psql "$PG_CONN" -X -q -c "CREATE DATABASE ztagent"
+DEMO_DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
+echo "   initdb in $PG_DIR, unix socket only; database ztagent"
+LAB_DB_URL=$DEMO_DB
+DEMO_METRICS_PORT=$((20000 + RANDOM % 20000))
+LAB_METRICS="127.0.0.1:$DEMO_METRICS_PORT"
+lab_write_config
+dbq() { # SQL: a psql table
+	printf '%s$ psql -c "%s"%s\n' "$D" "$1" "$N"
+	psql "$DEMO_DB" -X -P pager=off -c "$1" | sed 's/^/   /'
+}
 echo "   external $LAB_EXT: ext0 $LAB_EXT_IP, $LAB_EXT_IP2"
 echo "   node     $LAB_NODE: uplink0 $LAB_NODE_IP  <- ztagent guards this uplink with XDP"
 echo "   configuration ($LAB_CONF):"
 sed 's/^/     /' "$LAB_CONF"
 
-step "Checking the configuration, then starting ztagent on the node"
+step "Checking the configuration, applying the database schema, then starting ztagent on the node"
 run "$ZTAGENT" --check-config --config "$LAB_CONF"
+run "$ZTAGENT" --migrate-only --config "$LAB_CONF"
 lab_agent_start
 sed 's/^/   /' "$LAB_LOG"
 
@@ -172,6 +189,21 @@ kill "$FOLLOW_PID" 2>/dev/null || true
 wait "$FOLLOW_PID" 2>/dev/null || true
 sed 's/^/   /' "$LAB_DIR/follow.out"
 run ztctl status
+
+step "What ztagent recorded in PostgreSQL"
+echo "   (flows end on FIN/RST or idle timeout; the writer batches by size and time)"
+sleep 3
+dbq "SELECT to_char(start_time, 'HH24:MI:SS') AS start, source_workload AS src, dest_workload AS dst, host(dest_ip) || ':' || dest_port AS to, protocol AS proto, bytes_sent AS sent, bytes_received AS rcvd, packet_count AS pkts, verdict, left(coalesce(policy, ''), 46) AS policy FROM network_flows WHERE flow_kind = 'flow' ORDER BY start_time DESC LIMIT 12"
+dbq "SELECT host(source_ip) AS source, host(dest_ip) AS dest, protocol, aggregate_count AS drops, bytes_sent AS bytes, drop_reason, to_char(start_time, 'HH24:MI:SS') || '-' || to_char(end_time, 'HH24:MI:SS') AS interval FROM network_flows WHERE flow_kind = 'xdp_drop_aggregate' ORDER BY start_time"
+dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, detail->>'rule' AS rule FROM alerts ORDER BY at DESC LIMIT 6"
+dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, action, cidr, reason FROM blocks ORDER BY at"
+dbq "SELECT seq, to_char(at, 'HH24:MI:SS') AS at, kind, left(subject, 40) AS subject, left(encode(hash, 'hex'), 16) || '..' AS hash FROM audit_log ORDER BY seq DESC LIMIT 12"
+run ztctl audit verify
+
+step "The metrics endpoint (Prometheus text format, $LAB_METRICS in the node)"
+printf '%s$ curl http://%s/metrics | grep -v "^#" | grep -E "flows|denials|db_rows|spool|apply_seconds_count|build"%s\n' "$D" "$LAB_METRICS" "$N"
+in_node python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$LAB_METRICS/metrics').read().decode())" |
+	grep -v '^#' | grep -E 'flows|denials|db_rows|spool|apply_seconds_count|build' | sed 's/^/   /'
 
 step "Detaching: programs and pins removed, the agent exits"
 run ztctl detach
