@@ -778,7 +778,7 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	zt_seg_register_events(d->seg, d->ev);
 	zt_seg_set_audit(d->seg, audit_post, d);
-	/*MERGE zt_seg_set_flow_sink(d->seg, d->dbw ? flow_sink : NULL, d); */ (void)flow_sink;
+	zt_seg_set_flow_sink(d->seg, d->dbw ? flow_sink : NULL, d);
 	r = metrics_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;

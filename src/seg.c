@@ -28,6 +28,7 @@
 #include "policy.h"
 #include "policy_eval.h"
 #include "auditq.h"
+#include "flowexp.h"
 #include "seg.h"
 #include "tc_endpoint.skel.h"
 #include "util.h"
@@ -97,6 +98,9 @@ struct zt_seg {
 	struct zt_seg_stats st;
 	uint64_t log_window_ns, log_in_window, log_suppressed;
 	uint64_t change_ns; /* first inotify event not yet published (0: none) */
+	struct zt_flowexp *fx;
+	zt_flow_sink_fn flow_sink;
+	void *flow_sink_ctx;
 };
 
 static const char *const verdict_names[] = { "allowed", "denied", "audit" };
@@ -917,6 +921,28 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 	snprintf(buf, n, "identity:%u", id);
 }
 
+/* The rule text of alerts and flow records: the rule, "default-deny: ...", or the reason. */
+static void describe_rule(const struct gen_rec *g, uint32_t gen, uint32_t rule_id, uint8_t reason,
+			  char *buf, size_t n)
+{
+	if (rule_id && g && reason == ZT_REASON_NO_RULE) {
+		/* The policy that isolates the endpoint; no rule of any policy allowed. */
+		char pol[192];
+
+		zt_polc_rule_describe(g->c, rule_id, pol, sizeof(pol));
+		snprintf(buf, n, "default-deny: isolated by %.191s, no rule allows", pol);
+	} else if (rule_id && g) {
+		zt_polc_rule_describe(g->c, rule_id, buf, n);
+	} else if (rule_id) {
+		snprintf(buf, n, "rule %u of generation %u", rule_id, gen);
+	} else if (reason == ZT_REASON_NO_RULE || reason == ZT_REASON_DEFAULT_DENY) {
+		/* No rule allowed it: the zero-trust default decided ("reason" says why). */
+		snprintf(buf, n, "default-deny");
+	} else {
+		snprintf(buf, n, "%s", reason_name(reason));
+	}
+}
+
 /* Every denial and audit-mode would-deny goes to the audit trail. */
 static void audit_violation(struct zt_seg *s, const struct flow_rec *f)
 {
@@ -990,22 +1016,7 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->src_wl, sizeof(f->src_wl), "%s", local);
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
-	if (e->rule_id && g && e->reason == ZT_REASON_NO_RULE) {
-		/* The policy that isolates the endpoint; no rule of any policy allowed. */
-		char pol[192];
-
-		zt_polc_rule_describe(g->c, e->rule_id, pol, sizeof(pol));
-		snprintf(f->rule, sizeof(f->rule), "default-deny: isolated by %.191s, no rule allows",
-			 pol);
-	} else if (e->rule_id && g)
-		zt_polc_rule_describe(g->c, e->rule_id, f->rule, sizeof(f->rule));
-	else if (e->rule_id)
-		snprintf(f->rule, sizeof(f->rule), "rule %u of generation %u", e->rule_id, e->gen);
-	else if (e->reason == ZT_REASON_NO_RULE || e->reason == ZT_REASON_DEFAULT_DENY)
-		/* No rule allowed it: the zero-trust default decided ("reason" says why). */
-		snprintf(f->rule, sizeof(f->rule), "default-deny");
-	else
-		snprintf(f->rule, sizeof(f->rule), "%s", reason_name(e->reason));
+	describe_rule(g, e->gen, e->rule_id, e->reason, f->rule, sizeof(f->rule));
 	if (!if_indextoname(e->ifindex, f->ifname))
 		snprintf(f->ifname, sizeof(f->ifname), "if%u", e->ifindex);
 	s->st.verdicts[f->verdict]++;
@@ -1146,65 +1157,64 @@ static void on_netlink(void *ctx, int fd, uint32_t events)
 		refresh_host(s);
 }
 
-/* Conntrack sweep: entries past their idle timeout, or of interfaces no longer endpoints. */
-static uint64_t ct_timeout(const struct zt_ct_val *v, uint8_t proto)
+/* ---- flow records: the conntrack sweep (flowexp.c) with seg's names ---- */
+
+static const struct gen_rec *gen_find(const struct zt_seg *s, uint32_t gen)
 {
-	switch (proto) {
-	case IPPROTO_TCP:
-		if (v->state == ZT_CT_ESTABLISHED)
-			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (v->state == ZT_CT_NEW)
-			return ZT_CT_TCP_SYN_TIMEOUT_NS;
-		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
-	case IPPROTO_UDP:
-		return ZT_CT_UDP_TIMEOUT_NS;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return ZT_CT_ICMP_TIMEOUT_NS;
-	default:
-		return ZT_CT_OTHER_TIMEOUT_NS;
-	}
+	for (size_t i = 0; i < GENS_KEPT; i++)
+		if (s->gens[i].c && s->gens[i].gen == gen)
+			return &s->gens[i];
+	return NULL;
 }
 
+static void fx_workload(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n)
+{
+	struct zt_seg *s = ctx;
+
+	name_identity(s, s->gens[0].c ? &s->gens[0] : NULL, identity, ep_id, buf, n);
+}
+
+static void fx_rule(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf, size_t n)
+{
+	struct zt_seg *s = ctx;
+
+	describe_rule(gen_find(s, gen), gen, rule_id, reason, buf, n);
+}
+
+static int fx_ep_ifindex(void *ctx, uint32_t ep_id)
+{
+	struct zt_seg *s = ctx;
+
+	for (size_t i = 0; i < s->eps.n; i++)
+		if (s->eps.v[i]->id == ep_id)
+			return s->eps.v[i]->ifindex;
+	return 0;
+}
+
+static bool fx_is_endpoint(void *ctx, int ifindex)
+{
+	return zt_ep_table_by_ifindex(&((struct zt_seg *)ctx)->eps, ifindex) != NULL;
+}
+
+void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx)
+{
+	s->flow_sink = fn;
+	s->flow_sink_ctx = ctx;
+}
+
+/* Every second: flow records for ended and long flows; ended entries deleted. */
 static void on_gc_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_seg *s = ctx;
-	int map = bpf_map__fd(s->dp->tc->maps.conntrack);
-	struct zt_ct_key k, next, *prev = NULL;
-	uint64_t now = zt_now_boot_ns(), n;
-	size_t dead = 0, seen = 0;
-	struct zt_ct_key *del = NULL;
-	size_t cap = 0;
+	uint64_t n;
+	int r;
 
-	if (read(fd, &n, sizeof(n)) < 0)
+	if (read(fd, &n, sizeof(n)) < 0 || !s->fx)
 		return;
-	while (bpf_map_get_next_key(map, prev, &next) == 0) {
-		struct zt_ct_val v;
-
-		k = next;
-		prev = &k;
-		seen++;
-		if (bpf_map_lookup_elem(map, &k, &v) < 0)
-			continue;
-		if (v.last_ns + ct_timeout(&v, k.proto) > now &&
-		    zt_ep_table_by_ifindex(&s->eps, (int)k.ifindex))
-			continue;
-		if (dead == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			struct zt_ct_key *nd = realloc(del, nc * sizeof(*nd));
-
-			if (!nd)
-				break;
-			del = nd;
-			cap = nc;
-		}
-		del[dead++] = k;
-	}
-	for (size_t i = 0; i < dead; i++)
-		bpf_map_delete_elem(map, &del[i]);
-	free(del);
-	if (dead)
-		log_debug("conntrack_swept", "seen=%zu removed=%zu", seen, dead);
+	r = zt_flowexp_sweep(s->fx, bpf_map__fd(s->dp->tc->maps.conntrack), zt_now_boot_ns(),
+			     s->flow_sink, s->flow_sink_ctx);
+	if (r < 0)
+		log_warn("conntrack_sweep_failed", "error=\"%s\"", strerror(-r));
 }
 
 static int add_timer(struct zt_seg *s, int *tfd, zt_loop_fn fn)
@@ -1342,6 +1352,21 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	s->st.gen = zt_polapply_gen(s->applier);
 	s->n_host = read_host_addrs(s->host, MAX_HOST_ADDRS);
+	{
+		struct zt_flowexp_names names = {
+			.ctx = s,
+			.workload = fx_workload,
+			.rule = fx_rule,
+			.ep_ifindex = fx_ep_ifindex,
+			.is_endpoint = fx_is_endpoint,
+		};
+
+		r = zt_flowexp_open(cfg->bpffs, bpf_map__max_entries(dp->tc->maps.conntrack),
+				    cfg->flows.active_timeout_ns, cfg->node, &names, &s->fx, err,
+				    errlen);
+		if (r < 0)
+			goto fail;
+	}
 	restore(s);
 	if ((r = watch_dir(s, err, errlen)) < 0 || (r = open_netlink(s, err, errlen)) < 0)
 		goto fail;
@@ -1450,6 +1475,7 @@ void zt_seg_stop(struct zt_seg *s)
 		pset_put(s->gens[i].ps);
 	}
 	pset_put(s->cur);
+	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);
 	zt_identities_free(s->ids);

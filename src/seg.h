@@ -19,6 +19,7 @@
 #include "config.h"
 #include "datapath.h"
 #include "events.h"
+#include "flowexp.h"
 #include "loop.h"
 
 struct zt_seg;
@@ -44,6 +45,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 int zt_seg_register_events(struct zt_seg *s, struct zt_events *ev);
 int zt_seg_register_api(struct zt_seg *s, struct zt_api *api);
 void zt_seg_set_audit(struct zt_seg *s, zt_seg_audit_fn fn, void *ctx);
+/* Where flow records go (the database writer); NULL: entries age out unrecorded. */
+void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx);
 /* Observer of apply latencies (seconds), e.g. a metrics histogram. */
 void zt_seg_set_apply_observer(struct zt_seg *s, void (*fn)(void *ctx, double seconds), void *ctx);
 void zt_seg_get_stats(struct zt_seg *s, struct zt_seg_stats *out);

@@ -187,7 +187,7 @@ check "rows carry SYN and FIN in flags, verdict allowed, not blocked" \
 check "rows name both workloads, identities, node, interface and direction" \
 	test "$(rows "$FEBE AND source_workload = 'shop/frontend' AND dest_workload = 'shop/backend' AND source_identity IS NOT NULL AND dest_identity IS NOT NULL AND node = 'lab-node' AND interface = 'v-frontend' AND direction = 'egress'")" = $K
 check "rows name the deciding policy" \
-	test "$(rows "$FEBE AND policy LIKE '%shop/backend%'")" = $K
+	test "$(rows "$FEBE AND policy LIKE 'NetworkPolicy shop/frontend spec.egress[0]%'")" = $K
 check "start <= end, duration_ms = end - start, protocol tcp" \
 	test "$(rows "$FEBE AND start_time <= end_time AND duration_ms = floor(extract(epoch FROM end_time - start_time) * 1000) AND protocol = 'tcp'")" = $K
 check "ids are UUIDv7 (version 7)" \
