@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "datapath.h"
 #include "db.h"
+#include "dropagg.h"
 #include "dbwriter.h"
 #include "events.h"
 #include "log.h"
@@ -45,6 +46,7 @@ struct zt_daemon {
 	struct zt_metrics_server *msrv;
 	struct zt_dbw *dbw; /* NULL without database.url */
 	struct zt_auditq *auditq; /* NULL without database.url */
+	struct zt_dropagg *dropagg; /* NULL without database.url */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
 	/* One read of the per-CPU maps per scrape (metrics thread only). */
@@ -634,6 +636,23 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 		zt_dbw_submit(d->dbw, recs, n);
 }
 
+/* XDP drop events: logged (rate-limited) and aggregated into flow rows. */
+static void on_xdp_drop(void *ctx, const void *rec, size_t len)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_events_log_xdp_drop(ctx, rec, len);
+	if (d->dropagg && len >= sizeof(struct zt_ev_xdp_drop))
+		zt_dropagg_add(d->dropagg, rec);
+}
+
+static void on_dropagg_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), false, flow_sink, d);
+}
+
 /* The configuration in force, by its content hash: one audit row per start. */
 static void audit_config(struct zt_daemon *d)
 {
@@ -671,6 +690,11 @@ static int database_start(struct zt_daemon *d, char *err, size_t errlen)
 	d->dbw = zt_dbw_new(&d->cfg, err, errlen);
 	if (!d->dbw)
 		return -EINVAL;
+	r = zt_dropagg_new(0, 0, d->cfg.node, &d->dropagg);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
 	snprintf(dir, sizeof(dir), "%s/audit", d->cfg.state_dir);
 	r = zt_auditq_open(d->cfg.database.url, dir, d->cfg.node, 64u << 20, &d->auditq, err,
 			   errlen);
@@ -725,9 +749,12 @@ static void daemon_stop(struct zt_daemon *d)
 	zt_metrics_server_stop(d->msrv);
 	zt_events_stop(d->ev);
 	zt_seg_stop(d->seg);
+	if (d->dropagg && d->dbw)
+		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);
 	zt_auditq_close(d->auditq);
+	zt_dropagg_free(d->dropagg);
 	zt_metrics_free(d->metrics);
 	zt_blocklist_stop(d->bl);
 	zt_datapath_stop(d->dp);
@@ -772,7 +799,7 @@ static int daemon_start(struct zt_daemon *d)
 		snprintf(err, sizeof(err), "cannot open the events ring buffer: %s", strerror(-r));
 		goto fail;
 	}
-	zt_events_on(d->ev, ZT_EV_XDP_DROP, zt_events_log_xdp_drop, d);
+	zt_events_on(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
 	r = zt_seg_init(&d->seg, &d->cfg, d->loop, d->dp, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -801,6 +828,14 @@ static int daemon_start(struct zt_daemon *d)
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot create the expiry timer: %s", strerror(-r));
 		goto fail;
+	}
+	if (d->dropagg) {
+		r = zt_loop_add_timer(d->loop, 1000000000ULL, on_dropagg_timer, d);
+		if (r < 0) {
+			snprintf(err, sizeof(err), "cannot create the drop aggregation timer: %s",
+				 strerror(-r));
+			goto fail;
+		}
 	}
 	audit_config(d);
 	/* Entries that expired while no agent ran go now. */

@@ -232,6 +232,26 @@ check "ztagent restarts after SIGKILL" ztctl status
 check "after the restart all $((K + M + M2)) rows are there, none twice" wait_rows $((K + M + M2)) "$FEBE" 20
 check "still no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
 
+# --- XDP drops: a flood becomes a handful of rows ---
+ztctl block add $LAB_EXT_IP --kind scan --reason "it flood" >/dev/null
+drops0=$(ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(c["packets"] for c in d["counters"] if c["action"]=="drop" and c["reason"]=="blocklist"))' 2>/dev/null || echo 0)
+in_ext ping -q -n -i 0.002 -c 2000 -W 1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1
+drops1=$(ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(c["packets"] for c in d["counters"] if c["action"]=="drop" and c["reason"]=="blocklist"))' 2>/dev/null || echo 0)
+AGG="flow_kind = 'xdp_drop_aggregate' AND source_ip = '$LAB_EXT_IP'"
+# Intervals are 10 s: the flood's drops are in the database within about 12 s.
+for _ in $(seq 1 250); do
+	[ "$(q "SELECT coalesce(sum(aggregate_count), 0) * 100 FROM network_flows WHERE $AGG")" -ge "$(((drops1 - drops0) * 95))" ] && break
+	sleep 0.1
+done
+agg=$(q "SELECT count(*), coalesce(sum(aggregate_count), 0) FROM network_flows WHERE $AGG" | tr '|' ' ')
+echo "# $((drops1 - drops0)) ICMP packets dropped by the XDP guard; rows and drops recorded: $agg"
+check "2000 dropped packets become at most 3 rows" test "${agg% *}" -ge 1 -a "${agg% *}" -le 3
+check "the rows count the drops (at least 95% of them; the rest wait for the next event)" \
+	test "$((${agg#* } * 100))" -ge "$(((drops1 - drops0) * 95))" -a "${agg#* }" -le "$((drops1 - drops0))"
+check "the rows say blocklist, the block's kind, icmp, dropped" \
+	test "$(q "SELECT count(*) FROM network_flows WHERE $AGG AND drop_reason = 'blocklist:scan' AND threat_type = 'scan' AND protocol = 'icmp' AND verdict = 'dropped' AND blocked AND interface = 'uplink0'")" = "${agg% *}"
+ztctl block del $LAB_EXT_IP >/dev/null
+
 # --- hostile input ---
 bad=$(ztctl endpoint add --ifname v-backend --ip 198.18.2.99 --labels $'app=x"y\nz' --namespace shop --name evil 2>&1)
 check "a label value with a quote and a newline is refused with a clear message" \
