@@ -93,6 +93,9 @@ lab_pod() {
 	ip -n "$ns" route add default dev eth0
 	ip -n "$LAB_NODE" link set "v-$name" up
 	ip netns exec "$LAB_NODE" sysctl -qw "net.ipv4.conf.v-$name.proxy_arp=1"
+	# Proxy ARP answers after a random delay of up to 0.8 s by default; a
+	# pod's first connection must not wait for it.
+	ip netns exec "$LAB_NODE" sysctl -qw "net.ipv4.neigh.v-$name.proxy_delay=0"
 	ip netns exec "$LAB_NODE" sysctl -qw net.ipv4.ip_forward=1
 	ip -n "$LAB_NODE" route add "$ip/32" dev "v-$name"
 }
