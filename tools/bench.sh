@@ -4,11 +4,13 @@
 # beside them. Asserts only correctness: a wrong verdict, a failed load or
 # a failed import makes it exit non-zero.
 #
-#   tools/bench.sh           both parts
+#   tools/bench.sh           every part
 #   tools/bench.sh xdp       1. only: the XDP guard per packet (build/tools/bench_xdp)
 #   tools/bench.sh daemon    2. only: 1M entries through ztctl and the daemon
 #   tools/bench.sh seg       3. only: policy compile+apply; iperf3/sockperf on vs off
 #   tools/bench.sh tc        4. only: tc_endpoint per packet (build/tools/bench_tc)
+#   tools/bench.sh events    5. only: ring-buffer records/s of the daemon's consumer
+#   tools/bench.sh db        6. only: flow rows/s into PostgreSQL, writer vs psql \copy
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -18,9 +20,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon | seg | tc) ;;
+all | xdp | daemon | seg | tc | events | db) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon|tc|seg]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db]" >&2
 	exit 2
 	;;
 esac
@@ -239,8 +241,18 @@ part_tc() {
 	fi
 }
 
+part_events() {
+	echo "== 5. Ring-buffer events the daemon consumes per second (target >= 1M/s on one core)"
+	build/tools/bench_events
+}
+
+part_db() {
+	echo "== 6. Flow rows per second into PostgreSQL: the agent's writer vs psql \\copy (target: faster)"
+	tools/bench_db.sh
+}
+
 # Each part in a subshell: the lab's EXIT trap cleans up after each.
-for p in xdp daemon seg tc; do
+for p in xdp daemon seg tc events db; do
 	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
 		(part_$p) || {
 			r=$?

@@ -72,12 +72,15 @@ static void pin_cpu(int cpu)
 static int produce(int prog_fd, uint32_t n, uint64_t *made, uint64_t *lost)
 {
 	struct bench_args a = { .n = n, .sources = 4096 };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &a, .ctx_size_in = sizeof(a), .ctx_out = &a,
-		    .ctx_size_out = sizeof(a));
+	/* A syscall program's context is copied back into ctx_in. */
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &a, .ctx_size_in = sizeof(a));
 	int r = bpf_prog_test_run_opts(prog_fd, &o);
 
-	if (r < 0)
-		return -errno;
+	if (r < 0) {
+		r = -errno;
+		fprintf(stderr, "bench_events: test run: %s\n", strerror(-r));
+		return r;
+	}
 	*made += a.made;
 	*lost += a.lost;
 	return 0;
@@ -91,6 +94,7 @@ static struct bench_events *load(uint32_t ring_bytes)
 		return NULL;
 	bpf_map__set_max_entries(s->maps.ring, ring_bytes);
 	if (bench_events__load(s)) {
+		fprintf(stderr, "bench_events: cannot load the producer\n");
 		bench_events__destroy(s);
 		return NULL;
 	}
@@ -190,7 +194,8 @@ int main(int argc, char **argv)
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		fprintf(stderr, "bench_events: one CPU only: producer and consumer share it\n");
 	/* The daemon handler's log lines (20 a second) are not the point. */
-	dup2(devnull, 2);
+	if (!getenv("BENCH_EVENTS_VERBOSE"))
+		dup2(devnull, 2);
 	d_bare = drain(false);
 	d_daemon = drain(true);
 	s_bare = stream(false, &l_bare, &p_bare);
