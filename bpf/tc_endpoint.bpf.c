@@ -63,6 +63,8 @@ __noinline int tc_parse(struct __sk_buff *skb, struct tc_pkt *t)
 
 	if (!t)
 		return ZT_XR_BAD_ETH;
+	/* GSO and paged skbs: lengths are checked against the skb, reads against data_end. */
+	t->p.len = skb->len;
 	r = zt_parse(data, data_end, &t->p);
 	if (r != ZT_XR_OK || !(t->p.flags & ZT_PKT_L4) || !zt_icmp_is_echo(t->p.proto, t->p.sport))
 		return r;

@@ -184,16 +184,36 @@ EOF
 	sleep 0.3
 
 	measure() { # LABEL: iperf3 Gbit/s and sockperf median latency, into TPUT and LAT
-		TPUT=$(ip netns exec "${LAB_ID}-pa" iperf3 -c $PB -t 3 -J 2>/dev/null |
+		# iperf3 -A: client on CPU 0, server on CPU 1, the same in every run.
+		TPUT=$(ip netns exec "${LAB_ID}-pa" iperf3 -c $PB -t 3 -A 0,1 -J 2>/dev/null |
 			python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))')
-		LAT=$(ip netns exec "${LAB_ID}-pa" sockperf ping-pong -i $PB -p 11111 -t 3 --msg-size 64 2>&1 |
+		LAT=$(ip netns exec "${LAB_ID}-pa" sockperf ping-pong -i $PB -p 11111 -t 2 --msg-size 64 2>&1 |
 			sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' | tail -n1)
-		printf "  %-26s throughput %8s Gbit/s   latency p50 %7s us\n" "$1" "$TPUT" "$LAT"
+		printf "  %-28s throughput %8s Gbit/s   latency p50 %7s us\n" "$1" "$TPUT" "$LAT"
 	}
-	declare -a T_OFF T_ON L_OFF L_ON
-	for round in 1 2; do
+	empty_on() { # the floor: an empty TC program on both hooks of both veths
+		local v
+		for v in v-pa v-pb; do
+			in_node tc qdisc replace dev $v clsact
+			in_node tc filter add dev $v ingress bpf obj build/bpf/tc_empty.bpf.o sec tc da
+			in_node tc filter add dev $v egress bpf obj build/bpf/tc_empty.bpf.o sec tc da
+		done
+	}
+	empty_off() {
+		in_node tc qdisc del dev v-pa clsact
+		in_node tc qdisc del dev v-pb clsact
+	}
+	# Throughput on this VM swings by +-15% from run to run: the three
+	# set-ups take turns, ROUNDS times, and medians are compared.
+	ROUNDS=${BENCH_SEG_ROUNDS:-5}
+	declare -a T_OFF T_EMPTY T_ON L_OFF L_EMPTY L_ON
+	for round in $(seq 1 "$ROUNDS"); do
 		measure "no programs (round $round):"
 		T_OFF+=("$TPUT") L_OFF+=("$LAT")
+		empty_on
+		measure "empty program (round $round):"
+		T_EMPTY+=("$TPUT") L_EMPTY+=("$LAT")
+		empty_off
 		ztctl endpoint add --ifname v-pa --ip $PA --labels app=pa --namespace bench --name pa >/dev/null
 		ztctl endpoint add --ifname v-pb --ip $PB --labels app=pb --namespace bench --name pb >/dev/null
 		measure "enforcing (round $round):"
@@ -201,13 +221,19 @@ EOF
 		ztctl endpoint del bench/pa >/dev/null
 		ztctl endpoint del bench/pb >/dev/null
 	done
-	python3 - "${T_OFF[*]}" "${T_ON[*]}" "${L_OFF[*]}" "${L_ON[*]}" <<'PY'
-import sys
-def avg(s): v = [float(x) for x in s.split() if x]; return sum(v) / len(v) if v else float("nan")
-toff, ton, loff, lon = (avg(a) for a in sys.argv[1:5])
+	python3 - "${T_OFF[*]}" "${T_EMPTY[*]}" "${T_ON[*]}" "${L_OFF[*]}" "${L_EMPTY[*]}" "${L_ON[*]}" <<'PY'
+import statistics, sys
+def med(s):
+    v = [float(x) for x in s.split() if x]
+    return statistics.median(v) if v else float("nan")
+toff, tempty, ton, loff, lempty, lon = (med(a) for a in sys.argv[1:7])
 loss = (1 - ton / toff) * 100
-print(f"  throughput with enforcement: {ton/toff:.3f}x of none ({loss:+.1f}% loss; target <= 5%: {'met' if loss <= 5 else 'NOT met'})")
-print(f"  added median latency: {lon - loff:+.2f} us (target <= 10 us: {'met' if lon - loff <= 10 else 'NOT met'})")
+print(f"  medians: none {toff:.2f} / empty program {tempty:.2f} / enforcing {ton:.2f} Gbit/s; "
+      f"p50 {loff:.2f} / {lempty:.2f} / {lon:.2f} us")
+print(f"  throughput with enforcement: {ton/toff:.3f}x of none ({loss:+.1f}% loss; target <= 5%: {'met' if loss <= 5 else 'NOT met'}); "
+      f"{ton/tempty:.3f}x of the empty program")
+print(f"  added median latency: {lon - loff:+.2f} us (target <= 10 us: {'met' if lon - loff <= 10 else 'NOT met'}); "
+      f"{lon - lempty:+.2f} us over the empty program")
 PY
 
 	ztctl endpoint add --ifname v-pa --ip $PA --labels app=pa --namespace bench --name pa >/dev/null

@@ -95,6 +95,13 @@ struct zt_pkt {
 	__u8 tcp_flags; /* TCP: byte 13 of the header (CWR..FIN) */
 	__u8 flags; /* ZT_PKT_* */
 	__u8 _pad;
+	/*
+	 * Set by the caller: the whole packet's length when it can be longer
+	 * than data_end - data (TC: skb->len of a GSO or paged skb); 0 when
+	 * data_end ends the packet (XDP). Only length fields are checked
+	 * against it; every header read stays within data_end.
+	 */
+	__u32 len;
 };
 
 static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, struct zt_pkt *p)
@@ -142,6 +149,16 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 	return ZT_XR_OK;
 }
 
+/* Bytes from l3 to the end of the packet (see zt_pkt.len). */
+static __always_inline __u32 zt_l3_avail(void *data, void *l3, void *data_end, const struct zt_pkt *p)
+{
+	__u32 before = (__u32)(l3 - data);
+
+	if (p->len)
+		return p->len > before ? p->len - before : 0;
+	return (__u32)(data_end - l3);
+}
+
 static __always_inline int zt_parse_ip4(void *data, void *l3, void *data_end, struct zt_pkt *p)
 {
 	struct iphdr *ip = l3;
@@ -155,7 +172,7 @@ static __always_inline int zt_parse_ip4(void *data, void *l3, void *data_end, st
 	hl = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
 	/* Trailing bytes past tot_len (Ethernet padding) are fine. */
-	if (l3 + hl > data_end || tot < hl || l3 + tot > data_end)
+	if (l3 + hl > data_end || tot < hl || tot > zt_l3_avail(data, l3, data_end, p))
 		return ZT_XR_BAD_IP4;
 	p->family = 4;
 	p->proto = ip->protocol;
@@ -187,7 +204,8 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 
 	if ((void *)(ip6 + 1) > data_end)
 		return ZT_XR_BAD_IP6;
-	if (ip6->version != 6 || (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > data_end)
+	if (ip6->version != 6 || sizeof(*ip6) + bpf_ntohs(ip6->payload_len) >
+					 zt_l3_avail(data, ip6, data_end, p))
 		return ZT_XR_BAD_IP6;
 	p->family = 6;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
