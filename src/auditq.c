@@ -105,7 +105,8 @@ static size_t utf8_len(const unsigned char *s, const unsigned char *end)
 /* Text for a TEXT column: invalid UTF-8 bytes become the four characters \xNN. */
 static void text_clean(const char *s, char *buf, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : ""), *end = p + strlen((const char *)p);
+	const unsigned char *p = (const unsigned char *)(s ? s : ""),
+			    *end = p + strlen((const char *)p);
 	size_t o = 0;
 
 	while (p < end) {
@@ -129,7 +130,8 @@ static void text_clean(const char *s, char *buf, size_t n)
 
 void zt_json_escape(const char *s, char *buf, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : ""), *end = p + strlen((const char *)p);
+	const unsigned char *p = (const unsigned char *)(s ? s : ""),
+			    *end = p + strlen((const char *)p);
 	size_t o = 0;
 
 	if (!n)
@@ -280,8 +282,9 @@ static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
 		close(cfd);
 	}
 	if (off > q->end_off) {
-		log_warn("audit_journal_cursor", "journal=%s cursor=%llu size=%llu action=replay-all",
-			 q->journal, (unsigned long long)off, (unsigned long long)q->end_off);
+		log_warn("audit_journal_cursor",
+			 "journal=%s cursor=%llu size=%llu action=replay-all", q->journal,
+			 (unsigned long long)off, (unsigned long long)q->end_off);
 		off = 0;
 	}
 	/* Walk to the end: whatever does not check out from there on is a torn tail. */
@@ -292,13 +295,15 @@ static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
 		if (l == 0)
 			break;
 		if (l < 0) {
-			log_warn("audit_journal_torn",
-				 "journal=%s offset=%llu cut_bytes=%llu why=\"an incomplete or damaged record at the tail (the agent stopped while writing it)\"",
-				 q->journal, (unsigned long long)p,
-				 (unsigned long long)(q->end_off - p));
+			log_warn(
+				"audit_journal_torn",
+				"journal=%s offset=%llu cut_bytes=%llu why=\"an incomplete or damaged record at the tail (the agent stopped while writing it)\"",
+				q->journal, (unsigned long long)p,
+				(unsigned long long)(q->end_off - p));
 			if (ftruncate(q->fd, (off_t)p) < 0) {
-				snprintf(err, errlen, "audit journal %s: cannot cut a torn tail: %s",
-					 q->journal, strerror(errno));
+				snprintf(err, errlen,
+					 "audit journal %s: cannot cut a torn tail: %s", q->journal,
+					 strerror(errno));
 				return -errno;
 			}
 			q->end_off = p;
@@ -420,8 +425,9 @@ static void *writer(void *arg)
 		l = read_rec(q->fd, off, q->end_off, &b);
 		if (l <= 0 || rec_fields(b, (uint32_t)l, f) < 0) {
 			/* Cannot happen after journal_open's walk unless the file was changed under us. */
-			log_error("audit_journal_damaged", "journal=%s offset=%llu action=skip-to-end",
-				  q->journal, (unsigned long long)off);
+			log_error("audit_journal_damaged",
+				  "journal=%s offset=%llu action=skip-to-end", q->journal,
+				  (unsigned long long)off);
 			free(b);
 			q->st.refused += q->st.pending;
 			q->read_off = q->end_off;
@@ -452,8 +458,9 @@ static void *writer(void *arg)
 			} else if (sr < 0) {
 				char qs[600], qd[2200];
 
-				log_error("audit_side_row_refused", "kind=%s subject=%s detail=%s error=%s",
-					  f[0], zt_log_quote(qs, sizeof(qs), f[2]),
+				log_error("audit_side_row_refused",
+					  "kind=%s subject=%s detail=%s error=%s", f[0],
+					  zt_log_quote(qs, sizeof(qs), f[2]),
 					  zt_log_quote(qd, sizeof(qd), f[3]),
 					  zt_log_quote(q1, sizeof(q1), serr));
 			}
@@ -461,10 +468,11 @@ static void *writer(void *arg)
 		pthread_mutex_lock(&q->lock);
 		if (r == -EIO) {
 			if (!was_down)
-				log_warn("audit_db_unavailable",
-					 "error=%s pending=%llu action=\"kept in the journal, retrying\"",
-					 zt_log_quote(q1, sizeof(q1), err),
-					 (unsigned long long)q->st.pending);
+				log_warn(
+					"audit_db_unavailable",
+					"error=%s pending=%llu action=\"kept in the journal, retrying\"",
+					zt_log_quote(q1, sizeof(q1), err),
+					(unsigned long long)q->st.pending);
 			was_down = true;
 			q->st.connected = 0;
 			snprintf(q->st.last_error, sizeof(q->st.last_error), "%s", err);
@@ -475,7 +483,8 @@ static void *writer(void *arg)
 			continue;
 		}
 		if (was_down)
-			log_info("audit_db_available", "pending=%llu", (unsigned long long)q->st.pending);
+			log_info("audit_db_available", "pending=%llu",
+				 (unsigned long long)q->st.pending);
 		was_down = false;
 		backoff = BACKOFF_MIN_MS;
 		q->st.connected = 1;
@@ -483,8 +492,9 @@ static void *writer(void *arg)
 			char q2[600], q3[2200];
 
 			q->st.refused++;
-			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s", f[0],
-				  zt_log_quote(q2, sizeof(q2), f[2]), zt_log_quote(q3, sizeof(q3), f[3]),
+			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s",
+				  f[0], zt_log_quote(q2, sizeof(q2), f[2]),
+				  zt_log_quote(q3, sizeof(q3), f[3]),
 				  zt_log_quote(q1, sizeof(q1), err));
 		}
 		for (int i = 0; i < 4; i++)
@@ -494,7 +504,8 @@ static void *writer(void *arg)
 			q->st.pending--;
 		q->st.pending_bytes = q->end_off - q->read_off;
 		if (write_cursor(q, q->read_off) < 0)
-			log_warn("audit_cursor_write", "path=%s why=\"a restart may append events again\"",
+			log_warn("audit_cursor_write",
+				 "path=%s why=\"a restart may append events again\"",
 				 q->cursor_path);
 	}
 	pthread_cond_broadcast(&q->idle);
@@ -591,8 +602,9 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 
 		zt_uuidv7(id);
 		zt_uuid_format(id, ids, sizeof(ids));
-		snprintf(d, dl + 112, "%.*s%s\"event_id\":\"%s\",\"event_unix_us\":%lld}", (int)head,
-			 dj, empty ? "" : ",", ids, (long long)(zt_now_unix_ns() / 1000));
+		snprintf(d, dl + 112, "%.*s%s\"event_id\":\"%s\",\"event_unix_us\":%lld}",
+			 (int)head, dj, empty ? "" : ",", ids,
+			 (long long)(zt_now_unix_ns() / 1000));
 	}
 	fields[3] = d;
 	for (int i = 0; i < 4; i++)
@@ -636,8 +648,8 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 		} else {
 			/* A short write leaves a torn record: cut it so the journal stays whole. */
 			if (w > 0 && ftruncate(q->fd, (off_t)q->end_off) < 0)
-				log_error("audit_journal_truncate", "journal=%s error=\"%s\"", q->journal,
-					  strerror(errno));
+				log_error("audit_journal_truncate", "journal=%s error=\"%s\"",
+					  q->journal, strerror(errno));
 			r = -EIO;
 		}
 	}
@@ -648,14 +660,15 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 		q->st.dropped++;
 		if (now - q->drop_log_ns >= 1000000000ULL) {
 			q->drop_log_ns = now;
-			log_error("audit_event_dropped",
-				  "kind=%s subject=%s why=\"%s\" dropped_total=%llu pending_bytes=%llu max_bytes=%llu",
-				  k, zt_log_quote(qs, sizeof(qs), s),
-				  r == -ENOSPC ? "the audit journal is full (database unreachable?)" :
-						 "the audit journal cannot be written",
-				  (unsigned long long)q->st.dropped,
-				  (unsigned long long)q->st.pending_bytes,
-				  (unsigned long long)q->max_bytes);
+			log_error(
+				"audit_event_dropped",
+				"kind=%s subject=%s why=\"%s\" dropped_total=%llu pending_bytes=%llu max_bytes=%llu",
+				k, zt_log_quote(qs, sizeof(qs), s),
+				r == -ENOSPC ? "the audit journal is full (database unreachable?)" :
+					       "the audit journal cannot be written",
+				(unsigned long long)q->st.dropped,
+				(unsigned long long)q->st.pending_bytes,
+				(unsigned long long)q->max_bytes);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -1064,10 +1064,11 @@ static int op_block_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 		 (unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
 		 zt_block_source_name(br.source), zt_log_quote(q, sizeof(q), note), replaced);
 	zt_json_escape(note, q, sizeof(q));
-	bl_audit(bl, "block.add", cidr,
-		 "{\"ttl_s\":%llu,\"kind\":\"%s\",\"source\":\"%s\",\"reason\":\"%s\",\"replaced\":%s}",
-		 (unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
-		 zt_block_source_name(br.source), q, replaced ? "true" : "false");
+	bl_audit(
+		bl, "block.add", cidr,
+		"{\"ttl_s\":%llu,\"kind\":\"%s\",\"source\":\"%s\",\"reason\":\"%s\",\"replaced\":%s}",
+		(unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
+		zt_block_source_name(br.source), q, replaced ? "true" : "false");
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr) ||
 	    zt_cbor_put_u64(*data, "expires_unix",

@@ -526,12 +526,12 @@ static void m_blocklist_update(struct zt_daemon *d)
 
 	if (!d->metrics)
 		return;
-	zt_metric_set(d->ms.blocklist_entries, v4,
-		      (double)(zt_blocklist_count(d->bl, 0, false) +
-			       zt_blocklist_count(d->bl, 0, true)));
-	zt_metric_set(d->ms.blocklist_entries, v6,
-		      (double)(zt_blocklist_count(d->bl, 1, false) +
-			       zt_blocklist_count(d->bl, 1, true)));
+	zt_metric_set(
+		d->ms.blocklist_entries, v4,
+		(double)(zt_blocklist_count(d->bl, 0, false) + zt_blocklist_count(d->bl, 0, true)));
+	zt_metric_set(
+		d->ms.blocklist_entries, v6,
+		(double)(zt_blocklist_count(d->bl, 1, false) + zt_blocklist_count(d->bl, 1, true)));
 }
 
 static void m_ringbuf_lost(void *ctx, struct zt_metric_sink *s)
@@ -612,8 +612,8 @@ static int metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	if (d->msrv)
-		log_info("metrics_serving", "listen=%s port=%u path=/metrics", d->cfg.metrics.listen,
-			 zt_metrics_server_port(d->msrv));
+		log_info("metrics_serving", "listen=%s port=%u path=/metrics",
+			 d->cfg.metrics.listen, zt_metrics_server_port(d->msrv));
 	return 0;
 }
 
@@ -714,7 +714,8 @@ static int do_migrate(const struct zt_config *cfg)
 	PGconn *c = NULL;
 
 	if (!cfg->database.url[0]) {
-		fprintf(stderr, "ztagent: --migrate-only needs database.url in the configuration\n");
+		fprintf(stderr,
+			"ztagent: --migrate-only needs database.url in the configuration\n");
 		return 2;
 	}
 	if (zt_db_connect(cfg->database.url, &c, err, sizeof(err))) {

@@ -409,8 +409,8 @@ int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, 
 	r = tc_attach_one(ifindex, BPF_TC_INGRESS, bpf_program__fd(dp->tc->progs.tc_from_pod), err,
 			  errlen);
 	if (r == 0)
-		r = tc_attach_one(ifindex, BPF_TC_EGRESS,
-				  bpf_program__fd(dp->tc->progs.tc_to_pod), err, errlen);
+		r = tc_attach_one(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->tc->progs.tc_to_pod),
+				  err, errlen);
 	return r;
 }
 
@@ -421,8 +421,7 @@ int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen)
 
 	for (size_t i = 0; i < 2; i++) {
 		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
-		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE,
-			    .priority = ZT_TC_PRIORITY);
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
 		int r = bpf_tc_detach(&hook, &opts);
 
 		/* Gone already (interface, qdisc or filter): nothing to do. */
@@ -626,10 +625,14 @@ int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out)
 const char *zt_tc_stat_name(unsigned int i)
 {
 	static const char *const names[] = {
-		[ZT_TCS_ALLOW_NEW] = "allowed-new",   [ZT_TCS_ALLOW_EST] = "allowed-established",
-		[ZT_TCS_AUDIT] = "audit",	      [ZT_TCS_DENY_NEW] = "denied-new",
-		[ZT_TCS_DENY_EST] = "denied-established", [ZT_TCS_NOT_IP] = "not-ip",
-		[ZT_TCS_MALFORMED] = "malformed",     [ZT_TCS_NO_ENDPOINT] = "no-endpoint",
+		[ZT_TCS_ALLOW_NEW] = "allowed-new",
+		[ZT_TCS_ALLOW_EST] = "allowed-established",
+		[ZT_TCS_AUDIT] = "audit",
+		[ZT_TCS_DENY_NEW] = "denied-new",
+		[ZT_TCS_DENY_EST] = "denied-established",
+		[ZT_TCS_NOT_IP] = "not-ip",
+		[ZT_TCS_MALFORMED] = "malformed",
+		[ZT_TCS_NO_ENDPOINT] = "no-endpoint",
 	};
 	return i < ZT_ARRAY_SIZE(names) && names[i] ? names[i] : "unknown";
 }

@@ -44,8 +44,7 @@ struct zt_dropagg {
 	struct zt_dropagg_stats st;
 };
 
-int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node,
-		   struct zt_dropagg **out)
+int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, struct zt_dropagg **out)
 {
 	struct zt_dropagg *a = calloc(1, sizeof(*a));
 
@@ -119,8 +118,8 @@ static struct agg_slot *fold_slot(struct zt_dropagg *a, const struct agg_key *k)
 		a->cap_fold = nc;
 	}
 	memset(&a->fold[a->n_fold], 0, sizeof(a->fold[0]));
-	a->fold[a->n_fold].k = (struct agg_key){ .ifindex = k->ifindex, .reason = k->reason,
-						 .family = k->family };
+	a->fold[a->n_fold].k =
+		(struct agg_key){ .ifindex = k->ifindex, .reason = k->reason, .family = k->family };
 	a->fold[a->n_fold].used = true;
 	return &a->fold[a->n_fold++];
 }

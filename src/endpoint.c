@@ -78,7 +78,8 @@ static bool valid_name(const char *v)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = v[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		bool alnum =
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 
 		if (!alnum && !((c == '.' || c == '_' || c == '-') && i > 0 && i + 1 < n))
 			return false;
@@ -231,8 +232,7 @@ static bool addr_is_special(const struct zt_ep_addr *a)
 
 static bool addr_eq(const struct zt_ep_addr *a, const struct zt_ep_addr *b)
 {
-	return a->family == b->family &&
-	       !memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16);
+	return a->family == b->family && !memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16);
 }
 
 static int parse_addrs(const char *s, struct zt_ep *ep, char *err, size_t errlen)
@@ -254,16 +254,18 @@ static int parse_addrs(const char *s, struct zt_ep *ep, char *err, size_t errlen
 		struct zt_ep_addr *a = &ep->addrs[i];
 
 		if (parse_addr(items[i], a) < 0) {
-			zt_seterr(err, errlen,
-				  "--ip: '%s' is not an IPv4 or IPv6 address (a /32 or /128 at most)",
-				  shown(items[i], q, sizeof(q)));
+			zt_seterr(
+				err, errlen,
+				"--ip: '%s' is not an IPv4 or IPv6 address (a /32 or /128 at most)",
+				shown(items[i], q, sizeof(q)));
 			r = -EINVAL;
 			goto out;
 		}
 		if (addr_is_special(a)) {
-			zt_seterr(err, errlen,
-				  "--ip: '%s' is unspecified, loopback or multicast; an endpoint needs a unicast address",
-				  shown(items[i], q, sizeof(q)));
+			zt_seterr(
+				err, errlen,
+				"--ip: '%s' is unspecified, loopback or multicast; an endpoint needs a unicast address",
+				shown(items[i], q, sizeof(q)));
 			r = -EINVAL;
 			goto out;
 		}
@@ -304,15 +306,17 @@ static int parse_ports(const char *s, struct zt_ep *ep, char *err, size_t errlen
 
 		if (!eq || nl == 0 || nl > ZT_POL_PORT_NAME_MAX ||
 		    zt_eval_parse_port(eq + 1, &proto, &port) < 0) {
-			zt_seterr(err, errlen,
-				  "--ports: '%s' is not NAME=PORT[/PROTO] (name 1-%d characters, port 1-65535, TCP, UDP or SCTP)",
-				  shown(items[i], q, sizeof(q)), ZT_POL_PORT_NAME_MAX);
+			zt_seterr(
+				err, errlen,
+				"--ports: '%s' is not NAME=PORT[/PROTO] (name 1-%d characters, port 1-65535, TCP, UDP or SCTP)",
+				shown(items[i], q, sizeof(q)), ZT_POL_PORT_NAME_MAX);
 			r = -EINVAL;
 			goto out;
 		}
 		*eq = '\0';
 		for (size_t j = 0; j < i; j++)
-			if (!strcmp(ep->ports[j].name, items[i]) && ep->ports[j].protocol == proto) {
+			if (!strcmp(ep->ports[j].name, items[i]) &&
+			    ep->ports[j].protocol == proto) {
 				zt_seterr(err, errlen, "--ports: '%s' is listed twice",
 					  shown(items[i], q, sizeof(q)));
 				r = -EINVAL;
@@ -347,9 +351,10 @@ int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, s
 		return -EINVAL;
 	}
 	if (!valid_name(name)) {
-		zt_seterr(err, errlen,
-			  "--name: '%s' is not a valid endpoint name (1-%d of A-Z a-z 0-9 . _ -, alphanumeric at both ends)",
-			  shown(name, q, sizeof(q)), ZT_EP_NAME_MAX);
+		zt_seterr(
+			err, errlen,
+			"--name: '%s' is not a valid endpoint name (1-%d of A-Z a-z 0-9 . _ -, alphanumeric at both ends)",
+			shown(name, q, sizeof(q)), ZT_EP_NAME_MAX);
 		return -EINVAL;
 	}
 	if (zt_dns_label_check(ns, &why) < 0) {
@@ -425,7 +430,8 @@ int zt_ep_table_check(const struct zt_ep_table *t, struct zt_ep *ep, char *err, 
 	int idx;
 
 	if (t->n >= ZT_EP_MAX) {
-		zt_seterr(err, errlen, "the node has %d endpoints, the most ztagent takes", ZT_EP_MAX);
+		zt_seterr(err, errlen, "the node has %d endpoints, the most ztagent takes",
+			  ZT_EP_MAX);
 		return -ENOSPC;
 	}
 	idx = ifname_index(ep->ifname, &lo);
@@ -435,7 +441,8 @@ int zt_ep_table_check(const struct zt_ep_table *t, struct zt_ep *ep, char *err, 
 		return -ENODEV;
 	}
 	if (lo) {
-		zt_seterr(err, errlen, "--ifname: %s is a loopback interface, not a workload's veth",
+		zt_seterr(err, errlen,
+			  "--ifname: %s is a loopback interface, not a workload's veth",
 			  ep->ifname);
 		return -EINVAL;
 	}
@@ -444,14 +451,15 @@ int zt_ep_table_check(const struct zt_ep_table *t, struct zt_ep *ep, char *err, 
 		const struct zt_ep *o = t->v[i];
 
 		if (o->ifindex == idx || !strcmp(o->ifname, ep->ifname)) {
-			zt_seterr(err, errlen,
-				  "--ifname: %s is already endpoint %s (remove it first with 'ztctl endpoint del %s')",
-				  ep->ifname, o->qname, o->qname);
+			zt_seterr(
+				err, errlen,
+				"--ifname: %s is already endpoint %s (remove it first with 'ztctl endpoint del %s')",
+				ep->ifname, o->qname, o->qname);
 			return -EEXIST;
 		}
 		if (!strcmp(o->qname, ep->qname)) {
-			zt_seterr(err, errlen, "--name: endpoint %s exists already (on %s)", o->qname,
-				  o->ifname);
+			zt_seterr(err, errlen, "--name: endpoint %s exists already (on %s)",
+				  o->qname, o->ifname);
 			return -EEXIST;
 		}
 		for (size_t j = 0; j < ep->n_addrs; j++)
@@ -632,7 +640,8 @@ static cbor_item_t *ep_item(const struct zt_ep *ep)
 
 		if (!p || zt_cbor_put_str(p, "name", ep->ports[i].name) ||
 		    zt_cbor_put_u64(p, "port", ep->ports[i].port) ||
-		    zt_cbor_put_u64(p, "protocol", ep->ports[i].protocol) || zt_cbor_push(ports, p)) {
+		    zt_cbor_put_u64(p, "protocol", ep->ports[i].protocol) ||
+		    zt_cbor_push(ports, p)) {
 			if (p)
 				cbor_decref(&p);
 			cbor_decref(&ports);
@@ -870,8 +879,9 @@ int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t 
 	root = cbor_load(buf, (size_t)got, &res);
 	if (!root || res.error.code != CBOR_ERR_NONE || res.read != (size_t)got ||
 	    !cbor_isa_map(root)) {
-		zt_seterr(err, errlen, "%s: not a ztagent endpoint state file (damaged at byte %zu)",
-			  path, res.error.position);
+		zt_seterr(err, errlen,
+			  "%s: not a ztagent endpoint state file (damaged at byte %zu)", path,
+			  res.error.position);
 		goto out;
 	}
 	if (zt_cbor_get_u64(root, "version", &version) < 0 || version != STATE_VERSION) {

@@ -69,9 +69,10 @@ int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_t
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, ZT_PIN_FLOW_EXPORT);
 	fd = bpf_obj_get(path);
 	if (fd >= 0 && !map_shape_ok(fd, max_entries)) {
-		log_warn("flow_export_recreated",
-			 "pin=%s why=\"the pinned map has another shape (conntrack size changed?)\"",
-			 path);
+		log_warn(
+			"flow_export_recreated",
+			"pin=%s why=\"the pinned map has another shape (conntrack size changed?)\"",
+			path);
 		close(fd);
 		unlink(path);
 		fd = -1;
@@ -219,10 +220,12 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 		zt_flowrec_set_text(r->verdict, sizeof(r->verdict), "denied");
 		r->blocked = true;
 	} else {
-		zt_flowrec_set_text(r->verdict, sizeof(r->verdict), vd->audit ? "audit" : "allowed");
+		zt_flowrec_set_text(r->verdict, sizeof(r->verdict),
+				    vd->audit ? "audit" : "allowed");
 	}
 	if (vd->verdict == ZT_VERDICT_DENY || vd->audit)
-		zt_flowrec_set_text(r->drop_reason, sizeof(r->drop_reason), reason_text(vd->reason));
+		zt_flowrec_set_text(r->drop_reason, sizeof(r->drop_reason),
+				    reason_text(vd->reason));
 	buf[0] = '\0';
 	if (x->names.rule)
 		x->names.rule(x->names.ctx, vd->gen, vd->rule_id, vd->reason, buf, sizeof(buf));
@@ -299,8 +302,11 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		if (bpf_map_lookup_elem(ct_fd, k, &v) < 0)
 			continue;
 		bpf_map_lookup_elem(x->fd, k, &ex); /* absent: nothing recorded yet */
-		vd = (struct verdict){ .verdict = v.verdict, .audit = v.audit, .reason = v.reason,
-				       .gen = v.gen, .rule_id = v.rule_id };
+		vd = (struct verdict){ .verdict = v.verdict,
+				       .audit = v.audit,
+				       .reason = v.reason,
+				       .gen = v.gen,
+				       .rule_id = v.rule_id };
 		/* Local to local: find the entry on the other endpoint's veth. */
 		if (v.peer_ep_id && x->names.ep_ifindex) {
 			int oif = x->names.ep_ifindex(x->names.ctx, v.peer_ep_id);
@@ -317,12 +323,15 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		}
 		if (have_other && ov.dir == ZT_DIR_INGRESS && v.verdict != ZT_VERDICT_DENY &&
 		    (ov.verdict == ZT_VERDICT_DENY || (ov.audit && !v.audit)))
-			vd = (struct verdict){ .verdict = ov.verdict, .audit = ov.audit,
-					       .reason = ov.reason, .gen = ov.gen,
+			vd = (struct verdict){ .verdict = ov.verdict,
+					       .audit = ov.audit,
+					       .reason = ov.reason,
+					       .gen = ov.gen,
 					       .rule_id = ov.rule_id };
 		/* The source's veth sees both directions: its entry's counts are the flow's. */
 		quiet = now > v.last_ns ? now - v.last_ns : 0;
-		alive = !x->names.is_endpoint || x->names.is_endpoint(x->names.ctx, (int)k->ifindex);
+		alive = !x->names.is_endpoint ||
+			x->names.is_endpoint(x->names.ctx, (int)k->ifindex);
 		idle = quiet > zt_ct_idle_timeout(&v, k->proto);
 		closed = k->proto == IPPROTO_TCP && v.state == ZT_CT_CLOSED &&
 			 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
@@ -357,8 +366,10 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		} else if (emit && sink) {
 			mark(&ex, &v, final);
 			if (bpf_map_update_elem(x->fd, k, &ex, BPF_ANY) < 0)
-				log_warn("flow_export_update", "error=\"%s\" why=\"a restart may record this flow's counts again\"",
-					 strerror(errno));
+				log_warn(
+					"flow_export_update",
+					"error=\"%s\" why=\"a restart may record this flow's counts again\"",
+					strerror(errno));
 		}
 	}
 	if (sink && x->n_recs)

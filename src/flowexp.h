@@ -62,7 +62,8 @@ struct zt_flowexp_names {
 	/* "namespace/name", "host", "world", "cidr:..." for an identity (and endpoint id, 0 none) */
 	void (*workload)(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n);
 	/* the rule or policy text for (gen, rule_id, reason), as alerts show it */
-	void (*rule)(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf, size_t n);
+	void (*rule)(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf,
+		     size_t n);
 	/* the ifindex of an endpoint id, 0 when there is none */
 	int (*ep_ifindex)(void *ctx, uint32_t ep_id);
 	/* whether ifindex is a registered endpoint now */

@@ -241,11 +241,12 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 		s->observe(s->observe_ctx, (double)dt / 1e9);
 	/* since_change_ms: from the first file event to the new generation in
 	 * force (debounce, parse, compile and apply), what an operator waits. */
-	log_info("policy_applied",
-		 "gen=%u why=%s policies=%zu endpoints=%zu entries=%zu ipcache=%zu sha256=%s ms=%.3f since_change_ms=%.3f",
-		 gen, why, ps->set->n, s->eps.n, c->n_pol, c->n_ipc, ps->set->sha256,
-		 (double)dt / 1e6,
-		 s->change_ns ? (double)(zt_now_mono_ns() - s->change_ns) / 1e6 : 0.0);
+	log_info(
+		"policy_applied",
+		"gen=%u why=%s policies=%zu endpoints=%zu entries=%zu ipcache=%zu sha256=%s ms=%.3f since_change_ms=%.3f",
+		gen, why, ps->set->n, s->eps.n, c->n_pol, c->n_ipc, ps->set->sha256,
+		(double)dt / 1e6,
+		s->change_ns ? (double)(zt_now_mono_ns() - s->change_ns) / 1e6 : 0.0);
 	return 0;
 }
 
@@ -318,9 +319,10 @@ static int reload(struct zt_seg *s, const char *why)
 static int republish(struct zt_seg *s, const char *why, char *err, size_t errlen)
 {
 	if (!s->cur) {
-		zt_seterr(err, errlen,
-			  "no valid policy is loaded from %s yet (last error: %s); fix the files first",
-			  s->cfg->policy.dir, s->last_reject[0] ? s->last_reject : "none");
+		zt_seterr(
+			err, errlen,
+			"no valid policy is loaded from %s yet (last error: %s); fix the files first",
+			s->cfg->policy.dir, s->last_reject[0] ? s->last_reject : "none");
 		return -EAGAIN;
 	}
 	return publish(s, s->cur, why, err, errlen);
@@ -505,8 +507,8 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 			   size_t errlen)
 {
 	struct zt_seg *s = ctx;
-	char ifname[64], name[ZT_EP_NAME_MAX + 2], ns[80], ip[2048], labels[8192],
-		nsl[8192], ports[4096], q[9000];
+	char ifname[64], name[ZT_EP_NAME_MAX + 2], ns[80], ip[2048], labels[8192], nsl[8192],
+		ports[4096], q[9000];
 	struct zt_ep *ep;
 	int r;
 
@@ -540,8 +542,9 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	}
 	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
 	zt_ep_addrs_format(ep, ip, sizeof(ip));
-	log_info("endpoint_added", "endpoint=%s id=%u ifname=%s ifindex=%d ip=%s identity=%u labels=%s",
-		 ep->qname, ep->id, ep->ifname, ep->ifindex, ip, ep->identity,
+	log_info("endpoint_added",
+		 "endpoint=%s id=%u ifname=%s ifindex=%d ip=%s identity=%u labels=%s", ep->qname,
+		 ep->id, ep->ifname, ep->ifindex, ip, ep->identity,
 		 zt_log_quote(q, sizeof(q), labels));
 	{
 		char el[2100], ei[100], d[4400];
@@ -636,7 +639,8 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 		char where[4200], types[32];
 
 		snprintf(where, sizeof(where), "%s:%u:%u", p->file, p->pos.line, p->pos.column);
-		snprintf(types, sizeof(types), "%s%s%s", p->isolates[ZT_POL_INGRESS] ? "Ingress" : "",
+		snprintf(types, sizeof(types), "%s%s%s",
+			 p->isolates[ZT_POL_INGRESS] ? "Ingress" : "",
 			 p->isolates[ZT_POL_INGRESS] && p->isolates[ZT_POL_EGRESS] ? "," : "",
 			 p->isolates[ZT_POL_EGRESS] ? "Egress" : "");
 		if (!m || zt_cbor_put_str(m, "kind", zt_pol_kind_name(p->kind)) ||
@@ -696,7 +700,8 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 		return r;
 	if (zt_eval_parse_port(port, &c.protocol, &c.port) < 0) {
 		zt_seterr(err, errlen,
-			  "--port: '%s' is not PORT/PROTO (like 443/TCP, 53/UDP; port 1-65535)", port);
+			  "--port: '%s' is not PORT/PROTO (like 443/TCP, 53/UDP; port 1-65535)",
+			  port);
 		return -EINVAL;
 	}
 	set = s->cur ? s->cur->set : &empty;
@@ -711,16 +716,19 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	if (r < 0) {
 		const char *bad = c.src.ep || c.src.addr.family ? to : from;
 
-		zt_seterr(err, errlen,
-			  r == -ENOTUNIQ ? "'%s' names endpoints in several namespaces; say NAMESPACE/NAME" :
-			  r == -ENOENT	 ? "'%s' is neither an address nor an endpoint (see 'ztctl endpoint list')" :
-					   "'%s' is not an endpoint or address",
-			  bad);
+		zt_seterr(
+			err, errlen,
+			r == -ENOTUNIQ ?
+				"'%s' names endpoints in several namespaces; say NAMESPACE/NAME" :
+			r == -ENOENT ?
+				"'%s' is neither an address nor an endpoint (see 'ztctl endpoint list')" :
+				"'%s' is not an endpoint or address",
+			bad);
 		free(evs);
 		return r;
 	}
-	r = zt_policy_eval(set, s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY :
-							      ZT_POL_DEFAULT_ALLOW,
+	r = zt_policy_eval(set,
+			   s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY : ZT_POL_DEFAULT_ALLOW,
 			   evs, s->eps.n, &c, &res);
 	if (r < 0) {
 		zt_seterr(err, errlen, "cannot evaluate: %s", strerror(-r));
@@ -730,9 +738,10 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	/* The host is always allowed to and from its endpoints (Kubernetes' rule). */
 	if ((!res.src_ep && is_host_addr(s, &c.src.addr)) ||
 	    (!res.dst_ep && is_host_addr(s, &c.dst.addr))) {
-		snprintf(line, sizeof(line),
-			 "allow %s %s -> %s:%u: the node's own address is always allowed to and from its endpoints",
-			 zt_pol_proto_name(c.protocol), from, to, c.port);
+		snprintf(
+			line, sizeof(line),
+			"allow %s %s -> %s:%u: the node's own address is always allowed to and from its endpoints",
+			zt_pol_proto_name(c.protocol), from, to, c.port);
 		res.verdict = ZT_PV_ALLOW;
 	} else {
 		zt_eval_format(&res, &c, line, sizeof(line));
@@ -819,8 +828,8 @@ static int op_flows_recent(void *ctx, const cbor_item_t *req, cbor_item_t **data
 			if (!strcmp(want, verdict_names[i]))
 				vf = i;
 		if (vf < 0) {
-			zt_seterr(err, errlen, "--verdict: expected allowed, denied or audit, got '%s'",
-				  want);
+			zt_seterr(err, errlen,
+				  "--verdict: expected allowed, denied or audit, got '%s'", want);
 			return -EINVAL;
 		}
 	}
@@ -872,9 +881,12 @@ int zt_seg_register_api(struct zt_seg *s, struct zt_api *api)
 		const char *op;
 		zt_api_handler fn;
 	} ops[] = {
-		{ ZT_OP_ENDPOINT_ADD, op_endpoint_add },   { ZT_OP_ENDPOINT_DEL, op_endpoint_del },
-		{ ZT_OP_ENDPOINT_LIST, op_endpoint_list }, { ZT_OP_POLICY_LIST, op_policy_list },
-		{ ZT_OP_POLICY_EXPLAIN, op_policy_explain }, { ZT_OP_POLICY_RELOAD, op_policy_reload },
+		{ ZT_OP_ENDPOINT_ADD, op_endpoint_add },
+		{ ZT_OP_ENDPOINT_DEL, op_endpoint_del },
+		{ ZT_OP_ENDPOINT_LIST, op_endpoint_list },
+		{ ZT_OP_POLICY_LIST, op_policy_list },
+		{ ZT_OP_POLICY_EXPLAIN, op_policy_explain },
+		{ ZT_OP_POLICY_RELOAD, op_policy_reload },
 		{ ZT_OP_FLOWS_RECENT, op_flows_recent },
 	};
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(ops); i++) {
@@ -958,12 +970,13 @@ static void audit_violation(struct zt_seg *s, const struct flow_rec *f)
 	zt_json_escape(f->dst_wl, dw, sizeof(dw));
 	zt_json_escape(f->rule, rule, sizeof(rule));
 	zt_json_escape(f->ifname, ifn, sizeof(ifn));
-	snprintf(d, sizeof(d),
-		 "{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"protocol\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
-		 verdict_names[f->verdict], reason_name(f->reason), rule,
-		 zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport,
-		 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->src_id, f->dst_id, sw, dw,
-		 ifn, f->revoked ? "true" : "false");
+	snprintf(
+		d, sizeof(d),
+		"{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"protocol\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
+		verdict_names[f->verdict], reason_name(f->reason), rule,
+		zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport,
+		f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->src_id, f->dst_id, sw, dw, ifn,
+		f->revoked ? "true" : "false");
 	s->audit(s->audit_ctx, "policy.violation", subj, d);
 }
 
@@ -1044,12 +1057,13 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 
 		inet_ntop(fam, f->saddr, sa, sizeof(sa));
 		inet_ntop(fam, f->daddr, da, sizeof(da));
-		log_warn(f->verdict == 1 ? "flow_denied" : "flow_audit",
-			 "proto=%s src=%s sport=%u dst=%s dport=%u src_workload=%s dst_workload=%s src_identity=%u dst_identity=%u direction=%s iface=%s revoked=%u reason=%s rule=%s",
-			 zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport, f->src_wl,
-			 f->dst_wl, f->src_id, f->dst_id,
-			 f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
-			 reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
+		log_warn(
+			f->verdict == 1 ? "flow_denied" : "flow_audit",
+			"proto=%s src=%s sport=%u dst=%s dport=%u src_workload=%s dst_workload=%s src_identity=%u dst_identity=%u direction=%s iface=%s revoked=%u reason=%s rule=%s",
+			zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport, f->src_wl,
+			f->dst_wl, f->src_id, f->dst_id,
+			f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
+			reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
 	if (f->verdict != 0 && s->audit) {
 		struct flow_rec v = *f;
@@ -1091,8 +1105,10 @@ static void on_inotify(void *ctx, int fd, uint32_t events)
 			struct inotify_event *ie = (struct inotify_event *)p;
 
 			if (ie->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
-				log_warn("policy_dir_gone", "dir=%s why=\"the watched directory went away; the policy in force stays until it is back and the agent restarts\"",
-					 s->cfg->policy.dir);
+				log_warn(
+					"policy_dir_gone",
+					"dir=%s why=\"the watched directory went away; the policy in force stays until it is back and the agent restarts\"",
+					s->cfg->policy.dir);
 			any = true;
 			p += sizeof(*ie) + ie->len;
 		}
@@ -1255,8 +1271,8 @@ static int watch_dir(struct zt_seg *s, char *err, size_t errlen)
 static int open_netlink(struct zt_seg *s, char *err, size_t errlen)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
-				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR |
-					       RTMGRP_IPV6_IFADDR };
+				  .nl_groups =
+					  RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR };
 	int bufsz = 1 << 20;
 
 	s->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -1289,8 +1305,10 @@ static int restore(struct zt_seg *s)
 		uint32_t id;
 
 		if (!if_indextoname((unsigned int)ep->ifindex, name) || strcmp(name, ep->ifname)) {
-			log_info("endpoint_removed", "endpoint=%s ifname=%s ifindex=%d why=interface-gone-while-stopped",
-				 ep->qname, ep->ifname, ep->ifindex);
+			log_info(
+				"endpoint_removed",
+				"endpoint=%s ifname=%s ifindex=%d why=interface-gone-while-stopped",
+				ep->qname, ep->ifname, ep->ifindex);
 			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
 			ep_map_del(s, ep->ifindex);
 			zt_ep_free(ep);
@@ -1376,7 +1394,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	}
 	{
-		struct itimerspec its = { .it_interval = { .tv_sec = 1 }, .it_value = { .tv_sec = 1 } };
+		struct itimerspec its = { .it_interval = { .tv_sec = 1 },
+					  .it_value = { .tv_sec = 1 } };
 
 		timerfd_settime(s->gc_tfd, 0, &its, NULL);
 	}
@@ -1406,8 +1425,10 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		/* Not s->cur: endpoint changes wait for valid files. */
 		pset_put(ps);
 	} else if (r < 0 && s->eps.n) {
-		log_warn("policy_kept", "gen=%llu why=\"files invalid at start; the kernel keeps the last good policy\"",
-			 (unsigned long long)s->st.gen);
+		log_warn(
+			"policy_kept",
+			"gen=%llu why=\"files invalid at start; the kernel keeps the last good policy\"",
+			(unsigned long long)s->st.gen);
 	}
 	/* Endpoints come back: entries, programs (replacing the earlier run's). */
 	for (size_t i = 0; i < s->eps.n; i++) {

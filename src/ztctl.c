@@ -660,7 +660,8 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		case 'v':
 			if (strcmp(optarg, "allowed") && strcmp(optarg, "denied") &&
 			    strcmp(optarg, "audit"))
-				return usage_err(c, "--verdict: '%s' is not allowed, denied or audit",
+				return usage_err(c,
+						 "--verdict: '%s' is not allowed, denied or audit",
 						 optarg);
 			o->verdict = optarg;
 			break;
@@ -1256,7 +1257,6 @@ static int run_policy_validate(struct ctl *ctl, struct opts *o)
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-
 /* ---- endpoints ---- */
 
 static void labels_text(const cbor_item_t *m, char *buf, size_t n)
@@ -1328,7 +1328,8 @@ static int run_endpoint_del(struct ctl *ctl, struct opts *o)
 	int r;
 
 	if (!which)
-		return usage_err(o->cmd, "say which endpoint: NAMESPACE/NAME, NAME or --ifname VETH");
+		return usage_err(o->cmd,
+				 "say which endpoint: NAMESPACE/NAME, NAME or --ifname VETH");
 	if (o->nargs && o->ifname)
 		return usage_err(o->cmd, "give the endpoint or --ifname, not both");
 	req = request(ZT_OP_ENDPOINT_DEL);
@@ -1385,7 +1386,7 @@ static int run_endpoint_list(struct ctl *ctl, struct opts *o)
 
 static int run_policy_list(struct ctl *ctl, struct opts *o)
 {
-	static const char *const heads[] = { "KIND",	 "POLICY",    "MODE",	"ISOLATES",
+	static const char *const heads[] = { "KIND",	 "POLICY",    "MODE",	 "ISOLATES",
 					     "RULES IN", "RULES OUT", "SELECTS", "SOURCE" };
 	static const bool right[8] = { false, false, false, false, true, true, true, false };
 	struct table t = { .ncols = 8, .heads = heads, .right = right };
@@ -1420,7 +1421,8 @@ static int run_policy_list(struct ctl *ctl, struct opts *o)
 	printf("policy store %s: generation %llu, default %s, %zu %s, sha256 %s\n",
 	       str_of(d, "dir", dir, sizeof(dir), "?"), (unsigned long long)u64_of(d, "generation"),
 	       str_of(d, "default", def, sizeof(def), "?"), arr_len(pols),
-	       arr_len(pols) == 1 ? "policy" : "policies", str_of(d, "sha256", sha, sizeof(sha), "-"));
+	       arr_len(pols) == 1 ? "policy" : "policies",
+	       str_of(d, "sha256", sha, sizeof(sha), "-"));
 	if (t.rows) {
 		printf("\n");
 		table_print(&t);
@@ -1538,8 +1540,8 @@ static void print_flow(struct ctl *ctl, const cbor_item_t *f)
 	str_of(f, "rule", rule, sizeof(rule), "?");
 	str_of(f, "direction", dir, sizeof(dir), "?");
 	str_of(f, "interface", ifn, sizeof(ifn), "?");
-	printf("%s %-7s %s %s:%llu (%s, id %llu) -> %s:%llu (%s, id %llu) %s on %s%s: %s\n", t, v, p,
-	       sa, (unsigned long long)u64_of(f, "sport"), sw,
+	printf("%s %-7s %s %s:%llu (%s, id %llu) -> %s:%llu (%s, id %llu) %s on %s%s: %s\n", t, v,
+	       p, sa, (unsigned long long)u64_of(f, "sport"), sw,
 	       (unsigned long long)u64_of(f, "src_identity"), da,
 	       (unsigned long long)u64_of(f, "dport"), dw,
 	       (unsigned long long)u64_of(f, "dst_identity"), dir, ifn,
@@ -1574,7 +1576,8 @@ static int run_flows(struct ctl *ctl, struct opts *o)
 		flows = zt_cbor_get(d, "flows");
 		missed = u64_of(d, "missed");
 		if (missed && !first)
-			fprintf(stderr, "ztctl: %llu verdicts were overwritten before they could be shown\n",
+			fprintf(stderr,
+				"ztctl: %llu verdicts were overwritten before they could be shown\n",
 				(unsigned long long)missed);
 		/* What the daemon still holds (oldest first), then, with --follow, what comes. */
 		for (size_t i = 0; i < arr_len(flows); i++)
@@ -1706,7 +1709,8 @@ static const struct cmd cmds[] = {
 	  "generation in the kernel, policy.default, the store's content hash, and the\n"
 	  "last change the daemon refused (the policy in force stays then).\n",
 	  0, 0, 0, NULL, run_policy_list },
-	{ "policy explain", "ztctl policy explain --from ENDPOINT|IP --to ENDPOINT|IP --port N/PROTO",
+	{ "policy explain",
+	  "ztctl policy explain --from ENDPOINT|IP --to ENDPOINT|IP --port N/PROTO",
 	  "Says whether a connection is allowed, denied or passes in audit mode, and\n"
 	  "which rule (or default-deny) decides each side: the source's egress and the\n"
 	  "destination's ingress. An endpoint is NAMESPACE/NAME, a name unique across\n"
@@ -1741,11 +1745,11 @@ static const struct cmd cmds[] = {
 	  "  ztctl endpoint add --ifname veth-web --ip 198.18.1.2 --labels app=web --namespace prod\n",
 	  OPT_EP, 0, 0, NULL, run_endpoint_add },
 	{ "endpoint del", "ztctl endpoint del NAMESPACE/NAME | NAME | --ifname VETH",
-	  "Removes an endpoint: its TC programs are detached and the policy recompiled.\n",
-	  OPT_EP, 0, 1, "ENDPOINT", run_endpoint_del },
+	  "Removes an endpoint: its TC programs are detached and the policy recompiled.\n", OPT_EP,
+	  0, 1, "ENDPOINT", run_endpoint_del },
 	{ "endpoint list", "ztctl endpoint list [-o json]",
-	  "Shows every endpoint: name, interface, addresses, security identity, labels.\n",
-	  0, 0, 0, NULL, run_endpoint_list },
+	  "Shows every endpoint: name, interface, addresses, security identity, labels.\n", 0, 0, 0,
+	  NULL, run_endpoint_list },
 	{ "audit verify", "ztctl audit verify [--db CONNINFO]",
 	  "Recomputes the SHA-256 chain of the audit trail (table audit_log) and says\n"
 	  "whether it is intact, or which row was changed, deleted or inserted.\n"

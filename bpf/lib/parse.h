@@ -150,7 +150,8 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 }
 
 /* Bytes from l3 to the end of the packet (see zt_pkt.len). */
-static __always_inline __u32 zt_l3_avail(void *data, void *l3, void *data_end, const struct zt_pkt *p)
+static __always_inline __u32 zt_l3_avail(void *data, void *l3, void *data_end,
+					 const struct zt_pkt *p)
 {
 	__u32 before = (__u32)(l3 - data);
 
@@ -204,8 +205,8 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 
 	if ((void *)(ip6 + 1) > data_end)
 		return ZT_XR_BAD_IP6;
-	if (ip6->version != 6 || sizeof(*ip6) + bpf_ntohs(ip6->payload_len) >
-					 zt_l3_avail(data, ip6, data_end, p))
+	if (ip6->version != 6 ||
+	    sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > zt_l3_avail(data, ip6, data_end, p))
 		return ZT_XR_BAD_IP6;
 	p->family = 6;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);

@@ -1266,7 +1266,8 @@ static void test_ct_tcp_lifecycle(void **state)
 
 	std_setup(e);
 	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
-	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)) == TC_ACT_OK ? ip_len(p) : 0;
+	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_SYN)) == TC_ACT_OK ? ip_len(p) :
+											 0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_NEW);
 	assert_int_equal(v.flags_seen[0], TCP_SYN);

@@ -59,9 +59,8 @@ static void test_journal_survives_restart(void **state)
 {
 	struct zt_auditq *q = open_q(0);
 
-	assert_int_equal(zt_auditq_post(q, "policy.apply", "ztagent@n", "/etc/p",
-					"{\"sha256\":\"ab\"}"),
-			 0);
+	assert_int_equal(
+		zt_auditq_post(q, "policy.apply", "ztagent@n", "/etc/p", "{\"sha256\":\"ab\"}"), 0);
 	assert_int_equal(zt_auditq_post(q, "block.add", "ztagent@n", "198.18.0.1/32", NULL), 0);
 	assert_int_equal(zt_auditq_post(q, "endpoint.del", "ztagent@n", "ns/x", "  { }"), 0);
 	assert_int_equal(pending(q), 3);
@@ -121,7 +120,8 @@ static void test_bound_counts_drops(void **state)
 	int ok = 0, full = 0;
 
 	for (int i = 0; i < 200; i++) {
-		int r = zt_auditq_post(q, "policy.violation", "a", "tcp 198.18.0.1:1 -> 198.18.0.2:2",
+		int r = zt_auditq_post(q, "policy.violation", "a",
+				       "tcp 198.18.0.1:1 -> 198.18.0.2:2",
 				       "{\"verdict\":\"denied\"}");
 
 		if (r == 0)

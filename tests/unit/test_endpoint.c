@@ -13,8 +13,8 @@
 
 #include "endpoint.h"
 
-static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels,
-			  const char *ns, int want, const char *msg)
+static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels, const char *ns,
+			  int want, const char *msg)
 {
 	struct zt_ep_spec s = { .ifname = ifname, .addrs = ip, .labels = labels, .ns = ns };
 	struct zt_ep *ep = NULL;
@@ -22,8 +22,8 @@ static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels
 	int r = zt_ep_from_spec(&s, &ep, err, sizeof(err));
 
 	if (r != want || (msg && !strstr(err, msg))) {
-		print_error("spec %s %s %s: got %d '%s', want %d '%s'\n", ifname, ip, labels, r, err,
-			    want, msg ? msg : "");
+		print_error("spec %s %s %s: got %d '%s', want %d '%s'\n", ifname, ip, labels, r,
+			    err, want, msg ? msg : "");
 		fail();
 	}
 	return ep;
@@ -31,8 +31,8 @@ static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels
 
 static void test_good_spec(void **state)
 {
-	struct zt_ep *ep = spec("veth-a", "198.18.1.2,2001:db8::2", "app=web,tier=front", "prod",
-				0, NULL);
+	struct zt_ep *ep =
+		spec("veth-a", "198.18.1.2,2001:db8::2", "app=web,tier=front", "prod", 0, NULL);
 	char buf[256];
 
 	assert_non_null(ep);
@@ -74,7 +74,8 @@ static void test_bad_specs(void **state)
 	spec("v1", "198.18.1.2", "", "Prod", -EINVAL, "--namespace");
 	spec("v1", "198.18.1.2", "", "a_b", -EINVAL, "--namespace");
 	{
-		struct zt_ep_spec s = { .ifname = "v1", .addrs = "198.18.1.2",
+		struct zt_ep_spec s = { .ifname = "v1",
+					.addrs = "198.18.1.2",
 					.ns_labels = "kubernetes.io/metadata.name=other",
 					.ns = "prod" };
 		struct zt_ep *ep = NULL;

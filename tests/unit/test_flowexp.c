@@ -102,9 +102,8 @@ static struct zt_flowexp *open_x(void)
 	struct zt_flowexp *x = NULL;
 	char err[256] = "";
 
-	assert_int_equal(zt_flowexp_open(pindir, 1024, 60 * S, "node-t", &names, &x, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+		zt_flowexp_open(pindir, 1024, 60 * S, "node-t", &names, &x, err, sizeof(err)), 0);
 	return x;
 }
 
@@ -122,9 +121,16 @@ static struct zt_ct_key key(uint32_t ifindex, uint8_t proto, const char *s, uint
 
 static struct zt_ct_val val(uint64_t first, uint64_t last, uint8_t state, uint8_t verdict)
 {
-	struct zt_ct_val v = { .first_ns = first, .last_ns = last, .state = state,
-			       .verdict = verdict, .dir = ZT_DIR_EGRESS, .local_id = 256,
-			       .peer_id = 2, .ep_id = 1, .gen = 3, .rule_id = 7,
+	struct zt_ct_val v = { .first_ns = first,
+			       .last_ns = last,
+			       .state = state,
+			       .verdict = verdict,
+			       .dir = ZT_DIR_EGRESS,
+			       .local_id = 256,
+			       .peer_id = 2,
+			       .ep_id = 1,
+			       .gen = 3,
+			       .rule_id = 7,
 			       .reason = ZT_REASON_RULE_ALLOW };
 
 	v.packets[0] = 10;
@@ -249,9 +255,8 @@ static void test_interim_deltas_sum_to_totals(void **state)
 	v.packets[1] += 2;
 	v.bytes[1] += 64;
 	put(&k, &v);
-	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 122 * S + ZT_CT_UDP_TIMEOUT_NS + S, sink,
-					  NULL),
-			 1);
+	assert_int_equal(
+		zt_flowexp_sweep(x, ct_fd, t0 + 122 * S + ZT_CT_UDP_TIMEOUT_NS + S, sink, NULL), 1);
 	assert_false(present(&k));
 	for (size_t i = 0; i < n_got; i++) {
 		sent += got[i].bytes_sent;
@@ -350,8 +355,12 @@ static void test_interface_gone(void **state)
 
 static struct zt_ev_xdp_drop drop_ev(const char *src, uint16_t dport, uint64_t ts, uint32_t rep)
 {
-	struct zt_ev_xdp_drop e = { .ifindex = IF_A, .reason = ZT_XR_BLOCKLIST, .family = 4,
-				    .proto = IPPROTO_UDP, .dport = dport, .pkt_len = 100,
+	struct zt_ev_xdp_drop e = { .ifindex = IF_A,
+				    .reason = ZT_XR_BLOCKLIST,
+				    .family = 4,
+				    .proto = IPPROTO_UDP,
+				    .dport = dport,
+				    .pkt_len = 100,
 				    .represents = rep };
 
 	e.hdr.type = ZT_EV_XDP_DROP;
