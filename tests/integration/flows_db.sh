@@ -342,5 +342,36 @@ check "Prometheus scraped the agent: ztagent_flows_total{verdict=denied} = ${val
 	test -n "$val" -a "${val:-0}" != 0
 val=$(promq 'ztagent_build_info')
 check "Prometheus answers ztagent_build_info = 1" test "$val" = 1
+check "deploy/prometheus/ztagent-rules.yml passes promtool check rules" \
+	promtool check rules "$LAB_ROOT/deploy/prometheus/ztagent-rules.yml"
+# Every query of the Grafana dashboard is valid PromQL over families the agent exports.
+dash_ok() {
+	in_node python3 - "http://127.0.0.1:$PROM_PORT" "$LAB_ROOT/deploy/dashboards/ztagent.json" <<'PY'
+import json, re, sys, urllib.parse, urllib.request
+base, path = sys.argv[1], sys.argv[2]
+d = json.load(open(path))
+bad = []
+for p in d["panels"]:
+    for t in p["targets"]:
+        q = t["expr"].replace("$instance", ".*")
+        url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        try:
+            r = json.loads(urllib.request.urlopen(url, timeout=5).read().decode())
+        except Exception as e:
+            bad.append((p["title"], str(e)))
+            continue
+        if r.get("status") != "success" or not r["data"]["result"]:
+            bad.append((p["title"], q))
+for b in bad:
+    print("# dashboard query without data:", b)
+sys.exit(1 if bad else 0)
+PY
+}
+# rate() needs two scrapes (1 s apart here).
+for _ in $(seq 1 40); do
+	[ -n "$(promq 'count(rate(ztagent_tc_packets_total[1m]))')" ] && break
+	sleep 0.5
+done
+check "every Grafana dashboard query is valid and has data from the agent" dash_ok
 
 echo "1..$TAP_N"
