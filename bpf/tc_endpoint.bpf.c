@@ -79,10 +79,21 @@ __noinline int tc_parse(struct __sk_buff *skb, struct tc_pkt *t)
 	return ZT_XR_OK;
 }
 
+/*
+ * Link-layer control that policy does not govern (as Kubernetes network
+ * plugins do not): neighbour discovery (ICMPv6 133-137), and multicast
+ * listener discovery (130-132, 143) sent to a multicast group.
+ */
 static __always_inline int tc_is_nd(const struct zt_pkt *p)
 {
-	return p->family == 6 && p->proto == IPPROTO_ICMPV6 && (p->flags & ZT_PKT_L4) &&
-	       p->sport >= 133 && p->sport <= 137;
+	__u16 t = p->sport;
+
+	if (p->family != 6 || p->proto != IPPROTO_ICMPV6 || !(p->flags & ZT_PKT_L4))
+		return 0;
+	if (t >= 133 && t <= 137)
+		return 1;
+	return (t == 130 || t == 131 || t == 132 || t == 143) &&
+	       ((const __u8 *)p->daddr)[0] == 0xff;
 }
 
 static __always_inline void tc_emit(const struct zt_ct_key *k, const struct zt_ct_val *v,

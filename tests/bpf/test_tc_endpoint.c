@@ -1184,7 +1184,8 @@ static void test_nd_passes(void **state)
 {
 	struct env *e = *state;
 	struct pg_pkt p;
-	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_NOT_IP] = 5, [ZT_TCS_DENY_NEW] = 2 };
+	__u64 st[ZT_TCS_MAX] = { [ZT_TCS_NOT_IP] = 9, [ZT_TCS_DENY_NEW] = 2 };
+	static const int mld[] = { 130, 131, 132, 143 };
 	int type;
 
 	std_setup(e);
@@ -1193,8 +1194,14 @@ static void test_nd_passes(void **state)
 					 e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1",
 								   "ff02::1", type, 0, 0, 24 })),
 				 TC_ACT_OK);
-	/* 132 and 138 are not neighbour discovery: policy applies. */
-	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "ff02::1",
+	/* Multicast listener discovery to a group passes too (MLDv2 reports to ff02::16). */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(
+			from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "ff02::16",
+							   mld[i], 0, 0, 24 })),
+			TC_ACT_OK);
+	/* MLD types to a unicast address, and 138, are not: policy applies. */
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "fe80::2",
 							    132, 0, 0, 24 })),
 			 TC_ACT_SHOT);
 	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, "fe80::1", "ff02::2",
