@@ -42,7 +42,7 @@
 #include "ztagent.h"
 
 #define ZT_PIN_FLOW_EXPORT "flow_export"
-#define ZT_FLOWEXP_CLOSE_GRACE_NS (1000ULL * 1000000ULL)
+#define ZT_FLOWEXP_CLOSE_GRACE_NS (200ULL * 1000000ULL)
 #define ZT_FLOWEXP_DENY_QUIET_NS (5000ULL * 1000000ULL)
 
 /* Value of the flow_export map. */

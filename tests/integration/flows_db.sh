@@ -176,6 +176,7 @@ in1=$(ipext frontend InOctets)
 check "exactly $K rows arrive" wait_rows $K "$FEBE" 10
 t1=$(date +%s%N)
 echo "# $K rows in the database $(((t1 - t0) / 1000000)) ms after the first connection started"
+echo "# flow end (last packet) to row in the database: $(q "SELECT 'median ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - end_time))::numeric, 3) || ' s, max ' || round(max(extract(epoch FROM created_at - end_time))::numeric, 3) || ' s' FROM network_flows WHERE flow_kind = 'flow' AND $FEBE")"
 sums=$(q "SELECT sum(bytes_sent), sum(bytes_received) FROM network_flows WHERE flow_kind = 'flow' AND $FEBE" | tr '|' ' ')
 echo "# rows: sent+received = $sums; frontend's IP counters: out $((out1 - out0)) in $((in1 - in0))"
 check "bytes_sent of the $K rows = what frontend's IP stack sent" test "${sums% *}" = "$((out1 - out0))"

@@ -210,7 +210,7 @@ static void test_close_grace(void **state)
 	struct zt_flowexp *x = open_x();
 	uint64_t now = zt_now_boot_ns() + 100 * S;
 	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40001, "198.18.1.20", 80);
-	struct zt_ct_val v = val(now - S, now - S / 2, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	struct zt_ct_val v = val(now - S, now - S / 10, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
 
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
