@@ -231,7 +231,9 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 		x->names.rule(x->names.ctx, vd->gen, vd->rule_id, vd->reason, buf, sizeof(buf));
 	zt_flowrec_set_text(r->policy, sizeof(r->policy), buf[0] ? buf : reason_text(vd->reason));
 	zt_flowrec_set_text(r->node, sizeof(r->node), x->node);
-	if (!if_indextoname(k->ifindex, buf))
+	if (!(x->names.ifname &&
+	      x->names.ifname(x->names.ctx, (int)k->ifindex, buf, sizeof(buf))) &&
+	    !if_indextoname(k->ifindex, buf))
 		snprintf(buf, sizeof(buf), "if%u", k->ifindex);
 	zt_flowrec_set_text(r->interface, sizeof(r->interface), buf);
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), ingress ? "ingress" : "egress");

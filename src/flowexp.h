@@ -68,6 +68,8 @@ struct zt_flowexp_names {
 	int (*ep_ifindex)(void *ctx, uint32_t ep_id);
 	/* whether ifindex is a registered endpoint now */
 	bool (*is_endpoint)(void *ctx, int ifindex);
+	/* its interface name, without a syscall (NULL or false: if_indextoname) */
+	bool (*ifname)(void *ctx, int ifindex, char *buf, size_t n);
 };
 
 struct zt_flowexp_stats {

@@ -1030,8 +1030,15 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
 	describe_rule(g, e->gen, e->rule_id, e->reason, f->rule, sizeof(f->rule));
-	if (!if_indextoname(e->ifindex, f->ifname))
-		snprintf(f->ifname, sizeof(f->ifname), "if%u", e->ifindex);
+	{
+		/* From the endpoint table: if_indextoname() is a socket and an ioctl per call. */
+		const struct zt_ep *ep = zt_ep_table_by_ifindex(&s->eps, (int)e->ifindex);
+
+		if (ep)
+			snprintf(f->ifname, sizeof(f->ifname), "%s", ep->ifname);
+		else if (!if_indextoname(e->ifindex, f->ifname))
+			snprintf(f->ifname, sizeof(f->ifname), "if%u", e->ifindex);
+	}
 	s->st.verdicts[f->verdict]++;
 	if (e->revoked)
 		s->st.revoked++;
@@ -1207,6 +1214,16 @@ static int fx_ep_ifindex(void *ctx, uint32_t ep_id)
 	return 0;
 }
 
+static bool fx_ifname(void *ctx, int ifindex, char *buf, size_t n)
+{
+	const struct zt_ep *ep = zt_ep_table_by_ifindex(&((struct zt_seg *)ctx)->eps, ifindex);
+
+	if (!ep)
+		return false;
+	snprintf(buf, n, "%s", ep->ifname);
+	return true;
+}
+
 static bool fx_is_endpoint(void *ctx, int ifindex)
 {
 	return zt_ep_table_by_ifindex(&((struct zt_seg *)ctx)->eps, ifindex) != NULL;
@@ -1377,6 +1394,7 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 			.rule = fx_rule,
 			.ep_ifindex = fx_ep_ifindex,
 			.is_endpoint = fx_is_endpoint,
+			.ifname = fx_ifname,
 		};
 
 		r = zt_flowexp_open(cfg->bpffs, bpf_map__max_entries(dp->tc->maps.conntrack),
