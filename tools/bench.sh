@@ -205,7 +205,7 @@ EOF
 	}
 	# Throughput on this VM swings by +-15% from run to run: the three
 	# set-ups take turns, ROUNDS times, and medians are compared.
-	ROUNDS=${BENCH_SEG_ROUNDS:-5}
+	ROUNDS=${BENCH_SEG_ROUNDS:-9}
 	declare -a T_OFF T_EMPTY T_ON L_OFF L_EMPTY L_ON
 	for round in $(seq 1 "$ROUNDS"); do
 		measure "no programs (round $round):"
