@@ -17,27 +17,42 @@
 
 #define MS 1000000ULL
 
+#define ZT_DBW_MAX_LANES 8
+
+struct zt_dbw;
+
+/* One writer thread and its connection. Lane 0 also replays the spool and maintains partitions. */
+struct lane {
+	struct zt_dbw *w;
+	unsigned int idx;
+	pthread_t th;
+	bool started;
+	PGconn *conn;
+	struct zt_buf buf;
+	struct zt_flow_record *batch;
+	uint64_t next_connect_ns, backoff_ms;
+	bool down_logged;
+};
+
 struct zt_dbw {
 	pthread_mutex_t lock;
-	pthread_cond_t wake; /* the thread: records, stop */
+	pthread_cond_t wake; /* the lanes: records, stop */
 	pthread_cond_t idle; /* zt_dbw_drain: queue empty */
 	struct zt_flow_record *q;
 	size_t qhead, qlen;
 	uint64_t first_ns; /* when the oldest queued record came; 0 when empty */
-	bool stop, busy, started;
+	bool stop, started;
+	unsigned int busy; /* lanes writing a batch */
 	struct zt_dbw_stats st;
 
-	/* The thread's own. */
+	/* Set before the lanes start. */
 	struct zt_dbw_opts o;
 	char conninfo[ZT_DB_URL_MAX];
 	unsigned int retention_months;
 	struct zt_spool *spool;
-	pthread_t th;
-	PGconn *conn;
-	struct zt_buf buf;
-	struct zt_flow_record *batch;
-	uint64_t next_connect_ns, backoff_ms, next_maintain_ns;
-	bool down_logged;
+	struct lane lanes[ZT_DBW_MAX_LANES];
+	unsigned int n_lanes;
+	uint64_t next_maintain_ns; /* lane 0's */
 
 	/* Drop logging: at most one line a second, with the records since the last. */
 	pthread_mutex_t drop_lock;
@@ -51,6 +66,7 @@ static const struct zt_dbw_opts defaults = {
 	.backoff_max_ms = 5000,
 	.maintain_s = 3600,
 	.migrate = 1,
+	.lanes = 2,
 };
 
 static void set_error(struct zt_dbw *w, const char *msg)
@@ -67,32 +83,39 @@ static void count(struct zt_dbw *w, uint64_t *field, uint64_t v)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void disconnect(struct zt_dbw *w)
+static void disconnect(struct lane *l)
 {
-	if (w->conn)
-		PQfinish(w->conn);
-	w->conn = NULL;
+	struct zt_dbw *w = l->w;
+
+	if (!l->conn)
+		return;
+	PQfinish(l->conn);
+	l->conn = NULL;
 	pthread_mutex_lock(&w->lock);
-	w->st.connected = 0;
+	if (w->st.connected)
+		w->st.connected--;
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void backoff(struct zt_dbw *w)
+static void backoff(struct lane *l)
 {
-	w->next_connect_ns = zt_now_mono_ns() + w->backoff_ms * MS;
-	w->backoff_ms =
-		w->backoff_ms * 2 > w->o.backoff_max_ms ? w->o.backoff_max_ms : w->backoff_ms * 2;
+	struct zt_dbw *w = l->w;
+
+	l->next_connect_ns = zt_now_mono_ns() + l->backoff_ms * MS;
+	l->backoff_ms =
+		l->backoff_ms * 2 > w->o.backoff_max_ms ? w->o.backoff_max_ms : l->backoff_ms * 2;
 }
 
-static void maintain(struct zt_dbw *w)
+static void maintain(struct lane *l)
 {
+	struct zt_dbw *w = l->w;
 	char err[512], q[512];
 	int created = 0, dropped = 0;
 
-	if (!w->o.maintain_s || zt_now_mono_ns() < w->next_maintain_ns)
+	if (l->idx || !w->o.maintain_s || zt_now_mono_ns() < w->next_maintain_ns)
 		return;
 	w->next_maintain_ns = zt_now_mono_ns() + (uint64_t)w->o.maintain_s * 1000 * MS;
-	if (zt_db_maintain(w->conn, w->retention_months, 2, &created, &dropped, err, sizeof(err))) {
+	if (zt_db_maintain(l->conn, w->retention_months, 2, &created, &dropped, err, sizeof(err))) {
 		log_error("dbw_maintain_failed", "error=%s", zt_log_quote(q, sizeof(q), err));
 		set_error(w, err);
 		return;
@@ -103,49 +126,54 @@ static void maintain(struct zt_dbw *w)
 }
 
 /* 0 when connected now. */
-static int ensure_conn(struct zt_dbw *w)
+static int ensure_conn(struct lane *l)
 {
+	struct zt_dbw *w = l->w;
 	char err[512], q[512];
 	int applied = 0;
 
-	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+	if (l->conn && PQstatus(l->conn) == CONNECTION_OK)
 		return 0;
-	if (w->conn)
-		disconnect(w);
-	if (zt_now_mono_ns() < w->next_connect_ns)
+	if (l->conn)
+		disconnect(l);
+	if (zt_now_mono_ns() < l->next_connect_ns)
 		return -1;
-	if (zt_db_connect(w->conninfo, &w->conn, err, sizeof(err)) ||
-	    (w->o.migrate && zt_db_migrate_conn(w->conn, NULL, &applied, err, sizeof(err)))) {
-		if (w->conn)
-			disconnect(w);
-		if (!w->down_logged)
+	/* Migrations run under an advisory lock: lanes connecting together apply each once. */
+	if (zt_db_connect(w->conninfo, &l->conn, err, sizeof(err)) ||
+	    (w->o.migrate && zt_db_migrate_conn(l->conn, NULL, &applied, err, sizeof(err)))) {
+		if (l->conn) {
+			PQfinish(l->conn);
+			l->conn = NULL;
+		}
+		if (!l->down_logged && l->idx == 0)
 			log_warn("dbw_db_unavailable", "retry_ms=%" PRIu64 " error=%s",
-				 w->backoff_ms, zt_log_quote(q, sizeof(q), err));
-		w->down_logged = true;
+				 l->backoff_ms, zt_log_quote(q, sizeof(q), err));
+		l->down_logged = true;
 		set_error(w, err);
-		backoff(w);
+		backoff(l);
 		return -1;
 	}
-	w->backoff_ms = 100;
-	w->down_logged = false;
+	l->backoff_ms = 100;
+	l->down_logged = false;
 	pthread_mutex_lock(&w->lock);
-	w->st.connected = 1;
+	w->st.connected++;
 	w->st.reconnects++;
 	pthread_mutex_unlock(&w->lock);
-	log_info("dbw_connected", "migrations_applied=%d", applied);
-	maintain(w);
+	log_info("dbw_connected", "lane=%u migrations_applied=%d", l->idx, applied);
+	maintain(l);
 	return 0;
 }
 
 /* Writes recs; isolates the records the server refuses. 0 or -EIO/-EAGAIN/-ENOMEM. */
-static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n,
+static int send_recs(struct lane *l, const struct zt_flow_record *recs, size_t n,
 		     unsigned int flags)
 {
+	struct zt_dbw *w = l->w;
 	char err[512], q[512], id[40];
 	uint64_t ins = 0;
 	int r;
 
-	r = zt_db_write_flows(w->conn, recs, n, &w->buf, flags, &ins, err, sizeof(err));
+	r = zt_db_write_flows(l->conn, recs, n, &l->buf, flags, &ins, err, sizeof(err));
 	if (r == 0) {
 		pthread_mutex_lock(&w->lock);
 		w->st.rows_written += ins;
@@ -158,8 +186,8 @@ static int send_recs(struct zt_dbw *w, const struct zt_flow_record *recs, size_t
 	if (r != -EINVAL)
 		return r;
 	if (n > 1) {
-		r = send_recs(w, recs, n / 2, flags);
-		return r ? r : send_recs(w, recs + n / 2, n - n / 2, flags);
+		r = send_recs(l, recs, n / 2, flags);
+		return r ? r : send_recs(l, recs + n / 2, n - n / 2, flags);
 	}
 	zt_uuid_format(recs[0].id, id, sizeof(id));
 	log_error("dbw_record_refused", "id=%s error=%s", id, zt_log_quote(q, sizeof(q), err));
@@ -211,8 +239,9 @@ static void to_spool(struct zt_dbw *w, const struct zt_flow_record *recs, size_t
 	}
 }
 
-static void lost_conn(struct zt_dbw *w, int r)
+static void lost_conn(struct lane *l, int r)
 {
+	struct zt_dbw *w = l->w;
 	char q[512];
 
 	pthread_mutex_lock(&w->lock);
@@ -223,28 +252,29 @@ static void lost_conn(struct zt_dbw *w, int r)
 		 r == -ENOMEM ? "memory" :
 				"server",
 		 q);
-	w->down_logged = true;
-	disconnect(w);
-	backoff(w);
+	l->down_logged = true;
+	disconnect(l);
+	backoff(l);
 }
 
-static void write_batch(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
+static void write_batch(struct lane *l, const struct zt_flow_record *recs, size_t n)
 {
 	int r;
 
-	if (ensure_conn(w) == 0) {
+	if (ensure_conn(l) == 0) {
 		/* Never sent before: straight into the table. */
-		r = send_recs(w, recs, n, ZT_DB_FRESH);
+		r = send_recs(l, recs, n, ZT_DB_FRESH);
 		if (r == 0)
 			return;
-		lost_conn(w, r);
+		lost_conn(l, r);
 	}
-	to_spool(w, recs, n);
+	to_spool(l->w, recs, n);
 }
 
 /* One spool segment back into the database. true when there may be more. */
-static bool replay_one(struct zt_dbw *w)
+static bool replay_one(struct lane *l)
 {
+	struct zt_dbw *w = l->w;
 	struct zt_spool_seg seg;
 	char err[512], q[512];
 	int r;
@@ -259,10 +289,10 @@ static bool replay_one(struct zt_dbw *w)
 		return r == -EBADMSG;
 	}
 	/* Maybe written before (a COMMIT whose answer was lost): staged, ON CONFLICT. */
-	r = send_recs(w, seg.recs, seg.n, 0);
+	r = send_recs(l, seg.recs, seg.n, 0);
 	if (r) {
 		zt_spool_seg_free(&seg);
-		lost_conn(w, r);
+		lost_conn(l, r);
 		return false;
 	}
 	log_debug("dbw_replayed", "segment=%" PRIu64 " records=%zu", seg.seq, seg.n);
@@ -283,7 +313,8 @@ static void deadline(struct timespec *ts, uint64_t mono_ns)
 
 static void *run(void *arg)
 {
-	struct zt_dbw *w = arg;
+	struct lane *l = arg;
+	struct zt_dbw *w = l->w;
 	struct zt_spool_stats ss;
 	bool more = false;
 
@@ -306,30 +337,34 @@ static void *run(void *arg)
 				break; /* housekeeping every 250 ms when idle */
 		}
 		while (n < w->o.batch_size && w->qlen) {
-			w->batch[n++] = w->q[w->qhead];
+			l->batch[n++] = w->q[w->qhead];
 			w->qhead = (w->qhead + 1) % w->o.queue_max;
 			w->qlen--;
 		}
 		if (!w->qlen)
 			w->first_ns = 0;
+		else
+			pthread_cond_signal(&w->wake); /* more for another lane */
 		stopping = w->stop;
-		w->busy = n > 0;
+		if (n)
+			w->busy++;
 		pthread_mutex_unlock(&w->lock);
 
 		if (n)
-			write_batch(w, w->batch, n);
+			write_batch(l, l->batch, n);
 		more = false;
-		if (!stopping && ensure_conn(w) == 0) {
+		if (!stopping && l->idx == 0 && ensure_conn(l) == 0) {
 			zt_spool_get_stats(w->spool, &ss);
 			if (ss.segments)
-				more = replay_one(w);
-			if (w->conn)
-				maintain(w);
+				more = replay_one(l);
+			if (l->conn)
+				maintain(l);
 		}
 
 		pthread_mutex_lock(&w->lock);
-		w->busy = false;
-		if (!w->qlen)
+		if (n)
+			w->busy--;
+		if (!w->qlen && !w->busy)
 			pthread_cond_broadcast(&w->idle);
 		if (stopping && !w->qlen)
 			break;
@@ -343,7 +378,8 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 {
 	struct zt_dbw *w = calloc(1, sizeof(*w));
 	pthread_condattr_t ca;
-	int r;
+	bool ok;
+	int r = 0;
 
 	if (!w) {
 		zt_seterr(err, errlen, "flow writer: out of memory");
@@ -365,10 +401,17 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 	}
 	snprintf(w->conninfo, sizeof(w->conninfo), "%s", cfg->database.url);
 	w->retention_months = cfg->database.retention_months;
-	w->backoff_ms = 100;
+	w->n_lanes = w->o.lanes ? w->o.lanes : defaults.lanes;
+	if (w->n_lanes > ZT_DBW_MAX_LANES)
+		w->n_lanes = ZT_DBW_MAX_LANES;
 	w->q = calloc(w->o.queue_max, sizeof(*w->q));
-	w->batch = calloc(w->o.batch_size, sizeof(*w->batch));
-	if (!w->q || !w->batch) {
+	ok = w->q != NULL;
+	for (unsigned int i = 0; i < w->n_lanes; i++) {
+		w->lanes[i] = (struct lane){ .w = w, .idx = i, .backoff_ms = 100 };
+		w->lanes[i].batch = calloc(w->o.batch_size, sizeof(*w->lanes[i].batch));
+		ok = ok && w->lanes[i].batch;
+	}
+	if (!ok) {
 		zt_seterr(err, errlen, "flow writer: out of memory for a queue of %zu records",
 			  w->o.queue_max);
 		goto fail;
@@ -396,17 +439,24 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 			log_info("dbw_spool_pending", "segments=%" PRIu64 " bytes=%" PRIu64,
 				 ss.segments, ss.bytes);
 	}
-	r = pthread_create(&w->th, NULL, run, w);
-	if (r) {
-		zt_seterr(err, errlen, "flow writer: pthread_create: %s", strerror(r));
-		zt_spool_close(w->spool);
-		goto fail;
+	for (unsigned int i = 0; i < w->n_lanes; i++) {
+		r = pthread_create(&w->lanes[i].th, NULL, run, &w->lanes[i]);
+		if (r) {
+			zt_seterr(err, errlen, "flow writer: pthread_create: %s", strerror(r));
+			break;
+		}
+		w->lanes[i].started = true;
 	}
 	w->started = true;
+	if (r) {
+		zt_dbw_stop(w);
+		return NULL;
+	}
 	return w;
 fail:
 	free(w->q);
-	free(w->batch);
+	for (unsigned int i = 0; i < w->n_lanes; i++)
+		free(w->lanes[i].batch);
 	free(w);
 	return NULL;
 }
@@ -478,7 +528,7 @@ int zt_dbw_drain(struct zt_dbw *w, unsigned int timeout_ms)
 	/* Make the thread flush now rather than at the end of flush_ms. */
 	if (w->qlen)
 		w->first_ns = 1;
-	pthread_cond_signal(&w->wake);
+	pthread_cond_broadcast(&w->wake);
 	while ((w->qlen || w->busy) && r == 0)
 		r = pthread_cond_timedwait(&w->idle, &w->lock, &ts);
 	pthread_mutex_unlock(&w->lock);
@@ -491,20 +541,23 @@ void zt_dbw_stop(struct zt_dbw *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
-	pthread_cond_signal(&w->wake);
+	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
-	if (w->started)
-		pthread_join(w->th, NULL);
+	for (unsigned int i = 0; i < w->n_lanes; i++)
+		if (w->lanes[i].started)
+			pthread_join(w->lanes[i].th, NULL);
 	log_drop(w, 0, NULL, true); /* drops not yet logged */
-	if (w->conn)
-		PQfinish(w->conn);
-	zt_buf_free(&w->buf);
+	for (unsigned int i = 0; i < w->n_lanes; i++) {
+		if (w->lanes[i].conn)
+			PQfinish(w->lanes[i].conn);
+		zt_buf_free(&w->lanes[i].buf);
+		free(w->lanes[i].batch);
+	}
 	zt_spool_close(w->spool);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->drop_lock);
 	pthread_cond_destroy(&w->wake);
 	pthread_cond_destroy(&w->idle);
 	free(w->q);
-	free(w->batch);
 	free(w);
 }

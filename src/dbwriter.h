@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The flow writer: a thread that takes flow records from a bounded
- * in-memory queue and writes them to PostgreSQL in batches by binary COPY
- * (zt_db_write_flows), with the disk spool (spool.h) for what cannot be
- * written now.
+ * The flow writer: threads ("lanes", 2 by default, each with its own
+ * connection, so that two server backends insert side by side) that take
+ * flow records from a bounded in-memory queue and write them to PostgreSQL
+ * in batches by binary COPY (zt_db_write_flows), with the disk spool
+ * (spool.h) for what cannot be written now. Lane 0 also replays the spool
+ * and maintains partitions.
  *
  *  - zt_dbw_submit() copies records into the queue under a mutex and
  *    returns; when the queue is full the overflow is written to the spool
@@ -44,6 +46,7 @@ struct zt_dbw_opts {
 	unsigned int backoff_max_ms; /* default 5000 */
 	unsigned int maintain_s; /* partition maintenance period, default 3600; 0 = off */
 	int migrate; /* apply the built-in migrations on each connect (default 1) */
+	unsigned int lanes; /* threads, each with its own connection, writing batches (default 2) */
 };
 
 struct zt_dbw_stats {
@@ -59,7 +62,7 @@ struct zt_dbw_stats {
 	uint64_t spool_dropped_records; /* lost: spool full or unwritable */
 	uint64_t spool_corrupt_segments;
 	uint64_t reconnects;
-	int connected;
+	int connected; /* lanes connected now */
 	char last_error[512];
 };
 

@@ -53,7 +53,7 @@ static int map_shape_ok(int fd, uint32_t max_entries)
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
 		return 0;
-	return info.type == BPF_MAP_TYPE_HASH && info.key_size == sizeof(struct zt_ct_key) &&
+	return info.type == BPF_MAP_TYPE_LRU_HASH && info.key_size == sizeof(struct zt_ct_key) &&
 	       info.value_size == sizeof(struct zt_flow_export) && info.max_entries == max_entries;
 }
 
@@ -78,10 +78,8 @@ int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_t
 		fd = -1;
 	}
 	if (fd < 0) {
-		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
-
-		fd = bpf_map_create(BPF_MAP_TYPE_HASH, "flow_export", sizeof(struct zt_ct_key),
-				    sizeof(struct zt_flow_export), max_entries, &o);
+		fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "flow_export", sizeof(struct zt_ct_key),
+				    sizeof(struct zt_flow_export), max_entries, NULL);
 		if (fd < 0) {
 			snprintf(err, errlen, "cannot create the flow_export map: %s",
 				 strerror(errno));
@@ -246,6 +244,7 @@ static bool has_delta(const struct zt_ct_val *v, const struct zt_flow_export *ex
 
 static void mark(struct zt_flow_export *ex, const struct zt_ct_val *v, bool final)
 {
+	ex->first_ns = v->first_ns;
 	ex->packets[0] = v->packets[0];
 	ex->packets[1] = v->packets[1];
 	ex->bytes[0] = v->bytes[0];
@@ -303,7 +302,9 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 
 		if (bpf_map_lookup_elem(ct_fd, k, &v) < 0)
 			continue;
-		bpf_map_lookup_elem(x->fd, k, &ex); /* absent: nothing recorded yet */
+		/* Absent, or an earlier flow's on a reused key: nothing recorded yet. */
+		if (bpf_map_lookup_elem(x->fd, k, &ex) < 0 || ex.first_ns != v.first_ns)
+			memset(&ex, 0, sizeof(ex));
 		vd = (struct verdict){ .verdict = v.verdict,
 				       .audit = v.audit,
 				       .reason = v.reason,
@@ -341,12 +342,13 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		if (!alive || idle || denied_quiet) {
 			del = true;
 			final = true;
-			emit = !ex.final || has_delta(&v, &ex);
+			emit = has_delta(&v, &ex) || !ex.last_ns;
 		} else if (closed) {
 			final = true;
-			emit = !ex.final;
+			emit = !ex.final && (has_delta(&v, &ex) || !ex.last_ns);
 		} else if (!ex.final && has_delta(&v, &ex) &&
-			   now - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
+			   v.last_ns - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
+			/* The packets not yet recorded span active_timeout: a long flow. */
 			emit = true;
 		}
 		if (emit && sink) {

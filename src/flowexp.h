@@ -13,16 +13,22 @@
  *    entry is deleted;
  *  - a flow idle past its protocol's timeout, or whose interface is no
  *    longer an endpoint, gets its final record and is deleted;
- *  - a flow active for more than active_timeout since its last record gets
- *    an interim record.
+ *  - a flow whose unrecorded packets span more than active_timeout gets an
+ *    interim record (a short flow gets one record, however long it idles).
  * Every record carries the packets and bytes since the flow's previous
  * record, so the rows of a flow add up to its totals; start_time is the
  * previous record's end (or the flow's first packet).
  *
- * What was already recorded per flow lives in a pinned hash map
+ * What was already recorded per flow lives in a pinned LRU hash map
  * (PIN_DIR/flow_export, key struct zt_ct_key, value struct
- * zt_flow_export) made by the daemon, so that neither a restart nor a
- * SIGKILL repeats or loses counts.
+ * zt_flow_export, as large as conntrack) made by the daemon, so that
+ * neither a restart nor a SIGKILL repeats or loses counts. A state whose
+ * first_ns differs from the entry's belongs to an earlier flow on the same
+ * key and is ignored; states of entries the kernel evicted age out of the
+ * LRU. Limits: the export state is written after the sink took the
+ * records, so a crash in between records those deltas again once; a key
+ * the kernel reuses before a sweep loses the earlier flow's unrecorded
+ * remainder.
  *
  * A flow between two local endpoints has an entry on each veth. It is
  * recorded once, from the source's entry (original direction leaving the
@@ -50,6 +56,7 @@ struct zt_flow_export {
 	uint64_t packets[2]; /* recorded so far */
 	uint64_t bytes[2];
 	uint64_t last_ns; /* CLOCK_BOOTTIME end of the last record; 0 none */
+	uint64_t first_ns; /* the flow's first_ns: another value means the key was reused */
 	uint32_t final; /* the final record is out */
 	uint32_t _pad;
 };

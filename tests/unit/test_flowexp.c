@@ -351,6 +351,45 @@ static void test_interface_gone(void **state)
 	zt_flowexp_close(x);
 }
 
+static void test_short_flow_one_record(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t t0 = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_UDP, "198.18.1.10", 5000, "198.18.1.30", 53);
+	struct zt_ct_val v = val(t0, t0 + S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+	put(&k, &v);
+	/* A one-second exchange that then idles: no interim at 60 s, one final at idle. */
+	for (uint64_t t = 2; t <= 62; t += 10)
+		zt_flowexp_sweep(x, ct_fd, t0 + t * S, sink, NULL);
+	assert_int_equal(n_got, 1);
+	assert_int_equal(got[0].bytes_sent, 1000);
+	assert_false(present(&k));
+	zt_flowexp_close(x);
+}
+
+static void test_reused_key_starts_over(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 300 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 44000, "198.18.1.20", 80);
+	struct zt_ct_val v = val(now - 100 * S, now - 2 * S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+	v.packets[0] = 1000;
+	v.bytes[0] = 100000;
+	put(&k, &v);
+	v.last_ns = now - 30 * S;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now - 30 * S, sink, NULL), 1);
+	/* The kernel starts a new flow on the same key: smaller counters, new first_ns. */
+	v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_int_equal(got[1].bytes_sent, 1000);
+	assert_int_equal(got[1].packets_sent, 10);
+	zt_flowexp_close(x);
+}
+
 /* ---- drop aggregation ---- */
 
 static struct zt_ev_xdp_drop drop_ev(const char *src, uint16_t dport, uint64_t ts, uint32_t rep)
@@ -441,6 +480,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_local_pair_allowed_recorded_by_source, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_interface_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_flow_one_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reused_key_starts_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
 	};
