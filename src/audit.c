@@ -121,21 +121,33 @@ static void pgmsg(char *err, size_t errlen, PGconn *c, const PGresult *r, const 
 	zt_seterr(err, errlen, "audit: %s: %s", what, m);
 }
 
-/* One attempt. -EIO: the connection is bad; -EINVAL: refused. */
-static int append_once(struct zt_audit *a, const char *const t[4], uint64_t *seq_out,
-		       uint8_t hash_out[32], char *err, size_t errlen)
+/* One attempt. -EIO: the connection is bad; -EINVAL: refused (rolled back). */
+static int append_once(struct zt_audit *a, const struct zt_audit_rec *rows, size_t n,
+		       zt_audit_side_fn side, void *ctx, uint64_t *seq_out, uint8_t hash_out[32],
+		       char *err, size_t errlen)
 {
 	PGconn *c = a->conn;
-	PGresult *r;
-	char q[96], seqs[24], ats[24];
-	uint8_t prev[32] = { 0 }, h[32];
+	PGresult *r = NULL;
+	char q[96], (*nums)[2][24] = NULL, *sql = NULL;
+	uint8_t prev[32] = { 0 }, (*h)[32] = NULL;
+	const char **params = NULL;
+	int *plen = NULL, *pfmt = NULL;
 	uint64_t seq = 1;
-	struct timespec ts;
-	int64_t at_us;
-	size_t len[4];
-	const char *params[8];
-	int plen[8] = { 0 }, pfmt[8] = { 0 };
+	size_t sqlcap = 128 + n * 160, o;
+	const char *what = "append";
+	int rc;
 
+	nums = calloc(n, sizeof(*nums));
+	h = calloc(n, sizeof(*h));
+	params = calloc(n * 8, sizeof(*params));
+	plen = calloc(n * 8, sizeof(*plen));
+	pfmt = calloc(n * 8, sizeof(*pfmt));
+	sql = malloc(sqlcap);
+	if (!nums || !h || !params || !plen || !pfmt || !sql) {
+		zt_seterr(err, errlen, "audit: out of memory for a batch of %zu rows", n);
+		rc = -ENOMEM;
+		goto out;
+	}
 	r = PQexec(c, "BEGIN");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		goto fail;
@@ -151,64 +163,99 @@ static int append_once(struct zt_audit *a, const char *const t[4], uint64_t *seq
 		goto fail;
 	if (PQntuples(r) == 1) {
 		if (PQgetlength(r, 0, 0) != 8 || PQgetlength(r, 0, 1) != 32) {
-			PQclear(r);
-			PQclear(PQexec(c, "ROLLBACK"));
 			zt_seterr(err, errlen, "audit: the last row of audit_log is malformed");
-			return -EINVAL;
+			what = NULL;
+			goto fail;
 		}
 		seq = rd64((const uint8_t *)PQgetvalue(r, 0, 0)) + 1;
 		memcpy(prev, PQgetvalue(r, 0, 1), 32);
 	}
 	PQclear(r);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-	for (int i = 0; i < 4; i++)
-		len[i] = strlen(t[i]);
-	hash_row(prev, seq, at_us, t, len, h);
-	snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
-	snprintf(ats, sizeof(ats), "%" PRId64, at_us);
-	params[0] = seqs;
-	params[1] = ats;
-	for (int i = 0; i < 4; i++)
-		params[2 + i] = t[i];
-	params[6] = (const char *)prev;
-	params[7] = (const char *)h;
-	plen[6] = plen[7] = 32;
-	pfmt[6] = pfmt[7] = 1;
-	r = PQexecParams(c,
-			 "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, "
-			 "hash) VALUES ($1::bigint, 'epoch'::timestamptz + $2::bigint * "
-			 "interval '1 microsecond', $3, $4, $5, $6::json, $7::bytea, $8::bytea)",
-			 8, NULL, params, plen, pfmt, 0);
+	r = NULL;
+	/* One INSERT for the batch: each row chains to the one before it. */
+	o = (size_t)snprintf(sql, sqlcap,
+			     "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, "
+			     "prev_hash, hash) VALUES ");
+	for (size_t i = 0; i < n; i++) {
+		const char *t[4] = { rows[i].kind, rows[i].actor, rows[i].subject, rows[i].detail };
+		size_t len[4];
+		struct timespec ts;
+		int64_t at_us;
+		int b = (int)(i * 8);
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		for (int k = 0; k < 4; k++)
+			len[k] = strlen(t[k]);
+		hash_row(i ? h[i - 1] : prev, seq + i, at_us, t, len, h[i]);
+		snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu64, seq + i);
+		snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRId64, at_us);
+		params[b] = nums[i][0];
+		params[b + 1] = nums[i][1];
+		for (int k = 0; k < 4; k++)
+			params[b + 2 + k] = t[k];
+		params[b + 6] = (const char *)(i ? h[i - 1] : prev);
+		params[b + 7] = (const char *)h[i];
+		plen[b + 6] = plen[b + 7] = 32;
+		pfmt[b + 6] = pfmt[b + 7] = 1;
+		o += (size_t)snprintf(
+			sql + o, sqlcap - o,
+			"%s($%d::bigint, 'epoch'::timestamptz + $%d::bigint * interval "
+			"'1 microsecond', $%d, $%d, $%d, $%d::json, $%d::bytea, $%d::bytea)",
+			i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8);
+	}
+	r = PQexecParams(c, sql, (int)(n * 8), NULL, params, plen, pfmt, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		goto fail;
 	PQclear(r);
+	r = NULL;
+	if (side && side(ctx, c, rows, n, err, errlen) < 0) {
+		what = NULL;
+		goto fail;
+	}
 	r = PQexec(c, "COMMIT");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		goto fail;
 	PQclear(r);
 	if (seq_out)
-		*seq_out = seq;
+		*seq_out = seq + n - 1;
 	if (hash_out)
-		memcpy(hash_out, h, 32);
-	return 0;
+		memcpy(hash_out, h[n - 1], 32);
+	rc = 0;
+	goto out;
 fail:
-	pgmsg(err, errlen, c, r, "append");
+	if (what)
+		pgmsg(err, errlen, c, r, what);
 	PQclear(r);
-	if (PQstatus(c) != CONNECTION_OK)
-		return -EIO;
-	PQclear(PQexec(c, "ROLLBACK"));
-	return -EINVAL;
+	if (PQstatus(c) != CONNECTION_OK) {
+		rc = -EIO;
+	} else {
+		PQclear(PQexec(c, "ROLLBACK"));
+		rc = -EINVAL;
+	}
+out:
+	free(nums);
+	free(h);
+	free(params);
+	free(plen);
+	free(pfmt);
+	free(sql);
+	return rc;
 }
 
-int zt_audit_append(struct zt_audit *a, const char *kind, const char *actor, const char *subject,
-		    const char *detail_json, uint64_t *seq, uint8_t hash[32], char *err,
-		    size_t errlen)
+int zt_audit_append_batch(struct zt_audit *a, const struct zt_audit_rec *rows, size_t n,
+			  zt_audit_side_fn side, void *ctx, uint64_t *seq, uint8_t hash[32],
+			  char *err, size_t errlen)
 {
-	const char *t[4] = { kind ? kind : "", actor ? actor : "", subject ? subject : "",
-			     detail_json ? detail_json : "{}" };
 	int r = -EIO;
 
+	if (n == 0)
+		return 0;
+	if (n > ZT_AUDIT_BATCH_MAX) {
+		zt_seterr(err, errlen, "audit: a batch of %zu rows (at most %d)", n,
+			  ZT_AUDIT_BATCH_MAX);
+		return -EINVAL;
+	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (attempt)
 			usleep(100000u << (attempt - 1));
@@ -221,11 +268,22 @@ int zt_audit_append(struct zt_audit *a, const char *kind, const char *actor, con
 				continue;
 			}
 		}
-		r = append_once(a, t, seq, hash, err, errlen);
+		r = append_once(a, rows, n, side, ctx, seq, hash, err, errlen);
 		if (r != -EIO)
 			return r;
 	}
 	return r;
+}
+
+int zt_audit_append(struct zt_audit *a, const char *kind, const char *actor, const char *subject,
+		    const char *detail_json, uint64_t *seq, uint8_t hash[32], char *err,
+		    size_t errlen)
+{
+	const struct zt_audit_rec row = { kind ? kind : "", actor ? actor : "",
+					  subject ? subject : "",
+					  detail_json ? detail_json : "{}" };
+
+	return zt_audit_append_batch(a, &row, 1, NULL, NULL, seq, hash, err, errlen);
 }
 
 struct vstate {

@@ -26,8 +26,11 @@
 #ifndef ZT_AUDIT_H
 #define ZT_AUDIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <libpq-fe.h>
 
 struct zt_audit;
 
@@ -44,6 +47,33 @@ void zt_audit_free(struct zt_audit *a);
 int zt_audit_append(struct zt_audit *a, const char *kind, const char *actor, const char *subject,
 		    const char *detail_json, uint64_t *seq, uint8_t hash[32], char *err,
 		    size_t errlen);
+
+/* One row of a batch; no field is NULL. */
+struct zt_audit_rec {
+	const char *kind, *actor, *subject, *detail;
+};
+
+#define ZT_AUDIT_BATCH_MAX 1024
+
+/*
+ * Called inside the batch's transaction, after its audit_log rows, to write
+ * rows that must commit or fail with them (alerts, blocks). 0, or negative
+ * with err set: the transaction is rolled back.
+ */
+typedef int (*zt_audit_side_fn)(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size_t n,
+				char *err, size_t errlen);
+
+/*
+ * Appends n rows (at most ZT_AUDIT_BATCH_MAX) in one transaction: one
+ * advisory lock, one read of the head, one INSERT, side (may be NULL), one
+ * COMMIT, so the chain and the rows beside it are written whole or not at
+ * all. *seq and hash get the last row's. Same returns and retries as
+ * zt_audit_append(); on -EINVAL nothing was written and the caller may
+ * retry row by row to find the one refused.
+ */
+int zt_audit_append_batch(struct zt_audit *a, const struct zt_audit_rec *rows, size_t n,
+			  zt_audit_side_fn side, void *ctx, uint64_t *seq, uint8_t hash[32],
+			  char *err, size_t errlen);
 
 /* The row hash as above. */
 void zt_audit_hash(const uint8_t prev[32], uint64_t seq, int64_t at_us, const char *kind,

@@ -22,6 +22,8 @@
 #define REC_HDR 16u /* length, crc, time */
 #define REC_MAX (1u << 20) /* one record, all four fields */
 #define TRUNCATE_AT (1u << 20) /* committed bytes before the journal is cut back */
+#define AUDITQ_BATCH 512 /* records per transaction, at most */
+#define AUDITQ_BATCH_BYTES (4u << 20)
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 5000u
 
@@ -40,9 +42,7 @@ struct zt_auditq {
 	struct zt_auditq_stats st;
 	uint64_t drop_log_ns;
 	struct zt_audit *audit;
-	PGconn *side; /* alerts and blocks rows */
 	char node[256];
-	uint64_t audit_done_off; /* the record at this offset is in audit_log already */
 };
 
 static uint32_t get32(const uint8_t *p)
@@ -340,71 +340,203 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms)
  * UUIDv7, ON CONFLICT DO NOTHING). 0 done or nothing to do, -EIO when the
  * database is unreachable (retry), -EINVAL when refused (err says why).
  */
-static int side_row(struct zt_auditq *q, const char *kind, const char *subject, const char *detail,
-		    char *err, size_t errlen)
+static bool is_block_kind(const char *kind)
 {
-	static const char alert_sql[] =
+	return !strcmp(kind, "block.add") || !strcmp(kind, "block.del") ||
+	       !strcmp(kind, "block.expire");
+}
+
+/*
+ * The rows beside a batch's audit rows, in its transaction: one INSERT into
+ * alerts for its policy violations and one into blocks for its block
+ * changes. Their id is the event's, so a replay adds nothing twice.
+ */
+static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size_t n, char *err,
+		     size_t errlen)
+{
+	static const char alert_head[] =
 		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail) "
-		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $2, "
+		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, "
 		"CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END, "
 		"CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END, "
 		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d "
-		"FROM (SELECT $1::jsonb AS d) s ON CONFLICT (id) DO NOTHING";
-	static const char block_sql[] =
+		"FROM (VALUES ";
+	static const char alert_tail[] = ") s(d) ON CONFLICT (id) DO NOTHING";
+	static const char block_head[] =
 		"INSERT INTO blocks (id, at, node, action, cidr, kind, source, reason, expires_at) "
-		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $2, $3, $4::cidr, "
+		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, action, cidr, "
 		"d->>'kind', d->>'source', d->>'reason', "
 		"CASE WHEN coalesce((d->>'ttl_s')::bigint, 0) > 0 THEN "
 		"to_timestamp((d->>'event_unix_us')::bigint / 1e6) + make_interval(secs => (d->>'ttl_s')::bigint) END "
-		"FROM (SELECT $1::jsonb AS d) s ON CONFLICT (id) DO NOTHING";
-	const char *action = NULL, *sql, *params[4];
-	PGresult *res;
+		"FROM (VALUES ";
+	static const char block_tail[] = ") s(d, action, cidr) ON CONFLICT (id) DO NOTHING";
+	struct zt_auditq *q = ctx;
+	const char **params = calloc(1 + 3 * n, sizeof(*params));
+	char *sql = malloc(sizeof(alert_head) + sizeof(block_head) + sizeof(block_tail) + n * 48);
 	int r = 0;
 
-	if (!strcmp(kind, "policy.violation")) {
-		sql = alert_sql;
-	} else if (!strcmp(kind, "block.add") || !strcmp(kind, "block.del") ||
-		   !strcmp(kind, "block.expire")) {
-		sql = block_sql;
-		action = !strcmp(kind, "block.add") ? "block" :
-			 !strcmp(kind, "block.del") ? "unblock" :
-						      "expire";
-	} else {
-		return 0;
+	if (!params || !sql) {
+		free(params);
+		free(sql);
+		zt_seterr(err, errlen, "audit: out of memory for %zu alert and block rows", n);
+		return -ENOMEM;
 	}
-	if (!q->side || PQstatus(q->side) != CONNECTION_OK) {
-		if (q->side)
-			PQfinish(q->side);
-		q->side = NULL;
-		if (zt_db_connect(q->conninfo, &q->side, err, errlen))
-			return -EIO;
+	for (int pass = 0; pass < 2 && r == 0; pass++) {
+		int np = 1;
+		size_t o = (size_t)sprintf(sql, "%s", pass ? block_head : alert_head);
+
+		params[0] = q->node;
+		for (size_t i = 0; i < n; i++) {
+			const char *k = rows[i].kind;
+
+			if (pass == 0 && !strcmp(k, "policy.violation")) {
+				params[np] = rows[i].detail;
+				o += (size_t)sprintf(sql + o, "%s($%d::jsonb)", np > 1 ? "," : "",
+						     np + 1);
+				np++;
+			} else if (pass == 1 && is_block_kind(k)) {
+				params[np] = rows[i].detail;
+				params[np + 1] = !strcmp(k, "block.add") ? "block" :
+						 !strcmp(k, "block.del") ? "unblock" :
+									   "expire";
+				params[np + 2] = rows[i].subject;
+				o += (size_t)sprintf(sql + o,
+						     "%s($%d::jsonb, $%d::text, $%d::cidr)",
+						     np > 1 ? "," : "", np + 1, np + 2, np + 3);
+				np += 3;
+			}
+		}
+		if (np == 1)
+			continue;
+		sprintf(sql + o, "%s", pass ? block_tail : alert_tail);
+		{
+			PGresult *res = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
+
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				char m[400];
+
+				snprintf(m, sizeof(m), "%s", PQresultErrorMessage(res));
+				m[strcspn(m, "\n")] = '\0';
+				zt_seterr(err, errlen, "audit: %s rows: %s",
+					  pass ? "blocks" : "alerts", m);
+				r = -EINVAL;
+			}
+			PQclear(res);
+		}
 	}
-	params[0] = detail;
-	params[1] = q->node;
-	params[2] = action;
-	params[3] = subject;
-	res = PQexecParams(q->side, sql, action ? 4 : 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-		err[strcspn(err, "\n")] = '\0';
-		r = PQstatus(q->side) != CONNECTION_OK ? -EIO : -EINVAL;
-	}
-	PQclear(res);
+	free(params);
+	free(sql);
 	return r;
+}
+
+/* Records read from the journal for one batch. */
+struct batch {
+	size_t n;
+	struct zt_audit_rec rows[AUDITQ_BATCH];
+	char *f[AUDITQ_BATCH][4];
+	uint64_t end[AUDITQ_BATCH]; /* journal offset after record i */
+};
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		for (int k = 0; k < 4; k++)
+			free(b->f[i][k]);
+	b->n = 0;
+}
+
+/*
+ * Reads up to AUDITQ_BATCH records (AUDITQ_BATCH_BYTES) from read_off,
+ * with q->lock held. Returns false when the first record is damaged.
+ */
+static bool batch_read(struct zt_auditq *q, struct batch *b)
+{
+	uint64_t off = q->read_off, bytes = 0;
+
+	b->n = 0;
+	while (b->n < AUDITQ_BATCH && off < q->end_off && bytes < AUDITQ_BATCH_BYTES) {
+		uint8_t *rec = NULL;
+		ssize_t l = read_rec(q->fd, off, q->end_off, &rec);
+		char **f = b->f[b->n];
+
+		if (l <= 0 || rec_fields(rec, (uint32_t)l, f) < 0) {
+			free(rec);
+			break;
+		}
+		free(rec);
+		b->rows[b->n] = (struct zt_audit_rec){ f[0], f[1], f[2], f[3] };
+		off += (uint64_t)l;
+		bytes += (uint64_t)l;
+		b->end[b->n++] = off;
+	}
+	return b->n > 0;
+}
+
+/*
+ * Commits the batch, or when the server refuses it, its records one by one
+ * so that only the refused one is left out (logged with its content).
+ * Returns how many records are done (committed or refused) and in *r the
+ * last result (-EIO: the database went away; the rest stays queued).
+ */
+static size_t batch_commit(struct zt_auditq *q, struct batch *b, int *r, uint64_t *seq,
+			   uint64_t *written, uint64_t *refused, char *err, size_t errlen)
+{
+	size_t done = 0;
+
+	*r = zt_audit_append_batch(q->audit, b->rows, b->n, side_rows, q, seq, NULL, err, errlen);
+	if (*r == 0) {
+		*written += b->n;
+		return b->n;
+	}
+	if (*r != -EINVAL)
+		return 0;
+	for (; done < b->n; done++) {
+		const struct zt_audit_rec *row = &b->rows[done];
+		char e2[512] = "", qs[600], qd[2200], qe[600];
+
+		*r = zt_audit_append_batch(q->audit, row, 1, side_rows, q, seq, NULL, err, errlen);
+		if (*r == 0) {
+			(*written)++;
+			continue;
+		}
+		if (*r != -EINVAL)
+			break;
+		/* Refused: the audit row alone, without its alert or block row? */
+		*r = zt_audit_append_batch(q->audit, row, 1, NULL, NULL, seq, NULL, e2, sizeof(e2));
+		if (*r == 0) {
+			(*written)++;
+			log_error("audit_side_row_refused", "kind=%s subject=%s detail=%s error=%s",
+				  row->kind, zt_log_quote(qs, sizeof(qs), row->subject),
+				  zt_log_quote(qd, sizeof(qd), row->detail),
+				  zt_log_quote(qe, sizeof(qe), err));
+		} else if (*r == -EINVAL) {
+			(*refused)++;
+			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s",
+				  row->kind, zt_log_quote(qs, sizeof(qs), row->subject),
+				  zt_log_quote(qd, sizeof(qd), row->detail),
+				  zt_log_quote(qe, sizeof(qe), e2));
+		} else {
+			snprintf(err, errlen, "%s", e2);
+			break;
+		}
+	}
+	if (done == b->n)
+		*r = 0;
+	return done;
 }
 
 static void *writer(void *arg)
 {
 	struct zt_auditq *q = arg;
+	struct batch *b = calloc(1, sizeof(*b));
 	unsigned int backoff = BACKOFF_MIN_MS;
 	bool was_down = false;
 
 	pthread_mutex_lock(&q->lock);
 	while (!q->stop) {
-		uint8_t *b = NULL;
-		char *f[4], err[512] = "", q1[600];
-		uint64_t seq = 0, off;
-		ssize_t l;
+		char err[512] = "", q1[600];
+		uint64_t seq = 0, written = 0, refused = 0;
+		size_t done;
 		int r;
 
 		if (q->read_off >= q->end_off) {
@@ -421,52 +553,40 @@ static void *writer(void *arg)
 			wait_ms(q, 1000);
 			continue;
 		}
-		off = q->read_off;
-		l = read_rec(q->fd, off, q->end_off, &b);
-		if (l <= 0 || rec_fields(b, (uint32_t)l, f) < 0) {
+		if (!b) {
+			log_error("audit_writer_memory", "why=\"no memory for a batch\"");
+			wait_ms(q, 1000);
+			b = calloc(1, sizeof(*b));
+			continue;
+		}
+		if (!batch_read(q, b)) {
 			/* Cannot happen after journal_open's walk unless the file was changed under us. */
 			log_error("audit_journal_damaged",
 				  "journal=%s offset=%llu action=skip-to-end", q->journal,
-				  (unsigned long long)off);
-			free(b);
+				  (unsigned long long)q->read_off);
 			q->st.refused += q->st.pending;
 			q->read_off = q->end_off;
 			write_cursor(q, q->read_off);
 			continue;
 		}
-		free(b);
 		pthread_mutex_unlock(&q->lock);
-		r = 0;
-		if (q->audit_done_off != off) {
-			r = zt_audit_append(q->audit, f[0], f[1], f[2], f[3], &seq, NULL, err,
-					    sizeof(err));
-			if (r == 0) {
-				q->audit_done_off = off;
-				pthread_mutex_lock(&q->lock);
-				q->st.written++;
-				q->st.last_seq = seq;
-				pthread_mutex_unlock(&q->lock);
-			}
-		}
-		if (r == 0) {
-			char serr[512] = "";
-			int sr = side_row(q, f[0], f[2], f[3], serr, sizeof(serr));
-
-			if (sr == -EIO) {
-				r = -EIO;
-				snprintf(err, sizeof(err), "%s", serr);
-			} else if (sr < 0) {
-				char qs[600], qd[2200];
-
-				log_error("audit_side_row_refused",
-					  "kind=%s subject=%s detail=%s error=%s", f[0],
-					  zt_log_quote(qs, sizeof(qs), f[2]),
-					  zt_log_quote(qd, sizeof(qd), f[3]),
-					  zt_log_quote(q1, sizeof(q1), serr));
-			}
-		}
+		done = batch_commit(q, b, &r, &seq, &written, &refused, err, sizeof(err));
 		pthread_mutex_lock(&q->lock);
-		if (r == -EIO) {
+		q->st.written += written;
+		q->st.refused += refused;
+		if (written)
+			q->st.last_seq = seq;
+		if (done) {
+			q->read_off = b->end[done - 1];
+			q->st.pending = q->st.pending > done ? q->st.pending - done : 0;
+			q->st.pending_bytes = q->end_off - q->read_off;
+			if (write_cursor(q, q->read_off) < 0)
+				log_warn("audit_cursor_write",
+					 "path=%s why=\"a restart may append events again\"",
+					 q->cursor_path);
+		}
+		batch_free(b);
+		if (r == -EIO || r == -ENOMEM) {
 			if (!was_down)
 				log_warn(
 					"audit_db_unavailable",
@@ -476,8 +596,6 @@ static void *writer(void *arg)
 			was_down = true;
 			q->st.connected = 0;
 			snprintf(q->st.last_error, sizeof(q->st.last_error), "%s", err);
-			for (int i = 0; i < 4; i++)
-				free(f[i]);
 			wait_ms(q, backoff);
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 			continue;
@@ -488,28 +606,10 @@ static void *writer(void *arg)
 		was_down = false;
 		backoff = BACKOFF_MIN_MS;
 		q->st.connected = 1;
-		if (r < 0) {
-			char q2[600], q3[2200];
-
-			q->st.refused++;
-			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s",
-				  f[0], zt_log_quote(q2, sizeof(q2), f[2]),
-				  zt_log_quote(q3, sizeof(q3), f[3]),
-				  zt_log_quote(q1, sizeof(q1), err));
-		}
-		for (int i = 0; i < 4; i++)
-			free(f[i]);
-		q->read_off = off + (uint64_t)l;
-		if (q->st.pending)
-			q->st.pending--;
-		q->st.pending_bytes = q->end_off - q->read_off;
-		if (write_cursor(q, q->read_off) < 0)
-			log_warn("audit_cursor_write",
-				 "path=%s why=\"a restart may append events again\"",
-				 q->cursor_path);
 	}
 	pthread_cond_broadcast(&q->idle);
 	pthread_mutex_unlock(&q->lock);
+	free(b);
 	return NULL;
 }
 
@@ -535,7 +635,6 @@ int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint
 	snprintf(q->journal, sizeof(q->journal), "%s/audit.journal", dir);
 	snprintf(q->cursor_path, sizeof(q->cursor_path), "%s/audit.cursor", dir);
 	q->max_bytes = max_bytes ? max_bytes : 64u << 20;
-	q->audit_done_off = UINT64_MAX;
 	snprintf(q->node, sizeof(q->node), "%s", node ? node : "");
 	q->fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
@@ -738,8 +837,6 @@ void zt_auditq_close(struct zt_auditq *q)
 				 (unsigned long long)q->st.pending);
 	}
 	zt_audit_free(q->audit);
-	if (q->side)
-		PQfinish(q->side);
 	if (q->fd >= 0)
 		close(q->fd);
 	pthread_cond_destroy(&q->wake);

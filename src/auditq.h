@@ -15,9 +15,11 @@
  *
  * zt_auditq_post() appends one record with a single write() (O_APPEND)
  * and wakes the writer thread; it never waits for the network. The thread
- * appends records in order with zt_audit_append(), moves the cursor after
- * each COMMIT, and truncates the journal when everything in it is
- * committed. While the database is unreachable it retries with backoff
+ * appends records in order, up to 512 per transaction with
+ * zt_audit_append_batch() (their alerts and blocks rows in the same
+ * transaction), moves the cursor after each COMMIT, and truncates the
+ * journal when everything in it is committed. A batch the server refuses
+ * is retried record by record, so only the refused record is left out. While the database is unreachable it retries with backoff
  * (100 ms .. 5 s) and the journal grows, up to max_bytes of uncommitted
  * records; beyond that new events are refused, counted in dropped and
  * logged (at most once a second) — never silently.

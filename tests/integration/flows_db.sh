@@ -227,11 +227,42 @@ kill -KILL "$LAB_AGENT_PID"
 wait "$LAB_AGENT_PID" 2>/dev/null
 LAB_AGENT_PID=
 check "spool segments survive SIGKILL on disk" test -n "$(ls "$LAB_DIR/spool"/seg-*.zsp 2>/dev/null)"
+# Records in the journal when the agent died, among them two the server
+# refuses in part or whole: replayed at start as one batch, the refused one
+# is found row by row and the others are written.
+python3 - "$LAB_DIR/state/audit/audit.journal" <<'PYREC'
+import struct, sys, time, uuid, zlib
+
+def rec(kind, subject, detail):
+    body = b"".join(struct.pack("<I", len(f)) + f for f in
+                    (kind.encode(), b"it", subject.encode(), detail.encode()))
+    ts = struct.pack("<Q", int(time.time() * 1e6))
+    return struct.pack("<II", 16 + len(body), zlib.crc32(ts + body)) + ts + body
+
+us = int(time.time() * 1e6)
+bad_alert = ('{"verdict":"denied","src":"not-an-address","dst":"198.18.1.2","dport":1,'
+             '"protocol":"TCP","event_id":"%s","event_unix_us":%d}' % (uuid.uuid4(), us))
+with open(sys.argv[1], "ab") as f:
+    f.write(rec("it.replay", "first", '{"n":1}'))
+    f.write(rec("it.replay", "refused", '{"n": not json'))
+    f.write(rec("policy.violation", "bad alert", bad_alert))
+    f.write(rec("it.replay", "last", '{"n":3}'))
+PYREC
 pg_up
 lab_agent_start
 check "ztagent restarts after SIGKILL" ztctl status
 check "after the restart all $((K + M + M2)) rows are there, none twice" wait_rows $((K + M + M2)) "$FEBE" 20
 check "still no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
+for _ in $(seq 1 100); do
+	[ "$(q "SELECT count(*) FROM audit_log WHERE actor = 'it'")" -ge 3 ] && break
+	sleep 0.1
+done
+check "the records around a refused one are written, in order" \
+	test "$(q "SELECT string_agg(subject, ',' ORDER BY seq) FROM audit_log WHERE actor = 'it'")" = "first,bad alert,last"
+check "the refused record is logged with its content" \
+	grep -q 'audit_row_refused.*kind=it.replay.*subject=refused' "$LAB_LOG"
+check "a violation whose alert row is refused keeps its audit row, and says so" \
+	grep -q 'audit_side_row_refused.*kind=policy.violation.*subject="bad alert"' "$LAB_LOG"
 
 # --- XDP drops: a flood becomes a handful of rows ---
 ztctl block add $LAB_EXT_IP --kind scan --reason "it flood" >/dev/null
@@ -287,6 +318,24 @@ check "the denial is an alert (policy-deny, warning, with its 5-tuple)" \
 	test "$(q "SELECT count(*) FROM alerts WHERE kind = 'policy-deny' AND severity = 'warning' AND source_ip = '$BE' AND dest_ip = '$FE' AND dest_port = 80 AND protocol = 'tcp' AND node = 'lab-node'")" -ge 1
 check "block and unblock are rows of blocks" \
 	test "$(q "SELECT string_agg(action, ',' ORDER BY at) FROM blocks WHERE cidr = '198.18.0.77/32'")" = "block,unblock"
+# --- a denial storm: every violation on record, in batched transactions ---
+NS=1000
+t0=$(date +%s%N)
+in_pod backend python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for p in range(31000, 31000 + int(sys.argv[2])):
+    s.sendto(b"x", (sys.argv[1], p))' $FE $NS
+STORM="kind = 'policy-deny' AND source_ip = '$BE' AND dest_ip = '$FE' AND protocol = 'udp' AND dest_port BETWEEN 31000 AND $((31000 + NS - 1))"
+for _ in $(seq 1 300); do
+	[ "$(q "SELECT count(*) FROM alerts WHERE $STORM")" -ge $NS ] && break
+	sleep 0.1
+done
+echo "# $NS denied UDP flows: all alerts and audit rows in the database after $((($(date +%s%N) - t0) / 1000000)) ms"
+check "$NS denials in a burst: $NS alerts, none twice" \
+	test "$(q "SELECT count(*), count(DISTINCT dest_port) FROM alerts WHERE $STORM")" = "$NS|$NS"
+check "... and $NS policy.violation rows in the audit trail" \
+	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.violation' AND subject LIKE 'UDP $BE:% -> $FE:31%'")" = $NS
+
 check "policy.apply rows carry the content hash" \
 	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.apply' AND length(detail->>'sha256') = 64")" -ge 1
 out=$(ztctl audit verify 2>&1)
