@@ -578,6 +578,36 @@ static void m_spool_dropped(void *ctx, struct zt_metric_sink *s)
 	m_db(ctx, s, 3);
 }
 
+static void m_audit(void *ctx, struct zt_metric_sink *s, int which)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_auditq_stats as = { 0 };
+
+	if (d->auditq)
+		zt_auditq_get_stats(d->auditq, &as);
+	if (which == 0)
+		zt_metric_emit_u64(s, NULL, as.written);
+	else if (which == 1)
+		zt_metric_emit_u64(s, NULL, as.dropped);
+	else
+		zt_metric_emit(s, NULL, (double)as.pending);
+}
+
+static void m_audit_written(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 0);
+}
+
+static void m_audit_dropped(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 1);
+}
+
+static void m_audit_pending(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 2);
+}
+
 static void m_apply_observed(void *ctx, double seconds)
 {
 	zt_metric_observe(ctx, seconds);
@@ -607,6 +637,9 @@ static int metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	zt_metric_set_collect(d->ms.db_rows_failed, m_db_failed, d);
 	zt_metric_set_collect(d->ms.spool_bytes, m_spool_bytes, d);
 	zt_metric_set_collect(d->ms.spool_dropped, m_spool_dropped, d);
+	zt_metric_set_collect(d->ms.audit_written, m_audit_written, d);
+	zt_metric_set_collect(d->ms.audit_dropped, m_audit_dropped, d);
+	zt_metric_set_collect(d->ms.audit_pending, m_audit_pending, d);
 	zt_seg_set_apply_observer(d->seg, m_apply_observed, d->ms.policy_apply);
 	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);
 	if (r < 0)

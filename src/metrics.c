@@ -662,6 +662,12 @@ int zt_metrics_register_std(struct zt_metrics *m, const char *version, struct zt
 		  "Bytes in the on-disk spool waiting for the database." },
 		{ &o->spool_dropped, "ztagent_spool_dropped_records_total", ZT_METRIC_COUNTER, NULL,
 		  "Records dropped because the spool was full." },
+		{ &o->audit_written, "ztagent_audit_events_written_total", ZT_METRIC_COUNTER, NULL,
+		  "Audit events committed to the hash-chained audit trail." },
+		{ &o->audit_dropped, "ztagent_audit_events_dropped_total", ZT_METRIC_COUNTER, NULL,
+		  "Audit events dropped because the audit journal was full or could not be written." },
+		{ &o->audit_pending, "ztagent_audit_events_pending", ZT_METRIC_GAUGE, NULL,
+		  "Audit events in the journal, not yet in the database." },
 		{ &o->build_info, "ztagent_build_info", ZT_METRIC_GAUGE, version_l,
 		  "Always 1; the version label is the agent's version." },
 	};

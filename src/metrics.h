@@ -138,6 +138,9 @@ struct zt_metrics_std {
 	struct zt_metric *db_rows_failed; /* ztagent_db_rows_failed_total */
 	struct zt_metric *spool_bytes; /* ztagent_spool_bytes gauge */
 	struct zt_metric *spool_dropped; /* ztagent_spool_dropped_records_total */
+	struct zt_metric *audit_written; /* ztagent_audit_events_written_total */
+	struct zt_metric *audit_dropped; /* ztagent_audit_events_dropped_total */
+	struct zt_metric *audit_pending; /* ztagent_audit_events_pending gauge */
 	struct zt_metric *policy_apply; /* ztagent_policy_apply_seconds histogram */
 	struct zt_metric *build_info; /* ztagent_build_info{version} = 1 */
 };

@@ -234,6 +234,9 @@ static void test_std_families(void **state)
 		"ztagent_db_rows_failed_total",
 		"ztagent_spool_bytes",
 		"ztagent_spool_dropped_records_total",
+		"ztagent_audit_events_written_total",
+		"ztagent_audit_events_dropped_total",
+		"ztagent_audit_events_pending",
 	};
 	char *t, *p;
 	int n = 0;
