@@ -37,6 +37,8 @@ struct zt_auditq {
 	uint64_t end_off; /* end of the journal */
 	pthread_t thread;
 	bool started, stop;
+	bool idle_wait; /* the writer waits for a record: a post wakes it */
+	bool hurry; /* zt_auditq_drain: retry now, not after the backoff */
 	pthread_mutex_t lock;
 	pthread_cond_t wake, idle;
 	struct zt_auditq_stats st;
@@ -331,7 +333,12 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+	/* Posts do not cut a backoff short (no reconnect per event while the
+	 * database is down); a drain or a stop does. */
+	while (!q->stop && !q->hurry &&
+	       pthread_cond_timedwait(&q->wake, &q->lock, &ts) != ETIMEDOUT)
+		;
+	q->hurry = false;
 }
 
 /*
@@ -546,7 +553,9 @@ static void *writer(void *arg)
 			q->st.pending = 0;
 			q->st.pending_bytes = 0;
 			pthread_cond_broadcast(&q->idle);
+			q->idle_wait = true;
 			pthread_cond_wait(&q->wake, &q->lock);
+			q->idle_wait = false;
 			continue;
 		}
 		if (!q->conninfo[0]) {
@@ -743,7 +752,9 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 			q->st.posted++;
 			q->st.pending++;
 			q->st.pending_bytes = q->end_off - q->read_off;
-			pthread_cond_signal(&q->wake);
+			/* One wake-up per idle spell, not one per event. */
+			if (q->idle_wait)
+				pthread_cond_signal(&q->wake);
 		} else {
 			/* A short write leaves a torn record: cut it so the journal stays whole. */
 			if (w > 0 && ftruncate(q->fd, (off_t)q->end_off) < 0)
@@ -801,6 +812,7 @@ int zt_auditq_drain(struct zt_auditq *q, unsigned int timeout_ms)
 			r = -ETIMEDOUT;
 			break;
 		}
+		q->hurry = true;
 		pthread_cond_signal(&q->wake);
 		{
 			struct timespec ts;

@@ -14,7 +14,8 @@
  *                       committed to the database (written tmp + rename)
  *
  * zt_auditq_post() appends one record with a single write() (O_APPEND)
- * and wakes the writer thread; it never waits for the network. The thread
+ * and wakes the writer thread if it is idle; it never waits for the
+ * network, and never cuts the writer's backoff short. The thread
  * appends records in order, up to 512 per transaction with
  * zt_audit_append_batch() (their alerts and blocks rows in the same
  * transaction), moves the cursor after each COMMIT, and truncates the
