@@ -470,20 +470,24 @@ int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 {
 	size_t k = 0;
 	char err[512];
+	bool was_empty;
 
 	pthread_mutex_lock(&w->lock);
 	if (w->stop) {
 		pthread_mutex_unlock(&w->lock);
 		return -EPIPE;
 	}
-	if (!w->qlen && n)
+	was_empty = !w->qlen;
+	if (was_empty && n)
 		w->first_ns = zt_now_mono_ns();
 	while (k < n && w->qlen < w->o.queue_max) {
 		w->q[(w->qhead + w->qlen) % w->o.queue_max] = recs[k++];
 		w->qlen++;
 	}
 	w->st.rows_submitted += n;
-	if (w->qlen >= w->o.batch_size || k == n)
+	/* A lane waits for a full batch or for flush_ms after the first record:
+	 * wake one when either changes, not on every submit. */
+	if (w->qlen >= w->o.batch_size || (was_empty && n))
 		pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	if (k == n)
