@@ -42,6 +42,7 @@ struct zt_dbw {
 	size_t qhead, qlen;
 	uint64_t first_ns; /* when the oldest queued record came; 0 when empty */
 	bool stop, started;
+	bool down; /* a lane lost the database and none has written since: one log per outage */
 	unsigned int busy; /* lanes writing a batch */
 	struct zt_dbw_stats st;
 
@@ -156,6 +157,7 @@ static int ensure_conn(struct lane *l)
 	l->backoff_ms = 100;
 	l->down_logged = false;
 	pthread_mutex_lock(&w->lock);
+	w->down = false;
 	w->st.connected++;
 	w->st.reconnects++;
 	pthread_mutex_unlock(&w->lock);
@@ -243,15 +245,20 @@ static void lost_conn(struct lane *l, int r)
 {
 	struct zt_dbw *w = l->w;
 	char q[512];
+	bool first;
 
 	pthread_mutex_lock(&w->lock);
 	zt_log_quote(q, sizeof(q), w->st.last_error);
+	first = !w->down;
+	w->down = true;
 	pthread_mutex_unlock(&w->lock);
-	log_warn("dbw_write_failed", "reason=%s error=%s",
-		 r == -EIO    ? "connection" :
-		 r == -ENOMEM ? "memory" :
-				"server",
-		 q);
+	/* Every lane sees the same outage: the first one to see it says so. */
+	zt_log(first ? ZT_LOG_WARN : ZT_LOG_DEBUG, "dbw_write_failed", "lane=%u reason=%s error=%s",
+	       l->idx,
+	       r == -EIO    ? "connection" :
+	       r == -ENOMEM ? "memory" :
+			      "server",
+	       q);
 	l->down_logged = true;
 	disconnect(l);
 	backoff(l);
@@ -264,6 +271,16 @@ static void write_batch(struct lane *l, const struct zt_flow_record *recs, size_
 	if (ensure_conn(l) == 0) {
 		/* Never sent before: straight into the table. */
 		r = send_recs(l, recs, n, ZT_DB_FRESH);
+		if (r == -EIO) {
+			/*
+			 * A connection that went stale while idle (the server
+			 * restarted): one new connection, and the batch again by
+			 * the replay path, since its COMMIT may have landed.
+			 */
+			disconnect(l);
+			if (ensure_conn(l) == 0)
+				r = send_recs(l, recs, n, 0);
+		}
 		if (r == 0)
 			return;
 		lost_conn(l, r);

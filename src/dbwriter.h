@@ -15,8 +15,11 @@
  *    transaction: a fresh batch by binary COPY straight into network_flows,
  *    a spooled one through a staging table and ON CONFLICT DO NOTHING
  *    (zt_db_write_flows, ZT_DB_FRESH).
- *  - A batch that fails because the database is unreachable goes to the
- *    spool; the thread reconnects with exponential backoff (100 ms .. 5 s)
+ *  - A batch whose connection fails is sent once more on a new connection
+ *    (a connection left stale by a server restart), by the replay path
+ *    since its COMMIT may have landed. If that fails too, the database is
+ *    unreachable: the batch goes to the spool, one dbw_write_failed is
+ *    logged per outage (not per lane); the thread reconnects with exponential backoff (100 ms .. 5 s)
  *    and, once connected, replays the spool oldest segment first, deleting
  *    a segment only after its COMMIT. Ids are made at record creation, and
  *    the insert is ON CONFLICT DO NOTHING, so a replay never duplicates.
