@@ -216,6 +216,18 @@ pg_up
 check "after the restart all $((K + M)) rows are there, none twice" wait_rows $((K + M)) "$FEBE" 20
 check "no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
 
+# --- a quick server restart while the agent idles: stale connections ---
+M3=5
+n0=$(wc -l <"$LAB_LOG")
+pg_down
+pg_up
+res=$(in_pod frontend python3 "$LAB_DIR/client.py" $BE 8080 $M3 151)
+check "$M3 connections after a quick server restart" test "$res" = "ok $M3"
+check "their rows arrive ($((K + M + M3)) in all)" wait_rows $((K + M + M3)) "$FEBE" 20
+check "... on new connections: nothing spooled, no write failure logged" \
+	bash -c 'test -z "$(ls "$1"/seg-*.zsp 2>/dev/null)" && ! tail -n +$(($2 + 1)) "$3" | grep -q dbw_write_failed' \
+	_ "$LAB_DIR/spool" "$n0" "$LAB_LOG"
+
 # --- SIGKILL with records in the spool ---
 M2=10
 pg_down
@@ -251,7 +263,7 @@ PYREC
 pg_up
 lab_agent_start
 check "ztagent restarts after SIGKILL" ztctl status
-check "after the restart all $((K + M + M2)) rows are there, none twice" wait_rows $((K + M + M2)) "$FEBE" 20
+check "after the restart all $((K + M + M3 + M2)) rows are there, none twice" wait_rows $((K + M + M3 + M2)) "$FEBE" 20
 check "still no duplicate ids" test "$(q "SELECT count(*) - count(DISTINCT id) FROM network_flows")" = 0
 for _ in $(seq 1 100); do
 	[ "$(q "SELECT count(*) FROM audit_log WHERE actor = 'it'")" -ge 3 ] && break
