@@ -236,7 +236,7 @@ static bool looks_float(const char *s)
 
 	if (*s == '-' || *s == '+')
 		s++;
-	if (str_in(s, special))
+	if (*s == '.' && str_in(s, special))
 		return true;
 	for (; *s && *s != 'e' && *s != 'E'; s++) {
 		if (*s >= '0' && *s <= '9')
@@ -265,10 +265,17 @@ static enum ystype resolve_plain(const char *s)
 					     "TRUE", "false", "False", "FALSE", "on",	"On",
 					     "ON",   "off",   "Off",   "OFF",	NULL };
 
-	if (str_in(s, nulls))
+	/* Most scalars are names: rule the word lists out by first letter and length. */
+	if (strlen(s) <= 5 && strchr("~nNyYtTfFoO", *s)) {
+		if (str_in(s, nulls))
+			return YS_NULL;
+		if (str_in(s, bools))
+			return YS_BOOL;
+	}
+	if (!*s)
 		return YS_NULL;
-	if (str_in(s, bools))
-		return YS_BOOL;
+	if (!strchr("0123456789+-.", *s))
+		return YS_STR;
 	if (looks_int(s))
 		return YS_INT;
 	if (looks_float(s))
