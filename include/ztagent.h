@@ -496,6 +496,26 @@ struct zt_ct_val {
 #define ZT_CT_ICMP_TIMEOUT_NS (30ULL * 1000000000ULL)
 #define ZT_CT_OTHER_TIMEOUT_NS (60ULL * 1000000000ULL)
 
+/* The idle timeout of an entry: one table for the program and the daemon's sweep. */
+static inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
+{
+	switch (proto) {
+	case 6: /* IPPROTO_TCP */
+		if (state == ZT_CT_ESTABLISHED)
+			return ZT_CT_TCP_EST_TIMEOUT_NS;
+		if (state == ZT_CT_NEW)
+			return ZT_CT_TCP_SYN_TIMEOUT_NS;
+		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
+	case 17: /* IPPROTO_UDP */
+		return ZT_CT_UDP_TIMEOUT_NS;
+	case 1: /* IPPROTO_ICMP */
+	case 58: /* IPPROTO_ICMPV6 */
+		return ZT_CT_ICMP_TIMEOUT_NS;
+	default:
+		return ZT_CT_OTHER_TIMEOUT_NS;
+	}
+}
+
 /* Every packet tc_endpoint sees is counted in ZT_PIN_TC_STATS (per-CPU array). */
 enum zt_tc_stat {
 	ZT_TCS_ALLOW_NEW = 0, /* first packet of a flow, allowed */

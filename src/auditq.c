@@ -341,12 +341,6 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms)
 	q->hurry = false;
 }
 
-/*
- * The row an event adds beside its audit row: an alert for a policy
- * violation, a blocks row for a block change. Idempotent (the event's
- * UUIDv7, ON CONFLICT DO NOTHING). 0 done or nothing to do, -EIO when the
- * database is unreachable (retry), -EINVAL when refused (err says why).
- */
 static bool is_block_kind(const char *kind)
 {
 	return !strcmp(kind, "block.add") || !strcmp(kind, "block.del") ||

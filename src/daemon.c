@@ -669,13 +669,13 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 		zt_dbw_submit(d->dbw, recs, n);
 }
 
-/* XDP drop events: logged (rate-limited) and aggregated into flow rows. */
+/* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
 static void on_xdp_drop(void *ctx, const void *rec, size_t len)
 {
 	struct zt_daemon *d = ctx;
 
 	zt_events_log_xdp_drop(ctx, rec, len);
-	if (d->dropagg && len >= sizeof(struct zt_ev_xdp_drop))
+	if (d->dropagg)
 		zt_dropagg_add(d->dropagg, rec);
 }
 

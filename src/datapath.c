@@ -637,6 +637,17 @@ const char *zt_tc_stat_name(unsigned int i)
 	return i < ZT_ARRAY_SIZE(names) && names[i] ? names[i] : "unknown";
 }
 
+const char *zt_tc_reason_name(unsigned int reason)
+{
+	static const char *const names[ZT_REASON_MAX] = {
+		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
+		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
+		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
+		[ZT_REASON_NO_POLICY] = "no-policy",
+	};
+	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
+}
+
 int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out)
 {
 	return percpu_sum(bpf_map__fd(dp->xdp->maps.event_stats), ZT_EVS_MAX, sizeof(uint64_t),

@@ -87,6 +87,8 @@ const char *zt_tc_stat_name(unsigned int i); /* "allowed-new", "denied-establish
 int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out);
 
 const char *zt_xdp_reason_name(unsigned int reason);
+/* A policy verdict's reason (ZT_REASON_*): "rule-allow", "default-deny", ... */
+const char *zt_tc_reason_name(unsigned int reason);
 const char *zt_action_name(unsigned int action);
 
 #endif

@@ -2,17 +2,17 @@
 /* XDP drop aggregation (see dropagg.h). */
 #include <errno.h>
 #include <net/if.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "blocklist.h"
 #include "datapath.h"
 #include "dropagg.h"
+#include "log.h"
+#include "util.h"
 
 struct agg_key {
 	uint32_t ifindex;
@@ -51,6 +51,7 @@ int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, stru
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
+	pthread_mutex_init(&a->lock, NULL);
 	a->interval_ns = interval_ns ? interval_ns : ZT_DROPAGG_INTERVAL_NS;
 	a->max_keys = max_keys ? max_keys : ZT_DROPAGG_MAX_KEYS;
 	a->cap = 16;
@@ -63,7 +64,6 @@ int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, stru
 		return -ENOMEM;
 	}
 	snprintf(a->node, sizeof(a->node), "%s", node ? node : "");
-	pthread_mutex_init(&a->lock, NULL);
 	*out = a;
 	return 0;
 }
@@ -72,8 +72,7 @@ void zt_dropagg_free(struct zt_dropagg *a)
 {
 	if (!a)
 		return;
-	if (a->slots)
-		pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->lock);
 	free(a->slots);
 	free(a->used);
 	free(a->fold);
@@ -108,15 +107,8 @@ static struct agg_slot *fold_slot(struct zt_dropagg *a, const struct agg_key *k)
 		if (a->fold[i].k.ifindex == k->ifindex && a->fold[i].k.reason == k->reason &&
 		    a->fold[i].k.family == k->family)
 			return &a->fold[i];
-	if (a->n_fold == a->cap_fold) {
-		size_t nc = a->cap_fold ? a->cap_fold * 2 : 8;
-		struct agg_slot *nf = realloc(a->fold, nc * sizeof(*nf));
-
-		if (!nf)
-			return NULL;
-		a->fold = nf;
-		a->cap_fold = nc;
-	}
+	if (zt_grow((void **)&a->fold, &a->cap_fold, a->n_fold + 1, sizeof(*a->fold)) < 0)
+		return NULL;
 	memset(&a->fold[a->n_fold], 0, sizeof(a->fold[0]));
 	a->fold[a->n_fold].k =
 		(struct agg_key){ .ifindex = k->ifindex, .reason = k->reason, .family = k->family };
@@ -134,7 +126,7 @@ void zt_dropagg_add(struct zt_dropagg *a, const struct zt_ev_xdp_drop *ev)
 	uint64_t n = ev->represents ? ev->represents : 1;
 	size_t i;
 
-	if (ev->proto == IPPROTO_TCP || ev->proto == IPPROTO_UDP || ev->proto == IPPROTO_SCTP)
+	if (zt_proto_has_ports(ev->proto))
 		k.dport = ev->dport;
 	memcpy(k.saddr, ev->saddr, 16);
 	memcpy(k.daddr, ev->daddr, 16);
@@ -173,40 +165,20 @@ void zt_dropagg_add(struct zt_dropagg *a, const struct zt_ev_xdp_drop *ev)
 static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int64_t off,
 		      bool folded, struct zt_flow_record *r)
 {
-	char buf[96], pn[8], ifname[IF_NAMESIZE];
-	const char *proto;
+	char buf[96], pn[8], ifname[IF_NAMESIZE + 8];
 
 	zt_flowrec_init(r);
 	r->kind = ZT_FLOW_KIND_XDP_DROP_AGG;
 	r->family = s->k.family == 6 ? AF_INET6 : AF_INET;
 	memcpy(r->source_ip, s->k.saddr, 16);
 	memcpy(r->dest_ip, s->k.daddr, 16);
-	if (!folded && (s->k.proto == IPPROTO_TCP || s->k.proto == IPPROTO_UDP ||
-			s->k.proto == IPPROTO_SCTP)) {
+	if (!folded && zt_proto_has_ports(s->k.proto)) {
 		r->dest_port = s->k.dport;
 		r->present |= ZT_FR_HAS_DPORT;
 	}
-	switch (s->k.proto) {
-	case IPPROTO_TCP:
-		proto = "tcp";
-		break;
-	case IPPROTO_UDP:
-		proto = "udp";
-		break;
-	case IPPROTO_ICMP:
-		proto = "icmp";
-		break;
-	case IPPROTO_ICMPV6:
-		proto = "icmpv6";
-		break;
-	case IPPROTO_SCTP:
-		proto = "sctp";
-		break;
-	default:
-		snprintf(pn, sizeof(pn), "%u", s->k.proto);
-		proto = folded ? "any" : pn;
-	}
-	zt_flowrec_set_text(r->protocol, sizeof(r->protocol), proto);
+	/* A folded row sums every protocol of its sources. */
+	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
+			    folded ? "any" : zt_flowrec_proto_name(s->k.proto, pn, sizeof(pn)));
 	r->packet_count = r->packets_sent = r->aggregate_count = (int64_t)s->drops;
 	r->bytes_sent = (int64_t)s->bytes;
 	r->start_time_us = ((int64_t)s->first_ns + off) / 1000;
@@ -226,8 +198,7 @@ static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int6
 	zt_flowrec_set_text(r->drop_reason, sizeof(r->drop_reason), buf);
 	zt_flowrec_set_text(r->policy, sizeof(r->policy), "xdp-guard");
 	zt_flowrec_set_text(r->node, sizeof(r->node), a->node);
-	if (!if_indextoname(s->k.ifindex, ifname))
-		snprintf(ifname, sizeof(ifname), "if%u", s->k.ifindex);
+	zt_ifname(s->k.ifindex, ifname, sizeof(ifname));
 	zt_flowrec_set_text(r->interface, sizeof(r->interface), ifname);
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), "ingress");
 }
@@ -236,7 +207,6 @@ size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_
 			void *ctx)
 {
 	struct zt_flow_record *recs = NULL;
-	struct timespec rt, bt;
 	size_t n = 0, total;
 	int64_t off;
 
@@ -245,13 +215,13 @@ size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_
 		pthread_mutex_unlock(&a->lock);
 		return 0;
 	}
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	off = ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000LL +
-	      ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+	off = zt_boot_to_unix_ns();
 	total = a->n_keys + a->n_fold;
-	if (sink && total)
+	if (sink && total) {
 		recs = malloc(total * sizeof(*recs));
+		if (!recs)
+			log_error("dropagg_rows_lost", "rows=%zu why=\"out of memory\"", total);
+	}
 	for (size_t i = 0; i < a->n_keys; i++) {
 		struct agg_slot *s = &a->slots[a->used[i]];
 

@@ -42,7 +42,7 @@ struct zt_dropagg_stats {
 int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node,
 		   struct zt_dropagg **out);
 void zt_dropagg_free(struct zt_dropagg *a);
-/* Adds one event; now_boot_ns is its time (the event's ts_ns). */
+/* Adds one event (its time is the event's ts_ns); the caller checked its length. */
 void zt_dropagg_add(struct zt_dropagg *a, const struct zt_ev_xdp_drop *ev);
 /*
  * Emits the rows of the interval when it has ended at now_boot_ns (or

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The flow exporter: conntrack entries to flow records (see flowexp.h). */
 #include <errno.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 
+#include "datapath.h"
 #include "flowexp.h"
 #include "log.h"
+#include "util.h"
 
 struct zt_flowexp {
 	int fd; /* flow_export */
@@ -26,25 +26,6 @@ struct zt_flowexp {
 	struct zt_flow_record *recs;
 	size_t n_recs, cap_recs;
 };
-
-uint64_t zt_ct_idle_timeout(const struct zt_ct_val *v, uint8_t proto)
-{
-	switch (proto) {
-	case IPPROTO_TCP:
-		if (v->state == ZT_CT_ESTABLISHED)
-			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (v->state == ZT_CT_NEW)
-			return ZT_CT_TCP_SYN_TIMEOUT_NS;
-		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
-	case IPPROTO_UDP:
-		return ZT_CT_UDP_TIMEOUT_NS;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return ZT_CT_ICMP_TIMEOUT_NS;
-	default:
-		return ZT_CT_OTHER_TIMEOUT_NS;
-	}
-}
 
 static int map_shape_ok(int fd, uint32_t max_entries)
 {
@@ -124,47 +105,10 @@ void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *s
 	*st = x->st;
 }
 
-static const char *proto_name(uint8_t p, char *buf, size_t n)
-{
-	switch (p) {
-	case IPPROTO_TCP:
-		return "tcp";
-	case IPPROTO_UDP:
-		return "udp";
-	case IPPROTO_ICMP:
-		return "icmp";
-	case IPPROTO_ICMPV6:
-		return "icmpv6";
-	case IPPROTO_SCTP:
-		return "sctp";
-	default:
-		snprintf(buf, n, "%u", p);
-		return buf;
-	}
-}
-
-static const char *reason_text(uint8_t r)
-{
-	static const char *const names[] = {
-		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
-		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
-		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
-		[ZT_REASON_NO_POLICY] = "no-policy",
-	};
-	return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "unknown";
-}
-
 static struct zt_flow_record *rec_new(struct zt_flowexp *x)
 {
-	if (x->n_recs == x->cap_recs) {
-		size_t nc = x->cap_recs ? x->cap_recs * 2 : 64;
-		struct zt_flow_record *nr = realloc(x->recs, nc * sizeof(*nr));
-
-		if (!nr)
-			return NULL;
-		x->recs = nr;
-		x->cap_recs = nc;
-	}
+	if (zt_grow((void **)&x->recs, &x->cap_recs, x->n_recs + 1, sizeof(*x->recs)) < 0)
+		return NULL;
 	return &x->recs[x->n_recs++];
 }
 
@@ -191,9 +135,10 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 	r->source_port = k->sport;
 	r->dest_port = k->dport;
 	r->present |= ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT | ZT_FR_HAS_SID | ZT_FR_HAS_DID;
-	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP && k->proto != IPPROTO_SCTP)
+	if (!zt_proto_has_ports(k->proto))
 		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
-	zt_flowrec_set_text(r->protocol, sizeof(r->protocol), proto_name(k->proto, pn, sizeof(pn)));
+	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
+			    zt_flowrec_proto_name(k->proto, pn, sizeof(pn)));
 	r->packets_sent = (int64_t)(v->packets[0] - ex->packets[0]);
 	r->packets_received = (int64_t)(v->packets[1] - ex->packets[1]);
 	r->bytes_sent = (int64_t)(v->bytes[0] - ex->bytes[0]);
@@ -223,16 +168,15 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 	}
 	if (vd->verdict == ZT_VERDICT_DENY || vd->audit)
 		zt_flowrec_set_text(r->drop_reason, sizeof(r->drop_reason),
-				    reason_text(vd->reason));
+				    zt_tc_reason_name(vd->reason));
 	buf[0] = '\0';
 	if (x->names.rule)
 		x->names.rule(x->names.ctx, vd->gen, vd->rule_id, vd->reason, buf, sizeof(buf));
-	zt_flowrec_set_text(r->policy, sizeof(r->policy), buf[0] ? buf : reason_text(vd->reason));
+	zt_flowrec_set_text(r->policy, sizeof(r->policy),
+			    buf[0] ? buf : zt_tc_reason_name(vd->reason));
 	zt_flowrec_set_text(r->node, sizeof(r->node), x->node);
-	if (!(x->names.ifname &&
-	      x->names.ifname(x->names.ctx, (int)k->ifindex, buf, sizeof(buf))) &&
-	    !if_indextoname(k->ifindex, buf))
-		snprintf(buf, sizeof(buf), "if%u", k->ifindex);
+	if (!(x->names.ifname && x->names.ifname(x->names.ctx, (int)k->ifindex, buf, sizeof(buf))))
+		zt_ifname(k->ifindex, buf, sizeof(buf));
 	zt_flowrec_set_text(r->interface, sizeof(r->interface), buf);
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), ingress ? "ingress" : "egress");
 }
@@ -264,28 +208,16 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		     void *sink_ctx)
 {
 	struct zt_ct_key next, *prev = NULL;
-	struct timespec rt, bt;
-	int64_t off;
+	int64_t off = zt_boot_to_unix_ns();
 	size_t n = 0;
 	int emitted = 0;
 
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	off = ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000LL +
-	      ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
 	x->st.sweeps++;
 	x->n_recs = 0;
 	/* Keys first: deleting while walking would restart the walk. */
 	while (bpf_map_get_next_key(ct_fd, prev, &next) == 0) {
-		if (n == x->cap) {
-			size_t nc = x->cap ? x->cap * 2 : 1024;
-			struct zt_ct_key *nk = realloc(x->keys, nc * sizeof(*nk));
-
-			if (!nk)
-				return -ENOMEM;
-			x->keys = nk;
-			x->cap = nc;
-		}
+		if (zt_grow((void **)&x->keys, &x->cap, n + 1, sizeof(*x->keys)) < 0)
+			return -ENOMEM;
 		x->keys[n] = next;
 		prev = &x->keys[n];
 		n++;
@@ -335,7 +267,7 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		quiet = now > v.last_ns ? now - v.last_ns : 0;
 		alive = !x->names.is_endpoint ||
 			x->names.is_endpoint(x->names.ctx, (int)k->ifindex);
-		idle = quiet > zt_ct_idle_timeout(&v, k->proto);
+		idle = quiet > zt_ct_timeout(k->proto, v.state);
 		closed = k->proto == IPPROTO_TCP && v.state == ZT_CT_CLOSED &&
 			 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
 		denied_quiet = vd.verdict == ZT_VERDICT_DENY && quiet >= ZT_FLOWEXP_DENY_QUIET_NS;

@@ -108,7 +108,4 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now_boot_ns, zt_f
 		     void *sink_ctx);
 void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st);
 
-/* The idle timeout of a conntrack entry (the program's, see ztagent.h). */
-uint64_t zt_ct_idle_timeout(const struct zt_ct_val *v, uint8_t proto);
-
 #endif

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Flow records and their UUIDv7 ids. */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,4 +139,28 @@ size_t zt_flowrec_set_text(char *dst, size_t n, const char *src)
 const char *zt_flow_kind_name(unsigned int kind)
 {
 	return kind == ZT_FLOW_KIND_XDP_DROP_AGG ? "xdp_drop_aggregate" : "flow";
+}
+
+const char *zt_flowrec_proto_name(uint8_t proto, char *buf, size_t n)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	case IPPROTO_SCTP:
+		return "sctp";
+	default:
+		snprintf(buf, n, "%u", proto);
+		return buf;
+	}
+}
+
+bool zt_proto_has_ports(uint8_t proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
 }

@@ -112,6 +112,12 @@ size_t zt_flowrec_set_text(char *dst, size_t n, const char *src);
 /* "flow" | "xdp_drop_aggregate" */
 const char *zt_flow_kind_name(unsigned int kind);
 
+/* The protocol column: "tcp", "udp", "icmp", "icmpv6", "sctp", else the number (in buf). */
+const char *zt_flowrec_proto_name(uint8_t proto, char *buf, size_t n);
+
+/* Whether a protocol has ports (TCP, UDP, SCTP): source_port and dest_port mean something. */
+bool zt_proto_has_ports(uint8_t proto);
+
 /*
  * UUIDv7 (RFC 9562 section 5.7): 48-bit unix milliseconds, version 7,
  * then 12 + 62 bits that are a counter seeded at random on each new

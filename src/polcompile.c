@@ -94,24 +94,6 @@ struct ctx {
 	struct memo memo;
 };
 
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-	size_t nc;
-	void *nv;
-
-	if (need <= *cap)
-		return 0;
-	nc = *cap ? *cap : 64;
-	while (nc < need)
-		nc *= 2;
-	nv = realloc(*v, nc * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = nc;
-	return 0;
-}
-
 static u128 mkkey(uint8_t dir, uint32_t local, uint32_t peer, uint8_t proto, uint16_t port,
 		  uint8_t plen)
 {
@@ -137,7 +119,7 @@ static int push_raw(struct ctx *x, u128 key, uint32_t rule_id, uint8_t what)
 			  4 * ZT_POLC_MAX_ENTRIES, ZT_POLC_MAX_ENTRIES);
 		return -E2BIG;
 	}
-	if (grow((void **)&x->raw, &x->cap_raw, x->n_raw + 1, sizeof(*x->raw)) < 0)
+	if (zt_grow((void **)&x->raw, &x->cap_raw, x->n_raw + 1, sizeof(*x->raw)) < 0)
 		return -ENOMEM;
 	x->raw[x->n_raw].key = key;
 	x->raw[x->n_raw].rule_id = rule_id;
@@ -271,7 +253,7 @@ static int key_put(struct memo *m, const void *p, size_t len)
 {
 	uint32_t l32 = (uint32_t)len;
 
-	if (grow((void **)&m->kbuf, &m->kcap, m->klen + len + sizeof(l32), 1) < 0)
+	if (zt_grow((void **)&m->kbuf, &m->kcap, m->klen + len + sizeof(l32), 1) < 0)
 		return -ENOMEM;
 	memcpy(m->kbuf + m->klen, &l32, sizeof(l32));
 	memcpy(m->kbuf + m->klen + sizeof(l32), p, len);
@@ -358,7 +340,7 @@ static void memo_free(struct memo *m)
 
 static int pool_push(struct memo *m, uint32_t v)
 {
-	if (grow((void **)&m->pool, &m->pool_cap, m->pool_n + 1, sizeof(*m->pool)) < 0)
+	if (zt_grow((void **)&m->pool, &m->pool_cap, m->pool_n + 1, sizeof(*m->pool)) < 0)
 		return -ENOMEM;
 	m->pool[m->pool_n++] = v;
 	return 0;
@@ -447,7 +429,7 @@ static int add_prefix(struct zt_cidr **v, size_t *n, size_t *cap, const struct z
 
 	if (c->prefixlen == 0)
 		return 0; /* /0 is the world */
-	if (grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
+	if (zt_grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
 		return -ENOMEM;
 	m.family = c->family;
 	m.prefixlen = c->prefixlen;
@@ -513,7 +495,7 @@ static bool cidr_inside(const struct zt_cidr *a, const struct zt_cidr *b)
 
 static int push_peer(struct ctx *x, uint32_t id)
 {
-	if (grow((void **)&x->peers, &x->cap_peers, x->n_peers + 1, sizeof(*x->peers)) < 0)
+	if (zt_grow((void **)&x->peers, &x->cap_peers, x->n_peers + 1, sizeof(*x->peers)) < 0)
 		return -ENOMEM;
 	x->peers[x->n_peers++] = id;
 	return 0;
@@ -626,8 +608,8 @@ static int resolve_named(struct ctx *x, const struct zt_pol_port *pp, uint32_t i
 
 			if (np->protocol != pp->protocol || !np->name || strcmp(np->name, pp->name))
 				continue;
-			if (grow((void **)&x->named, &x->cap_named, x->n_named + 1,
-				 sizeof(*x->named)) < 0)
+			if (zt_grow((void **)&x->named, &x->cap_named, x->n_named + 1,
+				    sizeof(*x->named)) < 0)
 				return -ENOMEM;
 			x->named[x->n_named++] = np->port;
 		}
@@ -954,7 +936,7 @@ static int push_ipc(struct ipc_tmp **v, size_t *n, size_t *cap, int family, uint
 
 	if (family != AF_INET && family != AF_INET6)
 		return -EINVAL;
-	if (grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
+	if (zt_grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
 		return -ENOMEM;
 	t = &(*v)[*n];
 	memset(t, 0, sizeof(*t));

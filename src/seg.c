@@ -105,17 +105,6 @@ struct zt_seg {
 
 static const char *const verdict_names[] = { "allowed", "denied", "audit" };
 
-static const char *reason_name(unsigned int r)
-{
-	static const char *const names[] = {
-		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
-		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
-		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
-		[ZT_REASON_NO_POLICY] = "no-policy",
-	};
-	return r < ZT_ARRAY_SIZE(names) && names[r] ? names[r] : "unknown";
-}
-
 static void pset_put(struct pset *ps)
 {
 	if (ps && --ps->refs == 0) {
@@ -787,7 +776,7 @@ static cbor_item_t *flow_to_cbor(const struct flow_rec *f)
 	if (!m || zt_cbor_put_u64(m, "seq", f->seq) || zt_cbor_put_str(m, "time", t) ||
 	    zt_cbor_put_u64(m, "time_ms", f->unix_ms) ||
 	    zt_cbor_put_str(m, "verdict", verdict_names[f->verdict]) ||
-	    zt_cbor_put_str(m, "reason", reason_name(f->reason)) ||
+	    zt_cbor_put_str(m, "reason", zt_tc_reason_name(f->reason)) ||
 	    zt_cbor_put_str(m, "rule", f->rule) ||
 	    zt_cbor_put_str(m, "direction", f->dir == ZT_DIR_INGRESS ? "ingress" : "egress") ||
 	    zt_cbor_put_str(m, "protocol", zt_pol_proto_name(f->proto)) ||
@@ -933,6 +922,25 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 	snprintf(buf, n, "identity:%u", id);
 }
 
+static const struct gen_rec *gen_find(const struct zt_seg *s, uint32_t gen)
+{
+	for (size_t i = 0; i < GENS_KEPT; i++)
+		if (s->gens[i].c && s->gens[i].gen == gen)
+			return &s->gens[i];
+	return NULL;
+}
+
+/* An endpoint's interface name from the table: if_indextoname() is a socket and an ioctl. */
+static bool fx_ifname(void *ctx, int ifindex, char *buf, size_t n)
+{
+	const struct zt_ep *ep = zt_ep_table_by_ifindex(&((struct zt_seg *)ctx)->eps, ifindex);
+
+	if (!ep)
+		return false;
+	snprintf(buf, n, "%s", ep->ifname);
+	return true;
+}
+
 /* The rule text of alerts and flow records: the rule, "default-deny: ...", or the reason. */
 static void describe_rule(const struct gen_rec *g, uint32_t gen, uint32_t rule_id, uint8_t reason,
 			  char *buf, size_t n)
@@ -951,7 +959,7 @@ static void describe_rule(const struct gen_rec *g, uint32_t gen, uint32_t rule_i
 		/* No rule allowed it: the zero-trust default decided ("reason" says why). */
 		snprintf(buf, n, "default-deny");
 	} else {
-		snprintf(buf, n, "%s", reason_name(reason));
+		snprintf(buf, n, "%s", zt_tc_reason_name(reason));
 	}
 }
 
@@ -973,7 +981,7 @@ static void audit_violation(struct zt_seg *s, const struct flow_rec *f)
 	snprintf(
 		d, sizeof(d),
 		"{\"verdict\":\"%s\",\"reason\":\"%s\",\"rule\":\"%s\",\"protocol\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"direction\":\"%s\",\"src_identity\":%u,\"dst_identity\":%u,\"src_workload\":\"%s\",\"dst_workload\":\"%s\",\"interface\":\"%s\",\"revoked\":%s}",
-		verdict_names[f->verdict], reason_name(f->reason), rule,
+		verdict_names[f->verdict], zt_tc_reason_name(f->reason), rule,
 		zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport,
 		f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->src_id, f->dst_id, sw, dw, ifn,
 		f->revoked ? "true" : "false");
@@ -990,12 +998,9 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 	uint64_t now = zt_now_mono_ns();
 	bool log_it;
 
-	if (len < sizeof(*e))
-		return;
+	/* events.c passes only records of at least sizeof(*e). */
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < GENS_KEPT; i++)
-		if (s->gens[i].c && s->gens[i].gen == e->gen)
-			g = &s->gens[i];
+	g = gen_find(s, e->gen);
 	f = &s->ring[s->next_seq % FLOW_RING];
 	memset(f, 0, sizeof(*f));
 	f->seq = s->next_seq++;
@@ -1030,15 +1035,8 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
 	describe_rule(g, e->gen, e->rule_id, e->reason, f->rule, sizeof(f->rule));
-	{
-		/* From the endpoint table: if_indextoname() is a socket and an ioctl per call. */
-		const struct zt_ep *ep = zt_ep_table_by_ifindex(&s->eps, (int)e->ifindex);
-
-		if (ep)
-			snprintf(f->ifname, sizeof(f->ifname), "%s", ep->ifname);
-		else if (!if_indextoname(e->ifindex, f->ifname))
-			snprintf(f->ifname, sizeof(f->ifname), "if%u", e->ifindex);
-	}
+	if (!fx_ifname(s, (int)e->ifindex, f->ifname, sizeof(f->ifname)))
+		zt_ifname(e->ifindex, f->ifname, sizeof(f->ifname));
 	s->st.verdicts[f->verdict]++;
 	if (e->revoked)
 		s->st.revoked++;
@@ -1070,7 +1068,7 @@ static void on_policy_event(void *ctx, const void *rec, size_t len)
 			zt_pol_proto_name(f->proto), sa, f->sport, da, f->dport, f->src_wl,
 			f->dst_wl, f->src_id, f->dst_id,
 			f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
-			reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
+			zt_tc_reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
 	if (f->verdict != 0 && s->audit) {
 		struct flow_rec v = *f;
@@ -1182,14 +1180,6 @@ static void on_netlink(void *ctx, int fd, uint32_t events)
 
 /* ---- flow records: the conntrack sweep (flowexp.c) with seg's names ---- */
 
-static const struct gen_rec *gen_find(const struct zt_seg *s, uint32_t gen)
-{
-	for (size_t i = 0; i < GENS_KEPT; i++)
-		if (s->gens[i].c && s->gens[i].gen == gen)
-			return &s->gens[i];
-	return NULL;
-}
-
 static void fx_workload(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n)
 {
 	struct zt_seg *s = ctx;
@@ -1212,16 +1202,6 @@ static int fx_ep_ifindex(void *ctx, uint32_t ep_id)
 		if (s->eps.v[i]->id == ep_id)
 			return s->eps.v[i]->ifindex;
 	return 0;
-}
-
-static bool fx_ifname(void *ctx, int ifindex, char *buf, size_t n)
-{
-	const struct zt_ep *ep = zt_ep_table_by_ifindex(&((struct zt_seg *)ctx)->eps, ifindex);
-
-	if (!ep)
-		return false;
-	snprintf(buf, n, "%s", ep->ifname);
-	return true;
 }
 
 static bool fx_is_endpoint(void *ctx, int ifindex)

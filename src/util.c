@@ -2,6 +2,7 @@
 /* Small pure helpers: addresses, prefixes, durations, sizes, clocks. No logging. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,44 @@ uint64_t zt_now_unix_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int64_t zt_boot_to_unix_ns(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+}
+
+int zt_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	size_t nc;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	nc = *cap ? *cap : 64;
+	while (nc < need)
+		nc *= 2;
+	nv = realloc(*v, nc * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
+void zt_ifname(unsigned int ifindex, char *buf, size_t n)
+{
+	char name[IF_NAMESIZE];
+
+	if (if_indextoname(ifindex, name))
+		snprintf(buf, n, "%s", name);
+	else
+		snprintf(buf, n, "if%u", ifindex);
 }
 
 int zt_time_format(uint64_t unix_s, char *buf, size_t n)

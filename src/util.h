@@ -50,8 +50,19 @@ uint64_t zt_now_boot_ns(void); /* CLOCK_BOOTTIME, the clock of bpf_ktime_get_boo
 uint64_t zt_now_mono_ns(void);
 uint64_t zt_now_unix(void); /* seconds */
 uint64_t zt_now_unix_ns(void); /* CLOCK_REALTIME */
+/* CLOCK_REALTIME minus CLOCK_BOOTTIME now: add it to a boot-clock time for unix ns. */
+int64_t zt_boot_to_unix_ns(void);
 /* ISO 8601 UTC "2026-11-22T22:41:03Z" for unix seconds. */
 int zt_time_format(uint64_t unix_s, char *buf, size_t n);
+
+/*
+ * Makes room for need elements of elem bytes in the array *v of *cap
+ * (doubling, from 64). 0, or -ENOMEM with *v and *cap unchanged.
+ */
+int zt_grow(void **v, size_t *cap, size_t need, size_t elem);
+
+/* The name of an interface, or "ifN" when it has none (gone). */
+void zt_ifname(unsigned int ifindex, char *buf, size_t n);
 
 /* snprintf into an error buffer that may be NULL or empty (then nothing is written). */
 void zt_seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -16,10 +16,6 @@ cleanup() {
 	rm -rf "$BT"
 	exit $rc
 }
-# pg_start sets its own EXIT trap (pg_cleanup); ours, set after it, also removes $BT.
-if ! pg_start; then
-	rm -rf "$BT"
-	exit 1
-fi
 trap cleanup EXIT
+pg_start || exit 1
 build/tools/bench_db "$PG_CONN" "$BT/spool" "$n" "$BT"

@@ -22,7 +22,6 @@ lab_init demo
 trap 'pg_cleanup; lab_cleanup' EXIT
 step "Starting a throw-away PostgreSQL 15 for the flow records and the audit trail"
 pg_start
-trap 'pg_cleanup; lab_cleanup' EXIT
 psql "$PG_CONN" -X -q -c "CREATE DATABASE ztagent"
 DEMO_DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
 echo "   initdb in $PG_DIR, unix socket only; database ztagent"

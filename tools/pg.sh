@@ -2,10 +2,10 @@
 # A throw-away PostgreSQL for tests and benches. Source it and call
 # pg_start: initdb as the postgres user in a temporary directory, a unix
 # socket in that directory only (listen_addresses=''), a port no one
-# listens on. pg_start installs pg_cleanup as the EXIT trap; a caller with
-# its own trap calls pg_cleanup from it. pg_cleanup stops the server (fast,
-# then immediate, then SIGKILL of the postmaster PID) and removes the
-# directory, also when the caller failed.
+# listens on. The caller's EXIT trap, set before pg_start, calls pg_cleanup
+# (pg_start leaves traps alone). pg_cleanup stops the server (fast, then
+# immediate, then SIGKILL of the postmaster PID) and removes the directory,
+# also when the caller failed; before pg_start it does nothing.
 #   PG_DIR   the directory (socket, data/, log)
 #   PG_PORT  the port (names the socket: $PG_DIR/.s.PGSQL.$PG_PORT)
 #   PG_CONN  a libpq conninfo for it, database postgres, user postgres
@@ -33,7 +33,6 @@ pg_free_port() {
 
 pg_start() {
 	PG_DIR=$(mktemp -d /tmp/ztagent-pg.XXXXXX) || return 1
-	trap pg_cleanup EXIT
 	chown postgres: "$PG_DIR"
 	chmod 700 "$PG_DIR"
 	PG_PORT=$(pg_free_port) || {

@@ -84,25 +84,6 @@ static __always_inline void zt_ct_key_swap(struct zt_ct_key *r, const struct zt_
 	r->dport = k->sport;
 }
 
-static __always_inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
-{
-	switch (proto) {
-	case IPPROTO_TCP:
-		if (state == ZT_CT_ESTABLISHED)
-			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (state == ZT_CT_NEW)
-			return ZT_CT_TCP_SYN_TIMEOUT_NS;
-		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
-	case IPPROTO_UDP:
-		return ZT_CT_UDP_TIMEOUT_NS;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return ZT_CT_ICMP_TIMEOUT_NS;
-	default:
-		return ZT_CT_OTHER_TIMEOUT_NS;
-	}
-}
-
 static __always_inline int zt_ct_expired(const struct zt_ct_val *v, __u8 proto, __u64 now)
 {
 	__u64 last = v->last_ns;

@@ -31,13 +31,12 @@ cleanup() {
 	rm -rf "$T"
 	exit $rc
 }
-if ! pg_start; then
-	tap_fail "PostgreSQL starts"
-	rm -rf "$T"
-	exit 1
-fi
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if ! pg_start; then
+	tap_fail "PostgreSQL starts"
+	exit 1
+fi
 C=$PG_CONN
 SPOOL=$T/spool
 

@@ -18,7 +18,6 @@ if ! pg_start; then
 	tap_fail "PostgreSQL starts (initdb in a temporary directory)"
 	exit 1
 fi
-trap 'pg_cleanup; lab_cleanup' EXIT
 tap_ok "PostgreSQL starts (initdb in a temporary directory)"
 pg_sql -c "CREATE DATABASE ztagent" >/dev/null
 DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
@@ -277,10 +276,14 @@ check "a violation whose alert row is refused keeps its audit row, and says so" 
 	grep -q 'audit_side_row_refused.*kind=policy.violation.*subject="bad alert"' "$LAB_LOG"
 
 # --- XDP drops: a flood becomes a handful of rows ---
+# Packets the XDP guard dropped as blocklisted, from its per-CPU counters.
+blocklist_drops() {
+	ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(c["packets"] for c in d["counters"] if c["action"]=="drop" and c["reason"]=="blocklist"))' 2>/dev/null || echo 0
+}
 ztctl block add $LAB_EXT_IP --kind scan --reason "it flood" >/dev/null
-drops0=$(ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(c["packets"] for c in d["counters"] if c["action"]=="drop" and c["reason"]=="blocklist"))' 2>/dev/null || echo 0)
+drops0=$(blocklist_drops)
 in_ext ping -q -n -i 0.002 -c 2000 -W 1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1
-drops1=$(ztctl -o json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(c["packets"] for c in d["counters"] if c["action"]=="drop" and c["reason"]=="blocklist"))' 2>/dev/null || echo 0)
+drops1=$(blocklist_drops)
 AGG="flow_kind = 'xdp_drop_aggregate' AND source_ip = '$LAB_EXT_IP'"
 # Intervals are 10 s: the flood's drops are in the database within about 12 s.
 for _ in $(seq 1 250); do

@@ -267,25 +267,36 @@ static void test_interim_deltas_sum_to_totals(void **state)
 	zt_flowexp_close(x);
 }
 
+/*
+ * The destination side of a flow from endpoint 1 (on IF_A, entry *src, *vs)
+ * to endpoint 2 (on IF_B): the same key on IF_B, the entry seen inbound.
+ */
+static void local_pair(const struct zt_ct_key *src, struct zt_ct_val *vs, struct zt_ct_key *dst,
+		       struct zt_ct_val *vd)
+{
+	vs->peer_ep_id = 2;
+	*dst = *src;
+	dst->ifindex = IF_B;
+	*vd = *vs;
+	vd->dir = ZT_DIR_INGRESS;
+	vd->ep_id = 2;
+	vd->peer_ep_id = 1;
+}
+
 static void test_local_pair_once_destination_denial_wins(void **state)
 {
 	struct zt_flowexp *x = open_x();
 	uint64_t now = zt_now_boot_ns() + 100 * S;
 	struct zt_ct_key src = key(IF_A, IPPROTO_TCP, "198.18.1.10", 41000, "198.18.1.20", 5432);
-	struct zt_ct_key dst = src;
+	struct zt_ct_key dst;
 	struct zt_ct_val vs = val(now - 8 * S, now - 6 * S, ZT_CT_NEW, ZT_VERDICT_ALLOW);
-	struct zt_ct_val vd = vs;
+	struct zt_ct_val vd;
 
-	dst.ifindex = IF_B;
-	vs.peer_ep_id = 2;
 	vs.packets[1] = vs.bytes[1] = 0;
-	vd.dir = ZT_DIR_INGRESS;
-	vd.ep_id = 2;
-	vd.peer_ep_id = 1;
+	local_pair(&src, &vs, &dst, &vd);
 	vd.verdict = ZT_VERDICT_DENY;
 	vd.reason = ZT_REASON_RULE_DENY;
 	vd.rule_id = 9;
-	vd.packets[1] = vd.bytes[1] = 0;
 	put(&src, &vs);
 	put(&dst, &vd);
 	/* Denied and quiet for 6 s: one record, from the source side, with the denial. */
@@ -308,16 +319,12 @@ static void test_local_pair_allowed_recorded_by_source(void **state)
 	struct zt_flowexp *x = open_x();
 	uint64_t now = zt_now_boot_ns() + 100 * S;
 	struct zt_ct_key src = key(IF_A, IPPROTO_TCP, "198.18.1.10", 42000, "198.18.1.20", 8080);
-	struct zt_ct_key dst = src;
+	struct zt_ct_key dst;
 	struct zt_ct_val vs = val(now - 8 * S, now - 3 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
-	struct zt_ct_val vd = vs;
+	struct zt_ct_val vd;
 	struct zt_flowexp_stats st;
 
-	dst.ifindex = IF_B;
-	vs.peer_ep_id = 2;
-	vd.dir = ZT_DIR_INGRESS;
-	vd.ep_id = 2;
-	vd.peer_ep_id = 1;
+	local_pair(&src, &vs, &dst, &vd);
 	put(&dst, &vd);
 	put(&src, &vs);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
