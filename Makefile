@@ -22,8 +22,16 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 LDLIBS   += $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# BPF objects see kernel UAPI and libbpf headers only, never glibc's:
+# -nostdinc, clang's own freestanding headers, and an include root holding
+# just linux/, asm/, asm-generic/ and bpf/. A glibc header pulled in by
+# accident fails the build on every machine, not only on one without the
+# 32-bit libc headers that glibc's gnu/stubs.h asks for under -target bpf.
+BPF_SYSINC := $(BUILD)/bpf-sysinc
+CLANG_RES  := $(shell $(CLANG) -print-resource-dir 2>/dev/null)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-	      -Iinclude -Ibpf -I$(ARCH_INC)
+	      -nostdinc -isystem $(CLANG_RES)/include -isystem $(BPF_SYSINC) \
+	      -Iinclude -Ibpf
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
@@ -50,7 +58,15 @@ all: $(BUILD)/ztagent $(BUILD)/ztctl
 deps:
 	$(Q)tools/deps.sh
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+$(BPF_SYSINC)/.stamp:
+	@mkdir -p $(@D)
+	$(Q)ln -sfn /usr/include/linux $(@D)/linux
+	$(Q)ln -sfn /usr/include/asm-generic $(@D)/asm-generic
+	$(Q)ln -sfn $(ARCH_INC)/asm $(@D)/asm
+	$(Q)ln -sfn /usr/include/bpf $(@D)/bpf
+	$(Q)touch $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_SYSINC)/.stamp
 	@mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -16,8 +16,6 @@
 
 #include <linux/bpf.h>
 #include <linux/in.h>
-#include <linux/icmp.h>
-#include <linux/icmpv6.h>
 #include <bpf/bpf_helpers.h>
 
 #include "ztagent.h"
@@ -40,9 +38,9 @@ struct {
 static __always_inline int zt_icmp_is_echo(__u8 proto, __u16 type)
 {
 	if (proto == IPPROTO_ICMP)
-		return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+		return type == ZT_ICMP_ECHO || type == ZT_ICMP_ECHOREPLY;
 	if (proto == IPPROTO_ICMPV6)
-		return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
+		return type == ZT_ICMPV6_ECHO_REQUEST || type == ZT_ICMPV6_ECHO_REPLY;
 	return 0;
 }
 

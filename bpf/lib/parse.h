@@ -21,8 +21,6 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-#include <linux/icmp.h>
-#include <linux/icmpv6.h>
 #include <bpf/bpf_endian.h>
 #ifdef __bpf__
 #include <bpf/bpf_helpers.h>
@@ -40,6 +38,23 @@
  * linear XDP buffer, and it keeps the verifier's offsets under 64 KiB.
  */
 #define ZT_MAX_HDR_OFF 0x3fff
+
+/*
+ * ICMP and ICMPv6 share this 8-byte layout. Defined here rather than taken
+ * from <linux/icmp.h>, which includes <linux/if.h> and through it glibc's
+ * <sys/socket.h>: BPF objects are built against kernel UAPI headers only.
+ */
+struct zt_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+
+#define ZT_ICMP_ECHOREPLY 0
+#define ZT_ICMP_ECHO 8
+#define ZT_ICMPV6_ECHO_REQUEST 128
+#define ZT_ICMPV6_ECHO_REPLY 129
 
 #ifndef ETH_P_8021AD
 #define ETH_P_8021AD 0x88A8
@@ -133,7 +148,7 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6: {
 		/* Both are 8 bytes: type, code, checksum, 4 bytes of rest. */
-		struct icmphdr *ih = l4;
+		struct zt_icmphdr *ih = l4;
 
 		if ((void *)(ih + 1) > data_end)
 			return ZT_XR_BAD_L4;
