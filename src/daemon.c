@@ -485,15 +485,23 @@ static void m_xdp_bytes(void *ctx, struct zt_metric_sink *s)
 	zt_metrics_emit_xdp(s, ((struct zt_daemon *)ctx)->scrape_xdp, true);
 }
 
-static void m_tc_packets(void *ctx, struct zt_metric_sink *s)
+static void m_tc(struct zt_daemon *d, struct zt_metric_sink *s, bool bytes)
 {
-	struct zt_daemon *d = ctx;
-
 	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
 		const char *v[] = { zt_tc_stat_name(i) };
 
-		zt_metric_emit_u64(s, v, d->scrape_tc[i].packets);
+		zt_metric_emit_u64(s, v, bytes ? d->scrape_tc[i].bytes : d->scrape_tc[i].packets);
 	}
+}
+
+static void m_tc_packets(void *ctx, struct zt_metric_sink *s)
+{
+	m_tc(ctx, s, false);
+}
+
+static void m_tc_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	m_tc(ctx, s, true);
 }
 
 static void m_flows(void *ctx, struct zt_metric_sink *s)
@@ -629,6 +637,7 @@ static int metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	zt_metric_set_collect(d->ms.xdp_packets, m_xdp_packets, d);
 	zt_metric_set_collect(d->ms.xdp_bytes, m_xdp_bytes, d);
 	zt_metric_set_collect(d->ms.tc_packets, m_tc_packets, d);
+	zt_metric_set_collect(d->ms.tc_bytes, m_tc_bytes, d);
 	zt_metric_set_collect(d->ms.flows, m_flows, d);
 	zt_metric_set_collect(d->ms.policy_denials, m_denials, d);
 	m_blocklist_update(d);

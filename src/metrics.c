@@ -646,6 +646,8 @@ int zt_metrics_register_std(struct zt_metrics *m, const char *version, struct zt
 		  "Bytes seen by the XDP guard, by action and reason." },
 		{ &o->tc_packets, "ztagent_tc_packets_total", ZT_METRIC_COUNTER, verdict,
 		  "Packets judged by the tc policy program, by verdict." },
+		{ &o->tc_bytes, "ztagent_tc_bytes_total", ZT_METRIC_COUNTER, verdict,
+		  "Bytes (IP packets) judged by the tc policy program, by verdict." },
 		{ &o->flows, "ztagent_flows_total", ZT_METRIC_COUNTER, verdict,
 		  "Flows recorded, by verdict." },
 		{ &o->policy_denials, "ztagent_policy_denials_total", ZT_METRIC_COUNTER, NULL,

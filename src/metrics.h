@@ -130,6 +130,7 @@ struct zt_metrics_std {
 	struct zt_metric *xdp_packets; /* ztagent_xdp_packets_total{action,reason} */
 	struct zt_metric *xdp_bytes; /* ztagent_xdp_bytes_total{action,reason} */
 	struct zt_metric *tc_packets; /* ztagent_tc_packets_total{verdict} */
+	struct zt_metric *tc_bytes; /* ztagent_tc_bytes_total{verdict} */
 	struct zt_metric *flows; /* ztagent_flows_total{verdict} */
 	struct zt_metric *policy_denials; /* ztagent_policy_denials_total */
 	struct zt_metric *blocklist_entries; /* ztagent_blocklist_entries{family} gauge */

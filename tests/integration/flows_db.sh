@@ -376,6 +376,9 @@ check "ztagent_db_rows_written_total counts rows this process wrote (${written:-
 	test "${written:-0}" -ge 1
 check "ztagent_tc_packets_total and ztagent_flows_total are exposed" \
 	grep -q '^ztagent_flows_total{verdict="denied"} [1-9]' <<<"$mt"
+check "tc packets and bytes by verdict: established traffic counted in both" \
+	bash -c 'grep -q "^ztagent_tc_packets_total{verdict=\"allowed-established\"} [1-9]" <<<"$1" &&
+		grep -q "^ztagent_tc_bytes_total{verdict=\"allowed-established\"} [1-9]" <<<"$1"' _ "$mt"
 check "the audit trail's events are counted: written > 0, none dropped, pending exposed" \
 	bash -c 'grep -q "^ztagent_audit_events_written_total [1-9]" <<<"$1" &&
 		grep -q "^ztagent_audit_events_dropped_total 0$" <<<"$1" &&

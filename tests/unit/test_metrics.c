@@ -226,6 +226,7 @@ static void test_std_families(void **state)
 		"ztagent_xdp_packets_total",
 		"ztagent_xdp_bytes_total",
 		"ztagent_tc_packets_total",
+		"ztagent_tc_bytes_total",
 		"ztagent_flows_total",
 		"ztagent_policy_denials_total",
 		"ztagent_blocklist_entries",
