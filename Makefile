@@ -38,14 +38,21 @@ BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/*.h)
 
-# Everything in src/ but the two entry points goes into one library that
-# the daemon, ztctl and the tests link against.
-LIB_SRCS  := $(filter-out src/main.c src/ztctl.c,$(wildcard src/*.c))
-SRC_HDRS  := $(wildcard src/*.h) $(wildcard include/*.h)
-LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
-SAN_OBJS  := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS))
+# src/ is one folder per subsystem (README, "Layout"). Everything but the
+# entry points (src/agent/main.c, src/ctl/) goes into one library that the
+# daemon, ztctl and the tests link against. The schema the agent applies is
+# generated from deploy/sql/ at build time.
+SUBSYS    := agent guard seg records
+LIB_SRCS  := $(filter-out src/agent/main.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
+CTL_SRCS  := $(wildcard src/ctl/*.c)
+SRC_HDRS  := $(wildcard src/*/*.h) $(wildcard include/*.h)
+SQL_FILES := $(wildcard deploy/sql/[0-9][0-9][0-9]_*.sql)
+GEN_SRCS  := $(BUILD)/gen/dbschema.c
+LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/dbschema.o
+SAN_OBJS  := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS)) $(BUILD)/san/gen/dbschema.o
+CTL_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
 
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
@@ -73,6 +80,18 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_SYSINC)/.stamp
 $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 
+$(BUILD)/gen/dbschema.c: $(SQL_FILES) tools/sql2c.sh
+	@mkdir -p $(@D)
+	$(Q)tools/sql2c.sh > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -c $< -o $@
+
 $(BUILD)/obj/%.o: src/%.c $(SRC_HDRS) $(SKELS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -87,10 +106,10 @@ $(BUILD)/libzt.a: $(LIB_OBJS)
 $(BUILD)/libzt-san.a: $(SAN_OBJS)
 	$(Q)$(AR) rcs $@ $^
 
-$(BUILD)/ztagent: $(BUILD)/obj/main.o $(BUILD)/libzt.a
+$(BUILD)/ztagent: $(BUILD)/obj/agent/main.o $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/ztctl: $(BUILD)/obj/ztctl.o $(BUILD)/libzt.a
+$(BUILD)/ztctl: $(CTL_OBJS) $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
@@ -119,11 +138,14 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
 	$(Q)tools/bench.sh
 
+FORMAT_SRCS = $(wildcard src/*/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] \
+		tests/*/*/*.[ch] tools/bench/*.c)
+
 format:
-	$(Q)clang-format -i $(wildcard src/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] tools/bench/*.c)
+	$(Q)clang-format -i $(FORMAT_SRCS)
 
 check-format:
-	$(Q)clang-format --dry-run -Werror $(wildcard src/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] tools/bench/*.c)
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
 
 clean:
 	$(Q)rm -rf $(BUILD)

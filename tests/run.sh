@@ -64,7 +64,7 @@ run_tap() {
 	echo "   $p passed, $f failed"
 }
 
-for t in build/tests/unit/test_* build/tests/bpf/test_*; do
+for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do
 	[ -x "$t" ] && run_cmocka "$t"
 done
 for t in tests/integration/*.sh; do

@@ -22,9 +22,9 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
-#include "blocklist.h"
-#include "config.h"
-#include "datapath.h"
+#include "guard/blocklist.h"
+#include "agent/config.h"
+#include "guard/datapath.h"
 #include "xdp_guard.skel.h"
 
 struct env {

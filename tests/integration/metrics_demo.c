@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "agent/metrics.h"
 
 #define L(...)                    \
 	(const char *const[])     \

@@ -25,13 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "auditq.h"
-#include "db.h"
-#include "dbwriter.h"
-#include "flowrec.h"
-#include "log.h"
-#include "util.h"
+#include "records/audit.h"
+#include "records/auditq.h"
+#include "records/db.h"
+#include "records/dbwriter.h"
+#include "records/flowrec.h"
+#include "agent/log.h"
+#include "agent/util.h"
 
 static void gen(struct zt_flow_record *r, uint64_t i, int64_t base_us)
 {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * bench_events: how many ring-buffer records per second the daemon's
- * consumer (src/events.c, one thread) takes, on one core.
+ * consumer (src/guard/events.c, one thread) takes, on one core.
  *
  * A BPF_PROG_TYPE_SYSCALL program (bpf/bench_events.bpf.c) writes XDP-drop
  * records into a ring buffer with bpf_loop, run through BPF_PROG_TEST_RUN
@@ -36,9 +36,9 @@
 #include <bpf/libbpf.h>
 
 #include "bench_events.skel.h"
-#include "dropagg.h"
-#include "events.h"
-#include "util.h"
+#include "guard/dropagg.h"
+#include "guard/events.h"
+#include "agent/util.h"
 
 struct bench_args {
 	uint32_t n;
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_events: a run failed (is bpf_loop there? kernel >= 5.17)\n");
 		return 1;
 	}
-	printf("ring-buffer consumer (src/events.c), one thread on one CPU, XDP drop records:\n");
+	printf("ring-buffer consumer (src/guard/events.c), one thread on one CPU, XDP drop records:\n");
 	printf("  drain of 2M prefilled records:  bare %6.2f M/s   daemon handler %6.2f M/s\n",
 	       d_bare / 1e6, d_daemon / 1e6);
 	printf("  stream of 20M, 4 MiB ring:      bare %6.2f M/s   daemon handler %6.2f M/s"

@@ -556,7 +556,7 @@ static void filter_set(__u64 *w, size_t bit)
 	w[bit >> 6] |= 1ULL << (bit & 63);
 }
 
-/* Adds the prefilter bits of every entry of s (include/ztagent.h, src/blocklist.c). */
+/* Adds the prefilter bits of every entry of s (include/ztagent.h, src/guard/blocklist.c). */
 static void filter_add(__u64 *w, const struct eset *s)
 {
 	for (size_t i = 0; i < s->n; i++) {

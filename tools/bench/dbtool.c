@@ -30,13 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "config.h"
-#include "db.h"
-#include "dbwriter.h"
-#include "flowrec.h"
-#include "log.h"
-#include "util.h"
+#include "records/audit.h"
+#include "agent/config.h"
+#include "records/db.h"
+#include "records/dbwriter.h"
+#include "records/flowrec.h"
+#include "agent/log.h"
+#include "agent/util.h"
 
 static const char *const hostile[] = {
 	"it's \"quoted\" ', DROP TABLE network_flows;--",

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The agent's configuration: one YAML file, validated at start. */
+#ifndef ZT_CONFIG_H
+#define ZT_CONFIG_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/log.h"
+
+#define ZT_MAX_IFACES 64
+#define ZT_NODE_NAME_MAX 64
+#define ZT_DB_URL_MAX 1024
+#define ZT_LISTEN_MAX 128
+
+#define ZT_DEFAULT_STATE_DIR "/var/lib/ztagent"
+#define ZT_DEFAULT_POLICY_DIR "/etc/ztagent/policies"
+#define ZT_DEFAULT_SPOOL_DIR "/var/lib/ztagent/spool"
+#define ZT_DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
+
+enum zt_xdp_mode {
+	ZT_XDP_NATIVE = 0,
+	ZT_XDP_GENERIC,
+};
+
+struct zt_config {
+	char path[PATH_MAX]; /* where it was read from ("" when built from defaults) */
+	char node[ZT_NODE_NAME_MAX]; /* default: gethostname() */
+	char bpffs[PATH_MAX]; /* default ZT_DEFAULT_BPFFS */
+	char api_socket[PATH_MAX]; /* default ZT_DEFAULT_API_SOCKET */
+	enum zt_log_level log_level; /* default info */
+	struct {
+		char interfaces[ZT_MAX_IFACES][IF_NAMESIZE]; /* xdp.interfaces */
+		unsigned int n_interfaces;
+		enum zt_xdp_mode mode; /* xdp.mode: native | generic */
+		bool malformed_drop; /* xdp.malformed: drop (true) | pass */
+		uint32_t blocklist_max; /* xdp.blocklist_max: per family, default 2097152 */
+		uint32_t allowlist_max; /* xdp.allowlist_max: per family, default 65536 */
+		uint32_t event_sample; /* xdp.event_sample: 1-in-N drops sampled, default 1 */
+		uint32_t event_rate; /* xdp.event_rate: events/s per CPU at most, default 1000 */
+		uint32_t ringbuf_bytes; /* xdp.ringbuf_bytes: power of two >= 4096, default 4 MiB */
+		uint64_t expiry_interval_ns; /* xdp.expiry_interval: sweep period, default 1s */
+	} xdp;
+	char state_dir[PATH_MAX]; /* state_dir: endpoints etc., default ZT_DEFAULT_STATE_DIR */
+	struct {
+		char dir[PATH_MAX]; /* policy.dir: YAML files, watched; default ZT_DEFAULT_POLICY_DIR */
+		bool default_deny; /* policy.default: deny (true, the default) | allow */
+		uint32_t
+			conntrack_max; /* policy.conntrack_max: conntrack entries, default 262144 */
+	} policy;
+	struct {
+		char url[ZT_DB_URL_MAX]; /* database.url: libpq conninfo or URI; "" = no database */
+		char spool_dir[PATH_MAX]; /* database.spool_dir */
+		uint64_t spool_max_bytes; /* database.spool_max_bytes, default 1 GiB */
+		uint32_t retention_months; /* database.retention_months, default 12 */
+	} database;
+	struct {
+		uint64_t active_timeout_ns; /* flows.active_timeout, default 60s */
+	} flows;
+	struct {
+		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
+	} metrics;
+};
+
+/* Fills every field with its default. */
+void zt_config_defaults(struct zt_config *c);
+
+/*
+ * Reads and validates a file. On failure returns -errno-style code, leaves
+ * *c untouched, and writes one message to err naming the file, line, column,
+ * key and what was expected, e.g.
+ *   "/etc/ztagent.yaml:7:9: xdp.mode: expected native or generic, got 'fast'".
+ * Unknown keys, duplicate keys, wrong types, out-of-range numbers, more than
+ * one document, anchors/aliases, and files over 1 MiB are errors.
+ */
+int zt_config_load(const char *path, struct zt_config *c, char *err, size_t errlen);
+/* Same, from memory; name is used in messages in place of the path. */
+int zt_config_load_buf(const char *buf, size_t len, const char *name, struct zt_config *c,
+		       char *err, size_t errlen);
+
+#endif

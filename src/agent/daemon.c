@@ -1,0 +1,989 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/api.h"
+#include "agent/apimsg.h"
+#include "agent/apiops.h"
+#include "records/auditq.h"
+#include "guard/blocklist.h"
+#include "agent/config.h"
+#include "agent/daemon.h"
+#include "guard/datapath.h"
+#include "records/db.h"
+#include "guard/dropagg.h"
+#include "records/dbwriter.h"
+#include "guard/events.h"
+#include "agent/log.h"
+#include "agent/loop.h"
+#include "agent/metrics.h"
+#include "seg/seg.h"
+#include "agent/util.h"
+#include "xdp_guard.skel.h"
+
+struct zt_daemon {
+	struct zt_config cfg;
+	struct zt_loop *loop;
+	struct zt_datapath *dp;
+	struct zt_blocklist *bl;
+	struct zt_api *api;
+	struct zt_events *ev;
+	struct zt_seg *seg;
+	struct zt_metrics *metrics;
+	struct zt_metrics_std ms;
+	struct zt_metrics_server *msrv;
+	struct zt_dbw *dbw; /* NULL without database.url */
+	struct zt_auditq *auditq; /* NULL without database.url */
+	struct zt_dropagg *dropagg; /* NULL without database.url */
+	char config_path[4096];
+	char actor[128]; /* audit_log.actor of this agent's events */
+	/* One read of the per-CPU maps per scrape (metrics thread only). */
+	struct zt_counter scrape_xdp[ZT_XDP_STATS_SLOTS];
+	struct zt_counter scrape_tc[ZT_TCS_MAX];
+	uint64_t scrape_ev[ZT_EVS_MAX];
+	int sigfd;
+	uint64_t started_mono;
+	bool detach_requested;
+};
+
+static void m_blocklist_update(struct zt_daemon *d);
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ztagent [--config FILE] [--check-config | --detach | --migrate-only]\n"
+		"\n"
+		"The ztagent node agent: loads the XDP guard on the configured uplinks,\n"
+		"pins its maps, and serves the ztctl API until SIGTERM. Stopping leaves\n"
+		"enforcement in place; a restart takes over the pinned maps without a gap.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"      --check-config  validate the configuration, print the result, exit\n"
+		"                      (0 valid, 2 invalid)\n"
+		"      --detach        remove ztagent's XDP programs and pinned maps (asks a\n"
+		"                      running daemon to do it and exit, if there is one)\n"
+		"      --migrate-only  apply the database schema migrations (database.url) and\n"
+		"                      create the partitions ahead, then exit (0 done, 1 failed)\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Exit codes: 0 ok, 1 runtime failure, 2 bad arguments or configuration.\n",
+		ZT_DEFAULT_CONFIG);
+}
+
+/* ---- status ---- */
+
+static int put_u64s(cbor_item_t *m, const char *const *keys, const uint64_t *vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (zt_cbor_put_u64(m, keys[i], vals[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+static cbor_item_t *status_maps(struct zt_daemon *d)
+{
+	struct zt_dp_map maps[32];
+	size_t n = zt_datapath_maps(d->dp, maps, ZT_ARRAY_SIZE(maps));
+	cbor_item_t *arr = zt_cbor_array();
+
+	for (size_t i = 0; arr && i < n; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		uint64_t entries = 0;
+		cbor_item_t *m;
+
+		if (bpf_obj_get_info_by_fd(maps[i].fd, &info, &len) < 0)
+			continue;
+		if (!strcmp(maps[i].name, ZT_PIN_BLOCK_V4))
+			entries = zt_blocklist_count(d->bl, 0, false);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_V6))
+			entries = zt_blocklist_count(d->bl, 1, false);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V4))
+			entries = zt_blocklist_count(d->bl, 0, true);
+		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V6))
+			entries = zt_blocklist_count(d->bl, 1, true);
+		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LRU_HASH ||
+			 info.type == BPF_MAP_TYPE_LPM_TRIE)
+			zt_datapath_map_count(maps[i].fd, info.key_size, &entries);
+		else if (info.type != BPF_MAP_TYPE_RINGBUF)
+			entries = info.max_entries;
+		m = zt_cbor_map();
+		if (!m || zt_cbor_put_str(m, "name", maps[i].name) ||
+		    zt_cbor_put_u64(m, "id", info.id) || zt_cbor_put_u64(m, "entries", entries) ||
+		    zt_cbor_put_u64(m, "max_entries", info.max_entries) || zt_cbor_push(arr, m)) {
+			if (m)
+				cbor_decref(&m);
+			cbor_decref(&arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static cbor_item_t *status_counters(struct zt_daemon *d)
+{
+	struct zt_counter c[ZT_XDP_STATS_SLOTS];
+	cbor_item_t *arr = zt_cbor_array();
+
+	if (!arr || zt_datapath_xdp_stats(d->dp, c) < 0)
+		goto fail;
+	for (unsigned int i = 0; i < ZT_XDP_STATS_SLOTS; i++) {
+		cbor_item_t *m;
+
+		if (!c[i].packets)
+			continue;
+		m = zt_cbor_map();
+		if (!m || zt_cbor_put_str(m, "action", zt_action_name(i / ZT_XR_MAX)) ||
+		    zt_cbor_put_str(m, "reason", zt_xdp_reason_name(i % ZT_XR_MAX)) ||
+		    zt_cbor_put_u64(m, "packets", c[i].packets) ||
+		    zt_cbor_put_u64(m, "bytes", c[i].bytes) || zt_cbor_push(arr, m)) {
+			if (m)
+				cbor_decref(&m);
+			goto fail;
+		}
+	}
+	return arr;
+fail:
+	if (arr)
+		cbor_decref(&arr);
+	return NULL;
+}
+
+/* status.database and status.audit (with database.url) */
+static int status_database(struct zt_daemon *d, cbor_item_t *m)
+{
+	struct zt_dbw_stats ws;
+	struct zt_auditq_stats as;
+	cbor_item_t *db, *au;
+
+	if (!d->dbw)
+		return 0;
+	zt_dbw_get_stats(d->dbw, &ws);
+	zt_auditq_get_stats(d->auditq, &as);
+	db = zt_cbor_map();
+	if (!db)
+		return -ENOMEM;
+	if (zt_cbor_put_str(db, "url", d->cfg.database.url) ||
+	    zt_cbor_put_bool(db, "connected", ws.connected) ||
+	    zt_cbor_put_u64(db, "rows_submitted", ws.rows_submitted) ||
+	    zt_cbor_put_u64(db, "rows_written", ws.rows_written) ||
+	    zt_cbor_put_u64(db, "rows_duplicate", ws.rows_duplicate) ||
+	    zt_cbor_put_u64(db, "rows_failed", ws.rows_failed) ||
+	    zt_cbor_put_u64(db, "batches", ws.batches) ||
+	    zt_cbor_put_u64(db, "queue", ws.queue_len) ||
+	    zt_cbor_put_u64(db, "spool_bytes", ws.spool_bytes) ||
+	    zt_cbor_put_u64(db, "spool_segments", ws.spool_segments) ||
+	    zt_cbor_put_u64(db, "spool_dropped_records", ws.spool_dropped_records) ||
+	    zt_cbor_put_u64(db, "reconnects", ws.reconnects) ||
+	    zt_cbor_put_str(db, "last_error", ws.last_error) || zt_cbor_put(m, "database", db)) {
+		cbor_decref(&db);
+		return -ENOMEM;
+	}
+	au = zt_cbor_map();
+	if (!au)
+		return -ENOMEM;
+	if (zt_cbor_put_u64(au, "posted", as.posted) ||
+	    zt_cbor_put_u64(au, "written", as.written) ||
+	    zt_cbor_put_u64(au, "pending", as.pending) ||
+	    zt_cbor_put_u64(au, "refused", as.refused) ||
+	    zt_cbor_put_u64(au, "dropped", as.dropped) ||
+	    zt_cbor_put_u64(au, "last_seq", as.last_seq) ||
+	    zt_cbor_put_str(au, "last_error", as.last_error) || zt_cbor_put(m, "audit", au)) {
+		cbor_decref(&au);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+		     size_t errlen)
+{
+	static const char *const ev_keys[] = { "emitted", "lost", "suppressed", "received" };
+	struct zt_daemon *d = ctx;
+	struct zt_events_stats es;
+	uint64_t evs[ZT_EVS_MAX + 1] = {};
+	cbor_item_t *m = zt_cbor_map(), *progs = zt_cbor_array(), *ifs = zt_cbor_array();
+	cbor_item_t *maps = NULL, *counters = NULL, *events = zt_cbor_map(), *p = NULL;
+	struct bpf_prog_info pi = {};
+	__u32 len = sizeof(pi);
+
+	if (!m || !progs || !ifs || !events)
+		goto nomem;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->dp->xdp->progs.xdp_guard), &pi, &len) < 0)
+		pi.id = 0;
+	p = zt_cbor_map();
+	if (!p || zt_cbor_put_str(p, "name", "xdp_guard") || zt_cbor_put_u64(p, "id", pi.id) ||
+	    zt_cbor_push(progs, p))
+		goto nomem;
+	p = NULL;
+	for (unsigned int i = 0; i < d->dp->n_ifaces; i++) {
+		const struct zt_dp_iface *ifc = &d->dp->ifaces[i];
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		bool attached = bpf_xdp_query(ifc->ifindex, 0, &q) == 0 && q.prog_id == pi.id;
+
+		p = zt_cbor_map();
+		if (!p || zt_cbor_put_str(p, "name", ifc->name) ||
+		    zt_cbor_put_u64(p, "ifindex", ifc->ifindex) ||
+		    zt_cbor_put_str(p, "mode",
+				    ifc->mode == ZT_XDP_GENERIC ? "generic" : "native") ||
+		    zt_cbor_put_u64(p, "prog_id", q.prog_id) ||
+		    zt_cbor_put_bool(p, "attached", attached) || zt_cbor_push(ifs, p))
+			goto nomem;
+		p = NULL;
+	}
+	maps = status_maps(d);
+	counters = status_counters(d);
+	if (!maps || !counters)
+		goto nomem;
+	zt_datapath_event_stats(d->dp, evs);
+	zt_events_get_stats(d->ev, &es);
+	/* event_stats order: emitted, reserve failed (lost), suppressed. */
+	evs[ZT_EVS_MAX] = es.received;
+	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)))
+		goto nomem;
+	if (zt_cbor_put_str(m, "node", d->cfg.node) || zt_cbor_put_str(m, "version", ZT_VERSION) ||
+	    zt_cbor_put_u64(m, "pid", getpid()) ||
+	    zt_cbor_put_u64(m, "uptime_s", (zt_now_mono_ns() - d->started_mono) / 1000000000ULL) ||
+	    zt_cbor_put_str(m, "bpffs", d->cfg.bpffs) || zt_cbor_put(m, "programs", progs))
+		goto nomem;
+	progs = NULL;
+	if (zt_cbor_put(m, "interfaces", ifs))
+		goto nomem;
+	ifs = NULL;
+	if (zt_cbor_put(m, "maps", maps))
+		goto nomem;
+	maps = NULL;
+	if (zt_cbor_put(m, "counters", counters))
+		goto nomem;
+	counters = NULL;
+	if (zt_cbor_put(m, "events", events))
+		goto nomem;
+	events = NULL;
+	{
+		struct zt_seg_stats ss;
+		cbor_item_t *sg = zt_cbor_map();
+
+		zt_seg_get_stats(d->seg, &ss);
+		if (!sg || zt_cbor_put_u64(sg, "generation", ss.gen) ||
+		    zt_cbor_put_u64(sg, "policies", ss.policies) ||
+		    zt_cbor_put_u64(sg, "endpoints", ss.endpoints) ||
+		    zt_cbor_put_u64(sg, "applies", ss.applies) ||
+		    zt_cbor_put_u64(sg, "rejects", ss.rejects) ||
+		    zt_cbor_put_u64(sg, "flows_allowed", ss.verdicts[0]) ||
+		    zt_cbor_put_u64(sg, "flows_denied", ss.verdicts[1]) ||
+		    zt_cbor_put_u64(sg, "flows_audit", ss.verdicts[2]) ||
+		    zt_cbor_put_u64(sg, "flows_revoked", ss.revoked) ||
+		    zt_cbor_put_u64(sg, "last_apply_us", ss.last_apply_ns / 1000) ||
+		    zt_cbor_put(m, "segmentation", sg)) {
+			if (sg)
+				cbor_decref(&sg);
+			goto nomem;
+		}
+	}
+	if (status_database(d, m) < 0)
+		goto nomem;
+	*data = m;
+	return 0;
+nomem:
+	for (cbor_item_t **it = (cbor_item_t *[]){ m, progs, ifs, maps, counters, events, p },
+			 **end = it + 7;
+	     it < end; it++)
+		if (*it)
+			cbor_decref(it);
+	snprintf(err, errlen, "out of memory building the status");
+	return -ENOMEM;
+}
+
+static void on_quit_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_loop_quit(d->loop);
+}
+
+static int op_detach(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+		     size_t errlen)
+{
+	struct zt_daemon *d = ctx;
+	int r;
+
+	if (d->detach_requested)
+		return 0;
+	/* Quit shortly, after this reply went out. */
+	r = zt_loop_add_timer(d->loop, 50 * 1000000ULL, on_quit_timer, d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot schedule the detach: %s", strerror(-r));
+		return r;
+	}
+	d->detach_requested = true;
+	log_info("detach_requested", "via=api");
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "bpffs", d->cfg.bpffs))
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- loop callbacks ---- */
+
+static void on_signal(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal", "signo=%u action=stop enforcement=kept", si.ssi_signo);
+			zt_loop_quit(d->loop);
+		} else if (si.ssi_signo == SIGHUP) {
+			log_warn(
+				"signal",
+				"signo=SIGHUP action=ignored why=\"restart the agent to apply configuration changes; enforcement has no gap across a restart\"");
+		}
+	}
+}
+
+static void on_expiry_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	uint64_t ticks;
+	size_t n;
+
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	n = zt_blocklist_expire(d->bl, zt_now_boot_ns());
+	if (n)
+		log_info("blocklist_swept", "expired=%zu", n);
+	m_blocklist_update(d);
+}
+
+static int setup_signals(struct zt_daemon *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Before any thread starts, so they all inherit the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sigfd < 0)
+		return -errno;
+	return zt_loop_add(d->loop, d->sigfd, EPOLLIN, on_signal, d);
+}
+
+/* ---- --detach ---- */
+
+/* Asks a running daemon to detach; -ECONNREFUSED/-ENOENT when none answers. */
+static int detach_via_api(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cbor_item_t *req = NULL, *rep = NULL;
+	char err[256];
+	bool ok = false;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	req = zt_cbor_map();
+	if (!req || zt_cbor_put_str(req, "op", ZT_OP_DETACH)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = zt_msg_send(fd, req);
+	if (r == 0)
+		r = zt_msg_recv(fd, &rep, err, sizeof(err));
+	if (r == 0 && (zt_cbor_get_bool(rep, "ok", &ok) < 0 || !ok))
+		r = -EPROTO;
+	if (r == 0) {
+		char buf[1];
+		/* The daemon closes the socket when it has exited its loop. */
+		struct timeval tv = { .tv_sec = 10 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	}
+out:
+	if (req)
+		cbor_decref(&req);
+	if (rep)
+		cbor_decref(&rep);
+	close(fd);
+	return r;
+}
+
+static int do_detach(const struct zt_config *cfg)
+{
+	char err[512] = "";
+	int r = detach_via_api(cfg->api_socket);
+
+	if (r == 0) {
+		/* The daemon detached and removed its pins on its way out. */
+		for (int i = 0; i < 100 && access(cfg->bpffs, F_OK) == 0; i++)
+			usleep(50000);
+		printf("ztagent: the running daemon detached its programs, removed %s and exited\n",
+		       cfg->bpffs);
+		return 0;
+	}
+	r = zt_seg_detach_all(cfg, err, sizeof(err));
+	if (r == 0)
+		r = zt_datapath_detach(cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ztagent: detach: %s\n", err);
+		return 1;
+	}
+	printf("ztagent: detached from %u interface(s) and removed the pins under %s\n",
+	       cfg->xdp.n_interfaces, cfg->bpffs);
+	return 0;
+}
+
+/* ---- metrics ---- */
+
+static void m_snapshot(void *ctx)
+{
+	struct zt_daemon *d = ctx;
+
+	if (zt_datapath_xdp_stats(d->dp, d->scrape_xdp) < 0)
+		memset(d->scrape_xdp, 0, sizeof(d->scrape_xdp));
+	if (zt_datapath_tc_stats(d->dp, d->scrape_tc) < 0)
+		memset(d->scrape_tc, 0, sizeof(d->scrape_tc));
+	if (zt_datapath_event_stats(d->dp, d->scrape_ev) < 0)
+		memset(d->scrape_ev, 0, sizeof(d->scrape_ev));
+}
+
+static void m_xdp_packets(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metrics_emit_xdp(s, ((struct zt_daemon *)ctx)->scrape_xdp, false);
+}
+
+static void m_xdp_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metrics_emit_xdp(s, ((struct zt_daemon *)ctx)->scrape_xdp, true);
+}
+
+static void m_tc(struct zt_daemon *d, struct zt_metric_sink *s, bool bytes)
+{
+	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
+		const char *v[] = { zt_tc_stat_name(i) };
+
+		zt_metric_emit_u64(s, v, bytes ? d->scrape_tc[i].bytes : d->scrape_tc[i].packets);
+	}
+}
+
+static void m_tc_packets(void *ctx, struct zt_metric_sink *s)
+{
+	m_tc(ctx, s, false);
+}
+
+static void m_tc_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	m_tc(ctx, s, true);
+}
+
+static void m_flows(void *ctx, struct zt_metric_sink *s)
+{
+	static const char *const names[] = { "allowed", "denied", "audit" };
+	struct zt_daemon *d = ctx;
+	struct zt_seg_stats ss;
+
+	zt_seg_get_stats(d->seg, &ss);
+	for (unsigned int i = 0; i < 3; i++) {
+		const char *v[] = { names[i] };
+
+		zt_metric_emit_u64(s, v, ss.verdicts[i]);
+	}
+}
+
+static void m_denials(void *ctx, struct zt_metric_sink *s)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_seg_stats ss;
+
+	zt_seg_get_stats(d->seg, &ss);
+	zt_metric_emit_u64(s, NULL, ss.verdicts[1]);
+}
+
+/* On the loop thread (the blocklist's), each expiry tick: the gauge is at most 1 s old. */
+static void m_blocklist_update(struct zt_daemon *d)
+{
+	const char *v4[] = { "ipv4" }, *v6[] = { "ipv6" };
+
+	if (!d->metrics)
+		return;
+	zt_metric_set(
+		d->ms.blocklist_entries, v4,
+		(double)(zt_blocklist_count(d->bl, 0, false) + zt_blocklist_count(d->bl, 0, true)));
+	zt_metric_set(
+		d->ms.blocklist_entries, v6,
+		(double)(zt_blocklist_count(d->bl, 1, false) + zt_blocklist_count(d->bl, 1, true)));
+}
+
+static void m_ringbuf_lost(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, ((struct zt_daemon *)ctx)->scrape_ev[ZT_EVS_RESERVE_FAILED]);
+}
+
+static void m_db(void *ctx, struct zt_metric_sink *s, int which)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_dbw_stats ws;
+	uint64_t v[] = { 0, 0, 0, 0 };
+
+	if (d->dbw) {
+		zt_dbw_get_stats(d->dbw, &ws);
+		v[0] = ws.rows_written;
+		v[1] = ws.rows_failed;
+		v[2] = ws.spool_bytes;
+		v[3] = ws.spool_dropped_records;
+	}
+	if (which == 2)
+		zt_metric_emit(s, NULL, (double)v[2]);
+	else
+		zt_metric_emit_u64(s, NULL, v[which]);
+}
+
+static void m_db_written(void *ctx, struct zt_metric_sink *s)
+{
+	m_db(ctx, s, 0);
+}
+
+static void m_db_failed(void *ctx, struct zt_metric_sink *s)
+{
+	m_db(ctx, s, 1);
+}
+
+static void m_spool_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	m_db(ctx, s, 2);
+}
+
+static void m_spool_dropped(void *ctx, struct zt_metric_sink *s)
+{
+	m_db(ctx, s, 3);
+}
+
+static void m_audit(void *ctx, struct zt_metric_sink *s, int which)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_auditq_stats as = { 0 };
+
+	if (d->auditq)
+		zt_auditq_get_stats(d->auditq, &as);
+	if (which == 0)
+		zt_metric_emit_u64(s, NULL, as.written);
+	else if (which == 1)
+		zt_metric_emit_u64(s, NULL, as.dropped);
+	else
+		zt_metric_emit(s, NULL, (double)as.pending);
+}
+
+static void m_audit_written(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 0);
+}
+
+static void m_audit_dropped(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 1);
+}
+
+static void m_audit_pending(void *ctx, struct zt_metric_sink *s)
+{
+	m_audit(ctx, s, 2);
+}
+
+static void m_apply_observed(void *ctx, double seconds)
+{
+	zt_metric_observe(ctx, seconds);
+}
+
+static int metrics_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	int r;
+
+	r = zt_metrics_new(&d->metrics);
+	if (r == 0)
+		r = zt_metrics_register_std(d->metrics, ZT_VERSION, &d->ms);
+	if (r == 0)
+		r = zt_metrics_add_snapshot(d->metrics, m_snapshot, d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set up metrics: %s", strerror(-r));
+		return r;
+	}
+	zt_metric_set_collect(d->ms.xdp_packets, m_xdp_packets, d);
+	zt_metric_set_collect(d->ms.xdp_bytes, m_xdp_bytes, d);
+	zt_metric_set_collect(d->ms.tc_packets, m_tc_packets, d);
+	zt_metric_set_collect(d->ms.tc_bytes, m_tc_bytes, d);
+	zt_metric_set_collect(d->ms.flows, m_flows, d);
+	zt_metric_set_collect(d->ms.policy_denials, m_denials, d);
+	m_blocklist_update(d);
+	zt_metric_set_collect(d->ms.ringbuf_lost, m_ringbuf_lost, d);
+	zt_metric_set_collect(d->ms.db_rows_written, m_db_written, d);
+	zt_metric_set_collect(d->ms.db_rows_failed, m_db_failed, d);
+	zt_metric_set_collect(d->ms.spool_bytes, m_spool_bytes, d);
+	zt_metric_set_collect(d->ms.spool_dropped, m_spool_dropped, d);
+	zt_metric_set_collect(d->ms.audit_written, m_audit_written, d);
+	zt_metric_set_collect(d->ms.audit_dropped, m_audit_dropped, d);
+	zt_metric_set_collect(d->ms.audit_pending, m_audit_pending, d);
+	zt_seg_set_apply_observer(d->seg, m_apply_observed, d->ms.policy_apply);
+	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);
+	if (r < 0)
+		return r;
+	if (d->msrv)
+		log_info("metrics_serving", "listen=%s port=%u path=/metrics",
+			 d->cfg.metrics.listen, zt_metrics_server_port(d->msrv));
+	return 0;
+}
+
+/* ---- database: flow records and the audit trail ---- */
+
+static void audit_post(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct zt_daemon *d = ctx;
+
+	if (d->auditq)
+		zt_auditq_post(d->auditq, kind, d->actor, subject, detail);
+}
+
+static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
+{
+	struct zt_daemon *d = ctx;
+
+	/* -ENOSPC (spool full) is counted, logged and exported by the writer. */
+	if (d->dbw && n)
+		zt_dbw_submit(d->dbw, recs, n);
+}
+
+/* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
+static void on_xdp_drop(void *ctx, const void *rec, size_t len)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_events_log_xdp_drop(ctx, rec, len);
+	if (d->dropagg)
+		zt_dropagg_add(d->dropagg, rec);
+}
+
+static void on_dropagg_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), false, flow_sink, d);
+}
+
+/* The configuration in force, by its content hash: one audit row per start. */
+static void audit_config(struct zt_daemon *d)
+{
+	char hex[65] = "", detail[512], esc[4200];
+	size_t len = 0;
+	char *text = NULL;
+	FILE *f = fopen(d->config_path, "re");
+
+	if (f) {
+		text = malloc(1 << 20);
+		if (text)
+			len = fread(text, 1, 1 << 20, f);
+		fclose(f);
+	}
+	if (text)
+		zt_sha256_hex(text, len, hex);
+	free(text);
+	zt_json_escape(d->config_path, esc, sizeof(esc));
+	snprintf(detail, sizeof(detail),
+		 "{\"sha256\":\"%s\",\"node\":\"%s\",\"version\":\"%s\",\"policy_default\":\"%s\"}",
+		 hex, d->cfg.node, ZT_VERSION, d->cfg.policy.default_deny ? "deny" : "allow");
+	audit_post(d, "config.load", esc, detail);
+}
+
+static int database_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	char dir[4200];
+	int r;
+
+	if (!d->cfg.database.url[0]) {
+		log_info("database_off",
+			 "why=\"database.url is empty\" flows=not-recorded audit=log-only");
+		return 0;
+	}
+	d->dbw = zt_dbw_new(&d->cfg, err, errlen);
+	if (!d->dbw)
+		return -EINVAL;
+	r = zt_dropagg_new(0, 0, d->cfg.node, &d->dropagg);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	snprintf(dir, sizeof(dir), "%s/audit", d->cfg.state_dir);
+	r = zt_auditq_open(d->cfg.database.url, dir, d->cfg.node, 64u << 20, &d->auditq, err,
+			   errlen);
+	if (r < 0)
+		return r;
+	log_info("database_on", "spool_dir=%s spool_max_bytes=%llu audit_journal=%s",
+		 d->cfg.database.spool_dir, (unsigned long long)d->cfg.database.spool_max_bytes,
+		 dir);
+	return 0;
+}
+
+/* `ztagent --migrate-only`: the schema migrations and partitions, then exit. */
+static int do_migrate(const struct zt_config *cfg)
+{
+	char err[1024];
+	int applied = 0, created = 0, dropped = 0;
+	PGconn *c = NULL;
+
+	if (!cfg->database.url[0]) {
+		fprintf(stderr,
+			"ztagent: --migrate-only needs database.url in the configuration\n");
+		return 2;
+	}
+	if (zt_db_connect(cfg->database.url, &c, err, sizeof(err))) {
+		fprintf(stderr, "ztagent: database.url: cannot connect: %s\n", err);
+		return 1;
+	}
+	if (zt_db_migrate_conn(c, NULL, &applied, err, sizeof(err))) {
+		fprintf(stderr, "ztagent: migration failed, nothing applied: %s\n", err);
+		PQfinish(c);
+		return 1;
+	}
+	if (zt_db_maintain(c, cfg->database.retention_months, 2, &created, &dropped, err,
+			   sizeof(err))) {
+		fprintf(stderr, "ztagent: partition maintenance failed: %s\n", err);
+		PQfinish(c);
+		return 1;
+	}
+	PQfinish(c);
+	printf("database: %d migration(s) applied now, schema at version %d; partitions: %d created, %d dropped (retention %u months)\n",
+	       applied, zt_db_migrations[zt_db_n_migrations - 1].version, created, dropped,
+	       cfg->database.retention_months);
+	return 0;
+}
+
+/* ---- start / stop ---- */
+
+static void daemon_stop(struct zt_daemon *d)
+{
+	char err[512] = "";
+
+	zt_api_stop(d->api);
+	zt_metrics_server_stop(d->msrv);
+	zt_events_stop(d->ev);
+	zt_seg_stop(d->seg);
+	if (d->dropagg && d->dbw)
+		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
+	/* Producers are stopped: what is queued goes to the database or the spool. */
+	zt_dbw_stop(d->dbw);
+	zt_auditq_close(d->auditq);
+	zt_dropagg_free(d->dropagg);
+	zt_metrics_free(d->metrics);
+	zt_blocklist_stop(d->bl);
+	zt_datapath_stop(d->dp);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	zt_loop_stop(d->loop);
+	if (d->detach_requested) {
+		if (zt_seg_detach_all(&d->cfg, err, sizeof(err)) < 0 ||
+		    zt_datapath_detach(&d->cfg, err, sizeof(err)) < 0)
+			log_error("detach_failed", "error=\"%s\"", err);
+	}
+}
+
+static int daemon_start(struct zt_daemon *d)
+{
+	char err[1024] = "", q[1100];
+	int r;
+
+	d->started_mono = zt_now_mono_ns();
+	r = zt_loop_init(&d->loop);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot create the event loop: %s", strerror(-r));
+		goto fail;
+	}
+	r = setup_signals(d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot set up signal handling: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_datapath_init(&d->dp, &d->cfg, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	r = zt_blocklist_init(&d->bl, d->dp, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	r = database_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	zt_blocklist_set_audit(d->bl, audit_post, d);
+	r = zt_events_init(&d->ev, bpf_map__fd(d->dp->xdp->maps.events));
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot open the events ring buffer: %s", strerror(-r));
+		goto fail;
+	}
+	zt_events_on(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
+	r = zt_seg_init(&d->seg, &d->cfg, d->loop, d->dp, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	zt_seg_register_events(d->seg, d->ev);
+	zt_seg_set_audit(d->seg, audit_post, d);
+	zt_seg_set_flow_sink(d->seg, d->dbw ? flow_sink : NULL, d);
+	r = metrics_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	r = zt_events_start(d->ev);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot start the event consumer: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_api_init(&d->api, d->loop, d->cfg.api_socket, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	if ((r = zt_api_register(d->api, ZT_OP_STATUS, op_status, d)) < 0 ||
+	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
+	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
+	    (r = zt_seg_register_api(d->seg, d->api)) < 0) {
+		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
+		goto fail;
+	}
+	r = zt_loop_add_timer(d->loop, d->cfg.xdp.expiry_interval_ns, on_expiry_timer, d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot create the expiry timer: %s", strerror(-r));
+		goto fail;
+	}
+	if (d->dropagg) {
+		r = zt_loop_add_timer(d->loop, 1000000000ULL, on_dropagg_timer, d);
+		if (r < 0) {
+			snprintf(err, sizeof(err), "cannot create the drop aggregation timer: %s",
+				 strerror(-r));
+			goto fail;
+		}
+	}
+	audit_config(d);
+	/* Entries that expired while no agent ran go now. */
+	zt_blocklist_expire(d->bl, zt_now_boot_ns());
+	log_info("started",
+		 "node=%s version=%s pid=%d interfaces=%u blocked_v4=%zu blocked_v6=%zu api=%s",
+		 d->cfg.node, ZT_VERSION, getpid(), d->dp->n_ifaces,
+		 zt_blocklist_count(d->bl, 0, false) + zt_blocklist_count(d->bl, 0, true),
+		 zt_blocklist_count(d->bl, 1, false) + zt_blocklist_count(d->bl, 1, true),
+		 d->cfg.api_socket);
+	return 0;
+fail:
+	log_error("start_failed", "error=%s", zt_log_quote(q, sizeof(q), err));
+	return r < 0 ? r : -EINVAL;
+}
+
+int zt_daemon_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "detach", no_argument, NULL, 'd' },
+		{ "migrate-only", no_argument, NULL, 'm' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct zt_daemon *d;
+	const char *config = ZT_DEFAULT_CONFIG;
+	bool check = false, detach = false, migrate = false;
+	char err[1024];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'm':
+			migrate = true;
+			break;
+		case 'V':
+			printf("ztagent %s\n", ZT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ztagent: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (check + detach + migrate > 1) {
+		fprintf(stderr,
+			"ztagent: --check-config, --detach and --migrate-only exclude each other\n");
+		return 2;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	d->sigfd = -1;
+	r = zt_config_load(config, &d->cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ztagent: invalid configuration: %s\n", err);
+		free(d);
+		return 2;
+	}
+	if (check) {
+		printf("%s: configuration is valid\n", config);
+		free(d);
+		return 0;
+	}
+	zt_log_set_level(d->cfg.log_level);
+	snprintf(d->config_path, sizeof(d->config_path), "%s", config);
+	snprintf(d->actor, sizeof(d->actor), "ztagent@%s", d->cfg.node);
+	if (migrate) {
+		r = do_migrate(&d->cfg);
+		free(d);
+		return r;
+	}
+	if (detach) {
+		r = do_detach(&d->cfg);
+		free(d);
+		return r;
+	}
+	r = daemon_start(d);
+	if (r == 0) {
+		r = zt_loop_run(d->loop);
+		if (r < 0)
+			log_error("loop_failed", "error=\"%s\"", strerror(-r));
+	}
+	daemon_stop(d);
+	log_info("stopped", "detached=%d enforcement=%s", d->detach_requested,
+		 d->detach_requested ? "removed" : "kept");
+	free(d);
+	return r < 0 ? 1 : 0;
+}

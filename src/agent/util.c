@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Small pure helpers: addresses, prefixes, durations, sizes, clocks. No logging. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "agent/util.h"
+
+/* Accumulates one decimal digit into *v; -ERANGE past UINT64_MAX. */
+static int add_digit(uint64_t *v, char d)
+{
+	uint64_t x = (uint64_t)(d - '0');
+
+	if (*v > (UINT64_MAX - x) / 10)
+		return -ERANGE;
+	*v = *v * 10 + x;
+	return 0;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int zt_parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	int r;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++)
+		if (!is_digit(*p))
+			return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		r = add_digit(&v, *p);
+		if (r < 0)
+			return r;
+	}
+	*out = v;
+	return 0;
+}
+
+static size_t family_len(int family)
+{
+	return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+}
+
+void zt_cidr_mask(struct zt_cidr *c)
+{
+	size_t len = family_len(c->family);
+
+	for (size_t i = 0; i < len; i++) {
+		int bits = (int)c->prefixlen - (int)(i * 8);
+
+		if (bits >= 8)
+			continue;
+		c->addr[i] &= bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+	}
+	memset(c->addr + len, 0, sizeof(c->addr) - len);
+}
+
+/*
+ * ::ffff:0:0/96 holds IPv4 addresses written as IPv6. The datapath sees IPv4
+ * packets as IPv4, so an entry there would never match: an operator who
+ * writes ::ffff:198.18.0.1 means 198.18.0.1 and must be told, not ignored.
+ */
+static bool is_v4_mapped(const struct zt_cidr *c)
+{
+	static const uint8_t pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return c->family == AF_INET6 && c->prefixlen >= 96 && !memcmp(c->addr, pfx, sizeof(pfx));
+}
+
+/* The part after '/': 0..max in decimal, no sign, no leading zero, at most 3 digits. */
+static int parse_prefixlen(const char *p, unsigned int max, unsigned int *out)
+{
+	size_t n = strlen(p);
+	unsigned int v = 0;
+
+	if (n == 0 || n > 3 || (n > 1 && p[0] == '0'))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(p[i]))
+			return -EINVAL;
+		v = v * 10 + (unsigned int)(p[i] - '0');
+	}
+	if (v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int zt_cidr_parse(const char *s, struct zt_cidr *out, bool *had_host_bits)
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct zt_cidr c = {};
+	uint8_t before[sizeof(c.addr)];
+	const char *slash;
+	size_t alen;
+
+	if (!s || !*s)
+		return -EINVAL;
+	slash = strchr(s, '/');
+	alen = slash ? (size_t)(slash - s) : strlen(s);
+	if (alen == 0 || alen >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	/* inet_pton refuses blanks, zones ("%eth0"), octal and hex IPv4 forms. */
+	if (inet_pton(AF_INET, buf, c.addr) == 1) {
+		c.family = AF_INET;
+		c.prefixlen = 32;
+	} else if (inet_pton(AF_INET6, buf, c.addr) == 1) {
+		c.family = AF_INET6;
+		c.prefixlen = 128;
+	} else {
+		return -EINVAL;
+	}
+	if (slash) {
+		unsigned int plen;
+
+		if (parse_prefixlen(slash + 1, c.prefixlen, &plen) < 0)
+			return -EINVAL;
+		c.prefixlen = (uint8_t)plen;
+	}
+	if (is_v4_mapped(&c))
+		return -EINVAL;
+	memcpy(before, c.addr, sizeof(before));
+	zt_cidr_mask(&c);
+	if (had_host_bits)
+		*had_host_bits = memcmp(before, c.addr, sizeof(before)) != 0;
+	*out = c;
+	return 0;
+}
+
+int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n)
+{
+	char a[INET6_ADDRSTRLEN];
+	int r;
+
+	if (!family_len(c->family) || c->prefixlen > family_len(c->family) * 8)
+		return -EINVAL;
+	if (!inet_ntop(c->family, c->addr, a, sizeof(a)))
+		return -EINVAL;
+	r = snprintf(buf, n, "%s/%u", a, c->prefixlen);
+	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
+}
+
+bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr)
+{
+	struct zt_cidr x = { .family = c->family, .prefixlen = c->prefixlen };
+	size_t len = family_len(c->family);
+
+	if (!len)
+		return false;
+	memcpy(x.addr, addr, len);
+	zt_cidr_mask(&x);
+	return memcmp(x.addr, c->addr, len) == 0;
+}
+
+#define NS_MS 1000000ULL
+#define NS_S 1000000000ULL
+#define NS_M (60 * NS_S)
+#define NS_H (60 * NS_M)
+#define NS_D (24 * NS_H)
+
+int zt_duration_parse(const char *s, uint64_t *out_ns)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} units[] = {
+		/* "ms" before "m": the longest unit that matches wins. */
+		{ "ms", NS_MS }, { "s", NS_S }, { "m", NS_M }, { "h", NS_H }, { "d", NS_D },
+	};
+	uint64_t total = 0;
+	const char *p = s;
+	int r;
+
+	if (!s || !*s)
+		return -EINVAL;
+	while (*p) {
+		uint64_t v = 0, mul = 0;
+
+		if (!is_digit(*p))
+			return -EINVAL;
+		for (; is_digit(*p); p++) {
+			r = add_digit(&v, *p);
+			if (r < 0)
+				return r;
+		}
+		if (!*p && total == 0 && strspn(s, "0123456789") == strlen(s))
+			mul = NS_S; /* the whole string is a bare number: seconds */
+		for (size_t i = 0; !mul && i < ZT_ARRAY_SIZE(units); i++) {
+			size_t ul = strlen(units[i].unit);
+
+			if (!strncmp(p, units[i].unit, ul)) {
+				mul = units[i].ns;
+				p += ul;
+			}
+		}
+		if (!mul)
+			return -EINVAL;
+		if (v > UINT64_MAX / mul || total > UINT64_MAX - v * mul)
+			return -ERANGE;
+		total += v * mul;
+	}
+	*out_ns = total;
+	return 0;
+}
+
+int zt_duration_format(uint64_t ns, char *buf, size_t n)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} parts[] = {
+		{ "d", NS_D },
+		{ "h", NS_H },
+		{ "m", NS_M },
+		{ "s", NS_S },
+	};
+	size_t off = 0;
+	int r;
+
+	if (!buf || n == 0)
+		return -ENOSPC;
+	if (ns == 0)
+		r = snprintf(buf, n, "0s");
+	else if (ns % NS_MS)
+		r = snprintf(buf, n, "%lluns", (unsigned long long)ns);
+	else if (ns % NS_S)
+		r = snprintf(buf, n, "%llums", (unsigned long long)(ns / NS_MS));
+	else
+		r = -1;
+	if (r >= 0)
+		return (size_t)r >= n ? -ENOSPC : 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(parts); i++) {
+		uint64_t q = ns / parts[i].ns;
+
+		if (!q)
+			continue;
+		ns -= q * parts[i].ns;
+		r = snprintf(buf + off, n - off, "%llu%s", (unsigned long long)q, parts[i].unit);
+		if (r < 0 || (size_t)r >= n - off)
+			return -ENOSPC;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+int zt_size_parse(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t mul;
+	} sfx[] = {
+		{ "", 1 },	     { "B", 1 },
+		{ "K", 1ULL << 10 }, { "KiB", 1ULL << 10 },
+		{ "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+		{ "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+		{ "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+	};
+	const char *p = s;
+	uint64_t v = 0;
+	int r;
+
+	if (!s || !is_digit(*s))
+		return -EINVAL;
+	for (; is_digit(*p); p++) {
+		r = add_digit(&v, *p);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(sfx); i++) {
+		if (strcmp(p, sfx[i].suffix))
+			continue;
+		if (v > UINT64_MAX / sfx[i].mul)
+			return -ERANGE;
+		*out = v * sfx[i].mul;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t zt_now_boot_ns(void)
+{
+	return clock_ns(CLOCK_BOOTTIME);
+}
+
+uint64_t zt_now_mono_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t zt_now_unix(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+uint64_t zt_now_unix_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int64_t zt_boot_to_unix_ns(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+}
+
+int zt_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	size_t nc;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	nc = *cap ? *cap : 64;
+	while (nc < need)
+		nc *= 2;
+	nv = realloc(*v, nc * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
+void zt_ifname(unsigned int ifindex, char *buf, size_t n)
+{
+	char name[IF_NAMESIZE];
+
+	if (if_indextoname(ifindex, name))
+		snprintf(buf, n, "%s", name);
+	else
+		snprintf(buf, n, "if%u", ifindex);
+}
+
+int zt_time_format(uint64_t unix_s, char *buf, size_t n)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	if (unix_s > (uint64_t)INT64_MAX || !gmtime_r(&t, &tm))
+		return -EINVAL;
+	if (!buf || n == 0)
+		return -ENOSPC;
+	return strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) ? 0 : -ENOSPC;
+}
+
+uint32_t zt_fnv1a32(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* mkdir that accepts an existing directory (and only a directory). */
+static int mkdir_one(const char *p, unsigned int mode)
+{
+	struct stat st;
+
+	if (mkdir(p, mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(p, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int zt_mkdir_p(const char *path, unsigned int mode)
+{
+	char p[4096];
+	size_t len;
+	int r;
+
+	if (!path || !*path)
+		return -EINVAL;
+	len = strlen(path);
+	if (len >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, path, len + 1);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/' || s[-1] == '/')
+			continue;
+		*s = '\0';
+		r = mkdir_one(p, mode);
+		*s = '/';
+		if (r < 0)
+			return r;
+	}
+	return mkdir_one(p, mode);
+}
+
+void zt_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int zt_listen_parse(const char *s, struct sockaddr_storage *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *hs;
+	uint64_t port;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		hl = (size_t)(close - hs);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return -EINVAL;
+		hs = s;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host) || zt_parse_u64(colon + 1, &port) < 0 || port < 1 ||
+	    port > 65535)
+		return -EINVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)out;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+	}
+	return 0;
+}

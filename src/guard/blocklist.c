@@ -1,0 +1,1442 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/apimsg.h"
+#include "agent/apiops.h"
+#include "records/auditq.h"
+#include "guard/blocklist.h"
+#include "agent/log.h"
+#include "xdp_guard.skel.h"
+
+#define FAM_V4 0
+#define FAM_V6 1
+#define MAX_PLEN 128
+#define BATCH 65536
+
+/* One mirrored blocklist key. */
+struct bl_slot {
+	uint8_t used;
+	uint8_t fam;
+	uint8_t plen;
+	uint8_t in_trie;
+	uint32_t _pad;
+	uint64_t expires_ns;
+	uint8_t addr[16];
+};
+
+struct bl_table {
+	struct bl_slot *slots;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+struct zt_blocklist {
+	struct zt_datapath *dp;
+	zt_bl_audit_fn audit;
+	void *audit_ctx;
+	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
+	uint32_t max_entries[2];
+	uint32_t max_notes;
+	struct bl_table tab;
+	uint32_t count[2][MAX_PLEN + 1]; /* entries per prefix length */
+	bool hashed[2][MAX_PLEN + 1]; /* where a length with entries lives */
+	size_t n_fam[2];
+	uint32_t n_trie[2];
+	uint64_t next_expiry; /* earliest expires_ns among entries; UINT64_MAX: none */
+	bool allow_used[2]; /* the allowlist trie has entries */
+	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
+	int fd_filter;
+	uint8_t *fcount4; /* saturating: a full counter keeps its bit set, which is safe */
+	uint16_t *fcount6;
+	uint32_t *fcount16;
+	uint64_t *fwords;
+	uint8_t *fdirty;
+	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
+};
+
+void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx)
+{
+	bl->audit = fn;
+	bl->audit_ctx = ctx;
+}
+
+/* An audit event with detail built from a format (a JSON object). */
+static void __attribute__((format(printf, 4, 5)))
+bl_audit(struct zt_blocklist *bl, const char *kind, const char *subject, const char *fmt, ...)
+{
+	char detail[2048];
+	va_list ap;
+
+	if (!bl->audit)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	bl->audit(bl->audit_ctx, kind, subject, detail);
+}
+
+static const char *const reason_names[ZT_BR_MAX] = {
+	[ZT_BR_UNSPEC] = "unspecified",
+	[ZT_BR_OPERATOR] = "operator",
+	[ZT_BR_THREAT_INTEL] = "threat-intel",
+	[ZT_BR_SCAN] = "scan",
+	[ZT_BR_FLOOD] = "flood",
+	[ZT_BR_ANOMALY] = "anomaly",
+	[ZT_BR_POLICY] = "policy",
+};
+
+static const char *const source_names[ZT_BS_MAX] = {
+	[ZT_BS_MANUAL] = "manual",
+	[ZT_BS_FEED] = "feed",
+	[ZT_BS_DETECTOR] = "detector",
+};
+
+const char *zt_block_reason_name(unsigned int reason)
+{
+	return reason < ZT_BR_MAX ? reason_names[reason] : "unknown";
+}
+
+int zt_block_reason_parse(const char *s, uint16_t *out)
+{
+	for (uint16_t i = 1; i < ZT_BR_MAX; i++)
+		if (strcmp(s, reason_names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *zt_block_source_name(unsigned int source)
+{
+	return source < ZT_BS_MAX ? source_names[source] : "unknown";
+}
+
+int zt_block_source_parse(const char *s, uint16_t *out)
+{
+	for (uint16_t i = 0; i < ZT_BS_MAX; i++)
+		if (strcmp(s, source_names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static inline int fam_of(const struct zt_cidr *c)
+{
+	return c->family == AF_INET ? FAM_V4 : FAM_V6;
+}
+
+static inline size_t addr_len(int fam)
+{
+	return fam == FAM_V4 ? 4 : 16;
+}
+
+/* ---- the mirror: open addressing, linear probing, backward-shift delete ---- */
+
+static uint64_t slot_hash(int fam, uint8_t plen, const uint8_t *addr)
+{
+	uint64_t a = 0, b = 0, h;
+
+	memcpy(&a, addr, 8 > addr_len(fam) ? addr_len(fam) : 8);
+	if (fam == FAM_V6)
+		memcpy(&b, addr + 8, 8);
+	h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0xC2B2AE3D27D4EB4FULL) * 0x165667B19E3779F9ULL ^
+	    ((uint64_t)plen << 8 | (uint64_t)fam);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static bool slot_eq(const struct bl_slot *s, int fam, uint8_t plen, const uint8_t *addr)
+{
+	return s->fam == fam && s->plen == plen && memcmp(s->addr, addr, addr_len(fam)) == 0;
+}
+
+static struct bl_slot *tab_find(const struct bl_table *t, int fam, uint8_t plen,
+				const uint8_t *addr)
+{
+	size_t mask = t->cap - 1, i = slot_hash(fam, plen, addr) & mask;
+
+	while (t->slots[i].used) {
+		if (slot_eq(&t->slots[i], fam, plen, addr))
+			return &t->slots[i];
+		i = (i + 1) & mask;
+	}
+	return NULL;
+}
+
+static int tab_grow(struct bl_table *t, size_t need)
+{
+	struct bl_slot *old = t->slots, *ns;
+	size_t oldcap = t->cap, cap = t->cap ? t->cap : 1024;
+
+	while (need * 10 > cap * 7)
+		cap <<= 1;
+	if (cap == t->cap)
+		return 0;
+	ns = calloc(cap, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	for (size_t j = 0; j < oldcap; j++) {
+		size_t i;
+
+		if (!old[j].used)
+			continue;
+		i = slot_hash(old[j].fam, old[j].plen, old[j].addr) & (cap - 1);
+		while (ns[i].used)
+			i = (i + 1) & (cap - 1);
+		ns[i] = old[j];
+	}
+	free(old);
+	t->slots = ns;
+	t->cap = cap;
+	return 0;
+}
+
+/* Inserts a new key (the caller checked it is absent and grew the table). */
+static struct bl_slot *tab_insert(struct bl_table *t, int fam, uint8_t plen, const uint8_t *addr)
+{
+	size_t mask = t->cap - 1, i = slot_hash(fam, plen, addr) & mask;
+
+	while (t->slots[i].used)
+		i = (i + 1) & mask;
+	memset(&t->slots[i], 0, sizeof(t->slots[i]));
+	t->slots[i].used = 1;
+	t->slots[i].fam = fam;
+	t->slots[i].plen = plen;
+	memcpy(t->slots[i].addr, addr, addr_len(fam));
+	t->n++;
+	return &t->slots[i];
+}
+
+static void tab_remove(struct bl_table *t, struct bl_slot *s)
+{
+	size_t mask = t->cap - 1, i = s - t->slots, j = i;
+
+	t->slots[i].used = 0;
+	t->n--;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (!t->slots[j].used)
+			return;
+		home = slot_hash(t->slots[j].fam, t->slots[j].plen, t->slots[j].addr) & mask;
+		/* Move j back to the hole at i unless its home lies cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+			t->slots[i] = t->slots[j];
+			t->slots[j].used = 0;
+			i = j;
+		}
+	}
+}
+
+/* ---- kernel maps ---- */
+
+/* Fills a zt_ip4_key or zt_ip6_key; returns its size. */
+static size_t make_key(int fam, uint8_t plen, const uint8_t *addr, void *key)
+{
+	if (fam == FAM_V4) {
+		struct zt_ip4_key *k = key;
+
+		k->prefixlen = plen;
+		memcpy(k->addr, addr, 4);
+		return sizeof(*k);
+	}
+	struct zt_ip6_key *k6 = key;
+
+	k6->prefixlen = plen;
+	memcpy(k6->addr, addr, 16);
+	return sizeof(*k6);
+}
+
+static bool trie_empty(int fd)
+{
+	uint8_t next[sizeof(struct zt_ip6_key)];
+
+	return bpf_map_get_next_key(fd, NULL, next) < 0;
+}
+
+#define FILTER_V4_BUCKETS ((size_t)1 << ZT_FILTER_V4_BITS)
+#define FILTER_V6_BUCKETS ((size_t)1 << ZT_FILTER_V6_BITS)
+
+static void filter_bit(struct zt_blocklist *bl, size_t b)
+{
+	bl->fwords[b >> 6] ^= 1ULL << (b & 63);
+	bl->fdirty[b >> 6] = 1;
+}
+
+/* Counts an entry in (delta 1) or out (-1) of the buckets it covers; marks changed words. */
+static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uint8_t *addr,
+		       int delta)
+{
+	if (fam == FAM_V4) {
+		if (plen < ZT_FILTER_V4_MIN_PLEN) {
+			bl->n_short[FAM_V4] += delta;
+			return;
+		}
+		if (plen >= ZT_FILTER_V4_SPLIT) {
+			/* /17 and longer: the /24s it covers (up to 128), each hashed. */
+			uint32_t span = plen >= 24 ? 1 : 1u << (24 - plen);
+			uint32_t net =
+				((uint32_t)addr[0] << 16 | (uint32_t)addr[1] << 8 | addr[2]) &
+				~(span - 1);
+
+			for (uint32_t i = 0; i < span; i++) {
+				uint32_t b = zt_filter_v4_hash(net + i);
+				uint8_t *c = &bl->fcount4[b];
+
+				/* A saturated counter stays: its bit stays set, always safe. */
+				if (*c != UINT8_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
+					filter_bit(bl, b);
+			}
+			return;
+		}
+		/* /8 to /16: the exact /16s it covers (up to 256). */
+		{
+			uint32_t span = 1u << (16 - plen);
+			uint32_t first = zt_filter_v16_bucket(addr) & ~(span - 1);
+
+			for (uint32_t b = first; b < first + span; b++)
+				if (delta > 0 ? bl->fcount16[b]++ == 0 : --bl->fcount16[b] == 0)
+					filter_bit(bl, (size_t)ZT_FILTER_V16_BASE * 64 + b);
+		}
+		return;
+	}
+	if (plen < ZT_FILTER_V6_MIN_PLEN) {
+		bl->n_short[FAM_V6] += delta;
+		return;
+	}
+	{
+		uint32_t b = zt_filter_v6_bucket(addr);
+		uint16_t *c = &bl->fcount6[b];
+
+		if (*c != UINT16_MAX && (delta > 0 ? (*c)++ == 0 : --(*c) == 0))
+			filter_bit(bl, (size_t)ZT_FILTER_V6_BASE * 64 + b);
+	}
+}
+
+/* Writes the changed words in one batch (one syscall), word by word where batching is missing. */
+static int filter_flush(struct zt_blocklist *bl)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	uint32_t *keys = malloc(ZT_FILTER_WORDS * sizeof(*keys)), n = 0;
+	uint64_t *vals = malloc(ZT_FILTER_WORDS * sizeof(*vals));
+	int r = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t w = 0; w < ZT_FILTER_WORDS; w++)
+		if (bl->fdirty[w]) {
+			keys[n] = w;
+			vals[n++] = bl->fwords[w];
+		}
+	if (n) {
+		__u32 cnt = n;
+
+		r = bpf_map_update_batch(bl->fd_filter, keys, vals, &cnt, &opts);
+		if (r == -EINVAL || r == -524 /* ENOTSUPP */ || r == -EOPNOTSUPP) {
+			r = 0;
+			for (uint32_t i = 0; i < n && r == 0; i++)
+				if (bpf_map_update_elem(bl->fd_filter, &keys[i], &vals[i],
+							BPF_ANY) < 0)
+					r = -errno;
+		}
+	}
+	if (r == 0)
+		memset(bl->fdirty, 0, ZT_FILTER_WORDS);
+out:
+	free(keys);
+	free(vals);
+	return r;
+}
+
+static int publish_prefixes(struct zt_blocklist *bl)
+{
+	struct zt_prefix_set ps = {};
+	uint32_t zero = 0;
+
+	for (int len = 32; len >= 0; len--)
+		if (bl->count[FAM_V4][len] && bl->hashed[FAM_V4][len])
+			ps.v4_lens[ps.v4_count++] = len;
+	for (int len = 128; len >= 0; len--)
+		if (bl->count[FAM_V6][len] && bl->hashed[FAM_V6][len])
+			ps.v6_lens[ps.v6_count++] = len;
+	ps.v4_lpm_used = bl->n_trie[FAM_V4] != 0;
+	ps.v6_lpm_used = bl->n_trie[FAM_V6] != 0;
+	ps.allow_v4_used = bl->allow_used[FAM_V4];
+	ps.allow_v6_used = bl->allow_used[FAM_V6];
+	ps.filter_v4_on = bl->n_short[FAM_V4] == 0;
+	ps.filter_v6_on = bl->n_short[FAM_V6] == 0;
+	if (bpf_map_update_elem(bl->fd_prefixes, &zero, &ps, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+static unsigned int hashed_lens(const struct zt_blocklist *bl, int fam)
+{
+	unsigned int n = 0;
+
+	for (int len = 0; len <= MAX_PLEN; len++)
+		n += bl->count[fam][len] && bl->hashed[fam][len];
+	return n;
+}
+
+static void note_expiry(struct zt_blocklist *bl, uint64_t expires_ns)
+{
+	if (expires_ns && expires_ns < bl->next_expiry)
+		bl->next_expiry = expires_ns;
+}
+
+static uint32_t intern_note(struct zt_blocklist *bl, const char *text)
+{
+	struct zt_note note = {}, cur;
+	uint32_t id;
+
+	if (!text || !*text)
+		return 0;
+	snprintf(note.text, sizeof(note.text), "%s", text);
+	id = zt_fnv1a32(note.text, strlen(note.text)) | 1;
+	for (int probe = 0; probe < 64; probe++, id = (id + 2) | 1) {
+		if (bpf_map_lookup_elem(bl->fd_notes, &id, &cur) == 0) {
+			if (strncmp(cur.text, note.text, sizeof(cur.text)) == 0)
+				return id;
+			continue;
+		}
+		if (bpf_map_update_elem(bl->fd_notes, &id, &note, BPF_NOEXIST) == 0)
+			return id;
+		break;
+	}
+	log_warn("note_dropped", "why=\"block_notes is full\" capacity=%u", bl->max_notes);
+	return 0;
+}
+
+static void note_text(struct zt_blocklist *bl, uint32_t id, char *buf, size_t n)
+{
+	struct zt_note note;
+
+	buf[0] = '\0';
+	if (id && bpf_map_lookup_elem(bl->fd_notes, &id, &note) == 0) {
+		note.text[sizeof(note.text) - 1] = '\0';
+		snprintf(buf, n, "%s", note.text);
+	}
+}
+
+static int entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie)
+{
+	return in_trie ? bl->fd_trie[fam] : bl->fd_hash[fam];
+}
+
+static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+		      const struct zt_block_entry *val)
+{
+	uint32_t plen;
+	struct bl_slot *s;
+
+	memcpy(&plen, key, sizeof(plen));
+	if (plen > (fam == FAM_V4 ? 32u : 128u))
+		return 0;
+	if (tab_grow(&bl->tab, bl->tab.n + 1) < 0)
+		return -ENOMEM;
+	if (tab_find(&bl->tab, fam, plen, key + sizeof(uint32_t)))
+		return 0;
+	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
+	s->in_trie = trie;
+	s->expires_ns = val->expires_ns;
+	note_expiry(bl, val->expires_ns);
+	bl->count[fam][plen]++;
+	bl->hashed[fam][plen] = !trie;
+	bl->n_fam[fam]++;
+	bl->n_trie[fam] += trie;
+	filter_ref(bl, fam, plen, key + sizeof(uint32_t), 1);
+	return 0;
+}
+
+/* Reads a hash map into the mirror in batches; -EINVAL etc. when batching is not there. */
+static int load_map_batch(struct zt_blocklist *bl, int fam)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t ks = fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
+	uint8_t *keys = malloc(BATCH * ks);
+	struct zt_block_entry *vals = malloc(BATCH * sizeof(*vals));
+	uint64_t in_batch = 0, out_batch = 0;
+	bool first = true;
+	int r = 0;
+
+	if (!keys || !vals) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 cnt = BATCH;
+
+		r = bpf_map_lookup_batch(bl->fd_hash[fam], first ? NULL : &in_batch, &out_batch,
+					 keys, vals, &cnt, &opts);
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		for (__u32 i = 0; i < cnt; i++) {
+			int e = mirror_one(bl, fam, false, keys + i * ks, &vals[i]);
+
+			if (e < 0) {
+				r = e;
+				goto out;
+			}
+		}
+		if (r == -ENOENT) {
+			r = 0;
+			break;
+		}
+		in_batch = out_batch;
+		first = false;
+	}
+out:
+	free(keys);
+	free(vals);
+	return r;
+}
+
+/* Reads one blocklist map into the mirror. */
+static int load_map(struct zt_blocklist *bl, int fam, bool trie)
+{
+	int fd = entry_fd(bl, fam, trie);
+	uint8_t key[sizeof(struct zt_ip6_key)], next[sizeof(struct zt_ip6_key)];
+	struct zt_block_entry val;
+	void *prev = NULL;
+	int r;
+
+	if (!trie) {
+		r = load_map_batch(bl, fam);
+		if (r != -EINVAL && r != -524 /* ENOTSUPP */ && r != -EOPNOTSUPP)
+			return r;
+	}
+	/* LPM tries (and kernels without batch lookups): one key at a time. */
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, sizeof(key));
+		prev = key;
+		if (bpf_map_lookup_elem(fd, key, &val) < 0)
+			continue;
+		r = mirror_one(bl, fam, trie, key, &val);
+		if (r < 0)
+			return r;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *err, size_t errlen)
+{
+	struct zt_blocklist *bl;
+	struct xdp_guard *s = dp->xdp;
+	int r;
+
+	bl = calloc(1, sizeof(*bl));
+	if (!bl)
+		return -ENOMEM;
+	bl->dp = dp;
+	bl->fd_hash[FAM_V4] = bpf_map__fd(s->maps.blocklist_v4);
+	bl->fd_hash[FAM_V6] = bpf_map__fd(s->maps.blocklist_v6);
+	bl->fd_trie[FAM_V4] = bpf_map__fd(s->maps.blocklist_lpm_v4);
+	bl->fd_trie[FAM_V6] = bpf_map__fd(s->maps.blocklist_lpm_v6);
+	bl->fd_allow[FAM_V4] = bpf_map__fd(s->maps.allowlist_v4);
+	bl->fd_allow[FAM_V6] = bpf_map__fd(s->maps.allowlist_v6);
+	bl->fd_prefixes = bpf_map__fd(s->maps.blocklist_prefixes);
+	bl->fd_notes = bpf_map__fd(s->maps.block_notes);
+	bl->max_entries[FAM_V4] = bpf_map__max_entries(s->maps.blocklist_v4);
+	bl->max_entries[FAM_V6] = bpf_map__max_entries(s->maps.blocklist_v6);
+	bl->max_notes = bpf_map__max_entries(s->maps.block_notes);
+	bl->next_expiry = UINT64_MAX;
+	bl->fd_filter = bpf_map__fd(s->maps.blocklist_filter);
+	bl->fcount4 = calloc(FILTER_V4_BUCKETS, sizeof(*bl->fcount4));
+	bl->fcount6 = calloc(FILTER_V6_BUCKETS, sizeof(*bl->fcount6));
+	bl->fcount16 = calloc(65536, sizeof(*bl->fcount16));
+	bl->fwords = calloc(ZT_FILTER_WORDS, sizeof(*bl->fwords));
+	bl->fdirty = malloc(ZT_FILTER_WORDS);
+	if (!bl->fcount4 || !bl->fcount6 || !bl->fcount16 || !bl->fwords || !bl->fdirty) {
+		zt_blocklist_stop(bl);
+		return -ENOMEM;
+	}
+	/* Every word is written once at start: repairs whatever an earlier run left. */
+	memset(bl->fdirty, 1, ZT_FILTER_WORDS);
+	r = tab_grow(&bl->tab, 1);
+	for (int fam = 0; r == 0 && fam < 2; fam++) {
+		r = load_map(bl, fam, false);
+		if (r == 0)
+			r = load_map(bl, fam, true);
+	}
+	bl->allow_used[FAM_V4] = !trie_empty(bl->fd_allow[FAM_V4]);
+	bl->allow_used[FAM_V6] = !trie_empty(bl->fd_allow[FAM_V6]);
+	/* Re-publish from what the maps hold: repairs a set left half-written. */
+	if (r == 0)
+		r = filter_flush(bl);
+	if (r == 0)
+		r = publish_prefixes(bl);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the pinned blocklist: %s", strerror(-r));
+		zt_blocklist_stop(bl);
+		return r;
+	}
+	*out = bl;
+	return 0;
+}
+
+void zt_blocklist_stop(struct zt_blocklist *bl)
+{
+	if (!bl)
+		return;
+	free(bl->tab.slots);
+	free(bl->fcount4);
+	free(bl->fcount6);
+	free(bl->fcount16);
+	free(bl->fwords);
+	free(bl->fdirty);
+	free(bl);
+}
+
+size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie)
+{
+	return trie ? bl->n_trie[fam] : bl->n_fam[fam] - bl->n_trie[fam];
+}
+
+static void fill_entry(struct zt_blocklist *bl, const struct zt_block_req *req,
+		       struct zt_block_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->expires_ns = req->ttl_ns ? zt_now_boot_ns() + req->ttl_ns : 0;
+	e->created_unix = zt_now_unix();
+	e->reason = req->reason;
+	e->source = req->source;
+	e->feed_id = req->feed_id;
+	e->note_id = intern_note(bl, req->note);
+}
+
+int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
+		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen)
+{
+	size_t added = 0, repl = 0;
+	int r;
+
+	r = zt_blocklist_import(bl, c, 1, req, &added, &repl, err, errlen);
+	if (r == 0 && replaced)
+		*replaced = repl != 0;
+	return r;
+}
+
+/* Removes one mirrored entry from its map, keeping publication order. */
+static int remove_entry(struct zt_blocklist *bl, struct bl_slot *s)
+{
+	uint8_t key[sizeof(struct zt_ip6_key)];
+	int fam = s->fam, plen = s->plen, r;
+	bool trie = s->in_trie;
+	size_t was_short;
+
+	make_key(fam, plen, s->addr, key);
+	bl->count[fam][plen]--;
+	bl->n_fam[fam]--;
+	bl->n_trie[fam] -= trie;
+	if (!bl->count[fam][plen] && !trie) {
+		/* Unpublish the length before its last entry goes. */
+		r = publish_prefixes(bl);
+		if (r < 0)
+			goto undo;
+	}
+	if (bpf_map_delete_elem(entry_fd(bl, fam, trie), key) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto undo;
+	}
+	tab_remove(&bl->tab, s);
+	/* The entry is gone: its buckets may be cleared now. */
+	was_short = bl->n_short[fam];
+	filter_ref(bl, fam, plen, key + sizeof(uint32_t), -1);
+	filter_flush(bl);
+	if ((trie && !bl->n_trie[fam]) || (was_short && !bl->n_short[fam]))
+		publish_prefixes(bl);
+	return 0;
+undo:
+	bl->count[fam][plen]++;
+	bl->n_fam[fam]++;
+	bl->n_trie[fam] += trie;
+	publish_prefixes(bl);
+	return r;
+}
+
+int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
+
+	if (!s)
+		return -ENOENT;
+	return remove_entry(bl, s);
+}
+
+struct pending {
+	struct bl_slot *slot; /* NULL until committed */
+	uint32_t idx; /* into the request */
+	bool is_new;
+};
+
+/* Writes keys/vals to fd in batches; falls back to single updates where batching is not supported. */
+static int write_entries(int fd, const void *keys, size_t key_size, const void *vals, size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	size_t done = 0;
+
+	while (done < n) {
+		__u32 cnt = n - done > BATCH ? BATCH : n - done;
+		int r = bpf_map_update_batch(
+			fd, (const uint8_t *)keys + done * key_size,
+			(const uint8_t *)vals + done * sizeof(struct zt_block_entry), &cnt, &opts);
+
+		if (r == 0) {
+			done += cnt;
+			continue;
+		}
+		if (r != -EINVAL && r != -524 /* ENOTSUPP */ && r != -EOPNOTSUPP)
+			return r;
+		/* LPM tries have no batch update. */
+		for (; done < n; done++)
+			if (bpf_map_update_elem(fd, (const uint8_t *)keys + done * key_size,
+						(const uint8_t *)vals +
+							done * sizeof(struct zt_block_entry),
+						BPF_ANY) < 0)
+				return -errno;
+	}
+	return 0;
+}
+
+static void delete_keys(int fd, const void *keys, size_t key_size, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, (const uint8_t *)keys + i * key_size);
+}
+
+int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+			size_t errlen)
+{
+	/* Four destinations: (family) x (hash, trie). */
+	uint8_t *keys[2][2] = {};
+	size_t nk[2][2] = {}, new_per_fam[2] = {};
+	uint8_t *is_new = NULL;
+	struct zt_block_entry e, *vals = NULL;
+	bool trie_for[2][MAX_PLEN + 1];
+	bool new_len[2][MAX_PLEN + 1] = {};
+	unsigned int nhashed[2];
+	int r = 0;
+
+	*added = *replaced = 0;
+	if (!n)
+		return 0;
+	fill_entry(bl, req, &e);
+	is_new = calloc(n, 1);
+	vals = malloc(n * sizeof(*vals));
+	for (int f = 0; f < 2; f++)
+		for (int t = 0; t < 2; t++)
+			keys[f][t] = malloc(n * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
+							       sizeof(struct zt_ip6_key)));
+	if (!is_new || !vals || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		vals[i] = e;
+
+	/* Decide: new or existing, and where each length goes. */
+	r = tab_grow(&bl->tab, bl->tab.n + n);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		goto out;
+	}
+	nhashed[FAM_V4] = hashed_lens(bl, FAM_V4);
+	nhashed[FAM_V6] = hashed_lens(bl, FAM_V6);
+	for (int f = 0; f < 2; f++)
+		for (int l = 0; l <= MAX_PLEN; l++)
+			trie_for[f][l] = bl->count[f][l] ? !bl->hashed[f][l] : false;
+	for (size_t i = 0; i < n; i++) {
+		int f = fam_of(&cs[i]);
+		uint8_t l = cs[i].prefixlen;
+
+		if (!bl->count[f][l] && !new_len[f][l]) {
+			new_len[f][l] = true;
+			trie_for[f][l] = nhashed[f] >= ZT_MAX_HASHED_LENS;
+			nhashed[f] += !trie_for[f][l];
+		}
+		if (!tab_find(&bl->tab, f, l, cs[i].addr)) {
+			/* Mark, so a duplicate in the same request counts once. */
+			struct bl_slot *s = tab_insert(&bl->tab, f, l, cs[i].addr);
+
+			s->in_trie = trie_for[f][l];
+			is_new[i] = 1;
+			new_per_fam[f]++;
+		}
+		make_key(f, l, cs[i].addr,
+			 keys[f][trie_for[f][l]] +
+				 nk[f][trie_for[f][l]] * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
+									sizeof(struct zt_ip6_key)));
+		nk[f][trie_for[f][l]]++;
+	}
+	for (int f = 0; f < 2; f++) {
+		if (bl->n_fam[f] + new_per_fam[f] > bl->max_entries[f]) {
+			snprintf(
+				err, errlen,
+				"the IPv%d blocklist would hold %zu entries, its capacity is %u (xdp.blocklist_max); nothing was changed",
+				f == FAM_V4 ? 4 : 6, bl->n_fam[f] + new_per_fam[f],
+				bl->max_entries[f]);
+			r = -ENOSPC;
+			goto rollback_mirror;
+		}
+	}
+	/* The prefilter lets the new entries be seen before they exist ... */
+	{
+		size_t was_short4 = bl->n_short[FAM_V4], was_short6 = bl->n_short[FAM_V6];
+
+		for (size_t i = 0; i < n; i++)
+			if (is_new[i])
+				filter_ref(bl, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr, 1);
+		r = filter_flush(bl);
+		/* A filter goes off before an entry too short for it lands. */
+		if (r == 0 &&
+		    ((!was_short4 && bl->n_short[FAM_V4]) || (!was_short6 && bl->n_short[FAM_V6])))
+			r = publish_prefixes(bl);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot update %s: %s", ZT_PIN_BLOCK_FILTER,
+				 strerror(-r));
+			goto rollback_filter;
+		}
+	}
+	/* ... then the entries ... */
+	for (int f = 0; f < 2; f++)
+		for (int t = 0; t < 2; t++) {
+			size_t ks =
+				f == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
+
+			if (!nk[f][t])
+				continue;
+			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks, vals,
+					  nk[f][t]);
+			if (r < 0) {
+				snprintf(err, errlen, "cannot write to %s: %s",
+					 f == FAM_V4 ? (t ? ZT_PIN_BLOCK_LPM_V4 : ZT_PIN_BLOCK_V4) :
+						       (t ? ZT_PIN_BLOCK_LPM_V6 : ZT_PIN_BLOCK_V6),
+					 strerror(-r));
+				goto rollback_maps;
+			}
+		}
+	/* ... then the lengths that now have entries. */
+	for (size_t i = 0; i < n; i++) {
+		int f = fam_of(&cs[i]);
+		uint8_t l = cs[i].prefixlen;
+		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
+
+		s->expires_ns = e.expires_ns;
+		if (!is_new[i]) {
+			(*replaced)++;
+			continue;
+		}
+		(*added)++;
+		if (!bl->count[f][l])
+			bl->hashed[f][l] = !trie_for[f][l];
+		bl->count[f][l]++;
+		bl->n_fam[f]++;
+		bl->n_trie[f] += s->in_trie;
+	}
+	note_expiry(bl, e.expires_ns);
+	r = publish_prefixes(bl);
+	if (r < 0)
+		snprintf(err, errlen, "cannot publish prefix lengths: %s", strerror(-r));
+	goto out;
+
+rollback_maps:
+	for (size_t i = 0; i < n; i++) {
+		int f = fam_of(&cs[i]);
+		uint8_t key[sizeof(struct zt_ip6_key)];
+		size_t ks = make_key(f, cs[i].prefixlen, cs[i].addr, key);
+
+		if (is_new[i])
+			delete_keys(trie_for[f][cs[i].prefixlen] ? bl->fd_trie[f] : bl->fd_hash[f],
+				    key, ks, 1);
+	}
+rollback_filter:
+	for (size_t i = 0; i < n; i++)
+		if (is_new[i])
+			filter_ref(bl, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr, -1);
+	filter_flush(bl);
+	publish_prefixes(bl);
+rollback_mirror:
+	for (size_t i = n; i-- > 0;) {
+		if (is_new[i]) {
+			struct bl_slot *s =
+				tab_find(&bl->tab, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr);
+			if (s)
+				tab_remove(&bl->tab, s);
+		}
+	}
+out:
+	free(is_new);
+	free(vals);
+	for (int f = 0; f < 2; f++)
+		for (int t = 0; t < 2; t++)
+			free(keys[f][t]);
+	return r;
+}
+
+size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now)
+{
+	size_t removed = 0;
+	uint64_t next = UINT64_MAX;
+
+	if (now < bl->next_expiry)
+		return 0;
+	for (size_t i = 0; i < bl->tab.cap;) {
+		struct bl_slot *s = &bl->tab.slots[i];
+
+		if (s->used && s->expires_ns && s->expires_ns <= now) {
+			char buf[ZT_CIDR_STRLEN];
+			struct zt_cidr c = { .family = s->fam == FAM_V4 ? AF_INET : AF_INET6,
+					     .prefixlen = s->plen };
+
+			memcpy(c.addr, s->addr, addr_len(s->fam));
+			zt_cidr_format(&c, buf, sizeof(buf));
+			if (remove_entry(bl, s) == 0) {
+				removed++;
+				log_info("block_expired", "cidr=%s", buf);
+				bl_audit(bl, "block.expire", buf, "{\"why\":\"ttl\"}");
+				/* Backward shift may have moved another entry into slot i. */
+				continue;
+			}
+		}
+		if (s->used && s->expires_ns && s->expires_ns < next)
+			next = s->expires_ns;
+		i++;
+	}
+	bl->next_expiry = next;
+	return removed;
+}
+
+/* ---- allowlist ---- */
+
+int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note)
+{
+	uint8_t key[sizeof(struct zt_ip6_key)];
+	struct zt_allow_entry v = { .created_unix = zt_now_unix() };
+	int fam = fam_of(c);
+
+	make_key(fam, c->prefixlen, c->addr, key);
+	v.note_id = intern_note(bl, note);
+	if (bpf_map_update_elem(bl->fd_allow[fam], key, &v, BPF_ANY) < 0)
+		return -errno;
+	/* Entry first, then the flag that makes the program look. */
+	if (!bl->allow_used[fam]) {
+		bl->allow_used[fam] = true;
+		return publish_prefixes(bl);
+	}
+	return 0;
+}
+
+int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	uint8_t key[sizeof(struct zt_ip6_key)];
+	int fam = fam_of(c);
+
+	make_key(fam, c->prefixlen, c->addr, key);
+	if (bpf_map_delete_elem(bl->fd_allow[fam], key) < 0)
+		return -errno;
+	if (trie_empty(bl->fd_allow[fam])) {
+		bl->allow_used[fam] = false;
+		return publish_prefixes(bl);
+	}
+	return 0;
+}
+
+/* ---- API ---- */
+
+static int req_cidr(const cbor_item_t *req, struct zt_cidr *c, char *err, size_t errlen)
+{
+	char s[128];
+	bool host_bits = false;
+	int r = zt_cbor_get_str(req, "cidr", s, sizeof(s));
+
+	if (r < 0) {
+		snprintf(err, errlen, "field 'cidr': %s", r == -ENOENT ? "missing" : "not a text");
+		return -EINVAL;
+	}
+	if (zt_cidr_parse(s, c, &host_bits) < 0) {
+		char q[160];
+		snprintf(err, errlen, "'%s' is not an IPv4/IPv6 address or prefix",
+			 zt_log_quote(q, sizeof(q), s));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int req_block(const cbor_item_t *req, struct zt_block_req *br, char *note, size_t notelen,
+		     char *err, size_t errlen)
+{
+	char kind[32], source[32];
+	uint64_t ttl = 0, feed = 0;
+	int r;
+
+	memset(br, 0, sizeof(*br));
+	br->reason = ZT_BR_OPERATOR;
+	br->source = ZT_BS_MANUAL;
+	r = zt_cbor_get_u64(req, "ttl_s", &ttl);
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "field 'ttl_s': expected a whole number of seconds");
+		return -EINVAL;
+	}
+	if (ttl > 100ULL * 365 * 86400) {
+		snprintf(err, errlen, "field 'ttl_s': %llu s is more than 100 years",
+			 (unsigned long long)ttl);
+		return -ERANGE;
+	}
+	br->ttl_ns = ttl * 1000000000ULL;
+	note[0] = '\0';
+	r = zt_cbor_get_str(req, "reason", note, notelen);
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "field 'reason': %s",
+			 r == -E2BIG ? "longer than 63 bytes or contains NUL" : "not a text");
+		return -EINVAL;
+	}
+	r = zt_cbor_get_str(req, "kind", kind, sizeof(kind));
+	if (r == 0 && zt_block_reason_parse(kind, &br->reason) < 0) {
+		snprintf(
+			err, errlen,
+			"field 'kind': expected operator, threat-intel, scan, flood, anomaly or policy");
+		return -EINVAL;
+	}
+	r = zt_cbor_get_str(req, "source", source, sizeof(source));
+	if (r == 0 && zt_block_source_parse(source, &br->source) < 0) {
+		snprintf(err, errlen, "field 'source': expected manual, feed or detector");
+		return -EINVAL;
+	}
+	if (zt_cbor_get_u64(req, "feed_id", &feed) == 0) {
+		if (feed > UINT32_MAX) {
+			snprintf(err, errlen, "field 'feed_id': larger than %u", UINT32_MAX);
+			return -ERANGE;
+		}
+		br->feed_id = feed;
+	}
+	br->note = note;
+	return 0;
+}
+
+static uint64_t expires_unix(uint64_t expires_ns)
+{
+	uint64_t now = zt_now_boot_ns();
+
+	if (!expires_ns)
+		return 0;
+	if (expires_ns <= now)
+		return zt_now_unix();
+	return zt_now_unix() + (expires_ns - now + 999999999ULL) / 1000000000ULL;
+}
+
+static int op_block_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	struct zt_block_req br;
+	struct zt_cidr c;
+	char note[ZT_NOTE_LEN], cidr[ZT_CIDR_STRLEN], q[ZT_NOTE_LEN * 4];
+	bool replaced = false;
+	int r;
+
+	if ((r = req_cidr(req, &c, err, errlen)) < 0 ||
+	    (r = req_block(req, &br, note, sizeof(note), err, errlen)) < 0)
+		return r;
+	r = zt_blocklist_add(bl, &c, &br, &replaced, err, errlen);
+	if (r < 0)
+		return r;
+	zt_cidr_format(&c, cidr, sizeof(cidr));
+	log_info("block_add", "cidr=%s ttl_s=%llu kind=%s source=%s reason=%s replaced=%d", cidr,
+		 (unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
+		 zt_block_source_name(br.source), zt_log_quote(q, sizeof(q), note), replaced);
+	zt_json_escape(note, q, sizeof(q));
+	bl_audit(
+		bl, "block.add", cidr,
+		"{\"ttl_s\":%llu,\"kind\":\"%s\",\"source\":\"%s\",\"reason\":\"%s\",\"replaced\":%s}",
+		(unsigned long long)(br.ttl_ns / 1000000000ULL), zt_block_reason_name(br.reason),
+		zt_block_source_name(br.source), q, replaced ? "true" : "false");
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "cidr", cidr) ||
+	    zt_cbor_put_u64(*data, "expires_unix",
+			    br.ttl_ns ? zt_now_unix() + br.ttl_ns / 1000000000ULL : 0) ||
+	    zt_cbor_put_bool(*data, "replaced", replaced))
+		return -ENOMEM;
+	return 0;
+}
+
+static int op_block_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	struct zt_cidr c;
+	char cidr[ZT_CIDR_STRLEN];
+	int r;
+
+	if ((r = req_cidr(req, &c, err, errlen)) < 0)
+		return r;
+	zt_cidr_format(&c, cidr, sizeof(cidr));
+	r = zt_blocklist_del(bl, &c);
+	if (r == -ENOENT) {
+		snprintf(err, errlen, "%s is not on the blocklist (see 'ztctl block list')", cidr);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "cannot remove %s: %s", cidr, strerror(-r));
+		return r;
+	}
+	log_info("block_del", "cidr=%s", cidr);
+	bl_audit(bl, "block.del", cidr, "{}");
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
+		return -ENOMEM;
+	return 0;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct bl_slot *x = *(const struct bl_slot *const *)a;
+	const struct bl_slot *y = *(const struct bl_slot *const *)b;
+	int r;
+
+	if (x->fam != y->fam)
+		return x->fam - y->fam;
+	r = memcmp(x->addr, y->addr, addr_len(x->fam));
+	return r ? r : x->plen - y->plen;
+}
+
+static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			 size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	uint64_t limit = 0, now = zt_now_boot_ns();
+	struct bl_slot **v;
+	cbor_item_t *arr;
+	size_t n = 0;
+	int r = 0;
+
+	zt_cbor_get_u64(req, "limit", &limit);
+	v = malloc((bl->tab.n ? bl->tab.n : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < bl->tab.cap; i++)
+		if (bl->tab.slots[i].used)
+			v[n++] = &bl->tab.slots[i];
+	qsort(v, n, sizeof(*v), slot_cmp);
+	if (limit && limit < n)
+		n = limit;
+	*data = zt_cbor_map();
+	arr = zt_cbor_array();
+	if (!*data || !arr) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct zt_cidr c = { .family = v[i]->fam == FAM_V4 ? AF_INET : AF_INET6,
+				     .prefixlen = v[i]->plen };
+		uint8_t key[sizeof(struct zt_ip6_key)];
+		struct zt_block_entry e;
+		char cidr[ZT_CIDR_STRLEN], note[ZT_NOTE_LEN];
+		cbor_item_t *m;
+
+		memcpy(c.addr, v[i]->addr, addr_len(v[i]->fam));
+		make_key(v[i]->fam, v[i]->plen, v[i]->addr, key);
+		if (bpf_map_lookup_elem(entry_fd(bl, v[i]->fam, v[i]->in_trie), key, &e) < 0)
+			continue; /* expired and swept meanwhile */
+		zt_cidr_format(&c, cidr, sizeof(cidr));
+		note_text(bl, e.note_id, note, sizeof(note));
+		m = zt_cbor_map();
+		if (!m || zt_cbor_put_str(m, "cidr", cidr) ||
+		    zt_cbor_put_str(m, "kind", zt_block_reason_name(e.reason)) ||
+		    zt_cbor_put_str(m, "source", zt_block_source_name(e.source)) ||
+		    zt_cbor_put_u64(m, "feed_id", e.feed_id) ||
+		    zt_cbor_put_str(m, "reason", note) ||
+		    zt_cbor_put_u64(m, "created_unix", e.created_unix) ||
+		    zt_cbor_put_u64(m, "expires_unix", expires_unix(e.expires_ns)) ||
+		    zt_cbor_put_bool(m, "expired", e.expires_ns && e.expires_ns <= now) ||
+		    zt_cbor_push(arr, m)) {
+			if (m)
+				cbor_decref(&m);
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	if (zt_cbor_put_u64(*data, "total", bl->tab.n) || zt_cbor_put(*data, "entries", arr)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	arr = NULL;
+out:
+	if (arr)
+		cbor_decref(&arr);
+	free(v);
+	if (r < 0)
+		snprintf(err, errlen, "out of memory listing %zu entries", n);
+	return r;
+}
+
+/* Adds a text to an array; on failure the text is freed, the array unchanged. */
+static void push_msg(cbor_item_t *arr, const char *msg)
+{
+	cbor_item_t *t = cbor_build_string(msg);
+
+	if (t && zt_cbor_push(arr, t) < 0)
+		cbor_decref(&t);
+}
+
+#define IMPORT_MAX 1048576
+#define IMPORT_ERRORS 10
+
+static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			   size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	cbor_item_t *list = zt_cbor_get(req, "cidrs"), *packed = zt_cbor_get(req, "packed");
+	cbor_item_t *errs = NULL;
+	struct zt_block_req br;
+	struct zt_cidr *cs = NULL;
+	char note[ZT_NOTE_LEN];
+	size_t n, nc = 0, invalid = 0, added = 0, replaced = 0, npacked;
+	int r;
+
+	if (packed && (!cbor_isa_bytestring(packed) || !cbor_bytestring_is_definite(packed) ||
+		       cbor_bytestring_length(packed) % ZT_PACKED_CIDR_LEN)) {
+		snprintf(err, errlen, "field 'packed': expected bytes, a multiple of %d long",
+			 ZT_PACKED_CIDR_LEN);
+		return -EINVAL;
+	}
+	if (list && !cbor_isa_array(list)) {
+		snprintf(err, errlen, "field 'cidrs': expected an array of texts");
+		return -EINVAL;
+	}
+	if (!list && !packed) {
+		snprintf(err, errlen, "give 'cidrs' (texts) or 'packed' (bytes)");
+		return -EINVAL;
+	}
+	npacked = packed ? cbor_bytestring_length(packed) / ZT_PACKED_CIDR_LEN : 0;
+	n = (list ? cbor_array_size(list) : 0) + npacked;
+	if (n > IMPORT_MAX) {
+		snprintf(err, errlen, "field 'cidrs': %zu items, at most %d per request", n,
+			 IMPORT_MAX);
+		return -E2BIG;
+	}
+	if ((r = req_block(req, &br, note, sizeof(note), err, errlen)) < 0)
+		return r;
+	cs = malloc((n ? n : 1) * sizeof(*cs));
+	errs = zt_cbor_array();
+	if (!cs || !errs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < npacked; i++) {
+		const uint8_t *rec = cbor_bytestring_handle(packed) + i * ZT_PACKED_CIDR_LEN;
+		struct zt_cidr *c = &cs[nc];
+
+		c->family = rec[0] == 4 ? AF_INET : rec[0] == 6 ? AF_INET6 : 0;
+		c->prefixlen = rec[1];
+		memcpy(c->addr, rec + 2, 16);
+		if (!c->family || c->prefixlen > (rec[0] == 4 ? 32 : 128)) {
+			if (invalid++ < IMPORT_ERRORS) {
+				char msg[96];
+
+				snprintf(
+					msg, sizeof(msg),
+					"packed record %zu: family %u / prefix length %u is invalid",
+					i, rec[0], rec[1]);
+				push_msg(errs, msg);
+			}
+			continue;
+		}
+		zt_cidr_mask(c);
+		nc++;
+	}
+	for (size_t i = 0; list && i < cbor_array_size(list); i++) {
+		cbor_item_t *it = cbor_array_get(list, i);
+		char s[128];
+
+		if (zt_cbor_str(it, s, sizeof(s)) == 0 && zt_cidr_parse(s, &cs[nc], NULL) == 0) {
+			nc++;
+		} else {
+			if (invalid++ < IMPORT_ERRORS) {
+				char msg[256], q[160];
+
+				if (zt_cbor_str(it, s, sizeof(s)) < 0)
+					snprintf(s, sizeof(s), "(not a short text)");
+				snprintf(msg, sizeof(msg),
+					 "item %zu: '%s': not an IPv4/IPv6 address or prefix", i,
+					 zt_log_quote(q, sizeof(q), s));
+				push_msg(errs, msg);
+			}
+		}
+		cbor_decref(&it);
+	}
+	r = zt_blocklist_import(bl, cs, nc, &br, &added, &replaced, err, errlen);
+	if (r < 0)
+		goto out;
+	log_info("block_import", "added=%zu replaced=%zu invalid=%zu kind=%s source=%s feed_id=%u",
+		 added, replaced, invalid, zt_block_reason_name(br.reason),
+		 zt_block_source_name(br.source), br.feed_id);
+	{
+		char subj[64];
+
+		snprintf(subj, sizeof(subj), "import source=%s feed_id=%u",
+			 zt_block_source_name(br.source), br.feed_id);
+		bl_audit(bl, "block.import", subj,
+			 "{\"added\":%zu,\"replaced\":%zu,\"invalid\":%zu,\"kind\":\"%s\"}", added,
+			 replaced, invalid, zt_block_reason_name(br.reason));
+	}
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_u64(*data, "added", added) ||
+	    zt_cbor_put_u64(*data, "replaced", replaced) ||
+	    zt_cbor_put_u64(*data, "invalid", invalid) || zt_cbor_put(*data, "errors", errs)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	errs = NULL;
+out:
+	if (errs)
+		cbor_decref(&errs);
+	free(cs);
+	return r;
+}
+
+static int op_allow_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	struct zt_cidr c;
+	char note[ZT_NOTE_LEN] = "", cidr[ZT_CIDR_STRLEN], q[ZT_NOTE_LEN * 4];
+	int r;
+
+	if ((r = req_cidr(req, &c, err, errlen)) < 0)
+		return r;
+	r = zt_cbor_get_str(req, "reason", note, sizeof(note));
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "field 'reason': longer than 63 bytes or not a text");
+		return -EINVAL;
+	}
+	zt_cidr_format(&c, cidr, sizeof(cidr));
+	r = zt_allowlist_add(bl, &c, note);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot add %s to the allowlist: %s%s", cidr, strerror(-r),
+			 r == -ENOSPC || r == -E2BIG ? " (xdp.allowlist_max reached)" : "");
+		return r;
+	}
+	log_info("allow_add", "cidr=%s reason=%s", cidr, zt_log_quote(q, sizeof(q), note));
+	zt_json_escape(note, q, sizeof(q));
+	bl_audit(bl, "allow.add", cidr, "{\"reason\":\"%s\"}", q);
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
+		return -ENOMEM;
+	return 0;
+}
+
+static int op_allow_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	struct zt_cidr c;
+	char cidr[ZT_CIDR_STRLEN];
+	int r;
+
+	if ((r = req_cidr(req, &c, err, errlen)) < 0)
+		return r;
+	zt_cidr_format(&c, cidr, sizeof(cidr));
+	r = zt_allowlist_del(bl, &c);
+	if (r == -ENOENT) {
+		snprintf(err, errlen, "%s is not on the allowlist (see 'ztctl allow list')", cidr);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "cannot remove %s: %s", cidr, strerror(-r));
+		return r;
+	}
+	log_info("allow_del", "cidr=%s", cidr);
+	bl_audit(bl, "allow.del", cidr, "{}");
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
+		return -ENOMEM;
+	return 0;
+}
+
+static int op_allow_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			 size_t errlen)
+{
+	struct zt_blocklist *bl = ctx;
+	cbor_item_t *arr = zt_cbor_array();
+
+	*data = zt_cbor_map();
+	if (!*data || !arr)
+		goto nomem;
+	for (int fam = 0; fam < 2; fam++) {
+		uint8_t key[sizeof(struct zt_ip6_key)], next[sizeof(struct zt_ip6_key)];
+		void *prev = NULL;
+
+		while (bpf_map_get_next_key(bl->fd_allow[fam], prev, next) == 0) {
+			struct zt_allow_entry v;
+			struct zt_cidr c = { .family = fam == FAM_V4 ? AF_INET : AF_INET6 };
+			char cidr[ZT_CIDR_STRLEN], note[ZT_NOTE_LEN];
+			uint32_t plen;
+			cbor_item_t *m;
+
+			memcpy(key, next, sizeof(key));
+			prev = key;
+			if (bpf_map_lookup_elem(bl->fd_allow[fam], key, &v) < 0)
+				continue;
+			memcpy(&plen, key, sizeof(plen));
+			c.prefixlen = plen;
+			memcpy(c.addr, key + sizeof(uint32_t), addr_len(fam));
+			zt_cidr_format(&c, cidr, sizeof(cidr));
+			note_text(bl, v.note_id, note, sizeof(note));
+			m = zt_cbor_map();
+			if (!m || zt_cbor_put_str(m, "cidr", cidr) ||
+			    zt_cbor_put_str(m, "reason", note) ||
+			    zt_cbor_put_u64(m, "created_unix", v.created_unix) ||
+			    zt_cbor_push(arr, m)) {
+				if (m)
+					cbor_decref(&m);
+				goto nomem;
+			}
+		}
+	}
+	if (zt_cbor_put(*data, "entries", arr))
+		goto nomem;
+	return 0;
+nomem:
+	if (arr)
+		cbor_decref(&arr);
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api)
+{
+	static const struct {
+		const char *op;
+		zt_api_handler fn;
+	} ops[] = {
+		{ ZT_OP_BLOCK_ADD, op_block_add },   { ZT_OP_BLOCK_DEL, op_block_del },
+		{ ZT_OP_BLOCK_LIST, op_block_list }, { ZT_OP_BLOCK_IMPORT, op_block_import },
+		{ ZT_OP_ALLOW_ADD, op_allow_add },   { ZT_OP_ALLOW_DEL, op_allow_del },
+		{ ZT_OP_ALLOW_LIST, op_allow_list },
+	};
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(ops); i++) {
+		int r = zt_api_register(api, ops[i].op, ops[i].fn, bl);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

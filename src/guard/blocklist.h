@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The XDP block and allow lists as the daemon keeps them.
+ *
+ * The pinned maps are the state that survives a restart; the daemon keeps
+ * a mirror of the blocklist keys (rebuilt from the maps at start) so it
+ * knows, without asking the kernel, which entries exist, how many of each
+ * prefix length there are, where each length lives (hashed or trie) and
+ * when the next entry expires. Every change keeps the datapath consistent:
+ * entries are written before their prefix length is published and a
+ * length is unpublished before its last entry is deleted.
+ */
+#ifndef ZT_BLOCKLIST_H
+#define ZT_BLOCKLIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/api.h"
+#include "guard/datapath.h"
+#include "agent/util.h"
+
+struct zt_blocklist;
+
+struct zt_block_req {
+	uint64_t ttl_ns; /* 0 = never expires */
+	uint16_t reason; /* enum zt_block_reason */
+	uint16_t source; /* enum zt_block_source */
+	uint32_t feed_id;
+	const char *note; /* free text, may be NULL */
+};
+
+int zt_blocklist_init(struct zt_blocklist **bl, struct zt_datapath *dp, char *err, size_t errlen);
+void zt_blocklist_stop(struct zt_blocklist *bl);
+
+int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
+		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen);
+int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
+/* All or nothing: -ENOSPC (nothing changed) when the maps cannot hold them. */
+int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+			size_t errlen);
+/* Removes entries whose expiry has passed; returns how many. */
+size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now_boot_ns);
+/* Entries per family (0 = IPv4, 1 = IPv6), in the hash map or in the trie. */
+size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie);
+
+int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note);
+int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
+
+/* Audit events of block and allow changes: kind "block.add" etc., detail a JSON object. */
+typedef void (*zt_bl_audit_fn)(void *ctx, const char *kind, const char *subject,
+			       const char *detail_json);
+void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx);
+
+/* Registers block.* and allow.* operations. */
+int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api);
+
+const char *zt_block_reason_name(unsigned int reason);
+int zt_block_reason_parse(const char *s, uint16_t *out);
+const char *zt_block_source_name(unsigned int source);
+int zt_block_source_parse(const char *s, uint16_t *out);
+
+#endif

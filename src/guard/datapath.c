@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "guard/datapath.h"
+#include "agent/log.h"
+#include "agent/util.h"
+#include "tc_endpoint.skel.h"
+#include "xdp_guard.skel.h"
+
+#define XDP_PROG_NAME "xdp_guard"
+
+static const char *const reason_names[ZT_XR_MAX] = {
+	[ZT_XR_OK] = "ok",
+	[ZT_XR_NOT_IP] = "not-ip",
+	[ZT_XR_ALLOWLIST] = "allowlist",
+	[ZT_XR_BLOCKLIST] = "blocklist",
+	[ZT_XR_BLOCK_EXPIRED] = "block-expired",
+	[ZT_XR_BAD_ETH] = "malformed-eth",
+	[ZT_XR_BAD_VLAN] = "malformed-vlan",
+	[ZT_XR_BAD_IP4] = "malformed-ipv4",
+	[ZT_XR_BAD_IP6] = "malformed-ipv6",
+	[ZT_XR_BAD_IP6_EXT] = "malformed-ipv6-ext",
+	[ZT_XR_BAD_L4] = "malformed-l4",
+};
+
+const char *zt_xdp_reason_name(unsigned int reason)
+{
+	return reason < ZT_XR_MAX && reason_names[reason] ? reason_names[reason] : "unknown";
+}
+
+const char *zt_action_name(unsigned int action)
+{
+	return action == ZT_ACT_DROP ? "drop" : "pass";
+}
+
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+/* The nearest existing ancestor of path (or path itself) is on a bpffs. */
+static bool ancestor_on_bpffs(const char *path)
+{
+	char p[4096];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s", path);
+	while (stat(p, &st) < 0) {
+		char *slash = strrchr(p, '/');
+
+		if (!slash || slash == p)
+			return false;
+		*slash = '\0';
+	}
+	return on_bpffs(p);
+}
+
+/*
+ * Makes dir a directory on a bpffs: creates it under an existing bpffs,
+ * mounts bpffs at /sys/fs/bpf when dir lives there and nothing is mounted,
+ * else mounts a bpffs on dir itself.
+ */
+static int ensure_bpffs(const char *dir, char *err, size_t errlen)
+{
+	int r;
+
+	if (on_bpffs(dir))
+		return 0;
+	if (strncmp(dir, "/sys/fs/bpf/", 12) == 0 && !on_bpffs("/sys/fs/bpf")) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot mount bpffs at /sys/fs/bpf: %s",
+				 strerror(-r));
+			return r;
+		}
+		log_info("bpffs_mounted", "path=/sys/fs/bpf");
+	}
+	if (ancestor_on_bpffs(dir)) {
+		r = zt_mkdir_p(dir, 0700);
+		if (r < 0)
+			snprintf(err, errlen, "cannot create pin directory %s: %s", dir,
+				 strerror(-r));
+		return r;
+	}
+	r = zt_mkdir_p(dir, 0700);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-r));
+		return r;
+	}
+	if (mount("bpf", dir, "bpf", 0, "mode=0700") < 0) {
+		r = -errno;
+		snprintf(err, errlen,
+			 "cannot mount bpffs at %s: %s (set 'bpffs' to a directory on a bpffs)",
+			 dir, strerror(-r));
+		return r;
+	}
+	log_info("bpffs_mounted", "path=%s", dir);
+	return 0;
+}
+
+/*
+ * A pinned map from an earlier run wins over the configured size: libbpf
+ * can only reuse a pin whose definition matches, and throwing the old map
+ * away would throw enforcement state away with it.
+ */
+static void adopt_pinned_sizes(struct bpf_object *obj, const char *bpffs, unsigned int *reused)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map (map, obj) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		char path[4096];
+		int fd;
+
+		if (!bpf_map__pin_path(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", bpffs, bpf_map__name(map));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+			(*reused)++;
+			if (info.max_entries != bpf_map__max_entries(map)) {
+				log_warn(
+					"map_size_kept",
+					"map=%s pinned=%u configured=%u hint=\"ztagent --detach removes the old pins so the new size applies\"",
+					bpf_map__name(map), info.max_entries,
+					bpf_map__max_entries(map));
+				bpf_map__set_max_entries(map, info.max_entries);
+			}
+		}
+		close(fd);
+	}
+}
+
+static int prog_name_by_id(uint32_t id, char *name, size_t n)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, r = 0;
+
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		r = -errno;
+	else
+		snprintf(name, n, "%s", info.name);
+	close(fd);
+	return r;
+}
+
+static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode want, char *err,
+		      size_t errlen)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, a);
+	__u32 flags;
+	char name[64] = "";
+	int old_fd = -1, r;
+
+	r = bpf_xdp_query(ifc->ifindex, 0, &q);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot query XDP on %s: %s", ifc->name, strerror(-r));
+		return r;
+	}
+	if (q.prog_id) {
+		r = prog_name_by_id(q.prog_id, name, sizeof(name));
+		if (r < 0 || strcmp(name, XDP_PROG_NAME) != 0) {
+			snprintf(
+				err, errlen,
+				"%s already runs another XDP program (id %u, name '%s'); refusing to replace it: remove it first (ip link set dev %s xdp off)",
+				ifc->name, q.prog_id, name, ifc->name);
+			return -EBUSY;
+		}
+		/* Replace our earlier program in the mode it runs in: no gap. */
+		old_fd = bpf_prog_get_fd_by_id(q.prog_id);
+		if (old_fd < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot open the running program on %s: %s",
+				 ifc->name, strerror(-r));
+			return r;
+		}
+		want = q.attach_mode == XDP_ATTACHED_SKB ? ZT_XDP_GENERIC : ZT_XDP_NATIVE;
+		flags = XDP_FLAGS_REPLACE |
+			(want == ZT_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+		a.old_prog_fd = old_fd;
+		r = bpf_xdp_attach(ifc->ifindex, prog_fd, flags, &a);
+		close(old_fd);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot replace the XDP program on %s: %s", ifc->name,
+				 strerror(-r));
+			return r;
+		}
+		ifc->mode = want;
+		log_info("xdp_replaced", "iface=%s old_prog=%u mode=%s", ifc->name, q.prog_id,
+			 want == ZT_XDP_GENERIC ? "generic" : "native");
+		return 0;
+	}
+	if (want == ZT_XDP_NATIVE) {
+		r = bpf_xdp_attach(ifc->ifindex, prog_fd,
+				   XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		if (r == 0) {
+			ifc->mode = ZT_XDP_NATIVE;
+			log_info("xdp_attached", "iface=%s mode=native", ifc->name);
+			return 0;
+		}
+		log_warn("xdp_native_unsupported",
+			 "iface=%s error=\"%s\" action=\"falling back to generic mode (slower)\"",
+			 ifc->name, strerror(-r));
+	}
+	r = bpf_xdp_attach(ifc->ifindex, prog_fd, XDP_FLAGS_SKB_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST,
+			   NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot attach XDP to %s: %s", ifc->name, strerror(-r));
+		return r;
+	}
+	ifc->mode = ZT_XDP_GENERIC;
+	log_info("xdp_attached", "iface=%s mode=generic", ifc->name);
+	return 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && zt_log_get_level() < ZT_LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n'))
+		line[--n] = '\0';
+	if (!n)
+		return 0;
+	if (level == LIBBPF_DEBUG) {
+		char q[1100];
+		log_debug("libbpf", "msg=%s", zt_log_quote(q, sizeof(q), line));
+	} else {
+		char q[1100];
+		zt_log(level == LIBBPF_WARN ? ZT_LOG_WARN : ZT_LOG_INFO, "libbpf", "msg=%s",
+		       zt_log_quote(q, sizeof(q), line));
+	}
+	return 0;
+}
+
+int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char *err,
+		     size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct zt_datapath *dp;
+	struct xdp_guard *skel;
+	int prog_fd, r;
+	unsigned int i;
+
+	libbpf_set_print(libbpf_quiet);
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
+	dp->ncpus = libbpf_num_possible_cpus();
+	if (dp->ncpus <= 0) {
+		r = dp->ncpus ? dp->ncpus : -EINVAL;
+		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-r));
+		goto fail;
+	}
+	r = ensure_bpffs(cfg->bpffs, err, errlen);
+	if (r < 0)
+		goto fail;
+
+	oo.pin_root_path = cfg->bpffs;
+	skel = xdp_guard__open_opts(&oo);
+	if (!skel) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the XDP object: %s", strerror(-r));
+		goto fail;
+	}
+	dp->xdp = skel;
+	skel->rodata->cfg_malformed_drop = cfg->xdp.malformed_drop;
+	skel->rodata->cfg_event_sample = cfg->xdp.event_sample;
+	skel->rodata->cfg_event_rate = cfg->xdp.event_rate;
+	bpf_map__set_max_entries(skel->maps.blocklist_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.allowlist_v4, cfg->xdp.allowlist_max);
+	bpf_map__set_max_entries(skel->maps.allowlist_v6, cfg->xdp.allowlist_max);
+	bpf_map__set_max_entries(skel->maps.block_notes, 65536);
+	bpf_map__set_max_entries(skel->maps.events, cfg->xdp.ringbuf_bytes);
+	adopt_pinned_sizes(skel->obj, cfg->bpffs, &dp->n_reused);
+
+	r = xdp_guard__load(skel);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the XDP program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
+
+	/* The TC object shares "events" and "event_stats" with the XDP one through their pins. */
+	dp->tc = tc_endpoint__open_opts(&oo);
+	if (!dp->tc) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the TC object: %s", strerror(-r));
+		goto fail;
+	}
+	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
+	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
+	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
+	r = tc_endpoint__load(dp->tc);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the TC program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
+	log_info("datapath_loaded", "bpffs=%s maps_reused=%u cpus=%d", cfg->bpffs, dp->n_reused,
+		 dp->ncpus);
+
+	prog_fd = bpf_program__fd(skel->progs.xdp_guard);
+	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
+		struct zt_dp_iface *ifc = &dp->ifaces[i];
+
+		snprintf(ifc->name, sizeof(ifc->name), "%s", cfg->xdp.interfaces[i]);
+		ifc->ifindex = if_nametoindex(ifc->name);
+		if (!ifc->ifindex) {
+			r = -ENODEV;
+			snprintf(
+				err, errlen,
+				"xdp.interfaces: no interface named '%s' in this network namespace",
+				ifc->name);
+			goto fail;
+		}
+		r = attach_one(ifc, prog_fd, cfg->xdp.mode, err, errlen);
+		if (r < 0)
+			goto fail;
+		dp->n_ifaces = i + 1;
+	}
+	for (i = 0; i < dp->n_ifaces; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query(dp->ifaces[i].ifindex, 0, &q) == 0)
+			dp->ifaces[i].prog_id = q.prog_id;
+	}
+	*out = dp;
+	return 0;
+fail:
+	/*
+	 * Interfaces attached before the failure keep the new program: it
+	 * enforces the same pinned state, and detaching would open a gap.
+	 */
+	zt_datapath_stop(dp);
+	return r;
+}
+
+void zt_datapath_stop(struct zt_datapath *dp)
+{
+	if (!dp)
+		return;
+	tc_endpoint__destroy(dp->tc);
+	xdp_guard__destroy(dp->xdp);
+	free(dp);
+}
+
+static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_fd, char *err,
+			 size_t errlen)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int r;
+
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST) {
+		snprintf(err, errlen, "cannot create the clsact qdisc on ifindex %d: %s", ifindex,
+			 strerror(-r));
+		return r;
+	}
+	r = bpf_tc_attach(&hook, &opts);
+	if (r < 0)
+		snprintf(err, errlen, "cannot attach tc_endpoint (%s) to ifindex %d: %s",
+			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifindex, strerror(-r));
+	return r;
+}
+
+int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen)
+{
+	int r;
+
+	r = tc_attach_one(ifindex, BPF_TC_INGRESS, bpf_program__fd(dp->tc->progs.tc_from_pod), err,
+			  errlen);
+	if (r == 0)
+		r = tc_attach_one(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->tc->progs.tc_to_pod),
+				  err, errlen);
+	return r;
+}
+
+int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen)
+{
+	static const enum bpf_tc_attach_point points[] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+	int ret = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
+		int r = bpf_tc_detach(&hook, &opts);
+
+		/* Gone already (interface, qdisc or filter): nothing to do. */
+		if (r < 0 && r != -ENOENT && r != -ENODEV && r != -EINVAL) {
+			snprintf(err, errlen, "cannot detach tc_endpoint from ifindex %d: %s",
+				 ifindex, strerror(-r));
+			ret = r;
+		}
+	}
+	return ret;
+}
+
+static int remove_pins(const char *dir, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(-r));
+		return r;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+			r = -errno;
+			snprintf(err, errlen, "cannot remove pin %s/%s: %s", dir, de->d_name,
+				 strerror(-r));
+		}
+	}
+	closedir(d);
+	if (r == 0 && rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY) {
+		r = -errno;
+		snprintf(err, errlen, "cannot remove %s: %s", dir, strerror(-r));
+	}
+	return r;
+}
+
+int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen)
+{
+	unsigned int i;
+	int r, ret = 0;
+
+	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		const char *ifname = cfg->xdp.interfaces[i];
+		char name[64] = "";
+		int ifindex = if_nametoindex(ifname);
+		__u32 flags;
+
+		if (!ifindex) {
+			log_warn("detach_skipped", "iface=%s why=\"no such interface\"", ifname);
+			continue;
+		}
+		if (bpf_xdp_query(ifindex, 0, &q) < 0 || !q.prog_id)
+			continue;
+		if (prog_name_by_id(q.prog_id, name, sizeof(name)) < 0 ||
+		    strcmp(name, XDP_PROG_NAME) != 0) {
+			log_warn("detach_skipped",
+				 "iface=%s prog_id=%u name=%s why=\"not ztagent's\"", ifname,
+				 q.prog_id, name);
+			continue;
+		}
+		flags = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+		r = bpf_xdp_detach(ifindex, flags, NULL);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot detach XDP from %s: %s", ifname,
+				 strerror(-r));
+			ret = r;
+			continue;
+		}
+		log_info("xdp_detached", "iface=%s prog_id=%u", ifname, q.prog_id);
+	}
+	if (ret < 0)
+		return ret;
+	r = remove_pins(cfg->bpffs, err, errlen);
+	if (r == 0)
+		log_info("pins_removed", "bpffs=%s", cfg->bpffs);
+	return r;
+}
+
+size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max)
+{
+	struct bpf_map *map;
+	size_t n = 0;
+
+	bpf_object__for_each_map (map, dp->xdp->obj) {
+		if (bpf_map__is_internal(map))
+			continue;
+		if (n < max) {
+			out[n].name = bpf_map__name(map);
+			out[n].fd = bpf_map__fd(map);
+		}
+		n++;
+	}
+	/* The TC object's own maps (the shared ones are listed once, above). */
+	bpf_object__for_each_map (map, dp->tc->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map) || !strcmp(name, "events") ||
+		    !strcmp(name, "event_stats"))
+			continue;
+		if (n < max) {
+			out[n].name = name;
+			out[n].fd = bpf_map__fd(map);
+		}
+		n++;
+	}
+	return n < max ? n : max;
+}
+
+int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count)
+{
+	uint8_t a[64], b[64];
+	void *prev = NULL, *next = a;
+	uint64_t n = 0;
+
+	if (key_size > sizeof(a))
+		return -E2BIG;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		n++;
+		prev = next;
+		next = next == a ? b : a;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	*count = n;
+	return 0;
+}
+
+static int percpu_sum(int fd, uint32_t slots, size_t value_size, int ncpus, uint64_t *out)
+{
+	size_t stride = (value_size + 7) & ~(size_t)7;
+	size_t words = value_size / sizeof(uint64_t);
+	uint8_t *buf;
+	uint32_t k;
+	int c;
+
+	buf = calloc(ncpus, stride);
+	if (!buf)
+		return -ENOMEM;
+	for (k = 0; k < slots; k++) {
+		if (bpf_map_lookup_elem(fd, &k, buf) < 0) {
+			int r = -errno;
+			free(buf);
+			return r;
+		}
+		for (size_t w = 0; w < words; w++) {
+			uint64_t sum = 0;
+
+			for (c = 0; c < ncpus; c++) {
+				uint64_t v;
+
+				memcpy(&v, buf + (size_t)c * stride + w * sizeof(v), sizeof(v));
+				sum += v;
+			}
+			out[(size_t)k * words + w] = sum;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out)
+{
+	uint64_t raw[ZT_XDP_STATS_SLOTS * 2];
+	int r;
+
+	r = percpu_sum(bpf_map__fd(dp->xdp->maps.xdp_stats), ZT_XDP_STATS_SLOTS,
+		       sizeof(struct zt_counter), dp->ncpus, raw);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < ZT_XDP_STATS_SLOTS; i++) {
+		out[i].packets = raw[2 * i];
+		out[i].bytes = raw[2 * i + 1];
+	}
+	return 0;
+}
+
+int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out)
+{
+	uint64_t raw[ZT_TCS_MAX * 2];
+	int r;
+
+	r = percpu_sum(bpf_map__fd(dp->tc->maps.tc_stats), ZT_TCS_MAX, sizeof(struct zt_counter),
+		       dp->ncpus, raw);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
+		out[i].packets = raw[2 * i];
+		out[i].bytes = raw[2 * i + 1];
+	}
+	return 0;
+}
+
+const char *zt_tc_stat_name(unsigned int i)
+{
+	static const char *const names[] = {
+		[ZT_TCS_ALLOW_NEW] = "allowed-new",
+		[ZT_TCS_ALLOW_EST] = "allowed-established",
+		[ZT_TCS_AUDIT] = "audit",
+		[ZT_TCS_DENY_NEW] = "denied-new",
+		[ZT_TCS_DENY_EST] = "denied-established",
+		[ZT_TCS_NOT_IP] = "not-ip",
+		[ZT_TCS_MALFORMED] = "malformed",
+		[ZT_TCS_NO_ENDPOINT] = "no-endpoint",
+	};
+	return i < ZT_ARRAY_SIZE(names) && names[i] ? names[i] : "unknown";
+}
+
+const char *zt_tc_reason_name(unsigned int reason)
+{
+	static const char *const names[ZT_REASON_MAX] = {
+		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
+		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
+		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
+		[ZT_REASON_NO_POLICY] = "no-policy",
+	};
+	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
+}
+
+int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out)
+{
+	return percpu_sum(bpf_map__fd(dp->xdp->maps.event_stats), ZT_EVS_MAX, sizeof(uint64_t),
+			  dp->ncpus, out);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The kernel side as the daemon sees it: loads the eBPF objects through
+ * their skeletons, pins their maps under the configured bpffs directory
+ * (reusing pins left by an earlier run, so enforcement state survives a
+ * restart), and attaches XDP to the uplinks, replacing an earlier ztagent
+ * program atomically. Stopping leaves programs and pins in place; only
+ * zt_datapath_detach() removes them.
+ */
+#ifndef ZT_DATAPATH_H
+#define ZT_DATAPATH_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/config.h"
+#include "ztagent.h"
+
+struct xdp_guard;
+struct tc_endpoint;
+
+struct zt_dp_iface {
+	char name[IF_NAMESIZE];
+	int ifindex;
+	enum zt_xdp_mode mode; /* the mode it is attached in */
+	uint32_t prog_id;
+};
+
+struct zt_datapath {
+	struct xdp_guard *xdp;
+	struct tc_endpoint *tc; /* micro-segmentation; attached per endpoint by seg.c */
+	char bpffs[4096];
+	struct zt_dp_iface ifaces[ZT_MAX_IFACES];
+	unsigned int n_ifaces;
+	unsigned int n_reused; /* maps taken over from earlier pins */
+	int ncpus; /* possible CPUs, for per-CPU maps */
+};
+
+/* A map the daemon shows in status, with its fd. */
+struct zt_dp_map {
+	const char *name;
+	int fd;
+};
+
+/*
+ * Loads, pins and attaches per cfg. On failure returns -errno, undoes what
+ * it did (except pins it reused, which it never removes) and writes the
+ * reason to err. Warnings (fallback to generic mode, kept map sizes) are
+ * logged.
+ */
+int zt_datapath_init(struct zt_datapath **dp, const struct zt_config *cfg, char *err,
+		     size_t errlen);
+/* Frees userspace state; attached programs and pins stay. NULL is fine. */
+void zt_datapath_stop(struct zt_datapath *dp);
+
+/*
+ * Removes ztagent's XDP program from cfg's interfaces (only programs named
+ * xdp_guard; another program is left alone with a warning) and removes the
+ * pins under cfg->bpffs. Works without a loaded datapath (ztagent --detach).
+ */
+int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen);
+
+/*
+ * tc_endpoint on one endpoint's host-side veth: tc_from_pod on the ingress
+ * hook, tc_to_pod on the egress hook (clsact created when missing),
+ * replacing ztagent's earlier filters atomically. Detach removes only
+ * ztagent's filters (by handle and priority) and is quiet when they are gone.
+ */
+#define ZT_TC_HANDLE 0x7a74
+#define ZT_TC_PRIORITY 0x7a74
+int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen);
+int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen);
+
+/* Every map of every object, for status and tests; returns the count. */
+size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);
+/* Counts a map's entries by walking its keys (LPM tries, hashes). */
+int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count);
+
+/* Sums the per-CPU xdp_stats slots into out[ZT_XDP_STATS_SLOTS]. */
+int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out);
+/* Sums tc_stats into out[ZT_TCS_MAX]. */
+int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out);
+const char *zt_tc_stat_name(unsigned int i); /* "allowed-new", "denied-established", ... */
+/* Sums event_stats into out[ZT_EVS_MAX]. */
+int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out);
+
+const char *zt_xdp_reason_name(unsigned int reason);
+/* A policy verdict's reason (ZT_REASON_*): "rule-allow", "default-deny", ... */
+const char *zt_tc_reason_name(unsigned int reason);
+const char *zt_action_name(unsigned int action);
+
+#endif

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* XDP drop aggregation (see dropagg.h). */
+#include <errno.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "guard/blocklist.h"
+#include "guard/datapath.h"
+#include "guard/dropagg.h"
+#include "agent/log.h"
+#include "agent/util.h"
+
+struct agg_key {
+	uint32_t ifindex;
+	uint16_t reason;
+	uint16_t block_reason;
+	uint8_t family;
+	uint8_t proto;
+	uint16_t dport;
+	uint8_t saddr[16];
+	uint8_t daddr[16];
+};
+
+struct agg_slot {
+	struct agg_key k;
+	uint64_t drops, bytes, first_ns, last_ns;
+	bool used;
+};
+
+struct zt_dropagg {
+	pthread_mutex_t lock;
+	uint64_t interval_ns;
+	size_t max_keys, n_keys, cap; /* cap: power of two, 2 * max_keys */
+	struct agg_slot *slots; /* cap regular slots */
+	size_t *used; /* indices in use, n_keys of them */
+	struct agg_slot *fold; /* folded rows, by (ifindex, reason): small list */
+	size_t n_fold, cap_fold;
+	uint64_t start_ns; /* first event of the interval; 0: empty */
+	char node[ZT_FR_NODE_MAX];
+	struct zt_dropagg_stats st;
+};
+
+int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, struct zt_dropagg **out)
+{
+	struct zt_dropagg *a = calloc(1, sizeof(*a));
+
+	*out = NULL;
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_init(&a->lock, NULL);
+	a->interval_ns = interval_ns ? interval_ns : ZT_DROPAGG_INTERVAL_NS;
+	a->max_keys = max_keys ? max_keys : ZT_DROPAGG_MAX_KEYS;
+	a->cap = 16;
+	while (a->cap < 2 * a->max_keys)
+		a->cap <<= 1;
+	a->slots = calloc(a->cap, sizeof(*a->slots));
+	a->used = calloc(a->max_keys, sizeof(*a->used));
+	if (!a->slots || !a->used) {
+		zt_dropagg_free(a);
+		return -ENOMEM;
+	}
+	snprintf(a->node, sizeof(a->node), "%s", node ? node : "");
+	*out = a;
+	return 0;
+}
+
+void zt_dropagg_free(struct zt_dropagg *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	free(a->slots);
+	free(a->used);
+	free(a->fold);
+	free(a);
+}
+
+static uint64_t hash_key(const struct agg_key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static void account(struct agg_slot *s, const struct zt_ev_xdp_drop *ev, uint64_t n)
+{
+	s->drops += n;
+	s->bytes += (uint64_t)ev->pkt_len * n;
+	if (!s->first_ns || ev->hdr.ts_ns < s->first_ns)
+		s->first_ns = ev->hdr.ts_ns;
+	if (ev->hdr.ts_ns > s->last_ns)
+		s->last_ns = ev->hdr.ts_ns;
+}
+
+static struct agg_slot *fold_slot(struct zt_dropagg *a, const struct agg_key *k)
+{
+	for (size_t i = 0; i < a->n_fold; i++)
+		if (a->fold[i].k.ifindex == k->ifindex && a->fold[i].k.reason == k->reason &&
+		    a->fold[i].k.family == k->family)
+			return &a->fold[i];
+	if (zt_grow((void **)&a->fold, &a->cap_fold, a->n_fold + 1, sizeof(*a->fold)) < 0)
+		return NULL;
+	memset(&a->fold[a->n_fold], 0, sizeof(a->fold[0]));
+	a->fold[a->n_fold].k =
+		(struct agg_key){ .ifindex = k->ifindex, .reason = k->reason, .family = k->family };
+	a->fold[a->n_fold].used = true;
+	return &a->fold[a->n_fold++];
+}
+
+void zt_dropagg_add(struct zt_dropagg *a, const struct zt_ev_xdp_drop *ev)
+{
+	struct agg_key k = { .ifindex = ev->ifindex,
+			     .reason = ev->reason,
+			     .block_reason = ev->reason == ZT_XR_BLOCKLIST ? ev->block_reason : 0,
+			     .family = ev->family,
+			     .proto = ev->proto };
+	uint64_t n = ev->represents ? ev->represents : 1;
+	size_t i;
+
+	if (zt_proto_has_ports(ev->proto))
+		k.dport = ev->dport;
+	memcpy(k.saddr, ev->saddr, 16);
+	memcpy(k.daddr, ev->daddr, 16);
+	pthread_mutex_lock(&a->lock);
+	a->st.events++;
+	a->st.drops += n;
+	if (!a->start_ns)
+		a->start_ns = ev->hdr.ts_ns ? ev->hdr.ts_ns : 1;
+	for (i = hash_key(&k) & (a->cap - 1);; i = (i + 1) & (a->cap - 1)) {
+		struct agg_slot *s = &a->slots[i];
+
+		if (s->used && !memcmp(&s->k, &k, sizeof(k))) {
+			account(s, ev, n);
+			break;
+		}
+		if (!s->used) {
+			if (a->n_keys >= a->max_keys) {
+				struct agg_slot *f = fold_slot(a, &k);
+
+				a->st.folded++;
+				if (f)
+					account(f, ev, n);
+				break;
+			}
+			memset(s, 0, sizeof(*s));
+			s->k = k;
+			s->used = true;
+			a->used[a->n_keys++] = i;
+			account(s, ev, n);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int64_t off,
+		      bool folded, struct zt_flow_record *r)
+{
+	char buf[96], pn[8], ifname[IF_NAMESIZE + 8];
+
+	zt_flowrec_init(r);
+	r->kind = ZT_FLOW_KIND_XDP_DROP_AGG;
+	r->family = s->k.family == 6 ? AF_INET6 : AF_INET;
+	memcpy(r->source_ip, s->k.saddr, 16);
+	memcpy(r->dest_ip, s->k.daddr, 16);
+	if (!folded && zt_proto_has_ports(s->k.proto)) {
+		r->dest_port = s->k.dport;
+		r->present |= ZT_FR_HAS_DPORT;
+	}
+	/* A folded row sums every protocol of its sources. */
+	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
+			    folded ? "any" : zt_flowrec_proto_name(s->k.proto, pn, sizeof(pn)));
+	r->packet_count = r->packets_sent = r->aggregate_count = (int64_t)s->drops;
+	r->bytes_sent = (int64_t)s->bytes;
+	r->start_time_us = ((int64_t)s->first_ns + off) / 1000;
+	r->end_time_us = ((int64_t)s->last_ns + off) / 1000;
+	r->duration_ms = (r->end_time_us - r->start_time_us) / 1000;
+	r->blocked = true;
+	zt_flowrec_set_text(r->verdict, sizeof(r->verdict), "dropped");
+	if (s->k.reason == ZT_XR_BLOCKLIST) {
+		snprintf(buf, sizeof(buf), "blocklist:%s", zt_block_reason_name(s->k.block_reason));
+		zt_flowrec_set_text(r->threat_type, sizeof(r->threat_type),
+				    zt_block_reason_name(s->k.block_reason));
+	} else {
+		snprintf(buf, sizeof(buf), "%s", zt_xdp_reason_name(s->k.reason));
+	}
+	if (folded)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " (other sources)");
+	zt_flowrec_set_text(r->drop_reason, sizeof(r->drop_reason), buf);
+	zt_flowrec_set_text(r->policy, sizeof(r->policy), "xdp-guard");
+	zt_flowrec_set_text(r->node, sizeof(r->node), a->node);
+	zt_ifname(s->k.ifindex, ifname, sizeof(ifname));
+	zt_flowrec_set_text(r->interface, sizeof(r->interface), ifname);
+	zt_flowrec_set_text(r->direction, sizeof(r->direction), "ingress");
+}
+
+size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_sink_fn sink,
+			void *ctx)
+{
+	struct zt_flow_record *recs = NULL;
+	size_t n = 0, total;
+	int64_t off;
+
+	pthread_mutex_lock(&a->lock);
+	if (!a->start_ns || (!force && now - a->start_ns < a->interval_ns)) {
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
+	off = zt_boot_to_unix_ns();
+	total = a->n_keys + a->n_fold;
+	if (sink && total) {
+		recs = malloc(total * sizeof(*recs));
+		if (!recs)
+			log_error("dropagg_rows_lost", "rows=%zu why=\"out of memory\"", total);
+	}
+	for (size_t i = 0; i < a->n_keys; i++) {
+		struct agg_slot *s = &a->slots[a->used[i]];
+
+		if (recs)
+			to_record(a, s, off, false, &recs[n++]);
+		s->used = false;
+	}
+	for (size_t i = 0; i < a->n_fold; i++)
+		if (recs)
+			to_record(a, &a->fold[i], off, true, &recs[n++]);
+	a->n_keys = 0;
+	a->n_fold = 0;
+	a->start_ns = 0;
+	a->st.rows += n;
+	pthread_mutex_unlock(&a->lock);
+	if (recs && n)
+		sink(ctx, recs, n);
+	free(recs);
+	return n;
+}
+
+void zt_dropagg_get_stats(struct zt_dropagg *a, struct zt_dropagg_stats *st)
+{
+	pthread_mutex_lock(&a->lock);
+	*st = a->st;
+	pthread_mutex_unlock(&a->lock);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The flow exporter: turns tc_endpoint's conntrack entries into flow
+ * records (flowrec.h) and ages entries out.
+ *
+ * A sweep (every second, on the daemon's loop) reads the conntrack map:
+ *  - a TCP flow that closed (FIN both ways, or RST) gets its final record
+ *    once it has been quiet for ZT_FLOWEXP_CLOSE_GRACE_NS (the last ACK is
+ *    in it); the kernel entry stays until its close timeout so that late
+ *    packets do not start a new flow, and is then deleted;
+ *  - a denied flow gets its record once it has been quiet for
+ *    ZT_FLOWEXP_DENY_QUIET_NS (the client's retries are in it), and the
+ *    entry is deleted;
+ *  - a flow idle past its protocol's timeout, or whose interface is no
+ *    longer an endpoint, gets its final record and is deleted;
+ *  - a flow whose unrecorded packets span more than active_timeout gets an
+ *    interim record (a short flow gets one record, however long it idles).
+ * Every record carries the packets and bytes since the flow's previous
+ * record, so the rows of a flow add up to its totals; start_time is the
+ * previous record's end (or the flow's first packet).
+ *
+ * What was already recorded per flow lives in a pinned LRU hash map
+ * (PIN_DIR/flow_export, key struct zt_ct_key, value struct
+ * zt_flow_export, as large as conntrack) made by the daemon, so that
+ * neither a restart nor a SIGKILL repeats or loses counts. A state whose
+ * first_ns differs from the entry's belongs to an earlier flow on the same
+ * key and is ignored; states of entries the kernel evicted age out of the
+ * LRU. Limits: the export state is written after the sink took the
+ * records, so a crash in between records those deltas again once; a key
+ * the kernel reuses before a sweep loses the earlier flow's unrecorded
+ * remainder.
+ *
+ * A flow between two local endpoints has an entry on each veth. It is
+ * recorded once, from the source's entry (original direction leaving the
+ * source pod: dir ZT_DIR_EGRESS); when the destination's entry denied it,
+ * the record takes that verdict, reason and rule. The destination's entry
+ * is deleted with the source's. A destination entry whose source entry is
+ * gone is recorded on its own.
+ */
+#ifndef ZT_FLOWEXP_H
+#define ZT_FLOWEXP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "records/flowrec.h"
+#include "ztagent.h"
+
+#define ZT_PIN_FLOW_EXPORT "flow_export"
+#define ZT_FLOWEXP_CLOSE_GRACE_NS (200ULL * 1000000ULL)
+#define ZT_FLOWEXP_DENY_QUIET_NS (5000ULL * 1000000ULL)
+
+/* Value of the flow_export map. */
+struct zt_flow_export {
+	uint64_t packets[2]; /* recorded so far */
+	uint64_t bytes[2];
+	uint64_t last_ns; /* CLOCK_BOOTTIME end of the last record; 0 none */
+	uint64_t first_ns; /* the flow's first_ns: another value means the key was reused */
+	uint32_t final; /* the final record is out */
+	uint32_t _pad;
+};
+
+typedef void (*zt_flow_sink_fn)(void *ctx, const struct zt_flow_record *recs, size_t n);
+
+/* How the exporter names things; the segmentation code provides these. */
+struct zt_flowexp_names {
+	void *ctx;
+	/* "namespace/name", "host", "world", "cidr:..." for an identity (and endpoint id, 0 none) */
+	void (*workload)(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n);
+	/* the rule or policy text for (gen, rule_id, reason), as alerts show it */
+	void (*rule)(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf,
+		     size_t n);
+	/* the ifindex of an endpoint id, 0 when there is none */
+	int (*ep_ifindex)(void *ctx, uint32_t ep_id);
+	/* whether ifindex is a registered endpoint now */
+	bool (*is_endpoint)(void *ctx, int ifindex);
+	/* its interface name, without a syscall (NULL or false: if_indextoname) */
+	bool (*ifname)(void *ctx, int ifindex, char *buf, size_t n);
+};
+
+struct zt_flowexp_stats {
+	uint64_t sweeps;
+	uint64_t records_final;
+	uint64_t records_interim;
+	uint64_t entries_deleted;
+	uint64_t deduplicated; /* destination-side entries recorded with their source's */
+};
+
+struct zt_flowexp;
+
+/*
+ * Opens (or creates and pins) PIN_DIR/flow_export with max_entries (the
+ * conntrack size). A pinned map of another shape is replaced. node is the
+ * records' node; active_timeout_ns 0 means 60 s.
+ */
+int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_timeout_ns,
+		    const char *node, const struct zt_flowexp_names *names, struct zt_flowexp **out,
+		    char *err, size_t errlen);
+void zt_flowexp_close(struct zt_flowexp *x);
+
+/*
+ * One sweep over the conntrack map ct_fd at now_boot_ns (CLOCK_BOOTTIME):
+ * records go to sink (NULL: entries are aged out, nothing is recorded).
+ * Returns the number of records emitted, or -errno.
+ */
+int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now_boot_ns, zt_flow_sink_fn sink,
+		     void *sink_ctx);
+void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st);
+
+#endif

@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Bounded on-disk spool of flow records: zlib-compressed CBOR segments. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "records/db.h"
+#include "records/spool.h"
+#include "agent/util.h"
+
+#define MAGIC "ZTSPOOL1"
+#define HDR_LEN 28
+#define NFIELDS 33
+#define MAX_SEG_RECORDS 1000000u
+#define MAX_REC_CBOR 4096u /* far above the largest record's encoding */
+
+struct zt_spool {
+	pthread_mutex_t lock;
+	char dir[4096];
+	int dirfd;
+	uint64_t max_bytes;
+	uint64_t next_seq;
+	struct zt_spool_stats st;
+};
+
+/* --- CBOR, the subset used: unsigned/negative integers, byte strings, arrays --- */
+
+static void cb_head(struct zt_buf *b, uint8_t major, uint64_t v)
+{
+	uint8_t *p = b->p + b->len;
+
+	major <<= 5;
+	if (v < 24) {
+		*p = major | (uint8_t)v;
+		b->len += 1;
+	} else if (v <= 0xff) {
+		p[0] = major | 24;
+		p[1] = (uint8_t)v;
+		b->len += 2;
+	} else if (v <= 0xffff) {
+		p[0] = major | 25;
+		p[1] = (uint8_t)(v >> 8);
+		p[2] = (uint8_t)v;
+		b->len += 3;
+	} else if (v <= 0xffffffffu) {
+		p[0] = major | 26;
+		for (int i = 0; i < 4; i++)
+			p[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+		b->len += 5;
+	} else {
+		p[0] = major | 27;
+		for (int i = 0; i < 8; i++)
+			p[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+		b->len += 9;
+	}
+}
+
+static void cb_uint(struct zt_buf *b, uint64_t v)
+{
+	cb_head(b, 0, v);
+}
+
+static void cb_int(struct zt_buf *b, int64_t v)
+{
+	if (v >= 0)
+		cb_head(b, 0, (uint64_t)v);
+	else
+		cb_head(b, 1, (uint64_t)(-(v + 1)));
+}
+
+static void cb_bytes(struct zt_buf *b, const void *p, size_t n)
+{
+	cb_head(b, 2, n);
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+/* A fixed text field; one that lacks its NUL (a producer bug) is cut, not overrun. */
+#define cb_text(b, field) cb_bytes(b, field, strnlen(field, sizeof(field) - 1))
+
+static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
+{
+	uint32_t f;
+	size_t alen = r->family == AF_INET6 ? 16 : 4;
+
+	if (zt_buf_reserve(b, MAX_REC_CBOR))
+		return -ENOMEM;
+	memcpy(&f, &r->anomaly_score, 4);
+	cb_head(b, 4, NFIELDS);
+	cb_bytes(b, r->id, 16);
+	/* Normalised as the COPY encoder reads them, so every record decodes. */
+	cb_uint(b, r->family == AF_INET6 ? AF_INET6 : AF_INET);
+	cb_uint(b, r->kind == ZT_FLOW_KIND_XDP_DROP_AGG ? 1 : 0);
+	cb_uint(b, r->blocked ? 1 : 0);
+	cb_uint(b, r->tcp_flags);
+	cb_uint(b, r->present & ZT_FR_HAS_ALL);
+	cb_bytes(b, r->source_ip, alen);
+	cb_bytes(b, r->dest_ip, alen);
+	cb_uint(b, r->source_port);
+	cb_uint(b, r->dest_port);
+	cb_uint(b, f);
+	cb_int(b, r->bytes_sent);
+	cb_int(b, r->bytes_received);
+	cb_int(b, r->packet_count);
+	cb_int(b, r->packets_sent);
+	cb_int(b, r->packets_received);
+	cb_int(b, r->duration_ms);
+	cb_int(b, r->start_time_us);
+	cb_int(b, r->end_time_us);
+	cb_int(b, r->created_at_us);
+	cb_int(b, r->source_identity);
+	cb_int(b, r->dest_identity);
+	cb_int(b, r->aggregate_count);
+	cb_text(b, r->protocol);
+	cb_text(b, r->threat_type);
+	cb_text(b, r->verdict);
+	cb_text(b, r->drop_reason);
+	cb_text(b, r->policy);
+	cb_text(b, r->source_workload);
+	cb_text(b, r->dest_workload);
+	cb_text(b, r->node);
+	cb_text(b, r->interface);
+	cb_text(b, r->direction);
+	return 0;
+}
+
+struct cb_rd {
+	const uint8_t *p;
+	size_t n, at;
+	const char *why;
+};
+
+static int rd_head(struct cb_rd *r, uint8_t *major, uint64_t *v)
+{
+	uint8_t ib, ai;
+	size_t extra;
+
+	if (r->at >= r->n) {
+		r->why = "CBOR ends early";
+		return -1;
+	}
+	ib = r->p[r->at++];
+	*major = ib >> 5;
+	ai = ib & 31;
+	if (ai < 24) {
+		*v = ai;
+		return 0;
+	}
+	if (ai > 27) {
+		r->why = "CBOR: indefinite or reserved length";
+		return -1;
+	}
+	extra = (size_t)1 << (ai - 24);
+	if (r->n - r->at < extra) {
+		r->why = "CBOR ends early";
+		return -1;
+	}
+	*v = 0;
+	for (size_t i = 0; i < extra; i++)
+		*v = *v << 8 | r->p[r->at++];
+	return 0;
+}
+
+static int rd_uint(struct cb_rd *r, uint64_t max, uint64_t *v)
+{
+	uint8_t m;
+
+	if (rd_head(r, &m, v))
+		return -1;
+	if (m != 0 || *v > max) {
+		r->why = "CBOR: expected an unsigned integer in range";
+		return -1;
+	}
+	return 0;
+}
+
+static int rd_int(struct cb_rd *r, int64_t *out)
+{
+	uint8_t m;
+	uint64_t v;
+
+	if (rd_head(r, &m, &v))
+		return -1;
+	if ((m != 0 && m != 1) || v > INT64_MAX) {
+		r->why = "CBOR: expected an integer in range";
+		return -1;
+	}
+	*out = m == 0 ? (int64_t)v : -(int64_t)v - 1;
+	return 0;
+}
+
+static int rd_bytes(struct cb_rd *r, const uint8_t **p, uint64_t *len)
+{
+	uint8_t m;
+
+	if (rd_head(r, &m, len))
+		return -1;
+	if (m != 2 || *len > r->n - r->at) {
+		r->why = "CBOR: expected a byte string";
+		return -1;
+	}
+	*p = r->p + r->at;
+	r->at += *len;
+	return 0;
+}
+
+/* A text field: shorter than the field, no NUL inside. */
+static int rd_text(struct cb_rd *r, char *dst, size_t size)
+{
+	const uint8_t *p;
+	uint64_t len;
+
+	if (rd_bytes(r, &p, &len))
+		return -1;
+	if (len >= size || memchr(p, 0, len)) {
+		r->why = "CBOR: text field too long or with a NUL byte";
+		return -1;
+	}
+	memcpy(dst, p, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+static int decode_rec(struct cb_rd *r, struct zt_flow_record *x)
+{
+	uint8_t m;
+	uint64_t v, len;
+	const uint8_t *p;
+	int64_t *ints[12] = { &x->bytes_sent,	   &x->bytes_received,	 &x->packet_count,
+			      &x->packets_sent,	   &x->packets_received, &x->duration_ms,
+			      &x->start_time_us,   &x->end_time_us,	 &x->created_at_us,
+			      &x->source_identity, &x->dest_identity,	 &x->aggregate_count };
+	uint32_t f;
+
+	memset(x, 0, sizeof(*x));
+	if (rd_head(r, &m, &v))
+		return -1;
+	if (m != 4 || v != NFIELDS) {
+		r->why = "CBOR: a record is not an array of 33 fields";
+		return -1;
+	}
+	if (rd_bytes(r, &p, &len))
+		return -1;
+	if (len != 16) {
+		r->why = "CBOR: id is not 16 bytes";
+		return -1;
+	}
+	memcpy(x->id, p, 16);
+	if (rd_uint(r, 255, &v))
+		return -1;
+	if (v != AF_INET && v != AF_INET6) {
+		r->why = "CBOR: address family neither AF_INET nor AF_INET6";
+		return -1;
+	}
+	x->family = (uint8_t)v;
+	if (rd_uint(r, 1, &v))
+		return -1;
+	x->kind = (uint8_t)v;
+	if (rd_uint(r, 1, &v))
+		return -1;
+	x->blocked = v;
+	if (rd_uint(r, 255, &v))
+		return -1;
+	x->tcp_flags = (uint8_t)v;
+	if (rd_uint(r, ZT_FR_HAS_ALL, &v))
+		return -1;
+	x->present = (uint32_t)v;
+	for (int i = 0; i < 2; i++) {
+		if (rd_bytes(r, &p, &len))
+			return -1;
+		if (len != (x->family == AF_INET6 ? 16u : 4u)) {
+			r->why = "CBOR: address length does not match the family";
+			return -1;
+		}
+		memcpy(i ? x->dest_ip : x->source_ip, p, len);
+	}
+	if (rd_uint(r, 65535, &v))
+		return -1;
+	x->source_port = (uint16_t)v;
+	if (rd_uint(r, 65535, &v))
+		return -1;
+	x->dest_port = (uint16_t)v;
+	if (rd_uint(r, UINT32_MAX, &v))
+		return -1;
+	f = (uint32_t)v;
+	memcpy(&x->anomaly_score, &f, 4);
+	for (int i = 0; i < 12; i++)
+		if (rd_int(r, ints[i]))
+			return -1;
+	if (rd_text(r, x->protocol, sizeof(x->protocol)) ||
+	    rd_text(r, x->threat_type, sizeof(x->threat_type)) ||
+	    rd_text(r, x->verdict, sizeof(x->verdict)) ||
+	    rd_text(r, x->drop_reason, sizeof(x->drop_reason)) ||
+	    rd_text(r, x->policy, sizeof(x->policy)) ||
+	    rd_text(r, x->source_workload, sizeof(x->source_workload)) ||
+	    rd_text(r, x->dest_workload, sizeof(x->dest_workload)) ||
+	    rd_text(r, x->node, sizeof(x->node)) ||
+	    rd_text(r, x->interface, sizeof(x->interface)) ||
+	    rd_text(r, x->direction, sizeof(x->direction)))
+		return -1;
+	return 0;
+}
+
+static void be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int zt_spool_encode(const struct zt_flow_record *recs, size_t n, uint8_t **out, size_t *outlen)
+{
+	struct zt_buf b = { 0 };
+	uLongf clen;
+	uint8_t *seg;
+
+	if (n == 0 || n > MAX_SEG_RECORDS)
+		return -EINVAL;
+	if (zt_buf_reserve(&b, 16))
+		return -ENOMEM;
+	cb_head(&b, 4, n);
+	for (size_t i = 0; i < n; i++) {
+		if (encode_rec(&b, &recs[i])) {
+			zt_buf_free(&b);
+			return -ENOMEM;
+		}
+	}
+	clen = compressBound(b.len);
+	seg = malloc(HDR_LEN + clen);
+	if (!seg) {
+		zt_buf_free(&b);
+		return -ENOMEM;
+	}
+	if (compress2(seg + HDR_LEN, &clen, b.p, b.len, Z_BEST_SPEED) != Z_OK) {
+		free(seg);
+		zt_buf_free(&b);
+		return -ENOMEM;
+	}
+	memcpy(seg, MAGIC, 8);
+	be32(seg + 8, (uint32_t)n);
+	be32(seg + 12, (uint32_t)b.len);
+	be32(seg + 16, (uint32_t)clen);
+	be32(seg + 20, (uint32_t)crc32(0, seg + HDR_LEN, (uInt)clen));
+	be32(seg + 24, (uint32_t)crc32(0, seg, 24));
+	zt_buf_free(&b);
+	*out = seg;
+	*outlen = HDR_LEN + clen;
+	return 0;
+}
+
+int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs, size_t *n,
+		    char *why, size_t whylen)
+{
+	uint32_t cnt, ulen, clen;
+	uLongf got;
+	uint8_t *raw, m;
+	uint64_t v;
+	struct zt_flow_record *out;
+	struct cb_rd rd;
+
+	if (len < HDR_LEN) {
+		zt_seterr(why, whylen, "truncated: %zu bytes, shorter than the header", len);
+		return -EBADMSG;
+	}
+	if (memcmp(buf, MAGIC, 8)) {
+		zt_seterr(why, whylen, "not a spool segment (bad magic)");
+		return -EBADMSG;
+	}
+	if (rd32(buf + 24) != (uint32_t)crc32(0, buf, 24)) {
+		zt_seterr(why, whylen, "header CRC mismatch");
+		return -EBADMSG;
+	}
+	cnt = rd32(buf + 8);
+	ulen = rd32(buf + 12);
+	clen = rd32(buf + 16);
+	if (len != HDR_LEN + (size_t)clen) {
+		zt_seterr(why, whylen, "truncated or padded: %zu bytes, header says %zu", len,
+			  HDR_LEN + (size_t)clen);
+		return -EBADMSG;
+	}
+	if (rd32(buf + 20) != (uint32_t)crc32(0, buf + HDR_LEN, clen)) {
+		zt_seterr(why, whylen, "payload CRC mismatch");
+		return -EBADMSG;
+	}
+	if (cnt == 0 || cnt > MAX_SEG_RECORDS || ulen > (uint64_t)cnt * MAX_REC_CBOR + 16) {
+		zt_seterr(why, whylen, "implausible header: %u records, %u bytes", cnt, ulen);
+		return -EBADMSG;
+	}
+	raw = malloc(ulen ? ulen : 1);
+	out = calloc(cnt, sizeof(*out));
+	if (!raw || !out) {
+		free(raw);
+		free(out);
+		zt_seterr(why, whylen, "out of memory for %u records", cnt);
+		return -ENOMEM;
+	}
+	got = ulen;
+	if (uncompress(raw, &got, buf + HDR_LEN, clen) != Z_OK || got != ulen) {
+		free(raw);
+		free(out);
+		zt_seterr(why, whylen, "zlib: payload does not inflate to %u bytes", ulen);
+		return -EBADMSG;
+	}
+	rd = (struct cb_rd){ .p = raw, .n = ulen };
+	if (rd_head(&rd, &m, &v) || m != 4 || v != cnt)
+		rd.why = rd.why ? rd.why : "CBOR: not an array of the header's record count";
+	else
+		for (uint32_t i = 0; i < cnt && !rd.why; i++)
+			if (decode_rec(&rd, &out[i]) && !rd.why)
+				rd.why = "CBOR: bad record";
+	if (!rd.why && rd.at != rd.n)
+		rd.why = "CBOR: bytes after the last record";
+	free(raw);
+	if (rd.why) {
+		zt_seterr(why, whylen, "%s", rd.why);
+		free(out);
+		return -EBADMSG;
+	}
+	*recs = out;
+	*n = cnt;
+	return 0;
+}
+
+/* --- files --- */
+
+static bool parse_seq(const char *name, const char *prefix, uint64_t *seq)
+{
+	size_t pl = strlen(prefix), n = strlen(name);
+	char digits[32];
+
+	if (n != pl + 20 + 4 || strncmp(name, prefix, pl) || strcmp(name + n - 4, ".zsp"))
+		return false;
+	memcpy(digits, name + pl, 20);
+	digits[20] = '\0';
+	return zt_parse_u64(digits, seq) == 0;
+}
+
+static bool is_zsp(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 4 && !strcmp(name + n - 4, ".zsp") && name[0] != '.';
+}
+
+int zt_spool_open(const char *dir, uint64_t max_bytes, struct zt_spool **out, char *err,
+		  size_t errlen)
+{
+	struct zt_spool *s;
+	DIR *d;
+	struct dirent *e;
+	int r;
+
+	r = zt_mkdir_p(dir, 0700);
+	if (r < 0) {
+		zt_seterr(err, errlen, "spool %s: mkdir: %s", dir, strerror(-r));
+		return r;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		zt_seterr(err, errlen, "spool %s: out of memory", dir);
+		return -ENOMEM;
+	}
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	s->max_bytes = max_bytes;
+	s->next_seq = 1;
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = s->dirfd >= 0 ? fdopendir(dup(s->dirfd)) : NULL;
+	if (!d) {
+		r = -errno;
+		zt_seterr(err, errlen, "spool %s: open: %s", dir, strerror(errno));
+		if (s->dirfd >= 0)
+			close(s->dirfd);
+		free(s);
+		return r;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		uint64_t seq;
+
+		if (!strncmp(e->d_name, ".tmp-", 5)) {
+			/* A segment whose write did not finish: never valid. */
+			if (unlinkat(s->dirfd, e->d_name, 0) == 0)
+				s->st.partial_removed++;
+			continue;
+		}
+		if (!is_zsp(e->d_name) || fstatat(s->dirfd, e->d_name, &st, 0) < 0)
+			continue;
+		s->st.bytes += (uint64_t)st.st_size;
+		if (parse_seq(e->d_name, "seg-", &seq) || parse_seq(e->d_name, "bad-seg-", &seq) ||
+		    parse_seq(e->d_name, "rejected-", &seq)) {
+			if (seq >= s->next_seq)
+				s->next_seq = seq + 1;
+			if (!strncmp(e->d_name, "seg-", 4))
+				s->st.segments++;
+		}
+	}
+	closedir(d);
+	if (s->st.partial_removed)
+		fsync(s->dirfd);
+	pthread_mutex_init(&s->lock, NULL);
+	*out = s;
+	return 0;
+}
+
+void zt_spool_close(struct zt_spool *s)
+{
+	if (!s)
+		return;
+	close(s->dirfd);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = write(fd, p, n);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Writes a finished file as prefix<seq>.zsp: temp, fsync, rename, fsync dir. Locked. */
+static int put_file(struct zt_spool *s, const char *prefix, const uint8_t *data, size_t len,
+		    char *err, size_t errlen)
+{
+	char tmp[96], name[64];
+	uint64_t seq = s->next_seq++;
+	int fd, r;
+
+	snprintf(name, sizeof(name), "%s%020" PRIu64 ".zsp", prefix, seq);
+	snprintf(tmp, sizeof(tmp), ".tmp-%s", name);
+	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "spool %s/%s: create: %s", s->dir, tmp, strerror(-r));
+		return r;
+	}
+	r = write_all(fd, data, len);
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (!r && renameat(s->dirfd, tmp, s->dirfd, name) < 0)
+		r = -errno;
+	if (!r && fsync(s->dirfd) < 0)
+		r = -errno;
+	if (r) {
+		zt_seterr(err, errlen, "spool %s/%s: write: %s", s->dir, name, strerror(-r));
+		unlinkat(s->dirfd, tmp, 0);
+		return r;
+	}
+	s->st.bytes += len;
+	return 0;
+}
+
+static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flow_record *recs,
+		     size_t n, char *err, size_t errlen)
+{
+	uint8_t *seg = NULL;
+	size_t len = 0;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = zt_spool_encode(recs, n, &seg, &len);
+	pthread_mutex_lock(&s->lock);
+	if (r) {
+		zt_seterr(err, errlen, "spool %s: encoding %zu records: %s; records dropped",
+			  s->dir, n, strerror(-r));
+	} else if (s->st.bytes + len > s->max_bytes) {
+		r = -ENOSPC;
+		zt_seterr(err, errlen,
+			  "spool %s: full (%" PRIu64 " of %" PRIu64 " bytes, segment of %zu more): "
+			  "%zu new records dropped",
+			  s->dir, s->st.bytes, s->max_bytes, len, n);
+	} else {
+		r = put_file(s, prefix, seg, len, err, errlen);
+	}
+	if (r)
+		s->st.dropped_records += n;
+	else if (prefix[0] == 's')
+		s->st.segments++, s->st.records_written += n;
+	else
+		s->st.rejected_records += n;
+	pthread_mutex_unlock(&s->lock);
+	free(seg);
+	return r;
+}
+
+int zt_spool_write(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
+		   size_t errlen)
+{
+	return spool_put(s, "seg-", recs, n, err, errlen);
+}
+
+int zt_spool_reject(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
+		    size_t errlen)
+{
+	return spool_put(s, "rejected-", recs, n, err, errlen);
+}
+
+static int oldest(struct zt_spool *s, char *name, size_t n, uint64_t *seq)
+{
+	DIR *d = fdopendir(dup(s->dirfd));
+	struct dirent *e;
+	uint64_t best = UINT64_MAX, v;
+
+	if (!d)
+		return -errno;
+	rewinddir(d);
+	while ((e = readdir(d)))
+		if (parse_seq(e->d_name, "seg-", &v) && v < best)
+			best = v;
+	closedir(d);
+	if (best == UINT64_MAX)
+		return -ENOENT;
+	snprintf(name, n, "seg-%020" PRIu64 ".zsp", best);
+	*seq = best;
+	return 0;
+}
+
+int zt_spool_next(struct zt_spool *s, struct zt_spool_seg *seg, char *err, size_t errlen)
+{
+	char name[64], why[256], bad[80];
+	uint8_t *buf = NULL;
+	struct stat st;
+	int fd, r;
+	size_t got = 0;
+
+	memset(seg, 0, sizeof(*seg));
+	pthread_mutex_lock(&s->lock);
+	r = oldest(s, name, sizeof(name), &seg->seq);
+	if (r) {
+		if (r != -ENOENT)
+			zt_seterr(err, errlen, "spool %s: list: %s", s->dir, strerror(-r));
+		goto out;
+	}
+	fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "spool %s/%s: open: %s", s->dir, name, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	close(fd);
+	if (!buf || got != (size_t)st.st_size) {
+		r = buf ? -EIO : -ENOMEM;
+		zt_seterr(err, errlen, "spool %s/%s: read: %s", s->dir, name, strerror(-r));
+		goto out;
+	}
+	seg->file_bytes = (uint64_t)st.st_size;
+	r = zt_spool_decode(buf, got, &seg->recs, &seg->n, why, sizeof(why));
+	if (r == -EBADMSG) {
+		snprintf(bad, sizeof(bad), "bad-%s", name);
+		if (renameat(s->dirfd, name, s->dirfd, bad) < 0) {
+			zt_seterr(err, errlen,
+				  "spool %s/%s: corrupt segment (%s); moving it aside failed: %s",
+				  s->dir, name, why, strerror(errno));
+			r = -EIO;
+			goto out;
+		}
+		fsync(s->dirfd);
+		s->st.corrupt_segments++;
+		s->st.segments--;
+		zt_seterr(err, errlen, "spool %s/%s: corrupt segment (%s), moved aside as %s",
+			  s->dir, name, why, bad);
+	} else if (r) {
+		zt_seterr(err, errlen, "spool %s/%s: %s", s->dir, name, why);
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	free(buf);
+	return r;
+}
+
+void zt_spool_seg_free(struct zt_spool_seg *seg)
+{
+	free(seg->recs);
+	seg->recs = NULL;
+	seg->n = 0;
+}
+
+int zt_spool_done(struct zt_spool *s, struct zt_spool_seg *seg, char *err, size_t errlen)
+{
+	char name[64];
+	int r = 0;
+
+	snprintf(name, sizeof(name), "seg-%020" PRIu64 ".zsp", seg->seq);
+	pthread_mutex_lock(&s->lock);
+	if (unlinkat(s->dirfd, name, 0) < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "spool %s/%s: delete: %s", s->dir, name, strerror(-r));
+	} else {
+		fsync(s->dirfd);
+		s->st.bytes -= seg->file_bytes < s->st.bytes ? seg->file_bytes : s->st.bytes;
+		s->st.segments--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	zt_spool_seg_free(seg);
+	return r;
+}
+
+void zt_spool_get_stats(struct zt_spool *s, struct zt_spool_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	pthread_mutex_unlock(&s->lock);
+}

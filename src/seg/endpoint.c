@@ -1,0 +1,919 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <arpa/inet.h>
+#include <cbor.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/apimsg.h"
+#include "seg/endpoint.h"
+#include "seg/policy.h"
+#include "agent/util.h"
+
+#define STATE_MAX_BYTES (64u << 20)
+#define STATE_VERSION 1
+
+static void ep_view(struct zt_ep *ep)
+{
+	ep->ev.name = ep->name;
+	ep->ev.ls.namespace = ep->ns;
+	ep->ev.ls.labels.v = ep->labels;
+	ep->ev.ls.labels.n = ep->n_labels;
+	ep->ev.ls.ns_labels.v = ep->ns_labels;
+	ep->ev.ls.ns_labels.n = ep->n_ns_labels;
+	ep->ev.addrs = ep->addrs;
+	ep->ev.n_addrs = ep->n_addrs;
+	ep->ev.ports = ep->ports;
+	ep->ev.n_ports = ep->n_ports;
+}
+
+void zt_ep_free(struct zt_ep *ep)
+{
+	if (!ep)
+		return;
+	for (size_t i = 0; i < ep->n_labels; i++) {
+		free((char *)ep->labels[i].key);
+		free((char *)ep->labels[i].value);
+	}
+	for (size_t i = 0; i < ep->n_ns_labels; i++) {
+		free((char *)ep->ns_labels[i].key);
+		free((char *)ep->ns_labels[i].value);
+	}
+	for (size_t i = 0; i < ep->n_ports; i++)
+		free((char *)ep->ports[i].name);
+	free(ep->labels);
+	free(ep->ns_labels);
+	free(ep->ports);
+	free(ep->name);
+	free(ep->ns);
+	free(ep->qname);
+	free(ep);
+}
+
+static bool valid_ifname(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
+			return false;
+	return true;
+}
+
+/* Endpoint names: 1-253 of [A-Za-z0-9._-], starting and ending alphanumeric. */
+static bool valid_name(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > ZT_EP_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		bool alnum =
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (!alnum && !((c == '.' || c == '_' || c == '-') && i > 0 && i + 1 < n))
+			return false;
+	}
+	return true;
+}
+
+/* Printable form of operator input for messages. */
+static const char *shown(const char *v, char *buf, size_t n)
+{
+	size_t o = 0, i;
+
+	for (i = 0; v[i] && o + 5 < n && i < 80; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch < 0x20 || ch >= 0x7f || ch == '\'' || ch == '\\')
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+		else
+			buf[o++] = (char)ch;
+	}
+	if (v[i] && o + 4 <= n) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Splits s at commas into a malloc'd copy; items point into *copy. */
+static int split(const char *s, char **copy, char **items, size_t max, size_t *n)
+{
+	char *p, *save = NULL, *tok;
+
+	*n = 0;
+	*copy = strdup(s ? s : "");
+	if (!*copy)
+		return -ENOMEM;
+	for (p = *copy; (tok = strtok_r(p, ",", &save)); p = NULL) {
+		if (*n == max)
+			return -E2BIG;
+		items[(*n)++] = tok;
+	}
+	return 0;
+}
+
+static int parse_labels(const char *field, const char *s, struct zt_label **out, size_t *n_out,
+			char *err, size_t errlen)
+{
+	char *copy = NULL, *items[ZT_EP_MAX_LABELS + 1], q[400];
+	struct zt_label *v = NULL;
+	const char *why = NULL;
+	size_t n = 0, bad = 0;
+	int r;
+
+	*out = NULL;
+	*n_out = 0;
+	r = split(s, &copy, items, ZT_EP_MAX_LABELS, &n);
+	if (r == -E2BIG) {
+		zt_seterr(err, errlen, "%s: more than %d labels", field, ZT_EP_MAX_LABELS);
+		goto out;
+	}
+	if (r < 0 || n == 0)
+		goto out;
+	v = calloc(n, sizeof(*v));
+	if (!v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(items[i], '=');
+
+		if (!eq) {
+			zt_seterr(err, errlen, "%s: '%s' is not KEY=VALUE", field,
+				  shown(items[i], q, sizeof(q)));
+			r = -EINVAL;
+			goto fail;
+		}
+		*eq = '\0';
+		v[i].key = strdup(items[i]);
+		v[i].value = strdup(eq + 1);
+		if (!v[i].key || !v[i].value) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	{
+		struct zt_labels ls = { .v = v, .n = n };
+
+		if (zt_labels_check(&ls, &bad, &why) < 0) {
+			zt_seterr(err, errlen, "%s: label '%s': %s", field,
+				  shown(v[bad].key, q, sizeof(q)), why);
+			r = -EINVAL;
+			goto fail;
+		}
+	}
+	*out = v;
+	*n_out = n;
+	free(copy);
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].key);
+		free((char *)v[i].value);
+	}
+	free(v);
+out:
+	free(copy);
+	return r;
+}
+
+static int parse_addr(const char *s, struct zt_ep_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash;
+	uint64_t plen = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash) {
+		*slash = '\0';
+		if (zt_parse_u64(slash + 1, &plen) < 0)
+			return -EINVAL;
+	}
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, buf, a->addr) == 1) {
+		a->family = AF_INET;
+		if (slash && plen != 32)
+			return -EINVAL;
+	} else if (inet_pton(AF_INET6, buf, a->addr) == 1) {
+		a->family = AF_INET6;
+		if (slash && plen != 128)
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool addr_is_special(const struct zt_ep_addr *a)
+{
+	static const uint8_t zero[16];
+
+	if (a->family == AF_INET)
+		return !memcmp(a->addr, zero, 4) || a->addr[0] == 127 || a->addr[0] >= 224;
+	return !memcmp(a->addr, zero, 16) || a->addr[0] == 0xff ||
+	       (!memcmp(a->addr, zero, 15) && a->addr[15] == 1);
+}
+
+static bool addr_eq(const struct zt_ep_addr *a, const struct zt_ep_addr *b)
+{
+	return a->family == b->family && !memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16);
+}
+
+static int parse_addrs(const char *s, struct zt_ep *ep, char *err, size_t errlen)
+{
+	char *copy = NULL, *items[ZT_EP_MAX_ADDRS + 1], q[200];
+	size_t n = 0;
+	int r = split(s, &copy, items, ZT_EP_MAX_ADDRS, &n);
+
+	if (r == -E2BIG)
+		zt_seterr(err, errlen, "--ip: more than %d addresses", ZT_EP_MAX_ADDRS);
+	if (r < 0)
+		goto out;
+	if (n == 0) {
+		zt_seterr(err, errlen, "--ip: at least one address is needed");
+		r = -EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct zt_ep_addr *a = &ep->addrs[i];
+
+		if (parse_addr(items[i], a) < 0) {
+			zt_seterr(
+				err, errlen,
+				"--ip: '%s' is not an IPv4 or IPv6 address (a /32 or /128 at most)",
+				shown(items[i], q, sizeof(q)));
+			r = -EINVAL;
+			goto out;
+		}
+		if (addr_is_special(a)) {
+			zt_seterr(
+				err, errlen,
+				"--ip: '%s' is unspecified, loopback or multicast; an endpoint needs a unicast address",
+				shown(items[i], q, sizeof(q)));
+			r = -EINVAL;
+			goto out;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (addr_eq(a, &ep->addrs[j])) {
+				zt_seterr(err, errlen, "--ip: %s is listed twice",
+					  shown(items[i], q, sizeof(q)));
+				r = -EINVAL;
+				goto out;
+			}
+	}
+	ep->n_addrs = n;
+out:
+	free(copy);
+	return r;
+}
+
+static int parse_ports(const char *s, struct zt_ep *ep, char *err, size_t errlen)
+{
+	char *copy = NULL, *items[ZT_EP_MAX_PORTS + 1], q[200];
+	size_t n = 0;
+	int r = split(s, &copy, items, ZT_EP_MAX_PORTS, &n);
+
+	if (r == -E2BIG)
+		zt_seterr(err, errlen, "--ports: more than %d named ports", ZT_EP_MAX_PORTS);
+	if (r < 0 || n == 0)
+		goto out;
+	ep->ports = calloc(n, sizeof(*ep->ports));
+	if (!ep->ports) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(items[i], '=');
+		uint8_t proto;
+		uint16_t port;
+		size_t nl = eq ? (size_t)(eq - items[i]) : 0;
+
+		if (!eq || nl == 0 || nl > ZT_POL_PORT_NAME_MAX ||
+		    zt_eval_parse_port(eq + 1, &proto, &port) < 0) {
+			zt_seterr(
+				err, errlen,
+				"--ports: '%s' is not NAME=PORT[/PROTO] (name 1-%d characters, port 1-65535, TCP, UDP or SCTP)",
+				shown(items[i], q, sizeof(q)), ZT_POL_PORT_NAME_MAX);
+			r = -EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ep->ports[j].name, items[i]) &&
+			    ep->ports[j].protocol == proto) {
+				zt_seterr(err, errlen, "--ports: '%s' is listed twice",
+					  shown(items[i], q, sizeof(q)));
+				r = -EINVAL;
+				goto out;
+			}
+		ep->ports[i].name = strdup(items[i]);
+		if (!ep->ports[i].name) {
+			r = -ENOMEM;
+			goto out;
+		}
+		ep->ports[i].protocol = proto;
+		ep->ports[i].port = port;
+		ep->n_ports = i + 1;
+	}
+out:
+	free(copy);
+	return r;
+}
+
+int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, size_t errlen)
+{
+	const char *name = s->name && *s->name ? s->name : s->ifname;
+	const char *ns = s->ns && *s->ns ? s->ns : "default";
+	const char *why = NULL;
+	struct zt_ep *ep;
+	char q[200];
+	int r;
+
+	if (!s->ifname || !valid_ifname(s->ifname)) {
+		zt_seterr(err, errlen, "--ifname: '%s' is not a valid interface name",
+			  shown(s->ifname ? s->ifname : "", q, sizeof(q)));
+		return -EINVAL;
+	}
+	if (!valid_name(name)) {
+		zt_seterr(
+			err, errlen,
+			"--name: '%s' is not a valid endpoint name (1-%d of A-Z a-z 0-9 . _ -, alphanumeric at both ends)",
+			shown(name, q, sizeof(q)), ZT_EP_NAME_MAX);
+		return -EINVAL;
+	}
+	if (zt_dns_label_check(ns, &why) < 0) {
+		zt_seterr(err, errlen, "--namespace: '%s': %s", shown(ns, q, sizeof(q)), why);
+		return -EINVAL;
+	}
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	snprintf(ep->ifname, sizeof(ep->ifname), "%s", s->ifname);
+	ep->name = strdup(name);
+	ep->ns = strdup(ns);
+	if (!ep->name || !ep->ns || asprintf(&ep->qname, "%s/%s", ns, name) < 0) {
+		ep->qname = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = parse_addrs(s->addrs, ep, err, errlen)) < 0 ||
+	    (r = parse_labels("--labels", s->labels, &ep->labels, &ep->n_labels, err, errlen)) <
+		    0 ||
+	    (r = parse_labels("--namespace-labels", s->ns_labels, &ep->ns_labels, &ep->n_ns_labels,
+			      err, errlen)) < 0 ||
+	    (r = parse_ports(s->ports, ep, err, errlen)) < 0)
+		goto fail;
+	for (size_t i = 0; i < ep->n_ns_labels; i++)
+		if (!strcmp(ep->ns_labels[i].key, ZT_NS_NAME_LABEL) &&
+		    strcmp(ep->ns_labels[i].value, ns)) {
+			zt_seterr(err, errlen,
+				  "--namespace-labels: %s is always the namespace's name ('%s')",
+				  ZT_NS_NAME_LABEL, ns);
+			r = -EINVAL;
+			goto fail;
+		}
+	ep->created_unix = zt_now_unix();
+	ep_view(ep);
+	*out = ep;
+	return 0;
+fail:
+	if (r == -ENOMEM)
+		zt_seterr(err, errlen, "out of memory");
+	zt_ep_free(ep);
+	return r;
+}
+
+/* ---- table ---- */
+
+static int ifname_index(const char *ifname, bool *loopback)
+{
+	struct ifreq ifr = { 0 };
+	int fd, r;
+
+	*loopback = false;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = ifr.ifr_ifindex;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_LOOPBACK))
+		*loopback = true;
+	close(fd);
+	return r;
+}
+
+int zt_ep_table_check(const struct zt_ep_table *t, struct zt_ep *ep, char *err, size_t errlen)
+{
+	char a[INET6_ADDRSTRLEN];
+	bool lo;
+	int idx;
+
+	if (t->n >= ZT_EP_MAX) {
+		zt_seterr(err, errlen, "the node has %d endpoints, the most ztagent takes",
+			  ZT_EP_MAX);
+		return -ENOSPC;
+	}
+	idx = ifname_index(ep->ifname, &lo);
+	if (idx < 0) {
+		zt_seterr(err, errlen, "--ifname: no interface '%s' on this node (%s)", ep->ifname,
+			  strerror(-idx));
+		return -ENODEV;
+	}
+	if (lo) {
+		zt_seterr(err, errlen,
+			  "--ifname: %s is a loopback interface, not a workload's veth",
+			  ep->ifname);
+		return -EINVAL;
+	}
+	ep->ifindex = idx;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct zt_ep *o = t->v[i];
+
+		if (o->ifindex == idx || !strcmp(o->ifname, ep->ifname)) {
+			zt_seterr(
+				err, errlen,
+				"--ifname: %s is already endpoint %s (remove it first with 'ztctl endpoint del %s')",
+				ep->ifname, o->qname, o->qname);
+			return -EEXIST;
+		}
+		if (!strcmp(o->qname, ep->qname)) {
+			zt_seterr(err, errlen, "--name: endpoint %s exists already (on %s)",
+				  o->qname, o->ifname);
+			return -EEXIST;
+		}
+		for (size_t j = 0; j < ep->n_addrs; j++)
+			for (size_t k = 0; k < o->n_addrs; k++)
+				if (addr_eq(&ep->addrs[j], &o->addrs[k])) {
+					inet_ntop(ep->addrs[j].family, ep->addrs[j].addr, a,
+						  sizeof(a));
+					zt_seterr(err, errlen,
+						  "--ip: %s belongs to endpoint %s already", a,
+						  o->qname);
+					return -EEXIST;
+				}
+	}
+	return 0;
+}
+
+int zt_ep_table_add(struct zt_ep_table *t, struct zt_ep *ep)
+{
+	struct zt_ep **v;
+	size_t i;
+
+	v = realloc(t->v, (t->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	t->v = v;
+	if (!ep->id)
+		ep->id = t->next_id ? t->next_id : 1;
+	if (ep->id >= t->next_id)
+		t->next_id = ep->id + 1;
+	for (i = t->n; i > 0 && t->v[i - 1]->id > ep->id; i--)
+		t->v[i] = t->v[i - 1];
+	t->v[i] = ep;
+	t->n++;
+	ep_view(ep);
+	return 0;
+}
+
+struct zt_ep *zt_ep_table_remove(struct zt_ep_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct zt_ep *ep = t->v[i];
+
+		if (ep->id != id)
+			continue;
+		memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
+		t->n--;
+		return ep;
+	}
+	return NULL;
+}
+
+struct zt_ep *zt_ep_table_find(const struct zt_ep_table *t, const char *s, bool *ambiguous)
+{
+	struct zt_ep *hit = NULL;
+
+	*ambiguous = false;
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i]->qname, s))
+			return t->v[i];
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i]->ifname, s))
+			return t->v[i];
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i]->name, s)) {
+			if (hit) {
+				*ambiguous = true;
+				return NULL;
+			}
+			hit = t->v[i];
+		}
+	return hit;
+}
+
+struct zt_ep *zt_ep_table_by_ifindex(const struct zt_ep_table *t, int ifindex)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->ifindex == ifindex)
+			return t->v[i];
+	return NULL;
+}
+
+void zt_ep_table_clear(struct zt_ep_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		zt_ep_free(t->v[i]);
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+int zt_ep_addrs_format(const struct zt_ep *ep, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ep->n_addrs; i++) {
+		char a[INET6_ADDRSTRLEN];
+
+		inet_ntop(ep->addrs[i].family, ep->addrs[i].addr, a, sizeof(a));
+		o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s", i ? "," : "", a);
+	}
+	return o < n ? 0 : -ENOSPC;
+}
+
+int zt_labels_format(const struct zt_label *v, size_t n, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s=%s", i ? "," : "",
+				      v[i].key, v[i].value);
+	return o < len ? 0 : -ENOSPC;
+}
+
+/* ---- state file ---- */
+
+static cbor_item_t *labels_item(const struct zt_label *v, size_t n)
+{
+	cbor_item_t *m = zt_cbor_map();
+
+	for (size_t i = 0; m && i < n; i++)
+		if (zt_cbor_put_str(m, v[i].key, v[i].value)) {
+			cbor_decref(&m);
+			return NULL;
+		}
+	return m;
+}
+
+static cbor_item_t *ep_item(const struct zt_ep *ep)
+{
+	cbor_item_t *m = zt_cbor_map(), *addrs = NULL, *ports = NULL, *l = NULL, *nl = NULL;
+	char a[INET6_ADDRSTRLEN];
+
+	if (!m)
+		return NULL;
+	if (zt_cbor_put_u64(m, "id", ep->id) || zt_cbor_put_str(m, "ifname", ep->ifname) ||
+	    zt_cbor_put_u64(m, "ifindex", (uint64_t)ep->ifindex) ||
+	    zt_cbor_put_str(m, "name", ep->name) || zt_cbor_put_str(m, "namespace", ep->ns) ||
+	    zt_cbor_put_u64(m, "identity", ep->identity) ||
+	    zt_cbor_put_u64(m, "created_unix", ep->created_unix))
+		goto fail;
+	addrs = zt_cbor_array();
+	if (!addrs)
+		goto fail;
+	for (size_t i = 0; i < ep->n_addrs; i++) {
+		cbor_item_t *s;
+
+		inet_ntop(ep->addrs[i].family, ep->addrs[i].addr, a, sizeof(a));
+		s = cbor_build_string(a);
+		if (!s || zt_cbor_push(addrs, s)) {
+			if (s)
+				cbor_decref(&s);
+			goto fail;
+		}
+	}
+	if (zt_cbor_put(m, "addrs", addrs)) {
+		cbor_decref(&addrs);
+		goto fail;
+	}
+	l = labels_item(ep->labels, ep->n_labels);
+	if (!l || zt_cbor_put(m, "labels", l)) {
+		if (l)
+			cbor_decref(&l);
+		goto fail;
+	}
+	nl = labels_item(ep->ns_labels, ep->n_ns_labels);
+	if (!nl || zt_cbor_put(m, "namespace_labels", nl)) {
+		if (nl)
+			cbor_decref(&nl);
+		goto fail;
+	}
+	ports = zt_cbor_array();
+	if (!ports)
+		goto fail;
+	for (size_t i = 0; i < ep->n_ports; i++) {
+		cbor_item_t *p = zt_cbor_map();
+
+		if (!p || zt_cbor_put_str(p, "name", ep->ports[i].name) ||
+		    zt_cbor_put_u64(p, "port", ep->ports[i].port) ||
+		    zt_cbor_put_u64(p, "protocol", ep->ports[i].protocol) ||
+		    zt_cbor_push(ports, p)) {
+			if (p)
+				cbor_decref(&p);
+			cbor_decref(&ports);
+			goto fail;
+		}
+	}
+	if (zt_cbor_put(m, "ports", ports)) {
+		cbor_decref(&ports);
+		goto fail;
+	}
+	return m;
+fail:
+	cbor_decref(&m);
+	return NULL;
+}
+
+int zt_ep_table_save(const struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+{
+	cbor_item_t *root = zt_cbor_map(), *arr = zt_cbor_array();
+	unsigned char *buf = NULL;
+	size_t cap = 0, len;
+	char tmp[4096 + 8];
+	int fd = -1, r = -ENOMEM;
+
+	if (!root || !arr || zt_cbor_put_u64(root, "version", STATE_VERSION))
+		goto out;
+	for (size_t i = 0; i < t->n; i++) {
+		cbor_item_t *e = ep_item(t->v[i]);
+
+		if (!e || zt_cbor_push(arr, e)) {
+			if (e)
+				cbor_decref(&e);
+			goto out;
+		}
+	}
+	if (zt_cbor_put(root, "endpoints", arr))
+		goto out;
+	arr = NULL;
+	len = cbor_serialize_alloc(root, &buf, &cap);
+	if (!len)
+		goto out;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, buf + off, len - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			zt_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+			goto out_unlink;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		zt_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto out_unlink;
+	}
+	r = 0;
+	goto out;
+out_unlink:
+	unlink(tmp);
+out:
+	if (r == -ENOMEM)
+		zt_seterr(err, errlen, "out of memory saving %s", path);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	if (arr)
+		cbor_decref(&arr);
+	if (root)
+		cbor_decref(&root);
+	return r;
+}
+
+static int join_labels(const cbor_item_t *m, const char *key, char *buf, size_t n)
+{
+	cbor_item_t *l = zt_cbor_get(m, key);
+	struct cbor_pair *p;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (!l || !cbor_isa_map(l))
+		return -EINVAL;
+	p = cbor_map_handle(l);
+	for (size_t i = 0; i < cbor_map_size(l); i++) {
+		char k[ZT_LABEL_KEY_MAX + 1], v[ZT_LABEL_NAME_MAX + 1];
+
+		if (zt_cbor_str(p[i].key, k, sizeof(k)) < 0 ||
+		    zt_cbor_str(p[i].value, v, sizeof(v)) < 0)
+			return -EINVAL;
+		o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s=%s", i ? "," : "", k, v);
+	}
+	return o < n ? 0 : -E2BIG;
+}
+
+static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, size_t errlen)
+{
+	size_t big = ZT_EP_MAX_LABELS * (ZT_LABEL_KEY_MAX + ZT_LABEL_NAME_MAX + 3);
+	char ifname[IF_NAMESIZE], name[ZT_EP_NAME_MAX + 1], ns[ZT_DNS_LABEL_MAX + 1];
+	char *labels = malloc(big), *nslabels = malloc(big), *addrs = malloc(ZT_EP_MAX_ADDRS * 48),
+	     *ports = malloc(ZT_EP_MAX_PORTS * 32);
+	uint64_t id, ifindex, identity, created;
+	cbor_item_t *a, *p;
+	size_t o;
+	int r = -EINVAL;
+
+	if (!labels || !nslabels || !addrs || !ports) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (!cbor_isa_map(m) || zt_cbor_get_u64(m, "id", &id) < 0 || !id || id > UINT32_MAX ||
+	    zt_cbor_get_str(m, "ifname", ifname, sizeof(ifname)) < 0 ||
+	    zt_cbor_get_u64(m, "ifindex", &ifindex) < 0 || ifindex > INT32_MAX ||
+	    zt_cbor_get_str(m, "name", name, sizeof(name)) < 0 ||
+	    zt_cbor_get_str(m, "namespace", ns, sizeof(ns)) < 0 ||
+	    zt_cbor_get_u64(m, "identity", &identity) < 0 || identity > UINT32_MAX ||
+	    zt_cbor_get_u64(m, "created_unix", &created) < 0 ||
+	    join_labels(m, "labels", labels, big) < 0 ||
+	    join_labels(m, "namespace_labels", nslabels, big) < 0) {
+		zt_seterr(err, errlen, "an endpoint record is incomplete or has wrong types");
+		goto out;
+	}
+	a = zt_cbor_get(m, "addrs");
+	p = zt_cbor_get(m, "ports");
+	if (!a || !cbor_isa_array(a) || cbor_array_size(a) > ZT_EP_MAX_ADDRS || !p ||
+	    !cbor_isa_array(p) || cbor_array_size(p) > ZT_EP_MAX_PORTS) {
+		zt_seterr(err, errlen, "endpoint %s: bad addrs or ports", name);
+		goto out;
+	}
+	o = 0;
+	addrs[0] = '\0';
+	for (size_t i = 0; i < cbor_array_size(a); i++) {
+		char s[INET6_ADDRSTRLEN + 1];
+
+		if (zt_cbor_str(cbor_array_handle(a)[i], s, sizeof(s)) < 0) {
+			zt_seterr(err, errlen, "endpoint %s: bad address", name);
+			goto out;
+		}
+		o += (size_t)sprintf(addrs + o, "%s%s", i ? "," : "", s);
+	}
+	o = 0;
+	ports[0] = '\0';
+	for (size_t i = 0; i < cbor_array_size(p); i++) {
+		const cbor_item_t *pi = cbor_array_handle(p)[i];
+		char pn[ZT_POL_PORT_NAME_MAX + 1];
+		uint64_t port, proto;
+
+		if (zt_cbor_get_str(pi, "name", pn, sizeof(pn)) < 0 ||
+		    zt_cbor_get_u64(pi, "port", &port) < 0 ||
+		    zt_cbor_get_u64(pi, "protocol", &proto) < 0) {
+			zt_seterr(err, errlen, "endpoint %s: bad named port", name);
+			goto out;
+		}
+		o += (size_t)sprintf(ports + o, "%s%s=%llu/%s", i ? "," : "", pn,
+				     (unsigned long long)port, zt_pol_proto_name((uint8_t)proto));
+	}
+	{
+		struct zt_ep_spec s = { .ifname = ifname,
+					.name = name,
+					.ns = ns,
+					.addrs = addrs,
+					.labels = labels,
+					.ns_labels = nslabels,
+					.ports = ports };
+		char why[512];
+
+		r = zt_ep_from_spec(&s, out, why, sizeof(why));
+		if (r < 0) {
+			zt_seterr(err, errlen, "endpoint %s/%s: %s", ns, name, why);
+			goto out;
+		}
+	}
+	(*out)->id = (uint32_t)id;
+	(*out)->ifindex = (int)ifindex;
+	(*out)->identity = (uint32_t)identity;
+	(*out)->created_unix = created;
+	r = 0;
+out:
+	free(labels);
+	free(nslabels);
+	free(addrs);
+	free(ports);
+	return r;
+}
+
+int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+{
+	struct cbor_load_result res;
+	cbor_item_t *root = NULL, *arr;
+	unsigned char *buf = NULL;
+	struct stat st;
+	uint64_t version;
+	char why[600];
+	ssize_t got;
+	int fd, r = -EINVAL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		zt_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX_BYTES) {
+		zt_seterr(err, errlen, "%s: not a regular file of at most %u bytes", path,
+			  STATE_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	got = read(fd, buf, (size_t)st.st_size);
+	if (got != st.st_size) {
+		zt_seterr(err, errlen, "%s: short read", path);
+		r = -EIO;
+		goto out;
+	}
+	root = cbor_load(buf, (size_t)got, &res);
+	if (!root || res.error.code != CBOR_ERR_NONE || res.read != (size_t)got ||
+	    !cbor_isa_map(root)) {
+		zt_seterr(err, errlen,
+			  "%s: not a ztagent endpoint state file (damaged at byte %zu)", path,
+			  res.error.position);
+		goto out;
+	}
+	if (zt_cbor_get_u64(root, "version", &version) < 0 || version != STATE_VERSION) {
+		zt_seterr(err, errlen, "%s: unknown state version", path);
+		goto out;
+	}
+	arr = zt_cbor_get(root, "endpoints");
+	if (!arr || !cbor_isa_array(arr) || cbor_array_size(arr) > ZT_EP_MAX) {
+		zt_seterr(err, errlen, "%s: no endpoint list", path);
+		goto out;
+	}
+	for (size_t i = 0; i < cbor_array_size(arr); i++) {
+		struct zt_ep *ep;
+
+		r = ep_from_item(cbor_array_handle(arr)[i], &ep, why, sizeof(why));
+		if (r < 0) {
+			zt_seterr(err, errlen, "%s: record %zu: %s", path, i, why);
+			zt_ep_table_clear(t);
+			goto out;
+		}
+		r = zt_ep_table_add(t, ep);
+		if (r < 0) {
+			zt_ep_free(ep);
+			zt_ep_table_clear(t);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (root)
+		cbor_decref(&root);
+	free(buf);
+	close(fd);
+	return r;
+}

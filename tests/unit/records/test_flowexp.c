@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests: the flow exporter on real kernel maps (a conntrack-shaped LRU
+ * hash filled with crafted entries, the export map pinned on a bpffs), and
+ * the XDP drop aggregation. Runs as root.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+
+#include "guard/dropagg.h"
+#include "records/flowexp.h"
+#include "agent/util.h"
+
+#define S 1000000000ULL
+#define IF_A 1 /* lo: exists in every namespace */
+#define IF_B 2
+
+static char pindir[128];
+static int ct_fd = -1;
+static bool if_b_alive = true;
+
+/* What the sink received. */
+static struct zt_flow_record got[128];
+static size_t n_got;
+
+static void sink(void *ctx, const struct zt_flow_record *r, size_t n)
+{
+	for (size_t i = 0; i < n && n_got < 128; i++)
+		got[n_got++] = r[i];
+}
+
+static void workload(void *ctx, uint32_t id, uint32_t ep, char *buf, size_t n)
+{
+	if (ep)
+		snprintf(buf, n, "ns/ep%u", ep);
+	else
+		snprintf(buf, n, "identity:%u", id);
+}
+
+static void rule(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf, size_t n)
+{
+	snprintf(buf, n, "rule %u gen %u reason %u", rule_id, gen, reason);
+}
+
+static int ep_ifindex(void *ctx, uint32_t ep)
+{
+	return ep == 1 ? IF_A : ep == 2 ? IF_B : 0;
+}
+
+static bool is_endpoint(void *ctx, int ifindex)
+{
+	return ifindex == IF_A || (ifindex == IF_B && if_b_alive);
+}
+
+static const struct zt_flowexp_names names = {
+	.workload = workload,
+	.rule = rule,
+	.ep_ifindex = ep_ifindex,
+	.is_endpoint = is_endpoint,
+};
+
+static int setup(void **state)
+{
+	/* A bpffs of our own for the export map's pin. */
+	snprintf(pindir, sizeof(pindir), "/tmp/zt-flowexp-test.XXXXXX");
+	if (!mkdtemp(pindir) || mount("bpf", pindir, "bpf", 0, NULL) < 0)
+		return -1;
+	ct_fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ct_test", sizeof(struct zt_ct_key),
+			       sizeof(struct zt_ct_val), 1024, NULL);
+	n_got = 0;
+	if_b_alive = true;
+	return ct_fd < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char p[200];
+
+	close(ct_fd);
+	snprintf(p, sizeof(p), "%s/%s", pindir, ZT_PIN_FLOW_EXPORT);
+	unlink(p);
+	umount2(pindir, MNT_DETACH);
+	return rmdir(pindir);
+}
+
+static struct zt_flowexp *open_x(void)
+{
+	struct zt_flowexp *x = NULL;
+	char err[256] = "";
+
+	assert_int_equal(
+		zt_flowexp_open(pindir, 1024, 60 * S, "node-t", &names, &x, err, sizeof(err)), 0);
+	return x;
+}
+
+static struct zt_ct_key key(uint32_t ifindex, uint8_t proto, const char *s, uint16_t sp,
+			    const char *d, uint16_t dp)
+{
+	struct zt_ct_key k = { .ifindex = ifindex, .family = 4, .proto = proto };
+
+	inet_pton(AF_INET, s, k.saddr);
+	inet_pton(AF_INET, d, k.daddr);
+	k.sport = sp;
+	k.dport = dp;
+	return k;
+}
+
+static struct zt_ct_val val(uint64_t first, uint64_t last, uint8_t state, uint8_t verdict)
+{
+	struct zt_ct_val v = { .first_ns = first,
+			       .last_ns = last,
+			       .state = state,
+			       .verdict = verdict,
+			       .dir = ZT_DIR_EGRESS,
+			       .local_id = 256,
+			       .peer_id = 2,
+			       .ep_id = 1,
+			       .gen = 3,
+			       .rule_id = 7,
+			       .reason = ZT_REASON_RULE_ALLOW };
+
+	v.packets[0] = 10;
+	v.packets[1] = 8;
+	v.bytes[0] = 1000;
+	v.bytes[1] = 800;
+	v.flags_seen[0] = 0x1b; /* FIN SYN PSH ACK */
+	v.flags_seen[1] = 0x12; /* SYN ACK */
+	return v;
+}
+
+static void put(const struct zt_ct_key *k, const struct zt_ct_val *v)
+{
+	assert_int_equal(bpf_map_update_elem(ct_fd, k, v, BPF_ANY), 0);
+}
+
+static bool present(const struct zt_ct_key *k)
+{
+	struct zt_ct_val v;
+
+	return bpf_map_lookup_elem(ct_fd, k, &v) == 0;
+}
+
+static void test_closed_tcp_final_once(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40000, "198.18.1.20", 8080);
+	struct zt_ct_val v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	char a[INET_ADDRSTRLEN];
+
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_int_equal(n_got, 1);
+	assert_int_equal(got[0].bytes_sent, 1000);
+	assert_int_equal(got[0].bytes_received, 800);
+	assert_int_equal(got[0].packets_sent, 10);
+	assert_int_equal(got[0].packet_count, 18);
+	assert_int_equal(got[0].tcp_flags, 0x1b);
+	assert_int_equal(got[0].duration_ms, 3000);
+	assert_int_equal(got[0].source_port, 40000);
+	assert_int_equal(got[0].dest_port, 8080);
+	assert_string_equal(inet_ntop(AF_INET, got[0].source_ip, a, sizeof(a)), "198.18.1.10");
+	assert_string_equal(inet_ntop(AF_INET, got[0].dest_ip, a, sizeof(a)), "198.18.1.20");
+	assert_string_equal(got[0].protocol, "tcp");
+	assert_string_equal(got[0].verdict, "allowed");
+	assert_false(got[0].blocked);
+	assert_string_equal(got[0].drop_reason, "");
+	assert_string_equal(got[0].policy, "rule 7 gen 3 reason 1");
+	assert_string_equal(got[0].source_workload, "ns/ep1");
+	assert_string_equal(got[0].dest_workload, "identity:2");
+	assert_int_equal(got[0].source_identity, 256);
+	assert_int_equal(got[0].dest_identity, 2);
+	assert_string_equal(got[0].direction, "egress");
+	assert_string_equal(got[0].interface, "lo");
+	assert_string_equal(got[0].node, "node-t");
+	/* Kept until its close timeout, not recorded twice. */
+	assert_true(present(&k));
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + S, sink, NULL), 0);
+	assert_int_equal(n_got, 1);
+	/* A late ACK after the final: recorded as a delta when the entry goes. */
+	v.packets[0] = 11;
+	v.bytes[0] = 1052;
+	v.last_ns = now;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 5 * S, sink, NULL), 0);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 11 * S, sink, NULL), 1);
+	assert_int_equal(got[1].packets_sent, 1);
+	assert_int_equal(got[1].bytes_sent, 52);
+	assert_int_equal(got[1].bytes_received, 0);
+	assert_false(present(&k));
+	zt_flowexp_close(x);
+}
+
+static void test_close_grace(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40001, "198.18.1.20", 80);
+	struct zt_ct_val v = val(now - S, now - S / 10, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + S, sink, NULL), 1);
+	zt_flowexp_close(x);
+}
+
+static void test_interim_deltas_sum_to_totals(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t t0 = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_UDP, "198.18.1.10", 5353, "198.18.1.30", 53);
+	struct zt_ct_val v = val(t0, t0 + 30 * S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+	int64_t sent = 0, rcvd = 0;
+
+	put(&k, &v);
+	/* 30 s in: active, not due. */
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 30 * S, sink, NULL), 0);
+	/* 61 s in: interim with everything so far. */
+	v.last_ns = t0 + 61 * S;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 61 * S, sink, NULL), 1);
+	assert_int_equal(got[0].bytes_sent, 1000);
+	assert_string_equal(got[0].protocol, "udp");
+	/* A restart: a new exporter on the same pinned export state. */
+	zt_flowexp_close(x);
+	x = open_x();
+	v.packets[0] += 5;
+	v.bytes[0] += 500;
+	v.packets[1] += 1;
+	v.bytes[1] += 100;
+	v.last_ns = t0 + 90 * S;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 90 * S, sink, NULL), 0);
+	v.last_ns = t0 + 122 * S;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 122 * S, sink, NULL), 1);
+	assert_int_equal(got[1].bytes_sent, 500);
+	assert_int_equal(got[1].bytes_received, 100);
+	assert_int_equal(got[1].start_time_us, got[0].end_time_us);
+	/* Idle past the UDP timeout: the final has the rest (nothing), entry gone. */
+	v.packets[1] += 2;
+	v.bytes[1] += 64;
+	put(&k, &v);
+	assert_int_equal(
+		zt_flowexp_sweep(x, ct_fd, t0 + 122 * S + ZT_CT_UDP_TIMEOUT_NS + S, sink, NULL), 1);
+	assert_false(present(&k));
+	for (size_t i = 0; i < n_got; i++) {
+		sent += got[i].bytes_sent;
+		rcvd += got[i].bytes_received;
+	}
+	assert_int_equal(sent, 1500);
+	assert_int_equal(rcvd, 964);
+	zt_flowexp_close(x);
+}
+
+/*
+ * The destination side of a flow from endpoint 1 (on IF_A, entry *src, *vs)
+ * to endpoint 2 (on IF_B): the same key on IF_B, the entry seen inbound.
+ */
+static void local_pair(const struct zt_ct_key *src, struct zt_ct_val *vs, struct zt_ct_key *dst,
+		       struct zt_ct_val *vd)
+{
+	vs->peer_ep_id = 2;
+	*dst = *src;
+	dst->ifindex = IF_B;
+	*vd = *vs;
+	vd->dir = ZT_DIR_INGRESS;
+	vd->ep_id = 2;
+	vd->peer_ep_id = 1;
+}
+
+static void test_local_pair_once_destination_denial_wins(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key src = key(IF_A, IPPROTO_TCP, "198.18.1.10", 41000, "198.18.1.20", 5432);
+	struct zt_ct_key dst;
+	struct zt_ct_val vs = val(now - 8 * S, now - 6 * S, ZT_CT_NEW, ZT_VERDICT_ALLOW);
+	struct zt_ct_val vd;
+
+	vs.packets[1] = vs.bytes[1] = 0;
+	local_pair(&src, &vs, &dst, &vd);
+	vd.verdict = ZT_VERDICT_DENY;
+	vd.reason = ZT_REASON_RULE_DENY;
+	vd.rule_id = 9;
+	put(&src, &vs);
+	put(&dst, &vd);
+	/* Denied and quiet for 6 s: one record, from the source side, with the denial. */
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_int_equal(n_got, 1);
+	assert_string_equal(got[0].verdict, "denied");
+	assert_true(got[0].blocked);
+	assert_string_equal(got[0].drop_reason, "rule-deny");
+	assert_string_equal(got[0].policy, "rule 9 gen 3 reason 2");
+	assert_string_equal(got[0].direction, "egress");
+	assert_string_equal(got[0].source_workload, "ns/ep1");
+	assert_string_equal(got[0].dest_workload, "ns/ep2");
+	assert_false(present(&src));
+	assert_false(present(&dst));
+	zt_flowexp_close(x);
+}
+
+static void test_local_pair_allowed_recorded_by_source(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key src = key(IF_A, IPPROTO_TCP, "198.18.1.10", 42000, "198.18.1.20", 8080);
+	struct zt_ct_key dst;
+	struct zt_ct_val vs = val(now - 8 * S, now - 3 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	struct zt_ct_val vd;
+	struct zt_flowexp_stats st;
+
+	local_pair(&src, &vs, &dst, &vd);
+	put(&dst, &vd);
+	put(&src, &vs);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_string_equal(got[0].interface, "lo");
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.deduplicated, 1);
+	/* Both entries go together at the close timeout, without another record. */
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 11 * S, sink, NULL), 0);
+	assert_false(present(&src));
+	assert_false(present(&dst));
+	zt_flowexp_close(x);
+}
+
+static void test_interface_gone(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_B, IPPROTO_TCP, "198.18.1.30", 43000, "198.18.0.1", 443);
+	struct zt_ct_val v = val(now - 2 * S, now - S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+	v.ep_id = 3;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
+	if_b_alive = false;
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_false(present(&k));
+	/* No sink: entries still age out. */
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, NULL, NULL), 0);
+	assert_false(present(&k));
+	zt_flowexp_close(x);
+}
+
+static void test_short_flow_one_record(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t t0 = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_UDP, "198.18.1.10", 5000, "198.18.1.30", 53);
+	struct zt_ct_val v = val(t0, t0 + S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+	put(&k, &v);
+	/* A one-second exchange that then idles: no interim at 60 s, one final at idle. */
+	for (uint64_t t = 2; t <= 62; t += 10)
+		zt_flowexp_sweep(x, ct_fd, t0 + t * S, sink, NULL);
+	assert_int_equal(n_got, 1);
+	assert_int_equal(got[0].bytes_sent, 1000);
+	assert_false(present(&k));
+	zt_flowexp_close(x);
+}
+
+static void test_reused_key_starts_over(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 300 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 44000, "198.18.1.20", 80);
+	struct zt_ct_val v = val(now - 100 * S, now - 2 * S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+	v.packets[0] = 1000;
+	v.bytes[0] = 100000;
+	put(&k, &v);
+	v.last_ns = now - 30 * S;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now - 30 * S, sink, NULL), 1);
+	/* The kernel starts a new flow on the same key: smaller counters, new first_ns. */
+	v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_int_equal(got[1].bytes_sent, 1000);
+	assert_int_equal(got[1].packets_sent, 10);
+	zt_flowexp_close(x);
+}
+
+/* ---- drop aggregation ---- */
+
+static struct zt_ev_xdp_drop drop_ev(const char *src, uint16_t dport, uint64_t ts, uint32_t rep)
+{
+	struct zt_ev_xdp_drop e = { .ifindex = IF_A,
+				    .reason = ZT_XR_BLOCKLIST,
+				    .family = 4,
+				    .proto = IPPROTO_UDP,
+				    .dport = dport,
+				    .pkt_len = 100,
+				    .represents = rep };
+
+	e.hdr.type = ZT_EV_XDP_DROP;
+	e.hdr.len = sizeof(e);
+	e.hdr.ts_ns = ts;
+	inet_pton(AF_INET, src, e.saddr);
+	inet_pton(AF_INET, "198.18.0.2", e.daddr);
+	return e;
+}
+
+static void test_flood_is_one_row(void **state)
+{
+	struct zt_dropagg *a = NULL;
+	uint64_t t0 = 1000 * S;
+	struct zt_dropagg_stats st;
+
+	assert_int_equal(zt_dropagg_new(10 * S, 0, "node-t", &a), 0);
+	for (uint32_t i = 0; i < 1000000; i++) {
+		struct zt_ev_xdp_drop e = drop_ev("198.18.0.1", 53, t0 + i, i % 7 == 0 ? 3 : 1);
+
+		zt_dropagg_add(a, &e);
+	}
+	/* Interval not over: nothing yet. */
+	assert_int_equal(zt_dropagg_flush(a, t0 + 5 * S, false, sink, NULL), 0);
+	assert_int_equal(zt_dropagg_flush(a, t0 + 10 * S, false, sink, NULL), 1);
+	assert_int_equal(n_got, 1);
+	/* 142858 events stand for 3 drops, the rest for 1. */
+	assert_int_equal(got[0].aggregate_count, 1000000 + 2 * 142858);
+	assert_int_equal(got[0].packet_count, got[0].aggregate_count);
+	assert_int_equal(got[0].bytes_sent, 100 * got[0].aggregate_count);
+	assert_int_equal(got[0].kind, ZT_FLOW_KIND_XDP_DROP_AGG);
+	assert_int_equal(got[0].dest_port, 53);
+	assert_string_equal(got[0].protocol, "udp");
+	assert_string_equal(got[0].verdict, "dropped");
+	assert_true(got[0].blocked);
+	assert_true(!strncmp(got[0].drop_reason, "blocklist:", 10));
+	/* The next interval starts empty. */
+	assert_int_equal(zt_dropagg_flush(a, t0 + 30 * S, true, sink, NULL), 0);
+	zt_dropagg_get_stats(a, &st);
+	assert_int_equal(st.events, 1000000);
+	assert_int_equal(st.rows, 1);
+	zt_dropagg_free(a);
+}
+
+static void test_key_bound_folds(void **state)
+{
+	struct zt_dropagg *a = NULL;
+	struct zt_dropagg_stats st;
+	int64_t total = 0;
+	char ip[32];
+
+	assert_int_equal(zt_dropagg_new(10 * S, 100, "node-t", &a), 0);
+	for (int i = 0; i < 1000; i++) {
+		struct zt_ev_xdp_drop e;
+
+		snprintf(ip, sizeof(ip), "198.18.%d.%d", i / 250, i % 250 + 1);
+		e = drop_ev(ip, (uint16_t)(1000 + i % 3), 1000 * S + (uint64_t)i, 1);
+		zt_dropagg_add(a, &e);
+	}
+	assert_int_equal(zt_dropagg_flush(a, 0, true, sink, NULL), 101);
+	for (size_t i = 0; i < n_got; i++)
+		total += got[i].aggregate_count;
+	assert_int_equal(total, 1000);
+	assert_true(strstr(got[100].drop_reason, "other sources") != NULL);
+	zt_dropagg_get_stats(a, &st);
+	assert_int_equal(st.folded, 900);
+	zt_dropagg_free(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_closed_tcp_final_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interim_deltas_sum_to_totals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_pair_once_destination_denial_wins, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_local_pair_allowed_recorded_by_source, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_interface_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_flow_one_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reused_key_starts_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests: the disk spool (order, bound, corruption, crash leftovers, restart). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "records/spool.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/zt-spool-test.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static void mkrec(struct zt_flow_record *r, int i)
+{
+	zt_flowrec_init(r);
+	r->family = i % 2 ? AF_INET6 : AF_INET;
+	r->source_ip[0] = (uint8_t)i;
+	r->dest_ip[3] = 9;
+	r->bytes_sent = i;
+	r->bytes_received = -i; /* negative integers survive */
+	r->start_time_us = 1790000000000000LL + i;
+	r->present = ZT_FR_HAS_SPORT | ZT_FR_HAS_ANOMALY;
+	r->source_port = (uint16_t)i;
+	r->anomaly_score = 0.25f;
+	r->tcp_flags = ZT_TCP_SYN;
+	snprintf(r->protocol, sizeof(r->protocol), "tcp");
+	snprintf(r->node, sizeof(r->node), "node-%d", i);
+	snprintf(r->policy, sizeof(r->policy), "p\n'\"\\\xff%d", i);
+	memset(r->source_workload, 'w', sizeof(r->source_workload) - 1);
+}
+
+static int count_files(const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix)))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_roundtrip_order(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_flow_record in[30];
+	struct zt_spool_stats st;
+	char err[256];
+
+	for (int i = 0; i < 30; i++)
+		mkrec(&in[i], i);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	assert_int_equal(zt_spool_write(s, in, 10, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write(s, in + 10, 15, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write(s, in + 25, 5, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.segments, 3);
+	assert_int_equal(st.records_written, 30);
+	/* Oldest first; a segment not acknowledged comes back. */
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 10);
+	assert_memory_equal(seg.recs, in, 10 * sizeof(in[0]));
+	zt_spool_seg_free(&seg);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 10);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 15);
+	assert_memory_equal(seg.recs, in + 10, 15 * sizeof(in[0]));
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_close(s);
+
+	/* Restart: what was not acknowledged is still there, in order. */
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.segments, 1);
+	assert_true(st.bytes > 0);
+	assert_int_equal(zt_spool_write(s, in, 1, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 5);
+	assert_memory_equal(seg.recs, in + 25, 5 * sizeof(in[0]));
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 1);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.segments, 0);
+	zt_spool_close(s);
+}
+
+static void test_bound_drops_new(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_flow_record in[50];
+	struct zt_spool_stats st;
+	char err[256];
+	int ok = 0, r;
+
+	for (int i = 0; i < 50; i++)
+		mkrec(&in[i], i);
+	/* Room for a few small segments only. */
+	assert_int_equal(zt_spool_open(dir, 2000, &s, err, sizeof(err)), 0);
+	for (int i = 0; i < 50; i++) {
+		r = zt_spool_write(s, &in[i], 1, err, sizeof(err));
+		if (r == 0)
+			ok++;
+		else
+			assert_int_equal(r, -ENOSPC);
+	}
+	zt_spool_get_stats(s, &st);
+	assert_true(ok > 0 && ok < 50);
+	assert_int_equal(st.dropped_records, 50 - ok);
+	assert_true(st.bytes <= 2000);
+	assert_non_null(strstr(err, "new records dropped"));
+	/* What was kept is the oldest: the first ok records. */
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_memory_equal(seg.recs, &in[0], sizeof(in[0]));
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_close(s);
+}
+
+static void write_file(const char *name, const void *p, size_t n)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+/* A truncated and a bit-flipped segment are moved aside and reported; the good one is read. */
+static void test_corrupt_and_truncated(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_flow_record in[3];
+	struct zt_spool_stats st;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	for (int i = 0; i < 3; i++)
+		mkrec(&in[i], i);
+	assert_int_equal(zt_spool_encode(in, 3, &buf, &len), 0);
+	write_file("seg-00000000000000000001.zsp", buf, len - 7); /* truncated */
+	buf[len - 3] ^= 0x40;
+	write_file("seg-00000000000000000002.zsp", buf, len); /* bit flip */
+	buf[len - 3] ^= 0x40;
+	write_file("seg-00000000000000000003.zsp", buf, 10); /* shorter than a header */
+	write_file("seg-00000000000000000004.zsp", buf, len); /* good */
+	/* A segment whose write never finished (SIGKILL before the rename). */
+	write_file(".tmp-seg-00000000000000000005.zsp", buf, len / 2);
+	free(buf);
+
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.partial_removed, 1);
+	assert_int_equal(count_files(".tmp-"), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "seg-00000000000000000001.zsp"));
+	assert_non_null(strstr(err, "truncated"));
+	assert_non_null(strstr(err, "moved aside"));
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "CRC"));
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, 4);
+	assert_int_equal(seg.n, 3);
+	assert_memory_equal(seg.recs, in, sizeof(in));
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.corrupt_segments, 3);
+	assert_int_equal(count_files("bad-seg-"), 3);
+	/* New segments get numbers after every existing one. */
+	assert_int_equal(zt_spool_write(s, in, 1, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_true(seg.seq > 4);
+	zt_spool_seg_free(&seg);
+	zt_spool_close(s);
+}
+
+/* Decoding hostile payloads: a valid envelope around bad CBOR is refused. */
+static void test_decode_rejects(void **state)
+{
+	struct zt_flow_record in, *out = NULL;
+	uint8_t *buf;
+	size_t len, n = 0;
+	char why[128];
+
+	mkrec(&in, 1);
+	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
+	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, &in, sizeof(in));
+	free(out);
+	memcpy(buf, "XTSPOOL1", 8);
+	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), -EBADMSG);
+	assert_non_null(strstr(why, "magic"));
+	free(buf);
+	assert_int_equal(zt_spool_encode(&in, 0, &buf, &len), -EINVAL);
+}
+
+/* A record with producer bugs (no family, a field without its NUL) still round-trips. */
+static void test_producer_bugs(void **state)
+{
+	struct zt_flow_record in, *out = NULL;
+	uint8_t *buf;
+	size_t len, n = 0;
+	char why[128];
+
+	mkrec(&in, 2);
+	in.family = 0;
+	in.kind = 9;
+	memset(in.protocol, 'x', sizeof(in.protocol)); /* no NUL */
+	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
+	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
+	assert_int_equal(out->family, AF_INET);
+	assert_int_equal(out->kind, ZT_FLOW_KIND_FLOW);
+	assert_int_equal(strlen(out->protocol), sizeof(in.protocol) - 1);
+	free(out);
+	free(buf);
+}
+
+static void test_reject_file(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_flow_record in;
+	struct zt_spool_stats st;
+	char err[256];
+
+	mkrec(&in, 1);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_reject(s, &in, 1, err, sizeof(err)), 0);
+	assert_int_equal(count_files("rejected-"), 1);
+	/* Rejected records are kept but not replayed. */
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.rejected_records, 1);
+	assert_true(st.bytes > 0);
+	zt_spool_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bound_drops_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_and_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decode_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_producer_bugs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reject_file, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

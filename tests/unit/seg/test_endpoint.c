@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Endpoint specs as operators write them, the table's checks, the state file. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "seg/endpoint.h"
+
+static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels, const char *ns,
+			  int want, const char *msg)
+{
+	struct zt_ep_spec s = { .ifname = ifname, .addrs = ip, .labels = labels, .ns = ns };
+	struct zt_ep *ep = NULL;
+	char err[512] = "";
+	int r = zt_ep_from_spec(&s, &ep, err, sizeof(err));
+
+	if (r != want || (msg && !strstr(err, msg))) {
+		print_error("spec %s %s %s: got %d '%s', want %d '%s'\n", ifname, ip, labels, r,
+			    err, want, msg ? msg : "");
+		fail();
+	}
+	return ep;
+}
+
+static void test_good_spec(void **state)
+{
+	struct zt_ep *ep =
+		spec("veth-a", "198.18.1.2,2001:db8::2", "app=web,tier=front", "prod", 0, NULL);
+	char buf[256];
+
+	assert_non_null(ep);
+	assert_string_equal(ep->qname, "prod/veth-a");
+	assert_int_equal(ep->n_addrs, 2);
+	assert_int_equal(ep->addrs[0].family, AF_INET);
+	assert_int_equal(ep->addrs[1].family, AF_INET6);
+	assert_int_equal(ep->n_labels, 2);
+	assert_string_equal(ep->ev.ls.namespace, "prod");
+	assert_int_equal(ep->ev.ls.labels.n, 2);
+	assert_int_equal(zt_ep_addrs_format(ep, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "198.18.1.2,2001:db8::2");
+	assert_int_equal(zt_labels_format(ep->labels, ep->n_labels, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "app=web,tier=front");
+	zt_ep_free(ep);
+
+	ep = spec("v1", "198.18.1.3/32", "", NULL, 0, NULL);
+	assert_string_equal(ep->ns, "default");
+	assert_int_equal(ep->n_labels, 0);
+	zt_ep_free(ep);
+}
+
+static void test_bad_specs(void **state)
+{
+	spec("", "198.18.1.2", "", NULL, -EINVAL, "--ifname");
+	spec("a/b", "198.18.1.2", "", NULL, -EINVAL, "not a valid interface name");
+	spec("averyveryverylongname", "198.18.1.2", "", NULL, -EINVAL, "--ifname");
+	spec("v1", "", "", NULL, -EINVAL, "at least one address");
+	spec("v1", "198.18.1.300", "", NULL, -EINVAL, "'198.18.1.300' is not an IPv4 or IPv6");
+	spec("v1", "198.18.1.0/24", "", NULL, -EINVAL, "not an IPv4 or IPv6");
+	spec("v1", "198.18.1.2,198.18.1.2", "", NULL, -EINVAL, "listed twice");
+	spec("v1", "127.0.0.1", "", NULL, -EINVAL, "loopback");
+	spec("v1", "0.0.0.0", "", NULL, -EINVAL, "unspecified");
+	spec("v1", "ff02::1", "", NULL, -EINVAL, "multicast");
+	spec("v1", "198.18.1.2", "app", NULL, -EINVAL, "'app' is not KEY=VALUE");
+	spec("v1", "198.18.1.2", "bad key=x", NULL, -EINVAL, "label 'bad key'");
+	spec("v1", "198.18.1.2", "app=x,app=y", NULL, -EINVAL, "twice");
+	spec("v1", "198.18.1.2", "app=-bad-", NULL, -EINVAL, "label 'app'");
+	spec("v1", "198.18.1.2", "", "Prod", -EINVAL, "--namespace");
+	spec("v1", "198.18.1.2", "", "a_b", -EINVAL, "--namespace");
+	{
+		struct zt_ep_spec s = { .ifname = "v1",
+					.addrs = "198.18.1.2",
+					.ns_labels = "kubernetes.io/metadata.name=other",
+					.ns = "prod" };
+		struct zt_ep *ep = NULL;
+		char err[256];
+
+		assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "always the namespace's name"));
+		assert_null(ep);
+	}
+	{
+		struct zt_ep_spec s = { .ifname = "v1", .addrs = "198.18.1.2", .ports = "http=80" };
+		struct zt_ep *ep = NULL;
+		char err[256];
+
+		assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+		assert_int_equal(ep->n_ports, 1);
+		assert_string_equal(ep->ports[0].name, "http");
+		assert_int_equal(ep->ports[0].port, 80);
+		zt_ep_free(ep);
+		s.ports = "http=99999/TCP";
+		assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "--ports"));
+	}
+}
+
+static void test_table_checks(void **state)
+{
+	struct zt_ep_table t = { 0 };
+	struct zt_ep *a = spec("lo", "198.18.1.2", "", NULL, 0, NULL);
+	struct zt_ep *b = spec("zt-no-such-if", "198.18.1.3", "", NULL, 0, NULL);
+	char err[256];
+
+	assert_int_equal(zt_ep_table_check(&t, a, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "loopback"));
+	assert_int_equal(zt_ep_table_check(&t, b, err, sizeof(err)), -ENODEV);
+	assert_non_null(strstr(err, "no interface 'zt-no-such-if'"));
+
+	/* Conflicts with what is in the table (ifindex set by hand: no real interface needed). */
+	a->ifindex = 100;
+	assert_int_equal(zt_ep_table_add(&t, a), 0);
+	assert_int_equal(a->id, 1);
+	b->ifindex = 101;
+	assert_int_equal(zt_ep_table_add(&t, b), 0);
+	assert_int_equal(b->id, 2);
+	assert_ptr_equal(zt_ep_table_by_ifindex(&t, 101), b);
+	{
+		bool amb;
+
+		assert_ptr_equal(zt_ep_table_find(&t, "default/lo", &amb), a);
+		assert_ptr_equal(zt_ep_table_find(&t, "zt-no-such-if", &amb), b);
+		assert_null(zt_ep_table_find(&t, "nothing", &amb));
+		assert_false(amb);
+	}
+	assert_ptr_equal(zt_ep_table_remove(&t, 1), a);
+	assert_int_equal(t.n, 1);
+	zt_ep_free(a);
+	zt_ep_table_clear(&t);
+}
+
+static void test_state_roundtrip(void **state)
+{
+	struct zt_ep_table t = { 0 }, u = { 0 };
+	char dir[] = "/tmp/zt-ep-test.XXXXXX", path[128], err[512];
+	struct zt_ep_spec s = { .ifname = "veth-x",
+				.name = "web-1",
+				.ns = "prod",
+				.addrs = "198.18.1.9,2001:db8::9",
+				.labels = "app=web,version=v2",
+				.ns_labels = "env=prod",
+				.ports = "http=8080/TCP,dns=53/UDP" };
+	struct zt_ep *ep;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/endpoints.cbor", dir);
+	/* Missing file: empty table. */
+	assert_int_equal(zt_ep_table_load(&u, path, err, sizeof(err)), 0);
+	assert_int_equal(u.n, 0);
+
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+	ep->ifindex = 42;
+	ep->identity = 300;
+	assert_int_equal(zt_ep_table_add(&t, ep), 0);
+	assert_int_equal(zt_ep_table_save(&t, path, err, sizeof(err)), 0);
+	assert_int_equal(zt_ep_table_load(&u, path, err, sizeof(err)), 0);
+	assert_int_equal(u.n, 1);
+	assert_string_equal(u.v[0]->qname, "prod/web-1");
+	assert_string_equal(u.v[0]->ifname, "veth-x");
+	assert_int_equal(u.v[0]->ifindex, 42);
+	assert_int_equal(u.v[0]->identity, 300);
+	assert_int_equal(u.v[0]->id, ep->id);
+	assert_int_equal(u.v[0]->n_addrs, 2);
+	assert_int_equal(u.v[0]->n_labels, 2);
+	assert_int_equal(u.v[0]->n_ns_labels, 1);
+	assert_int_equal(u.v[0]->n_ports, 2);
+	assert_int_equal(u.v[0]->ports[1].port, 53);
+	assert_int_equal(u.v[0]->ports[1].protocol, 17);
+	zt_ep_table_clear(&u);
+
+	/* A damaged file is an error naming it, never a silently empty table. */
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	fseek(f, 10, SEEK_SET);
+	fputs("\xff\xff\xff", f);
+	fclose(f);
+	assert_int_not_equal(zt_ep_table_load(&u, path, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, path));
+	assert_int_equal(u.n, 0);
+	f = fopen(path, "w");
+	fputs("garbage", f);
+	fclose(f);
+	assert_int_not_equal(zt_ep_table_load(&u, path, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not a ztagent endpoint state file"));
+
+	zt_ep_table_clear(&t);
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_spec),
+		cmocka_unit_test(test_bad_specs),
+		cmocka_unit_test(test_table_checks),
+		cmocka_unit_test(test_state_roundtrip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
