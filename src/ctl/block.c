@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* ztctl block and allow: the XDP guard's blocklist and allowlist, and bulk import. */
+#include "ctl/ctl.h"
+
+static int run_block_add(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN], t[32], dur[32];
+	uint64_t expires;
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(ZT_OP_BLOCK_ADD);
+	put_str(req, "cidr", cidr);
+	put_u64(req, "ttl_s", o->ttl_s);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	if (o->kind)
+		put_str(req, "kind", o->kind);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json) {
+		print_json(d);
+	} else {
+		expires = u64_of(d, "expires_unix");
+		str_of(d, "cidr", shown, sizeof(shown), cidr);
+		if (o->ttl_s)
+			printf("blocked %s (expires in %s, at %s)%s\n", shown,
+			       duration_s(o->ttl_s, dur, sizeof(dur)),
+			       iso_time(expires, t, sizeof(t)),
+			       bool_of(d, "replaced") ? "; it replaced the previous entry" : "");
+		else
+			printf("blocked %s (never expires; 'ztctl block del %s' removes it)%s\n",
+			       shown, shown,
+			       bool_of(d, "replaced") ? "; it replaced the previous entry" : "");
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* Prints "<before> CIDR<after>" when done. */
+static int run_del(struct ctl *ctl, struct opts *o, const char *op, const char *before,
+		   const char *after)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN];
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(op);
+	put_str(req, "cidr", cidr);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("%s %s%s\n", before, str_of(d, "cidr", shown, sizeof(shown), cidr), after);
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_block_del(struct ctl *ctl, struct opts *o)
+{
+	return run_del(ctl, o, ZT_OP_BLOCK_DEL, "unblocked", "");
+}
+
+static int run_block_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = {
+		"CIDR", "KIND", "SOURCE", "REASON", "ADDED", "EXPIRES"
+	};
+	static const bool right[6] = { false };
+	struct table t = { .ncols = 6, .heads = heads, .right = right };
+	const cbor_item_t *d, *entries;
+	cbor_item_t *req = request(ZT_OP_BLOCK_LIST), *reply;
+	uint64_t total, shown;
+	int r;
+
+	put_u64(req, "limit", o->limit);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	entries = zt_cbor_get(d, "entries");
+	total = u64_of(d, "total");
+	shown = arr_len(entries);
+	if (ctl->json) {
+		print_json(d);
+	} else if (!shown) {
+		printf("the blocklist is empty\n");
+	} else {
+		for (size_t i = 0; i < shown; i++) {
+			const cbor_item_t *e = arr_at(entries, i);
+			char cidr[64], kind[32], src[64], reason[ZT_NOTE_LEN * 2], added[32],
+				exp[80];
+
+			str_of(e, "source", src, sizeof(src), "?");
+			if (strcmp(src, "feed") == 0)
+				snprintf(src, sizeof(src), "feed:%llu",
+					 (unsigned long long)u64_of(e, "feed_id"));
+			str_of(e, "reason", reason, sizeof(reason), "");
+			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
+				  str_of(e, "kind", kind, sizeof(kind), "?"), src,
+				  reason[0] ? reason : "-",
+				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)),
+				  expiry(u64_of(e, "expires_unix"), bool_of(e, "expired"), exp,
+					 sizeof(exp)));
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	/* Entries may also expire between count and listing: only a limit truncates. */
+	if (o->limit && total > shown)
+		fprintf(ctl->json ? stderr : stdout, "... and %llu more (use --limit 0 for all)\n",
+			(unsigned long long)(total - shown));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_allow_add(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char cidr[ZT_CIDR_STRLEN], shown[ZT_CIDR_STRLEN];
+	int r = cidr_arg(o->cmd, o->args[0], cidr, sizeof(cidr));
+
+	if (r)
+		return r;
+	req = request(ZT_OP_ALLOW_ADD);
+	put_str(req, "cidr", cidr);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json)
+		print_json(d);
+	else
+		printf("allowed %s (its traffic passes the XDP guard, even when blocklisted)\n",
+		       str_of(d, "cidr", shown, sizeof(shown), cidr));
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_allow_del(struct ctl *ctl, struct opts *o)
+{
+	return run_del(ctl, o, ZT_OP_ALLOW_DEL, "removed", " from the allowlist");
+}
+
+static int run_allow_list(struct ctl *ctl, struct opts *o)
+{
+	static const char *const heads[] = { "CIDR", "REASON", "ADDED" };
+	static const bool right[3] = { false };
+	struct table t = { .ncols = 3, .heads = heads, .right = right };
+	const cbor_item_t *d, *entries;
+	cbor_item_t *reply;
+	int r = call(ctl, request(ZT_OP_ALLOW_LIST), &reply, &d);
+
+	if (r)
+		return r;
+	entries = zt_cbor_get(d, "entries");
+	if (ctl->json) {
+		print_json(d);
+	} else if (!arr_len(entries)) {
+		printf("the allowlist is empty\n");
+	} else {
+		for (size_t i = 0; i < arr_len(entries); i++) {
+			const cbor_item_t *e = arr_at(entries, i);
+			char cidr[64], reason[ZT_NOTE_LEN * 2], added[32];
+
+			str_of(e, "reason", reason, sizeof(reason), "");
+			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
+				  reason[0] ? reason : "-",
+				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)));
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+/* ---- block import ---- */
+
+struct import {
+	struct ctl *ctl;
+	struct opts *o;
+	const char *file; /* as named on the command line */
+	uint8_t *packed; /* the request being filled: ZT_PACKED_CIDR_LEN bytes per CIDR */
+	size_t *lines; /* FILE line of each of its cidrs */
+	size_t n;
+	uint64_t added, replaced, invalid, requests;
+	size_t reported;
+};
+
+static void report_bad(struct import *im, size_t line, const char *text, const char *why)
+{
+	char shown[80];
+
+	im->invalid++;
+	if (im->reported++ >= REPORT_MAX)
+		return;
+	snprintf(shown, sizeof(shown), "%s", text);
+	clean(shown);
+	fprintf(stderr, "ztctl: %s:%zu: '%s'%s: %s\n", im->file, line, shown,
+		strlen(text) >= sizeof(shown) ? "..." : "", why);
+}
+
+/*
+ * The daemon's errors name the record of its request ("packed record 7: why",
+ * "item 7: '...': why"): give them the FILE:LINE they came from.
+ */
+static void report_daemon_error(struct import *im, const char *msg)
+{
+	unsigned long long item;
+	int consumed = 0;
+
+	if (im->reported++ >= REPORT_MAX)
+		return;
+	if (((sscanf(msg, "packed record %llu: %n", &item, &consumed) == 1 && consumed > 0) ||
+	     (sscanf(msg, "item %llu: %n", &item, &consumed) == 1 && consumed > 0)) &&
+	    item < im->n)
+		fprintf(stderr, "ztctl: %s:%zu: %s\n", im->file, im->lines[item], msg + consumed);
+	else
+		fprintf(stderr, "ztctl: %s: %s\n", im->file, msg);
+}
+
+static int import_flush(struct import *im)
+{
+	const struct opts *o = im->o;
+	const cbor_item_t *d, *errs;
+	cbor_item_t *req, *reply;
+	char msg[512];
+	int r;
+
+	if (!im->n)
+		return EXIT_OK;
+	req = request(ZT_OP_BLOCK_IMPORT);
+	/* Binary records: the daemon decodes no CBOR item per CIDR. */
+	if (zt_cbor_put(req, "packed",
+			cbor_build_bytestring(im->packed, im->n * ZT_PACKED_CIDR_LEN)))
+		die_nomem();
+	put_u64(req, "ttl_s", o->ttl_s);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	if (o->kind)
+		put_str(req, "kind", o->kind);
+	if (o->source)
+		put_str(req, "source", o->source);
+	if (o->has_feed_id)
+		put_u64(req, "feed_id", o->feed_id);
+	r = call(im->ctl, req, &reply, &d);
+	if (r) {
+		if (r == EXIT_FAIL)
+			fprintf(stderr,
+				"ztctl: %s: the request with lines %zu to %zu was refused as a whole%s\n",
+				im->file, im->lines[0], im->lines[im->n - 1],
+				im->requests ? "; earlier lines were imported" : "");
+		return r;
+	}
+	im->requests++;
+	im->added += u64_of(d, "added");
+	im->replaced += u64_of(d, "replaced");
+	im->invalid += u64_of(d, "invalid");
+	errs = zt_cbor_get(d, "errors");
+	for (size_t i = 0; i < arr_len(errs); i++)
+		if (zt_cbor_str(arr_at(errs, i), msg, sizeof(msg)) == 0) {
+			clean(msg);
+			report_daemon_error(im, msg);
+		}
+	cbor_decref(&reply);
+	im->n = 0;
+	return EXIT_OK;
+}
+
+static int run_block_import(struct ctl *ctl, struct opts *o)
+{
+	struct import im = { .ctl = ctl, .o = o, .file = o->args[0] };
+	bool from_stdin = strcmp(im.file, "-") == 0;
+	char line[IMPORT_LINE_MAX + 2];
+	size_t lineno = 0;
+	int r = EXIT_OK;
+	FILE *f;
+
+	f = from_stdin ? stdin : fopen(im.file, "re");
+	if (!f) {
+		fprintf(stderr, "ztctl: cannot open %s: %s\n", im.file, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (from_stdin)
+		im.file = "<stdin>";
+	im.lines = malloc(IMPORT_CHUNK * sizeof(*im.lines));
+	im.packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
+	if (!im.lines || !im.packed)
+		die_nomem();
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		char *s = line, *end;
+		struct zt_cidr c;
+		uint8_t *rec;
+
+		lineno++;
+		if (len && line[len - 1] != '\n' && !feof(f)) {
+			int ch;
+
+			/* Longer than any CIDR: skip the rest of the line. */
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			report_bad(&im, lineno, line, "line too long to be a CIDR");
+			continue;
+		}
+		s += strspn(s, " \t");
+		end = s + strcspn(s, "#\r\n");
+		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
+		if (!*s)
+			continue;
+		if (zt_cidr_parse(s, &c, NULL) < 0) {
+			report_bad(&im, lineno, s, "not an IPv4/IPv6 address or prefix");
+			continue;
+		}
+		rec = im.packed + im.n * ZT_PACKED_CIDR_LEN;
+		rec[0] = c.family == AF_INET ? 4 : 6;
+		rec[1] = c.prefixlen;
+		memcpy(rec + 2, c.addr, 16);
+		im.lines[im.n++] = lineno;
+		if (im.n == IMPORT_CHUNK) {
+			r = import_flush(&im);
+			if (r)
+				goto out;
+		}
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(errno));
+		r = EXIT_FAIL;
+		goto out;
+	}
+	r = import_flush(&im);
+	if (r)
+		goto out;
+	if (im.reported > REPORT_MAX)
+		fprintf(stderr, "ztctl: %s: ... %zu more problems not shown\n", im.file,
+			im.reported - REPORT_MAX);
+	if (ctl->json)
+		printf("{\n  \"added\": %llu,\n  \"replaced\": %llu,\n  \"invalid\": %llu\n}\n",
+		       (unsigned long long)im.added, (unsigned long long)im.replaced,
+		       (unsigned long long)im.invalid);
+	else if (!im.requests && !im.invalid)
+		printf("%s has no CIDRs: nothing imported\n", im.file);
+	else
+		printf("imported %s: %llu added, %llu replaced, %llu invalid%s\n", im.file,
+		       (unsigned long long)im.added, (unsigned long long)im.replaced,
+		       (unsigned long long)im.invalid,
+		       im.invalid ? " (skipped; see the messages above)" : "");
+	r = im.invalid ? EXIT_FAIL : EXIT_OK;
+out:
+	free(im.packed);
+	free(im.lines);
+	if (!from_stdin)
+		fclose(f);
+	return r;
+}
+
+const struct cmd ctl_block_cmds[] = {
+	{ "block add", "ztctl block add CIDR [--ttl DURATION] [--reason TEXT] [--kind KIND]",
+	  "Drops every packet whose source address is inside CIDR, at the node's uplinks,\n"
+	  "before the kernel's network stack sees it. Takes effect at once. Adding a CIDR\n"
+	  "that is already blocked replaces its TTL, reason and kind. Sources on the\n"
+	  "allowlist are never dropped.\n"
+	  "\n"
+	  "  CIDR             198.51.100.7 (one host), 203.0.113.0/24, 2001:db8:bad::/48;\n"
+	  "                   host bits are cleared (203.0.113.9/24 -> 203.0.113.0/24)\n"
+	  "  --ttl DURATION   remove the block after DURATION: 90s, 10m, 1h30m, 2d;\n"
+	  "                   1s or more, rounded up to whole seconds; 0 = never (default)\n"
+	  "  --reason TEXT    why, for whoever reads 'ztctl block list' (63 bytes at most)\n"
+	  "  --kind KIND      operator (default), threat-intel, scan, flood, anomaly,\n"
+	  "                   policy\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block add 203.0.113.9 --ttl 1h --reason \"ssh brute force, ticket 4711\"\n"
+	  "  ztctl block add 2001:db8:bad::/48 --kind threat-intel\n",
+	  OPT_TTL | OPT_REASON | OPT_KIND, 1, 1, "CIDR", run_block_add },
+	{ "block del", "ztctl block del CIDR",
+	  "Removes the blocklist entry for exactly CIDR (as 'ztctl block list' shows it);\n"
+	  "traffic from it flows again at once. Entries inside or around CIDR stay.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl block del 203.0.113.0/24\n",
+	  0, 1, 1, "CIDR", run_block_del },
+	{ "block list", "ztctl block list [--limit N] [-o json]",
+	  "Lists the blocklist, sorted by address: CIDR, kind, source (manual, feed:ID,\n"
+	  "detector), reason, when it was added and when it expires (UTC).\n"
+	  "\n"
+	  "  --limit N   show at most N entries (default 10000; 0 = all)\n"
+	  "  -o json     the daemon's answer as JSON, for scripts\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block list | grep 203.0.113.\n"
+	  "  ztctl block list --limit 0 -o json > blocklist.json\n",
+	  OPT_LIMIT, 0, 0, NULL, run_block_list },
+	{ "block import",
+	  "ztctl block import FILE [--ttl D] [--reason T] [--kind K] [--source S]\n"
+	  "                          [--feed-id N]",
+	  "Blocks every CIDR in FILE, one per line; '#' starts a comment, blank lines are\n"
+	  "skipped, and FILE '-' reads standard input. Lines that are not a CIDR are\n"
+	  "reported as FILE:LINE and skipped, the others are imported, and the exit code\n"
+	  "is then 1. CIDRs go to the daemon 262144 at a time; each batch is applied\n"
+	  "whole or, when the maps are full, not at all.\n"
+	  "\n"
+	  "  --ttl D        entries expire after D: 90s, 10m, 1h30m, 2d (default: never)\n"
+	  "  --reason T     free text stored with every entry (63 bytes at most)\n"
+	  "  --kind K       operator (default), threat-intel, scan, flood, anomaly, policy\n"
+	  "  --source S     manual (default), feed, detector\n"
+	  "  --feed-id N    with --source feed: which feed (shown as feed:N)\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl block import /var/lib/feeds/drop.txt --kind threat-intel \\\n"
+	  "        --source feed --feed-id 3 --ttl 1d\n"
+	  "  grep -v '^10\\.' scanners.txt | ztctl block import - --kind scan --ttl 6h\n",
+	  OPT_TTL | OPT_REASON | OPT_KIND | OPT_SOURCE | OPT_FEED_ID, 1, 1, "FILE",
+	  run_block_import },
+	{ "allow add", "ztctl allow add CIDR [--reason TEXT]",
+	  "Lets every packet whose source is inside CIDR through the XDP guard, even when\n"
+	  "the source is also blocklisted: the allowlist wins. Use it for monitoring,\n"
+	  "your own scanners, or to unblock part of a blocked range.\n"
+	  "\n"
+	  "  --reason TEXT   why, 63 bytes at most\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow add 198.51.100.0/28 --reason \"monitoring probes\"\n",
+	  OPT_REASON, 1, 1, "CIDR", run_allow_add },
+	{ "allow del", "ztctl allow del CIDR",
+	  "Removes the allowlist entry for exactly CIDR; blocks that cover it apply again.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow del 198.51.100.0/28\n",
+	  0, 1, 1, "CIDR", run_allow_del },
+	{ "allow list", "ztctl allow list [-o json]",
+	  "Lists the allowlist: CIDR, reason, when it was added (UTC).\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl allow list -o json\n",
+	  0, 0, 0, NULL, run_allow_list },
+};
+const size_t ctl_block_ncmds = ZT_ARRAY_SIZE(ctl_block_cmds);

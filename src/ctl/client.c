@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* ztctl's client side of the daemon's API: connect, send one request, read its answer. */
+#include <sys/un.h>
+
+#include "ctl/ctl.h"
+
+int ctl_connect(struct ctl *ctl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = TIMEOUT_S };
+	size_t len = strlen(ctl->sock);
+	int fd, e;
+
+	if (ctl->fd >= 0)
+		return 0;
+	if (len >= sizeof(sa.sun_path)) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	memcpy(sa.sun_path, ctl->sock, len + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		e = errno;
+		close(fd);
+		goto fail;
+	}
+	/* A bulk import of a million entries takes seconds, not minutes. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ctl->fd = fd;
+	return 0;
+fail:
+	fprintf(stderr,
+		"ztctl: cannot connect to ztagent at %s: %s (is the daemon running? set --socket or ZTAGENT_SOCKET)\n",
+		ctl->sock, strerror(e));
+	return EXIT_UNREACHABLE;
+}
+
+cbor_item_t *request(const char *op)
+{
+	cbor_item_t *m = zt_cbor_map();
+
+	if (!m || zt_cbor_put_str(m, "op", op))
+		die_nomem();
+	return m;
+}
+
+void put_str(cbor_item_t *m, const char *key, const char *v)
+{
+	if (zt_cbor_put_str(m, key, v))
+		die_nomem();
+}
+
+void put_u64(cbor_item_t *m, const char *key, uint64_t v)
+{
+	if (zt_cbor_put_u64(m, key, v))
+		die_nomem();
+}
+
+/*
+ * Sends req (consumed), waits for the reply. On success returns 0 with
+ * *reply (the caller frees it) and *data (inside it, may be NULL); else an
+ * exit code, the reason printed.
+ */
+int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data)
+{
+	char err[1024] = "", msg[1024];
+	cbor_item_t *rep = NULL;
+	bool ok = false;
+	int r, rs;
+
+	*reply = NULL;
+	*data = NULL;
+	r = ctl_connect(ctl);
+	if (r) {
+		cbor_decref(&req);
+		return r;
+	}
+	rs = zt_msg_send(ctl->fd, req);
+	cbor_decref(&req);
+	if (rs < 0 && rs != -EPIPE && rs != -ECONNRESET) {
+		fprintf(stderr, "ztctl: cannot send the request to ztagent at %s: %s\n", ctl->sock,
+			rs == -ETIMEDOUT ? "timed out" : strerror(-rs));
+		return rs == -EMSGSIZE ? EXIT_FAIL : EXIT_UNREACHABLE;
+	}
+	/* Even when the send failed, the daemon may have said why before it closed. */
+	r = zt_msg_recv(ctl->fd, &rep, err, sizeof(err));
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			fprintf(stderr,
+				"ztctl: ztagent at %s did not answer within %d s; it may be busy or stuck (check its log)\n",
+				ctl->sock, TIMEOUT_S);
+		else if (r == -ECONNRESET)
+			fprintf(stderr,
+				"ztctl: ztagent at %s closed the connection without an answer%s; check its log\n",
+				ctl->sock, rs < 0 ? " (while the request was being sent)" : "");
+		else
+			fprintf(stderr, "ztctl: bad answer from ztagent at %s: %s\n", ctl->sock,
+				err);
+		return EXIT_UNREACHABLE;
+	}
+	if (zt_cbor_get_bool(rep, "ok", &ok) < 0) {
+		fprintf(stderr, "ztctl: ztagent at %s answered without an 'ok' field\n", ctl->sock);
+		cbor_decref(&rep);
+		return EXIT_FAIL;
+	}
+	if (!ok) {
+		str_of(rep, "error", msg, sizeof(msg), "the daemon refused without saying why");
+		fprintf(stderr, "ztctl: %s\n", msg);
+		cbor_decref(&rep);
+		return EXIT_FAIL;
+	}
+	*reply = rep;
+	*data = zt_cbor_get(rep, "data");
+	return EXIT_OK;
+}
