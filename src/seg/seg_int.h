@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The segmentation subsystem's own state, shared by its files: seg.c (policy
+ * store, compile and apply, endpoints, watchers), seg_api.c (the API
+ * operations) and seg_verdicts.c (verdict events from the ring buffer and
+ * the names they carry). Not for use outside src/seg/.
+ */
+#ifndef ZT_SEG_INT_H
+#define ZT_SEG_INT_H
+
+#include <net/if.h>
+#include <pthread.h>
+
+#include "seg/endpoint.h"
+#include "seg/polcompile.h"
+#include "seg/policy.h"
+#include "seg/seg.h"
+
+#define GENS_KEPT 4 /* generations whose rule tables events may still name */
+#define FLOW_RING 16384 /* recent verdicts for `ztctl flows` */
+#define RELOAD_DELAY_NS (5ULL * 1000000ULL) /* coalesce a burst of file events */
+#define MAX_HOST_ADDRS 256
+#define LOG_VERDICTS_PER_S 200
+
+/* A policy set shared by the generations compiled from it. */
+struct pset {
+	struct zt_policy_set *set;
+	unsigned int refs;
+};
+
+struct gen_rec {
+	uint32_t gen;
+	struct pset *ps;
+	struct zt_compiled *c;
+};
+
+struct flow_rec {
+	uint64_t seq;
+	uint64_t unix_ms;
+	uint8_t verdict; /* 0 allowed, 1 denied, 2 audit */
+	uint8_t reason; /* enum zt_reason */
+	uint8_t dir; /* enum zt_dir of the local endpoint */
+	uint8_t proto;
+	uint8_t family;
+	uint8_t revoked;
+	uint8_t saddr[16];
+	uint8_t daddr[16];
+	uint16_t sport;
+	uint16_t dport;
+	uint32_t src_id;
+	uint32_t dst_id;
+	char src_wl[ZT_EP_NAME_MAX + 72];
+	char dst_wl[ZT_EP_NAME_MAX + 72];
+	char rule[256];
+	char ifname[IF_NAMESIZE];
+};
+
+struct zt_seg {
+	const struct zt_config *cfg;
+	struct zt_loop *loop;
+	struct zt_datapath *dp;
+	struct zt_identities *ids;
+	struct zt_ep_table eps;
+	struct zt_polapply *applier;
+	struct pset *cur; /* the policy set in force (NULL: none valid yet) */
+	struct zt_ep_addr host[MAX_HOST_ADDRS];
+	size_t n_host;
+	char state_path[4096 + 32];
+	int ino_fd, ino_wd, reload_tfd, nl_fd, gc_tfd;
+	char last_reject[1024];
+	zt_seg_audit_fn audit;
+	void *audit_ctx;
+	void (*observe)(void *ctx, double s);
+	void *observe_ctx;
+
+	/* Shared with the ring-buffer thread. */
+	pthread_mutex_t lock;
+	struct gen_rec gens[GENS_KEPT]; /* newest first */
+	struct flow_rec *ring;
+	uint64_t next_seq;
+	struct zt_seg_stats st;
+	uint64_t log_window_ns, log_in_window, log_suppressed;
+	uint64_t change_ns; /* first inotify event not yet published (0: none) */
+	struct zt_flowexp *fx;
+	zt_flow_sink_fn flow_sink;
+	void *flow_sink_ctx;
+};
+
+extern const char *const seg_verdict_names[3];
+
+/* seg.c */
+void seg_audit(struct zt_seg *s, const char *kind, const char *subject, const char *detail);
+void seg_audit_text(struct zt_seg *s, const char *kind, const char *subject, const char *key,
+		    const char *text);
+int seg_reload(struct zt_seg *s, const char *why);
+int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errlen);
+void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why);
+
+/* seg_verdicts.c */
+void seg_on_policy_event(void *ctx, const void *rec, size_t len);
+bool seg_fx_ifname(void *ctx, int ifindex, char *buf, size_t n);
+void seg_fx_workload(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n);
+void seg_fx_rule(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char *buf, size_t n);
+
+#endif
