@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/cbor.h"
+
 #define ZT_API_MAX_MSG (64u << 20)
 #define ZT_API_HDR_LEN 4
 
@@ -32,28 +34,5 @@ int zt_msg_decode(const uint8_t *buf, size_t len, cbor_item_t **out, char *err, 
 /* Blocking helpers for ztctl and tests: whole frame out / in. */
 int zt_msg_send(int fd, const cbor_item_t *item);
 int zt_msg_recv(int fd, cbor_item_t **out, char *err, size_t errlen);
-
-/* Map access. Keys are text strings. Return 0, -ENOENT (absent), -EINVAL (wrong type),
- * -E2BIG (string longer than n-1 or contains NUL), -ERANGE. */
-cbor_item_t *zt_cbor_get(const cbor_item_t *map, const char *key);
-int zt_cbor_get_str(const cbor_item_t *map, const char *key, char *buf, size_t n);
-int zt_cbor_get_u64(const cbor_item_t *map, const char *key, uint64_t *out);
-int zt_cbor_get_bool(const cbor_item_t *map, const char *key, bool *out);
-/* Copies a text item (not a map field) into buf. */
-int zt_cbor_str(const cbor_item_t *item, char *buf, size_t n);
-
-/* Builders: add key -> value to an indefinite or definite map; return 0 or -ENOMEM. */
-cbor_item_t *zt_cbor_map(void); /* new indefinite map */
-cbor_item_t *zt_cbor_array(void); /* new indefinite array */
-int zt_cbor_put(cbor_item_t *map, const char *key,
-		cbor_item_t *value); /* takes value's reference */
-int zt_cbor_put_str(cbor_item_t *map, const char *key, const char *value);
-int zt_cbor_put_u64(cbor_item_t *map, const char *key, uint64_t value);
-int zt_cbor_put_i64(cbor_item_t *map, const char *key, int64_t value);
-int zt_cbor_put_bool(cbor_item_t *map, const char *key, bool value);
-int zt_cbor_push(cbor_item_t *array, cbor_item_t *value); /* takes value's reference */
-
-/* Writes item as JSON (RFC 8259) to f; byte strings as base64 text. */
-int zt_cbor_to_json(const cbor_item_t *item, FILE *f, bool pretty);
 
 #endif
