@@ -8,8 +8,10 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	linux-libc-dev clang-format
-	# lab, tests and demo
+	# lab, tests and demo (ethtool: GRO on the lab's veths for native XDP;
+	# curl: the metrics endpoint; openssl: test certificates)
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
+	ethtool curl openssl
 	# bench peers
 	xdp-tools iperf3 sockperf
 )
