@@ -42,7 +42,8 @@ BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/*.h)
 # entry points (src/agent/main.c, src/ctl/) goes into one library that the
 # daemon, ztctl and the tests link against. The schema the agent applies is
 # generated from deploy/sql/ at build time.
-SUBSYS    := agent guard seg records
+# Every subsystem folder; ctl/ (ztctl) and cni/ (the CNI plugin) are programs of their own.
+SUBSYS    := $(filter-out ctl cni,$(patsubst src/%/,%,$(wildcard src/*/)))
 LIB_SRCS  := $(filter-out src/agent/main.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 CTL_SRCS  := $(wildcard src/ctl/*.c)
 SRC_HDRS  := $(wildcard src/*/*.h) $(wildcard include/*.h)
