@@ -11,11 +11,13 @@
 # NETPOL_ONLY=text runs the scenarios whose name holds text;
 # NETPOL_TIMEOUT=seconds sets the probe timeout (default 1).
 set -uo pipefail
+# shellcheck source=tools/lab.sh
 . "$(dirname "$0")/../../tools/lab.sh"
 NETPOL="$(cd "$(dirname "$0")" && pwd)/netpol/netpol.py"
 
 lab_init netpol
 # Kubernetes' semantics: a pod no policy selects accepts everything.
+# shellcheck disable=SC2034 # read by lab_write_config
 LAB_POLICY_DEFAULT=allow
 lab_write_config
 POL="$LAB_DIR/policies"
@@ -34,7 +36,6 @@ for ns in x y z; do
 	done
 done
 for _ in $(seq 1 100); do
-	# shellcheck disable=SC2012
 	ready=$(cat "$LAB_DIR"/serve-*.out 2>/dev/null | grep -c '^ready$')
 	[ "$ready" -eq 9 ] && break
 	sleep 0.05

@@ -236,6 +236,7 @@ def render(exp, got, proto, port):
 
 
 def run(tap_start):
+    sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import scenarios
 
@@ -278,6 +279,19 @@ def run(tap_start):
                 got.update(lab.probe_matrix(retry, timeout))
             ms = (time.monotonic() - t0) * 1000
             bad = [c for c in exp if exp[c] != got[c]]
+            # `ztctl policy explain` must say what the datapath did (x/a's row and column).
+            disagree = []
+            if step.get("explain") and not bad:
+                def explain(c):
+                    return c, lab.ctl("policy", "explain", "--from", c[0], "--to", c[1],
+                                      "--port", f"{c[3]}/{c[2].upper()}")
+
+                cells = [c for c in sorted(exp) if c[0] != c[1] and "x/a" in (c[0], c[1]) and
+                         (c[2], c[3]) in (("tcp", 80), ("udp", 81))]
+                with ThreadPoolExecutor(max_workers=8) as ex:
+                    for c, out in ex.map(explain, cells):
+                        if (out.split()[0] != "deny") != got[c]:
+                            disagree.append(out.strip())
             n += 1
             if bad:
                 failed += 1
@@ -288,8 +302,14 @@ def run(tap_start):
                     if any(c[2] == proto and c[3] == port for c in bad):
                         for line in render(exp, got, proto, port):
                             print("#" + line)
+            elif disagree:
+                failed += 1
+                print(f"not ok {n} - {what}: policy explain disagrees with the datapath")
+                for line in disagree[:10]:
+                    print(f"#  {line}")
             else:
-                print(f"ok {n} - {what} ({len(exp)} probes, {ms:.0f} ms)")
+                print(f"ok {n} - {what} ({len(exp)} probes, {ms:.0f} ms"
+                      f"{', explain agrees' if step.get('explain') else ''})")
             sys.stdout.flush()
     print(f"# {n - tap_start} scenario steps in {time.monotonic() - t_all:.1f} s")
     return n, failed

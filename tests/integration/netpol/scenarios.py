@@ -11,7 +11,9 @@ applied in order over "every pod reaches every pod":
     (source, destination, port, reaches)
 
 pods as "x/a", "x/*", "*/a" or "*"; ports as "tcp/80", "udp/*", "*/81" or
-"*". A pod always reaches itself (loopback never crosses its veth).
+"*". A pod always reaches itself (loopback never crosses its veth). A step
+with "explain" also asks `ztctl policy explain` about every pair of x/a's
+row and column (TCP 80, UDP 81) and wants the datapath's answer.
 Addresses: namespace x is 198.19.1.0/24, y 198.19.2.0/24, z 198.19.3.0/24;
 pod a is .10, b .11, c .12. The label value y is quoted: YAML 1.1 (and so
 Kubernetes' own YAML reading) takes a bare y for a boolean.
@@ -254,39 +256,39 @@ SCENARIOS = [
      "upstream": "should allow egress access to server in CIDR block",
      "steps": [{"policies": {"p": np("x", "cidr", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.2.0/24}}]\n")},
-                "expect": only_from_xa(("y/*", "*"))}]},
+                "explain": True, "expect": only_from_xa(("y/*", "*"))}]},
     {"name": "ipBlock except cuts a pod out",
      "upstream": "should enforce except clause while egress access to server in CIDR block",
      "steps": [{"policies": {"p": np("x", "cidr-except", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.0.0/16, "
                                      "except: [198.19.1.11/32]}}]\n")},
-                "expect": [("x/a", "x/b", "*", False)]}]},
+                "explain": True, "expect": [("x/a", "x/b", "*", False)]}]},
     {"name": "an address in both a cidr and an except is allowed by another ipBlock",
      "upstream": "should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed",
      "steps": [{"what": "x/b in the except",
                 "policies": {"p": np("x", "cidr-except", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.0.0/16, "
                                      "except: [198.19.1.11/32]}}]\n")},
-                "expect": [("x/a", "x/b", "*", False)]},
+                "explain": True, "expect": [("x/a", "x/b", "*", False)]},
                {"what": "plus a policy allowing x/b's /32",
                 "policies": {"p": np("x", "cidr-except", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.0.0/16, "
                                      "except: [198.19.1.11/32]}}]\n"),
                              "q": np("x", "cidr-b", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.1.11/32}}]\n")},
-                "expect": []}]},
+                "explain": True, "expect": []}]},
     {"name": "ipBlock ingress from pods, with except and a port",
      "upstream": "(ingress counterpart of the CIDR cases)",
      "steps": [{"policies": {"p": np("x", "cidr-in", A_IN + "  ingress:\n"
                                      "  - from: [{ipBlock: {cidr: 198.19.3.0/24, "
                                      "except: [198.19.3.12/32]}}]\n"
                                      "    ports: [{port: 80}, {port: 81, protocol: UDP}]\n")},
-                "expect": only_into_xa(("z/a", "tcp/80"), ("z/b", "tcp/80"),
+                "explain": True, "expect": only_into_xa(("z/a", "tcp/80"), ("z/b", "tcp/80"),
                                        ("z/a", "udp/81"), ("z/b", "udp/81"))}]},
     {"name": "ipBlock with a named port on egress",
      "upstream": "(named ports and ipBlock together; the port is the destination pod's)",
      "steps": [{"policies": {"p": np("x", "cidr-named", A_OUT + "  egress:\n"
                                      "  - to: [{ipBlock: {cidr: 198.19.3.0/24}}]\n"
                                      "    ports: [{port: serve-81-udp, protocol: UDP}]\n")},
-                "expect": only_from_xa(("z/*", "udp/81"))}]},
+                "explain": True, "expect": only_from_xa(("z/*", "udp/81"))}]},
 ]
