@@ -156,10 +156,9 @@ static void ep_add(struct env *e, __u32 ifindex, __u32 ep_id, __u32 identity)
 			 0);
 }
 
-/* cidr "a.b.c.d/n" or "x::/n" into the ipcache of its family, in slot. */
-static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, __u32 ep_id)
+/* cidr "a.b.c.d/n" or "x::/n" into the ipcache of its family, in slot, with every field. */
+static void ipc_add_val(struct env *e, __u8 slot, const char *cidr, struct zt_ipcache_val v)
 {
-	struct zt_ipcache_val v = { .identity = identity, .ep_id = ep_id };
 	char buf[64];
 	char *slash;
 	int plen;
@@ -182,6 +181,11 @@ static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, 
 		assert_int_equal(
 			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v4), &k, &v, 0), 0);
 	}
+}
+
+static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, __u32 ep_id)
+{
+	ipc_add_val(e, slot, cidr, (struct zt_ipcache_val){ .identity = identity, .ep_id = ep_id });
 }
 
 /* The usual ipcache: pod and peer endpoints (both families), nothing else. */
@@ -870,6 +874,124 @@ static void test_ipblock_except(void **state)
 	ev_check(e, 2,
 		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
 				   ISO_RULE, PEER_ID, 1 });
+}
+
+/* A policy entry of the pod for one peer, one TCP port, enforce and audit alike. */
+static void tcp_rule(struct env *e, __u8 dir, __u32 peer, __u16 port, __u8 verdict, __u32 rule)
+{
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = dir,
+				 .local = POD_ID,
+				 .peer = peer,
+				 .proto = IPPROTO_TCP,
+				 .port = port,
+				 .port_bits = 16,
+				 .verdict = verdict,
+				 .rule = rule,
+				 .audit_verdict = verdict,
+				 .audit_rule = rule });
+}
+
+/*
+ * ipBlock matches endpoints: the peer endpoint's ipcache entry carries the
+ * CIDR identity it lies in, and the policy is looked up under both; deny
+ * of either wins, then the lowest allowing rule.
+ */
+static void test_ipblock_matches_endpoint(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	struct zt_ct_val v;
+
+	std_setup(e);
+	ipc_add(e, 1, "198.18.0.0/15", CIDR_ID1, 0);
+	ipc_add_val(e, 1, PEER4 "/32",
+		    (struct zt_ipcache_val){
+			    .identity = PEER_ID, .ep_id = PEER_EP, .cidr_id = CIDR_ID1 });
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 443, ZT_VERDICT_ALLOW, 61);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 8443, ZT_VERDICT_ALLOW, 62);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 8443, ZT_VERDICT_DENY, 70);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 22, ZT_VERDICT_ALLOW, 63);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 22, ZT_VERDICT_DENY, 71);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 9000, ZT_VERDICT_ALLOW, 80);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 9000, ZT_VERDICT_ALLOW, 64);
+	tcp_rule(e, ZT_DIR_INGRESS, CIDR_ID1, 5432, ZT_VERDICT_ALLOW, 65);
+
+	/* Allowed by the CIDR identity alone; the event names the endpoint. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 61,
+				   PEER_ID, 1 });
+	assert_int_equal(e->ev[0].peer_ep_id, PEER_EP);
+	/* A port no entry of either identity allows. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1001, 80, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+	/* Deny under the endpoint identity beats allow under the CIDR one... */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1002, 8443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 70,
+				   PEER_ID, 1 });
+	/* ... and the other way round. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1003, 22, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 3,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 71,
+				   PEER_ID, 1 });
+	/* Both allow: the lower rule id is reported. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1004, 9000, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 4,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 64,
+				   PEER_ID, 1 });
+	/* Ingress: the source endpoint's CIDR identity. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 1005, 5432, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 5,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_INGRESS, 0, 65,
+				   PEER_ID, 1 });
+	/* An endpoint entry without cidr_id is not looked up under it. */
+	ipc_add(e, 1, PEER4 "/32", PEER_ID, PEER_EP);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1006, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 6,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+	/* The established flow keeps its cached verdict (same generation). */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 1000, TCP_SYN | TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 1000, 443), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(v.rule_id, 61);
+	assert_int_equal(e->n_ev, 7);
+}
+
+/* The port class: a third identity, for egress named ports of ipBlock rules. */
+static void test_ipblock_port_class(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	const __u32 pc = ZT_ID_FIRST_PORT_CLASS + 3;
+
+	std_setup(e);
+	ipc_add_val(e, 1, PEER4 "/32",
+		    (struct zt_ipcache_val){ .identity = PEER_ID,
+					     .ep_id = PEER_EP,
+					     .cidr_id = CIDR_ID1,
+					     .port_class = pc });
+	ipc_add_val(e, 1, PEER6 "/128",
+		    (struct zt_ipcache_val){ .identity = PEER_ID,
+					     .ep_id = PEER_EP,
+					     .cidr_id = CIDR_ID2,
+					     .port_class = pc });
+	tcp_rule(e, ZT_DIR_EGRESS, pc, 8080, ZT_VERDICT_ALLOW, 66);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID2, 8080, ZT_VERDICT_DENY, 72);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 8080, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 66,
+				   PEER_ID, 1 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1001, 8081, TCP_SYN)), TC_ACT_SHOT);
+	/* IPv6: the CIDR identity's deny wins over the port class's allow. */
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 1000, 8080, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 72,
+				   PEER_ID, 1 });
 }
 
 static void test_world_fallback_v4(void **state)
@@ -1768,6 +1890,8 @@ int main(void)
 		T(test_port_range_blocks),
 		T(test_any_proto_entry),
 		T(test_ipblock_except),
+		T(test_ipblock_matches_endpoint),
+		T(test_ipblock_port_class),
 		T(test_world_fallback_v4),
 		T(test_world_fallback_v6),
 		T(test_audit_isolated),
