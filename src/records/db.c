@@ -449,11 +449,15 @@ static size_t utf8_len(const uint8_t *p, size_t n)
 	return len;
 }
 
-/* A text field: length, then the bytes with invalid UTF-8 as \xNN. At most max bytes of s. */
-static int put_textn(struct zt_buf *b, const char *s, size_t max)
+/*
+ * A text field: length, then the bytes with invalid UTF-8 as \xNN. At most
+ * max bytes of s, and at most maxchars characters as PostgreSQL counts them
+ * (a \xNN escape is four), cut between characters.
+ */
+static int put_textn(struct zt_buf *b, const char *s, size_t max, size_t maxchars)
 {
 	const uint8_t *p = (const uint8_t *)s;
-	size_t n = strnlen(s, max), at;
+	size_t n = strnlen(s, max), at, chars = 0;
 
 	if (zt_buf_reserve(b, 4 + 4 * n))
 		return -ENOMEM;
@@ -463,14 +467,20 @@ static int put_textn(struct zt_buf *b, const char *s, size_t max)
 		size_t k = utf8_len(p + i, n - i);
 
 		if (k) {
+			if (chars + 1 > maxchars)
+				break;
 			put(b, p + i, k);
 			i += k;
+			chars++;
 		} else {
 			char x[5];
 
+			if (chars + 4 > maxchars)
+				break;
 			snprintf(x, sizeof(x), "\\x%02x", p[i]);
 			put(b, x, 4);
 			i++;
+			chars += 4;
 		}
 	}
 	{
@@ -487,10 +497,10 @@ static int put_textn(struct zt_buf *b, const char *s, size_t max)
 
 static int put_text(struct zt_buf *b, const char *s)
 {
-	return put_textn(b, s, SIZE_MAX);
+	return put_textn(b, s, SIZE_MAX, SIZE_MAX);
 }
 
-static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max)
+static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max, size_t maxchars)
 {
 	if (!*s) {
 		if (zt_buf_reserve(b, 4))
@@ -498,15 +508,15 @@ static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max)
 		put32(b, 0xffffffff);
 		return 0;
 	}
-	return put_textn(b, s, max);
+	return put_textn(b, s, max, maxchars);
 }
 
-char *zt_db_text(const char *s)
+char *zt_db_text_chars(const char *s, size_t maxchars)
 {
 	struct zt_buf b = { 0 };
 	char *out;
 
-	if (put_text(&b, s)) {
+	if (put_textn(&b, s, SIZE_MAX, maxchars)) {
 		zt_buf_free(&b);
 		return NULL;
 	}
@@ -519,9 +529,14 @@ char *zt_db_text(const char *s)
 	return out;
 }
 
+char *zt_db_text(const char *s)
+{
+	return zt_db_text_chars(s, SIZE_MAX);
+}
+
 /* Fixed fields of a record: never past the field, even without a NUL. */
-#define put_field(b, f) put_textn(b, f, sizeof(f) - 1)
-#define put_field_or_null(b, f) put_textn_or_null(b, f, sizeof(f) - 1)
+#define put_field(b, f) put_textn(b, f, sizeof(f) - 1, SIZE_MAX)
+#define put_field_or_null(b, f) put_textn_or_null(b, f, sizeof(f) - 1, SIZE_MAX)
 
 /* Microseconds since 2000-01-01, wrapping instead of overflowing (the server range-checks). */
 static int64_t pg_time(int64_t unix_us)
@@ -584,6 +599,12 @@ static void put_i32(struct zt_buf *b, bool present, uint32_t v)
 	put32(b, v);
 }
 
+/* An INTEGER column of a count kept as int64: saturated into 0..INT32_MAX. */
+static void put_i32_sat(struct zt_buf *b, int64_t v)
+{
+	put_i32(b, true, v < 0 ? 0 : v > INT32_MAX ? (uint32_t)INT32_MAX : (uint32_t)v);
+}
+
 static void put_i64(struct zt_buf *b, bool present, int64_t v)
 {
 	if (!present) {
@@ -607,20 +628,24 @@ static int copy_row(struct zt_buf *b, const struct zt_flow_record *r, bool creat
 	put(b, r->id, 16);
 	put_inet(b, family, r->source_ip);
 	put_inet(b, family, r->dest_ip);
-	put_i32(b, r->present & ZT_FR_HAS_SPORT, r->source_port);
-	put_i32(b, r->present & ZT_FR_HAS_DPORT, r->dest_port);
-	if (put_field(b, r->protocol) || zt_buf_reserve(b, 200))
+	/* NOT NULL: 0 where the protocol has no ports. */
+	put_i32(b, true, r->present & ZT_FR_HAS_SPORT ? r->source_port : 0);
+	put_i32(b, true, r->present & ZT_FR_HAS_DPORT ? r->dest_port : 0);
+	put32(b, 2); /* protocol SMALLINT */
+	put16(b, r->protocol);
+	if (zt_buf_reserve(b, 200))
 		return -ENOMEM;
 	put_i64(b, true, r->bytes_sent);
 	put_i64(b, true, r->bytes_received);
-	put_i64(b, true, r->packet_count);
-	put_i64(b, true, r->duration_ms);
+	put_i32_sat(b, r->packet_count);
+	put_i32_sat(b, r->duration_ms);
 	put_flags(b, r->tcp_flags);
 	put_i64(b, true, pg_time(r->start_time_us));
 	put_i64(b, true, pg_time(r->end_time_us));
 	memcpy(&f, &r->anomaly_score, 4);
 	put_i32(b, r->present & ZT_FR_HAS_ANOMALY, f);
-	if (put_field_or_null(b, r->threat_type) || zt_buf_reserve(b, 100))
+	if (put_textn_or_null(b, r->threat_type, sizeof(r->threat_type) - 1, ZT_FR_THREAT_CHARS) ||
+	    zt_buf_reserve(b, 100))
 		return -ENOMEM;
 	put32(b, 1);
 	put(b, r->blocked ? "\1" : "\0", 1);

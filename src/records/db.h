@@ -66,6 +66,9 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
  *   COPY <table> (ZT_COPY_COLUMNS) FROM STDIN (FORMAT binary)
  * begin writes the 19-byte header, row one tuple, end the trailer.
  * Text that is not valid UTF-8 is written with \xNN escapes (flowrec.h).
+ * The types are migration 003's: protocol SMALLINT, the ports INTEGER NOT
+ * NULL (0 without a port), packet_count and duration_ms INTEGER (saturated
+ * at INT32_MAX), threat_type VARCHAR(50) (cut to 50 characters).
  */
 #define ZT_COPY_COLUMNS_A                                                          \
 	"id, source_ip, dest_ip, source_port, dest_port, protocol, bytes_sent, "   \
@@ -81,6 +84,8 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
 int zt_copy_begin(struct zt_buf *b);
 /* s as it is stored: invalid UTF-8 bytes as \xNN. malloc'ed, NULL without memory. */
 char *zt_db_text(const char *s);
+/* The same cut to maxchars characters (threat_type: ZT_FR_THREAT_CHARS). */
+char *zt_db_text_chars(const char *s, size_t maxchars);
 int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r);
 /* The same without created_at (30 columns: ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B). */
 int zt_copy_row_nocreated(struct zt_buf *b, const struct zt_flow_record *r);

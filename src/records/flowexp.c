@@ -122,7 +122,7 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 			const struct zt_ct_val *v, const struct verdict *vd,
 			const struct zt_flow_export *ex, int64_t boot_to_unix_ns)
 {
-	char local[ZT_FR_WORKLOAD_MAX], peer[ZT_FR_WORKLOAD_MAX], buf[ZT_FR_POLICY_MAX], pn[8];
+	char local[ZT_FR_WORKLOAD_MAX], peer[ZT_FR_WORKLOAD_MAX], buf[ZT_FR_POLICY_MAX];
 	uint64_t start_ns = ex->last_ns ? ex->last_ns : v->first_ns;
 	uint64_t end_ns = v->last_ns > start_ns ? v->last_ns : start_ns;
 	bool ingress = v->dir == ZT_DIR_INGRESS;
@@ -137,8 +137,7 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 	r->present |= ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT | ZT_FR_HAS_SID | ZT_FR_HAS_DID;
 	if (!zt_proto_has_ports(k->proto))
 		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
-	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
-			    zt_flowrec_proto_name(k->proto, pn, sizeof(pn)));
+	r->protocol = k->proto;
 	r->packets_sent = (int64_t)(v->packets[0] - ex->packets[0]);
 	r->packets_received = (int64_t)(v->packets[1] - ex->packets[1]);
 	r->bytes_sent = (int64_t)(v->bytes[0] - ex->bytes[0]);

@@ -18,7 +18,13 @@
 #include "records/spool.h"
 #include "agent/util.h"
 
-#define MAGIC "ZTSPOOL1"
+/*
+ * Format versions, named by the magic. 1: the protocol as text ("tcp",
+ * "udp", ..., "any" or the number), written before migration 003; 2: the
+ * protocol as its number. Both are read; 2 is written.
+ */
+#define MAGIC_V1 "ZTSPOOL1"
+#define MAGIC "ZTSPOOL2"
 #define HDR_LEN 28
 #define NFIELDS 33
 #define MAX_SEG_RECORDS 1000000u
@@ -121,7 +127,7 @@ static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
 	cb_int(b, r->source_identity);
 	cb_int(b, r->dest_identity);
 	cb_int(b, r->aggregate_count);
-	cb_text(b, r->protocol);
+	cb_uint(b, r->protocol);
 	cb_text(b, r->threat_type);
 	cb_text(b, r->verdict);
 	cb_text(b, r->drop_reason);
@@ -231,7 +237,28 @@ static int rd_text(struct cb_rd *r, char *dst, size_t size)
 	return 0;
 }
 
-static int decode_rec(struct cb_rd *r, struct zt_flow_record *x)
+/* The protocol: text in format 1, a number in format 2. */
+static int rd_protocol(struct cb_rd *r, int version, uint8_t *proto)
+{
+	char name[ZT_FR_PROTO_MAX];
+	uint64_t v;
+
+	if (version >= 2) {
+		if (rd_uint(r, 255, &v))
+			return -1;
+		*proto = (uint8_t)v;
+		return 0;
+	}
+	if (rd_text(r, name, sizeof(name)))
+		return -1;
+	if (zt_flowrec_proto_parse(name, proto)) {
+		r->why = "CBOR: protocol text is neither a protocol name nor a number 0-255";
+		return -1;
+	}
+	return 0;
+}
+
+static int decode_rec(struct cb_rd *r, struct zt_flow_record *x, int version)
 {
 	uint8_t m;
 	uint64_t v, len;
@@ -297,7 +324,7 @@ static int decode_rec(struct cb_rd *r, struct zt_flow_record *x)
 	for (int i = 0; i < 12; i++)
 		if (rd_int(r, ints[i]))
 			return -1;
-	if (rd_text(r, x->protocol, sizeof(x->protocol)) ||
+	if (rd_protocol(r, version, &x->protocol) ||
 	    rd_text(r, x->threat_type, sizeof(x->threat_type)) ||
 	    rd_text(r, x->verdict, sizeof(x->verdict)) ||
 	    rd_text(r, x->drop_reason, sizeof(x->drop_reason)) ||
@@ -373,12 +400,17 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 	uint64_t v;
 	struct zt_flow_record *out;
 	struct cb_rd rd;
+	int version;
 
 	if (len < HDR_LEN) {
 		zt_seterr(why, whylen, "truncated: %zu bytes, shorter than the header", len);
 		return -EBADMSG;
 	}
-	if (memcmp(buf, MAGIC, 8)) {
+	if (!memcmp(buf, MAGIC, 8)) {
+		version = 2;
+	} else if (!memcmp(buf, MAGIC_V1, 8)) {
+		version = 1;
+	} else {
 		zt_seterr(why, whylen, "not a spool segment (bad magic)");
 		return -EBADMSG;
 	}
@@ -422,7 +454,7 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 		rd.why = rd.why ? rd.why : "CBOR: not an array of the header's record count";
 	else
 		for (uint32_t i = 0; i < cnt && !rd.why; i++)
-			if (decode_rec(&rd, &out[i]) && !rd.why)
+			if (decode_rec(&rd, &out[i], version) && !rd.why)
 				rd.why = "CBOR: bad record";
 	if (!rd.why && rd.at != rd.n)
 		rd.why = "CBOR: bytes after the last record";

@@ -49,7 +49,7 @@ static void gen(struct zt_flow_record *r, uint64_t i, int64_t base_us)
 		     ZT_FR_HAS_DID | (i % 2 ? ZT_FR_HAS_ANOMALY : 0);
 	r->source_port = (uint16_t)(1024 + i % 60000);
 	r->dest_port = 443;
-	strcpy(r->protocol, "tcp");
+	r->protocol = 6; /* tcp */
 	r->bytes_sent = (int64_t)(i * 1500);
 	r->bytes_received = (int64_t)(i * 300);
 	r->packets_sent = (int64_t)(i % 100 + 1);
@@ -118,7 +118,7 @@ static int write_text(const char *path, const struct zt_flow_record *r, size_t n
 		inet_ntop(AF_INET, r->source_ip, a, sizeof(a));
 		inet_ntop(AF_INET, r->dest_ip, b, sizeof(b));
 		fprintf(f,
-			"%s\t%s\t%s\t%u\t%u\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
+			"%s\t%s\t%s\t%u\t%u\t%u\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
 			"\t{",
 			id, a, b, r->source_port, r->dest_port, r->protocol, r->bytes_sent,
 			r->bytes_received, r->packet_count, r->duration_ms);

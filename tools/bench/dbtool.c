@@ -91,13 +91,22 @@ static void gen(struct zt_flow_record *r, uint64_t i, bool hos, int64_t base_us)
 		r->present |= ZT_FR_HAS_DPORT;
 		r->dest_port = i % 2 ? 443 : 65535;
 	}
-	snprintf(r->protocol, sizeof(r->protocol), "%s", i % 7 == 0 ? "udp" : "tcp");
+	r->protocol = i % 7 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	if (i % 17 == 0) {
+		/* No ports: written as 0. */
+		r->protocol = r->family == AF_INET6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
+	}
 	r->bytes_sent = (int64_t)(i * 1500 + 1);
 	r->bytes_received = (int64_t)(i * 3000 + 7) + (i % 13 == 0 ? (1LL << 40) : 0);
 	r->packets_sent = (int64_t)(i % 1000 + 1);
 	r->packets_received = (int64_t)(i % 777);
+	if (i % 29 == 0)
+		r->packets_sent += 3000000000LL; /* packet_count saturates at INT32_MAX */
 	r->packet_count = r->packets_sent + r->packets_received;
 	r->duration_ms = (int64_t)(i % 60000);
+	if (i % 31 == 0)
+		r->duration_ms += 2200000000LL; /* 25 days: saturates too */
 	r->tcp_flags = i % 4 == 0 ? 0 : (uint8_t)(i * 37);
 	r->start_time_us = base_us + (int64_t)i * 1000 + 7;
 	r->end_time_us = r->start_time_us + r->duration_ms * 1000;
@@ -150,8 +159,8 @@ static void gen(struct zt_flow_record *r, uint64_t i, bool hos, int64_t base_us)
 		zt_flowrec_set_text(r->node, sizeof(r->node), tmp);
 		zt_flowrec_set_text(r->interface, sizeof(r->interface), a);
 		zt_flowrec_set_text(r->direction, sizeof(r->direction), b);
-		snprintf(tmp, sizeof(tmp), "p%s", b);
-		zt_flowrec_set_text(r->protocol, sizeof(r->protocol), tmp);
+		if (i % 16 == 5) /* 63 bytes, over VARCHAR(50): cut to 50 characters */
+			zt_flowrec_set_text(r->threat_type, sizeof(r->threat_type), big);
 	}
 }
 
@@ -331,6 +340,11 @@ static void want_text(const char *id, const char *col, PGresult *r, int row, int
 	free(s);
 }
 
+static int64_t sat32(int64_t v)
+{
+	return v < 0 ? 0 : v > INT32_MAX ? INT32_MAX : v;
+}
+
 static void want_num(const char *id, const char *col, PGresult *r, int row, int c, bool present,
 		     int64_t exp)
 {
@@ -377,7 +391,8 @@ static int cmd_check(int argc, char **argv)
 		   "blocked, (extract(epoch FROM created_at) * 1000000)::bigint, packets_sent, "
 		   "packets_received, verdict, drop_reason, policy, source_identity, "
 		   "dest_identity, source_workload, dest_workload, node, interface, direction, "
-		   "flow_kind, aggregate_count, family(source_ip) FROM network_flows ORDER BY id");
+		   "flow_kind, aggregate_count, family(source_ip), protocol_name "
+		   "FROM network_flows ORDER BY id");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "check: %s", PQresultErrorMessage(r));
 		return 1;
@@ -388,7 +403,7 @@ static int cmd_check(int argc, char **argv)
 		mismatches++;
 	}
 	for (int i = 0, j = 0; i < rows && (size_t)j < n;) {
-		char id[40], a[64], flags[64] = "";
+		char id[40], a[64], flags[64] = "", pn[8], *tt;
 		const struct zt_flow_record *x = &e[j];
 		int k;
 
@@ -406,13 +421,18 @@ static int cmd_check(int argc, char **argv)
 		want_text(id, "source_ip", r, i, 1, a, false);
 		inet_ntop(x->family, x->dest_ip, a, sizeof(a));
 		want_text(id, "dest_ip", r, i, 2, a, false);
-		want_num(id, "source_port", r, i, 3, x->present & ZT_FR_HAS_SPORT, x->source_port);
-		want_num(id, "dest_port", r, i, 4, x->present & ZT_FR_HAS_DPORT, x->dest_port);
-		want_text(id, "protocol", r, i, 5, x->protocol, false);
+		/* Ports are NOT NULL: 0 where the record has none. */
+		want_num(id, "source_port", r, i, 3, true,
+			 x->present & ZT_FR_HAS_SPORT ? x->source_port : 0);
+		want_num(id, "dest_port", r, i, 4, true,
+			 x->present & ZT_FR_HAS_DPORT ? x->dest_port : 0);
+		want_num(id, "protocol", r, i, 5, true, x->protocol);
+		want_text(id, "protocol_name", r, i, 32,
+			  zt_flowrec_proto_name(x->protocol, pn, sizeof(pn)), false);
 		want_num(id, "bytes_sent", r, i, 6, true, x->bytes_sent);
 		want_num(id, "bytes_received", r, i, 7, true, x->bytes_received);
-		want_num(id, "packet_count", r, i, 8, true, x->packet_count);
-		want_num(id, "duration_ms", r, i, 9, true, x->duration_ms);
+		want_num(id, "packet_count", r, i, 8, true, sat32(x->packet_count));
+		want_num(id, "duration_ms", r, i, 9, true, sat32(x->duration_ms));
 		for (int b = 0; b < 8; b++)
 			if (x->tcp_flags & (1 << b))
 				snprintf(flags + strlen(flags), sizeof(flags) - strlen(flags),
@@ -428,7 +448,9 @@ static int cmd_check(int argc, char **argv)
 				fprintf(stderr, "check: %s: anomaly_score is '%s'\n", id,
 					PQgetvalue(r, i, 13));
 		}
-		want_text(id, "threat_type", r, i, 14, x->threat_type, true);
+		tt = zt_db_text_chars(x->threat_type, ZT_FR_THREAT_CHARS);
+		want_text(id, "threat_type", r, i, 14, tt ? tt : "", true);
+		free(tt);
 		want_text(id, "blocked", r, i, 15, x->blocked ? "t" : "f", false);
 		if (x->present & ZT_FR_HAS_CREATED)
 			want_num(id, "created_at", r, i, 16, true, x->created_at_us);
