@@ -452,6 +452,13 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 				 "dir=%s files=%" PRIu64 " note=\"unfinished segment writes from "
 				 "a crash; their records were still in memory then\"",
 				 cfg->database.spool_dir, ss.partial_removed);
+		if (ss.format1_retried)
+			log_info("dbw_spool_format1_retry",
+				 "dir=%s files=%" PRIu64
+				 " note=\"records an older agent had refused "
+				 "(rejected-*.zsp of spool format 1) are tried once more against "
+				 "the current schema\"",
+				 cfg->database.spool_dir, ss.format1_retried);
 		if (ss.segments)
 			log_info("dbw_spool_pending", "segments=%" PRIu64 " bytes=%" PRIu64,
 				 ss.segments, ss.bytes);

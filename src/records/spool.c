@@ -490,12 +490,63 @@ static bool is_zsp(const char *name)
 	return n > 4 && !strcmp(name + n - 4, ".zsp") && name[0] != '.';
 }
 
+/* Whether a file is a format-1 segment (written before schema migration 003). */
+static bool is_format1(int dirfd, const char *name)
+{
+	char magic[8];
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = read(fd, magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
+	      !memcmp(magic, MAGIC_V1, sizeof(magic));
+	close(fd);
+	return yes;
+}
+
+static void retry_add(uint64_t **v, size_t *n, uint64_t seq)
+{
+	uint64_t *p = realloc(*v, (*n + 1) * sizeof(**v));
+
+	/* Without memory the file stays rejected: an operator can still rename it. */
+	if (p) {
+		p[(*n)++] = seq;
+		*v = p;
+	}
+}
+
+/*
+ * Records an older agent refused into rejected-*.zsp in format 1 may have
+ * been refused only because migration 003 had changed the column types
+ * under it (a rolling upgrade: another node's agent migrated first). They
+ * get one more try as ordinary segments; what the server refuses again is
+ * rejected anew, in format 2, and stays.
+ */
+static void retry_format1(struct zt_spool *s, const uint64_t *seqs, size_t n)
+{
+	char from[64], to[64];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(from, sizeof(from), "rejected-%020" PRIu64 ".zsp", seqs[i]);
+		snprintf(to, sizeof(to), "seg-%020" PRIu64 ".zsp", seqs[i]);
+		if (renameat(s->dirfd, from, s->dirfd, to) == 0) {
+			s->st.segments++;
+			s->st.format1_retried++;
+		}
+	}
+	if (n)
+		fsync(s->dirfd);
+}
+
 int zt_spool_open(const char *dir, uint64_t max_bytes, struct zt_spool **out, char *err,
 		  size_t errlen)
 {
 	struct zt_spool *s;
 	DIR *d;
 	struct dirent *e;
+	uint64_t *retry = NULL;
+	size_t n_retry = 0;
 	int r;
 
 	r = zt_mkdir_p(dir, 0700);
@@ -540,9 +591,14 @@ int zt_spool_open(const char *dir, uint64_t max_bytes, struct zt_spool **out, ch
 				s->next_seq = seq + 1;
 			if (!strncmp(e->d_name, "seg-", 4))
 				s->st.segments++;
+			else if (!strncmp(e->d_name, "rejected-", 9) &&
+				 is_format1(s->dirfd, e->d_name))
+				retry_add(&retry, &n_retry, seq);
 		}
 	}
 	closedir(d);
+	retry_format1(s, retry, n_retry);
+	free(retry);
 	if (s->st.partial_removed)
 		fsync(s->dirfd);
 	pthread_mutex_init(&s->lock, NULL);

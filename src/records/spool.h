@@ -15,7 +15,10 @@
  *
  * Segments are read back oldest first and deleted only when the caller
  * says the records are committed (zt_spool_done). Records the database
- * refuses go to "rejected-<n>.zsp" (same format) for an operator.
+ * refuses go to "rejected-<n>.zsp" (same format) for an operator. At open,
+ * rejected files in format 1 become segments again, once: an agent older
+ * than migration 003 had them refused by the new column types during a
+ * rolling upgrade.
  *
  * Bound: every *.zsp file in the directory counts against max_bytes. A
  * write that would exceed it is refused and its records are counted as
@@ -40,6 +43,7 @@ struct zt_spool_stats {
 	uint64_t corrupt_segments; /* moved aside as bad-*.zsp since open */
 	uint64_t partial_removed; /* leftover temp files removed at open */
 	uint64_t rejected_records; /* written to rejected-*.zsp since open */
+	uint64_t format1_retried; /* format-1 rejected-*.zsp given another try at open */
 };
 
 /* One segment read back. */

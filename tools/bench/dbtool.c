@@ -13,8 +13,9 @@
  *       else stops the writer and prints its stats.
  *   dbtool resubmit CONN SPOOL_DIR EXPECT_FILE
  *       submits the records of EXPECT_FILE again (same ids): nothing new may appear.
- *   dbtool check CONN EXPECT_FILE...
- *       network_flows holds exactly these records, each once, each value right.
+ *   dbtool check CONN EXPECT_FILE... [--where COND]
+ *       network_flows (its rows matching COND) holds exactly these records,
+ *       each once, each value right.
  *   dbtool audit-append CONN N
  *   dbtool audit-verify CONN          (exit code of zt_audit_verify_cli)
  */
@@ -367,9 +368,14 @@ static int cmd_check(int argc, char **argv)
 	size_t n;
 	PGconn *c;
 	PGresult *r;
-	char err[512];
+	char err[512], *sql;
+	const char *where = "true";
 	int rows;
 
+	if (argc >= 6 && !strcmp(argv[argc - 2], "--where")) {
+		where = argv[argc - 1];
+		argc -= 2;
+	}
 	if (argc < 4 || load_expect(argc - 3, argv + 3, &e, &n))
 		return 2;
 	qsort(e, n, sizeof(*e), cmp_id);
@@ -382,17 +388,22 @@ static int cmd_check(int argc, char **argv)
 		fprintf(stderr, "dbtool: %s\n", err);
 		return 1;
 	}
-	r = PQexec(c,
-		   "SELECT id, host(source_ip), host(dest_ip), source_port, dest_port, "
-		   "protocol, bytes_sent, bytes_received, packet_count, duration_ms, "
-		   "array_to_string(flags, ','), "
-		   "(extract(epoch FROM start_time) * 1000000)::bigint, "
-		   "(extract(epoch FROM end_time) * 1000000)::bigint, anomaly_score, threat_type, "
-		   "blocked, (extract(epoch FROM created_at) * 1000000)::bigint, packets_sent, "
-		   "packets_received, verdict, drop_reason, policy, source_identity, "
-		   "dest_identity, source_workload, dest_workload, node, interface, direction, "
-		   "flow_kind, aggregate_count, family(source_ip), protocol_name "
-		   "FROM network_flows ORDER BY id");
+	if (asprintf(
+		    &sql,
+		    "SELECT id, host(source_ip), host(dest_ip), source_port, dest_port, "
+		    "protocol, bytes_sent, bytes_received, packet_count, duration_ms, "
+		    "array_to_string(flags, ','), "
+		    "(extract(epoch FROM start_time) * 1000000)::bigint, "
+		    "(extract(epoch FROM end_time) * 1000000)::bigint, anomaly_score, threat_type, "
+		    "blocked, (extract(epoch FROM created_at) * 1000000)::bigint, packets_sent, "
+		    "packets_received, verdict, drop_reason, policy, source_identity, "
+		    "dest_identity, source_workload, dest_workload, node, interface, direction, "
+		    "flow_kind, aggregate_count, family(source_ip), protocol_name "
+		    "FROM network_flows WHERE %s ORDER BY id",
+		    where) < 0)
+		return 1;
+	r = PQexec(c, sql);
+	free(sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "check: %s", PQresultErrorMessage(r));
 		return 1;

@@ -300,6 +300,41 @@ static void test_format1_segment(void **state)
 	zt_spool_close(s);
 }
 
+/* A format-1 rejected file (a rolling upgrade) is tried once more; a format-2 one stays. */
+static void test_format1_rejected_retried(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_spool_stats st;
+	struct zt_flow_record in;
+	char err[256], cmd[256];
+
+	mkrec(&in, 1);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_reject(s, &in, 1, err, sizeof(err)), 0);
+	zt_spool_close(s);
+	snprintf(cmd, sizeof(cmd),
+		 "cp tests/data/spool-v1.zsp '%s/rejected-00000000000000000005.zsp'", dir);
+	if (system(cmd))
+		fail_msg("cannot copy tests/data/spool-v1.zsp (run from the repository root)");
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.format1_retried, 1);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(count_files("rejected-"), 1); /* the format-2 one */
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, 5);
+	assert_int_equal(seg.n, 8);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	zt_spool_close(s);
+	/* Only once: reopening finds nothing more to retry. */
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.format1_retried, 0);
+	zt_spool_close(s);
+}
+
 /* What is written now is format 2 and reads back the same. */
 static void test_format2_written(void **state)
 {
@@ -349,6 +384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reject_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format2_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format1_rejected_retried, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
