@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,22 +62,136 @@ static void pgerr(char *err, size_t errlen, PGconn *c, const PGresult *r, const 
 	zt_seterr(err, errlen, "%s: %s", what, msg);
 }
 
-int zt_db_connect(const char *conninfo, PGconn **out, char *err, size_t errlen)
+/* One conninfo option's value in force on c ("" when unset). */
+static const char *conn_opt(PQconninfoOption *opts, const char *key)
 {
-	PGconn *c = PQconnectdb(conninfo ? conninfo : "");
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, key))
+			return o->val ? o->val : "";
+	return "";
+}
 
+/*
+ * The options parameter: the user's (conninfo, else PGOPTIONS) with
+ * statement_timeout added unless they set one. NULL: leave options alone.
+ */
+static char *merged_options(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *user = NULL;
+	char *out = NULL;
+
+	if (!opts)
+		return NULL; /* unparseable: libpq will say why when connecting */
+	user = conn_opt(opts, "options");
+	if (!*user)
+		user = getenv("PGOPTIONS") ? getenv("PGOPTIONS") : "";
+	if (!strstr(user, "statement_timeout") &&
+	    asprintf(&out, "%s%s-c statement_timeout=%d", user, *user ? " " : "",
+		     ZT_DB_STATEMENT_TIMEOUT_MS) < 0)
+		out = NULL;
+	PQconninfoFree(opts);
+	return out;
+}
+
+static bool aborted(const atomic_bool *abort)
+{
+	return abort && atomic_load(abort);
+}
+
+int zt_db_connect_abortable(const char *conninfo, const atomic_bool *abort, PGconn **out, char *err,
+			    size_t errlen)
+{
+	/*
+	 * Defaults before the user's conninfo (expanded from dbname), so theirs
+	 * win; options after it, since it already carries theirs.
+	 */
+	static const char *const kw[] = { "connect_timeout",
+					  "keepalives",
+					  "keepalives_idle",
+					  "keepalives_interval",
+					  "keepalives_count",
+					  "tcp_user_timeout",
+					  "dbname",
+					  "options",
+					  NULL };
+	char *options = merged_options(conninfo ? conninfo : "");
+	const char *val[] = { getenv("PGCONNECT_TIMEOUT") ? "" : ZT_DB_CONNECT_TIMEOUT_S,
+			      "1",
+			      "30",
+			      "10",
+			      "3",
+			      ZT_DB_TCP_USER_TIMEOUT_MS,
+			      conninfo ? conninfo : "",
+			      options ? options : "",
+			      NULL };
+	PGconn *c = PQconnectStartParams(kw, val, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PQconninfoOption *in_force;
+	uint64_t deadline = 0;
+	int ret = 0, timeout_s = 0;
+
+	free(options);
 	if (!c) {
 		zt_seterr(err, errlen, "database connect: out of memory");
 		return -ENOMEM;
 	}
-	if (PQstatus(c) != CONNECTION_OK) {
+	if (PQstatus(c) == CONNECTION_BAD) {
 		pgerr(err, errlen, c, NULL, "database connect");
-		PQfinish(c);
-		return -ECONNREFUSED;
+		ret = -ECONNREFUSED;
+		goto out;
+	}
+	/* PQconnectPoll leaves connect_timeout to its caller: the whole attempt here. */
+	in_force = PQconninfo(c);
+	timeout_s = atoi(conn_opt(in_force, "connect_timeout"));
+	PQconninfoFree(in_force);
+	if (timeout_s > 0)
+		deadline = zt_now_mono_ns() +
+			   (uint64_t)(timeout_s < 2 ? 2 : timeout_s) * 1000000000ULL;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { .fd = PQsocket(c),
+				      .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+
+		if (aborted(abort)) {
+			zt_seterr(err, errlen,
+				  "database connect: abandoned (the agent is stopping)");
+			ret = -ECANCELED;
+			goto out;
+		}
+		if (deadline && zt_now_mono_ns() >= deadline) {
+			zt_seterr(err, errlen,
+				  "database connect: no answer within %d s (connect_timeout)",
+				  timeout_s);
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		/* Short waits: the abort flag is looked at 10 times a second. */
+		if (pfd.fd >= 0 && poll(&pfd, 1, 100) == 0)
+			continue;
+		st = PQconnectPoll(c);
+	}
+	if (st == PGRES_POLLING_FAILED || PQstatus(c) != CONNECTION_OK) {
+		pgerr(err, errlen, c, NULL, "database connect");
+		ret = -ECONNREFUSED;
+		goto out;
 	}
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	*out = c;
 	return 0;
+out:
+	PQfinish(c);
+	return ret;
+}
+
+int zt_db_connect(const char *conninfo, PGconn **out, char *err, size_t errlen)
+{
+	return zt_db_connect_abortable(conninfo, NULL, out, err, errlen);
+}
+
+void zt_db_interrupt(int fd)
+{
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
 }
 
 /* Runs one command expecting `want`; on error rolls back nothing (caller does). */
@@ -234,6 +349,11 @@ int zt_db_migrate_conn(PGconn *c, const char *dir, int *applied, char *err, size
 		nm = set.n;
 	}
 	ret = exec_ok(c, "BEGIN", PGRES_COMMAND_OK, "migrate: BEGIN", err, errlen);
+	if (ret)
+		goto out;
+	/* A migration may rewrite a large table: the connection's statement_timeout is not for it. */
+	ret = exec_ok(c, "SET LOCAL statement_timeout = 0", PGRES_COMMAND_OK,
+		      "migrate: statement_timeout", err, errlen);
 	if (ret)
 		goto out;
 	snprintf(q, sizeof(q), "SELECT pg_advisory_xact_lock(%lld)", ZT_MIGRATE_LOCK);

@@ -30,6 +30,12 @@
 #define MAX_SEG_RECORDS 1000000u
 #define MAX_REC_CBOR 4096u /* far above the largest record's encoding */
 
+/* A segment written by zt_spool_write_held, not replayed until released. */
+struct held {
+	uint64_t seq;
+	uint64_t bytes;
+};
+
 struct zt_spool {
 	pthread_mutex_t lock;
 	char dir[4096];
@@ -37,6 +43,8 @@ struct zt_spool {
 	uint64_t max_bytes;
 	uint64_t next_seq;
 	struct zt_spool_stats st;
+	struct held *held;
+	size_t n_held, cap_held;
 };
 
 /* --- CBOR, the subset used: unsigned/negative integers, byte strings, arrays --- */
@@ -612,6 +620,7 @@ void zt_spool_close(struct zt_spool *s)
 		return;
 	close(s->dirfd);
 	pthread_mutex_destroy(&s->lock);
+	free(s->held);
 	free(s);
 }
 
@@ -633,10 +642,12 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 /* Writes a finished file as prefix<seq>.zsp: temp, fsync, rename, fsync dir. Locked. */
 static int put_file(struct zt_spool *s, const char *prefix, const uint8_t *data, size_t len,
-		    char *err, size_t errlen)
+		    uint64_t *seqp, char *err, size_t errlen)
 {
 	char tmp[96], name[64];
 	uint64_t seq = s->next_seq++;
+
+	*seqp = seq;
 	int fd, r;
 
 	snprintf(name, sizeof(name), "%s%020" PRIu64 ".zsp", prefix, seq);
@@ -666,16 +677,20 @@ static int put_file(struct zt_spool *s, const char *prefix, const uint8_t *data,
 }
 
 static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flow_record *recs,
-		     size_t n, char *err, size_t errlen)
+		     size_t n, uint64_t *held_seq, char *err, size_t errlen)
 {
 	uint8_t *seg = NULL;
 	size_t len = 0;
+	uint64_t seq = 0;
 	int r;
 
 	if (n == 0)
-		return 0;
+		return held_seq ? -EINVAL : 0;
 	r = zt_spool_encode(recs, n, &seg, &len);
 	pthread_mutex_lock(&s->lock);
+	if (!r && held_seq &&
+	    zt_grow((void **)&s->held, &s->cap_held, s->n_held + 1, sizeof(*s->held)) < 0)
+		r = -ENOMEM;
 	if (r) {
 		zt_seterr(err, errlen, "spool %s: encoding %zu records: %s; records dropped",
 			  s->dir, n, strerror(-r));
@@ -686,14 +701,21 @@ static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flo
 			  "%zu new records dropped",
 			  s->dir, s->st.bytes, s->max_bytes, len, n);
 	} else {
-		r = put_file(s, prefix, seg, len, err, errlen);
+		r = put_file(s, prefix, seg, len, &seq, err, errlen);
 	}
-	if (r)
-		s->st.dropped_records += n;
-	else if (prefix[0] == 's')
+	if (r) {
+		/* A held write that fails is the caller's to keep elsewhere: not dropped yet. */
+		if (!held_seq)
+			s->st.dropped_records += n;
+	} else if (held_seq) {
+		s->held[s->n_held++] = (struct held){ .seq = seq, .bytes = len };
+		s->st.held_segments++;
+		*held_seq = seq;
+	} else if (prefix[0] == 's') {
 		s->st.segments++, s->st.records_written += n;
-	else
+	} else {
 		s->st.rejected_records += n;
+	}
 	pthread_mutex_unlock(&s->lock);
 	free(seg);
 	return r;
@@ -702,13 +724,68 @@ static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flo
 int zt_spool_write(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
 		   size_t errlen)
 {
-	return spool_put(s, "seg-", recs, n, err, errlen);
+	return spool_put(s, "seg-", recs, n, NULL, err, errlen);
 }
 
 int zt_spool_reject(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
 		    size_t errlen)
 {
-	return spool_put(s, "rejected-", recs, n, err, errlen);
+	return spool_put(s, "rejected-", recs, n, NULL, err, errlen);
+}
+
+int zt_spool_write_held(struct zt_spool *s, const struct zt_flow_record *recs, size_t n,
+			uint64_t *seq, char *err, size_t errlen)
+{
+	int r = spool_put(s, "seg-", recs, n, seq, err, errlen);
+
+	if (r == -EINVAL)
+		zt_seterr(err, errlen, "spool %s: a held segment needs records", s->dir);
+	return r;
+}
+
+int zt_spool_release(struct zt_spool *s, uint64_t seq, bool keep, char *err, size_t errlen)
+{
+	char name[64];
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->n_held && s->held[i].seq != seq; i++)
+		;
+	if (i == s->n_held) {
+		zt_seterr(err, errlen, "spool %s: segment %" PRIu64 " is not held", s->dir, seq);
+		r = -ENOENT;
+		goto out;
+	}
+	s->st.held_segments--;
+	if (keep) {
+		/* The journal becomes an ordinary segment, replayed like any other. */
+		s->st.segments++;
+	} else {
+		snprintf(name, sizeof(name), "seg-%020" PRIu64 ".zsp", seq);
+		if (unlinkat(s->dirfd, name, 0) < 0) {
+			r = -errno;
+			/* Still on disk: replayed later, harmlessly (ON CONFLICT DO NOTHING). */
+			s->st.segments++;
+			zt_seterr(err, errlen, "spool %s/%s: delete: %s", s->dir, name,
+				  strerror(-r));
+		} else {
+			s->st.bytes -=
+				s->held[i].bytes < s->st.bytes ? s->held[i].bytes : s->st.bytes;
+		}
+	}
+	s->held[i] = s->held[--s->n_held];
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static bool is_held(const struct zt_spool *s, uint64_t seq)
+{
+	for (size_t i = 0; i < s->n_held; i++)
+		if (s->held[i].seq == seq)
+			return true;
+	return false;
 }
 
 static int oldest(struct zt_spool *s, char *name, size_t n, uint64_t *seq)
@@ -721,7 +798,7 @@ static int oldest(struct zt_spool *s, char *name, size_t n, uint64_t *seq)
 		return -errno;
 	rewinddir(d);
 	while ((e = readdir(d)))
-		if (parse_seq(e->d_name, "seg-", &v) && v < best)
+		if (parse_seq(e->d_name, "seg-", &v) && v < best && !is_held(s, v))
 			best = v;
 	closedir(d);
 	if (best == UINT64_MAX)

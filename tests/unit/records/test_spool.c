@@ -335,6 +335,57 @@ static void test_format1_rejected_retried(void **state)
 	zt_spool_close(s);
 }
 
+/* A held segment (write-ahead) is durable but not replayed until released. */
+static void test_held_segments(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_spool_stats st;
+	struct zt_flow_record in[3];
+	uint64_t a, b;
+	char err[256];
+
+	for (int i = 0; i < 3; i++)
+		mkrec(&in[i], i);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write_held(s, in, 2, &a, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write_held(s, in + 2, 1, &b, err, sizeof(err)), 0);
+	assert_int_equal(count_files("seg-"), 2); /* on disk */
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.held_segments, 2);
+	assert_int_equal(st.segments, 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	/* Written: deleted. Not written: an ordinary segment. */
+	assert_int_equal(zt_spool_release(s, a, false, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_release(s, b, true, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_release(s, b, true, err, sizeof(err)), -ENOENT);
+	assert_int_equal(count_files("seg-"), 1);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.held_segments, 0);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, b);
+	assert_int_equal(seg.n, 1);
+	assert_memory_equal(&seg.recs[0], &in[2], sizeof(in[2]));
+	zt_spool_seg_free(&seg);
+	/* After a crash a held segment is an ordinary one. */
+	assert_int_equal(zt_spool_write_held(s, in, 3, &a, err, sizeof(err)), 0);
+	zt_spool_close(s);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.segments, 2);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, b);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, a);
+	assert_int_equal(seg.n, 3);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.bytes, 0);
+	zt_spool_close(s);
+}
+
 /* What is written now is format 2 and reads back the same. */
 static void test_format2_written(void **state)
 {
@@ -385,6 +436,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format1_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format2_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_rejected_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_segments, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
