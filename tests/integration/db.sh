@@ -20,9 +20,23 @@ fi
 
 T=$(mktemp -d /tmp/ztagent-dbtest.XXXXXX)
 BG_PIDS=()
+# The server's processes stopped with SIGSTOP (a frozen database), resumed
+# by pg_thaw and, whatever happens, by cleanup.
+PG_FROZEN=
+pg_freeze() {
+	PG_FROZEN="$PG_PID $(ps -o pid= --ppid "$PG_PID" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	kill -STOP $PG_FROZEN
+}
+pg_thaw() {
+	# shellcheck disable=SC2086
+	[ -n "$PG_FROZEN" ] && kill -CONT $PG_FROZEN 2>/dev/null
+	PG_FROZEN=
+}
 cleanup() {
 	local rc=$?
 	set +e
+	pg_thaw
 	for p in "${BG_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
@@ -107,6 +121,25 @@ check "partial index (threat_type, start_time) WHERE threat_type IS NOT NULL" \
 	grep -q 'btree (threat_type, start_time) WHERE (threat_type IS NOT NULL)' <<<"$idx"
 check "tables alerts, blocks, audit_log, schema_migrations" test \
 	"$(pg_sql -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('alerts', 'blocks', 'audit_log', 'schema_migrations')")" = 4
+
+# --- connection defaults: a silent server must not hold a call forever ---
+ci=$("$DBTOOL" conninfo "$C" 2>&1)
+check "connections get timeouts by default ($ci)" test "$ci" = \
+	"connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=30000 statement_timeout=1min work_mem=4MB"
+ci=$("$DBTOOL" conninfo "$C connect_timeout=3 keepalives_idle=5 tcp_user_timeout=7000 options='-c statement_timeout=5s'" 2>&1)
+check "the URL's own settings win ($ci)" test "$ci" = \
+	"connect_timeout=3 keepalives=1 keepalives_idle=5 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=7000 statement_timeout=5s work_mem=4MB"
+ci=$("$DBTOOL" conninfo "postgresql:///postgres?host=$PG_DIR&port=$PG_PORT&user=postgres&options=-c%20work_mem%3D8MB" 2>&1)
+check "a URL with other options keeps them and gets statement_timeout ($ci)" \
+	grep -q 'connect_timeout=10 .*statement_timeout=1min work_mem=8MB$' <<<"$ci"
+pg_freeze
+t0=$(date +%s%N)
+ci=$(timeout 30 "$DBTOOL" conninfo "$C connect_timeout=2" 2>&1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+pg_thaw
+check "connecting to a frozen server gives up after connect_timeout (2 s: ${ms} ms, exit $rc: $ci)" \
+	bash -c "test $rc = 1 && test $ms -lt 5000 && grep -q 'connect_timeout' <<<'$ci'"
 
 # Two agents starting together on an empty database: each migration once.
 pg_sql -c "CREATE DATABASE zt2" && pg_sql -c "CREATE DATABASE zt3"

@@ -16,10 +16,17 @@
  *   dbtool check CONN EXPECT_FILE... [--where COND]
  *       network_flows (its rows matching COND) holds exactly these records,
  *       each once, each value right.
+ *   dbtool conninfo CONN
+ *       connects as the agent does and prints the settings in force:
+ *       connect_timeout keepalives keepalives_idle keepalives_interval
+ *       keepalives_count tcp_user_timeout statement_timeout work_mem.
+ *   dbtool spool-ids DIR
+ *       one line per record in DIR's seg-*.zsp: "id source dest:port protocol".
  *   dbtool audit-append CONN N
  *   dbtool audit-verify CONN          (exit code of zt_audit_verify_cli)
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +43,7 @@
 #include "records/db.h"
 #include "records/dbwriter.h"
 #include "records/flowrec.h"
+#include "records/spool.h"
 #include "agent/log.h"
 #include "agent/util.h"
 
@@ -525,6 +533,81 @@ static int cmd_resubmit(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_conninfo(const char *conninfo)
+{
+	static const char *const keys[] = { "connect_timeout",	"keepalives",
+					    "keepalives_idle",	"keepalives_interval",
+					    "keepalives_count", "tcp_user_timeout" };
+	PQconninfoOption *opts;
+	PGconn *c;
+	PGresult *r;
+	char err[512];
+
+	if (zt_db_connect(conninfo, &c, err, sizeof(err))) {
+		fprintf(stderr, "dbtool: %s\n", err);
+		return 1;
+	}
+	opts = PQconninfo(c);
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++)
+		for (PQconninfoOption *o = opts; o && o->keyword; o++)
+			if (!strcmp(o->keyword, keys[i]))
+				printf("%s=%s ", keys[i], o->val ? o->val : "");
+	PQconninfoFree(opts);
+	r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('work_mem')");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		printf("statement_timeout=%s work_mem=%s\n", PQgetvalue(r, 0, 0),
+		       PQgetvalue(r, 0, 1));
+	else
+		printf("statement_timeout=? work_mem=?\n");
+	PQclear(r);
+	PQfinish(c);
+	return 0;
+}
+
+static int cmd_spool_ids(const char *dir)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, NULL, alphasort), ret = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "dbtool: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[4200], why[256], id[40], a[64], b[64];
+		struct zt_flow_record *recs = NULL;
+		uint8_t *buf = NULL;
+		size_t nrec = 0;
+		struct stat st;
+		FILE *f;
+
+		if (strncmp(ents[i]->d_name, "seg-", 4))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
+		f = fopen(path, "rb");
+		if (!f || fstat(fileno(f), &st) < 0 || !(buf = malloc((size_t)st.st_size + 1)) ||
+		    fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size ||
+		    zt_spool_decode(buf, (size_t)st.st_size, &recs, &nrec, why, sizeof(why))) {
+			fprintf(stderr, "dbtool: %s: unreadable segment\n", path);
+			ret = 1;
+		}
+		for (size_t k = 0; k < nrec; k++) {
+			zt_uuid_format(recs[k].id, id, sizeof(id));
+			inet_ntop(recs[k].family, recs[k].source_ip, a, sizeof(a));
+			inet_ntop(recs[k].family, recs[k].dest_ip, b, sizeof(b));
+			printf("%s %s %s:%u %u\n", id, a, b, recs[k].dest_port, recs[k].protocol);
+		}
+		if (f)
+			fclose(f);
+		free(buf);
+		free(recs);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -566,6 +649,10 @@ int main(int argc, char **argv)
 		return cmd_resubmit(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return cmd_check(argc, argv);
+	if (argc == 3 && !strcmp(argv[1], "conninfo"))
+		return cmd_conninfo(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "spool-ids"))
+		return cmd_spool_ids(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "audit-append")) {
 		struct zt_audit *a = zt_audit_new(argv[2]);
 		int n = atoi(argv[3]);
