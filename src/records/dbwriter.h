@@ -74,8 +74,9 @@ struct zt_dbw_stats {
 	uint64_t rows_failed; /* refused by the server, kept in rejected-*.zsp */
 	uint64_t batches; /* committed COPY transactions */
 	uint64_t queue_len;
-	uint64_t spool_bytes;
-	uint64_t spool_segments;
+	uint64_t
+		spool_bytes; /* segments to replay, rejected and bad ones (not write-ahead copies) */
+	uint64_t spool_segments; /* to replay */
 	uint64_t spool_records_written;
 	uint64_t spool_dropped_records; /* lost: spool full or unwritable */
 	uint64_t spool_corrupt_segments;

@@ -710,6 +710,7 @@ static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flo
 	} else if (held_seq) {
 		s->held[s->n_held++] = (struct held){ .seq = seq, .bytes = len };
 		s->st.held_segments++;
+		s->st.held_bytes += len;
 		*held_seq = seq;
 	} else if (prefix[0] == 's') {
 		s->st.segments++, s->st.records_written += n;
@@ -758,6 +759,7 @@ int zt_spool_release(struct zt_spool *s, uint64_t seq, bool keep, char *err, siz
 		goto out;
 	}
 	s->st.held_segments--;
+	s->st.held_bytes -= s->held[i].bytes;
 	if (keep) {
 		/* The journal becomes an ordinary segment, replayed like any other. */
 		s->st.segments++;

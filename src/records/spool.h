@@ -46,6 +46,7 @@ struct zt_spool_stats {
 	uint64_t rejected_records; /* written to rejected-*.zsp since open */
 	uint64_t format1_retried; /* format-1 rejected-*.zsp given another try at open */
 	uint64_t held_segments; /* written by zt_spool_write_held, not released yet */
+	uint64_t held_bytes; /* their size, part of bytes */
 };
 
 /* One segment read back. */

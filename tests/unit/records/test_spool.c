@@ -354,6 +354,7 @@ static void test_held_segments(void **state)
 	zt_spool_get_stats(s, &st);
 	assert_int_equal(st.held_segments, 2);
 	assert_int_equal(st.segments, 0);
+	assert_true(st.held_bytes > 0 && st.held_bytes == st.bytes);
 	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
 	/* Written: deleted. Not written: an ordinary segment. */
 	assert_int_equal(zt_spool_release(s, a, false, err, sizeof(err)), 0);
@@ -362,6 +363,7 @@ static void test_held_segments(void **state)
 	assert_int_equal(count_files("seg-"), 1);
 	zt_spool_get_stats(s, &st);
 	assert_int_equal(st.held_segments, 0);
+	assert_int_equal(st.held_bytes, 0);
 	assert_int_equal(st.segments, 1);
 	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
 	assert_int_equal(seg.seq, b);
