@@ -451,9 +451,12 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
 
-	/* -ENOSPC (spool full) is counted, logged and exported by the writer. */
+	/*
+	 * On disk before it returns: the exporter marks these flows recorded
+	 * next. -ENOSPC (spool full) is counted, logged and exported by the writer.
+	 */
 	if (d->dbw && n)
-		zt_dbw_submit(d->dbw, recs, n);
+		zt_dbw_submit_durable(d->dbw, recs, n);
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */

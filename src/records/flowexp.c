@@ -25,6 +25,15 @@ struct zt_flowexp {
 	size_t cap;
 	struct zt_flow_record *recs;
 	size_t n_recs, cap_recs;
+	struct export_op *ops; /* what the sweep records in flow_export, after the sink */
+	size_t n_ops, cap_ops;
+};
+
+/* An update of flow_export (and conntrack) that waits until the sink has the records. */
+struct export_op {
+	struct zt_ct_key k, other;
+	struct zt_flow_export ex;
+	bool del, del_other, mark;
 };
 
 static int map_shape_ok(int fd, uint32_t max_entries)
@@ -97,6 +106,7 @@ void zt_flowexp_close(struct zt_flowexp *x)
 		close(x->fd);
 	free(x->keys);
 	free(x->recs);
+	free(x->ops);
 	free(x);
 }
 
@@ -122,7 +132,7 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 			const struct zt_ct_val *v, const struct verdict *vd,
 			const struct zt_flow_export *ex, int64_t boot_to_unix_ns)
 {
-	char local[ZT_FR_WORKLOAD_MAX], peer[ZT_FR_WORKLOAD_MAX], buf[ZT_FR_POLICY_MAX], pn[8];
+	char local[ZT_FR_WORKLOAD_MAX], peer[ZT_FR_WORKLOAD_MAX], buf[ZT_FR_POLICY_MAX];
 	uint64_t start_ns = ex->last_ns ? ex->last_ns : v->first_ns;
 	uint64_t end_ns = v->last_ns > start_ns ? v->last_ns : start_ns;
 	bool ingress = v->dir == ZT_DIR_INGRESS;
@@ -137,8 +147,7 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 	r->present |= ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT | ZT_FR_HAS_SID | ZT_FR_HAS_DID;
 	if (!zt_proto_has_ports(k->proto))
 		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
-	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
-			    zt_flowrec_proto_name(k->proto, pn, sizeof(pn)));
+	r->protocol = k->proto;
 	r->packets_sent = (int64_t)(v->packets[0] - ex->packets[0]);
 	r->packets_received = (int64_t)(v->packets[1] - ex->packets[1]);
 	r->bytes_sent = (int64_t)(v->bytes[0] - ex->bytes[0]);
@@ -214,6 +223,7 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 
 	x->st.sweeps++;
 	x->n_recs = 0;
+	x->n_ops = 0;
 	/* Keys first: deleting while walking would restart the walk. */
 	while (bpf_map_get_next_key(ct_fd, prev, &next) == 0) {
 		if (zt_grow((void **)&x->keys, &x->cap, n + 1, sizeof(*x->keys)) < 0)
@@ -295,20 +305,44 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 					x->st.records_interim++;
 			}
 		}
-		if (del) {
-			delete_entry(x, ct_fd, k);
-			if (have_other && ov.dir == ZT_DIR_INGRESS)
-				delete_entry(x, ct_fd, &other);
-		} else if (emit && sink) {
-			mark(&ex, &v, final);
-			if (bpf_map_update_elem(x->fd, k, &ex, BPF_ANY) < 0)
-				log_warn(
-					"flow_export_update",
-					"error=\"%s\" why=\"a restart may record this flow's counts again\"",
-					strerror(errno));
+		if (del || (emit && sink)) {
+			struct export_op *op;
+
+			if (zt_grow((void **)&x->ops, &x->cap_ops, x->n_ops + 1, sizeof(*x->ops)) <
+			    0)
+				continue; /* neither marked nor deleted: recorded again next sweep */
+			op = &x->ops[x->n_ops++];
+			*op = (struct export_op){ .k = *k, .other = other, .del = del };
+			op->del_other = del && have_other && ov.dir == ZT_DIR_INGRESS;
+			op->mark = !del;
+			if (op->mark) {
+				op->ex = ex;
+				mark(&op->ex, &v, final);
+			}
 		}
 	}
+	/*
+	 * The sink first (the daemon's makes the records durable before it
+	 * returns), then what they cover is marked recorded, or the entry
+	 * deleted: a SIGKILL in between records those deltas again, never
+	 * loses them.
+	 */
 	if (sink && x->n_recs)
 		sink(sink_ctx, x->recs, x->n_recs);
+	for (size_t i = 0; i < x->n_ops; i++) {
+		const struct export_op *op = &x->ops[i];
+
+		if (op->del) {
+			delete_entry(x, ct_fd, &op->k);
+			if (op->del_other)
+				delete_entry(x, ct_fd, &op->other);
+		} else if (bpf_map_update_elem(x->fd, &op->k, &op->ex, BPF_ANY) < 0) {
+			log_warn(
+				"flow_export_update",
+				"error=\"%s\" why=\"a restart may record this flow's counts again\"",
+				strerror(errno));
+		}
+	}
+	x->n_ops = 0;
 	return emitted;
 }

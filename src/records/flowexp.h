@@ -21,14 +21,18 @@
  *
  * What was already recorded per flow lives in a pinned LRU hash map
  * (PIN_DIR/flow_export, key struct zt_ct_key, value struct
- * zt_flow_export, as large as conntrack) made by the daemon, so that
- * neither a restart nor a SIGKILL repeats or loses counts. A state whose
- * first_ns differs from the entry's belongs to an earlier flow on the same
- * key and is ignored; states of entries the kernel evicted age out of the
- * LRU. Limits: the export state is written after the sink took the
- * records, so a crash in between records those deltas again once; a key
- * the kernel reuses before a sweep loses the earlier flow's unrecorded
- * remainder.
+ * zt_flow_export, as large as conntrack) made by the daemon, so that a
+ * restart or a SIGKILL loses no counts. A sweep updates it (and deletes
+ * ended entries) only after the sink has returned, and the daemon's sink
+ * (zt_dbw_submit_durable) has the records in the spool by then. A state
+ * whose first_ns differs from the entry's belongs to an earlier flow on
+ * the same key and is ignored; states of entries the kernel evicted age
+ * out of the LRU. Limits: a SIGKILL between the sink's fsync and the end
+ * of the sweep's map updates (well under a millisecond) records those
+ * deltas again once, as rows with new ids; records the spool could not
+ * take (full or unwritable, logged) live only in memory until written; a
+ * key the kernel reuses before a sweep loses the earlier flow's
+ * unrecorded remainder.
  *
  * A flow between two local endpoints has an entry on each veth. It is
  * recorded once, from the source's entry (original direction leaving the

@@ -153,7 +153,10 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	}
 	dt = zt_now_mono_ns() - t0;
 	gens_push(s, gen, ps, c);
+	/* zt_seg_get_stats reads st under the lock, from the API and metrics threads. */
+	pthread_mutex_lock(&s->lock);
 	s->st.last_apply_ns = dt;
+	pthread_mutex_unlock(&s->lock);
 	if (s->observe)
 		s->observe(s->observe_ctx, (double)dt / 1e9);
 	/* since_change_ms: from the first file event to the new generation in

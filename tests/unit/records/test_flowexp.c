@@ -175,7 +175,7 @@ static void test_closed_tcp_final_once(void **state)
 	assert_int_equal(got[0].dest_port, 8080);
 	assert_string_equal(inet_ntop(AF_INET, got[0].source_ip, a, sizeof(a)), "198.18.1.10");
 	assert_string_equal(inet_ntop(AF_INET, got[0].dest_ip, a, sizeof(a)), "198.18.1.20");
-	assert_string_equal(got[0].protocol, "tcp");
+	assert_int_equal(got[0].protocol, 6);
 	assert_string_equal(got[0].verdict, "allowed");
 	assert_false(got[0].blocked);
 	assert_string_equal(got[0].drop_reason, "");
@@ -234,7 +234,7 @@ static void test_interim_deltas_sum_to_totals(void **state)
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 61 * S, sink, NULL), 1);
 	assert_int_equal(got[0].bytes_sent, 1000);
-	assert_string_equal(got[0].protocol, "udp");
+	assert_int_equal(got[0].protocol, 17);
 	/* A restart: a new exporter on the same pinned export state. */
 	zt_flowexp_close(x);
 	x = open_x();
@@ -439,7 +439,7 @@ static void test_flood_is_one_row(void **state)
 	assert_int_equal(got[0].bytes_sent, 100 * got[0].aggregate_count);
 	assert_int_equal(got[0].kind, ZT_FLOW_KIND_XDP_DROP_AGG);
 	assert_int_equal(got[0].dest_port, 53);
-	assert_string_equal(got[0].protocol, "udp");
+	assert_int_equal(got[0].protocol, 17);
 	assert_string_equal(got[0].verdict, "dropped");
 	assert_true(got[0].blocked);
 	assert_true(!strncmp(got[0].drop_reason, "blocklist:", 10));
