@@ -18,6 +18,9 @@ struct feed_ctx {
 	size_t search_off; /* where the next JSON item is looked for */
 };
 
+/* Makes room for one entry per line of the buffer (a line format's upper bound). */
+void feed_presize(struct feed_ctx *x);
+
 /*
  * Appends one entry; ref (len bytes, may be NULL) is cleaned and interned.
  * -E2BIG past max_entries (r->error says so), -ENOMEM.

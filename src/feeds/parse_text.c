@@ -43,6 +43,11 @@ static bool blank(char ch)
 	return ch == ' ' || ch == '\t';
 }
 
+static bool is_comment(char ch, bool semicolon)
+{
+	return ch == '#' || (semicolon && ch == ';');
+}
+
 static void trim(const char **p, size_t *n)
 {
 	while (*n && blank(**p)) {
@@ -70,11 +75,12 @@ static bool too_long(struct feed_ctx *x, const struct line *l)
  */
 int feed_parse_text(struct feed_ctx *x, enum zt_feed_format fmt)
 {
-	const char *comments = fmt == ZT_FEED_FIREHOL ? "#" : "#;";
+	bool semi = fmt != ZT_FEED_FIREHOL; /* ';' starts a comment too */
 	struct line l = { 0 };
 	size_t off = 0;
 	int err;
 
+	feed_presize(x);
 	while (next_line(x, &off, &l)) {
 		const char *p = l.p, *ref = NULL;
 		size_t n = l.n, tok, ref_len = 0;
@@ -82,18 +88,18 @@ int feed_parse_text(struct feed_ctx *x, enum zt_feed_format fmt)
 		if (too_long(x, &l))
 			continue;
 		trim(&p, &n);
-		if (!n || strchr(comments, p[0]))
+		if (!n || is_comment(p[0], semi))
 			continue;
 		x->r->stats.items++;
 		tok = 0;
-		while (tok < n && !blank(p[tok]) && !strchr(comments, p[tok]))
+		while (tok < n && !blank(p[tok]) && !is_comment(p[tok], semi))
 			tok++;
 		if (tok < n) {
 			const char *rest = p + tok;
 			size_t rn = n - tok;
 
 			trim(&rest, &rn);
-			if (rn && !strchr(comments, rest[0])) {
+			if (rn && !is_comment(rest[0], semi)) {
 				feed_report(
 					x, l.no, true, l.p, l.n,
 					"text after the address; only a '%s' comment may follow",

@@ -4,6 +4,7 @@
  * merge of duplicates. Entries are 40 bytes; a million of them and their
  * references fit in well under 100 MiB.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,21 @@ int feed_fail(struct feed_ctx *x, int err, const char *fmt, ...)
 	return err;
 }
 
+void feed_presize(struct feed_ctx *x)
+{
+	struct zt_feed_result *r = x->r;
+	size_t lines = 1;
+
+	for (const char *p = x->buf, *end = x->buf + x->len;
+	     (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		lines++;
+	/* Bounded: blank lines and comments count here too. */
+	if (lines > (x->o->max_entries ? x->o->max_entries : 1u << 20))
+		lines = x->o->max_entries ? x->o->max_entries : 1u << 20;
+	/* A hint only: without the memory, entries grow one doubling at a time. */
+	zt_grow((void **)&r->entries, &r->cap, r->n + lines, sizeof(*r->entries));
+}
+
 int feed_add(struct feed_ctx *x, const struct zt_cidr *c, uint16_t port, uint8_t dir,
 	     uint64_t valid_until, const char *ref, size_t ref_len)
 {
@@ -259,22 +275,132 @@ int zt_feed_problem_format(const struct zt_feed_result *r, const struct zt_feed_
 	return w < 0 || (size_t)w >= n ? -ENOSPC : 0;
 }
 
-/* Sort order and identity of entries: family, address, prefix length, port. */
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be64toh(v);
+}
+
+/*
+ * Sort order and identity of entries: family, address, prefix length, port.
+ * Bytes past an IPv4 address are zero (zt_cidr_mask), so both halves
+ * compare for either family without a call to memcmp.
+ */
 static int entry_cmp(const void *pa, const void *pb)
 {
 	const struct zt_feed_entry *a = pa, *b = pb;
-	int c;
+	uint64_t x, y;
 
 	if (a->cidr.family != b->cidr.family)
 		return a->cidr.family < b->cidr.family ? -1 : 1;
-	c = memcmp(a->cidr.addr, b->cidr.addr, a->cidr.family == AF_INET ? 4 : 16);
-	if (c)
-		return c;
+	x = be64(a->cidr.addr);
+	y = be64(b->cidr.addr);
+	if (x == y) {
+		x = be64(a->cidr.addr + 8);
+		y = be64(b->cidr.addr + 8);
+	}
+	if (x != y)
+		return x < y ? -1 : 1;
 	if (a->cidr.prefixlen != b->cidr.prefixlen)
 		return a->cidr.prefixlen < b->cidr.prefixlen ? -1 : 1;
 	if (a->port != b->port)
 		return a->port < b->port ? -1 : 1;
 	return 0;
+}
+
+/* Lists are often published sorted: then the sort is one pass. */
+static bool is_sorted(const struct zt_feed_entry *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (entry_cmp(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
+/* Byte b of an entry's sort key: the address, the prefix length, the port (big-endian). */
+static unsigned int key_byte(const struct zt_feed_entry *e, unsigned int b, unsigned int alen)
+{
+	if (b < alen)
+		return e->cidr.addr[b];
+	if (b == alen)
+		return e->cidr.prefixlen;
+	return b == alen + 1 ? (unsigned int)e->port >> 8 : e->port & 255u;
+}
+
+static void insertion_sort(struct zt_feed_entry *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct zt_feed_entry e = v[i];
+		size_t j = i;
+
+		for (; j > 0 && entry_cmp(&v[j - 1], &e) > 0; j--)
+			v[j] = v[j - 1];
+		v[j] = e;
+	}
+}
+
+/*
+ * Most-significant-byte radix sort of entries of one family, from key
+ * byte b on. Each level moves entries sequentially into 256 buckets, and
+ * buckets soon fit in the cache; a million shuffled entries sort in a few
+ * tens of milliseconds where qsort's indirect merge sort takes 0.4 s.
+ */
+static void msd_sort(struct zt_feed_entry *v, struct zt_feed_entry *tmp, size_t n, unsigned int b,
+		     unsigned int alen)
+{
+	size_t cnt[256], pos[256], o = 0;
+
+	while (n > 32 && b < alen + 3) {
+		unsigned int first = key_byte(&v[0], b, alen);
+		size_t i;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (i = 0; i < n; i++)
+			cnt[key_byte(&v[i], b, alen)]++;
+		if (cnt[first] == n) {
+			b++; /* every entry has this byte: nothing moves */
+			continue;
+		}
+		for (i = 0, o = 0; i < 256; i++) {
+			pos[i] = o;
+			o += cnt[i];
+		}
+		for (i = 0; i < n; i++)
+			tmp[pos[key_byte(&v[i], b, alen)]++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+		for (i = 0, o = 0; i < 256; o += cnt[i], i++)
+			if (cnt[i] > 1)
+				msd_sort(v + o, tmp, cnt[i], b + 1, alen);
+		return;
+	}
+	insertion_sort(v, n);
+}
+
+/* IPv4 first (AF_INET < AF_INET6), each family in entry_cmp order. */
+static void sort_entries(struct zt_feed_entry *v, size_t n)
+{
+	struct zt_feed_entry *tmp;
+	size_t n4 = 0, n6 = 0;
+
+	if (is_sorted(v, n))
+		return;
+	tmp = malloc(n * sizeof(*tmp));
+	if (!tmp) {
+		qsort(v, n, sizeof(*v), entry_cmp);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		n4 += v[i].cidr.family == AF_INET;
+	if (n4 != n && n4 != 0) {
+		for (size_t i = 0, j = 0; i < n; i++)
+			tmp[v[i].cidr.family == AF_INET ? j++ : n4 + n6++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+	}
+	msd_sort(v, tmp, n4, 0, 4);
+	msd_sort(v + n4, tmp, n - n4, 0, 16);
+	free(tmp);
 }
 
 size_t feed_sort_unique(struct zt_feed_result *r)
@@ -283,7 +409,7 @@ size_t feed_sort_unique(struct zt_feed_result *r)
 
 	if (r->n < 2)
 		return 0;
-	qsort(r->entries, r->n, sizeof(*r->entries), entry_cmp);
+	sort_entries(r->entries, r->n);
 	for (size_t i = 1; i < r->n; i++) {
 		struct zt_feed_entry *keep = &r->entries[o], *e = &r->entries[i];
 

@@ -669,6 +669,68 @@ static void test_million_lines(void **state)
 	free(buf);
 }
 
+/* The radix sort against qsort, on shuffled IPv4 and IPv6 with shared bytes, ports, lengths. */
+static int ref_cmp(const void *pa, const void *pb)
+{
+	const struct zt_feed_entry *a = pa, *b = pb;
+	int c = a->cidr.family - b->cidr.family;
+
+	if (!c)
+		c = memcmp(a->cidr.addr, b->cidr.addr, 16);
+	if (!c)
+		c = a->cidr.prefixlen - b->cidr.prefixlen;
+	if (!c)
+		c = a->port - b->port;
+	return c;
+}
+
+static void test_sort(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 2, 31, 33, 1000, 200000 };
+	uint64_t seed = 42;
+
+	for (size_t s = 0; s < ZT_ARRAY_SIZE(sizes); s++) {
+		size_t n = sizes[s], u;
+		struct zt_feed_result r;
+		struct zt_feed_entry *want;
+
+		assert_int_equal(zt_feed_result_init(&r, "t"), 0);
+		r.entries = calloc(n ? n : 1, sizeof(*r.entries));
+		want = calloc(n ? n : 1, sizeof(*want));
+		assert_non_null(r.entries);
+		assert_non_null(want);
+		r.cap = n;
+		for (size_t i = 0; i < n; i++) {
+			struct zt_feed_entry *e = &r.entries[i];
+
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			e->cidr.family = (seed >> 60) < 4 ? AF_INET6 : AF_INET;
+			/* Few distinct values per byte: long shared prefixes and duplicates. */
+			for (int b = 0; b < (e->cidr.family == AF_INET ? 4 : 16); b++)
+				e->cidr.addr[b] = (uint8_t)((seed >> (b % 8 * 3)) & 3);
+			e->cidr.prefixlen =
+				(uint8_t)(e->cidr.family == AF_INET ? 30 + (seed >> 40) % 3 :
+								      126 + (seed >> 40) % 3);
+			e->port = (uint16_t)((seed >> 44) % 2 + (seed >> 46) % 2 * 256);
+			e->dir = ZT_FEED_BOTH;
+		}
+		r.n = n;
+		memcpy(want, r.entries, n * sizeof(*want));
+		qsort(want, n, sizeof(*want), ref_cmp);
+		u = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!u || ref_cmp(&want[u - 1], &want[i]))
+				want[u++] = want[i];
+		feed_sort_unique(&r);
+		assert_int_equal(r.n, u);
+		for (size_t i = 0; i < u; i++)
+			if (ref_cmp(&r.entries[i], &want[i]))
+				fail_msg("size %zu: entry %zu differs from qsort's", n, i);
+		free(want);
+		zt_feed_result_free(&r);
+	}
+}
+
 static void test_limits(void **state)
 {
 	struct zt_feed_parse_opts o = { .feed = "big", .max_entries = 999 };
@@ -812,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_non_utf8),
 		cmocka_unit_test(test_huge_lines),
 		cmocka_unit_test(test_million_lines),
+		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_misc),
 		cmocka_unit_test(test_load_parts),
