@@ -58,7 +58,10 @@ size_t feed_sort_unique(struct zt_feed_result *r);
 
 /* The 1-based line of byte off (off only grows between calls on one ctx). */
 uint32_t feed_line_of(struct feed_ctx *x, size_t off);
-/* The line where quoted string s (n bytes) next appears after the last one found; 0 if not. */
+/*
+ * The line where quoted string s (n bytes) next appears after the last one
+ * found; 0 when it does not, and for every later call, or when reports are full.
+ */
 uint32_t feed_find_line(struct feed_ctx *x, const char *s, size_t n);
 
 /* "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123Z", "...+00:00": unix seconds. */

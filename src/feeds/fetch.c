@@ -80,6 +80,7 @@ struct zt_feed_fetcher {
 	struct completion *head, *tail; /* under mu */
 	uint64_t rng; /* worker only */
 	CURL *curl; /* worker only */
+	CURLM *multi; /* runs curl's transfers; curl_multi_wakeup() from any thread */
 };
 
 static uint64_t mono_ns(void)
@@ -167,9 +168,11 @@ static void on_inotify(struct zt_feed_fetcher *f)
 			for (unsigned int i = 0; i < f->n; i++) {
 				struct source *s = &f->src[i];
 
-				if (s->wd != ev->wd)
+				/* An overflowed queue lost events: every file source looks again. */
+				if (s->wd != ev->wd &&
+				    !((ev->mask & IN_Q_OVERFLOW) && s->kind == SRC_PATH))
 					continue;
-				if (ev->mask & IN_IGNORED)
+				if ((ev->mask & IN_IGNORED) && s->wd == ev->wd)
 					s->wd = -1;
 				if (s->due_ns > soon)
 					s->due_ns = soon;
@@ -490,6 +493,40 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return atomic_load(&x->f->stopping) ? 1 : 0;
 }
 
+/*
+ * curl_easy_perform() through the multi interface, so that stop interrupts
+ * a transfer at once (curl_multi_wakeup) instead of at the next progress
+ * callback, up to a second later.
+ */
+static CURLcode perform(struct zt_feed_fetcher *f, CURL *c)
+{
+	CURLcode rc = CURLE_FAILED_INIT;
+	CURLMcode mc;
+	CURLMsg *m;
+	int running = 1, q;
+
+	if (curl_multi_add_handle(f->multi, c) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	while (running) {
+		if (atomic_load(&f->stopping)) {
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		mc = curl_multi_perform(f->multi, &running);
+		if (mc == CURLM_OK && running)
+			mc = curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+		if (mc != CURLM_OK) {
+			rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+			break;
+		}
+	}
+	while ((m = curl_multi_info_read(f->multi, &q)))
+		if (m->msg == CURLMSG_DONE && m->easy_handle == c)
+			rc = m->data.result;
+	curl_multi_remove_handle(f->multi, c);
+	return rc;
+}
+
 static bool curl_transient(CURLcode c)
 {
 	switch (c) {
@@ -566,7 +603,7 @@ static int fetch_http(struct zt_feed_fetcher *f, struct source *s, bool conditio
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	rc = curl_easy_perform(c);
+	rc = perform(f, c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
@@ -892,6 +929,7 @@ void zt_feed_fetcher_stop(struct zt_feed_fetcher *f)
 	if (f->started) {
 		atomic_store(&f->stopping, true);
 		kick(f->wake_fd);
+		curl_multi_wakeup(f->multi);
 		pthread_join(f->thr, NULL);
 	}
 	while ((c = f->head)) {
@@ -903,6 +941,8 @@ void zt_feed_fetcher_stop(struct zt_feed_fetcher *f)
 	}
 	if (f->curl)
 		curl_easy_cleanup(f->curl);
+	if (f->multi)
+		curl_multi_cleanup(f->multi);
 	if (f->wake_fd >= 0)
 		close(f->wake_fd);
 	if (f->done_fd >= 0)
@@ -1002,7 +1042,8 @@ int zt_feed_fetcher_init(struct zt_feed_fetcher **out, const struct zt_feed_fetc
 	/* Without inotify, files are still read every refresh. */
 	f->ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	f->curl = curl_easy_init();
-	if (!f->curl) {
+	f->multi = curl_multi_init();
+	if (!f->curl || !f->multi) {
 		r = -ENOMEM;
 		zt_seterr(err, errlen, "libcurl: cannot create a handle");
 		goto fail;

@@ -18,6 +18,10 @@
  * the first fetch succeeds; its ETag / Last-Modified make that first fetch
  * a conditional one.
  *
+ * The process must ignore SIGPIPE (the daemon does): a TLS peer closing
+ * mid-write would otherwise kill it. libcurl honours https_proxy/no_proxy
+ * from the environment.
+ *
  * Content becomes "last good" only when opts.work (run on the worker
  * thread, e.g. zt_feed_load()) accepts it: a refused body is never saved
  * and its validators are never sent, so the next fetch downloads again.
@@ -89,7 +93,10 @@ int zt_feed_fetcher_init(struct zt_feed_fetcher **out, const struct zt_feed_fetc
 			 char *err, size_t errlen);
 /* Readable (EPOLLIN) when completions wait for zt_feed_fetcher_dispatch(). */
 int zt_feed_fetcher_fd(const struct zt_feed_fetcher *f);
-/* Delivers every waiting completion to opts.done; returns how many, or -errno. */
+/*
+ * Delivers every waiting completion to opts.done; returns how many. done()
+ * may call zt_feed_fetcher_refresh(), never zt_feed_fetcher_stop().
+ */
 int zt_feed_fetcher_dispatch(struct zt_feed_fetcher *f);
 /*
  * Fetch feed index (-1: all) now. force: unconditionally (no ETag,

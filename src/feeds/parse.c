@@ -121,14 +121,19 @@ uint32_t feed_find_line(struct feed_ctx *x, const char *s, size_t n)
 	char q[260];
 	const char *hit;
 
-	if (!n || n + 2 > sizeof(q) || x->search_off >= x->len)
+	/* Only reports kept in detail need a line; each byte is searched once at most. */
+	if (!n || n + 2 > sizeof(q) || x->search_off >= x->len ||
+	    x->r->n_problems >= ZT_FEED_REPORTS_MAX)
 		return 0;
 	q[0] = '"';
 	memcpy(q + 1, s, n);
 	q[n + 1] = '"';
 	hit = memmem(x->buf + x->search_off, x->len - x->search_off, q, n + 2);
-	if (!hit)
+	if (!hit) {
+		/* Written with escapes, or out of order: no line from here on, rather than O(n^2). */
+		x->search_off = x->len;
 		return 0;
+	}
 	x->search_off = (size_t)(hit - x->buf) + n + 2;
 	return feed_line_of(x, (size_t)(hit - x->buf));
 }
