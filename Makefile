@@ -11,7 +11,7 @@ BPFTOOL  ?= bpftool
 BUILD    := build
 ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
 
-PKGS     := libbpf libelf zlib libcbor openssl libpq yaml-0.1 libmicrohttpd
+PKGS     := libbpf libelf zlib libcbor openssl libpq yaml-0.1 libmicrohttpd libcurl json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -7,6 +7,7 @@ pkgs=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
+	libcurl4-openssl-dev libjson-c-dev
 	linux-libc-dev clang-format
 	# lab, tests and demo (ethtool: GRO on the lab's veths for native XDP;
 	# curl: the metrics endpoint; openssl: test certificates)
