@@ -66,9 +66,10 @@ EOF
 }
 # wait_written N SECONDS: until the agent says N events are written
 wait_written() {
-	for _ in $(seq 1 $(($2 * 10))); do
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
 		[ "$(audit_stat written)" = "$1" ] && [ "$(audit_stat pending)" = 0 ] && return 0
-		sleep 0.1
+		sleep 0.2
 	done
 	return 1
 }

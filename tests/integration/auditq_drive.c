@@ -53,7 +53,8 @@ static uint64_t disk_bytes(void)
 		size_t l = strlen(de->d_name);
 		struct stat sb;
 
-		if (strncmp(de->d_name, "audit", 5) || l < 8 || strcmp(de->d_name + l - 8, ".journal"))
+		if (strncmp(de->d_name, "audit", 5) || l < 8 ||
+		    strcmp(de->d_name + l - 8, ".journal"))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (stat(p, &sb) == 0)
@@ -76,9 +77,10 @@ static int post_one(struct zt_auditq *q, const char *kind, unsigned long i)
 	} else if (!strncmp(kind, "block.", 6)) {
 		/* blocks.cidr needs an address: the subject is one. */
 		snprintf(subj, sizeof(subj), "198.19.%lu.%lu/32", (i >> 8) & 255, i & 255);
-		snprintf(detail, sizeof(detail),
-			 "{\"kind\":\"manual\",\"source\":\"it\",\"reason\":\"%s %lu\",\"ttl_s\":0}",
-			 tag, i);
+		snprintf(
+			detail, sizeof(detail),
+			"{\"kind\":\"manual\",\"source\":\"it\",\"reason\":\"%s %lu\",\"ttl_s\":0}",
+			tag, i);
 	} else {
 		snprintf(subj, sizeof(subj), "%s %s %lu", tag, kind, i);
 		snprintf(detail, sizeof(detail), "{\"i\":%lu}", i);
@@ -133,7 +135,8 @@ int main(int argc, char **argv)
 			}
 			*subj++ = '\0';
 			*detail++ = '\0';
-			printf("raw kind=%s r=%d\n", kind, zt_auditq_post(q, kind, tag, subj, detail));
+			printf("raw kind=%s r=%d\n", kind,
+			       zt_auditq_post(q, kind, tag, subj, detail));
 		} else if (!strncmp(s, "rate:", 5)) {
 			unsigned long n = strtoul(s + 5, &s, 10), per_s, ok = 0, dropped = 0;
 			uint64_t t0 = now_ns(), maxd = 0;
@@ -142,7 +145,8 @@ int main(int argc, char **argv)
 			per_s = *s == ':' ? strtoul(s + 1, &s, 10) : 1000;
 			kind = *s == ':' ? s + 1 : "it.event";
 			for (unsigned long i = 0; i < n; i++) {
-				uint64_t due = t0 + (uint64_t)i * 1000000000ULL / per_s, t = now_ns();
+				uint64_t due = t0 + (uint64_t)i * 1000000000ULL / per_s,
+					 t = now_ns();
 
 				if (due > t) {
 					struct timespec ts = { 0, (long)(due - t) };
