@@ -575,32 +575,37 @@ static int cursor_read(struct zt_auditq *q, uint64_t *seg, uint64_t *off)
 	return 0;
 }
 
-/* A journal of the single-file format (DIR/audit.journal) becomes segment 0. */
-static void take_over_legacy(struct zt_auditq *q)
+/*
+ * A journal of the single-file format (DIR/audit.journal) becomes segment
+ * 0, where its cursor (8 bytes) points. Found beside segments (an older
+ * agent ran in between), it becomes the newest one instead: its records
+ * are then sent after the others, never skipped as done. After list_segments.
+ */
+static int take_over_legacy(struct zt_auditq *q)
 {
-	char legacy[PATH_LEN], seg0[PATH_LEN];
+	char legacy[PATH_LEN], dst[PATH_LEN];
 	struct stat sb;
+	uint64_t id = q->nsegs ? head(q)->id + 1 : 0;
 
 	snprintf(legacy, sizeof(legacy), "%s/audit.journal", q->dir);
 	if (lstat(legacy, &sb) < 0)
-		return;
-	seg_path(q, 0, seg0, sizeof(seg0));
-	if (!S_ISREG(sb.st_mode)) {
-		quarantine_file(q, legacy, "audit.journal", "not a regular file");
-		return;
-	}
-	if (access(seg0, F_OK) == 0) {
+		return 0;
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > SEG_FILE_MAX || (id == 0 && q->nsegs)) {
 		quarantine_file(q, legacy, "audit.journal",
-				"segment 0 exists already, so this one cannot become it");
-		return;
+				S_ISREG(sb.st_mode) ?
+					"too large, or no segment number left for it" :
+					"not a regular file");
+		return 0;
 	}
-	if (rename(legacy, seg0) < 0) {
-		log_error("audit_journal_convert", "from=%s to=%s error=\"%s\"", legacy, seg0,
+	seg_path(q, id, dst, sizeof(dst));
+	if (rename(legacy, dst) < 0) {
+		log_error("audit_journal_convert", "from=%s to=%s error=\"%s\"", legacy, dst,
 			  strerror(errno));
-		return;
+		return 0;
 	}
-	log_info("audit_journal_converted", "from=%s to=%s bytes=%lld", legacy, seg0,
+	log_info("audit_journal_converted", "from=%s to=%s bytes=%lld", legacy, dst,
 		 (long long)sb.st_size);
+	return seg_push(q, id, (uint64_t)sb.st_size);
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -891,10 +896,14 @@ static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
 	size_t first = 0;
 	int cr, r;
 
-	take_over_legacy(q);
 	r = list_segments(q, err, errlen);
 	if (r < 0)
 		return r;
+	r = take_over_legacy(q);
+	if (r < 0) {
+		snprintf(err, errlen, "audit journal %s: out of memory", q->dir);
+		return r;
+	}
 	quarantine_usage(q);
 	cr = cursor_read(q, &cs, &co);
 	if (cr == -EBADMSG) {

@@ -99,7 +99,8 @@ struct zt_auditq_stats {
 /*
  * Opens (creating, mode 0700) dir and its journal, replays what an earlier
  * run left (a journal of the single-file format, DIR/audit.journal, is
- * taken over as the first segment) and starts the writer thread.
+ * taken over as segment 0, or as the newest segment when there are
+ * segments already) and starts the writer thread.
  * conninfo "" = no database: events are only journaled (bounded) until an
  * agent with a database runs. max_bytes 0 = 64 MiB.
  */

@@ -517,6 +517,26 @@ static void test_bad_cursor_file(void **state)
 	assert_int_equal(count_files("quarantine", "audit.cursor", NULL, 0), 2);
 }
 
+/* A single-file journal beside segments (an older agent ran in between): sent after them. */
+static void test_legacy_beside_segments(void **state)
+{
+	char path[600], legacy[600];
+	uint64_t off[5];
+	uint8_t b[64];
+	struct zt_auditq *q;
+
+	four_records(path, off);
+	hex2bin(rec1_hex, b, 32);
+	memcpy(b + 32, b, 32);
+	snprintf(legacy, sizeof(legacy), "%s/audit.journal", dir);
+	write_file(legacy, b, 64);
+	q = open_q(0);
+	assert_int_equal(pending(q), 6);
+	zt_auditq_close(q);
+	assert_int_equal(access(legacy, F_OK), -1);
+	assert_int_equal(count_files("", "audit-0000000000000002.journal", NULL, 0), 1);
+}
+
 /* Files that only look like segments, and a segment of pure noise. */
 static void test_bad_state_files(void **state)
 {
@@ -589,6 +609,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync_over_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misaligned_cursor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cursor_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_beside_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_state_files, setup, teardown),
 		cmocka_unit_test(test_json_escape),
 	};
