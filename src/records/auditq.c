@@ -1485,6 +1485,12 @@ static void *writer(void *arg)
 
 		housekeeping(q);
 		s = seg_find(q, q->rd_seg);
+		if (!s) {
+			/* Cannot happen: segments go only once the cursor is past them. */
+			q->rd_seg = q->segs[0].id;
+			q->rd_off = 0;
+			continue;
+		}
 		if (q->rd_off >= s->size) {
 			if (s != head(q)) {
 				q->rd_seg = s[1].id;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -436,6 +437,52 @@ static void test_flipped_byte_resync(void **state)
 	free(b);
 }
 
+/* Random bytes changed in 1 to 3 records: exactly the others stay, every time. */
+static void test_random_damage(void **state)
+{
+	char path[600], cmd[700];
+	uint64_t off[5], rng = 0x9e3779b97f4a7c15ull;
+	size_t n;
+	uint8_t *orig;
+
+	four_records(path, off);
+	orig = read_file(path, &n);
+	for (int it = 0; it < 60; it++) {
+		uint8_t *b = malloc(n);
+		bool touched[4] = { false };
+		int flips, hit = 0;
+		struct zt_auditq *q;
+
+		assert_non_null(b);
+		memcpy(b, orig, n);
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		flips = 1 + (int)(rng >> 62) % 3;
+		for (int f = 0; f < flips; f++) {
+			size_t at;
+
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			at = (size_t)(rng >> 33) % n;
+			b[at] ^= (uint8_t)(1u << ((rng >> 20) & 7));
+			for (int r = 0; r < 4; r++)
+				if (at >= off[r] && at < off[r + 1])
+					touched[r] = true;
+		}
+		for (int r = 0; r < 4; r++)
+			hit += touched[r];
+		/* A fresh journal each time: the four records, some of them damaged. */
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'/audit.cursor '%s'/quarantine", dir, dir);
+		assert_int_equal(system(cmd), 0);
+		write_file(path, b, n);
+		q = open_q(0);
+		if (pending(q) != (uint64_t)(4 - hit))
+			fail_msg("iteration %d: %d record(s) damaged, %llu pending", it, hit,
+				 (unsigned long long)pending(q));
+		zt_auditq_close(q);
+		free(b);
+	}
+	free(orig);
+}
+
 /* Garbage between records, and a record's length field damaged: both resynchronised. */
 static void test_resync_over_garbage(void **state)
 {
@@ -607,6 +654,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_report_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_over_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misaligned_cursor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cursor_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_beside_segments, setup, teardown),
