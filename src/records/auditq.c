@@ -784,6 +784,8 @@ static int seg_rewrite(struct zt_auditq *q, struct seg *s, int fd, uint64_t star
  * Checks segment s from `from` on. A cursor inside a record is moved back
  * to its start (the record is sent again rather than lost); damage at or
  * after the start is cut out (seg_rewrite), so what is read later is whole.
+ * A done part larger than a segment (a single-file journal that grew) is
+ * cut off the same way, so that it does not count against max_bytes.
  * *start gets where reading starts, *records how many records are from there.
  */
 static int seg_check(struct zt_auditq *q, struct seg *s, uint64_t from, uint64_t *start,
@@ -833,7 +835,7 @@ static int seg_check(struct zt_auditq *q, struct seg *s, uint64_t from, uint64_t
 			"segment=%016" PRIx64 " cursor=%" PRIu64 " record_start=%" PRIu64
 			" action=replay-from-record-start why=\"the cursor is not on a record boundary\"",
 			s->id, from, st);
-	if (damage) {
+	if (damage || st > q->seg_bytes) {
 		r = seg_rewrite(q, s, fd, st, &n);
 		if (r < 0) {
 			/* The writer skips the damage when it meets it. */

@@ -513,6 +513,47 @@ static void test_resync_over_garbage(void **state)
 	assert_int_equal(count_files("quarantine", "audit-", NULL, 0), 2);
 }
 
+/* A single-file journal that grew (the old bound counted only what was pending): its done part goes. */
+static void test_legacy_done_part_dropped(void **state)
+{
+	struct zt_auditq *q = open_q(0);
+	struct zt_auditq_stats st;
+	char path[600], legacy[600], cursor[600], subj[4000];
+	size_t n, o = 0;
+	uint8_t *b;
+
+	for (int i = 0; i < 200; i++) {
+		char s[16];
+
+		snprintf(s, sizeof(s), "s%d", i);
+		assert_int_equal(zt_auditq_post(q, "k", "a", s, "{\"pad\":\"......\"}"), 0);
+	}
+	zt_auditq_close(q);
+	only_segment(path, sizeof(path));
+	b = read_file(path, &n);
+	for (int i = 0; i < 190; i++) {
+		struct zt_auditq_record r;
+
+		assert_true(zt_auditq_decode_record(b + o, n - o, &r) > 0);
+		o += r.len;
+	}
+	free(b);
+	snprintf(legacy, sizeof(legacy), "%s/audit.journal", dir);
+	assert_int_equal(rename(path, legacy), 0);
+	snprintf(cursor, sizeof(cursor), "%s/audit.cursor", dir);
+	write_file(cursor, &(uint64_t){ o }, 8);
+	/* max_bytes 64 KiB: segments of 8 KiB, less than the 190 records done. */
+	q = open_q(64 << 10);
+	zt_auditq_get_stats(q, &st);
+	assert_int_equal(st.pending, 10);
+	assert_int_equal(st.journal_bytes, n - o);
+	zt_auditq_close(q);
+	only_segment(path, sizeof(path));
+	assert_int_equal(subjects(path, subj, sizeof(subj)), 10);
+	assert_string_equal(subj, "s190,s191,s192,s193,s194,s195,s196,s197,s198,s199");
+	assert_int_equal(count_files("quarantine", "", NULL, 0), 0);
+}
+
 /* A cursor inside record 2 (the single-file format's): records 2..4 are replayed. */
 static void test_misaligned_cursor(void **state)
 {
@@ -656,6 +697,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync_over_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misaligned_cursor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_done_part_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cursor_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_beside_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_state_files, setup, teardown),
