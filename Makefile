@@ -42,7 +42,7 @@ BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/*.h)
 # entry points (src/agent/main.c, src/ctl/) goes into one library that the
 # daemon, ztctl and the tests link against. The schema the agent applies is
 # generated from deploy/sql/ at build time.
-SUBSYS    := agent guard seg records
+SUBSYS    := agent guard seg records mtls
 LIB_SRCS  := $(filter-out src/agent/main.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 CTL_SRCS  := $(wildcard src/ctl/*.c)
 SRC_HDRS  := $(wildcard src/*/*.h) $(wildcard include/*.h)
