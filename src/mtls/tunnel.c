@@ -945,6 +945,13 @@ static void after_handshake(struct conn *c)
 			c->dst.family = (uint8_t)family;
 			c->have_dst_addr = true;
 		}
+		/* A resumed handshake presents no certificate: name the local side all the same. */
+		if (!c->local_id[0] && t->cfg.local_identity &&
+		    t->cfg.local_identity(t->cfg.ctx, &c->dst, c->local_id, sizeof(c->local_id)) <
+			    0) {
+			conn_refuse(c, ZT_MTLS_NO_IDENTITY, "no local workload at the destination");
+			return;
+		}
 		c->read_ok[1] = true;
 		c->flow[1] = false;
 		c->st = ST_WAIT_HDR;
