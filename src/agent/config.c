@@ -81,6 +81,9 @@ static int add_iface(struct pctx *x, const struct key *k, const char *v, const y
 static int set_size(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_text(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_listen(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -97,6 +100,12 @@ static const struct choice xdp_modes[] = {
 static const struct choice policy_defaults[] = {
 	{ "deny", true },
 	{ "allow", false },
+	{ NULL, 0 },
+};
+static const struct choice mtls_modes[] = {
+	{ "off", ZT_MTLS_MODE_OFF },
+	{ "policy", ZT_MTLS_MODE_POLICY },
+	{ "strict", ZT_MTLS_MODE_STRICT },
 	{ NULL, 0 },
 };
 static const struct choice malformed_actions[] = {
@@ -163,6 +172,16 @@ static const struct key keys[] = {
 
 	SECTION("metrics"),
 	SCALAR("metrics.listen", set_listen, metrics.listen),
+
+	SECTION("mtls"),
+	SCALAR("mtls.mode", set_choice, mtls.mode, .choices = mtls_modes),
+	SCALAR("mtls.trust_domain", set_trust_domain, mtls.trust_domain),
+	SCALAR("mtls.ca_bundle", set_file, mtls.ca_bundle),
+	SCALAR("mtls.node_cert", set_file, mtls.node_cert),
+	SCALAR("mtls.node_key", set_file, mtls.node_key),
+	SCALAR("mtls.svid_ttl", set_duration, mtls.svid_ttl_ns, .min = 10 * SEC,
+	       .max = 7 * 86400 * SEC),
+	SCALAR("mtls.port", set_uint, mtls.port, .min = 1, .max = 65535),
 };
 #undef FIELD
 #undef SECTION
@@ -205,6 +224,13 @@ void zt_config_defaults(struct zt_config *c)
 	c->database.retention_months = 12;
 	c->flows.active_timeout_ns = 60 * SEC;
 	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "%s", ZT_DEFAULT_METRICS_LISTEN);
+	c->mtls.mode = ZT_MTLS_MODE_POLICY;
+	snprintf(c->mtls.trust_domain, sizeof(c->mtls.trust_domain), "%s", ZT_DEFAULT_TRUST_DOMAIN);
+	snprintf(c->mtls.ca_bundle, sizeof(c->mtls.ca_bundle), "%s", ZT_DEFAULT_CA_BUNDLE);
+	snprintf(c->mtls.node_cert, sizeof(c->mtls.node_cert), "%s", ZT_DEFAULT_NODE_CERT);
+	snprintf(c->mtls.node_key, sizeof(c->mtls.node_key), "%s", ZT_DEFAULT_NODE_KEY);
+	c->mtls.svid_ttl_ns = 3600 * SEC;
+	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
 }
 
 /* A found value for a message: printable ASCII, quotes escaped, at most SHOW_MAX bytes. */
@@ -592,6 +618,40 @@ static int set_listen(struct pctx *x, const struct key *k, const char *v, const 
 	if (strlen(v) >= k->size)
 		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
 	memcpy(field(x, k), v, strlen(v) + 1);
+	return 0;
+}
+
+/* An absolute file path (not ending in '/'). */
+static int set_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+
+	if (!valid_path(v, k->size - 1) || v[n - 1] == '/')
+		return fail(x, m, -EINVAL,
+			    "%s: expected an absolute file path of at most %zu bytes, got '%s'",
+			    k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* A SPIFFE trust domain: 1 to 255 of lowercase letters, digits, '.', '-', '_'. */
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+	bool ok = n > 0 && n < k->size;
+
+	for (const char *p = v; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		     *p == '-' || *p == '_';
+	if (!ok)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a SPIFFE trust domain of 1 to %zu lowercase letters, digits, '.', '-' or '_' (like cluster.local), got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
 
