@@ -32,6 +32,7 @@
 #include "agent/util.h"
 #include "mtls/frame.h"
 #include "mtls/tunnel.h"
+#include "mtls/x509.h"
 
 #define BUF_CAP (64 * 1024)
 #define SESS_SLOTS 1024
@@ -117,6 +118,8 @@ struct sess_slot {
 	uint32_t hash;
 	char *key;
 	SSL_SESSION *s;
+	char serial[80]; /* of the SVID we presented: a renewed SVID starts afresh */
+	int64_t valid_until; /* the earlier end of both certificates */
 };
 
 struct zt_tunnel {
@@ -497,6 +500,15 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	s->hash = h;
 	s->key = key;
 	s->s = sess;
+	snprintf(s->serial, sizeof(s->serial), "%s", c->svid ? c->svid->serial : "");
+	s->valid_until = c->svid ? c->svid->not_after : 0;
+	{
+		X509 *peer = SSL_SESSION_get0_peer(sess);
+		int64_t nb, na;
+
+		if (peer && zt_x509_times(peer, &nb, &na) == 0 && na < s->valid_until)
+			s->valid_until = na;
+	}
 	return 1; /* we keep the reference */
 }
 
@@ -1399,7 +1411,12 @@ static void start_client(struct zt_tunnel *t, struct open_req *q)
 		return;
 	}
 	s = sess_slot(t, c->local_id, c->sni, &h);
-	if (sess_key_eq(s, h, c->local_id, c->sni) && SSL_SESSION_is_resumable(s->s))
+	/*
+	 * A resumed session carries the certificates of its first handshake: offer
+	 * it only while both are valid well ahead, and not past our SVID's renewal.
+	 */
+	if (sess_key_eq(s, h, c->local_id, c->sni) && SSL_SESSION_is_resumable(s->s) &&
+	    strcmp(s->serial, c->svid->serial) == 0 && (int64_t)zt_now_unix() + 2 < s->valid_until)
 		SSL_set_session(c->ep[1].ssl, s->s);
 	r = connect(fd, (struct sockaddr *)&q->peer, q->peer_len);
 	if (r < 0 && errno != EINPROGRESS) {
