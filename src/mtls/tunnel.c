@@ -1415,8 +1415,9 @@ static void start_client(struct zt_tunnel *t, struct open_req *q)
 	 * A resumed session carries the certificates of its first handshake: offer
 	 * it only while both are valid well ahead, and not past our SVID's renewal.
 	 */
-	if (sess_key_eq(s, h, c->local_id, c->sni) && SSL_SESSION_is_resumable(s->s) &&
-	    strcmp(s->serial, c->svid->serial) == 0 && (int64_t)zt_now_unix() + 2 < s->valid_until)
+	if (!t->cfg.no_resumption && sess_key_eq(s, h, c->local_id, c->sni) &&
+	    SSL_SESSION_is_resumable(s->s) && strcmp(s->serial, c->svid->serial) == 0 &&
+	    (int64_t)zt_now_unix() + 2 < s->valid_until)
 		SSL_set_session(c->ep[1].ssl, s->s);
 	r = connect(fd, (struct sockaddr *)&q->peer, q->peer_len);
 	if (r < 0 && errno != EINPROGRESS) {

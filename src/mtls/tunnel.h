@@ -62,6 +62,7 @@ struct zt_tunnel_config {
 	uint32_t handshake_timeout_ms; /* 0: 10 s */
 	uint32_t max_conns; /* 0: 16384 */
 	uint32_t session_lifetime_s; /* resumption tickets; 0: 300 s */
+	bool no_resumption; /* client: every handshake a full one (benchmarks) */
 };
 
 /* Builds the TLS contexts and the listener; err says what failed and where. */
