@@ -162,9 +162,10 @@ PY
 cat >"$DIR/pod.py" <<'PY'
 import os, socket, sys
 port, canary, n = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
 out = canary + os.urandom(n)
 try:
+    # a quick refusal can reset the connection before connect() has returned
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(out)
     s.shutdown(socket.SHUT_WR)
     got = b""
@@ -177,6 +178,8 @@ except (ConnectionResetError, BrokenPipeError):
     print("reset"); sys.exit(0)
 except socket.timeout:
     print("timeout"); sys.exit(0)
+except Exception as e:
+    print("error-%s" % type(e).__name__); sys.exit(0)
 print("echoed" if got == out else "eof-after-%d" % len(got))
 PY
 # A relay on the router that flips one byte in the client's third TLS record.
@@ -371,7 +374,7 @@ hostile_server() { # hostile_server NAME REASON CMD...: CMD listens on 198.18.20
 	local srv=$LAST
 	wait_for 5 ns_listens "$R" 15008
 	before=$(stat "$DIR/a.stats" "refused_$reason")
-	res=$(ip netns exec "$A" python3 "$DIR/pod.py" 9000 "CANARY-$name" 100)
+	res=$(ip netns exec "$A" python3 "$DIR/pod.py" 9000 "CANARY-$name" 100 2>&1 | tail -n1)
 	check "$name: the pod's connection is reset ($res)" test "$res" = reset
 	check "$name: refused as $reason" \
 		wait_for 3 gt "$DIR/a.stats" "refused_$reason" "$before"

@@ -379,6 +379,38 @@ static void test_trust_change(void **state)
 	close(live);
 }
 
+/* Same node: the same identity checks, then straight to the destination, no TLS. */
+static void test_local(void **state)
+{
+	unsigned long long conns = atomic_load(&echo_conns);
+	struct zt_mtls_dest d = echo_dest();
+	struct zt_tunnel_stats s0, s1;
+	char buf[16];
+	int sv[2];
+
+	zt_tunnel_get_stats(W.cli, &s0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(zt_tunnel_open_local(W.cli, sv[1], &d, web), 0);
+	assert_int_equal(write(sv[0], "local", 5), 5);
+	shutdown(sv[0], SHUT_WR);
+	assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "local", 5);
+	close(sv[0]);
+	assert_int_equal(atomic_load(&echo_conns), conns + 1);
+	zt_tunnel_get_stats(W.cli, &s1);
+	assert_int_equal(s1.handshakes_full + s1.handshakes_resumed,
+			 s0.handshakes_full + s0.handshakes_resumed);
+	/* refused by policy: reset at once, the destination never sees a connection */
+	atomic_store(&allow_client, false);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(zt_tunnel_open_local(W.cli, sv[1], &d, web), 0);
+	assert_true(read_all(sv[0], buf, sizeof(buf)) <= 0);
+	close(sv[0]);
+	atomic_store(&allow_client, true);
+	assert_int_equal(wait_stat(W.cli, REFUSED(ZT_MTLS_WRONG_IDENTITY), 2), 2);
+	assert_int_equal(atomic_load(&echo_conns), conns + 1);
+}
+
 static void test_list(void **state)
 {
 	struct zt_tunnel_info info[4];
@@ -412,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_client_refuses),
 		cmocka_unit_test(test_no_identity),
 		cmocka_unit_test(test_trust_change),
+		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_list),
 	};
 
