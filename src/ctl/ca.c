@@ -83,12 +83,54 @@ static int run_ca_issue_node(struct ctl *ctl, struct opts *o)
 	r = days_of(o->cmd, o, ZT_CA_NODE_DAYS, &days);
 	if (r)
 		return r;
-	r = zt_ca_issue_node(o->ca_dir, o->args[0], o->out, days, &res, err, sizeof(err));
+	r = zt_ca_issue_node_csr(o->ca_dir, o->args[0], o->csr, o->out, days, &res, err,
+				 sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ztctl: ca issue-node: %s\n", err);
 		return r == -EINVAL && strstr(err, "node name") ? EXIT_USAGE : EXIT_FAIL;
 	}
+	/* With --csr the key stayed on the node: there is no node.key here. */
+	if (o->csr) {
+		static const char *const some[] = { "node.pem", "bundle.pem" };
+
+		return report(ctl, "node intermediate", o->out, &res, some, ZT_ARRAY_SIZE(some));
+	}
 	return report(ctl, "node intermediate", o->out, &res, files, ZT_ARRAY_SIZE(files));
+}
+
+static int run_ca_node_key(struct ctl *ctl, struct opts *o)
+{
+	char err[1024];
+	int r;
+
+	if (!o->out)
+		return usage_err(o->cmd, "missing --out DIR");
+	r = zt_ca_node_request(o->args[0], o->out, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ztctl: ca node-key: %s\n", err);
+		return r == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+	}
+	if (ctl->json) {
+		cbor_item_t *m = zt_cbor_map();
+		char p[4200];
+
+		if (!m)
+			die_nomem();
+		snprintf(p, sizeof(p), "%s/node.key", o->out);
+		if (zt_cbor_put_str(m, "key", p))
+			die_nomem();
+		snprintf(p, sizeof(p), "%s/node.csr", o->out);
+		if (zt_cbor_put_str(m, "request", p))
+			die_nomem();
+		zt_cbor_to_json(m, stdout, true);
+		printf("\n");
+		cbor_decref(&m);
+		return EXIT_OK;
+	}
+	printf("key %s/node.key (mode 0600, stays on this node) and request %s/node.csr;\n"
+	       "at the CA: ztctl ca issue-node %s --csr node.csr --ca CA_DIR --out DIR\n",
+	       o->out, o->out, o->args[0]);
+	return EXIT_OK;
 }
 
 const struct cmd ctl_ca_cmds[] = {
@@ -110,7 +152,7 @@ const struct cmd ctl_ca_cmds[] = {
 	  "Example:\n"
 	  "  ztctl ca init --trust-domain cluster.local --out /secure/ztagent-ca\n",
 	  OPT_CA, 0, 0, NULL, run_ca_init },
-	{ "ca issue-node", "ztctl ca issue-node NODE --ca DIR --out DIR [--days N]",
+	{ "ca issue-node", "ztctl ca issue-node NODE --ca DIR --out DIR [--days N] [--csr FILE]",
 	  "Issues the node intermediate NODE's agent mints workload SVIDs under: a new\n"
 	  "P-256 key and a CA certificate with path length 0 (it signs SVIDs, nothing\n"
 	  "that signs), signed by the root in --ca. Writes OUT/node.pem, OUT/node.key\n"
@@ -121,9 +163,20 @@ const struct cmd ctl_ca_cmds[] = {
 	  "  --ca DIR    the directory 'ztctl ca init' wrote (root.pem, root.key)\n"
 	  "  --out DIR   where to write (created 0700 when missing)\n"
 	  "  --days N    validity, default 365; never past the root's\n"
+	  "  --csr FILE  certify the key of this request ('ztctl ca node-key' on the\n"
+	  "              node) instead of making one: the node's key never leaves it\n"
+	  "\n"
+	  "Examples:\n"
+	  "  ztctl ca issue-node node-1 --ca /secure/ztagent-ca --out /etc/ztagent/ca\n"
+	  "  ztctl ca issue-node node-1 --csr node-1.csr --ca /secure/ztagent-ca --out ./node-1\n",
+	  OPT_CA, 1, 1, "NODE", run_ca_issue_node },
+	{ "ca node-key", "ztctl ca node-key NODE --out DIR",
+	  "On the node: makes its P-256 key (DIR/node.key, mode 0600) and a certificate\n"
+	  "request for it (DIR/node.csr). Only node.csr goes to the CA ('ztctl ca\n"
+	  "issue-node NODE --csr node.csr'); node.pem and bundle.pem come back.\n"
 	  "\n"
 	  "Example:\n"
-	  "  ztctl ca issue-node node-1 --ca /secure/ztagent-ca --out /etc/ztagent/ca\n",
-	  OPT_CA, 1, 1, "NODE", run_ca_issue_node },
+	  "  ztctl ca node-key node-1 --out /etc/ztagent/ca\n",
+	  OPT_CA, 1, 1, "NODE", run_ca_node_key },
 };
 const size_t ctl_ca_ncmds = ZT_ARRAY_SIZE(ctl_ca_cmds);

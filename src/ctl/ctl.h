@@ -70,7 +70,7 @@ struct opts {
 	/* audit verify */
 	const char *db;
 	/* ca init / issue-node */
-	const char *trust_domain, *out, *ca_dir;
+	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
 	bool has_days;
 	char **args; /* positional arguments */
@@ -89,7 +89,7 @@ enum opt_bit {
 	OPT_FOLLOW = 1 << 8,
 	OPT_VERDICT = 1 << 9,
 	OPT_DB = 1 << 10, /* --db CONNINFO */
-	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days */
+	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
 };
 
 struct cmd {

@@ -53,7 +53,8 @@ static void usage_main(FILE *f)
 		"                              check the audit trail's hash chain\n"
 		"  ca init --trust-domain TD --out DIR\n"
 		"                              create a trust domain's root (offline, no daemon)\n"
-		"  ca issue-node NODE --ca DIR --out DIR\n"
+		"  ca node-key NODE --out DIR  on the node: its key and a request (node.csr)\n"
+		"  ca issue-node NODE --ca DIR --out DIR [--csr FILE]\n"
 		"                              issue a node's intermediate for workload SVIDs\n"
 		"\n"
 		"Options:\n"
@@ -144,6 +145,7 @@ static const struct option long_opts[] = {
 	{ "out", required_argument, NULL, 'O' },
 	{ "ca", required_argument, NULL, 'C' },
 	{ "days", required_argument, NULL, 'Y' },
+	{ "csr", required_argument, NULL, 'Q' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -164,6 +166,7 @@ static const struct {
 	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
+	{ 'Q', OPT_CA, "--csr" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -286,6 +289,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'C':
 			o->ca_dir = optarg;
+			break;
+		case 'Q':
+			o->csr = optarg;
 			break;
 		case 'Y':
 			if (zt_parse_u64(optarg, &o->days) < 0)

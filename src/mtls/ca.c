@@ -218,8 +218,141 @@ static bool node_name_valid(const char *s)
 	return true;
 }
 
+static int write_cert(const char *dir, const char *name, X509 *c, char *err, size_t errlen)
+{
+	char path[PATH_MAX], *pem = NULL;
+	size_t len;
+	int r = zt_x509_cert_pem(c, &pem, &len);
+
+	if (r == 0)
+		r = path_in(path, sizeof(path), dir, name);
+	if (r == 0)
+		r = zt_file_write_atomic(path, pem, len, 0644);
+	free(pem);
+	if (r < 0)
+		zt_seterr(err, errlen, "%s/%s: cannot write: %s", dir, name, strerror(-r));
+	return r;
+}
+
+/* The public key of a certificate request, after checking its self-signature. */
+static int csr_key(const char *path, EVP_PKEY **out, char *err, size_t errlen)
+{
+	struct stat st;
+	X509_REQ *req = NULL;
+	EVP_PKEY *k = NULL;
+	FILE *f = fopen(path, "re");
+	int r = -EINVAL;
+
+	if (!f) {
+		r = -errno;
+		zt_seterr(err, errlen, "%s: cannot open the request: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fileno(f), &st) == 0 && st.st_size <= 65536)
+		req = PEM_read_X509_REQ(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!req) {
+		zt_seterr(
+			err, errlen,
+			"%s: no PEM certificate request in it (make one with 'ztctl ca node-key')",
+			path);
+		goto out;
+	}
+	k = X509_REQ_get_pubkey(req);
+	if (!k || X509_REQ_verify(req, k) != 1) {
+		zt_seterr(err, errlen, "%s: the request's signature does not verify", path);
+		goto out;
+	}
+	if (!zt_x509_key_is_p256(k)) {
+		zt_seterr(err, errlen, "%s: the request's key is not P-256", path);
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+	r = 0;
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(k);
+	X509_REQ_free(req);
+	return r;
+}
+
+int zt_ca_node_request(const char *node, const char *out_dir, char *err, size_t errlen)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	EVP_PKEY *key = NULL;
+	char path[PATH_MAX], *pem = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	int r = -ENOMEM;
+
+	if (!req || !name)
+		goto out;
+	r = -EINVAL;
+	if (!node_name_valid(node)) {
+		zt_seterr(err, errlen,
+			  "node name '%s' is not valid: 1 to %d letters, digits, '.', '-' or '_'",
+			  node ? node : "", ZT_CA_NODE_NAME_MAX - 1);
+		goto out;
+	}
+	if ((r = prepare_dir(out_dir, err, errlen)) < 0)
+		goto out;
+	if ((r = zt_x509_keygen(&key)) < 0) {
+		zt_seterr(err, errlen, "cannot generate a P-256 key: %s", strerror(-r));
+		goto out;
+	}
+	r = -EINVAL;
+	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"ztagent",
+					-1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)node, -1,
+					-1, 0) ||
+	    !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
+	    !X509_REQ_sign(req, key, EVP_sha256()))
+		goto out;
+	/* The key stays here; only the request travels to the issuer. */
+	r = zt_x509_key_pem(key, &pem, &len);
+	if (r == 0)
+		r = path_in(path, sizeof(path), out_dir, "node.key");
+	if (r == 0)
+		r = zt_file_write_atomic(path, pem, len, 0600);
+	if (pem)
+		OPENSSL_cleanse(pem, len);
+	free(pem);
+	if (r < 0) {
+		zt_seterr(err, errlen, "%s/node.key: cannot write: %s", out_dir, strerror(-r));
+		goto out;
+	}
+	r = -ENOMEM;
+	b = BIO_new(BIO_s_mem());
+	if (b && PEM_write_bio_X509_REQ(b, req)) {
+		char *data;
+		long n = BIO_get_mem_data(b, &data);
+
+		r = path_in(path, sizeof(path), out_dir, "node.csr");
+		if (r == 0)
+			r = zt_file_write_atomic(path, data, (size_t)n, 0644);
+	}
+	if (r < 0)
+		zt_seterr(err, errlen, "%s/node.csr: cannot write: %s", out_dir, strerror(-r));
+out:
+	ERR_clear_error();
+	BIO_free(b);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return r;
+}
+
 int zt_ca_issue_node(const char *ca_dir, const char *node, const char *out_dir, unsigned int days,
 		     struct zt_ca_result *res, char *err, size_t errlen)
+{
+	return zt_ca_issue_node_csr(ca_dir, node, NULL, out_dir, days, res, err, errlen);
+}
+
+int zt_ca_issue_node_csr(const char *ca_dir, const char *node, const char *csr_path,
+			 const char *out_dir, unsigned int days, struct zt_ca_result *res,
+			 char *err, size_t errlen)
 {
 	struct zt_x509_spec s = { 0 };
 	EVP_PKEY *root_key = NULL, *key = NULL;
@@ -291,7 +424,10 @@ int zt_ca_issue_node(const char *ca_dir, const char *node, const char *out_dir, 
 	}
 	if ((r = prepare_dir(out_dir, err, errlen)) < 0)
 		goto out;
-	if ((r = zt_x509_keygen(&key)) < 0) {
+	if (csr_path) {
+		if ((r = csr_key(csr_path, &key, err, errlen)) < 0)
+			goto out;
+	} else if ((r = zt_x509_keygen(&key)) < 0) {
 		zt_seterr(err, errlen, "cannot generate a P-256 key: %s", strerror(-r));
 		goto out;
 	}
@@ -310,7 +446,11 @@ int zt_ca_issue_node(const char *ca_dir, const char *node, const char *out_dir, 
 		zt_seterr(err, errlen, "cannot build the node certificate: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = write_pem_files(out_dir, "node.pem", inter, "node.key", key, err, errlen)) < 0)
+	if (csr_path)
+		r = write_cert(out_dir, "node.pem", inter, err, errlen);
+	else
+		r = write_pem_files(out_dir, "node.pem", inter, "node.key", key, err, errlen);
+	if (r < 0)
 		goto out;
 	/* The CA's bundle (several roots during a rollover), else its root alone. */
 	if (path_in(path, sizeof(path), ca_dir, "bundle.pem") == 0 &&

@@ -38,6 +38,17 @@ int zt_ca_init(const char *trust_domain, const char *out_dir, unsigned int days,
 int zt_ca_issue_node(const char *ca_dir, const char *node, const char *out_dir, unsigned int days,
 		     struct zt_ca_result *res, char *err, size_t errlen);
 
+/*
+ * The same for a key that never leaves the node: csr_path is a request made
+ * there by zt_ca_node_request(); out_dir gets node.pem and bundle.pem only.
+ */
+int zt_ca_issue_node_csr(const char *ca_dir, const char *node, const char *csr_path,
+			 const char *out_dir, unsigned int days, struct zt_ca_result *res,
+			 char *err, size_t errlen);
+
+/* On the node: a new P-256 key (out_dir/node.key, 0600) and its request (out_dir/node.csr). */
+int zt_ca_node_request(const char *node, const char *out_dir, char *err, size_t errlen);
+
 /* The trust domain a root was made for (its permitted URI name constraint). */
 int zt_ca_trust_domain_of(X509 *root, char *td, size_t n);
 

@@ -94,11 +94,13 @@ check "the driver builds with the project's flags" true
 # --- certificates: the trust domain, two nodes, and another CA ---
 "$ZTCTL" ca init --trust-domain $TD --out "$DIR/ca" >/dev/null &&
 	"$ZTCTL" ca issue-node node-a --ca "$DIR/ca" --out "$DIR/node-a" --days 2 >/dev/null &&
-	"$ZTCTL" ca issue-node node-b --ca "$DIR/ca" --out "$DIR/node-b" --days 2 >/dev/null &&
+	"$ZTCTL" ca node-key node-b --out "$DIR/node-b" >/dev/null &&
+	"$ZTCTL" ca issue-node node-b --csr "$DIR/node-b/node.csr" --ca "$DIR/ca" --out "$DIR/node-b" \
+		--days 2 >/dev/null &&
 	"$ZTCTL" ca init --trust-domain $TD --out "$DIR/evil" >/dev/null &&
 	"$ZTCTL" ca issue-node evil --ca "$DIR/evil" --out "$DIR/evil-node" --days 2 >/dev/null ||
 	bail "ztctl ca makes the certificates"
-check "ztctl ca init and issue-node make the trust domain's files" \
+check "ztctl ca init, issue-node and node-key + issue-node --csr (node B) make the trust domain's files" \
 	test -s "$DIR/node-a/node.pem" -a -s "$DIR/node-b/node.key" -a -s "$DIR/ca/bundle.pem"
 mk() { # mk NAME KIND ID [ISSUER-DIR]: a certificate and key under DIR/NAME.{pem,key}
 	local issuer=${4:-$DIR/node-a}

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "mtls_fixture.h"
@@ -104,6 +105,51 @@ static void test_ca_files(void **state)
 	assert_int_equal(zt_ca_issue_node(f.ca, "node-1", f.node, 2, &res, err, sizeof(err)), 0);
 	assert_string_equal(res.trust_domain, TD);
 	assert_true(res.not_after > now_s() + 86400 && res.not_after <= now_s() + 2 * 86400);
+	fx_free(&f);
+}
+
+/* The node's key never leaves the node: a request goes to the CA, a certificate comes back. */
+static void test_node_csr(void **state)
+{
+	struct fx f;
+	struct zt_svid_issuer *iss = NULL;
+	struct zt_ca_result res;
+	char req_dir[300], back[300], csr[320], cert[320], key[320], err[512];
+	X509_REQ *bad;
+	EVP_PKEY *k1, *k2;
+	FILE *fp;
+
+	assert_int_equal(fx_make(&f, TD, "node-1"), 0);
+	snprintf(req_dir, sizeof(req_dir), "%s/on-node", f.dir);
+	snprintf(back, sizeof(back), "%s/back", f.dir);
+	assert_int_equal(zt_ca_node_request("node-7", req_dir, err, sizeof(err)), 0);
+	assert_int_equal(mode_of(req_dir, "node.key"), 0600);
+	snprintf(csr, sizeof(csr), "%s/node.csr", req_dir);
+	assert_int_equal(zt_ca_issue_node_csr(f.ca, "node-7", csr, back, 5, &res, err, sizeof(err)),
+			 0);
+	assert_int_equal(mode_of(back, "node.key"), (mode_t)-1); /* no key made at the CA */
+	assert_int_equal(mode_of(back, "node.pem"), 0644);
+	snprintf(cert, sizeof(cert), "%s/node.pem", back);
+	snprintf(key, sizeof(key), "%s/node.key", req_dir);
+	assert_int_equal(zt_svid_issuer_load(cert, key, TD, f.trust, &iss, err, sizeof(err)), 0);
+	zt_svid_issuer_free(iss);
+	/* a request whose signature does not match its key is refused */
+	assert_int_equal(zt_x509_keygen(&k1), 0);
+	assert_int_equal(zt_x509_keygen(&k2), 0);
+	bad = X509_REQ_new();
+	X509_REQ_set_pubkey(bad, k1);
+	X509_REQ_sign(bad, k1, EVP_sha256());
+	X509_REQ_set_pubkey(bad, k2);
+	snprintf(csr, sizeof(csr), "%s/bad.csr", f.dir);
+	fp = fopen(csr, "w");
+	PEM_write_X509_REQ(fp, bad);
+	fclose(fp);
+	assert_int_equal(zt_ca_issue_node_csr(f.ca, "node-7", csr, back, 5, &res, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "does not verify"));
+	X509_REQ_free(bad);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
 	fx_free(&f);
 }
 
@@ -603,10 +649,11 @@ static void test_store_new_issuer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ca_files),	cmocka_unit_test(test_issuer_load),
-		cmocka_unit_test(test_mint_profile),	cmocka_unit_test(test_verifier_rules),
-		cmocka_unit_test(test_verifier_chains), cmocka_unit_test(test_rollover),
-		cmocka_unit_test(test_store),		cmocka_unit_test(test_store_new_issuer),
+		cmocka_unit_test(test_ca_files),	 cmocka_unit_test(test_node_csr),
+		cmocka_unit_test(test_issuer_load),	 cmocka_unit_test(test_mint_profile),
+		cmocka_unit_test(test_verifier_rules),	 cmocka_unit_test(test_verifier_chains),
+		cmocka_unit_test(test_rollover),	 cmocka_unit_test(test_store),
+		cmocka_unit_test(test_store_new_issuer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
