@@ -13,6 +13,8 @@ pkgs=(
 	# curl: the metrics endpoint; openssl: test certificates)
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
 	ethtool curl openssl
+	# mTLS tunnel test: the capture that shows only TLS 1.3 records (tshark)
+	tshark
 	# bench peers
 	xdp-tools iperf3 sockperf
 )

@@ -94,6 +94,8 @@ static int set_file(struct pctx *x, const struct key *k, const char *v, const ya
 static int set_fraction(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m);
 static void feed_init(void *item);
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -110,6 +112,12 @@ static const struct choice xdp_modes[] = {
 static const struct choice policy_defaults[] = {
 	{ "deny", true },
 	{ "allow", false },
+	{ NULL, 0 },
+};
+static const struct choice mtls_modes[] = {
+	{ "off", ZT_MTLS_MODE_OFF },
+	{ "policy", ZT_MTLS_MODE_POLICY },
+	{ "strict", ZT_MTLS_MODE_STRICT },
 	{ NULL, 0 },
 };
 static const struct choice malformed_actions[] = {
@@ -228,6 +236,15 @@ static const struct key keys[] = {
 	FEED("feeds.max_bytes", set_size, max_bytes, .min = 1024, .max = 4ULL << 30),
 	FEED("feeds.max_bad_fraction", set_fraction, max_bad_ppm, .max = 1000000),
 	FEED("feeds.retries", set_uint, retries, .min = 0, .max = 10),
+	SECTION("mtls"),
+	SCALAR("mtls.mode", set_choice, mtls.mode, .choices = mtls_modes),
+	SCALAR("mtls.trust_domain", set_trust_domain, mtls.trust_domain),
+	SCALAR("mtls.ca_bundle", set_file, mtls.ca_bundle),
+	SCALAR("mtls.node_cert", set_file, mtls.node_cert),
+	SCALAR("mtls.node_key", set_file, mtls.node_key),
+	SCALAR("mtls.svid_ttl", set_duration, mtls.svid_ttl_ns, .min = 10 * SEC,
+	       .max = 7 * 86400 * SEC),
+	SCALAR("mtls.port", set_uint, mtls.port, .min = 1, .max = 65535),
 };
 #undef FEED
 #undef FIELD
@@ -271,6 +288,13 @@ void zt_config_defaults(struct zt_config *c)
 	c->database.retention_months = 12;
 	c->flows.active_timeout_ns = 60 * SEC;
 	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "%s", ZT_DEFAULT_METRICS_LISTEN);
+	c->mtls.mode = ZT_MTLS_MODE_POLICY;
+	snprintf(c->mtls.trust_domain, sizeof(c->mtls.trust_domain), "%s", ZT_DEFAULT_TRUST_DOMAIN);
+	snprintf(c->mtls.ca_bundle, sizeof(c->mtls.ca_bundle), "%s", ZT_DEFAULT_CA_BUNDLE);
+	snprintf(c->mtls.node_cert, sizeof(c->mtls.node_cert), "%s", ZT_DEFAULT_NODE_CERT);
+	snprintf(c->mtls.node_key, sizeof(c->mtls.node_key), "%s", ZT_DEFAULT_NODE_KEY);
+	c->mtls.svid_ttl_ns = 3600 * SEC;
+	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
 }
 
 void zt_feed_config_defaults(struct zt_feed_config *f)
@@ -764,6 +788,26 @@ static int set_file(struct pctx *x, const struct key *k, const char *v, const ya
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an absolute file path of at most %zu bytes (not ending in '/'), got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* A SPIFFE trust domain: 1 to 255 of lowercase letters, digits, '.', '-', '_'. */
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+	bool ok = n > 0 && n < k->size;
+
+	for (const char *p = v; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		     *p == '-' || *p == '_';
+	if (!ok)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a SPIFFE trust domain of 1 to %zu lowercase letters, digits, '.', '-' or '_' (like cluster.local), got '%s'",
 			k->path, k->size - 1, shown(v, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;

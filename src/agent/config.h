@@ -20,6 +20,12 @@
 #define ZT_DEFAULT_POLICY_DIR "/etc/ztagent/policies"
 #define ZT_DEFAULT_SPOOL_DIR "/var/lib/ztagent/spool"
 #define ZT_DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
+#define ZT_DEFAULT_TRUST_DOMAIN "cluster.local"
+#define ZT_DEFAULT_CA_BUNDLE "/etc/ztagent/ca/bundle.pem"
+#define ZT_DEFAULT_NODE_CERT "/etc/ztagent/ca/node.pem"
+#define ZT_DEFAULT_NODE_KEY "/etc/ztagent/ca/node.key"
+#define ZT_DEFAULT_MTLS_PORT 15008
+#define ZT_TRUST_DOMAIN_LEN 256
 
 enum zt_xdp_mode {
 	ZT_XDP_NATIVE = 0,
@@ -71,6 +77,12 @@ struct zt_feed_config {
 	char ca_bundle[ZT_FEED_PATH_MAX]; /* ca_bundle: PEM file, https only; "" = system CAs */
 };
 
+enum zt_mtls_mode {
+	ZT_MTLS_MODE_OFF = 0,
+	ZT_MTLS_MODE_POLICY, /* requireMutualAuth / requireTLS rules */
+	ZT_MTLS_MODE_STRICT, /* and all cross-node pod traffic */
+};
+
 struct zt_config {
 	char path[PATH_MAX]; /* where it was read from ("" when built from defaults) */
 	char node[ZT_NODE_NAME_MAX]; /* default: gethostname() */
@@ -110,6 +122,15 @@ struct zt_config {
 	} metrics;
 	struct zt_feed_config feeds[ZT_MAX_FEEDS]; /* feeds: threat-intelligence feeds */
 	unsigned int n_feeds;
+	struct {
+		enum zt_mtls_mode mode; /* mtls.mode: off | policy (default) | strict */
+		char trust_domain[ZT_TRUST_DOMAIN_LEN]; /* mtls.trust_domain, SPIFFE rules */
+		char ca_bundle[PATH_MAX]; /* mtls.ca_bundle: the trusted roots (PEM) */
+		char node_cert[PATH_MAX]; /* mtls.node_cert: this node's intermediate */
+		char node_key[PATH_MAX]; /* mtls.node_key: its key, mode 0600 */
+		uint64_t svid_ttl_ns; /* mtls.svid_ttl: workload SVID lifetime, default 1h */
+		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
+	} mtls;
 };
 
 /* Fills every field with its default. */
