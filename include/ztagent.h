@@ -94,7 +94,13 @@ struct zt_block_entry {
 	__u16 source; /* enum zt_block_source */
 	__u32 feed_id; /* with ZT_BS_FEED: the feed's id; else 0 */
 	__u32 note_id; /* key in ZT_PIN_REASON_TEXT (free text); 0 = none */
-	__u32 _pad;
+	/*
+	 * The entry's own prefix length, as in its key. A trie lookup returns
+	 * the value only, and the XDP program needs the length to look past an
+	 * expired match for a shorter one. 0 for /0 and in entries written
+	 * before the field existed (the daemon fills those in at start).
+	 */
+	__u32 prefixlen;
 };
 
 /* Allowlist entries: presence is what counts; the value says who added it. */
