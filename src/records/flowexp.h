@@ -9,7 +9,7 @@
  * most ZT_FLOWEXP_DUE_MAX of them acted on (read again, recorded,
  * deleted; a few syscalls each). Entries with nothing due (live flows
  * younger than the active timeout, most of a big table) cost no syscall.
- * A full rotation of a 262144-entry table takes about 16 ticks. For each
+ * A full rotation of a 262144-entry table takes 32 ticks (1.6 s). For each
  * entry:
  *  - a TCP flow that closed (FIN both ways, or RST) gets its final record
  *    once it has been quiet for ZT_FLOWEXP_CLOSE_GRACE_NS (the last ACK is
@@ -63,9 +63,9 @@
 #define ZT_PIN_FLOW_EXPORT "flow_export"
 #define ZT_FLOWEXP_CLOSE_GRACE_NS (200ULL * 1000000ULL)
 #define ZT_FLOWEXP_DENY_QUIET_NS (5000ULL * 1000000ULL)
-#define ZT_FLOWEXP_TICK_NS (100ULL * 1000000ULL) /* how often the daemon calls the sweep */
-#define ZT_FLOWEXP_SLICE 16384u /* entries looked at per call (one batch read) */
-#define ZT_FLOWEXP_DUE_MAX 2048u /* entries acted on per call */
+#define ZT_FLOWEXP_TICK_NS (50ULL * 1000000ULL) /* how often the daemon calls the sweep */
+#define ZT_FLOWEXP_SLICE 8192u /* entries looked at per call (one batch read, ~2 ms) */
+#define ZT_FLOWEXP_DUE_MAX 1024u /* entries acted on per call */
 #define ZT_FLOWEXP_SLICE_MIN 64u
 
 /* Value of the flow_export map. */

@@ -130,11 +130,12 @@ HZ=$(getconf CLK_TCK)
 # on a loaded 2-core machine is tens of ms by itself). One "op us" line per
 # call; the tool fails when an answer is not ok.
 api_sample() { "$TOOL" api "$LAB_SOCK" "$2" 2000 "$1"; }
-p99_ms() { # FILE: the 99th percentile, in ms (3 decimals)
-	awk '{ print $2 }' "$1" | sort -n |
+p99_ms() { # FILE [OP]: the 99th percentile (of OP's calls), in ms
+	awk -v op="${2:-}" 'op == "" || $1 == op { print $2 }' "$1" | sort -n |
 		awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); if (i < 1) i = 1; printf "%.3f", v[i] / 1000 }'
 }
 max_ms() { awk '{ print $2 }' "$1" | sort -n | tail -n1 | awk '{ printf "%.3f", $1 / 1000 }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 # ztctl itself, start-up included (reported, not checked): ms of N calls.
 ztctl_ms() {
 	local i t0 t1 all=""
@@ -166,20 +167,28 @@ for _ in $(seq 1 50); do
 	[ "$n" -ge $FILL_N ] && break
 	sleep 0.1
 done
-check "ztctl status counts the table from the sweep's rotation ($n entries), not by walking it" \
-	test "$n" -ge $FILL_N
+check "ztctl status counts the $FILL_N entries ($n)" test "$n" -ge $FILL_N
 
 # --- 3. the sweep with the table full and no traffic ---
+# Its CPU time (reported; contention on a busy machine only lowers it) and
+# what matters: the loop is never held for long, so a call that reads no
+# map (block list) answers at once. The old sweep held it ~1 s a second.
 c0=$(cpu_ticks)
-sleep 4
+sleep 3
 c1=$(cpu_ticks)
-idle_pct=$(((c1 - c0) * 100 / HZ / 4))
-echo "# daemon CPU with $FILL_N entries and no traffic: ${idle_pct}% of a core over 4 s (was 33-88% with the sweep walking the table every second)"
+idle_pct=$(((c1 - c0) * 100 / HZ / 3))
+echo "# daemon CPU with $FILL_N entries and no traffic: ${idle_pct}% of a core over 3 s"
 check "the sweep costs the idle daemon < 20% of a core with $FILL_N entries (${idle_pct}%)" \
 	test "$idle_pct" -lt 20
-api_sample "$LAB_DIR/api_idle" 1
-echo "# API with $FILL_N entries, no flood: $(wc -l <"$LAB_DIR/api_idle") calls, p99 $(p99_ms "$LAB_DIR/api_idle") ms, max $(max_ms "$LAB_DIR/api_idle") ms"
-echo "# ztctl status, start-up included, no flood (ms):$(ztctl_ms 10)"
+api_sample "$LAB_DIR/api_idle" 2
+api_idle_rc=$?
+bl99=$(p99_ms "$LAB_DIR/api_idle" block.list)
+echo "# API with $FILL_N entries, no flood: $(wc -l <"$LAB_DIR/api_idle") calls, p99 $(p99_ms "$LAB_DIR/api_idle") ms (block list $bl99 ms), max $(max_ms "$LAB_DIR/api_idle") ms"
+idle_ok=0
+[ "$api_idle_rc" -eq 0 ] && [ "$(wc -l <"$LAB_DIR/api_idle")" -ge 20 ] && le "$bl99" $API_P99_MAX_MS && idle_ok=1
+check "the sweep never holds the loop: block list p99 <= ${API_P99_MAX_MS} ms with $FILL_N idle entries ($bl99 ms)" \
+	test $idle_ok -eq 1
+echo "# ztctl status, start-up included, no flood (ms):$(ztctl_ms 5)"
 
 # --- the flood ---
 lab_bg_in "$LAB_EXT" sh -c "exec '$TOOL' flood $WEB 80 $FLOOD_BASE $FLOOD_SRCS $FLOOD_PPS $FLOOD_S >'$LAB_DIR/flood.out'"
@@ -194,7 +203,7 @@ flood_pct=$(((c1 - c0) * 100 / HZ / 2))
 echo "# daemon CPU during the flood (flow events, sweep, records): ${flood_pct}% of a core"
 api_sample "$LAB_DIR/api_flood" 6
 api_rc=$?
-echo "# ztctl status, start-up included, during the flood (ms):$(ztctl_ms 10)"
+echo "# ztctl status, start-up included, during the flood (ms):$(ztctl_ms 5)"
 mid=$(counts)
 echo "$mid" | sed 's/^/# mid-flood conntrack: /'
 get() { awk -v k="$1" '$1 == k { print $2 }' <<<"$mid"; }
@@ -206,7 +215,7 @@ echo "# API during the flood with $(get total) entries: $n_api calls, p99 $p99 m
 check "API calls all answered ok during the flood ($n_api calls)" \
 	test "$n_api" -ge 20 -a "$api_rc" -eq 0
 check "ztctl status / block list p99 <= ${API_P99_MAX_MS} ms during the flood (${p99} ms)" \
-	awk -v p="$p99" -v m=$API_P99_MAX_MS 'BEGIN { exit !(p <= m) }'
+	le "$p99" $API_P99_MAX_MS
 
 # --- 1. established means the handshake completed ---
 check "the flood's connections are half-open in conntrack ($(get flood_half_open) entries)" \
@@ -246,7 +255,7 @@ done
 new_syn=$(ztctl -o json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["segmentation"]["flows_allowed"])')
 echo "# network_flows: $rows rows stand for $flows flood flows; the daemon saw $new_syn new allowed flows in all"
 check "the attack is in network_flows ($rows rows, $flows flows)" test "$flows" -gt 0
-check "its rows are aggregated: far fewer rows than flows" test "$((rows * 20))" -le "$flows"
+check "its rows are aggregated: a tenth as many rows as flows or fewer" test "$((rows * 10))" -le "$flows"
 # Every flood SYN was a new tuple, so flows = SYNs that reached the pod's veth.
 check "the rows account for the flood: $flows flows of ${sent:-0} SYNs sent (>= 90%, <= all)" \
 	test "$((flows * 10))" -ge "$((${sent:-0} * 9))" -a "$flows" -le "${sent:-0}"
