@@ -21,7 +21,7 @@
  *  - a flow idle past its protocol's timeout, or whose interface is no
  *    longer an endpoint, gets its final record and is deleted;
  *  - a flow whose unrecorded packets span more than active_timeout gets an
- *    interim record (a short flow gets one record, however long it idles).
+ *    interim record (a short flow gets one record, however long it idles);
  *  - a TCP flow that never completed its handshake (NEW or SYN_RECV: a
  *    half-open connection, or a SYN flood's) is recorded when it times out
  *    or is denied, merged with the half-open flows ending in the same call
@@ -38,10 +38,11 @@
  * neither a restart nor a SIGKILL repeats or loses counts. A state whose
  * first_ns differs from the entry's belongs to an earlier flow on the same
  * key and is ignored; states of entries the kernel evicted age out of the
- * LRU. Limits: the export state is written after the sink took the
- * records, so a crash in between records those deltas again once; a key
- * the kernel reuses before a sweep loses the earlier flow's unrecorded
- * remainder.
+ * LRU. Limits: the export state is written as each record is made, and
+ * the sink takes the call's records at its end, so a crash in between
+ * loses those deltas (a restart does not record them again); a key the
+ * kernel reuses before a sweep loses the earlier flow's unrecorded
+ * remainder; an entry the LRU evicts before it was due is not recorded.
  *
  * A flow between two local endpoints has an entry on each veth. It is
  * recorded once, from the source's entry (original direction leaving the
