@@ -94,7 +94,13 @@ struct zt_block_entry {
 	__u16 source; /* enum zt_block_source */
 	__u32 feed_id; /* with ZT_BS_FEED: the feed's id; else 0 */
 	__u32 note_id; /* key in ZT_PIN_REASON_TEXT (free text); 0 = none */
-	__u32 _pad;
+	/*
+	 * The entry's own prefix length, as in its key. A trie lookup returns
+	 * the value only, and the XDP program needs the length to look past an
+	 * expired match for a shorter one. 0 for /0 and in entries written
+	 * before the field existed (the daemon fills those in at start).
+	 */
+	__u32 prefixlen;
 };
 
 /* Allowlist entries: presence is what counts; the value says who added it. */
@@ -488,11 +494,20 @@ struct zt_ct_key {
 	__u16 dport;
 };
 
+/*
+ * TCP: NEW (SYN sent) -> SYN_RECV (the SYN-ACK came back) -> ESTABLISHED
+ * (the opener's ACK after the SYN-ACK: the handshake completed). NEW and
+ * SYN_RECV are half-open and time out after ZT_CT_TCP_SYN_TIMEOUT_NS, so
+ * a spoofed-source SYN flood, whose clients never send that ACK, cannot
+ * hold entries for the established timeout. A flow picked up mid-stream
+ * (its first packet was not a SYN) is established by any answer.
+ */
 enum zt_ct_state {
-	ZT_CT_NEW = 0, /* TCP: SYN seen; others: one direction seen */
-	ZT_CT_ESTABLISHED, /* TCP: SYN-ACK (or any packet) back; others: a reply seen */
+	ZT_CT_NEW = 0, /* TCP: SYN (or a mid-stream packet), no answer yet; others: one way seen */
+	ZT_CT_ESTABLISHED, /* TCP: handshake completed (see above); others: a reply seen */
 	ZT_CT_CLOSING, /* TCP: FIN seen */
 	ZT_CT_CLOSED, /* TCP: RST, or FIN both ways */
+	ZT_CT_SYN_RECV, /* TCP: SYN-ACK seen, the opener's ACK not yet (half-open) */
 };
 
 struct zt_ct_val {
@@ -515,8 +530,14 @@ struct zt_ct_val {
 	__u8 _pad;
 };
 
-/* Idle timeouts (the program treats an older entry as a new flow; the daemon sweeps). */
-#define ZT_CT_TCP_SYN_TIMEOUT_NS (60ULL * 1000000000ULL)
+/*
+ * Idle timeouts (the program treats an older entry as a new flow; the daemon
+ * sweeps). Half-open TCP (NEW, SYN_RECV): 10 s, shorter than Linux's 120 s
+ * SYN_SENT and 60 s SYN_RECV: a client's SYN retries 1, 3, 7 and 15 s in stay
+ * one flow, and at 10k spoofed SYNs a second the half-open entries stay
+ * near 100k plus one sweep rotation's worth, well inside the 262144 default.
+ */
+#define ZT_CT_TCP_SYN_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_TCP_EST_TIMEOUT_NS (3600ULL * 1000000000ULL)
 #define ZT_CT_TCP_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_UDP_TIMEOUT_NS (60ULL * 1000000000ULL)
@@ -530,7 +551,7 @@ static inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
 	case 6: /* IPPROTO_TCP */
 		if (state == ZT_CT_ESTABLISHED)
 			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (state == ZT_CT_NEW)
+		if (state == ZT_CT_NEW || state == ZT_CT_SYN_RECV)
 			return ZT_CT_TCP_SYN_TIMEOUT_NS;
 		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
 	case 17: /* IPPROTO_UDP */
