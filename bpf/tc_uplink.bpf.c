@@ -180,8 +180,8 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
 	struct zt_src_cell *c0, *c1;
 	struct zt_answer an = {};
-	__u32 i, pb;
-	__u64 hs, hd;
+	__u64 hs, hd, pb;
+	__u32 i, port;
 
 	if (!p || !cfg || !(cfg->flags & ZT_GCF_PROBES) || !zt_answer_of(data, data_end, p, &an))
 		return 0;
@@ -194,11 +194,8 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	if (!c0 || !c1 || !c0->pending)
 		return 0;
 	hd = zt_sketch_hash(an.target, p->family, cfg->seed);
-	pb = 1u << (zt_probe_bit(hd,
-				 (an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6) ? 0 :
-											    an.port,
-				 an.proto) &
-		    31);
+	port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
+	pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
 	if (!(c0->pending & c1->pending & pb))
 		return 0;
 	c0->pending &= ~pb;

@@ -773,6 +773,9 @@ struct zt_ep_stats {
  * the outcome. The daemon pairs probes with outcomes by (prober, target,
  * port, proto) and counts a probe without one after its own timeout as a
  * failure. Both events also go through a per-CPU rate limit (probe_rate).
+ * The contacts bitmap bounds a source's probe events to what 64 bits can
+ * tell apart in a window: about 40 of 60 distinct contacts are reported, the
+ * rest fall on bits already set. A sequential test needs the first few.
  */
 #define ZT_SRC_ROW_BITS 14
 #define ZT_SRC_ROW (1u << ZT_SRC_ROW_BITS) /* cells per row */
@@ -793,17 +796,21 @@ enum zt_rl_kind {
 
 /* ZT_PIN_SRC_SKETCH value: one source cell, one cache line. */
 struct zt_src_cell {
-	__u32 win; /* window id of the counts below */
+	__u16 win; /* window id of the counts below (low 16 bits) */
+	__u8 nports; /* bits set in ports */
+	__u8 nhosts; /* bits set in hosts */
 	__u32 count[ZT_RL_KINDS]; /* packets by enum zt_rl_kind: [ZT_RL_ALL] every packet */
 	__u32 bytes; /* IP bytes (wraps at 4 GiB a window) */
 	__u32 ack; /* TCP ACK alone, no payload: syn - ack estimates half-open handshakes */
-	__u32 pending; /* probes waiting for their outcome (bit: zt_probe_bit & 31); not per window */
-	__u8 nports; /* bits set in ports */
-	__u8 nhosts; /* bits set in hosts */
 	__u8 over; /* kinds (1 << enum zt_rl_kind) at or over the source limit this window */
 	__u8 prev_over; /* ... in the window before */
 	__u8 reported; /* signals (ZT_SIG_*, low 8 bits) already reported this window */
-	__u8 _pad[3];
+	__u8 _pad;
+	/*
+	 * Probes waiting for their outcome (bit: zt_probe_bit), not reset per
+	 * window. Two pending probes of a source on one bit get one outcome.
+	 */
+	__u64 pending;
 	__u64 ports; /* distinct destination ports (bit: zt_port_bit) */
 	__u64 hosts; /* distinct destination hosts (bit: zt_addr_bit of the destination) */
 	__u64 contacts; /* (destination, port, protocol) seen this window (bit: zt_probe_bit) */
@@ -1063,7 +1070,7 @@ struct zt_ev_capture {
 /*
  * The sketch hash (the programs and the daemon compute it alike): a keyed
  * 64-bit hash of the address, whose upper bits pick the cells and whose
- * bits 30-35 pick bitmap bits.
+ * bits 26-31 pick bitmap bits.
  */
 static inline __u64 zt_mix64(__u64 x)
 {
@@ -1084,8 +1091,12 @@ static inline __u64 zt_mix64(__u64 x)
  */
 static inline __u64 zt_sketch_hash(const __u32 *a, __u8 family, __u64 seed)
 {
-	if (family == 4)
-		return ((__u64)a[0] ^ (seed >> 32)) * (seed | 1);
+	if (family == 4) {
+		__u64 h = ((__u64)a[0] ^ (seed >> 32)) * (seed | 1);
+
+		/* The product's top half into its bottom half, for the bitmap bits. */
+		return h ^ (h >> 32);
+	}
 	return zt_mix64(zt_mix64(seed ^ a[0] ^ (__u64)a[1] << 32) ^ a[2] ^ (__u64)a[3] << 32);
 }
 
@@ -1113,15 +1124,28 @@ static inline __u32 zt_dst_cell1(__u64 h)
 /* The bitmap bit of an address hash (hosts of a source, sources of a destination). */
 static inline __u64 zt_addr_bit(__u64 h)
 {
-	return 1ULL << ((h >> 30) & 63);
+	return 1ULL << ((h >> 26) & 63);
 }
 
+/*
+ * A port's bit. Mixed fully (murmur3's finaliser), not just multiplied: a
+ * multiplicative hash spreads consecutive ports evenly over the bits, and
+ * linear counting, which assumes random bits, would then overcount the
+ * very sequential scans it is meant to measure.
+ */
 static inline __u64 zt_port_bit(__u16 port)
 {
-	return 1ULL << (((__u32)port * 0x9E3779B1u) >> 26);
+	__u32 x = port * 0x9E3779B1u;
+
+	x ^= x >> 16;
+	x *= 0x85EBCA6Bu;
+	x ^= x >> 13;
+	x *= 0xC2B2AE35u;
+	x ^= x >> 16;
+	return 1ULL << (x >> 26);
 }
 
-/* The contacts bit (0..63) of (destination hash, port, protocol); pending uses its low 5 bits. */
+/* The contacts and pending bit (0..63) of (destination hash, port, protocol). */
 static inline __u32 zt_probe_bit(__u64 dst_hash, __u16 port, __u8 proto)
 {
 	return (__u32)(zt_mix64(dst_hash ^ ((__u64)port << 8 | proto)) >> 58);

@@ -113,10 +113,10 @@ static __always_inline void zt_act_classify(struct zt_act *a, const struct zt_pk
 
 static __always_inline void zt_src_roll(struct zt_src_cell *c, __u32 win)
 {
-	if (c->win == win)
+	if (c->win == (__u16)win)
 		return;
-	c->prev_over = win - c->win == 1 ? c->over : 0;
-	c->win = win;
+	c->prev_over = (__u16)(win - c->win) == 1 ? c->over : 0;
+	c->win = (__u16)win;
 	c->count[0] = 0;
 	c->count[1] = 0;
 	c->count[2] = 0;
@@ -415,7 +415,7 @@ static __always_inline void zt_probe_emit(struct zt_src_cell *c0, struct zt_src_
 	struct zt_ev_probe *e;
 
 	if (action == ZT_ACT_PASS) {
-		__u32 pb = 1u << (a->probe_bit & 31);
+		__u64 pb = 1ULL << (a->probe_bit & 63);
 
 		if (!(c0->pending & pb))
 			c0->pending |= pb;

@@ -71,7 +71,9 @@ static __always_inline int zt_syn_verified(__u8 family, const __u32 *saddr,
 	v = bpf_map_lookup_elem(&syn_verified, &k);
 	if (!v)
 		return 0;
-	return !cfg->verified_ttl_ns || now - v->since_ns < cfg->verified_ttl_ns;
+	/* The daemon's clock reads finer than the coarse one here: its "since" may be ahead. */
+	return !cfg->verified_ttl_ns || now <= v->since_ns ||
+	       now - v->since_ns < cfg->verified_ttl_ns;
 }
 
 static __always_inline void zt_syn_verified_add(__u8 family, const __u32 *saddr, __u64 now,
@@ -82,7 +84,7 @@ static __always_inline void zt_syn_verified_add(__u8 family, const __u32 *saddr,
 
 	zt_addr_key_fill(&k, family, saddr);
 	old = bpf_map_lookup_elem(&syn_verified, &k);
-	if (old && now - old->since_ns < ZT_VERIFIED_REFRESH_NS)
+	if (old && (now <= old->since_ns || now - old->since_ns < ZT_VERIFIED_REFRESH_NS))
 		return;
 	bpf_map_update_elem(&syn_verified, &k, &v, BPF_ANY);
 }

@@ -589,11 +589,11 @@ int zt_guard_src_activity(const struct zt_datapath *dp, const struct zt_addr_key
 	for (int i = 0; i < 2; i++) {
 		if (bpf_map_lookup_elem(fd, &idx[i], &c[i]))
 			return -errno;
-		if (c[i].win != win)
+		if (c[i].win != (__u16)win)
 			memset(&c[i], 0, sizeof(c[i]));
 	}
 	memset(out, 0, sizeof(*out));
-	out->win = win;
+	out->win = (__u16)win;
 	for (int k = 0; k < ZT_RL_KINDS; k++)
 		out->count[k] = min32(c[0].count[k], c[1].count[k]);
 	out->bytes = min32(c[0].bytes, c[1].bytes);
