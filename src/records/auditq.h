@@ -37,6 +37,8 @@
  * Beside its audit row, a policy violation adds a row to alerts (kind
  * policy-deny or policy-audit) and a block change one to blocks (block,
  * unblock, expire); their id is the event_id, so a replay adds nothing twice.
+ * A bulk block change (block.import, block.expire with a "cidrs" array in
+ * detail) adds one blocks row per CIDR.
  */
 #ifndef ZT_AUDITQ_H
 #define ZT_AUDITQ_H
