@@ -145,7 +145,8 @@ static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_
 		if (!cursor_len || (want && *shown >= want))
 			break;
 	}
-	if (ctl->json && !first)
+	/* A listing cut short stays an unfinished document: no reader takes it for whole. */
+	if (ctl->json && !first && !r)
 		printf("%s]\n}\n", *shown ? "\n  " : "");
 	else if (!ctl->json && !first && !*shown)
 		printf("%s\n", l->empty);
