@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -338,15 +339,28 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 static void on_expiry_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
-	uint64_t ticks;
+	uint64_t ticks, t0;
 	size_t n;
 
 	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
+	t0 = zt_now_mono_ns();
 	n = zt_blocklist_expire(d->bl, zt_now_boot_ns());
 	if (n)
-		log_info("blocklist_swept", "expired=%zu", n);
+		log_info("blocklist_swept", "expired=%zu ms=%.1f more=%d", n,
+			 (double)(zt_now_mono_ns() - t0) / 1e6, zt_blocklist_expire_pending(d->bl));
 	daemon_metrics_blocklist_update(d);
+	if (zt_blocklist_expire_pending(d->bl)) {
+		/* More than one batch expired: the next batch in 1 ms, after what waits in the loop. */
+		uint64_t iv = d->cfg.xdp.expiry_interval_ns;
+		struct itimerspec its = {
+			.it_interval = { .tv_sec = (time_t)(iv / 1000000000ULL),
+					 .tv_nsec = (long)(iv % 1000000000ULL) },
+			.it_value = { .tv_nsec = 1000000 },
+		};
+
+		timerfd_settime(fd, 0, &its, NULL);
+	}
 }
 
 static int setup_signals(struct zt_daemon *d)

@@ -125,6 +125,7 @@ const char *iso_time(uint64_t unix_s, char *buf, size_t n);
 const char *duration_s(uint64_t s, char *buf, size_t n);
 const char *expiry(uint64_t expires_unix, bool expired, char *buf, size_t n);
 void print_json(const cbor_item_t *data);
+void print_json_at(const cbor_item_t *item, int depth);
 
 /* A table: columns sized to their widest cell, numbers right-aligned. */
 struct table {
@@ -137,6 +138,8 @@ struct table {
 
 void table_add(struct table *t, ...);
 void table_print(struct table *t);
+/* Listings in pages: prints and forgets the rows so far; w[ncols] starts at zero. */
+void table_print_page(struct table *t, size_t *w, bool *headed);
 void table_free(struct table *t);
 
 /* client.c */

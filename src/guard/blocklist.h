@@ -41,8 +41,15 @@ int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
 int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
 			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
 			size_t errlen);
-/* Removes entries whose expiry has passed; returns how many. */
+/*
+ * Removes entries whose expiry has passed, in a slice of about 30 ms at
+ * most per call, and audits them (block.expire, one event per 8192 with
+ * their CIDRs); returns how many. zt_blocklist_expire_pending() is true when
+ * the call left work for the next one: call again soon, after the loop has
+ * served what waits.
+ */
 size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now_boot_ns);
+bool zt_blocklist_expire_pending(const struct zt_blocklist *bl);
 /* Entries per family (0 = IPv4, 1 = IPv6), in the hash map or in the trie. */
 size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie);
 

@@ -71,6 +71,8 @@
  *    audit row itself was written),"event":{"time_unix_us":N,"kind":"...",
  *    "actor":"...","subject":"...","detail":"<the detail text, as a JSON
  *    string>"}}
+ * A bulk block change (block.import, block.expire with a "cidrs" array in
+ * detail) adds one blocks row per CIDR.
  */
 #ifndef ZT_AUDITQ_H
 #define ZT_AUDITQ_H
