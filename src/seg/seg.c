@@ -550,7 +550,11 @@ static int open_netlink(struct zt_seg *s, char *err, size_t errlen)
 	return zt_loop_add(s->loop, s->nl_fd, EPOLLIN, on_netlink, s);
 }
 
-/* Endpoints saved by an earlier run: those whose interface is still there come back. */
+/*
+ * Endpoints saved by an earlier run: those whose own interface is still there
+ * come back (same ifindex and name, and still carrying our filter); the rest
+ * are dropped from the state and logged.
+ */
 static int restore(struct zt_seg *s)
 {
 	struct zt_ep_table saved = { 0 };
@@ -576,6 +580,24 @@ static int restore(struct zt_seg *s)
 				"endpoint=%s ifname=%s ifindex=%d why=interface-gone-while-stopped",
 				ep->qname, ep->ifname, ep->ifindex);
 			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
+			ep_map_del(s, ep->ifindex);
+			zt_ep_free(ep);
+			continue;
+		}
+		/*
+		 * Name and ifindex can both be taken again by a new link (another
+		 * pod's veth, `ip link add ... index N`); the filter we attached
+		 * cannot: it went with the old link. Without it this is not the
+		 * interface the endpoint was registered on.
+		 */
+		r = zt_datapath_tc_owned(ep->ifindex);
+		if (r <= 0) {
+			log_warn(
+				"endpoint_removed",
+				"endpoint=%s ifname=%s ifindex=%d why=%s action=\"register it again if it is still wanted\"",
+				ep->qname, ep->ifname, ep->ifindex,
+				r == 0 ? "interface-recreated-while-stopped" :
+					 "interface-identity-unknown");
 			ep_map_del(s, ep->ifindex);
 			zt_ep_free(ep);
 			continue;
