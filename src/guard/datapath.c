@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -412,7 +413,8 @@ static int clsact_exists(int ifindex)
 	} req = {
 		.nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
 			.nlmsg_type = RTM_GETQDISC,
-			.nlmsg_flags = NLM_F_REQUEST,
+			/* A qdisc found is "notified": only NLM_F_ECHO sends it back to us. */
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ECHO,
 			.nlmsg_seq = 1 },
 		.tc = { .tcm_family = AF_UNSPEC,
 			.tcm_ifindex = ifindex,
@@ -424,12 +426,15 @@ static int clsact_exists(int ifindex)
 	} rep;
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	struct nlmsghdr *nh = &rep.nh;
+	struct timeval tv = { .tv_sec = 2 };
 	ssize_t n;
 	int fd, r = -EPROTO;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
+	/* The control loop must never wait on the kernel for long. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		goto out;
