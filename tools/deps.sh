@@ -8,6 +8,8 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	linux-libc-dev clang-format
+	# fuzzing (make fuzz): clang's libFuzzer and sanitizer runtimes
+	libclang-rt-14-dev
 	# lab, tests and demo
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
 	# bench peers

@@ -450,10 +450,12 @@ static int clsact_exists(int ifindex)
 		if (nh->nlmsg_type == NLMSG_ERROR) {
 			const struct nlmsgerr *e = NLMSG_DATA(nh);
 
-			/* ENOENT: no ingress-side qdisc at all. */
-			r = nh->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT ? 0 :
-			    nh->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error :
-										    -EPROTO;
+			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)) || !e->error)
+				r = -EPROTO;
+			else if (e->error == -ENOENT)
+				r = 0; /* no ingress-side qdisc at all */
+			else
+				r = e->error;
 			break;
 		}
 		if (nh->nlmsg_type == RTM_NEWQDISC &&
@@ -466,7 +468,7 @@ static int clsact_exists(int ifindex)
 			r = 0;
 			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen))
 				if (a->rta_type == TCA_KIND && RTA_PAYLOAD(a) >= sizeof("clsact") &&
-				    !strcmp((const char *)RTA_DATA(a), "clsact"))
+				    !memcmp(RTA_DATA(a), "clsact", sizeof("clsact")))
 					r = 1;
 			break;
 		}

@@ -564,9 +564,14 @@ static int restore(struct zt_seg *s)
 	r = zt_ep_table_load(&saved, s->state_path, err, sizeof(err));
 	if (r < 0) {
 		snprintf(aside, sizeof(aside), "%s.damaged", s->state_path);
-		rename(s->state_path, aside);
-		log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
-			  zt_log_quote(q, sizeof(q), err), aside);
+		if (rename(s->state_path, aside) == 0)
+			log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
+				  zt_log_quote(q, sizeof(q), err), aside);
+		else
+			log_error(
+				"endpoint_state_unreadable",
+				"error=%s move_to=%s move_error=\"%s\" action=\"remove it by hand\"",
+				zt_log_quote(q, sizeof(q), err), aside, strerror(errno));
 		return 0;
 	}
 	while (saved.n) {
@@ -598,6 +603,7 @@ static int restore(struct zt_seg *s)
 				ep->qname, ep->ifname, ep->ifindex,
 				r == 0 ? "interface-recreated-while-stopped" :
 					 "interface-identity-unknown");
+			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
 			ep_map_del(s, ep->ifindex);
 			zt_ep_free(ep);
 			continue;
