@@ -88,6 +88,9 @@ run_replay() {
 
 run_fuzz_replays() {
 	local bin name p0 f0 r
+	# Files the harnesses write; removed here, also after a crash.
+	ZT_FUZZ_TMP=$(mktemp -d /dev/shm/zt-fuzz-test.XXXXXX 2>/dev/null || mktemp -d)
+	export ZT_FUZZ_TMP
 	for bin in build/tests/fuzz/replay_*; do
 		[ -x "$bin" ] || continue
 		name=${bin##*/replay_}
@@ -100,6 +103,8 @@ run_fuzz_replays() {
 		done
 		echo "   $((passed - p0)) passed, $((failed - f0)) failed"
 	done
+	rm -rf "$ZT_FUZZ_TMP"
+	unset ZT_FUZZ_TMP
 }
 
 for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do

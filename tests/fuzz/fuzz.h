@@ -61,16 +61,19 @@ static inline void fuzz_tmpdir_remove(void)
 }
 
 /*
- * A private directory for one harness process, removed at exit: on tmpfs,
- * so fsync costs nothing.
+ * A private directory for one harness process, removed at exit: under
+ * $ZT_FUZZ_TMP when set (the scripts set it and remove it afterwards, also
+ * after a crash, where exit handlers do not run), else on tmpfs, so fsync
+ * costs nothing.
  */
 static inline const char *fuzz_tmpdir(const char *tag)
 {
+	const char *parent = getenv("ZT_FUZZ_TMP");
 	char *dir = fuzz_dir;
 
 	if (dir[0])
 		return dir;
-	snprintf(dir, sizeof(fuzz_dir), "/dev/shm/zt-fuzz-%s.XXXXXX", tag);
+	snprintf(dir, sizeof(fuzz_dir), "%s/zt-fuzz-%s.XXXXXX", parent ? parent : "/dev/shm", tag);
 	if (!mkdtemp(dir)) {
 		snprintf(dir, sizeof(fuzz_dir), "/tmp/zt-fuzz-%s.XXXXXX", tag);
 		if (!mkdtemp(dir))

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-60}
 out=build/fuzz
 mkdir -p "$out/artifacts" "$out/logs"
+# Harnesses that need files keep them here; removed even after a crash.
+ZT_FUZZ_TMP=$(mktemp -d /dev/shm/zt-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)
+export ZT_FUZZ_TMP
+trap 'rm -rf "$ZT_FUZZ_TMP"' EXIT
 crashed=()
 printf '%-16s %10s %8s %8s %8s %6s %6s  %s\n' harness execs exec/s cov ft corpus rss result
 for name in "$@"; do
