@@ -11,7 +11,7 @@ BPFTOOL  ?= bpftool
 BUILD    := build
 ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
 
-PKGS     := libbpf libelf zlib libcbor openssl libpq yaml-0.1 libmicrohttpd
+PKGS     := libbpf libelf zlib libcbor openssl libpq yaml-0.1 libmicrohttpd libcurl json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -42,7 +42,8 @@ BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/*.h)
 # entry points (src/agent/main.c, src/ctl/) goes into one library that the
 # daemon, ztctl and the tests link against. The schema the agent applies is
 # generated from deploy/sql/ at build time.
-SUBSYS    := agent guard seg records
+# Every subsystem folder; ctl/ (ztctl) and cni/ (the CNI plugin) are programs of their own.
+SUBSYS    := $(filter-out ctl cni,$(patsubst src/%/,%,$(wildcard src/*/)))
 LIB_SRCS  := $(filter-out src/agent/main.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 CTL_SRCS  := $(wildcard src/ctl/*.c)
 SRC_HDRS  := $(wildcard src/*/*.h) $(wildcard include/*.h)

@@ -94,7 +94,13 @@ struct zt_block_entry {
 	__u16 source; /* enum zt_block_source */
 	__u32 feed_id; /* with ZT_BS_FEED: the feed's id; else 0 */
 	__u32 note_id; /* key in ZT_PIN_REASON_TEXT (free text); 0 = none */
-	__u32 _pad;
+	/*
+	 * The entry's own prefix length, as in its key. A trie lookup returns
+	 * the value only, and the XDP program needs the length to look past an
+	 * expired match for a shorter one. 0 for /0 and in entries written
+	 * before the field existed (the daemon fills those in at start).
+	 */
+	__u32 prefixlen;
 };
 
 /* Allowlist entries: presence is what counts; the value says who added it. */
@@ -270,8 +276,11 @@ struct zt_ev_xdp_drop {
  *   2, 3                    the world (IPv4, IPv6): no other ipcache entry
  *   256 .. 2^24-1           label sets of endpoints (namespace, labels,
  *                           namespace labels)
- *   2^24 ..                 CIDR identities: one per prefix that some
+ *   2^24 .. 2^31-1          CIDR identities: one per prefix that some
  *                           ipBlock (cidr or except) names
+ *   2^31 ..                 port classes: (endpoint identity, CIDR identity)
+ *                           pairs, only for egress named ports of ipBlock
+ *                           rules (see zt_ipcache_val.port_class)
  *
  * The ipcache maps an address to its identity by longest prefix: endpoint
  * addresses (/32, /128), host addresses, every ipBlock prefix, and 0/0 for
@@ -279,6 +288,13 @@ struct zt_ev_xdp_drop {
  * whose prefix lies inside C and inside no E (and the world identity when C
  * is 0/0): the longest prefix holding an address is inside C exactly when
  * the address is.
+ *
+ * ipBlock matches endpoint addresses too (Kubernetes makes no exception for
+ * pods). An endpoint address has its label identity, and its ipcache entry
+ * also carries cidr_id: the CIDR identity the address would have without
+ * the endpoint (the longest ipBlock prefix holding it, or the world). A new
+ * flow to or from an endpoint looks the policy up under both identities;
+ * deny of either wins, then allow (Kubernetes unions the allows).
  *
  * Policy generations. Everything that changes with policy (ipcache, policy,
  * isolation) has a slot (0 or 1) in its key. The daemon writes a complete
@@ -293,6 +309,7 @@ struct zt_ev_xdp_drop {
 #define ZT_ID_WORLD_V6 3u
 #define ZT_ID_FIRST_LABELS 256u
 #define ZT_ID_FIRST_CIDR (1u << 24)
+#define ZT_ID_FIRST_PORT_CLASS (1u << 31)
 
 enum zt_dir {
 	ZT_DIR_INGRESS = 0, /* towards the endpoint (tc_to_pod) */
@@ -326,6 +343,19 @@ struct zt_ipcache_key6 {
 struct zt_ipcache_val {
 	__u32 identity;
 	__u32 ep_id; /* the endpoint owning the address; 0 when none */
+	/*
+	 * Endpoint addresses only: the CIDR identity (or world) the address
+	 * also falls in, for ipBlock peers. 0 when no policy entry names it,
+	 * so a flow pays the extra policy lookups only where they can matter.
+	 */
+	__u32 cidr_id;
+	/*
+	 * Endpoint addresses only: a third peer identity for egress rules that
+	 * combine an ipBlock with a named port (the port is the destination
+	 * endpoint's, the block the address's: neither identity alone says
+	 * both). 0 when no such rule selects the address.
+	 */
+	__u32 port_class;
 };
 
 /*
@@ -336,12 +366,15 @@ struct zt_ipcache_val {
  * protocol, ZT_POL_PLEN_ANY_PROTO every protocol; port ranges become aligned
  * power-of-two blocks.
  *
- * A packet makes two lookups: with its peer identity and with ZT_ID_ANY.
- * Within one peer the longest match wins, so the compiler stores in every
- * entry the combined verdict of every entry of that peer containing it
- * (deny over allow). Across the two lookups deny wins, then allow; with no
- * verdict, pol_isolation says whether the endpoint is isolated in that
- * direction (deny) or not (allow).
+ * A packet makes two lookups: with its peer identity and with ZT_ID_ANY,
+ * plus one with the peer's cidr_id and one with its port_class when its
+ * ipcache entry has them (an endpoint inside some ipBlock). Within one peer
+ * the longest match wins, so the compiler stores in every entry the
+ * combined verdict of every entry of that peer containing it (deny over
+ * allow). Across the lookups deny wins, then allow (with the same verdict
+ * the lowest non-zero rule id is reported); with no verdict, pol_isolation
+ * says whether the endpoint is isolated in that direction (deny) or not
+ * (allow).
  *
  * Each entry carries two verdicts: with enforce-mode policies only, and
  * with audit-mode policies enforced too (audit_*). The first decides; when
@@ -461,11 +494,20 @@ struct zt_ct_key {
 	__u16 dport;
 };
 
+/*
+ * TCP: NEW (SYN sent) -> SYN_RECV (the SYN-ACK came back) -> ESTABLISHED
+ * (the opener's ACK after the SYN-ACK: the handshake completed). NEW and
+ * SYN_RECV are half-open and time out after ZT_CT_TCP_SYN_TIMEOUT_NS, so
+ * a spoofed-source SYN flood, whose clients never send that ACK, cannot
+ * hold entries for the established timeout. A flow picked up mid-stream
+ * (its first packet was not a SYN) is established by any answer.
+ */
 enum zt_ct_state {
-	ZT_CT_NEW = 0, /* TCP: SYN seen; others: one direction seen */
-	ZT_CT_ESTABLISHED, /* TCP: SYN-ACK (or any packet) back; others: a reply seen */
+	ZT_CT_NEW = 0, /* TCP: SYN (or a mid-stream packet), no answer yet; others: one way seen */
+	ZT_CT_ESTABLISHED, /* TCP: handshake completed (see above); others: a reply seen */
 	ZT_CT_CLOSING, /* TCP: FIN seen */
 	ZT_CT_CLOSED, /* TCP: RST, or FIN both ways */
+	ZT_CT_SYN_RECV, /* TCP: SYN-ACK seen, the opener's ACK not yet (half-open) */
 };
 
 struct zt_ct_val {
@@ -488,8 +530,14 @@ struct zt_ct_val {
 	__u8 _pad;
 };
 
-/* Idle timeouts (the program treats an older entry as a new flow; the daemon sweeps). */
-#define ZT_CT_TCP_SYN_TIMEOUT_NS (60ULL * 1000000000ULL)
+/*
+ * Idle timeouts (the program treats an older entry as a new flow; the daemon
+ * sweeps). Half-open TCP (NEW, SYN_RECV): 10 s, shorter than Linux's 120 s
+ * SYN_SENT and 60 s SYN_RECV: a client's SYN retries 1, 3, 7 and 15 s in stay
+ * one flow, and at 10k spoofed SYNs a second the half-open entries stay
+ * near 100k plus one sweep rotation's worth, well inside the 262144 default.
+ */
+#define ZT_CT_TCP_SYN_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_TCP_EST_TIMEOUT_NS (3600ULL * 1000000000ULL)
 #define ZT_CT_TCP_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_UDP_TIMEOUT_NS (60ULL * 1000000000ULL)
@@ -503,7 +551,7 @@ static inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
 	case 6: /* IPPROTO_TCP */
 		if (state == ZT_CT_ESTABLISHED)
 			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (state == ZT_CT_NEW)
+		if (state == ZT_CT_NEW || state == ZT_CT_SYN_RECV)
 			return ZT_CT_TCP_SYN_TIMEOUT_NS;
 		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
 	case 17: /* IPPROTO_UDP */

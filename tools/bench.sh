@@ -11,6 +11,7 @@
 #   tools/bench.sh tc        4. only: tc_endpoint per packet (build/tools/bench_tc)
 #   tools/bench.sh events    5. only: ring-buffer records/s of the daemon's consumer
 #   tools/bench.sh db        6. only: flow rows/s into PostgreSQL, writer vs psql \copy
+#   tools/bench.sh mtls      7. only: mTLS tunnel handshakes per CPU-second (build/tools/bench_mtls)
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -20,9 +21,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon | seg | tc | events | db) ;;
+all | xdp | daemon | seg | tc | events | db | mtls) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls]" >&2
 	exit 2
 	;;
 esac
@@ -278,8 +279,13 @@ part_db() {
 	tools/bench_db.sh
 }
 
+part_mtls() {
+	echo "== 7. mTLS tunnel: full and resumed TLS 1.3 handshakes per CPU-second of each relay thread"
+	build/tools/bench_mtls 3
+}
+
 # Each part in a subshell: the lab's EXIT trap cleans up after each.
-for p in xdp daemon seg tc events db; do
+for p in xdp daemon seg tc events db mtls; do
 	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
 		(part_$p) || {
 			r=$?

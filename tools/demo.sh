@@ -192,8 +192,8 @@ run ztctl status
 step "What ztagent recorded in PostgreSQL"
 echo "   (flows end on FIN/RST or idle timeout; the writer batches by size and time)"
 sleep 3
-dbq "SELECT to_char(start_time, 'HH24:MI:SS') AS start, source_workload AS src, dest_workload AS dst, host(dest_ip) || ':' || dest_port AS to, protocol AS proto, bytes_sent AS sent, bytes_received AS rcvd, packet_count AS pkts, verdict, left(coalesce(policy, ''), 46) AS policy FROM network_flows WHERE flow_kind = 'flow' ORDER BY start_time DESC LIMIT 12"
-dbq "SELECT host(source_ip) AS source, host(dest_ip) AS dest, protocol, aggregate_count AS drops, bytes_sent AS bytes, drop_reason, to_char(start_time, 'HH24:MI:SS') || '-' || to_char(end_time, 'HH24:MI:SS') AS interval FROM network_flows WHERE flow_kind = 'xdp_drop_aggregate' ORDER BY start_time"
+dbq "SELECT to_char(start_time, 'HH24:MI:SS') AS start, source_workload AS src, dest_workload AS dst, host(dest_ip) || ':' || dest_port AS to, protocol_name AS proto, bytes_sent AS sent, bytes_received AS rcvd, packet_count AS pkts, verdict, left(coalesce(policy, ''), 46) AS policy FROM network_flows WHERE flow_kind = 'flow' ORDER BY start_time DESC LIMIT 12"
+dbq "SELECT host(source_ip) AS source, host(dest_ip) AS dest, protocol_name AS protocol, aggregate_count AS drops, bytes_sent AS bytes, drop_reason, to_char(start_time, 'HH24:MI:SS') || '-' || to_char(end_time, 'HH24:MI:SS') AS interval FROM network_flows WHERE flow_kind = 'xdp_drop_aggregate' ORDER BY start_time"
 dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, detail->>'rule' AS rule FROM alerts ORDER BY at DESC LIMIT 6"
 dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, action, cidr, reason FROM blocks ORDER BY at"
 dbq "SELECT seq, to_char(at, 'HH24:MI:SS') AS at, kind, left(subject, 40) AS subject, left(encode(hash, 'hex'), 16) || '..' AS hash FROM audit_log ORDER BY seq DESC LIMIT 12"

@@ -7,11 +7,16 @@ pkgs=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
+	libcurl4-openssl-dev libjson-c-dev
 	linux-libc-dev clang-format
 	# fuzzing (make fuzz): clang's libFuzzer and sanitizer runtimes
 	libclang-rt-14-dev
-	# lab, tests and demo
+	# lab, tests and demo (ethtool: GRO on the lab's veths for native XDP;
+	# curl: the metrics endpoint; openssl: test certificates)
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
+	ethtool curl openssl
+	# mTLS tunnel test: the capture that shows only TLS 1.3 records (tshark)
+	tshark
 	# bench peers
 	xdp-tools iperf3 sockperf
 )

@@ -53,7 +53,11 @@ lab_init() {
 	ip -n "$LAB_EXT" link set lo up
 	ip -n "$LAB_NODE" link set lo up
 	# Native XDP on a veth wants GRO-capable peers; this keeps both paths real.
-	ip netns exec "$LAB_EXT" ethtool -K ext0 gro on >/dev/null 2>&1 || true
+	command -v ethtool >/dev/null || {
+		echo "# lab_init: ethtool is missing; run 'make deps'" >&2
+		return 1
+	}
+	ip netns exec "$LAB_EXT" ethtool -K ext0 gro on >/dev/null
 	lab_write_config
 }
 
@@ -67,6 +71,7 @@ state_dir: $LAB_DIR/state
 policy:
   dir: $LAB_DIR/policies
   default: ${LAB_POLICY_DEFAULT:-deny}
+  conntrack_max: ${LAB_CT_MAX:-262144}
 database:
   url: "${LAB_DB_URL:-}"
   spool_dir: $LAB_DIR/spool

@@ -95,19 +95,45 @@ struct zt_pol_half {
 	__u8 reason;
 };
 
-/* Deny of either lookup wins, then allow; with neither, isolation decides. */
-static __always_inline void zt_pol_combine(struct zt_pol_half *h, __u8 v_peer, __u32 r_peer,
-					   __u8 v_any, __u32 r_any, __u8 isolated, __u8 by_default,
-					   __u32 iso_rule)
+/* Verdicts of the lookups so far, one verdict kind. */
+struct zt_pol_acc {
+	__u32 deny_rule, allow_rule;
+	__u8 deny, allow;
+};
+
+/* The lowest non-zero rule id: "the first rule"; 0 (the host's entry) only when alone. */
+static __always_inline __u32 zt_pol_pick(__u32 a, __u32 b)
 {
-	if (v_peer == ZT_VERDICT_DENY || v_any == ZT_VERDICT_DENY) {
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return a < b ? a : b;
+}
+
+static __always_inline void zt_pol_acc_add(struct zt_pol_acc *a, __u8 v, __u32 rule)
+{
+	if (v == ZT_VERDICT_DENY) {
+		a->deny_rule = a->deny ? zt_pol_pick(a->deny_rule, rule) : rule;
+		a->deny = 1;
+	} else if (v == ZT_VERDICT_ALLOW) {
+		a->allow_rule = a->allow ? zt_pol_pick(a->allow_rule, rule) : rule;
+		a->allow = 1;
+	}
+}
+
+/* Deny of any lookup wins, then allow; with neither, isolation decides. */
+static __always_inline void zt_pol_combine(struct zt_pol_half *h, const struct zt_pol_acc *a,
+					   __u8 isolated, __u8 by_default, __u32 iso_rule)
+{
+	if (a->deny) {
 		h->verdict = ZT_VERDICT_DENY;
 		h->reason = ZT_REASON_RULE_DENY;
-		h->rule_id = v_peer == ZT_VERDICT_DENY ? r_peer : r_any;
-	} else if (v_peer == ZT_VERDICT_ALLOW || v_any == ZT_VERDICT_ALLOW) {
+		h->rule_id = a->deny_rule;
+	} else if (a->allow) {
 		h->verdict = ZT_VERDICT_ALLOW;
 		h->reason = ZT_REASON_RULE_ALLOW;
-		h->rule_id = v_peer == ZT_VERDICT_ALLOW ? r_peer : r_any;
+		h->rule_id = a->allow_rule;
 	} else if (isolated) {
 		h->verdict = ZT_VERDICT_DENY;
 		h->reason = by_default ? ZT_REASON_DEFAULT_DENY : ZT_REASON_NO_RULE;
@@ -119,14 +145,18 @@ static __always_inline void zt_pol_combine(struct zt_pol_half *h, __u8 v_peer, _
 	}
 }
 
+/* The peer identities a flow is looked up under (ztagent.h, "ZT_PIN_POLICY"). */
+#define ZT_POL_LOOKUPS 4
+
 /*
  * A global function: verified once on its own, not once per path of the
  * caller (pointer arguments of global functions need 5.12+).
  */
 __noinline int zt_pol_eval(struct zt_pol_query *q)
 {
-	struct zt_pol_val *vp = NULL, *va = NULL;
 	struct zt_ipcache_val *ic = NULL;
+	struct zt_pol_acc enf_acc = {}, aud_acc = {};
+	__u32 peers[ZT_POL_LOOKUPS];
 	struct zt_pol_half enf, aud;
 	struct zt_iso_val *iso;
 	struct zt_iso_key ik = {};
@@ -161,29 +191,41 @@ __noinline int zt_pol_eval(struct zt_pol_query *q)
 		__builtin_memcpy(k.addr, q->peer, 16);
 		ic = bpf_map_lookup_elem(&ipcache_v6, &k);
 	}
+	peers[2] = 0;
+	peers[3] = 0;
 	if (ic) {
 		q->peer_id = ic->identity;
 		q->peer_ep_id = ic->ep_id;
+		/* Only endpoint addresses inside some ipBlock pay the extra lookups. */
+		peers[2] = ic->cidr_id;
+		peers[3] = ic->port_class;
 	}
+	peers[0] = q->peer_id;
+	peers[1] = ZT_ID_ANY;
 
-	zt_pol_key_fill(&pk, ZT_POL_PLEN_FULL, slot, q->dir, q->local_id, q->peer_id, q->proto,
-			q->port);
-	vp = bpf_map_lookup_elem(&policy, &pk);
-	zt_pol_key_fill(&pk, ZT_POL_PLEN_FULL, slot, q->dir, q->local_id, ZT_ID_ANY, q->proto,
-			q->port);
-	va = bpf_map_lookup_elem(&policy, &pk);
+#pragma unroll
+	for (int i = 0; i < ZT_POL_LOOKUPS; i++) {
+		struct zt_pol_val *v;
+
+		if (i >= 2 && !peers[i])
+			continue;
+		zt_pol_key_fill(&pk, ZT_POL_PLEN_FULL, slot, q->dir, q->local_id, peers[i],
+				q->proto, q->port);
+		v = bpf_map_lookup_elem(&policy, &pk);
+		if (!v)
+			continue;
+		zt_pol_acc_add(&enf_acc, v->verdict, v->rule_id);
+		zt_pol_acc_add(&aud_acc, v->audit_verdict, v->audit_rule_id);
+	}
 
 	ik.slot = slot;
 	ik.dir = q->dir;
 	ik.identity = q->local_id;
 	iso = bpf_map_lookup_elem(&pol_isolation, &ik);
 
-	zt_pol_combine(&enf, vp ? vp->verdict : 0, vp ? vp->rule_id : 0, va ? va->verdict : 0,
-		       va ? va->rule_id : 0, iso ? iso->isolated : 0, iso ? iso->by_default : 0,
+	zt_pol_combine(&enf, &enf_acc, iso ? iso->isolated : 0, iso ? iso->by_default : 0,
 		       iso ? iso->rule_id : 0);
-	zt_pol_combine(&aud, vp ? vp->audit_verdict : 0, vp ? vp->audit_rule_id : 0,
-		       va ? va->audit_verdict : 0, va ? va->audit_rule_id : 0,
-		       iso ? iso->audit_isolated : 0, iso ? iso->by_default : 0,
+	zt_pol_combine(&aud, &aud_acc, iso ? iso->audit_isolated : 0, iso ? iso->by_default : 0,
 		       iso ? iso->audit_rule_id : 0);
 
 	if (enf.verdict == ZT_VERDICT_ALLOW && aud.verdict == ZT_VERDICT_DENY) {

@@ -42,6 +42,7 @@ enum kind {
 	K_SECTION, /* a mapping of further keys: "<path>.<key>" rows */
 	K_SCALAR, /* one value; set() is called once */
 	K_LIST, /* a sequence of scalars; set() is called per item, x->item counts */
+	K_ITEMS, /* a sequence of mappings, each of "<path>.<key>" rows with .in_item */
 };
 
 struct choice {
@@ -56,6 +57,11 @@ struct key {
 	size_t off, size; /* the field in struct zt_config */
 	uint64_t min, max;
 	const struct choice *choices; /* set_choice: NULL-terminated */
+	bool in_item; /* a key of a K_ITEMS item: off is from the item's start */
+	/* K_ITEMS: size of one item, where the count is, defaults and checks of one item. */
+	size_t stride, count_off;
+	void (*item_init)(void *item);
+	int (*item_check)(struct pctx *x, const struct key *k, const yaml_mark_t *m);
 };
 
 struct pctx {
@@ -65,7 +71,8 @@ struct pctx {
 	const char *name;
 	struct zt_config *c;
 	yaml_mark_t seen[64]; /* where each key was first set; line 0 = not yet */
-	unsigned int item; /* K_LIST: index of the item being set */
+	unsigned int item; /* K_LIST, K_ITEMS: index of the item being set */
+	void *item_base; /* K_ITEMS: the item being filled */
 	char *err;
 	size_t errlen;
 };
@@ -81,6 +88,14 @@ static int add_iface(struct pctx *x, const struct key *k, const char *v, const y
 static int set_size(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_text(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_listen(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_feed_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_feed_url(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_fraction(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m);
+static void feed_init(void *item);
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -99,9 +114,39 @@ static const struct choice policy_defaults[] = {
 	{ "allow", false },
 	{ NULL, 0 },
 };
+static const struct choice mtls_modes[] = {
+	{ "off", ZT_MTLS_MODE_OFF },
+	{ "policy", ZT_MTLS_MODE_POLICY },
+	{ "strict", ZT_MTLS_MODE_STRICT },
+	{ NULL, 0 },
+};
 static const struct choice malformed_actions[] = {
 	{ "drop", true },
 	{ "pass", false },
+	{ NULL, 0 },
+};
+/* In enum order: zt_feed_format_name() indexes it. */
+static const struct choice feed_formats[] = {
+	{ "cidr", ZT_FEED_CIDR },
+	{ "firehol", ZT_FEED_FIREHOL },
+	{ "spamhaus-json", ZT_FEED_SPAMHAUS_JSON },
+	{ "feodo-csv", ZT_FEED_FEODO_CSV },
+	{ "stix2", ZT_FEED_STIX2 },
+	{ "misp", ZT_FEED_MISP },
+	{ "policy", ZT_FEED_POLICY },
+	{ NULL, 0 },
+};
+_Static_assert(ZT_ARRAY_SIZE(feed_formats) == ZT_FEED_FORMAT_COUNT + 1,
+	       "feed_formats[] must list every enum zt_feed_format");
+static const struct choice feed_directions[] = {
+	{ "source", ZT_FEED_SOURCE },
+	{ "destination", ZT_FEED_DESTINATION },
+	{ "both", ZT_FEED_BOTH },
+	{ NULL, 0 },
+};
+static const struct choice feed_actions[] = {
+	{ "block", ZT_FEED_BLOCK },
+	{ "alert", ZT_FEED_ALERT },
 	{ NULL, 0 },
 };
 
@@ -117,6 +162,13 @@ static const struct choice malformed_actions[] = {
 #define LIST(p, fn, f, ...)                                                 \
 	{                                                                   \
 		.path = p, .kind = K_LIST, .set = fn, FIELD(f), __VA_ARGS__ \
+	}
+/* A key of one item of a K_ITEMS list: the field is in struct zt_feed_config. */
+#define FEED(p, fn, f, ...)                                                  \
+	{                                                                    \
+		.path = p, .kind = K_SCALAR, .set = fn, .in_item = true,     \
+		.off = offsetof(struct zt_feed_config, f),                   \
+		.size = sizeof(((struct zt_feed_config *)0)->f), __VA_ARGS__ \
 	}
 #define MS 1000000ULL
 #define SEC 1000000000ULL
@@ -163,7 +215,38 @@ static const struct key keys[] = {
 
 	SECTION("metrics"),
 	SCALAR("metrics.listen", set_listen, metrics.listen),
+
+	{ .path = "feeds",
+	  .kind = K_ITEMS,
+	  FIELD(feeds),
+	  .max = ZT_MAX_FEEDS,
+	  .stride = sizeof(struct zt_feed_config),
+	  .count_off = offsetof(struct zt_config, n_feeds),
+	  .item_init = feed_init,
+	  .item_check = check_feed },
+	FEED("feeds.name", set_feed_name, name),
+	FEED("feeds.url", set_feed_url, url),
+	FEED("feeds.format", set_choice, format, .choices = feed_formats),
+	FEED("feeds.refresh", set_duration, refresh_ns, .min = 1 * SEC, .max = 7 * 86400 * SEC),
+	FEED("feeds.direction", set_choice, direction, .choices = feed_directions),
+	FEED("feeds.action", set_choice, action, .choices = feed_actions),
+	FEED("feeds.max_entries", set_uint, max_entries, .min = 1, .max = 16777216),
+	FEED("feeds.ca_bundle", set_file, ca_bundle),
+	FEED("feeds.timeout", set_duration, timeout_ns, .min = 1 * SEC, .max = 3600 * SEC),
+	FEED("feeds.max_bytes", set_size, max_bytes, .min = 1024, .max = 4ULL << 30),
+	FEED("feeds.max_bad_fraction", set_fraction, max_bad_ppm, .max = 1000000),
+	FEED("feeds.retries", set_uint, retries, .min = 0, .max = 10),
+	SECTION("mtls"),
+	SCALAR("mtls.mode", set_choice, mtls.mode, .choices = mtls_modes),
+	SCALAR("mtls.trust_domain", set_trust_domain, mtls.trust_domain),
+	SCALAR("mtls.ca_bundle", set_file, mtls.ca_bundle),
+	SCALAR("mtls.node_cert", set_file, mtls.node_cert),
+	SCALAR("mtls.node_key", set_file, mtls.node_key),
+	SCALAR("mtls.svid_ttl", set_duration, mtls.svid_ttl_ns, .min = 10 * SEC,
+	       .max = 7 * 86400 * SEC),
+	SCALAR("mtls.port", set_uint, mtls.port, .min = 1, .max = 65535),
 };
+#undef FEED
 #undef FIELD
 #undef SECTION
 #undef SCALAR
@@ -205,6 +288,37 @@ void zt_config_defaults(struct zt_config *c)
 	c->database.retention_months = 12;
 	c->flows.active_timeout_ns = 60 * SEC;
 	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "%s", ZT_DEFAULT_METRICS_LISTEN);
+	c->mtls.mode = ZT_MTLS_MODE_POLICY;
+	snprintf(c->mtls.trust_domain, sizeof(c->mtls.trust_domain), "%s", ZT_DEFAULT_TRUST_DOMAIN);
+	snprintf(c->mtls.ca_bundle, sizeof(c->mtls.ca_bundle), "%s", ZT_DEFAULT_CA_BUNDLE);
+	snprintf(c->mtls.node_cert, sizeof(c->mtls.node_cert), "%s", ZT_DEFAULT_NODE_CERT);
+	snprintf(c->mtls.node_key, sizeof(c->mtls.node_key), "%s", ZT_DEFAULT_NODE_KEY);
+	c->mtls.svid_ttl_ns = 3600 * SEC;
+	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
+}
+
+void zt_feed_config_defaults(struct zt_feed_config *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->format = ZT_FEED_CIDR;
+	f->direction = ZT_FEED_SOURCE;
+	f->action = ZT_FEED_BLOCK;
+	f->refresh_ns = 3600 * SEC;
+	f->timeout_ns = 30 * SEC;
+	f->max_bytes = 256ULL << 20;
+	f->max_entries = 1000000;
+	f->max_bad_ppm = 10000;
+	f->retries = 3;
+}
+
+static void feed_init(void *item)
+{
+	zt_feed_config_defaults(item);
+}
+
+const char *zt_feed_format_name(enum zt_feed_format f)
+{
+	return (unsigned int)f < ZT_FEED_FORMAT_COUNT ? feed_formats[f].name : "?";
 }
 
 /* A found value for a message: printable ASCII, quotes escaped, at most SHOW_MAX bytes. */
@@ -385,6 +499,8 @@ static int next(struct pctx *x, yaml_event_t *ev)
 
 static void *field(struct pctx *x, const struct key *k)
 {
+	if (k->in_item)
+		return (char *)x->item_base + k->off;
 	return (char *)x->c + k->off;
 }
 
@@ -611,6 +727,219 @@ static int set_listen(struct pctx *x, const struct key *k, const char *v, const 
 	return 0;
 }
 
+/*
+ * A feed's name is in logs, metrics labels and a file name under state_dir:
+ * letters, digits, '.', '_', '-', starting with a letter or a digit.
+ */
+static int set_feed_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+	bool ok = n > 0 && n < k->size && is_name_char(v[0]) && v[0] != '.' && v[0] != '-' &&
+		  v[0] != '_';
+
+	for (const char *p = v; ok && *p; p++)
+		ok = is_name_char(*p);
+	if (!ok)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a name of 1 to %zu letters, digits, '.', '_' or '-' starting with a letter or digit, got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/*
+ * https://HOST[:PORT]/..., http://..., file:///PATH, or /PATH. Printable
+ * ASCII without blanks (a URL percent-encodes the rest). No "user:pass@":
+ * the URL is shown in logs, status and metrics, where a secret must not be.
+ */
+static int set_feed_url(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	const char *host = NULL;
+	size_t n = strlen(v);
+
+	if (n >= k->size)
+		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return fail(
+				x, m, -EINVAL,
+				"%s: byte 0x%02x at offset %zu in '%s'; percent-encode it (a URL is printable ASCII without blanks)",
+				k->path, *p, (size_t)(p - (const unsigned char *)v),
+				shown(v, q, sizeof(q)));
+	if (!strncmp(v, "https://", 8))
+		host = v + 8;
+	else if (!strncmp(v, "http://", 7))
+		host = v + 7;
+	if (host) {
+		size_t hl = strcspn(host, "/?#");
+
+		if (hl == 0 || host[0] == ':')
+			return fail(x, m, -EINVAL, "%s: no host name in '%s'", k->path,
+				    shown(v, q, sizeof(q)));
+		if (memchr(host, '@', hl))
+			return fail(
+				x, m, -EINVAL,
+				"%s: credentials ('user:password@') in a URL are not supported: the URL is shown in logs and status",
+				k->path);
+	} else if (!(!strncmp(v, "file:///", 8) || (v[0] == '/'))) {
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected an https://, http:// or file:/// URL, or an absolute path to a file or a directory, got '%s'",
+			k->path, shown(v, q, sizeof(q)));
+	}
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* An absolute path to a file: not ending in '/', no control bytes. */
+static int set_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+
+	if (!valid_path(v, k->size - 1) || v[n - 1] == '/')
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected an absolute file path of at most %zu bytes (not ending in '/'), got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/* A SPIFFE trust domain: 1 to 255 of lowercase letters, digits, '.', '-', '_'. */
+static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
+			    const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	size_t n = strlen(v);
+	bool ok = n > 0 && n < k->size;
+
+	for (const char *p = v; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		     *p == '-' || *p == '_';
+	if (!ok)
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a SPIFFE trust domain of 1 to %zu lowercase letters, digits, '.', '-' or '_' (like cluster.local), got '%s'",
+			k->path, k->size - 1, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, n + 1);
+	return 0;
+}
+
+/*
+ * A fraction from 0 to 1: "0.05", "5%", "0.5%", "1", "0". At most 6 digits
+ * after the point of the fraction (it is kept in parts per million).
+ */
+static int set_fraction(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+	uint64_t whole = 0, frac = 0, scale = 1000000;
+	size_t n = strlen(v), i = 0, digits = 0, fdigits = 0;
+	bool pct = n > 0 && v[n - 1] == '%';
+	uint64_t ppm;
+
+	if (pct)
+		n--;
+	for (; i < n && v[i] >= '0' && v[i] <= '9' && digits < 7; i++, digits++)
+		whole = whole * 10 + (uint64_t)(v[i] - '0');
+	if (i < n && v[i] == '.') {
+		for (i++; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+			if (++fdigits > 6) {
+				digits = 0;
+				break;
+			}
+			scale /= 10;
+			frac += (uint64_t)(v[i] - '0') * scale;
+		}
+		if (fdigits == 0)
+			digits = 0;
+	}
+	/* frac is already in millionths; a percentage is 100 times smaller. */
+	ppm = whole * 1000000 + frac;
+	if (pct)
+		ppm /= 100;
+	if (i != n || digits == 0 || ppm > k->max || (pct && (whole * 1000000 + frac) % 100))
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected a fraction from 0 to 1 (like 0.01 or 1%%, at most millionths), got '%s'",
+			k->path, shown(v, q, sizeof(q)));
+	store_uint(field(x, k), k->size, ppm);
+	return 0;
+}
+
+static const struct key *row(const char *path)
+{
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++)
+		if (!strcmp(keys[i].path, path))
+			return &keys[i];
+	return NULL;
+}
+
+/* Where key path was set in the current item, or NULL when it was not. */
+static yaml_mark_t *item_seen(struct pctx *x, const char *path, yaml_mark_t *out)
+{
+	const struct key *r = row(path);
+	const yaml_mark_t *s = r ? &x->seen[r - keys] : NULL;
+
+	if (!s || !s->line)
+		return NULL;
+	/* seen[] is 1-based; fail() wants libyaml's 0-based marks. */
+	*out = (yaml_mark_t){ .line = s->line - 1, .column = s->column - 1 };
+	return out;
+}
+
+/* One feed is complete: required keys, keys that go together, a unique name. */
+static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m)
+{
+	static const char *const required[][2] = {
+		{ "feeds.name", "name (how logs, metrics and ztctl call it)" },
+		{ "feeds.url", "url (where it is fetched from)" },
+		{ "feeds.format",
+		  "format (cidr, firehol, spamhaus-json, feodo-csv, stix2, misp or policy)" },
+	};
+	const struct zt_feed_config *f = x->item_base;
+	char q[SHOW_MAX * 4 + 8];
+	yaml_mark_t at;
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(required); i++)
+		if (!item_seen(x, required[i][0], &at))
+			return fail(x, m, -EINVAL, "%s: this feed has no %s; it is required",
+				    k->path, required[i][1]);
+	if (f->ca_bundle[0] && strncmp(f->url, "https://", 8) &&
+	    item_seen(x, "feeds.ca_bundle", &at))
+		return fail(
+			x, &at, -EINVAL,
+			"feeds.ca_bundle: only an https:// feed verifies a certificate; '%s' is not one",
+			f->name);
+	if (f->format == ZT_FEED_POLICY) {
+		if (item_seen(x, "feeds.direction", &at))
+			return fail(
+				x, &at, -EINVAL,
+				"feeds.direction: feed '%s' has format policy: it carries policies, not addresses; remove direction",
+				f->name);
+		if (item_seen(x, "feeds.action", &at))
+			return fail(
+				x, &at, -EINVAL,
+				"feeds.action: feed '%s' has format policy: it carries policies, not addresses; remove action",
+				f->name);
+	}
+	for (unsigned int i = 0; i < x->item; i++) {
+		const struct zt_feed_config *o = &x->c->feeds[i];
+
+		if (!strcmp(o->name, f->name)) {
+			item_seen(x, "feeds.name", &at);
+			return fail(
+				x, &at, -EINVAL,
+				"feeds.name: '%s' names two feeds; each feed needs its own name",
+				shown(f->name, q, sizeof(q)));
+		}
+	}
+	return 0;
+}
+
 /* Linux's dev_valid_name(), plus printable ASCII only. */
 static bool valid_ifname(const char *v)
 {
@@ -778,6 +1107,54 @@ static int parse_list(struct pctx *x, const struct key *k)
 
 static int parse_mapping(struct pctx *x, const char *prefix);
 
+/* A K_ITEMS list (its start event consumed): each item a mapping of the rows under k. */
+static int parse_items(struct pctx *x, const struct key *k)
+{
+	unsigned int *count = (unsigned int *)((char *)x->c + k->count_off);
+	size_t plen = strlen(k->path);
+	char d[SHOW_MAX * 4 + 8];
+	yaml_event_t ev;
+	yaml_mark_t start;
+	int r;
+
+	*count = 0;
+	for (;;) {
+		r = next(x, &ev);
+		if (r < 0)
+			return r;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		start = ev.start_mark;
+		if (ev.type != YAML_MAPPING_START_EVENT)
+			r = fail(
+				x, &start, -EINVAL,
+				"%s: expected a list of mappings (each item like '- name: x'), got %s",
+				k->path, describe(&ev, d, sizeof(d)));
+		else if (*count >= k->max)
+			r = fail(x, &start, -E2BIG, "%s: more than %llu items", k->path,
+				 (unsigned long long)k->max);
+		yaml_event_delete(&ev);
+		if (r < 0)
+			return r;
+		x->item = *count;
+		x->item_base = (char *)x->c + k->off + (size_t)*count * k->stride;
+		k->item_init(x->item_base);
+		/* Duplicate keys are per item. */
+		for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++)
+			if (!strncmp(keys[i].path, k->path, plen) && keys[i].path[plen] == '.')
+				x->seen[i] = (yaml_mark_t){ 0 };
+		r = parse_mapping(x, k->path);
+		if (r == 0)
+			r = k->item_check(x, k, &start);
+		x->item_base = NULL;
+		if (r < 0)
+			return r;
+		(*count)++;
+	}
+}
+
 /* The value of key k, whose name event has been consumed. */
 static int parse_value(struct pctx *x, const struct key *k)
 {
@@ -810,6 +1187,20 @@ static int parse_value(struct pctx *x, const struct key *k)
 		r = fail(x, &ev.start_mark, -EINVAL,
 			 "%s: expected a list like [eth0, eth1] (or [] for none), got %s", k->path,
 			 describe(&ev, d, sizeof(d)));
+		break;
+	case K_ITEMS:
+		if (ev.type == YAML_SEQUENCE_START_EVENT) {
+			yaml_event_delete(&ev);
+			return parse_items(x, k);
+		}
+		if (ev.type == YAML_SCALAR_EVENT && !ev.data.scalar.length &&
+		    ev.data.scalar.plain_implicit) {
+			r = 0; /* "feeds:" with nothing under it: none */
+			break;
+		}
+		r = fail(x, &ev.start_mark, -EINVAL,
+			 "%s: expected a list of mappings (each item like '- name: x'), got %s",
+			 k->path, describe(&ev, d, sizeof(d)));
 		break;
 	case K_SCALAR:
 		if (ev.type == YAML_SCALAR_EVENT)

@@ -20,10 +20,67 @@
 #define ZT_DEFAULT_POLICY_DIR "/etc/ztagent/policies"
 #define ZT_DEFAULT_SPOOL_DIR "/var/lib/ztagent/spool"
 #define ZT_DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
+#define ZT_DEFAULT_TRUST_DOMAIN "cluster.local"
+#define ZT_DEFAULT_CA_BUNDLE "/etc/ztagent/ca/bundle.pem"
+#define ZT_DEFAULT_NODE_CERT "/etc/ztagent/ca/node.pem"
+#define ZT_DEFAULT_NODE_KEY "/etc/ztagent/ca/node.key"
+#define ZT_DEFAULT_MTLS_PORT 15008
+#define ZT_TRUST_DOMAIN_LEN 256
 
 enum zt_xdp_mode {
 	ZT_XDP_NATIVE = 0,
 	ZT_XDP_GENERIC,
+};
+
+#define ZT_MAX_FEEDS 32
+#define ZT_FEED_NAME_MAX 64 /* with its NUL; the name is also a file name in state_dir */
+#define ZT_FEED_URL_MAX 1024
+#define ZT_FEED_PATH_MAX 1024
+
+/* What a feed's content is (feeds[].format). */
+enum zt_feed_format {
+	ZT_FEED_CIDR = 0, /* one address or prefix a line; '#'/';' comments (DROP text, IP lists) */
+	ZT_FEED_FIREHOL, /* FireHOL .netset / .ipset */
+	ZT_FEED_SPAMHAUS_JSON, /* Spamhaus DROP JSON lines */
+	ZT_FEED_FEODO_CSV, /* abuse.ch Feodo Tracker CSV */
+	ZT_FEED_STIX2, /* STIX 2.1 bundle of indicators */
+	ZT_FEED_MISP, /* MISP JSON event export */
+	ZT_FEED_POLICY, /* ZeroTrustPolicy documents (not IOCs; parsed by seg/) */
+	ZT_FEED_FORMAT_COUNT,
+};
+
+/* Where a feed's entries apply (feeds[].direction); bits, so BOTH is SOURCE|DESTINATION. */
+enum zt_feed_direction {
+	ZT_FEED_SOURCE = 1, /* inbound: the XDP guard drops packets from it */
+	ZT_FEED_DESTINATION = 2, /* outbound: a pod's new flow to it */
+	ZT_FEED_BOTH = 3,
+};
+
+enum zt_feed_action {
+	ZT_FEED_BLOCK = 0,
+	ZT_FEED_ALERT,
+};
+
+/* One entry of the feeds: list. */
+struct zt_feed_config {
+	char name[ZT_FEED_NAME_MAX]; /* name: required, unique */
+	char url[ZT_FEED_URL_MAX]; /* url: https://, http://, file:///PATH or /PATH (file or dir) */
+	enum zt_feed_format format; /* format: required */
+	enum zt_feed_direction direction; /* direction: default source */
+	enum zt_feed_action action; /* action: default block */
+	uint64_t refresh_ns; /* refresh: default 1h */
+	uint64_t timeout_ns; /* timeout: one transfer, default 30s */
+	uint64_t max_bytes; /* max_bytes: body bound, default 256 MiB */
+	uint32_t max_entries; /* max_entries: default 1000000 */
+	uint32_t max_bad_ppm; /* max_bad_fraction in parts per million, default 10000 (1%) */
+	uint32_t retries; /* retries: quick retries after a failure, default 3 */
+	char ca_bundle[ZT_FEED_PATH_MAX]; /* ca_bundle: PEM file, https only; "" = system CAs */
+};
+
+enum zt_mtls_mode {
+	ZT_MTLS_MODE_OFF = 0,
+	ZT_MTLS_MODE_POLICY, /* requireMutualAuth / requireTLS rules */
+	ZT_MTLS_MODE_STRICT, /* and all cross-node pod traffic */
 };
 
 struct zt_config {
@@ -63,10 +120,25 @@ struct zt_config {
 	struct {
 		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
 	} metrics;
+	struct zt_feed_config feeds[ZT_MAX_FEEDS]; /* feeds: threat-intelligence feeds */
+	unsigned int n_feeds;
+	struct {
+		enum zt_mtls_mode mode; /* mtls.mode: off | policy (default) | strict */
+		char trust_domain[ZT_TRUST_DOMAIN_LEN]; /* mtls.trust_domain, SPIFFE rules */
+		char ca_bundle[PATH_MAX]; /* mtls.ca_bundle: the trusted roots (PEM) */
+		char node_cert[PATH_MAX]; /* mtls.node_cert: this node's intermediate */
+		char node_key[PATH_MAX]; /* mtls.node_key: its key, mode 0600 */
+		uint64_t svid_ttl_ns; /* mtls.svid_ttl: workload SVID lifetime, default 1h */
+		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
+	} mtls;
 };
 
 /* Fills every field with its default. */
 void zt_config_defaults(struct zt_config *c);
+/* Fills one feed entry with the defaults of its optional keys (name, url, format empty). */
+void zt_feed_config_defaults(struct zt_feed_config *f);
+/* "cidr", "stix2", ...; "?" when out of range. */
+const char *zt_feed_format_name(enum zt_feed_format f);
 
 /*
  * Reads and validates a file. On failure returns -errno-style code, leaves

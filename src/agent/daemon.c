@@ -74,7 +74,9 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 	struct zt_dp_map maps[32];
 	size_t n = zt_datapath_maps(d->dp, maps, ZT_ARRAY_SIZE(maps));
 	cbor_item_t *arr = zt_cbor_array();
+	struct zt_seg_stats ss;
 
+	zt_seg_get_stats(d->seg, &ss);
 	for (size_t i = 0; arr && i < n; i++) {
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
@@ -91,6 +93,8 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 			entries = zt_blocklist_count(d->bl, 0, true);
 		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V6))
 			entries = zt_blocklist_count(d->bl, 1, true);
+		else if (!strcmp(maps[i].name, ZT_PIN_CONNTRACK))
+			entries = ss.conntrack_entries; /* walking 262k keys took ~1 s */
 		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LRU_HASH ||
 			 info.type == BPF_MAP_TYPE_LPM_TRIE)
 			zt_datapath_map_count(maps[i].fd, info.key_size, &entries);
@@ -451,9 +455,12 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
 
-	/* -ENOSPC (spool full) is counted, logged and exported by the writer. */
+	/*
+	 * On disk before it returns: the exporter marks these flows recorded
+	 * next. -ENOSPC (spool full) is counted, logged and exported by the writer.
+	 */
 	if (d->dbw && n)
-		zt_dbw_submit(d->dbw, recs, n);
+		zt_dbw_submit_durable(d->dbw, recs, n);
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */

@@ -16,6 +16,7 @@ static const struct {
 	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
 	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
 	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },
 };
 
 /* ---- usage ---- */
@@ -50,6 +51,11 @@ static void usage_main(FILE *f)
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
+		"  ca init --trust-domain TD --out DIR\n"
+		"                              create a trust domain's root (offline, no daemon)\n"
+		"  ca node-key NODE --out DIR  on the node: its key and a request (node.csr)\n"
+		"  ca issue-node NODE --ca DIR --out DIR [--csr FILE]\n"
+		"                              issue a node's intermediate for workload SVIDs\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH   the daemon's API socket; else $ZTAGENT_SOCKET, else\n"
@@ -135,6 +141,11 @@ static const struct option long_opts[] = {
 	{ "follow", no_argument, NULL, 'w' },
 	{ "verdict", required_argument, NULL, 'v' },
 	{ "db", required_argument, NULL, 'D' },
+	{ "trust-domain", required_argument, NULL, 'U' },
+	{ "out", required_argument, NULL, 'O' },
+	{ "ca", required_argument, NULL, 'C' },
+	{ "days", required_argument, NULL, 'Y' },
+	{ "csr", required_argument, NULL, 'Q' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -153,6 +164,9 @@ static const struct {
 	{ 't', OPT_EXPLAIN, "--to" },	   { 'p', OPT_EXPLAIN, "--port" },
 	{ 'w', OPT_FOLLOW, "--follow" },   { 'f', OPT_FOLLOW, "-f" },
 	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
+	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
+	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
+	{ 'Q', OPT_CA, "--csr" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -266,6 +280,23 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'D':
 			o->db = optarg;
+			break;
+		case 'U':
+			o->trust_domain = optarg;
+			break;
+		case 'O':
+			o->out = optarg;
+			break;
+		case 'C':
+			o->ca_dir = optarg;
+			break;
+		case 'Q':
+			o->csr = optarg;
+			break;
+		case 'Y':
+			if (zt_parse_u64(optarg, &o->days) < 0)
+				return usage_err(c, "--days: '%s' is not a number of days", optarg);
+			o->has_days = true;
 			break;
 		case 'r':
 			o->from = optarg;
@@ -430,7 +461,7 @@ int main(int argc, char **argv)
 	if (!c) {
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
-		    strcmp(argv[0], "audit") == 0)
+		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -469,6 +469,11 @@ static int load_map(struct zt_blocklist *bl, int fam, bool trie)
 		prev = key;
 		if (bpf_map_lookup_elem(fd, key, &val) < 0)
 			continue;
+		/* Entries pinned by an older agent lack their length: add it. */
+		if (trie && memcmp(&val.prefixlen, key, sizeof(uint32_t))) {
+			memcpy(&val.prefixlen, key, sizeof(uint32_t));
+			bpf_map_update_elem(fd, key, &val, BPF_EXIST);
+		}
 		r = mirror_one(bl, fam, trie, key, &val);
 		if (r < 0)
 			return r;
@@ -768,6 +773,9 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 
 			if (!nk[f][t])
 				continue;
+			/* Each value keeps its key's length (the XDP trie walk needs it). */
+			for (size_t j = 0; j < nk[f][t]; j++)
+				memcpy(&vals[j].prefixlen, keys[f][t] + j * ks, sizeof(uint32_t));
 			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks, vals,
 					  nk[f][t]);
 			if (r < 0) {

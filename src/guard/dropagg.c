@@ -165,7 +165,7 @@ void zt_dropagg_add(struct zt_dropagg *a, const struct zt_ev_xdp_drop *ev)
 static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int64_t off,
 		      bool folded, struct zt_flow_record *r)
 {
-	char buf[96], pn[8], ifname[IF_NAMESIZE + 8];
+	char buf[96], ifname[IF_NAMESIZE + 8];
 
 	zt_flowrec_init(r);
 	r->kind = ZT_FLOW_KIND_XDP_DROP_AGG;
@@ -177,8 +177,7 @@ static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int6
 		r->present |= ZT_FR_HAS_DPORT;
 	}
 	/* A folded row sums every protocol of its sources. */
-	zt_flowrec_set_text(r->protocol, sizeof(r->protocol),
-			    folded ? "any" : zt_flowrec_proto_name(s->k.proto, pn, sizeof(pn)));
+	r->protocol = folded ? ZT_PROTO_ANY : s->k.proto;
 	r->packet_count = r->packets_sent = r->aggregate_count = (int64_t)s->drops;
 	r->bytes_sent = (int64_t)s->bytes;
 	r->start_time_us = ((int64_t)s->first_ns + off) / 1000;

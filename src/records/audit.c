@@ -20,6 +20,9 @@
 struct zt_audit {
 	char *conninfo;
 	PGconn *conn;
+	bool migrate; /* apply the migrations on each new connection */
+	bool migrated; /* ... done on this one */
+	char sqlstate[6]; /* of the last error */
 };
 
 struct zt_audit *zt_audit_new(const char *conninfo)
@@ -34,6 +37,30 @@ struct zt_audit *zt_audit_new(const char *conninfo)
 		return NULL;
 	}
 	return a;
+}
+
+void zt_audit_set_migrate(struct zt_audit *a, int on)
+{
+	a->migrate = on != 0;
+	a->migrated = false;
+}
+
+const char *zt_audit_last_sqlstate(const struct zt_audit *a)
+{
+	return a->sqlstate;
+}
+
+enum zt_audit_err_class zt_audit_classify(const char *sqlstate)
+{
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return ZT_AUDIT_ERR_RETRY;
+	if (!strncmp(sqlstate, "22", 2) || !strncmp(sqlstate, "23", 2) ||
+	    !strncmp(sqlstate, "54", 2))
+		return ZT_AUDIT_ERR_CONTENT;
+	if (!strncmp(sqlstate, "08", 2) || !strcmp(sqlstate, "57P01") ||
+	    !strcmp(sqlstate, "57P02") || !strcmp(sqlstate, "57P03"))
+		return ZT_AUDIT_ERR_CONNECTION;
+	return ZT_AUDIT_ERR_RETRY;
 }
 
 void zt_audit_free(struct zt_audit *a)
@@ -118,10 +145,20 @@ static void pgmsg(char *err, size_t errlen, PGconn *c, const PGresult *r, const 
 	for (char *p = m; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
-	zt_seterr(err, errlen, "audit: %s: %s", what, m);
+	{
+		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+		if (st && *st)
+			zt_seterr(err, errlen, "audit: %s: %s (SQLSTATE %s)", what, m, st);
+		else
+			zt_seterr(err, errlen, "audit: %s: %s", what, m);
+	}
 }
 
-/* One attempt. -EIO: the connection is bad; -EINVAL: refused (rolled back). */
+/*
+ * One attempt. -EIO: the connection is bad; -EINVAL: the rows are refused
+ * for their content; -EAGAIN: another error (both rolled back).
+ */
 static int append_once(struct zt_audit *a, const struct zt_audit_rec *rows, size_t n,
 		       zt_audit_side_fn side, void *ctx, uint64_t *seq_out, uint8_t hash_out[32],
 		       char *err, size_t errlen)
@@ -135,7 +172,7 @@ static int append_once(struct zt_audit *a, const struct zt_audit_rec *rows, size
 	uint64_t seq = 1;
 	size_t sqlcap = 128 + n * 160, o;
 	const char *what = "append";
-	int rc;
+	int rc, side_rc = 0;
 
 	nums = calloc(n, sizeof(*nums));
 	h = calloc(n, sizeof(*h));
@@ -209,7 +246,7 @@ static int append_once(struct zt_audit *a, const struct zt_audit_rec *rows, size
 		goto fail;
 	PQclear(r);
 	r = NULL;
-	if (side && side(ctx, c, rows, n, err, errlen) < 0) {
+	if (side && (side_rc = side(ctx, c, rows, n, err, errlen)) < 0) {
 		what = NULL;
 		goto fail;
 	}
@@ -224,14 +261,33 @@ static int append_once(struct zt_audit *a, const struct zt_audit_rec *rows, size
 	rc = 0;
 	goto out;
 fail:
-	if (what)
+	if (what) {
+		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
 		pgmsg(err, errlen, c, r, what);
+		snprintf(a->sqlstate, sizeof(a->sqlstate), "%s", st ? st : "");
+	}
 	PQclear(r);
+	if (what && !strcmp(a->sqlstate, "42P01"))
+		a->migrated = false; /* a table is missing: migrate again first */
 	if (PQstatus(c) != CONNECTION_OK) {
 		rc = -EIO;
 	} else {
 		PQclear(PQexec(c, "ROLLBACK"));
-		rc = -EINVAL;
+		if (!what)
+			/* The side rows say what they are; a malformed head is no row's fault. */
+			rc = side_rc == -EINVAL ? -EINVAL : side_rc == -EIO ? -EIO : -EAGAIN;
+		else
+			switch (zt_audit_classify(a->sqlstate)) {
+			case ZT_AUDIT_ERR_CONTENT:
+				rc = -EINVAL;
+				break;
+			case ZT_AUDIT_ERR_CONNECTION:
+				rc = -EIO;
+				break;
+			default:
+				rc = -EAGAIN;
+			}
 	}
 out:
 	free(nums);
@@ -256,6 +312,7 @@ int zt_audit_append_batch(struct zt_audit *a, const struct zt_audit_rec *rows, s
 			  ZT_AUDIT_BATCH_MAX);
 		return -EINVAL;
 	}
+	a->sqlstate[0] = '\0';
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (attempt)
 			usleep(100000u << (attempt - 1));
@@ -263,13 +320,27 @@ int zt_audit_append_batch(struct zt_audit *a, const struct zt_audit_rec *rows, s
 			if (a->conn)
 				PQfinish(a->conn);
 			a->conn = NULL;
+			a->migrated = false;
 			if (zt_db_connect(a->conninfo, &a->conn, err, errlen)) {
 				r = -EIO;
 				continue;
 			}
 		}
+		if (a->migrate && !a->migrated) {
+			char m[400] = "";
+
+			/* Never append to a schema that is not all there. A failed
+			 * migration is no row's fault: -EAGAIN, never -EINVAL. */
+			r = zt_db_migrate_conn(a->conn, NULL, NULL, m, sizeof(m));
+			if (r < 0) {
+				zt_seterr(err, errlen, "audit: schema migrations: %s", m);
+				r = PQstatus(a->conn) == CONNECTION_OK ? -EAGAIN : -EIO;
+				continue;
+			}
+			a->migrated = true;
+		}
 		r = append_once(a, rows, n, side, ctx, seq, hash, err, errlen);
-		if (r != -EIO)
+		if (r != -EIO && r != -EAGAIN)
 			return r;
 	}
 	return r;

@@ -11,11 +11,12 @@
  * JSONB) column, so the bytes hashed are the bytes stored.
  *
  * Path: synchronous, not through the flow spool. zt_audit_append() takes
- * pg_advisory_xact_lock, reads the head, inserts, commits; on a connection
- * failure it reconnects and retries (3 tries, 100/200/400 ms apart) and
- * then returns the error to its caller, which must not report success for
- * the audited action. If a COMMIT succeeds but its answer is lost, the
- * retry appends the event a second time (at-least-once, never lost).
+ * pg_advisory_xact_lock, reads the head, inserts, commits; on an error that
+ * is not about the rows (see zt_audit_classify) it reconnects if needed and
+ * retries (3 tries, 100/200 ms apart) and then returns the error to its
+ * caller, which must not report success for the audited action. If a
+ * COMMIT succeeds but its answer is lost, the retry appends the event a
+ * second time (at-least-once, never lost).
  *
  * The chain shows changes made without recomputing it (an UPDATE, a
  * DELETE in the middle, an INSERT that does not chain). Whoever can write
@@ -39,10 +40,46 @@ struct zt_audit *zt_audit_new(const char *conninfo);
 void zt_audit_free(struct zt_audit *a);
 
 /*
+ * on: apply the built-in schema migrations (zt_db_migrate_conn, under its
+ * advisory lock) on each new connection before the first append, and again
+ * after the server says a relation is missing (42P01). An agent started on
+ * an empty database, or before its database is up, thus never appends to a
+ * table that is not there yet. Off by default.
+ */
+void zt_audit_set_migrate(struct zt_audit *a, int on);
+
+/*
+ * What an error the server reported means for the rows, by SQLSTATE:
+ *   ZT_AUDIT_ERR_CONTENT     22xxx data exception, 23xxx integrity
+ *                            constraint, 54xxx program limit (a value too
+ *                            big or too deep): the rows themselves are
+ *                            refused; the same rows will be refused again.
+ *   ZT_AUDIT_ERR_CONNECTION  08xxx connection exception, 57P01/57P02/57P03
+ *                            the server shuts down or cannot accept yet:
+ *                            reconnect and retry.
+ *   ZT_AUDIT_ERR_RETRY       anything else (40001 serialization failure,
+ *                            40P01 deadlock, 42P01 undefined table, an
+ *                            unknown or missing SQLSTATE): retry later; never
+ *                            a reason to give up on the rows.
+ */
+enum zt_audit_err_class {
+	ZT_AUDIT_ERR_RETRY = 0,
+	ZT_AUDIT_ERR_CONNECTION,
+	ZT_AUDIT_ERR_CONTENT,
+};
+enum zt_audit_err_class zt_audit_classify(const char *sqlstate);
+
+/* The SQLSTATE of the last error (5 characters), "" when there was none. */
+const char *zt_audit_last_sqlstate(const struct zt_audit *a);
+
+/*
  * Appends one row; actor e.g. "ztctl:uid=0", subject e.g. "block 198.18.0.1/32",
  * detail JSON text ("{}" when NULL). *seq and hash (may be NULL) get the
- * new row's seq and hash. 0; -EINVAL when the server refuses the row
- * (e.g. detail is not JSON; no retry); -EIO when it could not be written.
+ * new row's seq and hash. 0; -EINVAL when the server refuses the row for
+ * its content (ZT_AUDIT_ERR_CONTENT, e.g. detail is not JSON; no retry);
+ * -EIO when the connection failed; -EAGAIN for another server-side error
+ * (ZT_AUDIT_ERR_RETRY, also a failed migration): the row was not written
+ * and may be tried again; -ENOMEM.
  */
 int zt_audit_append(struct zt_audit *a, const char *kind, const char *actor, const char *subject,
 		    const char *detail_json, uint64_t *seq, uint8_t hash[32], char *err,
@@ -58,7 +95,9 @@ struct zt_audit_rec {
 /*
  * Called inside the batch's transaction, after its audit_log rows, to write
  * rows that must commit or fail with them (alerts, blocks). 0, or negative
- * with err set: the transaction is rolled back.
+ * with err set: the transaction is rolled back. -EINVAL means the server
+ * refused those rows for their content (zt_audit_classify); any other
+ * error is passed on as -EIO (connection gone) or -EAGAIN.
  */
 typedef int (*zt_audit_side_fn)(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size_t n,
 				char *err, size_t errlen);

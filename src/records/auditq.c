@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The audit queue: a journal file drained into audit_log (see auditq.h). */
+/* The audit queue: a segmented journal drained into audit_log (see auditq.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,22 +21,61 @@
 #include "agent/log.h"
 #include "agent/util.h"
 
-#define REC_HDR 16u /* length, crc, time */
-#define REC_MAX (1u << 20) /* one record, all four fields */
-#define TRUNCATE_AT (1u << 20) /* committed bytes before the journal is cut back */
+#define REC_HDR ZT_AUDITQ_REC_HDR
+#define REC_MIN ZT_AUDITQ_REC_MIN
+#define REC_MAX ZT_AUDITQ_REC_MAX
 #define AUDITQ_BATCH 512 /* records per transaction, at most */
 #define AUDITQ_BATCH_BYTES (4u << 20)
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 5000u
+#define SEG_MIN (4u << 10) /* segment size: max_bytes / 8 within these */
+#define SEG_MAX (4u << 20)
+#define ROTATE_DONE (64u << 10) /* a head all done is replaced once it holds this much */
+#define SEG_FILE_MAX (1ull << 30) /* a segment file larger than this is not read, but moved aside */
+#define SEG_LIST_MAX 65536u /* segments taken at open */
+#define QUARANTINE_MAX_BYTES (16u << 20) /* damaged bytes kept in quarantine/ */
+#define QUARANTINE_MAX_FILES 1024u
+#define DEADLETTER_MAX (64u << 20)
+#define CURSOR_LEN 20 /* u64 segment, u64 offset, u32 crc32 */
+#define LEGACY_CURSOR_LEN 8 /* u64 offset into audit.journal */
+#define RB_CAP (2u * REC_MAX)
+#define LOG_RANGES 8 /* damaged ranges logged one by one per segment, then a summary */
+#define PATH_LEN 4200
+
+struct seg {
+	uint64_t id;
+	uint64_t size; /* bytes that count: for the head, what the posts wrote */
+};
+
+/* A read window over one file, so that decoding and resynchronising read big chunks. */
+struct rbuf {
+	int fd;
+	uint64_t end; /* bytes of the file that count */
+	uint64_t seg; /* which segment the cached bytes are from */
+	uint8_t *b;
+	uint64_t base;
+	size_t have;
+};
 
 struct zt_auditq {
 	char conninfo[4096];
-	char journal[4200];
-	char cursor_path[4200];
-	int fd;
-	uint64_t max_bytes;
-	uint64_t read_off; /* first record not yet committed */
-	uint64_t end_off; /* end of the journal */
+	char dir[4096];
+	char cursor_path[PATH_LEN];
+	char deadletter_path[PATH_LEN];
+	char node[256];
+	uint64_t max_bytes, seg_bytes, rotate_done;
+	struct seg *segs; /* oldest first; the last one is the head */
+	size_t nsegs, segcap;
+	int head_fd;
+	bool head_broken; /* a failed write could not be cut back: start a new head */
+	int rd_fd; /* an open sealed segment being read, rd_fd_id */
+	uint64_t rd_fd_id;
+	uint64_t rd_seg, rd_off; /* the first record not yet done */
+	uint64_t disk_bytes; /* sum of segs[].size */
+	uint64_t dur_seg; /* the segment audit.cursor names: those before it can go */
+	bool cursor_dirty, cursor_failing, unlink_failing;
+	uint64_t q_bytes, q_files; /* in quarantine/ */
+	struct rbuf rb;
 	pthread_t thread;
 	bool started, stop;
 	bool idle_wait; /* the writer waits for a record: a post wakes it */
@@ -42,10 +83,15 @@ struct zt_auditq {
 	pthread_mutex_t lock;
 	pthread_cond_t wake, idle;
 	struct zt_auditq_stats st;
-	uint64_t drop_log_ns;
+	uint64_t drop_log_ns, rotate_log_ns;
 	struct zt_audit *audit;
-	char node[256];
+	/* Set by side_rows (writer thread only): which side rows the server refused. */
+	const char *side_refused;
+	char side_sqlstate[6];
 };
+
+static const uint32_t field_max[4] = { ZT_AUDITQ_KIND_MAX, ZT_AUDITQ_ACTOR_MAX,
+				       ZT_AUDITQ_SUBJECT_MAX, REC_MAX };
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -70,6 +116,8 @@ static void put64(uint8_t *p, uint64_t v)
 	put32(p, (uint32_t)v);
 	put32(p + 4, (uint32_t)(v >> 32));
 }
+
+/* ---- text ---- */
 
 /* Length of a valid UTF-8 sequence at s (up to end), 0 if not valid. */
 static size_t utf8_len(const unsigned char *s, const unsigned char *end)
@@ -166,163 +214,916 @@ void zt_json_escape(const char *s, char *buf, size_t n)
 	buf[o] = '\0';
 }
 
-static int write_cursor(struct zt_auditq *q, uint64_t off)
+/* ---- the record ---- */
+
+int zt_auditq_decode_record(const uint8_t *buf, size_t n, struct zt_auditq_record *rec)
 {
-	char tmp[4300];
-	uint8_t b[8];
+	struct zt_auditq_record r;
+	uint32_t len, o = REC_HDR;
+
+	if (!buf || n < 4)
+		return -ENODATA;
+	len = get32(buf);
+	if (len < REC_MIN || len > REC_MAX)
+		return -EBADMSG;
+	if (len > n)
+		return -ENODATA;
+	for (int i = 0; i < 4; i++) {
+		uint32_t l;
+
+		if (len - o < 4)
+			return -EBADMSG;
+		l = get32(buf + o);
+		o += 4;
+		if (l > len - o || l > field_max[i] || memchr(buf + o, 0, l))
+			return -EBADMSG;
+		r.field[i] = (const char *)buf + o;
+		r.field_len[i] = l;
+		o += l;
+	}
+	/* The fields fill the record exactly: what post writes, and what resync relies on. */
+	if (o != len || crc32(0L, buf + 8, len - 8) != get32(buf + 4))
+		return -EBADMSG;
+	r.len = len;
+	r.time_us = get64(buf + 8);
+	*rec = r;
+	return (int)len;
+}
+
+ssize_t zt_auditq_encode_record(uint64_t time_us, const char *const fields[4], uint8_t *out,
+				size_t cap)
+{
+	size_t len = REC_HDR, fl[4], o = REC_HDR;
+
+	for (int i = 0; i < 4; i++) {
+		fl[i] = strlen(fields[i]);
+		if (fl[i] > field_max[i])
+			return -EINVAL;
+		len += 4 + fl[i];
+	}
+	if (len > REC_MAX)
+		return -EINVAL;
+	if (!out || cap < len)
+		return (ssize_t)len;
+	put32(out, (uint32_t)len);
+	put64(out + 8, time_us);
+	for (int i = 0; i < 4; i++) {
+		put32(out + o, (uint32_t)fl[i]);
+		memcpy(out + o + 4, fields[i], fl[i]);
+		o += 4 + fl[i];
+	}
+	put32(out + 4, (uint32_t)crc32(0L, out + 8, (uInt)(len - 8)));
+	return (ssize_t)len;
+}
+
+/* ---- reading a segment ---- */
+
+static ssize_t pread_full(int fd, uint8_t *b, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static void rb_reset(struct rbuf *r, int fd, uint64_t seg, uint64_t end)
+{
+	if (r->seg != seg || r->fd != fd)
+		r->have = 0;
+	r->fd = fd;
+	r->seg = seg;
+	r->end = end;
+}
+
+/*
+ * The bytes at off (up to REC_MAX of them, fewer near the end or if the
+ * file is shorter than it should be): 0, or -errno when it cannot be read.
+ */
+static int rb_view(struct rbuf *r, uint64_t off, const uint8_t **p, size_t *n)
+{
+	uint64_t want = off < r->end ? r->end - off : 0;
+
+	if (want == 0) {
+		*p = r->b;
+		*n = 0;
+		return 0;
+	}
+	if (want > REC_MAX)
+		want = REC_MAX;
+	if (off < r->base || off + want > r->base + r->have) {
+		uint64_t len = r->end - off > RB_CAP ? RB_CAP : r->end - off;
+		ssize_t got = pread_full(r->fd, r->b, (size_t)len, off);
+
+		if (got < 0) {
+			r->have = 0;
+			return (int)got;
+		}
+		r->base = off;
+		r->have = (size_t)got;
+	}
+	*p = r->b + (off - r->base);
+	*n = r->have - (size_t)(off - r->base);
+	if (*n > want)
+		*n = (size_t)want;
+	return 0;
+}
+
+/* zt_auditq_decode_record at off: its length, -ENODATA / -EBADMSG, or -errno of the read. */
+static int rb_decode(struct rbuf *r, uint64_t off, struct zt_auditq_record *rec)
+{
+	const uint8_t *p;
+	size_t n;
+	int e = rb_view(r, off, &p, &n);
+
+	return e < 0 ? e : zt_auditq_decode_record(p, n, rec);
+}
+
+/* The first offset >= from where a whole record decodes, or end. */
+static uint64_t rb_resync(struct rbuf *r, uint64_t from)
+{
+	struct zt_auditq_record rec;
+
+	for (uint64_t p = from; p < r->end && r->end - p >= REC_MIN; p++) {
+		const uint8_t *b = NULL;
+		size_t n = 0;
+		uint32_t len;
+
+		if (rb_view(r, p, &b, &n) < 0 || n < REC_MIN)
+			return r->end;
+		/* Cheap test first: a length that fits, then the whole decode. */
+		len = get32(b);
+		if (len < REC_MIN || len > REC_MAX || len > n)
+			continue;
+		if (zt_auditq_decode_record(b, n, &rec) > 0)
+			return p;
+	}
+	return r->end;
+}
+
+/* ---- files ---- */
+
+static void seg_path(const struct zt_auditq *q, uint64_t id, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/audit-%016" PRIx64 ".journal", q->dir, id);
+}
+
+/* "audit-" 16 lowercase hex digits ".journal", nothing else. */
+static bool seg_name_parse(const char *name, uint64_t *id)
+{
+	uint64_t v = 0;
+
+	if (strlen(name) != 6 + 16 + 8 || strncmp(name, "audit-", 6) ||
+	    strcmp(name + 22, ".journal"))
+		return false;
+	for (int i = 6; i < 22; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	*id = v;
+	return true;
+}
+
+static struct seg *seg_find(struct zt_auditq *q, uint64_t id)
+{
+	for (size_t i = 0; i < q->nsegs; i++)
+		if (q->segs[i].id == id)
+			return &q->segs[i];
+	return NULL;
+}
+
+static struct seg *head(struct zt_auditq *q)
+{
+	return &q->segs[q->nsegs - 1];
+}
+
+static int seg_push(struct zt_auditq *q, uint64_t id, uint64_t size)
+{
+	void *v = q->segs;
+	int r = zt_grow(&v, &q->segcap, q->nsegs + 1, sizeof(*q->segs));
+
+	if (r < 0)
+		return r;
+	q->segs = v;
+	q->segs[q->nsegs++] = (struct seg){ id, size };
+	return 0;
+}
+
+static int quarantine_dir(struct zt_auditq *q, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/quarantine", q->dir);
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Moves a state file that cannot be used aside (a rename: nothing is copied). */
+static void quarantine_file(struct zt_auditq *q, const char *path, const char *name,
+			    const char *why)
+{
+	char qd[PATH_LEN], dst[PATH_LEN + 300];
+	int r = quarantine_dir(q, qd, sizeof(qd));
+
+	snprintf(dst, sizeof(dst), "%s/%s.%" PRIu64, qd, name, zt_now_unix_ns() / 1000);
+	if (r == 0 && rename(path, dst) < 0)
+		r = -errno;
+	if (r == 0)
+		log_warn("audit_state_quarantined", "file=%s moved_to=%s why=\"%s\"", path, dst,
+			 why);
+	else
+		log_error(
+			"audit_state_quarantine_failed",
+			"file=%s why=\"%s\" error=\"%s\" action=\"ignored; move or remove it by hand\"",
+			path, why, strerror(-r));
+}
+
+/*
+ * Copies bytes [off, off + len) of fd to quarantine/audit-SEG-OFF.TIME.damaged,
+ * within QUARANTINE_MAX_*: 0 (dst names the file) or -errno (-ENOSPC: over
+ * the bound), nothing kept then.
+ */
+static int quarantine_range(struct zt_auditq *q, int fd, uint64_t seg, uint64_t off, uint64_t len,
+			    char *dst, size_t dstlen)
+{
+	char qd[PATH_LEN];
+	uint8_t buf[65536];
+	int out, r;
+
+	if (q->q_files >= QUARANTINE_MAX_FILES || q->q_bytes + len > QUARANTINE_MAX_BYTES)
+		return -ENOSPC;
+	r = quarantine_dir(q, qd, sizeof(qd));
+	if (r < 0)
+		return r;
+	snprintf(dst, dstlen, "%s/audit-%016" PRIx64 "-%016" PRIx64 ".%" PRIu64 ".damaged", qd, seg,
+		 off, zt_now_unix_ns() / 1000);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0)
+		return -errno;
+	for (uint64_t o = 0; r == 0 && o < len;) {
+		size_t n = len - o > sizeof(buf) ? sizeof(buf) : (size_t)(len - o);
+		ssize_t got = pread_full(fd, buf, n, off + o);
+
+		if (got <= 0)
+			break; /* the file is shorter than it said: keep what there is */
+		if (write(out, buf, (size_t)got) != got)
+			r = -EIO;
+		o += (uint64_t)got;
+	}
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	close(out);
+	if (r < 0) {
+		unlink(dst);
+		return r;
+	}
+	q->q_bytes += len;
+	q->q_files++;
+	return 0;
+}
+
+/* Moves a damaged range aside and says so (the first LOG_RANGES of a scan one by one). */
+static void damaged_range(struct zt_auditq *q, int fd, uint64_t seg, uint64_t off, uint64_t len,
+			  bool torn, unsigned int nth)
+{
+	char dst[PATH_LEN + 128] = "";
+	int r = quarantine_range(q, fd, seg, off, len, dst, sizeof(dst));
+
+	q->st.quarantined++;
+	if (nth >= LOG_RANGES)
+		return;
+	if (r == 0)
+		log_warn("audit_journal_damaged",
+			 "segment=%016" PRIx64 " offset=%" PRIu64 " bytes=%" PRIu64
+			 " what=%s action=quarantined file=%s",
+			 seg, off, len,
+			 torn ? "torn-tail(the agent stopped while writing it)" : "damaged-record",
+			 dst);
+	else
+		log_error("audit_journal_damaged",
+			  "segment=%016" PRIx64 " offset=%" PRIu64 " bytes=%" PRIu64
+			  " what=%s action=skipped error=\"%s\" why=\"%s\"",
+			  seg, off, len, torn ? "torn-tail" : "damaged-record", strerror(-r),
+			  r == -ENOSPC ? "quarantine/ is full (16 MiB or 1024 files): clear it" :
+					 "the bytes could not be copied to quarantine/");
+}
+
+static int cursor_write(struct zt_auditq *q, uint64_t seg, uint64_t off)
+{
+	char tmp[PATH_LEN + 8];
+	uint8_t b[CURSOR_LEN];
 	int fd, r = 0;
 
+	put64(b, seg);
+	put64(b + 8, off);
+	put32(b + 16, (uint32_t)crc32(0L, b, 16));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", q->cursor_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	put64(b, off);
-	if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b) || fsync(fd) < 0)
+	if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b))
 		r = -EIO;
+	else if (fsync(fd) < 0)
+		r = -errno;
 	close(fd);
 	if (r == 0 && rename(tmp, q->cursor_path) < 0)
 		r = -errno;
 	return r;
 }
 
-/*
- * Reads the record at off into *rec (malloc'ed, REC_HDR included). Returns
- * its length, 0 at the end, -EBADMSG for a torn or damaged record.
- */
-static ssize_t read_rec(int fd, uint64_t off, uint64_t end, uint8_t **rec)
+/* 0 (*seg, *off), -ENOENT when there is none, -EBADMSG when it does not check out. */
+static int cursor_read(struct zt_auditq *q, uint64_t *seg, uint64_t *off)
 {
-	uint8_t hdr[REC_HDR], *b;
-	uint32_t len;
+	uint8_t b[CURSOR_LEN + 1];
+	struct stat sb;
+	ssize_t n;
+	int fd = open(q->cursor_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
-	*rec = NULL;
-	if (off >= end)
-		return 0;
-	if (end - off < REC_HDR || pread(fd, hdr, REC_HDR, (off_t)off) != REC_HDR)
-		return -EBADMSG;
-	len = get32(hdr);
-	if (len < REC_HDR + 16 || len > REC_MAX || len > end - off)
-		return -EBADMSG;
-	b = malloc(len);
-	if (!b)
-		return -ENOMEM;
-	if (pread(fd, b, len, (off_t)off) != (ssize_t)len ||
-	    crc32(0L, b + 8, len - 8) != get32(b + 4)) {
-		free(b);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EBADMSG;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
 		return -EBADMSG;
 	}
-	*rec = b;
-	return len;
+	n = read(fd, b, sizeof(b));
+	close(fd);
+	if (n == LEGACY_CURSOR_LEN) {
+		/* The single-file journal's cursor: an offset into what is now segment 0. */
+		*seg = 0;
+		*off = get64(b);
+		return 0;
+	}
+	if (n != CURSOR_LEN || crc32(0L, b, 16) != get32(b + 16))
+		return -EBADMSG;
+	*seg = get64(b);
+	*off = get64(b + 8);
+	return 0;
 }
 
-/* The four fields of a record (NUL-terminated copies in out[], malloc'ed). */
-static int rec_fields(const uint8_t *b, uint32_t len, char *out[4])
+/*
+ * A journal of the single-file format (DIR/audit.journal) becomes segment
+ * 0, where its cursor (8 bytes) points. Found beside segments (an older
+ * agent ran in between), it becomes the newest one instead: its records
+ * are then sent after the others, never skipped as done. After list_segments.
+ */
+static int take_over_legacy(struct zt_auditq *q)
 {
-	uint32_t o = REC_HDR;
+	char legacy[PATH_LEN], dst[PATH_LEN];
+	struct stat sb;
+	uint64_t id = q->nsegs ? head(q)->id + 1 : 0;
 
-	for (int i = 0; i < 4; i++) {
-		uint32_t l;
+	snprintf(legacy, sizeof(legacy), "%s/audit.journal", q->dir);
+	if (lstat(legacy, &sb) < 0)
+		return 0;
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > SEG_FILE_MAX || (id == 0 && q->nsegs)) {
+		quarantine_file(q, legacy, "audit.journal",
+				S_ISREG(sb.st_mode) ?
+					"too large, or no segment number left for it" :
+					"not a regular file");
+		return 0;
+	}
+	seg_path(q, id, dst, sizeof(dst));
+	if (rename(legacy, dst) < 0) {
+		log_error("audit_journal_convert", "from=%s to=%s error=\"%s\"", legacy, dst,
+			  strerror(errno));
+		return 0;
+	}
+	log_info("audit_journal_converted", "from=%s to=%s bytes=%lld", legacy, dst,
+		 (long long)sb.st_size);
+	return seg_push(q, id, (uint64_t)sb.st_size);
+}
 
-		out[i] = NULL;
-		if (len - o < 4)
-			goto bad;
-		l = get32(b + o);
-		o += 4;
-		if (l > len - o)
-			goto bad;
-		out[i] = strndup((const char *)b + o, l);
-		if (!out[i])
-			goto bad;
-		o += l;
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void quarantine_usage(struct zt_auditq *q)
+{
+	char qd[PATH_LEN], p[PATH_LEN + 300];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(qd, sizeof(qd), "%s/quarantine", q->dir);
+	d = opendir(qd);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat sb;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", qd, de->d_name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			q->q_bytes += (uint64_t)sb.st_size;
+			q->q_files++;
+		}
+	}
+	closedir(d);
+}
+
+/* The segments in DIR, oldest first, with their sizes; what cannot be one is moved aside. */
+static int list_segments(struct zt_auditq *q, char *err, size_t errlen)
+{
+	char(*bad)[256] = NULL, p[PATH_LEN + 300];
+	size_t nbad = 0, badcap = 0;
+	struct dirent *de;
+	DIR *d = opendir(q->dir);
+	int r = 0;
+
+	if (!d) {
+		r = -errno;
+		snprintf(err, errlen, "audit journal directory %s: %s", q->dir, strerror(-r));
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		uint64_t id;
+		size_t l = strlen(de->d_name);
+
+		if (seg_name_parse(de->d_name, &id)) {
+			if (q->nsegs >= SEG_LIST_MAX) {
+				log_error("audit_journal_segments",
+					  "dir=%s limit=%u action=\"the rest is left for later\"",
+					  q->dir, SEG_LIST_MAX);
+				break;
+			}
+			r = seg_push(q, id, 0);
+		} else if (l > 12 && !strcmp(de->d_name + l - 12, ".journal.tmp")) {
+			/* A repair that did not finish: the segment itself is intact. */
+			snprintf(p, sizeof(p), "%s/%s", q->dir, de->d_name);
+			unlink(p);
+		} else if (!strncmp(de->d_name, "audit-", 6) && l > 8 &&
+			   !strcmp(de->d_name + l - 8, ".journal") && l < 200) {
+			void *v = bad;
+
+			r = zt_grow(&v, &badcap, nbad + 1, sizeof(*bad));
+			bad = v;
+			if (r == 0)
+				snprintf(bad[nbad++], sizeof(*bad), "%s", de->d_name);
+		}
+	}
+	closedir(d);
+	for (size_t i = 0; i < nbad; i++) {
+		snprintf(p, sizeof(p), "%s/%s", q->dir, bad[i]);
+		quarantine_file(q, p, bad[i], "not a segment name (audit-<16 hex digits>.journal)");
+	}
+	free(bad);
+	if (r < 0) {
+		snprintf(err, errlen, "audit journal %s: out of memory listing segments", q->dir);
+		return r;
+	}
+	if (q->nsegs)
+		qsort(q->segs, q->nsegs, sizeof(*q->segs), cmp_seg);
+	for (size_t i = 0; i < q->nsegs;) {
+		struct stat sb;
+		const char *why = NULL;
+
+		seg_path(q, q->segs[i].id, p, sizeof(p));
+		if (lstat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
+			why = "not a regular file";
+		else if ((uint64_t)sb.st_size > SEG_FILE_MAX)
+			why = "larger than any segment this agent writes (1 GiB)";
+		if (why) {
+			quarantine_file(q, p, strrchr(p, '/') + 1, why);
+			memmove(&q->segs[i], &q->segs[i + 1],
+				(q->nsegs - i - 1) * sizeof(*q->segs));
+			q->nsegs--;
+			continue;
+		}
+		q->segs[i].size = (uint64_t)sb.st_size;
+		i++;
 	}
 	return 0;
-bad:
-	for (int i = 0; i < 4; i++)
-		free(out[i]);
-	return -EBADMSG;
 }
 
-static void count_pending(struct zt_auditq *q)
+/*
+ * Copies the intact records of segment s from start on into a new file that
+ * replaces it, and its damaged ranges to quarantine/. *records gets the
+ * records kept. 0 or -errno (the segment is left as it was).
+ */
+static int seg_rewrite(struct zt_auditq *q, struct seg *s, int fd, uint64_t start,
+		       uint64_t *records)
 {
-	uint64_t off = q->read_off, n = 0;
+	char path[PATH_LEN], tmp[PATH_LEN + 8];
+	uint64_t p = 0, size = 0, n = 0;
+	unsigned int ranges = 0;
+	int out, r = 0;
 
-	for (;;) {
-		uint8_t *b;
-		ssize_t l = read_rec(q->fd, off, q->end_off, &b);
-
-		if (l <= 0)
-			break;
-		free(b);
-		off += (uint64_t)l;
-		n++;
-	}
-	q->st.pending = n;
-	q->st.pending_bytes = q->end_off - q->read_off;
-}
-
-/* Opens the journal, drops a torn tail, positions at the cursor. */
-static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
-{
-	uint64_t off = 0;
-	struct stat sb;
-	uint8_t b8[8];
-	int cfd;
-
-	q->fd = open(q->journal, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (q->fd < 0) {
-		snprintf(err, errlen, "audit journal %s: %s", q->journal, strerror(errno));
+	seg_path(q, s->id, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0)
 		return -errno;
-	}
-	if (fstat(q->fd, &sb) < 0) {
-		snprintf(err, errlen, "audit journal %s: %s", q->journal, strerror(errno));
-		return -errno;
-	}
-	q->end_off = (uint64_t)sb.st_size;
-	cfd = open(q->cursor_path, O_RDONLY | O_CLOEXEC);
-	if (cfd >= 0) {
-		if (read(cfd, b8, sizeof(b8)) == (ssize_t)sizeof(b8))
-			off = get64(b8);
-		close(cfd);
-	}
-	if (off > q->end_off) {
-		log_warn("audit_journal_cursor",
-			 "journal=%s cursor=%llu size=%llu action=replay-all", q->journal,
-			 (unsigned long long)off, (unsigned long long)q->end_off);
-		off = 0;
-	}
-	/* Walk to the end: whatever does not check out from there on is a torn tail. */
-	for (uint64_t p = off;;) {
-		uint8_t *b;
-		ssize_t l = read_rec(q->fd, p, q->end_off, &b);
+	rb_reset(&q->rb, fd, s->id, s->size);
+	while (r == 0 && p < s->size) {
+		struct zt_auditq_record rec;
+		int l = rb_decode(&q->rb, p, &rec);
+		uint64_t nx;
 
-		if (l == 0)
-			break;
-		if (l < 0) {
-			log_warn(
-				"audit_journal_torn",
-				"journal=%s offset=%llu cut_bytes=%llu why=\"an incomplete or damaged record at the tail (the agent stopped while writing it)\"",
-				q->journal, (unsigned long long)p,
-				(unsigned long long)(q->end_off - p));
-			if (ftruncate(q->fd, (off_t)p) < 0) {
-				snprintf(err, errlen,
-					 "audit journal %s: cannot cut a torn tail: %s", q->journal,
-					 strerror(errno));
-				return -errno;
+		if (l > 0) {
+			if (p >= start) {
+				const uint8_t *b;
+				size_t have;
+
+				/* rb_decode just read these bytes: the view is the record. */
+				rb_view(&q->rb, p, &b, &have);
+				if (write(out, b, (size_t)l) != l)
+					r = -EIO;
+				size += (uint64_t)l;
+				n++;
 			}
-			q->end_off = p;
+			p += (uint64_t)l;
+			continue;
+		}
+		if (l != -EBADMSG && l != -ENODATA) {
+			r = l;
 			break;
 		}
-		free(b);
-		p += (uint64_t)l;
+		nx = rb_resync(&q->rb, p + 1);
+		if (nx > start)
+			damaged_range(q, fd, s->id, p, nx - p, l == -ENODATA && nx == s->size,
+				      ranges++);
+		p = nx;
 	}
-	q->read_off = off;
-	count_pending(q);
-	if (q->st.pending)
-		log_info("audit_journal_replay", "journal=%s pending=%llu", q->journal,
-			 (unsigned long long)q->st.pending);
+	if (ranges > LOG_RANGES)
+		log_warn("audit_journal_damaged", "segment=%016" PRIx64 " ranges=%u logged=%u",
+			 s->id, ranges, LOG_RANGES);
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	close(out);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	q->rb.seg = UINT64_MAX; /* its bytes moved */
+	s->size = size;
+	*records = n;
 	return 0;
 }
 
-static void wait_ms(struct zt_auditq *q, unsigned int ms)
+/*
+ * Checks segment s from `from` on. A cursor inside a record is moved back
+ * to its start (the record is sent again rather than lost); damage at or
+ * after the start is cut out (seg_rewrite), so what is read later is whole.
+ * A done part larger than a segment (a single-file journal that grew) is
+ * cut off the same way, so that it does not count against max_bytes.
+ * *start gets where reading starts, *records how many records are from there.
+ */
+static int seg_check(struct zt_auditq *q, struct seg *s, uint64_t from, uint64_t *start,
+		     uint64_t *records)
+{
+	char path[PATH_LEN];
+	uint64_t p = 0, st = from, n = 0;
+	bool damage = false;
+	int fd, r = 0;
+
+	*start = from;
+	*records = 0;
+	if (s->size == 0)
+		return 0;
+	seg_path(q, s->id, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	rb_reset(&q->rb, fd, s->id, s->size);
+	while (p < s->size) {
+		struct zt_auditq_record rec;
+		int l = rb_decode(&q->rb, p, &rec);
+
+		if (l > 0) {
+			if (p < from && p + (uint64_t)l > from)
+				st = p;
+			if (p >= st)
+				n++;
+			p += (uint64_t)l;
+			continue;
+		}
+		if (l != -EBADMSG && l != -ENODATA) {
+			r = l;
+			goto out;
+		}
+		{
+			uint64_t nx = rb_resync(&q->rb, p + 1);
+
+			if (nx > st)
+				damage = true;
+			p = nx;
+		}
+	}
+	if (st != from)
+		log_warn(
+			"audit_journal_cursor",
+			"segment=%016" PRIx64 " cursor=%" PRIu64 " record_start=%" PRIu64
+			" action=replay-from-record-start why=\"the cursor is not on a record boundary\"",
+			s->id, from, st);
+	if (damage || st > q->seg_bytes) {
+		r = seg_rewrite(q, s, fd, st, &n);
+		if (r < 0) {
+			/* The writer skips the damage when it meets it. */
+			log_error("audit_journal_repair",
+				  "segment=%s error=\"%s\" action=\"skipped while reading\"", path,
+				  strerror(-r));
+			r = 0;
+		} else {
+			st = 0;
+		}
+	}
+	*start = st;
+	*records = n;
+out:
+	close(fd);
+	q->rb.fd = -1;
+	q->rb.seg = UINT64_MAX;
+	return r;
+}
+
+static int open_head(struct zt_auditq *q, bool create)
+{
+	char path[PATH_LEN];
+	int fd;
+
+	seg_path(q, head(q)->id, path, sizeof(path));
+	fd = open(path,
+		  O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0),
+		  0600);
+	if (fd < 0)
+		return -errno;
+	if (q->head_fd >= 0)
+		close(q->head_fd);
+	q->head_fd = fd;
+	q->head_broken = false;
+	return 0;
+}
+
+/* A new, empty head after the current one. With q->lock held (or before the thread). */
+static int rotate_head(struct zt_auditq *q)
+{
+	uint64_t id = head(q)->id + 1;
+	int r;
+
+	if (id == 0)
+		return -EOVERFLOW;
+	r = seg_push(q, id, 0);
+	if (r < 0)
+		return r;
+	r = open_head(q, true);
+	if (r < 0)
+		q->nsegs--;
+	return r;
+}
+
+/* Opens the journal, repairs what needs it, positions at the cursor. */
+static int journal_open(struct zt_auditq *q, char *err, size_t errlen)
+{
+	uint64_t cs = 0, co = 0, start = 0, pending = 0;
+	size_t first = 0;
+	int cr, r;
+
+	r = list_segments(q, err, errlen);
+	if (r < 0)
+		return r;
+	r = take_over_legacy(q);
+	if (r < 0) {
+		snprintf(err, errlen, "audit journal %s: out of memory", q->dir);
+		return r;
+	}
+	quarantine_usage(q);
+	cr = cursor_read(q, &cs, &co);
+	if (cr == -EBADMSG) {
+		quarantine_file(
+			q, q->cursor_path, "audit.cursor",
+			"not a valid cursor (20 bytes, the last 4 their crc32): replaying from the oldest segment");
+	} else if (cr == 0 && q->nsegs) {
+		struct seg *s = seg_find(q, cs);
+
+		if (s) {
+			first = (size_t)(s - q->segs);
+			start = co;
+			if (co > s->size) {
+				log_warn("audit_journal_cursor",
+					 "segment=%016" PRIx64 " cursor=%" PRIu64 " size=%" PRIu64
+					 " action=replay-segment",
+					 cs, co, s->size);
+				start = 0;
+			}
+		} else if (cs > head(q)->id) {
+			log_warn("audit_journal_cursor",
+				 "segment=%016" PRIx64
+				 " action=replay-all why=\"the cursor names a "
+				 "segment newer than any there is\"",
+				 cs);
+		}
+	}
+	/* Segments before the cursor's are done (a deletion that did not happen). */
+	for (size_t i = 0; i < first; i++) {
+		char p[PATH_LEN];
+
+		seg_path(q, q->segs[i].id, p, sizeof(p));
+		if (unlink(p) < 0 && errno != ENOENT)
+			log_warn("audit_journal_unlink", "path=%s error=\"%s\"", p,
+				 strerror(errno));
+	}
+	if (first) {
+		memmove(q->segs, q->segs + first, (q->nsegs - first) * sizeof(*q->segs));
+		q->nsegs -= first;
+	}
+	for (size_t i = 0; i < q->nsegs;) {
+		uint64_t st, n;
+
+		r = seg_check(q, &q->segs[i], i == 0 ? start : 0, &st, &n);
+		if (r < 0) {
+			char p[PATH_LEN], why[128];
+
+			/* Unreadable: moved aside, so that the rest still gets through. */
+			seg_path(q, q->segs[i].id, p, sizeof(p));
+			snprintf(why, sizeof(why), "cannot be read: %s", strerror(-r));
+			quarantine_file(q, p, strrchr(p, '/') + 1, why);
+			memmove(&q->segs[i], &q->segs[i + 1],
+				(q->nsegs - i - 1) * sizeof(*q->segs));
+			q->nsegs--;
+			if (i == 0)
+				start = 0;
+			continue;
+		}
+		if (i == 0)
+			start = st;
+		pending += n;
+		i++;
+	}
+	if (q->nsegs == 0) {
+		r = seg_push(q, cr == 0 && cs < UINT64_MAX ? cs + 1 : 1, 0);
+		if (r == 0)
+			r = open_head(q, true);
+		start = 0;
+	} else {
+		r = open_head(q, false);
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "audit journal in %s: cannot open its head segment: %s",
+			 q->dir, strerror(-r));
+		return r;
+	}
+	q->rd_seg = q->segs[0].id;
+	q->rd_off = start;
+	for (size_t i = 0; i < q->nsegs; i++)
+		q->disk_bytes += q->segs[i].size;
+	q->dur_seg = q->rd_seg;
+	if (cr != 0 || cs != q->rd_seg || co != q->rd_off) {
+		r = cursor_write(q, q->rd_seg, q->rd_off);
+		if (r < 0) {
+			q->cursor_dirty = q->cursor_failing = true;
+			log_warn("audit_cursor_write", "path=%s error=\"%s\" action=retrying",
+				 q->cursor_path, strerror(-r));
+		}
+	}
+	q->st.pending = pending;
+	q->st.pending_bytes = q->disk_bytes - q->rd_off;
+	if (pending)
+		log_info("audit_journal_replay", "dir=%s pending=%" PRIu64 " segments=%zu", q->dir,
+			 pending, q->nsegs);
+	return 0;
+}
+
+/* ---- the writer ---- */
+
+static bool caught_up(struct zt_auditq *q)
+{
+	return q->rd_seg == head(q)->id && q->rd_off >= head(q)->size;
+}
+
+static uint64_t count_pending_bytes(struct zt_auditq *q)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < q->nsegs; i++)
+		if (q->segs[i].id >= q->rd_seg)
+			n += q->segs[i].size - (q->segs[i].id == q->rd_seg ? q->rd_off : 0);
+	return n;
+}
+
+/* The fd to read segment id from (the head's, or one opened for it): -errno if none. */
+static int read_fd(struct zt_auditq *q, uint64_t id)
+{
+	char p[PATH_LEN];
+
+	if (id == head(q)->id)
+		return q->head_fd;
+	if (q->rd_fd >= 0 && q->rd_fd_id == id)
+		return q->rd_fd;
+	if (q->rd_fd >= 0)
+		close(q->rd_fd);
+	seg_path(q, id, p, sizeof(p));
+	q->rd_fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	q->rd_fd_id = id;
+	return q->rd_fd >= 0 ? q->rd_fd : -errno;
+}
+
+/* Records still to do from the read position: after a repair, by reading them. */
+static void recount_pending(struct zt_auditq *q)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < q->nsegs; i++) {
+		struct seg *s = &q->segs[i];
+		uint64_t p = s->id == q->rd_seg ? q->rd_off : 0;
+		int fd;
+
+		if (s->id < q->rd_seg || (fd = read_fd(q, s->id)) < 0)
+			continue;
+		rb_reset(&q->rb, fd, s->id, s->size);
+		while (p < s->size) {
+			struct zt_auditq_record rec;
+			int l = rb_decode(&q->rb, p, &rec);
+
+			if (l > 0) {
+				n++;
+				p += (uint64_t)l;
+			} else {
+				p = l == -EBADMSG || l == -ENODATA ? rb_resync(&q->rb, p + 1) :
+								     s->size;
+			}
+		}
+	}
+	q->st.pending = n;
+	q->st.pending_bytes = count_pending_bytes(q);
+}
+
+/* Damage where the writer reads (the file changed under us): moved aside, reading goes on. */
+static void skip_damage(struct zt_auditq *q, int fd, int why)
+{
+	struct seg *s = seg_find(q, q->rd_seg);
+	uint64_t nx;
+
+	rb_reset(&q->rb, fd, s->id, s->size);
+	nx = rb_resync(&q->rb, q->rd_off + 1);
+	damaged_range(q, fd, s->id, q->rd_off, nx - q->rd_off, why == -ENODATA && nx == s->size, 0);
+	q->rd_off = nx;
+	q->cursor_dirty = true;
+	recount_pending(q);
+}
+
+/* Writes the cursor if it moved; deletes the segments before the one it names. */
+static void housekeeping(struct zt_auditq *q)
+{
+	if (q->cursor_dirty) {
+		int r = cursor_write(q, q->rd_seg, q->rd_off);
+
+		if (r == 0) {
+			q->cursor_dirty = false;
+			q->dur_seg = q->rd_seg;
+			if (q->cursor_failing)
+				log_info("audit_cursor_written", "path=%s", q->cursor_path);
+			q->cursor_failing = false;
+		} else if (!q->cursor_failing) {
+			q->cursor_failing = true;
+			log_warn(
+				"audit_cursor_write",
+				"path=%s error=\"%s\" action=\"retrying; the segments before it are kept until it is written\"",
+				q->cursor_path, strerror(-r));
+		}
+	}
+	while (q->nsegs > 1 && q->segs[0].id < q->dur_seg) {
+		char p[PATH_LEN];
+
+		seg_path(q, q->segs[0].id, p, sizeof(p));
+		if (unlink(p) < 0 && errno != ENOENT) {
+			if (!q->unlink_failing)
+				log_error("audit_journal_unlink", "path=%s error=\"%s\"", p,
+					  strerror(errno));
+			q->unlink_failing = true;
+			break;
+		}
+		q->unlink_failing = false;
+		if (q->rd_fd >= 0 && q->rd_fd_id == q->segs[0].id) {
+			close(q->rd_fd);
+			q->rd_fd = -1;
+		}
+		q->disk_bytes -= q->segs[0].size;
+		memmove(q->segs, q->segs + 1, (q->nsegs - 1) * sizeof(*q->segs));
+		q->nsegs--;
+	}
+}
+
+static void wait_ms(struct zt_auditq *q, unsigned int ms, bool posts_wake)
 {
 	struct timespec ts;
 
@@ -335,9 +1136,12 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms)
 	}
 	/* Posts do not cut a backoff short (no reconnect per event while the
 	 * database is down); a drain or a stop does. */
+	q->idle_wait = posts_wake;
 	while (!q->stop && !q->hurry &&
 	       pthread_cond_timedwait(&q->wake, &q->lock, &ts) != ETIMEDOUT)
-		;
+		if (posts_wake)
+			break;
+	q->idle_wait = false;
 	q->hurry = false;
 }
 
@@ -376,6 +1180,8 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 	char *sql = malloc(sizeof(alert_head) + sizeof(block_head) + sizeof(block_tail) + n * 48);
 	int r = 0;
 
+	q->side_refused = NULL;
+	q->side_sqlstate[0] = '\0';
 	if (!params || !sql) {
 		free(params);
 		free(sql);
@@ -414,13 +1220,25 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 			PGresult *res = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
 
 			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 				char m[400];
 
 				snprintf(m, sizeof(m), "%s", PQresultErrorMessage(res));
 				m[strcspn(m, "\n")] = '\0';
-				zt_seterr(err, errlen, "audit: %s rows: %s",
-					  pass ? "blocks" : "alerts", m);
-				r = -EINVAL;
+				snprintf(q->side_sqlstate, sizeof(q->side_sqlstate), "%s",
+					 st ? st : "");
+				zt_seterr(err, errlen, "audit: %s rows: %s (SQLSTATE %s)",
+					  pass ? "blocks" : "alerts", m, st ? st : "none");
+				if (PQstatus(c) != CONNECTION_OK) {
+					r = -EIO;
+				} else if (zt_audit_classify(st) == ZT_AUDIT_ERR_CONTENT) {
+					q->side_refused = pass ? "blocks" : "alerts";
+					r = -EINVAL;
+				} else {
+					r = zt_audit_classify(st) == ZT_AUDIT_ERR_CONNECTION ?
+						    -EIO :
+						    -EAGAIN;
+				}
 			}
 			PQclear(res);
 		}
@@ -430,60 +1248,155 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 	return r;
 }
 
-/* Records read from the journal for one batch. */
+/* Records read from the journal for one batch: their fields in one arena. */
 struct batch {
 	size_t n;
 	struct zt_audit_rec rows[AUDITQ_BATCH];
-	char *f[AUDITQ_BATCH][4];
-	uint64_t end[AUDITQ_BATCH]; /* journal offset after record i */
+	uint64_t time_us[AUDITQ_BATCH];
+	uint64_t end[AUDITQ_BATCH]; /* offset after record i in the read segment */
+	size_t fo[AUDITQ_BATCH][4]; /* field offsets in arena */
+	char *arena;
+	size_t len, cap;
 };
 
-static void batch_free(struct batch *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		for (int k = 0; k < 4; k++)
-			free(b->f[i][k]);
-	b->n = 0;
-}
-
 /*
- * Reads up to AUDITQ_BATCH records (AUDITQ_BATCH_BYTES) from read_off,
- * with q->lock held. Returns false when the first record is damaged.
+ * Reads up to AUDITQ_BATCH records (AUDITQ_BATCH_BYTES) of the read
+ * segment from the read position, with q->lock held. *why gets why it
+ * stopped early: -EBADMSG/-ENODATA at a damaged record, another -errno
+ * when the file could not be read, 0 otherwise.
  */
-static bool batch_read(struct zt_auditq *q, struct batch *b)
+static size_t batch_read(struct zt_auditq *q, struct batch *b, int fd, int *why)
 {
-	uint64_t off = q->read_off, bytes = 0;
+	struct seg *s = seg_find(q, q->rd_seg);
+	uint64_t p = q->rd_off, bytes = 0;
 
 	b->n = 0;
-	while (b->n < AUDITQ_BATCH && off < q->end_off && bytes < AUDITQ_BATCH_BYTES) {
-		uint8_t *rec = NULL;
-		ssize_t l = read_rec(q->fd, off, q->end_off, &rec);
-		char **f = b->f[b->n];
+	b->len = 0;
+	*why = 0;
+	rb_reset(&q->rb, fd, s->id, s->size);
+	while (b->n < AUDITQ_BATCH && p < s->size && bytes < AUDITQ_BATCH_BYTES) {
+		struct zt_auditq_record rec;
+		int l = rb_decode(&q->rb, p, &rec);
+		size_t need;
 
-		if (l <= 0 || rec_fields(rec, (uint32_t)l, f) < 0) {
-			free(rec);
+		if (l < 0) {
+			*why = l;
 			break;
 		}
-		free(rec);
-		b->rows[b->n] = (struct zt_audit_rec){ f[0], f[1], f[2], f[3] };
-		off += (uint64_t)l;
+		need = (size_t)rec.field_len[0] + rec.field_len[1] + rec.field_len[2] +
+		       rec.field_len[3] + 4;
+		if (b->len + need > b->cap) {
+			size_t cap = b->cap ? b->cap : 1u << 16;
+			char *a;
+
+			while (cap < b->len + need)
+				cap *= 2;
+			a = realloc(b->arena, cap);
+			if (!a) {
+				*why = -ENOMEM;
+				break;
+			}
+			b->arena = a;
+			b->cap = cap;
+		}
+		for (int k = 0; k < 4; k++) {
+			b->fo[b->n][k] = b->len;
+			memcpy(b->arena + b->len, rec.field[k], rec.field_len[k]);
+			b->len += rec.field_len[k];
+			b->arena[b->len++] = '\0';
+		}
+		b->time_us[b->n] = rec.time_us;
+		p += (uint64_t)l;
 		bytes += (uint64_t)l;
-		b->end[b->n++] = off;
+		b->end[b->n++] = p;
 	}
-	return b->n > 0;
+	for (size_t i = 0; i < b->n; i++)
+		b->rows[i] =
+			(struct zt_audit_rec){ b->arena + b->fo[i][0], b->arena + b->fo[i][1],
+					       b->arena + b->fo[i][2], b->arena + b->fo[i][3] };
+	return b->n;
+}
+
+/* Appends one JSON line to deadletter.jsonl (fsynced): 0 or -errno (-ENOSPC over the bound). */
+static int deadletter_add(struct zt_auditq *q, const struct zt_audit_rec *row, uint64_t time_us,
+			  const char *what, const char *sqlstate, const char *reason,
+			  uint64_t audit_seq)
+{
+	const char *t[5] = { row->kind, row->actor, row->subject, row->detail, reason };
+	char *e[5] = { NULL }, *line = NULL, at[32] = "", seqs[48] = "";
+	size_t cap = 512;
+	uint64_t now_us = zt_now_unix_ns() / 1000;
+	struct stat sb;
+	int fd = -1, r = 0, len;
+
+	for (int i = 0; i < 5; i++) {
+		size_t n = 6 * strlen(t[i]) + 1;
+
+		e[i] = malloc(n);
+		if (!e[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		zt_json_escape(t[i], e[i], n);
+		cap += strlen(e[i]);
+	}
+	line = malloc(cap);
+	if (!line) {
+		r = -ENOMEM;
+		goto out;
+	}
+	zt_time_format(now_us / 1000000, at, sizeof(at));
+	if (audit_seq)
+		snprintf(seqs, sizeof(seqs), ",\"audit_seq\":%" PRIu64, audit_seq);
+	len = snprintf(line, cap,
+		       "{\"at\":\"%s\",\"at_unix_us\":%" PRIu64
+		       ",\"what\":\"%s\",\"sqlstate\":\"%s\",\"reason\":\"%s\"%s,\"event\":{"
+		       "\"time_unix_us\":%" PRIu64
+		       ",\"kind\":\"%s\",\"actor\":\"%s\",\"subject\":\"%s\",\"detail\":\"%s\"}}\n",
+		       at, now_us, what, sqlstate, e[4], seqs, time_us, e[0], e[1], e[2], e[3]);
+	if (len < 0 || (size_t)len >= cap) {
+		r = -EOVERFLOW;
+		goto out;
+	}
+	fd = open(q->deadletter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((uint64_t)sb.st_size + (uint64_t)len > DEADLETTER_MAX) {
+		r = -ENOSPC;
+		goto out;
+	}
+	if (write(fd, line, (size_t)len) != len) {
+		/* Never leave half a line: the next one would not parse. */
+		if (ftruncate(fd, sb.st_size) < 0)
+			log_error("audit_deadletter_truncate", "path=%s error=\"%s\"",
+				  q->deadletter_path, strerror(errno));
+		r = -EIO;
+	} else if (fsync(fd) < 0) {
+		r = -errno;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 5; i++)
+		free(e[i]);
+	free(line);
+	return r;
 }
 
 /*
- * Commits the batch, or when the server refuses it, its records one by one
- * so that only the refused one is left out (logged with its content).
- * Returns how many records are done (committed or refused) and in *r the
- * last result (-EIO: the database went away; the rest stays queued).
+ * Commits the batch, or when the server refuses it for its content, its
+ * records one by one, setting aside in deadletter.jsonl the ones refused.
+ * Returns how many records are done (committed or set aside) and in *r the
+ * last result (-EIO, -EAGAIN, -ENOMEM: the rest stays queued).
  */
 static size_t batch_commit(struct zt_auditq *q, struct batch *b, int *r, uint64_t *seq,
 			   uint64_t *written, uint64_t *refused, char *err, size_t errlen)
 {
 	size_t done = 0;
 
+	q->side_refused = NULL;
 	*r = zt_audit_append_batch(q->audit, b->rows, b->n, side_rows, q, seq, NULL, err, errlen);
 	if (*r == 0) {
 		*written += b->n;
@@ -493,8 +1406,11 @@ static size_t batch_commit(struct zt_auditq *q, struct batch *b, int *r, uint64_
 		return 0;
 	for (; done < b->n; done++) {
 		const struct zt_audit_rec *row = &b->rows[done];
-		char e2[512] = "", qs[600], qd[2200], qe[600];
+		char e2[512] = "", qs[600], qd[2200], qe[600], st[6];
+		const char *side;
+		int dl;
 
+		q->side_refused = NULL;
 		*r = zt_audit_append_batch(q->audit, row, 1, side_rows, q, seq, NULL, err, errlen);
 		if (*r == 0) {
 			(*written)++;
@@ -502,24 +1418,52 @@ static size_t batch_commit(struct zt_auditq *q, struct batch *b, int *r, uint64_
 		}
 		if (*r != -EINVAL)
 			break;
-		/* Refused: the audit row alone, without its alert or block row? */
-		*r = zt_audit_append_batch(q->audit, row, 1, NULL, NULL, seq, NULL, e2, sizeof(e2));
-		if (*r == 0) {
-			(*written)++;
-			log_error("audit_side_row_refused", "kind=%s subject=%s detail=%s error=%s",
-				  row->kind, zt_log_quote(qs, sizeof(qs), row->subject),
-				  zt_log_quote(qd, sizeof(qd), row->detail),
-				  zt_log_quote(qe, sizeof(qe), err));
-		} else if (*r == -EINVAL) {
-			(*refused)++;
-			log_error("audit_row_refused", "kind=%s subject=%s detail=%s error=%s",
-				  row->kind, zt_log_quote(qs, sizeof(qs), row->subject),
-				  zt_log_quote(qd, sizeof(qd), row->detail),
-				  zt_log_quote(qe, sizeof(qe), e2));
-		} else {
+		side = q->side_refused;
+		if (side) {
+			snprintf(st, sizeof(st), "%s", q->side_sqlstate);
+			/* Its alert or block row is refused: the audit row alone? */
+			*r = zt_audit_append_batch(q->audit, row, 1, NULL, NULL, seq, NULL, e2,
+						   sizeof(e2));
+			if (*r == 0) {
+				(*written)++;
+				/* The audit row is in: retrying would add it twice. The side
+				 * row goes to the dead-letter file, or failing that the log. */
+				dl = deadletter_add(q, row, b->time_us[done], side, st, err, *seq);
+				log_error("audit_side_row_refused",
+					  "kind=%s subject=%s detail=%s error=%s audit_seq=%" PRIu64
+					  " deadletter=%s",
+					  row->kind, zt_log_quote(qs, sizeof(qs), row->subject),
+					  zt_log_quote(qd, sizeof(qd), row->detail),
+					  zt_log_quote(qe, sizeof(qe), err), *seq,
+					  dl == 0 ? q->deadletter_path : "(could not be written)");
+				continue;
+			}
+			if (*r != -EINVAL) {
+				snprintf(err, errlen, "%s", e2);
+				break;
+			}
 			snprintf(err, errlen, "%s", e2);
+		}
+		/* The audit row itself is refused for its content. */
+		dl = deadletter_add(q, row, b->time_us[done], "audit_log",
+				    zt_audit_last_sqlstate(q->audit), err, 0);
+		if (dl < 0) {
+			char e3[600];
+
+			/* Never discarded: it stays in the journal until it can be set aside. */
+			snprintf(e3, sizeof(e3), "%s", err);
+			zt_seterr(err, errlen, "cannot set a refused record aside in %s (%s): %s",
+				  q->deadletter_path,
+				  dl == -ENOSPC ? "the file is full, 64 MiB" : strerror(-dl), e3);
+			*r = -EAGAIN;
 			break;
 		}
+		(*refused)++;
+		log_error("audit_row_refused",
+			  "kind=%s subject=%s detail=%s error=%s deadletter=%s", row->kind,
+			  zt_log_quote(qs, sizeof(qs), row->subject),
+			  zt_log_quote(qd, sizeof(qd), row->detail),
+			  zt_log_quote(qe, sizeof(qe), err), q->deadletter_path);
 	}
 	if (done == b->n)
 		*r = 0;
@@ -531,45 +1475,80 @@ static void *writer(void *arg)
 	struct zt_auditq *q = arg;
 	struct batch *b = calloc(1, sizeof(*b));
 	unsigned int backoff = BACKOFF_MIN_MS;
-	bool was_down = false;
+	int down = 0; /* the error of the spell being retried, 0 when there is none */
 
 	pthread_mutex_lock(&q->lock);
 	while (!q->stop) {
-		char err[512] = "", q1[600];
+		char err[768] = "", q1[800];
 		uint64_t seq = 0, written = 0, refused = 0;
+		struct seg *s;
 		size_t done;
-		int r;
+		int r, fd, why;
 
-		if (q->read_off >= q->end_off) {
-			if (q->read_off >= TRUNCATE_AT && ftruncate(q->fd, 0) == 0 &&
-			    write_cursor(q, 0) == 0)
-				q->read_off = q->end_off = 0;
+		housekeeping(q);
+		s = seg_find(q, q->rd_seg);
+		if (!s) {
+			/* Cannot happen: segments go only once the cursor is past them. */
+			q->rd_seg = q->segs[0].id;
+			q->rd_off = 0;
+			continue;
+		}
+		if (q->rd_off >= s->size) {
+			if (s != head(q)) {
+				q->rd_seg = s[1].id;
+				q->rd_off = 0;
+				q->cursor_dirty = true;
+				continue;
+			}
+			/* All done: a new head, so the old one can go once the cursor says so. */
+			if (q->audit && s->size >= q->rotate_done && rotate_head(q) == 0) {
+				q->rd_seg = head(q)->id;
+				q->rd_off = 0;
+				q->cursor_dirty = true;
+				continue;
+			}
 			q->st.pending = 0;
 			q->st.pending_bytes = 0;
 			pthread_cond_broadcast(&q->idle);
-			q->idle_wait = true;
-			pthread_cond_wait(&q->wake, &q->lock);
-			q->idle_wait = false;
+			if (q->cursor_dirty) {
+				wait_ms(q, 1000, true);
+			} else {
+				q->idle_wait = true;
+				pthread_cond_wait(&q->wake, &q->lock);
+				q->idle_wait = false;
+			}
 			continue;
 		}
-		if (!q->conninfo[0]) {
-			wait_ms(q, 1000);
+		if (!q->audit) {
+			wait_ms(q, 1000, false);
 			continue;
 		}
 		if (!b) {
 			log_error("audit_writer_memory", "why=\"no memory for a batch\"");
-			wait_ms(q, 1000);
+			wait_ms(q, 1000, false);
 			b = calloc(1, sizeof(*b));
 			continue;
 		}
-		if (!batch_read(q, b)) {
-			/* Cannot happen after journal_open's walk unless the file was changed under us. */
-			log_error("audit_journal_damaged",
-				  "journal=%s offset=%llu action=skip-to-end", q->journal,
-				  (unsigned long long)q->read_off);
-			q->st.refused += q->st.pending;
-			q->read_off = q->end_off;
-			write_cursor(q, q->read_off);
+		fd = read_fd(q, q->rd_seg);
+		if (fd < 0) {
+			log_error("audit_journal_read",
+				  "segment=%016" PRIx64
+				  " error=\"%s\" action=\"skipped: it cannot be opened\"",
+				  q->rd_seg, strerror(-fd));
+			q->rd_off = s->size;
+			recount_pending(q);
+			continue;
+		}
+		if (!batch_read(q, b, fd, &why)) {
+			if (why == -EBADMSG || why == -ENODATA) {
+				skip_damage(q, fd, why);
+				continue;
+			}
+			log_error("audit_journal_read",
+				  "segment=%016" PRIx64 " offset=%" PRIu64
+				  " error=\"%s\" action=retrying",
+				  q->rd_seg, q->rd_off, strerror(-why));
+			wait_ms(q, 1000, false);
 			continue;
 		}
 		pthread_mutex_unlock(&q->lock);
@@ -580,41 +1559,41 @@ static void *writer(void *arg)
 		if (written)
 			q->st.last_seq = seq;
 		if (done) {
-			q->read_off = b->end[done - 1];
+			q->rd_off = b->end[done - 1];
 			q->st.pending = q->st.pending > done ? q->st.pending - done : 0;
-			q->st.pending_bytes = q->end_off - q->read_off;
-			if (write_cursor(q, q->read_off) < 0)
-				log_warn("audit_cursor_write",
-					 "path=%s why=\"a restart may append events again\"",
-					 q->cursor_path);
+			q->st.pending_bytes = count_pending_bytes(q);
+			q->cursor_dirty = true;
 		}
-		batch_free(b);
-		if (r == -EIO || r == -ENOMEM) {
-			if (!was_down)
-				log_warn(
-					"audit_db_unavailable",
-					"error=%s pending=%llu action=\"kept in the journal, retrying\"",
-					zt_log_quote(q1, sizeof(q1), err),
-					(unsigned long long)q->st.pending);
-			was_down = true;
-			q->st.connected = 0;
+		if (r < 0) {
+			if (down != r)
+				log_warn(r == -EIO ? "audit_db_unavailable" :
+						     "audit_append_retrying",
+					 "error=%s pending=%" PRIu64
+					 " action=\"kept in the journal, retrying\"",
+					 zt_log_quote(q1, sizeof(q1), err), q->st.pending);
+			down = r;
+			q->st.connected = r != -EIO;
 			snprintf(q->st.last_error, sizeof(q->st.last_error), "%s", err);
-			wait_ms(q, backoff);
+			housekeeping(q);
+			wait_ms(q, backoff, false);
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 			continue;
 		}
-		if (was_down)
-			log_info("audit_db_available", "pending=%llu",
-				 (unsigned long long)q->st.pending);
-		was_down = false;
+		if (down)
+			log_info("audit_db_available", "pending=%" PRIu64, q->st.pending);
+		down = 0;
 		backoff = BACKOFF_MIN_MS;
 		q->st.connected = 1;
 	}
 	pthread_cond_broadcast(&q->idle);
 	pthread_mutex_unlock(&q->lock);
+	if (b)
+		free(b->arena);
 	free(b);
 	return NULL;
 }
+
+/* ---- the interface ---- */
 
 int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
 		   struct zt_auditq **out, char *err, size_t errlen)
@@ -635,22 +1614,39 @@ int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint
 		return -ENOMEM;
 	}
 	snprintf(q->conninfo, sizeof(q->conninfo), "%s", conninfo ? conninfo : "");
-	snprintf(q->journal, sizeof(q->journal), "%s/audit.journal", dir);
+	snprintf(q->dir, sizeof(q->dir), "%s", dir);
 	snprintf(q->cursor_path, sizeof(q->cursor_path), "%s/audit.cursor", dir);
+	snprintf(q->deadletter_path, sizeof(q->deadletter_path), "%s/deadletter.jsonl", dir);
 	q->max_bytes = max_bytes ? max_bytes : 64u << 20;
+	q->seg_bytes = q->max_bytes / 8;
+	if (q->seg_bytes < SEG_MIN)
+		q->seg_bytes = SEG_MIN;
+	if (q->seg_bytes > SEG_MAX)
+		q->seg_bytes = SEG_MAX;
+	q->rotate_done = q->seg_bytes / 2 < ROTATE_DONE ? q->seg_bytes / 2 : ROTATE_DONE;
 	snprintf(q->node, sizeof(q->node), "%s", node ? node : "");
-	q->fd = -1;
+	q->head_fd = q->rd_fd = -1;
+	q->rb.fd = -1;
+	q->rb.seg = UINT64_MAX;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->wake, &ca);
 	pthread_cond_init(&q->idle, &ca);
 	pthread_condattr_destroy(&ca);
-	r = journal_open(q, err, errlen);
+	q->rb.b = malloc(RB_CAP);
+	if (!q->rb.b) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+	}
+	if (r == 0)
+		r = journal_open(q, err, errlen);
 	if (r == 0 && q->conninfo[0]) {
 		q->audit = zt_audit_new(q->conninfo);
 		if (!q->audit)
 			r = -ENOMEM;
+		else
+			zt_audit_set_migrate(q->audit, 1);
 	}
 	if (r == 0) {
 		r = -pthread_create(&q->thread, NULL, writer, q);
@@ -670,11 +1666,14 @@ int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint
 int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, const char *subject,
 		   const char *detail_json)
 {
-	char k[128], a[256], s[1024], *d = NULL;
+	char k[ZT_AUDITQ_KIND_MAX + 1], a[ZT_AUDITQ_ACTOR_MAX + 1], s[ZT_AUDITQ_SUBJECT_MAX + 1];
+	char *d = NULL;
 	const char *dj = detail_json && *detail_json ? detail_json : "{}";
 	const char *fields[4] = { k, a, s, NULL };
-	size_t len = REC_HDR, dl;
-	uint8_t *b;
+	uint64_t now_us = zt_now_unix_ns() / 1000;
+	ssize_t len;
+	size_t dl;
+	uint8_t *b = NULL;
 	int r = 0;
 
 	if (!q)
@@ -693,67 +1692,70 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 		return -ENOMEM;
 	{
 		const char *close = strrchr(dj, '}');
-		size_t head = close ? (size_t)(close - dj) : dl;
+		size_t hd = close ? (size_t)(close - dj) : dl;
 		bool empty = true;
-
-		for (size_t i = 1; i < head; i++)
-			if (dj[i] != ' ' && dj[i] != '\n' && dj[i] != '\t')
-				empty = false;
 		uint8_t id[16];
 		char ids[40];
 
+		for (size_t i = 1; i < hd; i++)
+			if (dj[i] != ' ' && dj[i] != '\n' && dj[i] != '\t')
+				empty = false;
 		zt_uuidv7(id);
 		zt_uuid_format(id, ids, sizeof(ids));
-		snprintf(d, dl + 112, "%.*s%s\"event_id\":\"%s\",\"event_unix_us\":%lld}",
-			 (int)head, dj, empty ? "" : ",", ids,
-			 (long long)(zt_now_unix_ns() / 1000));
+		snprintf(d, dl + 112, "%.*s%s\"event_id\":\"%s\",\"event_unix_us\":%lld}", (int)hd,
+			 dj, empty ? "" : ",", ids, (long long)now_us);
 	}
 	fields[3] = d;
-	for (int i = 0; i < 4; i++)
-		len += 4 + strlen(fields[i]);
-	if (len > REC_MAX) {
+	len = zt_auditq_encode_record(now_us, fields, NULL, 0);
+	if (len > 0)
+		b = malloc((size_t)len);
+	if (len < 0 || !b) {
 		free(d);
-		return -EINVAL;
+		return len < 0 ? -EINVAL : -ENOMEM;
 	}
-	b = malloc(len);
-	if (!b) {
-		free(d);
-		return -ENOMEM;
-	}
-	{
-		size_t o = REC_HDR;
-
-		put32(b, (uint32_t)len);
-		put64(b + 8, zt_now_unix_ns() / 1000);
-		for (int i = 0; i < 4; i++) {
-			uint32_t fl = (uint32_t)strlen(fields[i]);
-
-			put32(b + o, fl);
-			memcpy(b + o + 4, fields[i], fl);
-			o += 4 + fl;
-		}
-		put32(b + 4, (uint32_t)crc32(0L, b + 8, (uInt)(len - 8)));
-	}
+	zt_auditq_encode_record(now_us, fields, b, (size_t)len);
 	free(d);
 	pthread_mutex_lock(&q->lock);
-	if (q->end_off - q->read_off + len > q->max_bytes) {
+	if (q->disk_bytes + (uint64_t)len > q->max_bytes) {
 		r = -ENOSPC;
-	} else {
-		ssize_t w = write(q->fd, b, len);
+	} else if (q->head_broken || head(q)->size >= q->seg_bytes) {
+		int rr = rotate_head(q);
 
-		if (w == (ssize_t)len) {
-			q->end_off += len;
+		if (rr < 0) {
+			uint64_t now = zt_now_mono_ns();
+
+			if (now - q->rotate_log_ns >= 1000000000ULL) {
+				q->rotate_log_ns = now;
+				log_error("audit_journal_rotate", "dir=%s error=\"%s\" action=%s",
+					  q->dir, strerror(-rr),
+					  q->head_broken ? "refused" : "appended-to-current");
+			}
+			if (q->head_broken)
+				r = -EIO;
+		}
+	}
+	if (r == 0) {
+		ssize_t w = write(q->head_fd, b, (size_t)len);
+		struct seg *h = head(q);
+
+		if (w == len) {
+			h->size += (uint64_t)len;
+			q->disk_bytes += (uint64_t)len;
 			q->st.posted++;
 			q->st.pending++;
-			q->st.pending_bytes = q->end_off - q->read_off;
+			q->st.pending_bytes += (uint64_t)len;
 			/* One wake-up per idle spell, not one per event. */
 			if (q->idle_wait)
 				pthread_cond_signal(&q->wake);
 		} else {
-			/* A short write leaves a torn record: cut it so the journal stays whole. */
-			if (w > 0 && ftruncate(q->fd, (off_t)q->end_off) < 0)
-				log_error("audit_journal_truncate", "journal=%s error=\"%s\"",
-					  q->journal, strerror(errno));
+			/* A short write leaves a torn record: cut it so the journal stays
+			 * whole, or write the next ones to a new head. */
+			if (w > 0 && ftruncate(q->head_fd, (off_t)h->size) < 0) {
+				q->head_broken = true;
+				log_error("audit_journal_truncate",
+					  "dir=%s error=\"%s\" action=\"a new segment is started\"",
+					  q->dir, strerror(errno));
+			}
 			r = -EIO;
 		}
 	}
@@ -764,15 +1766,15 @@ int zt_auditq_post(struct zt_auditq *q, const char *kind, const char *actor, con
 		q->st.dropped++;
 		if (now - q->drop_log_ns >= 1000000000ULL) {
 			q->drop_log_ns = now;
-			log_error(
-				"audit_event_dropped",
-				"kind=%s subject=%s why=\"%s\" dropped_total=%llu pending_bytes=%llu max_bytes=%llu",
-				k, zt_log_quote(qs, sizeof(qs), s),
-				r == -ENOSPC ? "the audit journal is full (database unreachable?)" :
-					       "the audit journal cannot be written",
-				(unsigned long long)q->st.dropped,
-				(unsigned long long)q->st.pending_bytes,
-				(unsigned long long)q->max_bytes);
+			log_error("audit_event_dropped",
+				  "kind=%s subject=%s why=\"%s\" dropped_total=%" PRIu64
+				  " journal_bytes=%" PRIu64 " pending_bytes=%" PRIu64
+				  " max_bytes=%" PRIu64,
+				  k, zt_log_quote(qs, sizeof(qs), s),
+				  r == -ENOSPC ?
+					  "the audit journal is full (database unreachable?)" :
+					  "the audit journal cannot be written",
+				  q->st.dropped, q->disk_bytes, q->st.pending_bytes, q->max_bytes);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -788,6 +1790,8 @@ void zt_auditq_get_stats(struct zt_auditq *q, struct zt_auditq_stats *st)
 	}
 	pthread_mutex_lock(&q->lock);
 	*st = q->st;
+	st->journal_bytes = q->disk_bytes;
+	st->segments = q->nsegs;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -799,7 +1803,7 @@ int zt_auditq_drain(struct zt_auditq *q, unsigned int timeout_ms)
 	if (!q)
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	while (q->read_off < q->end_off && q->conninfo[0]) {
+	while (!caught_up(q) && q->audit) {
 		uint64_t now = zt_now_mono_ns();
 
 		if (now >= deadline) {
@@ -821,7 +1825,7 @@ int zt_auditq_drain(struct zt_auditq *q, unsigned int timeout_ms)
 			pthread_cond_timedwait(&q->idle, &q->lock, &ts);
 		}
 	}
-	if (q->read_off < q->end_off && !q->conninfo[0])
+	if (!caught_up(q) && !q->audit)
 		r = -ETIMEDOUT;
 	pthread_mutex_unlock(&q->lock);
 	return r;
@@ -838,13 +1842,22 @@ void zt_auditq_close(struct zt_auditq *q)
 		pthread_cond_broadcast(&q->wake);
 		pthread_mutex_unlock(&q->lock);
 		pthread_join(q->thread, NULL);
+		/* The position reached, if the writer could not write it yet. */
+		if (q->cursor_dirty && cursor_write(q, q->rd_seg, q->rd_off) < 0)
+			log_warn("audit_cursor_write",
+				 "path=%s why=\"a restart may append events again\"",
+				 q->cursor_path);
 		if (q->st.pending)
-			log_info("audit_journal_kept", "journal=%s pending=%llu", q->journal,
-				 (unsigned long long)q->st.pending);
+			log_info("audit_journal_kept", "dir=%s pending=%" PRIu64, q->dir,
+				 q->st.pending);
 	}
 	zt_audit_free(q->audit);
-	if (q->fd >= 0)
-		close(q->fd);
+	if (q->head_fd >= 0)
+		close(q->head_fd);
+	if (q->rd_fd >= 0)
+		close(q->rd_fd);
+	free(q->rb.b);
+	free(q->segs);
 	pthread_cond_destroy(&q->wake);
 	pthread_cond_destroy(&q->idle);
 	pthread_mutex_destroy(&q->lock);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,22 +62,136 @@ static void pgerr(char *err, size_t errlen, PGconn *c, const PGresult *r, const 
 	zt_seterr(err, errlen, "%s: %s", what, msg);
 }
 
-int zt_db_connect(const char *conninfo, PGconn **out, char *err, size_t errlen)
+/* One conninfo option's value in force on c ("" when unset). */
+static const char *conn_opt(PQconninfoOption *opts, const char *key)
 {
-	PGconn *c = PQconnectdb(conninfo ? conninfo : "");
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, key))
+			return o->val ? o->val : "";
+	return "";
+}
 
+/*
+ * The options parameter: the user's (conninfo, else PGOPTIONS) with
+ * statement_timeout added unless they set one. NULL: leave options alone.
+ */
+static char *merged_options(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *user = NULL;
+	char *out = NULL;
+
+	if (!opts)
+		return NULL; /* unparseable: libpq will say why when connecting */
+	user = conn_opt(opts, "options");
+	if (!*user)
+		user = getenv("PGOPTIONS") ? getenv("PGOPTIONS") : "";
+	if (!strstr(user, "statement_timeout") &&
+	    asprintf(&out, "%s%s-c statement_timeout=%d", user, *user ? " " : "",
+		     ZT_DB_STATEMENT_TIMEOUT_MS) < 0)
+		out = NULL;
+	PQconninfoFree(opts);
+	return out;
+}
+
+static bool aborted(const atomic_bool *abort)
+{
+	return abort && atomic_load(abort);
+}
+
+int zt_db_connect_abortable(const char *conninfo, const atomic_bool *abort, PGconn **out, char *err,
+			    size_t errlen)
+{
+	/*
+	 * Defaults before the user's conninfo (expanded from dbname), so theirs
+	 * win; options after it, since it already carries theirs.
+	 */
+	static const char *const kw[] = { "connect_timeout",
+					  "keepalives",
+					  "keepalives_idle",
+					  "keepalives_interval",
+					  "keepalives_count",
+					  "tcp_user_timeout",
+					  "dbname",
+					  "options",
+					  NULL };
+	char *options = merged_options(conninfo ? conninfo : "");
+	const char *val[] = { getenv("PGCONNECT_TIMEOUT") ? "" : ZT_DB_CONNECT_TIMEOUT_S,
+			      "1",
+			      "30",
+			      "10",
+			      "3",
+			      ZT_DB_TCP_USER_TIMEOUT_MS,
+			      conninfo ? conninfo : "",
+			      options ? options : "",
+			      NULL };
+	PGconn *c = PQconnectStartParams(kw, val, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PQconninfoOption *in_force;
+	uint64_t deadline = 0;
+	int ret = 0, timeout_s = 0;
+
+	free(options);
 	if (!c) {
 		zt_seterr(err, errlen, "database connect: out of memory");
 		return -ENOMEM;
 	}
-	if (PQstatus(c) != CONNECTION_OK) {
+	if (PQstatus(c) == CONNECTION_BAD) {
 		pgerr(err, errlen, c, NULL, "database connect");
-		PQfinish(c);
-		return -ECONNREFUSED;
+		ret = -ECONNREFUSED;
+		goto out;
+	}
+	/* PQconnectPoll leaves connect_timeout to its caller: the whole attempt here. */
+	in_force = PQconninfo(c);
+	timeout_s = atoi(conn_opt(in_force, "connect_timeout"));
+	PQconninfoFree(in_force);
+	if (timeout_s > 0)
+		deadline = zt_now_mono_ns() +
+			   (uint64_t)(timeout_s < 2 ? 2 : timeout_s) * 1000000000ULL;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { .fd = PQsocket(c),
+				      .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+
+		if (aborted(abort)) {
+			zt_seterr(err, errlen,
+				  "database connect: abandoned (the agent is stopping)");
+			ret = -ECANCELED;
+			goto out;
+		}
+		if (deadline && zt_now_mono_ns() >= deadline) {
+			zt_seterr(err, errlen,
+				  "database connect: no answer within %d s (connect_timeout)",
+				  timeout_s);
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		/* Short waits: the abort flag is looked at 10 times a second. */
+		if (pfd.fd >= 0 && poll(&pfd, 1, 100) == 0)
+			continue;
+		st = PQconnectPoll(c);
+	}
+	if (st == PGRES_POLLING_FAILED || PQstatus(c) != CONNECTION_OK) {
+		pgerr(err, errlen, c, NULL, "database connect");
+		ret = -ECONNREFUSED;
+		goto out;
 	}
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	*out = c;
 	return 0;
+out:
+	PQfinish(c);
+	return ret;
+}
+
+int zt_db_connect(const char *conninfo, PGconn **out, char *err, size_t errlen)
+{
+	return zt_db_connect_abortable(conninfo, NULL, out, err, errlen);
+}
+
+void zt_db_interrupt(int fd)
+{
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
 }
 
 /* Runs one command expecting `want`; on error rolls back nothing (caller does). */
@@ -234,6 +349,11 @@ int zt_db_migrate_conn(PGconn *c, const char *dir, int *applied, char *err, size
 		nm = set.n;
 	}
 	ret = exec_ok(c, "BEGIN", PGRES_COMMAND_OK, "migrate: BEGIN", err, errlen);
+	if (ret)
+		goto out;
+	/* A migration may rewrite a large table: the connection's statement_timeout is not for it. */
+	ret = exec_ok(c, "SET LOCAL statement_timeout = 0", PGRES_COMMAND_OK,
+		      "migrate: statement_timeout", err, errlen);
 	if (ret)
 		goto out;
 	snprintf(q, sizeof(q), "SELECT pg_advisory_xact_lock(%lld)", ZT_MIGRATE_LOCK);
@@ -449,11 +569,15 @@ static size_t utf8_len(const uint8_t *p, size_t n)
 	return len;
 }
 
-/* A text field: length, then the bytes with invalid UTF-8 as \xNN. At most max bytes of s. */
-static int put_textn(struct zt_buf *b, const char *s, size_t max)
+/*
+ * A text field: length, then the bytes with invalid UTF-8 as \xNN. At most
+ * max bytes of s, and at most maxchars characters as PostgreSQL counts them
+ * (a \xNN escape is four), cut between characters.
+ */
+static int put_textn(struct zt_buf *b, const char *s, size_t max, size_t maxchars)
 {
 	const uint8_t *p = (const uint8_t *)s;
-	size_t n = strnlen(s, max), at;
+	size_t n = strnlen(s, max), at, chars = 0;
 
 	if (zt_buf_reserve(b, 4 + 4 * n))
 		return -ENOMEM;
@@ -463,14 +587,20 @@ static int put_textn(struct zt_buf *b, const char *s, size_t max)
 		size_t k = utf8_len(p + i, n - i);
 
 		if (k) {
+			if (chars + 1 > maxchars)
+				break;
 			put(b, p + i, k);
 			i += k;
+			chars++;
 		} else {
 			char x[5];
 
+			if (chars + 4 > maxchars)
+				break;
 			snprintf(x, sizeof(x), "\\x%02x", p[i]);
 			put(b, x, 4);
 			i++;
+			chars += 4;
 		}
 	}
 	{
@@ -487,10 +617,10 @@ static int put_textn(struct zt_buf *b, const char *s, size_t max)
 
 static int put_text(struct zt_buf *b, const char *s)
 {
-	return put_textn(b, s, SIZE_MAX);
+	return put_textn(b, s, SIZE_MAX, SIZE_MAX);
 }
 
-static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max)
+static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max, size_t maxchars)
 {
 	if (!*s) {
 		if (zt_buf_reserve(b, 4))
@@ -498,15 +628,15 @@ static int put_textn_or_null(struct zt_buf *b, const char *s, size_t max)
 		put32(b, 0xffffffff);
 		return 0;
 	}
-	return put_textn(b, s, max);
+	return put_textn(b, s, max, maxchars);
 }
 
-char *zt_db_text(const char *s)
+char *zt_db_text_chars(const char *s, size_t maxchars)
 {
 	struct zt_buf b = { 0 };
 	char *out;
 
-	if (put_text(&b, s)) {
+	if (put_textn(&b, s, SIZE_MAX, maxchars)) {
 		zt_buf_free(&b);
 		return NULL;
 	}
@@ -519,9 +649,14 @@ char *zt_db_text(const char *s)
 	return out;
 }
 
+char *zt_db_text(const char *s)
+{
+	return zt_db_text_chars(s, SIZE_MAX);
+}
+
 /* Fixed fields of a record: never past the field, even without a NUL. */
-#define put_field(b, f) put_textn(b, f, sizeof(f) - 1)
-#define put_field_or_null(b, f) put_textn_or_null(b, f, sizeof(f) - 1)
+#define put_field(b, f) put_textn(b, f, sizeof(f) - 1, SIZE_MAX)
+#define put_field_or_null(b, f) put_textn_or_null(b, f, sizeof(f) - 1, SIZE_MAX)
 
 /* Microseconds since 2000-01-01, wrapping instead of overflowing (the server range-checks). */
 static int64_t pg_time(int64_t unix_us)
@@ -584,6 +719,12 @@ static void put_i32(struct zt_buf *b, bool present, uint32_t v)
 	put32(b, v);
 }
 
+/* An INTEGER column of a count kept as int64: saturated into 0..INT32_MAX. */
+static void put_i32_sat(struct zt_buf *b, int64_t v)
+{
+	put_i32(b, true, v < 0 ? 0 : v > INT32_MAX ? (uint32_t)INT32_MAX : (uint32_t)v);
+}
+
 static void put_i64(struct zt_buf *b, bool present, int64_t v)
 {
 	if (!present) {
@@ -607,20 +748,24 @@ static int copy_row(struct zt_buf *b, const struct zt_flow_record *r, bool creat
 	put(b, r->id, 16);
 	put_inet(b, family, r->source_ip);
 	put_inet(b, family, r->dest_ip);
-	put_i32(b, r->present & ZT_FR_HAS_SPORT, r->source_port);
-	put_i32(b, r->present & ZT_FR_HAS_DPORT, r->dest_port);
-	if (put_field(b, r->protocol) || zt_buf_reserve(b, 200))
+	/* NOT NULL: 0 where the protocol has no ports. */
+	put_i32(b, true, r->present & ZT_FR_HAS_SPORT ? r->source_port : 0);
+	put_i32(b, true, r->present & ZT_FR_HAS_DPORT ? r->dest_port : 0);
+	put32(b, 2); /* protocol SMALLINT */
+	put16(b, r->protocol);
+	if (zt_buf_reserve(b, 200))
 		return -ENOMEM;
 	put_i64(b, true, r->bytes_sent);
 	put_i64(b, true, r->bytes_received);
-	put_i64(b, true, r->packet_count);
-	put_i64(b, true, r->duration_ms);
+	put_i32_sat(b, r->packet_count);
+	put_i32_sat(b, r->duration_ms);
 	put_flags(b, r->tcp_flags);
 	put_i64(b, true, pg_time(r->start_time_us));
 	put_i64(b, true, pg_time(r->end_time_us));
 	memcpy(&f, &r->anomaly_score, 4);
 	put_i32(b, r->present & ZT_FR_HAS_ANOMALY, f);
-	if (put_field_or_null(b, r->threat_type) || zt_buf_reserve(b, 100))
+	if (put_textn_or_null(b, r->threat_type, sizeof(r->threat_type) - 1, ZT_FR_THREAT_CHARS) ||
+	    zt_buf_reserve(b, 100))
 		return -ENOMEM;
 	put32(b, 1);
 	put(b, r->blocked ? "\1" : "\0", 1);

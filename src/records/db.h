@@ -7,6 +7,8 @@
 #ifndef ZT_DB_H
 #define ZT_DB_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,8 +46,37 @@ int zt_db_migrate_conn(PGconn *c, const char *dir, int *applied, char *err, size
 int zt_db_maintain(PGconn *c, unsigned int retention_months, unsigned int ahead_months,
 		   int *created, int *dropped, char *err, size_t errlen);
 
-/* Connects; -ECONNREFUSED with libpq's message (one line) in err. */
+/*
+ * Connection defaults, each overridden by the same key in the user's
+ * conninfo (or its environment variable: PGCONNECT_TIMEOUT, PGOPTIONS):
+ * connect_timeout 10 s (for the whole attempt), TCP keepalives (idle 30 s,
+ * interval 10 s, 3 probes), tcp_user_timeout 30 s, and
+ * statement_timeout 60 s (added to the options unless they set one). So a
+ * silent server or a network partition ends a call in bounded time
+ * instead of when TCP gives up (~15 min). Keepalives and tcp_user_timeout
+ * apply to TCP only; on a unix socket the stop path (zt_db_interrupt) is
+ * what bounds a call.
+ */
+#define ZT_DB_CONNECT_TIMEOUT_S "10"
+#define ZT_DB_TCP_USER_TIMEOUT_MS "30000"
+#define ZT_DB_STATEMENT_TIMEOUT_MS 60000
+
+/* Connects with the defaults above; -ECONNREFUSED with libpq's message (one line) in err. */
 int zt_db_connect(const char *conninfo, PGconn **out, char *err, size_t errlen);
+/*
+ * The same, given up (-ECANCELED) within 100 ms of *abort becoming true;
+ * -ETIMEDOUT past connect_timeout.
+ */
+int zt_db_connect_abortable(const char *conninfo, const atomic_bool *abort, PGconn **out, char *err,
+			    size_t errlen);
+/*
+ * Ends the traffic of a connection from another thread: a call blocked
+ * on it in libpq returns with an error at once, also when the server is
+ * frozen (a cancel request would wait for that server). fd is a dup() of
+ * PQsocket() owned by the caller, so a socket closed and reused meanwhile
+ * is never touched.
+ */
+void zt_db_interrupt(int fd);
 
 /* Lowercase hex SHA-256 of s (65 bytes with the NUL). */
 void zt_sha256_hex(const void *s, size_t n, char hex[65]);
@@ -66,6 +97,9 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
  *   COPY <table> (ZT_COPY_COLUMNS) FROM STDIN (FORMAT binary)
  * begin writes the 19-byte header, row one tuple, end the trailer.
  * Text that is not valid UTF-8 is written with \xNN escapes (flowrec.h).
+ * The types are migration 003's: protocol SMALLINT, the ports INTEGER NOT
+ * NULL (0 without a port), packet_count and duration_ms INTEGER (saturated
+ * at INT32_MAX), threat_type VARCHAR(50) (cut to 50 characters).
  */
 #define ZT_COPY_COLUMNS_A                                                          \
 	"id, source_ip, dest_ip, source_port, dest_port, protocol, bytes_sent, "   \
@@ -81,6 +115,8 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
 int zt_copy_begin(struct zt_buf *b);
 /* s as it is stored: invalid UTF-8 bytes as \xNN. malloc'ed, NULL without memory. */
 char *zt_db_text(const char *s);
+/* The same cut to maxchars characters (threat_type: ZT_FR_THREAT_CHARS). */
+char *zt_db_text_chars(const char *s, size_t maxchars);
 int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r);
 /* The same without created_at (30 columns: ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B). */
 int zt_copy_row_nocreated(struct zt_buf *b, const struct zt_flow_record *r);

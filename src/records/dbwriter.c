@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The flow writer thread: queue -> batches -> binary COPY, spool when it cannot. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "records/db.h"
 #include "records/dbwriter.h"
@@ -18,6 +20,7 @@
 #define MS 1000000ULL
 
 #define ZT_DBW_MAX_LANES 8
+#define KEEP_BIT (1ULL << 63)
 
 struct zt_dbw;
 
@@ -28,18 +31,34 @@ struct lane {
 	pthread_t th;
 	bool started;
 	PGconn *conn;
+	int cancel_fd; /* dup of conn's socket, for zt_db_interrupt at stop; under w->lock */
 	struct zt_buf buf;
 	struct zt_flow_record *batch;
+	uint64_t *batch_seq; /* each record's journal segment, 0 none */
+	uint64_t *release; /* settle's scratch: segments done, KEEP_BIT when kept */
 	uint64_t next_connect_ns, backoff_ms;
 	bool down_logged;
+};
+
+/* A journal segment (zt_dbw_submit_durable) whose records are in the queue or a batch. */
+struct jseg {
+	uint64_t seq;
+	size_t left; /* records not settled yet */
+	bool keep; /* some were not written: the segment stays, to replay */
 };
 
 struct zt_dbw {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* the lanes: records, stop */
 	pthread_cond_t idle; /* zt_dbw_drain: queue empty */
+	pthread_cond_t gone; /* zt_dbw_stop: a lane ended */
 	struct zt_flow_record *q;
+	uint64_t *qseq; /* journal segment of each queued record, 0 none */
 	size_t qhead, qlen;
+	struct jseg *js;
+	size_t n_js, cap_js;
+	unsigned int exited; /* lanes that returned */
+	atomic_bool abort; /* stop's deadline passed: no database work, spool the rest */
 	uint64_t first_ns; /* when the oldest queued record came; 0 when empty */
 	bool stop, started;
 	bool down; /* a lane lost the database and none has written since: one log per outage */
@@ -68,6 +87,7 @@ static const struct zt_dbw_opts defaults = {
 	.maintain_s = 3600,
 	.migrate = 1,
 	.lanes = 2,
+	.stop_wait_ms = 2000,
 };
 
 static void set_error(struct zt_dbw *w, const char *msg)
@@ -84,12 +104,35 @@ static void count(struct zt_dbw *w, uint64_t *field, uint64_t v)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The connection's socket for zt_db_interrupt; false when the writer is being abandoned. */
+static bool register_conn(struct lane *l)
+{
+	struct zt_dbw *w = l->w;
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	l->cancel_fd = fcntl(PQsocket(l->conn), F_DUPFD_CLOEXEC, 0);
+	ok = !atomic_load(&w->abort);
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
+static void unregister_conn(struct lane *l)
+{
+	pthread_mutex_lock(&l->w->lock);
+	if (l->cancel_fd >= 0)
+		close(l->cancel_fd);
+	l->cancel_fd = -1;
+	pthread_mutex_unlock(&l->w->lock);
+}
+
 static void disconnect(struct lane *l)
 {
 	struct zt_dbw *w = l->w;
 
 	if (!l->conn)
 		return;
+	unregister_conn(l);
 	PQfinish(l->conn);
 	l->conn = NULL;
 	pthread_mutex_lock(&w->lock);
@@ -137,15 +180,19 @@ static int ensure_conn(struct lane *l)
 		return 0;
 	if (l->conn)
 		disconnect(l);
-	if (zt_now_mono_ns() < l->next_connect_ns)
+	if (zt_now_mono_ns() < l->next_connect_ns || atomic_load(&w->abort))
 		return -1;
 	/* Migrations run under an advisory lock: lanes connecting together apply each once. */
-	if (zt_db_connect(w->conninfo, &l->conn, err, sizeof(err)) ||
+	if (zt_db_connect_abortable(w->conninfo, &w->abort, &l->conn, err, sizeof(err)) ||
+	    !register_conn(l) ||
 	    (w->o.migrate && zt_db_migrate_conn(l->conn, NULL, &applied, err, sizeof(err)))) {
 		if (l->conn) {
+			unregister_conn(l);
 			PQfinish(l->conn);
 			l->conn = NULL;
 		}
+		if (atomic_load(&w->abort))
+			return -1;
 		if (!l->down_logged && l->idx == 0)
 			log_warn("dbw_db_unavailable", "retry_ms=%" PRIu64 " error=%s",
 				 l->backoff_ms, zt_log_quote(q, sizeof(q), err));
@@ -264,7 +311,8 @@ static void lost_conn(struct lane *l, int r)
 	backoff(l);
 }
 
-static void write_batch(struct lane *l, const struct zt_flow_record *recs, size_t n)
+/* true: written (or refused and kept aside); false: not written, for the spool. */
+static bool write_batch(struct lane *l, const struct zt_flow_record *recs, size_t n)
 {
 	int r;
 
@@ -282,10 +330,54 @@ static void write_batch(struct lane *l, const struct zt_flow_record *recs, size_
 				r = send_recs(l, recs, n, 0);
 		}
 		if (r == 0)
-			return;
+			return true;
 		lost_conn(l, r);
 	}
-	to_spool(l->w, recs, n);
+	return false;
+}
+
+/*
+ * After a batch: its journaled records release their segments (deleted
+ * once all of a segment's records are written, kept to replay if any was
+ * not); the others go to the spool when the batch was not written.
+ */
+static void settle(struct lane *l, size_t n, bool written)
+{
+	struct zt_dbw *w = l->w;
+	size_t nd = 0, k = 0;
+	char err[512], q[512];
+
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0, j = 0; i < n; i++) {
+		uint64_t seq = l->batch_seq[i];
+
+		if (!seq) {
+			if (!written)
+				l->batch[k++] = l->batch[i];
+			continue;
+		}
+		if (j >= w->n_js || w->js[j].seq != seq)
+			for (j = 0; j < w->n_js && w->js[j].seq != seq; j++)
+				;
+		if (j == w->n_js)
+			continue; /* cannot happen: every journaled record has its segment */
+		w->js[j].keep |= !written;
+		if (--w->js[j].left == 0) {
+			l->release[nd++] = seq | (w->js[j].keep ? KEEP_BIT : 0);
+			w->js[j] = w->js[--w->n_js];
+			j = w->n_js;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (size_t i = 0; i < nd; i++)
+		if (zt_spool_release(w->spool, l->release[i] & ~KEEP_BIT, l->release[i] & KEEP_BIT,
+				     err, sizeof(err)))
+			log_warn("dbw_journal_release_failed",
+				 "error=%s note=\"replayed later, no "
+				 "duplicate\"",
+				 zt_log_quote(q, sizeof(q), err));
+	if (k)
+		to_spool(w, l->batch, k);
 }
 
 /* One spool segment back into the database. true when there may be more. */
@@ -354,6 +446,7 @@ static void *run(void *arg)
 				break; /* housekeeping every 250 ms when idle */
 		}
 		while (n < w->o.batch_size && w->qlen) {
+			l->batch_seq[n] = w->qseq[w->qhead];
 			l->batch[n++] = w->q[w->qhead];
 			w->qhead = (w->qhead + 1) % w->o.queue_max;
 			w->qlen--;
@@ -368,7 +461,7 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		if (n)
-			write_batch(l, l->batch, n);
+			settle(l, n, write_batch(l, l->batch, n));
 		more = false;
 		if (!stopping && l->idx == 0 && ensure_conn(l) == 0) {
 			zt_spool_get_stats(w->spool, &ss);
@@ -386,6 +479,8 @@ static void *run(void *arg)
 		if (stopping && !w->qlen)
 			break;
 	}
+	w->exited++;
+	pthread_cond_broadcast(&w->gone);
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
@@ -411,6 +506,8 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 		w->o.flush_ms = defaults.flush_ms;
 	if (!w->o.backoff_max_ms)
 		w->o.backoff_max_ms = defaults.backoff_max_ms;
+	if (!w->o.stop_wait_ms)
+		w->o.stop_wait_ms = defaults.stop_wait_ms;
 	if (!cfg->database.url[0]) {
 		zt_seterr(err, errlen, "flow writer: database.url is empty");
 		free(w);
@@ -422,11 +519,14 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 	if (w->n_lanes > ZT_DBW_MAX_LANES)
 		w->n_lanes = ZT_DBW_MAX_LANES;
 	w->q = calloc(w->o.queue_max, sizeof(*w->q));
-	ok = w->q != NULL;
+	w->qseq = calloc(w->o.queue_max, sizeof(*w->qseq));
+	ok = w->q && w->qseq;
 	for (unsigned int i = 0; i < w->n_lanes; i++) {
-		w->lanes[i] = (struct lane){ .w = w, .idx = i, .backoff_ms = 100 };
+		w->lanes[i] = (struct lane){ .w = w, .idx = i, .backoff_ms = 100, .cancel_fd = -1 };
 		w->lanes[i].batch = calloc(w->o.batch_size, sizeof(*w->lanes[i].batch));
-		ok = ok && w->lanes[i].batch;
+		w->lanes[i].batch_seq = calloc(w->o.batch_size, sizeof(*w->lanes[i].batch_seq));
+		w->lanes[i].release = calloc(w->o.batch_size, sizeof(*w->lanes[i].release));
+		ok = ok && w->lanes[i].batch && w->lanes[i].batch_seq && w->lanes[i].release;
 	}
 	if (!ok) {
 		zt_seterr(err, errlen, "flow writer: out of memory for a queue of %zu records",
@@ -441,6 +541,7 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &ca);
+	pthread_cond_init(&w->gone, &ca);
 	pthread_cond_init(&w->idle, NULL);
 	pthread_condattr_destroy(&ca);
 	{
@@ -452,6 +553,13 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 				 "dir=%s files=%" PRIu64 " note=\"unfinished segment writes from "
 				 "a crash; their records were still in memory then\"",
 				 cfg->database.spool_dir, ss.partial_removed);
+		if (ss.format1_retried)
+			log_info("dbw_spool_format1_retry",
+				 "dir=%s files=%" PRIu64
+				 " note=\"records an older agent had refused "
+				 "(rejected-*.zsp of spool format 1) are tried once more against "
+				 "the current schema\"",
+				 cfg->database.spool_dir, ss.format1_retried);
 		if (ss.segments)
 			log_info("dbw_spool_pending", "segments=%" PRIu64 " bytes=%" PRIu64,
 				 ss.segments, ss.bytes);
@@ -472,8 +580,12 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 	return w;
 fail:
 	free(w->q);
-	for (unsigned int i = 0; i < w->n_lanes; i++)
+	free(w->qseq);
+	for (unsigned int i = 0; i < w->n_lanes; i++) {
 		free(w->lanes[i].batch);
+		free(w->lanes[i].batch_seq);
+		free(w->lanes[i].release);
+	}
 	free(w);
 	return NULL;
 }
@@ -498,6 +610,7 @@ int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 	if (was_empty && n)
 		w->first_ns = zt_now_mono_ns();
 	while (k < n && w->qlen < w->o.queue_max) {
+		w->qseq[(w->qhead + w->qlen) % w->o.queue_max] = 0;
 		w->q[(w->qhead + w->qlen) % w->o.queue_max] = recs[k++];
 		w->qlen++;
 	}
@@ -517,6 +630,56 @@ int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
 	return 0;
 }
 
+int zt_dbw_submit_durable(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n)
+{
+	char err[512], q[512];
+	uint64_t seq = 0;
+	bool queued = false;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	if (w->stop) {
+		pthread_mutex_unlock(&w->lock);
+		return -EPIPE;
+	}
+	pthread_mutex_unlock(&w->lock);
+	/* On disk first, so that what the caller marks as recorded survives a SIGKILL. */
+	if (zt_spool_write_held(w->spool, recs, n, &seq, err, sizeof(err))) {
+		log_warn("dbw_journal_failed",
+			 "records=%zu error=%s note=\"kept in memory only "
+			 "until written\"",
+			 n, zt_log_quote(q, sizeof(q), err));
+		set_error(w, err);
+		return zt_dbw_submit(w, recs, n);
+	}
+	pthread_mutex_lock(&w->lock);
+	w->st.rows_submitted += n;
+	if (!w->stop && w->qlen + n <= w->o.queue_max &&
+	    zt_grow((void **)&w->js, &w->cap_js, w->n_js + 1, sizeof(*w->js)) == 0) {
+		bool was_empty = !w->qlen;
+
+		w->js[w->n_js++] = (struct jseg){ .seq = seq, .left = n };
+		if (was_empty)
+			w->first_ns = zt_now_mono_ns();
+		for (size_t k = 0; k < n; k++) {
+			size_t at = (w->qhead + w->qlen) % w->o.queue_max;
+
+			w->q[at] = recs[k];
+			w->qseq[at] = seq;
+			w->qlen++;
+		}
+		if (w->qlen >= w->o.batch_size || was_empty)
+			pthread_cond_signal(&w->wake);
+		queued = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	/* No room (or stopping): the segment is replayed like one spooled by an outage. */
+	if (!queued && zt_spool_release(w->spool, seq, true, err, sizeof(err)))
+		log_warn("dbw_journal_release_failed", "error=%s", zt_log_quote(q, sizeof(q), err));
+	return 0;
+}
+
 void zt_dbw_get_stats(struct zt_dbw *w, struct zt_dbw_stats *st)
 {
 	struct zt_spool_stats ss;
@@ -526,7 +689,8 @@ void zt_dbw_get_stats(struct zt_dbw *w, struct zt_dbw_stats *st)
 	*st = w->st;
 	st->queue_len = w->qlen;
 	pthread_mutex_unlock(&w->lock);
-	st->spool_bytes = ss.bytes;
+	/* Write-ahead copies of records being written are not a backlog: left out. */
+	st->spool_bytes = ss.bytes - ss.held_bytes;
 	st->spool_segments = ss.segments;
 	st->spool_records_written = ss.records_written;
 	st->spool_dropped_records = ss.dropped_records;
@@ -558,27 +722,68 @@ int zt_dbw_drain(struct zt_dbw *w, unsigned int timeout_ms)
 
 void zt_dbw_stop(struct zt_dbw *w)
 {
+	unsigned int started = 0;
+	struct timespec ts;
+	int r = 0;
+
 	if (!w)
 		return;
+	for (unsigned int i = 0; i < w->n_lanes; i++)
+		started += w->lanes[i].started;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	pthread_cond_broadcast(&w->wake);
-	pthread_mutex_unlock(&w->lock);
+	/* What is queued goes to the database while it answers, for stop_wait_ms at most. */
+	deadline(&ts, zt_now_mono_ns() + (uint64_t)w->o.stop_wait_ms * MS);
+	while (w->exited < started && r == 0)
+		r = pthread_cond_timedwait(&w->gone, &w->lock, &ts);
+	if (w->exited < started) {
+		size_t queued = w->qlen;
+		unsigned int busy = w->busy;
+
+		/*
+		 * The database does not answer (frozen, partitioned, or slow):
+		 * cut the lanes' connections so their calls return, and spool
+		 * the rest instead of waiting for TCP or a kill.
+		 */
+		atomic_store(&w->abort, true);
+		for (unsigned int i = 0; i < w->n_lanes; i++)
+			zt_db_interrupt(w->lanes[i].cancel_fd);
+		pthread_cond_broadcast(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+		log_warn("dbw_stop_abandoned",
+			 "waited_ms=%u queued=%zu lanes_busy=%u note=\"the database did not "
+			 "answer: in-flight batches and the queue go to the spool, replayed at "
+			 "the next start\"",
+			 w->o.stop_wait_ms, queued, busy);
+	} else {
+		pthread_mutex_unlock(&w->lock);
+	}
 	for (unsigned int i = 0; i < w->n_lanes; i++)
 		if (w->lanes[i].started)
 			pthread_join(w->lanes[i].th, NULL);
 	log_drop(w, 0, NULL, true); /* drops not yet logged */
 	for (unsigned int i = 0; i < w->n_lanes; i++) {
+		if (w->lanes[i].cancel_fd >= 0)
+			close(w->lanes[i].cancel_fd);
 		if (w->lanes[i].conn)
 			PQfinish(w->lanes[i].conn);
 		zt_buf_free(&w->lanes[i].buf);
 		free(w->lanes[i].batch);
+		free(w->lanes[i].batch_seq);
+		free(w->lanes[i].release);
 	}
+	/* Journal segments not settled (a lane that never started): replay them later. */
+	for (size_t i = 0; i < w->n_js; i++)
+		zt_spool_release(w->spool, w->js[i].seq, true, NULL, 0);
+	free(w->js);
 	zt_spool_close(w->spool);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->drop_lock);
 	pthread_cond_destroy(&w->wake);
 	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->gone);
 	free(w->q);
+	free(w->qseq);
 	free(w);
 }

@@ -26,9 +26,23 @@
  *  - A batch the server refuses as data (SQLSTATE 22xxx/23xxx) is split in
  *    halves until the refused records are found; those go to the spool's
  *    rejected-*.zsp and count in rows_failed, the rest is written.
- *  - zt_dbw_stop() writes what is queued (or spools it) and joins.
- * What is lost on SIGKILL: only the records still in the in-memory queue
- * (at most flush_ms worth, at most queue_max); the spool is crash-safe.
+ *  - zt_dbw_submit_durable() writes the records to the spool first, as a
+ *    held segment (one write and fsync), then queues them; the segment is
+ *    deleted once all its records are committed (kept for replay if not).
+ *    Records the caller marks as recorded after this returns survive a
+ *    SIGKILL: the segment is replayed at the next start, and a record that
+ *    was committed as well is not inserted twice (ON CONFLICT DO NOTHING).
+ *  - Connections have timeouts by default (db.h: connect, keepalives,
+ *    tcp_user_timeout, statement_timeout; the URL's own settings win).
+ *  - zt_dbw_stop() lets the lanes write what is queued for stop_wait_ms;
+ *    if the database has not answered by then, it cuts their connections
+ *    (zt_db_interrupt: a frozen server is not waited for), and the
+ *    in-flight batches and the rest of the queue go to the spool.
+ * What is lost on SIGKILL: records given to zt_dbw_submit() (not
+ * _durable) still in the queue or in a batch being written (at most
+ * flush_ms worth, at most queue_max), and those of _durable when the spool
+ * could not take them (full or unwritable: logged dbw_journal_failed);
+ * the spool is crash-safe.
  * The thread logs each problem once when it happens (dbw_* events).
  */
 #ifndef ZT_DBWRITER_H
@@ -50,6 +64,7 @@ struct zt_dbw_opts {
 	unsigned int maintain_s; /* partition maintenance period, default 3600; 0 = off */
 	int migrate; /* apply the built-in migrations on each connect (default 1) */
 	unsigned int lanes; /* threads, each with its own connection, writing batches (default 2) */
+	unsigned int stop_wait_ms; /* zt_dbw_stop waits this long for the database (default 2000) */
 };
 
 struct zt_dbw_stats {
@@ -59,8 +74,9 @@ struct zt_dbw_stats {
 	uint64_t rows_failed; /* refused by the server, kept in rejected-*.zsp */
 	uint64_t batches; /* committed COPY transactions */
 	uint64_t queue_len;
-	uint64_t spool_bytes;
-	uint64_t spool_segments;
+	uint64_t
+		spool_bytes; /* segments to replay, rejected and bad ones (not write-ahead copies) */
+	uint64_t spool_segments; /* to replay */
 	uint64_t spool_records_written;
 	uint64_t spool_dropped_records; /* lost: spool full or unwritable */
 	uint64_t spool_corrupt_segments;
@@ -88,13 +104,23 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
  */
 int zt_dbw_submit(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n);
 
+/*
+ * The same, with the records on disk (spool) before it returns, unless the
+ * spool refuses them (then as zt_dbw_submit). 0, -ENOSPC, -EPIPE as above.
+ */
+int zt_dbw_submit_durable(struct zt_dbw *w, const struct zt_flow_record *recs, size_t n);
+
 /* A consistent copy of the counters; callable from any thread. */
 void zt_dbw_get_stats(struct zt_dbw *w, struct zt_dbw_stats *st);
 
 /* Blocks until the queue is empty (written or spooled) or timeout_ms passes: 0 or -ETIMEDOUT. */
 int zt_dbw_drain(struct zt_dbw *w, unsigned int timeout_ms);
 
-/* Flushes (database or spool), stops the thread, frees. w may be NULL. */
+/*
+ * Flushes (database, or the spool after stop_wait_ms without an answer),
+ * stops the threads, frees. w may be NULL. Returns within about
+ * stop_wait_ms plus the spool writes.
+ */
 void zt_dbw_stop(struct zt_dbw *w);
 
 #endif

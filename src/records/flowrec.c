@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Flow records and their UUIDv7 ids. */
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -154,6 +155,8 @@ const char *zt_flowrec_proto_name(uint8_t proto, char *buf, size_t n)
 		return "icmpv6";
 	case IPPROTO_SCTP:
 		return "sctp";
+	case ZT_PROTO_ANY:
+		return "any";
 	default:
 		snprintf(buf, n, "%u", proto);
 		return buf;
@@ -163,4 +166,30 @@ const char *zt_flowrec_proto_name(uint8_t proto, char *buf, size_t n)
 bool zt_proto_has_ports(uint8_t proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
+int zt_flowrec_proto_parse(const char *name, uint8_t *proto)
+{
+	static const struct {
+		const char *name;
+		uint8_t proto;
+	} names[] = { { "tcp", IPPROTO_TCP },	{ "udp", IPPROTO_UDP },
+		      { "icmp", IPPROTO_ICMP }, { "icmpv6", IPPROTO_ICMPV6 },
+		      { "sctp", IPPROTO_SCTP }, { "any", ZT_PROTO_ANY } };
+	unsigned int v = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(name, names[i].name)) {
+			*proto = names[i].proto;
+			return 0;
+		}
+	}
+	/* The decimal number of any other protocol: 1 to 3 digits, at most 255. */
+	for (i = 0; name[i] >= '0' && name[i] <= '9' && i < 3; i++)
+		v = v * 10 + (unsigned int)(name[i] - '0');
+	if (i == 0 || name[i] || v > 255)
+		return -EINVAL;
+	*proto = (uint8_t)v;
+	return 0;
 }

@@ -21,8 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZT_FR_PROTO_MAX 16
+#define ZT_FR_PROTO_MAX 16 /* spool format 1 kept the protocol as text this long */
 #define ZT_FR_THREAT_MAX 64
+/* network_flows.threat_type is VARCHAR(50): characters, as the database counts them. */
+#define ZT_FR_THREAT_CHARS 50
+
+/*
+ * protocol of a row that sums several protocols (an XDP drop aggregate
+ * folded over "other sources"): 255, which IANA reserves and no packet
+ * carries.
+ */
+#define ZT_PROTO_ANY 255
 #define ZT_FR_VERDICT_MAX 16
 #define ZT_FR_REASON_MAX 64
 #define ZT_FR_POLICY_MAX 256
@@ -44,7 +53,11 @@ enum {
 	ZT_TCP_ALL = 0xff,
 };
 
-/* Which nullable numeric columns hold a value (bits of .present). */
+/*
+ * Which optional numbers hold a value (bits of .present). The ports are
+ * NOT NULL columns: a port without its bit is written as 0 (the protocol
+ * has no ports, or an aggregate row has none).
+ */
 enum {
 	ZT_FR_HAS_SPORT = 1 << 0,
 	ZT_FR_HAS_DPORT = 1 << 1,
@@ -66,6 +79,8 @@ struct zt_flow_record {
 	uint8_t kind; /* enum zt_flow_kind */
 	bool blocked;
 	uint8_t tcp_flags; /* ZT_TCP_* */
+	uint8_t protocol; /* IANA protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, ...) */
+	uint8_t _pad[3];
 	uint32_t present; /* ZT_FR_HAS_* */
 	uint8_t source_ip[16]; /* network order; IPv4 in the first 4 bytes */
 	uint8_t dest_ip[16];
@@ -74,17 +89,16 @@ struct zt_flow_record {
 	float anomaly_score;
 	int64_t bytes_sent;
 	int64_t bytes_received;
-	int64_t packet_count;
+	int64_t packet_count; /* written saturated at INT32_MAX (an INTEGER column) */
 	int64_t packets_sent;
 	int64_t packets_received;
-	int64_t duration_ms;
+	int64_t duration_ms; /* written saturated at INT32_MAX (an INTEGER column) */
 	int64_t start_time_us; /* unix time, microseconds */
 	int64_t end_time_us;
 	int64_t created_at_us; /* with ZT_FR_HAS_CREATED */
 	int64_t source_identity;
 	int64_t dest_identity;
 	int64_t aggregate_count; /* flows or drops this row stands for, >= 1 */
-	char protocol[ZT_FR_PROTO_MAX]; /* not NULL: "tcp", "udp", ... or the number */
 	char threat_type[ZT_FR_THREAT_MAX];
 	char verdict[ZT_FR_VERDICT_MAX];
 	char drop_reason[ZT_FR_REASON_MAX];
@@ -112,8 +126,14 @@ size_t zt_flowrec_set_text(char *dst, size_t n, const char *src);
 /* "flow" | "xdp_drop_aggregate" */
 const char *zt_flow_kind_name(unsigned int kind);
 
-/* The protocol column: "tcp", "udp", "icmp", "icmpv6", "sctp", else the number (in buf). */
+/*
+ * A protocol's name for people, as network_flows.protocol_name and
+ * zt_protocol_name() in SQL give it: "tcp", "udp", "icmp", "icmpv6",
+ * "sctp", "any" (ZT_PROTO_ANY), else the number (in buf).
+ */
 const char *zt_flowrec_proto_name(uint8_t proto, char *buf, size_t n);
+/* The reverse, for text written by older versions: 0 and *proto, or -EINVAL. */
+int zt_flowrec_proto_parse(const char *name, uint8_t *proto);
 
 /* Whether a protocol has ports (TCP, UDP, SCTP): source_port and dest_port mean something. */
 bool zt_proto_has_ports(uint8_t proto);

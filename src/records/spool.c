@@ -18,7 +18,13 @@
 #include "records/spool.h"
 #include "agent/util.h"
 
-#define MAGIC "ZTSPOOL1"
+/*
+ * Format versions, named by the magic. 1: the protocol as text ("tcp",
+ * "udp", ..., "any" or the number), written before migration 003; 2: the
+ * protocol as its number. Both are read; 2 is written.
+ */
+#define MAGIC_V1 "ZTSPOOL1"
+#define MAGIC "ZTSPOOL2"
 #define HDR_LEN 28
 #define NFIELDS 33
 #define MAX_SEG_RECORDS 1000000u
@@ -34,6 +40,12 @@
 #define SEG_FILE_MAX (1u << 30)
 #define INFLATE_STEP (1u << 20)
 
+/* A segment written by zt_spool_write_held, not replayed until released. */
+struct held {
+	uint64_t seq;
+	uint64_t bytes;
+};
+
 struct zt_spool {
 	pthread_mutex_t lock;
 	char dir[4096];
@@ -41,6 +53,8 @@ struct zt_spool {
 	uint64_t max_bytes;
 	uint64_t next_seq;
 	struct zt_spool_stats st;
+	struct held *held;
+	size_t n_held, cap_held;
 };
 
 /* --- CBOR, the subset used: unsigned/negative integers, byte strings, arrays --- */
@@ -131,7 +145,7 @@ static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
 	cb_int(b, r->source_identity);
 	cb_int(b, r->dest_identity);
 	cb_int(b, r->aggregate_count);
-	cb_text(b, r->protocol);
+	cb_uint(b, r->protocol);
 	cb_text(b, r->threat_type);
 	cb_text(b, r->verdict);
 	cb_text(b, r->drop_reason);
@@ -241,7 +255,28 @@ static int rd_text(struct cb_rd *r, char *dst, size_t size)
 	return 0;
 }
 
-static int decode_rec(struct cb_rd *r, struct zt_flow_record *x)
+/* The protocol: text in format 1, a number in format 2. */
+static int rd_protocol(struct cb_rd *r, int version, uint8_t *proto)
+{
+	char name[ZT_FR_PROTO_MAX];
+	uint64_t v;
+
+	if (version >= 2) {
+		if (rd_uint(r, 255, &v))
+			return -1;
+		*proto = (uint8_t)v;
+		return 0;
+	}
+	if (rd_text(r, name, sizeof(name)))
+		return -1;
+	if (zt_flowrec_proto_parse(name, proto)) {
+		r->why = "CBOR: protocol text is neither a protocol name nor a number 0-255";
+		return -1;
+	}
+	return 0;
+}
+
+static int decode_rec(struct cb_rd *r, struct zt_flow_record *x, int version)
 {
 	uint8_t m;
 	uint64_t v, len;
@@ -307,7 +342,7 @@ static int decode_rec(struct cb_rd *r, struct zt_flow_record *x)
 	for (int i = 0; i < 12; i++)
 		if (rd_int(r, ints[i]))
 			return -1;
-	if (rd_text(r, x->protocol, sizeof(x->protocol)) ||
+	if (rd_protocol(r, version, &x->protocol) ||
 	    rd_text(r, x->threat_type, sizeof(x->threat_type)) ||
 	    rd_text(r, x->verdict, sizeof(x->verdict)) ||
 	    rd_text(r, x->drop_reason, sizeof(x->drop_reason)) ||
@@ -440,13 +475,17 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 	uint64_t v;
 	struct zt_flow_record *out;
 	struct cb_rd rd;
-	int r;
+	int version, r;
 
 	if (len < HDR_LEN) {
 		zt_seterr(why, whylen, "truncated: %zu bytes, shorter than the header", len);
 		return -EBADMSG;
 	}
-	if (memcmp(buf, MAGIC, 8)) {
+	if (!memcmp(buf, MAGIC, 8)) {
+		version = 2;
+	} else if (!memcmp(buf, MAGIC_V1, 8)) {
+		version = 1;
+	} else {
 		zt_seterr(why, whylen, "not a spool segment (bad magic)");
 		return -EBADMSG;
 	}
@@ -494,7 +533,7 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 		rd.why = rd.why ? rd.why : "CBOR: not an array of the header's record count";
 	else
 		for (uint32_t i = 0; i < cnt && !rd.why; i++)
-			if (decode_rec(&rd, &out[i]) && !rd.why)
+			if (decode_rec(&rd, &out[i], version) && !rd.why)
 				rd.why = "CBOR: bad record";
 	if (!rd.why && rd.at != rd.n)
 		rd.why = "CBOR: bytes after the last record";
@@ -530,12 +569,63 @@ static bool is_zsp(const char *name)
 	return n > 4 && !strcmp(name + n - 4, ".zsp") && name[0] != '.';
 }
 
+/* Whether a file is a format-1 segment (written before schema migration 003). */
+static bool is_format1(int dirfd, const char *name)
+{
+	char magic[8];
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = read(fd, magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
+	      !memcmp(magic, MAGIC_V1, sizeof(magic));
+	close(fd);
+	return yes;
+}
+
+static void retry_add(uint64_t **v, size_t *n, uint64_t seq)
+{
+	uint64_t *p = realloc(*v, (*n + 1) * sizeof(**v));
+
+	/* Without memory the file stays rejected: an operator can still rename it. */
+	if (p) {
+		p[(*n)++] = seq;
+		*v = p;
+	}
+}
+
+/*
+ * Records an older agent refused into rejected-*.zsp in format 1 may have
+ * been refused only because migration 003 had changed the column types
+ * under it (a rolling upgrade: another node's agent migrated first). They
+ * get one more try as ordinary segments; what the server refuses again is
+ * rejected anew, in format 2, and stays.
+ */
+static void retry_format1(struct zt_spool *s, const uint64_t *seqs, size_t n)
+{
+	char from[64], to[64];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(from, sizeof(from), "rejected-%020" PRIu64 ".zsp", seqs[i]);
+		snprintf(to, sizeof(to), "seg-%020" PRIu64 ".zsp", seqs[i]);
+		if (renameat(s->dirfd, from, s->dirfd, to) == 0) {
+			s->st.segments++;
+			s->st.format1_retried++;
+		}
+	}
+	if (n)
+		fsync(s->dirfd);
+}
+
 int zt_spool_open(const char *dir, uint64_t max_bytes, struct zt_spool **out, char *err,
 		  size_t errlen)
 {
 	struct zt_spool *s;
 	DIR *d;
 	struct dirent *e;
+	uint64_t *retry = NULL;
+	size_t n_retry = 0;
 	int r;
 
 	r = zt_mkdir_p(dir, 0700);
@@ -580,9 +670,14 @@ int zt_spool_open(const char *dir, uint64_t max_bytes, struct zt_spool **out, ch
 				s->next_seq = seq + 1;
 			if (!strncmp(e->d_name, "seg-", 4))
 				s->st.segments++;
+			else if (!strncmp(e->d_name, "rejected-", 9) &&
+				 is_format1(s->dirfd, e->d_name))
+				retry_add(&retry, &n_retry, seq);
 		}
 	}
 	closedir(d);
+	retry_format1(s, retry, n_retry);
+	free(retry);
 	if (s->st.partial_removed)
 		fsync(s->dirfd);
 	pthread_mutex_init(&s->lock, NULL);
@@ -596,6 +691,7 @@ void zt_spool_close(struct zt_spool *s)
 		return;
 	close(s->dirfd);
 	pthread_mutex_destroy(&s->lock);
+	free(s->held);
 	free(s);
 }
 
@@ -617,10 +713,12 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 /* Writes a finished file as prefix<seq>.zsp: temp, fsync, rename, fsync dir. Locked. */
 static int put_file(struct zt_spool *s, const char *prefix, const uint8_t *data, size_t len,
-		    char *err, size_t errlen)
+		    uint64_t *seqp, char *err, size_t errlen)
 {
 	char tmp[96], name[64];
 	uint64_t seq = s->next_seq++;
+
+	*seqp = seq;
 	int fd, r;
 
 	snprintf(name, sizeof(name), "%s%020" PRIu64 ".zsp", prefix, seq);
@@ -650,16 +748,20 @@ static int put_file(struct zt_spool *s, const char *prefix, const uint8_t *data,
 }
 
 static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flow_record *recs,
-		     size_t n, char *err, size_t errlen)
+		     size_t n, uint64_t *held_seq, char *err, size_t errlen)
 {
 	uint8_t *seg = NULL;
 	size_t len = 0;
+	uint64_t seq = 0;
 	int r;
 
 	if (n == 0)
-		return 0;
+		return held_seq ? -EINVAL : 0;
 	r = zt_spool_encode(recs, n, &seg, &len);
 	pthread_mutex_lock(&s->lock);
+	if (!r && held_seq &&
+	    zt_grow((void **)&s->held, &s->cap_held, s->n_held + 1, sizeof(*s->held)) < 0)
+		r = -ENOMEM;
 	if (r) {
 		zt_seterr(err, errlen, "spool %s: encoding %zu records: %s; records dropped",
 			  s->dir, n, strerror(-r));
@@ -670,14 +772,22 @@ static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flo
 			  "%zu new records dropped",
 			  s->dir, s->st.bytes, s->max_bytes, len, n);
 	} else {
-		r = put_file(s, prefix, seg, len, err, errlen);
+		r = put_file(s, prefix, seg, len, &seq, err, errlen);
 	}
-	if (r)
-		s->st.dropped_records += n;
-	else if (prefix[0] == 's')
+	if (r) {
+		/* A held write that fails is the caller's to keep elsewhere: not dropped yet. */
+		if (!held_seq)
+			s->st.dropped_records += n;
+	} else if (held_seq) {
+		s->held[s->n_held++] = (struct held){ .seq = seq, .bytes = len };
+		s->st.held_segments++;
+		s->st.held_bytes += len;
+		*held_seq = seq;
+	} else if (prefix[0] == 's') {
 		s->st.segments++, s->st.records_written += n;
-	else
+	} else {
 		s->st.rejected_records += n;
+	}
 	pthread_mutex_unlock(&s->lock);
 	free(seg);
 	return r;
@@ -686,13 +796,69 @@ static int spool_put(struct zt_spool *s, const char *prefix, const struct zt_flo
 int zt_spool_write(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
 		   size_t errlen)
 {
-	return spool_put(s, "seg-", recs, n, err, errlen);
+	return spool_put(s, "seg-", recs, n, NULL, err, errlen);
 }
 
 int zt_spool_reject(struct zt_spool *s, const struct zt_flow_record *recs, size_t n, char *err,
 		    size_t errlen)
 {
-	return spool_put(s, "rejected-", recs, n, err, errlen);
+	return spool_put(s, "rejected-", recs, n, NULL, err, errlen);
+}
+
+int zt_spool_write_held(struct zt_spool *s, const struct zt_flow_record *recs, size_t n,
+			uint64_t *seq, char *err, size_t errlen)
+{
+	int r = spool_put(s, "seg-", recs, n, seq, err, errlen);
+
+	if (r == -EINVAL)
+		zt_seterr(err, errlen, "spool %s: a held segment needs records", s->dir);
+	return r;
+}
+
+int zt_spool_release(struct zt_spool *s, uint64_t seq, bool keep, char *err, size_t errlen)
+{
+	char name[64];
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->n_held && s->held[i].seq != seq; i++)
+		;
+	if (i == s->n_held) {
+		zt_seterr(err, errlen, "spool %s: segment %" PRIu64 " is not held", s->dir, seq);
+		r = -ENOENT;
+		goto out;
+	}
+	s->st.held_segments--;
+	s->st.held_bytes -= s->held[i].bytes;
+	if (keep) {
+		/* The journal becomes an ordinary segment, replayed like any other. */
+		s->st.segments++;
+	} else {
+		snprintf(name, sizeof(name), "seg-%020" PRIu64 ".zsp", seq);
+		if (unlinkat(s->dirfd, name, 0) < 0) {
+			r = -errno;
+			/* Still on disk: replayed later, harmlessly (ON CONFLICT DO NOTHING). */
+			s->st.segments++;
+			zt_seterr(err, errlen, "spool %s/%s: delete: %s", s->dir, name,
+				  strerror(-r));
+		} else {
+			s->st.bytes -=
+				s->held[i].bytes < s->st.bytes ? s->held[i].bytes : s->st.bytes;
+		}
+	}
+	s->held[i] = s->held[--s->n_held];
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static bool is_held(const struct zt_spool *s, uint64_t seq)
+{
+	for (size_t i = 0; i < s->n_held; i++)
+		if (s->held[i].seq == seq)
+			return true;
+	return false;
 }
 
 static int oldest(struct zt_spool *s, char *name, size_t n, uint64_t *seq)
@@ -705,7 +871,7 @@ static int oldest(struct zt_spool *s, char *name, size_t n, uint64_t *seq)
 		return -errno;
 	rewinddir(d);
 	while ((e = readdir(d)))
-		if (parse_seq(e->d_name, "seg-", &v) && v < best)
+		if (parse_seq(e->d_name, "seg-", &v) && v < best && !is_held(s, v))
 			best = v;
 	closedir(d);
 	if (best == UINT64_MAX)

@@ -15,7 +15,10 @@
  *
  * Segments are read back oldest first and deleted only when the caller
  * says the records are committed (zt_spool_done). Records the database
- * refuses go to "rejected-<n>.zsp" (same format) for an operator.
+ * refuses go to "rejected-<n>.zsp" (same format) for an operator. At open,
+ * rejected files in format 1 become segments again, once: an agent older
+ * than migration 003 had them refused by the new column types during a
+ * rolling upgrade.
  *
  * Bound: every *.zsp file in the directory counts against max_bytes. A
  * write that would exceed it is refused and its records are counted as
@@ -25,6 +28,7 @@
 #ifndef ZT_SPOOL_H
 #define ZT_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +44,9 @@ struct zt_spool_stats {
 	uint64_t corrupt_segments; /* moved aside as bad-*.zsp since open */
 	uint64_t partial_removed; /* leftover temp files removed at open */
 	uint64_t rejected_records; /* written to rejected-*.zsp since open */
+	uint64_t format1_retried; /* format-1 rejected-*.zsp given another try at open */
+	uint64_t held_segments; /* written by zt_spool_write_held, not released yet */
+	uint64_t held_bytes; /* their size, part of bytes */
 };
 
 /* One segment read back. */
@@ -64,7 +71,20 @@ int zt_spool_write(struct zt_spool *s, const struct zt_flow_record *recs, size_t
 		   size_t errlen);
 
 /*
- * The oldest segment. 0 and *seg filled; -ENOENT when there is none;
+ * A write-ahead copy: writes n records as one segment (durable when this
+ * returns 0, *seq its number) that zt_spool_next skips while it is held,
+ * because the caller is writing the same records to the database itself.
+ * zt_spool_release ends the hold: keep false deletes the segment (the
+ * records are committed), keep true makes it an ordinary segment to
+ * replay. After a crash it is an ordinary segment. Errors as
+ * zt_spool_write.
+ */
+int zt_spool_write_held(struct zt_spool *s, const struct zt_flow_record *recs, size_t n,
+			uint64_t *seq, char *err, size_t errlen);
+int zt_spool_release(struct zt_spool *s, uint64_t seq, bool keep, char *err, size_t errlen);
+
+/*
+ * The oldest segment (not held). 0 and *seg filled; -ENOENT when there is none;
  * -EBADMSG when the oldest was corrupt: it was renamed bad-*.zsp, err
  * names it and says why, and the caller should log it and call again.
  */

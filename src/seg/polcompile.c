@@ -5,7 +5,9 @@
  *
  * 1. Identities: endpoints grouped by identity; every prefix an ipBlock
  *    names gets a CIDR identity (in sorted order, so the same input always
- *    numbers them the same); /0 is the world's.
+ *    numbers them the same); /0 is the world's. Each endpoint address also
+ *    lies in one CIDR identity (its longest ipBlock prefix, or the world);
+ *    the distinct (that, endpoint identity) pairs are the port classes.
  * 2. Raw entries: every effective rule x local identity x peer identity x
  *    port block, tagged with its rule id (rule ids follow policy order,
  *    so "the first rule" is "the lowest id"), its action, mode and flags.
@@ -85,6 +87,13 @@ struct ctx {
 	size_t *by_ns; /* ident indices sorted by (namespace, id) */
 	struct zt_cidr *prefixes; /* sorted, distinct, none of them /0 */
 	size_t n_prefixes;
+	/*
+	 * Port classes: the distinct (CIDR identity, endpoint identity) pairs
+	 * of endpoint addresses, as cidr << 32 | identity, sorted; class i is
+	 * ZT_ID_FIRST_PORT_CLASS + i.
+	 */
+	uint64_t *pclass;
+	size_t n_pclass;
 	struct raw *raw;
 	size_t n_raw, cap_raw;
 	uint32_t *peers; /* scratch: peer identities of one rule */
@@ -536,6 +545,104 @@ static int ipblock_peers(struct ctx *x, const struct zt_pol_peer *pe)
 	return 0;
 }
 
+/*
+ * The CIDR identity of an address as the ipcache would give it were no
+ * endpoint or host there: its longest ipBlock prefix, else the world.
+ */
+static uint32_t addr_cidr_id(const struct ctx *x, int family, const uint8_t *addr)
+{
+	unsigned int max = family == AF_INET ? 32 : 128;
+
+	for (unsigned int plen = max; plen > 0; plen--) {
+		struct zt_cidr k = { .family = family, .prefixlen = (uint8_t)plen };
+		size_t a = 0, b = x->n_prefixes;
+
+		memcpy(k.addr, addr, alen(family));
+		zt_cidr_mask(&k);
+		while (a < b) {
+			size_t m = a + (b - a) / 2;
+			int c = cidr_cmp(&x->prefixes[m], &k);
+
+			if (c == 0)
+				return ZT_ID_FIRST_CIDR + (uint32_t)m;
+			if (c < 0)
+				a = m + 1;
+			else
+				b = m;
+		}
+	}
+	return family == AF_INET ? ZT_ID_WORLD_V4 : ZT_ID_WORLD_V6;
+}
+
+static bool is_cidr_peer(uint32_t id)
+{
+	return id == ZT_ID_WORLD_V4 || id == ZT_ID_WORLD_V6 ||
+	       (id >= ZT_ID_FIRST_CIDR && id < ZT_ID_FIRST_PORT_CLASS);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every (CIDR identity, endpoint identity) pair of an endpoint address. */
+static int build_port_classes(struct ctx *x)
+{
+	const struct zt_polc_input *in = x->in;
+	size_t n = 0, cap = 0, k = 0;
+	uint64_t *v = NULL;
+
+	for (size_t i = 0; i < in->n_eps; i++)
+		for (size_t j = 0; j < in->eps[i].ev->n_addrs; j++) {
+			const struct zt_ep_addr *a = &in->eps[i].ev->addrs[j];
+
+			if (a->family != AF_INET && a->family != AF_INET6)
+				continue; /* build_ipcache reports it */
+			if (zt_grow((void **)&v, &cap, n + 1, sizeof(*v)) < 0) {
+				free(v);
+				return -ENOMEM;
+			}
+			v[n++] = (uint64_t)addr_cidr_id(x, a->family, a->addr) << 32 |
+				 in->eps[i].identity;
+		}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), u64_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || v[k - 1] != v[i])
+			v[k++] = v[i];
+	x->pclass = v;
+	x->n_pclass = k;
+	return 0;
+}
+
+/* Index of the first port class of CIDR identity cidr (or n_pclass). */
+static size_t pclass_first(const struct ctx *x, uint32_t cidr)
+{
+	size_t a = 0, b = x->n_pclass;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if ((uint32_t)(x->pclass[m] >> 32) < cidr)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+static uint32_t pclass_id(const struct ctx *x, uint32_t cidr, uint32_t identity)
+{
+	uint64_t want = (uint64_t)cidr << 32 | identity;
+
+	for (size_t i = pclass_first(x, cidr); i < x->n_pclass && x->pclass[i] <= want; i++)
+		if (x->pclass[i] == want)
+			return ZT_ID_FIRST_PORT_CLASS + (uint32_t)i;
+	return 0;
+}
+
 static int u32_cmp(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -674,6 +781,30 @@ static int rule_entries(struct ctx *x, const struct zt_pol_rule *r, uint8_t dir,
 						hi < lo ? lo : hi, rule_id, what);
 			if (rc < 0)
 				return rc;
+			continue;
+		}
+		if (dir == ZT_DIR_EGRESS && is_cidr_peer(peer)) {
+			/*
+			 * An ipBlock with a named port: only endpoints have
+			 * named ports, and the block is the address's; so the
+			 * entries go to the port classes (this CIDR identity,
+			 * endpoint identity) that endpoint addresses have.
+			 */
+			for (size_t q = pclass_first(x, peer);
+			     q < x->n_pclass && (uint32_t)(x->pclass[q] >> 32) == peer; q++) {
+				uint32_t qid = (uint32_t)x->pclass[q];
+
+				rc = resolve_named(x, pp, qid);
+				for (size_t k = 0; rc == 0 && k < x->n_named; k++)
+					rc = push_raw(x,
+						      mkkey(dir, local,
+							    ZT_ID_FIRST_PORT_CLASS + (uint32_t)q,
+							    pp->protocol, x->named[k],
+							    ZT_POL_PLEN_FULL),
+						      rule_id, what);
+				if (rc < 0)
+					return rc;
+			}
 			continue;
 		}
 		if (dir == ZT_DIR_EGRESS && peer == ZT_ID_ANY) {
@@ -952,12 +1083,47 @@ static int push_ipc(struct ipc_tmp **v, size_t *n, size_t *cap, int family, uint
 	return 0;
 }
 
+/* Peer identities that only endpoint addresses' extra fields can reach, sorted. */
+static int used_extra_peers(const struct zt_compiled *c, uint32_t **out, size_t *n_out)
+{
+	uint32_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < c->n_pol; i++) {
+		uint32_t p = c->pol[i].peer_id;
+
+		if (!is_cidr_peer(p) && p < ZT_ID_FIRST_PORT_CLASS)
+			continue;
+		if (n && v[n - 1] == p)
+			continue; /* entries come grouped by peer within a local */
+		if (zt_grow((void **)&v, &cap, n + 1, sizeof(*v)) < 0) {
+			free(v);
+			return -ENOMEM;
+		}
+		v[n++] = p;
+	}
+	sort_unique_u32(v, &n);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static bool u32_in(const uint32_t *v, size_t n, uint32_t id)
+{
+	return n && bsearch(&id, v, n, sizeof(*v), u32_cmp) != NULL;
+}
+
 static int build_ipcache(struct ctx *x, struct zt_compiled *c)
 {
 	const struct zt_polc_input *in = x->in;
 	struct ipc_tmp *v = NULL;
-	size_t n = 0, cap = 0, k = 0;
+	size_t n = 0, cap = 0, k = 0, n_used = 0;
+	uint32_t *used = NULL;
 	int r = 0;
+
+	r = used_extra_peers(c, &used, &n_used);
+	if (r < 0)
+		return r;
 
 	r = push_ipc(&v, &n, &cap, AF_INET, 0, NULL, ZT_ID_WORLD_V4, 0, 0);
 	if (r == 0)
@@ -980,6 +1146,8 @@ static int build_ipcache(struct ctx *x, struct zt_compiled *c)
 		for (size_t j = 0; r == 0 && j < e->ev->n_addrs; j++) {
 			const struct zt_ep_addr *a = &e->ev->addrs[j];
 
+			uint32_t cid, pc;
+
 			r = push_ipc(&v, &n, &cap, a->family, a->family == AF_INET ? 32 : 128,
 				     a->addr, e->identity, e->ep_id, 3);
 			if (r == -EINVAL)
@@ -987,8 +1155,16 @@ static int build_ipcache(struct ctx *x, struct zt_compiled *c)
 					  "endpoint %s/%s address %zu: family %d is not IPv4/IPv6",
 					  e->ev->ls.namespace, e->ev->name ? e->ev->name : "?", j,
 					  a->family);
+			if (r < 0)
+				break;
+			/* ipBlock peers match endpoints too: the CIDR identity it also has. */
+			cid = addr_cidr_id(x, a->family, a->addr);
+			pc = pclass_id(x, cid, e->identity);
+			v[n - 1].e.val.cidr_id = u32_in(used, n_used, cid) ? cid : 0;
+			v[n - 1].e.val.port_class = pc && u32_in(used, n_used, pc) ? pc : 0;
 		}
 	}
+	free(used);
 	if (r < 0) {
 		free(v);
 		return r;
@@ -1153,6 +1329,8 @@ int zt_polc_compile(const struct zt_polc_input *in, struct zt_compiled **out, ch
 	if (r == 0)
 		r = build_prefixes(&x);
 	if (r == 0)
+		r = build_port_classes(&x);
+	if (r == 0)
 		r = compile_rules(&x, base);
 	/* The host: always allowed, both ways, for every local identity. */
 	for (size_t i = 0; r == 0 && i < x.n_idents; i++)
@@ -1174,6 +1352,7 @@ fail:
 	free(x.idents);
 	free(x.by_ns);
 	free(x.prefixes);
+	free(x.pclass);
 	free(x.raw);
 	free(x.peers);
 	free(x.named);

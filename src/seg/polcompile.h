@@ -20,9 +20,10 @@
  *
  * What the kernel lookup must do with these entries (ztagent.h, made
  * precise): for (dir, local identity, peer identity, proto, port), look up
- * the peer's identity and ZT_ID_ANY (full-length keys). Per verdict field
- * (verdict/rule_id/flags and audit_verdict/audit_rule_id): DENY from either
- * lookup wins, then ALLOW; when both give the same verdict the lower
+ * the peer's identity and ZT_ID_ANY (full-length keys), and the peer
+ * address's ipcache cidr_id and port_class when non-zero. Per verdict field
+ * (verdict/rule_id/flags and audit_verdict/audit_rule_id): DENY from any
+ * lookup wins, then ALLOW; when several give the same verdict the lowest
  * non-zero rule id decides (rule ids follow policy order, so this is "the
  * first rule", as the evaluator reports it) and the ALLOW flags are ORed.
  * The host entry is ALLOW with rule id 0 (reason: host). With NONE or no
@@ -124,7 +125,11 @@ struct zt_polc_iso_entry {
 /*
  * 0/0 and ::/0 -> the worlds, every ipBlock prefix -> its CIDR identity,
  * host addresses -> ZT_ID_HOST, endpoint addresses -> their identity and
- * ep_id. Same prefix twice: endpoint over host over CIDR.
+ * ep_id. Same prefix twice: endpoint over host over CIDR. Endpoint
+ * addresses also get cidr_id (the CIDR identity or world the address lies
+ * in, so ipBlock peers match it) and port_class (the pair of that and the
+ * endpoint's identity, for egress ipBlock rules with named ports), each
+ * only when some policy entry has it as its peer.
  */
 struct zt_polc_ipc_entry {
 	int family; /* AF_INET | AF_INET6 */

@@ -85,10 +85,11 @@
  *     '10.1.0.0/16' is not strictly inside cidr 172.17.0.0/16; except may only cut holes in it
  * (one line). Paths quote keys that are not plain words: matchLabels["app.kubernetes.io/name"].
  *
- * ipBlock and pods: which addresses ipBlock applies to is left to the
- * implementation by Kubernetes. Here (as in Cilium) it applies to addresses
- * that are not one of our endpoints; endpoints are matched by selectors
- * only. So a peer is an identity: a label set, or a CIDR outside them.
+ * ipBlock and pods: an ipBlock matches every address in cidr and in no
+ * except, our endpoints' addresses included, as Kubernetes' conformance
+ * suite checks (Cilium exempts pods; we do not). Only the node's own
+ * addresses (the host peer, always allowed) are left out. So a rule
+ * with selectors and ipBlocks allows an endpoint that either matches.
  */
 #ifndef ZT_POLICY_H
 #define ZT_POLICY_H

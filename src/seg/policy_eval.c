@@ -47,8 +47,9 @@ static bool ipblock_has(const struct zt_pol_peer *pe, const struct zt_ep_addr *a
 static bool peer_matches(const struct zt_policy *p, const struct zt_pol_peer *pe,
 			 const struct zt_eval_peer *peer, bool peer_host)
 {
+	/* By address, endpoint or not (Kubernetes makes no exception for pods). */
 	if (pe->type == ZT_PEER_IPBLOCK)
-		return !peer->ep && !peer_host && ipblock_has(pe, &peer->addr);
+		return !peer_host && ipblock_has(pe, &peer->addr);
 	return peer->ep && zt_peer_selects(pe->pod_selector, pe->namespace_selector, p->namespace,
 					   &peer->ep->ls);
 }

@@ -22,9 +22,12 @@
  * A policy selects L when it is in L's namespace and its podSelector matches
  * L's labels. A rule matches when one of its peers matches P (every peer
  * when it has none) and one of its ports matches (every port when none).
- * Selector peers match endpoints only, ipBlock peers addresses outside them
- * (policy.h says why). A named port matches when the destination endpoint
- * has a container port of that name and protocol at the connection's port.
+ * Selector peers match endpoints only; ipBlock peers match by address,
+ * endpoint addresses included (policy.h says why), but never the host's.
+ * An end given as an endpoint is taken at its address in zt_eval_peer.addr
+ * (zt_eval_parse_peer: the endpoint's first address). A named port matches
+ * when the destination endpoint has a container port of that name and
+ * protocol at the connection's port.
  *
  * Audit: enforce-mode policies alone decide what passes. When they allow a
  * connection that would be denied with the audit-mode policies enforced as
@@ -69,7 +72,8 @@ struct zt_eval_endpoint {
 struct zt_eval_peer {
 	/* NULL: an address; it becomes the endpoint that owns it, if any (as the ipcache does). */
 	const struct zt_eval_endpoint *ep;
-	struct zt_ep_addr addr; /* needed when ep is NULL */
+	/* Needed when ep is NULL; with ep, ipBlock peers match only this address. */
+	struct zt_ep_addr addr;
 };
 
 struct zt_eval_conn {

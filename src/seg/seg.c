@@ -153,7 +153,10 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	}
 	dt = zt_now_mono_ns() - t0;
 	gens_push(s, gen, ps, c);
+	/* zt_seg_get_stats reads st under the lock, from the API and metrics threads. */
+	pthread_mutex_lock(&s->lock);
 	s->st.last_apply_ns = dt;
+	pthread_mutex_unlock(&s->lock);
 	if (s->observe)
 		s->observe(s->observe_ctx, (double)dt / 1e9);
 	/* since_change_ms: from the first file event to the new generation in
@@ -484,7 +487,7 @@ void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx)
 	s->flow_sink_ctx = ctx;
 }
 
-/* Every second: flow records for ended and long flows; ended entries deleted. */
+/* Each ZT_FLOWEXP_TICK_NS: one bounded slice of the conntrack sweep (records, deletes). */
 static void on_gc_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_seg *s = ctx;
@@ -689,8 +692,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	}
 	{
-		struct itimerspec its = { .it_interval = { .tv_sec = 1 },
-					  .it_value = { .tv_sec = 1 } };
+		struct itimerspec its = { .it_interval = { .tv_nsec = ZT_FLOWEXP_TICK_NS },
+					  .it_value = { .tv_nsec = ZT_FLOWEXP_TICK_NS } };
 
 		timerfd_settime(s->gc_tfd, 0, &its, NULL);
 	}
@@ -764,6 +767,7 @@ void zt_seg_get_stats(struct zt_seg *s, struct zt_seg_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
 	pthread_mutex_unlock(&s->lock);
+	out->conntrack_entries = zt_flowexp_entries(s->fx);
 }
 
 void zt_seg_stop(struct zt_seg *s)

@@ -33,6 +33,7 @@ struct zt_seg_stats {
 	uint64_t verdicts[3]; /* new flows: allowed, denied, audit */
 	uint64_t revoked; /* established flows stopped by a policy change */
 	uint64_t last_apply_ns; /* compile + apply time of the last generation */
+	uint64_t conntrack_entries; /* as the sweep's last rotation counted them */
 };
 
 /* Policy change hook (audit trail): kind "policy.apply" | "policy.reject" | "endpoint.add" | ... */

@@ -238,15 +238,6 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 	return 0;
 }
 
-static bool is_host_addr(const struct zt_seg *s, const struct zt_ep_addr *a)
-{
-	for (size_t i = 0; i < s->n_host; i++)
-		if (s->host[i].family == a->family &&
-		    !memcmp(s->host[i].addr, a->addr, a->family == AF_INET ? 4 : 16))
-			return true;
-	return false;
-}
-
 static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			     size_t errlen)
 {
@@ -254,6 +245,7 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	char from[300], to[300], port[64], line[2048];
 	struct zt_eval_endpoint *evs;
 	struct zt_eval_conn c = { 0 };
+	struct zt_eval_opts opts = { 0 };
 	struct zt_eval_result res;
 	const struct zt_policy_set *set;
 	struct zt_policy_set empty = { 0 };
@@ -292,25 +284,23 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 		free(evs);
 		return r;
 	}
-	r = zt_policy_eval(set,
-			   s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY : ZT_POL_DEFAULT_ALLOW,
-			   evs, s->eps.n, &c, &res);
+	/*
+	 * With the node's addresses, as the compiler has them: the host is
+	 * allowed to and from its endpoints unless a deny rule for every peer
+	 * says otherwise, and ipBlocks match every other address, endpoints'
+	 * included, exactly as the datapath decides.
+	 */
+	opts.host_addrs = s->host;
+	opts.n_host_addrs = s->n_host;
+	r = zt_policy_eval_ex(
+		set, s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY : ZT_POL_DEFAULT_ALLOW, evs,
+		s->eps.n, &opts, &c, &res);
 	if (r < 0) {
 		zt_seterr(err, errlen, "cannot evaluate: %s", strerror(-r));
 		free(evs);
 		return r;
 	}
-	/* The host is always allowed to and from its endpoints (Kubernetes' rule). */
-	if ((!res.src_ep && is_host_addr(s, &c.src.addr)) ||
-	    (!res.dst_ep && is_host_addr(s, &c.dst.addr))) {
-		snprintf(
-			line, sizeof(line),
-			"allow %s %s -> %s:%u: the node's own address is always allowed to and from its endpoints",
-			zt_pol_proto_name(c.protocol), from, to, c.port);
-		res.verdict = ZT_PV_ALLOW;
-	} else {
-		zt_eval_format(&res, &c, line, sizeof(line));
-	}
+	zt_eval_format(&res, &c, line, sizeof(line));
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "verdict", zt_pol_verdict_name(res.verdict)) ||
 	    zt_cbor_put_str(*data, "explanation", line) ||

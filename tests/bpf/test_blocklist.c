@@ -229,6 +229,75 @@ static void test_trie_overflow(void **state)
 	assert_int_equal(ps.v4_count, ZT_MAX_HASHED_LENS);
 }
 
+static uint32_t entry_plen(struct bpf_map *m, const char *cidr)
+{
+	struct zt_cidr c = C(cidr);
+	struct zt_block_entry v;
+	uint8_t key[20] = {};
+
+	memcpy(key, &(uint32_t){ c.prefixlen }, 4);
+	memcpy(key + 4, c.addr, c.family == AF_INET ? 4 : 16);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(m), key, &v), 0);
+	return v.prefixlen;
+}
+
+/*
+ * The case reported: /17 to /32 fill the hashed lengths, so /15 (no TTL)
+ * and /16 (short TTL) land in the trie. Once the /16 has expired, a source
+ * inside both is still dropped, by the /15 (before the fix it passed until
+ * the daemon's sweep removed the /16). An entry pinned by an older agent,
+ * without its length, gets it at start.
+ */
+static void test_expired_trie_entry_hides_nothing(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req ttl = plain;
+	struct zt_cidr c15 = C("198.18.0.0/15"), c16 = C("198.19.0.0/16");
+	struct bpf_map *trie = e->dp->xdp->maps.blocklist_lpm_v4;
+	struct zt_block_entry v;
+	uint8_t key[8] = {};
+	char err[256], s[32];
+	bool r;
+
+	for (int len = 17; len <= 32; len++) {
+		struct zt_cidr c;
+
+		snprintf(s, sizeof(s), "198.18.0.0/%d", len);
+		c = C(s);
+		assert_int_equal(zt_blocklist_add(e->bl, &c, &plain, &r, err, sizeof(err)), 0);
+	}
+	ttl.ttl_ns = 20000000ULL; /* 20 ms */
+	assert_int_equal(zt_blocklist_add(e->bl, &c15, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &c16, &ttl, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, true), 2);
+	assert_int_equal(entry_plen(trie, "198.18.0.0/15"), 15);
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(entry_plen(e->dp->xdp->maps.blocklist_v4, "198.18.0.0/24"), 24);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	usleep(30000);
+	/* The /16 has expired and is still in the map (no sweep ran). A trie
+	 * lookup answers with the longest match: the /16 itself while it is there. */
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+
+	/* As an older agent left it: no length in the value. */
+	memcpy(key, &(uint32_t){ 16 }, 4);
+	memcpy(key + 4, c16.addr, 4);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(trie), key, &v), 0);
+	v.prefixlen = 0;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(trie), key, &v, BPF_EXIST), 0);
+	stop(e);
+	start(e);
+	trie = e->dp->xdp->maps.blocklist_lpm_v4; /* a new skeleton */
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	/* Expiry removes the /16; the /15 stays and still blocks. */
+	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 1);
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 15);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	assert_int_equal(verdict(e, "198.20.1.1"), XDP_PASS);
+}
+
 static void test_import_all_or_nothing(void **state)
 {
 	struct env *e = *state;
@@ -384,6 +453,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_del_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trie_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expired_trie_entry_hides_nothing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rebuilds, setup, teardown),

@@ -156,10 +156,9 @@ static void ep_add(struct env *e, __u32 ifindex, __u32 ep_id, __u32 identity)
 			 0);
 }
 
-/* cidr "a.b.c.d/n" or "x::/n" into the ipcache of its family, in slot. */
-static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, __u32 ep_id)
+/* cidr "a.b.c.d/n" or "x::/n" into the ipcache of its family, in slot, with every field. */
+static void ipc_add_val(struct env *e, __u8 slot, const char *cidr, struct zt_ipcache_val v)
 {
-	struct zt_ipcache_val v = { .identity = identity, .ep_id = ep_id };
 	char buf[64];
 	char *slash;
 	int plen;
@@ -182,6 +181,11 @@ static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, 
 		assert_int_equal(
 			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v4), &k, &v, 0), 0);
 	}
+}
+
+static void ipc_add(struct env *e, __u8 slot, const char *cidr, __u32 identity, __u32 ep_id)
+{
+	ipc_add_val(e, slot, cidr, (struct zt_ipcache_val){ .identity = identity, .ep_id = ep_id });
 }
 
 /* The usual ipcache: pod and peer endpoints (both families), nothing else. */
@@ -872,6 +876,124 @@ static void test_ipblock_except(void **state)
 				   ISO_RULE, PEER_ID, 1 });
 }
 
+/* A policy entry of the pod for one peer, one TCP port, enforce and audit alike. */
+static void tcp_rule(struct env *e, __u8 dir, __u32 peer, __u16 port, __u8 verdict, __u32 rule)
+{
+	pol_add(e, (struct pol){ .slot = 1,
+				 .dir = dir,
+				 .local = POD_ID,
+				 .peer = peer,
+				 .proto = IPPROTO_TCP,
+				 .port = port,
+				 .port_bits = 16,
+				 .verdict = verdict,
+				 .rule = rule,
+				 .audit_verdict = verdict,
+				 .audit_rule = rule });
+}
+
+/*
+ * ipBlock matches endpoints: the peer endpoint's ipcache entry carries the
+ * CIDR identity it lies in, and the policy is looked up under both; deny
+ * of either wins, then the lowest allowing rule.
+ */
+static void test_ipblock_matches_endpoint(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	struct zt_ct_val v;
+
+	std_setup(e);
+	ipc_add(e, 1, "198.18.0.0/15", CIDR_ID1, 0);
+	ipc_add_val(e, 1, PEER4 "/32",
+		    (struct zt_ipcache_val){
+			    .identity = PEER_ID, .ep_id = PEER_EP, .cidr_id = CIDR_ID1 });
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 443, ZT_VERDICT_ALLOW, 61);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 8443, ZT_VERDICT_ALLOW, 62);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 8443, ZT_VERDICT_DENY, 70);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 22, ZT_VERDICT_ALLOW, 63);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 22, ZT_VERDICT_DENY, 71);
+	tcp_rule(e, ZT_DIR_EGRESS, PEER_ID, 9000, ZT_VERDICT_ALLOW, 80);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID1, 9000, ZT_VERDICT_ALLOW, 64);
+	tcp_rule(e, ZT_DIR_INGRESS, CIDR_ID1, 5432, ZT_VERDICT_ALLOW, 65);
+
+	/* Allowed by the CIDR identity alone; the event names the endpoint. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 443, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 61,
+				   PEER_ID, 1 });
+	assert_int_equal(e->ev[0].peer_ep_id, PEER_EP);
+	/* A port no entry of either identity allows. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1001, 80, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 1,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+	/* Deny under the endpoint identity beats allow under the CIDR one... */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1002, 8443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 70,
+				   PEER_ID, 1 });
+	/* ... and the other way round. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1003, 22, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 3,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 71,
+				   PEER_ID, 1 });
+	/* Both allow: the lower rule id is reported. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1004, 9000, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 4,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 64,
+				   PEER_ID, 1 });
+	/* Ingress: the source endpoint's CIDR identity. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 1005, 5432, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 5,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_INGRESS, 0, 65,
+				   PEER_ID, 1 });
+	/* An endpoint entry without cidr_id is not looked up under it. */
+	ipc_add(e, 1, PEER4 "/32", PEER_ID, PEER_EP);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1006, 443, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 6,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_NO_RULE, ZT_DIR_EGRESS, 0,
+				   ISO_RULE, PEER_ID, 1 });
+	/* The established flow keeps its cached verdict (same generation). */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 1000, TCP_SYN | TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 1000, 443), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(v.rule_id, 61);
+	assert_int_equal(e->n_ev, 7);
+}
+
+/* The port class: a third identity, for egress named ports of ipBlock rules. */
+static void test_ipblock_port_class(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	const __u32 pc = ZT_ID_FIRST_PORT_CLASS + 3;
+
+	std_setup(e);
+	ipc_add_val(e, 1, PEER4 "/32",
+		    (struct zt_ipcache_val){ .identity = PEER_ID,
+					     .ep_id = PEER_EP,
+					     .cidr_id = CIDR_ID1,
+					     .port_class = pc });
+	ipc_add_val(e, 1, PEER6 "/128",
+		    (struct zt_ipcache_val){ .identity = PEER_ID,
+					     .ep_id = PEER_EP,
+					     .cidr_id = CIDR_ID2,
+					     .port_class = pc });
+	tcp_rule(e, ZT_DIR_EGRESS, pc, 8080, ZT_VERDICT_ALLOW, 66);
+	tcp_rule(e, ZT_DIR_EGRESS, CIDR_ID2, 8080, ZT_VERDICT_DENY, 72);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1000, 8080, TCP_SYN)), TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_EGRESS, 0, 66,
+				   PEER_ID, 1 });
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 1001, 8081, TCP_SYN)), TC_ACT_SHOT);
+	/* IPv6: the CIDR identity's deny wins over the port class's allow. */
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 1000, 8080, TCP_SYN)), TC_ACT_SHOT);
+	ev_check(e, 2,
+		 (struct ev_want){ ZT_VERDICT_DENY, 0, ZT_REASON_RULE_DENY, ZT_DIR_EGRESS, 0, 72,
+				   PEER_ID, 1 });
+}
+
 static void test_world_fallback_v4(void **state)
 {
 	struct env *e = *state;
@@ -1284,12 +1406,15 @@ static void test_ct_tcp_lifecycle(void **state)
 			  ip_len(p) :
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	/* The SYN-ACK alone: half-open until the opener's ACK. */
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
 	assert_true(v.last_ns > v.first_ns);
 
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)) == TC_ACT_OK ?
 			  ip_len(p) :
 			  0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
 			  ip_len(p) :
 			  0;
@@ -1308,6 +1433,136 @@ static void test_ct_tcp_lifecycle(void **state)
 	assert_int_equal(v.flags_seen[0], TCP_SYN | TCP_ACK | TCP_PSH | TCP_FIN);
 	assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK | TCP_FIN);
 	assert_int_equal(e->n_ev, 1);
+}
+
+static __u64 boot_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/*
+ * A spoofed-source SYN flood towards a listening pod: the pod answers each
+ * SYN with a SYN-ACK (and retransmits it), the client never sends the ACK.
+ * The entries stay half-open (SYN_RECV, with the short timeout) and never
+ * become established; past that timeout the next packet is a new flow.
+ * Before, the SYN-ACK made each one established for an hour.
+ */
+static void test_ct_syn_flood_stays_half_open(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 now;
+	int fd;
+
+	std_setup(e);
+	fd = bpf_map__fd(e->skel->maps.conntrack);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 80, 12);
+	for (int i = 0; i < 16; i++) {
+		char src[32];
+		struct zt_ct_key k;
+
+		snprintf(src, sizeof(src), "198.19.200.%d", 10 + i);
+		k = ct_key(if_pod, IPPROTO_TCP, src, POD4, 1024 + i, 80);
+		assert_int_equal(to_pod(e, tcp4(&p, src, POD4, 1024 + i, 80, TCP_SYN)), TC_ACT_OK);
+		assert_int_equal(from_pod(e, tcp4(&p, POD4, src, 80, 1024 + i, TCP_SYN | TCP_ACK)),
+				 TC_ACT_OK);
+		/* The pod retransmits its SYN-ACK, the client its SYN: still half-open. */
+		assert_int_equal(from_pod(e, tcp4(&p, POD4, src, 80, 1024 + i, TCP_SYN | TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(to_pod(e, tcp4(&p, src, POD4, 1024 + i, 80, TCP_SYN)), TC_ACT_OK);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_SYN_RECV);
+		assert_int_equal(v.packets[0], 2);
+		assert_int_equal(v.packets[1], 2);
+		assert_int_equal(v.flags_seen[0], TCP_SYN);
+		assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK);
+		assert_true(zt_ct_timeout(IPPROTO_TCP, v.state) == ZT_CT_TCP_SYN_TIMEOUT_NS);
+	}
+	assert_int_equal(ct_count(e), 16);
+	assert_int_equal(e->n_ev, 16);
+
+	/* Idle past the half-open timeout: the client's late ACK is a new (mid-stream) flow. */
+	{
+		struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, "198.19.200.10", POD4, 1024, 80);
+
+		assert_int_equal(ct_get(e, k, &v), 0);
+		now = boot_now();
+		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS - 1000000000ULL;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.10", POD4, 1024, 80, TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(e->n_ev, 17);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_NEW);
+		assert_int_equal(v.packets[0], 1);
+		assert_int_equal(v.packets[1], 0);
+	}
+	/* Just inside it, the same ACK completes the handshake. */
+	{
+		struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, "198.19.200.11", POD4, 1025, 80);
+
+		assert_int_equal(ct_get(e, k, &v), 0);
+		now = boot_now();
+		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS + 1000000000ULL;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.11", POD4, 1025, 80, TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(e->n_ev, 17);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+		assert_true(zt_ct_timeout(IPPROTO_TCP, v.state) == ZT_CT_TCP_EST_TIMEOUT_NS);
+	}
+}
+
+/* The transitions around the handshake, one by one. */
+static void test_ct_tcp_handshake_states(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41000, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_SYN)), TC_ACT_OK);
+	/* An answer without SYN to a bare SYN (a challenge ACK) establishes nothing. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	/* Only an ACK without SYN from the opener completes the handshake. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	/* A FIN while half-open closes. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_FIN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSING);
+
+	/* Picked up mid-stream (the opener sent no bare SYN): any answer establishes. */
+	k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41001, 443);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41001, 443, TCP_ACK | TCP_PSH)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41001, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	/* First seen at the SYN-ACK (its SYN went by unseen): the ACK back establishes. */
+	k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41002, 443);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41002, 443, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41002, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 }
 
 static void test_ct_rst_and_reuse(void **state)
@@ -1574,6 +1829,9 @@ static void test_ipv6_tcp_allow_deny_reply(void **state)
 			 TC_ACT_OK);
 	assert_int_equal(e->n_ev, 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER6, POD6, 50000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER6, POD6, 50000, 443), &v), 0);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 444, TCP_SYN)), TC_ACT_SHOT);
 	ev_check(e, 1,
@@ -1768,6 +2026,8 @@ int main(void)
 		T(test_port_range_blocks),
 		T(test_any_proto_entry),
 		T(test_ipblock_except),
+		T(test_ipblock_matches_endpoint),
+		T(test_ipblock_port_class),
 		T(test_world_fallback_v4),
 		T(test_world_fallback_v6),
 		T(test_audit_isolated),
@@ -1783,6 +2043,8 @@ int main(void)
 		T(test_nd_passes),
 		T(test_malformed_drops),
 		T(test_ct_tcp_lifecycle),
+		T(test_ct_syn_flood_stays_half_open),
+		T(test_ct_tcp_handshake_states),
 		T(test_ct_rst_and_reuse),
 		T(test_ct_udp_state),
 		T(test_ct_expired_is_new),

@@ -20,9 +20,23 @@ fi
 
 T=$(mktemp -d /tmp/ztagent-dbtest.XXXXXX)
 BG_PIDS=()
+# The server's processes stopped with SIGSTOP (a frozen database), resumed
+# by pg_thaw and, whatever happens, by cleanup.
+PG_FROZEN=
+pg_freeze() {
+	PG_FROZEN="$PG_PID $(ps -o pid= --ppid "$PG_PID" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	kill -STOP $PG_FROZEN
+}
+pg_thaw() {
+	# shellcheck disable=SC2086
+	[ -n "$PG_FROZEN" ] && kill -CONT $PG_FROZEN 2>/dev/null
+	PG_FROZEN=
+}
 cleanup() {
 	local rc=$?
 	set +e
+	pg_thaw
 	for p in "${BG_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
@@ -56,11 +70,41 @@ check "schema_migrations lists each file with its sha256" test "$got" = "${want%
 check "one applied_at for both runs (second run applied nothing)" \
 	test "$(pg_sql -c 'SELECT count(DISTINCT applied_at) FROM schema_migrations')" = 1
 
-cols=$(pg_sql -c "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position)
-	FROM information_schema.columns WHERE table_name = 'network_flows' AND table_schema = 'public'")
-want_cols="id uuid, source_ip inet, dest_ip inet, source_port integer, dest_port integer, protocol text, bytes_sent bigint, bytes_received bigint, packet_count bigint, duration_ms bigint, flags ARRAY, start_time timestamp with time zone, end_time timestamp with time zone, anomaly_score real, threat_type text, blocked boolean, created_at timestamp with time zone, packets_sent bigint, packets_received bigint, verdict text, drop_reason text, policy text, source_identity bigint, dest_identity bigint, source_workload text, dest_workload text, node text, interface text, direction text, flow_kind text, aggregate_count bigint"
-check "network_flows has the specified columns and types" test "$cols" = "$want_cols"
-check "flags is text[]" test "$(pg_sql -c "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'network_flows'::regclass AND attname = 'flags'")" = "text[]"
+# The specification's columns, as information_schema describes them:
+# name|type|nullable|default (compliance queries and SIEMs rely on these).
+spec_cols="id|uuid|NO|gen_random_uuid()
+source_ip|inet|NO|
+dest_ip|inet|NO|
+source_port|integer|NO|
+dest_port|integer|NO|
+protocol|smallint|NO|
+bytes_sent|bigint|NO|0
+bytes_received|bigint|NO|0
+packet_count|integer|NO|0
+start_time|timestamp with time zone|NO|
+end_time|timestamp with time zone|YES|
+duration_ms|integer|NO|0
+flags|text[]|YES|
+anomaly_score|real|YES|
+threat_type|character varying(50)|YES|
+blocked|boolean|YES|false"
+spec_names=$(cut -d'|' -f1 <<<"$spec_cols" | sed "s/.*/'&'/" | paste -sd,)
+cols=$(pg_sql -c "SELECT column_name || '|' ||
+		CASE WHEN data_type = 'ARRAY' THEN ltrim(udt_name, '_') || '[]'
+		     WHEN character_maximum_length IS NOT NULL THEN data_type || '(' || character_maximum_length || ')'
+		     ELSE data_type END || '|' || is_nullable || '|' || coalesce(column_default, '')
+	FROM information_schema.columns
+	WHERE table_schema = 'public' AND table_name = 'network_flows' AND column_name IN ($spec_names)
+	ORDER BY array_position(ARRAY[$spec_names]::text[], column_name::text)")
+[ "$cols" != "$spec_cols" ] && diff <(echo "$spec_cols") <(echo "$cols") | sed 's/^/# /'
+check "network_flows: the specified columns with their types, nullability and defaults" \
+	test "$cols" = "$spec_cols"
+meta="created_at timestamp with time zone, packets_sent bigint, packets_received bigint, verdict text, drop_reason text, policy text, source_identity bigint, dest_identity bigint, source_workload text, dest_workload text, node text, interface text, direction text, flow_kind text, aggregate_count bigint, protocol_name text"
+check "the metadata columns beside them, protocol_name generated from protocol" test \
+	"$(pg_sql -c "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'network_flows' AND column_name NOT IN ($spec_names)")|$(pg_sql -c "SELECT generation_expression FROM information_schema.columns WHERE table_name = 'network_flows' AND column_name = 'protocol_name'")" \
+	= "$meta|zt_protocol_name(protocol)"
+check "WHERE protocol = 6 is a valid query; zt_protocol_name(6) = tcp" \
+	test "$(pg_sql -c "SELECT count(*) FROM network_flows WHERE protocol = 6")|$(pg_sql -c "SELECT zt_protocol_name(6::smallint)")" = "0|tcp"
 check "range-partitioned on start_time, primary key (id, start_time)" test \
 	"$(pg_sql -c "SELECT pg_get_partkeydef('network_flows'::regclass) || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'network_flows'::regclass AND contype = 'p'")" \
 	= "RANGE (start_time) PRIMARY KEY (id, start_time)"
@@ -77,6 +121,25 @@ check "partial index (threat_type, start_time) WHERE threat_type IS NOT NULL" \
 	grep -q 'btree (threat_type, start_time) WHERE (threat_type IS NOT NULL)' <<<"$idx"
 check "tables alerts, blocks, audit_log, schema_migrations" test \
 	"$(pg_sql -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('alerts', 'blocks', 'audit_log', 'schema_migrations')")" = 4
+
+# --- connection defaults: a silent server must not hold a call forever ---
+ci=$("$DBTOOL" conninfo "$C" 2>&1)
+check "connections get timeouts by default ($ci)" test "$ci" = \
+	"connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=30000 statement_timeout=1min work_mem=4MB"
+ci=$("$DBTOOL" conninfo "$C connect_timeout=3 keepalives_idle=5 tcp_user_timeout=7000 options='-c statement_timeout=5s'" 2>&1)
+check "the URL's own settings win ($ci)" test "$ci" = \
+	"connect_timeout=3 keepalives=1 keepalives_idle=5 keepalives_interval=10 keepalives_count=3 tcp_user_timeout=7000 statement_timeout=5s work_mem=4MB"
+ci=$("$DBTOOL" conninfo "postgresql:///postgres?host=$PG_DIR&port=$PG_PORT&user=postgres&options=-c%20work_mem%3D8MB" 2>&1)
+check "a URL with other options keeps them and gets statement_timeout ($ci)" \
+	grep -q 'connect_timeout=10 .*statement_timeout=1min work_mem=8MB$' <<<"$ci"
+pg_freeze
+t0=$(date +%s%N)
+ci=$(timeout 30 "$DBTOOL" conninfo "$C connect_timeout=2" 2>&1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+pg_thaw
+check "connecting to a frozen server gives up after connect_timeout (2 s: ${ms} ms, exit $rc: $ci)" \
+	bash -c "test $rc = 1 && test $ms -lt 5000 && grep -q 'connect_timeout' <<<'$ci'"
 
 # Two agents starting together on an empty database: each migration once.
 pg_sql -c "CREATE DATABASE zt2" && pg_sql -c "CREATE DATABASE zt3"
@@ -99,16 +162,18 @@ echo "-- edited" >>"$T/sql/001_init.sql"
 merr=$("$DBTOOL" migrate "$C2" "$T/sql" 2>&1)
 check "edited migration refused: $merr" grep -q '001_init.*changed after it was applied' <<<"$merr"
 # A new migration in the directory is applied on top, once.
-printf 'CREATE TABLE zt_test_extra (x int);\n' >"$T/sql/003_extra.sql"
+printf -v mnext '%03d' $((nmig + 1))
+printf -v mbroken '%03d' $((nmig + 2))
+printf 'CREATE TABLE zt_test_extra (x int);\n' >"$T/sql/${mnext}_extra.sql"
 cp deploy/sql/001_init.sql "$T/sql/001_init.sql"
-check "a new migration 003 is applied once" \
+check "a new migration $mnext is applied once" \
 	test "$("$DBTOOL" migrate "$C2" "$T/sql" 2>&1),$("$DBTOOL" migrate "$C2" "$T/sql" 2>&1)" = "migrate: applied 1,migrate: applied 0"
 # A migration that fails leaves nothing behind (one transaction).
 C3="host=$PG_DIR port=$PG_PORT user=postgres dbname=zt3"
-printf 'CREATE TABLE broken (;\n' >"$T/sql/004_broken.sql"
+printf 'CREATE TABLE broken (;\n' >"$T/sql/${mbroken}_broken.sql"
 merr=$("$DBTOOL" migrate "$C3" "$T/sql" 2>&1)
 check "a failing migration names itself and rolls back everything: $merr" \
-	bash -c "grep -q 'applying 004_broken' <<<'$merr' && test \"\$(psql '$C3' -XAtqc \"SELECT to_regclass('network_flows') IS NULL AND to_regclass('schema_migrations') IS NULL\")\" = t"
+	bash -c "grep -q 'applying ${mbroken}_broken' <<<'$merr' && test \"\$(psql '$C3' -XAtqc \"SELECT to_regclass('network_flows') IS NULL AND to_regclass('schema_migrations') IS NULL\")\" = t"
 
 # --- writing ---
 "$DBTOOL" write "$C" "$SPOOL" 5000 "$T/main.exp" >"$T/w1.out" 2>"$T/w1.err"

@@ -13,12 +13,20 @@
  *       else stops the writer and prints its stats.
  *   dbtool resubmit CONN SPOOL_DIR EXPECT_FILE
  *       submits the records of EXPECT_FILE again (same ids): nothing new may appear.
- *   dbtool check CONN EXPECT_FILE...
- *       network_flows holds exactly these records, each once, each value right.
+ *   dbtool check CONN EXPECT_FILE... [--where COND]
+ *       network_flows (its rows matching COND) holds exactly these records,
+ *       each once, each value right.
+ *   dbtool conninfo CONN
+ *       connects as the agent does and prints the settings in force:
+ *       connect_timeout keepalives keepalives_idle keepalives_interval
+ *       keepalives_count tcp_user_timeout statement_timeout work_mem.
+ *   dbtool spool-ids DIR
+ *       one line per record in DIR's seg-*.zsp: "id source dest:port protocol".
  *   dbtool audit-append CONN N
  *   dbtool audit-verify CONN          (exit code of zt_audit_verify_cli)
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +43,7 @@
 #include "records/db.h"
 #include "records/dbwriter.h"
 #include "records/flowrec.h"
+#include "records/spool.h"
 #include "agent/log.h"
 #include "agent/util.h"
 
@@ -91,13 +100,22 @@ static void gen(struct zt_flow_record *r, uint64_t i, bool hos, int64_t base_us)
 		r->present |= ZT_FR_HAS_DPORT;
 		r->dest_port = i % 2 ? 443 : 65535;
 	}
-	snprintf(r->protocol, sizeof(r->protocol), "%s", i % 7 == 0 ? "udp" : "tcp");
+	r->protocol = i % 7 == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	if (i % 17 == 0) {
+		/* No ports: written as 0. */
+		r->protocol = r->family == AF_INET6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
+	}
 	r->bytes_sent = (int64_t)(i * 1500 + 1);
 	r->bytes_received = (int64_t)(i * 3000 + 7) + (i % 13 == 0 ? (1LL << 40) : 0);
 	r->packets_sent = (int64_t)(i % 1000 + 1);
 	r->packets_received = (int64_t)(i % 777);
+	if (i % 29 == 0)
+		r->packets_sent += 3000000000LL; /* packet_count saturates at INT32_MAX */
 	r->packet_count = r->packets_sent + r->packets_received;
 	r->duration_ms = (int64_t)(i % 60000);
+	if (i % 31 == 0)
+		r->duration_ms += 2200000000LL; /* 25 days: saturates too */
 	r->tcp_flags = i % 4 == 0 ? 0 : (uint8_t)(i * 37);
 	r->start_time_us = base_us + (int64_t)i * 1000 + 7;
 	r->end_time_us = r->start_time_us + r->duration_ms * 1000;
@@ -150,8 +168,8 @@ static void gen(struct zt_flow_record *r, uint64_t i, bool hos, int64_t base_us)
 		zt_flowrec_set_text(r->node, sizeof(r->node), tmp);
 		zt_flowrec_set_text(r->interface, sizeof(r->interface), a);
 		zt_flowrec_set_text(r->direction, sizeof(r->direction), b);
-		snprintf(tmp, sizeof(tmp), "p%s", b);
-		zt_flowrec_set_text(r->protocol, sizeof(r->protocol), tmp);
+		if (i % 16 == 5) /* 63 bytes, over VARCHAR(50): cut to 50 characters */
+			zt_flowrec_set_text(r->threat_type, sizeof(r->threat_type), big);
 	}
 }
 
@@ -331,6 +349,11 @@ static void want_text(const char *id, const char *col, PGresult *r, int row, int
 	free(s);
 }
 
+static int64_t sat32(int64_t v)
+{
+	return v < 0 ? 0 : v > INT32_MAX ? INT32_MAX : v;
+}
+
 static void want_num(const char *id, const char *col, PGresult *r, int row, int c, bool present,
 		     int64_t exp)
 {
@@ -353,9 +376,14 @@ static int cmd_check(int argc, char **argv)
 	size_t n;
 	PGconn *c;
 	PGresult *r;
-	char err[512];
+	char err[512], *sql;
+	const char *where = "true";
 	int rows;
 
+	if (argc >= 6 && !strcmp(argv[argc - 2], "--where")) {
+		where = argv[argc - 1];
+		argc -= 2;
+	}
 	if (argc < 4 || load_expect(argc - 3, argv + 3, &e, &n))
 		return 2;
 	qsort(e, n, sizeof(*e), cmp_id);
@@ -368,16 +396,22 @@ static int cmd_check(int argc, char **argv)
 		fprintf(stderr, "dbtool: %s\n", err);
 		return 1;
 	}
-	r = PQexec(c,
-		   "SELECT id, host(source_ip), host(dest_ip), source_port, dest_port, "
-		   "protocol, bytes_sent, bytes_received, packet_count, duration_ms, "
-		   "array_to_string(flags, ','), "
-		   "(extract(epoch FROM start_time) * 1000000)::bigint, "
-		   "(extract(epoch FROM end_time) * 1000000)::bigint, anomaly_score, threat_type, "
-		   "blocked, (extract(epoch FROM created_at) * 1000000)::bigint, packets_sent, "
-		   "packets_received, verdict, drop_reason, policy, source_identity, "
-		   "dest_identity, source_workload, dest_workload, node, interface, direction, "
-		   "flow_kind, aggregate_count, family(source_ip) FROM network_flows ORDER BY id");
+	if (asprintf(
+		    &sql,
+		    "SELECT id, host(source_ip), host(dest_ip), source_port, dest_port, "
+		    "protocol, bytes_sent, bytes_received, packet_count, duration_ms, "
+		    "array_to_string(flags, ','), "
+		    "(extract(epoch FROM start_time) * 1000000)::bigint, "
+		    "(extract(epoch FROM end_time) * 1000000)::bigint, anomaly_score, threat_type, "
+		    "blocked, (extract(epoch FROM created_at) * 1000000)::bigint, packets_sent, "
+		    "packets_received, verdict, drop_reason, policy, source_identity, "
+		    "dest_identity, source_workload, dest_workload, node, interface, direction, "
+		    "flow_kind, aggregate_count, family(source_ip), protocol_name "
+		    "FROM network_flows WHERE %s ORDER BY id",
+		    where) < 0)
+		return 1;
+	r = PQexec(c, sql);
+	free(sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "check: %s", PQresultErrorMessage(r));
 		return 1;
@@ -388,7 +422,7 @@ static int cmd_check(int argc, char **argv)
 		mismatches++;
 	}
 	for (int i = 0, j = 0; i < rows && (size_t)j < n;) {
-		char id[40], a[64], flags[64] = "";
+		char id[40], a[64], flags[64] = "", pn[8], *tt;
 		const struct zt_flow_record *x = &e[j];
 		int k;
 
@@ -406,13 +440,18 @@ static int cmd_check(int argc, char **argv)
 		want_text(id, "source_ip", r, i, 1, a, false);
 		inet_ntop(x->family, x->dest_ip, a, sizeof(a));
 		want_text(id, "dest_ip", r, i, 2, a, false);
-		want_num(id, "source_port", r, i, 3, x->present & ZT_FR_HAS_SPORT, x->source_port);
-		want_num(id, "dest_port", r, i, 4, x->present & ZT_FR_HAS_DPORT, x->dest_port);
-		want_text(id, "protocol", r, i, 5, x->protocol, false);
+		/* Ports are NOT NULL: 0 where the record has none. */
+		want_num(id, "source_port", r, i, 3, true,
+			 x->present & ZT_FR_HAS_SPORT ? x->source_port : 0);
+		want_num(id, "dest_port", r, i, 4, true,
+			 x->present & ZT_FR_HAS_DPORT ? x->dest_port : 0);
+		want_num(id, "protocol", r, i, 5, true, x->protocol);
+		want_text(id, "protocol_name", r, i, 32,
+			  zt_flowrec_proto_name(x->protocol, pn, sizeof(pn)), false);
 		want_num(id, "bytes_sent", r, i, 6, true, x->bytes_sent);
 		want_num(id, "bytes_received", r, i, 7, true, x->bytes_received);
-		want_num(id, "packet_count", r, i, 8, true, x->packet_count);
-		want_num(id, "duration_ms", r, i, 9, true, x->duration_ms);
+		want_num(id, "packet_count", r, i, 8, true, sat32(x->packet_count));
+		want_num(id, "duration_ms", r, i, 9, true, sat32(x->duration_ms));
 		for (int b = 0; b < 8; b++)
 			if (x->tcp_flags & (1 << b))
 				snprintf(flags + strlen(flags), sizeof(flags) - strlen(flags),
@@ -428,7 +467,9 @@ static int cmd_check(int argc, char **argv)
 				fprintf(stderr, "check: %s: anomaly_score is '%s'\n", id,
 					PQgetvalue(r, i, 13));
 		}
-		want_text(id, "threat_type", r, i, 14, x->threat_type, true);
+		tt = zt_db_text_chars(x->threat_type, ZT_FR_THREAT_CHARS);
+		want_text(id, "threat_type", r, i, 14, tt ? tt : "", true);
+		free(tt);
 		want_text(id, "blocked", r, i, 15, x->blocked ? "t" : "f", false);
 		if (x->present & ZT_FR_HAS_CREATED)
 			want_num(id, "created_at", r, i, 16, true, x->created_at_us);
@@ -492,6 +533,81 @@ static int cmd_resubmit(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_conninfo(const char *conninfo)
+{
+	static const char *const keys[] = { "connect_timeout",	"keepalives",
+					    "keepalives_idle",	"keepalives_interval",
+					    "keepalives_count", "tcp_user_timeout" };
+	PQconninfoOption *opts;
+	PGconn *c;
+	PGresult *r;
+	char err[512];
+
+	if (zt_db_connect(conninfo, &c, err, sizeof(err))) {
+		fprintf(stderr, "dbtool: %s\n", err);
+		return 1;
+	}
+	opts = PQconninfo(c);
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++)
+		for (PQconninfoOption *o = opts; o && o->keyword; o++)
+			if (!strcmp(o->keyword, keys[i]))
+				printf("%s=%s ", keys[i], o->val ? o->val : "");
+	PQconninfoFree(opts);
+	r = PQexec(c, "SELECT current_setting('statement_timeout'), current_setting('work_mem')");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		printf("statement_timeout=%s work_mem=%s\n", PQgetvalue(r, 0, 0),
+		       PQgetvalue(r, 0, 1));
+	else
+		printf("statement_timeout=? work_mem=?\n");
+	PQclear(r);
+	PQfinish(c);
+	return 0;
+}
+
+static int cmd_spool_ids(const char *dir)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, NULL, alphasort), ret = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "dbtool: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[4200], why[256], id[40], a[64], b[64];
+		struct zt_flow_record *recs = NULL;
+		uint8_t *buf = NULL;
+		size_t nrec = 0;
+		struct stat st;
+		FILE *f;
+
+		if (strncmp(ents[i]->d_name, "seg-", 4))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
+		f = fopen(path, "rb");
+		if (!f || fstat(fileno(f), &st) < 0 || !(buf = malloc((size_t)st.st_size + 1)) ||
+		    fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size ||
+		    zt_spool_decode(buf, (size_t)st.st_size, &recs, &nrec, why, sizeof(why))) {
+			fprintf(stderr, "dbtool: %s: unreadable segment\n", path);
+			ret = 1;
+		}
+		for (size_t k = 0; k < nrec; k++) {
+			zt_uuid_format(recs[k].id, id, sizeof(id));
+			inet_ntop(recs[k].family, recs[k].source_ip, a, sizeof(a));
+			inet_ntop(recs[k].family, recs[k].dest_ip, b, sizeof(b));
+			printf("%s %s %s:%u %u\n", id, a, b, recs[k].dest_port, recs[k].protocol);
+		}
+		if (f)
+			fclose(f);
+		free(buf);
+		free(recs);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -533,6 +649,10 @@ int main(int argc, char **argv)
 		return cmd_resubmit(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return cmd_check(argc, argv);
+	if (argc == 3 && !strcmp(argv[1], "conninfo"))
+		return cmd_conninfo(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "spool-ids"))
+		return cmd_spool_ids(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "audit-append")) {
 		struct zt_audit *a = zt_audit_new(argv[2]);
 		int n = atoi(argv[3]);

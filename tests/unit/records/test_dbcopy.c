@@ -30,12 +30,12 @@ static const uint8_t expected[] = {
 	I32(16), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 	/* source_ip, dest_ip: family 2 (inet), 32 bits, not cidr, 4 bytes */
 	I32(8), 2, 32, 0, 4, 198, 18, 0, 1, I32(8), 2, 32, 0, 4, 198, 18, 0, 2,
-	/* source_port 40000, dest_port NULL */
-	I32(4), I32(40000), NUL,
-	/* protocol */
-	I32(3), 't', 'c', 'p',
-	/* bytes_sent, bytes_received, packet_count, duration_ms */
-	I32(8), I64(1000), I32(8), I64(2000), I32(8), I64(10), I32(8), I64(1500),
+	/* source_port 40000, dest_port without a port: 0 (NOT NULL) */
+	I32(4), I32(40000), I32(4), I32(0),
+	/* protocol SMALLINT 6 */
+	I32(2), 0, 6,
+	/* bytes_sent, bytes_received BIGINT; packet_count, duration_ms INTEGER */
+	I32(8), I64(1000), I32(8), I64(2000), I32(4), I32(10), I32(4), I32(1500),
 	/* flags: 1 dimension, no NULLs, text (25), 2 elements from 1, "SYN", "ACK" */
 	I32(34), I32(1), I32(0), I32(25), I32(2), I32(1), I32(3), 'S', 'Y', 'N', I32(3), 'A', 'C',
 	'K',
@@ -71,8 +71,8 @@ static void test_copy_bytes(void **state)
 	memcpy(r.dest_ip, "\xc6\x12\x00\x02", 4);
 	r.present = ZT_FR_HAS_SPORT | ZT_FR_HAS_ANOMALY | ZT_FR_HAS_SID;
 	r.source_port = 40000;
-	r.dest_port = 99; /* not present: NULL */
-	strcpy(r.protocol, "tcp");
+	r.dest_port = 99; /* not present: 0 */
+	r.protocol = 6;
 	r.bytes_sent = 1000;
 	r.bytes_received = 2000;
 	r.packet_count = 10;
@@ -117,7 +117,7 @@ static void test_copy_v6_empty_array(void **state)
 	r.family = AF_INET6;
 	r.source_ip[0] = 0x20;
 	r.source_ip[15] = 1;
-	strcpy(r.protocol, "udp");
+	r.protocol = 17;
 	strcpy(r.node, "n");
 	r.present = ZT_FR_HAS_DID;
 	r.dest_identity = -5;
@@ -129,6 +129,45 @@ static void test_copy_v6_empty_array(void **state)
 	assert_non_null(memmem(b.p, b.len, neg, sizeof(neg)));
 	assert_non_null(memmem(b.p, b.len, agg, sizeof(agg) - 1));
 	zt_buf_free(&b);
+}
+
+/* INTEGER columns saturate; threat_type is cut to VARCHAR(50) between characters. */
+static void test_copy_saturate_and_cut(void **state)
+{
+	static const uint8_t sat[] = { I32(4), I32(0x7fffffff), I32(4), I32(0x7fffffff) };
+	struct zt_flow_record r;
+	struct zt_buf b = { 0 };
+	char want[64];
+	uint8_t *p;
+
+	zt_flowrec_init(&r);
+	r.protocol = 1;
+	strcpy(r.node, "n");
+	r.packet_count = 3000000000LL; /* > INT32_MAX */
+	r.duration_ms = 1LL << 40;
+	/* 45 ASCII characters, then a non-UTF-8 byte (4 characters as \xNN): 49; then more. */
+	memset(r.threat_type, 'a', 45);
+	strcpy(r.threat_type + 45, "\xff"
+				   "bcdefgh");
+	assert_int_equal(zt_copy_row(&b, &r), 0);
+	assert_non_null(memmem(b.p, b.len, sat, sizeof(sat)));
+	memset(want, 'a', 45);
+	strcpy(want + 45, "\\xffb");
+	p = memmem(b.p, b.len, want, 50);
+	assert_non_null(p);
+	assert_memory_equal(p - 4, "\0\0\0\x32", 4); /* length 50 */
+	zt_buf_free(&b);
+	/* An escape that would pass the 50th character is left out whole. */
+	zt_flowrec_init(&r);
+	memset(r.threat_type, 'a', 47);
+	strcpy(r.threat_type + 47, "\xff");
+	{
+		char *s = zt_db_text_chars(r.threat_type, ZT_FR_THREAT_CHARS);
+
+		assert_non_null(s);
+		assert_int_equal(strlen(s), 47);
+		free(s);
+	}
 }
 
 static void test_text_escape(void **state)
@@ -198,6 +237,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_bytes),
 		cmocka_unit_test(test_copy_v6_empty_array),
+		cmocka_unit_test(test_copy_saturate_and_cut),
 		cmocka_unit_test(test_text_escape),
 		cmocka_unit_test(test_embedded_sql_matches_files),
 	};

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Unit tests: UUIDv7 ids and the text fields of flow records. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,12 +86,36 @@ static void test_set_text(void **state)
 	assert_string_equal(f, "a\xff\xfe");
 }
 
+/* Protocol numbers and names both ways, as spool format 1 and SQL write them. */
+static void test_proto_names(void **state)
+{
+	static const char *const bad[] = { "", "TCP", "256", "1000", "-1", "6 ", "x6", "gre" };
+	char buf[8];
+	uint8_t p;
+
+	assert_string_equal(zt_flowrec_proto_name(6, buf, sizeof(buf)), "tcp");
+	assert_string_equal(zt_flowrec_proto_name(58, buf, sizeof(buf)), "icmpv6");
+	assert_string_equal(zt_flowrec_proto_name(ZT_PROTO_ANY, buf, sizeof(buf)), "any");
+	assert_string_equal(zt_flowrec_proto_name(47, buf, sizeof(buf)), "47");
+	for (unsigned int i = 0; i < 256; i++) {
+		p = 0;
+		assert_int_equal(zt_flowrec_proto_parse(
+					 zt_flowrec_proto_name((uint8_t)i, buf, sizeof(buf)), &p),
+				 0);
+		assert_int_equal(p, i);
+	}
+	assert_int_equal(zt_flowrec_proto_parse("0", &p), 0);
+	assert_int_equal(p, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(zt_flowrec_proto_parse(bad[i], &p), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v7_vector),    cmocka_unit_test(test_v7_bits_and_time),
 		cmocka_unit_test(test_v7_monotonic), cmocka_unit_test(test_init),
-		cmocka_unit_test(test_set_text),
+		cmocka_unit_test(test_set_text),     cmocka_unit_test(test_proto_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,7 +48,7 @@ static void mkrec(struct zt_flow_record *r, int i)
 	r->source_port = (uint16_t)i;
 	r->anomaly_score = 0.25f;
 	r->tcp_flags = ZT_TCP_SYN;
-	snprintf(r->protocol, sizeof(r->protocol), "tcp");
+	r->protocol = 6;
 	snprintf(r->node, sizeof(r->node), "node-%d", i);
 	snprintf(r->policy, sizeof(r->policy), "p\n'\"\\\xff%d", i);
 	memset(r->source_workload, 'w', sizeof(r->source_workload) - 1);
@@ -247,12 +247,163 @@ static void test_producer_bugs(void **state)
 	mkrec(&in, 2);
 	in.family = 0;
 	in.kind = 9;
-	memset(in.protocol, 'x', sizeof(in.protocol)); /* no NUL */
+	memset(in.threat_type, 'x', sizeof(in.threat_type)); /* no NUL */
 	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
 	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
 	assert_int_equal(out->family, AF_INET);
 	assert_int_equal(out->kind, ZT_FLOW_KIND_FLOW);
-	assert_int_equal(strlen(out->protocol), sizeof(in.protocol) - 1);
+	assert_int_equal(strlen(out->threat_type), sizeof(in.threat_type) - 1);
+	free(out);
+	free(buf);
+}
+
+/*
+ * tests/data/spool-v1.zsp was written by zt_spool_encode as it was before
+ * schema migration 003 (format 1, magic ZTSPOOL1, the protocol as text):
+ * 8 records with ids 01900000-0000-7000-8000-0000000000NN (NN 1..8),
+ * protocols tcp, udp, icmp, icmpv6, sctp, "47", "any", tcp; record 8 has
+ * packet_count 3000000001 and duration_ms 3000000000. It must still read,
+ * from a spool directory, with the protocols as numbers.
+ */
+static void test_format1_segment(void **state)
+{
+	static const uint8_t protos[8] = { 6, 17, 1, 58, 132, 47, 255, 6 };
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	char err[256], cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "cp tests/data/spool-v1.zsp '%s/seg-00000000000000000007.zsp'",
+		 dir);
+	if (system(cmd))
+		fail_msg("cannot copy tests/data/spool-v1.zsp (run from the repository root)");
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, 7);
+	assert_int_equal(seg.n, 8);
+	for (int i = 0; i < 8; i++) {
+		const struct zt_flow_record *r = &seg.recs[i];
+
+		assert_int_equal(r->id[0], 0x01);
+		assert_int_equal(r->id[15], i + 1);
+		assert_int_equal(r->protocol, protos[i]);
+		assert_string_equal(r->node, "fixture-node");
+		assert_int_equal(r->bytes_sent, 1000 + i + 1);
+	}
+	assert_int_equal(seg.recs[0].source_port, 40001);
+	assert_int_equal(seg.recs[0].dest_port, 8080);
+	assert_int_equal(seg.recs[0].present & ZT_FR_HAS_DPORT, ZT_FR_HAS_DPORT);
+	assert_int_equal(seg.recs[2].present & (ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT), 0);
+	assert_int_equal(seg.recs[3].family, AF_INET6);
+	assert_int_equal(seg.recs[6].kind, ZT_FLOW_KIND_XDP_DROP_AGG);
+	assert_int_equal(seg.recs[6].aggregate_count, 321);
+	assert_string_equal(seg.recs[5].threat_type, "bad\xff utf8");
+	assert_int_equal(seg.recs[7].packet_count, 3000000001LL);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_close(s);
+}
+
+/* A format-1 rejected file (a rolling upgrade) is tried once more; a format-2 one stays. */
+static void test_format1_rejected_retried(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_spool_stats st;
+	struct zt_flow_record in;
+	char err[256], cmd[256];
+
+	mkrec(&in, 1);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_reject(s, &in, 1, err, sizeof(err)), 0);
+	zt_spool_close(s);
+	snprintf(cmd, sizeof(cmd),
+		 "cp tests/data/spool-v1.zsp '%s/rejected-00000000000000000005.zsp'", dir);
+	if (system(cmd))
+		fail_msg("cannot copy tests/data/spool-v1.zsp (run from the repository root)");
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.format1_retried, 1);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(count_files("rejected-"), 1); /* the format-2 one */
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, 5);
+	assert_int_equal(seg.n, 8);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	zt_spool_close(s);
+	/* Only once: reopening finds nothing more to retry. */
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.format1_retried, 0);
+	zt_spool_close(s);
+}
+
+/* A held segment (write-ahead) is durable but not replayed until released. */
+static void test_held_segments(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	struct zt_spool_stats st;
+	struct zt_flow_record in[3];
+	uint64_t a, b;
+	char err[256];
+
+	for (int i = 0; i < 3; i++)
+		mkrec(&in[i], i);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write_held(s, in, 2, &a, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_write_held(s, in + 2, 1, &b, err, sizeof(err)), 0);
+	assert_int_equal(count_files("seg-"), 2); /* on disk */
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.held_segments, 2);
+	assert_int_equal(st.segments, 0);
+	assert_true(st.held_bytes > 0 && st.held_bytes == st.bytes);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -ENOENT);
+	/* Written: deleted. Not written: an ordinary segment. */
+	assert_int_equal(zt_spool_release(s, a, false, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_release(s, b, true, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_release(s, b, true, err, sizeof(err)), -ENOENT);
+	assert_int_equal(count_files("seg-"), 1);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.held_segments, 0);
+	assert_int_equal(st.held_bytes, 0);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, b);
+	assert_int_equal(seg.n, 1);
+	assert_memory_equal(&seg.recs[0], &in[2], sizeof(in[2]));
+	zt_spool_seg_free(&seg);
+	/* After a crash a held segment is an ordinary one. */
+	assert_int_equal(zt_spool_write_held(s, in, 3, &a, err, sizeof(err)), 0);
+	zt_spool_close(s);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.segments, 2);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, b);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, a);
+	assert_int_equal(seg.n, 3);
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_get_stats(s, &st);
+	assert_int_equal(st.bytes, 0);
+	zt_spool_close(s);
+}
+
+/* What is written now is format 2 and reads back the same. */
+static void test_format2_written(void **state)
+{
+	struct zt_flow_record in, *out = NULL;
+	uint8_t *buf;
+	size_t len, n = 0;
+	char why[128];
+
+	mkrec(&in, 3);
+	in.protocol = 255;
+	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
+	assert_memory_equal(buf, "ZTSPOOL2", 8);
+	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
+	assert_int_equal(out->protocol, 255);
 	free(out);
 	free(buf);
 }
@@ -265,11 +416,10 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* A segment with a consistent envelope (magic, sizes, CRCs) around payload. */
+/* A segment with a consistent envelope (sizes, CRCs) around payload; seg holds the magic. */
 static size_t envelope(uint8_t *seg, uint32_t cnt, uint32_t ulen, const uint8_t *payload,
 		       uint32_t clen)
 {
-	memcpy(seg, "ZTSPOOL1", 8);
 	put_be32(seg + 8, cnt);
 	put_be32(seg + 12, ulen);
 	put_be32(seg + 16, clen);
@@ -297,6 +447,10 @@ static void test_header_bounds(void **state)
 	size_t len, n = 0, glen;
 	char why[256], err[512];
 
+	mkrec(&in[0], 1);
+	mkrec(&in[1], 2);
+	assert_int_equal(zt_spool_encode(in, 2, &good, &glen), 0);
+	memcpy(big, good, 8); /* the magic the encoder writes */
 	assert_int_equal(compress2(z, &zlen, (const uint8_t *)"\x80", 1, 9), Z_OK);
 	len = envelope(big, 1000000, 4096000000u, z, (uint32_t)zlen);
 	assert_int_equal(len, 37);
@@ -310,9 +464,6 @@ static void test_header_bounds(void **state)
 	assert_non_null(strstr(why, "implausible header"));
 
 	/* A header that understates the size: refused, not overrun. */
-	mkrec(&in[0], 1);
-	mkrec(&in[1], 2);
-	assert_int_equal(zt_spool_encode(in, 2, &good, &glen), 0);
 	{
 		uint8_t *copy = malloc(glen);
 
@@ -370,6 +521,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_decode_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_bugs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reject_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format1_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format2_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format1_rejected_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_bounds, setup, teardown),
 	};
 

@@ -274,12 +274,19 @@ static uint32_t pick(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-static void model_side(const struct zt_compiled *c, uint8_t dir, uint32_t local, uint32_t peer,
-		       uint8_t proto, uint16_t port, bool audit, struct mside *out)
+/*
+ * peers[0]: the peer's identity; [1] and [2]: its ipcache cidr_id and
+ * port_class (0: none). Looked up with ZT_ID_ANY as well.
+ */
+static void model_side(const struct zt_compiled *c, uint8_t dir, uint32_t local,
+		       const uint32_t peers[3], uint8_t proto, uint16_t port, bool audit,
+		       struct mside *out)
 {
-	const struct zt_polc_pol_entry *l[2] = {
-		model_lpm(c, dir, local, peer, proto, port),
-		peer == ZT_ID_ANY ? NULL : model_lpm(c, dir, local, ZT_ID_ANY, proto, port),
+	const struct zt_polc_pol_entry *l[4] = {
+		model_lpm(c, dir, local, peers[0], proto, port),
+		model_lpm(c, dir, local, ZT_ID_ANY, proto, port),
+		peers[1] ? model_lpm(c, dir, local, peers[1], proto, port) : NULL,
+		peers[2] ? model_lpm(c, dir, local, peers[2], proto, port) : NULL,
 	};
 	const struct zt_polc_iso_entry *iso;
 	uint32_t deny = 0, allow = 0;
@@ -287,7 +294,7 @@ static void model_side(const struct zt_compiled *c, uint8_t dir, uint32_t local,
 	uint8_t flags = 0;
 
 	memset(out, 0, sizeof(*out));
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		uint8_t v;
 		uint32_t rid;
 
@@ -364,6 +371,8 @@ struct end {
 	struct zt_ep_addr a;
 	uint32_t id; /* from the model's ipcache */
 	uint32_t ep_id;
+	uint32_t cidr_id;
+	uint32_t port_class;
 };
 
 static void resolve_end(const struct zt_compiled *c, const struct zt_ep_addr *a, struct end *e)
@@ -374,6 +383,11 @@ static void resolve_end(const struct zt_compiled *c, const struct zt_ep_addr *a,
 	e->a = *a;
 	e->id = ipc->val.identity;
 	e->ep_id = ipc->val.ep_id;
+	e->cidr_id = ipc->val.cidr_id;
+	e->port_class = ipc->val.port_class;
+	/* Only endpoint addresses carry the extra identities. */
+	if (!e->ep_id)
+		assert_true(!e->cidr_id && !e->port_class);
 }
 
 /* What the differential test covered: per side reason, verdicts, TLS flags. */
@@ -383,6 +397,8 @@ static struct {
 	size_t tls;
 	size_t named_allow; /* allowed by a rule with a named port */
 	size_t ipblock_peer; /* a side whose peer is a CIDR identity */
+	size_t by_cidr_id; /* an endpoint peer's cidr_id lookup changed the side */
+	size_t by_port_class; /* ... its port_class lookup */
 } cov;
 
 /* One connection, both sides, both verdicts; returns the number of mismatches. */
@@ -424,14 +440,25 @@ static int check_conn(const struct world *w, const struct zt_ep_addr *src,
 			const struct end *local = dir == EGR ? &s : &d,
 					 *peer = dir == EGR ? &d : &s;
 			const struct zt_eval_side *es = audit ? &res.audit[dir] : &res.side[dir];
-			struct mside m;
+			uint32_t peers[3] = { peer->id, peer->cidr_id, peer->port_class };
+			struct mside m, m_no_pc, m_id;
 			char why[1024];
 
 			if (!local->ep_id) {
 				assert_int_equal(es->reason, ZT_PR_EXTERNAL);
 				continue;
 			}
-			model_side(w->c, (uint8_t)dir, local->id, peer->id, proto, port, audit, &m);
+			model_side(w->c, (uint8_t)dir, local->id, peers, proto, port, audit, &m);
+			/* Coverage: sides that the extra lookups decided. */
+			peers[2] = 0;
+			model_side(w->c, (uint8_t)dir, local->id, peers, proto, port, audit,
+				   &m_no_pc);
+			peers[1] = 0;
+			model_side(w->c, (uint8_t)dir, local->id, peers, proto, port, audit, &m_id);
+			cov.by_cidr_id +=
+				m_no_pc.allowed != m_id.allowed || m_no_pc.reason != m_id.reason;
+			cov.by_port_class +=
+				m.allowed != m_no_pc.allowed || m.reason != m_no_pc.reason;
 			if (!same_side(w->c, &m, es, !audit, why, sizeof(why))) {
 				char sa[64], da[64];
 
@@ -749,6 +776,107 @@ static void test_ipblock_except(void **state)
 	assert_int_equal(model_ipcache(w.c, &a)->val.identity, ZT_ID_WORLD_V6);
 	/* 2 worlds + 5 prefixes + host + endpoint */
 	assert_int_equal(w.c->n_ipc, 9);
+	world_free(&w);
+}
+
+/* The ipcache entry of an endpoint address (exact /32 or /128). */
+static const struct zt_polc_ipc_entry *ipc_of(const struct zt_compiled *c, const char *s)
+{
+	struct zt_ep_addr a;
+	const struct zt_polc_ipc_entry *e;
+
+	addr_parse(s, &a);
+	e = model_ipcache(c, &a);
+	assert_non_null(e);
+	assert_int_equal(e->plen, a.family == AF_INET ? 32 : 128);
+	return e;
+}
+
+static void conn_ok(const struct world *w, const char *src, const char *dst, uint16_t port)
+{
+	struct zt_ep_addr s, d;
+
+	addr_parse(src, &s);
+	addr_parse(dst, &d);
+	assert_int_equal(check_conn(w, &s, &d, IPPROTO_TCP, port, true), 0);
+}
+
+/*
+ * ipBlock matches endpoint addresses too: endpoint ipcache entries carry
+ * the CIDR identity they lie in (and a port class for named ports), but
+ * only where a policy entry names it, so other flows pay nothing.
+ */
+static void test_ipblock_endpoints(void **state)
+{
+	struct world w;
+	size_t cli, srv, srv2, far;
+	uint32_t c19, pc;
+	const struct zt_polc_ipc_entry *ipc;
+	const struct zt_polc_pol_entry *e;
+
+	(void)state;
+	world_init(&w);
+	cli = add_ep(&w, "prod", "app=cli", "", "198.19.0.5", "");
+	srv = add_ep(&w, "prod", "app=srv", "", "198.19.1.7", "http/TCP/8080");
+	srv2 = add_ep(&w, "prod", "app=srv", "", "198.18.3.3", "http/TCP/8080");
+	far = add_ep(&w, "prod", "app=far", "", "198.18.0.9", "");
+	(void)srv;
+	assert_int_equal(
+		world_compile(&w,
+			      NP_HDR("cli") "  podSelector: {matchLabels: {app: cli}}\n"
+					    "  policyTypes: [Egress]\n"
+					    "  egress:\n"
+					    "  - to: [{ipBlock: {cidr: 198.19.0.0/16, except: "
+					    "[198.19.2.0/24]}}]\n"
+					    "    ports: [{port: 80}]\n"
+					    "  - to: [{ipBlock: {cidr: 198.18.0.0/16}}]\n"
+					    "    ports: [{port: http}]\n",
+			      ZT_POL_DEFAULT_ALLOW),
+		0);
+	c19 = cidr_id(w.c, "198.19.0.0/16");
+	/* Endpoints keep their identity and get the CIDR identity they lie in. */
+	ipc = ipc_of(w.c, "198.19.1.7");
+	assert_int_equal(ipc->val.identity, idof(&w, srv));
+	assert_int_equal(ipc->val.cidr_id, c19);
+	assert_int_equal(ipc->val.port_class, 0);
+	assert_int_equal(ipc_of(w.c, "198.19.0.5")->val.cidr_id, c19);
+	/* 198.18/16 has only a named port: no entry for the CIDR identity itself... */
+	assert_int_equal(count_pol(w.c, EGR, idof(&w, cli), cidr_id(w.c, "198.18.0.0/16")), 0);
+	ipc = ipc_of(w.c, "198.18.3.3");
+	assert_int_equal(ipc->val.cidr_id, 0);
+	/* ... but one for srv's port class in it, at srv's port named http. */
+	pc = ipc->val.port_class;
+	assert_true(pc >= ZT_ID_FIRST_PORT_CLASS);
+	e = find_pol(w.c, EGR, idof(&w, cli), pc, IPPROTO_TCP, 8080, FULL);
+	assert_non_null(e);
+	assert_int_equal(e->val.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(e->val.rule_id, rule_id(w.c, "cli", EGR, 1));
+	assert_int_equal(count_pol(w.c, EGR, idof(&w, cli), pc), 1);
+	/* far has no port named http: nothing to look up. */
+	ipc = ipc_of(w.c, "198.18.0.9");
+	assert_int_equal(ipc->val.identity, idof(&w, far));
+	assert_int_equal(ipc->val.cidr_id, 0);
+	assert_int_equal(ipc->val.port_class, 0);
+	/* The evaluator agrees, connection by connection. */
+	conn_ok(&w, "198.19.0.5", "198.19.1.7", 80); /* endpoint in the block */
+	conn_ok(&w, "198.19.0.5", "198.19.1.7", 8080);
+	conn_ok(&w, "198.19.0.5", "198.19.9.9", 80); /* not an endpoint */
+	conn_ok(&w, "198.19.0.5", "198.19.2.1", 80); /* in the except */
+	conn_ok(&w, "198.19.0.5", "198.18.3.3", 8080); /* srv2: named port in 198.18/16 */
+	conn_ok(&w, "198.19.0.5", "198.18.3.3", 80);
+	conn_ok(&w, "198.19.0.5", "198.18.0.9", 8080);
+	conn_ok(&w, "198.19.0.5", "198.18.7.7", 8080); /* outside: no named ports */
+
+	/* Without ipBlock rules, endpoint entries carry nothing extra. */
+	assert_int_equal(world_compile(&w,
+				       NP_HDR("sel") "  podSelector: {}\n"
+						     "  ingress:\n"
+						     "  - from: [{podSelector: {}}]\n",
+				       ZT_POL_DEFAULT_ALLOW),
+			 0);
+	for (size_t i = 0; i < w.c->n_ipc; i++)
+		assert_true(w.c->ipc[i].val.cidr_id == 0 && w.c->ipc[i].val.port_class == 0);
+	(void)srv2;
 	world_free(&w);
 }
 
@@ -1422,6 +1550,8 @@ static void test_differential(void **state)
 		print_message(" %s %zu", zt_pol_reason_name((enum zt_pol_reason)r), cov.reason[r]);
 	print_message("; named-port allows %zu; CIDR-identity peers %zu\n", cov.named_allow,
 		      cov.ipblock_peer);
+	print_message("  endpoint peers decided by their cidr_id %zu, by their port class %zu\n",
+		      cov.by_cidr_id, cov.by_port_class);
 	assert_int_equal(bad, 0);
 	/* The generator must reach every case, or the comparison proves little. */
 	if (rounds >= 100) {
@@ -1432,6 +1562,8 @@ static void test_differential(void **state)
 		assert_true(cov.tls > 0);
 		assert_true(cov.named_allow > 0);
 		assert_true(cov.ipblock_peer > 0);
+		assert_true(cov.by_cidr_id > 0);
+		assert_true(cov.by_port_class > 0);
 	}
 }
 
@@ -1880,6 +2012,7 @@ int main(void)
 		cmocka_unit_test(test_port_blocks),
 		cmocka_unit_test(test_named_ports),
 		cmocka_unit_test(test_ipblock_except),
+		cmocka_unit_test(test_ipblock_endpoints),
 		cmocka_unit_test(test_deny_baking_audit),
 		cmocka_unit_test(test_default_and_host),
 		cmocka_unit_test(test_deterministic),

@@ -314,7 +314,7 @@ static const struct eval_case eval_cases[] = {
 		    "spec.egress[0] (t.yaml:29:5)" },
 		  { "default/db", "10.0.0.5", "5979/TCP", DENY, NULL },
 		  { "default/db", "10.0.1.5", "5978/TCP", DENY, NULL },
-		  /* ipBlock is for addresses outside our endpoints, and db's egress is isolated. */
+		  /* frontend's address is outside 10.0.0.0/24, and db's egress is isolated. */
 		  { "default/db", "default/frontend", "5978/TCP", DENY,
 		    "egress of default/db: denied" },
 		  { "default/frontend", "default/other", "80/TCP", ALLOW,
@@ -497,10 +497,76 @@ static const struct eval_case eval_cases[] = {
 		  { "2001:db8:1::1", "prod/web", "443/TCP", DENY, NULL },
 		  { "2001:db9::1", "prod/web", "443/TCP", DENY, NULL },
 		  { "198.18.9.9", "prod/web", "443/TCP", DENY, NULL },
-		  /* web's own IPv6 address is web, which ipBlock does not match. */
+		  /* The source is api's (IPv4) address, outside the block. */
 		  { "prod/api", "2001:db8::10", "443/TCP", DENY,
 		    "deny TCP prod/api -> prod/web:443: " },
 		  { "prod/api", "prod/web", "443/TCP", DENY, NULL },
+	  } },
+	/*
+	 * Kubernetes' e2e netpol "should allow egress access to server in CIDR
+	 * block", "should enforce except clause while egress access to server
+	 * in CIDR block", "should ensure an IP overlapping both IPBlock.CIDR and
+	 * IPBlock.Except is allowed": ipBlock matches pods' addresses too.
+	 */
+	{ "ipBlock matches endpoints by address, with except",
+	  "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+	  "metadata: {name: cidr, namespace: default}\nspec:\n"
+	  "  podSelector: {matchLabels: {role: client}}\n"
+	  "  policyTypes: [Egress, Ingress]\n"
+	  "  egress:\n  - to: [{ipBlock: {cidr: 198.18.0.0/16, except: [198.18.0.13/32]}}]\n"
+	  "  ingress:\n  - from: [{ipBlock: {cidr: 198.18.5.0/24}}]\n"
+	  "    ports: [{port: 80}]\n",
+	  ZT_POL_DEFAULT_ALLOW,
+	  {
+		  { "default/client", "default/db", "6379/TCP", ALLOW,
+		    "egress of default/client: allowed by NetworkPolicy default/cidr "
+		    "spec.egress[0]" },
+		  { "default/client", "198.18.200.1", "80/TCP", ALLOW, NULL },
+		  { "default/client", "myproject/app", "80/TCP", ALLOW, NULL },
+		  /* The except cuts the endpoint out as it would any address. */
+		  { "default/client", "default/other", "80/TCP", DENY,
+		    "egress of default/client: denied: isolated by NetworkPolicy default/cidr" },
+		  { "default/client", "198.19.0.1", "80/TCP", DENY, NULL },
+		  /* Ingress from an endpoint inside the block, and outside it. */
+		  { "prod/api", "default/client", "80/TCP", ALLOW,
+		    "ingress of default/client: allowed by NetworkPolicy default/cidr "
+		    "spec.ingress[0]" },
+		  { "prod/api", "default/client", "81/TCP", DENY, NULL },
+		  { "default/db", "default/client", "80/TCP", DENY, NULL },
+	  } },
+	{ "ipBlock with a named port: the destination endpoint's port, the address's block",
+	  "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+	  "metadata: {name: named, namespace: default}\nspec:\n"
+	  "  podSelector: {matchLabels: {role: client}}\n"
+	  "  policyTypes: [Egress]\n"
+	  "  egress:\n  - to: [{ipBlock: {cidr: 198.18.5.0/24}}]\n"
+	  "    ports: [{port: http}]\n",
+	  ZT_POL_DEFAULT_ALLOW,
+	  {
+		  { "default/client", "prod/web", "8080/TCP", ALLOW, NULL },
+		  { "default/client", "prod/web", "80/TCP", DENY, NULL },
+		  /* api has no port named http; an outside address has no named ports. */
+		  { "default/client", "prod/api", "8080/TCP", DENY, NULL },
+		  { "default/client", "198.18.5.99", "8080/TCP", DENY, NULL },
+		  /* web's IPv6 address is outside the (IPv4) block. */
+		  { "default/client", "2001:db8::10", "8080/TCP", DENY, NULL },
+	  } },
+	{ "ZeroTrustPolicy deny on ipBlock denies endpoints in it, over selector allows",
+	  "apiVersion: ztagent.io/v1\nkind: ZeroTrustPolicy\n"
+	  "metadata: {name: no-prod, namespace: default}\nspec:\n"
+	  "  podSelector: {}\n"
+	  "  egress:\n  - action: deny\n    to: [{ipBlock: {cidr: 198.18.5.0/24}}]\n"
+	  "---\n"
+	  "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+	  "metadata: {name: to-web, namespace: default}\nspec:\n"
+	  "  podSelector: {}\n  policyTypes: [Egress]\n"
+	  "  egress:\n  - to: [{namespaceSelector: {}}]\n",
+	  ZT_POL_DEFAULT_ALLOW,
+	  {
+		  { "default/client", "prod/web", "80/TCP", DENY,
+		    "egress of default/client: denied by ZeroTrustPolicy default/no-prod "
+		    "spec.egress[0]" },
+		  { "default/client", "myproject/app", "80/TCP", ALLOW, NULL },
 	  } },
 	{ "policy.default: deny with no policies",
 	  "# nothing here\n",

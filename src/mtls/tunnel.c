@@ -1,0 +1,1861 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The tunnel's relay: one epoll loop (level-triggered, nonblocking sockets)
+ * on its own thread. Each tunnel is a struct conn with two endpoints: ep[0]
+ * the plain side (the pod on the client, the destination on the server) and
+ * ep[1] the TLS side (the other agent); b[d] holds what ep[d] sent and
+ * ep[!d] has not taken yet. Bytes are read straight into b[d] and written
+ * straight from it (SSL_read/SSL_write with partial writes): one copy per
+ * direction, no staging. A full buffer stops reading its source, so a slow
+ * reader slows its writer instead of growing memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "agent/log.h"
+#include "agent/util.h"
+#include "mtls/frame.h"
+#include "mtls/tunnel.h"
+#include "mtls/x509.h"
+
+#define BUF_CAP (64 * 1024)
+#define SESS_SLOTS 1024
+#define MAX_EVENTS 256
+#define SWEEP_MS 200
+#define LOG_PER_S 50 /* refusal lines per second; the rest are only counted */
+
+static const char ciphersuites[] =
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+static const char groups[] = "X25519:P-256";
+static const unsigned char sid_ctx[] = "ztagent-mtls-1";
+
+enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP };
+
+struct evsrc {
+	enum src_kind kind;
+};
+
+enum state {
+	ST_CONNECT, /* client: TCP connect to the peer agent */
+	ST_HANDSHAKE,
+	ST_WAIT_REPLY, /* client: header (and pod bytes behind it) sent, waiting for the status */
+	ST_WAIT_HDR, /* server: waiting for the header */
+	ST_CONNECT_UP, /* server or same node: connecting to the destination */
+	ST_RELAY,
+};
+
+struct conn;
+
+struct ep {
+	struct evsrc src;
+	struct conn *c;
+	int fd;
+	SSL *ssl; /* NULL: plain TCP */
+	uint32_t events; /* registered interest */
+	bool registered, connecting, hup;
+	bool rd_eof; /* the other end finished sending (FIN or close_notify) */
+	bool wr_shut; /* we finished sending */
+	bool rd_wants_write, wr_blocked, wr_wants_read, shut_blocked;
+};
+
+struct buf {
+	uint8_t *d;
+	size_t head, tail;
+};
+
+struct conn {
+	struct zt_tunnel *t;
+	struct conn *prev, *next; /* t->conns, under t->list_lock */
+	struct conn *next_dead;
+	enum zt_mtls_role role;
+	bool local;
+	enum state st;
+	struct ep ep[2];
+	struct buf b[2];
+	bool read_ok[2], flow[2];
+	int up; /* index of the endpoint that connects to the destination (-1: none) */
+	uint32_t hs_want; /* EPOLLIN/EPOLLOUT the handshake waits for */
+	bool peeked, resumed, relaying, dead;
+	uint64_t deadline_ns;
+	enum zt_mtls_reason reason; /* set by the verify or certificate callbacks */
+	struct zt_mtls_dest dst;
+	bool have_dst_addr; /* server: from SNI */
+	struct sockaddr_storage peer;
+	char sni[ZT_SNI_MAX];
+	char peer_id[ZT_SPIFFE_ID_MAX + 1], local_id[ZT_SPIFFE_ID_MAX + 1];
+	struct zt_svid *svid;
+	_Atomic uint64_t bytes_out, bytes_in;
+	int64_t since;
+};
+
+struct open_req {
+	struct open_req *next;
+	int pod_fd;
+	bool local;
+	struct zt_mtls_dest dst;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	char src_id[ZT_SPIFFE_ID_MAX + 1];
+};
+
+struct sess_slot {
+	uint32_t hash;
+	char *key;
+	SSL_SESSION *s;
+	char serial[80]; /* of the SVID we presented: a renewed SVID starts afresh */
+	int64_t valid_until; /* the earlier end of both certificates */
+};
+
+struct zt_tunnel {
+	struct zt_tunnel_config cfg;
+	struct zt_trust *trust;
+	SSL_CTX *cctx, *sctx;
+	int epfd, lfd, wakefd;
+	uint16_t port;
+	struct evsrc lsrc, wsrc;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	clockid_t cpu_clock;
+	bool have_cpu_clock;
+
+	pthread_mutex_t lock; /* reqs, pending_trust */
+	struct open_req *reqs, **reqs_tail;
+	struct zt_trust *pending_trust;
+
+	pthread_mutex_t list_lock; /* conns (links, ids), for zt_tunnel_list */
+	struct conn *conns;
+	size_t n_conns;
+	struct conn *dead;
+
+	struct sess_slot sess[SESS_SLOTS];
+
+	_Atomic uint64_t st_full, st_resumed, st_opened, st_closed, st_reset, st_out, st_in;
+	_Atomic uint64_t st_refused[ZT_MTLS_REASON_MAX];
+	uint64_t log_window_ns;
+	unsigned int log_count, log_suppressed;
+};
+
+static int conn_idx = -1;
+static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
+
+static void idx_init(void)
+{
+	conn_idx = SSL_get_ex_new_index(0, "ztagent conn", NULL, NULL, NULL);
+}
+
+static uint64_t now_ns(void)
+{
+	return zt_now_mono_ns();
+}
+
+/* ---- small helpers ---- */
+
+static const char *role_name(enum zt_mtls_role r)
+{
+	return r == ZT_MTLS_ROLE_SERVER ? "server" : "client";
+}
+
+static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)ss;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		port = ntohs(s->sin_port);
+		snprintf(buf, n, "%s:%u", a, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		port = ntohs(s->sin6_port);
+		snprintf(buf, n, "[%s]:%u", a, port);
+	} else {
+		snprintf(buf, n, "-");
+	}
+}
+
+static void dest_str(const struct zt_mtls_dest *d, char *buf, size_t n)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(d->family, d->addr, a, sizeof(a));
+	snprintf(buf, n, d->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, d->port);
+}
+
+static void dest_sockaddr(int family, const uint8_t *addr, uint16_t port,
+			  struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (void *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		memcpy(&s->sin_addr, addr, 4);
+		*len = sizeof(*s);
+	} else {
+		struct sockaddr_in6 *s = (void *)ss;
+
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons(port);
+		memcpy(&s->sin6_addr, addr, 16);
+		*len = sizeof(*s);
+	}
+}
+
+static size_t buf_used(const struct buf *b)
+{
+	return b->tail - b->head;
+}
+
+static size_t buf_space(struct buf *b)
+{
+	if (!b->d)
+		return BUF_CAP;
+	if (b->head == b->tail)
+		b->head = b->tail = 0;
+	if (b->tail == BUF_CAP && b->head > 0) {
+		memmove(b->d, b->d + b->head, b->tail - b->head);
+		b->tail -= b->head;
+		b->head = 0;
+	}
+	return BUF_CAP - b->tail;
+}
+
+static int buf_ready(struct buf *b)
+{
+	if (!b->d) {
+		b->d = malloc(BUF_CAP);
+		if (!b->d)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Resets rather than closes: the other end sees RST, never a half-open socket. */
+static void close_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* The OpenSSL error queue as one short line (for the log), and cleared. */
+static void ssl_detail(char *buf, size_t n, const char *prefix)
+{
+	unsigned long e = ERR_peek_error();
+	char s[200] = "";
+
+	if (e)
+		ERR_error_string_n(e, s, sizeof(s));
+	snprintf(buf, n, "%s%s%s", prefix, e ? ": " : "", s);
+	ERR_clear_error();
+}
+
+/* ---- counting and refusing ---- */
+
+static void note_refusal(struct conn *c, enum zt_mtls_reason reason, const char *detail)
+{
+	struct zt_tunnel *t = c->t;
+	struct zt_tunnel_refusal ev = {
+		.role = c->role,
+		.reason = reason,
+		.peer = c->peer,
+		.peer_id = c->peer_id,
+		.local_id = c->local_id,
+		.dst = c->dst.family ? &c->dst : NULL,
+		.detail = detail ? detail : "",
+	};
+	uint64_t now = now_ns();
+
+	atomic_fetch_add_explicit(&t->st_refused[reason], 1, memory_order_relaxed);
+	if (t->cfg.on_refusal)
+		t->cfg.on_refusal(t->cfg.ctx, &ev);
+	if (now - t->log_window_ns >= 1000000000ULL) {
+		if (t->log_suppressed)
+			log_warn("mtls_refused_suppressed", "count=%u", t->log_suppressed);
+		t->log_window_ns = now;
+		t->log_count = t->log_suppressed = 0;
+	}
+	if (t->log_count++ < LOG_PER_S) {
+		char peer[64], dst[64] = "-", q1[300], q2[300], q3[300];
+
+		addr_str(&c->peer, peer, sizeof(peer));
+		if (c->dst.family)
+			dest_str(&c->dst, dst, sizeof(dst));
+		log_warn("mtls_refused",
+			 "role=%s reason=%s peer=%s peer_id=%s local_id=%s dst=%s detail=%s",
+			 role_name(c->role), zt_mtls_reason_name(reason), peer,
+			 zt_log_quote(q1, sizeof(q1), c->peer_id[0] ? c->peer_id : "-"),
+			 zt_log_quote(q2, sizeof(q2), c->local_id[0] ? c->local_id : "-"), dst,
+			 zt_log_quote(q3, sizeof(q3), detail ? detail : ""));
+	} else {
+		t->log_suppressed++;
+	}
+}
+
+static void ep_unregister(struct zt_tunnel *t, struct ep *e)
+{
+	if (e->registered)
+		epoll_ctl(t->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	e->registered = false;
+}
+
+static void conn_unlink(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+
+	pthread_mutex_lock(&t->list_lock);
+	/* A closed tunnel's bytes stay in the totals. */
+	atomic_fetch_add_explicit(&t->st_out, atomic_load(&c->bytes_out), memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->st_in, atomic_load(&c->bytes_in), memory_order_relaxed);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	t->n_conns--;
+	pthread_mutex_unlock(&t->list_lock);
+	c->dead = true;
+	c->next_dead = t->dead;
+	t->dead = c;
+}
+
+/*
+ * Ends a tunnel. graceful: the sides have exchanged FIN/close_notify, close
+ * normally. Otherwise the plain side is reset and the TLS side closed
+ * without close_notify, which the other agent takes as a reset too.
+ */
+static void conn_end(struct conn *c, bool graceful)
+{
+	struct zt_tunnel *t = c->t;
+
+	if (c->dead)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct ep *e = &c->ep[i];
+
+		if (e->fd < 0)
+			continue;
+		ep_unregister(t, e);
+		if (graceful || e->ssl)
+			close(e->fd);
+		else
+			close_reset(e->fd);
+		e->fd = -1;
+	}
+	if (c->relaying)
+		atomic_fetch_add_explicit(graceful ? &t->st_closed : &t->st_reset, 1,
+					  memory_order_relaxed);
+	conn_unlink(c);
+}
+
+static void conn_refuse(struct conn *c, enum zt_mtls_reason reason, const char *detail)
+{
+	note_refusal(c, reason, detail);
+	conn_end(c, false);
+}
+
+static void conn_free(struct conn *c)
+{
+	for (int i = 0; i < 2; i++) {
+		SSL_free(c->ep[i].ssl);
+		free(c->b[i].d);
+	}
+	zt_svid_put(c->svid);
+	free(c);
+}
+
+/* ---- TLS contexts ---- */
+
+static int verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct conn *c = ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+	enum zt_mtls_reason r;
+
+	if (!c)
+		return 0;
+	if (!ok) {
+		if (!c->reason)
+			c->reason = zt_mtls_reason_of_x509(X509_STORE_CTX_get_error(x));
+		if (!c->reason)
+			c->reason = ZT_MTLS_BAD_PROFILE;
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(x) != 0)
+		return 1;
+	r = zt_svid_check_leaf(X509_STORE_CTX_get_current_cert(x), c->t->trust->trust_domain,
+			       c->peer_id, sizeof(c->peer_id));
+	if (r != ZT_MTLS_OK) {
+		c->reason = r;
+		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	return 1;
+}
+
+static int use_svid(SSL *ssl, struct zt_svid *s)
+{
+	if (SSL_use_certificate(ssl, s->cert) != 1 || SSL_use_PrivateKey(ssl, s->key) != 1 ||
+	    SSL_set1_chain(ssl, s->chain) != 1) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Server: the SNI names the destination; present the SVID of the workload there. */
+static int server_cert_cb(SSL *ssl, void *arg)
+{
+	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+	struct zt_tunnel *t = arg;
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct zt_mtls_dest d = { 0 };
+	int family;
+
+	if (!c)
+		return 0;
+	if (c->svid)
+		return 1;
+	if (!sni || zt_sni_decode(sni, &family, d.addr) < 0) {
+		c->reason = ZT_MTLS_PROTOCOL;
+		return 0;
+	}
+	d.family = (uint8_t)family;
+	d.role = ZT_MTLS_ROLE_SERVER;
+	c->dst = d;
+	c->have_dst_addr = true;
+	if (!t->cfg.local_identity ||
+	    t->cfg.local_identity(t->cfg.ctx, &d, c->local_id, sizeof(c->local_id)) < 0 ||
+	    zt_svid_store_get(t->cfg.svids, c->local_id, (int64_t)zt_now_unix(), &c->svid) < 0 ||
+	    use_svid(ssl, c->svid) < 0) {
+		c->reason = ZT_MTLS_NO_IDENTITY;
+		return 0;
+	}
+	return 1;
+}
+
+static uint32_t sess_hash(const char *a, const char *b)
+{
+	uint32_t h = zt_fnv1a32(a, strlen(a));
+
+	return h ^ (zt_fnv1a32(b, strlen(b)) * 16777619u);
+}
+
+static struct sess_slot *sess_slot(struct zt_tunnel *t, const char *id, const char *sni,
+				   uint32_t *hash)
+{
+	*hash = sess_hash(id, sni);
+	return &t->sess[*hash % SESS_SLOTS];
+}
+
+static bool sess_key_eq(const struct sess_slot *s, uint32_t h, const char *id, const char *sni)
+{
+	size_t n = strlen(id);
+
+	return s->key && s->hash == h && strncmp(s->key, id, n) == 0 && s->key[n] == '\n' &&
+	       strcmp(s->key + n + 1, sni) == 0;
+}
+
+/* Client: keep the latest ticket per (source identity, destination). */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+	struct sess_slot *s;
+	uint32_t h;
+	char *key;
+
+	if (!c)
+		return 0;
+	s = sess_slot(c->t, c->local_id, c->sni, &h);
+	if (asprintf(&key, "%s\n%s", c->local_id, c->sni) < 0)
+		return 0;
+	SSL_SESSION_free(s->s);
+	free(s->key);
+	s->hash = h;
+	s->key = key;
+	s->s = sess;
+	snprintf(s->serial, sizeof(s->serial), "%s", c->svid ? c->svid->serial : "");
+	s->valid_until = c->svid ? c->svid->not_after : 0;
+	{
+		X509 *peer = SSL_SESSION_get0_peer(sess);
+		int64_t nb, na;
+
+		if (peer && zt_x509_times(peer, &nb, &na) == 0 && na < s->valid_until)
+			s->valid_until = na;
+	}
+	return 1; /* we keep the reference */
+}
+
+static void sess_flush(struct zt_tunnel *t)
+{
+	for (size_t i = 0; i < SESS_SLOTS; i++) {
+		SSL_SESSION_free(t->sess[i].s);
+		free(t->sess[i].key);
+		memset(&t->sess[i], 0, sizeof(t->sess[i]));
+	}
+}
+
+static SSL_CTX *make_ctx(struct zt_tunnel *t, struct zt_trust *trust, bool server)
+{
+	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+	if (!ctx)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(ctx, ciphersuites) || !SSL_CTX_set1_groups_list(ctx, groups))
+		goto fail;
+	SSL_CTX_set1_cert_store(ctx, trust->store);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_CTX_set_verify_depth(ctx, 2);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_timeout(ctx, t->cfg.session_lifetime_s);
+	if (server) {
+		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+		if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1))
+			goto fail;
+		SSL_CTX_set_cert_cb(ctx, server_cert_cb, t);
+		SSL_CTX_set_num_tickets(ctx, 1);
+		/* Tickets only (stateless); no server-side cache to grow. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+							    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	}
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int rebuild_ctxs(struct zt_tunnel *t, struct zt_trust *trust)
+{
+	SSL_CTX *c = make_ctx(t, trust, false), *s = make_ctx(t, trust, true);
+
+	if (!c || !s) {
+		SSL_CTX_free(c);
+		SSL_CTX_free(s);
+		return -ENOMEM;
+	}
+	/* Open SSLs keep their old context by reference; new handshakes use the new one. */
+	SSL_CTX_free(t->cctx);
+	SSL_CTX_free(t->sctx);
+	t->cctx = c;
+	t->sctx = s;
+	return 0;
+}
+
+/* ---- epoll interest ---- */
+
+static uint32_t wanted(struct conn *c, int i)
+{
+	struct ep *e = &c->ep[i];
+	uint32_t ev = 0;
+
+	if (e->connecting)
+		return EPOLLOUT;
+	if (c->st == ST_HANDSHAKE && e->ssl)
+		return c->hs_want;
+	if (c->read_ok[i] && !e->rd_eof && buf_space(&c->b[i]) > 0)
+		ev |= EPOLLIN;
+	if (e->wr_wants_read)
+		ev |= EPOLLIN;
+	if (e->rd_wants_write || e->wr_blocked || e->shut_blocked)
+		ev |= EPOLLOUT;
+	return ev;
+}
+
+static void update_interest(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+
+	for (int i = 0; i < 2; i++) {
+		struct ep *e = &c->ep[i];
+		struct epoll_event ev = { 0 };
+		uint32_t want;
+
+		if (e->fd < 0)
+			continue;
+		want = wanted(c, i);
+		/* A hung-up socket reports EPOLLHUP whatever the mask: leave it out while idle. */
+		if (e->hup && !want) {
+			ep_unregister(t, e);
+			continue;
+		}
+		ev.events = want;
+		ev.data.ptr = &e->src;
+		if (!e->registered) {
+			if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, e->fd, &ev) == 0) {
+				e->registered = true;
+				e->events = want;
+			}
+		} else if (e->events != want) {
+			if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, e->fd, &ev) == 0)
+				e->events = want;
+		}
+	}
+}
+
+/* ---- endpoint I/O: >0 bytes, 0 clean end, -EAGAIN, -errno ---- */
+
+static enum zt_mtls_reason ssl_reason(unsigned long e);
+
+static int ep_read(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
+{
+	size_t room = buf_space(b);
+	int n;
+
+	if (buf_ready(b) < 0)
+		return -ENOMEM;
+	if (!e->ssl) {
+		ssize_t r = recv(e->fd, b->d + b->tail, room, MSG_DONTWAIT);
+
+		if (r > 0)
+			b->tail += (size_t)r;
+		if (r >= 0)
+			return (int)r;
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+	}
+	e->rd_wants_write = false;
+	n = SSL_read(e->ssl, b->d + b->tail, (int)(room > INT32_MAX ? INT32_MAX : room));
+	if (n > 0) {
+		b->tail += (size_t)n;
+		return n;
+	}
+	switch (SSL_get_error(e->ssl, n)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_WANT_READ:
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		e->rd_wants_write = true;
+		return -EAGAIN;
+	case SSL_ERROR_SSL:
+		*why = ssl_reason(ERR_peek_error());
+		return -EPROTO;
+	default:
+		/* EOF without close_notify: a truncation is a reset, not an end. */
+		return -ECONNRESET;
+	}
+}
+
+static int ep_write(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
+{
+	size_t len = buf_used(b);
+	int n;
+
+	e->wr_blocked = false;
+	if (!e->ssl) {
+		ssize_t r = send(e->fd, b->d + b->head, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (r > 0) {
+			b->head += (size_t)r;
+			return (int)r;
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			e->wr_blocked = true;
+			return -EAGAIN;
+		}
+		return r < 0 ? -errno : -EIO;
+	}
+	e->wr_wants_read = false;
+	n = SSL_write(e->ssl, b->d + b->head, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (n > 0) {
+		b->head += (size_t)n;
+		return n;
+	}
+	switch (SSL_get_error(e->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+		e->wr_blocked = true;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_READ:
+		e->wr_wants_read = true;
+		return -EAGAIN;
+	case SSL_ERROR_SSL:
+		*why = ssl_reason(ERR_peek_error());
+		return -EPROTO;
+	default:
+		return -ECONNRESET;
+	}
+}
+
+/* Half-close: FIN on a plain socket, close_notify on TLS (reading goes on). */
+static int ep_shutdown(struct ep *e)
+{
+	int r;
+
+	e->shut_blocked = false;
+	if (!e->ssl) {
+		if (shutdown(e->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+			return -errno;
+		e->wr_shut = true;
+		return 0;
+	}
+	r = SSL_shutdown(e->ssl);
+	if (r >= 0) {
+		e->wr_shut = true;
+		return 0;
+	}
+	if (SSL_get_error(e->ssl, r) == SSL_ERROR_WANT_WRITE) {
+		e->shut_blocked = true;
+		return -EAGAIN;
+	}
+	ERR_clear_error();
+	return -EPIPE;
+}
+
+/* ---- failure classification ---- */
+
+static enum zt_mtls_reason ssl_reason(unsigned long e)
+{
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return ZT_MTLS_HANDSHAKE;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+	case SSL_R_WRONG_SSL_VERSION:
+	case SSL_R_NO_SHARED_CIPHER:
+	case SSL_R_NO_SHARED_GROUPS:
+	case SSL_R_NO_SUITABLE_KEY_SHARE:
+	case SSL_R_NO_CIPHERS_AVAILABLE:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_BAD_PROTOCOL_VERSION_NUMBER:
+		return ZT_MTLS_VERSION;
+	case SSL_R_WRONG_VERSION_NUMBER:
+	case SSL_R_HTTP_REQUEST:
+	case SSL_R_HTTPS_PROXY_REQUEST:
+	case SSL_R_PACKET_LENGTH_TOO_LONG:
+	case SSL_R_RECORD_LENGTH_MISMATCH:
+		return ZT_MTLS_PLAINTEXT;
+	case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
+	case SSL_R_DECRYPTION_FAILED:
+	case SSL_R_BAD_SIGNATURE:
+	case SSL_R_DIGEST_CHECK_FAILED:
+	case SSL_R_BAD_KEY_SHARE:
+	case SSL_R_BAD_ECPOINT:
+	case SSL_R_BAD_PSK_IDENTITY:
+	case SSL_R_BAD_PSK:
+	case SSL_R_BAD_LENGTH:
+	case SSL_R_LENGTH_MISMATCH:
+	case SSL_R_BAD_PACKET:
+	case SSL_R_SSLV3_ALERT_BAD_RECORD_MAC:
+	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
+	case SSL_R_TLSV1_ALERT_DECODE_ERROR:
+	case SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER:
+		return ZT_MTLS_TAMPERED;
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+		return ZT_MTLS_NO_CERT;
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+	case SSL_R_TLSV1_ALERT_INTERNAL_ERROR:
+	case SSL_R_TLSV1_UNRECOGNIZED_NAME:
+		return ZT_MTLS_PEER_REFUSED;
+	default:
+		return ZT_MTLS_HANDSHAKE;
+	}
+}
+
+/* ---- the state machine ---- */
+
+static void set_deadline(struct conn *c)
+{
+	c->deadline_ns = now_ns() + (uint64_t)c->t->cfg.handshake_timeout_ms * 1000000ULL;
+}
+
+static int sock_opts(struct zt_tunnel *t, int fd, bool nodelay)
+{
+	int one = 1;
+
+	if (nodelay)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (t->cfg.mark &&
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &t->cfg.mark, sizeof(t->cfg.mark)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Starts connecting ep[i] to the destination; the client pod's address as source when asked. */
+static int connect_dest(struct conn *c, int i)
+{
+	struct zt_tunnel *t = c->t;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, r, one = 1;
+
+	fd = socket(c->dst.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = sock_opts(t, fd, true);
+	if (r < 0)
+		goto fail;
+	if (t->cfg.transparent_source) {
+		struct sockaddr_storage src;
+		socklen_t slen;
+		int lvl = c->dst.family == AF_INET ? SOL_IP : SOL_IPV6;
+		int opt = c->dst.family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT;
+
+		dest_sockaddr(c->dst.family, c->dst.src_addr, 0, &src, &slen);
+		setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (setsockopt(fd, lvl, opt, &one, sizeof(one)) < 0 ||
+		    bind(fd, (struct sockaddr *)&src, slen) < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	dest_sockaddr(c->dst.family, c->dst.addr, c->dst.port, &ss, &len);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		r = -errno;
+		goto fail;
+	}
+	c->ep[i].fd = fd;
+	c->ep[i].connecting = true;
+	c->up = i;
+	c->st = ST_CONNECT_UP;
+	set_deadline(c);
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+static void start_relay(struct conn *c)
+{
+	c->st = ST_RELAY;
+	c->read_ok[0] = c->read_ok[1] = true;
+	c->flow[0] = c->flow[1] = true;
+	c->deadline_ns = 0;
+	pthread_mutex_lock(&c->t->list_lock); /* zt_tunnel_list copies the ids once relaying */
+	c->relaying = true;
+	pthread_mutex_unlock(&c->t->list_lock);
+	atomic_fetch_add_explicit(&c->t->st_opened, 1, memory_order_relaxed);
+}
+
+/* Server: a refusal after the handshake says why in a frame, then closes. */
+static void server_refuse(struct conn *c, enum zt_mtls_reason reason, const char *detail)
+{
+	uint8_t reply[ZT_FRAME_REPLY_LEN];
+
+	zt_frame_reply_encode(reply, reason);
+	/* Best effort on a fresh connection: 8 bytes fit any socket buffer. */
+	if (SSL_write(c->ep[1].ssl, reply, sizeof(reply)) > 0)
+		SSL_shutdown(c->ep[1].ssl);
+	ERR_clear_error();
+	note_refusal(c, reason, detail);
+	conn_end(c, false);
+}
+
+static void after_handshake(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+	SSL *ssl = c->ep[1].ssl;
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	char detail[128];
+
+	c->resumed = SSL_session_reused(ssl);
+	if (!peer) {
+		conn_refuse(c, ZT_MTLS_NO_CERT, "no peer certificate");
+		return;
+	}
+	if (!c->resumed && SSL_get_verify_result(ssl) != X509_V_OK) {
+		conn_refuse(c, zt_mtls_reason_of_x509((int)SSL_get_verify_result(ssl)),
+			    "verification result");
+		return;
+	}
+	/* A resumed session skipped the chain: the leaf must still be valid now. */
+	if (c->resumed || !c->peer_id[0]) {
+		enum zt_mtls_reason r = zt_svid_check_leaf(peer, t->trust->trust_domain, c->peer_id,
+							   sizeof(c->peer_id));
+
+		if (r == ZT_MTLS_OK && X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)
+			r = ZT_MTLS_EXPIRED;
+		if (r == ZT_MTLS_OK && X509_cmp_current_time(X509_get0_notBefore(peer)) >= 0)
+			r = ZT_MTLS_NOT_YET_VALID;
+		if (r != ZT_MTLS_OK) {
+			conn_refuse(c, r, c->resumed ? "resumed session" : "peer certificate");
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(c->resumed ? &t->st_resumed : &t->st_full, 1,
+				  memory_order_relaxed);
+	if (c->role == ZT_MTLS_ROLE_CLIENT) {
+		struct zt_mtls_dest d = c->dst;
+		int n;
+
+		d.role = ZT_MTLS_ROLE_CLIENT;
+		if (!t->cfg.authorize(t->cfg.ctx, c->peer_id, &d)) {
+			SSL_shutdown(ssl);
+			ERR_clear_error();
+			conn_refuse(c, ZT_MTLS_WRONG_IDENTITY,
+				    "the server's identity is not the destination's");
+			return;
+		}
+		if (buf_ready(&c->b[0]) < 0) {
+			conn_end(c, false);
+			return;
+		}
+		n = zt_frame_hdr_encode(c->b[0].d, BUF_CAP, &c->dst, c->local_id);
+		if (n < 0) {
+			conn_refuse(c, ZT_MTLS_PROTOCOL, "cannot encode the header");
+			return;
+		}
+		c->b[0].head = 0;
+		c->b[0].tail = (size_t)n;
+		/* Pod bytes follow the header at once: the server holds them until it agrees. */
+		c->read_ok[0] = c->flow[0] = true;
+		c->read_ok[1] = true;
+		c->flow[1] = false;
+		c->st = ST_WAIT_REPLY;
+	} else {
+		if (!c->have_dst_addr) {
+			const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+			int family;
+
+			if (!sni || zt_sni_decode(sni, &family, c->dst.addr) < 0) {
+				snprintf(detail, sizeof(detail),
+					 "no usable SNI on a resumed session");
+				conn_refuse(c, ZT_MTLS_PROTOCOL, detail);
+				return;
+			}
+			c->dst.family = (uint8_t)family;
+			c->have_dst_addr = true;
+		}
+		/* A resumed handshake presents no certificate: name the local side all the same. */
+		if (!c->local_id[0] && t->cfg.local_identity &&
+		    t->cfg.local_identity(t->cfg.ctx, &c->dst, c->local_id, sizeof(c->local_id)) <
+			    0) {
+			conn_refuse(c, ZT_MTLS_NO_IDENTITY, "no local workload at the destination");
+			return;
+		}
+		c->read_ok[1] = true;
+		c->flow[1] = false;
+		c->st = ST_WAIT_HDR;
+	}
+}
+
+/* Something other than a TLS record where one must be: a plaintext peer. */
+static bool peek_plaintext(struct conn *c)
+{
+	uint8_t h[3];
+	ssize_t n;
+
+	if (c->peeked)
+		return false;
+	n = recv(c->ep[1].fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		return false;
+	c->peeked = true;
+	/* handshake (22) or alert (21), then a 3.x record version */
+	if ((h[0] != 22 && h[0] != 21) || (n >= 2 && h[1] != 3))
+		return true;
+	return false;
+}
+
+static void do_handshake(struct conn *c)
+{
+	SSL *ssl = c->ep[1].ssl;
+	char detail[256];
+	int r, e;
+
+	if (peek_plaintext(c)) {
+		conn_refuse(c, ZT_MTLS_PLAINTEXT, "the first bytes are not a TLS record");
+		return;
+	}
+	r = SSL_do_handshake(ssl);
+	if (r == 1) {
+		ERR_clear_error();
+		after_handshake(c);
+		return;
+	}
+	e = SSL_get_error(ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		c->hs_want = EPOLLIN;
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->hs_want = EPOLLOUT;
+		return;
+	}
+	{
+		unsigned long err = ERR_peek_error();
+		enum zt_mtls_reason reason = c->reason;
+
+		if (!reason)
+			reason = err ? ssl_reason(err) : ZT_MTLS_HANDSHAKE;
+		if (!err && e == SSL_ERROR_SYSCALL)
+			snprintf(detail, sizeof(detail), "the peer closed during the handshake");
+		else
+			ssl_detail(detail, sizeof(detail), "handshake");
+		/* The peer closing on our ClientHello is how a TLS 1.2-only or picky peer says no. */
+		if (!c->reason && !err && c->role == ZT_MTLS_ROLE_CLIENT)
+			reason = ZT_MTLS_PEER_REFUSED;
+		conn_refuse(c, reason, detail);
+	}
+}
+
+/* Server: the header has arrived (or part of it). */
+static void take_header(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+	struct buf *b = &c->b[1];
+	struct zt_mtls_dest d;
+	char id[ZT_SPIFFE_ID_MAX + 1];
+	int n, r;
+
+	if (!buf_used(b))
+		return;
+	n = zt_frame_hdr_decode(b->d + b->head, buf_used(b), &d, id, sizeof(id));
+	if (n == -EAGAIN)
+		return;
+	if (n < 0) {
+		server_refuse(c, ZT_MTLS_PROTOCOL, "malformed header");
+		return;
+	}
+	if (d.family != c->dst.family || memcmp(d.addr, c->dst.addr, 16) != 0) {
+		c->dst.port = d.port;
+		server_refuse(c, ZT_MTLS_PROTOCOL, "the header's destination is not the SNI's");
+		return;
+	}
+	d.role = ZT_MTLS_ROLE_SERVER;
+	c->dst = d;
+	if (strcmp(id, c->peer_id) != 0) {
+		server_refuse(c, ZT_MTLS_WRONG_IDENTITY,
+			      "the header's source identity is not the certificate's");
+		return;
+	}
+	if (!t->cfg.authorize(t->cfg.ctx, c->peer_id, &c->dst)) {
+		server_refuse(c, ZT_MTLS_WRONG_IDENTITY,
+			      "policy does not allow this identity here");
+		return;
+	}
+	b->head += (size_t)n;
+	r = connect_dest(c, 0);
+	if (r < 0) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "connect to the destination: %s", strerror(-r));
+		server_refuse(c, ZT_MTLS_UPSTREAM, detail);
+	}
+}
+
+/* Client: the server's answer to the header. */
+static void take_reply(struct conn *c)
+{
+	struct buf *b = &c->b[1];
+	char detail[96];
+	int s;
+
+	if (!buf_used(b))
+		return;
+	s = zt_frame_reply_decode(b->d + b->head, buf_used(b));
+	if (s == -EAGAIN)
+		return;
+	if (s < 0) {
+		conn_refuse(c, ZT_MTLS_PROTOCOL, "malformed answer from the server");
+		return;
+	}
+	if (s != ZT_MTLS_OK) {
+		snprintf(detail, sizeof(detail), "the server refused: %s",
+			 zt_mtls_reason_name((enum zt_mtls_reason)s));
+		conn_refuse(c, ZT_MTLS_PEER_REFUSED, detail);
+		return;
+	}
+	b->head += ZT_FRAME_REPLY_LEN;
+	c->flow[1] = true;
+	start_relay(c);
+}
+
+/* Moves bytes both ways until nothing moves; ends the tunnel when both directions are done. */
+static void pump(struct conn *c)
+{
+	bool progress = true;
+
+	for (int rounds = 0; progress && rounds < 64 && !c->dead; rounds++) {
+		progress = false;
+		for (int d = 0; d < 2 && !c->dead; d++) {
+			struct ep *in = &c->ep[d], *out = &c->ep[!d];
+			struct buf *b = &c->b[d];
+			enum zt_mtls_reason why = ZT_MTLS_OK;
+			int n;
+
+			if (c->read_ok[d] && in->fd >= 0 && !in->connecting && !in->rd_eof &&
+			    buf_space(b) > 0) {
+				n = ep_read(in, b, &why);
+				if (n > 0) {
+					progress = true;
+					if (d == 0)
+						atomic_fetch_add_explicit(&c->bytes_out,
+									  (uint64_t)n,
+									  memory_order_relaxed);
+				} else if (n == 0) {
+					in->rd_eof = true;
+					progress = true;
+				} else if (n != -EAGAIN) {
+					if (why == ZT_MTLS_TAMPERED) {
+						char detail[256];
+
+						ssl_detail(detail, sizeof(detail), "record");
+						conn_refuse(c, why, detail);
+					} else {
+						ERR_clear_error();
+						conn_end(c, false);
+					}
+					return;
+				}
+			}
+			if (c->flow[d] && out->fd >= 0 && !out->connecting && buf_used(b) > 0) {
+				n = ep_write(out, b, &why);
+				if (n > 0) {
+					progress = true;
+					if (d == 1)
+						atomic_fetch_add_explicit(&c->bytes_in, (uint64_t)n,
+									  memory_order_relaxed);
+				} else if (n != -EAGAIN) {
+					ERR_clear_error();
+					conn_end(c, false);
+					return;
+				}
+			}
+			if (c->flow[d] && out->fd >= 0 && !out->connecting && !buf_used(b) &&
+			    in->rd_eof && !out->wr_shut) {
+				n = ep_shutdown(out);
+				if (n == 0)
+					progress = true;
+				else if (n != -EAGAIN) {
+					conn_end(c, false);
+					return;
+				}
+			}
+		}
+		if (c->st == ST_WAIT_REPLY)
+			take_reply(c);
+		else if (c->st == ST_WAIT_HDR)
+			take_header(c);
+		if (c->dead)
+			return;
+		if (c->st == ST_WAIT_REPLY && c->ep[1].rd_eof) {
+			conn_refuse(c, ZT_MTLS_PEER_REFUSED, "the server closed before its answer");
+			return;
+		}
+		if (c->st == ST_WAIT_HDR && c->ep[1].rd_eof) {
+			/* The client went away before saying where to: nothing to refuse. */
+			conn_end(c, false);
+			return;
+		}
+	}
+	if (c->st == ST_RELAY && c->ep[0].rd_eof && c->ep[1].rd_eof && c->ep[0].wr_shut &&
+	    c->ep[1].wr_shut && !buf_used(&c->b[0]) && !buf_used(&c->b[1]))
+		conn_end(c, true);
+}
+
+static void drive(struct conn *c)
+{
+	for (int guard = 0; guard < 8 && !c->dead; guard++) {
+		enum state before = c->st;
+
+		switch (c->st) {
+		case ST_CONNECT:
+			break;
+		case ST_HANDSHAKE:
+			do_handshake(c);
+			break;
+		case ST_WAIT_REPLY:
+		case ST_WAIT_HDR:
+		case ST_CONNECT_UP: /* the client's bytes keep arriving meanwhile */
+		case ST_RELAY:
+			pump(c);
+			break;
+		}
+		if (c->dead || c->st == before)
+			break;
+	}
+	if (!c->dead)
+		update_interest(c);
+}
+
+/* A connect finished (EPOLLOUT/ERR on a connecting endpoint). */
+static void connected(struct conn *c, int i)
+{
+	struct ep *e = &c->ep[i];
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char detail[96];
+
+	if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	e->connecting = false;
+	if (err) {
+		snprintf(detail, sizeof(detail), "connect: %s", strerror(err));
+		if (c->st == ST_CONNECT)
+			conn_refuse(c, ZT_MTLS_CONNECT, detail);
+		else if (c->local)
+			conn_refuse(c, ZT_MTLS_UPSTREAM, detail);
+		else
+			server_refuse(c, ZT_MTLS_UPSTREAM, detail);
+		return;
+	}
+	if (c->st == ST_CONNECT) {
+		c->st = ST_HANDSHAKE;
+		c->hs_want = EPOLLOUT;
+		return;
+	}
+	/* ST_CONNECT_UP: the destination answered; the server's go-ahead goes first. */
+	if (!c->local) {
+		struct buf *b = &c->b[0];
+
+		if (buf_ready(b) < 0) {
+			conn_end(c, false);
+			return;
+		}
+		zt_frame_reply_encode(b->d, ZT_MTLS_OK);
+		b->head = 0;
+		b->tail = ZT_FRAME_REPLY_LEN;
+	}
+	start_relay(c);
+}
+
+static struct conn *conn_new(struct zt_tunnel *t, enum zt_mtls_role role)
+{
+	struct conn *c;
+
+	if (t->n_conns >= t->cfg.max_conns)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->t = t;
+	c->role = role;
+	c->up = -1;
+	c->since = (int64_t)zt_now_unix();
+	for (int i = 0; i < 2; i++) {
+		c->ep[i].src.kind = SRC_EP;
+		c->ep[i].c = c;
+		c->ep[i].fd = -1;
+	}
+	pthread_mutex_lock(&t->list_lock);
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	t->n_conns++;
+	pthread_mutex_unlock(&t->list_lock);
+	return c;
+}
+
+static SSL *new_ssl(struct zt_tunnel *t, struct conn *c, bool server)
+{
+	SSL *ssl = SSL_new(server ? t->sctx : t->cctx);
+
+	if (!ssl)
+		return NULL;
+	if (!SSL_set_ex_data(ssl, conn_idx, c) || !SSL_set_fd(ssl, c->ep[1].fd)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	if (server)
+		SSL_set_accept_state(ssl);
+	else
+		SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+static void accept_all(struct zt_tunnel *t)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd =
+			accept4(t->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+
+		if (fd < 0)
+			return; /* EAGAIN, or a transient error: the next event retries */
+		c = conn_new(t, ZT_MTLS_ROLE_SERVER);
+		if (!c) {
+			close_reset(fd);
+			continue;
+		}
+		sock_opts(t, fd, true);
+		c->peer = ss;
+		c->ep[1].fd = fd;
+		c->ep[1].ssl = new_ssl(t, c, true);
+		if (!c->ep[1].ssl) {
+			ERR_clear_error();
+			conn_end(c, false);
+			continue;
+		}
+		c->st = ST_HANDSHAKE;
+		c->hs_want = EPOLLIN;
+		set_deadline(c);
+		update_interest(c);
+	}
+}
+
+static void start_local(struct zt_tunnel *t, struct open_req *q)
+{
+	struct conn *c = conn_new(t, ZT_MTLS_ROLE_CLIENT);
+	struct zt_mtls_dest d;
+	int r;
+
+	if (!c) {
+		close_reset(q->pod_fd);
+		return;
+	}
+	c->local = true;
+	c->ep[0].fd = q->pod_fd;
+	c->dst = q->dst;
+	snprintf(c->local_id, sizeof(c->local_id), "%s", q->src_id);
+	dest_sockaddr(q->dst.family, q->dst.src_addr, q->dst.src_port, &c->peer, &(socklen_t){ 0 });
+	/* Both checks a cross-node tunnel makes, on the identities the node itself vouches for. */
+	d = q->dst;
+	d.role = ZT_MTLS_ROLE_SERVER;
+	if (!t->cfg.local_identity ||
+	    t->cfg.local_identity(t->cfg.ctx, &d, c->peer_id, sizeof(c->peer_id)) < 0) {
+		conn_refuse(c, ZT_MTLS_NO_IDENTITY, "no local workload at the destination");
+		return;
+	}
+	if (!t->cfg.authorize(t->cfg.ctx, q->src_id, &d)) {
+		conn_refuse(c, ZT_MTLS_WRONG_IDENTITY, "policy does not allow the source here");
+		return;
+	}
+	d.role = ZT_MTLS_ROLE_CLIENT;
+	if (!t->cfg.authorize(t->cfg.ctx, c->peer_id, &d)) {
+		conn_refuse(c, ZT_MTLS_WRONG_IDENTITY,
+			    "the destination's identity is not expected");
+		return;
+	}
+	r = connect_dest(c, 1);
+	if (r < 0) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "connect to the destination: %s", strerror(-r));
+		conn_refuse(c, ZT_MTLS_UPSTREAM, detail);
+		return;
+	}
+	update_interest(c);
+}
+
+static void start_client(struct zt_tunnel *t, struct open_req *q)
+{
+	struct conn *c = conn_new(t, ZT_MTLS_ROLE_CLIENT);
+	struct sess_slot *s;
+	uint32_t h;
+	int fd, r;
+
+	if (!c) {
+		close_reset(q->pod_fd);
+		return;
+	}
+	c->ep[0].fd = q->pod_fd;
+	c->dst = q->dst;
+	c->peer = q->peer;
+	snprintf(c->local_id, sizeof(c->local_id), "%s", q->src_id);
+	zt_sni_encode(c->sni, sizeof(c->sni), q->dst.family, q->dst.addr);
+	set_deadline(c);
+	if (zt_svid_store_get(t->cfg.svids, q->src_id, (int64_t)zt_now_unix(), &c->svid) < 0) {
+		conn_refuse(c, ZT_MTLS_NO_IDENTITY, "this node holds no SVID for the source");
+		return;
+	}
+	fd = socket(q->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sock_opts(t, fd, true) < 0) {
+		if (fd >= 0)
+			close(fd);
+		conn_refuse(c, ZT_MTLS_CONNECT, "cannot make a socket");
+		return;
+	}
+	c->ep[1].fd = fd;
+	c->ep[1].ssl = new_ssl(t, c, false);
+	if (!c->ep[1].ssl || use_svid(c->ep[1].ssl, c->svid) < 0 ||
+	    !SSL_set_tlsext_host_name(c->ep[1].ssl, c->sni)) {
+		ERR_clear_error();
+		conn_refuse(c, ZT_MTLS_HANDSHAKE, "cannot set up TLS");
+		return;
+	}
+	s = sess_slot(t, c->local_id, c->sni, &h);
+	/*
+	 * A resumed session carries the certificates of its first handshake: offer
+	 * it only while both are valid well ahead, and not past our SVID's renewal.
+	 */
+	if (!t->cfg.no_resumption && sess_key_eq(s, h, c->local_id, c->sni) &&
+	    SSL_SESSION_is_resumable(s->s) && strcmp(s->serial, c->svid->serial) == 0 &&
+	    (int64_t)zt_now_unix() + 2 < s->valid_until)
+		SSL_set_session(c->ep[1].ssl, s->s);
+	r = connect(fd, (struct sockaddr *)&q->peer, q->peer_len);
+	if (r < 0 && errno != EINPROGRESS) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "connect: %s", strerror(errno));
+		conn_refuse(c, ZT_MTLS_CONNECT, detail);
+		return;
+	}
+	if (r < 0) {
+		c->st = ST_CONNECT;
+		c->ep[1].connecting = true;
+	} else {
+		c->st = ST_HANDSHAKE;
+		c->hs_want = EPOLLOUT;
+	}
+	drive(c);
+}
+
+static void take_requests(struct zt_tunnel *t)
+{
+	struct open_req *q, *next;
+	struct zt_trust *trust;
+	uint64_t v;
+
+	while (read(t->wakefd, &v, sizeof(v)) > 0)
+		;
+	pthread_mutex_lock(&t->lock);
+	q = t->reqs;
+	t->reqs = NULL;
+	t->reqs_tail = &t->reqs;
+	trust = t->pending_trust;
+	t->pending_trust = NULL;
+	pthread_mutex_unlock(&t->lock);
+	if (trust) {
+		if (rebuild_ctxs(t, trust) == 0) {
+			zt_trust_free(t->trust);
+			t->trust = trust;
+			/* Tickets made under the old bundle must not skip the new one. */
+			sess_flush(t);
+			log_info("mtls_trust_reloaded", "roots=%d", trust->n_roots);
+		} else {
+			log_error("mtls_trust_reload_failed", "error=%s", strerror(ENOMEM));
+			zt_trust_free(trust);
+		}
+	}
+	for (; q; q = next) {
+		next = q->next;
+		if (q->local)
+			start_local(t, q);
+		else
+			start_client(t, q);
+		free(q);
+	}
+}
+
+static void sweep(struct zt_tunnel *t)
+{
+	uint64_t now = now_ns();
+	struct conn *c, *next;
+
+	for (c = t->conns; c; c = next) {
+		next = c->next;
+		if (!c->deadline_ns || now < c->deadline_ns)
+			continue;
+		switch (c->st) {
+		case ST_CONNECT:
+			conn_refuse(c, ZT_MTLS_CONNECT, "timed out connecting to the peer agent");
+			break;
+		case ST_CONNECT_UP:
+			conn_refuse(c, ZT_MTLS_UPSTREAM, "timed out connecting to the destination");
+			break;
+		default:
+			conn_refuse(c, ZT_MTLS_TIMEOUT, "timed out before the tunnel was up");
+			break;
+		}
+	}
+}
+
+static void reap(struct zt_tunnel *t)
+{
+	while (t->dead) {
+		struct conn *c = t->dead;
+
+		t->dead = c->next_dead;
+		conn_free(c);
+	}
+}
+
+static void *relay_main(void *arg)
+{
+	struct zt_tunnel *t = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t last_sweep = now_ns();
+	sigset_t set;
+
+	/* SSL_write on a reset socket must fail with EPIPE, not kill the agent. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	while (!atomic_load(&t->stop)) {
+		int n = epoll_wait(t->epfd, evs, MAX_EVENTS, SWEEP_MS);
+
+		for (int i = 0; i < n; i++) {
+			struct evsrc *s = evs[i].data.ptr;
+			struct ep *e;
+
+			if (s->kind == SRC_LISTEN) {
+				accept_all(t);
+				continue;
+			}
+			if (s->kind == SRC_WAKE) {
+				take_requests(t);
+				continue;
+			}
+			e = (struct ep *)s;
+			if (e->c->dead)
+				continue;
+			if (evs[i].events & (EPOLLHUP | EPOLLERR))
+				e->hup = true;
+			if (e->connecting && (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+				connected(e->c, (int)(e - e->c->ep));
+				if (e->c->dead)
+					continue;
+			}
+			drive(e->c);
+		}
+		if (now_ns() - last_sweep >= SWEEP_MS * 1000000ULL) {
+			sweep(t);
+			last_sweep = now_ns();
+		}
+		reap(t);
+	}
+	return NULL;
+}
+
+/* ---- public ---- */
+
+int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, char *err,
+		  size_t errlen)
+{
+	struct zt_tunnel *t;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int r = -ENOMEM;
+
+	if (!cfg || !cfg->svids || !cfg->trust || !cfg->authorize) {
+		zt_seterr(err, errlen, "tunnel: svids, trust and authorize are required");
+		return -EINVAL;
+	}
+	pthread_once(&idx_once, idx_init);
+	if (conn_idx < 0)
+		return -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->cfg = *cfg;
+	t->cfg.listen = NULL;
+	if (!t->cfg.handshake_timeout_ms)
+		t->cfg.handshake_timeout_ms = 10000;
+	if (!t->cfg.max_conns)
+		t->cfg.max_conns = 16384;
+	if (!t->cfg.session_lifetime_s)
+		t->cfg.session_lifetime_s = 300;
+	t->epfd = t->lfd = t->wakefd = -1;
+	t->reqs_tail = &t->reqs;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->list_lock, NULL);
+	t->lsrc.kind = SRC_LISTEN;
+	t->wsrc.kind = SRC_WAKE;
+	t->trust = cfg->trust;
+	if (rebuild_ctxs(t, t->trust) < 0) {
+		zt_seterr(err, errlen, "tunnel: cannot build the TLS 1.3 contexts");
+		goto fail;
+	}
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->epfd < 0 || t->wakefd < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "tunnel: epoll/eventfd: %s", strerror(-r));
+		goto fail;
+	}
+	ev.data.ptr = &t->wsrc;
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wakefd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (cfg->listen) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		int one = 1;
+
+		if (zt_listen_parse(cfg->listen, &ss) < 0) {
+			/* zt_listen_parse wants a port from 1; ":0" (any) is for tests. */
+			char host[INET6_ADDRSTRLEN + 8];
+			const char *colon = strrchr(cfg->listen, ':');
+
+			r = -EINVAL;
+			if (!colon || strcmp(colon, ":0") != 0 ||
+			    (size_t)(colon - cfg->listen) >= sizeof(host)) {
+				zt_seterr(err, errlen,
+					  "tunnel: listen address '%s' is not ADDR:PORT",
+					  cfg->listen);
+				goto fail;
+			}
+			snprintf(host, sizeof(host), "%.*s:1", (int)(colon - cfg->listen),
+				 cfg->listen);
+			if (zt_listen_parse(host, &ss) < 0) {
+				zt_seterr(err, errlen,
+					  "tunnel: listen address '%s' is not ADDR:PORT",
+					  cfg->listen);
+				goto fail;
+			}
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = 0;
+			else
+				((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+		}
+		len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+						sizeof(struct sockaddr_in6);
+		t->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (t->lfd < 0 ||
+		    setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    bind(t->lfd, (struct sockaddr *)&ss, len) < 0 || listen(t->lfd, 1024) < 0) {
+			r = -errno;
+			zt_seterr(err, errlen, "tunnel: cannot listen on %s: %s", cfg->listen,
+				  strerror(-r));
+			goto fail;
+		}
+		len = sizeof(ss);
+		getsockname(t->lfd, (struct sockaddr *)&ss, &len);
+		t->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+							  ((struct sockaddr_in6 *)&ss)->sin6_port);
+		ev.data.ptr = &t->lsrc;
+		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->lfd, &ev) < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	*out = t;
+	return 0;
+fail:
+	t->trust = NULL; /* the caller keeps it on failure */
+	zt_tunnel_free(t);
+	return r;
+}
+
+int zt_tunnel_start(struct zt_tunnel *t)
+{
+	int r = pthread_create(&t->thread, NULL, relay_main, t);
+
+	if (r)
+		return -r;
+	t->started = true;
+	t->have_cpu_clock = pthread_getcpuclockid(t->thread, &t->cpu_clock) == 0;
+	return 0;
+}
+
+uint16_t zt_tunnel_port(const struct zt_tunnel *t)
+{
+	return t->port;
+}
+
+void zt_tunnel_free(struct zt_tunnel *t)
+{
+	struct open_req *q;
+
+	if (!t)
+		return;
+	if (t->started) {
+		uint64_t one = 1;
+
+		atomic_store(&t->stop, true);
+		if (write(t->wakefd, &one, sizeof(one)) < 0) {
+			/* the loop wakes within SWEEP_MS anyway */
+		}
+		pthread_join(t->thread, NULL);
+	}
+	while (t->conns)
+		conn_end(t->conns, false);
+	reap(t);
+	for (q = t->reqs; q;) {
+		struct open_req *next = q->next;
+
+		close_reset(q->pod_fd);
+		free(q);
+		q = next;
+	}
+	sess_flush(t);
+	zt_trust_free(t->pending_trust);
+	zt_trust_free(t->trust);
+	SSL_CTX_free(t->cctx);
+	SSL_CTX_free(t->sctx);
+	if (t->lfd >= 0)
+		close(t->lfd);
+	if (t->wakefd >= 0)
+		close(t->wakefd);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->list_lock);
+	free(t);
+}
+
+static int queue(struct zt_tunnel *t, struct open_req *q)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&t->lock);
+	*t->reqs_tail = q;
+	t->reqs_tail = &q->next;
+	pthread_mutex_unlock(&t->lock);
+	if (write(t->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+static int make_req(int pod_fd, const struct zt_mtls_dest *dst, const char *src_id,
+		    struct open_req **out)
+{
+	struct open_req *q;
+
+	if (pod_fd < 0)
+		return -EBADF;
+	if (!dst || (dst->family != AF_INET && dst->family != AF_INET6) || !dst->port || !src_id ||
+	    strlen(src_id) > ZT_SPIFFE_ID_MAX) {
+		close_reset(pod_fd);
+		return -EINVAL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		close_reset(pod_fd);
+		return -ENOMEM;
+	}
+	q->pod_fd = pod_fd;
+	q->dst = *dst;
+	snprintf(q->src_id, sizeof(q->src_id), "%s", src_id);
+	*out = q;
+	return 0;
+}
+
+int zt_tunnel_open(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *dst,
+		   const char *src_id, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct open_req *q;
+	int r;
+
+	if (!peer || peer_len > sizeof(q->peer) ||
+	    (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)) {
+		close_reset(pod_fd);
+		return -EINVAL;
+	}
+	r = make_req(pod_fd, dst, src_id, &q);
+	if (r < 0)
+		return r;
+	memcpy(&q->peer, peer, peer_len);
+	q->peer_len = peer_len;
+	fcntl(pod_fd, F_SETFL, fcntl(pod_fd, F_GETFL) | O_NONBLOCK);
+	return queue(t, q);
+}
+
+int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *dst,
+			 const char *src_id)
+{
+	struct open_req *q;
+	int r = make_req(pod_fd, dst, src_id, &q);
+
+	if (r < 0)
+		return r;
+	q->local = true;
+	fcntl(pod_fd, F_SETFL, fcntl(pod_fd, F_GETFL) | O_NONBLOCK);
+	return queue(t, q);
+}
+
+int zt_tunnel_set_trust(struct zt_tunnel *t, struct zt_trust *trust)
+{
+	uint64_t one = 1;
+
+	if (!trust)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	zt_trust_free(t->pending_trust);
+	t->pending_trust = trust;
+	pthread_mutex_unlock(&t->lock);
+	if (write(t->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *o)
+{
+	struct timespec ts;
+
+	memset(o, 0, sizeof(*o));
+	o->handshakes_full = atomic_load_explicit(&t->st_full, memory_order_relaxed);
+	o->handshakes_resumed = atomic_load_explicit(&t->st_resumed, memory_order_relaxed);
+	for (int i = 0; i < ZT_MTLS_REASON_MAX; i++)
+		o->refusals[i] = atomic_load_explicit(&t->st_refused[i], memory_order_relaxed);
+	o->tunnels_opened = atomic_load_explicit(&t->st_opened, memory_order_relaxed);
+	o->tunnels_closed = atomic_load_explicit(&t->st_closed, memory_order_relaxed);
+	o->tunnels_reset = atomic_load_explicit(&t->st_reset, memory_order_relaxed);
+	o->tunnels_active = o->tunnels_opened - o->tunnels_closed - o->tunnels_reset;
+	pthread_mutex_lock(&t->list_lock);
+	for (struct conn *c = t->conns; c; c = c->next) {
+		o->bytes_out += atomic_load_explicit(&c->bytes_out, memory_order_relaxed);
+		o->bytes_in += atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&t->list_lock);
+	o->bytes_out += atomic_load_explicit(&t->st_out, memory_order_relaxed);
+	o->bytes_in += atomic_load_explicit(&t->st_in, memory_order_relaxed);
+	if (t->have_cpu_clock && clock_gettime(t->cpu_clock, &ts) == 0)
+		o->relay_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+size_t zt_tunnel_list(struct zt_tunnel *t, struct zt_tunnel_info *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->list_lock);
+	for (struct conn *c = t->conns; c; c = c->next, n++) {
+		struct zt_tunnel_info *i = &out[n];
+
+		if (n >= max)
+			continue;
+		memset(i, 0, sizeof(*i));
+		i->role = c->role;
+		i->established = c->relaying;
+		i->resumed = c->resumed;
+		i->local = c->local;
+		i->dst = c->dst;
+		i->peer = c->peer;
+		if (c->relaying) {
+			snprintf(i->peer_id, sizeof(i->peer_id), "%s", c->peer_id);
+			snprintf(i->local_id, sizeof(i->local_id), "%s", c->local_id);
+		}
+		i->bytes_out = atomic_load_explicit(&c->bytes_out, memory_order_relaxed);
+		i->bytes_in = atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
+		i->since = c->since;
+	}
+	pthread_mutex_unlock(&t->list_lock);
+	return n;
+}

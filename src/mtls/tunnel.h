@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The agent-to-agent tunnel: pod TCP carried over TLS 1.3 with both
+ * workloads' X.509-SVIDs, relayed by one epoll thread.
+ *
+ *   client node                                    server node
+ *   pod ── TCP ──► zt_tunnel_open(pod_fd, dst)      mtls.port listener
+ *                  TLS 1.3, client SVID = source ══► server SVID = the workload at dst
+ *                  (SNI names dst)                   (chosen by SNI via local_identity)
+ *                  authorize(server id, dst)         authorize(client id, dst)
+ *                  header: dst, src, source ID  ──► checks it, connects to dst
+ *                                               ◄── status 0 (or the refusal reason)
+ *                  relay; FIN <-> close_notify; RST <-> abort
+ *
+ * Nothing a pod sent reaches the destination before both sides accepted the
+ * other's identity; a refusal resets the pod's connection (SO_LINGER 0),
+ * never leaves it half open. TLS 1.3 only, AES-GCM or ChaCha20-Poly1305,
+ * X25519 or P-256. Clients resume sessions (PSK with (EC)DHE), so a repeat
+ * connection between the same two workloads skips the certificate work.
+ *
+ * The datapath hands accepted pod sockets to zt_tunnel_open() from any
+ * thread; the policy side implements authorize and local_identity.
+ */
+#ifndef ZT_MTLS_TUNNEL_H
+#define ZT_MTLS_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "mtls/mtls.h"
+#include "mtls/svid.h"
+
+struct zt_tunnel;
+
+/* A refusal, as the audit trail records it. */
+struct zt_tunnel_refusal {
+	enum zt_mtls_role role; /* our side */
+	enum zt_mtls_reason reason;
+	struct sockaddr_storage peer; /* the other agent (or what posed as one) */
+	const char *peer_id; /* authenticated SPIFFE ID, "" before authentication */
+	const char *local_id; /* the SVID we presented, "" if none */
+	const struct zt_mtls_dest *dst; /* NULL when not known yet */
+	const char *detail; /* OpenSSL's or our own words, for the log */
+};
+
+struct zt_tunnel_config {
+	struct zt_svid_store *svids; /* not taken; outlives the tunnel */
+	struct zt_trust *trust; /* taken; zt_tunnel_set_trust() replaces it */
+	zt_mtls_authorize_fn authorize; /* required */
+	/*
+	 * Server side: the SPIFFE ID of the local workload at dst (addr only;
+	 * port 0 before the header arrives) into id; -ENOENT when none is here.
+	 */
+	int (*local_identity)(void *ctx, const struct zt_mtls_dest *dst, char *id, size_t n);
+	void (*on_refusal)(void *ctx, const struct zt_tunnel_refusal *ev); /* optional */
+	void *ctx;
+	const char *listen; /* "ADDR:PORT" (port 0: any) for the server side; NULL: client only */
+	bool transparent_source; /* server: connect to dst from the client pod's address */
+	uint32_t mark; /* SO_MARK on the agent's own sockets (0: none), so they are never steered */
+	uint32_t handshake_timeout_ms; /* 0: 10 s */
+	uint32_t max_conns; /* 0: 16384 */
+	uint32_t session_lifetime_s; /* resumption tickets; 0: 300 s */
+	bool no_resumption; /* client: every handshake a full one (benchmarks) */
+};
+
+/* Builds the TLS contexts and the listener; err says what failed and where. */
+int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, char *err,
+		  size_t errlen);
+/* The relay loop on its own thread. */
+int zt_tunnel_start(struct zt_tunnel *t);
+/* Stops the thread (open tunnels are reset) and frees everything. NULL is fine. */
+void zt_tunnel_free(struct zt_tunnel *t);
+/* The listener's port (host order), 0 when client only. */
+uint16_t zt_tunnel_port(const struct zt_tunnel *t);
+
+/*
+ * Carries a pod's connection (pod_fd, taken in every case) to dst through
+ * the agent at peer, presenting src_id's SVID. Any thread. 0, or -errno
+ * when it could not even be queued (pod_fd is then reset and closed).
+ */
+int zt_tunnel_open(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *dst,
+		   const char *src_id, const struct sockaddr *peer, socklen_t peer_len);
+
+/*
+ * Same node: the same identity checks (authorize both ways with src_id and
+ * the local identity of dst), then a direct connection to dst; no TLS.
+ */
+int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *dst,
+			 const char *src_id);
+
+/* New trust (a bundle rollover) for handshakes from now on; open tunnels stay. Takes trust. */
+int zt_tunnel_set_trust(struct zt_tunnel *t, struct zt_trust *trust);
+
+struct zt_tunnel_stats {
+	uint64_t handshakes_full, handshakes_resumed; /* completed and accepted */
+	uint64_t refusals[ZT_MTLS_REASON_MAX];
+	uint64_t tunnels_opened, tunnels_active, tunnels_closed, tunnels_reset;
+	uint64_t bytes_out, bytes_in; /* plaintext carried towards the peer agent / from it */
+	double relay_cpu_s; /* CPU time of the relay thread */
+};
+
+void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *out);
+
+struct zt_tunnel_info {
+	enum zt_mtls_role role;
+	bool established; /* relaying */
+	bool resumed;
+	bool local; /* same node, no TLS */
+	struct zt_mtls_dest dst;
+	struct sockaddr_storage peer;
+	char peer_id[ZT_SPIFFE_ID_MAX + 1], local_id[ZT_SPIFFE_ID_MAX + 1];
+	uint64_t bytes_out, bytes_in;
+	int64_t since; /* unix seconds */
+};
+
+/* Up to max open tunnels into out; returns how many are open. */
+size_t zt_tunnel_list(struct zt_tunnel *t, struct zt_tunnel_info *out, size_t max);
+
+#endif

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Unit tests: the mtls: section of the agent's configuration (defaults, the contract, refusals). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agent/config.h"
+
+static int load(const char *yaml, struct zt_config *c, char *err, size_t n)
+{
+	return zt_config_load_buf(yaml, strlen(yaml), "t.yaml", c, err, n);
+}
+
+static void test_defaults(void **state)
+{
+	struct zt_config c;
+
+	zt_config_defaults(&c);
+	assert_int_equal(c.mtls.mode, ZT_MTLS_MODE_POLICY);
+	assert_string_equal(c.mtls.trust_domain, "cluster.local");
+	assert_string_equal(c.mtls.ca_bundle, "/etc/ztagent/ca/bundle.pem");
+	assert_string_equal(c.mtls.node_cert, "/etc/ztagent/ca/node.pem");
+	assert_string_equal(c.mtls.node_key, "/etc/ztagent/ca/node.key");
+	assert_int_equal(c.mtls.svid_ttl_ns, 3600ULL * 1000000000ULL);
+	assert_int_equal(c.mtls.port, 15008);
+}
+
+static void test_contract(void **state)
+{
+	/* the contract, verbatim */
+	static const char yaml[] = "mtls:\n"
+				   "  mode: strict\n"
+				   "  trust_domain: prod.example\n"
+				   "  ca_bundle: /srv/ca/bundle.pem\n"
+				   "  node_cert: /srv/ca/node.pem\n"
+				   "  node_key: /srv/ca/node.key\n"
+				   "  svid_ttl: 90s\n"
+				   "  port: 15009\n";
+	struct zt_config c;
+	char err[512];
+
+	assert_int_equal(load(yaml, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.mtls.mode, ZT_MTLS_MODE_STRICT);
+	assert_string_equal(c.mtls.trust_domain, "prod.example");
+	assert_string_equal(c.mtls.ca_bundle, "/srv/ca/bundle.pem");
+	assert_string_equal(c.mtls.node_cert, "/srv/ca/node.pem");
+	assert_string_equal(c.mtls.node_key, "/srv/ca/node.key");
+	assert_int_equal(c.mtls.svid_ttl_ns, 90ULL * 1000000000ULL);
+	assert_int_equal(c.mtls.port, 15009);
+	assert_int_equal(load("mtls:\n  mode: off\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.mtls.mode, ZT_MTLS_MODE_OFF);
+	assert_int_equal(c.mtls.port, 15008);
+}
+
+static void test_refusals(void **state)
+{
+	static const struct {
+		const char *yaml, *msg;
+	} bad[] = {
+		{ "mtls:\n  mode: on\n", "t.yaml:2:9: mtls.mode: expected off, policy or strict" },
+		{ "mtls:\n  trust_domain: Cluster.Local\n", "t.yaml:2:17: mtls.trust_domain:" },
+		{ "mtls:\n  trust_domain: \"\"\n", "mtls.trust_domain:" },
+		{ "mtls:\n  trust_domain: spiffe://cluster.local\n", "mtls.trust_domain:" },
+		{ "mtls:\n  ca_bundle: bundle.pem\n",
+		  "mtls.ca_bundle: expected an absolute file path" },
+		{ "mtls:\n  node_key: /etc/ztagent/ca/\n",
+		  "mtls.node_key: expected an absolute file" },
+		{ "mtls:\n  svid_ttl: 5s\n", "mtls.svid_ttl: expected a duration from 10s to 7d" },
+		{ "mtls:\n  svid_ttl: 30d\n", "mtls.svid_ttl:" },
+		{ "mtls:\n  port: 0\n", "mtls.port: expected a whole number from 1 to 65535" },
+		{ "mtls:\n  port: 70000\n", "mtls.port:" },
+		{ "mtls:\n  ttl: 1h\n", "unknown key 'mtls.ttl'" },
+		{ "mtls:\n  mode: policy\n  mode: strict\n", "mtls.mode: duplicate key" },
+	};
+	struct zt_config c;
+
+	zt_config_defaults(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[512] = "";
+
+		if (load(bad[i].yaml, &c, err, sizeof(err)) >= 0)
+			fail_msg("accepted: %s", bad[i].yaml);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("for %s: message '%s' lacks '%s'", bad[i].yaml, err, bad[i].msg);
+	}
+	/* the last good state stays */
+	assert_int_equal(c.mtls.port, 15008);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_contract),
+		cmocka_unit_test(test_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
