@@ -1,38 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The audit journal (state_dir/audit/audit.journal and audit.cursor), read
- * at every start. There is no pure decoder to call yet: the harness writes
- * the input as a journal into a private directory and opens it through the
- * public API, without a database (zt_auditq_open(""...)), which walks the
- * records from the cursor, cuts a damaged tail and counts what is pending.
+ * The audit journal (state_dir/audit/audit-<16 hex digits>.journal), read at
+ * every start and while running.
  *
- * Input: byte 0 bit 0 set = the next 8 bytes are the cursor (little-endian
- * u64, as auditq.c writes it); the rest is the journal. Bit 1 set = the
- * harness makes the CRC of every record it can delimit right, so that the
- * fuzzer gets past them.
+ * Input: byte 0 holds flags; bit 0 set = 8 bytes follow that the harness
+ * skips (they were the cursor of the single-file journal this harness was
+ * first written for; kept so that its inputs keep their meaning); bit 1 set
+ * = the harness makes the CRC of every record it can delimit right, so that
+ * the fuzzer gets past them. The rest is the journal's bytes.
  *
- * Properties: opening never crashes; it never cuts a record of the chain of
- * whole records that starts at offset 0 (a cursor that points elsewhere is
- * the cursor's problem, not a torn tail); after an open and one post, a
- * second open finds a whole journal holding exactly the records the first
- * open kept plus the new one.
- *
- * Both properties fail on the auditq.c of this writing (regression inputs
- * in tests/fuzz/regress/audit_journal/); FUZZ_JOURNAL_CUT_CHECKS=0 in the
- * environment turns them off, to look for other defects meanwhile.
- *
- * Not reachable from here: the record decoder of the writer thread
- * (rec_fields) runs only with a database connection.
- *
- * When auditq.h declares the pure decoder zt_auditq_decode_record (it
- * defines ZT_AUDITQ_REC_MIN then), the harness fuzzes it directly instead:
- * it walks the journal bytes record by record as a resynchronising reader
- * does (a record, else one byte on), and each record must lie inside the
- * buffer, have its four fields fill it exactly, and encode back to the same
- * bytes. The public API is still driven, with the bytes as the first
- * segment of that layout (audit-<16 hex digits>.journal, no cursor file),
- * for the reopen property; the cursor bytes and the cut property belong to
- * the older layout and are not used there.
+ * 1. The pure decoder, zt_auditq_decode_record, over every offset a
+ *    resynchronising reader visits (a record, else one byte on): each
+ *    record lies inside the buffer, its four fields fill it exactly, and it
+ *    encodes back to the same bytes; anything else is -EBADMSG or -ENODATA.
+ * 2. The public API without a database (zt_auditq_open("")), the bytes as
+ *    the only segment: opening never crashes, and after one post a reopen
+ *    finds exactly the records the first open kept plus the new one (the
+ *    single-file journal lost that event when a torn tail was cut and the
+ *    cursor left pointing past it: regress/audit_journal/).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,24 +30,15 @@
 #include "agent/log.h"
 #include "records/auditq.h"
 
-static char dir[256], journal[300], cursor[300];
-#ifdef ZT_AUDITQ_REC_MIN
-#define JOURNAL_NAME "audit-0000000000000001.journal"
-#else
-#define JOURNAL_NAME "audit.journal"
-#endif
-static int cut_checks = 1;
+static char dir[256], journal[300];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	snprintf(dir, sizeof(dir), "%s/audit", fuzz_tmpdir("audit"));
-	snprintf(journal, sizeof(journal), "%s/" JOURNAL_NAME, dir);
-	snprintf(cursor, sizeof(cursor), "%s/audit.cursor", dir);
+	snprintf(journal, sizeof(journal), "%s/audit-0000000000000001.journal", dir);
 	mkdir(dir, 0700);
-	/* The torn-tail and replay lines are expected here: keep stderr for findings. */
+	/* The repair and replay lines are expected here: keep stderr for findings. */
 	zt_log_set_level(ZT_LOG_ERROR);
-	if (getenv("FUZZ_JOURNAL_CUT_CHECKS"))
-		cut_checks = atoi(getenv("FUZZ_JOURNAL_CUT_CHECKS"));
 	return 0;
 }
 
@@ -88,26 +64,6 @@ static void put_le32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
-/*
- * Where the chain of whole records from offset 0 ends, read as auditq.h
- * documents the format: u32 length (header included, 32 bytes to 1 MiB),
- * u32 CRC-32 of the bytes after it, u64 time, four length-prefixed fields.
- */
-static size_t whole_prefix(const uint8_t *j, size_t n)
-{
-	size_t off = 0;
-
-	while (n - off >= 16) {
-		uint32_t len = le32(j + off);
-
-		if (len < 32 || len > (1u << 20) || len > n - off ||
-		    crc32(0L, j + off + 8, len - 8) != le32(j + off + 4))
-			break;
-		off += len;
-	}
-	return off;
-}
-
 static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ftw)
 {
 	if (ftw->level > 0)
@@ -115,8 +71,6 @@ static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ft
 	return 0;
 }
 
-#ifdef ZT_AUDITQ_REC_MIN
-/* The pure decoder over every offset a resynchronising reader visits. */
 static void decode_walk(const uint8_t *j, size_t n)
 {
 	size_t p = 0;
@@ -124,10 +78,10 @@ static void decode_walk(const uint8_t *j, size_t n)
 	while (p < n) {
 		struct zt_auditq_record rec;
 		int r = zt_auditq_decode_record(j + p, n - p, &rec);
-		uint8_t *again;
-		char *f[4];
-		ssize_t elen;
 		uint32_t sum = ZT_AUDITQ_REC_HDR;
+		uint8_t *again;
+		ssize_t elen;
+		char *f[4];
 
 		if (r == -ENODATA)
 			break;
@@ -160,18 +114,14 @@ static void decode_walk(const uint8_t *j, size_t n)
 		p += rec.len;
 	}
 }
-#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *j;
-	size_t n;
-	struct stat sb;
-	size_t cut_prefix;
-	struct zt_auditq *q;
 	struct zt_auditq_stats st1, st2;
+	struct zt_auditq *q;
+	size_t off = 1, n;
 	char err[512];
-	size_t off = 1;
+	uint8_t *j;
 
 	if (size < 1)
 		return 0;
@@ -195,33 +145,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			p += len;
 		}
 	}
-#ifdef ZT_AUDITQ_REC_MIN
 	decode_walk(j, n);
-#else
-	if (off == 9)
-		put(cursor, data + 1, 8);
-#endif
 	put(journal, j, n);
-	cut_prefix = whole_prefix(j, n);
 	free(j);
+
 	if (zt_auditq_open("", dir, "fuzz", 1u << 20, &q, err, sizeof(err)) < 0)
 		return 0;
 	zt_auditq_get_stats(q, &st1);
-#ifndef ZT_AUDITQ_REC_MIN
-	FUZZ_CHECK(!cut_checks || (stat(journal, &sb) == 0 && (size_t)sb.st_size >= cut_prefix),
-		   "opening cut whole records: %zu bytes of them, %lld left", cut_prefix,
-		   (long long)sb.st_size);
-#else
-	(void)sb;
-	(void)cut_prefix;
-#endif
 	zt_auditq_post(q, "fuzz.check", "fuzzer", "journal", "{\"n\":1}");
 	zt_auditq_close(q);
-
 	FUZZ_CHECK(zt_auditq_open("", dir, "fuzz", 1u << 20, &q, err, sizeof(err)) == 0,
 		   "the journal written by the first open does not open: %s", err);
 	zt_auditq_get_stats(q, &st2);
-	FUZZ_CHECK(!cut_checks || st2.pending == st1.pending + 1,
+	FUZZ_CHECK(st2.pending == st1.pending + 1,
 		   "pending %llu after the first open, %llu after a post and a reopen",
 		   (unsigned long long)st1.pending, (unsigned long long)st2.pending);
 	zt_auditq_close(q);
