@@ -57,10 +57,30 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
+# Fuzzing (tests/fuzz/README.md): one harness per parser that takes input
+# across a trust boundary. `make fuzz` builds them with clang's libFuzzer
+# against a copy of the library instrumented for it (build/fuzz/) and runs
+# each for FUZZ_SECONDS; `make test` replays their corpora and regression
+# inputs through the same harnesses built with gcc and the sanitizers.
+# Objects outside the library that a harness needs: CTL_PURE.
+CTL_PURE    := src/ctl/import.c
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	       -fno-omit-frame-pointer
+# -Wno-error: clang warns about things gcc does not; `make` (gcc) is the gate.
+FUZZ_CFLAGS := -O1 -g $(filter-out -O2 -g -Werror,$(CFLAGS)) -Wno-error -Wno-format-nonliteral
+FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE)) \
+	       $(BUILD)/fuzz/obj/gen/dbschema.o
+FUZZ_SECONDS ?= 60
+
 TOOL_SRCS := $(wildcard tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/bench/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps demo test bench clean format check-format
+.PHONY: all deps demo test bench clean format check-format fuzz fuzz-bins
 all: $(BUILD)/ztagent $(BUILD)/ztctl
 
 deps:
@@ -117,6 +137,42 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 
+# ztctl's pure parts (the import reader) are tested beside the library.
+$(BUILD)/tests/unit/ctl/%: tests/unit/ctl/%.c $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o \
+			   $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/san/ctl/import.o \
+		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
+			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
+		$(BUILD)/san/ctl/import.o $(BUILD)/libzt-san.a $(LDLIBS)
+
+$(BUILD)/fuzz/obj/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(SRC_HDRS) $(SKELS)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/libzt-fuzz.a: $(FUZZ_OBJS)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libzt-fuzz.a
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+		$(BUILD)/libzt-fuzz.a $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS, one at a time; execs and coverage per harness.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
+
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libzt-san.a $(SKELS) $(wildcard tests/bpf/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/bpf -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
@@ -125,7 +181,7 @@ $(BUILD)/tools/%: tools/bench/%.c $(BUILD)/libzt.a $(SKELS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzt.a $(LDLIBS)
 
-test-bins: all $(UNIT_BINS) $(BPFT_BINS) $(BUILD)/tools/dbtool
+test-bins: all $(UNIT_BINS) $(BPFT_BINS) $(REPLAY_BINS) $(BUILD)/tools/dbtool
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-bins

@@ -9,6 +9,8 @@ pkgs=(
 	libcbor-dev libssl-dev libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	libcurl4-openssl-dev libjson-c-dev
 	linux-libc-dev clang-format
+	# fuzzing (make fuzz): clang's libFuzzer and sanitizer runtimes
+	libclang-rt-14-dev
 	# lab, tests and demo (ethtool: GRO on the lab's veths for native XDP;
 	# curl: the metrics endpoint; openssl: test certificates)
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus

@@ -436,7 +436,7 @@ static int syntax_error(struct pctx *x)
 /* The next event, refusing what the configuration never needs: aliases, anchors, tags. */
 static int next(struct pctx *x, yaml_event_t *ev)
 {
-	const yaml_char_t *anchor = NULL, *tag = NULL;
+	const yaml_char_t *anchor = NULL, *tag = NULL, *nul;
 	int r;
 
 	if (!yaml_parser_parse(&x->parser, ev))
@@ -449,6 +449,22 @@ static int next(struct pctx *x, yaml_event_t *ev)
 		yaml_event_delete(ev);
 		return r;
 	case YAML_SCALAR_EVENT:
+		/*
+		 * A "\0" escape in a quoted scalar is a NUL inside the value: every
+		 * setter reads a C string and would keep what comes before it
+		 * ("web\0-evil" would be "web"). Refused, as the policy parser does.
+		 */
+		nul = ev->data.scalar.length ?
+			      memchr(ev->data.scalar.value, '\0', ev->data.scalar.length) :
+			      NULL;
+		if (nul) {
+			r = fail(
+				x, &ev->start_mark, -EINVAL,
+				"a NUL byte (\\0) at byte %zu of a value; values are text without NUL",
+				(size_t)(nul - ev->data.scalar.value));
+			yaml_event_delete(ev);
+			return r;
+		}
 		anchor = ev->data.scalar.anchor;
 		tag = ev->data.scalar.tag;
 		break;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* ztctl block and allow: the XDP guard's blocklist and allowlist, and bulk import. */
 #include "ctl/ctl.h"
+#include "ctl/import.h"
 
 static int run_block_add(struct ctl *ctl, struct opts *o)
 {
@@ -261,17 +262,12 @@ struct import {
 	size_t reported;
 };
 
-static void report_bad(struct import *im, size_t line, const char *text, const char *why)
+static void report_bad(struct import *im, const struct zt_import_line *l)
 {
-	char shown[80];
-
 	im->invalid++;
 	if (im->reported++ >= REPORT_MAX)
 		return;
-	snprintf(shown, sizeof(shown), "%s", text);
-	clean(shown);
-	fprintf(stderr, "ztctl: %s:%zu: '%s'%s: %s\n", im->file, line, shown,
-		strlen(text) >= sizeof(shown) ? "..." : "", why);
+	fprintf(stderr, "ztctl: %s:%zu: '%s': %s\n", im->file, l->lineno, l->shown, l->why);
 }
 
 /*
@@ -345,8 +341,8 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 {
 	struct import im = { .ctl = ctl, .o = o, .file = o->args[0] };
 	bool from_stdin = strcmp(im.file, "-") == 0;
-	char line[IMPORT_LINE_MAX + 2];
-	size_t lineno = 0;
+	struct zt_import_reader rd;
+	struct zt_import_line l;
 	int r = EXIT_OK;
 	FILE *f;
 
@@ -361,46 +357,27 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 	im.packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
 	if (!im.lines || !im.packed)
 		die_nomem();
-	while (fgets(line, sizeof(line), f)) {
-		size_t len = strlen(line);
-		char *s = line, *end;
-		struct zt_cidr c;
+	zt_import_init(&rd, f);
+	while ((r = zt_import_next(&rd, &l)) > 0) {
 		uint8_t *rec;
 
-		lineno++;
-		if (len && line[len - 1] != '\n' && !feof(f)) {
-			int ch;
-
-			/* Longer than any CIDR: skip the rest of the line. */
-			while ((ch = fgetc(f)) != EOF && ch != '\n')
-				;
-			report_bad(&im, lineno, line, "line too long to be a CIDR");
-			continue;
-		}
-		s += strspn(s, " \t");
-		end = s + strcspn(s, "#\r\n");
-		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		*end = '\0';
-		if (!*s)
-			continue;
-		if (zt_cidr_parse(s, &c, NULL) < 0) {
-			report_bad(&im, lineno, s, "not an IPv4/IPv6 address or prefix");
+		if (!l.ok) {
+			report_bad(&im, &l);
 			continue;
 		}
 		rec = im.packed + im.n * ZT_PACKED_CIDR_LEN;
-		rec[0] = c.family == AF_INET ? 4 : 6;
-		rec[1] = c.prefixlen;
-		memcpy(rec + 2, c.addr, 16);
-		im.lines[im.n++] = lineno;
+		rec[0] = l.cidr.family == AF_INET ? 4 : 6;
+		rec[1] = l.cidr.prefixlen;
+		memcpy(rec + 2, l.cidr.addr, 16);
+		im.lines[im.n++] = l.lineno;
 		if (im.n == IMPORT_CHUNK) {
 			r = import_flush(&im);
 			if (r)
 				goto out;
 		}
 	}
-	if (ferror(f)) {
-		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(errno));
+	if (r < 0) {
+		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(-r));
 		r = EXIT_FAIL;
 		goto out;
 	}

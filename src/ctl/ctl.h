@@ -39,7 +39,6 @@
 #define TIMEOUT_S 30
 #define DETACH_WAIT_S 15
 #define IMPORT_CHUNK 262144 /* cidrs per block.import request */
-#define IMPORT_LINE_MAX 256 /* longer lines are not a CIDR */
 #define REPORT_MAX 10 /* bad lines shown one by one */
 #define LIST_DEFAULT_LIMIT 10000
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/apimsg.h"
+#include "agent/cbor.h"
 #include "seg/endpoint.h"
 #include "seg/policy.h"
 #include "agent/util.h"
@@ -541,6 +542,14 @@ struct zt_ep *zt_ep_table_by_ifindex(const struct zt_ep_table *t, int ifindex)
 	return NULL;
 }
 
+struct zt_ep *zt_ep_table_by_id(const struct zt_ep_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->id == id)
+			return t->v[i];
+	return NULL;
+}
+
 void zt_ep_table_clear(struct zt_ep_table *t)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -731,6 +740,25 @@ out:
 	return r;
 }
 
+/* Appends to buf[0..cap) at *o; -E2BIG instead of a cut or an overrun. */
+static int append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*o >= cap)
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - *o)
+		return -E2BIG;
+	*o += (size_t)n;
+	return 0;
+}
+
 static int join_labels(const cbor_item_t *m, const char *key, char *buf, size_t n)
 {
 	cbor_item_t *l = zt_cbor_get(m, key);
@@ -738,26 +766,33 @@ static int join_labels(const cbor_item_t *m, const char *key, char *buf, size_t 
 	size_t o = 0;
 
 	buf[0] = '\0';
-	if (!l || !cbor_isa_map(l))
+	if (!l || !cbor_isa_map(l) || cbor_map_size(l) > ZT_EP_MAX_LABELS)
 		return -EINVAL;
 	p = cbor_map_handle(l);
 	for (size_t i = 0; i < cbor_map_size(l); i++) {
 		char k[ZT_LABEL_KEY_MAX + 1], v[ZT_LABEL_NAME_MAX + 1];
 
 		if (zt_cbor_str(p[i].key, k, sizeof(k)) < 0 ||
-		    zt_cbor_str(p[i].value, v, sizeof(v)) < 0)
+		    zt_cbor_str(p[i].value, v, sizeof(v)) < 0 ||
+		    append(buf, n, &o, "%s%s=%s", i ? "," : "", k, v) < 0)
 			return -EINVAL;
-		o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s=%s", i ? "," : "", k, v);
 	}
-	return o < n ? 0 : -E2BIG;
+	return 0;
 }
 
+/*
+ * A saved endpoint goes back through zt_ep_from_spec, so it passes the checks
+ * an operator's does. The text it is rebuilt into is bounded here, and every
+ * number is range-checked before it is formatted: the state file is input.
+ */
 static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, size_t errlen)
 {
 	size_t big = ZT_EP_MAX_LABELS * (ZT_LABEL_KEY_MAX + ZT_LABEL_NAME_MAX + 3);
+	size_t addrs_cap = ZT_EP_MAX_ADDRS * (INET6_ADDRSTRLEN + 1),
+	       ports_cap = ZT_EP_MAX_PORTS * (ZT_POL_PORT_NAME_MAX + sizeof("=65535/SCTP,"));
 	char ifname[IF_NAMESIZE], name[ZT_EP_NAME_MAX + 1], ns[ZT_DNS_LABEL_MAX + 1];
-	char *labels = malloc(big), *nslabels = malloc(big), *addrs = malloc(ZT_EP_MAX_ADDRS * 48),
-	     *ports = malloc(ZT_EP_MAX_PORTS * 32);
+	char *labels = malloc(big), *nslabels = malloc(big), *addrs = malloc(addrs_cap),
+	     *ports = malloc(ports_cap);
 	uint64_t id, ifindex, identity, created;
 	cbor_item_t *a, *p;
 	size_t o;
@@ -791,11 +826,12 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 	for (size_t i = 0; i < cbor_array_size(a); i++) {
 		char s[INET6_ADDRSTRLEN + 1];
 
-		if (zt_cbor_str(cbor_array_handle(a)[i], s, sizeof(s)) < 0) {
-			zt_seterr(err, errlen, "endpoint %s: bad address", name);
+		/* One address per item: a comma would smuggle in more. */
+		if (zt_cbor_str(cbor_array_handle(a)[i], s, sizeof(s)) < 0 || strchr(s, ',') ||
+		    append(addrs, addrs_cap, &o, "%s%s", i ? "," : "", s) < 0) {
+			zt_seterr(err, errlen, "endpoint %s: bad address (item %zu)", name, i);
 			goto out;
 		}
-		o += (size_t)sprintf(addrs + o, "%s%s", i ? "," : "", s);
 	}
 	o = 0;
 	ports[0] = '\0';
@@ -804,14 +840,19 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 		char pn[ZT_POL_PORT_NAME_MAX + 1];
 		uint64_t port, proto;
 
-		if (zt_cbor_get_str(pi, "name", pn, sizeof(pn)) < 0 ||
-		    zt_cbor_get_u64(pi, "port", &port) < 0 ||
-		    zt_cbor_get_u64(pi, "protocol", &proto) < 0) {
-			zt_seterr(err, errlen, "endpoint %s: bad named port", name);
+		if (zt_cbor_get_str(pi, "name", pn, sizeof(pn)) < 0 || strpbrk(pn, ",=") ||
+		    zt_cbor_get_u64(pi, "port", &port) < 0 || port < 1 || port > 65535 ||
+		    zt_cbor_get_u64(pi, "protocol", &proto) < 0 ||
+		    (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) ||
+		    append(ports, ports_cap, &o, "%s%s=%u/%s", i ? "," : "", pn, (unsigned int)port,
+			   zt_pol_proto_name((uint8_t)proto)) < 0) {
+			zt_seterr(
+				err, errlen,
+				"endpoint %s: bad named port (item %zu): name of 1-%d characters, "
+				"port 1-65535, protocol TCP, UDP or SCTP",
+				name, i, ZT_POL_PORT_NAME_MAX);
 			goto out;
 		}
-		o += (size_t)sprintf(ports + o, "%s%s=%llu/%s", i ? "," : "", pn,
-				     (unsigned long long)port, zt_pol_proto_name((uint8_t)proto));
 	}
 	{
 		struct zt_ep_spec s = { .ifname = ifname,
@@ -842,63 +883,52 @@ out:
 	return r;
 }
 
-int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+/* Items in the largest state file ZT_EP_MAX endpoints can make, with room to spare. */
+#define STATE_MAX_ITEMS \
+	((size_t)ZT_EP_MAX * (64 + ZT_EP_MAX_ADDRS + 4 * ZT_EP_MAX_LABELS + 8 * ZT_EP_MAX_PORTS))
+
+int zt_ep_table_decode(struct zt_ep_table *t, const uint8_t *buf, size_t len, const char *name,
+		       char *err, size_t errlen)
 {
-	struct cbor_load_result res;
 	cbor_item_t *root = NULL, *arr;
-	unsigned char *buf = NULL;
-	struct stat st;
 	uint64_t version;
 	char why[600];
-	ssize_t got;
-	int fd, r = -EINVAL;
+	size_t n;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		zt_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return -errno;
+	/* The pre-scan refuses what headers declare beyond the bytes there are. */
+	r = zt_cbor_decode(buf, len, STATE_MAX_ITEMS, &root, why, sizeof(why));
+	if (r < 0) {
+		zt_seterr(err, errlen, "%s: not a ztagent endpoint state file (%s)", name, why);
+		return r == -ENOMEM ? r : -EBADMSG;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX_BYTES) {
-		zt_seterr(err, errlen, "%s: not a regular file of at most %u bytes", path,
-			  STATE_MAX_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	got = read(fd, buf, (size_t)st.st_size);
-	if (got != st.st_size) {
-		zt_seterr(err, errlen, "%s: short read", path);
-		r = -EIO;
-		goto out;
-	}
-	root = cbor_load(buf, (size_t)got, &res);
-	if (!root || res.error.code != CBOR_ERR_NONE || res.read != (size_t)got ||
-	    !cbor_isa_map(root)) {
-		zt_seterr(err, errlen,
-			  "%s: not a ztagent endpoint state file (damaged at byte %zu)", path,
-			  res.error.position);
-		goto out;
-	}
+	r = -EBADMSG;
 	if (zt_cbor_get_u64(root, "version", &version) < 0 || version != STATE_VERSION) {
-		zt_seterr(err, errlen, "%s: unknown state version", path);
+		zt_seterr(err, errlen, "%s: unknown state version", name);
 		goto out;
 	}
 	arr = zt_cbor_get(root, "endpoints");
 	if (!arr || !cbor_isa_array(arr) || cbor_array_size(arr) > ZT_EP_MAX) {
-		zt_seterr(err, errlen, "%s: no endpoint list", path);
+		zt_seterr(err, errlen, "%s: no endpoint list of at most %d endpoints", name,
+			  ZT_EP_MAX);
 		goto out;
 	}
-	for (size_t i = 0; i < cbor_array_size(arr); i++) {
+	n = cbor_array_size(arr);
+	for (size_t i = 0; i < n; i++) {
 		struct zt_ep *ep;
 
 		r = ep_from_item(cbor_array_handle(arr)[i], &ep, why, sizeof(why));
+		if (r == 0 &&
+		    (zt_ep_table_by_id(t, ep->id) || zt_ep_table_by_ifindex(t, ep->ifindex))) {
+			zt_seterr(why, sizeof(why),
+				  "endpoint %s: id %u or ifindex %d is taken twice", ep->qname,
+				  ep->id, ep->ifindex);
+			zt_ep_free(ep);
+			r = -EINVAL;
+		}
 		if (r < 0) {
-			zt_seterr(err, errlen, "%s: record %zu: %s", path, i, why);
+			zt_seterr(err, errlen, "%s: record %zu: %s", name, i, why);
+			r = r == -ENOMEM ? r : -EBADMSG;
 			zt_ep_table_clear(t);
 			goto out;
 		}
@@ -911,8 +941,44 @@ int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t 
 	}
 	r = 0;
 out:
-	if (root)
-		cbor_decref(&root);
+	cbor_decref(&root);
+	return r;
+}
+
+int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+{
+	uint8_t *buf = NULL;
+	struct stat st;
+	ssize_t got;
+	int fd, r = -EBADMSG;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		zt_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX_BYTES) {
+		zt_seterr(err, errlen, "%s: not a regular file of at most %u bytes", path,
+			  STATE_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		zt_seterr(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	got = read(fd, buf, (size_t)st.st_size);
+	if (got != st.st_size) {
+		zt_seterr(err, errlen, "%s: short read", path);
+		r = -EIO;
+		goto out;
+	}
+	r = zt_ep_table_decode(t, buf, (size_t)got, path, err, errlen);
+out:
 	free(buf);
 	close(fd);
 	return r;

@@ -84,15 +84,25 @@ struct zt_ep *zt_ep_table_remove(struct zt_ep_table *t, uint32_t id);
 /* By "ns/name", bare name (unique), or interface name; NULL if none or ambiguous (*ambiguous). */
 struct zt_ep *zt_ep_table_find(const struct zt_ep_table *t, const char *s, bool *ambiguous);
 struct zt_ep *zt_ep_table_by_ifindex(const struct zt_ep_table *t, int ifindex);
+struct zt_ep *zt_ep_table_by_id(const struct zt_ep_table *t, uint32_t id);
 void zt_ep_table_clear(struct zt_ep_table *t);
 
 /*
  * State file: CBOR, written to a temporary file, fsynced and renamed.
- * Load: a missing file is an empty table; a damaged one is an error
- * naming the file and what is wrong (the caller keeps it aside).
+ * Load: a missing file is an empty table; a damaged one (-EBADMSG, also
+ * for a file over 64 MiB or not a regular file) is an error naming the file
+ * and what is wrong (the caller moves it aside).
  */
 int zt_ep_table_save(const struct zt_ep_table *t, const char *path, char *err, size_t errlen);
 int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen);
+/*
+ * The state file's content, from memory (name is used in messages). CBOR is
+ * pre-scanned before anything is allocated; every record is checked as an
+ * operator's endpoint is. 0; -EBADMSG (damaged: err says where) with t left
+ * empty; -ENOMEM.
+ */
+int zt_ep_table_decode(struct zt_ep_table *t, const uint8_t *buf, size_t len, const char *name,
+		       char *err, size_t errlen);
 
 /* "198.18.1.2,2001:db8::2" */
 int zt_ep_addrs_format(const struct zt_ep *ep, char *buf, size_t n);

@@ -553,7 +553,11 @@ static int open_netlink(struct zt_seg *s, char *err, size_t errlen)
 	return zt_loop_add(s->loop, s->nl_fd, EPOLLIN, on_netlink, s);
 }
 
-/* Endpoints saved by an earlier run: those whose interface is still there come back. */
+/*
+ * Endpoints saved by an earlier run: those whose own interface is still there
+ * come back (same ifindex and name, and still carrying our filter); the rest
+ * are dropped from the state and logged.
+ */
 static int restore(struct zt_seg *s)
 {
 	struct zt_ep_table saved = { 0 };
@@ -563,9 +567,14 @@ static int restore(struct zt_seg *s)
 	r = zt_ep_table_load(&saved, s->state_path, err, sizeof(err));
 	if (r < 0) {
 		snprintf(aside, sizeof(aside), "%s.damaged", s->state_path);
-		rename(s->state_path, aside);
-		log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
-			  zt_log_quote(q, sizeof(q), err), aside);
+		if (rename(s->state_path, aside) == 0)
+			log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
+				  zt_log_quote(q, sizeof(q), err), aside);
+		else
+			log_error(
+				"endpoint_state_unreadable",
+				"error=%s move_to=%s move_error=\"%s\" action=\"remove it by hand\"",
+				zt_log_quote(q, sizeof(q), err), aside, strerror(errno));
 		return 0;
 	}
 	while (saved.n) {
@@ -578,6 +587,25 @@ static int restore(struct zt_seg *s)
 				"endpoint_removed",
 				"endpoint=%s ifname=%s ifindex=%d why=interface-gone-while-stopped",
 				ep->qname, ep->ifname, ep->ifindex);
+			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
+			ep_map_del(s, ep->ifindex);
+			zt_ep_free(ep);
+			continue;
+		}
+		/*
+		 * Name and ifindex can both be taken again by a new link (another
+		 * pod's veth, `ip link add ... index N`); the filter we attached
+		 * cannot: it went with the old link. Without it this is not the
+		 * interface the endpoint was registered on.
+		 */
+		r = zt_datapath_tc_owned(ep->ifindex);
+		if (r <= 0) {
+			log_warn(
+				"endpoint_removed",
+				"endpoint=%s ifname=%s ifindex=%d why=%s action=\"register it again if it is still wanted\"",
+				ep->qname, ep->ifname, ep->ifindex,
+				r == 0 ? "interface-recreated-while-stopped" :
+					 "interface-identity-unknown");
 			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
 			ep_map_del(s, ep->ifindex);
 			zt_ep_free(ep);

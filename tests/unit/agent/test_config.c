@@ -580,6 +580,42 @@ static void test_nul_bytes(void **state)
 	expect_refused("\0", 1, "nul.yaml", -EINVAL);
 }
 
+/*
+ * A "\0" escape puts a NUL inside a quoted value; every setter reads a C
+ * string, so node: "web\0-evil" was accepted as "web". Refused now, for
+ * values of every kind and for keys, naming line and column.
+ */
+static void test_nul_escapes(void **state)
+{
+	static const struct {
+		const char *yaml;
+		const char *where;
+	} cases[] = {
+		{ "node: \"web\\0-evil\"\n",
+		  "esc.yaml:1:7: a NUL byte (\\0) at byte 3 of a value" },
+		{ "xdp:\n  interfaces: [\"eth0\\0x\"]\n", "esc.yaml:2:16:" },
+		{ "database:\n  url: \"host=a\\x00 dbname=b\"\n", "esc.yaml:2:8:" },
+		{ "state_dir: \"/var/lib/zt\\u0000/x\"\n", "esc.yaml:1:12:" },
+		{ "log_level: \"info\\0\"\n", "esc.yaml:1:12:" },
+		{ "\"node\\0\": web\n", "esc.yaml:1:1:" },
+		{ "xdp:\n  mode: \"native\\0\"\n", "esc.yaml:2:9:" },
+	};
+	struct zt_config c;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		expect_refused(cases[i].yaml, strlen(cases[i].yaml), "esc.yaml", -EINVAL);
+		assert_int_equal(zt_config_load_buf(cases[i].yaml, strlen(cases[i].yaml),
+						    "esc.yaml", &c, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, cases[i].where))
+			fail_msg("case %zu: %s", i, err);
+	}
+	/* The same values without the escape are fine. */
+	assert_int_equal(load_str("node: \"web-evil\"\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node, "web-evil");
+}
+
 static char *repeat(const char *head, char ch, size_t n, const char *tail)
 {
 	size_t hl = strlen(head), tl = strlen(tail);
@@ -810,12 +846,19 @@ static void test_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
-		cmocka_unit_test(test_forms),	     cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_iface_count),  cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_garbage),	     cmocka_unit_test(test_nul_bytes),
-		cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_huge_scalars),
-		cmocka_unit_test(test_size_limit),   cmocka_unit_test(test_small_err_buffer),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_iface_count),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_nul_escapes),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_huge_scalars),
+		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "alloc_peak.h"
+#include "agent/cbor.h"
 #include "seg/endpoint.h"
 
 static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels, const char *ns,
@@ -195,6 +197,160 @@ static void test_state_roundtrip(void **state)
 	rmdir(dir);
 }
 
+/* One saved endpoint as the state file holds it; ports as given. */
+static cbor_item_t *state_with(cbor_item_t *ports, const char *addr)
+{
+	cbor_item_t *root = zt_cbor_map(), *arr = zt_cbor_array(), *m = zt_cbor_map(),
+		    *addrs = zt_cbor_array(), *l = zt_cbor_map(), *nl = zt_cbor_map();
+
+	assert_int_equal(zt_cbor_put_u64(root, "version", 1), 0);
+	assert_int_equal(zt_cbor_put_u64(m, "id", 1) || zt_cbor_put_str(m, "ifname", "veth-x") ||
+				 zt_cbor_put_u64(m, "ifindex", 7) ||
+				 zt_cbor_put_str(m, "name", "web") ||
+				 zt_cbor_put_str(m, "namespace", "prod") ||
+				 zt_cbor_put_u64(m, "identity", 300) ||
+				 zt_cbor_put_u64(m, "created_unix", 1),
+			 0);
+	assert_int_equal(zt_cbor_push(addrs, cbor_build_string(addr)), 0);
+	assert_int_equal(zt_cbor_put_str(l, "app", "web"), 0);
+	assert_int_equal(zt_cbor_put(m, "addrs", addrs) || zt_cbor_put(m, "labels", l) ||
+				 zt_cbor_put(m, "namespace_labels", nl) ||
+				 zt_cbor_put(m, "ports", ports),
+			 0);
+	assert_int_equal(zt_cbor_push(arr, m), 0);
+	assert_int_equal(zt_cbor_put(root, "endpoints", arr), 0);
+	return root;
+}
+
+static int load_bytes(const void *p, size_t n, struct zt_ep_table *t, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/zt-ep-state.XXXXXX", path[128];
+	FILE *f;
+	int r;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/endpoints.cbor", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	fclose(f);
+	r = zt_ep_table_load(t, path, err, errlen);
+	unlink(path);
+	rmdir(dir);
+	return r;
+}
+
+static int load_item(cbor_item_t *root, struct zt_ep_table *t, char *err, size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t cap = 0, len = cbor_serialize_alloc(root, &buf, &cap);
+	int r;
+
+	assert_true(len > 0);
+	r = load_bytes(buf, len, t, err, errlen);
+	free(buf);
+	cbor_decref(&root);
+	return r;
+}
+
+/*
+ * The state file is input: 47 named ports of 15 characters with port 2^64-1
+ * and protocol 58 overflowed the 64x32-byte buffer they were formatted into
+ * (ASan: heap-buffer-overflow). Now each port is range-checked first.
+ */
+static void test_state_port_overflow(void **state)
+{
+	struct zt_ep_table t = { 0 };
+	cbor_item_t *ports = zt_cbor_array();
+	char err[1024] = "";
+
+	for (int i = 0; i < 47; i++) {
+		cbor_item_t *p = zt_cbor_map();
+		char name[16];
+
+		snprintf(name, sizeof(name), "p%014d", i);
+		assert_int_equal(zt_cbor_put_str(p, "name", name) ||
+					 zt_cbor_put_u64(p, "port", UINT64_MAX) ||
+					 zt_cbor_put_u64(p, "protocol", 58) ||
+					 zt_cbor_push(ports, p),
+				 0);
+	}
+	assert_int_equal(load_item(state_with(ports, "198.18.1.9"), &t, err, sizeof(err)),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "record 0: endpoint web: bad named port (item 0)"));
+	assert_int_equal(t.n, 0);
+
+	/* One port out of range, one protocol the policy language has no name for. */
+	ports = zt_cbor_array();
+	{
+		cbor_item_t *p = zt_cbor_map();
+
+		assert_int_equal(
+			zt_cbor_put_str(p, "name", "http") || zt_cbor_put_u64(p, "port", 65536) ||
+				zt_cbor_put_u64(p, "protocol", 6) || zt_cbor_push(ports, p),
+			0);
+	}
+	assert_int_equal(load_item(state_with(ports, "198.18.1.9"), &t, err, sizeof(err)),
+			 -EBADMSG);
+	ports = zt_cbor_array();
+	{
+		cbor_item_t *p = zt_cbor_map();
+
+		assert_int_equal(
+			zt_cbor_put_str(p, "name", "ping") || zt_cbor_put_u64(p, "port", 1) ||
+				zt_cbor_put_u64(p, "protocol", 1) || zt_cbor_push(ports, p),
+			0);
+	}
+	assert_int_equal(load_item(state_with(ports, "198.18.1.9"), &t, err, sizeof(err)),
+			 -EBADMSG);
+	/* An address item smuggling three addresses in with commas. */
+	assert_int_equal(load_item(state_with(zt_cbor_array(), "198.18.1.1,198.18.1.2,198.18.1.3"),
+				   &t, err, sizeof(err)),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "bad address"));
+	/* And a good record still loads. */
+	assert_int_equal(load_item(state_with(zt_cbor_array(), "198.18.1.9"), &t, err, sizeof(err)),
+			 0);
+	assert_int_equal(t.n, 1);
+	zt_ep_table_clear(&t);
+}
+
+/*
+ * Headers that declare more than the file holds are refused before anything
+ * is allocated: 9a08000000 (an array of 2^27 items, 5 bytes) made the daemon
+ * commit 1 GiB at every start.
+ */
+static void test_state_declared_sizes(void **state)
+{
+	static const struct {
+		const char *hex;
+		size_t n;
+	} files[] = {
+#define BYTES(s) { s, sizeof(s) - 1 }
+		BYTES("\x9a\x08\x00\x00\x00"),
+		BYTES("\xbb\x00\x00\x00\x10\x00\x00\x00\x00"),
+		BYTES("\xa2\x67version\x01\x69"
+		      "endpoints\x9b\x00\x00\x00\x10\x00\x00\x00\x00"),
+		BYTES("\xa1\x67version\x7a\x40\x00\x00\x00"),
+#undef BYTES
+	};
+	struct zt_ep_table t = { 0 };
+	char err[1024];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		alloc_peak_start();
+		assert_int_equal(load_bytes(files[i].hex, files[i].n, &t, err, sizeof(err)),
+				 -EBADMSG);
+		if (alloc_peak > (1u << 20)) {
+			print_error("file %zu: an allocation of %zu bytes\n", i,
+				    (size_t)alloc_peak);
+			fail();
+		}
+		assert_non_null(strstr(err, "not a ztagent endpoint state file"));
+		assert_int_equal(t.n, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +358,8 @@ int main(void)
 		cmocka_unit_test(test_bad_specs),
 		cmocka_unit_test(test_table_checks),
 		cmocka_unit_test(test_state_roundtrip),
+		cmocka_unit_test(test_state_port_overflow),
+		cmocka_unit_test(test_state_declared_sizes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
