@@ -55,6 +55,9 @@ CTL_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+# ztctl's pure parts are linked into their tests beside the library.
+UNIT_CTL_BINS := $(filter $(BUILD)/tests/unit/ctl/%,$(UNIT_BINS))
+UNIT_LIB_BINS := $(filter-out $(UNIT_CTL_BINS),$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 # Fuzzing (tests/fuzz/README.md): one harness per parser that takes input
@@ -133,13 +136,12 @@ $(BUILD)/ztagent: $(BUILD)/obj/agent/main.o $(BUILD)/libzt.a
 $(BUILD)/ztctl: $(CTL_OBJS) $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
+$(UNIT_LIB_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 
-# ztctl's pure parts (the import reader) are tested beside the library.
-$(BUILD)/tests/unit/ctl/%: tests/unit/ctl/%.c $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o \
-			   $(wildcard tests/unit/*.h)
+$(UNIT_CTL_BINS): $(BUILD)/tests/unit/ctl/%: tests/unit/ctl/%.c $(BUILD)/libzt-san.a \
+		  $(BUILD)/san/ctl/import.o $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/san/ctl/import.o \
 		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
