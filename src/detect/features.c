@@ -592,7 +592,7 @@ int zt_featlog_open(const char *path, struct zt_featlog **out, char *err, size_t
 			r = -EEXIST;
 			zt_seterr(
 				err, errlen,
-				"feature log %s: the file has other columns than this agent's feature schema %.12s; move it away or name another file",
+				"feature log %s: the file has other columns than this agent's feature schema %.16s; move it away or name another file",
 				path, zt_feat_schema_hash_hex());
 			goto fail;
 		}

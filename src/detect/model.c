@@ -188,7 +188,7 @@ static int check_header(const cbor_item_t *root, struct zt_model *m, char *err, 
 			snprintf(got + 2 * i, 3, "%02x", cbor_bytestring_handle(v)[i]);
 		zt_seterr(
 			err, errlen,
-			"trained for feature schema %.12s, this agent computes schema %.12s: refused (retrain with this agent's `make train`); detection runs on the detectors alone",
+			"trained for feature schema %.16s, this agent computes schema %.16s: refused (retrain with this agent's `make train`); detection runs on the detectors alone",
 			got, zt_feat_schema_hash_hex());
 		return -ESTALE;
 	}
