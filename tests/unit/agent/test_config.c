@@ -826,13 +826,13 @@ static void test_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_full),
-		cmocka_unit_test(test_feature_log),	 cmocka_unit_test(test_forms),
-		cmocka_unit_test(test_limits),		 cmocka_unit_test(test_iface_count),
-		cmocka_unit_test(test_bad_values),	 cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_nul_bytes),	 cmocka_unit_test(test_deep_nesting),
-		cmocka_unit_test(test_huge_scalars),	 cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_small_err_buffer), cmocka_unit_test(test_files),
+		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
+		cmocka_unit_test(test_forms),	     cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_iface_count),  cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_garbage),	     cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_huge_scalars),
+		cmocka_unit_test(test_size_limit),   cmocka_unit_test(test_small_err_buffer),
+		cmocka_unit_test(test_files),	     cmocka_unit_test(test_feature_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
