@@ -615,9 +615,33 @@ void zt_featlog_close(struct zt_featlog *fl)
 	free(fl);
 }
 
-int zt_featlog_write(struct zt_featlog *fl, const struct zt_flow_record *recs, size_t n)
+int zt_featlog_write_row(struct zt_featlog *fl, const struct zt_flow_record *r, const float *x)
 {
 	char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(r->family, r->source_ip, sa, sizeof(sa)) ||
+	    !inet_ntop(r->family, r->dest_ip, da, sizeof(da)))
+		return -EAFNOSUPPORT;
+	fprintf(fl->f, "%lld,%s,%s,%u,%u,%s", (long long)r->end_time_us, sa, da, r->protocol,
+		(r->present & ZT_FR_HAS_DPORT) ? r->dest_port : 0,
+		r->direction[0] ? r->direction : "-");
+	/* %.9g: a float's exact value survives the round trip through text. */
+	for (size_t k = 0; k < ZT_F_COUNT; k++)
+		fprintf(fl->f, ",%.9g", (double)x[k]);
+	return fputc('\n', fl->f) == EOF ? -EIO : 0;
+}
+
+int zt_featlog_flush(struct zt_featlog *fl)
+{
+	if (fflush(fl->f) || ferror(fl->f)) {
+		clearerr(fl->f);
+		return -EIO;
+	}
+	return 0;
+}
+
+int zt_featlog_write(struct zt_featlog *fl, const struct zt_flow_record *recs, size_t n)
+{
 	float x[ZT_F_COUNT];
 
 	for (size_t i = 0; i < n; i++) {
@@ -628,20 +652,7 @@ int zt_featlog_write(struct zt_featlog *fl, const struct zt_flow_record *recs, s
 			continue;
 		zt_feat_window_add(fl->win, r, NULL, &src);
 		zt_features_compute(r, NULL, &src, x);
-		if (!inet_ntop(r->family, r->source_ip, sa, sizeof(sa)) ||
-		    !inet_ntop(r->family, r->dest_ip, da, sizeof(da)))
-			continue;
-		fprintf(fl->f, "%lld,%s,%s,%u,%u,%s", (long long)r->end_time_us, sa, da,
-			r->protocol, (r->present & ZT_FR_HAS_DPORT) ? r->dest_port : 0,
-			r->direction[0] ? r->direction : "-");
-		/* %.9g: a float's exact value survives the round trip through text. */
-		for (size_t k = 0; k < ZT_F_COUNT; k++)
-			fprintf(fl->f, ",%.9g", (double)x[k]);
-		fputc('\n', fl->f);
+		zt_featlog_write_row(fl, r, x);
 	}
-	if (fflush(fl->f) || ferror(fl->f)) {
-		clearerr(fl->f);
-		return -EIO;
-	}
-	return 0;
+	return zt_featlog_flush(fl);
 }

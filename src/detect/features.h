@@ -221,8 +221,18 @@ void zt_feat_window_add(struct zt_feat_window *w, const struct zt_flow_record *r
 struct zt_featlog;
 
 int zt_featlog_open(const char *path, struct zt_featlog **out, char *err, size_t errlen);
-/* Rows for the flow records among recs (other kinds are skipped); 0 or -errno. */
+/*
+ * Rows for the flow records among recs (other kinds are skipped), their
+ * windows kept by the log itself; 0 or -errno.
+ */
 int zt_featlog_write(struct zt_featlog *fl, const struct zt_flow_record *recs, size_t n);
+/*
+ * One row with features the caller computed (x[ZT_F_COUNT]): for a daemon
+ * that scores flows, so the log holds exactly what the model saw. Buffered:
+ * zt_featlog_flush() ends a batch. 0 or -errno.
+ */
+int zt_featlog_write_row(struct zt_featlog *fl, const struct zt_flow_record *r, const float *x);
+int zt_featlog_flush(struct zt_featlog *fl);
 void zt_featlog_close(struct zt_featlog *fl);
 /* The CSV header line (no newline) into buf; returns its length or -ENOSPC. */
 int zt_featlog_header(char *buf, size_t n);

@@ -317,7 +317,7 @@ def write_report(path, args, names, schema_hex, X, labels, tools, runs, val, mod
     w("")
     w("## Data")
     w("")
-    w(f"- dataset: {', '.join(os.path.relpath(p) for p in args.data)} "
+    w(f"- dataset: {', '.join(args.data)} "
       f"(sha256 {data_sha[:16]}...), {len(labels)} flow rows, {len(set(runs))} runs")
     w(f"- feature schema: {len(names)} features, hash `{schema_hex}`")
     w(f"- validation: {pct(val.sum(), len(val))} of the rows, whole runs of each kind "
@@ -402,11 +402,45 @@ def write_report(path, args, names, schema_hex, X, labels, tools, runs, val, mod
           ". The model does not generalise to them from the other tools of their kind; the")
         w("rule detectors (src/detect/) are the line of defence there.")
         w("")
+    if any(h["kind"] == "exfiltration" and "skipped" not in h and h["detected"] < 0.5
+           for h in holdouts):
+        w("Exfiltration held out is the weak spot: an upload is one flow that looks like the")
+        w("pod's benign uploads and backups, and a DNS tunnel looks like DNS. What tells them")
+        w("apart is the volume against the workload's own history and destinations it never")
+        w("used: the per-workload baseline (src/detect/baseline.c), not this per-flow model.")
+        w("")
     single = [h for h in holdouts if "skipped" in h]
     if single:
         w("Kinds with a single tool could not be evaluated held out: " +
           ", ".join(f"{h['kind']}/{h['tool']}" for h in single) + ".")
         w("")
+    fs_col = names.index("has_flowstats") if "has_flowstats" in names else None
+    if fs_col is not None and not (X[:, fs_col] > 0).any():
+        w("Per-flow statistics (packet sizes, inter-arrival times, per-direction flag counts:")
+        w("`has_flowstats` and the features after it) were absent from every row: the datapath")
+        w("did not keep them when this data was made. The model cannot use them until the data")
+        w("is made again with them (`make train LAB=1`).")
+        w("")
+    small = [(lab, t, int(((labels == lab) & (tools == t)).sum()))
+             for lab in sorted(set(labels) - {"benign"}) for t in sorted(set(tools[labels == lab]))]
+    small = [x for x in small if x[2] < 30]
+    if small:
+        w("Few rows: " + ", ".join(f"{lab}/{t} {n}" for lab, t, n in small) +
+          ". Their rates are over that many flows (an upload or a single-port flood is one")
+        w("flow per run), so one flow more or less moves them by a lot.")
+        w("")
+    noisy = [b for b in benign_holdouts if b["fpr"] > 0.05]
+    if noisy:
+        w("Benign tools the model never saw are flagged often when held out: " +
+          ", ".join(f"{b['tool']} ({100 * b['fpr']:.0f} %)" for b in noisy) +
+          ". A kind of benign traffic missing from the training data looks like an attack to")
+        w("this model: the benign set must cover what a cluster really runs before its alerts")
+        w("mean much there, and it ships in `alert` mode (`response.detectors.model`).")
+        w("")
+    w(f"Scale: {len(labels)} flows from {len(set(runs))} runs in one lab session. Every figure")
+    w("above is per flow; an attack is a run of many flows, and \"runs hit\" says whether a")
+    w("run had at least one flow flagged.")
+    w("")
     for note in args.note or []:
         w(note)
         w("")
