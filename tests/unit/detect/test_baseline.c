@@ -164,11 +164,17 @@ static void test_fpr_heavy_tails(void **state)
 	struct fpr_run r;
 	double got;
 
+	double gauss_phase;
+
 	rng_state = 7;
 	run_benign(0.001, 400, 600, true, &r);
 	report("t(4)", 0.001, &r);
 	got = (double)r.cal_alerts / r.cal_windows;
 	assert_true(got >= 0.0005 && got <= 0.002);
+	/* Before calibration, under the Gaussian threshold: several times the target. */
+	gauss_phase = (double)(r.alerts - r.cal_alerts) / (double)(r.warm_windows - r.cal_windows);
+	printf("# t(4) before calibration (Gaussian threshold): %.4f\n", gauss_phase);
+	assert_true(gauss_phase > 2 * got);
 }
 
 /* Warm a workload on ~100 kB windows; returns the baseline. */
