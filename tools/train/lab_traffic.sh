@@ -34,7 +34,11 @@
 # (curl uploads, nc, a DNS tunnel).
 #
 # The result (tools/train/data/lab.csv.gz by default): features, label,
-# tool, run per row (tools/train/label.py). Needs root and `make deps`.
+# tool, run per row (tools/train/label.py), and the schedule beside it
+# (lab.schedule.tsv). Rates and sizes are drawn anew every time; --seed
+# fixes the order of the attack plan and the sampling of rows. --quick
+# runs each attack variant once (about 8 minutes instead of 25). Needs
+# root and `make deps`.
 set -uo pipefail
 ROOT=${ZT_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$ROOT"
@@ -46,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1 ;;
 	--seed) SEED=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	-h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "lab_traffic: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
