@@ -19,7 +19,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	    -Wformat=2 -Wshadow -fno-strict-aliasing -D_GNU_SOURCE \
 	    -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # BPF objects see kernel UAPI and libbpf headers only, never glibc's:
@@ -83,7 +83,7 @@ FUZZ_SECONDS ?= 60
 TOOL_SRCS := $(wildcard tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/bench/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps demo test bench clean format check-format fuzz fuzz-bins
+.PHONY: all deps demo test bench train clean format check-format fuzz fuzz-bins
 all: $(BUILD)/ztagent $(BUILD)/ztctl
 
 deps:
@@ -196,6 +196,25 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
 	$(Q)tools/bench.sh
+
+# The flow model (tools/train): the feature schema from the agent's own table,
+# sklearn on the committed lab dataset, the model the agent loads (checked by
+# loading it), and the report. LAB=1 first makes a new dataset in the
+# namespace lab (root, about 25 minutes).
+PYTHON     ?= /usr/bin/python3
+TRAIN_DATA ?= tools/train/data/lab.csv.gz
+MODEL      ?= $(BUILD)/model.cbor
+
+train: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/tools/featschema $(BUILD)/tools/bench_model \
+		$(if $(filter 1,$(LAB)),all)
+ifeq ($(LAB),1)
+	$(Q)tools/train/lab_traffic.sh --out $(TRAIN_DATA)
+endif
+	$(Q)$(BUILD)/tools/featschema > $(BUILD)/feature_schema.json
+	$(Q)$(PYTHON) tools/train/train.py --schema $(BUILD)/feature_schema.json \
+		--data $(TRAIN_DATA) --out $(MODEL) --report tools/train/REPORT.md
+	$(Q)$(BUILD)/tools/featschema --model $(MODEL)
 
 FORMAT_SRCS = $(wildcard src/*/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] \
 		tests/*/*/*.[ch] tools/bench/*.c)

@@ -19,6 +19,12 @@ pkgs=(
 	tshark
 	# bench peers
 	xdp-tools iperf3 sockperf
+	# model training (tools/train): the trainer, and the lab traffic it learns from
+	# (benign: iperf3 wrk ab dig dnsmasq curl; attacks: nmap nping masscan hping3
+	# slowhttptest hydra)
+	python3-sklearn python3-cbor2 python3-numpy
+	wrk apache2-utils dnsmasq-base bind9-dnsutils
+	nmap masscan hping3 slowhttptest hydra
 )
 
 missing=()

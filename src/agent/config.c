@@ -216,6 +216,9 @@ static const struct key keys[] = {
 	SECTION("metrics"),
 	SCALAR("metrics.listen", set_listen, metrics.listen),
 
+	SECTION("detection"),
+	SCALAR("detection.feature_log", set_file, detection.feature_log),
+
 	{ .path = "feeds",
 	  .kind = K_ITEMS,
 	  FIELD(feeds),

@@ -120,6 +120,10 @@ struct zt_config {
 	struct {
 		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
 	} metrics;
+	struct {
+		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
+		char feature_log[PATH_MAX];
+	} detection;
 	struct zt_feed_config feeds[ZT_MAX_FEEDS]; /* feeds: threat-intelligence feeds */
 	unsigned int n_feeds;
 	struct {

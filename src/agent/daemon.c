@@ -23,6 +23,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "detect/features.h"
 #include "guard/datapath.h"
 #include "records/db.h"
 #include "guard/dropagg.h"
@@ -475,6 +476,15 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 	 */
 	if (d->dbw && n)
 		zt_dbw_submit_durable(d->dbw, recs, n);
+	/* detection.feature_log: rows for tools/train. One warning per failing streak. */
+	if (d->featlog && n) {
+		int r = zt_featlog_write(d->featlog, recs, n);
+
+		if (r < 0 && !d->featlog_failed)
+			log_warn("feature_log_failed", "path=\"%s\" error=\"%s\"",
+				 d->cfg.detection.feature_log, strerror(-r));
+		d->featlog_failed = r < 0;
+	}
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
@@ -595,6 +605,7 @@ static void daemon_stop(struct zt_daemon *d)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);
+	zt_featlog_close(d->featlog);
 	zt_auditq_close(d->auditq);
 	zt_dropagg_free(d->dropagg);
 	zt_metrics_free(d->metrics);
@@ -647,7 +658,12 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	zt_seg_register_events(d->seg, d->ev);
 	zt_seg_set_audit(d->seg, audit_post, d);
-	zt_seg_set_flow_sink(d->seg, d->dbw ? flow_sink : NULL, d);
+	if (d->cfg.detection.feature_log[0]) {
+		r = zt_featlog_open(d->cfg.detection.feature_log, &d->featlog, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+	}
+	zt_seg_set_flow_sink(d->seg, d->dbw || d->featlog ? flow_sink : NULL, d);
 	r = daemon_metrics_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;

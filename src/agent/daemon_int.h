@@ -26,6 +26,8 @@ struct zt_daemon {
 	struct zt_dbw *dbw; /* NULL without database.url */
 	struct zt_auditq *auditq; /* NULL without database.url */
 	struct zt_dropagg *dropagg; /* NULL without database.url */
+	struct zt_featlog *featlog; /* NULL without detection.feature_log */
+	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
 	/* One read of the per-CPU maps per scrape (metrics thread only). */

@@ -115,6 +115,20 @@ static void test_full(void **state)
 	assert_int_equal(c.xdp.expiry_interval_ns, 500000000ULL);
 }
 
+/* detection.feature_log: off by default, an absolute path when set. */
+static void test_feature_log(void **state)
+{
+	struct zt_config c;
+	char err[512] = "";
+
+	zt_config_defaults(&c);
+	assert_string_equal(c.detection.feature_log, "");
+	if (load_str("detection:\n  feature_log: /var/lib/ztagent/features.csv\n", &c, err,
+		     sizeof(err)))
+		fail_msg("%s", err);
+	assert_string_equal(c.detection.feature_log, "/var/lib/ztagent/features.csv");
+}
+
 /* Other spellings that must be accepted, and what they give. */
 static void test_forms(void **state)
 {
@@ -265,6 +279,8 @@ static const struct {
 	  "t.yaml:2:20: database.spool_max_bytes: expected a size", "" },
 	{ "database:\n  url: \"a\\nb\"\n", -EINVAL, "t.yaml:2:8: database.url: control character",
 	  "" },
+	{ "detection:\n  feature_log: features.csv\n", -EINVAL,
+	  "t.yaml:2:16: detection.feature_log: expected an absolute file path", "" },
 	{ "'': x\n", -EINVAL, "t.yaml:1:1: unknown key ''", "" },
 	{ "zzzzzzzzzz: 1\n", -EINVAL, "unknown key 'zzzzzzzzzz'", "" },
 	{ "node: a\nnode: b\n", -EINVAL, "t.yaml:2:1: node: duplicate key",
@@ -860,6 +876,7 @@ int main(void)
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_feature_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
