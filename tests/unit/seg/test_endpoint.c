@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Endpoint specs as operators write them, the table's checks, the state file. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include "alloc_peak.h"
 #include "agent/cbor.h"
 #include "seg/endpoint.h"
+#include "agent/util.h"
+#include "ztagent.h"
 
 static struct zt_ep *spec(const char *ifname, const char *ip, const char *labels, const char *ns,
 			  int want, const char *msg)
@@ -197,6 +200,245 @@ static void test_state_roundtrip(void **state)
 	rmdir(dir);
 }
 
+/* CNI endpoints: origin, container, pod; pending ones carry no labels yet. */
+static void test_cni_spec(void **state)
+{
+	struct zt_ep_spec s = { .ifname = "veth1",
+				.name = "web-7d4b9",
+				.ns = "prod",
+				.addrs = "198.18.1.2",
+				.origin = ZT_EP_ORIGIN_CNI,
+				.pending = true,
+				.pod_uid = "3f2a7c1e-0b5d-4e8a-9c61-2d7f0e4b9a15",
+				.container_id = "a1b2c3",
+				.cni_ifname = "eth0" };
+	struct zt_ep *ep = NULL;
+	char err[512];
+
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+	assert_int_equal(ep->origin, ZT_EP_ORIGIN_CNI);
+	assert_true(ep->pending);
+	assert_string_equal(ep->container_id, "a1b2c3");
+	assert_string_equal(ep->cni_ifname, "eth0");
+	assert_string_equal(ep->pod_uid, "3f2a7c1e-0b5d-4e8a-9c61-2d7f0e4b9a15");
+	assert_string_equal(zt_ep_origin_name(ep->origin), "cni");
+	zt_ep_free(ep);
+
+	s.labels = "app=web";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "pending endpoint has no labels"));
+	s.labels = NULL;
+	s.container_id = "";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "container_id"));
+	s.container_id = "-abc";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	s.container_id = "abc/def";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	s.container_id = "abc";
+	s.cni_ifname = "eth0:1";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cni_ifname"));
+	s.cni_ifname = "eth0";
+	s.pod_uid = "not a uid";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "pod_uid"));
+	s.pod_uid = NULL;
+	s.service_account = "Bad_SA";
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "service_account"));
+	/* An operator's endpoint has no container and is never pending. */
+	{
+		struct zt_ep_spec a = { .ifname = "veth1",
+					.addrs = "198.18.1.2",
+					.container_id = "abc" };
+
+		assert_int_equal(zt_ep_from_spec(&a, &ep, err, sizeof(err)), -EINVAL);
+		a.container_id = NULL;
+		a.pending = true;
+		assert_int_equal(zt_ep_from_spec(&a, &ep, err, sizeof(err)), -EINVAL);
+	}
+}
+
+static void test_meta(void **state)
+{
+	struct zt_ep_spec s = { .ifname = "veth1",
+				.name = "web",
+				.ns = "prod",
+				.addrs = "198.18.1.2",
+				.origin = ZT_EP_ORIGIN_CNI,
+				.pending = true,
+				.container_id = "c1",
+				.cni_ifname = "eth0" };
+	const struct zt_label labels[] = { { "app", "web" }, { "tier", "front" } };
+	const struct zt_label nsl[] = { { "env", "prod" } };
+	const struct zt_named_port ports[] = { { "http", IPPROTO_TCP, 8080 },
+					       { "http", IPPROTO_TCP, 8080 }, /* two containers */
+					       { "dns", IPPROTO_UDP, 53 } };
+	struct zt_pod_meta pm = { .ns = "prod",
+				  .name = "web",
+				  .labels = labels,
+				  .n_labels = 2,
+				  .ns_labels = nsl,
+				  .n_ns_labels = 1,
+				  .service_account = "web-sa",
+				  .ports = ports,
+				  .n_ports = 3 };
+	struct zt_ep_meta m, m2;
+	struct zt_ep *ep;
+	char err[512];
+
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+	assert_int_equal(zt_ep_meta_from_pod(ep->ns, &pm, &m, err, sizeof(err)), 0);
+	assert_int_equal(m.n_labels, 2);
+	assert_int_equal(m.n_ports, 2); /* the repeated port is one */
+	assert_false(zt_ep_meta_same(ep, &m));
+	zt_ep_meta_swap(ep, &m);
+	assert_int_equal(ep->n_labels, 2);
+	assert_int_equal(ep->ev.ls.labels.n, 2); /* the evaluator's view follows */
+	assert_string_equal(ep->ev.ls.labels.v[0].key, "app");
+	assert_string_equal(ep->service_account, "web-sa");
+	assert_int_equal(m.n_labels, 0); /* m holds what ep had */
+	zt_ep_meta_free(&m);
+	/* The same metadata, labels in another order, from text: no change. */
+	assert_int_equal(zt_ep_meta_from_text(ep->ns, "tier=front,app=web", "env=prod",
+					      "dns=53/UDP,http=8080/TCP", "web-sa", &m2, err,
+					      sizeof(err)),
+			 0);
+	assert_true(zt_ep_meta_same(ep, &m2));
+	zt_ep_meta_free(&m2);
+	assert_int_equal(zt_ep_meta_from_text(ep->ns, "app=web", "env=prod", "", "web-sa", &m2, err,
+					      sizeof(err)),
+			 0);
+	assert_false(zt_ep_meta_same(ep, &m2));
+	zt_ep_meta_free(&m2);
+
+	/* Refused: bad label, wrong namespace-name label, clashing ports, bad SA, too many. */
+	{
+		const struct zt_label bad[] = { { "app", "-x-" } };
+		const struct zt_label wrong_ns[] = { { "kubernetes.io/metadata.name", "dev" } };
+		const struct zt_named_port clash[] = { { "http", IPPROTO_TCP, 80 },
+						       { "http", IPPROTO_TCP, 81 } };
+		const struct zt_named_port zero[] = { { "http", IPPROTO_TCP, 0 } };
+		struct zt_label many[ZT_EP_MAX_LABELS + 1];
+		char keys[ZT_EP_MAX_LABELS + 1][8];
+		struct zt_pod_meta b = { .ns = "prod", .name = "web" };
+
+		b.labels = bad;
+		b.n_labels = 1;
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "labels: label 'app'"));
+		b.n_labels = 0;
+		b.ns_labels = wrong_ns;
+		b.n_ns_labels = 1;
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "always the namespace's name"));
+		b.n_ns_labels = 0;
+		b.ports = clash;
+		b.n_ports = 2;
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "names ports 80 and 81"));
+		b.ports = zero;
+		b.n_ports = 1;
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -EINVAL);
+		b.n_ports = 0;
+		b.service_account = "No";
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -EINVAL);
+		b.service_account = NULL;
+		for (size_t i = 0; i < ZT_ARRAY_SIZE(many); i++) {
+			snprintf(keys[i], sizeof(keys[i]), "k%zu", i);
+			many[i] = (struct zt_label){ keys[i], "v" };
+		}
+		b.labels = many;
+		b.n_labels = ZT_ARRAY_SIZE(many);
+		assert_int_equal(zt_ep_meta_from_pod("prod", &b, &m, err, sizeof(err)), -E2BIG);
+	}
+	zt_ep_free(ep);
+}
+
+/* CNI fields survive a restart; a file of an older version (no origin) is read as api. */
+static void test_state_cni(void **state)
+{
+	struct zt_ep_table t = { 0 }, u = { 0 };
+	char dir[] = "/tmp/zt-ep-test.XXXXXX", path[128], err[512];
+	struct zt_ep_spec s = { .ifname = "veth-p",
+				.name = "pod-a",
+				.ns = "prod",
+				.addrs = "198.18.1.7",
+				.origin = ZT_EP_ORIGIN_CNI,
+				.pending = true,
+				.pod_uid = "uid-1",
+				.container_id = "cid.1",
+				.cni_ifname = "eth0",
+				.service_account = "sa1" };
+	struct zt_ep *ep;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/endpoints.cbor", dir);
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+	ep->ifindex = 7;
+	ep->identity = ZT_ID_PENDING;
+	assert_int_equal(zt_ep_table_add(&t, ep), 0);
+	assert_int_equal(zt_ep_table_save(&t, path, err, sizeof(err)), 0);
+	assert_int_equal(zt_ep_table_load(&u, path, err, sizeof(err)), 0);
+	assert_int_equal(u.n, 1);
+	assert_int_equal(u.v[0]->origin, ZT_EP_ORIGIN_CNI);
+	assert_true(u.v[0]->pending);
+	assert_int_equal(u.v[0]->identity, ZT_ID_PENDING);
+	assert_string_equal(u.v[0]->pod_uid, "uid-1");
+	assert_string_equal(u.v[0]->container_id, "cid.1");
+	assert_string_equal(u.v[0]->cni_ifname, "eth0");
+	assert_string_equal(u.v[0]->service_account, "sa1");
+	assert_ptr_equal(zt_ep_table_by_container(&u, "cid.1", "eth0"), u.v[0]);
+	assert_null(zt_ep_table_by_container(&u, "cid.1", "eth1"));
+	assert_ptr_equal(zt_ep_table_by_qname(&u, "prod", "pod-a"), u.v[0]);
+	assert_null(zt_ep_table_by_qname(&u, "dev", "pod-a"));
+	zt_ep_table_clear(&u);
+	zt_ep_table_clear(&t);
+
+	/* A record as the previous version wrote it: no origin/pending/pod/container keys. */
+	{
+		cbor_item_t *root = zt_cbor_map(), *arr = zt_cbor_array(), *e = zt_cbor_map(),
+			    *a = zt_cbor_array(), *str = cbor_build_string("198.18.1.8");
+		unsigned char *buf = NULL;
+		size_t cap = 0, len;
+
+		assert_int_equal(zt_cbor_push(a, str), 0);
+		assert_int_equal(zt_cbor_put_u64(e, "id", 3), 0);
+		assert_int_equal(zt_cbor_put_str(e, "ifname", "veth-o"), 0);
+		assert_int_equal(zt_cbor_put_u64(e, "ifindex", 8), 0);
+		assert_int_equal(zt_cbor_put_str(e, "name", "old"), 0);
+		assert_int_equal(zt_cbor_put_str(e, "namespace", "default"), 0);
+		assert_int_equal(zt_cbor_put_u64(e, "identity", 256), 0);
+		assert_int_equal(zt_cbor_put_u64(e, "created_unix", 1), 0);
+		assert_int_equal(zt_cbor_put(e, "addrs", a), 0);
+		assert_int_equal(zt_cbor_put(e, "labels", zt_cbor_map()), 0);
+		assert_int_equal(zt_cbor_put(e, "namespace_labels", zt_cbor_map()), 0);
+		assert_int_equal(zt_cbor_put(e, "ports", zt_cbor_array()), 0);
+		assert_int_equal(zt_cbor_push(arr, e), 0);
+		assert_int_equal(zt_cbor_put_u64(root, "version", 1), 0);
+		assert_int_equal(zt_cbor_put(root, "endpoints", arr), 0);
+		len = cbor_serialize_alloc(root, &buf, &cap);
+		assert_int_equal(zt_ep_table_decode(&u, buf, len, "old", err, sizeof(err)), 0);
+		assert_int_equal(u.n, 1);
+		assert_int_equal(u.v[0]->origin, ZT_EP_ORIGIN_API);
+		assert_false(u.v[0]->pending);
+		assert_string_equal(u.v[0]->container_id, "");
+		zt_ep_table_clear(&u);
+		/* A wrong type in a new field is damage, not a default. */
+		assert_int_equal(zt_cbor_put_u64(e, "pending", 1), 0);
+		free(buf);
+		buf = NULL;
+		len = cbor_serialize_alloc(root, &buf, &cap);
+		assert_int_equal(zt_ep_table_decode(&u, buf, len, "old", err, sizeof(err)),
+				 -EBADMSG);
+		free(buf);
+		cbor_decref(&root);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 /* One saved endpoint as the state file holds it; ports as given. */
 static cbor_item_t *state_with(cbor_item_t *ports, const char *addr)
 {
@@ -360,6 +602,9 @@ int main(void)
 		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_state_port_overflow),
 		cmocka_unit_test(test_state_declared_sizes),
+		cmocka_unit_test(test_cni_spec),
+		cmocka_unit_test(test_meta),
+		cmocka_unit_test(test_state_cni),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
