@@ -85,7 +85,7 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	       -fno-omit-frame-pointer
 # -Wno-error: clang warns about things gcc does not; `make` (gcc) is the gate.
 FUZZ_CFLAGS := -O1 -g $(filter-out -O2 -g -Werror,$(CFLAGS)) -Wno-error -Wno-format-nonliteral
-FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE)) \
+FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE) src/cni/cni.c) \
 	       $(BUILD)/fuzz/obj/gen/dbschema.o
 FUZZ_SECONDS ?= 60
 
@@ -165,10 +165,10 @@ $(UNIT_CNI_BINS): $(BUILD)/tests/unit/cni/%: tests/unit/cni/%.c $(BUILD)/libzt-s
 		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
-			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o
+			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
-		$(BUILD)/san/ctl/import.o $(BUILD)/libzt-san.a $(LDLIBS)
+		$(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o $(BUILD)/libzt-san.a $(LDLIBS)
 
 $(BUILD)/fuzz/obj/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
 	@mkdir -p $(@D)
