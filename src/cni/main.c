@@ -100,7 +100,10 @@ static bool ifname_valid(const char *v)
 	return true;
 }
 
-/* CNI_CONTAINERID and CNI_IFNAME: present and well-formed (strict: ADD, CHECK). */
+/*
+ * CNI_CONTAINERID and CNI_IFNAME present; strict (ADD, CHECK): well-formed,
+ * and CNI_ARGS too.
+ */
 static int need_env(struct run *x, bool strict)
 {
 	x->cid = getenv("CNI_CONTAINERID");
@@ -118,7 +121,13 @@ static int need_env(struct run *x, bool strict)
 	if (strict && !ifname_valid(x->ifname))
 		return zt_cni_fail(&x->e, ZT_CNI_E_ENV, NULL,
 				   "CNI_IFNAME '%.40s' is not an interface name", x->ifname);
-	return zt_cni_args_parse(getenv("CNI_ARGS"), &x->args, &x->e);
+	if (zt_cni_args_parse(getenv("CNI_ARGS"), &x->args, &x->e) < 0) {
+		/* A DEL must not fail on what it only logs: the deletion still happens. */
+		if (strict)
+			return -x->e.code;
+		memset(&x->args, 0, sizeof(x->args));
+	}
+	return 0;
 }
 
 static cbor_item_t *new_req(const char *op)
