@@ -15,6 +15,7 @@
 
 #include "agent/cbor.h"
 #include "seg/endpoint.h"
+#include "seg/polcompile.h"
 #include "seg/policy.h"
 #include "agent/util.h"
 
@@ -946,6 +947,92 @@ struct zt_ep *zt_ep_table_by_id(const struct zt_ep_table *t, uint32_t id)
 		if (t->v[i]->id == id)
 			return t->v[i];
 	return NULL;
+}
+
+static void ident_put(struct zt_identities *ids, uint32_t id)
+{
+	if (id >= ZT_ID_FIRST_LABELS)
+		zt_identities_put(ids, id);
+}
+
+int zt_ep_relabel_begin(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_meta *m,
+			struct zt_ep_relabel *rl, char *err, size_t errlen)
+{
+	uint32_t new_id = 0;
+	int r;
+
+	rl->old_id = ep->identity;
+	rl->was_pending = ep->pending;
+	rl->old = *m;
+	memset(m, 0, sizeof(*m));
+	zt_ep_meta_swap(ep, &rl->old); /* ep: the new metadata; rl->old: the old */
+	ep->pending = false;
+	r = zt_identities_get(ids, &ep->ev.ls, 0, &new_id);
+	if (r < 0) {
+		zt_ep_meta_swap(ep, &rl->old);
+		ep->pending = rl->was_pending;
+		*m = rl->old;
+		memset(&rl->old, 0, sizeof(rl->old));
+		zt_seterr(err, errlen, "cannot allocate an identity: %s", strerror(-r));
+		return r;
+	}
+	ep->identity = new_id;
+	ep->prev_identity = rl->old_id == new_id ? 0 : rl->old_id;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	if (ep->prev_identity >= ZT_ID_FIRST_LABELS) {
+		/* The old identity's view: its label set (kept by ids while referenced), its ports. */
+		const struct zt_label_set *ls = zt_identities_labels(ids, rl->old_id);
+
+		ep->prev_ev.name = ep->name;
+		ep->prev_ev.ports = rl->old.ports;
+		ep->prev_ev.n_ports = rl->old.n_ports;
+		if (ls)
+			ep->prev_ev.ls = *ls;
+		else
+			ep->prev_identity = 0;
+	}
+	return 0;
+}
+
+void zt_ep_relabel_commit(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl)
+{
+	ep->prev_identity = 0;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	ident_put(ids, rl->old_id);
+	zt_ep_meta_free(&rl->old);
+}
+
+void zt_ep_relabel_undo(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl)
+{
+	uint32_t new_id = ep->identity;
+
+	zt_ep_meta_swap(ep, &rl->old);
+	ep->identity = rl->old_id;
+	ep->pending = rl->was_pending;
+	ep->prev_identity = 0;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	ident_put(ids, new_id);
+	zt_ep_meta_free(&rl->old);
+}
+
+size_t zt_ep_table_polc(const struct zt_ep_table *t, struct zt_polc_endpoint *out, bool *pending)
+{
+	size_t n = 0;
+
+	*pending = false;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct zt_ep *ep = t->v[i];
+
+		out[n++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
+						      .identity = ep->identity,
+						      .ev = &ep->ev };
+		if (ep->prev_identity >= ZT_ID_FIRST_LABELS)
+			out[n++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
+							      .identity = ep->prev_identity,
+							      .ev = &ep->prev_ev };
+		*pending |= ep->pending || ep->prev_identity == ZT_ID_PENDING;
+	}
+	return n;
 }
 
 struct zt_ep *zt_ep_table_by_container(const struct zt_ep_table *t, const char *container_id,

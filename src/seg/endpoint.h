@@ -193,6 +193,39 @@ int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t 
 int zt_ep_table_decode(struct zt_ep_table *t, const uint8_t *buf, size_t len, const char *name,
 		       char *err, size_t errlen);
 
+/*
+ * New metadata for an endpoint, in the steps seg.c publishes in between:
+ * begin takes m's content (m is left empty), moves the endpoint to the label
+ * identity of its new label set (a reference from ids; a pending endpoint
+ * stops being pending) and keeps the old identity as prev_identity (with a
+ * view of its label set for the compiler: zt_ep_table_polc); the caller then
+ * publishes, writes the endpoints map, and commits (the old identity's
+ * reference and metadata go) or undoes (the endpoint is as it was). Between
+ * begin and commit/undo nothing else may change the endpoint.
+ */
+struct zt_identities;
+struct zt_ep_relabel {
+	uint32_t old_id;
+	bool was_pending;
+	struct zt_ep_meta old; /* the endpoint's metadata before */
+};
+int zt_ep_relabel_begin(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_meta *m,
+			struct zt_ep_relabel *rl, char *err, size_t errlen);
+void zt_ep_relabel_commit(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl);
+void zt_ep_relabel_undo(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl);
+
+/*
+ * The table as the policy compiler takes it. out has room for 2 * t->n + 1
+ * entries; returns how many it filled: each endpoint with its identity, and
+ * one more without addresses for an endpoint moving off a label identity
+ * (prev_identity), so that the generation published for the move still has
+ * the old identity's entries for packets the endpoints map still gives it.
+ * *pending: some endpoint is pending or leaving ZT_ID_PENDING (the
+ * compiler's pending_isolated when the posture is deny).
+ */
+struct zt_polc_endpoint;
+size_t zt_ep_table_polc(const struct zt_ep_table *t, struct zt_polc_endpoint *out, bool *pending);
+
 /* "198.18.1.2,2001:db8::2" */
 int zt_ep_addrs_format(const struct zt_ep *ep, char *buf, size_t n);
 /* "app=web,tier=front" */

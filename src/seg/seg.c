@@ -120,28 +120,16 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	struct zt_compiled *c = NULL;
 	uint64_t t0 = zt_now_mono_ns(), dt;
 	uint32_t gen = 0;
-	size_t n_ce = 0;
-	bool pending = false;
+	size_t n_ce;
+	bool pending;
 	int r;
 
-	/* One more entry for each endpoint moving off a label identity (its old one). */
 	ce = calloc(2 * s->eps.n + 1, sizeof(*ce));
 	if (!ce) {
 		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < s->eps.n; i++) {
-		const struct zt_ep *ep = s->eps.v[i];
-
-		ce[n_ce++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
-							.identity = ep->identity,
-							.ev = &ep->ev };
-		if (ep->prev_identity >= ZT_ID_FIRST_LABELS)
-			ce[n_ce++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
-								.identity = ep->prev_identity,
-								.ev = &ep->prev_ev };
-		pending |= ep->pending || ep->prev_identity == ZT_ID_PENDING;
-	}
+	n_ce = zt_ep_table_polc(&s->eps, ce, &pending);
 	{
 		struct zt_polc_input in = {
 			.set = ps->set,
@@ -391,80 +379,45 @@ void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why)
 	save_state(s);
 }
 
-/* Undoes a metadata change that was swapped in (m holds the old metadata again after). */
-static void meta_undo(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, uint32_t old_id,
-		      bool was_pending)
-{
-	uint32_t new_id = ep->identity;
-
-	zt_ep_meta_swap(ep, m);
-	ep->identity = old_id;
-	ep->pending = was_pending;
-	ep->prev_identity = 0;
-	if (new_id != old_id)
-		ident_put(s, new_id);
-}
-
 int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
 			  char *err, size_t errlen)
 {
-	uint32_t old_id = ep->identity, new_id = 0;
-	bool was_pending = ep->pending;
+	struct zt_ep_relabel rl;
 	char labels[8192], q[8400], e2[512];
 	int r;
 
-	if (!was_pending && zt_ep_meta_same(ep, m)) {
+	if (!ep->pending && zt_ep_meta_same(ep, m)) {
 		zt_ep_meta_free(m);
 		return 0;
 	}
-	zt_ep_meta_swap(ep, m); /* ep: the new metadata; m: the old */
-	ep->pending = false;
-	r = zt_identities_get(s->ids, &ep->ev.ls, 0, &new_id);
+	r = zt_ep_relabel_begin(ep, s->ids, m, &rl, err, errlen);
 	if (r < 0) {
-		zt_ep_meta_swap(ep, m);
-		ep->pending = was_pending;
-		zt_seterr(err, errlen, "cannot allocate an identity: %s", strerror(-r));
-		goto out;
+		zt_ep_meta_free(m);
+		return r;
 	}
-	if (new_id == old_id) {
-		ident_put(s, new_id); /* the endpoint holds one reference already */
-	} else {
-		const struct zt_label_set *ls = zt_identities_labels(s->ids, old_id);
-
-		ep->identity = new_id;
-		ep->prev_identity = old_id;
-		/* The old identity's view: its labels (kept by identity.c), its ports. */
-		ep->prev_ev = (struct zt_eval_endpoint){ .name = ep->name,
-							 .ports = m->ports,
-							 .n_ports = m->n_ports };
-		if (ls)
-			ep->prev_ev.ls = *ls;
-		else if (old_id >= ZT_ID_FIRST_LABELS)
-			ep->prev_identity = 0; /* cannot happen: we hold a reference */
-	}
+	/* The generation that knows the new identity, still holding the old one's entries. */
 	r = republish(s, why, err, errlen);
 	if (r < 0) {
-		meta_undo(s, ep, m, old_id, was_pending);
-		goto out;
+		zt_ep_relabel_undo(ep, s->ids, &rl);
+		return r;
 	}
-	if (new_id != old_id) {
+	if (ep->identity != rl.old_id) {
 		r = ep_map_put(s, ep);
 		if (r < 0) {
 			zt_seterr(err, errlen, "cannot write the endpoints map: %s", strerror(-r));
-			meta_undo(s, ep, m, old_id, was_pending);
+			zt_ep_relabel_undo(ep, s->ids, &rl);
 			if (republish(s, "endpoint-meta-undo", e2, sizeof(e2)) < 0)
 				log_warn("endpoint_meta_undo", "endpoint=%s error=\"%s\"",
 					 ep->qname, e2);
-			goto out;
+			return r;
 		}
-		ep->prev_identity = 0;
-		ident_put(s, old_id);
 	}
+	zt_ep_relabel_commit(ep, s->ids, &rl);
 	save_state(s);
 	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
 	log_info("endpoint_labels",
 		 "endpoint=%s identity=%u prev_identity=%u was_pending=%s labels=%s why=%s",
-		 ep->qname, ep->identity, old_id, was_pending ? "true" : "false",
+		 ep->qname, ep->identity, rl.old_id, rl.was_pending ? "true" : "false",
 		 zt_log_quote(q, sizeof(q), labels), why);
 	{
 		char el[2100], d[2400];
@@ -473,13 +426,10 @@ int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta 
 		snprintf(
 			d, sizeof(d),
 			"{\"identity\":%u,\"prev_identity\":%u,\"was_pending\":%s,\"labels\":\"%s\",\"why\":\"%s\"}",
-			ep->identity, old_id, was_pending ? "true" : "false", el, why);
+			ep->identity, rl.old_id, rl.was_pending ? "true" : "false", el, why);
 		seg_audit(s, "endpoint.labels", ep->qname, d);
 	}
-	r = 0;
-out:
-	zt_ep_meta_free(m);
-	return r;
+	return 0;
 }
 
 int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, char *err,

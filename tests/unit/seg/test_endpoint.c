@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Endpoint specs as operators write them, the table's checks, the state file. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -15,6 +16,8 @@
 #include "alloc_peak.h"
 #include "agent/cbor.h"
 #include "seg/endpoint.h"
+#include "seg/polcompile.h"
+#include "seg/policy.h"
 #include "agent/util.h"
 #include "ztagent.h"
 
@@ -439,6 +442,176 @@ static void test_state_cni(void **state)
 	rmdir(dir);
 }
 
+/* ---- the move from pending to a label identity, as seg.c publishes it ---- */
+
+struct tworld {
+	struct zt_ep_table t;
+	struct zt_identities *ids;
+	struct zt_policy_set *set;
+	struct zt_compiled *c;
+};
+
+static struct zt_ep *tw_add(struct tworld *w, const char *name, const char *ip, const char *labels,
+			    bool pending)
+{
+	struct zt_ep_spec s = { .ifname = name,
+				.name = name,
+				.ns = "prod",
+				.addrs = ip,
+				.labels = labels,
+				.origin = pending ? ZT_EP_ORIGIN_CNI : ZT_EP_ORIGIN_API,
+				.pending = pending,
+				.container_id = pending ? "c1" : NULL,
+				.cni_ifname = pending ? "eth0" : NULL };
+	struct zt_ep *ep;
+	char err[256];
+
+	assert_int_equal(zt_ep_from_spec(&s, &ep, err, sizeof(err)), 0);
+	ep->ifindex = (int)w->t.n + 100;
+	if (pending)
+		ep->identity = ZT_ID_PENDING;
+	else
+		assert_int_equal(zt_identities_get(w->ids, &ep->ev.ls, 0, &ep->identity), 0);
+	assert_int_equal(zt_ep_table_add(&w->t, ep), 0);
+	return ep;
+}
+
+/* Compiles the table as seg.c's publish() does, posture deny. */
+static void tw_compile(struct tworld *w)
+{
+	struct zt_polc_endpoint ce[16];
+	struct zt_polc_input in = { .set = w->set, .def = ZT_POL_DEFAULT_DENY, .eps = ce };
+	bool pending;
+	char err[256];
+
+	zt_compiled_free(w->c);
+	w->c = NULL;
+	in.n_eps = zt_ep_table_polc(&w->t, ce, &pending);
+	in.pending_isolated = pending;
+	if (zt_polc_compile(&in, &w->c, err, sizeof(err)) < 0)
+		fail_msg("compile: %s", err);
+}
+
+static bool tw_iso(const struct tworld *w, uint32_t id)
+{
+	for (size_t i = 0; i < w->c->n_iso; i++)
+		if (w->c->iso[i].identity == id && w->c->iso[i].val.isolated)
+			return true;
+	return false;
+}
+
+static uint32_t tw_ipc(const struct tworld *w, const char *ip)
+{
+	uint8_t a[4];
+
+	assert_int_equal(inet_pton(AF_INET, ip, a), 1);
+	for (size_t i = 0; i < w->c->n_ipc; i++)
+		if (w->c->ipc[i].family == AF_INET && w->c->ipc[i].plen == 32 &&
+		    !memcmp(w->c->ipc[i].addr, a, 4))
+			return w->c->ipc[i].val.identity;
+	return 0;
+}
+
+/* An allow entry (full key) for local -> peer on TCP port, egress. */
+static bool tw_allows(const struct tworld *w, uint32_t local, uint32_t peer, uint16_t port)
+{
+	for (size_t i = 0; i < w->c->n_pol; i++) {
+		const struct zt_polc_pol_entry *e = &w->c->pol[i];
+
+		if (e->dir == ZT_DIR_EGRESS && e->local_id == local && e->peer_id == peer &&
+		    e->proto == IPPROTO_TCP && e->port == port &&
+		    e->prefixlen == ZT_POL_PLEN_FULL && e->val.verdict == ZT_VERDICT_ALLOW)
+			return true;
+	}
+	return false;
+}
+
+static void test_relabel(void **state)
+{
+	static const char yaml[] = "apiVersion: ztagent.io/v1\nkind: ZeroTrustPolicy\n"
+				   "metadata: {name: p, namespace: prod}\nspec:\n"
+				   "  podSelector: {}\n"
+				   "  egress:\n"
+				   "  - action: allow\n"
+				   "    to: [{podSelector: {matchLabels: {app: db}}}]\n"
+				   "    ports: [{port: 5432, protocol: TCP}]\n";
+	struct tworld w = { 0 };
+	struct zt_ep *db, *pod;
+	struct zt_ep_meta m;
+	struct zt_ep_relabel rl;
+	uint32_t web_id, api_id;
+	char err[512];
+
+	assert_int_equal(zt_identities_new(&w.ids), 0);
+	assert_int_equal(
+		zt_policy_parse_buf(yaml, strlen(yaml), "p.yaml", &w.set, err, sizeof(err)), 0);
+	db = tw_add(&w, "v-db", "198.18.1.5", "app=db", false);
+	pod = tw_add(&w, "v-pod", "198.18.1.9", "", true);
+	tw_compile(&w);
+	/* Pending: ZT_ID_PENDING at its address, isolated; podSelector {} does not take it. */
+	assert_int_equal(tw_ipc(&w, "198.18.1.9"), ZT_ID_PENDING);
+	assert_true(tw_iso(&w, ZT_ID_PENDING));
+	assert_false(tw_allows(&w, ZT_ID_PENDING, db->identity, 5432));
+
+	/* The labels arrive: begin, the generation published for the move, commit. */
+	assert_int_equal(zt_ep_meta_from_text("prod", "app=web", "", "", "", &m, err, sizeof(err)),
+			 0);
+	assert_int_equal(zt_ep_relabel_begin(pod, w.ids, &m, &rl, err, sizeof(err)), 0);
+	web_id = pod->identity;
+	assert_true(web_id >= ZT_ID_FIRST_LABELS);
+	assert_false(pod->pending);
+	assert_int_equal(pod->prev_identity, ZT_ID_PENDING);
+	tw_compile(&w);
+	assert_int_equal(tw_ipc(&w, "198.18.1.9"), web_id); /* peers see the new identity */
+	assert_true(tw_allows(&w, web_id, db->identity, 5432));
+	/* ... while a packet the endpoints map still marks pending is still isolated. */
+	assert_true(tw_iso(&w, ZT_ID_PENDING));
+	zt_ep_relabel_commit(pod, w.ids, &rl);
+	tw_compile(&w);
+	assert_false(tw_iso(&w, ZT_ID_PENDING)); /* nobody pending any more */
+	assert_true(tw_allows(&w, web_id, db->identity, 5432));
+
+	/* A relabel (app=web -> app=api): the old identity's entries stay until commit. */
+	assert_int_equal(zt_ep_meta_from_text("prod", "app=api", "", "", "", &m, err, sizeof(err)),
+			 0);
+	assert_int_equal(zt_ep_relabel_begin(pod, w.ids, &m, &rl, err, sizeof(err)), 0);
+	api_id = pod->identity;
+	assert_int_not_equal(api_id, web_id);
+	assert_int_equal(pod->prev_identity, web_id);
+	assert_non_null(zt_identities_labels(w.ids, web_id)); /* still referenced */
+	tw_compile(&w);
+	assert_int_equal(tw_ipc(&w, "198.18.1.9"), api_id);
+	assert_true(tw_allows(&w, web_id, db->identity, 5432));
+	assert_true(tw_allows(&w, api_id, db->identity, 5432));
+	assert_true(tw_iso(&w, web_id));
+	/* Undo (the endpoints map could not be written): as it was. */
+	zt_ep_relabel_undo(pod, w.ids, &rl);
+	assert_int_equal(pod->identity, web_id);
+	assert_int_equal(pod->prev_identity, 0);
+	assert_string_equal(pod->labels[0].value, "web");
+	assert_string_equal(pod->ev.ls.labels.v[0].value, "web");
+	assert_null(zt_identities_labels(w.ids, api_id)); /* its reference went */
+	tw_compile(&w);
+	assert_false(tw_allows(&w, api_id, db->identity, 5432));
+	/* And again, committed: the old identity is freed. */
+	assert_int_equal(zt_ep_meta_from_text("prod", "app=api", "", "", "", &m, err, sizeof(err)),
+			 0);
+	assert_int_equal(zt_ep_relabel_begin(pod, w.ids, &m, &rl, err, sizeof(err)), 0);
+	zt_ep_relabel_commit(pod, w.ids, &rl);
+	assert_null(zt_identities_labels(w.ids, web_id));
+	tw_compile(&w);
+	assert_false(tw_allows(&w, web_id, db->identity, 5432));
+	assert_true(tw_allows(&w, pod->identity, db->identity, 5432));
+
+	zt_compiled_free(w.c);
+	zt_policy_set_free(w.set);
+	for (size_t i = 0; i < w.t.n; i++)
+		if (w.t.v[i]->identity >= ZT_ID_FIRST_LABELS)
+			zt_identities_put(w.ids, w.t.v[i]->identity);
+	zt_ep_table_clear(&w.t);
+	zt_identities_free(w.ids);
+}
+
 /* One saved endpoint as the state file holds it; ports as given. */
 static cbor_item_t *state_with(cbor_item_t *ports, const char *addr)
 {
@@ -605,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_cni_spec),
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_state_cni),
+		cmocka_unit_test(test_relabel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
