@@ -9,7 +9,9 @@
 # ADD is dropped, and the verdict names the pending posture; the node still
 # reaches the pod); its labels arriving let it reach its allowed peer;
 # CHECK; DEL twice; DEL with the daemon down, applied at its next start;
-# ADD with the daemon down fails with CNI error 11. Prints TAP lines.
+# ADD with the daemon down fails with CNI error 11; a prevResult without the
+# host interface is resolved through the pod's namespace (the peer of eth0).
+# Prints TAP lines.
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
 
@@ -330,5 +332,34 @@ check "its queued DEL is applied (nothing to remove)" \
 check "ADD of client-4 works once the daemon is back" quiet cni ADD client-4
 check "and the endpoint is there, pending" test "$(ep_field client-4 pending)" = True
 check "DEL client-4" cni DEL client-4
+
+# --- a primary that reports only the container's side: the peer found inside CNI_NETNS ---
+cpod_new client-5
+check "ADD client-5" quiet cni ADD client-5
+V5=$(host_veth client-5)
+del_last() { DRV_ONLY=last cni DEL "$1"; }
+check "ztagent-cni's DEL alone (the veth stays)" quiet del_last client-5
+check "... the endpoint is gone" test -z "$(ep_json client-5)"
+python3 - "$LAB_DIR/cache/cid-client-5-ADD.1.in" >"$LAB_DIR/nohost.json" <<'EOF'
+import json, sys
+conf = json.load(open(sys.argv[1]))
+r = conf["prevResult"]
+keep = [i for i, f in enumerate(r["interfaces"]) if f.get("sandbox")]
+r["interfaces"] = [r["interfaces"][i] for i in keep]
+for ip in r["ips"]:
+    ip["interface"] = keep.index(ip["interface"])
+print(json.dumps(conf))
+EOF
+nohost_add() {
+	ip netns exec "$LAB_NODE" env CNI_COMMAND=ADD CNI_CONTAINERID=cid-client-5 \
+		CNI_NETNS=/var/run/netns/${LAB_ID}-client-5 CNI_IFNAME=eth0 CNI_PATH="$CNI_PATH" \
+		CNI_ARGS="K8S_POD_NAMESPACE=lab;K8S_POD_NAME=client-5" \
+		"$LAB_ROOT/build/ztagent-cni" <"$LAB_DIR/nohost.json" >"$LAB_DIR/nohost.out"
+}
+check "prevResult without a host interface: ADD exits 0" nohost_add
+check "... the endpoint is on ptp's veth $V5, the peer of the pod's eth0" \
+	test "$(ep_field client-5 ifname)" = "$V5"
+check "... which carries tc_endpoint" attached "$V5"
+check "DEL client-5" quiet cni DEL client-5
 
 echo "1..$TAP_N"
