@@ -52,12 +52,21 @@ GEN_SRCS  := $(BUILD)/gen/dbschema.c
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/dbschema.o
 SAN_OBJS  := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS)) $(BUILD)/san/gen/dbschema.o
 CTL_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
+# ztagent-cni runs on the host for every pod: it links only what it uses
+# (frames, CBOR, the DEL queue's format) and only libcbor and json-c.
+CNI_SRCS  := $(wildcard src/cni/*.c)
+CNI_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CNI_SRCS))
+CNI_LIB   := $(addprefix $(BUILD)/obj/,agent/apimsg.o agent/cbor.o agent/util.o seg/cnispool.o)
+CNI_LIBS  := $(shell pkg-config --libs libcbor json-c 2>/dev/null) -lm
+# Its pure parts (all but main.c), for tests/unit/cni.
+CNI_PURE_SAN := $(patsubst src/%.c,$(BUILD)/san/%.o,$(filter-out src/cni/main.c,$(CNI_SRCS)))
 
 UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 # ztctl's pure parts are linked into their tests beside the library.
 UNIT_CTL_BINS := $(filter $(BUILD)/tests/unit/ctl/%,$(UNIT_BINS))
-UNIT_LIB_BINS := $(filter-out $(UNIT_CTL_BINS),$(UNIT_BINS))
+UNIT_CNI_BINS := $(filter $(BUILD)/tests/unit/cni/%,$(UNIT_BINS))
+UNIT_LIB_BINS := $(filter-out $(UNIT_CTL_BINS) $(UNIT_CNI_BINS),$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 # Fuzzing (tests/fuzz/README.md): one harness per parser that takes input
@@ -76,7 +85,7 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	       -fno-omit-frame-pointer
 # -Wno-error: clang warns about things gcc does not; `make` (gcc) is the gate.
 FUZZ_CFLAGS := -O1 -g $(filter-out -O2 -g -Werror,$(CFLAGS)) -Wno-error -Wno-format-nonliteral
-FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE)) \
+FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE) src/cni/cni.c) \
 	       $(BUILD)/fuzz/obj/gen/dbschema.o
 FUZZ_SECONDS ?= 60
 
@@ -84,7 +93,7 @@ TOOL_SRCS := $(wildcard tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/bench/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all deps demo test bench train clean format check-format fuzz fuzz-bins
-all: $(BUILD)/ztagent $(BUILD)/ztctl
+all: $(BUILD)/ztagent $(BUILD)/ztctl $(BUILD)/ztagent-cni
 
 deps:
 	$(Q)tools/deps.sh
@@ -136,6 +145,9 @@ $(BUILD)/ztagent: $(BUILD)/obj/agent/main.o $(BUILD)/libzt.a
 $(BUILD)/ztctl: $(CTL_OBJS) $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/ztagent-cni: $(CNI_OBJS) $(CNI_LIB)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CNI_LIBS)
+
 $(UNIT_LIB_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
@@ -146,11 +158,17 @@ $(UNIT_CTL_BINS): $(BUILD)/tests/unit/ctl/%: tests/unit/ctl/%.c $(BUILD)/libzt-s
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/san/ctl/import.o \
 		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 
+$(UNIT_CNI_BINS): $(BUILD)/tests/unit/cni/%: tests/unit/cni/%.c $(BUILD)/libzt-san.a \
+		  $(CNI_PURE_SAN) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(CNI_PURE_SAN) \
+		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
-			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o
+			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
-		$(BUILD)/san/ctl/import.o $(BUILD)/libzt-san.a $(LDLIBS)
+		$(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o $(BUILD)/libzt-san.a $(LDLIBS)
 
 $(BUILD)/fuzz/obj/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
 	@mkdir -p $(@D)

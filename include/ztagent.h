@@ -274,6 +274,8 @@ struct zt_ev_xdp_drop {
  *   0                       ZT_ID_ANY, only in policy keys: every peer
  *   1                       the host (the node's own addresses)
  *   2, 3                    the world (IPv4, IPv6): no other ipcache entry
+ *   4                       a pending endpoint: registered by the CNI plugin,
+ *                           its labels not known yet; no selector matches it
  *   256 .. 2^24-1           label sets of endpoints (namespace, labels,
  *                           namespace labels)
  *   2^24 .. 2^31-1          CIDR identities: one per prefix that some
@@ -307,6 +309,7 @@ struct zt_ev_xdp_drop {
 #define ZT_ID_HOST 1u
 #define ZT_ID_WORLD_V4 2u
 #define ZT_ID_WORLD_V6 3u
+#define ZT_ID_PENDING 4u
 #define ZT_ID_FIRST_LABELS 256u
 #define ZT_ID_FIRST_CIDR (1u << 24)
 #define ZT_ID_FIRST_PORT_CLASS (1u << 31)

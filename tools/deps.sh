@@ -17,6 +17,8 @@ pkgs=(
 	ethtool curl openssl
 	# mTLS tunnel test: the capture that shows only TLS 1.3 records (tshark)
 	tshark
+	# CNI test: ztagent-cni chained after the real ptp and host-local plugins
+	containernetworking-plugins
 	# bench peers
 	xdp-tools iperf3 sockperf
 	# model training (tools/train): the trainer, and the lab traffic it learns from

@@ -42,12 +42,29 @@
  *
  * "endpoint.add"  {"ifname": text, "ip": text ("ADDR[,ADDR]"), "labels": text ("k=v,..."),
  *                  "namespace": text (default "default"), "name": text (default ifname),
- *                  "namespace_labels": text, "ports": text ("name=PORT/PROTO,...")}
+ *                  "namespace_labels": text, "ports": text ("name=PORT/PROTO,..."),
+ *                  "origin": "api"|"cni" (default "api"), "pod_uid": text,
+ *                  "service_account": text,
+ *                  origin cni: "container_id": text (CNI_CONTAINERID), "cni_ifname": text
+ *                  (CNI_IFNAME); without "labels" the endpoint is pending (ZT_ID_PENDING)
+ *                  until its pod's labels are known; the same (container_id, cni_ifname)
+ *                  on the same veth again is answered with the endpoint as it is}
  *                 -> the endpoint as in endpoint.list
  * "endpoint.del"  {"endpoint": text (namespace/name, name or ifname)} -> {"endpoint", "ifname"}
+ *                 or, for the CNI plugin, {"container_id": text, "cni_ifname": text}
+ *                 -> {"removed": bool, "endpoint", "ifname"}: idempotent, an unknown pair
+ *                 is not an error
  * "endpoint.list" {} -> {"endpoints": [{"id", "name", "namespace", "ifname", "ifindex",
  *                     "ip": text, "identity", "created_unix", "labels": {k: v},
- *                     "namespace_labels": {k: v}}]}
+ *                     "namespace_labels": {k: v}, "origin": "api"|"cni", "pending": bool,
+ *                     "pod_uid", "container_id", "cni_ifname", "service_account"}]}
+ * "endpoint.check" {"container_id": text, "cni_ifname": text}
+ *                 -> the endpoint as in endpoint.list plus "enforced": bool and
+ *                    "problem": text ("" when enforced); -ENOENT when not registered
+ * "endpoint.meta" {"endpoint": text, "labels": text, "namespace_labels": text,
+ *                  "ports": text, "service_account": text, "pod_uid": text (must match
+ *                  when both know it)} -> the endpoint as in endpoint.list; what the
+ *                  Kubernetes watch does for pods (a pending endpoint gets its identity)
  * "policy.list"   {} -> {"policies": [{"kind", "namespace", "name", "mode", "isolates",
  *                     "ingress_rules", "egress_rules", "endpoints", "source"}],
  *                     "dir", "default", "generation", "sha256", "rejects", "last_error"}
@@ -78,6 +95,8 @@
 #define ZT_OP_ENDPOINT_ADD "endpoint.add"
 #define ZT_OP_ENDPOINT_DEL "endpoint.del"
 #define ZT_OP_ENDPOINT_LIST "endpoint.list"
+#define ZT_OP_ENDPOINT_CHECK "endpoint.check"
+#define ZT_OP_ENDPOINT_META "endpoint.meta"
 #define ZT_OP_POLICY_LIST "policy.list"
 #define ZT_OP_POLICY_EXPLAIN "policy.explain"
 #define ZT_OP_POLICY_RELOAD "policy.reload"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <linux/netlink.h>
@@ -29,6 +30,7 @@
 #include "seg/policy_eval.h"
 #include "records/auditq.h"
 #include "records/flowexp.h"
+#include "seg/cnispool.h"
 #include "seg/seg_int.h"
 #include "tc_endpoint.skel.h"
 #include "agent/util.h"
@@ -118,27 +120,27 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	struct zt_compiled *c = NULL;
 	uint64_t t0 = zt_now_mono_ns(), dt;
 	uint32_t gen = 0;
+	size_t n_ce;
+	bool pending;
 	int r;
 
-	ce = calloc(s->eps.n ? s->eps.n : 1, sizeof(*ce));
+	ce = calloc(2 * s->eps.n + 1, sizeof(*ce));
 	if (!ce) {
 		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < s->eps.n; i++) {
-		ce[i].ep_id = s->eps.v[i]->id;
-		ce[i].identity = s->eps.v[i]->identity;
-		ce[i].ev = &s->eps.v[i]->ev;
-	}
+	n_ce = zt_ep_table_polc(&s->eps, ce, &pending);
 	{
 		struct zt_polc_input in = {
 			.set = ps->set,
 			.def = s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY :
 							     ZT_POL_DEFAULT_ALLOW,
 			.eps = ce,
-			.n_eps = s->eps.n,
+			.n_eps = n_ce,
 			.host_addrs = s->host,
 			.n_host_addrs = s->n_host,
+			.pending_isolated =
+				pending && s->cfg->kubernetes.pending_posture == ZT_PENDING_DENY,
 		};
 
 		r = zt_polc_compile(&in, &c, err, errlen);
@@ -250,6 +252,13 @@ static int republish(struct zt_seg *s, const char *why, char *err, size_t errlen
 
 /* ---- endpoints ---- */
 
+/* Only label identities are counted; ZT_ID_PENDING is nobody's to free. */
+static void ident_put(struct zt_seg *s, uint32_t id)
+{
+	if (id >= ZT_ID_FIRST_LABELS)
+		zt_identities_put(s->ids, id);
+}
+
 static int save_state(struct zt_seg *s)
 {
 	char err[512];
@@ -309,14 +318,17 @@ int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errle
 	r = zt_ep_table_check(&s->eps, ep, err, errlen);
 	if (r < 0)
 		return r;
-	r = zt_identities_get(s->ids, &ep->ev.ls, 0, &ep->identity);
+	if (ep->pending)
+		ep->identity = ZT_ID_PENDING;
+	else
+		r = zt_identities_get(s->ids, &ep->ev.ls, 0, &ep->identity);
 	if (r < 0) {
 		zt_seterr(err, errlen, "cannot allocate an identity: %s", strerror(-r));
 		return r;
 	}
 	r = table_lock_add(s, ep);
 	if (r < 0) {
-		zt_identities_put(s->ids, ep->identity);
+		ident_put(s, ep->identity);
 		zt_seterr(err, errlen, "out of memory");
 		return r;
 	}
@@ -339,11 +351,11 @@ undo_map:
 undo_policy:
 	table_lock_remove(s, ep);
 	republish(s, "endpoint-add-undo", e2, sizeof(e2));
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	return r;
 undo_table:
 	table_lock_remove(s, ep);
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	return r;
 }
 
@@ -358,13 +370,159 @@ void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why)
 	table_lock_remove(s, ep);
 	if (republish(s, "endpoint-del", err, sizeof(err)) < 0)
 		log_warn("endpoint_del_policy", "endpoint=%s error=\"%s\"", ep->qname, err);
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	log_info("endpoint_removed", "endpoint=%s ifname=%s ifindex=%d ip=%s why=%s", ep->qname,
 		 ep->ifname, ep->ifindex, addrs, why);
 	seg_audit_text(s, "endpoint.del", ep->qname, "why", why);
 	/* The event thread may still name it from an older record: names are copied under lock. */
 	zt_ep_free(ep);
 	save_state(s);
+}
+
+int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
+			  char *err, size_t errlen)
+{
+	struct zt_ep_relabel rl;
+	char labels[8192], q[8400], e2[512];
+	int r;
+
+	if (!ep->pending && zt_ep_meta_same(ep, m)) {
+		zt_ep_meta_free(m);
+		return 0;
+	}
+	r = zt_ep_relabel_begin(ep, s->ids, m, &rl, err, errlen);
+	if (r < 0) {
+		zt_ep_meta_free(m);
+		return r;
+	}
+	/* The generation that knows the new identity, still holding the old one's entries. */
+	r = republish(s, why, err, errlen);
+	if (r < 0) {
+		zt_ep_relabel_undo(ep, s->ids, &rl);
+		return r;
+	}
+	if (ep->identity != rl.old_id) {
+		r = ep_map_put(s, ep);
+		if (r < 0) {
+			zt_seterr(err, errlen, "cannot write the endpoints map: %s", strerror(-r));
+			zt_ep_relabel_undo(ep, s->ids, &rl);
+			if (republish(s, "endpoint-meta-undo", e2, sizeof(e2)) < 0)
+				log_warn("endpoint_meta_undo", "endpoint=%s error=\"%s\"",
+					 ep->qname, e2);
+			return r;
+		}
+	}
+	zt_ep_relabel_commit(ep, s->ids, &rl);
+	save_state(s);
+	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
+	log_info("endpoint_labels",
+		 "endpoint=%s identity=%u prev_identity=%u was_pending=%s labels=%s why=%s",
+		 ep->qname, ep->identity, rl.old_id, rl.was_pending ? "true" : "false",
+		 zt_log_quote(q, sizeof(q), labels), why);
+	{
+		char el[2100], d[2400];
+
+		zt_json_escape(labels, el, sizeof(el));
+		snprintf(
+			d, sizeof(d),
+			"{\"identity\":%u,\"prev_identity\":%u,\"was_pending\":%s,\"labels\":\"%s\",\"why\":\"%s\"}",
+			ep->identity, rl.old_id, rl.was_pending ? "true" : "false", el, why);
+		seg_audit(s, "endpoint.labels", ep->qname, d);
+	}
+	return 0;
+}
+
+int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, char *err,
+				 size_t errlen)
+{
+	struct zt_ep_meta meta;
+	struct zt_ep *ep;
+	int r;
+
+	if (!m || !m->ns || !m->name) {
+		zt_seterr(err, errlen, "pod metadata without namespace or name");
+		return -EINVAL;
+	}
+	ep = zt_ep_table_by_qname(&s->eps, m->ns, m->name);
+	if (!ep) {
+		zt_seterr(err, errlen, "no endpoint %s/%s on this node", m->ns, m->name);
+		return -ENOENT;
+	}
+	if (m->uid && *m->uid && *ep->pod_uid && strcmp(m->uid, ep->pod_uid)) {
+		zt_seterr(err, errlen, "endpoint %s belongs to pod UID %s, not %s", ep->qname,
+			  ep->pod_uid, m->uid);
+		return -ENOENT;
+	}
+	r = zt_ep_meta_from_pod(ep->ns, m, &meta, err, errlen);
+	if (r < 0)
+		return r;
+	return seg_endpoint_set_meta(s, ep, &meta, "kubernetes", err, errlen);
+}
+
+void zt_seg_set_pod_lookup(struct zt_seg *s, zt_seg_pod_lookup_fn fn, void *ctx)
+{
+	s->pod_lookup = fn;
+	s->pod_lookup_ctx = ctx;
+}
+
+/* ---- CNI DELs queued while the daemon was down ---- */
+
+#define SPOOL_TMP_MAX_AGE_S 600 /* a plugin writing a record takes milliseconds */
+
+static bool has_suffix(const char *name, const char *suf)
+{
+	size_t n = strlen(name), k = strlen(suf);
+
+	return n > k && !strcmp(name + n - k, suf);
+}
+
+void seg_cni_spool_apply(struct zt_seg *s)
+{
+	DIR *d = opendir(s->cni_spool_dir);
+	struct dirent *de;
+
+	if (!d) {
+		if (errno != ENOENT)
+			log_warn("cni_spool_unreadable", "dir=%s error=\"%s\"", s->cni_spool_dir,
+				 strerror(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		char path[sizeof(s->cni_spool_dir) + 300], err[4400], q[4600];
+		struct zt_cni_del del;
+		struct zt_ep *ep;
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", s->cni_spool_dir, de->d_name) >=
+			    sizeof(path))
+			continue;
+		if (!has_suffix(de->d_name, ZT_CNI_SPOOL_SUFFIX)) {
+			/* A plugin's temporary file, left by a crash mid-write. */
+			if (strstr(de->d_name, ZT_CNI_SPOOL_SUFFIX ".tmp.") &&
+			    lstat(path, &st) == 0 &&
+			    (uint64_t)st.st_mtime + SPOOL_TMP_MAX_AGE_S < zt_now_unix())
+				unlink(path);
+			continue;
+		}
+		if (zt_cni_spool_read(path, &del, err, sizeof(err)) < 0) {
+			log_error("cni_del_unreadable", "file=%s error=%s action=removed", path,
+				  zt_log_quote(q, sizeof(q), err));
+			unlink(path);
+			continue;
+		}
+		ep = zt_ep_table_by_container(&s->eps, del.container_id, del.ifname);
+		log_info(
+			"cni_del_applied",
+			"container_id=%s ifname=%s pod=%s/%s pod_uid=%s queued_unix=%llu endpoint=%s",
+			del.container_id, del.ifname, del.pod_ns[0] ? del.pod_ns : "-",
+			del.pod_name[0] ? del.pod_name : "-", del.pod_uid[0] ? del.pod_uid : "-",
+			(unsigned long long)del.queued_unix, ep ? ep->qname : "none");
+		if (ep)
+			seg_endpoint_remove(s, ep, "cni-del-queued");
+		unlink(path);
+	}
+	closedir(d);
 }
 
 /* ---- API ---- */
@@ -611,9 +769,14 @@ static int restore(struct zt_seg *s)
 			zt_ep_free(ep);
 			continue;
 		}
-		r = zt_identities_get(s->ids, &ep->ev.ls, ep->identity, &id);
-		if (r == -EEXIST)
-			r = zt_identities_get(s->ids, &ep->ev.ls, 0, &id);
+		if (ep->pending) {
+			id = ZT_ID_PENDING;
+			r = 0;
+		} else {
+			r = zt_identities_get(s->ids, &ep->ev.ls, ep->identity, &id);
+			if (r == -EEXIST)
+				r = zt_identities_get(s->ids, &ep->ev.ls, 0, &id);
+		}
 		if (r < 0 || zt_ep_table_add(&s->eps, ep) < 0) {
 			log_error("endpoint_restore_failed", "endpoint=%s", ep->qname);
 			zt_ep_free(ep);
@@ -647,6 +810,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	}
 	snprintf(s->state_path, sizeof(s->state_path), "%s/endpoints.cbor", cfg->state_dir);
+	snprintf(s->cni_spool_dir, sizeof(s->cni_spool_dir), "%s/%s", cfg->state_dir,
+		 ZT_CNI_SPOOL_SUBDIR);
 	r = zt_mkdir_p(cfg->state_dir, 0700);
 	if (r < 0) {
 		zt_seterr(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(-r));
@@ -743,6 +908,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 	}
 	s->st.endpoints = s->eps.n;
 	save_state(s);
+	/* DELs the CNI plugin queued while we were down: their endpoints go now. */
+	seg_cni_spool_apply(s);
 	*out = s;
 	return 0;
 fail:

@@ -72,6 +72,9 @@ struct zt_seg {
 	void *audit_ctx;
 	void (*observe)(void *ctx, double s);
 	void *observe_ctx;
+	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */
+	void *pod_lookup_ctx;
+	char cni_spool_dir[4096 + 32]; /* state_dir/cni-pending */
 
 	/* Shared with the ring-buffer thread. */
 	pthread_mutex_t lock;
@@ -95,6 +98,16 @@ void seg_audit_text(struct zt_seg *s, const char *kind, const char *subject, con
 int seg_reload(struct zt_seg *s, const char *why);
 int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errlen);
 void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why);
+/*
+ * New labels, namespace labels, ports and service account for ep (taking
+ * m's content on success; m is freed either way). A pending endpoint gets
+ * its label identity. 0 (also when nothing changed), or -errno with err;
+ * then ep is as it was and the policy in force unchanged.
+ */
+int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
+			  char *err, size_t errlen);
+/* Applies the CNI DELs queued in cni_spool_dir while the daemon was down. */
+void seg_cni_spool_apply(struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);

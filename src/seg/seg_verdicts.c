@@ -33,6 +33,10 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 		snprintf(buf, n, "host");
 		return;
 	}
+	if (id == ZT_ID_PENDING) {
+		snprintf(buf, n, "pending");
+		return;
+	}
 	if (id == ZT_ID_WORLD_V4 || id == ZT_ID_WORLD_V6) {
 		snprintf(buf, n, "world");
 		return;
@@ -163,6 +167,12 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
 	describe_rule(g, e->gen, e->rule_id, e->reason, f->rule, sizeof(f->rule));
+	/* Only the pending posture isolates ZT_ID_PENDING (polcompile.h). */
+	if (e->local_id == ZT_ID_PENDING && !e->rule_id &&
+	    (e->reason == ZT_REASON_DEFAULT_DENY || e->reason == ZT_REASON_NO_RULE))
+		snprintf(
+			f->rule, sizeof(f->rule),
+			"pending-posture: labels not known yet (kubernetes.pending_posture: deny)");
 	if (!seg_fx_ifname(s, (int)e->ifindex, f->ifname, sizeof(f->ifname)))
 		zt_ifname(e->ifindex, f->ifname, sizeof(f->ifname));
 	s->st.verdicts[f->verdict]++;

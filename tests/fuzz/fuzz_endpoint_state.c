@@ -26,6 +26,12 @@ static void same(const struct zt_ep *a, const struct zt_ep *b)
 		   "numbers of %s changed", a->qname);
 	FUZZ_CHECK(!strcmp(a->qname, b->qname) && !strcmp(a->ifname, b->ifname),
 		   "%s came back as %s", a->qname, b->qname);
+	FUZZ_CHECK(a->origin == b->origin && a->pending == b->pending &&
+			   !strcmp(a->pod_uid, b->pod_uid) &&
+			   !strcmp(a->container_id, b->container_id) &&
+			   !strcmp(a->cni_ifname, b->cni_ifname) &&
+			   !strcmp(a->service_account, b->service_account),
+		   "origin, pod or container of %s changed", a->qname);
 	FUZZ_CHECK(a->n_addrs == b->n_addrs && a->n_labels == b->n_labels &&
 			   a->n_ns_labels == b->n_ns_labels && a->n_ports == b->n_ports,
 		   "counts of %s changed", a->qname);

@@ -518,6 +518,71 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* The kubernetes: section (the watch's keys and the CNI plugin's pending posture). */
+static void test_kubernetes(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} k8s_bad[] = {
+		{ "kubernetes:\n  enabled: yes\n", "kubernetes.enabled: expected true or false" },
+		{ "kubernetes:\n  pending_posture: block\n",
+		  "kubernetes.pending_posture: expected deny or allow, got 'block'" },
+		{ "kubernetes:\n  node_name: Node_1\n", "kubernetes.node_name: expected" },
+		{ "kubernetes:\n  node_name: -node\n", "kubernetes.node_name" },
+		{ "kubernetes:\n  node_name: a..b\n", "kubernetes.node_name" },
+		{ "kubernetes:\n  kubeconfig: relative/kubeconfig\n",
+		  "kubernetes.kubeconfig: expected an absolute file path" },
+		{ "kubernetes:\n  watch: pods\n", "kubernetes" },
+	};
+	struct zt_config c;
+	char err[1024], node[ZT_K8S_NODE_NAME_MAX];
+
+	zt_config_defaults(&c);
+	assert_false(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "");
+	assert_string_equal(c.kubernetes.node_name, "");
+	assert_int_equal(c.kubernetes.pending_posture, ZT_PENDING_DENY);
+	assert_string_equal(zt_pending_posture_name(c.kubernetes.pending_posture), "deny");
+	assert_int_equal(load_str("kubernetes:\n"
+				  "  enabled: true\n"
+				  "  kubeconfig: \"\"\n"
+				  "  node_name: \"\"\n"
+				  "  pending_posture: deny\n",
+				  &c, err, sizeof(err)),
+			 0);
+	assert_true(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "");
+	assert_int_equal(load_str("kubernetes:\n"
+				  "  enabled: false\n"
+				  "  kubeconfig: /etc/ztagent/kubeconfig\n"
+				  "  node_name: worker-1.example\n"
+				  "  pending_posture: allow\n",
+				  &c, err, sizeof(err)),
+			 0);
+	assert_false(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "/etc/ztagent/kubeconfig");
+	assert_string_equal(c.kubernetes.node_name, "worker-1.example");
+	assert_int_equal(c.kubernetes.pending_posture, ZT_PENDING_ALLOW);
+	/* node_name wins over $NODE_NAME, which wins over the host name. */
+	setenv("NODE_NAME", "from-env", 1);
+	assert_int_equal(zt_config_k8s_node(&c, node, sizeof(node)), 0);
+	assert_string_equal(node, "worker-1.example");
+	c.kubernetes.node_name[0] = '\0';
+	assert_int_equal(zt_config_k8s_node(&c, node, sizeof(node)), 0);
+	assert_string_equal(node, "from-env");
+	setenv("NODE_NAME", "Not A Name", 1);
+	if (zt_config_k8s_node(&c, node, sizeof(node)) == 0)
+		assert_string_not_equal(node, "Not A Name");
+	unsetenv("NODE_NAME");
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(k8s_bad); i++) {
+		err[0] = '\0';
+		if (load_str(k8s_bad[i].yaml, &c, err, sizeof(err)) >= 0)
+			fail_msg("case %zu accepted: %s", i, k8s_bad[i].yaml);
+		if (!strstr(err, k8s_bad[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, k8s_bad[i].want);
+	}
+}
+
 /* A deterministic stream of bytes, for garbage that reproduces. */
 static uint32_t lcg(uint32_t *s)
 {
@@ -877,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_feature_log),
+		cmocka_unit_test(test_kubernetes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
