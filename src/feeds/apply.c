@@ -1,0 +1,1019 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Feed versions into the blocklist and the IOC maps as diffs, in chunks
+ * (see apply.h). The owner table is an open-addressing hash of every
+ * prefix some feed lists, with one bit per feed and direction and the IOC
+ * value last written, so deciding whether a prefix is new, shared or
+ * released costs no syscall.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/util.h"
+#include "feeds/apply.h"
+#include "ztagent.h"
+
+#define CHUNK_MIN 1024
+#define CHUNK_MAX 65536
+#define CHUNK_START 8192
+
+/* One prefix some feed lists. */
+struct own {
+	uint8_t used;
+	uint8_t fam; /* 0 IPv4, 1 IPv6 */
+	uint8_t plen;
+	uint8_t action; /* the IOC value written (dst != 0) */
+	uint16_t port;
+	uint16_t _pad;
+	uint32_t src; /* feeds listing it inbound */
+	uint32_t dst; /* feeds listing it outbound */
+	uint32_t feed_id; /* the IOC value written */
+	uint8_t addr[16];
+};
+
+struct own_table {
+	struct own *v;
+	size_t cap, n; /* cap: power of two */
+};
+
+struct fstate {
+	struct zt_feed_config fc;
+	struct zt_feed_result *cur; /* in force (written under lock) */
+	struct zt_feed_result *pending; /* waiting for its turn */
+	uint8_t pending_digest[32];
+	uint64_t pending_ns;
+	size_t n_src, n_dst;
+};
+
+enum { PH_ADD = 0, PH_DEL_SRC, PH_DEL_DST, PH_END };
+
+struct job {
+	bool on;
+	bool rollback; /* re-asserting cur after a refused version */
+	unsigned int idx;
+	struct zt_feed_result *nr; /* the version made present; == cur when rolling back */
+	size_t pos; /* PH_ADD: next entry of nr */
+	struct zt_cidr *gone[2]; /* released prefixes, inbound and outbound */
+	size_t n_gone[2], gpos[2];
+	int phase;
+	size_t cnt[2]; /* prefixes of nr per direction */
+	struct zt_feed_apply_report rep;
+	uint64_t t0;
+};
+
+/* An IOC map write waiting for the chunk's flush. */
+struct ioc_w {
+	struct zt_cidr c;
+	struct zt_ioc_val v;
+	bool is_new;
+};
+
+struct zt_feed_apply {
+	struct zt_feed_apply_maps m;
+	struct fstate f[ZT_MAX_FEEDS];
+	unsigned int n;
+	unsigned int next_rr; /* round robin over feeds with a pending version */
+	struct own_table t;
+	struct job j;
+	size_t chunk;
+	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
+	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
+	struct zt_ioc_state ioc_pub; /* as last written */
+	zt_feed_applied_fn done;
+	void *done_ctx;
+	pthread_mutex_t lock; /* f[].cur and j.nr pointers, for zt_feed_apply_reference */
+	/* chunk buffers */
+	struct zt_bl_feed_item *bl_add;
+	size_t n_bl_add;
+	struct zt_cidr *bl_del;
+	size_t n_bl_del;
+	struct ioc_w *ioc_add;
+	size_t n_ioc_add;
+	struct zt_cidr *ioc_del;
+	size_t n_ioc_del;
+	size_t buf_cap;
+};
+
+static int fam_of(const struct zt_cidr *c)
+{
+	return c->family == AF_INET ? 0 : 1;
+}
+
+static int cidr_cmp(const struct zt_cidr *a, const struct zt_cidr *b)
+{
+	int r;
+
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	r = memcmp(a->addr, b->addr, 16);
+	if (r)
+		return r;
+	return a->prefixlen < b->prefixlen ? -1 : a->prefixlen > b->prefixlen;
+}
+
+static bool cidr_eq(const struct zt_cidr *a, const struct zt_cidr *b)
+{
+	return a->family == b->family && a->prefixlen == b->prefixlen &&
+	       !memcmp(a->addr, b->addr, 16);
+}
+
+static bool is_host(const struct zt_cidr *c)
+{
+	return c->prefixlen == (c->family == AF_INET ? 32 : 128);
+}
+
+/* ---- the owner table ---- */
+
+static uint64_t own_hash(int fam, uint8_t plen, const uint8_t *addr)
+{
+	uint64_t a, b, h;
+
+	memcpy(&a, addr, 8);
+	memcpy(&b, addr + 8, 8);
+	h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0xC2B2AE3D27D4EB4FULL) * 0x165667B19E3779F9ULL ^
+	    ((uint64_t)plen << 8 | (uint64_t)fam);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static struct own *own_find(const struct own_table *t, const struct zt_cidr *c)
+{
+	int fam = fam_of(c);
+	size_t mask = t->cap - 1, i;
+
+	if (!t->cap)
+		return NULL;
+	for (i = own_hash(fam, c->prefixlen, c->addr) & mask; t->v[i].used; i = (i + 1) & mask)
+		if (t->v[i].fam == fam && t->v[i].plen == c->prefixlen &&
+		    !memcmp(t->v[i].addr, c->addr, 16))
+			return &t->v[i];
+	return NULL;
+}
+
+static int own_grow(struct own_table *t, size_t need)
+{
+	size_t cap = t->cap ? t->cap : 1024;
+	struct own *nv;
+
+	while (need * 10 > cap * 7)
+		cap <<= 1;
+	if (cap == t->cap)
+		return 0;
+	nv = calloc(cap, sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	for (size_t j = 0; j < t->cap; j++) {
+		size_t i;
+
+		if (!t->v[j].used)
+			continue;
+		i = own_hash(t->v[j].fam, t->v[j].plen, t->v[j].addr) & (cap - 1);
+		while (nv[i].used)
+			i = (i + 1) & (cap - 1);
+		nv[i] = t->v[j];
+	}
+	free(t->v);
+	t->v = nv;
+	t->cap = cap;
+	return 0;
+}
+
+static struct own *own_get(struct own_table *t, const struct zt_cidr *c)
+{
+	struct own *o = own_find(t, c);
+	size_t i, mask;
+
+	if (o)
+		return o;
+	if (own_grow(t, t->n + 1) < 0)
+		return NULL;
+	mask = t->cap - 1;
+	for (i = own_hash(fam_of(c), c->prefixlen, c->addr) & mask; t->v[i].used;
+	     i = (i + 1) & mask)
+		;
+	o = &t->v[i];
+	memset(o, 0, sizeof(*o));
+	o->used = 1;
+	o->fam = (uint8_t)fam_of(c);
+	o->plen = c->prefixlen;
+	memcpy(o->addr, c->addr, 16);
+	t->n++;
+	return o;
+}
+
+/* Backward-shift delete: no tombstones, lookups stay short. */
+static void own_remove(struct own_table *t, struct own *o)
+{
+	size_t mask = t->cap - 1, i = (size_t)(o - t->v), j = i;
+
+	t->v[i].used = 0;
+	t->n--;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (!t->v[j].used)
+			return;
+		home = own_hash(t->v[j].fam, t->v[j].plen, t->v[j].addr) & mask;
+		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+			t->v[i] = t->v[j];
+			t->v[j].used = 0;
+			i = j;
+		}
+	}
+}
+
+/* ---- versions ---- */
+
+/* First entry of r for prefix c (entries sorted by prefix, then port), or r->n. */
+static size_t group_of(const struct zt_feed_result *r, const struct zt_cidr *c)
+{
+	size_t lo = 0, hi = r ? r->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cidr_cmp(&r->entries[mid].cidr, c) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return r && lo < r->n && cidr_eq(&r->entries[lo].cidr, c) ? lo : (r ? r->n : 0);
+}
+
+/* The version of feed i that a job sees: the one it is making present, else the one in force. */
+static const struct zt_feed_result *version_of(const struct zt_feed_apply *a, unsigned int i)
+{
+	if (a->j.on && a->j.idx == i)
+		return a->j.nr;
+	return a->f[i].cur;
+}
+
+uint64_t zt_feed_apply_boot_ns(const struct zt_feed_apply *a, uint64_t valid_until)
+{
+	int64_t v;
+
+	if (!valid_until)
+		return 0;
+	v = (int64_t)(valid_until * 1000000000ULL) + a->boot_minus_unix_ns;
+	return v > 0 ? (uint64_t)v : 1;
+}
+
+/* What feed i says about c in direction dir: its latest expiry (boot ns, 0 = never) and port. */
+struct say {
+	bool found;
+	uint64_t exp;
+	uint16_t port; /* 0: every port */
+};
+
+static struct say feed_says(const struct zt_feed_apply *a, unsigned int i, const struct zt_cidr *c,
+			    uint8_t dir)
+{
+	const struct zt_feed_result *r = version_of(a, i);
+	struct say s = { 0 };
+	bool never = false, first = true;
+
+	for (size_t k = group_of(r, c); r && k < r->n && cidr_eq(&r->entries[k].cidr, c); k++) {
+		const struct zt_feed_entry *e = &r->entries[k];
+		uint64_t x;
+
+		if (!(e->dir & dir))
+			continue;
+		x = zt_feed_apply_boot_ns(a, e->valid_until);
+		never |= x == 0;
+		if (x > s.exp)
+			s.exp = x;
+		s.port = first ? e->port : (s.port == e->port ? s.port : 0);
+		first = false;
+		s.found = true;
+	}
+	if (never)
+		s.exp = 0;
+	return s;
+}
+
+/* The inbound expiry of c over its owners (the latest; none beats any). */
+static uint64_t merged_exp(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t owners,
+			   uint32_t *first_owner)
+{
+	uint64_t exp = 1;
+	bool any = false;
+
+	*first_owner = 0;
+	for (unsigned int i = 0; i < a->n; i++) {
+		struct say s;
+
+		if (!(owners & (1u << i)))
+			continue;
+		s = feed_says(a, i, c, ZT_FEED_SOURCE);
+		if (!s.found)
+			continue;
+		if (!*first_owner)
+			*first_owner = i + 1;
+		if (!s.exp)
+			return 0;
+		if (!any || s.exp > exp)
+			exp = s.exp;
+		any = true;
+	}
+	return any ? exp : 0;
+}
+
+/* The IOC value of c over its outbound owners: block over alert, one port only if all agree. */
+static void merged_ioc(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t owners,
+		       struct zt_ioc_val *v)
+{
+	bool first = true, block = false;
+	uint32_t first_any = 0, first_block = 0;
+
+	memset(v, 0, sizeof(*v));
+	for (unsigned int i = 0; i < a->n; i++) {
+		struct say s;
+
+		if (!(owners & (1u << i)))
+			continue;
+		s = feed_says(a, i, c, ZT_FEED_DESTINATION);
+		if (!s.found)
+			continue;
+		v->port = first ? s.port : (v->port == s.port ? v->port : 0);
+		first = false;
+		if (!first_any)
+			first_any = i + 1;
+		if (a->f[i].fc.action == ZT_FEED_BLOCK) {
+			block = true;
+			if (!first_block)
+				first_block = i + 1;
+		}
+	}
+	v->action = block ? ZT_IOC_BLOCK : ZT_IOC_ALERT;
+	v->feed_id = block ? first_block : first_any;
+	v->prefixlen = c->prefixlen;
+}
+
+/*
+ * The prefixes old lists in direction dir (within the feed's direction)
+ * and new does not: both are sorted, one merge pass.
+ */
+static int released(const struct zt_feed_result *old, const struct zt_feed_result *nw, uint8_t dir,
+		    struct zt_cidr **out, size_t *n)
+{
+	size_t i = 0, j = 0, m = 0, no = old ? old->n : 0, nn = nw ? nw->n : 0;
+	struct zt_cidr *v;
+
+	*out = NULL;
+	*n = 0;
+	if (!no)
+		return 0;
+	v = malloc(no * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	while (i < no) {
+		const struct zt_cidr *c = &old->entries[i].cidr;
+		uint8_t od = 0, nd = 0;
+		int cmp = 1;
+
+		for (; i < no && cidr_eq(&old->entries[i].cidr, c); i++)
+			od |= old->entries[i].dir;
+		while (j < nn && (cmp = cidr_cmp(&nw->entries[j].cidr, c)) < 0)
+			j++;
+		for (size_t k = j; cmp == 0 && k < nn && cidr_eq(&nw->entries[k].cidr, c); k++)
+			nd |= nw->entries[k].dir;
+		if ((od & dir) && !(nd & dir))
+			v[m++] = *c;
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
+/* ---- kernel writes ---- */
+
+static int ioc_fd(const struct zt_feed_apply *a, const struct zt_cidr *c)
+{
+	return is_host(c) ? a->m.ioc_host[fam_of(c)] : a->m.ioc_lpm[fam_of(c)];
+}
+
+static size_t ioc_key(const struct zt_cidr *c, void *key)
+{
+	if (c->family == AF_INET) {
+		struct zt_ip4_key *k = key;
+
+		k->prefixlen = c->prefixlen;
+		memcpy(k->addr, c->addr, 4);
+		return sizeof(*k);
+	}
+	struct zt_ip6_key *k6 = key;
+
+	k6->prefixlen = c->prefixlen;
+	memcpy(k6->addr, c->addr, 16);
+	return sizeof(*k6);
+}
+
+static int ioc_publish(struct zt_feed_apply *a)
+{
+	struct zt_ioc_state st = {
+		.host_v4_used = a->ioc_count[0][0] != 0,
+		.host_v6_used = a->ioc_count[1][0] != 0,
+		.lpm_v4_used = a->ioc_count[0][1] != 0,
+		.lpm_v6_used = a->ioc_count[1][1] != 0,
+	};
+	uint32_t zero = 0;
+
+	if (!memcmp(&st, &a->ioc_pub, sizeof(st)))
+		return 0;
+	if (bpf_map_update_elem(a->m.ioc_state, &zero, &st, BPF_ANY) < 0)
+		return -errno;
+	a->ioc_pub = st;
+	return 0;
+}
+
+/* Writes the chunk's IOC values (entries first, then the flags that make the program look). */
+static int ioc_flush_adds(struct zt_feed_apply *a)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < a->n_ioc_add; i++) {
+		struct ioc_w *w = &a->ioc_add[i];
+		uint8_t key[sizeof(struct zt_ip6_key)];
+
+		ioc_key(&w->c, key);
+		if (bpf_map_update_elem(ioc_fd(a, &w->c), key, &w->v, BPF_ANY) < 0) {
+			if (!r)
+				r = -errno;
+			continue;
+		}
+		if (w->is_new)
+			a->ioc_count[fam_of(&w->c)][!is_host(&w->c)]++;
+	}
+	a->n_ioc_add = 0;
+	if (!r)
+		r = ioc_publish(a);
+	else
+		ioc_publish(a);
+	return r;
+}
+
+/* Deletes the chunk's released IOC prefixes (a map whose last entry goes is unflagged first). */
+static void ioc_flush_dels(struct zt_feed_apply *a)
+{
+	for (size_t i = 0; i < a->n_ioc_del; i++) {
+		size_t *cnt = &a->ioc_count[fam_of(&a->ioc_del[i])][!is_host(&a->ioc_del[i])];
+
+		if (*cnt)
+			(*cnt)--;
+	}
+	ioc_publish(a);
+	for (size_t i = 0; i < a->n_ioc_del; i++) {
+		uint8_t key[sizeof(struct zt_ip6_key)];
+
+		ioc_key(&a->ioc_del[i], key);
+		bpf_map_delete_elem(ioc_fd(a, &a->ioc_del[i]), key);
+	}
+	a->n_ioc_del = 0;
+}
+
+static int flush(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	char err[256] = "";
+	int r = 0;
+
+	if (a->n_bl_add && a->m.bl) {
+		r = zt_blocklist_feed_add(a->m.bl, a->bl_add, a->n_bl_add, &j->rep.src, err,
+					  sizeof(err));
+		if (r < 0)
+			snprintf(j->rep.msg, sizeof(j->rep.msg), "inbound: %s", err);
+	}
+	a->n_bl_add = 0;
+	if (a->n_ioc_add) {
+		size_t before = a->n_ioc_add;
+		int e = ioc_flush_adds(a);
+
+		if (e < 0 && !r) {
+			r = e;
+			snprintf(j->rep.msg, sizeof(j->rep.msg),
+				 "outbound: cannot write the IOC maps (%zu entries): %s", before,
+				 strerror(-e));
+		}
+	}
+	if (a->n_bl_del && a->m.bl)
+		zt_blocklist_feed_del(a->m.bl, a->bl_del, a->n_bl_del, &j->rep.src);
+	a->n_bl_del = 0;
+	if (a->n_ioc_del)
+		ioc_flush_dels(a);
+	return r;
+}
+
+static int bufs_reserve(struct zt_feed_apply *a, size_t need)
+{
+	size_t cap = a->buf_cap;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap = cap ? cap * 2 : 4096;
+	{
+		void *p1 = realloc(a->bl_add, cap * sizeof(*a->bl_add));
+
+		if (!p1)
+			return -ENOMEM;
+		a->bl_add = p1;
+	}
+	{
+		void *p2 = realloc(a->bl_del, cap * sizeof(*a->bl_del));
+
+		if (!p2)
+			return -ENOMEM;
+		a->bl_del = p2;
+	}
+	{
+		void *p3 = realloc(a->ioc_add, cap * sizeof(*a->ioc_add));
+
+		if (!p3)
+			return -ENOMEM;
+		a->ioc_add = p3;
+	}
+	{
+		void *p4 = realloc(a->ioc_del, cap * sizeof(*a->ioc_del));
+
+		if (!p4)
+			return -ENOMEM;
+		a->ioc_del = p4;
+	}
+	a->buf_cap = cap;
+	return 0;
+}
+
+/* Queues c's outbound value when it differs from what the kernel holds. */
+static void queue_ioc(struct zt_feed_apply *a, struct own *o, const struct zt_cidr *c, bool was,
+		      struct job *j)
+{
+	struct zt_ioc_val v;
+
+	merged_ioc(a, c, o->dst, &v);
+	if (was && v.action == o->action && v.port == o->port && v.feed_id == o->feed_id) {
+		return;
+	}
+	o->action = v.action;
+	o->port = v.port;
+	o->feed_id = v.feed_id;
+	a->ioc_add[a->n_ioc_add++] = (struct ioc_w){ .c = *c, .v = v, .is_new = !was };
+	if (was)
+		j->rep.dst_updated++;
+	else
+		j->rep.dst_added++;
+}
+
+/* ---- jobs ---- */
+
+/* One chunk of the add phase: every prefix of the new version made present. 1: phase done. */
+static int chunk_add(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	const struct zt_feed_result *r = j->nr;
+	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
+	uint32_t bit = 1u << j->idx;
+	size_t g;
+
+	for (g = 0; r && g < a->chunk && j->pos < r->n; g++) {
+		const struct zt_cidr *c = &r->entries[j->pos].cidr;
+		uint8_t dirs = 0;
+		struct own *o;
+
+		for (; j->pos < r->n && cidr_eq(&r->entries[j->pos].cidr, c); j->pos++)
+			dirs |= r->entries[j->pos].dir;
+		dirs &= fdir;
+		if (!dirs)
+			continue;
+		o = own_get(&a->t, c);
+		if (!o) {
+			snprintf(j->rep.msg, sizeof(j->rep.msg),
+				 "out of memory for the owner table");
+			return -ENOMEM;
+		}
+		if ((dirs & ZT_FEED_SOURCE) && a->m.bl) {
+			struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
+
+			o->src |= bit;
+			it->cidr = *c;
+			it->expires_ns = merged_exp(a, c, o->src, &it->feed_id);
+			j->cnt[0]++;
+		}
+		if ((dirs & ZT_FEED_DESTINATION) && a->m.ioc_state >= 0) {
+			bool was = o->dst != 0;
+
+			o->dst |= bit;
+			queue_ioc(a, o, c, was, j);
+			j->cnt[1]++;
+		}
+		if (!o->src && !o->dst)
+			own_remove(&a->t, o);
+	}
+	return !r || j->pos >= r->n;
+}
+
+/* One chunk of releases in direction d (0 inbound, 1 outbound). 1: phase done. */
+static int chunk_del(struct zt_feed_apply *a, int d)
+{
+	struct job *j = &a->j;
+	uint32_t bit = 1u << j->idx;
+	size_t g;
+
+	for (g = 0; g < a->chunk && j->gpos[d] < j->n_gone[d]; g++) {
+		const struct zt_cidr *c = &j->gone[d][j->gpos[d]++];
+		struct own *o = own_find(&a->t, c);
+
+		if (!o)
+			continue;
+		if (d == 0) {
+			if (!(o->src & bit))
+				continue;
+			o->src &= ~bit;
+			if (!o->src) {
+				a->bl_del[a->n_bl_del++] = *c;
+			} else {
+				struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
+
+				it->cidr = *c;
+				it->expires_ns = merged_exp(a, c, o->src, &it->feed_id);
+			}
+		} else {
+			if (!(o->dst & bit))
+				continue;
+			o->dst &= ~bit;
+			if (!o->dst) {
+				a->ioc_del[a->n_ioc_del++] = *c;
+				j->rep.dst_removed++;
+			} else {
+				queue_ioc(a, o, c, true, j);
+			}
+		}
+		if (!o->src && !o->dst)
+			own_remove(&a->t, o);
+	}
+	return j->gpos[d] >= j->n_gone[d];
+}
+
+static void job_free_lists(struct job *j)
+{
+	for (int d = 0; d < 2; d++) {
+		free(j->gone[d]);
+		j->gone[d] = NULL;
+		j->n_gone[d] = j->gpos[d] = 0;
+	}
+}
+
+/* Sets up the release lists of job j: what old lists and j->nr does not. */
+static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old)
+{
+	struct job *j = &a->j;
+	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
+	int r = 0;
+
+	job_free_lists(j);
+	if (fdir & ZT_FEED_SOURCE)
+		r = released(old, j->nr, ZT_FEED_SOURCE, &j->gone[0], &j->n_gone[0]);
+	if (r == 0 && (fdir & ZT_FEED_DESTINATION))
+		r = released(old, j->nr, ZT_FEED_DESTINATION, &j->gone[1], &j->n_gone[1]);
+	j->pos = 0;
+	j->phase = PH_ADD;
+	j->cnt[0] = j->cnt[1] = 0;
+	return r;
+}
+
+static bool start_next(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+
+	for (unsigned int k = 0; k < a->n; k++) {
+		unsigned int i = (a->next_rr + k) % a->n;
+		struct fstate *f = &a->f[i];
+
+		if (!f->pending)
+			continue;
+		a->next_rr = (i + 1) % a->n;
+		memset(&j->rep, 0, sizeof(j->rep));
+		j->rep.index = i;
+		memcpy(j->rep.digest, f->pending_digest, sizeof(j->rep.digest));
+		j->t0 = f->pending_ns;
+		j->idx = i;
+		j->rollback = false;
+		pthread_mutex_lock(&a->lock);
+		j->nr = f->pending;
+		j->on = true;
+		pthread_mutex_unlock(&a->lock);
+		f->pending = NULL;
+		if (job_prepare(a, f->cur) < 0) {
+			/* No memory for the diff: the version waits for the next step. */
+			pthread_mutex_lock(&a->lock);
+			f->pending = j->nr;
+			j->nr = NULL;
+			j->on = false;
+			pthread_mutex_unlock(&a->lock);
+			return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* A refused version: release what it added, re-assert the one in force. */
+static void job_rollback(struct zt_feed_apply *a, int err)
+{
+	struct job *j = &a->j;
+	struct fstate *f = &a->f[j->idx];
+	struct zt_feed_result *failed = j->nr;
+
+	j->rep.ok = false;
+	j->rep.err = err;
+	if (j->rollback)
+		return; /* already rolling back: go on releasing */
+	pthread_mutex_lock(&a->lock);
+	j->nr = f->cur;
+	pthread_mutex_unlock(&a->lock);
+	j->rollback = true;
+	if (job_prepare(a, failed) < 0) {
+		/* Without the lists the entries it added stay until its next version. */
+		j->phase = PH_END;
+	}
+	zt_feed_result_free(failed);
+	free(failed);
+}
+
+static void job_finish(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	struct fstate *f = &a->f[j->idx];
+	struct zt_feed_result *old = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	if (!j->rollback) {
+		old = f->cur;
+		f->cur = j->nr;
+		f->n_src = j->cnt[0];
+		f->n_dst = j->cnt[1];
+		j->rep.ok = true;
+	}
+	j->nr = NULL;
+	j->on = false;
+	pthread_mutex_unlock(&a->lock);
+	if (old) {
+		zt_feed_result_free(old);
+		free(old);
+	}
+	job_free_lists(j);
+	j->rep.src_entries = f->n_src;
+	j->rep.dst_entries = f->n_dst;
+	j->rep.apply_ns = zt_now_mono_ns() - j->t0;
+	if (a->done)
+		a->done(a->done_ctx, &j->rep);
+}
+
+/* One chunk of the job: 1 when it is over. */
+static int job_chunk(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	int r = 0, done = 0;
+
+	if (bufs_reserve(a, a->chunk) < 0) {
+		snprintf(j->rep.msg, sizeof(j->rep.msg), "out of memory for a chunk");
+		job_rollback(a, -ENOMEM);
+		return 0;
+	}
+	switch (j->phase) {
+	case PH_ADD:
+		done = chunk_add(a);
+		break;
+	case PH_DEL_SRC:
+		done = chunk_del(a, 0);
+		break;
+	case PH_DEL_DST:
+		done = chunk_del(a, 1);
+		break;
+	default:
+		return 1;
+	}
+	if (done < 0) {
+		r = done;
+		done = 0;
+	}
+	if (r == 0)
+		r = flush(a);
+	else
+		flush(a);
+	if (r < 0) {
+		/* Adds the maps refused: back to the version in force. */
+		job_rollback(a, r);
+		return 0;
+	}
+	if (done)
+		j->phase++;
+	return j->phase >= PH_END;
+}
+
+bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
+{
+	uint64_t t0 = zt_now_mono_ns(), now = t0, js = t0;
+
+	if (!a->j.on && !start_next(a))
+		return false;
+	do {
+		uint64_t c0 = now, dt;
+		int over = job_chunk(a);
+
+		now = zt_now_mono_ns();
+		dt = now - c0;
+		a->j.rep.work_ns += dt;
+		/* As many groups per chunk as a fraction of the budget allows. */
+		if (dt < budget_ns / 8 && a->chunk < CHUNK_MAX)
+			a->chunk *= 2;
+		else if (dt > budget_ns / 2 && a->chunk > CHUNK_MIN)
+			a->chunk /= 2;
+		if (over) {
+			a->j.rep.steps++;
+			if (now - js > a->j.rep.longest_step_ns)
+				a->j.rep.longest_step_ns = now - js;
+			job_finish(a);
+			if (!start_next(a))
+				return false;
+			js = now;
+		}
+	} while (now - t0 < budget_ns);
+	a->j.rep.steps++;
+	if (now - js > a->j.rep.longest_step_ns)
+		a->j.rep.longest_step_ns = now - js;
+	return true;
+}
+
+bool zt_feed_apply_busy(const struct zt_feed_apply *a)
+{
+	if (a->j.on)
+		return true;
+	for (unsigned int i = 0; i < a->n; i++)
+		if (a->f[i].pending)
+			return true;
+	return false;
+}
+
+int zt_feed_apply_submit(struct zt_feed_apply *a, unsigned int idx, struct zt_feed_result *r,
+			 const uint8_t digest[32], uint64_t submit_ns)
+{
+	struct fstate *f;
+
+	if (idx >= a->n || !r) {
+		if (r) {
+			zt_feed_result_free(r);
+			free(r);
+		}
+		return idx >= a->n ? -ENOENT : -EINVAL;
+	}
+	f = &a->f[idx];
+	if (f->pending) {
+		zt_feed_result_free(f->pending);
+		free(f->pending);
+	}
+	f->pending = r;
+	memcpy(f->pending_digest, digest, sizeof(f->pending_digest));
+	f->pending_ns = submit_ns ? submit_ns : zt_now_mono_ns();
+	return 0;
+}
+
+void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,
+			  uint32_t *dst)
+{
+	const struct own *o = own_find(&a->t, c);
+
+	*src = o ? o->src : 0;
+	*dst = o ? o->dst : 0;
+}
+
+const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx)
+{
+	return idx < a->n ? a->f[idx].cur : NULL;
+}
+
+void zt_feed_apply_counts(const struct zt_feed_apply *a, unsigned int idx, size_t *src, size_t *dst)
+{
+	*src = idx < a->n ? a->f[idx].n_src : 0;
+	*dst = idx < a->n ? a->f[idx].n_dst : 0;
+}
+
+static int ref_in(const struct zt_feed_result *r, const struct zt_cidr *c, char *ref, size_t n)
+{
+	size_t k = group_of(r, c);
+
+	if (!r || k >= r->n)
+		return -ENOENT;
+	for (size_t i = k; i < r->n && cidr_eq(&r->entries[i].cidr, c); i++)
+		if (r->entries[i].ref) {
+			snprintf(ref, n, "%s", zt_feed_ref(r, &r->entries[i]));
+			return 0;
+		}
+	snprintf(ref, n, "%s", "");
+	return 0;
+}
+
+int zt_feed_apply_reference(struct zt_feed_apply *a, unsigned int idx, const struct zt_cidr *c,
+			    char *ref, size_t n)
+{
+	int r = -ENOENT;
+
+	if (idx >= a->n)
+		return -ENOENT;
+	pthread_mutex_lock(&a->lock);
+	if (a->j.on && a->j.idx == idx)
+		r = ref_in(a->j.nr, c, ref, n);
+	if (r < 0)
+		r = ref_in(a->f[idx].cur, c, ref, n);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* Entries an earlier agent left in the IOC maps: counted, so flags and deletes stay right. */
+static void ioc_recount(struct zt_feed_apply *a)
+{
+	for (int fam = 0; fam < 2; fam++)
+		for (int t = 0; t < 2; t++) {
+			int fd = t ? a->m.ioc_lpm[fam] : a->m.ioc_host[fam];
+			uint8_t k[sizeof(struct zt_ip6_key)], nk[sizeof(struct zt_ip6_key)];
+			void *prev = NULL;
+
+			if (fd < 0)
+				continue;
+			while (bpf_map_get_next_key(fd, prev, nk) == 0) {
+				memcpy(k, nk, sizeof(k));
+				prev = k;
+				a->ioc_count[fam][t]++;
+			}
+		}
+}
+
+int zt_feed_apply_init(struct zt_feed_apply **out, const struct zt_feed_apply_maps *maps,
+		       const struct zt_feed_config *feeds, unsigned int n, zt_feed_applied_fn done,
+		       void *ctx)
+{
+	struct zt_feed_apply *a;
+
+	if (n > ZT_MAX_FEEDS)
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->m = *maps;
+	a->n = n;
+	for (unsigned int i = 0; i < n; i++)
+		a->f[i].fc = feeds[i];
+	a->chunk = CHUNK_START;
+	a->done = done;
+	a->done_ctx = ctx;
+	a->boot_minus_unix_ns =
+		(int64_t)zt_now_boot_ns() - (int64_t)(zt_now_unix() * 1000000000ULL);
+	pthread_mutex_init(&a->lock, NULL);
+	if (a->m.ioc_state >= 0) {
+		uint32_t zero = 0;
+
+		ioc_recount(a);
+		if (bpf_map_lookup_elem(a->m.ioc_state, &zero, &a->ioc_pub) < 0)
+			memset(&a->ioc_pub, 0, sizeof(a->ioc_pub));
+		ioc_publish(a);
+	}
+	*out = a;
+	return 0;
+}
+
+void zt_feed_apply_stop(struct zt_feed_apply *a)
+{
+	if (!a)
+		return;
+	for (unsigned int i = 0; i < a->n; i++) {
+		if (a->f[i].cur) {
+			zt_feed_result_free(a->f[i].cur);
+			free(a->f[i].cur);
+		}
+		if (a->f[i].pending) {
+			zt_feed_result_free(a->f[i].pending);
+			free(a->f[i].pending);
+		}
+	}
+	if (a->j.on && a->j.nr && !a->j.rollback) {
+		zt_feed_result_free(a->j.nr);
+		free(a->j.nr);
+	}
+	job_free_lists(&a->j);
+	free(a->t.v);
+	free(a->bl_add);
+	free(a->bl_del);
+	free(a->ioc_add);
+	free(a->ioc_del);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
