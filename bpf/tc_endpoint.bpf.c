@@ -241,7 +241,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->ep_id = ep->ep_id;
 			ct->gen = gen;
 			/* A policy change never lets a flow to a blocked IOC through. */
-			zt_ioc_judge(&key, ct->dir, ct);
+			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
@@ -255,7 +255,6 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	{
 		struct zt_pol_query q = {};
 		struct zt_ct_val v = {};
-		const struct zt_ioc_val *iv;
 
 		tc_query_fill(&q, &key, dir, gen, ep->identity);
 		zt_pol_eval(&q);
@@ -276,10 +275,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		v.state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
 		if (key.proto == IPPROTO_TCP)
 			v.flags_seen[0] = t.p.tcp_flags;
-		iv = zt_ioc_judge(&key, dir, &v);
+		zt_ioc_judge(&key, &v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		bpf_map_update_elem(&conntrack, &key, &v, BPF_ANY);
-		if (iv)
-			zt_ioc_emit(&key, &v, iv, t.p.tcp_flags, len);
 		tc_emit(&key, &v, t.p.tcp_flags, 0, len);
 		return tc_verdict(tc_stat_of(&v, 1), v.verdict, len);
 	}

@@ -106,34 +106,6 @@ static __always_inline const struct zt_ioc_val *zt_ioc_lookup(__u8 family, const
 	}
 }
 
-/*
- * The IOC verdict on flow k, first seen in direction dir, whose policy
- * verdict is in v: only a pod's egress is looked at. An entry with a port
- * matches flows to that port only (so never a flow without ports). With
- * action block the flow is denied, whatever the policy said, audit mode
- * included. Returns the entry that matched, or NULL.
- */
-static __always_inline const struct zt_ioc_val *zt_ioc_judge(const struct zt_ct_key *k, __u8 dir,
-							     struct zt_ct_val *v)
-{
-	const struct zt_ioc_val *iv;
-
-	if (dir != ZT_DIR_EGRESS)
-		return NULL;
-	iv = zt_ioc_lookup(k->family, k->daddr);
-	if (!iv)
-		return NULL;
-	if (iv->port && (zt_proto_is_icmp(k->proto) || iv->port != k->dport))
-		return NULL;
-	if (iv->action == ZT_IOC_BLOCK) {
-		v->verdict = ZT_VERDICT_DENY;
-		v->reason = ZT_REASON_IOC;
-		v->audit = 0;
-		v->rule_id = ZT_RULE_NONE;
-	}
-	return iv;
-}
-
 /* Counts a new flow that met an IOC and reports it (a failed reserve is counted, never waits). */
 static __always_inline void zt_ioc_emit(const struct zt_ct_key *k, const struct zt_ct_val *v,
 					const struct zt_ioc_val *iv, __u8 tcp_flags, __u32 len)
@@ -166,6 +138,40 @@ static __always_inline void zt_ioc_emit(const struct zt_ct_key *k, const struct 
 	__builtin_memcpy(e->daddr, k->daddr, sizeof(e->daddr));
 	bpf_ringbuf_submit(e, 0);
 	zt_evstat(ZT_EVS_EMITTED);
+}
+
+#define ZT_IOC_EMIT 0x100 /* zt_ioc_judge flags: report a match (a new flow) */
+
+/*
+ * The IOC verdict on flow k (its original direction), whose policy verdict
+ * is in v: only a pod's egress (flags & 0xff == ZT_DIR_EGRESS) is looked at.
+ * An entry with a port matches flows to that port only (so never a flow
+ * without ports). Action block denies the flow whatever the policy said,
+ * audit mode included. With ZT_IOC_EMIT a match is counted and reported.
+ * Returns 1 on a match. A function of its own (verified once, with its own
+ * stack frame), so the caller's frame does not grow by its keys.
+ */
+__noinline int zt_ioc_judge(const struct zt_ct_key *k, struct zt_ct_val *v, __u32 flags,
+			    __u32 tcp_flags, __u32 len)
+{
+	const struct zt_ioc_val *iv;
+
+	if (!k || !v || (flags & 0xff) != ZT_DIR_EGRESS)
+		return 0;
+	iv = zt_ioc_lookup(k->family, k->daddr);
+	if (!iv)
+		return 0;
+	if (iv->port && (zt_proto_is_icmp(k->proto) || iv->port != k->dport))
+		return 0;
+	if (iv->action == ZT_IOC_BLOCK) {
+		v->verdict = ZT_VERDICT_DENY;
+		v->reason = ZT_REASON_IOC;
+		v->audit = 0;
+		v->rule_id = ZT_RULE_NONE;
+	}
+	if (flags & ZT_IOC_EMIT)
+		zt_ioc_emit(k, v, iv, (__u8)tcp_flags, len);
+	return 1;
 }
 
 #endif /* ZT_BPF_IOC_H */
