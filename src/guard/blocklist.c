@@ -1051,7 +1051,8 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 	/* Values in the order of their keys: a length's place is decided once, above. */
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++)
-			if (nk[f][t] && !(vals[f][t] = malloc(nk[f][t] * sizeof(**vals)))) {
+			if (nk[f][t] &&
+			    !(vals[f][t] = malloc(nk[f][t] * sizeof(struct zt_block_entry)))) {
 				r = -ENOMEM;
 				snprintf(err, errlen, "out of memory for %zu entries", n);
 				goto rollback_mirror;

@@ -160,10 +160,9 @@ static int teardown(void **state)
 /* An IOC entry as the daemon writes it: hosts in the hash map, prefixes in the trie. */
 static void ioc_add(struct env *e, const char *a, int plen, __u32 feed_id, __u8 action, __u16 port)
 {
-	struct zt_ioc_val v = { .feed_id = feed_id,
-				.prefixlen = (__u32)plen,
-				.port = port,
-				.action = action };
+	struct zt_ioc_val v = {
+		.feed_id = feed_id, .prefixlen = (__u32)plen, .port = port, .action = action
+	};
 	bool v6 = strchr(a, ':') != NULL, host = plen == (v6 ? 128 : 32);
 	int fd;
 
@@ -195,8 +194,8 @@ static void ioc_state(struct env *e, __u32 h4, __u32 h6, __u32 l4, __u32 l6)
 			 0);
 }
 
-static int run(struct env *e, struct bpf_program *prog, const char *src, const char *dst,
-	       int proto, int sport, int dport)
+static int run(struct env *e, struct bpf_program *prog, const char *src, const char *dst, int proto,
+	       int sport, int dport)
 {
 	struct pg_spec g = { .family = strchr(src, ':') ? 6 : 4,
 			     .src = src,
@@ -207,8 +206,7 @@ static int run(struct env *e, struct bpf_program *prog, const char *src, const c
 			     .payload = 10 };
 	struct pg_pkt p;
 	struct __sk_buff ctx = { .ifindex = if_pod };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-		    .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
 	assert_int_equal(pg_build(&g, &p), 0);
 	if (proto == IPPROTO_TCP)
@@ -352,8 +350,7 @@ static void test_policy_change_keeps_block(void **state)
 			     .payload = 10 };
 	struct pg_pkt p;
 	struct __sk_buff ctx = { .ifindex = if_pod };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-		    .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 
 	ioc_add(e, C2_4, 32, 1, ZT_IOC_BLOCK, 0);
 	ioc_state(e, 1, 0, 0, 0);
