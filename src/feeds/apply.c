@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Feed versions into the blocklist and the IOC maps as diffs, in chunks
- * (see apply.h). The owner table is an open-addressing hash of every
- * prefix some feed lists, with one bit per feed and direction and the IOC
- * value last written, so deciding whether a prefix is new, shared or
- * released costs no syscall.
+ * (see apply.h). Who lists a prefix is read from the versions themselves:
+ * each is sorted by prefix, and a job walks its prefixes in that order with
+ * a forward cursor into every other feed's version, so the owners of a
+ * prefix, and the values the kernel holds for it before and after the job,
+ * cost a few comparisons and no memory written. (Writes are what costs
+ * here: a big hash of owners touched at random made every page a fault.)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,25 +26,6 @@
 #define CHUNK_MAX 65536
 #define CHUNK_START 8192
 
-/* One prefix some feed lists. */
-struct own {
-	uint8_t used;
-	uint8_t fam; /* 0 IPv4, 1 IPv6 */
-	uint8_t plen;
-	uint8_t action; /* the IOC value written (dst != 0) */
-	uint16_t port;
-	uint16_t _pad;
-	uint32_t src; /* feeds listing it inbound */
-	uint32_t dst; /* feeds listing it outbound */
-	uint32_t feed_id; /* the IOC value written */
-	uint8_t addr[16];
-};
-
-struct own_table {
-	struct own *v;
-	size_t cap, n; /* cap: power of two */
-};
-
 struct fstate {
 	struct zt_feed_config fc;
 	struct zt_feed_result *cur; /* in force (written under lock) */
@@ -52,6 +35,12 @@ struct fstate {
 	size_t n_src, n_dst;
 };
 
+/* A position in a sorted version; it moves forward as a job walks prefixes in order. */
+struct cursor {
+	const struct zt_feed_result *r;
+	size_t pos;
+};
+
 enum { PH_ADD = 0, PH_DEL_SRC, PH_DEL_DST, PH_END };
 
 struct job {
@@ -59,6 +48,10 @@ struct job {
 	bool rollback; /* re-asserting cur after a refused version */
 	unsigned int idx;
 	struct zt_feed_result *nr; /* the version made present; == cur when rolling back */
+	struct zt_feed_result *failed; /* rolling back: the refused version (the "old" one) */
+	const struct zt_feed_result *old; /* what the kernel holds for this feed before the job */
+	struct cursor cn, co; /* into nr and old */
+	struct cursor others[ZT_MAX_FEEDS]; /* into the other feeds' versions in force */
 	size_t pos; /* PH_ADD: next entry of nr */
 	struct zt_cidr *gone[2]; /* released prefixes, inbound and outbound */
 	size_t n_gone[2], gpos[2];
@@ -80,7 +73,6 @@ struct zt_feed_apply {
 	struct fstate f[ZT_MAX_FEEDS];
 	unsigned int n;
 	unsigned int next_rr; /* round robin over feeds with a pending version */
-	struct own_table t;
 	struct job j;
 	size_t chunk;
 	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
@@ -129,134 +121,7 @@ static bool is_host(const struct zt_cidr *c)
 	return c->prefixlen == (c->family == AF_INET ? 32 : 128);
 }
 
-/* ---- the owner table ---- */
-
-static uint64_t own_hash(int fam, uint8_t plen, const uint8_t *addr)
-{
-	uint64_t a, b, h;
-
-	memcpy(&a, addr, 8);
-	memcpy(&b, addr + 8, 8);
-	h = a * 0x9E3779B97F4A7C15ULL ^ (b + 0xC2B2AE3D27D4EB4FULL) * 0x165667B19E3779F9ULL ^
-	    ((uint64_t)plen << 8 | (uint64_t)fam);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static struct own *own_find(const struct own_table *t, const struct zt_cidr *c)
-{
-	int fam = fam_of(c);
-	size_t mask = t->cap - 1, i;
-
-	if (!t->cap)
-		return NULL;
-	for (i = own_hash(fam, c->prefixlen, c->addr) & mask; t->v[i].used; i = (i + 1) & mask)
-		if (t->v[i].fam == fam && t->v[i].plen == c->prefixlen &&
-		    !memcmp(t->v[i].addr, c->addr, 16))
-			return &t->v[i];
-	return NULL;
-}
-
-static int own_grow(struct own_table *t, size_t need)
-{
-	size_t cap = t->cap ? t->cap : 1024;
-	struct own *nv;
-
-	while (need * 10 > cap * 7)
-		cap <<= 1;
-	if (cap == t->cap)
-		return 0;
-	nv = calloc(cap, sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	for (size_t j = 0; j < t->cap; j++) {
-		size_t i;
-
-		if (!t->v[j].used)
-			continue;
-		i = own_hash(t->v[j].fam, t->v[j].plen, t->v[j].addr) & (cap - 1);
-		while (nv[i].used)
-			i = (i + 1) & (cap - 1);
-		nv[i] = t->v[j];
-	}
-	free(t->v);
-	t->v = nv;
-	t->cap = cap;
-	return 0;
-}
-
-static struct own *own_get(struct own_table *t, const struct zt_cidr *c)
-{
-	struct own *o = own_find(t, c);
-	size_t i, mask;
-
-	if (o)
-		return o;
-	if (own_grow(t, t->n + 1) < 0)
-		return NULL;
-	mask = t->cap - 1;
-	for (i = own_hash(fam_of(c), c->prefixlen, c->addr) & mask; t->v[i].used;
-	     i = (i + 1) & mask)
-		;
-	o = &t->v[i];
-	memset(o, 0, sizeof(*o));
-	o->used = 1;
-	o->fam = (uint8_t)fam_of(c);
-	o->plen = c->prefixlen;
-	memcpy(o->addr, c->addr, 16);
-	t->n++;
-	return o;
-}
-
-/* Backward-shift delete: no tombstones, lookups stay short. */
-static void own_remove(struct own_table *t, struct own *o)
-{
-	size_t mask = t->cap - 1, i = (size_t)(o - t->v), j = i;
-
-	t->v[i].used = 0;
-	t->n--;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!t->v[j].used)
-			return;
-		home = own_hash(t->v[j].fam, t->v[j].plen, t->v[j].addr) & mask;
-		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-			t->v[i] = t->v[j];
-			t->v[j].used = 0;
-			i = j;
-		}
-	}
-}
-
 /* ---- versions ---- */
-
-/* First entry of r for prefix c (entries sorted by prefix, then port), or r->n. */
-static size_t group_of(const struct zt_feed_result *r, const struct zt_cidr *c)
-{
-	size_t lo = 0, hi = r ? r->n : 0;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (cidr_cmp(&r->entries[mid].cidr, c) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return r && lo < r->n && cidr_eq(&r->entries[lo].cidr, c) ? lo : (r ? r->n : 0);
-}
-
-/* The version of feed i that a job sees: the one it is making present, else the one in force. */
-static const struct zt_feed_result *version_of(const struct zt_feed_apply *a, unsigned int i)
-{
-	if (a->j.on && a->j.idx == i)
-		return a->j.nr;
-	return a->f[i].cur;
-}
 
 uint64_t zt_feed_apply_boot_ns(const struct zt_feed_apply *a, uint64_t valid_until)
 {
@@ -268,22 +133,52 @@ uint64_t zt_feed_apply_boot_ns(const struct zt_feed_apply *a, uint64_t valid_unt
 	return v > 0 ? (uint64_t)v : 1;
 }
 
-/* What feed i says about c in direction dir: its latest expiry (boot ns, 0 = never) and port. */
+/*
+ * First entry of prefix c in the cursor's version, or r->n. Forward from
+ * the last answer a few steps, then by bisection; a prefix before the
+ * cursor starts over (never in a job's walk, which is in order).
+ */
+static size_t cur_find(struct cursor *k, const struct zt_cidr *c)
+{
+	const struct zt_feed_result *r = k->r;
+	size_t lo = k->pos, hi;
+
+	if (!r || !r->n)
+		return 0;
+	if (lo > r->n || (lo > 0 && cidr_cmp(&r->entries[lo - 1].cidr, c) >= 0))
+		lo = 0;
+	for (int s = 0; s < 8 && lo < r->n && cidr_cmp(&r->entries[lo].cidr, c) < 0; s++)
+		lo++;
+	hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cidr_cmp(&r->entries[mid].cidr, c) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	k->pos = lo;
+	return lo < r->n && cidr_eq(&r->entries[lo].cidr, c) ? lo : r->n;
+}
+
+/* What one version says about c in direction dir. */
 struct say {
 	bool found;
-	uint64_t exp;
+	uint64_t exp; /* boot ns; 0 = never */
 	uint16_t port; /* 0: every port */
+	const char *ref;
 };
 
-static struct say feed_says(const struct zt_feed_apply *a, unsigned int i, const struct zt_cidr *c,
-			    uint8_t dir)
+static struct say feed_says(const struct zt_feed_apply *a, struct cursor *k,
+			    const struct zt_cidr *c, uint8_t dir)
 {
-	const struct zt_feed_result *r = version_of(a, i);
+	const struct zt_feed_result *r = k->r;
 	struct say s = { 0 };
 	bool never = false, first = true;
 
-	for (size_t k = group_of(r, c); r && k < r->n && cidr_eq(&r->entries[k].cidr, c); k++) {
-		const struct zt_feed_entry *e = &r->entries[k];
+	for (size_t i = cur_find(k, c); r && i < r->n && cidr_eq(&r->entries[i].cidr, c); i++) {
+		const struct zt_feed_entry *e = &r->entries[i];
 		uint64_t x;
 
 		if (!(e->dir & dir))
@@ -301,62 +196,68 @@ static struct say feed_says(const struct zt_feed_apply *a, unsigned int i, const
 	return s;
 }
 
-/* The inbound expiry of c over its owners (the latest; none beats any). */
-static uint64_t merged_exp(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t owners,
-			   uint32_t *first_owner)
-{
-	uint64_t exp = 1;
-	bool any = false;
+/* What the kernel holds for c in one direction, over every feed listing it there. */
+struct merged {
+	bool any;
+	uint64_t exp; /* inbound: the latest expiry (0 = never beats any) */
+	uint32_t first; /* the first feed listing it (index + 1) */
+	struct zt_ioc_val v; /* outbound */
+};
 
-	*first_owner = 0;
+/*
+ * c merged over the feeds listing it in direction dir, the job's feed
+ * taken in its new version (newv) or as the kernel holds it before the job.
+ */
+static struct merged merge(struct zt_feed_apply *a, const struct zt_cidr *c, uint8_t dir, bool newv)
+{
+	struct merged m = { 0 };
+	bool block = false, first_port = true;
+	uint32_t first_block = 0;
+
 	for (unsigned int i = 0; i < a->n; i++) {
+		struct cursor *k;
 		struct say s;
 
-		if (!(owners & (1u << i)))
+		if (!(a->f[i].fc.direction & dir))
 			continue;
-		s = feed_says(a, i, c, ZT_FEED_SOURCE);
+		k = i != a->j.idx ? &a->j.others[i] : newv ? &a->j.cn : &a->j.co;
+		s = feed_says(a, k, c, dir);
 		if (!s.found)
 			continue;
-		if (!*first_owner)
-			*first_owner = i + 1;
-		if (!s.exp)
-			return 0;
-		if (!any || s.exp > exp)
-			exp = s.exp;
-		any = true;
-	}
-	return any ? exp : 0;
-}
-
-/* The IOC value of c over its outbound owners: block over alert, one port only if all agree. */
-static void merged_ioc(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t owners,
-		       struct zt_ioc_val *v)
-{
-	bool first = true, block = false;
-	uint32_t first_any = 0, first_block = 0;
-
-	memset(v, 0, sizeof(*v));
-	for (unsigned int i = 0; i < a->n; i++) {
-		struct say s;
-
-		if (!(owners & (1u << i)))
-			continue;
-		s = feed_says(a, i, c, ZT_FEED_DESTINATION);
-		if (!s.found)
-			continue;
-		v->port = first ? s.port : (v->port == s.port ? v->port : 0);
-		first = false;
-		if (!first_any)
-			first_any = i + 1;
-		if (a->f[i].fc.action == ZT_FEED_BLOCK) {
+		if (!m.any) {
+			m.first = i + 1;
+			m.exp = s.exp;
+		} else if (m.exp && (!s.exp || s.exp > m.exp)) {
+			m.exp = s.exp;
+		}
+		m.any = true;
+		m.v.port = first_port ? s.port : (m.v.port == s.port ? m.v.port : 0);
+		first_port = false;
+		if (a->f[i].fc.action == ZT_FEED_BLOCK && !block) {
 			block = true;
-			if (!first_block)
-				first_block = i + 1;
+			first_block = i + 1;
 		}
 	}
-	v->action = block ? ZT_IOC_BLOCK : ZT_IOC_ALERT;
-	v->feed_id = block ? first_block : first_any;
-	v->prefixlen = c->prefixlen;
+	m.v.action = block ? ZT_IOC_BLOCK : ZT_IOC_ALERT;
+	m.v.feed_id = block ? first_block : m.first;
+	m.v.prefixlen = c->prefixlen;
+	return m;
+}
+
+static bool same_ioc(const struct zt_ioc_val *x, const struct zt_ioc_val *y)
+{
+	return x->port == y->port && x->action == y->action && x->feed_id == y->feed_id;
+}
+
+/* Binary search (no cursor): does version r list c in direction dir? */
+static bool lists(const struct zt_feed_result *r, const struct zt_cidr *c, uint8_t dir)
+{
+	struct cursor k = { r, 0 };
+
+	for (size_t i = cur_find(&k, c); r && i < r->n && cidr_eq(&r->entries[i].cidr, c); i++)
+		if (r->entries[i].dir & dir)
+			return true;
+	return false;
 }
 
 /*
@@ -553,70 +454,45 @@ static int bufs_reserve(struct zt_feed_apply *a, size_t need)
 	return 0;
 }
 
-/* Queues c's outbound value when it differs from what the kernel holds. */
-static void queue_ioc(struct zt_feed_apply *a, struct own *o, const struct zt_cidr *c, bool was,
-		      struct job *j)
-{
-	struct zt_ioc_val v;
-
-	merged_ioc(a, c, o->dst, &v);
-	if (was && v.action == o->action && v.port == o->port && v.feed_id == o->feed_id) {
-		return;
-	}
-	o->action = v.action;
-	o->port = v.port;
-	o->feed_id = v.feed_id;
-	a->ioc_add[a->n_ioc_add++] = (struct ioc_w){ .c = *c, .v = v, .is_new = !was };
-	if (was)
-		j->rep.dst_updated++;
-	else
-		j->rep.dst_added++;
-}
-
-/* ---- jobs ---- */
-
 /* One chunk of the add phase: every prefix of the new version made present. 1: phase done. */
 static int chunk_add(struct zt_feed_apply *a)
 {
 	struct job *j = &a->j;
 	const struct zt_feed_result *r = j->nr;
 	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
-	uint32_t bit = 1u << j->idx;
 	size_t g;
 
 	for (g = 0; r && g < a->chunk && j->pos < r->n; g++) {
 		const struct zt_cidr *c = &r->entries[j->pos].cidr;
 		uint8_t dirs = 0;
-		struct own *o;
 
 		for (; j->pos < r->n && cidr_eq(&r->entries[j->pos].cidr, c); j->pos++)
 			dirs |= r->entries[j->pos].dir;
 		dirs &= fdir;
-		if (!dirs)
-			continue;
-		o = own_get(&a->t, c);
-		if (!o) {
-			snprintf(j->rep.msg, sizeof(j->rep.msg),
-				 "out of memory for the owner table");
-			return -ENOMEM;
-		}
 		if ((dirs & ZT_FEED_SOURCE) && a->m.bl) {
+			struct merged nv = merge(a, c, ZT_FEED_SOURCE, true);
 			struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
 
-			o->src |= bit;
+			/* The blocklist skips what it holds already as asked. */
 			it->cidr = *c;
-			it->expires_ns = merged_exp(a, c, o->src, &it->feed_id);
+			it->expires_ns = nv.exp;
+			it->feed_id = nv.first;
 			j->cnt[0]++;
 		}
 		if ((dirs & ZT_FEED_DESTINATION) && a->m.ioc_state >= 0) {
-			bool was = o->dst != 0;
+			struct merged nv = merge(a, c, ZT_FEED_DESTINATION, true),
+				      ov = merge(a, c, ZT_FEED_DESTINATION, false);
 
-			o->dst |= bit;
-			queue_ioc(a, o, c, was, j);
 			j->cnt[1]++;
+			if (ov.any && same_ioc(&ov.v, &nv.v))
+				continue;
+			a->ioc_add[a->n_ioc_add++] =
+				(struct ioc_w){ .c = *c, .v = nv.v, .is_new = !ov.any };
+			if (ov.any)
+				j->rep.dst_updated++;
+			else
+				j->rep.dst_added++;
 		}
-		if (!o->src && !o->dst)
-			own_remove(&a->t, o);
 	}
 	return !r || j->pos >= r->n;
 }
@@ -625,42 +501,51 @@ static int chunk_add(struct zt_feed_apply *a)
 static int chunk_del(struct zt_feed_apply *a, int d)
 {
 	struct job *j = &a->j;
-	uint32_t bit = 1u << j->idx;
+	uint8_t dir = d ? ZT_FEED_DESTINATION : ZT_FEED_SOURCE;
 	size_t g;
 
 	for (g = 0; g < a->chunk && j->gpos[d] < j->n_gone[d]; g++) {
 		const struct zt_cidr *c = &j->gone[d][j->gpos[d]++];
-		struct own *o = own_find(&a->t, c);
+		struct merged nv = merge(a, c, dir, true);
 
-		if (!o)
-			continue;
 		if (d == 0) {
-			if (!(o->src & bit))
-				continue;
-			o->src &= ~bit;
-			if (!o->src) {
+			if (!nv.any) {
 				a->bl_del[a->n_bl_del++] = *c;
 			} else {
+				/* Another feed still lists it: its expiry now. */
 				struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
 
 				it->cidr = *c;
-				it->expires_ns = merged_exp(a, c, o->src, &it->feed_id);
+				it->expires_ns = nv.exp;
+				it->feed_id = nv.first;
 			}
+			continue;
+		}
+		if (!nv.any) {
+			a->ioc_del[a->n_ioc_del++] = *c;
+			j->rep.dst_removed++;
 		} else {
-			if (!(o->dst & bit))
-				continue;
-			o->dst &= ~bit;
-			if (!o->dst) {
-				a->ioc_del[a->n_ioc_del++] = *c;
-				j->rep.dst_removed++;
-			} else {
-				queue_ioc(a, o, c, true, j);
+			struct merged ov = merge(a, c, dir, false);
+
+			if (!same_ioc(&ov.v, &nv.v)) {
+				a->ioc_add[a->n_ioc_add++] =
+					(struct ioc_w){ .c = *c, .v = nv.v, .is_new = false };
+				j->rep.dst_updated++;
 			}
 		}
-		if (!o->src && !o->dst)
-			own_remove(&a->t, o);
 	}
 	return j->gpos[d] >= j->n_gone[d];
+}
+
+/* Every cursor of the job back to the start (a new walk in prefix order). */
+static void cursors_reset(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+
+	for (unsigned int i = 0; i < a->n; i++)
+		j->others[i] = (struct cursor){ i == j->idx ? NULL : a->f[i].cur, 0 };
+	j->cn = (struct cursor){ j->nr, 0 };
+	j->co = (struct cursor){ j->old, 0 };
 }
 
 static void job_free_lists(struct job *j)
@@ -672,7 +557,7 @@ static void job_free_lists(struct job *j)
 	}
 }
 
-/* Sets up the release lists of job j: what old lists and j->nr does not. */
+/* Sets up job j against old (what the kernel holds for this feed): release lists, cursors. */
 static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old)
 {
 	struct job *j = &a->j;
@@ -680,6 +565,7 @@ static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old
 	int r = 0;
 
 	job_free_lists(j);
+	j->old = old;
 	if (fdir & ZT_FEED_SOURCE)
 		r = released(old, j->nr, ZT_FEED_SOURCE, &j->gone[0], &j->n_gone[0]);
 	if (r == 0 && (fdir & ZT_FEED_DESTINATION))
@@ -687,6 +573,7 @@ static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old
 	j->pos = 0;
 	j->phase = PH_ADD;
 	j->cnt[0] = j->cnt[1] = 0;
+	cursors_reset(a);
 	return r;
 }
 
@@ -726,27 +613,28 @@ static bool start_next(struct zt_feed_apply *a)
 	return false;
 }
 
-/* A refused version: release what it added, re-assert the one in force. */
+/*
+ * A refused version: the one in force becomes the job's new version and
+ * the refused one its old (what the kernel may now hold), so the same walk
+ * re-asserts the first and releases what only the second added.
+ */
 static void job_rollback(struct zt_feed_apply *a, int err)
 {
 	struct job *j = &a->j;
 	struct fstate *f = &a->f[j->idx];
-	struct zt_feed_result *failed = j->nr;
 
 	j->rep.ok = false;
 	j->rep.err = err;
 	if (j->rollback)
 		return; /* already rolling back: go on releasing */
 	pthread_mutex_lock(&a->lock);
+	j->failed = j->nr;
 	j->nr = f->cur;
 	pthread_mutex_unlock(&a->lock);
 	j->rollback = true;
-	if (job_prepare(a, failed) < 0) {
-		/* Without the lists the entries it added stay until its next version. */
+	/* Without the lists the entries it added stay until its next version. */
+	if (job_prepare(a, j->failed) < 0)
 		j->phase = PH_END;
-	}
-	zt_feed_result_free(failed);
-	free(failed);
 }
 
 static void job_finish(struct zt_feed_apply *a)
@@ -770,6 +658,12 @@ static void job_finish(struct zt_feed_apply *a)
 		zt_feed_result_free(old);
 		free(old);
 	}
+	if (j->failed) {
+		zt_feed_result_free(j->failed);
+		free(j->failed);
+		j->failed = NULL;
+	}
+	j->old = NULL;
 	job_free_lists(j);
 	j->rep.src_entries = f->n_src;
 	j->rep.dst_entries = f->n_dst;
@@ -815,8 +709,10 @@ static int job_chunk(struct zt_feed_apply *a)
 		job_rollback(a, r);
 		return 0;
 	}
-	if (done)
+	if (done) {
 		j->phase++;
+		cursors_reset(a); /* the next walk starts at the first prefix again */
+	}
 	return j->phase >= PH_END;
 }
 
@@ -890,10 +786,16 @@ int zt_feed_apply_submit(struct zt_feed_apply *a, unsigned int idx, struct zt_fe
 void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,
 			  uint32_t *dst)
 {
-	const struct own *o = own_find(&a->t, c);
+	*src = *dst = 0;
+	for (unsigned int i = 0; i < a->n; i++) {
+		const struct zt_feed_result *r = a->f[i].cur;
+		uint8_t d = (uint8_t)a->f[i].fc.direction;
 
-	*src = o ? o->src : 0;
-	*dst = o ? o->dst : 0;
+		if ((d & ZT_FEED_SOURCE) && lists(r, c, ZT_FEED_SOURCE))
+			*src |= 1u << i;
+		if ((d & ZT_FEED_DESTINATION) && lists(r, c, ZT_FEED_DESTINATION))
+			*dst |= 1u << i;
+	}
 }
 
 const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx)
@@ -909,7 +811,8 @@ void zt_feed_apply_counts(const struct zt_feed_apply *a, unsigned int idx, size_
 
 static int ref_in(const struct zt_feed_result *r, const struct zt_cidr *c, char *ref, size_t n)
 {
-	size_t k = group_of(r, c);
+	struct cursor cu = { r, 0 };
+	size_t k = cur_find(&cu, c);
 
 	if (!r || k >= r->n)
 		return -ENOENT;
@@ -1008,8 +911,11 @@ void zt_feed_apply_stop(struct zt_feed_apply *a)
 		zt_feed_result_free(a->j.nr);
 		free(a->j.nr);
 	}
+	if (a->j.failed) {
+		zt_feed_result_free(a->j.failed);
+		free(a->j.failed);
+	}
 	job_free_lists(&a->j);
-	free(a->t.v);
 	free(a->bl_add);
 	free(a->bl_del);
 	free(a->ioc_add);

@@ -492,7 +492,7 @@ static int feed_index(const struct zt_feeds *f, const char *name)
 static const char *state_of(const struct zt_feed_config *fc, const struct fstat *s, uint64_t now,
 			    int64_t *age)
 {
-	uint64_t stale_after = 2 * fc->refresh_ns / 1000000000ULL + 60;
+	uint64_t stale_after = 2 * fc->refresh_ns / 1000000000ULL + 5;
 
 	*age = s->last_success_unix ? (int64_t)(now - s->last_success_unix) : -1;
 	if (s->applying)

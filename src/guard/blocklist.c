@@ -175,6 +175,12 @@ static int tab_grow(struct bl_table *t, size_t need)
 	ns = calloc(cap, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	/*
+	 * Written before anything reads it: a big calloc is mapped to the zero
+	 * page, and a read first makes every later write a copy-on-write fault
+	 * with a TLB flush on every CPU (several times slower in a VM).
+	 */
+	memset(ns, 0, cap * sizeof(*ns));
 	nt = (struct bl_table){ .slots = ns, .cap = cap, .shift = 64 - __builtin_ctzll(cap) };
 	for (size_t j = 0; j < oldcap; j++) {
 		size_t i;
@@ -712,6 +718,11 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 		zt_blocklist_stop(bl);
 		return -ENOMEM;
 	}
+	/* Pages written now, not copied from the zero page one by one later (see tab_grow). */
+	memset(bl->fcount4, 0, FILTER_V4_BUCKETS * sizeof(*bl->fcount4));
+	memset(bl->fcount6, 0, FILTER_V6_BUCKETS * sizeof(*bl->fcount6));
+	memset(bl->fcount16, 0, 65536 * sizeof(*bl->fcount16));
+	memset(bl->fwords, 0, ZT_FILTER_WORDS * sizeof(*bl->fwords));
 	/* Every word is written once at start: repairs whatever an earlier run left. */
 	for (size_t w = 0; w < ZT_FILTER_WORDS; w++)
 		filter_mark(bl, w);
