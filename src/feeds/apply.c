@@ -74,7 +74,8 @@ struct zt_feed_apply {
 	unsigned int n;
 	unsigned int next_rr; /* round robin over feeds with a pending version */
 	struct job j;
-	size_t chunk;
+	size_t chunk; /* groups per chunk, adapted to the step budget */
+	size_t lim; /* this chunk's: chunk, or less when less remains (buffers sized to it) */
 	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
 	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
 	struct zt_ioc_state ioc_pub; /* as last written */
@@ -421,7 +422,7 @@ static int bufs_reserve(struct zt_feed_apply *a, size_t need)
 	if (need <= cap)
 		return 0;
 	while (cap < need)
-		cap = cap ? cap * 2 : 4096;
+		cap = cap ? cap * 2 : 64;
 	{
 		void *p1 = realloc(a->bl_add, cap * sizeof(*a->bl_add));
 
@@ -462,7 +463,7 @@ static int chunk_add(struct zt_feed_apply *a)
 	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
 	size_t g;
 
-	for (g = 0; r && g < a->chunk && j->pos < r->n; g++) {
+	for (g = 0; r && g < a->lim && j->pos < r->n; g++) {
 		const struct zt_cidr *c = &r->entries[j->pos].cidr;
 		uint8_t dirs = 0;
 
@@ -504,7 +505,7 @@ static int chunk_del(struct zt_feed_apply *a, int d)
 	uint8_t dir = d ? ZT_FEED_DESTINATION : ZT_FEED_SOURCE;
 	size_t g;
 
-	for (g = 0; g < a->chunk && j->gpos[d] < j->n_gone[d]; g++) {
+	for (g = 0; g < a->lim && j->gpos[d] < j->n_gone[d]; g++) {
 		const struct zt_cidr *c = &j->gone[d][j->gpos[d]++];
 		struct merged nv = merge(a, c, dir, true);
 
@@ -678,7 +679,16 @@ static int job_chunk(struct zt_feed_apply *a)
 	struct job *j = &a->j;
 	int r = 0, done = 0;
 
-	if (bufs_reserve(a, a->chunk) < 0) {
+	{
+		/* Buffers as big as this chunk can fill: a small feed costs small buffers. */
+		size_t left = j->phase == PH_ADD     ? (j->nr ? j->nr->n - j->pos : 0) :
+			      j->phase == PH_DEL_SRC ? j->n_gone[0] - j->gpos[0] :
+			      j->phase == PH_DEL_DST ? j->n_gone[1] - j->gpos[1] :
+						       0;
+
+		a->lim = left < a->chunk ? left : a->chunk;
+	}
+	if (bufs_reserve(a, a->lim ? a->lim : 1) < 0) {
 		snprintf(j->rep.msg, sizeof(j->rep.msg), "out of memory for a chunk");
 		job_rollback(a, -ENOMEM);
 		return 0;
