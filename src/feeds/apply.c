@@ -79,6 +79,8 @@ struct zt_feed_apply {
 	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
 	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
 	struct zt_ioc_state ioc_pub; /* as last written */
+	bool swept; /* entries of an earlier run that no feed lists were removed */
+	size_t orphans; /* how many */
 	zt_feed_applied_fn done;
 	void *done_ctx;
 	pthread_mutex_t lock; /* f[].cur and j.nr pointers, for zt_feed_apply_reference */
@@ -638,6 +640,79 @@ static void job_rollback(struct zt_feed_apply *a, int err)
 		j->phase = PH_END;
 }
 
+/*
+ * Once every feed has a version in force: what an earlier run (or a feed
+ * no longer configured) left in the maps and no feed lists now goes. Not
+ * before: a feed still waiting for its first version may list them.
+ */
+static void sweep_orphans(struct zt_feed_apply *a)
+{
+	struct zt_bl_feed_counts cnt = { 0 };
+	struct zt_cidr *v = NULL;
+	size_t n = 0, m = 0;
+
+	for (unsigned int i = 0; i < a->n; i++)
+		if (!a->f[i].cur && a->f[i].fc.format != ZT_FEED_POLICY)
+			return;
+	a->swept = true;
+	if (a->m.bl && zt_blocklist_feed_entries(a->m.bl, &v, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t src, dst;
+
+			zt_feed_apply_owners(a, &v[i], &src, &dst);
+			if (!src)
+				v[m++] = v[i];
+		}
+		if (m)
+			zt_blocklist_feed_del(a->m.bl, v, m, &cnt);
+		a->orphans += cnt.removed;
+	}
+	free(v);
+	for (int fam = 0; a->m.ioc_state >= 0 && fam < 2; fam++)
+		for (int t = 0; t < 2; t++) {
+			int fd = t ? a->m.ioc_lpm[fam] : a->m.ioc_host[fam];
+			uint8_t k[sizeof(struct zt_ip6_key)], nk[sizeof(struct zt_ip6_key)];
+			uint8_t *dead = NULL;
+			size_t nd = 0, cap = 0, count = 0;
+			void *prev = NULL;
+
+			/* Collect first, delete after: deleting under a key walk restarts it. */
+			while (bpf_map_get_next_key(fd, prev, nk) == 0) {
+				struct zt_cidr c = { .family = fam ? AF_INET6 : AF_INET };
+				uint32_t plen, src, dst;
+
+				memcpy(k, nk, sizeof(k));
+				prev = k;
+				count++;
+				memcpy(&plen, k, sizeof(plen));
+				c.prefixlen = (uint8_t)plen;
+				memcpy(c.addr, k + 4, fam ? 16 : 4);
+				zt_feed_apply_owners(a, &c, &src, &dst);
+				if (dst)
+					continue;
+				if (nd == cap) {
+					uint8_t *nv = realloc(dead, (cap = cap ? cap * 2 : 64) *
+									    sizeof(k));
+
+					if (!nv)
+						break;
+					dead = nv;
+				}
+				memcpy(dead + nd++ * sizeof(k), k, sizeof(k));
+			}
+			for (size_t i = 0; i < nd; i++)
+				if (bpf_map_delete_elem(fd, dead + i * sizeof(k)) == 0) {
+					count--;
+					a->orphans++;
+				}
+			free(dead);
+			/* Counted from the map: an earlier run's entries were counted twice. */
+			a->ioc_count[fam][t] = count;
+		}
+	if (a->m.ioc_state >= 0)
+		ioc_publish(a);
+}
+
 static void job_finish(struct zt_feed_apply *a)
 {
 	struct job *j = &a->j;
@@ -669,6 +744,12 @@ static void job_finish(struct zt_feed_apply *a)
 	j->rep.src_entries = f->n_src;
 	j->rep.dst_entries = f->n_dst;
 	j->rep.apply_ns = zt_now_mono_ns() - j->t0;
+	if (!a->swept) {
+		size_t before = a->orphans;
+
+		sweep_orphans(a);
+		j->rep.orphans = a->orphans - before;
+	}
 	if (a->done)
 		a->done(a->done_ctx, &j->rep);
 }

@@ -18,7 +18,9 @@
  * zt_feed_apply_step() works for a bounded time and returns, so the
  * daemon's loop serves the API, timers and signals between chunks. A
  * version the maps cannot hold is rolled back (its adds released) and the
- * previous one stays in force.
+ * previous one stays in force. Once every feed has a version in force,
+ * entries no feed lists (left by an earlier run, or by a feed no longer
+ * configured) are removed, once.
  *
  * Main thread only, except zt_feed_apply_reference() (any thread).
  */
@@ -54,6 +56,7 @@ struct zt_feed_apply_report {
 	uint64_t work_ns; /* time spent in steps (the loop's share) */
 	uint64_t longest_step_ns;
 	unsigned int steps;
+	size_t orphans; /* removed after the last feed's first version: an earlier run's leftovers */
 	uint8_t digest[32];
 };
 

@@ -1291,6 +1291,31 @@ int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, siz
 	return r;
 }
 
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
+{
+	size_t m = 0;
+	struct zt_cidr *v;
+
+	for (size_t i = 0; i < bl->tab.cap; i++)
+		m += bl->tab.slots[i].used && bl->tab.slots[i].source == ZT_BS_FEED;
+	v = malloc((m ? m : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	m = 0;
+	for (size_t i = 0; i < bl->tab.cap; i++) {
+		const struct bl_slot *s = &bl->tab.slots[i];
+		struct bl_key k = { .fam = s->fam, .plen = s->plen };
+
+		if (!s->used || s->source != ZT_BS_FEED)
+			continue;
+		memcpy(k.addr, s->addr, sizeof(k.addr));
+		bl_key_cidr(&k, &v[m++]);
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
 int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c)
 {
 	const struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);

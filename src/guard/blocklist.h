@@ -92,6 +92,8 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 /* Deletes the feed entries among cs (others stay, counted as kept); counts into *c. */
 int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
 			  struct zt_bl_feed_counts *c);
+/* Every feed entry (source ZT_BS_FEED) into a new array *out of *n. 0 or -ENOMEM. */
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n);
 /* The source (enum zt_block_source) of the entry for exactly c, or -ENOENT. */
 int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c);
 

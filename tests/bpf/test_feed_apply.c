@@ -510,6 +510,39 @@ static void test_valid_until_expires(void **state)
 	}
 }
 
+static void test_orphans_swept(void **state)
+{
+	struct env *e = *state;
+	struct zt_bl_feed_item it[2] = { { .cidr = cidr("192.0.2.50"), .feed_id = 9 },
+					 { .cidr = cidr("192.0.2.52"), .feed_id = 9 } };
+	struct zt_bl_feed_counts cnt = { 0 };
+	struct zt_ioc_val v = { .feed_id = 9, .prefixlen = 32 }, got;
+	struct zt_ip4_key k = { .prefixlen = 32, .addr = { 192, 0, 2, 51 } };
+	struct zt_ioc_state st = { .host_v4_used = 1 };
+	uint32_t zero = 0;
+	char err[256];
+
+	/* What an earlier run left: two feed entries inbound, one outbound. */
+	assert_int_equal(zt_blocklist_feed_add(e->bl, it, 2, &cnt, err, sizeof(err)), 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->dp->tc->maps.ioc_host_v4), &k, &v, 0),
+			 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->dp->tc->maps.ioc_state), &zero, &st, 0),
+			 0);
+	submit(e, 0, ZT_FEED_CIDR, "192.0.2.52\n");
+	run_all(e);
+	/* Feed b has no version yet: it may list them, nothing goes. */
+	assert_true(bl_has(e, "192.0.2.50/32"));
+	assert_int_equal(ioc_get(e, "192.0.2.51/32", &got), 0);
+	submit(e, 1, ZT_FEED_CIDR, "# nothing\n");
+	run_all(e);
+	assert_int_equal(e->last.orphans, 2);
+	assert_false(bl_has(e, "192.0.2.50/32"));
+	assert_int_equal(ioc_get(e, "192.0.2.51/32", &got), -ENOENT);
+	assert_true(bl_has(e, "192.0.2.52/32"));
+	assert_int_equal(ioc_get(e, "192.0.2.52/32", &got), 0);
+	assert_true(ioc_state(e).host_v4_used);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +554,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_when_full, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_outbound_merge, setup_dst2, teardown),
 		cmocka_unit_test_setup_teardown(test_valid_until_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphans_swept, setup, teardown),
 	};
 
 	libbpf_set_print(NULL);
