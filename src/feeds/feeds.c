@@ -603,7 +603,7 @@ static int op_feeds_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 	*data = zt_cbor_map();
 	if (!arr || !*data)
 		goto nomem;
-	for (unsigned int i = 0; i < f->cfg->n_feeds; i++) {
+	for (unsigned int i = 0; f && i < f->cfg->n_feeds; i++) {
 		cbor_item_t *m = feed_summary(f, i, false);
 
 		if (!m || zt_cbor_push(arr, m) < 0) {
@@ -628,6 +628,10 @@ static int req_feed(struct zt_feeds *f, const cbor_item_t *req, bool empty_ok, c
 	char name[ZT_FEED_NAME_MAX] = "";
 	int i;
 
+	if (!f) {
+		snprintf(err, errlen, "no feeds are configured (feeds: in the agent's configuration)");
+		return -ENOENT;
+	}
 	if (zt_cbor_get_str(req, "name", name, sizeof(name)) == -EINVAL) {
 		snprintf(err, errlen, "field 'name': expected a feed name (text)");
 		return -EINVAL;
@@ -669,8 +673,8 @@ static int op_feeds_refresh(void *ctx, const cbor_item_t *req, cbor_item_t **dat
 	bool force = false;
 	int i = req_feed(f, req, true, err, errlen), r;
 
-	if (i < -1)
-		return i;
+	if (i < -1 || !f)
+		return i < -1 ? i : -ENOENT;
 	zt_cbor_get_bool(req, "force", &force);
 	r = zt_feed_fetcher_refresh(f->fetcher, i, force);
 	if (r < 0) {
@@ -702,13 +706,12 @@ int zt_feeds_register_api(struct zt_feeds *f, struct zt_api *api)
 {
 	int r;
 
-	if (!f)
-		return 0;
+	/* Without feeds the operations answer so (an empty list), not "unknown operation". */
 	if ((r = zt_api_register(api, ZT_OP_FEEDS_LIST, op_feeds_list, f)) < 0 ||
 	    (r = zt_api_register(api, ZT_OP_FEEDS_SHOW, op_feeds_show, f)) < 0 ||
 	    (r = zt_api_register(api, ZT_OP_FEEDS_REFRESH, op_feeds_refresh, f)) < 0)
 		return r;
-	if (f->o.bl)
+	if (f && f->o.bl)
 		zt_blocklist_set_feed_match(f->o.bl, bl_feed_match, f);
 	return 0;
 }
