@@ -22,7 +22,8 @@
  *                 -> {"cidr": text (normalized), "expires_unix": uint (0 = never),
  *                     "replaced": bool}
  * "block.del"     {"cidr": text} -> {"cidr": text}; -ENOENT when absent
- * "block.list"    {"limit": uint (0 = all, default 0)}
+ * "block.list"    {"limit": uint (0 = all, default 0), "feed": text (only the entries that
+ *                  feed lists inbound; a page may then hold fewer than limit)}
  *                 -> {"total": uint, "entries": [{"cidr": text, "kind": text, "source": text,
  *                     "feed_id": uint, "reason": text, "created_unix": uint,
  *                     "expires_unix": uint (0 = never), "expired": bool}]}
@@ -79,6 +80,19 @@
  *                     "direction", "protocol", "src", "sport", "dst", "dport",
  *                     "src_identity", "dst_identity", "src_workload", "dst_workload",
  *                     "interface", "revoked"}], "last": uint, "missed": uint}
+ * "feeds.list"    {} -> {"feeds": [{"name", "url", "format", "direction", "action",
+ *                     "refresh_s", "state": "ok"|"applying"|"failing"|"stale"|"pending",
+ *                     "entries", "inbound", "outbound", "advisories", "subtracted", "bad",
+ *                     "ignored", "expired", "duplicates", "items", "last_success_unix",
+ *                     "last_attempt_unix", "last_change_unix", "content_fetched_unix",
+ *                     "age_s" (int, -1 = never), "next_refresh_unix", "last_error",
+ *                     "failures", "fetch_errors", "http_status", "sha256", "versions",
+ *                     "apply_ms", "bytes", "ioc_hits"}]}
+ * "feeds.show"    {"name": text} -> one feed as in feeds.list, plus "last_error_any",
+ *                     "sha256_fetched", "parse_ms", "max_entries", "max_bytes",
+ *                     "problems": [text] and "subtractions": [text] (the first 20)
+ * "feeds.refresh" {"name": text ("" = every feed), "force": bool (default false:
+ *                  a conditional request)} -> {"name": text}
  */
 #ifndef ZT_APIOPS_H
 #define ZT_APIOPS_H
@@ -101,6 +115,9 @@
 #define ZT_OP_POLICY_EXPLAIN "policy.explain"
 #define ZT_OP_POLICY_RELOAD "policy.reload"
 #define ZT_OP_FLOWS_RECENT "flows.recent"
+#define ZT_OP_FEEDS_LIST "feeds.list"
+#define ZT_OP_FEEDS_SHOW "feeds.show"
+#define ZT_OP_FEEDS_REFRESH "feeds.refresh"
 
 #define ZT_PACKED_CIDR_LEN 18
 

@@ -32,6 +32,8 @@
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/metrics.h"
+#include "feeds/feeds.h"
+#include "seg/policy.h"
 #include "seg/seg.h"
 #include "agent/util.h"
 #include "xdp_guard.skel.h"
@@ -466,6 +468,75 @@ static void audit_post(void *ctx, const char *kind, const char *subject, const c
 		zt_auditq_post(d->auditq, kind, d->actor, subject, detail);
 }
 
+/*
+ * A pod's connection to a feed-listed destination. Today it is an audit
+ * event whose alerts row (kind ioc) goes with it; this is the one place
+ * that decides where IOC hits go, so the incident machinery (src/respond/)
+ * takes them over here.
+ */
+static void feed_incident(void *ctx, const struct zt_feeds_incident *inc)
+{
+	char subject[512];
+
+	snprintf(subject, sizeof(subject), "%s -> %s (%s)", inc->pod, inc->ioc, inc->feed);
+	audit_post(ctx, "ioc.hit", subject, inc->detail_json);
+}
+
+static void feed_name_endpoint(void *ctx, uint32_t ep_id, char *buf, size_t n)
+{
+	zt_seg_endpoint_name(((struct zt_daemon *)ctx)->seg, ep_id, buf, n);
+}
+
+/* Advisories (feeds of format policy) through the policy parser, validated like files. */
+static int feed_policy_parse(void *ctx, const char *name, const char *buf, size_t len, void **set,
+			     size_t *n_policies, char *err, size_t errlen)
+{
+	struct zt_policy_set *s = NULL;
+	int r = zt_policy_parse_buf(buf, len, name, &s, err, errlen);
+
+	if (r < 0)
+		return r;
+	*set = s;
+	*n_policies = s->n;
+	return 0;
+}
+
+static void feed_policy_free(void *ctx, void *set)
+{
+	zt_policy_set_free(set);
+}
+
+static int feed_policy_apply(void *ctx, const char *feed, void **sets, size_t n, const char *sha256,
+			     char *err, size_t errlen)
+{
+	return zt_seg_set_feed_policies(((struct zt_daemon *)ctx)->seg, feed,
+					(struct zt_policy_set **)sets, n, sha256, err, errlen);
+}
+
+static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	struct zt_feeds_opts o = {
+		.cfg = &d->cfg,
+		.loop = d->loop,
+		.dp = d->dp,
+		.bl = d->bl,
+		.hooks = {
+			.audit = audit_post,
+			.audit_ctx = d,
+			.incident = feed_incident,
+			.incident_ctx = d,
+			.name_endpoint = feed_name_endpoint,
+			.name_ctx = d,
+			.policy_parse = feed_policy_parse,
+			.policy_free = feed_policy_free,
+			.policy_apply = feed_policy_apply,
+			.policy_ctx = d,
+		},
+	};
+
+	return zt_feeds_init(&d->feeds, &o, err, errlen);
+}
+
 static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
@@ -600,6 +671,7 @@ static void daemon_stop(struct zt_daemon *d)
 	zt_api_stop(d->api);
 	zt_metrics_server_stop(d->msrv);
 	zt_events_stop(d->ev);
+	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);
 	if (d->dropagg && d->dbw)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
@@ -664,6 +736,10 @@ static int daemon_start(struct zt_daemon *d)
 			goto fail;
 	}
 	zt_seg_set_flow_sink(d->seg, d->dbw || d->featlog ? flow_sink : NULL, d);
+	r = feeds_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	zt_feeds_register_events(d->feeds, d->ev);
 	r = daemon_metrics_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -678,7 +754,8 @@ static int daemon_start(struct zt_daemon *d)
 	if ((r = zt_api_register(d->api, ZT_OP_STATUS, op_status, d)) < 0 ||
 	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
 	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
-	    (r = zt_seg_register_api(d->seg, d->api)) < 0) {
+	    (r = zt_seg_register_api(d->seg, d->api)) < 0 ||
+	    (r = zt_feeds_register_api(d->feeds, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;
 	}

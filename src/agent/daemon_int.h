@@ -20,6 +20,7 @@ struct zt_daemon {
 	struct zt_api *api;
 	struct zt_events *ev;
 	struct zt_seg *seg;
+	struct zt_feeds *feeds; /* NULL without feeds */
 	struct zt_metrics *metrics;
 	struct zt_metrics_std ms;
 	struct zt_metrics_server *msrv;

@@ -8,6 +8,7 @@
 
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "feeds/feeds.h"
 #include "agent/log.h"
 #include "agent/util.h"
 #include "guard/blocklist.h"
@@ -204,6 +205,11 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	zt_metric_set_collect(d->ms.audit_dropped, m_audit_dropped, d);
 	zt_metric_set_collect(d->ms.audit_pending, m_audit_pending, d);
 	zt_seg_set_apply_observer(d->seg, m_apply_observed, d->ms.policy_apply);
+	r = zt_feeds_register_metrics(d->feeds, d->metrics);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot register the feed metrics: %s", strerror(-r));
+		return r;
+	}
 	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);
 	if (r < 0)
 		return r;

@@ -79,6 +79,7 @@ static int run_block_del(struct ctl *ctl, struct opts *o)
  */
 struct listing {
 	const char *op;
+	const char *feed; /* block.list: only this feed's entries */
 	const char *empty; /* printed when there is nothing */
 	bool has_total;
 	struct table t;
@@ -101,6 +102,8 @@ static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_
 		size_t n;
 
 		put_u64(req, "limit", want ? want - *shown : 0);
+		if (l->feed)
+			put_str(req, "feed", l->feed);
 		if (cursor_len) {
 			cbor_item_t *b = cbor_build_bytestring(cursor, cursor_len);
 
@@ -177,8 +180,10 @@ static int run_block_list(struct ctl *ctl, struct opts *o)
 	static const bool right[6] = { false };
 	struct listing l = {
 		.op = ZT_OP_BLOCK_LIST,
-		.empty = "the blocklist is empty",
-		.has_total = true,
+		.feed = o->feed,
+		.empty = o->feed ? "the feed has no entries in the blocklist" :
+				   "the blocklist is empty",
+		.has_total = !o->feed,
 		.t = { .ncols = 6, .heads = heads, .right = right },
 		.row = block_row,
 	};
@@ -188,7 +193,7 @@ static int run_block_list(struct ctl *ctl, struct opts *o)
 	if (r)
 		return r;
 	/* Entries may also expire between count and listing: only a limit truncates. */
-	if (o->limit && total > shown)
+	if (o->limit && total > shown && !o->feed)
 		fprintf(ctl->json ? stderr : stdout, "... and %llu more (use --limit 0 for all)\n",
 			(unsigned long long)(total - shown));
 	return EXIT_OK;
@@ -433,7 +438,7 @@ const struct cmd ctl_block_cmds[] = {
 	  "Example:\n"
 	  "  ztctl block del 203.0.113.0/24\n",
 	  0, 1, 1, "CIDR", run_block_del },
-	{ "block list", "ztctl block list [--limit N] [-o json]",
+	{ "block list", "ztctl block list [--limit N] [--feed NAME] [-o json]",
 	  "Lists the blocklist: CIDR, kind, source (manual, feed:ID, detector), reason,\n"
 	  "when it was added and when it expires (UTC). The order is the daemon's (by a\n"
 	  "hash of the entry, the same from one call to the next), not by address. The\n"
@@ -441,12 +446,15 @@ const struct cmd ctl_block_cmds[] = {
 	  "so a list of millions costs neither side much memory.\n"
 	  "\n"
 	  "  --limit N   show at most N entries (default 10000; 0 = all)\n"
+	  "  --feed NAME only the entries threat-intel feed NAME lists inbound (the daemon\n"
+	  "              filters; an entry several feeds list shows under each)\n"
 	  "  -o json     one JSON document {\"total\": N, \"entries\": [...]}, for scripts\n"
 	  "\n"
 	  "Examples:\n"
 	  "  ztctl block list | grep 203.0.113.\n"
-	  "  ztctl block list --limit 0 -o json > blocklist.json\n",
-	  OPT_LIMIT, 0, 0, NULL, run_block_list },
+	  "  ztctl block list --limit 0 -o json > blocklist.json\n"
+	  "  ztctl block list --feed spamhaus-drop --limit 20\n",
+	  OPT_LIMIT | OPT_FEED, 0, 0, NULL, run_block_list },
 	{ "block import",
 	  "ztctl block import FILE [--ttl D] [--reason T] [--kind K] [--source S]\n"
 	  "                          [--feed-id N]",

@@ -175,6 +175,12 @@ static int tab_grow(struct bl_table *t, size_t need)
 	ns = calloc(cap, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	/*
+	 * Written before anything reads it: a big calloc is mapped to the zero
+	 * page, and a read first makes every later write a copy-on-write fault
+	 * with a TLB flush on every CPU (several times slower in a VM).
+	 */
+	memset(ns, 0, cap * sizeof(*ns));
 	nt = (struct bl_table){ .slots = ns, .cap = cap, .shift = 64 - __builtin_ctzll(cap) };
 	for (size_t j = 0; j < oldcap; j++) {
 		size_t i;
@@ -587,6 +593,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 		return 0;
 	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
 	s->in_trie = trie;
+	s->source = (uint8_t)val->source;
 	s->expires_ns = val->expires_ns;
 	note_expiry(bl, val->expires_ns);
 	bl->count[fam][plen]++;
@@ -711,6 +718,11 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 		zt_blocklist_stop(bl);
 		return -ENOMEM;
 	}
+	/* Pages written now, not copied from the zero page one by one later (see tab_grow). */
+	memset(bl->fcount4, 0, FILTER_V4_BUCKETS * sizeof(*bl->fcount4));
+	memset(bl->fcount6, 0, FILTER_V6_BUCKETS * sizeof(*bl->fcount6));
+	memset(bl->fcount16, 0, 65536 * sizeof(*bl->fcount16));
+	memset(bl->fwords, 0, ZT_FILTER_WORDS * sizeof(*bl->fwords));
 	/* Every word is written once at start: repairs whatever an earlier run left. */
 	for (size_t w = 0; w < ZT_FILTER_WORDS; w++)
 		filter_mark(bl, w);
@@ -979,15 +991,20 @@ static void delete_keys(int fd, const void *keys, size_t key_size, size_t n)
 		bpf_map_delete_elem(fd, (const uint8_t *)keys + i * key_size);
 }
 
-int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
-			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
-			size_t errlen)
+/*
+ * Writes n entries, each with its own value (ents[i] for cs[i]): new keys
+ * first (prefilter bits, then the entries), then their lengths are
+ * published. All or nothing.
+ */
+static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
+			  const struct zt_block_entry *ents, size_t n, size_t *added,
+			  size_t *replaced, char *err, size_t errlen)
 {
 	/* Four destinations: (family) x (hash, trie). */
 	uint8_t *keys[2][2] = {};
+	struct zt_block_entry *vals[2][2] = {};
 	size_t nk[2][2] = {}, new_per_fam[2] = {};
 	uint8_t *is_new = NULL;
-	struct zt_block_entry e, *vals = NULL;
 	bool trie_for[2][MAX_PLEN + 1];
 	bool new_len[2][MAX_PLEN + 1] = {};
 	unsigned int nhashed[2];
@@ -996,20 +1013,16 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 	*added = *replaced = 0;
 	if (!n)
 		return 0;
-	fill_entry(bl, req, &e);
 	is_new = calloc(n, 1);
-	vals = malloc(n * sizeof(*vals));
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++)
 			keys[f][t] = malloc(n * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
 							       sizeof(struct zt_ip6_key)));
-	if (!is_new || !vals || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
+	if (!is_new || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		vals[i] = e;
 
 	/* Decide: new or existing, and where each length goes. */
 	r = tab_grow(&bl->tab, bl->tab.n + n);
@@ -1045,6 +1058,24 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 								     sizeof(struct zt_ip4_key) :
 								     sizeof(struct zt_ip6_key)));
 		nk[f][trie_for[f][l]]++;
+	}
+	/* Values in the order of their keys: a length's place is decided once, above. */
+	for (int f = 0; f < 2; f++)
+		for (int t = 0; t < 2; t++)
+			if (nk[f][t] &&
+			    !(vals[f][t] = malloc(nk[f][t] * sizeof(struct zt_block_entry)))) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "out of memory for %zu entries", n);
+				goto rollback_mirror;
+			}
+	{
+		size_t at[2][2] = {};
+
+		for (size_t i = 0; i < n; i++) {
+			int f = fam_of(&cs[i]), t = trie_for[f][cs[i].prefixlen];
+
+			vals[f][t][at[f][t]++] = ents[i];
+		}
 	}
 	for (int f = 0; f < 2; f++) {
 		if (bl->n_fam[f] + new_per_fam[f] > bl->max_entries[f]) {
@@ -1085,9 +1116,10 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 				continue;
 			/* Each value keeps its key's length (the XDP trie walk needs it). */
 			for (size_t j = 0; j < nk[f][t]; j++)
-				memcpy(&vals[j].prefixlen, keys[f][t] + j * ks, sizeof(uint32_t));
-			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks, vals,
-					  nk[f][t]);
+				memcpy(&vals[f][t][j].prefixlen, keys[f][t] + j * ks,
+				       sizeof(uint32_t));
+			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks,
+					  vals[f][t], nk[f][t]);
 			if (r < 0) {
 				snprintf(err, errlen, "cannot write to %s: %s",
 					 f == FAM_V4 ? (t ? ZT_PIN_BLOCK_LPM_V4 : ZT_PIN_BLOCK_V4) :
@@ -1102,7 +1134,9 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 		uint8_t l = cs[i].prefixlen;
 		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
 
-		s->expires_ns = e.expires_ns;
+		s->expires_ns = ents[i].expires_ns;
+		s->source = (uint8_t)ents[i].source;
+		note_expiry(bl, ents[i].expires_ns);
 		if (!is_new[i]) {
 			(*replaced)++;
 			continue;
@@ -1114,7 +1148,6 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 		bl->n_fam[f]++;
 		bl->n_trie[f] += s->in_trie;
 	}
-	note_expiry(bl, e.expires_ns);
 	r = publish_prefixes(bl);
 	if (r < 0)
 		snprintf(err, errlen, "cannot publish prefix lengths: %s", strerror(-r));
@@ -1147,11 +1180,153 @@ rollback_mirror:
 	}
 out:
 	free(is_new);
-	free(vals);
 	for (int f = 0; f < 2; f++)
-		for (int t = 0; t < 2; t++)
+		for (int t = 0; t < 2; t++) {
 			free(keys[f][t]);
+			free(vals[f][t]);
+		}
 	return r;
+}
+
+int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+			size_t errlen)
+{
+	struct zt_block_entry e, *ents;
+	int r;
+
+	*added = *replaced = 0;
+	if (!n)
+		return 0;
+	ents = malloc(n * sizeof(*ents));
+	if (!ents) {
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		return -ENOMEM;
+	}
+	fill_entry(bl, req, &e);
+	for (size_t i = 0; i < n; i++)
+		ents[i] = e;
+	r = import_entries(bl, cs, ents, n, added, replaced, err, errlen);
+	free(ents);
+	return r;
+}
+
+/* ---- feeds ---- */
+
+int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			  struct zt_bl_feed_counts *c, char *err, size_t errlen)
+{
+	struct zt_cidr *cs = malloc((n ? n : 1) * sizeof(*cs));
+	struct zt_block_entry *ents = malloc((n ? n : 1) * sizeof(*ents));
+	uint64_t now = zt_now_unix();
+	size_t m = 0, added = 0, replaced = 0;
+	int r;
+
+	if (!cs || !ents) {
+		free(cs);
+		free(ents);
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct zt_cidr *ci = &items[i].cidr;
+		const struct bl_slot *s = tab_find(&bl->tab, fam_of(ci), ci->prefixlen, ci->addr);
+
+		if (s && s->source != ZT_BS_FEED) {
+			c->kept++;
+			continue;
+		}
+		if (s && s->expires_ns == items[i].expires_ns) {
+			c->unchanged++;
+			continue;
+		}
+		cs[m] = *ci;
+		memset(&ents[m], 0, sizeof(ents[m]));
+		ents[m].expires_ns = items[i].expires_ns;
+		ents[m].created_unix = now;
+		ents[m].reason = ZT_BR_THREAT_INTEL;
+		ents[m].source = ZT_BS_FEED;
+		ents[m].feed_id = items[i].feed_id;
+		m++;
+	}
+	r = import_entries(bl, cs, ents, m, &added, &replaced, err, errlen);
+	if (r == 0) {
+		c->added += added;
+		c->updated += replaced;
+	}
+	free(cs);
+	free(ents);
+	return r;
+}
+
+int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			  struct zt_bl_feed_counts *c)
+{
+	struct bl_key *k = malloc((n ? n : 1) * sizeof(*k));
+	size_t m = 0, removed = 0;
+	int r;
+
+	if (!k)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct bl_slot *s =
+			tab_find(&bl->tab, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr);
+
+		if (!s)
+			continue;
+		if (s->source != ZT_BS_FEED) {
+			c->kept++;
+			continue;
+		}
+		memset(&k[m], 0, sizeof(k[m]));
+		k[m].fam = s->fam;
+		k[m].plen = s->plen;
+		k[m].in_trie = s->in_trie;
+		memcpy(k[m].addr, s->addr, sizeof(k[m].addr));
+		m++;
+	}
+	r = m ? remove_keys(bl, k, m, &removed, NULL) : 0;
+	c->removed += removed;
+	free(k);
+	return r;
+}
+
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
+{
+	size_t m = 0;
+	struct zt_cidr *v;
+
+	for (size_t i = 0; i < bl->tab.cap; i++)
+		m += bl->tab.slots[i].used && bl->tab.slots[i].source == ZT_BS_FEED;
+	v = malloc((m ? m : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	m = 0;
+	for (size_t i = 0; i < bl->tab.cap; i++) {
+		const struct bl_slot *s = &bl->tab.slots[i];
+		struct bl_key k = { .fam = s->fam, .plen = s->plen };
+
+		if (!s->used || s->source != ZT_BS_FEED)
+			continue;
+		memcpy(k.addr, s->addr, sizeof(k.addr));
+		bl_key_cidr(&k, &v[m++]);
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
+int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	const struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
+
+	return s ? s->source : -ENOENT;
+}
+
+void zt_blocklist_set_feed_match(struct zt_blocklist *bl, zt_bl_feed_match_fn fn, void *ctx)
+{
+	bl->feed_match = fn;
+	bl->feed_match_ctx = ctx;
 }
 
 /*

@@ -61,6 +61,49 @@ typedef void (*zt_bl_audit_fn)(void *ctx, const char *kind, const char *subject,
 			       const char *detail_json);
 void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx);
 
+/*
+ * Threat-intel feeds (src/feeds/apply.c keeps which feeds list what; these
+ * only touch entries whose source is ZT_BS_FEED, so an operator's or a
+ * detector's entry for the same prefix is never replaced or removed).
+ */
+struct zt_bl_feed_item {
+	struct zt_cidr cidr;
+	uint64_t expires_ns; /* CLOCK_BOOTTIME; 0 = never */
+	uint32_t feed_id;
+};
+
+struct zt_bl_feed_counts {
+	size_t added; /* new entries */
+	size_t updated; /* feed entries rewritten (another expiry) */
+	size_t unchanged; /* feed entries already as asked */
+	size_t kept; /* entries of another source, left as they are */
+	size_t removed; /* zt_blocklist_feed_del: feed entries deleted */
+};
+
+/*
+ * Makes each item a feed entry unless the prefix holds an entry of another
+ * source: absent ones are added, feed entries with another expiry are
+ * rewritten. New entries are written before their lengths are published;
+ * all or nothing (-ENOSPC with err saying so when the maps cannot hold
+ * them). Counts are added to *c.
+ */
+int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			  struct zt_bl_feed_counts *c, char *err, size_t errlen);
+/* Deletes the feed entries among cs (others stay, counted as kept); counts into *c. */
+int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			  struct zt_bl_feed_counts *c);
+/* Every feed entry (source ZT_BS_FEED) into a new array *out of *n. 0 or -ENOMEM. */
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n);
+/* The source (enum zt_block_source) of the entry for exactly c, or -ENOENT. */
+int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c);
+
+/*
+ * block.list {"feed": NAME} lists only the entries this says NAME owns:
+ * 1 owned, 0 not, -ENOENT when there is no feed of that name.
+ */
+typedef int (*zt_bl_feed_match_fn)(void *ctx, const char *feed, const struct zt_cidr *c);
+void zt_blocklist_set_feed_match(struct zt_blocklist *bl, zt_bl_feed_match_fn fn, void *ctx);
+
 /* Registers block.* and allow.* operations. */
 int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api);
 

@@ -201,14 +201,54 @@ static int req_page(const cbor_item_t *req, uint64_t *limit, const cbor_item_t *
 	return 0;
 }
 
+#define FEED_SCAN_PAGES 32 /* pages looked through for one filtered page, at most */
+
+/*
+ * Keeps the entries of page (*n of them) that feed owns and fills up from
+ * later pages until limit are kept or FEED_SCAN_PAGES were looked through.
+ * *last is the last entry looked at, kept or not: the next page starts
+ * after it, so a short (even empty) page with *more set is normal.
+ */
+static int filter_feed(const struct zt_blocklist *bl, const char *feed, struct bl_pos *page,
+		       ssize_t *n, size_t limit, bool *more, struct bl_pos *last)
+{
+	size_t kept = 0, base = 0;
+	ssize_t got = *n;
+
+	for (int scans = 0;; scans++) {
+		for (ssize_t i = 0; i < got; i++) {
+			struct zt_cidr c;
+			int m;
+
+			bl_key_cidr(&page[base + i].k, &c);
+			m = bl->feed_match(bl->feed_match_ctx, feed, &c);
+			if (m < 0)
+				return m;
+			*last = page[base + i];
+			if (m)
+				page[kept++] = page[base + i];
+		}
+		if (kept >= limit || !*more || scans + 1 >= FEED_SCAN_PAGES || !got)
+			break;
+		/* The next candidates land right after those kept. */
+		base = kept;
+		got = bl_list_page(bl, last, page + base, limit - kept, more);
+		if (got < 0)
+			return (int)got;
+	}
+	*n = (ssize_t)kept;
+	return 0;
+}
+
 static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			 size_t errlen)
 {
 	struct zt_blocklist *bl = ctx;
 	uint64_t limit, now = zt_now_boot_ns();
 	const cbor_item_t *cur;
-	struct bl_pos after, *page = NULL;
+	struct bl_pos after, *page = NULL, last;
 	cbor_item_t *arr = NULL;
+	char feed[ZT_FEED_NAME_MAX] = "";
 	ssize_t n;
 	bool more;
 	int r;
@@ -223,12 +263,32 @@ static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 			cbor_bytestring_length(cur));
 		return -EINVAL;
 	}
+	if (zt_cbor_get_str(req, "feed", feed, sizeof(feed)) == -EINVAL) {
+		snprintf(err, errlen, "field 'feed': expected a feed name (text)");
+		return -EINVAL;
+	}
+	if (feed[0] && !bl->feed_match) {
+		snprintf(err, errlen, "no feeds are configured (feeds: in the configuration)");
+		return -ENOENT;
+	}
 	page = malloc(limit * sizeof(*page));
 	if (!page)
 		goto nomem;
 	n = bl_list_page(bl, cur ? &after : NULL, page, limit, &more);
 	if (n < 0)
 		goto nomem;
+	if (feed[0]) {
+		r = filter_feed(bl, feed, page, &n, limit, &more, &last);
+		if (r == -ENOENT) {
+			free(page);
+			snprintf(err, errlen,
+				 "no feed named '%s' (ztctl feeds list shows the configured ones)",
+				 feed);
+			return r;
+		}
+		if (r < 0)
+			goto nomem;
+	}
 	*data = zt_cbor_map();
 	arr = zt_cbor_array();
 	if (!*data || !arr)
@@ -268,7 +328,7 @@ static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 	if (more) {
 		uint8_t w[BL_POS_WIRE];
 
-		bl_pos_encode(&page[n - 1], w);
+		bl_pos_encode(feed[0] ? &last : &page[n - 1], w);
 		if (put_bytes(*data, "next", w, sizeof(w)) < 0)
 			goto nomem;
 	}

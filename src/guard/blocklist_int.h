@@ -25,7 +25,8 @@ struct bl_slot {
 	uint8_t fam;
 	uint8_t plen;
 	uint8_t in_trie;
-	uint32_t _pad;
+	uint8_t source; /* enum zt_block_source: a feed removes only its own kind */
+	uint8_t _pad[3];
 	uint64_t expires_ns;
 	uint8_t addr[16];
 };
@@ -63,6 +64,8 @@ struct zt_blocklist {
 	struct zt_datapath *dp;
 	zt_bl_audit_fn audit;
 	void *audit_ctx;
+	zt_bl_feed_match_fn feed_match; /* block.list "feed": who owns an entry */
+	void *feed_match_ctx;
 	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
 	uint32_t max_entries[2];
 	uint32_t max_notes;

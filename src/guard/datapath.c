@@ -340,6 +340,11 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 	}
 	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
 	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
+	/* Destination IOCs: as many as the blocklist holds (entries are allocated as they come). */
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v6, cfg->xdp.blocklist_max);
 	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
 	r = tc_endpoint__load(dp->tc);
 	if (r < 0) {
@@ -785,7 +790,7 @@ const char *zt_tc_reason_name(unsigned int reason)
 		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
 		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
 		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
-		[ZT_REASON_NO_POLICY] = "no-policy",
+		[ZT_REASON_NO_POLICY] = "no-policy",	   [ZT_REASON_IOC] = "ioc",
 	};
 	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
 }

@@ -1155,7 +1155,8 @@ static bool is_block_change(const char *kind, const char *detail)
 
 /*
  * The rows beside a batch's audit rows, in its transaction: one INSERT into
- * alerts for its policy violations and one into blocks for its block
+ * alerts for its policy violations and IOC hits (kind and severity from
+ * the detail's alert_kind / alert_severity when given) and one into blocks for its block
  * changes. Their id is the event's, so a replay adds nothing twice. A bulk
  * event (import, expiry) lists its CIDRs in detail "cidrs": one blocks row
  * each, with a UUIDv7 of the event's time whose random bits are
@@ -1169,8 +1170,8 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 	static const char alert_head[] =
 		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail) "
 		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, "
-		"CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END, "
-		"CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END, "
+		"coalesce(d->>'alert_severity', CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END), "
+		"coalesce(d->>'alert_kind', CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END), "
 		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d "
 		"FROM (VALUES ";
 	static const char alert_tail[] = ") s(d) ON CONFLICT (id) DO NOTHING";
@@ -1213,7 +1214,8 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 		for (size_t i = 0; i < n; i++) {
 			const char *k = rows[i].kind;
 
-			if (pass == 0 && !strcmp(k, "policy.violation")) {
+			if (pass == 0 &&
+			    (!strcmp(k, "policy.violation") || !strcmp(k, "ioc.hit"))) {
 				params[np] = rows[i].detail;
 				o += (size_t)sprintf(sql + o, "%s($%d::jsonb)", np > 1 ? "," : "",
 						     np + 1);

@@ -62,7 +62,8 @@
  * with "event_id", a UUIDv7 made at post.
  *
  * Beside its audit row, a policy violation adds a row to alerts (kind
- * policy-deny or policy-audit) and a block change one to blocks (block,
+ * policy-deny or policy-audit), an IOC hit (ioc.hit) one of kind ioc, and
+ * a block change one to blocks (block,
  * unblock, expire); their id is the event_id, so a replay adds nothing twice.
  *
  * deadletter.jsonl, one line per record set aside:

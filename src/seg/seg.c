@@ -29,6 +29,7 @@
 #include "seg/policy.h"
 #include "seg/policy_eval.h"
 #include "records/auditq.h"
+#include "records/db.h"
 #include "records/flowexp.h"
 #include "seg/cnispool.h"
 #include "seg/seg_int.h"
@@ -37,10 +38,19 @@
 
 static void pset_put(struct pset *ps)
 {
-	if (ps && --ps->refs == 0) {
+	if (!ps || --ps->refs)
+		return;
+	if (ps->parts) {
+		for (size_t i = 0; i < ps->n_parts; i++)
+			pset_put(ps->parts[i]);
+		free(ps->parts);
+		/* Borrowed policies: only the array and the set are the union's. */
+		free(ps->set->policies);
+		free(ps->set);
+	} else {
 		zt_policy_set_free(ps->set);
-		free(ps);
 	}
+	free(ps);
 }
 
 void seg_audit(struct zt_seg *s, const char *kind, const char *subject, const char *detail)
@@ -183,11 +193,114 @@ static struct pset *pset_new(struct zt_policy_set *set)
 	return ps;
 }
 
+static bool same_policy(const struct zt_policy *a, const struct zt_policy *b)
+{
+	return a->kind == b->kind && !strcmp(a->name, b->name) &&
+	       !strcmp(a->namespace ? a->namespace : "", b->namespace ? b->namespace : "");
+}
+
+/*
+ * One set of the policies of parts[0..n) (NULL entries skipped), borrowed:
+ * it holds a reference on each part. A policy that an earlier part already
+ * names (kind, namespace, name) refuses the union: two sources must not
+ * both define it.
+ */
+static struct pset *pset_union(struct pset *const *parts, size_t n, char *err, size_t errlen)
+{
+	struct zt_policy_set *set = calloc(1, sizeof(*set));
+	struct pset *ps = NULL;
+	size_t total = 0, k = 0, m = 0;
+	char *shas = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		total += parts[i] ? parts[i]->set->n : 0;
+	if (!set || !(set->policies = calloc(total ? total : 1, sizeof(*set->policies))) ||
+	    !(shas = calloc(n ? n : 1, 65)))
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		const struct zt_policy_set *p = parts[i] ? parts[i]->set : NULL;
+
+		if (!p)
+			continue;
+		for (size_t j = 0; j < p->n; j++) {
+			/* Sources against each other (each part checked its own already). */
+			for (size_t q = 0; i && q < k; q++)
+				if (same_policy(&set->policies[q], &p->policies[j])) {
+					zt_seterr(
+						err, errlen,
+						"%s %s/%s from %s is also defined in %s; rename one of them",
+						zt_pol_kind_name(p->policies[j].kind),
+						p->policies[j].namespace ?
+							p->policies[j].namespace :
+							"",
+						p->policies[j].name, p->policies[j].file,
+						set->policies[q].file);
+					free(set->policies);
+					free(set);
+					free(shas);
+					return NULL;
+				}
+			set->policies[k++] = p->policies[j];
+		}
+		set->n_files += p->n_files;
+		memcpy(shas + 64 * m++, p->sha256, 64);
+	}
+	set->n = k;
+	zt_sha256_hex(shas, 64 * m, set->sha256);
+	free(shas);
+	shas = NULL;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps || !(ps->parts = calloc(n ? n : 1, sizeof(*ps->parts))))
+		goto nomem;
+	ps->set = set;
+	ps->refs = 1;
+	for (size_t i = 0; i < n; i++)
+		if (parts[i]) {
+			parts[i]->refs++;
+			ps->parts[ps->n_parts++] = parts[i];
+		}
+	return ps;
+nomem:
+	if (ps)
+		free(ps);
+	if (set)
+		free(set->policies);
+	free(set);
+	free(shas);
+	zt_seterr(err, errlen, "out of memory");
+	return NULL;
+}
+
+/*
+ * The store's union: dir and every feed's advisories, feed `over` (index,
+ * or n_fpol for a new one; -1: none) taking `over_ps` instead. With no
+ * advisories it is dir itself.
+ */
+static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
+				char *err, size_t errlen)
+{
+	struct pset *parts[ZT_MAX_FEEDS + 1];
+	size_t n = 0, feeds = 0;
+
+	parts[n++] = dir;
+	for (size_t i = 0; i < s->n_fpol || (over >= 0 && i == (size_t)over); i++) {
+		struct pset *p = (long)i == over ? over_ps : s->fpol[i].ps;
+
+		parts[n++] = p;
+		feeds += p != NULL;
+	}
+	if (!feeds && dir) {
+		dir->refs++;
+		return dir;
+	}
+	return pset_union(parts, n, err, errlen);
+}
+
 /* Reads policy.dir; on success the new set is in force. */
 int seg_reload(struct zt_seg *s, const char *why)
 {
 	struct zt_policy_set *set = NULL;
-	struct pset *ps;
+	struct pset *ps, *dir;
 	char err[1024], q[1200];
 	int r;
 
@@ -202,14 +315,23 @@ int seg_reload(struct zt_seg *s, const char *why)
 		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		return r;
 	}
-	if (s->cur && !strcmp(s->cur->set->sha256, set->sha256) && strcmp(why, "start")) {
+	if (s->dir && !strcmp(s->dir->set->sha256, set->sha256) && strcmp(why, "start")) {
 		zt_policy_set_free(set);
 		return 0; /* same bytes: nothing to do */
 	}
-	ps = pset_new(set);
-	if (!ps) {
+	dir = pset_new(set);
+	if (!dir) {
 		zt_policy_set_free(set);
 		return -ENOMEM;
+	}
+	ps = store_union(s, dir, -1, NULL, err, sizeof(err));
+	if (!ps) {
+		pset_put(dir);
+		snprintf(s->last_reject, sizeof(s->last_reject), "%s", err);
+		log_error("policy_rejected", "dir=%s error=%s kept_gen=%llu", s->cfg->policy.dir,
+			  zt_log_quote(q, sizeof(q), err), (unsigned long long)s->st.gen);
+		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
+		return -EINVAL;
 	}
 	r = publish(s, ps, why, err, sizeof(err));
 	if (r < 0) {
@@ -222,11 +344,14 @@ int seg_reload(struct zt_seg *s, const char *why)
 			  (unsigned long long)s->st.gen);
 		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		pset_put(ps);
+		pset_put(dir);
 		return r;
 	}
 	s->last_reject[0] = '\0';
 	pset_put(s->cur);
 	s->cur = ps;
+	pset_put(s->dir);
+	s->dir = dir;
 	{
 		char d[256];
 
@@ -235,6 +360,113 @@ int seg_reload(struct zt_seg *s, const char *why)
 		seg_audit(s, "policy.apply", s->cfg->policy.dir, d);
 	}
 	return 0;
+}
+
+static bool names_policy(const struct pset *ps, const struct zt_policy *p)
+{
+	for (size_t i = 0; ps && i < ps->set->n; i++)
+		if (same_policy(&ps->set->policies[i], p))
+			return true;
+	return false;
+}
+
+static void audit_advisory(struct zt_seg *s, const char *kind, const char *feed, const char *sha,
+			   const struct zt_policy *p)
+{
+	char d[1024], f[600], n[300];
+
+	zt_json_escape(p->file, f, sizeof(f));
+	zt_json_escape(p->namespace ? p->namespace : "", n, sizeof(n));
+	snprintf(
+		d, sizeof(d),
+		"{\"feed\":\"%s\",\"sha256\":\"%s\",\"advisory\":\"%s\",\"kind\":\"%s\",\"namespace\":\"%s\",\"source\":\"%s\",\"gen\":%llu}",
+		feed, sha, p->name, zt_pol_kind_name(p->kind), n, f, (unsigned long long)s->st.gen);
+	seg_audit(s, kind, p->name, d);
+}
+
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen)
+{
+	struct pset *parts[64], *fps = NULL, *u = NULL, *old;
+	size_t i, np = 0;
+	char why[ZT_FEED_NAME_MAX + 8] = "", q[1200];
+	int r = 0;
+
+	for (i = 0; i < s->n_fpol && strcmp(s->fpol[i].name, feed); i++)
+		;
+	if (i == s->n_fpol && (s->n_fpol == ZT_MAX_FEEDS || !n)) {
+		for (size_t k = 0; k < n; k++)
+			zt_policy_set_free(sets[k]);
+		return n ? -ENOSPC : 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct pset *p = k < ZT_ARRAY_SIZE(parts) ? pset_new(sets[k]) : NULL;
+
+		if (!p) {
+			zt_policy_set_free(sets[k]);
+			r = -ENOMEM;
+			continue;
+		}
+		parts[np++] = p;
+	}
+	if (r == 0 && np == 1) {
+		fps = parts[0];
+		parts[0]->refs++;
+	} else if (r == 0 && np > 1) {
+		fps = pset_union(parts, np, err, errlen);
+		if (!fps)
+			r = -EINVAL;
+	}
+	for (size_t k = 0; k < np; k++)
+		pset_put(parts[k]);
+	if (r < 0)
+		goto refused;
+	if (!s->dir) {
+		/* No valid policy.dir yet: publishing now would drop what the kernel enforces. */
+		log_warn("advisories_waiting", "feed=%s why=\"policy.dir has not loaded yet\"",
+			 feed);
+		goto keep;
+	}
+	u = store_union(s, s->dir, (long)i, fps, err, errlen);
+	if (!u) {
+		r = -EINVAL;
+		goto refused;
+	}
+	snprintf(why, sizeof(why), "feed:%s", feed);
+	r = publish(s, u, why, err, errlen);
+	if (r < 0) {
+		pset_put(u);
+		goto refused;
+	}
+	pset_put(s->cur);
+	s->cur = u;
+keep:
+	old = i < s->n_fpol ? s->fpol[i].ps : NULL;
+	for (size_t k = 0; fps && k < fps->set->n; k++)
+		audit_advisory(s, "policy.advisory.apply", feed, sha256, &fps->set->policies[k]);
+	for (size_t k = 0; old && k < old->set->n; k++)
+		if (!names_policy(fps, &old->set->policies[k]))
+			audit_advisory(s, "policy.advisory.withdraw", feed, sha256,
+				       &old->set->policies[k]);
+	if (i == s->n_fpol) {
+		snprintf(s->fpol[i].name, sizeof(s->fpol[i].name), "%s", feed);
+		s->n_fpol++;
+	}
+	pset_put(s->fpol[i].ps);
+	s->fpol[i].ps = fps;
+	snprintf(s->fpol[i].sha, sizeof(s->fpol[i].sha), "%s", sha256);
+	log_info("advisories_applied", "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256,
+		 fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
+	return 0;
+refused:
+	pset_put(fps);
+	pthread_mutex_lock(&s->lock);
+	s->st.rejects++;
+	pthread_mutex_unlock(&s->lock);
+	log_error("advisories_rejected", "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
+		  zt_log_quote(q, sizeof(q), err));
+	seg_audit_text(s, "policy.reject", why[0] ? why : feed, "error", err);
+	return r;
 }
 
 /* Recompiles the set in force after an endpoint or host address change. */
@@ -962,6 +1194,9 @@ void zt_seg_stop(struct zt_seg *s)
 		pset_put(s->gens[i].ps);
 	}
 	pset_put(s->cur);
+	pset_put(s->dir);
+	for (size_t i = 0; i < s->n_fpol; i++)
+		pset_put(s->fpol[i].ps);
 	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);

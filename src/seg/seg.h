@@ -82,6 +82,24 @@ int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, 
 typedef int (*zt_seg_pod_lookup_fn)(void *ctx, const char *ns, const char *name, const char *uid,
 				    struct zt_pod_meta *out);
 void zt_seg_set_pod_lookup(struct zt_seg *s, zt_seg_pod_lookup_fn fn, void *ctx);
+/* The name ("namespace/name") of endpoint ep_id into buf, "" when unknown. Any thread. */
+void zt_seg_endpoint_name(struct zt_seg *s, uint32_t ep_id, char *buf, size_t n);
+
+struct zt_policy_set;
+/*
+ * The advisories of feed `feed` (format: policy), as sets parsed by
+ * zt_policy_parse_buf() under names "feed:FEED/FILE": the store compiles the
+ * union of policy.dir and every feed's sets. Takes the sets whatever it
+ * returns. A version that does not compile with the rest, or names a
+ * policy (kind, namespace, name) another source has, is refused: -EINVAL
+ * with err saying why, the feed's previous advisories stay. n == 0
+ * withdraws them. Each advisory applied or withdrawn is audited
+ * (policy.advisory.apply / policy.advisory.withdraw, subject its name).
+ * Until policy.dir has loaded once, the advisories wait (0 is returned).
+ */
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

@@ -426,7 +426,10 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 		    zt_cbor_put_u64(m, "ingress_rules", p->n_rules[ZT_POL_INGRESS]) ||
 		    zt_cbor_put_u64(m, "egress_rules", p->n_rules[ZT_POL_EGRESS]) ||
 		    zt_cbor_put_u64(m, "endpoints", selected_count(s, p)) ||
-		    zt_cbor_put_str(m, "source", where) || zt_cbor_push(arr, m)) {
+		    zt_cbor_put_str(m, "source", where) ||
+		    zt_cbor_put_str(m, "origin",
+				    strncmp(p->file, "feed:", 5) ? "policy.dir" : p->file) ||
+		    zt_cbor_push(arr, m)) {
 			if (m)
 				cbor_decref(&m);
 			cbor_decref(&arr);

@@ -22,10 +22,23 @@
 #define MAX_HOST_ADDRS 256
 #define LOG_VERDICTS_PER_S 200
 
-/* A policy set shared by the generations compiled from it. */
+/*
+ * A policy set shared by the generations compiled from it. A union (the
+ * files and the advisory feeds) borrows its policies from its parts and
+ * holds a reference on each.
+ */
 struct pset {
 	struct zt_policy_set *set;
 	unsigned int refs;
+	struct pset **parts; /* NULL: set owns its policies */
+	size_t n_parts;
+};
+
+/* The advisories of one feed (format: policy) in the store. */
+struct feed_pol {
+	char name[ZT_FEED_NAME_MAX];
+	struct pset *ps;
+	char sha[65];
 };
 
 struct gen_rec {
@@ -62,7 +75,10 @@ struct zt_seg {
 	struct zt_identities *ids;
 	struct zt_ep_table eps;
 	struct zt_polapply *applier;
-	struct pset *cur; /* the policy set in force (NULL: none valid yet) */
+	struct pset *cur; /* the policy set in force (NULL: none valid yet): dir + advisories */
+	struct pset *dir; /* the last good set of policy.dir (NULL: none valid yet) */
+	struct feed_pol fpol[ZT_MAX_FEEDS];
+	size_t n_fpol;
 	struct zt_ep_addr host[MAX_HOST_ADDRS];
 	size_t n_host;
 	char state_path[4096 + 32];

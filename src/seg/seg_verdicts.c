@@ -208,7 +208,8 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 			f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
 			zt_tc_reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
-	if (f->verdict != 0 && s->audit) {
+	/* A flow to a threat-intel IOC is the feeds' incident (ioc.hit), not a policy violation. */
+	if (f->verdict != 0 && s->audit && f->reason != ZT_REASON_IOC) {
 		struct flow_rec v = *f;
 
 		pthread_mutex_unlock(&s->lock);
@@ -221,6 +222,18 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 int zt_seg_register_events(struct zt_seg *s, struct zt_events *ev)
 {
 	return zt_events_on(ev, ZT_EV_POLICY, seg_on_policy_event, s);
+}
+
+void zt_seg_endpoint_name(struct zt_seg *s, uint32_t ep_id, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->eps.n; i++)
+		if (s->eps.v[i]->id == ep_id) {
+			snprintf(buf, n, "%s", s->eps.v[i]->qname);
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void seg_fx_workload(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n)
