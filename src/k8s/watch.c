@@ -353,8 +353,11 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 	int r;
 
-	if (!x->status)
+	if (!x->status) {
 		curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &x->status);
+		if (x->status == 200 && x->streaming)
+			STAT_ADD(w, watches, 1);
+	}
 	if (atomic_load(&w->stopping)) {
 		x->abort = -ECANCELED;
 		return 0;
@@ -888,8 +891,6 @@ static enum watch_end do_watch(struct zt_k8s_watch *w)
 		r = -EPROTO;
 		snprintf(x.msg, sizeof(x.msg), "the stream ended in the middle of an event");
 	}
-	if (x.status == 200)
-		STAT_ADD(w, watches, 1);
 	quick = x.events == 0 && zt_now_mono_ns() - t0 < QUICK_NS;
 	if (r == -ECANCELED) {
 		end = W_STOP;
@@ -904,6 +905,15 @@ static enum watch_end do_watch(struct zt_k8s_watch *w)
 		/* Listing at once is routine; a server that keeps answering 410 backs off. */
 		delay = report(w, ZT_K8S_OP_WATCH, -ESTALE, 410, quick, true, msg);
 		nap(w, w->failures > 1 ? delay : 0);
+		end = W_RELIST;
+	} else if (r == -EFBIG) {
+		/*
+		 * Resuming would meet the same event again. A list has no bound
+		 * per object (only per page): the relist brings the object, and
+		 * the watch goes on from after it.
+		 */
+		snprintf(msg, sizeof(msg), "GET %s: %s; listing again", url, x.msg);
+		nap(w, report(w, ZT_K8S_OP_WATCH, r, 200, true, true, msg));
 		end = W_RELIST;
 	} else if (r == -ENOBUFS) {
 		STAT_ADD(w, overflows, 1);
