@@ -281,8 +281,8 @@ static uint64_t backoff(struct zt_k8s_watch *w)
  * returns how long to wait before the next attempt. failure: counts
  * towards the backoff; a routine relist (410 after a working watch) does not.
  */
-static uint64_t report(struct zt_k8s_watch *w, enum zt_k8s_op op, int err, long status,
-		       bool failure, bool relist, const char *msg)
+static uint64_t report_ex(struct zt_k8s_watch *w, enum zt_k8s_op op, int err, long status,
+			  bool failure, bool relist, const char *msg, bool wait)
 {
 	struct qev *e = calloc(1, sizeof(*e));
 	uint64_t delay = 0;
@@ -303,8 +303,19 @@ static uint64_t report(struct zt_k8s_watch *w, enum zt_k8s_op op, int err, long 
 	e->err.retry_in_ns = delay;
 	e->err.relist = relist;
 	snprintf(e->msg, sizeof(e->msg), "%s", msg);
-	push(w, e, false);
+	push(w, e, wait);
 	return delay;
+}
+
+/*
+ * Between requests the worker has nothing else to do: it waits for room, so
+ * the caller hears of every failure (an overflow's notice included, sent
+ * once the queue has drained to half).
+ */
+static uint64_t report(struct zt_k8s_watch *w, enum zt_k8s_op op, int err, long status,
+		       bool failure, bool relist, const char *msg)
+{
+	return report_ex(w, op, err, status, failure, relist, msg, true);
 }
 
 /* Sleeps ns, or less when stopping. */
@@ -626,7 +637,8 @@ static void bad_object(struct zt_k8s_watch *w, enum zt_k8s_op op, const char *wh
 	STAT_ADD(w, bad_objects, 1);
 	snprintf(msg, sizeof(msg), "%s %s: %s; it keeps its last good state",
 		 zt_k8s_kind_name(w->kind), what, why);
-	report(w, op, -EINVAL, 200, false, false, msg);
+	/* Inside a transfer: a full queue drops the notice (the counter stays). */
+	report_ex(w, op, -EINVAL, 200, false, false, msg, op == ZT_K8S_OP_LIST);
 }
 
 /* "namespace/name" of a raw object, for one that did not decode; NULL if unreadable. */
@@ -918,8 +930,8 @@ static enum watch_end do_watch(struct zt_k8s_watch *w)
 	} else if (r == -ENOBUFS) {
 		STAT_ADD(w, overflows, 1);
 		snprintf(msg, sizeof(msg), "GET %s: %s", url, x.msg);
-		report(w, ZT_K8S_OP_WATCH, -ENOBUFS, 200, false, true, msg);
 		wait_half(w);
+		report(w, ZT_K8S_OP_WATCH, -ENOBUFS, 200, false, true, msg);
 		end = W_RELIST;
 	} else if (r == 0 && x.status == 200 && !quick) {
 		w->failures = 0; /* the server ended it (timeoutSeconds): watch again */

@@ -34,6 +34,7 @@ The test drives it through a plain-HTTP control port on 127.0.0.1
 (--ctl-port), JSON bodies:
 
   POST /apply   {"resource": "pods", "object": {...}}     create or update
+  POST /apply-many {"resource": "pods", "objects": [...]}   all in one burst
   POST /delete  {"resource": "pods", "namespace": "a", "name": "b"}
   POST /expire-watches   every open watch gets ERROR 410 and ends; history
                          is compacted (a resume from an older RV gets 410)
@@ -42,7 +43,8 @@ The test drives it through a plain-HTTP control port on 127.0.0.1
   POST /expire-continue  every continue token given so far is expired (410)
   POST /rotate-token     a new token, written to --token-file (tmp + rename,
                          as the kubelet does); the old one gets 401 from now on
-  POST /fail    {"count": N, "status": 500}   the next N API requests fail
+  POST /fail    {"count": N, "status": 500, "path": P}   the next N API requests
+                         (to path P only, when given) fail
   POST /set     {"bookmark_interval": S, "stale_mode": "event"|"status",
                  "list_delay": S (before each LIST page)}
   GET  /requests         every API request so far: time, path, query, status,
@@ -192,7 +194,7 @@ def matches(obj, fsel, lsel):
 
 class Store:
     def __init__(self, state_file):
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(threading.RLock())
         self.rv = 1
         self.objects = {p: {} for p in RESOURCES}
         self.history = []  # (rv, plural, type, obj, prev)
@@ -384,7 +386,7 @@ def make_handler(store, opts, log, log_lock):
                     return
                 with store.cond:
                     fail = opts.fail_next
-                    if fail["count"] > 0:
+                    if fail["count"] > 0 and fail["path"] in ("", urlsplit(self.path).path):
                         fail["count"] -= 1
                         code = fail["status"]
                         self.send_status(code, "InternalError" if code >= 500 else "BadRequest",
@@ -715,6 +717,12 @@ def make_ctl_handler(store, opts, log, log_lock):
             if path == "/apply":
                 obj = store.apply(body["resource"], body["object"])
                 return self.reply(200, obj)
+            if path == "/apply-many":
+                # One burst: every object applied under one lock hold.
+                with store.cond:
+                    for o in body["objects"]:
+                        store.apply(body["resource"], o)
+                return self.reply(200, {"rv": store.rv})
             if path == "/delete":
                 gone = store.delete(body["resource"], body.get("namespace", ""), body["name"])
                 return self.reply(200 if gone else 404, gone or {"error": "not found"})
@@ -742,6 +750,7 @@ def make_ctl_handler(store, opts, log, log_lock):
                 with store.cond:
                     opts.fail_next["count"] = int(body.get("count", 1))
                     opts.fail_next["status"] = int(body.get("status", 500))
+                    opts.fail_next["path"] = str(body.get("path", ""))
                 return self.reply(200, opts.fail_next)
             if path == "/set":
                 if "bookmark_interval" in body:
@@ -784,7 +793,7 @@ def main():
     ap.add_argument("--stale-mode", choices=("event", "status"), default="event")
     ap.add_argument("--verbose", action="store_true")
     opts = ap.parse_args()
-    opts.fail_next = {"count": 0, "status": 500}
+    opts.fail_next = {"count": 0, "status": 500, "path": ""}
     opts.list_delay = 0.0
 
     store = Store(opts.state)
