@@ -16,7 +16,9 @@
  * A packet of no known flow starts one: its verdict is taken from the
  * policy, an entry is created whether it is allowed or denied (later
  * packets of a denied flow drop without another event), and one event
- * reports it.
+ * reports it. A pod's new flow (and a re-check) also asks bpf/lib/ioc.h
+ * whether its destination is a threat-intel IOC: action block denies it
+ * (reason ioc), and a ZT_EV_IOC record reports the match either way.
  *
  * Each entry also keeps the flow's features (per-direction sizes,
  * inter-arrival times, TCP flag counts, whether the handshake completed:
@@ -45,6 +47,7 @@
 #include "lib/stats.h"
 #include "lib/policy.h"
 #include "lib/conntrack.h"
+#include "lib/ioc.h"
 #include "lib/guard.h"
 #include "lib/synprot.h"
 #define ZT_CAPTURE_SKB
@@ -308,6 +311,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->peer_ep_id = q.peer_ep_id;
 			ct->ep_id = ep->ep_id;
 			ct->gen = gen;
+			/* A policy change never lets a flow to a blocked IOC through. */
+			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
@@ -332,17 +337,20 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 		tc_query_fill(&q, &key, dir, gen, ep->identity);
 		zt_pol_eval(&q);
-		if (!zt_ct_opens(key.proto, t.p.tcp_flags)) {
-			/* The tail of a flow that is gone: its verdict, no flow. */
-			stat = q.verdict != ZT_VERDICT_ALLOW ? ZT_TCS_DENY_EST :
-			       q.audit			     ? ZT_TCS_AUDIT :
-							       ZT_TCS_ALLOW_EST;
-			return tc_verdict(skb, &t, ep, dir, stat, q.verdict, len);
-		}
 		v = bpf_map_lookup_elem(&ct_scratch, &zero);
 		if (!v)
 			return TC_ACT_SHOT;
 		__builtin_memset(v, 0, sizeof(*v));
+		if (!zt_ct_opens(key.proto, t.p.tcp_flags)) {
+			/* The tail of a flow that is gone: its verdict (IOC included), no flow. */
+			v->verdict = q.verdict;
+			v->audit = q.audit;
+			zt_ioc_judge(&key, v, dir, 0, 0);
+			stat = v->verdict != ZT_VERDICT_ALLOW ? ZT_TCS_DENY_EST :
+			       v->audit			      ? ZT_TCS_AUDIT :
+								ZT_TCS_ALLOW_EST;
+			return tc_verdict(skb, &t, ep, dir, stat, v->verdict, len);
+		}
 		v->first_ns = now;
 		v->last_ns = now;
 		v->packets[0] = 1;
@@ -360,6 +368,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		v->state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
 		if (key.proto == IPPROTO_TCP)
 			v->flags_seen[0] = t.p.tcp_flags;
+		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
 		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
 		tc_emit(&key, v, t.p.tcp_flags, 0, len);

@@ -262,7 +262,8 @@ enum zt_event_type {
 	ZT_EV_DST_ACTIVITY = 5, /* struct zt_ev_activity: a destination did */
 	ZT_EV_PROBE = 6, /* struct zt_ev_probe: first contact of a source with (dst, port, proto) */
 	ZT_EV_PROBE_RESULT = 7, /* struct zt_ev_probe_result: the answer a probe got */
-	ZT_EV_CAPTURE = 8, /* struct zt_ev_capture: a packet from or to a watched address */
+	ZT_EV_IOC = 8, /* struct zt_ev_ioc: a pod's new flow to a feed-listed destination */
+	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
 	ZT_EV_MAX,
 };
 
@@ -307,6 +308,8 @@ struct zt_ev_xdp_drop {
  *   0                       ZT_ID_ANY, only in policy keys: every peer
  *   1                       the host (the node's own addresses)
  *   2, 3                    the world (IPv4, IPv6): no other ipcache entry
+ *   4                       a pending endpoint: registered by the CNI plugin,
+ *                           its labels not known yet; no selector matches it
  *   256 .. 2^24-1           label sets of endpoints (namespace, labels,
  *                           namespace labels)
  *   2^24 .. 2^31-1          CIDR identities: one per prefix that some
@@ -340,6 +343,7 @@ struct zt_ev_xdp_drop {
 #define ZT_ID_HOST 1u
 #define ZT_ID_WORLD_V4 2u
 #define ZT_ID_WORLD_V6 3u
+#define ZT_ID_PENDING 4u
 #define ZT_ID_FIRST_LABELS 256u
 #define ZT_ID_FIRST_CIDR (1u << 24)
 #define ZT_ID_FIRST_PORT_CLASS (1u << 31)
@@ -503,6 +507,7 @@ enum zt_reason {
 	ZT_REASON_DEFAULT_DENY, /* isolated by policy.default: deny; no rule allowed */
 	ZT_REASON_NO_ENDPOINT, /* the interface is not a registered endpoint: passed */
 	ZT_REASON_NO_POLICY, /* no policy generation loaded yet (gen 0): default applies */
+	ZT_REASON_IOC, /* the destination is on a threat-intel feed whose action is block */
 	ZT_REASON_MAX,
 };
 
@@ -1154,5 +1159,81 @@ static inline __u32 zt_probe_bit(__u64 dst_hash, __u16 port, __u8 proto)
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */
 #define ZT_DEFAULT_EVENT_SAMPLE 1 /* 1 = every drop is a candidate */
 #define ZT_DEFAULT_EVENT_RATE 1000 /* events per second per CPU, at most */
+
+/*
+ * ---- Threat-intelligence destinations (tc_endpoint, bpf/lib/ioc.h) ----
+ *
+ * Addresses and prefixes listed by feeds with direction destination or
+ * both: a pod's new flow (its egress, tc_from_pod) to one of them is
+ * dropped (action block, reason ZT_REASON_IOC) or only reported (action
+ * alert), and a ZT_EV_IOC record names the feed. Established flows and
+ * every other packet never look.
+ *
+ * A flat layout, as for the blocklist: almost every destination IOC is a
+ * host (C2 servers, STIX/MISP indicators), so hosts live in a hash map per
+ * family keyed by the exact address (prefixlen 32 or 128): one hashed
+ * lookup however many there are. The few shorter prefixes (network lists
+ * such as Spamhaus DROP used as destinations, ~1-2k) live in a small LPM
+ * trie, consulted only while ioc_state says it has entries. The maps are
+ * changed entry by entry in chunks (add before delete), never swapped or
+ * freed, so no lookup ever waits on a large trie being torn down.
+ */
+#define ZT_PIN_IOC_HOST_V4 "ioc_host_v4"
+#define ZT_PIN_IOC_HOST_V6 "ioc_host_v6"
+#define ZT_PIN_IOC_LPM_V4 "ioc_lpm_v4"
+#define ZT_PIN_IOC_LPM_V6 "ioc_lpm_v6"
+#define ZT_PIN_IOC_STATE "ioc_state"
+#define ZT_PIN_IOC_STATS "ioc_stats"
+
+enum zt_ioc_action {
+	ZT_IOC_BLOCK = 0,
+	ZT_IOC_ALERT = 1,
+};
+
+/* Keys: struct zt_ip4_key / zt_ip6_key (prefixlen 32 / 128 in the host maps). */
+struct zt_ioc_val {
+	__u32 feed_id; /* the feed that decides: its index in the configuration's feeds + 1 */
+	__u32 prefixlen; /* the entry's own length (a trie lookup returns the value only) */
+	__u16 port; /* 0: every destination port; else flows to this port only */
+	__u8 action; /* enum zt_ioc_action: block when any destination feed listing it blocks */
+	__u8 _pad;
+	__u32 _pad2;
+};
+
+/* ZT_PIN_IOC_STATE: array of one; which maps have entries (the daemon writes it). */
+struct zt_ioc_state {
+	__u32 host_v4_used;
+	__u32 host_v6_used;
+	__u32 lpm_v4_used;
+	__u32 lpm_v6_used;
+};
+
+/* ZT_PIN_IOC_STATS: per-CPU array of struct zt_counter, new flows that met an IOC. */
+enum zt_ioc_stat {
+	ZT_IOCS_BLOCKED = 0, /* dropped (action block) */
+	ZT_IOCS_ALERTED, /* passed on, reported (action alert) */
+	ZT_IOCS_MAX,
+};
+
+/* A pod's new flow to an IOC (its original direction, as in zt_ct_key). */
+struct zt_ev_ioc {
+	struct zt_event_hdr hdr;
+	__u32 ifindex;
+	__u32 ep_id; /* the pod's endpoint */
+	__u32 local_id; /* its identity */
+	__u32 feed_id; /* as in zt_ioc_val */
+	__u32 prefixlen; /* of the entry that matched */
+	__u16 ioc_port; /* the entry's port (0: every port) */
+	__u8 action; /* enum zt_ioc_action */
+	__u8 dropped; /* 1: the flow was dropped */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 _pad;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+}; /* 80 bytes, zeroed before it is filled */
 
 #endif /* ZTAGENT_H */

@@ -77,6 +77,14 @@ struct zt_feed_config {
 	char ca_bundle[ZT_FEED_PATH_MAX]; /* ca_bundle: PEM file, https only; "" = system CAs */
 };
 
+#define ZT_K8S_NODE_NAME_MAX 254 /* a Kubernetes node name (DNS subdomain) and its NUL */
+
+/* What a pod's endpoint may do before its labels are known (kubernetes.pending_posture). */
+enum zt_pending_posture {
+	ZT_PENDING_DENY = 0, /* isolated both ways, except to and from the host */
+	ZT_PENDING_ALLOW, /* not isolated; peers' policies still apply */
+};
+
 enum zt_mtls_mode {
 	ZT_MTLS_MODE_OFF = 0,
 	ZT_MTLS_MODE_POLICY, /* requireMutualAuth / requireTLS rules */
@@ -120,6 +128,10 @@ struct zt_config {
 	struct {
 		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
 	} metrics;
+	struct {
+		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
+		char feature_log[PATH_MAX];
+	} detection;
 	struct zt_feed_config feeds[ZT_MAX_FEEDS]; /* feeds: threat-intelligence feeds */
 	unsigned int n_feeds;
 	struct {
@@ -131,6 +143,14 @@ struct zt_config {
 		uint64_t svid_ttl_ns; /* mtls.svid_ttl: workload SVID lifetime, default 1h */
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
 	} mtls;
+	struct {
+		bool enabled; /* kubernetes.enabled: watch the API server; default false */
+		char kubeconfig
+			[PATH_MAX]; /* kubernetes.kubeconfig: "" = in-cluster configuration */
+		/* kubernetes.node_name: "" = $NODE_NAME, else the host name (zt_config_k8s_node) */
+		char node_name[ZT_K8S_NODE_NAME_MAX];
+		enum zt_pending_posture pending_posture; /* kubernetes.pending_posture: deny */
+	} kubernetes;
 };
 
 /* Fills every field with its default. */
@@ -139,6 +159,15 @@ void zt_config_defaults(struct zt_config *c);
 void zt_feed_config_defaults(struct zt_feed_config *f);
 /* "cidr", "stix2", ...; "?" when out of range. */
 const char *zt_feed_format_name(enum zt_feed_format f);
+
+/*
+ * The node's name as Kubernetes knows it: kubernetes.node_name, else
+ * $NODE_NAME (the downward API) when it is a valid node name, else the host
+ * name. 0, or -ENAMETOOLONG / -EINVAL when none fits n or is valid.
+ */
+int zt_config_k8s_node(const struct zt_config *c, char *buf, size_t n);
+/* "deny" | "allow" */
+const char *zt_pending_posture_name(enum zt_pending_posture p);
 
 /*
  * Reads and validates a file. On failure returns -errno-style code, leaves

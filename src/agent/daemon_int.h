@@ -20,12 +20,15 @@ struct zt_daemon {
 	struct zt_api *api;
 	struct zt_events *ev;
 	struct zt_seg *seg;
+	struct zt_feeds *feeds; /* NULL without feeds */
 	struct zt_metrics *metrics;
 	struct zt_metrics_std ms;
 	struct zt_metrics_server *msrv;
 	struct zt_dbw *dbw; /* NULL without database.url */
 	struct zt_auditq *auditq; /* NULL without database.url */
 	struct zt_dropagg *dropagg; /* NULL without database.url */
+	struct zt_featlog *featlog; /* NULL without detection.feature_log */
+	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
 	/* One read of the per-CPU maps per scrape (metrics thread only). */

@@ -16,7 +16,7 @@ static const struct {
 	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
 	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
 	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
-	{ ctl_ca_cmds, &ctl_ca_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_feeds_cmds, &ctl_feeds_ncmds },
 };
 
 /* ---- usage ---- */
@@ -33,7 +33,7 @@ static void usage_main(FILE *f)
 		"  status                      programs, interfaces, map fill, counters, events\n"
 		"  block add CIDR              drop traffic from CIDR (--ttl, --reason, --kind)\n"
 		"  block del CIDR              stop dropping CIDR\n"
-		"  block list                  what is blocked, why and until when\n"
+		"  block list [--feed NAME]    what is blocked, why and until when\n"
 		"  block import FILE           block every CIDR in FILE (one per line)\n"
 		"  allow add CIDR              let CIDR through even when blocklisted\n"
 		"  allow del CIDR              remove an allowlist entry\n"
@@ -47,8 +47,13 @@ static void usage_main(FILE *f)
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
-		"  endpoint list               the endpoints and their identities\n"
+		"  endpoint list               the endpoints, identities, origins, pod UIDs\n"
+		"  endpoint meta ENDPOINT --labels k=v\n"
+		"                              set a (pending) endpoint's labels\n"
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
+		"  feeds list                  threat-intel feeds: state, entries, age, errors\n"
+		"  feeds show NAME             one feed in detail: bad lines, what was subtracted\n"
+		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
 		"  ca init --trust-domain TD --out DIR\n"
@@ -146,6 +151,8 @@ static const struct option long_opts[] = {
 	{ "ca", required_argument, NULL, 'C' },
 	{ "days", required_argument, NULL, 'Y' },
 	{ "csr", required_argument, NULL, 'Q' },
+	{ "feed", required_argument, NULL, 'E' },
+	{ "force", no_argument, NULL, 'Z' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -166,7 +173,8 @@ static const struct {
 	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
-	{ 'Q', OPT_CA, "--csr" },
+	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
+	{ 'Z', OPT_FORCE, "--force" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -280,6 +288,12 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'D':
 			o->db = optarg;
+			break;
+		case 'E':
+			o->feed = optarg;
+			break;
+		case 'Z':
+			o->force = true;
 			break;
 		case 'U':
 			o->trust_domain = optarg;
@@ -461,7 +475,8 @@ int main(int argc, char **argv)
 	if (!c) {
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
-		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0)
+		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
+		    strcmp(argv[0], "feeds") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

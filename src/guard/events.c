@@ -33,6 +33,7 @@ static const size_t rec_len[ZT_EV_MAX] = {
 	[ZT_EV_DST_ACTIVITY] = sizeof(struct zt_ev_activity),
 	[ZT_EV_PROBE] = sizeof(struct zt_ev_probe),
 	[ZT_EV_PROBE_RESULT] = sizeof(struct zt_ev_probe_result),
+	[ZT_EV_IOC] = sizeof(struct zt_ev_ioc),
 	[ZT_EV_CAPTURE] = sizeof(struct zt_ev_capture),
 };
 
