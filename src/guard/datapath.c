@@ -20,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "guard/activity.h"
 #include "guard/datapath.h"
 #include "agent/log.h"
 #include "agent/util.h"
@@ -438,6 +439,38 @@ static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_f
 	return r;
 }
 
+_Static_assert(ZT_RL_ALL == 0 && ZT_RL_SYN == 1 && ZT_RL_UDP == 2 && ZT_RL_ICMP == 3 &&
+		       ZT_RL_KINDS == ZT_ARRAY_SIZE(((struct zt_config *)0)->ratelimit.src),
+	       "config ratelimit.src/dst are indexed by enum zt_rl_kind");
+
+/*
+ * ratelimit.* into guard_cfg, at every start: a limit the configuration no
+ * longer has is lifted, whatever an earlier run left in the pinned map.
+ */
+static int apply_ratelimits(struct zt_datapath *dp, const struct zt_config *cfg, char *err,
+			    size_t errlen)
+{
+	struct zt_ratelimit_cfg rl = { 0 };
+	int r;
+
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		rl.src[k] = cfg->ratelimit.src[k];
+		rl.dst[k] = cfg->ratelimit.dst[k];
+	}
+	r = zt_datapath_set_ratelimits(dp, &rl);
+	if (r < 0)
+		snprintf(err, errlen, "cannot write ratelimit.* into the guard_cfg map: %s",
+			 strerror(-r));
+	else
+		log_info(
+			"ratelimits",
+			"syn=%u udp=%u icmp=%u all=%u dst_syn=%u dst_udp=%u dst_icmp=%u dst_all=%u",
+			rl.src[ZT_RL_SYN], rl.src[ZT_RL_UDP], rl.src[ZT_RL_ICMP], rl.src[ZT_RL_ALL],
+			rl.dst[ZT_RL_SYN], rl.dst[ZT_RL_UDP], rl.dst[ZT_RL_ICMP],
+			rl.dst[ZT_RL_ALL]);
+	return r;
+}
+
 int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char *err,
 		     size_t errlen)
 {
@@ -510,6 +543,9 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 		snprintf(err, errlen, "cannot initialise guard_cfg: %s", strerror(-r));
 		goto fail;
 	}
+	r = apply_ratelimits(dp, cfg, err, errlen);
+	if (r < 0)
+		goto fail;
 
 	/* The TC object shares "events" and "event_stats" with the XDP one through their pins. */
 	dp->tc = tc_endpoint__open_opts(&oo);
