@@ -2156,6 +2156,73 @@ static void test_closing_tail_is_no_flow(void **state)
 	assert_int_equal(e->n_ev, 1);
 }
 
+/*
+ * A TCP flow from its SYN to its last ACK, and the packets that trail it:
+ * one flow, one event, all packets on the one entry; once the entry is gone
+ * (the exporter deletes a closed flow after its grace), a retransmitted
+ * FIN or a late RST makes no second, one-packet flow.
+ */
+static void test_tcp_trailing_packets(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 47000, 443);
+	struct zt_ct_key k2 = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 47001, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK | TCP_PSH, 100));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_ACK | TCP_PSH, 500));
+	/* The close: FIN out, FIN back, the last ACK out. */
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0)), TC_ACT_OK);
+	/* The peer did not get the last ACK: it sends its FIN again, and we answer. */
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0)), TC_ACT_OK);
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.packets[0], 6);
+	assert_int_equal(v.packets[1], 4);
+	assert_int_equal(v.fin[0], 1);
+	assert_int_equal(v.fin[1], 2);
+	assert_int_equal(v.hs_done, 1);
+	/* Recorded and deleted; then the peer's FIN once more and our RST to it. */
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.conntrack), &k), 0);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0));
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_RST, 0)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_RST | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_count(e), 0);
+	assert_int_equal(e->n_ev, 1);
+
+	/* A flow reset by the peer: its late RST/ACK after the entry is gone, the same. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47001, TCP_RST | TCP_ACK, 0));
+	assert_int_equal(ct_get(e, k2, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.hs_done, 0);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.conntrack), &k2), 0);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47001, TCP_RST | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_RST, 0));
+	assert_int_equal(ct_count(e), 0);
+	assert_int_equal(e->n_ev, 2);
+	/* A new SYN on the same ports is a new flow again. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_SYN, 0));
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(e->n_ev, 3);
+}
+
 static struct zt_ep_stats ep_stats_of(struct env *e, __u32 ep_id)
 {
 	__u32 slot = ep_id & (ZT_EP_STATS_SLOTS - 1);
@@ -2323,6 +2390,7 @@ int main(void)
 		T(test_ct_features),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),
+		T(test_tcp_trailing_packets),
 		T(test_ep_stats),
 		T(test_tc_capture),
 	};
