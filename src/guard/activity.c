@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "detect/features.h"
 #include "guard/activity.h"
 #include "guard/datapath.h"
 #include "xdp_guard.skel.h"
@@ -719,4 +720,36 @@ double zt_lc_estimate(unsigned int bits, unsigned int m)
 		return 0;
 	z = bits == m ? 0.5 : (double)(m - bits);
 	return m * ln_ge1((double)m / z);
+}
+
+/* ---- conntrack features for the flow model ---- */
+
+void zt_ct_flowstats(const struct zt_ct_val *v, struct zt_feat_flowstats *out)
+{
+	/* One ZT_CT_IAT unit in microseconds: 2^ZT_CT_IAT_SHIFT ns. */
+	const double unit_us = (double)(1u << ZT_CT_IAT_SHIFT) / 1000.0;
+
+	memset(out, 0, sizeof(*out));
+	out->handshake = v->hs_done;
+	for (int d = 0; d < 2; d++) {
+		uint64_t n = v->packets[d], gaps = n > 1 ? n - 1 : 0;
+
+		if (n && v->size_min[d] != ZT_CT_SIZE_UNSET) {
+			out->size_min[d] = v->size_min[d];
+			out->size_max[d] = v->size_max[d];
+			zt_feat_mean_std(n, (double)v->bytes[d], (double)v->size_sq[d],
+					 &out->size_mean[d], &out->size_std[d]);
+		}
+		if (gaps && v->iat_min[d] != ZT_CT_IAT_UNSET) {
+			out->iat_min_us[d] = (float)(v->iat_min[d] * unit_us);
+			out->iat_max_us[d] = (float)(v->iat_max[d] * unit_us);
+			zt_feat_mean_std(gaps, (double)v->iat_sum[d] * unit_us,
+					 (double)v->iat_sq[d] * unit_us * unit_us,
+					 &out->iat_mean_us[d], &out->iat_std_us[d]);
+		}
+		out->syn[d] = v->syn[d];
+		out->fin[d] = v->fin[d];
+		out->rst[d] = v->rst[d];
+		out->psh[d] = v->psh[d];
+	}
 }

@@ -144,4 +144,12 @@ uint64_t zt_guard_now_ns(void);
  */
 double zt_lc_estimate(unsigned int bits, unsigned int m);
 
+/*
+ * A conntrack entry's features as the flow model takes them (struct
+ * zt_feat_flowstats, src/detect/features.h): means and standard deviations
+ * from the online sums, gaps in microseconds, flag counts per direction.
+ */
+struct zt_feat_flowstats;
+void zt_ct_flowstats(const struct zt_ct_val *v, struct zt_feat_flowstats *out);
+
 #endif

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <math.h>
 #include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -41,6 +42,8 @@
 
 #include "ztagent.h"
 #include "pktgen.h"
+#include "detect/features.h"
+#include "guard/activity.h"
 #include "tc_endpoint.skel.h"
 
 /* An endpoint (pod) and its peers; all in 198.18.0.0/15 or 2001:db8::/32. */
@@ -2086,6 +2089,27 @@ static void test_ct_features(void **state)
 	assert_int_equal(v.ack_only[0], 1); /* the FIN is no ACK alone, nor the PSH */
 	assert_int_equal(v.ack_only[1], 0);
 	assert_int_equal(v.hs_done, 1); /* and it stays after the close begins */
+
+	/* What the flow model gets from this entry. */
+	struct zt_feat_flowstats fs;
+	double mean0 = (s0[0] + s0[1] + s0[2] + s0[3]) / 4.0;
+
+	zt_ct_flowstats(&v, &fs);
+	assert_true(fs.handshake);
+	assert_float_equal(fs.size_min[0], v.size_min[0], 0);
+	assert_float_equal(fs.size_max[1], s1[1], 0);
+	assert_float_equal(fs.size_mean[0], mean0, 1e-3);
+	assert_float_equal(fs.size_std[0], sqrt(sq0 / 4.0 - mean0 * mean0), 1e-2);
+	assert_float_equal(fs.size_std[1], (s1[1] - s1[0]) / 2.0, 1e-2);
+	/* Gaps of ~10, ~30 and ~20 ms: in microseconds now. */
+	assert_true(fs.iat_min_us[0] >= 9900 && fs.iat_min_us[0] < fs.iat_mean_us[0]);
+	assert_true(fs.iat_max_us[0] >= 29900 && fs.iat_max_us[0] < 1e6);
+	assert_float_equal(fs.iat_mean_us[0], v.iat_sum[0] * 1.024 / 3, 1);
+	assert_true(fs.iat_std_us[0] > 0);
+	assert_float_equal(fs.iat_std_us[1], 0, 0); /* one gap */
+	assert_int_equal(fs.psh[1], 1);
+	assert_int_equal(fs.fin[0], 1);
+	assert_int_equal(fs.syn[1], 1);
 }
 
 /*
