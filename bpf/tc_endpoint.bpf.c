@@ -20,9 +20,18 @@
  * whether its destination is a threat-intel IOC: action block denies it
  * (reason ioc), and a ZT_EV_IOC record reports the match either way.
  *
+ * Each entry also keeps the flow's features (per-direction sizes,
+ * inter-arrival times, TCP flag counts, whether the handshake completed:
+ * include/ztagent.h), and each endpoint its activity (ep_stats). A
+ * completed handshake towards an endpoint makes its client "verified" for
+ * the XDP guard's SYN protection (syn_verified). Packets from or to a
+ * watched address are captured with their verdict.
+ *
  * Simplifications: a TCP packet that is not a SYN and matches no entry is
  * evaluated as a new flow in its own direction (mid-stream pickup, e.g.
- * after the entry expired or the agent restarted). A SYN in the original
+ * after the entry expired or the agent restarted), unless it carries FIN or
+ * RST: the tail of a flow already gone gets its verdict but makes no entry
+ * and no event (lib/conntrack.h). A SYN in the original
  * direction of a CLOSED entry starts the flow anew (port reuse). Later IP
  * fragments carry no ports: they are a flow of their own with ports 0, and
  * the policy sees port 0. ICMP errors are flows of their own (ports 0), not
@@ -39,6 +48,10 @@
 #include "lib/policy.h"
 #include "lib/conntrack.h"
 #include "lib/ioc.h"
+#include "lib/guard.h"
+#include "lib/synprot.h"
+#define ZT_CAPTURE_SKB
+#include "lib/capture.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -47,6 +60,22 @@ struct {
 	__type(value, struct zt_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_EP_STATS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct zt_ep_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_stats SEC(".maps");
+
+/* A new flow's entry is built here: struct zt_ct_val is too big for the stack beside the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_ct_val);
+} ct_scratch SEC(".maps");
 
 struct tc_pkt {
 	struct zt_pkt p;
@@ -158,10 +187,51 @@ static __always_inline __u32 tc_stat_of(const struct zt_ct_val *v, int new_flow)
 	return new_flow ? ZT_TCS_ALLOW_NEW : ZT_TCS_ALLOW_EST;
 }
 
-static __always_inline int tc_verdict(__u32 stat, __u8 verdict, __u32 len)
+/* The endpoint's activity in this CPU's copy of its slot (include/ztagent.h). */
+static __always_inline void tc_ep_account(__u32 ep_id, __u8 dir, __u32 len, __u32 stat)
 {
+	__u32 slot = ep_id & (ZT_EP_STATS_SLOTS - 1), d = dir & 1;
+	struct zt_ep_stats *s = bpf_map_lookup_elem(&ep_stats, &slot);
+
+	if (!s)
+		return;
+	if (s->ep_id != ep_id) {
+		__builtin_memset(s, 0, sizeof(*s));
+		s->ep_id = ep_id;
+	}
+	s->packets[d]++;
+	s->bytes[d] += len;
+	if (stat == ZT_TCS_ALLOW_NEW || stat == ZT_TCS_DENY_NEW)
+		s->new_flows[d]++;
+	if (stat == ZT_TCS_DENY_NEW || stat == ZT_TCS_DENY_EST)
+		s->denied[d]++;
+}
+
+/* A packet of a watched address, with its verdict. Global: its own stack frame. */
+__noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, __u32 action,
+			  __u32 stat)
+{
+	if (!p)
+		return 0;
+	zt_capture_skb(skb, zt_guard_cfg_get(), p->family, p->saddr, p->daddr, (__u8)point,
+		       (__u8)action, (__u16)stat);
+	return 0;
+}
+
+/* Every verdict of an IP packet on a registered endpoint ends here. */
+static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t,
+				      const struct zt_endpoint_info *ep, __u8 dir, __u32 stat,
+				      __u8 verdict, __u32 len)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	int act = verdict == ZT_VERDICT_ALLOW ? TC_ACT_OK : TC_ACT_SHOT;
+
 	zt_counter_add(&tc_stats, stat, len);
-	return verdict == ZT_VERDICT_ALLOW ? TC_ACT_OK : TC_ACT_SHOT;
+	tc_ep_account(ep->ep_id, dir, len, stat);
+	if (cfg && cfg->watch_count)
+		tc_capture(skb, &t->p, dir == ZT_DIR_EGRESS ? ZT_CAP_FROM_POD : ZT_CAP_TO_POD,
+			   act == TC_ACT_OK ? ZT_ACT_PASS : ZT_ACT_DROP, stat);
+	return act;
 }
 
 static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
@@ -171,7 +241,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	struct zt_pol_state *st;
 	struct tc_pkt t = {};
 	struct zt_ct_val *ct;
-	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, gen, d = 0;
+	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, gen, d = 0, payload;
 	__u64 now;
 	int r;
 
@@ -199,6 +269,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	/* From here on bytes are IP bytes (header and payload, no link header),
 	 * what the endpoints' own IP counters and IPFIX octet counts say. */
 	len -= t.p.l3_off < len ? t.p.l3_off : len;
+	payload = zt_tcp_payload(&t.p);
 
 	st = bpf_map_lookup_elem(&pol_state, &zero);
 	gen = st ? READ_ONCE(st->gen) : 0;
@@ -223,12 +294,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	if (ct) {
 		__u8 was = ct->verdict, was_audit = ct->audit;
 
+		if (d)
+			__builtin_memcpy(&key, &rkey, sizeof(key));
 		if (ct->gen != gen) {
 			struct zt_pol_query q = {};
 
 			/* Re-evaluated in the flow's original direction: the entry's key. */
-			if (d)
-				__builtin_memcpy(&key, &rkey, sizeof(key));
 			tc_query_fill(&q, &key, ct->dir, gen, ep->identity);
 			zt_pol_eval(&q);
 			ct->verdict = q.verdict;
@@ -247,38 +318,63 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
 					len);
 		}
-		zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, now);
-		return tc_verdict(tc_stat_of(ct, 0), ct->verdict, len);
+		/* A client that completed a handshake with an endpoint: admitted under SYN protection. */
+		if (zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, payload, now) &&
+		    ct->dir == ZT_DIR_INGRESS && ct->verdict == ZT_VERDICT_ALLOW) {
+			zt_syn_verified_add(key.family, (const __u32 *)key.saddr, zt_now(),
+					    ZT_VER_HANDSHAKE);
+			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
+		}
+		return tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len);
 	}
 
 	/* A new flow: this packet's direction is the original one. */
 	{
 		struct zt_pol_query q = {};
-		struct zt_ct_val v = {};
+		struct zt_ct_val *v;
+		__u32 stat;
+		__u8 verdict;
 
 		tc_query_fill(&q, &key, dir, gen, ep->identity);
 		zt_pol_eval(&q);
-		v.first_ns = now;
-		v.last_ns = now;
-		v.packets[0] = 1;
-		v.bytes[0] = len;
-		v.gen = gen;
-		v.rule_id = q.rule_id;
-		v.local_id = q.local_id;
-		v.peer_id = q.peer_id;
-		v.ep_id = ep->ep_id;
-		v.peer_ep_id = q.peer_ep_id;
-		v.dir = dir;
-		v.verdict = q.verdict;
-		v.audit = q.audit;
-		v.reason = q.reason;
-		v.state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
+		v = bpf_map_lookup_elem(&ct_scratch, &zero);
+		if (!v)
+			return TC_ACT_SHOT;
+		__builtin_memset(v, 0, sizeof(*v));
+		if (!zt_ct_opens(key.proto, t.p.tcp_flags)) {
+			/* The tail of a flow that is gone: its verdict (IOC included), no flow. */
+			v->verdict = q.verdict;
+			v->audit = q.audit;
+			zt_ioc_judge(&key, v, dir, 0, 0);
+			stat = v->verdict != ZT_VERDICT_ALLOW ? ZT_TCS_DENY_EST :
+			       v->audit			      ? ZT_TCS_AUDIT :
+								ZT_TCS_ALLOW_EST;
+			return tc_verdict(skb, &t, ep, dir, stat, v->verdict, len);
+		}
+		v->first_ns = now;
+		v->last_ns = now;
+		v->packets[0] = 1;
+		v->bytes[0] = len;
+		v->gen = gen;
+		v->rule_id = q.rule_id;
+		v->local_id = q.local_id;
+		v->peer_id = q.peer_id;
+		v->ep_id = ep->ep_id;
+		v->peer_ep_id = q.peer_ep_id;
+		v->dir = dir;
+		v->verdict = q.verdict;
+		v->audit = q.audit;
+		v->reason = q.reason;
+		v->state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
 		if (key.proto == IPPROTO_TCP)
-			v.flags_seen[0] = t.p.tcp_flags;
-		zt_ioc_judge(&key, &v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
-		bpf_map_update_elem(&conntrack, &key, &v, BPF_ANY);
-		tc_emit(&key, &v, t.p.tcp_flags, 0, len);
-		return tc_verdict(tc_stat_of(&v, 1), v.verdict, len);
+			v->flags_seen[0] = t.p.tcp_flags;
+		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
+		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
+		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
+		tc_emit(&key, v, t.p.tcp_flags, 0, len);
+		stat = tc_stat_of(v, 1);
+		verdict = v->verdict;
+		return tc_verdict(skb, &t, ep, dir, stat, verdict, len);
 	}
 }
 

@@ -8,6 +8,14 @@
  * malformed pass; the malformed verdict applies to the rest. Every packet
  * is counted once under an (action, reason) pair; drops are sampled to the
  * ring buffer.
+ *
+ * An IP packet the lists pass (allowlisted sources excepted) then goes
+ * through the activity stage when guard_cfg switches it on
+ * (include/ztagent.h, "Activity"): the sketches of its source and
+ * destination, the token buckets (a drop with a ZT_XR_RL_* reason), SYN
+ * protection (a challenge sent back with XDP_TX, or a verified client
+ * passed), first-contact probe events. Last, a packet from or to a watched
+ * address is captured, whatever its verdict.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -17,11 +25,18 @@
 #include "lib/blocklist.h"
 #include "lib/events.h"
 #include "lib/stats.h"
+#include "lib/guard.h"
+#include "lib/sketch.h"
+#include "lib/ratelimit.h"
+#include "lib/synprot.h"
+#include "lib/capture.h"
 
 /* Fixed at load by the daemon (skel->rodata). */
 const volatile __u32 cfg_malformed_drop = 1;
 const volatile __u32 cfg_event_sample = ZT_DEFAULT_EVENT_SAMPLE;
 const volatile __u32 cfg_event_rate = ZT_DEFAULT_EVENT_RATE;
+/* bpf_xdp_load_bytes exists (5.18+): captures use it; else they copy byte by byte. */
+const volatile __u32 cfg_xdp_load_bytes = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -39,9 +54,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } event_sampler SEC(".maps");
 
-static __always_inline void emit_drop(struct xdp_md *ctx, const struct zt_pkt *p, __u32 reason,
-				      const struct zt_block_entry *hit, __u32 len)
+/* A packet as the first stage (parse and lists) leaves it. */
+struct xdp_pkt {
+	struct zt_pkt p;
+	__u32 action; /* enum zt_action */
+	__u32 reason; /* enum zt_xdp_reason */
+	__u16 block_reason; /* with ZT_XR_BLOCKLIST: the entry's */
+	__u16 block_source;
+	__u32 feed_id;
+};
+
+static __always_inline void emit_drop(struct xdp_md *ctx, const struct xdp_pkt *x, __u32 len)
 {
+	const struct zt_pkt *p = &x->p;
 	struct zt_ev_xdp_drop *e;
 	struct zt_sampler *s;
 	__u32 zero = 0, n;
@@ -61,7 +86,7 @@ static __always_inline void emit_drop(struct xdp_md *ctx, const struct zt_pkt *p
 	__builtin_memset(e, 0, sizeof(*e));
 	zt_event_hdr_fill(&e->hdr, ZT_EV_XDP_DROP, sizeof(*e));
 	e->ifindex = ctx->ingress_ifindex;
-	e->reason = reason;
+	e->reason = x->reason;
 	e->family = p->family;
 	e->proto = p->proto;
 	__builtin_memcpy(e->saddr, p->saddr, sizeof(e->saddr));
@@ -70,11 +95,9 @@ static __always_inline void emit_drop(struct xdp_md *ctx, const struct zt_pkt *p
 	e->dport = p->dport;
 	e->pkt_len = len;
 	e->represents = n;
-	if (hit) {
-		e->block_reason = hit->reason;
-		e->block_source = hit->source;
-		e->feed_id = hit->feed_id;
-	}
+	e->block_reason = x->block_reason;
+	e->block_source = x->block_source;
+	e->feed_id = x->feed_id;
 	bpf_ringbuf_submit(e, 0);
 	zt_evstat(ZT_EVS_EMITTED);
 }
@@ -95,36 +118,302 @@ __noinline int xdp_guard_parse(struct xdp_md *ctx, struct zt_pkt *p)
 	return zt_parse(data, data_end, p);
 }
 
+/*
+ * Parse and lists: the verdict before the activity stage, in x. Global
+ * too, for its own stack frame: the main program's stays small enough for
+ * the activity stage's beside it.
+ */
+__noinline int xdp_guard_lists(struct xdp_md *ctx, struct xdp_pkt *x)
+{
+	struct zt_block_entry *hit = NULL;
+	__u32 reason, lists = ZT_XR_OK;
+
+	if (!x)
+		return 0;
+	reason = xdp_guard_parse(ctx, &x->p);
+	/* family is set once the source is known, also in a malformed packet. */
+	if (x->p.family)
+		lists = zt_blocklist_check(&x->p, &hit);
+	if (lists == ZT_XR_BLOCKLIST) {
+		x->reason = ZT_XR_BLOCKLIST;
+		x->action = ZT_ACT_DROP;
+		if (hit) {
+			x->block_reason = hit->reason;
+			x->block_source = hit->source;
+			x->feed_id = hit->feed_id;
+		}
+	} else if (reason == ZT_XR_OK) {
+		x->reason = lists;
+		x->action = ZT_ACT_PASS;
+	} else if (reason == ZT_XR_NOT_IP) {
+		x->reason = reason;
+		x->action = ZT_ACT_PASS;
+	} else {
+		x->reason = reason;
+		x->action = cfg_malformed_drop ? ZT_ACT_DROP : ZT_ACT_PASS;
+	}
+	return 0;
+}
+
+/*
+ * Copies a packet of a watched address into a capture record. Global: the
+ * main program and the activity stage (which captures a SYN before turning
+ * it into a challenge) share one verified copy.
+ */
+__noinline int xdp_capture(struct xdp_md *ctx, struct zt_pkt *p, __u32 action, __u32 reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 len = data_end - data, cap, i;
+	struct zt_cap_hit hit = {};
+	struct zt_ev_capture *e;
+
+	if (!p || !zt_capture_want(zt_guard_cfg_get(), p->family, p->saddr, p->daddr, &hit))
+		return 0;
+	cap = zt_capture_len(&hit, len);
+	e = zt_capture_begin(&hit, ctx->ingress_ifindex, len, ZT_CAP_XDP, (__u8)action,
+			     (__u16)reason);
+	if (!e)
+		return 0;
+	if (cfg_xdp_load_bytes) {
+		if (cap >= 1) {
+			cap = zt_cap_bound(cap);
+			if (bpf_xdp_load_bytes(ctx, 0, e->data, cap) == 0)
+				e->cap_len = (__u16)cap;
+		}
+	} else {
+		for (i = 0; i < ZT_CAP_SNAPLEN; i++) {
+			if (i >= cap || data + i + 1 > data_end)
+				break;
+			e->data[i] = *(__u8 *)(data + i);
+		}
+		e->cap_len = (__u16)i;
+	}
+	zt_capture_end(&hit, e);
+	return 1;
+}
+
+/* The activity stage's verdict: 0 leaves the packet's as it is. */
+#define ZT_ACT_VERDICT(action, reason) ((int)((action) << 16 | (reason)))
+
+/* The cells of a packet's source and destination, from the hashes in a. */
+struct xdp_cells {
+	struct zt_src_cell *s0, *s1;
+	struct zt_dst_cell *d0, *d1;
+};
+
+static __always_inline int xdp_cells(const struct zt_act *a, struct xdp_cells *c)
+{
+	__u32 i;
+
+	i = zt_src_cell0(a->hs);
+	c->s0 = bpf_map_lookup_elem(&src_sketch, &i);
+	i = zt_src_cell1(a->hs);
+	c->s1 = bpf_map_lookup_elem(&src_sketch, &i);
+	i = zt_dst_cell0(a->hd);
+	c->d0 = bpf_map_lookup_elem(&dst_sketch, &i);
+	i = zt_dst_cell1(a->hd);
+	c->d1 = bpf_map_lookup_elem(&dst_sketch, &i);
+	return c->s0 && c->s1 && c->d0 && c->d1;
+}
+
+/* What xdp_activity asks xdp_act_verdict to decide. */
+#define XDP_ASK_SRC 0x1 /* the source is over a limit: its own bucket */
+#define XDP_ASK_SYN 0x2 /* a SYN the destination's bucket refused */
+#define XDP_ASK_ANSWER 0x4 /* a pure RST where challenges went lately */
+#define XDP_ASK_PROTECT 0x8 /* a SYN, while syn_protect has entries */
+
+/*
+ * The rare decisions: a source over a limit, SYN protection, a
+ * challenge's answer. Global, like xdp_act_report: each is verified once on
+ * its own, where inlined together their paths multiply past the verifier's
+ * budget.
+ */
+__noinline int xdp_act_verdict(struct xdp_md *ctx, struct zt_pkt *p, struct zt_act *a, __u32 ask)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	struct xdp_cells c;
+	__u32 k;
+
+	if (!p || !a || !cfg || !xdp_cells(a, &c))
+		return 0;
+	if ((ask & XDP_ASK_ANSWER) && (p->flags & ZT_PKT_L4) &&
+	    (cfg->flags & ZT_GCF_SYN_CHALLENGE) && zt_syn_answer(ctx, p, cfg, zt_act_now(a)))
+		return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_SYN_ANSWER);
+	if (ask & XDP_ASK_SRC) {
+		k = zt_rl_src(p, a, cfg);
+		if (k < ZT_RL_KINDS)
+			return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_SRC_ALL + k);
+	}
+	if (!(ask & XDP_ASK_SYN) &&
+	    (!(ask & XDP_ASK_PROTECT) || !zt_syn_protected(p->family, p->daddr, zt_act_now(a))))
+		return 0;
+	/* A SYN to a destination under protection. */
+	if ((cfg->flags & ZT_GCF_SYN_VERIFIED) &&
+	    zt_syn_verified(p->family, p->saddr, cfg, zt_act_now(a))) {
+		c.d0->admitted++;
+		c.d1->admitted++;
+		return ZT_ACT_VERDICT(ZT_ACT_PASS, ZT_XR_SYN_VERIFIED);
+	}
+	/* The caller captures the SYN, then turns it into the challenge. */
+	if ((cfg->flags & ZT_GCF_SYN_CHALLENGE) && zt_syn_challengeable(p)) {
+		c.d0->challenged++;
+		c.d1->challenged++;
+		c.d0->chal |= 1;
+		c.d1->chal |= 1;
+		return ZT_ACT_VERDICT(ZT_ACT_TX, ZT_XR_SYN_CHALLENGE);
+	}
+	return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_SYN);
+}
+
+/* Signals and the probe of a packet whose checks are due (xdp_activity). */
+__noinline int xdp_act_report(struct xdp_md *ctx, struct zt_pkt *p, struct zt_act *a, __u32 v)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	__u32 action = v >> 16, reason = v & 0xffff;
+	struct xdp_cells c;
+
+	if (!p || !a || !cfg || !xdp_cells(a, &c))
+		return 0;
+	if (a->src_due)
+		zt_src_signal(c.s0, c.s1, a, p, cfg, ctx->ingress_ifindex);
+	if (a->dst_due)
+		zt_dst_signal(c.d0, c.d1, a, p, cfg, ctx->ingress_ifindex);
+	/* A challenged SYN tells nothing about the prober: its source may be spoofed. */
+	if (a->first_contact && (cfg->flags & ZT_GCF_PROBES) && action != ZT_ACT_TX &&
+	    reason != ZT_XR_SYN_ANSWER)
+		zt_probe_emit(c.s0, c.s1, a, p, cfg, ctx->ingress_ifindex, (__u8)action,
+			      (__u16)reason);
+	return 0;
+}
+
+/*
+ * The activity stage for one IP packet the lists passed (include/ztagent.h,
+ * "Activity"): the counts in both sketches and the destination's buckets,
+ * every packet; the rest only when something calls for it.
+ */
+__noinline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __u32 len)
+{
+	struct zt_guard_cfg *cfg;
+	struct xdp_cells c;
+	struct zt_act a = {};
+	__u32 ask = 0, k, now_t;
+	int v = 0;
+
+	if (!p)
+		return 0;
+	cfg = zt_guard_cfg_get();
+	if (!cfg)
+		return 0;
+	a.jiffies = bpf_jiffies64();
+	a.win = (__u32)(a.jiffies >> (cfg->win_shift & 31));
+	a.len = len > p->l3_off ? len - p->l3_off : 0;
+	zt_act_classify(&a, p);
+	a.hs = zt_sketch_hash(p->saddr, p->family, cfg->seed);
+	a.hd = zt_sketch_hash(p->daddr, p->family, cfg->seed);
+	if (!xdp_cells(&a, &c))
+		return 0;
+	a.src_due = (__u8)zt_src_update(c.s0, c.s1, &a, cfg);
+	a.dst_due = (__u8)zt_dst_update(c.d0, c.d1, &a);
+	if (a.over)
+		ask |= XDP_ASK_SRC;
+	if (a.proto == IPPROTO_TCP && ((c.d0->chal | c.d1->chal) & 3) &&
+	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK | ZT_TCP_F_RST | ZT_TCP_F_FIN)) ==
+		    ZT_TCP_F_RST)
+		ask |= XDP_ASK_ANSWER;
+	/* Destination buckets: every packet every kind with a limit set. */
+	now_t = (__u32)(a.jiffies << ZT_TAT_SHIFT);
+	if (cfg->dst_interval[ZT_RL_ALL] &&
+	    !zt_rl_dst_kind(c.d0, c.d1, ZT_RL_ALL, now_t, cfg->dst_interval[ZT_RL_ALL],
+			    cfg->dst_burst)) {
+		v = ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_ALL);
+		ask &= ~XDP_ASK_SRC; /* dropped anyway: the source's bucket need not pay */
+	} else {
+		k = a.kind & (ZT_RL_KINDS - 1);
+		if (k != ZT_RL_ALL && cfg->dst_interval[k] &&
+		    !zt_rl_dst_kind(c.d0, c.d1, k, now_t, cfg->dst_interval[k], cfg->dst_burst)) {
+			if (k == ZT_RL_SYN) {
+				ask |= XDP_ASK_SYN;
+			} else {
+				v = ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_ALL + k);
+				ask &= ~XDP_ASK_SRC;
+			}
+		}
+		if (k == ZT_RL_SYN && cfg->protect_count)
+			ask |= XDP_ASK_PROTECT;
+	}
+	if (ask) {
+		int w = xdp_act_verdict(ctx, p, &a, ask);
+
+		if (w)
+			v = w;
+	}
+	if (a.src_due || a.dst_due || a.first_contact)
+		xdp_act_report(ctx, p, &a, (__u32)v);
+	return v;
+}
+
+/* Rewrites the SYN in ctx into its challenge (lib/synprot.h); 0 when ready to send. */
+__noinline int xdp_challenge(struct xdp_md *ctx, struct zt_pkt *p)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+
+	if (!p || !cfg)
+		return -1;
+	return zt_syn_challenge(ctx, p, cfg, zt_now());
+}
+
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct zt_block_entry *hit = NULL;
 	__u32 len = data_end - data;
-	struct zt_pkt p = {};
-	__u32 action, reason, lists = ZT_XR_OK;
+	struct zt_guard_cfg *cfg;
+	struct xdp_pkt x = {};
 
-	reason = xdp_guard_parse(ctx, &p);
-	/* family is set once the source is known, also in a malformed packet. */
-	if (p.family)
-		lists = zt_blocklist_check(&p, &hit);
-	if (lists == ZT_XR_BLOCKLIST) {
-		reason = ZT_XR_BLOCKLIST;
-		action = ZT_ACT_DROP;
-	} else if (reason == ZT_XR_OK) {
-		reason = lists;
-		action = ZT_ACT_PASS;
-	} else if (reason == ZT_XR_NOT_IP) {
-		action = ZT_ACT_PASS;
-	} else {
-		action = cfg_malformed_drop ? ZT_ACT_DROP : ZT_ACT_PASS;
+	xdp_guard_lists(ctx, &x);
+	cfg = zt_guard_cfg_get();
+	if (cfg && (cfg->flags & ZT_GCF_ACTIVITY) && x.action == ZT_ACT_PASS &&
+	    (x.reason == ZT_XR_OK || x.reason == ZT_XR_BLOCK_EXPIRED)) {
+		int v = xdp_activity(ctx, &x.p, len);
+
+		if (v) {
+			x.action = (__u32)v >> 16;
+			x.reason = (__u32)v & 0xffff;
+		}
 	}
-	zt_counter_add(&xdp_stats, action * ZT_XR_MAX + reason, len);
-	if (action == ZT_ACT_PASS)
+	/* A challenged SYN is captured as it came, before it is rewritten. */
+	if (cfg && cfg->watch_count && x.p.family)
+		xdp_capture(ctx, &x.p, x.action, x.reason);
+	if (x.action == ZT_ACT_TX && xdp_challenge(ctx, &x.p) < 0) {
+		x.action = ZT_ACT_DROP;
+		x.reason = ZT_XR_RL_DST_SYN;
+	}
+	zt_counter_add(&xdp_stats, x.action * ZT_XR_MAX + x.reason, len);
+	if (x.action == ZT_ACT_PASS)
 		return XDP_PASS;
-	emit_drop(ctx, &p, reason, hit, len);
+	if (x.action == ZT_ACT_TX)
+		return XDP_TX;
+	emit_drop(ctx, &x, len);
 	return XDP_DROP;
+}
+
+/*
+ * The kernel's clocks side by side, for the daemon (src/guard/activity.c),
+ * run through BPF_PROG_TEST_RUN: jiffies give the sketch's current window,
+ * and two runs apart tell HZ where no kernel config file does. A syscall
+ * program (5.14+): a test run of an XDP one would wait for RCU.
+ */
+__u64 zt_clock_jiffies;
+__u64 zt_clock_ns;
+
+SEC("syscall")
+int zt_clock(void *ctx)
+{
+	zt_clock_jiffies = bpf_jiffies64();
+	zt_clock_ns = bpf_ktime_get_ns();
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

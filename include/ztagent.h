@@ -40,6 +40,16 @@
 #define ZT_PIN_POL_STATE "pol_state"
 #define ZT_PIN_CONNTRACK "conntrack"
 #define ZT_PIN_TC_STATS "tc_stats"
+/* Threat signals and first response (see "Activity" below) */
+#define ZT_PIN_GUARD_CFG "guard_cfg"
+#define ZT_PIN_SRC_SKETCH "src_sketch"
+#define ZT_PIN_DST_SKETCH "dst_sketch"
+#define ZT_PIN_RL_SRC "ratelimit_src"
+#define ZT_PIN_SYN_VERIFIED "syn_verified"
+#define ZT_PIN_SYN_PROTECT "syn_protect"
+#define ZT_PIN_WATCH "watch"
+#define ZT_PIN_EP_STATS "ep_stats"
+#define ZT_PIN_ACT_STATS "act_stats"
 
 /*
  * Blocklist layout.
@@ -201,12 +211,30 @@ enum zt_xdp_reason {
 	ZT_XR_BAD_IP6, /* truncated IPv6 header or bad version */
 	ZT_XR_BAD_IP6_EXT, /* truncated or too many IPv6 extension headers */
 	ZT_XR_BAD_L4, /* truncated TCP/UDP/ICMP header (first fragment only) */
+	/*
+	 * In-kernel first response (see "Activity"). RL_SRC_*: the source went
+	 * over its own limit of that kind (its exact bucket is empty);
+	 * RL_DST_*: the destination's bucket of that kind is empty.
+	 */
+	ZT_XR_RL_SRC_ALL, /* per-source limit, all packets */
+	ZT_XR_RL_SRC_SYN, /* per-source limit, TCP SYN */
+	ZT_XR_RL_SRC_UDP, /* per-source limit, UDP */
+	ZT_XR_RL_SRC_ICMP, /* per-source limit, ICMP and ICMPv6 */
+	ZT_XR_RL_DST_ALL, /* per-destination limit, all packets */
+	ZT_XR_RL_DST_SYN, /* per-destination SYN limit, no challenge possible */
+	ZT_XR_RL_DST_UDP,
+	ZT_XR_RL_DST_ICMP,
+	ZT_XR_SYN_VERIFIED, /* SYN to a protected destination from a verified client: passed */
+	ZT_XR_SYN_CHALLENGE, /* SYN to a protected destination from an unknown source: answered (TX) */
+	ZT_XR_SYN_ANSWER, /* the client's RST answering a challenge: source verified, RST dropped */
 	ZT_XR_MAX,
 };
 
 enum zt_action {
 	ZT_ACT_PASS = 0,
 	ZT_ACT_DROP = 1,
+	ZT_ACT_TX =
+		2, /* answered from XDP (the SYN challenge): neither passed nor silently dropped */
 	ZT_ACT_MAX,
 };
 
@@ -230,7 +258,12 @@ enum zt_event_type {
 	ZT_EV_XDP_DROP = 1,
 	ZT_EV_POLICY = 2, /* struct zt_ev_policy: a policy verdict on a new flow */
 	ZT_EV_FLOW_END = 3, /* struct zt_ev_flow_end: reserved for flow records */
+	ZT_EV_SRC_ACTIVITY = 4, /* struct zt_ev_activity: a source crossed a signal threshold */
+	ZT_EV_DST_ACTIVITY = 5, /* struct zt_ev_activity: a destination did */
+	ZT_EV_PROBE = 6, /* struct zt_ev_probe: first contact of a source with (dst, port, proto) */
+	ZT_EV_PROBE_RESULT = 7, /* struct zt_ev_probe_result: the answer a probe got */
 	ZT_EV_IOC = 8, /* struct zt_ev_ioc: a pod's new flow to a feed-listed destination */
+	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
 	ZT_EV_MAX,
 };
 
@@ -532,8 +565,35 @@ struct zt_ct_val {
 	__u8 reason; /* enum zt_reason */
 	__u8 state; /* enum zt_ct_state */
 	__u8 flags_seen[2]; /* TCP flags ORed, per direction */
-	__u8 _pad;
+	__u8 hs_done; /* TCP: the handshake completed once (stays 1 after the close) */
+	/*
+	 * Flow features, per direction ([0] original, [1] reply), kept
+	 * online so the daemon derives min / mean / max / standard deviation
+	 * from one read: mean = sum / n, var = sum_sq / n - mean^2 (n =
+	 * packets[d] for sizes, packets[d] - 1 for inter-arrival times).
+	 * Plain stores: two CPUs racing on one flow may lose an update to
+	 * them, never to packets[] and bytes[] (atomic).
+	 */
+	__u64 dir_last_ns[2]; /* last packet of the direction (CLOCK_BOOTTIME); 0: none yet */
+	__u64 size_sq[2]; /* sum of squared IP sizes (sizes sum up in bytes[]) */
+	__u64 iat_sum[2]; /* sum of inter-arrival times, ZT_CT_IAT units */
+	__u64 iat_sq[2]; /* sum of their squares; saturates at 2^64-1 */
+	__u32 iat_min[2]; /* ZT_CT_IAT units; ZT_CT_IAT_UNSET until the direction's 2nd packet */
+	__u32 iat_max[2]; /* ZT_CT_IAT units; one gap is capped at 2^32-1 units (73 min) */
+	__u16 size_min[2]; /* IP bytes; ZT_CT_SIZE_UNSET before the direction's 1st packet */
+	__u16 size_max[2];
+	__u32 psh[2]; /* TCP segments with PSH */
+	__u32 ack_only[2]; /* TCP segments with ACK alone (no SYN/FIN/RST/PSH) and no payload */
+	__u16 syn[2]; /* TCP segments with SYN (saturating, as fin and rst) */
+	__u16 fin[2];
+	__u16 rst[2];
+	__u8 _pad2[4]; /* explicit: 200 bytes */
 };
+
+/* Inter-arrival times in zt_ct_val are ns >> ZT_CT_IAT_SHIFT: units of 1.024 us. */
+#define ZT_CT_IAT_SHIFT 10
+#define ZT_CT_IAT_UNSET 0xffffffffu
+#define ZT_CT_SIZE_UNSET 0xffffu
 
 /*
  * Idle timeouts (the program treats an older entry as a new flow; the daemon
@@ -614,6 +674,487 @@ struct zt_ev_policy {
 	__u32 pkt_len;
 	__u32 _pad; /* explicit: the record is 96 bytes, zeroed before it is filled */
 };
+
+/* Per-endpoint activity (ZT_PIN_EP_STATS): a per-CPU array, slot ep_id % ZT_EP_STATS_SLOTS. */
+#define ZT_EP_STATS_SLOTS 4096
+struct zt_ep_stats {
+	/*
+	 * The endpoint counted in this CPU's copy of the slot. A packet of
+	 * another endpoint that maps to the same slot zeroes the copy and takes
+	 * it: the daemon sums only the copies that name the endpoint it asks
+	 * about. (Endpoint ids count up from 1, so two live endpoints share a
+	 * slot only after 4096 registrations between them.)
+	 */
+	__u32 ep_id;
+	__u32 _pad;
+	__u64 new_flows[ZT_DIR_MAX]; /* flows started, by enum zt_dir */
+	__u64 denied[ZT_DIR_MAX]; /* packets dropped by policy (new and established) */
+	__u64 packets[ZT_DIR_MAX]; /* every packet of the endpoint, passed or not */
+	__u64 bytes[ZT_DIR_MAX]; /* their IP bytes */
+};
+
+/*
+ * ---- Activity: threat signals and first response ----
+ *
+ * xdp_guard (uplink ingress) keeps per-source and per-destination activity
+ * in array sketches, limits sources and destinations with token buckets,
+ * protects destinations from SYN floods, reports first contacts (probes)
+ * and copies packets of watched addresses. tc_uplink (the uplinks' TC
+ * egress) sees the node's answers and reports the probes' outcomes.
+ * Everything reads its settings from ZT_PIN_GUARD_CFG, written by the
+ * daemon (src/guard/datapath.c, watch.c) at any time.
+ *
+ * Clock. The packet path reads jiffies only (bpf_jiffies64 is one load;
+ * a clock-source read costs tens of ns in a VM). A window is
+ * 2^guard_cfg.win_shift jiffies, which the daemon picks for about a second
+ * at the kernel's HZ (256 jiffies at HZ 250); its id is jiffies >>
+ * win_shift. Destination buckets count in jiffies << 16 (32 bits). What
+ * runs rarely - a source's own bucket once over a limit, the expiry of
+ * watch, syn_protect and syn_verified entries, event rate limits, capture
+ * sampling - is on CLOCK_MONOTONIC ns as the kernel reads it coarsely
+ * (bpf_ktime_get_coarse_ns). Event headers stay on CLOCK_BOOTTIME.
+ *
+ * Sketches. ZT_PIN_SRC_SKETCH holds 2 rows of ZT_SRC_ROW cells, row 0
+ * first; ZT_PIN_DST_SKETCH 2 rows of ZT_DST_ROW. An address has one cell in
+ * each row, from one keyed hash (zt_sketch_hash with zt_guard_cfg.seed): row
+ * 0 from its top bits, row 1 from the bits below those. Every IP packet that passes
+ * the lists (allowlisted sources skip all of this) updates both cells of its
+ * source and both of its destination; a cell whose window is not the
+ * current one is zeroed first. Cells can be shared by several addresses, so
+ * a count is read as the smaller of the two cells (count-min): never below
+ * the address's own count, above it only when both its cells are shared.
+ * Updates are plain stores (no atomics): concurrent CPUs may lose a few
+ * counts, never corrupt a cell beyond one window.
+ *
+ * Distinct destination ports and hosts of a source and distinct sources of
+ * a destination are 64-bit bitmaps (one bit per hashed value, "linear
+ * counting"): with z of m = 64 bits still clear, the distinct count is
+ * about m ln(m / z) (zt_lc_estimate in src/guard/datapath.h). Ports, hosts
+ * and contacts count only packets that open something: a TCP SYN without
+ * ACK, an ICMP or ICMPv6 echo request, and UDP unless it looks like a
+ * server's answer (source port below 1024, destination port 1024 or up).
+ *
+ * The cheap part runs for every packet: counts in both cells of each side
+ * (and the destination's buckets when limits are set). What compares
+ * (source limits, signals) runs on every 16th packet of the row-0 cell, so
+ * a threshold is noticed at most 15 packets late, and on first contacts.
+ *
+ * Limits (zt_guard_cfg.src_limit, .dst_limit: packets per second per kind,
+ * 0 = off). Kinds: every packet (ALL) and, by protocol, TCP SYN, UDP, ICMP.
+ * Per source, the sketch is the first stage: a source whose window count
+ * of a kind (count-min) reaches the limit is marked over it in its cells,
+ * for this window and the next. Only then is the source's own bucket, in
+ * ZT_PIN_RL_SRC keyed by its exact address, consulted (created empty: the
+ * window already spent its burst). So a source under its limits costs no
+ * hash lookup, and a source that shares both cells with a flooding one
+ * still gets its own bucket, never the flooder's. Per destination, the
+ * buckets live in the destination's two cells; a packet is dropped only
+ * when both are empty, so sharing one cell with a flooded destination
+ * costs an innocent one nothing. Buckets are GCRA (a theoretical arrival
+ * time per bucket): a packet conforms when tat <= now + burst, and then
+ * tat = max(tat, now) + interval.
+ *
+ * SYN protection. A destination is under protection while its SYN bucket
+ * is empty, or while ZT_PIN_SYN_PROTECT names it (the daemon's decision).
+ * Then a SYN from a source in ZT_PIN_SYN_VERIFIED (it completed a
+ * handshake with an endpoint, as tc_endpoint saw, or answered a challenge)
+ * passes (ZT_XR_SYN_VERIFIED) with ZT_GCF_SYN_VERIFIED; from any other
+ * source, with ZT_GCF_SYN_CHALLENGE, it is answered from XDP with a SYN-ACK
+ * whose acknowledgement number is a keyed cookie that cannot be the right
+ * one (ZT_XR_SYN_CHALLENGE, action TX). A real client's TCP answers a
+ * SYN-ACK that acknowledges the wrong number with an RST whose sequence
+ * number is that cookie (RFC 793 SYN-SENT; Linux then resends its SYN
+ * within a few ms); the guard checks the cookie, adds the source to
+ * syn_verified and drops the RST (ZT_XR_SYN_ANSWER). A spoofed source never
+ * sees the challenge and never answers. Without either flag, the SYN is
+ * dropped (ZT_XR_RL_DST_SYN). Everything below the bucket's rate still
+ * reaches the endpoint, whose own SYN cookies answer it.
+ *
+ * Probes (ZT_GCF_PROBES). A source's first opening packet of a window
+ * towards a (destination, port, protocol) - its bit in the cell's contacts
+ * bitmap was clear in either row - is a probe event. It also sets a bit in
+ * `pending` (not reset per window), which tc_uplink clears when the node
+ * answers (SYN-ACK or UDP: open; RST: closed; ICMP unreachable) and emits
+ * the outcome. The daemon pairs probes with outcomes by (prober, target,
+ * port, proto) and counts a probe without one after its own timeout as a
+ * failure. Both events also go through a per-CPU rate limit (probe_rate).
+ * The contacts bitmap bounds a source's probe events to what 64 bits can
+ * tell apart in a window: about 40 of 60 distinct contacts are reported, the
+ * rest fall on bits already set. A sequential test needs the first few.
+ */
+#define ZT_SRC_ROW_BITS 14
+#define ZT_SRC_ROW (1u << ZT_SRC_ROW_BITS) /* cells per row */
+#define ZT_DST_ROW_BITS 10
+#define ZT_DST_ROW (1u << ZT_DST_ROW_BITS)
+/* Destination bucket times are jiffies << ZT_TAT_SHIFT in 32 bits (see the cell). */
+#define ZT_TAT_SHIFT 16
+/* Limit and signal checks run on every 16th packet of a cell (and every opening one). */
+#define ZT_CHECK_EVERY 16
+
+enum zt_rl_kind {
+	ZT_RL_ALL = 0, /* every packet */
+	ZT_RL_SYN, /* TCP SYN without ACK */
+	ZT_RL_UDP,
+	ZT_RL_ICMP, /* ICMP and ICMPv6 */
+	ZT_RL_KINDS,
+};
+
+/* ZT_PIN_SRC_SKETCH value: one source cell, one cache line. */
+struct zt_src_cell {
+	__u16 win; /* window id of the counts below (low 16 bits) */
+	__u8 nports; /* bits set in ports */
+	__u8 nhosts; /* bits set in hosts */
+	__u32 count[ZT_RL_KINDS]; /* packets by enum zt_rl_kind: [ZT_RL_ALL] every packet */
+	__u32 bytes; /* IP bytes (wraps at 4 GiB a window) */
+	__u32 ack; /* TCP ACK alone, no payload: syn - ack estimates half-open handshakes */
+	__u8 over; /* kinds (1 << enum zt_rl_kind) at or over the source limit this window */
+	__u8 prev_over; /* ... in the window before */
+	__u8 reported; /* signals (ZT_SIG_*, low 8 bits) already reported this window */
+	__u8 _pad;
+	/*
+	 * Probes waiting for their outcome (bit: zt_probe_bit), not reset per
+	 * window. Two pending probes of a source on one bit get one outcome.
+	 */
+	__u64 pending;
+	__u64 ports; /* distinct destination ports (bit: zt_port_bit) */
+	__u64 hosts; /* distinct destination hosts (bit: zt_addr_bit of the destination) */
+	__u64 contacts; /* (destination, port, protocol) seen this window (bit: zt_probe_bit) */
+};
+
+/* ZT_PIN_DST_SKETCH value: one destination cell, one cache line. */
+struct zt_dst_cell {
+	__u32 win;
+	__u32 count[ZT_RL_KINDS];
+	__u32 bytes;
+	__u32 ack;
+	__u32 challenged; /* SYNs answered with a challenge this window */
+	__u32 admitted; /* SYNs of verified clients passed under protection this window */
+	__u8 nsrcs; /* bits set in srcs */
+	__u8 reported; /* signals already reported this window */
+	__u8 exhausted; /* kinds whose bucket ran empty in this cell this window */
+	__u8 chal; /* bit 0: challenges sent this window; bit 1: in the window before */
+	__u64 srcs; /* distinct sources (bit: zt_addr_bit of the source) */
+	/*
+	 * GCRA buckets by kind, in jiffies << ZT_TAT_SHIFT, 32 bits, compared
+	 * to now as signed differences. A cell idle for a whole window has its
+	 * buckets refilled (tat = now) at its next packet, so a difference
+	 * stays within seconds and the wrap (65536 jiffies) cannot confuse it.
+	 */
+	__u32 tat[ZT_RL_KINDS];
+};
+
+/* Signal thresholds (per window, 0 = no signal) and the bits of zt_ev_activity.signals. */
+struct zt_sig_thr {
+	__u32 pkts;
+	__u32 bytes;
+	__u32 syn;
+	__u32 halfopen; /* syn - ack */
+	__u32 udp;
+	__u32 icmp;
+	__u8 distinct; /* bits set: a source's destination ports; a destination's sources */
+	__u8 distinct2; /* bits set: a source's destination hosts */
+	__u8 _pad[2];
+};
+
+#define ZT_SIG_PKTS 0x01
+#define ZT_SIG_BYTES 0x02
+#define ZT_SIG_SYN 0x04
+#define ZT_SIG_HALFOPEN 0x08
+#define ZT_SIG_UDP 0x10
+#define ZT_SIG_ICMP 0x20
+#define ZT_SIG_DISTINCT 0x40 /* source: ports; destination: sources */
+#define ZT_SIG_DISTINCT2 0x80 /* source: hosts */
+
+/* zt_guard_cfg.flags */
+#define ZT_GCF_ACTIVITY 0x1 /* sketches, signals and limits (off: the whole stage is skipped) */
+#define ZT_GCF_PROBES 0x2 /* probe and probe-result events */
+#define ZT_GCF_SYN_VERIFIED 0x4 /* under SYN protection, verified clients pass */
+#define ZT_GCF_SYN_CHALLENGE 0x8 /* under SYN protection, unknown sources are challenged */
+
+/*
+ * ZT_PIN_GUARD_CFG: array of one. The daemon writes the whole value; a
+ * packet may see a mix of the old and new fields for that one packet. seed
+ * and cookie_key are drawn once, when the map is new, and kept across
+ * restarts (the sketches and pending challenges stay valid).
+ */
+struct zt_guard_cfg {
+	__u64 seed; /* sketch hash key */
+	__u64 cookie_key[2]; /* SYN challenge key (SipHash-2-4) */
+	__u32 flags; /* ZT_GCF_* */
+	__u32 watch_count; /* entries in ZT_PIN_WATCH (0: no lookup on the packet path) */
+	__u32 protect_count; /* entries in ZT_PIN_SYN_PROTECT (0: no lookup) */
+	__u32 probe_rate; /* probe and probe-result events per second per CPU, at most */
+	__u32 signal_rate; /* activity events per second per CPU, at most */
+	__u32 hz; /* the kernel's HZ as the daemon found it (for readers; the programs use jiffies) */
+	__u32 win_shift; /* a window is 2^win_shift jiffies */
+	__u32 dst_burst; /* destination bucket depth, jiffies << ZT_TAT_SHIFT */
+	__u64 src_burst_ns; /* source bucket depth */
+	__u64 verified_ttl_ns; /* a verified client is admitted for this long; 0 = no limit */
+	__u32 src_limit[ZT_RL_KINDS]; /* packets per second per source and kind; 0 = off */
+	__u32 dst_limit[ZT_RL_KINDS]; /* per destination */
+	__u64 src_interval_ns[ZT_RL_KINDS]; /* 1e9 / src_limit; 0 when off */
+	__u32 dst_interval[ZT_RL_KINDS]; /* jiffies << ZT_TAT_SHIFT per packet, >= 1; 0 when off */
+	struct zt_sig_thr sig_src;
+	struct zt_sig_thr sig_dst;
+};
+
+/* Key of the maps keyed by one address (ratelimit_src, syn_verified, syn_protect, watch). */
+struct zt_addr_key {
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3]; /* zero */
+	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes, rest zero */
+};
+
+/* ZT_PIN_RL_SRC (LRU hash): a source's own buckets, from its first time over a limit. */
+struct zt_rl_state {
+	__u64 tat[ZT_RL_KINDS]; /* CLOCK_MONOTONIC ns; 0 = full */
+	__u64 dropped[ZT_RL_KINDS]; /* packets dropped by each bucket */
+	__u64 first_ns; /* when it was created */
+};
+
+/* ZT_PIN_SYN_VERIFIED (LRU hash): clients admitted under SYN protection. */
+enum zt_verified_how {
+	ZT_VER_HANDSHAKE = 1, /* tc_endpoint saw it complete a handshake with an endpoint */
+	ZT_VER_CHALLENGE = 2, /* it answered a challenge */
+	ZT_VER_DAEMON = 3, /* the daemon said so */
+};
+
+struct zt_verified_val {
+	__u64 since_ns; /* CLOCK_MONOTONIC; admitted until since_ns + verified_ttl_ns */
+	__u32 how; /* enum zt_verified_how */
+	__u32 _pad;
+};
+
+/* ZT_PIN_SYN_PROTECT (hash): destinations protected whatever their SYN bucket says. */
+struct zt_protect_val {
+	__u64 expires_ns; /* CLOCK_MONOTONIC; 0 = never */
+	__u64 created_unix;
+};
+
+/*
+ * ZT_PIN_WATCH (hash): addresses whose packets are captured, as source or
+ * destination, by every program: passed, dropped (blocklist included) or
+ * answered. The daemon writes the first four fields (the rest zero); the
+ * programs keep the bucket and the counters.
+ */
+#define ZT_CAP_SNAPLEN 128
+struct zt_watch_val {
+	__u64 expires_ns; /* CLOCK_MONOTONIC; 0 = never */
+	__u64 incident_id; /* carried by every capture */
+	__u32 rate; /* captures per second at most (bucket depth: one second); 0 = all */
+	__u32 snaplen; /* bytes per capture, 1 .. ZT_CAP_SNAPLEN; 0 = ZT_CAP_SNAPLEN */
+	__u64 tat; /* the rate's bucket (GCRA, CLOCK_MONOTONIC ns) */
+	__u64 captured; /* records written */
+	__u64 sampled_out; /* packets over the rate, not captured */
+	__u64 lost; /* captures lost to a full ring buffer */
+	__u32 pending; /* packets since the last capture (the next one's `represents`) */
+	__u32 _pad;
+};
+
+/* ZT_PIN_ACT_STATS: per-CPU array of __u64, index enum zt_act_stat. */
+enum zt_act_stat {
+	ZT_AS_SRC_SIGNALS = 0, /* source activity events written */
+	ZT_AS_DST_SIGNALS, /* destination activity events written */
+	ZT_AS_PROBES, /* probe events written */
+	ZT_AS_PROBE_RESULTS, /* probe-result events written */
+	ZT_AS_SUPPRESSED, /* activity / probe events over their rate, not written */
+	ZT_AS_LIMITED_SRCS, /* sources given their own bucket (ratelimit_src entries made) */
+	ZT_AS_VERIFIED_CHALLENGE, /* clients verified by their answer to a challenge */
+	ZT_AS_VERIFIED_HANDSHAKE, /* clients verified by a handshake tc_endpoint saw */
+	ZT_AS_BAD_ANSWER, /* RSTs to a challenged destination with a wrong cookie */
+	ZT_AS_CAPTURES, /* capture records written */
+	ZT_AS_CAPTURE_SAMPLED_OUT, /* packets of watched addresses over their rate */
+	ZT_AS_CAPTURE_LOST, /* captures lost to a full ring */
+	ZT_AS_MAX,
+};
+
+/*
+ * Ring-buffer records of the activity stage. Like the others, zeroed
+ * before they are filled, so padding goes out as zeros.
+ *
+ * ZT_EV_SRC_ACTIVITY / ZT_EV_DST_ACTIVITY: a source (or destination)
+ * crossed one or more of its signal thresholds in this window. At most one
+ * record per signal, window and cell: a signal is reported again only in a
+ * later window. Counts are the count-min estimates (the smaller of the two
+ * cells) when the threshold was crossed; later counts of the window are in
+ * the sketch (zt_guard_src_activity / zt_guard_dst_activity read them).
+ */
+struct zt_ev_activity {
+	struct zt_event_hdr hdr;
+	__u32 ifindex;
+	__u32 win; /* window id (jiffies >> guard_cfg.win_shift) */
+	__u32 signals; /* ZT_SIG_* crossed by this packet */
+	__u32 elapsed; /* jiffies from the start of the window to now: rate = count / elapsed */
+	__u8 family;
+	__u8 proto; /* of the packet that crossed */
+	__u8 over; /* source: kinds over the limit (this window or the last); destination: kinds
+		    * whose bucket ran empty this window */
+	__u8 distinct; /* bits set: source's ports / destination's sources (of 64) */
+	__u8 distinct2; /* bits set: source's hosts (of 64); destination: 0 */
+	__u8 _pad[3];
+	__u8 addr[16]; /* the source (SRC) or the destination (DST); IPv4 in the first 4 bytes */
+	__u8 peer[16]; /* the other address of the packet that crossed */
+	__u32 pkts;
+	__u32 bytes;
+	__u32 syn;
+	__u32 ack;
+	__u32 udp;
+	__u32 icmp;
+	__u32 challenged; /* destination: SYNs challenged this window; source: 0 */
+	__u32 admitted; /* destination: verified SYNs admitted under protection; source: 0 */
+};
+
+/* ZT_EV_PROBE: a source's first opening packet of the window to (daddr, dport, proto). */
+struct zt_ev_probe {
+	struct zt_event_hdr hdr;
+	__u32 ifindex;
+	__u32 win; /* window id */
+	__u8 family;
+	__u8 proto; /* IPPROTO_TCP (a SYN), IPPROTO_UDP, IPPROTO_ICMP/ICMPV6 (echo request) */
+	__u8 action; /* enum zt_action: what the guard did with the packet */
+	__u8 tcp_flags;
+	__u16 reason; /* enum zt_xdp_reason of that verdict */
+	__u16 _pad;
+	__u16 sport; /* host byte order; ICMP: type */
+	__u16 dport; /* ICMP: code (the probed "port" is 0) */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 _pad2;
+};
+
+enum zt_probe_result {
+	ZT_PROBE_OPEN = 1, /* SYN-ACK, a UDP answer, an echo reply */
+	ZT_PROBE_CLOSED = 2, /* TCP RST */
+	ZT_PROBE_UNREACH = 3, /* ICMP / ICMPv6 destination unreachable (icmp_type, icmp_code) */
+};
+
+/* ZT_EV_PROBE_RESULT: the node's (or an endpoint's) answer to a probe, seen leaving an uplink. */
+struct zt_ev_probe_result {
+	struct zt_event_hdr hdr;
+	__u32 ifindex; /* the uplink */
+	__u8 family;
+	__u8 proto; /* the probe's protocol */
+	__u8 result; /* enum zt_probe_result */
+	__u8 icmp_type; /* with ZT_PROBE_UNREACH */
+	__u8 icmp_code;
+	__u8 _pad[3];
+	__u16 port; /* the probed port (host order); ICMP echo: 0 */
+	__u16 prober_port; /* the prober's port */
+	__u8 prober[16]; /* the source that probed */
+	__u8 target[16]; /* the address it probed */
+};
+
+/* ZT_EV_CAPTURE: a packet from or to a watched address. */
+enum zt_cap_point {
+	ZT_CAP_XDP = 1, /* xdp_guard, uplink ingress: reason is an enum zt_xdp_reason */
+	ZT_CAP_UPLINK_OUT = 2, /* tc_uplink, uplink egress */
+	ZT_CAP_FROM_POD = 3, /* tc_endpoint, tc_from_pod: reason is an enum zt_tc_stat */
+	ZT_CAP_TO_POD = 4, /* tc_endpoint, tc_to_pod */
+};
+
+#define ZT_CAP_MATCH_SRC 1
+#define ZT_CAP_MATCH_DST 2
+
+struct zt_ev_capture {
+	struct zt_event_hdr hdr; /* ts_ns: CLOCK_BOOTTIME when captured */
+	__u64 incident_id; /* from the watch entry */
+	__u32 ifindex;
+	__u32 orig_len; /* the frame's length on the wire (from the Ethernet header) */
+	__u32 represents; /* packets of this watch since the previous capture, this one included */
+	__u16 cap_len; /* bytes of data[] that hold the frame */
+	__u16 reason; /* see enum zt_cap_point */
+	__u8 action; /* enum zt_action */
+	__u8 point; /* enum zt_cap_point */
+	__u8 family;
+	__u8 matched; /* ZT_CAP_MATCH_SRC or _DST: which address is watched */
+	__u8 addr[16]; /* the watched address */
+	__u32 _pad;
+	__u8 data[ZT_CAP_SNAPLEN]; /* the frame from its Ethernet header */
+};
+
+/*
+ * The sketch hash (the programs and the daemon compute it alike): a keyed
+ * 64-bit hash of the address, whose upper bits pick the cells and whose
+ * bits 26-31 pick bitmap bits.
+ */
+static inline __u64 zt_mix64(__u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/*
+ * a: the address as four 32-bit words in network order (IPv4: a[0] only).
+ * IPv4 costs one multiply by an odd key (the bits used are the product's
+ * upper ones); IPv6 gets two full mixes, since a /64's owner picks 64 bits
+ * of its addresses and an unkeyed fold of them could be steered onto a
+ * chosen victim's cells.
+ */
+static inline __u64 zt_sketch_hash(const __u32 *a, __u8 family, __u64 seed)
+{
+	if (family == 4) {
+		__u64 h = ((__u64)a[0] ^ (seed >> 32)) * (seed | 1);
+
+		/* The product's top half into its bottom half, for the bitmap bits. */
+		return h ^ (h >> 32);
+	}
+	return zt_mix64(zt_mix64(seed ^ a[0] ^ (__u64)a[1] << 32) ^ a[2] ^ (__u64)a[3] << 32);
+}
+
+/* Cells: row 0 from bits 50-63 of the hash, row 1 from bits 36-49 (of 14-bit rows). */
+static inline __u32 zt_src_cell0(__u64 h)
+{
+	return (__u32)(h >> (64 - ZT_SRC_ROW_BITS));
+}
+
+static inline __u32 zt_src_cell1(__u64 h)
+{
+	return ZT_SRC_ROW + ((__u32)(h >> (64 - 2 * ZT_SRC_ROW_BITS)) & (ZT_SRC_ROW - 1));
+}
+
+static inline __u32 zt_dst_cell0(__u64 h)
+{
+	return (__u32)(h >> (64 - ZT_DST_ROW_BITS));
+}
+
+static inline __u32 zt_dst_cell1(__u64 h)
+{
+	return ZT_DST_ROW + ((__u32)(h >> (64 - 2 * ZT_DST_ROW_BITS)) & (ZT_DST_ROW - 1));
+}
+
+/* The bitmap bit of an address hash (hosts of a source, sources of a destination). */
+static inline __u64 zt_addr_bit(__u64 h)
+{
+	return 1ULL << ((h >> 26) & 63);
+}
+
+/*
+ * A port's bit. Mixed fully (murmur3's finaliser), not just multiplied: a
+ * multiplicative hash spreads consecutive ports evenly over the bits, and
+ * linear counting, which assumes random bits, would then overcount the
+ * very sequential scans it is meant to measure.
+ */
+static inline __u64 zt_port_bit(__u16 port)
+{
+	__u32 x = port * 0x9E3779B1u;
+
+	x ^= x >> 16;
+	x *= 0x85EBCA6Bu;
+	x ^= x >> 13;
+	x *= 0xC2B2AE35u;
+	x ^= x >> 16;
+	return 1ULL << (x >> 26);
+}
+
+/* The contacts and pending bit (0..63) of (destination hash, port, protocol). */
+static inline __u32 zt_probe_bit(__u64 dst_hash, __u16 port, __u8 proto)
+{
+	return (__u32)(zt_mix64(dst_hash ^ ((__u64)port << 8 | proto)) >> 58);
+}
 
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */
 #define ZT_DEFAULT_EVENT_SAMPLE 1 /* 1 = every drop is a candidate */

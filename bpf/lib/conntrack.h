@@ -7,9 +7,16 @@
  * timeout counts as absent; the daemon sweeps such entries, and the LRU
  * evicts the oldest when the map is full.
  *
- * Counters are atomic adds. flags_seen, state and last_ns are plain stores:
- * two CPUs racing on one flow may lose a transition until the next packet,
- * never a count.
+ * Counters are atomic adds. flags_seen, state, last_ns and the flow
+ * features (sizes, inter-arrival times, flag counts: include/ztagent.h) are
+ * plain stores: two CPUs racing on one flow may lose a transition until the
+ * next packet, or one feature update, never a packet or byte count.
+ *
+ * A TCP packet with FIN or RST (and no SYN) that matches no entry does not
+ * start a flow (zt_ct_opens): it is the tail of a flow whose entry is gone
+ * (recorded and removed after its close, or expired), and recording it
+ * would make a second, one-packet "flow" of it. It still gets the policy's
+ * verdict.
  */
 #ifndef ZT_BPF_CONNTRACK_H
 #define ZT_BPF_CONNTRACK_H
@@ -24,6 +31,7 @@
 #define ZT_TCP_FIN 0x01
 #define ZT_TCP_SYN 0x02
 #define ZT_TCP_RST 0x04
+#define ZT_TCP_PSH 0x08
 #define ZT_TCP_ACK 0x10
 
 struct {
@@ -124,9 +132,75 @@ static __always_inline __u8 zt_ct_tcp_next(__u8 state, __u32 d, __u8 flags, __u8
 	return state;
 }
 
-/* Accounts a packet of an existing flow; d: 0 original direction, 1 reply. */
-static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
-					  __u32 len, __u64 now)
+/* Whether a packet matching no entry starts a flow (see the top of this file). */
+static __always_inline int zt_ct_opens(__u8 proto, __u8 flags)
+{
+	return proto != IPPROTO_TCP || (flags & ZT_TCP_SYN) || !(flags & (ZT_TCP_FIN | ZT_TCP_RST));
+}
+
+static __always_inline __u16 zt_ct_sat16(__u16 v)
+{
+	return v == 0xffff ? v : v + 1;
+}
+
+/* The features of one packet in direction d (sizes, gaps, flag counts). */
+static __always_inline void zt_ct_features(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
+					   __u32 len, __u32 payload, __u64 now)
+{
+	__u64 last = v->dir_last_ns[d];
+	__u16 sz = len > 0xffff ? 0xffff : (__u16)len;
+
+	v->size_sq[d] += (__u64)len * len;
+	if (sz < v->size_min[d])
+		v->size_min[d] = sz;
+	if (sz > v->size_max[d])
+		v->size_max[d] = sz;
+	if (last) {
+		__u64 gap = now > last ? (now - last) >> ZT_CT_IAT_SHIFT : 0, sq;
+		__u32 g = gap > 0xffffffffULL ? 0xffffffffu : (__u32)gap;
+
+		sq = (__u64)g * g;
+		v->iat_sum[d] += g;
+		v->iat_sq[d] = v->iat_sq[d] + sq < sq ? ~0ULL : v->iat_sq[d] + sq;
+		if (g < v->iat_min[d])
+			v->iat_min[d] = g;
+		if (g > v->iat_max[d])
+			v->iat_max[d] = g;
+	}
+	v->dir_last_ns[d] = now;
+	if (proto != IPPROTO_TCP)
+		return;
+	if (flags & ZT_TCP_SYN)
+		v->syn[d] = zt_ct_sat16(v->syn[d]);
+	if (flags & ZT_TCP_FIN)
+		v->fin[d] = zt_ct_sat16(v->fin[d]);
+	if (flags & ZT_TCP_RST)
+		v->rst[d] = zt_ct_sat16(v->rst[d]);
+	if (flags & ZT_TCP_PSH)
+		v->psh[d]++;
+	if ((flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST | ZT_TCP_PSH | ZT_TCP_ACK)) ==
+		    ZT_TCP_ACK &&
+	    !payload)
+		v->ack_only[d]++;
+}
+
+/* A new entry for a flow whose first packet this is (direction 0). */
+static __always_inline void zt_ct_features_init(struct zt_ct_val *v, __u8 proto, __u8 flags,
+						__u32 len, __u32 payload, __u64 now)
+{
+	v->size_min[0] = ZT_CT_SIZE_UNSET;
+	v->size_min[1] = ZT_CT_SIZE_UNSET;
+	v->iat_min[0] = ZT_CT_IAT_UNSET;
+	v->iat_min[1] = ZT_CT_IAT_UNSET;
+	zt_ct_features(v, 0, proto, flags, len, payload, now);
+}
+
+/*
+ * Accounts a packet of an existing flow; d: 0 original direction, 1 reply.
+ * Returns 1 when this packet completed the TCP handshake.
+ */
+static __always_inline int zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
+					 __u32 len, __u32 payload, __u64 now)
 {
 	__u8 state = v->state, next = state;
 
@@ -134,6 +208,7 @@ static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 pro
 	__sync_fetch_and_add(&v->packets[d], 1);
 	__sync_fetch_and_add(&v->bytes[d], len);
 	v->last_ns = now;
+	zt_ct_features(v, d, proto, flags, len, payload, now);
 	if (proto == IPPROTO_TCP) {
 		if ((v->flags_seen[d] & flags) != flags)
 			v->flags_seen[d] |= flags;
@@ -148,8 +223,14 @@ static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 pro
 	} else if (d && state == ZT_CT_NEW) {
 		next = ZT_CT_ESTABLISHED;
 	}
-	if (next != state)
-		v->state = next;
+	if (next == state)
+		return 0;
+	v->state = next;
+	if (state == ZT_CT_SYN_RECV && next == ZT_CT_ESTABLISHED) {
+		v->hs_done = 1;
+		return 1;
+	}
+	return 0;
 }
 
 #endif /* ZT_BPF_CONNTRACK_H */

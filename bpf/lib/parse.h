@@ -114,7 +114,7 @@ struct zt_pkt {
 	__u8 proto;
 	__u8 tcp_flags; /* TCP: byte 13 of the header (CWR..FIN) */
 	__u8 flags; /* ZT_PKT_* */
-	__u8 _pad;
+	__u8 tcp_doff; /* TCP: header length in 32-bit words */
 	/*
 	 * Set by the caller: the whole packet's length when it can be longer
 	 * than data_end - data (TC: skb->len of a GSO or paged skb); 0 when
@@ -122,7 +122,19 @@ struct zt_pkt {
 	 * against it; every header read stays within data_end.
 	 */
 	__u32 len;
+	/* IP header and payload, as the IP header says (IPv6: 40 + payload length). */
+	__u32 ip_len;
 };
+
+/* TCP payload bytes (0 for other protocols and when unknown). */
+static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
+{
+	__u32 end = (__u32)p->l3_off + p->ip_len, hdr = (__u32)p->l4_off + p->tcp_doff * 4;
+
+	if (p->proto != IPPROTO_TCP || !(p->flags & ZT_PKT_L4) || end <= hdr)
+		return 0;
+	return end - hdr;
+}
 
 static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, struct zt_pkt *p)
 {
@@ -139,6 +151,7 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 		p->sport = bpf_ntohs(th->source);
 		p->dport = bpf_ntohs(th->dest);
 		p->tcp_flags = ((__u8 *)th)[13];
+		p->tcp_doff = (__u8)th->doff;
 		break;
 	}
 	case IPPROTO_UDP: {
@@ -196,6 +209,7 @@ static __always_inline int zt_parse_ip4(void *data, void *l3, void *data_end, st
 	p->daddr[0] = ip->daddr;
 	hl = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
+	p->ip_len = tot;
 	/* Trailing bytes past tot_len (Ethernet padding) are fine. */
 	if (l3 + hl > data_end || tot < hl || tot > zt_l3_avail(data, l3, data_end, p))
 		return ZT_XR_BAD_IP4;
@@ -232,6 +246,7 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 	nh = ip6->nexthdr;
 	p->proto = nh;
+	p->ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > zt_l3_avail(data, ip6, data_end, p))
 		return ZT_XR_BAD_IP6;
 

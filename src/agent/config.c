@@ -267,6 +267,15 @@ static const struct key keys[] = {
 	SCALAR("kubernetes.node_name", set_k8s_name, kubernetes.node_name),
 	SCALAR("kubernetes.pending_posture", set_choice, kubernetes.pending_posture,
 	       .choices = pending_postures),
+	SECTION("ratelimit"),
+	SCALAR("ratelimit.all", set_uint, ratelimit.src[0], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.syn", set_uint, ratelimit.src[1], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.udp", set_uint, ratelimit.src[2], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.icmp", set_uint, ratelimit.src[3], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.dst_all", set_uint, ratelimit.dst[0], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.dst_syn", set_uint, ratelimit.dst[1], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.dst_udp", set_uint, ratelimit.dst[2], .min = 0, .max = 100000000),
+	SCALAR("ratelimit.dst_icmp", set_uint, ratelimit.dst[3], .min = 0, .max = 100000000),
 };
 #undef FEED
 #undef FIELD

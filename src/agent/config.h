@@ -151,6 +151,15 @@ struct zt_config {
 		char node_name[ZT_K8S_NODE_NAME_MAX];
 		enum zt_pending_posture pending_posture; /* kubernetes.pending_posture: deny */
 	} kubernetes;
+	struct {
+		/*
+		 * ratelimit.syn|udp|icmp|all: packets a second per source, in
+		 * XDP; ratelimit.dst_*: the same per destination. 0 = off (the
+		 * default). Indexed by enum zt_rl_kind (ZT_RL_ALL, _SYN, _UDP, _ICMP).
+		 */
+		uint32_t src[4];
+		uint32_t dst[4];
+	} ratelimit;
 };
 
 /* Fills every field with its default. */

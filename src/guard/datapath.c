@@ -20,10 +20,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "guard/activity.h"
 #include "guard/datapath.h"
 #include "agent/log.h"
 #include "agent/util.h"
 #include "tc_endpoint.skel.h"
+#include "tc_uplink.skel.h"
 #include "xdp_guard.skel.h"
 
 #define XDP_PROG_NAME "xdp_guard"
@@ -40,6 +42,17 @@ static const char *const reason_names[ZT_XR_MAX] = {
 	[ZT_XR_BAD_IP6] = "malformed-ipv6",
 	[ZT_XR_BAD_IP6_EXT] = "malformed-ipv6-ext",
 	[ZT_XR_BAD_L4] = "malformed-l4",
+	[ZT_XR_RL_SRC_ALL] = "ratelimit-src",
+	[ZT_XR_RL_SRC_SYN] = "ratelimit-src-syn",
+	[ZT_XR_RL_SRC_UDP] = "ratelimit-src-udp",
+	[ZT_XR_RL_SRC_ICMP] = "ratelimit-src-icmp",
+	[ZT_XR_RL_DST_ALL] = "ratelimit-dst",
+	[ZT_XR_RL_DST_SYN] = "ratelimit-dst-syn",
+	[ZT_XR_RL_DST_UDP] = "ratelimit-dst-udp",
+	[ZT_XR_RL_DST_ICMP] = "ratelimit-dst-icmp",
+	[ZT_XR_SYN_VERIFIED] = "syn-verified",
+	[ZT_XR_SYN_CHALLENGE] = "syn-challenge",
+	[ZT_XR_SYN_ANSWER] = "syn-answer",
 };
 
 const char *zt_xdp_reason_name(unsigned int reason)
@@ -49,7 +62,7 @@ const char *zt_xdp_reason_name(unsigned int reason)
 
 const char *zt_action_name(unsigned int action)
 {
-	return action == ZT_ACT_DROP ? "drop" : "pass";
+	return action == ZT_ACT_DROP ? "drop" : action == ZT_ACT_TX ? "tx" : "pass";
 }
 
 static bool on_bpffs(const char *path)
@@ -120,9 +133,30 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 }
 
 /*
+ * Maps whose contents are counters or state the programs rebuild by
+ * themselves (statistics, sketches, conntrack, the activity settings the
+ * daemon writes again at start). When a new version changes one's layout
+ * or size, its old pin is replaced instead of failing the load.
+ */
+static bool transient_map(const char *name)
+{
+	static const char *const names[] = {
+		"xdp_stats",  "tc_stats",   "event_stats",   "act_stats",
+		"src_sketch", "dst_sketch", "ratelimit_src", "syn_verified",
+		"ep_stats",   "conntrack",  "guard_cfg",     "event_sampler",
+	};
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
  * A pinned map from an earlier run wins over the configured size: libbpf
  * can only reuse a pin whose definition matches, and throwing the old map
- * away would throw enforcement state away with it.
+ * away would throw enforcement state away with it. A transient map
+ * (above) whose pin does not match is unpinned and made anew instead.
  */
 static void adopt_pinned_sizes(struct bpf_object *obj, const char *bpffs, unsigned int *reused)
 {
@@ -141,6 +175,21 @@ static void adopt_pinned_sizes(struct bpf_object *obj, const char *bpffs, unsign
 		if (fd < 0)
 			continue;
 		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+			if (transient_map(bpf_map__name(map)) &&
+			    (info.type != (__u32)bpf_map__type(map) ||
+			     info.key_size != bpf_map__key_size(map) ||
+			     info.value_size != bpf_map__value_size(map) ||
+			     info.max_entries != bpf_map__max_entries(map))) {
+				log_warn(
+					"map_replaced",
+					"map=%s why=\"its layout or size changed\" pinned_value_size=%u value_size=%u pinned_entries=%u entries=%u",
+					bpf_map__name(map), info.value_size,
+					bpf_map__value_size(map), info.max_entries,
+					bpf_map__max_entries(map));
+				unlink(path);
+				close(fd);
+				continue;
+			}
 			(*reused)++;
 			if (info.max_entries != bpf_map__max_entries(map)) {
 				log_warn(
@@ -277,131 +326,6 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char *err,
-		     size_t errlen)
-{
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	struct zt_datapath *dp;
-	struct xdp_guard *skel;
-	int prog_fd, r;
-	unsigned int i;
-
-	libbpf_set_print(libbpf_quiet);
-	dp = calloc(1, sizeof(*dp));
-	if (!dp)
-		return -ENOMEM;
-	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
-	dp->ncpus = libbpf_num_possible_cpus();
-	if (dp->ncpus <= 0) {
-		r = dp->ncpus ? dp->ncpus : -EINVAL;
-		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-r));
-		goto fail;
-	}
-	r = ensure_bpffs(cfg->bpffs, err, errlen);
-	if (r < 0)
-		goto fail;
-
-	oo.pin_root_path = cfg->bpffs;
-	skel = xdp_guard__open_opts(&oo);
-	if (!skel) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open the XDP object: %s", strerror(-r));
-		goto fail;
-	}
-	dp->xdp = skel;
-	skel->rodata->cfg_malformed_drop = cfg->xdp.malformed_drop;
-	skel->rodata->cfg_event_sample = cfg->xdp.event_sample;
-	skel->rodata->cfg_event_rate = cfg->xdp.event_rate;
-	bpf_map__set_max_entries(skel->maps.blocklist_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_v6, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v6, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.allowlist_v4, cfg->xdp.allowlist_max);
-	bpf_map__set_max_entries(skel->maps.allowlist_v6, cfg->xdp.allowlist_max);
-	bpf_map__set_max_entries(skel->maps.block_notes, 65536);
-	bpf_map__set_max_entries(skel->maps.events, cfg->xdp.ringbuf_bytes);
-	adopt_pinned_sizes(skel->obj, cfg->bpffs, &dp->n_reused);
-
-	r = xdp_guard__load(skel);
-	if (r < 0) {
-		snprintf(
-			err, errlen,
-			"cannot load the XDP program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
-			strerror(-r), cfg->bpffs);
-		goto fail;
-	}
-
-	/* The TC object shares "events" and "event_stats" with the XDP one through their pins. */
-	dp->tc = tc_endpoint__open_opts(&oo);
-	if (!dp->tc) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open the TC object: %s", strerror(-r));
-		goto fail;
-	}
-	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
-	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
-	/* Destination IOCs: as many as the blocklist holds (entries are allocated as they come). */
-	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v6, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v6, cfg->xdp.blocklist_max);
-	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
-	r = tc_endpoint__load(dp->tc);
-	if (r < 0) {
-		snprintf(
-			err, errlen,
-			"cannot load the TC program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
-			strerror(-r), cfg->bpffs);
-		goto fail;
-	}
-	log_info("datapath_loaded", "bpffs=%s maps_reused=%u cpus=%d", cfg->bpffs, dp->n_reused,
-		 dp->ncpus);
-
-	prog_fd = bpf_program__fd(skel->progs.xdp_guard);
-	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
-		struct zt_dp_iface *ifc = &dp->ifaces[i];
-
-		snprintf(ifc->name, sizeof(ifc->name), "%s", cfg->xdp.interfaces[i]);
-		ifc->ifindex = if_nametoindex(ifc->name);
-		if (!ifc->ifindex) {
-			r = -ENODEV;
-			snprintf(
-				err, errlen,
-				"xdp.interfaces: no interface named '%s' in this network namespace",
-				ifc->name);
-			goto fail;
-		}
-		r = attach_one(ifc, prog_fd, cfg->xdp.mode, err, errlen);
-		if (r < 0)
-			goto fail;
-		dp->n_ifaces = i + 1;
-	}
-	for (i = 0; i < dp->n_ifaces; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
-
-		if (bpf_xdp_query(dp->ifaces[i].ifindex, 0, &q) == 0)
-			dp->ifaces[i].prog_id = q.prog_id;
-	}
-	*out = dp;
-	return 0;
-fail:
-	/*
-	 * Interfaces attached before the failure keep the new program: it
-	 * enforces the same pinned state, and detaching would open a gap.
-	 */
-	zt_datapath_stop(dp);
-	return r;
-}
-
-void zt_datapath_stop(struct zt_datapath *dp)
-{
-	if (!dp)
-		return;
-	tc_endpoint__destroy(dp->tc);
-	xdp_guard__destroy(dp->xdp);
-	free(dp);
-}
-
 /*
  * Is there a clsact qdisc on ifindex? 1, 0, or -errno. Asked over a netlink
  * socket of our own: bpf_tc_hook_create() on an existing clsact fails with
@@ -510,9 +434,212 @@ static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_f
 
 	r = bpf_tc_attach(&hook, &opts);
 	if (r < 0)
-		snprintf(err, errlen, "cannot attach tc_endpoint (%s) to ifindex %d: %s",
+		snprintf(err, errlen, "cannot attach a TC program (%s) to ifindex %d: %s",
 			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifindex, strerror(-r));
 	return r;
+}
+
+_Static_assert(ZT_RL_ALL == 0 && ZT_RL_SYN == 1 && ZT_RL_UDP == 2 && ZT_RL_ICMP == 3 &&
+		       ZT_RL_KINDS == ZT_ARRAY_SIZE(((struct zt_config *)0)->ratelimit.src),
+	       "config ratelimit.src/dst are indexed by enum zt_rl_kind");
+
+/*
+ * ratelimit.* into guard_cfg, at every start: a limit the configuration no
+ * longer has is lifted, whatever an earlier run left in the pinned map.
+ */
+static int apply_ratelimits(struct zt_datapath *dp, const struct zt_config *cfg, char *err,
+			    size_t errlen)
+{
+	struct zt_ratelimit_cfg rl = { 0 };
+	int r;
+
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		rl.src[k] = cfg->ratelimit.src[k];
+		rl.dst[k] = cfg->ratelimit.dst[k];
+	}
+	r = zt_datapath_set_ratelimits(dp, &rl);
+	if (r < 0)
+		snprintf(err, errlen, "cannot write ratelimit.* into the guard_cfg map: %s",
+			 strerror(-r));
+	else
+		log_info(
+			"ratelimits",
+			"syn=%u udp=%u icmp=%u all=%u dst_syn=%u dst_udp=%u dst_icmp=%u dst_all=%u",
+			rl.src[ZT_RL_SYN], rl.src[ZT_RL_UDP], rl.src[ZT_RL_ICMP], rl.src[ZT_RL_ALL],
+			rl.dst[ZT_RL_SYN], rl.dst[ZT_RL_UDP], rl.dst[ZT_RL_ICMP],
+			rl.dst[ZT_RL_ALL]);
+	return r;
+}
+
+int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char *err,
+		     size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct zt_datapath *dp;
+	struct xdp_guard *skel;
+	int prog_fd, r;
+	unsigned int i;
+	uint32_t hz = 0;
+
+	libbpf_set_print(libbpf_quiet);
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
+	dp->ncpus = libbpf_num_possible_cpus();
+	if (dp->ncpus <= 0) {
+		r = dp->ncpus ? dp->ncpus : -EINVAL;
+		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-r));
+		goto fail;
+	}
+	r = ensure_bpffs(cfg->bpffs, err, errlen);
+	if (r < 0)
+		goto fail;
+
+	oo.pin_root_path = cfg->bpffs;
+	skel = xdp_guard__open_opts(&oo);
+	if (!skel) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the XDP object: %s", strerror(-r));
+		goto fail;
+	}
+	dp->xdp = skel;
+	skel->rodata->cfg_malformed_drop = cfg->xdp.malformed_drop;
+	skel->rodata->cfg_event_sample = cfg->xdp.event_sample;
+	skel->rodata->cfg_event_rate = cfg->xdp.event_rate;
+	/* Captures copy with bpf_xdp_load_bytes where it exists (5.18+); else byte by byte. */
+	skel->rodata->cfg_xdp_load_bytes =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, NULL) == 1;
+	bpf_map__set_max_entries(skel->maps.blocklist_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(skel->maps.allowlist_v4, cfg->xdp.allowlist_max);
+	bpf_map__set_max_entries(skel->maps.allowlist_v6, cfg->xdp.allowlist_max);
+	bpf_map__set_max_entries(skel->maps.block_notes, 65536);
+	bpf_map__set_max_entries(skel->maps.events, cfg->xdp.ringbuf_bytes);
+	adopt_pinned_sizes(skel->obj, cfg->bpffs, &dp->n_reused);
+
+	r = xdp_guard__load(skel);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the XDP program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
+
+	r = zt_datapath_kernel_hz(dp, &hz);
+	if (r < 0) {
+		/* The sketches' window and bucket units are off by that much, nothing worse. */
+		log_warn(
+			"kernel_hz_unknown",
+			"error=\"%s\" assumed=250 hint=\"windows and destination limits are in jiffies; they scale with the real HZ\"",
+			strerror(-r));
+		hz = 250;
+	}
+	r = zt_guard_cfg_init(bpf_map__fd(skel->maps.guard_cfg), hz);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot initialise guard_cfg: %s", strerror(-r));
+		goto fail;
+	}
+	r = apply_ratelimits(dp, cfg, err, errlen);
+	if (r < 0)
+		goto fail;
+
+	/* The TC object shares "events" and "event_stats" with the XDP one through their pins. */
+	dp->tc = tc_endpoint__open_opts(&oo);
+	if (!dp->tc) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the TC object: %s", strerror(-r));
+		goto fail;
+	}
+	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
+	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
+	/* Destination IOCs: as many as the blocklist holds (entries are allocated as they come). */
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v6, cfg->xdp.blocklist_max);
+	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
+	r = tc_endpoint__load(dp->tc);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the TC program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
+	dp->up = tc_uplink__open_opts(&oo);
+	if (!dp->up) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the uplink TC object: %s", strerror(-r));
+		goto fail;
+	}
+	bpf_map__set_max_entries(dp->up->maps.events, cfg->xdp.ringbuf_bytes);
+	adopt_pinned_sizes(dp->up->obj, cfg->bpffs, &dp->n_reused);
+	r = tc_uplink__load(dp->up);
+	if (r < 0) {
+		snprintf(
+			err, errlen,
+			"cannot load the uplink TC program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+		goto fail;
+	}
+	log_info("datapath_loaded", "bpffs=%s maps_reused=%u cpus=%d hz=%u xdp_load_bytes=%u",
+		 cfg->bpffs, dp->n_reused, dp->ncpus, hz, skel->rodata->cfg_xdp_load_bytes);
+
+	prog_fd = bpf_program__fd(skel->progs.xdp_guard);
+	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
+		struct zt_dp_iface *ifc = &dp->ifaces[i];
+
+		snprintf(ifc->name, sizeof(ifc->name), "%s", cfg->xdp.interfaces[i]);
+		ifc->ifindex = if_nametoindex(ifc->name);
+		if (!ifc->ifindex) {
+			r = -ENODEV;
+			snprintf(
+				err, errlen,
+				"xdp.interfaces: no interface named '%s' in this network namespace",
+				ifc->name);
+			goto fail;
+		}
+		r = attach_one(ifc, prog_fd, cfg->xdp.mode, err, errlen);
+		if (r < 0)
+			goto fail;
+		dp->n_ifaces = i + 1;
+		/* The node's answers leaving the uplink: probe outcomes, captures. */
+		r = tc_hook_ready(ifc->ifindex, err, errlen);
+		if (r == 0)
+			r = tc_attach_one(ifc->ifindex, BPF_TC_EGRESS,
+					  bpf_program__fd(dp->up->progs.tc_uplink), err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	for (i = 0; i < dp->n_ifaces; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		if (bpf_xdp_query(dp->ifaces[i].ifindex, 0, &q) == 0)
+			dp->ifaces[i].prog_id = q.prog_id;
+	}
+	*out = dp;
+	return 0;
+fail:
+	/*
+	 * Interfaces attached before the failure keep the new program: it
+	 * enforces the same pinned state, and detaching would open a gap.
+	 */
+	zt_datapath_stop(dp);
+	return r;
+}
+
+void zt_datapath_stop(struct zt_datapath *dp)
+{
+	if (!dp)
+		return;
+	tc_uplink__destroy(dp->up);
+	tc_endpoint__destroy(dp->tc);
+	xdp_guard__destroy(dp->xdp);
+	free(dp);
 }
 
 int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen)
@@ -628,6 +755,18 @@ int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen)
 			log_warn("detach_skipped", "iface=%s why=\"no such interface\"", ifname);
 			continue;
 		}
+		{
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+				    .attach_point = BPF_TC_EGRESS);
+			LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE,
+				    .priority = ZT_TC_PRIORITY);
+
+			/* Only ztagent's filter goes (by handle and priority); gone is fine. */
+			r = bpf_tc_detach(&hook, &opts);
+			if (r < 0 && r != -ENOENT && r != -ENODEV && r != -EINVAL)
+				log_warn("tc_uplink_detach_failed", "iface=%s error=\"%s\"", ifname,
+					 strerror(-r));
+		}
 		if (bpf_xdp_query(ifindex, 0, &q) < 0 || !q.prog_id)
 			continue;
 		if (prog_name_by_id(q.prog_id, name, sizeof(name)) < 0 ||
@@ -669,18 +808,23 @@ size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, siz
 		}
 		n++;
 	}
-	/* The TC object's own maps (the shared ones are listed once, above). */
-	bpf_object__for_each_map (map, dp->tc->obj) {
-		const char *name = bpf_map__name(map);
+	/* The TC objects' own maps (the shared ones are listed once, above). */
+	for (int o = 0; o < 2; o++) {
+		struct bpf_object *obj = o ? dp->up->obj : dp->tc->obj;
 
-		if (bpf_map__is_internal(map) || !strcmp(name, "events") ||
-		    !strcmp(name, "event_stats"))
-			continue;
-		if (n < max) {
-			out[n].name = name;
-			out[n].fd = bpf_map__fd(map);
+		bpf_object__for_each_map (map, obj) {
+			const char *name = bpf_map__name(map);
+
+			if (bpf_map__is_internal(map) || !bpf_map__pin_path(map) ||
+			    bpf_object__find_map_by_name(dp->xdp->obj, name) ||
+			    (o && bpf_object__find_map_by_name(dp->tc->obj, name)))
+				continue;
+			if (n < max) {
+				out[n].name = name;
+				out[n].fd = bpf_map__fd(map);
+			}
+			n++;
 		}
-		n++;
 	}
 	return n < max ? n : max;
 }
@@ -704,7 +848,7 @@ int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count)
 	return 0;
 }
 
-static int percpu_sum(int fd, uint32_t slots, size_t value_size, int ncpus, uint64_t *out)
+int zt_percpu_sum(int fd, uint32_t slots, size_t value_size, int ncpus, uint64_t *out)
 {
 	size_t stride = (value_size + 7) & ~(size_t)7;
 	size_t words = value_size / sizeof(uint64_t);
@@ -742,8 +886,8 @@ int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out)
 	uint64_t raw[ZT_XDP_STATS_SLOTS * 2];
 	int r;
 
-	r = percpu_sum(bpf_map__fd(dp->xdp->maps.xdp_stats), ZT_XDP_STATS_SLOTS,
-		       sizeof(struct zt_counter), dp->ncpus, raw);
+	r = zt_percpu_sum(bpf_map__fd(dp->xdp->maps.xdp_stats), ZT_XDP_STATS_SLOTS,
+			  sizeof(struct zt_counter), dp->ncpus, raw);
 	if (r < 0)
 		return r;
 	for (unsigned int i = 0; i < ZT_XDP_STATS_SLOTS; i++) {
@@ -758,8 +902,8 @@ int zt_datapath_tc_stats(const struct zt_datapath *dp, struct zt_counter *out)
 	uint64_t raw[ZT_TCS_MAX * 2];
 	int r;
 
-	r = percpu_sum(bpf_map__fd(dp->tc->maps.tc_stats), ZT_TCS_MAX, sizeof(struct zt_counter),
-		       dp->ncpus, raw);
+	r = zt_percpu_sum(bpf_map__fd(dp->tc->maps.tc_stats), ZT_TCS_MAX, sizeof(struct zt_counter),
+			  dp->ncpus, raw);
 	if (r < 0)
 		return r;
 	for (unsigned int i = 0; i < ZT_TCS_MAX; i++) {
@@ -797,6 +941,36 @@ const char *zt_tc_reason_name(unsigned int reason)
 
 int zt_datapath_event_stats(const struct zt_datapath *dp, uint64_t *out)
 {
-	return percpu_sum(bpf_map__fd(dp->xdp->maps.event_stats), ZT_EVS_MAX, sizeof(uint64_t),
-			  dp->ncpus, out);
+	return zt_percpu_sum(bpf_map__fd(dp->xdp->maps.event_stats), ZT_EVS_MAX, sizeof(uint64_t),
+			     dp->ncpus, out);
+}
+
+int zt_datapath_ep_stats(const struct zt_datapath *dp, uint32_t ep_id, struct zt_ep_stats *out)
+{
+	__u32 slot = ep_id & (ZT_EP_STATS_SLOTS - 1);
+	struct zt_ep_stats *v;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->ep_id = ep_id;
+	v = calloc(dp->ncpus, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->tc->maps.ep_stats), &slot, v)) {
+		r = -errno;
+		goto out;
+	}
+	for (int c = 0; c < dp->ncpus; c++) {
+		if (v[c].ep_id != ep_id)
+			continue;
+		for (int d = 0; d < ZT_DIR_MAX; d++) {
+			out->new_flows[d] += v[c].new_flows[d];
+			out->denied[d] += v[c].denied[d];
+			out->packets[d] += v[c].packets[d];
+			out->bytes[d] += v[c].bytes[d];
+		}
+	}
+out:
+	free(v);
+	return r;
 }

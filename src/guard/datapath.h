@@ -16,10 +16,12 @@
 #include <stdint.h>
 
 #include "agent/config.h"
+#include "guard/activity.h"
 #include "ztagent.h"
 
 struct xdp_guard;
 struct tc_endpoint;
+struct tc_uplink;
 
 struct zt_dp_iface {
 	char name[IF_NAMESIZE];
@@ -31,6 +33,7 @@ struct zt_dp_iface {
 struct zt_datapath {
 	struct xdp_guard *xdp;
 	struct tc_endpoint *tc; /* micro-segmentation; attached per endpoint by seg.c */
+	struct tc_uplink *up; /* the uplinks' TC egress: probe outcomes, captures */
 	char bpffs[4096];
 	struct zt_dp_iface ifaces[ZT_MAX_IFACES];
 	unsigned int n_ifaces;
@@ -56,7 +59,8 @@ int zt_datapath_init(struct zt_datapath **dp, const struct zt_config *cfg, char 
 void zt_datapath_stop(struct zt_datapath *dp);
 
 /*
- * Removes ztagent's XDP program from cfg's interfaces (only programs named
+ * Removes ztagent's XDP program (and tc_uplink on their TC egress) from
+ * cfg's interfaces (only programs named
  * xdp_guard; another program is left alone with a warning) and removes the
  * pins under cfg->bpffs. Works without a loaded datapath (ztagent --detach).
  */
@@ -86,6 +90,19 @@ int zt_datapath_tc_owned(int ifindex);
 size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);
 /* Counts a map's entries by walking its keys (LPM tries, hashes). */
 int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count);
+
+/* Sums `slots` values of value_size bytes (whole __u64 words) of a per-CPU array over CPUs. */
+int zt_percpu_sum(int fd, uint32_t slots, size_t value_size, int ncpus, uint64_t *out);
+/*
+ * Fills a fresh guard_cfg (fd) with the defaults for a kernel at hz and
+ * new random keys; keeps one in force (an earlier run's) as it is.
+ */
+int zt_guard_cfg_init(int fd, uint32_t hz);
+/*
+ * An endpoint's activity (tc_endpoint's ep_stats), summed over the CPUs
+ * whose copy of its slot holds it. out->ep_id = ep_id.
+ */
+int zt_datapath_ep_stats(const struct zt_datapath *dp, uint32_t ep_id, struct zt_ep_stats *out);
 
 /* Sums the per-CPU xdp_stats slots into out[ZT_XDP_STATS_SLOTS]. */
 int zt_datapath_xdp_stats(const struct zt_datapath *dp, struct zt_counter *out);

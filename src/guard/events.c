@@ -21,29 +21,84 @@ struct zt_events {
 	struct {
 		zt_event_fn fn;
 		void *ctx;
-	} handlers[ZT_EV_MAX];
+	} handlers[ZT_EV_MAX][ZT_EVENTS_MAX_HANDLERS];
 	_Atomic uint64_t received, malformed;
+	_Atomic uint64_t by_type[ZT_EV_MAX];
 };
 
-static const size_t min_len[ZT_EV_MAX] = {
+static const size_t rec_len[ZT_EV_MAX] = {
 	[ZT_EV_XDP_DROP] = sizeof(struct zt_ev_xdp_drop),
 	[ZT_EV_POLICY] = sizeof(struct zt_ev_policy),
+	[ZT_EV_SRC_ACTIVITY] = sizeof(struct zt_ev_activity),
+	[ZT_EV_DST_ACTIVITY] = sizeof(struct zt_ev_activity),
+	[ZT_EV_PROBE] = sizeof(struct zt_ev_probe),
+	[ZT_EV_PROBE_RESULT] = sizeof(struct zt_ev_probe_result),
 	[ZT_EV_IOC] = sizeof(struct zt_ev_ioc),
+	[ZT_EV_CAPTURE] = sizeof(struct zt_ev_capture),
 };
+
+static bool family_ok(uint8_t f)
+{
+	return f == 4 || f == 6;
+}
+
+/* The checks of one type beyond its length. */
+static bool fields_ok(const struct zt_event_hdr *h)
+{
+	switch (h->type) {
+	case ZT_EV_SRC_ACTIVITY:
+	case ZT_EV_DST_ACTIVITY: {
+		const struct zt_ev_activity *e = (const void *)h;
+
+		return family_ok(e->family) && e->distinct <= 64 && e->distinct2 <= 64;
+	}
+	case ZT_EV_PROBE: {
+		const struct zt_ev_probe *e = (const void *)h;
+
+		return family_ok(e->family) && e->action < ZT_ACT_MAX && e->reason < ZT_XR_MAX;
+	}
+	case ZT_EV_PROBE_RESULT: {
+		const struct zt_ev_probe_result *e = (const void *)h;
+
+		return family_ok(e->family) && e->result >= ZT_PROBE_OPEN &&
+		       e->result <= ZT_PROBE_UNREACH;
+	}
+	case ZT_EV_CAPTURE: {
+		const struct zt_ev_capture *e = (const void *)h;
+
+		return family_ok(e->family) && e->cap_len <= ZT_CAP_SNAPLEN &&
+		       e->cap_len <= e->orig_len && e->action < ZT_ACT_MAX &&
+		       e->point >= ZT_CAP_XDP && e->point <= ZT_CAP_TO_POD &&
+		       (e->matched == ZT_CAP_MATCH_SRC || e->matched == ZT_CAP_MATCH_DST);
+	}
+	default:
+		return true;
+	}
+}
+
+int zt_events_check(const void *rec, size_t len)
+{
+	const struct zt_event_hdr *h = rec;
+
+	if (!rec || len < sizeof(*h) || h->type == 0 || h->type >= ZT_EV_MAX || !rec_len[h->type] ||
+	    len < rec_len[h->type] || h->len < rec_len[h->type] || h->len > len)
+		return -EINVAL;
+	return fields_ok(h) ? h->type : -EINVAL;
+}
 
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct zt_events *ev = ctx;
-	const struct zt_event_hdr *h = data;
+	int type = zt_events_check(data, len);
 
 	atomic_fetch_add_explicit(&ev->received, 1, memory_order_relaxed);
-	if (len < sizeof(*h) || h->type == 0 || h->type >= ZT_EV_MAX || len < min_len[h->type] ||
-	    h->len > len) {
+	if (type < 0) {
 		atomic_fetch_add_explicit(&ev->malformed, 1, memory_order_relaxed);
 		return 0;
 	}
-	if (ev->handlers[h->type].fn)
-		ev->handlers[h->type].fn(ev->handlers[h->type].ctx, data, len);
+	atomic_fetch_add_explicit(&ev->by_type[type], 1, memory_order_relaxed);
+	for (int i = 0; i < ZT_EVENTS_MAX_HANDLERS && ev->handlers[type][i].fn; i++)
+		ev->handlers[type][i].fn(ev->handlers[type][i].ctx, data, len);
 	return 0;
 }
 
@@ -81,11 +136,16 @@ int zt_events_init(struct zt_events **out, int ringbuf_fd)
 
 int zt_events_on(struct zt_events *ev, enum zt_event_type type, zt_event_fn fn, void *ctx)
 {
-	if (type <= 0 || type >= ZT_EV_MAX || ev->started)
+	if (type <= 0 || type >= ZT_EV_MAX || !rec_len[type] || !fn || ev->started)
 		return -EINVAL;
-	ev->handlers[type].fn = fn;
-	ev->handlers[type].ctx = ctx;
-	return 0;
+	for (int i = 0; i < ZT_EVENTS_MAX_HANDLERS; i++) {
+		if (!ev->handlers[type][i].fn) {
+			ev->handlers[type][i].fn = fn;
+			ev->handlers[type][i].ctx = ctx;
+			return 0;
+		}
+	}
+	return -ENOSPC;
 }
 
 int zt_events_start(struct zt_events *ev)
@@ -102,6 +162,8 @@ void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out
 {
 	out->received = atomic_load_explicit(&ev->received, memory_order_relaxed);
 	out->malformed = atomic_load_explicit(&ev->malformed, memory_order_relaxed);
+	for (int t = 0; t < ZT_EV_MAX; t++)
+		out->by_type[t] = atomic_load_explicit(&ev->by_type[t], memory_order_relaxed);
 }
 
 void zt_events_stop(struct zt_events *ev)

@@ -1,8 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The ring-buffer consumer: one thread that drains the "events" ring buffer
- * and hands each record to the handler registered for its type. Records
- * are length-checked against their type before a handler sees them.
+ * and hands each record to the handlers registered for its type. Records
+ * come from the kernel, a trust boundary of sorts: each is checked against
+ * its type (zt_events_check) before a handler sees it, and a record that
+ * fails is counted as malformed and dropped.
+ *
+ * Record types (include/ztagent.h, enum zt_event_type):
+ *   ZT_EV_XDP_DROP       struct zt_ev_xdp_drop      sampled XDP drops
+ *   ZT_EV_POLICY         struct zt_ev_policy        policy verdicts of new flows
+ *   ZT_EV_SRC_ACTIVITY   struct zt_ev_activity      a source crossed signal thresholds
+ *   ZT_EV_DST_ACTIVITY   struct zt_ev_activity      a destination did
+ *   ZT_EV_PROBE          struct zt_ev_probe         first contact of a source
+ *   ZT_EV_PROBE_RESULT   struct zt_ev_probe_result  the answer a probe got
+ *   ZT_EV_CAPTURE        struct zt_ev_capture       a packet of a watched address
  */
 #ifndef ZT_EVENTS_H
 #define ZT_EVENTS_H
@@ -14,22 +25,37 @@
 
 struct zt_events;
 
-/* Called on the consumer thread; must not block. */
+/* Called on the consumer thread; must not block. rec is valid for the call only. */
 typedef void (*zt_event_fn)(void *ctx, const void *rec, size_t len);
+
+/* Handlers per record type, at most. */
+#define ZT_EVENTS_MAX_HANDLERS 4
 
 struct zt_events_stats {
 	uint64_t received; /* records read */
-	uint64_t malformed; /* too short or unknown type */
+	uint64_t malformed; /* too short, unknown type, or a field out of range */
+	uint64_t by_type[ZT_EV_MAX]; /* well-formed records read, by type */
 };
 
 /* ringbuf_fd: the pinned ring buffer. Does not start the thread. */
 int zt_events_init(struct zt_events **ev, int ringbuf_fd);
-/* Registers a handler for a record type (before start). */
+/*
+ * Registers a handler for a record type (before start). Several handlers of
+ * one type are called in the order they were registered. -EINVAL for an
+ * unknown type or after start, -ENOSPC beyond ZT_EVENTS_MAX_HANDLERS.
+ */
 int zt_events_on(struct zt_events *ev, enum zt_event_type type, zt_event_fn fn, void *ctx);
 int zt_events_start(struct zt_events *ev);
 void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out);
 /* Stops the thread (drains what is there first); frees; NULL is fine. */
 void zt_events_stop(struct zt_events *ev);
+
+/*
+ * The type of a well-formed record (its header and its type's own checks:
+ * length, families, enumerations, capture length), or -EINVAL. The
+ * consumer applies it to every record; exposed for tests and tools.
+ */
+int zt_events_check(const void *rec, size_t len);
 
 /* The default handler for XDP drop records: logs at most 20 lines a second. */
 void zt_events_log_xdp_drop(void *ctx, const void *rec, size_t len);

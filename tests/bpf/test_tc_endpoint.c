@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <math.h>
 #include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -41,6 +42,8 @@
 
 #include "ztagent.h"
 #include "pktgen.h"
+#include "detect/features.h"
+#include "guard/activity.h"
 #include "tc_endpoint.skel.h"
 
 /* An endpoint (pod) and its peers; all in 198.18.0.0/15 or 2001:db8::/32. */
@@ -80,12 +83,21 @@ struct env {
 	int n_ev;
 	int bad_size;
 	int n_cpus;
+	struct zt_ev_capture cap[MAX_EVENTS];
+	int n_cap;
 };
 
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct env *e = ctx;
 
+	if (size == sizeof(struct zt_ev_capture) &&
+	    ((struct zt_event_hdr *)data)->type == ZT_EV_CAPTURE) {
+		if (e->n_cap < MAX_EVENTS)
+			memcpy(&e->cap[e->n_cap], data, size);
+		e->n_cap++;
+		return 0;
+	}
 	if (size != sizeof(struct zt_ev_policy)) {
 		e->bad_size++;
 		return 0;
@@ -1990,6 +2002,346 @@ static int ifindex_of(const char *name)
 	return (int)i;
 }
 
+/* ---- flow features, endpoint activity, verified clients, captures ---- */
+
+static struct pg_pkt *tcp4p(struct pg_pkt *p, const char *src, const char *dst, int sport,
+			    int dport, int flags, int payload)
+{
+	return mk(p, (struct pspec){ 4, IPPROTO_TCP, src, dst, sport, dport, flags, payload });
+}
+
+static void sleep_ms(int ms)
+{
+	usleep((useconds_t)ms * 1000);
+}
+
+/* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
+static void test_ct_features(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 42000, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 s0[4], s1[2];
+	__u64 sq0 = 0, sq1 = 0, span;
+	int i;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_SYN, 0));
+	s0[0] = (__u32)ip_len(p);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.size_min[0], s0[0]);
+	assert_int_equal(v.size_max[0], s0[0]);
+	assert_int_equal(v.size_min[1], ZT_CT_SIZE_UNSET);
+	assert_int_equal(v.iat_min[0], ZT_CT_IAT_UNSET);
+	assert_int_equal(v.syn[0], 1);
+	assert_int_equal(v.hs_done, 0);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 42000, TCP_SYN | TCP_ACK, 0));
+	s1[0] = (__u32)ip_len(p);
+	sleep_ms(10);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_ACK, 0)); /* completes the handshake */
+	s0[1] = (__u32)ip_len(p);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.hs_done, 1);
+	assert_int_equal(v.ack_only[0], 1);
+	sleep_ms(30);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_ACK | TCP_PSH, 300));
+	s0[2] = (__u32)ip_len(p);
+	sleep_ms(20);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 42000, TCP_ACK | TCP_PSH, 900));
+	s1[1] = (__u32)ip_len(p);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_FIN | TCP_ACK, 0));
+	s0[3] = (__u32)ip_len(p);
+	for (i = 0; i < 4; i++)
+		sq0 += (__u64)s0[i] * s0[i];
+	for (i = 0; i < 2; i++)
+		sq1 += (__u64)s1[i] * s1[i];
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.packets[0], 4);
+	assert_int_equal(v.packets[1], 2);
+	assert_int_equal(v.size_min[0], s0[0] < s0[1] ? s0[0] : s0[1]);
+	assert_int_equal(v.size_max[0], s0[2]);
+	assert_int_equal(v.size_min[1], s1[0]);
+	assert_int_equal(v.size_max[1], s1[1]);
+	assert_int_equal(v.size_sq[0], sq0);
+	assert_int_equal(v.size_sq[1], sq1);
+	/* Gaps of the original direction: ~10 ms, ~30 ms, ~20 ms; ns >> 10. */
+	print_message("    gaps (1.024 us units): min %u max %u sum %llu\n", v.iat_min[0],
+		      v.iat_max[0], (unsigned long long)v.iat_sum[0]);
+	assert_true(v.iat_min[0] >= (10000000 >> ZT_CT_IAT_SHIFT) - 100);
+	assert_true(v.iat_max[0] >= (30000000 >> ZT_CT_IAT_SHIFT) - 100);
+	assert_true(v.iat_max[0] < (1000000000 >> ZT_CT_IAT_SHIFT));
+	/* Each of the 3 gaps is truncated to units on its own: the sum lags by < 3 units. */
+	span = (v.dir_last_ns[0] - v.first_ns) >> ZT_CT_IAT_SHIFT;
+	assert_true(v.iat_sum[0] <= span && v.iat_sum[0] + 3 > span);
+	assert_true(v.iat_sq[0] >= (__u64)v.iat_max[0] * v.iat_max[0]);
+	/* The reply direction has had one gap. */
+	assert_int_equal(v.iat_min[1], v.iat_max[1]);
+	assert_int_equal(v.iat_sum[1], v.iat_min[1]);
+	assert_int_equal(v.syn[0], 1);
+	assert_int_equal(v.syn[1], 1);
+	assert_int_equal(v.psh[0], 1);
+	assert_int_equal(v.psh[1], 1);
+	assert_int_equal(v.fin[0], 1);
+	assert_int_equal(v.fin[1], 0);
+	assert_int_equal(v.rst[0] + v.rst[1], 0);
+	assert_int_equal(v.ack_only[0], 1); /* the FIN is no ACK alone, nor the PSH */
+	assert_int_equal(v.ack_only[1], 0);
+	assert_int_equal(v.hs_done, 1); /* and it stays after the close begins */
+
+	/* What the flow model gets from this entry. */
+	struct zt_feat_flowstats fs;
+	double mean0 = (s0[0] + s0[1] + s0[2] + s0[3]) / 4.0;
+
+	zt_ct_flowstats(&v, &fs);
+	assert_true(fs.handshake);
+	assert_float_equal(fs.size_min[0], v.size_min[0], 0);
+	assert_float_equal(fs.size_max[1], s1[1], 0);
+	assert_float_equal(fs.size_mean[0], mean0, 1e-3);
+	assert_float_equal(fs.size_std[0], sqrt(sq0 / 4.0 - mean0 * mean0), 1e-2);
+	assert_float_equal(fs.size_std[1], (s1[1] - s1[0]) / 2.0, 1e-2);
+	/* Gaps of ~10, ~30 and ~20 ms: in microseconds now. */
+	assert_true(fs.iat_min_us[0] >= 9900 && fs.iat_min_us[0] < fs.iat_mean_us[0]);
+	assert_true(fs.iat_max_us[0] >= 29900 && fs.iat_max_us[0] < 1e6);
+	assert_float_equal(fs.iat_mean_us[0], v.iat_sum[0] * 1.024 / 3, 1);
+	assert_true(fs.iat_std_us[0] > 0);
+	assert_float_equal(fs.iat_std_us[1], 0, 0); /* one gap */
+	assert_int_equal(fs.psh[1], 1);
+	assert_int_equal(fs.fin[0], 1);
+	assert_int_equal(fs.syn[1], 1);
+}
+
+/*
+ * A client that completes a handshake with an endpoint becomes verified for
+ * the XDP guard's SYN protection; the server of the endpoint's own
+ * connection does not, nor a client whose handshake never completes.
+ */
+static void test_handshake_verifies_client(void **state)
+{
+	struct env *e = *state;
+	struct zt_addr_key peer = { .family = 4 }, other = { .family = 4 };
+	struct zt_verified_val v;
+	struct pg_pkt p;
+	int fd = bpf_map__fd(e->skel->maps.syn_verified);
+
+	inet_pton(AF_INET, PEER4, peer.addr);
+	inet_pton(AF_INET, "198.18.1.21", other.addr);
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 80, 12);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	ipc_add(e, 1, "198.18.1.21/32", PEER_ID, 0);
+	/* The endpoint connects out: its server is not a client of ours. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 43000, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 43000, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 43000, 443, TCP_ACK, 0));
+	assert_int_not_equal(bpf_map_lookup_elem(fd, &peer, &v), 0);
+	/* A client whose handshake stops at the SYN-ACK. */
+	to_pod(e, tcp4p(&p, "198.18.1.21", POD4, 43001, 80, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, "198.18.1.21", 80, 43001, TCP_SYN | TCP_ACK, 0));
+	assert_int_not_equal(bpf_map_lookup_elem(fd, &other, &v), 0);
+	/* A client that completes it. */
+	to_pod(e, tcp4p(&p, PEER4, POD4, 43002, 80, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 80, 43002, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 43002, 80, TCP_ACK, 0));
+	assert_int_equal(bpf_map_lookup_elem(fd, &peer, &v), 0);
+	assert_int_equal(v.how, ZT_VER_HANDSHAKE);
+	assert_true(v.since_ns > 0);
+}
+
+/* The tail of a flow whose entry is gone: its verdict, no new flow, no event. */
+static void test_closing_tail_is_no_flow(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 est = stat_of(e, ZT_TCS_ALLOW_EST).packets;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 44000, 443, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 443, 44000, TCP_RST | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_not_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 44000, 443), &v),
+			     0);
+	assert_int_not_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 443, 44000), &v),
+			     0);
+	assert_int_equal(e->n_ev, 0);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_EST).packets, est + 1);
+	/* The RST came in (ingress is isolated, no rule): denied, still no flow. */
+	assert_int_equal(stat_of(e, ZT_TCS_DENY_EST).packets, 1);
+	/* The policy still decides: a FIN out to a port no rule allows drops. */
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 44001, 444, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 0);
+	/* A plain ACK without an entry is still a mid-stream pickup: a new flow. */
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 44002, 443, TCP_ACK, 0)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+}
+
+/*
+ * A TCP flow from its SYN to its last ACK, and the packets that trail it:
+ * one flow, one event, all packets on the one entry; once the entry is gone
+ * (the exporter deletes a closed flow after its grace), a retransmitted
+ * FIN or a late RST makes no second, one-packet flow.
+ */
+static void test_tcp_trailing_packets(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 47000, 443);
+	struct zt_ct_key k2 = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 47001, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK | TCP_PSH, 100));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_ACK | TCP_PSH, 500));
+	/* The close: FIN out, FIN back, the last ACK out. */
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0)), TC_ACT_OK);
+	/* The peer did not get the last ACK: it sends its FIN again, and we answer. */
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_ACK, 0)), TC_ACT_OK);
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.packets[0], 6);
+	assert_int_equal(v.packets[1], 4);
+	assert_int_equal(v.fin[0], 1);
+	assert_int_equal(v.fin[1], 2);
+	assert_int_equal(v.hs_done, 1);
+	/* Recorded and deleted; then the peer's FIN once more and our RST to it. */
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.conntrack), &k), 0);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47000, TCP_FIN | TCP_ACK, 0));
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_RST, 0)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 47000, 443, TCP_RST | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_count(e), 0);
+	assert_int_equal(e->n_ev, 1);
+
+	/* A flow reset by the peer: its late RST/ACK after the entry is gone, the same. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47001, TCP_RST | TCP_ACK, 0));
+	assert_int_equal(ct_get(e, k2, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.hs_done, 0);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.conntrack), &k2), 0);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 47001, TCP_RST | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_RST, 0));
+	assert_int_equal(ct_count(e), 0);
+	assert_int_equal(e->n_ev, 2);
+	/* A new SYN on the same ports is a new flow again. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 47001, 443, TCP_SYN, 0));
+	assert_int_equal(ct_count(e), 1);
+	assert_int_equal(e->n_ev, 3);
+}
+
+static struct zt_ep_stats ep_stats_of(struct env *e, __u32 ep_id)
+{
+	__u32 slot = ep_id & (ZT_EP_STATS_SLOTS - 1);
+	struct zt_ep_stats v[e->n_cpus], sum;
+
+	memset(&sum, 0, sizeof(sum));
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.ep_stats), &slot, v), 0);
+	for (int c = 0; c < e->n_cpus; c++) {
+		if (v[c].ep_id != ep_id)
+			continue;
+		for (int d = 0; d < ZT_DIR_MAX; d++) {
+			sum.new_flows[d] += v[c].new_flows[d];
+			sum.denied[d] += v[c].denied[d];
+			sum.packets[d] += v[c].packets[d];
+			sum.bytes[d] += v[c].bytes[d];
+		}
+	}
+	return sum;
+}
+
+static void test_ep_stats(void **state)
+{
+	struct env *e = *state;
+	struct zt_ep_stats s;
+	struct pg_pkt p;
+	__u64 out_bytes = 0, in_bytes = 0;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_SYN));
+	out_bytes += ip_len(p);
+	to_pod(e, tcp4(&p, PEER4, POD4, 443, 45000, TCP_SYN | TCP_ACK));
+	in_bytes += ip_len(p);
+	from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_ACK));
+	out_bytes += ip_len(p);
+	/* Denied both ways: a port no rule allows out, anything in. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45001, 444, TCP_SYN)), TC_ACT_SHOT);
+	out_bytes += ip_len(p);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 45002, 22, TCP_SYN)), TC_ACT_SHOT);
+	in_bytes += ip_len(p);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 45002, 22, TCP_SYN)), TC_ACT_SHOT);
+	in_bytes += ip_len(p);
+	s = ep_stats_of(e, POD_EP);
+	assert_int_equal(s.new_flows[ZT_DIR_EGRESS], 2);
+	assert_int_equal(s.new_flows[ZT_DIR_INGRESS], 1);
+	assert_int_equal(s.denied[ZT_DIR_EGRESS], 1);
+	assert_int_equal(s.denied[ZT_DIR_INGRESS], 2);
+	assert_int_equal(s.packets[ZT_DIR_EGRESS], 3);
+	assert_int_equal(s.packets[ZT_DIR_INGRESS], 3);
+	assert_int_equal(s.bytes[ZT_DIR_EGRESS], out_bytes);
+	assert_int_equal(s.bytes[ZT_DIR_INGRESS], in_bytes);
+	/* Another endpoint on the same slot takes it over: the first one's copy is gone. */
+	ep_add(e, if_pod, POD_EP + ZT_EP_STATS_SLOTS, POD_ID);
+	from_pod(e, tcp4(&p, POD4, PEER4, 45003, 443, TCP_SYN));
+	assert_int_equal(ep_stats_of(e, POD_EP).packets[ZT_DIR_EGRESS], 0);
+	assert_int_equal(ep_stats_of(e, POD_EP + ZT_EP_STATS_SLOTS).new_flows[ZT_DIR_EGRESS], 1);
+}
+
+/* Packets from or to a watched address, each with its verdict. */
+static void test_tc_capture(void **state)
+{
+	struct env *e = *state;
+	struct zt_addr_key w = { .family = 4 };
+	struct zt_watch_val wv = { .incident_id = 42 };
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY, .watch_count = 1 };
+	struct pg_pkt p, q;
+	__u32 zero = 0;
+
+	inet_pton(AF_INET, PEER4, w.addr);
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.watch), &w, &wv, 0), 0);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 46000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&q, PEER4, POD4, 46001, 22, TCP_SYN)), TC_ACT_SHOT);
+	/* Not watched: nothing. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, WORLD4, 46002, 443, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(e->n_cap, 2);
+	tcp4(&p, POD4, PEER4, 46000, 443, TCP_SYN);
+	assert_int_equal(e->cap[0].point, ZT_CAP_FROM_POD);
+	assert_int_equal(e->cap[0].action, ZT_ACT_PASS);
+	assert_int_equal(e->cap[0].reason, ZT_TCS_ALLOW_NEW);
+	assert_int_equal(e->cap[0].matched, ZT_CAP_MATCH_DST);
+	assert_int_equal(e->cap[0].incident_id, 42);
+	assert_int_equal(e->cap[0].cap_len, p.len);
+	assert_memory_equal(e->cap[0].data, p.buf, p.len);
+	assert_int_equal(e->cap[1].point, ZT_CAP_TO_POD);
+	assert_int_equal(e->cap[1].action, ZT_ACT_DROP);
+	assert_int_equal(e->cap[1].reason, ZT_TCS_DENY_NEW);
+	assert_int_equal(e->cap[1].matched, ZT_CAP_MATCH_SRC);
+	assert_memory_equal(e->cap[1].data, q.buf, q.len);
+	assert_int_equal(e->bad_size, 0);
+}
+
 static int make_netns(void)
 {
 	if (unshare(CLONE_NEWNET) < 0) {
@@ -2059,6 +2411,12 @@ int main(void)
 		T(test_later_fragment_port0),
 		T(test_one_event_per_flow),
 		T(test_ring_full_counted),
+		T(test_ct_features),
+		T(test_handshake_verifies_client),
+		T(test_closing_tail_is_no_flow),
+		T(test_tcp_trailing_packets),
+		T(test_ep_stats),
+		T(test_tc_capture),
 	};
 
 	if (make_netns() < 0)

@@ -10,7 +10,12 @@
  *   - the guard with its maps laid out as the daemon writes them (hashed
  *     lengths, prefix set, prefilter);
  *   - the same guard with the prefilter switched off, which shows what the
- *     per-length hash lookups cost when a source falls on a set filter bit.
+ *     per-length hash lookups cost when a source falls on a set filter bit;
+ *   - today's guard: the object built from commit fe7a5f7, before the
+ *     activity stage (tools/bench/baseline/, -b), with the same entries;
+ *   - the guard with its activity stage on (sketches, per-source limits
+ *     syn 2000 / udp 20000 / icmp 500 a second, per-destination limits,
+ *     signals, probes; the daemon's defaults otherwise) and with it off.
  * Every call's verdict is checked; a wrong one makes the exit code 1.
  * Entries are half IPv4 (70% /32, 20% /24, 5% /16, 5% over /30 /28 /22 /20)
  * and half IPv6 (60% /128, 25% /64, 15% /48), all distinct.
@@ -55,6 +60,7 @@
 #include <bpf/libbpf.h>
 
 #include "ztagent.h"
+#include "guard/activity.h"
 #include "xdp_guard.skel.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -108,14 +114,16 @@ static const struct share mix6[] = {
 	{ 48, 150 },
 };
 
-enum { P_EMPTY, P_PEER, P_GUARD, P_GUARD_NF, NPROG };
+/* P_GUARD_OFF and P_GUARD_NF are P_GUARD's program with a setting changed for the call. */
+enum { P_EMPTY, P_PEER, P_BASE, P_GUARD, P_GUARD_OFF, P_GUARD_NF, NPROG };
+#define NHOLD (P_GUARD + 1) /* programs of their own, each held on an interface */
 
 static const char *const prog_name[NPROG] = {
-	"empty program",
-	"xdp-filter (10k)",
-	"guard",
-	"guard, filter off",
+	"empty program", "xdp-filter (10k)",	"today's guard",
+	"guard",	 "guard, activity off", "guard, filter off",
 };
+
+#define BASE_OBJ "tools/bench/baseline/xdp_guard-fe7a5f7.bpf.o"
 
 struct res {
 	double warm[3]; /* sum of ns/pkt: all, IPv4, IPv6 */
@@ -126,10 +134,11 @@ struct res {
 static struct {
 	int npkt, repeat, stall, pause_us;
 	size_t sizes[8], nsizes, chunk;
-} opt = { .npkt = 4096, .repeat = 64, .stall = 1 };
+	const char *base;
+} opt = { .npkt = 4096, .repeat = 64, .stall = 1, .base = BASE_OBJ };
 
 static uint64_t rng_state;
-static int hold_ifindex[NPROG]; /* where each program is attached; 0 = not held */
+static int hold_ifindex[NHOLD]; /* where each program is attached; 0 = not held */
 static int bad; /* a verdict was wrong */
 
 static uint64_t rnd(void)
@@ -386,14 +395,15 @@ static void gen_drop(struct pkt *pk, const struct eset *s)
  */
 static void hold_init(void)
 {
-	static const char *const names[] = { "lo", "zbench0", "zbench1" };
+	static const char *const names[NHOLD] = { "lo", "zbench0", "zbench1", "zbench2" };
 
 	if (unshare(CLONE_NEWNET) < 0) {
 		fprintf(stderr, "bench_xdp: unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return;
 	}
-	if (system("ip link add zbench0 type veth peer name zbench1 >/dev/null 2>&1") != 0)
-		fprintf(stderr, "bench_xdp: cannot create a veth pair in a private namespace\n");
+	if (system("ip link add zbench0 type veth peer name zbench1 >/dev/null 2>&1") != 0 ||
+	    system("ip link add zbench2 type veth peer name zbench3 >/dev/null 2>&1") != 0)
+		fprintf(stderr, "bench_xdp: cannot create veth pairs in a private namespace\n");
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		hold_ifindex[i] = if_nametoindex(names[i]);
 }
@@ -491,31 +501,124 @@ static void peer_fill(int m4, int m6, const struct pkt *drop, const struct eset 
 	free(v);
 }
 
+/* A guard: the current one (its skeleton) or today's (an object file), maps found by name. */
 struct guard {
-	struct xdp_guard *skel;
-	int prog, v4, v6, prefixes, filter;
+	struct bpf_object *obj;
+	struct xdp_guard *skel; /* NULL for today's */
+	int prog, v4, v6, prefixes, filter, cfg;
 	struct zt_prefix_set ps;
+	struct zt_guard_cfg on; /* the activity settings of the "guard" rows */
 };
 
-static void guard_load(struct guard *g)
+static int guard_map(struct bpf_object *obj, const char *name)
+{
+	int fd = bpf_object__find_map_fd_by_name(obj, name);
+
+	if (fd < 0)
+		die("the guard object has no map %s", name);
+	return fd;
+}
+
+/* The guard's maps and program, once loaded. */
+static void guard_fds(struct guard *g)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(g->obj, "xdp_guard");
+
+	if (!p)
+		die("the guard object has no program xdp_guard");
+	g->prog = bpf_program__fd(p);
+	g->v4 = guard_map(g->obj, "blocklist_v4");
+	g->v6 = guard_map(g->obj, "blocklist_v6");
+	g->prefixes = guard_map(g->obj, "blocklist_prefixes");
+	g->filter = guard_map(g->obj, "blocklist_filter");
+	g->cfg = g->skel ? guard_map(g->obj, "guard_cfg") : -1;
+}
+
+static void guard_prepare(struct bpf_object *obj)
 {
 	struct bpf_map *m;
+
+	bpf_object__for_each_map (m, obj)
+		bpf_map__set_pin_path(m, NULL); /* never pin */
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "blocklist_v4"), MAP_MAX);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "blocklist_v6"), MAP_MAX);
+}
+
+/* The current guard, its activity stage set up as a daemon with ratelimit.* configured would. */
+static void guard_load(struct guard *g)
+{
+	struct zt_ratelimit_cfg rl = {
+		.src = { [ZT_RL_SYN] = 2000, [ZT_RL_UDP] = 20000, [ZT_RL_ICMP] = 500 },
+		.dst = { [ZT_RL_ALL] = 10000000,
+			 [ZT_RL_SYN] = 100000,
+			 [ZT_RL_UDP] = 10000000,
+			 [ZT_RL_ICMP] = 100000 },
+	};
+	__u32 zero = 0, hz;
 
 	memset(g, 0, sizeof(*g));
 	g->skel = xdp_guard__open();
 	if (!g->skel)
 		die("cannot open the guard's skeleton: %s", strerror(errno));
-	bpf_object__for_each_map (m, g->skel->obj)
-		bpf_map__set_pin_path(m, NULL); /* never pin */
-	bpf_map__set_max_entries(g->skel->maps.blocklist_v4, MAP_MAX);
-	bpf_map__set_max_entries(g->skel->maps.blocklist_v6, MAP_MAX);
+	g->obj = g->skel->obj;
+	guard_prepare(g->obj);
 	if (xdp_guard__load(g->skel) < 0)
 		die("cannot load the guard: %s", strerror(errno));
-	g->prog = bpf_program__fd(g->skel->progs.xdp_guard);
-	g->v4 = bpf_map__fd(g->skel->maps.blocklist_v4);
-	g->v6 = bpf_map__fd(g->skel->maps.blocklist_v6);
-	g->prefixes = bpf_map__fd(g->skel->maps.blocklist_prefixes);
-	g->filter = bpf_map__fd(g->skel->maps.blocklist_filter);
+	guard_fds(g);
+	if (zt_kernel_hz_config(&hz))
+		hz = 250;
+	zt_guard_cfg_defaults(&g->on, hz);
+	g->on.seed = rnd();
+	g->on.cookie_key[0] = rnd();
+	g->on.cookie_key[1] = rnd();
+	g->on.flags |= ZT_GCF_PROBES;
+	if (zt_guard_cfg_set_ratelimits(&g->on, &rl) ||
+	    bpf_map_update_elem(g->cfg, &zero, &g->on, BPF_ANY))
+		die("cannot write guard_cfg: %s", strerror(errno));
+}
+
+/* The activity stage on (as set up) or off, for the next calls. */
+static void guard_activity(struct guard *g, int on)
+{
+	struct zt_guard_cfg c = g->on;
+	__u32 zero = 0;
+
+	if (!on)
+		c.flags &= ~ZT_GCF_ACTIVITY;
+	if (bpf_map_update_elem(g->cfg, &zero, &c, BPF_ANY))
+		die("cannot write guard_cfg: %s", strerror(errno));
+}
+
+/* Today's guard from its object file; NULL (and a note) when it cannot be loaded. */
+static struct guard *base_load(void)
+{
+	struct guard *g = xcalloc(1, sizeof(*g));
+
+	g->obj = bpf_object__open_file(opt.base, NULL);
+	if (!g->obj) {
+		fprintf(stderr, "bench_xdp: cannot open %s: %s: no rows for today's guard\n",
+			opt.base, strerror(errno));
+		free(g);
+		return NULL;
+	}
+	guard_prepare(g->obj);
+	if (bpf_object__load(g->obj) < 0) {
+		fprintf(stderr, "bench_xdp: cannot load %s: %s: no rows for today's guard\n",
+			opt.base, strerror(errno));
+		bpf_object__close(g->obj);
+		free(g);
+		return NULL;
+	}
+	guard_fds(g);
+	return g;
+}
+
+static void guard_close(struct guard *g)
+{
+	if (g->skel)
+		xdp_guard__destroy(g->skel);
+	else
+		bpf_object__close(g->obj);
 }
 
 static int publish(struct guard *g, int filter_on)
@@ -727,6 +830,15 @@ static double call(int prog, int fd, const struct pkt *p, int idx, int repeat, i
  * by program over all packets, once each, so no program reads buckets that
  * another one just brought into cache.
  */
+/* The setting a row changes on P_GUARD's program, on and back off. */
+static void row_setting(struct guard *g, int p, int on)
+{
+	if (p == P_GUARD_NF)
+		publish(g, !on);
+	else if (p == P_GUARD_OFF)
+		guard_activity(g, !on);
+}
+
 static void measure(struct res *r, int fd[NPROG], struct guard *g, const struct pkt *pk,
 		    const int want[NPROG], const char *path)
 {
@@ -739,11 +851,9 @@ static void measure(struct res *r, int fd[NPROG], struct guard *g, const struct 
 
 			if (fd[p] < 0)
 				continue;
-			if (p == P_GUARD_NF)
-				publish(g, 0);
+			row_setting(g, p, 1);
 			ns = call(p, fd[p], &pk[i], i, opt.repeat, want[p], path);
-			if (p == P_GUARD_NF)
-				publish(g, 1);
+			row_setting(g, p, 0);
 			if (ns < 0)
 				continue;
 			r[p].warm[0] += ns;
@@ -755,16 +865,14 @@ static void measure(struct res *r, int fd[NPROG], struct guard *g, const struct 
 	for (int p = 0; p < NPROG; p++) {
 		if (fd[p] < 0)
 			continue;
-		if (p == P_GUARD_NF)
-			publish(g, 0);
+		row_setting(g, p, 1);
 		for (int i = 0; i < opt.npkt; i++) {
 			double ns = call(p, fd[p], &pk[i], i, 1, want[p], path);
 
 			if (ns >= 0)
 				r[p].cold += ns;
 		}
-		if (p == P_GUARD_NF)
-			publish(g, 1);
+		row_setting(g, p, 0);
 	}
 	for (int p = 0; p < NPROG; p++) {
 		for (int k = 0; k < 3; k++)
@@ -786,15 +894,35 @@ static void print_rows(const struct res *r, const int fd[NPROG], const char *pat
 	for (int p = 0; p < NPROG; p++) {
 		if (fd[p] < 0)
 			continue;
-		printf("  %-18s %-4s %7.1f %7.1f %7.1f", prog_name[p], path, r[p].warm[0],
+		printf("  %-19s %-4s %7.1f %7.1f %7.1f", prog_name[p], path, r[p].warm[0],
 		       r[p].warm[1], r[p].warm[2]);
 		print_ratio(r[p].warm[0], r[P_EMPTY].warm[0]);
 		print_ratio(r[p].warm[0], fd[P_PEER] >= 0 ? r[P_PEER].warm[0] : 0);
+		print_ratio(r[p].warm[0], fd[P_BASE] >= 0 ? r[P_BASE].warm[0] : 0);
 		printf("  | %7.1f", r[p].cold);
 		print_ratio(r[p].cold, r[P_EMPTY].cold);
-		print_ratio(r[p].cold, fd[P_PEER] >= 0 ? r[P_PEER].cold : 0);
+		print_ratio(r[p].cold, fd[P_BASE] >= 0 ? r[P_BASE].cold : 0);
 		printf("\n");
 	}
+}
+
+/* Fills a guard's blocklist as the daemon does it: filter bits, then entries, then lengths. */
+static int guard_fill(struct guard *g, const struct kv *kv, const __u64 *w, double t[4])
+{
+	int e;
+
+	t[0] = now_s();
+	e = filter_write(g, w);
+	t[1] = now_s();
+	if (!e)
+		e = batch_update(g->v4, kv->k4, kv->v, kv->n4);
+	t[2] = now_s();
+	if (!e)
+		e = batch_update(g->v6, kv->k6, kv->v, kv->n6);
+	t[3] = now_s();
+	if (!e)
+		e = publish(g, 1);
+	return e;
 }
 
 static void print_mix(const struct eset *s)
@@ -1045,13 +1173,14 @@ static void stall_test(struct guard *g, const struct eset *a, const struct eset 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: bench_xdp [-n PACKETS] [-r REPEAT] [-s SIZE[,SIZE...]] [-S]\n"
+		"usage: bench_xdp [-n PACKETS] [-r REPEAT] [-s SIZE[,SIZE...]] [-S] [-b OBJ]\n"
 		"  -n  distinct packets per path (default 4096)\n"
 		"  -r  repeats per call on the warm pass (default 64)\n"
 		"  -s  blocklist sizes (default 1000,100000,1000000)\n"
 		"  -S  skip the feed-replacement test (run after the largest size)\n"
 		"  -c  in that test, add and delete N entries per batch call (default: all)\n"
-		"  -p  and sleep US microseconds between those calls\n");
+		"  -p  and sleep US microseconds between those calls\n"
+		"  -b  today's guard, the object compared with (default " BASE_OBJ ")\n");
 	exit(2);
 }
 
@@ -1059,7 +1188,7 @@ static void parse_args(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "n:r:s:Sc:p:h")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:s:Sc:p:b:h")) != -1) {
 		switch (c) {
 		case 'n':
 			opt.npkt = atoi(optarg);
@@ -1088,6 +1217,9 @@ static void parse_args(int argc, char **argv)
 		case 'p':
 			opt.pause_us = atoi(optarg);
 			break;
+		case 'b':
+			opt.base = optarg;
+			break;
 		default:
 			usage();
 		}
@@ -1107,12 +1239,13 @@ static void parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int fd[NPROG] = { -1, -1, -1, -1 }, m4 = -1, m6 = -1, held;
-	const int want_pass[NPROG] = { XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS };
-	const int want_drop[NPROG] = { XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP };
+	int fd[NPROG] = { -1, -1, -1, -1, -1, -1 }, m4 = -1, m6 = -1, held;
+	const int want_pass[NPROG] = { XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS, XDP_PASS };
+	const int want_drop[NPROG] = { XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP };
 	struct bpf_object *peer;
 	struct pkt *pass, *drop;
-	double target_ratio_empty = 0, target_ratio_peer = 0;
+	double target_ratio_empty = 0, target_ratio_peer = 0, target_ratio_base = 0;
+	double target_ratio_off = 0;
 	size_t target_n = 0;
 
 	parse_args(argc, argv);
@@ -1152,36 +1285,37 @@ int main(int argc, char **argv)
 		int last = si + 1 == opt.nsizes, stall = last && opt.stall;
 		struct eset a, b = { 0 };
 		__u64 *w = xcalloc(ZT_FILTER_WORDS, sizeof(*w));
-		struct guard g;
+		struct guard g, *base;
 		struct kv kv;
 		struct res r[NPROG];
-		double t0, t_filter, t_v4, t_v6;
+		double t[4], tb[4], t0, t_filter, t_v4, t_v6;
 		int e;
 
 		gen_set(&a, n);
 		if (stall)
 			gen_set(&b, n);
 		guard_load(&g);
-		fd[P_GUARD] = fd[P_GUARD_NF] = g.prog;
+		fd[P_GUARD] = fd[P_GUARD_NF] = fd[P_GUARD_OFF] = g.prog;
 		hold(P_GUARD, g.prog);
+		base = base_load();
+		if (base) {
+			fd[P_BASE] = base->prog;
+			hold(P_BASE, base->prog);
+		}
 
-		/* As the daemon does it: filter bits, then entries, then lengths. */
 		kv_build(&kv, a.e, a.n);
 		filter_add(w, &a);
 		prefix_set(&g, &a, NULL);
-		t0 = now_s();
-		e = filter_write(&g, w);
-		t_filter = now_s();
-		if (!e)
-			e = batch_update(g.v4, kv.k4, kv.v, kv.n4);
-		t_v4 = now_s();
-		if (!e)
-			e = batch_update(g.v6, kv.k6, kv.v, kv.n6);
-		t_v6 = now_s();
-		if (!e)
-			e = publish(&g, 1);
+		e = guard_fill(&g, &kv, w, t);
 		if (e)
 			die("filling the guard's maps: %s", strerror(-e));
+		if (base) {
+			base->ps = g.ps;
+			e = guard_fill(base, &kv, w, tb);
+			if (e)
+				die("filling the maps of today's guard: %s", strerror(-e));
+		}
+		t0 = t[0], t_filter = t[1], t_v4 = t[2], t_v6 = t[3];
 		kv_free(&kv);
 
 		gen_pass(pass, &a, stall ? &b : NULL);
@@ -1200,15 +1334,17 @@ int main(int argc, char **argv)
 		       "  go through the %u / %u hashed lookups\n",
 		       filter_through(w, pass, 4), filter_through(w, pass, 6), g.ps.v4_count,
 		       g.ps.v6_count);
-		printf("  %-18s %-4s %7s %7s %7s %8s %8s  | %7s %8s %8s\n", "program", "path",
-		       "ns/pkt", "IPv4", "IPv6", "x empty", "x xdpflt", "1st", "x empty",
-		       "x xdpflt");
+		printf("  %-19s %-4s %7s %7s %7s %8s %8s %8s  | %7s %8s %8s\n", "program", "path",
+		       "ns/pkt", "IPv4", "IPv6", "x empty", "x xdpflt", "x today", "1st", "x empty",
+		       "x today");
 		measure(r, fd, &g, pass, want_pass, "pass");
 		print_rows(r, fd, "pass");
 		if (last) {
 			target_n = n;
 			target_ratio_empty = r[P_GUARD].warm[0] / r[P_EMPTY].warm[0];
 			target_ratio_peer = peer ? r[P_GUARD].warm[0] / r[P_PEER].warm[0] : 0;
+			target_ratio_base = base ? r[P_GUARD].warm[0] / r[P_BASE].warm[0] : 0;
+			target_ratio_off = base ? r[P_GUARD_OFF].warm[0] / r[P_BASE].warm[0] : 0;
 		}
 		measure(r, fd, &g, drop, want_drop, "drop");
 		print_rows(r, fd, "drop");
@@ -1217,8 +1353,14 @@ int main(int argc, char **argv)
 			stall_test(&g, &a, &b, pass);
 
 		unhold(P_GUARD);
-		xdp_guard__destroy(g.skel);
-		fd[P_GUARD] = fd[P_GUARD_NF] = -1;
+		guard_close(&g);
+		fd[P_GUARD] = fd[P_GUARD_NF] = fd[P_GUARD_OFF] = -1;
+		if (base) {
+			unhold(P_BASE);
+			guard_close(base);
+			free(base);
+			fd[P_BASE] = -1;
+		}
 		free(a.e);
 		free(b.e);
 		free(w);
@@ -1227,6 +1369,11 @@ int main(int argc, char **argv)
 	printf("\nTargets (printed, not asserted), pass path at %zu entries:\n", target_n);
 	printf("  guard within 3x the empty program: %.2fx (%s)\n", target_ratio_empty,
 	       target_ratio_empty <= 3 ? "met" : "NOT met");
+	if (target_ratio_base > 0) {
+		printf("  guard within 1.2x today's guard:   %.2fx (%s)\n", target_ratio_base,
+		       target_ratio_base <= 1.2 ? "met" : "NOT met");
+		printf("  (with the activity stage off: %.2fx today's)\n", target_ratio_off);
+	}
 	if (peer)
 		printf("  guard no slower than xdp-filter:    %.2fx (%s)\n", target_ratio_peer,
 		       target_ratio_peer <= 1 ? "met" : "NOT met");

@@ -16,6 +16,7 @@
 
 #include "agent/config.h"
 #include "agent/util.h"
+#include "ztagent.h"
 
 /* Loads from memory, NUL-terminated input, name "t.yaml". */
 static int load_str(const char *y, struct zt_config *c, char *err, size_t errlen)
@@ -127,6 +128,34 @@ static void test_feature_log(void **state)
 		     sizeof(err)))
 		fail_msg("%s", err);
 	assert_string_equal(c.detection.feature_log, "/var/lib/ztagent/features.csv");
+}
+
+/* ratelimit.*: off by default, the contract, extras, bounds. */
+static void test_ratelimit(void **state)
+{
+	struct zt_config c;
+	char err[512] = "";
+
+	zt_config_defaults(&c);
+	for (int k = 0; k < 4; k++) {
+		assert_int_equal(c.ratelimit.src[k], 0);
+		assert_int_equal(c.ratelimit.dst[k], 0);
+	}
+	if (load_str("ratelimit:\n  syn: 2000\n  udp: 20000\n  icmp: 500\n  dst_syn: 100000\n", &c,
+		     err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.ratelimit.src[ZT_RL_SYN], 2000);
+	assert_int_equal(c.ratelimit.src[ZT_RL_UDP], 20000);
+	assert_int_equal(c.ratelimit.src[ZT_RL_ICMP], 500);
+	assert_int_equal(c.ratelimit.src[ZT_RL_ALL], 0);
+	assert_int_equal(c.ratelimit.dst[ZT_RL_SYN], 100000);
+	assert_int_equal(c.ratelimit.dst[ZT_RL_UDP], 0);
+	assert_int_equal(load_str("ratelimit:\n  syn: -1\n", &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "ratelimit.syn"));
+	assert_int_equal(load_str("ratelimit:\n  udp: 1000000000\n", &c, err, sizeof(err)),
+			 -ERANGE);
+	assert_non_null(strstr(err, "ratelimit.udp"));
+	assert_int_not_equal(load_str("ratelimit:\n  tcp: 5\n", &c, err, sizeof(err)), 0);
 }
 
 /* Other spellings that must be accepted, and what they give. */
@@ -943,6 +972,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_feature_log),
 		cmocka_unit_test(test_kubernetes),
+		cmocka_unit_test(test_ratelimit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-source and per-destination activity in two-row array sketches
+ * (layout, hashing and semantics: include/ztagent.h, "Activity"). Arrays
+ * and not hash maps: the verifier turns an array lookup into an address
+ * computation, so a packet pays two cache lines per side and no hashing
+ * beyond the address's own mix. This header updates cells, reports
+ * threshold crossings and first contacts; limits are in ratelimit.h.
+ */
+#ifndef ZT_BPF_SKETCH_H
+#define ZT_BPF_SKETCH_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+#include "lib/parse.h"
+#include "lib/events.h"
+#include "lib/guard.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * ZT_SRC_ROW);
+	__type(key, __u32);
+	__type(value, struct zt_src_cell);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} src_sketch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * ZT_DST_ROW);
+	__type(key, __u32);
+	__type(value, struct zt_dst_cell);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dst_sketch SEC(".maps");
+
+#define ZT_TCP_F_FIN 0x01
+#define ZT_TCP_F_SYN 0x02
+#define ZT_TCP_F_RST 0x04
+#define ZT_TCP_F_PSH 0x08
+#define ZT_TCP_F_ACK 0x10
+
+/* What the activity stage knows about one packet. */
+struct zt_act {
+	__u64 jiffies;
+	__u64 now; /* CLOCK_MONOTONIC ns, read only when something needs it (zt_act_now) */
+	__u64 hs, hd; /* sketch hashes of source and destination */
+	__u32 win;
+	__u32 len; /* IP bytes */
+	__u16 port; /* the destination port a probe names (0 for ICMP) */
+	__u8 kind; /* enum zt_rl_kind of the protocol; ZT_RL_ALL for others */
+	__u8 opening; /* opens something: counts in ports, hosts and contacts */
+	__u8 ack_only;
+	__u8 first_contact;
+	__u8 over; /* source: kinds over their limit in both cells (this window or the last) */
+	__u8 proto;
+	__u8 src_due; /* the source's limits and signals are to be compared (zt_act_check_due) */
+	__u8 dst_due; /* ... the destination's */
+	__u8 _pad[2];
+	__u32 probe_bit;
+};
+
+/* CLOCK_MONOTONIC ns for the rare paths, read once per packet at most. */
+static __always_inline __u64 zt_act_now(struct zt_act *a)
+{
+	if (!a->now)
+		a->now = zt_now();
+	return a->now;
+}
+
+/* Fills the per-packet facts the cells need. */
+static __always_inline void zt_act_classify(struct zt_act *a, const struct zt_pkt *p)
+{
+	int l4 = p->flags & ZT_PKT_L4;
+
+	a->kind = ZT_RL_ALL;
+	a->proto = p->proto;
+	a->opening = 0;
+	a->ack_only = 0;
+	a->port = 0;
+	if (!l4)
+		return;
+	switch (p->proto) {
+	case IPPROTO_TCP: {
+		__u8 f = p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK | ZT_TCP_F_RST | ZT_TCP_F_FIN);
+
+		if (f == ZT_TCP_F_SYN) {
+			a->kind = ZT_RL_SYN;
+			a->opening = 1;
+			a->port = p->dport;
+		} else if (f == ZT_TCP_F_ACK && zt_tcp_payload(p) == 0) {
+			a->ack_only = 1;
+		}
+		break;
+	}
+	case IPPROTO_UDP:
+		a->kind = ZT_RL_UDP;
+		/* A server's answer (well-known source port to an ephemeral one) opens nothing. */
+		a->opening = !(p->sport < 1024 && p->dport >= 1024);
+		a->port = p->dport;
+		break;
+	case IPPROTO_ICMP:
+		a->kind = ZT_RL_ICMP;
+		a->opening = p->sport == ZT_ICMP_ECHO;
+		break;
+	case IPPROTO_ICMPV6:
+		a->kind = ZT_RL_ICMP;
+		a->opening = p->sport == ZT_ICMPV6_ECHO_REQUEST;
+		break;
+	}
+}
+
+static __always_inline void zt_src_roll(struct zt_src_cell *c, __u32 win)
+{
+	if (c->win == (__u16)win)
+		return;
+	c->prev_over = (__u16)(win - c->win) == 1 ? c->over : 0;
+	c->win = (__u16)win;
+	c->count[0] = 0;
+	c->count[1] = 0;
+	c->count[2] = 0;
+	c->count[3] = 0;
+	c->bytes = 0;
+	c->ack = 0;
+	c->nports = 0;
+	c->nhosts = 0;
+	c->over = 0;
+	c->reported = 0;
+	c->ports = 0;
+	c->hosts = 0;
+	c->contacts = 0;
+}
+
+static __always_inline void zt_src_count_one(struct zt_src_cell *c, const struct zt_act *a)
+{
+	c->count[ZT_RL_ALL]++;
+	/* Masked, not compared: the verifier keeps the bound of a mask. */
+	if (a->kind != ZT_RL_ALL)
+		c->count[a->kind & (ZT_RL_KINDS - 1)]++;
+	c->bytes += a->len;
+	if (a->ack_only)
+		c->ack++;
+}
+
+static __always_inline void zt_src_open_one(struct zt_src_cell *c, __u64 hbit, __u64 pbit,
+					    __u64 cbit)
+{
+	if (!(c->hosts & hbit)) {
+		c->hosts |= hbit;
+		c->nhosts++;
+	}
+	if (pbit && !(c->ports & pbit)) {
+		c->ports |= pbit;
+		c->nports++;
+	}
+	c->contacts |= cbit;
+}
+
+/*
+ * 1 when the cell's limits and signals are to be compared: on every 16th
+ * packet of its row-0 cell (a threshold is noticed at most 15 packets
+ * late), and when a packet opened something new (a first contact).
+ */
+static __always_inline int zt_act_check_due(__u32 count0, const struct zt_act *a)
+{
+	return a->first_contact || (count0 & (ZT_CHECK_EVERY - 1)) == 0;
+}
+
+/*
+ * Counts the packet in its source's two cells; sets a->first_contact and
+ * a->over. Returns 1 when limits and signals are due (zt_act_check_due).
+ */
+static __always_inline int zt_src_update(struct zt_src_cell *c0, struct zt_src_cell *c1,
+					 struct zt_act *a, const struct zt_guard_cfg *cfg)
+{
+	__u32 lim;
+	__u8 k = a->kind, over;
+	int due;
+
+	zt_src_roll(c0, a->win);
+	zt_src_roll(c1, a->win);
+	zt_src_count_one(c0, a);
+	zt_src_count_one(c1, a);
+	if (a->opening) {
+		__u64 hbit = zt_addr_bit(a->hd), pbit = a->port ? zt_port_bit(a->port) : 0, cbit;
+
+		a->probe_bit = zt_probe_bit(a->hd, a->port, a->proto);
+		cbit = 1ULL << a->probe_bit;
+		/* Seen before only when set in both cells: a collision may set one. */
+		a->first_contact = !(c0->contacts & c1->contacts & cbit);
+		zt_src_open_one(c0, hbit, pbit, cbit);
+		zt_src_open_one(c1, hbit, pbit, cbit);
+	}
+	due = zt_act_check_due(c0->count[ZT_RL_ALL], a);
+	if (due) {
+		/* Over a limit: both cells at it (row 0 first, it rules most packets out). */
+		lim = cfg->src_limit[ZT_RL_ALL];
+		if (lim && c0->count[ZT_RL_ALL] >= lim && c1->count[ZT_RL_ALL] >= lim) {
+			c0->over |= 1 << ZT_RL_ALL;
+			c1->over |= 1 << ZT_RL_ALL;
+		}
+		if (k != ZT_RL_ALL) {
+			k &= ZT_RL_KINDS - 1;
+			lim = cfg->src_limit[k];
+			if (lim && c0->count[k] >= lim && c1->count[k] >= lim) {
+				c0->over |= 1 << k;
+				c1->over |= 1 << k;
+			}
+		}
+	}
+	over = (c0->over | c0->prev_over) & (c1->over | c1->prev_over);
+	a->over = over & ((1 << ZT_RL_ALL) | (1 << k));
+	return due;
+}
+
+static __always_inline void zt_dst_roll(struct zt_dst_cell *c, __u32 win, __u32 now_t)
+{
+	__u32 age;
+
+	if (c->win == win)
+		return;
+	age = win - c->win;
+	c->win = win;
+	c->count[0] = 0;
+	c->count[1] = 0;
+	c->count[2] = 0;
+	c->count[3] = 0;
+	c->bytes = 0;
+	c->ack = 0;
+	c->challenged = 0;
+	c->admitted = 0;
+	c->nsrcs = 0;
+	c->reported = 0;
+	c->exhausted = 0;
+	c->chal = (c->chal & 1) << 1;
+	c->srcs = 0;
+	if (age > 1) {
+		/* Idle for a window or more: the buckets are full (see the cell). */
+		c->tat[0] = now_t;
+		c->tat[1] = now_t;
+		c->tat[2] = now_t;
+		c->tat[3] = now_t;
+	}
+}
+
+static __always_inline void zt_dst_count_one(struct zt_dst_cell *c, const struct zt_act *a,
+					     __u64 sbit)
+{
+	c->count[ZT_RL_ALL]++;
+	/* Masked, not compared: the verifier keeps the bound of a mask. */
+	if (a->kind != ZT_RL_ALL)
+		c->count[a->kind & (ZT_RL_KINDS - 1)]++;
+	c->bytes += a->len;
+	if (a->ack_only)
+		c->ack++;
+	if (!(c->srcs & sbit)) {
+		c->srcs |= sbit;
+		c->nsrcs++;
+	}
+}
+
+/* Counts the packet in its destination's two cells; 1 when its signals are due. */
+static __always_inline int zt_dst_update(struct zt_dst_cell *c0, struct zt_dst_cell *c1,
+					 const struct zt_act *a)
+{
+	__u32 now_t = (__u32)(a->jiffies << ZT_TAT_SHIFT);
+	__u64 sbit = zt_addr_bit(a->hs);
+
+	zt_dst_roll(c0, a->win, now_t);
+	zt_dst_roll(c1, a->win, now_t);
+	zt_dst_count_one(c0, a, sbit);
+	zt_dst_count_one(c1, a, sbit);
+	return zt_act_check_due(c0->count[ZT_RL_ALL], a);
+}
+
+static __always_inline __u32 zt_min32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+/* Signals whose threshold a cell's counts reach. */
+static __always_inline __u32 zt_sig_check(const struct zt_sig_thr *t, const __u32 *count,
+					  __u32 bytes, __u32 ack, __u8 distinct, __u8 distinct2)
+{
+	__u32 syn = count[ZT_RL_SYN], s = 0;
+
+	if (t->pkts && count[ZT_RL_ALL] >= t->pkts)
+		s |= ZT_SIG_PKTS;
+	if (t->bytes && bytes >= t->bytes)
+		s |= ZT_SIG_BYTES;
+	if (t->syn && syn >= t->syn)
+		s |= ZT_SIG_SYN;
+	if (t->halfopen && syn > ack && syn - ack >= t->halfopen)
+		s |= ZT_SIG_HALFOPEN;
+	if (t->udp && count[ZT_RL_UDP] >= t->udp)
+		s |= ZT_SIG_UDP;
+	if (t->icmp && count[ZT_RL_ICMP] >= t->icmp)
+		s |= ZT_SIG_ICMP;
+	if (t->distinct && distinct >= t->distinct)
+		s |= ZT_SIG_DISTINCT;
+	if (t->distinct2 && distinct2 >= t->distinct2)
+		s |= ZT_SIG_DISTINCT2;
+	return s;
+}
+
+static __always_inline void zt_activity_hdr(struct zt_ev_activity *e, __u16 type, __u32 ifindex,
+					    const struct zt_act *a, const struct zt_pkt *p,
+					    __u32 sig, __u32 win_shift)
+{
+	__builtin_memset(e, 0, sizeof(*e));
+	zt_event_hdr_fill(&e->hdr, type, sizeof(*e));
+	e->ifindex = ifindex;
+	e->win = a->win;
+	e->signals = sig;
+	e->elapsed = (__u32)(a->jiffies & ((1ULL << (win_shift & 31)) - 1));
+	e->family = p->family;
+	e->proto = p->proto;
+}
+
+/*
+ * A source's signals: row 0 alone rules out most packets; a signal goes out
+ * once per window unless both cells have reported it already.
+ */
+static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_cell *c1,
+					  struct zt_act *a, const struct zt_pkt *p,
+					  const struct zt_guard_cfg *cfg, __u32 ifindex)
+{
+	const struct zt_sig_thr *t = &cfg->sig_src;
+	struct zt_ev_activity *e;
+	__u32 sig;
+
+	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->nports, c0->nhosts);
+	sig &= ~(__u32)(c0->reported & c1->reported);
+	if (!sig)
+		return;
+	/* Count-min: the other cell must say so too. */
+	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, c1->nports, c1->nhosts);
+	if (!sig)
+		return;
+	c0->reported |= (__u8)sig;
+	c1->reported |= (__u8)sig;
+	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_act_now(a)))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	zt_activity_hdr(e, ZT_EV_SRC_ACTIVITY, ifindex, a, p, sig, cfg->win_shift);
+	e->over = a->over | ((c0->over | c0->prev_over) & (c1->over | c1->prev_over));
+	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
+	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
+	__builtin_memcpy(e->addr, p->saddr, sizeof(e->addr));
+	__builtin_memcpy(e->peer, p->daddr, sizeof(e->peer));
+	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
+	e->bytes = zt_min32(c0->bytes, c1->bytes);
+	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
+	e->ack = zt_min32(c0->ack, c1->ack);
+	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
+	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+	zt_act_stat(ZT_AS_SRC_SIGNALS);
+}
+
+static __always_inline void zt_dst_signal(struct zt_dst_cell *c0, struct zt_dst_cell *c1,
+					  struct zt_act *a, const struct zt_pkt *p,
+					  const struct zt_guard_cfg *cfg, __u32 ifindex)
+{
+	const struct zt_sig_thr *t = &cfg->sig_dst;
+	struct zt_ev_activity *e;
+	__u32 sig;
+
+	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->nsrcs, 0);
+	sig &= ~(__u32)(c0->reported & c1->reported);
+	if (!sig)
+		return;
+	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, c1->nsrcs, 0);
+	if (!sig)
+		return;
+	c0->reported |= (__u8)sig;
+	c1->reported |= (__u8)sig;
+	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_act_now(a)))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	zt_activity_hdr(e, ZT_EV_DST_ACTIVITY, ifindex, a, p, sig, cfg->win_shift);
+	e->over = c0->exhausted & c1->exhausted;
+	e->distinct = c0->nsrcs < c1->nsrcs ? c0->nsrcs : c1->nsrcs;
+	__builtin_memcpy(e->addr, p->daddr, sizeof(e->addr));
+	__builtin_memcpy(e->peer, p->saddr, sizeof(e->peer));
+	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
+	e->bytes = zt_min32(c0->bytes, c1->bytes);
+	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
+	e->ack = zt_min32(c0->ack, c1->ack);
+	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
+	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	e->challenged = zt_min32(c0->challenged, c1->challenged);
+	e->admitted = zt_min32(c0->admitted, c1->admitted);
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+	zt_act_stat(ZT_AS_DST_SIGNALS);
+}
+
+/* A first contact: the probe event, and its bit in pending for tc_uplink's outcome. */
+static __always_inline void zt_probe_emit(struct zt_src_cell *c0, struct zt_src_cell *c1,
+					  struct zt_act *a, const struct zt_pkt *p,
+					  const struct zt_guard_cfg *cfg, __u32 ifindex,
+					  __u8 action, __u16 reason)
+{
+	struct zt_ev_probe *e;
+
+	if (action == ZT_ACT_PASS) {
+		__u64 pb = 1ULL << (a->probe_bit & 63);
+
+		if (!(c0->pending & pb))
+			c0->pending |= pb;
+		if (!(c1->pending & pb))
+			c1->pending |= pb;
+	}
+	if (!zt_act_rate_ok(ZT_AR_PROBE, cfg->probe_rate, zt_act_now(a)))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE, sizeof(*e));
+	e->ifindex = ifindex;
+	e->win = a->win;
+	e->family = p->family;
+	e->proto = p->proto;
+	e->action = action;
+	e->tcp_flags = p->tcp_flags;
+	e->reason = reason;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	__builtin_memcpy(e->saddr, p->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, p->daddr, sizeof(e->daddr));
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+	zt_act_stat(ZT_AS_PROBES);
+}
+
+#endif /* ZT_BPF_SKETCH_H */

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc_uplink runs on the TC egress hook of every XDP uplink and sees what
+ * the node (its own services and the endpoints behind it) sends back out.
+ * It never changes a verdict (always TC_ACT_OK); it reports:
+ *   - the outcome of a probe xdp_guard reported: a SYN-ACK (open), an RST
+ *     (closed), an ICMP or ICMPv6 destination unreachable that quotes the
+ *     probe, a UDP answer or an echo reply (open). Only answers whose probe
+ *     bit is set in both sketch cells of the prober are reported, and the
+ *     bit is cleared, so a probe gets one outcome at most;
+ *   - a capture of each packet to or from a watched address (the other
+ *     half of a conversation xdp_guard captures on the way in).
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+#include "lib/parse.h"
+#include "lib/events.h"
+#include "lib/guard.h"
+#include "lib/sketch.h"
+#define ZT_CAPTURE_SKB
+#include "lib/capture.h"
+
+#define ZT_ICMP_DEST_UNREACH 3
+#define ZT_ICMPV6_DEST_UNREACH 1
+
+/* An answer: who probed what, and what came back. */
+struct zt_answer {
+	__u32 prober[4];
+	__u32 target[4];
+	__u16 port; /* the probed port */
+	__u16 prober_port;
+	__u8 proto; /* the probe's */
+	__u8 result; /* enum zt_probe_result */
+	__u8 icmp_type;
+	__u8 icmp_code;
+};
+
+/*
+ * The probe quoted by an ICMP error: its IP header (the prober's packet, as
+ * the node got it) and the first 8 bytes of its L4 header (the ports).
+ */
+static __always_inline int zt_quoted(void *data, void *data_end, const struct zt_pkt *p,
+				     struct zt_answer *an)
+{
+	__u32 off = p->l4_off + 8;
+	__u8 *q;
+
+	if (off > ZT_MAX_HDR_OFF)
+		return 0;
+	q = data + off;
+	if (p->family == 4) {
+		__u32 hl;
+
+		if ((void *)(q + 20) > data_end)
+			return 0;
+		hl = (q[0] & 0xf) * 4;
+		if (hl < 20 || hl > 60)
+			return 0;
+		an->proto = q[9];
+		__builtin_memcpy(an->prober, q + 12, 4);
+		__builtin_memcpy(an->target, q + 16, 4);
+		off += hl;
+	} else {
+		if ((void *)(q + 40) > data_end)
+			return 0;
+		an->proto = q[6]; /* extension headers in the quote: not a probe we track */
+		__builtin_memcpy(an->prober, q + 8, 16);
+		__builtin_memcpy(an->target, q + 24, 16);
+		off += 40;
+	}
+	if (an->proto == IPPROTO_TCP || an->proto == IPPROTO_UDP) {
+		if (off > ZT_MAX_HDR_OFF)
+			return 0;
+		q = data + off;
+		if ((void *)(q + 4) > data_end)
+			return 0;
+		an->prober_port = (__u16)q[0] << 8 | q[1];
+		an->port = (__u16)q[2] << 8 | q[3];
+	} else if (an->proto != IPPROTO_ICMP && an->proto != IPPROTO_ICMPV6) {
+		return 0;
+	}
+	return 1;
+}
+
+/* What this packet answers, if it answers a probe at all. */
+static __always_inline int zt_answer_of(void *data, void *data_end, const struct zt_pkt *p,
+					struct zt_answer *an)
+{
+	if (!(p->flags & ZT_PKT_L4))
+		return 0;
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if ((p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) == (ZT_TCP_F_SYN | ZT_TCP_F_ACK))
+			an->result = ZT_PROBE_OPEN;
+		else if (p->tcp_flags & ZT_TCP_F_RST)
+			an->result = ZT_PROBE_CLOSED;
+		else
+			return 0;
+		break;
+	case IPPROTO_UDP:
+		an->result = ZT_PROBE_OPEN;
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		__u8 echo_reply =
+			p->proto == IPPROTO_ICMP ? ZT_ICMP_ECHOREPLY : ZT_ICMPV6_ECHO_REPLY;
+		__u8 unreach =
+			p->proto == IPPROTO_ICMP ? ZT_ICMP_DEST_UNREACH : ZT_ICMPV6_DEST_UNREACH;
+
+		if (p->sport == echo_reply) {
+			an->result = ZT_PROBE_OPEN;
+			an->proto = p->proto;
+			__builtin_memcpy(an->prober, p->daddr, 16);
+			__builtin_memcpy(an->target, p->saddr, 16);
+			return 1;
+		}
+		if (p->sport != unreach)
+			return 0;
+		an->result = ZT_PROBE_UNREACH;
+		an->icmp_type = (__u8)p->sport;
+		an->icmp_code = (__u8)p->dport;
+		return zt_quoted(data, data_end, p, an);
+	}
+	default:
+		return 0;
+	}
+	an->proto = p->proto;
+	an->port = p->sport;
+	an->prober_port = p->dport;
+	__builtin_memcpy(an->prober, p->daddr, 16);
+	__builtin_memcpy(an->target, p->saddr, 16);
+	return 1;
+}
+
+static __always_inline void zt_emit_result(const struct zt_answer *an, __u8 family, __u32 ifindex)
+{
+	struct zt_ev_probe_result *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE_RESULT, sizeof(*e));
+	e->ifindex = ifindex;
+	e->family = family;
+	e->proto = an->proto;
+	e->result = an->result;
+	e->icmp_type = an->icmp_type;
+	e->icmp_code = an->icmp_code;
+	e->port = an->port;
+	e->prober_port = an->prober_port;
+	__builtin_memcpy(e->prober, an->prober, 16);
+	__builtin_memcpy(e->target, an->target, 16);
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+	zt_act_stat(ZT_AS_PROBE_RESULTS);
+}
+
+/* Parsed once; a global function is verified on its own. */
+__noinline int uplink_parse(struct __sk_buff *skb, struct zt_pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (!p)
+		return ZT_XR_BAD_ETH;
+	p->len = skb->len;
+	return zt_parse(data, data_end, p);
+}
+
+__noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	struct zt_src_cell *c0, *c1;
+	struct zt_answer an = {};
+	__u64 hs, hd, pb;
+	__u32 i, port;
+
+	if (!p || !cfg || !(cfg->flags & ZT_GCF_PROBES) || !zt_answer_of(data, data_end, p, &an))
+		return 0;
+	hs = zt_sketch_hash(an.prober, p->family, cfg->seed);
+	i = zt_src_cell0(hs);
+	c0 = bpf_map_lookup_elem(&src_sketch, &i);
+	i = zt_src_cell1(hs);
+	c1 = bpf_map_lookup_elem(&src_sketch, &i);
+	/* Most packets leaving are no answer to a pending probe: one load says so. */
+	if (!c0 || !c1 || !c0->pending)
+		return 0;
+	hd = zt_sketch_hash(an.target, p->family, cfg->seed);
+	port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
+	pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
+	if (!(c0->pending & c1->pending & pb))
+		return 0;
+	c0->pending &= ~pb;
+	c1->pending &= ~pb;
+	if (!zt_act_rate_ok(ZT_AR_PROBE, cfg->probe_rate, zt_now()))
+		return 0;
+	zt_emit_result(&an, p->family, skb->ifindex);
+	return 1;
+}
+
+SEC("tc")
+int tc_uplink(struct __sk_buff *skb)
+{
+	struct zt_pkt p = {};
+	struct zt_guard_cfg *cfg;
+	int r;
+
+	r = uplink_parse(skb, &p);
+	if (r != ZT_XR_OK || !p.family)
+		return TC_ACT_OK;
+	cfg = zt_guard_cfg_get();
+	if (!cfg || !(cfg->flags & ZT_GCF_ACTIVITY))
+		return TC_ACT_OK;
+	uplink_outcome(skb, &p);
+	if (cfg->watch_count)
+		zt_capture_skb(skb, cfg, p.family, p.saddr, p.daddr, ZT_CAP_UPLINK_OUT, ZT_ACT_PASS,
+			       0);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

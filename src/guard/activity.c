@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The daemon's side of the activity stage (see activity.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "detect/features.h"
+#include "guard/activity.h"
+#include "guard/datapath.h"
+#include "xdp_guard.skel.h"
+
+#define NS_PER_SEC 1000000000ULL
+
+void zt_signal_cfg_defaults(struct zt_signal_cfg *s)
+{
+	/*
+	 * Signals are evidence for the daemon's detectors, not verdicts: low
+	 * enough that a flood or a scan shows in its first window, high enough
+	 * that busy benign clients do not keep the ring buffer busy.
+	 */
+	*s = (struct zt_signal_cfg){
+		.src = { .pkts = 20000,
+			 .syn = 200,
+			 .halfopen = 100,
+			 .udp = 5000,
+			 .icmp = 200,
+			 .distinct = 16, /* ~18 distinct ports */
+			 .distinct2 = 16 }, /* ~18 distinct hosts */
+		.dst = { .pkts = 100000,
+			 .syn = 5000,
+			 .halfopen = 2000,
+			 .udp = 50000,
+			 .icmp = 2000,
+			 .distinct = 48 }, /* ~90 distinct sources */
+		.probes = true,
+		.probe_rate = ZT_ACT_DEFAULT_PROBE_RATE,
+		.signal_rate = ZT_ACT_DEFAULT_SIGNAL_RATE,
+	};
+}
+
+uint32_t zt_guard_win_shift(uint32_t hz)
+{
+	uint32_t s = 0;
+
+	while (s < 20 && (1u << (s + 1)) <= hz)
+		s++;
+	/* 2^s <= hz < 2^(s+1): the nearer of the two. */
+	if (hz - (1u << s) > (1u << (s + 1)) - hz)
+		s++;
+	return s;
+}
+
+void zt_guard_cfg_defaults(struct zt_guard_cfg *c, uint32_t hz)
+{
+	struct zt_ratelimit_cfg rl = { 0 };
+	struct zt_signal_cfg s;
+	struct zt_synprot_cfg sp = { .verified = true,
+				     .challenge = true,
+				     .verified_ttl_ns = ZT_ACT_DEFAULT_VERIFIED_TTL_NS };
+
+	memset(c, 0, sizeof(*c));
+	c->flags = ZT_GCF_ACTIVITY;
+	c->hz = hz ? hz : 250;
+	c->win_shift = zt_guard_win_shift(c->hz);
+	zt_guard_cfg_set_ratelimits(c, &rl);
+	zt_signal_cfg_defaults(&s);
+	zt_guard_cfg_set_signals(c, &s);
+	zt_guard_cfg_set_synprot(c, &sp);
+}
+
+/* Bucket depths beyond this would let a 32-bit destination bucket wrap (65536 jiffies). */
+#define MAX_BURST_MS 30000u
+
+int zt_guard_cfg_set_ratelimits(struct zt_guard_cfg *c, const struct zt_ratelimit_cfg *rl)
+{
+	uint32_t sb_ms = rl->src_burst_ms ? rl->src_burst_ms : 1000;
+	uint32_t db_ms = rl->dst_burst_ms ? rl->dst_burst_ms : 1000;
+	uint64_t unit = (uint64_t)c->hz << ZT_TAT_SHIFT; /* destination bucket units a second */
+
+	if (!c->hz || sb_ms > MAX_BURST_MS || db_ms > MAX_BURST_MS)
+		return -EINVAL;
+	for (int k = 0; k < ZT_RL_KINDS; k++)
+		if (rl->src[k] > NS_PER_SEC || rl->dst[k] > NS_PER_SEC)
+			return -EINVAL;
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		c->src_limit[k] = rl->src[k];
+		c->src_interval_ns[k] = rl->src[k] ? NS_PER_SEC / rl->src[k] : 0;
+		c->dst_limit[k] = rl->dst[k];
+		if (rl->dst[k]) {
+			uint64_t iv = unit / rl->dst[k];
+
+			c->dst_interval[k] = iv ? (uint32_t)iv : 1;
+		} else {
+			c->dst_interval[k] = 0;
+		}
+	}
+	c->src_burst_ns = sb_ms * 1000000ULL;
+	c->dst_burst = (uint32_t)(unit * db_ms / 1000);
+	return 0;
+}
+
+void zt_guard_cfg_set_signals(struct zt_guard_cfg *c, const struct zt_signal_cfg *s)
+{
+	c->sig_src = s->src;
+	c->sig_dst = s->dst;
+	c->probe_rate = s->probe_rate;
+	c->signal_rate = s->signal_rate;
+	if (s->probes)
+		c->flags |= ZT_GCF_PROBES;
+	else
+		c->flags &= ~ZT_GCF_PROBES;
+}
+
+void zt_guard_cfg_set_synprot(struct zt_guard_cfg *c, const struct zt_synprot_cfg *s)
+{
+	c->flags &= ~(ZT_GCF_SYN_VERIFIED | ZT_GCF_SYN_CHALLENGE);
+	if (s->verified)
+		c->flags |= ZT_GCF_SYN_VERIFIED;
+	if (s->challenge)
+		c->flags |= ZT_GCF_SYN_CHALLENGE;
+	c->verified_ttl_ns = s->verified_ttl_ns;
+}
+
+static int map_fd(const struct zt_datapath *dp, const struct bpf_map *m)
+{
+	return dp && dp->xdp && m ? bpf_map__fd(m) : -EINVAL;
+}
+
+#define MAP(dp, name) map_fd(dp, (dp) && (dp)->xdp ? (dp)->xdp->maps.name : NULL)
+
+int zt_datapath_guard_cfg(const struct zt_datapath *dp, struct zt_guard_cfg *out)
+{
+	int fd = MAP(dp, guard_cfg);
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return fd;
+	return bpf_map_lookup_elem(fd, &zero, out) ? -errno : 0;
+}
+
+static int cfg_write(struct zt_datapath *dp, const struct zt_guard_cfg *c)
+{
+	int fd = MAP(dp, guard_cfg);
+	__u32 zero = 0;
+
+	if (fd < 0)
+		return fd;
+	return bpf_map_update_elem(fd, &zero, c, BPF_ANY) ? -errno : 0;
+}
+
+int zt_datapath_set_ratelimits(struct zt_datapath *dp, const struct zt_ratelimit_cfg *rl)
+{
+	struct zt_guard_cfg c;
+	int r = zt_datapath_guard_cfg(dp, &c);
+
+	if (r == 0)
+		r = zt_guard_cfg_set_ratelimits(&c, rl);
+	return r ? r : cfg_write(dp, &c);
+}
+
+int zt_datapath_set_signals(struct zt_datapath *dp, const struct zt_signal_cfg *s)
+{
+	struct zt_guard_cfg c;
+	int r = zt_datapath_guard_cfg(dp, &c);
+
+	if (r)
+		return r;
+	zt_guard_cfg_set_signals(&c, s);
+	return cfg_write(dp, &c);
+}
+
+int zt_datapath_set_synprot(struct zt_datapath *dp, const struct zt_synprot_cfg *s)
+{
+	struct zt_guard_cfg c;
+	int r = zt_datapath_guard_cfg(dp, &c);
+
+	if (r)
+		return r;
+	zt_guard_cfg_set_synprot(&c, s);
+	return cfg_write(dp, &c);
+}
+
+int zt_datapath_set_activity(struct zt_datapath *dp, bool on)
+{
+	struct zt_guard_cfg c;
+	int r = zt_datapath_guard_cfg(dp, &c);
+
+	if (r)
+		return r;
+	if (on)
+		c.flags |= ZT_GCF_ACTIVITY;
+	else
+		c.flags &= ~ZT_GCF_ACTIVITY;
+	return cfg_write(dp, &c);
+}
+
+int zt_guard_cfg_init(int fd, uint32_t hz)
+{
+	struct zt_guard_cfg c;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &c))
+		return -errno;
+	if (c.seed && c.hz == hz)
+		return 0; /* in force since an earlier run: keep it, keys included */
+	zt_guard_cfg_defaults(&c, hz);
+	if (getrandom(&c.seed, sizeof(c.seed), 0) != sizeof(c.seed) ||
+	    getrandom(c.cookie_key, sizeof(c.cookie_key), 0) != sizeof(c.cookie_key))
+		return -EIO;
+	return bpf_map_update_elem(fd, &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+/* ---- addresses ---- */
+
+int zt_addr_parse(const char *text, struct zt_addr_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, text, out->addr) == 1) {
+		out->family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, out->addr) == 1) {
+		out->family = 6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *zt_addr_fmt(const struct zt_addr_key *a, char *buf, size_t n)
+{
+	if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->addr, buf, (socklen_t)n))
+		snprintf(buf, n, "?");
+	return buf;
+}
+
+/* A key as the programs build it: padding and the unused bytes of IPv4 zero. */
+static int addr_key(const struct zt_addr_key *a, struct zt_addr_key *k)
+{
+	if (!a || (a->family != 4 && a->family != 6))
+		return -EINVAL;
+	memset(k, 0, sizeof(*k));
+	k->family = a->family;
+	memcpy(k->addr, a->addr, a->family == 4 ? 4 : 16);
+	return 0;
+}
+
+uint64_t zt_guard_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* CONFIG_HZ=N in a kernel config file (plain or gzip: gzread reads both). */
+static int hz_from_file(const char *path, uint32_t *hz)
+{
+	char line[256];
+	gzFile f = gzopen(path, "rb");
+	int r = -ENOENT;
+
+	if (!f)
+		return -ENOENT;
+	while (gzgets(f, line, sizeof(line))) {
+		unsigned int v;
+
+		if (sscanf(line, "CONFIG_HZ=%u", &v) == 1 && v >= 24 && v <= 10000) {
+			*hz = v;
+			r = 0;
+			break;
+		}
+	}
+	gzclose(f);
+	return r;
+}
+
+int zt_kernel_hz_config(uint32_t *hz)
+{
+	struct utsname u;
+	char path[512];
+
+	if (hz_from_file("/proc/config.gz", hz) == 0)
+		return 0;
+	if (uname(&u) == 0) {
+		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
+		if (hz_from_file(path, hz) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+int zt_datapath_clock(const struct zt_datapath *dp, uint64_t *jiffies, uint64_t *mono_ns)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+
+	if (!dp || !dp->xdp || !dp->xdp->bss)
+		return -EINVAL;
+	if (bpf_prog_test_run_opts(bpf_program__fd(dp->xdp->progs.zt_clock), &o))
+		return -errno;
+	/* The program wrote .bss, which libbpf mapped: read it back. */
+	*jiffies = ((volatile struct xdp_guard__bss *)dp->xdp->bss)->zt_clock_jiffies;
+	*mono_ns = ((volatile struct xdp_guard__bss *)dp->xdp->bss)->zt_clock_ns;
+	return 0;
+}
+
+int zt_datapath_kernel_hz(const struct zt_datapath *dp, uint32_t *hz)
+{
+	static const uint32_t known[] = { 100, 250, 300, 1000 };
+	uint64_t j0, n0, j1, n1;
+	double measured;
+	uint32_t best = 0;
+	int r;
+
+	if (zt_kernel_hz_config(hz) == 0)
+		return 0;
+	r = zt_datapath_clock(dp, &j0, &n0);
+	if (r == 0) {
+		struct timespec ts = { 0, 100000000 };
+
+		nanosleep(&ts, NULL);
+		r = zt_datapath_clock(dp, &j1, &n1);
+	}
+	if (r)
+		return r;
+	if (n1 <= n0)
+		return -EIO;
+	measured = (double)(j1 - j0) * 1e9 / (double)(n1 - n0);
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		double d = measured - known[i], bd = measured - best;
+
+		if (!best || (d < 0 ? -d : d) < (bd < 0 ? -bd : bd))
+			best = known[i];
+	}
+	*hz = best;
+	return 0;
+}
+
+static int count_keys(int fd, uint32_t *n)
+{
+	struct zt_addr_key a, b;
+	void *prev = NULL, *next = &a;
+	uint32_t c = 0;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		c++;
+		prev = next;
+		next = next == &a ? &b : &a;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	*n = c;
+	return 0;
+}
+
+/* Publishes how many entries a map has, so the packet path looks it up only then. */
+static int publish_count(struct zt_datapath *dp, int fd, bool watch)
+{
+	struct zt_guard_cfg c;
+	uint32_t n = 0;
+	int r = count_keys(fd, &n);
+
+	if (r == 0)
+		r = zt_datapath_guard_cfg(dp, &c);
+	if (r)
+		return r;
+	if (watch)
+		c.watch_count = n;
+	else
+		c.protect_count = n;
+	return cfg_write(dp, &c);
+}
+
+/* ---- watch ---- */
+
+int zt_guard_watch_add(struct zt_datapath *dp, const struct zt_addr_key *a, uint64_t ttl_ns,
+		       uint64_t incident_id, uint32_t rate)
+{
+	struct zt_watch_val v = { .expires_ns = ttl_ns ? zt_guard_now_ns() + ttl_ns : 0,
+				  .incident_id = incident_id,
+				  .rate = rate };
+	struct zt_addr_key k;
+	int fd = MAP(dp, watch), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(a, &k);
+	if (r)
+		return r;
+	/* Entry first, then the count that makes the programs look: no gap. */
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		return -errno;
+	return publish_count(dp, fd, true);
+}
+
+int zt_guard_watch_del(struct zt_datapath *dp, const struct zt_addr_key *a)
+{
+	struct zt_addr_key k;
+	int fd = MAP(dp, watch), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(a, &k);
+	if (r)
+		return r;
+	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		return -errno;
+	return publish_count(dp, fd, true);
+}
+
+int zt_guard_watch_get(const struct zt_datapath *dp, const struct zt_addr_key *a,
+		       struct zt_watch_val *out)
+{
+	struct zt_addr_key k;
+	int fd = MAP(dp, watch), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(a, &k);
+	if (r)
+		return r;
+	return bpf_map_lookup_elem(fd, &k, out) ? -errno : 0;
+}
+
+int zt_guard_watch_expire(struct zt_datapath *dp)
+{
+	struct zt_addr_key a, b, gone[256];
+	struct zt_watch_val v;
+	void *prev = NULL, *next = &a;
+	uint64_t now = zt_guard_now_ns();
+	int fd = MAP(dp, watch), n = 0, r;
+
+	if (fd < 0)
+		return fd;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (n < (int)(sizeof(gone) / sizeof(gone[0])) &&
+		    bpf_map_lookup_elem(fd, next, &v) == 0 && v.expires_ns && v.expires_ns <= now)
+			gone[n++] = *(struct zt_addr_key *)next;
+		prev = next;
+		next = next == &a ? &b : &a;
+	}
+	for (int i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &gone[i]);
+	r = publish_count(dp, fd, true);
+	return r ? r : n;
+}
+
+/* ---- SYN protection ---- */
+
+int zt_guard_protect_add(struct zt_datapath *dp, const struct zt_addr_key *dst, uint64_t ttl_ns)
+{
+	struct zt_protect_val v = { .expires_ns = ttl_ns ? zt_guard_now_ns() + ttl_ns : 0,
+				    .created_unix = (uint64_t)time(NULL) };
+	struct zt_addr_key k;
+	int fd = MAP(dp, syn_protect), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(dst, &k);
+	if (r)
+		return r;
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		return -errno;
+	return publish_count(dp, fd, false);
+}
+
+int zt_guard_protect_del(struct zt_datapath *dp, const struct zt_addr_key *dst)
+{
+	struct zt_addr_key k;
+	int fd = MAP(dp, syn_protect), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(dst, &k);
+	if (r)
+		return r;
+	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		return -errno;
+	return publish_count(dp, fd, false);
+}
+
+int zt_guard_verified_add(struct zt_datapath *dp, const struct zt_addr_key *src)
+{
+	struct zt_verified_val v = { .since_ns = zt_guard_now_ns(), .how = ZT_VER_DAEMON };
+	struct zt_addr_key k;
+	int fd = MAP(dp, syn_verified), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(src, &k);
+	if (r)
+		return r;
+	return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int zt_guard_verified_del(struct zt_datapath *dp, const struct zt_addr_key *src)
+{
+	struct zt_addr_key k;
+	int fd = MAP(dp, syn_verified), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(src, &k);
+	if (r)
+		return r;
+	return bpf_map_delete_elem(fd, &k) && errno != ENOENT ? -errno : 0;
+}
+
+int zt_guard_verified_check(const struct zt_datapath *dp, const struct zt_addr_key *src)
+{
+	struct zt_verified_val v;
+	struct zt_guard_cfg c;
+	struct zt_addr_key k;
+	int fd = MAP(dp, syn_verified), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(src, &k);
+	if (r == 0)
+		r = zt_datapath_guard_cfg(dp, &c);
+	if (r)
+		return r;
+	if (bpf_map_lookup_elem(fd, &k, &v))
+		return errno == ENOENT ? 0 : -errno;
+	return !c.verified_ttl_ns || zt_guard_now_ns() - v.since_ns < c.verified_ttl_ns;
+}
+
+/* ---- reading the sketches ---- */
+
+static uint32_t min32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+static unsigned int popcount64(uint64_t x)
+{
+	return (unsigned int)__builtin_popcountll(x);
+}
+
+static int current_window(const struct zt_datapath *dp, const struct zt_guard_cfg *cfg,
+			  uint32_t *win)
+{
+	uint64_t j, ns;
+	int r = zt_datapath_clock(dp, &j, &ns);
+
+	if (r == 0)
+		*win = (uint32_t)(j >> (cfg->win_shift & 31));
+	return r;
+}
+
+static int addr_words(const struct zt_addr_key *a, __u32 w[4])
+{
+	if (!a || (a->family != 4 && a->family != 6))
+		return -EINVAL;
+	memset(w, 0, 16);
+	memcpy(w, a->addr, a->family == 4 ? 4 : 16);
+	return 0;
+}
+
+int zt_guard_src_activity(const struct zt_datapath *dp, const struct zt_addr_key *a,
+			  struct zt_src_cell *out)
+{
+	struct zt_src_cell c[2];
+	struct zt_guard_cfg cfg;
+	__u32 w[4], idx[2], win;
+	int fd = MAP(dp, src_sketch), r;
+	uint64_t h;
+
+	if (fd < 0)
+		return fd;
+	r = addr_words(a, w);
+	if (r == 0)
+		r = zt_datapath_guard_cfg(dp, &cfg);
+	if (r == 0)
+		r = current_window(dp, &cfg, &win);
+	if (r)
+		return r;
+	h = zt_sketch_hash(w, a->family, cfg.seed);
+	idx[0] = zt_src_cell0(h);
+	idx[1] = zt_src_cell1(h);
+	for (int i = 0; i < 2; i++) {
+		if (bpf_map_lookup_elem(fd, &idx[i], &c[i]))
+			return -errno;
+		if (c[i].win != (__u16)win)
+			memset(&c[i], 0, sizeof(c[i]));
+	}
+	memset(out, 0, sizeof(*out));
+	out->win = (__u16)win;
+	for (int k = 0; k < ZT_RL_KINDS; k++)
+		out->count[k] = min32(c[0].count[k], c[1].count[k]);
+	out->bytes = min32(c[0].bytes, c[1].bytes);
+	out->ack = min32(c[0].ack, c[1].ack);
+	out->pending = c[0].pending & c[1].pending;
+	out->over = (c[0].over | c[0].prev_over) & (c[1].over | c[1].prev_over);
+	out->ports = c[0].ports & c[1].ports;
+	out->hosts = c[0].hosts & c[1].hosts;
+	out->contacts = c[0].contacts & c[1].contacts;
+	out->nports = (__u8)popcount64(out->ports);
+	out->nhosts = (__u8)popcount64(out->hosts);
+	return 0;
+}
+
+int zt_guard_dst_activity(const struct zt_datapath *dp, const struct zt_addr_key *a,
+			  struct zt_dst_cell *out)
+{
+	struct zt_dst_cell c[2];
+	struct zt_guard_cfg cfg;
+	__u32 w[4], idx[2], win;
+	int fd = MAP(dp, dst_sketch), r;
+	uint64_t h;
+
+	if (fd < 0)
+		return fd;
+	r = addr_words(a, w);
+	if (r == 0)
+		r = zt_datapath_guard_cfg(dp, &cfg);
+	if (r == 0)
+		r = current_window(dp, &cfg, &win);
+	if (r)
+		return r;
+	h = zt_sketch_hash(w, a->family, cfg.seed);
+	idx[0] = zt_dst_cell0(h);
+	idx[1] = zt_dst_cell1(h);
+	for (int i = 0; i < 2; i++) {
+		if (bpf_map_lookup_elem(fd, &idx[i], &c[i]))
+			return -errno;
+		if (c[i].win != win)
+			memset(&c[i], 0, sizeof(c[i]));
+	}
+	memset(out, 0, sizeof(*out));
+	out->win = win;
+	for (int k = 0; k < ZT_RL_KINDS; k++)
+		out->count[k] = min32(c[0].count[k], c[1].count[k]);
+	out->bytes = min32(c[0].bytes, c[1].bytes);
+	out->ack = min32(c[0].ack, c[1].ack);
+	out->challenged = min32(c[0].challenged, c[1].challenged);
+	out->admitted = min32(c[0].admitted, c[1].admitted);
+	out->exhausted = c[0].exhausted & c[1].exhausted;
+	out->srcs = c[0].srcs & c[1].srcs;
+	out->nsrcs = (__u8)popcount64(out->srcs);
+	return 0;
+}
+
+int zt_guard_rl_src(const struct zt_datapath *dp, const struct zt_addr_key *a,
+		    struct zt_rl_state *out)
+{
+	struct zt_addr_key k;
+	int fd = MAP(dp, ratelimit_src), r;
+
+	if (fd < 0)
+		return fd;
+	r = addr_key(a, &k);
+	if (r)
+		return r;
+	return bpf_map_lookup_elem(fd, &k, out) ? -errno : 0;
+}
+
+int zt_datapath_act_stats(const struct zt_datapath *dp, uint64_t *out)
+{
+	int fd = MAP(dp, act_stats);
+
+	if (fd < 0)
+		return fd;
+	return zt_percpu_sum(fd, ZT_AS_MAX, sizeof(uint64_t), dp->ncpus, out);
+}
+
+const char *zt_act_stat_name(unsigned int i)
+{
+	static const char *const names[ZT_AS_MAX] = {
+		[ZT_AS_SRC_SIGNALS] = "source-signals",
+		[ZT_AS_DST_SIGNALS] = "destination-signals",
+		[ZT_AS_PROBES] = "probes",
+		[ZT_AS_PROBE_RESULTS] = "probe-results",
+		[ZT_AS_SUPPRESSED] = "events-suppressed",
+		[ZT_AS_LIMITED_SRCS] = "sources-limited",
+		[ZT_AS_VERIFIED_CHALLENGE] = "verified-by-challenge",
+		[ZT_AS_VERIFIED_HANDSHAKE] = "verified-by-handshake",
+		[ZT_AS_BAD_ANSWER] = "challenge-bad-answers",
+		[ZT_AS_CAPTURES] = "captures",
+		[ZT_AS_CAPTURE_SAMPLED_OUT] = "captures-sampled-out",
+		[ZT_AS_CAPTURE_LOST] = "captures-lost",
+	};
+	return i < ZT_AS_MAX && names[i] ? names[i] : "unknown";
+}
+
+/* ln(x) for x >= 1 without libm: halve into [1, 2), then 2 atanh((x - 1) / (x + 1)). */
+static double ln_ge1(double x)
+{
+	double y, y2, term, sum = 0;
+	int k = 0;
+
+	while (x >= 2) {
+		x /= 2;
+		k++;
+	}
+	y = (x - 1) / (x + 1);
+	y2 = y * y;
+	term = y;
+	for (int i = 1; i < 40; i += 2) {
+		sum += term / i;
+		term *= y2;
+	}
+	return k * 0.69314718055994530942 + 2 * sum;
+}
+
+double zt_lc_estimate(unsigned int bits, unsigned int m)
+{
+	double z;
+
+	if (!m || bits > m)
+		return 0;
+	z = bits == m ? 0.5 : (double)(m - bits);
+	return m * ln_ge1((double)m / z);
+}
+
+/* ---- conntrack features for the flow model ---- */
+
+void zt_ct_flowstats(const struct zt_ct_val *v, struct zt_feat_flowstats *out)
+{
+	/* One ZT_CT_IAT unit in microseconds: 2^ZT_CT_IAT_SHIFT ns. */
+	const double unit_us = (double)(1u << ZT_CT_IAT_SHIFT) / 1000.0;
+
+	memset(out, 0, sizeof(*out));
+	out->handshake = v->hs_done;
+	for (int d = 0; d < 2; d++) {
+		uint64_t n = v->packets[d], gaps = n > 1 ? n - 1 : 0;
+
+		if (n && v->size_min[d] != ZT_CT_SIZE_UNSET) {
+			out->size_min[d] = v->size_min[d];
+			out->size_max[d] = v->size_max[d];
+			zt_feat_mean_std(n, (double)v->bytes[d], (double)v->size_sq[d],
+					 &out->size_mean[d], &out->size_std[d]);
+		}
+		if (gaps && v->iat_min[d] != ZT_CT_IAT_UNSET) {
+			out->iat_min_us[d] = (float)(v->iat_min[d] * unit_us);
+			out->iat_max_us[d] = (float)(v->iat_max[d] * unit_us);
+			zt_feat_mean_std(gaps, (double)v->iat_sum[d] * unit_us,
+					 (double)v->iat_sq[d] * unit_us * unit_us,
+					 &out->iat_mean_us[d], &out->iat_std_us[d]);
+		}
+		out->syn[d] = v->syn[d];
+		out->fin[d] = v->fin[d];
+		out->rst[d] = v->rst[d];
+		out->psh[d] = v->psh[d];
+	}
+}
