@@ -19,7 +19,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	    -Wformat=2 -Wshadow -fno-strict-aliasing -D_GNU_SOURCE \
 	    -Iinclude -Isrc -I$(BUILD) $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # BPF objects see kernel UAPI and libbpf headers only, never glibc's:
