@@ -70,6 +70,8 @@ struct zt_seg {
 	char last_reject[1024];
 	zt_seg_audit_fn audit;
 	void *audit_ctx;
+	zt_seg_violation_fn violation;
+	void *violation_ctx;
 	void (*observe)(void *ctx, double s);
 	void *observe_ctx;
 
