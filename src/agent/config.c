@@ -1074,8 +1074,8 @@ static int add_protected(struct pctx *x, const struct key *k, const char *v, con
 	if (c->detection.n_protected >= k->max)
 		return fail(x, m, -E2BIG, "%s: more than %llu prefixes", k->path,
 			    (unsigned long long)k->max);
-	if (zt_cidr_parse(v, &c->detection.protected_cidrs[c->detection.n_protected],
-			  &host_bits) < 0)
+	if (zt_cidr_parse(v, &c->detection.protected_cidrs[c->detection.n_protected], &host_bits) <
+	    0)
 		return fail(x, m, -EINVAL,
 			    "%s: expected an IPv4 or IPv6 address or prefix (like 10.96.0.0/12), "
 			    "got '%s'",

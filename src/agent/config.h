@@ -153,33 +153,40 @@ struct zt_config {
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
 	} mtls;
 	struct {
-		char model[PATH_MAX]; /* detection.model: the CBOR model file; "" = detectors only */
+		char model
+			[PATH_MAX]; /* detection.model: the CBOR model file; "" = detectors only */
 		uint32_t target_fpr_ppm; /* detection.target_fpr, parts per million, default 1000 */
-		struct zt_cidr protected_cidrs[ZT_MAX_PROTECTED]; /* detection.protected: never blocked */
+		struct zt_cidr
+			protected_cidrs[ZT_MAX_PROTECTED]; /* detection.protected: never blocked */
 		unsigned int n_protected;
-		uint64_t sweep_interval_ns; /* detection.sweep_interval: conntrack sweep, default 1s */
+		uint64_t
+			sweep_interval_ns; /* detection.sweep_interval: conntrack sweep, default 1s */
 		struct {
 			uint32_t theta0_ppm; /* P(success | benign), default 0.8 */
 			uint32_t theta1_ppm; /* P(success | scanner), default 0.2 */
 			uint32_t alpha_ppm; /* false-positive probability, default 0.01 */
 			uint32_t beta_ppm; /* detection probability, default 0.99 */
-			uint64_t probe_timeout_ns; /* no answer within: a failed probe, default 2s */
+			uint64_t
+				probe_timeout_ns; /* no answer within: a failed probe, default 2s */
 		} scan;
 		struct {
 			uint64_t window_ns; /* default 100ms */
 			/* per source per second; 0: ratelimit.* when set, else 2000/20000/500/off */
 			uint32_t syn, udp, icmp, all;
-			uint32_t dst_factor; /* per destination: this many times the source's, default 10 */
+			uint32_t
+				dst_factor; /* per destination: this many times the source's, default 10 */
 		} flood;
 		struct {
 			uint32_t min_attempts; /* default 10 */
 			uint64_t window_ns; /* default 1m */
-			uint64_t max_duration_ns; /* longer sessions are real exchanges, default 10s */
+			uint64_t
+				max_duration_ns; /* longer sessions are real exchanges, default 10s */
 		} bruteforce;
 		struct {
 			uint32_t min_conns; /* default 16 */
 			uint64_t min_age_ns; /* default 3s */
-			uint32_t max_rate; /* payload bytes/s of a trickling connection, default 256 */
+			uint32_t
+				max_rate; /* payload bytes/s of a trickling connection, default 256 */
 		} slowconn;
 		struct {
 			uint64_t interval_ns; /* default 1m */
@@ -203,7 +210,8 @@ struct zt_config {
 		uint64_t file_bytes; /* forensics.file_bytes: rotation, default 64MiB */
 		uint32_t max_files; /* forensics.max_files, default 1000 */
 		uint32_t snaplen; /* forensics.snaplen, default 256 */
-		uint32_t rate; /* forensics.rate: packets/s per capture before sampling, default 2000 */
+		uint32_t
+			rate; /* forensics.rate: packets/s per capture before sampling, default 2000 */
 	} forensics;
 	struct {
 		/* ratelimit.*: per source per second, in XDP; 0 = off */

@@ -4,7 +4,8 @@
  * parses the command line and dispatches, output.c formats, client.c talks
  * to the daemon's unix-socket API (agent/apimsg.h frames, agent/apiops.h
  * operations), and one file per command group (status.c, block.c,
- * endpoint.c, policy.c, flows.c, audit.c, ca.c) holds its commands and their help.
+ * endpoint.c, policy.c, flows.c, audit.c, ca.c, incidents.c, alerts.c) holds its
+ * commands and their help.
  *
  * Exit codes: 0 done, 1 the daemon refused or the operation failed,
  * 2 usage error, 3 the daemon cannot be reached.
@@ -69,6 +70,8 @@ struct opts {
 	const char *verdict;
 	/* audit verify */
 	const char *db;
+	/* incidents list */
+	const char *state;
 	/* ca init / issue-node */
 	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
@@ -90,6 +93,7 @@ enum opt_bit {
 	OPT_VERDICT = 1 << 9,
 	OPT_DB = 1 << 10, /* --db CONNINFO */
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
+	OPT_STATE = 1 << 12, /* --state open|closed|all */
 };
 
 struct cmd {
@@ -107,6 +111,9 @@ extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[]
 	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
 	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds;
+/* incidents.c, alerts.c */
+extern const struct cmd ctl_incidents_cmds[], ctl_alerts_cmds[];
+extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,7 +16,8 @@ static const struct {
 	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
 	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
 	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
-	{ ctl_ca_cmds, &ctl_ca_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_incidents_cmds, &ctl_incidents_ncmds },
+	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
 };
 
 /* ---- usage ---- */
@@ -49,6 +50,10 @@ static void usage_main(FILE *f)
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
 		"  endpoint list               the endpoints and their identities\n"
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
+		"  incidents list [--state open|closed|all]\n"
+		"                              what the detectors found and what was done\n"
+		"  incidents show ID           one incident: evidence, block, capture, flows\n"
+		"  alerts [--follow]           incidents as they open and grow; policy denials\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
 		"  ca init --trust-domain TD --out DIR\n"
@@ -146,6 +151,7 @@ static const struct option long_opts[] = {
 	{ "ca", required_argument, NULL, 'C' },
 	{ "days", required_argument, NULL, 'Y' },
 	{ "csr", required_argument, NULL, 'Q' },
+	{ "state", required_argument, NULL, 'E' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -166,7 +172,7 @@ static const struct {
 	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
-	{ 'Q', OPT_CA, "--csr" },
+	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_STATE, "--state" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -292,6 +298,13 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'Q':
 			o->csr = optarg;
+			break;
+		case 'E':
+			if (strcmp(optarg, "open") && strcmp(optarg, "closed") &&
+			    strcmp(optarg, "all"))
+				return usage_err(c, "--state: '%s' is not open, closed or all",
+						 optarg);
+			o->state = optarg;
 			break;
 		case 'Y':
 			if (zt_parse_u64(optarg, &o->days) < 0)
@@ -461,7 +474,8 @@ int main(int argc, char **argv)
 	if (!c) {
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
-		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0)
+		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
+		    strcmp(argv[0], "incidents") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -67,6 +67,12 @@ struct zt_forensics {
 	uint64_t seq;
 	struct zt_dtable watch;
 	uint64_t last_flush;
+	/* Interface names: asked once per interface, not per packet. */
+	struct {
+		uint32_t ifindex;
+		char name[32];
+	} ifn[16];
+	size_t n_ifn;
 	struct zt_forensics_stats st;
 };
 
@@ -421,8 +427,19 @@ static int cap_write(struct zt_forensics *f, struct cap *c, uint64_t ts, uint32_
 
 	if (!c->w || !sample(f, c, ts))
 		return 0;
-	if (f->ifname && !f->ifname(f->ctx, ifindex, ifn, sizeof(ifn)))
-		ifn[0] = '\0';
+	for (size_t i = 0; i < f->n_ifn; i++)
+		if (f->ifn[i].ifindex == ifindex)
+			memcpy(ifn, f->ifn[i].name, sizeof(ifn));
+	if (!ifn[0]) {
+		if (f->ifname && !f->ifname(f->ctx, ifindex, ifn, sizeof(ifn)))
+			ifn[0] = '\0';
+		if (ifn[0]) {
+			size_t slot = f->n_ifn < 16 ? f->n_ifn++ : ifindex % 16;
+
+			f->ifn[slot].ifindex = ifindex;
+			memcpy(f->ifn[slot].name, ifn, sizeof(ifn));
+		}
+	}
 	r = zt_pcapng_write(c->w, ts, ifindex, ifn[0] ? ifn : NULL, inbound, comment, pkt, caplen,
 			    origlen);
 	if (r) {
