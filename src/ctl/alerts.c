@@ -26,7 +26,9 @@ static void print_alert(struct ctl *ctl, const cbor_item_t *a)
 	str_of(a, "subject", subj, sizeof(subj), "?");
 	str_of(a, "action", act, sizeof(act), "?");
 	str_of(a, "detail", det, sizeof(det), "");
-	id[8] = '\0';
+	/* The last 8 digits: UUIDv7's random part ('incidents show' takes them). */
+	if (strlen(id) == 36)
+		memmove(id, id + 28, 9);
 	printf("%s %-8s %-12s %-6s %s count=%llu action=%s", t, sev, kind, ev, subj,
 	       (unsigned long long)u64_of(a, "count"), act);
 	if (u64_of(a, "score"))

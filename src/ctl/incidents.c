@@ -44,7 +44,9 @@ static int run_list(struct ctl *ctl, struct opts *o)
 				thr[72], fl[24], pk[24], by[24], sc[16], act[16], f[32], l[32];
 
 			str_of(e, "id", id, sizeof(id), "?");
-			id[8] = '\0'; /* the prefix is enough for 'show' */
+			/* The last 8 digits (UUIDv7's random part) are enough for 'show'. */
+			if (strlen(id) == 36)
+				memmove(id, id + 28, 9);
 			str_of(e, "threat_type", th, sizeof(th), "?");
 			str_of(e, "subtype", sub, sizeof(sub), "");
 			snprintf(thr, sizeof(thr), "%s%s%s", th, sub[0] ? "/" : "", sub);
@@ -162,11 +164,12 @@ const struct cmd ctl_incidents_cmds[] = {
 	{ "incidents show", "ztctl incidents show ID [-o json]",
 	  "Shows one incident: what the detector saw (counts, window, threshold), the\n"
 	  "block it led to (TTL, offence, decision-to-map time) or why it was refused, its\n"
-	  "forensic capture (read it with tshark) and the query for its flows. ID may be\n"
-	  "the first 8 characters as 'incidents list' shows them.\n"
+	  "forensic capture (read it with tshark) and the query for its flows. ID is the\n"
+	  "whole id or a part of it at its start or end (at least 4 characters), like the\n"
+	  "8 characters 'incidents list', 'alerts' and 'block list' show.\n"
 	  "\n"
 	  "Example:\n"
-	  "  ztctl incidents show 0191e7a4\n",
+	  "  ztctl incidents show 7d26afb8\n",
 	  0, 1, 1, "ID", run_show },
 };
 const size_t ctl_incidents_ncmds = ZT_ARRAY_SIZE(ctl_incidents_cmds);

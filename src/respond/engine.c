@@ -57,7 +57,12 @@ static void count_refusal(struct zt_engine *e, const char *why)
 
 /* ---- decisions ---- */
 
-/* Under the lock: the response to one decision; a block is queued for after the lock. */
+/*
+ * Under the lock: the response to one decision. A block is queued and
+ * written right after the lock (the clock runs from the decision); a new
+ * incident's capture and its first post come after the block, so neither
+ * file creation nor logging delays the map write.
+ */
 static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t now_boot)
 {
 	struct zt_resp_action a;
@@ -80,39 +85,26 @@ static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t no
 			 zt_threat_name(d->threat));
 		return;
 	}
-	zt_addr_str(d->family, d->addr, addr, sizeof(addr));
-	if (opened) {
-		if (e->fx) {
-			int r = zt_forensics_watch(e->fx, i->id, d->family, d->addr, i->capture,
-						   sizeof(i->capture));
+	if (opened && e->n_fresh < MAX_PENDING_BLOCKS) {
+		struct fresh_incident *f = &e->fresh[e->n_fresh++];
 
-			if (r == 0)
-				i->capture_files = 1;
-			else
-				log_warn("capture_not_started", "incident=%s addr=%s error=\"%s\"",
-					 i->ids, addr, strerror(-r));
-			/* The exfiltration target too, when it is what gets blocked. */
-			if (r == 0 && a.act == ZT_RA_BLOCK && memcmp(a.addr, d->addr, 16))
-				zt_forensics_watch(e->fx, i->id, a.family, a.addr, NULL, 0);
-		}
-		zt_incidents_publish(e->inc, i, now_us);
-		log_warn(
-			"incident_open",
-			"incident=%s threat=%s subtype=%s %s=%s score=%.3f action=%s reason=\"%s\" "
-			"evidence=\"%s\" capture=%s",
-			i->ids, zt_threat_name(d->threat), d->subtype,
-			d->role == ZT_ROLE_SOURCE ? "src" : "victim", addr, (double)d->score,
-			zt_resp_act_name(a.act), a.why ? a.why : "", d->evidence,
-			i->capture[0] ? i->capture : "-");
+		memcpy(f->id, i->id, 16);
+		f->family = d->family;
+		memcpy(f->addr, d->addr, 16);
+		f->block_other = a.act == ZT_RA_BLOCK && memcmp(a.addr, d->addr, 16);
+		f->block_family = a.family;
+		memcpy(f->block_addr, a.addr, 16);
 	}
 	if (a.act == ZT_RA_REFUSED) {
 		count_refusal(e, a.why);
-		if (opened)
+		if (opened) {
+			zt_addr_str(a.family, a.addr, addr, sizeof(addr));
 			log_warn(
 				"block_refused",
-				"incident=%s threat=%s addr=%s list=%s why=\"never blocked: on the %s "
-				"list; the incident stays an alert\"",
+				"incident=%s threat=%s addr=%s list=%s why=\"never blocked: on the "
+				"%s list; the incident stays an alert\"",
 				i->ids, zt_threat_name(d->threat), addr, a.why, a.why);
+		}
 	}
 	if (a.act == ZT_RA_BLOCK) {
 		struct zt_block_action *b;
@@ -134,8 +126,9 @@ static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t no
 		b->offence = a.offence;
 		b->decided_ns = decided;
 		b->packet_ns = d->ts_ns;
-		snprintf(b->note, sizeof(b->note), "%s/%.16s score %.2f incident %.8s",
-			 zt_threat_name(d->threat), d->subtype, (double)d->score, i->ids);
+		/* The id's last 8 digits: its random part, unique where its first are not. */
+		snprintf(b->note, sizeof(b->note), "%s/%.16s score %.2f incident %s",
+			 zt_threat_name(d->threat), d->subtype, (double)d->score, i->ids + 28);
 	}
 }
 
@@ -147,13 +140,58 @@ static void run_pending(struct zt_engine *e, struct zt_block_action *v, size_t n
 			zt_actions_block(e->act, &v[k]);
 }
 
-/* Takes the pending blocks out (under the lock) into v. */
-static size_t take_pending(struct zt_engine *e, struct zt_block_action *v)
+/* After the blocks: captures of the new incidents, their first post, their log line. */
+static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct fresh_incident *f = &v[k];
+		char path[ZT_INCIDENT_PATH_MAX] = "", addr[64];
+		struct zt_incident *i;
+		int r = -ENOENT;
+
+		if (e->fx) {
+			r = zt_forensics_watch(e->fx, f->id, f->family, f->addr, path,
+					       sizeof(path));
+			if (r == 0 && f->block_other)
+				zt_forensics_watch(e->fx, f->id, f->block_family, f->block_addr,
+						   NULL, 0);
+		}
+		pthread_mutex_lock(&e->lock);
+		i = zt_incidents_get(e->inc, f->id);
+		if (i) {
+			if (r == 0) {
+				snprintf(i->capture, sizeof(i->capture), "%s", path);
+				i->capture_files = 1;
+			}
+			zt_incidents_publish(e->inc, i, boot_to_unix_us(zt_now_boot_ns()));
+			zt_addr_str(i->family, i->addr, addr, sizeof(addr));
+			log_warn("incident_open",
+				 "incident=%s threat=%s subtype=%s %s=%s score=%.3f action=%s "
+				 "reason=\"%s\" evidence=\"%s\" capture=%s",
+				 i->ids, zt_threat_name(i->threat), i->subtype,
+				 i->role == ZT_ROLE_SOURCE ? "src" : "victim", addr,
+				 (double)i->score, zt_resp_act_name(i->act), i->action_why,
+				 i->evidence, i->capture[0] ? i->capture : "-");
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (r && r != -ENOENT && e->fx) {
+			zt_addr_str(f->family, f->addr, addr, sizeof(addr));
+			log_warn("capture_not_started", "addr=%s error=\"%s\"", addr, strerror(-r));
+		}
+	}
+}
+
+/* Takes the pending blocks and new incidents out (under the lock). */
+static size_t take_pending(struct zt_engine *e, struct zt_block_action *v,
+			   struct fresh_incident *fv, size_t *nf)
 {
 	size_t n = e->n_pending;
 
 	memcpy(v, e->pending, n * sizeof(*v));
 	e->n_pending = 0;
+	*nf = e->n_fresh;
+	memcpy(fv, e->fresh, *nf * sizeof(*fv));
+	e->n_fresh = 0;
 	return n;
 }
 
@@ -161,12 +199,14 @@ static size_t take_pending(struct zt_engine *e, struct zt_block_action *v)
 #define WITH_PENDING(e, ...)                                     \
 	do {                                                     \
 		struct zt_block_action _blk[MAX_PENDING_BLOCKS]; \
-		size_t _nblk;                                    \
+		struct fresh_incident _fr[MAX_PENDING_BLOCKS];   \
+		size_t _nblk, _nfr;                              \
 		pthread_mutex_lock(&(e)->lock);                  \
 		__VA_ARGS__;                                     \
-		_nblk = take_pending(e, _blk);                   \
+		_nblk = take_pending(e, _blk, _fr, &_nfr);       \
 		pthread_mutex_unlock(&(e)->lock);                \
 		run_pending(e, _blk, _nblk);                     \
+		run_fresh(e, _fr, _nfr);                         \
 	} while (0)
 
 void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d)
@@ -261,7 +301,9 @@ static void observe_incident(void *ctx, const char *kind, const struct zt_incide
 	a.count = i->flows ? i->flows : i->packets;
 	snprintf(a.action, sizeof(a.action), "%s", zt_resp_act_name(i->act));
 	a.score = i->score;
-	snprintf(a.detail, sizeof(a.detail), "%s", i->evidence);
+	snprintf(a.detail, sizeof(a.detail),
+		 "flows %" PRIu64 ", packets %" PRIu64 ", dropped %" PRIu64 "; %.400s", i->flows,
+		 i->packets, i->drops, i->evidence);
 	engine_alert_push(e, &a);
 	if (!strcmp(ev, "close") && e->fx)
 		zt_forensics_unwatch(e->fx, i->id);
@@ -470,9 +512,21 @@ fail:
 	return r;
 }
 
+/* The daemon's writer with the daemon's context. */
+static int write_block(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
+{
+	struct zt_engine *e = ctx;
+
+	if (!e->h.write_block) {
+		zt_seterr(err, errlen, "no blocklist");
+		return -ENOTSUP;
+	}
+	return e->h.write_block(e->h.ctx, a, err, errlen);
+}
+
 int zt_engine_start(struct zt_engine *e, struct zt_loop *loop, char *err, size_t errlen)
 {
-	int r = zt_actions_new(loop, e->h.write_block, block_done, e, &e->act);
+	int r = zt_actions_new(loop, write_block, block_done, e, &e->act);
 
 	if (r)
 		zt_seterr(err, errlen, "detection: cannot set up the block queue: %s",

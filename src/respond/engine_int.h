@@ -59,6 +59,14 @@ struct zt_engine {
 	/* Blocks decided under the lock, written after it. */
 	struct zt_block_action pending[MAX_PENDING_BLOCKS];
 	size_t n_pending;
+	/* Incidents opened under the lock: captured and posted after the blocks are written. */
+	struct fresh_incident {
+		uint8_t id[16];
+		uint8_t family, block_family;
+		bool block_other; /* the block is of another address (exfiltration's peer) */
+		uint8_t addr[16], block_addr[16];
+	} fresh[MAX_PENDING_BLOCKS];
+	size_t n_fresh;
 	/* ztctl alerts: pushed with or without the engine's lock held, so a lock of its own. */
 	pthread_mutex_t ring_lock;
 	struct alert_note *ring;

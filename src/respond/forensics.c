@@ -39,7 +39,7 @@ struct cap {
 	int file; /* index in files[] */
 	uint64_t packets; /* in the current file */
 	int64_t first_us, last_us;
-	/* Sampling: packets in the current second of packet time, keep one in every. */
+	/* Sampling: packets kept in the current second of packet time, keep one in every. */
 	uint64_t sec, in_sec, every, skip;
 	uint32_t watchers;
 };
@@ -152,7 +152,8 @@ static int scan_dir(struct zt_forensics *f)
 		fl->cap = -1;
 	}
 	closedir(d);
-	qsort(f->files, f->n_files, sizeof(*f->files), cmp_seq);
+	if (f->n_files)
+		qsort(f->files, f->n_files, sizeof(*f->files), cmp_seq);
 	/* New files come after the old ones whatever the clocks say. */
 	for (size_t i = 0; i < f->n_files; i++)
 		f->files[i].seq = ++f->seq;
@@ -392,30 +393,30 @@ void zt_forensics_path(struct zt_forensics *f, const uint8_t id[16], char *buf, 
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Keep this packet? One in c->every beyond rate a second (of packet time). */
+/*
+ * Keep this packet? The first rate packets of a second (of packet time) in
+ * full; then one in 2, and after each further rate kept, one in twice as
+ * many: a flood of N packets a second keeps about rate x log2(N / rate).
+ */
 static bool sample(struct zt_forensics *f, struct cap *c, uint64_t ts)
 {
 	uint64_t sec = ts / 1000000000ULL;
 
 	if (sec != c->sec) {
-		/* A quiet second halves the thinning, a busy one doubles it. */
-		if (c->in_sec > 2ULL * f->c.rate * c->every && c->every < (1u << 20))
-			c->every *= 2;
-		else if (c->in_sec < f->c.rate && c->every > 1)
-			c->every /= 2;
 		c->sec = sec;
-		c->in_sec = 0;
+		c->in_sec = 0; /* kept this second */
+		c->every = 1;
 		c->skip = 0;
 	}
+	if (c->in_sec >= f->c.rate && ++c->skip < c->every) {
+		f->st.sampled_out++;
+		return false;
+	}
+	c->skip = 0;
 	c->in_sec++;
-	if (c->in_sec <= f->c.rate)
-		return true;
-	if (++c->skip >= c->every) {
-		c->skip = 0;
-		return true;
-	}
-	f->st.sampled_out++;
-	return false;
+	if (c->in_sec >= f->c.rate && c->in_sec % f->c.rate == 0 && c->every < (1u << 20))
+		c->every *= 2;
+	return true;
 }
 
 static int cap_write(struct zt_forensics *f, struct cap *c, uint64_t ts, uint32_t ifindex,
@@ -547,11 +548,19 @@ static uint16_t csum16(const uint8_t *p, size_t n)
 	return (uint16_t)~s;
 }
 
-/* Ethernet + IP + L4 headers from a drop event's fields; returns the frame's length. */
+/*
+ * Ethernet + IP + L4 headers from a drop event's fields; returns the
+ * frame's length. The IP length is what was rebuilt (the frame's original
+ * length is the packet's), so readers see no missing payload; TCP flags
+ * and window are unknown (zero flags, window 65535), as the comment says.
+ */
 static uint32_t rebuild(const struct zt_ev_xdp_drop *ev, uint8_t *b)
 {
 	uint32_t l3 = 14, l4, n;
-	uint32_t iplen = ev->pkt_len > 14 ? ev->pkt_len - 14 : 0;
+	uint32_t l4len = ev->proto == 6						? 20 :
+			 (ev->proto == 17 || ev->proto == 1 || ev->proto == 58) ? 8 :
+										  0;
+	uint32_t iplen = (ev->family == 6 ? 40 : 20) + l4len;
 
 	memset(b, 0, 128);
 	if (ev->family == 6) {
@@ -587,6 +596,8 @@ static uint32_t rebuild(const struct zt_ev_xdp_drop *ev, uint8_t *b)
 		b[l4 + 2] = (uint8_t)(ev->dport >> 8);
 		b[l4 + 3] = (uint8_t)ev->dport;
 		b[l4 + 12] = 5 << 4;
+		b[l4 + 14] = 0xff;
+		b[l4 + 15] = 0xff;
 		n = l4 + 20;
 		break;
 	case 17:
@@ -629,7 +640,7 @@ int zt_forensics_xdp_drop(struct zt_forensics *f, const struct zt_ev_xdp_drop *e
 	n = rebuild(ev, b);
 	snprintf(comment, sizeof(comment),
 		 "verdict=drop reason=%s; rebuilt from a sampled XDP drop event (addresses, ports "
-		 "and length only; no flags or payload); stands for %u drops",
+		 "and length only: TCP flags, window and payload unknown); stands for %u drops",
 		 why ? why : "?", ev->represents ? ev->represents : 1);
 	r = cap_write(f, c, ts, ev->ifindex, true, comment, b, n,
 		      ev->pkt_len > n ? ev->pkt_len : n);

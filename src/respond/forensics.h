@@ -15,9 +15,10 @@
  * Bounds. A file is rotated (a new part) at file_bytes; all files together
  * stay within max_bytes and max_files: the oldest file is removed first
  * (an open one is closed, removed, and its capture goes on in a new part).
- * A capture keeps at most rate packets a second; beyond that one in N is
- * kept (N doubling while the flood lasts), the rest counted as sampled out,
- * so a flood fills the disk slowly. Files found in dir at start count
+ * A capture keeps rate packets a second in full; beyond that one in 2,
+ * then one in 4 after another rate kept, and so on (a flood of N packets
+ * a second keeps about rate x log2(N / rate)); the rest are counted as
+ * sampled out, so a flood fills the disk slowly. Files found in dir at start count
  * against the bounds. Files are flushed (complete gzip members) every
  * flush interval, so a file is readable while its incident goes on.
  *

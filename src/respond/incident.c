@@ -487,9 +487,12 @@ void zt_incidents_free(struct zt_incidents *t, uint64_t now_ns, int64_t now_us)
 	free(t);
 }
 
+/* The id's start (its time) or its end (its random part, what ztctl shows). */
 static bool id_match(const struct zt_incident *i, const char *id, size_t n)
 {
-	return !strncasecmp(i->ids, id, n);
+	size_t l = strlen(i->ids);
+
+	return !strncasecmp(i->ids, id, n) || (n <= l && !strcasecmp(i->ids + l - n, id));
 }
 
 const struct zt_incident *zt_incidents_find(struct zt_incidents *t, const char *id, int *matches)

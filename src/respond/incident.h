@@ -130,8 +130,10 @@ void zt_incidents_tick(struct zt_incidents *t, uint64_t now_ns, int64_t now_us);
 void zt_incidents_flush(struct zt_incidents *t, int64_t now_us);
 
 /*
- * By id or a unique prefix of it (at least 4 characters): the incident,
- * or NULL with *matches saying whether none or several matched.
+ * By id, or a unique part of it at its start or its end (at least 4
+ * characters; the end is the random part: 8 characters of it are what
+ * ztctl shows): the incident, or NULL with *matches saying whether none or
+ * several matched.
  */
 const struct zt_incident *zt_incidents_find(struct zt_incidents *t, const char *id, int *matches);
 /* Open and recently closed incidents, newest first; returns how many (at most max). */
