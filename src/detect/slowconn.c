@@ -19,7 +19,7 @@ struct gkey {
 struct group {
 	struct gkey k;
 	uint32_t total, slow, unanswered, trickle;
-	uint64_t first_ns;
+	uint64_t first_ns, last_ns;
 	uint64_t packets, bytes;
 };
 
@@ -143,6 +143,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 		g->trickle++;
 	if (!g->first_ns || c->first_ns < g->first_ns)
 		g->first_ns = c->first_ns;
+	if (c->last_ns > g->last_ns)
+		g->last_ns = c->last_ns;
 	g->packets += c->packets[0] + c->packets[1];
 	g->bytes += c->bytes[0] + c->bytes[1];
 }
@@ -158,8 +160,9 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 
 		if (g->slow < s->p.min_conns)
 			continue;
+		/* Its time is the latest activity it saw: lingering connections are old news. */
 		zt_decision_init(d, ZT_THREAT_SLOWCONN, ZT_ROLE_SOURCE, g->k.family, g->k.src,
-				 s->now);
+				 g->last_ns);
 		memcpy(d->peer, g->k.dst, 16);
 		d->has_peer = true;
 		d->proto = 6;

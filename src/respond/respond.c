@@ -322,7 +322,12 @@ void zt_respond_decide(struct zt_respond *r, const struct zt_decision *d, uint64
 	k.family = d->family;
 	memcpy(k.addr, target, zt_fam_len(d->family));
 	o = zt_dtable_get(&r->off, &k, &created);
-	if (o && !created && o->until_ns > now) {
+	/*
+	 * Evidence from before the last block ended (connections that linger
+	 * in conntrack, sessions swept late) is not a return: no new block,
+	 * no escalation. A return needs activity after the block ended.
+	 */
+	if (o && !created && (o->until_ns > now || (d->ts_ns && d->ts_ns <= o->until_ns))) {
 		a->act = ZT_RA_ALREADY;
 		a->until_ns = o->until_ns;
 		a->ttl_ns = o->ttl_ns;

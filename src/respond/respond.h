@@ -18,7 +18,10 @@
  * doubles, up to response.max_ttl (24 h). An offence is remembered for
  * 2 x max_ttl after the last block ended; after that the address starts
  * over at block_ttl. While a block is in force a new decision is
- * "already": nothing is written again.
+ * "already": nothing is written again; so is a decision whose evidence
+ * (its ts_ns: the latest activity it saw) is from before the last block
+ * ended, e.g. connections that linger in conntrack after the attacker
+ * left. Only activity after the block counts as a return.
  *
  * Never blocked. Addresses in detection.protected, the built-in
  * special-purpose ranges (loopback, link-local, multicast, ...), the

@@ -91,6 +91,32 @@ static void test_ttl_doubling(void **state)
 	zt_respond_free(r);
 }
 
+/* Evidence from before the block ended (lingering connections) is not a return. */
+static void test_stale_evidence(void **state)
+{
+	int asked = 0;
+	struct zt_respond *r = mk_resp(&asked);
+	struct zt_decision d;
+	struct zt_resp_action a;
+
+	mk(&d, ZT_THREAT_SLOWCONN, "203.0.113.12");
+	d.ts_ns = 100 * SEC;
+	zt_respond_decide(r, &d, 101 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_BLOCK);
+	/* The block (600 s) is over; the connections seen then are still in conntrack. */
+	zt_respond_decide(r, &d, 800 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_ALREADY);
+	d.ts_ns = 650 * SEC; /* activity during the block: the server's side, not a return */
+	zt_respond_decide(r, &d, 800 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_ALREADY);
+	d.ts_ns = 790 * SEC; /* after it ended: it came back */
+	zt_respond_decide(r, &d, 800 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_BLOCK);
+	assert_int_equal(a.offence, 2);
+	assert_int_equal(a.ttl_ns, 1200 * SEC);
+	zt_respond_free(r);
+}
+
 /* A block that could not be written leaves no offence behind. */
 static void test_undo(void **state)
 {
@@ -238,9 +264,9 @@ static void test_read_node(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ttl_doubling),  cmocka_unit_test(test_undo),
-		cmocka_unit_test(test_never_blocked), cmocka_unit_test(test_modes),
-		cmocka_unit_test(test_read_node),
+		cmocka_unit_test(test_ttl_doubling), cmocka_unit_test(test_stale_evidence),
+		cmocka_unit_test(test_undo),	     cmocka_unit_test(test_never_blocked),
+		cmocka_unit_test(test_modes),	     cmocka_unit_test(test_read_node),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
