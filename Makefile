@@ -52,16 +52,48 @@ GEN_SRCS  := $(BUILD)/gen/dbschema.c
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/dbschema.o
 SAN_OBJS  := $(patsubst src/%.c,$(BUILD)/san/%.o,$(LIB_SRCS)) $(BUILD)/san/gen/dbschema.o
 CTL_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
+# ztagent-cni runs on the host for every pod: it links only what it uses
+# (frames, CBOR, the DEL queue's format) and only libcbor and json-c.
+CNI_SRCS  := $(wildcard src/cni/*.c)
+CNI_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CNI_SRCS))
+CNI_LIB   := $(addprefix $(BUILD)/obj/,agent/apimsg.o agent/cbor.o agent/util.o seg/cnispool.o)
+CNI_LIBS  := $(shell pkg-config --libs libcbor json-c 2>/dev/null) -lm
+# Its pure parts (all but main.c), for tests/unit/cni.
+CNI_PURE_SAN := $(patsubst src/%.c,$(BUILD)/san/%.o,$(filter-out src/cni/main.c,$(CNI_SRCS)))
 
 UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+# ztctl's pure parts are linked into their tests beside the library.
+UNIT_CTL_BINS := $(filter $(BUILD)/tests/unit/ctl/%,$(UNIT_BINS))
+UNIT_CNI_BINS := $(filter $(BUILD)/tests/unit/cni/%,$(UNIT_BINS))
+UNIT_LIB_BINS := $(filter-out $(UNIT_CTL_BINS) $(UNIT_CNI_BINS),$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
+# Fuzzing (tests/fuzz/README.md): one harness per parser that takes input
+# across a trust boundary. `make fuzz` builds them with clang's libFuzzer
+# against a copy of the library instrumented for it (build/fuzz/) and runs
+# each for FUZZ_SECONDS; `make test` replays their corpora and regression
+# inputs through the same harnesses built with gcc and the sanitizers.
+# Objects outside the library that a harness needs: CTL_PURE.
+CTL_PURE    := src/ctl/import.c
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	       -fno-omit-frame-pointer
+# -Wno-error: clang warns about things gcc does not; `make` (gcc) is the gate.
+FUZZ_CFLAGS := -O1 -g $(filter-out -O2 -g -Werror,$(CFLAGS)) -Wno-error -Wno-format-nonliteral
+FUZZ_OBJS   := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(CTL_PURE) src/cni/cni.c) \
+	       $(BUILD)/fuzz/obj/gen/dbschema.o
+FUZZ_SECONDS ?= 60
+
 TOOL_SRCS := $(wildcard tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/bench/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps demo test bench clean format check-format
-all: $(BUILD)/ztagent $(BUILD)/ztctl
+.PHONY: all deps demo test bench train clean format check-format fuzz fuzz-bins
+all: $(BUILD)/ztagent $(BUILD)/ztctl $(BUILD)/ztagent-cni
 
 deps:
 	$(Q)tools/deps.sh
@@ -113,9 +145,53 @@ $(BUILD)/ztagent: $(BUILD)/obj/agent/main.o $(BUILD)/libzt.a
 $(BUILD)/ztctl: $(CTL_OBJS) $(BUILD)/libzt.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
+$(BUILD)/ztagent-cni: $(CNI_OBJS) $(CNI_LIB)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CNI_LIBS)
+
+$(UNIT_LIB_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libzt-san.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(UNIT_CTL_BINS): $(BUILD)/tests/unit/ctl/%: tests/unit/ctl/%.c $(BUILD)/libzt-san.a \
+		  $(BUILD)/san/ctl/import.o $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(BUILD)/san/ctl/import.o \
+		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(UNIT_CNI_BINS): $(BUILD)/tests/unit/cni/%: tests/unit/cni/%.c $(BUILD)/libzt-san.a \
+		  $(CNI_PURE_SAN) $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/unit -o $@ $< $(CNI_PURE_SAN) \
+		$(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
+			      $(BUILD)/libzt-san.a $(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
+		$(BUILD)/san/ctl/import.o $(BUILD)/san/cni/cni.o $(BUILD)/libzt-san.a $(LDLIBS)
+
+$(BUILD)/fuzz/obj/gen/%.o: $(BUILD)/gen/%.c $(SRC_HDRS)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(SRC_HDRS) $(SKELS)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/libzt-fuzz.a: $(FUZZ_OBJS)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libzt-fuzz.a
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+		$(BUILD)/libzt-fuzz.a $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS, one at a time; execs and coverage per harness.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
 
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libzt-san.a $(SKELS) $(wildcard tests/bpf/*.h)
 	@mkdir -p $(@D)
@@ -125,7 +201,7 @@ $(BUILD)/tools/%: tools/bench/%.c $(BUILD)/libzt.a $(SKELS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzt.a $(LDLIBS)
 
-test-bins: all $(UNIT_BINS) $(BPFT_BINS) $(BUILD)/tools/dbtool
+test-bins: all $(UNIT_BINS) $(BPFT_BINS) $(REPLAY_BINS) $(BUILD)/tools/dbtool
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
@@ -138,6 +214,25 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
 	$(Q)tools/bench.sh
+
+# The flow model (tools/train): the feature schema from the agent's own table,
+# sklearn on the committed lab dataset, the model the agent loads (checked by
+# loading it), and the report. LAB=1 first makes a new dataset in the
+# namespace lab (root, about 25 minutes).
+PYTHON     ?= /usr/bin/python3
+TRAIN_DATA ?= tools/train/data/lab.csv.gz
+MODEL      ?= $(BUILD)/model.cbor
+
+train: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/tools/featschema $(BUILD)/tools/bench_model \
+		$(if $(filter 1,$(LAB)),all)
+ifeq ($(LAB),1)
+	$(Q)tools/train/lab_traffic.sh --out $(TRAIN_DATA)
+endif
+	$(Q)$(BUILD)/tools/featschema > $(BUILD)/feature_schema.json
+	$(Q)$(PYTHON) tools/train/train.py --schema $(BUILD)/feature_schema.json \
+		--data $(TRAIN_DATA) --out $(MODEL) --report tools/train/REPORT.md
+	$(Q)$(BUILD)/tools/featschema --model $(MODEL)
 
 FORMAT_SRCS = $(wildcard src/*/*.[ch] include/*.h bpf/*.c bpf/lib/*.h tests/*/*.[ch] \
 		tests/*/*/*.[ch] tools/bench/*.c)

@@ -16,7 +16,9 @@
  * A packet of no known flow starts one: its verdict is taken from the
  * policy, an entry is created whether it is allowed or denied (later
  * packets of a denied flow drop without another event), and one event
- * reports it.
+ * reports it. A pod's new flow (and a re-check) also asks bpf/lib/ioc.h
+ * whether its destination is a threat-intel IOC: action block denies it
+ * (reason ioc), and a ZT_EV_IOC record reports the match either way.
  *
  * Simplifications: a TCP packet that is not a SYN and matches no entry is
  * evaluated as a new flow in its own direction (mid-stream pickup, e.g.
@@ -36,6 +38,7 @@
 #include "lib/stats.h"
 #include "lib/policy.h"
 #include "lib/conntrack.h"
+#include "lib/ioc.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -237,6 +240,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->peer_ep_id = q.peer_ep_id;
 			ct->ep_id = ep->ep_id;
 			ct->gen = gen;
+			/* A policy change never lets a flow to a blocked IOC through. */
+			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
@@ -270,6 +275,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		v.state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
 		if (key.proto == IPPROTO_TCP)
 			v.flags_seen[0] = t.p.tcp_flags;
+		zt_ioc_judge(&key, &v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		bpf_map_update_elem(&conntrack, &key, &v, BPF_ANY);
 		tc_emit(&key, &v, t.p.tcp_flags, 0, len);
 		return tc_verdict(tc_stat_of(&v, 1), v.verdict, len);

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * xdp_guard runs on the node's uplinks. It drops malformed packets (or
- * passes them, per cfg_malformed_drop) and packets whose source is on the
- * blocklist and not on the allowlist, and passes everything else. Every
- * packet is counted once under an (action, reason) pair; drops are sampled
- * to the ring buffer.
+ * xdp_guard runs on the node's uplinks. It drops packets whose source is on
+ * the blocklist and not on the allowlist, malformed packets (or passes
+ * them, per cfg_malformed_drop), and passes everything else. Whenever the
+ * source address was read, malformed or not, the lists decide first: a
+ * malformed packet from a blocked source is a blocklist drop, never a
+ * malformed pass; the malformed verdict applies to the rest. Every packet
+ * is counted once under an (action, reason) pair; drops are sampled to the
+ * ring buffer.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -100,12 +103,18 @@ int xdp_guard(struct xdp_md *ctx)
 	struct zt_block_entry *hit = NULL;
 	__u32 len = data_end - data;
 	struct zt_pkt p = {};
-	__u32 action, reason;
+	__u32 action, reason, lists = ZT_XR_OK;
 
 	reason = xdp_guard_parse(ctx, &p);
-	if (reason == ZT_XR_OK) {
-		reason = zt_blocklist_check(&p, &hit);
-		action = reason == ZT_XR_BLOCKLIST ? ZT_ACT_DROP : ZT_ACT_PASS;
+	/* family is set once the source is known, also in a malformed packet. */
+	if (p.family)
+		lists = zt_blocklist_check(&p, &hit);
+	if (lists == ZT_XR_BLOCKLIST) {
+		reason = ZT_XR_BLOCKLIST;
+		action = ZT_ACT_DROP;
+	} else if (reason == ZT_XR_OK) {
+		reason = lists;
+		action = ZT_ACT_PASS;
 	} else if (reason == ZT_XR_NOT_IP) {
 		action = ZT_ACT_PASS;
 	} else {

@@ -94,7 +94,13 @@ struct zt_block_entry {
 	__u16 source; /* enum zt_block_source */
 	__u32 feed_id; /* with ZT_BS_FEED: the feed's id; else 0 */
 	__u32 note_id; /* key in ZT_PIN_REASON_TEXT (free text); 0 = none */
-	__u32 _pad;
+	/*
+	 * The entry's own prefix length, as in its key. A trie lookup returns
+	 * the value only, and the XDP program needs the length to look past an
+	 * expired match for a shorter one. 0 for /0 and in entries written
+	 * before the field existed (the daemon fills those in at start).
+	 */
+	__u32 prefixlen;
 };
 
 /* Allowlist entries: presence is what counts; the value says who added it. */
@@ -224,6 +230,7 @@ enum zt_event_type {
 	ZT_EV_XDP_DROP = 1,
 	ZT_EV_POLICY = 2, /* struct zt_ev_policy: a policy verdict on a new flow */
 	ZT_EV_FLOW_END = 3, /* struct zt_ev_flow_end: reserved for flow records */
+	ZT_EV_IOC = 8, /* struct zt_ev_ioc: a pod's new flow to a feed-listed destination */
 	ZT_EV_MAX,
 };
 
@@ -268,6 +275,8 @@ struct zt_ev_xdp_drop {
  *   0                       ZT_ID_ANY, only in policy keys: every peer
  *   1                       the host (the node's own addresses)
  *   2, 3                    the world (IPv4, IPv6): no other ipcache entry
+ *   4                       a pending endpoint: registered by the CNI plugin,
+ *                           its labels not known yet; no selector matches it
  *   256 .. 2^24-1           label sets of endpoints (namespace, labels,
  *                           namespace labels)
  *   2^24 .. 2^31-1          CIDR identities: one per prefix that some
@@ -301,6 +310,7 @@ struct zt_ev_xdp_drop {
 #define ZT_ID_HOST 1u
 #define ZT_ID_WORLD_V4 2u
 #define ZT_ID_WORLD_V6 3u
+#define ZT_ID_PENDING 4u
 #define ZT_ID_FIRST_LABELS 256u
 #define ZT_ID_FIRST_CIDR (1u << 24)
 #define ZT_ID_FIRST_PORT_CLASS (1u << 31)
@@ -464,6 +474,7 @@ enum zt_reason {
 	ZT_REASON_DEFAULT_DENY, /* isolated by policy.default: deny; no rule allowed */
 	ZT_REASON_NO_ENDPOINT, /* the interface is not a registered endpoint: passed */
 	ZT_REASON_NO_POLICY, /* no policy generation loaded yet (gen 0): default applies */
+	ZT_REASON_IOC, /* the destination is on a threat-intel feed whose action is block */
 	ZT_REASON_MAX,
 };
 
@@ -488,11 +499,20 @@ struct zt_ct_key {
 	__u16 dport;
 };
 
+/*
+ * TCP: NEW (SYN sent) -> SYN_RECV (the SYN-ACK came back) -> ESTABLISHED
+ * (the opener's ACK after the SYN-ACK: the handshake completed). NEW and
+ * SYN_RECV are half-open and time out after ZT_CT_TCP_SYN_TIMEOUT_NS, so
+ * a spoofed-source SYN flood, whose clients never send that ACK, cannot
+ * hold entries for the established timeout. A flow picked up mid-stream
+ * (its first packet was not a SYN) is established by any answer.
+ */
 enum zt_ct_state {
-	ZT_CT_NEW = 0, /* TCP: SYN seen; others: one direction seen */
-	ZT_CT_ESTABLISHED, /* TCP: SYN-ACK (or any packet) back; others: a reply seen */
+	ZT_CT_NEW = 0, /* TCP: SYN (or a mid-stream packet), no answer yet; others: one way seen */
+	ZT_CT_ESTABLISHED, /* TCP: handshake completed (see above); others: a reply seen */
 	ZT_CT_CLOSING, /* TCP: FIN seen */
 	ZT_CT_CLOSED, /* TCP: RST, or FIN both ways */
+	ZT_CT_SYN_RECV, /* TCP: SYN-ACK seen, the opener's ACK not yet (half-open) */
 };
 
 struct zt_ct_val {
@@ -515,8 +535,14 @@ struct zt_ct_val {
 	__u8 _pad;
 };
 
-/* Idle timeouts (the program treats an older entry as a new flow; the daemon sweeps). */
-#define ZT_CT_TCP_SYN_TIMEOUT_NS (60ULL * 1000000000ULL)
+/*
+ * Idle timeouts (the program treats an older entry as a new flow; the daemon
+ * sweeps). Half-open TCP (NEW, SYN_RECV): 10 s, shorter than Linux's 120 s
+ * SYN_SENT and 60 s SYN_RECV: a client's SYN retries 1, 3, 7 and 15 s in stay
+ * one flow, and at 10k spoofed SYNs a second the half-open entries stay
+ * near 100k plus one sweep rotation's worth, well inside the 262144 default.
+ */
+#define ZT_CT_TCP_SYN_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_TCP_EST_TIMEOUT_NS (3600ULL * 1000000000ULL)
 #define ZT_CT_TCP_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
 #define ZT_CT_UDP_TIMEOUT_NS (60ULL * 1000000000ULL)
@@ -530,7 +556,7 @@ static inline __u64 zt_ct_timeout(__u8 proto, __u8 state)
 	case 6: /* IPPROTO_TCP */
 		if (state == ZT_CT_ESTABLISHED)
 			return ZT_CT_TCP_EST_TIMEOUT_NS;
-		if (state == ZT_CT_NEW)
+		if (state == ZT_CT_NEW || state == ZT_CT_SYN_RECV)
 			return ZT_CT_TCP_SYN_TIMEOUT_NS;
 		return ZT_CT_TCP_CLOSE_TIMEOUT_NS;
 	case 17: /* IPPROTO_UDP */
@@ -592,5 +618,81 @@ struct zt_ev_policy {
 /* Knobs the XDP guard reads; fixed at load (const volatile rodata). */
 #define ZT_DEFAULT_EVENT_SAMPLE 1 /* 1 = every drop is a candidate */
 #define ZT_DEFAULT_EVENT_RATE 1000 /* events per second per CPU, at most */
+
+/*
+ * ---- Threat-intelligence destinations (tc_endpoint, bpf/lib/ioc.h) ----
+ *
+ * Addresses and prefixes listed by feeds with direction destination or
+ * both: a pod's new flow (its egress, tc_from_pod) to one of them is
+ * dropped (action block, reason ZT_REASON_IOC) or only reported (action
+ * alert), and a ZT_EV_IOC record names the feed. Established flows and
+ * every other packet never look.
+ *
+ * A flat layout, as for the blocklist: almost every destination IOC is a
+ * host (C2 servers, STIX/MISP indicators), so hosts live in a hash map per
+ * family keyed by the exact address (prefixlen 32 or 128): one hashed
+ * lookup however many there are. The few shorter prefixes (network lists
+ * such as Spamhaus DROP used as destinations, ~1-2k) live in a small LPM
+ * trie, consulted only while ioc_state says it has entries. The maps are
+ * changed entry by entry in chunks (add before delete), never swapped or
+ * freed, so no lookup ever waits on a large trie being torn down.
+ */
+#define ZT_PIN_IOC_HOST_V4 "ioc_host_v4"
+#define ZT_PIN_IOC_HOST_V6 "ioc_host_v6"
+#define ZT_PIN_IOC_LPM_V4 "ioc_lpm_v4"
+#define ZT_PIN_IOC_LPM_V6 "ioc_lpm_v6"
+#define ZT_PIN_IOC_STATE "ioc_state"
+#define ZT_PIN_IOC_STATS "ioc_stats"
+
+enum zt_ioc_action {
+	ZT_IOC_BLOCK = 0,
+	ZT_IOC_ALERT = 1,
+};
+
+/* Keys: struct zt_ip4_key / zt_ip6_key (prefixlen 32 / 128 in the host maps). */
+struct zt_ioc_val {
+	__u32 feed_id; /* the feed that decides: its index in the configuration's feeds + 1 */
+	__u32 prefixlen; /* the entry's own length (a trie lookup returns the value only) */
+	__u16 port; /* 0: every destination port; else flows to this port only */
+	__u8 action; /* enum zt_ioc_action: block when any destination feed listing it blocks */
+	__u8 _pad;
+	__u32 _pad2;
+};
+
+/* ZT_PIN_IOC_STATE: array of one; which maps have entries (the daemon writes it). */
+struct zt_ioc_state {
+	__u32 host_v4_used;
+	__u32 host_v6_used;
+	__u32 lpm_v4_used;
+	__u32 lpm_v6_used;
+};
+
+/* ZT_PIN_IOC_STATS: per-CPU array of struct zt_counter, new flows that met an IOC. */
+enum zt_ioc_stat {
+	ZT_IOCS_BLOCKED = 0, /* dropped (action block) */
+	ZT_IOCS_ALERTED, /* passed on, reported (action alert) */
+	ZT_IOCS_MAX,
+};
+
+/* A pod's new flow to an IOC (its original direction, as in zt_ct_key). */
+struct zt_ev_ioc {
+	struct zt_event_hdr hdr;
+	__u32 ifindex;
+	__u32 ep_id; /* the pod's endpoint */
+	__u32 local_id; /* its identity */
+	__u32 feed_id; /* as in zt_ioc_val */
+	__u32 prefixlen; /* of the entry that matched */
+	__u16 ioc_port; /* the entry's port (0: every port) */
+	__u8 action; /* enum zt_ioc_action */
+	__u8 dropped; /* 1: the flow was dropped */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 _pad;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+}; /* 80 bytes, zeroed before it is filled */
 
 #endif /* ZTAGENT_H */

@@ -3,6 +3,9 @@
 #  - unit tests (cmocka, built with ASan/UBSan): build/tests/unit/*
 #  - BPF tests (cmocka, BPF_PROG_TEST_RUN):      build/tests/bpf/*
 #  - integration tests (TAP from shell):         tests/integration/*.sh
+#  - fuzz corpora and regression inputs, replayed through each harness
+#    (build/tests/fuzz/replay_*, ASan/UBSan): one test per corpus, one per
+#    regression input (tests/fuzz/regress/<harness>/<input>)
 # A suite that crashes or exits non-zero without reporting a failure counts
 # as one failure, so nothing fails silently.
 set -uo pipefail
@@ -64,9 +67,50 @@ run_tap() {
 	echo "   $p passed, $f failed"
 }
 
+# A fuzz harness replays inputs; a crash or a violated property aborts it.
+run_replay() {
+	local name=$1 what=$2 log rc
+	shift 2
+	log="$logdir/fuzz-$name-$what.log"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		timeout 300 "build/tests/fuzz/replay_$name" "$@" >"$log" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		return 0
+	fi
+	failed=$((failed + 1))
+	failed_suites+=("fuzz:$name/$what")
+	echo "   FAILED: $name $what (exit $rc)"
+	grep -E 'property violated|ERROR: AddressSanitizer|runtime error|^replay: ' "$log" | tail -n 5
+	echo "   (full log: $log)"
+}
+
+run_fuzz_replays() {
+	local bin name p0 f0 r
+	# Files the harnesses write; removed here, also after a crash.
+	ZT_FUZZ_TMP=$(mktemp -d /dev/shm/zt-fuzz-test.XXXXXX 2>/dev/null || mktemp -d)
+	export ZT_FUZZ_TMP
+	for bin in build/tests/fuzz/replay_*; do
+		[ -x "$bin" ] || continue
+		name=${bin##*/replay_}
+		echo "== fuzz $name"
+		p0=$passed
+		f0=$failed
+		[ -d "tests/fuzz/corpus/$name" ] && run_replay "$name" corpus "tests/fuzz/corpus/$name"
+		for r in "tests/fuzz/regress/$name"/*; do
+			[ -f "$r" ] && run_replay "$name" "${r##*/}" "$r"
+		done
+		echo "   $((passed - p0)) passed, $((failed - f0)) failed"
+	done
+	rm -rf "$ZT_FUZZ_TMP"
+	unset ZT_FUZZ_TMP
+}
+
 for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do
 	[ -x "$t" ] && run_cmocka "$t"
 done
+run_fuzz_replays
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] && run_tap "$t"
 done

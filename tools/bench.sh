@@ -12,6 +12,8 @@
 #   tools/bench.sh events    5. only: ring-buffer records/s of the daemon's consumer
 #   tools/bench.sh db        6. only: flow rows/s into PostgreSQL, writer vs psql \copy
 #   tools/bench.sh mtls      7. only: mTLS tunnel handshakes per CPU-second (build/tools/bench_mtls)
+#   tools/bench.sh feeds     8. only: feed parse rates, a 1M-entry swap and the packet path
+#                               meanwhile, TC new-flow cost with the IOC check on vs off
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -21,9 +23,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon | seg | tc | events | db | mtls) ;;
+all | xdp | daemon | seg | tc | events | db | mtls | feeds) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls|feeds]" >&2
 	exit 2
 	;;
 esac
@@ -284,8 +286,22 @@ part_mtls() {
 	build/tools/bench_mtls 3
 }
 
+part_feeds() {
+	echo "== 8. Threat-intel feeds"
+	echo "-- parse + merge + subtract per format, 1M entries (targets: 1M entries to the kernel in 2 s)"
+	build/tools/feedparse 1000000 3
+	echo "-- a 1M-entry feed into the daemon's applier, then swapped for a version sharing half,"
+	echo "   while another thread runs the XDP pass path (target: <= 2 s, no stall beyond idle)"
+	build/tools/bench_feeds -n 1000000
+	echo "-- the same at 100k entries (target: <= 1 s)"
+	build/tools/bench_feeds -n 100000 | grep -E 'version|worst'
+	echo "-- tc_from_pod new flows with the destination IOC check off, then on (1M hosts + 1500 /24s)"
+	build/tools/bench_tc -r 5 -f 8192 | grep -E 'IOC|new flow'
+	build/tools/bench_tc -r 5 -f 8192 -i 1000000 | grep -E 'IOC|new flow'
+}
+
 # Each part in a subshell: the lab's EXIT trap cleans up after each.
-for p in xdp daemon seg tc events db mtls; do
+for p in xdp daemon seg tc events db mtls feeds; do
 	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
 		(part_$p) || {
 			r=$?

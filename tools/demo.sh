@@ -29,6 +29,24 @@ LAB_DB_URL=$DEMO_DB
 DEMO_METRICS_PORT=$((20000 + RANDOM % 20000))
 LAB_METRICS="127.0.0.1:$DEMO_METRICS_PORT"
 lab_write_config
+# Two threat-intel feeds read from files (https:// works the same way; see tests/integration/feeds.sh).
+FEED_BAD=198.18.0.7 FEED_C2=198.18.0.9
+mkdir -p "$LAB_DIR/feeds"
+printf '; demo DROP list\n%s/32 ; SBL-DEMO-1\n203.0.113.0/24 ; SBL-DEMO-2\n' "$FEED_BAD" >"$LAB_DIR/feeds/drop.txt"
+printf '# first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware\n"2024-01-17 07:44:46","%s","8080","online","2024-02-19","Dridex"\n' \
+	"$FEED_C2" >"$LAB_DIR/feeds/feodo.csv"
+cat >>"$LAB_CONF" <<EOF
+feeds:
+  - name: demo-drop
+    url: file://$LAB_DIR/feeds/drop.txt
+    format: cidr
+    direction: both
+  - name: feodo
+    url: file://$LAB_DIR/feeds/feodo.csv
+    format: feodo-csv
+    direction: destination
+    action: block
+EOF
 dbq() { # SQL: a psql table
 	printf '%s$ psql -c "%s"%s\n' "$D" "$1" "$N"
 	psql "$DEMO_DB" -X -P pager=off -c "$1" | sed 's/^/   /'
@@ -182,6 +200,46 @@ rm -f "$LAB_DIR/policies/broken.yaml" "$LAB_DIR/policies/frontend-db.yaml"
 sleep 0.3
 conn frontend $DB 5432 db
 
+step "Threat-intelligence feeds: a DROP list (inbound and outbound) and Feodo C2 servers (outbound)"
+run ztctl feeds list
+for a in $FEED_BAD $FEED_C2; do ip -n "$LAB_EXT" addr add "$a/24" dev ext0; done
+ip -n "$LAB_EXT" route add 198.18.1.0/24 via "$LAB_NODE_IP"
+echo "   inbound, at the uplink (XDP): $FEED_BAD is on demo-drop"
+ping_once "$FEED_BAD"
+ping_once "$LAB_EXT_IP2"
+run ztctl block list --feed demo-drop
+echo "   outbound: frontend may reach 198.18.0.0/24:8080 by policy; $FEED_C2 is a Feodo C2"
+cat >"$LAB_DIR/policies/frontend-ext.yaml" <<'EOF'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontend-ext, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: frontend}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 198.18.0.0/24}}]
+      ports: [{protocol: TCP, port: 8080}]
+EOF
+for a in $LAB_EXT_IP2 $FEED_C2; do
+	ip netns exec "$LAB_EXT" nc -lk "$a" 8080 >/dev/null 2>&1 &
+	LAB_PIDS+=($!)
+done
+sleep 0.4
+conn frontend $LAB_EXT_IP2 8080 "$LAB_EXT_IP2 (unlisted)"
+conn frontend $FEED_C2 8080 "$FEED_C2 (Feodo C2)"
+echo "   the incident, as logged (and written to the alerts table, kind ioc, below):"
+sleep 0.3
+grep 'event=ioc_hit' "$LAB_LOG" | tail -n1 | sed 's/^/   /'
+echo "   a live update: demo-drop now lists $LAB_EXT_IP2 instead of $FEED_BAD"
+printf '; demo DROP list, next version\n%s/32 ; SBL-DEMO-3\n203.0.113.0/24 ; SBL-DEMO-2\n' "$LAB_EXT_IP2" >"$LAB_DIR/feeds/drop.txt.new"
+mv "$LAB_DIR/feeds/drop.txt.new" "$LAB_DIR/feeds/drop.txt"
+sleep 0.6
+grep 'event=feed_applied feed=demo-drop' "$LAB_LOG" | tail -n1 | sed 's/^/   /'
+ping_once "$FEED_BAD"
+ping_once "$LAB_EXT_IP2"
+run ztctl feeds show demo-drop
+rm -f "$LAB_DIR/policies/frontend-ext.yaml"
+
 step "The denial alerts that 'ztctl flows --follow --verdict denied' streamed"
 sleep 0.3
 kill "$FOLLOW_PID" 2>/dev/null || true
@@ -194,7 +252,7 @@ echo "   (flows end on FIN/RST or idle timeout; the writer batches by size and t
 sleep 3
 dbq "SELECT to_char(start_time, 'HH24:MI:SS') AS start, source_workload AS src, dest_workload AS dst, host(dest_ip) || ':' || dest_port AS to, protocol_name AS proto, bytes_sent AS sent, bytes_received AS rcvd, packet_count AS pkts, verdict, left(coalesce(policy, ''), 46) AS policy FROM network_flows WHERE flow_kind = 'flow' ORDER BY start_time DESC LIMIT 12"
 dbq "SELECT host(source_ip) AS source, host(dest_ip) AS dest, protocol_name AS protocol, aggregate_count AS drops, bytes_sent AS bytes, drop_reason, to_char(start_time, 'HH24:MI:SS') || '-' || to_char(end_time, 'HH24:MI:SS') AS interval FROM network_flows WHERE flow_kind = 'xdp_drop_aggregate' ORDER BY start_time"
-dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, detail->>'rule' AS rule FROM alerts ORDER BY at DESC LIMIT 6"
+dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, coalesce(detail->>'rule', (detail->>'pod') || ' -> ' || (detail->>'ioc') || ' on ' || (detail->>'feed') || ' (' || (detail->>'reference') || ')') AS rule FROM alerts ORDER BY at DESC LIMIT 6"
 dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, action, cidr, reason FROM blocks ORDER BY at"
 dbq "SELECT seq, to_char(at, 'HH24:MI:SS') AS at, kind, left(subject, 40) AS subject, left(encode(hash, 'hex'), 16) || '..' AS hash FROM audit_log ORDER BY seq DESC LIMIT 12"
 run ztctl audit verify

@@ -71,6 +71,7 @@ state_dir: $LAB_DIR/state
 policy:
   dir: $LAB_DIR/policies
   default: ${LAB_POLICY_DEFAULT:-deny}
+  conntrack_max: ${LAB_CT_MAX:-262144}
 database:
   url: "${LAB_DB_URL:-}"
   spool_dir: $LAB_DIR/spool

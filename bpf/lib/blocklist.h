@@ -5,7 +5,9 @@
  * then the prefilter bits (all clear: nothing can match, pass), then one
  * hashed lookup per published prefix length, longest first, then the
  * blocklist trie only when the daemon says it holds entries. An expired
- * entry does not block; shorter lengths are still looked at.
+ * entry does not block; shorter lengths are still looked at, in the hashed
+ * maps (the next published length) and in the trie (a lookup again, below
+ * the expired match's own length).
  */
 #ifndef ZT_BPF_BLOCKLIST_H
 #define ZT_BPF_BLOCKLIST_H
@@ -141,6 +143,39 @@ static __always_inline int zt_block_entry_check(struct zt_block_entry *e, __u64 
 	return ZT_BL_BLOCK;
 }
 
+/*
+ * The trie answers with its longest match only. When that match has
+ * expired, a shorter live entry may still cover the address: look again
+ * with the key's length just below the expired entry's own (kept in the
+ * entry, since a lookup does not return the key). Every round is strictly
+ * shorter, so bits + 1 rounds cover every length. key_plen is the
+ * prefixlen field of key, which holds the full address.
+ */
+static __always_inline int zt_blocklist_trie(void *trie, void *key, __u32 *key_plen, __u32 bits,
+					     __u64 *now, struct zt_block_entry **hit)
+{
+	int expired = 0;
+	__u32 i;
+
+	*key_plen = bits;
+	for (i = 0; i <= bits; i++) {
+		struct zt_block_entry *e = bpf_map_lookup_elem(trie, key);
+		__u32 len;
+
+		if (!e)
+			break;
+		if (zt_block_entry_check(e, now, hit) == ZT_BL_BLOCK)
+			return ZT_BL_BLOCK;
+		expired = 1;
+		len = e->prefixlen;
+		/* 0: a /0 (nothing is shorter), or an entry older than the field. */
+		if (len == 0 || len > *key_plen)
+			break;
+		*key_plen = len - 1;
+	}
+	return expired ? ZT_BL_EXPIRED : ZT_BL_MISS;
+}
+
 static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_set *ps,
 					   struct zt_block_entry **hit)
 {
@@ -186,9 +221,8 @@ static __always_inline int zt_blocklist_v4(__u32 saddr, const struct zt_prefix_s
 		expired |= r;
 	}
 	if (ps->v4_lpm_used) {
-		k.prefixlen = 32;
 		__builtin_memcpy(k.addr, &saddr, 4);
-		r = zt_block_entry_check(bpf_map_lookup_elem(&blocklist_lpm_v4, &k), &now, hit);
+		r = zt_blocklist_trie(&blocklist_lpm_v4, &k, &k.prefixlen, 32, &now, hit);
 		if (r == ZT_BL_BLOCK)
 			return ZT_XR_BLOCKLIST;
 		expired |= r;
@@ -233,9 +267,8 @@ static __always_inline int zt_blocklist_v6(const __u32 *saddr, const struct zt_p
 		expired |= r;
 	}
 	if (ps->v6_lpm_used) {
-		k.prefixlen = 128;
 		__builtin_memcpy(k.addr, saddr, 16);
-		r = zt_block_entry_check(bpf_map_lookup_elem(&blocklist_lpm_v6, &k), &now, hit);
+		r = zt_blocklist_trie(&blocklist_lpm_v6, &k, &k.prefixlen, 128, &now, hit);
 		if (r == ZT_BL_BLOCK)
 			return ZT_XR_BLOCKLIST;
 		expired |= r;

@@ -101,6 +101,29 @@ static __always_inline __u8 zt_ct_initial_state(__u8 proto, __u8 flags)
 	return ZT_CT_NEW;
 }
 
+/*
+ * The TCP state after a packet with these flags in direction d (0 the
+ * opener's, 1 the reply) that is not an RST or FIN. Established means the
+ * handshake completed: the SYN-ACK came back (SYN_RECV) and then the
+ * opener sent an ACK without SYN. Until then the entry is half-open and
+ * keeps the short timeout, so the answered SYNs of a spoofed-source flood,
+ * whose clients never send that ACK, age out in seconds. A flow picked up
+ * mid-stream (its opener sent no bare SYN) is established by any answer.
+ */
+static __always_inline __u8 zt_ct_tcp_next(__u8 state, __u32 d, __u8 flags, __u8 opener_flags)
+{
+	if (state == ZT_CT_NEW && d) {
+		if (flags & ZT_TCP_SYN)
+			return (flags & ZT_TCP_ACK) ? ZT_CT_SYN_RECV : state;
+		if ((opener_flags & (ZT_TCP_SYN | ZT_TCP_ACK)) != ZT_TCP_SYN)
+			return ZT_CT_ESTABLISHED;
+		return state;
+	}
+	if (state == ZT_CT_SYN_RECV && !d && (flags & (ZT_TCP_SYN | ZT_TCP_ACK)) == ZT_TCP_ACK)
+		return ZT_CT_ESTABLISHED;
+	return state;
+}
+
 /* Accounts a packet of an existing flow; d: 0 original direction, 1 reply. */
 static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
 					  __u32 len, __u64 now)
@@ -117,11 +140,11 @@ static __always_inline void zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 pro
 		if (flags & ZT_TCP_RST)
 			next = ZT_CT_CLOSED;
 		else if (flags & ZT_TCP_FIN)
-			next = (v->flags_seen[d ^ 1] & ZT_TCP_FIN) ? ZT_CT_CLOSED :
-			       state < ZT_CT_CLOSING		   ? ZT_CT_CLOSING :
-								     state;
-		else if (d && state == ZT_CT_NEW)
-			next = ZT_CT_ESTABLISHED; /* SYN-ACK, or any packet back */
+			next = (v->flags_seen[d ^ 1] & ZT_TCP_FIN) || state == ZT_CT_CLOSED ?
+				       ZT_CT_CLOSED :
+				       ZT_CT_CLOSING;
+		else
+			next = zt_ct_tcp_next(state, d, flags, v->flags_seen[0]);
 	} else if (d && state == ZT_CT_NEW) {
 		next = ZT_CT_ESTABLISHED;
 	}

@@ -9,7 +9,11 @@
  * zt_parse() returns ZT_XR_OK, ZT_XR_NOT_IP or the ZT_XR_BAD_* reason that
  * names the header found truncated or malformed. What was parsed before the
  * failure stays in struct zt_pkt (a drop event for a bad TCP header still
- * carries the addresses).
+ * carries the addresses). The addresses (and family) are known as soon as
+ * the fixed IP header is in the frame with the right version (and, for
+ * IPv4, an IHL of at least 5): a wrong length field or a bad extension
+ * header after that still leaves family set, so the caller can hold a
+ * malformed packet's source against its lists.
  */
 #ifndef ZT_BPF_PARSE_H
 #define ZT_BPF_PARSE_H
@@ -100,11 +104,12 @@ struct zt_pkt {
 	__u16 l4_off; /* from data; valid with ZT_PKT_L4 */
 	__u16 vlan[ZT_MAX_VLANS]; /* VLAN ids, outer first */
 	__u8 n_vlans;
-	__u8 family; /* 4 or 6; 0 until an IP header was parsed */
+	__u8 family; /* 4 or 6 once the fixed IP header was read (see above); else 0 */
 	/*
 	 * IPPROTO_*. IPv6: the first header that is not an extension header;
 	 * in a later fragment, the fragment header's next header; with
-	 * ZT_XR_BAD_IP6_EXT, the extension header that was cut or one too many.
+	 * ZT_XR_BAD_IP6_EXT, the extension header that was cut or one too many;
+	 * with ZT_XR_BAD_IP4 or _IP6 and family set, the IP header's own field.
 	 */
 	__u8 proto;
 	__u8 tcp_flags; /* TCP: byte 13 of the header (CWR..FIN) */
@@ -185,15 +190,15 @@ static __always_inline int zt_parse_ip4(void *data, void *l3, void *data_end, st
 		return ZT_XR_BAD_IP4;
 	if (ip->version != 4 || ip->ihl < 5)
 		return ZT_XR_BAD_IP4;
+	p->family = 4;
+	p->proto = ip->protocol;
+	p->saddr[0] = ip->saddr;
+	p->daddr[0] = ip->daddr;
 	hl = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
 	/* Trailing bytes past tot_len (Ethernet padding) are fine. */
 	if (l3 + hl > data_end || tot < hl || tot > zt_l3_avail(data, l3, data_end, p))
 		return ZT_XR_BAD_IP4;
-	p->family = 4;
-	p->proto = ip->protocol;
-	p->saddr[0] = ip->saddr;
-	p->daddr[0] = ip->daddr;
 	frag = bpf_ntohs(ip->frag_off);
 	if (frag & (ZT_IP4_OFFSET_MASK | ZT_IP4_MF)) {
 		p->flags |= ZT_PKT_FRAGMENT;
@@ -220,15 +225,17 @@ static __always_inline int zt_parse_ip6(void *data, __u32 l3_off, void *data_end
 
 	if ((void *)(ip6 + 1) > data_end)
 		return ZT_XR_BAD_IP6;
-	if (ip6->version != 6 ||
-	    sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > zt_l3_avail(data, ip6, data_end, p))
+	if (ip6->version != 6)
 		return ZT_XR_BAD_IP6;
 	p->family = 6;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 	nh = ip6->nexthdr;
+	p->proto = nh;
+	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > zt_l3_avail(data, ip6, data_end, p))
+		return ZT_XR_BAD_IP6;
 
-	/*
+		/*
 	 * The walk keeps a scalar offset, bounded at every step, instead of a
 	 * packet pointer: the verifier then sees the same few states whatever
 	 * the mix of header lengths, instead of one per combination.

@@ -22,7 +22,8 @@
  *                 -> {"cidr": text (normalized), "expires_unix": uint (0 = never),
  *                     "replaced": bool}
  * "block.del"     {"cidr": text} -> {"cidr": text}; -ENOENT when absent
- * "block.list"    {"limit": uint (0 = all, default 0)}
+ * "block.list"    {"limit": uint (0 = all, default 0), "feed": text (only the entries that
+ *                  feed lists inbound; a page may then hold fewer than limit)}
  *                 -> {"total": uint, "entries": [{"cidr": text, "kind": text, "source": text,
  *                     "feed_id": uint, "reason": text, "created_unix": uint,
  *                     "expires_unix": uint (0 = never), "expired": bool}]}
@@ -42,12 +43,29 @@
  *
  * "endpoint.add"  {"ifname": text, "ip": text ("ADDR[,ADDR]"), "labels": text ("k=v,..."),
  *                  "namespace": text (default "default"), "name": text (default ifname),
- *                  "namespace_labels": text, "ports": text ("name=PORT/PROTO,...")}
+ *                  "namespace_labels": text, "ports": text ("name=PORT/PROTO,..."),
+ *                  "origin": "api"|"cni" (default "api"), "pod_uid": text,
+ *                  "service_account": text,
+ *                  origin cni: "container_id": text (CNI_CONTAINERID), "cni_ifname": text
+ *                  (CNI_IFNAME); without "labels" the endpoint is pending (ZT_ID_PENDING)
+ *                  until its pod's labels are known; the same (container_id, cni_ifname)
+ *                  on the same veth again is answered with the endpoint as it is}
  *                 -> the endpoint as in endpoint.list
  * "endpoint.del"  {"endpoint": text (namespace/name, name or ifname)} -> {"endpoint", "ifname"}
+ *                 or, for the CNI plugin, {"container_id": text, "cni_ifname": text}
+ *                 -> {"removed": bool, "endpoint", "ifname"}: idempotent, an unknown pair
+ *                 is not an error
  * "endpoint.list" {} -> {"endpoints": [{"id", "name", "namespace", "ifname", "ifindex",
  *                     "ip": text, "identity", "created_unix", "labels": {k: v},
- *                     "namespace_labels": {k: v}}]}
+ *                     "namespace_labels": {k: v}, "origin": "api"|"cni", "pending": bool,
+ *                     "pod_uid", "container_id", "cni_ifname", "service_account"}]}
+ * "endpoint.check" {"container_id": text, "cni_ifname": text}
+ *                 -> the endpoint as in endpoint.list plus "enforced": bool and
+ *                    "problem": text ("" when enforced); -ENOENT when not registered
+ * "endpoint.meta" {"endpoint": text, "labels": text, "namespace_labels": text,
+ *                  "ports": text, "service_account": text, "pod_uid": text (must match
+ *                  when both know it)} -> the endpoint as in endpoint.list; what the
+ *                  Kubernetes watch does for pods (a pending endpoint gets its identity)
  * "policy.list"   {} -> {"policies": [{"kind", "namespace", "name", "mode", "isolates",
  *                     "ingress_rules", "egress_rules", "endpoints", "source"}],
  *                     "dir", "default", "generation", "sha256", "rejects", "last_error"}
@@ -78,6 +96,19 @@
  *                 -> {"alerts": [{"seq", "time", "time_ms", "kind", "event", "severity",
  *                     "id", "subject", "count", "action", "score" (per mille), "detail"}],
  *                     "last": uint, "missed": uint}
+ * "feeds.list"    {} -> {"feeds": [{"name", "url", "format", "direction", "action",
+ *                     "refresh_s", "state": "ok"|"applying"|"failing"|"stale"|"pending",
+ *                     "entries", "inbound", "outbound", "advisories", "subtracted", "bad",
+ *                     "ignored", "expired", "duplicates", "items", "last_success_unix",
+ *                     "last_attempt_unix", "last_change_unix", "content_fetched_unix",
+ *                     "age_s" (int, -1 = never), "next_refresh_unix", "last_error",
+ *                     "failures", "fetch_errors", "http_status", "sha256", "versions",
+ *                     "apply_ms", "bytes", "ioc_hits"}]}
+ * "feeds.show"    {"name": text} -> one feed as in feeds.list, plus "last_error_any",
+ *                     "sha256_fetched", "parse_ms", "max_entries", "max_bytes",
+ *                     "problems": [text] and "subtractions": [text] (the first 20)
+ * "feeds.refresh" {"name": text ("" = every feed), "force": bool (default false:
+ *                  a conditional request)} -> {"name": text}
  */
 #ifndef ZT_APIOPS_H
 #define ZT_APIOPS_H
@@ -94,6 +125,8 @@
 #define ZT_OP_ENDPOINT_ADD "endpoint.add"
 #define ZT_OP_ENDPOINT_DEL "endpoint.del"
 #define ZT_OP_ENDPOINT_LIST "endpoint.list"
+#define ZT_OP_ENDPOINT_CHECK "endpoint.check"
+#define ZT_OP_ENDPOINT_META "endpoint.meta"
 #define ZT_OP_POLICY_LIST "policy.list"
 #define ZT_OP_POLICY_EXPLAIN "policy.explain"
 #define ZT_OP_POLICY_RELOAD "policy.reload"
@@ -101,6 +134,9 @@
 #define ZT_OP_INCIDENTS_LIST "incidents.list"
 #define ZT_OP_INCIDENTS_SHOW "incidents.show"
 #define ZT_OP_ALERTS_RECENT "alerts.recent"
+#define ZT_OP_FEEDS_LIST "feeds.list"
+#define ZT_OP_FEEDS_SHOW "feeds.show"
+#define ZT_OP_FEEDS_REFRESH "feeds.refresh"
 
 #define ZT_PACKED_CIDR_LEN 18
 

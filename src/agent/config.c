@@ -70,7 +70,7 @@ struct pctx {
 	size_t len;
 	const char *name;
 	struct zt_config *c;
-	yaml_mark_t seen[160]; /* where each key was first set; line 0 = not yet */
+	yaml_mark_t seen[192]; /* where each key was first set; line 0 = not yet */
 	unsigned int item; /* K_LIST, K_ITEMS: index of the item being set */
 	void *item_base; /* K_ITEMS: the item being filled */
 	char *err;
@@ -98,6 +98,8 @@ static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
 			    const yaml_mark_t *m);
 static int add_protected(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int check_detection(struct pctx *x);
+static int set_opt_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -126,6 +128,17 @@ static const struct choice response_modes[] = {
 	{ "off", ZT_RESPONSE_OFF },
 	{ "alert", ZT_RESPONSE_ALERT },
 	{ "block", ZT_RESPONSE_BLOCK },
+	{ NULL, 0 },
+};
+static const struct choice booleans[] = {
+	{ "true", true },
+	{ "false", false },
+	{ NULL, 0 },
+};
+/* In enum order: zt_pending_posture_name() indexes it. */
+static const struct choice pending_postures[] = {
+	{ "deny", ZT_PENDING_DENY },
+	{ "allow", ZT_PENDING_ALLOW },
 	{ NULL, 0 },
 };
 static const struct choice malformed_actions[] = {
@@ -253,9 +266,16 @@ static const struct key keys[] = {
 	SCALAR("mtls.svid_ttl", set_duration, mtls.svid_ttl_ns, .min = 10 * SEC,
 	       .max = 7 * 86400 * SEC),
 	SCALAR("mtls.port", set_uint, mtls.port, .min = 1, .max = 65535),
+	SECTION("kubernetes"),
+	SCALAR("kubernetes.enabled", set_choice, kubernetes.enabled, .choices = booleans),
+	SCALAR("kubernetes.kubeconfig", set_opt_file, kubernetes.kubeconfig),
+	SCALAR("kubernetes.node_name", set_k8s_name, kubernetes.node_name),
+	SCALAR("kubernetes.pending_posture", set_choice, kubernetes.pending_posture,
+	       .choices = pending_postures),
 
 	/* Threat detection (src/detect/), response (src/respond/), forensics. */
 	SECTION("detection"),
+	SCALAR("detection.feature_log", set_file, detection.feature_log),
 	SCALAR("detection.model", set_file, detection.model),
 	SCALAR("detection.target_fpr", set_fraction, detection.target_fpr_ppm, .max = 499999),
 	LIST("detection.protected", add_protected, detection.protected_cidrs,
@@ -431,6 +451,13 @@ void zt_config_defaults(struct zt_config *c)
 	c->ratelimit.syn = 2000;
 	c->ratelimit.udp = 20000;
 	c->ratelimit.icmp = 500;
+	c->kubernetes.enabled = false;
+	c->kubernetes.pending_posture = ZT_PENDING_DENY;
+}
+
+const char *zt_pending_posture_name(enum zt_pending_posture p)
+{
+	return (size_t)p < ZT_ARRAY_SIZE(pending_postures) - 1 ? pending_postures[p].name : "?";
 }
 
 void zt_feed_config_defaults(struct zt_feed_config *f)
@@ -572,7 +599,7 @@ static int syntax_error(struct pctx *x)
 /* The next event, refusing what the configuration never needs: aliases, anchors, tags. */
 static int next(struct pctx *x, yaml_event_t *ev)
 {
-	const yaml_char_t *anchor = NULL, *tag = NULL;
+	const yaml_char_t *anchor = NULL, *tag = NULL, *nul;
 	int r;
 
 	if (!yaml_parser_parse(&x->parser, ev))
@@ -585,6 +612,22 @@ static int next(struct pctx *x, yaml_event_t *ev)
 		yaml_event_delete(ev);
 		return r;
 	case YAML_SCALAR_EVENT:
+		/*
+		 * A "\0" escape in a quoted scalar is a NUL inside the value: every
+		 * setter reads a C string and would keep what comes before it
+		 * ("web\0-evil" would be "web"). Refused, as the policy parser does.
+		 */
+		nul = ev->data.scalar.length ?
+			      memchr(ev->data.scalar.value, '\0', ev->data.scalar.length) :
+			      NULL;
+		if (nul) {
+			r = fail(
+				x, &ev->start_mark, -EINVAL,
+				"a NUL byte (\\0) at byte %zu of a value; values are text without NUL",
+				(size_t)(nul - ev->data.scalar.value));
+			yaml_event_delete(ev);
+			return r;
+		}
 		anchor = ev->data.scalar.anchor;
 		tag = ev->data.scalar.tag;
 		break;
@@ -927,6 +970,74 @@ static int set_file(struct pctx *x, const struct key *k, const char *v, const ya
 			k->path, k->size - 1, shown(v, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
+}
+
+/* "" (not set) or an absolute file path. */
+static int set_opt_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	if (!*v) {
+		*(char *)field(x, k) = '\0';
+		return 0;
+	}
+	return set_file(x, k, v, m);
+}
+
+/*
+ * A Kubernetes object name (RFC 1123 subdomain): 1-253 of lowercase
+ * letters, digits, '-' and '.', alphanumeric at both ends of every label.
+ */
+static bool k8s_name_valid(const char *v)
+{
+	size_t n = strlen(v), lab = 0;
+
+	if (n == 0 || n > ZT_K8S_NODE_NAME_MAX - 1)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		bool an = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (c == '.') {
+			if (lab == 0 || v[i - 1] == '-')
+				return false;
+			lab = 0;
+			continue;
+		}
+		if (!an && (c != '-' || lab == 0))
+			return false;
+		if (++lab > 63)
+			return false;
+	}
+	return v[n - 1] != '-' && v[n - 1] != '.';
+}
+
+static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	char q[SHOW_MAX * 4 + 8];
+
+	if (*v && !k8s_name_valid(v))
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected \"\" or a Kubernetes node name (1-253 of a-z 0-9 '-' '.', as 'kubectl get nodes' shows it), got '%s'",
+			k->path, shown(v, q, sizeof(q)));
+	memcpy(field(x, k), v, strlen(v) + 1);
+	return 0;
+}
+
+int zt_config_k8s_node(const struct zt_config *c, char *buf, size_t n)
+{
+	const char *env = getenv("NODE_NAME");
+	char host[256];
+
+	if (c->kubernetes.node_name[0])
+		return snprintf(buf, n, "%s", c->kubernetes.node_name) < (int)n ? 0 : -ENAMETOOLONG;
+	if (env && k8s_name_valid(env))
+		return snprintf(buf, n, "%s", env) < (int)n ? 0 : -ENAMETOOLONG;
+	if (gethostname(host, sizeof(host)) < 0)
+		return -errno;
+	host[sizeof(host) - 1] = '\0';
+	if (!k8s_name_valid(host))
+		return -EINVAL;
+	return snprintf(buf, n, "%s", host) < (int)n ? 0 : -ENAMETOOLONG;
 }
 
 /* A SPIFFE trust domain: 1 to 255 of lowercase letters, digits, '.', '-', '_'. */

@@ -98,6 +98,14 @@ enum zt_detector {
 	ZT_DET_COUNT,
 };
 
+#define ZT_K8S_NODE_NAME_MAX 254 /* a Kubernetes node name (DNS subdomain) and its NUL */
+
+/* What a pod's endpoint may do before its labels are known (kubernetes.pending_posture). */
+enum zt_pending_posture {
+	ZT_PENDING_DENY = 0, /* isolated both ways, except to and from the host */
+	ZT_PENDING_ALLOW, /* not isolated; peers' policies still apply */
+};
+
 enum zt_mtls_mode {
 	ZT_MTLS_MODE_OFF = 0,
 	ZT_MTLS_MODE_POLICY, /* requireMutualAuth / requireTLS rules */
@@ -153,6 +161,8 @@ struct zt_config {
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
 	} mtls;
 	struct {
+		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
+		char feature_log[PATH_MAX];
 		char model
 			[PATH_MAX]; /* detection.model: the CBOR model file; "" = detectors only */
 		uint32_t target_fpr_ppm; /* detection.target_fpr, parts per million, default 1000 */
@@ -217,6 +227,14 @@ struct zt_config {
 		/* ratelimit.*: per source per second, in XDP; 0 = off */
 		uint32_t syn, udp, icmp, all;
 	} ratelimit;
+	struct {
+		bool enabled; /* kubernetes.enabled: watch the API server; default false */
+		char kubeconfig
+			[PATH_MAX]; /* kubernetes.kubeconfig: "" = in-cluster configuration */
+		/* kubernetes.node_name: "" = $NODE_NAME, else the host name (zt_config_k8s_node) */
+		char node_name[ZT_K8S_NODE_NAME_MAX];
+		enum zt_pending_posture pending_posture; /* kubernetes.pending_posture: deny */
+	} kubernetes;
 };
 
 /* Fills every field with its default. */
@@ -225,6 +243,15 @@ void zt_config_defaults(struct zt_config *c);
 void zt_feed_config_defaults(struct zt_feed_config *f);
 /* "cidr", "stix2", ...; "?" when out of range. */
 const char *zt_feed_format_name(enum zt_feed_format f);
+
+/*
+ * The node's name as Kubernetes knows it: kubernetes.node_name, else
+ * $NODE_NAME (the downward API) when it is a valid node name, else the host
+ * name. 0, or -ENAMETOOLONG / -EINVAL when none fits n or is valid.
+ */
+int zt_config_k8s_node(const struct zt_config *c, char *buf, size_t n);
+/* "deny" | "allow" */
+const char *zt_pending_posture_name(enum zt_pending_posture p);
 
 /*
  * Reads and validates a file. On failure returns -errno-style code, leaves

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "detect/features.h"
 #include "guard/datapath.h"
 #include "records/db.h"
 #include "guard/dropagg.h"
@@ -30,6 +32,8 @@
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/metrics.h"
+#include "feeds/feeds.h"
+#include "seg/policy.h"
 #include "seg/seg.h"
 #include "agent/util.h"
 #include "respond/engine.h"
@@ -77,7 +81,9 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 	struct zt_dp_map maps[32];
 	size_t n = zt_datapath_maps(d->dp, maps, ZT_ARRAY_SIZE(maps));
 	cbor_item_t *arr = zt_cbor_array();
+	struct zt_seg_stats ss;
 
+	zt_seg_get_stats(d->seg, &ss);
 	for (size_t i = 0; arr && i < n; i++) {
 		struct bpf_map_info info = {};
 		__u32 len = sizeof(info);
@@ -94,6 +100,8 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 			entries = zt_blocklist_count(d->bl, 0, true);
 		else if (!strcmp(maps[i].name, ZT_PIN_BLOCK_LPM_V6))
 			entries = zt_blocklist_count(d->bl, 1, true);
+		else if (!strcmp(maps[i].name, ZT_PIN_CONNTRACK))
+			entries = ss.conntrack_entries; /* walking 262k keys took ~1 s */
 		else if (info.type == BPF_MAP_TYPE_HASH || info.type == BPF_MAP_TYPE_LRU_HASH ||
 			 info.type == BPF_MAP_TYPE_LPM_TRIE)
 			zt_datapath_map_count(maps[i].fd, info.key_size, &entries);
@@ -337,15 +345,28 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 static void on_expiry_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
-	uint64_t ticks;
+	uint64_t ticks, t0;
 	size_t n;
 
 	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
+	t0 = zt_now_mono_ns();
 	n = zt_blocklist_expire(d->bl, zt_now_boot_ns());
 	if (n)
-		log_info("blocklist_swept", "expired=%zu", n);
+		log_info("blocklist_swept", "expired=%zu ms=%.1f more=%d", n,
+			 (double)(zt_now_mono_ns() - t0) / 1e6, zt_blocklist_expire_pending(d->bl));
 	daemon_metrics_blocklist_update(d);
+	if (zt_blocklist_expire_pending(d->bl)) {
+		/* More than one batch expired: the next batch in 1 ms, after what waits in the loop. */
+		uint64_t iv = d->cfg.xdp.expiry_interval_ns;
+		struct itimerspec its = {
+			.it_interval = { .tv_sec = (time_t)(iv / 1000000000ULL),
+					 .tv_nsec = (long)(iv % 1000000000ULL) },
+			.it_value = { .tv_nsec = 1000000 },
+		};
+
+		timerfd_settime(fd, 0, &its, NULL);
+	}
 }
 
 static int setup_signals(struct zt_daemon *d)
@@ -450,6 +471,75 @@ static void audit_post(void *ctx, const char *kind, const char *subject, const c
 		zt_auditq_post(d->auditq, kind, d->actor, subject, detail);
 }
 
+/*
+ * A pod's connection to a feed-listed destination. Today it is an audit
+ * event whose alerts row (kind ioc) goes with it; this is the one place
+ * that decides where IOC hits go, so the incident machinery (src/respond/)
+ * takes them over here.
+ */
+static void feed_incident(void *ctx, const struct zt_feeds_incident *inc)
+{
+	char subject[512];
+
+	snprintf(subject, sizeof(subject), "%s -> %s (%s)", inc->pod, inc->ioc, inc->feed);
+	audit_post(ctx, "ioc.hit", subject, inc->detail_json);
+}
+
+static void feed_name_endpoint(void *ctx, uint32_t ep_id, char *buf, size_t n)
+{
+	zt_seg_endpoint_name(((struct zt_daemon *)ctx)->seg, ep_id, buf, n);
+}
+
+/* Advisories (feeds of format policy) through the policy parser, validated like files. */
+static int feed_policy_parse(void *ctx, const char *name, const char *buf, size_t len, void **set,
+			     size_t *n_policies, char *err, size_t errlen)
+{
+	struct zt_policy_set *s = NULL;
+	int r = zt_policy_parse_buf(buf, len, name, &s, err, errlen);
+
+	if (r < 0)
+		return r;
+	*set = s;
+	*n_policies = s->n;
+	return 0;
+}
+
+static void feed_policy_free(void *ctx, void *set)
+{
+	zt_policy_set_free(set);
+}
+
+static int feed_policy_apply(void *ctx, const char *feed, void **sets, size_t n, const char *sha256,
+			     char *err, size_t errlen)
+{
+	return zt_seg_set_feed_policies(((struct zt_daemon *)ctx)->seg, feed,
+					(struct zt_policy_set **)sets, n, sha256, err, errlen);
+}
+
+static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	struct zt_feeds_opts o = {
+		.cfg = &d->cfg,
+		.loop = d->loop,
+		.dp = d->dp,
+		.bl = d->bl,
+		.hooks = {
+			.audit = audit_post,
+			.audit_ctx = d,
+			.incident = feed_incident,
+			.incident_ctx = d,
+			.name_endpoint = feed_name_endpoint,
+			.name_ctx = d,
+			.policy_parse = feed_policy_parse,
+			.policy_free = feed_policy_free,
+			.policy_apply = feed_policy_apply,
+			.policy_ctx = d,
+		},
+	};
+
+	return zt_feeds_init(&d->feeds, &o, err, errlen);
+}
+
 static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
@@ -463,6 +553,15 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 	/* Then detection: exfiltration baselines and the counts of open incidents. */
 	if (d->engine && n)
 		zt_engine_on_flows(d->engine, recs, n);
+	/* detection.feature_log: rows for tools/train. One warning per failing streak. */
+	if (d->featlog && n) {
+		int r = zt_featlog_write(d->featlog, recs, n);
+
+		if (r < 0 && !d->featlog_failed)
+			log_warn("feature_log_failed", "path=\"%s\" error=\"%s\"",
+				 d->cfg.detection.feature_log, strerror(-r));
+		d->featlog_failed = r < 0;
+	}
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
@@ -706,6 +805,7 @@ static void daemon_stop(struct zt_daemon *d)
 	zt_api_stop(d->api);
 	zt_metrics_server_stop(d->msrv);
 	zt_events_stop(d->ev);
+	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);
 	/* Open incidents close ("agent-stopped") into the journal before it closes. */
 	zt_engine_free(d->engine);
@@ -714,6 +814,7 @@ static void daemon_stop(struct zt_daemon *d)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);
+	zt_featlog_close(d->featlog);
 	zt_auditq_close(d->auditq);
 	zt_dropagg_free(d->dropagg);
 	zt_metrics_free(d->metrics);
@@ -766,11 +867,20 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	zt_seg_register_events(d->seg, d->ev);
 	zt_seg_set_audit(d->seg, audit_post, d);
+	if (d->cfg.detection.feature_log[0]) {
+		r = zt_featlog_open(d->cfg.detection.feature_log, &d->featlog, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+	}
 	/* Always a sink: detection reads the records even without a database. */
 	zt_seg_set_flow_sink(d->seg, flow_sink, d);
 	r = detection_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
+	r = feeds_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	zt_feeds_register_events(d->feeds, d->ev);
 	r = daemon_metrics_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -786,7 +896,8 @@ static int daemon_start(struct zt_daemon *d)
 	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
 	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
 	    (r = zt_seg_register_api(d->seg, d->api)) < 0 ||
-	    (r = zt_engine_register_api(d->engine, d->api)) < 0) {
+	    (r = zt_engine_register_api(d->engine, d->api)) < 0 ||
+	    (r = zt_feeds_register_api(d->feeds, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;
 	}

@@ -21,6 +21,7 @@ struct zt_daemon {
 	struct zt_api *api;
 	struct zt_events *ev;
 	struct zt_seg *seg;
+	struct zt_feeds *feeds; /* NULL without feeds */
 	struct zt_metrics *metrics;
 	struct zt_metrics_std ms;
 	struct zt_metrics_server *msrv;
@@ -30,6 +31,8 @@ struct zt_daemon {
 	struct zt_engine *engine; /* threat detection and response (src/respond/engine.h) */
 	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
 	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
+	struct zt_featlog *featlog; /* NULL without detection.feature_log */
+	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
 	/* One read of the per-CPU maps per scrape (metrics thread only). */

@@ -8,6 +8,7 @@
 
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "feeds/feeds.h"
 #include "agent/log.h"
 #include "agent/util.h"
 #include "guard/blocklist.h"
@@ -59,7 +60,7 @@ static void m_tc_bytes(void *ctx, struct zt_metric_sink *s)
 	m_tc(ctx, s, true);
 }
 
-static void m_flows(void *ctx, struct zt_metric_sink *s)
+static void m_flow_verdicts(void *ctx, struct zt_metric_sink *s)
 {
 	static const char *const names[] = { "allowed", "denied", "audit" };
 	struct zt_daemon *d = ctx;
@@ -126,7 +127,7 @@ static void m_db_written(void *ctx, struct zt_metric_sink *s)
 	m_db(ctx, s, 0);
 }
 
-static void m_db_failed(void *ctx, struct zt_metric_sink *s)
+static void m_db_refused(void *ctx, struct zt_metric_sink *s)
 {
 	m_db(ctx, s, 1);
 }
@@ -347,12 +348,12 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	zt_metric_set_collect(d->ms.xdp_bytes, m_xdp_bytes, d);
 	zt_metric_set_collect(d->ms.tc_packets, m_tc_packets, d);
 	zt_metric_set_collect(d->ms.tc_bytes, m_tc_bytes, d);
-	zt_metric_set_collect(d->ms.flows, m_flows, d);
+	zt_metric_set_collect(d->ms.tc_flow_verdicts, m_flow_verdicts, d);
 	zt_metric_set_collect(d->ms.policy_denials, m_denials, d);
 	daemon_metrics_blocklist_update(d);
 	zt_metric_set_collect(d->ms.ringbuf_lost, m_ringbuf_lost, d);
-	zt_metric_set_collect(d->ms.db_rows_written, m_db_written, d);
-	zt_metric_set_collect(d->ms.db_rows_failed, m_db_failed, d);
+	zt_metric_set_collect(d->ms.db_flow_rows_written, m_db_written, d);
+	zt_metric_set_collect(d->ms.db_flow_rows_refused, m_db_refused, d);
 	zt_metric_set_collect(d->ms.spool_bytes, m_spool_bytes, d);
 	zt_metric_set_collect(d->ms.spool_dropped, m_spool_dropped, d);
 	zt_metric_set_collect(d->ms.audit_written, m_audit_written, d);
@@ -362,6 +363,11 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	r = daemon_metrics_detection(d);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up the detection metrics: %s", strerror(-r));
+		return r;
+	}
+	r = zt_feeds_register_metrics(d->feeds, d->metrics);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot register the feed metrics: %s", strerror(-r));
 		return r;
 	}
 	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);

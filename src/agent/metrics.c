@@ -641,35 +641,38 @@ int zt_metrics_register_std(struct zt_metrics *m, const char *version, struct zt
 		const char *help;
 	} t[] = {
 		{ &o->xdp_packets, "ztagent_xdp_packets_total", ZT_METRIC_COUNTER, action_reason,
-		  "Packets seen by the XDP guard, by action and reason." },
+		  "Packets the XDP guard handled on the uplinks, by the action it took (pass, drop) and why (reason)." },
 		{ &o->xdp_bytes, "ztagent_xdp_bytes_total", ZT_METRIC_COUNTER, action_reason,
-		  "Bytes seen by the XDP guard, by action and reason." },
+		  "Bytes (whole frames, link header included) the XDP guard handled on the uplinks, by action and reason." },
 		{ &o->tc_packets, "ztagent_tc_packets_total", ZT_METRIC_COUNTER, verdict,
-		  "Packets judged by the tc policy program, by verdict." },
+		  "Packets the TC program saw on endpoint interfaces, once per interface a packet crosses, by outcome: allowed-new, allowed-established, audit, denied-new, denied-established (policy), not-ip, malformed, no-endpoint." },
 		{ &o->tc_bytes, "ztagent_tc_bytes_total", ZT_METRIC_COUNTER, verdict,
-		  "Bytes (IP packets) judged by the tc policy program, by verdict." },
-		{ &o->flows, "ztagent_flows_total", ZT_METRIC_COUNTER, verdict,
-		  "Flows recorded, by verdict." },
+		  "Bytes of the packets in ztagent_tc_packets_total, by outcome: IP bytes (no link header) for the policy outcomes, whole frames for not-ip, malformed and no-endpoint." },
+		{ &o->tc_flow_verdicts, "ztagent_tc_flow_verdicts_total", ZT_METRIC_COUNTER,
+		  verdict,
+		  "Policy verdicts the TC program reported and the agent read, by verdict (allowed, denied, audit): one per new flow on each endpoint interface it crosses, and one per flow whose verdict a policy change changed. Verdicts lost to a full ring buffer are in ztagent_ringbuf_lost_events_total." },
 		{ &o->policy_denials, "ztagent_policy_denials_total", ZT_METRIC_COUNTER, NULL,
-		  "Connections denied by policy." },
+		  "Denied verdicts among ztagent_tc_flow_verdicts_total: new flows denied on an endpoint interface, and flows a policy change revoked." },
 		{ &o->blocklist_entries, "ztagent_blocklist_entries", ZT_METRIC_GAUGE, family,
-		  "Entries in the XDP blocklist, by address family." },
+		  "Entries in the XDP blocklist (hash maps and LPM trie), by address family; refreshed every xdp.expiry_interval." },
 		{ &o->ringbuf_lost, "ztagent_ringbuf_lost_events_total", ZT_METRIC_COUNTER, NULL,
-		  "Events lost because the ring buffer was full." },
-		{ &o->db_rows_written, "ztagent_db_rows_written_total", ZT_METRIC_COUNTER, NULL,
-		  "Rows written to the database." },
-		{ &o->db_rows_failed, "ztagent_db_rows_failed_total", ZT_METRIC_COUNTER, NULL,
-		  "Rows the database refused or that could not be written." },
+		  "Events (XDP drop samples, TC flow verdicts) the kernel could not write because the ring buffer was full." },
+		{ &o->db_flow_rows_written, "ztagent_db_flow_rows_written_total", ZT_METRIC_COUNTER,
+		  NULL,
+		  "Rows inserted into network_flows (flow records and XDP drop aggregates); a replayed row already there is not counted." },
+		{ &o->db_flow_rows_refused, "ztagent_db_flow_rows_refused_total", ZT_METRIC_COUNTER,
+		  NULL,
+		  "Flow rows PostgreSQL refused; they are kept in the spool directory as rejected-*.zsp." },
 		{ &o->spool_bytes, "ztagent_spool_bytes", ZT_METRIC_GAUGE, NULL,
-		  "Bytes in the on-disk spool waiting for the database." },
+		  "Bytes of flow records in the on-disk spool, waiting for the database." },
 		{ &o->spool_dropped, "ztagent_spool_dropped_records_total", ZT_METRIC_COUNTER, NULL,
-		  "Records dropped because the spool was full." },
+		  "Flow records lost because the spool was full or could not be written while the database was away." },
 		{ &o->audit_written, "ztagent_audit_events_written_total", ZT_METRIC_COUNTER, NULL,
-		  "Audit events committed to the hash-chained audit trail." },
+		  "Audit events committed to audit_log (a bulk block change is one event for up to 8192 CIDRs)." },
 		{ &o->audit_dropped, "ztagent_audit_events_dropped_total", ZT_METRIC_COUNTER, NULL,
 		  "Audit events dropped because the audit journal was full or could not be written." },
 		{ &o->audit_pending, "ztagent_audit_events_pending", ZT_METRIC_GAUGE, NULL,
-		  "Audit events in the journal, not yet in the database." },
+		  "Audit events in the journal, not yet committed to the database." },
 		{ &o->build_info, "ztagent_build_info", ZT_METRIC_GAUGE, version_l,
 		  "Always 1; the version label is the agent's version." },
 	};
@@ -682,9 +685,10 @@ int zt_metrics_register_std(struct zt_metrics *m, const char *version, struct zt
 		if (r < 0)
 			return r;
 	}
-	r = zt_metrics_add_histogram(m, "ztagent_policy_apply_seconds",
-				     "Time to compile and apply a policy change.", apply,
-				     ZT_ARRAY_SIZE(apply), &o->policy_apply);
+	r = zt_metrics_add_histogram(
+		m, "ztagent_policy_apply_seconds",
+		"Time to compile the policies for the current endpoints and apply them to the kernel maps, each time they are applied (policy change, endpoint added or removed, host address change); parsing not included.",
+		apply, ZT_ARRAY_SIZE(apply), &o->policy_apply);
 	if (r < 0)
 		return r;
 	return zt_metric_set(o->build_info, (const char *const[]){ version }, 1);

@@ -131,12 +131,12 @@ struct zt_metrics_std {
 	struct zt_metric *xdp_bytes; /* ztagent_xdp_bytes_total{action,reason} */
 	struct zt_metric *tc_packets; /* ztagent_tc_packets_total{verdict} */
 	struct zt_metric *tc_bytes; /* ztagent_tc_bytes_total{verdict} */
-	struct zt_metric *flows; /* ztagent_flows_total{verdict} */
+	struct zt_metric *tc_flow_verdicts; /* ztagent_tc_flow_verdicts_total{verdict} */
 	struct zt_metric *policy_denials; /* ztagent_policy_denials_total */
 	struct zt_metric *blocklist_entries; /* ztagent_blocklist_entries{family} gauge */
 	struct zt_metric *ringbuf_lost; /* ztagent_ringbuf_lost_events_total */
-	struct zt_metric *db_rows_written; /* ztagent_db_rows_written_total */
-	struct zt_metric *db_rows_failed; /* ztagent_db_rows_failed_total */
+	struct zt_metric *db_flow_rows_written; /* ztagent_db_flow_rows_written_total */
+	struct zt_metric *db_flow_rows_refused; /* ztagent_db_flow_rows_refused_total */
 	struct zt_metric *spool_bytes; /* ztagent_spool_bytes gauge */
 	struct zt_metric *spool_dropped; /* ztagent_spool_dropped_records_total */
 	struct zt_metric *audit_written; /* ztagent_audit_events_written_total */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* ztctl block and allow: the XDP guard's blocklist and allowlist, and bulk import. */
 #include "ctl/ctl.h"
+#include "ctl/import.h"
 
 static int run_block_add(struct ctl *ctl, struct opts *o)
 {
@@ -70,55 +71,131 @@ static int run_block_del(struct ctl *ctl, struct opts *o)
 	return run_del(ctl, o, ZT_OP_BLOCK_DEL, "unblocked", "");
 }
 
+/*
+ * A listing the daemon answers in pages (block.list, allow.list): asks for
+ * the next page with the previous one's "next" until there is none or want
+ * (0 = all) entries are out, and prints as it goes, so neither side holds
+ * the whole list. -o json is still one document: {"total": N, "entries": [...]}.
+ */
+struct listing {
+	const char *op;
+	const char *feed; /* block.list: only this feed's entries */
+	const char *empty; /* printed when there is nothing */
+	bool has_total;
+	struct table t;
+	void (*row)(struct table *t, const cbor_item_t *e);
+};
+
+static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_t *total,
+		      uint64_t *shown)
+{
+	size_t w[16] = { 0 };
+	bool headed = false, first = true;
+	uint8_t cursor[64];
+	size_t cursor_len = 0;
+	int r = EXIT_OK;
+
+	*total = *shown = 0;
+	for (;;) {
+		cbor_item_t *req = request(l->op), *reply;
+		const cbor_item_t *d, *entries, *next;
+		size_t n;
+
+		put_u64(req, "limit", want ? want - *shown : 0);
+		if (l->feed)
+			put_str(req, "feed", l->feed);
+		if (cursor_len) {
+			cbor_item_t *b = cbor_build_bytestring(cursor, cursor_len);
+
+			if (!b || zt_cbor_put(req, "cursor", b))
+				die_nomem();
+		}
+		r = call(ctl, req, &reply, &d);
+		if (r)
+			break;
+		entries = zt_cbor_get(d, "entries");
+		n = arr_len(entries);
+		if (want && n > want - *shown)
+			n = want - *shown;
+		if (first) {
+			*total = u64_of(d, "total");
+			if (ctl->json) {
+				printf("{\n");
+				if (l->has_total)
+					printf("  \"total\": %llu,\n", (unsigned long long)*total);
+				printf("  \"entries\": [");
+			}
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (ctl->json) {
+				fputs(*shown + i ? ",\n    " : "\n    ", stdout);
+				print_json_at(arr_at(entries, i), 2);
+			} else {
+				l->row(&l->t, arr_at(entries, i));
+			}
+		}
+		if (!ctl->json && l->t.rows)
+			table_print_page(&l->t, w, &headed);
+		*shown += n;
+		first = false;
+		next = zt_cbor_get(d, "next");
+		cursor_len = 0;
+		if (next && cbor_isa_bytestring(next) && cbor_bytestring_is_definite(next) &&
+		    cbor_bytestring_length(next) <= sizeof(cursor)) {
+			cursor_len = cbor_bytestring_length(next);
+			memcpy(cursor, cbor_bytestring_handle(next), cursor_len);
+		}
+		cbor_decref(&reply);
+		if (!cursor_len || (want && *shown >= want))
+			break;
+	}
+	/* A listing cut short stays an unfinished document: no reader takes it for whole. */
+	if (ctl->json && !first && !r)
+		printf("%s]\n}\n", *shown ? "\n  " : "");
+	else if (!ctl->json && !first && !*shown)
+		printf("%s\n", l->empty);
+	table_free(&l->t);
+	return r;
+}
+
+static void block_row(struct table *t, const cbor_item_t *e)
+{
+	char cidr[64], kind[32], src[64], reason[ZT_NOTE_LEN * 2], added[32], exp[80];
+
+	str_of(e, "source", src, sizeof(src), "?");
+	if (strcmp(src, "feed") == 0)
+		snprintf(src, sizeof(src), "feed:%llu", (unsigned long long)u64_of(e, "feed_id"));
+	str_of(e, "reason", reason, sizeof(reason), "");
+	table_add(t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
+		  str_of(e, "kind", kind, sizeof(kind), "?"), src, reason[0] ? reason : "-",
+		  iso_time(u64_of(e, "created_unix"), added, sizeof(added)),
+		  expiry(u64_of(e, "expires_unix"), bool_of(e, "expired"), exp, sizeof(exp)));
+}
+
 static int run_block_list(struct ctl *ctl, struct opts *o)
 {
 	static const char *const heads[] = {
 		"CIDR", "KIND", "SOURCE", "REASON", "ADDED", "EXPIRES"
 	};
 	static const bool right[6] = { false };
-	struct table t = { .ncols = 6, .heads = heads, .right = right };
-	const cbor_item_t *d, *entries;
-	cbor_item_t *req = request(ZT_OP_BLOCK_LIST), *reply;
+	struct listing l = {
+		.op = ZT_OP_BLOCK_LIST,
+		.feed = o->feed,
+		.empty = o->feed ? "the feed has no entries in the blocklist" :
+				   "the blocklist is empty",
+		.has_total = !o->feed,
+		.t = { .ncols = 6, .heads = heads, .right = right },
+		.row = block_row,
+	};
 	uint64_t total, shown;
-	int r;
+	int r = list_paged(ctl, &l, o->limit, &total, &shown);
 
-	put_u64(req, "limit", o->limit);
-	r = call(ctl, req, &reply, &d);
 	if (r)
 		return r;
-	entries = zt_cbor_get(d, "entries");
-	total = u64_of(d, "total");
-	shown = arr_len(entries);
-	if (ctl->json) {
-		print_json(d);
-	} else if (!shown) {
-		printf("the blocklist is empty\n");
-	} else {
-		for (size_t i = 0; i < shown; i++) {
-			const cbor_item_t *e = arr_at(entries, i);
-			char cidr[64], kind[32], src[64], reason[ZT_NOTE_LEN * 2], added[32],
-				exp[80];
-
-			str_of(e, "source", src, sizeof(src), "?");
-			if (strcmp(src, "feed") == 0)
-				snprintf(src, sizeof(src), "feed:%llu",
-					 (unsigned long long)u64_of(e, "feed_id"));
-			str_of(e, "reason", reason, sizeof(reason), "");
-			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
-				  str_of(e, "kind", kind, sizeof(kind), "?"), src,
-				  reason[0] ? reason : "-",
-				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)),
-				  expiry(u64_of(e, "expires_unix"), bool_of(e, "expired"), exp,
-					 sizeof(exp)));
-		}
-		table_print(&t);
-		table_free(&t);
-	}
 	/* Entries may also expire between count and listing: only a limit truncates. */
-	if (o->limit && total > shown)
+	if (o->limit && total > shown && !o->feed)
 		fprintf(ctl->json ? stderr : stdout, "... and %llu more (use --limit 0 for all)\n",
 			(unsigned long long)(total - shown));
-	cbor_decref(&reply);
 	return EXIT_OK;
 }
 
@@ -152,37 +229,29 @@ static int run_allow_del(struct ctl *ctl, struct opts *o)
 	return run_del(ctl, o, ZT_OP_ALLOW_DEL, "removed", " from the allowlist");
 }
 
+static void allow_row(struct table *t, const cbor_item_t *e)
+{
+	char cidr[64], reason[ZT_NOTE_LEN * 2], added[32];
+
+	str_of(e, "reason", reason, sizeof(reason), "");
+	table_add(t, str_of(e, "cidr", cidr, sizeof(cidr), "?"), reason[0] ? reason : "-",
+		  iso_time(u64_of(e, "created_unix"), added, sizeof(added)));
+}
+
 static int run_allow_list(struct ctl *ctl, struct opts *o)
 {
 	static const char *const heads[] = { "CIDR", "REASON", "ADDED" };
 	static const bool right[3] = { false };
-	struct table t = { .ncols = 3, .heads = heads, .right = right };
-	const cbor_item_t *d, *entries;
-	cbor_item_t *reply;
-	int r = call(ctl, request(ZT_OP_ALLOW_LIST), &reply, &d);
+	struct listing l = {
+		.op = ZT_OP_ALLOW_LIST,
+		.empty = "the allowlist is empty",
+		.t = { .ncols = 3, .heads = heads, .right = right },
+		.row = allow_row,
+	};
+	uint64_t total, shown;
 
-	if (r)
-		return r;
-	entries = zt_cbor_get(d, "entries");
-	if (ctl->json) {
-		print_json(d);
-	} else if (!arr_len(entries)) {
-		printf("the allowlist is empty\n");
-	} else {
-		for (size_t i = 0; i < arr_len(entries); i++) {
-			const cbor_item_t *e = arr_at(entries, i);
-			char cidr[64], reason[ZT_NOTE_LEN * 2], added[32];
-
-			str_of(e, "reason", reason, sizeof(reason), "");
-			table_add(&t, str_of(e, "cidr", cidr, sizeof(cidr), "?"),
-				  reason[0] ? reason : "-",
-				  iso_time(u64_of(e, "created_unix"), added, sizeof(added)));
-		}
-		table_print(&t);
-		table_free(&t);
-	}
-	cbor_decref(&reply);
-	return EXIT_OK;
+	(void)o;
+	return list_paged(ctl, &l, 0, &total, &shown);
 }
 
 /* ---- block import ---- */
@@ -198,17 +267,12 @@ struct import {
 	size_t reported;
 };
 
-static void report_bad(struct import *im, size_t line, const char *text, const char *why)
+static void report_bad(struct import *im, const struct zt_import_line *l)
 {
-	char shown[80];
-
 	im->invalid++;
 	if (im->reported++ >= REPORT_MAX)
 		return;
-	snprintf(shown, sizeof(shown), "%s", text);
-	clean(shown);
-	fprintf(stderr, "ztctl: %s:%zu: '%s'%s: %s\n", im->file, line, shown,
-		strlen(text) >= sizeof(shown) ? "..." : "", why);
+	fprintf(stderr, "ztctl: %s:%zu: '%s': %s\n", im->file, l->lineno, l->shown, l->why);
 }
 
 /*
@@ -282,8 +346,8 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 {
 	struct import im = { .ctl = ctl, .o = o, .file = o->args[0] };
 	bool from_stdin = strcmp(im.file, "-") == 0;
-	char line[IMPORT_LINE_MAX + 2];
-	size_t lineno = 0;
+	struct zt_import_reader rd;
+	struct zt_import_line l;
 	int r = EXIT_OK;
 	FILE *f;
 
@@ -298,46 +362,27 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 	im.packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
 	if (!im.lines || !im.packed)
 		die_nomem();
-	while (fgets(line, sizeof(line), f)) {
-		size_t len = strlen(line);
-		char *s = line, *end;
-		struct zt_cidr c;
+	zt_import_init(&rd, f);
+	while ((r = zt_import_next(&rd, &l)) > 0) {
 		uint8_t *rec;
 
-		lineno++;
-		if (len && line[len - 1] != '\n' && !feof(f)) {
-			int ch;
-
-			/* Longer than any CIDR: skip the rest of the line. */
-			while ((ch = fgetc(f)) != EOF && ch != '\n')
-				;
-			report_bad(&im, lineno, line, "line too long to be a CIDR");
-			continue;
-		}
-		s += strspn(s, " \t");
-		end = s + strcspn(s, "#\r\n");
-		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		*end = '\0';
-		if (!*s)
-			continue;
-		if (zt_cidr_parse(s, &c, NULL) < 0) {
-			report_bad(&im, lineno, s, "not an IPv4/IPv6 address or prefix");
+		if (!l.ok) {
+			report_bad(&im, &l);
 			continue;
 		}
 		rec = im.packed + im.n * ZT_PACKED_CIDR_LEN;
-		rec[0] = c.family == AF_INET ? 4 : 6;
-		rec[1] = c.prefixlen;
-		memcpy(rec + 2, c.addr, 16);
-		im.lines[im.n++] = lineno;
+		rec[0] = l.cidr.family == AF_INET ? 4 : 6;
+		rec[1] = l.cidr.prefixlen;
+		memcpy(rec + 2, l.cidr.addr, 16);
+		im.lines[im.n++] = l.lineno;
 		if (im.n == IMPORT_CHUNK) {
 			r = import_flush(&im);
 			if (r)
 				goto out;
 		}
 	}
-	if (ferror(f)) {
-		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(errno));
+	if (r < 0) {
+		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(-r));
 		r = EXIT_FAIL;
 		goto out;
 	}
@@ -393,17 +438,23 @@ const struct cmd ctl_block_cmds[] = {
 	  "Example:\n"
 	  "  ztctl block del 203.0.113.0/24\n",
 	  0, 1, 1, "CIDR", run_block_del },
-	{ "block list", "ztctl block list [--limit N] [-o json]",
-	  "Lists the blocklist, sorted by address: CIDR, kind, source (manual, feed:ID,\n"
-	  "detector), reason, when it was added and when it expires (UTC).\n"
+	{ "block list", "ztctl block list [--limit N] [--feed NAME] [-o json]",
+	  "Lists the blocklist: CIDR, kind, source (manual, feed:ID, detector), reason,\n"
+	  "when it was added and when it expires (UTC). The order is the daemon's (by a\n"
+	  "hash of the entry, the same from one call to the next), not by address. The\n"
+	  "entries come from the daemon in pages of 2048 and are printed as they come,\n"
+	  "so a list of millions costs neither side much memory.\n"
 	  "\n"
 	  "  --limit N   show at most N entries (default 10000; 0 = all)\n"
-	  "  -o json     the daemon's answer as JSON, for scripts\n"
+	  "  --feed NAME only the entries threat-intel feed NAME lists inbound (the daemon\n"
+	  "              filters; an entry several feeds list shows under each)\n"
+	  "  -o json     one JSON document {\"total\": N, \"entries\": [...]}, for scripts\n"
 	  "\n"
 	  "Examples:\n"
 	  "  ztctl block list | grep 203.0.113.\n"
-	  "  ztctl block list --limit 0 -o json > blocklist.json\n",
-	  OPT_LIMIT, 0, 0, NULL, run_block_list },
+	  "  ztctl block list --limit 0 -o json > blocklist.json\n"
+	  "  ztctl block list --feed spamhaus-drop --limit 20\n",
+	  OPT_LIMIT | OPT_FEED, 0, 0, NULL, run_block_list },
 	{ "block import",
 	  "ztctl block import FILE [--ttl D] [--reason T] [--kind K] [--source S]\n"
 	  "                          [--feed-id N]",
@@ -442,7 +493,9 @@ const struct cmd ctl_block_cmds[] = {
 	  "  ztctl allow del 198.51.100.0/28\n",
 	  0, 1, 1, "CIDR", run_allow_del },
 	{ "allow list", "ztctl allow list [-o json]",
-	  "Lists the allowlist: CIDR, reason, when it was added (UTC).\n"
+	  "Lists the allowlist: CIDR, reason, when it was added (UTC), in the order of\n"
+	  "its LPM trie (more specific prefixes first). -o json gives one document\n"
+	  "{\"entries\": [...]}.\n"
 	  "\n"
 	  "Example:\n"
 	  "  ztctl allow list -o json\n",

@@ -4,7 +4,7 @@
  * parses the command line and dispatches, output.c formats, client.c talks
  * to the daemon's unix-socket API (agent/apimsg.h frames, agent/apiops.h
  * operations), and one file per command group (status.c, block.c,
- * endpoint.c, policy.c, flows.c, audit.c, ca.c, incidents.c, alerts.c) holds its
+ * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c, incidents.c, alerts.c) holds its
  * commands and their help.
  *
  * Exit codes: 0 done, 1 the daemon refused or the operation failed,
@@ -40,7 +40,6 @@
 #define TIMEOUT_S 30
 #define DETACH_WAIT_S 15
 #define IMPORT_CHUNK 262144 /* cidrs per block.import request */
-#define IMPORT_LINE_MAX 256 /* longer lines are not a CIDR */
 #define REPORT_MAX 10 /* bad lines shown one by one */
 #define LIST_DEFAULT_LIMIT 10000
 
@@ -72,6 +71,9 @@ struct opts {
 	const char *db;
 	/* incidents list */
 	const char *state;
+	/* block list --feed, feeds refresh --force */
+	const char *feed;
+	bool force;
 	/* ca init / issue-node */
 	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
@@ -93,7 +95,9 @@ enum opt_bit {
 	OPT_VERDICT = 1 << 9,
 	OPT_DB = 1 << 10, /* --db CONNINFO */
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
-	OPT_STATE = 1 << 12, /* --state open|closed|all */
+	OPT_FEED = 1 << 12, /* --feed NAME */
+	OPT_FORCE = 1 << 13, /* --force */
+	OPT_STATE = 1 << 14, /* --state open|closed|all */
 };
 
 struct cmd {
@@ -108,9 +112,9 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
 /* incidents.c, alerts.c */
 extern const struct cmd ctl_incidents_cmds[], ctl_alerts_cmds[];
 extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;
@@ -132,6 +136,7 @@ const char *iso_time(uint64_t unix_s, char *buf, size_t n);
 const char *duration_s(uint64_t s, char *buf, size_t n);
 const char *expiry(uint64_t expires_unix, bool expired, char *buf, size_t n);
 void print_json(const cbor_item_t *data);
+void print_json_at(const cbor_item_t *item, int depth);
 
 /* A table: columns sized to their widest cell, numbers right-aligned. */
 struct table {
@@ -144,6 +149,8 @@ struct table {
 
 void table_add(struct table *t, ...);
 void table_print(struct table *t);
+/* Listings in pages: prints and forgets the rows so far; w[ncols] starts at zero. */
+void table_print_page(struct table *t, size_t *w, bool *headed);
 void table_free(struct table *t);
 
 /* client.c */

@@ -92,9 +92,10 @@ static int run_endpoint_del(struct ctl *ctl, struct opts *o)
 
 static int run_endpoint_list(struct ctl *ctl, struct opts *o)
 {
-	static const char *const heads[] = { "ENDPOINT", "INTERFACE", "IP", "IDENTITY", "LABELS" };
-	static const bool right[5] = { false, false, false, true, false };
-	struct table t = { .ncols = 5, .heads = heads, .right = right };
+	static const char *const heads[] = { "ENDPOINT", "INTERFACE", "IP",    "IDENTITY",
+					     "ORIGIN",	 "POD UID",   "LABELS" };
+	static const bool right[7] = { false, false, false, true, false, false, false };
+	struct table t = { .ncols = 7, .heads = heads, .right = right };
 	const cbor_item_t *d, *eps;
 	cbor_item_t *reply;
 	int r = call(ctl, request(ZT_OP_ENDPOINT_LIST), &reply, &d);
@@ -109,17 +110,57 @@ static int run_endpoint_list(struct ctl *ctl, struct opts *o)
 	} else {
 		for (size_t i = 0; i < arr_len(eps); i++) {
 			const cbor_item_t *e = arr_at(eps, i);
-			char ns[80], name[260], q[340], ifn[32], ip[1024], id[24], lbl[4096];
+			char ns[80], name[260], q[340], ifn[32], ip[1024], id[24], lbl[4096],
+				origin[16], uid[140];
 
 			snprintf(q, sizeof(q), "%s/%s", str_of(e, "namespace", ns, sizeof(ns), "?"),
 				 str_of(e, "name", name, sizeof(name), "?"));
-			snprintf(id, sizeof(id), "%llu", (unsigned long long)u64_of(e, "identity"));
+			if (bool_of(e, "pending"))
+				snprintf(id, sizeof(id), "pending");
+			else
+				snprintf(id, sizeof(id), "%llu",
+					 (unsigned long long)u64_of(e, "identity"));
 			labels_text(zt_cbor_get(e, "labels"), lbl, sizeof(lbl));
+			str_of(e, "pod_uid", uid, sizeof(uid), "");
 			table_add(&t, q, str_of(e, "ifname", ifn, sizeof(ifn), "?"),
-				  str_of(e, "ip", ip, sizeof(ip), "?"), id, lbl[0] ? lbl : "-");
+				  str_of(e, "ip", ip, sizeof(ip), "?"), id,
+				  str_of(e, "origin", origin, sizeof(origin), "api"),
+				  uid[0] ? uid : "-", lbl[0] ? lbl : "-");
 		}
 		table_print(&t);
 		table_free(&t);
+	}
+	cbor_decref(&reply);
+	return EXIT_OK;
+}
+
+static int run_endpoint_meta(struct ctl *ctl, struct opts *o)
+{
+	const cbor_item_t *d;
+	cbor_item_t *req, *reply;
+	char ns[256], nm[256], lbl[4096];
+	int r;
+
+	if (!o->labels)
+		return usage_err(o->cmd, "--labels is required (\"\" for none)");
+	req = request(ZT_OP_ENDPOINT_META);
+	put_str(req, "endpoint", o->args[0]);
+	put_str(req, "labels", o->labels);
+	if (o->ns_labels)
+		put_str(req, "namespace_labels", o->ns_labels);
+	if (o->ports)
+		put_str(req, "ports", o->ports);
+	r = call(ctl, req, &reply, &d);
+	if (r)
+		return r;
+	if (ctl->json) {
+		print_json(d);
+	} else {
+		labels_text(zt_cbor_get(d, "labels"), lbl, sizeof(lbl));
+		printf("endpoint %s/%s: identity %llu, labels %s\n",
+		       str_of(d, "namespace", ns, sizeof(ns), "?"),
+		       str_of(d, "name", nm, sizeof(nm), "?"),
+		       (unsigned long long)u64_of(d, "identity"), lbl[0] ? lbl : "none");
 	}
 	cbor_decref(&reply);
 	return EXIT_OK;
@@ -152,7 +193,22 @@ const struct cmd ctl_endpoint_cmds[] = {
 	  "Removes an endpoint: its TC programs are detached and the policy recompiled.\n", OPT_EP,
 	  0, 1, "ENDPOINT", run_endpoint_del },
 	{ "endpoint list", "ztctl endpoint list [-o json]",
-	  "Shows every endpoint: name, interface, addresses, security identity, labels.\n", 0, 0, 0,
-	  NULL, run_endpoint_list },
+	  "Shows every endpoint: name, interface, addresses, security identity (\"pending\"\n"
+	  "while a pod's labels are not known yet), origin (api: 'ztctl endpoint add';\n"
+	  "cni: the CNI plugin ztagent-cni), pod UID, labels. -o json adds the container\n"
+	  "id, the pod-side interface, the service account and the namespace labels.\n",
+	  0, 0, 0, NULL, run_endpoint_list },
+	{ "endpoint meta",
+	  "ztctl endpoint meta ENDPOINT --labels k=v,... [--namespace-labels k=v,...] [--ports ...]",
+	  "Sets an endpoint's labels (and namespace labels, named ports), as the Kubernetes\n"
+	  "watch does for pods: a pending endpoint (registered by the CNI plugin before\n"
+	  "its pod's labels were known) gets its label identity and leaves the pending\n"
+	  "posture. The policy that knows the new identity is in the kernel before the\n"
+	  "endpoint uses it. With kubernetes.enabled, the watch sets them again on the\n"
+	  "pod's next change.\n"
+	  "\n"
+	  "Example:\n"
+	  "  ztctl endpoint meta prod/web-7d4b9 --labels app=web,tier=front\n",
+	  OPT_EP, 1, 1, "ENDPOINT", run_endpoint_meta },
 };
 const size_t ctl_endpoint_ncmds = ZT_ARRAY_SIZE(ctl_endpoint_cmds);

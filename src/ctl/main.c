@@ -13,10 +13,15 @@ static const struct {
 	const struct cmd *cmds;
 	const size_t *n;
 } groups[] = {
-	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
-	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
-	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
-	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_incidents_cmds, &ctl_incidents_ncmds },
+	{ ctl_status_cmds, &ctl_status_ncmds },
+	{ ctl_block_cmds, &ctl_block_ncmds },
+	{ ctl_policy_cmds, &ctl_policy_ncmds },
+	{ ctl_endpoint_cmds, &ctl_endpoint_ncmds },
+	{ ctl_audit_cmds, &ctl_audit_ncmds },
+	{ ctl_flows_cmds, &ctl_flows_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },
+	{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_incidents_cmds, &ctl_incidents_ncmds },
 	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
 };
 
@@ -34,7 +39,7 @@ static void usage_main(FILE *f)
 		"  status                      programs, interfaces, map fill, counters, events\n"
 		"  block add CIDR              drop traffic from CIDR (--ttl, --reason, --kind)\n"
 		"  block del CIDR              stop dropping CIDR\n"
-		"  block list                  what is blocked, why and until when\n"
+		"  block list [--feed NAME]    what is blocked, why and until when\n"
 		"  block import FILE           block every CIDR in FILE (one per line)\n"
 		"  allow add CIDR              let CIDR through even when blocklisted\n"
 		"  allow del CIDR              remove an allowlist entry\n"
@@ -48,12 +53,17 @@ static void usage_main(FILE *f)
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
-		"  endpoint list               the endpoints and their identities\n"
+		"  endpoint list               the endpoints, identities, origins, pod UIDs\n"
+		"  endpoint meta ENDPOINT --labels k=v\n"
+		"                              set a (pending) endpoint's labels\n"
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
 		"  incidents list [--state open|closed|all]\n"
 		"                              what the detectors found and what was done\n"
 		"  incidents show ID           one incident: evidence, block, capture, flows\n"
 		"  alerts [--follow]           incidents as they open and grow; policy denials\n"
+		"  feeds list                  threat-intel feeds: state, entries, age, errors\n"
+		"  feeds show NAME             one feed in detail: bad lines, what was subtracted\n"
+		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
 		"  ca init --trust-domain TD --out DIR\n"
@@ -151,7 +161,9 @@ static const struct option long_opts[] = {
 	{ "ca", required_argument, NULL, 'C' },
 	{ "days", required_argument, NULL, 'Y' },
 	{ "csr", required_argument, NULL, 'Q' },
-	{ "state", required_argument, NULL, 'E' },
+	{ "feed", required_argument, NULL, 'E' },
+	{ "force", no_argument, NULL, 'Z' },
+	{ "state", required_argument, NULL, 'G' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -172,7 +184,8 @@ static const struct {
 	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
-	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_STATE, "--state" },
+	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_STATE, "--state" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -287,6 +300,12 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		case 'D':
 			o->db = optarg;
 			break;
+		case 'E':
+			o->feed = optarg;
+			break;
+		case 'Z':
+			o->force = true;
+			break;
 		case 'U':
 			o->trust_domain = optarg;
 			break;
@@ -299,7 +318,7 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		case 'Q':
 			o->csr = optarg;
 			break;
-		case 'E':
+		case 'G':
 			if (strcmp(optarg, "open") && strcmp(optarg, "closed") &&
 			    strcmp(optarg, "all"))
 				return usage_err(c, "--state: '%s' is not open, closed or all",
@@ -475,7 +494,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "incidents") == 0)
+		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -104,6 +104,27 @@ void print_json(const cbor_item_t *data)
 	fputc('\n', stdout);
 }
 
+/* item as indented JSON, as a member of a document at depth (2 spaces each). */
+void print_json_at(const cbor_item_t *item, int depth)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&buf, &n);
+
+	if (!m)
+		die_nomem();
+	zt_cbor_to_json(item, m, true);
+	if (fclose(m) != 0)
+		die_nomem();
+	/* JSON text has no raw newline inside a string: each one starts a line. */
+	for (size_t i = 0; i < n; i++) {
+		fputc(buf[i], stdout);
+		if (buf[i] == '\n')
+			printf("%*s", depth * 2, "");
+	}
+	free(buf);
+}
+
 void table_add(struct table *t, ...)
 {
 	va_list ap;
@@ -130,12 +151,16 @@ void table_add(struct table *t, ...)
 	t->rows++;
 }
 
-void table_print(struct table *t)
+/*
+ * Prints the rows added so far and forgets them, for a listing that comes in
+ * pages: w (t->ncols widths, zero at first) only grows, so columns stay
+ * aligned unless a later page has a wider cell; the head goes out once.
+ */
+void table_print_page(struct table *t, size_t *w, bool *headed)
 {
-	size_t w[16] = { 0 };
-
 	for (int c = 0; c < t->ncols; c++) {
-		w[c] = width(t->heads[c]);
+		if (width(t->heads[c]) > w[c])
+			w[c] = width(t->heads[c]);
 		for (size_t r = 0; r < t->rows; r++) {
 			size_t cw = width(t->cells[r * (size_t)t->ncols + (size_t)c]);
 
@@ -143,11 +168,11 @@ void table_print(struct table *t)
 				w[c] = cw;
 		}
 	}
-	for (size_t r = 0; r <= t->rows; r++) {
+	for (size_t r = *headed ? 1 : 0; r <= t->rows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
 			const char *s =
 				r ? t->cells[(r - 1) * (size_t)t->ncols + (size_t)c] : t->heads[c];
-			size_t pad = w[c] - width(s);
+			size_t pad = w[c] > width(s) ? w[c] - width(s) : 0;
 			bool last = c == t->ncols - 1;
 
 			if (t->right[c])
@@ -157,6 +182,18 @@ void table_print(struct table *t)
 			fputs(last ? "\n" : "  ", stdout);
 		}
 	}
+	*headed = true;
+	for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
+		free(t->cells[i]);
+	t->rows = 0;
+}
+
+void table_print(struct table *t)
+{
+	size_t w[16] = { 0 };
+	bool headed = false;
+
+	table_print_page(t, w, &headed);
 }
 
 void table_free(struct table *t)

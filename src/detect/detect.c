@@ -10,7 +10,7 @@
 #include "detect/detect.h"
 
 static const char *const threat_names[ZT_THREAT_MAX] = {
-	[ZT_THREAT_NONE] = "none",	   [ZT_THREAT_SCAN] = "scan",
+	[ZT_THREAT_NONE] = "benign",	   [ZT_THREAT_SCAN] = "scan",
 	[ZT_THREAT_FLOOD] = "flood",	   [ZT_THREAT_BRUTEFORCE] = "bruteforce",
 	[ZT_THREAT_SLOWCONN] = "slowconn", [ZT_THREAT_EXFIL] = "exfiltration",
 	[ZT_THREAT_MODEL] = "model",
@@ -23,7 +23,7 @@ const char *zt_threat_name(unsigned int t)
 
 int zt_threat_parse(const char *s, enum zt_threat *out)
 {
-	for (unsigned int i = 1; i < ZT_THREAT_MAX; i++)
+	for (unsigned int i = 0; i < ZT_THREAT_MAX; i++)
 		if (!strcmp(s, threat_names[i])) {
 			*out = (enum zt_threat)i;
 			return 0;

@@ -23,21 +23,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Threat types: also the `alerts.kind` and `incidents.threat_type` values. */
+/*
+ * Threat types: also the `alerts.kind` and `incidents.threat_type` values,
+ * and (below ZT_THREAT_CLASSES) the embedded model's classes
+ * (src/detect/model.h), 0 being "benign".
+ */
 enum zt_threat {
-	ZT_THREAT_NONE = 0,
+	ZT_THREAT_NONE = 0, /* "benign" */
 	ZT_THREAT_SCAN, /* "scan" */
 	ZT_THREAT_FLOOD, /* "flood" */
 	ZT_THREAT_BRUTEFORCE, /* "bruteforce" */
 	ZT_THREAT_SLOWCONN, /* "slowconn" */
-	ZT_THREAT_EXFIL, /* "exfiltration" */
-	ZT_THREAT_MODEL, /* "model": the embedded model (src/detect/model*) */
+	ZT_THREAT_EXFILTRATION, /* "exfiltration" */
+	ZT_THREAT_MODEL, /* "model": the embedded model, when it names no class of its own */
 	ZT_THREAT_MAX,
+	ZT_THREAT_EXFIL = ZT_THREAT_EXFILTRATION,
+	ZT_THREAT_CLASSES = ZT_THREAT_MODEL, /* what a model file may name */
 };
 
-/* "scan", "flood", ...; "none" for 0, "unknown" past the end. */
+/* "benign", "scan", "flood", ...; "unknown" past the end. */
 const char *zt_threat_name(unsigned int t);
-/* The reverse; 0 or -EINVAL. */
+/* The reverse ("benign" included); 0 or -EINVAL. */
 int zt_threat_parse(const char *s, enum zt_threat *out);
 
 /*

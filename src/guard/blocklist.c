@@ -16,6 +16,13 @@
 #include "agent/log.h"
 #include "xdp_guard.skel.h"
 
+/* Expiry slices (see zt_blocklist_expire). */
+#define EXPIRE_STEP_MIN 1024
+#define EXPIRE_STEP_MAX 65536
+#define EXPIRE_SUB 256 /* entries per removal, between looks at the clock */
+#define EXPIRE_SCAN_SLOTS ((size_t)1 << 20)
+#define EXPIRE_BUDGET_NS 30000000ULL
+
 void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx)
 {
 	bl->audit = fn;
@@ -34,6 +41,39 @@ void bl_audit(struct zt_blocklist *bl, const char *kind, const char *subject, co
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	bl->audit(bl->audit_ctx, kind, subject, detail);
+}
+
+size_t bl_audit_cidrs(struct zt_blocklist *bl, const char *kind, const char *subject,
+		      const char *head, const struct zt_cidr *cs, size_t n)
+{
+	size_t parts = (n + BL_AUDIT_CIDRS - 1) / BL_AUDIT_CIDRS;
+	size_t cap = strlen(head) + 128 + (size_t)BL_AUDIT_CIDRS * (ZT_CIDR_STRLEN + 3);
+	char *buf;
+
+	if (!bl->audit || !n)
+		return 0;
+	buf = malloc(cap);
+	if (!buf)
+		return 0;
+	for (size_t p = 0; p < parts; p++) {
+		size_t first = p * BL_AUDIT_CIDRS,
+		       cnt = n - first > BL_AUDIT_CIDRS ? BL_AUDIT_CIDRS : n - first;
+		size_t o = (size_t)snprintf(
+			buf, cap, "{%s%s\"part\":%zu,\"parts\":%zu,\"count\":%zu,\"cidrs\":[", head,
+			*head ? "," : "", p + 1, parts, cnt);
+
+		for (size_t i = 0; i < cnt && o < cap; i++) {
+			char c[ZT_CIDR_STRLEN];
+
+			zt_cidr_format(&cs[first + i], c, sizeof(c));
+			o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\"", i ? "," : "", c);
+		}
+		if (o < cap)
+			snprintf(buf + o, cap - o, "]}");
+		bl->audit(bl->audit_ctx, kind, subject, buf);
+	}
+	free(buf);
+	return parts;
 }
 
 static const char *const reason_names[ZT_BR_MAX] = {
@@ -104,10 +144,15 @@ static bool slot_eq(const struct bl_slot *s, int fam, uint8_t plen, const uint8_
 	return s->fam == fam && s->plen == plen && memcmp(s->addr, addr, addr_len(fam)) == 0;
 }
 
+static size_t tab_home(const struct bl_table *t, uint64_t h)
+{
+	return (size_t)(h >> t->shift);
+}
+
 static struct bl_slot *tab_find(const struct bl_table *t, int fam, uint8_t plen,
 				const uint8_t *addr)
 {
-	size_t mask = t->cap - 1, i = slot_hash(fam, plen, addr) & mask;
+	size_t mask = t->cap - 1, i = tab_home(t, slot_hash(fam, plen, addr));
 
 	while (t->slots[i].used) {
 		if (slot_eq(&t->slots[i], fam, plen, addr))
@@ -121,6 +166,7 @@ static int tab_grow(struct bl_table *t, size_t need)
 {
 	struct bl_slot *old = t->slots, *ns;
 	size_t oldcap = t->cap, cap = t->cap ? t->cap : 1024;
+	struct bl_table nt;
 
 	while (need * 10 > cap * 7)
 		cap <<= 1;
@@ -129,12 +175,19 @@ static int tab_grow(struct bl_table *t, size_t need)
 	ns = calloc(cap, sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	/*
+	 * Written before anything reads it: a big calloc is mapped to the zero
+	 * page, and a read first makes every later write a copy-on-write fault
+	 * with a TLB flush on every CPU (several times slower in a VM).
+	 */
+	memset(ns, 0, cap * sizeof(*ns));
+	nt = (struct bl_table){ .slots = ns, .cap = cap, .shift = 64 - __builtin_ctzll(cap) };
 	for (size_t j = 0; j < oldcap; j++) {
 		size_t i;
 
 		if (!old[j].used)
 			continue;
-		i = slot_hash(old[j].fam, old[j].plen, old[j].addr) & (cap - 1);
+		i = tab_home(&nt, slot_hash(old[j].fam, old[j].plen, old[j].addr));
 		while (ns[i].used)
 			i = (i + 1) & (cap - 1);
 		ns[i] = old[j];
@@ -142,13 +195,14 @@ static int tab_grow(struct bl_table *t, size_t need)
 	free(old);
 	t->slots = ns;
 	t->cap = cap;
+	t->shift = nt.shift;
 	return 0;
 }
 
 /* Inserts a new key (the caller checked it is absent and grew the table). */
 static struct bl_slot *tab_insert(struct bl_table *t, int fam, uint8_t plen, const uint8_t *addr)
 {
-	size_t mask = t->cap - 1, i = slot_hash(fam, plen, addr) & mask;
+	size_t mask = t->cap - 1, i = tab_home(t, slot_hash(fam, plen, addr));
 
 	while (t->slots[i].used)
 		i = (i + 1) & mask;
@@ -167,13 +221,14 @@ static void tab_remove(struct bl_table *t, struct bl_slot *s)
 
 	t->slots[i].used = 0;
 	t->n--;
+	t->removals++;
 	for (;;) {
 		size_t home;
 
 		j = (j + 1) & mask;
 		if (!t->slots[j].used)
 			return;
-		home = slot_hash(t->slots[j].fam, t->slots[j].plen, t->slots[j].addr) & mask;
+		home = tab_home(t, slot_hash(t->slots[j].fam, t->slots[j].plen, t->slots[j].addr));
 		/* Move j back to the hole at i unless its home lies cyclically in (i, j]. */
 		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
 			t->slots[i] = t->slots[j];
@@ -181,6 +236,140 @@ static void tab_remove(struct bl_table *t, struct bl_slot *s)
 			i = j;
 		}
 	}
+}
+
+/* ---- listing order ---- */
+
+static int pos_cmp(const struct bl_pos *a, const struct bl_pos *b)
+{
+	if (a->h != b->h)
+		return a->h < b->h ? -1 : 1;
+	if (a->k.fam != b->k.fam)
+		return a->k.fam - b->k.fam;
+	if (a->k.plen != b->k.plen)
+		return a->k.plen - b->k.plen;
+	return memcmp(a->k.addr, b->k.addr, sizeof(a->k.addr));
+}
+
+static int pos_qcmp(const void *a, const void *b)
+{
+	return pos_cmp(a, b);
+}
+
+static void slot_pos(const struct bl_slot *s, uint64_t h, struct bl_pos *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->h = h;
+	p->k.fam = s->fam;
+	p->k.plen = s->plen;
+	p->k.in_trie = s->in_trie;
+	memcpy(p->k.addr, s->addr, addr_len(s->fam));
+}
+
+static int cand_push(struct bl_pos **v, size_t *n, size_t *cap, const struct bl_pos *p)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct bl_pos *nv = realloc(*v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *p;
+	return 0;
+}
+
+/*
+ * A slot's home is the top bits of its hash and an entry sits at or after
+ * its home with no empty slot in between. So scanning forward from the
+ * cursor's home, once limit candidates are held, the next empty slot ends
+ * the search: every entry not yet seen has a home beyond it, hence a
+ * larger hash. Entries that wrapped around the end of the table (home
+ * above their slot) come last, as their hashes do.
+ */
+ssize_t bl_list_page(const struct zt_blocklist *bl, const struct bl_pos *after, struct bl_pos *out,
+		     size_t limit, bool *more)
+{
+	const struct bl_table *t = &bl->tab;
+	struct bl_pos *cand = NULL, p;
+	size_t nc = 0, cc = 0, i;
+	bool to_end = true;
+	int r = 0;
+
+	*more = false;
+	if (!t->n || !limit)
+		return 0;
+	for (i = after ? tab_home(t, after->h) : 0; i < t->cap && r == 0; i++) {
+		const struct bl_slot *s = &t->slots[i];
+		uint64_t h;
+
+		if (!s->used) {
+			if (nc >= limit) {
+				to_end = false;
+				break;
+			}
+			continue;
+		}
+		h = slot_hash(s->fam, s->plen, s->addr);
+		if (tab_home(t, h) > i)
+			continue; /* wrapped: seen after the end */
+		slot_pos(s, h, &p);
+		if (!after || pos_cmp(&p, after) > 0)
+			r = cand_push(&cand, &nc, &cc, &p);
+	}
+	for (i = 0; to_end && i < t->cap && t->slots[i].used && r == 0; i++) {
+		const struct bl_slot *s = &t->slots[i];
+		uint64_t h = slot_hash(s->fam, s->plen, s->addr);
+
+		if (tab_home(t, h) <= i)
+			continue;
+		slot_pos(s, h, &p);
+		if (!after || pos_cmp(&p, after) > 0)
+			r = cand_push(&cand, &nc, &cc, &p);
+	}
+	if (r < 0) {
+		free(cand);
+		return r;
+	}
+	qsort(cand, nc, sizeof(*cand), pos_qcmp);
+	*more = !to_end || nc > limit;
+	if (nc > limit)
+		nc = limit;
+	memcpy(out, cand, nc * sizeof(*cand));
+	free(cand);
+	return (ssize_t)nc;
+}
+
+void bl_pos_encode(const struct bl_pos *p, uint8_t out[BL_POS_WIRE])
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(p->h >> (56 - 8 * i));
+	out[8] = p->k.fam;
+	out[9] = p->k.plen;
+	memcpy(out + 10, p->k.addr, 16);
+}
+
+int bl_pos_decode(const uint8_t *in, size_t len, struct bl_pos *p)
+{
+	if (len != BL_POS_WIRE || in[8] > FAM_V6 || in[9] > (in[8] == FAM_V4 ? 32 : 128))
+		return -EINVAL;
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < 8; i++)
+		p->h = p->h << 8 | in[i];
+	p->k.fam = in[8];
+	p->k.plen = in[9];
+	memcpy(p->k.addr, in + 10, addr_len(p->k.fam));
+	return 0;
+}
+
+void bl_key_cidr(const struct bl_key *k, struct zt_cidr *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->family = k->fam == FAM_V4 ? AF_INET : AF_INET6;
+	c->prefixlen = k->plen;
+	memcpy(c->addr, k->addr, addr_len(k->fam));
 }
 
 /* ---- kernel maps ---- */
@@ -212,10 +401,18 @@ static bool trie_empty(int fd)
 #define FILTER_V4_BUCKETS ((size_t)1 << ZT_FILTER_V4_BITS)
 #define FILTER_V6_BUCKETS ((size_t)1 << ZT_FILTER_V6_BITS)
 
+static void filter_mark(struct zt_blocklist *bl, size_t w)
+{
+	if (!bl->fdirty[w]) {
+		bl->fdirty[w] = 1;
+		bl->fdlist[bl->n_fdlist++] = (uint32_t)w;
+	}
+}
+
 static void filter_bit(struct zt_blocklist *bl, size_t b)
 {
 	bl->fwords[b >> 6] ^= 1ULL << (b & 63);
-	bl->fdirty[b >> 6] = 1;
+	filter_mark(bl, b >> 6);
 }
 
 /* Counts an entry in (delta 1) or out (-1) of the buckets it covers; marks changed words. */
@@ -268,40 +465,37 @@ static void filter_ref(struct zt_blocklist *bl, int fam, uint8_t plen, const uin
 	}
 }
 
-/* Writes the changed words in one batch (one syscall), word by word where batching is missing. */
+/*
+ * Writes the changed words in one batch (one syscall), word by word where
+ * batching is missing. Costs what changed, not the size of the bitmap.
+ */
 static int filter_flush(struct zt_blocklist *bl)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	uint32_t *keys = malloc(ZT_FILTER_WORDS * sizeof(*keys)), n = 0;
-	uint64_t *vals = malloc(ZT_FILTER_WORDS * sizeof(*vals));
+	size_t n = bl->n_fdlist;
 	int r = 0;
 
-	if (!keys || !vals) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t w = 0; w < ZT_FILTER_WORDS; w++)
-		if (bl->fdirty[w]) {
-			keys[n] = w;
-			vals[n++] = bl->fwords[w];
-		}
-	if (n) {
-		__u32 cnt = n;
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		bl->fvals[i] = bl->fwords[bl->fdlist[i]];
+	{
+		__u32 cnt = (__u32)n;
 
-		r = bpf_map_update_batch(bl->fd_filter, keys, vals, &cnt, &opts);
-		if (r == -EINVAL || r == -524 /* ENOTSUPP */ || r == -EOPNOTSUPP) {
-			r = 0;
-			for (uint32_t i = 0; i < n && r == 0; i++)
-				if (bpf_map_update_elem(bl->fd_filter, &keys[i], &vals[i],
-							BPF_ANY) < 0)
-					r = -errno;
-		}
+		r = bpf_map_update_batch(bl->fd_filter, bl->fdlist, bl->fvals, &cnt, &opts);
 	}
-	if (r == 0)
-		memset(bl->fdirty, 0, ZT_FILTER_WORDS);
-out:
-	free(keys);
-	free(vals);
+	if (r == -EINVAL || r == -524 /* ENOTSUPP */ || r == -EOPNOTSUPP) {
+		r = 0;
+		for (size_t i = 0; i < n && r == 0; i++)
+			if (bpf_map_update_elem(bl->fd_filter, &bl->fdlist[i], &bl->fvals[i],
+						BPF_ANY) < 0)
+				r = -errno;
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < n; i++)
+			bl->fdirty[bl->fdlist[i]] = 0;
+		bl->n_fdlist = 0;
+	}
 	return r;
 }
 
@@ -340,6 +534,9 @@ static void note_expiry(struct zt_blocklist *bl, uint64_t expires_ns)
 {
 	if (expires_ns && expires_ns < bl->next_expiry)
 		bl->next_expiry = expires_ns;
+	/* An entry the running sweep has passed (or will not see) counts for its next round. */
+	if (expires_ns && expires_ns < bl->sweep_next)
+		bl->sweep_next = expires_ns;
 }
 
 static uint32_t intern_note(struct zt_blocklist *bl, const char *text)
@@ -396,6 +593,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 		return 0;
 	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
 	s->in_trie = trie;
+	s->source = (uint8_t)val->source;
 	s->expires_ns = val->expires_ns;
 	note_expiry(bl, val->expires_ns);
 	bl->count[fam][plen]++;
@@ -469,6 +667,11 @@ static int load_map(struct zt_blocklist *bl, int fam, bool trie)
 		prev = key;
 		if (bpf_map_lookup_elem(fd, key, &val) < 0)
 			continue;
+		/* Entries pinned by an older agent lack their length: add it. */
+		if (trie && memcmp(&val.prefixlen, key, sizeof(uint32_t))) {
+			memcpy(&val.prefixlen, key, sizeof(uint32_t));
+			bpf_map_update_elem(fd, key, &val, BPF_EXIST);
+		}
 		r = mirror_one(bl, fam, trie, key, &val);
 		if (r < 0)
 			return r;
@@ -500,18 +703,29 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl->max_entries[FAM_V6] = bpf_map__max_entries(s->maps.blocklist_v6);
 	bl->max_notes = bpf_map__max_entries(s->maps.block_notes);
 	bl->next_expiry = UINT64_MAX;
+	bl->sweep_next = UINT64_MAX;
+	bl->expire_step = EXPIRE_STEP_MIN;
 	bl->fd_filter = bpf_map__fd(s->maps.blocklist_filter);
 	bl->fcount4 = calloc(FILTER_V4_BUCKETS, sizeof(*bl->fcount4));
 	bl->fcount6 = calloc(FILTER_V6_BUCKETS, sizeof(*bl->fcount6));
 	bl->fcount16 = calloc(65536, sizeof(*bl->fcount16));
 	bl->fwords = calloc(ZT_FILTER_WORDS, sizeof(*bl->fwords));
-	bl->fdirty = malloc(ZT_FILTER_WORDS);
-	if (!bl->fcount4 || !bl->fcount6 || !bl->fcount16 || !bl->fwords || !bl->fdirty) {
+	bl->fdirty = calloc(ZT_FILTER_WORDS, 1);
+	bl->fdlist = malloc(ZT_FILTER_WORDS * sizeof(*bl->fdlist));
+	bl->fvals = malloc(ZT_FILTER_WORDS * sizeof(*bl->fvals));
+	if (!bl->fcount4 || !bl->fcount6 || !bl->fcount16 || !bl->fwords || !bl->fdirty ||
+	    !bl->fdlist || !bl->fvals) {
 		zt_blocklist_stop(bl);
 		return -ENOMEM;
 	}
+	/* Pages written now, not copied from the zero page one by one later (see tab_grow). */
+	memset(bl->fcount4, 0, FILTER_V4_BUCKETS * sizeof(*bl->fcount4));
+	memset(bl->fcount6, 0, FILTER_V6_BUCKETS * sizeof(*bl->fcount6));
+	memset(bl->fcount16, 0, 65536 * sizeof(*bl->fcount16));
+	memset(bl->fwords, 0, ZT_FILTER_WORDS * sizeof(*bl->fwords));
 	/* Every word is written once at start: repairs whatever an earlier run left. */
-	memset(bl->fdirty, 1, ZT_FILTER_WORDS);
+	for (size_t w = 0; w < ZT_FILTER_WORDS; w++)
+		filter_mark(bl, w);
 	r = tab_grow(&bl->tab, 1);
 	for (int fam = 0; r == 0 && fam < 2; fam++) {
 		r = load_map(bl, fam, false);
@@ -544,6 +758,8 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	free(bl->fcount16);
 	free(bl->fwords);
 	free(bl->fdirty);
+	free(bl->fdlist);
+	free(bl->fvals);
 	free(bl);
 }
 
@@ -576,51 +792,162 @@ int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
 	return r;
 }
 
-/* Removes one mirrored entry from its map, keeping publication order. */
-static int remove_entry(struct zt_blocklist *bl, struct bl_slot *s)
+/* Deletes n hash-map keys in batches; ok[i] says whether key i is gone. -errno of a failure. */
+static int delete_hashed(int fd, const uint8_t *keys, size_t ks, size_t n, bool *ok)
 {
-	uint8_t key[sizeof(struct zt_ip6_key)];
-	int fam = s->fam, plen = s->plen, r;
-	bool trie = s->in_trie;
-	size_t was_short;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t done = 0;
+	int first = 0;
 
-	bl_make_key(fam, plen, s->addr, key);
-	bl->count[fam][plen]--;
-	bl->n_fam[fam]--;
-	bl->n_trie[fam] -= trie;
-	if (!bl->count[fam][plen] && !trie) {
-		/* Unpublish the length before its last entry goes. */
+	while (done < n) {
+		__u32 cnt = n - done > BATCH ? BATCH : (__u32)(n - done);
+		int r = bpf_map_delete_batch(fd, keys + done * ks, &cnt, &opts);
+
+		for (__u32 i = 0; i < cnt; i++)
+			ok[done + i] = true;
+		done += cnt;
+		if (r == 0)
+			continue;
+		if (r == -EINVAL || r == -524 /* ENOTSUPP */ || r == -EOPNOTSUPP) {
+			/* No batch delete here: one at a time. */
+			for (; done < n; done++) {
+				ok[done] = bpf_map_delete_elem(fd, keys + done * ks) == 0 ||
+					   errno == ENOENT;
+				if (!ok[done] && !first)
+					first = -errno;
+			}
+			break;
+		}
+		/* The batch stopped at key done: absent is as good as deleted. */
+		if (done < n) {
+			ok[done] = r == -ENOENT;
+			if (!ok[done] && !first)
+				first = r;
+			done++;
+		}
+	}
+	return first;
+}
+
+/*
+ * Removes n mirrored keys with a constant number of map writes besides the
+ * deletes: lengths whose last entry goes are unpublished once, the entries
+ * are deleted in batches, the filter words they free are written once and
+ * the prefix set is published once. Keys that cannot be deleted stay (in
+ * the mirror and published). *removed counts the keys gone; gone[i] (may be
+ * NULL) says which.
+ */
+static int remove_keys(struct zt_blocklist *bl, const struct bl_key *k, size_t n, size_t *removed,
+		       bool *gone)
+{
+	size_t ks[2] = { sizeof(struct zt_ip4_key), sizeof(struct zt_ip6_key) };
+	uint8_t *keys[2] = { NULL, NULL };
+	size_t *idx[2] = { NULL, NULL }, nh[2] = { 0, 0 };
+	bool *ok = calloc(n ? n : 1, sizeof(*ok)), *okh[2] = { NULL, NULL };
+	bool unpublish = false;
+	int r = 0, e;
+
+	*removed = 0;
+	for (int f = 0; f < 2; f++) {
+		keys[f] = malloc((n ? n : 1) * ks[f]);
+		idx[f] = malloc((n ? n : 1) * sizeof(*idx[f]));
+		okh[f] = calloc(n ? n : 1, sizeof(*okh[f]));
+	}
+	if (!ok || !keys[0] || !keys[1] || !idx[0] || !idx[1] || !okh[0] || !okh[1]) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int f = k[i].fam, l = k[i].plen;
+
+		bl->count[f][l]--;
+		bl->n_fam[f]--;
+		bl->n_trie[f] -= k[i].in_trie;
+		if (!bl->count[f][l] && !k[i].in_trie)
+			unpublish = true;
+	}
+	/* A length goes out of the published set before its last entries go. */
+	if (unpublish) {
 		r = publish_prefixes(bl);
 		if (r < 0)
-			goto undo;
+			goto restore;
 	}
-	if (bpf_map_delete_elem(bl_entry_fd(bl, fam, trie), key) < 0 && errno != ENOENT) {
-		r = -errno;
-		goto undo;
+	for (size_t i = 0; i < n; i++) {
+		int f = k[i].fam;
+
+		if (k[i].in_trie) {
+			uint8_t key[sizeof(struct zt_ip6_key)];
+
+			bl_make_key(f, k[i].plen, k[i].addr, key);
+			ok[i] = bpf_map_delete_elem(bl->fd_trie[f], key) == 0 || errno == ENOENT;
+			if (!ok[i] && !r)
+				r = -errno;
+			continue;
+		}
+		bl_make_key(f, k[i].plen, k[i].addr, keys[f] + nh[f] * ks[f]);
+		idx[f][nh[f]++] = i;
 	}
-	tab_remove(&bl->tab, s);
-	/* The entry is gone: its buckets may be cleared now. */
-	was_short = bl->n_short[fam];
-	filter_ref(bl, fam, plen, key + sizeof(uint32_t), -1);
-	filter_flush(bl);
-	if ((trie && !bl->n_trie[fam]) || (was_short && !bl->n_short[fam]))
-		publish_prefixes(bl);
-	return 0;
-undo:
-	bl->count[fam][plen]++;
-	bl->n_fam[fam]++;
-	bl->n_trie[fam] += trie;
-	publish_prefixes(bl);
+	for (int f = 0; f < 2; f++) {
+		if (!nh[f])
+			continue;
+		e = delete_hashed(bl->fd_hash[f], keys[f], ks[f], nh[f], okh[f]);
+		if (e < 0 && !r)
+			r = e;
+		for (size_t j = 0; j < nh[f]; j++)
+			ok[idx[f][j]] = okh[f][j];
+	}
+restore:
+	for (size_t i = 0; i < n; i++) {
+		int f = k[i].fam, l = k[i].plen;
+
+		if (ok[i]) {
+			struct bl_slot *s = tab_find(&bl->tab, f, l, k[i].addr);
+
+			if (s)
+				tab_remove(&bl->tab, s);
+			/* The entry is gone: its buckets may be cleared now. */
+			filter_ref(bl, f, l, k[i].addr, -1);
+			(*removed)++;
+		} else {
+			bl->count[f][l]++;
+			bl->n_fam[f]++;
+			bl->n_trie[f] += k[i].in_trie;
+		}
+		if (gone)
+			gone[i] = ok[i];
+	}
+	e = filter_flush(bl);
+	if (e < 0 && !r)
+		r = e;
+	/* Lengths, the trie and filter flags as the maps are now. */
+	e = publish_prefixes(bl);
+	if (e < 0 && !r)
+		r = e;
+out:
+	free(ok);
+	for (int f = 0; f < 2; f++) {
+		free(keys[f]);
+		free(idx[f]);
+		free(okh[f]);
+	}
 	return r;
 }
 
 int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
 {
 	struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
+	struct bl_key k = {};
+	size_t removed;
+	int r;
 
 	if (!s)
 		return -ENOENT;
-	return remove_entry(bl, s);
+	k.fam = s->fam;
+	k.plen = s->plen;
+	k.in_trie = s->in_trie;
+	memcpy(k.addr, s->addr, sizeof(k.addr));
+	r = remove_keys(bl, &k, 1, &removed, NULL);
+	return removed ? 0 : r < 0 ? r : -EIO;
 }
 
 struct pending {
@@ -664,15 +991,20 @@ static void delete_keys(int fd, const void *keys, size_t key_size, size_t n)
 		bpf_map_delete_elem(fd, (const uint8_t *)keys + i * key_size);
 }
 
-int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
-			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
-			size_t errlen)
+/*
+ * Writes n entries, each with its own value (ents[i] for cs[i]): new keys
+ * first (prefilter bits, then the entries), then their lengths are
+ * published. All or nothing.
+ */
+static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
+			  const struct zt_block_entry *ents, size_t n, size_t *added,
+			  size_t *replaced, char *err, size_t errlen)
 {
 	/* Four destinations: (family) x (hash, trie). */
 	uint8_t *keys[2][2] = {};
+	struct zt_block_entry *vals[2][2] = {};
 	size_t nk[2][2] = {}, new_per_fam[2] = {};
 	uint8_t *is_new = NULL;
-	struct zt_block_entry e, *vals = NULL;
 	bool trie_for[2][MAX_PLEN + 1];
 	bool new_len[2][MAX_PLEN + 1] = {};
 	unsigned int nhashed[2];
@@ -681,20 +1013,16 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 	*added = *replaced = 0;
 	if (!n)
 		return 0;
-	fill_entry(bl, req, &e);
 	is_new = calloc(n, 1);
-	vals = malloc(n * sizeof(*vals));
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++)
 			keys[f][t] = malloc(n * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
 							       sizeof(struct zt_ip6_key)));
-	if (!is_new || !vals || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
+	if (!is_new || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		vals[i] = e;
 
 	/* Decide: new or existing, and where each length goes. */
 	r = tab_grow(&bl->tab, bl->tab.n + n);
@@ -730,6 +1058,24 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 								     sizeof(struct zt_ip4_key) :
 								     sizeof(struct zt_ip6_key)));
 		nk[f][trie_for[f][l]]++;
+	}
+	/* Values in the order of their keys: a length's place is decided once, above. */
+	for (int f = 0; f < 2; f++)
+		for (int t = 0; t < 2; t++)
+			if (nk[f][t] &&
+			    !(vals[f][t] = malloc(nk[f][t] * sizeof(struct zt_block_entry)))) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "out of memory for %zu entries", n);
+				goto rollback_mirror;
+			}
+	{
+		size_t at[2][2] = {};
+
+		for (size_t i = 0; i < n; i++) {
+			int f = fam_of(&cs[i]), t = trie_for[f][cs[i].prefixlen];
+
+			vals[f][t][at[f][t]++] = ents[i];
+		}
 	}
 	for (int f = 0; f < 2; f++) {
 		if (bl->n_fam[f] + new_per_fam[f] > bl->max_entries[f]) {
@@ -768,8 +1114,12 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 
 			if (!nk[f][t])
 				continue;
-			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks, vals,
-					  nk[f][t]);
+			/* Each value keeps its key's length (the XDP trie walk needs it). */
+			for (size_t j = 0; j < nk[f][t]; j++)
+				memcpy(&vals[f][t][j].prefixlen, keys[f][t] + j * ks,
+				       sizeof(uint32_t));
+			r = write_entries(t ? bl->fd_trie[f] : bl->fd_hash[f], keys[f][t], ks,
+					  vals[f][t], nk[f][t]);
 			if (r < 0) {
 				snprintf(err, errlen, "cannot write to %s: %s",
 					 f == FAM_V4 ? (t ? ZT_PIN_BLOCK_LPM_V4 : ZT_PIN_BLOCK_V4) :
@@ -784,7 +1134,9 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 		uint8_t l = cs[i].prefixlen;
 		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
 
-		s->expires_ns = e.expires_ns;
+		s->expires_ns = ents[i].expires_ns;
+		s->source = (uint8_t)ents[i].source;
+		note_expiry(bl, ents[i].expires_ns);
 		if (!is_new[i]) {
 			(*replaced)++;
 			continue;
@@ -796,7 +1148,6 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 		bl->n_fam[f]++;
 		bl->n_trie[f] += s->in_trie;
 	}
-	note_expiry(bl, e.expires_ns);
 	r = publish_prefixes(bl);
 	if (r < 0)
 		snprintf(err, errlen, "cannot publish prefix lengths: %s", strerror(-r));
@@ -829,44 +1180,276 @@ rollback_mirror:
 	}
 out:
 	free(is_new);
-	free(vals);
 	for (int f = 0; f < 2; f++)
-		for (int t = 0; t < 2; t++)
+		for (int t = 0; t < 2; t++) {
 			free(keys[f][t]);
+			free(vals[f][t]);
+		}
 	return r;
 }
 
+int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+			size_t errlen)
+{
+	struct zt_block_entry e, *ents;
+	int r;
+
+	*added = *replaced = 0;
+	if (!n)
+		return 0;
+	ents = malloc(n * sizeof(*ents));
+	if (!ents) {
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		return -ENOMEM;
+	}
+	fill_entry(bl, req, &e);
+	for (size_t i = 0; i < n; i++)
+		ents[i] = e;
+	r = import_entries(bl, cs, ents, n, added, replaced, err, errlen);
+	free(ents);
+	return r;
+}
+
+/* ---- feeds ---- */
+
+int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			  struct zt_bl_feed_counts *c, char *err, size_t errlen)
+{
+	struct zt_cidr *cs = malloc((n ? n : 1) * sizeof(*cs));
+	struct zt_block_entry *ents = malloc((n ? n : 1) * sizeof(*ents));
+	uint64_t now = zt_now_unix();
+	size_t m = 0, added = 0, replaced = 0;
+	int r;
+
+	if (!cs || !ents) {
+		free(cs);
+		free(ents);
+		snprintf(err, errlen, "out of memory for %zu entries", n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct zt_cidr *ci = &items[i].cidr;
+		const struct bl_slot *s = tab_find(&bl->tab, fam_of(ci), ci->prefixlen, ci->addr);
+
+		if (s && s->source != ZT_BS_FEED) {
+			c->kept++;
+			continue;
+		}
+		if (s && s->expires_ns == items[i].expires_ns) {
+			c->unchanged++;
+			continue;
+		}
+		cs[m] = *ci;
+		memset(&ents[m], 0, sizeof(ents[m]));
+		ents[m].expires_ns = items[i].expires_ns;
+		ents[m].created_unix = now;
+		ents[m].reason = ZT_BR_THREAT_INTEL;
+		ents[m].source = ZT_BS_FEED;
+		ents[m].feed_id = items[i].feed_id;
+		m++;
+	}
+	r = import_entries(bl, cs, ents, m, &added, &replaced, err, errlen);
+	if (r == 0) {
+		c->added += added;
+		c->updated += replaced;
+	}
+	free(cs);
+	free(ents);
+	return r;
+}
+
+int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			  struct zt_bl_feed_counts *c)
+{
+	struct bl_key *k = malloc((n ? n : 1) * sizeof(*k));
+	size_t m = 0, removed = 0;
+	int r;
+
+	if (!k)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct bl_slot *s =
+			tab_find(&bl->tab, fam_of(&cs[i]), cs[i].prefixlen, cs[i].addr);
+
+		if (!s)
+			continue;
+		if (s->source != ZT_BS_FEED) {
+			c->kept++;
+			continue;
+		}
+		memset(&k[m], 0, sizeof(k[m]));
+		k[m].fam = s->fam;
+		k[m].plen = s->plen;
+		k[m].in_trie = s->in_trie;
+		memcpy(k[m].addr, s->addr, sizeof(k[m].addr));
+		m++;
+	}
+	r = m ? remove_keys(bl, k, m, &removed, NULL) : 0;
+	c->removed += removed;
+	free(k);
+	return r;
+}
+
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
+{
+	size_t m = 0;
+	struct zt_cidr *v;
+
+	for (size_t i = 0; i < bl->tab.cap; i++)
+		m += bl->tab.slots[i].used && bl->tab.slots[i].source == ZT_BS_FEED;
+	v = malloc((m ? m : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	m = 0;
+	for (size_t i = 0; i < bl->tab.cap; i++) {
+		const struct bl_slot *s = &bl->tab.slots[i];
+		struct bl_key k = { .fam = s->fam, .plen = s->plen };
+
+		if (!s->used || s->source != ZT_BS_FEED)
+			continue;
+		memcpy(k.addr, s->addr, sizeof(k.addr));
+		bl_key_cidr(&k, &v[m++]);
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
+int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	const struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
+
+	return s ? s->source : -ENOENT;
+}
+
+void zt_blocklist_set_feed_match(struct zt_blocklist *bl, zt_bl_feed_match_fn fn, void *ctx)
+{
+	bl->feed_match = fn;
+	bl->feed_match_ctx = ctx;
+}
+
+/*
+ * Expiry works in slices so that a feed expiring at once never holds the
+ * loop for long: each call looks at up to EXPIRE_SCAN_SLOTS slots from where
+ * the last one stopped, collects up to expire_step expired entries and
+ * removes them EXPIRE_SUB at a time (one unpublish, batched deletes, one
+ * filter write, one publish each) until EXPIRE_BUDGET_NS has passed.
+ * Only entries whose expiry has passed are collected, and nothing else runs
+ * between collecting and removing them.
+ *
+ * A delete moves entries of its cluster to earlier slots, so an expired
+ * entry may land behind the sweep: a pass during which entries were
+ * removed is followed by another, which also finds the next expiry.
+ */
 size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now)
 {
-	size_t removed = 0;
-	uint64_t next = UINT64_MAX;
+	struct bl_table *t = &bl->tab;
+	uint64_t t0 = zt_now_mono_ns(), elapsed = 0;
+	size_t want = bl->expire_step, n = 0, removed = 0, m = 0, i, end;
+	struct bl_key *k = NULL;
+	struct zt_cidr *cs = NULL;
+	bool *gone = NULL;
 
-	if (now < bl->next_expiry)
-		return 0;
-	for (size_t i = 0; i < bl->tab.cap;) {
-		struct bl_slot *s = &bl->tab.slots[i];
-
-		if (s->used && s->expires_ns && s->expires_ns <= now) {
-			char buf[ZT_CIDR_STRLEN];
-			struct zt_cidr c = { .family = s->fam == FAM_V4 ? AF_INET : AF_INET6,
-					     .prefixlen = s->plen };
-
-			memcpy(c.addr, s->addr, addr_len(s->fam));
-			zt_cidr_format(&c, buf, sizeof(buf));
-			if (remove_entry(bl, s) == 0) {
-				removed++;
-				log_info("block_expired", "cidr=%s", buf);
-				bl_audit(bl, "block.expire", buf, "{\"why\":\"ttl\"}");
-				/* Backward shift may have moved another entry into slot i. */
-				continue;
-			}
-		}
-		if (s->used && s->expires_ns && s->expires_ns < next)
-			next = s->expires_ns;
-		i++;
+	bl->expire_more = false;
+	if (!bl->sweep_on) {
+		if (now < bl->next_expiry)
+			return 0;
+		bl->sweep_on = true;
+		bl->sweep_pos = 0;
+		bl->sweep_cap = t->cap;
+		bl->sweep_removals = t->removals;
+		bl->sweep_next = UINT64_MAX;
 	}
-	bl->next_expiry = next;
+	if (t->cap != bl->sweep_cap) {
+		bl->sweep_pos = 0;
+		bl->sweep_cap = t->cap;
+	}
+	k = malloc(want * sizeof(*k));
+	gone = calloc(want, sizeof(*gone));
+	if (!k || !gone) {
+		bl->sweep_on = false; /* next_expiry is unchanged: the next tick tries again */
+		goto out;
+	}
+	end = t->cap - bl->sweep_pos > EXPIRE_SCAN_SLOTS ? bl->sweep_pos + EXPIRE_SCAN_SLOTS :
+							   t->cap;
+	for (i = bl->sweep_pos; i < end && n < want; i++) {
+		const struct bl_slot *s = &t->slots[i];
+
+		/* Looking is part of the slice too: half of it at most. */
+		if (!(i & 0xffff) && i > bl->sweep_pos &&
+		    zt_now_mono_ns() - t0 >= EXPIRE_BUDGET_NS / 2)
+			break;
+		if (!s->used || !s->expires_ns)
+			continue;
+		if (s->expires_ns > now) {
+			if (s->expires_ns < bl->sweep_next)
+				bl->sweep_next = s->expires_ns;
+			continue;
+		}
+		k[n].fam = s->fam;
+		k[n].plen = s->plen;
+		k[n].in_trie = s->in_trie;
+		memcpy(k[n].addr, s->addr, sizeof(k[n].addr));
+		n++;
+	}
+	bl->sweep_pos = i;
+	for (size_t done = 0; done < n;) {
+		size_t step = n - done > EXPIRE_SUB ? EXPIRE_SUB : n - done, got;
+
+		remove_keys(bl, k + done, step, &got, gone + done);
+		removed += got;
+		done += step;
+		elapsed = zt_now_mono_ns() - t0;
+		if (done < n && elapsed >= EXPIRE_BUDGET_NS) {
+			/* Out of time: resume at the first collected entry still there. */
+			for (size_t j = done; j < n; j++) {
+				const struct bl_slot *s =
+					tab_find(t, k[j].fam, k[j].plen, k[j].addr);
+
+				if (s && (size_t)(s - t->slots) < bl->sweep_pos)
+					bl->sweep_pos = s - t->slots;
+			}
+			break;
+		}
+	}
+	/* Entries that could not be deleted stay expired: the next pass tries again. */
+	for (size_t j = 0; j < n; j++)
+		if (!gone[j] && bl->sweep_next > now)
+			bl->sweep_next = now;
+	/* As many per call as the budget allows. */
+	if (elapsed >= EXPIRE_BUDGET_NS)
+		bl->expire_step = removed > EXPIRE_STEP_MIN ? removed : EXPIRE_STEP_MIN;
+	else if (n == want && elapsed < EXPIRE_BUDGET_NS / 2 && want < EXPIRE_STEP_MAX)
+		bl->expire_step = want * 2;
+	if (bl->sweep_pos >= t->cap) {
+		bool moved = t->removals != bl->sweep_removals;
+
+		bl->sweep_on = false;
+		bl->next_expiry = moved ? now : bl->sweep_next;
+		bl->expire_more = moved;
+	} else {
+		bl->expire_more = true;
+	}
+	if (!removed)
+		goto out;
+	cs = malloc(removed * sizeof(*cs));
+	if (!cs)
+		goto out;
+	for (size_t j = 0; j < n; j++)
+		if (gone[j])
+			bl_key_cidr(&k[j], &cs[m++]);
+	bl_audit_cidrs(bl, "block.expire", "ttl", "\"why\":\"ttl\"", cs, m);
+out:
+	free(k);
+	free(gone);
+	free(cs);
 	return removed;
+}
+
+bool zt_blocklist_expire_pending(const struct zt_blocklist *bl)
+{
+	return bl->expire_more;
 }
 
 /* ---- allowlist ---- */

@@ -41,8 +41,15 @@ int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
 int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
 			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
 			size_t errlen);
-/* Removes entries whose expiry has passed; returns how many. */
+/*
+ * Removes entries whose expiry has passed, in a slice of about 30 ms at
+ * most per call, and audits them (block.expire, one event per 8192 with
+ * their CIDRs); returns how many. zt_blocklist_expire_pending() is true when
+ * the call left work for the next one: call again soon, after the loop has
+ * served what waits.
+ */
 size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now_boot_ns);
+bool zt_blocklist_expire_pending(const struct zt_blocklist *bl);
 /* Entries per family (0 = IPv4, 1 = IPv6), in the hash map or in the trie. */
 size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie);
 
@@ -53,6 +60,49 @@ int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c);
 typedef void (*zt_bl_audit_fn)(void *ctx, const char *kind, const char *subject,
 			       const char *detail_json);
 void zt_blocklist_set_audit(struct zt_blocklist *bl, zt_bl_audit_fn fn, void *ctx);
+
+/*
+ * Threat-intel feeds (src/feeds/apply.c keeps which feeds list what; these
+ * only touch entries whose source is ZT_BS_FEED, so an operator's or a
+ * detector's entry for the same prefix is never replaced or removed).
+ */
+struct zt_bl_feed_item {
+	struct zt_cidr cidr;
+	uint64_t expires_ns; /* CLOCK_BOOTTIME; 0 = never */
+	uint32_t feed_id;
+};
+
+struct zt_bl_feed_counts {
+	size_t added; /* new entries */
+	size_t updated; /* feed entries rewritten (another expiry) */
+	size_t unchanged; /* feed entries already as asked */
+	size_t kept; /* entries of another source, left as they are */
+	size_t removed; /* zt_blocklist_feed_del: feed entries deleted */
+};
+
+/*
+ * Makes each item a feed entry unless the prefix holds an entry of another
+ * source: absent ones are added, feed entries with another expiry are
+ * rewritten. New entries are written before their lengths are published;
+ * all or nothing (-ENOSPC with err saying so when the maps cannot hold
+ * them). Counts are added to *c.
+ */
+int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			  struct zt_bl_feed_counts *c, char *err, size_t errlen);
+/* Deletes the feed entries among cs (others stay, counted as kept); counts into *c. */
+int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			  struct zt_bl_feed_counts *c);
+/* Every feed entry (source ZT_BS_FEED) into a new array *out of *n. 0 or -ENOMEM. */
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n);
+/* The source (enum zt_block_source) of the entry for exactly c, or -ENOENT. */
+int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c);
+
+/*
+ * block.list {"feed": NAME} lists only the entries this says NAME owns:
+ * 1 owned, 0 not, -ENOENT when there is no feed of that name.
+ */
+typedef int (*zt_bl_feed_match_fn)(void *ctx, const char *feed, const struct zt_cidr *c);
+void zt_blocklist_set_feed_match(struct zt_blocklist *bl, zt_bl_feed_match_fn fn, void *ctx);
 
 /* Registers block.* and allow.* operations. */
 int zt_blocklist_register_api(struct zt_blocklist *bl, struct zt_api *api);

@@ -160,56 +160,151 @@ static int op_block_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 	return 0;
 }
 
-static int slot_cmp(const void *a, const void *b)
-{
-	const struct bl_slot *x = *(const struct bl_slot *const *)a;
-	const struct bl_slot *y = *(const struct bl_slot *const *)b;
-	int r;
+/*
+ * Listings come in pages of at most LIST_PAGE entries: a page's CBOR tree is
+ * a few MiB whatever the size of the list. A reply carries "next" when more
+ * may follow; the request that sends it back as "cursor" gets the entries
+ * after it. Entries present during the whole walk are listed exactly once.
+ */
+#define LIST_PAGE 2048
 
-	if (x->fam != y->fam)
-		return x->fam - y->fam;
-	r = memcmp(x->addr, y->addr, addr_len(x->fam));
-	return r ? r : x->plen - y->plen;
+static int put_bytes(cbor_item_t *m, const char *key, const uint8_t *b, size_t n)
+{
+	cbor_item_t *v = cbor_build_bytestring(b, n);
+
+	if (!v || zt_cbor_put(m, key, v) < 0) {
+		if (v)
+			cbor_decref(&v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int req_page(const cbor_item_t *req, uint64_t *limit, const cbor_item_t **cursor, char *err,
+		    size_t errlen)
+{
+	const cbor_item_t *c = zt_cbor_get(req, "cursor");
+
+	*limit = 0;
+	if (zt_cbor_get_u64(req, "limit", limit) == -EINVAL) {
+		snprintf(err, errlen, "field 'limit': expected a whole number");
+		return -EINVAL;
+	}
+	if (!*limit || *limit > LIST_PAGE)
+		*limit = LIST_PAGE;
+	if (c && (!cbor_isa_bytestring(c) || !cbor_bytestring_is_definite(c))) {
+		snprintf(err, errlen,
+			 "field 'cursor': expected the bytes of an earlier reply's 'next'");
+		return -EINVAL;
+	}
+	*cursor = c;
+	return 0;
+}
+
+#define FEED_SCAN_PAGES 32 /* pages looked through for one filtered page, at most */
+
+/*
+ * Keeps the entries of page (*n of them) that feed owns and fills up from
+ * later pages until limit are kept or FEED_SCAN_PAGES were looked through.
+ * *last is the last entry looked at, kept or not: the next page starts
+ * after it, so a short (even empty) page with *more set is normal.
+ */
+static int filter_feed(const struct zt_blocklist *bl, const char *feed, struct bl_pos *page,
+		       ssize_t *n, size_t limit, bool *more, struct bl_pos *last)
+{
+	size_t kept = 0, base = 0;
+	ssize_t got = *n;
+
+	for (int scans = 0;; scans++) {
+		for (ssize_t i = 0; i < got; i++) {
+			struct zt_cidr c;
+			int m;
+
+			bl_key_cidr(&page[base + i].k, &c);
+			m = bl->feed_match(bl->feed_match_ctx, feed, &c);
+			if (m < 0)
+				return m;
+			*last = page[base + i];
+			if (m)
+				page[kept++] = page[base + i];
+		}
+		if (kept >= limit || !*more || scans + 1 >= FEED_SCAN_PAGES || !got)
+			break;
+		/* The next candidates land right after those kept. */
+		base = kept;
+		got = bl_list_page(bl, last, page + base, limit - kept, more);
+		if (got < 0)
+			return (int)got;
+	}
+	*n = (ssize_t)kept;
+	return 0;
 }
 
 static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			 size_t errlen)
 {
 	struct zt_blocklist *bl = ctx;
-	uint64_t limit = 0, now = zt_now_boot_ns();
-	struct bl_slot **v;
-	cbor_item_t *arr;
-	size_t n = 0;
-	int r = 0;
+	uint64_t limit, now = zt_now_boot_ns();
+	const cbor_item_t *cur;
+	struct bl_pos after, *page = NULL, last;
+	cbor_item_t *arr = NULL;
+	char feed[ZT_FEED_NAME_MAX] = "";
+	ssize_t n;
+	bool more;
+	int r;
 
-	zt_cbor_get_u64(req, "limit", &limit);
-	v = malloc((bl->tab.n ? bl->tab.n : 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < bl->tab.cap; i++)
-		if (bl->tab.slots[i].used)
-			v[n++] = &bl->tab.slots[i];
-	qsort(v, n, sizeof(*v), slot_cmp);
-	if (limit && limit < n)
-		n = limit;
+	if ((r = req_page(req, &limit, &cur, err, errlen)) < 0)
+		return r;
+	if (cur &&
+	    bl_pos_decode(cbor_bytestring_handle(cur), cbor_bytestring_length(cur), &after) < 0) {
+		snprintf(
+			err, errlen,
+			"field 'cursor': not a block list position (%zu bytes; expected the 'next' of an earlier reply)",
+			cbor_bytestring_length(cur));
+		return -EINVAL;
+	}
+	if (zt_cbor_get_str(req, "feed", feed, sizeof(feed)) == -EINVAL) {
+		snprintf(err, errlen, "field 'feed': expected a feed name (text)");
+		return -EINVAL;
+	}
+	if (feed[0] && !bl->feed_match) {
+		snprintf(err, errlen, "no feeds are configured (feeds: in the configuration)");
+		return -ENOENT;
+	}
+	page = malloc(limit * sizeof(*page));
+	if (!page)
+		goto nomem;
+	n = bl_list_page(bl, cur ? &after : NULL, page, limit, &more);
+	if (n < 0)
+		goto nomem;
+	if (feed[0]) {
+		r = filter_feed(bl, feed, page, &n, limit, &more, &last);
+		if (r == -ENOENT) {
+			free(page);
+			snprintf(err, errlen,
+				 "no feed named '%s' (ztctl feeds list shows the configured ones)",
+				 feed);
+			return r;
+		}
+		if (r < 0)
+			goto nomem;
+	}
 	*data = zt_cbor_map();
 	arr = zt_cbor_array();
-	if (!*data || !arr) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct zt_cidr c = { .family = v[i]->fam == FAM_V4 ? AF_INET : AF_INET6,
-				     .prefixlen = v[i]->plen };
+	if (!*data || !arr)
+		goto nomem;
+	for (ssize_t i = 0; i < n; i++) {
+		const struct bl_key *k = &page[i].k;
+		struct zt_cidr c;
 		uint8_t key[sizeof(struct zt_ip6_key)];
 		struct zt_block_entry e;
 		char cidr[ZT_CIDR_STRLEN], note[ZT_NOTE_LEN];
 		cbor_item_t *m;
 
-		memcpy(c.addr, v[i]->addr, addr_len(v[i]->fam));
-		bl_make_key(v[i]->fam, v[i]->plen, v[i]->addr, key);
-		if (bpf_map_lookup_elem(bl_entry_fd(bl, v[i]->fam, v[i]->in_trie), key, &e) < 0)
-			continue; /* expired and swept meanwhile */
+		bl_key_cidr(k, &c);
+		bl_make_key(k->fam, k->plen, k->addr, key);
+		if (bpf_map_lookup_elem(bl_entry_fd(bl, k->fam, k->in_trie), key, &e) < 0)
+			continue; /* deleted meanwhile */
 		zt_cidr_format(&c, cidr, sizeof(cidr));
 		bl_note_text(bl, e.note_id, note, sizeof(note));
 		m = zt_cbor_map();
@@ -224,22 +319,27 @@ static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 		    zt_cbor_push(arr, m)) {
 			if (m)
 				cbor_decref(&m);
-			r = -ENOMEM;
-			goto out;
+			goto nomem;
 		}
 	}
-	if (zt_cbor_put_u64(*data, "total", bl->tab.n) || zt_cbor_put(*data, "entries", arr)) {
-		r = -ENOMEM;
-		goto out;
-	}
+	if (zt_cbor_put_u64(*data, "total", bl->tab.n) || zt_cbor_put(*data, "entries", arr))
+		goto nomem;
 	arr = NULL;
-out:
+	if (more) {
+		uint8_t w[BL_POS_WIRE];
+
+		bl_pos_encode(feed[0] ? &last : &page[n - 1], w);
+		if (put_bytes(*data, "next", w, sizeof(w)) < 0)
+			goto nomem;
+	}
+	free(page);
+	return 0;
+nomem:
 	if (arr)
 		cbor_decref(&arr);
-	free(v);
-	if (r < 0)
-		snprintf(err, errlen, "out of memory listing %zu entries", n);
-	return r;
+	free(page);
+	snprintf(err, errlen, "out of memory listing the blocklist");
+	return -ENOMEM;
 }
 
 /* Adds a text to an array; on failure the text is freed, the array unchanged. */
@@ -343,14 +443,20 @@ static int op_block_import(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	log_info("block_import", "added=%zu replaced=%zu invalid=%zu kind=%s source=%s feed_id=%u",
 		 added, replaced, invalid, zt_block_reason_name(br.reason),
 		 zt_block_source_name(br.source), br.feed_id);
+	/* Every entry written is a change: the blocks rows come from these events' CIDRs. */
 	{
-		char subj[64];
+		char subj[64], head[512], q[ZT_NOTE_LEN * 4];
 
 		snprintf(subj, sizeof(subj), "import source=%s feed_id=%u",
 			 zt_block_source_name(br.source), br.feed_id);
-		bl_audit(bl, "block.import", subj,
-			 "{\"added\":%zu,\"replaced\":%zu,\"invalid\":%zu,\"kind\":\"%s\"}", added,
-			 replaced, invalid, zt_block_reason_name(br.reason));
+		zt_json_escape(note, q, sizeof(q));
+		snprintf(head, sizeof(head),
+			 "\"added\":%zu,\"replaced\":%zu,\"invalid\":%zu,\"ttl_s\":%llu,"
+			 "\"kind\":\"%s\",\"source\":\"%s\",\"feed_id\":%u,\"reason\":\"%s\"",
+			 added, replaced, invalid, (unsigned long long)(br.ttl_ns / 1000000000ULL),
+			 zt_block_reason_name(br.reason), zt_block_source_name(br.source),
+			 br.feed_id, q);
+		bl_audit_cidrs(bl, "block.import", subj, head, cs, nc);
 	}
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_u64(*data, "added", added) ||
@@ -426,19 +532,89 @@ static int op_allow_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 	return 0;
 }
 
+/*
+ * The order in which the kernel walks an LPM trie (postorder: the 0 branch,
+ * the 1 branch, then the node), so that a listing can resume after a key
+ * that was deleted between two pages.
+ */
+static int trie_order(const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb)
+{
+	uint32_t m = la < lb ? la : lb;
+
+	for (uint32_t i = 0; i < m; i++) {
+		int ba = a[i / 8] >> (7 - i % 8) & 1, bb = b[i / 8] >> (7 - i % 8) & 1;
+
+		if (ba != bb)
+			return ba - bb;
+	}
+	return la == lb ? 0 : la > lb ? -1 : 1;
+}
+
+#define ALLOW_POS_WIRE 18 /* family, prefix length, address[16] */
+
+/*
+ * Sets *prev to where the walk of a trie resumes after the cursor key:
+ * the key itself when it still exists, else the last key before it in walk
+ * order (NULL: from the start). *prev points into buf.
+ */
+static void allow_resume(int fd, const uint8_t *ckey, uint8_t *buf, void **prev)
+{
+	uint8_t next[sizeof(struct zt_ip6_key)], val[sizeof(struct zt_allow_entry)];
+	uint32_t cl, nl;
+	void *p = NULL;
+
+	memcpy(buf, ckey, sizeof(struct zt_ip6_key));
+	if (bpf_map_lookup_elem(fd, buf, val) == 0) {
+		*prev = buf;
+		return;
+	}
+	memcpy(&cl, ckey, sizeof(cl));
+	*prev = NULL;
+	while (bpf_map_get_next_key(fd, p, next) == 0) {
+		memcpy(&nl, next, sizeof(nl));
+		if (trie_order(next + 4, nl, ckey + 4, cl) > 0)
+			return;
+		memcpy(buf, next, sizeof(next));
+		p = *prev = buf;
+	}
+}
+
 static int op_allow_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			 size_t errlen)
 {
 	struct zt_blocklist *bl = ctx;
-	cbor_item_t *arr = zt_cbor_array();
+	const cbor_item_t *cur;
+	cbor_item_t *arr = NULL;
+	uint8_t ckey[sizeof(struct zt_ip6_key)] = {}, last[ALLOW_POS_WIRE];
+	uint64_t limit, n = 0;
+	int fam0 = FAM_V4, r;
+	bool more = false;
 
+	if ((r = req_page(req, &limit, &cur, err, errlen)) < 0)
+		return r;
+	if (cur) {
+		const uint8_t *b = cbor_bytestring_handle(cur);
+
+		if (cbor_bytestring_length(cur) != ALLOW_POS_WIRE || b[0] > FAM_V6 ||
+		    b[1] > (b[0] == FAM_V4 ? 32 : 128)) {
+			snprintf(
+				err, errlen,
+				"field 'cursor': not an allowlist position (expected the 'next' of an earlier reply)");
+			return -EINVAL;
+		}
+		fam0 = b[0];
+		bl_make_key(fam0, b[1], b + 2, ckey);
+	}
 	*data = zt_cbor_map();
+	arr = zt_cbor_array();
 	if (!*data || !arr)
 		goto nomem;
-	for (int fam = 0; fam < 2; fam++) {
+	for (int fam = fam0; fam < 2 && !more; fam++) {
 		uint8_t key[sizeof(struct zt_ip6_key)], next[sizeof(struct zt_ip6_key)];
 		void *prev = NULL;
 
+		if (cur && fam == fam0)
+			allow_resume(bl->fd_allow[fam], ckey, key, &prev);
 		while (bpf_map_get_next_key(bl->fd_allow[fam], prev, next) == 0) {
 			struct zt_allow_entry v;
 			struct zt_cidr c = { .family = fam == FAM_V4 ? AF_INET : AF_INET6 };
@@ -446,6 +622,10 @@ static int op_allow_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 			uint32_t plen;
 			cbor_item_t *m;
 
+			if (n == limit) {
+				more = true;
+				break;
+			}
 			memcpy(key, next, sizeof(key));
 			prev = key;
 			if (bpf_map_lookup_elem(bl->fd_allow[fam], key, &v) < 0)
@@ -464,15 +644,23 @@ static int op_allow_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 					cbor_decref(&m);
 				goto nomem;
 			}
+			n++;
+			last[0] = (uint8_t)fam;
+			last[1] = (uint8_t)plen;
+			memset(last + 2, 0, 16);
+			memcpy(last + 2, c.addr, addr_len(fam));
 		}
 	}
 	if (zt_cbor_put(*data, "entries", arr))
+		goto nomem;
+	arr = NULL;
+	if (more && put_bytes(*data, "next", last, sizeof(last)) < 0)
 		goto nomem;
 	return 0;
 nomem:
 	if (arr)
 		cbor_decref(&arr);
-	snprintf(err, errlen, "out of memory");
+	snprintf(err, errlen, "out of memory listing the allowlist");
 	return -ENOMEM;
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "guard/blocklist.h"
 
@@ -24,21 +25,47 @@ struct bl_slot {
 	uint8_t fam;
 	uint8_t plen;
 	uint8_t in_trie;
-	uint32_t _pad;
+	uint8_t source; /* enum zt_block_source: a feed removes only its own kind */
+	uint8_t _pad[3];
 	uint64_t expires_ns;
 	uint8_t addr[16];
 };
 
+/*
+ * A slot's home is the top bits of its key's hash, so slot order follows
+ * hash order whatever the capacity: a listing can page through the table
+ * by hash (struct bl_pos) and stay exact across growth and deletes.
+ */
 struct bl_table {
 	struct bl_slot *slots;
 	size_t cap; /* power of two */
+	unsigned int shift; /* 64 - log2(cap) */
 	size_t n;
+	uint64_t removals; /* deletes so far: each may move entries to earlier slots */
 };
+
+/* A blocklist key, copied out of the mirror (slots move on delete). */
+struct bl_key {
+	uint8_t fam;
+	uint8_t plen;
+	uint8_t in_trie;
+	uint8_t _pad;
+	uint8_t addr[16];
+};
+
+/* A position in listing order: (hash, family, prefix length, address). */
+struct bl_pos {
+	uint64_t h;
+	struct bl_key k; /* in_trie is not part of the order */
+};
+#define BL_POS_WIRE 26 /* bytes of a cursor on the wire: be64 hash, fam, plen, addr[16] */
 
 struct zt_blocklist {
 	struct zt_datapath *dp;
 	zt_bl_audit_fn audit;
 	void *audit_ctx;
+	zt_bl_feed_match_fn feed_match; /* block.list "feed": who owns an entry */
+	void *feed_match_ctx;
 	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
 	uint32_t max_entries[2];
 	uint32_t max_notes;
@@ -48,6 +75,14 @@ struct zt_blocklist {
 	size_t n_fam[2];
 	uint32_t n_trie[2];
 	uint64_t next_expiry; /* earliest expires_ns among entries; UINT64_MAX: none */
+	/* Expiry: a sweep over the table in slot order, spread over calls (see zt_blocklist_expire). */
+	bool expire_more; /* the last call left work for the next */
+	bool sweep_on; /* a pass is under way */
+	size_t sweep_pos; /* the next slot it looks at */
+	size_t sweep_cap; /* the capacity it began with: growth moves every slot */
+	uint64_t sweep_removals; /* tab.removals when it began */
+	uint64_t sweep_next; /* earliest expiry among the entries it kept */
+	size_t expire_step; /* entries collected per call, adapted to the time budget */
 	bool allow_used[2]; /* the allowlist trie has entries */
 	/* Prefilter: entries per bucket, the bitmap as written, words to write. */
 	int fd_filter;
@@ -55,7 +90,10 @@ struct zt_blocklist {
 	uint16_t *fcount6;
 	uint32_t *fcount16;
 	uint64_t *fwords;
-	uint8_t *fdirty;
+	uint8_t *fdirty; /* per word: in fdlist */
+	uint32_t *fdlist; /* words to write, each once */
+	uint64_t *fvals; /* their values, for the batch update */
+	size_t n_fdlist;
 	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
 };
 
@@ -71,6 +109,24 @@ static inline size_t addr_len(int fam)
 
 void bl_audit(struct zt_blocklist *bl, const char *kind, const char *subject, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/*
+ * Audit events for a bulk change: one per BL_AUDIT_CIDRS keys, each with the
+ * fields in head (JSON members without braces, may be "") and "cidrs", the
+ * list of the CIDRs it changed, from which the blocks rows are written.
+ * Returns the number of events posted.
+ */
+#define BL_AUDIT_CIDRS 8192
+size_t bl_audit_cidrs(struct zt_blocklist *bl, const char *kind, const char *subject,
+		      const char *head, const struct zt_cidr *cs, size_t n);
+/*
+ * Up to limit entries after *after (NULL: from the start) in listing order
+ * into out; *more when entries may follow the last one. -ENOMEM.
+ */
+ssize_t bl_list_page(const struct zt_blocklist *bl, const struct bl_pos *after, struct bl_pos *out,
+		     size_t limit, bool *more);
+void bl_pos_encode(const struct bl_pos *p, uint8_t out[BL_POS_WIRE]);
+int bl_pos_decode(const uint8_t *in, size_t len, struct bl_pos *p);
+void bl_key_cidr(const struct bl_key *k, struct zt_cidr *c);
 size_t bl_make_key(int fam, uint8_t plen, const uint8_t *addr, void *key);
 void bl_note_text(struct zt_blocklist *bl, uint32_t id, char *buf, size_t n);
 int bl_entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie);

@@ -4,10 +4,15 @@
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -237,11 +242,22 @@ static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode wan
 	return 0;
 }
 
+/*
+ * While positive, libbpf's warnings are debug lines: set around calls whose
+ * failure is expected and reported through their return code (a detach from
+ * a link that is gone, a query for a filter that is not there), so that a
+ * warning in the log always means something to act on. The control loop is
+ * the only thread that attaches and detaches.
+ */
+static int libbpf_hushed;
+
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	size_t n;
 
+	if (level == LIBBPF_WARN && libbpf_hushed > 0)
+		level = LIBBPF_DEBUG;
 	if (level == LIBBPF_DEBUG && zt_log_get_level() < ZT_LOG_DEBUG)
 		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -324,6 +340,11 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 	}
 	bpf_map__set_max_entries(dp->tc->maps.events, cfg->xdp.ringbuf_bytes);
 	bpf_map__set_max_entries(dp->tc->maps.conntrack, cfg->policy.conntrack_max);
+	/* Destination IOCs: as many as the blocklist holds (entries are allocated as they come). */
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v6, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v4, cfg->xdp.blocklist_max);
+	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v6, cfg->xdp.blocklist_max);
 	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
 	r = tc_endpoint__load(dp->tc);
 	if (r < 0) {
@@ -381,6 +402,104 @@ void zt_datapath_stop(struct zt_datapath *dp)
 	free(dp);
 }
 
+/*
+ * Is there a clsact qdisc on ifindex? 1, 0, or -errno. Asked over a netlink
+ * socket of our own: bpf_tc_hook_create() on an existing clsact fails with
+ * EEXIST, and libbpf prints the kernel's "Exclusivity flag on, cannot modify"
+ * as a warning although nothing is wrong (every second hook of every
+ * endpoint, and every endpoint added again). Not asking for what exists keeps
+ * that out of the log.
+ */
+static int clsact_exists(int ifindex)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg tc;
+	} req = {
+		.nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
+			.nlmsg_type = RTM_GETQDISC,
+			/* A qdisc found is "notified": only NLM_F_ECHO sends it back to us. */
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ECHO,
+			.nlmsg_seq = 1 },
+		.tc = { .tcm_family = AF_UNSPEC,
+			.tcm_ifindex = ifindex,
+			.tcm_parent = TC_H_CLSACT },
+	};
+	union {
+		struct nlmsghdr nh;
+		char b[8192];
+	} rep;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct nlmsghdr *nh = &rep.nh;
+	struct timeval tv = { .tv_sec = 2 };
+	ssize_t n;
+	int fd, r = -EPROTO;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	/* The control loop must never wait on the kernel for long. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	do
+		n = recv(fd, rep.b, sizeof(rep.b), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+		if (nh->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(nh);
+
+			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)) || !e->error)
+				r = -EPROTO;
+			else if (e->error == -ENOENT)
+				r = 0; /* no ingress-side qdisc at all */
+			else
+				r = e->error;
+			break;
+		}
+		if (nh->nlmsg_type == RTM_NEWQDISC &&
+		    nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct tcmsg))) {
+			struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(nh) +
+							     NLMSG_ALIGN(sizeof(struct tcmsg)));
+			int alen = (int)nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+
+			/* The ingress queue outlives its qdisc (then "noop"): look at the kind. */
+			r = 0;
+			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+				if (a->rta_type == TCA_KIND && RTA_PAYLOAD(a) >= sizeof("clsact") &&
+				    !memcmp(RTA_DATA(a), "clsact", sizeof("clsact")))
+					r = 1;
+			break;
+		}
+	}
+out:
+	close(fd);
+	return r;
+}
+
+static int tc_hook_ready(int ifindex, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	int r = clsact_exists(ifindex);
+
+	if (r == 1)
+		return 0;
+	/* r < 0: we could not tell; creating tells, at the price of a warning if it was there. */
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST) {
+		snprintf(err, errlen, "cannot create the clsact qdisc on ifindex %d: %s", ifindex,
+			 strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_fd, char *err,
 			 size_t errlen)
 {
@@ -389,12 +508,6 @@ static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_f
 		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
 	int r;
 
-	r = bpf_tc_hook_create(&hook);
-	if (r < 0 && r != -EEXIST) {
-		snprintf(err, errlen, "cannot create the clsact qdisc on ifindex %d: %s", ifindex,
-			 strerror(-r));
-		return r;
-	}
 	r = bpf_tc_attach(&hook, &opts);
 	if (r < 0)
 		snprintf(err, errlen, "cannot attach tc_endpoint (%s) to ifindex %d: %s",
@@ -406,12 +519,43 @@ int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, 
 {
 	int r;
 
-	r = tc_attach_one(ifindex, BPF_TC_INGRESS, bpf_program__fd(dp->tc->progs.tc_from_pod), err,
-			  errlen);
+	r = tc_hook_ready(ifindex, err, errlen);
+	if (r == 0)
+		r = tc_attach_one(ifindex, BPF_TC_INGRESS,
+				  bpf_program__fd(dp->tc->progs.tc_from_pod), err, errlen);
 	if (r == 0)
 		r = tc_attach_one(ifindex, BPF_TC_EGRESS, bpf_program__fd(dp->tc->progs.tc_to_pod),
 				  err, errlen);
 	return r;
+}
+
+int zt_datapath_tc_owned(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	int r, fd;
+
+	r = clsact_exists(ifindex);
+	if (r <= 0)
+		return r == -ENODEV ? 0 : r;
+	/* No filter of ours is an answer, not a problem: no warning for it. */
+	libbpf_hushed++;
+	r = bpf_tc_query(&hook, &opts);
+	libbpf_hushed--;
+	if (r == -ENOENT || r == -EINVAL || r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return r;
+	fd = bpf_prog_get_fd_by_id(opts.prog_id);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (r < 0)
+		return -errno;
+	return strcmp(info.name, "tc_from_pod") == 0;
 }
 
 int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen)
@@ -422,8 +566,11 @@ int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen)
 	for (size_t i = 0; i < 2; i++) {
 		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
 		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
-		int r = bpf_tc_detach(&hook, &opts);
+		int r;
 
+		libbpf_hushed++;
+		r = bpf_tc_detach(&hook, &opts);
+		libbpf_hushed--;
 		/* Gone already (interface, qdisc or filter): nothing to do. */
 		if (r < 0 && r != -ENOENT && r != -ENODEV && r != -EINVAL) {
 			snprintf(err, errlen, "cannot detach tc_endpoint from ifindex %d: %s",
@@ -643,7 +790,7 @@ const char *zt_tc_reason_name(unsigned int reason)
 		[ZT_REASON_NOT_ISOLATED] = "not-isolated", [ZT_REASON_RULE_ALLOW] = "rule-allow",
 		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
 		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
-		[ZT_REASON_NO_POLICY] = "no-policy",
+		[ZT_REASON_NO_POLICY] = "no-policy",	   [ZT_REASON_IOC] = "ioc",
 	};
 	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
 }

@@ -72,6 +72,15 @@ int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen);
 #define ZT_TC_PRIORITY 0x7a74
 int zt_datapath_tc_attach(const struct zt_datapath *dp, int ifindex, char *err, size_t errlen);
 int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen);
+/*
+ * Does ifindex carry our tc_from_pod (handle and priority ZT_TC_HANDLE /
+ * ZT_TC_PRIORITY on the ingress hook)? 1 yes, 0 no, -errno when the kernel
+ * cannot tell. A filter lives exactly as long as its link, so a link that
+ * was deleted and created again (same name, even the same ifindex) never
+ * has it: this is how a restart tells the endpoint's own interface from a
+ * new one that took its name.
+ */
+int zt_datapath_tc_owned(int ifindex);
 
 /* Every map of every object, for status and tests; returns the count. */
 size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);

@@ -28,6 +28,7 @@ struct zt_events {
 static const size_t min_len[ZT_EV_MAX] = {
 	[ZT_EV_XDP_DROP] = sizeof(struct zt_ev_xdp_drop),
 	[ZT_EV_POLICY] = sizeof(struct zt_ev_policy),
+	[ZT_EV_IOC] = sizeof(struct zt_ev_ioc),
 };
 
 static int on_record(void *ctx, void *data, size_t len)

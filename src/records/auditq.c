@@ -1148,16 +1148,24 @@ static void wait_ms(struct zt_auditq *q, unsigned int ms, bool posts_wake)
 	q->hurry = false;
 }
 
-static bool is_block_kind(const char *kind)
+/* An import written by an older agent lists no CIDRs: it has no blocks rows. */
+static bool is_block_change(const char *kind, const char *detail)
 {
 	return !strcmp(kind, "block.add") || !strcmp(kind, "block.del") ||
-	       !strcmp(kind, "block.expire");
+	       !strcmp(kind, "block.expire") ||
+	       (!strcmp(kind, "block.import") && strstr(detail, "\"cidrs\":["));
 }
 
 /*
  * The rows beside a batch's audit rows, in its transaction: one INSERT into
- * alerts for its policy violations and one into blocks for its block
- * changes. Their id is the event's, so a replay adds nothing twice.
+ * alerts for its policy violations and IOC hits (kind and severity from
+ * the detail's alert_kind / alert_severity when given) and one into blocks for its block
+ * changes. Their id is the event's, so a replay adds nothing twice. A bulk
+ * event (import, expiry) lists its CIDRs in detail "cidrs": one blocks row
+ * each, with a UUIDv7 of the event's time whose random bits are
+ * MD5(event id, place in the list): as stable across a replay, and apart
+ * from those of other events (event ids of one millisecond differ only in
+ * a counter).
  */
 static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size_t n, char *err,
 		     size_t errlen)
@@ -1172,8 +1180,8 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail, count, last_at) "
 		"SELECT DISTINCT ON (1) coalesce((d->>'alert_id')::uuid, (d->>'event_id')::uuid), "
 		"to_timestamp(coalesce((d->>'first_unix_us')::bigint, (d->>'event_unix_us')::bigint) / 1e6), $1, "
-		"CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END, "
-		"CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END, "
+		"coalesce(d->>'alert_severity', CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END), "
+		"coalesce(d->>'alert_kind', CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END), "
 		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d, "
 		"coalesce((d->>'count')::bigint, 1), "
 		"to_timestamp(coalesce((d->>'last_unix_us')::bigint, (d->>'event_unix_us')::bigint) / 1e6) "
@@ -1185,12 +1193,22 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 		"detail = CASE WHEN EXCLUDED.count > alerts.count THEN EXCLUDED.detail ELSE alerts.detail END";
 	static const char block_head[] =
 		"INSERT INTO blocks (id, at, node, action, cidr, kind, source, reason, expires_at) "
-		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, action, cidr, "
+		"SELECT CASE WHEN e.o IS NULL THEN (d->>'event_id')::uuid ELSE encode(set_byte(set_byte(b, 6, "
+		"(get_byte(b, 6) & 15) | 112), 8, (get_byte(b, 8) & 63) | 128), 'hex')::uuid END, "
+		"to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, action, e.c::cidr, "
 		"d->>'kind', d->>'source', d->>'reason', "
 		"CASE WHEN coalesce((d->>'ttl_s')::bigint, 0) > 0 THEN "
 		"to_timestamp((d->>'event_unix_us')::bigint / 1e6) + make_interval(secs => (d->>'ttl_s')::bigint) END "
 		"FROM (VALUES ";
-	static const char block_tail[] = ") s(d, action, cidr) ON CONFLICT (id) DO NOTHING";
+	static const char block_tail[] =
+		") s(d, action, subject) CROSS JOIN LATERAL ("
+		"SELECT x.c, x.o, overlay(uuid_send((d->>'event_id')::uuid) placing "
+		"substr(decode(md5((d->>'event_id') || '/' || x.o), 'hex'), 1, 10) from 7 for 10) "
+		"FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(d->'cidrs') = 'array' "
+		"THEN d->'cidrs' END) WITH ORDINALITY x(c, o) "
+		"UNION ALL SELECT s.subject, NULL::bigint, NULL::bytea "
+		"WHERE jsonb_typeof(d->'cidrs') IS DISTINCT FROM 'array') e(c, o, b) "
+		"ON CONFLICT (id) DO NOTHING";
 	struct zt_auditq *q = ctx;
 	const char **params = calloc(1 + 3 * n, sizeof(*params));
 	char *sql = malloc(sizeof(alert_head) + sizeof(block_head) + sizeof(block_tail) + n * 48);
@@ -1212,19 +1230,20 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 		for (size_t i = 0; i < n; i++) {
 			const char *k = rows[i].kind;
 
-			if (pass == 0 && !strcmp(k, "policy.violation")) {
+			if (pass == 0 &&
+			    (!strcmp(k, "policy.violation") || !strcmp(k, "ioc.hit"))) {
 				params[np] = rows[i].detail;
 				o += (size_t)sprintf(sql + o, "%s($%d::jsonb)", np > 1 ? "," : "",
 						     np + 1);
 				np++;
-			} else if (pass == 1 && is_block_kind(k)) {
+			} else if (pass == 1 && is_block_change(k, rows[i].detail)) {
 				params[np] = rows[i].detail;
-				params[np + 1] = !strcmp(k, "block.add") ? "block" :
-						 !strcmp(k, "block.del") ? "unblock" :
-									   "expire";
+				params[np + 1] = !strcmp(k, "block.del")    ? "unblock" :
+						 !strcmp(k, "block.expire") ? "expire" :
+									      "block";
 				params[np + 2] = rows[i].subject;
 				o += (size_t)sprintf(sql + o,
-						     "%s($%d::jsonb, $%d::text, $%d::cidr)",
+						     "%s($%d::jsonb, $%d::text, $%d::text)",
 						     np > 1 ? "," : "", np + 1, np + 2, np + 3);
 				np += 3;
 			}

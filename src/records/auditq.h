@@ -62,7 +62,8 @@
  * with "event_id", a UUIDv7 made at post.
  *
  * Beside its audit row, a policy violation adds a row to alerts (kind
- * policy-deny or policy-audit) and a block change one to blocks (block,
+ * policy-deny or policy-audit), an IOC hit (ioc.hit) one of kind ioc, and
+ * a block change one to blocks (block,
  * unblock, expire); their id is the event_id, so a replay adds nothing twice.
  * A violation that stands for several (detail "alert_id" and "count",
  * src/respond/denyagg.h) updates its alerts row instead: one row per
@@ -74,6 +75,8 @@
  *    audit row itself was written),"event":{"time_unix_us":N,"kind":"...",
  *    "actor":"...","subject":"...","detail":"<the detail text, as a JSON
  *    string>"}}
+ * A bulk block change (block.import, block.expire with a "cidrs" array in
+ * detail) adds one blocks row per CIDR.
  */
 #ifndef ZT_AUDITQ_H
 #define ZT_AUDITQ_H

@@ -15,16 +15,41 @@
 #include "agent/log.h"
 #include "agent/util.h"
 
+/* The verdict of a flow: from its own entry, or the destination's when that one denied. */
+struct verdict {
+	uint8_t verdict, audit, reason;
+	uint32_t gen, rule_id;
+};
+
+/* A half-open TCP flow that ended in this call (see flush_half_open). */
+struct half_open {
+	struct zt_ct_key k;
+	struct zt_ct_val v;
+	struct verdict vd;
+};
+
 struct zt_flowexp {
 	int fd; /* flow_export */
 	uint64_t active_ns;
 	char node[ZT_FR_NODE_MAX];
 	struct zt_flowexp_names names;
 	struct zt_flowexp_stats st;
-	struct zt_ct_key *keys; /* sweep scratch */
-	size_t cap;
+	uint64_t entries; /* atomic: entries the last complete rotation saw */
+	/* The batch being worked through: keys[pos..n) are still to look at. */
+	struct zt_ct_key *keys;
+	struct zt_ct_val *vals;
+	uint32_t slice, due_max;
+	uint32_t n, pos;
+	uint32_t cursor; /* the next bucket; valid with mid_rotation */
+	bool mid_rotation;
+	bool last_batch; /* the batch in keys[] ends the rotation */
+	uint64_t rot_seen; /* entries read in the rotation under way */
+	int alive_if; /* last is_endpoint answer, for runs of one interface */
+	bool alive_val;
 	struct zt_flow_record *recs;
 	size_t n_recs, cap_recs;
+	struct half_open *half;
+	size_t n_half, cap_half;
 	struct export_op *ops; /* what the sweep records in flow_export, after the sink */
 	size_t n_ops, cap_ops;
 };
@@ -33,7 +58,7 @@ struct zt_flowexp {
 struct export_op {
 	struct zt_ct_key k, other;
 	struct zt_flow_export ex;
-	bool del, del_other, mark;
+	bool del, del_other, had_ex, mark;
 };
 
 static int map_shape_ok(int fd, uint32_t max_entries)
@@ -90,6 +115,15 @@ int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_t
 		return -ENOMEM;
 	}
 	x->fd = fd;
+	x->slice = ZT_FLOWEXP_SLICE;
+	x->due_max = ZT_FLOWEXP_DUE_MAX;
+	x->keys = calloc(x->slice, sizeof(*x->keys));
+	x->vals = calloc(x->slice, sizeof(*x->vals));
+	if (!x->keys || !x->vals) {
+		zt_flowexp_close(x);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	x->active_ns = active_timeout_ns ? active_timeout_ns : 60ULL * 1000000000ULL;
 	snprintf(x->node, sizeof(x->node), "%s", node ? node : "");
 	if (names)
@@ -105,7 +139,9 @@ void zt_flowexp_close(struct zt_flowexp *x)
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->keys);
+	free(x->vals);
 	free(x->recs);
+	free(x->half);
 	free(x->ops);
 	free(x);
 }
@@ -113,6 +149,39 @@ void zt_flowexp_close(struct zt_flowexp *x)
 void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st)
 {
 	*st = x->st;
+	st->entries = zt_flowexp_entries(x);
+}
+
+uint64_t zt_flowexp_entries(const struct zt_flowexp *x)
+{
+	return x ? __atomic_load_n(&x->entries, __ATOMIC_RELAXED) : 0;
+}
+
+int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max)
+{
+	struct zt_ct_key *k;
+	struct zt_ct_val *v;
+
+	if (slice < ZT_FLOWEXP_SLICE_MIN || !due_max)
+		return -EINVAL;
+	k = calloc(slice, sizeof(*k));
+	v = calloc(slice, sizeof(*v));
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -ENOMEM;
+	}
+	free(x->keys);
+	free(x->vals);
+	x->keys = k;
+	x->vals = v;
+	x->slice = slice;
+	x->due_max = due_max;
+	/* What was read and not yet looked at is read again by the next rotation. */
+	x->n = x->pos = 0;
+	x->mid_rotation = false;
+	x->rot_seen = 0;
+	return 0;
 }
 
 static struct zt_flow_record *rec_new(struct zt_flowexp *x)
@@ -121,12 +190,6 @@ static struct zt_flow_record *rec_new(struct zt_flowexp *x)
 		return NULL;
 	return &x->recs[x->n_recs++];
 }
-
-/* The verdict of a flow: from its own entry, or the destination's when that one denied. */
-struct verdict {
-	uint8_t verdict, audit, reason;
-	uint32_t gen, rule_id;
-};
 
 static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const struct zt_ct_key *k,
 			const struct zt_ct_val *v, const struct verdict *vd,
@@ -206,136 +269,165 @@ static void mark(struct zt_flow_export *ex, const struct zt_ct_val *v, bool fina
 	ex->final = final;
 }
 
-static void delete_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key *k)
+static void delete_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key *k, bool had_ex)
 {
 	if (bpf_map_delete_elem(ct_fd, k) == 0)
 		x->st.entries_deleted++;
-	bpf_map_delete_elem(x->fd, k);
+	if (had_ex)
+		bpf_map_delete_elem(x->fd, k);
 }
 
-int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink_fn sink,
-		     void *sink_ctx)
+static bool alive(struct zt_flowexp *x, uint32_t ifindex)
 {
-	struct zt_ct_key next, *prev = NULL;
-	int64_t off = zt_boot_to_unix_ns();
-	size_t n = 0;
-	int emitted = 0;
-
-	x->st.sweeps++;
-	x->n_recs = 0;
-	x->n_ops = 0;
-	/* Keys first: deleting while walking would restart the walk. */
-	while (bpf_map_get_next_key(ct_fd, prev, &next) == 0) {
-		if (zt_grow((void **)&x->keys, &x->cap, n + 1, sizeof(*x->keys)) < 0)
-			return -ENOMEM;
-		x->keys[n] = next;
-		prev = &x->keys[n];
-		n++;
+	if (!x->names.is_endpoint)
+		return true;
+	/* Entries of one interface come in runs: ask once per run. */
+	if (x->alive_if != (int)ifindex) {
+		x->alive_if = (int)ifindex;
+		x->alive_val = x->names.is_endpoint(x->names.ctx, (int)ifindex);
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct zt_ct_key *k = &x->keys[i];
-		struct zt_ct_key other = *k;
-		struct zt_ct_val v, ov;
-		struct zt_flow_export ex = {};
-		struct verdict vd;
-		bool alive, idle, closed, denied_quiet, have_other = false, final = false;
-		bool emit = false, del = false;
-		uint64_t quiet;
+	return x->alive_val;
+}
 
-		if (bpf_map_lookup_elem(ct_fd, k, &v) < 0)
-			continue;
-		/* Absent, or an earlier flow's on a reused key: nothing recorded yet. */
-		if (bpf_map_lookup_elem(x->fd, k, &ex) < 0 || ex.first_ns != v.first_ns)
-			memset(&ex, 0, sizeof(ex));
-		vd = (struct verdict){ .verdict = v.verdict,
-				       .audit = v.audit,
-				       .reason = v.reason,
-				       .gen = v.gen,
-				       .rule_id = v.rule_id };
-		/* Local to local: find the entry on the other endpoint's veth. */
-		if (v.peer_ep_id && x->names.ep_ifindex) {
-			int oif = x->names.ep_ifindex(x->names.ctx, v.peer_ep_id);
+/*
+ * Whether anything can be due for an entry, from its values alone. Most
+ * entries of a big table (live flows younger than the active timeout) are
+ * not, and cost no syscall; the rest are read again and decided on.
+ */
+static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const struct zt_ct_val *v,
+		       uint64_t now)
+{
+	uint64_t quiet = now > v->last_ns ? now - v->last_ns : 0;
 
-			if (oif > 0 && (uint32_t)oif != k->ifindex) {
-				other.ifindex = (uint32_t)oif;
-				have_other = bpf_map_lookup_elem(ct_fd, &other, &ov) == 0;
-			}
+	if (!alive(x, k->ifindex) || quiet > zt_ct_timeout(k->proto, v->state))
+		return true;
+	if (k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
+	    quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS)
+		return true;
+	/* Denied by its own entry, or perhaps by the destination's (a local peer). */
+	if (quiet >= ZT_FLOWEXP_DENY_QUIET_NS && (v->verdict == ZT_VERDICT_DENY || v->peer_ep_id))
+		return true;
+	return v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns;
+}
+
+static bool half_open(const struct zt_ct_key *k, const struct zt_ct_val *v)
+{
+	return k->proto == IPPROTO_TCP && (v->state == ZT_CT_NEW || v->state == ZT_CT_SYN_RECV);
+}
+
+/* One due entry: read again, decided on, recorded and deleted as it says. */
+static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key *k, uint64_t now,
+			int64_t off, bool recording, int *emitted)
+{
+	struct zt_ct_key other = *k;
+	struct zt_ct_val v, ov;
+	struct zt_flow_export ex = {};
+	struct verdict vd;
+	bool alive_now, idle, closed, denied_quiet, have_other = false, final = false, had_ex;
+	bool emit = false, del = false;
+	uint64_t quiet;
+
+	if (bpf_map_lookup_elem(ct_fd, k, &v) < 0)
+		return; /* gone since the batch was read */
+	had_ex = bpf_map_lookup_elem(x->fd, k, &ex) == 0;
+	/* Absent, or an earlier flow's on a reused key: nothing recorded yet. */
+	if (!had_ex || ex.first_ns != v.first_ns)
+		memset(&ex, 0, sizeof(ex));
+	vd = (struct verdict){ .verdict = v.verdict,
+			       .audit = v.audit,
+			       .reason = v.reason,
+			       .gen = v.gen,
+			       .rule_id = v.rule_id };
+	/* Local to local: find the entry on the other endpoint's veth. */
+	if (v.peer_ep_id && x->names.ep_ifindex) {
+		int oif = x->names.ep_ifindex(x->names.ctx, v.peer_ep_id);
+
+		if (oif > 0 && (uint32_t)oif != k->ifindex) {
+			other.ifindex = (uint32_t)oif;
+			have_other = bpf_map_lookup_elem(ct_fd, &other, &ov) == 0;
 		}
-		if (have_other && v.dir == ZT_DIR_INGRESS && ov.dir == ZT_DIR_EGRESS) {
-			/* The destination's entry: the source's records this flow. */
-			x->st.deduplicated++;
-			continue;
-		}
-		if (have_other && ov.dir == ZT_DIR_INGRESS && v.verdict != ZT_VERDICT_DENY &&
-		    (ov.verdict == ZT_VERDICT_DENY || (ov.audit && !v.audit)))
-			vd = (struct verdict){ .verdict = ov.verdict,
-					       .audit = ov.audit,
-					       .reason = ov.reason,
-					       .gen = ov.gen,
-					       .rule_id = ov.rule_id };
-		/* The source's veth sees both directions: its entry's counts are the flow's. */
-		quiet = now > v.last_ns ? now - v.last_ns : 0;
-		alive = !x->names.is_endpoint ||
-			x->names.is_endpoint(x->names.ctx, (int)k->ifindex);
-		idle = quiet > zt_ct_timeout(k->proto, v.state);
-		closed = k->proto == IPPROTO_TCP && v.state == ZT_CT_CLOSED &&
-			 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
-		denied_quiet = vd.verdict == ZT_VERDICT_DENY && quiet >= ZT_FLOWEXP_DENY_QUIET_NS;
-		if (!alive || idle || denied_quiet) {
-			del = true;
-			final = true;
-			emit = has_delta(&v, &ex) || !ex.last_ns;
-		} else if (closed) {
-			final = true;
-			emit = !ex.final && (has_delta(&v, &ex) || !ex.last_ns);
-		} else if (!ex.final && has_delta(&v, &ex) &&
-			   v.last_ns - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
-			/* The packets not yet recorded span active_timeout: a long flow. */
-			emit = true;
-		}
-		if (emit && sink) {
+	}
+	if (have_other && v.dir == ZT_DIR_INGRESS && ov.dir == ZT_DIR_EGRESS) {
+		/* The destination's entry: the source's records this flow. */
+		x->st.deduplicated++;
+		return;
+	}
+	if (have_other && ov.dir == ZT_DIR_INGRESS && v.verdict != ZT_VERDICT_DENY &&
+	    (ov.verdict == ZT_VERDICT_DENY || (ov.audit && !v.audit)))
+		vd = (struct verdict){ .verdict = ov.verdict,
+				       .audit = ov.audit,
+				       .reason = ov.reason,
+				       .gen = ov.gen,
+				       .rule_id = ov.rule_id };
+	/* The source's veth sees both directions: its entry's counts are the flow's. */
+	quiet = now > v.last_ns ? now - v.last_ns : 0;
+	alive_now = alive(x, k->ifindex);
+	idle = quiet > zt_ct_timeout(k->proto, v.state);
+	closed = k->proto == IPPROTO_TCP && v.state == ZT_CT_CLOSED &&
+		 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
+	denied_quiet = vd.verdict == ZT_VERDICT_DENY && quiet >= ZT_FLOWEXP_DENY_QUIET_NS;
+	if (!alive_now || idle || denied_quiet) {
+		del = true;
+		final = true;
+		emit = has_delta(&v, &ex) || !ex.last_ns;
+	} else if (closed) {
+		final = true;
+		emit = !ex.final && (has_delta(&v, &ex) || !ex.last_ns);
+	} else if (!ex.final && has_delta(&v, &ex) &&
+		   v.last_ns - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
+		/* The packets not yet recorded span active_timeout: a long flow. */
+		emit = true;
+	}
+	if (emit && recording) {
+		if (final && !ex.last_ns && half_open(k, &v)) {
+			/* Recorded with its like at the end of the call. */
+			if (zt_grow((void **)&x->half, &x->cap_half, x->n_half + 1,
+				    sizeof(*x->half)) == 0)
+				x->half[x->n_half++] =
+					(struct half_open){ .k = *k, .v = v, .vd = vd };
+		} else {
 			struct zt_flow_record *r = rec_new(x);
 
 			if (r) {
 				fill_record(x, r, k, &v, &vd, &ex, off);
-				emitted++;
+				(*emitted)++;
 				if (final)
 					x->st.records_final++;
 				else
 					x->st.records_interim++;
 			}
 		}
-		if (del || (emit && sink)) {
-			struct export_op *op;
+	}
+	if (del || (emit && recording)) {
+		struct export_op *op;
 
-			if (zt_grow((void **)&x->ops, &x->cap_ops, x->n_ops + 1, sizeof(*x->ops)) <
-			    0)
-				continue; /* neither marked nor deleted: recorded again next sweep */
-			op = &x->ops[x->n_ops++];
-			*op = (struct export_op){ .k = *k, .other = other, .del = del };
-			op->del_other = del && have_other && ov.dir == ZT_DIR_INGRESS;
-			op->mark = !del;
-			if (op->mark) {
-				op->ex = ex;
-				mark(&op->ex, &v, final);
-			}
+		if (zt_grow((void **)&x->ops, &x->cap_ops, x->n_ops + 1, sizeof(*x->ops)) < 0)
+			return; /* neither marked nor deleted: recorded again next sweep */
+		op = &x->ops[x->n_ops++];
+		*op = (struct export_op){ .k = *k, .other = other, .del = del, .had_ex = had_ex };
+		op->del_other = del && have_other && ov.dir == ZT_DIR_INGRESS;
+		op->mark = !del;
+		if (op->mark) {
+			op->ex = ex;
+			mark(&op->ex, &v, final);
 		}
 	}
-	/*
-	 * The sink first (the daemon's makes the records durable before it
-	 * returns), then what they cover is marked recorded, or the entry
-	 * deleted: a SIGKILL in between records those deltas again, never
-	 * loses them.
-	 */
-	if (sink && x->n_recs)
-		sink(sink_ctx, x->recs, x->n_recs);
+}
+
+/*
+ * After the sink (the daemon's makes the records durable before it
+ * returns), what they cover is marked recorded, or the entry deleted: a
+ * SIGKILL in between records those deltas again, never loses them.
+ */
+static void apply_ops(struct zt_flowexp *x, int ct_fd)
+{
 	for (size_t i = 0; i < x->n_ops; i++) {
 		const struct export_op *op = &x->ops[i];
 
 		if (op->del) {
-			delete_entry(x, ct_fd, &op->k);
+			delete_entry(x, ct_fd, &op->k, op->had_ex);
 			if (op->del_other)
-				delete_entry(x, ct_fd, &op->other);
+				delete_entry(x, ct_fd, &op->other, true);
 		} else if (bpf_map_update_elem(x->fd, &op->k, &op->ex, BPF_ANY) < 0) {
 			log_warn(
 				"flow_export_update",
@@ -344,5 +436,180 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		}
 	}
 	x->n_ops = 0;
+}
+
+/* What makes two half-open flows one row: everything but the client's port. */
+static int half_cmp(const void *pa, const void *pb)
+{
+	const struct half_open *a = pa, *b = pb;
+	int c;
+
+#define HALF_CMP(f)                                  \
+	do {                                         \
+		if (a->f != b->f)                    \
+			return a->f < b->f ? -1 : 1; \
+	} while (0)
+	HALF_CMP(k.ifindex);
+	HALF_CMP(k.family);
+	c = memcmp(a->k.saddr, b->k.saddr, sizeof(a->k.saddr));
+	if (c)
+		return c;
+	c = memcmp(a->k.daddr, b->k.daddr, sizeof(a->k.daddr));
+	if (c)
+		return c;
+	HALF_CMP(k.dport);
+	HALF_CMP(v.dir);
+	HALF_CMP(vd.verdict);
+	HALF_CMP(vd.audit);
+	HALF_CMP(vd.reason);
+	HALF_CMP(vd.gen);
+	HALF_CMP(vd.rule_id);
+	HALF_CMP(v.local_id);
+	HALF_CMP(v.peer_id);
+	HALF_CMP(v.ep_id);
+	HALF_CMP(v.peer_ep_id);
+	HALF_CMP(k.sport);
+#undef HALF_CMP
+	return 0;
+}
+
+static bool half_same_row(const struct half_open *a, const struct half_open *b)
+{
+	struct half_open t = *b;
+
+	t.k.sport = a->k.sport;
+	return half_cmp(a, &t) == 0;
+}
+
+/*
+ * Half-open TCP flows that ended (timed out, denied, or their interface
+ * went) become rows: one per (interface, source, destination, port,
+ * verdict) among those ending in this call, with aggregate_count flows and
+ * their summed packets and bytes, so a SYN flood from a few sources is a
+ * few rows a tick, not one per spoofed connection. A row of one flow is
+ * the flow's ordinary record; a row of several has no source port.
+ */
+static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
+{
+	size_t i = 0;
+
+	qsort(x->half, x->n_half, sizeof(*x->half), half_cmp);
+	while (i < x->n_half) {
+		const struct half_open *h = &x->half[i];
+		struct zt_flow_export none = {};
+		struct zt_ct_val sum = h->v;
+		struct zt_flow_record *r;
+		size_t j = i + 1;
+
+		for (; j < x->n_half && half_same_row(h, &x->half[j]); j++) {
+			const struct zt_ct_val *w = &x->half[j].v;
+
+			for (int d = 0; d < 2; d++) {
+				sum.packets[d] += w->packets[d];
+				sum.bytes[d] += w->bytes[d];
+				sum.flags_seen[d] |= w->flags_seen[d];
+			}
+			if (w->first_ns < sum.first_ns)
+				sum.first_ns = w->first_ns;
+			if (w->last_ns > sum.last_ns)
+				sum.last_ns = w->last_ns;
+		}
+		r = rec_new(x);
+		if (r) {
+			fill_record(x, r, &h->k, &sum, &h->vd, &none, off);
+			r->aggregate_count = (int64_t)(j - i);
+			if (j - i > 1) {
+				r->source_port = 0;
+				r->present &= ~(uint32_t)ZT_FR_HAS_SPORT;
+			}
+			(*emitted)++;
+			x->st.records_final++;
+			x->st.halfopen_rows++;
+			x->st.halfopen_flows += j - i;
+		}
+		i = j;
+	}
+	x->n_half = 0;
+}
+
+/* Reads the next batch of the rotation into keys[]. Returns 0 or -errno. */
+static int read_batch(struct zt_flowexp *x, int ct_fd)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 n = x->slice, next = 0;
+	int r;
+
+	r = bpf_map_lookup_batch(ct_fd, x->mid_rotation ? &x->cursor : NULL, &next, x->keys,
+				 x->vals, &n, &opts);
+	if (r < 0 && r != -ENOENT) {
+		x->n = x->pos = 0;
+		return r;
+	}
+	x->n = n;
+	x->pos = 0;
+	x->last_batch = r == -ENOENT;
+	x->cursor = next;
+	x->mid_rotation = !x->last_batch;
+	x->rot_seen += n;
+	return 0;
+}
+
+/*
+ * CLOCK_BOOTTIME to unix time, to the millisecond. Read afresh the offset
+ * jitters by some ns between calls (and exporters: a restart), enough to
+ * date a flow's next record a microsecond off the end of its previous
+ * one; rounded, it is the same value until the wall clock really moves.
+ */
+static int64_t boot_offset(void)
+{
+	return (zt_boot_to_unix_ns() + 500000) / 1000000 * 1000000;
+}
+
+int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink_fn sink,
+		     void *sink_ctx)
+{
+	int64_t off = boot_offset();
+	uint32_t looked = 0, due = 0;
+	int emitted = 0, r = 0;
+
+	x->st.sweeps++;
+	x->n_recs = 0;
+	x->n_half = 0;
+	x->n_ops = 0;
+	x->alive_if = -1;
+	/*
+	 * A bounded slice: at most `slice` entries looked at and `due_max` of
+	 * them acted on (each of those costs a few syscalls), then back to the
+	 * loop. What is left of the batch waits for the next call.
+	 */
+	if (x->pos >= x->n) {
+		r = read_batch(x, ct_fd);
+		if (r < 0)
+			return r;
+	}
+	while (x->pos < x->n && looked < x->slice && due < x->due_max) {
+		const struct zt_ct_key *k = &x->keys[x->pos];
+		const struct zt_ct_val *v = &x->vals[x->pos];
+
+		x->pos++;
+		looked++;
+		if (!may_be_due(x, k, v, now))
+			continue;
+		due++;
+		sweep_entry(x, ct_fd, k, now, off, sink != NULL, &emitted);
+	}
+	if (x->pos >= x->n && x->last_batch) {
+		__atomic_store_n(&x->entries, x->rot_seen, __ATOMIC_RELAXED);
+		x->rot_seen = 0;
+		x->last_batch = false;
+		x->st.rotations++;
+	}
+	if (looked > x->st.slice_max)
+		x->st.slice_max = looked;
+	if (x->n_half)
+		flush_half_open(x, off, &emitted);
+	if (sink && x->n_recs)
+		sink(sink_ctx, x->recs, x->n_recs);
+	apply_ops(x, ct_fd);
 	return emitted;
 }

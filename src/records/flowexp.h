@@ -3,7 +3,14 @@
  * The flow exporter: turns tc_endpoint's conntrack entries into flow
  * records (flowrec.h) and ages entries out.
  *
- * A sweep (every second, on the daemon's loop) reads the conntrack map:
+ * The sweep runs on the daemon's loop every ZT_FLOWEXP_TICK_NS and costs it
+ * a bounded slice, however large the table: one batch read of at most
+ * ZT_FLOWEXP_SLICE entries from a cursor that goes round the map, and at
+ * most ZT_FLOWEXP_DUE_MAX of them acted on (read again, recorded,
+ * deleted; a few syscalls each). Entries with nothing due (live flows
+ * younger than the active timeout, most of a big table) cost no syscall.
+ * A full rotation of a 262144-entry table takes 32 ticks (1.6 s). For each
+ * entry:
  *  - a TCP flow that closed (FIN both ways, or RST) gets its final record
  *    once it has been quiet for ZT_FLOWEXP_CLOSE_GRACE_NS (the last ACK is
  *    in it); the kernel entry stays until its close timeout so that late
@@ -14,7 +21,13 @@
  *  - a flow idle past its protocol's timeout, or whose interface is no
  *    longer an endpoint, gets its final record and is deleted;
  *  - a flow whose unrecorded packets span more than active_timeout gets an
- *    interim record (a short flow gets one record, however long it idles).
+ *    interim record (a short flow gets one record, however long it idles);
+ *  - a TCP flow that never completed its handshake (NEW or SYN_RECV: a
+ *    half-open connection, or a SYN flood's) is recorded when it times out
+ *    or is denied, merged with the half-open flows ending in the same call
+ *    that share its interface, addresses, destination port and verdict:
+ *    one row with aggregate_count flows (no source port when more than
+ *    one), so a spoofed-source flood is a few rows a tick.
  * Every record carries the packets and bytes since the flow's previous
  * record, so the rows of a flow add up to its totals; start_time is the
  * previous record's end (or the flow's first packet).
@@ -32,7 +45,8 @@
  * deltas again once, as rows with new ids; records the spool could not
  * take (full or unwritable, logged) live only in memory until written; a
  * key the kernel reuses before a sweep loses the earlier flow's
- * unrecorded remainder.
+ * unrecorded remainder; an entry the LRU evicts before it was due is not
+ * recorded.
  *
  * A flow between two local endpoints has an entry on each veth. It is
  * recorded once, from the source's entry (original direction leaving the
@@ -54,6 +68,10 @@
 #define ZT_PIN_FLOW_EXPORT "flow_export"
 #define ZT_FLOWEXP_CLOSE_GRACE_NS (200ULL * 1000000ULL)
 #define ZT_FLOWEXP_DENY_QUIET_NS (5000ULL * 1000000ULL)
+#define ZT_FLOWEXP_TICK_NS (50ULL * 1000000ULL) /* how often the daemon calls the sweep */
+#define ZT_FLOWEXP_SLICE 8192u /* entries looked at per call (one batch read, ~2 ms) */
+#define ZT_FLOWEXP_DUE_MAX 1024u /* entries acted on per call */
+#define ZT_FLOWEXP_SLICE_MIN 64u
 
 /* Value of the flow_export map. */
 struct zt_flow_export {
@@ -84,9 +102,14 @@ struct zt_flowexp_names {
 };
 
 struct zt_flowexp_stats {
-	uint64_t sweeps;
-	uint64_t records_final;
+	uint64_t sweeps; /* calls */
+	uint64_t rotations; /* complete passes over the table */
+	uint64_t entries; /* conntrack entries the last complete rotation saw */
+	uint64_t slice_max; /* most entries looked at in one call */
+	uint64_t records_final; /* rows, half-open aggregates included */
 	uint64_t records_interim;
+	uint64_t halfopen_flows; /* half-open TCP flows recorded ... */
+	uint64_t halfopen_rows; /* ... in this many rows */
 	uint64_t entries_deleted;
 	uint64_t deduplicated; /* destination-side entries recorded with their source's */
 };
@@ -104,12 +127,21 @@ int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_t
 void zt_flowexp_close(struct zt_flowexp *x);
 
 /*
- * One sweep over the conntrack map ct_fd at now_boot_ns (CLOCK_BOOTTIME):
- * records go to sink (NULL: entries are aged out, nothing is recorded).
- * Returns the number of records emitted, or -errno.
+ * One slice of the sweep over the conntrack map ct_fd at now_boot_ns
+ * (CLOCK_BOOTTIME), going on where the previous call stopped (a table that
+ * fits in one slice is swept whole by every call): records go to sink
+ * (NULL: entries are aged out, nothing is recorded). Returns the number
+ * of records emitted, or -errno. On the loop thread only.
  */
 int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now_boot_ns, zt_flow_sink_fn sink,
 		     void *sink_ctx);
 void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st);
+/*
+ * Conntrack entries counted by the last complete rotation (at most a few
+ * seconds old), without reading the map. Any thread; NULL gives 0.
+ */
+uint64_t zt_flowexp_entries(const struct zt_flowexp *x);
+/* Slice and due bounds other than the defaults (tests); slice >= ZT_FLOWEXP_SLICE_MIN. */
+int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max);
 
 #endif

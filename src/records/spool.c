@@ -29,6 +29,16 @@
 #define NFIELDS 33
 #define MAX_SEG_RECORDS 1000000u
 #define MAX_REC_CBOR 4096u /* far above the largest record's encoding */
+/*
+ * Decoder bounds: a segment's header is input, so nothing is sized by it
+ * alone. The smallest record is 59 bytes of CBOR (33 fields, empty texts);
+ * deflate expands at most 1032:1 (zlib's documented maximum); and a segment
+ * file is at most SEG_FILE_MAX (the writer's largest is tens of MiB).
+ */
+#define MIN_REC_CBOR 59u
+#define ZLIB_MAX_RATIO 1032u
+#define SEG_FILE_MAX (1u << 30)
+#define INFLATE_STEP (1u << 20)
 
 /* A segment written by zt_spool_write_held, not replayed until released. */
 struct held {
@@ -399,16 +409,73 @@ int zt_spool_encode(const struct zt_flow_record *recs, size_t n, uint8_t **out, 
 	return 0;
 }
 
+/*
+ * Inflates src into a new buffer of exactly want bytes. The buffer grows with
+ * what actually comes out (at most twice that, plus INFLATE_STEP): a header
+ * that claims gigabytes costs nothing unless the data delivers them.
+ * 0; -EBADMSG (corrupt, longer or shorter than want); -ENOMEM.
+ */
+static int inflate_all(const uint8_t *src, uint32_t srclen, uint32_t want, uint8_t **out)
+{
+	z_stream zs = { 0 };
+	uint8_t *b = NULL, *nb, extra;
+	size_t cap = 0;
+	int r = -EBADMSG, zr;
+
+	if (inflateInit(&zs) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)src;
+	zs.avail_in = srclen;
+	for (;;) {
+		if (zs.total_out == cap && cap < want) {
+			size_t ncap = cap + (want - cap < INFLATE_STEP ? want - cap : INFLATE_STEP);
+
+			if (ncap < want && ncap < 2 * cap)
+				ncap = 2 * cap < want ? 2 * cap : want;
+			nb = realloc(b, ncap ? ncap : 1);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out;
+			}
+			b = nb;
+			cap = ncap;
+		}
+		if (zs.total_out < cap) {
+			zs.next_out = b + zs.total_out;
+			zs.avail_out = (uInt)(cap - zs.total_out);
+		} else {
+			/* Full: one more byte tells "ends here" from "too long". */
+			zs.next_out = &extra;
+			zs.avail_out = 1;
+		}
+		zr = inflate(&zs, Z_NO_FLUSH);
+		if (zr == Z_STREAM_END)
+			break;
+		if (zr != Z_OK || zs.total_out > want)
+			goto out;
+		if (zs.avail_out && !zs.avail_in)
+			goto out; /* truncated: wants input that is not there */
+	}
+	if (zs.total_out != want || zs.avail_in)
+		goto out;
+	*out = b;
+	b = NULL;
+	r = 0;
+out:
+	inflateEnd(&zs);
+	free(b);
+	return r;
+}
+
 int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs, size_t *n,
 		    char *why, size_t whylen)
 {
 	uint32_t cnt, ulen, clen;
-	uLongf got;
-	uint8_t *raw, m;
+	uint8_t *raw = NULL, m;
 	uint64_t v;
 	struct zt_flow_record *out;
 	struct cb_rd rd;
-	int version;
+	int version, r;
 
 	if (len < HDR_LEN) {
 		zt_seterr(why, whylen, "truncated: %zu bytes, shorter than the header", len);
@@ -438,24 +505,28 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 		zt_seterr(why, whylen, "payload CRC mismatch");
 		return -EBADMSG;
 	}
-	if (cnt == 0 || cnt > MAX_SEG_RECORDS || ulen > (uint64_t)cnt * MAX_REC_CBOR + 16) {
-		zt_seterr(why, whylen, "implausible header: %u records, %u bytes", cnt, ulen);
+	if (cnt == 0 || cnt > MAX_SEG_RECORDS || ulen > (uint64_t)cnt * MAX_REC_CBOR + 16 ||
+	    ulen < (uint64_t)cnt * MIN_REC_CBOR + 1 ||
+	    ulen > (uint64_t)clen * ZLIB_MAX_RATIO + 64) {
+		zt_seterr(why, whylen,
+			  "implausible header: %u records, %u bytes inflated from %u compressed",
+			  cnt, ulen, clen);
 		return -EBADMSG;
 	}
-	raw = malloc(ulen ? ulen : 1);
-	out = calloc(cnt, sizeof(*out));
-	if (!raw || !out) {
-		free(raw);
-		free(out);
-		zt_seterr(why, whylen, "out of memory for %u records", cnt);
-		return -ENOMEM;
+	r = inflate_all(buf + HDR_LEN, clen, ulen, &raw);
+	if (r == -ENOMEM) {
+		zt_seterr(why, whylen, "out of memory inflating %u bytes", ulen);
+		return r;
 	}
-	got = ulen;
-	if (uncompress(raw, &got, buf + HDR_LEN, clen) != Z_OK || got != ulen) {
-		free(raw);
-		free(out);
+	if (r < 0) {
 		zt_seterr(why, whylen, "zlib: payload does not inflate to %u bytes", ulen);
 		return -EBADMSG;
+	}
+	out = calloc(cnt, sizeof(*out));
+	if (!out) {
+		free(raw);
+		zt_seterr(why, whylen, "out of memory for %u records", cnt);
+		return -ENOMEM;
 	}
 	rd = (struct cb_rd){ .p = raw, .n = ulen };
 	if (rd_head(&rd, &m, &v) || m != 4 || v != cnt)
@@ -834,6 +905,13 @@ int zt_spool_next(struct zt_spool *s, struct zt_spool_seg *seg, char *err, size_
 			close(fd);
 		goto out;
 	}
+	if (st.st_size > SEG_FILE_MAX) {
+		close(fd);
+		snprintf(why, sizeof(why), "%lld bytes, more than a segment ever has (%u)",
+			 (long long)st.st_size, SEG_FILE_MAX);
+		r = -EBADMSG;
+		goto bad;
+	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
 	while (buf && got < (size_t)st.st_size) {
 		ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
@@ -850,6 +928,7 @@ int zt_spool_next(struct zt_spool *s, struct zt_spool_seg *seg, char *err, size_
 	}
 	seg->file_bytes = (uint64_t)st.st_size;
 	r = zt_spool_decode(buf, got, &seg->recs, &seg->n, why, sizeof(why));
+bad:
 	if (r == -EBADMSG) {
 		snprintf(bad, sizeof(bad), "bad-%s", name);
 		if (renameat(s->dirfd, name, s->dirfd, bad) < 0) {

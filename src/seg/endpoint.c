@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/apimsg.h"
+#include "agent/cbor.h"
 #include "seg/endpoint.h"
+#include "seg/polcompile.h"
 #include "seg/policy.h"
 #include "agent/util.h"
 
@@ -54,7 +56,26 @@ void zt_ep_free(struct zt_ep *ep)
 	free(ep->name);
 	free(ep->ns);
 	free(ep->qname);
+	free(ep->pod_uid);
+	free(ep->container_id);
+	free(ep->service_account);
 	free(ep);
+}
+
+const char *zt_ep_origin_name(enum zt_ep_origin o)
+{
+	return o == ZT_EP_ORIGIN_CNI ? "cni" : "api";
+}
+
+int zt_ep_origin_parse(const char *s, enum zt_ep_origin *out)
+{
+	if (!strcmp(s, "api"))
+		*out = ZT_EP_ORIGIN_API;
+	else if (!strcmp(s, "cni"))
+		*out = ZT_EP_ORIGIN_CNI;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static bool valid_ifname(const char *v)
@@ -283,18 +304,29 @@ out:
 	return r;
 }
 
-static int parse_ports(const char *s, struct zt_ep *ep, char *err, size_t errlen)
+static void ports_free(struct zt_named_port *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free((char *)v[i].name);
+	free(v);
+}
+
+static int parse_ports(const char *s, struct zt_named_port **out, size_t *n_out, char *err,
+		       size_t errlen)
 {
 	char *copy = NULL, *items[ZT_EP_MAX_PORTS + 1], q[200];
-	size_t n = 0;
+	struct zt_named_port *v = NULL;
+	size_t n = 0, done = 0;
 	int r = split(s, &copy, items, ZT_EP_MAX_PORTS, &n);
 
+	*out = NULL;
+	*n_out = 0;
 	if (r == -E2BIG)
 		zt_seterr(err, errlen, "--ports: more than %d named ports", ZT_EP_MAX_PORTS);
 	if (r < 0 || n == 0)
 		goto out;
-	ep->ports = calloc(n, sizeof(*ep->ports));
-	if (!ep->ports) {
+	v = calloc(n, sizeof(*v));
+	if (!v) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -315,25 +347,108 @@ static int parse_ports(const char *s, struct zt_ep *ep, char *err, size_t errlen
 		}
 		*eq = '\0';
 		for (size_t j = 0; j < i; j++)
-			if (!strcmp(ep->ports[j].name, items[i]) &&
-			    ep->ports[j].protocol == proto) {
+			if (!strcmp(v[j].name, items[i]) && v[j].protocol == proto) {
 				zt_seterr(err, errlen, "--ports: '%s' is listed twice",
 					  shown(items[i], q, sizeof(q)));
 				r = -EINVAL;
 				goto out;
 			}
-		ep->ports[i].name = strdup(items[i]);
-		if (!ep->ports[i].name) {
+		v[i].name = strdup(items[i]);
+		if (!v[i].name) {
 			r = -ENOMEM;
 			goto out;
 		}
-		ep->ports[i].protocol = proto;
-		ep->ports[i].port = port;
-		ep->n_ports = i + 1;
+		v[i].protocol = proto;
+		v[i].port = port;
+		done = i + 1;
 	}
+	*out = v;
+	*n_out = n;
+	v = NULL;
 out:
+	ports_free(v, done);
 	free(copy);
 	return r;
+}
+
+static bool empty(const char *s)
+{
+	return !s || !*s;
+}
+
+/* 1-max characters, each a letter, a digit or one of extra. */
+static bool valid_token(const char *v, size_t max, const char *extra)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr(extra, c))))
+			return false;
+	}
+	return true;
+}
+
+/* CNI: alphanumeric first, then alphanumerics, '_', '.', '-'. */
+static bool valid_container_id(const char *v)
+{
+	char c = v[0];
+
+	return valid_token(v, ZT_EP_CID_MAX, "_.-") &&
+	       ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+}
+
+/* The fields that say where an endpoint comes from (origin, pod, container). */
+static int check_origin(const struct zt_ep_spec *s, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	char q[200];
+
+	if (!empty(s->pod_uid) && !valid_token(s->pod_uid, ZT_EP_UID_MAX, "-")) {
+		zt_seterr(err, errlen,
+			  "pod_uid: '%s' is not a pod UID (1-%d of A-Z a-z 0-9 -, like "
+			  "3f2a7c1e-0b5d-4e8a-9c61-2d7f0e4b9a15)",
+			  shown(s->pod_uid, q, sizeof(q)), ZT_EP_UID_MAX);
+		return -EINVAL;
+	}
+	if (!empty(s->service_account) && zt_dns_subdomain_check(s->service_account, &why) < 0) {
+		zt_seterr(err, errlen, "service_account: '%s': %s",
+			  shown(s->service_account, q, sizeof(q)), why);
+		return -EINVAL;
+	}
+	if (s->origin == ZT_EP_ORIGIN_CNI) {
+		if (empty(s->container_id) || !valid_container_id(s->container_id)) {
+			zt_seterr(
+				err, errlen,
+				"container_id: '%s' is not a CNI container id (1-%d of A-Z a-z 0-9 _ . -, alphanumeric first)",
+				shown(s->container_id ? s->container_id : "", q, sizeof(q)),
+				ZT_EP_CID_MAX);
+			return -EINVAL;
+		}
+		if (empty(s->cni_ifname) || !valid_ifname(s->cni_ifname)) {
+			zt_seterr(err, errlen,
+				  "cni_ifname: '%s' is not a valid interface name (CNI_IFNAME)",
+				  shown(s->cni_ifname ? s->cni_ifname : "", q, sizeof(q)));
+			return -EINVAL;
+		}
+	} else if (s->origin != ZT_EP_ORIGIN_API) {
+		zt_seterr(err, errlen, "origin: expected api or cni");
+		return -EINVAL;
+	} else if (!empty(s->container_id) || !empty(s->cni_ifname) || s->pending) {
+		zt_seterr(err, errlen,
+			  "container_id, cni_ifname and pending belong to endpoints of origin cni");
+		return -EINVAL;
+	}
+	if (s->pending && (!empty(s->labels) || !empty(s->ns_labels) || !empty(s->ports))) {
+		zt_seterr(err, errlen,
+			  "a pending endpoint has no labels, namespace labels or ports yet");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, size_t errlen)
@@ -361,13 +476,24 @@ int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, s
 		zt_seterr(err, errlen, "--namespace: '%s': %s", shown(ns, q, sizeof(q)), why);
 		return -EINVAL;
 	}
+	r = check_origin(s, err, errlen);
+	if (r < 0)
+		return r;
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		return -ENOMEM;
 	snprintf(ep->ifname, sizeof(ep->ifname), "%s", s->ifname);
+	ep->origin = s->origin;
+	ep->pending = s->pending;
+	if (s->cni_ifname)
+		snprintf(ep->cni_ifname, sizeof(ep->cni_ifname), "%s", s->cni_ifname);
 	ep->name = strdup(name);
 	ep->ns = strdup(ns);
-	if (!ep->name || !ep->ns || asprintf(&ep->qname, "%s/%s", ns, name) < 0) {
+	ep->pod_uid = strdup(s->pod_uid ? s->pod_uid : "");
+	ep->container_id = strdup(s->container_id ? s->container_id : "");
+	ep->service_account = strdup(s->service_account ? s->service_account : "");
+	if (!ep->name || !ep->ns || !ep->pod_uid || !ep->container_id || !ep->service_account ||
+	    asprintf(&ep->qname, "%s/%s", ns, name) < 0) {
 		ep->qname = NULL;
 		r = -ENOMEM;
 		goto fail;
@@ -377,7 +503,7 @@ int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, s
 		    0 ||
 	    (r = parse_labels("--namespace-labels", s->ns_labels, &ep->ns_labels, &ep->n_ns_labels,
 			      err, errlen)) < 0 ||
-	    (r = parse_ports(s->ports, ep, err, errlen)) < 0)
+	    (r = parse_ports(s->ports, &ep->ports, &ep->n_ports, err, errlen)) < 0)
 		goto fail;
 	for (size_t i = 0; i < ep->n_ns_labels; i++)
 		if (!strcmp(ep->ns_labels[i].key, ZT_NS_NAME_LABEL) &&
@@ -397,6 +523,280 @@ fail:
 		zt_seterr(err, errlen, "out of memory");
 	zt_ep_free(ep);
 	return r;
+}
+
+/* ---- metadata (labels, namespace labels, named ports, service account) ---- */
+
+static void labels_free(struct zt_label *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free((char *)v[i].key);
+		free((char *)v[i].value);
+	}
+	free(v);
+}
+
+void zt_ep_meta_free(struct zt_ep_meta *m)
+{
+	if (!m)
+		return;
+	labels_free(m->labels, m->n_labels);
+	labels_free(m->ns_labels, m->n_ns_labels);
+	ports_free(m->ports, m->n_ports);
+	free(m->service_account);
+	memset(m, 0, sizeof(*m));
+}
+
+/* The namespace-name label, when listed, must name the endpoint's namespace. */
+static int check_ns_name(const char *field, const char *ns, const struct zt_label *v, size_t n,
+			 char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].key, ZT_NS_NAME_LABEL) && strcmp(v[i].value, ns)) {
+			zt_seterr(err, errlen, "%s: %s is always the namespace's name ('%s')",
+				  field, ZT_NS_NAME_LABEL, ns);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static int labels_copy(const char *field, const struct zt_label *src, size_t n,
+		       struct zt_label **out, size_t *n_out, char *err, size_t errlen)
+{
+	struct zt_labels ls = { .v = src, .n = n };
+	struct zt_label *v = NULL;
+	const char *why = NULL;
+	size_t bad = 0;
+	char q[400];
+
+	*out = NULL;
+	*n_out = 0;
+	if (n > ZT_EP_MAX_LABELS) {
+		zt_seterr(err, errlen, "%s: more than %d labels", field, ZT_EP_MAX_LABELS);
+		return -E2BIG;
+	}
+	if (n && !src) {
+		zt_seterr(err, errlen, "%s: missing", field);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!src[i].key || !src[i].value) {
+			zt_seterr(err, errlen, "%s: label %zu has no key or value", field, i);
+			return -EINVAL;
+		}
+	if (zt_labels_check(&ls, &bad, &why) < 0) {
+		zt_seterr(err, errlen, "%s: label '%s': %s", field,
+			  shown(src[bad].key, q, sizeof(q)), why);
+		return -EINVAL;
+	}
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		v[i].key = strdup(src[i].key);
+		v[i].value = strdup(src[i].value);
+		if (!v[i].key || !v[i].value)
+			goto nomem;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+nomem:
+	labels_free(v, n);
+	zt_seterr(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static int ports_copy(const struct zt_named_port *src, size_t n, struct zt_named_port **out,
+		      size_t *n_out, char *err, size_t errlen)
+{
+	struct zt_named_port *v = NULL;
+	size_t k = 0;
+	char q[200];
+
+	*out = NULL;
+	*n_out = 0;
+	if (n && !src) {
+		zt_seterr(err, errlen, "ports: missing");
+		return -EINVAL;
+	}
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		const struct zt_named_port *p = &src[i];
+		size_t nl = p->name ? strlen(p->name) : 0;
+		bool dup = false;
+
+		if (nl == 0 || nl > ZT_POL_PORT_NAME_MAX || strpbrk(p->name, ",=") ||
+		    p->port == 0 ||
+		    (p->protocol != IPPROTO_TCP && p->protocol != IPPROTO_UDP &&
+		     p->protocol != IPPROTO_SCTP)) {
+			zt_seterr(
+				err, errlen,
+				"ports: item %zu ('%s'): expected a name of 1-%d characters, port 1-65535, TCP, UDP or SCTP",
+				i, shown(p->name ? p->name : "", q, sizeof(q)),
+				ZT_POL_PORT_NAME_MAX);
+			goto inval;
+		}
+		/* The same port declared twice (two containers) is one port; a clash is not. */
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(v[j].name, p->name) && v[j].protocol == p->protocol) {
+				if (v[j].port != p->port) {
+					zt_seterr(
+						err, errlen, "ports: '%s'/%s names ports %u and %u",
+						shown(p->name, q, sizeof(q)),
+						zt_pol_proto_name(p->protocol), v[j].port, p->port);
+					goto inval;
+				}
+				dup = true;
+			}
+		if (dup)
+			continue;
+		if (k == ZT_EP_MAX_PORTS) {
+			zt_seterr(err, errlen, "ports: more than %d named ports", ZT_EP_MAX_PORTS);
+			ports_free(v, k);
+			return -E2BIG;
+		}
+		v[k].name = strdup(p->name);
+		if (!v[k].name)
+			goto nomem;
+		v[k].protocol = p->protocol;
+		v[k].port = p->port;
+		k++;
+	}
+	*out = v;
+	*n_out = k;
+	return 0;
+inval:
+	ports_free(v, k);
+	return -EINVAL;
+nomem:
+	ports_free(v, k);
+	zt_seterr(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static int sa_copy(const char *sa, char **out, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	char q[200];
+
+	if (!empty(sa) && zt_dns_subdomain_check(sa, &why) < 0) {
+		zt_seterr(err, errlen, "service_account: '%s': %s", shown(sa, q, sizeof(q)), why);
+		return -EINVAL;
+	}
+	*out = strdup(sa ? sa : "");
+	if (!*out) {
+		zt_seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int zt_ep_meta_from_pod(const char *ns, const struct zt_pod_meta *m, struct zt_ep_meta *out,
+			char *err, size_t errlen)
+{
+	struct zt_ep_meta t = { 0 };
+	int r;
+
+	if ((r = labels_copy("labels", m->labels, m->n_labels, &t.labels, &t.n_labels, err,
+			     errlen)) < 0 ||
+	    (r = labels_copy("namespace_labels", m->ns_labels, m->n_ns_labels, &t.ns_labels,
+			     &t.n_ns_labels, err, errlen)) < 0 ||
+	    (r = check_ns_name("namespace_labels", ns, t.ns_labels, t.n_ns_labels, err, errlen)) <
+		    0 ||
+	    (r = ports_copy(m->ports, m->n_ports, &t.ports, &t.n_ports, err, errlen)) < 0 ||
+	    (r = sa_copy(m->service_account, &t.service_account, err, errlen)) < 0) {
+		zt_ep_meta_free(&t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+int zt_ep_meta_from_text(const char *ns, const char *labels, const char *ns_labels,
+			 const char *ports, const char *service_account, struct zt_ep_meta *out,
+			 char *err, size_t errlen)
+{
+	struct zt_ep_meta t = { 0 };
+	int r;
+
+	if ((r = parse_labels("--labels", labels, &t.labels, &t.n_labels, err, errlen)) < 0 ||
+	    (r = parse_labels("--namespace-labels", ns_labels, &t.ns_labels, &t.n_ns_labels, err,
+			      errlen)) < 0 ||
+	    (r = check_ns_name("--namespace-labels", ns, t.ns_labels, t.n_ns_labels, err, errlen)) <
+		    0 ||
+	    (r = parse_ports(ports, &t.ports, &t.n_ports, err, errlen)) < 0 ||
+	    (r = sa_copy(service_account, &t.service_account, err, errlen)) < 0) {
+		if (r == -ENOMEM)
+			zt_seterr(err, errlen, "out of memory");
+		zt_ep_meta_free(&t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+#define SWAP(a, b)                             \
+	do {                                   \
+		__typeof__(a) swap_tmp_ = (a); \
+		(a) = (b);                     \
+		(b) = swap_tmp_;               \
+	} while (0)
+
+void zt_ep_meta_swap(struct zt_ep *ep, struct zt_ep_meta *m)
+{
+	SWAP(ep->labels, m->labels);
+	SWAP(ep->n_labels, m->n_labels);
+	SWAP(ep->ns_labels, m->ns_labels);
+	SWAP(ep->n_ns_labels, m->n_ns_labels);
+	SWAP(ep->ports, m->ports);
+	SWAP(ep->n_ports, m->n_ports);
+	SWAP(ep->service_account, m->service_account);
+	ep_view(ep);
+}
+
+#undef SWAP
+
+static bool labels_same(const struct zt_label *a, size_t na, const struct zt_label *b, size_t nb)
+{
+	struct zt_labels lb = { .v = b, .n = nb };
+
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		const char *v = zt_labels_get(&lb, a[i].key);
+
+		if (!v || strcmp(v, a[i].value))
+			return false;
+	}
+	return true;
+}
+
+bool zt_ep_meta_same(const struct zt_ep *ep, const struct zt_ep_meta *m)
+{
+	if (!labels_same(ep->labels, ep->n_labels, m->labels, m->n_labels) ||
+	    !labels_same(ep->ns_labels, ep->n_ns_labels, m->ns_labels, m->n_ns_labels) ||
+	    ep->n_ports != m->n_ports ||
+	    strcmp(ep->service_account ? ep->service_account : "",
+		   m->service_account ? m->service_account : ""))
+		return false;
+	for (size_t i = 0; i < ep->n_ports; i++) {
+		bool found = false;
+
+		for (size_t j = 0; !found && j < m->n_ports; j++)
+			found = !strcmp(ep->ports[i].name, m->ports[j].name) &&
+				ep->ports[i].protocol == m->ports[j].protocol &&
+				ep->ports[i].port == m->ports[j].port;
+		if (!found)
+			return false;
+	}
+	return true;
 }
 
 /* ---- table ---- */
@@ -541,6 +941,121 @@ struct zt_ep *zt_ep_table_by_ifindex(const struct zt_ep_table *t, int ifindex)
 	return NULL;
 }
 
+struct zt_ep *zt_ep_table_by_id(const struct zt_ep_table *t, uint32_t id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->id == id)
+			return t->v[i];
+	return NULL;
+}
+
+static void ident_put(struct zt_identities *ids, uint32_t id)
+{
+	if (id >= ZT_ID_FIRST_LABELS)
+		zt_identities_put(ids, id);
+}
+
+int zt_ep_relabel_begin(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_meta *m,
+			struct zt_ep_relabel *rl, char *err, size_t errlen)
+{
+	uint32_t new_id = 0;
+	int r;
+
+	rl->old_id = ep->identity;
+	rl->was_pending = ep->pending;
+	rl->old = *m;
+	memset(m, 0, sizeof(*m));
+	zt_ep_meta_swap(ep, &rl->old); /* ep: the new metadata; rl->old: the old */
+	ep->pending = false;
+	r = zt_identities_get(ids, &ep->ev.ls, 0, &new_id);
+	if (r < 0) {
+		zt_ep_meta_swap(ep, &rl->old);
+		ep->pending = rl->was_pending;
+		*m = rl->old;
+		memset(&rl->old, 0, sizeof(rl->old));
+		zt_seterr(err, errlen, "cannot allocate an identity: %s", strerror(-r));
+		return r;
+	}
+	ep->identity = new_id;
+	ep->prev_identity = rl->old_id == new_id ? 0 : rl->old_id;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	if (ep->prev_identity >= ZT_ID_FIRST_LABELS) {
+		/* The old identity's view: its label set (kept by ids while referenced), its ports. */
+		const struct zt_label_set *ls = zt_identities_labels(ids, rl->old_id);
+
+		ep->prev_ev.name = ep->name;
+		ep->prev_ev.ports = rl->old.ports;
+		ep->prev_ev.n_ports = rl->old.n_ports;
+		if (ls)
+			ep->prev_ev.ls = *ls;
+		else
+			ep->prev_identity = 0;
+	}
+	return 0;
+}
+
+void zt_ep_relabel_commit(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl)
+{
+	ep->prev_identity = 0;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	ident_put(ids, rl->old_id);
+	zt_ep_meta_free(&rl->old);
+}
+
+void zt_ep_relabel_undo(struct zt_ep *ep, struct zt_identities *ids, struct zt_ep_relabel *rl)
+{
+	uint32_t new_id = ep->identity;
+
+	zt_ep_meta_swap(ep, &rl->old);
+	ep->identity = rl->old_id;
+	ep->pending = rl->was_pending;
+	ep->prev_identity = 0;
+	ep->prev_ev = (struct zt_eval_endpoint){ 0 };
+	ident_put(ids, new_id);
+	zt_ep_meta_free(&rl->old);
+}
+
+size_t zt_ep_table_polc(const struct zt_ep_table *t, struct zt_polc_endpoint *out, bool *pending)
+{
+	size_t n = 0;
+
+	*pending = false;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct zt_ep *ep = t->v[i];
+
+		out[n++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
+						      .identity = ep->identity,
+						      .ev = &ep->ev };
+		if (ep->prev_identity >= ZT_ID_FIRST_LABELS)
+			out[n++] = (struct zt_polc_endpoint){ .ep_id = ep->id,
+							      .identity = ep->prev_identity,
+							      .ev = &ep->prev_ev };
+		*pending |= ep->pending || ep->prev_identity == ZT_ID_PENDING;
+	}
+	return n;
+}
+
+struct zt_ep *zt_ep_table_by_container(const struct zt_ep_table *t, const char *container_id,
+				       const char *cni_ifname)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct zt_ep *ep = t->v[i];
+
+		if (ep->origin == ZT_EP_ORIGIN_CNI && !strcmp(ep->container_id, container_id) &&
+		    !strcmp(ep->cni_ifname, cni_ifname))
+			return t->v[i];
+	}
+	return NULL;
+}
+
+struct zt_ep *zt_ep_table_by_qname(const struct zt_ep_table *t, const char *ns, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i]->ns, ns) && !strcmp(t->v[i]->name, name))
+			return t->v[i];
+	return NULL;
+}
+
 void zt_ep_table_clear(struct zt_ep_table *t)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -600,7 +1115,13 @@ static cbor_item_t *ep_item(const struct zt_ep *ep)
 	    zt_cbor_put_u64(m, "ifindex", (uint64_t)ep->ifindex) ||
 	    zt_cbor_put_str(m, "name", ep->name) || zt_cbor_put_str(m, "namespace", ep->ns) ||
 	    zt_cbor_put_u64(m, "identity", ep->identity) ||
-	    zt_cbor_put_u64(m, "created_unix", ep->created_unix))
+	    zt_cbor_put_u64(m, "created_unix", ep->created_unix) ||
+	    zt_cbor_put_str(m, "origin", zt_ep_origin_name(ep->origin)) ||
+	    zt_cbor_put_bool(m, "pending", ep->pending) ||
+	    zt_cbor_put_str(m, "pod_uid", ep->pod_uid) ||
+	    zt_cbor_put_str(m, "container_id", ep->container_id) ||
+	    zt_cbor_put_str(m, "cni_ifname", ep->cni_ifname) ||
+	    zt_cbor_put_str(m, "service_account", ep->service_account))
 		goto fail;
 	addrs = zt_cbor_array();
 	if (!addrs)
@@ -731,6 +1252,25 @@ out:
 	return r;
 }
 
+/* Appends to buf[0..cap) at *o; -E2BIG instead of a cut or an overrun. */
+static int append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*o >= cap)
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - *o)
+		return -E2BIG;
+	*o += (size_t)n;
+	return 0;
+}
+
 static int join_labels(const cbor_item_t *m, const char *key, char *buf, size_t n)
 {
 	cbor_item_t *l = zt_cbor_get(m, key);
@@ -738,26 +1278,50 @@ static int join_labels(const cbor_item_t *m, const char *key, char *buf, size_t 
 	size_t o = 0;
 
 	buf[0] = '\0';
-	if (!l || !cbor_isa_map(l))
+	if (!l || !cbor_isa_map(l) || cbor_map_size(l) > ZT_EP_MAX_LABELS)
 		return -EINVAL;
 	p = cbor_map_handle(l);
 	for (size_t i = 0; i < cbor_map_size(l); i++) {
 		char k[ZT_LABEL_KEY_MAX + 1], v[ZT_LABEL_NAME_MAX + 1];
 
 		if (zt_cbor_str(p[i].key, k, sizeof(k)) < 0 ||
-		    zt_cbor_str(p[i].value, v, sizeof(v)) < 0)
+		    zt_cbor_str(p[i].value, v, sizeof(v)) < 0 ||
+		    append(buf, n, &o, "%s%s=%s", i ? "," : "", k, v) < 0)
 			return -EINVAL;
-		o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s=%s", i ? "," : "", k, v);
 	}
-	return o < n ? 0 : -E2BIG;
+	return 0;
 }
 
+/* An optional text field of a state record: absent is "", anything but text is damage. */
+static int opt_str(const cbor_item_t *m, const char *key, char *buf, size_t n)
+{
+	int r = zt_cbor_get_str(m, key, buf, n);
+
+	if (r == -ENOENT) {
+		buf[0] = '\0';
+		return 0;
+	}
+	return r;
+}
+
+/*
+ * A saved endpoint goes back through zt_ep_from_spec, so it passes the checks
+ * an operator's does. Files written before endpoints had an origin have no
+ * origin, pending, pod or container fields: those are api endpoints. The text it is rebuilt into is bounded here, and every
+ * number is range-checked before it is formatted: the state file is input.
+ */
 static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, size_t errlen)
 {
 	size_t big = ZT_EP_MAX_LABELS * (ZT_LABEL_KEY_MAX + ZT_LABEL_NAME_MAX + 3);
+	size_t addrs_cap = ZT_EP_MAX_ADDRS * (INET6_ADDRSTRLEN + 1),
+	       ports_cap = ZT_EP_MAX_PORTS * (ZT_POL_PORT_NAME_MAX + sizeof("=65535/SCTP,"));
 	char ifname[IF_NAMESIZE], name[ZT_EP_NAME_MAX + 1], ns[ZT_DNS_LABEL_MAX + 1];
-	char *labels = malloc(big), *nslabels = malloc(big), *addrs = malloc(ZT_EP_MAX_ADDRS * 48),
-	     *ports = malloc(ZT_EP_MAX_PORTS * 32);
+	char origin[8], uid[ZT_EP_UID_MAX + 1], cid[ZT_EP_CID_MAX + 1], cni_ifname[IF_NAMESIZE],
+		sa[ZT_DNS_SUBDOMAIN_MAX + 1];
+	enum zt_ep_origin origin_v = ZT_EP_ORIGIN_API;
+	bool pending = false;
+	char *labels = malloc(big), *nslabels = malloc(big), *addrs = malloc(addrs_cap),
+	     *ports = malloc(ports_cap);
 	uint64_t id, ifindex, identity, created;
 	cbor_item_t *a, *p;
 	size_t o;
@@ -775,7 +1339,14 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 	    zt_cbor_get_u64(m, "identity", &identity) < 0 || identity > UINT32_MAX ||
 	    zt_cbor_get_u64(m, "created_unix", &created) < 0 ||
 	    join_labels(m, "labels", labels, big) < 0 ||
-	    join_labels(m, "namespace_labels", nslabels, big) < 0) {
+	    join_labels(m, "namespace_labels", nslabels, big) < 0 ||
+	    opt_str(m, "origin", origin, sizeof(origin)) < 0 ||
+	    (origin[0] && zt_ep_origin_parse(origin, &origin_v) < 0) ||
+	    (zt_cbor_get_bool(m, "pending", &pending) < 0 && zt_cbor_get(m, "pending")) ||
+	    opt_str(m, "pod_uid", uid, sizeof(uid)) < 0 ||
+	    opt_str(m, "container_id", cid, sizeof(cid)) < 0 ||
+	    opt_str(m, "cni_ifname", cni_ifname, sizeof(cni_ifname)) < 0 ||
+	    opt_str(m, "service_account", sa, sizeof(sa)) < 0) {
 		zt_seterr(err, errlen, "an endpoint record is incomplete or has wrong types");
 		goto out;
 	}
@@ -791,11 +1362,12 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 	for (size_t i = 0; i < cbor_array_size(a); i++) {
 		char s[INET6_ADDRSTRLEN + 1];
 
-		if (zt_cbor_str(cbor_array_handle(a)[i], s, sizeof(s)) < 0) {
-			zt_seterr(err, errlen, "endpoint %s: bad address", name);
+		/* One address per item: a comma would smuggle in more. */
+		if (zt_cbor_str(cbor_array_handle(a)[i], s, sizeof(s)) < 0 || strchr(s, ',') ||
+		    append(addrs, addrs_cap, &o, "%s%s", i ? "," : "", s) < 0) {
+			zt_seterr(err, errlen, "endpoint %s: bad address (item %zu)", name, i);
 			goto out;
 		}
-		o += (size_t)sprintf(addrs + o, "%s%s", i ? "," : "", s);
 	}
 	o = 0;
 	ports[0] = '\0';
@@ -804,14 +1376,19 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 		char pn[ZT_POL_PORT_NAME_MAX + 1];
 		uint64_t port, proto;
 
-		if (zt_cbor_get_str(pi, "name", pn, sizeof(pn)) < 0 ||
-		    zt_cbor_get_u64(pi, "port", &port) < 0 ||
-		    zt_cbor_get_u64(pi, "protocol", &proto) < 0) {
-			zt_seterr(err, errlen, "endpoint %s: bad named port", name);
+		if (zt_cbor_get_str(pi, "name", pn, sizeof(pn)) < 0 || strpbrk(pn, ",=") ||
+		    zt_cbor_get_u64(pi, "port", &port) < 0 || port < 1 || port > 65535 ||
+		    zt_cbor_get_u64(pi, "protocol", &proto) < 0 ||
+		    (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) ||
+		    append(ports, ports_cap, &o, "%s%s=%u/%s", i ? "," : "", pn, (unsigned int)port,
+			   zt_pol_proto_name((uint8_t)proto)) < 0) {
+			zt_seterr(
+				err, errlen,
+				"endpoint %s: bad named port (item %zu): name of 1-%d characters, "
+				"port 1-65535, protocol TCP, UDP or SCTP",
+				name, i, ZT_POL_PORT_NAME_MAX);
 			goto out;
 		}
-		o += (size_t)sprintf(ports + o, "%s%s=%llu/%s", i ? "," : "", pn,
-				     (unsigned long long)port, zt_pol_proto_name((uint8_t)proto));
 	}
 	{
 		struct zt_ep_spec s = { .ifname = ifname,
@@ -820,7 +1397,13 @@ static int ep_from_item(const cbor_item_t *m, struct zt_ep **out, char *err, siz
 					.addrs = addrs,
 					.labels = labels,
 					.ns_labels = nslabels,
-					.ports = ports };
+					.ports = ports,
+					.origin = origin_v,
+					.pending = pending,
+					.pod_uid = uid,
+					.container_id = cid,
+					.cni_ifname = cni_ifname,
+					.service_account = sa };
 		char why[512];
 
 		r = zt_ep_from_spec(&s, out, why, sizeof(why));
@@ -842,63 +1425,52 @@ out:
 	return r;
 }
 
-int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+/* Items in the largest state file ZT_EP_MAX endpoints can make, with room to spare. */
+#define STATE_MAX_ITEMS \
+	((size_t)ZT_EP_MAX * (64 + ZT_EP_MAX_ADDRS + 4 * ZT_EP_MAX_LABELS + 8 * ZT_EP_MAX_PORTS))
+
+int zt_ep_table_decode(struct zt_ep_table *t, const uint8_t *buf, size_t len, const char *name,
+		       char *err, size_t errlen)
 {
-	struct cbor_load_result res;
 	cbor_item_t *root = NULL, *arr;
-	unsigned char *buf = NULL;
-	struct stat st;
 	uint64_t version;
 	char why[600];
-	ssize_t got;
-	int fd, r = -EINVAL;
+	size_t n;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		zt_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return -errno;
+	/* The pre-scan refuses what headers declare beyond the bytes there are. */
+	r = zt_cbor_decode(buf, len, STATE_MAX_ITEMS, &root, why, sizeof(why));
+	if (r < 0) {
+		zt_seterr(err, errlen, "%s: not a ztagent endpoint state file (%s)", name, why);
+		return r == -ENOMEM ? r : -EBADMSG;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX_BYTES) {
-		zt_seterr(err, errlen, "%s: not a regular file of at most %u bytes", path,
-			  STATE_MAX_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	got = read(fd, buf, (size_t)st.st_size);
-	if (got != st.st_size) {
-		zt_seterr(err, errlen, "%s: short read", path);
-		r = -EIO;
-		goto out;
-	}
-	root = cbor_load(buf, (size_t)got, &res);
-	if (!root || res.error.code != CBOR_ERR_NONE || res.read != (size_t)got ||
-	    !cbor_isa_map(root)) {
-		zt_seterr(err, errlen,
-			  "%s: not a ztagent endpoint state file (damaged at byte %zu)", path,
-			  res.error.position);
-		goto out;
-	}
+	r = -EBADMSG;
 	if (zt_cbor_get_u64(root, "version", &version) < 0 || version != STATE_VERSION) {
-		zt_seterr(err, errlen, "%s: unknown state version", path);
+		zt_seterr(err, errlen, "%s: unknown state version", name);
 		goto out;
 	}
 	arr = zt_cbor_get(root, "endpoints");
 	if (!arr || !cbor_isa_array(arr) || cbor_array_size(arr) > ZT_EP_MAX) {
-		zt_seterr(err, errlen, "%s: no endpoint list", path);
+		zt_seterr(err, errlen, "%s: no endpoint list of at most %d endpoints", name,
+			  ZT_EP_MAX);
 		goto out;
 	}
-	for (size_t i = 0; i < cbor_array_size(arr); i++) {
+	n = cbor_array_size(arr);
+	for (size_t i = 0; i < n; i++) {
 		struct zt_ep *ep;
 
 		r = ep_from_item(cbor_array_handle(arr)[i], &ep, why, sizeof(why));
+		if (r == 0 &&
+		    (zt_ep_table_by_id(t, ep->id) || zt_ep_table_by_ifindex(t, ep->ifindex))) {
+			zt_seterr(why, sizeof(why),
+				  "endpoint %s: id %u or ifindex %d is taken twice", ep->qname,
+				  ep->id, ep->ifindex);
+			zt_ep_free(ep);
+			r = -EINVAL;
+		}
 		if (r < 0) {
-			zt_seterr(err, errlen, "%s: record %zu: %s", path, i, why);
+			zt_seterr(err, errlen, "%s: record %zu: %s", name, i, why);
+			r = r == -ENOMEM ? r : -EBADMSG;
 			zt_ep_table_clear(t);
 			goto out;
 		}
@@ -911,8 +1483,44 @@ int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t 
 	}
 	r = 0;
 out:
-	if (root)
-		cbor_decref(&root);
+	cbor_decref(&root);
+	return r;
+}
+
+int zt_ep_table_load(struct zt_ep_table *t, const char *path, char *err, size_t errlen)
+{
+	uint8_t *buf = NULL;
+	struct stat st;
+	ssize_t got;
+	int fd, r = -EBADMSG;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		zt_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX_BYTES) {
+		zt_seterr(err, errlen, "%s: not a regular file of at most %u bytes", path,
+			  STATE_MAX_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		zt_seterr(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	got = read(fd, buf, (size_t)st.st_size);
+	if (got != st.st_size) {
+		zt_seterr(err, errlen, "%s: short read", path);
+		r = -EIO;
+		goto out;
+	}
+	r = zt_ep_table_decode(t, buf, (size_t)got, path, err, errlen);
+out:
 	free(buf);
 	close(fd);
 	return r;

@@ -166,16 +166,21 @@ static int ns_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/*
+ * Label identities only: a pending endpoint (ZT_ID_PENDING) is in no
+ * identity group, so no selector ever matches it and it selects no rule.
+ */
 static int build_idents(struct ctx *x)
 {
 	const struct zt_polc_input *in = x->in;
-	size_t n = in->n_eps;
+	size_t n = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < in->n_eps; i++) {
 		const struct zt_polc_endpoint *e = &in->eps[i];
 
-		if (!e->ev || !e->ev->ls.namespace || e->identity < ZT_ID_FIRST_LABELS ||
-		    e->identity >= ZT_ID_FIRST_CIDR) {
+		if (!e->ev || !e->ev->ls.namespace ||
+		    (e->identity != ZT_ID_PENDING &&
+		     (e->identity < ZT_ID_FIRST_LABELS || e->identity >= ZT_ID_FIRST_CIDR))) {
 			zt_seterr(
 				x->err, x->errlen, "endpoint %zu (ep_id %u): %s", i, e->ep_id,
 				!e->ev || !e->ev->ls.namespace ?
@@ -184,13 +189,14 @@ static int build_idents(struct ctx *x)
 			return -EINVAL;
 		}
 	}
-	x->ep_order = calloc(n ? n : 1, sizeof(*x->ep_order));
-	x->idents = calloc(n ? n : 1, sizeof(*x->idents));
-	x->by_ns = calloc(n ? n : 1, sizeof(*x->by_ns));
+	x->ep_order = calloc(in->n_eps ? in->n_eps : 1, sizeof(*x->ep_order));
+	x->idents = calloc(in->n_eps ? in->n_eps : 1, sizeof(*x->idents));
+	x->by_ns = calloc(in->n_eps ? in->n_eps : 1, sizeof(*x->by_ns));
 	if (!x->ep_order || !x->idents || !x->by_ns)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		x->ep_order[i] = i;
+	for (size_t i = 0; i < in->n_eps; i++)
+		if (in->eps[i].identity != ZT_ID_PENDING)
+			x->ep_order[n++] = i;
 	sort_eps = in->eps;
 	qsort(x->ep_order, n, sizeof(*x->ep_order), ep_cmp);
 	for (size_t i = 0; i < n;) {
@@ -595,7 +601,8 @@ static int build_port_classes(struct ctx *x)
 	uint64_t *v = NULL;
 
 	for (size_t i = 0; i < in->n_eps; i++)
-		for (size_t j = 0; j < in->eps[i].ev->n_addrs; j++) {
+		for (size_t j = 0;
+		     in->eps[i].identity != ZT_ID_PENDING && j < in->eps[i].ev->n_addrs; j++) {
 			const struct zt_ep_addr *a = &in->eps[i].ev->addrs[j];
 
 			if (a->family != AF_INET && a->family != AF_INET6)
@@ -1266,10 +1273,18 @@ static int build_iso(struct ctx *x, struct zt_compiled *c)
 {
 	bool dflt = x->in->def == ZT_POL_DEFAULT_DENY;
 
-	c->iso = calloc(2 * x->n_idents + 1, sizeof(*c->iso));
+	c->iso = calloc(2 * x->n_idents + 3, sizeof(*c->iso));
 	if (!c->iso)
 		return -ENOMEM;
-	for (int d = 0; d < ZT_DIR_MAX; d++)
+	for (int d = 0; d < ZT_DIR_MAX; d++) {
+		/* Pending (4) sorts before every label identity (>= 256). */
+		if (x->in->pending_isolated) {
+			struct zt_polc_iso_entry *e = &c->iso[c->n_iso++];
+
+			e->dir = (uint8_t)d;
+			e->identity = ZT_ID_PENDING;
+			e->val.isolated = e->val.audit_isolated = e->val.by_default = 1;
+		}
 		for (size_t i = 0; i < x->n_idents; i++) {
 			const struct ident *it = &x->idents[i];
 			struct zt_polc_iso_entry *e = &c->iso[c->n_iso];
@@ -1286,6 +1301,7 @@ static int build_iso(struct ctx *x, struct zt_compiled *c)
 			e->val.audit_rule_id = apol ? it->audit_rule[d] : 0;
 			c->n_iso++;
 		}
+	}
 	return 0;
 }
 
@@ -1332,13 +1348,16 @@ int zt_polc_compile(const struct zt_polc_input *in, struct zt_compiled **out, ch
 		r = build_port_classes(&x);
 	if (r == 0)
 		r = compile_rules(&x, base);
-	/* The host: always allowed, both ways, for every local identity. */
+	/* The host: always allowed, both ways, for every local identity (pending too). */
 	for (size_t i = 0; r == 0 && i < x.n_idents; i++)
 		for (uint8_t d = 0; r == 0 && d < ZT_DIR_MAX; d++)
 			r = push_raw(
 				&x,
 				mkkey(d, x.idents[i].id, ZT_ID_HOST, 0, 0, ZT_POL_PLEN_ANY_PROTO),
 				0, RAW_HOST);
+	for (uint8_t d = 0; r == 0 && in->pending_isolated && d < ZT_DIR_MAX; d++)
+		r = push_raw(&x, mkkey(d, ZT_ID_PENDING, ZT_ID_HOST, 0, 0, ZT_POL_PLEN_ANY_PROTO),
+			     0, RAW_HOST);
 	if (r == 0)
 		r = bake(&x, c);
 	if (r == 0)

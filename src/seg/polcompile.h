@@ -93,6 +93,18 @@ struct zt_polc_input {
 	size_t n_eps;
 	const struct zt_ep_addr *host_addrs; /* the node's own addresses -> ZT_ID_HOST */
 	size_t n_host_addrs;
+	/*
+	 * Endpoints may have identity ZT_ID_PENDING (labels not known yet):
+	 * their addresses map to it (with the CIDR identity ipBlock peers
+	 * see), and it is in no identity group: no selector matches it, no
+	 * policy selects it. pending_isolated (kubernetes.pending_posture:
+	 * deny) isolates ZT_ID_PENDING both ways, the host still allowed
+	 * (reason default-deny, rule 0, by_default), whether or not an
+	 * endpoint has it now: an endpoint leaving the pending state is still
+	 * ZT_ID_PENDING in the endpoints map until the generation that knows
+	 * its labels is in force.
+	 */
+	bool pending_isolated;
 };
 
 /* What a rule id stands for: a rule, or a policy alone (isolation). */

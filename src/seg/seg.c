@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <linux/netlink.h>
@@ -28,17 +29,28 @@
 #include "seg/policy.h"
 #include "seg/policy_eval.h"
 #include "records/auditq.h"
+#include "records/db.h"
 #include "records/flowexp.h"
+#include "seg/cnispool.h"
 #include "seg/seg_int.h"
 #include "tc_endpoint.skel.h"
 #include "agent/util.h"
 
 static void pset_put(struct pset *ps)
 {
-	if (ps && --ps->refs == 0) {
+	if (!ps || --ps->refs)
+		return;
+	if (ps->parts) {
+		for (size_t i = 0; i < ps->n_parts; i++)
+			pset_put(ps->parts[i]);
+		free(ps->parts);
+		/* Borrowed policies: only the array and the set are the union's. */
+		free(ps->set->policies);
+		free(ps->set);
+	} else {
 		zt_policy_set_free(ps->set);
-		free(ps);
 	}
+	free(ps);
 }
 
 void seg_audit(struct zt_seg *s, const char *kind, const char *subject, const char *detail)
@@ -118,27 +130,27 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	struct zt_compiled *c = NULL;
 	uint64_t t0 = zt_now_mono_ns(), dt;
 	uint32_t gen = 0;
+	size_t n_ce;
+	bool pending;
 	int r;
 
-	ce = calloc(s->eps.n ? s->eps.n : 1, sizeof(*ce));
+	ce = calloc(2 * s->eps.n + 1, sizeof(*ce));
 	if (!ce) {
 		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < s->eps.n; i++) {
-		ce[i].ep_id = s->eps.v[i]->id;
-		ce[i].identity = s->eps.v[i]->identity;
-		ce[i].ev = &s->eps.v[i]->ev;
-	}
+	n_ce = zt_ep_table_polc(&s->eps, ce, &pending);
 	{
 		struct zt_polc_input in = {
 			.set = ps->set,
 			.def = s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY :
 							     ZT_POL_DEFAULT_ALLOW,
 			.eps = ce,
-			.n_eps = s->eps.n,
+			.n_eps = n_ce,
 			.host_addrs = s->host,
 			.n_host_addrs = s->n_host,
+			.pending_isolated =
+				pending && s->cfg->kubernetes.pending_posture == ZT_PENDING_DENY,
 		};
 
 		r = zt_polc_compile(&in, &c, err, errlen);
@@ -181,11 +193,114 @@ static struct pset *pset_new(struct zt_policy_set *set)
 	return ps;
 }
 
+static bool same_policy(const struct zt_policy *a, const struct zt_policy *b)
+{
+	return a->kind == b->kind && !strcmp(a->name, b->name) &&
+	       !strcmp(a->namespace ? a->namespace : "", b->namespace ? b->namespace : "");
+}
+
+/*
+ * One set of the policies of parts[0..n) (NULL entries skipped), borrowed:
+ * it holds a reference on each part. A policy that an earlier part already
+ * names (kind, namespace, name) refuses the union: two sources must not
+ * both define it.
+ */
+static struct pset *pset_union(struct pset *const *parts, size_t n, char *err, size_t errlen)
+{
+	struct zt_policy_set *set = calloc(1, sizeof(*set));
+	struct pset *ps = NULL;
+	size_t total = 0, k = 0, m = 0;
+	char *shas = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		total += parts[i] ? parts[i]->set->n : 0;
+	if (!set || !(set->policies = calloc(total ? total : 1, sizeof(*set->policies))) ||
+	    !(shas = calloc(n ? n : 1, 65)))
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		const struct zt_policy_set *p = parts[i] ? parts[i]->set : NULL;
+
+		if (!p)
+			continue;
+		for (size_t j = 0; j < p->n; j++) {
+			/* Sources against each other (each part checked its own already). */
+			for (size_t q = 0; i && q < k; q++)
+				if (same_policy(&set->policies[q], &p->policies[j])) {
+					zt_seterr(
+						err, errlen,
+						"%s %s/%s from %s is also defined in %s; rename one of them",
+						zt_pol_kind_name(p->policies[j].kind),
+						p->policies[j].namespace ?
+							p->policies[j].namespace :
+							"",
+						p->policies[j].name, p->policies[j].file,
+						set->policies[q].file);
+					free(set->policies);
+					free(set);
+					free(shas);
+					return NULL;
+				}
+			set->policies[k++] = p->policies[j];
+		}
+		set->n_files += p->n_files;
+		memcpy(shas + 64 * m++, p->sha256, 64);
+	}
+	set->n = k;
+	zt_sha256_hex(shas, 64 * m, set->sha256);
+	free(shas);
+	shas = NULL;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps || !(ps->parts = calloc(n ? n : 1, sizeof(*ps->parts))))
+		goto nomem;
+	ps->set = set;
+	ps->refs = 1;
+	for (size_t i = 0; i < n; i++)
+		if (parts[i]) {
+			parts[i]->refs++;
+			ps->parts[ps->n_parts++] = parts[i];
+		}
+	return ps;
+nomem:
+	if (ps)
+		free(ps);
+	if (set)
+		free(set->policies);
+	free(set);
+	free(shas);
+	zt_seterr(err, errlen, "out of memory");
+	return NULL;
+}
+
+/*
+ * The store's union: dir and every feed's advisories, feed `over` (index,
+ * or n_fpol for a new one; -1: none) taking `over_ps` instead. With no
+ * advisories it is dir itself.
+ */
+static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
+				char *err, size_t errlen)
+{
+	struct pset *parts[ZT_MAX_FEEDS + 1];
+	size_t n = 0, feeds = 0;
+
+	parts[n++] = dir;
+	for (size_t i = 0; i < s->n_fpol || (over >= 0 && i == (size_t)over); i++) {
+		struct pset *p = (long)i == over ? over_ps : s->fpol[i].ps;
+
+		parts[n++] = p;
+		feeds += p != NULL;
+	}
+	if (!feeds && dir) {
+		dir->refs++;
+		return dir;
+	}
+	return pset_union(parts, n, err, errlen);
+}
+
 /* Reads policy.dir; on success the new set is in force. */
 int seg_reload(struct zt_seg *s, const char *why)
 {
 	struct zt_policy_set *set = NULL;
-	struct pset *ps;
+	struct pset *ps, *dir;
 	char err[1024], q[1200];
 	int r;
 
@@ -200,14 +315,23 @@ int seg_reload(struct zt_seg *s, const char *why)
 		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		return r;
 	}
-	if (s->cur && !strcmp(s->cur->set->sha256, set->sha256) && strcmp(why, "start")) {
+	if (s->dir && !strcmp(s->dir->set->sha256, set->sha256) && strcmp(why, "start")) {
 		zt_policy_set_free(set);
 		return 0; /* same bytes: nothing to do */
 	}
-	ps = pset_new(set);
-	if (!ps) {
+	dir = pset_new(set);
+	if (!dir) {
 		zt_policy_set_free(set);
 		return -ENOMEM;
+	}
+	ps = store_union(s, dir, -1, NULL, err, sizeof(err));
+	if (!ps) {
+		pset_put(dir);
+		snprintf(s->last_reject, sizeof(s->last_reject), "%s", err);
+		log_error("policy_rejected", "dir=%s error=%s kept_gen=%llu", s->cfg->policy.dir,
+			  zt_log_quote(q, sizeof(q), err), (unsigned long long)s->st.gen);
+		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
+		return -EINVAL;
 	}
 	r = publish(s, ps, why, err, sizeof(err));
 	if (r < 0) {
@@ -220,11 +344,14 @@ int seg_reload(struct zt_seg *s, const char *why)
 			  (unsigned long long)s->st.gen);
 		seg_audit_text(s, "policy.reject", s->cfg->policy.dir, "error", err);
 		pset_put(ps);
+		pset_put(dir);
 		return r;
 	}
 	s->last_reject[0] = '\0';
 	pset_put(s->cur);
 	s->cur = ps;
+	pset_put(s->dir);
+	s->dir = dir;
 	{
 		char d[256];
 
@@ -233,6 +360,113 @@ int seg_reload(struct zt_seg *s, const char *why)
 		seg_audit(s, "policy.apply", s->cfg->policy.dir, d);
 	}
 	return 0;
+}
+
+static bool names_policy(const struct pset *ps, const struct zt_policy *p)
+{
+	for (size_t i = 0; ps && i < ps->set->n; i++)
+		if (same_policy(&ps->set->policies[i], p))
+			return true;
+	return false;
+}
+
+static void audit_advisory(struct zt_seg *s, const char *kind, const char *feed, const char *sha,
+			   const struct zt_policy *p)
+{
+	char d[1024], f[600], n[300];
+
+	zt_json_escape(p->file, f, sizeof(f));
+	zt_json_escape(p->namespace ? p->namespace : "", n, sizeof(n));
+	snprintf(
+		d, sizeof(d),
+		"{\"feed\":\"%s\",\"sha256\":\"%s\",\"advisory\":\"%s\",\"kind\":\"%s\",\"namespace\":\"%s\",\"source\":\"%s\",\"gen\":%llu}",
+		feed, sha, p->name, zt_pol_kind_name(p->kind), n, f, (unsigned long long)s->st.gen);
+	seg_audit(s, kind, p->name, d);
+}
+
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen)
+{
+	struct pset *parts[64], *fps = NULL, *u = NULL, *old;
+	size_t i, np = 0;
+	char why[ZT_FEED_NAME_MAX + 8] = "", q[1200];
+	int r = 0;
+
+	for (i = 0; i < s->n_fpol && strcmp(s->fpol[i].name, feed); i++)
+		;
+	if (i == s->n_fpol && (s->n_fpol == ZT_MAX_FEEDS || !n)) {
+		for (size_t k = 0; k < n; k++)
+			zt_policy_set_free(sets[k]);
+		return n ? -ENOSPC : 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct pset *p = k < ZT_ARRAY_SIZE(parts) ? pset_new(sets[k]) : NULL;
+
+		if (!p) {
+			zt_policy_set_free(sets[k]);
+			r = -ENOMEM;
+			continue;
+		}
+		parts[np++] = p;
+	}
+	if (r == 0 && np == 1) {
+		fps = parts[0];
+		parts[0]->refs++;
+	} else if (r == 0 && np > 1) {
+		fps = pset_union(parts, np, err, errlen);
+		if (!fps)
+			r = -EINVAL;
+	}
+	for (size_t k = 0; k < np; k++)
+		pset_put(parts[k]);
+	if (r < 0)
+		goto refused;
+	if (!s->dir) {
+		/* No valid policy.dir yet: publishing now would drop what the kernel enforces. */
+		log_warn("advisories_waiting", "feed=%s why=\"policy.dir has not loaded yet\"",
+			 feed);
+		goto keep;
+	}
+	u = store_union(s, s->dir, (long)i, fps, err, errlen);
+	if (!u) {
+		r = -EINVAL;
+		goto refused;
+	}
+	snprintf(why, sizeof(why), "feed:%s", feed);
+	r = publish(s, u, why, err, errlen);
+	if (r < 0) {
+		pset_put(u);
+		goto refused;
+	}
+	pset_put(s->cur);
+	s->cur = u;
+keep:
+	old = i < s->n_fpol ? s->fpol[i].ps : NULL;
+	for (size_t k = 0; fps && k < fps->set->n; k++)
+		audit_advisory(s, "policy.advisory.apply", feed, sha256, &fps->set->policies[k]);
+	for (size_t k = 0; old && k < old->set->n; k++)
+		if (!names_policy(fps, &old->set->policies[k]))
+			audit_advisory(s, "policy.advisory.withdraw", feed, sha256,
+				       &old->set->policies[k]);
+	if (i == s->n_fpol) {
+		snprintf(s->fpol[i].name, sizeof(s->fpol[i].name), "%s", feed);
+		s->n_fpol++;
+	}
+	pset_put(s->fpol[i].ps);
+	s->fpol[i].ps = fps;
+	snprintf(s->fpol[i].sha, sizeof(s->fpol[i].sha), "%s", sha256);
+	log_info("advisories_applied", "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256,
+		 fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
+	return 0;
+refused:
+	pset_put(fps);
+	pthread_mutex_lock(&s->lock);
+	s->st.rejects++;
+	pthread_mutex_unlock(&s->lock);
+	log_error("advisories_rejected", "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
+		  zt_log_quote(q, sizeof(q), err));
+	seg_audit_text(s, "policy.reject", why[0] ? why : feed, "error", err);
+	return r;
 }
 
 /* Recompiles the set in force after an endpoint or host address change. */
@@ -249,6 +483,13 @@ static int republish(struct zt_seg *s, const char *why, char *err, size_t errlen
 }
 
 /* ---- endpoints ---- */
+
+/* Only label identities are counted; ZT_ID_PENDING is nobody's to free. */
+static void ident_put(struct zt_seg *s, uint32_t id)
+{
+	if (id >= ZT_ID_FIRST_LABELS)
+		zt_identities_put(s->ids, id);
+}
 
 static int save_state(struct zt_seg *s)
 {
@@ -309,14 +550,17 @@ int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errle
 	r = zt_ep_table_check(&s->eps, ep, err, errlen);
 	if (r < 0)
 		return r;
-	r = zt_identities_get(s->ids, &ep->ev.ls, 0, &ep->identity);
+	if (ep->pending)
+		ep->identity = ZT_ID_PENDING;
+	else
+		r = zt_identities_get(s->ids, &ep->ev.ls, 0, &ep->identity);
 	if (r < 0) {
 		zt_seterr(err, errlen, "cannot allocate an identity: %s", strerror(-r));
 		return r;
 	}
 	r = table_lock_add(s, ep);
 	if (r < 0) {
-		zt_identities_put(s->ids, ep->identity);
+		ident_put(s, ep->identity);
 		zt_seterr(err, errlen, "out of memory");
 		return r;
 	}
@@ -339,11 +583,11 @@ undo_map:
 undo_policy:
 	table_lock_remove(s, ep);
 	republish(s, "endpoint-add-undo", e2, sizeof(e2));
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	return r;
 undo_table:
 	table_lock_remove(s, ep);
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	return r;
 }
 
@@ -358,13 +602,159 @@ void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why)
 	table_lock_remove(s, ep);
 	if (republish(s, "endpoint-del", err, sizeof(err)) < 0)
 		log_warn("endpoint_del_policy", "endpoint=%s error=\"%s\"", ep->qname, err);
-	zt_identities_put(s->ids, ep->identity);
+	ident_put(s, ep->identity);
 	log_info("endpoint_removed", "endpoint=%s ifname=%s ifindex=%d ip=%s why=%s", ep->qname,
 		 ep->ifname, ep->ifindex, addrs, why);
 	seg_audit_text(s, "endpoint.del", ep->qname, "why", why);
 	/* The event thread may still name it from an older record: names are copied under lock. */
 	zt_ep_free(ep);
 	save_state(s);
+}
+
+int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
+			  char *err, size_t errlen)
+{
+	struct zt_ep_relabel rl;
+	char labels[8192], q[8400], e2[512];
+	int r;
+
+	if (!ep->pending && zt_ep_meta_same(ep, m)) {
+		zt_ep_meta_free(m);
+		return 0;
+	}
+	r = zt_ep_relabel_begin(ep, s->ids, m, &rl, err, errlen);
+	if (r < 0) {
+		zt_ep_meta_free(m);
+		return r;
+	}
+	/* The generation that knows the new identity, still holding the old one's entries. */
+	r = republish(s, why, err, errlen);
+	if (r < 0) {
+		zt_ep_relabel_undo(ep, s->ids, &rl);
+		return r;
+	}
+	if (ep->identity != rl.old_id) {
+		r = ep_map_put(s, ep);
+		if (r < 0) {
+			zt_seterr(err, errlen, "cannot write the endpoints map: %s", strerror(-r));
+			zt_ep_relabel_undo(ep, s->ids, &rl);
+			if (republish(s, "endpoint-meta-undo", e2, sizeof(e2)) < 0)
+				log_warn("endpoint_meta_undo", "endpoint=%s error=\"%s\"",
+					 ep->qname, e2);
+			return r;
+		}
+	}
+	zt_ep_relabel_commit(ep, s->ids, &rl);
+	save_state(s);
+	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
+	log_info("endpoint_labels",
+		 "endpoint=%s identity=%u prev_identity=%u was_pending=%s labels=%s why=%s",
+		 ep->qname, ep->identity, rl.old_id, rl.was_pending ? "true" : "false",
+		 zt_log_quote(q, sizeof(q), labels), why);
+	{
+		char el[2100], d[2400];
+
+		zt_json_escape(labels, el, sizeof(el));
+		snprintf(
+			d, sizeof(d),
+			"{\"identity\":%u,\"prev_identity\":%u,\"was_pending\":%s,\"labels\":\"%s\",\"why\":\"%s\"}",
+			ep->identity, rl.old_id, rl.was_pending ? "true" : "false", el, why);
+		seg_audit(s, "endpoint.labels", ep->qname, d);
+	}
+	return 0;
+}
+
+int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, char *err,
+				 size_t errlen)
+{
+	struct zt_ep_meta meta;
+	struct zt_ep *ep;
+	int r;
+
+	if (!m || !m->ns || !m->name) {
+		zt_seterr(err, errlen, "pod metadata without namespace or name");
+		return -EINVAL;
+	}
+	ep = zt_ep_table_by_qname(&s->eps, m->ns, m->name);
+	if (!ep) {
+		zt_seterr(err, errlen, "no endpoint %s/%s on this node", m->ns, m->name);
+		return -ENOENT;
+	}
+	if (m->uid && *m->uid && *ep->pod_uid && strcmp(m->uid, ep->pod_uid)) {
+		zt_seterr(err, errlen, "endpoint %s belongs to pod UID %s, not %s", ep->qname,
+			  ep->pod_uid, m->uid);
+		return -ENOENT;
+	}
+	r = zt_ep_meta_from_pod(ep->ns, m, &meta, err, errlen);
+	if (r < 0)
+		return r;
+	return seg_endpoint_set_meta(s, ep, &meta, "kubernetes", err, errlen);
+}
+
+void zt_seg_set_pod_lookup(struct zt_seg *s, zt_seg_pod_lookup_fn fn, void *ctx)
+{
+	s->pod_lookup = fn;
+	s->pod_lookup_ctx = ctx;
+}
+
+/* ---- CNI DELs queued while the daemon was down ---- */
+
+#define SPOOL_TMP_MAX_AGE_S 600 /* a plugin writing a record takes milliseconds */
+
+static bool has_suffix(const char *name, const char *suf)
+{
+	size_t n = strlen(name), k = strlen(suf);
+
+	return n > k && !strcmp(name + n - k, suf);
+}
+
+void seg_cni_spool_apply(struct zt_seg *s)
+{
+	DIR *d = opendir(s->cni_spool_dir);
+	struct dirent *de;
+
+	if (!d) {
+		if (errno != ENOENT)
+			log_warn("cni_spool_unreadable", "dir=%s error=\"%s\"", s->cni_spool_dir,
+				 strerror(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		char path[sizeof(s->cni_spool_dir) + 300], err[4400], q[4600];
+		struct zt_cni_del del;
+		struct zt_ep *ep;
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", s->cni_spool_dir, de->d_name) >=
+			    sizeof(path))
+			continue;
+		if (!has_suffix(de->d_name, ZT_CNI_SPOOL_SUFFIX)) {
+			/* A plugin's temporary file, left by a crash mid-write. */
+			if (strstr(de->d_name, ZT_CNI_SPOOL_SUFFIX ".tmp.") &&
+			    lstat(path, &st) == 0 &&
+			    (uint64_t)st.st_mtime + SPOOL_TMP_MAX_AGE_S < zt_now_unix())
+				unlink(path);
+			continue;
+		}
+		if (zt_cni_spool_read(path, &del, err, sizeof(err)) < 0) {
+			log_error("cni_del_unreadable", "file=%s error=%s action=removed", path,
+				  zt_log_quote(q, sizeof(q), err));
+			unlink(path);
+			continue;
+		}
+		ep = zt_ep_table_by_container(&s->eps, del.container_id, del.ifname);
+		log_info(
+			"cni_del_applied",
+			"container_id=%s ifname=%s pod=%s/%s pod_uid=%s queued_unix=%llu endpoint=%s",
+			del.container_id, del.ifname, del.pod_ns[0] ? del.pod_ns : "-",
+			del.pod_name[0] ? del.pod_name : "-", del.pod_uid[0] ? del.pod_uid : "-",
+			(unsigned long long)del.queued_unix, ep ? ep->qname : "none");
+		if (ep)
+			seg_endpoint_remove(s, ep, "cni-del-queued");
+		unlink(path);
+	}
+	closedir(d);
 }
 
 /* ---- API ---- */
@@ -487,7 +877,7 @@ void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx)
 	s->flow_sink_ctx = ctx;
 }
 
-/* Every second: flow records for ended and long flows; ended entries deleted. */
+/* Each ZT_FLOWEXP_TICK_NS: one bounded slice of the conntrack sweep (records, deletes). */
 static void on_gc_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_seg *s = ctx;
@@ -553,7 +943,11 @@ static int open_netlink(struct zt_seg *s, char *err, size_t errlen)
 	return zt_loop_add(s->loop, s->nl_fd, EPOLLIN, on_netlink, s);
 }
 
-/* Endpoints saved by an earlier run: those whose interface is still there come back. */
+/*
+ * Endpoints saved by an earlier run: those whose own interface is still there
+ * come back (same ifindex and name, and still carrying our filter); the rest
+ * are dropped from the state and logged.
+ */
 static int restore(struct zt_seg *s)
 {
 	struct zt_ep_table saved = { 0 };
@@ -563,9 +957,14 @@ static int restore(struct zt_seg *s)
 	r = zt_ep_table_load(&saved, s->state_path, err, sizeof(err));
 	if (r < 0) {
 		snprintf(aside, sizeof(aside), "%s.damaged", s->state_path);
-		rename(s->state_path, aside);
-		log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
-			  zt_log_quote(q, sizeof(q), err), aside);
+		if (rename(s->state_path, aside) == 0)
+			log_error("endpoint_state_unreadable", "error=%s moved_to=%s",
+				  zt_log_quote(q, sizeof(q), err), aside);
+		else
+			log_error(
+				"endpoint_state_unreadable",
+				"error=%s move_to=%s move_error=\"%s\" action=\"remove it by hand\"",
+				zt_log_quote(q, sizeof(q), err), aside, strerror(errno));
 		return 0;
 	}
 	while (saved.n) {
@@ -583,9 +982,33 @@ static int restore(struct zt_seg *s)
 			zt_ep_free(ep);
 			continue;
 		}
-		r = zt_identities_get(s->ids, &ep->ev.ls, ep->identity, &id);
-		if (r == -EEXIST)
-			r = zt_identities_get(s->ids, &ep->ev.ls, 0, &id);
+		/*
+		 * Name and ifindex can both be taken again by a new link (another
+		 * pod's veth, `ip link add ... index N`); the filter we attached
+		 * cannot: it went with the old link. Without it this is not the
+		 * interface the endpoint was registered on.
+		 */
+		r = zt_datapath_tc_owned(ep->ifindex);
+		if (r <= 0) {
+			log_warn(
+				"endpoint_removed",
+				"endpoint=%s ifname=%s ifindex=%d why=%s action=\"register it again if it is still wanted\"",
+				ep->qname, ep->ifname, ep->ifindex,
+				r == 0 ? "interface-recreated-while-stopped" :
+					 "interface-identity-unknown");
+			zt_datapath_tc_detach(ep->ifindex, err, sizeof(err));
+			ep_map_del(s, ep->ifindex);
+			zt_ep_free(ep);
+			continue;
+		}
+		if (ep->pending) {
+			id = ZT_ID_PENDING;
+			r = 0;
+		} else {
+			r = zt_identities_get(s->ids, &ep->ev.ls, ep->identity, &id);
+			if (r == -EEXIST)
+				r = zt_identities_get(s->ids, &ep->ev.ls, 0, &id);
+		}
 		if (r < 0 || zt_ep_table_add(&s->eps, ep) < 0) {
 			log_error("endpoint_restore_failed", "endpoint=%s", ep->qname);
 			zt_ep_free(ep);
@@ -619,6 +1042,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	}
 	snprintf(s->state_path, sizeof(s->state_path), "%s/endpoints.cbor", cfg->state_dir);
+	snprintf(s->cni_spool_dir, sizeof(s->cni_spool_dir), "%s/%s", cfg->state_dir,
+		 ZT_CNI_SPOOL_SUBDIR);
 	r = zt_mkdir_p(cfg->state_dir, 0700);
 	if (r < 0) {
 		zt_seterr(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(-r));
@@ -664,8 +1089,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 		goto fail;
 	}
 	{
-		struct itimerspec its = { .it_interval = { .tv_sec = 1 },
-					  .it_value = { .tv_sec = 1 } };
+		struct itimerspec its = { .it_interval = { .tv_nsec = ZT_FLOWEXP_TICK_NS },
+					  .it_value = { .tv_nsec = ZT_FLOWEXP_TICK_NS } };
 
 		timerfd_settime(s->gc_tfd, 0, &its, NULL);
 	}
@@ -715,6 +1140,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 	}
 	s->st.endpoints = s->eps.n;
 	save_state(s);
+	/* DELs the CNI plugin queued while we were down: their endpoints go now. */
+	seg_cni_spool_apply(s);
 	*out = s;
 	return 0;
 fail:
@@ -739,6 +1166,7 @@ void zt_seg_get_stats(struct zt_seg *s, struct zt_seg_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
 	pthread_mutex_unlock(&s->lock);
+	out->conntrack_entries = zt_flowexp_entries(s->fx);
 }
 
 void zt_seg_stop(struct zt_seg *s)
@@ -766,6 +1194,9 @@ void zt_seg_stop(struct zt_seg *s)
 		pset_put(s->gens[i].ps);
 	}
 	pset_put(s->cur);
+	pset_put(s->dir);
+	for (size_t i = 0; i < s->n_fpol; i++)
+		pset_put(s->fpol[i].ps);
 	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);

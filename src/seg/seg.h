@@ -21,6 +21,7 @@
 #include "guard/events.h"
 #include "records/flowexp.h"
 #include "agent/loop.h"
+#include "seg/endpoint.h"
 
 struct zt_seg;
 
@@ -33,6 +34,7 @@ struct zt_seg_stats {
 	uint64_t verdicts[3]; /* new flows: allowed, denied, audit */
 	uint64_t revoked; /* established flows stopped by a policy change */
 	uint64_t last_apply_ns; /* compile + apply time of the last generation */
+	uint64_t conntrack_entries; /* as the sweep's last rotation counted them */
 };
 
 /* Policy change hook (audit trail): kind "policy.apply" | "policy.reject" | "endpoint.add" | ... */
@@ -78,6 +80,54 @@ void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx);
 /* Observer of apply latencies (seconds), e.g. a metrics histogram. */
 void zt_seg_set_apply_observer(struct zt_seg *s, void (*fn)(void *ctx, double seconds), void *ctx);
 void zt_seg_get_stats(struct zt_seg *s, struct zt_seg_stats *out);
+
+/*
+ * Kubernetes metadata for the endpoint of a pod, joined by namespace and
+ * name, and by UID when both sides know it (a pod deleted and created again
+ * under its name is another pod). The endpoint takes the labels, namespace
+ * labels, named ports and service account; a pending endpoint (registered
+ * by the CNI plugin before its labels were known) moves to its label
+ * identity. The generation that knows the new identity is published before
+ * the endpoints map gives it to the interface, and it still holds the
+ * entries of the old one (ZT_ID_PENDING, or the old label identity), so no
+ * packet is judged by a generation without entries for its identity. On the
+ * loop thread. 0 (nothing to do counts), -ENOENT (no endpoint of that pod
+ * on this node: the pod's sandbox is not set up yet, or elsewhere), -EINVAL
+ * (bad metadata), or another -errno; err says why. On failure the endpoint
+ * and the policy in force are as they were.
+ */
+int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, char *err,
+				 size_t errlen);
+
+/*
+ * Where the CNI plugin's registrations look a pod's metadata up (the
+ * Kubernetes watch's cache): called on the loop thread with the pod's
+ * namespace, name and UID ("" when the runtime gave none); returns 0 and
+ * fills out (strings valid until the call returns) when it knows the pod,
+ * -ENOENT when not. A pod the watch already knows then starts with its
+ * labels, never pending. NULL: every CNI endpoint starts pending.
+ */
+typedef int (*zt_seg_pod_lookup_fn)(void *ctx, const char *ns, const char *name, const char *uid,
+				    struct zt_pod_meta *out);
+void zt_seg_set_pod_lookup(struct zt_seg *s, zt_seg_pod_lookup_fn fn, void *ctx);
+/* The name ("namespace/name") of endpoint ep_id into buf, "" when unknown. Any thread. */
+void zt_seg_endpoint_name(struct zt_seg *s, uint32_t ep_id, char *buf, size_t n);
+
+struct zt_policy_set;
+/*
+ * The advisories of feed `feed` (format: policy), as sets parsed by
+ * zt_policy_parse_buf() under names "feed:FEED/FILE": the store compiles the
+ * union of policy.dir and every feed's sets. Takes the sets whatever it
+ * returns. A version that does not compile with the rest, or names a
+ * policy (kind, namespace, name) another source has, is refused: -EINVAL
+ * with err saying why, the feed's previous advisories stay. n == 0
+ * withdraws them. Each advisory applied or withdrawn is audited
+ * (policy.advisory.apply / policy.advisory.withdraw, subject its name).
+ * Until policy.dir has loaded once, the advisories wait (0 is returned).
+ */
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

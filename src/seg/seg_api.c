@@ -2,6 +2,7 @@
 /* The segmentation API: endpoint add/del/list, policy list/explain/reload, recent flows. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@
 #include "records/auditq.h"
 #include "seg/policy_eval.h"
 #include "seg/seg_int.h"
+#include "tc_endpoint.skel.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 static int req_str(const cbor_item_t *req, const char *key, char *buf, size_t n, bool need,
 		   char *err, size_t errlen)
@@ -53,7 +58,13 @@ static cbor_item_t *ep_to_cbor(const struct zt_ep *ep)
 	    zt_cbor_put_str(m, "namespace", ep->ns) || zt_cbor_put_str(m, "ifname", ep->ifname) ||
 	    zt_cbor_put_u64(m, "ifindex", (uint64_t)ep->ifindex) ||
 	    zt_cbor_put_str(m, "ip", addrs) || zt_cbor_put_u64(m, "identity", ep->identity) ||
-	    zt_cbor_put_u64(m, "created_unix", ep->created_unix))
+	    zt_cbor_put_u64(m, "created_unix", ep->created_unix) ||
+	    zt_cbor_put_str(m, "origin", zt_ep_origin_name(ep->origin)) ||
+	    zt_cbor_put_bool(m, "pending", ep->pending) ||
+	    zt_cbor_put_str(m, "pod_uid", ep->pod_uid) ||
+	    zt_cbor_put_str(m, "container_id", ep->container_id) ||
+	    zt_cbor_put_str(m, "cni_ifname", ep->cni_ifname) ||
+	    zt_cbor_put_str(m, "service_account", ep->service_account))
 		goto fail;
 	l = labels_map(ep->labels, ep->n_labels);
 	if (!l || zt_cbor_put(m, "labels", l))
@@ -68,13 +79,45 @@ fail:
 	return NULL;
 }
 
+/*
+ * A CNI registration of a sandbox the table knows already: the same
+ * (container id, interface) on the same veth with the same addresses is a
+ * repeated ADD (answered with the endpoint as it is: *same); on another
+ * veth it is stale (removed). Another sandbox of the same pod (the runtime
+ * replaced it; a pod has one at a time) is removed too; an operator's
+ * endpoint of that name is not touched (the add then fails on the name).
+ */
+static void cni_replace(struct zt_seg *s, struct zt_ep *ep, struct zt_ep **same)
+{
+	struct zt_ep *o = zt_ep_table_by_container(&s->eps, ep->container_id, ep->cni_ifname);
+	char a[ZT_EP_MAX_ADDRS * 48], b[ZT_EP_MAX_ADDRS * 48];
+
+	*same = NULL;
+	if (o) {
+		zt_ep_addrs_format(o, a, sizeof(a));
+		zt_ep_addrs_format(ep, b, sizeof(b));
+		if (!strcmp(o->ifname, ep->ifname) && !strcmp(a, b) &&
+		    !strcmp(o->qname, ep->qname) && (int)if_nametoindex(o->ifname) == o->ifindex) {
+			*same = o;
+			return;
+		}
+		seg_endpoint_remove(s, o, "cni-add-replaced");
+	}
+	o = zt_ep_table_by_qname(&s->eps, ep->ns, ep->name);
+	if (o && o->origin == ZT_EP_ORIGIN_CNI)
+		seg_endpoint_remove(s, o, "pod-sandbox-replaced");
+}
+
 static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			   size_t errlen)
 {
 	struct zt_seg *s = ctx;
 	char ifname[64], name[ZT_EP_NAME_MAX + 2], ns[80], ip[2048], labels[8192], nsl[8192],
-		ports[4096], q[9000];
-	struct zt_ep *ep;
+		ports[4096], q[9000], origin[16], uid[ZT_EP_UID_MAX + 2], cid[ZT_EP_CID_MAX + 2],
+		cni_ifname[64], sa[ZT_DNS_SUBDOMAIN_MAX + 2];
+	enum zt_ep_origin o = ZT_EP_ORIGIN_API;
+	struct zt_ep *ep, *same = NULL;
+	bool has_labels;
 	int r;
 
 	if ((r = req_str(req, "ifname", ifname, sizeof(ifname), true, err, errlen)) < 0 ||
@@ -83,8 +126,20 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	    (r = req_str(req, "namespace", ns, sizeof(ns), false, err, errlen)) < 0 ||
 	    (r = req_str(req, "labels", labels, sizeof(labels), false, err, errlen)) < 0 ||
 	    (r = req_str(req, "namespace_labels", nsl, sizeof(nsl), false, err, errlen)) < 0 ||
-	    (r = req_str(req, "ports", ports, sizeof(ports), false, err, errlen)) < 0)
+	    (r = req_str(req, "ports", ports, sizeof(ports), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "origin", origin, sizeof(origin), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "pod_uid", uid, sizeof(uid), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "container_id", cid, sizeof(cid), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "cni_ifname", cni_ifname, sizeof(cni_ifname), false, err, errlen)) <
+		    0 ||
+	    (r = req_str(req, "service_account", sa, sizeof(sa), false, err, errlen)) < 0)
 		return r;
+	if (*origin && zt_ep_origin_parse(origin, &o) < 0) {
+		zt_seterr(err, errlen, "origin: expected api or cni, got '%.15s'", origin);
+		return -EINVAL;
+	}
+	/* A CNI registration without labels waits for them: pending. */
+	has_labels = zt_cbor_get(req, "labels") != NULL;
 	{
 		struct zt_ep_spec spec = { .ifname = ifname,
 					   .name = name,
@@ -92,12 +147,45 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 					   .addrs = ip,
 					   .labels = labels,
 					   .ns_labels = nsl,
-					   .ports = ports };
+					   .ports = ports,
+					   .origin = o,
+					   .pending = o == ZT_EP_ORIGIN_CNI && !has_labels,
+					   .pod_uid = uid,
+					   .container_id = cid,
+					   .cni_ifname = cni_ifname,
+					   .service_account = sa };
 
 		r = zt_ep_from_spec(&spec, &ep, err, errlen);
 	}
 	if (r < 0)
 		return r;
+	if (o == ZT_EP_ORIGIN_CNI) {
+		seg_cni_spool_apply(s);
+		cni_replace(s, ep, &same);
+		if (same) {
+			zt_ep_free(ep);
+			*data = ep_to_cbor(same);
+			return *data ? 0 : -ENOMEM;
+		}
+		if (ep->pending && s->pod_lookup) {
+			struct zt_pod_meta pm = { 0 };
+			struct zt_ep_meta meta;
+			char why[512];
+
+			if (s->pod_lookup(s->pod_lookup_ctx, ep->ns, ep->name, ep->pod_uid, &pm) ==
+			    0) {
+				if (zt_ep_meta_from_pod(ep->ns, &pm, &meta, why, sizeof(why)) ==
+				    0) {
+					zt_ep_meta_swap(ep, &meta);
+					zt_ep_meta_free(&meta);
+					ep->pending = false;
+				} else {
+					log_warn("pod_meta_refused", "endpoint=%s error=%s",
+						 ep->qname, zt_log_quote(q, sizeof(q), why));
+				}
+			}
+		}
+	}
 	r = seg_endpoint_add(s, ep, err, errlen);
 	if (r < 0) {
 		log_warn("endpoint_refused", "ifname=%s error=%s", ifname,
@@ -107,22 +195,53 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	}
 	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
 	zt_ep_addrs_format(ep, ip, sizeof(ip));
-	log_info("endpoint_added",
-		 "endpoint=%s id=%u ifname=%s ifindex=%d ip=%s identity=%u labels=%s", ep->qname,
-		 ep->id, ep->ifname, ep->ifindex, ip, ep->identity,
-		 zt_log_quote(q, sizeof(q), labels));
+	log_info(
+		"endpoint_added",
+		"endpoint=%s id=%u ifname=%s ifindex=%d ip=%s identity=%u labels=%s origin=%s pending=%s pod_uid=%s container_id=%s",
+		ep->qname, ep->id, ep->ifname, ep->ifindex, ip, ep->identity,
+		zt_log_quote(q, sizeof(q), labels), zt_ep_origin_name(ep->origin),
+		ep->pending ? "true" : "false", ep->pod_uid[0] ? ep->pod_uid : "-",
+		ep->container_id[0] ? ep->container_id : "-");
 	{
-		char el[2100], ei[100], d[4400];
+		char el[2100], ei[100], d[4800];
 
 		zt_json_escape(labels, el, sizeof(el));
 		zt_json_escape(ep->ifname, ei, sizeof(ei));
-		snprintf(d, sizeof(d),
-			 "{\"ifname\":\"%s\",\"ip\":\"%.2000s\",\"identity\":%u,\"labels\":\"%s\"}",
-			 ei, ip, ep->identity, el);
+		snprintf(
+			d, sizeof(d),
+			"{\"ifname\":\"%s\",\"ip\":\"%.2000s\",\"identity\":%u,\"labels\":\"%s\",\"origin\":\"%s\",\"pending\":%s,\"pod_uid\":\"%s\",\"container_id\":\"%s\"}",
+			ei, ip, ep->identity, el, zt_ep_origin_name(ep->origin),
+			ep->pending ? "true" : "false", ep->pod_uid, ep->container_id);
 		seg_audit(s, "endpoint.add", ep->qname, d);
 	}
 	*data = ep_to_cbor(ep);
 	return *data ? 0 : -ENOMEM;
+}
+
+/*
+ * CNI DEL: by (container id, interface); idempotent, so an unknown pair is
+ * success with "removed": false.
+ */
+static int cni_del(struct zt_seg *s, const cbor_item_t *req, cbor_item_t **data, char *err,
+		   size_t errlen)
+{
+	char cid[ZT_EP_CID_MAX + 2], cni_ifname[64];
+	struct zt_ep *ep;
+	int r;
+
+	if ((r = req_str(req, "container_id", cid, sizeof(cid), true, err, errlen)) < 0 ||
+	    (r = req_str(req, "cni_ifname", cni_ifname, sizeof(cni_ifname), true, err, errlen)) < 0)
+		return r;
+	seg_cni_spool_apply(s);
+	ep = zt_ep_table_by_container(&s->eps, cid, cni_ifname);
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_bool(*data, "removed", ep != NULL) ||
+	    zt_cbor_put_str(*data, "endpoint", ep ? ep->qname : "") ||
+	    zt_cbor_put_str(*data, "ifname", ep ? ep->ifname : ""))
+		return -ENOMEM;
+	if (ep)
+		seg_endpoint_remove(s, ep, "cni-del");
+	return 0;
 }
 
 static int op_endpoint_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
@@ -134,6 +253,8 @@ static int op_endpoint_del(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	bool amb;
 	int r;
 
+	if (zt_cbor_get(req, "container_id"))
+		return cni_del(s, req, data, err, errlen);
 	if ((r = req_str(req, "endpoint", which, sizeof(which), true, err, errlen)) < 0)
 		return r;
 	ep = zt_ep_table_find(&s->eps, which, &amb);
@@ -178,12 +299,101 @@ static int op_endpoint_list(void *ctx, const cbor_item_t *req, cbor_item_t **dat
 	return 0;
 }
 
+/*
+ * CNI CHECK: is the sandbox's endpoint registered, on the interface it was
+ * registered on, with our programs attached and its endpoints map entry?
+ * -ENOENT when not registered; otherwise the answer says what is wrong.
+ */
+static int op_endpoint_check(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			     size_t errlen)
+{
+	struct zt_seg *s = ctx;
+	char cid[ZT_EP_CID_MAX + 2], cni_ifname[64], name[IF_NAMESIZE] = "";
+	struct zt_endpoint_info info;
+	const char *problem = "";
+	__u32 key;
+	struct zt_ep *ep;
+	int r, owned;
+
+	if ((r = req_str(req, "container_id", cid, sizeof(cid), true, err, errlen)) < 0 ||
+	    (r = req_str(req, "cni_ifname", cni_ifname, sizeof(cni_ifname), true, err, errlen)) < 0)
+		return r;
+	ep = zt_ep_table_by_container(&s->eps, cid, cni_ifname);
+	if (!ep) {
+		zt_seterr(err, errlen,
+			  "no endpoint for container %.80s interface %s (was ADD run, or the "
+			  "agent's state reset?)",
+			  cid, cni_ifname);
+		return -ENOENT;
+	}
+	key = (__u32)ep->ifindex;
+	owned = zt_datapath_tc_owned(ep->ifindex);
+	if (!if_indextoname((unsigned int)ep->ifindex, name) || strcmp(name, ep->ifname))
+		problem = "its interface is gone or was renamed";
+	else if (owned <= 0)
+		problem = "tc_endpoint is not attached to its interface";
+	else if (bpf_map_lookup_elem(bpf_map__fd(s->dp->tc->maps.endpoints), &key, &info) ||
+		 info.ep_id != ep->id || info.identity != ep->identity)
+		problem = "its endpoints map entry is missing or stale";
+	*data = ep_to_cbor(ep);
+	if (!*data || zt_cbor_put_bool(*data, "enforced", !*problem) ||
+	    zt_cbor_put_str(*data, "problem", problem))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * Labels for an endpoint from an operator or a test (what the Kubernetes
+ * watch gives through zt_seg_endpoint_set_pod_meta): "endpoint" names it,
+ * "pod_uid" (optional) must match when both sides know it.
+ */
+static int op_endpoint_meta(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			    size_t errlen)
+{
+	struct zt_seg *s = ctx;
+	char which[ZT_EP_NAME_MAX + 80], labels[8192], nsl[8192], ports[4096],
+		uid[ZT_EP_UID_MAX + 2], sa[ZT_DNS_SUBDOMAIN_MAX + 2];
+	struct zt_ep_meta meta;
+	struct zt_ep *ep;
+	bool amb;
+	int r;
+
+	if ((r = req_str(req, "endpoint", which, sizeof(which), true, err, errlen)) < 0 ||
+	    (r = req_str(req, "labels", labels, sizeof(labels), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "namespace_labels", nsl, sizeof(nsl), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "ports", ports, sizeof(ports), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "pod_uid", uid, sizeof(uid), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "service_account", sa, sizeof(sa), false, err, errlen)) < 0)
+		return r;
+	ep = zt_ep_table_find(&s->eps, which, &amb);
+	if (!ep) {
+		zt_seterr(err, errlen,
+			  amb ? "'%s' names endpoints in several namespaces; say NAMESPACE/NAME" :
+				"no endpoint '%s' (see 'ztctl endpoint list')",
+			  which);
+		return amb ? -ENOTUNIQ : -ENOENT;
+	}
+	if (*uid && *ep->pod_uid && strcmp(uid, ep->pod_uid)) {
+		zt_seterr(err, errlen, "endpoint %s belongs to pod UID %s, not %s", ep->qname,
+			  ep->pod_uid, uid);
+		return -ENOENT;
+	}
+	r = zt_ep_meta_from_text(ep->ns, labels, nsl, ports, sa, &meta, err, errlen);
+	if (r < 0)
+		return r;
+	r = seg_endpoint_set_meta(s, ep, &meta, "operator", err, errlen);
+	if (r < 0)
+		return r;
+	*data = ep_to_cbor(ep);
+	return *data ? 0 : -ENOMEM;
+}
+
 static size_t selected_count(const struct zt_seg *s, const struct zt_policy *p)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->eps.n; i++)
-		if (!strcmp(p->namespace, s->eps.v[i]->ns) &&
+		if (!s->eps.v[i]->pending && !strcmp(p->namespace, s->eps.v[i]->ns) &&
 		    zt_selector_matches(&p->pod_selector, &s->eps.v[i]->ev.ls.labels))
 			n++;
 	return n;
@@ -216,7 +426,10 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 		    zt_cbor_put_u64(m, "ingress_rules", p->n_rules[ZT_POL_INGRESS]) ||
 		    zt_cbor_put_u64(m, "egress_rules", p->n_rules[ZT_POL_EGRESS]) ||
 		    zt_cbor_put_u64(m, "endpoints", selected_count(s, p)) ||
-		    zt_cbor_put_str(m, "source", where) || zt_cbor_push(arr, m)) {
+		    zt_cbor_put_str(m, "source", where) ||
+		    zt_cbor_put_str(m, "origin",
+				    strncmp(p->file, "feed:", 5) ? "policy.dir" : p->file) ||
+		    zt_cbor_push(arr, m)) {
 			if (m)
 				cbor_decref(&m);
 			cbor_decref(&arr);
@@ -238,6 +451,35 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 	return 0;
 }
 
+/* zt_eval_parse_peer, with pending endpoints (absent from evs) named too. */
+static int explain_peer(const struct zt_seg *s, const char *str, const struct zt_eval_endpoint *evs,
+			size_t n_evs, struct zt_eval_peer *out, const struct zt_ep **pending)
+{
+	bool amb = false;
+	const struct zt_ep *ep = zt_ep_table_find(&s->eps, str, &amb);
+	int r;
+
+	*pending = NULL;
+	if (ep && ep->pending) {
+		*pending = ep;
+		*out = (struct zt_eval_peer){ .addr = ep->addrs[0] };
+		return 0;
+	}
+	r = zt_eval_parse_peer(str, evs, n_evs, out);
+	if (r < 0 || out->ep)
+		return r;
+	for (size_t i = 0; i < s->eps.n; i++) {
+		const struct zt_ep *e = s->eps.v[i];
+
+		for (size_t j = 0; e->pending && j < e->n_addrs; j++)
+			if (e->addrs[j].family == out->addr.family &&
+			    !memcmp(e->addrs[j].addr, out->addr.addr,
+				    out->addr.family == AF_INET ? 4 : 16))
+				*pending = e;
+	}
+	return 0;
+}
+
 static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			     size_t errlen)
 {
@@ -249,6 +491,8 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	struct zt_eval_result res;
 	const struct zt_policy_set *set;
 	struct zt_policy_set empty = { 0 };
+	const struct zt_ep *pend_src = NULL, *pend_dst = NULL;
+	size_t n_evs = 0;
 	int r;
 
 	if ((r = req_str(req, "from", from, sizeof(from), true, err, errlen)) < 0 ||
@@ -265,11 +509,17 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	evs = calloc(s->eps.n ? s->eps.n : 1, sizeof(*evs));
 	if (!evs)
 		return -ENOMEM;
+	/*
+	 * Pending endpoints have no label identity: to the evaluator they are
+	 * their addresses (no selector matches them, ipBlocks do), as the
+	 * compiler has them; their own side is the pending posture's.
+	 */
 	for (size_t i = 0; i < s->eps.n; i++)
-		evs[i] = s->eps.v[i]->ev;
-	r = zt_eval_parse_peer(from, evs, s->eps.n, &c.src);
+		if (!s->eps.v[i]->pending)
+			evs[n_evs++] = s->eps.v[i]->ev;
+	r = explain_peer(s, from, evs, n_evs, &c.src, &pend_src);
 	if (r == 0)
-		r = zt_eval_parse_peer(to, evs, s->eps.n, &c.dst);
+		r = explain_peer(s, to, evs, n_evs, &c.dst, &pend_dst);
 	if (r < 0) {
 		const char *bad = c.src.ep || c.src.addr.family ? to : from;
 
@@ -294,13 +544,26 @@ static int op_policy_explain(void *ctx, const cbor_item_t *req, cbor_item_t **da
 	opts.n_host_addrs = s->n_host;
 	r = zt_policy_eval_ex(
 		set, s->cfg->policy.default_deny ? ZT_POL_DEFAULT_DENY : ZT_POL_DEFAULT_ALLOW, evs,
-		s->eps.n, &opts, &c, &res);
+		n_evs, &opts, &c, &res);
 	if (r < 0) {
 		zt_seterr(err, errlen, "cannot evaluate: %s", strerror(-r));
 		free(evs);
 		return r;
 	}
 	zt_eval_format(&res, &c, line, sizeof(line));
+	if (s->cfg->kubernetes.pending_posture == ZT_PENDING_DENY &&
+	    ((pend_src && !res.dst_host) || (pend_dst && !res.src_host))) {
+		const struct zt_ep *p = pend_src && !res.dst_host ? pend_src : pend_dst;
+
+		res.verdict = ZT_PV_DENY;
+		res.require_tls = res.require_mutual_auth = false;
+		snprintf(
+			line, sizeof(line),
+			"deny %s %s -> %s:%u: %s of %s: denied by kubernetes.pending_posture: deny "
+			"(its labels are not known yet; only the host may reach it and it the host)",
+			zt_pol_proto_name(c.protocol), from, to, c.port,
+			p == pend_src ? "egress" : "ingress", p->qname);
+	}
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "verdict", zt_pol_verdict_name(res.verdict)) ||
 	    zt_cbor_put_str(*data, "explanation", line) ||
@@ -439,6 +702,8 @@ int zt_seg_register_api(struct zt_seg *s, struct zt_api *api)
 		{ ZT_OP_ENDPOINT_ADD, op_endpoint_add },
 		{ ZT_OP_ENDPOINT_DEL, op_endpoint_del },
 		{ ZT_OP_ENDPOINT_LIST, op_endpoint_list },
+		{ ZT_OP_ENDPOINT_CHECK, op_endpoint_check },
+		{ ZT_OP_ENDPOINT_META, op_endpoint_meta },
 		{ ZT_OP_POLICY_LIST, op_policy_list },
 		{ ZT_OP_POLICY_EXPLAIN, op_policy_explain },
 		{ ZT_OP_POLICY_RELOAD, op_policy_reload },

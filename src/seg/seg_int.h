@@ -22,10 +22,23 @@
 #define MAX_HOST_ADDRS 256
 #define LOG_VERDICTS_PER_S 200
 
-/* A policy set shared by the generations compiled from it. */
+/*
+ * A policy set shared by the generations compiled from it. A union (the
+ * files and the advisory feeds) borrows its policies from its parts and
+ * holds a reference on each.
+ */
 struct pset {
 	struct zt_policy_set *set;
 	unsigned int refs;
+	struct pset **parts; /* NULL: set owns its policies */
+	size_t n_parts;
+};
+
+/* The advisories of one feed (format: policy) in the store. */
+struct feed_pol {
+	char name[ZT_FEED_NAME_MAX];
+	struct pset *ps;
+	char sha[65];
 };
 
 struct gen_rec {
@@ -62,7 +75,10 @@ struct zt_seg {
 	struct zt_identities *ids;
 	struct zt_ep_table eps;
 	struct zt_polapply *applier;
-	struct pset *cur; /* the policy set in force (NULL: none valid yet) */
+	struct pset *cur; /* the policy set in force (NULL: none valid yet): dir + advisories */
+	struct pset *dir; /* the last good set of policy.dir (NULL: none valid yet) */
+	struct feed_pol fpol[ZT_MAX_FEEDS];
+	size_t n_fpol;
 	struct zt_ep_addr host[MAX_HOST_ADDRS];
 	size_t n_host;
 	char state_path[4096 + 32];
@@ -74,6 +90,9 @@ struct zt_seg {
 	void *violation_ctx;
 	void (*observe)(void *ctx, double s);
 	void *observe_ctx;
+	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */
+	void *pod_lookup_ctx;
+	char cni_spool_dir[4096 + 32]; /* state_dir/cni-pending */
 
 	/* Shared with the ring-buffer thread. */
 	pthread_mutex_t lock;
@@ -97,6 +116,16 @@ void seg_audit_text(struct zt_seg *s, const char *kind, const char *subject, con
 int seg_reload(struct zt_seg *s, const char *why);
 int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errlen);
 void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why);
+/*
+ * New labels, namespace labels, ports and service account for ep (taking
+ * m's content on success; m is freed either way). A pending endpoint gets
+ * its label identity. 0 (also when nothing changed), or -errno with err;
+ * then ep is as it was and the policy in force unchanged.
+ */
+int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
+			  char *err, size_t errlen);
+/* Applies the CNI DELs queued in cni_spool_dir while the daemon was down. */
+void seg_cni_spool_apply(struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);

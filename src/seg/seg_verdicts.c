@@ -33,6 +33,10 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 		snprintf(buf, n, "host");
 		return;
 	}
+	if (id == ZT_ID_PENDING) {
+		snprintf(buf, n, "pending");
+		return;
+	}
 	if (id == ZT_ID_WORLD_V4 || id == ZT_ID_WORLD_V6) {
 		snprintf(buf, n, "world");
 		return;
@@ -163,6 +167,12 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 		snprintf(f->dst_wl, sizeof(f->dst_wl), "%s", peer);
 	}
 	describe_rule(g, e->gen, e->rule_id, e->reason, f->rule, sizeof(f->rule));
+	/* Only the pending posture isolates ZT_ID_PENDING (polcompile.h). */
+	if (e->local_id == ZT_ID_PENDING && !e->rule_id &&
+	    (e->reason == ZT_REASON_DEFAULT_DENY || e->reason == ZT_REASON_NO_RULE))
+		snprintf(
+			f->rule, sizeof(f->rule),
+			"pending-posture: labels not known yet (kubernetes.pending_posture: deny)");
 	if (!seg_fx_ifname(s, (int)e->ifindex, f->ifname, sizeof(f->ifname)))
 		zt_ifname(e->ifindex, f->ifname, sizeof(f->ifname));
 	s->st.verdicts[f->verdict]++;
@@ -198,7 +208,8 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 			f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
 			zt_tc_reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
-	if (f->verdict != 0 && s->violation) {
+	/* A flow to a threat-intel IOC is the feeds' incident (ioc.hit), not a policy violation. */
+	if (f->verdict != 0 && f->reason != ZT_REASON_IOC && s->violation) {
 		/* Aggregated by the sink (per source, destination, port, rule), not one row each. */
 		struct flow_rec v = *f;
 		zt_seg_violation_fn fn = s->violation;
@@ -230,7 +241,7 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 		fn(fctx, &sv);
 		return;
 	}
-	if (f->verdict != 0 && s->audit) {
+	if (f->verdict != 0 && s->audit && f->reason != ZT_REASON_IOC) {
 		struct flow_rec v = *f;
 
 		pthread_mutex_unlock(&s->lock);
@@ -243,6 +254,18 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 int zt_seg_register_events(struct zt_seg *s, struct zt_events *ev)
 {
 	return zt_events_on(ev, ZT_EV_POLICY, seg_on_policy_event, s);
+}
+
+void zt_seg_endpoint_name(struct zt_seg *s, uint32_t ep_id, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->eps.n; i++)
+		if (s->eps.v[i]->id == ep_id) {
+			snprintf(buf, n, "%s", s->eps.v[i]->qname);
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void seg_fx_workload(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n)

@@ -3,7 +3,9 @@
  * The daemon's blocklist module against real kernel maps: what it writes is
  * what the XDP program reads (entries, published prefix lengths, trie
  * overflow, allowlist flags), imports are all or nothing, expiry removes
- * entries, and a restart rebuilds the mirror from the pins.
+ * entries (in slices, only expired ones, audited in bulk), a restart
+ * rebuilds the mirror from the pins, and listings through the real API
+ * server come in pages that list every entry once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -23,15 +28,37 @@
 #include <linux/bpf.h>
 
 #include "guard/blocklist.h"
+#include "agent/api.h"
+#include "agent/apimsg.h"
+#include "agent/apiops.h"
 #include "agent/config.h"
+#include "agent/loop.h"
 #include "guard/datapath.h"
 #include "xdp_guard.skel.h"
+
+/* Audit events as the blocklist posts them. */
+struct audit_log {
+	pthread_mutex_t lock;
+	size_t events[4]; /* block.add, block.del, block.expire, block.import */
+	size_t other;
+	char **cidrs; /* from the "cidrs" lists of bulk events */
+	size_t ncidrs, cap;
+	char last_detail[512];
+};
 
 struct env {
 	char dir[64];
 	struct zt_config cfg;
 	struct zt_datapath *dp;
 	struct zt_blocklist *bl;
+	struct audit_log au;
+	/* the API server, for the listing tests */
+	char sockdir[64], sock[96];
+	struct zt_loop *loop;
+	struct zt_api *api;
+	pthread_t thread;
+	int stop;
+	bool running;
 };
 
 static void start(struct env *e)
@@ -50,7 +77,49 @@ static void stop(struct env *e)
 	e->dp = NULL;
 }
 
-static int setup(void **state)
+static void on_audit(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	static const char *const kinds[] = { "block.add", "block.del", "block.expire",
+					     "block.import" };
+	struct audit_log *a = ctx;
+	const char *p = strstr(detail, "\"cidrs\":[");
+	bool known = false;
+
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(kind, kinds[i])) {
+			a->events[i]++;
+			known = true;
+		}
+	a->other += !known;
+	snprintf(a->last_detail, sizeof(a->last_detail), "%s", detail);
+	/* "cidrs":["a","b",...]: CIDRs need no escapes. */
+	for (p = p ? strchr(p, '[') + 1 : NULL; p && *p == '"';) {
+		const char *q = strchr(p + 1, '"');
+
+		if (a->ncidrs == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 1024;
+			a->cidrs = realloc(a->cidrs, a->cap * sizeof(*a->cidrs));
+			assert_non_null(a->cidrs);
+		}
+		a->cidrs[a->ncidrs++] = strndup(p + 1, q - p - 1);
+		p = q[1] == ',' ? q + 2 : NULL;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void audit_reset(struct audit_log *a)
+{
+	for (size_t i = 0; i < a->ncidrs; i++)
+		free(a->cidrs[i]);
+	free(a->cidrs);
+	a->cidrs = NULL;
+	a->ncidrs = a->cap = 0;
+	memset(a->events, 0, sizeof(a->events));
+	a->other = 0;
+}
+
+static int setup_sized(void **state, uint32_t block_max, uint32_t allow_max)
 {
 	struct env *e = calloc(1, sizeof(*e));
 
@@ -59,12 +128,54 @@ static int setup(void **state)
 	assert_int_equal(mount("bpf", e->dir, "bpf", 0, "mode=0700"), 0);
 	zt_config_defaults(&e->cfg);
 	snprintf(e->cfg.bpffs, sizeof(e->cfg.bpffs), "%s/ztagent", e->dir);
-	e->cfg.xdp.blocklist_max = 64;
-	e->cfg.xdp.allowlist_max = 16;
+	e->cfg.xdp.blocklist_max = block_max;
+	e->cfg.xdp.allowlist_max = allow_max;
 	e->cfg.xdp.ringbuf_bytes = 4096;
 	zt_log_set_level(ZT_LOG_ERROR);
+	pthread_mutex_init(&e->au.lock, NULL);
 	start(e);
+	zt_blocklist_set_audit(e->bl, on_audit, &e->au);
 	*state = e;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_sized(state, 64, 16);
+}
+
+/* Maps for the bulk tests: 262144 entries per family, 8192 allowlist entries. */
+static int setup_big(void **state)
+{
+	return setup_sized(state, 262144, 8192);
+}
+
+static void *loop_thread(void *arg)
+{
+	struct env *e = arg;
+
+	while (!__atomic_load_n(&e->stop, __ATOMIC_SEQ_CST))
+		zt_loop_run_once(e->loop, 20);
+	return NULL;
+}
+
+/* The blocklist's API operations on a real socket, served by a loop thread as in the daemon. */
+static int setup_api(void **state)
+{
+	struct env *e;
+	char err[256] = "";
+
+	setup_big(state);
+	e = *state;
+	strcpy(e->sockdir, "/tmp/zt-blsock-XXXXXX");
+	assert_non_null(mkdtemp(e->sockdir));
+	snprintf(e->sock, sizeof(e->sock), "%s/api.sock", e->sockdir);
+	assert_int_equal(zt_loop_init(&e->loop), 0);
+	if (zt_api_init(&e->api, e->loop, e->sock, err, sizeof(err)) < 0)
+		fail_msg("zt_api_init: %s", err);
+	assert_int_equal(zt_blocklist_register_api(e->bl, e->api), 0);
+	assert_int_equal(pthread_create(&e->thread, NULL, loop_thread, e), 0);
+	e->running = true;
 	return 0;
 }
 
@@ -73,6 +184,16 @@ static int teardown(void **state)
 	struct env *e = *state;
 	char err[256];
 
+	if (e->running) {
+		__atomic_store_n(&e->stop, 1, __ATOMIC_SEQ_CST);
+		pthread_join(e->thread, NULL);
+	}
+	zt_api_stop(e->api);
+	zt_loop_stop(e->loop);
+	if (e->sockdir[0])
+		rmdir(e->sockdir);
+	audit_reset(&e->au);
+	pthread_mutex_destroy(&e->au.lock);
 	stop(e);
 	zt_datapath_detach(&e->cfg, err, sizeof(err));
 	umount(e->dir);
@@ -229,6 +350,75 @@ static void test_trie_overflow(void **state)
 	assert_int_equal(ps.v4_count, ZT_MAX_HASHED_LENS);
 }
 
+static uint32_t entry_plen(struct bpf_map *m, const char *cidr)
+{
+	struct zt_cidr c = C(cidr);
+	struct zt_block_entry v;
+	uint8_t key[20] = {};
+
+	memcpy(key, &(uint32_t){ c.prefixlen }, 4);
+	memcpy(key + 4, c.addr, c.family == AF_INET ? 4 : 16);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(m), key, &v), 0);
+	return v.prefixlen;
+}
+
+/*
+ * The case reported: /17 to /32 fill the hashed lengths, so /15 (no TTL)
+ * and /16 (short TTL) land in the trie. Once the /16 has expired, a source
+ * inside both is still dropped, by the /15 (before the fix it passed until
+ * the daemon's sweep removed the /16). An entry pinned by an older agent,
+ * without its length, gets it at start.
+ */
+static void test_expired_trie_entry_hides_nothing(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req ttl = plain;
+	struct zt_cidr c15 = C("198.18.0.0/15"), c16 = C("198.19.0.0/16");
+	struct bpf_map *trie = e->dp->xdp->maps.blocklist_lpm_v4;
+	struct zt_block_entry v;
+	uint8_t key[8] = {};
+	char err[256], s[32];
+	bool r;
+
+	for (int len = 17; len <= 32; len++) {
+		struct zt_cidr c;
+
+		snprintf(s, sizeof(s), "198.18.0.0/%d", len);
+		c = C(s);
+		assert_int_equal(zt_blocklist_add(e->bl, &c, &plain, &r, err, sizeof(err)), 0);
+	}
+	ttl.ttl_ns = 20000000ULL; /* 20 ms */
+	assert_int_equal(zt_blocklist_add(e->bl, &c15, &plain, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_add(e->bl, &c16, &ttl, &r, err, sizeof(err)), 0);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, true), 2);
+	assert_int_equal(entry_plen(trie, "198.18.0.0/15"), 15);
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(entry_plen(e->dp->xdp->maps.blocklist_v4, "198.18.0.0/24"), 24);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	usleep(30000);
+	/* The /16 has expired and is still in the map (no sweep ran). A trie
+	 * lookup answers with the longest match: the /16 itself while it is there. */
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+
+	/* As an older agent left it: no length in the value. */
+	memcpy(key, &(uint32_t){ 16 }, 4);
+	memcpy(key + 4, c16.addr, 4);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(trie), key, &v), 0);
+	v.prefixlen = 0;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(trie), key, &v, BPF_EXIST), 0);
+	stop(e);
+	start(e);
+	trie = e->dp->xdp->maps.blocklist_lpm_v4; /* a new skeleton */
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 16);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	/* Expiry removes the /16; the /15 stays and still blocks. */
+	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 1);
+	assert_int_equal(entry_plen(trie, "198.19.0.0/16"), 15);
+	assert_int_equal(verdict(e, "198.19.1.1"), XDP_DROP);
+	assert_int_equal(verdict(e, "198.20.1.1"), XDP_PASS);
+}
+
 static void test_import_all_or_nothing(void **state)
 {
 	struct env *e = *state;
@@ -269,12 +459,14 @@ static void test_expiry(void **state)
 	char err[256];
 	bool r;
 
+	/* The clock is the caller's: "now" before the add, and 10 s later. */
+	uint64_t t0 = zt_now_boot_ns();
+
 	ttl.ttl_ns = 20000000ULL; /* 20 ms */
 	assert_int_equal(zt_blocklist_add(e->bl, &a, &ttl, &r, err, sizeof(err)), 0);
 	assert_int_equal(zt_blocklist_add(e->bl, &b, &plain, &r, err, sizeof(err)), 0);
-	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 0);
-	usleep(30000);
-	assert_int_equal(zt_blocklist_expire(e->bl, zt_now_boot_ns()), 1);
+	assert_int_equal(zt_blocklist_expire(e->bl, t0), 0);
+	assert_int_equal(zt_blocklist_expire(e->bl, t0 + 10000000000ULL), 1);
 	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.2.0/25"));
 	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.3.3/32"));
 	assert_int_equal(prefixes(e).v4_count, 1); /* /25 unpublished */
@@ -379,15 +571,500 @@ static void test_enforced_through_filter(void **state)
 	assert_int_equal(verdict(e, "100.200.3.4"), XDP_PASS);
 }
 
+/* ---- bulk expiry ---- */
+
+static struct zt_cidr v4(uint32_t a, uint8_t plen)
+{
+	struct zt_cidr c = { .family = AF_INET, .prefixlen = plen };
+
+	c.addr[0] = a >> 24;
+	c.addr[1] = a >> 16;
+	c.addr[2] = a >> 8;
+	c.addr[3] = a;
+	return c;
+}
+
+static void import_ok(struct env *e, const struct zt_cidr *cs, size_t n,
+		      const struct zt_block_req *r)
+{
+	size_t added, replaced;
+	char err[512] = "";
+
+	if (zt_blocklist_import(e->bl, cs, n, r, &added, &replaced, err, sizeof(err)) < 0)
+		fail_msg("import of %zu: %s", n, err);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the audited CIDRs; fails on a duplicate; returns how many. */
+static size_t audited_unique(struct env *e)
+{
+	qsort(e->au.cidrs, e->au.ncidrs, sizeof(char *), str_cmp);
+	for (size_t i = 1; i < e->au.ncidrs; i++)
+		if (!strcmp(e->au.cidrs[i - 1], e->au.cidrs[i]))
+			fail_msg("%s audited twice", e->au.cidrs[i]);
+	return e->au.ncidrs;
+}
+
+#define NEXP 100000
+
+/*
+ * 100k entries expiring at once go in slices of at most 65536 (the first far
+ * fewer), with the maps consistent between slices: what has not expired
+ * still drops. Each removal is audited once, in bulk events.
+ */
+static void test_expiry_in_slices(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req soon = plain, late = plain;
+	struct zt_cidr *cs = calloc(NEXP, sizeof(*cs));
+	size_t total = 0, calls = 0, first = 0;
+	uint64_t later = zt_now_boot_ns() + 10000000000ULL; /* "now" for expiry: 10 s on */
+
+	soon.ttl_ns = 50000000ULL;
+	late.ttl_ns = 3600000000000ULL;
+	for (uint32_t i = 0; i < NEXP; i++)
+		cs[i] = v4(0x0a000000 + i, 32); /* 10.0.0.0 ... */
+	import_ok(e, cs, NEXP, &soon);
+	for (uint32_t i = 0; i < 256; i++)
+		cs[i] = v4(0x0c000000 + i, 32); /* 12.0.0.x, inside a /24 that stays */
+	import_ok(e, cs, 256, &soon);
+	cs[0] = v4(0x0c000000, 24);
+	cs[1] = v4(0x0c000100, 24);
+	import_ok(e, cs, 2, &late);
+	for (uint32_t i = 0; i < 1000; i++)
+		cs[i] = v4(0x0b000000 + i * 7, 32); /* 11.0.x.y, no expiry */
+	import_ok(e, cs, 1000, &plain);
+	free(cs);
+	do {
+		size_t r = zt_blocklist_expire(e->bl, later);
+
+		if (!calls++)
+			first = r;
+		assert_true(r <= 65536);
+		total += r;
+		/* Between slices, what must drop still drops. */
+		assert_int_equal(verdict(e, "11.0.0.7"), XDP_DROP);
+		assert_int_equal(verdict(e, "12.0.1.9"), XDP_DROP);
+	} while (zt_blocklist_expire_pending(e->bl) && calls < 1000000);
+	assert_true(first > 0 && first < NEXP);
+	assert_int_equal(total, NEXP + 256);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 1002);
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "10.0.0.1/32"));
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "10.1.134.159/32"));
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "12.0.0.5/32"));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "12.0.0.0/24"));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "11.0.0.7/32"));
+	assert_int_equal(verdict(e, "10.0.0.1"), XDP_PASS);
+	assert_int_equal(verdict(e, "12.0.0.5"), XDP_DROP);
+	assert_int_equal(prefixes(e).v4_count, 2);
+	/* Audited once each, 8192 to an event, not one event per entry. */
+	assert_int_equal(audited_unique(e), NEXP + 256);
+	assert_true(e->au.events[2] >= (NEXP + 256 + 8191) / 8192);
+	assert_true(e->au.events[2] <= calls + (NEXP + 256) / 8192);
+	assert_non_null(strstr(e->au.last_detail, "\"why\":\"ttl\""));
+	assert_int_equal(zt_blocklist_expire(e->bl, later), 0);
+}
+
+/* Drives zt_blocklist_expire until it has nothing more to do at now; returns what it removed. */
+static size_t expire_all(struct env *e, uint64_t now)
+{
+	size_t total = 0;
+
+	do
+		total += zt_blocklist_expire(e->bl, now);
+	while (zt_blocklist_expire_pending(e->bl));
+	return total;
+}
+
+/*
+ * Changes while a sweep is under way: an entry renewed before the sweep
+ * reached it stays, a new entry with a TTL is removed when its time comes
+ * (the sweep's next expiry knows it), and the mirror growing under the
+ * sweep loses nothing.
+ */
+static void test_expiry_changes_mid_sweep(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req soon = plain, hour = plain, day = plain;
+	struct zt_cidr *cs = calloc(150000, sizeof(*cs)), renewed, nx = C("13.0.0.1");
+	uint64_t t0 = zt_now_boot_ns(), t1;
+	size_t gone;
+	char s[32];
+
+	soon.ttl_ns = 20000000ULL;
+	hour.ttl_ns = 3600000000000ULL;
+	day.ttl_ns = 86400000000000ULL;
+	for (uint32_t i = 0; i < NEXP; i++)
+		cs[i] = v4(0x0a000000 + i, 32);
+	import_ok(e, cs, NEXP, &soon);
+	gone = zt_blocklist_expire(e->bl, t0 + 10000000000ULL);
+	assert_true(gone > 0 && gone < NEXP);
+	assert_true(zt_blocklist_expire_pending(e->bl));
+	/* Renew one the sweep has not reached yet. */
+	for (uint32_t i = NEXP;; i--) {
+		renewed = v4(0x0a000000 + i - 1, 32);
+		zt_cidr_format(&renewed, s, sizeof(s));
+		if (in_map(e->dp->xdp->maps.blocklist_v4, s))
+			break;
+	}
+	import_ok(e, &renewed, 1, &day);
+	import_ok(e, &nx, 1, &hour);
+	for (uint32_t i = 0; i < 150000; i++) {
+		cs[i] = (struct zt_cidr){ .family = AF_INET6, .prefixlen = 64 };
+		memcpy(cs[i].addr, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 1, i >> 16, i >> 8, i }, 8);
+	}
+	import_ok(e, cs, 150000, &plain); /* the mirror grows */
+	free(cs);
+	gone += expire_all(e, t0 + 10000000000ULL);
+	assert_int_equal(gone, NEXP - 1);
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, s));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "13.0.0.1/32"));
+	assert_int_equal(zt_blocklist_count(e->bl, 1, false), 150000);
+	/* Two hours on: the hour's entry goes, the day's stays. */
+	t1 = zt_now_boot_ns() + 7200000000000ULL;
+	assert_int_equal(expire_all(e, t1), 1);
+	assert_false(in_map(e->dp->xdp->maps.blocklist_v4, "13.0.0.1/32"));
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, s));
+	assert_int_equal(audited_unique(e), NEXP);
+}
+
+/* ---- through the API ---- */
+
+static int api_connect(struct env *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 30 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->sock);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Sends req (consumed); returns the reply; *data is its "data" when ok. */
+static cbor_item_t *api_call(int fd, cbor_item_t *req, bool *ok, const cbor_item_t **data)
+{
+	cbor_item_t *rep = NULL;
+	char err[256] = "";
+
+	assert_int_equal(zt_msg_send(fd, req), 0);
+	cbor_decref(&req);
+	if (zt_msg_recv(fd, &rep, err, sizeof(err)) < 0)
+		fail_msg("zt_msg_recv: %s", err);
+	*ok = false;
+	zt_cbor_get_bool(rep, "ok", ok);
+	*data = zt_cbor_get(rep, "data");
+	return rep;
+}
+
+static void api_ok(int fd, cbor_item_t *req)
+{
+	const cbor_item_t *d;
+	bool ok;
+	cbor_item_t *rep = api_call(fd, req, &ok, &d);
+
+	if (!ok) {
+		char msg[256] = "";
+
+		zt_cbor_get_str(rep, "error", msg, sizeof(msg));
+		fail_msg("refused: %s", msg);
+	}
+	cbor_decref(&rep);
+}
+
+static cbor_item_t *req_of(const char *op)
+{
+	cbor_item_t *m = zt_cbor_map();
+
+	assert_non_null(m);
+	assert_int_equal(zt_cbor_put_str(m, "op", op), 0);
+	return m;
+}
+
+/* block.import of cs as packed records, with the given fields. */
+static void api_import(int fd, const struct zt_cidr *cs, size_t n, uint64_t ttl_s)
+{
+	cbor_item_t *req = req_of(ZT_OP_BLOCK_IMPORT), *b;
+	uint8_t *packed = calloc(n, ZT_PACKED_CIDR_LEN);
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *r = packed + i * ZT_PACKED_CIDR_LEN;
+
+		r[0] = cs[i].family == AF_INET ? 4 : 6;
+		r[1] = cs[i].prefixlen;
+		memcpy(r + 2, cs[i].addr, 16);
+	}
+	b = cbor_build_bytestring(packed, n * ZT_PACKED_CIDR_LEN);
+	free(packed);
+	assert_int_equal(zt_cbor_put(req, "packed", b), 0);
+	assert_int_equal(zt_cbor_put_u64(req, "ttl_s", ttl_s), 0);
+	assert_int_equal(zt_cbor_put_str(req, "kind", "threat-intel"), 0);
+	assert_int_equal(zt_cbor_put_str(req, "source", "feed"), 0);
+	assert_int_equal(zt_cbor_put_u64(req, "feed_id", 7), 0);
+	assert_int_equal(zt_cbor_put_str(req, "reason", "drop list"), 0);
+	api_ok(fd, req);
+}
+
+/* An import is audited in bulk: 8192 CIDRs to an event, each written entry once. */
+static void test_api_import_audited_in_bulk(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr *cs = calloc(20000, sizeof(*cs));
+	int fd = api_connect(e);
+	char want[32];
+
+	for (uint32_t i = 0; i < 20000; i++)
+		cs[i] = v4(0x0a000000 + i * 3, 32);
+	api_import(fd, cs, 20000, 3600);
+	free(cs);
+	close(fd);
+	assert_int_equal(e->au.events[3], 3); /* block.import: 8192 + 8192 + 3616 */
+	assert_int_equal(e->au.events[0], 0);
+	assert_int_equal(audited_unique(e), 20000);
+	for (uint32_t i = 0; i < 20000; i += 997) {
+		struct zt_cidr c = v4(0x0a000000 + i * 3, 32);
+		char *key = want;
+
+		zt_cidr_format(&c, want, sizeof(want));
+		assert_non_null(bsearch(&key, e->au.cidrs, e->au.ncidrs, sizeof(char *), str_cmp));
+	}
+	assert_non_null(strstr(e->au.last_detail, "\"ttl_s\":3600"));
+	assert_non_null(strstr(e->au.last_detail, "\"kind\":\"threat-intel\""));
+	assert_non_null(strstr(e->au.last_detail, "\"source\":\"feed\""));
+	assert_non_null(strstr(e->au.last_detail, "\"reason\":\"drop list\""));
+}
+
+/* Index of an entry this test made, from its CIDR text; -1 if none. */
+static long entry_index(const char *cidr, uint32_t base_hi)
+{
+	unsigned int a, b, c, d, p;
+
+	if (sscanf(cidr, "%u.%u.%u.%u/%u", &a, &b, &c, &d, &p) != 5 || p != 32 || a != base_hi)
+		return -1;
+	return (long)(b << 16 | c << 8 | d);
+}
+
+/*
+ * A listing in pages, with deletes, imports and growth of the mirror
+ * between the pages: every entry there from start to end is listed exactly
+ * once, none twice.
+ */
+static void test_api_block_list_pages(void **state)
+{
+	struct env *e = *state;
+	enum { N = 20000, ADD = 30 };
+	struct zt_cidr *cs = calloc(N, sizeof(*cs)), add[ADD];
+	uint8_t *seen = calloc(N, 1), *dead = calloc(N, 1), *seen_new = calloc(1 << 16, 1);
+	uint8_t cursor[64];
+	size_t cursor_len = 0, pages = 0, added = 0;
+	int fd = api_connect(e);
+	const cbor_item_t *d;
+	cbor_item_t *rep;
+	bool ok;
+
+	for (uint32_t i = 0; i < N; i++)
+		cs[i] = v4(0x0a000000 + i, 32);
+	api_import(fd, cs, N, 0);
+	/* Without a cursor: the first page, at most 2048 entries, and where to go on. */
+	rep = api_call(fd, req_of(ZT_OP_BLOCK_LIST), &ok, &d);
+	assert_true(ok);
+	assert_int_equal(cbor_array_size(zt_cbor_get(d, "entries")), 2048);
+	assert_non_null(zt_cbor_get(d, "next"));
+	{
+		uint64_t total = 0;
+
+		assert_int_equal(zt_cbor_get_u64(d, "total", &total), 0);
+		assert_int_equal(total, N);
+	}
+	cbor_decref(&rep);
+	for (;;) {
+		cbor_item_t *req = req_of(ZT_OP_BLOCK_LIST), *next, *arr;
+
+		assert_int_equal(zt_cbor_put_u64(req, "limit", 97), 0);
+		if (cursor_len)
+			assert_int_equal(zt_cbor_put(req, "cursor",
+						     cbor_build_bytestring(cursor, cursor_len)),
+					 0);
+		rep = api_call(fd, req, &ok, &d);
+		assert_true(ok);
+		arr = zt_cbor_get(d, "entries");
+		assert_true(cbor_array_size(arr) <= 97);
+		for (size_t i = 0; i < cbor_array_size(arr); i++) {
+			char cidr[64];
+			long k;
+
+			assert_int_equal(zt_cbor_get_str(cbor_array_handle(arr)[i], "cidr", cidr,
+							 sizeof(cidr)),
+					 0);
+			if ((k = entry_index(cidr, 10)) >= 0) {
+				assert_true(k < N);
+				if (seen[k]++)
+					fail_msg("%s listed twice", cidr);
+			} else if ((k = entry_index(cidr, 14)) >= 0) {
+				if (seen_new[k]++)
+					fail_msg("%s listed twice", cidr);
+			} else {
+				fail_msg("%s was never added", cidr);
+			}
+		}
+		next = zt_cbor_get(d, "next");
+		cursor_len = next ? cbor_bytestring_length(next) : 0;
+		assert_true(cursor_len <= sizeof(cursor));
+		if (next)
+			memcpy(cursor, cbor_bytestring_handle(next), cursor_len);
+		cbor_decref(&rep);
+		if (!cursor_len)
+			break;
+		pages++;
+		/* Between pages: one entry goes, 30 arrive (the mirror grows past 22938). */
+		{
+			uint32_t j = (uint32_t)(pages * 7919) % N;
+			char s[32];
+
+			if (!dead[j]) {
+				cbor_item_t *del = req_of(ZT_OP_BLOCK_DEL);
+				struct zt_cidr c = v4(0x0a000000 + j, 32);
+
+				zt_cidr_format(&c, s, sizeof(s));
+				assert_int_equal(zt_cbor_put_str(del, "cidr", s), 0);
+				api_ok(fd, del);
+				dead[j] = 1;
+			}
+			for (int a = 0; a < ADD; a++)
+				add[a] = v4(0x0e000000 + (uint32_t)added++, 32);
+			api_import(fd, add, ADD, 0);
+		}
+	}
+	close(fd);
+	assert_true(pages > 100);
+	for (uint32_t i = 0; i < N; i++)
+		if (!dead[i] && seen[i] != 1)
+			fail_msg("10.x entry %u listed %u times", i, seen[i]);
+	/* A cursor that is not one is refused, saying which field. */
+	fd = api_connect(e);
+	{
+		cbor_item_t *req = req_of(ZT_OP_BLOCK_LIST);
+		char msg[256] = "";
+
+		assert_int_equal(
+			zt_cbor_put(req, "cursor", cbor_build_bytestring((uint8_t *)"xy", 2)), 0);
+		rep = api_call(fd, req, &ok, &d);
+		assert_false(ok);
+		zt_cbor_get_str(rep, "error", msg, sizeof(msg));
+		assert_non_null(strstr(msg, "cursor"));
+		cbor_decref(&rep);
+	}
+	close(fd);
+	free(cs);
+	free(seen);
+	free(dead);
+	free(seen_new);
+}
+
+/*
+ * The allowlist in pages; the entry a cursor names is deleted between
+ * pages, so the walk resumes from where it would have been.
+ */
+static void test_api_allow_list_pages(void **state)
+{
+	struct env *e = *state;
+	enum { N = 3000 };
+	uint8_t *seen = calloc(N, 1), *dead = calloc(N, 1);
+	uint8_t cursor[64];
+	size_t cursor_len = 0, pages = 0;
+	char last[64] = "";
+	int fd = api_connect(e);
+
+	for (uint32_t i = 0; i < N; i++) {
+		cbor_item_t *req = req_of(ZT_OP_ALLOW_ADD);
+		char s[64];
+		/* /32s and /24s that nest, so the trie has depth. */
+		struct zt_cidr c =
+			i % 3 ? v4(0x0a000000 + i * 256, 24) : v4(0x0a000000 + i * 256 + 7, 32);
+
+		zt_cidr_format(&c, s, sizeof(s));
+		assert_int_equal(zt_cbor_put_str(req, "cidr", s), 0);
+		api_ok(fd, req);
+	}
+	for (;;) {
+		cbor_item_t *req = req_of(ZT_OP_ALLOW_LIST), *rep, *arr, *next;
+		const cbor_item_t *d;
+		bool ok;
+
+		assert_int_equal(zt_cbor_put_u64(req, "limit", 101), 0);
+		if (cursor_len)
+			assert_int_equal(zt_cbor_put(req, "cursor",
+						     cbor_build_bytestring(cursor, cursor_len)),
+					 0);
+		rep = api_call(fd, req, &ok, &d);
+		assert_true(ok);
+		arr = zt_cbor_get(d, "entries");
+		assert_true(cbor_array_size(arr) <= 101);
+		for (size_t i = 0; i < cbor_array_size(arr); i++) {
+			unsigned int a, b, c, x, p;
+			uint32_t k;
+
+			assert_int_equal(zt_cbor_get_str(cbor_array_handle(arr)[i], "cidr", last,
+							 sizeof(last)),
+					 0);
+			assert_int_equal(sscanf(last, "%u.%u.%u.%u/%u", &a, &b, &c, &x, &p), 5);
+			k = b << 8 | c;
+			assert_true(k < N);
+			if (seen[k]++)
+				fail_msg("%s listed twice", last);
+		}
+		next = zt_cbor_get(d, "next");
+		cursor_len = next ? cbor_bytestring_length(next) : 0;
+		assert_true(cursor_len <= sizeof(cursor));
+		if (next)
+			memcpy(cursor, cbor_bytestring_handle(next), cursor_len);
+		cbor_decref(&rep);
+		if (!cursor_len)
+			break;
+		pages++;
+		/* The cursor's own entry goes, every other page. */
+		if (pages % 2) {
+			cbor_item_t *del = req_of(ZT_OP_ALLOW_DEL);
+			unsigned int a, b, c, x, p;
+
+			assert_int_equal(sscanf(last, "%u.%u.%u.%u/%u", &a, &b, &c, &x, &p), 5);
+			dead[b << 8 | c] = 1;
+			assert_int_equal(zt_cbor_put_str(del, "cidr", last), 0);
+			api_ok(fd, del);
+		}
+	}
+	close(fd);
+	assert_true(pages >= N / 101);
+	for (uint32_t i = 0; i < N; i++)
+		if (!dead[i] && seen[i] != 1)
+			fail_msg("allowlist entry %u listed %u times", i, seen[i]);
+	free(seen);
+	free(dead);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_del_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trie_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expired_trie_entry_hides_nothing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rebuilds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enforced_through_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_in_slices, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_changes_mid_sweep, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_api_import_audited_in_bulk, setup_api,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_api_block_list_pages, setup_api, teardown),
+		cmocka_unit_test_setup_teardown(test_api_allow_list_pages, setup_api, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

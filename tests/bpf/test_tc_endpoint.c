@@ -1406,12 +1406,15 @@ static void test_ct_tcp_lifecycle(void **state)
 			  ip_len(p) :
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	/* The SYN-ACK alone: half-open until the opener's ACK. */
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
 	assert_true(v.last_ns > v.first_ns);
 
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)) == TC_ACT_OK ?
 			  ip_len(p) :
 			  0;
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_FIN | TCP_ACK)) == TC_ACT_OK ?
 			  ip_len(p) :
 			  0;
@@ -1430,6 +1433,136 @@ static void test_ct_tcp_lifecycle(void **state)
 	assert_int_equal(v.flags_seen[0], TCP_SYN | TCP_ACK | TCP_PSH | TCP_FIN);
 	assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK | TCP_FIN);
 	assert_int_equal(e->n_ev, 1);
+}
+
+static __u64 boot_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/*
+ * A spoofed-source SYN flood towards a listening pod: the pod answers each
+ * SYN with a SYN-ACK (and retransmits it), the client never sends the ACK.
+ * The entries stay half-open (SYN_RECV, with the short timeout) and never
+ * become established; past that timeout the next packet is a new flow.
+ * Before, the SYN-ACK made each one established for an hour.
+ */
+static void test_ct_syn_flood_stays_half_open(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 now;
+	int fd;
+
+	std_setup(e);
+	fd = bpf_map__fd(e->skel->maps.conntrack);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 80, 12);
+	for (int i = 0; i < 16; i++) {
+		char src[32];
+		struct zt_ct_key k;
+
+		snprintf(src, sizeof(src), "198.19.200.%d", 10 + i);
+		k = ct_key(if_pod, IPPROTO_TCP, src, POD4, 1024 + i, 80);
+		assert_int_equal(to_pod(e, tcp4(&p, src, POD4, 1024 + i, 80, TCP_SYN)), TC_ACT_OK);
+		assert_int_equal(from_pod(e, tcp4(&p, POD4, src, 80, 1024 + i, TCP_SYN | TCP_ACK)),
+				 TC_ACT_OK);
+		/* The pod retransmits its SYN-ACK, the client its SYN: still half-open. */
+		assert_int_equal(from_pod(e, tcp4(&p, POD4, src, 80, 1024 + i, TCP_SYN | TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(to_pod(e, tcp4(&p, src, POD4, 1024 + i, 80, TCP_SYN)), TC_ACT_OK);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_SYN_RECV);
+		assert_int_equal(v.packets[0], 2);
+		assert_int_equal(v.packets[1], 2);
+		assert_int_equal(v.flags_seen[0], TCP_SYN);
+		assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK);
+		assert_true(zt_ct_timeout(IPPROTO_TCP, v.state) == ZT_CT_TCP_SYN_TIMEOUT_NS);
+	}
+	assert_int_equal(ct_count(e), 16);
+	assert_int_equal(e->n_ev, 16);
+
+	/* Idle past the half-open timeout: the client's late ACK is a new (mid-stream) flow. */
+	{
+		struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, "198.19.200.10", POD4, 1024, 80);
+
+		assert_int_equal(ct_get(e, k, &v), 0);
+		now = boot_now();
+		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS - 1000000000ULL;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.10", POD4, 1024, 80, TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(e->n_ev, 17);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_NEW);
+		assert_int_equal(v.packets[0], 1);
+		assert_int_equal(v.packets[1], 0);
+	}
+	/* Just inside it, the same ACK completes the handshake. */
+	{
+		struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, "198.19.200.11", POD4, 1025, 80);
+
+		assert_int_equal(ct_get(e, k, &v), 0);
+		now = boot_now();
+		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS + 1000000000ULL;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.11", POD4, 1025, 80, TCP_ACK)),
+				 TC_ACT_OK);
+		assert_int_equal(e->n_ev, 17);
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+		assert_true(zt_ct_timeout(IPPROTO_TCP, v.state) == ZT_CT_TCP_EST_TIMEOUT_NS);
+	}
+}
+
+/* The transitions around the handshake, one by one. */
+static void test_ct_tcp_handshake_states(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41000, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_SYN)), TC_ACT_OK);
+	/* An answer without SYN to a bare SYN (a challenge ACK) establishes nothing. */
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_NEW);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	/* Only an ACK without SYN from the opener completes the handshake. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	/* A FIN while half-open closes. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41000, 443, TCP_FIN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSING);
+
+	/* Picked up mid-stream (the opener sent no bare SYN): any answer establishes. */
+	k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41001, 443);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41001, 443, TCP_ACK | TCP_PSH)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41001, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	/* First seen at the SYN-ACK (its SYN went by unseen): the ACK back establishes. */
+	k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41002, 443);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 41002, 443, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 41002, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 }
 
 static void test_ct_rst_and_reuse(void **state)
@@ -1696,6 +1829,9 @@ static void test_ipv6_tcp_allow_deny_reply(void **state)
 			 TC_ACT_OK);
 	assert_int_equal(e->n_ev, 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER6, POD6, 50000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_SYN_RECV);
+	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER6, POD6, 50000, 443), &v), 0);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	assert_int_equal(to_pod(e, tcp6(&p, PEER6, POD6, 50000, 444, TCP_SYN)), TC_ACT_SHOT);
 	ev_check(e, 1,
@@ -1907,6 +2043,8 @@ int main(void)
 		T(test_nd_passes),
 		T(test_malformed_drops),
 		T(test_ct_tcp_lifecycle),
+		T(test_ct_syn_flood_stays_half_open),
+		T(test_ct_tcp_handshake_states),
 		T(test_ct_rst_and_reuse),
 		T(test_ct_udp_state),
 		T(test_ct_expired_is_new),

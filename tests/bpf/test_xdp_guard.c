@@ -154,6 +154,12 @@ struct fixture {
 	int verdict; /* XDP_PASS / XDP_DROP with cfg_malformed_drop=1 */
 	__u32 reason; /* enum zt_xdp_reason */
 	__u32 hit; /* with ZT_XR_BLOCKLIST: feed_id of the entry that blocks */
+	/*
+	 * The parser's verdict when it is not the reason counted: a malformed
+	 * packet whose source was read and is blocked (counted as a blocklist
+	 * drop, with either malformed setting). 0: follows from reason.
+	 */
+	__u32 parse;
 };
 
 /* ---- packets ---- */
@@ -223,6 +229,8 @@ struct fixture {
 #define PASS(r) .verdict = XDP_PASS, .reason = (r)
 #define DROP(r) .verdict = XDP_DROP, .reason = (r)
 #define BLOCKED(id) .verdict = XDP_DROP, .reason = ZT_XR_BLOCKLIST, .hit = (id)
+/* Malformed (parser verdict bad), its source read and blocked: a blocklist drop. */
+#define BAD_BLOCKED(bad, id) BLOCKED(id), .parse = (bad)
 
 static const struct fixture fixtures[] = {
 	/* Plain traffic, nothing listed. */
@@ -329,6 +337,51 @@ static const struct fixture fixtures[] = {
 	{ "ip6_8_ext_headers_blocked", UDP6(EXT_8), { BLK(SRC6 "/128", 9) }, BLOCKED(9) },
 	{ "ip6_9_ext_headers_malformed", UDP6(EXT_9), {}, DROP(ZT_XR_BAD_IP6_EXT) },
 
+	/*
+	 * Malformed, but from a blocked source: the lists decide first whenever
+	 * the source was read (the case reported: a /48 block, 9 extension
+	 * headers, delivered by Linux when the malformed verdict is pass).
+	 * Every malformed fixture also gets a twin with its source blocked,
+	 * generated in main().
+	 */
+	{ "ip6_9_ext_headers_blocked_48",
+	  UDP6(EXT_9),
+	  { BLK("2001:db8:1::/48", 80) },
+	  BAD_BLOCKED(ZT_XR_BAD_IP6_EXT, 80) },
+	{ "ip6_9_ext_headers_blocked_in_trie",
+	  UDP6(EXT_9),
+	  { BLK_LPM("2001:db8::/33", EXP_NEVER, 81) },
+	  BAD_BLOCKED(ZT_XR_BAD_IP6_EXT, 81) },
+	{ "ip6_9_ext_headers_allowlisted_stays_malformed",
+	  UDP6(EXT_9),
+	  { BLK("2001:db8:1::/48", 82), ALLOW(SRC6 "/128") },
+	  DROP(ZT_XR_BAD_IP6_EXT) },
+	{ "ip6_9_ext_headers_expired_block_stays_malformed",
+	  UDP6(EXT_9),
+	  { BLK_EXP("2001:db8:1::/48", EXP_PAST, 83) },
+	  DROP(ZT_XR_BAD_IP6_EXT) },
+	{ "ip6_9_ext_headers_other_source_blocked",
+	  UDP6(EXT_9, .src = SRC6_OUT),
+	  { BLK(SRC6 "/128", 84) },
+	  DROP(ZT_XR_BAD_IP6_EXT) },
+	{ "ip4_tcp_cut_blocked_24",
+	  TCP4(.cut_hdr = PG_L4, .cut_keep = 12),
+	  { BLK("198.18.0.0/24", 85) },
+	  BAD_BLOCKED(ZT_XR_BAD_L4, 85) },
+	{ "ip4_first_fragment_cut_l4_blocked",
+	  TCP4(.ip4_frag = 0x2000, .cut_hdr = PG_L4, .cut_keep = 10),
+	  { BLK(SRC4 "/32", 86) },
+	  BAD_BLOCKED(ZT_XR_BAD_L4, 86) },
+	{ "ip4_tot_len_beyond_packet_blocked",
+	  UDP4(.ip_len_adj = 1),
+	  { BLK(SRC4 "/32", 87) },
+	  BAD_BLOCKED(ZT_XR_BAD_IP4, 87) },
+	/* A header that is not IPv4 has no source to hold against the list. */
+	{ "ip4_bad_version_source_unknown",
+	  TCP4(.ip_version = 5),
+	  { BLK("0.0.0.0/0", 88) },
+	  DROP(ZT_XR_BAD_IP4) },
+
 	/* Bad headers that are not truncations (truncations are generated below). */
 	{ "ip4_bad_version", TCP4(.ip_version = 5), {}, DROP(ZT_XR_BAD_IP4) },
 	{ "ip4_ihl_below_5", TCP4(.ip4_ihl = 4), {}, DROP(ZT_XR_BAD_IP4) },
@@ -401,6 +454,39 @@ static const struct fixture fixtures[] = {
 	  UDP4(),
 	  { BLK_EXP(SRC4 "/32", EXP_PAST, 26), BLK_LPM("198.18.0.0/17", EXP_NEVER, 27) },
 	  BLOCKED(27) },
+	/*
+	 * An expired longest match must not hide a live shorter one (the case
+	 * reported: /15 permanent and /16 expired, both in the trie).
+	 */
+	{ "ip4_lpm_expired_longer_live_shorter",
+	  UDP4(.src = "198.19.1.1"),
+	  { BLK_LPM("198.18.0.0/15", EXP_NEVER, 31), BLK_LPM("198.19.0.0/16", EXP_PAST, 32) },
+	  BLOCKED(31) },
+	{ "ip4_lpm_two_expired_then_live",
+	  UDP4(),
+	  { BLK_LPM("198.18.0.0/15", EXP_NEVER, 33), BLK_LPM("198.18.0.0/16", EXP_PAST, 34),
+	    BLK_LPM("198.18.0.0/23", EXP_PAST, 35) },
+	  BLOCKED(33) },
+	{ "ip4_lpm_all_expired",
+	  UDP4(),
+	  { BLK_LPM("198.18.0.0/15", EXP_PAST, 36), BLK_LPM("198.18.0.0/23", EXP_PAST, 37) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
+	{ "ip4_lpm_expired_live_shorter_elsewhere",
+	  UDP4(.src = SRC4_OUT),
+	  { BLK_LPM("198.18.0.0/24", EXP_NEVER, 38), BLK_LPM("198.18.1.0/24", EXP_PAST, 39) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
+	{ "ip4_lpm_expired_live_slash0",
+	  UDP4(),
+	  { BLK_LPM("0.0.0.0/0", EXP_NEVER, 56), BLK_LPM(SRC4 "/32", EXP_PAST, 57) },
+	  BLOCKED(56) },
+	{ "ip4_hashed_expired_longer_live_shorter",
+	  UDP4(.src = "198.19.1.1"),
+	  { BLK("198.18.0.0/15", 58), BLK_EXP("198.19.0.0/16", EXP_PAST, 59) },
+	  BLOCKED(58) },
+	{ "ip4_lpm_expired_hashed_live_shorter",
+	  UDP4(),
+	  { BLK("198.18.0.0/16", 74), BLK_LPM("198.18.0.0/20", EXP_PAST, 75) },
+	  BLOCKED(74) },
 	{ "ip4_unpublished_length_not_consulted",
 	  TCP4(),
 	  { BLK_HIDDEN("198.18.0.0/24", 28) },
@@ -439,6 +525,15 @@ static const struct fixture fixtures[] = {
 	  { BLK_EXP(SRC6 "/128", EXP_PAST, 47), BLK("2001:db8:1::/48", 48) },
 	  BLOCKED(48) },
 	{ "ip6_lpm_blocked", UDP6(), { BLK_LPM("2001:db8:1::/56", EXP_NEVER, 49) }, BLOCKED(49) },
+	{ "ip6_lpm_expired_longer_live_shorter",
+	  UDP6(),
+	  { BLK_LPM("2001:db8::/33", EXP_NEVER, 76), BLK_LPM("2001:db8:1::/56", EXP_PAST, 77),
+	    BLK_LPM(SRC6 "/127", EXP_PAST, 78) },
+	  BLOCKED(76) },
+	{ "ip6_lpm_all_expired",
+	  UDP6(),
+	  { BLK_LPM("2001:db8::/33", EXP_PAST, 79), BLK_LPM(SRC6 "/127", EXP_PAST, 89) },
+	  PASS(ZT_XR_BLOCK_EXPIRED) },
 	{ "ip6_unpublished_length_not_consulted",
 	  TCP6(),
 	  { BLK_HIDDEN("2001:db8:1::/64", 50) },
@@ -855,6 +950,8 @@ static void install(struct env *e, const struct entry *ents)
 			be.expires_ns = now - 1000000000ULL;
 		else if (en->expiry == EXP_FUTURE)
 			be.expires_ns = now + 3600 * 1000000000ULL;
+		/* As the daemon writes entries: each keeps its own length. */
+		be.prefixlen = plen;
 		if (fam == 4) {
 			k.k4.prefixlen = plen;
 			memcpy(k.k4.addr, addr, 4);
@@ -916,19 +1013,39 @@ static int is_malformed(__u32 reason)
 	return reason >= ZT_XR_BAD_ETH;
 }
 
-/* The addresses are known once the IP header passed its checks. */
-static __u8 want_family(const struct fixture *f)
+/* What the parser answers for the fixture's packet. */
+static __u32 parse_reason(const struct fixture *f)
 {
-	switch (f->reason) {
+	if (f->parse)
+		return f->parse;
+	return is_malformed(f->reason) || f->reason == ZT_XR_NOT_IP ? f->reason : ZT_XR_OK;
+}
+
+/*
+ * The addresses are known once the fixed IP header is in the frame with
+ * the family's version (and an IPv4 IHL of at least 5), whatever fails
+ * after that.
+ */
+static __u8 want_family(const struct fixture *f, const struct pg_pkt *pkt)
+{
+	const struct pg_spec *s = &f->pkt;
+	int l3 = pkt->off[PG_IP];
+
+	switch (parse_reason(f)) {
 	case ZT_XR_NOT_IP:
 	case ZT_XR_BAD_ETH:
 	case ZT_XR_BAD_VLAN:
-	case ZT_XR_BAD_IP4:
-	case ZT_XR_BAD_IP6:
 		return 0;
 	default:
-		return f->pkt.family;
+		break;
 	}
+	if (!s->family || l3 < 0 || pkt->len < (size_t)l3 + (s->family == 4 ? 20 : 40))
+		return 0;
+	if (s->ip_version && s->ip_version != s->family)
+		return 0;
+	if (s->family == 4 && s->ip4_ihl && s->ip4_ihl < 5)
+		return 0;
+	return s->family;
 }
 
 static __u8 want_proto(const struct fixture *f)
@@ -936,8 +1053,11 @@ static __u8 want_proto(const struct fixture *f)
 	const struct pg_spec *s = &f->pkt;
 	int i;
 
+	/* A bad IPv6 header: its own next header field. */
+	if (parse_reason(f) == ZT_XR_BAD_IP6)
+		return s->n_ext ? s->ext[0] : s->proto;
 	/* A bad extension header names itself (the cut one, or the one too many). */
-	if (f->reason == ZT_XR_BAD_IP6_EXT)
+	if (parse_reason(f) == ZT_XR_BAD_IP6_EXT)
 		return s->cut_hdr >= PG_EXT0 && s->cut_hdr < PG_L4 ? s->ext[s->cut_hdr - PG_EXT0] :
 								     s->ext[ZT_MAX_IP6_EXT];
 	/* A later IPv6 fragment: the walk stops at the fragment header. */
@@ -975,8 +1095,8 @@ static __u8 *frame_copy(const __u8 *frame, size_t len, __u8 **alloc)
 static void check_parse(const struct fixture *f, const struct pg_pkt *pkt)
 {
 	const struct pg_spec *s = &f->pkt;
-	__u32 want = is_malformed(f->reason) || f->reason == ZT_XR_NOT_IP ? f->reason : ZT_XR_OK;
-	__u8 family = want_family(f), saddr[16] = {}, daddr[16] = {}, flags = 0;
+	__u32 want = parse_reason(f);
+	__u8 family = want_family(f, pkt), saddr[16] = {}, daddr[16] = {}, flags = 0;
 	__u8 *alloc, *data = frame_copy(pkt->buf, pkt->len, &alloc);
 	struct zt_pkt p = {};
 	int i, nv = 0, got;
@@ -1039,7 +1159,7 @@ static void check_event(const struct fixture *f, const struct pg_pkt *pkt,
 			const struct zt_ev_xdp_drop *ev)
 {
 	const struct pg_spec *s = &f->pkt;
-	__u8 family = want_family(f), saddr[16] = {}, daddr[16] = {};
+	__u8 family = want_family(f, pkt), saddr[16] = {}, daddr[16] = {};
 	__u16 sport = 0, dport = 0;
 
 	assert_int_equal(ev->hdr.type, ZT_EV_XDP_DROP);
@@ -1061,7 +1181,7 @@ static void check_event(const struct fixture *f, const struct pg_pkt *pkt,
 	assert_memory_equal(ev->saddr, saddr, 16);
 	assert_memory_equal(ev->daddr, daddr, 16);
 
-	if (f->reason == ZT_XR_BLOCKLIST && pkt->off[PG_L4] >= 0) {
+	if (f->reason == ZT_XR_BLOCKLIST && parse_reason(f) == ZT_XR_OK && pkt->off[PG_L4] >= 0) {
 		sport = s->sport;
 		dport = s->dport;
 	}
@@ -1146,8 +1266,55 @@ static void test_fixture(void **state)
 	assert_int_equal(pg_build(&f->pkt, &pkt), 0);
 	check_parse(f, &pkt);
 	run_fixture(&env_drop, f, f->verdict);
-	if (is_malformed(f->reason))
-		run_fixture(&env_pass, f, XDP_PASS);
+	/* A blocked source drops whatever the malformed setting says. */
+	if (is_malformed(parse_reason(f)))
+		run_fixture(&env_pass, f, is_malformed(f->reason) ? XDP_PASS : f->verdict);
+}
+
+/*
+ * The twin of a malformed fixture with its source blocked (a /32 or /128
+ * of its own): a blocklist drop when the parser read the source, the same
+ * malformed verdict when it did not. Returns 0, or -1 when the fixture
+ * has no room for the entry or its packet cannot be built.
+ */
+#define TWIN_FEED_ID 999u
+static int blocked_twin(const struct fixture *f, struct fixture *t, char **name)
+{
+	struct pg_pkt pkt;
+	char cidr[64];
+	int i;
+
+	*t = *f;
+	if (pg_build(&f->pkt, &pkt) < 0)
+		return -1;
+	for (i = 0; i < MAX_ENTRIES && t->maps[i].kind; i++)
+		;
+	if (i == MAX_ENTRIES || asprintf(name, "%s_src_blocked", f->name) < 0)
+		return -1;
+	t->name = *name;
+	if (!f->pkt.family)
+		return 0; /* nothing to block: a non-IP frame stays what it was */
+	snprintf(cidr, sizeof(cidr), "%s/%d", f->pkt.src, f->pkt.family == 4 ? 32 : 128);
+	/* The string must outlive this function: keep it in the name's buffer. */
+	{
+		size_t nl = strlen(*name);
+		char *both = realloc(*name, nl + 1 + strlen(cidr) + 1);
+
+		if (!both)
+			return -1;
+		strcpy(both + nl + 1, cidr);
+		*name = both;
+		t->name = both;
+		t->maps[i] = (struct entry){ E_BLOCK,	     both + nl + 1, EXP_NEVER,	 0,
+					     ZT_BR_OPERATOR, ZT_BS_MANUAL,  TWIN_FEED_ID };
+	}
+	if (want_family(f, &pkt)) {
+		t->parse = parse_reason(f);
+		t->verdict = XDP_DROP;
+		t->reason = ZT_XR_BLOCKLIST;
+		t->hit = TWIN_FEED_ID;
+	}
+	return 0;
 }
 
 /* Every frame shorter than an Ethernet header, whatever its bytes. */
@@ -1387,10 +1554,12 @@ int main(void)
 		cmocka_unit_test(test_event_padding_after_wrap),
 	};
 	size_t n_samp = sizeof(other_tests) / sizeof(other_tests[0]);
-	size_t n_tests = n_fix + 2 * n_trunc + n_samp, k = 0, i;
-	struct fixture *gen = calloc(2 * n_trunc, sizeof(*gen));
+	/* Truncations (2 per base), then a blocked twin of every malformed fixture. */
+	size_t n_gen_max = 2 * n_trunc + n_fix + 2 * n_trunc, n_gen = 0;
+	size_t n_tests = n_fix + n_gen_max + n_samp, k = 0, i;
+	struct fixture *gen = calloc(n_gen_max, sizeof(*gen));
 	struct CMUnitTest *tests = calloc(n_tests, sizeof(*tests));
-	char **names = calloc(2 * n_trunc, sizeof(*names));
+	char **names = calloc(n_gen_max, sizeof(*names));
 	int rc;
 
 	if (!gen || !tests || !names || pin_to_one_cpu() < 0)
@@ -1410,13 +1579,13 @@ int main(void)
 		if (pg_build(&b->pkt, &full) < 0)
 			return 1;
 		for (j = 0; j < 2; j++) {
-			struct fixture *f = &gen[2 * i + j];
+			struct fixture *f = &gen[n_gen];
 			/* No byte of the header left, or all but its last byte. */
 			__u16 keep = j ? full.hlen[b->hdr] - 1 : 0;
 
-			if (asprintf(&names[2 * i + j], "truncated_%s_keep_%u", b->name, keep) < 0)
+			if (asprintf(&names[n_gen++], "truncated_%s_keep_%u", b->name, keep) < 0)
 				return 1;
-			f->name = names[2 * i + j];
+			f->name = names[n_gen - 1];
 			f->pkt = b->pkt;
 			f->pkt.cut_hdr = b->hdr;
 			f->pkt.cut_keep = keep;
@@ -1425,11 +1594,26 @@ int main(void)
 			tests[k++] = (struct CMUnitTest){ f->name, test_fixture, NULL, NULL, f };
 		}
 	}
+	{
+		size_t n_trunc_gen = n_gen;
+
+		for (i = 0; i < n_fix + n_trunc_gen; i++) {
+			const struct fixture *f = i < n_fix ? &fixtures[i] : &gen[i - n_fix];
+
+			if (!is_malformed(f->reason) || f->maps[0].kind)
+				continue;
+			if (blocked_twin(f, &gen[n_gen], &names[n_gen]) < 0)
+				return 1;
+			tests[k++] = (struct CMUnitTest){ gen[n_gen].name, test_fixture, NULL, NULL,
+							  &gen[n_gen] };
+			n_gen++;
+		}
+	}
 	for (i = 0; i < n_samp; i++)
 		tests[k++] = other_tests[i];
 
 	rc = _cmocka_run_group_tests("xdp_guard", tests, k, group_setup, group_teardown);
-	for (i = 0; i < 2 * n_trunc; i++)
+	for (i = 0; i < n_gen; i++)
 		free(names[i]);
 	free(names);
 	free(tests);

@@ -374,11 +374,11 @@ lint=$(promtool check metrics <<<"$mt" 2>&1)
 rc=$?
 [ -n "$lint" ] && sed 's/^/# promtool: /' <<<"$lint"
 check "the agent's /metrics passes promtool check metrics" test $rc -eq 0
-written=$(sed -n 's/^ztagent_db_rows_written_total \([0-9]*\)$/\1/p' <<<"$mt")
-check "ztagent_db_rows_written_total counts rows this process wrote (${written:-none})" \
+written=$(sed -n 's/^ztagent_db_flow_rows_written_total \([0-9]*\)$/\1/p' <<<"$mt")
+check "ztagent_db_flow_rows_written_total counts rows this process wrote (${written:-none})" \
 	test "${written:-0}" -ge 1
-check "ztagent_tc_packets_total and ztagent_flows_total are exposed" \
-	grep -q '^ztagent_flows_total{verdict="denied"} [1-9]' <<<"$mt"
+check "ztagent_tc_packets_total and ztagent_tc_flow_verdicts_total are exposed" \
+	grep -q '^ztagent_tc_flow_verdicts_total{verdict="denied"} [1-9]' <<<"$mt"
 check "tc packets and bytes by verdict: established traffic counted in both" \
 	bash -c 'grep -q "^ztagent_tc_packets_total{verdict=\"allowed-established\"} [1-9]" <<<"$1" &&
 		grep -q "^ztagent_tc_bytes_total{verdict=\"allowed-established\"} [1-9]" <<<"$1"' _ "$mt"
@@ -409,11 +409,11 @@ PY
 }
 val=
 for _ in $(seq 1 60); do
-	val=$(promq 'ztagent_flows_total{verdict="denied"}')
+	val=$(promq 'ztagent_tc_flow_verdicts_total{verdict="denied"}')
 	[ -n "$val" ] && break
 	sleep 0.5
 done
-check "Prometheus scraped the agent: ztagent_flows_total{verdict=denied} = ${val:-none}" \
+check "Prometheus scraped the agent: ztagent_tc_flow_verdicts_total{verdict=denied} = ${val:-none}" \
 	test -n "$val" -a "${val:-0}" != 0
 val=$(promq 'ztagent_build_info')
 check "Prometheus answers ztagent_build_info = 1" test "$val" = 1

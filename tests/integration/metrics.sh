@@ -107,13 +107,18 @@ check "GET /metrics answers 200" test "$status" = 200
 check "with Content-Type text/plain; version=0.0.4" \
 	test "$ctype" = "text/plain; version=0.0.4; charset=utf-8"
 for fam in ztagent_xdp_packets_total ztagent_xdp_bytes_total ztagent_tc_packets_total \
-	ztagent_flows_total ztagent_policy_denials_total ztagent_blocklist_entries \
-	ztagent_ringbuf_lost_events_total ztagent_db_rows_written_total \
-	ztagent_db_rows_failed_total ztagent_spool_bytes ztagent_spool_dropped_records_total \
+	ztagent_tc_flow_verdicts_total ztagent_policy_denials_total ztagent_blocklist_entries \
+	ztagent_ringbuf_lost_events_total ztagent_db_flow_rows_written_total \
+	ztagent_db_flow_rows_refused_total ztagent_spool_bytes ztagent_spool_dropped_records_total \
 	ztagent_policy_apply_seconds ztagent_build_info; do
 	grep -q "^# TYPE $fam " "$DIR/metrics.txt" || echo "$fam" >>"$DIR/missing"
 done
 check "all 13 ztagent families are exposed" test ! -e "$DIR/missing"
+# Each family's help says what it counts (ztagent_flows_total said "recorded" but counted verdicts).
+check "no family by a name that misstated what it counted" \
+	test -z "$(grep -E '^# TYPE (ztagent_flows_total|ztagent_db_rows_(written|failed)_total) ' "$DIR/metrics.txt")"
+check "ztagent_tc_flow_verdicts_total's help says it counts verdicts on new flows, per interface" \
+	grep -q '^# HELP ztagent_tc_flow_verdicts_total Policy verdicts the TC program reported .*one per new flow on each endpoint interface' "$DIR/metrics.txt"
 check "ztagent_build_info carries the version" \
 	grep -qx "ztagent_build_info{version=\"$VERSION\"} 1" "$DIR/metrics.txt"
 

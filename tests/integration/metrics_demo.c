@@ -78,12 +78,12 @@ int main(int argc, char **argv)
 	}
 	for (unsigned int i = 0; i < 2; i++) {
 		zt_metric_add(f.tc_packets, (const char *const[]){ verdicts[i] }, 10 + i);
-		zt_metric_add(f.flows, (const char *const[]){ verdicts[i] }, 5 + i);
+		zt_metric_add(f.tc_flow_verdicts, (const char *const[]){ verdicts[i] }, 5 + i);
 	}
 	zt_metric_add(f.policy_denials, NULL, 4);
 	zt_metric_set(f.ringbuf_lost, NULL, 0);
-	zt_metric_add(f.db_rows_written, NULL, 1000);
-	zt_metric_add(f.db_rows_failed, NULL, 2);
+	zt_metric_add(f.db_flow_rows_written, NULL, 1000);
+	zt_metric_add(f.db_flow_rows_refused, NULL, 2);
 	zt_metric_set(f.spool_bytes, NULL, 4096);
 	zt_metric_add(f.spool_dropped, NULL, 0);
 	zt_metric_observe(f.policy_apply, 0.0042);

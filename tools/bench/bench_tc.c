@@ -8,6 +8,10 @@
  *   - new flows: a fresh source port on every packet, so every call takes
  *     the whole path (ipcache, two policy lookups, isolation, conntrack
  *     insert, ring-buffer event), allowed and denied.
+ * With -i N, N threat-intel destination hosts (ioc_host_v4) and 1500
+ * destination /24s (ioc_lpm_v4, as a DROP list) are loaded and switched
+ * on, none of them the flows' destinations: a new flow then also pays the
+ * IOC check on a miss (the common case), the host map and the trie.
  * Every call's verdict is checked; a wrong one makes the exit code 1.
  *
  * Unlike XDP, a sched_cls program run by BPF_PROG_TEST_RUN goes through no
@@ -58,7 +62,7 @@
 #define MAX_ROUNDS 32
 
 static struct {
-	int rounds, repeat, nflows, npol;
+	int rounds, repeat, nflows, npol, nioc;
 } opt = { .rounds = 7, .repeat = 200000, .nflows = 8192, .npol = 10000 };
 
 static int bad_verdicts;
@@ -218,6 +222,35 @@ static void fill_maps(struct tc_endpoint *s)
 		die("pol_state update: %s", strerror(errno));
 }
 
+/* opt.nioc hosts of 100.64.0.0/10 and 1500 /24s of 100.128.0.0/10, action block, then on. */
+static void fill_ioc(struct tc_endpoint *s)
+{
+	int h = bpf_map__fd(s->maps.ioc_host_v4), l = bpf_map__fd(s->maps.ioc_lpm_v4);
+	struct zt_ioc_val v = { .feed_id = 1, .prefixlen = 32, .action = ZT_IOC_BLOCK };
+	struct zt_ioc_state st = { .host_v4_used = 1, .lpm_v4_used = 1 };
+	__u32 zero = 0;
+
+	for (int i = 0; i < opt.nioc; i++) {
+		__u32 a = htonl((100u << 24 | 64u << 16) + (__u32)i);
+		struct zt_ip4_key k = { .prefixlen = 32 };
+
+		memcpy(k.addr, &a, 4);
+		if (bpf_map_update_elem(h, &k, &v, BPF_ANY))
+			die("ioc_host_v4 update: %s", strerror(errno));
+	}
+	v.prefixlen = 24;
+	for (int i = 0; i < 1500; i++) {
+		__u32 a = htonl((100u << 24 | 128u << 16) + ((__u32)i << 8));
+		struct zt_ip4_key k = { .prefixlen = 24 };
+
+		memcpy(k.addr, &a, 4);
+		if (bpf_map_update_elem(l, &k, &v, BPF_ANY))
+			die("ioc_lpm_v4 update: %s", strerror(errno));
+	}
+	if (bpf_map_update_elem(bpf_map__fd(s->maps.ioc_state), &zero, &st, BPF_ANY))
+		die("ioc_state update: %s", strerror(errno));
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -226,6 +259,7 @@ static void usage(void)
 		"  -R  repeats per call on the established path (default 200000)\n"
 		"  -f  new flows per round (default 8192; rounds x flows at most 250000)\n"
 		"  -p  policy entries loaded (default 10000)\n"
+		"  -i  threat-intel destination hosts loaded and checked (default 0: check off)\n"
 		"Needs root. Runs in a private network namespace; sends nothing.\n",
 		MAX_ROUNDS);
 	exit(2);
@@ -244,7 +278,7 @@ int main(int argc, char **argv)
 	long events = 0;
 	cpu_set_t cpus;
 
-	while ((c = getopt(argc, argv, "r:R:f:p:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:R:f:p:i:h")) != -1) {
 		switch (c) {
 		case 'r':
 			opt.rounds = atoi(optarg);
@@ -257,6 +291,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			opt.npol = atoi(optarg);
+			break;
+		case 'i':
+			opt.nioc = atoi(optarg);
 			break;
 		default:
 			usage();
@@ -280,6 +317,8 @@ int main(int argc, char **argv)
 		bpf_map__set_pin_path(map, NULL);
 	bpf_map__set_max_entries(s->maps.conntrack, 262144);
 	bpf_map__set_max_entries(s->maps.events, 16 << 20);
+	bpf_map__set_max_entries(s->maps.ioc_host_v4, opt.nioc > 1024 ? opt.nioc : 1024);
+	bpf_map__set_max_entries(s->maps.ioc_lpm_v4, 4096);
 	if (tc_endpoint__load(s))
 		die("cannot load tc_endpoint: %s", strerror(errno));
 	empty = tc_empty__open_and_load();
@@ -289,6 +328,8 @@ int main(int argc, char **argv)
 	if (!rb)
 		die("ring_buffer__new: %s", strerror(errno));
 	fill_maps(s);
+	if (opt.nioc)
+		fill_ioc(s);
 	fd = bpf_program__fd(s->progs.tc_from_pod);
 	efd = bpf_program__fd(empty->progs.tc_empty);
 
@@ -351,6 +392,12 @@ int main(int argc, char **argv)
 		printf("bench_tc: tc_from_pod, %d policy entries, 1002 ipcache entries, "
 		       "median of %d rounds (kernel ns/packet)\n",
 		       opt.npol, opt.rounds);
+		if (opt.nioc)
+			printf("  destination IOC check on: %d hosts (hash) + 1500 /24s (trie), "
+			       "no flow's destination among them\n",
+			       opt.nioc);
+		else
+			printf("  destination IOC check off (no IOC entries)\n");
 		printf("  %-44s %8s %9s\n", "path", "ns/pkt", "x empty");
 		printf("  %-44s %8.1f %9.2f\n", "empty TC program (repeat)", me, 1.0);
 		printf("  %-44s %8.1f %9.2f\n", "established flow, original direction (repeat)",

@@ -115,6 +115,20 @@ static void test_full(void **state)
 	assert_int_equal(c.xdp.expiry_interval_ns, 500000000ULL);
 }
 
+/* detection.feature_log: off by default, an absolute path when set. */
+static void test_feature_log(void **state)
+{
+	struct zt_config c;
+	char err[512] = "";
+
+	zt_config_defaults(&c);
+	assert_string_equal(c.detection.feature_log, "");
+	if (load_str("detection:\n  feature_log: /var/lib/ztagent/features.csv\n", &c, err,
+		     sizeof(err)))
+		fail_msg("%s", err);
+	assert_string_equal(c.detection.feature_log, "/var/lib/ztagent/features.csv");
+}
+
 /* Other spellings that must be accepted, and what they give. */
 static void test_forms(void **state)
 {
@@ -265,6 +279,8 @@ static const struct {
 	  "t.yaml:2:20: database.spool_max_bytes: expected a size", "" },
 	{ "database:\n  url: \"a\\nb\"\n", -EINVAL, "t.yaml:2:8: database.url: control character",
 	  "" },
+	{ "detection:\n  feature_log: features.csv\n", -EINVAL,
+	  "t.yaml:2:16: detection.feature_log: expected an absolute file path", "" },
 	{ "'': x\n", -EINVAL, "t.yaml:1:1: unknown key ''", "" },
 	{ "zzzzzzzzzz: 1\n", -EINVAL, "unknown key 'zzzzzzzzzz'", "" },
 	{ "node: a\nnode: b\n", -EINVAL, "t.yaml:2:1: node: duplicate key",
@@ -502,6 +518,71 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* The kubernetes: section (the watch's keys and the CNI plugin's pending posture). */
+static void test_kubernetes(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} k8s_bad[] = {
+		{ "kubernetes:\n  enabled: yes\n", "kubernetes.enabled: expected true or false" },
+		{ "kubernetes:\n  pending_posture: block\n",
+		  "kubernetes.pending_posture: expected deny or allow, got 'block'" },
+		{ "kubernetes:\n  node_name: Node_1\n", "kubernetes.node_name: expected" },
+		{ "kubernetes:\n  node_name: -node\n", "kubernetes.node_name" },
+		{ "kubernetes:\n  node_name: a..b\n", "kubernetes.node_name" },
+		{ "kubernetes:\n  kubeconfig: relative/kubeconfig\n",
+		  "kubernetes.kubeconfig: expected an absolute file path" },
+		{ "kubernetes:\n  watch: pods\n", "kubernetes" },
+	};
+	struct zt_config c;
+	char err[1024], node[ZT_K8S_NODE_NAME_MAX];
+
+	zt_config_defaults(&c);
+	assert_false(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "");
+	assert_string_equal(c.kubernetes.node_name, "");
+	assert_int_equal(c.kubernetes.pending_posture, ZT_PENDING_DENY);
+	assert_string_equal(zt_pending_posture_name(c.kubernetes.pending_posture), "deny");
+	assert_int_equal(load_str("kubernetes:\n"
+				  "  enabled: true\n"
+				  "  kubeconfig: \"\"\n"
+				  "  node_name: \"\"\n"
+				  "  pending_posture: deny\n",
+				  &c, err, sizeof(err)),
+			 0);
+	assert_true(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "");
+	assert_int_equal(load_str("kubernetes:\n"
+				  "  enabled: false\n"
+				  "  kubeconfig: /etc/ztagent/kubeconfig\n"
+				  "  node_name: worker-1.example\n"
+				  "  pending_posture: allow\n",
+				  &c, err, sizeof(err)),
+			 0);
+	assert_false(c.kubernetes.enabled);
+	assert_string_equal(c.kubernetes.kubeconfig, "/etc/ztagent/kubeconfig");
+	assert_string_equal(c.kubernetes.node_name, "worker-1.example");
+	assert_int_equal(c.kubernetes.pending_posture, ZT_PENDING_ALLOW);
+	/* node_name wins over $NODE_NAME, which wins over the host name. */
+	setenv("NODE_NAME", "from-env", 1);
+	assert_int_equal(zt_config_k8s_node(&c, node, sizeof(node)), 0);
+	assert_string_equal(node, "worker-1.example");
+	c.kubernetes.node_name[0] = '\0';
+	assert_int_equal(zt_config_k8s_node(&c, node, sizeof(node)), 0);
+	assert_string_equal(node, "from-env");
+	setenv("NODE_NAME", "Not A Name", 1);
+	if (zt_config_k8s_node(&c, node, sizeof(node)) == 0)
+		assert_string_not_equal(node, "Not A Name");
+	unsetenv("NODE_NAME");
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(k8s_bad); i++) {
+		err[0] = '\0';
+		if (load_str(k8s_bad[i].yaml, &c, err, sizeof(err)) >= 0)
+			fail_msg("case %zu accepted: %s", i, k8s_bad[i].yaml);
+		if (!strstr(err, k8s_bad[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, k8s_bad[i].want);
+	}
+}
+
 /* A deterministic stream of bytes, for garbage that reproduces. */
 static uint32_t lcg(uint32_t *s)
 {
@@ -578,6 +659,42 @@ static void test_nul_bytes(void **state)
 	expect_refused("n\0o\0d\0e\0:\0 \0a\0\n\0", 16, "utf16.yaml", -EINVAL);
 	expect_refused("\xff\xfen\0o\0d\0e\0", 10, "utf16bom.yaml", -EINVAL);
 	expect_refused("\0", 1, "nul.yaml", -EINVAL);
+}
+
+/*
+ * A "\0" escape puts a NUL inside a quoted value; every setter reads a C
+ * string, so node: "web\0-evil" was accepted as "web". Refused now, for
+ * values of every kind and for keys, naming line and column.
+ */
+static void test_nul_escapes(void **state)
+{
+	static const struct {
+		const char *yaml;
+		const char *where;
+	} cases[] = {
+		{ "node: \"web\\0-evil\"\n",
+		  "esc.yaml:1:7: a NUL byte (\\0) at byte 3 of a value" },
+		{ "xdp:\n  interfaces: [\"eth0\\0x\"]\n", "esc.yaml:2:16:" },
+		{ "database:\n  url: \"host=a\\x00 dbname=b\"\n", "esc.yaml:2:8:" },
+		{ "state_dir: \"/var/lib/zt\\u0000/x\"\n", "esc.yaml:1:12:" },
+		{ "log_level: \"info\\0\"\n", "esc.yaml:1:12:" },
+		{ "\"node\\0\": web\n", "esc.yaml:1:1:" },
+		{ "xdp:\n  mode: \"native\\0\"\n", "esc.yaml:2:9:" },
+	};
+	struct zt_config c;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		expect_refused(cases[i].yaml, strlen(cases[i].yaml), "esc.yaml", -EINVAL);
+		assert_int_equal(zt_config_load_buf(cases[i].yaml, strlen(cases[i].yaml),
+						    "esc.yaml", &c, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, cases[i].where))
+			fail_msg("case %zu: %s", i, err);
+	}
+	/* The same values without the escape are fine. */
+	assert_int_equal(load_str("node: \"web-evil\"\n", &c, err, sizeof(err)), 0);
+	assert_string_equal(c.node, "web-evil");
 }
 
 static char *repeat(const char *head, char ch, size_t n, const char *tail)
@@ -810,13 +927,22 @@ static void test_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
-		cmocka_unit_test(test_forms),	     cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_iface_count),  cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_garbage),	     cmocka_unit_test(test_nul_bytes),
-		cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_huge_scalars),
-		cmocka_unit_test(test_size_limit),   cmocka_unit_test(test_small_err_buffer),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_iface_count),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_nul_escapes),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_huge_scalars),
+		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_feature_log),
+		cmocka_unit_test(test_kubernetes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,12 +227,12 @@ static void test_std_families(void **state)
 		"ztagent_xdp_bytes_total",
 		"ztagent_tc_packets_total",
 		"ztagent_tc_bytes_total",
-		"ztagent_flows_total",
+		"ztagent_tc_flow_verdicts_total",
 		"ztagent_policy_denials_total",
 		"ztagent_blocklist_entries",
 		"ztagent_ringbuf_lost_events_total",
-		"ztagent_db_rows_written_total",
-		"ztagent_db_rows_failed_total",
+		"ztagent_db_flow_rows_written_total",
+		"ztagent_db_flow_rows_refused_total",
 		"ztagent_spool_bytes",
 		"ztagent_spool_dropped_records_total",
 		"ztagent_audit_events_written_total",
@@ -247,7 +247,8 @@ static void test_std_families(void **state)
 	assert_int_equal(zt_metrics_register_std(m, "1.2.3\"x", &f), 0);
 	assert_non_null(f.policy_apply);
 	assert_int_equal(zt_metric_set_collect(f.xdp_packets, collect_xdp, c), 0);
-	assert_int_equal(zt_metric_add(f.db_rows_written, NULL, 10), 0);
+	assert_int_equal(zt_metric_add(f.db_flow_rows_written, NULL, 10), 0);
+	assert_int_equal(zt_metric_add(f.tc_flow_verdicts, L("denied"), 2), 0);
 	assert_int_equal(zt_metric_set(f.blocklist_entries, L("ipv4"), 3), 0);
 	zt_metric_observe(f.policy_apply, 0.003);
 	t = render(m);
@@ -260,13 +261,23 @@ static void test_std_families(void **state)
 				  "ztagent_policy_apply_seconds_count 1\n"));
 	assert_non_null(strstr(
 		t, "\nztagent_xdp_packets_total{action=\"drop\",reason=\"blocklist\"} 42\n"));
-	assert_non_null(strstr(t, "\nztagent_db_rows_written_total 10\n"));
+	assert_non_null(strstr(t, "\nztagent_db_flow_rows_written_total 10\n"));
 	assert_non_null(strstr(t, "\nztagent_blocklist_entries{family=\"ipv4\"} 3\n"));
 	for (p = t; (p = strstr(p, "\nztagent_xdp_packets_total{")); p++)
 		n++;
 	assert_int_equal(n, ZT_XDP_STATS_SLOTS);
 	/* Families without samples stay out, but they are registered. */
 	assert_null(strstr(t, "ztagent_spool_bytes"));
+	/* Names and help say what is counted: verdicts on flows as the TC program
+	 * reports them (not recorded flows), rows of network_flows (not every row). */
+	assert_null(strstr(t, "ztagent_flows_total"));
+	assert_null(strstr(t, "ztagent_db_rows_"));
+	assert_non_null(strstr(t,
+			       "\n# HELP ztagent_tc_flow_verdicts_total Policy verdicts the TC "
+			       "program reported and the agent read, by verdict (allowed, denied, "
+			       "audit): one per new flow on each endpoint interface it crosses"));
+	assert_non_null(strstr(t, "\n# HELP ztagent_db_flow_rows_written_total Rows inserted into "
+				  "network_flows"));
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		assert_int_equal(
 			zt_metrics_add(m, names[i], "x", ZT_METRIC_GAUGE, NULL, NULL, NULL, NULL),

@@ -28,18 +28,20 @@
 #define S 1000000000ULL
 #define IF_A 1 /* lo: exists in every namespace */
 #define IF_B 2
+#define CT_MAX 8192
 
 static char pindir[128];
 static int ct_fd = -1;
 static bool if_b_alive = true;
 
 /* What the sink received. */
-static struct zt_flow_record got[128];
+#define GOT_MAX 4096
+static struct zt_flow_record got[GOT_MAX];
 static size_t n_got;
 
 static void sink(void *ctx, const struct zt_flow_record *r, size_t n)
 {
-	for (size_t i = 0; i < n && n_got < 128; i++)
+	for (size_t i = 0; i < n && n_got < GOT_MAX; i++)
 		got[n_got++] = r[i];
 }
 
@@ -80,7 +82,7 @@ static int setup(void **state)
 	if (!mkdtemp(pindir) || mount("bpf", pindir, "bpf", 0, NULL) < 0)
 		return -1;
 	ct_fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ct_test", sizeof(struct zt_ct_key),
-			       sizeof(struct zt_ct_val), 1024, NULL);
+			       sizeof(struct zt_ct_val), CT_MAX, NULL);
 	n_got = 0;
 	if_b_alive = true;
 	return ct_fd < 0 ? -1 : 0;
@@ -103,7 +105,7 @@ static struct zt_flowexp *open_x(void)
 	char err[256] = "";
 
 	assert_int_equal(
-		zt_flowexp_open(pindir, 1024, 60 * S, "node-t", &names, &x, err, sizeof(err)), 0);
+		zt_flowexp_open(pindir, CT_MAX, 60 * S, "node-t", &names, &x, err, sizeof(err)), 0);
 	return x;
 }
 
@@ -397,6 +399,218 @@ static void test_reused_key_starts_over(void **state)
 	zt_flowexp_close(x);
 }
 
+static size_t ct_entries(void)
+{
+	struct zt_ct_key k, next;
+	void *prev = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(ct_fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+/* A half-open TCP flow towards the pod: SYN in, SYN-ACK out (twice), no ACK. */
+static struct zt_ct_val half_val(uint64_t first, uint64_t last, uint8_t state)
+{
+	struct zt_ct_val v = val(first, last, state, ZT_VERDICT_ALLOW);
+
+	v.dir = ZT_DIR_INGRESS;
+	v.packets[0] = 1;
+	v.bytes[0] = 60;
+	v.packets[1] = state == ZT_CT_SYN_RECV ? 2 : 0;
+	v.bytes[1] = state == ZT_CT_SYN_RECV ? 120 : 0;
+	v.flags_seen[0] = ZT_TCP_SYN;
+	v.flags_seen[1] = state == ZT_CT_SYN_RECV ? ZT_TCP_SYN | ZT_TCP_ACK : 0;
+	return v;
+}
+
+/*
+ * A spoofed-source SYN flood: 3 sources x 200 ports answered (SYN_RECV),
+ * one source's 50 SYNs to a port nobody answered (NEW), and one lone
+ * half-open connection. Past the half-open timeout they are recorded as
+ * one row per (source, destination port) with aggregate_count flows; the
+ * established flow beside them is left alone.
+ */
+static void test_half_open_flood_is_few_rows(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	uint64_t t0 = now - ZT_CT_TCP_SYN_TIMEOUT_NS - 3 * S;
+	struct zt_ct_key est = key(IF_A, IPPROTO_TCP, "198.18.0.1", 50000, "198.18.1.20", 80);
+	struct zt_ct_key lone = key(IF_A, IPPROTO_TCP, "198.18.0.9", 40123, "198.18.1.20", 80);
+	struct zt_ct_val ev = val(now - 20 * S, now - S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+	struct zt_flowexp_stats st;
+	int64_t flows = 0, pkts = 0;
+	char a[INET_ADDRSTRLEN];
+
+	for (int src = 0; src < 3; src++)
+		for (int i = 0; i < 200; i++) {
+			char ip[32];
+			struct zt_ct_key k;
+			struct zt_ct_val v =
+				half_val(t0 + (uint64_t)i * 1000, t0 + S, ZT_CT_SYN_RECV);
+
+			snprintf(ip, sizeof(ip), "198.19.7.%d", src + 1);
+			k = key(IF_A, IPPROTO_TCP, ip, (uint16_t)(1024 + i), "198.18.1.20", 80);
+			put(&k, &v);
+		}
+	for (int i = 0; i < 50; i++) {
+		struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.19.7.1", (uint16_t)(3000 + i),
+					 "198.18.1.20", 81);
+		struct zt_ct_val v = half_val(t0, t0, ZT_CT_NEW);
+
+		put(&k, &v);
+	}
+	{
+		struct zt_ct_val v = half_val(t0, t0 + S, ZT_CT_SYN_RECV);
+
+		put(&lone, &v);
+	}
+	put(&est, &ev);
+	/* Within the half-open timeout: nothing due. */
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + S + S, sink, NULL), 0);
+	assert_int_equal(ct_entries(), 652);
+
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 5);
+	assert_int_equal(n_got, 5);
+	assert_int_equal(ct_entries(), 1); /* the established flow */
+	assert_true(present(&est));
+	for (size_t i = 0; i < n_got; i++) {
+		const struct zt_flow_record *r = &got[i];
+
+		flows += r->aggregate_count;
+		pkts += r->packet_count;
+		assert_int_equal(r->protocol, 6);
+		assert_string_equal(r->direction, "ingress");
+		assert_int_equal(r->kind, ZT_FLOW_KIND_FLOW);
+		inet_ntop(AF_INET, r->source_ip, a, sizeof(a));
+		if (r->aggregate_count == 1) {
+			/* The lone one is an ordinary record, its port and all. */
+			assert_string_equal(a, "198.18.0.9");
+			assert_true(r->present & ZT_FR_HAS_SPORT);
+			assert_int_equal(r->source_port, 40123);
+			assert_int_equal(r->packets_sent, 1);
+			assert_int_equal(r->packets_received, 2);
+			continue;
+		}
+		assert_false(r->present & ZT_FR_HAS_SPORT);
+		assert_int_equal(r->source_port, 0);
+		assert_true(r->present & ZT_FR_HAS_DPORT);
+		if (r->dest_port == 81) {
+			assert_string_equal(a, "198.19.7.1");
+			assert_int_equal(r->aggregate_count, 50);
+			assert_int_equal(r->packets_sent, 50);
+			assert_int_equal(r->packets_received, 0);
+			assert_int_equal(r->tcp_flags, ZT_TCP_SYN);
+		} else {
+			assert_int_equal(r->dest_port, 80);
+			assert_int_equal(r->aggregate_count, 200);
+			assert_int_equal(r->packets_sent, 200);
+			assert_int_equal(r->packets_received, 400);
+			assert_int_equal(r->bytes_received, 200 * 120);
+			assert_int_equal(r->tcp_flags, ZT_TCP_SYN | ZT_TCP_ACK);
+			/* From the first SYN of the group to its last packet. */
+			assert_int_equal(r->duration_ms, 1000);
+		}
+		assert_string_equal(r->verdict, "allowed");
+	}
+	assert_int_equal(flows, 651);
+	assert_int_equal(pkts, 600 * 3 + 50 + 3);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.halfopen_flows, 651);
+	assert_int_equal(st.halfopen_rows, 5);
+	assert_int_equal(st.entries_deleted, 651);
+	zt_flowexp_close(x);
+}
+
+/* Denied half-open flows (SYNs a policy drops) are merged the same way. */
+static void test_denied_syns_merged(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+
+	for (int i = 0; i < 100; i++) {
+		struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.19.8.1", (uint16_t)(2000 + i),
+					 "198.18.1.20", 22);
+		struct zt_ct_val v = half_val(now - 7 * S, now - 6 * S, ZT_CT_NEW);
+
+		v.verdict = ZT_VERDICT_DENY;
+		v.reason = ZT_REASON_NO_RULE;
+		put(&k, &v);
+	}
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	assert_int_equal(got[0].aggregate_count, 100);
+	assert_string_equal(got[0].verdict, "denied");
+	assert_true(got[0].blocked);
+	assert_string_equal(got[0].drop_reason, "no-rule");
+	assert_int_equal(ct_entries(), 0);
+	zt_flowexp_close(x);
+}
+
+/*
+ * A table larger than a slice: each call looks at no more than a slice
+ * and acts on no more than due_max entries, the rotation goes on where the
+ * last call stopped, and every expired entry is recorded exactly once. The
+ * count of entries is known once a rotation completes.
+ */
+static void test_sliced_rotation(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_flowexp_stats st;
+	size_t calls = 0, live = 0;
+	int64_t recorded = 0;
+
+	assert_int_equal(zt_flowexp_set_slice(x, 256, 32), 0);
+	assert_int_equal(zt_flowexp_set_slice(x, 8, 32), -EINVAL);
+	for (int i = 0; i < 3000; i++) {
+		char ip[32];
+		struct zt_ct_key k;
+		struct zt_ct_val v;
+
+		snprintf(ip, sizeof(ip), "198.18.%d.%d", 10 + i / 250, i % 250 + 1);
+		k = key(IF_A, IPPROTO_UDP, ip, (uint16_t)(5000 + i), "198.18.1.30", 53);
+		/* One in three idle past the UDP timeout, the rest live. */
+		v = val(now - 100 * S, i % 3 ? now - S : now - ZT_CT_UDP_TIMEOUT_NS - S,
+			ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+		v.first_ns = now - 2 * S; /* not a long flow */
+		if (i % 3 == 0)
+			v.first_ns = v.last_ns - S;
+		live += i % 3 != 0;
+		put(&k, &v);
+	}
+	assert_int_equal(zt_flowexp_entries(x), 0);
+	do {
+		size_t before = n_got;
+		int r = zt_flowexp_sweep(x, ct_fd, now, sink, NULL);
+
+		assert_true(r >= 0 && r <= 32);
+		assert_int_equal((size_t)r, n_got - before);
+		recorded += r;
+		zt_flowexp_get_stats(x, &st);
+		calls++;
+	} while (st.rotations == 0 && calls < 1000);
+	assert_int_equal(st.rotations, 1);
+	assert_true(st.slice_max <= 256);
+	/* 3000 entries, 256 a call at most: at least 12 calls. */
+	assert_true(calls >= 12);
+	assert_int_equal(recorded, 1000);
+	assert_int_equal(st.entries, 3000);
+	assert_int_equal(zt_flowexp_entries(x), 3000);
+	assert_int_equal(ct_entries(), live);
+	/* The next rotation counts what is left, and records nothing again. */
+	do {
+		assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
+		zt_flowexp_get_stats(x, &st);
+	} while (st.rotations == 1);
+	assert_int_equal(zt_flowexp_entries(x), live);
+	zt_flowexp_close(x);
+}
+
 /* ---- drop aggregation ---- */
 
 static struct zt_ev_xdp_drop drop_ev(const char *src, uint16_t dport, uint64_t ts, uint32_t rep)
@@ -489,6 +703,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_interface_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_flow_one_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reused_key_starts_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_open_flood_is_few_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_denied_syns_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sliced_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
 	};

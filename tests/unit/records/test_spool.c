@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
+#include "alloc_peak.h"
 #include "records/spool.h"
 
 static char dir[64];
@@ -406,6 +408,90 @@ static void test_format2_written(void **state)
 	free(buf);
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* A segment with a consistent envelope (sizes, CRCs) around payload; seg holds the magic. */
+static size_t envelope(uint8_t *seg, uint32_t cnt, uint32_t ulen, const uint8_t *payload,
+		       uint32_t clen)
+{
+	put_be32(seg + 8, cnt);
+	put_be32(seg + 12, ulen);
+	put_be32(seg + 16, clen);
+	memcpy(seg + 28, payload, clen);
+	put_be32(seg + 20, (uint32_t)crc32(0, seg + 28, clen));
+	put_be32(seg + 24, (uint32_t)crc32(0, seg, 24));
+	return 28 + clen;
+}
+
+/*
+ * A header is input too: a 37-byte segment claiming 1,000,000 records and
+ * 4,096,000,000 inflated bytes asked for ~5 GB before inflating anything.
+ * Where that allocation failed the error was not -EBADMSG, so the segment
+ * stayed in place and every later segment waited behind it. Now nothing is
+ * sized by the header alone, the segment is -EBADMSG, moved aside, and the
+ * next one is replayed.
+ */
+static void test_header_bounds(void **state)
+{
+	struct zt_flow_record in[2], *out = NULL;
+	struct zt_spool_seg seg;
+	struct zt_spool *s;
+	uint8_t z[64], big[64], *good;
+	uLongf zlen = sizeof(z);
+	size_t len, n = 0, glen;
+	char why[256], err[512];
+
+	mkrec(&in[0], 1);
+	mkrec(&in[1], 2);
+	assert_int_equal(zt_spool_encode(in, 2, &good, &glen), 0);
+	memcpy(big, good, 8); /* the magic the encoder writes */
+	assert_int_equal(compress2(z, &zlen, (const uint8_t *)"\x80", 1, 9), Z_OK);
+	len = envelope(big, 1000000, 4096000000u, z, (uint32_t)zlen);
+	assert_int_equal(len, 37);
+	alloc_peak_start();
+	assert_int_equal(zt_spool_decode(big, len, &out, &n, why, sizeof(why)), -EBADMSG);
+	if (alloc_peak > (1u << 20)) {
+		print_error("a 37-byte segment made an allocation of %zu bytes\n",
+			    (size_t)alloc_peak);
+		fail();
+	}
+	assert_non_null(strstr(why, "implausible header"));
+
+	/* A header that understates the size: refused, not overrun. */
+	{
+		uint8_t *copy = malloc(glen);
+
+		memcpy(copy, good, glen);
+		len = envelope(copy, 2, 200, good + 28, (uint32_t)(glen - 28));
+		assert_int_equal(zt_spool_decode(copy, len, &out, &n, why, sizeof(why)), -EBADMSG);
+		free(copy);
+	}
+
+	/* In the spool: moved aside, named, and the next segment is replayed. */
+	write_file("seg-00000000000000000001.zsp", big, 37);
+	write_file("seg-00000000000000000002.zsp", good, glen);
+	free(good);
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	alloc_peak_start();
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), -EBADMSG);
+	assert_true(alloc_peak < (1u << 20));
+	assert_non_null(strstr(err, "seg-00000000000000000001.zsp"));
+	assert_non_null(strstr(err, "moved aside"));
+	assert_int_equal(count_files("bad-seg-"), 1);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.seq, 2);
+	assert_int_equal(seg.n, 2);
+	assert_memory_equal(seg.recs, in, sizeof(in));
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_close(s);
+}
+
 static void test_reject_file(void **state)
 {
 	struct zt_spool *s;
@@ -439,6 +525,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format2_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_rejected_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_bounds, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

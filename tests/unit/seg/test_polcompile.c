@@ -64,6 +64,7 @@ struct world {
 	struct zt_identities *ids;
 	struct zt_policy_set *set;
 	enum zt_pol_default def;
+	bool pending_isolated; /* zt_polc_input.pending_isolated */
 	struct zt_compiled *c;
 };
 
@@ -187,6 +188,7 @@ static int world_compile(struct world *w, const char *yaml, enum zt_pol_default 
 	in = (struct zt_polc_input){ .set = w->set, .def = def, .eps = w->pe, .n_eps = w->n };
 	in.host_addrs = w->host;
 	in.n_host_addrs = w->n_host;
+	in.pending_isolated = w->pending_isolated;
 	r = zt_polc_compile(&in, &w->c, err, sizeof(err));
 	if (r < 0)
 		print_error("compile: %s\n", err);
@@ -1050,6 +1052,183 @@ static void test_default_and_host(void **state)
 		addr_parse("192.0.2.1", &dst);
 		assert_int_equal(check_conn(&w, &src, &dst, IPPROTO_TCP, 80, true), 0);
 		assert_int_equal(check_conn(&w, &dst, &src, IPPROTO_TCP, 80, true), 0);
+	}
+	world_free(&w);
+}
+
+/* ---- pending endpoints (CNI, labels not known yet) ---- */
+
+/* One side as the kernel would decide it: ends resolved through the model's ipcache. */
+static struct mside side_of(const struct world *w, const char *src, const char *dst, int dir,
+			    uint16_t port)
+{
+	struct zt_ep_addr sa, da;
+	struct end s, d;
+	struct mside m;
+	const struct end *local, *peer;
+
+	addr_parse(src, &sa);
+	addr_parse(dst, &da);
+	resolve_end(w->c, &sa, &s);
+	resolve_end(w->c, &da, &d);
+	local = dir == EGR ? &s : &d;
+	peer = dir == EGR ? &d : &s;
+	{
+		uint32_t peers[3] = { peer->id, peer->cidr_id, peer->port_class };
+
+		model_side(w->c, (uint8_t)dir, local->id, peers, IPPROTO_TCP, port, false, &m);
+	}
+	return m;
+}
+
+static void make_pending(struct world *w, size_t i)
+{
+	zt_identities_put(w->ids, w->pe[i].identity);
+	w->pe[i].identity = ZT_ID_PENDING;
+}
+
+/*
+ * A pending endpoint: its address has ZT_ID_PENDING, no selector matches it
+ * (not even podSelector: {}), with pending_isolated it is isolated both ways
+ * with the host still allowed; then its labels arrive (the generation seg.c
+ * publishes for the transition still isolates ZT_ID_PENDING), and a later
+ * relabel compiles the old label identity beside the new one.
+ */
+static void test_pending(void **state)
+{
+	static const char *const yaml = NP_HDR(
+		"same-ns") "  podSelector: {}\n"
+			   "  policyTypes: [Ingress, Egress]\n"
+			   "  ingress: [{from: [{podSelector: {}}]}]\n"
+			   "  egress: [{to: [{podSelector: {}}]}]\n" SEP ZTP_HDR(
+				   "solo-web") "  podSelector: {matchLabels: {app: solo}}\n"
+					       "  egress:\n"
+					       "  - action: allow\n"
+					       "    to: [{podSelector: {matchLabels: {app: web}}}]\n"
+					       "    ports: [{port: 80, protocol: TCP}]\n";
+	struct world w;
+	size_t a, b, p, q;
+	const struct zt_polc_ipc_entry *ipc;
+	const struct zt_polc_iso_entry *ie;
+	struct zt_ep_addr x;
+	struct mside m;
+
+	(void)state;
+	world_init(&w);
+	a = add_ep(&w, "prod", "app=web", "", "10.0.0.1", "");
+	b = add_ep(&w, "prod", "app=client", "", "10.0.0.2", "");
+	p = add_ep(&w, "prod", "", "", "10.0.0.9", ""); /* the CNI's, pending */
+	q = add_ep(&w, "prod", "app=solo", "", "10.0.0.10", "");
+	make_pending(&w, p);
+	add_host(&w, "192.0.2.1");
+	w.pending_isolated = true;
+	assert_int_equal(world_compile(&w, yaml, ZT_POL_DEFAULT_ALLOW), 0);
+
+	/* Its address: ZT_ID_PENDING, still its endpoint's. */
+	addr_parse("10.0.0.9", &x);
+	ipc = model_ipcache(w.c, &x);
+	assert_int_equal(ipc->val.identity, ZT_ID_PENDING);
+	assert_int_equal(ipc->val.ep_id, w.pe[p].ep_id);
+	/* Isolated both ways by the posture (default-deny, no rule), host allowed. */
+	for (int d = 0; d < ZT_DIR_MAX; d++) {
+		ie = model_iso(w.c, (uint8_t)d, ZT_ID_PENDING);
+		assert_non_null(ie);
+		assert_true(ie->val.isolated && ie->val.audit_isolated && ie->val.by_default);
+		assert_int_equal(ie->val.rule_id, 0);
+		assert_non_null(find_pol(w.c, (uint8_t)d, ZT_ID_PENDING, ZT_ID_HOST, 0, 0, ANYP));
+		/* Nothing but the host entry: no policy selects it, nothing names it as a peer. */
+		for (size_t i = 0; i < w.c->n_pol; i++)
+			assert_true(w.c->pol[i].peer_id != ZT_ID_PENDING &&
+				    (w.c->pol[i].local_id != ZT_ID_PENDING ||
+				     w.c->pol[i].peer_id == ZT_ID_HOST));
+	}
+	/* Its first packet: denied both ways (the pending side), the host allowed. */
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", EGR, 80);
+	assert_false(m.allowed);
+	assert_int_equal(m.reason, ZT_PR_DEFAULT_DENY);
+	m = side_of(&w, "10.0.0.1", "10.0.0.9", ING, 80);
+	assert_false(m.allowed);
+	m = side_of(&w, "10.0.0.9", "192.0.2.1", EGR, 80);
+	assert_true(m.allowed);
+	assert_int_equal(m.reason, ZT_PR_HOST);
+	m = side_of(&w, "192.0.2.1", "10.0.0.9", ING, 10250);
+	assert_true(m.allowed);
+	/* podSelector: {} in its namespace does not take it in: web's ingress denies it. */
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", ING, 80);
+	assert_false(m.allowed);
+	assert_int_equal(m.reason, ZT_PR_NO_RULE);
+	m = side_of(&w, "10.0.0.2", "10.0.0.1", ING, 80);
+	assert_true(m.allowed); /* client -> web, as before */
+
+	/* Posture allow: not isolated; the peers' policies still decide their side. */
+	w.pending_isolated = false;
+	assert_int_equal(world_compile(&w, yaml, ZT_POL_DEFAULT_ALLOW), 0);
+	assert_null(model_iso(w.c, EGR, ZT_ID_PENDING));
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", EGR, 80);
+	assert_true(m.allowed);
+	assert_int_equal(m.reason, ZT_PR_NOT_ISOLATED);
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", ING, 80);
+	assert_false(m.allowed);
+
+	/*
+	 * Labels arrive (app=client: client's identity). The transition's
+	 * generation: the endpoints map may still say ZT_ID_PENDING, so its
+	 * isolation stays; the address already has the new identity.
+	 */
+	w.pe[p].identity = idof(&w, b);
+	w.ev[p].ls.labels = w.ev[b].ls.labels;
+	w.pending_isolated = true;
+	assert_int_equal(world_compile(&w, yaml, ZT_POL_DEFAULT_ALLOW), 0);
+	assert_int_equal(model_ipcache(w.c, &x)->val.identity, idof(&w, b));
+	assert_non_null(model_iso(w.c, EGR, ZT_ID_PENDING));
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", EGR, 80);
+	assert_true(m.allowed);
+	assert_int_equal(m.reason, ZT_PR_RULE_ALLOW);
+	m = side_of(&w, "10.0.0.9", "10.0.0.1", ING, 80);
+	assert_true(m.allowed);
+	w.ev[p].ls.labels = (struct zt_labels){ 0 };
+	w.pe[p].identity = ZT_ID_PENDING;
+
+	/*
+	 * Relabel of q (app=solo -> app=web): seg.c compiles the old identity as
+	 * a second entry without addresses, so its entries stay for packets the
+	 * endpoints map still gives the old identity.
+	 */
+	{
+		uint32_t solo = idof(&w, q), web = idof(&w, a);
+		struct zt_eval_endpoint ghost = w.ev[q];
+		struct zt_polc_endpoint pe[MAX_EPS];
+		struct zt_polc_input in = { 0 };
+		struct zt_compiled *c = NULL;
+		char err[256];
+
+		assert_non_null(find_pol(w.c, EGR, solo, web, IPPROTO_TCP, 80, FULL));
+		memcpy(pe, w.pe, w.n * sizeof(pe[0]));
+		ghost.addrs = NULL;
+		ghost.n_addrs = 0;
+		pe[q].identity = web;
+		pe[q].ev = &w.ev[a]; /* labels app=web (its addresses are q's below) */
+		pe[w.n] = (struct zt_polc_endpoint){ .ep_id = w.pe[q].ep_id,
+						     .identity = solo,
+						     .ev = &ghost };
+		in = (struct zt_polc_input){ .set = w.set,
+					     .def = ZT_POL_DEFAULT_DENY,
+					     .eps = pe,
+					     .n_eps = w.n + 1,
+					     .host_addrs = w.host,
+					     .n_host_addrs = w.n_host,
+					     .pending_isolated = true };
+		assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), 0);
+		assert_non_null(find_pol(c, EGR, solo, web, IPPROTO_TCP, 80, FULL));
+		assert_non_null(model_iso(c, EGR, solo));
+		addr_parse("10.0.0.10", &x);
+		/* Without the second entry, the old identity's entries are gone. */
+		zt_compiled_free(c);
+		in.n_eps = w.n;
+		assert_int_equal(zt_polc_compile(&in, &c, err, sizeof(err)), 0);
+		assert_null(find_pol(c, EGR, solo, web, IPPROTO_TCP, 80, FULL));
+		assert_null(model_iso(c, EGR, solo));
+		zt_compiled_free(c);
 	}
 	world_free(&w);
 }
@@ -2015,6 +2194,7 @@ int main(void)
 		cmocka_unit_test(test_ipblock_endpoints),
 		cmocka_unit_test(test_deny_baking_audit),
 		cmocka_unit_test(test_default_and_host),
+		cmocka_unit_test(test_pending),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_eval_host),
 		cmocka_unit_test(test_compile_errors),

@@ -1,0 +1,1016 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Feed versions into the blocklist and the IOC maps as diffs, in chunks
+ * (see apply.h). Who lists a prefix is read from the versions themselves:
+ * each is sorted by prefix, and a job walks its prefixes in that order with
+ * a forward cursor into every other feed's version, so the owners of a
+ * prefix, and the values the kernel holds for it before and after the job,
+ * cost a few comparisons and no memory written. (Writes are what costs
+ * here: a big hash of owners touched at random made every page a fault.)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/util.h"
+#include "feeds/apply.h"
+#include "ztagent.h"
+
+#define CHUNK_MIN 1024
+#define CHUNK_MAX 65536
+#define CHUNK_START 8192
+
+struct fstate {
+	struct zt_feed_config fc;
+	struct zt_feed_result *cur; /* in force (written under lock) */
+	struct zt_feed_result *pending; /* waiting for its turn */
+	uint8_t pending_digest[32];
+	uint64_t pending_ns;
+	size_t n_src, n_dst;
+};
+
+/* A position in a sorted version; it moves forward as a job walks prefixes in order. */
+struct cursor {
+	const struct zt_feed_result *r;
+	size_t pos;
+};
+
+enum { PH_ADD = 0, PH_DEL_SRC, PH_DEL_DST, PH_END };
+
+struct job {
+	bool on;
+	bool rollback; /* re-asserting cur after a refused version */
+	unsigned int idx;
+	struct zt_feed_result *nr; /* the version made present; == cur when rolling back */
+	struct zt_feed_result *failed; /* rolling back: the refused version (the "old" one) */
+	const struct zt_feed_result *old; /* what the kernel holds for this feed before the job */
+	struct cursor cn, co; /* into nr and old */
+	struct cursor others[ZT_MAX_FEEDS]; /* into the other feeds' versions in force */
+	size_t pos; /* PH_ADD: next entry of nr */
+	struct zt_cidr *gone[2]; /* released prefixes, inbound and outbound */
+	size_t n_gone[2], gpos[2];
+	int phase;
+	size_t cnt[2]; /* prefixes of nr per direction */
+	struct zt_feed_apply_report rep;
+	uint64_t t0;
+};
+
+/* An IOC map write waiting for the chunk's flush. */
+struct ioc_w {
+	struct zt_cidr c;
+	struct zt_ioc_val v;
+	bool is_new;
+};
+
+struct zt_feed_apply {
+	struct zt_feed_apply_maps m;
+	struct fstate f[ZT_MAX_FEEDS];
+	unsigned int n;
+	unsigned int next_rr; /* round robin over feeds with a pending version */
+	struct job j;
+	size_t chunk; /* groups per chunk, adapted to the step budget */
+	size_t lim; /* this chunk's: chunk, or less when less remains (buffers sized to it) */
+	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
+	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
+	struct zt_ioc_state ioc_pub; /* as last written */
+	bool swept; /* entries of an earlier run that no feed lists were removed */
+	size_t orphans; /* how many */
+	zt_feed_applied_fn done;
+	void *done_ctx;
+	pthread_mutex_t lock; /* f[].cur and j.nr pointers, for zt_feed_apply_reference */
+	/* chunk buffers */
+	struct zt_bl_feed_item *bl_add;
+	size_t n_bl_add;
+	struct zt_cidr *bl_del;
+	size_t n_bl_del;
+	struct ioc_w *ioc_add;
+	size_t n_ioc_add;
+	struct zt_cidr *ioc_del;
+	size_t n_ioc_del;
+	size_t buf_cap;
+};
+
+static int fam_of(const struct zt_cidr *c)
+{
+	return c->family == AF_INET ? 0 : 1;
+}
+
+static int cidr_cmp(const struct zt_cidr *a, const struct zt_cidr *b)
+{
+	int r;
+
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	r = memcmp(a->addr, b->addr, 16);
+	if (r)
+		return r;
+	return a->prefixlen < b->prefixlen ? -1 : a->prefixlen > b->prefixlen;
+}
+
+static bool cidr_eq(const struct zt_cidr *a, const struct zt_cidr *b)
+{
+	return a->family == b->family && a->prefixlen == b->prefixlen &&
+	       !memcmp(a->addr, b->addr, 16);
+}
+
+static bool is_host(const struct zt_cidr *c)
+{
+	return c->prefixlen == (c->family == AF_INET ? 32 : 128);
+}
+
+/* ---- versions ---- */
+
+uint64_t zt_feed_apply_boot_ns(const struct zt_feed_apply *a, uint64_t valid_until)
+{
+	int64_t v;
+
+	if (!valid_until)
+		return 0;
+	v = (int64_t)(valid_until * 1000000000ULL) + a->boot_minus_unix_ns;
+	return v > 0 ? (uint64_t)v : 1;
+}
+
+/*
+ * First entry of prefix c in the cursor's version, or r->n. Forward from
+ * the last answer a few steps, then by bisection; a prefix before the
+ * cursor starts over (never in a job's walk, which is in order).
+ */
+static size_t cur_find(struct cursor *k, const struct zt_cidr *c)
+{
+	const struct zt_feed_result *r = k->r;
+	size_t lo = k->pos, hi;
+
+	if (!r || !r->n)
+		return 0;
+	if (lo > r->n || (lo > 0 && cidr_cmp(&r->entries[lo - 1].cidr, c) >= 0))
+		lo = 0;
+	for (int s = 0; s < 8 && lo < r->n && cidr_cmp(&r->entries[lo].cidr, c) < 0; s++)
+		lo++;
+	hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cidr_cmp(&r->entries[mid].cidr, c) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	k->pos = lo;
+	return lo < r->n && cidr_eq(&r->entries[lo].cidr, c) ? lo : r->n;
+}
+
+/* What one version says about c in direction dir. */
+struct say {
+	bool found;
+	uint64_t exp; /* boot ns; 0 = never */
+	uint16_t port; /* 0: every port */
+	const char *ref;
+};
+
+static struct say feed_says(const struct zt_feed_apply *a, struct cursor *k,
+			    const struct zt_cidr *c, uint8_t dir)
+{
+	const struct zt_feed_result *r = k->r;
+	struct say s = { 0 };
+	bool never = false, first = true;
+
+	for (size_t i = cur_find(k, c); r && i < r->n && cidr_eq(&r->entries[i].cidr, c); i++) {
+		const struct zt_feed_entry *e = &r->entries[i];
+		uint64_t x;
+
+		if (!(e->dir & dir))
+			continue;
+		x = zt_feed_apply_boot_ns(a, e->valid_until);
+		never |= x == 0;
+		if (x > s.exp)
+			s.exp = x;
+		s.port = first ? e->port : (s.port == e->port ? s.port : 0);
+		first = false;
+		s.found = true;
+	}
+	if (never)
+		s.exp = 0;
+	return s;
+}
+
+/* What the kernel holds for c in one direction, over every feed listing it there. */
+struct merged {
+	bool any;
+	uint64_t exp; /* inbound: the latest expiry (0 = never beats any) */
+	uint32_t first; /* the first feed listing it (index + 1) */
+	struct zt_ioc_val v; /* outbound */
+};
+
+/*
+ * c merged over the feeds listing it in direction dir, the job's feed
+ * taken in its new version (newv) or as the kernel holds it before the job.
+ */
+static struct merged merge(struct zt_feed_apply *a, const struct zt_cidr *c, uint8_t dir, bool newv)
+{
+	struct merged m = { 0 };
+	bool block = false, first_port = true;
+	uint32_t first_block = 0;
+
+	for (unsigned int i = 0; i < a->n; i++) {
+		struct cursor *k;
+		struct say s;
+
+		if (!(a->f[i].fc.direction & dir))
+			continue;
+		k = i != a->j.idx ? &a->j.others[i] : newv ? &a->j.cn : &a->j.co;
+		s = feed_says(a, k, c, dir);
+		if (!s.found)
+			continue;
+		if (!m.any) {
+			m.first = i + 1;
+			m.exp = s.exp;
+		} else if (m.exp && (!s.exp || s.exp > m.exp)) {
+			m.exp = s.exp;
+		}
+		m.any = true;
+		m.v.port = first_port ? s.port : (m.v.port == s.port ? m.v.port : 0);
+		first_port = false;
+		if (a->f[i].fc.action == ZT_FEED_BLOCK && !block) {
+			block = true;
+			first_block = i + 1;
+		}
+	}
+	m.v.action = block ? ZT_IOC_BLOCK : ZT_IOC_ALERT;
+	m.v.feed_id = block ? first_block : m.first;
+	m.v.prefixlen = c->prefixlen;
+	return m;
+}
+
+static bool same_ioc(const struct zt_ioc_val *x, const struct zt_ioc_val *y)
+{
+	return x->port == y->port && x->action == y->action && x->feed_id == y->feed_id;
+}
+
+/* Binary search (no cursor): does version r list c in direction dir? */
+static bool lists(const struct zt_feed_result *r, const struct zt_cidr *c, uint8_t dir)
+{
+	struct cursor k = { r, 0 };
+
+	for (size_t i = cur_find(&k, c); r && i < r->n && cidr_eq(&r->entries[i].cidr, c); i++)
+		if (r->entries[i].dir & dir)
+			return true;
+	return false;
+}
+
+/*
+ * The prefixes old lists in direction dir (within the feed's direction)
+ * and new does not: both are sorted, one merge pass.
+ */
+static int released(const struct zt_feed_result *old, const struct zt_feed_result *nw, uint8_t dir,
+		    struct zt_cidr **out, size_t *n)
+{
+	size_t i = 0, j = 0, m = 0, no = old ? old->n : 0, nn = nw ? nw->n : 0;
+	struct zt_cidr *v;
+
+	*out = NULL;
+	*n = 0;
+	if (!no)
+		return 0;
+	v = malloc(no * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	while (i < no) {
+		const struct zt_cidr *c = &old->entries[i].cidr;
+		uint8_t od = 0, nd = 0;
+		int cmp = 1;
+
+		for (; i < no && cidr_eq(&old->entries[i].cidr, c); i++)
+			od |= old->entries[i].dir;
+		while (j < nn && (cmp = cidr_cmp(&nw->entries[j].cidr, c)) < 0)
+			j++;
+		for (size_t k = j; cmp == 0 && k < nn && cidr_eq(&nw->entries[k].cidr, c); k++)
+			nd |= nw->entries[k].dir;
+		if ((od & dir) && !(nd & dir))
+			v[m++] = *c;
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
+/* ---- kernel writes ---- */
+
+static int ioc_fd(const struct zt_feed_apply *a, const struct zt_cidr *c)
+{
+	return is_host(c) ? a->m.ioc_host[fam_of(c)] : a->m.ioc_lpm[fam_of(c)];
+}
+
+static size_t ioc_key(const struct zt_cidr *c, void *key)
+{
+	if (c->family == AF_INET) {
+		struct zt_ip4_key *k = key;
+
+		k->prefixlen = c->prefixlen;
+		memcpy(k->addr, c->addr, 4);
+		return sizeof(*k);
+	}
+	struct zt_ip6_key *k6 = key;
+
+	k6->prefixlen = c->prefixlen;
+	memcpy(k6->addr, c->addr, 16);
+	return sizeof(*k6);
+}
+
+static int ioc_publish(struct zt_feed_apply *a)
+{
+	struct zt_ioc_state st = {
+		.host_v4_used = a->ioc_count[0][0] != 0,
+		.host_v6_used = a->ioc_count[1][0] != 0,
+		.lpm_v4_used = a->ioc_count[0][1] != 0,
+		.lpm_v6_used = a->ioc_count[1][1] != 0,
+	};
+	uint32_t zero = 0;
+
+	if (!memcmp(&st, &a->ioc_pub, sizeof(st)))
+		return 0;
+	if (bpf_map_update_elem(a->m.ioc_state, &zero, &st, BPF_ANY) < 0)
+		return -errno;
+	a->ioc_pub = st;
+	return 0;
+}
+
+/* Writes the chunk's IOC values (entries first, then the flags that make the program look). */
+static int ioc_flush_adds(struct zt_feed_apply *a)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < a->n_ioc_add; i++) {
+		struct ioc_w *w = &a->ioc_add[i];
+		uint8_t key[sizeof(struct zt_ip6_key)];
+
+		ioc_key(&w->c, key);
+		if (bpf_map_update_elem(ioc_fd(a, &w->c), key, &w->v, BPF_ANY) < 0) {
+			if (!r)
+				r = -errno;
+			continue;
+		}
+		if (w->is_new)
+			a->ioc_count[fam_of(&w->c)][!is_host(&w->c)]++;
+	}
+	a->n_ioc_add = 0;
+	if (!r)
+		r = ioc_publish(a);
+	else
+		ioc_publish(a);
+	return r;
+}
+
+/* Deletes the chunk's released IOC prefixes (a map whose last entry goes is unflagged first). */
+static void ioc_flush_dels(struct zt_feed_apply *a)
+{
+	for (size_t i = 0; i < a->n_ioc_del; i++) {
+		size_t *cnt = &a->ioc_count[fam_of(&a->ioc_del[i])][!is_host(&a->ioc_del[i])];
+
+		if (*cnt)
+			(*cnt)--;
+	}
+	ioc_publish(a);
+	for (size_t i = 0; i < a->n_ioc_del; i++) {
+		uint8_t key[sizeof(struct zt_ip6_key)];
+
+		ioc_key(&a->ioc_del[i], key);
+		bpf_map_delete_elem(ioc_fd(a, &a->ioc_del[i]), key);
+	}
+	a->n_ioc_del = 0;
+}
+
+static int flush(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	char err[256] = "";
+	int r = 0;
+
+	if (a->n_bl_add && a->m.bl) {
+		r = zt_blocklist_feed_add(a->m.bl, a->bl_add, a->n_bl_add, &j->rep.src, err,
+					  sizeof(err));
+		if (r < 0)
+			snprintf(j->rep.msg, sizeof(j->rep.msg), "inbound: %s", err);
+	}
+	a->n_bl_add = 0;
+	if (a->n_ioc_add) {
+		size_t before = a->n_ioc_add;
+		int e = ioc_flush_adds(a);
+
+		if (e < 0 && !r) {
+			r = e;
+			snprintf(j->rep.msg, sizeof(j->rep.msg),
+				 "outbound: cannot write the IOC maps (%zu entries): %s", before,
+				 strerror(-e));
+		}
+	}
+	if (a->n_bl_del && a->m.bl)
+		zt_blocklist_feed_del(a->m.bl, a->bl_del, a->n_bl_del, &j->rep.src);
+	a->n_bl_del = 0;
+	if (a->n_ioc_del)
+		ioc_flush_dels(a);
+	return r;
+}
+
+static int bufs_reserve(struct zt_feed_apply *a, size_t need)
+{
+	size_t cap = a->buf_cap;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap = cap ? cap * 2 : 64;
+	{
+		void *p1 = realloc(a->bl_add, cap * sizeof(*a->bl_add));
+
+		if (!p1)
+			return -ENOMEM;
+		a->bl_add = p1;
+	}
+	{
+		void *p2 = realloc(a->bl_del, cap * sizeof(*a->bl_del));
+
+		if (!p2)
+			return -ENOMEM;
+		a->bl_del = p2;
+	}
+	{
+		void *p3 = realloc(a->ioc_add, cap * sizeof(*a->ioc_add));
+
+		if (!p3)
+			return -ENOMEM;
+		a->ioc_add = p3;
+	}
+	{
+		void *p4 = realloc(a->ioc_del, cap * sizeof(*a->ioc_del));
+
+		if (!p4)
+			return -ENOMEM;
+		a->ioc_del = p4;
+	}
+	a->buf_cap = cap;
+	return 0;
+}
+
+/* One chunk of the add phase: every prefix of the new version made present. 1: phase done. */
+static int chunk_add(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	const struct zt_feed_result *r = j->nr;
+	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
+	size_t g;
+
+	for (g = 0; r && g < a->lim && j->pos < r->n; g++) {
+		const struct zt_cidr *c = &r->entries[j->pos].cidr;
+		uint8_t dirs = 0;
+
+		for (; j->pos < r->n && cidr_eq(&r->entries[j->pos].cidr, c); j->pos++)
+			dirs |= r->entries[j->pos].dir;
+		dirs &= fdir;
+		if ((dirs & ZT_FEED_SOURCE) && a->m.bl) {
+			struct merged nv = merge(a, c, ZT_FEED_SOURCE, true);
+			struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
+
+			/* The blocklist skips what it holds already as asked. */
+			it->cidr = *c;
+			it->expires_ns = nv.exp;
+			it->feed_id = nv.first;
+			j->cnt[0]++;
+		}
+		if ((dirs & ZT_FEED_DESTINATION) && a->m.ioc_state >= 0) {
+			struct merged nv = merge(a, c, ZT_FEED_DESTINATION, true),
+				      ov = merge(a, c, ZT_FEED_DESTINATION, false);
+
+			j->cnt[1]++;
+			if (ov.any && same_ioc(&ov.v, &nv.v))
+				continue;
+			a->ioc_add[a->n_ioc_add++] =
+				(struct ioc_w){ .c = *c, .v = nv.v, .is_new = !ov.any };
+			if (ov.any)
+				j->rep.dst_updated++;
+			else
+				j->rep.dst_added++;
+		}
+	}
+	return !r || j->pos >= r->n;
+}
+
+/* One chunk of releases in direction d (0 inbound, 1 outbound). 1: phase done. */
+static int chunk_del(struct zt_feed_apply *a, int d)
+{
+	struct job *j = &a->j;
+	uint8_t dir = d ? ZT_FEED_DESTINATION : ZT_FEED_SOURCE;
+	size_t g;
+
+	for (g = 0; g < a->lim && j->gpos[d] < j->n_gone[d]; g++) {
+		const struct zt_cidr *c = &j->gone[d][j->gpos[d]++];
+		struct merged nv = merge(a, c, dir, true);
+
+		if (d == 0) {
+			if (!nv.any) {
+				a->bl_del[a->n_bl_del++] = *c;
+			} else {
+				/* Another feed still lists it: its expiry now. */
+				struct zt_bl_feed_item *it = &a->bl_add[a->n_bl_add++];
+
+				it->cidr = *c;
+				it->expires_ns = nv.exp;
+				it->feed_id = nv.first;
+			}
+			continue;
+		}
+		if (!nv.any) {
+			a->ioc_del[a->n_ioc_del++] = *c;
+			j->rep.dst_removed++;
+		} else {
+			struct merged ov = merge(a, c, dir, false);
+
+			if (!same_ioc(&ov.v, &nv.v)) {
+				a->ioc_add[a->n_ioc_add++] =
+					(struct ioc_w){ .c = *c, .v = nv.v, .is_new = false };
+				j->rep.dst_updated++;
+			}
+		}
+	}
+	return j->gpos[d] >= j->n_gone[d];
+}
+
+/* Every cursor of the job back to the start (a new walk in prefix order). */
+static void cursors_reset(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+
+	for (unsigned int i = 0; i < a->n; i++)
+		j->others[i] = (struct cursor){ i == j->idx ? NULL : a->f[i].cur, 0 };
+	j->cn = (struct cursor){ j->nr, 0 };
+	j->co = (struct cursor){ j->old, 0 };
+}
+
+static void job_free_lists(struct job *j)
+{
+	for (int d = 0; d < 2; d++) {
+		free(j->gone[d]);
+		j->gone[d] = NULL;
+		j->n_gone[d] = j->gpos[d] = 0;
+	}
+}
+
+/* Sets up job j against old (what the kernel holds for this feed): release lists, cursors. */
+static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old)
+{
+	struct job *j = &a->j;
+	uint8_t fdir = (uint8_t)a->f[j->idx].fc.direction;
+	int r = 0;
+
+	job_free_lists(j);
+	j->old = old;
+	if (fdir & ZT_FEED_SOURCE)
+		r = released(old, j->nr, ZT_FEED_SOURCE, &j->gone[0], &j->n_gone[0]);
+	if (r == 0 && (fdir & ZT_FEED_DESTINATION))
+		r = released(old, j->nr, ZT_FEED_DESTINATION, &j->gone[1], &j->n_gone[1]);
+	j->pos = 0;
+	j->phase = PH_ADD;
+	j->cnt[0] = j->cnt[1] = 0;
+	cursors_reset(a);
+	return r;
+}
+
+static bool start_next(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+
+	for (unsigned int k = 0; k < a->n; k++) {
+		unsigned int i = (a->next_rr + k) % a->n;
+		struct fstate *f = &a->f[i];
+
+		if (!f->pending)
+			continue;
+		a->next_rr = (i + 1) % a->n;
+		memset(&j->rep, 0, sizeof(j->rep));
+		j->rep.index = i;
+		memcpy(j->rep.digest, f->pending_digest, sizeof(j->rep.digest));
+		j->t0 = f->pending_ns;
+		j->idx = i;
+		j->rollback = false;
+		pthread_mutex_lock(&a->lock);
+		j->nr = f->pending;
+		j->on = true;
+		pthread_mutex_unlock(&a->lock);
+		f->pending = NULL;
+		if (job_prepare(a, f->cur) < 0) {
+			/* No memory for the diff: the version waits for the next step. */
+			pthread_mutex_lock(&a->lock);
+			f->pending = j->nr;
+			j->nr = NULL;
+			j->on = false;
+			pthread_mutex_unlock(&a->lock);
+			return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A refused version: the one in force becomes the job's new version and
+ * the refused one its old (what the kernel may now hold), so the same walk
+ * re-asserts the first and releases what only the second added.
+ */
+static void job_rollback(struct zt_feed_apply *a, int err)
+{
+	struct job *j = &a->j;
+	struct fstate *f = &a->f[j->idx];
+
+	j->rep.ok = false;
+	j->rep.err = err;
+	if (j->rollback)
+		return; /* already rolling back: go on releasing */
+	pthread_mutex_lock(&a->lock);
+	j->failed = j->nr;
+	j->nr = f->cur;
+	pthread_mutex_unlock(&a->lock);
+	j->rollback = true;
+	/* Without the lists the entries it added stay until its next version. */
+	if (job_prepare(a, j->failed) < 0)
+		j->phase = PH_END;
+}
+
+/*
+ * Once every feed has a version in force: what an earlier run (or a feed
+ * no longer configured) left in the maps and no feed lists now goes. Not
+ * before: a feed still waiting for its first version may list them.
+ */
+static void sweep_orphans(struct zt_feed_apply *a)
+{
+	struct zt_bl_feed_counts cnt = { 0 };
+	struct zt_cidr *v = NULL;
+	size_t n = 0, m = 0;
+
+	for (unsigned int i = 0; i < a->n; i++)
+		if (!a->f[i].cur && a->f[i].fc.format != ZT_FEED_POLICY)
+			return;
+	a->swept = true;
+	if (a->m.bl && zt_blocklist_feed_entries(a->m.bl, &v, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t src, dst;
+
+			zt_feed_apply_owners(a, &v[i], &src, &dst);
+			if (!src)
+				v[m++] = v[i];
+		}
+		if (m)
+			zt_blocklist_feed_del(a->m.bl, v, m, &cnt);
+		a->orphans += cnt.removed;
+	}
+	free(v);
+	for (int fam = 0; a->m.ioc_state >= 0 && fam < 2; fam++)
+		for (int t = 0; t < 2; t++) {
+			int fd = t ? a->m.ioc_lpm[fam] : a->m.ioc_host[fam];
+			uint8_t k[sizeof(struct zt_ip6_key)], nk[sizeof(struct zt_ip6_key)];
+			uint8_t *dead = NULL;
+			size_t nd = 0, cap = 0, count = 0;
+			void *prev = NULL;
+
+			/* Collect first, delete after: deleting under a key walk restarts it. */
+			while (bpf_map_get_next_key(fd, prev, nk) == 0) {
+				struct zt_cidr c = { .family = fam ? AF_INET6 : AF_INET };
+				uint32_t plen, src, dst;
+
+				memcpy(k, nk, sizeof(k));
+				prev = k;
+				count++;
+				memcpy(&plen, k, sizeof(plen));
+				c.prefixlen = (uint8_t)plen;
+				memcpy(c.addr, k + 4, fam ? 16 : 4);
+				zt_feed_apply_owners(a, &c, &src, &dst);
+				if (dst)
+					continue;
+				if (nd == cap) {
+					uint8_t *nv = realloc(dead, (cap = cap ? cap * 2 : 64) *
+									    sizeof(k));
+
+					if (!nv)
+						break;
+					dead = nv;
+				}
+				memcpy(dead + nd++ * sizeof(k), k, sizeof(k));
+			}
+			for (size_t i = 0; i < nd; i++)
+				if (bpf_map_delete_elem(fd, dead + i * sizeof(k)) == 0) {
+					count--;
+					a->orphans++;
+				}
+			free(dead);
+			/* Counted from the map: an earlier run's entries were counted twice. */
+			a->ioc_count[fam][t] = count;
+		}
+	if (a->m.ioc_state >= 0)
+		ioc_publish(a);
+}
+
+static void job_finish(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	struct fstate *f = &a->f[j->idx];
+	struct zt_feed_result *old = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	if (!j->rollback) {
+		old = f->cur;
+		f->cur = j->nr;
+		f->n_src = j->cnt[0];
+		f->n_dst = j->cnt[1];
+		j->rep.ok = true;
+	}
+	j->nr = NULL;
+	j->on = false;
+	pthread_mutex_unlock(&a->lock);
+	if (old) {
+		zt_feed_result_free(old);
+		free(old);
+	}
+	if (j->failed) {
+		zt_feed_result_free(j->failed);
+		free(j->failed);
+		j->failed = NULL;
+	}
+	j->old = NULL;
+	job_free_lists(j);
+	j->rep.src_entries = f->n_src;
+	j->rep.dst_entries = f->n_dst;
+	j->rep.apply_ns = zt_now_mono_ns() - j->t0;
+	if (!a->swept) {
+		size_t before = a->orphans;
+
+		sweep_orphans(a);
+		j->rep.orphans = a->orphans - before;
+	}
+	if (a->done)
+		a->done(a->done_ctx, &j->rep);
+}
+
+/* One chunk of the job: 1 when it is over. */
+static int job_chunk(struct zt_feed_apply *a)
+{
+	struct job *j = &a->j;
+	int r = 0, done = 0;
+
+	{
+		/* Buffers as big as this chunk can fill: a small feed costs small buffers. */
+		size_t left = j->phase == PH_ADD     ? (j->nr ? j->nr->n - j->pos : 0) :
+			      j->phase == PH_DEL_SRC ? j->n_gone[0] - j->gpos[0] :
+			      j->phase == PH_DEL_DST ? j->n_gone[1] - j->gpos[1] :
+						       0;
+
+		a->lim = left < a->chunk ? left : a->chunk;
+	}
+	if (bufs_reserve(a, a->lim ? a->lim : 1) < 0) {
+		snprintf(j->rep.msg, sizeof(j->rep.msg), "out of memory for a chunk");
+		job_rollback(a, -ENOMEM);
+		return 0;
+	}
+	switch (j->phase) {
+	case PH_ADD:
+		done = chunk_add(a);
+		break;
+	case PH_DEL_SRC:
+		done = chunk_del(a, 0);
+		break;
+	case PH_DEL_DST:
+		done = chunk_del(a, 1);
+		break;
+	default:
+		return 1;
+	}
+	if (done < 0) {
+		r = done;
+		done = 0;
+	}
+	if (r == 0)
+		r = flush(a);
+	else
+		flush(a);
+	if (r < 0) {
+		/* Adds the maps refused: back to the version in force. */
+		job_rollback(a, r);
+		return 0;
+	}
+	if (done) {
+		j->phase++;
+		cursors_reset(a); /* the next walk starts at the first prefix again */
+	}
+	return j->phase >= PH_END;
+}
+
+bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
+{
+	uint64_t t0 = zt_now_mono_ns(), now = t0, js = t0;
+
+	if (!a->j.on && !start_next(a))
+		return false;
+	do {
+		uint64_t c0 = now, dt;
+		int over = job_chunk(a);
+
+		now = zt_now_mono_ns();
+		dt = now - c0;
+		a->j.rep.work_ns += dt;
+		/* As many groups per chunk as a fraction of the budget allows. */
+		if (dt < budget_ns / 8 && a->chunk < CHUNK_MAX)
+			a->chunk *= 2;
+		else if (dt > budget_ns / 2 && a->chunk > CHUNK_MIN)
+			a->chunk /= 2;
+		if (over) {
+			a->j.rep.steps++;
+			if (now - js > a->j.rep.longest_step_ns)
+				a->j.rep.longest_step_ns = now - js;
+			job_finish(a);
+			if (!start_next(a))
+				return false;
+			js = now;
+		}
+	} while (now - t0 < budget_ns);
+	a->j.rep.steps++;
+	if (now - js > a->j.rep.longest_step_ns)
+		a->j.rep.longest_step_ns = now - js;
+	return true;
+}
+
+bool zt_feed_apply_busy(const struct zt_feed_apply *a)
+{
+	if (a->j.on)
+		return true;
+	for (unsigned int i = 0; i < a->n; i++)
+		if (a->f[i].pending)
+			return true;
+	return false;
+}
+
+int zt_feed_apply_submit(struct zt_feed_apply *a, unsigned int idx, struct zt_feed_result *r,
+			 const uint8_t digest[32], uint64_t submit_ns)
+{
+	struct fstate *f;
+
+	if (idx >= a->n || !r) {
+		if (r) {
+			zt_feed_result_free(r);
+			free(r);
+		}
+		return idx >= a->n ? -ENOENT : -EINVAL;
+	}
+	f = &a->f[idx];
+	if (f->pending) {
+		zt_feed_result_free(f->pending);
+		free(f->pending);
+	}
+	f->pending = r;
+	memcpy(f->pending_digest, digest, sizeof(f->pending_digest));
+	f->pending_ns = submit_ns ? submit_ns : zt_now_mono_ns();
+	return 0;
+}
+
+void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,
+			  uint32_t *dst)
+{
+	*src = *dst = 0;
+	for (unsigned int i = 0; i < a->n; i++) {
+		const struct zt_feed_result *r = a->f[i].cur;
+		uint8_t d = (uint8_t)a->f[i].fc.direction;
+
+		if ((d & ZT_FEED_SOURCE) && lists(r, c, ZT_FEED_SOURCE))
+			*src |= 1u << i;
+		if ((d & ZT_FEED_DESTINATION) && lists(r, c, ZT_FEED_DESTINATION))
+			*dst |= 1u << i;
+	}
+}
+
+const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx)
+{
+	return idx < a->n ? a->f[idx].cur : NULL;
+}
+
+void zt_feed_apply_counts(const struct zt_feed_apply *a, unsigned int idx, size_t *src, size_t *dst)
+{
+	*src = idx < a->n ? a->f[idx].n_src : 0;
+	*dst = idx < a->n ? a->f[idx].n_dst : 0;
+}
+
+static int ref_in(const struct zt_feed_result *r, const struct zt_cidr *c, char *ref, size_t n)
+{
+	struct cursor cu = { r, 0 };
+	size_t k = cur_find(&cu, c);
+
+	if (!r || k >= r->n)
+		return -ENOENT;
+	for (size_t i = k; i < r->n && cidr_eq(&r->entries[i].cidr, c); i++)
+		if (r->entries[i].ref) {
+			snprintf(ref, n, "%s", zt_feed_ref(r, &r->entries[i]));
+			return 0;
+		}
+	snprintf(ref, n, "%s", "");
+	return 0;
+}
+
+int zt_feed_apply_reference(struct zt_feed_apply *a, unsigned int idx, const struct zt_cidr *c,
+			    char *ref, size_t n)
+{
+	int r = -ENOENT;
+
+	if (idx >= a->n)
+		return -ENOENT;
+	pthread_mutex_lock(&a->lock);
+	if (a->j.on && a->j.idx == idx)
+		r = ref_in(a->j.nr, c, ref, n);
+	if (r < 0)
+		r = ref_in(a->f[idx].cur, c, ref, n);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* Entries an earlier agent left in the IOC maps: counted, so flags and deletes stay right. */
+static void ioc_recount(struct zt_feed_apply *a)
+{
+	for (int fam = 0; fam < 2; fam++)
+		for (int t = 0; t < 2; t++) {
+			int fd = t ? a->m.ioc_lpm[fam] : a->m.ioc_host[fam];
+			uint8_t k[sizeof(struct zt_ip6_key)], nk[sizeof(struct zt_ip6_key)];
+			void *prev = NULL;
+
+			if (fd < 0)
+				continue;
+			while (bpf_map_get_next_key(fd, prev, nk) == 0) {
+				memcpy(k, nk, sizeof(k));
+				prev = k;
+				a->ioc_count[fam][t]++;
+			}
+		}
+}
+
+int zt_feed_apply_init(struct zt_feed_apply **out, const struct zt_feed_apply_maps *maps,
+		       const struct zt_feed_config *feeds, unsigned int n, zt_feed_applied_fn done,
+		       void *ctx)
+{
+	struct zt_feed_apply *a;
+
+	if (n > ZT_MAX_FEEDS)
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->m = *maps;
+	a->n = n;
+	for (unsigned int i = 0; i < n; i++)
+		a->f[i].fc = feeds[i];
+	a->chunk = CHUNK_START;
+	a->done = done;
+	a->done_ctx = ctx;
+	a->boot_minus_unix_ns =
+		(int64_t)zt_now_boot_ns() - (int64_t)(zt_now_unix() * 1000000000ULL);
+	pthread_mutex_init(&a->lock, NULL);
+	if (a->m.ioc_state >= 0) {
+		uint32_t zero = 0;
+
+		ioc_recount(a);
+		if (bpf_map_lookup_elem(a->m.ioc_state, &zero, &a->ioc_pub) < 0)
+			memset(&a->ioc_pub, 0, sizeof(a->ioc_pub));
+		ioc_publish(a);
+	}
+	*out = a;
+	return 0;
+}
+
+void zt_feed_apply_stop(struct zt_feed_apply *a)
+{
+	if (!a)
+		return;
+	for (unsigned int i = 0; i < a->n; i++) {
+		if (a->f[i].cur) {
+			zt_feed_result_free(a->f[i].cur);
+			free(a->f[i].cur);
+		}
+		if (a->f[i].pending) {
+			zt_feed_result_free(a->f[i].pending);
+			free(a->f[i].pending);
+		}
+	}
+	if (a->j.on && a->j.nr && !a->j.rollback) {
+		zt_feed_result_free(a->j.nr);
+		free(a->j.nr);
+	}
+	if (a->j.failed) {
+		zt_feed_result_free(a->j.failed);
+		free(a->j.failed);
+	}
+	job_free_lists(&a->j);
+	free(a->bl_add);
+	free(a->bl_del);
+	free(a->ioc_add);
+	free(a->ioc_del);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
