@@ -21,7 +21,7 @@ struct bstate {
 	uint32_t sessions, attempts, exchanges; /* since the test last started */
 	uint32_t ring_n, ring_head; /* times of the last attempts */
 	uint64_t ring[ZT_BF_RING];
-	uint64_t first_ns, last_ns;
+	uint64_t first_ns, last_ns, latest_start_ns;
 	uint64_t packets, bytes;
 };
 
@@ -165,6 +165,8 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		return 0;
 	}
 	s->attempts++;
+	if (c->first_ns > s->latest_start_ns)
+		s->latest_start_ns = c->first_ns;
 	s->llr += b->s_att;
 	s->ring[s->ring_head] = ts;
 	s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
@@ -186,6 +188,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		d->dport = c->dport;
 		d->score = (float)(lam / (1 + lam));
 		d->first_ns = s->first_ns;
+		d->latest_start_ns = s->latest_start_ns;
 		d->window_ns = ts - s->first_ns;
 		d->value = n;
 		d->threshold = b->p.min_attempts;

@@ -81,6 +81,13 @@ struct zt_decision {
 	char subtype[ZT_SUBTYPE_MAX]; /* "horizontal", "vertical", "syn", "slow-read", ... */
 	char workload[ZT_WORKLOAD_MAX]; /* exfiltration: the workload; else "" */
 	char evidence[ZT_EVIDENCE_MAX]; /* for people: counts, window, threshold */
+	/*
+	 * The newest start of a session or connection in the evidence (0 =
+	 * unknown: ts_ns stands in). A source only returns after a block with
+	 * sessions it started after the block ended; a lingering connection's
+	 * late FIN or retransmission is no return.
+	 */
+	uint64_t latest_start_ns;
 };
 
 /* Clears *d and fills the fields every decision has. */

@@ -19,7 +19,7 @@ struct gkey {
 struct group {
 	struct gkey k;
 	uint32_t total, slow, unanswered, trickle;
-	uint64_t first_ns, last_ns;
+	uint64_t first_ns, last_ns, latest_start_ns;
 	uint64_t packets, bytes;
 };
 
@@ -145,6 +145,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 		g->first_ns = c->first_ns;
 	if (c->last_ns > g->last_ns)
 		g->last_ns = c->last_ns;
+	if (c->first_ns > g->latest_start_ns)
+		g->latest_start_ns = c->first_ns;
 	g->packets += c->packets[0] + c->packets[1];
 	g->bytes += c->bytes[0] + c->bytes[1];
 }
@@ -169,6 +171,7 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 		d->dport = g->k.dport;
 		d->score = (float)((double)g->slow / ((double)g->slow + s->p.min_conns / 4.0));
 		d->first_ns = g->first_ns;
+		d->latest_start_ns = g->latest_start_ns;
 		d->window_ns = s->now - g->first_ns;
 		d->value = g->slow;
 		d->threshold = s->p.min_conns;

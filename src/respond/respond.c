@@ -281,6 +281,7 @@ void zt_respond_decide(struct zt_respond *r, const struct zt_decision *d, uint64
 	struct offender *o;
 	const char *never;
 	bool created;
+	uint64_t fresh;
 
 	memset(a, 0, sizeof(*a));
 	a->family = d->family;
@@ -324,10 +325,12 @@ void zt_respond_decide(struct zt_respond *r, const struct zt_decision *d, uint64
 	o = zt_dtable_get(&r->off, &k, &created);
 	/*
 	 * Evidence from before the last block ended (connections that linger
-	 * in conntrack, sessions swept late) is not a return: no new block,
-	 * no escalation. A return needs activity after the block ended.
+	 * in conntrack, sessions swept late, a server closing a session the
+	 * attacker left hanging) is not a return: no new block, no
+	 * escalation. A return needs sessions started after the block ended.
 	 */
-	if (o && !created && (o->until_ns > now || (d->ts_ns && d->ts_ns <= o->until_ns))) {
+	fresh = d->latest_start_ns ? d->latest_start_ns : d->ts_ns;
+	if (o && !created && (o->until_ns > now || (fresh && fresh <= o->until_ns))) {
 		a->act = ZT_RA_ALREADY;
 		a->until_ns = o->until_ns;
 		a->ttl_ns = o->ttl_ns;

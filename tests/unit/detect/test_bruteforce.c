@@ -81,6 +81,9 @@ static void run_case(const struct bf_case *c)
 			assert_true(d.score > 0.99f);
 			assert_true(d.value >= d.threshold);
 			assert_true(strstr(d.evidence, "without a real exchange") != NULL);
+			/* The deciding session is the newest start: a return is judged by it. */
+			assert_int_equal(d.latest_start_ns, first);
+			assert_true(d.ts_ns >= d.latest_start_ns);
 		}
 	}
 	if (c->want_by && (!decided_at || decided_at > c->want_by))

@@ -109,8 +109,14 @@ static void test_stale_evidence(void **state)
 	d.ts_ns = 650 * SEC; /* activity during the block: the server's side, not a return */
 	zt_respond_decide(r, &d, 800 * SEC, &a);
 	assert_int_equal(a.act, ZT_RA_ALREADY);
-	d.ts_ns = 790 * SEC; /* after it ended: it came back */
+	/* Sessions that started during the block and ended after it: the server closing them. */
+	d.ts_ns = 790 * SEC;
+	d.latest_start_ns = 650 * SEC;
 	zt_respond_decide(r, &d, 800 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_ALREADY);
+	d.latest_start_ns = 0; /* unknown: its time stands in */
+	zt_respond_decide(r, &d, 801 * SEC, &a);
+	assert_int_equal(a.act, ZT_RA_BLOCK); /* after it ended: it came back */
 	assert_int_equal(a.act, ZT_RA_BLOCK);
 	assert_int_equal(a.offence, 2);
 	assert_int_equal(a.ttl_ns, 1200 * SEC);
