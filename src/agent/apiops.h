@@ -80,6 +80,22 @@
  *                     "direction", "protocol", "src", "sport", "dst", "dport",
  *                     "src_identity", "dst_identity", "src_workload", "dst_workload",
  *                     "interface", "revoked"}], "last": uint, "missed": uint}
+ *
+ * "incidents.list" {"state": "open"|"closed"|"all" (default "all"), "limit": uint (default 100)}
+ *                 -> {"incidents": [incident summary, newest first], "open": uint, "total": uint}
+ *                 summary: {"id", "threat_type", "subtype", "state", "role", "src", "dst",
+ *                     "dport", "workload", "first_unix", "last_unix", "flows", "packets",
+ *                     "bytes", "drops", "decisions", "score" (per mille, uint), "action",
+ *                     "blocked", "blocked_until_unix"}
+ * "incidents.show" {"id": text (the id or a unique prefix of at least 4 characters)}
+ *                 -> the summary plus {"evidence", "value", "threshold", "window_ms",
+ *                     "window_start_unix", "closed_unix", "close_reason", "mode",
+ *                     "action_reason", "block_ttl_s", "offence", "block_us", "capture",
+ *                     "capture_files", "version", "flows_query"}; -ENOENT / -EINVAL (several)
+ * "alerts.recent" {"after": uint (seq, default 0), "limit": uint (default 1000, at most 4096)}
+ *                 -> {"alerts": [{"seq", "time", "time_ms", "kind", "event", "severity",
+ *                     "id", "subject", "count", "action", "score" (per mille), "detail"}],
+ *                     "last": uint, "missed": uint}
  * "feeds.list"    {} -> {"feeds": [{"name", "url", "format", "direction", "action",
  *                     "refresh_s", "state": "ok"|"applying"|"failing"|"stale"|"pending",
  *                     "entries", "inbound", "outbound", "advisories", "subtracted", "bad",
@@ -115,6 +131,9 @@
 #define ZT_OP_POLICY_EXPLAIN "policy.explain"
 #define ZT_OP_POLICY_RELOAD "policy.reload"
 #define ZT_OP_FLOWS_RECENT "flows.recent"
+#define ZT_OP_INCIDENTS_LIST "incidents.list"
+#define ZT_OP_INCIDENTS_SHOW "incidents.show"
+#define ZT_OP_ALERTS_RECENT "alerts.recent"
 #define ZT_OP_FEEDS_LIST "feeds.list"
 #define ZT_OP_FEEDS_SHOW "feeds.show"
 #define ZT_OP_FEEDS_REFRESH "feeds.refresh"

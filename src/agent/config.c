@@ -70,7 +70,7 @@ struct pctx {
 	size_t len;
 	const char *name;
 	struct zt_config *c;
-	yaml_mark_t seen[96]; /* where each key was first set; line 0 = not yet */
+	yaml_mark_t seen[192]; /* where each key was first set; line 0 = not yet */
 	unsigned int item; /* K_LIST, K_ITEMS: index of the item being set */
 	void *item_base; /* K_ITEMS: the item being filled */
 	char *err;
@@ -96,6 +96,8 @@ static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m)
 static void feed_init(void *item);
 static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
 			    const yaml_mark_t *m);
+static int add_protected(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int check_detection(struct pctx *x);
 static int set_opt_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 
@@ -120,6 +122,12 @@ static const struct choice mtls_modes[] = {
 	{ "off", ZT_MTLS_MODE_OFF },
 	{ "policy", ZT_MTLS_MODE_POLICY },
 	{ "strict", ZT_MTLS_MODE_STRICT },
+	{ NULL, 0 },
+};
+static const struct choice response_modes[] = {
+	{ "off", ZT_RESPONSE_OFF },
+	{ "alert", ZT_RESPONSE_ALERT },
+	{ "block", ZT_RESPONSE_BLOCK },
 	{ NULL, 0 },
 };
 static const struct choice booleans[] = {
@@ -229,9 +237,6 @@ static const struct key keys[] = {
 	SECTION("metrics"),
 	SCALAR("metrics.listen", set_listen, metrics.listen),
 
-	SECTION("detection"),
-	SCALAR("detection.feature_log", set_file, detection.feature_log),
-
 	{ .path = "feeds",
 	  .kind = K_ITEMS,
 	  FIELD(feeds),
@@ -267,6 +272,92 @@ static const struct key keys[] = {
 	SCALAR("kubernetes.node_name", set_k8s_name, kubernetes.node_name),
 	SCALAR("kubernetes.pending_posture", set_choice, kubernetes.pending_posture,
 	       .choices = pending_postures),
+
+	/* Threat detection (src/detect/), response (src/respond/), forensics. */
+	SECTION("detection"),
+	SCALAR("detection.feature_log", set_file, detection.feature_log),
+	SCALAR("detection.model", set_file, detection.model),
+	SCALAR("detection.target_fpr", set_fraction, detection.target_fpr_ppm, .max = 499999),
+	LIST("detection.protected", add_protected, detection.protected_cidrs,
+	     .max = ZT_MAX_PROTECTED),
+	SCALAR("detection.sweep_interval", set_duration, detection.sweep_interval_ns,
+	       .min = 100 * MS, .max = 60 * SEC),
+	SECTION("detection.scan"),
+	SCALAR("detection.scan.theta0", set_fraction, detection.scan.theta0_ppm, .max = 999999),
+	SCALAR("detection.scan.theta1", set_fraction, detection.scan.theta1_ppm, .max = 999999),
+	SCALAR("detection.scan.alpha", set_fraction, detection.scan.alpha_ppm, .max = 999999),
+	SCALAR("detection.scan.beta", set_fraction, detection.scan.beta_ppm, .max = 999999),
+	SCALAR("detection.scan.probe_timeout", set_duration, detection.scan.probe_timeout_ns,
+	       .min = 100 * MS, .max = 60 * SEC),
+	SECTION("detection.flood"),
+	SCALAR("detection.flood.window", set_duration, detection.flood.window_ns, .min = 10 * MS,
+	       .max = 10 * SEC),
+	SCALAR("detection.flood.syn", set_uint, detection.flood.syn, .max = 100000000),
+	SCALAR("detection.flood.udp", set_uint, detection.flood.udp, .max = 100000000),
+	SCALAR("detection.flood.icmp", set_uint, detection.flood.icmp, .max = 100000000),
+	SCALAR("detection.flood.all", set_uint, detection.flood.all, .max = 100000000),
+	SCALAR("detection.flood.dst_factor", set_uint, detection.flood.dst_factor, .min = 1,
+	       .max = 100000),
+	SECTION("detection.bruteforce"),
+	SCALAR("detection.bruteforce.min_attempts", set_uint, detection.bruteforce.min_attempts,
+	       .min = 2, .max = 64),
+	SCALAR("detection.bruteforce.window", set_duration, detection.bruteforce.window_ns,
+	       .min = 1 * SEC, .max = 86400 * SEC),
+	SCALAR("detection.bruteforce.max_duration", set_duration,
+	       detection.bruteforce.max_duration_ns, .min = 100 * MS, .max = 3600 * SEC),
+	SECTION("detection.slowconn"),
+	SCALAR("detection.slowconn.min_conns", set_uint, detection.slowconn.min_conns, .min = 2,
+	       .max = 1000000),
+	SCALAR("detection.slowconn.min_age", set_duration, detection.slowconn.min_age_ns,
+	       .min = 500 * MS, .max = 3600 * SEC),
+	SCALAR("detection.slowconn.max_rate", set_uint, detection.slowconn.max_rate, .min = 1,
+	       .max = 1000000000),
+	SECTION("detection.exfiltration"),
+	SCALAR("detection.exfiltration.interval", set_duration, detection.exfiltration.interval_ns,
+	       .min = 1 * SEC, .max = 86400 * SEC),
+	SCALAR("detection.exfiltration.min_bytes", set_size, detection.exfiltration.min_bytes,
+	       .min = 1, .max = 1ULL << 50),
+	SCALAR("detection.exfiltration.new_dest_bytes", set_size,
+	       detection.exfiltration.new_dest_bytes, .min = 1, .max = 1ULL << 50),
+	SCALAR("detection.exfiltration.warmup", set_uint, detection.exfiltration.warmup, .min = 1,
+	       .max = 100000),
+
+	SECTION("response"),
+	SCALAR("response.mode", set_choice, response.mode, .choices = response_modes),
+	SCALAR("response.block_ttl", set_duration, response.block_ttl_ns, .min = 1 * SEC,
+	       .max = 86400 * SEC),
+	SCALAR("response.max_ttl", set_duration, response.max_ttl_ns, .min = 1 * SEC,
+	       .max = 30 * 86400 * SEC),
+	SECTION("response.detectors"),
+	SCALAR("response.detectors.scan", set_choice, response.detectors[ZT_DET_SCAN],
+	       .choices = response_modes),
+	SCALAR("response.detectors.flood", set_choice, response.detectors[ZT_DET_FLOOD],
+	       .choices = response_modes),
+	SCALAR("response.detectors.bruteforce", set_choice, response.detectors[ZT_DET_BRUTEFORCE],
+	       .choices = response_modes),
+	SCALAR("response.detectors.slowconn", set_choice, response.detectors[ZT_DET_SLOWCONN],
+	       .choices = response_modes),
+	SCALAR("response.detectors.exfiltration", set_choice,
+	       response.detectors[ZT_DET_EXFILTRATION], .choices = response_modes),
+	SCALAR("response.detectors.model", set_choice, response.detectors[ZT_DET_MODEL],
+	       .choices = response_modes),
+	SCALAR("response.incident_update", set_duration, response.incident_update_ns,
+	       .min = 100 * MS, .max = 3600 * SEC),
+	SCALAR("response.incident_idle", set_duration, response.incident_idle_ns, .min = 1 * SEC,
+	       .max = 7 * 86400 * SEC),
+	SCALAR("response.denial_window", set_duration, response.denial_window_ns, .min = 100 * MS,
+	       .max = 3600 * SEC),
+
+	SECTION("forensics"),
+	SCALAR("forensics.dir", set_dir, forensics.dir),
+	SCALAR("forensics.max_bytes", set_size, forensics.max_bytes, .min = 1u << 20,
+	       .max = 1ULL << 50),
+	SCALAR("forensics.file_bytes", set_size, forensics.file_bytes, .min = 64u << 10,
+	       .max = 1ULL << 40),
+	SCALAR("forensics.max_files", set_uint, forensics.max_files, .min = 1, .max = 1000000),
+	SCALAR("forensics.snaplen", set_uint, forensics.snaplen, .min = 64, .max = 65535),
+	SCALAR("forensics.rate", set_uint, forensics.rate, .min = 1, .max = 10000000),
+
 	SECTION("ratelimit"),
 	SCALAR("ratelimit.all", set_uint, ratelimit.src[0], .min = 0, .max = 100000000),
 	SCALAR("ratelimit.syn", set_uint, ratelimit.src[1], .min = 0, .max = 100000000),
@@ -326,6 +417,45 @@ void zt_config_defaults(struct zt_config *c)
 	snprintf(c->mtls.node_key, sizeof(c->mtls.node_key), "%s", ZT_DEFAULT_NODE_KEY);
 	c->mtls.svid_ttl_ns = 3600 * SEC;
 	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
+	c->detection.target_fpr_ppm = 1000;
+	c->detection.sweep_interval_ns = 1 * SEC;
+	c->detection.scan.theta0_ppm = 800000;
+	c->detection.scan.theta1_ppm = 200000;
+	c->detection.scan.alpha_ppm = 10000;
+	c->detection.scan.beta_ppm = 990000;
+	c->detection.scan.probe_timeout_ns = 2 * SEC;
+	c->detection.flood.window_ns = 100 * MS;
+	c->detection.flood.dst_factor = 10;
+	c->detection.bruteforce.min_attempts = 10;
+	c->detection.bruteforce.window_ns = 60 * SEC;
+	c->detection.bruteforce.max_duration_ns = 10 * SEC;
+	c->detection.slowconn.min_conns = 16;
+	c->detection.slowconn.min_age_ns = 3 * SEC;
+	c->detection.slowconn.max_rate = 256;
+	c->detection.exfiltration.interval_ns = 60 * SEC;
+	c->detection.exfiltration.min_bytes = 8ULL << 20;
+	c->detection.exfiltration.new_dest_bytes = 32ULL << 20;
+	c->detection.exfiltration.warmup = 10;
+	c->response.mode = ZT_RESPONSE_BLOCK;
+	for (int i = 0; i < ZT_DET_COUNT; i++)
+		c->response.detectors[i] = ZT_RESPONSE_BLOCK;
+	c->response.detectors[ZT_DET_EXFILTRATION] = ZT_RESPONSE_ALERT;
+	c->response.detectors[ZT_DET_MODEL] = ZT_RESPONSE_ALERT;
+	c->response.block_ttl_ns = 600 * SEC;
+	c->response.max_ttl_ns = 86400 * SEC;
+	c->response.incident_update_ns = 5 * SEC;
+	c->response.incident_idle_ns = 600 * SEC;
+	c->response.denial_window_ns = 10 * SEC;
+	snprintf(c->forensics.dir, sizeof(c->forensics.dir), "%s/pcap", ZT_DEFAULT_STATE_DIR);
+	c->forensics.max_bytes = 1ULL << 30;
+	c->forensics.file_bytes = 64ULL << 20;
+	c->forensics.max_files = 1000;
+	c->forensics.snaplen = 256;
+	c->forensics.rate = 2000;
+	/* The contract: per source, in XDP, from the first second. */
+	c->ratelimit.src[ZT_RL_SYN] = 2000;
+	c->ratelimit.src[ZT_RL_UDP] = 20000;
+	c->ratelimit.src[ZT_RL_ICMP] = 500;
 	c->kubernetes.enabled = false;
 	c->kubernetes.pending_posture = ZT_PENDING_DENY;
 }
@@ -1046,6 +1176,67 @@ static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m)
 	return 0;
 }
 
+/* detection.protected: a list of CIDRs; the file's list replaces the default (none). */
+static int add_protected(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	struct zt_config *c = x->c;
+	char q[SHOW_MAX * 4 + 8];
+	bool host_bits = false;
+
+	if (x->item == 0)
+		c->detection.n_protected = 0;
+	if (!v)
+		return 0;
+	if (c->detection.n_protected >= k->max)
+		return fail(x, m, -E2BIG, "%s: more than %llu prefixes", k->path,
+			    (unsigned long long)k->max);
+	if (zt_cidr_parse(v, &c->detection.protected_cidrs[c->detection.n_protected], &host_bits) <
+	    0)
+		return fail(x, m, -EINVAL,
+			    "%s: expected an IPv4 or IPv6 address or prefix (like 10.96.0.0/12), "
+			    "got '%s'",
+			    k->path, shown(v, q, sizeof(q)));
+	if (host_bits)
+		return fail(x, m, -EINVAL,
+			    "%s: '%s' has bits set past its prefix length; write the network "
+			    "address",
+			    k->path, shown(v, q, sizeof(q)));
+	c->detection.n_protected++;
+	return 0;
+}
+
+/* Keys that only make sense together, once the whole file is read. */
+static int check_detection(struct pctx *x)
+{
+	const struct zt_config *c = x->c;
+	yaml_mark_t at, zero = { 0 };
+
+	if (c->detection.scan.theta1_ppm == 0 ||
+	    c->detection.scan.theta1_ppm >= c->detection.scan.theta0_ppm)
+		return fail(x, item_seen(x, "detection.scan.theta1", &at) ?: &zero, -EINVAL,
+			    "detection.scan.theta1: a scanner's success probability (%.6g) must "
+			    "be above 0 and below a benign source's, theta0 (%.6g)",
+			    c->detection.scan.theta1_ppm / 1e6, c->detection.scan.theta0_ppm / 1e6);
+	if (c->detection.scan.alpha_ppm == 0 ||
+	    c->detection.scan.alpha_ppm >= c->detection.scan.beta_ppm)
+		return fail(x, item_seen(x, "detection.scan.alpha", &at) ?: &zero, -EINVAL,
+			    "detection.scan.alpha: the false-positive probability (%.6g) must be "
+			    "above 0 and below the detection probability beta (%.6g)",
+			    c->detection.scan.alpha_ppm / 1e6, c->detection.scan.beta_ppm / 1e6);
+	if (c->detection.target_fpr_ppm == 0)
+		return fail(x, item_seen(x, "detection.target_fpr", &at) ?: &zero, -EINVAL,
+			    "detection.target_fpr: must be above 0 (like 0.001)");
+	if (c->response.max_ttl_ns < c->response.block_ttl_ns)
+		return fail(x, item_seen(x, "response.max_ttl", &at) ?: &zero, -EINVAL,
+			    "response.max_ttl: shorter than response.block_ttl; the doubling "
+			    "needs room (default 24h)");
+	if (c->forensics.file_bytes > c->forensics.max_bytes)
+		return fail(x, item_seen(x, "forensics.file_bytes", &at) ?: &zero, -EINVAL,
+			    "forensics.file_bytes: larger than forensics.max_bytes; one file "
+			    "would not fit the bound");
+	return 0;
+}
+
 /* Linux's dev_valid_name(), plus printable ASCII only. */
 static bool valid_ifname(const char *v)
 {
@@ -1458,6 +1649,8 @@ static int parse(const char *buf, size_t len, const char *name, struct zt_config
 	yaml_parser_set_encoding(&x->parser, YAML_UTF8_ENCODING);
 	zt_config_defaults(out);
 	r = parse_stream(x);
+	if (r == 0)
+		r = check_detection(x);
 	yaml_parser_delete(&x->parser);
 	free(x);
 	return r;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "agent/log.h"
+#include "agent/util.h"
 
 #define ZT_MAX_IFACES 64
 #define ZT_NODE_NAME_MAX 64
@@ -77,6 +78,26 @@ struct zt_feed_config {
 	char ca_bundle[ZT_FEED_PATH_MAX]; /* ca_bundle: PEM file, https only; "" = system CAs */
 };
 
+#define ZT_MAX_PROTECTED 256
+
+/* response.mode and response.detectors.*: what a detector's decision may do. */
+enum zt_response_mode {
+	ZT_RESPONSE_OFF = 0,
+	ZT_RESPONSE_ALERT = 1,
+	ZT_RESPONSE_BLOCK = 2,
+};
+
+/* The detectors, in the order of response.detectors' keys (and enum zt_threat from 1). */
+enum zt_detector {
+	ZT_DET_SCAN = 0,
+	ZT_DET_FLOOD,
+	ZT_DET_BRUTEFORCE,
+	ZT_DET_SLOWCONN,
+	ZT_DET_EXFILTRATION,
+	ZT_DET_MODEL,
+	ZT_DET_COUNT,
+};
+
 #define ZT_K8S_NODE_NAME_MAX 254 /* a Kubernetes node name (DNS subdomain) and its NUL */
 
 /* What a pod's endpoint may do before its labels are known (kubernetes.pending_posture). */
@@ -128,10 +149,6 @@ struct zt_config {
 	struct {
 		char listen[ZT_LISTEN_MAX]; /* metrics.listen: "ADDR:PORT", "[V6]:PORT"; "" = off */
 	} metrics;
-	struct {
-		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
-		char feature_log[PATH_MAX];
-	} detection;
 	struct zt_feed_config feeds[ZT_MAX_FEEDS]; /* feeds: threat-intelligence feeds */
 	unsigned int n_feeds;
 	struct {
@@ -144,6 +161,69 @@ struct zt_config {
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
 	} mtls;
 	struct {
+		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
+		char feature_log[PATH_MAX];
+		char model
+			[PATH_MAX]; /* detection.model: the CBOR model file; "" = detectors only */
+		uint32_t target_fpr_ppm; /* detection.target_fpr, parts per million, default 1000 */
+		struct zt_cidr
+			protected_cidrs[ZT_MAX_PROTECTED]; /* detection.protected: never blocked */
+		unsigned int n_protected;
+		uint64_t
+			sweep_interval_ns; /* detection.sweep_interval: conntrack sweep, default 1s */
+		struct {
+			uint32_t theta0_ppm; /* P(success | benign), default 0.8 */
+			uint32_t theta1_ppm; /* P(success | scanner), default 0.2 */
+			uint32_t alpha_ppm; /* false-positive probability, default 0.01 */
+			uint32_t beta_ppm; /* detection probability, default 0.99 */
+			uint64_t
+				probe_timeout_ns; /* no answer within: a failed probe, default 2s */
+		} scan;
+		struct {
+			uint64_t window_ns; /* default 100ms */
+			/* per source per second; 0: ratelimit.* when set, else 2000/20000/500/off */
+			uint32_t syn, udp, icmp, all;
+			uint32_t
+				dst_factor; /* per destination: this many times the source's, default 10 */
+		} flood;
+		struct {
+			uint32_t min_attempts; /* default 10 */
+			uint64_t window_ns; /* default 1m */
+			uint64_t
+				max_duration_ns; /* longer sessions are real exchanges, default 10s */
+		} bruteforce;
+		struct {
+			uint32_t min_conns; /* default 16 */
+			uint64_t min_age_ns; /* default 3s */
+			uint32_t
+				max_rate; /* payload bytes/s of a trickling connection, default 256 */
+		} slowconn;
+		struct {
+			uint64_t interval_ns; /* default 1m */
+			uint64_t min_bytes; /* default 8MiB */
+			uint64_t new_dest_bytes; /* default 32MiB */
+			uint32_t warmup; /* active intervals learned first, default 10 */
+		} exfiltration;
+	} detection;
+	struct {
+		uint8_t mode; /* response.mode: enum zt_response_mode, default block */
+		uint8_t detectors[ZT_DET_COUNT]; /* response.detectors.*: enum zt_response_mode */
+		uint64_t block_ttl_ns; /* response.block_ttl, default 10m */
+		uint64_t max_ttl_ns; /* response.max_ttl: the doubling stops here, default 24h */
+		uint64_t incident_update_ns; /* response.incident_update, default 5s */
+		uint64_t incident_idle_ns; /* response.incident_idle, default 10m */
+		uint64_t denial_window_ns; /* response.denial_window, default 10s */
+	} response;
+	struct {
+		char dir[PATH_MAX]; /* forensics.dir, default /var/lib/ztagent/pcap */
+		uint64_t max_bytes; /* forensics.max_bytes, default 1GiB */
+		uint64_t file_bytes; /* forensics.file_bytes: rotation, default 64MiB */
+		uint32_t max_files; /* forensics.max_files, default 1000 */
+		uint32_t snaplen; /* forensics.snaplen, default 256 */
+		uint32_t
+			rate; /* forensics.rate: packets/s per capture before sampling, default 2000 */
+	} forensics;
+	struct {
 		bool enabled; /* kubernetes.enabled: watch the API server; default false */
 		char kubeconfig
 			[PATH_MAX]; /* kubernetes.kubeconfig: "" = in-cluster configuration */
@@ -154,8 +234,9 @@ struct zt_config {
 	struct {
 		/*
 		 * ratelimit.syn|udp|icmp|all: packets a second per source, in
-		 * XDP; ratelimit.dst_*: the same per destination. 0 = off (the
-		 * default). Indexed by enum zt_rl_kind (ZT_RL_ALL, _SYN, _UDP, _ICMP).
+		 * XDP (defaults 2000 SYN, 20000 UDP, 500 ICMP, all off);
+		 * ratelimit.dst_*: the same per destination, off by default.
+		 * 0 = off. Indexed by enum zt_rl_kind (ZT_RL_ALL, _SYN, _UDP, _ICMP).
 		 */
 		uint32_t src[4];
 		uint32_t dst[4];

@@ -36,6 +36,9 @@
 #include "seg/policy.h"
 #include "seg/seg.h"
 #include "agent/util.h"
+#include "respond/engine.h"
+#include "respond/incident_db.h"
+#include "tc_endpoint.skel.h"
 #include "xdp_guard.skel.h"
 
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
@@ -547,6 +550,9 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 	 */
 	if (d->dbw && n)
 		zt_dbw_submit_durable(d->dbw, recs, n);
+	/* Then detection: exfiltration baselines and the counts of open incidents. */
+	if (d->engine && n)
+		zt_engine_on_flows(d->engine, recs, n);
 	/* detection.feature_log: rows for tools/train. One warning per failing streak. */
 	if (d->featlog && n) {
 		int r = zt_featlog_write(d->featlog, recs, n);
@@ -566,6 +572,128 @@ static void on_xdp_drop(void *ctx, const void *rec, size_t len)
 	zt_events_log_xdp_drop(ctx, rec, len);
 	if (d->dropagg)
 		zt_dropagg_add(d->dropagg, rec);
+	if (d->engine)
+		zt_engine_on_xdp_drop(d->engine, rec);
+}
+
+/* ---- detection and response (src/respond/engine.h) ---- */
+
+/* The never-block check asks the XDP allowlist itself: the map is the truth. */
+static int eng_allowlisted(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_ip6_key k6 = { .prefixlen = family == 6 ? 128 : 32 };
+	struct zt_allow_entry v;
+	int fd = d->allow_fd[family == 6];
+
+	if (fd < 0)
+		return 0;
+	memcpy(k6.addr, addr, family == 6 ? 16 : 4);
+	/* zt_ip4_key is zt_ip6_key's first 8 bytes: prefix length, then the address. */
+	return bpf_map_lookup_elem(fd, &k6, &v) == 0;
+}
+
+/* A detector's block, on the loop thread (the blocklist's). */
+static int eng_write_block(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_cidr c = { .family = a->family == 6 ? AF_INET6 : AF_INET,
+			     .prefixlen = a->family == 6 ? 128 : 32 };
+	struct zt_block_req req = {
+		.ttl_ns = a->ttl_ns,
+		.reason = a->reason,
+		.source = ZT_BS_DETECTOR,
+		.note = a->note,
+	};
+	bool replaced = false;
+
+	memcpy(c.addr, a->addr, a->family == 6 ? 16 : 4);
+	return zt_blocklist_add(d->bl, &c, &req, &replaced, err, errlen);
+}
+
+static void eng_latency(void *ctx, double seconds)
+{
+	struct zt_daemon *d = ctx;
+
+	if (d->m_resp_latency)
+		zt_metric_observe(d->m_resp_latency, seconds);
+}
+
+static bool eng_ifname(void *ctx, uint32_t ifindex, char *buf, size_t n)
+{
+	zt_ifname(ifindex, buf, n);
+	return true;
+}
+
+static void on_violation(void *ctx, const struct zt_seg_violation *v)
+{
+	struct zt_daemon *d = ctx;
+
+	zt_engine_on_violation(d->engine, v);
+}
+
+static void on_sweep_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	uint64_t ticks;
+	int r;
+
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	r = zt_engine_ct_sweep(d->engine, bpf_map__fd(d->dp->tc->maps.conntrack), zt_now_boot_ns());
+	if (r < 0)
+		log_warn("detection_sweep_failed", "error=\"%s\"", strerror(-r));
+}
+
+static void on_engine_timer(void *ctx, int fd, uint32_t events)
+{
+	struct zt_daemon *d = ctx;
+	uint64_t ticks;
+
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	zt_engine_tick(d->engine, zt_now_boot_ns());
+}
+
+static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
+{
+	struct zt_engine_hooks h = {
+		.ctx = d,
+		.post = audit_post,
+		.allowlisted = eng_allowlisted,
+		.ifname = eng_ifname,
+		.write_block = eng_write_block,
+		.observe_latency = eng_latency,
+	};
+	int r;
+
+	d->allow_fd[0] = bpf_map__fd(d->dp->xdp->maps.allowlist_v4);
+	d->allow_fd[1] = bpf_map__fd(d->dp->xdp->maps.allowlist_v6);
+	r = zt_engine_new(&d->cfg, &h, &d->engine, err, errlen);
+	if (r == 0)
+		r = zt_engine_start(d->engine, d->loop, err, errlen);
+	if (r < 0)
+		return r;
+	zt_seg_set_violation_sink(d->seg, on_violation, d);
+	if ((r = zt_loop_add_timer(d->loop, d->cfg.detection.sweep_interval_ns, on_sweep_timer,
+				   d)) < 0 ||
+	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_engine_timer, d)) < 0) {
+		snprintf(err, errlen, "cannot create the detection timers: %s", strerror(-r));
+		return r;
+	}
+	log_info("detection_on",
+		 "mode=%s scan=%s flood=%s bruteforce=%s slowconn=%s exfiltration=%s model=%s "
+		 "block_ttl_s=%llu protected=%u forensics=%s",
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.mode],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[0]],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[1]],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[2]],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[3]],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[4]],
+		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[5]],
+		 (unsigned long long)(d->cfg.response.block_ttl_ns / 1000000000ULL),
+		 d->cfg.detection.n_protected, d->cfg.forensics.dir);
+	return 0;
 }
 
 static void on_dropagg_timer(void *ctx, int fd, uint32_t events)
@@ -618,8 +746,14 @@ static int database_start(struct zt_daemon *d, char *err, size_t errlen)
 		return r;
 	}
 	snprintf(dir, sizeof(dir), "%s/audit", d->cfg.state_dir);
-	r = zt_auditq_open(d->cfg.database.url, dir, d->cfg.node, 64u << 20, &d->auditq, err,
-			   errlen);
+	{
+		/* Incidents and the capture index are written with their audit events. */
+		const struct zt_auditq_side side = { "incidents", zt_incident_db_side,
+						     d->cfg.node };
+
+		r = zt_auditq_open_ex(d->cfg.database.url, dir, d->cfg.node, 64u << 20, &side, 1,
+				      &d->auditq, err, errlen);
+	}
 	if (r < 0)
 		return r;
 	log_info("database_on", "spool_dir=%s spool_max_bytes=%llu audit_journal=%s",
@@ -673,6 +807,9 @@ static void daemon_stop(struct zt_daemon *d)
 	zt_events_stop(d->ev);
 	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);
+	/* Open incidents close ("agent-stopped") into the journal before it closes. */
+	zt_engine_free(d->engine);
+	d->engine = NULL;
 	if (d->dropagg && d->dbw)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
@@ -735,7 +872,11 @@ static int daemon_start(struct zt_daemon *d)
 		if (r < 0)
 			goto fail;
 	}
-	zt_seg_set_flow_sink(d->seg, d->dbw || d->featlog ? flow_sink : NULL, d);
+	/* Always a sink: detection reads the records even without a database. */
+	zt_seg_set_flow_sink(d->seg, flow_sink, d);
+	r = detection_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
 	r = feeds_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -755,6 +896,7 @@ static int daemon_start(struct zt_daemon *d)
 	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
 	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
 	    (r = zt_seg_register_api(d->seg, d->api)) < 0 ||
+	    (r = zt_engine_register_api(d->engine, d->api)) < 0 ||
 	    (r = zt_feeds_register_api(d->feeds, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;
@@ -843,6 +985,7 @@ int zt_daemon_main(int argc, char **argv)
 	if (!d)
 		return 1;
 	d->sigfd = -1;
+	d->allow_fd[0] = d->allow_fd[1] = -1;
 	r = zt_config_load(config, &d->cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ztagent: invalid configuration: %s\n", err);

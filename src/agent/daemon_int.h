@@ -11,6 +11,7 @@
 #include "agent/metrics.h"
 #include "guard/datapath.h"
 #include "guard/events.h"
+#include "respond/engine.h"
 
 struct zt_daemon {
 	struct zt_config cfg;
@@ -27,6 +28,9 @@ struct zt_daemon {
 	struct zt_dbw *dbw; /* NULL without database.url */
 	struct zt_auditq *auditq; /* NULL without database.url */
 	struct zt_dropagg *dropagg; /* NULL without database.url */
+	struct zt_engine *engine; /* threat detection and response (src/respond/engine.h) */
+	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
+	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
 	struct zt_featlog *featlog; /* NULL without detection.feature_log */
 	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
@@ -35,6 +39,7 @@ struct zt_daemon {
 	struct zt_counter scrape_xdp[ZT_XDP_STATS_SLOTS];
 	struct zt_counter scrape_tc[ZT_TCS_MAX];
 	uint64_t scrape_ev[ZT_EVS_MAX];
+	struct zt_engine_stats scrape_engine;
 	int sigfd;
 	uint64_t started_mono;
 	bool detach_requested;
@@ -43,5 +48,7 @@ struct zt_daemon {
 /* daemon_metrics.c */
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen);
+/* The detection families (daemon_metrics.c), once the engine exists. */
+int daemon_metrics_detection(struct zt_daemon *d);
 
 #endif

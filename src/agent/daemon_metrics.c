@@ -14,6 +14,7 @@
 #include "guard/blocklist.h"
 #include "records/auditq.h"
 #include "records/dbwriter.h"
+#include "respond/engine.h"
 #include "seg/seg.h"
 
 /* ---- metrics ---- */
@@ -176,6 +177,160 @@ static void m_apply_observed(void *ctx, double seconds)
 	zt_metric_observe(ctx, seconds);
 }
 
+/* ---- detection and response ---- */
+
+/* One read of the engine's counters per scrape, for every family below. */
+static void m_engine_snapshot(void *ctx)
+{
+	struct zt_daemon *d = ctx;
+
+	if (d->engine)
+		zt_engine_get_stats(d->engine, &d->scrape_engine);
+	else
+		memset(&d->scrape_engine, 0, sizeof(d->scrape_engine));
+}
+
+#define D(ctx) ((struct zt_daemon *)(ctx))
+
+static void per_threat(struct zt_metric_sink *s, const uint64_t *v, bool gauge)
+{
+	for (unsigned int t = ZT_THREAT_SCAN; t < ZT_THREAT_MAX; t++) {
+		const char *l[] = { zt_threat_name(t) };
+
+		if (gauge)
+			zt_metric_emit(s, l, (double)v[t]);
+		else
+			zt_metric_emit_u64(s, l, v[t]);
+	}
+}
+
+static void m_decisions(void *ctx, struct zt_metric_sink *s)
+{
+	per_threat(s, D(ctx)->scrape_engine.decisions, false);
+}
+
+static void m_blocks(void *ctx, struct zt_metric_sink *s)
+{
+	per_threat(s, D(ctx)->scrape_engine.blocks, false);
+}
+
+static void m_incidents_open(void *ctx, struct zt_metric_sink *s)
+{
+	per_threat(s, D(ctx)->scrape_engine.incidents_open, true);
+}
+
+static void m_incidents_total(void *ctx, struct zt_metric_sink *s)
+{
+	per_threat(s, D(ctx)->scrape_engine.incidents_opened, false);
+}
+
+static void m_refused(void *ctx, struct zt_metric_sink *s)
+{
+	static const char *const lists[6] = { "protected", "special-purpose", "node",
+					      "gateway",   "allowlist",	      "other" };
+
+	for (int i = 0; i < 6; i++) {
+		const char *l[] = { lists[i] };
+
+		zt_metric_emit_u64(s, l, D(ctx)->scrape_engine.refused_by[i]);
+	}
+}
+
+static void m_block_failures(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.block_failures);
+}
+
+static void m_denial_alerts(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL,
+			   D(ctx)->scrape_engine.denial_alerts +
+				   D(ctx)->scrape_engine.denial_updates);
+}
+
+static void m_capture_bytes(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit(s, NULL, (double)D(ctx)->scrape_engine.capture_bytes);
+}
+
+static void m_capture_files(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit(s, NULL, (double)D(ctx)->scrape_engine.capture_files);
+}
+
+static void m_capture_packets(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.capture_packets);
+}
+
+static void m_capture_sampled(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.capture_sampled_out);
+}
+
+static void m_sweep_seconds(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit(s, NULL, D(ctx)->scrape_engine.last_sweep_ms / 1e3);
+}
+
+int daemon_metrics_detection(struct zt_daemon *d)
+{
+	static const char *const det[] = { "detector", NULL };
+	static const char *const thr[] = { "threat_type", NULL };
+	static const char *const lst[] = { "list", NULL };
+	static const double lat[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+				      0.01,   0.025,   0.05,   0.1,   0.25,   1 };
+	static const struct {
+		const char *name, *help;
+		enum zt_metric_type type;
+		const char *const *labels;
+		zt_metric_collect_fn fn;
+	} fams[] = {
+		{ "ztagent_detector_decisions_total",
+		  "Decisions of each detector (each may open or grow an incident)",
+		  ZT_METRIC_COUNTER, det, m_decisions },
+		{ "ztagent_detector_blocks_total",
+		  "Sources blocked in the XDP blocklist by each detector", ZT_METRIC_COUNTER, det,
+		  m_blocks },
+		{ "ztagent_incidents_open", "Incidents open now, by threat type", ZT_METRIC_GAUGE,
+		  thr, m_incidents_open },
+		{ "ztagent_incidents_total", "Incidents opened, by threat type", ZT_METRIC_COUNTER,
+		  thr, m_incidents_total },
+		{ "ztagent_response_refused_total",
+		  "Blocks refused because the address is never to be blocked, by list",
+		  ZT_METRIC_COUNTER, lst, m_refused },
+		{ "ztagent_response_block_failures_total",
+		  "Blocks a detector decided that could not be written", ZT_METRIC_COUNTER, NULL,
+		  m_block_failures },
+		{ "ztagent_policy_denial_alerts_total",
+		  "Alert rows written for policy denials (aggregated per source, destination, port "
+		  "and rule)",
+		  ZT_METRIC_COUNTER, NULL, m_denial_alerts },
+		{ "ztagent_forensics_bytes", "Bytes of forensic captures on disk", ZT_METRIC_GAUGE,
+		  NULL, m_capture_bytes },
+		{ "ztagent_forensics_files", "Forensic capture files on disk", ZT_METRIC_GAUGE,
+		  NULL, m_capture_files },
+		{ "ztagent_forensics_packets_total", "Packets written to forensic captures",
+		  ZT_METRIC_COUNTER, NULL, m_capture_packets },
+		{ "ztagent_forensics_sampled_out_total",
+		  "Packets of watched addresses not written (over forensics.rate)",
+		  ZT_METRIC_COUNTER, NULL, m_capture_sampled },
+		{ "ztagent_detection_sweep_seconds", "Duration of the last conntrack sweep",
+		  ZT_METRIC_GAUGE, NULL, m_sweep_seconds },
+	};
+	int r = zt_metrics_add_snapshot(d->metrics, m_engine_snapshot, d);
+
+	for (size_t i = 0; r == 0 && i < ZT_ARRAY_SIZE(fams); i++)
+		r = zt_metrics_add(d->metrics, fams[i].name, fams[i].help, fams[i].type,
+				   fams[i].labels, fams[i].fn, d, NULL);
+	if (r == 0)
+		r = zt_metrics_add_histogram(
+			d->metrics, "ztagent_response_latency_seconds",
+			"From a detector's decision to its block in the XDP map", lat,
+			ZT_ARRAY_SIZE(lat), &d->m_resp_latency);
+	return r;
+}
+
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 {
 	int r;
@@ -205,6 +360,11 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	zt_metric_set_collect(d->ms.audit_dropped, m_audit_dropped, d);
 	zt_metric_set_collect(d->ms.audit_pending, m_audit_pending, d);
 	zt_seg_set_apply_observer(d->seg, m_apply_observed, d->ms.policy_apply);
+	r = daemon_metrics_detection(d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set up the detection metrics: %s", strerror(-r));
+		return r;
+	}
 	r = zt_feeds_register_metrics(d->feeds, d->metrics);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot register the feed metrics: %s", strerror(-r));

@@ -4,7 +4,8 @@
  * parses the command line and dispatches, output.c formats, client.c talks
  * to the daemon's unix-socket API (agent/apimsg.h frames, agent/apiops.h
  * operations), and one file per command group (status.c, block.c,
- * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c) holds its commands and their help.
+ * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c, incidents.c, alerts.c) holds its
+ * commands and their help.
  *
  * Exit codes: 0 done, 1 the daemon refused or the operation failed,
  * 2 usage error, 3 the daemon cannot be reached.
@@ -68,6 +69,8 @@ struct opts {
 	const char *verdict;
 	/* audit verify */
 	const char *db;
+	/* incidents list */
+	const char *state;
 	/* block list --feed, feeds refresh --force */
 	const char *feed;
 	bool force;
@@ -94,6 +97,7 @@ enum opt_bit {
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
+	OPT_STATE = 1 << 14, /* --state open|closed|all */
 };
 
 struct cmd {
@@ -111,6 +115,9 @@ extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[]
 	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
 	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+/* incidents.c, alerts.c */
+extern const struct cmd ctl_incidents_cmds[], ctl_alerts_cmds[];
+extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

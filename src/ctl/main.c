@@ -13,10 +13,16 @@ static const struct {
 	const struct cmd *cmds;
 	const size_t *n;
 } groups[] = {
-	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
-	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
-	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
-	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_status_cmds, &ctl_status_ncmds },
+	{ ctl_block_cmds, &ctl_block_ncmds },
+	{ ctl_policy_cmds, &ctl_policy_ncmds },
+	{ ctl_endpoint_cmds, &ctl_endpoint_ncmds },
+	{ ctl_audit_cmds, &ctl_audit_ncmds },
+	{ ctl_flows_cmds, &ctl_flows_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },
+	{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_incidents_cmds, &ctl_incidents_ncmds },
+	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
 };
 
 /* ---- usage ---- */
@@ -51,6 +57,10 @@ static void usage_main(FILE *f)
 		"  endpoint meta ENDPOINT --labels k=v\n"
 		"                              set a (pending) endpoint's labels\n"
 		"  flows [--follow]            policy verdicts on new flows (--verdict denied)\n"
+		"  incidents list [--state open|closed|all]\n"
+		"                              what the detectors found and what was done\n"
+		"  incidents show ID           one incident: evidence, block, capture, flows\n"
+		"  alerts [--follow]           incidents as they open and grow; policy denials\n"
 		"  feeds list                  threat-intel feeds: state, entries, age, errors\n"
 		"  feeds show NAME             one feed in detail: bad lines, what was subtracted\n"
 		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
@@ -153,6 +163,7 @@ static const struct option long_opts[] = {
 	{ "csr", required_argument, NULL, 'Q' },
 	{ "feed", required_argument, NULL, 'E' },
 	{ "force", no_argument, NULL, 'Z' },
+	{ "state", required_argument, NULL, 'G' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -174,7 +185,7 @@ static const struct {
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
 	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_STATE, "--state" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -306,6 +317,13 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'Q':
 			o->csr = optarg;
+			break;
+		case 'G':
+			if (strcmp(optarg, "open") && strcmp(optarg, "closed") &&
+			    strcmp(optarg, "all"))
+				return usage_err(c, "--state: '%s' is not open, closed or all",
+						 optarg);
+			o->state = optarg;
 			break;
 		case 'Y':
 			if (zt_parse_u64(optarg, &o->days) < 0)
@@ -476,7 +494,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "feeds") == 0)
+		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -145,7 +145,7 @@ int zt_feat_schema_json(FILE *f)
 		zt_feat_schema_hash_hex());
 	fprintf(f, "  \"window_us\": %llu,\n  \"classes\": [",
 		(unsigned long long)ZT_FEAT_WINDOW_US);
-	for (int c = 0; c < ZT_THREAT_MAX; c++)
+	for (int c = 0; c < ZT_THREAT_CLASSES; c++)
 		fprintf(f, "%s\"%s\"", c ? ", " : "", zt_threat_name((enum zt_threat)c));
 	fprintf(f, "],\n  \"features\": [\n");
 	for (size_t i = 0; i < ZT_F_COUNT; i++)

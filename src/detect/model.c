@@ -54,25 +54,6 @@ struct zt_model {
 	char trainer[128];
 };
 
-static const char *const threat_names[ZT_THREAT_MAX] = {
-	"benign", "scan", "flood", "bruteforce", "slowconn", "exfiltration",
-};
-
-const char *zt_threat_name(enum zt_threat t)
-{
-	return (unsigned int)t < ZT_THREAT_MAX ? threat_names[t] : "?";
-}
-
-int zt_threat_parse(const char *name, enum zt_threat *t)
-{
-	for (int i = 0; i < ZT_THREAT_MAX; i++)
-		if (!strcmp(name, threat_names[i])) {
-			*t = (enum zt_threat)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 void zt_model_free(struct zt_model *m)
 {
 	if (!m)
@@ -227,7 +208,8 @@ static int check_header(const cbor_item_t *root, struct zt_model *m, char *err, 
 
 		if (it)
 			cbor_decref(&it);
-		if (r || zt_threat_parse(name, &m->classes[i])) {
+		if (r || zt_threat_parse(name, &m->classes[i]) ||
+		    m->classes[i] >= ZT_THREAT_CLASSES) {
 			zt_seterr(
 				err, errlen,
 				"classes[%u]: expected benign, scan, flood, bruteforce, slowconn or exfiltration",

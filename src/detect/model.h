@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "detect/detect.h"
+
 #define ZT_MODEL_FORMAT "ztagent-model"
 #define ZT_MODEL_VERSION 1
 #define ZT_MODEL_MAX_FILE (64u << 20)
@@ -50,21 +52,7 @@
 #define ZT_MODEL_MAX_FPR_TABLE 1024
 #define ZT_MODEL_MAX_FEATURES 1024
 
-/* Threat types: the model's classes, network_flows.threat_type, alerts.kind. */
-enum zt_threat {
-	ZT_THREAT_NONE = 0, /* "benign" */
-	ZT_THREAT_SCAN,
-	ZT_THREAT_FLOOD,
-	ZT_THREAT_BRUTEFORCE,
-	ZT_THREAT_SLOWCONN,
-	ZT_THREAT_EXFILTRATION,
-	ZT_THREAT_MAX
-};
-
-/* "benign", "scan", "flood", "bruteforce", "slowconn", "exfiltration"; "?" else. */
-const char *zt_threat_name(enum zt_threat t);
-/* 0 and *t, or -EINVAL. */
-int zt_threat_parse(const char *name, enum zt_threat *t);
+/* Threat types (enum zt_threat, zt_threat_name/parse): detect/detect.h. */
 
 enum zt_model_kind {
 	ZT_MODEL_FOREST = 0,

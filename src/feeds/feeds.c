@@ -629,7 +629,8 @@ static int req_feed(struct zt_feeds *f, const cbor_item_t *req, bool empty_ok, c
 	int i;
 
 	if (!f) {
-		snprintf(err, errlen, "no feeds are configured (feeds: in the agent's configuration)");
+		snprintf(err, errlen,
+			 "no feeds are configured (feeds: in the agent's configuration)");
 		return -ENOENT;
 	}
 	if (zt_cbor_get_str(req, "name", name, sizeof(name)) == -EINVAL) {

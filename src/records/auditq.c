@@ -85,6 +85,9 @@ struct zt_auditq {
 	struct zt_auditq_stats st;
 	uint64_t drop_log_ns, rotate_log_ns;
 	struct zt_audit *audit;
+	/* More side rows (incidents, the capture index): zt_auditq_open_ex. */
+	struct zt_auditq_side sides[ZT_AUDITQ_MAX_SIDES];
+	size_t n_sides;
 	/* Set by side_rows (writer thread only): which side rows the server refused. */
 	const char *side_refused;
 	char side_sqlstate[6];
@@ -1167,14 +1170,27 @@ static bool is_block_change(const char *kind, const char *detail)
 static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size_t n, char *err,
 		     size_t errlen)
 {
+	/*
+	 * An aggregated violation (denyagg.h) posts its alert_id more than once
+	 * with a growing count: one row per alert_id keeps the highest. DISTINCT
+	 * ON: one batch may hold two states of one alert, and ON CONFLICT DO
+	 * UPDATE must not meet a row twice in one statement.
+	 */
 	static const char alert_head[] =
-		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail) "
-		"SELECT (d->>'event_id')::uuid, to_timestamp((d->>'event_unix_us')::bigint / 1e6), $1, "
+		"INSERT INTO alerts (id, at, node, severity, kind, source_ip, dest_ip, dest_port, protocol, detail, count, last_at) "
+		"SELECT DISTINCT ON (1) coalesce((d->>'alert_id')::uuid, (d->>'event_id')::uuid), "
+		"to_timestamp(coalesce((d->>'first_unix_us')::bigint, (d->>'event_unix_us')::bigint) / 1e6), $1, "
 		"coalesce(d->>'alert_severity', CASE WHEN d->>'verdict' = 'denied' THEN 'warning' ELSE 'info' END), "
 		"coalesce(d->>'alert_kind', CASE WHEN d->>'verdict' = 'denied' THEN 'policy-deny' ELSE 'policy-audit' END), "
-		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d "
+		"(d->>'src')::inet, (d->>'dst')::inet, (d->>'dport')::integer, lower(d->>'protocol'), d, "
+		"coalesce((d->>'count')::bigint, 1), "
+		"to_timestamp(coalesce((d->>'last_unix_us')::bigint, (d->>'event_unix_us')::bigint) / 1e6) "
 		"FROM (VALUES ";
-	static const char alert_tail[] = ") s(d) ON CONFLICT (id) DO NOTHING";
+	static const char alert_tail[] =
+		") s(d) ORDER BY 1, coalesce((d->>'count')::bigint, 1) DESC "
+		"ON CONFLICT (id) DO UPDATE SET count = GREATEST(alerts.count, EXCLUDED.count), "
+		"last_at = GREATEST(alerts.last_at, EXCLUDED.last_at), "
+		"detail = CASE WHEN EXCLUDED.count > alerts.count THEN EXCLUDED.detail ELSE alerts.detail END";
 	static const char block_head[] =
 		"INSERT INTO blocks (id, at, node, action, cidr, kind, source, reason, expires_at) "
 		"SELECT CASE WHEN e.o IS NULL THEN (d->>'event_id')::uuid ELSE encode(set_byte(set_byte(b, 6, "
@@ -1260,6 +1276,15 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 				}
 			}
 			PQclear(res);
+		}
+	}
+	/* Then the registered writers (incidents, the capture index), same transaction. */
+	for (size_t i = 0; i < q->n_sides && r == 0; i++) {
+		r = q->sides[i].fn(q->sides[i].ctx, c, rows, n, err, errlen);
+		if (r == -EINVAL) {
+			q->side_refused = q->sides[i].name;
+			snprintf(q->side_sqlstate, sizeof(q->side_sqlstate), "%s",
+				 PQstatus(c) == CONNECTION_OK ? "22000" : "");
 		}
 	}
 	free(params);
@@ -1617,11 +1642,22 @@ static void *writer(void *arg)
 int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
 		   struct zt_auditq **out, char *err, size_t errlen)
 {
+	return zt_auditq_open_ex(conninfo, dir, node, max_bytes, NULL, 0, out, err, errlen);
+}
+
+int zt_auditq_open_ex(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
+		      const struct zt_auditq_side *sides, size_t n_sides, struct zt_auditq **out,
+		      char *err, size_t errlen)
+{
 	struct zt_auditq *q;
 	pthread_condattr_t ca;
 	int r;
 
 	*out = NULL;
+	if (n_sides > ZT_AUDITQ_MAX_SIDES) {
+		snprintf(err, errlen, "at most %d side writers", ZT_AUDITQ_MAX_SIDES);
+		return -EINVAL;
+	}
 	r = zt_mkdir_p(dir, 0700);
 	if (r < 0) {
 		snprintf(err, errlen, "audit journal directory %s: %s", dir, strerror(-r));
@@ -1644,6 +1680,10 @@ int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint
 		q->seg_bytes = SEG_MAX;
 	q->rotate_done = q->seg_bytes / 2 < ROTATE_DONE ? q->seg_bytes / 2 : ROTATE_DONE;
 	snprintf(q->node, sizeof(q->node), "%s", node ? node : "");
+	/* Before the writer starts: a replayed journal gets its side rows too. */
+	for (size_t i = 0; i < n_sides; i++)
+		q->sides[i] = sides[i];
+	q->n_sides = n_sides;
 	q->head_fd = q->rd_fd = -1;
 	q->rb.fd = -1;
 	q->rb.seg = UINT64_MAX;

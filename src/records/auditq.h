@@ -65,6 +65,9 @@
  * policy-deny or policy-audit), an IOC hit (ioc.hit) one of kind ioc, and
  * a block change one to blocks (block,
  * unblock, expire); their id is the event_id, so a replay adds nothing twice.
+ * A violation that stands for several (detail "alert_id" and "count",
+ * src/respond/denyagg.h) updates its alerts row instead: one row per
+ * alert_id with the highest count and the latest time.
  *
  * deadletter.jsonl, one line per record set aside:
  *   {"at":"2026-11-22T22:41:03Z","at_unix_us":N,"what":"audit_log"|"alerts"|
@@ -81,6 +84,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "records/audit.h"
 
 struct zt_auditq;
 
@@ -109,6 +114,27 @@ struct zt_auditq_stats {
  */
 int zt_auditq_open(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
 		   struct zt_auditq **out, char *err, size_t errlen);
+
+/*
+ * More rows written beside a batch's audit rows, in its transaction,
+ * after the alerts and blocks rows: fn gets every row of the batch and
+ * writes what concerns it (e.g. incidents, the forensic capture index:
+ * src/respond/incident_db.h). It returns 0, or -EINVAL when the server
+ * refused its rows for their content (the record goes to the dead-letter
+ * file, "what" = name), -EIO or -EAGAIN (retried). Its rows must be
+ * idempotent: a replay after a lost COMMIT answer writes them again.
+ */
+#define ZT_AUDITQ_MAX_SIDES 4
+struct zt_auditq_side {
+	const char *name; /* "incidents" */
+	zt_audit_side_fn fn;
+	void *ctx;
+};
+
+/* zt_auditq_open with side writers, registered before the writer thread starts. */
+int zt_auditq_open_ex(const char *conninfo, const char *dir, const char *node, uint64_t max_bytes,
+		      const struct zt_auditq_side *sides, size_t n_sides, struct zt_auditq **out,
+		      char *err, size_t errlen);
 /*
  * Queues one event. detail_json must be a JSON object ("{...}"); NULL is
  * "{}". Thread-safe. 0; -ENOSPC over the bound; -EIO when the journal

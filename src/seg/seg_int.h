@@ -86,6 +86,8 @@ struct zt_seg {
 	char last_reject[1024];
 	zt_seg_audit_fn audit;
 	void *audit_ctx;
+	zt_seg_violation_fn violation;
+	void *violation_ctx;
 	void (*observe)(void *ctx, double s);
 	void *observe_ctx;
 	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */

@@ -209,6 +209,38 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 			zt_tc_reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
 	/* A flow to a threat-intel IOC is the feeds' incident (ioc.hit), not a policy violation. */
+	if (f->verdict != 0 && f->reason != ZT_REASON_IOC && s->violation) {
+		/* Aggregated by the sink (per source, destination, port, rule), not one row each. */
+		struct flow_rec v = *f;
+		zt_seg_violation_fn fn = s->violation;
+		void *fctx = s->violation_ctx;
+		struct zt_seg_violation sv = {
+			.verdict = v.verdict,
+			.reason = v.reason,
+			.dir = v.dir,
+			.proto = v.proto,
+			.family = v.family == 6 ? 6 : 4,
+			.revoked = v.revoked,
+			.sport = v.sport,
+			.dport = v.dport,
+			.src_id = v.src_id,
+			.dst_id = v.dst_id,
+			.ts_ns = e->hdr.ts_ns,
+			.verdict_name = seg_verdict_names[v.verdict],
+			.reason_name = zt_tc_reason_name(v.reason),
+			.protocol_name = zt_pol_proto_name(v.proto),
+			.rule = v.rule,
+			.src_wl = v.src_wl,
+			.dst_wl = v.dst_wl,
+			.ifname = v.ifname,
+		};
+
+		memcpy(sv.saddr, v.saddr, 16);
+		memcpy(sv.daddr, v.daddr, 16);
+		pthread_mutex_unlock(&s->lock);
+		fn(fctx, &sv);
+		return;
+	}
 	if (f->verdict != 0 && s->audit && f->reason != ZT_REASON_IOC) {
 		struct flow_rec v = *f;
 
@@ -248,4 +280,12 @@ void seg_fx_rule(void *ctx, uint32_t gen, uint32_t rule_id, uint8_t reason, char
 	struct zt_seg *s = ctx;
 
 	describe_rule(gen_find(s, gen), gen, rule_id, reason, buf, n);
+}
+
+void zt_seg_set_violation_sink(struct zt_seg *s, zt_seg_violation_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&s->lock);
+	s->violation = fn;
+	s->violation_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
 }

@@ -130,17 +130,23 @@ static void test_feature_log(void **state)
 	assert_string_equal(c.detection.feature_log, "/var/lib/ztagent/features.csv");
 }
 
-/* ratelimit.*: off by default, the contract, extras, bounds. */
+/* ratelimit.*: the contract as defaults, 0 = off, extras, bounds. */
 static void test_ratelimit(void **state)
 {
 	struct zt_config c;
 	char err[512] = "";
 
 	zt_config_defaults(&c);
-	for (int k = 0; k < 4; k++) {
-		assert_int_equal(c.ratelimit.src[k], 0);
+	/* The contract's values per source; per destination off. */
+	assert_int_equal(c.ratelimit.src[ZT_RL_SYN], 2000);
+	assert_int_equal(c.ratelimit.src[ZT_RL_UDP], 20000);
+	assert_int_equal(c.ratelimit.src[ZT_RL_ICMP], 500);
+	assert_int_equal(c.ratelimit.src[ZT_RL_ALL], 0);
+	for (int k = 0; k < 4; k++)
 		assert_int_equal(c.ratelimit.dst[k], 0);
-	}
+	if (load_str("ratelimit:\n  syn: 0\n", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.ratelimit.src[ZT_RL_SYN], 0);
 	if (load_str("ratelimit:\n  syn: 2000\n  udp: 20000\n  icmp: 500\n  dst_syn: 100000\n", &c,
 		     err, sizeof(err)))
 		fail_msg("%s", err);

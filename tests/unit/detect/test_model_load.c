@@ -502,6 +502,7 @@ static void test_threat_names(void **state)
 		assert_int_equal(t, i);
 	}
 	assert_string_equal(zt_threat_name(ZT_THREAT_EXFILTRATION), "exfiltration");
+	assert_string_equal(zt_threat_name(ZT_THREAT_NONE), "benign");
 	assert_int_equal(zt_threat_parse("Scan", &t), -EINVAL);
 }
 

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Brute-force detection over ended TCP sessions (see bruteforce.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect/bruteforce.h"
+#include "detect/dtable.h"
+
+struct bkey {
+	uint8_t family, _pad;
+	uint16_t dport;
+	uint8_t src[16], dst[16];
+};
+
+struct bstate {
+	struct bkey k;
+	double llr;
+	uint32_t sessions, attempts, exchanges; /* since the test last started */
+	uint32_t ring_n, ring_head; /* times of the last attempts */
+	uint64_t ring[ZT_BF_RING];
+	uint64_t first_ns, last_ns, latest_start_ns;
+	uint64_t packets, bytes;
+};
+
+struct zt_bf {
+	struct zt_bf_params p;
+	double up, down, s_att, s_ex;
+	struct zt_dtable t;
+	struct zt_bf_stats st;
+};
+
+void zt_bf_defaults(struct zt_bf_params *p)
+{
+	*p = (struct zt_bf_params){
+		.min_attempts = 10,
+		.window_ns = 60000000000ULL,
+		.max_duration_ns = 10000000000ULL,
+		.max_bytes = 16384,
+		.reply_ratio = 2.0,
+		.theta0 = 0.2,
+		.theta1 = 0.9,
+		.alpha = 0.001,
+		.beta = 0.99,
+		.max_keys = 65536,
+		.idle_ns = 600000000000ULL,
+	};
+}
+
+int zt_bf_new(const struct zt_bf_params *p, struct zt_bf **out)
+{
+	struct zt_bf *b;
+	int r;
+
+	*out = NULL;
+	if (!p->min_attempts || p->min_attempts > ZT_BF_RING || !p->max_keys ||
+	    !(p->theta0 > 0 && p->theta0 < p->theta1 && p->theta1 < 1 && p->alpha > 0 &&
+	      p->alpha < p->beta && p->beta < 1) ||
+	    !(p->reply_ratio > 0))
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->p = *p;
+	b->up = log(p->beta / p->alpha);
+	b->down = log((1 - p->beta) / (1 - p->alpha));
+	b->s_att = log(p->theta1 / p->theta0);
+	b->s_ex = log((1 - p->theta1) / (1 - p->theta0));
+	r = zt_dtable_init(&b->t, p->max_keys, sizeof(struct bkey), sizeof(struct bstate), 0xb5f);
+	if (r) {
+		free(b);
+		return r;
+	}
+	*out = b;
+	return 0;
+}
+
+void zt_bf_free(struct zt_bf *b)
+{
+	if (!b)
+		return;
+	zt_dtable_free(&b->t);
+	free(b);
+}
+
+enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_conn *c)
+{
+	uint64_t req, rep, dur;
+
+	if (c->proto != 6 || !(c->flags[1] & ZT_DF_SYN) || !(c->flags[1] & ZT_DF_ACK))
+		return ZT_BF_IGNORED;
+	req = zt_conn_payload(c, 0);
+	rep = zt_conn_payload(c, 1);
+	if (req == 0)
+		return ZT_BF_IGNORED;
+	dur = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
+	if (dur > p->max_duration_ns || req + rep > p->max_bytes ||
+	    (double)rep >= p->reply_ratio * (double)req)
+		return ZT_BF_EXCHANGE;
+	return ZT_BF_ATTEMPT;
+}
+
+/* Attempts among the ring's that are within window of now. */
+static uint32_t recent(const struct zt_bf *b, const struct bstate *s, uint64_t now)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->ring_n; i++)
+		if (s->ring[i] + b->p.window_ns >= now)
+			n++;
+	return n;
+}
+
+static void restart(struct bstate *s)
+{
+	struct bkey k = s->k;
+
+	memset(s, 0, sizeof(*s));
+	s->k = k;
+}
+
+int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *d)
+{
+	enum zt_bf_class cls = zt_bf_classify(&b->p, c);
+	struct bkey k;
+	struct bstate *s;
+	uint64_t ts = c->last_ns;
+	uint32_t n;
+	bool created;
+
+	b->st.sessions++;
+	if (cls == ZT_BF_IGNORED || (c->family != 4 && c->family != 6)) {
+		b->st.ignored++;
+		return 0;
+	}
+	memset(&k, 0, sizeof(k));
+	k.family = c->family;
+	k.dport = c->dport;
+	memcpy(k.src, c->src, zt_fam_len(c->family));
+	memcpy(k.dst, c->dst, zt_fam_len(c->family));
+	s = cls == ZT_BF_ATTEMPT ? zt_dtable_get(&b->t, &k, &created) : zt_dtable_find(&b->t, &k);
+	if (cls == ZT_BF_EXCHANGE)
+		b->st.exchanges++;
+	else
+		b->st.attempts++;
+	if (!s) {
+		/* An exchange with no test running is the normal case: nothing to keep. */
+		if (cls == ZT_BF_ATTEMPT)
+			b->st.dropped++;
+		return 0;
+	}
+	if (!s->sessions)
+		s->first_ns = c->first_ns;
+	s->sessions++;
+	s->last_ns = ts;
+	s->packets += c->packets[0] + c->packets[1];
+	s->bytes += c->bytes[0] + c->bytes[1];
+	if (cls == ZT_BF_EXCHANGE) {
+		s->exchanges++;
+		s->llr += b->s_ex;
+		if (s->llr <= b->down)
+			zt_dtable_del(&b->t, s); /* a client that gets through: forget it */
+		return 0;
+	}
+	s->attempts++;
+	if (c->first_ns > s->latest_start_ns)
+		s->latest_start_ns = c->first_ns;
+	s->llr += b->s_att;
+	s->ring[s->ring_head] = ts;
+	s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
+	if (s->ring_n < ZT_BF_RING)
+		s->ring_n++;
+	if (s->llr < b->up)
+		return 0;
+	n = recent(b, s, ts);
+	if (n < b->p.min_attempts)
+		return 0;
+	{
+		char dst[64];
+		double lam = exp(s->llr > 50 ? 50 : s->llr);
+
+		zt_decision_init(d, ZT_THREAT_BRUTEFORCE, ZT_ROLE_SOURCE, c->family, c->src, ts);
+		memcpy(d->peer, c->dst, 16);
+		d->has_peer = true;
+		d->proto = 6;
+		d->dport = c->dport;
+		d->score = (float)(lam / (1 + lam));
+		d->first_ns = s->first_ns;
+		d->latest_start_ns = s->latest_start_ns;
+		d->window_ns = ts - s->first_ns;
+		d->value = n;
+		d->threshold = b->p.min_attempts;
+		d->flows = s->sessions;
+		d->packets = s->packets;
+		d->bytes = s->bytes;
+		snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
+		snprintf(d->evidence, sizeof(d->evidence),
+			 "%u of %u sessions to %s:%u ended without a real exchange (%u within "
+			 "%.0fs, threshold %u; SPRT ln L %.2f >= %.2f; reply < %.1fx request, "
+			 "< %us, < %u B)",
+			 s->attempts, s->sessions, zt_addr_str(c->family, c->dst, dst, sizeof(dst)),
+			 c->dport, n, (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr,
+			 b->up, b->p.reply_ratio,
+			 (unsigned int)(b->p.max_duration_ns / 1000000000ULL), b->p.max_bytes);
+	}
+	b->st.decisions++;
+	/* Another decision needs another full test: the incident counts grow meanwhile. */
+	restart(s);
+	return 1;
+}
+
+void zt_bf_expire(struct zt_bf *b, uint64_t now_ns)
+{
+	uint64_t cut = now_ns > b->p.idle_ns ? now_ns - b->p.idle_ns : 0;
+	size_t pos = 0;
+	struct bstate *s;
+
+	while ((s = zt_dtable_next(&b->t, &pos)))
+		if (s->last_ns < cut)
+			zt_dtable_del_at(&b->t, &pos);
+}
+
+void zt_bf_get_stats(const struct zt_bf *b, struct zt_bf_stats *st)
+{
+	*st = b->st;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Brute force: many short sessions from one source to one service that
+ * end without a real exchange (a login tried and refused, again and
+ * again).
+ *
+ * Input: TCP sessions when they end (zt_conn with its final counters). A
+ * session is
+ *  - ignored when it is not TCP, the server never accepted it (no SYN-ACK:
+ *    a scan's business) or the client sent nothing (a port check);
+ *  - a real exchange when it lasted longer than max_duration, or moved
+ *    more than max_bytes of payload, or the server sent at least
+ *    reply_ratio times what the client sent (it delivered content: a page,
+ *    a file, a query result);
+ *  - otherwise an attempt: the client said something short, the server
+ *    answered with about as little (a prompt, a refusal) and it ended.
+ * Per (source, service) a sequential probability ratio test runs over
+ * sessions (attempt with probability theta1 for an attacker, theta0 for a
+ * benign client); a real exchange pulls it back. A source is decided when
+ * the test says so AND at least min_attempts attempts fell within
+ * window: a user who mistypes a password a few times is never one.
+ *
+ * Known limits (flow features only): a failed login whose refusal page is
+ * much larger than the request (HTTP forms, FTP's verbose replies) reads
+ * as an exchange; many tiny request/response sessions without keep-alive
+ * from one client (ten a minute and more) read as attempts. Kernel payload
+ * features (exact sizes instead of estimates) narrow both.
+ */
+#ifndef ZT_BRUTEFORCE_H
+#define ZT_BRUTEFORCE_H
+
+#include "detect/detect.h"
+
+#define ZT_BF_RING 64 /* min_attempts is at most this */
+
+enum zt_bf_class {
+	ZT_BF_IGNORED = 0,
+	ZT_BF_EXCHANGE,
+	ZT_BF_ATTEMPT,
+};
+
+struct zt_bf_params {
+	uint32_t min_attempts; /* default 10, at most ZT_BF_RING */
+	uint64_t window_ns; /* default 60 s */
+	uint64_t max_duration_ns; /* default 10 s */
+	uint32_t max_bytes; /* payload both ways, default 16 KiB */
+	double reply_ratio; /* default 2.0 */
+	double theta0, theta1; /* P(attempt | benign) 0.2, P(attempt | attacker) 0.9 */
+	double alpha, beta; /* 0.001, 0.99 */
+	uint32_t max_keys; /* (source, service) states, default 65536 */
+	uint64_t idle_ns; /* a state quiet this long is forgotten, default 10 min */
+};
+
+struct zt_bf;
+
+struct zt_bf_stats {
+	uint64_t sessions, attempts, exchanges, ignored, decisions, dropped;
+};
+
+void zt_bf_defaults(struct zt_bf_params *p);
+int zt_bf_new(const struct zt_bf_params *p, struct zt_bf **out);
+void zt_bf_free(struct zt_bf *b);
+enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_conn *c);
+/* One ended session (its end is c->last_ns). 1 and *d on a decision, else 0. */
+int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *d);
+void zt_bf_expire(struct zt_bf *b, uint64_t now_ns);
+void zt_bf_get_stats(const struct zt_bf *b, struct zt_bf_stats *st);
+
+#endif

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Slow-connection attack detection over conntrack sweeps (see slowconn.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect/dtable.h"
+#include "detect/slowconn.h"
+
+#define CT_ESTABLISHED 1
+
+struct gkey {
+	uint8_t family, _pad;
+	uint16_t dport;
+	uint8_t src[16], dst[16];
+};
+
+struct group {
+	struct gkey k;
+	uint32_t total, slow, unanswered, trickle;
+	uint64_t first_ns, last_ns, latest_start_ns;
+	uint64_t packets, bytes;
+};
+
+struct zt_slowconn {
+	struct zt_slowconn_params p;
+	struct zt_dtable groups;
+	uint64_t now;
+	struct zt_slowconn_stats st;
+};
+
+void zt_slowconn_defaults(struct zt_slowconn_params *p)
+{
+	*p = (struct zt_slowconn_params){
+		.min_conns = 16,
+		.min_age_ns = 3000000000ULL,
+		.idle_ns = 30000000000ULL,
+		.max_rate = 256,
+		.max_reply = 16384,
+		.max_groups = 65536,
+	};
+}
+
+int zt_slowconn_new(const struct zt_slowconn_params *p, struct zt_slowconn **out)
+{
+	struct zt_slowconn *s;
+	int r;
+
+	*out = NULL;
+	if (!p->min_conns || !p->max_groups)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->p = *p;
+	r = zt_dtable_init(&s->groups, p->max_groups, sizeof(struct gkey), sizeof(struct group),
+			   0x510c0);
+	if (r) {
+		free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+void zt_slowconn_free(struct zt_slowconn *s)
+{
+	if (!s)
+		return;
+	zt_dtable_free(&s->groups);
+	free(s);
+}
+
+bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_conn *c, uint64_t now,
+			 const char **why)
+{
+	uint64_t age, quiet, span, req, rep;
+
+	if (c->proto != 6 || c->state != CT_ESTABLISHED || now < c->first_ns)
+		return false;
+	/* Both sides talked TCP: the server accepted (a SYN flood is not this). */
+	if (!(c->flags[1] & ZT_DF_SYN) || !(c->flags[1] & ZT_DF_ACK))
+		return false;
+	age = now - c->first_ns;
+	quiet = now > c->last_ns ? now - c->last_ns : 0;
+	span = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
+	if (age < p->min_age_ns || quiet > p->idle_ns)
+		return false;
+	req = zt_conn_payload(c, 0);
+	rep = zt_conn_payload(c, 1);
+	if (req > 0 && rep == 0) {
+		*why = "unanswered";
+		return true;
+	}
+	/* A trickle never pauses long: a pool's periodic keep-alive query does. */
+	if (span >= p->min_age_ns && quiet <= p->idle_ns / 3 && rep <= p->max_reply &&
+	    (double)(req + rep) * 1e9 / (double)age <= (double)p->max_rate) {
+		*why = "trickle";
+		return true;
+	}
+	return false;
+}
+
+void zt_slowconn_begin(struct zt_slowconn *s, uint64_t now_ns)
+{
+	zt_dtable_clear(&s->groups);
+	s->now = now_ns;
+	s->st.sweeps++;
+}
+
+void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
+{
+	struct gkey k;
+	struct group *g;
+	const char *why = NULL;
+	bool slow, created;
+
+	if (c->proto != 6 || (c->family != 4 && c->family != 6))
+		return;
+	s->st.conns++;
+	slow = zt_slowconn_is_slow(&s->p, c, s->now, &why);
+	memset(&k, 0, sizeof(k));
+	k.family = c->family;
+	k.dport = c->dport;
+	memcpy(k.src, c->src, zt_fam_len(c->family));
+	memcpy(k.dst, c->dst, zt_fam_len(c->family));
+	/* Groups only where a slow connection is: a sweep of a busy node stays cheap. */
+	g = slow ? zt_dtable_get(&s->groups, &k, &created) : zt_dtable_find(&s->groups, &k);
+	if (!g) {
+		if (slow)
+			s->st.dropped_groups++;
+		return;
+	}
+	g->total++;
+	if (!slow)
+		return;
+	s->st.slow++;
+	g->slow++;
+	if (why[0] == 'u')
+		g->unanswered++;
+	else
+		g->trickle++;
+	if (!g->first_ns || c->first_ns < g->first_ns)
+		g->first_ns = c->first_ns;
+	if (c->last_ns > g->last_ns)
+		g->last_ns = c->last_ns;
+	if (c->first_ns > g->latest_start_ns)
+		g->latest_start_ns = c->first_ns;
+	g->packets += c->packets[0] + c->packets[1];
+	g->bytes += c->bytes[0] + c->bytes[1];
+}
+
+size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t max)
+{
+	size_t pos = 0, n = 0;
+	struct group *g;
+
+	while (n < max && (g = zt_dtable_next(&s->groups, &pos))) {
+		struct zt_decision *d = &out[n];
+		char dst[64];
+
+		if (g->slow < s->p.min_conns)
+			continue;
+		/* Its time is the latest activity it saw: lingering connections are old news. */
+		zt_decision_init(d, ZT_THREAT_SLOWCONN, ZT_ROLE_SOURCE, g->k.family, g->k.src,
+				 g->last_ns);
+		memcpy(d->peer, g->k.dst, 16);
+		d->has_peer = true;
+		d->proto = 6;
+		d->dport = g->k.dport;
+		d->score = (float)((double)g->slow / ((double)g->slow + s->p.min_conns / 4.0));
+		d->first_ns = g->first_ns;
+		d->latest_start_ns = g->latest_start_ns;
+		d->window_ns = s->now - g->first_ns;
+		d->value = g->slow;
+		d->threshold = s->p.min_conns;
+		d->flows = g->slow;
+		d->packets = g->packets;
+		d->bytes = g->bytes;
+		snprintf(d->subtype, sizeof(d->subtype), "%s",
+			 g->unanswered >= g->trickle ? "unanswered" : "trickle");
+		snprintf(d->evidence, sizeof(d->evidence),
+			 "%u slow connections open to %s:%u (%u unanswered, %u trickling "
+			 "under %u B/s), the oldest for %.1fs (threshold %u connections "
+			 "older than %.1fs)",
+			 g->slow, zt_addr_str(g->k.family, g->k.dst, dst, sizeof(dst)), g->k.dport,
+			 g->unanswered, g->trickle, s->p.max_rate, (double)d->window_ns / 1e9,
+			 s->p.min_conns, (double)s->p.min_age_ns / 1e9);
+		s->st.decisions++;
+		n++;
+	}
+	return n;
+}
+
+void zt_slowconn_get_stats(const struct zt_slowconn *s, struct zt_slowconn_stats *st)
+{
+	*st = s->st;
+}

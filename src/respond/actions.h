@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Carrying out blocks: the XDP blocklist belongs to the daemon's loop
+ * thread (API, expiry), so a block decided there is written at once, and
+ * one decided on another thread (the ring-buffer consumer, for kernel
+ * events) is queued and written by the loop as soon as an eventfd wakes
+ * it. Each block's time from decision to map write is measured and handed
+ * to the done callback with the result.
+ *
+ * The queue is bounded (1024 blocks); a block that does not fit is not
+ * written, reported to done with -ENOBUFS.
+ */
+#ifndef ZT_ACTIONS_H
+#define ZT_ACTIONS_H
+
+#include <stdint.h>
+
+#include "agent/loop.h"
+#include "ztagent.h"
+
+struct zt_block_action {
+	uint8_t family; /* 4 | 6 */
+	uint8_t threat; /* enum zt_threat */
+	uint16_t reason; /* enum zt_block_reason */
+	uint8_t addr[16];
+	uint64_t ttl_ns;
+	uint8_t incident_id[16];
+	float score;
+	uint32_t offence;
+	uint64_t decided_ns; /* CLOCK_MONOTONIC when the detector decided */
+	uint64_t packet_ns; /* CLOCK_BOOTTIME of the deciding packet, 0 unknown */
+	char note[ZT_NOTE_LEN]; /* the blocklist's note: detector and why, <= 63 bytes */
+};
+
+/* Writes one block into the maps: 0 or -errno (err says why). */
+typedef int (*zt_block_write_fn)(void *ctx, const struct zt_block_action *a, char *err,
+				 size_t errlen);
+/* After the write (or its failure): latency_ns from decided_ns to the write's end. */
+typedef void (*zt_block_done_fn)(void *ctx, const struct zt_block_action *a, int result,
+				 uint64_t latency_ns, const char *err);
+
+struct zt_actions;
+
+struct zt_actions_stats {
+	uint64_t written, failed, queued, overflow;
+};
+
+/* Call on the loop's thread: that thread writes. */
+int zt_actions_new(struct zt_loop *loop, zt_block_write_fn write, zt_block_done_fn done, void *ctx,
+		   struct zt_actions **out);
+/* Writes what is still queued, then frees. NULL is fine. */
+void zt_actions_free(struct zt_actions *a);
+/* From any thread. 0: written (loop thread) or queued; -ENOBUFS: the queue is full. */
+int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b);
+void zt_actions_get_stats(struct zt_actions *a, struct zt_actions_stats *st);
+
+#endif

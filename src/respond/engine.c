@@ -1,0 +1,923 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The detection and response engine: inputs, decisions, actions (see engine.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+
+#include "agent/log.h"
+#include "agent/util.h"
+#include "guard/blocklist.h"
+#include "records/auditq.h"
+#include "respond/engine_int.h"
+
+#define SEC 1000000000ULL
+#define MS 1000000ULL
+#define CT_BATCH 4096
+#define NOT_A_PROBE 0xff /* a TCP entry that did not open with a SYN (mid-flow pickup) */
+
+/* ---- small helpers ---- */
+
+static int64_t boot_to_unix_us(uint64_t boot_ns)
+{
+	return ((int64_t)boot_ns + zt_boot_to_unix_ns()) / 1000;
+}
+
+static uint16_t block_reason(uint8_t threat)
+{
+	switch (threat) {
+	case ZT_THREAT_SCAN:
+		return ZT_BR_SCAN;
+	case ZT_THREAT_FLOOD:
+		return ZT_BR_FLOOD;
+	default:
+		/* No reason codes of their own (include/ztagent.h): the note names the threat. */
+		return ZT_BR_ANOMALY;
+	}
+}
+
+static const char *refusal_names[6] = { "protected", "special-purpose", "node",
+					"gateway",   "allowlist",	"other" };
+
+static void count_refusal(struct zt_engine *e, const char *why)
+{
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		if (!strcmp(why, refusal_names[i]))
+			break;
+	e->st.refused++;
+	e->st.refused_by[i]++;
+}
+
+/* ---- decisions ---- */
+
+/*
+ * Under the lock: the response to one decision. A block is queued and
+ * written right after the lock (the clock runs from the decision); a new
+ * incident's capture and its first post come after the block, so neither
+ * file creation nor logging delays the map write.
+ */
+static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t now_boot)
+{
+	struct zt_resp_action a;
+	struct zt_incident *i;
+	int64_t now_us = boot_to_unix_us(now_boot);
+	uint64_t decided = zt_now_mono_ns();
+	bool opened;
+	char addr[64];
+
+	if (d->threat >= ZT_THREAT_MAX)
+		return;
+	zt_respond_decide(e->resp, d, now_boot, &a);
+	e->st.decisions[d->threat]++;
+	if (a.act == ZT_RA_NONE)
+		return;
+	i = zt_incidents_on_decision(e->inc, d, &a, now_boot, now_us, &opened);
+	if (!i) {
+		log_warn("incident_refused",
+			 "threat=%s why=\"too many open incidents (response keeps at most 4096)\"",
+			 zt_threat_name(d->threat));
+		return;
+	}
+	if (opened && e->n_fresh < MAX_PENDING_BLOCKS) {
+		struct fresh_incident *f = &e->fresh[e->n_fresh++];
+
+		memcpy(f->id, i->id, 16);
+		f->family = d->family;
+		memcpy(f->addr, d->addr, 16);
+		f->block_other = a.act == ZT_RA_BLOCK && memcmp(a.addr, d->addr, 16);
+		f->block_family = a.family;
+		memcpy(f->block_addr, a.addr, 16);
+	}
+	if (a.act == ZT_RA_REFUSED) {
+		count_refusal(e, a.why);
+		if (opened) {
+			zt_addr_str(a.family, a.addr, addr, sizeof(addr));
+			log_warn(
+				"block_refused",
+				"incident=%s threat=%s addr=%s list=%s why=\"never blocked: on the "
+				"%s list; the incident stays an alert\"",
+				i->ids, zt_threat_name(d->threat), addr, a.why, a.why);
+		}
+	}
+	if (a.act == ZT_RA_BLOCK) {
+		struct zt_block_action *b;
+
+		if (e->n_pending >= MAX_PENDING_BLOCKS) {
+			zt_respond_undo(e->resp, &a);
+			e->st.block_failures++;
+			return;
+		}
+		b = &e->pending[e->n_pending++];
+		memset(b, 0, sizeof(*b));
+		b->family = a.family;
+		b->threat = d->threat;
+		b->reason = block_reason(d->threat);
+		memcpy(b->addr, a.addr, 16);
+		b->ttl_ns = a.ttl_ns;
+		memcpy(b->incident_id, i->id, 16);
+		b->score = d->score;
+		b->offence = a.offence;
+		b->decided_ns = decided;
+		b->packet_ns = d->ts_ns;
+		/* The id's last 8 digits: its random part, unique where its first are not. */
+		snprintf(b->note, sizeof(b->note), "%s/%.16s score %.2f incident %s",
+			 zt_threat_name(d->threat), d->subtype, (double)d->score, i->ids + 28);
+	}
+}
+
+/* After the lock: write the blocks decided under it. */
+static void run_pending(struct zt_engine *e, struct zt_block_action *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (e->act)
+			zt_actions_block(e->act, &v[k]);
+}
+
+/* After the blocks: captures of the new incidents, their first post, their log line. */
+static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct fresh_incident *f = &v[k];
+		char path[ZT_INCIDENT_PATH_MAX] = "", addr[64];
+		struct zt_incident *i;
+		int r = -ENOENT;
+
+		if (e->fx) {
+			r = zt_forensics_watch(e->fx, f->id, f->family, f->addr, path,
+					       sizeof(path));
+			if (r == 0 && f->block_other)
+				zt_forensics_watch(e->fx, f->id, f->block_family, f->block_addr,
+						   NULL, 0);
+		}
+		pthread_mutex_lock(&e->lock);
+		i = zt_incidents_get(e->inc, f->id);
+		if (i) {
+			if (r == 0) {
+				snprintf(i->capture, sizeof(i->capture), "%s", path);
+				i->capture_files = 1;
+			}
+			zt_incidents_publish(e->inc, i, boot_to_unix_us(zt_now_boot_ns()));
+			zt_addr_str(i->family, i->addr, addr, sizeof(addr));
+			log_warn("incident_open",
+				 "incident=%s threat=%s subtype=%s %s=%s score=%.3f action=%s "
+				 "reason=\"%s\" evidence=\"%s\" capture=%s",
+				 i->ids, zt_threat_name(i->threat), i->subtype,
+				 i->role == ZT_ROLE_SOURCE ? "src" : "victim", addr,
+				 (double)i->score, zt_resp_act_name(i->act), i->action_why,
+				 i->evidence, i->capture[0] ? i->capture : "-");
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (r && r != -ENOENT && e->fx) {
+			zt_addr_str(f->family, f->addr, addr, sizeof(addr));
+			log_warn("capture_not_started", "addr=%s error=\"%s\"", addr, strerror(-r));
+		}
+	}
+}
+
+/* Takes the pending blocks and new incidents out (under the lock). */
+static size_t take_pending(struct zt_engine *e, struct zt_block_action *v,
+			   struct fresh_incident *fv, size_t *nf)
+{
+	size_t n = e->n_pending;
+
+	memcpy(v, e->pending, n * sizeof(*v));
+	e->n_pending = 0;
+	*nf = e->n_fresh;
+	memcpy(fv, e->fresh, *nf * sizeof(*fv));
+	e->n_fresh = 0;
+	return n;
+}
+
+/* Runs the statements under the lock, then writes the blocks they decided. */
+#define WITH_PENDING(e, ...)                                     \
+	do {                                                     \
+		struct zt_block_action _blk[MAX_PENDING_BLOCKS]; \
+		struct fresh_incident _fr[MAX_PENDING_BLOCKS];   \
+		size_t _nblk, _nfr;                              \
+		pthread_mutex_lock(&(e)->lock);                  \
+		__VA_ARGS__;                                     \
+		_nblk = take_pending(e, _blk, _fr, &_nfr);       \
+		pthread_mutex_unlock(&(e)->lock);                \
+		run_pending(e, _blk, _nblk);                     \
+		run_fresh(e, _fr, _nfr);                         \
+	} while (0)
+
+void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d)
+{
+	WITH_PENDING(e, handle(e, d, zt_now_boot_ns()));
+}
+
+/* ---- actions done (loop thread) ---- */
+
+static void block_done(void *ctx, const struct zt_block_action *b, int result, uint64_t lat_ns,
+		       const char *err)
+{
+	struct zt_engine *e = ctx;
+	struct zt_incident *i;
+	char addr[64], cidr[80], id[40], d[1024], note[ZT_NOTE_LEN * 2], q[400];
+	double ms = (double)lat_ns / 1e6;
+	uint64_t since_packet = 0;
+
+	zt_addr_str(b->family, b->addr, addr, sizeof(addr));
+	snprintf(cidr, sizeof(cidr), "%s/%u", addr, b->family == 6 ? 128 : 32);
+	zt_uuid_format(b->incident_id, id, sizeof(id));
+	if (b->packet_ns) {
+		uint64_t now = zt_now_boot_ns();
+
+		since_packet = now > b->packet_ns ? now - b->packet_ns : 0;
+	}
+	pthread_mutex_lock(&e->lock);
+	i = zt_incidents_get(e->inc, b->incident_id);
+	if (result == 0) {
+		e->st.blocks[b->threat < ZT_THREAT_MAX ? b->threat : 0]++;
+		if (i) {
+			i->block_ms = ms;
+			zt_incidents_touch(e->inc, i);
+		}
+	} else {
+		struct zt_resp_action a = { .act = ZT_RA_BLOCK, .family = b->family };
+
+		memcpy(a.addr, b->addr, 16);
+		zt_respond_undo(e->resp, &a);
+		e->st.block_failures++;
+		if (i) {
+			i->act = ZT_RA_ALERT;
+			snprintf(i->action_why, sizeof(i->action_why), "block failed: %.48s",
+				 err ? err : strerror(-result));
+			zt_incidents_touch(e->inc, i);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (result) {
+		log_error("detector_block_failed", "incident=%s cidr=%s error=%s", id, cidr,
+			  zt_log_quote(q, sizeof(q), err && *err ? err : strerror(-result)));
+		return;
+	}
+	if (e->h.observe_latency)
+		e->h.observe_latency(e->h.ctx, (double)lat_ns / 1e9);
+	log_warn("detector_block",
+		 "incident=%s cidr=%s threat=%s ttl_s=%" PRIu64 " offence=%u score=%.3f "
+		 "decision_to_map_ms=%.3f packet_to_map_ms=%.3f note=%s",
+		 id, cidr, zt_threat_name(b->threat), (uint64_t)(b->ttl_ns / SEC), b->offence,
+		 (double)b->score, ms, (double)since_packet / 1e6,
+		 zt_log_quote(q, sizeof(q), b->note));
+	if (e->h.post) {
+		zt_json_escape(b->note, note, sizeof(note));
+		snprintf(d, sizeof(d),
+			 "{\"ttl_s\":%" PRIu64 ",\"kind\":\"%s\",\"source\":\"detector\","
+			 "\"reason\":\"%s\",\"replaced\":false,\"incident_id\":\"%s\","
+			 "\"threat_type\":\"%s\",\"detector\":\"%s\",\"score\":%.4f,\"offence\":%u,"
+			 "\"decision_to_map_ms\":%.3f}",
+			 (uint64_t)(b->ttl_ns / SEC), zt_block_reason_name(b->reason), note, id,
+			 zt_threat_name(b->threat), zt_threat_name(b->threat), (double)b->score,
+			 b->offence, ms);
+		e->h.post(e->h.ctx, "block.add", cidr, d);
+	}
+}
+
+/* ---- audit posts: the alert stream sees them first ---- */
+
+static void observe_incident(void *ctx, const char *kind, const struct zt_incident *i)
+{
+	struct zt_engine *e = ctx;
+	struct alert_note a;
+	const char *ev = kind + 9; /* after "incident." */
+
+	memset(&a, 0, sizeof(a));
+	a.unix_ms = (uint64_t)(i->last_us / 1000);
+	snprintf(a.kind, sizeof(a.kind), "%s", zt_threat_name(i->threat));
+	snprintf(a.event, sizeof(a.event), "%s", ev);
+	snprintf(a.severity, sizeof(a.severity), "%s",
+		 i->act == ZT_RA_BLOCK || i->act == ZT_RA_ALREADY ? "critical" : "warning");
+	snprintf(a.id, sizeof(a.id), "%s", i->ids);
+	zt_incident_subject(i, a.subject, sizeof(a.subject));
+	a.count = i->flows ? i->flows : i->packets;
+	snprintf(a.action, sizeof(a.action), "%s", zt_resp_act_name(i->act));
+	a.score = i->score;
+	snprintf(a.detail, sizeof(a.detail),
+		 "flows %" PRIu64 ", packets %" PRIu64 ", dropped %" PRIu64 "; %.400s", i->flows,
+		 i->packets, i->drops, i->evidence);
+	engine_alert_push(e, &a);
+	if (!strcmp(ev, "close") && e->fx)
+		zt_forensics_unwatch(e->fx, i->id);
+}
+
+static void post_incident(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct zt_engine *e = ctx;
+
+	if (e->h.post)
+		e->h.post(e->h.ctx, kind, subject, detail);
+}
+
+static uint64_t json_u64(const char *j, const char *key)
+{
+	const char *p = strstr(j, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+static void json_str(const char *j, const char *key, char *buf, size_t n)
+{
+	const char *p = strstr(j, key);
+	size_t k = 0;
+
+	buf[0] = '\0';
+	if (!p)
+		return;
+	for (p += strlen(key); *p && *p != '"' && k + 1 < n; p++)
+		buf[k++] = *p;
+	buf[k] = '\0';
+}
+
+/* Aggregated denials: one alert line per window start and end. */
+static void post_denial(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct zt_engine *e = ctx;
+	struct alert_note a;
+	char verdict[16];
+	uint64_t count = json_u64(detail, "\"count\":");
+
+	memset(&a, 0, sizeof(a));
+	a.unix_ms = zt_now_unix_ns() / 1000000;
+	json_str(detail, "\"verdict\":\"", verdict, sizeof(verdict));
+	snprintf(a.kind, sizeof(a.kind), "%s",
+		 !strcmp(verdict, "denied") ? "policy-deny" : "policy-audit");
+	snprintf(a.event, sizeof(a.event), "%s", count > 1 ? "update" : "open");
+	snprintf(a.severity, sizeof(a.severity), "%s",
+		 !strcmp(verdict, "denied") ? "warning" : "info");
+	json_str(detail, "\"alert_id\":\"", a.id, sizeof(a.id));
+	snprintf(a.subject, sizeof(a.subject), "%s", subject);
+	a.count = count;
+	snprintf(a.action, sizeof(a.action), "%s", !strcmp(verdict, "denied") ? "denied" : "audit");
+	json_str(detail, "\"rule\":\"", a.detail, sizeof(a.detail));
+	engine_alert_push(e, &a);
+	if (e->h.post)
+		e->h.post(e->h.ctx, kind, subject, detail);
+}
+
+static void post_capture(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct zt_engine *e = ctx;
+
+	if (e->h.post)
+		e->h.post(e->h.ctx, kind, subject, detail);
+}
+
+static bool fx_ifname(void *ctx, uint32_t ifindex, char *buf, size_t n)
+{
+	struct zt_engine *e = ctx;
+
+	if (e->h.ifname && e->h.ifname(e->h.ctx, ifindex, buf, n))
+		return true;
+	zt_ifname(ifindex, buf, n);
+	return true;
+}
+
+/* ---- life ---- */
+
+static int allowlisted(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	struct zt_engine *e = ctx;
+
+	return e->h.allowlisted ? e->h.allowlisted(e->h.ctx, family, addr) : 0;
+}
+
+static double ppm(uint32_t v)
+{
+	return (double)v / 1e6;
+}
+
+int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hooks,
+		  struct zt_engine **out, char *err, size_t errlen)
+{
+	const uint32_t builtin[ZT_FLOOD_KINDS] = { 2000, 20000, 500, 0 };
+	const uint32_t conf[ZT_FLOOD_KINDS] = { cfg->detection.flood.syn, cfg->detection.flood.udp,
+						cfg->detection.flood.icmp,
+						cfg->detection.flood.all };
+	const uint32_t rl[ZT_FLOOD_KINDS] = { cfg->ratelimit.src[ZT_RL_SYN],
+					      cfg->ratelimit.src[ZT_RL_UDP],
+					      cfg->ratelimit.src[ZT_RL_ICMP],
+					      cfg->ratelimit.src[ZT_RL_ALL] };
+	struct zt_trw_params tp;
+	struct zt_flood_params fp;
+	struct zt_slowconn_params sp;
+	struct zt_bf_params bp;
+	struct zt_exfil_params xp;
+	struct zt_respond_cfg rc;
+	struct zt_incidents_cfg ic;
+	struct zt_denyagg_cfg dc;
+	struct zt_forensics_cfg fc;
+	struct zt_engine *e;
+	int r;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->h = *hooks;
+	snprintf(e->node, sizeof(e->node), "%s", cfg->node);
+	e->probe_timeout_ns = cfg->detection.scan.probe_timeout_ns;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->ring_lock, NULL);
+
+	zt_trw_defaults(&tp);
+	tp.theta0 = ppm(cfg->detection.scan.theta0_ppm);
+	tp.theta1 = ppm(cfg->detection.scan.theta1_ppm);
+	tp.alpha = ppm(cfg->detection.scan.alpha_ppm);
+	tp.beta = ppm(cfg->detection.scan.beta_ppm);
+	zt_flood_defaults(&fp);
+	fp.window_ns = cfg->detection.flood.window_ns;
+	for (int k = 0; k < ZT_FLOOD_KINDS; k++) {
+		/* The detector follows the kernel's rate limit unless told otherwise. */
+		fp.src_rate[k] = conf[k] ? conf[k] : rl[k] ? rl[k] : builtin[k];
+		fp.dst_rate[k] = fp.src_rate[k] * cfg->detection.flood.dst_factor;
+	}
+	zt_slowconn_defaults(&sp);
+	sp.min_conns = cfg->detection.slowconn.min_conns;
+	sp.min_age_ns = cfg->detection.slowconn.min_age_ns;
+	sp.max_rate = cfg->detection.slowconn.max_rate;
+	zt_bf_defaults(&bp);
+	bp.min_attempts = cfg->detection.bruteforce.min_attempts;
+	bp.window_ns = cfg->detection.bruteforce.window_ns;
+	bp.max_duration_ns = cfg->detection.bruteforce.max_duration_ns;
+	zt_exfil_defaults(&xp);
+	xp.interval_ns = cfg->detection.exfiltration.interval_ns;
+	xp.target_fpr = ppm(cfg->detection.target_fpr_ppm);
+	xp.min_bytes = cfg->detection.exfiltration.min_bytes;
+	xp.new_dest_bytes = cfg->detection.exfiltration.new_dest_bytes;
+	xp.warmup = cfg->detection.exfiltration.warmup;
+	zt_respond_cfg_defaults(&rc);
+	rc.mode = cfg->response.mode;
+	for (int t = ZT_THREAT_SCAN; t <= ZT_THREAT_MODEL; t++)
+		rc.detector_mode[t] = cfg->response.detectors[t - ZT_THREAT_SCAN];
+	rc.block_ttl_ns = cfg->response.block_ttl_ns;
+	rc.max_ttl_ns = cfg->response.max_ttl_ns;
+	rc.protected_cidrs = cfg->detection.protected_cidrs;
+	rc.n_protected = cfg->detection.n_protected;
+	zt_incidents_cfg_defaults(&ic);
+	ic.update_ns = cfg->response.incident_update_ns;
+	ic.idle_ns = cfg->response.incident_idle_ns;
+	zt_denyagg_cfg_defaults(&dc);
+	dc.window_ns = cfg->response.denial_window_ns;
+	zt_forensics_cfg_defaults(&fc);
+	snprintf(fc.dir, sizeof(fc.dir), "%s", cfg->forensics.dir);
+	fc.max_bytes = cfg->forensics.max_bytes;
+	fc.file_bytes = cfg->forensics.file_bytes;
+	fc.max_files = cfg->forensics.max_files;
+	fc.snaplen = cfg->forensics.snaplen;
+	fc.rate = cfg->forensics.rate;
+
+	r = zt_trw_new(&tp, &e->trw);
+	if (!r)
+		r = zt_flood_new(&fp, &e->flood);
+	if (!r)
+		r = zt_slowconn_new(&sp, &e->slow);
+	if (!r)
+		r = zt_bf_new(&bp, &e->bf);
+	if (!r)
+		r = zt_exfil_new(&xp, &e->exfil);
+	if (!r)
+		r = zt_respond_new(&rc, allowlisted, e, &e->resp);
+	if (!r)
+		r = zt_incidents_new(&ic, post_incident, e, &e->inc);
+	if (!r)
+		r = zt_denyagg_new(&dc, post_denial, e, &e->deny);
+	if (!r)
+		r = zt_dtable_init(&e->seen, cfg->policy.conntrack_max, 16, 24, 0x5ee);
+	if (r) {
+		zt_seterr(err, errlen, "detection: cannot set up the detectors: %s", strerror(-r));
+		goto fail;
+	}
+	zt_incidents_set_observer(e->inc, observe_incident, e);
+	r = zt_forensics_new(&fc, post_capture, fx_ifname, e, &e->fx, err, errlen);
+	if (r)
+		goto fail;
+	e->ring = calloc(ALERT_RING, sizeof(*e->ring));
+	if (!e->ring) {
+		r = -ENOMEM;
+		zt_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	e->next_seq = 1;
+	*out = e;
+	return 0;
+fail:
+	zt_engine_free(e);
+	return r;
+}
+
+/* The daemon's writer with the daemon's context. */
+static int write_block(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
+{
+	struct zt_engine *e = ctx;
+
+	if (!e->h.write_block) {
+		zt_seterr(err, errlen, "no blocklist");
+		return -ENOTSUP;
+	}
+	return e->h.write_block(e->h.ctx, a, err, errlen);
+}
+
+int zt_engine_start(struct zt_engine *e, struct zt_loop *loop, char *err, size_t errlen)
+{
+	int r = zt_actions_new(loop, write_block, block_done, e, &e->act);
+
+	if (r)
+		zt_seterr(err, errlen, "detection: cannot set up the block queue: %s",
+			  strerror(-r));
+	return r;
+}
+
+void zt_engine_free(struct zt_engine *e)
+{
+	if (!e)
+		return;
+	zt_actions_free(e->act);
+	zt_denyagg_free(e->deny);
+	zt_incidents_free(e->inc, zt_now_boot_ns(), zt_now_unix_ns() / 1000);
+	zt_forensics_free(e->fx);
+	zt_trw_free(e->trw);
+	zt_flood_free(e->flood);
+	zt_slowconn_free(e->slow);
+	zt_bf_free(e->bf);
+	zt_exfil_free(e->exfil);
+	zt_respond_free(e->resp);
+	zt_dtable_free(&e->seen);
+	free(e->ct_keys);
+	free(e->ct_vals);
+	free(e->ring);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->ring_lock);
+	free(e);
+}
+
+/* ---- inputs ---- */
+
+static bool is_world(int64_t id)
+{
+	return id == ZT_ID_WORLD_V4 || id == ZT_ID_WORLD_V6 ||
+	       (id >= ZT_ID_FIRST_CIDR && id < (int64_t)ZT_ID_FIRST_PORT_CLASS);
+}
+
+static bool is_workload(int64_t id)
+{
+	return id >= ZT_ID_FIRST_LABELS && id < ZT_ID_FIRST_CIDR;
+}
+
+void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, size_t n)
+{
+	uint64_t now = zt_now_boot_ns();
+	int64_t off = zt_boot_to_unix_ns();
+
+	WITH_PENDING(e, {
+		for (size_t k = 0; k < n; k++) {
+			const struct zt_flow_record *f = &recs[k];
+			uint8_t fam = f->family == AF_INET6 ? 6 : 4;
+			struct zt_decision d[2];
+			int nd;
+
+			e->st.records++;
+			if (f->kind != ZT_FLOW_KIND_FLOW)
+				continue;
+			zt_incidents_attribute(e->inc, fam, f->source_ip, 1,
+					       (uint64_t)f->packet_count,
+					       (uint64_t)(f->bytes_sent + f->bytes_received), 0,
+					       now, f->end_time_us);
+			if (!(f->present & ZT_FR_HAS_SID) || !(f->present & ZT_FR_HAS_DID) ||
+			    !is_workload(f->source_identity) || !is_world(f->dest_identity) ||
+			    f->bytes_sent <= 0)
+				continue;
+			{
+				struct zt_egress eg = {
+					.family = fam,
+					.workload = f->source_workload,
+					.bytes = (uint64_t)f->bytes_sent,
+					.packets = (uint64_t)f->packets_sent,
+					/* The record's end on the boot clock the detectors use. */
+					.ts_ns = (uint64_t)(f->end_time_us * 1000 - off),
+				};
+
+				memcpy(eg.src, f->source_ip, 16);
+				memcpy(eg.dst, f->dest_ip, 16);
+				nd = zt_exfil_observe(e->exfil, &eg, d);
+			}
+			for (int j = 0; j < nd; j++)
+				handle(e, &d[j], now);
+		}
+	});
+}
+
+void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev)
+{
+	uint32_t rep = ev->represents ? ev->represents : 1;
+	uint64_t now = ev->hdr.ts_ns;
+	int touched = 0;
+
+	if (ev->family != 4 && ev->family != 6)
+		return;
+	pthread_mutex_lock(&e->lock);
+	touched =
+		zt_incidents_attribute(e->inc, ev->family, ev->saddr, 0, rep,
+				       (uint64_t)ev->pkt_len * rep, rep, now, boot_to_unix_us(now));
+	pthread_mutex_unlock(&e->lock);
+	if (touched && e->fx)
+		zt_forensics_xdp_drop(e->fx, ev, (uint64_t)((int64_t)now + zt_boot_to_unix_ns()),
+				      zt_xdp_reason_name(ev->reason));
+}
+
+void zt_engine_on_violation(struct zt_engine *e, const struct zt_seg_violation *v)
+{
+	zt_denyagg_add(e->deny, v, zt_now_boot_ns(), zt_now_unix_ns() / 1000);
+}
+
+void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p)
+{
+	struct zt_decision d;
+
+	WITH_PENDING(e, {
+		e->st.probes++;
+		if (zt_trw_observe(e->trw, p, &d))
+			handle(e, &d, zt_now_boot_ns());
+	});
+}
+
+void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s)
+{
+	struct zt_decision d;
+
+	WITH_PENDING(e, {
+		if (zt_flood_sample(e->flood, s, &d))
+			handle(e, &d, zt_now_boot_ns());
+	});
+}
+
+void zt_engine_on_packets(struct zt_engine *e, uint8_t family, const uint8_t *src,
+			  const uint8_t *dst, enum zt_flood_kind kind, uint32_t n, uint64_t ts_ns)
+{
+	struct zt_decision d[2];
+
+	WITH_PENDING(e, {
+		int nd = zt_flood_add(e->flood, family, src, dst, kind, n, ts_ns, d);
+
+		for (int j = 0; j < nd; j++)
+			handle(e, &d[j], zt_now_boot_ns());
+	});
+}
+
+int zt_engine_on_capture(struct zt_engine *e, uint64_t ts_boot_ns, uint32_t ifindex,
+			 uint8_t verdict, const char *why, const uint8_t *pkt, uint32_t caplen,
+			 uint32_t origlen)
+{
+	if (!e->fx)
+		return 0;
+	return zt_forensics_packet(e->fx, (uint64_t)((int64_t)ts_boot_ns + zt_boot_to_unix_ns()),
+				   ifindex, verdict, why, pkt, caplen, origlen);
+}
+
+/* ---- the conntrack sweep ---- */
+
+/* Remembered per conntrack entry (by its key's hash and first packet): what it gave. */
+struct seen_key {
+	uint64_t h, first_ns;
+};
+
+struct seen_ent {
+	struct seen_key k;
+	uint32_t gen;
+	uint8_t probed, ended;
+	uint8_t _pad[2];
+};
+
+static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct zt_conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->family = k->family == 6 ? 6 : 4;
+	c->proto = k->proto;
+	c->state = v->state;
+	c->flags[0] = v->flags_seen[0];
+	c->flags[1] = v->flags_seen[1];
+	c->sport = k->sport;
+	c->dport = k->dport;
+	memcpy(c->src, k->saddr, 16);
+	memcpy(c->dst, k->daddr, 16);
+	c->first_ns = v->first_ns;
+	c->last_ns = v->last_ns;
+	c->packets[0] = v->packets[0];
+	c->packets[1] = v->packets[1];
+	c->bytes[0] = v->bytes[0];
+	c->bytes[1] = v->bytes[1];
+}
+
+/* The probe outcome of an entry, 0 while it is still pending. */
+static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
+		       const struct zt_ct_val *v, uint64_t now)
+{
+	bool old = now > v->first_ns && now - v->first_ns >= e->probe_timeout_ns;
+
+	if (k->proto == 6) {
+		if ((v->flags_seen[1] & (ZT_DF_SYN | ZT_DF_ACK)) == (ZT_DF_SYN | ZT_DF_ACK))
+			return ZT_PROBE_SUCCESS;
+		if (v->flags_seen[1] & ZT_DF_RST)
+			return ZT_PROBE_FAIL_RST;
+		/* Only what opened with a SYN is a connection attempt. */
+		if (!(v->flags_seen[0] & ZT_DF_SYN))
+			return NOT_A_PROBE;
+		return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
+	}
+	if (v->packets[1])
+		return ZT_PROBE_SUCCESS;
+	return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
+}
+
+static void sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v,
+			uint64_t now)
+{
+	struct seen_key sk;
+	struct seen_ent *s;
+	struct zt_conn c;
+	struct zt_decision d;
+	bool created;
+	uint8_t oc;
+
+	if (k->proto != 6 && k->proto != 17 && k->proto != 1 && k->proto != 58)
+		return;
+	/* Between two endpoints of this node: the source's entry speaks for the flow. */
+	if (v->peer_ep_id && v->dir == ZT_DIR_INGRESS)
+		return;
+	e->st.sweep_entries++;
+	to_conn(k, v, &c);
+	if (k->proto == 6)
+		zt_slowconn_add(e->slow, &c);
+	sk.h = zt_detect_hash(k, sizeof(*k), 0xc7);
+	sk.first_ns = v->first_ns;
+	s = zt_dtable_get(&e->seen, &sk, &created);
+	if (!s)
+		return;
+	s->gen = (uint32_t)e->sweep_gen;
+	if (!s->probed && (oc = outcome(e, k, v, now))) {
+		s->probed = 1;
+		if (oc <= ZT_PROBE_FAIL_TIMEOUT) {
+			struct zt_probe p = {
+				.family = c.family,
+				.proto = k->proto,
+				.dport = (k->proto == 6 || k->proto == 17) ? k->dport : 0,
+				.outcome = oc,
+				.ts_ns = v->first_ns,
+			};
+
+			memcpy(p.src, k->saddr, 16);
+			memcpy(p.dst, k->daddr, 16);
+			e->st.probes++;
+			if (zt_trw_observe(e->trw, &p, &d))
+				handle(e, &d, now);
+		}
+	}
+	if (!s->ended && k->proto == 6 && v->state == ZT_CT_CLOSED) {
+		s->ended = 1;
+		e->st.sessions++;
+		if (zt_bf_observe(e->bf, &c, &d))
+			handle(e, &d, now);
+	}
+}
+
+static int walk(struct zt_engine *e, int fd, uint64_t now)
+{
+	uint8_t in[sizeof(struct zt_ct_key)], outb[sizeof(struct zt_ct_key)];
+	struct zt_ct_key *keys;
+	struct zt_ct_val *vals;
+	void *inp = NULL;
+	int r = 0;
+
+	if (!e->ct_keys) {
+		e->ct_keys = calloc(CT_BATCH, sizeof(struct zt_ct_key));
+		e->ct_vals = calloc(CT_BATCH, sizeof(struct zt_ct_val));
+		if (!e->ct_keys || !e->ct_vals)
+			return -ENOMEM;
+	}
+	keys = e->ct_keys;
+	vals = e->ct_vals;
+	for (;;) {
+		__u32 count = CT_BATCH;
+		int rr = bpf_map_lookup_batch(fd, inp, outb, keys, vals, &count, NULL);
+		int er = rr < 0 ? errno : 0;
+
+		for (__u32 i = 0; i < count && (rr == 0 || er == ENOENT); i++)
+			sweep_entry(e, &keys[i], &vals[i], now);
+		if (rr < 0) {
+			if (er != ENOENT)
+				r = -er;
+			break;
+		}
+		memcpy(in, outb, sizeof(in));
+		inp = in;
+	}
+	if (r == -EINVAL || r == -EOPNOTSUPP || r == -524 /* ENOTSUPP */) {
+		/* No batch operations: one key at a time. */
+		struct zt_ct_key k, next, *prev = NULL;
+		struct zt_ct_val v;
+
+		r = 0;
+		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			k = next;
+			prev = &k;
+			if (bpf_map_lookup_elem(fd, &k, &v) == 0)
+				sweep_entry(e, &k, &v, now);
+		}
+	}
+	return r;
+}
+
+int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now)
+{
+	struct zt_decision d[64];
+	uint64_t t0 = zt_now_mono_ns();
+	size_t nd, pos = 0;
+	struct seen_ent *s;
+	int r;
+
+	WITH_PENDING(e, {
+		e->sweep_gen++;
+		e->st.sweeps++;
+		zt_slowconn_begin(e->slow, now);
+		r = walk(e, ct_fd, now);
+		nd = zt_slowconn_end(e->slow, d, ZT_ARRAY_SIZE(d));
+		for (size_t j = 0; j < nd; j++)
+			handle(e, &d[j], now);
+		/* Entries that are gone from conntrack are forgotten. */
+		while ((s = zt_dtable_next(&e->seen, &pos)))
+			if (s->gen != (uint32_t)e->sweep_gen)
+				zt_dtable_del_at(&e->seen, &pos);
+		e->st.last_sweep_ms = (double)(zt_now_mono_ns() - t0) / 1e6;
+	});
+	return r;
+}
+
+/* ---- every second ---- */
+
+void zt_engine_tick(struct zt_engine *e, uint64_t now_boot)
+{
+	int64_t now_us = boot_to_unix_us(now_boot);
+	uint64_t mono = zt_now_mono_ns();
+
+	zt_denyagg_tick(e->deny, now_boot, now_us, false);
+	WITH_PENDING(e, {
+		zt_incidents_tick(e->inc, now_boot, now_us);
+		zt_exfil_tick(e->exfil, now_boot);
+		if (mono - e->last_expire >= 10 * SEC) {
+			e->last_expire = mono;
+			zt_trw_expire(e->trw, now_boot);
+			zt_bf_expire(e->bf, now_boot);
+			zt_respond_expire(e->resp, now_boot);
+		}
+		if (!e->last_node_refresh || mono - e->last_node_refresh >= 10 * SEC) {
+			struct zt_cidr *a = NULL, *g = NULL;
+			size_t na = 0, ng = 0;
+
+			e->last_node_refresh = mono;
+			/* Addresses and routes change (DHCP, a new uplink): read them again. */
+			if (zt_respond_read_node(&a, &na, &g, &ng) == 0)
+				zt_respond_set_node(e->resp, a, na, g, ng);
+			free(a);
+			free(g);
+		}
+	});
+	if (e->fx)
+		zt_forensics_tick(e->fx, mono);
+}
+
+void zt_engine_get_stats(struct zt_engine *e, struct zt_engine_stats *st)
+{
+	struct zt_incidents_stats is;
+	struct zt_respond_stats rs;
+	struct zt_denyagg_stats ds;
+	struct zt_forensics_stats fs;
+
+	pthread_mutex_lock(&e->lock);
+	*st = e->st;
+	zt_incidents_get_stats(e->inc, &is);
+	zt_respond_get_stats(e->resp, &rs);
+	pthread_mutex_unlock(&e->lock);
+	memcpy(st->incidents_open, is.open, sizeof(st->incidents_open));
+	memcpy(st->incidents_opened, is.opened, sizeof(st->incidents_opened));
+	zt_denyagg_get_stats(e->deny, &ds);
+	st->denials = ds.violations;
+	st->denial_alerts = ds.alerts;
+	st->denial_updates = ds.updates;
+	st->denials_folded = ds.folded;
+	if (e->fx) {
+		zt_forensics_get_stats(e->fx, &fs);
+		st->capture_packets = fs.packets;
+		st->capture_sampled_out = fs.sampled_out;
+		st->capture_files = fs.files;
+		st->capture_bytes = fs.bytes;
+		st->capture_removed = fs.files_removed;
+	}
+}

@@ -1,0 +1,408 @@
+#!/usr/bin/env bash
+# Integration: threat detection and automated response with the real agent
+# in the namespace lab and a real PostgreSQL, driven by what the kernel
+# gives today (conntrack sweeps, flow records, XDP drop events, policy
+# verdicts):
+#  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
+#    page, iperf3 bulk, 24 idle keep-alives, a UDP burst) is left alone;
+#  - hydra against PostgreSQL in a pod (brute force) is detected within 20
+#    attempts and blocked in XDP (its packets then dropped at the uplink);
+#    one incident row whose counts grow, its alert, block and audit rows,
+#    its pcap read by tshark and indexed; when it returns after the block
+#    the TTL doubles;
+#  - slowhttptest (slowloris) from another source is blocked;
+#  - an nmap connect scan is blocked within 10 first contacts;
+#  - a protected source is never blocked (refused, recorded, counted);
+#  - 2000 denied UDP flows make one alert with count 2000, not 2000.
+# Prints TAP lines and timing figures as comments.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/../../tools/lab.sh"
+. "$(dirname "$0")/../../tools/pg.sh"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+for tool in hydra slowhttptest nmap iperf3 tshark; do
+	if ! command -v $tool >/dev/null; then
+		echo "not ok 1 - $tool is installed (make deps)"
+		exit 1
+	fi
+done
+
+PGPOD=
+lab_init det
+cd "$LAB_DIR" # hydra leaves hydra.restore where it runs
+trap 'pg_cleanup; [ -n "$PGPOD" ] && rm -rf "$PGPOD"; lab_cleanup' EXIT
+if ! pg_start; then
+	tap_fail "PostgreSQL starts"
+	exit 1
+fi
+pg_sql -c "CREATE DATABASE ztagent" >/dev/null
+DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
+q() { psql "$DB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+# An existing database from before migration 004, with an alert of its own:
+# the agent upgrades it (a fresh one is db.sh's and audit_fresh_db.sh's case).
+DBTOOL=${DBTOOL:-$ROOT/build/tools/dbtool}
+mkdir -p "$LAB_DIR/sql003"
+cp "$ROOT"/deploy/sql/00[123]_*.sql "$LAB_DIR/sql003/"
+check "an existing database at migration 003" \
+	test "$("$DBTOOL" migrate "$DB" "$LAB_DIR/sql003" 2>&1)" = "migrate: applied 3"
+q "INSERT INTO alerts (id, at, node, severity, kind, source_ip, detail)
+   VALUES ('00000000-0000-7000-8000-000000000003', now(), 'old', 'info', 'policy-audit', '198.18.9.9', '{}')"
+# Polls a command (up to $2 tenths of a second); 0 once it succeeds.
+wait_for() {
+	local cmd=$1 n=${2:-100}
+	for _ in $(seq 1 "$n"); do
+		eval "$cmd" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+now_ms() { date +%s%3N; }
+# all_of TEXT PATTERN...: every pattern is in TEXT.
+all_of() {
+	local t=$1
+	shift
+	for p; do grep -q -- "$p" <<<"$t" || return 1; done
+}
+# none_of TEXT PATTERN: the pattern is not in TEXT.
+none_of() { ! grep -q -- "$2" <<<"$1"; }
+
+POL="$LAB_DIR/policies"
+mkdir -p "$POL"
+DBP=198.18.2.30
+WEB=198.18.2.40
+BENIGN=198.18.0.3
+PROT=198.18.0.5
+SLOW=198.18.0.7
+SCAN=198.18.0.8
+lab_pod dbpod $DBP
+lab_pod web $WEB
+for a in $PROT $SLOW $SCAN; do
+	ip -n "$LAB_EXT" addr add $a/24 dev ext0
+done
+# Attack tools cannot choose their source: the route does (198.18.0.1 first).
+ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+METRICS_PORT=$((20000 + RANDOM % 20000))
+LAB_DB_URL=$DB
+LAB_METRICS="127.0.0.1:$METRICS_PORT"
+lab_write_config
+cat >>"$LAB_CONF" <<EOF
+detection:
+  protected: [$PROT/32]
+response:
+  block_ttl: 12s
+  incident_update: 1s
+  denial_window: 3s
+forensics:
+  dir: $LAB_DIR/pcap
+  max_bytes: 64MiB
+EOF
+cat >"$POL/10-lab.yaml" <<'EOF'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: lab}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+    - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
+      ports: [{protocol: TCP, port: 5432}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: lab}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+    - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
+      ports: [{protocol: TCP, port: 8080}, {protocol: TCP, port: 5201}, {protocol: UDP, port: 9999}]
+EOF
+if ! lab_agent_start; then
+	tap_fail "ztagent starts with detection on"
+	exit 1
+fi
+check "ztagent starts with detection on" grep -q "event=detection_on.*mode=block" "$LAB_LOG"
+# The database writer connects (and migrates) on its own thread, soon after the start.
+upgraded() {
+	test "$(q "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")|$(q "SELECT count(*) FROM incidents")|$(q "SELECT count(*) FROM forensic_captures")|$(q "SELECT count || ' ' || (incident_id IS NULL) FROM alerts WHERE id = '00000000-0000-7000-8000-000000000003'")" = "1,2,3,4|0|0|1 true"
+}
+check "the agent applied migration 004 to it: incidents, forensic_captures, alerts.count" \
+	wait_for upgraded 100
+ztctl endpoint add --ifname v-dbpod --ip $DBP --labels app=db --namespace lab --name db >/dev/null
+ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
+
+# --- the services: PostgreSQL with passwords, a web page, iperf3, a UDP echo ---
+PGPOD=$(mktemp -d /tmp/ztagent-pgpod.XXXXXX)
+chown postgres: "$PGPOD"
+echo "s3cret-$RANDOM" >"$PGPOD/pw"
+chmod 644 "$PGPOD/pw"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$PGPOD/data" -U postgres -A scram-sha-256 \
+	--pwfile="$PGPOD/pw" >"$PGPOD/initdb.log" 2>&1
+echo "host all all 0.0.0.0/0 scram-sha-256" >>"$PGPOD/data/pg_hba.conf"
+lab_bg_in "${LAB_ID}-dbpod" runuser -u postgres -- "$PG_BIN/postgres" -D "$PGPOD/data" \
+	-c listen_addresses=$DBP -c unix_socket_directories="$PGPOD" -c port=5432 \
+	-c log_connections=off >"$PGPOD/log" 2>&1
+mkdir -p "$LAB_DIR/www"
+# A real page: 6 KB of text.
+for i in $(seq 1 110); do echo "<p>line $i of a page the lab serves to its clients</p>"; done \
+	>"$LAB_DIR/www/index.html"
+(cd "$LAB_DIR/www" && exec ip netns exec "${LAB_ID}-web" "$PY" -m http.server 8080 --bind $WEB) \
+	>/dev/null 2>&1 &
+LAB_PIDS+=($!)
+lab_bg_in "${LAB_ID}-web" iperf3 -s -B $WEB -p 5201
+cat >"$LAB_DIR/udpecho.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d, a)
+EOF
+lab_bg_in "${LAB_ID}-web" "$PY" "$LAB_DIR/udpecho.py" $WEB 9999
+listening() { in_pod "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
+check "the services listen (postgres, http, iperf3)" \
+	wait_for "listening dbpod 5432 && listening web 8080 && listening web 5201" 150
+
+# --- benign traffic from $BENIGN: many short requests, bulk, idle keep-alives, a burst ---
+cat >"$LAB_DIR/benign.py" <<'EOF'
+import http.client, socket, sys, threading, time
+src, web = sys.argv[1], sys.argv[2]
+ok = 0
+for i in range(300):                       # many short HTTP connections
+    c = http.client.HTTPConnection(web, 8080, timeout=5, source_address=(src, 0))
+    c.request("GET", "/")
+    r = c.getresponse()
+    ok += r.status == 200 and len(r.read()) > 4000
+    c.close()
+print("short", ok)
+conns = []
+for i in range(24):                        # idle keep-alives: one request, a long pause
+    c = http.client.HTTPConnection(web, 8080, timeout=30, source_address=(src, 0))
+    c.request("GET", "/")
+    c.getresponse().read()
+    conns.append(c)
+time.sleep(12)
+alive = 0
+for c in conns:
+    try:
+        c.request("GET", "/")
+        alive += c.getresponse().status == 200
+    except Exception:
+        pass
+print("keepalive", alive)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((src, 0))
+u.settimeout(0.5)
+got = 0
+for b in range(60):                        # bursts of queries, like a resolver's clients
+    for i in range(50):
+        u.sendto(b"q%d" % i, (web, 9999))
+    try:
+        for i in range(50):
+            u.recvfrom(2048)
+            got += 1
+    except socket.timeout:
+        pass
+print("burst", got)
+EOF
+t0=$(now_ms)
+benign=$(in_ext "$PY" "$LAB_DIR/benign.py" $BENIGN $WEB 2>&1)
+iperf=$(in_ext iperf3 -c $WEB -B $BENIGN -t 4 -f m 2>&1 | sed -n 's/.* \([0-9.]*\) Mbits\/sec.*receiver/\1/p')
+echo "# benign: $(tr '\n' ' ' <<<"$benign") iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
+check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
+check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
+check "benign: a burst of 3000 UDP datagrams answered" \
+	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
+check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"
+sleep 2
+check "benign: no incident about $BENIGN" \
+	none_of "$(ztctl incidents list -o json)" "\"src\": \"$BENIGN\""
+check "benign: $BENIGN is not blocked" none_of "$(ztctl block list)" "$BENIGN/"
+
+# --- brute force: hydra against PostgreSQL from 198.18.0.1 ---
+for i in $(seq 1 200); do echo "guess$i"; done >"$LAB_DIR/words"
+blocked() { ztctl block list -o json | grep -q "\"cidr\": \"$1/32\""; }
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 40 hydra -l postgres -P "$LAB_DIR/words" -t 4 -W 1 -I \
+	-o "$LAB_DIR/hydra.out" postgres://$DBP
+HYDRA=$LAB_BG_PID
+check "brute force: hydra's source is blocked" wait_for "blocked $LAB_EXT_IP" 300
+echo "# brute force blocked $(($(now_ms) - t0)) ms after hydra started"
+fails=$(grep -c "password authentication failed" "$PGPOD/log")
+inc=$(ztctl incidents list -o json | "$PY" -c '
+import json, sys
+for i in json.load(sys.stdin)["incidents"]:
+    if i["threat_type"] == "bruteforce" and i["src"] == sys.argv[1]:
+        print(i["id"])' $LAB_EXT_IP)
+ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<<"$ev")
+echo "# brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
+check "brute force: one incident (bruteforce, $LAB_EXT_IP), decided within 20 attempts (${attempts:-?})" \
+	test -n "$inc" -a "${attempts:-99}" -le 20
+check "brute force: ztctl block list says the detector blocked it and why" \
+	all_of "$(ztctl block list | grep "$LAB_EXT_IP/32")" detector "bruteforce/short-sessions score"
+# Blocked in XDP: its packets are dropped at the uplink; the benign host still gets through.
+drops0=$(ztctl status -o json | "$PY" -c '
+import json, sys
+print(sum(c["packets"] for c in json.load(sys.stdin)["counters"] if c["action"] == "drop" and c["reason"] == "blocklist"))')
+cant_connect() { ! ip netns exec "$LAB_EXT" nc -z -w 2 -s "$1" "$2" "$3"; }
+check "blocked: a new connection from $LAB_EXT_IP fails" cant_connect $LAB_EXT_IP $WEB 8080
+check "blocked: ... while $BENIGN connects" ip netns exec "$LAB_EXT" nc -z -w 2 -s $BENIGN $WEB 8080
+drops1=$(ztctl status -o json | "$PY" -c '
+import json, sys
+print(sum(c["packets"] for c in json.load(sys.stdin)["counters"] if c["action"] == "drop" and c["reason"] == "blocklist"))')
+check "blocked: the XDP guard dropped its packets ($drops0 -> $drops1)" test "$drops1" -gt "$drops0"
+ms=$(grep "event=detector_block.*threat=bruteforce" "$LAB_LOG" | head -1 | sed -n 's/.*decision_to_map_ms=\([0-9.]*\).*/\1/p')
+pms=$(grep "event=detector_block.*threat=bruteforce" "$LAB_LOG" | head -1 | sed -n 's/.*packet_to_map_ms=\([0-9.]*\).*/\1/p')
+echo "# brute force: decision to map write ${ms:-?} ms; last packet of the deciding session to map write ${pms:-?} ms"
+# The incident row: one, counts that grow while the attacker keeps knocking.
+check "database: one incidents row for it" \
+	wait_for "test \"\$(q \"SELECT count(*) FROM incidents WHERE id = '$inc' AND threat_type = 'bruteforce' AND source_ip = '$LAB_EXT_IP' AND action = 'block'\")\" = 1" 100
+p1=$(q "SELECT packets || ' ' || version FROM incidents WHERE id = '$inc'")
+sleep 4
+p2=$(q "SELECT packets || ' ' || version FROM incidents WHERE id = '$inc'")
+echo "# incident packets/version: $p1 -> $p2"
+check "database: its counts grow (packets and version: $p1 -> $p2), still one row" \
+	test "${p2% *}" -gt "${p1% *}" -a "${p2#* }" -gt "${p1#* }" -a \
+	"$(q "SELECT count(*) FROM incidents WHERE source_ip = '$LAB_EXT_IP' AND threat_type = 'bruteforce'")" = 1
+# Stopped well before its block ends: knocking on after it would be a return (a longer block).
+kill "$HYDRA" 2>/dev/null
+wait "$HYDRA" 2>/dev/null
+check "database: one alert (kind bruteforce) for it, count >= 10" \
+	test "$(q "SELECT count(*) FROM alerts WHERE incident_id = '$inc' AND id = '$inc' AND kind = 'bruteforce' AND severity = 'critical' AND count >= 10")" = 1
+check "database: the block (source detector) in blocks" \
+	test "$(q "SELECT count(*) FROM blocks WHERE cidr = '$LAB_EXT_IP/32' AND action = 'block' AND source = 'detector' AND reason LIKE 'bruteforce/%' AND expires_at IS NOT NULL")" -ge 1
+check "database: incident.open and block.add in the audit trail" \
+	test "$(q "SELECT count(DISTINCT kind) FROM audit_log WHERE (kind = 'incident.open' AND subject = 'bruteforce $LAB_EXT_IP') OR (kind = 'block.add' AND subject = '$LAB_EXT_IP/32' AND detail->>'incident_id' = '$inc')")" = 2
+check "database: the flows of the incident in one query (zt_incident_flows)" \
+	wait_for "test \"\$(q \"SELECT count(*) FROM zt_incident_flows('$inc') WHERE dest_port = 5432\")\" -ge 10" 150
+# Its packets, read by tshark.
+cap=$(sed -n 's/.*"capture": "\([^"]*\)".*/\1/p' <<<"$ev")
+check "forensics: the capture file is there ($cap)" test -s "$cap"
+tsh=$(tshark -n -r "$cap" -Y "ip.src == $LAB_EXT_IP" -T fields -e frame.comment 2>/dev/null)
+rc=$?
+check "forensics: tshark reads it (exit $rc) and it holds the attacker's dropped packets" \
+	test $rc -eq 0 -a -n "$(grep -m1 'verdict=drop' <<<"$tsh")"
+check "forensics: the file is indexed with the incident" \
+	wait_for "test \"\$(q \"SELECT count(*) FROM forensic_captures WHERE incident_id = '$inc' AND path = '$cap' AND state = 'open'\")\" = 1" 50
+show=$(ztctl incidents show "${inc:28}" 2>&1)
+sed 's/^/# /' <<<"$show"
+check "ztctl incidents show (by the short id) names the block, the capture and the query" \
+	all_of "$show" "tshark -r '$cap'" "zt_incident_flows('$inc')" "^block .*for 12s (offence 1)"
+
+# --- it returns after its block: the TTL doubles ---
+check "the block ends after its TTL (12 s)" wait_for "! blocked $LAB_EXT_IP" 150
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 30 hydra -l postgres -P "$LAB_DIR/words" -t 4 -W 1 -I postgres://$DBP
+HYDRA=$LAB_BG_PID
+check "it returns: blocked again" wait_for "blocked $LAB_EXT_IP" 300
+echo "# second brute force blocked $(($(now_ms) - t0)) ms after hydra started"
+ev2=$(ztctl incidents show "$inc" -o json 2>/dev/null)
+check "... for twice as long (24 s, offence 2), on the same incident" \
+	all_of "$ev2" '"block_ttl_s": 24' '"offence": 2'
+echo "# $(ztctl block list | grep "$LAB_EXT_IP/32")"
+kill "$HYDRA" 2>/dev/null
+wait "$HYDRA" 2>/dev/null
+
+# --- slowloris from $SLOW ---
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SLOW
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 30 slowhttptest -c 100 -H -i 10 -r 50 -t GET \
+	-u http://$WEB:8080/ -x 24 -p 3 -l 25 -o "$LAB_DIR/slow"
+SLOWPID=$LAB_BG_PID
+check "slowloris: blocked" wait_for "blocked $SLOW" 150
+took=$(($(now_ms) - t0))
+echo "# slowloris blocked $took ms after slowhttptest started"
+check "slowloris: blocked within 10 s of its start (the lab's budget is 5 s: $took ms)" test "$took" -le 10000
+check "slowloris: a slowconn incident" all_of "$(ztctl incidents list | grep slowconn)" "$SLOW "
+kill "$SLOWPID" 2>/dev/null
+wait "$SLOWPID" 2>/dev/null
+check "benign: $BENIGN still gets the page" \
+	ip netns exec "$LAB_EXT" curl -fsS -o /dev/null --max-time 5 --interface $BENIGN http://$WEB:8080/
+
+# --- a connect scan from $SCAN ---
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SCAN
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn -sT -p 1-300 --max-retries 0 --max-rate 100 \
+	--host-timeout 50s $WEB
+NMAP=$LAB_BG_PID
+check "scan: blocked" wait_for "blocked $SCAN" 200
+echo "# scan blocked $(($(now_ms) - t0)) ms after nmap started"
+sinc=$(ztctl incidents list -o json | "$PY" -c '
+import json, sys
+for i in json.load(sys.stdin)["incidents"]:
+    if i["threat_type"] == "scan" and i["src"] == sys.argv[1]:
+        print(i["id"])' $SCAN)
+sev=$(ztctl incidents show "${sinc:-none}" -o json 2>/dev/null)
+probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$sev")
+check "scan: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
+kill "$NMAP" 2>/dev/null
+wait "$NMAP" 2>/dev/null
+
+# --- a protected source is never blocked ---
+cat >"$LAB_DIR/slowclient.py" <<'EOF'
+import socket, sys, time
+src, dst = sys.argv[1], sys.argv[2]
+socks = []
+for i in range(30):
+    s = socket.create_connection((dst, 8080), timeout=5, source_address=(src, 0))
+    s.send(b"GET / HTTP/1.1\r\nHost: x\r\n")     # a request that never ends
+    socks.append(s)
+time.sleep(8)
+EOF
+in_ext "$PY" "$LAB_DIR/slowclient.py" $PROT $WEB >/dev/null 2>&1
+check "protected: its slow connections were decided (an incident, action refused)" \
+	all_of "$(ztctl incidents list | grep "$PROT ")" slowconn refused
+check "protected: never blocked" none_of "$(ztctl block list)" "$PROT/"
+check "protected: the refusal is logged with the list" grep -q "event=block_refused.*addr=$PROT list=protected" "$LAB_LOG"
+
+# --- policy denials: one alert per source, destination, port and rule ---
+cat >"$LAB_DIR/denied.py" <<'EOF'
+import socket, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(n):      # a new flow each: a source port of its own (port 0 would repeat some)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    u.bind((src, 40000 + i))
+    u.sendto(b"x", (dst, 7777))
+    u.close()
+EOF
+in_ext "$PY" "$LAB_DIR/denied.py" $BENIGN $WEB 2000
+DEN="source_ip = '$BENIGN' AND dest_ip = '$WEB' AND dest_port = 7777 AND kind = 'policy-deny'"
+wait_for "test \"\$(q \"SELECT count(*) || ' ' || max(count) FROM alerts WHERE $DEN\")\" = '1 2000'" 150
+echo "# denial alerts (rows, count): $(q "SELECT count(*) || ' ' || max(count) FROM alerts WHERE $DEN")"
+check "denials: 2000 denied flows are one alert with count 2000" \
+	wait_for "test \"\$(q \"SELECT count(*) || ' ' || max(count) FROM alerts WHERE $DEN\")\" = '1 2000'" 150
+check "denials: ... and at most 2 policy.violation rows in the audit trail" \
+	test "$(q "SELECT count(*) FROM audit_log WHERE kind = 'policy.violation' AND subject LIKE 'UDP $BENIGN:% -> $WEB:7777'")" -le 2
+check "denials: network_flows keeps every flow" \
+	wait_for "test \"\$(q \"SELECT count(DISTINCT source_port) FROM network_flows WHERE source_ip = '$BENIGN' AND dest_ip = '$WEB' AND dest_port = 7777\")\" = 2000" 200
+
+# --- ztctl alerts, metrics ---
+al=$(ztctl alerts 2>&1)
+check "ztctl alerts: the incidents and the aggregated denials" \
+	all_of "$al" "bruteforce *open" "slowconn" "policy-deny .*$BENIGN:[0-9]* -> $WEB:7777 count=2000"
+mt=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null)
+lint=$(promtool check metrics <<<"$mt" 2>&1)
+rc=$?
+[ -n "$lint" ] && sed 's/^/# promtool: /' <<<"$lint"
+check "metrics pass promtool" test $rc -eq 0
+check "metrics: decisions and blocks per detector, incidents open, refusals" \
+	all_of "$mt" '^ztagent_detector_blocks_total{detector="bruteforce"} [1-9]' \
+	'^ztagent_detector_decisions_total{detector="slowconn"} [1-9]' \
+	'^ztagent_incidents_open{threat_type="bruteforce"} 1' \
+	'^ztagent_response_refused_total{list="protected"} [1-9]'
+n=$(sed -n 's/^ztagent_response_latency_seconds_count \([0-9]*\)$/\1/p' <<<"$mt")
+check "metrics: the decision-to-map latency histogram has every block (${n:-0})" test "${n:-0}" -ge 4
+lat=$(grep -o 'decision_to_map_ms=[0-9.]*' "$LAB_LOG" | cut -d= -f2 | sort -n | tr '\n' ' ')
+echo "# decision to map write, every block (ms, sorted): $lat"
+check "benign: $BENIGN was never blocked" none_of "$(cat "$LAB_LOG")" "event=detector_block.*cidr=$BENIGN/"
+
+# What the detectors did, for the record.
+grep -E "event=(detector_block|incident_open|block_refused)" "$LAB_LOG" | cut -c1-400 | sed 's/^/# /'
+
+# --- stop: incidents close into the database ---
+lab_agent_stop
+check "stopping closes the open incidents (agent-stopped) in the database" \
+	wait_for "test \"\$(q \"SELECT count(*) FROM incidents WHERE state = 'open'\")\" = 0" 50
+echo "1..$TAP_N"

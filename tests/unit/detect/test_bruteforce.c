@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests: brute force over ended TCP sessions. Login attempts repeated
+ * from one source (database, SSH-like, text protocols) are decided within
+ * 20 attempts; many short HTTP requests to a real service, a user who
+ * mistypes a password, long keep-alives, port checks and heavy transfers
+ * are not.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "detect/bruteforce.h"
+#include "dtest.h"
+
+struct bf_case {
+	const char *name;
+	int sessions;
+	uint64_t gap_ns; /* between session starts */
+	uint64_t dur_ns;
+	uint64_t req, rep; /* payload bytes */
+	uint64_t pk_req, pk_rep;
+	int handshake;
+	int success_every; /* > 0: every Nth session is a real exchange (rep x 20) */
+	int want_by; /* 0: never decided */
+};
+
+static const struct bf_case cases[] = {
+	/* libpq startup + password + FATAL: about as much each way. */
+	{ "database login attempts, 20/s", 200, 50 * MS, 8 * MS, 150, 140, 6, 5, 1, 0, 10 },
+	/* key exchange dominates: ~2 KB each way, short. */
+	{ "SSH-like attempts, 2/s", 100, 500 * MS, 300 * MS, 1900, 2300, 14, 12, 1, 0, 10 },
+	{ "telnet-style login prompts, 5/s", 100, 200 * MS, 40 * MS, 24, 41, 6, 6, 1, 0, 10 },
+	{ "attempts with one success in 10", 200, 50 * MS, 8 * MS, 150, 140, 6, 5, 1, 10, 20 },
+	{ "benign: 500 short HTTP requests to a real page", 500, 10 * MS, 2 * MS, 85, 1250, 5, 4, 1,
+	  0, 0 },
+	{ "benign: 500 HTTP requests, small JSON replies", 500, 10 * MS, 2 * MS, 95, 260, 5, 4, 1,
+	  0, 0 },
+	{ "benign: a user mistypes twice, then logs in", 3, 5 * SEC, 30 * MS, 150, 140, 6, 5, 1, 3,
+	  0 },
+	{ "benign: port checks without data", 300, 100 * MS, 1 * MS, 0, 0, 3, 2, 1, 0, 0 },
+	{ "benign: long keep-alive sessions", 50, 1 * SEC, 120 * SEC, 2000, 1500, 40, 40, 1, 0, 0 },
+	{ "benign: many small downloads", 200, 100 * MS, 50 * MS, 120, 50000, 10, 40, 1, 0, 0 },
+	{ "not this detector: refused connections (RST)", 300, 10 * MS, 1 * MS, 40, 0, 2, 1, 0, 0,
+	  0 },
+	{ "slow guessing, 1 attempt every 20 s, is not caught", 30, 20 * SEC, 100 * MS, 150, 140, 6,
+	  5, 1, 0, 0 },
+};
+
+static void run_case(const struct bf_case *c)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t cli[16], srv[16];
+	uint64_t t0 = 20000 * SEC;
+	int decided_at = 0;
+
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(cli, 203, 0, 113, 77);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 1; i <= c->sessions; i++) {
+		struct zt_conn k;
+		uint64_t first = t0 + (uint64_t)i * c->gap_ns;
+		bool ok = c->success_every && i % c->success_every == 0;
+
+		mk_conn(&k, cli, srv, 5432, first, first + c->dur_ns, c->req,
+			ok ? c->rep * 20 : c->rep, c->pk_req, ok ? c->pk_rep * 3 : c->pk_rep, 3,
+			c->handshake);
+		if (zt_bf_observe(b, &k, &d) && !decided_at) {
+			decided_at = i;
+			assert_int_equal(d.threat, ZT_THREAT_BRUTEFORCE);
+			assert_memory_equal(d.addr, cli, 4);
+			assert_memory_equal(d.peer, srv, 4);
+			assert_int_equal(d.dport, 5432);
+			assert_true(d.score > 0.99f);
+			assert_true(d.value >= d.threshold);
+			assert_true(strstr(d.evidence, "without a real exchange") != NULL);
+			/* The deciding session is the newest start: a return is judged by it. */
+			assert_int_equal(d.latest_start_ns, first);
+			assert_true(d.ts_ns >= d.latest_start_ns);
+		}
+	}
+	if (c->want_by && (!decided_at || decided_at > c->want_by))
+		fail_msg("%s: decided at session %d, want by %d", c->name, decided_at, c->want_by);
+	if (!c->want_by && decided_at)
+		fail_msg("%s: decided at session %d", c->name, decided_at);
+	zt_bf_free(b);
+}
+
+static void test_cases(void **state)
+{
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("  case: %s\n", cases[i].name);
+		run_case(&cases[i]);
+	}
+}
+
+/* The classification from conntrack's IP byte counts (payload estimated). */
+static void test_classify(void **state)
+{
+	static const struct {
+		uint64_t req, rep, pk_req, pk_rep, dur;
+		int handshake;
+		enum zt_bf_class want;
+	} t[] = {
+		{ 150, 140, 6, 5, 10 * MS, 1, ZT_BF_ATTEMPT },
+		{ 85, 1250, 5, 4, 2 * MS, 1, ZT_BF_EXCHANGE }, /* content delivered */
+		{ 0, 0, 3, 2, 1 * MS, 1, ZT_BF_IGNORED }, /* client said nothing */
+		{ 40, 0, 2, 1, 1 * MS, 0, ZT_BF_IGNORED }, /* never accepted */
+		{ 300, 200, 8, 8, 30 * SEC, 1, ZT_BF_EXCHANGE }, /* too long for an attempt */
+		{ 9000, 9000, 20, 20, 1 * SEC, 1, ZT_BF_EXCHANGE }, /* too much data */
+	};
+	struct zt_bf_params p;
+	uint8_t a[16], b[16];
+
+	zt_bf_defaults(&p);
+	ip4(a, 203, 0, 113, 1);
+	ip4(b, 198, 18, 1, 1);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct zt_conn c;
+
+		mk_conn(&c, a, b, 22, 1 * SEC, 1 * SEC + t[i].dur, t[i].req, t[i].rep, t[i].pk_req,
+			t[i].pk_rep, 3, t[i].handshake);
+		if (zt_bf_classify(&p, &c) != t[i].want)
+			fail_msg("row %zu: class %d, want %d", i, zt_bf_classify(&p, &c),
+				 t[i].want);
+		/* The estimate is what the kernel's exact count would say. */
+		assert_int_equal(zt_conn_payload(&c, 0), t[i].req);
+		assert_int_equal(zt_conn_payload(&c, 1), t[i].rep);
+	}
+}
+
+/* Two sources against one service: each its own test; the attacker only is decided. */
+static void test_two_sources(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t bad[16], good[16], srv[16];
+	int bad_dec = 0, good_dec = 0;
+
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(bad, 203, 0, 113, 5);
+	ip4(good, 203, 0, 113, 6);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 0; i < 100; i++) {
+		struct zt_conn k;
+		uint64_t t = 30000 * SEC + (uint64_t)i * 100 * MS;
+
+		mk_conn(&k, bad, srv, 2323, t, t + 20 * MS, 30, 45, 6, 6, 3, 1);
+		bad_dec += zt_bf_observe(b, &k, &d);
+		mk_conn(&k, good, srv, 2323, t, t + 20 * MS, 30, 4500, 6, 8, 3, 1);
+		good_dec += zt_bf_observe(b, &k, &d);
+	}
+	assert_int_equal(good_dec, 0);
+	assert_int_equal(bad_dec, 10); /* every 10 attempts: the incident grows */
+	zt_bf_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_two_sources),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests: slow-connection attacks over conntrack sweeps. Slowloris
+ * (requests never finished, no reply) and slow read (replies drained a few
+ * bytes at a time) are decided; idle keep-alives, connection pools, bulk
+ * transfers, a handful of slow requests and half-open SYNs are not.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "detect/slowconn.h"
+#include "dtest.h"
+
+#define NOW (10000 * SEC)
+
+/* One kind of connection, n of them, from one client to one service. */
+struct slow_case {
+	const char *name;
+	int n;
+	uint64_t age_ns; /* now - first */
+	uint64_t quiet_ns; /* now - last */
+	uint64_t req, rep; /* payload bytes */
+	uint64_t pk_req, pk_rep;
+	int state; /* 0 new, 1 established */
+	int handshake;
+	bool want;
+	const char *want_subtype;
+};
+
+static const struct slow_case cases[] = {
+	/* slowhttptest -H: a partial header, then a line every 10 s; nothing back. */
+	{ "slowloris, 50 connections, 5 s old", 50, 5 * SEC, 4 * SEC, 220, 0, 4, 3, 1, 1, true,
+	  "unanswered" },
+	{ "slowloris, 16 connections, 3.5 s old", 16, 3500 * MS, 3 * SEC, 180, 0, 3, 2, 1, 1, true,
+	  "unanswered" },
+	/* slowhttptest -X: full request, reply read a few bytes every few seconds. */
+	{ "slow read, 40 connections", 40, 12 * SEC, 1 * SEC, 90, 1800, 12, 30, 1, 1, true,
+	  "trickle" },
+	/* Long-polling, slow POST body trickled in. */
+	{ "slow POST body, 30 connections", 30, 20 * SEC, 2 * SEC, 2000, 0, 60, 40, 1, 1, true,
+	  "unanswered" },
+	{ "benign: 6 browser connections waiting on a slow page", 6, 8 * SEC, 7 * SEC, 400, 0, 3, 2,
+	  1, 1, false, NULL },
+	{ "benign: 15 slow requests (below the threshold)", 15, 10 * SEC, 1 * SEC, 300, 0, 4, 3, 1,
+	  1, false, NULL },
+	{ "benign: 40 idle keep-alives after their exchange", 40, 300 * SEC, 290 * SEC, 400, 9000,
+	  5, 8, 1, 1, false, NULL },
+	{ "benign: 32 pooled database connections at rest", 32, 3600 * SEC, 45 * SEC, 8000, 40000,
+	  200, 200, 1, 1, false, NULL },
+	{ "benign: 32 pooled connections, a keep-alive query every 30 s", 32, 3600 * SEC, 20 * SEC,
+	  6000, 7000, 240, 240, 1, 1, false, NULL },
+	{ "benign: 20 busy pooled connections", 20, 600 * SEC, 1 * SEC, 900000, 9000000, 9000,
+	  12000, 1, 1, false, NULL },
+	{ "benign: keep-alive right after a small exchange", 30, 4 * SEC, 4 * SEC - 20 * MS, 90,
+	  600, 2, 2, 1, 1, false, NULL },
+	{ "benign: one bulk download", 1, 30 * SEC, 0, 200, 3000000000ULL, 40000, 2000000, 1, 1,
+	  false, NULL },
+	{ "not this detector: 500 half-open SYNs", 500, 10 * SEC, 10 * SEC, 0, 0, 1, 0, 0, 0, false,
+	  NULL },
+	{ "benign: 50 fresh connections (under min_age)", 50, 1 * SEC, 0, 100, 0, 2, 1, 1, 1, false,
+	  NULL },
+};
+
+static void run_case(const struct slow_case *c)
+{
+	struct zt_slowconn_params p;
+	struct zt_slowconn *s;
+	struct zt_decision d[4];
+	uint8_t cli[16], srv[16], other[16];
+	size_t nd;
+
+	zt_slowconn_defaults(&p);
+	assert_int_equal(zt_slowconn_new(&p, &s), 0);
+	ip4(cli, 203, 0, 113, 50);
+	ip4(srv, 198, 18, 1, 80);
+	ip4(other, 198, 18, 2, 80);
+	zt_slowconn_begin(s, NOW);
+	for (int i = 0; i < c->n; i++) {
+		struct zt_conn k;
+
+		mk_conn(&k, cli, srv, 8080, NOW - c->age_ns + (uint64_t)i * MS, NOW - c->quiet_ns,
+			c->req, c->rep, c->pk_req, c->pk_rep, c->state, c->handshake);
+		k.sport = (uint16_t)(30000 + i);
+		zt_slowconn_add(s, &k);
+	}
+	/* A busy neighbour: normal connections to another service. */
+	for (int i = 0; i < 200; i++) {
+		struct zt_conn k;
+		uint8_t h[16];
+
+		mk_conn(&k, host(h, (uint32_t)i), other, 443, NOW - 60 * SEC, NOW - 10 * MS, 5000,
+			80000, 60, 80, 1, 1);
+		zt_slowconn_add(s, &k);
+	}
+	nd = zt_slowconn_end(s, d, 4);
+	if (c->want) {
+		if (nd != 1)
+			fail_msg("%s: %zu decisions, want 1", c->name, nd);
+		assert_int_equal(d[0].threat, ZT_THREAT_SLOWCONN);
+		assert_memory_equal(d[0].addr, cli, 4);
+		assert_memory_equal(d[0].peer, srv, 4);
+		assert_int_equal(d[0].dport, 8080);
+		assert_int_equal(d[0].flows, (uint64_t)c->n);
+		assert_string_equal(d[0].subtype, c->want_subtype);
+		assert_true(d[0].score >= 0.79f && d[0].score <= 1.0f);
+		assert_true(strstr(d[0].evidence, "slow connections") != NULL);
+	} else if (nd) {
+		fail_msg("%s: decided: %s", c->name, d[0].evidence);
+	}
+	zt_slowconn_free(s);
+}
+
+static void test_cases(void **state)
+{
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("  case: %s\n", cases[i].name);
+		run_case(&cases[i]);
+	}
+}
+
+/* Every sweep starts over: an attack that stops is not decided again. */
+static void test_sweeps(void **state)
+{
+	struct zt_slowconn_params p;
+	struct zt_slowconn *s;
+	struct zt_decision d[2];
+	uint8_t cli[16], srv[16];
+
+	zt_slowconn_defaults(&p);
+	assert_int_equal(zt_slowconn_new(&p, &s), 0);
+	ip4(cli, 203, 0, 113, 51);
+	ip4(srv, 198, 18, 1, 81);
+	for (int sweep = 0; sweep < 3; sweep++) {
+		zt_slowconn_begin(s, NOW + (uint64_t)sweep * SEC);
+		for (int i = 0; sweep < 2 && i < 20; i++) {
+			struct zt_conn k;
+
+			mk_conn(&k, cli, srv, 80, NOW - 10 * SEC, NOW - 2 * SEC, 100, 0, 3, 2, 1,
+				1);
+			zt_slowconn_add(s, &k);
+		}
+		assert_int_equal(zt_slowconn_end(s, d, 2), sweep < 2 ? 1 : 0);
+	}
+	zt_slowconn_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_sweeps),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests: forensic captures. Frames are routed by their addresses to
+ * the incident watching them (both directions, VLAN-tagged too), others
+ * are left alone; a flood is thinned past the rate; files rotate at
+ * file_bytes and stay within max_bytes and max_files, oldest removed
+ * first; every file event is reported for the index; XDP drop events
+ * become rebuilt headers with a comment. tshark reads the files.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "respond/forensics.h"
+
+#define SEC 1000000000ULL
+
+static char dir[64];
+
+struct events {
+	int open, closed, removed;
+	char last_removed[512];
+};
+
+static void on_event(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct events *e = ctx;
+
+	assert_string_equal(kind, "forensics.capture");
+	if (strstr(detail, "\"state\":\"open\""))
+		e->open++;
+	else if (strstr(detail, "\"state\":\"closed\""))
+		e->closed++;
+	else if (strstr(detail, "\"state\":\"removed\"")) {
+		e->removed++;
+		snprintf(e->last_removed, sizeof(e->last_removed), "%s", subject);
+	}
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/zt-fx.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Ethernet (+ a VLAN tag) + IPv4 + UDP from src to dst with n payload bytes. */
+static size_t frame(uint8_t *f, const char *src, const char *dst, bool vlan, size_t n)
+{
+	size_t o = 12;
+	uint16_t tot = (uint16_t)(28 + n);
+
+	memset(f, 0, 14 + 4 + tot);
+	if (vlan) {
+		f[o++] = 0x81;
+		f[o++] = 0x00;
+		f[o++] = 0x00;
+		f[o++] = 0x07;
+	}
+	f[o++] = 0x08;
+	f[o++] = 0x00;
+	f[o] = 0x45;
+	f[o + 2] = (uint8_t)(tot >> 8);
+	f[o + 3] = (uint8_t)tot;
+	f[o + 8] = 64;
+	f[o + 9] = 17;
+	inet_pton(AF_INET, src, f + o + 12);
+	inet_pton(AF_INET, dst, f + o + 16);
+	f[o + 20] = 0x30;
+	f[o + 22] = 0x00;
+	f[o + 23] = 53;
+	f[o + 24] = (uint8_t)((8 + n) >> 8);
+	f[o + 25] = (uint8_t)(8 + n);
+	return o + tot;
+}
+
+static int count_files(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += strstr(e->d_name, ".pcapng.gz") != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static uint64_t dir_bytes(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t n = 0;
+
+	while (d && (e = readdir(d))) {
+		char p[600];
+		struct stat st;
+
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (strstr(e->d_name, ".pcapng.gz") && stat(p, &st) == 0)
+			n += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* tshark's packet count of a file, -1 when it cannot read it. */
+static int tshark_count(const char *path, const char *filter)
+{
+	char cmd[1024], out[64] = "";
+	FILE *p;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "tshark -n -r '%s' %s%s%s 2>/dev/null | wc -l", path,
+		 filter ? "-Y '" : "", filter ? filter : "", filter ? "'" : "");
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	rc = pclose(p);
+	return rc == 0 ? atoi(out) : -1;
+}
+
+static void test_routing_and_tshark(void **state)
+{
+	struct zt_forensics_cfg c;
+	struct zt_forensics *f;
+	struct events ev = { 0 };
+	uint8_t id[16] = { 0x01, 0x91, 0xe7, 0xa4, 1 }, fr[2048], a[16] = { 0 };
+	char path[600], cmd[800];
+	struct zt_forensics_stats st;
+
+	zt_forensics_cfg_defaults(&c);
+	snprintf(c.dir, sizeof(c.dir), "%s/caps", dir);
+	c.rate = 100;
+	assert_int_equal(zt_forensics_new(&c, on_event, NULL, &ev, &f, NULL, 0), 0);
+	inet_pton(AF_INET, "203.0.113.9", a);
+	assert_false(zt_forensics_watched(f, 4, a));
+	assert_int_equal(zt_forensics_watch(f, id, 4, a, path, sizeof(path)), 0);
+	assert_true(zt_forensics_watched(f, 4, a));
+	assert_non_null(strstr(path, "/caps/0191e7a4-0100-"));
+	assert_non_null(strstr(path, "-1.pcapng.gz"));
+	assert_int_equal(ev.open, 1);
+	/* From it, to it (VLAN-tagged), and someone else's. */
+	for (int k = 0; k < 10; k++) {
+		size_t n = frame(fr, "203.0.113.9", "198.18.2.40", false, 32);
+
+		assert_int_equal(zt_forensics_packet(f, 1764763200ULL * SEC + (uint64_t)k * 1000, 3,
+						     ZT_FX_DROP, "blocklist", fr, (uint32_t)n,
+						     (uint32_t)n),
+				 1);
+		n = frame(fr, "198.18.2.40", "203.0.113.9", true, 16);
+		assert_int_equal(
+			zt_forensics_packet(f, 1764763200ULL * SEC + (uint64_t)k * 1000 + 1, 3,
+					    ZT_FX_PASS, NULL, fr, (uint32_t)n, (uint32_t)n),
+			1);
+		n = frame(fr, "198.18.0.3", "198.18.2.40", false, 16);
+		assert_int_equal(zt_forensics_packet(f, 1764763200ULL * SEC, 3, ZT_FX_PASS, NULL,
+						     fr, (uint32_t)n, (uint32_t)n),
+				 0);
+	}
+	/* A sampled XDP drop: rebuilt headers. */
+	{
+		struct zt_ev_xdp_drop x = { .ifindex = 3,
+					    .family = 4,
+					    .proto = 6,
+					    .sport = 40000,
+					    .dport = 5432,
+					    .pkt_len = 74,
+					    .represents = 17 };
+
+		memcpy(x.saddr, a, 4);
+		inet_pton(AF_INET, "198.18.2.30", x.daddr);
+		assert_int_equal(zt_forensics_xdp_drop(f, &x, 1764763201ULL * SEC, "blocklist"), 1);
+	}
+	zt_forensics_tick(f, 5 * SEC); /* flush: readable while open */
+	assert_int_equal(tshark_count(path, NULL), 21);
+	assert_int_equal(tshark_count(path, "ip.src == 203.0.113.9 && udp"), 10);
+	assert_int_equal(tshark_count(path, "ip.dst == 203.0.113.9 && vlan.id == 7"), 10);
+	assert_int_equal(tshark_count(path, "frame.comment contains \"verdict=drop\""), 11);
+	assert_int_equal(tshark_count(path, "tcp.dstport == 5432 && frame.len == 74 && "
+					    "frame.comment contains \"stands for 17 drops\""),
+			 1);
+	/* Stop: the file is closed and complete. */
+	zt_forensics_unwatch(f, id);
+	assert_false(zt_forensics_watched(f, 4, a));
+	assert_int_equal(ev.closed, 1);
+	snprintf(cmd, sizeof(cmd), "gzip -t '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	zt_forensics_get_stats(f, &st);
+	assert_int_equal(st.packets, 21);
+	assert_int_equal(st.synthesized, 1);
+	assert_int_equal(st.files, 1);
+	zt_forensics_free(f);
+}
+
+/* A flood is thinned: rate a second in full, then ever fewer. */
+static void test_sampling(void **state)
+{
+	struct zt_forensics_cfg c;
+	struct zt_forensics *f;
+	uint8_t id[16] = { 2 }, fr[256], a[16] = { 0 };
+	struct zt_forensics_stats st;
+	int kept = 0;
+
+	zt_forensics_cfg_defaults(&c);
+	snprintf(c.dir, sizeof(c.dir), "%s/s", dir);
+	c.rate = 1000;
+	assert_int_equal(zt_forensics_new(&c, NULL, NULL, NULL, &f, NULL, 0), 0);
+	inet_pton(AF_INET, "203.0.113.10", a);
+	assert_int_equal(zt_forensics_watch(f, id, 4, a, NULL, 0), 0);
+	/* 100k packets a second for 3 seconds. */
+	for (int k = 0; k < 300000; k++) {
+		size_t n = frame(fr, "203.0.113.10", "198.18.2.40", false, 0);
+
+		kept += zt_forensics_packet(f, 100 * SEC + (uint64_t)k * 10000, 1, ZT_FX_DROP, NULL,
+					    fr, (uint32_t)n, (uint32_t)n);
+	}
+	zt_forensics_get_stats(f, &st);
+	assert_int_equal((int)st.packets, kept);
+	print_message("  kept %d of 300000\n", kept);
+	/* About rate x log2(100k / rate) = 6.6k a second: 3 s of it, not 300k. */
+	assert_true(kept >= 3 * 1000 && kept <= 3 * 1000 * 9);
+	assert_int_equal(st.sampled_out, 300000 - (uint64_t)kept);
+	zt_forensics_free(f);
+}
+
+/* Rotation at file_bytes; the bounds hold, oldest first; files left from before count. */
+static void test_bounds(void **state)
+{
+	struct zt_forensics_cfg c;
+	struct zt_forensics *f;
+	struct events ev = { 0 };
+	uint8_t fr[2048], a[16] = { 0 };
+	char sub[300], old[400], first_path[600] = "";
+	FILE *o;
+
+	snprintf(sub, sizeof(sub), "%s/b", dir);
+	mkdir(sub, 0700);
+	/* A file from an earlier run: 200 KiB, the oldest. */
+	snprintf(old, sizeof(old), "%s/old-1.pcapng.gz", sub);
+	o = fopen(old, "w");
+	assert_non_null(o);
+	for (int k = 0; k < 200 * 1024; k++)
+		fputc(k & 0xff, o);
+	fclose(o);
+	zt_forensics_cfg_defaults(&c);
+	snprintf(c.dir, sizeof(c.dir), "%s", sub);
+	c.max_bytes = 1 << 20;
+	c.file_bytes = 128 << 10;
+	c.max_files = 6;
+	c.rate = 1000000;
+	assert_int_equal(zt_forensics_new(&c, on_event, NULL, &ev, &f, NULL, 0), 0);
+	for (int inc = 0; inc < 3; inc++) {
+		uint8_t id[16] = { 0x10, (uint8_t)inc };
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "203.0.113.%d", 20 + inc);
+		inet_pton(AF_INET, ip, a);
+		assert_int_equal(zt_forensics_watch(f, id, 4, a, inc ? NULL : first_path,
+						    sizeof(first_path)),
+				 0);
+	}
+	/* Incompressible-ish payloads so the files grow. */
+	for (int round = 0; round < 40; round++) {
+		for (int k = 0; k < 300; k++) {
+			char ip[32];
+			size_t n;
+
+			snprintf(ip, sizeof(ip), "203.0.113.%d", 20 + k % 3);
+			n = frame(fr, ip, "198.18.2.40", false, 200);
+			for (int b = 0; b < 200; b++)
+				fr[42 + b] = (uint8_t)(rand() & 0xff);
+			zt_forensics_packet(f, (uint64_t)(round * 300 + k) * 1000000, 1, ZT_FX_PASS,
+					    NULL, fr, (uint32_t)n, (uint32_t)n);
+		}
+		zt_forensics_tick(f, (uint64_t)(round + 1) * 2 * SEC);
+		assert_true(dir_bytes() <= c.max_bytes + 3 * c.file_bytes / 2);
+		assert_true(count_files() <= (int)c.max_files);
+	}
+	/* The old file went first; rotation made parts; some were removed for room. */
+	assert_int_not_equal(access(old, F_OK), 0);
+	assert_true(ev.open > 3);
+	assert_true(ev.removed >= 2);
+	assert_true(access(first_path, F_OK) != 0); /* part 1 of the first incident: gone */
+	zt_forensics_free(f);
+	/* Every remaining file is whole. */
+	{
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "cd '%s' && gzip -t *.pcapng.gz", sub);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_routing_and_tshark, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sampling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
