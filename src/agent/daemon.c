@@ -35,6 +35,7 @@
 #include "feeds/feeds.h"
 #include "seg/policy.h"
 #include "seg/seg.h"
+#include "seg/seg_compliance.h"
 #include "agent/util.h"
 #include "xdp_guard.skel.h"
 
@@ -755,6 +756,7 @@ static int daemon_start(struct zt_daemon *d)
 	    (r = zt_api_register(d->api, ZT_OP_DETACH, op_detach, d)) < 0 ||
 	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
 	    (r = zt_seg_register_api(d->seg, d->api)) < 0 ||
+	    (r = zt_seg_register_compliance_api(d->seg, d->api)) < 0 ||
 	    (r = zt_feeds_register_api(d->feeds, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;

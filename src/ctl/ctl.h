@@ -75,6 +75,10 @@ struct opts {
 	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
 	bool has_days;
+	/* compliance report */
+	const char *format, *outfile;
+	uint64_t since_s, audit_age_s;
+	bool has_since, has_audit_age;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -94,6 +98,7 @@ enum opt_bit {
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
+	OPT_COMPLIANCE = 1 << 14, /* --format --since --audit-age, -o FILE */
 };
 
 struct cmd {
@@ -108,9 +113,9 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[], ctl_compliance_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds, ctl_compliance_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
