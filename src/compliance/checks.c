@@ -469,7 +469,7 @@ static void audit_chain(const struct zt_cmp_facts *f, struct ck *k)
 
 static void records_present(const struct zt_cmp_facts *f, struct ck *k)
 {
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 
 	if (!db_usable(f, k, "flow records"))
 		return;
@@ -484,7 +484,7 @@ static void records_present(const struct zt_cmp_facts *f, struct ck *k)
 	}
 	evidence(k, "%" PRIu64 " network_flows rows in the period %s to %s; the newest starts %s.",
 		 f->flows_in_period, day_text(f->since_unix, a, sizeof(a)),
-		 day_text(f->now_unix, b, sizeof(b)), day_text(f->newest_flow_unix, a, sizeof(a)));
+		 day_text(f->now_unix, b, sizeof(b)), day_text(f->newest_flow_unix, c, sizeof(c)));
 }
 
 /* Months from YYYYMM a to YYYYMM b (b later: positive). */

@@ -381,6 +381,17 @@ static void test_retention(void **state)
 	zt_cmp_facts_free(&f);
 }
 
+static void test_records_dates(void **state)
+{
+	struct zt_cmp_facts f;
+
+	good(&f);
+	f.newest_flow_unix = NOW - 5 * DAY;
+	assert_true(evidence_has(&f, "ZT-REC-001",
+				 "period 2026-10-31 to 2026-11-30; the newest starts 2026-11-25"));
+	zt_cmp_facts_free(&f);
+}
+
 static void test_monitoring(void **state)
 {
 	struct zt_cmp_facts f;
@@ -663,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_audit_chain),
 		cmocka_unit_test(test_records_missing),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_records_dates),
 		cmocka_unit_test(test_monitoring),
 		cmocka_unit_test(test_drift),
 		cmocka_unit_test(test_daemon_missing),
