@@ -4,7 +4,8 @@
  * parses the command line and dispatches, output.c formats, client.c talks
  * to the daemon's unix-socket API (agent/apimsg.h frames, agent/apiops.h
  * operations), and one file per command group (status.c, block.c,
- * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c) holds its commands and their help.
+ * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c, compliance.c) holds its commands
+ * and their help.
  *
  * Exit codes: 0 done, 1 the daemon refused or the operation failed,
  * 2 usage error, 3 the daemon cannot be reached.
