@@ -92,17 +92,17 @@ static cbor_item_t *policy_facts(const struct zt_seg *s, const struct zt_policy 
 	cbor_item_t *m = zt_cbor_map();
 	struct stat st;
 	uint64_t since = 0, n = 0;
-	bool feed = !strncmp(p->file, "feed:", 5);
+	/* policy.dir's files have absolute paths; feeds' advisories ("feed:NAME/FILE") and other origins do not. */
+	bool dir = p->file[0] == '/';
 
-	/* Files of policy.dir only; a feed's advisories have no file here. */
-	if (!feed && stat(p->file, &st) == 0)
+	if (dir && stat(p->file, &st) == 0)
 		since = (uint64_t)st.st_mtime;
 	for (size_t i = 0; i < s->eps.n; i++)
 		n += selects(p, s->eps.v[i]);
 	if (!m || zt_cbor_put_str(m, "kind", zt_pol_kind_name(p->kind)) ||
 	    zt_cbor_put_str(m, "namespace", p->namespace) || zt_cbor_put_str(m, "name", p->name) ||
 	    zt_cbor_put_str(m, "mode", p->mode == ZT_POL_AUDIT ? "audit" : "enforce") ||
-	    zt_cbor_put_str(m, "origin", feed ? p->file : "policy.dir") ||
+	    zt_cbor_put_str(m, "origin", dir ? "policy.dir" : p->file) ||
 	    zt_cbor_put_u64(m, "since_unix", since) || zt_cbor_put_u64(m, "endpoints", n)) {
 		if (m)
 			cbor_decref(&m);

@@ -247,7 +247,13 @@ check "the DOM has the chart: an svg with a bar per day and series" \
 	test "$(grep -o '<rect class="den"' "$DOM" | wc -l)" -ge 30
 check "no script element in the DOM; the hostile kind is text" \
 	test -z "$(grep -i '<script' "$DOM")" -a -n "$(grep -F '&lt;script&gt;alert(1)&lt;/script&gt;' "$DOM")"
-errs=$(grep -E 'CONSOLE|Uncaught|SyntaxError|ReferenceError|TypeError' "$LAB_DIR/chrome.log" || true)
+js_errors() { grep -E 'CONSOLE|Uncaught|SyntaxError|ReferenceError|TypeError' "$1" || true; }
+# The detector itself: a page with a broken script is caught.
+printf '<!DOCTYPE html><html><body><p>x</p><script>undefinedFunction();</script></body></html>\n' >"$LAB_DIR/broken.html"
+chrome --enable-logging=stderr --v=0 --dump-dom "file://$LAB_DIR/broken.html" >/dev/null 2>"$LAB_DIR/broken.log"
+check "control: chromium's log shows the script error of a broken page" \
+	test -n "$(js_errors "$LAB_DIR/broken.log")"
+errs=$(js_errors "$LAB_DIR/chrome.log")
 [ -n "$errs" ] && sed 's/^/#   /' <<<"$errs"
 check "no console or script error in chromium's log" test -z "$errs"
 PNG="$LAB_DIR/shot.png"
