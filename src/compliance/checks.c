@@ -353,7 +353,8 @@ static void mtls_cross_node(const struct zt_cmp_facts *f, struct ck *k)
 		return no_data(k, "the flow records", f->db.why);
 	if (f->cross_node_flows < 0) {
 		worst(k, ZT_CMP_WARN);
-		evidence(k, "No data: cross-node flows were not computed.");
+		evidence(k, "No data: cross-node flows were not computed (%s).",
+			 f->cross_node_why[0] ? f->cross_node_why : "unknown reason");
 		return;
 	}
 	evidence(k,
@@ -526,8 +527,11 @@ static void records_retained(const struct zt_cmp_facts *f, struct ck *k)
 	span = months_between(f->oldest_partition, now_m);
 	evidence(k, "%u monthly partitions; the oldest is %04d-%02d (%d months back)%s%s.",
 		 f->n_partitions, f->oldest_partition / 100, f->oldest_partition % 100, span,
-		 f->oldest_row_unix ? ", its oldest row starts " : ", no rows in it",
-		 f->oldest_row_unix ? day_text(f->oldest_row_unix, d, sizeof(d)) : "");
+		 f->oldest_row_unix   ? ", its oldest row starts " :
+		 f->oldest_row_why[0] ? ", its oldest row could not be read: " :
+					", no rows in it",
+		 f->oldest_row_unix ? day_text(f->oldest_row_unix, d, sizeof(d)) :
+				      f->oldest_row_why);
 	if (f->missing_partitions[0]) {
 		worst(k, ZT_CMP_FAIL);
 		evidence(k, "Months without a partition (their records are gone): %s.",

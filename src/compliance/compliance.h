@@ -123,6 +123,7 @@ struct zt_cmp_facts {
 	int64_t newest_flow_unix; /* 0: none */
 	int oldest_partition; /* YYYYMM; 0: none */
 	int64_t oldest_row_unix; /* in the oldest partition that has rows; 0: none */
+	char oldest_row_why[ZT_CMP_TEXT_MAX]; /* when it could not be read */
 	unsigned int n_partitions;
 	char missing_partitions
 		[ZT_CMP_TEXT_MAX]; /* months between the oldest and now without one */
@@ -131,6 +132,7 @@ struct zt_cmp_facts {
 	uint64_t denials, incidents, open_incidents, critical_alerts;
 	char incidents_from[64]; /* "incidents table" | "alerts rows (kind not policy-*)" */
 	int64_t cross_node_flows; /* -1: not computed */
+	char cross_node_why[ZT_CMP_TEXT_MAX]; /* why not */
 	bool mtls_recorded; /* do flow records say whether a flow was tunnelled? */
 	int64_t mtls_flows; /* of cross_node_flows, those through the tunnel (when recorded) */
 

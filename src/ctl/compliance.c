@@ -294,6 +294,25 @@ static PGresult *query(struct q *q, const char *sql)
 	return r;
 }
 
+/*
+ * A query whose failure (a scan cut by statement_timeout on a huge table)
+ * costs only its own fact: why gets the reason, the other facts stay.
+ */
+static PGresult *query_soft(struct q *q, const char *sql, char *why, size_t n)
+{
+	PGresult *r;
+
+	if (q->failed)
+		return NULL;
+	r = query(q, sql);
+	if (!r) {
+		snprintf(why, n, "%s", q->err);
+		q->failed = false;
+		q->err[0] = '\0';
+	}
+	return r;
+}
+
 static int64_t val_i64(PGresult *r, int row, int col)
 {
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -376,7 +395,7 @@ static void partition_facts(struct q *q, struct zt_cmp_facts *f)
 			sql, sizeof(sql),
 			"SELECT extract(epoch FROM min(start_time))::bigint FROM network_flows_p%06d",
 			(int)val_i64(r, i, 0));
-		m = query(q, sql);
+		m = query_soft(q, sql, f->oldest_row_why, sizeof(f->oldest_row_why));
 		if (!m)
 			break;
 		f->oldest_row_unix = val_i64(m, 0, 0);
@@ -476,14 +495,16 @@ static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 	 * flow between pods on two nodes is an egress row on one and an ingress
 	 * row on the other, with the same addresses, ports and protocol.
 	 */
-	r = query(&q, "SELECT count(*) FROM network_flows e JOIN network_flows i "
-		      "ON i.source_ip = e.source_ip AND i.dest_ip = e.dest_ip "
-		      "AND i.source_port = e.source_port AND i.dest_port = e.dest_port "
-		      "AND i.protocol = e.protocol AND i.node <> e.node "
-		      "WHERE e.direction = 'egress' AND i.direction = 'ingress' "
-		      "AND e.flow_kind = 'flow' AND i.flow_kind = 'flow' "
-		      "AND e.start_time >= to_timestamp($1::double precision) "
-		      "AND i.start_time >= to_timestamp($1::double precision)");
+	r = query_soft(&q,
+		       "SELECT count(*) FROM network_flows e JOIN network_flows i "
+		       "ON i.source_ip = e.source_ip AND i.dest_ip = e.dest_ip "
+		       "AND i.source_port = e.source_port AND i.dest_port = e.dest_port "
+		       "AND i.protocol = e.protocol AND i.node <> e.node "
+		       "WHERE e.direction = 'egress' AND i.direction = 'ingress' "
+		       "AND e.flow_kind = 'flow' AND i.flow_kind = 'flow' "
+		       "AND e.start_time >= to_timestamp($1::double precision) "
+		       "AND i.start_time >= to_timestamp($1::double precision)",
+		       f->cross_node_why, sizeof(f->cross_node_why));
 	f->cross_node_flows = r ? val_i64(r, 0, 0) : -1;
 	PQclear(r);
 	r = query(&q, "SELECT kind, count(*) FROM audit_log WHERE kind LIKE 'drift%' "
