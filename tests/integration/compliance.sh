@@ -5,7 +5,8 @@
 # gives no fail; a known-bad one (an ingress rule open to the world on every
 # port, an audit-mode policy 30 days old, tc_endpoint removed from a veth by
 # hand, a row inserted into audit_log behind the chain's back whose kind is
-# a script tag) gives exactly the expected fails and exit code 1. The JSON
+# a script tag, a flow partition six months old with none since) gives
+# exactly the expected fails and exit code 1. The JSON
 # is checked with jq (every check has id, result, evidence, requirement);
 # the HTML page is loaded in Debian's headless chromium: it renders, runs no
 # script, logs no error, and its DOM holds every check id and the hostile
@@ -191,6 +192,10 @@ HOSTILE='drift.<script>alert(1)</script>'
 q "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash)
    SELECT max(seq) + 1, now(), '$HOSTILE', 'intruder', 'x', '{}',
           decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') FROM audit_log"
+# A partition from six months back with none since: those months' records are gone.
+OLD_M=$(date -u -d "$(date -u +%Y-%m-15) -6 months" +%Y-%m-15)
+GAP_M=$(date -u -d "$(date -u +%Y-%m-15) -5 months" +%Y-%m)
+q "SELECT zt_flows_ensure_partitions('$OLD_M'::timestamptz, '$OLD_M'::timestamptz)" >/dev/null
 J2="$LAB_DIR/bad.json"
 ZTAGENT_DB=$DB zc compliance report --format json --audit-age 14d >"$J2"
 rc=$?
@@ -216,8 +221,15 @@ else
 	check "ZT-SEG-001: the removed tc_endpoint was repaired and counted as drift" \
 		test $drift_metric = 1 -a "$(res "$J2" ZT-DRIFT-001)" != pass
 fi
+check "ZT-REC-002 fail names the months without a partition (from $GAP_M)" \
+	test "$(res "$J2" ZT-REC-002)" = fail -a \
+	-n "$(evid "$J2" ZT-REC-002 | grep "Months without a partition (their records are gone): $GAP_M")"
 check "the other checks keep their results (ZT-SEG-002, ZT-REC-001 pass)" \
 	test "$(res "$J2" ZT-SEG-002)$(res "$J2" ZT-REC-001)" = passpass
+want="ZT-AUD-001 ZT-REC-002 ZT-SEG-004 ZT-SEG-005"
+[ "$seg1" = fail ] && want="ZT-AUD-001 ZT-REC-002 ZT-SEG-001 ZT-SEG-004 ZT-SEG-005"
+got=$(jq -r '[.checks[] | select(.result == "fail") | .id] | sort | join(" ")' "$J2")
+check "exactly the expected checks fail ($want)" test "$got" = "$want"
 
 # --- the HTML page in a real browser ---
 H="$LAB_DIR/report.html"
