@@ -527,9 +527,9 @@ static void records_retained(const struct zt_cmp_facts *f, struct ck *k)
 	span = months_between(f->oldest_partition, now_m);
 	evidence(k, "%u monthly partitions; the oldest is %04d-%02d (%d months back)%s%s.",
 		 f->n_partitions, f->oldest_partition / 100, f->oldest_partition % 100, span,
-		 f->oldest_row_unix   ? ", its oldest row starts " :
-		 f->oldest_row_why[0] ? ", its oldest row could not be read: " :
-					", no rows in it",
+		 f->oldest_row_unix   ? ", the oldest flow row starts " :
+		 f->oldest_row_why[0] ? ", the oldest flow row could not be read: " :
+					", no flow rows",
 		 f->oldest_row_unix ? day_text(f->oldest_row_unix, d, sizeof(d)) :
 				      f->oldest_row_why);
 	if (f->missing_partitions[0]) {
