@@ -32,6 +32,8 @@ pkgs=(
 	# has it), the manifests' checks (yamllint, jq, node for the npm schema
 	# validators in tests/k8s/validate, installed below with npm ci)
 	python3-kubernetes yamllint jq nodejs
+	# compliance report: its HTML page rendered in a real headless browser
+	chromium
 )
 
 missing=()

@@ -35,6 +35,7 @@
 #include "feeds/feeds.h"
 #include "seg/policy.h"
 #include "seg/seg.h"
+#include "seg/seg_compliance.h"
 #include "agent/util.h"
 #include "respond/engine.h"
 #include "respond/incident_db.h"
@@ -897,6 +898,7 @@ static int daemon_start(struct zt_daemon *d)
 	    (r = zt_blocklist_register_api(d->bl, d->api)) < 0 ||
 	    (r = zt_seg_register_api(d->seg, d->api)) < 0 ||
 	    (r = zt_engine_register_api(d->engine, d->api)) < 0 ||
+	    (r = zt_seg_register_compliance_api(d->seg, d->api)) < 0 ||
 	    (r = zt_feeds_register_api(d->feeds, d->api)) < 0) {
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;

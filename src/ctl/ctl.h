@@ -4,8 +4,8 @@
  * parses the command line and dispatches, output.c formats, client.c talks
  * to the daemon's unix-socket API (agent/apimsg.h frames, agent/apiops.h
  * operations), and one file per command group (status.c, block.c,
- * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c, incidents.c, alerts.c) holds its
- * commands and their help.
+ * endpoint.c, policy.c, flows.c, audit.c, ca.c, feeds.c, incidents.c, alerts.c,
+ * compliance.c) holds its commands and their help.
  *
  * Exit codes: 0 done, 1 the daemon refused or the operation failed,
  * 2 usage error, 3 the daemon cannot be reached.
@@ -78,6 +78,10 @@ struct opts {
 	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
 	bool has_days;
+	/* compliance report */
+	const char *format, *outfile;
+	uint64_t since_s, audit_age_s;
+	bool has_since, has_audit_age;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -98,6 +102,7 @@ enum opt_bit {
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
 	OPT_STATE = 1 << 14, /* --state open|closed|all */
+	OPT_COMPLIANCE = 1 << 15, /* --format --since --audit-age, -o FILE */
 };
 
 struct cmd {
@@ -112,9 +117,9 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[], ctl_compliance_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds, ctl_compliance_ncmds;
 /* incidents.c, alerts.c */
 extern const struct cmd ctl_incidents_cmds[], ctl_alerts_cmds[];
 extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;

@@ -23,6 +23,7 @@ static const struct {
 	{ ctl_feeds_cmds, &ctl_feeds_ncmds },
 	{ ctl_incidents_cmds, &ctl_incidents_ncmds },
 	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
+	{ ctl_compliance_cmds, &ctl_compliance_ncmds },
 };
 
 /* ---- usage ---- */
@@ -66,6 +67,8 @@ static void usage_main(FILE *f)
 		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
+		"  compliance report [--format text|json|html] [--since 30d] [-o FILE]\n"
+		"                              posture checks with evidence and requirements\n"
 		"  ca init --trust-domain TD --out DIR\n"
 		"                              create a trust domain's root (offline, no daemon)\n"
 		"  ca node-key NODE --out DIR  on the node: its key and a request (node.csr)\n"
@@ -163,7 +166,10 @@ static const struct option long_opts[] = {
 	{ "csr", required_argument, NULL, 'Q' },
 	{ "feed", required_argument, NULL, 'E' },
 	{ "force", no_argument, NULL, 'Z' },
-	{ "state", required_argument, NULL, 'G' },
+	{ "state", required_argument, NULL, 'W' },
+	{ "format", required_argument, NULL, 'G' },
+	{ "since", required_argument, NULL, 'J' },
+	{ "audit-age", required_argument, NULL, 'A' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -172,20 +178,37 @@ static const struct {
 	unsigned int bit;
 	const char *name;
 } opt_bits[] = {
-	{ 'T', OPT_TTL, "--ttl" },	   { 'R', OPT_REASON, "--reason" },
-	{ 'K', OPT_KIND, "--kind" },	   { 'S', OPT_SOURCE, "--source" },
-	{ 'F', OPT_FEED_ID, "--feed-id" }, { 'L', OPT_LIMIT, "--limit" },
-	{ 'i', OPT_EP, "--ifname" },	   { 'a', OPT_EP, "--ip" },
-	{ 'l', OPT_EP, "--labels" },	   { 'n', OPT_EP, "--namespace" },
-	{ 'N', OPT_EP, "--name" },	   { 'X', OPT_EP, "--namespace-labels" },
-	{ 'P', OPT_EP, "--ports" },	   { 'r', OPT_EXPLAIN, "--from" },
-	{ 't', OPT_EXPLAIN, "--to" },	   { 'p', OPT_EXPLAIN, "--port" },
-	{ 'w', OPT_FOLLOW, "--follow" },   { 'f', OPT_FOLLOW, "-f" },
-	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
-	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
-	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
-	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_STATE, "--state" },
+	{ 'T', OPT_TTL, "--ttl" },
+	{ 'R', OPT_REASON, "--reason" },
+	{ 'K', OPT_KIND, "--kind" },
+	{ 'S', OPT_SOURCE, "--source" },
+	{ 'F', OPT_FEED_ID, "--feed-id" },
+	{ 'L', OPT_LIMIT, "--limit" },
+	{ 'i', OPT_EP, "--ifname" },
+	{ 'a', OPT_EP, "--ip" },
+	{ 'l', OPT_EP, "--labels" },
+	{ 'n', OPT_EP, "--namespace" },
+	{ 'N', OPT_EP, "--name" },
+	{ 'X', OPT_EP, "--namespace-labels" },
+	{ 'P', OPT_EP, "--ports" },
+	{ 'r', OPT_EXPLAIN, "--from" },
+	{ 't', OPT_EXPLAIN, "--to" },
+	{ 'p', OPT_EXPLAIN, "--port" },
+	{ 'w', OPT_FOLLOW, "--follow" },
+	{ 'f', OPT_FOLLOW, "-f" },
+	{ 'v', OPT_VERDICT, "--verdict" },
+	{ 'D', OPT_DB, "--db" },
+	{ 'U', OPT_CA, "--trust-domain" },
+	{ 'O', OPT_CA, "--out" },
+	{ 'C', OPT_CA, "--ca" },
+	{ 'Y', OPT_CA, "--days" },
+	{ 'Q', OPT_CA, "--csr" },
+	{ 'E', OPT_FEED, "--feed" },
+	{ 'Z', OPT_FORCE, "--force" },
+	{ 'G', OPT_COMPLIANCE, "--format" },
+	{ 'J', OPT_COMPLIANCE, "--since" },
+	{ 'A', OPT_COMPLIANCE, "--audit-age" },
+	{ 'W', OPT_STATE, "--state" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -221,6 +244,17 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			help_cmd(c, stdout);
 			return -1;
 		case 'o':
+			if (c->opts & OPT_COMPLIANCE) {
+				/* A report goes to a file: -o FILE (-o json still means JSON). */
+				if (!strcmp(optarg, "json") || !strcmp(optarg, "table")) {
+					r = set_output(ctl, c, optarg);
+					if (r)
+						return r;
+				} else {
+					o->outfile = optarg;
+				}
+				break;
+			}
 			r = set_output(ctl, c, optarg);
 			if (r)
 				return r;
@@ -306,6 +340,33 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		case 'Z':
 			o->force = true;
 			break;
+		case 'G':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json") &&
+			    strcmp(optarg, "html"))
+				return usage_err(c, "--format: '%s' is not text, json or html",
+						 optarg);
+			o->format = optarg;
+			break;
+		case 'J':
+		case 'A': {
+			uint64_t ns;
+
+			r = zt_duration_parse(optarg, &ns);
+			if (r < 0 || ns < 3600ULL * 1000000000ULL ||
+			    ns > 3650ULL * 86400 * 1000000000ULL)
+				return usage_err(
+					c,
+					"%s: '%s' is not a duration from 1h to 3650d (e.g. 30d, 90d)",
+					ch == 'J' ? "--since" : "--audit-age", optarg);
+			if (ch == 'J') {
+				o->since_s = ns / 1000000000ULL;
+				o->has_since = true;
+			} else {
+				o->audit_age_s = ns / 1000000000ULL;
+				o->has_audit_age = true;
+			}
+			break;
+		}
 		case 'U':
 			o->trust_domain = optarg;
 			break;
@@ -318,7 +379,7 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		case 'Q':
 			o->csr = optarg;
 			break;
-		case 'G':
+		case 'W':
 			if (strcmp(optarg, "open") && strcmp(optarg, "closed") &&
 			    strcmp(optarg, "all"))
 				return usage_err(c, "--state: '%s' is not open, closed or all",
@@ -494,7 +555,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0)
+		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0 ||
+		    strcmp(argv[0], "compliance") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}
