@@ -134,12 +134,13 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	bool pending;
 	int r;
 
-	ce = calloc(2 * s->eps.n + 1, sizeof(*ce));
+	ce = calloc(2 * s->eps.n + s->n_remote + 1, sizeof(*ce));
 	if (!ce) {
 		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	n_ce = zt_ep_table_polc(&s->eps, ce, &pending);
+	n_ce += seg_remote_polc(s, ce + n_ce);
 	{
 		struct zt_polc_input in = {
 			.set = ps->set,
@@ -384,8 +385,14 @@ static void audit_advisory(struct zt_seg *s, const char *kind, const char *feed,
 	seg_audit(s, kind, p->name, d);
 }
 
-int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
-			     size_t n, const char *sha256, char *err, size_t errlen)
+/*
+ * One source of policies besides policy.dir: a feed's advisories, or the
+ * Kubernetes objects (k8s: slot ZT_SEG_K8S_SOURCE, audited as
+ * policy.k8s.apply / policy.k8s.withdraw).
+ */
+static int set_source_policies(struct zt_seg *s, const char *feed, bool k8s,
+			       struct zt_policy_set **sets, size_t n, const char *sha256, char *err,
+			       size_t errlen)
 {
 	struct pset *parts[64], *fps = NULL, *u = NULL, *old;
 	size_t i, np = 0;
@@ -432,7 +439,7 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 		r = -EINVAL;
 		goto refused;
 	}
-	snprintf(why, sizeof(why), "feed:%s", feed);
+	snprintf(why, sizeof(why), k8s ? "%s" : "feed:%s", feed);
 	r = publish(s, u, why, err, errlen);
 	if (r < 0) {
 		pset_put(u);
@@ -443,11 +450,13 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 keep:
 	old = i < s->n_fpol ? s->fpol[i].ps : NULL;
 	for (size_t k = 0; fps && k < fps->set->n; k++)
-		audit_advisory(s, "policy.advisory.apply", feed, sha256, &fps->set->policies[k]);
+		if (!k8s || !names_policy(old, &fps->set->policies[k]))
+			audit_advisory(s, k8s ? "policy.k8s.apply" : "policy.advisory.apply", feed,
+				       sha256, &fps->set->policies[k]);
 	for (size_t k = 0; old && k < old->set->n; k++)
 		if (!names_policy(fps, &old->set->policies[k]))
-			audit_advisory(s, "policy.advisory.withdraw", feed, sha256,
-				       &old->set->policies[k]);
+			audit_advisory(s, k8s ? "policy.k8s.withdraw" : "policy.advisory.withdraw",
+				       feed, sha256, &old->set->policies[k]);
 	if (i == s->n_fpol) {
 		snprintf(s->fpol[i].name, sizeof(s->fpol[i].name), "%s", feed);
 		s->n_fpol++;
@@ -455,18 +464,32 @@ keep:
 	pset_put(s->fpol[i].ps);
 	s->fpol[i].ps = fps;
 	snprintf(s->fpol[i].sha, sizeof(s->fpol[i].sha), "%s", sha256);
-	log_info("advisories_applied", "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256,
-		 fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
+	log_info(k8s ? "k8s_policies_applied" : "advisories_applied",
+		 "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256, fps ? fps->set->n : 0,
+		 (unsigned long long)s->st.gen);
 	return 0;
 refused:
 	pset_put(fps);
 	pthread_mutex_lock(&s->lock);
 	s->st.rejects++;
 	pthread_mutex_unlock(&s->lock);
-	log_error("advisories_rejected", "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
+	log_error(k8s ? "k8s_policies_rejected" : "advisories_rejected",
+		  "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
 		  zt_log_quote(q, sizeof(q), err));
 	seg_audit_text(s, "policy.reject", why[0] ? why : feed, "error", err);
 	return r;
+}
+
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen)
+{
+	return set_source_policies(s, feed, false, sets, n, sha256, err, errlen);
+}
+
+int zt_seg_set_k8s_policies(struct zt_seg *s, struct zt_policy_set **sets, size_t n,
+			    const char *sha256, char *err, size_t errlen)
+{
+	return set_source_policies(s, ZT_SEG_K8S_SOURCE, true, sets, n, sha256, err, errlen);
 }
 
 /* Recompiles the set in force after an endpoint or host address change. */
@@ -480,6 +503,11 @@ static int republish(struct zt_seg *s, const char *why, char *err, size_t errlen
 		return -EAGAIN;
 	}
 	return publish(s, s->cur, why, err, errlen);
+}
+
+int seg_republish(struct zt_seg *s, const char *why, char *err, size_t errlen)
+{
+	return republish(s, why, err, errlen);
 }
 
 /* ---- endpoints ---- */
@@ -1197,6 +1225,7 @@ void zt_seg_stop(struct zt_seg *s)
 	pset_put(s->dir);
 	for (size_t i = 0; i < s->n_fpol; i++)
 		pset_put(s->fpol[i].ps);
+	seg_remote_free_all(s);
 	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);

@@ -41,6 +41,20 @@ struct feed_pol {
 	char sha[65];
 };
 
+/*
+ * A pod of another node (the Kubernetes watch): no endpoint here, but its
+ * addresses enter the ipcache with its label identity (seg_k8s.c).
+ */
+struct seg_remote {
+	char *ns;
+	char *qname; /* "namespace/name" */
+	struct zt_ep_meta meta;
+	struct zt_ep_addr addrs[ZT_SEG_REMOTE_MAX_ADDRS];
+	size_t n_addrs;
+	uint32_t identity;
+	struct zt_eval_endpoint ev;
+};
+
 struct gen_rec {
 	uint32_t gen;
 	struct pset *ps;
@@ -91,6 +105,8 @@ struct zt_seg {
 	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */
 	void *pod_lookup_ctx;
 	char cni_spool_dir[4096 + 32]; /* state_dir/cni-pending */
+	struct seg_remote *remote; /* pods of other nodes (zt_seg_set_remote_pods) */
+	size_t n_remote;
 
 	/* Shared with the ring-buffer thread. */
 	pthread_mutex_t lock;
@@ -112,6 +128,8 @@ void seg_audit(struct zt_seg *s, const char *kind, const char *subject, const ch
 void seg_audit_text(struct zt_seg *s, const char *kind, const char *subject, const char *key,
 		    const char *text);
 int seg_reload(struct zt_seg *s, const char *why);
+/* Recompiles the set in force (-EAGAIN: no valid policy loaded yet). */
+int seg_republish(struct zt_seg *s, const char *why, char *err, size_t errlen);
 int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errlen);
 void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why);
 /*
@@ -124,6 +142,11 @@ int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta 
 			  char *err, size_t errlen);
 /* Applies the CNI DELs queued in cni_spool_dir while the daemon was down. */
 void seg_cni_spool_apply(struct zt_seg *s);
+
+/* seg_k8s.c */
+/* Remote pods as compiler endpoints (ep_id 0) into out; those sharing an address with a local endpoint are left out. */
+size_t seg_remote_polc(const struct zt_seg *s, struct zt_polc_endpoint *out);
+void seg_remote_free_all(struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);
