@@ -465,8 +465,9 @@ keep:
 	s->fpol[i].ps = fps;
 	snprintf(s->fpol[i].sha, sizeof(s->fpol[i].sha), "%s", sha256);
 	log_info(k8s ? "k8s_policies_applied" : "advisories_applied",
-		 "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256, fps ? fps->set->n : 0,
-		 (unsigned long long)s->st.gen);
+		 k8s ? "source=%s sha256=%s policies=%zu gen=%llu" :
+		       "feed=%s sha256=%s advisories=%zu gen=%llu",
+		 feed, sha256, fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
 	return 0;
 refused:
 	pset_put(fps);
@@ -474,8 +475,9 @@ refused:
 	s->st.rejects++;
 	pthread_mutex_unlock(&s->lock);
 	log_error(k8s ? "k8s_policies_rejected" : "advisories_rejected",
-		  "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
-		  zt_log_quote(q, sizeof(q), err));
+		  k8s ? "source=%s sha256=%s error=%s kept=previous" :
+			"feed=%s sha256=%s error=%s kept=previous",
+		  feed, sha256, zt_log_quote(q, sizeof(q), err));
 	seg_audit_text(s, "policy.reject", why[0] ? why : feed, "error", err);
 	return r;
 }
