@@ -356,6 +356,9 @@ static int apply_policies(struct daemon_k8s *k)
 {
 	struct pol_acc a = { 0 };
 	struct zt_policy_set **sets = NULL;
+	char **names = NULL;
+	const char **docs = NULL;
+	size_t *lens = NULL;
 	size_t n = 0, bad = 0, blen = 0;
 	char err[1024], q[1100], sha[65], *buf = NULL;
 	int r = 0;
@@ -370,7 +373,10 @@ static int apply_policies(struct daemon_k8s *k)
 		blen += a.v[i]->policy_len + strlen(a.v[i]->namespace) + strlen(a.v[i]->name) + 64;
 	buf = malloc(blen + 1);
 	sets = calloc(a.n ? a.n : 1, sizeof(*sets));
-	if (!buf || !sets)
+	names = calloc(a.n ? a.n : 1, sizeof(*names));
+	docs = calloc(a.n ? a.n : 1, sizeof(*docs));
+	lens = calloc(a.n ? a.n : 1, sizeof(*lens));
+	if (!buf || !sets || !names || !docs || !lens)
 		goto nomem;
 	blen = 0;
 	for (size_t i = 0; i < a.n; i++) {
@@ -380,13 +386,13 @@ static int apply_policies(struct daemon_k8s *k)
 		/* What policy list/explain and the audit trail show where a file path would be. */
 		snprintf(name, sizeof(name), "k8s:%s/%s/%s", zt_k8s_kind_name(o->kind),
 			 o->namespace, o->name);
-		blen += (size_t)sprintf(buf + blen, "%s\n", name);
-		memcpy(buf + blen, o->policy_json, o->policy_len);
-		blen += o->policy_len;
 		if (!o->policy_json) {
 			bad++;
 			continue;
 		}
+		blen += (size_t)sprintf(buf + blen, "%s\n", name);
+		memcpy(buf + blen, o->policy_json, o->policy_len);
+		blen += o->policy_len;
 		r = zt_policy_parse_buf(o->policy_json, o->policy_len, name, &sets[n], err,
 					sizeof(err));
 		if (r == -ENOMEM)
@@ -397,6 +403,13 @@ static int apply_policies(struct daemon_k8s *k)
 			log_error("k8s_policy_rejected", "object=%s error=%s", name,
 				  zt_log_quote(q, sizeof(q), err));
 			continue;
+		}
+		names[n] = strdup(name);
+		docs[n] = o->policy_json;
+		lens[n] = o->policy_len;
+		if (!names[n]) {
+			zt_policy_set_free(sets[n]);
+			goto nomem;
 		}
 		n++;
 	}
@@ -411,6 +424,12 @@ static int apply_policies(struct daemon_k8s *k)
 	if (r < 0)
 		goto out; /* logged and audited by the seg; the previous objects stay */
 	memcpy(k->pol_sha, sha, sizeof(sha));
+	r = zt_seg_k8s_cache_save(k->d->seg, (const char *const *)names, docs, lens, n);
+	if (r < 0)
+		log_warn(
+			"k8s_policy_cache_failed",
+			"state_dir=%s error=\"%s\" why=\"a restart will enforce without these objects until the watches have listed\"",
+			k->d->cfg.state_dir, strerror(-r));
 	log_info("k8s_policies", "objects=%zu applied=%zu rejected=%zu sha256=%s", a.n, n, bad,
 		 sha);
 	r = 0;
@@ -421,6 +440,11 @@ nomem:
 	log_error("k8s_policies_failed", "error=\"out of memory\" kept=previous");
 	r = -ENOMEM;
 out:
+	for (size_t i = 0; names && i < a.n; i++)
+		free(names[i]);
+	free(names);
+	free(docs);
+	free(lens);
 	free(sets);
 	free(buf);
 	free(a.v);

@@ -1129,6 +1129,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 	 * and the kernel enforces an earlier generation, that one stays; with
 	 * nothing enforced yet, the default applies (an empty policy set).
 	 */
+	if (cfg->kubernetes.enabled)
+		seg_k8s_cache_load(s);
 	r = seg_reload(s, "start");
 	if (r < 0 && s->st.gen == 0) {
 		struct zt_policy_set *empty = NULL;

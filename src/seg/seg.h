@@ -111,6 +111,14 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 #define ZT_SEG_K8S_SOURCE "kubernetes"
 int zt_seg_set_k8s_policies(struct zt_seg *s, struct zt_policy_set **sets, size_t n,
 			    const char *sha256, char *err, size_t errlen);
+/*
+ * Keeps the objects just applied (name "k8s:Kind/ns/name", JSON text) in
+ * state_dir/k8s-policies, written atomically; a restart with
+ * kubernetes.enabled has them in its first generation, until the watches
+ * have listed again. 0 or -errno.
+ */
+int zt_seg_k8s_cache_save(struct zt_seg *s, const char *const *names, const char *const *docs,
+			  const size_t *lens, size_t n);
 
 /*
  * The pods of other nodes, as the Kubernetes watch sees them: each one's

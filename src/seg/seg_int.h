@@ -147,6 +147,8 @@ void seg_cni_spool_apply(struct zt_seg *s);
 /* Remote pods as compiler endpoints (ep_id 0) into out; those sharing an address with a local endpoint are left out. */
 size_t seg_remote_polc(const struct zt_seg *s, struct zt_polc_endpoint *out);
 void seg_remote_free_all(struct zt_seg *s);
+/* With kubernetes.enabled, before the first generation: the objects zt_seg_k8s_cache_save kept. */
+void seg_k8s_cache_load(struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);

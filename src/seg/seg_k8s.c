@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "agent/log.h"
 #include "agent/util.h"
+#include "records/db.h"
 #include "seg/seg_int.h"
 
 static void remote_free(struct zt_seg *s, struct seg_remote *r)
@@ -164,4 +167,126 @@ int zt_seg_set_remote_pods(struct zt_seg *s, const struct zt_seg_remote_pod *v, 
 size_t zt_seg_remote_count(struct zt_seg *s)
 {
 	return s->n_remote;
+}
+
+/*
+ * The Kubernetes policy objects last applied, kept in state_dir so that a
+ * restarted agent has them in its very first generation: without them the
+ * pods they isolate would be open (or the ones they allow cut) until the
+ * watches have listed again.
+ *
+ *   ztagent-k8s-policies 1\n
+ *   NAME LEN\n  LEN bytes of the object's JSON  \n     (per object)
+ */
+#define K8S_CACHE_MAGIC "ztagent-k8s-policies 1\n"
+#define K8S_CACHE_MAX (64u << 20)
+
+static void k8s_cache_path(const struct zt_seg *s, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/k8s-policies", s->cfg->state_dir);
+}
+
+int zt_seg_k8s_cache_save(struct zt_seg *s, const char *const *names, const char *const *docs,
+			  const size_t *lens, size_t n)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+	int r = 0;
+
+	k8s_cache_path(s, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fputs(K8S_CACHE_MAGIC, f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s %zu\n", names[i], lens[i]);
+		fwrite(docs[i], 1, lens[i], f);
+		fputc('\n', f);
+	}
+	if (fflush(f) || fsync(fileno(f)))
+		r = -errno;
+	if (fclose(f) && !r)
+		r = -errno;
+	if (!r && rename(tmp, path) < 0)
+		r = -errno;
+	if (r)
+		unlink(tmp);
+	return r;
+}
+
+void seg_k8s_cache_load(struct zt_seg *s)
+{
+	struct zt_policy_set **sets = NULL;
+	char path[4200], err[1024], q[1100], sha[65], *buf = NULL, *p, *end;
+	size_t len = 0, n = 0, cap = 0;
+	FILE *f;
+	int r = 0;
+
+	k8s_cache_path(s, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return; /* none yet */
+	buf = malloc(K8S_CACHE_MAX + 1);
+	if (buf)
+		len = fread(buf, 1, K8S_CACHE_MAX + 1, f);
+	fclose(f);
+	if (!buf || len > K8S_CACHE_MAX || len < strlen(K8S_CACHE_MAGIC) ||
+	    memcmp(buf, K8S_CACHE_MAGIC, strlen(K8S_CACHE_MAGIC))) {
+		log_warn("k8s_policy_cache_ignored", "path=%s why=\"%s\"", path,
+			 !buf ? "out of memory" : "not a cache this version wrote, or too big");
+		goto out;
+	}
+	buf[len] = '\0';
+	p = buf + strlen(K8S_CACHE_MAGIC);
+	end = buf + len;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *sp, *lend;
+		unsigned long long dl;
+
+		if (!nl)
+			goto bad;
+		*nl = '\0';
+		sp = strrchr(p, ' ');
+		if (!sp || strncmp(p, "k8s:", 4))
+			goto bad;
+		*sp = '\0';
+		errno = 0;
+		dl = strtoull(sp + 1, &lend, 10);
+		if (errno || *lend || dl > (unsigned long long)(end - nl - 1) || nl[1 + dl] != '\n')
+			goto bad;
+		nl[1 + dl] = '\0';
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 16;
+			struct zt_policy_set **v = realloc(sets, nc * sizeof(*v));
+
+			if (!v)
+				goto bad;
+			sets = v;
+			cap = nc;
+		}
+		r = zt_policy_parse_buf(nl + 1, dl, p, &sets[n], err, sizeof(err));
+		if (r < 0)
+			log_warn("k8s_policy_cache_skipped", "object=%s error=%s", p,
+				 zt_log_quote(q, sizeof(q), err));
+		else
+			n++;
+		p = nl + 2 + dl;
+	}
+	zt_sha256_hex(buf, len, sha);
+	/* Before policy.dir has loaded: they wait there and enter the first generation. */
+	r = zt_seg_set_k8s_policies(s, sets, n, sha, err, sizeof(err));
+	n = 0;
+	if (r == 0)
+		log_info("k8s_policy_cache_loaded",
+			 "path=%s why=\"in force until the watches have listed again\"", path);
+	goto out;
+bad:
+	log_warn("k8s_policy_cache_ignored", "path=%s why=\"malformed at byte %td\"", path,
+		 p - buf);
+out:
+	for (size_t i = 0; i < n; i++)
+		zt_policy_set_free(sets[i]);
+	free(sets);
+	free(buf);
 }
