@@ -280,7 +280,7 @@ nomem:
 static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
 				char *err, size_t errlen)
 {
-	struct pset *parts[ZT_MAX_FEEDS + 1];
+	struct pset *parts[ZT_ARRAY_SIZE(s->fpol) + 2];
 	size_t n = 0, feeds = 0;
 
 	parts[n++] = dir;
@@ -385,6 +385,35 @@ static void audit_advisory(struct zt_seg *s, const char *kind, const char *feed,
 	seg_audit(s, kind, p->name, d);
 }
 
+/* Does ps hold a part (an object, for Kubernetes) with these bytes? */
+static bool has_part_sha(const struct pset *ps, const char *sha)
+{
+	if (!ps)
+		return false;
+	if (!ps->n_parts)
+		return !strcmp(ps->set->sha256, sha);
+	for (size_t i = 0; i < ps->n_parts; i++)
+		if (!strcmp(ps->parts[i]->set->sha256, sha))
+			return true;
+	return false;
+}
+
+/* Kubernetes objects are audited when they are new or their content changed, not at every apply. */
+static void audit_k8s_changed(struct zt_seg *s, const char *src, const char *sha256,
+			      const struct pset *old, const struct pset *fps)
+{
+	size_t n = fps ? (fps->n_parts ? fps->n_parts : 1) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pset *p = fps->n_parts ? fps->parts[i] : fps;
+
+		if (has_part_sha(old, p->set->sha256))
+			continue;
+		for (size_t k = 0; k < p->set->n; k++)
+			audit_advisory(s, "policy.k8s.apply", src, sha256, &p->set->policies[k]);
+	}
+}
+
 /*
  * One source of policies besides policy.dir: a feed's advisories, or the
  * Kubernetes objects (k8s: slot ZT_SEG_K8S_SOURCE, audited as
@@ -394,20 +423,21 @@ static int set_source_policies(struct zt_seg *s, const char *feed, bool k8s,
 			       struct zt_policy_set **sets, size_t n, const char *sha256, char *err,
 			       size_t errlen)
 {
-	struct pset *parts[64], *fps = NULL, *u = NULL, *old;
+	struct pset **parts = calloc(n ? n : 1, sizeof(*parts)), *fps = NULL, *u = NULL, *old;
 	size_t i, np = 0;
 	char why[ZT_FEED_NAME_MAX + 8] = "", q[1200];
 	int r = 0;
 
 	for (i = 0; i < s->n_fpol && strcmp(s->fpol[i].name, feed); i++)
 		;
-	if (i == s->n_fpol && (s->n_fpol == ZT_MAX_FEEDS || !n)) {
+	if (i == s->n_fpol && (s->n_fpol == ZT_ARRAY_SIZE(s->fpol) || !n)) {
 		for (size_t k = 0; k < n; k++)
 			zt_policy_set_free(sets[k]);
+		free(parts);
 		return n ? -ENOSPC : 0;
 	}
 	for (size_t k = 0; k < n; k++) {
-		struct pset *p = k < ZT_ARRAY_SIZE(parts) ? pset_new(sets[k]) : NULL;
+		struct pset *p = parts ? pset_new(sets[k]) : NULL;
 
 		if (!p) {
 			zt_policy_set_free(sets[k]);
@@ -426,6 +456,9 @@ static int set_source_policies(struct zt_seg *s, const char *feed, bool k8s,
 	}
 	for (size_t k = 0; k < np; k++)
 		pset_put(parts[k]);
+	free(parts);
+	if (r == -ENOMEM)
+		zt_seterr(err, errlen, "out of memory");
 	if (r < 0)
 		goto refused;
 	if (!s->dir) {
@@ -449,10 +482,10 @@ static int set_source_policies(struct zt_seg *s, const char *feed, bool k8s,
 	s->cur = u;
 keep:
 	old = i < s->n_fpol ? s->fpol[i].ps : NULL;
-	for (size_t k = 0; fps && k < fps->set->n; k++)
-		if (!k8s || !names_policy(old, &fps->set->policies[k]))
-			audit_advisory(s, k8s ? "policy.k8s.apply" : "policy.advisory.apply", feed,
-				       sha256, &fps->set->policies[k]);
+	if (k8s)
+		audit_k8s_changed(s, feed, sha256, old, fps);
+	for (size_t k = 0; !k8s && fps && k < fps->set->n; k++)
+		audit_advisory(s, "policy.advisory.apply", feed, sha256, &fps->set->policies[k]);
 	for (size_t k = 0; old && k < old->set->n; k++)
 		if (!names_policy(fps, &old->set->policies[k]))
 			audit_advisory(s, k8s ? "policy.k8s.withdraw" : "policy.advisory.withdraw",

@@ -91,7 +91,7 @@ struct zt_seg {
 	struct zt_polapply *applier;
 	struct pset *cur; /* the policy set in force (NULL: none valid yet): dir + advisories */
 	struct pset *dir; /* the last good set of policy.dir (NULL: none valid yet) */
-	struct feed_pol fpol[ZT_MAX_FEEDS];
+	struct feed_pol fpol[ZT_MAX_FEEDS + 1]; /* the feeds' advisories, and ZT_SEG_K8S_SOURCE's */
 	size_t n_fpol;
 	struct zt_ep_addr host[MAX_HOST_ADDRS];
 	size_t n_host;

@@ -267,6 +267,22 @@ check "other -> server:8080 denied (server's ingress is only from app=client)" \
 	within 1 denied conn other "$SERVER" 8080
 check "the node still reaches the server pod" in_node timeout 1 bash -c "exec 3<>/dev/tcp/$SERVER/8080"
 
+# ---- a sandbox before the API server announced its pod: pending, then its labels ----
+cpod_new late
+cni ADD late >"$LAB_DIR/add-late.out" 2>&1 || sed 's/^/# /' "$LAB_DIR/add-late.out"
+LATE=$(pod_ip late)
+echo "# endpoint late: $(ep_labels late)"
+check "a CNI ADD for a pod the watch does not know yet registers it pending" \
+	eval '[[ "$(ep_labels late)" == "cni True"* ]]'
+check "... and its first connection is denied (pending posture: deny)" \
+	within 1 denied conn late "$SERVER" 8080
+pod_obj late lab-node "$LATE" '{"app": "client"}'
+check "announced (app=client): late -> server:8080 allowed within 1 s" \
+	within 1 ok conn late "$SERVER" 8080
+timing "pending -> labelled and allowed"
+check "... its endpoint has left pending with the pod's labels" \
+	eval '[ "$(ep_labels late)" = "cni False app=client" ]'
+
 # ---- a pod of another node, matched by its labels ----
 check "remote pod $REMOTE_IP (node-2, app=client) -> server:8080 allowed by its labels" \
 	within 1 ok conn_ext "$REMOTE_IP" "$SERVER" 8080
@@ -379,8 +395,8 @@ check "restarted: the remote pod (now app=batch) -> server denied" \
 check "restarted: the deleted NetworkPolicy client is gone (client -> other:8080 allowed)" \
 	within 2 ok conn client "$OTHER" 8080
 check "restarted: /readyz 200" within 5 ok eval '[ "$(probe /readyz)" = 200 ]'
-check "the CNI endpoints were adopted (3 endpoints, none pending)" \
-	eval '[ "$(ztctl endpoint list -o json | python3 -c "import json,sys; e=json.load(sys.stdin)[\"endpoints\"]; print(len(e), sum(1 for x in e if x.get(\"pending\")))")" = "3 0" ]'
+check "the CNI endpoints were adopted (4 endpoints, none pending)" \
+	eval '[ "$(ztctl endpoint list -o json | python3 -c "import json,sys; e=json.load(sys.stdin)[\"endpoints\"]; print(len(e), sum(1 for x in e if x.get(\"pending\")))")" = "4 0" ]'
 
 # ---- a pod removed ----
 cni DEL other >/dev/null 2>&1
