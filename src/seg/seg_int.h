@@ -105,7 +105,8 @@ struct zt_seg {
 	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */
 	void *pod_lookup_ctx;
 	char cni_spool_dir[4096 + 32]; /* state_dir/cni-pending */
-	struct seg_remote *remote; /* pods of other nodes (zt_seg_set_remote_pods) */
+	/* Pods of other nodes (zt_seg_set_remote_pods): changed under lock, read there by verdict naming. */
+	struct seg_remote *remote;
 	size_t n_remote;
 
 	/* Shared with the ring-buffer thread. */

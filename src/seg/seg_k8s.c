@@ -6,6 +6,7 @@
  * identity as a local one are only used when a local endpoint shares it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,16 @@ static void remote_free_v(struct zt_seg *s, struct seg_remote *v, size_t n)
 
 void seg_remote_free_all(struct zt_seg *s)
 {
-	remote_free_v(s, s->remote, s->n_remote);
+	struct seg_remote *v;
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	v = s->remote;
+	n = s->n_remote;
 	s->remote = NULL;
 	s->n_remote = 0;
+	pthread_mutex_unlock(&s->lock);
+	remote_free_v(s, v, n);
 }
 
 static bool local_addr(const struct zt_seg *s, const struct zt_ep_addr *a)
@@ -146,15 +154,20 @@ int zt_seg_set_remote_pods(struct zt_seg *s, const struct zt_seg_remote_pod *v, 
 			 v[i].meta.ns ? v[i].meta.ns : "?", v[i].meta.name ? v[i].meta.name : "?",
 			 zt_log_quote(q, sizeof(q), e1));
 	}
+	/* Under the lock: the ring-buffer thread names verdicts' peers from it. */
+	pthread_mutex_lock(&s->lock);
 	ov = s->remote;
 	on = s->n_remote;
 	s->remote = nv;
 	s->n_remote = k;
+	pthread_mutex_unlock(&s->lock);
 	r = seg_republish(s, "k8s-pods", err, errlen);
 	if (r < 0 && r != -EAGAIN) {
 		/* The previous set stays, in the maps and here. */
+		pthread_mutex_lock(&s->lock);
 		s->remote = ov;
 		s->n_remote = on;
+		pthread_mutex_unlock(&s->lock);
 		remote_free_v(s, nv, k);
 		return r;
 	}

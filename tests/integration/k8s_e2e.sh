@@ -392,6 +392,8 @@ check "restarted: other (now app=client) -> server allowed (within 5 s)" \
 timing "restart -> converged (pod relabel)"
 check "restarted: the remote pod (now app=batch) -> server denied" \
 	within 2 denied conn_ext "$REMOTE_IP" "$SERVER" 8080
+check "the denial names the pod of the other node (src_workload=lab/remote), not the world" \
+	within 2 ok grep -q "src=$REMOTE_IP .*src_workload=lab/remote " "$LAB_LOG"
 check "restarted: the deleted NetworkPolicy client is gone (client -> other:8080 allowed)" \
 	within 2 ok conn client "$OTHER" 8080
 check "restarted: /readyz 200" within 5 ok eval '[ "$(probe /readyz)" = 200 ]'
