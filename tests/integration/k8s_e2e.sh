@@ -12,6 +12,11 @@
 #     matched by its labels, not as the world
 #   - a NetworkPolicy added then deleted through the API server changes the
 #     verdict within 1 s each way; policy list names it k8s:Kind/ns/name
+#   - an invalid object is refused alone; a ZeroTrustPolicy deny rule added
+#     and deleted likewise; a sandbox made before its pod is announced is
+#     pending, then takes its labels from the watch
+#   - a restart while the API server lists slowly lets no denied connection
+#     through (the objects last applied are kept in state_dir)
 #   - relabelling a pod, and a namespace, re-evaluates within 1 s
 #   - the agent killed with SIGKILL, changes made while it is down, and a
 #     restart: it converges on them
@@ -314,6 +319,18 @@ check "an invalid NetworkPolicy is refused and logged with its kind/namespace/na
 check "... and the others stay in force (client -> server allowed, other -> server denied)" \
 	eval 'conn client "$SERVER" 8080 && ! conn other "$SERVER" 8080'
 delnetpol broken
+
+# A ZeroTrustPolicy (the CRD) through the same path: a deny rule wins over the NetworkPolicy's allow.
+ctl apply '{"resource": "zerotrustpolicies", "object": {"metadata": {"name": "no-client", "namespace": "lab"},
+	"spec": {"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"],
+	"ingress": [{"action": "deny", "from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]}}}'
+check "ZeroTrustPolicy no-client added: client -> server denied within 1 s (deny wins)" \
+	within 1 denied conn client "$SERVER" 8080
+check "... and policy list names it k8s:ZeroTrustPolicy/lab/no-client" \
+	eval 'ztctl policy list -o json | grep -q "k8s:ZeroTrustPolicy/lab/no-client"'
+ctl delete '{"resource": "zerotrustpolicies", "namespace": "lab", "name": "no-client"}'
+check "ZeroTrustPolicy deleted: client -> server allowed again within 1 s" \
+	within 1 ok conn client "$SERVER" 8080
 
 # ---- relabelling ----
 pod_obj other lab-node "$OTHER" '{"app": "client"}'
