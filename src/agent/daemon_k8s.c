@@ -57,6 +57,7 @@ struct daemon_k8s {
 	bool armed, dirty_pods, dirty_pol;
 	bool pods_applied, pol_applied;
 	uint64_t remote_hash;
+	size_t last_failed, last_skipped; /* pods left out at the last apply */
 	char pol_sha[65];
 	/* The pod lookup's answer (valid until the next lookup; loop thread only). */
 	struct zt_label lk_labels[ZT_K8S_MAX_LABELS], lk_ns_labels[ZT_K8S_MAX_LABELS];
@@ -134,6 +135,7 @@ struct remote_acc {
 	size_t n, cap;
 	uint64_t hash;
 	size_t local_set, local_failed, skipped;
+	char first_failed[600], first_skipped[600]; /* for the summary line */
 };
 
 static void hash_add(uint64_t *h, const void *p, size_t n)
@@ -192,9 +194,11 @@ static void local_pod(struct remote_acc *a, const struct zt_k8s_object *o)
 		a->local_set++;
 	else if (r != -ENOENT) {
 		/* -ENOENT: no sandbox here yet; the CNI ADD will look the pod up. */
-		a->local_failed++;
-		log_warn("k8s_pod_meta_failed", "pod=%s/%s error=%s kept=previous", o->namespace,
-			 o->name, zt_log_quote(q, sizeof(q), err));
+		if (!a->local_failed++)
+			snprintf(a->first_failed, sizeof(a->first_failed), "%s/%s: %s",
+				 o->namespace, o->name, err);
+		log_debug("k8s_pod_meta_failed", "pod=%s/%s error=%s kept=previous", o->namespace,
+			  o->name, zt_log_quote(q, sizeof(q), err));
 	}
 }
 
@@ -226,8 +230,11 @@ static void collect_pod(void *ctx, const struct zt_k8s_object *o)
 	if (m.n_labels > ZT_EP_MAX_LABELS || m.n_ns_labels > ZT_EP_MAX_LABELS ||
 	    m.n_ports > ZT_EP_MAX_PORTS) {
 		/* Cut, it would get another pod's identity: left out (its addresses stay the world). */
-		a->skipped++;
-		log_warn(
+		if (!a->skipped++)
+			snprintf(a->first_skipped, sizeof(a->first_skipped),
+				 "%s/%s: more than %d labels or %d named ports", o->namespace,
+				 o->name, ZT_EP_MAX_LABELS, ZT_EP_MAX_PORTS);
+		log_debug(
 			"k8s_remote_pod_skipped",
 			"pod=%s/%s labels=%zu namespace_labels=%zu ports=%zu limit_labels=%d limit_ports=%d",
 			o->namespace, o->name, m.n_labels, m.n_ns_labels, m.n_ports,
@@ -291,6 +298,19 @@ static int apply_pods(struct daemon_k8s *k)
 	int r = 0;
 
 	zt_k8s_watch_foreach(k->w[ZT_K8S_POD], collect_pod, &a);
+	/* One line when the count of pods left out changes, not one per pod at every event. */
+	if (a.local_failed != k->last_failed || a.skipped != k->last_skipped) {
+		char q1[700], q2[700];
+
+		if (a.local_failed || a.skipped)
+			log_warn(
+				"k8s_pods_left_out",
+				"local_failed=%zu first_failed=%s remote_skipped=%zu first_skipped=%s why=\"their metadata does not check; the previous labels (local) or the world identity (remote) stay; log_level debug names each\"",
+				a.local_failed, zt_log_quote(q1, sizeof(q1), a.first_failed),
+				a.skipped, zt_log_quote(q2, sizeof(q2), a.first_skipped));
+		k->last_failed = a.local_failed;
+		k->last_skipped = a.skipped;
+	}
 	if (a.cap == SIZE_MAX) {
 		log_error("k8s_pods_failed", "error=\"out of memory\" kept=previous");
 		r = -ENOMEM;
