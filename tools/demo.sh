@@ -275,6 +275,125 @@ printf '%s$ curl http://%s/metrics | grep -v "^#" | grep -E "flows|denials|db_ro
 in_node python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$LAB_METRICS/metrics').read().decode())" |
 	grep -v '^#' | grep -E 'flows|denials|db_rows|spool|apply_seconds_count|build' | sed 's/^/   /'
 
+# Kubernetes: ztagent-cni run as a container runtime runs it (after Debian's
+# ptp + host-local), the test API server (tests/k8s/apiserver.py) as the
+# cluster: a pod appears, is enforced, gets its policy from a NetworkPolicy
+# object, and is removed.
+demo_k8s() {
+	local cni_dir=/usr/lib/cni port ctl_port web cl
+	step "Kubernetes: a pod from the CNI plugin, its policy from a NetworkPolicy object"
+	if [ ! -x "$cni_dir/ptp" ] || [ ! -x "$cni_dir/host-local" ]; then
+		echo "   (skipped: containernetworking-plugins is not installed; make deps)"
+		return 0
+	fi
+	bash "$LAB_ROOT/tests/k8s/mkcerts.sh" "$LAB_DIR/pki"
+	ip netns exec "$LAB_NODE" python3 "$LAB_ROOT/tests/k8s/apiserver.py" \
+		--cert "$LAB_DIR/pki/server.pem" --key "$LAB_DIR/pki/server.key" \
+		--token-file "$LAB_DIR/token" --port-file "$LAB_DIR/k8s-ports" >"$LAB_DIR/apiserver.log" 2>&1 &
+	LAB_PIDS+=($!)
+	for _ in $(seq 100); do
+		[ -s "$LAB_DIR/k8s-ports" ] && break
+		sleep 0.05
+	done
+	read -r port ctl_port <"$LAB_DIR/k8s-ports"
+	echo "   the test API server: https://127.0.0.1:$port in the node (TLS, its own CA, a bearer token)"
+	k8s() { in_node curl -sf -X POST "http://127.0.0.1:$ctl_port/$1" -d "$2" >/dev/null; }
+	k8s_pod() { # NAME LABELS IP UID-DIGIT
+		local ips=
+		[ -n "$3" ] && ips=", \"podIP\": \"$3\", \"podIPs\": [{\"ip\": \"$3\"}]"
+		k8s apply "{\"resource\": \"pods\", \"object\": {\"metadata\": {\"name\": \"$1\",
+			\"namespace\": \"k8s-demo\", \"uid\": \"00000000-0000-4000-8000-00000000000$4\",
+			\"labels\": $2}, \"spec\": {\"nodeName\": \"lab-node\", \"containers\": [{\"name\": \"c\",
+			\"image\": \"busybox\"}]}, \"status\": {\"phase\": \"Running\"$ips}}}"
+	}
+	printf 'apiVersion: v1\nkind: Config\ncurrent-context: lab\n' >"$LAB_DIR/kubeconfig"
+	printf 'contexts: [{name: lab, context: {cluster: lab, user: agent}}]\n' >>"$LAB_DIR/kubeconfig"
+	printf 'clusters: [{name: lab, cluster: {server: "https://127.0.0.1:%s", certificate-authority: "%s"}}]\n' \
+		"$port" "$LAB_DIR/pki/ca.pem" >>"$LAB_DIR/kubeconfig"
+	printf 'users: [{name: agent, user: {tokenFile: "%s"}}]\n' "$LAB_DIR/token" >>"$LAB_DIR/kubeconfig"
+	printf 'kubernetes:\n  enabled: true\n  kubeconfig: %s\n  node_name: lab-node\n  pending_posture: deny\n' \
+		"$LAB_DIR/kubeconfig" >>"$LAB_CONF"
+	echo "   the agent restarts with (appended to its configuration):"
+	sed -n '/^kubernetes:/,$p' "$LAB_CONF" | sed 's/^/     /'
+	lab_agent_stop || true
+	lab_agent_start
+	for _ in $(seq 100); do
+		[ "$(in_node curl -s -o /dev/null -w '%{http_code}' "http://$LAB_METRICS/readyz")" = 200 ] && break
+		sleep 0.1
+	done
+	printf '%s$ curl http://%s/readyz%s\n' "$D" "$LAB_METRICS" "$N"
+	in_node curl -s "http://$LAB_METRICS/readyz" | sed 's/^/   /'
+	grep -E 'k8s_(watching|ready)' "$LAB_LOG" | tail -n 2 | sed 's/^/   /'
+
+	mkdir -p "$LAB_DIR/cni-bin" "$LAB_DIR/ipam" "$LAB_DIR/cni-cache"
+	ln -sf "$cni_dir/ptp" "$cni_dir/host-local" "$LAB_ROOT/build/ztagent-cni" "$LAB_DIR/cni-bin/"
+	printf '{"cniVersion": "1.0.0", "name": "demo", "plugins": [\n' >"$LAB_DIR/10-demo.conflist"
+	printf '  {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.18.21.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "%s"}},\n' \
+		"$LAB_DIR/ipam" >>"$LAB_DIR/10-demo.conflist"
+	printf '  {"type": "ztagent-cni", "socket": "%s", "state_dir": "%s"}]}\n' "$LAB_SOCK" \
+		"$LAB_DIR/state" >>"$LAB_DIR/10-demo.conflist"
+	echo "   the node's conflist: ptp + host-local, then ztagent-cni"
+	sed 's/^/     /' "$LAB_DIR/10-demo.conflist"
+	# What libcni does: ADD through each plugin, each result the next one's prevResult; DEL in reverse.
+	printf '%s\n' 'import json, os, subprocess, sys' \
+		'cmd, conflist, netns, cid, args, cache = sys.argv[1:7]' \
+		'conf = json.load(open(conflist))' \
+		'prev = json.load(open(cache)) if cmd == "DEL" and os.path.exists(cache) else None' \
+		'for p in (conf["plugins"] if cmd == "ADD" else list(reversed(conf["plugins"]))):' \
+		'    net = dict(p, cniVersion=conf["cniVersion"], name=conf["name"])' \
+		'    if prev is not None: net["prevResult"] = prev' \
+		'    env = dict(os.environ, CNI_COMMAND=cmd, CNI_CONTAINERID=cid, CNI_NETNS=netns, CNI_IFNAME="eth0", CNI_ARGS=args)' \
+		'    r = subprocess.run([os.path.join(os.environ["CNI_PATH"], p["type"])], input=json.dumps(net).encode(), env=env, capture_output=True)' \
+		'    if r.returncode: sys.exit("%s %s: %s" % (p["type"], cmd, r.stdout.decode()))' \
+		'    if cmd == "ADD": prev = json.loads(r.stdout)' \
+		'if cmd == "ADD": json.dump(prev, open(cache, "w"))' >"$LAB_DIR/cnidrv.py"
+	cni_run() { # ADD|DEL POD UID-DIGIT
+		CNI_PATH="$LAB_DIR/cni-bin" ip netns exec "$LAB_NODE" python3 "$LAB_DIR/cnidrv.py" "$1" \
+			"$LAB_DIR/10-demo.conflist" "/var/run/netns/${LAB_ID}-$2" "demo-$2" \
+			"IgnoreUnknown=1;K8S_POD_NAMESPACE=k8s-demo;K8S_POD_NAME=$2;K8S_POD_UID=00000000-0000-4000-8000-00000000000$3" \
+			"$LAB_DIR/cni-cache/$2.json"
+	}
+	echo "   the cluster: namespace k8s-demo; pods web (app=web) and client (app=client) on lab-node"
+	k8s apply '{"resource": "namespaces", "object": {"metadata": {"name": "k8s-demo", "labels": {"env": "demo"}}}}'
+	k8s_pod web '{"app": "web"}' "" 1
+	k8s_pod client '{"app": "client"}' "" 2
+	for p in web client; do
+		ip netns add "${LAB_ID}-$p"
+		LAB_PODS+=("${LAB_ID}-$p")
+		ip -n "${LAB_ID}-$p" link set lo up
+	done
+	printf '%s$ CNI_COMMAND=ADD: ptp, then ztagent-cni (web, then client)%s\n' "$D" "$N"
+	cni_run ADD web 1
+	cni_run ADD client 2
+	web=$(ip -n "${LAB_ID}-web" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+	cl=$(ip -n "${LAB_ID}-client" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+	k8s_pod web '{"app": "web"}' "$web" 1
+	k8s_pod client '{"app": "client"}' "$cl" 2
+	ip netns exec "${LAB_ID}-web" nc -lk "$web" 8080 >/dev/null 2>&1 &
+	LAB_PIDS+=($!)
+	sleep 0.2
+	run ztctl endpoint list
+	echo "   enforced from its first packet: no policy allows client -> web yet (policy.default: deny)"
+	conn client "$web" 8080 web
+	echo "   NetworkPolicy objects through the API server (what kubectl apply sends):"
+	k8s apply '{"resource": "networkpolicies", "object": {"metadata": {"name": "web", "namespace": "k8s-demo"},
+		"spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"from": [{"podSelector":
+		{"matchLabels": {"app": "client"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}}'
+	k8s apply '{"resource": "networkpolicies", "object": {"metadata": {"name": "client", "namespace": "k8s-demo"},
+		"spec": {"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"], "egress": [{"to":
+		[{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}}}'
+	sleep 0.2
+	grep k8s_policies_applied "$LAB_LOG" | tail -n1 | sed 's/^/   /'
+	conn client "$web" 8080 web
+	run ztctl policy list
+	run ztctl policy explain --from k8s-demo/client --to k8s-demo/web --port 8080/TCP
+	echo "   the pod is removed: CNI DEL (ztagent-cni, then ptp), and the API server deletes it"
+	cni_run DEL web 1
+	k8s delete '{"resource": "pods", "namespace": "k8s-demo", "name": "web"}'
+	run ztctl endpoint list
+}
+
+demo_k8s
 demo_compliance
 
 step "Detaching: programs and pins removed, the agent exits"

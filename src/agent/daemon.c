@@ -805,6 +805,7 @@ static void daemon_stop(struct zt_daemon *d)
 
 	zt_api_stop(d->api);
 	zt_metrics_server_stop(d->msrv);
+	daemon_k8s_stop(d);
 	zt_events_stop(d->ev);
 	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);
@@ -882,6 +883,9 @@ static int daemon_start(struct zt_daemon *d)
 	if (r < 0)
 		goto fail;
 	zt_feeds_register_events(d->feeds, d->ev);
+	r = daemon_k8s_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
 	r = daemon_metrics_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;

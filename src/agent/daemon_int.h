@@ -22,6 +22,7 @@ struct zt_daemon {
 	struct zt_events *ev;
 	struct zt_seg *seg;
 	struct zt_feeds *feeds; /* NULL without feeds */
+	struct daemon_k8s *k8s; /* daemon_k8s.c: probes' heartbeat, the Kubernetes watches */
 	struct zt_metrics *metrics;
 	struct zt_metrics_std ms;
 	struct zt_metrics_server *msrv;
@@ -50,5 +51,11 @@ void daemon_metrics_blocklist_update(struct zt_daemon *d);
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen);
 /* The detection families (daemon_metrics.c), once the engine exists. */
 int daemon_metrics_detection(struct zt_daemon *d);
+
+/* daemon_k8s.c */
+int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen);
+void daemon_k8s_stop(struct zt_daemon *d);
+/* /healthz, /livez, /readyz (zt_metrics_probe_fn, ctx the daemon). */
+unsigned int daemon_probe(void *ctx, const char *path, char *msg, size_t n);
 
 #endif

@@ -370,6 +370,7 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register the feed metrics: %s", strerror(-r));
 		return r;
 	}
+	zt_metrics_set_probe(d->metrics, daemon_probe, d);
 	r = zt_metrics_server_start(d->metrics, d->cfg.metrics.listen, &d->msrv, err, errlen);
 	if (r < 0)
 		return r;

@@ -57,6 +57,8 @@ struct zt_metrics {
 	size_t n_fams;
 	struct snapshot *snaps;
 	size_t n_snaps;
+	zt_metrics_probe_fn probe; /* set before the server starts */
+	void *probe_ctx;
 };
 
 /* One rendered sample: its label set ("" or "{a=\"x\"}") and value text. */
@@ -711,6 +713,12 @@ int zt_metrics_emit_xdp(struct zt_metric_sink *s, const struct zt_counter *c, bo
 
 /* ---- HTTP ---- */
 
+void zt_metrics_set_probe(struct zt_metrics *m, zt_metrics_probe_fn fn, void *ctx)
+{
+	m->probe = fn;
+	m->probe_ctx = ctx;
+}
+
 struct zt_metrics_server {
 	struct zt_metrics *m;
 	struct MHD_Daemon *d;
@@ -743,6 +751,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	char *text;
 	size_t len;
 
+	if (s->m->probe &&
+	    (!strcmp(url, "/healthz") || !strcmp(url, "/livez") || !strcmp(url, "/readyz"))) {
+		char msg[512];
+		unsigned int st = s->m->probe(s->m->probe_ctx, url, msg, sizeof(msg));
+
+		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+		r = MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"text/plain; charset=utf-8");
+		ret = MHD_queue_response(c, st, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
 	if (strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "not found; metrics are at /metrics\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))

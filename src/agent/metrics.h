@@ -113,6 +113,14 @@ int zt_metrics_render(struct zt_metrics *m, char **text, size_t *len);
  */
 int zt_metrics_server_start(struct zt_metrics *m, const char *addr, struct zt_metrics_server **out,
 			    char *err, size_t errlen);
+/*
+ * Health probes on the same listener: GET /healthz, /livez and /readyz
+ * answer fn's HTTP status with the text it wrote to msg (NUL-terminated).
+ * fn runs on the server's thread. Set it before the server starts; without
+ * one these paths are 404 like any other.
+ */
+typedef unsigned int (*zt_metrics_probe_fn)(void *ctx, const char *path, char *msg, size_t n);
+void zt_metrics_set_probe(struct zt_metrics *m, zt_metrics_probe_fn fn, void *ctx);
 /* The bound port (host order). */
 uint16_t zt_metrics_server_port(const struct zt_metrics_server *s);
 /* Stops the thread, closes the socket, frees. NULL is fine. */

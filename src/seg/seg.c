@@ -134,12 +134,13 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	bool pending;
 	int r;
 
-	ce = calloc(2 * s->eps.n + 1, sizeof(*ce));
+	ce = calloc(2 * s->eps.n + s->n_remote + 1, sizeof(*ce));
 	if (!ce) {
 		zt_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	n_ce = zt_ep_table_polc(&s->eps, ce, &pending);
+	n_ce += seg_remote_polc(s, ce + n_ce);
 	{
 		struct zt_polc_input in = {
 			.set = ps->set,
@@ -279,7 +280,7 @@ nomem:
 static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
 				char *err, size_t errlen)
 {
-	struct pset *parts[ZT_MAX_FEEDS + 1];
+	struct pset *parts[ZT_ARRAY_SIZE(s->fpol) + 2];
 	size_t n = 0, feeds = 0;
 
 	parts[n++] = dir;
@@ -384,23 +385,59 @@ static void audit_advisory(struct zt_seg *s, const char *kind, const char *feed,
 	seg_audit(s, kind, p->name, d);
 }
 
-int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
-			     size_t n, const char *sha256, char *err, size_t errlen)
+/* Does ps hold a part (an object, for Kubernetes) with these bytes? */
+static bool has_part_sha(const struct pset *ps, const char *sha)
 {
-	struct pset *parts[64], *fps = NULL, *u = NULL, *old;
+	if (!ps)
+		return false;
+	if (!ps->n_parts)
+		return !strcmp(ps->set->sha256, sha);
+	for (size_t i = 0; i < ps->n_parts; i++)
+		if (!strcmp(ps->parts[i]->set->sha256, sha))
+			return true;
+	return false;
+}
+
+/* Kubernetes objects are audited when they are new or their content changed, not at every apply. */
+static void audit_k8s_changed(struct zt_seg *s, const char *src, const char *sha256,
+			      const struct pset *old, const struct pset *fps)
+{
+	size_t n = fps ? (fps->n_parts ? fps->n_parts : 1) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pset *p = fps->n_parts ? fps->parts[i] : fps;
+
+		if (has_part_sha(old, p->set->sha256))
+			continue;
+		for (size_t k = 0; k < p->set->n; k++)
+			audit_advisory(s, "policy.k8s.apply", src, sha256, &p->set->policies[k]);
+	}
+}
+
+/*
+ * One source of policies besides policy.dir: a feed's advisories, or the
+ * Kubernetes objects (k8s: slot ZT_SEG_K8S_SOURCE, audited as
+ * policy.k8s.apply / policy.k8s.withdraw).
+ */
+static int set_source_policies(struct zt_seg *s, const char *feed, bool k8s,
+			       struct zt_policy_set **sets, size_t n, const char *sha256, char *err,
+			       size_t errlen)
+{
+	struct pset **parts = calloc(n ? n : 1, sizeof(*parts)), *fps = NULL, *u = NULL, *old;
 	size_t i, np = 0;
 	char why[ZT_FEED_NAME_MAX + 8] = "", q[1200];
 	int r = 0;
 
 	for (i = 0; i < s->n_fpol && strcmp(s->fpol[i].name, feed); i++)
 		;
-	if (i == s->n_fpol && (s->n_fpol == ZT_MAX_FEEDS || !n)) {
+	if (i == s->n_fpol && (s->n_fpol == ZT_ARRAY_SIZE(s->fpol) || !n)) {
 		for (size_t k = 0; k < n; k++)
 			zt_policy_set_free(sets[k]);
+		free(parts);
 		return n ? -ENOSPC : 0;
 	}
 	for (size_t k = 0; k < n; k++) {
-		struct pset *p = k < ZT_ARRAY_SIZE(parts) ? pset_new(sets[k]) : NULL;
+		struct pset *p = parts ? pset_new(sets[k]) : NULL;
 
 		if (!p) {
 			zt_policy_set_free(sets[k]);
@@ -419,6 +456,9 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 	}
 	for (size_t k = 0; k < np; k++)
 		pset_put(parts[k]);
+	free(parts);
+	if (r == -ENOMEM)
+		zt_seterr(err, errlen, "out of memory");
 	if (r < 0)
 		goto refused;
 	if (!s->dir) {
@@ -432,7 +472,7 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 		r = -EINVAL;
 		goto refused;
 	}
-	snprintf(why, sizeof(why), "feed:%s", feed);
+	snprintf(why, sizeof(why), k8s ? "%s" : "feed:%s", feed);
 	r = publish(s, u, why, err, errlen);
 	if (r < 0) {
 		pset_put(u);
@@ -442,12 +482,14 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 	s->cur = u;
 keep:
 	old = i < s->n_fpol ? s->fpol[i].ps : NULL;
-	for (size_t k = 0; fps && k < fps->set->n; k++)
+	if (k8s)
+		audit_k8s_changed(s, feed, sha256, old, fps);
+	for (size_t k = 0; !k8s && fps && k < fps->set->n; k++)
 		audit_advisory(s, "policy.advisory.apply", feed, sha256, &fps->set->policies[k]);
 	for (size_t k = 0; old && k < old->set->n; k++)
 		if (!names_policy(fps, &old->set->policies[k]))
-			audit_advisory(s, "policy.advisory.withdraw", feed, sha256,
-				       &old->set->policies[k]);
+			audit_advisory(s, k8s ? "policy.k8s.withdraw" : "policy.advisory.withdraw",
+				       feed, sha256, &old->set->policies[k]);
 	if (i == s->n_fpol) {
 		snprintf(s->fpol[i].name, sizeof(s->fpol[i].name), "%s", feed);
 		s->n_fpol++;
@@ -455,18 +497,34 @@ keep:
 	pset_put(s->fpol[i].ps);
 	s->fpol[i].ps = fps;
 	snprintf(s->fpol[i].sha, sizeof(s->fpol[i].sha), "%s", sha256);
-	log_info("advisories_applied", "feed=%s sha256=%s advisories=%zu gen=%llu", feed, sha256,
-		 fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
+	log_info(k8s ? "k8s_policies_applied" : "advisories_applied",
+		 k8s ? "source=%s sha256=%s policies=%zu gen=%llu" :
+		       "feed=%s sha256=%s advisories=%zu gen=%llu",
+		 feed, sha256, fps ? fps->set->n : 0, (unsigned long long)s->st.gen);
 	return 0;
 refused:
 	pset_put(fps);
 	pthread_mutex_lock(&s->lock);
 	s->st.rejects++;
 	pthread_mutex_unlock(&s->lock);
-	log_error("advisories_rejected", "feed=%s sha256=%s error=%s kept=previous", feed, sha256,
-		  zt_log_quote(q, sizeof(q), err));
+	log_error(k8s ? "k8s_policies_rejected" : "advisories_rejected",
+		  k8s ? "source=%s sha256=%s error=%s kept=previous" :
+			"feed=%s sha256=%s error=%s kept=previous",
+		  feed, sha256, zt_log_quote(q, sizeof(q), err));
 	seg_audit_text(s, "policy.reject", why[0] ? why : feed, "error", err);
 	return r;
+}
+
+int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
+			     size_t n, const char *sha256, char *err, size_t errlen)
+{
+	return set_source_policies(s, feed, false, sets, n, sha256, err, errlen);
+}
+
+int zt_seg_set_k8s_policies(struct zt_seg *s, struct zt_policy_set **sets, size_t n,
+			    const char *sha256, char *err, size_t errlen)
+{
+	return set_source_policies(s, ZT_SEG_K8S_SOURCE, true, sets, n, sha256, err, errlen);
 }
 
 /* Recompiles the set in force after an endpoint or host address change. */
@@ -480,6 +538,11 @@ static int republish(struct zt_seg *s, const char *why, char *err, size_t errlen
 		return -EAGAIN;
 	}
 	return publish(s, s->cur, why, err, errlen);
+}
+
+int seg_republish(struct zt_seg *s, const char *why, char *err, size_t errlen)
+{
+	return republish(s, why, err, errlen);
 }
 
 /* ---- endpoints ---- */
@@ -1099,6 +1162,8 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 	 * and the kernel enforces an earlier generation, that one stays; with
 	 * nothing enforced yet, the default applies (an empty policy set).
 	 */
+	if (cfg->kubernetes.enabled)
+		seg_k8s_cache_load(s);
 	r = seg_reload(s, "start");
 	if (r < 0 && s->st.gen == 0) {
 		struct zt_policy_set *empty = NULL;
@@ -1197,6 +1262,7 @@ void zt_seg_stop(struct zt_seg *s)
 	pset_put(s->dir);
 	for (size_t i = 0; i < s->n_fpol; i++)
 		pset_put(s->fpol[i].ps);
+	seg_remote_free_all(s);
 	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);

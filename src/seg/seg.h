@@ -128,6 +128,46 @@ struct zt_policy_set;
 int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
 			     size_t n, const char *sha256, char *err, size_t errlen);
 
+/*
+ * The Kubernetes policy objects (NetworkPolicy, ZeroTrustPolicy), as sets
+ * parsed by zt_policy_parse_buf() under names "k8s:Kind/namespace/name":
+ * one more source beside policy.dir and the feeds, with the same rules as
+ * zt_seg_set_feed_policies (a version that does not compile with the rest
+ * is refused and the previous stays; n == 0 withdraws them). Audited as
+ * policy.k8s.apply / policy.k8s.withdraw.
+ */
+#define ZT_SEG_K8S_SOURCE "kubernetes"
+int zt_seg_set_k8s_policies(struct zt_seg *s, struct zt_policy_set **sets, size_t n,
+			    const char *sha256, char *err, size_t errlen);
+/*
+ * Keeps the objects just applied (name "k8s:Kind/ns/name", JSON text) in
+ * state_dir/k8s-policies, written atomically; a restart with
+ * kubernetes.enabled has them in its first generation, until the watches
+ * have listed again. 0 or -errno.
+ */
+int zt_seg_k8s_cache_save(struct zt_seg *s, const char *const *names, const char *const *docs,
+			  const size_t *lens, size_t n);
+
+/*
+ * The pods of other nodes, as the Kubernetes watch sees them: each one's
+ * addresses enter the ipcache with the label identity of its namespace,
+ * labels and namespace labels, so that selectors match traffic from and to
+ * them (without it, their addresses are the world). Replaces the whole
+ * set; a pod whose metadata does not check is left out (logged). A pod
+ * sharing an address with a local endpoint is left out while it does.
+ * Recompiles and publishes; on failure (-errno, err) the previous set
+ * stays. On the loop thread.
+ */
+#define ZT_SEG_REMOTE_MAX_ADDRS 2
+struct zt_seg_remote_pod {
+	struct zt_pod_meta meta; /* ns, name, labels, namespace labels, ports */
+	struct zt_ep_addr addrs[ZT_SEG_REMOTE_MAX_ADDRS];
+	size_t n_addrs;
+};
+int zt_seg_set_remote_pods(struct zt_seg *s, const struct zt_seg_remote_pod *v, size_t n, char *err,
+			   size_t errlen);
+size_t zt_seg_remote_count(struct zt_seg *s);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

@@ -428,7 +428,9 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 		    zt_cbor_put_u64(m, "endpoints", selected_count(s, p)) ||
 		    zt_cbor_put_str(m, "source", where) ||
 		    zt_cbor_put_str(m, "origin",
-				    strncmp(p->file, "feed:", 5) ? "policy.dir" : p->file) ||
+				    strncmp(p->file, "feed:", 5) && strncmp(p->file, "k8s:", 4) ?
+					    "policy.dir" :
+					    p->file) ||
 		    zt_cbor_push(arr, m)) {
 			if (m)
 				cbor_decref(&m);

@@ -41,6 +41,20 @@ struct feed_pol {
 	char sha[65];
 };
 
+/*
+ * A pod of another node (the Kubernetes watch): no endpoint here, but its
+ * addresses enter the ipcache with its label identity (seg_k8s.c).
+ */
+struct seg_remote {
+	char *ns;
+	char *qname; /* "namespace/name" */
+	struct zt_ep_meta meta;
+	struct zt_ep_addr addrs[ZT_SEG_REMOTE_MAX_ADDRS];
+	size_t n_addrs;
+	uint32_t identity;
+	struct zt_eval_endpoint ev;
+};
+
 struct gen_rec {
 	uint32_t gen;
 	struct pset *ps;
@@ -77,7 +91,7 @@ struct zt_seg {
 	struct zt_polapply *applier;
 	struct pset *cur; /* the policy set in force (NULL: none valid yet): dir + advisories */
 	struct pset *dir; /* the last good set of policy.dir (NULL: none valid yet) */
-	struct feed_pol fpol[ZT_MAX_FEEDS];
+	struct feed_pol fpol[ZT_MAX_FEEDS + 1]; /* the feeds' advisories, and ZT_SEG_K8S_SOURCE's */
 	size_t n_fpol;
 	struct zt_ep_addr host[MAX_HOST_ADDRS];
 	size_t n_host;
@@ -93,6 +107,9 @@ struct zt_seg {
 	zt_seg_pod_lookup_fn pod_lookup; /* the Kubernetes watch's pod cache, or NULL */
 	void *pod_lookup_ctx;
 	char cni_spool_dir[4096 + 32]; /* state_dir/cni-pending */
+	/* Pods of other nodes (zt_seg_set_remote_pods): changed under lock, read there by verdict naming. */
+	struct seg_remote *remote;
+	size_t n_remote;
 
 	/* Shared with the ring-buffer thread. */
 	pthread_mutex_t lock;
@@ -114,6 +131,8 @@ void seg_audit(struct zt_seg *s, const char *kind, const char *subject, const ch
 void seg_audit_text(struct zt_seg *s, const char *kind, const char *subject, const char *key,
 		    const char *text);
 int seg_reload(struct zt_seg *s, const char *why);
+/* Recompiles the set in force (-EAGAIN: no valid policy loaded yet). */
+int seg_republish(struct zt_seg *s, const char *why, char *err, size_t errlen);
 int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errlen);
 void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why);
 /*
@@ -126,6 +145,13 @@ int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta 
 			  char *err, size_t errlen);
 /* Applies the CNI DELs queued in cni_spool_dir while the daemon was down. */
 void seg_cni_spool_apply(struct zt_seg *s);
+
+/* seg_k8s.c */
+/* Remote pods as compiler endpoints (ep_id 0) into out; those sharing an address with a local endpoint are left out. */
+size_t seg_remote_polc(const struct zt_seg *s, struct zt_polc_endpoint *out);
+void seg_remote_free_all(struct zt_seg *s);
+/* With kubernetes.enabled, before the first generation: the objects zt_seg_k8s_cache_save kept. */
+void seg_k8s_cache_load(struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);

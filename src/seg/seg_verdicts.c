@@ -41,6 +41,13 @@ static void name_identity(const struct zt_seg *s, const struct gen_rec *g, uint3
 		snprintf(buf, n, "world");
 		return;
 	}
+	/* A pod of another node (the Kubernetes watch): one of the pods with that identity. */
+	for (size_t i = 0; id >= ZT_ID_FIRST_LABELS && id < ZT_ID_FIRST_CIDR && i < s->n_remote;
+	     i++)
+		if (s->remote[i].identity == id) {
+			snprintf(buf, n, "%s", s->remote[i].qname);
+			return;
+		}
 	if (g && g->c && id >= ZT_ID_FIRST_CIDR) {
 		for (size_t i = 0; i < g->c->n_cidr_ids; i++)
 			if (g->c->cidr_ids[i].identity == id) {
