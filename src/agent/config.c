@@ -267,6 +267,8 @@ static const struct key keys[] = {
 	SCALAR("kubernetes.node_name", set_k8s_name, kubernetes.node_name),
 	SCALAR("kubernetes.pending_posture", set_choice, kubernetes.pending_posture,
 	       .choices = pending_postures),
+	SECTION("drift"),
+	SCALAR("drift.cni_conflist", set_text, drift.cni_conflist),
 };
 #undef FEED
 #undef FIELD

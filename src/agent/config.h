@@ -151,6 +151,10 @@ struct zt_config {
 		char node_name[ZT_K8S_NODE_NAME_MAX];
 		enum zt_pending_posture pending_posture; /* kubernetes.pending_posture: deny */
 	} kubernetes;
+	struct {
+		/* drift.cni_conflist: the CNI conflist that must list ztagent-cni; "" = not checked */
+		char cni_conflist[PATH_MAX];
+	} drift;
 };
 
 /* Fills every field with its default. */

@@ -38,10 +38,15 @@ struct zt_daemon {
 	int sigfd;
 	uint64_t started_mono;
 	bool detach_requested;
+	struct zt_drift *drift; /* daemon_drift.c */
 };
 
 /* daemon_metrics.c */
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen);
+
+/* daemon_drift.c: the drift checks on the loop (after metrics and seg), and their state. */
+int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen);
+void daemon_drift_stop(struct zt_daemon *d);
 
 #endif

@@ -14,6 +14,7 @@
 #include "records/auditq.h"
 #include "guard/blocklist_int.h"
 #include "agent/log.h"
+#include "guard/drift.h"
 #include "xdp_guard.skel.h"
 
 /* Expiry slices (see zt_blocklist_expire). */
@@ -1485,4 +1486,119 @@ int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
 		return publish_prefixes(bl);
 	}
 	return 0;
+}
+
+/* ---- drift: the kernel's blocklist maps against the mirror ---- */
+
+static void bl_drift_report(const struct zt_drift_hooks *h, int fam, bool trie, const uint8_t *key,
+			    const char *what, bool fixed, int err)
+{
+	char subj[96], a[INET6_ADDRSTRLEN] = "";
+	uint32_t plen;
+
+	memcpy(&plen, key, sizeof(plen));
+	inet_ntop(fam == FAM_V4 ? AF_INET : AF_INET6, key + sizeof(uint32_t), a, sizeof(a));
+	snprintf(subj, sizeof(subj), "%s %s/%u",
+		 trie ? (fam == FAM_V4 ? ZT_PIN_BLOCK_LPM_V4 : ZT_PIN_BLOCK_LPM_V6) :
+			(fam == FAM_V4 ? ZT_PIN_BLOCK_V4 : ZT_PIN_BLOCK_V6),
+		 a, plen);
+	h->report(h->ctx, "blocklist", subj, what, fixed, err);
+}
+
+/* The entry the mirror knows for a key that went missing; reason and note are not mirrored. */
+static void bl_restore_entry(const struct bl_slot *s, struct zt_block_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->expires_ns = s->expires_ns;
+	e->created_unix = zt_now_unix();
+	e->source = s->source;
+	e->reason = s->source == ZT_BS_FEED ? ZT_BR_THREAT_INTEL : ZT_BR_OPERATOR;
+	e->prefixlen = s->plen;
+}
+
+void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
+			      size_t budget, const struct zt_drift_hooks *h)
+{
+	bool fix = !h->may || h->may(h->ctx, "blocklist");
+
+	for (int m = 0; m < 4; m++) {
+		int fam = m & 1;
+		bool trie = m >= 2;
+		int fd = bl_entry_fd(bl, fam, trie);
+		size_t ks = fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
+		uint8_t next[sizeof(struct zt_ip6_key)];
+		struct zt_block_entry v;
+		size_t walked = 0;
+
+		while (walked < budget &&
+		       bpf_map_get_next_key(fd, cur->mid[m] ? cur->key[m] : NULL, next) == 0) {
+			const struct bl_slot *s;
+			uint32_t plen;
+			int r = 0;
+
+			walked++;
+			memcpy(cur->key[m], next, ks);
+			cur->mid[m] = true;
+			memcpy(&plen, next, sizeof(plen));
+			s = plen <= (fam == FAM_V4 ? 32u : 128u) ?
+				    tab_find(&bl->tab, fam, (uint8_t)plen,
+					     next + sizeof(uint32_t)) :
+				    NULL;
+			if (!s || s->in_trie != trie) {
+				if (fix && bpf_map_delete_elem(fd, next) < 0)
+					r = -errno;
+				if (fix && r == 0)
+					cur->mid[m] = false, cur->seen[m] = 0; /* start over */
+				bl_drift_report(h, fam, trie, next, "entry added outside the agent",
+						fix && r == 0, r);
+				continue;
+			}
+			cur->seen[m]++;
+			if (bpf_map_lookup_elem(fd, next, &v) < 0)
+				continue;
+			if (v.expires_ns != s->expires_ns || v.source != s->source ||
+			    (trie && v.prefixlen != plen)) {
+				char what[160];
+
+				snprintf(
+					what, sizeof(what),
+					"entry changed: expires_ns %llu source %u, expected %llu %u",
+					(unsigned long long)v.expires_ns, v.source,
+					(unsigned long long)s->expires_ns, s->source);
+				v.expires_ns = s->expires_ns;
+				v.source = s->source;
+				if (trie)
+					v.prefixlen = plen;
+				if (fix && bpf_map_update_elem(fd, next, &v, BPF_EXIST) < 0)
+					r = -errno;
+				bl_drift_report(h, fam, trie, next, what, fix && r == 0, r);
+			}
+		}
+		if (walked == budget)
+			continue; /* the pass goes on next time */
+		/* A pass is complete: fewer keys than the mirror holds means some were deleted. */
+		if (cur->seen[m] < zt_blocklist_count(bl, fam, trie)) {
+			for (size_t i = 0; i < bl->tab.cap; i++) {
+				const struct bl_slot *s = &bl->tab.slots[i];
+				uint8_t key[sizeof(struct zt_ip6_key)];
+				int r = 0;
+
+				if (!s->used || s->fam != fam || (bool)s->in_trie != trie)
+					continue;
+				bl_make_key(fam, s->plen, s->addr, key);
+				/* A trie answers for a covering prefix too: its length says whose. */
+				if (bpf_map_lookup_elem(fd, key, &v) == 0 &&
+				    (!trie || v.prefixlen == s->plen))
+					continue;
+				bl_restore_entry(s, &v);
+				if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
+					r = -errno;
+				bl_drift_report(h, fam, trie, key,
+						"entry deleted outside the agent", fix && r == 0,
+						r);
+			}
+		}
+		cur->mid[m] = false;
+		cur->seen[m] = 0;
+	}
 }

@@ -100,6 +100,14 @@ struct zt_policy_set;
 int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
 			     size_t n, const char *sha256, char *err, size_t errlen);
 
+/*
+ * Drift (guard/drift.h): every endpoint's tc filters, the endpoints map and
+ * the policy and ipcache maps against what this agent wrote, each
+ * difference reported and (when h->may allows) repaired. Loop thread.
+ */
+struct zt_drift_hooks;
+void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 
