@@ -670,6 +670,7 @@ static void daemon_stop(struct zt_daemon *d)
 
 	zt_api_stop(d->api);
 	daemon_drift_stop(d);
+	daemon_nodes_stop(d);
 	zt_metrics_server_stop(d->msrv);
 	zt_events_stop(d->ev);
 	zt_feeds_stop(d->feeds);
@@ -774,6 +775,8 @@ static int daemon_start(struct zt_daemon *d)
 		}
 	}
 	r = daemon_drift_start(d, err, sizeof(err));
+	if (r == 0)
+		r = daemon_nodes_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
 	audit_config(d);

@@ -71,6 +71,7 @@ struct zt_drift {
 	struct zt_bl_drift_cursor blc;
 	struct drift_kind k[N_KINDS];
 	uint64_t ticks;
+	uint64_t repairs_total; /* for the nodes table */
 	uint64_t last_tick_ns; /* duration of the last tick, for the log at debug */
 };
 
@@ -187,6 +188,7 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 		const char *v[] = { kind };
 
 		zt_metric_add(dr->repairs, v, 1);
+		__atomic_add_fetch(&dr->repairs_total, 1, __ATOMIC_RELAXED);
 	}
 	log_warn("drift_repaired", "kind=%s subject=%s differed=%s", kind, qs, qw);
 	drift_audit(dr, "drift.repair", kind, subject, what, "");
@@ -333,6 +335,11 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 		 (unsigned long long)(DRIFT_TICK_NS * DRIFT_FULL_TICKS / 1000000000ULL),
 		 DRIFT_FLAP_MAX, (unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL));
 	return 0;
+}
+
+uint64_t daemon_drift_repairs(struct zt_daemon *d)
+{
+	return d->drift ? __atomic_load_n(&d->drift->repairs_total, __ATOMIC_RELAXED) : 0;
 }
 
 void daemon_drift_stop(struct zt_daemon *d)

@@ -39,6 +39,7 @@ struct zt_daemon {
 	uint64_t started_mono;
 	bool detach_requested;
 	struct zt_drift *drift; /* daemon_drift.c */
+	struct zt_nodes *nodes; /* daemon_nodes.c; NULL without database.url */
 };
 
 /* daemon_metrics.c */
@@ -48,5 +49,8 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen);
 /* daemon_drift.c: the drift checks on the loop (after metrics and seg), and their state. */
 int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen);
 void daemon_drift_stop(struct zt_daemon *d);
+/* daemon_nodes.c: this node's row in the nodes table (heartbeat, policy hash). */
+int daemon_nodes_start(struct zt_daemon *d, char *err, size_t errlen);
+void daemon_nodes_stop(struct zt_daemon *d);
 
 #endif

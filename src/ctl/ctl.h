@@ -68,6 +68,8 @@ struct opts {
 	const char *verdict;
 	/* audit verify */
 	const char *db;
+	/* policy diff --against */
+	const char *against;
 	/* block list --feed, feeds refresh --force */
 	const char *feed;
 	bool force;
@@ -94,6 +96,7 @@ enum opt_bit {
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
+	OPT_AGAINST = 1 << 14, /* --against DIR|NODE */
 };
 
 struct cmd {
@@ -108,9 +111,9 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[], ctl_cluster_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds, ctl_cluster_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -13,10 +13,11 @@ static const struct {
 	const struct cmd *cmds;
 	const size_t *n;
 } groups[] = {
-	{ ctl_status_cmds, &ctl_status_ncmds }, { ctl_block_cmds, &ctl_block_ncmds },
-	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
-	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
-	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_status_cmds, &ctl_status_ncmds },	  { ctl_block_cmds, &ctl_block_ncmds },
+	{ ctl_policy_cmds, &ctl_policy_ncmds },	  { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
+	{ ctl_audit_cmds, &ctl_audit_ncmds },	  { ctl_flows_cmds, &ctl_flows_ncmds },
+	{ ctl_ca_cmds, &ctl_ca_ncmds },		  { ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_cluster_cmds, &ctl_cluster_ncmds },
 };
 
 /* ---- usage ---- */
@@ -44,6 +45,9 @@ static void usage_main(FILE *f)
 		"  policy explain --from A --to B --port N/PROTO\n"
 		"                              allowed or denied, and by which rule\n"
 		"  policy reload               read policy.dir now\n"
+		"  policy diff [DIR|NODE] --against DIR|NODE\n"
+		"                              what differs between two policy sets (exit 1)\n"
+		"  cluster status              every node: heartbeat, policy hash, who disagrees\n"
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
@@ -153,6 +157,7 @@ static const struct option long_opts[] = {
 	{ "csr", required_argument, NULL, 'Q' },
 	{ "feed", required_argument, NULL, 'E' },
 	{ "force", no_argument, NULL, 'Z' },
+	{ "against", required_argument, NULL, 'G' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -174,7 +179,7 @@ static const struct {
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
 	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_AGAINST, "--against" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -294,6 +299,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'Z':
 			o->force = true;
+			break;
+		case 'G':
+			o->against = optarg;
 			break;
 		case 'U':
 			o->trust_domain = optarg;
@@ -476,7 +484,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "feeds") == 0)
+		    strcmp(argv[0], "feeds") == 0 || strcmp(argv[0], "cluster") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -108,6 +108,14 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 struct zt_drift_hooks;
 void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
 
+/*
+ * The policies in force in canonical form (seg/polcanon.h) and the
+ * generation they were published in. Loop thread. -ENOENT: no valid policy
+ * yet (out is empty), -ENOMEM.
+ */
+struct zt_polcanon_set;
+int zt_seg_policy_canon(struct zt_seg *s, struct zt_polcanon_set *out, uint64_t *gen);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 
