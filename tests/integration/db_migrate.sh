@@ -98,10 +98,11 @@ check "20000 rows in the old format over $nparts monthly partitions" test "$nold
 t0=$(date +%s%N)
 out=$("$DBTOOL" migrate "$OLD" 2>&1)
 echo "# migration 003 over 20000 rows: $((($(date +%s%N) - t0) / 1000000)) ms"
-check "the agent applies migration 003 and only it ($out)" test "$out" = "migrate: applied 1"
-check "schema_migrations lists 001-003 with their sha256" \
+NLATER=$(($(ls deploy/sql/[0-9][0-9][0-9]_*.sql | wc -l) - 2))
+check "the agent applies migration 003 and the later ones only ($out)" test "$out" = "migrate: applied $NLATER"
+check "schema_migrations lists every migration with its sha256" \
 	test "$(q "$OLD" "SELECT string_agg(name || ':' || sha256, ' ' ORDER BY version) FROM schema_migrations")" = \
-	"$(for f in deploy/sql/00[1-3]_*.sql; do printf '%s:%s ' "$(basename "$f" .sql)" "$(sha256sum "$f" | cut -d' ' -f1)"; done | sed 's/ $//')"
+	"$(for f in deploy/sql/[0-9][0-9][0-9]_*.sql; do printf '%s:%s ' "$(basename "$f" .sql)" "$(sha256sum "$f" | cut -d' ' -f1)"; done | sed 's/ $//')"
 check "every row kept, none twice (20000 rows, 20000 ids)" \
 	test "$(q "$OLD" "SELECT count(*) || ' ' || count(DISTINCT id) FROM network_flows")" = "20000 20000"
 check "each row is still in its month's partition" \
