@@ -59,8 +59,10 @@ struct drift_kind {
 	uint64_t backoff_until;
 	uint64_t backoff_ns; /* the next back-off's length */
 	uint64_t last_repair;
+	uint64_t last_tick; /* the tick of the last repair counted */
 	bool flapping;
 	bool told; /* the back-off's "not repaired" was logged */
+	bool err_told; /* a failed repair was logged (once until one succeeds) */
 };
 
 struct zt_drift {
@@ -113,6 +115,10 @@ static void note_repair(struct zt_drift *dr, int i, const char *subject, const c
 	uint64_t now = zt_now_mono_ns(), oldest;
 	char extra[160];
 
+	/* One change can need many repairs (a pin directory removed): one episode per tick. */
+	if (k->n_recent && k->last_tick == dr->ticks)
+		return;
+	k->last_tick = dr->ticks;
 	if (k->last_repair && now - k->last_repair > 2 * DRIFT_FLAP_WINDOW_NS) {
 		/* Quiet for a while: whatever fought us stopped. */
 		k->backoff_ns = 0;
@@ -170,10 +176,12 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 	zt_log_quote(qs, sizeof(qs), subject);
 	zt_log_quote(qw, sizeof(qw), what);
 	if (!repaired) {
-		if (err)
+		if (err && !dr->k[i].err_told)
 			log_error("drift_repair_failed",
-				  "kind=%s subject=%s differed=%s error=\"%s\"", kind, qs, qw,
-				  strerror(-err));
+				  "kind=%s subject=%s differed=%s error=\"%s\" retry=every-tick", kind,
+				  qs, qw, strerror(-err));
+		if (err)
+			dr->k[i].err_told = true;
 		else if (!dr->k[i].told)
 			log_warn(
 				"drift_not_repaired",
@@ -181,9 +189,11 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 				kind, qs, qw,
 				(unsigned long long)((dr->k[i].backoff_until - zt_now_mono_ns()) /
 						     1000000ULL));
-		dr->k[i].told = true;
+		if (!err)
+			dr->k[i].told = true;
 		return;
 	}
+	dr->k[i].err_told = false;
 	{
 		const char *v[] = { kind };
 
@@ -262,8 +272,22 @@ static void check_pins_obj(struct zt_drift *dr, struct bpf_object *obj, bool ful
 		}
 		if (st < 0 && unlink(path) < 0)
 			r = -errno;
-		if (r == 0 && bpf_obj_pin(bpf_map__fd(map), path) < 0)
+		if (r == 0 && bpf_obj_pin(bpf_map__fd(map), path) < 0) {
 			r = -errno;
+			if (r == -ENOENT) {
+				/* The whole directory went: make it again (it is on the bpffs). */
+				char dir[PATH_MAX];
+				char *slash;
+
+				snprintf(dir, sizeof(dir), "%s", path);
+				slash = strrchr(dir, '/');
+				if (slash) {
+					*slash = '\0';
+					zt_mkdir_p(dir, 0700);
+				}
+				r = bpf_obj_pin(bpf_map__fd(map), path) < 0 ? -errno : 0;
+			}
+		}
 		drift_report(dr, "pin", path, what, r == 0, r);
 	}
 }

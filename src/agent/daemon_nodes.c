@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct zt_nodes {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
+	atomic_bool abort; /* stop, for a connect under way */
 	bool posted; /* snap is new */
 	struct snap snap; /* loop -> thread, under lock */
 	/* loop thread only */
@@ -200,7 +202,9 @@ static void *nodes_thread(void *arg)
 		memset(&nd->snap.pc, 0, sizeof(nd->snap.pc));
 		nd->posted = false;
 		pthread_mutex_unlock(&nd->lock);
-		r = c ? 0 : zt_db_connect(nd->d->cfg.database.url, &c, err, sizeof(err));
+		r = c ? 0 :
+			zt_db_connect_abortable(nd->d->cfg.database.url, &nd->abort, &c, err,
+						sizeof(err));
 		if (r == 0)
 			r = write_all(nd, c, s, err, sizeof(err));
 		if (r < 0) {
@@ -318,6 +322,7 @@ void daemon_nodes_stop(struct zt_daemon *d)
 
 	if (!nd)
 		return;
+	atomic_store(&nd->abort, true);
 	pthread_mutex_lock(&nd->lock);
 	nd->stop = true;
 	pthread_cond_signal(&nd->wake);

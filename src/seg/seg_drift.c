@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -114,10 +115,33 @@ static void check_policy(struct zt_seg *s, const struct zt_drift_hooks *h)
 	}
 }
 
+/* flow_export is pinned by the flow exporter, not libbpf: its pin is checked here. */
+static void check_flowexp_pin(struct zt_seg *s, const struct zt_drift_hooks *h)
+{
+	char path[4200];
+	struct stat st;
+	int fd = zt_flowexp_fd(s->fx), r = 0;
+
+	if (fd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", s->cfg->bpffs, ZT_PIN_FLOW_EXPORT);
+	if (stat(path, &st) == 0)
+		return;
+	if (!may(h, "pin")) {
+		h->report(h->ctx, "pin", path, "pin removed", false, 0);
+		return;
+	}
+	if (bpf_obj_pin(fd, path) < 0)
+		r = -errno; /* the directory itself goes first: the daemon's check makes it again */
+	if (r != -ENOENT)
+		h->report(h->ctx, "pin", path, "pin removed", r == 0, r);
+}
+
 void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h)
 {
 	if (!s || !h || !h->report)
 		return;
+	check_flowexp_pin(s, h);
 	check_tc(s, h);
 	check_endpoints(s, h);
 	check_policy(s, h);

@@ -226,6 +226,16 @@ check "pin ipcache_v4 removed: repaired within 1 s" repaired pin rm -f "$PINS/ip
 check "the pin is there again" pin_back
 check "the pin is the map in use (a -> b:8080 still allowed)" tcp a $B 8080
 check "pin repair counted and audited" eval 'counted pin 1 && audited pin'
+pins_before=$(ls "$PINS")
+npins=$(wc -l <<<"$pins_before")
+check "the pin directory removed ($npins pins): repaired within 1 s" repaired pin rm -rf "$PINS"
+all_pins() {
+	[ "$(ls "$PINS" 2>/dev/null | wc -l)" = "$npins" ] && return 0
+	echo "# missing: $(comm -23 <(sort <<<"$pins_before") <(ls "$PINS" | sort) | tr '\n' ' ')"
+	return 1
+}
+sleep 0.3
+check "all $npins pins are back" all_pins
 
 # --- ztagent-cni taken out of the conflist ---
 cni_remove() { # the primary alone, written whole (rename), as an installer would
@@ -267,7 +277,14 @@ alert_row() {
 	return 1
 }
 check "an alerts row (kind drift-flapping, severity critical)" alert_row
-check "flapping gauge is 1" eval 'in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q "^ztagent_drift_flapping{kind=\"xdp\"} 1"'
+flap_gauge() {
+	local m
+	m=$(in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep "^ztagent_drift_flapping{kind=\"xdp\"}")
+	[ "$m" = 'ztagent_drift_flapping{kind="xdp"} 1' ] && return 0
+	echo "# got: $m"
+	return 1
+}
+check "flapping gauge is 1" flap_gauge
 kill "$FIGHTER" 2>/dev/null
 wait "$FIGHTER" 2>/dev/null
 in_node ip link set dev uplink0 xdp off 2>/dev/null
