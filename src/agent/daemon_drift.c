@@ -43,7 +43,7 @@
 
 #define DRIFT_TICK_NS (200ULL * 1000000ULL)
 #define DRIFT_FULL_TICKS 25 /* 5 s */
-#define DRIFT_BL_BUDGET 65536 /* blocklist keys per map per tick */
+#define DRIFT_BL_BUDGET 16384 /* blocklist keys per map per tick */
 #define DRIFT_FLAP_MAX 5
 #define DRIFT_FLAP_WINDOW_NS (10ULL * 1000000000ULL)
 #define DRIFT_BACKOFF_NS (5ULL * 1000000000ULL)
@@ -178,8 +178,8 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 	if (!repaired) {
 		if (err && !dr->k[i].err_told)
 			log_error("drift_repair_failed",
-				  "kind=%s subject=%s differed=%s error=\"%s\" retry=every-tick", kind,
-				  qs, qw, strerror(-err));
+				  "kind=%s subject=%s differed=%s error=\"%s\" retry=every-tick",
+				  kind, qs, qw, strerror(-err));
 		if (err)
 			dr->k[i].err_told = true;
 		else if (!dr->k[i].told)

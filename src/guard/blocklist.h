@@ -48,6 +48,10 @@ struct zt_bl_drift_cursor {
 	uint8_t key[4][20];
 	bool mid[4];
 	size_t seen[4];
+	uint64_t token[4]; /* hash maps: the batch lookup's cursor */
+	bool no_batch; /* the kernel has no batch lookups: key by key */
+	size_t start_n[4]; /* entries the mirror had when the pass began */
+	uint64_t start_removals[4];
 };
 void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
 			      size_t budget, const struct zt_drift_hooks *h);
