@@ -51,6 +51,7 @@ struct zt_nodes {
 	pthread_cond_t wake;
 	bool stop;
 	atomic_bool abort; /* stop, for a connect under way */
+	atomic_bool retry; /* the last write failed: post again at the next tick, not heartbeat */
 	bool posted; /* snap is new */
 	struct snap snap; /* loop -> thread, under lock */
 	/* loop thread only */
@@ -208,21 +209,24 @@ static void *nodes_thread(void *arg)
 		if (r == 0)
 			r = write_all(nd, c, s, err, sizeof(err));
 		if (r < 0) {
-			/* Probably before migration 005 or while the database is away: next heartbeat. */
+			/* Probably before migration 005 or while the database is away: again in a second. */
 			if (!warned) {
 				char q[1100];
 
-				log_warn("nodes_write_failed", "error=%s retry=next-heartbeat",
+				log_warn("nodes_write_failed", "error=%s retry=every-second",
 					 zt_log_quote(q, sizeof(q), err));
 			}
 			warned = true;
+			atomic_store(&nd->retry, true);
 			if (c && PQstatus(c) != CONNECTION_OK) {
 				PQfinish(c);
 				c = NULL;
 			}
 			nd->written_sha[0] = '\0';
-		} else if (warned) {
-			log_info("nodes_write_ok", "node=%s", nd->d->cfg.node);
+		} else {
+			atomic_store(&nd->retry, false);
+			if (warned)
+				log_info("nodes_write_ok", "node=%s", nd->d->cfg.node);
 			warned = false;
 		}
 		pthread_mutex_lock(&nd->lock);
@@ -249,7 +253,7 @@ static void on_nodes_timer(void *ctx, int fd, uint32_t events)
 		return;
 	zt_seg_get_stats(d->seg, &ss);
 	changed = !nd->have_gen || ss.gen != nd->last_gen;
-	if (!changed && now - nd->last_post_ns < NODES_HEARTBEAT_NS)
+	if (!changed && now - nd->last_post_ns < NODES_HEARTBEAT_NS && !atomic_load(&nd->retry))
 		return;
 	if (changed) {
 		uint64_t gen = 0;
