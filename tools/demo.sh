@@ -394,6 +394,29 @@ demo_k8s() {
 }
 
 demo_k8s
+# Drift repaired live: someone removes the XDP program and a tc filter behind
+# the agent's back; within a second both are back, logged, counted, audited.
+demo_drift() {
+	step "Drift repaired live: enforcement removed behind the agent's back comes back within 1 s"
+	xdp() { in_node ip -d link show dev uplink0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/xdp_guard id \1/p' | head -1; }
+	echo "   uplink0 runs: $(xdp)"
+	echo "   removed at $(date -u +%T.%3N) (the agent's log below says when it put it back)"
+	run in_node ip link set dev uplink0 xdp off
+	sleep 0.5
+	echo "   0.5 s later: $(xdp)"
+	echo "   v-frontend egress: $(in_node tc filter show dev v-frontend egress | grep -o 'tc_to_pod[^ ]*' | head -1 || true); removed at $(date -u +%T.%3N)"
+	run in_node tc filter del dev v-frontend egress
+	sleep 0.5
+	echo "   0.5 s later: $(in_node tc filter show dev v-frontend egress | grep -o 'tc_to_pod[^ ]*' | head -1 || true)"
+	echo "   agent log:"
+	grep 'event=drift_' "$LAB_LOG" | tail -n 2 | sed 's/^/   /' || true
+	dbq "SELECT seq, to_char(at, 'HH24:MI:SS') AS at, kind, subject, detail::jsonb->>'differed' AS differed FROM audit_log WHERE kind LIKE 'drift.%' ORDER BY seq"
+	in_node python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$LAB_METRICS/metrics').read().decode())" |
+		grep '^ztagent_drift_repairs_total' | grep -v ' 0$' | sed 's/^/   /' || true
+	run ztctl cluster status || true
+}
+
+demo_drift
 demo_compliance
 
 step "Detaching: programs and pins removed, the agent exits"

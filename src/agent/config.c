@@ -367,6 +367,8 @@ static const struct key keys[] = {
 	SCALAR("ratelimit.dst_syn", set_uint, ratelimit.dst[1], .min = 0, .max = 100000000),
 	SCALAR("ratelimit.dst_udp", set_uint, ratelimit.dst[2], .min = 0, .max = 100000000),
 	SCALAR("ratelimit.dst_icmp", set_uint, ratelimit.dst[3], .min = 0, .max = 100000000),
+	SECTION("drift"),
+	SCALAR("drift.cni_conflist", set_text, drift.cni_conflist),
 };
 #undef FEED
 #undef FIELD

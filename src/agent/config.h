@@ -241,6 +241,10 @@ struct zt_config {
 		uint32_t src[4];
 		uint32_t dst[4];
 	} ratelimit;
+	struct {
+		/* drift.cni_conflist: the CNI conflist that must list ztagent-cni; "" = not checked */
+		char cni_conflist[PATH_MAX];
+	} drift;
 };
 
 /* Fills every field with its default. */

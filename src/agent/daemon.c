@@ -804,6 +804,8 @@ static void daemon_stop(struct zt_daemon *d)
 	char err[512] = "";
 
 	zt_api_stop(d->api);
+	daemon_drift_stop(d);
+	daemon_nodes_stop(d);
 	zt_metrics_server_stop(d->msrv);
 	daemon_k8s_stop(d);
 	zt_events_stop(d->ev);
@@ -920,6 +922,11 @@ static int daemon_start(struct zt_daemon *d)
 			goto fail;
 		}
 	}
+	r = daemon_drift_start(d, err, sizeof(err));
+	if (r == 0)
+		r = daemon_nodes_start(d, err, sizeof(err));
+	if (r < 0)
+		goto fail;
 	audit_config(d);
 	/* Entries that expired while no agent ran go now. */
 	zt_blocklist_expire(d->bl, zt_now_boot_ns());

@@ -44,6 +44,8 @@ struct zt_daemon {
 	int sigfd;
 	uint64_t started_mono;
 	bool detach_requested;
+	struct zt_drift *drift; /* daemon_drift.c */
+	struct zt_nodes *nodes; /* daemon_nodes.c; NULL without database.url */
 };
 
 /* daemon_metrics.c */
@@ -57,5 +59,12 @@ int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen);
 void daemon_k8s_stop(struct zt_daemon *d);
 /* /healthz, /livez, /readyz (zt_metrics_probe_fn, ctx the daemon). */
 unsigned int daemon_probe(void *ctx, const char *path, char *msg, size_t n);
+
+/* daemon_drift.c: the drift checks on the loop (after metrics and seg), and their state. */
+int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen);
+void daemon_drift_stop(struct zt_daemon *d);
+/* daemon_nodes.c: this node's row in the nodes table (heartbeat, policy hash). */
+int daemon_nodes_start(struct zt_daemon *d, char *err, size_t errlen);
+void daemon_nodes_stop(struct zt_daemon *d);
 
 #endif

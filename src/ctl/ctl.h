@@ -71,6 +71,8 @@ struct opts {
 	const char *db;
 	/* incidents list */
 	const char *state;
+	/* policy diff --against */
+	const char *against;
 	/* block list --feed, feeds refresh --force */
 	const char *feed;
 	bool force;
@@ -103,6 +105,7 @@ enum opt_bit {
 	OPT_FORCE = 1 << 13, /* --force */
 	OPT_STATE = 1 << 14, /* --state open|closed|all */
 	OPT_COMPLIANCE = 1 << 15, /* --format --since --audit-age, -o FILE */
+	OPT_AGAINST = 1 << 16, /* --against DIR|NODE */
 };
 
 struct cmd {
@@ -123,6 +126,9 @@ extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_p
 /* incidents.c, alerts.c */
 extern const struct cmd ctl_incidents_cmds[], ctl_alerts_cmds[];
 extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;
+/* cluster.c */
+extern const struct cmd ctl_cluster_cmds[];
+extern const size_t ctl_cluster_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,6 +24,7 @@ static const struct {
 	{ ctl_incidents_cmds, &ctl_incidents_ncmds },
 	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
 	{ ctl_compliance_cmds, &ctl_compliance_ncmds },
+	{ ctl_cluster_cmds, &ctl_cluster_ncmds },
 };
 
 /* ---- usage ---- */
@@ -51,6 +52,9 @@ static void usage_main(FILE *f)
 		"  policy explain --from A --to B --port N/PROTO\n"
 		"                              allowed or denied, and by which rule\n"
 		"  policy reload               read policy.dir now\n"
+		"  policy diff [DIR|NODE] --against DIR|NODE\n"
+		"                              what differs between two policy sets (exit 1)\n"
+		"  cluster status              every node: heartbeat, policy hash, who disagrees\n"
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
@@ -170,6 +174,7 @@ static const struct option long_opts[] = {
 	{ "format", required_argument, NULL, 'G' },
 	{ "since", required_argument, NULL, 'J' },
 	{ "audit-age", required_argument, NULL, 'A' },
+	{ "against", required_argument, NULL, 'B' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -209,6 +214,7 @@ static const struct {
 	{ 'J', OPT_COMPLIANCE, "--since" },
 	{ 'A', OPT_COMPLIANCE, "--audit-age" },
 	{ 'W', OPT_STATE, "--state" },
+	{ 'B', OPT_AGAINST, "--against" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -367,6 +373,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			}
 			break;
 		}
+		case 'B':
+			o->against = optarg;
+			break;
 		case 'U':
 			o->trust_domain = optarg;
 			break;
@@ -556,7 +565,7 @@ int main(int argc, char **argv)
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
 		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0 ||
-		    strcmp(argv[0], "compliance") == 0)
+		    strcmp(argv[0], "compliance") == 0 || strcmp(argv[0], "cluster") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -1057,3 +1057,28 @@ void zt_feeds_stop(struct zt_feeds *f)
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
+
+int zt_feeds_versions_json(struct zt_feeds *f, char *buf, size_t n)
+{
+	size_t o = 0;
+	int w;
+
+	w = snprintf(buf, n, "{");
+	o = (size_t)w;
+	for (unsigned int i = 0; f && i < f->cfg->n_feeds && o < n; i++) {
+		char name[2 * ZT_FEED_NAME_MAX + 8];
+
+		zt_json_escape(f->cfg->feeds[i].name, name, sizeof(name));
+		pthread_mutex_lock(&f->lock);
+		w = snprintf(buf + o, n - o, "%s\"%s\":{\"sha256\":\"%s\",\"applied_unix\":%llu}",
+			     i ? "," : "", name, f->st[i].sha_in_force,
+			     (unsigned long long)f->st[i].last_change_unix);
+		pthread_mutex_unlock(&f->lock);
+		o += (size_t)w;
+	}
+	if (o + 2 > n)
+		return -ENOSPC;
+	buf[o++] = '}';
+	buf[o] = '\0';
+	return 0;
+}

@@ -87,5 +87,11 @@ int zt_feeds_register_events(struct zt_feeds *f, struct zt_events *ev);
 int zt_feeds_register_metrics(struct zt_feeds *f, struct zt_metrics *m);
 /* Stops the fetcher; what is in the kernel stays. NULL is fine. */
 void zt_feeds_stop(struct zt_feeds *f);
+/*
+ * The version in force of each feed as a JSON object, {"NAME": {"sha256":
+ * "...", "applied_unix": N}, ...} ("{}" without feeds), into buf. Any
+ * thread. 0, or -ENOSPC when buf is too small.
+ */
+int zt_feeds_versions_json(struct zt_feeds *f, char *buf, size_t n);
 
 #endif

@@ -34,6 +34,28 @@ struct zt_block_req {
 int zt_blocklist_init(struct zt_blocklist **bl, struct zt_datapath *dp, char *err, size_t errlen);
 void zt_blocklist_stop(struct zt_blocklist *bl);
 
+/*
+ * Drift (guard/drift.h): the four entry maps against the agent's mirror.
+ * Walks at most budget keys of each map per call, resuming where the last
+ * call stopped (cur, zeroed before the first); at the end of a pass, fewer
+ * keys than mirrored means deletions, which are looked for and put back
+ * (the reason and note of such an entry are not mirrored: operator, or
+ * threat-intel for a feed's). Entries the mirror lacks are deleted, changed
+ * expiry or source written back. Loop thread.
+ */
+struct zt_drift_hooks;
+struct zt_bl_drift_cursor {
+	uint8_t key[4][20];
+	bool mid[4];
+	size_t seen[4];
+	uint64_t token[4]; /* hash maps: the batch lookup's cursor */
+	bool no_batch; /* the kernel has no batch lookups: key by key */
+	size_t start_n[4]; /* entries the mirror had when the pass began */
+	uint64_t start_removals[4];
+};
+void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
+			      size_t budget, const struct zt_drift_hooks *h);
+
 int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
 		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen);
 int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c);

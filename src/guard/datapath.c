@@ -974,3 +974,84 @@ out:
 	free(v);
 	return r;
 }
+
+/* ---- drift (src/agent/daemon_drift.c) ---- */
+
+static uint32_t prog_id_of(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) < 0 ? 0 : info.id;
+}
+
+uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp)
+{
+	return prog_id_of(bpf_program__fd(dp->xdp->progs.xdp_guard));
+}
+
+int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *found, char *err,
+			   size_t errlen)
+{
+	struct zt_dp_iface *ifc = &dp->ifaces[i];
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, a);
+	int prog_fd = bpf_program__fd(dp->xdp->progs.xdp_guard);
+	uint32_t ours = prog_id_of(prog_fd);
+	__u32 flags = ifc->mode == ZT_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	int r, old_fd = -1;
+
+	r = bpf_xdp_query(ifc->ifindex, 0, &q);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot query XDP on %s: %s", ifc->name, strerror(-r));
+		return r;
+	}
+	*found = q.prog_id;
+	if (q.prog_id == ours)
+		return 0;
+	if (q.prog_id) {
+		/* Someone else's program in our place: replace it, in the mode it runs in. */
+		old_fd = bpf_prog_get_fd_by_id(q.prog_id);
+		if (old_fd >= 0) {
+			a.old_prog_fd = old_fd;
+			flags = XDP_FLAGS_REPLACE |
+				(q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE :
+								     XDP_FLAGS_DRV_MODE);
+		}
+	}
+	r = bpf_xdp_attach(ifc->ifindex, prog_fd, flags, old_fd >= 0 ? &a : NULL);
+	if (old_fd >= 0)
+		close(old_fd);
+	if (r < 0 && !q.prog_id && ifc->mode == ZT_XDP_NATIVE)
+		r = bpf_xdp_attach(ifc->ifindex, prog_fd, XDP_FLAGS_SKB_MODE, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot attach XDP to %s again: %s", ifc->name, strerror(-r));
+		return r;
+	}
+	ifc->prog_id = ours;
+	return 1;
+}
+
+int zt_datapath_tc_check(const struct zt_datapath *dp, int ifindex, uint32_t found[2])
+{
+	static const enum bpf_tc_attach_point points[] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+	uint32_t want[2] = { prog_id_of(bpf_program__fd(dp->tc->progs.tc_from_pod)),
+			     prog_id_of(bpf_program__fd(dp->tc->progs.tc_to_pod)) };
+	int ok = 1;
+
+	for (size_t i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
+		int r;
+
+		libbpf_hushed++;
+		r = bpf_tc_query(&hook, &opts);
+		libbpf_hushed--;
+		if (r == -ENODEV)
+			return -ENODEV;
+		found[i] = r < 0 ? 0 : opts.prog_id;
+		if (found[i] != want[i])
+			ok = 0;
+	}
+	return ok;
+}

@@ -86,6 +86,19 @@ int zt_datapath_tc_detach(int ifindex, char *err, size_t errlen);
  */
 int zt_datapath_tc_owned(int ifindex);
 
+/*
+ * Drift (src/agent/daemon_drift.c). The id of our XDP program. xdp_repair:
+ * *found gets the program on ifaces[i] (0: none); when it is not ours,
+ * ours is attached again (replacing another program if one took the
+ * place); 0 nothing to do, 1 repaired, -errno with err. tc_check: are our
+ * filters on ifindex's ingress and egress hooks (found: the program ids
+ * there, 0 none)? 1 yes, 0 no, -ENODEV when the link is gone.
+ */
+uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp);
+int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *found, char *err,
+			   size_t errlen);
+int zt_datapath_tc_check(const struct zt_datapath *dp, int ifindex, uint32_t found[2]);
+
 /* Every map of every object, for status and tests; returns the count. */
 size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);
 /* Counts a map's entries by walking its keys (LPM tries, hashes). */

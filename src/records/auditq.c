@@ -1230,8 +1230,8 @@ static int side_rows(void *ctx, PGconn *c, const struct zt_audit_rec *rows, size
 		for (size_t i = 0; i < n; i++) {
 			const char *k = rows[i].kind;
 
-			if (pass == 0 &&
-			    (!strcmp(k, "policy.violation") || !strcmp(k, "ioc.hit"))) {
+			if (pass == 0 && (!strcmp(k, "policy.violation") || !strcmp(k, "ioc.hit") ||
+					  !strcmp(k, "drift.flapping"))) {
 				params[np] = rows[i].detail;
 				o += (size_t)sprintf(sql + o, "%s($%d::jsonb)", np > 1 ? "," : "",
 						     np + 1);

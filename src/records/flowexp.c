@@ -613,3 +613,8 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 	apply_ops(x, ct_fd);
 	return emitted;
 }
+
+int zt_flowexp_fd(const struct zt_flowexp *x)
+{
+	return x ? x->fd : -1;
+}

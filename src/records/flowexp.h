@@ -142,6 +142,8 @@ void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *s
  */
 uint64_t zt_flowexp_entries(const struct zt_flowexp *x);
 /* Slice and due bounds other than the defaults (tests); slice >= ZT_FLOWEXP_SLICE_MIN. */
+/* The flow_export map's fd (pinned as ZT_PIN_FLOW_EXPORT), -1 for NULL; for drift repair. */
+int zt_flowexp_fd(const struct zt_flowexp *x);
 int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max);
 
 #endif

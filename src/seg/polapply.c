@@ -590,3 +590,134 @@ fail:
 	slot_reset(&nw, false);
 	return r;
 }
+
+/* ---- drift: the kernel's maps against the applier's records ---- */
+
+/* The index of key's record in k, or -1. */
+static ssize_t rec_find(const struct kvs *k, const uint8_t *key)
+{
+	size_t lo = 0, hi = k->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(rec_at(k, mid), key, k->ksz);
+
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static void note_first(struct zt_polapply_drift *d, int m, const char *what)
+{
+	if (!d->first[0])
+		snprintf(d->first, sizeof(d->first), "%s %s", mdef[m].name, what);
+}
+
+/*
+ * Every key of both slots whose contents the applier knows: an entry it did
+ * not write is deleted, one it wrote and finds changed or missing is
+ * written again; a published generation changed under it is stored back.
+ * The kernel walk is the cost (one get_next_key and one lookup a key), so
+ * this runs where the applier runs, never beside an apply.
+ */
+int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_drift *d)
+{
+	uint8_t key[64], next[64], val[64];
+	uint8_t *hit[2] = { NULL, NULL };
+	uint32_t kgen;
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (!a)
+		return 0;
+	kgen = __atomic_load_n(&a->state->gen, __ATOMIC_ACQUIRE);
+	if (kgen != a->gen) {
+		d->gen_changed = true;
+		snprintf(d->first, sizeof(d->first), "%s gen %u, expected %u", ZT_PIN_POL_STATE,
+			 kgen, a->gen);
+		if (repair)
+			__atomic_store_n(&a->state->gen, a->gen, __ATOMIC_RELEASE);
+	}
+	for (int m = 0; m < M_MAX && r != -ENOMEM; m++) {
+		const size_t ksz = mdef[m].ksz, vsz = mdef[m].vsz;
+		const int ix = m == M_IPC4 || m == M_IPC6;
+		bool first = true;
+
+		/*
+		 * Which records the walk met: a lookup cannot tell a deleted
+		 * LPM entry from a shorter prefix that covers its key.
+		 */
+		for (int s = 0; s < 2; s++) {
+			free(hit[s]);
+			hit[s] = calloc(a->slot[s].m[m].n + 1, 1);
+			if (!hit[s])
+				r = -ENOMEM;
+		}
+		if (r == -ENOMEM)
+			break;
+		while (bpf_map_get_next_key(a->fd[m], first ? NULL : key, next) == 0) {
+			const struct slot_rec *sr;
+			ssize_t at;
+			uint8_t s;
+
+			first = false;
+			memcpy(key, next, ksz);
+			s = key[mdef[m].slot_off] & 1;
+			sr = &a->slot[s];
+			if (!sr->known)
+				continue;
+			at = rec_find(&sr->m[m], key);
+			if (at < 0) {
+				d->extra[ix]++;
+				note_first(d, m, "entry added");
+				/* Deleting the current key loses the walk's place: start over. */
+				if (repair && bpf_map_delete_elem(a->fd[m], key) == 0) {
+					first = true;
+					memset(hit[0], 0, a->slot[0].m[m].n);
+					memset(hit[1], 0, a->slot[1].m[m].n);
+				}
+				continue;
+			}
+			hit[s][at] = 1;
+			if (bpf_map_lookup_elem(a->fd[m], key, val) < 0) {
+				hit[s][at] = 0; /* deleted under us */
+				continue;
+			}
+			if (memcmp(val, rec_at(&sr->m[m], (size_t)at) + ksz, vsz)) {
+				d->changed[ix]++;
+				note_first(d, m, "entry changed");
+				if (repair &&
+				    bpf_map_update_elem(a->fd[m], key,
+							rec_at(&sr->m[m], (size_t)at) + ksz,
+							BPF_ANY) < 0 &&
+				    !r)
+					r = -errno;
+			}
+		}
+		for (int s = 0; s < 2; s++) {
+			const struct kvs *k = &a->slot[s].m[m];
+
+			if (!a->slot[s].known)
+				continue;
+			for (size_t i = 0; i < k->n; i++) {
+				if (hit[s][i])
+					continue;
+				d->missing[ix]++;
+				note_first(d, m, "entry deleted");
+				if (repair &&
+				    bpf_map_update_elem(a->fd[m], rec_at(k, i), rec_at(k, i) + ksz,
+							BPF_ANY) < 0 &&
+				    !r)
+					r = -errno;
+			}
+		}
+	}
+	free(hit[0]);
+	free(hit[1]);
+	return r;
+}

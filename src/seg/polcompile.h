@@ -232,4 +232,21 @@ int zt_polapply_apply(struct zt_polapply *a, const struct zt_compiled *c, uint32
 		      size_t errlen);
 uint32_t zt_polapply_gen(const struct zt_polapply *a);
 
+/*
+ * Drift: what the kernel's policy, isolation and ipcache maps (and
+ * pol_state.gen) hold that the applier did not write, or lack. Index 0
+ * counts the policy maps (policy, pol_isolation), 1 the ipcache maps.
+ */
+struct zt_polapply_drift {
+	size_t extra[2], changed[2], missing[2];
+	bool gen_changed;
+	char first[160]; /* the first difference, for the log and the audit trail */
+};
+/*
+ * Compares every key of the slots the applier knows with its records and,
+ * with repair, puts them back. Returns 0 or the first -errno of a repair;
+ * d says what differed. Not thread-safe (the applier's thread only).
+ */
+int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_drift *d);
+
 #endif

@@ -168,6 +168,22 @@ int zt_seg_set_remote_pods(struct zt_seg *s, const struct zt_seg_remote_pod *v, 
 			   size_t errlen);
 size_t zt_seg_remote_count(struct zt_seg *s);
 
+/*
+ * Drift (guard/drift.h): every endpoint's tc filters, the endpoints map and
+ * the policy and ipcache maps against what this agent wrote, each
+ * difference reported and (when h->may allows) repaired. Loop thread.
+ */
+struct zt_drift_hooks;
+void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
+
+/*
+ * The policies in force in canonical form (seg/polcanon.h) and the
+ * generation they were published in. Loop thread. -ENOENT: no valid policy
+ * yet (out is empty), -ENOMEM.
+ */
+struct zt_polcanon_set;
+int zt_seg_policy_canon(struct zt_seg *s, struct zt_polcanon_set *out, uint64_t *gen);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Integration: drift repaired. The real agent in the namespace lab with a
+# policy, two pods, a blocklist entry and a CNI conflist; then someone
+# changes the kernel behind its back: XDP off the uplink, a tc filter
+# deleted, policy / ipcache / endpoints / blocklist entries added, changed
+# and deleted with bpftool, a pin removed, ztagent-cni taken out of the
+# conflist. Each must be put back within 1 s, with its effect checked
+# (packets blocked or denied again), counted in
+# ztagent_drift_repairs_total{kind} and written to audit_log (drift.repair,
+# with what differed). A loop that keeps removing the XDP program raises a
+# drift-flapping alert (alerts row, log) and the agent backs off instead of
+# repairing in a loop. Real PostgreSQL (tools/pg.sh). TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../tools/lab.sh"
+. "$(dirname "$0")/../../tools/pg.sh"
+
+lab_init drift
+trap 'pg_cleanup; lab_cleanup' EXIT
+if ! pg_start; then
+	tap_fail "PostgreSQL starts"
+	exit 1
+fi
+tap_ok "PostgreSQL starts"
+q() { pg_sql -c "$1" 2>/dev/null; }
+
+POL="$LAB_DIR/policies"
+PINS="$LAB_BPFFS/ztagent"
+CONFLIST="$LAB_DIR/cni/10-zt.conflist"
+mkdir -p "$POL" "$LAB_DIR/cni"
+A=198.18.3.10
+B=198.18.3.20
+lab_pod a $A
+lab_pod b $B
+ip netns exec "${LAB_ID}-b" nc -lk $B 8080 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+ip netns exec "${LAB_ID}-b" nc -lk $B 9090 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+in_ext nc -lk $LAB_EXT_IP 7000 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+cat >"$POL/10-ab.yaml" <<'EOF'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: a}}}]
+      ports: [{protocol: TCP, port: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{podSelector: {matchLabels: {app: b}}}]
+EOF
+cat >"$CONFLIST" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "lab",
+  "plugins": [
+    { "type": "ptp", "ipam": { "type": "host-local", "ranges": [[{ "subnet": "198.18.9.0/24" }]] } },
+    { "type": "ztagent-cni", "socket": "$LAB_SOCK", "state_dir": "$LAB_DIR/state" }
+  ]
+}
+EOF
+
+METRICS_PORT=$((20000 + RANDOM % 20000))
+LAB_DB_URL=$PG_CONN
+LAB_METRICS="127.0.0.1:$METRICS_PORT"
+lab_write_config
+cat >>"$LAB_CONF" <<EOF
+drift:
+  cni_conflist: $CONFLIST
+EOF
+if ! lab_agent_start; then
+	tap_fail "ztagent starts"
+	exit 1
+fi
+tap_ok "ztagent starts"
+ztctl endpoint add --ifname v-a --ip $A --labels app=a --namespace shop --name a >/dev/null &&
+	ztctl endpoint add --ifname v-b --ip $B --labels app=b --namespace shop --name b >/dev/null
+check "two endpoints registered" test $? = 0
+
+tcp() { in_pod "$1" nc -z -w1 "$2" "$3" >/dev/null 2>&1; }
+ztctl block add $LAB_EXT_IP/32 --reason "drift test" >/dev/null
+check "a -> b:8080 allowed" tcp a $B 8080
+check "a -> b:9090 denied by policy" eval '! tcp a $B 9090'
+check "198.18.0.1 blocked at the uplink" eval "! in_ext ping -c1 -W1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1"
+
+metric() { # KIND: ztagent_drift_repairs_total{kind=KIND}
+	in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk -v k="ztagent_drift_repairs_total{kind=\"$1\"}" '$1 == k { print $2 }'
+}
+# repaired KIND CMD...: runs the injection, then polls the agent's log for
+# its repair of KIND (cheap: the content checks after it take longer than
+# the agent); ok when it comes within 1 s. Prints the time taken.
+n_repaired() { grep -c "event=drift_repaired kind=$1 " "$LAB_LOG"; }
+repaired() {
+	local kind=$1 n0 t0 t
+	shift
+	n0=$(n_repaired "$kind")
+	"$@" || return 1
+	t0=$(date +%s%N) # from when the change is in place (python alone can take 2 s here)
+	while :; do
+		if [ "$(n_repaired "$kind")" -gt "$n0" ]; then
+			t=$((($(date +%s%N) - t0) / 1000000))
+			echo "# $kind: repaired after ${t} ms"
+			[ $t -le 1000 ]
+			return
+		fi
+		[ $(($(date +%s%N) - t0)) -gt 1000000000 ] && return 1
+		sleep 0.01
+	done
+}
+audited() { # KIND: a drift.repair row of that kind in audit_log (written within 5 s)
+	local i
+	for i in $(seq 1 50); do
+		[ "$(q "SELECT count(*) FROM audit_log WHERE kind = 'drift.repair' AND detail::jsonb->>'kind' = '$1'")" -ge 1 ] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+counted() { # KIND N: the counter reached N
+	local v
+	v=$(metric "$1")
+	[ "${v:-0}" -ge "$2" ] 2>/dev/null
+}
+
+# --- XDP removed from the uplink ---
+xdp_ours() { in_node ip -d link show dev uplink0 | grep -q "prog/xdp id $XDP_ID"; }
+XDP_ID=$(in_node ip -d link show dev uplink0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | head -1)
+check "xdp_guard runs on uplink0 (id $XDP_ID)" test -n "$XDP_ID"
+check "XDP removed with 'ip link set xdp off': repaired within 1 s" repaired xdp in_node ip link set dev uplink0 xdp off
+check "xdp_guard is on uplink0 again" xdp_ours
+check "the blocked source is blocked again" eval "! in_ext ping -c1 -W1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1"
+check "xdp repair counted" counted xdp 1
+check "xdp repair audited with what differed" audited xdp
+
+# --- a tc filter deleted ---
+tc_ours() { in_node tc filter show dev v-b ingress | grep -q tc_from_pod && in_node tc filter show dev v-b egress | grep -q tc_to_pod; }
+check "tc_endpoint on v-b" tc_ours
+check "tc filter deleted with 'tc filter del': repaired within 1 s" repaired tc in_node tc filter del dev v-b egress
+check "tc_endpoint on v-b again" tc_ours
+check "a -> b:9090 denied again" eval '! tcp a $B 9090'
+check "tc repair counted" counted tc 1
+check "tc repair audited" audited tc
+
+# --- map entries changed with bpftool ---
+# dump MAP: "key-hex|value-hex" lines
+dump() {
+	bpftool -j map dump pinned "$PINS/$1" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    k, v = e.get("key"), e.get("value")
+    if k is None: continue
+    print(" ".join(x[2:] for x in k) + "|" + " ".join(x[2:] for x in v))'
+}
+entries() { dump "$1" | wc -l; }
+same_dump() { [ "$(dump "$1" | sort)" = "$2" ]; }
+
+for m in policy ipcache_v4 endpoints; do
+	kind=$m
+	[ $m = ipcache_v4 ] && kind=ipcache
+	before=$(dump $m | sort)
+	n=$(wc -l <<<"$before")
+	check "$m has entries ($n)" test "$n" -ge 1
+	first=$(head -1 <<<"$before")
+	key=${first%%|*}
+	val=${first#*|}
+	# deleted
+	check "$m: entry deleted with bpftool: repaired within 1 s" repaired $kind \
+		bpftool map delete pinned "$PINS/$m" key hex $key
+	check "$m: the entry is back" same_dump $m "$before"
+	# changed: the last byte of the value flipped
+	last=${val##* }
+	newval="${val% *} $(printf %02x $((0x$last ^ 0x5a)))"
+	check "$m: entry changed with bpftool: repaired within 1 s" repaired $kind \
+		bpftool map update pinned "$PINS/$m" key hex $key value hex $newval
+	check "$m: the entry has its value again" same_dump $m "$before"
+	check "$m: repairs counted" counted $kind 2
+	check "$m: repair audited" audited $kind
+done
+# added: a policy entry for an identity pair nobody has, an endpoints entry for the uplink
+pkey=$(head -1 <<<"$(dump policy)")
+pkey=${pkey%%|*}
+# another local identity (key byte 9, inside every prefix): a key the agent did not write
+read -ra kb <<<"$pkey"
+kb[9]=$(printf %02x $((0x${kb[9]} ^ 0x77)))
+addkey="${kb[*]}"
+before=$(dump policy | sort)
+pval=$(head -1 <<<"$before")
+pval=${pval#*|}
+check "policy: entry added with bpftool: repaired within 1 s" repaired policy \
+	bpftool map update pinned "$PINS/policy" key hex $addkey value hex $pval
+check "policy: the added entry is gone" same_dump policy "$before"
+before=$(dump endpoints | sort)
+upidx=$(in_node cat /sys/class/net/uplink0/ifindex)
+check "endpoints: entry added for the uplink: repaired within 1 s" repaired endpoints \
+	bpftool map update pinned "$PINS/endpoints" key $((upidx & 255)) $(((upidx >> 8) & 255)) 0 0 \
+	value 99 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0
+check "endpoints: the added entry is gone" same_dump endpoints "$before"
+
+# --- blocklist entries ---
+before=$(dump blocklist_v4 | sort)
+check "blocklist_v4 holds 198.18.0.1" grep -q "^20 00 00 00 c6 12 00 01|" <<<"$before"
+bl_back() { dump blocklist_v4 | grep -q "^20 00 00 00 c6 12 00 01|"; }
+check "blocklist: entry deleted with bpftool: repaired within 1 s" repaired blocklist \
+	bpftool map delete pinned "$PINS/blocklist_v4" key hex 20 00 00 00 c6 12 00 01
+check "blocklist: the entry is back" bl_back
+check "198.18.0.1 blocked again" eval "! in_ext ping -c1 -W1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1"
+bl_gone() { ! dump blocklist_v4 | grep -q "^20 00 00 00 c6 12 00 03|"; }
+blval=$(dump blocklist_v4 | head -1 | cut -d'|' -f2)
+check "blocklist: entry for 198.18.0.3 added with bpftool: repaired within 1 s" repaired blocklist \
+	bpftool map update pinned "$PINS/blocklist_v4" key hex 20 00 00 00 c6 12 00 03 value hex $blval
+check "blocklist: the added entry is gone" bl_gone
+check "198.18.0.3 is not blocked" eval "in_ext ping -c1 -W1 -I $LAB_EXT_IP2 $LAB_NODE_IP >/dev/null"
+check "blocklist repairs counted" counted blocklist 2
+check "blocklist repair audited" audited blocklist
+
+# --- a pin removed ---
+pin_back() { [ -e "$PINS/ipcache_v4" ] && bpftool map show pinned "$PINS/ipcache_v4" >/dev/null 2>&1; }
+check "pin ipcache_v4 removed: repaired within 1 s" repaired pin rm -f "$PINS/ipcache_v4"
+check "the pin is there again" pin_back
+check "the pin is the map in use (a -> b:8080 still allowed)" tcp a $B 8080
+check "pin repair counted and audited" eval 'counted pin 1 && audited pin'
+pins_before=$(ls "$PINS")
+npins=$(wc -l <<<"$pins_before")
+check "the pin directory removed ($npins pins): repaired within 1 s" repaired pin rm -rf "$PINS"
+all_pins() {
+	[ "$(ls "$PINS" 2>/dev/null | wc -l)" = "$npins" ] && return 0
+	echo "# missing: $(comm -23 <(sort <<<"$pins_before") <(ls "$PINS" | sort) | tr '\n' ' ')"
+	return 1
+}
+sleep 0.3
+check "all $npins pins are back" all_pins
+
+# --- ztagent-cni taken out of the conflist ---
+cni_remove() { # the primary alone, written whole (rename), as an installer would
+	cat >"$CONFLIST.new" <<EOF
+{ "cniVersion": "1.0.0", "name": "lab",
+  "plugins": [ { "type": "ptp", "ipam": { "type": "host-local", "ranges": [[{ "subnet": "198.18.9.0/24" }]] } } ] }
+EOF
+	mv "$CONFLIST.new" "$CONFLIST"
+}
+cni_back() {
+	python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); sys.exit(0 if [p["type"] for p in c["plugins"]] == ["ptp", "ztagent-cni"] else 1)' "$CONFLIST" 2>/dev/null
+}
+check "ztagent-cni removed from the conflist: repaired within 1 s" repaired cni cni_remove
+check "the conflist lists ptp then ztagent-cni again" cni_back
+check "cni repair counted and audited" eval 'counted cni 1 && audited cni'
+
+# --- something fighting the agent ---
+n0=$(metric xdp)
+lab_bg_in "$LAB_NODE" bash -c 'while :; do ip link set dev uplink0 xdp off; sleep 0.05; done'
+FIGHTER=$LAB_BG_PID
+flapped() { grep -q 'drift_flapping.*kind=xdp' "$LAB_LOG"; }
+wait_flap() {
+	local i
+	for i in $(seq 1 50); do flapped && return 0; sleep 0.1; done
+	return 1
+}
+check "a loop removing XDP: drift_flapping logged" wait_flap
+n1=$(metric xdp)
+sleep 2
+n2=$(metric xdp)
+echo "# xdp repairs: before the fight $n0, at the alert $n1, 2 s later $n2"
+check "backing off: no repair in the 2 s after the alert ($n1 -> $n2)" test "$n1" = "$n2"
+alert_row() {
+	local i
+	for i in $(seq 1 50); do
+		[ "$(q "SELECT count(*) FROM alerts WHERE kind = 'drift-flapping' AND detail->>'kind' = 'xdp'")" -ge 1 ] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "an alerts row (kind drift-flapping, severity critical)" alert_row
+flap_gauge() {
+	local m
+	m=$(in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep "^ztagent_drift_flapping{kind=\"xdp\"}")
+	[ "$m" = 'ztagent_drift_flapping{kind="xdp"} 1' ] && return 0
+	echo "# got: $m"
+	return 1
+}
+check "flapping gauge is 1" flap_gauge
+kill "$FIGHTER" 2>/dev/null
+wait "$FIGHTER" 2>/dev/null
+in_node ip link set dev uplink0 xdp off 2>/dev/null
+wait_back() { # the back-off (5 s) ends, then a repair within 1 s
+	local i
+	for i in $(seq 1 80); do xdp_ours && return 0; sleep 0.1; done
+	return 1
+}
+check "fighter gone: XDP back after the back-off" wait_back
+check "audit chain intact" eval 'ztctl audit verify --db "$PG_CONN" >/dev/null'
+check "the agent is still running" kill -0 "$LAB_AGENT_PID"
+[ -n "${DRIFT_DEBUG:-}" ] && grep -E 'drift_|error' "$LAB_LOG" | sed 's/^/# /'
+echo "1..$TAP_N"
