@@ -75,6 +75,11 @@ struct opts {
 	const char *trust_domain, *out, *ca_dir, *csr;
 	uint64_t days;
 	bool has_days;
+	/* policy suggest; endpoint add --annotation */
+	uint64_t since_s;
+	bool has_since;
+	const char *mode, *annotation;
+	uint64_t min_flows;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -94,6 +99,7 @@ enum opt_bit {
 	OPT_CA = 1 << 11, /* --trust-domain --out --ca --days --csr */
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
+	OPT_SUGGEST = 1 << 14, /* --since --mode --min-flows */
 };
 
 struct cmd {
@@ -108,9 +114,13 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[], ctl_gen_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds, ctl_gen_ncmds;
+
+/* gen.c: an annotation for an endpoint about to be added (undo: remove it again). */
+int ctl_annotate_new_endpoint(struct ctl *ctl, const struct cmd *c, const char *ns,
+			      const char *name, const char *kv, bool undo);
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

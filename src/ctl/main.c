@@ -17,6 +17,7 @@ static const struct {
 	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
 	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
 	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_gen_cmds, &ctl_gen_ncmds },
 };
 
 /* ---- usage ---- */
@@ -44,6 +45,11 @@ static void usage_main(FILE *f)
 		"  policy explain --from A --to B --port N/PROTO\n"
 		"                              allowed or denied, and by which rule\n"
 		"  policy reload               read policy.dir now\n"
+		"  policy suggest [--since 24h] [--namespace NS] [--mode audit] [--min-flows N]\n"
+		"                              policies from the recorded flows (PostgreSQL)\n"
+		"  namespace annotate NS ztagent.io/isolation=namespace|strict|none\n"
+		"  endpoint annotate EP ztagent.io/talks-to=TARGET:PORT,...\n"
+		"                              metadata the agent generates policies from\n"
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
@@ -153,6 +159,10 @@ static const struct option long_opts[] = {
 	{ "csr", required_argument, NULL, 'Q' },
 	{ "feed", required_argument, NULL, 'E' },
 	{ "force", no_argument, NULL, 'Z' },
+	{ "since", required_argument, NULL, 'G' },
+	{ "mode", required_argument, NULL, 'M' },
+	{ "min-flows", required_argument, NULL, 'J' },
+	{ "annotation", required_argument, NULL, 'A' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -174,7 +184,9 @@ static const struct {
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
 	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_SUGGEST, "--since" },
+	{ 'M', OPT_SUGGEST, "--mode" },	   { 'J', OPT_SUGGEST, "--min-flows" },
+	{ 'A', OPT_EP, "--annotation" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -294,6 +306,30 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'Z':
 			o->force = true;
+			break;
+		case 'G': {
+			uint64_t ns;
+
+			if (zt_duration_parse(optarg, &ns) < 0 || ns < 1000000000ULL)
+				return usage_err(
+					c,
+					"--since: '%s' is not a duration of 1s or more (e.g. 24h, 7d)",
+					optarg);
+			o->since_s = ns / 1000000000ULL;
+			o->has_since = true;
+			break;
+		}
+		case 'M':
+			o->mode = optarg;
+			break;
+		case 'J':
+			if (zt_parse_u64(optarg, &o->min_flows) < 0 || !o->min_flows)
+				return usage_err(c,
+						 "--min-flows: '%s' is not a number of 1 or more",
+						 optarg);
+			break;
+		case 'A':
+			o->annotation = optarg;
 			break;
 		case 'U':
 			o->trust_domain = optarg;
