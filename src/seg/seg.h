@@ -100,6 +100,15 @@ struct zt_policy_set;
 int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_policy_set **sets,
 			     size_t n, const char *sha256, char *err, size_t errlen);
 
+/*
+ * A namespace's metadata.annotations as the Kubernetes watch knows them
+ * (only ztagent.io/isolation is used; see seg/polgen.h): replaces what was
+ * stored for the namespace and recomputes the generated policies. A bad
+ * value is logged and treated as absent. On the loop thread.
+ */
+void zt_seg_set_namespace_annotations(struct zt_seg *s, const char *ns,
+				      const struct zt_label *annotations, size_t n);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

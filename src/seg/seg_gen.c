@@ -424,13 +424,13 @@ void seg_ann_forget_pod(struct zt_seg *s, const char *ns, const char *pod)
  * ztagent.io/ annotations replace the stored ones; a bad one is logged and
  * left out, the rest stays.
  */
-void seg_ann_from_pod(struct zt_seg *s, const struct zt_pod_meta *m)
+static void ann_from_meta(struct zt_seg *s, const struct zt_pod_meta *m, size_t first)
 {
 	static const char *const keys[] = { ZT_ANN_TALKS_TO, ZT_ANN_ISOLATION };
 	bool changed = false;
 	char err[512], q[600];
 
-	for (size_t k = 0; k < ZT_ARRAY_SIZE(keys); k++) {
+	for (size_t k = first; k < ZT_ARRAY_SIZE(keys); k++) {
 		bool on_ns = k == 1;
 		const struct zt_label *v = on_ns ? m->ns_annotations : m->annotations;
 
@@ -454,7 +454,30 @@ void seg_ann_from_pod(struct zt_seg *s, const struct zt_pod_meta *m)
 		ann_save(s);
 }
 
+void seg_ann_from_pod(struct zt_seg *s, const struct zt_pod_meta *m)
+{
+	ann_from_meta(s, m, 0);
+}
+
+void seg_ann_from_ns(struct zt_seg *s, const struct zt_pod_meta *m)
+{
+	ann_from_meta(s, m, 1);
+}
+
 size_t seg_ann_count(const struct zt_seg *s)
 {
 	return s->n_ann;
+}
+
+void zt_seg_set_namespace_annotations(struct zt_seg *s, const char *ns,
+				      const struct zt_label *annotations, size_t n)
+{
+	struct zt_pod_meta m = { .ns = ns,
+				 .name = "",
+				 .ns_annotations_known = true,
+				 .ns_annotations = annotations,
+				 .n_ns_annotations = n };
+
+	seg_ann_from_ns(s, &m);
+	seg_gen_refresh(s, "kubernetes-namespace");
 }

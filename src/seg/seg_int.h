@@ -152,6 +152,8 @@ int seg_ann_set(struct zt_seg *s, const char *ns, const char *pod, const char *k
 		const char *value, const char *why, char *err, size_t errlen);
 void seg_ann_forget_pod(struct zt_seg *s, const char *ns, const char *pod);
 void seg_ann_from_pod(struct zt_seg *s, const struct zt_pod_meta *m);
+/* Only m's namespace annotations (m->ns_annotations_known must be set). */
+void seg_ann_from_ns(struct zt_seg *s, const struct zt_pod_meta *m);
 void seg_ann_clear(struct zt_seg *s);
 size_t seg_ann_count(const struct zt_seg *s);
 
