@@ -142,8 +142,8 @@ static int parse_port(const char *s, size_t n, struct zt_gen_target *t, const ch
 				return -EINVAL;
 			}
 		}
-		if (!letter || s[0] == '-' || s[pn - 1] == '-') {
-			*why = "a port name needs a letter and no '-' at either end";
+		if (!letter || s[0] == '-' || s[pn - 1] == '-' || memmem(s, pn, "--", 2)) {
+			*why = "a port name needs a letter, no '-' at either end and no '--'";
 			return -EINVAL;
 		}
 		memcpy(t->port_name, s, pn);

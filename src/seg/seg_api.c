@@ -180,6 +180,10 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 					zt_ep_meta_swap(ep, &meta);
 					zt_ep_meta_free(&meta);
 					ep->pending = false;
+					/* Its ztagent.io/ annotations: the add's refresh generates them. */
+					pm.ns = ep->ns;
+					pm.name = ep->name;
+					seg_ann_from_pod(s, &pm);
 				} else {
 					log_warn("pod_meta_refused", "endpoint=%s error=%s",
 						 ep->qname, zt_log_quote(q, sizeof(q), why));
