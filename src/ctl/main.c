@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "feeds") == 0)
+		    strcmp(argv[0], "feeds") == 0 || strcmp(argv[0], "namespace") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}
