@@ -311,46 +311,72 @@ static char *port_sig(const struct edge *es, const size_t *idx, size_t n, size_t
 	return b.oom ? NULL : b.p;
 }
 
+static int cmp_rank(const void *a, const void *b, void *ctx)
+{
+	const size_t *rank = ctx, x = rank[*(const size_t *)a], y = rank[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * One direction of group g's policy. idx (n) is every edge in key order;
+ * only g's kept edges of that direction (sub) and their peers are looked
+ * at, so the whole suggestion costs about groups x edges, not groups^2 x
+ * edges.
+ */
 static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge *es,
 			 const size_t *idx, size_t n, size_t g, bool egress, bool audit,
-			 const size_t *gorder, size_t ng)
+			 const size_t *rank, size_t ng)
 {
-	char **sig = calloc(ng, sizeof(*sig));
-	bool *done = calloc(ng, sizeof(*done));
-	bool any = false;
+	size_t *sub = calloc(n + 1, sizeof(*sub)), *peers = calloc(n + 1, sizeof(*peers));
+	bool *mark = calloc(ng + 1, sizeof(*mark)), *done = NULL, any = false;
+	size_t nsub = 0, np = 0;
+	char **sig = NULL;
 
+	if (!sub || !peers || !mark) {
+		b->oom = true;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct edge *e = &es[idx[i]];
+		size_t p = egress ? e->d : e->s;
+
+		if (!e->kept || (egress ? e->s : e->d) != g)
+			continue;
+		sub[nsub++] = idx[i];
+		if (!mark[p]) {
+			mark[p] = true;
+			peers[np++] = p;
+		}
+	}
+	qsort_r(peers, np, sizeof(*peers), cmp_rank, (void *)rank);
+	sig = calloc(np + 1, sizeof(*sig));
+	done = calloc(np + 1, sizeof(*done));
 	if (!sig || !done) {
 		b->oom = true;
 		goto out;
 	}
-	for (size_t k = 0; k < ng; k++) {
-		size_t p = gorder[k];
-
-		sig[p] = port_sig(es, idx, n, g, egress, p);
-		if (!sig[p]) {
+	for (size_t k = 0; k < np; k++) {
+		sig[k] = port_sig(es, sub, nsub, g, egress, peers[k]);
+		if (!sig[k]) {
 			b->oom = true;
 			goto out;
 		}
 	}
-	for (size_t k = 0; k < ng; k++) {
-		size_t p = gorder[k];
-
-		if (!sig[p][0] || done[p])
+	for (size_t k = 0; k < np; k++) {
+		if (!sig[k][0] || done[k])
 			continue;
 		if (!any)
 			sb_printf(b, "  %s:\n", egress ? "egress" : "ingress");
 		any = true;
 		/* Comments: every flow this rule covers and how often. */
-		for (size_t k2 = k; k2 < ng; k2++) {
-			size_t q = gorder[k2];
-
-			if (done[q] || strcmp(sig[q], sig[p]))
+		for (size_t k2 = k; k2 < np; k2++) {
+			if (done[k2] || strcmp(sig[k2], sig[k]))
 				continue;
-			for (size_t i = 0; i < n; i++) {
-				const struct edge *e = &es[idx[i]];
+			for (size_t i = 0; i < nsub; i++) {
+				const struct edge *e = &es[sub[i]];
 
-				if (!e->kept || (egress ? e->s : e->d) != g ||
-				    (egress ? e->d : e->s) != q)
+				if ((egress ? e->d : e->s) != peers[k2])
 					continue;
 				sb_printf(b, "  # ");
 				sb_c(b, e->sname);
@@ -362,17 +388,15 @@ static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge
 		}
 		sb_printf(b, "  - %s%s:\n", audit ? "action: allow\n    " : "",
 			  egress ? "to" : "from");
-		for (size_t k2 = k; k2 < ng; k2++) {
-			size_t q = gorder[k2];
-
-			if (done[q] || strcmp(sig[q], sig[p]))
+		for (size_t k2 = k; k2 < np; k2++) {
+			if (done[k2] || strcmp(sig[k2], sig[k]))
 				continue;
-			sb_peer(b, &gs[g], &gs[q]);
-			if (q != p)
-				done[q] = true;
+			sb_peer(b, &gs[g], &gs[peers[k2]]);
+			if (k2 != k)
+				done[k2] = true;
 		}
-		sb_ports(b, es, idx, n, g, egress, p);
-		done[p] = true;
+		sb_ports(b, es, sub, nsub, g, egress, peers[k]);
+		done[k] = true;
 	}
 	if (egress) {
 		if (!any)
@@ -387,10 +411,34 @@ static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge
 			audit ? "action: allow\n    " : "", ZT_NS_NAME_LABEL);
 	}
 out:
-	for (size_t k = 0; sig && k < ng; k++)
+	for (size_t k = 0; sig && k < np; k++)
 		free(sig[k]);
 	free(sig);
 	free(done);
+	free(sub);
+	free(peers);
+	free(mark);
+}
+
+struct fedge {
+	size_t s, d, i;
+	uint8_t proto;
+	uint16_t port;
+};
+
+static int cmp_fedge(const void *a, const void *b)
+{
+	const struct fedge *x = a, *y = b;
+
+	if (x->s != y->s)
+		return x->s < y->s ? -1 : 1;
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	if (x->proto != y->proto)
+		return (int)x->proto - (int)y->proto;
+	if (x->port != y->port)
+		return (int)x->port - (int)y->port;
+	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts *o, char **yaml,
@@ -398,38 +446,51 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 {
 	struct grp *gs = NULL;
 	struct edge *es = NULL;
-	size_t ng = 0, ne = 0, *gorder = NULL, *eidx = NULL, npol = 0, nkept = 0, nlisted = 0;
+	size_t ng = 0, ne = 0, *gorder = NULL, *eidx = NULL, *rank = NULL, npol = 0, nkept = 0,
+	       nlisted = 0;
 	uint64_t min = o->min_flows ? o->min_flows : 1, records = 0;
 	struct sbuf b = { 0 };
 	int r = -ENOMEM;
 
 	*yaml = NULL;
 	*n_policies = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct zt_sg_flow *f = &flows[i];
-		size_t s = grp_of(&gs, &ng, &f->src), d, k;
+	/* Flows into edges (group, group, protocol, port): sorted, then merged. */
+	{
+		struct fedge *fe = calloc(n + 1, sizeof(*fe));
 
-		if (s == SIZE_MAX || (d = grp_of(&gs, &ng, &f->dst)) == SIZE_MAX)
+		es = calloc(n + 1, sizeof(*es));
+		if (!fe || !es) {
+			free(fe);
 			goto out;
-		records += f->count;
-		for (k = 0; k < ne; k++)
-			if (es[k].s == s && es[k].d == d && es[k].proto == f->proto &&
-			    es[k].port == f->port)
-				break;
-		if (k == ne) {
-			struct edge *v = realloc(es, (ne + 1) * sizeof(*es));
-
-			if (!v)
-				goto out;
-			es = v;
-			es[ne++] = (struct edge){ .s = s,
-						  .d = d,
-						  .proto = f->proto,
-						  .port = f->port,
-						  .sname = f->src.name,
-						  .dname = f->dst.name };
 		}
-		es[k].count += f->count;
+		for (size_t i = 0; i < n; i++) {
+			const struct zt_sg_flow *f = &flows[i];
+			size_t s = grp_of(&gs, &ng, &f->src), d;
+
+			if (s == SIZE_MAX || (d = grp_of(&gs, &ng, &f->dst)) == SIZE_MAX) {
+				free(fe);
+				goto out;
+			}
+			records += f->count;
+			fe[i] = (struct fedge){
+				.s = s, .d = d, .i = i, .proto = f->proto, .port = f->port
+			};
+		}
+		qsort(fe, n, sizeof(*fe), cmp_fedge);
+		for (size_t i = 0; i < n; i++) {
+			const struct zt_sg_flow *f = &flows[fe[i].i];
+
+			if (!ne || es[ne - 1].s != fe[i].s || es[ne - 1].d != fe[i].d ||
+			    es[ne - 1].proto != fe[i].proto || es[ne - 1].port != fe[i].port)
+				es[ne++] = (struct edge){ .s = fe[i].s,
+							  .d = fe[i].d,
+							  .proto = fe[i].proto,
+							  .port = fe[i].port,
+							  .sname = f->src.name,
+							  .dname = f->dst.name };
+			es[ne - 1].count += f->count;
+		}
+		free(fe);
 	}
 	/* Which flows become rules, and why the others do not. */
 	for (size_t k = 0; k < ne; k++) {
@@ -467,6 +528,11 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 	for (size_t i = 0; i < ne; i++)
 		eidx[i] = i;
 	qsort_r(gorder, ng, sizeof(*gorder), cmp_grp_idx, gs);
+	rank = calloc(ng + 1, sizeof(*rank));
+	if (!rank)
+		goto out;
+	for (size_t i = 0; i < ng; i++)
+		rank[gorder[i]] = i;
 	{
 		struct sort_ctx sc = { .es = es, .gs = gs };
 
@@ -533,8 +599,8 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 		sb_podsel(&b, &gs[g]);
 		sb_printf(&b, "\n%s  policyTypes: [Ingress, Egress]\n",
 			  o->audit ? "  mode: audit\n" : "");
-		sb_direction(&b, gs, es, eidx, ne, g, false, o->audit, gorder, ng);
-		sb_direction(&b, gs, es, eidx, ne, g, true, o->audit, gorder, ng);
+		sb_direction(&b, gs, es, eidx, ne, g, false, o->audit, rank, ng);
+		sb_direction(&b, gs, es, eidx, ne, g, true, o->audit, rank, ng);
 	}
 	if (b.oom)
 		goto out;
@@ -552,5 +618,6 @@ out:
 	free(es);
 	free(gorder);
 	free(eidx);
+	free(rank);
 	return r;
 }
