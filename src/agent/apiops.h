@@ -72,6 +72,12 @@
  * "policy.explain" {"from": text, "to": text, "port": text ("443/TCP")}
  *                 -> {"verdict": "allow"|"deny"|"audit", "explanation": text,
  *                     "require_tls": bool, "require_mutual_auth": bool, "generation": uint}
+ * "annotate"      {"namespace": text, "endpoint": text ("" or absent: the namespace itself),
+ *                  "key": text (ztagent.io/isolation on a namespace, ztagent.io/talks-to on an
+ *                  endpoint), "value": text, "remove": bool (default false)}
+ *                 -> {"namespace", "endpoint", "key", "removed", "generated_policies",
+ *                     "generation", "problems"}; a bad value is refused (error names the
+ *                     annotation, entry and column); policy.list adds "generated_problems"
  * "policy.reload" {} -> {"generation": uint}; an invalid store is refused (error names
  *                     file:line:column) and the policy in force stays
  * "flows.recent"  {"after": uint (seq, default 0), "verdict": "allowed"|"denied"|"audit"|"",
@@ -130,6 +136,7 @@
 #define ZT_OP_POLICY_LIST "policy.list"
 #define ZT_OP_POLICY_EXPLAIN "policy.explain"
 #define ZT_OP_POLICY_RELOAD "policy.reload"
+#define ZT_OP_ANNOTATE "annotate"
 #define ZT_OP_FLOWS_RECENT "flows.recent"
 #define ZT_OP_INCIDENTS_LIST "incidents.list"
 #define ZT_OP_INCIDENTS_SHOW "incidents.show"

@@ -655,6 +655,6 @@ const struct cmd ctl_compliance_cmds[] = {
 	  "  ztctl compliance report\n"
 	  "  ztctl compliance report --format html --since 90d -o posture.html\n"
 	  "  ztctl compliance report --format json | jq '.checks[] | select(.result == \"fail\")'\n",
-	  OPT_DB | OPT_COMPLIANCE, 0, 0, NULL, run_compliance_report },
+	  OPT_DB | OPT_COMPLIANCE | OPT_SINCE, 0, 0, NULL, run_compliance_report },
 };
 const size_t ctl_compliance_ncmds = ZT_ARRAY_SIZE(ctl_compliance_cmds);

@@ -84,6 +84,9 @@ struct opts {
 	const char *format, *outfile;
 	uint64_t since_s, audit_age_s;
 	bool has_since, has_audit_age;
+	/* policy suggest; endpoint add --annotation */
+	const char *mode, *annotation;
+	uint64_t min_flows;
 	char **args; /* positional arguments */
 	int nargs;
 };
@@ -104,8 +107,10 @@ enum opt_bit {
 	OPT_FEED = 1 << 12, /* --feed NAME */
 	OPT_FORCE = 1 << 13, /* --force */
 	OPT_STATE = 1 << 14, /* --state open|closed|all */
-	OPT_COMPLIANCE = 1 << 15, /* --format --since --audit-age, -o FILE */
+	OPT_COMPLIANCE = 1 << 15, /* --format --audit-age, -o FILE */
 	OPT_AGAINST = 1 << 16, /* --against DIR|NODE */
+	OPT_SUGGEST = 1 << 17, /* --mode --min-flows */
+	OPT_SINCE = 1 << 18, /* --since DURATION */
 };
 
 struct cmd {
@@ -129,6 +134,12 @@ extern const size_t ctl_incidents_ncmds, ctl_alerts_ncmds;
 /* cluster.c */
 extern const struct cmd ctl_cluster_cmds[];
 extern const size_t ctl_cluster_ncmds;
+/* gen.c */
+extern const struct cmd ctl_gen_cmds[];
+extern const size_t ctl_gen_ncmds;
+/* gen.c: an annotation for an endpoint about to be added (undo: remove it again). */
+int ctl_annotate_new_endpoint(struct ctl *ctl, const struct cmd *c, const char *ns,
+			      const char *name, const char *kv, bool undo);
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

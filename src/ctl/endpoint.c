@@ -45,7 +45,18 @@ static int run_endpoint_add(struct ctl *ctl, struct opts *o)
 		put_str(req, "namespace_labels", o->ns_labels);
 	if (o->ports)
 		put_str(req, "ports", o->ports);
+	if (o->annotation) {
+		r = ctl_annotate_new_endpoint(ctl, o->cmd, o->ns, o->name ? o->name : o->ifname,
+					      o->annotation, false);
+		if (r) {
+			cbor_decref(&req);
+			return r;
+		}
+	}
 	r = call(ctl, req, &reply, &d);
+	if (r && o->annotation)
+		ctl_annotate_new_endpoint(ctl, o->cmd, o->ns, o->name ? o->name : o->ifname,
+					  o->annotation, true);
 	if (r)
 		return r;
 	if (ctl->json) {
@@ -185,6 +196,8 @@ const struct cmd ctl_endpoint_cmds[] = {
 	  "  --namespace-labels k=v,... labels of the namespace, for namespaceSelector\n"
 	  "                             (kubernetes.io/metadata.name=NS is always there)\n"
 	  "  --ports name=N/PROTO,...   named container ports, for policies that name ports\n"
+	  "  --annotation KEY=VALUE     a ztagent.io/ annotation (ztagent.io/talks-to=...),\n"
+	  "                             see 'ztctl endpoint annotate --help'\n"
 	  "\n"
 	  "Example:\n"
 	  "  ztctl endpoint add --ifname veth-web --ip 198.18.1.2 --labels app=web --namespace prod\n",

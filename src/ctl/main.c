@@ -25,6 +25,7 @@ static const struct {
 	{ ctl_alerts_cmds, &ctl_alerts_ncmds },
 	{ ctl_compliance_cmds, &ctl_compliance_ncmds },
 	{ ctl_cluster_cmds, &ctl_cluster_ncmds },
+	{ ctl_gen_cmds, &ctl_gen_ncmds },
 };
 
 /* ---- usage ---- */
@@ -55,6 +56,11 @@ static void usage_main(FILE *f)
 		"  policy diff [DIR|NODE] --against DIR|NODE\n"
 		"                              what differs between two policy sets (exit 1)\n"
 		"  cluster status              every node: heartbeat, policy hash, who disagrees\n"
+		"  policy suggest [--since 24h] [--namespace NS] [--mode audit] [--min-flows N]\n"
+		"                              policies from the recorded flows (PostgreSQL)\n"
+		"  namespace annotate NS ztagent.io/isolation=namespace|strict|none\n"
+		"  endpoint annotate EP ztagent.io/talks-to=TARGET:PORT,...\n"
+		"                              metadata the agent generates policies from\n"
 		"  endpoint add --ifname VETH --ip ADDR --labels k=v --namespace NS\n"
 		"                              enforce policy on a workload's veth\n"
 		"  endpoint del ENDPOINT       stop enforcing on it\n"
@@ -175,6 +181,9 @@ static const struct option long_opts[] = {
 	{ "since", required_argument, NULL, 'J' },
 	{ "audit-age", required_argument, NULL, 'A' },
 	{ "against", required_argument, NULL, 'B' },
+	{ "mode", required_argument, NULL, 'M' },
+	{ "min-flows", required_argument, NULL, 'I' },
+	{ "annotation", required_argument, NULL, 'H' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -211,10 +220,13 @@ static const struct {
 	{ 'E', OPT_FEED, "--feed" },
 	{ 'Z', OPT_FORCE, "--force" },
 	{ 'G', OPT_COMPLIANCE, "--format" },
-	{ 'J', OPT_COMPLIANCE, "--since" },
+	{ 'J', OPT_SINCE, "--since" },
 	{ 'A', OPT_COMPLIANCE, "--audit-age" },
 	{ 'W', OPT_STATE, "--state" },
 	{ 'B', OPT_AGAINST, "--against" },
+	{ 'M', OPT_SUGGEST, "--mode" },
+	{ 'I', OPT_SUGGEST, "--min-flows" },
+	{ 'H', OPT_EP, "--annotation" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -358,12 +370,13 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			uint64_t ns;
 
 			r = zt_duration_parse(optarg, &ns);
-			if (r < 0 || ns < 3600ULL * 1000000000ULL ||
+			if (r < 0 || ns < (ch == 'J' ? 1 : 3600) * 1000000000ULL ||
 			    ns > 3650ULL * 86400 * 1000000000ULL)
-				return usage_err(
-					c,
-					"%s: '%s' is not a duration from 1h to 3650d (e.g. 30d, 90d)",
-					ch == 'J' ? "--since" : "--audit-age", optarg);
+				return usage_err(c,
+						 ch == 'J' ?
+							 "--since: '%s' is not a duration from 1s to 3650d (e.g. 24h, 30d)" :
+							 "--audit-age: '%s' is not a duration from 1h to 3650d (e.g. 14d)",
+						 optarg);
 			if (ch == 'J') {
 				o->since_s = ns / 1000000000ULL;
 				o->has_since = true;
@@ -375,6 +388,18 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 		}
 		case 'B':
 			o->against = optarg;
+			break;
+		case 'M':
+			o->mode = optarg;
+			break;
+		case 'I':
+			if (zt_parse_u64(optarg, &o->min_flows) < 0 || !o->min_flows)
+				return usage_err(c,
+						 "--min-flows: '%s' is not a number of 1 or more",
+						 optarg);
+			break;
+		case 'H':
+			o->annotation = optarg;
 			break;
 		case 'U':
 			o->trust_domain = optarg;
@@ -565,7 +590,8 @@ int main(int argc, char **argv)
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
 		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0 ||
-		    strcmp(argv[0], "compliance") == 0 || strcmp(argv[0], "cluster") == 0)
+		    strcmp(argv[0], "compliance") == 0 || strcmp(argv[0], "cluster") == 0 ||
+		    strcmp(argv[0], "namespace") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

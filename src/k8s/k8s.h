@@ -63,6 +63,7 @@
 #define ZT_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define ZT_K8S_MAX_POD_IPS 2 /* the API allows one per family */
 #define ZT_K8S_MAX_LABELS 256
+#define ZT_K8S_MAX_ANNOTATIONS 16 /* ztagent.io/ ones kept of an object */
 #define ZT_K8S_MAX_PORTS 1024 /* named container ports of one pod */
 #define ZT_K8S_MAX_STRING 4096 /* name, namespace, uid, label key or value, ... */
 
@@ -149,6 +150,9 @@ struct zt_k8s_object {
 	const char *resource_version;
 	const struct zt_k8s_label *labels; /* metadata.labels, sorted by key */
 	size_t n_labels;
+	/* metadata.annotations with keys ztagent.io/..., sorted by key (seg/polgen.h) */
+	const struct zt_k8s_label *annotations;
+	size_t n_annotations;
 	struct zt_k8s_pod pod; /* ZT_K8S_POD */
 	/*
 	 * Policies: the object as one JSON document (apiVersion, kind,

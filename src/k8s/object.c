@@ -203,6 +203,57 @@ static int labels_of(struct dec *d, json_object *meta, struct zt_k8s_object *o)
 	return 0;
 }
 
+/*
+ * metadata.annotations, only the ztagent.io/ ones (policies generated from
+ * metadata, seg/polgen.h); the rest is not ours and is not kept.
+ */
+static int annotations_of(struct dec *d, json_object *meta, struct zt_k8s_object *o)
+{
+	struct zt_k8s_label *v;
+	json_object *m;
+	size_t n = 0;
+	int r;
+
+	r = member(d, meta, "annotations", "metadata.annotations", json_type_object, &m);
+	if (r || !m)
+		return r;
+	json_object_object_foreach(m, k0, val0)
+	{
+		(void)val0;
+		n += !strncmp(k0, "ztagent.io/", 11);
+	}
+	if (!n)
+		return 0;
+	if (n > ZT_K8S_MAX_ANNOTATIONS)
+		return fail(d, "metadata.annotations", "more than %d ztagent.io/ annotations",
+			    ZT_K8S_MAX_ANNOTATIONS);
+	v = keep(d->p, calloc(n, sizeof(*v)));
+	if (!v)
+		return -ENOMEM;
+	n = 0;
+	json_object_object_foreach(m, k, val)
+	{
+		char path[80];
+
+		if (strncmp(k, "ztagent.io/", 11))
+			continue;
+		snprintf(path, sizeof(path), "metadata.annotations[\"%.40s\"]", k);
+		v[n].key = keep(d->p, strdup(k));
+		if (!v[n].key)
+			return -ENOMEM;
+		if (!val)
+			return fail(d, path, "expected a string, got null");
+		r = string_of(d, val, path, NULL, &v[n].value);
+		if (r)
+			return r;
+		n++;
+	}
+	qsort(v, n, sizeof(*v), cmp_label);
+	o->annotations = v;
+	o->n_annotations = n;
+	return 0;
+}
+
 /* metadata common to every kind. */
 static int meta_of(struct dec *d, enum zt_k8s_kind kind, json_object *obj, json_object **meta_out)
 {
@@ -244,6 +295,8 @@ static int meta_of(struct dec *d, enum zt_k8s_kind kind, json_object *obj, json_
 			       &o->resource_version);
 	if (!r)
 		r = labels_of(d, meta, o);
+	if (!r)
+		r = annotations_of(d, meta, o);
 	*meta_out = meta;
 	return r;
 }
@@ -631,6 +684,12 @@ bool zt_k8s_object_same(const struct zt_k8s_object *a, const struct zt_k8s_objec
 	for (size_t i = 0; i < a->n_labels; i++)
 		if (strcmp(a->labels[i].key, b->labels[i].key) ||
 		    strcmp(a->labels[i].value, b->labels[i].value))
+			return false;
+	if (a->n_annotations != b->n_annotations)
+		return false;
+	for (size_t i = 0; i < a->n_annotations; i++)
+		if (strcmp(a->annotations[i].key, b->annotations[i].key) ||
+		    strcmp(a->annotations[i].value, b->annotations[i].value))
 			return false;
 	if (a->policy_len != b->policy_len ||
 	    (a->policy_len && memcmp(a->policy_json, b->policy_json, a->policy_len)))

@@ -112,6 +112,12 @@ struct zt_pod_meta {
 	const char *service_account; /* NULL or "": unknown */
 	const struct zt_named_port *ports; /* named container ports */
 	size_t n_ports;
+	/* metadata.annotations (only ztagent.io/ ones are used; see seg/polgen.h) */
+	const struct zt_label *annotations;
+	size_t n_annotations;
+	bool ns_annotations_known; /* false: the namespace's are left as they are */
+	const struct zt_label *ns_annotations;
+	size_t n_ns_annotations;
 };
 
 /* An endpoint's labels, namespace labels, named ports and service account, owned. */

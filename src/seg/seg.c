@@ -36,7 +36,7 @@
 #include "tc_endpoint.skel.h"
 #include "agent/util.h"
 
-static void pset_put(struct pset *ps)
+void pset_put(struct pset *ps)
 {
 	if (!ps || --ps->refs)
 		return;
@@ -124,7 +124,7 @@ static void gens_push(struct zt_seg *s, uint32_t gen, struct pset *ps, struct zt
  * Compiles ps with the current endpoints and host addresses and publishes
  * it. On failure nothing in the kernel changed.
  */
-static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err, size_t errlen)
+int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err, size_t errlen)
 {
 	struct zt_polc_endpoint *ce;
 	struct zt_compiled *c = NULL;
@@ -183,7 +183,7 @@ static int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err
 	return 0;
 }
 
-static struct pset *pset_new(struct zt_policy_set *set)
+struct pset *pset_new(struct zt_policy_set *set)
 {
 	struct pset *ps = calloc(1, sizeof(*ps));
 
@@ -277,8 +277,8 @@ nomem:
  * or n_fpol for a new one; -1: none) taking `over_ps` instead. With no
  * advisories it is dir itself.
  */
-static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
-				char *err, size_t errlen)
+struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
+			 char *err, size_t errlen)
 {
 	struct pset *parts[ZT_ARRAY_SIZE(s->fpol) + 2];
 	size_t n = 0, feeds = 0;
@@ -290,6 +290,9 @@ static struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, s
 		parts[n++] = p;
 		feeds += p != NULL;
 	}
+	/* The generated policies (seg_gen.c) come last: a name clash blames them. */
+	parts[n++] = s->gen;
+	feeds += s->gen != NULL;
 	if (!feeds && dir) {
 		dir->refs++;
 		return dir;
@@ -639,6 +642,7 @@ int seg_endpoint_add(struct zt_seg *s, struct zt_ep *ep, char *err, size_t errle
 	if (r < 0)
 		goto undo_map;
 	save_state(s);
+	seg_gen_refresh(s, "endpoint-add");
 	return 0;
 undo_map:
 	zt_datapath_tc_detach(ep->ifindex, e2, sizeof(e2));
@@ -669,9 +673,11 @@ void seg_endpoint_remove(struct zt_seg *s, struct zt_ep *ep, const char *why)
 	log_info("endpoint_removed", "endpoint=%s ifname=%s ifindex=%d ip=%s why=%s", ep->qname,
 		 ep->ifname, ep->ifindex, addrs, why);
 	seg_audit_text(s, "endpoint.del", ep->qname, "why", why);
+	seg_ann_forget_pod(s, ep->ns, ep->name);
 	/* The event thread may still name it from an older record: names are copied under lock. */
 	zt_ep_free(ep);
 	save_state(s);
+	seg_gen_refresh(s, "endpoint-del");
 }
 
 int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta *m, const char *why,
@@ -724,6 +730,7 @@ int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta 
 			ep->identity, rl.old_id, rl.was_pending ? "true" : "false", el, why);
 		seg_audit(s, "endpoint.labels", ep->qname, d);
 	}
+	seg_gen_refresh(s, why);
 	return 0;
 }
 
@@ -751,7 +758,11 @@ int zt_seg_endpoint_set_pod_meta(struct zt_seg *s, const struct zt_pod_meta *m, 
 	r = zt_ep_meta_from_pod(ep->ns, m, &meta, err, errlen);
 	if (r < 0)
 		return r;
-	return seg_endpoint_set_meta(s, ep, &meta, "kubernetes", err, errlen);
+	seg_ann_from_pod(s, m);
+	r = seg_endpoint_set_meta(s, ep, &meta, "kubernetes", err, errlen);
+	if (r == 0)
+		seg_gen_refresh(s, "kubernetes");
+	return r;
 }
 
 void zt_seg_set_pod_lookup(struct zt_seg *s, zt_seg_pod_lookup_fn fn, void *ctx)
@@ -1144,6 +1155,10 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 			goto fail;
 	}
 	restore(s);
+	if ((r = seg_gen_init(s, err, errlen)) < 0)
+		goto fail;
+	/* Before the first load, so that it takes the generated part along. */
+	seg_gen_refresh(s, "start");
 	if ((r = watch_dir(s, err, errlen)) < 0 || (r = open_netlink(s, err, errlen)) < 0)
 		goto fail;
 	if ((r = add_timer(s, &s->reload_tfd, on_reload_timer)) < 0 ||
@@ -1263,6 +1278,8 @@ void zt_seg_stop(struct zt_seg *s)
 	for (size_t i = 0; i < s->n_fpol; i++)
 		pset_put(s->fpol[i].ps);
 	seg_remote_free_all(s);
+	pset_put(s->gen);
+	seg_ann_clear(s);
 	zt_flowexp_close(s->fx);
 	zt_polapply_free(s->applier);
 	zt_ep_table_clear(&s->eps);

@@ -184,6 +184,15 @@ void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
 struct zt_polcanon_set;
 int zt_seg_policy_canon(struct zt_seg *s, struct zt_polcanon_set *out, uint64_t *gen);
 
+/*
+ * A namespace's metadata.annotations as the Kubernetes watch knows them
+ * (only ztagent.io/isolation is used; see seg/polgen.h): replaces what was
+ * stored for the namespace and recomputes the generated policies. A bad
+ * value is logged and treated as absent. On the loop thread.
+ */
+void zt_seg_set_namespace_annotations(struct zt_seg *s, const char *ns,
+				      const struct zt_label *annotations, size_t n);
+
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
 void zt_seg_stop(struct zt_seg *s);
 

@@ -12,6 +12,7 @@
 #include "agent/log.h"
 #include "agent/util.h"
 #include "records/auditq.h"
+#include "seg/polgen.h"
 #include "seg/policy_eval.h"
 #include "seg/seg_int.h"
 #include "tc_endpoint.skel.h"
@@ -179,6 +180,10 @@ static int op_endpoint_add(void *ctx, const cbor_item_t *req, cbor_item_t **data
 					zt_ep_meta_swap(ep, &meta);
 					zt_ep_meta_free(&meta);
 					ep->pending = false;
+					/* Its ztagent.io/ annotations: the add's refresh generates them. */
+					pm.ns = ep->ns;
+					pm.name = ep->name;
+					seg_ann_from_pod(s, &pm);
 				} else {
 					log_warn("pod_meta_refused", "endpoint=%s error=%s",
 						 ep->qname, zt_log_quote(q, sizeof(q), why));
@@ -428,9 +433,10 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 		    zt_cbor_put_u64(m, "endpoints", selected_count(s, p)) ||
 		    zt_cbor_put_str(m, "source", where) ||
 		    zt_cbor_put_str(m, "origin",
+				    !strcmp(p->file, "generated") ? "generated" :
 				    strncmp(p->file, "feed:", 5) && strncmp(p->file, "k8s:", 4) ?
-					    "policy.dir" :
-					    p->file) ||
+								    "policy.dir" :
+								    p->file) ||
 		    zt_cbor_push(arr, m)) {
 			if (m)
 				cbor_decref(&m);
@@ -448,7 +454,71 @@ static int op_policy_list(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 	    zt_cbor_put_u64(*data, "generation", s->st.gen) ||
 	    zt_cbor_put_str(*data, "sha256", set ? set->sha256 : "") ||
 	    zt_cbor_put_u64(*data, "rejects", s->st.rejects) ||
-	    zt_cbor_put_str(*data, "last_error", s->last_reject))
+	    zt_cbor_put_str(*data, "last_error", s->last_reject) ||
+	    zt_cbor_put_str(*data, "generated_problems", s->gen_problems))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * A ztagent.io/ annotation of a namespace ("endpoint" absent or "") or of
+ * an endpoint (named as endpoint.meta names it; or, with "namespace", an
+ * endpoint name not registered yet, which it gets when it is added).
+ */
+static int op_annotate(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+		       size_t errlen)
+{
+	struct zt_seg *s = ctx;
+	char ns[80], which[ZT_EP_NAME_MAX + 80], key[400], value[ZT_GEN_MAX_VALUE + 2];
+	const char *pod = "";
+	bool remove = false, amb = false;
+	const cbor_item_t *rm = zt_cbor_get(req, "remove");
+	int r;
+
+	if ((r = req_str(req, "namespace", ns, sizeof(ns), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "endpoint", which, sizeof(which), false, err, errlen)) < 0 ||
+	    (r = req_str(req, "key", key, sizeof(key), true, err, errlen)) < 0 ||
+	    (r = req_str(req, "value", value, sizeof(value), false, err, errlen)) < 0)
+		return r;
+	if (rm) {
+		if (!cbor_is_bool(rm)) {
+			zt_seterr(err, errlen, "remove: expected a boolean");
+			return -EINVAL;
+		}
+		remove = cbor_get_bool(rm);
+	}
+	if (*which) {
+		const struct zt_ep *ep = zt_ep_table_find(&s->eps, which, &amb);
+
+		if (ep && (!*ns || !strcmp(ns, ep->ns))) {
+			snprintf(ns, sizeof(ns), "%s", ep->ns);
+			pod = ep->name;
+		} else if (*ns && !strchr(which, '/')) {
+			pod = which;
+		} else {
+			zt_seterr(
+				err, errlen,
+				amb ? "'%s' names endpoints in several namespaces; say NAMESPACE/NAME" :
+				      "no endpoint '%s' (see 'ztctl endpoint list'); give --namespace to annotate one before it is added",
+				which);
+			return amb ? -ENOTUNIQ : -ENOENT;
+		}
+	} else if (!*ns) {
+		zt_seterr(err, errlen, "namespace: missing");
+		return -EINVAL;
+	}
+	r = seg_ann_set(s, ns, pod, key, remove ? NULL : value, "operator", err, errlen);
+	if (r < 0 && !err[0])
+		zt_seterr(err, errlen, "%s (see 'ztctl policy list')", strerror(-r));
+	if (r < 0)
+		return r;
+	*data = zt_cbor_map();
+	if (!*data || zt_cbor_put_str(*data, "namespace", ns) ||
+	    zt_cbor_put_str(*data, "endpoint", pod) || zt_cbor_put_str(*data, "key", key) ||
+	    zt_cbor_put_bool(*data, "removed", remove) ||
+	    zt_cbor_put_u64(*data, "generated_policies", s->gen ? s->gen->set->n : 0) ||
+	    zt_cbor_put_u64(*data, "generation", s->st.gen) ||
+	    zt_cbor_put_str(*data, "problems", s->gen_problems))
 		return -ENOMEM;
 	return 0;
 }
@@ -709,6 +779,7 @@ int zt_seg_register_api(struct zt_seg *s, struct zt_api *api)
 		{ ZT_OP_POLICY_LIST, op_policy_list },
 		{ ZT_OP_POLICY_EXPLAIN, op_policy_explain },
 		{ ZT_OP_POLICY_RELOAD, op_policy_reload },
+		{ ZT_OP_ANNOTATE, op_annotate },
 		{ ZT_OP_FLOWS_RECENT, op_flows_recent },
 	};
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(ops); i++) {

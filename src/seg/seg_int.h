@@ -34,6 +34,11 @@ struct pset {
 	size_t n_parts;
 };
 
+/* A ztagent.io/ annotation of a namespace (pod "") or an endpoint (seg_gen.c). */
+struct seg_ann {
+	char *ns, *pod, *key, *value;
+};
+
 /* The advisories of one feed (format: policy) in the store. */
 struct feed_pol {
 	char name[ZT_FEED_NAME_MAX];
@@ -110,6 +115,12 @@ struct zt_seg {
 	/* Pods of other nodes (zt_seg_set_remote_pods): changed under lock, read there by verdict naming. */
 	struct seg_remote *remote;
 	size_t n_remote;
+	/* seg_gen.c: annotations and the policies generated from them (a part of cur). */
+	struct seg_ann *ann;
+	size_t n_ann;
+	struct pset *gen; /* NULL: nothing generated */
+	char gen_problems[2048];
+	char ann_path[4096 + 32]; /* state_dir/annotations */
 
 	/* Shared with the ring-buffer thread. */
 	pthread_mutex_t lock;
@@ -152,6 +163,26 @@ size_t seg_remote_polc(const struct zt_seg *s, struct zt_polc_endpoint *out);
 void seg_remote_free_all(struct zt_seg *s);
 /* With kubernetes.enabled, before the first generation: the objects zt_seg_k8s_cache_save kept. */
 void seg_k8s_cache_load(struct zt_seg *s);
+/* The store's building blocks, for seg_gen.c. */
+struct pset *pset_new(struct zt_policy_set *set);
+void pset_put(struct pset *ps);
+struct pset *store_union(struct zt_seg *s, struct pset *dir, long over, struct pset *over_ps,
+			 char *err, size_t errlen);
+int publish(struct zt_seg *s, struct pset *ps, const char *why, char *err, size_t errlen);
+
+/* seg_gen.c */
+int seg_gen_init(struct zt_seg *s, char *err, size_t errlen);
+/* Regenerates from the annotations and endpoints; publishes when it changed. Logs its errors. */
+int seg_gen_refresh(struct zt_seg *s, const char *why);
+/* Sets (value) or removes (value NULL) an annotation, checked; then refreshes. */
+int seg_ann_set(struct zt_seg *s, const char *ns, const char *pod, const char *key,
+		const char *value, const char *why, char *err, size_t errlen);
+void seg_ann_forget_pod(struct zt_seg *s, const char *ns, const char *pod);
+void seg_ann_from_pod(struct zt_seg *s, const struct zt_pod_meta *m);
+/* Only m's namespace annotations (m->ns_annotations_known must be set). */
+void seg_ann_from_ns(struct zt_seg *s, const struct zt_pod_meta *m);
+void seg_ann_clear(struct zt_seg *s);
+size_t seg_ann_count(const struct zt_seg *s);
 
 /* seg_verdicts.c */
 void seg_on_policy_event(void *ctx, const void *rec, size_t len);

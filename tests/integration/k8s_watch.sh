@@ -209,6 +209,16 @@ check "a relabel is UPDATED with the new labels" \
 	wait_for a '^UPDATED Pod prod/web-1 .* labels=app=web,tier=front'
 check "DELETED reaches the handler with the last known state" \
 	wait_for a '^DELETED Pod prod/web-2 .* ips=198.18.1.2'
+# ztagent.io/ annotations (policies generated from metadata) are kept; others are not.
+ctl apply '{"resource": "namespaces", "object": {"metadata": {"name": "gen", "annotations": {"ztagent.io/isolation": "strict", "example.com/owner": "x"}}}}'
+ctl apply '{"resource": "pods", "object": {"metadata": {"name": "ann-1", "namespace": "gen", "labels": {"app": "a"}, "annotations": {"ztagent.io/talks-to": "backend:8080/TCP, ns=payments/app=ledger:5432", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}, "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "busybox"}]}, "status": {"phase": "Running"}}}'
+check "a namespace carries its ztagent.io/ annotations, and only those" \
+	wait_for a '^ADDED Namespace gen .* annotations=ztagent.io/isolation=strict$'
+check "a pod carries its ztagent.io/talks-to annotation, and only that" \
+	wait_for a '^ADDED Pod gen/ann-1 .* annotations=ztagent.io/talks-to=backend:8080/TCP, ns=payments/app=ledger:5432$'
+delpod ann-1 gen
+ctl delete '{"resource": "namespaces", "name": "gen"}'
+wait_for a '^DELETED Pod gen/ann-1' >/dev/null && wait_for a '^DELETED Namespace gen' >/dev/null
 before=$(count a '^UPDATED Pod prod/web-1')
 pod web-1 prod node-1 198.18.1.1 '{"app": "web", "tier": "front"}' # same content, new RV
 sleep 1

@@ -82,6 +82,10 @@ static void print_obj(const char *what, const struct zt_k8s_object *o)
 			printf(" policy=ok:%zu", set->n);
 		zt_policy_set_free(set);
 	}
+	/* Only when there are some: the lines of objects without them stay as they were. */
+	for (size_t i = 0; i < o->n_annotations; i++)
+		printf("%s%s=%s", i ? ";" : " annotations=", o->annotations[i].key,
+		       o->annotations[i].value);
 	printf("\n");
 	fflush(stdout);
 }
