@@ -62,6 +62,8 @@ struct daemon_k8s {
 	/* The pod lookup's answer (valid until the next lookup; loop thread only). */
 	struct zt_label lk_labels[ZT_K8S_MAX_LABELS], lk_ns_labels[ZT_K8S_MAX_LABELS];
 	struct zt_named_port lk_ports[ZT_K8S_MAX_PORTS];
+	/* ztagent.io/ annotations of the pod and its namespace (pod_meta; loop thread only). */
+	struct zt_label ann[ZT_K8S_MAX_LABELS], ns_ann[ZT_K8S_MAX_LABELS];
 	/* Read by the probe on the metrics thread. */
 	_Atomic uint64_t heartbeat_ns;
 	_Atomic bool enabled, ready;
@@ -87,6 +89,13 @@ static void pod_meta(struct daemon_k8s *k, const struct zt_k8s_object *o, struct
 		labels[i] = (struct zt_label){ o->labels[i].key, o->labels[i].value };
 	for (size_t i = 0; ns && i < ns->n_labels && nn < ZT_K8S_MAX_LABELS; i++)
 		ns_labels[nn++] = (struct zt_label){ ns->labels[i].key, ns->labels[i].value };
+	size_t na = 0, nna = 0;
+
+	/* The generated policies (seg/polgen.h) come from these. */
+	for (size_t i = 0; i < o->n_annotations && na < ZT_K8S_MAX_LABELS; i++)
+		k->ann[na++] = (struct zt_label){ o->annotations[i].key, o->annotations[i].value };
+	for (size_t i = 0; ns && i < ns->n_annotations && nna < ZT_K8S_MAX_LABELS; i++)
+		k->ns_ann[nna++] = (struct zt_label){ ns->annotations[i].key, ns->annotations[i].value };
 	for (size_t i = 0; i < np; i++)
 		ports[i] = (struct zt_named_port){ .name = o->pod.ports[i].name,
 						   .protocol = o->pod.ports[i].protocol,
@@ -102,6 +111,11 @@ static void pod_meta(struct daemon_k8s *k, const struct zt_k8s_object *o, struct
 		.service_account = o->pod.service_account,
 		.ports = ports,
 		.n_ports = np,
+		.annotations = k->ann,
+		.n_annotations = na,
+		.ns_annotations_known = ns != NULL,
+		.ns_annotations = k->ns_ann,
+		.n_ns_annotations = nna,
 	};
 }
 
