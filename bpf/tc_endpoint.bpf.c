@@ -39,6 +39,7 @@
 #include "lib/policy.h"
 #include "lib/conntrack.h"
 #include "lib/ioc.h"
+#include "lib/mtls.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -242,13 +243,15 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->gen = gen;
 			/* A policy change never lets a flow to a blocked IOC through. */
 			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
+			ct->mtls = zt_mtls_need(&key, ct->dir, q.flags);
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
 					len);
 		}
 		zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, now);
-		return tc_verdict(tc_stat_of(ct, 0), ct->verdict, len);
+		return zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
+				    tc_verdict(tc_stat_of(ct, 0), ct->verdict, len));
 	}
 
 	/* A new flow: this packet's direction is the original one. */
@@ -276,9 +279,11 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		if (key.proto == IPPROTO_TCP)
 			v.flags_seen[0] = t.p.tcp_flags;
 		zt_ioc_judge(&key, &v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
+		v.mtls = zt_mtls_need(&key, dir, q.flags);
 		bpf_map_update_elem(&conntrack, &key, &v, BPF_ANY);
 		tc_emit(&key, &v, t.p.tcp_flags, 0, len);
-		return tc_verdict(tc_stat_of(&v, 1), v.verdict, len);
+		return zt_mtls_gate(skb, &t.p, v.mtls, dir, dir,
+				    tc_verdict(tc_stat_of(&v, 1), v.verdict, len));
 	}
 }
 

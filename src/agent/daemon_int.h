@@ -28,6 +28,7 @@ struct zt_daemon {
 	struct zt_auditq *auditq; /* NULL without database.url */
 	struct zt_dropagg *dropagg; /* NULL without database.url */
 	struct zt_featlog *featlog; /* NULL without detection.feature_log */
+	struct zt_dmtls *mtls; /* daemon_mtls.c: workload mTLS (NULL before start) */
 	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
@@ -43,5 +44,10 @@ struct zt_daemon {
 /* daemon_metrics.c */
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen);
+
+/* daemon_mtls.c: never fails the agent (mTLS flows then drop); stop is NULL-safe. */
+int daemon_mtls_start(struct zt_daemon *d);
+void daemon_mtls_stop(struct zt_daemon *d);
+int daemon_mtls_register(struct zt_daemon *d);
 
 #endif

@@ -61,6 +61,7 @@ struct opts {
 	uint64_t limit;
 	/* endpoint add */
 	const char *ifname, *ip, *labels, *ns, *name, *ns_labels, *ports;
+	const char *service_account; /* endpoint add / meta --service-account */
 	/* policy explain */
 	const char *from, *to, *port;
 	/* flows */
@@ -108,9 +109,9 @@ struct cmd {
 
 /* A group's commands, defined in its own file. */
 extern const struct cmd ctl_status_cmds[], ctl_block_cmds[], ctl_endpoint_cmds[], ctl_policy_cmds[],
-	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[];
+	ctl_flows_cmds[], ctl_audit_cmds[], ctl_ca_cmds[], ctl_feeds_cmds[], ctl_mtls_cmds[];
 extern const size_t ctl_status_ncmds, ctl_block_ncmds, ctl_endpoint_ncmds, ctl_policy_ncmds,
-	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds;
+	ctl_flows_ncmds, ctl_audit_ncmds, ctl_ca_ncmds, ctl_feeds_ncmds, ctl_mtls_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

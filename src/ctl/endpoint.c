@@ -45,6 +45,8 @@ static int run_endpoint_add(struct ctl *ctl, struct opts *o)
 		put_str(req, "namespace_labels", o->ns_labels);
 	if (o->ports)
 		put_str(req, "ports", o->ports);
+	if (o->service_account)
+		put_str(req, "service_account", o->service_account);
 	r = call(ctl, req, &reply, &d);
 	if (r)
 		return r;
@@ -150,6 +152,8 @@ static int run_endpoint_meta(struct ctl *ctl, struct opts *o)
 		put_str(req, "namespace_labels", o->ns_labels);
 	if (o->ports)
 		put_str(req, "ports", o->ports);
+	if (o->service_account)
+		put_str(req, "service_account", o->service_account);
 	r = call(ctl, req, &reply, &d);
 	if (r)
 		return r;
@@ -185,6 +189,8 @@ const struct cmd ctl_endpoint_cmds[] = {
 	  "  --namespace-labels k=v,... labels of the namespace, for namespaceSelector\n"
 	  "                             (kubernetes.io/metadata.name=NS is always there)\n"
 	  "  --ports name=N/PROTO,...   named container ports, for policies that name ports\n"
+	  "  --service-account SA       the pod's service account (default \"default\"): its\n"
+	  "                             workload mTLS identity spiffe://TD/ns/NS/sa/SA\n"
 	  "\n"
 	  "Example:\n"
 	  "  ztctl endpoint add --ifname veth-web --ip 198.18.1.2 --labels app=web --namespace prod\n",

@@ -17,6 +17,7 @@ static const struct {
 	{ ctl_policy_cmds, &ctl_policy_ncmds }, { ctl_endpoint_cmds, &ctl_endpoint_ncmds },
 	{ ctl_audit_cmds, &ctl_audit_ncmds },	{ ctl_flows_cmds, &ctl_flows_ncmds },
 	{ ctl_ca_cmds, &ctl_ca_ncmds },		{ ctl_feeds_cmds, &ctl_feeds_ncmds },
+	{ ctl_mtls_cmds, &ctl_mtls_ncmds },
 };
 
 /* ---- usage ---- */
@@ -54,6 +55,7 @@ static void usage_main(FILE *f)
 		"  feeds list                  threat-intel feeds: state, entries, age, errors\n"
 		"  feeds show NAME             one feed in detail: bad lines, what was subtracted\n"
 		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
+		"  mtls status                 workload mTLS: certificates, tunnels, refusals\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
 		"  ca init --trust-domain TD --out DIR\n"
@@ -140,6 +142,7 @@ static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'N' },
 	{ "namespace-labels", required_argument, NULL, 'X' },
 	{ "ports", required_argument, NULL, 'P' },
+	{ "service-account", required_argument, NULL, 'G' },
 	{ "from", required_argument, NULL, 'r' },
 	{ "to", required_argument, NULL, 't' },
 	{ "port", required_argument, NULL, 'p' },
@@ -174,7 +177,7 @@ static const struct {
 	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
 	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
 	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_EP, "--service-account" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -285,6 +288,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'P':
 			o->ports = optarg;
+			break;
+		case 'G':
+			o->service_account = optarg;
 			break;
 		case 'D':
 			o->db = optarg;
@@ -476,7 +482,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[0], "block") == 0 || strcmp(argv[0], "allow") == 0 ||
 		    strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "endpoint") == 0 ||
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
-		    strcmp(argv[0], "feeds") == 0)
+		    strcmp(argv[0], "feeds") == 0 || strcmp(argv[0], "mtls") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

@@ -101,6 +101,18 @@ int zt_seg_set_feed_policies(struct zt_seg *s, const char *feed, struct zt_polic
 			     size_t n, const char *sha256, char *err, size_t errlen);
 
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
+/* One address of a local workload and the service account the cluster gives it (mTLS). */
+struct zt_seg_workload {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint32_t ep_id;
+	char ns[ZT_EP_NAME_MAX + 1];
+	char sa[ZT_EP_NAME_MAX + 1]; /* "default" when the endpoint has none */
+};
+
+/* Up to max rows into out (loop thread); returns how many there are. */
+size_t zt_seg_workloads(struct zt_seg *s, struct zt_seg_workload *out, size_t max);
+
 void zt_seg_stop(struct zt_seg *s);
 
 /*
