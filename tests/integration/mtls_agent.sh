@@ -345,7 +345,7 @@ check "the canary never appears on the wire" bash -c "! grep -aq '$CANARY' '$CAP
 check "no packet of the client's connections to 7000 and 5201 crossed the router in clear" \
 	test "$(tshark -r "$CAP" -Y '(tcp.port == 7000 || tcp.port == 5201) && ip.addr == 198.18.1.10' 2>/dev/null | wc -l)" -eq 0
 vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
-	-e tls.handshake.extensions.supported_version 2>/dev/null | sort -u | tr '\n' ' ')
+	-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
 check "every ServerHello on the wire selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
 # Decoded as TLS, tunnel packets are records only; TLS 1.3 shows encrypted ones as type 23.
 types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
@@ -355,6 +355,26 @@ check "only handshake, change_cipher_spec and encrypted records on the tunnel po
 	bash -c "[[ '$types' =~ ^(20 )?22\ 23\ $ ]]"
 clear_tcp=$(tshark -r "$CAP" -Y 'tcp.len > 0 && !(tcp.port == 15008) && !(tcp.port == 7001)' 2>/dev/null | wc -l)
 check "no other TCP payload crossed the router ($clear_tcp packets)" test "$clear_tcp" -eq 0
+if [ -n "${MTLS_DEMO:-}" ]; then
+	echo "# --- the router's view of one tunnel (tshark -d tcp.port==15008,tls) ---"
+	tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tls && tcp.port == 15008' 2>/dev/null | head -n 12 | sed 's/^/#   /'
+	echo "# --- ztctl mtls status on node a ---"
+	ztctl_a mtls status | sed 's/^/#   /'
+	echo "# --- ztctl mtls status on node b ---"
+	ztctl_b mtls status | sed 's/^/#   /'
+fi
+
+# mtls.mode strict on node a: every TCP flow to a pod of another node is steered, policy or not.
+sed -i 's/^  mode: policy$/  mode: strict/' "$DIR/a.yaml"
+kill -TERM "$AGENT_A"
+wait "$AGENT_A" 2>/dev/null
+start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a restarts in mode strict"
+steered0=$(js a "d['datapath']['steered']")
+check "strict: rogue -> server:7000 is now carried by the tunnel and answers" \
+	test "$(say ro 198.18.2.10 7000 strict-ok)" = strict-ok
+check "... the server pod sees the rogue pod's address" grep -q "peer=198.18.1.11" "$DIR/sv7000.peers"
+check "... node a steered it" test "$(js a "d['datapath']['steered']")" -gt "$steered0"
+
 metrics_ok() {
 	ip netns exec "$B" "$PY" - <<'EOF'
 import urllib.request
