@@ -262,6 +262,14 @@ printf '%s$ curl http://%s/metrics | grep -v "^#" | grep -E "flows|denials|db_ro
 in_node python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$LAB_METRICS/metrics').read().decode())" |
 	grep -v '^#' | grep -E 'flows|denials|db_rows|spool|apply_seconds_count|build' | sed 's/^/   /'
 
+demo_mtls() { # two nodes of their own: workload mTLS end to end (tests/integration/mtls_agent.sh)
+	step "Workload mTLS on two more nodes: requireMutualAuth traffic goes through TLS 1.3 between the agents"
+	echo "   node a (pods client, rogue) and node b (pods server, local) behind a router running tshark;"
+	echo "   policy marks client -> server:7000 requireMutualAuth; rogue has no such rule on node a"
+	MTLS_DEMO=1 bash "$LAB_ROOT/tests/integration/mtls_agent.sh" 2>/dev/null | grep -v '^ok .*SVID' | sed 's/^/   /'
+}
+demo_mtls
+
 step "Detaching: programs and pins removed, the agent exits"
 run ztctl detach
 wait "$LAB_AGENT_PID" 2>/dev/null || true
