@@ -51,11 +51,13 @@
 #include "tc_endpoint.skel.h"
 
 #define WL_MAX (ZT_EP_MAX * 2)
+#define SA_RULES_MAX 1024 /* serviceAccounts rows kept for the checks */
 #define STATUS_MAX 256 /* certificates and tunnels listed by ztctl mtls status */
 
 struct wl {
 	int family;
 	uint8_t addr[16];
+	uint32_t ep_id;
 	char id[ZT_SPIFFE_ID_MAX + 1];
 };
 
@@ -81,6 +83,8 @@ struct zt_dmtls {
 	pthread_mutex_t lock;
 	struct wl *wl;
 	size_t n_wl;
+	struct zt_seg_sa_rule *sar; /* serviceAccounts peers of the local pods' rules */
+	size_t n_sar;
 	atomic_ullong accepted, no_source, no_route, refusals_logged;
 	uint64_t log_window_s, log_in_window;
 };
@@ -107,21 +111,58 @@ static const char *sa_str(const struct sockaddr_storage *ss, char *buf, size_t n
 
 /* ---- identities ---- */
 
+/* The local workload at addr; lock held. */
+static const struct wl *wl_at(struct zt_dmtls *m, int family, const uint8_t *addr)
+{
+	size_t alen = family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < m->n_wl; i++)
+		if (m->wl[i].family == family && !memcmp(m->wl[i].addr, addr, alen))
+			return &m->wl[i];
+	return NULL;
+}
+
 /* The ID of the local workload at addr into id; -ENOENT when none. Any thread. */
 static int id_of(struct zt_dmtls *m, int family, const uint8_t *addr, char *id, size_t n)
 {
+	const struct wl *w;
 	int r = -ENOENT;
-	size_t alen = family == AF_INET ? 4 : 16;
 
 	pthread_mutex_lock(&m->lock);
-	for (size_t i = 0; i < m->n_wl; i++)
-		if (m->wl[i].family == family && !memcmp(m->wl[i].addr, addr, alen)) {
-			snprintf(id, n, "%s", m->wl[i].id);
-			r = 0;
-			break;
-		}
+	w = wl_at(m, family, addr);
+	if (w) {
+		snprintf(id, n, "%s", w->id);
+		r = 0;
+	}
 	pthread_mutex_unlock(&m->lock);
 	return r;
+}
+
+/*
+ * The serviceAccounts peers of the local pod at addr for (dir, TCP port):
+ * true when none applies, or when ns/sa is one of them.
+ */
+static bool sa_allowed(struct zt_dmtls *m, int family, const uint8_t *addr, uint8_t dir,
+		       uint16_t port, const char *ns, const char *sa)
+{
+	char want[2 * ZT_EP_NAME_MAX + 2];
+	const struct wl *w;
+	bool any = false, ok = false;
+
+	snprintf(want, sizeof(want), "%s/%s", ns, sa);
+	pthread_mutex_lock(&m->lock);
+	w = wl_at(m, family, addr);
+	for (size_t i = 0; w && i < m->n_sar && !ok; i++) {
+		const struct zt_seg_sa_rule *r = &m->sar[i];
+
+		if (r->ep_id != w->ep_id || r->dir != dir ||
+		    (r->proto && r->proto != IPPROTO_TCP) || port < r->lo || port > r->hi)
+			continue;
+		any = true;
+		ok = strcmp(r->sa, want) == 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return !any || ok;
 }
 
 static int local_identity(void *ctx, const struct zt_mtls_dest *dst, char *id, size_t n)
@@ -135,7 +176,10 @@ static bool authorize(void *ctx, const char *peer_id, const struct zt_mtls_dest 
 	char want[ZT_SPIFFE_ID_MAX + 1];
 	const uint8_t *addr;
 
-	if (zt_spiffe_parse_workload(peer_id, m->d->cfg.mtls.trust_domain, NULL, 0, NULL, 0) < 0)
+	char ns[ZT_K8S_NAME_MAX + 1], sa[ZT_K8S_NAME_MAX + 1];
+
+	if (zt_spiffe_parse_workload(peer_id, m->d->cfg.mtls.trust_domain, ns, sizeof(ns), sa,
+				     sizeof(sa)) < 0)
 		return false;
 	/*
 	 * The identity proven must be the one the cluster gives the address it
@@ -145,7 +189,13 @@ static bool authorize(void *ctx, const char *peer_id, const struct zt_mtls_dest 
 	addr = dst->role == ZT_MTLS_ROLE_SERVER ? dst->src_addr : dst->addr;
 	if (id_of(m, dst->family, addr, want, sizeof(want)) == 0 && strcmp(want, peer_id) != 0)
 		return false;
-	return true;
+	/*
+	 * serviceAccounts peers: the destination pod's ingress rules name who
+	 * may connect; the source pod's egress rules name whom it may reach.
+	 */
+	if (dst->role == ZT_MTLS_ROLE_SERVER)
+		return sa_allowed(m, dst->family, dst->addr, ZT_POL_INGRESS, dst->port, ns, sa);
+	return sa_allowed(m, dst->family, dst->src_addr, ZT_POL_EGRESS, dst->port, ns, sa);
 }
 
 static void json_str(char *out, size_t n, const char *s)
@@ -234,6 +284,7 @@ static void sync_workloads(struct zt_dmtls *m)
 		if (zt_spiffe_format_workload(wl[nw].id, sizeof(wl[nw].id), td, w->ns, w->sa) < 0)
 			continue;
 		wl[nw].family = w->family;
+		wl[nw].ep_id = w->ep_id;
 		memcpy(wl[nw].addr, w->addr, sizeof(wl[nw].addr));
 		nw++;
 		/* Pods, not addresses, count for the store: one per endpoint. */
@@ -287,11 +338,28 @@ static void sync_workloads(struct zt_dmtls *m)
 	m->n_sas = nsas;
 	free(old);
 	(void)nold;
-	pthread_mutex_lock(&m->lock);
-	free(m->wl);
-	m->wl = wl;
-	m->n_wl = nw;
-	pthread_mutex_unlock(&m->lock);
+	{
+		struct zt_seg_sa_rule *sar = calloc(SA_RULES_MAX, sizeof(*sar)), *oldr;
+		size_t nsar = sar ? zt_seg_sa_rules(m->d->seg, sar, SA_RULES_MAX) : 0;
+
+		if (nsar > SA_RULES_MAX) {
+			log_warn("mtls_sa_rules_truncated", "rows=%zu kept=%d", nsar, SA_RULES_MAX);
+			nsar = SA_RULES_MAX;
+		}
+		pthread_mutex_lock(&m->lock);
+		free(m->wl);
+		m->wl = wl;
+		m->n_wl = nw;
+		oldr = m->sar;
+		if (sar) {
+			m->sar = sar;
+			m->n_sar = nsar;
+		} else {
+			oldr = NULL; /* keep the last good rows */
+		}
+		pthread_mutex_unlock(&m->lock);
+		free(oldr);
+	}
 }
 
 static void on_timer(void *ctx, int fd, uint32_t events)
@@ -661,6 +729,7 @@ void daemon_mtls_stop(struct zt_daemon *d)
 	free(m->scratch);
 	free(m->sas);
 	free(m->wl);
+	free(m->sar);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	d->mtls = NULL;

@@ -113,6 +113,21 @@ struct zt_seg_workload {
 /* Up to max rows into out (loop thread); returns how many there are. */
 size_t zt_seg_workloads(struct zt_seg *s, struct zt_seg_workload *out, size_t max);
 
+/*
+ * A serviceAccounts peer of an allow rule in force that applies to a local
+ * endpoint: the identities its mTLS peer may prove for those ports.
+ */
+struct zt_seg_sa_rule {
+	uint32_t ep_id;
+	uint8_t dir; /* enum zt_pol_dir: ingress (peer = client) or egress (peer = server) */
+	uint8_t proto; /* 0: every protocol */
+	uint16_t lo, hi; /* port range */
+	char sa[2 * ZT_EP_NAME_MAX + 2]; /* "namespace/name" */
+};
+
+/* Up to max rows into out (loop thread); returns how many there are. */
+size_t zt_seg_sa_rules(struct zt_seg *s, struct zt_seg_sa_rule *out, size_t max);
+
 void zt_seg_stop(struct zt_seg *s);
 
 /*

@@ -156,7 +156,7 @@ spec:
   egress:
     - action: allow
       to: [{ipBlock: {cidr: 198.18.2.0/24}}]
-      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}]
+      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}, {protocol: TCP, port: 7002}]
       requireMutualAuth: true
     - action: allow
       to: [{ipBlock: {cidr: 0.0.0.0/0}}]
@@ -189,6 +189,10 @@ spec:
     - action: allow
       from: [{ipBlock: {cidr: 198.18.0.0/15}}]
       ports: [{protocol: TCP, port: 7001}]
+    # Only the identity shop/web, proven by its SVID, may reach 7002 (implies requireMutualAuth).
+    - action: allow
+      from: [{serviceAccounts: [shop/web]}]
+      ports: [{protocol: TCP, port: 7002}]
 EOF
 start_agent() { # start_agent a|b
 	local ns=$A
@@ -265,6 +269,7 @@ echo_srv() { # echo_srv POD PORT LOG: echo server that logs the peer's address
 }
 echo_srv sv 7000 "$DIR/sv7000.peers"
 echo_srv sv 7001 "$DIR/sv7001.peers"
+echo_srv sv 7002 "$DIR/sv7002.peers"
 bg "$ID-sv" iperf3 -s -p 5201 -1 --logfile "$DIR/iperf-server.log"
 sleep 0.3
 
@@ -378,6 +383,15 @@ check "strict: rogue -> server:7000 is now carried by the tunnel and answers" \
 	test "$(say ro 198.18.2.10 7000 strict-ok)" = strict-ok
 check "... the server pod sees the rogue pod's address" grep -q "peer=198.18.1.11" "$DIR/sv7000.peers"
 check "... node a steered it" test "$(js a "d['datapath']['steered']")" -gt "$steered0"
+
+# serviceAccounts peers: server:7002 admits the identity shop/web only.
+check "serviceAccounts [shop/web]: client (shop/web) -> server:7002 answers" \
+	test "$(say cl 198.18.2.10 7002 web-ok)" = web-ok
+wrong0=$(js b "d['refusals']['wrong_identity']")
+check "serviceAccounts [shop/web]: rogue (shop/default), tunnelled in strict mode, is refused" \
+	test -z "$(say ro 198.18.2.10 7002 "$CANARY-sa")"
+check "... the server pod never saw it" bash -c "! grep -q 'peer=198.18.1.11' '$DIR/sv7002.peers'"
+check "... node b counted wrong_identity" test "$(js b "d['refusals']['wrong_identity']")" -gt "$wrong0"
 
 metrics_ok() {
 	ip netns exec "$B" "$PY" - <<'EOF'
