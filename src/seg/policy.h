@@ -68,9 +68,13 @@
  *      a direction that an explicit policyTypes leaves out is an error;
  *    - mode: audit policies never drop: a connection they would deny is
  *      reported as audit (would deny) and passes;
- *    - requireTLS / requireMutualAuth are carried on the rule for the
- *      enforcement of a later release; a connection allowed by several rules
- *      must meet every requirement any of them states.
+ *    - requireTLS / requireMutualAuth send the connection through the
+ *      agents' TLS 1.3 tunnel (bpf/lib/mtls.h, src/agent/daemon_mtls.c); a
+ *      connection allowed by several rules must meet every requirement any
+ *      of them states;
+ *    - a peer may be {serviceAccounts: [NAMESPACE/NAME, ...]} (allow rules
+ *      only, alone in its list item): identities matched by the tunnel
+ *      against the peer's SVID; it implies requireMutualAuth.
  *
  * Strictness: unknown fields, wrong types (port: "80", matchLabels values
  * that YAML reads as booleans or numbers: quote them), duplicate keys, YAML
