@@ -702,9 +702,20 @@ unavailable:
 	 * Not fatal for the agent: segmentation and the rest still run. Flows
 	 * that need mTLS find no agent socket and drop (fail closed).
 	 */
-	log_error("mtls_unavailable",
-		  "error=%s action=\"flows that require mTLS are dropped until this is fixed\"",
-		  zt_log_quote(q, sizeof(q), m->state));
+	/*
+	 * No CA bundle at all: mTLS was never set up on this node (a warning);
+	 * a bundle that is there but does not work: an error.
+	 */
+	if (access(d->cfg.mtls.ca_bundle, F_OK) < 0 && errno == ENOENT)
+		log_warn("mtls_unavailable",
+			 "error=%s action=\"flows that require mTLS are dropped until "
+			 "mtls.ca_bundle, node_cert and node_key exist (ztctl ca)\"",
+			 zt_log_quote(q, sizeof(q), m->state));
+	else
+		log_error(
+			"mtls_unavailable",
+			"error=%s action=\"flows that require mTLS are dropped until this is fixed\"",
+			zt_log_quote(q, sizeof(q), m->state));
 	if (m->lfd >= 0) {
 		close(m->lfd);
 		m->lfd = -1;
