@@ -52,6 +52,7 @@
 #include "lib/synprot.h"
 #define ZT_CAPTURE_SKB
 #include "lib/capture.h"
+#include "lib/mtls.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -313,6 +314,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->gen = gen;
 			/* A policy change never lets a flow to a blocked IOC through. */
 			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
+			ct->mtls = zt_mtls_need(&key, ct->dir, q.flags);
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
@@ -325,7 +327,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
-		return tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len);
+		return zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
+				    tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
 	}
 
 	/* A new flow: this packet's direction is the original one. */
@@ -369,12 +372,14 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		if (key.proto == IPPROTO_TCP)
 			v->flags_seen[0] = t.p.tcp_flags;
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
+		v->mtls = zt_mtls_need(&key, dir, q.flags);
 		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
 		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
 		tc_emit(&key, v, t.p.tcp_flags, 0, len);
 		stat = tc_stat_of(v, 1);
 		verdict = v->verdict;
-		return tc_verdict(skb, &t, ep, dir, stat, verdict, len);
+		return zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
+				    tc_verdict(skb, &t, ep, dir, stat, verdict, len));
 	}
 }
 

@@ -587,7 +587,8 @@ struct zt_ct_val {
 	__u16 syn[2]; /* TCP segments with SYN (saturating, as fin and rst) */
 	__u16 fin[2];
 	__u16 rst[2];
-	__u8 _pad2[4]; /* explicit: 200 bytes */
+	__u8 mtls; /* ZT_CT_MTLS_*: the flow must go through the local agent (bpf/lib/mtls.h) */
+	__u8 _pad2[3]; /* explicit: 200 bytes */
 };
 
 /* Inter-arrival times in zt_ct_val are ns >> ZT_CT_IAT_SHIFT: units of 1.024 us. */
@@ -1235,5 +1236,54 @@ struct zt_ev_ioc {
 	__u8 saddr[16];
 	__u8 daddr[16];
 }; /* 80 bytes, zeroed before it is filled */
+
+/*
+ * ---- Workload mTLS steering (tc_endpoint, bpf/lib/mtls.h) ----
+ *
+ * A pod's TCP flow that must travel through the agent's tunnel (an allow
+ * rule with requireMutualAuth/requireTLS, or mtls.mode strict and a peer in
+ * ZT_PIN_MTLS_REMOTE_V4) is marked in its conntrack entry (zt_ct_val.mtls).
+ * From the pod: its packets are assigned (bpf_sk_assign) to the agent's
+ * transparent listener, or to the agent's socket of that connection, and
+ * marked ZT_MTLS_MARK_STEER so the node routes them locally; no socket (the
+ * agent is down): dropped. To the pod: only packets the agent sent (its
+ * sockets carry SO_MARK ZT_MTLS_MARK_AGENT) pass; clear text that went
+ * around the tunnel is dropped. Counted in ZT_PIN_MTLS_STATS.
+ */
+#define ZT_PIN_MTLS_CFG "mtls_cfg"
+#define ZT_PIN_MTLS_REMOTE_V4 "mtls_remote_v4"
+#define ZT_PIN_MTLS_STATS "mtls_stats"
+
+#define ZT_MTLS_MARK_STEER 0x5a7b0000u /* skb->mark of steered packets (ip rule: local) */
+#define ZT_MTLS_MARK_AGENT 0x5a7c0000u /* SO_MARK of the agent's own sockets */
+#define ZT_MTLS_RT_TABLE 15008 /* the routing table the steer mark looks up */
+
+#define ZT_CT_MTLS_NEED 0x1 /* the flow must go through the agent */
+
+enum zt_mtls_dp_mode {
+	ZT_MTLS_DP_OFF = 0,
+	ZT_MTLS_DP_POLICY = 1,
+	ZT_MTLS_DP_STRICT = 2,
+};
+
+/* ZT_PIN_MTLS_CFG: array of one; the daemon writes it. All zero: mTLS off. */
+struct zt_mtls_cfg {
+	__u8 mode; /* enum zt_mtls_dp_mode */
+	__u8 _pad;
+	__u16 steer_port; /* host order: the agent's transparent listener (0.0.0.0 or 127.0.0.1) */
+	__u32 agent_mark; /* the agent's SO_MARK (ZT_MTLS_MARK_AGENT) */
+};
+
+/* ZT_PIN_MTLS_REMOTE_V4: LPM trie, key struct zt_ip4_key: pod CIDRs of other nodes; value __u32. */
+
+/* ZT_PIN_MTLS_STATS: per-CPU array of struct zt_counter. */
+enum zt_mtls_dp_stat {
+	ZT_MTLS_DS_STEERED = 0, /* pod packets handed to the agent */
+	ZT_MTLS_DS_FROM_AGENT, /* packets to a pod from the agent (allowed) */
+	ZT_MTLS_DS_NO_AGENT, /* dropped: no agent socket (agent down) */
+	ZT_MTLS_DS_BYPASS, /* dropped: clear text to a pod that went around the tunnel */
+	ZT_MTLS_DS_UNSUPPORTED, /* dropped: IPv6 flow that requires mTLS (not steered yet) */
+	ZT_MTLS_DS_MAX,
+};
 
 #endif /* ZTAGENT_H */

@@ -86,6 +86,7 @@ struct zt_pol_query {
 	__u32 rule_id;
 	__u32 peer_id;
 	__u32 peer_ep_id;
+	__u8 flags; /* ZT_POL_F_* of the enforce allow rules that allowed (mTLS requirements) */
 };
 
 /* One verdict kind (enforce or audit) before isolation is applied. */
@@ -166,6 +167,7 @@ __noinline int zt_pol_eval(struct zt_pol_query *q)
 	if (!q)
 		return -1;
 	q->audit = 0;
+	q->flags = 0;
 	q->peer_ep_id = 0;
 	q->peer_id = q->family == 6 ? ZT_ID_WORLD_V6 : ZT_ID_WORLD_V4;
 	if (!q->gen) {
@@ -215,6 +217,9 @@ __noinline int zt_pol_eval(struct zt_pol_query *q)
 		if (!v)
 			continue;
 		zt_pol_acc_add(&enf_acc, v->verdict, v->rule_id);
+		/* Accumulated in q, not on this frame: the caller's stack leaves no room. */
+		if (v->verdict == ZT_VERDICT_ALLOW)
+			q->flags |= v->flags;
 		zt_pol_acc_add(&aud_acc, v->audit_verdict, v->audit_rule_id);
 	}
 
@@ -238,6 +243,8 @@ __noinline int zt_pol_eval(struct zt_pol_query *q)
 		q->reason = enf.reason;
 		q->rule_id = enf.rule_id;
 	}
+	if (enf.verdict != ZT_VERDICT_ALLOW || enf.reason != ZT_REASON_RULE_ALLOW)
+		q->flags = 0;
 	return 0;
 }
 

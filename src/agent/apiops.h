@@ -144,6 +144,7 @@
 #define ZT_OP_FEEDS_LIST "feeds.list"
 #define ZT_OP_FEEDS_SHOW "feeds.show"
 #define ZT_OP_FEEDS_REFRESH "feeds.refresh"
+#define ZT_OP_MTLS_STATUS "mtls.status"
 
 #define ZT_PACKED_CIDR_LEN 18
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -100,6 +101,7 @@ static int add_protected(struct pctx *x, const struct key *k, const char *v, con
 static int check_detection(struct pctx *x);
 static int set_opt_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
+static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 
 static const struct choice log_levels[] = {
 	{ "error", ZT_LOG_ERROR },
@@ -266,6 +268,7 @@ static const struct key keys[] = {
 	SCALAR("mtls.svid_ttl", set_duration, mtls.svid_ttl_ns, .min = 10 * SEC,
 	       .max = 7 * 86400 * SEC),
 	SCALAR("mtls.port", set_uint, mtls.port, .min = 1, .max = 65535),
+	LIST("mtls.peers", add_mtls_peer, mtls.peers, .max = ZT_MTLS_PEERS_MAX),
 	SECTION("kubernetes"),
 	SCALAR("kubernetes.enabled", set_choice, kubernetes.enabled, .choices = booleans),
 	SCALAR("kubernetes.kubeconfig", set_opt_file, kubernetes.kubeconfig),
@@ -1783,4 +1786,68 @@ out:
 	free(buf);
 	close(fd);
 	return r;
+}
+
+/* "POD_CIDR=AGENT_ADDR[:PORT]" (IPv4): zt_mtls_peer_parse() is the one reader. */
+static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
+{
+	struct zt_config *c = x->c;
+	char q[SHOW_MAX * 4 + 8];
+	struct zt_mtls_peer p;
+
+	if (x->item == 0)
+		c->mtls.n_peers = 0;
+	if (!v)
+		return 0;
+	if (strlen(v) >= ZT_MTLS_PEER_LEN || zt_mtls_peer_parse(v, &p) < 0)
+		return fail(x, m, -EINVAL,
+			    "%s: expected POD_CIDR=AGENT_ADDR[:PORT] with IPv4 addresses, e.g. "
+			    "198.18.2.0/24=198.18.100.2, got '%s'",
+			    k->path, shown(v, q, sizeof(q)));
+	if (c->mtls.n_peers >= k->max)
+		return fail(x, m, -E2BIG, "%s: more than %llu peers", k->path,
+			    (unsigned long long)k->max);
+	memcpy(c->mtls.peers[c->mtls.n_peers++], v, strlen(v) + 1);
+	return 0;
+}
+
+int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
+{
+	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
+	unsigned long plen, port = 0;
+	struct in_addr net, agent;
+	uint32_t mask;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, strlen(s) + 1);
+	eq = strchr(buf, '=');
+	if (!eq)
+		return -EINVAL;
+	*eq++ = '\0';
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash++ = '\0';
+	errno = 0;
+	plen = strtoul(slash, &end, 10);
+	if (!*slash || *end || plen > 32 || inet_pton(AF_INET, buf, &net) != 1)
+		return -EINVAL;
+	colon = strchr(eq, ':');
+	if (colon) {
+		*colon++ = '\0';
+		port = strtoul(colon, &end, 10);
+		if (!*colon || *end || port < 1 || port > 65535)
+			return -EINVAL;
+	}
+	if (inet_pton(AF_INET, eq, &agent) != 1)
+		return -EINVAL;
+	mask = plen ? htonl(~0u << (32 - plen)) : 0;
+	if (net.s_addr & ~mask)
+		return -EINVAL; /* host bits set: say the network */
+	out->net = net.s_addr;
+	out->plen = (uint8_t)plen;
+	out->agent = agent.s_addr;
+	out->port = (uint16_t)port;
+	return 0;
 }

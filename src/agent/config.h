@@ -106,6 +106,9 @@ enum zt_pending_posture {
 	ZT_PENDING_ALLOW, /* not isolated; peers' policies still apply */
 };
 
+#define ZT_MTLS_PEERS_MAX 256
+#define ZT_MTLS_PEER_LEN 64
+
 enum zt_mtls_mode {
 	ZT_MTLS_MODE_OFF = 0,
 	ZT_MTLS_MODE_POLICY, /* requireMutualAuth / requireTLS rules */
@@ -159,6 +162,9 @@ struct zt_config {
 		char node_key[PATH_MAX]; /* mtls.node_key: its key, mode 0600 */
 		uint64_t svid_ttl_ns; /* mtls.svid_ttl: workload SVID lifetime, default 1h */
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
+		/* mtls.peers: "POD_CIDR=AGENT_ADDR[:PORT]", the other nodes' pods and agents (IPv4) */
+		char peers[ZT_MTLS_PEERS_MAX][ZT_MTLS_PEER_LEN];
+		unsigned int n_peers;
 	} mtls;
 	struct {
 		/* detection.feature_log: CSV of model features per flow, for tools/train; "" = off */
@@ -260,6 +266,18 @@ const char *zt_feed_format_name(enum zt_feed_format f);
  * name. 0, or -ENAMETOOLONG / -EINVAL when none fits n or is valid.
  */
 int zt_config_k8s_node(const struct zt_config *c, char *buf, size_t n);
+/* One mtls.peers entry, network byte order; port 0: mtls.port. */
+struct zt_mtls_peer {
+	uint32_t net;
+	uint32_t agent;
+	uint16_t port;
+	uint8_t plen;
+	uint8_t _pad;
+};
+
+/* Parses "POD_CIDR=AGENT_ADDR[:PORT]"; 0 or -EINVAL. */
+int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out);
+
 /* "deny" | "allow" */
 const char *zt_pending_posture_name(enum zt_pending_posture p);
 

@@ -808,6 +808,7 @@ static void daemon_stop(struct zt_daemon *d)
 	daemon_nodes_stop(d);
 	zt_metrics_server_stop(d->msrv);
 	daemon_k8s_stop(d);
+	daemon_mtls_stop(d);
 	zt_events_stop(d->ev);
 	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);
@@ -909,6 +910,8 @@ static int daemon_start(struct zt_daemon *d)
 		snprintf(err, sizeof(err), "cannot register API operations: %s", strerror(-r));
 		goto fail;
 	}
+	if ((r = daemon_mtls_start(d)) < 0 || (r = daemon_mtls_register(d)) < 0)
+		goto fail;
 	r = zt_loop_add_timer(d->loop, d->cfg.xdp.expiry_interval_ns, on_expiry_timer, d);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot create the expiry timer: %s", strerror(-r));

@@ -33,6 +33,7 @@ struct zt_daemon {
 	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
 	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
 	struct zt_featlog *featlog; /* NULL without detection.feature_log */
+	struct zt_dmtls *mtls; /* daemon_mtls.c: workload mTLS (NULL before start) */
 	bool featlog_failed; /* the last write failed (warned once) */
 	char config_path[4096];
 	char actor[128]; /* audit_log.actor of this agent's events */
@@ -66,5 +67,10 @@ void daemon_drift_stop(struct zt_daemon *d);
 /* daemon_nodes.c: this node's row in the nodes table (heartbeat, policy hash). */
 int daemon_nodes_start(struct zt_daemon *d, char *err, size_t errlen);
 void daemon_nodes_stop(struct zt_daemon *d);
+
+/* daemon_mtls.c: never fails the agent (mTLS flows then drop); stop is NULL-safe. */
+int daemon_mtls_start(struct zt_daemon *d);
+void daemon_mtls_stop(struct zt_daemon *d);
+int daemon_mtls_register(struct zt_daemon *d);
 
 #endif

@@ -62,6 +62,7 @@ struct opts {
 	uint64_t limit;
 	/* endpoint add */
 	const char *ifname, *ip, *labels, *ns, *name, *ns_labels, *ports;
+	const char *service_account; /* endpoint add / meta --service-account */
 	/* policy explain */
 	const char *from, *to, *port;
 	/* flows */
@@ -140,6 +141,9 @@ extern const size_t ctl_gen_ncmds;
 /* gen.c: an annotation for an endpoint about to be added (undo: remove it again). */
 int ctl_annotate_new_endpoint(struct ctl *ctl, const struct cmd *c, const char *ns,
 			      const char *name, const char *kv, bool undo);
+/* mtls.c */
+extern const struct cmd ctl_mtls_cmds[];
+extern const size_t ctl_mtls_ncmds;
 
 /* main.c */
 int usage_err(const struct cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

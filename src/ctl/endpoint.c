@@ -53,6 +53,8 @@ static int run_endpoint_add(struct ctl *ctl, struct opts *o)
 			return r;
 		}
 	}
+	if (o->service_account)
+		put_str(req, "service_account", o->service_account);
 	r = call(ctl, req, &reply, &d);
 	if (r && o->annotation)
 		ctl_annotate_new_endpoint(ctl, o->cmd, o->ns, o->name ? o->name : o->ifname,
@@ -161,6 +163,8 @@ static int run_endpoint_meta(struct ctl *ctl, struct opts *o)
 		put_str(req, "namespace_labels", o->ns_labels);
 	if (o->ports)
 		put_str(req, "ports", o->ports);
+	if (o->service_account)
+		put_str(req, "service_account", o->service_account);
 	r = call(ctl, req, &reply, &d);
 	if (r)
 		return r;
@@ -198,6 +202,8 @@ const struct cmd ctl_endpoint_cmds[] = {
 	  "  --ports name=N/PROTO,...   named container ports, for policies that name ports\n"
 	  "  --annotation KEY=VALUE     a ztagent.io/ annotation (ztagent.io/talks-to=...),\n"
 	  "                             see 'ztctl endpoint annotate --help'\n"
+	  "  --service-account SA       the pod's service account (default \"default\"): its\n"
+	  "                             workload mTLS identity spiffe://TD/ns/NS/sa/SA\n"
 	  "\n"
 	  "Example:\n"
 	  "  ztctl endpoint add --ifname veth-web --ip 198.18.1.2 --labels app=web --namespace prod\n",

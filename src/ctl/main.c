@@ -26,6 +26,7 @@ static const struct {
 	{ ctl_compliance_cmds, &ctl_compliance_ncmds },
 	{ ctl_cluster_cmds, &ctl_cluster_ncmds },
 	{ ctl_gen_cmds, &ctl_gen_ncmds },
+	{ ctl_mtls_cmds, &ctl_mtls_ncmds },
 };
 
 /* ---- usage ---- */
@@ -75,6 +76,7 @@ static void usage_main(FILE *f)
 		"  feeds list                  threat-intel feeds: state, entries, age, errors\n"
 		"  feeds show NAME             one feed in detail: bad lines, what was subtracted\n"
 		"  feeds refresh [NAME]        fetch a feed (or all) now (--force: unconditionally)\n"
+		"  mtls status                 workload mTLS: certificates, tunnels, refusals\n"
 		"  audit verify [--db CONNINFO]\n"
 		"                              check the audit trail's hash chain\n"
 		"  compliance report [--format text|json|html] [--since 30d] [-o FILE]\n"
@@ -163,6 +165,7 @@ static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'N' },
 	{ "namespace-labels", required_argument, NULL, 'X' },
 	{ "ports", required_argument, NULL, 'P' },
+	{ "service-account", required_argument, NULL, 'e' },
 	{ "from", required_argument, NULL, 'r' },
 	{ "to", required_argument, NULL, 't' },
 	{ "port", required_argument, NULL, 'p' },
@@ -227,6 +230,7 @@ static const struct {
 	{ 'M', OPT_SUGGEST, "--mode" },
 	{ 'I', OPT_SUGGEST, "--min-flows" },
 	{ 'H', OPT_EP, "--annotation" },
+	{ 'e', OPT_EP, "--service-account" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -348,6 +352,9 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			break;
 		case 'P':
 			o->ports = optarg;
+			break;
+		case 'e':
+			o->service_account = optarg;
 			break;
 		case 'D':
 			o->db = optarg;
@@ -591,7 +598,7 @@ int main(int argc, char **argv)
 		    strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "ca") == 0 ||
 		    strcmp(argv[0], "incidents") == 0 || strcmp(argv[0], "feeds") == 0 ||
 		    strcmp(argv[0], "compliance") == 0 || strcmp(argv[0], "cluster") == 0 ||
-		    strcmp(argv[0], "namespace") == 0)
+		    strcmp(argv[0], "namespace") == 0 || strcmp(argv[0], "mtls") == 0)
 			return group_usage(argv[0], argc > 1 ? argv[1] : NULL);
 		return usage_err(NULL, "'%s' is not a command", argv[0]);
 	}

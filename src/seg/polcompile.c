@@ -685,6 +685,12 @@ static int rule_peers(struct ctx *x, const struct zt_policy *p, const struct zt_
 				return -ENOMEM;
 			continue;
 		}
+		if (pe->type == ZT_PEER_SERVICE_ACCOUNTS) {
+			/* Any address: the tunnel checks the proven identity (seg_workloads.c). */
+			if (push_peer(x, ZT_ID_ANY) < 0)
+				return -ENOMEM;
+			continue;
+		}
 		if (memo_select(x, false, p->namespace, pe->pod_selector, pe->namespace_selector,
 				&sel, &n_sel) < 0)
 			return -ENOMEM;

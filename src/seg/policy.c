@@ -331,23 +331,85 @@ static int conv_ipblock(struct loader *l, const struct ynode *n, struct zt_pol_p
 	return 0;
 }
 
+/* serviceAccounts: ["NAMESPACE/NAME", ...], each part a DNS subdomain name. */
+static int conv_service_accounts(struct loader *l, const struct ynode *n, struct zt_pol_peer *p)
+{
+	const char **v = NULL;
+	size_t i = 0;
+	int r;
+
+	r = yt_expect(l, n, Y_SEQ, "a list of NAMESPACE/NAME service accounts");
+	if (r == 0 && (n->nchild == 0 || n->nchild > ZT_POL_MAX_PEERS))
+		r = yt_fail(l, &n->pos, -EINVAL, "expected 1 to %d service accounts",
+			    ZT_POL_MAX_PEERS);
+	if (r == 0) {
+		v = zt_pol_arena_array(l->set->arena, n->nchild, sizeof(*v));
+		if (!v)
+			r = yt_nomem(l);
+	}
+	for (const struct ynode *e = r == 0 ? n->first : NULL; e; e = e->next, i++) {
+		size_t o2 = yt_path_idx(l, i);
+		const char *s = "", *slash, *why = "";
+		char ns[ZT_POL_SA_PART_MAX + 1];
+
+		r = yt_get_string(l, e, &s);
+		slash = r == 0 ? strchr(s, '/') : NULL;
+		if (r == 0 && (!slash || (size_t)(slash - s) > ZT_POL_SA_PART_MAX))
+			r = yt_fail(l, &e->pos, -EINVAL,
+				    "'%s' is not NAMESPACE/NAME (e.g. prod/web)", SHOW(s));
+		if (r == 0) {
+			memcpy(ns, s, (size_t)(slash - s));
+			ns[slash - s] = '\0';
+			if (zt_dns_subdomain_check(ns, &why) < 0 ||
+			    zt_dns_subdomain_check(slash + 1, &why) < 0)
+				r = yt_fail(l, &e->pos, -EINVAL, "'%s': a name %s", SHOW(s), why);
+		}
+		if (r == 0 && !(v[i] = yt_keep(l, s)))
+			r = yt_nomem(l);
+		yt_path_set(l, o2);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	p->type = ZT_PEER_SERVICE_ACCOUNTS;
+	p->service_accounts = v;
+	p->n_service_accounts = i;
+	return 0;
+}
+
 static int conv_peer(struct loader *l, const struct ynode *n, enum zt_pol_dir dir,
 		     struct zt_pol_peer *p)
 {
 	static const char *const fields[] = { "podSelector", "namespaceSelector", "ipBlock", NULL };
-	const struct ynode *ps, *ns, *ib;
+	static const char *const zt_fields[] = { "podSelector", "namespaceSelector", "ipBlock",
+						 "serviceAccounts", NULL };
+	const struct ynode *ps, *ns, *ib, *sa;
 	size_t old;
 	int r;
 
 	r = yt_expect(l, n, Y_MAP, "a peer (podSelector, namespaceSelector or ipBlock)");
 	if (r == 0)
-		r = yt_check_fields(l, n, fields, NULL);
+		r = yt_check_fields(l, n, l->kind == ZT_POL_ZERO_TRUST_POLICY ? zt_fields : fields,
+				    NULL);
 	if (r < 0)
 		return r;
 	p->pos = n->pos;
 	ps = yt_map_get_set(n, "podSelector");
 	ns = yt_map_get_set(n, "namespaceSelector");
 	ib = yt_map_get_set(n, "ipBlock");
+	sa = yt_map_get_set(n, "serviceAccounts");
+	if (sa) {
+		old = yt_path_key(l, "serviceAccounts");
+		if (ps || ns || ib)
+			r = yt_fail(l, &sa->pos, -EINVAL,
+				    "serviceAccounts cannot share a peer with podSelector, "
+				    "namespaceSelector or ipBlock; make them separate list items");
+		else
+			r = conv_service_accounts(l, sa, p);
+		yt_path_set(l, old);
+		return r;
+	}
 	if (!ps && !ns && !ib)
 		return yt_fail(l, &n->pos, -EINVAL,
 			       "a peer needs podSelector, namespaceSelector or ipBlock; to match "
@@ -610,6 +672,17 @@ static int conv_rule(struct loader *l, const struct ynode *n, enum zt_pol_dir di
 		yt_path_set(l, old);
 		rule->peers = pv;
 		rule->n_peers = peers->nchild;
+		for (i = 0; r == 0 && i < rule->n_peers; i++) {
+			if (pv[i].type != ZT_PEER_SERVICE_ACCOUNTS)
+				continue;
+			/* An identity is only known through mTLS. */
+			if (rule->action == ZT_RULE_DENY)
+				r = yt_fail(
+					l, &pv[i].pos, -EINVAL,
+					"serviceAccounts peers are for allow rules: an identity "
+					"is proven only on a connection the tunnel carries");
+			rule->require_mutual_auth = true;
+		}
 	}
 	if (r < 0)
 		return r;

@@ -68,9 +68,13 @@
  *      a direction that an explicit policyTypes leaves out is an error;
  *    - mode: audit policies never drop: a connection they would deny is
  *      reported as audit (would deny) and passes;
- *    - requireTLS / requireMutualAuth are carried on the rule for the
- *      enforcement of a later release; a connection allowed by several rules
- *      must meet every requirement any of them states.
+ *    - requireTLS / requireMutualAuth send the connection through the
+ *      agents' TLS 1.3 tunnel (bpf/lib/mtls.h, src/agent/daemon_mtls.c); a
+ *      connection allowed by several rules must meet every requirement any
+ *      of them states;
+ *    - a peer may be {serviceAccounts: [NAMESPACE/NAME, ...]} (allow rules
+ *      only, alone in its list item): identities matched by the tunnel
+ *      against the peer's SVID; it implies requireMutualAuth.
  *
  * Strictness: unknown fields, wrong types (port: "80", matchLabels values
  * that YAML reads as booleans or numbers: quote them), duplicate keys, YAML
@@ -117,6 +121,7 @@
 #define ZT_POL_MAX_NODES 262144 /* YAML nodes in one document */
 #define ZT_POL_MAX_SCALAR (256u << 10) /* bytes of one YAML scalar (annotations) */
 #define ZT_POL_PORT_NAME_MAX 15 /* IANA service name */
+#define ZT_POL_SA_PART_MAX 253 /* serviceAccounts: namespace and name, DNS subdomain names */
 
 enum zt_pol_kind {
 	ZT_POL_NETWORK_POLICY = 0, /* networking.k8s.io/v1 NetworkPolicy */
@@ -148,6 +153,14 @@ struct zt_pol_pos {
 enum zt_peer_type {
 	ZT_PEER_SELECTOR = 0, /* podSelector and/or namespaceSelector */
 	ZT_PEER_IPBLOCK,
+	/*
+	 * ZeroTrustPolicy: serviceAccounts: [NAMESPACE/NAME, ...], matched by
+	 * the agent against the identity the peer proved with mTLS (its
+	 * X.509-SVID), never against labels or addresses. Such a rule implies
+	 * requireMutualAuth; the datapath admits every address for it and the
+	 * tunnel refuses identities not listed (wrong_identity).
+	 */
+	ZT_PEER_SERVICE_ACCOUNTS,
 };
 
 struct zt_pol_peer {
@@ -159,6 +172,9 @@ struct zt_pol_peer {
 	struct zt_cidr cidr;
 	const struct zt_cidr *except;
 	size_t n_except;
+	/* ZT_PEER_SERVICE_ACCOUNTS: "namespace/name" each. */
+	const char *const *service_accounts;
+	size_t n_service_accounts;
 	struct zt_pol_pos pos;
 };
 

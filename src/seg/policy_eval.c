@@ -50,6 +50,9 @@ static bool peer_matches(const struct zt_policy *p, const struct zt_pol_peer *pe
 	/* By address, endpoint or not (Kubernetes makes no exception for pods). */
 	if (pe->type == ZT_PEER_IPBLOCK)
 		return !peer_host && ipblock_has(pe, &peer->addr);
+	/* By proven identity, which only the tunnel knows: any address here. */
+	if (pe->type == ZT_PEER_SERVICE_ACCOUNTS)
+		return !peer_host;
 	return peer->ep && zt_peer_selects(pe->pod_selector, pe->namespace_selector, p->namespace,
 					   &peer->ep->ls);
 }

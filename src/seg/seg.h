@@ -194,6 +194,33 @@ void zt_seg_set_namespace_annotations(struct zt_seg *s, const char *ns,
 				      const struct zt_label *annotations, size_t n);
 
 /* Stops watching; programs, pins and the state file stay. NULL is fine. */
+/* One address of a local workload and the service account the cluster gives it (mTLS). */
+struct zt_seg_workload {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint32_t ep_id;
+	char ns[ZT_EP_NAME_MAX + 1];
+	char sa[ZT_EP_NAME_MAX + 1]; /* "default" when the endpoint has none */
+};
+
+/* Up to max rows into out (loop thread); returns how many there are. */
+size_t zt_seg_workloads(struct zt_seg *s, struct zt_seg_workload *out, size_t max);
+
+/*
+ * A serviceAccounts peer of an allow rule in force that applies to a local
+ * endpoint: the identities its mTLS peer may prove for those ports.
+ */
+struct zt_seg_sa_rule {
+	uint32_t ep_id;
+	uint8_t dir; /* enum zt_pol_dir: ingress (peer = client) or egress (peer = server) */
+	uint8_t proto; /* 0: every protocol */
+	uint16_t lo, hi; /* port range */
+	char sa[2 * ZT_EP_NAME_MAX + 2]; /* "namespace/name" */
+};
+
+/* Up to max rows into out (loop thread); returns how many there are. */
+size_t zt_seg_sa_rules(struct zt_seg *s, struct zt_seg_sa_rule *out, size_t max);
+
 void zt_seg_stop(struct zt_seg *s);
 
 /*

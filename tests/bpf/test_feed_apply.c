@@ -395,7 +395,9 @@ static void test_never_neither(void **state)
 		if (!all_present(e, 0, 20000) && !all_present(e, 10000, 30000))
 			fail_msg("after step %u neither version is wholly in the blocklist", steps);
 	} while (more);
-	assert_true(steps > 4); /* it was done in several chunks */
+	/* Several steps (how many depends on the chunk size the first run's timing left). */
+	print_message("    %u steps\n", steps);
+	assert_true(steps >= 2);
 	assert_true(all_present(e, 10000, 30000));
 	assert_false(bl_has(e, "100.64.0.0/32"));
 	assert_false(bl_has(e, "100.64.39.15/32")); /* 9999 */

@@ -2342,6 +2342,150 @@ static void test_tc_capture(void **state)
 	assert_int_equal(e->bad_size, 0);
 }
 
+/* ---- workload mTLS (bpf/lib/mtls.h) ---- */
+
+static void mtls_cfg_set(struct env *e, __u8 mode)
+{
+	struct zt_mtls_cfg c = { .mode = mode,
+				 .steer_port = 15009,
+				 .agent_mark = ZT_MTLS_MARK_AGENT };
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.mtls_cfg), &zero, &c, 0), 0);
+}
+
+/* An allow rule for one TCP port of the pod, with ZT_POL_F_* flags. */
+static void allow_flags(struct env *e, __u8 dir, __u32 peer, __u16 port, __u8 flags, __u32 rule)
+{
+	struct zt_pol_val v = { .rule_id = rule,
+				.audit_rule_id = rule,
+				.verdict = ZT_VERDICT_ALLOW,
+				.audit_verdict = ZT_VERDICT_ALLOW,
+				.flags = flags };
+	struct zt_pol_key k;
+
+	zt_pol_key_fill(&k, ZT_POL_PLEN_FULL, 1, dir, POD_ID, peer, IPPROTO_TCP, port);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.policy), &k, &v, 0), 0);
+}
+
+static __u64 mstat(struct env *e, __u32 slot)
+{
+	struct zt_counter vals[e->n_cpus];
+	__u64 sum = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.mtls_stats), &slot, vals),
+			 0);
+	for (int i = 0; i < e->n_cpus; i++)
+		sum += vals[i].packets;
+	return sum;
+}
+
+static int to_pod_marked(struct env *e, const struct pg_pkt *p, __u32 mark)
+{
+	struct __sk_buff ctx = { .ifindex = if_pod, .mark = mark };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->buf, .data_size_in = (__u32)p->len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.tc_to_pod), &o), 0);
+	ring_buffer__consume(e->rb);
+	return (int)o.retval;
+}
+
+/*
+ * requireMutualAuth egress with no agent socket to take the connection (no
+ * listener in this namespace): the pod's SYN is dropped, never passed in
+ * clear, and counted as no_agent; the flow is marked in conntrack.
+ */
+static void test_mtls_no_agent_drops(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_POLICY);
+	allow_flags(e, ZT_DIR_EGRESS, PEER_ID, 7000, ZT_POL_F_REQUIRE_MTLS, 21);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 7001, 22);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 7000, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 7000), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 1);
+	/* Later packets of the flow too. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 7000, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 2);
+	/* A rule without the requirement is not touched. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40001, 7001, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40001, 7001), &v), 0);
+	assert_int_equal(v.mtls, 0);
+	/* Nothing was handed to an agent. */
+	assert_int_equal(mstat(e, ZT_MTLS_DS_STEERED), 0);
+}
+
+/* requireMutualAuth ingress: only what the agent sent (its mark) reaches the pod. */
+static void test_mtls_bypass_drops(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_POLICY);
+	allow_flags(e, ZT_DIR_INGRESS, PEER_ID, 7000, ZT_POL_F_REQUIRE_MTLS, 31);
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, 50000, 7000, TCP_SYN), 0),
+			 TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_BYPASS), 1);
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, 50001, 7000, TCP_SYN), 0x1234),
+			 TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_BYPASS), 2);
+	assert_int_equal(
+		to_pod_marked(e, tcp4(&p, PEER4, POD4, 50002, 7000, TCP_SYN), ZT_MTLS_MARK_AGENT),
+		TC_ACT_OK);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_FROM_AGENT), 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50002, 7000), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+}
+
+/* mtls.mode off (or no agent ever configured it): the flags change nothing. */
+static void test_mtls_off_passes(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_flags(e, ZT_DIR_EGRESS, PEER_ID, 7000, ZT_POL_F_REQUIRE_MTLS | ZT_POL_F_REQUIRE_TLS,
+		    41);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40000, 7000, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 7000), &v), 0);
+	assert_int_equal(v.mtls, 0);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 0);
+}
+
+/* mode strict: a TCP flow to a pod CIDR of another node needs the agent, rule or not. */
+static void test_mtls_strict_remote(void **state)
+{
+	struct env *e = *state;
+	struct zt_ip4_key k = { .prefixlen = 16, .addr = { 198, 19, 0, 0 } };
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 one = 1;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_STRICT);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(e->skel->maps.mtls_remote_v4), &k, &one, 0), 0);
+	allow_port(e, 1, ZT_DIR_EGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 80, 51);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 80, 52);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, WORLD4, 40000, 80, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, WORLD4, 40000, 80), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	/* A destination outside the other nodes' pod CIDRs stays as policy says. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40001, 80, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40001, 80), &v), 0);
+	assert_int_equal(v.mtls, 0);
+}
+
 static int make_netns(void)
 {
 	if (unshare(CLONE_NEWNET) < 0) {
@@ -2417,6 +2561,10 @@ int main(void)
 		T(test_tcp_trailing_packets),
 		T(test_ep_stats),
 		T(test_tc_capture),
+		T(test_mtls_no_agent_drops),
+		T(test_mtls_bypass_drops),
+		T(test_mtls_off_passes),
+		T(test_mtls_strict_remote),
 	};
 
 	if (make_netns() < 0)

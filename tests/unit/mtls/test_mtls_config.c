@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Unit tests: the mtls: section of the agent's configuration (defaults, the contract, refusals). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -56,6 +58,44 @@ static void test_contract(void **state)
 	assert_int_equal(c.mtls.port, 15008);
 }
 
+/* mtls.peers: "POD_CIDR=AGENT_ADDR[:PORT]", checked at load, read by zt_mtls_peer_parse. */
+static void test_peers(void **state)
+{
+	static const char *const bad[] = {
+		"198.18.2.0/24", /* no agent */
+		"198.18.2.0=198.18.101.1", /* no prefix length */
+		"198.18.2.1/24=198.18.101.1", /* host bits set */
+		"198.18.2.0/33=198.18.101.1",
+		"198.18.2.0/24=198.18.101.1:0",
+		"198.18.2.0/24=198.18.101.1:65536",
+		"198.18.2.0/24=node-b",
+		"2001:db8::/64=198.18.101.1",
+	};
+	struct zt_config c;
+	struct zt_mtls_peer p;
+	char err[512], yaml[256];
+
+	(void)state;
+	assert_int_equal(load("mtls:\n  peers: [\"198.18.2.0/24=198.18.101.1\", "
+			      "\"198.18.4.0/23=198.18.102.1:16000\"]\n",
+			      &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.mtls.n_peers, 2);
+	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[1], &p), 0);
+	assert_int_equal(p.plen, 23);
+	assert_int_equal(p.port, 16000);
+	assert_int_equal(p.net, htonl(0xc6120400));
+	assert_int_equal(p.agent, htonl(0xc6126601));
+	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[0], &p), 0);
+	assert_int_equal(p.port, 0); /* mtls.port */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "mtls:\n  peers: [\"%s\"]\n", bad[i]);
+		err[0] = '\0';
+		assert_int_equal(load(yaml, &c, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "mtls.peers: expected POD_CIDR=AGENT_ADDR[:PORT]"));
+	}
+}
+
 static void test_refusals(void **state)
 {
 	static const struct {
@@ -97,6 +137,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_contract),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_peers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

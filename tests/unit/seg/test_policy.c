@@ -1121,6 +1121,29 @@ static void test_model_fields(void **state)
 	zt_policy_set_free(set);
 }
 
+/* serviceAccounts peers: kept as written, and the rule requires mutual authentication. */
+static void test_service_accounts(void **state)
+{
+	struct zt_policy_set *set =
+		parse_ok(ZT_HEAD "  ingress:\n"
+				 "  - action: allow\n"
+				 "    from:\n"
+				 "    - serviceAccounts: [prod/web, batch/report-1]\n"
+				 "    - podSelector: {}\n"
+				 "    ports: [{port: 8443}]\n");
+	const struct zt_pol_rule *r = &set->policies[0].rules[ZT_POL_INGRESS][0];
+
+	(void)state;
+	assert_true(r->require_mutual_auth);
+	assert_int_equal(r->n_peers, 2);
+	assert_int_equal(r->peers[0].type, ZT_PEER_SERVICE_ACCOUNTS);
+	assert_int_equal(r->peers[0].n_service_accounts, 2);
+	assert_string_equal(r->peers[0].service_accounts[0], "prod/web");
+	assert_string_equal(r->peers[0].service_accounts[1], "batch/report-1");
+	assert_int_equal(r->peers[1].type, ZT_PEER_SELECTOR);
+	zt_policy_set_free(set);
+}
+
 static void test_documents(void **state)
 {
 	static const char many[] =
@@ -1434,6 +1457,20 @@ static const struct err_case err_cases[] = {
 	{ ZT_HEAD "  ingress:\n  - action: allow\n    cidr: 10.0.0.0/8\n", -EINVAL,
 	  "spec.ingress[0].cidr: ",
 	  "unknown field; expected action, from, ports, requireTLS, requireMutualAuth" },
+	{ ZT_HEAD "  ingress:\n  - action: allow\n    from:\n    - serviceAccounts: [web]\n",
+	  -EINVAL, "spec.ingress[0].from[0].serviceAccounts[0]: ", "'web' is not NAMESPACE/NAME" },
+	{ ZT_HEAD "  ingress:\n  - action: allow\n    from:\n    - serviceAccounts: [prod/Web_1]\n",
+	  -EINVAL, "spec.ingress[0].from[0].serviceAccounts[0]: ", "'prod/Web_1': a name" },
+	{ ZT_HEAD "  ingress:\n  - action: allow\n    from:\n    - serviceAccounts: []\n", -EINVAL,
+	  "spec.ingress[0].from[0].serviceAccounts: ", "expected 1 to 1000 service accounts" },
+	{ ZT_HEAD "  ingress:\n  - action: allow\n    from:\n"
+		  "    - {serviceAccounts: [prod/web], podSelector: {}}\n",
+	  -EINVAL,
+	  "spec.ingress[0].from[0].serviceAccounts: ", "cannot share a peer with podSelector" },
+	{ ZT_HEAD "  ingress:\n  - action: deny\n    from:\n    - serviceAccounts: [prod/web]\n",
+	  -EINVAL, "t.yaml:9:7: spec.ingress[0]: ", "serviceAccounts peers are for allow rules" },
+	{ NP_HEAD "  ingress:\n  - from:\n    - serviceAccounts: [prod/web]\n", -EINVAL,
+	  "spec.ingress[0].from[0].serviceAccounts: ", "unknown field" },
 	/* YAML itself */
 	{ "a: &x 1\nb: 2\n", -EINVAL, "t.yaml:1:4: ", "YAML anchors (&name) are not allowed" },
 	{ NP_HEAD "  podSelector: *sel\n", -EINVAL,
@@ -1932,6 +1969,7 @@ int main(void)
 		cmocka_unit_test(test_policy_types_defaulting),
 		cmocka_unit_test(test_model_fields),
 		cmocka_unit_test(test_documents),
+		cmocka_unit_test(test_service_accounts),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_buffer_sizes),
 		cmocka_unit_test(test_limits),
