@@ -254,8 +254,10 @@ check "the change was in the kernel within 50 ms of the file event" \
 	python3 -c "import sys; v=float('${change_ms:-0}'); sys.exit(0 if 0 < v < 50 else 1)"
 
 # An invalid file changes nothing.
+# Written beside and renamed in, as deployment tools do: a file created
+# empty and then filled would be read once empty (a valid, empty file).
 g1=$(gen)
-cat >"$POL/30-bad.yaml" <<'EOF'
+cat >"$LAB_DIR/30-bad.yaml" <<'EOF'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: bad, namespace: shop}
@@ -264,6 +266,7 @@ spec:
   ingress:
     - ports: [{port: "5432"}]
 EOF
+mv "$LAB_DIR/30-bad.yaml" "$POL/30-bad.yaml"
 sleep 0.5
 check "an invalid file leaves the generation as it was" test "$(gen)" = "$g1"
 check "policy list names the refused file, line and column" plist_has "30-bad.yaml:7:"
