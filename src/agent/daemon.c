@@ -23,6 +23,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "agent/daemon_detect.h"
 #include "detect/features.h"
 #include "guard/datapath.h"
 #include "records/db.h"
@@ -544,7 +545,9 @@ static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
 static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
+	struct zt_flow_record *scored = daemon_detect_score(d, recs, n);
 
+	recs = scored ? scored : recs;
 	/*
 	 * On disk before it returns: the exporter marks these flows recorded
 	 * next. -ENOSPC (spool full) is counted, logged and exported by the writer.
@@ -563,6 +566,7 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 				 d->cfg.detection.feature_log, strerror(-r));
 		d->featlog_failed = r < 0;
 	}
+	free(scored);
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
@@ -665,6 +669,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.ifname = eng_ifname,
 		.write_block = eng_write_block,
 		.observe_latency = eng_latency,
+		.incident = daemon_detect_on_incident,
 	};
 	int r;
 
@@ -811,6 +816,7 @@ static void daemon_stop(struct zt_daemon *d)
 	/* Open incidents close ("agent-stopped") into the journal before it closes. */
 	zt_engine_free(d->engine);
 	d->engine = NULL;
+	daemon_detect_stop(d);
 	if (d->dropagg && d->dbw)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
@@ -883,6 +889,8 @@ static int daemon_start(struct zt_daemon *d)
 		goto fail;
 	zt_feeds_register_events(d->feeds, d->ev);
 	r = daemon_metrics_start(d, err, sizeof(err));
+	if (r == 0)
+		r = daemon_detect_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
 	r = zt_events_start(d->ev);
