@@ -74,6 +74,7 @@ void daemon_detect_score_one(struct zt_model *model, struct zt_feat_window *win,
 		r->blocked = true;
 	}
 	r->anomaly_score = res->score > incident_score ? res->score : incident_score;
+	r->present |= ZT_FR_HAS_ANOMALY;
 	if (incident != ZT_THREAT_NONE)
 		zt_flowrec_set_text(r->threat_type, sizeof(r->threat_type),
 				    zt_threat_name(incident));
