@@ -147,7 +147,7 @@ for i in json.load(sys.stdin).get("incidents", []):
     if i.get("threat_type") == "flood" and i.get("src") == sys.argv[1]:
         print(i["id"]); break' $SYNSRC)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
-echo "# SYN flood incident: $(grep -o '"block_ms": [0-9.]*' <<<"$ev") (decision to map write)"
+echo "# SYN flood incident: $(grep -oE "\"(block_ms|first_seen|blocked_at|created)\": [^,]*" <<<"$ev" | tr "\n" " ")"
 ztctl incidents show "${inc:-none}" 2>&1 | sed 's/^/# /'
 cap=$(sed -n 's/.*"capture": "\([^"]*\)".*/\1/p' <<<"$ev")
 check "forensics: the SYN flood's capture file is there (${cap:-none})" test -s "$cap"
