@@ -816,9 +816,9 @@ static void daemon_stop(struct zt_daemon *d)
 	/* Open incidents close ("agent-stopped") into the journal before it closes. */
 	zt_engine_free(d->engine);
 	d->engine = NULL;
-	daemon_detect_stop(d);
 	if (d->dropagg && d->dbw)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
+	daemon_detect_stop(d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);
 	zt_featlog_close(d->featlog);

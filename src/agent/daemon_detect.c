@@ -81,8 +81,9 @@ void daemon_detect_score_one(struct zt_model *model, struct zt_feat_window *win,
 	else if (res->alert)
 		zt_flowrec_set_text(r->threat_type, sizeof(r->threat_type),
 				    zt_threat_name(res->threat));
-	else
+	else if (r->kind == ZT_FLOW_KIND_FLOW)
 		r->threat_type[0] = '\0';
+	/* else a drop aggregate keeps the block's reason (operator, feed, ...) */
 }
 
 static void model_decide(struct daemon_detect *dd, const struct zt_flow_record *r,

@@ -158,6 +158,15 @@ static void test_without_model(void **state)
 	assert_true(r.blocked);
 	assert_float_equal(r.anomaly_score, 0.9, 1e-6);
 	assert_string_equal(r.threat_type, "flood");
+	/* ... and without an incident keeps the block's own reason, scored 0 */
+	flow(&r, 50);
+	r.kind = ZT_FLOW_KIND_XDP_DROP_AGG;
+	zt_flowrec_set_text(r.threat_type, sizeof(r.threat_type), "operator");
+	daemon_detect_score_one(NULL, w, &r, ZT_THREAT_NONE, 0, &res);
+	assert_true(r.blocked);
+	assert_true(r.present & ZT_FR_HAS_ANOMALY);
+	assert_float_equal(r.anomaly_score, 0, 0);
+	assert_string_equal(r.threat_type, "operator");
 	zt_feat_window_free(w);
 }
 
