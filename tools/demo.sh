@@ -30,6 +30,35 @@ demo_compliance() {
 	echo "   open file://$html in a browser: one self-contained page, a chart of denials and incidents"
 }
 
+demo_attack() {
+	local scanner=$LAB_EXT_IP flooder=198.18.0.11 inc cap
+	step "Attacks: an nmap scan and an hping3 SYN flood against the node, detected and blocked live"
+	ip -n "$LAB_EXT" addr add $flooder/24 dev ext0
+	printf '%s$ nmap -n -Pn -sS -p 1-300 --max-rate 300 %s   (from %s)%s\n' "$D" "$LAB_NODE_IP" "$scanner" "$N"
+	in_ext timeout 20 nmap -n -Pn -sS -p 1-300 --max-rate 300 "$LAB_NODE_IP" 2>&1 | tail -n 3 | sed 's/^/   /' || true
+	printf '%s$ hping3 -S -p 22 -i u100 -a %s %s   (10k SYN/s for 5 s)%s\n' "$D" "$flooder" "$LAB_NODE_IP" "$N"
+	in_ext timeout 5 hping3 -q -S -p 22 -i u100 -a $flooder "$LAB_NODE_IP" >/dev/null 2>&1 || true
+	run ztctl block list
+	run ztctl incidents list
+	inc=$(ztctl incidents list -o json | python3 -c '
+import json, sys
+for i in json.load(sys.stdin).get("incidents", []):
+    if i.get("threat_type") == "flood":
+        print(i["id"]); break')
+	[ -n "$inc" ] || { echo "   (no flood incident: see $LAB_LOG)"; return 0; }
+	run ztctl incidents show "$inc"
+	cap=$(ztctl incidents show "$inc" -o json | sed -n 's/.*"capture": "\([^"]*\)".*/\1/p')
+	if [ -s "$cap" ]; then
+		printf '%s$ tshark -r %s -q -z io,phs%s\n' "$D" "$cap" "$N"
+		tshark -n -r "$cap" -q -z io,phs 2>/dev/null | sed 's/^/   /'
+		printf '%s$ tshark -r %s -c 5%s\n' "$D" "$cap" "$N"
+		tshark -n -r "$cap" -c 5 2>/dev/null | sed 's/^/   /'
+	fi
+	sleep 3
+	dbq "SELECT host(source_ip) AS source, flow_kind, coalesce(threat_type, '-') AS threat, blocked, count(*) AS rows, round(max(anomaly_score)::numeric, 3) AS max_score FROM network_flows WHERE start_time > now() - interval '2 minutes' GROUP BY 1, 2, 3, 4 ORDER BY 1"
+	dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, kind, host(source_ip) AS source, count, severity FROM alerts WHERE kind IN ('scan', 'flood') ORDER BY at"
+}
+
 step "Building the lab: an external namespace and a node namespace joined by a veth"
 lab_init demo
 trap 'pg_cleanup; lab_cleanup' EXIT
@@ -59,6 +88,8 @@ feeds:
     format: feodo-csv
     direction: destination
     action: block
+forensics:
+  dir: $LAB_DIR/pcap
 EOF
 dbq() { # SQL: a psql table
 	printf '%s$ psql -c "%s"%s\n' "$D" "$1" "$N"
@@ -423,6 +454,7 @@ demo_mtls() { # two nodes of their own: workload mTLS end to end (tests/integrat
 	MTLS_DEMO=1 bash "$LAB_ROOT/tests/integration/mtls_agent.sh" 2>/dev/null | grep -v '^ok .*SVID' | sed 's/^/   /'
 }
 demo_mtls
+demo_attack
 demo_drift
 demo_compliance
 

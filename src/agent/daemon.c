@@ -23,6 +23,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "agent/daemon_detect.h"
 #include "detect/features.h"
 #include "guard/datapath.h"
 #include "records/db.h"
@@ -544,7 +545,9 @@ static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
 static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
+	struct zt_flow_record *scored = daemon_detect_score(d, recs, n);
 
+	recs = scored ? scored : recs;
 	/*
 	 * On disk before it returns: the exporter marks these flows recorded
 	 * next. -ENOSPC (spool full) is counted, logged and exported by the writer.
@@ -563,6 +566,7 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 				 d->cfg.detection.feature_log, strerror(-r));
 		d->featlog_failed = r < 0;
 	}
+	free(scored);
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
@@ -665,6 +669,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.ifname = eng_ifname,
 		.write_block = eng_write_block,
 		.observe_latency = eng_latency,
+		.incident = daemon_detect_on_incident,
 	};
 	int r;
 
@@ -817,6 +822,7 @@ static void daemon_stop(struct zt_daemon *d)
 	d->engine = NULL;
 	if (d->dropagg && d->dbw)
 		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
+	daemon_detect_stop(d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);
 	zt_featlog_close(d->featlog);
@@ -890,6 +896,8 @@ static int daemon_start(struct zt_daemon *d)
 	if (r < 0)
 		goto fail;
 	r = daemon_metrics_start(d, err, sizeof(err));
+	if (r == 0)
+		r = daemon_detect_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
 	r = zt_events_start(d->ev);

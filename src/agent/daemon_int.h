@@ -32,6 +32,7 @@ struct zt_daemon {
 	struct zt_engine *engine; /* threat detection and response (src/respond/engine.h) */
 	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
 	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
+	struct daemon_detect *det; /* daemon_detect.c: events in, incidents out, scoring */
 	struct zt_featlog *featlog; /* NULL without detection.feature_log */
 	struct zt_dmtls *mtls; /* daemon_mtls.c: workload mTLS (NULL before start) */
 	bool featlog_failed; /* the last write failed (warned once) */

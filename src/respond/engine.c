@@ -164,6 +164,8 @@ static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_
 				i->capture_files = 1;
 			}
 			zt_incidents_publish(e->inc, i, boot_to_unix_us(zt_now_boot_ns()));
+			if (e->h.incident)
+				e->h.incident(e->h.ctx, i, true);
 			zt_addr_str(i->family, i->addr, addr, sizeof(addr));
 			log_warn("incident_open",
 				 "incident=%s threat=%s subtype=%s %s=%s score=%.3f action=%s "
@@ -307,6 +309,8 @@ static void observe_incident(void *ctx, const char *kind, const struct zt_incide
 	engine_alert_push(e, &a);
 	if (!strcmp(ev, "close") && e->fx)
 		zt_forensics_unwatch(e->fx, i->id);
+	if (!strcmp(ev, "close") && e->h.incident)
+		e->h.incident(e->h.ctx, i, false);
 }
 
 static void post_incident(void *ctx, const char *kind, const char *subject, const char *detail)
@@ -680,6 +684,24 @@ int zt_engine_on_capture(struct zt_engine *e, uint64_t ts_boot_ns, uint32_t ifin
 		return 0;
 	return zt_forensics_packet(e->fx, (uint64_t)((int64_t)ts_boot_ns + zt_boot_to_unix_ns()),
 				   ifindex, verdict, why, pkt, caplen, origlen);
+}
+
+enum zt_threat zt_engine_source_threat(struct zt_engine *e, uint8_t family, const uint8_t *addr,
+				       float *score)
+{
+	enum zt_threat t = ZT_THREAT_NONE;
+	struct zt_incident *i;
+
+	pthread_mutex_lock(&e->lock);
+	for (unsigned int k = ZT_THREAT_SCAN; k < ZT_THREAT_MAX && !t; k++)
+		if ((i = zt_incidents_lookup(e->inc, family, addr, (enum zt_threat)k,
+					     ZT_ROLE_SOURCE))) {
+			t = (enum zt_threat)k;
+			if (score)
+				*score = i->score;
+		}
+	pthread_mutex_unlock(&e->lock);
+	return t;
 }
 
 /* ---- the conntrack sweep ---- */

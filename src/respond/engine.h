@@ -36,6 +36,8 @@
 #include "seg/seg.h"
 #include "ztagent.h"
 
+struct zt_incident;
+
 struct zt_engine_hooks {
 	void *ctx;
 	/* An audit event (incidents, blocks, captures, aggregated denials). */
@@ -50,6 +52,12 @@ struct zt_engine_hooks {
 	zt_block_write_fn write_block;
 	/* Decision-to-map-write latency of each block, in seconds (a histogram). */
 	void (*observe_latency)(void *ctx, double seconds);
+	/*
+	 * An incident opened (open true, after its block) or closed: the
+	 * kernel's capture (watch map) and SYN protection follow it. Under
+	 * the engine's lock: no engine call from here.
+	 */
+	void (*incident)(void *ctx, const struct zt_incident *i, bool open);
 };
 
 struct zt_engine;
@@ -98,6 +106,13 @@ int zt_engine_on_capture(struct zt_engine *e, uint64_t ts_boot_ns, uint32_t ifin
 			 uint32_t origlen);
 /* A decision made elsewhere (the model, tests): the same response as the detectors'. */
 void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d);
+
+/*
+ * The threat of an open incident whose source addr is (scan first) and its
+ * score in *score (left alone when none); ZT_THREAT_NONE when none.
+ */
+enum zt_threat zt_engine_source_threat(struct zt_engine *e, uint8_t family, const uint8_t *addr,
+				       float *score);
 
 /* Every second on the loop: incident updates and closes, denial windows, captures, bounds. */
 void zt_engine_tick(struct zt_engine *e, uint64_t now_boot_ns);
