@@ -327,8 +327,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
-		return zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
-				    tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		return zt_mtls_gate(
+			skb, &t.p, ct->mtls, ct->dir, dir,
+			tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
 	}
 
 	/* A new flow: this packet's direction is the original one. */

@@ -95,7 +95,8 @@ static void pod_meta(struct daemon_k8s *k, const struct zt_k8s_object *o, struct
 	for (size_t i = 0; i < o->n_annotations && na < ZT_K8S_MAX_LABELS; i++)
 		k->ann[na++] = (struct zt_label){ o->annotations[i].key, o->annotations[i].value };
 	for (size_t i = 0; ns && i < ns->n_annotations && nna < ZT_K8S_MAX_LABELS; i++)
-		k->ns_ann[nna++] = (struct zt_label){ ns->annotations[i].key, ns->annotations[i].value };
+		k->ns_ann[nna++] =
+			(struct zt_label){ ns->annotations[i].key, ns->annotations[i].value };
 	for (size_t i = 0; i < np; i++)
 		ports[i] = (struct zt_named_port){ .name = o->pod.ports[i].name,
 						   .protocol = o->pod.ports[i].protocol,

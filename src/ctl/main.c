@@ -195,42 +195,24 @@ static const struct {
 	unsigned int bit;
 	const char *name;
 } opt_bits[] = {
-	{ 'T', OPT_TTL, "--ttl" },
-	{ 'R', OPT_REASON, "--reason" },
-	{ 'K', OPT_KIND, "--kind" },
-	{ 'S', OPT_SOURCE, "--source" },
-	{ 'F', OPT_FEED_ID, "--feed-id" },
-	{ 'L', OPT_LIMIT, "--limit" },
-	{ 'i', OPT_EP, "--ifname" },
-	{ 'a', OPT_EP, "--ip" },
-	{ 'l', OPT_EP, "--labels" },
-	{ 'n', OPT_EP, "--namespace" },
-	{ 'N', OPT_EP, "--name" },
-	{ 'X', OPT_EP, "--namespace-labels" },
-	{ 'P', OPT_EP, "--ports" },
-	{ 'r', OPT_EXPLAIN, "--from" },
-	{ 't', OPT_EXPLAIN, "--to" },
-	{ 'p', OPT_EXPLAIN, "--port" },
-	{ 'w', OPT_FOLLOW, "--follow" },
-	{ 'f', OPT_FOLLOW, "-f" },
-	{ 'v', OPT_VERDICT, "--verdict" },
-	{ 'D', OPT_DB, "--db" },
-	{ 'U', OPT_CA, "--trust-domain" },
-	{ 'O', OPT_CA, "--out" },
-	{ 'C', OPT_CA, "--ca" },
-	{ 'Y', OPT_CA, "--days" },
-	{ 'Q', OPT_CA, "--csr" },
-	{ 'E', OPT_FEED, "--feed" },
-	{ 'Z', OPT_FORCE, "--force" },
-	{ 'G', OPT_COMPLIANCE, "--format" },
-	{ 'J', OPT_SINCE, "--since" },
-	{ 'A', OPT_COMPLIANCE, "--audit-age" },
-	{ 'W', OPT_STATE, "--state" },
-	{ 'B', OPT_AGAINST, "--against" },
-	{ 'M', OPT_SUGGEST, "--mode" },
-	{ 'I', OPT_SUGGEST, "--min-flows" },
-	{ 'H', OPT_EP, "--annotation" },
-	{ 'e', OPT_EP, "--service-account" },
+	{ 'T', OPT_TTL, "--ttl" },	   { 'R', OPT_REASON, "--reason" },
+	{ 'K', OPT_KIND, "--kind" },	   { 'S', OPT_SOURCE, "--source" },
+	{ 'F', OPT_FEED_ID, "--feed-id" }, { 'L', OPT_LIMIT, "--limit" },
+	{ 'i', OPT_EP, "--ifname" },	   { 'a', OPT_EP, "--ip" },
+	{ 'l', OPT_EP, "--labels" },	   { 'n', OPT_EP, "--namespace" },
+	{ 'N', OPT_EP, "--name" },	   { 'X', OPT_EP, "--namespace-labels" },
+	{ 'P', OPT_EP, "--ports" },	   { 'r', OPT_EXPLAIN, "--from" },
+	{ 't', OPT_EXPLAIN, "--to" },	   { 'p', OPT_EXPLAIN, "--port" },
+	{ 'w', OPT_FOLLOW, "--follow" },   { 'f', OPT_FOLLOW, "-f" },
+	{ 'v', OPT_VERDICT, "--verdict" }, { 'D', OPT_DB, "--db" },
+	{ 'U', OPT_CA, "--trust-domain" }, { 'O', OPT_CA, "--out" },
+	{ 'C', OPT_CA, "--ca" },	   { 'Y', OPT_CA, "--days" },
+	{ 'Q', OPT_CA, "--csr" },	   { 'E', OPT_FEED, "--feed" },
+	{ 'Z', OPT_FORCE, "--force" },	   { 'G', OPT_COMPLIANCE, "--format" },
+	{ 'J', OPT_SINCE, "--since" },	   { 'A', OPT_COMPLIANCE, "--audit-age" },
+	{ 'W', OPT_STATE, "--state" },	   { 'B', OPT_AGAINST, "--against" },
+	{ 'M', OPT_SUGGEST, "--mode" },	   { 'I', OPT_SUGGEST, "--min-flows" },
+	{ 'H', OPT_EP, "--annotation" },   { 'e', OPT_EP, "--service-account" },
 };
 
 static int set_output(struct ctl *ctl, const struct cmd *c, const char *v)
@@ -379,11 +361,12 @@ static int parse_opts(struct ctl *ctl, const struct cmd *c, int argc, char **arg
 			r = zt_duration_parse(optarg, &ns);
 			if (r < 0 || ns < (ch == 'J' ? 1 : 3600) * 1000000000ULL ||
 			    ns > 3650ULL * 86400 * 1000000000ULL)
-				return usage_err(c,
-						 ch == 'J' ?
-							 "--since: '%s' is not a duration from 1s to 3650d (e.g. 24h, 30d)" :
-							 "--audit-age: '%s' is not a duration from 1h to 3650d (e.g. 14d)",
-						 optarg);
+				return usage_err(
+					c,
+					ch == 'J' ?
+						"--since: '%s' is not a duration from 1s to 3650d (e.g. 24h, 30d)" :
+						"--audit-age: '%s' is not a duration from 1h to 3650d (e.g. 14d)",
+					optarg);
 			if (ch == 'J') {
 				o->since_s = ns / 1000000000ULL;
 				o->has_since = true;
