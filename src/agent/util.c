@@ -479,3 +479,36 @@ int zt_listen_parse(const char *s, struct sockaddr_storage *out)
 	}
 	return 0;
 }
+
+void zt_sbuf_printf(struct zt_sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->p && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+			char *q = realloc(b->p, cap);
+
+			if (!q) {
+				b->oom = true;
+				return;
+			}
+			b->p = q;
+			b->cap = cap;
+		}
+	}
+}

@@ -84,4 +84,17 @@ int zt_listen_parse(const char *s, struct sockaddr_storage *out);
 /* mkdir -p with the given mode for directories it creates. */
 int zt_mkdir_p(const char *path, unsigned int mode);
 
+/*
+ * A growable text buffer: zt_sbuf_printf appends; after a failed
+ * allocation oom stays set and later appends do nothing (check it once,
+ * at the end). p is NUL-terminated once anything was appended; free(p).
+ */
+struct zt_sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+void zt_sbuf_printf(struct zt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

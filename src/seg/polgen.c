@@ -339,65 +339,25 @@ int zt_gen_annotation_check(const char *key, const char *value, bool on_namespac
 
 /* ---- generation ---- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->p && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-			char *q = realloc(b->p, cap);
-
-			if (!q) {
-				b->oom = true;
-				return;
-			}
-			b->p = q;
-			b->cap = cap;
-		}
-	}
-}
-
 /* Every string we emit was checked (labels, DNS names, port names): quoting is enough. */
-static void sb_str(struct sbuf *b, const char *s)
+static void sb_str(struct zt_sbuf *b, const char *s)
 {
-	sb_printf(b, "\"%s\"", s);
+	zt_sbuf_printf(b, "\"%s\"", s);
 }
 
-static void sb_labels(struct sbuf *b, const char *const *k, const char *const *v, size_t n)
+static void sb_labels(struct zt_sbuf *b, const char *const *k, const char *const *v, size_t n)
 {
-	sb_printf(b, "{matchLabels: {");
+	zt_sbuf_printf(b, "{matchLabels: {");
 	for (size_t i = 0; i < n; i++) {
-		sb_printf(b, "%s", i ? ", " : "");
+		zt_sbuf_printf(b, "%s", i ? ", " : "");
 		sb_str(b, k[i]);
-		sb_printf(b, ": ");
+		zt_sbuf_printf(b, ": ");
 		sb_str(b, v[i]);
 	}
-	sb_printf(b, "}}");
+	zt_sbuf_printf(b, "}}");
 }
 
-static void sb_pod_labels(struct sbuf *b, const struct zt_label *l, size_t n)
+static void sb_pod_labels(struct zt_sbuf *b, const struct zt_label *l, size_t n)
 {
 	const char *k[ZT_POL_GEN_LABELS_MAX], *v[ZT_POL_GEN_LABELS_MAX];
 	size_t m = 0;
@@ -409,12 +369,12 @@ static void sb_pod_labels(struct sbuf *b, const struct zt_label *l, size_t n)
 	sb_labels(b, k, v, m);
 }
 
-static void sb_target_sel(struct sbuf *b, const struct zt_gen_target *t)
+static void sb_target_sel(struct zt_sbuf *b, const struct zt_gen_target *t)
 {
 	const char *k[ZT_GEN_MAX_SEL], *v[ZT_GEN_MAX_SEL];
 
 	if (t->whole_ns) {
-		sb_printf(b, "{}");
+		zt_sbuf_printf(b, "{}");
 		return;
 	}
 	for (size_t i = 0; i < t->n_sel; i++) {
@@ -424,7 +384,7 @@ static void sb_target_sel(struct sbuf *b, const struct zt_gen_target *t)
 	sb_labels(b, k, v, t->n_sel);
 }
 
-static void sb_ports(struct sbuf *b, const struct zt_gen_target *t, const char *indent)
+static void sb_ports(struct zt_sbuf *b, const struct zt_gen_target *t, const char *indent)
 {
 	static const char *const pn[] = {
 		[IPPROTO_TCP] = "TCP", [IPPROTO_UDP] = "UDP", [IPPROTO_SCTP] = "SCTP"
@@ -432,22 +392,22 @@ static void sb_ports(struct sbuf *b, const struct zt_gen_target *t, const char *
 
 	if (t->any_port)
 		return;
-	sb_printf(b, "%sports:\n%s- {protocol: %s, port: ", indent, indent, pn[t->proto]);
+	zt_sbuf_printf(b, "%sports:\n%s- {protocol: %s, port: ", indent, indent, pn[t->proto]);
 	if (t->port_name[0])
-		sb_printf(b, "\"%s\"}\n", t->port_name);
+		zt_sbuf_printf(b, "\"%s\"}\n", t->port_name);
 	else if (t->end_port != t->port)
-		sb_printf(b, "%u, endPort: %u}\n", t->port, t->end_port);
+		zt_sbuf_printf(b, "%u, endPort: %u}\n", t->port, t->end_port);
 	else
-		sb_printf(b, "%u}\n", t->port);
+		zt_sbuf_printf(b, "%u}\n", t->port);
 }
 
-static void sb_header(struct sbuf *b, const char *name, const char *ns, const char *from)
+static void sb_header(struct zt_sbuf *b, const char *name, const char *ns, const char *from)
 {
-	sb_printf(b,
-		  "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
-		  "  name: \"%s\"\n  namespace: \"%s\"\n"
-		  "  annotations: {\"ztagent.io/generated-from\": \"%s\"}\nspec:\n",
-		  name, ns, from);
+	zt_sbuf_printf(b,
+		       "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+		       "  name: \"%s\"\n  namespace: \"%s\"\n"
+		       "  annotations: {\"ztagent.io/generated-from\": \"%s\"}\nspec:\n",
+		       name, ns, from);
 }
 
 static enum zt_gen_iso iso_of(const struct zt_gen_ns *nss, size_t n, const char *ns)
@@ -503,7 +463,7 @@ static void add_problem(char *problems, size_t plen, const struct zt_gen_pod *p,
 			 why);
 }
 
-static void gen_pod(struct sbuf *b, const struct zt_gen_ns *nss, size_t n_ns,
+static void gen_pod(struct zt_sbuf *b, const struct zt_gen_ns *nss, size_t n_ns,
 		    const struct zt_gen_pod *p, const struct zt_gen_target *t, size_t nt)
 {
 	char name[300], from[600];
@@ -513,19 +473,19 @@ static void gen_pod(struct sbuf *b, const struct zt_gen_ns *nss, size_t n_ns,
 	if (caller_strict) {
 		gen_name(name, sizeof(name), p->ns, p->name, "egress");
 		sb_header(b, name, p->ns, from);
-		sb_printf(b, "  podSelector: ");
+		zt_sbuf_printf(b, "  podSelector: ");
 		sb_pod_labels(b, p->labels, p->n_labels);
-		sb_printf(b, "\n  policyTypes: [Egress]\n  egress:\n");
+		zt_sbuf_printf(b, "\n  policyTypes: [Egress]\n  egress:\n");
 		for (size_t i = 0; i < nt; i++) {
 			const char *tns = t[i].ns[0] ? t[i].ns : p->ns;
 
-			sb_printf(
+			zt_sbuf_printf(
 				b,
 				"  - to:\n    - namespaceSelector: {matchLabels: {\"%s\": \"%s\"}}\n",
 				ZT_NS_NAME_LABEL, tns);
-			sb_printf(b, "      podSelector: ");
+			zt_sbuf_printf(b, "      podSelector: ");
 			sb_target_sel(b, &t[i]);
-			sb_printf(b, "\n");
+			zt_sbuf_printf(b, "\n");
 			sb_ports(b, &t[i], "    ");
 		}
 	}
@@ -538,15 +498,15 @@ static void gen_pod(struct sbuf *b, const struct zt_gen_ns *nss, size_t n_ns,
 		snprintf(suffix, sizeof(suffix), "ingress-%zu", i);
 		gen_name(name, sizeof(name), p->ns, p->name, suffix);
 		sb_header(b, name, tns, from);
-		sb_printf(b, "  podSelector: ");
+		zt_sbuf_printf(b, "  podSelector: ");
 		sb_target_sel(b, &t[i]);
-		sb_printf(b, "\n  policyTypes: [Ingress]\n  ingress:\n");
-		sb_printf(b,
-			  "  - from:\n    - namespaceSelector: {matchLabels: {\"%s\": \"%s\"}}\n",
-			  ZT_NS_NAME_LABEL, p->ns);
-		sb_printf(b, "      podSelector: ");
+		zt_sbuf_printf(b, "\n  policyTypes: [Ingress]\n  ingress:\n");
+		zt_sbuf_printf(
+			b, "  - from:\n    - namespaceSelector: {matchLabels: {\"%s\": \"%s\"}}\n",
+			ZT_NS_NAME_LABEL, p->ns);
+		zt_sbuf_printf(b, "      podSelector: ");
 		sb_pod_labels(b, p->labels, p->n_labels);
-		sb_printf(b, "\n");
+		zt_sbuf_printf(b, "\n");
 		sb_ports(b, &t[i], "    ");
 	}
 }
@@ -557,7 +517,7 @@ int zt_polgen(const struct zt_gen_ns *nss, size_t n_ns, const struct zt_gen_pod 
 	const struct zt_gen_ns **ns_sorted = NULL;
 	const struct zt_gen_pod **pod_sorted = NULL;
 	struct zt_gen_target *t = NULL;
-	struct sbuf b = { 0 };
+	struct zt_sbuf b = { 0 };
 	int r = -ENOMEM;
 
 	if (problems && plen)
@@ -573,7 +533,7 @@ int zt_polgen(const struct zt_gen_ns *nss, size_t n_ns, const struct zt_gen_pod 
 		pod_sorted[i] = &pods[i];
 	qsort(ns_sorted, n_ns, sizeof(*ns_sorted), cmp_ns);
 	qsort(pod_sorted, n_pods, sizeof(*pod_sorted), cmp_pod);
-	sb_printf(&b, "# Generated by ztagent from ztagent.io/ annotations; do not edit.\n");
+	zt_sbuf_printf(&b, "# Generated by ztagent from ztagent.io/ annotations; do not edit.\n");
 	for (size_t i = 0; i < n_ns; i++) {
 		const struct zt_gen_ns *ns = ns_sorted[i];
 		char from[200];
@@ -584,10 +544,10 @@ int zt_polgen(const struct zt_gen_ns *nss, size_t n_ns, const struct zt_gen_pod 
 			 zt_gen_iso_name(ns->iso));
 		sb_header(&b, "ztgen.isolation", ns->name, from);
 		if (ns->iso == ZT_GEN_ISO_NAMESPACE)
-			sb_printf(&b, "  podSelector: {}\n  policyTypes: [Ingress]\n"
-				      "  ingress:\n  - from:\n    - podSelector: {}\n");
+			zt_sbuf_printf(&b, "  podSelector: {}\n  policyTypes: [Ingress]\n"
+					   "  ingress:\n  - from:\n    - podSelector: {}\n");
 		else
-			sb_printf(&b, "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n");
+			zt_sbuf_printf(&b, "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n");
 	}
 	for (size_t i = 0; i < n_pods; i++) {
 		const struct zt_gen_pod *p = pod_sorted[i];

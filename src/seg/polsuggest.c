@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/util.h"
 #include "seg/policy.h"
 #include "seg/polsuggest.h"
 
@@ -33,70 +34,30 @@ struct edge {
 	const char *why; /* not kept: why */
 };
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->p && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
-			char *q = realloc(b->p, cap);
-
-			if (!q) {
-				b->oom = true;
-				return;
-			}
-			b->p = q;
-			b->cap = cap;
-		}
-	}
-}
-
 /* A YAML double-quoted scalar. */
-static void sb_q(struct sbuf *b, const char *s)
+static void sb_q(struct zt_sbuf *b, const char *s)
 {
-	sb_printf(b, "\"");
+	zt_sbuf_printf(b, "\"");
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\')
-			sb_printf(b, "\\%c", c);
+			zt_sbuf_printf(b, "\\%c", c);
 		else if (c < 0x20 || c == 0x7f)
-			sb_printf(b, "\\x%02x", c);
+			zt_sbuf_printf(b, "\\x%02x", c);
 		else
-			sb_printf(b, "%c", c);
+			zt_sbuf_printf(b, "%c", c);
 	}
-	sb_printf(b, "\"");
+	zt_sbuf_printf(b, "\"");
 }
 
 /* Text for a comment: one line, printable ASCII (names come from the database). */
-static void sb_c(struct sbuf *b, const char *s)
+static void sb_c(struct zt_sbuf *b, const char *s)
 {
 	for (size_t i = 0; s && s[i] && i < 300; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		sb_printf(b, "%c", c >= 0x20 && c < 0x7f ? c : '?');
+		zt_sbuf_printf(b, "%c", c >= 0x20 && c < 0x7f ? c : '?');
 	}
 }
 
@@ -120,7 +81,7 @@ static int cmp_lab(const void *a, const void *b)
 static size_t grp_of(struct grp **gs, size_t *n, const struct zt_sg_end *e)
 {
 	const struct zt_label **lab = NULL;
-	struct sbuf k = { 0 };
+	struct zt_sbuf k = { 0 };
 	struct grp *g;
 	enum gkind kind = e->ns ? G_POD : e->cidr ? G_EXT : G_UNRESOLVED;
 
@@ -131,13 +92,13 @@ static size_t grp_of(struct grp **gs, size_t *n, const struct zt_sg_end *e)
 		for (size_t i = 0; i < e->n_labels; i++)
 			lab[i] = &e->labels[i];
 		qsort(lab, e->n_labels, sizeof(*lab), cmp_lab);
-		sb_printf(&k, "P\x1f%s", e->ns);
+		zt_sbuf_printf(&k, "P\x1f%s", e->ns);
 		for (size_t i = 0; i < e->n_labels; i++)
-			sb_printf(&k, "\x1f%s=%s", lab[i]->key, lab[i]->value);
+			zt_sbuf_printf(&k, "\x1f%s=%s", lab[i]->key, lab[i]->value);
 	} else if (kind == G_EXT) {
-		sb_printf(&k, "E\x1f%s", e->cidr);
+		zt_sbuf_printf(&k, "E\x1f%s", e->cidr);
 	} else {
-		sb_printf(&k, "U\x1f%s", e->name ? e->name : "?");
+		zt_sbuf_printf(&k, "U\x1f%s", e->name ? e->name : "?");
 	}
 	if (k.oom) {
 		free(lab);
@@ -229,42 +190,43 @@ static void make_name(struct grp *gs, size_t ng, size_t gi)
 	}
 }
 
-static void sb_podsel(struct sbuf *b, const struct grp *g)
+static void sb_podsel(struct zt_sbuf *b, const struct grp *g)
 {
-	sb_printf(b, "{matchLabels: {");
+	zt_sbuf_printf(b, "{matchLabels: {");
 	for (size_t i = 0; i < g->nl; i++) {
-		sb_printf(b, "%s", i ? ", " : "");
+		zt_sbuf_printf(b, "%s", i ? ", " : "");
 		sb_q(b, g->lab[i]->key);
-		sb_printf(b, ": ");
+		zt_sbuf_printf(b, ": ");
 		sb_q(b, g->lab[i]->value);
 	}
-	sb_printf(b, "}}");
+	zt_sbuf_printf(b, "}}");
 }
 
-static void sb_peer(struct sbuf *b, const struct grp *self, const struct grp *p)
+static void sb_peer(struct zt_sbuf *b, const struct grp *self, const struct grp *p)
 {
 	if (p->kind == G_EXT) {
-		sb_printf(b, "    - ipBlock: {cidr: ");
+		zt_sbuf_printf(b, "    - ipBlock: {cidr: ");
 		sb_q(b, p->cidr);
-		sb_printf(b, "}\n");
+		zt_sbuf_printf(b, "}\n");
 		return;
 	}
 	if (strcmp(p->ns, self->ns)) {
-		sb_printf(b, "    - namespaceSelector: {matchLabels: {\"%s\": ", ZT_NS_NAME_LABEL);
+		zt_sbuf_printf(
+			b, "    - namespaceSelector: {matchLabels: {\"%s\": ", ZT_NS_NAME_LABEL);
 		sb_q(b, p->ns);
-		sb_printf(b, "}}\n      podSelector: ");
+		zt_sbuf_printf(b, "}}\n      podSelector: ");
 	} else {
-		sb_printf(b, "    - podSelector: ");
+		zt_sbuf_printf(b, "    - podSelector: ");
 	}
 	sb_podsel(b, p);
-	sb_printf(b, "\n");
+	zt_sbuf_printf(b, "\n");
 }
 
 /* The ports of peer `peer` in edges es[idx[0..n)] of group g, direction dir, as YAML. */
-static void sb_ports(struct sbuf *b, const struct edge *es, const size_t *idx, size_t n, size_t g,
-		     bool egress, size_t peer)
+static void sb_ports(struct zt_sbuf *b, const struct edge *es, const size_t *idx, size_t n,
+		     size_t g, bool egress, size_t peer)
 {
-	sb_printf(b, "    ports:\n");
+	zt_sbuf_printf(b, "    ports:\n");
 	for (size_t i = 0; i < n;) {
 		const struct edge *e = &es[idx[i]];
 		size_t j = i + 1;
@@ -286,11 +248,11 @@ static void sb_ports(struct sbuf *b, const struct edge *es, const size_t *idx, s
 			j++;
 		}
 		if (end != e->port)
-			sb_printf(b, "    - {protocol: %s, port: %u, endPort: %u}\n",
-				  proto_name(e->proto), e->port, end);
+			zt_sbuf_printf(b, "    - {protocol: %s, port: %u, endPort: %u}\n",
+				       proto_name(e->proto), e->port, end);
 		else
-			sb_printf(b, "    - {protocol: %s, port: %u}\n", proto_name(e->proto),
-				  e->port);
+			zt_sbuf_printf(b, "    - {protocol: %s, port: %u}\n", proto_name(e->proto),
+				       e->port);
 		i = j;
 	}
 }
@@ -299,14 +261,14 @@ static void sb_ports(struct sbuf *b, const struct edge *es, const size_t *idx, s
 static char *port_sig(const struct edge *es, const size_t *idx, size_t n, size_t g, bool egress,
 		      size_t peer)
 {
-	struct sbuf b = { 0 };
+	struct zt_sbuf b = { 0 };
 
-	sb_printf(&b, "%s", "");
+	zt_sbuf_printf(&b, "%s", "");
 	for (size_t i = 0; i < n; i++) {
 		const struct edge *e = &es[idx[i]];
 
 		if (e->kept && (egress ? e->s : e->d) == g && (egress ? e->d : e->s) == peer)
-			sb_printf(&b, "%u:%u,", e->proto, e->port);
+			zt_sbuf_printf(&b, "%u:%u,", e->proto, e->port);
 	}
 	return b.oom ? NULL : b.p;
 }
@@ -324,7 +286,7 @@ static int cmp_rank(const void *a, const void *b, void *ctx)
  * at, so the whole suggestion costs about groups x edges, not groups^2 x
  * edges.
  */
-static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge *es,
+static void sb_direction(struct zt_sbuf *b, const struct grp *gs, const struct edge *es,
 			 const size_t *idx, size_t n, size_t g, bool egress, bool audit,
 			 const size_t *rank, size_t ng)
 {
@@ -367,7 +329,7 @@ static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge
 		if (!sig[k][0] || done[k])
 			continue;
 		if (!any)
-			sb_printf(b, "  %s:\n", egress ? "egress" : "ingress");
+			zt_sbuf_printf(b, "  %s:\n", egress ? "egress" : "ingress");
 		any = true;
 		/* Comments: every flow this rule covers and how often. */
 		for (size_t k2 = k; k2 < np; k2++) {
@@ -378,16 +340,17 @@ static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge
 
 				if ((egress ? e->d : e->s) != peers[k2])
 					continue;
-				sb_printf(b, "  # ");
+				zt_sbuf_printf(b, "  # ");
 				sb_c(b, e->sname);
-				sb_printf(b, " -> ");
+				zt_sbuf_printf(b, " -> ");
 				sb_c(b, e->dname);
-				sb_printf(b, " %u/%s: %llu flow%s\n", e->port, proto_name(e->proto),
-					  (unsigned long long)e->count, e->count == 1 ? "" : "s");
+				zt_sbuf_printf(b, " %u/%s: %llu flow%s\n", e->port,
+					       proto_name(e->proto), (unsigned long long)e->count,
+					       e->count == 1 ? "" : "s");
 			}
 		}
-		sb_printf(b, "  - %s%s:\n", audit ? "action: allow\n    " : "",
-			  egress ? "to" : "from");
+		zt_sbuf_printf(b, "  - %s%s:\n", audit ? "action: allow\n    " : "",
+			       egress ? "to" : "from");
 		for (size_t k2 = k; k2 < np; k2++) {
 			if (done[k2] || strcmp(sig[k2], sig[k]))
 				continue;
@@ -400,8 +363,8 @@ static void sb_direction(struct sbuf *b, const struct grp *gs, const struct edge
 	}
 	if (egress) {
 		if (!any)
-			sb_printf(b, "  egress:\n");
-		sb_printf(
+			zt_sbuf_printf(b, "  egress:\n");
+		zt_sbuf_printf(
 			b,
 			"  # DNS: UDP and TCP 53 to kube-dns, which every pod needs\n"
 			"  - %sto:\n"
@@ -449,7 +412,7 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 	size_t ng = 0, ne = 0, *gorder = NULL, *eidx = NULL, *rank = NULL, npol = 0, nkept = 0,
 	       nlisted = 0;
 	uint64_t min = o->min_flows ? o->min_flows : 1, records = 0;
-	struct sbuf b = { 0 };
+	struct zt_sbuf b = { 0 };
 	int r = -ENOMEM;
 
 	*yaml = NULL;
@@ -540,9 +503,9 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 	}
 
 	if (o->header) {
-		sb_printf(&b, "# ");
+		zt_sbuf_printf(&b, "# ");
 		sb_c(&b, o->header);
-		sb_printf(&b, "\n");
+		zt_sbuf_printf(&b, "\n");
 	}
 	/* The policies: one per pod group with a kept flow in scope. */
 	for (size_t k = 0; k < ng; k++) {
@@ -558,29 +521,29 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 		make_name(gs, ng, g);
 		npol++;
 	}
-	sb_printf(
+	zt_sbuf_printf(
 		&b,
 		"# %zu %s from %llu flow record%s: %zu distinct flow%s allowed, %zu listed below as not allowed.\n",
 		npol, npol == 1 ? "policy" : "policies", (unsigned long long)records,
 		records == 1 ? "" : "s", nkept, nkept == 1 ? "" : "s", nlisted);
 	if (nlisted) {
-		sb_printf(&b,
-			  "# Not allowed (review them; add rules by hand if they are wanted):\n");
+		zt_sbuf_printf(
+			&b, "# Not allowed (review them; add rules by hand if they are wanted):\n");
 		for (size_t i = 0; i < ne; i++) {
 			const struct edge *e = &es[eidx[i]];
 
 			if (e->kept || !e->why)
 				continue;
-			sb_printf(&b, "#   ");
+			zt_sbuf_printf(&b, "#   ");
 			sb_c(&b, e->sname);
-			sb_printf(&b, " -> ");
+			zt_sbuf_printf(&b, " -> ");
 			sb_c(&b, e->dname);
 			if (proto_ok(e->proto))
-				sb_printf(&b, " %u/%s", e->port, proto_name(e->proto));
+				zt_sbuf_printf(&b, " %u/%s", e->port, proto_name(e->proto));
 			else
-				sb_printf(&b, " %s", proto_name(e->proto));
-			sb_printf(&b, ": %llu flow%s; %s\n", (unsigned long long)e->count,
-				  e->count == 1 ? "" : "s", e->why);
+				zt_sbuf_printf(&b, " %s", proto_name(e->proto));
+			zt_sbuf_printf(&b, ": %llu flow%s; %s\n", (unsigned long long)e->count,
+				       e->count == 1 ? "" : "s", e->why);
 		}
 	}
 	for (size_t k = 0; k < ng; k++) {
@@ -588,17 +551,18 @@ int zt_suggest(const struct zt_sg_flow *flows, size_t n, const struct zt_sg_opts
 
 		if (!gs[g].polname[0])
 			continue;
-		sb_printf(&b, "---\n");
+		zt_sbuf_printf(&b, "---\n");
 		if (o->audit)
-			sb_printf(&b, "apiVersion: ztagent.io/v1\nkind: ZeroTrustPolicy\n");
+			zt_sbuf_printf(&b, "apiVersion: ztagent.io/v1\nkind: ZeroTrustPolicy\n");
 		else
-			sb_printf(&b, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n");
-		sb_printf(&b, "metadata:\n  name: %s\n  namespace: ", gs[g].polname);
+			zt_sbuf_printf(&b,
+				       "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n");
+		zt_sbuf_printf(&b, "metadata:\n  name: %s\n  namespace: ", gs[g].polname);
 		sb_q(&b, gs[g].ns);
-		sb_printf(&b, "\nspec:\n  podSelector: ");
+		zt_sbuf_printf(&b, "\nspec:\n  podSelector: ");
 		sb_podsel(&b, &gs[g]);
-		sb_printf(&b, "\n%s  policyTypes: [Ingress, Egress]\n",
-			  o->audit ? "  mode: audit\n" : "");
+		zt_sbuf_printf(&b, "\n%s  policyTypes: [Ingress, Egress]\n",
+			       o->audit ? "  mode: audit\n" : "");
 		sb_direction(&b, gs, es, eidx, ne, g, false, o->audit, rank, ng);
 		sb_direction(&b, gs, es, eidx, ne, g, true, o->audit, rank, ng);
 	}
