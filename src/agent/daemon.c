@@ -643,11 +643,23 @@ static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 	uint64_t ticks;
 	int r;
 
+	uint64_t t0 = zt_now_mono_ns(), dt;
+
 	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	/*
+	 * A walk of a large conntrack table (250k entries: ~50 MB copied) is
+	 * not free: the next one waits until this one is at most 5% of the
+	 * time since, so the idle daemon's cost stays bounded whatever the
+	 * table holds (detections then come a few sweeps later, not never).
+	 */
+	if (t0 < d->sweep_next_ns)
 		return;
 	r = zt_engine_ct_sweep(d->engine, bpf_map__fd(d->dp->tc->maps.conntrack), zt_now_boot_ns());
 	if (r < 0)
 		log_warn("detection_sweep_failed", "error=\"%s\"", strerror(-r));
+	dt = zt_now_mono_ns() - t0;
+	d->sweep_next_ns = t0 + 20 * dt;
 }
 
 static void on_engine_timer(void *ctx, int fd, uint32_t events)
