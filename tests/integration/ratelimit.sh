@@ -52,6 +52,8 @@ fi
 # ICMP is limited by default (500/s per source, the contract): 0 lifts it.
 cp "$LAB_DIR/base.yaml" "$LAB_CONF"
 printf 'ratelimit:\n  icmp: 0\n' >>"$LAB_CONF"
+# The flood detector would block this flood (that is its job): here it only alerts.
+printf 'response:\n  detectors:\n    flood: alert\n' >>"$LAB_CONF"
 sleep 1.1 # a fresh window: the flooder's sketch cells age out
 if ! lab_agent_start; then
 	tap_fail "ztagent restarts with ratelimit.icmp: 0 (off)"
