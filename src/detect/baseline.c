@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "ztagent.h"
 #include "agent/util.h"
 #include "detect/baseline.h"
 
@@ -116,16 +117,6 @@ void zt_baseline_free(struct zt_baseline *b)
 	free(b);
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint64_t name_key(const char *s, uint64_t seed)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
@@ -133,7 +124,7 @@ static uint64_t name_key(const char *s, uint64_t seed)
 	/* What the entry keeps of the name, so that its own copy finds it again. */
 	for (size_t i = 0; s[i] && i < ZT_BL_NAME_MAX - 1; i++)
 		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ULL;
-	return mix64(h) | 1; /* never 0 */
+	return zt_mix64(h) | 1; /* never 0 */
 }
 
 static struct workload *find(struct zt_baseline *b, const char *name, uint64_t now_ns)
@@ -179,8 +170,8 @@ void zt_baseline_observe(struct zt_baseline *b, const char *workload, uint64_t n
 	w->bytes += bytes_out;
 	memcpy(&lo, dst, 8);
 	memcpy(&hi, dst + 8, 8);
-	h1 = mix64(lo ^ mix64(hi ^ family));
-	h2 = mix64(h1 ^ 0x5bd1e995);
+	h1 = zt_mix64(lo ^ zt_mix64(hi ^ family));
+	h2 = zt_mix64(h1 ^ 0x5bd1e995);
 	h1 %= BLOOM_BITS;
 	h2 %= BLOOM_BITS;
 	known = (w->bloom[h1 / 64] >> (h1 % 64) & 1) && (w->bloom[h2 / 64] >> (h2 % 64) & 1);

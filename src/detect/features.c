@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "ztagent.h"
 #include "agent/util.h"
 #include "detect/features.h"
 #include "detect/model.h"
@@ -410,23 +411,13 @@ void zt_feat_window_free(struct zt_feat_window *w)
 	free(w);
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint64_t addr_hash(uint8_t family, const uint8_t a[16], uint64_t seed)
 {
 	uint64_t lo, hi;
 
 	memcpy(&lo, a, 8);
 	memcpy(&hi, a + 8, 8);
-	return mix64(mix64(lo ^ seed) ^ hi ^ ((uint64_t)family << 56));
+	return zt_mix64(zt_mix64(lo ^ seed) ^ hi ^ ((uint64_t)family << 56));
 }
 
 static void bit_set(uint64_t *bm, uint64_t h)
@@ -482,8 +473,8 @@ void zt_feat_window_add(struct zt_feat_window *w, const struct zt_flow_record *r
 	uint64_t now = (uint64_t)(r->end_time_us > 0 ? r->end_time_us : r->start_time_us);
 	struct win_src *e = lookup(w, r->family, r->source_ip, now);
 	uint64_t dh = addr_hash(r->family, r->dest_ip, 0);
-	uint64_t ph = mix64(((uint64_t)r->protocol << 16 | r->dest_port) + 0x51ed27);
-	unsigned int svc = (unsigned int)(mix64(dh ^ ph) % SVC_SLOTS);
+	uint64_t ph = zt_mix64(((uint64_t)r->protocol << 16 | r->dest_port) + 0x51ed27);
+	unsigned int svc = (unsigned int)(zt_mix64(dh ^ ph) % SVC_SLOTS);
 	struct win_counts *c;
 
 	if (now >= e->start_us + 2 * w->window_us) {
