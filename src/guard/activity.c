@@ -566,25 +566,36 @@ static int addr_words(const struct zt_addr_key *a, __u32 w[4])
 	return 0;
 }
 
+/* a's keyed sketch hash and the guard's current window (ids as the programs keep them). */
+static int sketch_locate(const struct zt_datapath *dp, const struct zt_addr_key *a, uint64_t *h,
+			 __u32 *win)
+{
+	struct zt_guard_cfg cfg;
+	__u32 w[4];
+	int r = addr_words(a, w);
+
+	if (r == 0)
+		r = zt_datapath_guard_cfg(dp, &cfg);
+	if (r == 0)
+		r = current_window(dp, &cfg, win);
+	if (r == 0)
+		*h = zt_sketch_hash(w, a->family, cfg.seed);
+	return r;
+}
+
 int zt_guard_src_activity(const struct zt_datapath *dp, const struct zt_addr_key *a,
 			  struct zt_src_cell *out)
 {
 	struct zt_src_cell c[2];
-	struct zt_guard_cfg cfg;
-	__u32 w[4], idx[2], win;
+	__u32 idx[2], win;
 	int fd = MAP(dp, src_sketch), r;
 	uint64_t h;
 
 	if (fd < 0)
 		return fd;
-	r = addr_words(a, w);
-	if (r == 0)
-		r = zt_datapath_guard_cfg(dp, &cfg);
-	if (r == 0)
-		r = current_window(dp, &cfg, &win);
+	r = sketch_locate(dp, a, &h, &win);
 	if (r)
 		return r;
-	h = zt_sketch_hash(w, a->family, cfg.seed);
 	idx[0] = zt_src_cell0(h);
 	idx[1] = zt_src_cell1(h);
 	for (int i = 0; i < 2; i++) {
@@ -613,21 +624,15 @@ int zt_guard_dst_activity(const struct zt_datapath *dp, const struct zt_addr_key
 			  struct zt_dst_cell *out)
 {
 	struct zt_dst_cell c[2];
-	struct zt_guard_cfg cfg;
-	__u32 w[4], idx[2], win;
+	__u32 idx[2], win;
 	int fd = MAP(dp, dst_sketch), r;
 	uint64_t h;
 
 	if (fd < 0)
 		return fd;
-	r = addr_words(a, w);
-	if (r == 0)
-		r = zt_datapath_guard_cfg(dp, &cfg);
-	if (r == 0)
-		r = current_window(dp, &cfg, &win);
+	r = sketch_locate(dp, a, &h, &win);
 	if (r)
 		return r;
-	h = zt_sketch_hash(w, a->family, cfg.seed);
 	idx[0] = zt_dst_cell0(h);
 	idx[1] = zt_dst_cell1(h);
 	for (int i = 0; i < 2; i++) {
