@@ -2,13 +2,6 @@
 /* ztctl alerts: incidents as they open, grow and close, and aggregated policy denials. */
 #include "ctl/ctl.h"
 
-static volatile sig_atomic_t stop_follow;
-
-static void on_stop(int sig)
-{
-	stop_follow = 1;
-}
-
 static void print_alert(struct ctl *ctl, const cbor_item_t *a)
 {
 	char t[40], kind[32], ev[12], sev[16], id[40], subj[300], act[16], det[600];
@@ -42,42 +35,16 @@ static void print_alert(struct ctl *ctl, const cbor_item_t *a)
 
 static int run_alerts(struct ctl *ctl, struct opts *o)
 {
-	uint64_t after = 0;
-	bool first = true;
+	static const struct ring_stream rs = {
+		.op = ZT_OP_ALERTS_RECENT,
+		.list_key = "alerts",
+		.what = "alerts",
+		.default_limit = 4096,
+		.interval_us = 200000,
+		.print = print_alert,
+	};
 
-	if (o->follow) {
-		struct sigaction sa = { .sa_handler = on_stop };
-
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		setvbuf(stdout, NULL, _IOLBF, 0);
-	}
-	do {
-		const cbor_item_t *d, *list;
-		cbor_item_t *req = request(ZT_OP_ALERTS_RECENT), *reply;
-		uint64_t missed;
-		int r;
-
-		put_u64(req, "after", after);
-		put_u64(req, "limit", o->limit ? o->limit : 4096);
-		r = call(ctl, req, &reply, &d);
-		if (r)
-			return r;
-		list = zt_cbor_get(d, "alerts");
-		missed = u64_of(d, "missed");
-		if (missed && !first)
-			fprintf(stderr,
-				"ztctl: %llu alerts were overwritten before they were shown\n",
-				(unsigned long long)missed);
-		for (size_t i = 0; i < arr_len(list); i++)
-			print_alert(ctl, arr_at(list, i));
-		after = u64_of(d, "last");
-		cbor_decref(&reply);
-		first = false;
-		if (o->follow && !stop_follow)
-			usleep(200000);
-	} while (o->follow && !stop_follow);
-	return EXIT_OK;
+	return stream_ring(ctl, o, &rs);
 }
 
 const struct cmd ctl_alerts_cmds[] = {

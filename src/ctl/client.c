@@ -118,3 +118,56 @@ int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item
 	*data = zt_cbor_get(rep, "data");
 	return EXIT_OK;
 }
+
+static volatile sig_atomic_t stop_stream;
+
+static void on_stop_stream(int sig)
+{
+	stop_stream = 1;
+}
+
+/*
+ * A ring the daemon keeps (alerts, verdicts): what it still holds, oldest
+ * first, then with --follow what comes, polled every interval_us until
+ * Ctrl-C. The daemon says how many entries were overwritten between polls.
+ */
+int stream_ring(struct ctl *ctl, struct opts *o, const struct ring_stream *rs)
+{
+	uint64_t after = 0;
+	bool first = true;
+
+	if (o->follow) {
+		struct sigaction sa = { .sa_handler = on_stop_stream };
+
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setvbuf(stdout, NULL, _IOLBF, 0);
+	}
+	do {
+		const cbor_item_t *d, *list;
+		cbor_item_t *req = request(rs->op), *reply;
+		uint64_t missed;
+		int r;
+
+		put_u64(req, "after", after);
+		put_u64(req, "limit", o->limit ? o->limit : rs->default_limit);
+		if (rs->add_filters)
+			rs->add_filters(req, o);
+		r = call(ctl, req, &reply, &d);
+		if (r)
+			return r;
+		list = zt_cbor_get(d, rs->list_key);
+		missed = u64_of(d, "missed");
+		if (missed && !first)
+			fprintf(stderr, "ztctl: %llu %s were overwritten before they were shown\n",
+				(unsigned long long)missed, rs->what);
+		for (size_t i = 0; i < arr_len(list); i++)
+			rs->print(ctl, arr_at(list, i));
+		after = u64_of(d, "last");
+		cbor_decref(&reply);
+		first = false;
+		if (o->follow && !stop_stream)
+			usleep(rs->interval_us);
+	} while (o->follow && !stop_stream);
+	return EXIT_OK;
+}

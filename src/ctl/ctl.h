@@ -185,4 +185,16 @@ void put_str(cbor_item_t *m, const char *key, const char *v);
 void put_u64(cbor_item_t *m, const char *key, uint64_t v);
 int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data);
 
+/* A ring of the daemon's, listed once or followed (ztctl alerts, ztctl flows). */
+struct ring_stream {
+	const char *op; /* ZT_OP_* that answers { <list_key>: [...], last, missed } */
+	const char *list_key;
+	const char *what; /* for the "overwritten" warning */
+	uint64_t default_limit;
+	unsigned interval_us; /* between polls with --follow */
+	void (*add_filters)(cbor_item_t *req, const struct opts *o); /* may be NULL */
+	void (*print)(struct ctl *ctl, const cbor_item_t *item);
+};
+int stream_ring(struct ctl *ctl, struct opts *o, const struct ring_stream *rs);
+
 #endif

@@ -2,13 +2,6 @@
 /* ztctl flows: policy verdicts on new flows, once or followed. */
 #include "ctl/ctl.h"
 
-static volatile sig_atomic_t stop_follow;
-
-static void on_stop(int sig)
-{
-	stop_follow = 1;
-}
-
 static void print_flow(struct ctl *ctl, const cbor_item_t *f)
 {
 	char t[40], v[16], p[16], sa[64], da[64], sw[300], dw[300], rule[300], dir[16], ifn[32];
@@ -36,47 +29,25 @@ static void print_flow(struct ctl *ctl, const cbor_item_t *f)
 	       bool_of(f, "revoked") ? " (revoked)" : "", rule);
 }
 
+static void flow_filters(cbor_item_t *req, const struct opts *o)
+{
+	if (o->verdict)
+		put_str(req, "verdict", o->verdict);
+}
+
 static int run_flows(struct ctl *ctl, struct opts *o)
 {
-	uint64_t after = 0;
-	bool first = true;
+	static const struct ring_stream rs = {
+		.op = ZT_OP_FLOWS_RECENT,
+		.list_key = "flows",
+		.what = "verdicts",
+		.default_limit = 10000,
+		.interval_us = 100000,
+		.add_filters = flow_filters,
+		.print = print_flow,
+	};
 
-	if (o->follow) {
-		struct sigaction sa = { .sa_handler = on_stop };
-
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		setvbuf(stdout, NULL, _IOLBF, 0);
-	}
-	do {
-		const cbor_item_t *d, *flows;
-		cbor_item_t *req = request(ZT_OP_FLOWS_RECENT), *reply;
-		uint64_t missed;
-		int r;
-
-		put_u64(req, "after", after);
-		put_u64(req, "limit", o->limit ? o->limit : 10000);
-		if (o->verdict)
-			put_str(req, "verdict", o->verdict);
-		r = call(ctl, req, &reply, &d);
-		if (r)
-			return r;
-		flows = zt_cbor_get(d, "flows");
-		missed = u64_of(d, "missed");
-		if (missed && !first)
-			fprintf(stderr,
-				"ztctl: %llu verdicts were overwritten before they could be shown\n",
-				(unsigned long long)missed);
-		/* What the daemon still holds (oldest first), then, with --follow, what comes. */
-		for (size_t i = 0; i < arr_len(flows); i++)
-			print_flow(ctl, arr_at(flows, i));
-		after = u64_of(d, "last");
-		cbor_decref(&reply);
-		first = false;
-		if (o->follow && !stop_follow)
-			usleep(100000);
-	} while (o->follow && !stop_follow);
-	return EXIT_OK;
+	return stream_ring(ctl, o, &rs);
 }
 
 const struct cmd ctl_flows_cmds[] = {

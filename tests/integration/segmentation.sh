@@ -193,6 +193,13 @@ flows_has() { # VERDICT REGEX
 }
 check "the denial db->frontend names both workloads" \
 	flows_has denied '"src_workload":"shop/db".*"dst_workload":"shop/frontend"'
+follow_stops() { # --follow streams what is held, keeps polling, and ends cleanly on SIGINT
+	local out rc
+	out=$(timeout --preserve-status -s INT 1.5 "$ZTCTL_BIN" --socket "$LAB_SOCK" flows --follow -o json --verdict denied)
+	rc=$?
+	[ "$rc" = 0 ] && grep -q '"dport":5432' <<<"$out"
+}
+check "ztctl flows --follow streams the denials and stops on Ctrl-C" follow_stops
 check "denials are logged by the daemon" grep -q 'flow_denied.*dst=198.18.1.30' "$LAB_LOG"
 
 explain() { # FROM TO PORT WANT
