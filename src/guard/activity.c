@@ -2,6 +2,7 @@
 /* The daemon's side of the activity stage (see activity.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -148,6 +149,14 @@ int zt_datapath_guard_cfg(const struct zt_datapath *dp, struct zt_guard_cfg *out
 	return bpf_map_lookup_elem(fd, &zero, out) ? -errno : 0;
 }
 
+/*
+ * guard_cfg is one array element that several setters read, change and
+ * write back, from the loop and from the threads the response engine runs
+ * on (a watch or SYN protection set for an incident): one lock over every
+ * read-modify-write, so that no setter undoes another's field.
+ */
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int cfg_write(struct zt_datapath *dp, const struct zt_guard_cfg *c)
 {
 	int fd = MAP(dp, guard_cfg);
@@ -161,47 +170,64 @@ static int cfg_write(struct zt_datapath *dp, const struct zt_guard_cfg *c)
 int zt_datapath_set_ratelimits(struct zt_datapath *dp, const struct zt_ratelimit_cfg *rl)
 {
 	struct zt_guard_cfg c;
-	int r = zt_datapath_guard_cfg(dp, &c);
+	int r;
 
+	pthread_mutex_lock(&cfg_lock);
+	r = zt_datapath_guard_cfg(dp, &c);
 	if (r == 0)
 		r = zt_guard_cfg_set_ratelimits(&c, rl);
-	return r ? r : cfg_write(dp, &c);
+	if (r == 0)
+		r = cfg_write(dp, &c);
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
 }
 
 int zt_datapath_set_signals(struct zt_datapath *dp, const struct zt_signal_cfg *s)
 {
 	struct zt_guard_cfg c;
-	int r = zt_datapath_guard_cfg(dp, &c);
+	int r;
 
-	if (r)
-		return r;
-	zt_guard_cfg_set_signals(&c, s);
-	return cfg_write(dp, &c);
+	pthread_mutex_lock(&cfg_lock);
+	r = zt_datapath_guard_cfg(dp, &c);
+	if (r == 0) {
+		zt_guard_cfg_set_signals(&c, s);
+		r = cfg_write(dp, &c);
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
 }
 
 int zt_datapath_set_synprot(struct zt_datapath *dp, const struct zt_synprot_cfg *s)
 {
 	struct zt_guard_cfg c;
-	int r = zt_datapath_guard_cfg(dp, &c);
+	int r;
 
-	if (r)
-		return r;
-	zt_guard_cfg_set_synprot(&c, s);
-	return cfg_write(dp, &c);
+	pthread_mutex_lock(&cfg_lock);
+	r = zt_datapath_guard_cfg(dp, &c);
+	if (r == 0) {
+		zt_guard_cfg_set_synprot(&c, s);
+		r = cfg_write(dp, &c);
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
 }
 
 int zt_datapath_set_activity(struct zt_datapath *dp, bool on)
 {
 	struct zt_guard_cfg c;
-	int r = zt_datapath_guard_cfg(dp, &c);
+	int r;
 
-	if (r)
-		return r;
-	if (on)
-		c.flags |= ZT_GCF_ACTIVITY;
-	else
-		c.flags &= ~ZT_GCF_ACTIVITY;
-	return cfg_write(dp, &c);
+	pthread_mutex_lock(&cfg_lock);
+	r = zt_datapath_guard_cfg(dp, &c);
+	if (r == 0) {
+		if (on)
+			c.flags |= ZT_GCF_ACTIVITY;
+		else
+			c.flags &= ~ZT_GCF_ACTIVITY;
+		r = cfg_write(dp, &c);
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
 }
 
 int zt_guard_cfg_init(int fd, uint32_t hz)
@@ -367,17 +393,22 @@ static int publish_count(struct zt_datapath *dp, int fd, bool watch)
 {
 	struct zt_guard_cfg c;
 	uint32_t n = 0;
-	int r = count_keys(fd, &n);
+	int r;
 
+	/* Counted under the lock too: the last writer's count includes every earlier change. */
+	pthread_mutex_lock(&cfg_lock);
+	r = count_keys(fd, &n);
 	if (r == 0)
 		r = zt_datapath_guard_cfg(dp, &c);
-	if (r)
-		return r;
-	if (watch)
-		c.watch_count = n;
-	else
-		c.protect_count = n;
-	return cfg_write(dp, &c);
+	if (r == 0) {
+		if (watch)
+			c.watch_count = n;
+		else
+			c.protect_count = n;
+		r = cfg_write(dp, &c);
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
 }
 
 /* ---- watch ---- */

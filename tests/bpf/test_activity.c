@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -1046,6 +1047,54 @@ static void test_syn_protect_map(void **state)
 	assert_int_equal(e->cfg.protect_count, 0);
 }
 
+/*
+ * The setters of guard_cfg run on the loop and on the response engine's
+ * threads: a watch set for an incident on one thread and SYN protection or
+ * the activity flag on another must not undo each other's fields.
+ */
+struct setter_arg {
+	struct env *e;
+	int which;
+	int lost; /* read-backs that did not show this thread's own last write */
+};
+
+static void *setter(void *p)
+{
+	struct setter_arg *a = p;
+	struct zt_addr_key k = A(S4);
+	struct zt_guard_cfg c;
+
+	for (int i = 0; i < 20000; i++) {
+		bool on = !(i & 1);
+
+		if (a->which)
+			zt_datapath_set_activity(&a->e->dp, on);
+		else if (on)
+			zt_guard_watch_add(&a->e->dp, &k, 0, (uint64_t)i + 1, 0);
+		else
+			zt_guard_watch_del(&a->e->dp, &k);
+		if (zt_datapath_guard_cfg(&a->e->dp, &c))
+			a->lost++;
+		else if (a->which ? !!(c.flags & ZT_GCF_ACTIVITY) != on : c.watch_count != on)
+			a->lost++;
+	}
+	return NULL;
+}
+
+static void test_cfg_setters_concurrent(void **state)
+{
+	struct env *e = *state;
+	struct setter_arg a[2] = { { e, 0, 0 }, { e, 1, 0 } };
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, setter, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(a[0].lost, 0);
+	assert_int_equal(a[1].lost, 0);
+}
+
 /* ---- captures ---- */
 
 static void put_block(struct env *e, const char *addr)
@@ -1317,6 +1366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cfg_setters_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capture_sampled, setup, teardown),
 		cmocka_unit_test(test_capture_ring_full),
