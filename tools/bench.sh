@@ -11,7 +11,9 @@
 #   tools/bench.sh tc        4. only: tc_endpoint per packet (build/tools/bench_tc)
 #   tools/bench.sh events    5. only: ring-buffer records/s of the daemon's consumer
 #   tools/bench.sh db        6. only: flow rows/s into PostgreSQL, writer vs psql \copy
-#   tools/bench.sh mtls      7. only: mTLS tunnel handshakes per CPU-second (build/tools/bench_mtls)
+#   tools/bench.sh mtls      7. only: mTLS tunnel handshakes per CPU-second (build/tools/bench_mtls),
+#                               then tunnel vs bare path on a two-node lab shaped to 1 Gbit/s
+#                               (tools/bench_mtls_lab.sh: throughput, agent CPU, RTT, connect-to-first-byte)
 #   tools/bench.sh feeds     8. only: feed parse rates, a 1M-entry swap and the packet path
 #                               meanwhile, TC new-flow cost with the IOC check on vs off
 #
@@ -284,6 +286,7 @@ part_db() {
 part_mtls() {
 	echo "== 7. mTLS tunnel: full and resumed TLS 1.3 handshakes per CPU-second of each relay thread"
 	build/tools/bench_mtls 3
+	bash tools/bench_mtls_lab.sh
 }
 
 part_feeds() {
