@@ -1876,6 +1876,8 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 
 	if (s->err)
 		return s->err;
+	if (!s->n && !zt_blocklist_count(bl, s->fam, false))
+		return 0; /* both empty (IPv6, mostly): no walk of the mirror */
 	memset(msum, 0, sizeof(msum));
 	memset(mcnt, 0, sizeof(mcnt));
 	for (size_t i = 0; i < bl->tab.cap; i++) {
