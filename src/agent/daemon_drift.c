@@ -21,10 +21,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -44,6 +48,9 @@
 #define DRIFT_TICK_NS (200ULL * 1000000ULL)
 #define DRIFT_FULL_TICKS 25 /* 5 s */
 #define DRIFT_BL_BUDGET 16384 /* blocklist keys per map per tick */
+#define DRIFT_BL_SCAN_TARGET_NS (800ULL * 1000000ULL) /* see bl_scan_pause */
+#define DRIFT_BL_SCAN_MIN_PAUSE_NS (50ULL * 1000000ULL)
+#define DRIFT_BL_SCAN_LOOKUPS 8192 /* per scan on the loop thread: ~10 ms */
 #define DRIFT_FLAP_MAX 5
 #define DRIFT_FLAP_WINDOW_NS (10ULL * 1000000000ULL)
 #define DRIFT_BACKOFF_NS (5ULL * 1000000000ULL)
@@ -75,6 +82,17 @@ struct zt_drift {
 	uint64_t ticks;
 	uint64_t repairs_total; /* for the nodes table */
 	uint64_t last_tick_ns; /* duration of the last tick, for the log at debug */
+	/* The blocklist hash maps' reader (see bl_scan_main). */
+	struct zt_bl_scan *scan[2];
+	pthread_t scan_th;
+	bool scan_started;
+	pthread_mutex_t scan_mu;
+	pthread_cond_t scan_cv;
+	int scan_ready; /* 1 + the family whose read waits for the loop; 0 none */
+	bool scan_stop;
+	int scan_efd;
+	bool scan_init; /* the mutex and condition exist */
+	uint64_t scans;
 };
 
 static int kind_index(const char *kind)
@@ -294,6 +312,161 @@ static void check_pins_obj(struct zt_drift *dr, struct bpf_object *obj, bool ful
 
 void daemon_drift_cni_check(struct zt_daemon *d, const struct zt_drift_hooks *h, bool full);
 
+/*
+ * The pause between whole reads of the blocklist hash maps. A change right
+ * after its entry was read is seen by the next read, which ends up to a
+ * pause and two reads later: the pause keeps that under
+ * DRIFT_BL_SCAN_TARGET_NS while the reads are short (a million entries:
+ * ~200 ms of CPU each here), and is never shorter than the CPU the reads
+ * took, so the reader takes at most half a CPU when they are long (a slow
+ * or busy machine then gets a slower repair, not a busier CPU).
+ */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t bl_scan_pause(uint64_t busy, uint64_t cpu)
+{
+	uint64_t p = 2 * busy < DRIFT_BL_SCAN_TARGET_NS ? DRIFT_BL_SCAN_TARGET_NS - 2 * busy : 0;
+
+	if (p < cpu)
+		p = cpu;
+	return p < DRIFT_BL_SCAN_MIN_PAUSE_NS ? DRIFT_BL_SCAN_MIN_PAUSE_NS : p;
+}
+
+/* The reader thread: whole maps, handed to the loop one at a time. */
+static void *bl_scan_main(void *arg)
+{
+	struct zt_drift *dr = arg;
+	bool stop = false;
+
+	while (!stop) {
+		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns();
+		struct timespec until;
+
+		for (int f = 0; f < 2 && !stop; f++) {
+			zt_blocklist_scan_run(dr->scan[f]);
+			busy += zt_blocklist_scan_ns(dr->scan[f]);
+			pthread_mutex_lock(&dr->scan_mu);
+			dr->scan_ready = f + 1;
+			pthread_mutex_unlock(&dr->scan_mu);
+			if (write(dr->scan_efd, &one, sizeof(one)) < 0)
+				break;
+			pthread_mutex_lock(&dr->scan_mu);
+			while (dr->scan_ready && !dr->scan_stop)
+				pthread_cond_wait(&dr->scan_cv, &dr->scan_mu);
+			stop = dr->scan_stop;
+			pthread_mutex_unlock(&dr->scan_mu);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		{
+			uint64_t t = (uint64_t)until.tv_sec * 1000000000ULL + until.tv_nsec +
+				     bl_scan_pause(busy, thread_cpu_ns() - cpu0);
+
+			until.tv_sec = (time_t)(t / 1000000000ULL);
+			until.tv_nsec = (long)(t % 1000000000ULL);
+		}
+		pthread_mutex_lock(&dr->scan_mu);
+		while (!dr->scan_stop &&
+		       pthread_cond_timedwait(&dr->scan_cv, &dr->scan_mu, &until) != ETIMEDOUT)
+			;
+		stop = dr->scan_stop;
+		pthread_mutex_unlock(&dr->scan_mu);
+	}
+	return NULL;
+}
+
+/* A whole read of one map is in: compare it on the loop thread, then let the reader go on. */
+static void on_bl_scan(void *ctx, int fd, uint32_t events)
+{
+	struct zt_drift *dr = ctx;
+	uint64_t n, t0 = zt_now_mono_ns(), c0 = thread_cpu_ns(), dt, dc;
+	int f, r;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&dr->scan_mu);
+	f = dr->scan_ready - 1;
+	pthread_mutex_unlock(&dr->scan_mu);
+	if (f < 0)
+		return;
+	r = zt_blocklist_scan_compare(dr->d->bl, dr->scan[f], DRIFT_BL_SCAN_LOOKUPS, &dr->hooks);
+	dt = zt_now_mono_ns() - t0;
+	dc = thread_cpu_ns() - c0;
+	/* The walk covers the hash maps again while their reads fail. */
+	dr->blc.skip_hash = r >= 0;
+	if (r < 0)
+		log_warn("drift_bl_scan_failed", "family=%s error=\"%s\" fallback=slow-walk",
+			 f ? "ipv6" : "ipv4", strerror(-r));
+	else if (r > 0 || dr->scans % 100 == 0)
+		log_info(
+			"drift_bl_scan",
+			"family=%s buckets_differed=%d read_ms=%llu read_cpu_ms=%llu loop_ms=%llu loop_cpu_ms=%llu",
+			f ? "ipv6" : "ipv4", r,
+			(unsigned long long)(zt_blocklist_scan_ns(dr->scan[f]) / 1000000ULL),
+			(unsigned long long)(zt_blocklist_scan_cpu_ns(dr->scan[f]) / 1000000ULL),
+			(unsigned long long)(dt / 1000000ULL),
+			(unsigned long long)(dc / 1000000ULL));
+	dr->scans++;
+	pthread_mutex_lock(&dr->scan_mu);
+	dr->scan_ready = 0;
+	pthread_cond_signal(&dr->scan_cv);
+	pthread_mutex_unlock(&dr->scan_mu);
+}
+
+static int bl_scan_start(struct zt_drift *dr)
+{
+	int r = 0;
+
+	pthread_mutex_init(&dr->scan_mu, NULL);
+	pthread_cond_init(&dr->scan_cv, NULL);
+	dr->scan_init = true;
+	dr->scan_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (dr->scan_efd < 0)
+		return -errno;
+	for (int f = 0; f < 2 && r == 0; f++)
+		r = zt_blocklist_scan_new(dr->d->bl, f, &dr->scan[f]);
+	if (r == 0)
+		r = zt_loop_add(dr->d->loop, dr->scan_efd, EPOLLIN, on_bl_scan, dr);
+	if (r == 0) {
+		r = -pthread_create(&dr->scan_th, NULL, bl_scan_main, dr);
+		if (r < 0)
+			zt_loop_del(dr->d->loop, dr->scan_efd);
+	}
+	dr->scan_started = r == 0;
+	return r;
+}
+
+static void bl_scan_stop(struct zt_drift *dr)
+{
+	if (!dr->scan_init)
+		return;
+	dr->scan_init = false;
+	if (dr->scan_started) {
+		pthread_mutex_lock(&dr->scan_mu);
+		dr->scan_stop = true;
+		pthread_cond_broadcast(&dr->scan_cv);
+		pthread_mutex_unlock(&dr->scan_mu);
+		pthread_join(dr->scan_th, NULL);
+		zt_loop_del(dr->d->loop, dr->scan_efd);
+	}
+	dr->scan_started = false;
+	for (int f = 0; f < 2; f++) {
+		zt_blocklist_scan_free(dr->scan[f]);
+		dr->scan[f] = NULL;
+	}
+	if (dr->scan_efd >= 0)
+		close(dr->scan_efd);
+	dr->scan_efd = -1;
+	pthread_cond_destroy(&dr->scan_cv);
+	pthread_mutex_destroy(&dr->scan_mu);
+}
+
 static void on_drift_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_drift *dr = ctx;
@@ -326,6 +499,7 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	dr->d = d;
+	dr->scan_efd = -1;
 	dr->hooks = (struct zt_drift_hooks){ .may = drift_may, .report = drift_report, .ctx = dr };
 	r = zt_metrics_add(d->metrics, "ztagent_drift_repairs_total",
 			   "Differences between the kernel and the agent's desired state, repaired",
@@ -353,6 +527,14 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 		free(dr);
 		return r;
 	}
+	r = bl_scan_start(dr);
+	if (r < 0) {
+		/* The slow walk alone still finds everything, later. */
+		log_warn("drift_bl_scan_off",
+			 "error=\"%s\" effect=\"blocklist drift found by the slow walk only\"",
+			 strerror(-r));
+		bl_scan_stop(dr);
+	}
 	d->drift = dr;
 	log_info("drift_on", "tick_ms=%llu full_every_s=%llu flap_max=%d flap_window_s=%llu",
 		 (unsigned long long)(DRIFT_TICK_NS / 1000000ULL),
@@ -369,6 +551,8 @@ uint64_t daemon_drift_repairs(struct zt_daemon *d)
 void daemon_drift_stop(struct zt_daemon *d)
 {
 	/* The timer belongs to the loop, which is stopped after this. */
+	if (d->drift)
+		bl_scan_stop(d->drift);
 	free(d->drift);
 	d->drift = NULL;
 }

@@ -132,6 +132,36 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * policy_audit_mode (migration 008) follows node_policies: a policy in audit
+ * mode keeps the time it was first seen so (a restart, a touched file or an
+ * edit that keeps the mode change nothing); one enforced or gone loses it.
+ */
+static int write_audit_mode(struct zt_nodes *nd, PGconn *c, char *err, size_t errlen)
+{
+	static const char *const sql[] = {
+		"DELETE FROM policy_audit_mode m WHERE m.node = $1 AND NOT EXISTS ("
+		"SELECT 1 FROM node_policies p WHERE p.node = m.node "
+		"AND p.policy_key = m.policy_key AND p.canonical::jsonb->>'mode' = 'audit')",
+		"INSERT INTO policy_audit_mode (node, policy_key, since) "
+		"SELECT node, policy_key, now() FROM node_policies "
+		"WHERE node = $1 AND canonical::jsonb->>'mode' = 'audit' ON CONFLICT DO NOTHING",
+	};
+	const char *p[1] = { nd->d->cfg.node };
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < sizeof(sql) / sizeof(sql[0]); i++) {
+		PGresult *res = PQexecParams(c, sql[i], 1, NULL, p, NULL, NULL, 0);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "policy_audit_mode: %s", PQresultErrorMessage(res));
+			r = -EIO;
+		}
+		PQclear(res);
+	}
+	return r;
+}
+
 /* The node row and, when the policy changed since the last write, node_policies: one transaction. */
 static int write_all(struct zt_nodes *nd, PGconn *c, const struct snap *s, char *err, size_t errlen)
 {
@@ -169,6 +199,8 @@ static int write_all(struct zt_nodes *nd, PGconn *c, const struct snap *s, char 
 		}
 		PQclear(res);
 	}
+	if (r == 0)
+		r = write_audit_mode(nd, c, err, errlen);
 	if (r == 0)
 		r = exec_ok(c, "COMMIT", err, errlen);
 	else

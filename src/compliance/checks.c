@@ -321,8 +321,10 @@ static void seg_audit_age(const struct zt_cmp_facts *f, struct ck *k)
 
 			if (age > f->audit_max_age_s)
 				old++;
-			item(k, "%s %s/%s: in audit mode since %s (%s)%s", p->kind, p->ns, p->name,
-			     day_text(p->since_unix, d, sizeof(d)), dur_text(age, a, sizeof(a)),
+			item(k, "%s %s/%s: in audit mode since %s (%s, %s)%s", p->kind, p->ns,
+			     p->name, day_text(p->since_unix, d, sizeof(d)),
+			     dur_text(age, a, sizeof(a)),
+			     p->since_recorded ? "as the agent recorded it" : "the file's time",
 			     age > f->audit_max_age_s ? ": too long" : "");
 		}
 	}
@@ -333,8 +335,10 @@ static void seg_audit_age(const struct zt_cmp_facts *f, struct ck *k)
 		worst(k, ZT_CMP_WARN);
 	evidence(k,
 		 "%zu audit-mode policies in force (they report would-denies and drop nothing); "
-		 "%zu older than %s, %zu of unknown age. Age is measured from the policy file's "
-		 "modification time (any edit restarts it).",
+		 "%zu older than %s, %zu of unknown age. Age is measured from when the agent first "
+		 "saw the policy in audit mode (policy_audit_mode in the database: restarts and "
+		 "edits that keep the mode keep it), else from the policy file's modification "
+		 "time.",
 		 n, old, dur_text(f->audit_max_age_s, d, sizeof(d)), unknown);
 }
 

@@ -52,7 +52,13 @@ struct zt_cmp_policy {
 	char name[ZT_CMP_NAME_MAX];
 	char origin[ZT_CMP_NAME_MAX]; /* "policy.dir", "feed:NAME/FILE", "generated", ... */
 	bool audit; /* mode: audit */
-	int64_t since_unix; /* its file's modification time; 0: not known */
+	/*
+	 * Since when it is in audit mode: as the agent recorded it
+	 * (policy_audit_mode, since_recorded), else its file's modification
+	 * time; 0: not known.
+	 */
+	int64_t since_unix;
+	bool since_recorded;
 	uint64_t endpoints; /* how many it selects here */
 };
 

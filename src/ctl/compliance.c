@@ -463,6 +463,37 @@ static void series_facts(struct q *q, struct zt_cmp_facts *f)
 	PQclear(r);
 }
 
+/*
+ * Audit-mode age as the agent saw it (migration 008). A database without
+ * the table (older schema) leaves the files' times: ZT-SEG-005 says which.
+ */
+static void audit_mode_facts(PGconn *c, struct zt_cmp_facts *f)
+{
+	const char *p[1] = { f->node };
+	PGresult *r = PQexecParams(c,
+				   "SELECT policy_key, extract(epoch FROM since)::bigint "
+				   "FROM policy_audit_mode WHERE node = $1",
+				   1, NULL, p, NULL, NULL, 0);
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		for (int row = 0; row < PQntuples(r); row++) {
+			const char *key = PQgetvalue(r, row, 0);
+
+			for (size_t i = 0; i < f->n_pols; i++) {
+				struct zt_cmp_policy *pol = &f->pols[i];
+				char k[sizeof(pol->kind) + 2 * ZT_CMP_NAME_MAX + 4];
+
+				snprintf(k, sizeof(k), "%s/%s/%s", pol->kind, pol->ns, pol->name);
+				if (pol->audit && !strcmp(k, key)) {
+					pol->since_unix = val_i64(r, row, 1);
+					pol->since_recorded = true;
+				}
+			}
+		}
+	}
+	PQclear(r);
+}
+
 static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 {
 	struct q q = { 0 };
@@ -477,6 +508,7 @@ static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 		return;
 	}
 	audit_facts(conninfo, f);
+	audit_mode_facts(q.c, f);
 	r = query(&q, "SELECT extract(epoch FROM at)::bigint FROM audit_log ORDER BY seq LIMIT 1");
 	if (r && PQntuples(r))
 		f->first_audit_unix = val_i64(r, 0, 0);

@@ -137,18 +137,26 @@ static void known_free(struct known *k)
 /* The endpoints the agent knows, with their labels: how flow rows get their selectors. */
 static int known_load(struct ctl *ctl, struct known *k)
 {
-	const cbor_item_t *d, *arr;
+	const cbor_item_t *d, *arr, *rem;
 	cbor_item_t *reply;
 	int r = call(ctl, request(ZT_OP_ENDPOINT_LIST), &reply, &d);
 
 	if (r)
 		return r;
+	/*
+	 * This node's endpoints, then the pods of other nodes the agent knows
+	 * from the Kubernetes watch (the ipcache's): a flow to a pod elsewhere
+	 * gets a label selector too.
+	 */
 	arr = zt_cbor_get(d, "endpoints");
-	k->v = calloc(arr_len(arr) + 1, sizeof(*k->v));
+	rem = zt_cbor_get(d, "remote");
+	k->v = calloc(arr_len(arr) + arr_len(rem) + 1, sizeof(*k->v));
 	if (!k->v)
 		die_nomem();
-	for (size_t i = 0; i < arr_len(arr); i++) {
-		const cbor_item_t *e = arr_at(arr, i), *l = zt_cbor_get(e, "labels");
+	for (size_t i = 0; i < arr_len(arr) + arr_len(rem); i++) {
+		const cbor_item_t *e = i < arr_len(arr) ? arr_at(arr, i) :
+							  arr_at(rem, i - arr_len(arr)),
+				  *l = zt_cbor_get(e, "labels");
 		struct known_ep *x = &k->v[k->n];
 		char ns[80], name[300], q[400], ip[2048], *save = NULL, *tok;
 

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -1566,6 +1569,25 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 	return 0;
 }
 
+/* A mirrored entry against the kernel: put back when missing. */
+static void bl_check_present(int fd, const struct bl_slot *s, bool fix,
+			     const struct zt_drift_hooks *h)
+{
+	uint8_t key[sizeof(struct zt_ip6_key)];
+	struct zt_block_entry v;
+	int r = 0;
+
+	bl_make_key(s->fam, s->plen, s->addr, key);
+	/* A trie answers for a covering prefix too: its length says whose. */
+	if (bpf_map_lookup_elem(fd, key, &v) == 0 && (!s->in_trie || v.prefixlen == s->plen))
+		return;
+	bl_restore_entry(s, &v);
+	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
+		r = -errno;
+	bl_drift_report(h, s->fam, s->in_trie, key, "entry deleted outside the agent",
+			fix && r == 0, r);
+}
+
 /*
  * A hash map's next slice in one syscall (a batch lookup; its token is the
  * cursor). 1 the pass is complete, 0 more to come, -errno without batches.
@@ -1616,10 +1638,17 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 		int fd = bl_entry_fd(bl, fam, trie);
 		size_t ks = fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
 		uint8_t next[sizeof(struct zt_ip6_key)];
-		struct zt_block_entry v;
 		size_t walked = 0;
 		int b = -EINVAL;
 
+		/*
+		 * Not both: a delete repaired by the scan while a walk passes
+		 * would make the walk look up every mirrored key at its end.
+		 */
+		if (!trie && cur->skip_hash) {
+			cur->mid[m] = false;
+			continue;
+		}
 		if (!cur->mid[m]) {
 			cur->start_n[m] = zt_blocklist_count(bl, fam, trie);
 			cur->start_removals[m] = bl->tab.removals;
@@ -1654,25 +1683,256 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 		    cur->start_removals[m] == bl->tab.removals) {
 			for (size_t i = 0; i < bl->tab.cap; i++) {
 				const struct bl_slot *s = &bl->tab.slots[i];
-				uint8_t key[sizeof(struct zt_ip6_key)];
-				int r = 0;
 
-				if (!s->used || s->fam != fam || (bool)s->in_trie != trie)
-					continue;
-				bl_make_key(fam, s->plen, s->addr, key);
-				/* A trie answers for a covering prefix too: its length says whose. */
-				if (bpf_map_lookup_elem(fd, key, &v) == 0 &&
-				    (!trie || v.prefixlen == s->plen))
-					continue;
-				bl_restore_entry(s, &v);
-				if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
-					r = -errno;
-				bl_drift_report(h, fam, trie, key,
-						"entry deleted outside the agent", fix && r == 0,
-						r);
+				if (s->used && s->fam == fam && (bool)s->in_trie == trie)
+					bl_check_present(fd, s, fix, h);
 			}
 		}
 		cur->mid[m] = false;
 		cur->seen[m] = 0;
 	}
+}
+
+/*
+ * ---- drift: checksums of the hash maps ----
+ *
+ * A change made with bpftool in a big hash map must be found within a
+ * second, and the only way to see a value change is to read every entry:
+ * a batch lookup reads a million entries in ~200 ms of CPU here (the kernel
+ * won't load a map-iterator program on this platform, which would checksum
+ * in place). So a worker thread reads the whole map without touching the
+ * mirror (zt_blocklist_scan_run): per bucket of the mirror's key hash, a
+ * count and a sum of per-entry hashes over what drift compares (key,
+ * expires_ns, source), and every key with its bucket. The loop thread then
+ * sums the mirror the same way (zt_blocklist_scan_compare) and, for the
+ * buckets that differ only, looks each of their keys up on both sides and
+ * repairs. The agent's own changes during a read make a bucket differ
+ * too; the look-ups on the loop thread are the judge, so that costs time,
+ * not a false repair.
+ */
+struct zt_bl_scan {
+	int fam;
+	int fd; /* the worker's own descriptor of the map */
+	uint64_t sums[BL_SCAN_BUCKETS];
+	uint32_t counts[BL_SCAN_BUCKETS];
+	uint8_t *keys; /* every key read */
+	uint16_t *bucket; /* and its bucket */
+	size_t n, cap;
+	uint8_t *kbuf;
+	struct zt_block_entry *vbuf;
+	int err; /* the read's -errno, 0 */
+	uint64_t read_ns; /* how long the read took */
+	uint64_t read_cpu_ns; /* and its CPU time */
+};
+
+#define BL_SCAN_BATCH 16384
+
+static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source)
+{
+	uint64_t x = key_hash ^ (expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1);
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static size_t bl_key_size(int fam)
+{
+	return fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
+}
+
+int zt_blocklist_scan_new(struct zt_blocklist *bl, int fam, struct zt_bl_scan **out)
+{
+	struct zt_bl_scan *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->fam = fam;
+	s->kbuf = malloc(BL_SCAN_BATCH * bl_key_size(fam));
+	s->vbuf = malloc(BL_SCAN_BATCH * sizeof(*s->vbuf));
+	s->fd = fcntl(bl_entry_fd(bl, fam, false), F_DUPFD_CLOEXEC, 0);
+	if (!s->kbuf || !s->vbuf || s->fd < 0) {
+		int r = s->fd < 0 ? -errno : -ENOMEM;
+
+		zt_blocklist_scan_free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+void zt_blocklist_scan_free(struct zt_bl_scan *s)
+{
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->keys);
+	free(s->bucket);
+	free(s->kbuf);
+	free(s->vbuf);
+	free(s);
+}
+
+uint64_t zt_blocklist_scan_ns(const struct zt_bl_scan *s)
+{
+	return s->read_ns;
+}
+
+uint64_t zt_blocklist_scan_cpu_ns(const struct zt_bl_scan *s)
+{
+	return s->read_cpu_ns;
+}
+
+static uint64_t bl_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Any thread: the map alone, never the mirror. */
+int zt_blocklist_scan_run(struct zt_bl_scan *s)
+{
+	size_t ks = bl_key_size(s->fam);
+	uint64_t t0 = zt_now_mono_ns(), c0 = bl_thread_cpu_ns(), token = 0;
+	bool first = true;
+	int r;
+
+	memset(s->sums, 0, sizeof(s->sums));
+	memset(s->counts, 0, sizeof(s->counts));
+	s->n = 0;
+	do {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 cnt = BL_SCAN_BATCH;
+		uint64_t out = 0;
+
+		r = bpf_map_lookup_batch(s->fd, first ? NULL : &token, &out, s->kbuf, s->vbuf, &cnt,
+					 &opts);
+		if (r < 0 && r != -ENOENT)
+			break;
+		if (s->n + cnt > s->cap) {
+			size_t nc = s->cap ? s->cap : 65536;
+			uint8_t *nk;
+			uint16_t *nb;
+
+			while (nc < s->n + cnt)
+				nc *= 2;
+			nk = realloc(s->keys, nc * ks);
+			if (nk)
+				s->keys = nk;
+			nb = realloc(s->bucket, nc * sizeof(*nb));
+			if (nb)
+				s->bucket = nb;
+			if (!nk || !nb) {
+				r = -ENOMEM;
+				break;
+			}
+			s->cap = nc;
+		}
+		for (__u32 i = 0; i < cnt; i++) {
+			const uint8_t *k = s->kbuf + i * ks;
+			uint32_t plen;
+			uint64_t kh;
+			unsigned int b;
+
+			memcpy(&plen, k, sizeof(plen));
+			kh = slot_hash(s->fam, (uint8_t)plen, k + sizeof(uint32_t));
+			b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
+			s->sums[b] +=
+				bl_scan_item(kh ^ plen, s->vbuf[i].expires_ns, s->vbuf[i].source);
+			s->counts[b]++;
+			memcpy(s->keys + s->n * ks, k, ks);
+			s->bucket[s->n++] = (uint16_t)b;
+		}
+		token = out;
+		first = false;
+	} while (r == 0);
+	s->err = r == -ENOENT ? 0 : r;
+	s->read_ns = zt_now_mono_ns() - t0;
+	s->read_cpu_ns = bl_thread_cpu_ns() - c0;
+	return s->err;
+}
+
+/*
+ * Loop thread: the mirror's sums against the scan's, then every key of a
+ * bucket that differs, both ways. At most budget look-ups (the rest waits
+ * for the next scan, which finds them again). Returns the buckets that
+ * differed, or -errno of the scan.
+ */
+int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
+			      const struct zt_drift_hooks *h)
+{
+	static uint64_t msum[BL_SCAN_BUCKETS];
+	static uint32_t mcnt[BL_SCAN_BUCKETS];
+	uint64_t diff[BL_SCAN_BUCKETS / 64] = { 0 };
+	bool fix = !h->may || h->may(h->ctx, "blocklist");
+	int fd = bl_entry_fd(bl, s->fam, false), nd = 0;
+	size_t ks = bl_key_size(s->fam), done = 0, seen = 0;
+
+	if (s->err)
+		return s->err;
+	if (!s->n && !zt_blocklist_count(bl, s->fam, false))
+		return 0; /* both empty (IPv6, mostly): no walk of the mirror */
+	memset(msum, 0, sizeof(msum));
+	memset(mcnt, 0, sizeof(mcnt));
+	for (size_t i = 0; i < bl->tab.cap; i++) {
+		const struct bl_slot *sl = &bl->tab.slots[i];
+		uint64_t kh;
+		unsigned int b;
+
+		if (!sl->used || sl->fam != s->fam || sl->in_trie)
+			continue;
+		kh = slot_hash(sl->fam, sl->plen, sl->addr);
+		b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
+		msum[b] += bl_scan_item(kh ^ sl->plen, sl->expires_ns, sl->source);
+		mcnt[b]++;
+	}
+	for (unsigned int b = 0; b < BL_SCAN_BUCKETS; b++)
+		if (msum[b] != s->sums[b] || mcnt[b] != s->counts[b]) {
+			diff[b / 64] |= 1ULL << (b % 64);
+			nd++;
+		}
+	if (!nd)
+		return 0;
+	/* Entries the kernel has: added outside (deleted) or changed (written back). */
+	for (size_t i = 0; i < s->n && done < budget; i++) {
+		unsigned int b = s->bucket[i];
+
+		if (!(diff[b / 64] & (1ULL << (b % 64))))
+			continue;
+		done++;
+		bl_check_one(bl, fd, s->fam, false, s->keys + i * ks, NULL, fix, h, &seen);
+	}
+	/*
+	 * Entries the mirror has: deleted outside (put back). A slot's home is
+	 * the top bits of the same hash, so a bucket's entries sit from its
+	 * first home on, up to the first empty slot past its last home.
+	 */
+	for (unsigned int b = 0; b < BL_SCAN_BUCKETS && done < budget; b++) {
+		const struct bl_table *t = &bl->tab;
+		size_t span = t->cap >= BL_SCAN_BUCKETS ? t->cap / BL_SCAN_BUCKETS : 1;
+		size_t i = t->cap >= BL_SCAN_BUCKETS ? b * span : 0, end = i + span;
+
+		if (!(diff[b / 64] & (1ULL << (b % 64))) || !t->cap)
+			continue;
+		if (t->cap < BL_SCAN_BUCKETS)
+			end = t->cap; /* a small table: all of it */
+		for (size_t k = 0; k < t->cap && (i < end || t->slots[i & (t->cap - 1)].used);
+		     k++, i++) {
+			const struct bl_slot *sl = &t->slots[i & (t->cap - 1)];
+
+			if (!sl->used || sl->fam != s->fam || sl->in_trie ||
+			    (slot_hash(sl->fam, sl->plen, sl->addr) >>
+			     (64 - BL_SCAN_BUCKET_BITS)) != b)
+				continue;
+			done++;
+			bl_check_present(fd, sl, fix, h);
+		}
+	}
+	return nd;
 }

@@ -50,11 +50,30 @@ struct zt_bl_drift_cursor {
 	size_t seen[4];
 	uint64_t token[4]; /* hash maps: the batch lookup's cursor */
 	bool no_batch; /* the kernel has no batch lookups: key by key */
+	bool skip_hash; /* the hash maps are read whole elsewhere (zt_blocklist_scan_*) */
 	size_t start_n[4]; /* entries the mirror had when the pass began */
 	uint64_t start_removals[4];
 };
 void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
 			      size_t budget, const struct zt_drift_hooks *h);
+
+/*
+ * Drift in big hash maps within a second: a whole-map read off the loop
+ * (zt_blocklist_scan_run, any thread: the map only, through its own fd)
+ * summed per bucket of keys, then the mirror's sums and the look-ups of the
+ * buckets that differ on the loop thread (zt_blocklist_scan_compare, at most
+ * budget look-ups; returns the buckets that differed or the read's -errno).
+ */
+#define BL_SCAN_BUCKET_BITS 12
+#define BL_SCAN_BUCKETS (1u << BL_SCAN_BUCKET_BITS)
+struct zt_bl_scan;
+int zt_blocklist_scan_new(struct zt_blocklist *bl, int fam, struct zt_bl_scan **s);
+void zt_blocklist_scan_free(struct zt_bl_scan *s);
+int zt_blocklist_scan_run(struct zt_bl_scan *s);
+uint64_t zt_blocklist_scan_ns(const struct zt_bl_scan *s); /* the last read's wall time */
+uint64_t zt_blocklist_scan_cpu_ns(const struct zt_bl_scan *s); /* and CPU time */
+int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
+			      const struct zt_drift_hooks *h);
 
 int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
 		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen);

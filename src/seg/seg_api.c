@@ -278,6 +278,49 @@ static int op_endpoint_del(void *ctx, const cbor_item_t *req, cbor_item_t **data
 	return 0;
 }
 
+static cbor_item_t *remote_to_cbor(struct zt_seg *s)
+{
+	cbor_item_t *arr = zt_cbor_array();
+	int r = arr ? 0 : -ENOMEM;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; r == 0 && i < s->n_remote; i++) {
+		const struct seg_remote *rp = &s->remote[i];
+		char ip[ZT_SEG_REMOTE_MAX_ADDRS * 48] = "";
+		size_t o = 0;
+		cbor_item_t *m = zt_cbor_map(), *l;
+
+		for (size_t j = 0; j < rp->n_addrs && o < sizeof(ip); j++) {
+			char a[INET6_ADDRSTRLEN];
+
+			inet_ntop(rp->addrs[j].family, rp->addrs[j].addr, a, sizeof(a));
+			o += (size_t)snprintf(ip + o, sizeof(ip) - o, "%s%s", j ? "," : "", a);
+		}
+		if (!m) {
+			r = -ENOMEM;
+			break;
+		}
+		l = labels_map(rp->meta.labels, rp->meta.n_labels);
+		if (!l || zt_cbor_put(m, "labels", l)) {
+			if (l)
+				cbor_decref(&l);
+			cbor_decref(&m);
+			r = -ENOMEM;
+			break;
+		}
+		if (zt_cbor_put_str(m, "namespace", rp->ns) ||
+		    zt_cbor_put_str(m, "name", rp->qname + strlen(rp->ns) + 1) ||
+		    zt_cbor_put_str(m, "ip", ip) || zt_cbor_push(arr, m)) {
+			cbor_decref(&m);
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r && arr)
+		cbor_decref(&arr);
+	return r ? NULL : arr;
+}
+
 static int op_endpoint_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			    size_t errlen)
 {
@@ -299,6 +342,13 @@ static int op_endpoint_list(void *ctx, const cbor_item_t *req, cbor_item_t **dat
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put(*data, "endpoints", arr)) {
 		cbor_decref(&arr);
+		return -ENOMEM;
+	}
+	/* Pods of other nodes (the Kubernetes watch): `policy suggest` names them by labels. */
+	arr = remote_to_cbor(s);
+	if (!arr || zt_cbor_put(*data, "remote", arr)) {
+		if (arr)
+			cbor_decref(&arr);
 		return -ENOMEM;
 	}
 	return 0;

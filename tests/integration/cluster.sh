@@ -191,4 +191,85 @@ check "this node now differs from lab-node-2: exit 1" test $? = 1
 check "the agent's canonical rows follow (port 9090)" \
 	test "$(q "SELECT count(*) FROM node_policies WHERE node = 'lab-node' AND canonical LIKE '%\"port\":9090%'")" = 1
 check "the agent is still running" kill -0 "$LAB_AGENT_PID"
+# --- a second real agent: its own namespaces, pins and socket, the same PostgreSQL ---
+# It runs the staging policies (port 8080); this node now runs 9090.
+q "DELETE FROM nodes WHERE node IN ('lab-node-2', 'lab-node-3', 'lab-node-4')" >/dev/null
+N2="${LAB_ID}-n2"
+N2E="${LAB_ID}-n2e"
+N2DIR="$LAB_DIR/node5"
+A2_PID=
+a2_cleanup() {
+	if [ -n "$A2_PID" ]; then
+		kill -TERM "$A2_PID" 2>/dev/null
+		wait "$A2_PID" 2>/dev/null
+	fi
+	ip netns exec "$N2" ip link set dev uplink0 xdp off 2>/dev/null
+	mountpoint -q "$N2DIR/bpffs" && umount "$N2DIR/bpffs"
+}
+trap 'a2_cleanup; pg_cleanup; lab_cleanup' EXIT
+mkdir -p "$N2DIR/bpffs" "$N2DIR/policies"
+mount -t bpf bpf "$N2DIR/bpffs"
+cp "$STAGING"/*.yaml "$N2DIR/policies/"
+ip netns add "$N2"
+ip netns add "$N2E"
+LAB_PODS+=("$N2" "$N2E") # deleted by lab_cleanup
+ip link add ext0 netns "$N2E" type veth peer name uplink0 netns "$N2"
+ip -n "$N2E" link set ext0 up
+ip -n "$N2" link set uplink0 up
+ip -n "$N2" link set lo up
+ip netns exec "$N2E" ethtool -K ext0 gro on >/dev/null
+sed -e "s|^node: lab-node$|node: lab-node-5|" -e "s|$LAB_BPFFS/ztagent|$N2DIR/bpffs/ztagent|" \
+	-e "s|$LAB_SOCK|$N2DIR/api.sock|" -e "s|$LAB_DIR/state|$N2DIR/state|" \
+	-e "s|$LAB_DIR/policies|$N2DIR/policies|" -e "s|$LAB_DIR/spool|$N2DIR/spool|" \
+	"$LAB_CONF" >"$N2DIR/ztagent.yaml"
+ip netns exec "$N2" "$ZTAGENT" --config "$N2DIR/ztagent.yaml" >>"$N2DIR/ztagent.log" 2>&1 &
+A2_PID=$!
+a2_up() {
+	local i
+	for i in $(seq 1 100); do
+		"$ZTCTL_BIN" --socket "$N2DIR/api.sock" status >/dev/null 2>&1 && return 0
+		kill -0 "$A2_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+check "a second agent (lab-node-5) starts in namespace $N2" a2_up
+row5() { # the second agent's own row, fresh, with the staging hash
+	local i
+	for i in $(seq 1 30); do
+		[ "$(q "SELECT count(*) FROM nodes WHERE node = 'lab-node-5' AND policy_sha256 = '$SHA' AND last_heartbeat > now() - interval '15 s' AND started_at > now() - interval '1 minute'")" = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "lab-node-5 writes its own nodes row (the staging hash, a fresh heartbeat)" row5
+out=$(ztctl cluster status 2>&1)
+rc=$?
+echo "$out" | sed 's/^/#   /'
+check "cluster status (two real agents): exit 1, they disagree" test $rc = 1
+js=$(ztctl -o json cluster status)
+check "-o json: both agents listed, fresh, with different hashes (9090 here, 8080 there)" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+by = {n["node"]: n for n in d["nodes"]}
+assert set(by) == {"lab-node", "lab-node-5"}, by.keys()
+assert not d["policy_agree"] and d["stale"] == 0
+assert by["lab-node-5"]["policy_sha256"] == sys.argv[2] != by["lab-node"]["policy_sha256"]' "$js" "$SHA"
+out=$(ztctl policy diff --against lab-node-5 2>&1)
+rc=$?
+echo "$out" | sed 's/^/#   /'
+check "policy diff --against lab-node-5: exit 1, port 9090 here and 8080 there" eval \
+	'[ $rc = 1 ] && grep -q "^~ NetworkPolicy/shop/backend" <<<"$out" && grep -q "\"port\":8080" <<<"$out" && grep -q "\"port\":9090" <<<"$out"'
+sed -i 's/port: 8080/port: 9090/' "$N2DIR/policies/b-backend.yaml"
+agree() {
+	local i
+	for i in $(seq 1 30); do
+		"$ZTCTL_BIN" --socket "$N2DIR/api.sock" cluster status >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "lab-node-5 takes port 9090 too: cluster status (from lab-node-5's ztctl) exits 0" agree
+check "the second agent is still running" kill -0 "$A2_PID"
+
 echo "1..$TAP_N"

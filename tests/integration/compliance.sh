@@ -182,8 +182,37 @@ spec:
     - action: allow
       from: [{podSelector: {matchLabels: {app: web}}}]
 EOF
-touch -d '30 days ago' "$POL/30-trial.yaml"
+# Another audit-mode policy whose file is old but which the agent sees for the first time now.
+cat >"$POL/31-fresh.yaml" <<'EOF'
+apiVersion: ztagent.io/v1
+kind: ZeroTrustPolicy
+metadata: {name: fresh, namespace: tools}
+spec:
+  podSelector: {matchLabels: {app: misc}}
+  mode: audit
+  ingress:
+    - action: allow
+      from: [{podSelector: {matchLabels: {app: web}}}]
+EOF
+touch -d '30 days ago' "$POL/31-fresh.yaml"
 check "policy reload with the bad policies" ztctl policy reload
+# Audit-mode age is the agent's record (policy_audit_mode), not the file's time.
+recorded() { # KEY: the agent recorded KEY in audit mode (within 5 s)
+	local i
+	for i in $(seq 1 50); do
+		[ "$(q "SELECT count(*) FROM policy_audit_mode WHERE node = 'lab-node' AND policy_key = '$1'")" = 1 ] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "policy_audit_mode records ZeroTrustPolicy/tools/trial" recorded ZeroTrustPolicy/tools/trial
+check "policy_audit_mode records ZeroTrustPolicy/tools/fresh" recorded ZeroTrustPolicy/tools/fresh
+check "no row for an enforcing policy" \
+	test "$(q "SELECT count(*) FROM policy_audit_mode WHERE policy_key = 'NetworkPolicy/shop/open-door'")" = 0
+# It entered audit mode 30 days ago (as far as the database knows); then its file is touched.
+q "UPDATE policy_audit_mode SET since = now() - interval '30 days' WHERE policy_key = 'ZeroTrustPolicy/tools/trial'" >/dev/null
+touch "$POL/30-trial.yaml"
+check "policy reload after the touch" ztctl policy reload
 # Someone removes enforcement from a veth by hand.
 in_node tc filter del dev v-misc ingress
 in_node tc filter del dev v-misc egress
@@ -206,8 +235,10 @@ check "known-bad setup: the JSON is valid" valid_json "$J2"
 check "ZT-SEG-004 fail names NetworkPolicy shop/open-door: ipBlock 0.0.0.0/0, every port" \
 	test "$(res "$J2" ZT-SEG-004)" = fail -a \
 	-n "$(evid "$J2" ZT-SEG-004 | grep -F 'NetworkPolicy shop/open-door spec.ingress[0]: ipBlock 0.0.0.0/0, every port')"
-check "ZT-SEG-005 fail names ZeroTrustPolicy tools/trial, in audit mode for 30 days" \
-	test "$(res "$J2" ZT-SEG-005)" = fail -a -n "$(evid "$J2" ZT-SEG-005 | grep 'tools/trial.*too long')"
+check "ZT-SEG-005 fail names ZeroTrustPolicy tools/trial (file touched just now), in audit mode for 30 days" \
+	test "$(res "$J2" ZT-SEG-005)" = fail -a -n "$(evid "$J2" ZT-SEG-005 | grep 'tools/trial: in audit mode since .*(30d[^,]*, as the agent recorded it): too long')"
+check "ZT-SEG-005: tools/fresh (file 30 days old) is new as the agent recorded it, not too long" \
+	eval 'evid "$J2" ZT-SEG-005 | tr "|" "\n" | grep "tools/fresh: in audit mode since $(date -u +%F) (.*as the agent recorded it)" | grep -vq "too long"'
 check "ZT-AUD-001 fail names the inserted row" \
 	test "$(res "$J2" ZT-AUD-001)" = fail -a -n "$(evid "$J2" ZT-AUD-001 | grep 'broken: row')"
 check "ZT-DRIFT-001 lists the hostile audit kind as it is" \
@@ -281,5 +312,28 @@ check "a bad --format: exit code 2" test $? -eq 2
 check "the daemon unreachable: exit code 2" test $? -eq 2
 ZTAGENT_DB=$DB zc compliance report -o /nonexistent/dir/r.txt >/dev/null 2>&1
 check "an unwritable -o FILE: exit code 2" test $? -eq 2
+
+# --- the audit-mode age survives a restart and a switch to enforce resets it ---
+lab_agent_stop
+if lab_agent_start; then
+	sleep 1.5 # the nodes thread's first write after the start
+	J3="$LAB_DIR/restart.json"
+	ZTAGENT_DB=$DB zc compliance report --format json --audit-age 14d >"$J3"
+	check "after a restart: tools/trial still 30 days in audit mode (the agent's record)" \
+		test -n "$(evid "$J3" ZT-SEG-005 | grep 'tools/trial: in audit mode since .*(30d[^,]*, as the agent recorded it): too long')"
+	sed -i 's/mode: audit/mode: enforce/' "$POL/30-trial.yaml"
+	ztctl policy reload >/dev/null
+	gone() {
+		local i
+		for i in $(seq 1 50); do
+			[ "$(q "SELECT count(*) FROM policy_audit_mode WHERE policy_key = 'ZeroTrustPolicy/tools/trial'")" = 0 ] 2>/dev/null && return 0
+			sleep 0.1
+		done
+		return 1
+	}
+	check "tools/trial enforced: its policy_audit_mode row is gone (a later audit mode starts anew)" gone
+else
+	tap_fail "ztagent starts again"
+fi
 
 echo "1..$TAP_N"

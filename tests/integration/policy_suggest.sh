@@ -138,4 +138,81 @@ check "audit: unseen intruder -> web:8080 passes" tcp intruder $WEB 8080
 audits() { ztctl -o json flows --verdict audit --limit 10000 | python3 -c 'import json,sys; print(sum(1 for l in sys.stdin if l.strip() and json.loads(l)["dst"] == sys.argv[1] and json.loads(l)["dport"] == 8080), end="")' "$WEB"; }
 check "... reported as audit (would deny)" test "$(audits)" -ge 1
 
+# --- a pod of another node: named by the labels the Kubernetes watch gave the agent ---
+REMOTE_IP=198.18.0.50 # a pod of node-2, reached through the uplink
+in_ext ip addr add "$REMOTE_IP/24" dev ext0
+in_ext ip route add 198.18.4.0/24 via "$LAB_NODE_IP" 2>/dev/null
+in_ext nc -lk "$REMOTE_IP" 9000 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+rm -f "$POL/50-suggested.yaml"
+ztctl policy reload >/dev/null
+ok=1
+for _ in 1 2 3; do tcp client "$REMOTE_IP" 9000 || ok=0; done
+check "client -> the other node's pod $REMOTE_IP:9000: 3 connections" test $ok = 1
+rrows() { q "SELECT count(*) FROM network_flows WHERE flow_kind = 'flow' AND dest_port = 9000"; }
+for _ in $(seq 1 200); do [ "$(rrows)" -ge 3 ] && break; sleep 0.1; done
+check "their rows are in network_flows" test "$(rrows)" -ge 3
+ztctl policy suggest --since 1h --db "$DB" >"$LAB_DIR/remote0.yaml" 2>/dev/null
+check "before the watch knows the pod: an ipBlock of $REMOTE_IP/32 (all the agent can say)" \
+	grep -q "cidr: $REMOTE_IP/32" "$LAB_DIR/remote0.yaml"
+
+SRV_PID=
+trap '[ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null; pg_cleanup; lab_cleanup' EXIT
+bash "$LAB_ROOT/tests/k8s/mkcerts.sh" "$LAB_DIR/pki" >/dev/null 2>&1
+ip netns exec "$LAB_NODE" python3 "$LAB_ROOT/tests/k8s/apiserver.py" --port 0 --ctl-port 0 \
+	--cert "$LAB_DIR/pki/server.pem" --key "$LAB_DIR/pki/server.key" \
+	--token-file "$LAB_DIR/token" --state "$LAB_DIR/k8s-state.json" \
+	--port-file "$LAB_DIR/ports" >>"$LAB_DIR/apiserver.log" 2>&1 &
+SRV_PID=$!
+for _ in $(seq 100); do [ -s "$LAB_DIR/ports" ] && break; sleep 0.05; done
+read -r API_PORT CTL_PORT <"$LAB_DIR/ports"
+check "the test API server starts" test -n "$API_PORT" -a "$API_PORT" != 0
+kctl() { in_node curl -sf -X POST "http://127.0.0.1:$CTL_PORT/$1" -d "$2" >/dev/null; }
+kctl apply '{"resource": "namespaces", "object": {"metadata": {"name": "api", "labels": {"team": "api"}}}}'
+kctl apply "{\"resource\": \"pods\", \"object\": {\"metadata\": {\"name\": \"remote-api\",
+	\"namespace\": \"api\", \"uid\": \"5c0ffee0-0b5d-4e8a-9c61-000000000050\", \"labels\": {\"app\": \"remote-api\"}},
+	\"spec\": {\"nodeName\": \"node-2\", \"containers\": [{\"name\": \"main\", \"image\": \"busybox\"}]},
+	\"status\": {\"phase\": \"Running\", \"podIP\": \"$REMOTE_IP\", \"podIPs\": [{\"ip\": \"$REMOTE_IP\"}]}}}"
+cat >"$LAB_DIR/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+current-context: lab
+contexts: [{name: lab, context: {cluster: lab, user: agent}}]
+clusters: [{name: lab, cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$LAB_DIR/pki/ca.pem"}}]
+users: [{name: agent, user: {tokenFile: "$LAB_DIR/token"}}]
+KC
+cat >>"$LAB_CONF" <<KC
+kubernetes:
+  enabled: true
+  kubeconfig: $LAB_DIR/kubeconfig
+  node_name: lab-node
+KC
+lab_agent_stop
+if lab_agent_start; then
+	remote_known() { ztctl -o json endpoint list 2>/dev/null | grep -q remote-api; }
+	for _ in $(seq 1 100); do remote_known && break; sleep 0.1; done
+	check "the agent knows api/remote-api of node-2 from the watch" remote_known
+	ztctl policy suggest --since 1h --db "$DB" >"$LAB_DIR/remote1.yaml" 2>"$LAB_DIR/remote1.err"
+	sed 's/^/#   /' "$LAB_DIR/remote1.yaml" | grep -B3 -A8 "remote-api" | head -30
+	egress_to_remote() { # the client's egress names the pod by labels and namespace, not its address
+		python3 - "$LAB_DIR/remote1.yaml" <<'PY'
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if not d or d["metadata"].get("namespace") != "shop":
+        continue
+    for r in d["spec"].get("egress", []):
+        for t in r.get("to", []):
+            if t.get("podSelector", {}).get("matchLabels") == {"app": "remote-api"} and \
+               t.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "api" and \
+               [p.get("port") for p in r.get("ports", [])] == [9000]:
+                sys.exit(0)
+sys.exit(1)
+PY
+	}
+	check "after: the client's egress to 9000 selects app=remote-api in namespace api" egress_to_remote
+	check "after: no ipBlock of $REMOTE_IP" eval "! grep -q 'cidr: $REMOTE_IP/32' '$LAB_DIR/remote1.yaml'"
+else
+	tap_fail "ztagent starts with kubernetes.enabled"
+fi
+
 echo "1..$TAP_N"

@@ -258,7 +258,9 @@ static void test_audit_age(void **state)
 	assert_true(evidence_has(&f, "ZT-SEG-005", "pay/ledger: in audit mode since"));
 	f.pols[1].since_unix = NOW - 15 * DAY;
 	assert_int_equal(result_of(&f, "ZT-SEG-005"), ZT_CMP_FAIL);
-	assert_true(evidence_has(&f, "ZT-SEG-005", "(15d): too long"));
+	assert_true(evidence_has(&f, "ZT-SEG-005", "(15d, the file's time): too long"));
+	f.pols[1].since_recorded = true;
+	assert_true(evidence_has(&f, "ZT-SEG-005", "(15d, as the agent recorded it): too long"));
 	f.audit_max_age_s = 30 * DAY;
 	assert_int_equal(result_of(&f, "ZT-SEG-005"), ZT_CMP_PASS);
 	f.pols[1].since_unix = 0;
