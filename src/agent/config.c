@@ -372,6 +372,7 @@ static const struct key keys[] = {
 	SCALAR("ratelimit.dst_icmp", set_uint, ratelimit.dst[3], .min = 0, .max = 100000000),
 	SECTION("drift"),
 	SCALAR("drift.cni_conflist", set_text, drift.cni_conflist),
+	SCALAR("drift.blocklist_cpu", set_fraction, drift.blocklist_cpu_ppm, .max = 1000000),
 };
 #undef FEED
 #undef FIELD
@@ -423,6 +424,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->mtls.svid_ttl_ns = 3600 * SEC;
 	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
 	c->detection.target_fpr_ppm = 1000;
+	c->drift.blocklist_cpu_ppm = 100000;
 	c->detection.sweep_interval_ns = 1 * SEC;
 	c->detection.scan.theta0_ppm = 800000;
 	c->detection.scan.theta1_ppm = 200000;

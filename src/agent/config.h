@@ -250,6 +250,12 @@ struct zt_config {
 	struct {
 		/* drift.cni_conflist: the CNI conflist that must list ztagent-cni; "" = not checked */
 		char cni_conflist[PATH_MAX];
+		/*
+		 * drift.blocklist_cpu: the share of one CPU the whole-map reads of
+		 * the blocklist hash maps may take (ppm; 0.1 = 100000). A read of
+		 * 1M entries costs ~250 ms of CPU: at 0.1 it comes every ~2.5 s.
+		 */
+		uint32_t blocklist_cpu_ppm;
 	} drift;
 };
 

@@ -317,9 +317,10 @@ void daemon_drift_cni_check(struct zt_daemon *d, const struct zt_drift_hooks *h,
  * after its entry was read is seen by the next read, which ends up to a
  * pause and two reads later: the pause keeps that under
  * DRIFT_BL_SCAN_TARGET_NS while the reads are short (a million entries:
- * ~200 ms of CPU each here), and is never shorter than the CPU the reads
- * took, so the reader takes at most half a CPU when they are long (a slow
- * or busy machine then gets a slower repair, not a busier CPU).
+ * ~200 ms of CPU each here), and is never shorter than what keeps the
+ * reader within drift.blocklist_cpu of one CPU (default 0.1: a million
+ * entries are then read every ~2.5 s; a slow or busy machine gets a slower
+ * repair, not a busier CPU).
  */
 static uint64_t thread_cpu_ns(void)
 {
@@ -329,12 +330,14 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t bl_scan_pause(uint64_t busy, uint64_t cpu)
+static uint64_t bl_scan_pause(uint64_t busy, uint64_t cpu, uint32_t share_ppm)
 {
 	uint64_t p = 2 * busy < DRIFT_BL_SCAN_TARGET_NS ? DRIFT_BL_SCAN_TARGET_NS - 2 * busy : 0;
+	/* cpu / (cpu + pause) <= share */
+	uint64_t cap = share_ppm ? cpu * (1000000ULL - share_ppm) / share_ppm : cpu;
 
-	if (p < cpu)
-		p = cpu;
+	if (p < cap)
+		p = cap;
 	return p < DRIFT_BL_SCAN_MIN_PAUSE_NS ? DRIFT_BL_SCAN_MIN_PAUSE_NS : p;
 }
 
@@ -365,7 +368,8 @@ static void *bl_scan_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		{
 			uint64_t t = (uint64_t)until.tv_sec * 1000000000ULL + until.tv_nsec +
-				     bl_scan_pause(busy, thread_cpu_ns() - cpu0);
+				     bl_scan_pause(busy, thread_cpu_ns() - cpu0,
+						   dr->d->cfg.drift.blocklist_cpu_ppm);
 
 			until.tv_sec = (time_t)(t / 1000000000ULL);
 			until.tv_nsec = (long)(t % 1000000000ULL);
@@ -527,8 +531,11 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 		free(dr);
 		return r;
 	}
-	r = bl_scan_start(dr);
-	if (r < 0) {
+	r = d->cfg.drift.blocklist_cpu_ppm ? bl_scan_start(dr) : -ECANCELED;
+	if (r == -ECANCELED) {
+		log_info("drift_bl_scan_off", "why=\"drift.blocklist_cpu is 0\" effect=\"blocklist "
+					      "drift found by the slow walk only\"");
+	} else if (r < 0) {
 		/* The slow walk alone still finds everything, later. */
 		log_warn("drift_bl_scan_off",
 			 "error=\"%s\" effect=\"blocklist drift found by the slow walk only\"",

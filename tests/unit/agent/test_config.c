@@ -164,6 +164,27 @@ static void test_ratelimit(void **state)
 	assert_int_not_equal(load_str("ratelimit:\n  tcp: 5\n", &c, err, sizeof(err)), 0);
 }
 
+/* drift.blocklist_cpu: a share of one CPU, 0.1 by default, 0 turns the whole reads off. */
+static void test_drift_cpu(void **state)
+{
+	struct zt_config c;
+	char err[512] = "";
+
+	zt_config_defaults(&c);
+	assert_int_equal(c.drift.blocklist_cpu_ppm, 100000);
+	if (load_str("drift:\n  blocklist_cpu: 0.25\n", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.drift.blocklist_cpu_ppm, 250000);
+	if (load_str("drift:\n  blocklist_cpu: 5%\n", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.drift.blocklist_cpu_ppm, 50000);
+	if (load_str("drift:\n  blocklist_cpu: 0\n", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.drift.blocklist_cpu_ppm, 0);
+	assert_int_not_equal(load_str("drift:\n  blocklist_cpu: 1.5\n", &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "drift.blocklist_cpu"));
+}
+
 /* Other spellings that must be accepted, and what they give. */
 static void test_forms(void **state)
 {
@@ -979,6 +1000,7 @@ int main(void)
 		cmocka_unit_test(test_feature_log),
 		cmocka_unit_test(test_kubernetes),
 		cmocka_unit_test(test_ratelimit),
+		cmocka_unit_test(test_drift_cpu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
