@@ -26,13 +26,17 @@
 #define CHUNK_MAX 65536
 #define CHUNK_START 8192
 /*
- * Releases go DEL_SUB prefixes at a time with a look at the clock between,
- * and a step stops releasing at half its budget: the kernel charges the
- * thread that deletes hash-map elements for freeing them (RCU callbacks),
- * and during a mass delete 32 keys can cost 20-30 ms at times (as for the
- * blocklist's expiry, src/guard/blocklist.c EXPIRE_SUB).
+ * Releases go in small chunks with a look at the clock between, and a step
+ * stops releasing at half its budget: the kernel charges the thread that
+ * deletes hash-map elements for freeing them (RCU callbacks), and during a
+ * mass delete 32 keys can cost 20-30 ms at times (as for the blocklist's
+ * expiry, src/guard/blocklist.c EXPIRE_SUB). A chunk starts at DEL_SUB and
+ * grows while it stays under an eighth of the budget, up to DEL_MAX: each
+ * chunk has a fixed cost of its own (a few syscalls), which at 32 made a
+ * 500k-prefix release take seconds.
  */
 #define DEL_SUB 32
+#define DEL_MAX 2048
 /* Job chunk results besides 0 (more) and 1 (over): waiting for the blocklist's room. */
 #define CHUNK_WAIT 2
 
@@ -93,6 +97,7 @@ struct zt_feed_apply {
 	unsigned int next_rr; /* round robin over feeds with a pending version */
 	struct job j;
 	size_t chunk; /* groups per chunk, adapted to the step budget */
+	size_t dchunk; /* releases per chunk, likewise (DEL_SUB to DEL_MAX) */
 	size_t lim; /* this chunk's: chunk, or less when less remains (buffers sized to it) */
 	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
 	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
@@ -897,7 +902,7 @@ static int job_chunk(struct zt_feed_apply *a)
 			      j->phase == PH_DEL_DST ? j->n_gone[1] - j->gpos[1] :
 						       0;
 
-		size_t most = j->phase == PH_ADD ? a->chunk : DEL_SUB;
+		size_t most = j->phase == PH_ADD ? a->chunk : a->dchunk;
 
 		a->lim = left < most ? left : most;
 	}
@@ -971,6 +976,12 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 		a->j.rep.work_ns += dt;
 		if (over == CHUNK_WAIT)
 			break;
+		if (!adding && lim >= a->dchunk / 2) {
+			if (dt < budget_ns / 8 && a->dchunk < DEL_MAX)
+				a->dchunk *= 2;
+			else if (dt > budget_ns / 4 && a->dchunk > DEL_SUB)
+				a->dchunk /= 2;
+		}
 		if (adding && lim >= a->chunk / 2) {
 			/*
 			 * Adds per chunk: a quarter of the budget at the rate this
@@ -1132,6 +1143,7 @@ int zt_feed_apply_init(struct zt_feed_apply **out, const struct zt_feed_apply_ma
 	for (unsigned int i = 0; i < n; i++)
 		a->f[i].fc = feeds[i];
 	a->chunk = CHUNK_START;
+	a->dchunk = DEL_SUB;
 	a->done = done;
 	a->done_ctx = ctx;
 	a->boot_minus_unix_ns =
