@@ -36,7 +36,7 @@
  * 500k-prefix release take seconds.
  */
 #define DEL_SUB 32
-#define DEL_MAX 2048
+#define DEL_MAX 512
 /* Job chunk results besides 0 (more) and 1 (over): waiting for the blocklist's room. */
 #define CHUNK_WAIT 2
 
