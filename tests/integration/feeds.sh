@@ -287,7 +287,13 @@ check "one alerts row (kind ioc) for the incident, its count grown" wait_for 20 
 check "no policy-deny alert doubles it" \
 	test "$(q "SELECT count(*) FROM alerts WHERE kind = 'policy-deny' AND dest_ip = '$C2'")" = 0
 metrics() { in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics"; }
-ioc_metric() { metrics | grep -q '^ztagent_ioc_flows_total{action="block"} [1-9]'; }
+ioc_metric() {
+	local m
+	m=$(metrics)
+	grep -q '^ztagent_ioc_flows_total{action="block"} [1-9]' <<<"$m" && return 0
+	echo "# metrics said: $(grep '^ztagent_ioc_flows_total' <<<"$m" | tr '\n' ' ')"
+	return 1
+}
 check "metrics: ztagent_ioc_flows_total{action=\"block\"} counts it" ioc_metric
 
 # --- advisories: a policy feed ---
