@@ -280,6 +280,8 @@ int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more)
 		if (!atomic_load(&bl->spare_done))
 			return 1;
 		spare_join(bl);
+		if (!bl->spare)
+			return -ENOMEM; /* the thread's mmap failed: not again and again */
 	}
 	if (bl->spare && bl->spare_cap >= cap) {
 		/* The rehash, on the caller's thread: tens of ms for 1M entries. */
