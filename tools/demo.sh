@@ -271,9 +271,10 @@ done
 sleep 0.4
 conn frontend $LAB_EXT_IP2 8080 "$LAB_EXT_IP2 (unlisted)"
 conn frontend $FEED_C2 8080 "$FEED_C2 (Feodo C2)"
-echo "   the incident, as logged (and written to the alerts table, kind ioc, below):"
+echo "   the hit, as logged, and the incident it opened (threat ioc; alerts table, kind ioc, below):"
 sleep 0.3
 grep 'event=ioc_hit' "$LAB_LOG" | tail -n1 | sed 's/^/   /'
+run ztctl incidents list
 echo "   a live update: demo-drop now lists $LAB_EXT_IP2 instead of $FEED_BAD"
 printf '; demo DROP list, next version\n%s/32 ; SBL-DEMO-3\n203.0.113.0/24 ; SBL-DEMO-2\n' "$LAB_EXT_IP2" >"$LAB_DIR/feeds/drop.txt.new"
 mv "$LAB_DIR/feeds/drop.txt.new" "$LAB_DIR/feeds/drop.txt"
@@ -296,7 +297,7 @@ echo "   (flows end on FIN/RST or idle timeout; the writer batches by size and t
 sleep 3
 dbq "SELECT to_char(start_time, 'HH24:MI:SS') AS start, source_workload AS src, dest_workload AS dst, host(dest_ip) || ':' || dest_port AS to, protocol_name AS proto, bytes_sent AS sent, bytes_received AS rcvd, packet_count AS pkts, verdict, left(coalesce(policy, ''), 46) AS policy FROM network_flows WHERE flow_kind = 'flow' ORDER BY start_time DESC LIMIT 12"
 dbq "SELECT host(source_ip) AS source, host(dest_ip) AS dest, protocol_name AS protocol, aggregate_count AS drops, bytes_sent AS bytes, drop_reason, to_char(start_time, 'HH24:MI:SS') || '-' || to_char(end_time, 'HH24:MI:SS') AS interval FROM network_flows WHERE flow_kind = 'xdp_drop_aggregate' ORDER BY start_time"
-dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, coalesce(detail->>'rule', (detail->>'pod') || ' -> ' || (detail->>'ioc') || ' on ' || (detail->>'feed') || ' (' || (detail->>'reference') || ')') AS rule FROM alerts ORDER BY at DESC LIMIT 6"
+dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, severity, kind, host(source_ip) AS source, host(dest_ip) || ':' || dest_port AS dest, protocol, coalesce(detail->>'rule', CASE WHEN kind = 'ioc' THEN (detail->>'workload') || ' -> ' || (detail->>'dst') || ' on feed ' || (detail->>'subtype') || ', x' || count END, detail->>'evidence') AS rule FROM alerts ORDER BY at DESC LIMIT 6"
 dbq "SELECT to_char(at, 'HH24:MI:SS') AS at, action, cidr, reason FROM blocks ORDER BY at"
 dbq "SELECT seq, to_char(at, 'HH24:MI:SS') AS at, kind, left(subject, 40) AS subject, left(encode(hash, 'hex'), 16) || '..' AS hash FROM audit_log ORDER BY seq DESC LIMIT 12"
 run ztctl audit verify

@@ -474,15 +474,40 @@ static void audit_post(void *ctx, const char *kind, const char *subject, const c
 }
 
 /*
- * A pod's connection to a feed-listed destination. Today it is an audit
- * event whose alerts row (kind ioc) goes with it; this is the one place
- * that decides where IOC hits go, so the incident machinery (src/respond/)
- * takes them over here.
+ * A pod's connection to a feed-listed destination: an incident of threat
+ * ioc per (pod, IOC) whose counts grow with every hit; its audit events and
+ * alerts row are the incident's. Without the engine: an audit event (with
+ * its alerts row, kind ioc) once a minute per pod, IOC and feed.
  */
 static void feed_incident(void *ctx, const struct zt_feeds_incident *inc)
 {
+	struct zt_daemon *d = ctx;
 	char subject[512];
 
+	if (d->engine && inc->src_addr && inc->dst_addr) {
+		struct zt_decision dc;
+
+		zt_decision_init(&dc, ZT_THREAT_IOC, ZT_ROLE_SOURCE, inc->family, inc->src_addr,
+				 zt_now_boot_ns());
+		memcpy(dc.peer, inc->dst_addr, 16);
+		dc.has_peer = true;
+		dc.proto = inc->proto_nr;
+		dc.dport = inc->dport;
+		dc.score = 1.0f;
+		dc.flows = 1;
+		dc.latest_start_ns = dc.ts_ns;
+		snprintf(dc.subtype, sizeof(dc.subtype), "%s", inc->feed);
+		snprintf(dc.workload, sizeof(dc.workload), "%s", inc->pod);
+		snprintf(dc.evidence, sizeof(dc.evidence),
+			 "%s %s:%u -> %s:%u matched %s on feed %s (reference: %s); %s",
+			 inc->protocol, inc->src, inc->sport, inc->dst, inc->dport, inc->ioc,
+			 inc->feed, inc->reference[0] ? inc->reference : "none",
+			 inc->dropped ? "dropped" : "allowed (the feed only alerts)");
+		zt_engine_on_ioc(d->engine, &dc, inc->dropped);
+		return;
+	}
+	if (inc->repeat)
+		return;
 	snprintf(subject, sizeof(subject), "%s -> %s (%s)", inc->pod, inc->ioc, inc->feed);
 	audit_post(ctx, "ioc.hit", subject, inc->detail_json);
 }

@@ -13,7 +13,7 @@ static const char *const threat_names[ZT_THREAT_MAX] = {
 	[ZT_THREAT_NONE] = "benign",	   [ZT_THREAT_SCAN] = "scan",
 	[ZT_THREAT_FLOOD] = "flood",	   [ZT_THREAT_BRUTEFORCE] = "bruteforce",
 	[ZT_THREAT_SLOWCONN] = "slowconn", [ZT_THREAT_EXFIL] = "exfiltration",
-	[ZT_THREAT_MODEL] = "model",
+	[ZT_THREAT_MODEL] = "model",	   [ZT_THREAT_IOC] = "ioc",
 };
 
 const char *zt_threat_name(unsigned int t)

@@ -36,6 +36,7 @@ enum zt_threat {
 	ZT_THREAT_SLOWCONN, /* "slowconn" */
 	ZT_THREAT_EXFILTRATION, /* "exfiltration" */
 	ZT_THREAT_MODEL, /* "model": the embedded model, when it names no class of its own */
+	ZT_THREAT_IOC, /* "ioc": a pod's connection to a threat-feed-listed destination (src/feeds) */
 	ZT_THREAT_MAX,
 	ZT_THREAT_EXFIL = ZT_THREAT_EXFILTRATION,
 	ZT_THREAT_CLASSES = ZT_THREAT_MODEL, /* what a model file may name */

@@ -22,9 +22,23 @@
 #include "feeds/apply.h"
 #include "ztagent.h"
 
-#define CHUNK_MIN 1024
+#define CHUNK_MIN 256
 #define CHUNK_MAX 65536
 #define CHUNK_START 8192
+/*
+ * Releases go in small chunks with a look at the clock between, and a step
+ * stops releasing at half its budget: the kernel charges the thread that
+ * deletes hash-map elements for freeing them (RCU callbacks), and during a
+ * mass delete 32 keys can cost 20-30 ms at times (as for the blocklist's
+ * expiry, src/guard/blocklist.c EXPIRE_SUB). A chunk starts at DEL_SUB and
+ * grows while it stays under an eighth of the budget, up to DEL_MAX: each
+ * chunk has a fixed cost of its own (a few syscalls), which at 32 made a
+ * 500k-prefix release take seconds.
+ */
+#define DEL_SUB 32
+#define DEL_MAX 512
+/* Job chunk results besides 0 (more) and 1 (over): waiting for the blocklist's room. */
+#define CHUNK_WAIT 2
 
 struct fstate {
 	struct zt_feed_config fc;
@@ -53,10 +67,18 @@ struct job {
 	struct cursor cn, co; /* into nr and old */
 	struct cursor others[ZT_MAX_FEEDS]; /* into the other feeds' versions in force */
 	size_t pos; /* PH_ADD: next entry of nr */
-	struct zt_cidr *gone[2]; /* released prefixes, inbound and outbound */
-	size_t n_gone[2], gpos[2];
+	/*
+	 * Releases, inbound and outbound: how many, how many done, and where
+	 * the walk over old is (found by a merge with nr as it goes: a list of
+	 * them would be fresh memory, and page faults are most of what a 1M
+	 * list costs).
+	 */
+	size_t n_gone[2], gpos[2], dpos[2];
+	struct cursor cg; /* into nr, for that walk */
 	int phase;
 	size_t cnt[2]; /* prefixes of nr per direction */
+	size_t fresh_src; /* inbound prefixes nr lists and old does not: the blocklist's growth */
+	bool reserved; /* the blocklist has room for them */
 	struct zt_feed_apply_report rep;
 	uint64_t t0;
 };
@@ -75,11 +97,13 @@ struct zt_feed_apply {
 	unsigned int next_rr; /* round robin over feeds with a pending version */
 	struct job j;
 	size_t chunk; /* groups per chunk, adapted to the step budget */
+	size_t dchunk; /* releases per chunk, likewise (DEL_SUB to DEL_MAX) */
 	size_t lim; /* this chunk's: chunk, or less when less remains (buffers sized to it) */
 	int64_t boot_minus_unix_ns; /* fixed at start: the same valid_until gives the same expiry */
 	size_t ioc_count[2][2]; /* [fam][0 host, 1 lpm] entries in the kernel */
 	struct zt_ioc_state ioc_pub; /* as last written */
 	bool swept; /* entries of an earlier run that no feed lists were removed */
+	bool sweep_checked; /* whether there can be any was looked at */
 	size_t orphans; /* how many */
 	zt_feed_applied_fn done;
 	void *done_ctx;
@@ -93,6 +117,8 @@ struct zt_feed_apply {
 	size_t n_ioc_add;
 	struct zt_cidr *ioc_del;
 	size_t n_ioc_del;
+	uint8_t *ioc_kbuf; /* a batch's keys and values */
+	struct zt_ioc_val *ioc_vbuf;
 	size_t buf_cap;
 };
 
@@ -263,40 +289,25 @@ static bool lists(const struct zt_feed_result *r, const struct zt_cidr *c, uint8
 	return false;
 }
 
-/*
- * The prefixes old lists in direction dir (within the feed's direction)
- * and new does not: both are sorted, one merge pass.
- */
-static int released(const struct zt_feed_result *old, const struct zt_feed_result *nw, uint8_t dir,
-		    struct zt_cidr **out, size_t *n)
+/* How many prefixes nw lists in direction dir that old does not (old may be NULL). */
+static size_t fresh(const struct zt_feed_result *old, const struct zt_feed_result *nw, uint8_t dir)
 {
 	size_t i = 0, j = 0, m = 0, no = old ? old->n : 0, nn = nw ? nw->n : 0;
-	struct zt_cidr *v;
 
-	*out = NULL;
-	*n = 0;
-	if (!no)
-		return 0;
-	v = malloc(no * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	while (i < no) {
-		const struct zt_cidr *c = &old->entries[i].cidr;
+	while (i < nn) {
+		const struct zt_cidr *c = &nw->entries[i].cidr;
 		uint8_t od = 0, nd = 0;
 		int cmp = 1;
 
-		for (; i < no && cidr_eq(&old->entries[i].cidr, c); i++)
-			od |= old->entries[i].dir;
-		while (j < nn && (cmp = cidr_cmp(&nw->entries[j].cidr, c)) < 0)
+		for (; i < nn && cidr_eq(&nw->entries[i].cidr, c); i++)
+			nd |= nw->entries[i].dir;
+		while (j < no && (cmp = cidr_cmp(&old->entries[j].cidr, c)) < 0)
 			j++;
-		for (size_t k = j; cmp == 0 && k < nn && cidr_eq(&nw->entries[k].cidr, c); k++)
-			nd |= nw->entries[k].dir;
-		if ((od & dir) && !(nd & dir))
-			v[m++] = *c;
+		for (size_t k = j; cmp == 0 && k < no && cidr_eq(&old->entries[k].cidr, c); k++)
+			od |= old->entries[k].dir;
+		m += (nd & dir) && !(od & dir);
 	}
-	*out = v;
-	*n = m;
-	return 0;
+	return m;
 }
 
 /* ---- kernel writes ---- */
@@ -340,15 +351,63 @@ static int ioc_publish(struct zt_feed_apply *a)
 	return 0;
 }
 
-/* Writes the chunk's IOC values (entries first, then the flags that make the program look). */
+/*
+ * Writes the chunk's IOC values (entries first, then the flags that make
+ * the program look). The host maps take a chunk in batches (a 1M-entry
+ * feed was a million syscalls); the tries, which have no batch update, one
+ * by one.
+ */
 static int ioc_flush_adds(struct zt_feed_apply *a)
 {
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
 	int r = 0;
 
+	for (int fam = 0; fam < 2 && a->n_ioc_add; fam++) {
+		size_t ks = fam ? sizeof(struct zt_ip6_key) : sizeof(struct zt_ip4_key), m = 0,
+		       done = 0, news = 0;
+		uint8_t *keys = a->ioc_kbuf;
+		struct zt_ioc_val *vals = a->ioc_vbuf;
+
+		for (size_t i = 0; i < a->n_ioc_add; i++) {
+			struct ioc_w *w = &a->ioc_add[i];
+
+			if (fam_of(&w->c) != fam || !is_host(&w->c))
+				continue;
+			ioc_key(&w->c, keys + m * ks);
+			vals[m++] = w->v;
+			news += w->is_new;
+		}
+		while (done < m) {
+			__u32 cnt = (__u32)(m - done);
+			int e = bpf_map_update_batch(a->m.ioc_host[fam], keys + done * ks,
+						     vals + done, &cnt, &opts);
+
+			if (e == 0) {
+				done = m;
+				break;
+			}
+			if (e == -EINVAL || e == -524 /* ENOTSUPP */ || e == -EOPNOTSUPP) {
+				for (; done < m; done++)
+					if (bpf_map_update_elem(a->m.ioc_host[fam],
+								keys + done * ks, vals + done,
+								BPF_ANY) < 0)
+						break;
+				if (done < m && !r)
+					r = -errno;
+			} else if (!r) {
+				r = e;
+			}
+			break;
+		}
+		/* A partial batch: the count is right only for all or nothing; recounted at the next sweep. */
+		a->ioc_count[fam][0] += done == m ? news : 0;
+	}
 	for (size_t i = 0; i < a->n_ioc_add; i++) {
 		struct ioc_w *w = &a->ioc_add[i];
 		uint8_t key[sizeof(struct zt_ip6_key)];
 
+		if (is_host(&w->c))
+			continue;
 		ioc_key(&w->c, key);
 		if (bpf_map_update_elem(ioc_fd(a, &w->c), key, &w->v, BPF_ANY) < 0) {
 			if (!r)
@@ -356,7 +415,7 @@ static int ioc_flush_adds(struct zt_feed_apply *a)
 			continue;
 		}
 		if (w->is_new)
-			a->ioc_count[fam_of(&w->c)][!is_host(&w->c)]++;
+			a->ioc_count[fam_of(&w->c)][1]++;
 	}
 	a->n_ioc_add = 0;
 	if (!r)
@@ -453,6 +512,20 @@ static int bufs_reserve(struct zt_feed_apply *a, size_t need)
 			return -ENOMEM;
 		a->ioc_del = p4;
 	}
+	{
+		void *p5 = realloc(a->ioc_kbuf, cap * sizeof(struct zt_ip6_key));
+
+		if (!p5)
+			return -ENOMEM;
+		a->ioc_kbuf = p5;
+	}
+	{
+		void *p6 = realloc(a->ioc_vbuf, cap * sizeof(*a->ioc_vbuf));
+
+		if (!p6)
+			return -ENOMEM;
+		a->ioc_vbuf = p6;
+	}
 	a->buf_cap = cap;
 	return 0;
 }
@@ -500,6 +573,33 @@ static int chunk_add(struct zt_feed_apply *a)
 	return !r || j->pos >= r->n;
 }
 
+/*
+ * The next prefix old lists in direction dir and nr does not, from old's
+ * entry *pos on (moved past it); NULL when there is none.
+ */
+static const struct zt_cidr *next_released(struct job *j, size_t *pos, uint8_t dir)
+{
+	const struct zt_feed_result *old = j->old;
+
+	while (old && *pos < old->n) {
+		const struct zt_cidr *c = &old->entries[*pos].cidr;
+		const struct zt_feed_result *nw = j->cg.r;
+		bool listed = false;
+		uint8_t od = 0;
+
+		for (; *pos < old->n && cidr_eq(&old->entries[*pos].cidr, c); (*pos)++)
+			od |= old->entries[*pos].dir;
+		if (!(od & dir))
+			continue;
+		for (size_t k = cur_find(&j->cg, c);
+		     nw && k < nw->n && cidr_eq(&nw->entries[k].cidr, c); k++)
+			listed |= (nw->entries[k].dir & dir) != 0;
+		if (!listed)
+			return c;
+	}
+	return NULL;
+}
+
 /* One chunk of releases in direction d (0 inbound, 1 outbound). 1: phase done. */
 static int chunk_del(struct zt_feed_apply *a, int d)
 {
@@ -508,9 +608,15 @@ static int chunk_del(struct zt_feed_apply *a, int d)
 	size_t g;
 
 	for (g = 0; g < a->lim && j->gpos[d] < j->n_gone[d]; g++) {
-		const struct zt_cidr *c = &j->gone[d][j->gpos[d]++];
-		struct merged nv = merge(a, c, dir, true);
+		const struct zt_cidr *c = next_released(j, &j->dpos[d], dir);
+		struct merged nv;
 
+		if (!c) {
+			j->gpos[d] = j->n_gone[d];
+			break;
+		}
+		j->gpos[d]++;
+		nv = merge(a, c, dir, true);
 		if (d == 0) {
 			if (!nv.any) {
 				a->bl_del[a->n_bl_del++] = *c;
@@ -549,15 +655,13 @@ static void cursors_reset(struct zt_feed_apply *a)
 		j->others[i] = (struct cursor){ i == j->idx ? NULL : a->f[i].cur, 0 };
 	j->cn = (struct cursor){ j->nr, 0 };
 	j->co = (struct cursor){ j->old, 0 };
+	j->cg = (struct cursor){ j->nr, 0 };
 }
 
 static void job_free_lists(struct job *j)
 {
-	for (int d = 0; d < 2; d++) {
-		free(j->gone[d]);
-		j->gone[d] = NULL;
-		j->n_gone[d] = j->gpos[d] = 0;
-	}
+	for (int d = 0; d < 2; d++)
+		j->n_gone[d] = j->gpos[d] = j->dpos[d] = 0;
 }
 
 /* Sets up job j against old (what the kernel holds for this feed): release lists, cursors. */
@@ -569,10 +673,13 @@ static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old
 
 	job_free_lists(j);
 	j->old = old;
+	/* Counted by a read-only merge each (released: what old lists and nr does not). */
 	if (fdir & ZT_FEED_SOURCE)
-		r = released(old, j->nr, ZT_FEED_SOURCE, &j->gone[0], &j->n_gone[0]);
-	if (r == 0 && (fdir & ZT_FEED_DESTINATION))
-		r = released(old, j->nr, ZT_FEED_DESTINATION, &j->gone[1], &j->n_gone[1]);
+		j->n_gone[0] = fresh(j->nr, old, ZT_FEED_SOURCE);
+	if (fdir & ZT_FEED_DESTINATION)
+		j->n_gone[1] = fresh(j->nr, old, ZT_FEED_DESTINATION);
+	j->fresh_src = (fdir & ZT_FEED_SOURCE) ? fresh(old, j->nr, ZT_FEED_SOURCE) : 0;
+	j->reserved = !a->m.bl || !j->fresh_src;
 	j->pos = 0;
 	j->phase = PH_ADD;
 	j->cnt[0] = j->cnt[1] = 0;
@@ -580,9 +687,37 @@ static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old
 	return r;
 }
 
+/*
+ * Orphans can only be what was in the maps before the first version: with
+ * none there, the sweep (each entry looked up in every feed: most of a
+ * second in one step for 1M) is not needed. Only this applier adds feed
+ * entries, so the maps as the first job starts tell.
+ */
+static void sweep_check(struct zt_feed_apply *a)
+{
+	struct zt_cidr *v = NULL;
+	size_t nb = 0;
+	bool any = false;
+
+	a->sweep_checked = true;
+	if (a->m.bl && zt_blocklist_feed_entries(a->m.bl, &v, &nb) < 0)
+		nb = 1; /* unknown: sweep */
+	free(v);
+	for (int fam = 0; a->m.ioc_state >= 0 && fam < 2; fam++) {
+		uint8_t k[sizeof(struct zt_ip6_key)];
+
+		any |= bpf_map_get_next_key(a->m.ioc_host[fam], NULL, k) == 0 ||
+		       bpf_map_get_next_key(a->m.ioc_lpm[fam], NULL, k) == 0;
+	}
+	a->swept = nb == 0 && !any;
+}
+
 static bool start_next(struct zt_feed_apply *a)
 {
 	struct job *j = &a->j;
+
+	if (!a->sweep_checked)
+		sweep_check(a);
 
 	for (unsigned int k = 0; k < a->n; k++) {
 		unsigned int i = (a->next_rr + k) % a->n;
@@ -767,7 +902,23 @@ static int job_chunk(struct zt_feed_apply *a)
 			      j->phase == PH_DEL_DST ? j->n_gone[1] - j->gpos[1] :
 						       0;
 
-		a->lim = left < a->chunk ? left : a->chunk;
+		size_t most = j->phase == PH_ADD ? a->chunk : a->dchunk;
+
+		a->lim = left < most ? left : most;
+	}
+	if (j->phase == PH_ADD && !j->reserved) {
+		/*
+		 * The blocklist's mirror grows before the adds, its memory made
+		 * ready off the loop; a chunk's worth more, as the adds count
+		 * the entries of a chunk they already hold too.
+		 */
+		size_t nn = j->nr ? j->nr->n : 0;
+		int e = zt_blocklist_reserve(a->m.bl,
+					     j->fresh_src + (nn < CHUNK_MAX ? nn : CHUNK_MAX));
+
+		if (e == 1)
+			return CHUNK_WAIT;
+		j->reserved = true; /* or no memory: the adds grow it as they go */
 	}
 	if (bufs_reserve(a, a->lim ? a->lim : 1) < 0) {
 		snprintf(j->rep.msg, sizeof(j->rep.msg), "out of memory for a chunk");
@@ -813,18 +964,39 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 
 	if (!a->j.on && !start_next(a))
 		return false;
-	do {
-		uint64_t c0 = now, dt;
+	for (;;) {
+		uint64_t c0 = now, dt, limit;
+		bool adding = a->j.phase == PH_ADD;
+		size_t lim;
 		int over = job_chunk(a);
 
+		lim = a->lim;
 		now = zt_now_mono_ns();
 		dt = now - c0;
 		a->j.rep.work_ns += dt;
-		/* As many groups per chunk as a fraction of the budget allows. */
-		if (dt < budget_ns / 8 && a->chunk < CHUNK_MAX)
-			a->chunk *= 2;
-		else if (dt > budget_ns / 2 && a->chunk > CHUNK_MIN)
-			a->chunk /= 2;
+		if (over == CHUNK_WAIT)
+			break;
+		if (!adding && lim >= a->dchunk / 2) {
+			if (dt < budget_ns / 8 && a->dchunk < DEL_MAX)
+				a->dchunk *= 2;
+			else if (dt > budget_ns / 4 && a->dchunk > DEL_SUB)
+				a->dchunk /= 2;
+		}
+		if (adding && lim >= a->chunk / 2) {
+			/*
+			 * Adds per chunk: a quarter of the budget at the rate this
+			 * chunk had, at most twice the last (a cost that jumps, as
+			 * the kernel's allocations do, is met one chunk late).
+			 */
+			uint64_t per = dt / (lim ? lim : 1) + 1;
+			size_t want = (size_t)(budget_ns / 4 / per);
+
+			if (want > a->chunk * 2)
+				want = a->chunk * 2;
+			a->chunk = want < CHUNK_MIN ? CHUNK_MIN :
+				   want > CHUNK_MAX ? CHUNK_MAX :
+						      want;
+		}
 		if (over) {
 			a->j.rep.steps++;
 			if (now - js > a->j.rep.longest_step_ns)
@@ -834,7 +1006,11 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 				return false;
 			js = now;
 		}
-	} while (now - t0 < budget_ns);
+		/* Releases stop at half the budget: one more may cost 20-30 ms (see DEL_SUB). */
+		limit = a->j.phase == PH_ADD ? budget_ns : budget_ns / 2;
+		if (now - t0 >= limit)
+			break;
+	}
 	a->j.rep.steps++;
 	if (now - js > a->j.rep.longest_step_ns)
 		a->j.rep.longest_step_ns = now - js;
@@ -967,6 +1143,7 @@ int zt_feed_apply_init(struct zt_feed_apply **out, const struct zt_feed_apply_ma
 	for (unsigned int i = 0; i < n; i++)
 		a->f[i].fc = feeds[i];
 	a->chunk = CHUNK_START;
+	a->dchunk = DEL_SUB;
 	a->done = done;
 	a->done_ctx = ctx;
 	a->boot_minus_unix_ns =
@@ -1011,6 +1188,8 @@ void zt_feed_apply_stop(struct zt_feed_apply *a)
 	free(a->bl_del);
 	free(a->ioc_add);
 	free(a->ioc_del);
+	free(a->ioc_kbuf);
+	free(a->ioc_vbuf);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

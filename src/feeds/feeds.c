@@ -205,10 +205,15 @@ static int work_ioc(struct zt_feeds *f, const struct zt_feed_config *fc,
 {
 	struct zt_cidr *node = NULL, *allow = NULL;
 	size_t n_node = 0, n_allow = 0;
-	struct zt_feed_guard_list lists[2];
+	struct zt_feed_guard_list lists[3];
 	size_t nl = 0;
 	int r;
 
+	/* One protected list for the agent: what detectors never block, no feed blocks either. */
+	if (f->cfg->detection.n_protected)
+		lists[nl++] =
+			(struct zt_feed_guard_list){ "protected", f->cfg->detection.protected_cidrs,
+						     f->cfg->detection.n_protected };
 	allow = malloc(ALLOW_MAX * sizeof(*allow));
 	if (allow) {
 		n_allow = read_allowlist(f, allow, ALLOW_MAX);
@@ -743,8 +748,9 @@ static void on_ioc(void *ctx, const void *rec, size_t len)
 			    e->proto == 58  ? "ICMPv6" :
 					      "other";
 	struct hit_slot *h;
-	uint64_t now = zt_now_mono_ns(), folded;
+	uint64_t now = zt_now_mono_ns(), folded = 0;
 	uint8_t plen = (uint8_t)e->prefixlen;
+	bool repeat = false;
 
 	/* The matched prefix: the address masked to the entry's length. */
 	c.prefixlen = plen > (c.family == AF_INET ? 32 : 128) ? 0 : plen;
@@ -757,20 +763,22 @@ static void on_ioc(void *ctx, const void *rec, size_t len)
 		pthread_mutex_unlock(&f->lock);
 	}
 	h = &f->hits[hit_slot(e->ep_id, idx, &c)];
+	/* The log line and audit event once a minute per pod, IOC and feed; the incident every time. */
 	if (h->t_ns && now - h->t_ns < HIT_FOLD_NS && h->ep_id == e->ep_id && h->feed == idx &&
 	    !memcmp(&h->c, &c, sizeof(c))) {
 		h->folded++;
-		return;
+		repeat = true;
+	} else {
+		folded = h->t_ns && h->ep_id == e->ep_id && h->feed == idx &&
+					 !memcmp(&h->c, &c, sizeof(c)) ?
+				 h->folded :
+				 0;
+		h->ep_id = e->ep_id;
+		h->feed = idx;
+		h->c = c;
+		h->t_ns = now;
+		h->folded = 0;
 	}
-	folded =
-		h->t_ns && h->ep_id == e->ep_id && h->feed == idx && !memcmp(&h->c, &c, sizeof(c)) ?
-			h->folded :
-			0;
-	h->ep_id = e->ep_id;
-	h->feed = idx;
-	h->c = c;
-	h->t_ns = now;
-	h->folded = 0;
 
 	zt_cidr_format(&c, ioc, sizeof(ioc));
 	if (idx < f->cfg->n_feeds)
@@ -784,11 +792,13 @@ static void on_ioc(void *ctx, const void *rec, size_t len)
 	zt_ifname(e->ifindex, ifn, sizeof(ifn));
 	zt_json_escape(ref, rj, sizeof(rj));
 	zt_json_escape(pod, pj, sizeof(pj));
-	log_warn(
-		"ioc_hit",
-		"pod=%s ioc=%s feed=%s reference=\"%s\" action=%s dropped=%u proto=%s src=%s sport=%u dst=%s dport=%u iface=%s folded=%llu",
-		pod, ioc, feed, rj, e->action == ZT_IOC_BLOCK ? "block" : "alert", e->dropped,
-		proto, sa, e->sport, da, e->dport, ifn, (unsigned long long)folded);
+	if (!repeat)
+		log_warn(
+			"ioc_hit",
+			"pod=%s ioc=%s feed=%s reference=\"%s\" action=%s dropped=%u proto=%s src=%s sport=%u dst=%s dport=%u iface=%s folded=%llu",
+			pod, ioc, feed, rj, e->action == ZT_IOC_BLOCK ? "block" : "alert",
+			e->dropped, proto, sa, e->sport, da, e->dport, ifn,
+			(unsigned long long)folded);
 	snprintf(
 		d, sizeof(d),
 		"{\"alert_kind\":\"ioc\",\"alert_severity\":\"%s\",\"pod\":\"%s\",\"ioc\":\"%s\",\"feed\":\"%s\",\"reference\":\"%s\",\"action\":\"%s\",\"dropped\":%s,\"protocol\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"interface\":\"%s\",\"folded\":%llu,\"verdict\":\"%s\"}",
@@ -813,6 +823,11 @@ static void on_ioc(void *ctx, const void *rec, size_t len)
 			.interface = ifn,
 			.folded = folded,
 			.detail_json = d,
+			.repeat = repeat,
+			.family = e->family == 6 ? 6 : 4,
+			.proto_nr = e->proto,
+			.src_addr = e->saddr,
+			.dst_addr = e->daddr,
 		};
 
 		(void)subj;

@@ -42,13 +42,21 @@ struct zt_feeds_incident {
 	const char *interface; /* the pod's host-side veth */
 	uint64_t folded; /* earlier hits of the same pod, IOC and feed folded into this one */
 	const char *detail_json; /* all of the above as one JSON object */
+	/*
+	 * Every hit comes here; repeat: one of the same pod, IOC and feed came
+	 * less than a minute ago (it was logged then; folded counts these).
+	 */
+	bool repeat;
+	uint8_t family; /* 4 or 6 */
+	uint8_t proto_nr; /* IPPROTO_* */
+	const uint8_t *src_addr, *dst_addr; /* 16 bytes each: the pod's and the destination's */
 };
 
 struct zt_feeds_hooks {
 	/* Audit events: "feed.apply", "feed.refuse", "feed.policy" (detail: a JSON object). */
 	void (*audit)(void *ctx, const char *kind, const char *subject, const char *detail);
 	void *audit_ctx;
-	/* IOC hits (on the ring-buffer thread), at most one per pod, IOC and feed a minute. */
+	/* IOC hits (on the ring-buffer thread): every one, repeat set on those of the same minute. */
 	void (*incident)(void *ctx, const struct zt_feeds_incident *inc);
 	void *incident_ctx;
 	/* The name of the endpoint ep_id (any thread); NULL: "endpoint:N". */

@@ -2,10 +2,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,25 +173,74 @@ static struct bl_slot *tab_find(const struct bl_table *t, int fam, uint8_t plen,
 	return NULL;
 }
 
-static int tab_grow(struct bl_table *t, size_t need)
+/*
+ * Slot arrays come from mmap, in huge pages where the kernel gives them,
+ * populated for writing in one call. A big calloc is mapped to the zero
+ * page and every first touch faults (a read first makes the later write a
+ * copy-on-write fault with a TLB flush on every CPU); a memset after the
+ * calloc does not help, the compiler drops it. Populating is still most of
+ * a grow (0.1-0.5 s for 2M slots in a VM), which is why
+ * zt_blocklist_reserve() has it done on a thread of its own.
+ */
+static struct bl_slot *slots_alloc(size_t cap)
 {
-	struct bl_slot *old = t->slots, *ns;
-	size_t oldcap = t->cap, cap = t->cap ? t->cap : 1024;
-	struct bl_table nt;
+	size_t len = cap * sizeof(struct bl_slot);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_HUGEPAGE);
+	if (madvise(p, len, MADV_POPULATE_WRITE) < 0) {
+		/* Older kernels: a write to each page, one the compiler keeps. */
+		for (size_t off = 0; off < len; off += 4096)
+			((volatile uint8_t *)p)[off] = 0;
+	}
+	return p;
+}
+
+static void slots_free(struct bl_slot *s, size_t cap)
+{
+	if (s)
+		munmap(s, cap * sizeof(*s));
+}
+
+static size_t tab_cap_for(const struct bl_table *t, size_t need)
+{
+	size_t cap = t->cap ? t->cap : 1024;
 
 	while (need * 10 > cap * 7)
 		cap <<= 1;
+	return cap;
+}
+
+/* Waits for the spare-slots thread, if one runs. */
+static void spare_join(struct zt_blocklist *bl)
+{
+	if (bl->spare_running) {
+		pthread_join(bl->spare_thr, NULL);
+		bl->spare_running = false;
+	}
+}
+
+static int tab_grow(struct zt_blocklist *bl, size_t need)
+{
+	struct bl_table *t = &bl->tab;
+	struct bl_slot *old = t->slots, *ns;
+	size_t oldcap = t->cap, cap = tab_cap_for(t, need);
+	struct bl_table nt;
+
 	if (cap == t->cap)
 		return 0;
-	ns = calloc(cap, sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	/*
-	 * Written before anything reads it: a big calloc is mapped to the zero
-	 * page, and a read first makes every later write a copy-on-write fault
-	 * with a TLB flush on every CPU (several times slower in a VM).
-	 */
-	memset(ns, 0, cap * sizeof(*ns));
+	spare_join(bl);
+	if (bl->spare && bl->spare_cap >= cap) {
+		ns = bl->spare;
+		cap = bl->spare_cap;
+		bl->spare = NULL;
+	} else {
+		ns = slots_alloc(cap);
+		if (!ns)
+			return -ENOMEM;
+	}
 	nt = (struct bl_table){ .slots = ns, .cap = cap, .shift = 64 - __builtin_ctzll(cap) };
 	for (size_t j = 0; j < oldcap; j++) {
 		size_t i;
@@ -201,11 +252,57 @@ static int tab_grow(struct bl_table *t, size_t need)
 			i = (i + 1) & (cap - 1);
 		ns[i] = old[j];
 	}
-	free(old);
+	slots_free(old, oldcap);
 	t->slots = ns;
 	t->cap = cap;
 	t->shift = nt.shift;
 	return 0;
+}
+
+#define RESERVE_SYNC_SLOTS ((size_t)1 << 17)
+
+static void *spare_main(void *arg)
+{
+	struct zt_blocklist *bl = arg;
+
+	bl->spare = slots_alloc(bl->spare_cap);
+	atomic_store(&bl->spare_done, true);
+	return NULL;
+}
+
+int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more)
+{
+	size_t cap = tab_cap_for(&bl->tab, bl->tab.n + more);
+
+	if (cap == bl->tab.cap)
+		return 0;
+	/* Small: at once (a few ms at most). */
+	if (cap <= RESERVE_SYNC_SLOTS && !bl->spare_running)
+		return tab_grow(bl, bl->tab.n + more);
+	if (bl->spare_running) {
+		if (!atomic_load(&bl->spare_done))
+			return 1;
+		spare_join(bl);
+		if (!bl->spare)
+			return -ENOMEM; /* the thread's mmap failed: not again and again */
+	}
+	if (bl->spare && bl->spare_cap >= cap) {
+		/* The rehash, on the caller's thread: tens of ms for 1M entries. */
+		int r = tab_grow(bl, bl->tab.n + more);
+
+		return r < 0 ? r : 1;
+	}
+	slots_free(bl->spare, bl->spare_cap);
+	bl->spare = NULL;
+	bl->spare_cap = cap;
+	atomic_store(&bl->spare_done, false);
+	if (pthread_create(&bl->spare_thr, NULL, spare_main, bl) != 0) {
+		int r = tab_grow(bl, bl->tab.n + more);
+
+		return r < 0 ? r : 1;
+	}
+	bl->spare_running = true;
+	return 1;
 }
 
 /* Inserts a new key (the caller checked it is absent and grew the table). */
@@ -596,7 +693,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 	memcpy(&plen, key, sizeof(plen));
 	if (plen > (fam == FAM_V4 ? 32u : 128u))
 		return 0;
-	if (tab_grow(&bl->tab, bl->tab.n + 1) < 0)
+	if (tab_grow(bl, bl->tab.n + 1) < 0)
 		return -ENOMEM;
 	if (tab_find(&bl->tab, fam, plen, key + sizeof(uint32_t)))
 		return 0;
@@ -735,7 +832,7 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	/* Every word is written once at start: repairs whatever an earlier run left. */
 	for (size_t w = 0; w < ZT_FILTER_WORDS; w++)
 		filter_mark(bl, w);
-	r = tab_grow(&bl->tab, 1);
+	r = tab_grow(bl, 1);
 	for (int fam = 0; r == 0 && fam < 2; fam++) {
 		r = load_map(bl, fam, false);
 		if (r == 0)
@@ -761,7 +858,9 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 {
 	if (!bl)
 		return;
-	free(bl->tab.slots);
+	spare_join(bl);
+	slots_free(bl->spare, bl->spare_cap);
+	slots_free(bl->tab.slots, bl->tab.cap);
 	free(bl->fcount4);
 	free(bl->fcount6);
 	free(bl->fcount16);
@@ -1034,7 +1133,7 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 	}
 
 	/* Decide: new or existing, and where each length goes. */
-	r = tab_grow(&bl->tab, bl->tab.n + n);
+	r = tab_grow(bl, bl->tab.n + n);
 	if (r < 0) {
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		goto out;

@@ -133,6 +133,14 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 /* Deletes the feed entries among cs (others stay, counted as kept); counts into *c. */
 int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
 			  struct zt_bl_feed_counts *c);
+/*
+ * Room for more entries without a long stall of the caller: when the
+ * mirror would have to grow, its new memory is made ready on a thread (1:
+ * call again), then moved into on the next call that finds it ready (1, a
+ * rehash of tens of ms for 1M entries); 0 once there is room. -ENOMEM.
+ * Adds that outrun it grow the mirror at once, as before.
+ */
+int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more);
 /* Every feed entry (source ZT_BS_FEED) into a new array *out of *n. 0 or -ENOMEM. */
 int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n);
 /* The source (enum zt_block_source) of the entry for exactly c, or -ENOENT. */

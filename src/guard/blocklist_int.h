@@ -7,6 +7,8 @@
 #ifndef ZT_BLOCKLIST_INT_H
 #define ZT_BLOCKLIST_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -95,6 +97,12 @@ struct zt_blocklist {
 	uint64_t *fvals; /* their values, for the batch update */
 	size_t n_fdlist;
 	size_t n_short[2]; /* entries too short for the filter: that family's filter is off */
+	/* A bigger slot array made ready on a thread of its own (zt_blocklist_reserve). */
+	pthread_t spare_thr;
+	bool spare_running;
+	atomic_bool spare_done;
+	struct bl_slot *spare;
+	size_t spare_cap;
 };
 
 static inline int fam_of(const struct zt_cidr *c)

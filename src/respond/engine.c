@@ -216,6 +216,50 @@ void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d)
 	WITH_PENDING(e, handle(e, d, zt_now_boot_ns()));
 }
 
+static void handle_ioc(struct zt_engine *e, const struct zt_decision *d, bool dropped,
+		       uint64_t now_boot)
+{
+	struct zt_resp_action a = {
+		.act = dropped ? ZT_RA_BLOCK : ZT_RA_ALERT,
+		.mode = dropped ? ZT_RESP_BLOCK : ZT_RESP_ALERT,
+		.family = d->family,
+		.why = dropped ? "dropped by the feed's entry" : "the feed's action is alert",
+	};
+	int64_t now_us = boot_to_unix_us(now_boot);
+	struct zt_incident *i;
+	bool opened;
+
+	memcpy(a.addr, d->peer, 16);
+	e->st.decisions[ZT_THREAT_IOC]++;
+	i = zt_incidents_on_decision(e->inc, d, &a, now_boot, now_us, &opened);
+	if (!i) {
+		log_warn(
+			"incident_refused",
+			"threat=ioc why=\"too many open incidents (response keeps at most 4096)\"");
+		return;
+	}
+	if (!opened)
+		i->flows++;
+	if (dropped)
+		i->drops++;
+	/* A new one gets its forensic capture of the pod, as a detector's would. */
+	if (opened && e->n_fresh < MAX_PENDING_BLOCKS) {
+		struct fresh_incident *f = &e->fresh[e->n_fresh++];
+
+		memset(f, 0, sizeof(*f));
+		memcpy(f->id, i->id, 16);
+		f->family = d->family;
+		memcpy(f->addr, d->addr, 16);
+	}
+}
+
+void zt_engine_on_ioc(struct zt_engine *e, const struct zt_decision *d, bool dropped)
+{
+	if (d->threat != ZT_THREAT_IOC)
+		return;
+	WITH_PENDING(e, handle_ioc(e, d, dropped, zt_now_boot_ns()));
+}
+
 /* ---- actions done (loop thread) ---- */
 
 static void block_done(void *ctx, const struct zt_block_action *b, int result, uint64_t lat_ns,

@@ -95,6 +95,15 @@ int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now_boot_ns);
 void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev);
 /* A policy violation (seg's violation sink). */
 void zt_engine_on_violation(struct zt_engine *e, const struct zt_seg_violation *v);
+/*
+ * A pod's connection to a threat-feed-listed destination (src/feeds, any
+ * thread): d is of threat ZT_THREAT_IOC, its subject the pod (source), its
+ * peer the destination. One incident per (pod, IOC), its flows (and drops)
+ * growing with every hit. The response policy is not asked: the feed's
+ * own entry dropped the flow (action "block", what was blocked the IOC) or
+ * the feed only alerts (action "alert"); the pod is never blocked for it.
+ */
+void zt_engine_on_ioc(struct zt_engine *e, const struct zt_decision *d, bool dropped);
 /* Kernel signals (the joining step converts Part K's events into these). */
 void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p);
 void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s);

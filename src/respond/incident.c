@@ -16,6 +16,7 @@
 struct ikey {
 	uint8_t family, role, threat, _pad;
 	uint8_t addr[16];
+	uint8_t peer[16]; /* ioc: one incident per (pod, IOC); zero for the others */
 };
 
 struct ient {
@@ -239,13 +240,15 @@ void zt_incidents_set_observer(struct zt_incidents *t, zt_incident_observe_fn fn
 }
 
 static void mk_key(struct ikey *k, uint8_t family, const uint8_t *addr, uint8_t threat,
-		   uint8_t role)
+		   uint8_t role, const uint8_t *peer)
 {
 	memset(k, 0, sizeof(*k));
 	k->family = family;
 	k->role = role;
 	k->threat = threat;
 	memcpy(k->addr, addr, zt_fam_len(family));
+	if (threat == ZT_THREAT_IOC && peer)
+		memcpy(k->peer, peer, zt_fam_len(family));
 }
 
 struct zt_incident *zt_incidents_lookup(struct zt_incidents *t, uint8_t family, const uint8_t *addr,
@@ -254,7 +257,7 @@ struct zt_incident *zt_incidents_lookup(struct zt_incidents *t, uint8_t family, 
 	struct ikey k;
 	struct ient *e;
 
-	mk_key(&k, family, addr, (uint8_t)threat, (uint8_t)role);
+	mk_key(&k, family, addr, (uint8_t)threat, (uint8_t)role, NULL);
 	e = zt_dtable_find(&t->index, &k);
 	return e ? t->open[e->slot] : NULL;
 }
@@ -297,7 +300,7 @@ struct zt_incident *zt_incidents_on_decision(struct zt_incidents *t, const struc
 	bool created;
 
 	*opened = false;
-	mk_key(&k, d->family, d->addr, d->threat, d->role);
+	mk_key(&k, d->family, d->addr, d->threat, d->role, d->peer);
 	e = zt_dtable_find(&t->index, &k);
 	if (e) {
 		i = t->open[e->slot];
@@ -424,7 +427,7 @@ static void close_slot(struct zt_incidents *t, size_t slot, const char *reason, 
 	i->closed_us = now_us;
 	snprintf(i->close_reason, sizeof(i->close_reason), "%s", reason);
 	post(t, i, "incident.close", now_us, now_ns);
-	mk_key(&k, i->family, i->addr, i->threat, i->role);
+	mk_key(&k, i->family, i->addr, i->threat, i->role, i->peer);
 	e = zt_dtable_find(&t->index, &k);
 	if (e)
 		zt_dtable_del(&t->index, e);
@@ -434,7 +437,7 @@ static void close_slot(struct zt_incidents *t, size_t slot, const char *reason, 
 	if (slot < t->n_open) {
 		struct zt_incident *m = t->open[slot];
 
-		mk_key(&k, m->family, m->addr, m->threat, m->role);
+		mk_key(&k, m->family, m->addr, m->threat, m->role, m->peer);
 		e = zt_dtable_find(&t->index, &k);
 		if (e)
 			e->slot = (uint32_t)slot;

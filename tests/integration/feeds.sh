@@ -4,8 +4,9 @@
 # that change from an external namespace (python3 http.server over TLS);
 # the agent fetches them with conditional requests (304s in the server's
 # log), drops listed sources at the uplink (XDP), drops a pod's connection
-# to a listed C2 address and raises an alert naming pod, IOC, feed and the
-# feed's reference, keeps the last good content through a server outage
+# to a listed C2 address and raises an incident naming pod, IOC, feed and the
+# feed's reference (one per pod and IOC, its count growing on repeat),
+# keeps the last good content through a server outage
 # (and reports it stale), swaps a 1M-entry feed while allowed traffic flows
 # without a loss, and applies and withdraws an advisory policy feed.
 # Prints TAP lines; timings are printed as comments.
@@ -93,6 +94,7 @@ put() { # FILE CONTENT
 put drop.txt "; test DROP list
 $BAD/32 ; SBL100001
 203.0.113.0/24 ; SBL100002
+192.0.2.0/24 ; SBL100003
 "
 put feodo.csv "# first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware
 \"2024-01-17 07:44:46\",\"$C2\",\"8080\",\"online\",\"2024-02-19\",\"Dridex\"
@@ -118,6 +120,9 @@ LAB_DB_URL=$DB
 LAB_METRICS="127.0.0.1:$METRICS_PORT"
 lab_write_config
 cat >>"$LAB_CONF" <<EOF
+detection:
+  protected:
+    - 192.0.2.64/26
 feeds:
   - name: web
     url: https://$SRV:8443/drop.txt
@@ -188,6 +193,20 @@ no_list_nope() { ! ztctl block list --feed nope 2>/dev/null; }
 check "block list --feed of an unknown feed is refused" no_list_nope
 src_feed() { ztctl block list --feed web -o json | grep -q '"source": "feed"'; }
 check "the blocklist entry says source feed" src_feed
+# detection.protected (192.0.2.64/26) is subtracted from feeds too: the
+# listed 192.0.2.0/24 is split around it and the subtraction is reported.
+protected_split() {
+	local out
+	out=$(ztctl block list --feed web) || return 1
+	grep -q '192\.0\.2\.0/26' <<<"$out" && grep -q '192\.0\.2\.128/25' <<<"$out" &&
+		! grep -q '192\.0\.2\.0/24' <<<"$out" && ! grep -q '192\.0\.2\.64/26' <<<"$out"
+}
+check "a protected CIDR (detection.protected) is never blocked by a feed: the /24 is split around it" \
+	protected_split
+protected_reported() {
+	ztctl feeds show web | grep -q '192\.0\.2\.0/24 meets 192\.0\.2\.64/26 (protected): split around it'
+}
+check "feeds show reports the protected subtraction" protected_reported
 
 # --- conditional requests ---
 n304=$(grep -c '"GET /drop.txt HTTP/1.1" 304' "$LAB_DIR/server.log")
@@ -219,16 +238,62 @@ check "the IOC hit is logged with pod, IOC, feed and reference" \
 	wait_for 5 grep -q "ioc_hit pod=lab/client ioc=$C2/32 feed=c2 reference=\"Dridex\" action=block dropped=1" "$LAB_LOG"
 flows_ioc() { ztctl flows --verdict denied -o json | tr -d '\n ' | grep -q "\"reason\":\"ioc\"[^}]*\"dst\":\"$C2\""; }
 check "ztctl flows shows the flow denied with reason ioc" flows_ioc
-alert_row() {
-	[ "$(q "SELECT count(*) FROM alerts WHERE kind = 'ioc' AND dest_ip = '$C2' AND dest_port = 8080
-		AND detail->>'pod' = 'lab/client' AND detail->>'ioc' = '$C2/32' AND detail->>'feed' = 'c2'
-		AND detail->>'reference' = 'Dridex' AND severity = 'critical'")" -ge 1 ] 2>/dev/null
+# The hit is an incident of threat ioc: one per (pod, IOC), its counts growing.
+ioc_incident() { # prints "id flows drops" of the pod's ioc incident toward $C2 (one line per incident)
+	ztctl incidents list -o json | python3 -c '
+import json, sys
+for i in json.load(sys.stdin)["incidents"]:
+    if i["threat_type"] == "ioc" and i["src"] == sys.argv[1] and i["dst"] == sys.argv[2]:
+        print(i["id"], i["flows"], i["drops"])' "$POD" "$C2"
 }
-check "an alerts row (kind ioc) names pod, IOC, feed and reference" wait_for 15 alert_row
+has_ioc_incident() { [ -n "$(ioc_incident)" ]; }
+check "the IOC hit is an incident (ztctl incidents list: threat ioc, the pod to $C2)" \
+	wait_for 5 has_ioc_incident
+read -r inc flows1 _ <<<"$(ioc_incident | head -1)"
+inc_fields() {
+	ztctl incidents show "${inc:-none}" -o json | python3 -c '
+import json, sys
+i = json.load(sys.stdin)
+i = i.get("incident", i)
+ok = (i["threat_type"] == "ioc" and i["workload"] == "lab/client" and i["subtype"] == "c2"
+      and i["dport"] == 8080 and i["action"] == "block" and i["blocked"] == sys.argv[1] + "/32"
+      and sys.argv[1] + "/32 on feed c2 (reference: Dridex)" in i["evidence"])
+sys.exit(0 if ok else 1)' "$C2"
+}
+check "incidents show: pod (workload lab/client), IOC, feed (c2) and its reference (Dridex), action block" \
+	inc_fields
+no_tcp_pod $C2 8080
+no_tcp_pod $C2 8080
+grown() {
+	local id f d
+	read -r id f d <<<"$(ioc_incident | head -1)"
+	[ "$id" = "$inc" ] && [ "$f" -ge $((flows1 + 2)) ] && [ "$d" -ge $((flows1 + 2)) ] &&
+		[ "$(ioc_incident | wc -l)" = 1 ]
+}
+check "a repeat grows the same incident (flows $flows1 -> $(ioc_incident | awk '{print $2}')), no second one" \
+	wait_for 5 grown
+inc_row() {
+	[ "$(q "SELECT count(*) FROM incidents WHERE id = '$inc' AND threat_type = 'ioc'
+		AND workload = 'lab/client' AND dest_ip = '$C2' AND dest_port = 8080 AND subtype = 'c2'
+		AND evidence->>'evidence' LIKE '%Dridex%' AND flows >= $((flows1 + 2))")" = 1 ] 2>/dev/null
+}
+check "database: the incidents row (threat_type ioc, migration 006) with the grown count" \
+	wait_for 20 inc_row
+alert_row() {
+	[ "$(q "SELECT count(*) FROM alerts WHERE kind = 'ioc' AND incident_id = '$inc' AND dest_ip = '$C2'
+		AND dest_port = 8080 AND severity = 'critical' AND count >= $((flows1 + 2))")" = 1 ] 2>/dev/null
+}
+check "one alerts row (kind ioc) for the incident, its count grown" wait_for 20 alert_row
 check "no policy-deny alert doubles it" \
 	test "$(q "SELECT count(*) FROM alerts WHERE kind = 'policy-deny' AND dest_ip = '$C2'")" = 0
 metrics() { in_node curl -s "http://127.0.0.1:$METRICS_PORT/metrics"; }
-ioc_metric() { metrics | grep -q '^ztagent_ioc_flows_total{action="block"} [1-9]'; }
+ioc_metric() {
+	local m
+	m=$(metrics)
+	grep -q '^ztagent_ioc_flows_total{action="block"} [1-9]' <<<"$m" && return 0
+	echo "# metrics said: $(grep '^ztagent_ioc_flows_total' <<<"$m" | tr '\n' ' ')"
+	return 1
+}
 check "metrics: ztagent_ioc_flows_total{action=\"block\"} counts it" ioc_metric
 
 # --- advisories: a policy feed ---

@@ -201,6 +201,54 @@ static void test_one_incident_growing(void **state)
 }
 
 /* Traffic of addresses without incidents costs a lookup and nothing else. */
+/* ioc: one incident per (pod, IOC), not per pod; a repeat grows it; a detector's stays apart. */
+static void test_ioc_per_pod_and_ioc(void **state)
+{
+	struct zt_incidents_cfg c;
+	struct zt_incidents *t;
+	struct posts p = { 0 };
+	struct zt_decision d;
+	struct zt_resp_action a = { .act = ZT_RA_BLOCK, .mode = ZT_RESP_BLOCK, .family = 4 };
+	struct zt_incident *i1, *i2, *i3, *i4;
+	bool opened;
+	char buf[64];
+
+	(void)state;
+	zt_incidents_cfg_defaults(&c);
+	assert_int_equal(zt_incidents_new(&c, collect, &p, &t), 0);
+	decision(&d, ZT_THREAT_IOC, "198.18.0.10", 1);
+	d.has_peer = true;
+	inet_pton(AF_INET, "198.51.100.7", d.peer);
+	snprintf(d.workload, sizeof(d.workload), "lab/client");
+	i1 = zt_incidents_on_decision(t, &d, &a, 100 * SEC, 1000000, &opened);
+	assert_non_null(i1);
+	assert_true(opened);
+	/* The same pod and IOC: the same incident, one more decision. */
+	i2 = zt_incidents_on_decision(t, &d, &a, 101 * SEC, 2000000, &opened);
+	assert_ptr_equal(i1, i2);
+	assert_false(opened);
+	assert_int_equal(i2->decisions, 2);
+	/* The same pod, another IOC: an incident of its own. */
+	inet_pton(AF_INET, "198.51.100.8", d.peer);
+	i3 = zt_incidents_on_decision(t, &d, &a, 102 * SEC, 3000000, &opened);
+	assert_true(opened);
+	assert_ptr_not_equal(i3, i1);
+	/* A detector's incident about the same address is apart from both. */
+	decision(&d, ZT_THREAT_SCAN, "198.18.0.10", 1);
+	i4 = zt_incidents_on_decision(t, &d, &a, 103 * SEC, 4000000, &opened);
+	assert_true(opened);
+	assert_ptr_not_equal(i4, i1);
+	assert_ptr_not_equal(i4, i3);
+	zt_incidents_flush(t, 5000000);
+	assert_true(p.n >= 3);
+	for (int k = 0; k < p.n; k++)
+		if (!strcmp(jstr(p.detail[k], "threat_type", buf, sizeof(buf)), "ioc"))
+			assert_string_equal(jstr(p.detail[k], "workload", buf, sizeof(buf)),
+					    "lab/client");
+	zt_incidents_free(t, 200 * SEC, 9000000);
+	posts_free(&p);
+}
+
 static void test_attribute_nothing(void **state)
 {
 	struct zt_incidents_cfg c;
@@ -342,6 +390,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_incident_growing),
+		cmocka_unit_test(test_ioc_per_pod_and_ioc),
 		cmocka_unit_test(test_attribute_nothing),
 		cmocka_unit_test(test_denials_aggregated),
 		cmocka_unit_test(test_denials_keys_and_fold),
