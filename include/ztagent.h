@@ -811,7 +811,12 @@ struct zt_src_cell {
 	__u8 over; /* kinds (1 << enum zt_rl_kind) at or over the source limit this window */
 	__u8 prev_over; /* ... in the window before */
 	__u8 reported; /* signals (ZT_SIG_*, low 8 bits) already reported this window */
-	__u8 _pad;
+	/*
+	 * When this window's first packet came, in 1/256 of a window from its
+	 * start (zt_win_off8): a signal's rate is counted from there, so a
+	 * flood that starts late in a window is not diluted by its quiet part.
+	 */
+	__u8 first;
 	/*
 	 * Probes waiting for their outcome (bit: zt_probe_bit), not reset per
 	 * window. Two pending probes of a source on one bit get one outcome.

@@ -16,6 +16,7 @@
 #                               (tools/bench_mtls_lab.sh: throughput, agent CPU, RTT, connect-to-first-byte)
 #   tools/bench.sh feeds     8. only: feed parse rates, a 1M-entry swap and the packet path
 #                               meanwhile, TC new-flow cost with the IOC check on vs off
+#   tools/bench.sh detect    9. only: benign iperf3 and requests during a flood, agent vs none
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -25,9 +26,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon | seg | tc | events | db | mtls | feeds) ;;
+all | xdp | daemon | seg | tc | events | db | mtls | feeds | detect) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls|feeds]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls|feeds|detect]" >&2
 	exit 2
 	;;
 esac
@@ -303,8 +304,13 @@ part_feeds() {
 	build/tools/bench_tc -r 5 -f 8192 -i 1000000 | grep -E 'IOC|new flow'
 }
 
+part_detect() {
+	echo "== 9. Detection: benign iperf3 with detection on vs no agent; benign requests during a SYN flood"
+	tools/bench_detect.sh
+}
+
 # Each part in a subshell: the lab's EXIT trap cleans up after each.
-for p in xdp daemon seg tc events db mtls feeds; do
+for p in xdp daemon seg tc events db mtls feeds detect; do
 	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
 		(part_$p) || {
 			r=$?

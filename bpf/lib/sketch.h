@@ -111,10 +111,27 @@ static __always_inline void zt_act_classify(struct zt_act *a, const struct zt_pk
 	}
 }
 
-static __always_inline void zt_src_roll(struct zt_src_cell *c, __u32 win)
+/* Where jiffies fall in their window, in 1/256 of it (zt_src_cell.first). */
+static __always_inline __u8 zt_win_off8(__u64 jiffies, __u32 win_shift)
+{
+	__u32 sh = win_shift & 31, off = (__u32)(jiffies & ((1ULL << sh) - 1));
+
+	return (__u8)(sh > 8 ? off >> (sh - 8) : off);
+}
+
+/* zt_win_off8 back into jiffies from the window's start. */
+static __always_inline __u32 zt_win_off8_jiffies(__u8 off8, __u32 win_shift)
+{
+	__u32 sh = win_shift & 31;
+
+	return sh > 8 ? (__u32)off8 << (sh - 8) : off8;
+}
+
+static __always_inline void zt_src_roll(struct zt_src_cell *c, __u32 win, __u8 off8)
 {
 	if (c->win == (__u16)win)
 		return;
+	c->first = off8;
 	c->prev_over = (__u16)(win - c->win) == 1 ? c->over : 0;
 	c->win = (__u16)win;
 	c->count[0] = 0;
@@ -175,11 +192,12 @@ static __always_inline int zt_src_update(struct zt_src_cell *c0, struct zt_src_c
 					 struct zt_act *a, const struct zt_guard_cfg *cfg)
 {
 	__u32 lim;
-	__u8 k = a->kind, over;
+	__u8 k = a->kind, over, off8;
 	int due;
 
-	zt_src_roll(c0, a->win);
-	zt_src_roll(c1, a->win);
+	off8 = zt_win_off8(a->jiffies, cfg->win_shift);
+	zt_src_roll(c0, a->win, off8);
+	zt_src_roll(c1, a->win, off8);
 	zt_src_count_one(c0, a);
 	zt_src_count_one(c1, a);
 	if (a->opening) {
@@ -328,7 +346,7 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 {
 	const struct zt_sig_thr *t = &cfg->sig_src;
 	struct zt_ev_activity *e;
-	__u32 sig;
+	__u32 sig, first;
 
 	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->nports, c0->nhosts);
 	sig &= ~(__u32)(c0->reported & c1->reported);
@@ -348,6 +366,12 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 		return;
 	}
 	zt_activity_hdr(e, ZT_EV_SRC_ACTIVITY, ifindex, a, p, sig, cfg->win_shift);
+	/*
+	 * From the source's first packet this window (the earlier cell's, so
+	 * a collision can only lower the rate), not from the window's start.
+	 */
+	first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first, cfg->win_shift);
+	e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
 	e->over = a->over | ((c0->over | c0->prev_over) & (c1->over | c1->prev_over));
 	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
 	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;

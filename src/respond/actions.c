@@ -144,6 +144,12 @@ int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b)
 	return 0;
 }
 
+void zt_actions_run_queued(struct zt_actions *a)
+{
+	if (a && pthread_equal(pthread_self(), a->loop_thread))
+		drain(a);
+}
+
 void zt_actions_get_stats(struct zt_actions *a, struct zt_actions_stats *st)
 {
 	pthread_mutex_lock(&a->lock);

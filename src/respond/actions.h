@@ -52,6 +52,12 @@ int zt_actions_new(struct zt_loop *loop, zt_block_write_fn write, zt_block_done_
 void zt_actions_free(struct zt_actions *a);
 /* From any thread. 0: written (loop thread) or queued; -ENOBUFS: the queue is full. */
 int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b);
+/*
+ * On the loop thread, from inside a long callback (the detection sweep,
+ * flow records): writes the blocks other threads queued now, instead of
+ * when the loop gets back to the queue's eventfd. Elsewhere: nothing.
+ */
+void zt_actions_run_queued(struct zt_actions *a);
 void zt_actions_get_stats(struct zt_actions *a, struct zt_actions_stats *st);
 
 #endif

@@ -625,6 +625,9 @@ void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, 
 	uint64_t now = zt_now_boot_ns();
 	int64_t off = zt_boot_to_unix_ns();
 
+	/* Flow records come in slices of the flow export's sweep, on the loop thread. */
+	if (e->act)
+		zt_actions_run_queued(e->act);
 	WITH_PENDING(e, {
 		for (size_t k = 0; k < n; k++) {
 			const struct zt_flow_record *f = &recs[k];
@@ -854,6 +857,31 @@ static void sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const st
 	}
 }
 
+/* Entries of one batch, under the lock in slices of this many. */
+#define SWEEP_SLICE 512
+
+/*
+ * A batch's entries, the lock taken per slice: the events thread's flood
+ * decisions wait for one slice at most, not for the whole walk (hundreds
+ * of ms with a flood's entries in the table). Between slices, blocks the
+ * other threads queued are written (the sweep holds the loop thread).
+ */
+static void sweep_batch(struct zt_engine *e, const struct zt_ct_key *keys,
+			const struct zt_ct_val *vals, size_t n, uint64_t now)
+{
+	for (size_t i = 0; i < n; i += SWEEP_SLICE) {
+		size_t end = n - i > SWEEP_SLICE ? i + SWEEP_SLICE : n;
+
+		WITH_PENDING(e, {
+			for (size_t j = i; j < end; j++)
+				sweep_entry(e, &keys[j], &vals[j], now);
+		});
+		if (e->act)
+			zt_actions_run_queued(e->act);
+	}
+}
+
+/* The walk itself (map reads) holds no lock: only the sweep uses ct_keys, seen and slowconn. */
 static int walk(struct zt_engine *e, int fd, uint64_t now)
 {
 	uint8_t in[sizeof(struct zt_ct_key)], outb[sizeof(struct zt_ct_key)];
@@ -875,8 +903,8 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 		int rr = bpf_map_lookup_batch(fd, inp, outb, keys, vals, &count, NULL);
 		int er = rr < 0 ? errno : 0;
 
-		for (__u32 i = 0; i < count && (rr == 0 || er == ENOENT); i++)
-			sweep_entry(e, &keys[i], &vals[i], now);
+		if (rr == 0 || er == ENOENT)
+			sweep_batch(e, keys, vals, count, now);
 		if (rr < 0) {
 			if (er != ENOENT)
 				r = -er;
@@ -886,17 +914,24 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 		inp = in;
 	}
 	if (r == -EINVAL || r == -EOPNOTSUPP || r == -524 /* ENOTSUPP */) {
-		/* No batch operations: one key at a time. */
-		struct zt_ct_key k, next, *prev = NULL;
-		struct zt_ct_val v;
+		/* No batch operations: one key at a time, in batches all the same. */
+		struct zt_ct_key next, *prev = NULL;
+		size_t n = 0;
 
 		r = 0;
 		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-			k = next;
-			prev = &k;
-			if (bpf_map_lookup_elem(fd, &k, &v) == 0)
-				sweep_entry(e, &k, &v, now);
+			keys[n] = next;
+			prev = &keys[n];
+			if (bpf_map_lookup_elem(fd, &keys[n], &vals[n]) == 0 && ++n == CT_BATCH) {
+				/* The next key is found from the last one, which the batch keeps. */
+				next = keys[n - 1];
+				sweep_batch(e, keys, vals, n, now);
+				keys[0] = next;
+				prev = &keys[0];
+				n = 0;
+			}
 		}
+		sweep_batch(e, keys, vals, n, now);
 	}
 	return r;
 }
@@ -913,16 +948,20 @@ int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now)
 		e->sweep_gen++;
 		e->st.sweeps++;
 		zt_slowconn_begin(e->slow, now);
-		r = walk(e, ct_fd, now);
+	});
+	r = walk(e, ct_fd, now);
+	WITH_PENDING(e, {
 		nd = zt_slowconn_end(e->slow, d, ZT_ARRAY_SIZE(d));
 		for (size_t j = 0; j < nd; j++)
 			handle(e, &d[j], now);
-		/* Entries that are gone from conntrack are forgotten. */
-		while ((s = zt_dtable_next(&e->seen, &pos)))
-			if (s->gen != (uint32_t)e->sweep_gen)
-				zt_dtable_del_at(&e->seen, &pos);
-		e->st.last_sweep_ms = (double)(zt_now_mono_ns() - t0) / 1e6;
 	});
+	/* Entries that are gone from conntrack are forgotten (only the sweep uses seen). */
+	while ((s = zt_dtable_next(&e->seen, &pos)))
+		if (s->gen != (uint32_t)e->sweep_gen)
+			zt_dtable_del_at(&e->seen, &pos);
+	pthread_mutex_lock(&e->lock);
+	e->st.last_sweep_ms = (double)(zt_now_mono_ns() - t0) / 1e6;
+	pthread_mutex_unlock(&e->lock);
 	return r;
 }
 

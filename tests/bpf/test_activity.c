@@ -742,6 +742,49 @@ static void test_signals(void **state)
 	assert_int_equal(e->n_bad, 0);
 }
 
+/*
+ * A source that starts late in a window: its signal's elapsed time is
+ * counted from its first packet, not from the window's start (the flood
+ * detector's rate is count / elapsed, and a flood must not be diluted by
+ * the quiet part of the window before it).
+ */
+static void test_signal_elapsed_from_first_packet(void **state)
+{
+	struct env *e = *state;
+	uint64_t j, ns, len;
+	struct pg_pkt p;
+	int i, seen = 0;
+
+	e->cfg.sig_src.syn = 20;
+	cfg_write(e);
+	len = 1ULL << e->cfg.win_shift;
+	/* Into the window's second half (well after its start). */
+	for (i = 0; i < 400; i++) {
+		assert_int_equal(zt_datapath_clock(&e->dp, &j, &ns), 0);
+		if ((j & (len - 1)) >= len / 2 && (j & (len - 1)) < len * 3 / 4)
+			break;
+		sleep_ms(5);
+	}
+	assert_true((j & (len - 1)) >= len / 2);
+	forget(e);
+	for (i = 0; i < 30; i++) {
+		syn4(&p, S4, D4, 40000, 2000 + i);
+		xdp_run(e, &p, NULL);
+	}
+	drain(e);
+	for (i = 0; i < e->n_act; i++) {
+		const struct zt_ev_activity *v = &e->act[i];
+
+		if (v->hdr.type != ZT_EV_SRC_ACTIVITY || !(v->signals & ZT_SIG_SYN))
+			continue;
+		seen++;
+		/* 30 packets take a jiffy or two; the window had run len / 2 before them. */
+		assert_in_range(v->elapsed, 0, len / 8);
+	}
+	assert_int_equal(seen, 1);
+	assert_int_equal(e->n_bad, 0);
+}
+
 /* ---- probes and their outcomes ---- */
 
 static void test_probes_and_results(void **state)
@@ -1356,6 +1399,8 @@ int main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signal_elapsed_from_first_packet, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_counts_many_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_src_limit_and_refill, setup, teardown),

@@ -3,7 +3,8 @@
 # in XDP, with the real agent in the namespace lab and a real PostgreSQL:
 #  - hping3 SYN flood from 198.18.0.1 against a pod's web server, and a UDP
 #    flood from 198.18.0.9: each source blocked by the flood detector
-#    (ztctl block list: detector, flood), within a generous budget;
+#    (ztctl block list: detector, flood), and cut <= 100 ms after its first
+#    packet, measured per packet (dumpcap on both sides of the node);
 #  - a benign client (198.18.0.3) requesting the page during both floods
 #    still gets >= 99% of its answers;
 #  - the incident's pcap is read by tshark and holds the attacker's packets;
@@ -42,6 +43,8 @@ wait_for() {
 	return 1
 }
 now_ms() { date +%s%3N; }
+# The issue's budget from a flood's first packet to its block.
+CUT_MS=${DETECT_FLOOD_CUT_MS:-100}
 
 WEB=198.18.2.40
 BENIGN=$LAB_EXT_IP2
@@ -115,21 +118,69 @@ block_after() {
 	return 1
 }
 
-# --- SYN flood: 10k SYN/s from one source ---
+# Per packet: the attacker's packets as they leave its namespace (ext0)
+# and as they reach the pod (eth0), timestamped by the kernel on the same
+# clock. From the flood's first packet to the last one the pod got: the
+# time until the blocklist cut it (before that only its token bucket,
+# which lets the limit's worth a second through).
+cap_start() { # NS IF HOST OUT: sets CAP_PID once dumpcap captures
+	ip netns exec "$1" dumpcap -q -i "$2" -f "src host $3" -w "$4" 2>"$4.log" &
+	CAP_PID=$!
+	LAB_PIDS+=($CAP_PID)
+	wait_for "grep -q 'Capturing on' '$4.log'" 100
+}
+cap_stop() { # PID...
+	kill -INT "$@" 2>/dev/null
+	wait "$@" 2>/dev/null
+}
+cap_first() { tshark -n -r "$1" -T fields -e frame.time_epoch 2>/dev/null | head -n 1; }
+cap_last() { tshark -n -r "$1" -T fields -e frame.time_epoch 2>/dev/null | tail -n 1; }
+cap_n() { tshark -n -r "$1" -T fields -e frame.time_epoch 2>/dev/null | wc -l; }
+# cut_ms NAME HOST: reports and prints the ms from the first packet sent to the last delivered.
+cut_ms() {
+	local s0 d1 ms
+	s0=$(cap_first "$LAB_DIR/$1.ext.pcap")
+	d1=$(cap_last "$LAB_DIR/$1.pod.pcap")
+	[ -n "$s0" ] && [ -n "$d1" ] || return 1
+	ms=$(awk -v a="$s0" -v b="$d1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
+	echo "# $1 flood from $2: first packet sent $s0, last delivered to the pod $d1: cut after $ms ms ($(cap_n "$LAB_DIR/$1.pod.pcap") of $(cap_n "$LAB_DIR/$1.ext.pcap") packets delivered)" >&2
+	echo "$ms"
+}
+
+# --- SYN flood: as fast as hping3 goes from one source (tens of thousands a second) ---
+cap_start "$LAB_EXT" ext0 $SYNSRC "$LAB_DIR/syn.ext.pcap"
+c1=$CAP_PID
+cap_start "${LAB_ID}-web" eth0 $SYNSRC "$LAB_DIR/syn.pod.pcap"
+c2=$CAP_PID
 t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 8 hping3 -q -S -p 8080 -i u100 -a $SYNSRC $WEB
+lab_bg_in "$LAB_EXT" timeout 8 hping3 -q -S -p 8080 --flood -a $SYNSRC $WEB
 syn_ms=$(block_after $SYNSRC "$t0")
 check "SYN flood: $SYNSRC blocked (${syn_ms:-never} ms after hping3 started)" test -n "$syn_ms"
 check "SYN flood: ztctl block list says the flood detector blocked it" \
 	grep -q "$SYNSRC/32.*detector.*flood" <<<"$(ztctl block list)"
 
+sleep 1
+cap_stop $c1 $c2
+syn_cut=$(cut_ms syn $SYNSRC)
+check "SYN flood: cut by the blocklist <= $CUT_MS ms after its first packet (${syn_cut:-?} ms)" \
+	awk -v v="${syn_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
+
 # --- UDP flood: as fast as hping3 goes (over 20k datagrams/s, the default threshold) ---
+cap_start "$LAB_EXT" ext0 $UDPSRC "$LAB_DIR/udp.ext.pcap"
+c1=$CAP_PID
+cap_start "${LAB_ID}-web" eth0 $UDPSRC "$LAB_DIR/udp.pod.pcap"
+c2=$CAP_PID
 t0=$(now_ms)
 lab_bg_in "$LAB_EXT" timeout 6 hping3 -q --udp -p 9999 -d 64 --flood -a $UDPSRC $WEB
 udp_ms=$(block_after $UDPSRC "$t0")
 check "UDP flood: $UDPSRC blocked (${udp_ms:-never} ms after hping3 started)" test -n "$udp_ms"
 check "UDP flood: ztctl block list says the flood detector blocked it" \
 	grep -q "$UDPSRC/32.*detector.*flood" <<<"$(ztctl block list)"
+sleep 1
+cap_stop $c1 $c2
+udp_cut=$(cut_ms udp $UDPSRC)
+check "UDP flood: cut by the blocklist <= $CUT_MS ms after its first packet (${udp_cut:-?} ms)" \
+	awk -v v="${udp_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
 ztctl block list | grep -E "$SYNSRC/|$UDPSRC/" | sed 's/^/# /'
 
 wait $BENIGN_PID

@@ -360,9 +360,14 @@ check "protected: the refusal is logged with the list" grep -q "event=block_refu
 
 # --- policy denials: one alert per source, destination, port and rule ---
 cat >"$LAB_DIR/denied.py" <<'EOF'
-import socket, sys
+import socket, sys, time
 src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.monotonic()
 for i in range(n):      # a new flow each: a source port of its own (port 0 would repeat some)
+    # At most 5000 a second: a benign sender, under ratelimit.udp (20000/s);
+    # faster, its first 1000 datagrams are a flood's first 50 ms.
+    while time.monotonic() - t0 < i / 5000:
+        time.sleep(0.001)
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     u.bind((src, 40000 + i))

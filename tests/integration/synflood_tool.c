@@ -10,6 +10,11 @@
  *     SECONDS. Prints "sent N". Only ever run inside the test's own
  *     network namespaces, towards the lab's pod address.
  *
+ *   randflood DST PORT NET/LEN PPS SECONDS
+ *     The same with a random source from NET/LEN for every SYN (xorshift,
+ *     never the network's first or last address) and a random source port:
+ *     a random-source flood. The test's NET lies inside 198.18.0.0/15.
+ *
  *   fill PIN IFINDEX DST PORT SRC_BASE COUNT
  *     Writes COUNT established TCP flows towards DST:PORT on IFINDEX into
  *     the pinned conntrack map PIN (batched), as a busy node's live flows:
@@ -87,25 +92,39 @@ static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n)
 	return sum;
 }
 
-static int flood(int argc, char **argv)
+struct net {
+	uint32_t addr, mask;
+};
+
+static struct net parse_net(const char *s)
 {
-	uint32_t dst, base;
-	unsigned int port, nsrc, pps, secs;
+	char buf[64], *slash;
+	struct net n;
+	int len;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		exit(2);
+	*slash = 0;
+	len = atoi(slash + 1);
+	n.mask = len ? ~0u << (32 - len) : 0;
+	n.addr = ip4(buf) & n.mask;
+	return n;
+}
+
+/*
+ * SYNs to DST:PORT paced to PPS for SECS: sources base .. base+nsrc-1 in
+ * turn, or, with rnd set, random ones inside rnd (see the top).
+ */
+static int flood_run(uint32_t dst, unsigned int port, uint32_t base, unsigned int nsrc,
+		     const struct net *rnd, unsigned int pps, unsigned int secs)
+{
 	struct sockaddr_in to = { .sin_family = AF_INET };
+	uint64_t sent = 0, t0, end, x = 0x9e3779b97f4a7c15ULL ^ mono_ns();
 	uint8_t pkt[40];
-	uint64_t sent = 0, t0, end;
 	int fd;
 
-	if (argc != 8)
-		return 2;
-	dst = ip4(argv[2]);
-	port = (unsigned int)atoi(argv[3]);
-	base = ip4(argv[4]);
-	nsrc = (unsigned int)atoi(argv[5]);
-	pps = (unsigned int)atoi(argv[6]);
-	secs = (unsigned int)atoi(argv[7]);
-	if (!nsrc || !pps || !secs || port > 65535)
-		return 2;
 	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0) {
 		perror("raw socket");
@@ -130,6 +149,18 @@ static int flood(int argc, char **argv)
 			uint16_t sport = (uint16_t)(1024 + (sent / nsrc) % 64000), c;
 			uint8_t *ip = pkt, *th = pkt + 20, pseudo[12];
 
+			if (rnd) {
+				uint32_t host;
+
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				host = (uint32_t)(x >> 32) & ~rnd->mask;
+				if (!host || host == ~rnd->mask)
+					host = 1;
+				src = rnd->addr | host;
+				sport = (uint16_t)(1024 + (uint32_t)x % 64000);
+			}
 			memset(pkt, 0, sizeof(pkt));
 			ip[0] = 0x45;
 			ip[3] = 40;
@@ -167,6 +198,43 @@ static int flood(int argc, char **argv)
 	close(fd);
 	printf("sent %llu\n", (unsigned long long)sent);
 	return 0;
+}
+
+static int flood(int argc, char **argv)
+{
+	unsigned int port, nsrc, pps, secs;
+
+	if (argc != 8)
+		return 2;
+	port = (unsigned int)atoi(argv[3]);
+	nsrc = (unsigned int)atoi(argv[5]);
+	pps = (unsigned int)atoi(argv[6]);
+	secs = (unsigned int)atoi(argv[7]);
+	if (!nsrc || !pps || !secs || port > 65535)
+		return 2;
+	return flood_run(ip4(argv[2]), port, ip4(argv[4]), nsrc, NULL, pps, secs);
+}
+
+static int randflood(int argc, char **argv)
+{
+	unsigned int port, pps, secs;
+	struct net n;
+
+	if (argc != 7)
+		return 2;
+	port = (unsigned int)atoi(argv[3]);
+	n = parse_net(argv[4]);
+	pps = (unsigned int)atoi(argv[5]);
+	secs = (unsigned int)atoi(argv[6]);
+	/* A /31 or /32 has no host part to randomise. */
+	if (!pps || !secs || port > 65535 || (~n.mask) < 3)
+		return 2;
+	/* Lab traffic only: the whole NET inside 198.18.0.0/15. */
+	if ((n.mask & 0xfffe0000u) != 0xfffe0000u || (n.addr & 0xfffe0000u) != 0xc6120000u) {
+		fprintf(stderr, "randflood: %s is not inside 198.18.0.0/15\n", argv[4]);
+		return 1;
+	}
+	return flood_run(ip4(argv[2]), port, 0, 1, &n, pps, secs);
 }
 
 static int fill(int argc, char **argv)
@@ -230,27 +298,6 @@ static int fill(int argc, char **argv)
 	free(vals);
 	close(fd);
 	return r ? 1 : 0;
-}
-
-struct net {
-	uint32_t addr, mask;
-};
-
-static struct net parse_net(const char *s)
-{
-	char buf[64], *slash;
-	struct net n;
-	int len;
-
-	snprintf(buf, sizeof(buf), "%s", s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		exit(2);
-	*slash = 0;
-	len = atoi(slash + 1);
-	n.mask = len ? ~0u << (32 - len) : 0;
-	n.addr = ip4(buf) & n.mask;
-	return n;
 }
 
 static int in_net(const struct zt_ct_key *k, struct net n)
@@ -405,6 +452,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "flood"))
 		r = flood(argc, argv);
+	else if (argc >= 2 && !strcmp(argv[1], "randflood"))
+		r = randflood(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "fill"))
 		r = fill(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "count"))
