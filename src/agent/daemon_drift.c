@@ -427,8 +427,14 @@ static int bl_scan_start(struct zt_drift *dr)
 {
 	int r = 0;
 
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&dr->scan_mu, NULL);
-	pthread_cond_init(&dr->scan_cv, NULL);
+	/* The reader's pause is a CLOCK_MONOTONIC deadline (the default clock would make it 1970). */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&dr->scan_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	dr->scan_init = true;
 	dr->scan_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (dr->scan_efd < 0)
