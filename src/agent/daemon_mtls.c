@@ -754,6 +754,10 @@ static const char *const ds_names[ZT_MTLS_DS_MAX] = {
 	[ZT_MTLS_DS_NO_AGENT] = "dropped_no_agent",
 	[ZT_MTLS_DS_BYPASS] = "dropped_bypass",
 	[ZT_MTLS_DS_UNSUPPORTED] = "dropped_unsupported",
+	[ZT_MTLS_DS_TLS13] = "tls13_server",
+	[ZT_MTLS_DS_TLS_OLD] = "dropped_tls_old_version",
+	[ZT_MTLS_DS_TLS_NOT_TLS] = "dropped_tls_not_tls",
+	[ZT_MTLS_DS_TLS_SPLIT] = "dropped_tls_split",
 };
 
 /* The datapath's counters, summed over CPUs. */
@@ -1030,7 +1034,8 @@ int daemon_mtls_register(struct zt_daemon *d)
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_datapath_packets_total",
 				"Packets of flows that require mTLS at the pods' veths: steered to "
 				"the agent, from it, or dropped (no agent, clear text around the "
-				"tunnel, IPv6).",
+				"tunnel, IPv6); requireTLS servers' ServerHellos checked at the "
+				"destination (TLS 1.3, or dropped: older, not TLS, split).",
 				ZT_METRIC_COUNTER, (const char *const[]){ "event", NULL },
 				m_datapath, m, NULL)) < 0)
 		return r;
