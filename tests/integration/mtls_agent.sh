@@ -159,6 +159,10 @@ spec:
       ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}, {protocol: TCP, port: 7002}]
       requireMutualAuth: true
     - action: allow
+      to: [{ipBlock: {cidr: 198.18.2.0/24}}]
+      ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
+      requireTLS: true
+    - action: allow
       to: [{ipBlock: {cidr: 0.0.0.0/0}}]
 EOF
 cat >"$DIR/pol-b/local.yaml" <<'EOF'
@@ -189,6 +193,11 @@ spec:
     - action: allow
       from: [{ipBlock: {cidr: 198.18.0.0/15}}]
       ports: [{protocol: TCP, port: 7001}]
+    # The server pod speaks TLS itself here: node b checks its ServerHello selects TLS 1.3.
+    - action: allow
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}]
+      ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
+      requireTLS: true
     # Only the identity shop/web, proven by its SVID, may reach 7002 (implies requireMutualAuth).
     - action: allow
       from: [{serviceAccounts: [shop/web]}]
@@ -392,6 +401,32 @@ check "serviceAccounts [shop/web]: rogue (shop/default), tunnelled in strict mod
 	test -z "$(say ro 198.18.2.10 7002 "$CANARY-sa")"
 check "... the server pod never saw it" bash -c "! grep -q 'peer=198.18.1.11' '$DIR/sv7002.peers'"
 check "... node b counted wrong_identity" test "$(js b "d['refusals']['wrong_identity']")" -gt "$wrong0"
+
+# requireTLS: the server pod's own TLS, carried by the tunnel, must be TLS 1.3 (node b's
+# datapath reads its ServerHello). openssl s_server -tls1_3 on 8443, -tls1_2 on 8444.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=server \
+	-keyout "$DIR/srv.key" -out "$DIR/srv.pem" >/dev/null 2>&1 || bail "openssl makes a server certificate"
+bg "$ID-sv" openssl s_server -accept 8443 -tls1_3 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
+bg "$ID-sv" openssl s_server -accept 8444 -tls1_2 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
+sleep 0.5
+s_client() { # s_client PORT: what openssl s_client in the client pod reports
+	ip netns exec "$ID-cl" timeout 6 openssl s_client -connect "198.18.2.10:$1" -brief </dev/null 2>&1
+}
+ds_b() { js b "d['datapath']['$1']"; }
+old0=$(ds_b dropped_tls_old_version)
+ok0=$(ds_b tls13_server)
+out13=$(s_client 8443)
+check "requireTLS: s_client -> s_server -tls1_3 completes a TLS 1.3 handshake" \
+	grep -q "Protocol version: TLSv1.3" <<<"$out13"
+check "... node b counted the TLS 1.3 ServerHello" test "$(ds_b tls13_server)" -gt "$ok0"
+out12=$(s_client 8444)
+check "requireTLS: s_client -> s_server -tls1_2 gets no handshake" \
+	bash -c "! grep -q 'Protocol version' <<<'$out12'"
+check "... node b dropped the TLS 1.2 ServerHello, counted ($old0 -> $(ds_b dropped_tls_old_version))" \
+	test "$(ds_b dropped_tls_old_version)" -gt "$old0"
+check "... and reported the flow denied with reason tls-not-1.3" \
+	wait_for 3 grep -q 'flow_denied.*dport=8444.*reason=tls-not-1.3' "$DIR/b.log"
+check "... a TLS 1.3 connection still works after it" grep -q "Protocol version: TLSv1.3" <<<"$(s_client 8443)"
 
 metrics_ok() {
 	ip netns exec "$B" "$PY" - <<'EOF'
