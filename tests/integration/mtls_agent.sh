@@ -73,7 +73,7 @@ js() {
 		"$PY" -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
 }
 
-for tool in tshark python3 iperf3; do
+for tool in tshark python3 iperf3 openssl; do
 	command -v $tool >/dev/null || bail "$tool is missing: run 'make deps'"
 done
 [ -x "$ZTAGENT" ] && [ -x "$ZTCTL" ] || bail "build first: make"
@@ -441,4 +441,12 @@ raise SystemExit(1 if miss else 0)
 EOF
 }
 check "node b's /metrics has the mtls families" metrics_ok
+if command -v promtool >/dev/null; then
+	check "deploy/prometheus/ztagent-mtls-rules.yml passes promtool check rules" \
+		promtool check rules "$ROOT/deploy/prometheus/ztagent-mtls-rules.yml"
+	check "the mTLS alert rules fire as tests/integration/mtls_rules_test.yml expects" \
+		promtool test rules "$ROOT/tests/integration/mtls_rules_test.yml"
+else
+	echo "# promtool missing: the mTLS alert rules are not checked"
+fi
 echo "1..$n"
