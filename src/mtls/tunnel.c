@@ -866,6 +866,11 @@ static void start_relay(struct conn *c)
 	c->relaying = true;
 	pthread_mutex_unlock(&c->t->list_lock);
 	atomic_fetch_add_explicit(&c->t->st_opened, 1, memory_order_relaxed);
+	/* The server proved the destination's identity to a client; a server got the client's. */
+	if (c->t->cfg.on_relay)
+		c->t->cfg.on_relay(c->t->cfg.ctx, &c->dst,
+				   c->role == ZT_MTLS_ROLE_SERVER ? c->peer_id : c->local_id,
+				   c->role == ZT_MTLS_ROLE_SERVER ? c->local_id : c->peer_id);
 }
 
 /* Server: a refusal after the handshake says why in a frame, then closes. */
