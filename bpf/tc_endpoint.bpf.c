@@ -362,9 +362,13 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		if ((ct->mtls & ZT_CT_TLS_CHECK) && d && dir == ZT_DIR_EGRESS && payload &&
 		    ct->verdict == ZT_VERDICT_ALLOW)
 			tc_tls_check(skb, &t.p, &key, ct, payload, len);
-		return zt_mtls_gate(
-			skb, &t.p, ct->mtls, ct->dir, dir,
-			tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		r = zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
+				 tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		/* Flow records say whether the flow really went through the agent. */
+		if (r == TC_ACT_OK &&
+		    (ct->mtls & (ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA)) == ZT_CT_MTLS_NEED)
+			ct->mtls |= ZT_CT_MTLS_VIA;
+		return r;
 	}
 
 	/* A new flow: this packet's direction is the original one. */
@@ -410,12 +414,16 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		v->mtls = zt_mtls_need(&key, dir, q.flags);
 		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
-		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
-		tc_emit(&key, v, t.p.tcp_flags, 0, len);
 		stat = tc_stat_of(v, 1);
 		verdict = v->verdict;
-		return zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
-				    tc_verdict(skb, &t, ep, dir, stat, verdict, len));
+		/* The gate first: the entry records whether this first packet went through the agent. */
+		r = zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
+				 tc_verdict(skb, &t, ep, dir, stat, verdict, len));
+		if (r == TC_ACT_OK && (v->mtls & ZT_CT_MTLS_NEED))
+			v->mtls |= ZT_CT_MTLS_VIA;
+		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
+		tc_emit(&key, v, t.p.tcp_flags, 0, len);
+		return r;
 	}
 }
 

@@ -1268,6 +1268,8 @@ struct zt_ev_ioc {
 #define ZT_CT_TLS_CHECK 0x2
 #define ZT_CT_TLS_OK 0x4
 #define ZT_CT_TLS_BAD 0x8
+/* A packet of the NEED flow passed through the agent (steered to it, or sent by it): tunnelled. */
+#define ZT_CT_MTLS_VIA 0x10
 
 enum zt_mtls_dp_mode {
 	ZT_MTLS_DP_OFF = 0,

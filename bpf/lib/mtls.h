@@ -169,7 +169,7 @@ no_agent:
  */
 static __always_inline __u8 zt_mtls_recheck(__u8 old, __u8 need)
 {
-	return (need & ZT_CT_MTLS_NEED) | (old & (ZT_CT_TLS_OK | ZT_CT_TLS_BAD)) |
+	return (need & ZT_CT_MTLS_NEED) | (old & (ZT_CT_TLS_OK | ZT_CT_TLS_BAD | ZT_CT_MTLS_VIA)) |
 	       (old & need & ZT_CT_TLS_CHECK);
 }
 

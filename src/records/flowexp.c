@@ -276,8 +276,8 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 		zt_ifname(k->ifindex, buf, sizeof(buf));
 	zt_flowrec_set_text(r->interface, sizeof(r->interface), buf);
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), ingress ? "ingress" : "egress");
-	/* Tunnelled: the flow needed the agents' tunnel and was allowed (and passed requireTLS). */
-	r->mtls = (v->mtls & ZT_CT_MTLS_NEED) && vd->verdict == ZT_VERDICT_ALLOW &&
+	/* Tunnelled: its packets went through the agent (not only required to: bypass drops). */
+	r->mtls = (v->mtls & ZT_CT_MTLS_VIA) && vd->verdict == ZT_VERDICT_ALLOW &&
 		  !(v->mtls & ZT_CT_TLS_BAD);
 	if (r->mtls) {
 		char src[ZT_FR_SPIFFE_MAX], dst[ZT_FR_SPIFFE_MAX];

@@ -2443,6 +2443,9 @@ static void test_mtls_bypass_drops(void **state)
 		TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_FROM_AGENT), 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50002, 7000), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+	/* The dropped bypass attempts are not recorded as tunnelled. */
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50000, 7000), &v), 0);
 	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
 }
 
@@ -2569,9 +2572,9 @@ static void tls_open(struct env *e, int sport, int keep_need)
 				       ZT_MTLS_MARK_AGENT),
 			 TC_ACT_OK);
 	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_TLS_CHECK);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_TLS_CHECK | ZT_CT_MTLS_VIA);
 	if (!keep_need) {
-		v.mtls &= ~ZT_CT_MTLS_NEED;
+		v.mtls &= ~(ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
 		assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v,
 						     BPF_EXIST),
 				 0);
@@ -2798,7 +2801,7 @@ static void test_tls_check_scope(void **state)
 	tls_open(e, 50500, 1);
 	n = server_hello(b, ext_tls12, sizeof(ext_tls12));
 	assert_int_equal(from_pod(e, srv_seg(&p, 50500, b, n)), TC_ACT_SHOT);
-	assert_int_equal(tls_ct(e, 50500, NULL), ZT_CT_MTLS_NEED | ZT_CT_TLS_BAD);
+	assert_int_equal(tls_ct(e, 50500, NULL), ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA | ZT_CT_TLS_BAD);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
 	/* requireMutualAuth alone: no ServerHello check. */
 	allow_flags(e, ZT_DIR_INGRESS, PEER_ID, 9443, ZT_POL_F_REQUIRE_MTLS, 62);
@@ -2806,7 +2809,7 @@ static void test_tls_check_scope(void **state)
 		to_pod_marked(e, tcp4(&p, PEER4, POD4, 50501, 9443, TCP_SYN), ZT_MTLS_MARK_AGENT),
 		TC_ACT_OK);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50501, 9443), &v), 0);
-	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
 	/* requireTLS on the pod's egress: the pod is the client; its peer's node checks. */
 	allow_flags(e, ZT_DIR_EGRESS, PEER_ID, 9444, ZT_POL_F_REQUIRE_TLS, 63);
 	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 50502, 9444, TCP_SYN)), TC_ACT_SHOT);
