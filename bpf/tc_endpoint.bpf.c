@@ -53,6 +53,7 @@
 #define ZT_CAPTURE_SKB
 #include "lib/capture.h"
 #include "lib/mtls.h"
+#include "lib/tls.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -219,6 +220,33 @@ __noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, 
 	return 0;
 }
 
+/*
+ * The server's first payload of a requireTLS flow into the pod (lib/tls.h):
+ * the check is done once; a failure denies the flow for good (this packet
+ * and every later one), counted by cause, and reported as a revocation
+ * with reason ZT_REASON_TLS.
+ */
+static __always_inline void tc_tls_check(struct __sk_buff *skb, const struct zt_pkt *p,
+					 const struct zt_ct_key *k, struct zt_ct_val *ct,
+					 __u32 payload, __u32 len)
+{
+	int r = zt_tls_server_hello(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
+	__u32 slot = r == ZT_TLS_13    ? ZT_MTLS_DS_TLS13 :
+		     r == ZT_TLS_OLD   ? ZT_MTLS_DS_TLS_OLD :
+		     r == ZT_TLS_SPLIT ? ZT_MTLS_DS_TLS_SPLIT :
+					 ZT_MTLS_DS_TLS_NOT_TLS;
+
+	zt_counter_add(&mtls_stats, slot, len);
+	if (r == ZT_TLS_13) {
+		ct->mtls = (ct->mtls & ~ZT_CT_TLS_CHECK) | ZT_CT_TLS_OK;
+		return;
+	}
+	ct->mtls = (ct->mtls & ~ZT_CT_TLS_CHECK) | ZT_CT_TLS_BAD;
+	ct->verdict = ZT_VERDICT_DENY;
+	ct->reason = ZT_REASON_TLS;
+	tc_emit(k, ct, p->tcp_flags, 1, len);
+}
+
 /* Every verdict of an IP packet on a registered endpoint ends here. */
 static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t,
 				      const struct zt_endpoint_info *ep, __u8 dir, __u32 stat,
@@ -297,7 +325,10 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 		if (d)
 			__builtin_memcpy(&key, &rkey, sizeof(key));
-		if (ct->gen != gen) {
+		if (ct->gen != gen && (ct->mtls & ZT_CT_TLS_BAD)) {
+			/* A server that failed requireTLS stays denied, whatever the policy says now. */
+			ct->gen = gen;
+		} else if (ct->gen != gen) {
 			struct zt_pol_query q = {};
 
 			/* Re-evaluated in the flow's original direction: the entry's key. */
@@ -314,7 +345,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->gen = gen;
 			/* A policy change never lets a flow to a blocked IOC through. */
 			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
-			ct->mtls = zt_mtls_need(&key, ct->dir, q.flags);
+			ct->mtls = zt_mtls_recheck(ct->mtls, zt_mtls_need(&key, ct->dir, q.flags));
 			if (q.verdict != was || q.audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
 					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
@@ -327,9 +358,17 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
-		return zt_mtls_gate(
-			skb, &t.p, ct->mtls, ct->dir, dir,
-			tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		/* requireTLS: the local server's first payload must be a TLS 1.3 ServerHello. */
+		if ((ct->mtls & ZT_CT_TLS_CHECK) && d && dir == ZT_DIR_EGRESS && payload &&
+		    ct->verdict == ZT_VERDICT_ALLOW)
+			tc_tls_check(skb, &t.p, &key, ct, payload, len);
+		r = zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
+				 tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		/* Flow records say whether the flow really went through the agent. */
+		if (r == TC_ACT_OK &&
+		    (ct->mtls & (ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA)) == ZT_CT_MTLS_NEED)
+			ct->mtls |= ZT_CT_MTLS_VIA;
+		return r;
 	}
 
 	/* A new flow: this packet's direction is the original one. */
@@ -375,12 +414,16 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		v->mtls = zt_mtls_need(&key, dir, q.flags);
 		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
-		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
-		tc_emit(&key, v, t.p.tcp_flags, 0, len);
 		stat = tc_stat_of(v, 1);
 		verdict = v->verdict;
-		return zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
-				    tc_verdict(skb, &t, ep, dir, stat, verdict, len));
+		/* The gate first: the entry records whether this first packet went through the agent. */
+		r = zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
+				 tc_verdict(skb, &t, ep, dir, stat, verdict, len));
+		if (r == TC_ACT_OK && (v->mtls & ZT_CT_MTLS_NEED))
+			v->mtls |= ZT_CT_MTLS_VIA;
+		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);
+		tc_emit(&key, v, t.p.tcp_flags, 0, len);
+		return r;
 	}
 }
 

@@ -508,6 +508,7 @@ enum zt_reason {
 	ZT_REASON_NO_ENDPOINT, /* the interface is not a registered endpoint: passed */
 	ZT_REASON_NO_POLICY, /* no policy generation loaded yet (gen 0): default applies */
 	ZT_REASON_IOC, /* the destination is on a threat-intel feed whose action is block */
+	ZT_REASON_TLS, /* requireTLS: the server did not negotiate TLS 1.3 (bpf/lib/tls.h) */
 	ZT_REASON_MAX,
 };
 
@@ -1264,6 +1265,16 @@ struct zt_ev_ioc {
 #define ZT_MTLS_RT_TABLE 15008 /* the routing table the steer mark looks up */
 
 #define ZT_CT_MTLS_NEED 0x1 /* the flow must go through the agent */
+/*
+ * requireTLS at the destination (bpf/lib/tls.h): the server's first payload
+ * is still to be checked (CHECK), or it was: a TLS 1.3 ServerHello (TLS_OK),
+ * anything else (TLS_BAD: the flow is denied with ZT_REASON_TLS, for good).
+ */
+#define ZT_CT_TLS_CHECK 0x2
+#define ZT_CT_TLS_OK 0x4
+#define ZT_CT_TLS_BAD 0x8
+/* A packet of the NEED flow passed through the agent (steered to it, or sent by it): tunnelled. */
+#define ZT_CT_MTLS_VIA 0x10
 
 enum zt_mtls_dp_mode {
 	ZT_MTLS_DP_OFF = 0,
@@ -1288,6 +1299,11 @@ enum zt_mtls_dp_stat {
 	ZT_MTLS_DS_NO_AGENT, /* dropped: no agent socket (agent down) */
 	ZT_MTLS_DS_BYPASS, /* dropped: clear text to a pod that went around the tunnel */
 	ZT_MTLS_DS_UNSUPPORTED, /* dropped: IPv6 flow that requires mTLS (not steered yet) */
+	/* requireTLS, the server's first payload at the destination (bpf/lib/tls.h): */
+	ZT_MTLS_DS_TLS13, /* a TLS 1.3 ServerHello (or HelloRetryRequest): passed */
+	ZT_MTLS_DS_TLS_OLD, /* dropped: a ServerHello of TLS 1.2 or older */
+	ZT_MTLS_DS_TLS_NOT_TLS, /* dropped: not a TLS handshake record with a ServerHello */
+	ZT_MTLS_DS_TLS_SPLIT, /* dropped: the ServerHello went on past the segment */
 	ZT_MTLS_DS_MAX,
 };
 

@@ -78,6 +78,9 @@ static __always_inline __u8 zt_mtls_need(const struct zt_ct_key *k, __u8 dir, __
 	cfg = bpf_map_lookup_elem(&mtls_cfg, &zero);
 	if (!cfg || cfg->mode == ZT_MTLS_DP_OFF)
 		return 0;
+	/* requireTLS into a local pod: its server's ServerHello is checked too (lib/tls.h). */
+	if ((pol_flags & ZT_POL_F_REQUIRE_TLS) && dir == ZT_DIR_INGRESS)
+		return ZT_CT_MTLS_NEED | ZT_CT_TLS_CHECK;
 	if (pol_flags & (ZT_POL_F_REQUIRE_TLS | ZT_POL_F_REQUIRE_MTLS))
 		return ZT_CT_MTLS_NEED;
 	if (cfg->mode == ZT_MTLS_DP_STRICT && k->family == 4) {
@@ -156,6 +159,18 @@ __noinline int zt_mtls_apply(struct __sk_buff *skb, const struct zt_pkt *p, __u8
 no_agent:
 	zt_counter_add(&mtls_stats, ZT_MTLS_DS_NO_AGENT, len);
 	return TC_ACT_SHOT;
+}
+
+/*
+ * After a policy change: the tunnel requirement as the policy says now (need,
+ * from zt_mtls_need), what the ServerHello check found as it was. A check
+ * still pending is dropped when the rule no longer asks for it, and never
+ * starts on a flow already running.
+ */
+static __always_inline __u8 zt_mtls_recheck(__u8 old, __u8 need)
+{
+	return (need & ZT_CT_MTLS_NEED) | (old & (ZT_CT_TLS_OK | ZT_CT_TLS_BAD | ZT_CT_MTLS_VIA)) |
+	       (old & need & ZT_CT_TLS_CHECK);
 }
 
 /* The program's verdict act for a packet of a flow with zt_ct_val.mtls m, gated by the above. */

@@ -47,6 +47,8 @@
 #include "mtls/svid.h"
 #include "mtls/tunnel.h"
 #include "records/auditq.h"
+#include "records/flowexp.h"
+#include "records/flowrec.h"
 #include "seg/seg.h"
 #include "tc_endpoint.skel.h"
 
@@ -66,8 +68,23 @@ struct sa_count {
 	unsigned int n;
 };
 
+/*
+ * The identities of recent tunnelled connections, for flow records: a
+ * connection's record is written up to a minute after it closed, when the
+ * tunnel has forgotten it. Hashed by 5-tuple, the oldest overwritten.
+ */
+#define IDS_SLOTS 4096
+struct conn_ids {
+	uint8_t family;
+	uint16_t sport, dport;
+	uint8_t saddr[16], daddr[16];
+	char src[ZT_FR_SPIFFE_MAX], dst[ZT_FR_SPIFFE_MAX];
+};
+
 struct zt_dmtls {
 	struct zt_daemon *d;
+	pthread_mutex_t ids_lock;
+	struct conn_ids *ids; /* IDS_SLOTS */
 	struct zt_svid_store *svids;
 	struct zt_tunnel *tun;
 	int lfd, tfd;
@@ -593,6 +610,65 @@ static int datapath_cfg(struct zt_dmtls *m)
 	return 0;
 }
 
+static uint32_t ids_slot(uint8_t family, const uint8_t *saddr, uint16_t sport, const uint8_t *daddr,
+			 uint16_t dport)
+{
+	uint64_t h = (uint64_t)family << 32 | (uint64_t)sport << 16 | dport;
+
+	for (int i = 0; i < 16; i += 8) {
+		uint64_t a, b;
+
+		memcpy(&a, saddr + i, 8);
+		memcpy(&b, daddr + i, 8);
+		h = zt_mix64(h ^ a) ^ zt_mix64(b + (uint64_t)i);
+	}
+	return (uint32_t)(zt_mix64(h) % IDS_SLOTS);
+}
+
+/* Relay thread: a connection relays; remember who proved what (tunnel.h on_relay). */
+static void on_relay(void *ctx, const struct zt_mtls_dest *dst, const char *src_id,
+		     const char *dst_id)
+{
+	struct zt_dmtls *m = ctx;
+	uint8_t fam = dst->family == AF_INET6 ? 6 : 4;
+	struct conn_ids *e;
+
+	if (!m->ids)
+		return;
+	pthread_mutex_lock(&m->ids_lock);
+	e = &m->ids[ids_slot(fam, dst->src_addr, dst->src_port, dst->addr, dst->port)];
+	memset(e, 0, sizeof(*e));
+	e->family = fam;
+	e->sport = dst->src_port;
+	e->dport = dst->port;
+	memcpy(e->saddr, dst->src_addr, fam == 6 ? 16 : 4);
+	memcpy(e->daddr, dst->addr, fam == 6 ? 16 : 4);
+	zt_flowrec_set_text(e->src, sizeof(e->src), src_id);
+	zt_flowrec_set_text(e->dst, sizeof(e->dst), dst_id);
+	pthread_mutex_unlock(&m->ids_lock);
+}
+
+/* The flow exporter's question (flowexp.h zt_flowexp_ids_fn): k in its original direction. */
+static bool flow_ids(void *ctx, const struct zt_ct_key *k, char *src, char *dst, size_t n)
+{
+	struct zt_dmtls *m = ctx;
+	const struct conn_ids *e;
+	bool ok = false;
+
+	if (!m->ids || (k->family != 4 && k->family != 6))
+		return false;
+	pthread_mutex_lock(&m->ids_lock);
+	e = &m->ids[ids_slot(k->family, k->saddr, k->sport, k->daddr, k->dport)];
+	if (e->family == k->family && e->sport == k->sport && e->dport == k->dport &&
+	    !memcmp(e->saddr, k->saddr, 16) && !memcmp(e->daddr, k->daddr, 16)) {
+		snprintf(src, n, "%s", e->src);
+		snprintf(dst, n, "%s", e->dst);
+		ok = true;
+	}
+	pthread_mutex_unlock(&m->ids_lock);
+	return ok;
+}
+
 static int tunnel_start(struct zt_dmtls *m, char *err, size_t errlen)
 {
 	const struct zt_config *cfg = &m->d->cfg;
@@ -628,6 +704,7 @@ static int tunnel_start(struct zt_dmtls *m, char *err, size_t errlen)
 	tc.authorize = authorize;
 	tc.local_identity = local_identity;
 	tc.on_refusal = on_refusal;
+	tc.on_relay = on_relay;
 	tc.ctx = m;
 	tc.listen = listen;
 	tc.transparent_source = true;
@@ -654,6 +731,9 @@ int daemon_mtls_start(struct zt_daemon *d)
 	m->d = d;
 	m->lfd = m->tfd = -1;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->ids_lock, NULL);
+	/* Without it flow records only lack the identities. */
+	m->ids = calloc(IDS_SLOTS, sizeof(*m->ids));
 	d->mtls = m;
 	m->steer_port = d->cfg.mtls.port < 65535 ? d->cfg.mtls.port + 1 : d->cfg.mtls.port - 1;
 	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
@@ -690,6 +770,7 @@ int daemon_mtls_start(struct zt_daemon *d)
 		goto unavailable_err;
 	}
 	m->tfd = r;
+	zt_flowexp_set_identity_source(flow_ids, m);
 	snprintf(m->state, sizeof(m->state), "running");
 	log_info("mtls_started", "mode=%s trust_domain=%s tunnel_port=%u steer_port=%u peers=%u",
 		 d->cfg.mtls.mode == ZT_MTLS_MODE_STRICT ? "strict" : "policy",
@@ -731,6 +812,7 @@ void daemon_mtls_stop(struct zt_daemon *d)
 
 	if (!m)
 		return;
+	zt_flowexp_set_identity_source(NULL, NULL);
 	if (m->lfd >= 0) {
 		zt_loop_del(d->loop, m->lfd);
 		close(m->lfd);
@@ -741,6 +823,8 @@ void daemon_mtls_stop(struct zt_daemon *d)
 	free(m->sas);
 	free(m->wl);
 	free(m->sar);
+	free(m->ids);
+	pthread_mutex_destroy(&m->ids_lock);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	d->mtls = NULL;
@@ -754,6 +838,10 @@ static const char *const ds_names[ZT_MTLS_DS_MAX] = {
 	[ZT_MTLS_DS_NO_AGENT] = "dropped_no_agent",
 	[ZT_MTLS_DS_BYPASS] = "dropped_bypass",
 	[ZT_MTLS_DS_UNSUPPORTED] = "dropped_unsupported",
+	[ZT_MTLS_DS_TLS13] = "tls13_server",
+	[ZT_MTLS_DS_TLS_OLD] = "dropped_tls_old_version",
+	[ZT_MTLS_DS_TLS_NOT_TLS] = "dropped_tls_not_tls",
+	[ZT_MTLS_DS_TLS_SPLIT] = "dropped_tls_split",
 };
 
 /* The datapath's counters, summed over CPUs. */
@@ -1030,7 +1118,8 @@ int daemon_mtls_register(struct zt_daemon *d)
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_datapath_packets_total",
 				"Packets of flows that require mTLS at the pods' veths: steered to "
 				"the agent, from it, or dropped (no agent, clear text around the "
-				"tunnel, IPv6).",
+				"tunnel, IPv6); requireTLS servers' ServerHellos checked at the "
+				"destination (TLS 1.3, or dropped: older, not TLS, split).",
 				ZT_METRIC_COUNTER, (const char *const[]){ "event", NULL },
 				m_datapath, m, NULL)) < 0)
 		return r;

@@ -493,6 +493,16 @@ static void audit_mode_facts(PGconn *c, struct zt_cmp_facts *f)
 	}
 	PQclear(r);
 }
+/* Cross-node pod flows: an egress row of one node matched by another node's ingress row. */
+#define CROSS_NODE_JOIN                                                    \
+	"FROM network_flows e JOIN network_flows i "                       \
+	"ON i.source_ip = e.source_ip AND i.dest_ip = e.dest_ip "          \
+	"AND i.source_port = e.source_port AND i.dest_port = e.dest_port " \
+	"AND i.protocol = e.protocol AND i.node <> e.node "                \
+	"WHERE e.direction = 'egress' AND i.direction = 'ingress' "        \
+	"AND e.flow_kind = 'flow' AND i.flow_kind = 'flow' "               \
+	"AND e.start_time >= to_timestamp($1::double precision) "          \
+	"AND i.start_time >= to_timestamp($1::double precision)"
 
 static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 {
@@ -525,19 +535,25 @@ static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 	/*
 	 * Cross-node pod flows: each agent records a flow of its own pods, so a
 	 * flow between pods on two nodes is an egress row on one and an ingress
-	 * row on the other, with the same addresses, ports and protocol.
+	 * row on the other, with the same addresses, ports and protocol. With
+	 * migration 007 each row also says whether the flow was tunnelled
+	 * (mtls): either node's word is enough, as only the side whose policy
+	 * asked for the tunnel may know it.
 	 */
-	r = query_soft(&q,
-		       "SELECT count(*) FROM network_flows e JOIN network_flows i "
-		       "ON i.source_ip = e.source_ip AND i.dest_ip = e.dest_ip "
-		       "AND i.source_port = e.source_port AND i.dest_port = e.dest_port "
-		       "AND i.protocol = e.protocol AND i.node <> e.node "
-		       "WHERE e.direction = 'egress' AND i.direction = 'ingress' "
-		       "AND e.flow_kind = 'flow' AND i.flow_kind = 'flow' "
-		       "AND e.start_time >= to_timestamp($1::double precision) "
-		       "AND i.start_time >= to_timestamp($1::double precision)",
-		       f->cross_node_why, sizeof(f->cross_node_why));
+	r = query(&q,
+		  "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+		  "'network_flows' AND column_name = 'mtls' AND table_schema = current_schema()");
+	f->mtls_recorded = r && val_i64(r, 0, 0) > 0;
+	PQclear(r);
+	r = query_soft(
+		&q,
+		f->mtls_recorded ?
+			"SELECT count(*), count(*) FILTER (WHERE e.mtls OR i.mtls) " CROSS_NODE_JOIN :
+			"SELECT count(*) " CROSS_NODE_JOIN,
+		f->cross_node_why, sizeof(f->cross_node_why));
 	f->cross_node_flows = r ? val_i64(r, 0, 0) : -1;
+	if (r && f->mtls_recorded)
+		f->mtls_flows = val_i64(r, 0, 1);
 	PQclear(r);
 	r = query(&q, "SELECT kind, count(*) FROM audit_log WHERE kind LIKE 'drift%' "
 		      "AND at >= to_timestamp($1::double precision) GROUP BY kind ORDER BY kind");

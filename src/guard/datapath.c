@@ -935,6 +935,7 @@ const char *zt_tc_reason_name(unsigned int reason)
 		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
 		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
 		[ZT_REASON_NO_POLICY] = "no-policy",	   [ZT_REASON_IOC] = "ioc",
+		[ZT_REASON_TLS] = "tls-not-1.3",
 	};
 	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
 }

@@ -812,8 +812,15 @@ static int sock_opts(struct zt_tunnel *t, int fd, bool nodelay)
 	return 0;
 }
 
-/* Starts connecting ep[i] to the destination; the client pod's address as source when asked. */
-static int connect_dest(struct conn *c, int i)
+/*
+ * Starts connecting ep[i] to the destination; the client pod's address as
+ * source when asked, and its port too (keep_port): the destination node
+ * then sees and records the flow with the 5-tuple the client's node did.
+ * When that tuple is taken here (bind or connect: EADDRINUSE or
+ * EADDRNOTAVAIL, e.g. a TIME_WAIT of an earlier connection), the caller
+ * tries again with any port.
+ */
+static int connect_dest_port(struct conn *c, int i, bool keep_port)
 {
 	struct zt_tunnel *t = c->t;
 	struct sockaddr_storage ss;
@@ -832,8 +839,12 @@ static int connect_dest(struct conn *c, int i)
 		int lvl = c->dst.family == AF_INET ? SOL_IP : SOL_IPV6;
 		int opt = c->dst.family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT;
 
-		dest_sockaddr(c->dst.family, c->dst.src_addr, 0, &src, &slen);
-		setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		dest_sockaddr(c->dst.family, c->dst.src_addr, keep_port ? c->dst.src_port : 0, &src,
+			      &slen);
+		if (keep_port)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		else
+			setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (setsockopt(fd, lvl, opt, &one, sizeof(one)) < 0 ||
 		    bind(fd, (struct sockaddr *)&src, slen) < 0) {
 			r = -errno;
@@ -856,6 +867,17 @@ fail:
 	return r;
 }
 
+static int connect_dest(struct conn *c, int i)
+{
+	int r = -EADDRINUSE;
+
+	if (c->t->cfg.transparent_source && c->dst.src_port)
+		r = connect_dest_port(c, i, true);
+	if (r == -EADDRINUSE || r == -EADDRNOTAVAIL)
+		r = connect_dest_port(c, i, false);
+	return r;
+}
+
 static void start_relay(struct conn *c)
 {
 	c->st = ST_RELAY;
@@ -866,6 +888,22 @@ static void start_relay(struct conn *c)
 	c->relaying = true;
 	pthread_mutex_unlock(&c->t->list_lock);
 	atomic_fetch_add_explicit(&c->t->st_opened, 1, memory_order_relaxed);
+	/* The server proved the destination's identity to a client; a server got the client's. */
+	if (c->t->cfg.on_relay) {
+		struct zt_mtls_dest d = c->dst;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		/* Towards the destination pod: the tuple its node sees (our socket's port). */
+		if (c->up >= 0 && c->ep[c->up].fd >= 0 &&
+		    getsockname(c->ep[c->up].fd, (struct sockaddr *)&ss, &sl) == 0)
+			d.src_port = ntohs(ss.ss_family == AF_INET6 ?
+						   ((struct sockaddr_in6 *)&ss)->sin6_port :
+						   ((struct sockaddr_in *)&ss)->sin_port);
+		c->t->cfg.on_relay(c->t->cfg.ctx, &d,
+				   c->role == ZT_MTLS_ROLE_SERVER ? c->peer_id : c->local_id,
+				   c->role == ZT_MTLS_ROLE_SERVER ? c->local_id : c->peer_id);
+	}
 }
 
 /* Server: a refusal after the handshake says why in a frame, then closes. */

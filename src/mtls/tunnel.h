@@ -55,6 +55,13 @@ struct zt_tunnel_config {
 	 */
 	int (*local_identity)(void *ctx, const struct zt_mtls_dest *dst, char *id, size_t n);
 	void (*on_refusal)(void *ctx, const struct zt_tunnel_refusal *ev); /* optional */
+	/*
+	 * Optional, on the relay thread: a connection starts relaying, both
+	 * identities accepted: the client workload's (src_id) and the
+	 * server's (dst_id), for the flow records.
+	 */
+	void (*on_relay)(void *ctx, const struct zt_mtls_dest *dst, const char *src_id,
+			 const char *dst_id);
 	void *ctx;
 	const char *listen; /* "ADDR:PORT" (port 0: any) for the server side; NULL: client only */
 	bool transparent_source; /* server: connect to dst from the client pod's address */

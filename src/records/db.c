@@ -784,6 +784,11 @@ static int copy_row(struct zt_buf *b, const struct zt_flow_record *r, bool creat
 	    zt_buf_reserve(b, 16))
 		return -ENOMEM;
 	put_i64(b, true, r->aggregate_count);
+	if (put_field_or_null(b, r->source_spiffe_id) || put_field_or_null(b, r->dest_spiffe_id) ||
+	    zt_buf_reserve(b, 16))
+		return -ENOMEM;
+	put32(b, 1);
+	put(b, r->mtls ? "\1" : "\0", 1);
 	return 0;
 }
 
@@ -957,7 +962,8 @@ static int write_staged(PGconn *c, const struct zt_flow_record *recs, size_t n, 
 			"anomaly_score, threat_type, blocked, coalesce(created_at, now()), "
 			"packets_sent, packets_received, verdict, drop_reason, policy, "
 			"source_identity, dest_identity, source_workload, dest_workload, node, "
-			"interface, direction, flow_kind, aggregate_count FROM zt_flows_stage "
+			"interface, direction, flow_kind, aggregate_count, source_spiffe_id, "
+			"dest_spiffe_id, mtls FROM zt_flows_stage "
 			"ON CONFLICT (id, start_time) DO NOTHING",
 			PGRES_COMMAND_OK, "flows: INSERT", err, errlen, &r);
 	if (ret)

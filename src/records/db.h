@@ -99,7 +99,8 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
  * Text that is not valid UTF-8 is written with \xNN escapes (flowrec.h).
  * The types are migration 003's: protocol SMALLINT, the ports INTEGER NOT
  * NULL (0 without a port), packet_count and duration_ms INTEGER (saturated
- * at INT32_MAX), threat_type VARCHAR(50) (cut to 50 characters).
+ * at INT32_MAX), threat_type VARCHAR(50) (cut to 50 characters); and
+ * migration 007's source_spiffe_id, dest_spiffe_id (TEXT) and mtls (BOOLEAN).
  */
 #define ZT_COPY_COLUMNS_A                                                          \
 	"id, source_ip, dest_ip, source_port, dest_port, protocol, bytes_sent, "   \
@@ -108,9 +109,9 @@ int zt_buf_reserve(struct zt_buf *b, size_t more);
 #define ZT_COPY_COLUMNS_B                                                                 \
 	"packets_sent, packets_received, verdict, drop_reason, policy, source_identity, " \
 	"dest_identity, source_workload, dest_workload, node, interface, direction, "     \
-	"flow_kind, aggregate_count"
+	"flow_kind, aggregate_count, source_spiffe_id, dest_spiffe_id, mtls"
 #define ZT_COPY_COLUMNS ZT_COPY_COLUMNS_A "created_at, " ZT_COPY_COLUMNS_B
-#define ZT_COPY_NCOLS 31
+#define ZT_COPY_NCOLS 34
 
 int zt_copy_begin(struct zt_buf *b);
 /* s as it is stored: invalid UTF-8 bytes as \xNN. malloc'ed, NULL without memory. */
@@ -118,7 +119,7 @@ char *zt_db_text(const char *s);
 /* The same cut to maxchars characters (threat_type: ZT_FR_THREAT_CHARS). */
 char *zt_db_text_chars(const char *s, size_t maxchars);
 int zt_copy_row(struct zt_buf *b, const struct zt_flow_record *r);
-/* The same without created_at (30 columns: ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B). */
+/* The same without created_at (33 columns: ZT_COPY_COLUMNS_A ZT_COPY_COLUMNS_B). */
 int zt_copy_row_nocreated(struct zt_buf *b, const struct zt_flow_record *r);
 int zt_copy_end(struct zt_buf *b);
 

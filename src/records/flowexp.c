@@ -2,6 +2,7 @@
 /* The flow exporter: conntrack entries to flow records (see flowexp.h). */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,30 @@ int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max)
 	return 0;
 }
 
+/* The identity source (zt_flowexp_set_identity_source): set and cleared under ids_lock. */
+static pthread_mutex_t ids_lock = PTHREAD_MUTEX_INITIALIZER;
+static zt_flowexp_ids_fn ids_fn;
+static void *ids_ctx;
+
+void zt_flowexp_set_identity_source(zt_flowexp_ids_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&ids_lock);
+	ids_fn = fn;
+	ids_ctx = ctx;
+	pthread_mutex_unlock(&ids_lock);
+}
+
+static bool ids_lookup(const struct zt_ct_key *k, char *src, char *dst, size_t n)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&ids_lock);
+	if (ids_fn)
+		ok = ids_fn(ids_ctx, k, src, dst, n);
+	pthread_mutex_unlock(&ids_lock);
+	return ok && src[0] && dst[0];
+}
+
 static struct zt_flow_record *rec_new(struct zt_flowexp *x)
 {
 	if (zt_grow((void **)&x->recs, &x->cap_recs, x->n_recs + 1, sizeof(*x->recs)) < 0)
@@ -251,6 +276,17 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 		zt_ifname(k->ifindex, buf, sizeof(buf));
 	zt_flowrec_set_text(r->interface, sizeof(r->interface), buf);
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), ingress ? "ingress" : "egress");
+	/* Tunnelled: its packets went through the agent (not only required to: bypass drops). */
+	r->mtls = (v->mtls & ZT_CT_MTLS_VIA) && vd->verdict == ZT_VERDICT_ALLOW &&
+		  !(v->mtls & ZT_CT_TLS_BAD);
+	if (r->mtls) {
+		char src[ZT_FR_SPIFFE_MAX], dst[ZT_FR_SPIFFE_MAX];
+
+		if (ids_lookup(k, src, dst, sizeof(src))) {
+			zt_flowrec_set_text(r->source_spiffe_id, sizeof(r->source_spiffe_id), src);
+			zt_flowrec_set_text(r->dest_spiffe_id, sizeof(r->dest_spiffe_id), dst);
+		}
+	}
 }
 
 static bool has_delta(const struct zt_ct_val *v, const struct zt_flow_export *ex)

@@ -101,6 +101,16 @@ struct zt_flowexp_names {
 	bool (*ifname)(void *ctx, int ifindex, char *buf, size_t n);
 };
 
+/*
+ * The SPIFFE IDs proven by the two ends of a tunnelled flow (k in its
+ * original direction): true with src and dst filled when the source knows
+ * the connection. The mTLS subsystem is the one source in the process; it
+ * sets it when its tunnel starts and clears it (NULL) before it stops.
+ */
+typedef bool (*zt_flowexp_ids_fn)(void *ctx, const struct zt_ct_key *k, char *src, char *dst,
+				  size_t n);
+void zt_flowexp_set_identity_source(zt_flowexp_ids_fn fn, void *ctx);
+
 struct zt_flowexp_stats {
 	uint64_t sweeps; /* calls */
 	uint64_t rotations; /* complete passes over the table */

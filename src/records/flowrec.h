@@ -39,6 +39,8 @@
 #define ZT_FR_NODE_MAX 64
 #define ZT_FR_IFACE_MAX 16
 #define ZT_FR_DIR_MAX 16
+/* An authenticated SPIFFE ID as flow records keep it (longer ones are cut). */
+#define ZT_FR_SPIFFE_MAX 256
 
 /* TCP flags seen (flags TEXT[]: one element per bit set, in this order). */
 enum {
@@ -80,7 +82,8 @@ struct zt_flow_record {
 	bool blocked;
 	uint8_t tcp_flags; /* ZT_TCP_* */
 	uint8_t protocol; /* IANA protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, ...) */
-	uint8_t _pad[3];
+	bool mtls; /* carried by the agents' mTLS tunnel (network_flows.mtls, migration 007) */
+	uint8_t _pad[2];
 	uint32_t present; /* ZT_FR_HAS_* */
 	uint8_t source_ip[16]; /* network order; IPv4 in the first 4 bytes */
 	uint8_t dest_ip[16];
@@ -108,6 +111,9 @@ struct zt_flow_record {
 	char node[ZT_FR_NODE_MAX]; /* not NULL */
 	char interface[ZT_FR_IFACE_MAX];
 	char direction[ZT_FR_DIR_MAX];
+	/* The SPIFFE IDs both ends proved in the tunnel's handshake ("" unknown, NULL in SQL). */
+	char source_spiffe_id[ZT_FR_SPIFFE_MAX];
+	char dest_spiffe_id[ZT_FR_SPIFFE_MAX];
 };
 
 /*

@@ -21,12 +21,15 @@
 /*
  * Format versions, named by the magic. 1: the protocol as text ("tcp",
  * "udp", ..., "any" or the number), written before migration 003; 2: the
- * protocol as its number. Both are read; 2 is written.
+ * protocol as its number; 3: and then mtls, source_spiffe_id and
+ * dest_spiffe_id (migration 007). All are read; 3 is written.
  */
 #define MAGIC_V1 "ZTSPOOL1"
-#define MAGIC "ZTSPOOL2"
+#define MAGIC_V2 "ZTSPOOL2"
+#define MAGIC "ZTSPOOL3"
 #define HDR_LEN 28
-#define NFIELDS 33
+#define NFIELDS 36
+#define NFIELDS_V2 33
 #define MAX_SEG_RECORDS 1000000u
 #define MAX_REC_CBOR 4096u /* far above the largest record's encoding */
 /*
@@ -155,6 +158,9 @@ static int encode_rec(struct zt_buf *b, const struct zt_flow_record *r)
 	cb_text(b, r->node);
 	cb_text(b, r->interface);
 	cb_text(b, r->direction);
+	cb_uint(b, r->mtls ? 1 : 0);
+	cb_text(b, r->source_spiffe_id);
+	cb_text(b, r->dest_spiffe_id);
 	return 0;
 }
 
@@ -290,8 +296,9 @@ static int decode_rec(struct cb_rd *r, struct zt_flow_record *x, int version)
 	memset(x, 0, sizeof(*x));
 	if (rd_head(r, &m, &v))
 		return -1;
-	if (m != 4 || v != NFIELDS) {
-		r->why = "CBOR: a record is not an array of 33 fields";
+	if (m != 4 || v != (version >= 3 ? NFIELDS : NFIELDS_V2)) {
+		r->why = version >= 3 ? "CBOR: a record is not an array of 36 fields" :
+					"CBOR: a record is not an array of 33 fields";
 		return -1;
 	}
 	if (rd_bytes(r, &p, &len))
@@ -353,6 +360,12 @@ static int decode_rec(struct cb_rd *r, struct zt_flow_record *x, int version)
 	    rd_text(r, x->interface, sizeof(x->interface)) ||
 	    rd_text(r, x->direction, sizeof(x->direction)))
 		return -1;
+	if (version < 3)
+		return 0;
+	if (rd_uint(r, 1, &v) || rd_text(r, x->source_spiffe_id, sizeof(x->source_spiffe_id)) ||
+	    rd_text(r, x->dest_spiffe_id, sizeof(x->dest_spiffe_id)))
+		return -1;
+	x->mtls = v != 0;
 	return 0;
 }
 
@@ -482,6 +495,8 @@ int zt_spool_decode(const uint8_t *buf, size_t len, struct zt_flow_record **recs
 		return -EBADMSG;
 	}
 	if (!memcmp(buf, MAGIC, 8)) {
+		version = 3;
+	} else if (!memcmp(buf, MAGIC_V2, 8)) {
 		version = 2;
 	} else if (!memcmp(buf, MAGIC_V1, 8)) {
 		version = 1;

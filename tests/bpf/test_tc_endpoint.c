@@ -2443,6 +2443,9 @@ static void test_mtls_bypass_drops(void **state)
 		TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_FROM_AGENT), 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50002, 7000), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+	/* The dropped bypass attempts are not recorded as tunnelled. */
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50000, 7000), &v), 0);
 	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
 }
 
@@ -2484,6 +2487,335 @@ static void test_mtls_strict_remote(void **state)
 	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 40001, 80, TCP_SYN)), TC_ACT_OK);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40001, 80), &v), 0);
 	assert_int_equal(v.mtls, 0);
+}
+
+/* ---- requireTLS: the destination server's ServerHello (bpf/lib/tls.h) ---- */
+
+#define TLS_PORT 8443
+#define TLS_RULE 61u
+
+static const uint8_t ext_tls13[] = {
+	0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20, /* key_share x25519, 32-byte key */
+	1,    2,    3,	  4,	5,    6,    7,	  8,	9,    10,   11,	  12,	13,
+	14,   15,   16,	  17,	18,   19,   20,	  21,	22,   23,   24,	  25,	26,
+	27,   28,   29,	  30,	31,   32,   0x00, 0x2b, 0x00, 0x02, 0x03, 0x04, /* supported_versions: TLS 1.3 */
+};
+static const uint8_t ext_tls12[] = {
+	0xff, 0x01, 0x00, 0x01, 0x00, /* renegotiation_info */
+	0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, /* ec_point_formats */
+	0x00, 0x17, 0x00, 0x00, /* extended_master_secret */
+};
+static const uint8_t ext_sv12[] = { 0x00, 0x2b, 0x00, 0x02, 0x03, 0x03 };
+
+/* A ServerHello record with a 32-byte session id and these extensions; its length. */
+static size_t server_hello(uint8_t *b, const uint8_t *ext, size_t ext_len)
+{
+	size_t hs = 2 + 32 + 1 + 32 + 2 + 1 + 2 + ext_len, o = 0;
+
+	b[o++] = 22;
+	b[o++] = 3;
+	b[o++] = 3;
+	pg_put16(b + o, (uint16_t)(hs + 4));
+	o += 2;
+	b[o++] = 2;
+	b[o++] = 0;
+	pg_put16(b + o, (uint16_t)hs);
+	o += 2;
+	b[o++] = 3;
+	b[o++] = 3;
+	memset(b + o, 0xab, 32); /* random */
+	o += 32;
+	b[o++] = 32;
+	memset(b + o, 0xcd, 32); /* session id */
+	o += 32;
+	b[o++] = 0x13; /* TLS_AES_128_GCM_SHA256 */
+	b[o++] = 0x01;
+	b[o++] = 0; /* compression */
+	pg_put16(b + o, (uint16_t)ext_len);
+	o += 2;
+	if (ext_len)
+		memcpy(b + o, ext, ext_len);
+	return o + ext_len;
+}
+
+/* A segment from the pod (the server) to PEER4:sport carrying these bytes. */
+static struct pg_pkt *srv_seg(struct pg_pkt *p, int sport, const uint8_t *data, size_t len)
+{
+	mk(p, (struct pspec){ 4, IPPROTO_TCP, POD4, PEER4, TLS_PORT, sport, TCP_PSH | TCP_ACK,
+			      (int)len });
+	memcpy(p->buf + p->off[PG_PAYLOAD], data, len);
+	return p;
+}
+
+/* The same connection's segments without payload, from the pod (1) or to it (0). */
+static struct pg_pkt *bare_seg(struct pg_pkt *p, int sport, int from_pod, int flags)
+{
+	if (from_pod)
+		return mk(p,
+			  (struct pspec){ 4, IPPROTO_TCP, POD4, PEER4, TLS_PORT, sport, flags, 0 });
+	return mk(p, (struct pspec){ 4, IPPROTO_TCP, PEER4, POD4, sport, TLS_PORT, flags, 0 });
+}
+
+/*
+ * A requireTLS connection into the pod, opened by the agent (its mark):
+ * the entry wants the check. keep_need 0 clears the tunnel bit so the
+ * server's packets meet the check alone (this test namespace has no
+ * agent socket to steer them to: that part is test_mtls_no_agent_drops').
+ */
+static void tls_open(struct env *e, int sport, int keep_need)
+{
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, (__u16)sport, TLS_PORT);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, sport, TLS_PORT, TCP_SYN),
+				       ZT_MTLS_MARK_AGENT),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_TLS_CHECK | ZT_CT_MTLS_VIA);
+	if (!keep_need) {
+		v.mtls &= ~(ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v,
+						     BPF_EXIST),
+				 0);
+	}
+}
+
+static __u8 tls_ct(struct env *e, int sport, __u8 *verdict)
+{
+	struct zt_ct_val v;
+
+	assert_int_equal(
+		ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, (__u16)sport, TLS_PORT), &v), 0);
+	if (verdict)
+		*verdict = v.verdict;
+	return v.mtls;
+}
+
+static void tls_setup(struct env *e)
+{
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_POLICY);
+	allow_flags(e, ZT_DIR_INGRESS, PEER_ID, TLS_PORT, ZT_POL_F_REQUIRE_TLS, TLS_RULE);
+}
+
+/* The event that reported the failed check (the last one), checked in full. */
+static void tls_event_is(struct env *e, int sport)
+{
+	struct zt_ev_policy *ev;
+
+	assert_true(e->n_ev >= 2);
+	ev = &e->ev[e->n_ev - 1];
+	assert_int_equal(ev->hdr.type, ZT_EV_POLICY);
+	assert_int_equal(ev->verdict, ZT_VERDICT_DENY);
+	assert_int_equal(ev->reason, ZT_REASON_TLS);
+	assert_int_equal(ev->revoked, 1);
+	assert_int_equal(ev->rule_id, TLS_RULE);
+	assert_int_equal(ev->dir, ZT_DIR_INGRESS);
+	assert_int_equal(ev->sport, sport);
+	assert_int_equal(ev->dport, TLS_PORT);
+}
+
+/* A TLS 1.3 ServerHello (supported_versions after key_share) passes; the flow stays open. */
+static void test_tls13_server_passes(void **state)
+{
+	struct env *e = *state;
+	uint8_t b[512];
+	struct pg_pkt p;
+	__u8 verdict;
+	size_t n;
+
+	tls_setup(e);
+	tls_open(e, 50100, 0);
+	/* The pod's SYN-ACK carries no payload: still pending. */
+	assert_int_equal(from_pod(e, bare_seg(&p, 50100, 1, TCP_SYN | TCP_ACK)), TC_ACT_OK);
+	/* The client's bytes (a ClientHello, towards the pod) are not what is checked. */
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, 50100, TLS_PORT, TCP_ACK),
+				       ZT_MTLS_MARK_AGENT),
+			 TC_ACT_OK);
+	assert_int_equal(tls_ct(e, 50100, NULL), ZT_CT_TLS_CHECK);
+	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
+	assert_int_equal(from_pod(e, srv_seg(&p, 50100, b, n)), TC_ACT_OK);
+	assert_int_equal(tls_ct(e, 50100, &verdict), ZT_CT_TLS_OK);
+	assert_int_equal(verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 1);
+	/* Checked once: later payload (encrypted records, anything) passes as it is. */
+	assert_int_equal(
+		from_pod(e, srv_seg(&p, 50100, (const uint8_t *)"\x17\x03\x03\x00\x01x", 6)),
+		TC_ACT_OK);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 1);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD) + mstat(e, ZT_MTLS_DS_TLS_NOT_TLS) +
+				 mstat(e, ZT_MTLS_DS_TLS_SPLIT),
+			 0);
+
+	/* A HelloRetryRequest is a ServerHello with supported_versions 1.3 too: passes. */
+	tls_open(e, 50101, 0);
+	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
+	memcpy(b + 11,
+	       "\xcf\x21\xad\x74\xe5\x9a\x61\x11\xbe\x1d\x8c\x02\x1e\x65\xb8\x91"
+	       "\xc2\xa2\x11\x16\x7a\xbb\x8c\x5e\x07\x9e\x09\xe2\xc8\xa8\x33\x9c",
+	       32);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50101, b, n)), TC_ACT_OK);
+	assert_int_equal(tls_ct(e, 50101, NULL), ZT_CT_TLS_OK);
+}
+
+/* A TLS 1.2 ServerHello drops the flow: counted, reported, and every later packet drops. */
+static void test_tls12_server_drops(void **state)
+{
+	struct env *e = *state;
+	uint8_t b[512];
+	struct pg_pkt p;
+	__u8 verdict;
+	size_t n;
+
+	tls_setup(e);
+	tls_open(e, 50200, 0);
+	n = server_hello(b, ext_tls12, sizeof(ext_tls12));
+	assert_int_equal(from_pod(e, srv_seg(&p, 50200, b, n)), TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50200, &verdict), ZT_CT_TLS_BAD);
+	assert_int_equal(verdict, ZT_VERDICT_DENY);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
+	tls_event_is(e, 50200);
+	/* Retransmission, the client's next bytes, an ACK: all dropped, no second event. */
+	n = (size_t)e->n_ev;
+	assert_int_equal(from_pod(e, srv_seg(&p, 50200, b, 100)), TC_ACT_SHOT);
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, 50200, TLS_PORT, TCP_ACK),
+				       ZT_MTLS_MARK_AGENT),
+			 TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, bare_seg(&p, 50200, 1, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal((size_t)e->n_ev, n);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
+	/* A policy change (the same rules) does not give the flow back. */
+	set_gen(e, 3);
+	assert_int_equal(from_pod(e, bare_seg(&p, 50200, 1, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50200, &verdict), ZT_CT_TLS_BAD);
+	assert_int_equal(verdict, ZT_VERDICT_DENY);
+
+	/* A TLS 1.3-shaped ServerHello that selects 1.2 in supported_versions drops too. */
+	tls_open(e, 50201, 0);
+	n = server_hello(b, ext_sv12, sizeof(ext_sv12));
+	assert_int_equal(from_pod(e, srv_seg(&p, 50201, b, n)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 2);
+	/* And one without any extension (TLS 1.0/1.1 style). */
+	tls_open(e, 50202, 0);
+	n = server_hello(b, NULL, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50202, b, n - 2)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 2);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 0);
+}
+
+/* A server answering in clear text, or with another TLS message first, drops. */
+static void test_tls_plaintext_drops(void **state)
+{
+	struct env *e = *state;
+	static const char http[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 70 }; /* protocol_version alert */
+	uint8_t b[512];
+	struct pg_pkt p;
+	size_t n;
+
+	tls_setup(e);
+	tls_open(e, 50300, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50300, (const uint8_t *)http, sizeof(http) - 1)),
+			 TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50300, NULL), ZT_CT_TLS_BAD);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 1);
+	tls_event_is(e, 50300);
+	tls_open(e, 50301, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50301, alert, sizeof(alert))), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 2);
+	/* A handshake record that is not a ServerHello (type 11, Certificate). */
+	tls_open(e, 50302, 0);
+	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
+	b[5] = 11;
+	assert_int_equal(from_pod(e, srv_seg(&p, 50302, b, n)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 3);
+	/* One byte, not a record's first. */
+	tls_open(e, 50303, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50303, (const uint8_t *)"x", 1)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 4);
+	/* An extension whose length runs past the extensions' end. */
+	tls_open(e, 50304, 0);
+	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
+	b[n - sizeof(ext_tls13) + 2] = 0xff; /* key_share length 0xff24 */
+	assert_int_equal(from_pod(e, srv_seg(&p, 50304, b, n)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 5);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 0);
+}
+
+/*
+ * A ServerHello split across segments: supported_versions is not in the
+ * first one. Not reassembled: the flow drops (fail closed, counted split).
+ * If supported_versions (1.3) is in the first segment, the rest of the
+ * record may follow later: that passes.
+ */
+static void test_tls_split_fails_closed(void **state)
+{
+	struct env *e = *state;
+	uint8_t b[512];
+	struct pg_pkt p;
+	size_t n;
+
+	tls_setup(e);
+	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
+	tls_open(e, 50400, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50400, b, 60)), TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50400, NULL), ZT_CT_TLS_BAD);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 1);
+	tls_event_is(e, 50400);
+	/* The rest of it in the next segment comes too late. */
+	assert_int_equal(from_pod(e, srv_seg(&p, 50400, b + 60, n - 60)), TC_ACT_SHOT);
+	/* Only the record header. */
+	tls_open(e, 50401, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50401, b, 3)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 2);
+	/* supported_versions first: a cut after it is judged on what is there. */
+	{
+		uint8_t x[sizeof(ext_tls13)];
+
+		memcpy(x, ext_tls13 + 40, 6);
+		memcpy(x + 6, ext_tls13, 40);
+		n = server_hello(b, x, sizeof(x));
+	}
+	tls_open(e, 50402, 0);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50402, b, n - 20)), TC_ACT_OK);
+	assert_int_equal(tls_ct(e, 50402, NULL), ZT_CT_TLS_OK);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 2);
+}
+
+/*
+ * With the tunnel bit kept: the check runs before the tunnel's gate. A 1.2
+ * server is counted and denied (dropped as a TLS failure, not only for want
+ * of an agent socket); only requireTLS ingress is checked, not requireMutualAuth,
+ * not egress.
+ */
+static void test_tls_check_scope(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	uint8_t b[512];
+	struct pg_pkt p;
+	size_t n;
+
+	tls_setup(e);
+	tls_open(e, 50500, 1);
+	n = server_hello(b, ext_tls12, sizeof(ext_tls12));
+	assert_int_equal(from_pod(e, srv_seg(&p, 50500, b, n)), TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50500, NULL), ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA | ZT_CT_TLS_BAD);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
+	/* requireMutualAuth alone: no ServerHello check. */
+	allow_flags(e, ZT_DIR_INGRESS, PEER_ID, 9443, ZT_POL_F_REQUIRE_MTLS, 62);
+	assert_int_equal(
+		to_pod_marked(e, tcp4(&p, PEER4, POD4, 50501, 9443, TCP_SYN), ZT_MTLS_MARK_AGENT),
+		TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50501, 9443), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+	/* requireTLS on the pod's egress: the pod is the client; its peer's node checks. */
+	allow_flags(e, ZT_DIR_EGRESS, PEER_ID, 9444, ZT_POL_F_REQUIRE_TLS, 63);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 50502, 9444, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 50502, 9444), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13) + mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 0);
 }
 
 static int make_netns(void)
@@ -2565,6 +2897,11 @@ int main(void)
 		T(test_mtls_bypass_drops),
 		T(test_mtls_off_passes),
 		T(test_mtls_strict_remote),
+		T(test_tls13_server_passes),
+		T(test_tls12_server_drops),
+		T(test_tls_plaintext_drops),
+		T(test_tls_split_fails_closed),
+		T(test_tls_check_scope),
 	};
 
 	if (make_netns() < 0)

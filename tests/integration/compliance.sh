@@ -155,6 +155,22 @@ check "text format: exit 0, an overall line, every check id" \
 	test $rc -eq 0 -a "$(grep -c '^\(pass\|warn\|fail\)  ZT-' <<<"$out")" = 12 -a \
 	-n "$(grep '^overall ' <<<"$out")"
 
+# mTLS coverage from the flow records (migration 007's mtls column): two cross-node
+# flows recorded by two other nodes, one tunnelled, one not: 50%, a fail. Removed after.
+mtls_row() { # NODE DIR SPORT MTLS
+	echo "('198.18.7.1', '198.18.8.1', $3, 7000, 6, now(), now(), '$1', '$2', $4)"
+}
+q "INSERT INTO network_flows (source_ip, dest_ip, source_port, dest_port, protocol,
+	start_time, end_time, node, direction, mtls) VALUES
+	$(mtls_row cmp-x egress 41000 true), $(mtls_row cmp-y ingress 41000 false),
+	$(mtls_row cmp-x egress 41001 false), $(mtls_row cmp-y ingress 41001 false)" >/dev/null
+JM="$LAB_DIR/mtls.json"
+ZTAGENT_DB=$DB zc compliance report --format json >"$JM"
+check "ZT-MTLS-001 measures coverage from network_flows.mtls: 1 of 2 cross-node flows, a fail" \
+	test "$(res "$JM" ZT-MTLS-001)" = fail -a \
+	-n "$(evid "$JM" ZT-MTLS-001 | grep '1 of them went through the mTLS tunnel (50.0%)')"
+q "DELETE FROM network_flows WHERE node IN ('cmp-x', 'cmp-y')" >/dev/null
+
 # The database unreadable: its checks say "No data", none passes.
 J0="$LAB_DIR/nodb.json"
 zc compliance report --format json --db "host=$LAB_DIR/nowhere port=1 dbname=x" >"$J0"

@@ -99,7 +99,7 @@ cols=$(pg_sql -c "SELECT column_name || '|' ||
 [ "$cols" != "$spec_cols" ] && diff <(echo "$spec_cols") <(echo "$cols") | sed 's/^/# /'
 check "network_flows: the specified columns with their types, nullability and defaults" \
 	test "$cols" = "$spec_cols"
-meta="created_at timestamp with time zone, packets_sent bigint, packets_received bigint, verdict text, drop_reason text, policy text, source_identity bigint, dest_identity bigint, source_workload text, dest_workload text, node text, interface text, direction text, flow_kind text, aggregate_count bigint, protocol_name text"
+meta="created_at timestamp with time zone, packets_sent bigint, packets_received bigint, verdict text, drop_reason text, policy text, source_identity bigint, dest_identity bigint, source_workload text, dest_workload text, node text, interface text, direction text, flow_kind text, aggregate_count bigint, protocol_name text, mtls boolean, source_spiffe_id text, dest_spiffe_id text"
 check "the metadata columns beside them, protocol_name generated from protocol" test \
 	"$(pg_sql -c "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'network_flows' AND column_name NOT IN ($spec_names)")|$(pg_sql -c "SELECT generation_expression FROM information_schema.columns WHERE table_name = 'network_flows' AND column_name = 'protocol_name'")" \
 	= "$meta|zt_protocol_name(protocol)"
@@ -162,8 +162,10 @@ echo "-- edited" >>"$T/sql/001_init.sql"
 merr=$("$DBTOOL" migrate "$C2" "$T/sql" 2>&1)
 check "edited migration refused: $merr" grep -q '001_init.*changed after it was applied' <<<"$merr"
 # A new migration in the directory is applied on top, once.
-printf -v mnext '%03d' $((nmig + 1))
-printf -v mbroken '%03d' $((nmig + 2))
+# After the highest number (a branch may hold 007 without 006).
+mlast=$(ls deploy/sql/[0-9][0-9][0-9]_*.sql | sed 's|.*/||' | sort | tail -n 1)
+printf -v mnext '%03d' $((10#${mlast%%_*} + 1))
+printf -v mbroken '%03d' $((10#${mlast%%_*} + 2))
 printf 'CREATE TABLE zt_test_extra (x int);\n' >"$T/sql/${mnext}_extra.sql"
 cp deploy/sql/001_init.sql "$T/sql/001_init.sql"
 check "a new migration $mnext is applied once" \

@@ -207,6 +207,72 @@ static void test_closed_tcp_final_once(void **state)
 	zt_flowexp_close(x);
 }
 
+/* The identity source: knows the flow 198.18.1.10:40100 -> 198.18.1.20:8443 only. */
+static bool ids_of(void *ctx, const struct zt_ct_key *k, char *src, char *dst, size_t n)
+{
+	(*(int *)ctx)++;
+	if (k->sport != 40100)
+		return false;
+	snprintf(src, n, "spiffe://td/ns/a/sa/web");
+	snprintf(dst, n, "spiffe://td/ns/b/sa/db");
+	return true;
+}
+
+/*
+ * mtls: the flow went through the agent (VIA) and was allowed; the SPIFFE
+ * IDs come from the identity source. Required but not carried (a bypass
+ * drop: NEED alone), or denied by requireTLS: not tunnelled, no IDs asked.
+ */
+static void test_mtls_identities(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_ct_key k1 = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40100, "198.18.1.20", 8443);
+	struct zt_ct_key k2 = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40101, "198.18.1.20", 8443);
+	struct zt_ct_key k3 = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40102, "198.18.1.20", 8443);
+	struct zt_ct_key k4 = key(IF_A, IPPROTO_TCP, "198.18.1.10", 40103, "198.18.1.20", 8443);
+	struct zt_ct_val v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	int asked = 0;
+
+	zt_flowexp_set_identity_source(ids_of, &asked);
+	v.mtls = ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA;
+	put(&k1, &v);
+	put(&k2, &v); /* tunnelled, but the source forgot it */
+	v.mtls = ZT_CT_MTLS_NEED;
+	put(&k3, &v);
+	v.mtls = ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA | ZT_CT_TLS_BAD;
+	v.verdict = ZT_VERDICT_DENY;
+	v.reason = ZT_REASON_TLS;
+	put(&k4, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 4);
+	assert_int_equal(n_got, 4);
+	assert_int_equal(asked, 2);
+	for (int i = 0; i < 4; i++) {
+		const struct zt_flow_record *r = &got[i];
+
+		switch (r->source_port) {
+		case 40100:
+			assert_true(r->mtls);
+			assert_string_equal(r->source_spiffe_id, "spiffe://td/ns/a/sa/web");
+			assert_string_equal(r->dest_spiffe_id, "spiffe://td/ns/b/sa/db");
+			break;
+		case 40101:
+			assert_true(r->mtls);
+			assert_string_equal(r->source_spiffe_id, "");
+			break;
+		case 40103:
+			assert_string_equal(r->drop_reason, "tls-not-1.3");
+			/* fall through */
+		default:
+			assert_false(r->mtls);
+			assert_string_equal(r->source_spiffe_id, "");
+			assert_string_equal(r->dest_spiffe_id, "");
+		}
+	}
+	zt_flowexp_set_identity_source(NULL, NULL);
+	zt_flowexp_close(x);
+}
+
 static void test_close_grace(void **state)
 {
 	struct zt_flowexp *x = open_x();
@@ -694,6 +760,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_closed_tcp_final_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mtls_identities, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interim_deltas_sum_to_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_pair_once_destination_denial_wins, setup,

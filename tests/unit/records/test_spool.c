@@ -302,6 +302,40 @@ static void test_format1_segment(void **state)
 	zt_spool_close(s);
 }
 
+/*
+ * tests/data/spool-v2.zsp was written by zt_spool_encode before migration
+ * 007 (format 2, magic ZTSPOOL2, 33 fields): 2 records, ids ...01 and ...02,
+ * source ports 40000 and 40001, bytes_sent 2000 and 2001, node
+ * "fixture-v2". They read with mtls false and no SPIFFE IDs.
+ */
+static void test_format2_segment(void **state)
+{
+	struct zt_spool *s;
+	struct zt_spool_seg seg;
+	char err[256], cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "cp tests/data/spool-v2.zsp '%s/seg-00000000000000000009.zsp'",
+		 dir);
+	if (system(cmd))
+		fail_msg("cannot copy tests/data/spool-v2.zsp (run from the repository root)");
+	assert_int_equal(zt_spool_open(dir, 1 << 20, &s, err, sizeof(err)), 0);
+	assert_int_equal(zt_spool_next(s, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg.n, 2);
+	for (int i = 0; i < 2; i++) {
+		const struct zt_flow_record *r = &seg.recs[i];
+
+		assert_int_equal(r->id[15], i + 1);
+		assert_int_equal(r->source_port, 40000 + i);
+		assert_int_equal(r->bytes_sent, 2000 + i);
+		assert_string_equal(r->node, "fixture-v2");
+		assert_false(r->mtls);
+		assert_string_equal(r->source_spiffe_id, "");
+		assert_string_equal(r->dest_spiffe_id, "");
+	}
+	assert_int_equal(zt_spool_done(s, &seg, err, sizeof(err)), 0);
+	zt_spool_close(s);
+}
+
 /* A format-1 rejected file (a rolling upgrade) is tried once more; a format-2 one stays. */
 static void test_format1_rejected_retried(void **state)
 {
@@ -390,8 +424,8 @@ static void test_held_segments(void **state)
 	zt_spool_close(s);
 }
 
-/* What is written now is format 2 and reads back the same. */
-static void test_format2_written(void **state)
+/* What is written now is format 3 and reads back the same, identities included. */
+static void test_format3_written(void **state)
 {
 	struct zt_flow_record in, *out = NULL;
 	uint8_t *buf;
@@ -400,10 +434,16 @@ static void test_format2_written(void **state)
 
 	mkrec(&in, 3);
 	in.protocol = 255;
+	in.mtls = true;
+	strcpy(in.source_spiffe_id, "spiffe://cluster.local/ns/shop/sa/web");
+	strcpy(in.dest_spiffe_id, "spiffe://cluster.local/ns/shop/sa/db");
 	assert_int_equal(zt_spool_encode(&in, 1, &buf, &len), 0);
-	assert_memory_equal(buf, "ZTSPOOL2", 8);
+	assert_memory_equal(buf, "ZTSPOOL3", 8);
 	assert_int_equal(zt_spool_decode(buf, len, &out, &n, why, sizeof(why)), 0);
 	assert_int_equal(out->protocol, 255);
+	assert_true(out->mtls);
+	assert_string_equal(out->source_spiffe_id, in.source_spiffe_id);
+	assert_string_equal(out->dest_spiffe_id, in.dest_spiffe_id);
 	free(out);
 	free(buf);
 }
@@ -522,7 +562,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_producer_bugs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reject_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_segment, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format2_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format2_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format3_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_rejected_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_bounds, setup, teardown),
