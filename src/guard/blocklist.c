@@ -1828,14 +1828,8 @@ struct zt_bl_scan {
 
 static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source)
 {
-	uint64_t x = key_hash ^ (expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1);
-
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
+	return zt_mix64(key_hash ^
+			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
 }
 
 static size_t bl_key_size(int fam)
