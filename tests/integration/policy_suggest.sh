@@ -154,7 +154,7 @@ for _ in $(seq 1 200); do [ "$(rrows)" -ge 3 ] && break; sleep 0.1; done
 check "their rows are in network_flows" test "$(rrows)" -ge 3
 ztctl policy suggest --since 1h --db "$DB" >"$LAB_DIR/remote0.yaml" 2>/dev/null
 check "before the watch knows the pod: an ipBlock of $REMOTE_IP/32 (all the agent can say)" \
-	grep -q "cidr: $REMOTE_IP/32" "$LAB_DIR/remote0.yaml"
+	grep -Eq "cidr: \"?$REMOTE_IP/32\"?" "$LAB_DIR/remote0.yaml"
 
 SRV_PID=
 trap '[ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null; pg_cleanup; lab_cleanup' EXIT
@@ -210,7 +210,7 @@ sys.exit(1)
 PY
 	}
 	check "after: the client's egress to 9000 selects app=remote-api in namespace api" egress_to_remote
-	check "after: no ipBlock of $REMOTE_IP" eval "! grep -q 'cidr: $REMOTE_IP/32' '$LAB_DIR/remote1.yaml'"
+	check "after: no ipBlock of $REMOTE_IP" eval "! grep -Eq 'cidr: \"?$REMOTE_IP/32' '$LAB_DIR/remote1.yaml'"
 else
 	tap_fail "ztagent starts with kubernetes.enabled"
 fi
