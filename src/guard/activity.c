@@ -34,16 +34,14 @@ void zt_signal_cfg_defaults(struct zt_signal_cfg *s)
 			 .syn = 200,
 			 .halfopen = 100,
 			 /*
-			  * The evidence a UDP flood needs: 4000 datagrams in a
+			  * The evidence a UDP flood needs: 2000 datagrams in a
 			  * window, at a rate above the limit (checked by the
-			  * detector from the source's first packet). A flood
-			  * at 2x the 20k/s limit shows in 100 ms, hping3's
-			  * --flood in tens of ms; a client's burst of a few
-			  * thousand queries (a resolver's) is not a flood
-			  * however fast it goes (1000 blocked one). One event
-			  * a window per source at most.
+			  * detector from the source's first packet): hping3's
+			  * --flood here (~40k/s) shows in 50 ms, a flood at
+			  * 2x the 20k/s limit in 100 ms. One event a window
+			  * per source at most.
 			  */
-			 .udp = 4000,
+			 .udp = 2000,
 			 .icmp = 200,
 			 .distinct = 16, /* ~18 distinct ports */
 			 .distinct2 = 16 }, /* ~18 distinct hosts */
