@@ -113,6 +113,34 @@ in_pod() {
 in_node() { ip netns exec "$LAB_NODE" "$@"; }
 in_ext() { ip netns exec "$LAB_EXT" "$@"; }
 ztctl() { "$ZTCTL_BIN" --socket "$LAB_SOCK" "$@"; }
+# Probes the agent's API with `status` every 5 ms until the file $1 exists (a
+# long-running test's "done"); prints "max_ms N count N p99_ms N": the longest
+# answer is the longest the main loop was held.
+lab_api_probe() {
+	python3 - "$LAB_SOCK" "$1" <<'PY'
+import os, socket, struct, sys, time
+req = b"\xa1\x62op\x66status"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+def recvn(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+lat = []
+while not os.path.exists(sys.argv[2]):
+    t = time.monotonic()
+    s.sendall(struct.pack(">I", len(req)) + req)
+    recvn(struct.unpack(">I", recvn(4))[0])
+    lat.append(time.monotonic() - t)
+    time.sleep(0.005)
+lat.sort()
+print("max_ms %d count %d p99_ms %d" % (lat[-1] * 1000, len(lat), lat[len(lat) * 99 // 100] * 1000))
+PY
+}
 
 # Starts the agent in the node namespace and waits until its API answers.
 lab_agent_start() {

@@ -36,32 +36,6 @@ total() { # entries on the blocklist, from the first page's count
 	ztctl block list --limit 1 -o json 2>/dev/null |
 		python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])'
 }
-# Probes the API with `status` every 5 ms until $1 exists; prints "max_ms N count N p99_ms N".
-probe() {
-	python3 - "$LAB_SOCK" "$1" <<'PY'
-import os, socket, struct, sys, time
-req = b"\xa1\x62op\x66status"
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-def recvn(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
-lat = []
-while not os.path.exists(sys.argv[2]):
-    t = time.monotonic()
-    s.sendall(struct.pack(">I", len(req)) + req)
-    recvn(struct.unpack(">I", recvn(4))[0])
-    lat.append(time.monotonic() - t)
-    time.sleep(0.005)
-lat.sort()
-print("max_ms %d count %d p99_ms %d" % (lat[-1] * 1000, len(lat), lat[len(lat) * 99 // 100] * 1000))
-PY
-}
 kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$LAB_AGENT_PID/status"; }
 
 # --- 1. records: blocks rows and audit events of an import and its expiry ---
@@ -160,7 +134,7 @@ if ! agent_up; then
 	exit 1
 fi
 t1=$(date +%s%N)
-probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
+lab_api_probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
 probe_pid=$!
 LAB_PIDS+=("$probe_pid")
 left=$(total)
@@ -199,7 +173,7 @@ check "2M entries are on the blocklist" test "$(total)" = $((B + 1))
 rss0=$(kb VmRSS)
 echo 5 >"/proc/$LAB_AGENT_PID/clear_refs" # VmHWM := VmRSS
 rm -f "$LAB_DIR/stop"
-probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
+lab_api_probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
 probe_pid=$!
 LAB_PIDS+=("$probe_pid")
 t0=$(date +%s%N)

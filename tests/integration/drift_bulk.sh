@@ -49,32 +49,6 @@ cpu_pct() {
 sleep 2 # the import's own work settles
 echo "# idle agent with $M blocklist entries: $(cpu_pct)% of a CPU (10 s)"
 
-# Probes the API with `status` every 5 ms until $1 exists; prints "max_ms N count N p99_ms N".
-probe() {
-	python3 - "$LAB_SOCK" "$1" <<'PY'
-import os, socket, struct, sys, time
-req = b"\xa1\x62op\x66status"
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-def recvn(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
-lat = []
-while not os.path.exists(sys.argv[2]):
-    t = time.monotonic()
-    s.sendall(struct.pack(">I", len(req)) + req)
-    recvn(struct.unpack(">I", recvn(4))[0])
-    lat.append(time.monotonic() - t)
-    time.sleep(0.005)
-lat.sort()
-print("max_ms %d count %d p99_ms %d" % (lat[-1] * 1000, len(lat), lat[len(lat) * 99 // 100] * 1000))
-PY
-}
 
 n_repaired() { grep -c "event=drift_repaired kind=blocklist " "$LAB_LOG"; }
 TIMES=()
@@ -111,7 +85,7 @@ expires_of() { # VALHEX: its first 8 bytes (expires_ns, little-endian) as hex
 	cut -d' ' -f1-8 <<<"$1"
 }
 
-probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
+lab_api_probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
 probe_pid=$!
 LAB_PIDS+=("$probe_pid")
 for r in $(seq 1 "$ROUNDS"); do
