@@ -118,15 +118,6 @@ static int daemon_facts(struct ctl *ctl, struct zt_cmp_facts *f, char *metrics, 
 	return 0;
 }
 
-static int64_t i64_of(const cbor_item_t *m, const char *key)
-{
-	cbor_item_t *v = zt_cbor_get(m, key);
-
-	if (v && cbor_isa_negint(v))
-		return -1 - (int64_t)cbor_get_int(v);
-	return (int64_t)u64_of(m, key);
-}
-
 static int feeds_facts(struct ctl *ctl, struct zt_cmp_facts *f)
 {
 	const cbor_item_t *d, *a;

@@ -154,6 +154,7 @@ int cidr_arg(const struct cmd *c, const char *s, char *norm, size_t n);
 void die_nomem(void) __attribute__((noreturn));
 void clean(char *s);
 uint64_t u64_of(const cbor_item_t *m, const char *key);
+int64_t i64_of(const cbor_item_t *m, const char *key);
 bool bool_of(const cbor_item_t *m, const char *key);
 const char *str_of(const cbor_item_t *m, const char *key, char *buf, size_t n, const char *dflt);
 size_t arr_len(const cbor_item_t *a);

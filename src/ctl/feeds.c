@@ -9,15 +9,6 @@ static const char *age_text(int64_t age, char *buf, size_t n)
 	return duration_s((uint64_t)age, buf, n);
 }
 
-static int64_t i64_of(const cbor_item_t *m, const char *key)
-{
-	cbor_item_t *v = zt_cbor_get(m, key);
-
-	if (v && cbor_isa_negint(v))
-		return -1 - (int64_t)cbor_get_int(v);
-	return (int64_t)u64_of(m, key);
-}
-
 static int run_feeds_list(struct ctl *ctl, struct opts *o)
 {
 	static const char *const heads[] = { "FEED",  "FORMAT",	 "DIRECTION",  "ACTION",

@@ -2,15 +2,6 @@
 /* ztctl mtls: the workload mTLS tunnel's certificates, tunnels, handshakes and refusals. */
 #include "ctl/ctl.h"
 
-static int64_t i64_at(const cbor_item_t *m, const char *key)
-{
-	cbor_item_t *v = zt_cbor_get(m, key);
-
-	if (v && cbor_isa_negint(v))
-		return -1 - (int64_t)cbor_get_int(v);
-	return (int64_t)u64_of(m, key);
-}
-
 /* "key n, key n" of a map's non-zero counters; "none" when all are zero. */
 static void counters_line(const char *label, const cbor_item_t *m)
 {
@@ -61,7 +52,7 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 	a = zt_cbor_get(d, "svids");
 	for (size_t i = 0; i < arr_len(a); i++) {
 		const cbor_item_t *s = arr_at(a, i);
-		int64_t na = i64_at(s, "not_after");
+		int64_t na = i64_of(s, "not_after");
 
 		snprintf(b6, sizeof(b6), "%llu", (unsigned long long)u64_of(s, "pods"));
 		table_add(&st, str_of(s, "id", b1, sizeof(b1), "?"), b6,

@@ -38,6 +38,16 @@ uint64_t u64_of(const cbor_item_t *m, const char *key)
 	return v;
 }
 
+/* A signed field (ages, -1 for "never"): negative CBOR integers included. */
+int64_t i64_of(const cbor_item_t *m, const char *key)
+{
+	cbor_item_t *v = zt_cbor_get(m, key);
+
+	if (v && cbor_isa_negint(v))
+		return -1 - (int64_t)cbor_get_int(v);
+	return (int64_t)u64_of(m, key);
+}
+
 bool bool_of(const cbor_item_t *m, const char *key)
 {
 	bool v = false;
