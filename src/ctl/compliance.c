@@ -384,7 +384,7 @@ static void partition_facts(struct q *q, struct zt_cmp_facts *f)
 
 		snprintf(
 			sql, sizeof(sql),
-			"SELECT extract(epoch FROM min(start_time))::bigint FROM network_flows_p%06d",
+			"SELECT floor(extract(epoch FROM min(start_time)))::bigint FROM network_flows_p%06d",
 			(int)val_i64(r, i, 0));
 		m = query_soft(q, sql, f->oldest_row_why, sizeof(f->oldest_row_why));
 		if (!m)
@@ -462,7 +462,7 @@ static void audit_mode_facts(PGconn *c, struct zt_cmp_facts *f)
 {
 	const char *p[1] = { f->node };
 	PGresult *r = PQexecParams(c,
-				   "SELECT policy_key, extract(epoch FROM since)::bigint "
+				   "SELECT policy_key, floor(extract(epoch FROM since))::bigint "
 				   "FROM policy_audit_mode WHERE node = $1",
 				   1, NULL, p, NULL, NULL, 0);
 
@@ -510,11 +510,11 @@ static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 	}
 	audit_facts(conninfo, f);
 	audit_mode_facts(q.c, f);
-	r = query(&q, "SELECT extract(epoch FROM at)::bigint FROM audit_log ORDER BY seq LIMIT 1");
+	r = query(&q, "SELECT floor(extract(epoch FROM at))::bigint FROM audit_log ORDER BY seq LIMIT 1");
 	if (r && PQntuples(r))
 		f->first_audit_unix = val_i64(r, 0, 0);
 	PQclear(r);
-	r = query(&q, "SELECT count(*), extract(epoch FROM max(start_time))::bigint "
+	r = query(&q, "SELECT count(*), floor(extract(epoch FROM max(start_time)))::bigint "
 		      "FROM network_flows WHERE start_time >= to_timestamp($1::double precision)");
 	if (r) {
 		f->flows_in_period = (uint64_t)val_i64(r, 0, 0);
