@@ -85,8 +85,8 @@ for _ in 1 2 3; do
 	in_pod web nc -z -w1 $DBP 5432 >/dev/null 2>&1
 	in_pod web nc -z -w1 $MISC 80 >/dev/null 2>&1
 done
-wait_sql() { # SQL: waits up to 15 s for it to print t
-	for _ in $(seq 1 150); do
+wait_sql() { # SQL: waits up to 30 s for it to print t
+	for _ in $(seq 1 300); do
 		[ "$(q "$1")" = t ] && return 0
 		sleep 0.1
 	done
@@ -94,6 +94,10 @@ wait_sql() { # SQL: waits up to 15 s for it to print t
 }
 check "3 allowed and 3 denied flows are on record" \
 	wait_sql "SELECT count(*) FILTER (WHERE verdict = 'denied') >= 3 AND count(*) FILTER (WHERE verdict = 'allowed') >= 3 FROM network_flows WHERE flow_kind = 'flow'"
+# What is on record, for a failure's log: one line per row.
+q "SELECT verdict, flow_kind, host(source_ip) || ':' || source_port || ' > ' || host(dest_ip) || ':' || dest_port,
+	   flags, packets_sent, packets_received, start_time, end_time, aggregate_count
+	FROM network_flows ORDER BY start_time" | sed 's/^/# /'
 DENIED=$(q "SELECT sum(aggregate_count) FROM network_flows WHERE verdict = 'denied'")
 
 # jq: every check has a stable id, a result, evidence and a requirement.
