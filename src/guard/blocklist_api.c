@@ -132,32 +132,42 @@ static int op_block_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 	return 0;
 }
 
-static int op_block_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
-			size_t errlen)
+/* block.del and allow.del: WHAT is "block" or "allow" (its list, ztctl verb and events). */
+static int del_op(struct zt_blocklist *bl, const cbor_item_t *req, cbor_item_t **data, char *err,
+		  size_t errlen, const char *what,
+		  int (*del)(struct zt_blocklist *, const struct zt_cidr *))
 {
-	struct zt_blocklist *bl = ctx;
 	struct zt_cidr c;
-	char cidr[ZT_CIDR_STRLEN];
+	char cidr[ZT_CIDR_STRLEN], ev[16];
 	int r;
 
 	if ((r = req_cidr(req, &c, err, errlen)) < 0)
 		return r;
 	zt_cidr_format(&c, cidr, sizeof(cidr));
-	r = zt_blocklist_del(bl, &c);
+	r = del(bl, &c);
 	if (r == -ENOENT) {
-		snprintf(err, errlen, "%s is not on the blocklist (see 'ztctl block list')", cidr);
+		snprintf(err, errlen, "%s is not on the %slist (see 'ztctl %s list')", cidr, what,
+			 what);
 		return r;
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "cannot remove %s: %s", cidr, strerror(-r));
 		return r;
 	}
-	log_info("block_del", "cidr=%s", cidr);
-	bl_audit(bl, "block.del", cidr, "{}");
+	snprintf(ev, sizeof(ev), "%s_del", what);
+	log_info(ev, "cidr=%s", cidr);
+	snprintf(ev, sizeof(ev), "%s.del", what);
+	bl_audit(bl, ev, cidr, "{}");
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
 		return -ENOMEM;
 	return 0;
+}
+
+static int op_block_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
+			size_t errlen)
+{
+	return del_op(ctx, req, data, err, errlen, "block", zt_blocklist_del);
 }
 
 /*
@@ -507,29 +517,7 @@ static int op_allow_add(void *ctx, const cbor_item_t *req, cbor_item_t **data, c
 static int op_allow_del(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *err,
 			size_t errlen)
 {
-	struct zt_blocklist *bl = ctx;
-	struct zt_cidr c;
-	char cidr[ZT_CIDR_STRLEN];
-	int r;
-
-	if ((r = req_cidr(req, &c, err, errlen)) < 0)
-		return r;
-	zt_cidr_format(&c, cidr, sizeof(cidr));
-	r = zt_allowlist_del(bl, &c);
-	if (r == -ENOENT) {
-		snprintf(err, errlen, "%s is not on the allowlist (see 'ztctl allow list')", cidr);
-		return r;
-	}
-	if (r < 0) {
-		snprintf(err, errlen, "cannot remove %s: %s", cidr, strerror(-r));
-		return r;
-	}
-	log_info("allow_del", "cidr=%s", cidr);
-	bl_audit(bl, "allow.del", cidr, "{}");
-	*data = zt_cbor_map();
-	if (!*data || zt_cbor_put_str(*data, "cidr", cidr))
-		return -ENOMEM;
-	return 0;
+	return del_op(ctx, req, data, err, errlen, "allow", zt_allowlist_del);
 }
 
 /*

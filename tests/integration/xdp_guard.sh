@@ -111,6 +111,13 @@ check "a blocked source beside it stays blocked" no_ping "$LAB_EXT_IP"
 ztctl allow del "$LAB_EXT_IP2/32" >/dev/null
 ztctl block del 198.18.0.0/24 >/dev/null
 check "all clear again" pings "$LAB_EXT_IP"
+absent() { # LIST CIDR: deleting it fails and the message names the list
+	local out
+	out=$(ztctl "$1" del "$2" 2>&1) && return 1
+	grep -q "$2 is not on the ${1}list (see 'ztctl $1 list')" <<<"$out"
+}
+check "allow del of an entry not there fails, naming the allowlist" absent allow "$LAB_EXT_IP2/32"
+check "block del of an entry not there fails, naming the blocklist" absent block 198.18.0.0/24
 
 # --- TTL ---
 ztctl block add "$LAB_EXT_IP" --ttl 1s >/dev/null
