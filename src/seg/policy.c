@@ -162,12 +162,62 @@ static int conv_expr(struct loader *l, const struct ynode *n, struct zt_sel_expr
 	return 0;
 }
 
+/* Converts one element of a list (conv_each) into ELEM; ARG: the caller's context. */
+typedef int (*conv_elem_fn)(struct loader *l, const struct ynode *e, void *elem, const void *arg);
+
+/*
+ * The list N (absent: NULL) under KEY of the path: a sequence (WHAT says of
+ * what, for the message) of at most MAX elements, each converted by FN into
+ * an arena array of SIZE-byte elements. *out and *count stay NULL and 0 when
+ * the list is absent or empty, and on an error.
+ */
+static int conv_each(struct loader *l, const struct ynode *n, const char *key, const char *what,
+		     size_t max, const char *unit, size_t size, conv_elem_fn fn, const void *arg,
+		     void **out, size_t *count)
+{
+	char *v = NULL;
+	size_t old, i = 0;
+	int r;
+
+	*out = NULL;
+	*count = 0;
+	if (!n)
+		return 0;
+	old = yt_path_key(l, key);
+	r = yt_expect(l, n, Y_SEQ, what);
+	if (r == 0 && n->nchild > max)
+		r = yt_fail(l, &n->pos, -E2BIG, "more than %zu %s", max, unit);
+	if (r == 0 && n->nchild) {
+		v = zt_pol_arena_array(l->set->arena, n->nchild, size);
+		if (!v)
+			r = yt_nomem(l);
+	}
+	for (const struct ynode *e = r == 0 ? n->first : NULL; e && r == 0; e = e->next, i++) {
+		size_t o2 = yt_path_idx(l, i);
+
+		r = fn(l, e, v + i * size, arg);
+		yt_path_set(l, o2);
+	}
+	yt_path_set(l, old);
+	if (r < 0)
+		return r;
+	*out = v;
+	*count = i;
+	return 0;
+}
+
+static int conv_expr_elem(struct loader *l, const struct ynode *e, void *elem, const void *arg)
+{
+	(void)arg;
+	return conv_expr(l, e, elem);
+}
+
 static int conv_selector(struct loader *l, const struct ynode *n, struct zt_selector *out)
 {
 	static const char *const fields[] = { "matchLabels", "matchExpressions", NULL };
 	const struct ynode *ml, *me;
-	struct zt_sel_expr *exprs = NULL;
-	size_t old, i = 0;
+	void *v;
+	size_t old;
 	int r;
 
 	r = yt_expect(l, n, Y_MAP,
@@ -186,31 +236,11 @@ static int conv_selector(struct loader *l, const struct ynode *n, struct zt_sele
 		if (r < 0)
 			return r;
 	}
-	if (!me)
-		return 0;
-	old = yt_path_key(l, "matchExpressions");
-	r = yt_expect(l, me, Y_SEQ, "a list of {key, operator, values}");
-	if (r == 0 && me->nchild > ZT_POL_MAX_EXPRS)
-		r = yt_fail(l, &me->pos, -E2BIG, "more than %d expressions", ZT_POL_MAX_EXPRS);
-	if (r == 0 && me->nchild) {
-		exprs = zt_pol_arena_array(l->set->arena, me->nchild, sizeof(*exprs));
-		if (!exprs)
-			r = yt_nomem(l);
-	}
-	for (const struct ynode *e = r == 0 ? me->first : NULL; e; e = e->next, i++) {
-		size_t o2 = yt_path_idx(l, i);
-
-		r = conv_expr(l, e, &exprs[i]);
-		yt_path_set(l, o2);
-		if (r < 0)
-			break;
-	}
-	yt_path_set(l, old);
-	if (r < 0)
-		return r;
-	out->exprs = exprs;
-	out->n_exprs = i;
-	return 0;
+	r = conv_each(l, me, "matchExpressions", "a list of {key, operator, values}",
+		      ZT_POL_MAX_EXPRS, "expressions", sizeof(*out->exprs), conv_expr_elem, NULL,
+		      &v, &out->n_exprs);
+	out->exprs = v;
+	return r;
 }
 
 /* A selector field that may be absent (NULL) or present ({} = all). */
@@ -269,13 +299,36 @@ static int conv_cidr(struct loader *l, const struct ynode *n, struct zt_cidr *ou
 	return 0;
 }
 
+/* One entry of ipBlock.except: a CIDR strictly inside ARG's (the peer's) cidr. */
+static int conv_except_elem(struct loader *l, const struct ynode *e, void *elem, const void *arg)
+{
+	const struct zt_pol_peer *p = arg;
+	struct zt_cidr *x = elem;
+	char cidr_s[ZT_CIDR_STRLEN];
+	int r = conv_cidr(l, e, x);
+
+	if (r < 0)
+		return r;
+	if (zt_cidr_format(&p->cidr, cidr_s, sizeof(cidr_s)) < 0)
+		cidr_s[0] = '\0';
+	if (x->family != p->cidr.family)
+		return yt_fail(l, &e->pos, -EINVAL, "'%s' is %s but cidr %s is %s", SHOW(e->s),
+			       x->family == AF_INET ? "IPv4" : "IPv6", cidr_s,
+			       p->cidr.family == AF_INET ? "IPv4" : "IPv6");
+	if (x->prefixlen <= p->cidr.prefixlen || !zt_cidr_contains(&p->cidr, x->addr))
+		return yt_fail(l, &e->pos, -EINVAL,
+			       "'%s' is not strictly inside cidr %s; except may only cut "
+			       "holes in it",
+			       SHOW(e->s), cidr_s);
+	return 0;
+}
+
 static int conv_ipblock(struct loader *l, const struct ynode *n, struct zt_pol_peer *p)
 {
 	static const char *const fields[] = { "cidr", "except", NULL };
 	const struct ynode *c, *ex;
-	struct zt_cidr *except = NULL;
-	char cidr_s[ZT_CIDR_STRLEN];
-	size_t old, i = 0;
+	void *v;
+	size_t old;
 	int r;
 
 	r = yt_expect(l, n, Y_MAP, "a mapping with cidr and except");
@@ -291,44 +344,11 @@ static int conv_ipblock(struct loader *l, const struct ynode *n, struct zt_pol_p
 	yt_path_set(l, old);
 	if (r < 0)
 		return r;
-	if (zt_cidr_format(&p->cidr, cidr_s, sizeof(cidr_s)) < 0)
-		cidr_s[0] = '\0';
 	ex = yt_map_get_set(n, "except");
-	if (!ex)
-		return 0;
-	old = yt_path_key(l, "except");
-	r = yt_expect(l, ex, Y_SEQ, "a list of CIDRs");
-	if (r == 0 && ex->nchild > ZT_POL_MAX_EXCEPT)
-		r = yt_fail(l, &ex->pos, -E2BIG, "more than %d entries", ZT_POL_MAX_EXCEPT);
-	if (r == 0 && ex->nchild) {
-		except = zt_pol_arena_array(l->set->arena, ex->nchild, sizeof(*except));
-		if (!except)
-			r = yt_nomem(l);
-	}
-	for (const struct ynode *e = r == 0 ? ex->first : NULL; e; e = e->next, i++) {
-		size_t o2 = yt_path_idx(l, i);
-
-		r = conv_cidr(l, e, &except[i]);
-		if (r == 0 && except[i].family != p->cidr.family)
-			r = yt_fail(l, &e->pos, -EINVAL, "'%s' is %s but cidr %s is %s", SHOW(e->s),
-				    except[i].family == AF_INET ? "IPv4" : "IPv6", cidr_s,
-				    p->cidr.family == AF_INET ? "IPv4" : "IPv6");
-		else if (r == 0 && (except[i].prefixlen <= p->cidr.prefixlen ||
-				    !zt_cidr_contains(&p->cidr, except[i].addr)))
-			r = yt_fail(l, &e->pos, -EINVAL,
-				    "'%s' is not strictly inside cidr %s; except may only cut "
-				    "holes in it",
-				    SHOW(e->s), cidr_s);
-		yt_path_set(l, o2);
-		if (r < 0)
-			break;
-	}
-	yt_path_set(l, old);
-	if (r < 0)
-		return r;
-	p->except = except;
-	p->n_except = i;
-	return 0;
+	r = conv_each(l, ex, "except", "a list of CIDRs", ZT_POL_MAX_EXCEPT, "entries",
+		      sizeof(*p->except), conv_except_elem, p, &v, &p->n_except);
+	p->except = v;
+	return r;
 }
 
 /* serviceAccounts: ["NAMESPACE/NAME", ...], each part a DNS subdomain name. */
@@ -549,24 +569,15 @@ static int conv_port(struct loader *l, const struct ynode *n, struct zt_pol_port
 
 /* ---- rules, spec, document -------------------------------------------- */
 
-static int conv_list(struct loader *l, const struct ynode *parent, const char *key, size_t max,
-		     const struct ynode **out)
+static int conv_peer_elem(struct loader *l, const struct ynode *e, void *elem, const void *arg)
 {
-	const struct ynode *n = yt_map_get_set(parent, key);
-	size_t old;
-	int r = 0;
+	return conv_peer(l, e, *(const enum zt_pol_dir *)arg, elem);
+}
 
-	*out = NULL;
-	if (!n)
-		return 0;
-	old = yt_path_key(l, key);
-	r = yt_expect(l, n, Y_SEQ, "a list");
-	if (r == 0 && n->nchild > max)
-		r = yt_fail(l, &n->pos, -E2BIG, "more than %zu entries", max);
-	yt_path_set(l, old);
-	if (r == 0 && n->nchild)
-		*out = n;
-	return r;
+static int conv_port_elem(struct loader *l, const struct ynode *e, void *elem, const void *arg)
+{
+	(void)arg;
+	return conv_port(l, e, elem);
 }
 
 static int conv_rule(struct loader *l, const struct ynode *n, enum zt_pol_dir dir,
@@ -583,9 +594,8 @@ static int conv_rule(struct loader *l, const struct ynode *n, enum zt_pol_dir di
 	static const char *const flags[] = { "requireTLS", "requireMutualAuth" };
 	bool ztp = l->kind == ZT_POL_ZERO_TRUST_POLICY;
 	const char *peers_key = dir == ZT_POL_INGRESS ? "from" : "to";
-	const struct ynode *peers, *ports, *v;
-	struct zt_pol_peer *pv = NULL;
-	struct zt_pol_port *ptv = NULL;
+	const struct ynode *v;
+	void *vp;
 	size_t old, i;
 	int r;
 
@@ -654,59 +664,30 @@ static int conv_rule(struct loader *l, const struct ynode *n, enum zt_pol_dir di
 		}
 	}
 
-	r = conv_list(l, n, peers_key, ZT_POL_MAX_PEERS, &peers);
-	if (r == 0 && peers) {
-		pv = zt_pol_arena_array(l->set->arena, peers->nchild, sizeof(*pv));
-		if (!pv)
-			return yt_nomem(l);
-		old = yt_path_key(l, peers_key);
-		i = 0;
-		for (const struct ynode *p = peers->first; p; p = p->next, i++) {
-			size_t o2 = yt_path_idx(l, i);
-
-			r = conv_peer(l, p, dir, &pv[i]);
-			yt_path_set(l, o2);
-			if (r < 0)
-				break;
-		}
-		yt_path_set(l, old);
-		rule->peers = pv;
-		rule->n_peers = peers->nchild;
-		for (i = 0; r == 0 && i < rule->n_peers; i++) {
-			if (pv[i].type != ZT_PEER_SERVICE_ACCOUNTS)
-				continue;
-			/* An identity is only known through mTLS. */
-			if (rule->action == ZT_RULE_DENY)
-				r = yt_fail(
-					l, &pv[i].pos, -EINVAL,
-					"serviceAccounts peers are for allow rules: an identity "
-					"is proven only on a connection the tunnel carries");
-			rule->require_mutual_auth = true;
-		}
+	r = conv_each(l, yt_map_get_set(n, peers_key), peers_key, "a list", ZT_POL_MAX_PEERS,
+		      "entries", sizeof(*rule->peers), conv_peer_elem, &dir, &vp, &rule->n_peers);
+	rule->peers = vp;
+	for (i = 0; r == 0 && i < rule->n_peers; i++) {
+		if (rule->peers[i].type != ZT_PEER_SERVICE_ACCOUNTS)
+			continue;
+		/* An identity is only known through mTLS. */
+		if (rule->action == ZT_RULE_DENY)
+			r = yt_fail(l, &rule->peers[i].pos, -EINVAL,
+				    "serviceAccounts peers are for allow rules: an identity "
+				    "is proven only on a connection the tunnel carries");
+		rule->require_mutual_auth = true;
 	}
 	if (r < 0)
 		return r;
-
-	r = conv_list(l, n, "ports", ZT_POL_MAX_PORTS, &ports);
-	if (r == 0 && ports) {
-		ptv = zt_pol_arena_array(l->set->arena, ports->nchild, sizeof(*ptv));
-		if (!ptv)
-			return yt_nomem(l);
-		old = yt_path_key(l, "ports");
-		i = 0;
-		for (const struct ynode *p = ports->first; p; p = p->next, i++) {
-			size_t o2 = yt_path_idx(l, i);
-
-			r = conv_port(l, p, &ptv[i]);
-			yt_path_set(l, o2);
-			if (r < 0)
-				break;
-		}
-		yt_path_set(l, old);
-		rule->ports = ptv;
-		rule->n_ports = ports->nchild;
-	}
+	r = conv_each(l, yt_map_get_set(n, "ports"), "ports", "a list", ZT_POL_MAX_PORTS, "entries",
+		      sizeof(*rule->ports), conv_port_elem, NULL, &vp, &rule->n_ports);
+	rule->ports = vp;
 	return r;
+}
+
+static int conv_rule_elem(struct loader *l, const struct ynode *e, void *elem, const void *arg)
+{
+	return conv_rule(l, e, *(const enum zt_pol_dir *)arg, elem);
 }
 
 static int conv_policy_types(struct loader *l, const struct ynode *spec, struct zt_policy *p,
@@ -803,38 +784,24 @@ static int conv_spec(struct loader *l, const struct ynode *spec, struct zt_polic
 		return r;
 
 	for (int d = 0; d < ZT_POL_DIR_MAX; d++) {
-		const struct ynode *list;
+		const struct ynode *list = yt_map_get_set(spec, dir_keys[d]);
+		enum zt_pol_dir dir = (enum zt_pol_dir)d;
 		struct zt_pol_rule *rules;
-		size_t i = 0;
+		void *v;
 
-		r = conv_list(l, spec, dir_keys[d], ZT_POL_MAX_RULES, &list);
+		r = conv_each(l, list, dir_keys[d], "a list", ZT_POL_MAX_RULES, "entries",
+			      sizeof(*rules), conv_rule_elem, &dir, &v, &p->n_rules[d]);
 		if (r < 0)
 			return r;
-		if (!list)
-			continue;
-		total += list->nchild;
+		rules = v;
+		p->rules[d] = rules;
+		for (size_t i = 0; i < p->n_rules[d]; i++)
+			rules[i].index = (unsigned int)i;
+		total += p->n_rules[d];
 		if (total > ZT_POL_MAX_RULES)
 			return yt_fail(l, &list->pos, -E2BIG,
 				       "more than %d rules in one policy; split it up",
 				       ZT_POL_MAX_RULES);
-		rules = zt_pol_arena_array(l->set->arena, list->nchild, sizeof(*rules));
-		if (!rules)
-			return yt_nomem(l);
-		old = yt_path_key(l, dir_keys[d]);
-		for (const struct ynode *rn = list->first; rn; rn = rn->next, i++) {
-			size_t o2 = yt_path_idx(l, i);
-
-			rules[i].index = (unsigned int)i;
-			r = conv_rule(l, rn, (enum zt_pol_dir)d, &rules[i]);
-			yt_path_set(l, o2);
-			if (r < 0)
-				break;
-		}
-		yt_path_set(l, old);
-		if (r < 0)
-			return r;
-		p->rules[d] = rules;
-		p->n_rules[d] = list->nchild;
 	}
 
 	for (int d = 0; d < ZT_POL_DIR_MAX; d++) {
