@@ -1244,19 +1244,6 @@ static int check_detection(struct pctx *x)
 	return 0;
 }
 
-/* Linux's dev_valid_name(), plus printable ASCII only. */
-static bool valid_ifname(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
-		return false;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
-			return false;
-	return true;
-}
-
 static int add_iface(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
 {
 	struct zt_config *c = x->c;
@@ -1266,7 +1253,7 @@ static int add_iface(struct pctx *x, const struct key *k, const char *v, const y
 		c->xdp.n_interfaces = 0; /* the file's list replaces the default */
 	if (!v)
 		return 0;
-	if (!valid_ifname(v))
+	if (!zt_ifname_valid(v))
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an interface name of 1 to %d printable characters without '/', ':' or spaces, got '%s'",

@@ -153,6 +153,19 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n)
 	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
 }
 
+/* Linux's dev_valid_name(), plus printable ASCII only. */
+bool zt_ifname_valid(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
+			return false;
+	return true;
+}
+
 bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr)
 {
 	struct zt_cidr x = { .family = c->family, .prefixlen = c->prefixlen };

@@ -33,6 +33,8 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n);
 void zt_cidr_mask(struct zt_cidr *c);
 /* True when addr (same family, 4 or 16 bytes) is inside c. */
 bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr);
+/* An interface name Linux accepts (dev_valid_name), in printable ASCII. */
+bool zt_ifname_valid(const char *v);
 
 /*
  * Durations: one or more <number><unit> groups with units ms, s, m, h, d

@@ -469,18 +469,6 @@ int zt_cni_args_parse(const char *s, struct zt_cni_args *a, struct zt_cni_err *e
 
 /* ---- prevResult ---- */
 
-static bool ifname_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
-		return false;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
-			return false;
-	return true;
-}
-
 static int parse_ip(json_object *o, size_t i, const struct zt_cni_prev *p, struct zt_cni_ip *ip,
 		    struct zt_cni_err *e)
 {
@@ -564,7 +552,7 @@ int zt_cni_prev_parse(json_object *prev, const char *ifname, struct zt_cni_prev 
 						   what);
 			if (str_of(v, what, f->name, sizeof(f->name), true, e) < 0)
 				return -e->code;
-			if (!ifname_ok(f->name))
+			if (!zt_ifname_valid(f->name))
 				return zt_cni_fail(e, ZT_CNI_E_CONFIG, NULL,
 						   "%s: '%s' is not an interface name", what,
 						   f->name);

@@ -71,35 +71,6 @@ static int read_stdin(struct run *x)
 	return 0;
 }
 
-static bool cid_valid(const char *v)
-{
-	size_t n = strlen(v);
-	char c = v[0];
-
-	if (n == 0 || n > 256 ||
-	    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		c = v[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '.' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool ifname_valid(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
-		return false;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
-			return false;
-	return true;
-}
-
 /*
  * CNI_CONTAINERID and CNI_IFNAME present; strict (ADD, CHECK): well-formed,
  * and CNI_ARGS too.
@@ -113,12 +84,12 @@ static int need_env(struct run *x, bool strict)
 		return zt_cni_fail(&x->e, ZT_CNI_E_ENV, NULL, "CNI_CONTAINERID is not set");
 	if (!x->ifname || !*x->ifname)
 		return zt_cni_fail(&x->e, ZT_CNI_E_ENV, NULL, "CNI_IFNAME is not set");
-	if (strict && !cid_valid(x->cid))
+	if (strict && !zt_cni_cid_valid(x->cid))
 		return zt_cni_fail(&x->e, ZT_CNI_E_ENV, NULL,
 				   "CNI_CONTAINERID '%.80s' is not a container id (1-256 of "
 				   "A-Z a-z 0-9 _ . -, alphanumeric first)",
 				   x->cid);
-	if (strict && !ifname_valid(x->ifname))
+	if (strict && !zt_ifname_valid(x->ifname))
 		return zt_cni_fail(&x->e, ZT_CNI_E_ENV, NULL,
 				   "CNI_IFNAME '%.40s' is not an interface name", x->ifname);
 	if (zt_cni_args_parse(getenv("CNI_ARGS"), &x->args, &x->e) < 0) {
@@ -288,7 +259,7 @@ static int cmd_del(struct run *x)
 	if ((r = need_env(x, false)) < 0)
 		return r;
 	/* ADD refuses such ids: nothing of it can be registered, so nothing to remove. */
-	if (!cid_valid(x->cid) || !ifname_valid(x->ifname))
+	if (!zt_cni_cid_valid(x->cid) || !zt_ifname_valid(x->ifname))
 		return 0;
 	req = new_req(ZT_OP_ENDPOINT_DEL);
 	if (!req || zt_cbor_put_str(req, "container_id", x->cid) ||

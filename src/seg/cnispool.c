@@ -20,8 +20,7 @@ static bool alnum(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* As endpoint.c checks them (this file is linked into the plugin without it). */
-static bool cid_ok(const char *v)
+bool zt_cni_cid_valid(const char *v)
 {
 	size_t n = strlen(v);
 
@@ -29,18 +28,6 @@ static bool cid_ok(const char *v)
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!alnum(v[i]) && v[i] != '_' && v[i] != '.' && v[i] != '-')
-			return false;
-	return true;
-}
-
-static bool ifname_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
-		return false;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
 			return false;
 	return true;
 }
@@ -78,7 +65,7 @@ int zt_cni_spool_write(const char *dir, const struct zt_cni_del *d, char *path, 
 	size_t len;
 	int fd = -1, r;
 
-	if (!cid_ok(d->container_id) || !ifname_ok(d->ifname)) {
+	if (!zt_cni_cid_valid(d->container_id) || !zt_ifname_valid(d->ifname)) {
 		zt_seterr(err, errlen, "not a valid container id and interface name to queue");
 		return -EINVAL;
 	}
@@ -215,7 +202,7 @@ int zt_cni_spool_parse(const char *buf, size_t len, struct zt_cni_del *out, char
 	    get_text(o, "pod_name", false, d.pod_name, sizeof(d.pod_name), err, errlen) < 0 ||
 	    get_text(o, "pod_uid", false, d.pod_uid, sizeof(d.pod_uid), err, errlen) < 0)
 		goto out;
-	if (!cid_ok(d.container_id) || !ifname_ok(d.ifname)) {
+	if (!zt_cni_cid_valid(d.container_id) || !zt_ifname_valid(d.ifname)) {
 		zt_seterr(err, errlen,
 			  "container_id or ifname: not a CNI container id / interface");
 		goto out;

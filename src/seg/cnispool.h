@@ -23,6 +23,7 @@
 #define ZT_CNISPOOL_H
 
 #include <net/if.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,12 @@ struct zt_cni_del {
  * Writes d into dir (created 0700 when missing). path (may be NULL) gets the
  * file's name. 0, or -errno with err saying what failed where.
  */
+/*
+ * A CNI container id as endpoint.c takes it: 1-256 of A-Z a-z 0-9 _ . -,
+ * alphanumeric first (here because the plugin links this file, not endpoint.c).
+ */
+bool zt_cni_cid_valid(const char *v);
+
 int zt_cni_spool_write(const char *dir, const struct zt_cni_del *d, char *path, size_t pathlen,
 		       char *err, size_t errlen);
 /*

@@ -78,18 +78,6 @@ int zt_ep_origin_parse(const char *s, enum zt_ep_origin *out)
 	return 0;
 }
 
-static bool valid_ifname(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= IF_NAMESIZE || !strcmp(v, ".") || !strcmp(v, ".."))
-		return false;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '/' || *p == ':')
-			return false;
-	return true;
-}
-
 /* Endpoint names: 1-253 of [A-Za-z0-9._-], starting and ending alphanumeric. */
 static bool valid_name(const char *v)
 {
@@ -429,7 +417,7 @@ static int check_origin(const struct zt_ep_spec *s, char *err, size_t errlen)
 				ZT_EP_CID_MAX);
 			return -EINVAL;
 		}
-		if (empty(s->cni_ifname) || !valid_ifname(s->cni_ifname)) {
+		if (empty(s->cni_ifname) || !zt_ifname_valid(s->cni_ifname)) {
 			zt_seterr(err, errlen,
 				  "cni_ifname: '%s' is not a valid interface name (CNI_IFNAME)",
 				  shown(s->cni_ifname ? s->cni_ifname : "", q, sizeof(q)));
@@ -460,7 +448,7 @@ int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, s
 	char q[200];
 	int r;
 
-	if (!s->ifname || !valid_ifname(s->ifname)) {
+	if (!s->ifname || !zt_ifname_valid(s->ifname)) {
 		zt_seterr(err, errlen, "--ifname: '%s' is not a valid interface name",
 			  shown(s->ifname ? s->ifname : "", q, sizeof(q)));
 		return -EINVAL;
