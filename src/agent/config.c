@@ -496,27 +496,6 @@ const char *zt_feed_format_name(enum zt_feed_format f)
 	return (unsigned int)f < ZT_FEED_FORMAT_COUNT ? feed_formats[f].name : "?";
 }
 
-/* A found value for a message: printable ASCII, quotes escaped, at most SHOW_MAX bytes. */
-static const char *shown(const char *v, char *buf, size_t n)
-{
-	size_t o = 0, i;
-
-	for (i = 0; v[i] && i < SHOW_MAX && o + 5 < n; i++) {
-		unsigned char ch = (unsigned char)v[i];
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '\'' || ch == '\\')
-			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (v[i] && o + 4 <= n) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 static void vreport(struct pctx *x, size_t line, size_t col, const char *fmt, va_list ap)
 {
 	int n;
@@ -575,7 +554,8 @@ static const char *describe(const yaml_event_t *ev, char *buf, size_t n)
 	case YAML_SCALAR_EVENT:
 		if (!ev->data.scalar.length && ev->data.scalar.plain_implicit)
 			return "nothing";
-		snprintf(buf, n, "'%s'", shown((const char *)ev->data.scalar.value, q, sizeof(q)));
+		snprintf(buf, n, "'%s'",
+			 zt_shown((const char *)ev->data.scalar.value, SHOW_MAX, q, sizeof(q)));
 		return buf;
 	default:
 		return "something else";
@@ -665,7 +645,7 @@ static int next(struct pctx *x, yaml_event_t *ev)
 
 		r = fail(x, &ev->start_mark, -EINVAL,
 			 "tags ('%s') are not allowed in the configuration; write the plain value",
-			 shown((const char *)tag, q, sizeof(q)));
+			 zt_shown((const char *)tag, SHOW_MAX, q, sizeof(q)));
 		yaml_event_delete(ev);
 		return r;
 	}
@@ -715,7 +695,7 @@ static int set_node(struct pctx *x, const struct key *k, const char *v, const ya
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected a name of 1 to %zu letters, digits, '.', '_' or '-', got '%s'",
-			k->path, k->size - 1, shown(v, q, sizeof(q)));
+			k->path, k->size - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
@@ -742,7 +722,7 @@ static int set_dir(struct pctx *x, const struct key *k, const char *v, const yam
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an absolute directory path of at most %zu bytes, got '%s'",
-			k->path, k->size - 1, shown(v, q, sizeof(q)));
+			k->path, k->size - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	/* No trailing slash: names are joined to it. */
 	n = strlen(v);
 	while (n > 1 && v[n - 1] == '/')
@@ -761,7 +741,7 @@ static int set_sock(struct pctx *x, const struct key *k, const char *v, const ya
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an absolute socket path of at most %zu bytes (not ending in '/'), got '%s'",
-			k->path, SUN_PATH_MAX, shown(v, q, sizeof(q)));
+			k->path, SUN_PATH_MAX, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
@@ -786,7 +766,7 @@ static int set_choice(struct pctx *x, const struct key *k, const char *v, const 
 		o += (size_t)r;
 	}
 	return fail(x, m, -EINVAL, "%s: expected %s, got '%s'", k->path, want,
-		    shown(v, q, sizeof(q)));
+		    zt_shown(v, SHOW_MAX, q, sizeof(q)));
 }
 
 static int set_uint(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
@@ -799,7 +779,7 @@ static int set_uint(struct pctx *x, const struct key *k, const char *v, const ya
 		return fail(x, m, r == -EINVAL ? -EINVAL : -ERANGE,
 			    "%s: expected a whole number from %llu to %llu, got '%s'", k->path,
 			    (unsigned long long)k->min, (unsigned long long)k->max,
-			    shown(v, q, sizeof(q)));
+			    zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	store_uint(field(x, k), k->size, u);
 	return 0;
 }
@@ -829,7 +809,7 @@ static int set_size_pow2(struct pctx *x, const struct key *k, const char *v, con
 			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
 			"%s: expected a power of two from %s to %s (like 4MiB or 1048576), got '%s'",
 			k->path, size_str(k->min, lo, sizeof(lo)), size_str(k->max, hi, sizeof(hi)),
-			shown(v, q, sizeof(q)));
+			zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	store_uint(field(x, k), k->size, u);
 	return 0;
 }
@@ -846,7 +826,7 @@ static int set_duration(struct pctx *x, const struct key *k, const char *v, cons
 		return fail(
 			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
 			"%s: expected a duration from %s to %s (like 500ms, 2s or 1m30s), got '%s'",
-			k->path, lo, hi, shown(v, q, sizeof(q)));
+			k->path, lo, hi, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	}
 	store_uint(field(x, k), k->size, ns);
 	return 0;
@@ -863,7 +843,7 @@ static int set_size(struct pctx *x, const struct key *k, const char *v, const ya
 			x, m, r == -EINVAL ? -EINVAL : -ERANGE,
 			"%s: expected a size from %s to %s (like 512MiB, 1GiB or 1073741824), got '%s'",
 			k->path, size_str(k->min, lo, sizeof(lo)), size_str(k->max, hi, sizeof(hi)),
-			shown(v, q, sizeof(q)));
+			zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	store_uint(field(x, k), k->size, u);
 	return 0;
 }
@@ -878,7 +858,7 @@ static int set_text(struct pctx *x, const struct key *k, const char *v, const ya
 		if (*p < 0x20 || *p == 0x7f)
 			return fail(x, m, -EINVAL, "%s: control character at byte %zu in '%s'",
 				    k->path, (size_t)(p - (const unsigned char *)v),
-				    shown(v, q, sizeof(q)));
+				    zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (n >= k->size)
 		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
 	memcpy(field(x, k), v, n + 1);
@@ -895,7 +875,7 @@ static int set_listen(struct pctx *x, const struct key *k, const char *v, const 
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected ADDRESS:PORT (like 127.0.0.1:9470 or [::1]:9470, port 1-65535) or \"\" to turn it off, got '%s'",
-			k->path, shown(v, q, sizeof(q)));
+			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (strlen(v) >= k->size)
 		return fail(x, m, -ERANGE, "%s: longer than %zu bytes", k->path, k->size - 1);
 	memcpy(field(x, k), v, strlen(v) + 1);
@@ -919,7 +899,7 @@ static int set_feed_name(struct pctx *x, const struct key *k, const char *v, con
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected a name of 1 to %zu letters, digits, '.', '_' or '-' starting with a letter or digit, got '%s'",
-			k->path, k->size - 1, shown(v, q, sizeof(q)));
+			k->path, k->size - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
@@ -943,7 +923,7 @@ static int set_feed_url(struct pctx *x, const struct key *k, const char *v, cons
 				x, m, -EINVAL,
 				"%s: byte 0x%02x at offset %zu in '%s'; percent-encode it (a URL is printable ASCII without blanks)",
 				k->path, *p, (size_t)(p - (const unsigned char *)v),
-				shown(v, q, sizeof(q)));
+				zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (!strncmp(v, "https://", 8))
 		host = v + 8;
 	else if (!strncmp(v, "http://", 7))
@@ -953,7 +933,7 @@ static int set_feed_url(struct pctx *x, const struct key *k, const char *v, cons
 
 		if (hl == 0 || host[0] == ':')
 			return fail(x, m, -EINVAL, "%s: no host name in '%s'", k->path,
-				    shown(v, q, sizeof(q)));
+				    zt_shown(v, SHOW_MAX, q, sizeof(q)));
 		if (memchr(host, '@', hl))
 			return fail(
 				x, m, -EINVAL,
@@ -963,7 +943,7 @@ static int set_feed_url(struct pctx *x, const struct key *k, const char *v, cons
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an https://, http:// or file:/// URL, or an absolute path to a file or a directory, got '%s'",
-			k->path, shown(v, q, sizeof(q)));
+			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	}
 	memcpy(field(x, k), v, n + 1);
 	return 0;
@@ -979,7 +959,7 @@ static int set_file(struct pctx *x, const struct key *k, const char *v, const ya
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an absolute file path of at most %zu bytes (not ending in '/'), got '%s'",
-			k->path, k->size - 1, shown(v, q, sizeof(q)));
+			k->path, k->size - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
@@ -1030,7 +1010,7 @@ static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, cons
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected \"\" or a Kubernetes node name (1-253 of a-z 0-9 '-' '.', as 'kubectl get nodes' shows it), got '%s'",
-			k->path, shown(v, q, sizeof(q)));
+			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, strlen(v) + 1);
 	return 0;
 }
@@ -1067,7 +1047,7 @@ static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected a SPIFFE trust domain of 1 to %zu lowercase letters, digits, '.', '-' or '_' (like cluster.local), got '%s'",
-			k->path, k->size - 1, shown(v, q, sizeof(q)));
+			k->path, k->size - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	memcpy(field(x, k), v, n + 1);
 	return 0;
 }
@@ -1108,7 +1088,7 @@ static int set_fraction(struct pctx *x, const struct key *k, const char *v, cons
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected a fraction from 0 to 1 (like 0.01 or 1%%, at most millionths), got '%s'",
-			k->path, shown(v, q, sizeof(q)));
+			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	store_uint(field(x, k), k->size, ppm);
 	return 0;
 }
@@ -1177,7 +1157,7 @@ static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m)
 			return fail(
 				x, &at, -EINVAL,
 				"feeds.name: '%s' names two feeds; each feed needs its own name",
-				shown(f->name, q, sizeof(q)));
+				zt_shown(f->name, SHOW_MAX, q, sizeof(q)));
 		}
 	}
 	return 0;
@@ -1202,12 +1182,12 @@ static int add_protected(struct pctx *x, const struct key *k, const char *v, con
 		return fail(x, m, -EINVAL,
 			    "%s: expected an IPv4 or IPv6 address or prefix (like 10.96.0.0/12), "
 			    "got '%s'",
-			    k->path, shown(v, q, sizeof(q)));
+			    k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (host_bits)
 		return fail(x, m, -EINVAL,
 			    "%s: '%s' has bits set past its prefix length; write the network "
 			    "address",
-			    k->path, shown(v, q, sizeof(q)));
+			    k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	c->detection.n_protected++;
 	return 0;
 }
@@ -1257,11 +1237,11 @@ static int add_iface(struct pctx *x, const struct key *k, const char *v, const y
 		return fail(
 			x, m, -EINVAL,
 			"%s: expected an interface name of 1 to %d printable characters without '/', ':' or spaces, got '%s'",
-			k->path, IF_NAMESIZE - 1, shown(v, q, sizeof(q)));
+			k->path, IF_NAMESIZE - 1, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	for (unsigned int i = 0; i < c->xdp.n_interfaces; i++)
 		if (!strcmp(c->xdp.interfaces[i], v))
 			return fail(x, m, -EINVAL, "%s: '%s' is listed twice", k->path,
-				    shown(v, q, sizeof(q)));
+				    zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (c->xdp.n_interfaces >= k->max)
 		return fail(x, m, -E2BIG, "%s: more than %llu interfaces", k->path,
 			    (unsigned long long)k->max);
@@ -1360,12 +1340,13 @@ static int unknown_key(struct pctx *x, const char *prefix, const yaml_event_t *e
 			return fail(
 				x, &ev->start_mark, -EINVAL,
 				"unknown key '%s' (dotted keys are not expanded: write '%s:' under '%.*s:')",
-				shown(full, q, sizeof(q)), leaf(keys[i].path),
+				zt_shown(full, SHOW_MAX, q, sizeof(q)), leaf(keys[i].path),
 				(int)(leaf(keys[i].path) - keys[i].path - 1), keys[i].path);
 	if (s)
 		return fail(x, &ev->start_mark, -EINVAL, "unknown key '%s' (did you mean '%s'?)",
-			    shown(full, q, sizeof(q)), s->path);
-	return fail(x, &ev->start_mark, -EINVAL, "unknown key '%s'", shown(full, q, sizeof(q)));
+			    zt_shown(full, SHOW_MAX, q, sizeof(q)), s->path);
+	return fail(x, &ev->start_mark, -EINVAL, "unknown key '%s'",
+		    zt_shown(full, SHOW_MAX, q, sizeof(q)));
 }
 
 static int parse_list(struct pctx *x, const struct key *k)
@@ -1792,7 +1773,7 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 		return fail(x, m, -EINVAL,
 			    "%s: expected POD_CIDR=AGENT_ADDR[:PORT] with IPv4 addresses, e.g. "
 			    "198.18.2.0/24=198.18.100.2, got '%s'",
-			    k->path, shown(v, q, sizeof(q)));
+			    k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (c->mtls.n_peers >= k->max)
 		return fail(x, m, -E2BIG, "%s: more than %llu peers", k->path,
 			    (unsigned long long)k->max);

@@ -153,6 +153,27 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n)
 	return r < 0 || (size_t)r >= n ? -ENOSPC : 0;
 }
 
+/* V for a message: printable ASCII, quotes and backslashes as \xNN, at most MAX bytes then "...". */
+const char *zt_shown(const char *v, size_t max, char *buf, size_t n)
+{
+	size_t o = 0, i;
+
+	for (i = 0; v[i] && i < max && o + 5 < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch < 0x20 || ch >= 0x7f || ch == '\'' || ch == '\\')
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+		else
+			buf[o++] = (char)ch;
+	}
+	if (v[i] && o + 4 <= n) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* Linux's dev_valid_name(), plus printable ASCII only. */
 bool zt_ifname_valid(const char *v)
 {

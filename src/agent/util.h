@@ -33,6 +33,11 @@ int zt_cidr_format(const struct zt_cidr *c, char *buf, size_t n);
 void zt_cidr_mask(struct zt_cidr *c);
 /* True when addr (same family, 4 or 16 bytes) is inside c. */
 bool zt_cidr_contains(const struct zt_cidr *c, const uint8_t *addr);
+/*
+ * V quoted for a message into BUF (N bytes): printable ASCII, quote and
+ * backslash as \xNN, at most MAX bytes of V and then "...". Returns BUF.
+ */
+const char *zt_shown(const char *v, size_t max, char *buf, size_t n);
 /* An interface name Linux accepts (dev_valid_name), in printable ASCII. */
 bool zt_ifname_valid(const char *v);
 

@@ -96,27 +96,6 @@ static bool valid_name(const char *v)
 	return true;
 }
 
-/* Printable form of operator input for messages. */
-static const char *shown(const char *v, char *buf, size_t n)
-{
-	size_t o = 0, i;
-
-	for (i = 0; v[i] && o + 5 < n && i < 80; i++) {
-		unsigned char ch = (unsigned char)v[i];
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '\'' || ch == '\\')
-			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (v[i] && o + 4 <= n) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* Splits s at commas into a malloc'd copy; items point into *copy. */
 static int split(const char *s, char **copy, char **items, size_t max, size_t *n)
 {
@@ -162,7 +141,7 @@ static int parse_labels(const char *field, const char *s, struct zt_label **out,
 
 		if (!eq) {
 			zt_seterr(err, errlen, "%s: '%s' is not KEY=VALUE", field,
-				  shown(items[i], q, sizeof(q)));
+				  zt_shown(items[i], 80, q, sizeof(q)));
 			r = -EINVAL;
 			goto fail;
 		}
@@ -179,7 +158,7 @@ static int parse_labels(const char *field, const char *s, struct zt_label **out,
 
 		if (zt_labels_check(&ls, &bad, &why) < 0) {
 			zt_seterr(err, errlen, "%s: label '%s': %s", field,
-				  shown(v[bad].key, q, sizeof(q)), why);
+				  zt_shown(v[bad].key, 80, q, sizeof(q)), why);
 			r = -EINVAL;
 			goto fail;
 		}
@@ -266,7 +245,7 @@ static int parse_addrs(const char *s, struct zt_ep *ep, char *err, size_t errlen
 			zt_seterr(
 				err, errlen,
 				"--ip: '%s' is not an IPv4 or IPv6 address (a /32 or /128 at most)",
-				shown(items[i], q, sizeof(q)));
+				zt_shown(items[i], 80, q, sizeof(q)));
 			r = -EINVAL;
 			goto out;
 		}
@@ -274,14 +253,14 @@ static int parse_addrs(const char *s, struct zt_ep *ep, char *err, size_t errlen
 			zt_seterr(
 				err, errlen,
 				"--ip: '%s' is unspecified, loopback or multicast; an endpoint needs a unicast address",
-				shown(items[i], q, sizeof(q)));
+				zt_shown(items[i], 80, q, sizeof(q)));
 			r = -EINVAL;
 			goto out;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (addr_eq(a, &ep->addrs[j])) {
 				zt_seterr(err, errlen, "--ip: %s is listed twice",
-					  shown(items[i], q, sizeof(q)));
+					  zt_shown(items[i], 80, q, sizeof(q)));
 				r = -EINVAL;
 				goto out;
 			}
@@ -329,7 +308,7 @@ static int parse_ports(const char *s, struct zt_named_port **out, size_t *n_out,
 			zt_seterr(
 				err, errlen,
 				"--ports: '%s' is not NAME=PORT[/PROTO] (name 1-%d characters, port 1-65535, TCP, UDP or SCTP)",
-				shown(items[i], q, sizeof(q)), ZT_POL_PORT_NAME_MAX);
+				zt_shown(items[i], 80, q, sizeof(q)), ZT_POL_PORT_NAME_MAX);
 			r = -EINVAL;
 			goto out;
 		}
@@ -337,7 +316,7 @@ static int parse_ports(const char *s, struct zt_named_port **out, size_t *n_out,
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(v[j].name, items[i]) && v[j].protocol == proto) {
 				zt_seterr(err, errlen, "--ports: '%s' is listed twice",
-					  shown(items[i], q, sizeof(q)));
+					  zt_shown(items[i], 80, q, sizeof(q)));
 				r = -EINVAL;
 				goto out;
 			}
@@ -400,12 +379,12 @@ static int check_origin(const struct zt_ep_spec *s, char *err, size_t errlen)
 		zt_seterr(err, errlen,
 			  "pod_uid: '%s' is not a pod UID (1-%d of A-Z a-z 0-9 -, like "
 			  "3f2a7c1e-0b5d-4e8a-9c61-2d7f0e4b9a15)",
-			  shown(s->pod_uid, q, sizeof(q)), ZT_EP_UID_MAX);
+			  zt_shown(s->pod_uid, 80, q, sizeof(q)), ZT_EP_UID_MAX);
 		return -EINVAL;
 	}
 	if (!empty(s->service_account) && zt_dns_subdomain_check(s->service_account, &why) < 0) {
 		zt_seterr(err, errlen, "service_account: '%s': %s",
-			  shown(s->service_account, q, sizeof(q)), why);
+			  zt_shown(s->service_account, 80, q, sizeof(q)), why);
 		return -EINVAL;
 	}
 	if (s->origin == ZT_EP_ORIGIN_CNI) {
@@ -413,14 +392,14 @@ static int check_origin(const struct zt_ep_spec *s, char *err, size_t errlen)
 			zt_seterr(
 				err, errlen,
 				"container_id: '%s' is not a CNI container id (1-%d of A-Z a-z 0-9 _ . -, alphanumeric first)",
-				shown(s->container_id ? s->container_id : "", q, sizeof(q)),
+				zt_shown(s->container_id ? s->container_id : "", 80, q, sizeof(q)),
 				ZT_EP_CID_MAX);
 			return -EINVAL;
 		}
 		if (empty(s->cni_ifname) || !zt_ifname_valid(s->cni_ifname)) {
 			zt_seterr(err, errlen,
 				  "cni_ifname: '%s' is not a valid interface name (CNI_IFNAME)",
-				  shown(s->cni_ifname ? s->cni_ifname : "", q, sizeof(q)));
+				  zt_shown(s->cni_ifname ? s->cni_ifname : "", 80, q, sizeof(q)));
 			return -EINVAL;
 		}
 	} else if (s->origin != ZT_EP_ORIGIN_API) {
@@ -450,18 +429,19 @@ int zt_ep_from_spec(const struct zt_ep_spec *s, struct zt_ep **out, char *err, s
 
 	if (!s->ifname || !zt_ifname_valid(s->ifname)) {
 		zt_seterr(err, errlen, "--ifname: '%s' is not a valid interface name",
-			  shown(s->ifname ? s->ifname : "", q, sizeof(q)));
+			  zt_shown(s->ifname ? s->ifname : "", 80, q, sizeof(q)));
 		return -EINVAL;
 	}
 	if (!valid_name(name)) {
 		zt_seterr(
 			err, errlen,
 			"--name: '%s' is not a valid endpoint name (1-%d of A-Z a-z 0-9 . _ -, alphanumeric at both ends)",
-			shown(name, q, sizeof(q)), ZT_EP_NAME_MAX);
+			zt_shown(name, 80, q, sizeof(q)), ZT_EP_NAME_MAX);
 		return -EINVAL;
 	}
 	if (zt_dns_label_check(ns, &why) < 0) {
-		zt_seterr(err, errlen, "--namespace: '%s': %s", shown(ns, q, sizeof(q)), why);
+		zt_seterr(err, errlen, "--namespace: '%s': %s", zt_shown(ns, 80, q, sizeof(q)),
+			  why);
 		return -EINVAL;
 	}
 	r = check_origin(s, err, errlen);
@@ -574,7 +554,7 @@ static int labels_copy(const char *field, const struct zt_label *src, size_t n,
 		}
 	if (zt_labels_check(&ls, &bad, &why) < 0) {
 		zt_seterr(err, errlen, "%s: label '%s': %s", field,
-			  shown(src[bad].key, q, sizeof(q)), why);
+			  zt_shown(src[bad].key, 80, q, sizeof(q)), why);
 		return -EINVAL;
 	}
 	if (!n)
@@ -627,7 +607,7 @@ static int ports_copy(const struct zt_named_port *src, size_t n, struct zt_named
 			zt_seterr(
 				err, errlen,
 				"ports: item %zu ('%s'): expected a name of 1-%d characters, port 1-65535, TCP, UDP or SCTP",
-				i, shown(p->name ? p->name : "", q, sizeof(q)),
+				i, zt_shown(p->name ? p->name : "", 80, q, sizeof(q)),
 				ZT_POL_PORT_NAME_MAX);
 			goto inval;
 		}
@@ -637,7 +617,7 @@ static int ports_copy(const struct zt_named_port *src, size_t n, struct zt_named
 				if (v[j].port != p->port) {
 					zt_seterr(
 						err, errlen, "ports: '%s'/%s names ports %u and %u",
-						shown(p->name, q, sizeof(q)),
+						zt_shown(p->name, 80, q, sizeof(q)),
 						zt_pol_proto_name(p->protocol), v[j].port, p->port);
 					goto inval;
 				}
@@ -675,7 +655,8 @@ static int sa_copy(const char *sa, char **out, char *err, size_t errlen)
 	char q[200];
 
 	if (!empty(sa) && zt_dns_subdomain_check(sa, &why) < 0) {
-		zt_seterr(err, errlen, "service_account: '%s': %s", shown(sa, q, sizeof(q)), why);
+		zt_seterr(err, errlen, "service_account: '%s': %s", zt_shown(sa, 80, q, sizeof(q)),
+			  why);
 		return -EINVAL;
 	}
 	*out = strdup(sa ? sa : "");
@@ -1080,7 +1061,7 @@ int zt_labels_format(const struct zt_label *v, size_t n, char *buf, size_t len)
 
 /* ---- state file ---- */
 
-static cbor_item_t *labels_item(const struct zt_label *v, size_t n)
+cbor_item_t *zt_ep_labels_cbor(const struct zt_label *v, size_t n)
 {
 	cbor_item_t *m = zt_cbor_map();
 
@@ -1129,13 +1110,13 @@ static cbor_item_t *ep_item(const struct zt_ep *ep)
 		cbor_decref(&addrs);
 		goto fail;
 	}
-	l = labels_item(ep->labels, ep->n_labels);
+	l = zt_ep_labels_cbor(ep->labels, ep->n_labels);
 	if (!l || zt_cbor_put(m, "labels", l)) {
 		if (l)
 			cbor_decref(&l);
 		goto fail;
 	}
-	nl = labels_item(ep->ns_labels, ep->n_ns_labels);
+	nl = zt_ep_labels_cbor(ep->ns_labels, ep->n_ns_labels);
 	if (!nl || zt_cbor_put(m, "namespace_labels", nl)) {
 		if (nl)
 			cbor_decref(&nl);

@@ -234,6 +234,10 @@ size_t zt_ep_table_polc(const struct zt_ep_table *t, struct zt_polc_endpoint *ou
 
 /* "198.18.1.2,2001:db8::2" */
 int zt_ep_addrs_format(const struct zt_ep *ep, char *buf, size_t n);
+
+struct cbor_item_t;
+/* Labels as a CBOR map (key: value), for the state file and the API; NULL: out of memory. */
+struct cbor_item_t *zt_ep_labels_cbor(const struct zt_label *v, size_t n);
 /* "app=web,tier=front" */
 int zt_labels_format(const struct zt_label *v, size_t n, char *buf, size_t len);
 

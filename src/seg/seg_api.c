@@ -37,18 +37,6 @@ static int req_str(const cbor_item_t *req, const char *key, char *buf, size_t n,
 	return r;
 }
 
-static cbor_item_t *labels_map(const struct zt_label *v, size_t n)
-{
-	cbor_item_t *m = zt_cbor_map();
-
-	for (size_t i = 0; m && i < n; i++)
-		if (zt_cbor_put_str(m, v[i].key, v[i].value)) {
-			cbor_decref(&m);
-			return NULL;
-		}
-	return m;
-}
-
 static cbor_item_t *ep_to_cbor(const struct zt_ep *ep)
 {
 	cbor_item_t *m = zt_cbor_map(), *l;
@@ -67,10 +55,10 @@ static cbor_item_t *ep_to_cbor(const struct zt_ep *ep)
 	    zt_cbor_put_str(m, "cni_ifname", ep->cni_ifname) ||
 	    zt_cbor_put_str(m, "service_account", ep->service_account))
 		goto fail;
-	l = labels_map(ep->labels, ep->n_labels);
+	l = zt_ep_labels_cbor(ep->labels, ep->n_labels);
 	if (!l || zt_cbor_put(m, "labels", l))
 		goto fail;
-	l = labels_map(ep->ns_labels, ep->n_ns_labels);
+	l = zt_ep_labels_cbor(ep->ns_labels, ep->n_ns_labels);
 	if (!l || zt_cbor_put(m, "namespace_labels", l))
 		goto fail;
 	return m;
@@ -300,7 +288,7 @@ static cbor_item_t *remote_to_cbor(struct zt_seg *s)
 			r = -ENOMEM;
 			break;
 		}
-		l = labels_map(rp->meta.labels, rp->meta.n_labels);
+		l = zt_ep_labels_cbor(rp->meta.labels, rp->meta.n_labels);
 		if (!l || zt_cbor_put(m, "labels", l)) {
 			if (l)
 				cbor_decref(&l);
