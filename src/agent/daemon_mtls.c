@@ -842,6 +842,7 @@ static const char *const ds_names[ZT_MTLS_DS_MAX] = {
 	[ZT_MTLS_DS_TLS_OLD] = "dropped_tls_old_version",
 	[ZT_MTLS_DS_TLS_NOT_TLS] = "dropped_tls_not_tls",
 	[ZT_MTLS_DS_TLS_SPLIT] = "dropped_tls_split",
+	[ZT_MTLS_DS_TLS_RESET] = "tls_refusal_resets",
 };
 
 /* The datapath's counters, summed over CPUs. */

@@ -510,7 +510,9 @@ static void db_facts(const char *conninfo, struct zt_cmp_facts *f)
 	}
 	audit_facts(conninfo, f);
 	audit_mode_facts(q.c, f);
-	r = query(&q, "SELECT floor(extract(epoch FROM at))::bigint FROM audit_log ORDER BY seq LIMIT 1");
+	r = query(
+		&q,
+		"SELECT floor(extract(epoch FROM at))::bigint FROM audit_log ORDER BY seq LIMIT 1");
 	if (r && PQntuples(r))
 		f->first_audit_unix = val_i64(r, 0, 0);
 	PQclear(r);

@@ -188,6 +188,10 @@ spec:
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
     - action: allow
+      to: [{ipBlock: {cidr: 198.18.2.10/32}}]
+      ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
+      requireTLS: true
+    - action: allow
       to: [{ipBlock: {cidr: 0.0.0.0/0}}]
 EOF
 cat >"$DIR/pol-b/server.yaml" <<'EOF'
@@ -420,24 +424,40 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 bg "$ID-sv" openssl s_server -accept 8443 -tls1_3 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
 bg "$ID-sv" openssl s_server -accept 8444 -tls1_2 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
 sleep 0.5
-s_client() { # s_client PORT: what openssl s_client in the client pod reports
-	ip netns exec "$ID-cl" timeout 6 openssl s_client -connect "198.18.2.10:$1" -brief </dev/null 2>&1
+s_client() { # s_client PORT [POD]: what openssl s_client in the client pod reports
+	ip netns exec "$ID-${2:-cl}" timeout 6 openssl s_client -connect "198.18.2.10:$1" -brief </dev/null 2>&1
 }
 ds_b() { js b "d['datapath']['$1']"; }
-old0=$(ds_b dropped_tls_old_version)
+# The TLS 1.2 server's connections still open in its pod (a refused one must not linger).
+sv_est() { ip netns exec "$ID-sv" ss -Htn state established '( sport = :8444 )' | wc -l; }
 ok0=$(ds_b tls13_server)
 out13=$(s_client 8443)
 check "requireTLS: s_client -> s_server -tls1_3 completes a TLS 1.3 handshake" \
 	grep -q "Protocol version: TLSv1.3" <<<"$out13"
 check "... node b counted the TLS 1.3 ServerHello" test "$(ds_b tls13_server)" -gt "$ok0"
-out12=$(s_client 8444)
-check "requireTLS: s_client -> s_server -tls1_2 gets no handshake" \
-	bash -c "! grep -q 'Protocol version' <<<'$out12'"
-check "... node b dropped the TLS 1.2 ServerHello, counted ($old0 -> $(ds_b dropped_tls_old_version))" \
-	test "$(ds_b dropped_tls_old_version)" -gt "$old0"
+for via in tunnel same-node; do
+	pod=cl
+	[ $via = same-node ] && pod=lo
+	old0=$(ds_b dropped_tls_old_version) rst0=$(ds_b tls_refusal_resets)
+	t0=$(date +%s%N)
+	out12=$(s_client 8444 $pod)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "# requireTLS refusal ($via): s_client ended after $ms ms: $(tr '\n' ' ' <<<"$out12" | cut -c1-160)"
+	check "requireTLS ($via): s_client $pod -> s_server -tls1_2 gets no handshake" \
+		bash -c "! grep -q 'Protocol version' <<<'$out12'"
+	check "... it is reset at once, not left to time out (${ms} ms < 2000 ms)" test "$ms" -lt 2000
+	check "... s_client saw the reset (ECONNRESET)" grep -q "errno=104" <<<"$out12"
+	check "... node b dropped the TLS 1.2 ServerHello, counted ($old0 -> $(ds_b dropped_tls_old_version))" \
+		test "$(ds_b dropped_tls_old_version)" -gt "$old0"
+	check "... and reset both ends (tls_refusal_resets $rst0 -> $(ds_b tls_refusal_resets))" \
+		test "$(ds_b tls_refusal_resets)" -gt "$rst0"
+	sleep 0.5
+	check "... the server pod's socket did not linger in ESTABLISHED ($(sv_est) left)" test "$(sv_est)" -eq 0
+done
 check "... and reported the flow denied with reason tls-not-1.3" \
 	wait_for 3 grep -q 'flow_denied.*dport=8444.*reason=tls-not-1.3' "$DIR/b.log"
 check "... a TLS 1.3 connection still works after it" grep -q "Protocol version: TLSv1.3" <<<"$(s_client 8443)"
+check "... and from the same node too" grep -q "Protocol version: TLSv1.3" <<<"$(s_client 8443 lo)"
 
 # Flow records: tunnelled flows carry mtls and both proven SPIFFE IDs, on both nodes.
 WEB_ID="spiffe://$TD/ns/shop/sa/web" DB_ID="spiffe://$TD/ns/shop/sa/db"
