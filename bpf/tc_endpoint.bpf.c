@@ -222,13 +222,14 @@ __noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, 
 
 /*
  * The server's first payload of a requireTLS flow into the pod (lib/tls.h):
- * the check is done once; a failure denies the flow for good (this packet
- * and every later one), counted by cause, and reported as a revocation
- * with reason ZT_REASON_TLS.
+ * the check is done once; a failure denies the flow for good (every later
+ * packet), counted by cause, and reported as a revocation with reason
+ * ZT_REASON_TLS. The failing segment itself becomes the resets of both
+ * ends (zt_tls_refuse): 1 when it is now the client's reset, to be sent on.
  */
-static __always_inline void tc_tls_check(struct __sk_buff *skb, const struct zt_pkt *p,
-					 const struct zt_ct_key *k, struct zt_ct_val *ct,
-					 __u32 payload, __u32 len)
+static __always_inline int tc_tls_check(struct __sk_buff *skb, const struct zt_pkt *p,
+					const struct zt_ct_key *k, struct zt_ct_val *ct,
+					__u32 payload, __u32 len)
 {
 	int r = zt_tls_server_hello(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
 	__u32 slot = r == ZT_TLS_13    ? ZT_MTLS_DS_TLS13 :
@@ -239,12 +240,16 @@ static __always_inline void tc_tls_check(struct __sk_buff *skb, const struct zt_
 	zt_counter_add(&mtls_stats, slot, len);
 	if (r == ZT_TLS_13) {
 		ct->mtls = (ct->mtls & ~ZT_CT_TLS_CHECK) | ZT_CT_TLS_OK;
-		return;
+		return 0;
 	}
 	ct->mtls = (ct->mtls & ~ZT_CT_TLS_CHECK) | ZT_CT_TLS_BAD;
 	ct->verdict = ZT_VERDICT_DENY;
 	ct->reason = ZT_REASON_TLS;
 	tc_emit(k, ct, p->tcp_flags, 1, len);
+	r = zt_tls_refuse(skb, p->l3_off, p->l4_off, p->family);
+	if (r == 0)
+		zt_counter_add(&mtls_stats, ZT_MTLS_DS_TLS_RESET, len);
+	return r >= 0;
 }
 
 /* Every verdict of an IP packet on a registered endpoint ends here. */
@@ -322,6 +327,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 	if (ct) {
 		__u8 was = ct->verdict, was_audit = ct->audit;
+		int refused = 0;
 
 		if (d)
 			__builtin_memcpy(&key, &rkey, sizeof(key));
@@ -358,12 +364,21 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
+		/* The reset a requireTLS refusal sent the server pod (below, from its own veth). */
+		if ((ct->mtls & ZT_CT_TLS_BAD) && dir == ZT_DIR_INGRESS &&
+		    skb->mark == ZT_MTLS_MARK_RST && (t.p.tcp_flags & ZT_TCP_RST))
+			return TC_ACT_OK;
 		/* requireTLS: the local server's first payload must be a TLS 1.3 ServerHello. */
 		if ((ct->mtls & ZT_CT_TLS_CHECK) && d && dir == ZT_DIR_EGRESS && payload &&
 		    ct->verdict == ZT_VERDICT_ALLOW)
-			tc_tls_check(skb, &t.p, &key, ct, payload, len);
+			refused = tc_tls_check(skb, &t.p, &key, ct, payload, len);
 		r = zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
 				 tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		/* Refused: the segment is the client's reset now, carried where the flow goes. */
+		if (refused)
+			return (ct->mtls & ZT_CT_MTLS_NEED) ?
+				       zt_mtls_apply(skb, &t.p, ct->dir, dir) :
+				       TC_ACT_OK;
 		/* Flow records say whether the flow really went through the agent. */
 		if (r == TC_ACT_OK &&
 		    (ct->mtls & (ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA)) == ZT_CT_MTLS_NEED)

@@ -1262,6 +1262,8 @@ struct zt_ev_ioc {
 
 #define ZT_MTLS_MARK_STEER 0x5a7b0000u /* skb->mark of steered packets (ip rule: local) */
 #define ZT_MTLS_MARK_AGENT 0x5a7c0000u /* SO_MARK of the agent's own sockets */
+/* skb->mark of the reset tc_endpoint sends a server refused by requireTLS (bpf/lib/tls.h) */
+#define ZT_MTLS_MARK_RST 0x5a7d0000u
 #define ZT_MTLS_RT_TABLE 15008 /* the routing table the steer mark looks up */
 
 #define ZT_CT_MTLS_NEED 0x1 /* the flow must go through the agent */
@@ -1304,6 +1306,7 @@ enum zt_mtls_dp_stat {
 	ZT_MTLS_DS_TLS_OLD, /* dropped: a ServerHello of TLS 1.2 or older */
 	ZT_MTLS_DS_TLS_NOT_TLS, /* dropped: not a TLS handshake record with a ServerHello */
 	ZT_MTLS_DS_TLS_SPLIT, /* dropped: the ServerHello went on past the segment */
+	ZT_MTLS_DS_TLS_RESET, /* a requireTLS refusal reset both ends (counted once per flow) */
 	ZT_MTLS_DS_MAX,
 };
 

@@ -138,4 +138,163 @@ __noinline int zt_tls_server_hello(struct __sk_buff *skb, __u32 off, __u32 len)
 	return ZT_TLS_NOT_TLS;
 }
 
+/*
+ * A refusal resets both ends at once (issue 14: never a half-open socket).
+ * The refused segment (the server's first payload, from the pod, on the
+ * veth's TC ingress) is cut to its TCP header and made into two resets:
+ *   to the server pod: a copy, addresses and ports swapped, seq = the
+ *     segment's ack (the server's rcv_nxt, exact, so RFC 5961 takes it at
+ *     once), sent back out of the same veth with ZT_MTLS_MARK_RST, which
+ *     tc_to_pod lets through on a TLS_BAD flow;
+ *   to the client: the segment itself, seq = its own seq (the client's
+ *     rcv_nxt: nothing came before the ServerHello), RST|ACK; the caller
+ *     steers it like any packet of the flow, to the agent's socket, whose
+ *     relay resets the client pod's connection (through the tunnel too).
+ * TCP options and payload go; the IP header stays (its length and checksum
+ * mended). The TCP checksum is written in two steps so that it is right
+ * whatever the skb's ip_summed: from a pod's veth it is usually
+ * CHECKSUM_PARTIAL (the field then holds the pseudo-header sum only, the
+ * rest is never verified on local delivery), from elsewhere a full one:
+ * bpf_l4_csum_replace applies a BPF_F_PSEUDO_HDR diff in both cases and a
+ * plain one only when the checksum is not partial.
+ *
+ * Helpers only (no direct packet access): bpf_skb_change_tail (4.9; it
+ * linearizes and drops GSO), bpf_clone_redirect, bpf_csum_diff,
+ * bpf_l3/l4_csum_replace: all in kernels well before 5.15.
+ * Returns 0 when both resets went out, 1 when only the client's did (the
+ * copy could not be sent), -errno when the segment could not be rewritten
+ * (then the caller drops it, as before).
+ */
+#define ZT_TLS_TCP_CSUM_OFF 16
+
+/* TCP header of a reset: ports and numbers in network order. */
+static __always_inline void zt_tls_rst_hdr(__u8 *h, const __u8 *sp, const __u8 *dp, const __u8 *seq,
+					   const __u8 *ack, __u8 flags)
+{
+	__builtin_memset(h, 0, 20);
+	__builtin_memcpy(h, sp, 2);
+	__builtin_memcpy(h + 2, dp, 2);
+	__builtin_memcpy(h + 4, seq, 4);
+	if (ack)
+		__builtin_memcpy(h + 8, ack, 4);
+	h[12] = 5 << 4;
+	h[13] = flags;
+}
+
+/* Writes TCP header h at l4_off with its checksum; pseudo: the pseudo-header's sum. */
+static __always_inline int zt_tls_put_tcp(struct __sk_buff *skb, __u32 l4_off, __u8 *h,
+					  __s64 pseudo)
+{
+	__s64 hs = bpf_csum_diff(0, 0, (__be32 *)h, 20, 0);
+
+	if (hs < 0 || bpf_skb_store_bytes(skb, l4_off, h, 20, 0))
+		return -1;
+	if (bpf_l4_csum_replace(skb, l4_off + ZT_TLS_TCP_CSUM_OFF, 0, (__u32)pseudo,
+				BPF_F_PSEUDO_HDR))
+		return -1;
+	return bpf_l4_csum_replace(skb, l4_off + ZT_TLS_TCP_CSUM_OFF, 0, (__u32)hs, 0) ? -1 : 0;
+}
+
+/* The refusal's working bytes: off the stack, which tc_endpoint's caller nearly fills. */
+struct zt_tls_rst_buf {
+	__u8 eth[12], ethx[12], tcp[20], h[20], ps[40],
+		a[32]; /* 4-byte aligned, for bpf_csum_diff */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_tls_rst_buf);
+} tls_rst_buf SEC(".maps");
+
+__noinline int zt_tls_refuse(struct __sk_buff *skb, __u32 l3_off, __u32 l4_off, __u32 family)
+{
+	struct zt_tls_rst_buf *w;
+	__u8 *eth, *ethx, *tcp, *h, *ps, *a;
+	__u32 aoff, new_len, mark, zero = 0;
+	__s64 pseudo;
+	int sent;
+
+	if (!skb || (family != 4 && family != 6))
+		return -22;
+	w = bpf_map_lookup_elem(&tls_rst_buf, &zero);
+	if (!w)
+		return -12;
+	__builtin_memset(w, 0, sizeof(*w));
+	eth = w->eth;
+	ethx = w->ethx;
+	tcp = w->tcp;
+	h = w->h;
+	ps = w->ps;
+	a = w->a;
+	mark = skb->mark;
+	/* Plain bounds for the verifier: headers sit well inside the first KiB. */
+	if (l3_off < 12 || l3_off > 64 || l4_off > 1024 || l4_off < l3_off + 20)
+		return -22;
+	aoff = l3_off + (family == 4 ? 12 : 8);
+	if (bpf_skb_load_bytes(skb, 0, eth, 12) || bpf_skb_load_bytes(skb, l4_off, tcp, 20))
+		return -14;
+	if (family == 4) {
+		if (bpf_skb_load_bytes(skb, aoff, a, 8))
+			return -14;
+	} else if (bpf_skb_load_bytes(skb, aoff, a, 32)) {
+		return -14;
+	}
+	new_len = l4_off + 20;
+	if (bpf_skb_change_tail(skb, new_len, 0))
+		return -12;
+	if (family == 4) {
+		__u16 old_tot, tot = bpf_htons((__u16)(new_len - l3_off));
+
+		if (bpf_skb_load_bytes(skb, l3_off + 2, &old_tot, 2) ||
+		    bpf_l3_csum_replace(skb, l3_off + 10, old_tot, tot, 2) ||
+		    bpf_skb_store_bytes(skb, l3_off + 2, &tot, 2, 0))
+			return -14;
+		/* Pseudo header: saddr, daddr, 0, proto, TCP length (the order of the addresses does not change the sum). */
+		__builtin_memcpy(ps, a, 8);
+		ps[9] = 6;
+		ps[11] = 20;
+		pseudo = bpf_csum_diff(0, 0, (__be32 *)ps, 12, 0);
+	} else {
+		/* IPv6 payload length: extension headers (l4_off - l3_off - 40) and TCP. */
+		__u16 pl = bpf_htons((__u16)(new_len - l3_off - 40));
+
+		if (bpf_skb_store_bytes(skb, l3_off + 4, &pl, 2, 0))
+			return -14;
+		__builtin_memcpy(ps, a, 32);
+		ps[35] = 20;
+		ps[39] = 6;
+		pseudo = bpf_csum_diff(0, 0, (__be32 *)ps, 40, 0);
+	}
+	if (pseudo < 0)
+		return -14;
+
+	/* The server's reset: back out of the veth it came from. */
+	__builtin_memcpy(ethx, eth + 6, 6);
+	__builtin_memcpy(ethx + 6, eth, 6);
+	zt_tls_rst_hdr(h, tcp + 2, tcp, tcp + 8, 0, 0x04);
+	sent = bpf_skb_store_bytes(skb, 0, ethx, 12, 0) == 0;
+	if (sent && family == 4)
+		sent = bpf_skb_store_bytes(skb, aoff, a + 4, 4, 0) == 0 &&
+		       bpf_skb_store_bytes(skb, aoff + 4, a, 4, 0) == 0;
+	else if (sent)
+		sent = bpf_skb_store_bytes(skb, aoff, a + 16, 16, 0) == 0 &&
+		       bpf_skb_store_bytes(skb, aoff + 16, a, 16, 0) == 0;
+	sent = sent && zt_tls_put_tcp(skb, l4_off, h, pseudo) == 0;
+	if (sent) {
+		skb->mark = ZT_MTLS_MARK_RST;
+		sent = bpf_clone_redirect(skb, skb->ifindex, 0) == 0;
+		skb->mark = mark;
+	}
+
+	/* The client's reset: the segment itself, on its way. */
+	zt_tls_rst_hdr(h, tcp, tcp + 2, tcp + 4, tcp + 8, 0x14);
+	if (bpf_skb_store_bytes(skb, 0, eth, 12, 0) ||
+	    bpf_skb_store_bytes(skb, aoff, a, family == 4 ? 8 : 32, 0) ||
+	    zt_tls_put_tcp(skb, l4_off, h, pseudo))
+		return -14;
+	return sent ? 0 : 1;
+}
+
 #endif /* ZT_BPF_TLS_H */

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -81,6 +82,16 @@ struct conn_ids {
 	char src[ZT_FR_SPIFFE_MAX], dst[ZT_FR_SPIFFE_MAX];
 };
 
+/* A file as stat(2) sees it: a change of any field is a new version of it. */
+struct file_sig {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	int present;
+	int _pad;
+};
+
+enum { CREDS_BUNDLE, CREDS_CERT, CREDS_KEY, CREDS_FILES };
+
 struct zt_dmtls {
 	struct zt_daemon *d;
 	pthread_mutex_t ids_lock;
@@ -104,6 +115,10 @@ struct zt_dmtls {
 	size_t n_sar;
 	atomic_ullong accepted, no_source, no_route, refusals_logged;
 	uint64_t log_window_s, log_in_window;
+	/* mtls.ca_bundle, node_cert, node_key as last read (creds_watch), and a change seen once. */
+	struct file_sig creds_seen[CREDS_FILES], creds_next[CREDS_FILES];
+	bool creds_pending;
+	uint64_t creds_reloads, creds_reload_failures;
 };
 
 static const char *sa_str(const struct sockaddr_storage *ss, char *buf, size_t n)
@@ -379,6 +394,107 @@ static void sync_workloads(struct zt_dmtls *m)
 	}
 }
 
+/* ---- credentials reload: a CA bundle rollover, a reissued node certificate ---- */
+
+static void file_sig_of(const char *path, struct file_sig *f)
+{
+	struct stat st;
+
+	memset(f, 0, sizeof(*f));
+	if (stat(path, &st) < 0)
+		return;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->size = (uint64_t)st.st_size;
+	f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	f->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	f->present = 1;
+}
+
+static void creds_sigs(const struct zt_config *cfg, struct file_sig f[CREDS_FILES])
+{
+	file_sig_of(cfg->mtls.ca_bundle, &f[CREDS_BUNDLE]);
+	file_sig_of(cfg->mtls.node_cert, &f[CREDS_CERT]);
+	file_sig_of(cfg->mtls.node_key, &f[CREDS_KEY]);
+}
+
+/*
+ * Reads the bundle and the node certificate and key again. All or
+ * nothing: the node certificate must chain to the new bundle (else this
+ * node's own SVIDs would be refused by peers holding that bundle), and on
+ * any error the last good bundle and issuer stay in force. New trust
+ * applies to handshakes from now on (open tunnels go on; resumption tickets
+ * made under the old bundle are dropped); a new issuer re-mints every SVID
+ * at once.
+ */
+static void creds_reload(struct zt_dmtls *m, bool issuer_changed)
+{
+	const struct zt_config *cfg = &m->d->cfg;
+	struct zt_svid_issuer *iss = NULL;
+	struct zt_trust *trust = NULL;
+	char err[1024] = "", q[1100];
+	int roots, r;
+
+	r = zt_trust_load(cfg->mtls.ca_bundle, cfg->mtls.trust_domain, &trust, err, sizeof(err));
+	if (r == 0)
+		r = zt_svid_issuer_load(cfg->mtls.node_cert, cfg->mtls.node_key,
+					cfg->mtls.trust_domain, trust, &iss, err, sizeof(err));
+	if (r < 0) {
+		m->creds_reload_failures++;
+		log_error("mtls_reload_failed",
+			  "error=%s action=\"kept the last good CA bundle and node certificate; "
+			  "fix mtls.ca_bundle/node_cert/node_key (ztctl ca): they are read "
+			  "again when they change\"",
+			  zt_log_quote(q, sizeof(q), err));
+		zt_trust_free(trust);
+		return;
+	}
+	roots = trust->n_roots;
+	r = zt_tunnel_set_trust(m->tun, trust);
+	if (r == 0 && issuer_changed) {
+		r = zt_svid_store_set_issuer(m->svids, iss, (int64_t)zt_now_unix());
+		iss = NULL;
+	}
+	zt_svid_issuer_free(iss);
+	if (r < 0) {
+		m->creds_reload_failures++;
+		log_error("mtls_reload_failed",
+			  "error=%s action=\"the SVIDs are renewed at their next tick\"",
+			  strerror(-r));
+		return;
+	}
+	m->creds_reloads++;
+	log_info("mtls_credentials_reloaded", "roots=%d node_certificate=%s bundle=%s", roots,
+		 issuer_changed ? "reissued" : "unchanged", cfg->mtls.ca_bundle);
+}
+
+/*
+ * Once a second: a credentials file that changed is read when it has held
+ * still for a tick (an operator or a Secret update may write the three files
+ * one after the other). A file that fails is read again at its next change.
+ */
+static void creds_watch(struct zt_dmtls *m)
+{
+	struct file_sig now[CREDS_FILES];
+
+	if (!m->tun || !m->svids)
+		return;
+	creds_sigs(&m->d->cfg, now);
+	if (!memcmp(now, m->creds_seen, sizeof(now))) {
+		m->creds_pending = false;
+		return;
+	}
+	if (!m->creds_pending || memcmp(now, m->creds_next, sizeof(now))) {
+		memcpy(m->creds_next, now, sizeof(now));
+		m->creds_pending = true;
+		return;
+	}
+	m->creds_pending = false;
+	creds_reload(m,
+		     memcmp(&now[CREDS_CERT], &m->creds_seen[CREDS_CERT], sizeof(now[0]) * 2) != 0);
+	memcpy(m->creds_seen, now, sizeof(now));
+}
+
 static void on_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_dmtls *m = ctx;
@@ -388,6 +504,7 @@ static void on_timer(void *ctx, int fd, uint32_t events)
 	if (read(fd, &x, sizeof(x)) < 0 && errno != EAGAIN)
 		return;
 	sync_workloads(m);
+	creds_watch(m);
 	if (m->svids)
 		zt_svid_store_tick(m->svids, (int64_t)zt_now_unix());
 }
@@ -681,6 +798,8 @@ static int tunnel_start(struct zt_dmtls *m, char *err, size_t errlen)
 	char listen[64];
 	int r;
 
+	/* Before reading them: a change made meanwhile is seen by creds_watch. */
+	creds_sigs(cfg, m->creds_seen);
 	r = zt_trust_load(cfg->mtls.ca_bundle, cfg->mtls.trust_domain, &trust, err, errlen);
 	if (r < 0)
 		goto fail;
@@ -842,6 +961,7 @@ static const char *const ds_names[ZT_MTLS_DS_MAX] = {
 	[ZT_MTLS_DS_TLS_OLD] = "dropped_tls_old_version",
 	[ZT_MTLS_DS_TLS_NOT_TLS] = "dropped_tls_not_tls",
 	[ZT_MTLS_DS_TLS_SPLIT] = "dropped_tls_split",
+	[ZT_MTLS_DS_TLS_RESET] = "tls_refusal_resets",
 };
 
 /* The datapath's counters, summed over CPUs. */

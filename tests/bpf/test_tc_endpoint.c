@@ -22,7 +22,12 @@
 #endif
 #include <errno.h>
 #include <math.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -2671,7 +2676,8 @@ static void test_tls12_server_drops(void **state)
 	tls_setup(e);
 	tls_open(e, 50200, 0);
 	n = server_hello(b, ext_tls12, sizeof(ext_tls12));
-	assert_int_equal(from_pod(e, srv_seg(&p, 50200, b, n)), TC_ACT_SHOT);
+	/* The refused segment goes on as the client's reset (test_tls_refusal_resets). */
+	assert_int_equal(from_pod(e, srv_seg(&p, 50200, b, n)), TC_ACT_OK);
 	assert_int_equal(tls_ct(e, 50200, &verdict), ZT_CT_TLS_BAD);
 	assert_int_equal(verdict, ZT_VERDICT_DENY);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
@@ -2694,12 +2700,12 @@ static void test_tls12_server_drops(void **state)
 	/* A TLS 1.3-shaped ServerHello that selects 1.2 in supported_versions drops too. */
 	tls_open(e, 50201, 0);
 	n = server_hello(b, ext_sv12, sizeof(ext_sv12));
-	assert_int_equal(from_pod(e, srv_seg(&p, 50201, b, n)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50201, b, n)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 2);
 	/* And one without any extension (TLS 1.0/1.1 style). */
 	tls_open(e, 50202, 0);
 	n = server_hello(b, NULL, 0);
-	assert_int_equal(from_pod(e, srv_seg(&p, 50202, b, n - 2)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50202, b, n - 2)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 2);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 0);
 }
@@ -2717,28 +2723,28 @@ static void test_tls_plaintext_drops(void **state)
 	tls_setup(e);
 	tls_open(e, 50300, 0);
 	assert_int_equal(from_pod(e, srv_seg(&p, 50300, (const uint8_t *)http, sizeof(http) - 1)),
-			 TC_ACT_SHOT);
+			 TC_ACT_OK);
 	assert_int_equal(tls_ct(e, 50300, NULL), ZT_CT_TLS_BAD);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 1);
 	tls_event_is(e, 50300);
 	tls_open(e, 50301, 0);
-	assert_int_equal(from_pod(e, srv_seg(&p, 50301, alert, sizeof(alert))), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50301, alert, sizeof(alert))), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 2);
 	/* A handshake record that is not a ServerHello (type 11, Certificate). */
 	tls_open(e, 50302, 0);
 	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
 	b[5] = 11;
-	assert_int_equal(from_pod(e, srv_seg(&p, 50302, b, n)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50302, b, n)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 3);
 	/* One byte, not a record's first. */
 	tls_open(e, 50303, 0);
-	assert_int_equal(from_pod(e, srv_seg(&p, 50303, (const uint8_t *)"x", 1)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50303, (const uint8_t *)"x", 1)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 4);
 	/* An extension whose length runs past the extensions' end. */
 	tls_open(e, 50304, 0);
 	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
 	b[n - sizeof(ext_tls13) + 2] = 0xff; /* key_share length 0xff24 */
-	assert_int_equal(from_pod(e, srv_seg(&p, 50304, b, n)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50304, b, n)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_NOT_TLS), 5);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS13), 0);
 }
@@ -2759,7 +2765,7 @@ static void test_tls_split_fails_closed(void **state)
 	tls_setup(e);
 	n = server_hello(b, ext_tls13, sizeof(ext_tls13));
 	tls_open(e, 50400, 0);
-	assert_int_equal(from_pod(e, srv_seg(&p, 50400, b, 60)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50400, b, 60)), TC_ACT_OK);
 	assert_int_equal(tls_ct(e, 50400, NULL), ZT_CT_TLS_BAD);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 1);
 	tls_event_is(e, 50400);
@@ -2767,7 +2773,7 @@ static void test_tls_split_fails_closed(void **state)
 	assert_int_equal(from_pod(e, srv_seg(&p, 50400, b + 60, n - 60)), TC_ACT_SHOT);
 	/* Only the record header. */
 	tls_open(e, 50401, 0);
-	assert_int_equal(from_pod(e, srv_seg(&p, 50401, b, 3)), TC_ACT_SHOT);
+	assert_int_equal(from_pod(e, srv_seg(&p, 50401, b, 3)), TC_ACT_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 2);
 	/* supported_versions first: a cut after it is judged on what is there. */
 	{
@@ -2781,6 +2787,129 @@ static void test_tls_split_fails_closed(void **state)
 	assert_int_equal(from_pod(e, srv_seg(&p, 50402, b, n - 20)), TC_ACT_OK);
 	assert_int_equal(tls_ct(e, 50402, NULL), ZT_CT_TLS_OK);
 	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_SPLIT), 2);
+}
+
+/* The ones'-complement sum of n bytes (n even), folded. */
+static uint32_t sum16(const uint8_t *b, size_t n, uint32_t s)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)b[i] << 8 | b[i + 1];
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return s;
+}
+
+/* An IPv4 frame (Ethernet at 0) holding a bare 20-byte TCP header: both checksums hold. */
+static void rst4_is(const uint8_t *f, size_t len, const char *src, const char *dst, int sport,
+		    int dport, uint32_t seq, uint32_t ack, int flags)
+{
+	const uint8_t *ip = f + 14, *th = ip + 20;
+	uint8_t ps[12] = { 0 };
+	struct in_addr a;
+
+	assert_int_equal(len, 14 + 20 + 20);
+	assert_int_equal(pg_get16(f + 12), ETH_P_IP);
+	assert_int_equal(pg_get16(ip + 2), 40);
+	assert_int_equal(sum16(ip, 20, 0), 0xffff);
+	assert_int_equal(inet_pton(AF_INET, src, &a), 1);
+	assert_memory_equal(ip + 12, &a, 4);
+	assert_int_equal(inet_pton(AF_INET, dst, &a), 1);
+	assert_memory_equal(ip + 16, &a, 4);
+	assert_int_equal(pg_get16(th), sport);
+	assert_int_equal(pg_get16(th + 2), dport);
+	assert_int_equal((uint32_t)pg_get16(th + 4) << 16 | pg_get16(th + 6), seq);
+	assert_int_equal((uint32_t)pg_get16(th + 8) << 16 | pg_get16(th + 10), ack);
+	assert_int_equal(th[12], 5 << 4);
+	assert_int_equal(th[13], flags);
+	memcpy(ps, ip + 12, 8);
+	ps[9] = IPPROTO_TCP;
+	ps[11] = 20;
+	assert_int_equal(sum16(th, 20, sum16(ps, 12, 0)), 0xffff);
+}
+
+/*
+ * A refused ServerHello resets both ends at once: the segment itself
+ * becomes the client's reset (RST|ACK at the segment's seq, cut to its
+ * header), and a copy goes back out of the pod's veth as the server's
+ * reset (RST at the segment's ack, the server's next expected byte),
+ * marked so tc_to_pod lets it through on the denied flow. The copy is read
+ * from the veth's peer. Both carry correct IP and TCP checksums.
+ */
+static void test_tls_refusal_resets(void **state)
+{
+	struct env *e = *state;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	uint8_t b[512], out[PG_BUF], got[2048];
+	struct __sk_buff ctx = { .ifindex = if_pod };
+	struct pg_pkt p, q;
+	ssize_t n = 0;
+	size_t hl;
+	int fd, tries;
+
+	assert_int_equal(system("ip link set ztt0 up && ip link set ztt1 up"), 0);
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+	assert_true(fd >= 0);
+	sll.sll_ifindex = (int)if_nametoindex("ztt1");
+	assert_int_equal(bind(fd, (struct sockaddr *)&sll, sizeof(sll)), 0);
+
+	tls_setup(e);
+	tls_open(e, 50600, 0);
+	hl = server_hello(b, ext_tls12, sizeof(ext_tls12));
+	srv_seg(&p, 50600, b, hl);
+	/* seq 0x11223344 (the server's), ack 0x55667788 (the server's next expected byte) */
+	memcpy(p.buf + p.off[PG_L4] + 4, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+	/* A valid IP checksum to start from: the datapath mends it, it does not make it. */
+	pg_put16(p.buf + p.off[PG_IP] + 10, 0);
+	pg_put16(p.buf + p.off[PG_IP] + 10, (uint16_t)~sum16(p.buf + p.off[PG_IP], 20, 0));
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.buf, .data_size_in = (__u32)p.len,
+			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+			    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+		assert_int_equal(
+			bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.tc_from_pod), &o), 0);
+		ring_buffer__consume(e->rb);
+		assert_int_equal(o.retval, TC_ACT_OK);
+		/* The client's reset, from the server's address. */
+		rst4_is(out, o.data_size_out, POD4, PEER4, TLS_PORT, 50600, 0x11223344, 0x55667788,
+			TCP_RST | TCP_ACK);
+		/* Its Ethernet header unchanged. */
+		assert_memory_equal(out, p.buf, 12);
+	}
+	assert_int_equal(tls_ct(e, 50600, NULL), ZT_CT_TLS_BAD);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_OLD), 1);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_TLS_RESET), 1);
+	tls_event_is(e, 50600);
+
+	/* The server's reset, as the pod would receive it. */
+	for (tries = 0; tries < 100; tries++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		assert_true(poll(&pfd, 1, 20) >= 0);
+		n = recv(fd, got, sizeof(got), 0);
+		if (n >= 34 && pg_get16(got + 12) == ETH_P_IP && got[14 + 9] == IPPROTO_TCP)
+			break;
+		n = 0;
+	}
+	close(fd);
+	assert_true(n > 0);
+	rst4_is(got, (size_t)n, PEER4, POD4, 50600, TLS_PORT, 0x55667788, 0, TCP_RST);
+	assert_memory_equal(got, p.buf + 6, 6); /* to the pod's MAC */
+	assert_memory_equal(got + 6, p.buf, 6);
+
+	/* tc_to_pod passes that reset on the denied flow, with its mark only. */
+	memcpy(q.buf, got, (size_t)n);
+	q.len = (int)n;
+	assert_int_equal(to_pod_marked(e, &q, ZT_MTLS_MARK_RST), TC_ACT_OK);
+	assert_int_equal(to_pod_marked(e, &q, ZT_MTLS_MARK_AGENT), TC_ACT_SHOT);
+	assert_int_equal(to_pod_marked(e, &q, 0), TC_ACT_SHOT);
+	/* The mark alone opens nothing: on a tunnelled flow not refused, such a reset is a bypass. */
+	tls_open(e, 50601, 1);
+	pg_put16(q.buf + 14 + 20, 50601);
+	assert_int_equal(to_pod_marked(e, &q, ZT_MTLS_MARK_RST), TC_ACT_SHOT);
+	assert_int_equal(tls_ct(e, 50601, NULL),
+			 ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA | ZT_CT_TLS_CHECK);
+	assert_int_equal(system("ip link set ztt0 down && ip link set ztt1 down"), 0);
 }
 
 /*
@@ -2902,6 +3031,7 @@ int main(void)
 		T(test_tls_plaintext_drops),
 		T(test_tls_split_fails_closed),
 		T(test_tls_check_scope),
+		T(test_tls_refusal_resets),
 	};
 
 	if (make_netns() < 0)

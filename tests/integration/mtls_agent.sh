@@ -188,6 +188,10 @@ spec:
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
     - action: allow
+      to: [{ipBlock: {cidr: 198.18.2.10/32}}]
+      ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
+      requireTLS: true
+    - action: allow
       to: [{ipBlock: {cidr: 0.0.0.0/0}}]
 EOF
 cat >"$DIR/pol-b/server.yaml" <<'EOF'
@@ -420,24 +424,40 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 bg "$ID-sv" openssl s_server -accept 8443 -tls1_3 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
 bg "$ID-sv" openssl s_server -accept 8444 -tls1_2 -cert "$DIR/srv.pem" -key "$DIR/srv.key" -quiet
 sleep 0.5
-s_client() { # s_client PORT: what openssl s_client in the client pod reports
-	ip netns exec "$ID-cl" timeout 6 openssl s_client -connect "198.18.2.10:$1" -brief </dev/null 2>&1
+s_client() { # s_client PORT [POD]: what openssl s_client in the client pod reports
+	ip netns exec "$ID-${2:-cl}" timeout 6 openssl s_client -connect "198.18.2.10:$1" -brief </dev/null 2>&1
 }
 ds_b() { js b "d['datapath']['$1']"; }
-old0=$(ds_b dropped_tls_old_version)
+# The TLS 1.2 server's connections still open in its pod (a refused one must not linger).
+sv_est() { ip netns exec "$ID-sv" ss -Htn state established '( sport = :8444 )' | wc -l; }
 ok0=$(ds_b tls13_server)
 out13=$(s_client 8443)
 check "requireTLS: s_client -> s_server -tls1_3 completes a TLS 1.3 handshake" \
 	grep -q "Protocol version: TLSv1.3" <<<"$out13"
 check "... node b counted the TLS 1.3 ServerHello" test "$(ds_b tls13_server)" -gt "$ok0"
-out12=$(s_client 8444)
-check "requireTLS: s_client -> s_server -tls1_2 gets no handshake" \
-	bash -c "! grep -q 'Protocol version' <<<'$out12'"
-check "... node b dropped the TLS 1.2 ServerHello, counted ($old0 -> $(ds_b dropped_tls_old_version))" \
-	test "$(ds_b dropped_tls_old_version)" -gt "$old0"
+for via in tunnel same-node; do
+	pod=cl
+	[ $via = same-node ] && pod=lo
+	old0=$(ds_b dropped_tls_old_version) rst0=$(ds_b tls_refusal_resets)
+	t0=$(date +%s%N)
+	out12=$(s_client 8444 $pod)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "# requireTLS refusal ($via): s_client ended after $ms ms: $(tr '\n' ' ' <<<"$out12" | cut -c1-160)"
+	check "requireTLS ($via): s_client $pod -> s_server -tls1_2 gets no handshake" \
+		bash -c "! grep -q 'Protocol version' <<<'$out12'"
+	check "... it is reset at once, not left to time out (${ms} ms < 2000 ms)" test "$ms" -lt 2000
+	check "... s_client saw the reset (ECONNRESET)" grep -q "errno=104" <<<"$out12"
+	check "... node b dropped the TLS 1.2 ServerHello, counted ($old0 -> $(ds_b dropped_tls_old_version))" \
+		test "$(ds_b dropped_tls_old_version)" -gt "$old0"
+	check "... and reset both ends (tls_refusal_resets $rst0 -> $(ds_b tls_refusal_resets))" \
+		test "$(ds_b tls_refusal_resets)" -gt "$rst0"
+	sleep 0.5
+	check "... the server pod's socket did not linger in ESTABLISHED ($(sv_est) left)" test "$(sv_est)" -eq 0
+done
 check "... and reported the flow denied with reason tls-not-1.3" \
 	wait_for 3 grep -q 'flow_denied.*dport=8444.*reason=tls-not-1.3' "$DIR/b.log"
 check "... a TLS 1.3 connection still works after it" grep -q "Protocol version: TLSv1.3" <<<"$(s_client 8443)"
+check "... and from the same node too" grep -q "Protocol version: TLSv1.3" <<<"$(s_client 8443 lo)"
 
 # Flow records: tunnelled flows carry mtls and both proven SPIFFE IDs, on both nodes.
 WEB_ID="spiffe://$TD/ns/shop/sa/web" DB_ID="spiffe://$TD/ns/shop/sa/db"
@@ -492,4 +512,109 @@ if command -v promtool >/dev/null; then
 else
 	echo "# promtool missing: the mTLS alert rules are not checked"
 fi
+# --- CA bundle rollover: old and new root side by side, no connection dropped ---
+# A slow echo conversation (client -> server:7000, a line every 0.2 s) runs through the
+# tunnel across every step; the agents read the changed files on their own (no restart).
+cat >"$DIR/slow.py" <<'EOF'
+import socket, sys, os, time
+host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+n = 0
+try:
+    c = socket.create_connection((host, port), timeout=3)
+    f = c.makefile("rb")
+    t_end = time.time() + 120
+    while not os.path.exists(stop) and time.time() < t_end:
+        line = b"tick %d\n" % n
+        c.sendall(line)
+        if f.readline() != line:
+            raise OSError("echo %d differs" % n)
+        n += 1
+        time.sleep(0.2)
+    c.close()
+    print("ok %d" % n)
+except OSError as e:
+    print("broken after %d lines: %s" % (n, e))
+EOF
+"$ZTCTL" ca init --trust-domain $TD --out "$DIR/ca2" >/dev/null || bail "ztctl ca init (the new root)"
+put() { # put SRC DST: replace DST in one rename, as an operator or a Secret update would
+	cp "$1" "$2.tmp" && chmod --reference="$1" "$2.tmp" && mv -f "$2.tmp" "$2"
+}
+reloads() { grep -c "mtls_credentials_reloaded" "$DIR/$1.log"; }
+reloaded() { # NODE BEFORE [PATTERN]: a reload after BEFORE, its line matching PATTERN
+	[ "$(reloads "$1")" -gt "$2" ] && grep "mtls_credentials_reloaded" "$DIR/$1.log" | tail -n 1 | grep -q "${3:-.}"
+}
+both_reloaded() { reloaded a "$1" "$3" && reloaded b "$2" "$3"; }
+fresh() { # a new connection through the tunnel, now
+	test "$(say cl 198.18.2.10 7000 "roll-$1")" = "roll-$1"
+}
+# A workload SVID of shop/web under node a's old intermediate: a peer left on the old chain.
+cp "$DIR/node-a/node.pem" "$DIR/old-node-a.pem" && cp "$DIR/node-a/node.key" "$DIR/old-node-a.key"
+printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+	"extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=URI:spiffe://$TD/ns/shop/sa/web" \
+	>"$DIR/leaf.ext"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /O=old-chain \
+	-keyout "$DIR/old-leaf.key" -out "$DIR/old-leaf.csr" >/dev/null 2>&1 &&
+	openssl x509 -req -in "$DIR/old-leaf.csr" -CA "$DIR/old-node-a.pem" -CAkey "$DIR/old-node-a.key" \
+		-set_serial 0x$RANDOM$RANDOM -days 1 -extfile "$DIR/leaf.ext" -out "$DIR/old-leaf.pem" >/dev/null 2>&1 ||
+	bail "openssl makes an SVID under the old node intermediate"
+old_chain() { # the old-chain peer's handshake with node b's tunnel port (SNI: the server pod)
+	ip netns exec "$A" timeout 5 openssl s_client -connect 198.18.101.1:15008 -tls1_3 \
+		-servername v4-c612020a.ztagent -cert "$DIR/old-leaf.pem" -key "$DIR/old-leaf.key" \
+		-cert_chain "$DIR/old-node-a.pem" </dev/null >"$DIR/old-chain.out" 2>&1
+	sleep 0.5
+}
+unknown_ca() { js b "d['refusals']['unknown_ca']"; }
+
+rm -f "$DIR/slow.stop"
+ip netns exec "$ID-cl" "$PY" "$DIR/slow.py" 198.18.2.10 7000 "$DIR/slow.stop" >"$DIR/slow.out" 2>&1 &
+SLOW=$!
+PIDS+=($SLOW)
+sleep 1
+cat "$DIR/ca/root.pem" "$DIR/ca2/root.pem" >"$DIR/bundle-both.pem"
+ra=$(reloads a) rb=$(reloads b)
+put "$DIR/bundle-both.pem" "$DIR/node-a/bundle.pem"
+put "$DIR/bundle-both.pem" "$DIR/node-b/bundle.pem"
+check "rollover 1/4: both agents read the bundle old+new (2 roots) without a restart" \
+	wait_for 10 both_reloaded "$ra" "$rb" roots=2
+check "... a new connection works" fresh 1
+"$ZTCTL" ca issue-node node-b --ca "$DIR/ca2" --out "$DIR/node-b2" --days 2 >/dev/null &&
+	"$ZTCTL" ca issue-node node-a --ca "$DIR/ca2" --out "$DIR/node-a2" --days 2 >/dev/null ||
+	bail "ztctl ca issue-node under the new root"
+rb=$(reloads b)
+put "$DIR/node-b2/node.key" "$DIR/node-b/node.key"
+put "$DIR/node-b2/node.pem" "$DIR/node-b/node.pem"
+check "rollover 2/4: node b reissued from the new root, its SVIDs re-minted" \
+	wait_for 10 reloaded b "$rb" "node_certificate=reissued"
+check "... a new connection works (node a trusts both roots)" fresh 2
+ra=$(reloads a)
+put "$DIR/node-a2/node.key" "$DIR/node-a/node.key"
+put "$DIR/node-a2/node.pem" "$DIR/node-a/node.pem"
+check "rollover 3/4: node a reissued from the new root" \
+	wait_for 10 reloaded a "$ra" "node_certificate=reissued"
+check "... a new connection works" fresh 3
+u0=$(unknown_ca)
+old_chain
+check "... a peer on the old chain still passes node b's certificate check (unknown_ca $u0 -> $(unknown_ca))" \
+	test "$(unknown_ca)" -eq "$u0"
+ra=$(reloads a) rb=$(reloads b)
+put "$DIR/ca2/root.pem" "$DIR/node-a/bundle.pem"
+put "$DIR/ca2/root.pem" "$DIR/node-b/bundle.pem"
+check "rollover 4/4: the old root leaves both bundles" \
+	wait_for 10 both_reloaded "$ra" "$rb" roots=1
+check "... a new connection works" fresh 4
+u0=$(unknown_ca)
+old_chain
+check "... a peer still on the old chain is refused as unknown_ca ($u0 -> $(unknown_ca))" \
+	test "$(unknown_ca)" -gt "$u0"
+touch "$DIR/slow.stop"
+wait "$SLOW" 2>/dev/null
+check "the long-running connection was never broken: $(cat "$DIR/slow.out")" grep -q "^ok [1-9]" "$DIR/slow.out"
+# A bad file: the last good bundle stays in force, the failure is logged once.
+rb=$(grep -c mtls_reload_failed "$DIR/b.log")
+echo "not a certificate" >"$DIR/bad.pem"
+put "$DIR/bad.pem" "$DIR/node-b/bundle.pem"
+failed_more() { test "$(grep -c mtls_reload_failed "$DIR/b.log")" -gt "$1"; }
+check "a broken bundle is refused with a clear log line (mtls_reload_failed)" wait_for 10 failed_more "$rb"
+grep mtls_reload_failed "$DIR/b.log" | tail -n 1 | cut -c1-300 | sed 's/^/# /'
+check "... and the last good one stays in force: a new connection works" fresh 5
 echo "1..$n"
