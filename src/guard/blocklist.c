@@ -684,6 +684,17 @@ int bl_entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie)
 	return in_trie ? bl->fd_trie[fam] : bl->fd_hash[fam];
 }
 
+/* What the mirror keeps of an entry's value: all of it but the prefix length (the key's). */
+static void slot_set_value(struct bl_slot *s, const struct zt_block_entry *v)
+{
+	s->source = (uint8_t)v->source;
+	s->reason = v->reason;
+	s->expires_ns = v->expires_ns;
+	s->created_unix = v->created_unix;
+	s->feed_id = v->feed_id;
+	s->note_id = v->note_id;
+}
+
 static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
 		      const struct zt_block_entry *val)
 {
@@ -699,8 +710,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 		return 0;
 	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
 	s->in_trie = trie;
-	s->source = (uint8_t)val->source;
-	s->expires_ns = val->expires_ns;
+	slot_set_value(s, val);
 	note_expiry(bl, val->expires_ns);
 	bl->count[fam][plen]++;
 	bl->hashed[fam][plen] = !trie;
@@ -1242,8 +1252,7 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 		uint8_t l = cs[i].prefixlen;
 		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
 
-		s->expires_ns = ents[i].expires_ns;
-		s->source = (uint8_t)ents[i].source;
+		slot_set_value(s, &ents[i]);
 		note_expiry(bl, ents[i].expires_ns);
 		if (!is_new[i]) {
 			(*replaced)++;
@@ -1612,15 +1621,39 @@ static void bl_drift_report(const struct zt_drift_hooks *h, int fam, bool trie, 
 	h->report(h->ctx, "blocklist", subj, what, fixed, err);
 }
 
-/* The entry the mirror knows for a key that went missing; reason and note are not mirrored. */
+/* The entry as the agent wrote it: reason, note, source, feed, expiry, creation time. */
 static void bl_restore_entry(const struct bl_slot *s, struct zt_block_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->expires_ns = s->expires_ns;
-	e->created_unix = zt_now_unix();
+	e->created_unix = s->created_unix;
 	e->source = s->source;
-	e->reason = s->source == ZT_BS_FEED ? ZT_BR_THREAT_INTEL : ZT_BR_OPERATOR;
+	e->reason = s->reason;
+	e->feed_id = s->feed_id;
+	e->note_id = s->note_id;
 	e->prefixlen = s->plen;
+}
+
+/* Does a kernel value say what the mirror says? (A trie entry also carries its length.) */
+static bool bl_value_same(const struct bl_slot *s, const struct zt_block_entry *v, bool trie,
+			  uint32_t plen)
+{
+	return v->expires_ns == s->expires_ns && v->source == s->source && v->reason == s->reason &&
+	       v->created_unix == s->created_unix && v->feed_id == s->feed_id &&
+	       v->note_id == s->note_id && (!trie || v->prefixlen == plen);
+}
+
+/* What an entry holds, for the log and the audit trail. */
+static void bl_value_text(struct zt_blocklist *bl, const struct zt_block_entry *v, char *buf,
+			  size_t n)
+{
+	char note[ZT_NOTE_LEN];
+
+	bl_note_text(bl, v->note_id, note, sizeof(note));
+	snprintf(buf, n,
+		 "kind=%s source=%s feed_id=%u reason=\"%s\" expires_ns=%llu created_unix=%llu",
+		 zt_block_reason_name(v->reason), zt_block_source_name(v->source), v->feed_id, note,
+		 (unsigned long long)v->expires_ns, (unsigned long long)v->created_unix);
 }
 
 /* One kernel entry against the mirror; val NULL: look it up. 1 when it was deleted (an extra). */
@@ -1649,18 +1682,13 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		v = *val;
 	else if (bpf_map_lookup_elem(fd, key, &v) < 0)
 		return 0;
-	if (v.expires_ns != s->expires_ns || v.source != s->source ||
-	    (trie && v.prefixlen != plen)) {
-		char what[160];
+	if (!bl_value_same(s, &v, trie, plen)) {
+		char what[512], was[224], want[224];
 
-		snprintf(what, sizeof(what),
-			 "entry changed: expires_ns %llu source %u, expected %llu %u",
-			 (unsigned long long)v.expires_ns, v.source,
-			 (unsigned long long)s->expires_ns, s->source);
-		v.expires_ns = s->expires_ns;
-		v.source = s->source;
-		if (trie)
-			v.prefixlen = plen;
+		bl_value_text(bl, &v, was, sizeof(was));
+		bl_restore_entry(s, &v);
+		bl_value_text(bl, &v, want, sizeof(want));
+		snprintf(what, sizeof(what), "entry changed: %s; put back: %s", was, want);
 		if (fix && bpf_map_update_elem(fd, key, &v, BPF_EXIST) < 0)
 			r = -errno;
 		bl_drift_report(h, fam, trie, key, what, fix && r == 0, r);
@@ -1669,11 +1697,12 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 }
 
 /* A mirrored entry against the kernel: put back when missing. */
-static void bl_check_present(int fd, const struct bl_slot *s, bool fix,
+static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_slot *s, bool fix,
 			     const struct zt_drift_hooks *h)
 {
 	uint8_t key[sizeof(struct zt_ip6_key)];
 	struct zt_block_entry v;
+	char what[320], want[224];
 	int r = 0;
 
 	bl_make_key(s->fam, s->plen, s->addr, key);
@@ -1683,8 +1712,9 @@ static void bl_check_present(int fd, const struct bl_slot *s, bool fix,
 	bl_restore_entry(s, &v);
 	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
 		r = -errno;
-	bl_drift_report(h, s->fam, s->in_trie, key, "entry deleted outside the agent",
-			fix && r == 0, r);
+	bl_value_text(bl, &v, want, sizeof(want));
+	snprintf(what, sizeof(what), "entry deleted outside the agent; put back: %s", want);
+	bl_drift_report(h, s->fam, s->in_trie, key, what, fix && r == 0, r);
 }
 
 /*
@@ -1784,7 +1814,7 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 				const struct bl_slot *s = &bl->tab.slots[i];
 
 				if (s->used && s->fam == fam && (bool)s->in_trie == trie)
-					bl_check_present(fd, s, fix, h);
+					bl_check_present(bl, fd, s, fix, h);
 			}
 		}
 		cur->mid[m] = false;
@@ -1826,9 +1856,14 @@ struct zt_bl_scan {
 
 #define BL_SCAN_BATCH 16384
 
-static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source)
+static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source,
+			     uint32_t reason, uint64_t created_unix, uint32_t feed_id,
+			     uint32_t note_id)
 {
-	return zt_mix64(key_hash ^
+	uint64_t meta = zt_mix64(created_unix ^ ((uint64_t)feed_id << 32 | note_id) ^
+				 ((uint64_t)reason << 48));
+
+	return zt_mix64(key_hash ^ meta ^
 			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
 }
 
@@ -1937,7 +1972,9 @@ int zt_blocklist_scan_run(struct zt_bl_scan *s)
 			kh = slot_hash(s->fam, (uint8_t)plen, k + sizeof(uint32_t));
 			b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
 			s->sums[b] +=
-				bl_scan_item(kh ^ plen, s->vbuf[i].expires_ns, s->vbuf[i].source);
+				bl_scan_item(kh ^ plen, s->vbuf[i].expires_ns, s->vbuf[i].source,
+					     s->vbuf[i].reason, s->vbuf[i].created_unix,
+					     s->vbuf[i].feed_id, s->vbuf[i].note_id);
 			s->counts[b]++;
 			memcpy(s->keys + s->n * ks, k, ks);
 			s->bucket[s->n++] = (uint16_t)b;
@@ -1982,7 +2019,8 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 			continue;
 		kh = slot_hash(sl->fam, sl->plen, sl->addr);
 		b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
-		msum[b] += bl_scan_item(kh ^ sl->plen, sl->expires_ns, sl->source);
+		msum[b] += bl_scan_item(kh ^ sl->plen, sl->expires_ns, sl->source, sl->reason,
+					sl->created_unix, sl->feed_id, sl->note_id);
 		mcnt[b]++;
 	}
 	for (unsigned int b = 0; b < BL_SCAN_BUCKETS; b++)
@@ -2024,7 +2062,7 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 			     (64 - BL_SCAN_BUCKET_BITS)) != b)
 				continue;
 			done++;
-			bl_check_present(fd, sl, fix, h);
+			bl_check_present(bl, fd, sl, fix, h);
 		}
 	}
 	return nd;

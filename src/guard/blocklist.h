@@ -39,9 +39,9 @@ void zt_blocklist_stop(struct zt_blocklist *bl);
  * Walks at most budget keys of each map per call, resuming where the last
  * call stopped (cur, zeroed before the first); at the end of a pass, fewer
  * keys than mirrored means deletions, which are looked for and put back
- * (the reason and note of such an entry are not mirrored: operator, or
- * threat-intel for a feed's). Entries the mirror lacks are deleted, changed
- * expiry or source written back. Loop thread.
+ * with the whole value the agent wrote (kind, note, source, feed, times).
+ * Entries the mirror lacks are deleted, a changed value written back. Loop
+ * thread.
  */
 struct zt_drift_hooks;
 struct zt_bl_drift_cursor {

@@ -28,9 +28,13 @@ struct bl_slot {
 	uint8_t plen;
 	uint8_t in_trie;
 	uint8_t source; /* enum zt_block_source: a feed removes only its own kind */
-	uint8_t _pad[3];
+	uint8_t _pad;
+	uint16_t reason; /* the rest of the entry as written, so drift repair puts it back whole */
 	uint64_t expires_ns;
 	uint8_t addr[16];
+	uint64_t created_unix;
+	uint32_t feed_id;
+	uint32_t note_id;
 };
 
 /*
