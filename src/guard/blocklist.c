@@ -1718,6 +1718,34 @@ static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_sl
 }
 
 /*
+ * One key another process just wrote (the drift watch saw the syscall):
+ * whatever the kernel and the mirror hold for it, made the mirror's. Loop
+ * thread.
+ */
+void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				  const struct zt_drift_hooks *h)
+{
+	bool fix = !h->may || h->may(h->ctx, "blocklist");
+	int fd = bl_entry_fd(bl, fam, trie);
+	const struct bl_slot *s;
+	struct zt_block_entry v;
+	size_t seen = 0;
+	uint32_t plen;
+
+	memcpy(&plen, key, sizeof(plen));
+	/* A trie answers for a covering prefix too: only its own length makes it this key's. */
+	if (bpf_map_lookup_elem(fd, key, &v) == 0 && (!trie || v.prefixlen == plen)) {
+		bl_check_one(bl, fd, fam, trie, key, &v, fix, h, &seen);
+		return;
+	}
+	s = plen <= (fam == FAM_V4 ? 32u : 128u) ?
+		    tab_find(&bl->tab, fam, (uint8_t)plen, key + sizeof(uint32_t)) :
+		    NULL;
+	if (s && (bool)s->in_trie == trie)
+		bl_check_present(bl, fd, s, fix, h);
+}
+
+/*
  * A hash map's next slice in one syscall (a batch lookup; its token is the
  * cursor). 1 the pass is complete, 0 more to come, -errno without batches.
  */

@@ -56,6 +56,9 @@ struct zt_bl_drift_cursor {
 };
 void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
 			      size_t budget, const struct zt_drift_hooks *h);
+/* One key of one map (fam, trie) that another process wrote: compared and repaired at once. */
+void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				  const struct zt_drift_hooks *h);
 
 /*
  * Drift in big hash maps within a second: a whole-map read off the loop

@@ -253,6 +253,9 @@ check "blocklist: entry for 198.18.0.3 added with bpftool: repaired within 1 s" 
 check "blocklist: the added entry is gone" bl_gone
 check "198.18.0.3 is not blocked" eval "in_ext ping -c1 -W1 -I $LAB_EXT_IP2 $LAB_NODE_IP >/dev/null"
 check "blocklist repairs counted" counted blocklist 3
+# The drift watch saw the writes as they happened (not a later whole read).
+check "blocklist: each repair names the writer (bpftool, from the drift watch)" \
+	test "$(grep -c 'event=drift_repaired kind=blocklist .*written by bpftool (pid [0-9]*)' "$LAB_LOG")" -ge 3
 check "blocklist repair audited" audited blocklist
 
 # --- a pin removed ---

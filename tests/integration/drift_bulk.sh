@@ -118,6 +118,6 @@ echo "# API while the drift was repaired: $(cat "$LAB_DIR/probe.out")"
 echo "# repair times (ms): ${TIMES[*]}"
 check "the map holds $M entries, as the agent wrote" \
 	test "$(bpftool map dump pinned "$PINS/blocklist_v4" 2>/dev/null | grep -c '"key":')" = "$M"
-grep -E 'drift_bl|drift_scan' "$LAB_LOG" | tail -5 | sed 's/^/# /'
+grep -E 'drift_bl|drift_scan|drift_watch' "$LAB_LOG" | tail -5 | sed 's/^/# /'
 check "the agent is still running" kill -0 "$LAB_AGENT_PID"
 echo "1..$TAP_N"
