@@ -224,6 +224,7 @@ bl_same_meta() {
 	[ "${j%|*}" = "${BL_JSON%|*}" ] || { echo "# json now: ${j%|*}"; echo "# was:      ${BL_JSON%|*}"; return 1; }
 	[ $((${j##*|} - ${BL_JSON##*|})) -le 1 ] && [ $((${BL_JSON##*|} - ${j##*|})) -le 1 ]
 }
+echo "# $(grep -o 'event=drift_watch_.*' "$LAB_LOG" | head -1)"
 BL_TEXT=$(bl_text)
 BL_JSON=$(bl_json)
 echo "# listed: $BL_TEXT"
