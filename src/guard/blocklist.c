@@ -150,6 +150,30 @@ static uint64_t slot_hash(int fam, uint8_t plen, const uint8_t *addr)
 	return h;
 }
 
+/* A drift checksum's item: the key's hash and the whole value (see zt_blocklist_scan_run). */
+static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source,
+			     uint32_t reason, uint64_t created_unix, uint32_t feed_id,
+			     uint32_t note_id)
+{
+	uint64_t meta = zt_mix64(created_unix ^ ((uint64_t)feed_id << 32 | note_id) ^
+				 ((uint64_t)reason << 48));
+
+	return zt_mix64(key_hash ^ meta ^
+			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
+}
+
+/* A slot's part in its bucket's checksum, in (sign 1) or out (-1). */
+static void slot_sum(struct bl_table *t, const struct bl_slot *s, int sign)
+{
+	uint64_t kh = slot_hash(s->fam, s->plen, s->addr);
+	unsigned int b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
+	uint64_t item = bl_scan_item(kh ^ s->plen, s->expires_ns, s->source, s->reason,
+				     s->created_unix, s->feed_id, s->note_id);
+
+	t->sums[s->fam][b] += sign > 0 ? item : -item;
+	t->counts[s->fam][b] += sign > 0 ? 1 : -1;
+}
+
 static bool slot_eq(const struct bl_slot *s, int fam, uint8_t plen, const uint8_t *addr)
 {
 	return s->fam == fam && s->plen == plen && memcmp(s->addr, addr, addr_len(fam)) == 0;
@@ -325,6 +349,8 @@ static void tab_remove(struct bl_table *t, struct bl_slot *s)
 {
 	size_t mask = t->cap - 1, i = s - t->slots, j = i;
 
+	if (s->summed)
+		slot_sum(t, s, -1);
 	t->slots[i].used = 0;
 	t->n--;
 	t->removals++;
@@ -685,14 +711,19 @@ int bl_entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie)
 }
 
 /* What the mirror keeps of an entry's value: all of it but the prefix length (the key's). */
-static void slot_set_value(struct bl_slot *s, const struct zt_block_entry *v)
+static void slot_set_value(struct bl_table *t, struct bl_slot *s, const struct zt_block_entry *v)
 {
+	if (s->summed)
+		slot_sum(t, s, -1);
 	s->source = (uint8_t)v->source;
 	s->reason = v->reason;
 	s->expires_ns = v->expires_ns;
 	s->created_unix = v->created_unix;
 	s->feed_id = v->feed_id;
 	s->note_id = v->note_id;
+	s->summed = !s->in_trie;
+	if (s->summed)
+		slot_sum(t, s, 1);
 }
 
 static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
@@ -710,7 +741,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 		return 0;
 	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
 	s->in_trie = trie;
-	slot_set_value(s, val);
+	slot_set_value(&bl->tab, s, val);
 	note_expiry(bl, val->expires_ns);
 	bl->count[fam][plen]++;
 	bl->hashed[fam][plen] = !trie;
@@ -1252,7 +1283,7 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 		uint8_t l = cs[i].prefixlen;
 		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
 
-		slot_set_value(s, &ents[i]);
+		slot_set_value(&bl->tab, s, &ents[i]);
 		note_expiry(bl, ents[i].expires_ns);
 		if (!is_new[i]) {
 			(*replaced)++;
@@ -1884,17 +1915,6 @@ struct zt_bl_scan {
 
 #define BL_SCAN_BATCH 16384
 
-static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source,
-			     uint32_t reason, uint64_t created_unix, uint32_t feed_id,
-			     uint32_t note_id)
-{
-	uint64_t meta = zt_mix64(created_unix ^ ((uint64_t)feed_id << 32 | note_id) ^
-				 ((uint64_t)reason << 48));
-
-	return zt_mix64(key_hash ^ meta ^
-			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
-}
-
 static size_t bl_key_size(int fam)
 {
 	return fam == FAM_V4 ? sizeof(struct zt_ip4_key) : sizeof(struct zt_ip6_key);
@@ -2025,8 +2045,8 @@ int zt_blocklist_scan_run(struct zt_bl_scan *s)
 int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
 			      const struct zt_drift_hooks *h)
 {
-	static uint64_t msum[BL_SCAN_BUCKETS];
-	static uint32_t mcnt[BL_SCAN_BUCKETS];
+	const uint64_t *msum = bl->tab.sums[s->fam];
+	const uint32_t *mcnt = bl->tab.counts[s->fam];
 	uint64_t diff[BL_SCAN_BUCKETS / 64] = { 0 };
 	bool fix = !h->may || h->may(h->ctx, "blocklist");
 	int fd = bl_entry_fd(bl, s->fam, false), nd = 0;
@@ -2034,23 +2054,7 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 
 	if (s->err)
 		return s->err;
-	if (!s->n && !zt_blocklist_count(bl, s->fam, false))
-		return 0; /* both empty (IPv6, mostly): no walk of the mirror */
-	memset(msum, 0, sizeof(msum));
-	memset(mcnt, 0, sizeof(mcnt));
-	for (size_t i = 0; i < bl->tab.cap; i++) {
-		const struct bl_slot *sl = &bl->tab.slots[i];
-		uint64_t kh;
-		unsigned int b;
-
-		if (!sl->used || sl->fam != s->fam || sl->in_trie)
-			continue;
-		kh = slot_hash(sl->fam, sl->plen, sl->addr);
-		b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
-		msum[b] += bl_scan_item(kh ^ sl->plen, sl->expires_ns, sl->source, sl->reason,
-					sl->created_unix, sl->feed_id, sl->note_id);
-		mcnt[b]++;
-	}
+	/* The mirror's sums are kept as it changes (slot_sum): no walk of the table here. */
 	for (unsigned int b = 0; b < BL_SCAN_BUCKETS; b++)
 		if (msum[b] != s->sums[b] || mcnt[b] != s->counts[b]) {
 			diff[b / 64] |= 1ULL << (b % 64);

@@ -7,6 +7,7 @@
  * the whole-map read and bucket checksums (zt_blocklist_scan_*), and the
  * single key the drift watch reports (zt_blocklist_drift_check_key). An
  * entry added outside the agent is deleted; an untouched one is left alone.
+ * The mirror's checksums, kept as entries change, match a whole read.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -272,12 +273,56 @@ static void test_check_key(void **state)
 	assert_int_equal(e->reports, 3);
 }
 
+/* The mirror's checksums follow every change the agent makes: a whole read finds nothing. */
+static void test_sums_follow_changes(void **state)
+{
+	struct env *e = *state;
+	struct zt_block_req plain = { .reason = ZT_BR_OPERATOR, .note = "bulk" };
+	struct zt_block_req ttl = { .ttl_ns = 1, .reason = ZT_BR_FLOOD, .source = ZT_BS_DETECTOR };
+	struct zt_block_req other = { .reason = ZT_BR_POLICY, .note = "replaced" };
+	struct zt_cidr cs[200], ct[20];
+	size_t added, replaced;
+	char a[32], err[256];
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(a, sizeof(a), "198.18.6.%d", i);
+		assert_int_equal(zt_cidr_parse(a, &cs[i], NULL), 0);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "198.18.7.%d", i);
+		assert_int_equal(zt_cidr_parse(a, &ct[i], NULL), 0);
+	}
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 200, &plain, &added, &replaced, err, sizeof(err)),
+		0);
+	assert_int_equal(
+		zt_blocklist_import(e->bl, ct, 20, &ttl, &added, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(scan(e), 0);
+	/* Replaced with another value, deleted, expired. */
+	assert_int_equal(
+		zt_blocklist_import(e->bl, cs, 10, &other, &added, &replaced, err, sizeof(err)), 0);
+	assert_int_equal(replaced, 10);
+	for (int i = 50; i < 80; i++)
+		assert_int_equal(zt_blocklist_del(e->bl, &cs[i]), 0);
+	do
+		zt_blocklist_expire(e->bl, UINT64_MAX / 2);
+	while (zt_blocklist_expire_pending(e->bl));
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 170);
+	assert_int_equal(scan(e), 0);
+	assert_int_equal(e->reports, 0);
+	/* And a restart's mirror sums the same. */
+	reload(e);
+	assert_int_equal(scan(e), 0);
+	assert_int_equal(e->reports, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_walk_puts_back_whole_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_sees_note_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sums_follow_changes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
