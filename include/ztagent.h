@@ -1310,4 +1310,22 @@ enum zt_mtls_dp_stat {
 	ZT_MTLS_DS_MAX,
 };
 
+/*
+ * Drift watch (bpf/drift_watch.bpf.c): a write by another process to one of
+ * the maps the daemon watches, from its bpf() syscall's exit. Ring buffer
+ * records, written only when the syscall touched a watched map.
+ */
+#define ZT_DW_MAPS 4 /* blocklist_v4, blocklist_v6, blocklist_lpm_v4, blocklist_lpm_v6 */
+#define ZT_DW_KEY_LEN 20 /* struct zt_ip6_key, the longest watched key */
+struct zt_dw_event {
+	__u32 cmd; /* BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_BATCH, ... */
+	__u32 slot; /* which watched map: an index into the watch list */
+	__u32 pid; /* the writer's process id */
+	__u32 key_len; /* bytes of key read (0: a batch, keys unknown) */
+	__s64 ret; /* the syscall's return */
+	__u8 key[ZT_DW_KEY_LEN];
+	char comm[16];
+	__u32 _pad;
+};
+
 #endif /* ZTAGENT_H */

@@ -9,7 +9,10 @@
  * endpoints maps against the appliers' records (a walk of the published
  * entries; see the README for the cost), and a bounded slice of the
  * blocklist maps. Every DRIFT_FULL_TICKS ticks the pins are also checked
- * for being our maps (not another map pinned in their place).
+ * for being our maps (not another map pinned in their place). Blocklist
+ * writes by other processes do not wait for a tick: the drift watch
+ * reports each as it happens (see dw_start); whole reads of the blocklist
+ * hash maps on a thread of their own are the safety net (bl_scan_main).
  *
  * A difference is repaired at once, logged, counted
  * (ztagent_drift_repairs_total{kind}) and audited (drift.repair, with what
@@ -25,9 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/perf_event.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +48,7 @@
 #include "guard/drift.h"
 #include "records/auditq.h"
 #include "seg/seg.h"
+#include "drift_watch.skel.h"
 #include "tc_endpoint.skel.h"
 #include "xdp_guard.skel.h"
 
@@ -92,7 +99,15 @@ struct zt_drift {
 	bool scan_stop;
 	int scan_efd;
 	bool scan_init; /* the mutex and condition exist */
+	bool scan_kick; /* a batch write by another process: read again as soon as the CPU bound allows */
 	uint64_t scans;
+	/* The drift watch (bpf/drift_watch.bpf.c): other processes' writes to the blocklist maps. */
+	struct drift_watch *dw;
+	struct bpf_link *dw_link[2]; /* entry, exit */
+	const char *dw_way; /* "tracepoint" or "raw_tracepoint" */
+	struct ring_buffer *dw_rb;
+	uint64_t dw_events;
+	char who[64]; /* "by bpftool (pid 123)" while such a write is repaired */
 };
 
 static int kind_index(const char *kind)
@@ -187,10 +202,14 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 {
 	struct zt_drift *dr = ctx;
 	int i = kind_index(kind);
-	char qs[600], qw[1100];
+	char qs[600], qw[1100], with_who[640];
 
 	if (i < 0)
 		return;
+	if (dr->who[0]) {
+		snprintf(with_who, sizeof(with_who), "%s, %s", what, dr->who);
+		what = with_who;
+	}
 	zt_log_quote(qs, sizeof(qs), subject);
 	zt_log_quote(qw, sizeof(qw), what);
 	if (!repaired) {
@@ -330,15 +349,28 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* The shortest pause that keeps the reads within the CPU share: cpu / (cpu + pause) <= share. */
+static uint64_t bl_scan_cap(uint64_t cpu, uint32_t share_ppm)
+{
+	uint64_t cap = share_ppm ? cpu * (1000000ULL - share_ppm) / share_ppm : cpu;
+
+	return cap < DRIFT_BL_SCAN_MIN_PAUSE_NS ? DRIFT_BL_SCAN_MIN_PAUSE_NS : cap;
+}
+
 static uint64_t bl_scan_pause(uint64_t busy, uint64_t cpu, uint32_t share_ppm)
 {
 	uint64_t p = 2 * busy < DRIFT_BL_SCAN_TARGET_NS ? DRIFT_BL_SCAN_TARGET_NS - 2 * busy : 0;
-	/* cpu / (cpu + pause) <= share */
-	uint64_t cap = share_ppm ? cpu * (1000000ULL - share_ppm) / share_ppm : cpu;
+	uint64_t cap = bl_scan_cap(cpu, share_ppm);
 
-	if (p < cap)
-		p = cap;
-	return p < DRIFT_BL_SCAN_MIN_PAUSE_NS ? DRIFT_BL_SCAN_MIN_PAUSE_NS : p;
+	return p < cap ? cap : p;
+}
+
+static struct timespec ts_after(uint64_t now, uint64_t ns)
+{
+	uint64_t t = now + ns;
+
+	return (struct timespec){ .tv_sec = (time_t)(t / 1000000000ULL),
+				  .tv_nsec = (long)(t % 1000000000ULL) };
 }
 
 /* The reader thread: whole maps, handed to the loop one at a time. */
@@ -348,8 +380,8 @@ static void *bl_scan_main(void *arg)
 	bool stop = false;
 
 	while (!stop) {
-		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns();
-		struct timespec until;
+		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns(), now, cpu;
+		struct timespec until, until_kick;
 
 		for (int f = 0; f < 2 && !stop; f++) {
 			zt_blocklist_scan_run(dr->scan[f]);
@@ -365,19 +397,17 @@ static void *bl_scan_main(void *arg)
 			stop = dr->scan_stop;
 			pthread_mutex_unlock(&dr->scan_mu);
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		{
-			uint64_t t = (uint64_t)until.tv_sec * 1000000000ULL + until.tv_nsec +
-				     bl_scan_pause(busy, thread_cpu_ns() - cpu0,
-						   dr->d->cfg.drift.blocklist_cpu_ppm);
-
-			until.tv_sec = (time_t)(t / 1000000000ULL);
-			until.tv_nsec = (long)(t % 1000000000ULL);
-		}
+		now = zt_now_mono_ns();
+		cpu = thread_cpu_ns() - cpu0;
+		until = ts_after(now, bl_scan_pause(busy, cpu, dr->d->cfg.drift.blocklist_cpu_ppm));
+		/* A kick (a batch write seen by the watch) waits for the CPU bound only. */
+		until_kick = ts_after(now, bl_scan_cap(cpu, dr->d->cfg.drift.blocklist_cpu_ppm));
 		pthread_mutex_lock(&dr->scan_mu);
 		while (!dr->scan_stop &&
-		       pthread_cond_timedwait(&dr->scan_cv, &dr->scan_mu, &until) != ETIMEDOUT)
+		       pthread_cond_timedwait(&dr->scan_cv, &dr->scan_mu,
+					      dr->scan_kick ? &until_kick : &until) != ETIMEDOUT)
 			;
+		dr->scan_kick = false;
 		stop = dr->scan_stop;
 		pthread_mutex_unlock(&dr->scan_mu);
 	}
@@ -477,6 +507,204 @@ static void bl_scan_stop(struct zt_drift *dr)
 	pthread_mutex_destroy(&dr->scan_mu);
 }
 
+/*
+ * ---- the drift watch: other processes' writes, as they happen ----
+ *
+ * bpf/drift_watch.bpf.c reports each write to a blocklist map by a process
+ * other than the agent once its bpf() call is done: the key is compared
+ * and repaired at once, whatever the map's size. A batch write (keys not
+ * reported) makes the reader read the map again as soon as its CPU bound
+ * allows; for a trie, the walk starts over. The whole reads and the walk
+ * stay as the safety net for what the watch cannot see (another BPF
+ * program's writes, events lost when the ring is full, the watch off).
+ */
+static int on_dw_event(void *ctx, void *data, size_t size)
+{
+	struct zt_drift *dr = ctx;
+	const struct zt_dw_event *e = data;
+	char comm[sizeof(e->comm) + 1];
+	int fam, trie;
+
+	if (size < sizeof(*e) || e->slot >= ZT_DW_MAPS)
+		return 0;
+	fam = e->slot & 1;
+	trie = e->slot >= 2;
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	dr->dw_events++;
+	snprintf(dr->who, sizeof(dr->who), "written by %s (pid %u)", comm, e->pid);
+	if (e->key_len == (fam ? sizeof(struct zt_ip6_key) : sizeof(struct zt_ip4_key))) {
+		zt_blocklist_drift_check_key(dr->d->bl, fam, trie, e->key, &dr->hooks);
+	} else if (trie) {
+		dr->blc.mid[e->slot] = false;
+	} else if (dr->scan_started) {
+		pthread_mutex_lock(&dr->scan_mu);
+		dr->scan_kick = true;
+		pthread_cond_signal(&dr->scan_cv);
+		pthread_mutex_unlock(&dr->scan_mu);
+	}
+	log_debug("drift_watch_write", "map=%u cmd=%u pid=%u comm=\"%s\" ret=%lld", e->slot, e->cmd,
+		  e->pid, comm, (long long)e->ret);
+	dr->who[0] = '\0';
+	return 0;
+}
+
+static void on_dw_ready(void *ctx, int fd, uint32_t events)
+{
+	struct zt_drift *dr = ctx;
+	int r;
+
+	(void)fd;
+	(void)events;
+	r = ring_buffer__consume(dr->dw_rb);
+	if (r < 0)
+		log_warn("drift_watch_read_failed", "error=\"%s\"", strerror(-r));
+}
+
+/* The ids of syscalls/sys_{enter,exit}_bpf under a tracefs root. */
+static int dw_tp_ids_in(const char *root, long ids[2])
+{
+	static const char *const names[2] = { "sys_enter_bpf", "sys_exit_bpf" };
+
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		FILE *f;
+		int n;
+
+		snprintf(path, sizeof(path), "%s/events/syscalls/%s/id", root, names[i]);
+		f = fopen(path, "re");
+		if (!f)
+			return -errno;
+		n = fscanf(f, "%ld", &ids[i]);
+		fclose(f);
+		if (n != 1)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The tracepoints' ids, from tracefs. Where /sys has none (a private /sys
+ * under 'ip netns exec', a container), tracefs is mounted for a moment on
+ * a directory of our own, in our own mount namespace's view, and unmounted.
+ */
+static int dw_tp_ids(struct zt_drift *dr, long ids[2])
+{
+	char dir[PATH_MAX];
+	int r;
+
+	if (dw_tp_ids_in("/sys/kernel/tracing", ids) == 0 ||
+	    dw_tp_ids_in("/sys/kernel/debug/tracing", ids) == 0)
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/.tracefs.XXXXXX", dr->d->cfg.state_dir) >=
+	    (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(dir))
+		return -errno;
+	r = mount("tracefs", dir, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ? -errno :
+											   0;
+	if (r == 0) {
+		r = dw_tp_ids_in(dir, ids);
+		umount2(dir, MNT_DETACH);
+	}
+	rmdir(dir);
+	return r;
+}
+
+static int dw_attach_tp(struct bpf_program *prog, long id, struct bpf_link **out)
+{
+	struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT,
+				     .size = sizeof(a),
+				     .config = (__u64)id,
+				     .sample_period = 1,
+				     .wakeup_events = 1 };
+	/* Any CPU: a tracepoint runs its programs wherever it fires. */
+	int pfd = (int)syscall(__NR_perf_event_open, &a, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+
+	if (pfd < 0)
+		return -errno;
+	*out = bpf_program__attach_perf_event(prog, pfd);
+	if (!*out) {
+		int r = errno ? -errno : -EINVAL;
+
+		close(pfd);
+		return r;
+	}
+	return 0;
+}
+
+static int dw_start(struct zt_drift *dr)
+{
+	struct xdp_guard *x = dr->d->dp->xdp;
+	struct bpf_map *maps[ZT_DW_MAPS] = { x->maps.blocklist_v4, x->maps.blocklist_v6,
+					     x->maps.blocklist_lpm_v4, x->maps.blocklist_lpm_v6 };
+	struct drift_watch *w = drift_watch__open();
+	bool tp;
+	long ids[2];
+	int r = 0;
+
+	if (!w)
+		return errno ? -errno : -ENOMEM;
+	dr->dw = w;
+	/*
+	 * The bpf() tracepoints run for bpf() calls only; the raw ones, for
+	 * every syscall on the node (~0.25 us each on the 2-core VM): only
+	 * without tracefs.
+	 */
+	tp = dw_tp_ids(dr, ids) == 0;
+	bpf_program__set_autoload(w->progs.dw_tp_enter, tp);
+	bpf_program__set_autoload(w->progs.dw_tp_exit, tp);
+	bpf_program__set_autoload(w->progs.dw_raw_enter, !tp);
+	bpf_program__set_autoload(w->progs.dw_raw_exit, !tp);
+	dr->dw_way = tp ? "tracepoint" : "raw_tracepoint";
+	w->rodata->agent_tgid = (uint32_t)getpid();
+	for (int i = 0; i < ZT_DW_MAPS && r == 0; i++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(bpf_map__fd(maps[i]), &info, &len) < 0)
+			r = -errno;
+		w->rodata->watch_ids[i] = info.id;
+	}
+	if (r == 0)
+		r = drift_watch__load(w);
+	/* The exit first: an entry recorded with no exit to send it would wait in dw_pending. */
+	if (r == 0 && tp)
+		r = dw_attach_tp(w->progs.dw_tp_exit, ids[1], &dr->dw_link[1]);
+	if (r == 0 && tp)
+		r = dw_attach_tp(w->progs.dw_tp_enter, ids[0], &dr->dw_link[0]);
+	if (r == 0 && !tp) {
+		dr->dw_link[1] = bpf_program__attach(w->progs.dw_raw_exit);
+		dr->dw_link[0] = dr->dw_link[1] ? bpf_program__attach(w->progs.dw_raw_enter) : NULL;
+		if (!dr->dw_link[0])
+			r = errno ? -errno : -EINVAL;
+	}
+	if (r == 0) {
+		dr->dw_rb = ring_buffer__new(bpf_map__fd(w->maps.dw_events), on_dw_event, dr, NULL);
+		if (!dr->dw_rb)
+			r = errno ? -errno : -ENOMEM;
+	}
+	if (r == 0)
+		r = zt_loop_add(dr->d->loop, ring_buffer__epoll_fd(dr->dw_rb), EPOLLIN, on_dw_ready,
+				dr);
+	return r;
+}
+
+static void dw_stop(struct zt_drift *dr)
+{
+	if (dr->dw_rb) {
+		zt_loop_del(dr->d->loop, ring_buffer__epoll_fd(dr->dw_rb));
+		ring_buffer__free(dr->dw_rb);
+	}
+	dr->dw_rb = NULL;
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(dr->dw_link[i]);
+		dr->dw_link[i] = NULL;
+	}
+	drift_watch__destroy(dr->dw);
+	dr->dw = NULL;
+}
+
 static void on_drift_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_drift *dr = ctx;
@@ -548,6 +776,16 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 			 strerror(-r));
 		bl_scan_stop(dr);
 	}
+	r = dw_start(dr);
+	if (r < 0) {
+		log_warn(
+			"drift_watch_off",
+			"error=\"%s\" effect=\"blocklist writes by other processes are found by the whole-map reads and the walk only (slower in big maps)\"",
+			strerror(-r));
+		dw_stop(dr);
+	} else {
+		log_info("drift_watch_on", "maps=%d way=%s", ZT_DW_MAPS, dr->dw_way);
+	}
 	d->drift = dr;
 	log_info("drift_on", "tick_ms=%llu full_every_s=%llu flap_max=%d flap_window_s=%llu",
 		 (unsigned long long)(DRIFT_TICK_NS / 1000000ULL),
@@ -564,8 +802,10 @@ uint64_t daemon_drift_repairs(struct zt_daemon *d)
 void daemon_drift_stop(struct zt_daemon *d)
 {
 	/* The timer belongs to the loop, which is stopped after this. */
-	if (d->drift)
+	if (d->drift) {
+		dw_stop(d->drift);
 		bl_scan_stop(d->drift);
+	}
 	free(d->drift);
 	d->drift = NULL;
 }

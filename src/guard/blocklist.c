@@ -150,6 +150,30 @@ static uint64_t slot_hash(int fam, uint8_t plen, const uint8_t *addr)
 	return h;
 }
 
+/* A drift checksum's item: the key's hash and the whole value (see zt_blocklist_scan_run). */
+static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source,
+			     uint32_t reason, uint64_t created_unix, uint32_t feed_id,
+			     uint32_t note_id)
+{
+	uint64_t meta = zt_mix64(created_unix ^ ((uint64_t)feed_id << 32 | note_id) ^
+				 ((uint64_t)reason << 48));
+
+	return zt_mix64(key_hash ^ meta ^
+			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
+}
+
+/* A slot's part in its bucket's checksum, in (sign 1) or out (-1). */
+static void slot_sum(struct bl_table *t, const struct bl_slot *s, int sign)
+{
+	uint64_t kh = slot_hash(s->fam, s->plen, s->addr);
+	unsigned int b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
+	uint64_t item = bl_scan_item(kh ^ s->plen, s->expires_ns, s->source, s->reason,
+				     s->created_unix, s->feed_id, s->note_id);
+
+	t->sums[s->fam][b] += sign > 0 ? item : -item;
+	t->counts[s->fam][b] += sign > 0 ? 1 : -1;
+}
+
 static bool slot_eq(const struct bl_slot *s, int fam, uint8_t plen, const uint8_t *addr)
 {
 	return s->fam == fam && s->plen == plen && memcmp(s->addr, addr, addr_len(fam)) == 0;
@@ -325,6 +349,8 @@ static void tab_remove(struct bl_table *t, struct bl_slot *s)
 {
 	size_t mask = t->cap - 1, i = s - t->slots, j = i;
 
+	if (s->summed)
+		slot_sum(t, s, -1);
 	t->slots[i].used = 0;
 	t->n--;
 	t->removals++;
@@ -684,6 +710,22 @@ int bl_entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie)
 	return in_trie ? bl->fd_trie[fam] : bl->fd_hash[fam];
 }
 
+/* What the mirror keeps of an entry's value: all of it but the prefix length (the key's). */
+static void slot_set_value(struct bl_table *t, struct bl_slot *s, const struct zt_block_entry *v)
+{
+	if (s->summed)
+		slot_sum(t, s, -1);
+	s->source = (uint8_t)v->source;
+	s->reason = v->reason;
+	s->expires_ns = v->expires_ns;
+	s->created_unix = v->created_unix;
+	s->feed_id = v->feed_id;
+	s->note_id = v->note_id;
+	s->summed = !s->in_trie;
+	if (s->summed)
+		slot_sum(t, s, 1);
+}
+
 static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
 		      const struct zt_block_entry *val)
 {
@@ -699,8 +741,7 @@ static int mirror_one(struct zt_blocklist *bl, int fam, bool trie, const uint8_t
 		return 0;
 	s = tab_insert(&bl->tab, fam, plen, key + sizeof(uint32_t));
 	s->in_trie = trie;
-	s->source = (uint8_t)val->source;
-	s->expires_ns = val->expires_ns;
+	slot_set_value(&bl->tab, s, val);
 	note_expiry(bl, val->expires_ns);
 	bl->count[fam][plen]++;
 	bl->hashed[fam][plen] = !trie;
@@ -1242,8 +1283,7 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 		uint8_t l = cs[i].prefixlen;
 		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
 
-		s->expires_ns = ents[i].expires_ns;
-		s->source = (uint8_t)ents[i].source;
+		slot_set_value(&bl->tab, s, &ents[i]);
 		note_expiry(bl, ents[i].expires_ns);
 		if (!is_new[i]) {
 			(*replaced)++;
@@ -1612,15 +1652,39 @@ static void bl_drift_report(const struct zt_drift_hooks *h, int fam, bool trie, 
 	h->report(h->ctx, "blocklist", subj, what, fixed, err);
 }
 
-/* The entry the mirror knows for a key that went missing; reason and note are not mirrored. */
+/* The entry as the agent wrote it: reason, note, source, feed, expiry, creation time. */
 static void bl_restore_entry(const struct bl_slot *s, struct zt_block_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->expires_ns = s->expires_ns;
-	e->created_unix = zt_now_unix();
+	e->created_unix = s->created_unix;
 	e->source = s->source;
-	e->reason = s->source == ZT_BS_FEED ? ZT_BR_THREAT_INTEL : ZT_BR_OPERATOR;
+	e->reason = s->reason;
+	e->feed_id = s->feed_id;
+	e->note_id = s->note_id;
 	e->prefixlen = s->plen;
+}
+
+/* Does a kernel value say what the mirror says? (A trie entry also carries its length.) */
+static bool bl_value_same(const struct bl_slot *s, const struct zt_block_entry *v, bool trie,
+			  uint32_t plen)
+{
+	return v->expires_ns == s->expires_ns && v->source == s->source && v->reason == s->reason &&
+	       v->created_unix == s->created_unix && v->feed_id == s->feed_id &&
+	       v->note_id == s->note_id && (!trie || v->prefixlen == plen);
+}
+
+/* What an entry holds, for the log and the audit trail. */
+static void bl_value_text(struct zt_blocklist *bl, const struct zt_block_entry *v, char *buf,
+			  size_t n)
+{
+	char note[ZT_NOTE_LEN];
+
+	bl_note_text(bl, v->note_id, note, sizeof(note));
+	snprintf(buf, n,
+		 "kind=%s source=%s feed_id=%u reason=\"%s\" expires_ns=%llu created_unix=%llu",
+		 zt_block_reason_name(v->reason), zt_block_source_name(v->source), v->feed_id, note,
+		 (unsigned long long)v->expires_ns, (unsigned long long)v->created_unix);
 }
 
 /* One kernel entry against the mirror; val NULL: look it up. 1 when it was deleted (an extra). */
@@ -1649,18 +1713,13 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		v = *val;
 	else if (bpf_map_lookup_elem(fd, key, &v) < 0)
 		return 0;
-	if (v.expires_ns != s->expires_ns || v.source != s->source ||
-	    (trie && v.prefixlen != plen)) {
-		char what[160];
+	if (!bl_value_same(s, &v, trie, plen)) {
+		char what[512], was[224], want[224];
 
-		snprintf(what, sizeof(what),
-			 "entry changed: expires_ns %llu source %u, expected %llu %u",
-			 (unsigned long long)v.expires_ns, v.source,
-			 (unsigned long long)s->expires_ns, s->source);
-		v.expires_ns = s->expires_ns;
-		v.source = s->source;
-		if (trie)
-			v.prefixlen = plen;
+		bl_value_text(bl, &v, was, sizeof(was));
+		bl_restore_entry(s, &v);
+		bl_value_text(bl, &v, want, sizeof(want));
+		snprintf(what, sizeof(what), "entry changed: %s; put back: %s", was, want);
 		if (fix && bpf_map_update_elem(fd, key, &v, BPF_EXIST) < 0)
 			r = -errno;
 		bl_drift_report(h, fam, trie, key, what, fix && r == 0, r);
@@ -1669,11 +1728,12 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 }
 
 /* A mirrored entry against the kernel: put back when missing. */
-static void bl_check_present(int fd, const struct bl_slot *s, bool fix,
+static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_slot *s, bool fix,
 			     const struct zt_drift_hooks *h)
 {
 	uint8_t key[sizeof(struct zt_ip6_key)];
 	struct zt_block_entry v;
+	char what[320], want[224];
 	int r = 0;
 
 	bl_make_key(s->fam, s->plen, s->addr, key);
@@ -1683,8 +1743,37 @@ static void bl_check_present(int fd, const struct bl_slot *s, bool fix,
 	bl_restore_entry(s, &v);
 	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
 		r = -errno;
-	bl_drift_report(h, s->fam, s->in_trie, key, "entry deleted outside the agent",
-			fix && r == 0, r);
+	bl_value_text(bl, &v, want, sizeof(want));
+	snprintf(what, sizeof(what), "entry deleted outside the agent; put back: %s", want);
+	bl_drift_report(h, s->fam, s->in_trie, key, what, fix && r == 0, r);
+}
+
+/*
+ * One key another process just wrote (the drift watch saw the syscall):
+ * whatever the kernel and the mirror hold for it, made the mirror's. Loop
+ * thread.
+ */
+void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				  const struct zt_drift_hooks *h)
+{
+	bool fix = !h->may || h->may(h->ctx, "blocklist");
+	int fd = bl_entry_fd(bl, fam, trie);
+	const struct bl_slot *s;
+	struct zt_block_entry v;
+	size_t seen = 0;
+	uint32_t plen;
+
+	memcpy(&plen, key, sizeof(plen));
+	/* A trie answers for a covering prefix too: only its own length makes it this key's. */
+	if (bpf_map_lookup_elem(fd, key, &v) == 0 && (!trie || v.prefixlen == plen)) {
+		bl_check_one(bl, fd, fam, trie, key, &v, fix, h, &seen);
+		return;
+	}
+	s = plen <= (fam == FAM_V4 ? 32u : 128u) ?
+		    tab_find(&bl->tab, fam, (uint8_t)plen, key + sizeof(uint32_t)) :
+		    NULL;
+	if (s && (bool)s->in_trie == trie)
+		bl_check_present(bl, fd, s, fix, h);
 }
 
 /*
@@ -1784,7 +1873,7 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 				const struct bl_slot *s = &bl->tab.slots[i];
 
 				if (s->used && s->fam == fam && (bool)s->in_trie == trie)
-					bl_check_present(fd, s, fix, h);
+					bl_check_present(bl, fd, s, fix, h);
 			}
 		}
 		cur->mid[m] = false;
@@ -1825,12 +1914,6 @@ struct zt_bl_scan {
 };
 
 #define BL_SCAN_BATCH 16384
-
-static uint64_t bl_scan_item(uint64_t key_hash, uint64_t expires_ns, uint32_t source)
-{
-	return zt_mix64(key_hash ^
-			(expires_ns * 0x9E3779B97F4A7C15ULL + ((uint64_t)source << 56) + 1));
-}
 
 static size_t bl_key_size(int fam)
 {
@@ -1937,7 +2020,9 @@ int zt_blocklist_scan_run(struct zt_bl_scan *s)
 			kh = slot_hash(s->fam, (uint8_t)plen, k + sizeof(uint32_t));
 			b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
 			s->sums[b] +=
-				bl_scan_item(kh ^ plen, s->vbuf[i].expires_ns, s->vbuf[i].source);
+				bl_scan_item(kh ^ plen, s->vbuf[i].expires_ns, s->vbuf[i].source,
+					     s->vbuf[i].reason, s->vbuf[i].created_unix,
+					     s->vbuf[i].feed_id, s->vbuf[i].note_id);
 			s->counts[b]++;
 			memcpy(s->keys + s->n * ks, k, ks);
 			s->bucket[s->n++] = (uint16_t)b;
@@ -1960,8 +2045,8 @@ int zt_blocklist_scan_run(struct zt_bl_scan *s)
 int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
 			      const struct zt_drift_hooks *h)
 {
-	static uint64_t msum[BL_SCAN_BUCKETS];
-	static uint32_t mcnt[BL_SCAN_BUCKETS];
+	const uint64_t *msum = bl->tab.sums[s->fam];
+	const uint32_t *mcnt = bl->tab.counts[s->fam];
 	uint64_t diff[BL_SCAN_BUCKETS / 64] = { 0 };
 	bool fix = !h->may || h->may(h->ctx, "blocklist");
 	int fd = bl_entry_fd(bl, s->fam, false), nd = 0;
@@ -1969,22 +2054,7 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 
 	if (s->err)
 		return s->err;
-	if (!s->n && !zt_blocklist_count(bl, s->fam, false))
-		return 0; /* both empty (IPv6, mostly): no walk of the mirror */
-	memset(msum, 0, sizeof(msum));
-	memset(mcnt, 0, sizeof(mcnt));
-	for (size_t i = 0; i < bl->tab.cap; i++) {
-		const struct bl_slot *sl = &bl->tab.slots[i];
-		uint64_t kh;
-		unsigned int b;
-
-		if (!sl->used || sl->fam != s->fam || sl->in_trie)
-			continue;
-		kh = slot_hash(sl->fam, sl->plen, sl->addr);
-		b = (unsigned int)(kh >> (64 - BL_SCAN_BUCKET_BITS));
-		msum[b] += bl_scan_item(kh ^ sl->plen, sl->expires_ns, sl->source);
-		mcnt[b]++;
-	}
+	/* The mirror's sums are kept as it changes (slot_sum): no walk of the table here. */
 	for (unsigned int b = 0; b < BL_SCAN_BUCKETS; b++)
 		if (msum[b] != s->sums[b] || mcnt[b] != s->counts[b]) {
 			diff[b / 64] |= 1ULL << (b % 64);
@@ -2024,7 +2094,7 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 			     (64 - BL_SCAN_BUCKET_BITS)) != b)
 				continue;
 			done++;
-			bl_check_present(fd, sl, fix, h);
+			bl_check_present(bl, fd, sl, fix, h);
 		}
 	}
 	return nd;

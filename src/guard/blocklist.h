@@ -39,9 +39,9 @@ void zt_blocklist_stop(struct zt_blocklist *bl);
  * Walks at most budget keys of each map per call, resuming where the last
  * call stopped (cur, zeroed before the first); at the end of a pass, fewer
  * keys than mirrored means deletions, which are looked for and put back
- * (the reason and note of such an entry are not mirrored: operator, or
- * threat-intel for a feed's). Entries the mirror lacks are deleted, changed
- * expiry or source written back. Loop thread.
+ * with the whole value the agent wrote (kind, note, source, feed, times).
+ * Entries the mirror lacks are deleted, a changed value written back. Loop
+ * thread.
  */
 struct zt_drift_hooks;
 struct zt_bl_drift_cursor {
@@ -56,6 +56,9 @@ struct zt_bl_drift_cursor {
 };
 void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
 			      size_t budget, const struct zt_drift_hooks *h);
+/* One key of one map (fam, trie) that another process wrote: compared and repaired at once. */
+void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				  const struct zt_drift_hooks *h);
 
 /*
  * Drift in big hash maps within a second: a whole-map read off the loop

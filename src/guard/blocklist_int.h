@@ -28,9 +28,13 @@ struct bl_slot {
 	uint8_t plen;
 	uint8_t in_trie;
 	uint8_t source; /* enum zt_block_source: a feed removes only its own kind */
-	uint8_t _pad[3];
+	uint8_t summed; /* its value is in bl_table.sums (hash-map entries whose value was set) */
+	uint16_t reason; /* the rest of the entry as written, so drift repair puts it back whole */
 	uint64_t expires_ns;
 	uint8_t addr[16];
+	uint64_t created_unix;
+	uint32_t feed_id;
+	uint32_t note_id;
 };
 
 /*
@@ -44,6 +48,14 @@ struct bl_table {
 	unsigned int shift; /* 64 - log2(cap) */
 	size_t n;
 	uint64_t removals; /* deletes so far: each may move entries to earlier slots */
+	/*
+	 * Per family and bucket of the key hash: a count and a sum of the
+	 * hash-map entries' item hashes, kept up to date as values are set and
+	 * slots removed, for the drift checksums (zt_blocklist_scan_compare)
+	 * without a walk of the table on the loop thread.
+	 */
+	uint64_t sums[2][BL_SCAN_BUCKETS];
+	uint32_t counts[2][BL_SCAN_BUCKETS];
 };
 
 /* A blocklist key, copied out of the mirror (slots move on delete). */

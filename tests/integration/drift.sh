@@ -85,7 +85,7 @@ ztctl endpoint add --ifname v-a --ip $A --labels app=a --namespace shop --name a
 check "two endpoints registered" test $? = 0
 
 tcp() { in_pod "$1" nc -z -w1 "$2" "$3" >/dev/null 2>&1; }
-ztctl block add $LAB_EXT_IP/32 --reason "drift test" >/dev/null
+ztctl block add $LAB_EXT_IP/32 --reason "drift test" --kind scan --ttl 2h >/dev/null
 check "a -> b:8080 allowed" tcp a $B 8080
 check "a -> b:9090 denied by policy" eval '! tcp a $B 9090'
 check "198.18.0.1 blocked at the uplink" eval "! in_ext ping -c1 -W1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1"
@@ -204,20 +204,59 @@ check "endpoints: entry added for the uplink: repaired within 1 s" repaired endp
 check "endpoints: the added entry is gone" same_dump endpoints "$before"
 
 # --- blocklist entries ---
+# The entry as 'ztctl block list' shows it, text and JSON, all but the
+# expiry (the text's "in 1h59m38s (...)" and the JSON's expires_unix are computed
+# at each listing), which bl_same_meta compares apart, to the second.
+bl_text() { ztctl block list --limit 0 | awk '$1 == "198.18.0.1/32"' | sed 's/ *in [0-9dhms]* (.*$//'; }
+bl_json() {
+	ztctl block list --limit 0 -o json | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["entries"]:
+    if e.get("cidr") == "198.18.0.1/32":
+        exp = e.pop("expires_unix", 0)
+        print(json.dumps(e, sort_keys=True) + "|" + str(exp))'
+}
+bl_same_meta() {
+	local t j
+	t=$(bl_text)
+	j=$(bl_json)
+	[ "$t" = "$BL_TEXT" ] || { echo "# text now: $t"; echo "# was:      $BL_TEXT"; return 1; }
+	[ "${j%|*}" = "${BL_JSON%|*}" ] || { echo "# json now: ${j%|*}"; echo "# was:      ${BL_JSON%|*}"; return 1; }
+	[ $((${j##*|} - ${BL_JSON##*|})) -le 1 ] && [ $((${BL_JSON##*|} - ${j##*|})) -le 1 ]
+}
+echo "# $(grep -o 'event=drift_watch_.*' "$LAB_LOG" | head -1)"
+BL_TEXT=$(bl_text)
+BL_JSON=$(bl_json)
+echo "# listed: $BL_TEXT"
+check "blocklist: 198.18.0.1 listed with kind scan, reason 'drift test', source manual, an expiry" \
+	eval 'grep -Eq "scan +manual +drift test" <<<"$BL_TEXT" && [ "${BL_JSON##*|}" -gt $(date +%s) ]'
 before=$(dump blocklist_v4 | sort)
 check "blocklist_v4 holds 198.18.0.1" grep -q "^20 00 00 00 c6 12 00 01|" <<<"$before"
 bl_back() { dump blocklist_v4 | grep -q "^20 00 00 00 c6 12 00 01|"; }
 check "blocklist: entry deleted with bpftool: repaired within 1 s" repaired blocklist \
 	bpftool map delete pinned "$PINS/blocklist_v4" key hex 20 00 00 00 c6 12 00 01
 check "blocklist: the entry is back" bl_back
+check "blocklist: the entry put back is listed as before (kind, source, reason, added, expiry)" \
+	bl_same_meta
 check "198.18.0.1 blocked again" eval "! in_ext ping -c1 -W1 -I $LAB_EXT_IP $LAB_NODE_IP >/dev/null 2>&1"
+# changed: its kind (bytes 16-17 of the value) and note (bytes 24-27) overwritten
+read -ra bv <<<"$(dump blocklist_v4 | grep "^20 00 00 00 c6 12 00 01|" | cut -d'|' -f2)"
+bv[16]=01 bv[17]=00 bv[24]=00 bv[25]=00 bv[26]=00 bv[27]=00
+check "blocklist: kind and reason of the entry changed with bpftool: repaired within 1 s" \
+	repaired blocklist bpftool map update pinned "$PINS/blocklist_v4" \
+	key hex 20 00 00 00 c6 12 00 01 value hex ${bv[*]}
+check "blocklist: the entry is listed as before again" bl_same_meta
+check "blocklist: the kernel holds the value it had" same_dump blocklist_v4 "$before"
 bl_gone() { ! dump blocklist_v4 | grep -q "^20 00 00 00 c6 12 00 03|"; }
 blval=$(dump blocklist_v4 | head -1 | cut -d'|' -f2)
 check "blocklist: entry for 198.18.0.3 added with bpftool: repaired within 1 s" repaired blocklist \
 	bpftool map update pinned "$PINS/blocklist_v4" key hex 20 00 00 00 c6 12 00 03 value hex $blval
 check "blocklist: the added entry is gone" bl_gone
 check "198.18.0.3 is not blocked" eval "in_ext ping -c1 -W1 -I $LAB_EXT_IP2 $LAB_NODE_IP >/dev/null"
-check "blocklist repairs counted" counted blocklist 2
+check "blocklist repairs counted" counted blocklist 3
+# The drift watch saw the writes as they happened (not a later whole read).
+check "blocklist: each repair names the writer (bpftool, from the drift watch)" \
+	test "$(grep -c 'event=drift_repaired kind=blocklist .*written by bpftool (pid [0-9]*)' "$LAB_LOG")" -ge 3
 check "blocklist repair audited" audited blocklist
 
 # --- a pin removed ---
