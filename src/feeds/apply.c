@@ -961,6 +961,8 @@ static int job_chunk(struct zt_feed_apply *a)
 		return 0;
 	}
 	if (done) {
+		if (j->phase == PH_ADD && !j->rollback)
+			j->rep.in_force_ns = zt_now_mono_ns() - j->t0;
 		j->phase++;
 		cursors_reset(a); /* the next walk starts at the first prefix again */
 	}

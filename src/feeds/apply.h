@@ -53,6 +53,12 @@ struct zt_feed_apply_report {
 	struct zt_bl_feed_counts src; /* what it did to the blocklist */
 	size_t dst_added, dst_updated, dst_removed; /* ... to the IOC maps */
 	uint64_t apply_ns; /* from submit to the last kernel write */
+	/*
+	 * From submit to the end of the adds: from then on the new version is
+	 * wholly in the kernel, and what is left is releasing what only the
+	 * old one listed. 0 when refused.
+	 */
+	uint64_t in_force_ns;
 	uint64_t work_ns; /* time spent in steps (the loop's share) */
 	uint64_t longest_step_ns;
 	/*

@@ -472,12 +472,13 @@ static void feed_applied(void *ctx, const struct zt_feed_apply_report *rep)
 	}
 	log_info(
 		"feed_applied",
-		"feed=%s sha256=%s inbound=%zu outbound=%zu added=%zu updated=%zu unchanged=%zu kept_other_source=%zu removed=%zu ioc_added=%zu ioc_updated=%zu ioc_removed=%zu ms=%.1f work_ms=%.1f steps=%u longest_step_ms=%.1f orphans_removed=%zu",
+		"feed=%s sha256=%s inbound=%zu outbound=%zu added=%zu updated=%zu unchanged=%zu kept_other_source=%zu removed=%zu ioc_added=%zu ioc_updated=%zu ioc_removed=%zu ms=%.1f work_ms=%.1f steps=%u longest_step_ms=%.1f orphans_removed=%zu in_force_ms=%.1f cpu_ms=%.1f longest_step_cpu_ms=%.1f",
 		fc->name, sha, rep->src_entries, rep->dst_entries, rep->src.added, rep->src.updated,
 		rep->src.unchanged, rep->src.kept, rep->src.removed, rep->dst_added,
 		rep->dst_updated, rep->dst_removed, (double)rep->apply_ns / 1e6,
 		(double)rep->work_ns / 1e6, rep->steps, (double)rep->longest_step_ns / 1e6,
-		rep->orphans);
+		rep->orphans, (double)rep->in_force_ns / 1e6, (double)rep->cpu_ns / 1e6,
+		(double)rep->longest_step_cpu_ns / 1e6);
 	snprintf(
 		d, sizeof(d),
 		"{\"feed\":\"%s\",\"sha256\":\"%s\",\"url\":\"%s\",\"format\":\"%s\",\"inbound\":%zu,\"outbound\":%zu,\"added\":%zu,\"removed\":%zu,\"kept_other_source\":%zu,\"ioc_added\":%zu,\"ioc_removed\":%zu,\"apply_ms\":%.1f}",

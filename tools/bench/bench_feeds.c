@@ -218,6 +218,8 @@ static void print_rep(const char *what, const struct outcome *o)
 	       what, o->s, o->rep.steps, (double)o->rep.work_ns / 1e6,
 	       (double)o->rep.longest_step_ns / 1e6, o->rep.src.added, o->rep.src.removed,
 	       o->rep.src.unchanged, o->rep.ok ? "" : " (REFUSED)");
+	printf("    new version wholly in force after %.2f s (the rest: releasing the old one's own)\n",
+	       (double)o->rep.in_force_ns / 1e9);
 	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms\n",
 	       (double)o->rep.add_ns / 1e6, (double)o->rep.del_ns / 1e6,
 	       (double)o->rep.cpu_ns / 1e6, o->user_s * 1e3, o->sys_s * 1e3,
