@@ -294,25 +294,35 @@ static bool lists(const struct zt_feed_result *r, const struct zt_cidr *c, uint8
 	return false;
 }
 
-/* How many prefixes nw lists in direction dir that old does not (old may be NULL). */
-static size_t fresh(const struct zt_feed_result *old, const struct zt_feed_result *nw, uint8_t dir)
+/*
+ * One merge walk of old and nw (either may be NULL), in prefix order: the
+ * prefixes old lists inbound (gone[0]) and outbound (gone[1]) that nw does
+ * not list there, and those nw lists inbound that old does not (*fresh_src).
+ * One walk, not one per count: three over 2M entries were 17 ms of a step.
+ */
+static void diff_counts(const struct zt_feed_result *old, const struct zt_feed_result *nw,
+			size_t gone[2], size_t *fresh_src)
 {
-	size_t i = 0, j = 0, m = 0, no = old ? old->n : 0, nn = nw ? nw->n : 0;
+	size_t i = 0, j = 0, no = old ? old->n : 0, nn = nw ? nw->n : 0;
 
-	while (i < nn) {
-		const struct zt_cidr *c = &nw->entries[i].cidr;
+	gone[0] = gone[1] = *fresh_src = 0;
+	while (i < no || j < nn) {
+		const struct zt_cidr *c;
 		uint8_t od = 0, nd = 0;
-		int cmp = 1;
 
-		for (; i < nn && cidr_eq(&nw->entries[i].cidr, c); i++)
-			nd |= nw->entries[i].dir;
-		while (j < no && (cmp = cidr_cmp(&old->entries[j].cidr, c)) < 0)
-			j++;
-		for (size_t k = j; cmp == 0 && k < no && cidr_eq(&old->entries[k].cidr, c); k++)
-			od |= old->entries[k].dir;
-		m += (nd & dir) && !(od & dir);
+		if (j >= nn ||
+		    (i < no && cidr_cmp(&old->entries[i].cidr, &nw->entries[j].cidr) <= 0))
+			c = &old->entries[i].cidr;
+		else
+			c = &nw->entries[j].cidr;
+		for (; i < no && cidr_eq(&old->entries[i].cidr, c); i++)
+			od |= old->entries[i].dir;
+		for (; j < nn && cidr_eq(&nw->entries[j].cidr, c); j++)
+			nd |= nw->entries[j].dir;
+		gone[0] += (od & ZT_FEED_SOURCE) && !(nd & ZT_FEED_SOURCE);
+		gone[1] += (od & ZT_FEED_DESTINATION) && !(nd & ZT_FEED_DESTINATION);
+		*fresh_src += (nd & ZT_FEED_SOURCE) && !(od & ZT_FEED_SOURCE);
 	}
-	return m;
 }
 
 /* ---- kernel writes ---- */
@@ -678,12 +688,12 @@ static int job_prepare(struct zt_feed_apply *a, const struct zt_feed_result *old
 
 	job_free_lists(j);
 	j->old = old;
-	/* Counted by a read-only merge each (released: what old lists and nr does not). */
-	if (fdir & ZT_FEED_SOURCE)
-		j->n_gone[0] = fresh(j->nr, old, ZT_FEED_SOURCE);
-	if (fdir & ZT_FEED_DESTINATION)
-		j->n_gone[1] = fresh(j->nr, old, ZT_FEED_DESTINATION);
-	j->fresh_src = (fdir & ZT_FEED_SOURCE) ? fresh(old, j->nr, ZT_FEED_SOURCE) : 0;
+	/* Counted by a read-only merge (released: what old lists and nr does not). */
+	diff_counts(old, j->nr, j->n_gone, &j->fresh_src);
+	if (!(fdir & ZT_FEED_SOURCE))
+		j->n_gone[0] = j->fresh_src = 0;
+	if (!(fdir & ZT_FEED_DESTINATION))
+		j->n_gone[1] = 0;
 	j->reserved = !a->m.bl || !j->fresh_src;
 	j->pos = 0;
 	j->phase = PH_ADD;
@@ -989,8 +999,19 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 	uint64_t t0 = zt_now_mono_ns(), now = t0, js = t0, cpu0 = thread_cpu_ns();
 
 	a->waiting = false;
-	if (!a->j.on && !start_next(a))
-		return false;
+	if (!a->j.on) {
+		if (!start_next(a))
+			return false;
+		/* A big job's setup (a walk of both versions) may be a step's worth already. */
+		now = zt_now_mono_ns();
+		if (now - t0 >= budget_ns / 2) {
+			a->j.rep.steps++;
+			a->j.rep.cpu_ns += thread_cpu_ns() - cpu0;
+			a->j.rep.longest_step_ns = now - t0;
+			a->j.rep.longest_step_cpu_ns = a->j.rep.cpu_ns;
+			return true;
+		}
+	}
 	for (;;) {
 		uint64_t c0 = now, dt, limit;
 		bool adding = a->j.phase == PH_ADD;
