@@ -53,8 +53,21 @@ struct zt_feed_apply_report {
 	struct zt_bl_feed_counts src; /* what it did to the blocklist */
 	size_t dst_added, dst_updated, dst_removed; /* ... to the IOC maps */
 	uint64_t apply_ns; /* from submit to the last kernel write */
+	/*
+	 * From submit to the end of the adds: from then on the new version is
+	 * wholly in the kernel, and what is left is releasing what only the
+	 * old one listed. 0 when refused.
+	 */
+	uint64_t in_force_ns;
 	uint64_t work_ns; /* time spent in steps (the loop's share) */
 	uint64_t longest_step_ns;
+	/*
+	 * Where the work went: adds, releases (wall, in steps), and the
+	 * thread's CPU time in steps; work minus CPU is waiting (the kernel's
+	 * locks, being scheduled out).
+	 */
+	uint64_t add_ns, del_ns, cpu_ns;
+	uint64_t longest_step_cpu_ns; /* the thread's CPU in its longest step (by CPU) */
 	unsigned int steps;
 	size_t orphans; /* removed after the last feed's first version: an earlier run's leftovers */
 	uint8_t digest[32];
@@ -80,6 +93,12 @@ int zt_feed_apply_submit(struct zt_feed_apply *a, unsigned int idx, struct zt_fe
 /* Works for about budget_ns (at least one chunk); true while work remains. */
 bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns);
 bool zt_feed_apply_busy(const struct zt_feed_apply *a);
+/*
+ * Whether the last step stopped early to wait for the blocklist's room
+ * (memory made ready on a thread): the next step is better a little later
+ * than at once, as polling only takes CPU from that thread.
+ */
+bool zt_feed_apply_waiting(const struct zt_feed_apply *a);
 
 /* Owner masks of exactly c (0 when no feed lists it). */
 void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,

@@ -1143,11 +1143,15 @@ static void delete_keys(int fd, const void *keys, size_t key_size, size_t n)
 /*
  * Writes n entries, each with its own value (ents[i] for cs[i]): new keys
  * first (prefilter bits, then the entries), then their lengths are
- * published. All or nothing.
+ * published. All or nothing. known (may be NULL): the caller's lookup of
+ * each cs[i], its slot or NULL when absent, made at the table's present
+ * size (the feed path: a lookup into a big mirror is a cache miss, and it
+ * was made three times per entry). The slots found or made here are kept
+ * for the last pass (the table does not move in between).
  */
 static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
-			  const struct zt_block_entry *ents, size_t n, size_t *added,
-			  size_t *replaced, char *err, size_t errlen)
+			  const struct zt_block_entry *ents, size_t n, struct bl_slot **known,
+			  size_t *added, size_t *replaced, char *err, size_t errlen)
 {
 	/* Four destinations: (family) x (hash, trie). */
 	uint8_t *keys[2][2] = {};
@@ -1157,17 +1161,20 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 	bool trie_for[2][MAX_PLEN + 1];
 	bool new_len[2][MAX_PLEN + 1] = {};
 	unsigned int nhashed[2];
+	struct bl_slot **sl = NULL;
+	size_t cap0 = bl->tab.cap;
 	int r = 0;
 
 	*added = *replaced = 0;
 	if (!n)
 		return 0;
 	is_new = calloc(n, 1);
+	sl = malloc(n * sizeof(*sl));
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++)
 			keys[f][t] = malloc(n * (f == FAM_V4 ? sizeof(struct zt_ip4_key) :
 							       sizeof(struct zt_ip6_key)));
-	if (!is_new || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
+	if (!is_new || !sl || !keys[0][0] || !keys[0][1] || !keys[1][0] || !keys[1][1]) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		goto out;
@@ -1179,6 +1186,8 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		goto out;
 	}
+	if (bl->tab.cap != cap0)
+		known = NULL; /* rehashed: the caller's slots moved */
 	nhashed[FAM_V4] = hashed_lens(bl, FAM_V4);
 	nhashed[FAM_V6] = hashed_lens(bl, FAM_V6);
 	for (int f = 0; f < 2; f++)
@@ -1193,13 +1202,16 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 			trie_for[f][l] = nhashed[f] >= ZT_MAX_HASHED_LENS;
 			nhashed[f] += !trie_for[f][l];
 		}
-		if (!tab_find(&bl->tab, f, l, cs[i].addr)) {
+		/* Absent ones are looked for again: a duplicate may have been inserted above. */
+		sl[i] = known && known[i] ? known[i] : tab_find(&bl->tab, f, l, cs[i].addr);
+		if (!sl[i]) {
 			/* Mark, so a duplicate in the same request counts once. */
 			struct bl_slot *s = tab_insert(&bl->tab, f, l, cs[i].addr);
 
 			s->in_trie = trie_for[f][l];
 			is_new[i] = 1;
 			new_per_fam[f]++;
+			sl[i] = s;
 		}
 		bl_make_key(f, l, cs[i].addr,
 			    keys[f][trie_for[f][l]] +
@@ -1281,7 +1293,7 @@ static int import_entries(struct zt_blocklist *bl, const struct zt_cidr *cs,
 	for (size_t i = 0; i < n; i++) {
 		int f = fam_of(&cs[i]);
 		uint8_t l = cs[i].prefixlen;
-		struct bl_slot *s = tab_find(&bl->tab, f, l, cs[i].addr);
+		struct bl_slot *s = sl[i];
 
 		slot_set_value(&bl->tab, s, &ents[i]);
 		note_expiry(bl, ents[i].expires_ns);
@@ -1328,6 +1340,7 @@ rollback_mirror:
 	}
 out:
 	free(is_new);
+	free(sl);
 	for (int f = 0; f < 2; f++)
 		for (int t = 0; t < 2; t++) {
 			free(keys[f][t]);
@@ -1354,7 +1367,7 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 	fill_entry(bl, req, &e);
 	for (size_t i = 0; i < n; i++)
 		ents[i] = e;
-	r = import_entries(bl, cs, ents, n, added, replaced, err, errlen);
+	r = import_entries(bl, cs, ents, n, NULL, added, replaced, err, errlen);
 	free(ents);
 	return r;
 }
@@ -1366,19 +1379,22 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 {
 	struct zt_cidr *cs = malloc((n ? n : 1) * sizeof(*cs));
 	struct zt_block_entry *ents = malloc((n ? n : 1) * sizeof(*ents));
+	struct bl_slot **known = malloc((n ? n : 1) * sizeof(*known));
 	uint64_t now = zt_now_unix();
 	size_t m = 0, added = 0, replaced = 0;
 	int r;
 
-	if (!cs || !ents) {
+	/* Grown first, so the lookups below stay good for import_entries. */
+	if (!cs || !ents || !known || tab_grow(bl, bl->tab.n + n) < 0) {
 		free(cs);
 		free(ents);
+		free(known);
 		snprintf(err, errlen, "out of memory for %zu entries", n);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct zt_cidr *ci = &items[i].cidr;
-		const struct bl_slot *s = tab_find(&bl->tab, fam_of(ci), ci->prefixlen, ci->addr);
+		struct bl_slot *s = tab_find(&bl->tab, fam_of(ci), ci->prefixlen, ci->addr);
 
 		if (s && s->source != ZT_BS_FEED) {
 			c->kept++;
@@ -1389,6 +1405,7 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 			continue;
 		}
 		cs[m] = *ci;
+		known[m] = s;
 		memset(&ents[m], 0, sizeof(ents[m]));
 		ents[m].expires_ns = items[i].expires_ns;
 		ents[m].created_unix = now;
@@ -1397,13 +1414,14 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 		ents[m].feed_id = items[i].feed_id;
 		m++;
 	}
-	r = import_entries(bl, cs, ents, m, &added, &replaced, err, errlen);
+	r = import_entries(bl, cs, ents, m, known, &added, &replaced, err, errlen);
 	if (r == 0) {
 		c->added += added;
 		c->updated += replaced;
 	}
 	free(cs);
 	free(ents);
+	free(known);
 	return r;
 }
 

@@ -545,6 +545,129 @@ static void test_orphans_swept(void **state)
 	assert_true(ioc_state(e).host_v4_used);
 }
 
+/* Hosts from..to-1 of 100.64.0.0/10 as a CIDR list, each with valid_until until (0: none). */
+static struct zt_feed_result *hosts_until(struct env *e, unsigned int from, unsigned int to,
+					  uint64_t until)
+{
+	char *s = malloc((size_t)(to - from) * 20 + 16), *p = s;
+	struct zt_feed_result *r;
+
+	assert_non_null(s);
+	p += sprintf(p, "# hosts\n");
+	for (unsigned int i = from; i < to; i++)
+		p += sprintf(p, "100.%u.%u.%u\n", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+	r = res(e->cfg.feeds[0].name, ZT_FEED_CIDR, s);
+	for (size_t i = 0; i < r->n; i++)
+		r->entries[i].valid_until = until;
+	free(s);
+	return r;
+}
+
+static void submit_r(struct env *e, struct zt_feed_result *r)
+{
+	uint8_t d[32] = { 1 };
+
+	assert_int_equal(zt_feed_apply_submit(e->a, 0, r, d, 0), 0);
+}
+
+static uint64_t bl_expiry(struct env *e, unsigned int i)
+{
+	struct zt_block_entry b;
+	char s[32];
+
+	snprintf(s, sizeof(s), "100.%u.%u.%u/32", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+	if (bl_get(e, s, &b) < 0)
+		return UINT64_MAX;
+	return b.expires_ns;
+}
+
+/*
+ * Entries rewritten (another valid_until) in the same chunks as new ones:
+ * the blocklist writes them through the slots its feed path looked up
+ * once, and its mirror must agree with the kernel afterwards (the same
+ * version again is all unchanged; dropping it removes every entry).
+ */
+static void test_rewritten_with_new(void **state)
+{
+	struct env *e = *state;
+	uint64_t u1 = zt_now_unix() + 3600, u2 = zt_now_unix() + 7200;
+	uint64_t b2 = zt_feed_apply_boot_ns(e->a, u2);
+	struct zt_feed_result *v2;
+
+	submit_r(e, hosts_until(e, 0, 100, u1));
+	run_all(e);
+	assert_true(e->last.ok);
+	assert_int_equal(bl_expiry(e, 7), zt_feed_apply_boot_ns(e->a, u1));
+	/* v2: the 100 with another expiry, and 3000 new ones without. */
+	v2 = hosts_until(e, 0, 3100, 0);
+	for (size_t i = 0; i < v2->n; i++)
+		if (v2->entries[i].cidr.addr[2] == 0 && v2->entries[i].cidr.addr[3] < 100)
+			v2->entries[i].valid_until = u2;
+	submit_r(e, v2);
+	run_all(e);
+	assert_true(e->last.ok);
+	assert_int_equal(e->last.src.updated, 100);
+	assert_int_equal(e->last.src.added, 3000);
+	for (unsigned int i = 0; i < 3100; i++)
+		if (bl_expiry(e, i) != (i < 100 ? b2 : 0))
+			fail_msg("host %u: kernel expiry %llu, want %llu", i,
+				 (unsigned long long)bl_expiry(e, i),
+				 (unsigned long long)(i < 100 ? b2 : 0));
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 3100);
+	/* The same again: the mirror holds what the kernel does, nothing is written. */
+	v2 = hosts_until(e, 0, 3100, 0);
+	for (size_t i = 0; i < v2->n; i++)
+		if (v2->entries[i].cidr.addr[2] == 0 && v2->entries[i].cidr.addr[3] < 100)
+			v2->entries[i].valid_until = u2;
+	submit_r(e, v2);
+	run_all(e);
+	assert_int_equal(e->last.src.unchanged, 3100);
+	assert_int_equal(e->last.src.updated, 0);
+	assert_int_equal(e->last.src.added, 0);
+	submit(e, 0, ZT_FEED_CIDR, "# none\n");
+	run_all(e);
+	assert_int_equal(e->last.src.removed, 3100);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 0);
+	assert_int_equal(bl_expiry(e, 50), UINT64_MAX);
+	assert_int_equal(bl_expiry(e, 3000), UINT64_MAX);
+}
+
+static int setup_swap(void **state)
+{
+	static const char *const f[] = { "a:s:b" };
+
+	return setup_with(state, 400000, f, 1);
+}
+
+/*
+ * The first version makes room for a second of its size: a swap to one
+ * sharing half never waits for the mirror to grow (which then ended in a
+ * rehash of every entry in one step of the loop: 0.1-0.25 s at 1M).
+ */
+static void test_swap_needs_no_growth(void **state)
+{
+	struct env *e = *state;
+	unsigned int steps = 0, waits = 0;
+
+	submit_r(e, hosts_until(e, 0, 100000, 0));
+	run_all(e);
+	assert_true(e->last.ok);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 100000);
+	submit_r(e, hosts_until(e, 50000, 150000, 0));
+	while (zt_feed_apply_step(e->a, 50000000ULL)) {
+		waits += zt_feed_apply_waiting(e->a);
+		assert_true(++steps < 100000);
+	}
+	assert_true(e->last.ok);
+	assert_int_equal(waits, 0);
+	assert_int_equal(e->last.src.added, 50000);
+	assert_int_equal(e->last.src.removed, 50000);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 100000);
+	assert_true(e->last.in_force_ns > 0 && e->last.in_force_ns <= e->last.apply_ns);
+	assert_int_equal(bl_expiry(e, 49999), UINT64_MAX);
+	assert_int_equal(bl_expiry(e, 149999), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +680,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbound_merge, setup_dst2, teardown),
 		cmocka_unit_test_setup_teardown(test_valid_until_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphans_swept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_with_new, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_needs_no_growth, setup_swap, teardown),
 	};
 
 	libbpf_set_print(NULL);

@@ -366,6 +366,7 @@ line=$(grep 'feed_applied feed=big' "$LAB_LOG" | tail -1)
 echo "# 1M swap: file rename to 'applied' seen by the test: $(((t1 - t0) / 1000000)) ms (polling every 100 ms)"
 echo "# $(grep -o 'added=[0-9]*.*removed=[0-9]*' <<<"$line" | head -1)"
 echo "# $(grep -o ' ms=[0-9.]* work_ms=[0-9.]* steps=[0-9]* longest_step_ms=[0-9.]*' <<<"$line")"
+echo "# $(grep -o 'in_force_ms=[0-9.]* cpu_ms=[0-9.]* longest_step_cpu_ms=[0-9.]*' <<<"$line")"
 grep 'feed_fetched feed=big' "$LAB_LOG" | tail -1 | grep -o 'parse_ms=[0-9.]*' | sed 's/^/# big: /'
 check "after the swap: the feed has 1M prefixes inbound" test "$(feed_field big inbound)" = 1000000
 swapped() {

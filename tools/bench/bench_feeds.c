@@ -14,10 +14,12 @@
  *      worst call is compared with an idle run of the same thread.
  * Each application is timed from the submission of the parsed version to
  * its last kernel write, in steps of the daemon's 30 ms budget with the
- * daemon's 1 ms gap between them; the longest step is what the daemon's
+ * daemon's 50 us gap between them (src/feeds/feeds.c STEP_GAP_NS); the longest step is what the daemon's
  * loop would have waited. Parse time is bench feedparse's business.
  *
- *   bench_feeds [-n ENTRIES] [-6]     (default 1000000, IPv4 hosts; -6: IPv6)
+ *   bench_feeds [-n ENTRIES] [-6] [-q]
+ *     (default 1000000 IPv4 hosts; -6: IPv6; -q: no packet-path thread, for
+ *     profiling the applier alone with perf)
  * Needs root.
  */
 #include <arpa/inet.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -47,7 +50,8 @@
 #include "xdp_guard.skel.h"
 
 #define STEP_NS (30ULL * 1000000ULL)
-#define GAP_US 1000
+#define GAP_US 50
+#define WAIT_GAP_US 1000
 #define STALL_REPEAT 8
 #define NPKT 4096
 #define CALLS_MAX (4u << 20)
@@ -179,6 +183,7 @@ static struct zt_feed_result *hosts(uint32_t from, uint32_t n, bool v6)
 
 struct outcome {
 	double s;
+	double user_s, sys_s; /* the applying thread's CPU, in user space and in the kernel */
 	struct zt_feed_apply_report rep;
 };
 
@@ -187,16 +192,23 @@ static void on_done(void *ctx, const struct zt_feed_apply_report *rep)
 	((struct outcome *)ctx)->rep = *rep;
 }
 
-/* Applies r as the daemon does: steps of STEP_NS with a 1 ms gap. */
+/* Applies r as the daemon does: steps of STEP_NS with a GAP_US gap. */
 static double apply(struct zt_feed_apply *a, struct zt_feed_result *r, struct outcome *out)
 {
 	uint8_t d[32] = { 0 };
+	struct rusage u0, u1;
 	double t0 = now_s();
 
+	getrusage(RUSAGE_THREAD, &u0);
 	zt_feed_apply_submit(a, 0, r, d, 0);
 	while (zt_feed_apply_step(a, STEP_NS))
-		usleep(GAP_US);
+		usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
 	out->s = now_s() - t0;
+	getrusage(RUSAGE_THREAD, &u1);
+	out->user_s = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) +
+		      (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) / 1e6;
+	out->sys_s = (double)(u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) +
+		     (double)(u1.ru_stime.tv_usec - u0.ru_stime.tv_usec) / 1e6;
 	return out->s;
 }
 
@@ -206,6 +218,12 @@ static void print_rep(const char *what, const struct outcome *o)
 	       what, o->s, o->rep.steps, (double)o->rep.work_ns / 1e6,
 	       (double)o->rep.longest_step_ns / 1e6, o->rep.src.added, o->rep.src.removed,
 	       o->rep.src.unchanged, o->rep.ok ? "" : " (REFUSED)");
+	printf("    new version wholly in force after %.2f s (the rest: releasing the old one's own)\n",
+	       (double)o->rep.in_force_ns / 1e9);
+	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms\n",
+	       (double)o->rep.add_ns / 1e6, (double)o->rep.del_ns / 1e6,
+	       (double)o->rep.cpu_ns / 1e6, o->user_s * 1e3, o->sys_s * 1e3,
+	       (double)o->rep.longest_step_cpu_ns / 1e6);
 }
 
 int main(int argc, char **argv)
@@ -220,19 +238,21 @@ int main(int argc, char **argv)
 	struct reader rd = { 0 };
 	struct pkt *pk;
 	uint32_t n = 1000000;
-	bool v6 = false;
+	bool v6 = false, quiet = false;
 	pthread_t t;
 	double t_sub, t_end;
 	float idle, busy;
 	int c;
 
-	while ((c = getopt(argc, argv, "n:6h")) != -1) {
+	while ((c = getopt(argc, argv, "n:6qh")) != -1) {
 		if (c == 'n')
 			n = (uint32_t)strtoul(optarg, NULL, 10);
 		else if (c == '6')
 			v6 = true;
+		else if (c == 'q')
+			quiet = true;
 		else {
-			printf("Usage: bench_feeds [-n ENTRIES] [-6]\n");
+			printf("Usage: bench_feeds [-n ENTRIES] [-6] [-q]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -268,8 +288,8 @@ int main(int argc, char **argv)
 	rd.pk = pk;
 	rd.fd = bpf_program__fd(dp->xdp->progs.xdp_guard);
 
-	printf("Feed of %u %s hosts through the daemon's applier (steps of 30 ms, 1 ms apart)\n", n,
-	       v6 ? "IPv6" : "IPv4");
+	printf("Feed of %u %s hosts through the daemon's applier (steps of 30 ms, %d us apart)\n",
+	       n, v6 ? "IPv6" : "IPv4", GAP_US);
 	apply(a, hosts(0, n, v6), &out);
 	print_rep("  first version, into an empty agent", &out);
 	if (getenv("BENCH_FEEDS_FIRST_ONLY"))
@@ -280,6 +300,7 @@ int main(int argc, char **argv)
 		struct zt_feed_result *next = hosts(n / 2, n, v6);
 
 		rd.t0 = now_s();
+		rd.stop = quiet;
 		if (pthread_create(&t, NULL, reader_main, &rd))
 			die("thread");
 		usleep(1500000);
