@@ -17,6 +17,8 @@
 #   tools/bench.sh feeds     8. only: feed parse rates, a 1M-entry swap and the packet path
 #                               meanwhile, TC new-flow cost with the IOC check on vs off
 #   tools/bench.sh detect    9. only: benign iperf3 and requests during a flood, agent vs none
+#   tools/bench.sh xdplive  10. only: iperf3 through the lab's uplink: no XDP, an empty
+#                               program, xdp-filter, the agent, per XDP mode (tools/bench_xdp_live.sh)
 #
 # Uses only what `make deps` installs. Part 2 runs the agent in the lab's
 # network namespaces (tools/lab.sh), which its EXIT trap removes; the
@@ -26,9 +28,9 @@ cd "$(dirname "$0")/.."
 
 parts=${1:-all}
 case $parts in
-all | xdp | daemon | seg | tc | events | db | mtls | feeds | detect) ;;
+all | xdp | daemon | seg | tc | events | db | mtls | feeds | detect | xdplive) ;;
 *)
-	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls|feeds|detect]" >&2
+	echo "usage: tools/bench.sh [xdp|daemon|seg|tc|events|db|mtls|feeds|detect|xdplive]" >&2
 	exit 2
 	;;
 esac
@@ -309,8 +311,13 @@ part_detect() {
 	tools/bench_detect.sh
 }
 
+part_xdplive() {
+	echo "== 10. XDP on the uplink, live: iperf3 through the node as ratios to no XDP"
+	tools/bench_xdp_live.sh
+}
+
 # Each part in a subshell: the lab's EXIT trap cleans up after each.
-for p in xdp daemon seg tc events db mtls feeds detect; do
+for p in xdp daemon seg tc events db mtls feeds detect xdplive; do
 	if [ "$parts" = all ] || [ "$parts" = "$p" ]; then
 		(part_$p) || {
 			r=$?

@@ -74,7 +74,8 @@ T0=$(iperf)
 read -r OK0 N0 < <(during_flood)
 echo "  iperf3 ${T0:-?} Gbit/s; requests during the flood ${OK0:-0}/${N0:-0}"
 
-lab_write_config
+# The agent's default attach mode (auto: generic on the lab's veth uplink).
+LAB_XDP_MODE=${BENCH_DETECT_XDP_MODE:-auto} lab_write_config
 cat >>"$LAB_CONF" <<EOF
 response:
   block_ttl: 60s
@@ -84,7 +85,7 @@ EOF
 lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
-echo "-- with the agent (detection on)"
+echo "-- with the agent (detection on; uplink0: $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1))"
 T1=$(iperf)
 read -r OK1 N1 < <(during_flood)
 echo "  iperf3 ${T1:-?} Gbit/s; requests during the flood ${OK1:-0}/${N1:-0}"

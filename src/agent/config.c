@@ -113,6 +113,7 @@ static const struct choice log_levels[] = {
 static const struct choice xdp_modes[] = {
 	{ "native", ZT_XDP_NATIVE },
 	{ "generic", ZT_XDP_GENERIC },
+	{ "auto", ZT_XDP_AUTO },
 	{ NULL, 0 },
 };
 static const struct choice policy_defaults[] = {
@@ -399,7 +400,7 @@ void zt_config_defaults(struct zt_config *c)
 	snprintf(c->bpffs, sizeof(c->bpffs), "%s", ZT_DEFAULT_BPFFS);
 	snprintf(c->api_socket, sizeof(c->api_socket), "%s", ZT_DEFAULT_API_SOCKET);
 	c->log_level = ZT_LOG_INFO;
-	c->xdp.mode = ZT_XDP_NATIVE;
+	c->xdp.mode = ZT_XDP_AUTO;
 	c->xdp.malformed_drop = true;
 	c->xdp.blocklist_max = 2097152;
 	c->xdp.allowlist_max = 65536;

@@ -65,8 +65,8 @@ void daemon_detect_score_one(struct zt_model *model, struct zt_feat_window *win,
 
 	memset(res, 0, sizeof(*res));
 	if (r->kind == ZT_FLOW_KIND_FLOW) {
-		zt_feat_window_add(win, r, NULL, &src);
-		zt_features_compute(r, NULL, &src, x);
+		zt_feat_window_add(win, r, zt_feat_record_stats(r), &src);
+		zt_features_compute(r, zt_feat_record_stats(r), &src, x);
 		if (model && zt_model_score(model, x, res) < 0)
 			memset(res, 0, sizeof(*res));
 	} else {

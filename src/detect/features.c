@@ -641,8 +641,8 @@ int zt_featlog_write(struct zt_featlog *fl, const struct zt_flow_record *recs, s
 
 		if (r->kind != ZT_FLOW_KIND_FLOW)
 			continue;
-		zt_feat_window_add(fl->win, r, NULL, &src);
-		zt_features_compute(r, NULL, &src, x);
+		zt_feat_window_add(fl->win, r, zt_feat_record_stats(r), &src);
+		zt_features_compute(r, zt_feat_record_stats(r), &src, x);
 		zt_featlog_write_row(fl, r, x);
 	}
 	return zt_featlog_flush(fl);

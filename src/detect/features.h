@@ -145,17 +145,10 @@ enum zt_svc_class zt_feat_service_class(uint8_t proto, uint16_t port, bool has_p
 const char *zt_feat_service_name(enum zt_svc_class c);
 
 /*
- * Per-flow statistics, filled from conntrack by the caller when the
- * datapath keeps them (else pass NULL). Index 0 is the flow's original
- * direction (the opener's), 1 the reply direction. Sizes are IP bytes,
- * inter-arrival times microseconds between packets of one direction.
+ * Per-flow statistics (struct zt_feat_flowstats): in records/flowrec.h,
+ * where the flow exporter puts them into each record it makes from
+ * conntrack (zt_flow_record.flowstats).
  */
-struct zt_feat_flowstats {
-	bool handshake; /* TCP: SYN, SYN-ACK and ACK seen */
-	float size_min[2], size_mean[2], size_max[2], size_std[2];
-	float iat_min_us[2], iat_mean_us[2], iat_max_us[2], iat_std_us[2];
-	uint32_t syn[2], fin[2], rst[2], psh[2]; /* packets with the flag */
-};
 
 /*
  * Mean and standard deviation from the online sums the datapath keeps
@@ -183,6 +176,12 @@ struct zt_feat_src {
  * half-open probe, SYN / SYN-ACK / RST, is not a handshake).
  */
 bool zt_feat_handshake(const struct zt_flow_record *r, const struct zt_feat_flowstats *fs);
+
+/* A record's own statistics (zt_flow_record.flowstats), NULL when it has none. */
+static inline const struct zt_feat_flowstats *zt_feat_record_stats(const struct zt_flow_record *r)
+{
+	return r->has_flowstats ? &r->flowstats : NULL;
+}
 
 /*
  * The features of one flow record into x[ZT_F_COUNT]. fs and src may be

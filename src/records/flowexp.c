@@ -11,6 +11,7 @@
 
 #include <bpf/bpf.h>
 
+#include "guard/activity.h"
 #include "guard/datapath.h"
 #include "records/flowexp.h"
 #include "agent/log.h"
@@ -287,6 +288,9 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 			zt_flowrec_set_text(r->dest_spiffe_id, sizeof(r->dest_spiffe_id), dst);
 		}
 	}
+	/* Sizes, gaps and flags as the datapath keeps them, for the scorer (features.h). */
+	zt_ct_flowstats(v, &r->flowstats);
+	r->has_flowstats = true;
 }
 
 static bool has_delta(const struct zt_ct_val *v, const struct zt_flow_export *ex)
@@ -557,6 +561,8 @@ static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
 			if (j - i > 1) {
 				r->source_port = 0;
 				r->present &= ~(uint32_t)ZT_FR_HAS_SPORT;
+				/* The first flow's statistics do not describe the sum. */
+				r->has_flowstats = false;
 			}
 			(*emitted)++;
 			x->st.records_final++;

@@ -75,6 +75,19 @@ enum zt_flow_kind {
 	ZT_FLOW_KIND_XDP_DROP_AGG = 1, /* 'xdp_drop_aggregate' */
 };
 
+/*
+ * Per-flow statistics for the flow model (detect/features.h), from
+ * conntrack (guard/activity.h, zt_ct_flowstats). Index 0 is the flow's original
+ * direction (the opener's), 1 the reply direction. Sizes are IP bytes,
+ * inter-arrival times microseconds between packets of one direction.
+ */
+struct zt_feat_flowstats {
+	bool handshake; /* TCP: SYN, SYN-ACK and ACK seen */
+	float size_min[2], size_mean[2], size_max[2], size_std[2];
+	float iat_min_us[2], iat_mean_us[2], iat_max_us[2], iat_std_us[2];
+	uint32_t syn[2], fin[2], rst[2], psh[2]; /* packets with the flag */
+};
+
 struct zt_flow_record {
 	uint8_t id[16]; /* UUIDv7, big-endian as RFC 9562 writes it */
 	uint8_t family; /* AF_INET or AF_INET6, both addresses */
@@ -114,6 +127,14 @@ struct zt_flow_record {
 	/* The SPIFFE IDs both ends proved in the tunnel's handshake ("" unknown, NULL in SQL). */
 	char source_spiffe_id[ZT_FR_SPIFFE_MAX];
 	char dest_spiffe_id[ZT_FR_SPIFFE_MAX];
+	/*
+	 * The flow's statistics from its first packet to this record's end
+	 * (not this record's interval alone), when has_flowstats: for the
+	 * scorer and the feature log, which see a record before the spool.
+	 * In memory only: neither the spool nor the database carries them.
+	 */
+	bool has_flowstats;
+	struct zt_feat_flowstats flowstats;
 };
 
 /*

@@ -31,7 +31,7 @@ static void assert_defaults(const struct zt_config *c)
 	assert_string_equal(c->api_socket, "/run/ztagent/api.sock");
 	assert_int_equal(c->log_level, ZT_LOG_INFO);
 	assert_int_equal(c->xdp.n_interfaces, 0);
-	assert_int_equal(c->xdp.mode, ZT_XDP_NATIVE);
+	assert_int_equal(c->xdp.mode, ZT_XDP_AUTO);
 	assert_true(c->xdp.malformed_drop);
 	assert_int_equal(c->xdp.blocklist_max, 2097152);
 	assert_int_equal(c->xdp.allowlist_max, 65536);
@@ -319,7 +319,7 @@ static const struct {
 } bad[] = {
 	/* Unknown and duplicate keys. */
 	{ "xdp:\n  mode: fast\n", -EINVAL,
-	  "t.yaml:2:9: xdp.mode: ", "expected native or generic, got 'fast'" },
+	  "t.yaml:2:9: xdp.mode: ", "expected native, generic or auto, got 'fast'" },
 	{ "xdp:\n  mdoe: native\n", -EINVAL, "t.yaml:2:3: unknown key 'xdp.mdoe'",
 	  "did you mean 'xdp.mode'?" },
 	{ "nodes: x\n", -EINVAL, "t.yaml:1:1: unknown key 'nodes'", "did you mean 'node'?" },
@@ -424,9 +424,9 @@ static const struct {
 	  "t.yaml:5:7: xdp.interfaces: 'eth0' is listed twice", "" },
 
 	/* xdp.mode, xdp.malformed */
-	{ "xdp:\n  mode: Native\n", -EINVAL, "xdp.mode: expected native or generic",
+	{ "xdp:\n  mode: Native\n", -EINVAL, "xdp.mode: expected native, generic or auto",
 	  "got 'Native'" },
-	{ "xdp:\n  mode: ''\n", -EINVAL, "xdp.mode: expected native or generic", "got ''" },
+	{ "xdp:\n  mode: ''\n", -EINVAL, "xdp.mode: expected native, generic or auto", "got ''" },
 	{ "xdp:\n  mode: [native]\n", -EINVAL, "t.yaml:2:9: xdp.mode: expected a single value",
 	  "got a list" },
 	{ "xdp:\n  malformed: maybe\n", -EINVAL,
@@ -929,8 +929,8 @@ static void test_files(void **state)
 	memset(&c, 0xa5, sizeof(c));
 	before = c;
 	assert_int_equal(zt_config_load(path, &c, err, sizeof(err)), -EINVAL);
-	snprintf(want, sizeof(want), "%s:2:9: xdp.mode: expected native or generic, got 'slow'",
-		 path);
+	snprintf(want, sizeof(want),
+		 "%s:2:9: xdp.mode: expected native, generic or auto, got 'slow'", path);
 	assert_string_equal(err, want);
 	assert_memory_equal(&c, &before, sizeof(c));
 

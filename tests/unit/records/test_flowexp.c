@@ -21,6 +21,7 @@
 
 #include <bpf/bpf.h>
 
+#include "detect/features.h"
 #include "guard/dropagg.h"
 #include "records/flowexp.h"
 #include "agent/util.h"
@@ -465,6 +466,116 @@ static void test_reused_key_starts_over(void **state)
 	zt_flowexp_close(x);
 }
 
+/*
+ * A closed TCP flow whose conntrack entry carries the datapath's online
+ * sums: its record carries the statistics, and the features the scorer
+ * and the feature log compute from it are the hand-computed ones.
+ *   out (opener): 4 packets of 60, 60, 200, 1500 bytes; gaps of 1000,
+ *     2000, 3000 units of 1.024 us; 1 SYN, 1 FIN, 2 PSH.
+ *   in (replies): 3 packets of 60, 100, 100 bytes; gaps of 500 and 1500
+ *     units; 1 SYN, 1 FIN, 1 PSH.
+ */
+static void test_flowstats_reach_features(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 400 * S;
+	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 44100, "198.18.1.20", 443);
+	struct zt_ct_val v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	char path[160], line[8192], *tok, *save = NULL;
+	const struct zt_flow_record *r;
+	struct zt_featlog *fl = NULL;
+	float x0[ZT_F_COUNT];
+	int col = 0, seen = 0;
+	char err[256];
+	FILE *f;
+
+	v.packets[0] = 4;
+	v.bytes[0] = 1820;
+	v.size_sq[0] = 3600 + 3600 + 40000 + 2250000;
+	v.size_min[0] = 60;
+	v.size_max[0] = 1500;
+	v.iat_sum[0] = 6000;
+	v.iat_sq[0] = 14000000;
+	v.iat_min[0] = 1000;
+	v.iat_max[0] = 3000;
+	v.packets[1] = 3;
+	v.bytes[1] = 260;
+	v.size_sq[1] = 3600 + 10000 + 10000;
+	v.size_min[1] = 60;
+	v.size_max[1] = 100;
+	v.iat_sum[1] = 2000;
+	v.iat_sq[1] = 2500000;
+	v.iat_min[1] = 500;
+	v.iat_max[1] = 1500;
+	v.syn[0] = v.syn[1] = 1;
+	v.fin[0] = v.fin[1] = 1;
+	v.psh[0] = 2;
+	v.psh[1] = 1;
+	v.hs_done = 1;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
+	r = &got[0];
+	assert_true(r->has_flowstats);
+	assert_non_null(zt_feat_record_stats(r));
+
+	zt_features_compute(r, zt_feat_record_stats(r), NULL, x0);
+	assert_float_equal(x0[ZT_F_HAS_FLOWSTATS], 1, 0);
+	assert_float_equal(x0[ZT_F_TCP_HANDSHAKE], 1, 0);
+	assert_float_equal(x0[ZT_F_BYTES_OUT_RATIO], 0.875, 1e-6);
+	/* sizes: mean 1820/4; std sqrt(2297200/4 - 455^2) */
+	assert_float_equal(x0[ZT_F_SIZE_MIN_OUT], 60, 0);
+	assert_float_equal(x0[ZT_F_SIZE_MEAN_OUT], 455, 1e-3);
+	assert_float_equal(x0[ZT_F_SIZE_MAX_OUT], 1500, 0);
+	assert_float_equal(x0[ZT_F_SIZE_STD_OUT], 606.03218, 1e-3);
+	assert_float_equal(x0[ZT_F_SIZE_MIN_IN], 60, 0);
+	assert_float_equal(x0[ZT_F_SIZE_MEAN_IN], 86.666667, 1e-3);
+	assert_float_equal(x0[ZT_F_SIZE_MAX_IN], 100, 0);
+	assert_float_equal(x0[ZT_F_SIZE_STD_IN], 18.856181, 1e-3);
+	/* gaps in us (units x 1.024), features ln(1 + us) */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MIN_OUT], 6.9324479, 1e-5); /* 1024 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MEAN_OUT], 7.6251071, 1e-5); /* 2048 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MAX_OUT], 8.0304096, 1e-5); /* 3072 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_STD_OUT], 6.7299346, 1e-5); /* 836.09 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MIN_IN], 6.2402758, 1e-5); /* 512 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MEAN_IN], 6.9324479, 1e-5); /* 1024 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_MAX_IN], 7.3375877, 1e-5); /* 1536 */
+	assert_float_equal(x0[ZT_F_LOG_IAT_STD_IN], 6.2402758, 1e-5); /* 512 */
+	assert_float_equal(x0[ZT_F_LOG_SYN_OUT], 0.6931472, 1e-6); /* ln 2 */
+	assert_float_equal(x0[ZT_F_LOG_SYN_IN], 0.6931472, 1e-6);
+	assert_float_equal(x0[ZT_F_LOG_FIN_OUT], 0.6931472, 1e-6);
+	assert_float_equal(x0[ZT_F_LOG_RST_OUT], 0, 0);
+	assert_float_equal(x0[ZT_F_LOG_PSH_OUT], 1.0986123, 1e-6); /* ln 3 */
+	assert_float_equal(x0[ZT_F_LOG_PSH_IN], 0.6931472, 1e-6);
+
+	/* The feature log (tools/train's rows) gets the same statistics. */
+	snprintf(path, sizeof(path), "%s.features.csv", pindir);
+	unlink(path);
+	assert_int_equal(zt_featlog_open(path, &fl, err, sizeof(err)), 0);
+	assert_int_equal(zt_featlog_write(fl, r, 1), 0);
+	zt_featlog_close(fl);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f)); /* the header */
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	unlink(path);
+	/* 6 labelling columns, then the features in schema order. */
+	for (tok = strtok_r(line, ",\n", &save); tok; tok = strtok_r(NULL, ",\n", &save), col++) {
+		double want = col == 6 + ZT_F_HAS_FLOWSTATS  ? 1 :
+			      col == 6 + ZT_F_SIZE_MEAN_OUT  ? 455 :
+			      col == 6 + ZT_F_LOG_IAT_MAX_IN ? 7.3375877 :
+							       -1;
+
+		if (want >= 0) {
+			assert_float_equal(strtod(tok, NULL), want, 1e-5);
+			seen++;
+		}
+	}
+	assert_int_equal(seen, 3);
+	assert_int_equal(col, 6 + ZT_F_COUNT);
+	zt_flowexp_close(x);
+}
+
 static size_t ct_entries(void)
 {
 	struct zt_ct_key k, next;
@@ -775,6 +886,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sliced_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flowstats_reach_features, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# tools/bench.sh xdplive: what XDP on the lab's uplink costs a benign TCP
+# stream, side by side in one run and as ratios to the bare path. iperf3
+# from the external namespace through the node (uplink0, forwarded) to a
+# pod, rounds interleaved so drift on a shared machine hits every row alike:
+#   bare            no XDP program, no agent
+#   empty:MODE      an XDP program that passes everything (build/bpf/xdp_empty.bpf.o)
+#   xdp-filter:MODE xdp-tools' xdp-filter (no entries), a peer
+#   agent:MODE      ztagent: the guard with detection on, TC on the pod's veth;
+#                   agent:auto is the agent's default (xdp.mode auto: generic on a veth)
+# MODE native or generic. A native XDP program on a veth strips GSO from
+# its peer (the kernel's veth_fix_features: ext0 shows "tso off"), so every
+# segment crosses the node alone; generic mode sees the peer's batches.
+# BENCH_LIVE_GRO="off on" repeats the rows with GRO on uplink0 too.
+# Prints Gbit/s min/median/max per row and the median ratio to bare.
+# Exits non-zero only when a run produced no figure.
+set -uo pipefail
+. "$(dirname "$0")/lab.sh"
+
+for t in iperf3 ethtool xdp-filter; do
+	command -v $t >/dev/null || {
+		echo "bench xdplive: $t is missing (make deps)" >&2
+		exit 1
+	}
+done
+EMPTY=$LAB_ROOT/build/bpf/xdp_empty.bpf.o
+[ -f "$EMPTY" ] || {
+	echo "bench xdplive: $EMPTY is missing: run 'make'" >&2
+	exit 1
+}
+PY=/usr/bin/python3
+WEB=198.18.2.40
+SECS=${BENCH_LIVE_SECS:-3}
+ROUNDS=${BENCH_LIVE_ROUNDS:-3}
+MODE=${BENCH_LIVE_MODE:-native}
+ROWS=${BENCH_LIVE_ROWS:-"bare empty:native empty:generic xdp-filter:native agent:native agent:auto"}
+GROS=${BENCH_LIVE_GRO:-off}
+
+lab_init blive
+lab_pod web $WEB
+ip -n "$LAB_EXT" route add 198.18.2.0/24 via "$LAB_NODE_IP"
+mkdir -p "$LAB_DIR/policies"
+cat >"$LAB_DIR/policies/web.yaml" <<'EOP'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: lab}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+    - from: [{ipBlock: {cidr: 198.18.0.0/15}}]
+      ports: [{protocol: TCP, port: 5201}]
+EOP
+ip netns exec "${LAB_ID}-web" iperf3 -s -B $WEB -p 5201 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+sleep 0.5
+
+# libxdp (xdp-filter) keeps its dispatcher's pins in a bpffs; `ip netns
+# exec` remounts /sys, so it gets the lab's own.
+export LIBXDP_BPFFS=$LAB_BPFFS
+# A row is NAME or NAME:MODE (native | generic | auto, agent only; MODE by default).
+rmode() { [ "${1#*:}" != "$1" ] && echo "${1#*:}" || echo "$MODE"; }
+xdpflag() { [ "$(rmode "$1")" = generic ] && echo xdpgeneric || echo xdpdrv; }
+setup() { # ROW: attach what the row measures
+	case ${1%%:*} in
+	bare) ;;
+	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" obj "$EMPTY" sec xdp ;;
+	xdp-filter) in_node xdp-filter load -m "$([ "$(rmode "$1")" = generic ] && echo skb || echo native)" uplink0 ;;
+	agent)
+		LAB_XDP_MODE=$(rmode "$1") lab_write_config
+		lab_agent_start || return 1
+		ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab \
+			--name web >/dev/null || return 1
+		;;
+	esac
+}
+teardown() {
+	case ${1%%:*} in
+	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" off ;;
+	xdp-filter) in_node xdp-filter unload uplink0 >/dev/null 2>&1 ;;
+	agent)
+		ztctl endpoint del --ifname v-web >/dev/null 2>&1
+		lab_agent_stop
+		# SIGTERM leaves enforcement in place: take it down for the next row.
+		in_node ip link set dev uplink0 xdp off 2>/dev/null
+		in_node ip link set dev uplink0 xdpgeneric off 2>/dev/null
+		in_node tc qdisc del dev v-web clsact 2>/dev/null
+		in_node tc qdisc del dev uplink0 clsact 2>/dev/null
+		umount "$LAB_BPFFS" && mount -t bpf bpf "$LAB_BPFFS"
+		;;
+	esac
+}
+iperf() { # prints Gbit/s received
+	in_ext iperf3 -c $WEB -p 5201 -t "$SECS" -J 2>/dev/null |
+		"$PY" -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
+}
+
+declare -A R
+echo "-- iperf3 ext -> node (uplink0, XDP $MODE) -> pod, ${SECS}s a run, $ROUNDS rounds interleaved"
+for gro in $GROS; do
+	in_node ethtool -K uplink0 gro "$gro" >/dev/null
+	for r in $(seq 1 "$ROUNDS"); do
+		for row in $ROWS; do
+			setup "$row" || {
+				echo "bench xdplive: $row did not start" >&2
+				exit 1
+			}
+			[ "$r" = 1 ] && [ "$row" != bare ] &&
+				echo "   $row (gro $gro): uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1) $(in_node ip link show uplink0 | grep -o 'prog/xdp id [0-9]*'); ext0 tso $(in_ext ethtool -k ext0 | awk '/tcp-segmentation-offload/ {print $2}')"
+			v=$(iperf)
+			teardown "$row"
+			[ -n "$v" ] || {
+				echo "bench xdplive: no iperf3 figure for $row" >&2
+				exit 1
+			}
+			R[$gro/$row]+="$v "
+		done
+	done
+done
+echo "   row               gro   Gbit/s min / median / max    median x bare"
+for gro in $GROS; do
+	for row in $ROWS; do
+		echo "$gro $row ${R[$gro/$row]} | ${R[$gro/bare]}"
+	done
+done | "$PY" -c '
+import sys, statistics as st
+for line in sys.stdin:
+    a, b = line.split("|")
+    gro, row, *v = a.split()
+    v = [float(x) for x in v]
+    base = st.median([float(x) for x in b.split()])
+    print("   %-17s %-4s %8.2f / %6.2f / %6.2f   %8.2fx" % (row, gro, min(v), st.median(v), max(v), st.median(v) / base))
+'
