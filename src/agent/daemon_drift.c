@@ -715,6 +715,9 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
 	full = dr->ticks++ % DRIFT_FULL_TICKS == 0;
+	/* The watch's events also each tick: a wakeup missed costs one tick, not a whole read. */
+	if (dr->dw_rb)
+		on_dw_ready(dr, -1, 0);
 	check_xdp(dr);
 	check_pins_obj(dr, d->dp->xdp->obj, full);
 	check_pins_obj(dr, d->dp->tc->obj, full);

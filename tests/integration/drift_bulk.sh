@@ -2,13 +2,13 @@
 # Integration: drift in a 1M-entry blocklist map. The real agent in the
 # namespace lab with 1M IPv4 /32s on its blocklist; then entries are
 # deleted, changed and added with bpftool, one at a time at random places
-# in the map. Each must be repaired within BOUND_MS (1.5 s, generous for
-# the issue's 1 s: the drift watch reports each bpftool write as it happens,
-# 59-392 ms measured here; without it, whole reads found them in 1.4-4.3 s),
-# the map
-# must end equal to what the agent wrote, and the API must keep answering
-# meanwhile (the main loop is not held). Prints the idle daemon's CPU with
-# the 1M entries (from /proc/PID/stat) and the longest API stall. TAP.
+# in the map. Each must be repaired within BOUND_MS (1.5 s by default; the
+# issue's 1 s is what the drift watch gives when it sees the write: it
+# reports each bpftool write as it happens, 12-392 ms measured here; a write
+# it misses waits for the whole reads, 1.4-4.3 s). The map must end equal
+# to what the agent wrote, and the API must keep answering meanwhile (the
+# main loop is not held). Prints the idle daemon's CPU with the 1M entries
+# (from /proc/PID/stat) and the longest API stall. TAP.
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
 
@@ -90,6 +90,10 @@ lab_api_probe "$LAB_DIR/stop" >"$LAB_DIR/probe.out" 2>&1 &
 probe_pid=$!
 LAB_PIDS+=("$probe_pid")
 for r in $(seq 1 "$ROUNDS"); do
+	# More than 5 repairs of one kind within 10 s is the agent's sign of
+	# something fighting it (drift.flapping, then a back-off): the rounds,
+	# 3 writes each, keep 10 s apart so that this test measures repairs.
+	[ "$r" -gt 1 ] && sleep "${DRIFT_BULK_GAP_S:-10.5}"
 	a=$(((10 << 24) + RANDOM * 30 % M))
 	k=$(keyhex $a)
 	v0=$(valhex "$k")
