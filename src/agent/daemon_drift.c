@@ -549,16 +549,20 @@ static int on_dw_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void on_dw_ready(void *ctx, int fd, uint32_t events)
+/* Everything the watch has reported so far. */
+static void dw_consume(struct zt_drift *dr)
 {
-	struct zt_drift *dr = ctx;
-	int r;
+	int r = ring_buffer__consume(dr->dw_rb);
 
-	(void)fd;
-	(void)events;
-	r = ring_buffer__consume(dr->dw_rb);
 	if (r < 0)
 		log_warn("drift_watch_read_failed", "error=\"%s\"", strerror(-r));
+}
+
+static void on_dw_ready(void *ctx, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	dw_consume(ctx);
 }
 
 /* The ids of syscalls/sys_{enter,exit}_bpf under a tracefs root. */
@@ -717,7 +721,7 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	full = dr->ticks++ % DRIFT_FULL_TICKS == 0;
 	/* The watch's events also each tick: a wakeup missed costs one tick, not a whole read. */
 	if (dr->dw_rb)
-		on_dw_ready(dr, -1, 0);
+		dw_consume(dr);
 	check_xdp(dr);
 	check_pins_obj(dr, d->dp->xdp->obj, full);
 	check_pins_obj(dr, d->dp->tc->obj, full);
