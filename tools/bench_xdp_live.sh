@@ -39,17 +39,7 @@ GROS=${BENCH_LIVE_GRO:-off}
 lab_init blive
 lab_pod web $WEB
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via "$LAB_NODE_IP"
-mkdir -p "$LAB_DIR/policies"
-cat >"$LAB_DIR/policies/web.yaml" <<'EOP'
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-    - from: [{ipBlock: {cidr: 198.18.0.0/15}}]
-      ports: [{protocol: TCP, port: 5201}]
-EOP
+lab_policy_open web.yaml web 198.18.0.0/15 5201/TCP
 ip netns exec "${LAB_ID}-web" iperf3 -s -B $WEB -p 5201 >/dev/null 2>&1 &
 LAB_PIDS+=($!)
 sleep 0.5

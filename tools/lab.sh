@@ -86,6 +86,26 @@ xdp:
 EOC
 }
 
+# lab_policy_open FILE APP CIDR PORT/PROTO...: writes policies/FILE, a
+# NetworkPolicy that admits CIDR to the pods labelled app=APP (namespace
+# lab) on the ports given, e.g. 8080/TCP 9999/UDP.
+lab_policy_open() {
+	local file=$1 app=$2 cidr=$3 p ports=
+	shift 3
+	for p; do ports+="${ports:+, }{protocol: ${p#*/}, port: ${p%/*}}"; done
+	mkdir -p "$LAB_DIR/policies"
+	cat >"$LAB_DIR/policies/$file" <<EOP
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: $app, namespace: lab}
+spec:
+  podSelector: {matchLabels: {app: $app}}
+  ingress:
+    - from: [{ipBlock: {cidr: $cidr}}]
+      ports: [$ports]
+EOP
+}
+
 # lab_pod NAME IP: a pod namespace behind the node (see the top of this file).
 lab_pod() {
 	local name=$1 ip=$2 ns="${LAB_ID}-$1"

@@ -54,16 +54,7 @@ lab_pod web $WEB
 ip -n "$LAB_EXT" addr add $UDPSRC/24 dev ext0
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 mkdir -p "$LAB_DIR/policies" "$LAB_DIR/www"
-cat >"$LAB_DIR/policies/10-lab.yaml" <<'EOF'
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-    - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
-      ports: [{protocol: TCP, port: 8080}, {protocol: UDP, port: 9999}]
-EOF
+lab_policy_open 10-lab.yaml web 0.0.0.0/0 8080/TCP 9999/UDP
 for i in $(seq 1 60); do echo "<p>line $i of the lab's page</p>"; done >"$LAB_DIR/www/index.html"
 LAB_DB_URL=$DB
 lab_write_config

@@ -98,25 +98,8 @@ forensics:
   dir: $LAB_DIR/pcap
   max_bytes: 64MiB
 EOF
-cat >"$POL/10-lab.yaml" <<'EOF'
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: db, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: db}}
-  ingress:
-    - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
-      ports: [{protocol: TCP, port: 5432}]
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-    - from: [{ipBlock: {cidr: 0.0.0.0/0}}]
-      ports: [{protocol: TCP, port: 8080}, {protocol: TCP, port: 5201}, {protocol: UDP, port: 9999}]
-EOF
+lab_policy_open 10-db.yaml db 0.0.0.0/0 5432/TCP
+lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 5201/TCP 9999/UDP
 if ! lab_agent_start; then
 	tap_fail "ztagent starts with detection on"
 	exit 1

@@ -60,17 +60,7 @@ in_pod web sysctl -qw net.ipv4.tcp_syncookies=0
 in_pod web sysctl -qw net.ipv4.tcp_synack_retries=1
 in_pod web sysctl -qw net.ipv4.tcp_max_syn_backlog=4096
 in_pod web sysctl -qw net.core.somaxconn=4096
-mkdir -p "$LAB_DIR/policies"
-cat >"$LAB_DIR/policies/web.yaml" <<'EOF'
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-    - from: [{ipBlock: {cidr: 198.18.0.0/15}}]
-      ports: [{protocol: TCP, port: 80}]
-EOF
+lab_policy_open web.yaml web 198.18.0.0/15 80/TCP
 
 cat >"$LAB_DIR/server.py" <<'EOF'
 import http.server, socketserver, sys

@@ -70,17 +70,7 @@ ip -n "$LAB_NODE" route add "$FLOOD_NET" via "$LAB_EXT_IP"
 # alive for a minute by retransmissions (conntrack counts them as traffic).
 in_pod web sysctl -qw net.ipv4.tcp_synack_retries=1
 in_pod web sysctl -qw net.ipv4.tcp_syncookies=1
-mkdir -p "$LAB_DIR/policies"
-cat >"$LAB_DIR/policies/web.yaml" <<'EOF'
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: lab}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
-    - from: [{ipBlock: {cidr: 198.18.0.0/15}}]
-      ports: [{protocol: TCP, port: 80}]
-EOF
+lab_policy_open web.yaml web 198.18.0.0/15 80/TCP
 LAB_DB_URL=$DB
 LAB_CT_MAX=$CT_MAX
 lab_write_config
