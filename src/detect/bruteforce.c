@@ -189,7 +189,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		d->score = (float)(lam / (1 + lam));
 		d->first_ns = s->first_ns;
 		d->latest_start_ns = s->latest_start_ns;
-		d->window_ns = ts - s->first_ns;
+		d->window_ns = ts > s->first_ns ? ts - s->first_ns : 0;
 		d->value = n;
 		d->threshold = b->p.min_attempts;
 		d->flows = s->sessions;

@@ -172,7 +172,7 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 		d->score = (float)((double)g->slow / ((double)g->slow + s->p.min_conns / 4.0));
 		d->first_ns = g->first_ns;
 		d->latest_start_ns = g->latest_start_ns;
-		d->window_ns = s->now - g->first_ns;
+		d->window_ns = s->now > g->first_ns ? s->now - g->first_ns : 0;
 		d->value = g->slow;
 		d->threshold = s->p.min_conns;
 		d->flows = g->slow;

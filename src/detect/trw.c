@@ -168,10 +168,13 @@ static bool first_contact(struct zt_trw *t, struct src_ent *s, const struct zt_p
 /* One trial; true when the walk reached "scanner" (and started over). */
 static bool step(struct zt_trw *t, struct walk *w, bool ok, uint64_t ts, struct walk *done)
 {
-	if (!w->trials)
+	/* Outcomes arrive out of order (a timeout is judged long after a later
+	 * probe's answer): the walk's window spans the earliest to the latest. */
+	if (!w->trials || ts < w->first_ns)
 		w->first_ns = ts;
+	if (!w->trials || ts > w->last_ns)
+		w->last_ns = ts;
 	w->trials++;
-	w->last_ns = ts;
 	if (!ok)
 		w->failures++;
 	w->llr += ok ? t->s_ok : t->s_fail;

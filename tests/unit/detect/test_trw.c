@@ -173,6 +173,42 @@ static void test_repeat_and_expire(void **state)
 	zt_trw_free(t);
 }
 
+/*
+ * A timeout is judged seconds after the probe, so outcomes reach the walk
+ * out of order: the evidence's window is the span from the earliest to the
+ * latest probe, never a wrapped difference.
+ */
+static void test_out_of_order_window(void **state)
+{
+	static const int at_ms[] = { 900, 100, 700, 300, 500, 200 };
+	struct zt_trw_params p;
+	struct zt_trw *t;
+	struct zt_decision d;
+	int decided = 0;
+
+	(void)state;
+	zt_trw_defaults(&p);
+	assert_int_equal(zt_trw_new(&p, &t), 0);
+	for (size_t i = 0; i < sizeof(at_ms) / sizeof(at_ms[0]) && !decided; i++) {
+		struct zt_probe pr = { .family = 4,
+				       .proto = 6,
+				       .outcome = ZT_PROBE_FAIL_TIMEOUT,
+				       .ts_ns = 1000 * SEC + (uint64_t)at_ms[i] * MS };
+
+		ip4(pr.src, 203, 0, 113, 8);
+		ip4(pr.dst, 198, 18, 1, 5);
+		pr.dport = (uint16_t)(1000 + i);
+		decided = zt_trw_observe(t, &pr, &d);
+	}
+	assert_true(decided);
+	assert_string_equal(d.subtype, "vertical");
+	/* flagged at the 4th failure: probes at 900, 100, 700, 300 ms */
+	assert_int_equal(d.first_ns, 1000 * SEC + 100 * MS);
+	assert_int_equal(d.window_ns, 800 * MS);
+	assert_non_null(strstr(d.evidence, "failed in 0.800s"));
+	zt_trw_free(t);
+}
+
 /* Many scanners at once: memory stays within max_sources; the rest are counted as dropped. */
 static void test_bounded(void **state)
 {
@@ -261,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_repeat_and_expire),
+		cmocka_unit_test(test_out_of_order_window),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_dtable),
 		cmocka_unit_test(test_quantile),
