@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "agent/daemon_int.h"
+#include "agent/daemon_peers.h"
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/util.h"
@@ -52,6 +53,7 @@ struct daemon_k8s {
 	struct zt_daemon *d;
 	struct zt_k8s_client *c;
 	struct zt_k8s_watch *w[ZT_K8S_KIND_MAX];
+	struct zt_peers *peers; /* the Nodes' pod CIDRs and agents (mTLS); NULL: not watched */
 	char node[NODE_MAX];
 	int tfd; /* coalescing one-shot timer; -1 */
 	bool armed, dirty_pods, dirty_pol;
@@ -507,19 +509,30 @@ static void mark(struct daemon_k8s *k, enum zt_k8s_kind kind)
 	arm(k);
 }
 
+/* Nodes change the mTLS peer table at once: no compile, nothing to coalesce. */
 static void on_added(void *ctx, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	struct daemon_k8s *k = ctx;
+
+	if (o->kind == ZT_K8S_NODE)
+		zt_peers_node_set(k->peers, o, !strcmp(o->name, k->node));
+	else
+		mark(k, o->kind);
 }
 
 static void on_updated(void *ctx, const struct zt_k8s_object *old, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	on_added(ctx, o);
 }
 
 static void on_deleted(void *ctx, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	struct daemon_k8s *k = ctx;
+
+	if (o->kind == ZT_K8S_NODE)
+		zt_peers_node_del(k->peers, o->name);
+	else
+		mark(k, o->kind);
 }
 
 static void on_synced(void *ctx, const struct zt_k8s_sync *s)
@@ -529,7 +542,8 @@ static void on_synced(void *ctx, const struct zt_k8s_sync *s)
 	if (s->first)
 		log_info("k8s_synced", "kind=%s objects=%zu resource_version=%s",
 			 zt_k8s_kind_name(s->kind), s->objects, s->resource_version);
-	mark(k, s->kind);
+	if (s->kind != ZT_K8S_NODE)
+		mark(k, s->kind);
 }
 
 static void on_error(void *ctx, const struct zt_k8s_error *e)
@@ -634,6 +648,11 @@ unsigned int daemon_probe(void *ctx, const char *path, char *msg, size_t n)
 
 /* ---- start / stop ---- */
 
+struct zt_peers *daemon_k8s_peers(struct zt_daemon *d)
+{
+	return d->k8s ? d->k8s->peers : NULL;
+}
+
 int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen)
 {
 	struct daemon_k8s *k = calloc(1, sizeof(*k));
@@ -684,6 +703,16 @@ int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen)
 					       .h = &handlers,
 					       .ctx = k };
 
+		/* Nodes: where the other nodes' agents are, for the mTLS tunnel only. */
+		if (i == ZT_K8S_NODE) {
+			if (d->cfg.mtls.mode == ZT_MTLS_MODE_OFF)
+				continue;
+			r = zt_peers_new(d, &k->peers);
+			if (r < 0) {
+				snprintf(err, errlen, "kubernetes: %s", strerror(-r));
+				return r;
+			}
+		}
 		r = zt_k8s_watch_start(k->c, &o, &k->w[i]);
 		if (r == 0)
 			r = zt_loop_add(d->loop, zt_k8s_watch_fd(k->w[i]), EPOLLIN, on_watch_fd,
@@ -715,6 +744,7 @@ void daemon_k8s_stop(struct zt_daemon *d)
 		zt_k8s_watch_stop(k->w[i]);
 	}
 	zt_k8s_client_free(k->c);
+	zt_peers_free(k->peers);
 	if (k->tfd >= 0) {
 		zt_loop_del(d->loop, k->tfd);
 		close(k->tfd);

@@ -42,6 +42,7 @@
 #include "agent/cbor.h"
 #include "agent/metrics.h"
 #include "agent/daemon_int.h"
+#include "agent/daemon_peers.h"
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/util.h"
@@ -103,6 +104,7 @@ struct zt_dmtls {
 	char state[512]; /* "running" or why not */
 	struct zt_mtls_peer peers[ZT_MTLS_PEERS_MAX];
 	unsigned int n_peers;
+	struct zt_mtls_peer learned; /* peer_of's answer from the cluster's Nodes */
 	struct zt_seg_workload *scratch;
 	/* The hosted service accounts (loop thread). */
 	struct sa_count *sas;
@@ -530,6 +532,9 @@ static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
 		if ((addr & mask) == p->net && (!best || p->plen > best->plen))
 			best = p;
 	}
+	/* mtls.peers overrides; else the node the cluster gives the address (daemon_peers.c). */
+	if (!best && daemon_peers_lookup4(m->d, addr, &m->learned) == 0)
+		best = &m->learned;
 	return best;
 }
 
@@ -1014,7 +1019,7 @@ static int op_mtls_status(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 								      "off") ||
 	    zt_cbor_put_str(top, "trust_domain", d->cfg.mtls.trust_domain) ||
 	    zt_cbor_put_u64(top, "tunnel_port", m->tun ? zt_tunnel_port(m->tun) : 0) ||
-	    zt_cbor_put_u64(top, "steer_port", m->steer_port))
+	    zt_cbor_put_u64(top, "steer_port", m->steer_port) || daemon_peers_status(d, top))
 		goto out;
 	/* Certificates in use. */
 	a = zt_cbor_array();
