@@ -43,6 +43,7 @@
 #include "agent/metrics.h"
 #include "agent/daemon_int.h"
 #include "agent/daemon_peers.h"
+#include "agent/daemon_reload.h"
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/util.h"
@@ -497,6 +498,28 @@ static void creds_watch(struct zt_dmtls *m)
 	memcpy(m->creds_seen, now, sizeof(now));
 }
 
+/*
+ * SIGHUP (daemon_reload.c): the credentials read now, changed or not, the
+ * same all-or-nothing way. 0, -EINVAL (kept the last good; logged), or
+ * -ENOTCONN when the tunnel does not run (it starts only with the agent).
+ */
+int daemon_mtls_reload_credentials(struct zt_daemon *d)
+{
+	struct zt_dmtls *m = d->mtls;
+	struct file_sig now[CREDS_FILES];
+	uint64_t failures;
+
+	if (!m || !m->tun || !m->svids)
+		return -ENOTCONN;
+	failures = m->creds_reload_failures;
+	creds_sigs(&d->cfg, now);
+	m->creds_pending = false;
+	creds_reload(m,
+		     memcmp(&now[CREDS_CERT], &m->creds_seen[CREDS_CERT], sizeof(now[0]) * 2) != 0);
+	memcpy(m->creds_seen, now, sizeof(now));
+	return m->creds_reload_failures == failures ? 0 : -EINVAL;
+}
+
 static void on_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_dmtls *m = ctx;
@@ -928,6 +951,24 @@ unavailable:
 	zt_tunnel_free(m->tun);
 	m->tun = NULL;
 	return 0;
+}
+
+/* SIGHUP (daemon_reload.c): mtls.peers of d->cfg replace the table at once. */
+void daemon_mtls_peers_reload(struct zt_daemon *d)
+{
+	struct zt_dmtls *m = d->mtls;
+	int r;
+
+	if (!m)
+		return;
+	m->n_peers = 0;
+	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
+		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &m->peers[m->n_peers]) == 0)
+			m->n_peers++;
+	/* Entries of the datapath's remote set stay: a dropped peer's pods fail closed. */
+	r = datapath_cfg(m);
+	if (r < 0)
+		log_warn("mtls_peers_datapath_failed", "error=\"%s\"", strerror(-r));
 }
 
 void daemon_mtls_stop(struct zt_daemon *d)
