@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The daemon's side of Kubernetes (kubernetes.enabled): four watches (Pods,
- * Namespaces, NetworkPolicies, ZeroTrustPolicies) whose events are
- * dispatched on the loop thread, and what they change:
+ * Namespaces, NetworkPolicies, ZeroTrustPolicies; Nodes too unless mtls.mode
+ * is off) whose events are dispatched on the loop thread, and what they
+ * change:
  *
  *   pods of this node  -> zt_seg_endpoint_set_pod_meta (labels, namespace
  *                         labels, service account, named ports), and the
@@ -10,6 +11,7 @@
  *   pods of the others -> the ipcache (zt_seg_set_remote_pods)
  *   namespaces         -> the namespace labels of both, re-evaluated
  *   policy objects     -> zt_seg_set_k8s_policies, named k8s:Kind/ns/name
+ *   nodes (mTLS on)    -> the mTLS peer table (daemon_peers.c), at once
  *
  * Changes are coalesced: an event marks pods or policies dirty and arms a
  * short one-shot timer; when it fires, the whole view is recomputed from

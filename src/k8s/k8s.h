@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The Kubernetes watch client: list-then-watch of Pods, Namespaces,
- * NetworkPolicies and ZeroTrustPolicies over HTTPS (libcurl, json-c), with
+ * NetworkPolicies, ZeroTrustPolicies and Nodes over HTTPS (libcurl, json-c), with
  * a cache per resource on the caller's thread.
  *
  *   struct zt_k8s_settings s = { .kubeconfig = "", .node_name = "node-1" };
