@@ -144,8 +144,11 @@ static void datapath_mark(struct zt_peers *p, const struct pnode *pn)
 	}
 }
 
-/* want -> have unless it overlaps another node's applied CIDRs. */
-static int try_apply(struct zt_peers *p, struct pnode *pn)
+/*
+ * want -> have unless it overlaps another node's applied CIDRs. quiet: a
+ * retry of a change already reported (not logged or counted again).
+ */
+static int try_apply(struct zt_peers *p, struct pnode *pn, bool quiet)
 {
 	char c1[ZT_CIDR_STRLEN], c2[ZT_CIDR_STRLEN], a[INET6_ADDRSTRLEN];
 
@@ -162,6 +165,8 @@ static int try_apply(struct zt_peers *p, struct pnode *pn)
 					 "pod CIDR %s overlaps node %s's %s",
 					 cidr_str(&pn->want.cidrs[j], c1, sizeof(c1)), o->name,
 					 cidr_str(&o->have.cidrs[k], c2, sizeof(c2)));
+				if (quiet)
+					return -EEXIST;
 				p->overlaps++;
 				log_error(
 					"mtls_peer_overlap",
@@ -192,7 +197,7 @@ static void retry_pending(struct zt_peers *p)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (p->v[i].problem[0])
-			try_apply(p, &p->v[i]);
+			try_apply(p, &p->v[i], true);
 }
 
 static struct pnode *find(struct zt_peers *p, const char *name)
@@ -242,7 +247,7 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 					"node=%s family=%s why=\"no InternalIP of the pod CIDR's family in status.addresses: its pods are unreachable through the tunnel (refused, no_route)\"",
 					o->name, m.cidrs[i].family == AF_INET ? "ipv4" : "ipv6");
 	}
-	if (try_apply(p, pn) == 0)
+	if (try_apply(p, pn, false) == 0)
 		retry_pending(p);
 }
 
