@@ -148,6 +148,7 @@ static int pod_lookup(void *ctx, const char *ns, const char *name, const char *u
 
 struct remote_acc {
 	struct daemon_k8s *k;
+	struct zt_peers_pods *pods; /* other nodes' pod addresses, for the mTLS peers */
 	struct zt_seg_remote_pod *v;
 	struct zt_label *labels; /* ZT_K8S_MAX_LABELS per pod, twice (labels, ns labels) */
 	struct zt_named_port *ports; /* ZT_EP_MAX_PORTS per pod */
@@ -235,6 +236,8 @@ static void collect_pod(void *ctx, const struct zt_k8s_object *o)
 	}
 	if (!pod_has_addrs(o))
 		return;
+	if (o->pod.node[0])
+		zt_peers_pods_add(a->pods, o);
 	if (a->n == a->cap && remote_grow(a) < 0) {
 		a->cap = SIZE_MAX; /* out of memory: noted, the previous set stays */
 		return;
@@ -316,7 +319,9 @@ static int apply_pods(struct daemon_k8s *k)
 	uint64_t h;
 	int r = 0;
 
+	a.pods = k->peers ? zt_peers_pods_new() : NULL;
 	zt_k8s_watch_foreach(k->w[ZT_K8S_POD], collect_pod, &a);
+	zt_peers_pods_commit(k->peers, a.pods);
 	/* One line when the count of pods left out changes, not one per pod at every event. */
 	if (a.local_failed != k->last_failed || a.skipped != k->last_skipped) {
 		char q1[700], q2[700];

@@ -44,12 +44,78 @@ struct pnode {
 	char problem[512]; /* why want is not applied; "" when it is */
 };
 
+/* An IPv4 pod address of another node, for pods outside every node's podCIDRs. */
+struct pod_route {
+	uint32_t addr; /* network byte order */
+	char *node;
+};
+
+struct zt_peers_pods {
+	struct pod_route *v;
+	size_t n, cap;
+	bool nomem;
+};
+
 struct zt_peers {
 	struct zt_daemon *d;
 	struct pnode *v;
 	size_t n, cap;
 	uint64_t changes, overlaps;
+	struct zt_peers_pods pods; /* sorted by addr */
 };
+
+static void pods_free(struct zt_peers_pods *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i].node);
+	free(b->v);
+	memset(b, 0, sizeof(*b));
+}
+
+struct zt_peers_pods *zt_peers_pods_new(void)
+{
+	return calloc(1, sizeof(struct zt_peers_pods));
+}
+
+void zt_peers_pods_add(struct zt_peers_pods *b, const struct zt_k8s_object *o)
+{
+	for (size_t i = 0; b && !b->nomem && i < o->pod.n_ips; i++) {
+		if (o->pod.ips[i].family != AF_INET)
+			continue;
+		if (zt_grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)) < 0 ||
+		    !(b->v[b->n].node = strdup(o->pod.node))) {
+			b->nomem = true;
+			return;
+		}
+		memcpy(&b->v[b->n].addr, o->pod.ips[i].addr, 4);
+		b->n++;
+	}
+}
+
+static int route_cmp(const void *x, const void *y)
+{
+	uint32_t a = ntohl(((const struct pod_route *)x)->addr);
+	uint32_t b = ntohl(((const struct pod_route *)y)->addr);
+
+	return a < b ? -1 : a > b;
+}
+
+void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
+{
+	if (!b)
+		return;
+	if (!p || b->nomem) {
+		if (p)
+			log_error("mtls_peer_pods_failed", "error=\"out of memory\" kept=previous");
+		pods_free(b);
+		free(b);
+		return;
+	}
+	qsort(b->v, b->n, sizeof(*b->v), route_cmp);
+	pods_free(&p->pods);
+	p->pods = *b;
+	free(b);
+}
 
 int zt_peers_new(struct zt_daemon *d, struct zt_peers **out)
 {
@@ -66,6 +132,7 @@ void zt_peers_free(struct zt_peers *p)
 {
 	if (!p)
 		return;
+	pods_free(&p->pods);
 	free(p->v);
 	free(p);
 }
@@ -264,6 +331,26 @@ void zt_peers_node_del(struct zt_peers *p, const char *name)
 	retry_pending(p);
 }
 
+/*
+ * No node's podCIDR holds addr: the pod at addr, if the pod watch knows one
+ * on another node (CNIs whose IPAM pools are not the nodes' podCIDRs).
+ */
+static int pod_lookup4(struct zt_peers *p, uint32_t addr, struct zt_mtls_peer *out)
+{
+	struct pod_route key = { .addr = addr };
+	const struct pod_route *r = bsearch(&key, p->pods.v, p->pods.n, sizeof(key), route_cmp);
+	const struct pnode *pn = r ? find(p, r->node) : NULL;
+	const struct zt_cidr *ag = pn && pn->applied ? agent_of(&pn->have, AF_INET) : NULL;
+
+	if (!ag || pn->self)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->net = addr;
+	memcpy(&out->agent, ag->addr, 4);
+	out->plen = 32;
+	return 0;
+}
+
 int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out)
 {
 	struct zt_peers *p = daemon_k8s_peers(d);
@@ -290,7 +377,7 @@ int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer
 			return 0;
 		}
 	}
-	return -ENOENT;
+	return p ? pod_lookup4(p, addr, out) : -ENOENT;
 }
 
 static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,
@@ -354,7 +441,8 @@ int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
 				return r;
 		}
 	}
-	return zt_cbor_put_u64(top, "peer_overlaps", p ? p->overlaps : 0) ||
+	return zt_cbor_put_u64(top, "peer_pod_addresses", p ? p->pods.n : 0) ||
+			       zt_cbor_put_u64(top, "peer_overlaps", p ? p->overlaps : 0) ||
 			       zt_cbor_put_u64(top, "peer_changes", p ? p->changes : 0) ?
 		       -ENOMEM :
 		       0;

@@ -15,6 +15,8 @@
 #     tunnel now goes to its address, where no agent listens: reset)
 #   - node b deleted: flows to its pods fail closed (reset, no_route
 #     counted, nothing delivered); re-added: they work again
+#   - a pod outside every node's podCIDR is routed to its node's agent by
+#     the pod watch (spec.nodeName), and refused again once it is deleted
 #
 #   ns A (node-a, ztagent)        ns R (router, API server)       ns B (node-b, ztagent)
 #   pod cl 198.18.1.10 ─ v-cl   uplink 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 uplink   v-sv ─ pod sv 198.18.2.10
@@ -330,6 +332,20 @@ check "... counted as steered_no_route" test "$(js a "d['traffic']['steered_no_r
 check "... nothing delivered" test "$(delivered)" -eq "$d0"
 node_obj node-b 198.18.2.0/24 198.18.101.1
 check "node b re-added: the connection works again" wait_for 5 echoes "readded-$$"
+
+# --- 6. a pod outside every podCIDR (a CNI with its own IPAM pools): its node from the pod watch ---
+node_obj node-b 198.18.9.0/24 198.18.101.1
+check "node b's podCIDR no longer holds the server pod: refused" \
+	wait_for 5 eval '! echoes outside-$$'
+ctl apply '{"resource": "namespaces", "object": {"metadata": {"name": "shop"}}}'
+ctl apply '{"resource": "pods", "object": {"metadata": {"name": "server-api", "namespace": "shop"},
+	"spec": {"nodeName": "node-b", "containers": [{"name": "main", "image": "busybox"}]},
+	"status": {"phase": "Running", "podIP": "198.18.2.10", "podIPs": [{"ip": "198.18.2.10"}]}}}'
+check "the pod watch says 198.18.2.10 is a pod of node-b: the tunnel goes to node b's agent" \
+	wait_for 5 echoes "by-pod-$$"
+check "... status counts the pod addresses known" test "$(js a "d['peer_pod_addresses']")" -ge 1
+ctl delete '{"resource": "pods", "namespace": "shop", "name": "server-api"}'
+check "the pod deleted: refused again" wait_for 5 eval '! echoes pod-gone-$$'
 check "no error in the agents' logs but the overlap" \
 	bash -c "! grep -h 'level=error' '$DIR/a.log' '$DIR/b.log' | grep -v mtls_peer_overlap | grep -q ."
 grep -h 'level=error' "$DIR/a.log" "$DIR/b.log" | grep -v mtls_peer_overlap | head -5 | sed 's/^/# /'
