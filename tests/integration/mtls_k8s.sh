@@ -278,6 +278,12 @@ synced() { grep -q 'k8s_synced kind=Node' "$DIR/$1.log"; }
 check "both agents list the Node objects (no mtls.peers in their configuration)" \
 	wait_for 15 eval 'synced a && synced b'
 
+has_svid() { js "$1" "any(s['id']=='spiffe://$TD/ns/shop/sa/$2' for s in d['svids'])" | grep -q True; }
+# The agents take their workloads into the tunnel's view once a second: before that a pod's
+# connection is refused as steered_no_source, not for want of a peer.
+check "node a holds the client's SVID, node b the server's" \
+	wait_for 10 eval 'has_svid a web && has_svid b db'
+
 # --- 1. node b's podCIDR does not hold the server pod yet: no agent speaks for it ---
 nr0=$(js a "d['traffic']['steered_no_route']")
 d0=$(delivered)
@@ -288,10 +294,17 @@ check "... counted as steered_no_route on node a" \
 check "... and nothing was delivered" test "$(delivered)" -eq "$d0"
 
 # --- 2. the podCIDR changes: routed at once, mtls.peers still empty ---
+t0=$(date +%s%3N)
 node_obj node-b 198.18.2.0/24 198.18.101.1
 check "node a learns 198.18.2.0/24 -> node-b's agent 198.18.101.1 from the Node (source k8s)" \
 	wait_for 5 has_peer a 198.18.2.0/24 198.18.101.1 k8s node-b
 check "a cross-node requireMutualAuth connection works with no mtls.peers" echoes "learned-$$"
+t1=$("$PY" -c 'import sys, datetime
+for l in open(sys.argv[1]):
+    if "event=mtls_peer_set node=node-b cidr=198.18.2.0/24" in l:
+        ts = l.split()[0][3:].rstrip("Z")
+        print(int(datetime.datetime.fromisoformat(ts).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)); break' "$DIR/a.log")
+echo "# the Node change was in node a's peer table $((${t1:-0} - t0)) ms after the API server was asked"
 check "the server pod sees the client pod's address" grep -q "peer=198.18.1.10" "$DIR/sv.peers"
 check "node b completed the handshake (the tunnel was used)" \
 	test "$(js b "d['handshakes']['full']+d['handshakes']['resumed']")" -gt 0
