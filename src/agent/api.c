@@ -646,3 +646,15 @@ void zt_api_stop(struct zt_api *api)
 		unlink(api->path);
 	free(api);
 }
+
+int zt_api_invoke(struct zt_api *api, const char *op, const cbor_item_t *req, cbor_item_t **data,
+		  char *err, size_t errlen)
+{
+	for (int i = 0; api && i < api->nops; i++)
+		if (strcmp(api->ops[i].op, op) == 0) {
+			*data = NULL;
+			return api->ops[i].fn(api->ops[i].ctx, req, data, err, errlen);
+		}
+	snprintf(err, errlen, "%s: no such operation", op);
+	return -ENOENT;
+}

@@ -34,6 +34,12 @@ int zt_api_init(struct zt_api **api, struct zt_loop *loop, const char *path, cha
 		size_t errlen);
 /* Registers op -> handler; at most 64 ops. -EEXIST for a duplicate op. */
 int zt_api_register(struct zt_api *api, const char *op, zt_api_handler fn, void *ctx);
+/*
+ * Runs op's handler in the caller's thread (the loop's), as a client's
+ * request would: what SIGHUP does is what ztctl does. -ENOENT: no such op.
+ */
+int zt_api_invoke(struct zt_api *api, const char *op, const cbor_item_t *req, cbor_item_t **data,
+		  char *err, size_t errlen);
 /* Closes connections and the socket, unlinks the socket file; NULL is fine. */
 void zt_api_stop(struct zt_api *api);
 

@@ -1822,3 +1822,26 @@ int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
 	out->port = (uint16_t)port;
 	return 0;
 }
+
+size_t zt_config_diff(const struct zt_config *a, const struct zt_config *b,
+		      void (*fn)(void *ctx, const char *key), void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(keys); i++) {
+		const struct key *k = &keys[i];
+
+		/* Items' keys are compared with their list (the whole feeds: list is one key). */
+		if (k->kind == K_SECTION || k->in_item)
+			continue;
+		if (!memcmp((const char *)a + k->off, (const char *)b + k->off, k->size) &&
+		    (k->kind != K_ITEMS ||
+		     !memcmp((const char *)a + k->count_off, (const char *)b + k->count_off,
+			     sizeof(unsigned int))))
+			continue;
+		n++;
+		if (fn)
+			fn(ctx, k->path);
+	}
+	return n;
+}

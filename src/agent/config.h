@@ -300,5 +300,13 @@ int zt_config_load(const char *path, struct zt_config *c, char *err, size_t errl
 /* Same, from memory; name is used in messages in place of the path. */
 int zt_config_load_buf(const char *buf, size_t len, const char *name, struct zt_config *c,
 		       char *err, size_t errlen);
+/*
+ * Calls fn (may be NULL) with the path of every key whose value differs
+ * between a and b, both filled by zt_config_load(), in the file's order
+ * ("log_level", "xdp.mode", ...; the feeds: list is one key, "feeds").
+ * Returns how many differ.
+ */
+size_t zt_config_diff(const struct zt_config *a, const struct zt_config *b,
+		      void (*fn)(void *ctx, const char *key), void *ctx);
 
 #endif

@@ -23,6 +23,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/daemon_int.h"
+#include "agent/daemon_reload.h"
 #include "agent/daemon_detect.h"
 #include "detect/features.h"
 #include "guard/datapath.h"
@@ -337,9 +338,7 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 			log_info("signal", "signo=%u action=stop enforcement=kept", si.ssi_signo);
 			zt_loop_quit(d->loop);
 		} else if (si.ssi_signo == SIGHUP) {
-			log_warn(
-				"signal",
-				"signo=SIGHUP action=ignored why=\"restart the agent to apply configuration changes; enforcement has no gap across a restart\"");
+			daemon_reload(d); /* daemon_reload.c */
 		}
 	}
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The daemon's side of Kubernetes (kubernetes.enabled): four watches (Pods,
- * Namespaces, NetworkPolicies, ZeroTrustPolicies) whose events are
- * dispatched on the loop thread, and what they change:
+ * Namespaces, NetworkPolicies, ZeroTrustPolicies; Nodes too unless mtls.mode
+ * is off) whose events are dispatched on the loop thread, and what they
+ * change:
  *
  *   pods of this node  -> zt_seg_endpoint_set_pod_meta (labels, namespace
  *                         labels, service account, named ports), and the
@@ -10,6 +11,7 @@
  *   pods of the others -> the ipcache (zt_seg_set_remote_pods)
  *   namespaces         -> the namespace labels of both, re-evaluated
  *   policy objects     -> zt_seg_set_k8s_policies, named k8s:Kind/ns/name
+ *   nodes (mTLS on)    -> the mTLS peer table (daemon_peers.c), at once
  *
  * Changes are coalesced: an event marks pods or policies dirty and arms a
  * short one-shot timer; when it fires, the whole view is recomputed from
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "agent/daemon_int.h"
+#include "agent/daemon_peers.h"
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/util.h"
@@ -52,6 +55,7 @@ struct daemon_k8s {
 	struct zt_daemon *d;
 	struct zt_k8s_client *c;
 	struct zt_k8s_watch *w[ZT_K8S_KIND_MAX];
+	struct zt_peers *peers; /* the Nodes' pod CIDRs and agents (mTLS); NULL: not watched */
 	char node[NODE_MAX];
 	int tfd; /* coalescing one-shot timer; -1 */
 	bool armed, dirty_pods, dirty_pol;
@@ -144,6 +148,7 @@ static int pod_lookup(void *ctx, const char *ns, const char *name, const char *u
 
 struct remote_acc {
 	struct daemon_k8s *k;
+	struct zt_peers_pods *pods; /* other nodes' pod addresses, for the mTLS peers */
 	struct zt_seg_remote_pod *v;
 	struct zt_label *labels; /* ZT_K8S_MAX_LABELS per pod, twice (labels, ns labels) */
 	struct zt_named_port *ports; /* ZT_EP_MAX_PORTS per pod */
@@ -231,6 +236,8 @@ static void collect_pod(void *ctx, const struct zt_k8s_object *o)
 	}
 	if (!pod_has_addrs(o))
 		return;
+	if (o->pod.node[0])
+		zt_peers_pods_add(a->pods, o);
 	if (a->n == a->cap && remote_grow(a) < 0) {
 		a->cap = SIZE_MAX; /* out of memory: noted, the previous set stays */
 		return;
@@ -312,7 +319,9 @@ static int apply_pods(struct daemon_k8s *k)
 	uint64_t h;
 	int r = 0;
 
+	a.pods = k->peers ? zt_peers_pods_new() : NULL;
 	zt_k8s_watch_foreach(k->w[ZT_K8S_POD], collect_pod, &a);
+	zt_peers_pods_commit(k->peers, a.pods);
 	/* One line when the count of pods left out changes, not one per pod at every event. */
 	if (a.local_failed != k->last_failed || a.skipped != k->last_skipped) {
 		char q1[700], q2[700];
@@ -507,19 +516,30 @@ static void mark(struct daemon_k8s *k, enum zt_k8s_kind kind)
 	arm(k);
 }
 
+/* Nodes change the mTLS peer table at once: no compile, nothing to coalesce. */
 static void on_added(void *ctx, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	struct daemon_k8s *k = ctx;
+
+	if (o->kind == ZT_K8S_NODE)
+		zt_peers_node_set(k->peers, o, !strcmp(o->name, k->node));
+	else
+		mark(k, o->kind);
 }
 
 static void on_updated(void *ctx, const struct zt_k8s_object *old, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	on_added(ctx, o);
 }
 
 static void on_deleted(void *ctx, const struct zt_k8s_object *o)
 {
-	mark(ctx, o->kind);
+	struct daemon_k8s *k = ctx;
+
+	if (o->kind == ZT_K8S_NODE)
+		zt_peers_node_del(k->peers, o->name);
+	else
+		mark(k, o->kind);
 }
 
 static void on_synced(void *ctx, const struct zt_k8s_sync *s)
@@ -529,7 +549,8 @@ static void on_synced(void *ctx, const struct zt_k8s_sync *s)
 	if (s->first)
 		log_info("k8s_synced", "kind=%s objects=%zu resource_version=%s",
 			 zt_k8s_kind_name(s->kind), s->objects, s->resource_version);
-	mark(k, s->kind);
+	if (s->kind != ZT_K8S_NODE)
+		mark(k, s->kind);
 }
 
 static void on_error(void *ctx, const struct zt_k8s_error *e)
@@ -634,6 +655,11 @@ unsigned int daemon_probe(void *ctx, const char *path, char *msg, size_t n)
 
 /* ---- start / stop ---- */
 
+struct zt_peers *daemon_k8s_peers(struct zt_daemon *d)
+{
+	return d->k8s ? d->k8s->peers : NULL;
+}
+
 int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen)
 {
 	struct daemon_k8s *k = calloc(1, sizeof(*k));
@@ -684,6 +710,16 @@ int daemon_k8s_start(struct zt_daemon *d, char *err, size_t errlen)
 					       .h = &handlers,
 					       .ctx = k };
 
+		/* Nodes: where the other nodes' agents are, for the mTLS tunnel only. */
+		if (i == ZT_K8S_NODE) {
+			if (d->cfg.mtls.mode == ZT_MTLS_MODE_OFF)
+				continue;
+			r = zt_peers_new(d, &k->peers);
+			if (r < 0) {
+				snprintf(err, errlen, "kubernetes: %s", strerror(-r));
+				return r;
+			}
+		}
 		r = zt_k8s_watch_start(k->c, &o, &k->w[i]);
 		if (r == 0)
 			r = zt_loop_add(d->loop, zt_k8s_watch_fd(k->w[i]), EPOLLIN, on_watch_fd,
@@ -715,6 +751,7 @@ void daemon_k8s_stop(struct zt_daemon *d)
 		zt_k8s_watch_stop(k->w[i]);
 	}
 	zt_k8s_client_free(k->c);
+	zt_peers_free(k->peers);
 	if (k->tfd >= 0) {
 		zt_loop_del(d->loop, k->tfd);
 		close(k->tfd);

@@ -42,6 +42,8 @@
 #include "agent/cbor.h"
 #include "agent/metrics.h"
 #include "agent/daemon_int.h"
+#include "agent/daemon_peers.h"
+#include "agent/daemon_reload.h"
 #include "agent/log.h"
 #include "agent/loop.h"
 #include "agent/util.h"
@@ -103,6 +105,7 @@ struct zt_dmtls {
 	char state[512]; /* "running" or why not */
 	struct zt_mtls_peer peers[ZT_MTLS_PEERS_MAX];
 	unsigned int n_peers;
+	struct zt_mtls_peer learned; /* peer_of's answer from the cluster's Nodes */
 	struct zt_seg_workload *scratch;
 	/* The hosted service accounts (loop thread). */
 	struct sa_count *sas;
@@ -495,6 +498,28 @@ static void creds_watch(struct zt_dmtls *m)
 	memcpy(m->creds_seen, now, sizeof(now));
 }
 
+/*
+ * SIGHUP (daemon_reload.c): the credentials read now, changed or not, the
+ * same all-or-nothing way. 0, -EINVAL (kept the last good; logged), or
+ * -ENOTCONN when the tunnel does not run (it starts only with the agent).
+ */
+int daemon_mtls_reload_credentials(struct zt_daemon *d)
+{
+	struct zt_dmtls *m = d->mtls;
+	struct file_sig now[CREDS_FILES];
+	uint64_t failures;
+
+	if (!m || !m->tun || !m->svids)
+		return -ENOTCONN;
+	failures = m->creds_reload_failures;
+	creds_sigs(&d->cfg, now);
+	m->creds_pending = false;
+	creds_reload(m,
+		     memcmp(&now[CREDS_CERT], &m->creds_seen[CREDS_CERT], sizeof(now[0]) * 2) != 0);
+	memcpy(m->creds_seen, now, sizeof(now));
+	return m->creds_reload_failures == failures ? 0 : -EINVAL;
+}
+
 static void on_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_dmtls *m = ctx;
@@ -530,6 +555,9 @@ static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
 		if ((addr & mask) == p->net && (!best || p->plen > best->plen))
 			best = p;
 	}
+	/* mtls.peers overrides; else the node the cluster gives the address (daemon_peers.c). */
+	if (!best && daemon_peers_lookup4(m->d, addr, &m->learned) == 0)
+		best = &m->learned;
 	return best;
 }
 
@@ -925,6 +953,24 @@ unavailable:
 	return 0;
 }
 
+/* SIGHUP (daemon_reload.c): mtls.peers of d->cfg replace the table at once. */
+void daemon_mtls_peers_reload(struct zt_daemon *d)
+{
+	struct zt_dmtls *m = d->mtls;
+	int r;
+
+	if (!m)
+		return;
+	m->n_peers = 0;
+	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
+		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &m->peers[m->n_peers]) == 0)
+			m->n_peers++;
+	/* Entries of the datapath's remote set stay: a dropped peer's pods fail closed. */
+	r = datapath_cfg(m);
+	if (r < 0)
+		log_warn("mtls_peers_datapath_failed", "error=\"%s\"", strerror(-r));
+}
+
 void daemon_mtls_stop(struct zt_daemon *d)
 {
 	struct zt_dmtls *m = d->mtls;
@@ -1014,7 +1060,7 @@ static int op_mtls_status(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 								      "off") ||
 	    zt_cbor_put_str(top, "trust_domain", d->cfg.mtls.trust_domain) ||
 	    zt_cbor_put_u64(top, "tunnel_port", m->tun ? zt_tunnel_port(m->tun) : 0) ||
-	    zt_cbor_put_u64(top, "steer_port", m->steer_port))
+	    zt_cbor_put_u64(top, "steer_port", m->steer_port) || daemon_peers_status(d, top))
 		goto out;
 	/* Certificates in use. */
 	a = zt_cbor_array();

@@ -29,6 +29,9 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 	static const bool tr[7] = { false, false, false, false, false, true, true };
 	struct table st = { .ncols = 5, .heads = sh, .right = sr };
 	struct table tt = { .ncols = 7, .heads = th, .right = tr };
+	static const char *const ph[] = { "POD CIDR", "AGENT", "SOURCE", "NODE", "NOTE" };
+	static const bool pr[5] = { false };
+	struct table pt = { .ncols = 5, .heads = ph, .right = pr };
 	const cbor_item_t *d, *a;
 	cbor_item_t *reply;
 	uint64_t now = zt_now_unix();
@@ -49,6 +52,31 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 	printf("tunnel port %llu, steer port %llu\n\n",
 	       (unsigned long long)u64_of(d, "tunnel_port"),
 	       (unsigned long long)u64_of(d, "steer_port"));
+	/* Where each destination's agent is: mtls.peers (config) or the cluster's Nodes (k8s). */
+	a = zt_cbor_get(d, "peers");
+	for (size_t i = 0; i < arr_len(a); i++) {
+		const cbor_item_t *p = arr_at(a, i);
+		char cidr[64], agent[80], src[16], node[256], note[600];
+
+		snprintf(agent, sizeof(agent), "%s:%llu", str_of(p, "agent", b2, sizeof(b2), "?"),
+			 (unsigned long long)u64_of(p, "port"));
+		str_of(p, "problem", note, sizeof(note), "");
+		if (bool_of(p, "self"))
+			snprintf(note, sizeof(note), "this node (local delivery)");
+		table_add(&pt, str_of(p, "cidr", cidr, sizeof(cidr), "-")[0] ? cidr : "-",
+			  bool_of(p, "self") ? "-" : agent,
+			  str_of(p, "source", src, sizeof(src), "?"),
+			  str_of(p, "node", node, sizeof(node), "")[0] ? node : "-",
+			  note[0] ? note : "");
+	}
+	if (pt.rows)
+		table_print(&pt);
+	else
+		printf("no peers (mtls.peers is empty and no Node with a podCIDR is known)\n");
+	if (u64_of(d, "peer_overlaps"))
+		printf("node pod CIDR overlaps refused: %llu (see the log: mtls_peer_overlap)\n",
+		       (unsigned long long)u64_of(d, "peer_overlaps"));
+	printf("\n");
 	a = zt_cbor_get(d, "svids");
 	for (size_t i = 0; i < arr_len(a); i++) {
 		const cbor_item_t *s = arr_at(a, i);
@@ -93,13 +121,15 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 	counters_line("datapath", zt_cbor_get(d, "datapath"));
 	table_free(&st);
 	table_free(&tt);
+	table_free(&pt);
 	cbor_decref(&reply);
 	return EXIT_OK;
 }
 
 const struct cmd ctl_mtls_cmds[] = {
 	{ "mtls status", "ztctl mtls status [-o json]",
-	  "Shows workload mTLS on this node: the mode and trust domain, the workload\n"
+	  "Shows workload mTLS on this node: the mode and trust domain, the peers (which\n"
+	  "node's agent each pod CIDR goes to, from mtls.peers or the cluster's Nodes), the workload\n"
 	  "certificates (X.509-SVIDs) in use with their expiry, open tunnels with the\n"
 	  "authenticated peer identity, handshakes, refusals by reason (unknown_ca,\n"
 	  "expired, wrong_identity, version, plaintext, tampered, ...), bytes relayed,\n"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The Kubernetes watch client: list-then-watch of Pods, Namespaces,
- * NetworkPolicies and ZeroTrustPolicies over HTTPS (libcurl, json-c), with
+ * NetworkPolicies, ZeroTrustPolicies and Nodes over HTTPS (libcurl, json-c), with
  * a cache per resource on the caller's thread.
  *
  *   struct zt_k8s_settings s = { .kubeconfig = "", .node_name = "node-1" };
@@ -66,6 +66,8 @@
 #define ZT_K8S_MAX_ANNOTATIONS 16 /* ztagent.io/ ones kept of an object */
 #define ZT_K8S_MAX_PORTS 1024 /* named container ports of one pod */
 #define ZT_K8S_MAX_STRING 4096 /* name, namespace, uid, label key or value, ... */
+#define ZT_K8S_MAX_NODE_CIDRS 2 /* spec.podCIDRs: the API allows one per family */
+#define ZT_K8S_MAX_NODE_ADDRS 4 /* status.addresses of type InternalIP kept */
 
 /* ---- connection ------------------------------------------------------- */
 
@@ -102,6 +104,7 @@ enum zt_k8s_kind {
 	ZT_K8S_NAMESPACE, /* v1 namespaces */
 	ZT_K8S_NETWORK_POLICY, /* networking.k8s.io/v1 networkpolicies */
 	ZT_K8S_ZT_POLICY, /* ztagent.io/v1 zerotrustpolicies (the CRD) */
+	ZT_K8S_NODE, /* v1 nodes: pod CIDRs and addresses (the mTLS peers) */
 	ZT_K8S_KIND_MAX,
 };
 
@@ -142,6 +145,15 @@ struct zt_k8s_pod {
 	size_t n_ports;
 };
 
+struct zt_k8s_node {
+	/* spec.podCIDRs (or spec.podCIDR), network prefixes, in the API's order. */
+	struct zt_cidr pod_cidrs[ZT_K8S_MAX_NODE_CIDRS];
+	size_t n_pod_cidrs;
+	/* status.addresses of type InternalIP, host prefixes, in the API's order. */
+	struct zt_cidr internal_ips[ZT_K8S_MAX_NODE_ADDRS];
+	size_t n_internal_ips;
+};
+
 struct zt_k8s_object {
 	enum zt_k8s_kind kind;
 	const char *namespace; /* "" for a Namespace */
@@ -154,6 +166,7 @@ struct zt_k8s_object {
 	const struct zt_k8s_label *annotations;
 	size_t n_annotations;
 	struct zt_k8s_pod pod; /* ZT_K8S_POD */
+	struct zt_k8s_node node; /* ZT_K8S_NODE */
 	/*
 	 * Policies: the object as one JSON document (apiVersion, kind,
 	 * metadata {name, namespace, labels}, spec), NUL-terminated, for

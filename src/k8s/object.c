@@ -22,6 +22,7 @@ static const struct zt_k8s_resource resources[ZT_K8S_KIND_MAX] = {
 				    "networking.k8s.io/v1", "NetworkPolicy", true },
 	[ZT_K8S_ZT_POLICY] = { "/apis/ztagent.io/v1/zerotrustpolicies", "ztagent.io/v1",
 			       "ZeroTrustPolicy", true },
+	[ZT_K8S_NODE] = { "/api/v1/nodes", "v1", "Node", false },
 };
 
 const struct zt_k8s_resource *zt_k8s_resource(enum zt_k8s_kind k)
@@ -486,6 +487,98 @@ static int pod_of(struct dec *d, json_object *obj, json_object *meta)
 	return r;
 }
 
+/* ---- nodes ------------------------------------------------------------- */
+
+static int node_cidr_of(struct dec *d, json_object *v, const char *path, struct zt_k8s_node *n)
+{
+	struct zt_cidr c;
+	bool host_bits = false;
+	const char *s;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	r = string_of(d, v, path, NULL, &s);
+	if (r)
+		return r;
+	if (!strchr(s, '/') || zt_cidr_parse(s, &c, &host_bits) < 0 || host_bits)
+		return fail(d, path, "'%.64s' is not a network prefix (ADDR/LEN)", s);
+	for (size_t i = 0; i < n->n_pod_cidrs; i++)
+		if (cidr_eq(&n->pod_cidrs[i], &c))
+			return 0;
+	if (n->n_pod_cidrs == ZT_K8S_MAX_NODE_CIDRS)
+		return fail(d, path, "more than %d pod CIDRs", ZT_K8S_MAX_NODE_CIDRS);
+	n->pod_cidrs[n->n_pod_cidrs++] = c;
+	return 0;
+}
+
+/*
+ * spec.podCIDRs (or the older spec.podCIDR) and the InternalIP addresses:
+ * which pods a node hosts and where its agent listens. Other address types
+ * (Hostname, ExternalIP, ...) are not the cluster network.
+ */
+static int node_of(struct dec *d, json_object *obj)
+{
+	struct zt_k8s_node *n = &d->p->pub.node;
+	json_object *spec, *status, *v, *addrs;
+	int r;
+
+	r = member(d, obj, "spec", "spec", json_type_object, &spec);
+	if (!r)
+		r = member(d, obj, "status", "status", json_type_object, &status);
+	if (r)
+		return r;
+	if (spec) {
+		r = member(d, spec, "podCIDRs", "spec.podCIDRs", json_type_array, &v);
+		for (size_t i = 0; !r && v && i < json_object_array_length(v); i++) {
+			char path[48];
+
+			snprintf(path, sizeof(path), "spec.podCIDRs[%zu]", i);
+			r = node_cidr_of(d, json_object_array_get_idx(v, i), path, n);
+		}
+		if (r)
+			return r;
+		/* Servers before dual stack only fill podCIDR; when both are there they agree. */
+		r = member(d, spec, "podCIDR", "spec.podCIDR", json_type_string, &v);
+		if (!r && v && json_object_get_string_len(v) && n->n_pod_cidrs == 0)
+			r = node_cidr_of(d, v, "spec.podCIDR", n);
+		if (r)
+			return r;
+	}
+	if (!status)
+		return 0;
+	r = member(d, status, "addresses", "status.addresses", json_type_array, &addrs);
+	for (size_t i = 0; !r && addrs && i < json_object_array_length(addrs); i++) {
+		json_object *e = json_object_array_get_idx(addrs, i), *t, *a;
+		struct zt_cidr c;
+		const char *s;
+		char path[48];
+		bool dup = false;
+
+		snprintf(path, sizeof(path), "status.addresses[%zu]", i);
+		if (!json_object_is_type(e, json_type_object))
+			return fail(d, path, "expected an object, got %s", type_name(e));
+		r = member(d, e, "type", path, json_type_string, &t);
+		if (!r)
+			r = member(d, e, "address", path, json_type_string, &a);
+		if (r)
+			return r;
+		if (!t || !a || strcmp(json_object_get_string(t), "InternalIP"))
+			continue;
+		snprintf(path, sizeof(path), "status.addresses[%zu].address", i);
+		r = string_of(d, a, path, NULL, &s);
+		if (r)
+			return r;
+		memset(&c, 0, sizeof(c));
+		if (strchr(s, '/') || zt_cidr_parse(s, &c, NULL) < 0)
+			return fail(d, path, "'%.64s' is not an IP address", s);
+		for (size_t j = 0; j < n->n_internal_ips; j++)
+			dup = dup || cidr_eq(&n->internal_ips[j], &c);
+		if (!dup && n->n_internal_ips < ZT_K8S_MAX_NODE_ADDRS)
+			n->internal_ips[n->n_internal_ips++] = c;
+	}
+	return r;
+}
+
 /* ---- policies ---------------------------------------------------------- */
 
 static int policy_of(struct dec *d, enum zt_k8s_kind kind, json_object *obj, json_object *meta)
@@ -559,6 +652,8 @@ int zt_k8s_object_decode(enum zt_k8s_kind kind, json_object *obj, struct zt_k8s_
 		r = pod_of(&d, obj, meta);
 	else if (!r && (kind == ZT_K8S_NETWORK_POLICY || kind == ZT_K8S_ZT_POLICY))
 		r = policy_of(&d, kind, obj, meta);
+	else if (!r && kind == ZT_K8S_NODE)
+		r = node_of(&d, obj);
 	if (r) {
 		zt_k8s_object_free(&d.p->pub);
 		if (r == -ENOMEM)
@@ -694,6 +789,19 @@ bool zt_k8s_object_same(const struct zt_k8s_object *a, const struct zt_k8s_objec
 	if (a->policy_len != b->policy_len ||
 	    (a->policy_len && memcmp(a->policy_json, b->policy_json, a->policy_len)))
 		return false;
+	if (a->kind == ZT_K8S_NODE) {
+		const struct zt_k8s_node *na = &a->node, *nb = &b->node;
+
+		if (na->n_pod_cidrs != nb->n_pod_cidrs || na->n_internal_ips != nb->n_internal_ips)
+			return false;
+		for (size_t i = 0; i < na->n_pod_cidrs; i++)
+			if (!cidr_eq(&na->pod_cidrs[i], &nb->pod_cidrs[i]))
+				return false;
+		for (size_t i = 0; i < na->n_internal_ips; i++)
+			if (!cidr_eq(&na->internal_ips[i], &nb->internal_ips[i]))
+				return false;
+		return true;
+	}
 	if (a->kind != ZT_K8S_POD)
 		return true;
 	if (!str_eq(pa->node, pb->node) || !str_eq(pa->service_account, pb->service_account) ||

@@ -64,14 +64,14 @@ if [ "$node_ok" -eq 1 ]; then
 	check "additionalProperties: false (not allowed in a structural schema) is refused" \
 		grep -q 'FAIL .*additionalProperties' "$T/out"
 
-	# ---- RBAC: get/list/watch on four resources, nothing else -------------------
+	# ---- RBAC: get/list/watch on five resources, nothing else -------------------
 	json "$K8S/20-rbac.yaml" | jq -r 'select(.kind == "ClusterRole") | .rules[] |
 		. as $r | .resources[] | "\($r.apiGroups | join(",")):\(.) \($r.verbs | sort | join(","))"' |
 		sort >"$T/rules"
-	printf '%s\n' ":namespaces get,list,watch" ":pods get,list,watch" \
+	printf '%s\n' ":namespaces get,list,watch" ":nodes get,list,watch" ":pods get,list,watch" \
 		"networking.k8s.io:networkpolicies get,list,watch" \
 		"ztagent.io:zerotrustpolicies get,list,watch" >"$T/rules.want"
-	check "ClusterRole: get/list/watch on pods, namespaces, networkpolicies, zerotrustpolicies only" \
+	check "ClusterRole: get/list/watch on pods, namespaces, nodes, networkpolicies, zerotrustpolicies only" \
 		cmp -s "$T/rules" "$T/rules.want"
 	check "the binding gives that role to the agent's ServiceAccount" \
 		test "$(json "$K8S/20-rbac.yaml" | jq -r 'select(.kind == "ClusterRoleBinding") |

@@ -466,6 +466,30 @@ KUBERNETES_SERVICE_HOST= "$DRIVE" </dev/null >"$T/h.out" 2>&1
 check "in-cluster without KUBERNETES_SERVICE_HOST says so" \
 	grep -q 'CONFIG-ERROR .*KUBERNETES_SERVICE_HOST' "$T/h.out"
 
+# ---- 14b. Nodes: pod CIDRs and InternalIPs (the mTLS peers) ------------------------------------
+node_obj() { # node_obj NAME SPEC_JSON ADDRESSES_JSON
+	ctl apply "{\"resource\": \"nodes\", \"object\": {\"metadata\": {\"name\": \"$1\"},
+		\"spec\": $2, \"status\": {\"addresses\": $3}}}"
+}
+node_obj n1 '{"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}' \
+	'[{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "198.18.0.11"},
+	  {"type": "ExternalIP", "address": "203.0.113.5"}, {"type": "InternalIP", "address": "fd00::11"}]'
+node_obj n2 '{"podCIDR": "10.244.2.0/24"}' '[{"type": "InternalIP", "address": "198.18.0.12"}]'
+start_driver n "${COMMON[@]}" --kind nodes --watch-timeout 4
+check "Nodes: podCIDRs (both families) and the InternalIPs only" \
+	wait_for n '^ADDED Node n1 .* podcidrs=10.244.1.0/24,fd00:1::/64 internal=198.18.0.11,fd00::11$'
+check "Nodes: an old server's podCIDR alone" \
+	grep -q '^ADDED Node n2 .* podcidrs=10.244.2.0/24 internal=198.18.0.12$' "$T/n.out"
+node_obj n2 '{"podCIDR": "10.244.3.0/24"}' '[{"type": "InternalIP", "address": "198.18.0.12"}]'
+check "Nodes: a podCIDR change is an update" \
+	wait_for n '^UPDATED Node n2 .* podcidrs=10.244.3.0/24 '
+node_obj n2 '{"podCIDRs": ["10.244.3.7/24"]}' '[{"type": "InternalIP", "address": "198.18.0.12"}]'
+check "Nodes: a podCIDR with host bits is refused, naming the field" \
+	wait_for n '^ERROR Node op=watch .*n2: spec.podCIDRs\[0\]: .10.244.3.7/24. is not a network prefix'
+ctl delete '{"resource": "nodes", "name": "n1"}'
+check "Nodes: a deletion" wait_for n '^DELETED Node n1 '
+stop_driver n
+
 # ---- 15. the server checked with real clients --------------------------------------------------
 if command -v kubectl >/dev/null; then
 	mkdir -p "$T/kcache"

@@ -12,7 +12,7 @@ over TLS with a certificate the test makes:
                   &timeoutSeconds=N[&fieldSelector=..]             WATCH
   GET <collection>/<name>                                           GET
 
-for pods, namespaces, networking.k8s.io/v1 networkpolicies and
+for pods, namespaces, nodes, networking.k8s.io/v1 networkpolicies and
 ztagent.io/v1 zerotrustpolicies, cluster-wide and per namespace. Objects
 get what the real server adds (uid, resourceVersion, creationTimestamp,
 generation, managedFields); lists leave kind/apiVersion out of their items;
@@ -75,10 +75,11 @@ RESOURCES = {
     "namespaces": ("", "v1", "Namespace", False),
     "networkpolicies": ("networking.k8s.io", "v1", "NetworkPolicy", True),
     "zerotrustpolicies": ("ztagent.io", "v1", "ZeroTrustPolicy", True),
+    "nodes": ("", "v1", "Node", False),
 }
 
 SHORT = {"pods": ["po"], "namespaces": ["ns"], "networkpolicies": ["netpol"],
-         "zerotrustpolicies": ["ztp"]}
+         "zerotrustpolicies": ["ztp"], "nodes": ["no"]}
 
 # Field selectors the real server supports for these resources (a subset).
 FIELDS = {
@@ -87,6 +88,7 @@ FIELDS = {
     "namespaces": {"metadata.name", "status.phase"},
     "networkpolicies": {"metadata.name", "metadata.namespace"},
     "zerotrustpolicies": {"metadata.name", "metadata.namespace"},
+    "nodes": {"metadata.name", "spec.unschedulable"},
 }
 
 CONTINUE_TOO_OLD = (
@@ -210,7 +212,8 @@ class Store:
             with open(state_file) as f:
                 st = json.load(f)
             self.rv = st["rv"]
-            self.objects = {p: {tuple(k.split("/", 1)): o for k, o in st["objects"][p].items()}
+            self.objects = {p: {tuple(k.split("/", 1)): o
+                                for k, o in st["objects"].get(p, {}).items()}
                             for p in RESOURCES}
             self.token = st["token"]
             self.token_gen = st["token_gen"]
@@ -782,6 +785,8 @@ def write_token(path, token):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--address", default="127.0.0.1",
+                    help="the API's listening address (the control port stays on 127.0.0.1)")
     ap.add_argument("--ctl-port", type=int, default=0)
     ap.add_argument("--port-file", help="writes 'PORT CTL_PORT' here once listening")
     ap.add_argument("--cert", required=True)
@@ -807,7 +812,7 @@ def main():
     if opts.client_ca:
         ctx.load_verify_locations(opts.client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL
-    api = Server(("127.0.0.1", opts.port), make_handler(store, opts, log, log_lock))
+    api = Server((opts.address, opts.port), make_handler(store, opts, log, log_lock))
     api.socket = ctx.wrap_socket(api.socket, server_side=True, do_handshake_on_connect=False)
     ctl = Server(("127.0.0.1", opts.ctl_port), make_ctl_handler(store, opts, log, log_lock))
     if opts.port_file:

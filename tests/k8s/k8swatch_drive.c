@@ -70,6 +70,19 @@ static void print_obj(const char *what, const struct zt_k8s_object *o)
 			       proto(p->ports[i].protocol));
 		printf(" hostnet=%d term=%d", p->host_network, p->terminating);
 	}
+	if (o->kind == ZT_K8S_NODE) {
+		printf(" podcidrs=");
+		for (size_t i = 0; i < o->node.n_pod_cidrs; i++) {
+			zt_cidr_format(&o->node.pod_cidrs[i], ip, sizeof(ip));
+			printf("%s%s", i ? "," : "", ip);
+		}
+		printf(" internal=");
+		for (size_t i = 0; i < o->node.n_internal_ips; i++) {
+			zt_cidr_format(&o->node.internal_ips[i], ip, sizeof(ip));
+			*strchrnul(ip, '/') = '\0';
+			printf("%s%s", i ? "," : "", ip);
+		}
+	}
 	if (o->policy_json) {
 		struct zt_policy_set *set = NULL;
 		char err[512];
@@ -199,7 +212,7 @@ static void on_stdin(void *ctx, int fd, uint32_t events)
 static int kind_of(const char *s, enum zt_k8s_kind *k)
 {
 	static const char *const names[] = { "pods", "namespaces", "networkpolicies",
-					     "zerotrustpolicies" };
+					     "zerotrustpolicies", "nodes" };
 
 	for (unsigned int i = 0; i < ZT_ARRAY_SIZE(names); i++)
 		if (!strcmp(s, names[i])) {

@@ -980,6 +980,49 @@ static void test_files(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static void diff_key(void *ctx, const char *key)
+{
+	char *buf = ctx;
+
+	strcat(buf, key);
+	strcat(buf, " ");
+}
+
+/* zt_config_diff: what SIGHUP compares (src/agent/daemon_reload.c). */
+static void test_diff(void **state)
+{
+	static const char base[] = "log_level: info\n"
+				   "xdp: {interfaces: [eth0, eth1], mode: native}\n"
+				   "detection: {protected: [10.0.0.0/8, 2001:db8::/32]}\n"
+				   "feeds: [{name: a, url: /tmp/a.txt, format: cidr}]\n"
+				   "mtls: {peers: [\"198.18.2.0/24=198.18.101.1\"]}\n";
+	static const char changed[] =
+		"log_level: debug\n"
+		"xdp: {interfaces: [eth0], mode: native}\n"
+		"detection: {protected: [10.0.0.0/8, 2001:db8::/32]}\n"
+		"feeds: [{name: a, url: /tmp/a.txt, format: cidr, refresh: 2h}]\n"
+		"mtls: {peers: [\"198.18.2.0/24=198.18.101.2\"]}\n"
+		"flows: {active_timeout: 30s}\n";
+	struct zt_config *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	char err[512], keys[512] = "";
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(load_str(base, a, err, sizeof(err)), 0);
+	assert_int_equal(load_str(base, b, err, sizeof(err)), 0);
+	/* The same file twice: nothing differs (no padding or leftovers compared). */
+	assert_int_equal(zt_config_diff(a, b, diff_key, keys), 0);
+	assert_string_equal(keys, "");
+	assert_int_equal(load_str(changed, b, err, sizeof(err)), 0);
+	assert_int_equal(zt_config_diff(a, b, diff_key, keys), 5);
+	assert_string_equal(keys,
+			    "log_level xdp.interfaces flows.active_timeout feeds mtls.peers ");
+	assert_int_equal(zt_config_diff(b, a, NULL, NULL), 5);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1001,6 +1044,7 @@ int main(void)
 		cmocka_unit_test(test_kubernetes),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_drift_cpu),
+		cmocka_unit_test(test_diff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The mTLS peers learned from the cluster's Nodes (see daemon_peers.h).
+ *
+ * Each node has the mapping it wants (the last Node object seen) and the
+ * one applied (the last good). They differ while the wanted CIDRs overlap
+ * another node's: two agents cannot both speak for one pod address, so the
+ * change is refused, named in the log with the other node, and tried again
+ * whenever a node goes away or changes (the other may be the one to move).
+ *
+ * The datapath's mtls_remote_v4 (strict mode: which destinations are pods
+ * of other nodes) gets each other node's IPv4 CIDRs when applied and keeps
+ * them after a change or a delete: a strict-mode flow to a CIDR no agent
+ * speaks for any more is still steered and then refused (no_route), never
+ * sent in clear. This node's own CIDRs are taken out of it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/cbor.h"
+#include "agent/daemon_int.h"
+#include "agent/daemon_peers.h"
+#include "agent/log.h"
+#include "agent/util.h"
+#include "tc_endpoint.skel.h"
+
+struct mapping {
+	struct zt_cidr cidrs[ZT_K8S_MAX_NODE_CIDRS];
+	size_t n_cidrs;
+	struct zt_cidr addrs[ZT_K8S_MAX_NODE_ADDRS]; /* InternalIPs */
+	size_t n_addrs;
+};
+
+struct pnode {
+	char name[ZT_K8S_NODE_NAME_MAX];
+	bool self, applied; /* applied: have is in force */
+	struct mapping want, have;
+	int64_t since; /* unix seconds of the last applied change */
+	char problem[512]; /* why want is not applied; "" when it is */
+};
+
+/* An IPv4 pod address of another node, for pods outside every node's podCIDRs. */
+struct pod_route {
+	uint32_t addr; /* network byte order */
+	char *node;
+};
+
+struct zt_peers_pods {
+	struct pod_route *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+struct zt_peers {
+	struct zt_daemon *d;
+	struct pnode *v;
+	size_t n, cap;
+	uint64_t changes, overlaps;
+	struct zt_peers_pods pods; /* sorted by addr */
+};
+
+static void pods_free(struct zt_peers_pods *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->v[i].node);
+	free(b->v);
+	memset(b, 0, sizeof(*b));
+}
+
+struct zt_peers_pods *zt_peers_pods_new(void)
+{
+	return calloc(1, sizeof(struct zt_peers_pods));
+}
+
+void zt_peers_pods_add(struct zt_peers_pods *b, const struct zt_k8s_object *o)
+{
+	for (size_t i = 0; b && !b->nomem && i < o->pod.n_ips; i++) {
+		if (o->pod.ips[i].family != AF_INET)
+			continue;
+		if (zt_grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)) < 0 ||
+		    !(b->v[b->n].node = strdup(o->pod.node))) {
+			b->nomem = true;
+			return;
+		}
+		memcpy(&b->v[b->n].addr, o->pod.ips[i].addr, 4);
+		b->n++;
+	}
+}
+
+static int route_cmp(const void *x, const void *y)
+{
+	uint32_t a = ntohl(((const struct pod_route *)x)->addr);
+	uint32_t b = ntohl(((const struct pod_route *)y)->addr);
+
+	return a < b ? -1 : a > b;
+}
+
+void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
+{
+	if (!b)
+		return;
+	if (!p || b->nomem) {
+		if (p)
+			log_error("mtls_peer_pods_failed", "error=\"out of memory\" kept=previous");
+		pods_free(b);
+		free(b);
+		return;
+	}
+	qsort(b->v, b->n, sizeof(*b->v), route_cmp);
+	pods_free(&p->pods);
+	p->pods = *b;
+	free(b);
+}
+
+int zt_peers_new(struct zt_daemon *d, struct zt_peers **out)
+{
+	struct zt_peers *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->d = d;
+	*out = p;
+	return 0;
+}
+
+void zt_peers_free(struct zt_peers *p)
+{
+	if (!p)
+		return;
+	pods_free(&p->pods);
+	free(p->v);
+	free(p);
+}
+
+size_t zt_peers_count(const struct zt_peers *p)
+{
+	return p ? p->n : 0;
+}
+
+static bool overlaps(const struct zt_cidr *a, const struct zt_cidr *b)
+{
+	const struct zt_cidr *wide = a->prefixlen <= b->prefixlen ? a : b;
+	const struct zt_cidr *narrow = wide == a ? b : a;
+
+	return a->family == b->family && zt_cidr_contains(wide, narrow->addr);
+}
+
+static bool mapping_eq(const struct mapping *a, const struct mapping *b)
+{
+	return a->n_cidrs == b->n_cidrs && a->n_addrs == b->n_addrs &&
+	       !memcmp(a->cidrs, b->cidrs, a->n_cidrs * sizeof(a->cidrs[0])) &&
+	       !memcmp(a->addrs, b->addrs, a->n_addrs * sizeof(a->addrs[0]));
+}
+
+static const struct zt_cidr *agent_of(const struct mapping *m, int family)
+{
+	for (size_t i = 0; i < m->n_addrs; i++)
+		if (m->addrs[i].family == family)
+			return &m->addrs[i];
+	return NULL;
+}
+
+static const char *cidr_str(const struct zt_cidr *c, char *buf, size_t n)
+{
+	if (zt_cidr_format(c, buf, n) < 0)
+		snprintf(buf, n, "?");
+	return buf;
+}
+
+static const char *addr_str(const struct zt_cidr *c, char *buf, size_t n)
+{
+	if (!c) {
+		snprintf(buf, n, "none");
+		return buf;
+	}
+	inet_ntop(c->family, c->addr, buf, (socklen_t)n);
+	return buf;
+}
+
+/* The node's IPv4 CIDRs into the datapath's remote set, or out of it for this node. */
+static void datapath_mark(struct zt_peers *p, const struct pnode *pn)
+{
+	struct tc_endpoint *tc = p->d->dp ? p->d->dp->tc : NULL;
+	uint32_t one = 1;
+	int fd;
+
+	if (!tc)
+		return;
+	fd = bpf_map__fd(tc->maps.mtls_remote_v4);
+	for (size_t i = 0; i < pn->have.n_cidrs; i++) {
+		struct zt_ip4_key k = { .prefixlen = pn->have.cidrs[i].prefixlen };
+		char c[ZT_CIDR_STRLEN];
+		int r;
+
+		if (pn->have.cidrs[i].family != AF_INET)
+			continue;
+		memcpy(k.addr, pn->have.cidrs[i].addr, 4);
+		r = pn->self ? bpf_map_delete_elem(fd, &k) :
+			       bpf_map_update_elem(fd, &k, &one, BPF_ANY);
+		if (r < 0 && !(pn->self && errno == ENOENT))
+			log_warn(
+				"mtls_peer_datapath_failed",
+				"node=%s cidr=%s error=\"%s\" why=\"strict mode may not steer this node's pods\"",
+				pn->name, cidr_str(&pn->have.cidrs[i], c, sizeof(c)),
+				strerror(errno));
+	}
+}
+
+/*
+ * want -> have unless it overlaps another node's applied CIDRs. quiet: a
+ * retry of a change already reported (not logged or counted again).
+ */
+static int try_apply(struct zt_peers *p, struct pnode *pn, bool quiet)
+{
+	char c1[ZT_CIDR_STRLEN], c2[ZT_CIDR_STRLEN], a[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pnode *o = &p->v[i];
+
+		if (o == pn || !o->applied)
+			continue;
+		for (size_t j = 0; j < pn->want.n_cidrs; j++)
+			for (size_t k = 0; k < o->have.n_cidrs; k++) {
+				if (!overlaps(&pn->want.cidrs[j], &o->have.cidrs[k]))
+					continue;
+				snprintf(pn->problem, sizeof(pn->problem),
+					 "pod CIDR %s overlaps node %s's %s",
+					 cidr_str(&pn->want.cidrs[j], c1, sizeof(c1)), o->name,
+					 cidr_str(&o->have.cidrs[k], c2, sizeof(c2)));
+				if (quiet)
+					return -EEXIST;
+				p->overlaps++;
+				log_error(
+					"mtls_peer_overlap",
+					"node=%s cidr=%s other_node=%s other_cidr=%s kept=%s action=\"fix the nodes' spec.podCIDRs: one pod address, one agent\"",
+					pn->name, c1, o->name, c2,
+					pn->applied ? "previous" : "none");
+				return -EEXIST;
+			}
+	}
+	pn->have = pn->want;
+	pn->applied = true;
+	pn->problem[0] = '\0';
+	pn->since = (int64_t)zt_now_unix();
+	p->changes++;
+	datapath_mark(p, pn);
+	for (size_t j = 0; j < pn->have.n_cidrs; j++)
+		log_info("mtls_peer_set", "node=%s cidr=%s agent=%s self=%d", pn->name,
+			 cidr_str(&pn->have.cidrs[j], c1, sizeof(c1)),
+			 addr_str(agent_of(&pn->have, pn->have.cidrs[j].family), a, sizeof(a)),
+			 pn->self);
+	if (!pn->have.n_cidrs)
+		log_info("mtls_peer_set", "node=%s cidr=none self=%d", pn->name, pn->self);
+	return 0;
+}
+
+/* After a node went away or moved: the refused changes may fit now. */
+static void retry_pending(struct zt_peers *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].problem[0])
+			try_apply(p, &p->v[i], true);
+}
+
+static struct pnode *find(struct zt_peers *p, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (!strcmp(p->v[i].name, name))
+			return &p->v[i];
+	return NULL;
+}
+
+void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool self)
+{
+	struct pnode *pn;
+	struct mapping m = { 0 };
+
+	if (!p)
+		return;
+	if (strlen(o->name) >= sizeof(pn->name)) {
+		log_warn("mtls_peer_skipped", "node=%.64s... why=\"name longer than a node name\"",
+			 o->name);
+		return;
+	}
+	m.n_cidrs = o->node.n_pod_cidrs;
+	memcpy(m.cidrs, o->node.pod_cidrs, m.n_cidrs * sizeof(m.cidrs[0]));
+	m.n_addrs = o->node.n_internal_ips;
+	memcpy(m.addrs, o->node.internal_ips, m.n_addrs * sizeof(m.addrs[0]));
+	pn = find(p, o->name);
+	if (!pn) {
+		if (zt_grow((void **)&p->v, &p->cap, p->n + 1, sizeof(*p->v)) < 0) {
+			log_error("mtls_peer_failed", "node=%s error=\"out of memory\"", o->name);
+			return;
+		}
+		pn = &p->v[p->n++];
+		memset(pn, 0, sizeof(*pn));
+		snprintf(pn->name, sizeof(pn->name), "%s", o->name);
+	} else if (pn->applied && !pn->problem[0] && pn->self == self &&
+		   mapping_eq(&pn->have, &m)) {
+		return;
+	}
+	pn->self = self;
+	pn->want = m;
+	if (m.n_cidrs && !self) {
+		for (size_t i = 0; i < m.n_cidrs; i++)
+			if (!agent_of(&m, m.cidrs[i].family))
+				log_warn(
+					"mtls_peer_no_address",
+					"node=%s family=%s why=\"no InternalIP of the pod CIDR's family in status.addresses: its pods are unreachable through the tunnel (refused, no_route)\"",
+					o->name, m.cidrs[i].family == AF_INET ? "ipv4" : "ipv6");
+	}
+	if (try_apply(p, pn, false) == 0)
+		retry_pending(p);
+}
+
+void zt_peers_node_del(struct zt_peers *p, const char *name)
+{
+	struct pnode *pn = p ? find(p, name) : NULL;
+
+	if (!pn)
+		return;
+	log_info("mtls_peer_deleted", "node=%s cidrs=%zu self=%d", name, pn->have.n_cidrs,
+		 pn->self);
+	*pn = p->v[--p->n];
+	p->changes++;
+	retry_pending(p);
+}
+
+/*
+ * No node's podCIDR holds addr: the pod at addr, if the pod watch knows one
+ * on another node (CNIs whose IPAM pools are not the nodes' podCIDRs).
+ */
+static int pod_lookup4(struct zt_peers *p, uint32_t addr, struct zt_mtls_peer *out)
+{
+	struct pod_route key = { .addr = addr };
+	const struct pod_route *r = bsearch(&key, p->pods.v, p->pods.n, sizeof(key), route_cmp);
+	const struct pnode *pn = r ? find(p, r->node) : NULL;
+	const struct zt_cidr *ag = pn && pn->applied ? agent_of(&pn->have, AF_INET) : NULL;
+
+	if (!ag || pn->self)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->net = addr;
+	memcpy(&out->agent, ag->addr, 4);
+	out->plen = 32;
+	return 0;
+}
+
+int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out)
+{
+	struct zt_peers *p = daemon_k8s_peers(d);
+
+	for (size_t i = 0; p && i < p->n; i++) {
+		const struct pnode *pn = &p->v[i];
+		const struct zt_cidr *ag;
+
+		if (!pn->applied)
+			continue;
+		for (size_t j = 0; j < pn->have.n_cidrs; j++) {
+			const struct zt_cidr *c = &pn->have.cidrs[j];
+
+			if (c->family != AF_INET || !zt_cidr_contains(c, (const uint8_t *)&addr))
+				continue;
+			/* CIDRs applied never overlap: this node is the one. */
+			ag = agent_of(&pn->have, AF_INET);
+			if (pn->self || !ag)
+				return -ENOENT;
+			memset(out, 0, sizeof(*out));
+			memcpy(&out->net, c->addr, 4);
+			memcpy(&out->agent, ag->addr, 4);
+			out->plen = c->prefixlen;
+			return 0;
+		}
+	}
+	return p ? pod_lookup4(p, addr, out) : -ENOENT;
+}
+
+static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,
+		    const char *agent, unsigned int port, bool self, const char *problem)
+{
+	cbor_item_t *x = zt_cbor_map();
+
+	if (!x)
+		return -ENOMEM;
+	if (zt_cbor_put_str(x, "source", source) || zt_cbor_put_str(x, "node", node) ||
+	    zt_cbor_put_str(x, "cidr", cidr) || zt_cbor_put_str(x, "agent", agent) ||
+	    zt_cbor_put_u64(x, "port", port) || zt_cbor_put_bool(x, "self", self) ||
+	    zt_cbor_put_str(x, "problem", problem)) {
+		cbor_decref(&x);
+		return -ENOMEM;
+	}
+	return zt_cbor_push(a, x);
+}
+
+int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
+{
+	struct zt_peers *p = daemon_k8s_peers(d);
+	cbor_item_t *a = zt_cbor_array();
+	char c[ZT_CIDR_STRLEN], ag[INET6_ADDRSTRLEN];
+	int r;
+
+	if (!a || zt_cbor_put(top, "peers", a))
+		return -ENOMEM;
+	/* mtls.peers first: they win over the nodes' for the addresses they cover. */
+	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++) {
+		struct zt_mtls_peer mp;
+		struct zt_cidr cc = { .family = AF_INET };
+
+		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &mp) < 0)
+			continue;
+		cc.prefixlen = mp.plen;
+		memcpy(cc.addr, &mp.net, 4);
+		inet_ntop(AF_INET, &mp.agent, ag, sizeof(ag));
+		r = put_peer(a, "config", "", cidr_str(&cc, c, sizeof(c)), ag,
+			     mp.port ? mp.port : d->cfg.mtls.port, false, "");
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; p && i < p->n; i++) {
+		const struct pnode *pn = &p->v[i];
+		const struct mapping *m = pn->applied ? &pn->have : &pn->want;
+
+		for (size_t j = 0; j < m->n_cidrs; j++) {
+			r = put_peer(a, "k8s", pn->name, cidr_str(&m->cidrs[j], c, sizeof(c)),
+				     addr_str(agent_of(m, m->cidrs[j].family), ag, sizeof(ag)),
+				     d->cfg.mtls.port, pn->self, pn->problem);
+			if (r < 0)
+				return r;
+		}
+		if (!m->n_cidrs) {
+			r = put_peer(a, "k8s", pn->name, "",
+				     addr_str(agent_of(m, AF_INET), ag, sizeof(ag)),
+				     d->cfg.mtls.port, pn->self,
+				     pn->problem[0] ? pn->problem : "no podCIDR");
+			if (r < 0)
+				return r;
+		}
+	}
+	return zt_cbor_put_u64(top, "peer_pod_addresses", p ? p->pods.n : 0) ||
+			       zt_cbor_put_u64(top, "peer_overlaps", p ? p->overlaps : 0) ||
+			       zt_cbor_put_u64(top, "peer_changes", p ? p->changes : 0) ?
+		       -ENOMEM :
+		       0;
+}

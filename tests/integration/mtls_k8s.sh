@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Workload mTLS peers learned from the cluster (TAP): two real agents with
+# kubernetes.enabled and NO mtls.peers watch the test API server's Node
+# objects (tests/k8s/apiserver.py, on the router) and map each node's
+# spec.podCIDRs to its InternalIP. Checked with real connections:
+#   - before node b's podCIDR covers the server pod, a requireMutualAuth
+#     connection is refused (no_route, counted) and nothing is delivered
+#   - node b's podCIDR changed to cover it: the connection goes through the
+#     tunnel at once (no mtls.peers configured); ztctl mtls status names the
+#     peer, its node and source k8s, and this node as self
+#   - a node whose podCIDR overlaps node b's is refused (both named in the
+#     log) and node b's mapping is kept (the connection still works)
+#   - node b moves away: the waiting node takes the CIDR (re-routed: the
+#     tunnel now goes to its address, where no agent listens: reset)
+#   - node b deleted: flows to its pods fail closed (reset, no_route
+#     counted, nothing delivered); re-added: they work again
+#   - a pod outside every node's podCIDR is routed to its node's agent by
+#     the pod watch (spec.nodeName), and refused again once it is deleted
+#
+#   ns A (node-a, ztagent)        ns R (router, API server)       ns B (node-b, ztagent)
+#   pod cl 198.18.1.10 ─ v-cl   uplink 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 uplink   v-sv ─ pod sv 198.18.2.10
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ZTAGENT="$ROOT/build/ztagent"
+ZTCTL="$ROOT/build/ztctl"
+ID="ztmk$$"
+A="$ID-a" R="$ID-r" B="$ID-b"
+PODS=("$ID-cl" "$ID-sv")
+DIR=$(mktemp -d /tmp/ztagent-mtlsk8s.XXXXXX)
+PIDS=()
+TD=cluster.local
+API_IP=198.18.100.254
+n=0
+
+cleanup() {
+	local p ns
+	set +e
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for ns in "$A" "$R" "$B" "${PODS[@]}"; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	done
+	for ns in "$A" "$R" "$B" "${PODS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	for m in "$DIR/bpffs-a" "$DIR/bpffs-b"; do mountpoint -q "$m" && umount "$m"; done
+	if [ -n "${MTLS_KEEP:-}" ]; then echo "# kept $DIR"; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+check() {
+	local what=$1
+	shift
+	n=$((n + 1))
+	if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; fi
+}
+bail() {
+	echo "Bail out! $*"
+	exit 1
+}
+bg() { # bg NS CMD...: LAST is the PID
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@" &
+	PIDS+=($!)
+	LAST=$!
+}
+wait_for() { # wait_for SECONDS CMD...
+	local t=$(($1 * 10))
+	shift
+	while [ $t -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		t=$((t - 1))
+	done
+	return 1
+}
+ztctl_a() { "$ZTCTL" --socket "$DIR/a.sock" "$@"; }
+ztctl_b() { "$ZTCTL" --socket "$DIR/b.sock" "$@"; }
+js() { # js NODE EXPR: python over `ztctl mtls status -o json`
+	"ztctl_$1" mtls status -o json 2>/dev/null |
+		"$PY" -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
+}
+
+for tool in python3 openssl curl; do
+	command -v $tool >/dev/null || bail "$tool is missing: run 'make deps'"
+done
+[ -x "$ZTAGENT" ] && [ -x "$ZTCTL" ] || bail "build first: make"
+PY=$(python3 -c 'import sys; print(sys.executable)')
+
+# --- certificates: the trust domain, and the API server's ---
+"$ZTCTL" ca init --trust-domain $TD --out "$DIR/ca" >/dev/null &&
+	"$ZTCTL" ca issue-node node-a --ca "$DIR/ca" --out "$DIR/node-a" --days 2 >/dev/null &&
+	"$ZTCTL" ca issue-node node-b --ca "$DIR/ca" --out "$DIR/node-b" --days 2 >/dev/null ||
+	bail "ztctl ca makes the certificates"
+bash "$ROOT/tests/k8s/mkcerts.sh" "$DIR/pki" "IP:$API_IP" || bail "the API server's certificates"
+
+# --- namespaces ---
+for ns in "$A" "$R" "$B" "${PODS[@]}"; do ip netns add "$ns" && ip -n "$ns" link set lo up; done
+ip link add uplink netns "$A" type veth peer name ra netns "$R"
+ip link add rb netns "$R" type veth peer name uplink netns "$B"
+ip -n "$A" addr add 198.18.100.1/24 dev uplink
+ip -n "$R" addr add $API_IP/24 dev ra
+ip -n "$R" addr add 198.18.101.254/24 dev rb
+ip -n "$B" addr add 198.18.101.1/24 dev uplink
+ip -n "$A" link set uplink up
+ip -n "$R" link set ra up
+ip -n "$R" link set rb up
+ip -n "$B" link set uplink up
+ip -n "$A" route add default via $API_IP
+ip -n "$B" route add default via 198.18.101.254
+ip -n "$R" route add 198.18.1.0/24 via 198.18.100.1
+ip -n "$R" route add 198.18.2.0/24 via 198.18.101.1
+for ns in "$A" "$R" "$B"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1; done
+pod() { # pod NODE-NS NAME IP
+	local node=$1 ns="$ID-$2" ip=$3
+	ip link add eth0 netns "$ns" type veth peer name "v-$2" netns "$node"
+	ip -n "$ns" addr add "$ip/32" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route add default dev eth0
+	ip -n "$node" link set "v-$2" up
+	ip netns exec "$node" sysctl -qw "net.ipv4.conf.v-$2.proxy_arp=1"
+	ip netns exec "$node" sysctl -qw "net.ipv4.neigh.v-$2.proxy_delay=0"
+	ip -n "$node" route add "$ip/32" dev "v-$2"
+}
+pod "$A" cl 198.18.1.10
+pod "$B" sv 198.18.2.10
+
+# --- the API server on the router, reachable from both nodes ---
+bg "$R" "$PY" "$ROOT/tests/k8s/apiserver.py" --address $API_IP --port 0 --ctl-port 0 \
+	--cert "$DIR/pki/server.pem" --key "$DIR/pki/server.key" --token-file "$DIR/token" \
+	--port-file "$DIR/ports" >"$DIR/apiserver.log" 2>&1
+wait_for 10 test -s "$DIR/ports" || bail "the API server starts ($(cat "$DIR/apiserver.log"))"
+read -r API_PORT CTL_PORT <"$DIR/ports"
+ctl() { ip netns exec "$R" curl -sf -X POST "http://127.0.0.1:$CTL_PORT/$1" -d "$2" >/dev/null; }
+node_obj() { # node_obj NAME PODCIDR INTERNAL_IP
+	ctl apply "{\"resource\": \"nodes\", \"object\": {\"metadata\": {\"name\": \"$1\"},
+		\"spec\": {\"podCIDR\": \"$2\", \"podCIDRs\": [\"$2\"]},
+		\"status\": {\"addresses\": [{\"type\": \"Hostname\", \"address\": \"$1\"},
+		{\"type\": \"InternalIP\", \"address\": \"$3\"}]}}}"
+}
+del_node() { ctl delete "{\"resource\": \"nodes\", \"name\": \"$1\"}"; }
+cat >"$DIR/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: lab
+contexts: [{name: lab, context: {cluster: lab, user: agent}}]
+clusters: [{name: lab, cluster: {server: "https://$API_IP:$API_PORT", certificate-authority: "$DIR/pki/ca.pem"}}]
+users: [{name: agent, user: {tokenFile: "$DIR/token"}}]
+EOF
+node_obj node-a 198.18.1.0/24 198.18.100.1 &&
+	node_obj node-b 198.18.9.0/24 198.18.101.1 || bail "the Node objects"
+
+# --- agents: kubernetes on, mtls.peers NOT set ---
+conf() { # conf NODE
+	mkdir -p "$DIR/bpffs-$1" "$DIR/pol-$1"
+	mountpoint -q "$DIR/bpffs-$1" || mount -t bpf bpf "$DIR/bpffs-$1"
+	cat >"$DIR/$1.yaml" <<EOC
+node: node-$1
+bpffs: $DIR/bpffs-$1/ztagent
+api_socket: $DIR/$1.sock
+state_dir: $DIR/state-$1
+policy:
+  dir: $DIR/pol-$1
+  default: allow
+xdp:
+  interfaces: [uplink]
+  mode: generic
+kubernetes:
+  enabled: true
+  kubeconfig: $DIR/kubeconfig
+  node_name: node-$1
+  pending_posture: allow
+mtls:
+  mode: policy
+  trust_domain: $TD
+  ca_bundle: $DIR/node-$1/bundle.pem
+  node_cert: $DIR/node-$1/node.pem
+  node_key: $DIR/node-$1/node.key
+  port: 15008
+EOC
+}
+conf a
+conf b
+cat >"$DIR/pol-a/client.yaml" <<'EOF'
+apiVersion: ztagent.io/v1
+kind: ZeroTrustPolicy
+metadata: {name: client-to-server, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  egress:
+    - action: allow
+      to: [{ipBlock: {cidr: 198.18.2.0/24}}]
+      ports: [{protocol: TCP, port: 7000}]
+      requireMutualAuth: true
+    - action: allow
+      to: [{ipBlock: {cidr: 0.0.0.0/0}}]
+EOF
+cat >"$DIR/pol-b/server.yaml" <<'EOF'
+apiVersion: ztagent.io/v1
+kind: ZeroTrustPolicy
+metadata: {name: server-mtls, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress:
+    - action: allow
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}]
+      ports: [{protocol: TCP, port: 7000}]
+      requireMutualAuth: true
+EOF
+grep -q peers "$DIR/a.yaml" "$DIR/b.yaml" && bail "the configurations must not name mtls.peers"
+start_agent() { # start_agent a|b
+	local ns=$A
+	[ "$1" = b ] && ns=$B
+	bg "$ns" "$ZTAGENT" --config "$DIR/$1.yaml"
+	wait_for 15 "ztctl_$1" status >/dev/null 2>&1
+}
+start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a starts: $(cat "$DIR/a.log")"
+start_agent b >>"$DIR/b.log" 2>&1 || bail "agent b starts: $(cat "$DIR/b.log")"
+ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10 --labels app=client --namespace shop \
+	--name client --service-account web >/dev/null &&
+	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10 --labels app=server --namespace shop \
+		--name server --service-account db >/dev/null || bail "endpoints"
+
+cat >"$DIR/echo.py" <<'EOF'
+import socket, sys, threading
+port, log = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", port))
+ls.listen(64)
+def serve(c, a):
+    with open(log, "a") as f:
+        f.write("peer=%s\n" % a[0])
+    c.settimeout(10)
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, a = ls.accept()
+    threading.Thread(target=serve, args=(c, a), daemon=True).start()
+EOF
+cat >"$DIR/say.py" <<'EOF'
+import socket, sys
+host, port, text = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode() + b"\n"
+try:
+    c = socket.create_connection((host, port), timeout=2)
+    c.sendall(text)
+    c.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += b
+    sys.stdout.write(got.decode(errors="replace").strip())
+except OSError as e:
+    sys.stderr.write("%s\n" % e)
+    sys.exit(1)
+EOF
+bg "$ID-sv" "$PY" "$DIR/echo.py" 7000 "$DIR/sv.peers"
+touch "$DIR/sv.peers"
+say() { ip netns exec "$ID-cl" timeout 10 "$PY" "$DIR/say.py" 198.18.2.10 7000 "$1" 2>>"$DIR/say.err"; }
+echoes() { test "$(say "$1")" = "$1"; }
+refused() { ! echoes "$1"; }
+delivered() { wc -l <"$DIR/sv.peers"; }
+has_peer() { # has_peer NODE CIDR AGENT SOURCE K8S-NODE
+	js "$1" "any(p['cidr']=='$2' and p['agent']=='$3' and p['source']=='$4' and p['node']=='$5' and not p['problem'] for p in d['peers'])" |
+		grep -q True
+}
+synced() { grep -q 'k8s_synced kind=Node' "$DIR/$1.log"; }
+check "both agents list the Node objects (no mtls.peers in their configuration)" \
+	wait_for 15 eval 'synced a && synced b'
+
+has_svid() { js "$1" "any(s['id']=='spiffe://$TD/ns/shop/sa/$2' for s in d['svids'])" | grep -q True; }
+# The agents take their workloads into the tunnel's view once a second: before that a pod's
+# connection is refused as steered_no_source, not for want of a peer.
+check "node a holds the client's SVID, node b the server's" \
+	wait_for 10 eval 'has_svid a web && has_svid b db'
+
+# --- 1. node b's podCIDR does not hold the server pod yet: no agent speaks for it ---
+nr0=$(js a "d['traffic']['steered_no_route']")
+d0=$(delivered)
+check "before node b's podCIDR holds 198.18.2.10: the connection is refused" \
+	refused before-1
+check "... counted as steered_no_route on node a" \
+	test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
+check "... and nothing was delivered" test "$(delivered)" -eq "$d0"
+
+# --- 2. the podCIDR changes: routed at once, mtls.peers still empty ---
+t0=$(date +%s%3N)
+node_obj node-b 198.18.2.0/24 198.18.101.1
+check "node a learns 198.18.2.0/24 -> node-b's agent 198.18.101.1 from the Node (source k8s)" \
+	wait_for 5 has_peer a 198.18.2.0/24 198.18.101.1 k8s node-b
+check "a cross-node requireMutualAuth connection works with no mtls.peers" echoes "learned-$$"
+t1=$("$PY" -c 'import sys, datetime
+for l in open(sys.argv[1]):
+    if "event=mtls_peer_set node=node-b cidr=198.18.2.0/24" in l:
+        ts = l.split()[0][3:].rstrip("Z")
+        print(int(datetime.datetime.fromisoformat(ts).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)); break' "$DIR/a.log")
+echo "# the Node change was in node a's peer table $((${t1:-0} - t0)) ms after the API server was asked"
+check "the server pod sees the client pod's address" grep -q "peer=198.18.1.10" "$DIR/sv.peers"
+check "node b completed the handshake (the tunnel was used)" \
+	test "$(js b "d['handshakes']['full']+d['handshakes']['resumed']")" -gt 0
+check "node a recognises its own node (self, no tunnel to itself)" \
+	test "$(js a "[p['self'] for p in d['peers'] if p['node']=='node-a']")" = "[True]"
+ztctl_a mtls status >"$DIR/status.txt" 2>&1
+check "ztctl mtls status shows the peers with their source and node" \
+	grep -qE '198\.18\.2\.0/24 +198\.18\.101\.1:15008 +k8s +node-b' "$DIR/status.txt"
+sed -n '1,8p' "$DIR/status.txt" | sed 's/^/# /'
+
+# --- 3. an overlapping node: refused, both named, node b's mapping kept ---
+node_obj node-c 198.18.2.0/25 $API_IP
+check "a node whose podCIDR overlaps node b's is reported, naming both" \
+	wait_for 5 grep -qE 'mtls_peer_overlap node=node-c cidr=198\.18\.2\.0/25 other_node=node-b other_cidr=198\.18\.2\.0/24' "$DIR/a.log"
+check "... and node b's mapping is kept: the connection still works" echoes "kept-$$"
+check "... status counts the refused overlap" test "$(js a "d['peer_overlaps']")" -ge 1
+
+# --- 4. node b moves away: node c's waiting CIDR applies, flows go to node c's address ---
+node_obj node-b 198.18.3.0/24 198.18.101.1
+check "node b's podCIDR change re-routes: 198.18.2.0/25 now goes to node-c ($API_IP)" \
+	wait_for 5 has_peer a 198.18.2.0/25 $API_IP k8s node-c
+d0=$(delivered)
+check "... where no agent listens: the pod's connection is reset" refused rerouted
+check "... and nothing reached the server pod" test "$(delivered)" -eq "$d0"
+
+# --- 5. node deleted: its pods' flows fail closed ---
+del_node node-c
+node_obj node-b 198.18.2.0/24 198.18.101.1
+check "node c deleted, node b back on 198.18.2.0/24: works again" \
+	wait_for 5 eval 'has_peer a 198.18.2.0/24 198.18.101.1 k8s node-b && echoes back-$$'
+nr0=$(js a "d['traffic']['steered_no_route']")
+d0=$(delivered)
+del_node node-b
+check "node b deleted: its peer entry is gone" \
+	wait_for 5 eval "test \"\$(js a \"[p for p in d['peers'] if p['node']=='node-b']\")\" = '[]'"
+check "... a flow to its pod fails closed (refused)" refused deleted
+check "... counted as steered_no_route" test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
+check "... nothing delivered" test "$(delivered)" -eq "$d0"
+node_obj node-b 198.18.2.0/24 198.18.101.1
+check "node b re-added: the connection works again" wait_for 5 echoes "readded-$$"
+
+# --- 6. a pod outside every podCIDR (a CNI with its own IPAM pools): its node from the pod watch ---
+node_obj node-b 198.18.9.0/24 198.18.101.1
+check "node b's podCIDR no longer holds the server pod: refused" \
+	wait_for 5 eval '! echoes outside-$$'
+ctl apply '{"resource": "namespaces", "object": {"metadata": {"name": "shop"}}}'
+ctl apply '{"resource": "pods", "object": {"metadata": {"name": "server-api", "namespace": "shop"},
+	"spec": {"nodeName": "node-b", "containers": [{"name": "main", "image": "busybox"}]},
+	"status": {"phase": "Running", "podIP": "198.18.2.10", "podIPs": [{"ip": "198.18.2.10"}]}}}'
+check "the pod watch says 198.18.2.10 is a pod of node-b: the tunnel goes to node b's agent" \
+	wait_for 5 echoes "by-pod-$$"
+check "... status counts the pod addresses known" test "$(js a "d['peer_pod_addresses']")" -ge 1
+ctl delete '{"resource": "pods", "namespace": "shop", "name": "server-api"}'
+check "the pod deleted: refused again" wait_for 5 eval '! echoes pod-gone-$$'
+check "no error in the agents' logs but the overlap" \
+	bash -c "! grep -h 'level=error' '$DIR/a.log' '$DIR/b.log' | grep -v mtls_peer_overlap | grep -q ."
+grep -h 'level=error' "$DIR/a.log" "$DIR/b.log" | grep -v mtls_peer_overlap | head -5 | sed 's/^/# /'
+echo "1..$n"
