@@ -959,7 +959,7 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 	if (r == 0)
 		r = zt_metrics_add(
 			d->metrics, "ztagent_drift_flapping",
-			"1 while repairs of this kind back off because something keeps undoing them",
+			"1 while repairs of this kind, or of one object of it, back off because something keeps undoing them",
 			ZT_METRIC_GAUGE, labels, NULL, NULL, &dr->flapping);
 	for (size_t i = 0; r == 0 && i < N_KINDS; i++) {
 		const char *v[] = { kind_names[i] };

@@ -5,7 +5,8 @@
  * blocklist hash map, over N /32 keys from a first address on, step S.
  *   dw_batch PIN delete N FIRST STEP   deletes them in one call
  *   dw_batch PIN expire N FIRST STEP   rewrites their expires_ns in one call
- * Exits 0 when the kernel processed all N.
+ *   dw_batch PIN present N FIRST STEP  looks them up one by one
+ * Exits 0 when the kernel processed all N (present: all are in the map).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ int main(int argc, char **argv)
 	int fd, r;
 
 	if (argc != 6) {
-		fprintf(stderr, "usage: dw_batch PIN delete|expire N FIRST STEP\n");
+		fprintf(stderr, "usage: dw_batch PIN delete|expire|present N FIRST STEP\n");
 		return 2;
 	}
 	n = strtoul(argv[3], NULL, 0);
@@ -50,18 +51,22 @@ int main(int argc, char **argv)
 		keys[i].addr[2] = (uint8_t)(a >> 8);
 		keys[i].addr[3] = (uint8_t)a;
 		if (bpf_map_lookup_elem(fd, &keys[i], &vals[i]) < 0) {
-			fprintf(stderr, "dw_batch: key %lu (%u) not in the map\n", i, a);
+			if (strcmp(argv[2], "present"))
+				fprintf(stderr, "dw_batch: key %lu (%u) not in the map\n", i, a);
 			return 1;
 		}
 		vals[i].expires_ns = 0xffffffffULL;
 	}
+	if (!strcmp(argv[2], "present"))
+		return 0;
 	cnt = (__u32)n;
 	if (!strcmp(argv[2], "delete"))
 		r = bpf_map_delete_batch(fd, keys, &cnt, &opts);
 	else
 		r = bpf_map_update_batch(fd, keys, vals, &cnt, &opts);
 	if (r < 0 || cnt != n) {
-		fprintf(stderr, "dw_batch: %s: %s (%u of %lu done)\n", argv[2], strerror(-r), cnt, n);
+		fprintf(stderr, "dw_batch: %s: %s (%u of %lu done)\n", argv[2], strerror(-r), cnt,
+			n);
 		return 1;
 	}
 	return 0;
