@@ -8,11 +8,13 @@
  * endpoint's tc hooks, a stat() of each pin, the policy, ipcache and
  * endpoints maps against the appliers' records (a walk of the published
  * entries; see the README for the cost), and a bounded slice of the
- * blocklist maps. Every DRIFT_FULL_TICKS ticks the pins are also checked
- * for being our maps (not another map pinned in their place). Blocklist
- * writes by other processes do not wait for a tick: the drift watch
- * reports each as it happens (see dw_start); whole reads of the blocklist
- * hash maps on a thread of their own are the safety net (bl_scan_main).
+ * blocklist maps and block_notes. Every DRIFT_FULL_TICKS ticks the pins
+ * are also checked for being our maps (not another map pinned in their
+ * place). Map writes by other processes (blocklist, block_notes, policy,
+ * pol_isolation, ipcache, endpoints) do not wait for a tick: the drift
+ * watch reports each key as it happens, a batch's keys too (see dw_start);
+ * the ticks and the whole reads of the blocklist hash maps on a thread of
+ * their own (bl_scan_main) are the safety net.
  *
  * A difference is repaired at once, logged, counted
  * (ztagent_drift_repairs_total{kind}) and audited (drift.repair, with what
