@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Drift watch: a write to one of the agent's blocklist maps by any other
+ * Drift watch: a write to one of the agent's watched maps (blocklist,
+ * block_notes, endpoints, policy, pol_isolation, ipcache) by any other
  * process (bpftool map update/delete, a script), reported to the daemon as
- * it happens, so the repair does not wait for a whole-map read (a million
- * entries take ~250 ms of CPU to read). On the bpf() syscall's tracepoints
+ * it happens, so the repair does not wait for a tick or a whole-map read (a
+ * million entries take ~250 ms of CPU to read). On the bpf() syscall's tracepoints
  * (this platform refuses fentry and BPF-LSM programs: EPERM): the entry of
  * a call records the map and the key (read from the caller's memory), its
  * exit sends them once the write is done, so the daemon reads the result,
  * not the state before it. The agent's own writes are skipped. A batch
- * write is reported without keys: the daemon reads the whole map.
+ * write's keys are read at its exit from the caller's keys array (the
+ * count the kernel wrote back: what it processed, for lookup-and-delete
+ * too), up to ZT_DW_BATCH_KEYS; a bigger batch is reported without keys and
+ * the daemon reads the whole map.
  *
  * Two ways in, the daemon loads one: syscalls/sys_{enter,exit}_bpf, which
  * run for bpf() calls only, or, when the tracepoint's id cannot be read
@@ -53,19 +57,26 @@ struct pt_regs___zt {
 const volatile __u32 agent_tgid = 0;
 const volatile __u32 watch_ids[ZT_DW_MAPS] = {};
 
-/* A write under way, by thread. */
+/* A write under way, by thread: the event so far and, for a batch, where its keys are. */
+struct dw_pend {
+	struct zt_dw_event e;
+	__u64 uattr;
+	__u64 keys;
+	__u32 batch;
+	__u32 _pad;
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, struct zt_dw_event);
+	__type(value, struct dw_pend);
 } dw_pending SEC(".maps");
 /* Entries in dw_pending: while 0, a syscall's exit looks no further. */
 __u64 dw_n_pending = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, 1024 * 1024); /* ~160 batch records of 256 keys */
 } dw_events SEC(".maps");
 
 /* The map behind the caller's fd, NULL when it is none we can read. */
@@ -85,7 +96,7 @@ static struct bpf_map___zt *fd_map(__u32 fd)
 
 static __always_inline int on_enter(__u64 cmd, __u64 uattr)
 {
-	struct zt_dw_event e = {};
+	struct dw_pend p = {};
 	struct bpf_map___zt *m;
 	__u64 id;
 	union {
@@ -129,38 +140,79 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr)
 			break;
 	if (i == ZT_DW_MAPS)
 		return 0;
-	e.cmd = (__u32)cmd;
-	e.slot = i;
-	e.pid = (__u32)(id >> 32);
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (!batch) {
-		ks = BPF_CORE_READ(m, key_size);
-		if (ks > ZT_DW_KEY_LEN)
-			ks = ZT_DW_KEY_LEN;
-		if (ks && !bpf_probe_read_user(e.key, ks, (void *)a.elem.key))
-			e.key_len = ks;
+	p.e.cmd = (__u32)cmd;
+	p.e.slot = i;
+	p.e.pid = (__u32)(id >> 32);
+	bpf_get_current_comm(p.e.comm, sizeof(p.e.comm));
+	ks = BPF_CORE_READ(m, key_size);
+	if (ks > ZT_DW_KEY_LEN)
+		ks = 0; /* not a key we know: reported without it */
+	p.e.key_len = ks;
+	if (batch) {
+		p.batch = 1;
+		p.uattr = uattr;
+		p.keys = a.batch.keys;
+	} else if (ks && !bpf_probe_read_user(p.e.key, ks, (void *)a.elem.key)) {
+		p.e.n_keys = 1;
 	}
-	if (bpf_map_update_elem(&dw_pending, &id, &e, BPF_ANY) == 0)
+	if (bpf_map_update_elem(&dw_pending, &id, &p, BPF_ANY) == 0)
 		__sync_fetch_and_add(&dw_n_pending, 1);
 	return 0;
+}
+
+/* A batch's keys, read from the caller's array once the kernel has processed them. */
+static __always_inline void send_batch(struct dw_pend *p, long ret)
+{
+	struct zt_dw_batch *b;
+	__u32 count = 0, ks = p->e.key_len, i;
+
+	/* batch.count (offset 32 of the attr): what the kernel processed, written back. */
+	if (bpf_probe_read_user(&count, sizeof(count), (void *)(p->uattr + 32)))
+		count = ZT_DW_BATCH_KEYS + 1;
+	if (ret < 0 && count == 0)
+		return; /* nothing was done */
+	b = bpf_ringbuf_reserve(&dw_events, sizeof(*b), 0);
+	if (!b)
+		return;
+	__builtin_memcpy(&b->e, &p->e, sizeof(b->e));
+	b->e.ret = ret;
+	b->e.n_keys = 0;
+	if (count <= ZT_DW_BATCH_KEYS && ks && ks <= ZT_DW_KEY_LEN && p->keys) {
+		for (i = 0; i < ZT_DW_BATCH_KEYS; i++) {
+			if (i >= count)
+				break;
+			__u32 n = ks;
+
+			/* The verifier's bound on the size, whatever the compiler kept of the check above. */
+			asm volatile("" : "+r"(n));
+			if (n > ZT_DW_KEY_LEN)
+				n = ZT_DW_KEY_LEN;
+			if (bpf_probe_read_user(b->keys[i], n, (void *)(p->keys + (__u64)i * ks)))
+				break;
+		}
+		if (i == count)
+			b->e.n_keys = count;
+	}
+	bpf_ringbuf_submit(b, 0);
 }
 
 static __always_inline int on_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct zt_dw_event *p, e;
+	struct dw_pend *p;
 
 	p = bpf_map_lookup_elem(&dw_pending, &id);
 	if (!p)
 		return 0;
-	e = *p;
+	if (p->batch) {
+		send_batch(p, ret);
+	} else if (ret >= 0 || !p->e.n_keys) {
+		/* A single write that failed changed nothing. */
+		p->e.ret = ret;
+		bpf_ringbuf_output(&dw_events, &p->e, sizeof(p->e), 0);
+	}
 	if (bpf_map_delete_elem(&dw_pending, &id) == 0)
 		__sync_fetch_and_add(&dw_n_pending, -1);
-	/* A single write that failed changed nothing; a batch may have done part. */
-	if (ret < 0 && e.key_len)
-		return 0;
-	e.ret = ret;
-	bpf_ringbuf_output(&dw_events, &e, sizeof(e), 0);
 	return 0;
 }
 

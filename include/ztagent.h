@@ -1315,17 +1315,31 @@ enum zt_mtls_dp_stat {
  * the maps the daemon watches, from its bpf() syscall's exit. Ring buffer
  * records, written only when the syscall touched a watched map.
  */
-#define ZT_DW_MAPS 4 /* blocklist_v4, blocklist_v6, blocklist_lpm_v4, blocklist_lpm_v6 */
-#define ZT_DW_KEY_LEN 20 /* struct zt_ip6_key, the longest watched key */
+/*
+ * Watched maps, by slot: 0-3 blocklist_v4, blocklist_v6, blocklist_lpm_v4,
+ * blocklist_lpm_v6; then endpoints, policy, pol_isolation, ipcache_v4,
+ * ipcache_v6, block_notes.
+ */
+#define ZT_DW_MAPS 10
+#define ZT_DW_SLOT_ENDPOINTS 4
+#define ZT_DW_SLOT_NOTES 9
+#define ZT_DW_KEY_LEN 24 /* struct zt_ipcache_key6, the longest watched key */
+#define ZT_DW_BATCH_KEYS 256 /* keys a batch write reports; more: n_keys 0 */
 struct zt_dw_event {
 	__u32 cmd; /* BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_BATCH, ... */
 	__u32 slot; /* which watched map: an index into the watch list */
 	__u32 pid; /* the writer's process id */
-	__u32 key_len; /* bytes of key read (0: a batch, keys unknown) */
+	__u32 key_len; /* bytes of each key */
 	__s64 ret; /* the syscall's return */
+	__u32 n_keys; /* keys reported: 1 in key (a single write), n in a zt_dw_batch; 0 unknown */
+	__u32 _pad;
 	__u8 key[ZT_DW_KEY_LEN];
 	char comm[16];
-	__u32 _pad;
+};
+/* A batch write's record: the keys it processed, each at ZT_DW_KEY_LEN bytes. */
+struct zt_dw_batch {
+	struct zt_dw_event e;
+	__u8 keys[ZT_DW_BATCH_KEYS][ZT_DW_KEY_LEN];
 };
 
 #endif /* ZTAGENT_H */

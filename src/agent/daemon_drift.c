@@ -8,19 +8,27 @@
  * endpoint's tc hooks, a stat() of each pin, the policy, ipcache and
  * endpoints maps against the appliers' records (a walk of the published
  * entries; see the README for the cost), and a bounded slice of the
- * blocklist maps. Every DRIFT_FULL_TICKS ticks the pins are also checked
- * for being our maps (not another map pinned in their place). Blocklist
- * writes by other processes do not wait for a tick: the drift watch
- * reports each as it happens (see dw_start); whole reads of the blocklist
- * hash maps on a thread of their own are the safety net (bl_scan_main).
+ * blocklist maps and block_notes. Every DRIFT_FULL_TICKS ticks the pins
+ * are also checked for being our maps (not another map pinned in their
+ * place). Map writes by other processes (blocklist, block_notes, policy,
+ * pol_isolation, ipcache, endpoints) do not wait for a tick: the drift
+ * watch reports each key as it happens, a batch's keys too (see dw_start);
+ * the ticks and the whole reads of the blocklist hash maps on a thread of
+ * their own (bl_scan_main) are the safety net.
  *
  * A difference is repaired at once, logged, counted
  * (ztagent_drift_repairs_total{kind}) and audited (drift.repair, with what
- * differed). More than DRIFT_FLAP_MAX repairs of one kind within
- * DRIFT_FLAP_WINDOW_NS is something fighting the agent: an alert
- * (drift.flapping, with an alerts row) and a back-off (no repair of that
- * kind for a while, doubling up to DRIFT_BACKOFF_MAX_NS) instead of a
- * silent loop of repairs.
+ * differed). More than DRIFT_FLAP_MAX repairs of one object (the kind
+ * and its subject: a map and key, an interface's hook, a pin path, the
+ * conflist) within DRIFT_FLAP_WINDOW_NS is something fighting the agent
+ * over it: an alert (drift.flapping, with an alerts row, naming the object
+ * and its writer when the drift watch saw it) and a back-off (no repair of
+ * that object for a while, doubling up to DRIFT_BACKOFF_MAX_NS) instead of
+ * a silent loop of repairs. Objects are counted in a table of
+ * DRIFT_SUBJ_SLOTS (least recently repaired evicted first), so an operator
+ * fixing many different entries by hand trips nothing. Behind it, more than
+ * DRIFT_KIND_FLAP_MAX repairs of one kind within the window (a runaway
+ * writer changing thousands of different keys) backs the whole kind off.
  */
 #include <errno.h>
 #include <limits.h>
@@ -55,11 +63,16 @@
 #define DRIFT_TICK_NS (200ULL * 1000000ULL)
 #define DRIFT_FULL_TICKS 25 /* 5 s */
 #define DRIFT_BL_BUDGET 16384 /* blocklist keys per map per tick */
+#define DRIFT_NOTES_EVERY_TICK 4096 /* block_notes walked each tick up to this size */
 #define DRIFT_BL_SCAN_TARGET_NS (800ULL * 1000000ULL) /* see bl_scan_pause */
 #define DRIFT_BL_SCAN_MIN_PAUSE_NS (50ULL * 1000000ULL)
 #define DRIFT_BL_SCAN_LOOKUPS 8192 /* per scan on the loop thread: ~10 ms */
-#define DRIFT_FLAP_MAX 5
+#define DRIFT_FLAP_MAX 5 /* repairs of one object within the window */
 #define DRIFT_FLAP_WINDOW_NS (10ULL * 1000000000ULL)
+#define DRIFT_KIND_FLAP_MAX 2000 /* repairs of one kind within the window */
+#define DRIFT_KIND_BUCKETS 10 /* the kind's count, by second of the window */
+#define DRIFT_SUBJ_SLOTS 512 /* objects counted at once (~60 KiB) */
+#define DRIFT_SUBJ_PROBE 8 /* slots an object may take: its hash's and the next 7 */
 #define DRIFT_BACKOFF_NS (5ULL * 1000000000ULL)
 #define DRIFT_BACKOFF_MAX_NS (300ULL * 1000000000ULL)
 
@@ -67,16 +80,29 @@ static const char *const kind_names[] = { "xdp",       "tc",	    "policy", "ipca
 					  "endpoints", "blocklist", "pin",    "cni" };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
+/* Per kind: the safety net's count and back-off, and the repair errors told. */
 struct drift_kind {
-	uint64_t recent[DRIFT_FLAP_MAX + 1]; /* mono ns of the latest repairs, a ring */
-	unsigned int n_recent;
+	uint32_t bucket_n[DRIFT_KIND_BUCKETS]; /* repairs in second bucket_s[i] */
+	uint64_t bucket_s[DRIFT_KIND_BUCKETS];
 	uint64_t backoff_until;
 	uint64_t backoff_ns; /* the next back-off's length */
-	uint64_t last_repair;
-	uint64_t last_tick; /* the tick of the last repair counted */
-	bool flapping;
+	uint64_t last_trip;
 	bool told; /* the back-off's "not repaired" was logged */
 	bool err_told; /* a failed repair was logged (once until one succeeds) */
+};
+
+/* One object's recent repairs (h 0: a free slot). */
+struct drift_subj {
+	uint64_t h; /* of kind and subject */
+	uint64_t recent[DRIFT_FLAP_MAX + 1]; /* mono ns of the latest repairs, a ring */
+	uint64_t last_repair;
+	uint64_t last_tick; /* the tick of the last repair counted */
+	uint64_t backoff_until;
+	uint64_t backoff_ns;
+	uint32_t n_recent;
+	uint8_t kind;
+	bool told;
+	char who[40]; /* the last writer the watch named, "" unknown */
 };
 
 struct zt_drift {
@@ -86,6 +112,8 @@ struct zt_drift {
 	struct zt_drift_hooks hooks;
 	struct zt_bl_drift_cursor blc;
 	struct drift_kind k[N_KINDS];
+	struct drift_subj subj[DRIFT_SUBJ_SLOTS];
+	uint64_t subj_evicted;
 	uint64_t ticks;
 	uint64_t repairs_total; /* for the nodes table */
 	uint64_t last_tick_ns; /* duration of the last tick, for the log at debug */
@@ -107,7 +135,8 @@ struct zt_drift {
 	const char *dw_way; /* "tracepoint" or "raw_tracepoint" */
 	struct ring_buffer *dw_rb;
 	uint64_t dw_events;
-	char who[64]; /* "by bpftool (pid 123)" while such a write is repaired */
+	uint64_t dw_batch_keys; /* keys of batch writes checked one by one */
+	char who[40]; /* "bpftool (pid 123)" while such a write is repaired */
 };
 
 static int kind_index(const char *kind)
@@ -118,12 +147,70 @@ static int kind_index(const char *kind)
 	return -1;
 }
 
+static uint64_t subj_hash(int kind, const char *subject)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+
+	for (const unsigned char *p = (const unsigned char *)subject; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+/*
+ * The object's slot; create: take one, evicting the least recently
+ * repaired of its DRIFT_SUBJ_PROBE candidates (one backing off only when
+ * all are), so the table stays bounded whatever writes come.
+ */
+static struct drift_subj *subj_get(struct zt_drift *dr, int kind, const char *subject, bool create)
+{
+	uint64_t h = subj_hash(kind, subject), now = zt_now_mono_ns();
+	struct drift_subj *victim = NULL;
+	bool victim_busy = true;
+
+	for (unsigned int p = 0; p < DRIFT_SUBJ_PROBE; p++) {
+		struct drift_subj *s = &dr->subj[(h + p) % DRIFT_SUBJ_SLOTS];
+		bool busy = now < s->backoff_until;
+
+		if (s->h == h)
+			return s;
+		if (!create)
+			continue;
+		if (!victim || (victim_busy && !busy) ||
+		    (victim_busy == busy && s->last_repair < victim->last_repair)) {
+			victim = s;
+			victim_busy = busy;
+		}
+	}
+	if (!victim)
+		return NULL;
+	if (victim->h)
+		dr->subj_evicted++;
+	memset(victim, 0, sizeof(*victim));
+	victim->h = h;
+	victim->kind = (uint8_t)kind;
+	return victim;
+}
+
 static bool drift_may(void *ctx, const char *kind)
 {
 	struct zt_drift *dr = ctx;
 	int i = kind_index(kind);
 
 	return i < 0 || zt_now_mono_ns() >= dr->k[i].backoff_until;
+}
+
+static bool drift_may_obj(void *ctx, const char *kind, const char *subject)
+{
+	struct zt_drift *dr = ctx;
+	int i = kind_index(kind);
+	const struct drift_subj *s;
+
+	if (i < 0)
+		return true;
+	if (!drift_may(ctx, kind))
+		return false;
+	s = subj_get(dr, i, subject, false);
+	return !s || zt_now_mono_ns() >= s->backoff_until;
 }
 
 static void drift_audit(struct zt_drift *dr, const char *akind, const char *kind,
@@ -141,60 +228,121 @@ static void drift_audit(struct zt_drift *dr, const char *akind, const char *kind
 	zt_auditq_post(dr->d->auditq, akind, dr->d->actor, subject, detail);
 }
 
-/* A repair of kind i now: is it the one too many? */
+/* The next back-off: DRIFT_BACKOFF_NS, doubling while the fight goes on. */
+static uint64_t next_backoff(uint64_t *cur, uint64_t last, uint64_t now)
+{
+	/* Quiet for a while: whatever fought us stopped. */
+	if (last && now - last > 2 * DRIFT_FLAP_WINDOW_NS)
+		*cur = 0;
+	*cur = *cur ? *cur * 2 : DRIFT_BACKOFF_NS;
+	if (*cur > DRIFT_BACKOFF_MAX_NS)
+		*cur = DRIFT_BACKOFF_MAX_NS;
+	return *cur;
+}
+
+static void flap_alert(struct zt_drift *dr, int i, const char *scope, const char *subject,
+		       const char *what, unsigned int repairs, uint64_t backoff_ns, const char *who)
+{
+	char qs[600], qwho[96], extra[400], esc_who[96];
+
+	zt_log_quote(qs, sizeof(qs), subject);
+	zt_log_quote(qwho, sizeof(qwho), who[0] ? who : "unknown");
+	log_error(
+		"drift_flapping",
+		"kind=%s scope=%s subject=%s writer=%s repairs=%u window_s=%llu backoff_s=%llu why=\"something keeps changing this behind the agent's back\" action=\"find what fights the agent (a script, another agent, an operator with bpftool); repairs of this %s resume after the back-off\"",
+		kind_names[i], scope, qs, qwho, repairs,
+		(unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL),
+		(unsigned long long)(backoff_ns / 1000000000ULL),
+		strcmp(scope, "kind") ? "object" : "kind");
+	zt_json_escape(who, esc_who, sizeof(esc_who));
+	snprintf(
+		extra, sizeof(extra),
+		",\"scope\":\"%s\",\"writer\":\"%s\",\"repairs\":%u,\"window_s\":%llu,\"backoff_s\":%llu,\"alert_kind\":\"drift-flapping\",\"alert_severity\":\"critical\"",
+		scope, esc_who, repairs, (unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL),
+		(unsigned long long)(backoff_ns / 1000000000ULL));
+	drift_audit(dr, "drift.flapping", kind_names[i], subject, what, extra);
+}
+
+/* The safety net: repairs of kind i in the last DRIFT_KIND_BUCKETS seconds, this one counted. */
+static uint32_t kind_count(struct drift_kind *k, uint64_t now)
+{
+	uint64_t sec = now / 1000000000ULL;
+	unsigned int b = (unsigned int)(sec % DRIFT_KIND_BUCKETS);
+	uint32_t n = 0;
+
+	if (k->bucket_s[b] != sec) {
+		k->bucket_s[b] = sec;
+		k->bucket_n[b] = 0;
+	}
+	k->bucket_n[b]++;
+	for (unsigned int j = 0; j < DRIFT_KIND_BUCKETS; j++)
+		if (sec - k->bucket_s[j] < DRIFT_KIND_BUCKETS)
+			n += k->bucket_n[j];
+	return n;
+}
+
+/* A repair of subject (kind i) now: is it the one too many, for the object or for the kind? */
 static void note_repair(struct zt_drift *dr, int i, const char *subject, const char *what)
 {
 	struct drift_kind *k = &dr->k[i];
+	struct drift_subj *s;
 	uint64_t now = zt_now_mono_ns(), oldest;
-	char extra[160];
+	uint32_t n;
 
-	/* One change can need many repairs (a pin directory removed): one episode per tick. */
-	if (k->n_recent && k->last_tick == dr->ticks)
-		return;
-	k->last_tick = dr->ticks;
-	if (k->last_repair && now - k->last_repair > 2 * DRIFT_FLAP_WINDOW_NS) {
-		/* Quiet for a while: whatever fought us stopped. */
-		k->backoff_ns = 0;
-		k->n_recent = 0;
-		if (k->flapping) {
-			const char *v[] = { kind_names[i] };
-
-			k->flapping = false;
-			zt_metric_set(dr->flapping, v, 0);
-		}
+	n = kind_count(k, now);
+	if (n > DRIFT_KIND_FLAP_MAX && now >= k->backoff_until) {
+		k->backoff_until = now + next_backoff(&k->backoff_ns, k->last_trip, now);
+		k->last_trip = now;
+		k->told = false;
+		memset(k->bucket_n, 0, sizeof(k->bucket_n));
+		flap_alert(dr, i, "kind", subject, what, n, k->backoff_ns, dr->who);
 	}
-	k->last_repair = now;
-	k->recent[k->n_recent % (DRIFT_FLAP_MAX + 1)] = now;
-	k->n_recent++;
-	if (k->n_recent <= DRIFT_FLAP_MAX)
+	s = subj_get(dr, i, subject, true);
+	if (dr->who[0])
+		snprintf(s->who, sizeof(s->who), "%s", dr->who);
+	/* One change can need two repairs (the watch's and the tick's): one episode per tick. */
+	if (s->n_recent && s->last_tick == dr->ticks)
 		return;
-	oldest = k->recent[(k->n_recent - DRIFT_FLAP_MAX - 1) % (DRIFT_FLAP_MAX + 1)];
-	if (now - oldest > DRIFT_FLAP_WINDOW_NS)
+	s->last_tick = dr->ticks;
+	if (s->last_repair && now - s->last_repair > 2 * DRIFT_FLAP_WINDOW_NS)
+		s->n_recent = 0;
+	s->recent[s->n_recent % (DRIFT_FLAP_MAX + 1)] = now;
+	s->n_recent++;
+	if (s->n_recent <= DRIFT_FLAP_MAX) {
+		s->last_repair = now;
 		return;
-	k->backoff_ns = k->backoff_ns ? k->backoff_ns * 2 : DRIFT_BACKOFF_NS;
-	if (k->backoff_ns > DRIFT_BACKOFF_MAX_NS)
-		k->backoff_ns = DRIFT_BACKOFF_MAX_NS;
-	k->backoff_until = now + k->backoff_ns;
-	k->n_recent = 0;
-	k->told = false;
-	if (!k->flapping) {
+	}
+	oldest = s->recent[(s->n_recent - DRIFT_FLAP_MAX - 1) % (DRIFT_FLAP_MAX + 1)];
+	if (now - oldest > DRIFT_FLAP_WINDOW_NS) {
+		s->last_repair = now;
+		return;
+	}
+	s->backoff_until = now + next_backoff(&s->backoff_ns, s->last_repair, now);
+	s->last_repair = now;
+	s->n_recent = 0;
+	s->told = false;
+	flap_alert(dr, i, "object", subject, what, DRIFT_FLAP_MAX + 1, s->backoff_ns, s->who);
+}
+
+/* ztagent_drift_flapping{kind}: 1 while the kind, or an object of it, backs off. */
+static void flap_gauges(struct zt_drift *dr)
+{
+	uint64_t now = zt_now_mono_ns();
+	bool on[N_KINDS] = { false };
+
+	for (size_t i = 0; i < N_KINDS; i++)
+		on[i] = now < dr->k[i].backoff_until;
+	for (unsigned int j = 0; j < DRIFT_SUBJ_SLOTS; j++) {
+		const struct drift_subj *s = &dr->subj[j];
+
+		if (s->h && now < s->backoff_until && s->kind < N_KINDS)
+			on[s->kind] = true;
+	}
+	for (size_t i = 0; i < N_KINDS; i++) {
 		const char *v[] = { kind_names[i] };
 
-		k->flapping = true;
-		zt_metric_set(dr->flapping, v, 1);
+		zt_metric_set(dr->flapping, v, on[i]);
 	}
-	log_error(
-		"drift_flapping",
-		"kind=%s subject=\"%s\" repairs=%d window_s=%llu backoff_s=%llu why=\"something keeps changing this behind the agent's back\" action=\"find what fights the agent (a script, another agent, an operator with bpftool); repairs of this kind resume after the back-off\"",
-		kind_names[i], subject, DRIFT_FLAP_MAX + 1,
-		(unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL),
-		(unsigned long long)(k->backoff_ns / 1000000000ULL));
-	snprintf(
-		extra, sizeof(extra),
-		",\"repairs\":%d,\"window_s\":%llu,\"backoff_s\":%llu,\"alert_kind\":\"drift-flapping\",\"alert_severity\":\"critical\"",
-		DRIFT_FLAP_MAX + 1, (unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL),
-		(unsigned long long)(k->backoff_ns / 1000000000ULL));
-	drift_audit(dr, "drift.flapping", kind_names[i], subject, what, extra);
 }
 
 static void drift_report(void *ctx, const char *kind, const char *subject, const char *what,
@@ -207,27 +355,35 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 	if (i < 0)
 		return;
 	if (dr->who[0]) {
-		snprintf(with_who, sizeof(with_who), "%s, %s", what, dr->who);
+		snprintf(with_who, sizeof(with_who), "%s, written by %s", what, dr->who);
 		what = with_who;
 	}
 	zt_log_quote(qs, sizeof(qs), subject);
 	zt_log_quote(qw, sizeof(qw), what);
 	if (!repaired) {
+		uint64_t now = zt_now_mono_ns(), until = dr->k[i].backoff_until;
+		struct drift_subj *s = subj_get(dr, i, subject, false);
+		bool *told = &dr->k[i].told;
+
 		if (err && !dr->k[i].err_told)
 			log_error("drift_repair_failed",
 				  "kind=%s subject=%s differed=%s error=\"%s\" retry=every-tick",
 				  kind, qs, qw, strerror(-err));
-		if (err)
+		if (err) {
 			dr->k[i].err_told = true;
-		else if (!dr->k[i].told)
+			return;
+		}
+		if (s && now < s->backoff_until && now >= until) {
+			until = s->backoff_until;
+			told = &s->told;
+		}
+		if (!*told)
 			log_warn(
 				"drift_not_repaired",
-				"kind=%s subject=%s differed=%s why=\"backing off: this kind flaps\" retry_in_ms=%llu",
-				kind, qs, qw,
-				(unsigned long long)((dr->k[i].backoff_until - zt_now_mono_ns()) /
-						     1000000ULL));
-		if (!err)
-			dr->k[i].told = true;
+				"kind=%s subject=%s differed=%s why=\"backing off: this %s flaps\" retry_in_ms=%llu",
+				kind, qs, qw, told == &dr->k[i].told ? "kind" : "object",
+				(unsigned long long)(until > now ? (until - now) / 1000000ULL : 0));
+		*told = true;
 		return;
 	}
 	dr->k[i].err_told = false;
@@ -257,7 +413,7 @@ static void check_xdp(struct zt_drift *dr)
 			continue;
 		snprintf(what, sizeof(what), "XDP program %u on the hook, expected xdp_guard %u",
 			 q.prog_id, ours);
-		if (!drift_may(dr, "xdp")) {
+		if (!drift_may_obj(dr, "xdp", dp->ifaces[i].name)) {
 			drift_report(dr, "xdp", dp->ifaces[i].name, what, false, 0);
 			continue;
 		}
@@ -303,7 +459,7 @@ static void check_pins_obj(struct zt_drift *dr, struct bpf_object *obj, bool ful
 			continue;
 		snprintf(what, sizeof(what),
 			 st == 0 ? "pin removed" : "another object pinned in its place");
-		if (!drift_may(dr, "pin")) {
+		if (!drift_may_obj(dr, "pin", path)) {
 			drift_report(dr, "pin", path, what, false, 0);
 			continue;
 		}
@@ -510,41 +666,84 @@ static void bl_scan_stop(struct zt_drift *dr)
 /*
  * ---- the drift watch: other processes' writes, as they happen ----
  *
- * bpf/drift_watch.bpf.c reports each write to a blocklist map by a process
- * other than the agent once its bpf() call is done: the key is compared
- * and repaired at once, whatever the map's size. A batch write (keys not
- * reported) makes the reader read the map again as soon as its CPU bound
- * allows; for a trie, the walk starts over. The whole reads and the walk
- * stay as the safety net for what the watch cannot see (another BPF
- * program's writes, events lost when the ring is full, the watch off).
+ * bpf/drift_watch.bpf.c reports each write to a watched map (blocklist,
+ * block_notes, endpoints, policy, pol_isolation, ipcache) by a process
+ * other than the agent once its bpf() call is done: each key it wrote is
+ * compared and repaired at once, whatever the map's size; a batch write
+ * reports the keys it processed, up to ZT_DW_BATCH_KEYS. A bigger batch
+ * (keys not reported) makes the reader read a blocklist hash map again as
+ * soon as its CPU bound allows, starts a trie's walk over, and checks the
+ * other maps whole at once. The ticks, the whole reads and the walk stay
+ * as the safety net for what the watch cannot see (another BPF program's
+ * writes, events lost when the ring is full, the watch off).
  */
+static const char *const dw_map_names[ZT_DW_MAPS] = {
+	ZT_PIN_BLOCK_V4,   ZT_PIN_BLOCK_V6, ZT_PIN_BLOCK_LPM_V4,  ZT_PIN_BLOCK_LPM_V6,
+	ZT_PIN_ENDPOINTS,  ZT_PIN_POLICY,   ZT_PIN_POL_ISOLATION, ZT_PIN_IPCACHE_V4,
+	ZT_PIN_IPCACHE_V6, "block_notes",
+};
+
+/* One key a watched write touched. */
+static void dw_check_key(struct zt_drift *dr, uint32_t slot, const uint8_t *key, uint32_t klen)
+{
+	struct zt_daemon *d = dr->d;
+
+	if (slot < ZT_DW_SLOT_ENDPOINTS) {
+		int fam = slot & 1;
+
+		if (klen == (fam ? sizeof(struct zt_ip6_key) : sizeof(struct zt_ip4_key)))
+			zt_blocklist_drift_check_key(d->bl, fam, slot >= 2, key, &dr->hooks);
+	} else if (slot == ZT_DW_SLOT_NOTES) {
+		if (klen == sizeof(uint32_t))
+			zt_blocklist_notes_check_key(d->bl, key, &dr->hooks);
+	} else {
+		zt_seg_drift_check_key(d->seg, dw_map_names[slot], key, klen, &dr->hooks);
+	}
+}
+
+/* A write whose keys are not known: the map checked whole, now or by the reader. */
+static void dw_check_all(struct zt_drift *dr, uint32_t slot)
+{
+	if (slot >= 2 && slot < ZT_DW_SLOT_ENDPOINTS) {
+		dr->blc.mid[slot] = false;
+	} else if (slot < 2) {
+		if (dr->scan_started) {
+			pthread_mutex_lock(&dr->scan_mu);
+			dr->scan_kick = true;
+			pthread_cond_signal(&dr->scan_cv);
+			pthread_mutex_unlock(&dr->scan_mu);
+		}
+	} else if (slot == ZT_DW_SLOT_NOTES) {
+		zt_blocklist_notes_check(dr->d->bl, &dr->hooks);
+	} else {
+		zt_seg_drift_check(dr->d->seg, &dr->hooks);
+	}
+}
+
 static int on_dw_event(void *ctx, void *data, size_t size)
 {
 	struct zt_drift *dr = ctx;
 	const struct zt_dw_event *e = data;
+	const struct zt_dw_batch *b = data;
 	char comm[sizeof(e->comm) + 1];
-	int fam, trie;
 
 	if (size < sizeof(*e) || e->slot >= ZT_DW_MAPS)
 		return 0;
-	fam = e->slot & 1;
-	trie = e->slot >= 2;
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
 	dr->dw_events++;
-	snprintf(dr->who, sizeof(dr->who), "written by %s (pid %u)", comm, e->pid);
-	if (e->key_len == (fam ? sizeof(struct zt_ip6_key) : sizeof(struct zt_ip4_key))) {
-		zt_blocklist_drift_check_key(dr->d->bl, fam, trie, e->key, &dr->hooks);
-	} else if (trie) {
-		dr->blc.mid[e->slot] = false;
-	} else if (dr->scan_started) {
-		pthread_mutex_lock(&dr->scan_mu);
-		dr->scan_kick = true;
-		pthread_cond_signal(&dr->scan_cv);
-		pthread_mutex_unlock(&dr->scan_mu);
+	snprintf(dr->who, sizeof(dr->who), "%s (pid %u)", comm, e->pid);
+	if (size >= sizeof(*b) && e->n_keys && e->n_keys <= ZT_DW_BATCH_KEYS) {
+		for (uint32_t i = 0; i < e->n_keys; i++)
+			dw_check_key(dr, e->slot, b->keys[i], e->key_len);
+		dr->dw_batch_keys += e->n_keys;
+	} else if (size < sizeof(*b) && e->n_keys == 1) {
+		dw_check_key(dr, e->slot, e->key, e->key_len);
+	} else {
+		dw_check_all(dr, e->slot);
 	}
-	log_debug("drift_watch_write", "map=%u cmd=%u pid=%u comm=\"%s\" ret=%lld", e->slot, e->cmd,
-		  e->pid, comm, (long long)e->ret);
+	log_debug("drift_watch_write", "map=%s cmd=%u keys=%u pid=%u comm=\"%s\" ret=%lld",
+		  dw_map_names[e->slot], e->cmd, e->n_keys, e->pid, comm, (long long)e->ret);
 	dr->who[0] = '\0';
 	return 0;
 }
@@ -640,8 +839,12 @@ static int dw_attach_tp(struct bpf_program *prog, long id, struct bpf_link **out
 static int dw_start(struct zt_drift *dr)
 {
 	struct xdp_guard *x = dr->d->dp->xdp;
-	struct bpf_map *maps[ZT_DW_MAPS] = { x->maps.blocklist_v4, x->maps.blocklist_v6,
-					     x->maps.blocklist_lpm_v4, x->maps.blocklist_lpm_v6 };
+	struct tc_endpoint *t = dr->d->dp->tc;
+	struct bpf_map *maps[ZT_DW_MAPS] = { x->maps.blocklist_v4,     x->maps.blocklist_v6,
+					     x->maps.blocklist_lpm_v4, x->maps.blocklist_lpm_v6,
+					     t->maps.endpoints,	       t->maps.policy,
+					     t->maps.pol_isolation,    t->maps.ipcache_v4,
+					     t->maps.ipcache_v6,       x->maps.block_notes };
 	struct drift_watch *w = drift_watch__open();
 	bool tp;
 	long ids[2];
@@ -727,7 +930,11 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	check_pins_obj(dr, d->dp->tc->obj, full);
 	zt_seg_drift_check(d->seg, &dr->hooks);
 	zt_blocklist_drift_check(d->bl, &dr->blc, DRIFT_BL_BUDGET, &dr->hooks);
+	/* The notes' walk: two syscalls a note, so a big map waits for the full ticks. */
+	if (full || zt_blocklist_notes_count(d->bl) <= DRIFT_NOTES_EVERY_TICK)
+		zt_blocklist_notes_check(d->bl, &dr->hooks);
 	daemon_drift_cni_check(d, &dr->hooks, full);
+	flap_gauges(dr);
 	dr->last_tick_ns = zt_now_mono_ns() - t0;
 	if (full)
 		log_debug("drift_tick", "us=%llu", (unsigned long long)(dr->last_tick_ns / 1000));
@@ -745,14 +952,16 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 	}
 	dr->d = d;
 	dr->scan_efd = -1;
-	dr->hooks = (struct zt_drift_hooks){ .may = drift_may, .report = drift_report, .ctx = dr };
+	dr->hooks = (struct zt_drift_hooks){
+		.may = drift_may, .report = drift_report, .ctx = dr, .may_obj = drift_may_obj
+	};
 	r = zt_metrics_add(d->metrics, "ztagent_drift_repairs_total",
 			   "Differences between the kernel and the agent's desired state, repaired",
 			   ZT_METRIC_COUNTER, labels, NULL, NULL, &dr->repairs);
 	if (r == 0)
 		r = zt_metrics_add(
 			d->metrics, "ztagent_drift_flapping",
-			"1 while repairs of this kind back off because something keeps undoing them",
+			"1 while repairs of this kind, or of one object of it, back off because something keeps undoing them",
 			ZT_METRIC_GAUGE, labels, NULL, NULL, &dr->flapping);
 	for (size_t i = 0; r == 0 && i < N_KINDS; i++) {
 		const char *v[] = { kind_names[i] };
@@ -787,17 +996,20 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 	if (r < 0) {
 		log_warn(
 			"drift_watch_off",
-			"error=\"%s\" effect=\"blocklist writes by other processes are found by the whole-map reads and the walk only (slower in big maps)\"",
+			"error=\"%s\" effect=\"writes by other processes are found by the 200 ms checks and the blocklist's whole-map reads only (slower in big maps)\"",
 			strerror(-r));
 		dw_stop(dr);
 	} else {
 		log_info("drift_watch_on", "maps=%d way=%s", ZT_DW_MAPS, dr->dw_way);
 	}
 	d->drift = dr;
-	log_info("drift_on", "tick_ms=%llu full_every_s=%llu flap_max=%d flap_window_s=%llu",
-		 (unsigned long long)(DRIFT_TICK_NS / 1000000ULL),
-		 (unsigned long long)(DRIFT_TICK_NS * DRIFT_FULL_TICKS / 1000000000ULL),
-		 DRIFT_FLAP_MAX, (unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL));
+	log_info(
+		"drift_on",
+		"tick_ms=%llu full_every_s=%llu flap_max_per_object=%d flap_max_per_kind=%d flap_window_s=%llu objects_tracked=%d",
+		(unsigned long long)(DRIFT_TICK_NS / 1000000ULL),
+		(unsigned long long)(DRIFT_TICK_NS * DRIFT_FULL_TICKS / 1000000000ULL),
+		DRIFT_FLAP_MAX, DRIFT_KIND_FLAP_MAX,
+		(unsigned long long)(DRIFT_FLAP_WINDOW_NS / 1000000000ULL), DRIFT_SUBJ_SLOTS);
 	return 0;
 }
 
@@ -907,7 +1119,7 @@ void daemon_drift_cni_check(struct zt_daemon *d, const struct zt_drift_hooks *h,
 	}
 	if (!cni_w.good && !root)
 		goto out; /* nothing good to go back to */
-	if (!h->may || h->may(h->ctx, "cni")) {
+	if (zt_drift_may(h, "cni", path)) {
 		if (root && json_object_object_get_ex(root, "plugins", &plugins) &&
 		    json_object_is_type(plugins, json_type_array)) {
 			/* Keep the operator's other changes: add our entry back at the end. */

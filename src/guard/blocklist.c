@@ -682,12 +682,16 @@ static uint32_t intern_note(struct zt_blocklist *bl, const char *text)
 	id = zt_fnv1a32(note.text, strlen(note.text)) | 1;
 	for (int probe = 0; probe < 64; probe++, id = (id + 2) | 1) {
 		if (bpf_map_lookup_elem(bl->fd_notes, &id, &cur) == 0) {
-			if (strncmp(cur.text, note.text, sizeof(cur.text)) == 0)
+			if (strncmp(cur.text, note.text, sizeof(cur.text)) == 0) {
+				bl_notes_remember(bl, id, note.text);
 				return id;
+			}
 			continue;
 		}
-		if (bpf_map_update_elem(bl->fd_notes, &id, &note, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(bl->fd_notes, &id, &note, BPF_NOEXIST) == 0) {
+			bl_notes_remember(bl, id, note.text);
 			return id;
+		}
 		break;
 	}
 	log_warn("note_dropped", "why=\"block_notes is full\" capacity=%u", bl->max_notes);
@@ -879,6 +883,8 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 		if (r == 0)
 			r = load_map(bl, fam, true);
 	}
+	if (r == 0)
+		r = bl_notes_load(bl);
 	bl->allow_used[FAM_V4] = !trie_empty(bl->fd_allow[FAM_V4]);
 	bl->allow_used[FAM_V6] = !trie_empty(bl->fd_allow[FAM_V6]);
 	/* Re-publish from what the maps hold: repairs a set left half-written. */
@@ -909,6 +915,7 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	free(bl->fdirty);
 	free(bl->fdlist);
 	free(bl->fvals);
+	bl_notes_free(bl);
 	free(bl);
 }
 
@@ -1655,18 +1662,38 @@ int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
 
 /* ---- drift: the kernel's blocklist maps against the mirror ---- */
 
-static void bl_drift_report(const struct zt_drift_hooks *h, int fam, bool trie, const uint8_t *key,
-			    const char *what, bool fixed, int err)
+/* The object a blocklist repair is about: "blocklist_v4 198.18.0.1/32". */
+static void bl_drift_subject(int fam, bool trie, const uint8_t *key, char *subj, size_t n)
 {
-	char subj[96], a[INET6_ADDRSTRLEN] = "";
+	char a[INET6_ADDRSTRLEN] = "";
 	uint32_t plen;
 
 	memcpy(&plen, key, sizeof(plen));
 	inet_ntop(fam == FAM_V4 ? AF_INET : AF_INET6, key + sizeof(uint32_t), a, sizeof(a));
-	snprintf(subj, sizeof(subj), "%s %s/%u",
+	snprintf(subj, n, "%s %s/%u",
 		 trie ? (fam == FAM_V4 ? ZT_PIN_BLOCK_LPM_V4 : ZT_PIN_BLOCK_LPM_V6) :
 			(fam == FAM_V4 ? ZT_PIN_BLOCK_V4 : ZT_PIN_BLOCK_V6),
 		 a, plen);
+}
+
+/* fix (the kind may be repaired) and this entry does not flap. */
+static bool bl_may_fix(const struct zt_drift_hooks *h, bool fix, int fam, bool trie,
+		       const uint8_t *key)
+{
+	char subj[96];
+
+	if (!fix || !h->may_obj)
+		return fix;
+	bl_drift_subject(fam, trie, key, subj, sizeof(subj));
+	return h->may_obj(h->ctx, "blocklist", subj);
+}
+
+static void bl_drift_report(const struct zt_drift_hooks *h, int fam, bool trie, const uint8_t *key,
+			    const char *what, bool fixed, int err)
+{
+	char subj[96];
+
+	bl_drift_subject(fam, trie, key, subj, sizeof(subj));
 	h->report(h->ctx, "blocklist", subj, what, fixed, err);
 }
 
@@ -1720,6 +1747,7 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		    tab_find(&bl->tab, fam, (uint8_t)plen, key + sizeof(uint32_t)) :
 		    NULL;
 	if (!s || s->in_trie != trie) {
+		fix = bl_may_fix(h, fix, fam, trie, key);
 		if (fix && bpf_map_delete_elem(fd, key) < 0)
 			r = -errno;
 		bl_drift_report(h, fam, trie, key, "entry added outside the agent", fix && r == 0,
@@ -1738,6 +1766,7 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		bl_restore_entry(s, &v);
 		bl_value_text(bl, &v, want, sizeof(want));
 		snprintf(what, sizeof(what), "entry changed: %s; put back: %s", was, want);
+		fix = bl_may_fix(h, fix, fam, trie, key);
 		if (fix && bpf_map_update_elem(fd, key, &v, BPF_EXIST) < 0)
 			r = -errno;
 		bl_drift_report(h, fam, trie, key, what, fix && r == 0, r);
@@ -1759,6 +1788,7 @@ static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_sl
 	if (bpf_map_lookup_elem(fd, key, &v) == 0 && (!s->in_trie || v.prefixlen == s->plen))
 		return;
 	bl_restore_entry(s, &v);
+	fix = bl_may_fix(h, fix, s->fam, s->in_trie, key);
 	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
 		r = -errno;
 	bl_value_text(bl, &v, want, sizeof(want));

@@ -59,6 +59,14 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 /* One key of one map (fam, trie) that another process wrote: compared and repaired at once. */
 void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
 				  const struct zt_drift_hooks *h);
+/*
+ * block_notes (the entries' reason texts) against what the agent wrote:
+ * one id (key: its 4 bytes, from the drift watch), or the whole map.
+ */
+void zt_blocklist_notes_check_key(struct zt_blocklist *bl, const uint8_t *key,
+				  const struct zt_drift_hooks *h);
+void zt_blocklist_notes_check(struct zt_blocklist *bl, const struct zt_drift_hooks *h);
+size_t zt_blocklist_notes_count(const struct zt_blocklist *bl);
 
 /*
  * Drift in big hash maps within a second: a whole-map read off the loop

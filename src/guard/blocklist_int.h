@@ -83,6 +83,7 @@ struct zt_blocklist {
 	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
 	uint32_t max_entries[2];
 	uint32_t max_notes;
+	struct bl_notes *notes; /* what the agent wrote to block_notes (blocklist_notes.c) */
 	struct bl_table tab;
 	uint32_t count[2][MAX_PLEN + 1]; /* entries per prefix length */
 	bool hashed[2][MAX_PLEN + 1]; /* where a length with entries lives */
@@ -150,5 +151,11 @@ void bl_key_cidr(const struct bl_key *k, struct zt_cidr *c);
 size_t bl_make_key(int fam, uint8_t plen, const uint8_t *addr, void *key);
 void bl_note_text(struct zt_blocklist *bl, uint32_t id, char *buf, size_t n);
 int bl_entry_fd(const struct zt_blocklist *bl, int fam, bool in_trie);
+
+/* blocklist_notes.c: the notes the agent wrote, for drift. */
+struct bl_notes;
+void bl_notes_remember(struct zt_blocklist *bl, uint32_t id, const char *text);
+int bl_notes_load(struct zt_blocklist *bl);
+void bl_notes_free(struct zt_blocklist *bl);
 
 #endif

@@ -23,10 +23,26 @@ typedef bool (*zt_drift_may_fn)(void *ctx, const char *kind);
 typedef void (*zt_drift_report_fn)(void *ctx, const char *kind, const char *subject,
 				   const char *what, bool repaired, int err);
 
+/*
+ * May this object (subject, as report names it) of kind be repaired now?
+ * False while the object, or its whole kind, flaps and backs off.
+ */
+typedef bool (*zt_drift_may_obj_fn)(void *ctx, const char *kind, const char *subject);
+
 struct zt_drift_hooks {
 	zt_drift_may_fn may;
 	zt_drift_report_fn report;
 	void *ctx;
+	zt_drift_may_obj_fn may_obj; /* optional: without it, may decides per kind */
 };
+
+/* The question a check asks before it repairs one object. */
+static inline bool zt_drift_may(const struct zt_drift_hooks *h, const char *kind,
+				const char *subject)
+{
+	if (h->may_obj)
+		return h->may_obj(h->ctx, kind, subject);
+	return !h->may || h->may(h->ctx, kind);
+}
 
 #endif

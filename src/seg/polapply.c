@@ -625,8 +625,35 @@ static void note_first(struct zt_polapply_drift *d, int m, const char *what)
  * The kernel walk is the cost (one get_next_key and one lookup a key), so
  * this runs where the applier runs, never beside an apply.
  */
+/* Ask cb (or go by repair) whether this difference is repaired; tells cb how it went. */
+static bool diff_may(const struct zt_polapply_drift_cb *cb, bool repair, int m, const uint8_t *key,
+		     const char *what, struct zt_polapply_diff *df)
+{
+	*df = (struct zt_polapply_diff){ .kind = m == M_IPC4 || m == M_IPC6,
+					 .map = mdef[m].name,
+					 .key = key,
+					 .ksz = mdef[m].ksz,
+					 .what = what };
+	return cb ? cb->may && cb->may(cb->ctx, df) : repair;
+}
+
+static void diff_done(const struct zt_polapply_drift_cb *cb, const struct zt_polapply_diff *df,
+		      bool repaired, int err)
+{
+	if (cb && cb->done)
+		cb->done(cb->ctx, df, repaired, err);
+}
+
 int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_drift *d)
 {
+	return zt_polapply_verify_cb(a, repair ? NULL : &(struct zt_polapply_drift_cb){ 0 }, d);
+}
+
+int zt_polapply_verify_cb(struct zt_polapply *a, const struct zt_polapply_drift_cb *cb,
+			  struct zt_polapply_drift *d)
+{
+	struct zt_polapply_diff df;
+	bool repair = !cb;
 	uint8_t key[64], next[64], val[64];
 	uint8_t *hit[2] = { NULL, NULL };
 	uint32_t kgen;
@@ -640,8 +667,17 @@ int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_dr
 		d->gen_changed = true;
 		snprintf(d->first, sizeof(d->first), "%s gen %u, expected %u", ZT_PIN_POL_STATE,
 			 kgen, a->gen);
-		if (repair)
+		df = (struct zt_polapply_diff){ .kind = 0,
+						.map = ZT_PIN_POL_STATE,
+						.key = (const uint8_t *)"",
+						.ksz = 0,
+						.what = "published generation changed" };
+		if (cb ? cb->may && cb->may(cb->ctx, &df) : repair) {
 			__atomic_store_n(&a->state->gen, a->gen, __ATOMIC_RELEASE);
+			diff_done(cb, &df, true, 0);
+		} else {
+			diff_done(cb, &df, false, 0);
+		}
 	}
 	for (int m = 0; m < M_MAX && r != -ENOMEM; m++) {
 		const size_t ksz = mdef[m].ksz, vsz = mdef[m].vsz;
@@ -676,10 +712,17 @@ int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_dr
 				d->extra[ix]++;
 				note_first(d, m, "entry added");
 				/* Deleting the current key loses the walk's place: start over. */
-				if (repair && bpf_map_delete_elem(a->fd[m], key) == 0) {
-					first = true;
-					memset(hit[0], 0, a->slot[0].m[m].n);
-					memset(hit[1], 0, a->slot[1].m[m].n);
+				if (diff_may(cb, repair, m, key, "entry added", &df)) {
+					int e = bpf_map_delete_elem(a->fd[m], key) < 0 ? -errno : 0;
+
+					diff_done(cb, &df, e == 0, e);
+					if (e == 0) {
+						first = true;
+						memset(hit[0], 0, a->slot[0].m[m].n);
+						memset(hit[1], 0, a->slot[1].m[m].n);
+					}
+				} else {
+					diff_done(cb, &df, false, 0);
 				}
 				continue;
 			}
@@ -691,12 +734,20 @@ int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_dr
 			if (memcmp(val, rec_at(&sr->m[m], (size_t)at) + ksz, vsz)) {
 				d->changed[ix]++;
 				note_first(d, m, "entry changed");
-				if (repair &&
-				    bpf_map_update_elem(a->fd[m], key,
-							rec_at(&sr->m[m], (size_t)at) + ksz,
-							BPF_ANY) < 0 &&
-				    !r)
-					r = -errno;
+				if (diff_may(cb, repair, m, key, "entry changed", &df)) {
+					int e = bpf_map_update_elem(a->fd[m], key,
+								    rec_at(&sr->m[m], (size_t)at) +
+									    ksz,
+								    BPF_ANY) < 0 ?
+							-errno :
+							0;
+
+					diff_done(cb, &df, e == 0, e);
+					if (e && !r)
+						r = e;
+				} else {
+					diff_done(cb, &df, false, 0);
+				}
 			}
 		}
 		for (int s = 0; s < 2; s++) {
@@ -709,15 +760,72 @@ int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_dr
 					continue;
 				d->missing[ix]++;
 				note_first(d, m, "entry deleted");
-				if (repair &&
-				    bpf_map_update_elem(a->fd[m], rec_at(k, i), rec_at(k, i) + ksz,
-							BPF_ANY) < 0 &&
-				    !r)
-					r = -errno;
+				if (diff_may(cb, repair, m, rec_at(k, i), "entry deleted", &df)) {
+					int e = bpf_map_update_elem(a->fd[m], rec_at(k, i),
+								    rec_at(k, i) + ksz,
+								    BPF_ANY) < 0 ?
+							-errno :
+							0;
+
+					diff_done(cb, &df, e == 0, e);
+					if (e && !r)
+						r = e;
+				} else {
+					diff_done(cb, &df, false, 0);
+				}
 			}
 		}
 	}
 	free(hit[0]);
 	free(hit[1]);
 	return r;
+}
+
+int zt_polapply_check_key(struct zt_polapply *a, const char *map, const uint8_t *key, size_t ksz,
+			  const struct zt_polapply_drift_cb *cb)
+{
+	uint8_t val[64];
+	const struct slot_rec *sr;
+	struct zt_polapply_diff df;
+	const uint8_t *want;
+	ssize_t at;
+	int m, e;
+
+	if (!a)
+		return -ENOENT;
+	for (m = 0; m < M_MAX && strcmp(mdef[m].name, map); m++)
+		;
+	if (m == M_MAX)
+		return -ENOENT;
+	if (ksz != mdef[m].ksz)
+		return -EINVAL;
+	sr = &a->slot[key[mdef[m].slot_off] & 1];
+	if (!sr->known)
+		return 0;
+	at = rec_find(&sr->m[m], key);
+	if (at < 0) {
+		/* Not ours: a delete is exact, in a trie too (ENOENT: it is gone already). */
+		if (!diff_may(cb, false, m, key, "entry added", &df))
+			return 0;
+		e = bpf_map_delete_elem(a->fd[m], key) < 0 ? -errno : 0;
+		if (e != -ENOENT)
+			diff_done(cb, &df, e == 0, e);
+		return 0;
+	}
+	want = rec_at(&sr->m[m], (size_t)at) + mdef[m].ksz;
+	/* BPF_NOEXIST succeeds only when this very key was missing (a trie's lookup would not tell). */
+	if (!diff_may(cb, false, m, key, "entry deleted", &df))
+		return 0;
+	e = bpf_map_update_elem(a->fd[m], key, want, BPF_NOEXIST) < 0 ? -errno : 0;
+	if (e != -EEXIST) {
+		diff_done(cb, &df, e == 0, e);
+		return 0;
+	}
+	/* It exists: a lookup of its own key finds it (no longer prefix counts). */
+	if (bpf_map_lookup_elem(a->fd[m], key, val) < 0 || !memcmp(val, want, mdef[m].vsz))
+		return 0;
+	df.what = "entry changed";
+	e = bpf_map_update_elem(a->fd[m], key, want, BPF_EXIST) < 0 ? -errno : 0;
+	diff_done(cb, &df, e == 0, e);
+	return 0;
 }

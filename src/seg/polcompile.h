@@ -249,4 +249,31 @@ struct zt_polapply_drift {
  */
 int zt_polapply_verify(struct zt_polapply *a, bool repair, struct zt_polapply_drift *d);
 
+/* One difference, for a caller that decides and reports per entry. */
+struct zt_polapply_diff {
+	int kind; /* 0 policy (policy, pol_isolation), 1 ipcache */
+	const char *map; /* its pin name */
+	const uint8_t *key;
+	size_t ksz;
+	const char *what; /* "entry added", "entry changed", "entry deleted" */
+};
+struct zt_polapply_drift_cb {
+	/* May this entry be repaired now? */
+	bool (*may)(void *ctx, const struct zt_polapply_diff *df);
+	/* After: repaired or not, the repair's -errno. */
+	void (*done)(void *ctx, const struct zt_polapply_diff *df, bool repaired, int err);
+	void *ctx;
+};
+/* zt_polapply_verify, asking cb before each repair and telling it after. */
+int zt_polapply_verify_cb(struct zt_polapply *a, const struct zt_polapply_drift_cb *cb,
+			  struct zt_polapply_drift *d);
+/*
+ * One key of map (a pin name) that another process just wrote: made what
+ * the applier's records say (exact, tries included: an entry is put back
+ * with BPF_NOEXIST, so a covering prefix never passes for it). -ENOENT: not
+ * one of the applier's maps.
+ */
+int zt_polapply_check_key(struct zt_polapply *a, const char *map, const uint8_t *key, size_t ksz,
+			  const struct zt_polapply_drift_cb *cb);
+
 #endif

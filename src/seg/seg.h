@@ -175,6 +175,13 @@ size_t zt_seg_remote_count(struct zt_seg *s);
  */
 struct zt_drift_hooks;
 void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
+/*
+ * One key of map (a pin name: endpoints, policy, pol_isolation,
+ * ipcache_v4/v6) that another process just wrote (the drift watch), made
+ * what segmentation wrote. -ENOENT: not one of these maps. Loop thread.
+ */
+int zt_seg_drift_check_key(struct zt_seg *s, const char *map, const uint8_t *key, size_t ksz,
+			   const struct zt_drift_hooks *h);
 
 /*
  * The policies in force in canonical form (seg/polcanon.h) and the

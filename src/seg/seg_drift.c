@@ -36,10 +36,64 @@ static void check_tc(struct zt_seg *s, const struct zt_drift_hooks *h)
 		snprintf(what, sizeof(what),
 			 "tc filters: ingress prog %u, egress prog %u (ours missing or replaced)",
 			 found[0], found[1]);
-		fix = may(h, "tc");
+		fix = zt_drift_may(h, "tc", ep->ifname);
 		r = fix ? zt_datapath_tc_attach(s->dp, ep->ifindex, err, sizeof(err)) : 0;
 		h->report(h->ctx, "tc", ep->ifname, what, fix && r == 0, r);
 	}
+}
+
+/* The object an endpoints repair is about: "endpoints ifindex 7 (v-b)". */
+static void ep_subject(const struct zt_ep *ep, __u32 ifindex, char *subj, size_t n)
+{
+	if (ep)
+		snprintf(subj, n, "%s ifindex %u (%s)", ZT_PIN_ENDPOINTS, ifindex, ep->ifname);
+	else
+		snprintf(subj, n, "%s ifindex %u", ZT_PIN_ENDPOINTS, ifindex);
+}
+
+/*
+ * One key of the endpoints map against the endpoint table: 1 when an entry
+ * was deleted (a walk's place is gone), else 0. kind_fix: the kind may be
+ * repaired; whether this entry may is asked here.
+ */
+static int ep_check_key(struct zt_seg *s, const struct zt_drift_hooks *h, int fd, __u32 key,
+			bool kind_fix)
+{
+	const struct zt_ep *ep = zt_ep_table_by_ifindex(&s->eps, (int)key);
+	struct zt_endpoint_info v, want = { 0 };
+	char subj[96], what[160];
+	bool fix;
+	int r = 0;
+
+	ep_subject(ep, key, subj, sizeof(subj));
+	if (!ep) {
+		if (bpf_map_lookup_elem(fd, &key, &v) < 0)
+			return 0;
+		fix = kind_fix && zt_drift_may(h, "endpoints", subj);
+		if (fix && bpf_map_delete_elem(fd, &key) < 0)
+			r = -errno;
+		h->report(h->ctx, "endpoints", subj, "entry for no endpoint added", fix && r == 0,
+			  r);
+		return fix && r == 0;
+	}
+	want.ep_id = ep->id;
+	want.identity = ep->identity;
+	if (bpf_map_lookup_elem(fd, &key, &v) < 0) {
+		fix = kind_fix && zt_drift_may(h, "endpoints", subj);
+		if (fix && bpf_map_update_elem(fd, &key, &want, BPF_ANY) < 0)
+			r = -errno;
+		h->report(h->ctx, "endpoints", subj, "entry deleted", fix && r == 0, r);
+		return 0;
+	}
+	if (!memcmp(&v, &want, sizeof(v)))
+		return 0;
+	snprintf(what, sizeof(what), "entry changed: ep_id %u identity %u, expected %u %u", v.ep_id,
+		 v.identity, want.ep_id, want.identity);
+	fix = kind_fix && zt_drift_may(h, "endpoints", subj);
+	if (fix && bpf_map_update_elem(fd, &key, &want, BPF_ANY) < 0)
+		r = -errno;
+	h->report(h->ctx, "endpoints", subj, what, fix && r == 0, r);
+	return 0;
 }
 
 static void check_endpoints(struct zt_seg *s, const struct zt_drift_hooks *h)
@@ -50,69 +104,60 @@ static void check_endpoints(struct zt_seg *s, const struct zt_drift_hooks *h)
 	size_t seen = 0;
 
 	while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
-		struct zt_endpoint_info v, want = { 0 };
-		const struct zt_ep *ep = zt_ep_table_by_ifindex(&s->eps, (int)next);
-		char subj[32], what[160];
-		int r = 0;
-
 		first = false;
 		key = next;
-		snprintf(subj, sizeof(subj), "ifindex %u", next);
-		if (!ep) {
-			if (fix && bpf_map_delete_elem(fd, &key) < 0)
-				r = -errno;
-			if (fix && r == 0)
-				first = true; /* the walk's place is gone: start over */
-			h->report(h->ctx, "endpoints", subj, "entry for no endpoint added", fix, r);
-			continue;
-		}
-		seen++;
-		want.ep_id = ep->id;
-		want.identity = ep->identity;
-		if (bpf_map_lookup_elem(fd, &key, &v) < 0 || !memcmp(&v, &want, sizeof(v)))
-			continue;
-		snprintf(what, sizeof(what), "entry changed: ep_id %u identity %u, expected %u %u",
-			 v.ep_id, v.identity, want.ep_id, want.identity);
-		if (fix && bpf_map_update_elem(fd, &key, &want, BPF_ANY) < 0)
-			r = -errno;
-		h->report(h->ctx, "endpoints", ep->ifname, what, fix && r == 0, r);
+		if (zt_ep_table_by_ifindex(&s->eps, (int)next))
+			seen++;
+		if (ep_check_key(s, h, fd, key, fix))
+			first = true; /* the walk's place is gone: start over */
 	}
 	if (seen == s->eps.n)
 		return;
 	for (size_t i = 0; i < s->eps.n; i++) {
-		const struct zt_ep *ep = s->eps.v[i];
-		struct zt_endpoint_info v, want = { .ep_id = ep->id, .identity = ep->identity };
-		int r = 0;
+		struct zt_endpoint_info v;
 
-		key = (__u32)ep->ifindex;
-		if (bpf_map_lookup_elem(fd, &key, &v) == 0)
-			continue;
-		if (fix && bpf_map_update_elem(fd, &key, &want, BPF_ANY) < 0)
-			r = -errno;
-		h->report(h->ctx, "endpoints", ep->ifname, "entry deleted", fix && r == 0, r);
+		key = (__u32)s->eps.v[i]->ifindex;
+		if (bpf_map_lookup_elem(fd, &key, &v) < 0)
+			ep_check_key(s, h, fd, key, fix);
 	}
 }
 
+/* A policy or ipcache entry's object: "policy 200000000100000005..." (the key's bytes). */
+static void pol_subject(const struct zt_polapply_diff *df, char *subj, size_t n)
+{
+	size_t o = (size_t)snprintf(subj, n, "%s%s", df->map, df->ksz ? " " : "");
+
+	for (size_t i = 0; i < df->ksz && o + 3 < n; i++)
+		o += (size_t)snprintf(subj + o, n - o, "%02x", df->key[i]);
+}
+
+static const char *const pol_kinds[2] = { "policy", "ipcache" };
+
+static bool pol_may(void *ctx, const struct zt_polapply_diff *df)
+{
+	const struct zt_drift_hooks *h = ctx;
+	char subj[128];
+
+	pol_subject(df, subj, sizeof(subj));
+	return zt_drift_may(h, pol_kinds[df->kind], subj);
+}
+
+static void pol_done(void *ctx, const struct zt_polapply_diff *df, bool repaired, int err)
+{
+	const struct zt_drift_hooks *h = ctx;
+	char subj[128];
+
+	pol_subject(df, subj, sizeof(subj));
+	h->report(h->ctx, pol_kinds[df->kind], subj, df->what, repaired, err);
+}
+
+/* Each difference reported (and repaired, when allowed) as its own object. */
 static void check_policy(struct zt_seg *s, const struct zt_drift_hooks *h)
 {
-	static const char *const kinds[2] = { "policy", "ipcache" };
-	static const char *const maps[2] = { ZT_PIN_POLICY "," ZT_PIN_POL_ISOLATION,
-					     ZT_PIN_IPCACHE_V4 "," ZT_PIN_IPCACHE_V6 };
+	struct zt_polapply_drift_cb cb = { pol_may, pol_done, (void *)h };
 	struct zt_polapply_drift d;
-	bool fix = may(h, "policy") && may(h, "ipcache");
-	int r = zt_polapply_verify(s->applier, fix, &d);
 
-	for (int k = 0; k < 2; k++) {
-		char what[320];
-
-		if (!d.extra[k] && !d.changed[k] && !d.missing[k] && !(k == 0 && d.gen_changed))
-			continue;
-		snprintf(what, sizeof(what),
-			 "%zu entries added, %zu changed, %zu deleted%s; first: %s", d.extra[k],
-			 d.changed[k], d.missing[k],
-			 k == 0 && d.gen_changed ? ", published generation changed" : "", d.first);
-		h->report(h->ctx, kinds[k], maps[k], what, fix && r == 0, r);
-	}
+	zt_polapply_verify_cb(s->applier, &cb, &d);
 }
 
 /* flow_export is pinned by the flow exporter, not libbpf: its pin is checked here. */
@@ -127,7 +172,7 @@ static void check_flowexp_pin(struct zt_seg *s, const struct zt_drift_hooks *h)
 	snprintf(path, sizeof(path), "%s/%s", s->cfg->bpffs, ZT_PIN_FLOW_EXPORT);
 	if (stat(path, &st) == 0)
 		return;
-	if (!may(h, "pin")) {
+	if (!zt_drift_may(h, "pin", path)) {
 		h->report(h->ctx, "pin", path, "pin removed", false, 0);
 		return;
 	}
@@ -145,4 +190,23 @@ void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h)
 	check_tc(s, h);
 	check_endpoints(s, h);
 	check_policy(s, h);
+}
+
+int zt_seg_drift_check_key(struct zt_seg *s, const char *map, const uint8_t *key, size_t ksz,
+			   const struct zt_drift_hooks *h)
+{
+	struct zt_polapply_drift_cb cb = { pol_may, pol_done, (void *)h };
+	__u32 ifindex;
+
+	if (!s || !h || !h->report)
+		return -EINVAL;
+	if (!strcmp(map, ZT_PIN_ENDPOINTS)) {
+		if (ksz != sizeof(ifindex))
+			return -EINVAL;
+		memcpy(&ifindex, key, sizeof(ifindex));
+		ep_check_key(s, h, bpf_map__fd(s->dp->tc->maps.endpoints), ifindex,
+			     may(h, "endpoints"));
+		return 0;
+	}
+	return zt_polapply_check_key(s->applier, map, key, ksz, &cb);
 }

@@ -8,6 +8,8 @@
  * single key the drift watch reports (zt_blocklist_drift_check_key). An
  * entry added outside the agent is deleted; an untouched one is left alone.
  * The mirror's checksums, kept as entries change, match a whole read.
+ * block_notes (the entries' reason texts) is held to what the agent wrote:
+ * a note changed or deleted is written back, one added outside deleted.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -157,7 +159,7 @@ static void reload(struct env *e)
 /* One whole pass of the slow walk. */
 static void walk(struct env *e)
 {
-	struct zt_drift_hooks h = { may, report, e };
+	struct zt_drift_hooks h = { .may = may, .report = report, .ctx = e };
 	struct zt_bl_drift_cursor cur = {};
 
 	cur.no_batch = false;
@@ -167,7 +169,7 @@ static void walk(struct env *e)
 /* A whole read and its comparison. */
 static int scan(struct env *e)
 {
-	struct zt_drift_hooks h = { may, report, e };
+	struct zt_drift_hooks h = { .may = may, .report = report, .ctx = e };
 	struct zt_bl_scan *s;
 	int r;
 
@@ -239,7 +241,7 @@ static void test_scan_sees_note_change(void **state)
 static void test_check_key(void **state)
 {
 	struct env *e = *state;
-	struct zt_drift_hooks h = { may, report, e };
+	struct zt_drift_hooks h = { .may = may, .report = report, .ctx = e };
 	struct zt_block_entry v0, bad;
 	uint8_t key[8], extra[8];
 
@@ -316,6 +318,54 @@ static void test_sums_follow_changes(void **state)
 	assert_int_equal(e->reports, 0);
 }
 
+static void note_text(struct env *e, uint32_t id, char *buf)
+{
+	struct zt_note n;
+
+	buf[0] = '\0';
+	if (bpf_map_lookup_elem(bpf_map__fd(e->dp->xdp->maps.block_notes), &id, &n) == 0)
+		snprintf(buf, ZT_NOTE_LEN, "%s", n.text);
+}
+
+static void test_notes(void **state)
+{
+	struct env *e = *state;
+	struct zt_drift_hooks h = { .may = may, .report = report, .ctx = e };
+	int fdn = bpf_map__fd(e->dp->xdp->maps.block_notes);
+	struct zt_block_entry v0, v1;
+	struct zt_note bad = { .text = "someone else's reason" };
+	uint32_t extra;
+	char t[ZT_NOTE_LEN];
+
+	v0 = add(e, "198.18.5.5", "ticket 99: scanner");
+	/* The mirror is read from the pinned map at start, and kept as notes are interned. */
+	reload(e);
+	v1 = add(e, "198.18.5.6", "added after the restart");
+	zt_blocklist_notes_check(e->bl, &h);
+	assert_int_equal(e->reports, 0);
+	/* Changed: the watch's key. */
+	assert_int_equal(bpf_map_update_elem(fdn, &v0.note_id, &bad, BPF_EXIST), 0);
+	zt_blocklist_notes_check_key(e->bl, (const uint8_t *)&v0.note_id, &h);
+	assert_int_equal(e->repaired, 1);
+	note_text(e, v0.note_id, t);
+	assert_string_equal(t, "ticket 99: scanner");
+	assert_non_null(strstr(e->last_what, "note changed: \"someone else's reason\""));
+	/* Deleted: the tick's walk. */
+	assert_int_equal(bpf_map_delete_elem(fdn, &v1.note_id), 0);
+	zt_blocklist_notes_check(e->bl, &h);
+	assert_int_equal(e->repaired, 2);
+	note_text(e, v1.note_id, t);
+	assert_string_equal(t, "added after the restart");
+	/* Added outside the agent: deleted, by the walk. */
+	extra = (v0.note_id ^ 0x10000) | 1;
+	assert_int_equal(bpf_map_update_elem(fdn, &extra, &bad, BPF_NOEXIST), 0);
+	zt_blocklist_notes_check(e->bl, &h);
+	assert_int_equal(e->repaired, 3);
+	assert_int_equal(bpf_map_lookup_elem(fdn, &extra, &bad), -ENOENT);
+	zt_blocklist_notes_check(e->bl, &h);
+	assert_int_equal(e->reports, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scan_sees_note_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sums_follow_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
