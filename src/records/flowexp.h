@@ -125,6 +125,8 @@ struct zt_flowexp_stats {
 	uint64_t deduplicated; /* destination-side entries recorded with their source's */
 	uint64_t deferred; /* calls that waited: the worker was still on the previous sweep */
 	uint64_t loop_ns_max; /* longest call (what the caller's thread spent in it) */
+	uint64_t loop_cpu_ns_max; /* ... in CPU time (without the time it was preempted) */
+	uint64_t prep_ns_max; /* longest prep (scoring, detection) within a call */
 	uint64_t worker_ns_max; /* longest sink + flow_export update on the worker */
 };
 
