@@ -566,6 +566,8 @@ static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
 	return zt_feeds_init(&d->feeds, &o, err, errlen);
 }
 
+static void flow_after(struct zt_daemon *d, const struct zt_flow_record *recs, size_t n);
+
 static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
@@ -578,6 +580,33 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 	 */
 	if (d->dbw && n)
 		zt_dbw_submit_durable(d->dbw, recs, n);
+	flow_after(d, recs, n);
+	free(scored);
+}
+
+/* The conntrack sweep's records, on the loop: scored in place, then detection (its state is the loop's). */
+static void flow_prep(void *ctx, struct zt_flow_record *recs, size_t n)
+{
+	struct zt_daemon *d = ctx;
+	struct zt_flow_record *scored = daemon_detect_score(d, recs, n);
+
+	if (scored)
+		memcpy(recs, scored, n * sizeof(*recs));
+	free(scored);
+	flow_after(d, recs, n);
+}
+
+/* ... and on the exporter's worker: the spool's fsyncs and the queue, off the loop. */
+static void flow_durable(void *ctx, const struct zt_flow_record *recs, size_t n)
+{
+	struct zt_daemon *d = ctx;
+
+	if (d->dbw && n)
+		zt_dbw_submit_durable(d->dbw, recs, n);
+}
+
+static void flow_after(struct zt_daemon *d, const struct zt_flow_record *recs, size_t n)
+{
 	/* Then detection: exfiltration baselines and the counts of open incidents. */
 	if (d->engine && n)
 		zt_engine_on_flows(d->engine, recs, n);
@@ -590,7 +619,6 @@ static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
 				 d->cfg.detection.feature_log, strerror(-r));
 		d->featlog_failed = r < 0;
 	}
-	free(scored);
 }
 
 /* XDP drop events (events.c checked their length): logged (rate-limited), aggregated into rows. */
@@ -920,7 +948,12 @@ static int daemon_start(struct zt_daemon *d)
 			goto fail;
 	}
 	/* Always a sink: detection reads the records even without a database. */
-	zt_seg_set_flow_sink(d->seg, flow_sink, d);
+	zt_seg_set_flow_sink(d->seg, flow_durable, d);
+	r = zt_seg_flow_worker(d->seg, flow_prep, d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot start the flow export thread: %s", strerror(-r));
+		goto fail;
+	}
 	r = detection_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;

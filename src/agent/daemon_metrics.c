@@ -331,6 +331,12 @@ int daemon_metrics_detection(struct zt_daemon *d)
 	return r;
 }
 
+/* The longest loop callback since the previous scrape: what a slow step (disk, map walk) held it. */
+static void m_loop_step_max(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit(s, NULL, (double)zt_loop_take_step_max(D(ctx)->loop) / 1e9);
+}
+
 int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 {
 	int r;
@@ -368,6 +374,13 @@ int daemon_metrics_start(struct zt_daemon *d, char *err, size_t errlen)
 	r = zt_feeds_register_metrics(d->feeds, d->metrics);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot register the feed metrics: %s", strerror(-r));
+		return r;
+	}
+	r = zt_metrics_add(d->metrics, "ztagent_loop_step_max_seconds",
+			   "Longest single callback of the daemon's loop since the previous scrape",
+			   ZT_METRIC_GAUGE, NULL, m_loop_step_max, d, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot register the loop metric: %s", strerror(-r));
 		return r;
 	}
 	zt_metrics_set_probe(d->metrics, daemon_probe, d);

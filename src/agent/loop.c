@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/loop.h"
@@ -36,6 +37,7 @@ struct zt_loop {
 	bool dispatching;
 	struct reg *regs; /* live registrations */
 	struct reg *dead; /* deleted during the current batch, freed after it */
+	uint64_t step_max_ns; /* atomic: the longest callback since zt_loop_take_step_max */
 };
 
 int zt_loop_init(struct zt_loop **out)
@@ -160,8 +162,23 @@ int zt_loop_add_timer(struct zt_loop *l, uint64_t interval_ns, zt_loop_fn fn, vo
 	return fd;
 }
 
-static void dispatch(struct reg *r, uint32_t events)
+static uint64_t mono_ns(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t zt_loop_take_step_max(struct zt_loop *l)
+{
+	return l ? __atomic_exchange_n(&l->step_max_ns, 0, __ATOMIC_RELAXED) : 0;
+}
+
+static void dispatch(struct zt_loop *l, struct reg *r, uint32_t events)
+{
+	uint64_t t0 = mono_ns(), dt;
+
 	if (r->timer) {
 		uint64_t expirations;
 
@@ -170,6 +187,10 @@ static void dispatch(struct reg *r, uint32_t events)
 			return;
 	}
 	r->fn(r->ctx, r->fd, events);
+	dt = mono_ns() - t0;
+	/* Only the loop thread raises it; a scrape may reset it in between (one step uncounted). */
+	if (dt > __atomic_load_n(&l->step_max_ns, __ATOMIC_RELAXED))
+		__atomic_store_n(&l->step_max_ns, dt, __ATOMIC_RELAXED);
 }
 
 int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
@@ -189,7 +210,7 @@ int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
 		struct reg *r = evs[i].data.ptr;
 
 		if (!r->dead)
-			dispatch(r, evs[i].events);
+			dispatch(l, r, evs[i].events);
 	}
 	l->dispatching = false;
 	while (l->dead) {

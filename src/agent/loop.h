@@ -23,6 +23,11 @@ int zt_loop_run_once(struct zt_loop *loop, int timeout_ms);
 /* Runs until zt_loop_quit(); returns 0, or -errno if epoll_wait fails. */
 int zt_loop_run(struct zt_loop *loop);
 void zt_loop_quit(struct zt_loop *loop);
+/*
+ * The longest single callback, in ns, since the previous call (which it
+ * resets): how long the loop was held at most. Any thread; NULL gives 0.
+ */
+uint64_t zt_loop_take_step_max(struct zt_loop *loop);
 /* Frees the loop and the timers it owns; NULL is fine. */
 void zt_loop_stop(struct zt_loop *loop);
 

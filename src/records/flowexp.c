@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -54,6 +55,21 @@ struct zt_flowexp {
 	size_t n_half, cap_half;
 	struct export_op *ops; /* what the sweep records in flow_export, after the sink */
 	size_t n_ops, cap_ops;
+	/*
+	 * The worker (zt_flowexp_start_worker): while busy it owns recs[] and
+	 * ops[] and the loop's sweeps wait their turn (deferred), so no entry
+	 * is acted on twice before flow_export says what was recorded.
+	 */
+	bool worker;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool busy, stop;
+	zt_flowexp_prep_fn prep;
+	void *prep_ctx;
+	zt_flow_sink_fn job_sink;
+	void *job_ctx;
+	int job_ct_fd;
 };
 
 /* An update of flow_export (and conntrack) that waits until the sink has the records. */
@@ -138,6 +154,26 @@ void zt_flowexp_close(struct zt_flowexp *x)
 {
 	if (!x)
 		return;
+	if (x->worker) {
+		/* The sweep handed over is finished first: its records sunk, flow_export updated. */
+		pthread_mutex_lock(&x->mu);
+		x->stop = true;
+		pthread_cond_broadcast(&x->cv);
+		pthread_mutex_unlock(&x->mu);
+		pthread_join(x->thr, NULL);
+		pthread_mutex_destroy(&x->mu);
+		pthread_cond_destroy(&x->cv);
+	}
+	if (x->st.sweeps)
+		log_info("flow_export_stopped",
+			 "sweeps=%llu deferred=%llu records=%llu loop_max_us=%llu "
+			 "loop_cpu_max_us=%llu prep_max_us=%llu worker_max_us=%llu",
+			 (unsigned long long)x->st.sweeps, (unsigned long long)x->st.deferred,
+			 (unsigned long long)(x->st.records_final + x->st.records_interim),
+			 (unsigned long long)(x->st.loop_ns_max / 1000),
+			 (unsigned long long)(x->st.loop_cpu_ns_max / 1000),
+			 (unsigned long long)(x->st.prep_ns_max / 1000),
+			 (unsigned long long)(x->st.worker_ns_max / 1000));
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->keys);
@@ -152,6 +188,8 @@ void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *s
 {
 	*st = x->st;
 	st->entries = zt_flowexp_entries(x);
+	st->entries_deleted = __atomic_load_n(&x->st.entries_deleted, __ATOMIC_RELAXED);
+	st->worker_ns_max = __atomic_load_n(&x->st.worker_ns_max, __ATOMIC_RELAXED);
 }
 
 uint64_t zt_flowexp_entries(const struct zt_flowexp *x)
@@ -311,8 +349,9 @@ static void mark(struct zt_flow_export *ex, const struct zt_ct_val *v, bool fina
 
 static void delete_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key *k, bool had_ex)
 {
+	/* On the worker when there is one, while the loop may read the stats. */
 	if (bpf_map_delete_elem(ct_fd, k) == 0)
-		x->st.entries_deleted++;
+		__atomic_fetch_add(&x->st.entries_deleted, 1, __ATOMIC_RELAXED);
 	if (had_ex)
 		bpf_map_delete_elem(x->fd, k);
 }
@@ -607,8 +646,135 @@ static int64_t boot_offset(void)
 	return (zt_boot_to_unix_ns() + 500000) / 1000000 * 1000000;
 }
 
+/* The sink and the map updates of a gathered sweep: on the caller's thread, or the worker's. */
+static void finish(struct zt_flowexp *x, int ct_fd, zt_flow_sink_fn sink, void *sink_ctx)
+{
+	if (sink && x->n_recs)
+		sink(sink_ctx, x->recs, x->n_recs);
+	apply_ops(x, ct_fd);
+	x->n_recs = 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct zt_flowexp *x = arg;
+
+	pthread_mutex_lock(&x->mu);
+	for (;;) {
+		while (!x->busy && !x->stop)
+			pthread_cond_wait(&x->cv, &x->mu);
+		if (!x->busy)
+			break; /* stop, nothing handed over */
+		pthread_mutex_unlock(&x->mu);
+		{
+			uint64_t t0 = zt_now_mono_ns(), dt;
+
+			finish(x, x->job_ct_fd, x->job_sink, x->job_ctx);
+			dt = zt_now_mono_ns() - t0;
+			if (dt > __atomic_load_n(&x->st.worker_ns_max, __ATOMIC_RELAXED))
+				__atomic_store_n(&x->st.worker_ns_max, dt, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_lock(&x->mu);
+		x->busy = false;
+		pthread_cond_broadcast(&x->cv);
+	}
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+int zt_flowexp_start_worker(struct zt_flowexp *x, zt_flowexp_prep_fn prep, void *prep_ctx)
+{
+	int r;
+
+	if (x->worker)
+		return -EALREADY;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	x->prep = prep;
+	x->prep_ctx = prep_ctx;
+	r = pthread_create(&x->thr, NULL, worker_main, x);
+	if (r) {
+		pthread_mutex_destroy(&x->mu);
+		pthread_cond_destroy(&x->cv);
+		return -r;
+	}
+	x->worker = true;
+	return 0;
+}
+
+void zt_flowexp_flush(struct zt_flowexp *x)
+{
+	if (!x || !x->worker)
+		return;
+	pthread_mutex_lock(&x->mu);
+	while (x->busy)
+		pthread_cond_wait(&x->cv, &x->mu);
+	pthread_mutex_unlock(&x->mu);
+}
+
+/* The calling thread's CPU time: a sweep's own cost, apart from the time it was preempted. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool worker_busy(struct zt_flowexp *x)
+{
+	bool b;
+
+	if (!x->worker)
+		return false;
+	pthread_mutex_lock(&x->mu);
+	b = x->busy;
+	pthread_mutex_unlock(&x->mu);
+	return b;
+}
+
+static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool recording);
+
 int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink_fn sink,
 		     void *sink_ctx)
+{
+	uint64_t t0 = zt_now_mono_ns(), c0 = thread_cpu_ns(), tp = 0, dt;
+	int r;
+
+	if (worker_busy(x)) {
+		/* The previous sweep's records are still being written: this tick waits. */
+		x->st.deferred++;
+		return 0;
+	}
+	r = sweep_gather(x, ct_fd, now, sink != NULL);
+	if (r >= 0 && x->prep && sink && x->n_recs) {
+		tp = zt_now_mono_ns();
+		x->prep(x->prep_ctx, x->recs, x->n_recs);
+		tp = zt_now_mono_ns() - tp;
+	}
+	if (r >= 0 && x->worker && (x->n_recs || x->n_ops)) {
+		pthread_mutex_lock(&x->mu);
+		x->job_sink = sink;
+		x->job_ctx = sink_ctx;
+		x->job_ct_fd = ct_fd;
+		x->busy = true;
+		pthread_cond_signal(&x->cv);
+		pthread_mutex_unlock(&x->mu);
+	} else if (r >= 0) {
+		finish(x, ct_fd, sink, sink_ctx);
+	}
+	dt = zt_now_mono_ns() - t0;
+	if (dt > x->st.loop_ns_max)
+		x->st.loop_ns_max = dt;
+	if (tp > x->st.prep_ns_max)
+		x->st.prep_ns_max = tp;
+	dt = thread_cpu_ns() - c0;
+	if (dt > x->st.loop_cpu_ns_max)
+		x->st.loop_cpu_ns_max = dt;
+	return r;
+}
+
+static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool recording)
 {
 	int64_t off = boot_offset();
 	uint32_t looked = 0, due = 0;
@@ -638,7 +804,7 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		if (!may_be_due(x, k, v, now))
 			continue;
 		due++;
-		sweep_entry(x, ct_fd, k, now, off, sink != NULL, &emitted);
+		sweep_entry(x, ct_fd, k, now, off, recording, &emitted);
 	}
 	if (x->pos >= x->n && x->last_batch) {
 		__atomic_store_n(&x->entries, x->rot_seen, __ATOMIC_RELAXED);
@@ -650,9 +816,6 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		x->st.slice_max = looked;
 	if (x->n_half)
 		flush_half_open(x, off, &emitted);
-	if (sink && x->n_recs)
-		sink(sink_ctx, x->recs, x->n_recs);
-	apply_ops(x, ct_fd);
 	return emitted;
 }
 

@@ -4,7 +4,8 @@
  * records (flowrec.h) and ages entries out.
  *
  * The sweep runs on the daemon's loop every ZT_FLOWEXP_TICK_NS and costs it
- * a bounded slice, however large the table: one batch read of at most
+ * a bounded slice, however large the table (the sink's disk writes and
+ * the map updates after it run on a worker: zt_flowexp_start_worker): one batch read of at most
  * ZT_FLOWEXP_SLICE entries from a cursor that goes round the map, and at
  * most ZT_FLOWEXP_DUE_MAX of them acted on (read again, recorded,
  * deleted; a few syscalls each). Entries with nothing due (live flows
@@ -122,6 +123,11 @@ struct zt_flowexp_stats {
 	uint64_t halfopen_rows; /* ... in this many rows */
 	uint64_t entries_deleted;
 	uint64_t deduplicated; /* destination-side entries recorded with their source's */
+	uint64_t deferred; /* calls that waited: the worker was still on the previous sweep */
+	uint64_t loop_ns_max; /* longest call (what the caller's thread spent in it) */
+	uint64_t loop_cpu_ns_max; /* ... in CPU time (without the time it was preempted) */
+	uint64_t prep_ns_max; /* longest prep (scoring, detection) within a call */
+	uint64_t worker_ns_max; /* longest sink + flow_export update on the worker */
 };
 
 struct zt_flowexp;
@@ -145,6 +151,31 @@ void zt_flowexp_close(struct zt_flowexp *x);
  */
 int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now_boot_ns, zt_flow_sink_fn sink,
 		     void *sink_ctx);
+
+/*
+ * Called on the loop thread with a sweep's records before they go to the
+ * sink, which may change them (the daemon scores them here and feeds its
+ * detectors, whose state is the loop's).
+ */
+typedef void (*zt_flowexp_prep_fn)(void *ctx, struct zt_flow_record *recs, size_t n);
+
+/*
+ * From now on the sink of each sweep, and the flow_export updates and
+ * deletes that follow it, run on a thread of the exporter's: a sink that
+ * blocks (the daemon's writes the records to the spool and fsyncs it,
+ * twice per call) no longer stalls the loop. zt_flowexp_sweep gathers the
+ * records on the loop (names, verdicts: the loop's state), calls prep
+ * (NULL: none) and hands them over; while the worker is on them, later
+ * calls return 0 without looking at the table (counted in deferred), so
+ * no entry is recorded twice. The durability order is the same: an entry
+ * is marked recorded or deleted only after the sink has returned.
+ * zt_flowexp_close finishes what was handed over before it returns (the
+ * sink must still work then: close before stopping the writer).
+ * 0 or -errno.
+ */
+int zt_flowexp_start_worker(struct zt_flowexp *x, zt_flowexp_prep_fn prep, void *prep_ctx);
+/* Waits until the worker has finished the sweep handed to it, if any. */
+void zt_flowexp_flush(struct zt_flowexp *x);
 void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st);
 /*
  * Conntrack entries counted by the last complete rotation (at most a few

@@ -951,6 +951,11 @@ void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx)
 	s->flow_sink_ctx = ctx;
 }
 
+int zt_seg_flow_worker(struct zt_seg *s, zt_flowexp_prep_fn prep, void *ctx)
+{
+	return s->fx ? zt_flowexp_start_worker(s->fx, prep, ctx) : 0;
+}
+
 /* Each ZT_FLOWEXP_TICK_NS: one bounded slice of the conntrack sweep (records, deletes). */
 static void on_gc_timer(void *ctx, int fd, uint32_t events)
 {

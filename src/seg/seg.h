@@ -77,6 +77,8 @@ void zt_seg_set_audit(struct zt_seg *s, zt_seg_audit_fn fn, void *ctx);
 void zt_seg_set_violation_sink(struct zt_seg *s, zt_seg_violation_fn fn, void *ctx);
 /* Where flow records go (the database writer); NULL: entries age out unrecorded. */
 void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx);
+/* The sink runs on the exporter's worker, prep on the loop first (flowexp.h). 0 or -errno. */
+int zt_seg_flow_worker(struct zt_seg *s, zt_flowexp_prep_fn prep, void *ctx);
 /* Observer of apply latencies (seconds), e.g. a metrics histogram. */
 void zt_seg_set_apply_observer(struct zt_seg *s, void (*fn)(void *ctx, double seconds), void *ctx);
 void zt_seg_get_stats(struct zt_seg *s, struct zt_seg_stats *out);

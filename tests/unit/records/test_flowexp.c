@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 
@@ -788,6 +790,148 @@ static void test_sliced_rotation(void **state)
 	zt_flowexp_close(x);
 }
 
+/* ---- the worker: the sink off the loop thread ---- */
+
+/* A sink that blocks until the gate opens (at most 5 s), as an fsync on a slow disk. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open, sink_entered, sink_done;
+static pthread_t sink_thread, prep_thread;
+static int sink_calls, prep_calls;
+
+static void slow_sink(void *ctx, const struct zt_flow_record *r, size_t n)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 5;
+	pthread_mutex_lock(&gate_mu);
+	sink_thread = pthread_self();
+	sink_entered = true;
+	sink_calls++;
+	pthread_cond_broadcast(&gate_cv);
+	while (!gate_open && pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&gate_mu);
+	sink(ctx, r, n);
+	pthread_mutex_lock(&gate_mu);
+	sink_done = true;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void prep_score(void *ctx, struct zt_flow_record *r, size_t n)
+{
+	prep_thread = pthread_self();
+	prep_calls++;
+	for (size_t i = 0; i < n; i++)
+		r[i].anomaly_score = 0.25f;
+}
+
+static void *open_gate_later(void *arg)
+{
+	struct timespec d = { 0, 200 * 1000000L };
+
+	nanosleep(&d, NULL);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	return NULL;
+}
+
+/*
+ * With the worker, the sweep returns while the sink is still blocked (the
+ * loop is not held by the spool's fsync), a sweep in the meantime records
+ * nothing twice, and a close while the sink blocks (SIGTERM mid-sweep)
+ * waits for it: every record reaches the sink with its values and the
+ * prep's score, and flow_export says they were recorded, so an exporter
+ * opened on the same pins records none of them again.
+ */
+static void test_worker_off_loop_nothing_lost(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 200 * S;
+	struct zt_flowexp_stats st;
+	pthread_t opener;
+	struct zt_ct_key ki[40], kl[20];
+	bool entered, done;
+	int idle_seen = 0, long_seen = 0;
+
+	gate_open = sink_entered = sink_done = false;
+	sink_calls = prep_calls = 0;
+	assert_int_equal(zt_flowexp_start_worker(x, prep_score, NULL), 0);
+	for (int i = 0; i < 40; i++) {
+		/* Idle past the UDP timeout: a final record, then deleted. */
+		struct zt_ct_val v = val(now - 100 * S, now - ZT_CT_UDP_TIMEOUT_NS - S,
+					 ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+		ki[i] = key(IF_A, IPPROTO_UDP, "198.18.2.10", (uint16_t)(6000 + i), "198.18.1.30",
+			    53);
+		put(&ki[i], &v);
+	}
+	for (int i = 0; i < 20; i++) {
+		/* Live for 90 s: an interim record, then marked in flow_export. */
+		struct zt_ct_val v =
+			val(now - 90 * S, now - S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+
+		kl[i] = key(IF_A, IPPROTO_TCP, "198.18.2.11", (uint16_t)(7000 + i), "198.18.1.30",
+			    443);
+		put(&kl[i], &v);
+	}
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, slow_sink, NULL), 60);
+	pthread_mutex_lock(&gate_mu);
+	{
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 5;
+		while (!sink_entered && pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) == 0)
+			;
+	}
+	entered = sink_entered;
+	done = sink_done;
+	pthread_mutex_unlock(&gate_mu);
+	/* The sink runs on another thread and has not returned: the sweep did not wait for it. */
+	assert_true(entered);
+	assert_false(done);
+	assert_false(pthread_equal(sink_thread, pthread_self()));
+	assert_int_equal(prep_calls, 1);
+	assert_true(pthread_equal(prep_thread, pthread_self()));
+	/* Nothing deleted before the sink returned; a sweep meanwhile waits its turn. */
+	assert_true(present(&ki[0]));
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, slow_sink, NULL), 0);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.deferred, 1);
+	assert_int_equal(sink_calls, 1);
+	/* Stopped mid-sweep: close waits for the sink and the map updates. */
+	assert_int_equal(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
+	zt_flowexp_close(x);
+	pthread_join(opener, NULL);
+	assert_true(sink_done);
+	assert_int_equal(n_got, 60);
+	for (size_t i = 0; i < n_got; i++) {
+		assert_true(got[i].anomaly_score == 0.25f);
+		assert_int_equal(got[i].packets_sent, 10);
+		assert_int_equal(got[i].bytes_sent, 1000);
+		assert_int_equal(got[i].bytes_received, 800);
+		if (got[i].protocol == IPPROTO_UDP && got[i].dest_port == 53)
+			idle_seen++;
+		else if (got[i].protocol == IPPROTO_TCP && got[i].dest_port == 443)
+			long_seen++;
+	}
+	assert_int_equal(idle_seen, 40);
+	assert_int_equal(long_seen, 20);
+	for (int i = 0; i < 40; i++)
+		assert_false(present(&ki[i]));
+	for (int i = 0; i < 20; i++)
+		assert_true(present(&kl[i]));
+	/* A restart on the same pins: the interim records are not made again. */
+	x = open_x();
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + S, sink, NULL), 0);
+	assert_int_equal(n_got, 60);
+	zt_flowexp_close(x);
+}
+
 /* ---- drop aggregation ---- */
 
 static struct zt_ev_xdp_drop drop_ev(const char *src, uint16_t dport, uint64_t ts, uint32_t rep)
@@ -884,6 +1028,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_half_open_flood_is_few_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_denied_syns_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sliced_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_off_loop_nothing_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flowstats_reach_features, setup, teardown),
