@@ -15,7 +15,7 @@
 # Usage: tools/bench_mtls_lab.sh [SECONDS per throughput run, default 8]
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ZTAGENT="$ROOT/build/ztagent"
+ZTAGENT=${ZTAGENT:-"$ROOT/build/ztagent"} # another build to compare: ZTAGENT=PATH
 ZTCTL="$ROOT/build/ztctl"
 T=${1:-8}
 ID="ztmb$$"
