@@ -72,6 +72,12 @@ struct ep {
 	bool rd_eof; /* the other end finished sending (FIN or close_notify) */
 	bool wr_shut; /* we finished sending */
 	bool rd_wants_write, wr_blocked, wr_wants_read, shut_blocked;
+	/*
+	 * The last read found the socket empty (EAGAIN, or a plain recv that
+	 * returned less than it asked for): pump reads it again only after
+	 * epoll reports EPOLLIN, not once more per round to find EAGAIN.
+	 */
+	bool rd_idle;
 };
 
 struct buf {
@@ -646,11 +652,17 @@ static int ep_read(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
 	if (!e->ssl) {
 		ssize_t r = recv(e->fd, b->d + b->tail, room, MSG_DONTWAIT);
 
-		if (r > 0)
+		if (r > 0) {
 			b->tail += (size_t)r;
+			e->rd_idle = (size_t)r < room;
+		}
 		if (r >= 0)
 			return (int)r;
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			e->rd_idle = true;
+			return -EAGAIN;
+		}
+		return errno == EINTR ? -EAGAIN : -errno;
 	}
 	e->rd_wants_write = false;
 	n = SSL_read(e->ssl, b->d + b->tail, (int)(room > INT32_MAX ? INT32_MAX : room));
@@ -678,6 +690,7 @@ static int ep_read(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
 	case SSL_ERROR_WANT_READ:
+		e->rd_idle = true;
 		return -EAGAIN;
 	case SSL_ERROR_WANT_WRITE:
 		e->rd_wants_write = true;
@@ -1176,7 +1189,7 @@ static void pump(struct conn *c)
 			int n;
 
 			if (c->read_ok[d] && in->fd >= 0 && !in->connecting && !in->rd_eof &&
-			    buf_space(b) > 0) {
+			    !in->rd_idle && buf_space(b) > 0) {
 				n = ep_read(in, b, &why);
 				if (n > 0) {
 					progress = true;
@@ -1598,6 +1611,8 @@ static void *relay_main(void *arg)
 				continue;
 			if (evs[i].events & (EPOLLHUP | EPOLLERR))
 				e->hup = true;
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+				e->rd_idle = false;
 			if (e->connecting && (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 				connected(e->c, (int)(e - e->c->ep));
 				if (e->c->dead)
