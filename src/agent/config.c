@@ -1786,47 +1786,6 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 	return 0;
 }
 
-int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
-{
-	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
-	unsigned long plen, port = 0;
-	struct in_addr net, agent;
-	uint32_t mask;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, s, strlen(s) + 1);
-	eq = strchr(buf, '=');
-	if (!eq)
-		return -EINVAL;
-	*eq++ = '\0';
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash++ = '\0';
-	errno = 0;
-	plen = strtoul(slash, &end, 10);
-	if (!*slash || *end || plen > 32 || inet_pton(AF_INET, buf, &net) != 1)
-		return -EINVAL;
-	colon = strchr(eq, ':');
-	if (colon) {
-		*colon++ = '\0';
-		port = strtoul(colon, &end, 10);
-		if (!*colon || *end || port < 1 || port > 65535)
-			return -EINVAL;
-	}
-	if (inet_pton(AF_INET, eq, &agent) != 1)
-		return -EINVAL;
-	mask = plen ? htonl(~0u << (32 - plen)) : 0;
-	if (net.s_addr & ~mask)
-		return -EINVAL; /* host bits set: say the network */
-	out->net = net.s_addr;
-	out->plen = (uint8_t)plen;
-	out->agent = agent.s_addr;
-	out->port = (uint16_t)port;
-	return 0;
-}
-
 int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
 {
 	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *end, *colon;
@@ -1863,6 +1822,47 @@ int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	memcpy(out->net, net.s6_addr, 16);
+	out->plen = (uint8_t)plen;
+	out->agent = agent.s_addr;
+	out->port = (uint16_t)port;
+	return 0;
+}
+
+int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
+{
+	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
+	unsigned long plen, port = 0;
+	struct in_addr net, agent;
+	uint32_t mask;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, strlen(s) + 1);
+	eq = strchr(buf, '=');
+	if (!eq)
+		return -EINVAL;
+	*eq++ = '\0';
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash++ = '\0';
+	errno = 0;
+	plen = strtoul(slash, &end, 10);
+	if (!*slash || *end || plen > 32 || inet_pton(AF_INET, buf, &net) != 1)
+		return -EINVAL;
+	colon = strchr(eq, ':');
+	if (colon) {
+		*colon++ = '\0';
+		port = strtoul(colon, &end, 10);
+		if (!*colon || *end || port < 1 || port > 65535)
+			return -EINVAL;
+	}
+	if (inet_pton(AF_INET, eq, &agent) != 1)
+		return -EINVAL;
+	mask = plen ? htonl(~0u << (32 - plen)) : 0;
+	if (net.s_addr & ~mask)
+		return -EINVAL; /* host bits set: say the network */
+	out->net = net.s_addr;
 	out->plen = (uint8_t)plen;
 	out->agent = agent.s_addr;
 	out->port = (uint16_t)port;
