@@ -829,6 +829,12 @@ static int datapath_cfg(struct zt_dmtls *m)
 		if (r < 0)
 			return -errno;
 	}
+	/* The IPv6 entries of mtls.peers are read here, so whoever rewrites the datapath's
+	 * peers after a configuration change (SIGHUP) takes them along. */
+	m->n_peers6 = 0;
+	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
+		if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &m->peers6[m->n_peers6]) == 0)
+			m->n_peers6++;
 	for (unsigned int i = 0; i < m->n_peers6; i++) {
 		struct zt_ip6_key k = { .prefixlen = m->peers6[i].plen };
 
@@ -973,8 +979,6 @@ int daemon_mtls_start(struct zt_daemon *d)
 	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
 		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &m->peers[m->n_peers]) == 0)
 			m->n_peers++;
-		else if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &m->peers6[m->n_peers6]) == 0)
-			m->n_peers6++;
 	r = datapath_cfg(m);
 	if (r < 0) {
 		snprintf(m->state, sizeof(m->state), "cannot write the datapath's mTLS maps: %s",
