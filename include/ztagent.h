@@ -1248,7 +1248,7 @@ struct zt_ev_ioc {
  *
  * A pod's TCP flow that must travel through the agent's tunnel (an allow
  * rule with requireMutualAuth/requireTLS, or mtls.mode strict and a peer in
- * ZT_PIN_MTLS_REMOTE_V4) is marked in its conntrack entry (zt_ct_val.mtls).
+ * ZT_PIN_MTLS_REMOTE_V4/_V6; IPv4 and IPv6 alike) is marked in its conntrack entry (zt_ct_val.mtls).
  * From the pod: its packets are assigned (bpf_sk_assign) to the agent's
  * transparent listener, or to the agent's socket of that connection, and
  * marked ZT_MTLS_MARK_STEER so the node routes them locally; no socket (the
@@ -1258,6 +1258,7 @@ struct zt_ev_ioc {
  */
 #define ZT_PIN_MTLS_CFG "mtls_cfg"
 #define ZT_PIN_MTLS_REMOTE_V4 "mtls_remote_v4"
+#define ZT_PIN_MTLS_REMOTE_V6 "mtls_remote_v6"
 #define ZT_PIN_MTLS_STATS "mtls_stats"
 
 #define ZT_MTLS_MARK_STEER 0x5a7b0000u /* skb->mark of steered packets (ip rule: local) */
@@ -1293,6 +1294,7 @@ struct zt_mtls_cfg {
 };
 
 /* ZT_PIN_MTLS_REMOTE_V4: LPM trie, key struct zt_ip4_key: pod CIDRs of other nodes; value __u32. */
+/* ZT_PIN_MTLS_REMOTE_V6: the same for IPv6 pod CIDRs, key struct zt_ip6_key. */
 
 /* ZT_PIN_MTLS_STATS: per-CPU array of struct zt_counter. */
 enum zt_mtls_dp_stat {
@@ -1300,7 +1302,7 @@ enum zt_mtls_dp_stat {
 	ZT_MTLS_DS_FROM_AGENT, /* packets to a pod from the agent (allowed) */
 	ZT_MTLS_DS_NO_AGENT, /* dropped: no agent socket (agent down) */
 	ZT_MTLS_DS_BYPASS, /* dropped: clear text to a pod that went around the tunnel */
-	ZT_MTLS_DS_UNSUPPORTED, /* dropped: IPv6 flow that requires mTLS (not steered yet) */
+	ZT_MTLS_DS_UNSUPPORTED, /* dropped: a flow of neither IPv4 nor IPv6 (not expected) */
 	/* requireTLS, the server's first payload at the destination (bpf/lib/tls.h): */
 	ZT_MTLS_DS_TLS13, /* a TLS 1.3 ServerHello (or HelloRetryRequest): passed */
 	ZT_MTLS_DS_TLS_OLD, /* dropped: a ServerHello of TLS 1.2 or older */

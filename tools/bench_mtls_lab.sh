@@ -15,7 +15,7 @@
 # Usage: tools/bench_mtls_lab.sh [SECONDS per throughput run, default 8]
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ZTAGENT="$ROOT/build/ztagent"
+ZTAGENT=${ZTAGENT:-"$ROOT/build/ztagent"} # another build to compare: ZTAGENT=PATH
 ZTCTL="$ROOT/build/ztctl"
 T=${1:-8}
 ID="ztmb$$"
@@ -255,5 +255,5 @@ read -r bp50 bp99 <<<"$(pp 7001)"
 echo "request/response RTT (sockperf, shaped): tunnel p50 $tp50 ms p99 $tp99 ms; bare p50 $bp50 ms p99 $bp99 ms; added p50 $("$PY" -c "print('%.3f' % ($tp50 - $bp50))") ms p99 $("$PY" -c "print('%.3f' % ($tp99 - $bp99))") ms (targets 0.2 / 1 ms)"
 read -r cp50 cp99 cfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7003 ${CTFB_N:-300})"
 read -r dp50 dp99 dfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7004 ${CTFB_N:-300})"
-echo "connect-to-first-byte, ${CTFB_N:-300} new connections: tunnel p50 $cp50 ms p99 $cp99 ms ($cfail failed); bare p50 $dp50 ms p99 $dp99 ms ($dfail failed); added p99 $("$PY" -c "print('%.3f' % ($cp99 - $dp99))") ms (target 2 ms)"
+echo "connect-to-first-byte, ${CTFB_N:-300} new connections: tunnel p50 $cp50 ms p99 $cp99 ms ($cfail failed); bare p50 $dp50 ms p99 $dp99 ms ($dfail failed); added p99 $("$PY" -c "print('%.3f' % (float('$cp99') - float('$dp99')))") ms (target 2 ms)"
 echo "full handshakes per CPU-second: tools/bench.sh mtls (build/tools/bench_mtls)"

@@ -17,6 +17,8 @@
  *     drops (fail closed), never leaves in clear text.
  *   to the pod: only what the agent's sockets sent (SO_MARK agent_mark)
  *     passes; clear text that went around the tunnel drops.
+ * IPv4 and IPv6 alike: the agent listens on both families (its IPv6
+ * listener is IPv6-only, so each lookup finds the socket of its own family).
  */
 #ifndef ZT_BPF_MTLS_H
 #define ZT_BPF_MTLS_H
@@ -47,6 +49,15 @@ struct {
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mtls_remote_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct zt_ip6_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mtls_remote_v6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -91,6 +102,13 @@ static __always_inline __u8 zt_mtls_need(const struct zt_ct_key *k, __u8 dir, __
 		if (bpf_map_lookup_elem(&mtls_remote_v4, &lk))
 			return ZT_CT_MTLS_NEED;
 	}
+	if (cfg->mode == ZT_MTLS_DP_STRICT && k->family == 6) {
+		struct zt_ip6_key lk = { .prefixlen = 128 };
+
+		__builtin_memcpy(lk.addr, dir == ZT_DIR_EGRESS ? k->daddr : k->saddr, 16);
+		if (bpf_map_lookup_elem(&mtls_remote_v6, &lk))
+			return ZT_CT_MTLS_NEED;
+	}
 	return 0;
 }
 
@@ -105,7 +123,7 @@ __noinline int zt_mtls_apply(struct __sk_buff *skb, const struct zt_pkt *p, __u8
 	struct bpf_sock_tuple *tup;
 	struct zt_mtls_cfg *cfg;
 	struct bpf_sock *sk;
-	__u32 zero = 0, len = skb->len;
+	__u32 zero = 0, len = skb->len, tlen;
 	long r;
 
 	if (!skb || !p)
@@ -121,18 +139,26 @@ __noinline int zt_mtls_apply(struct __sk_buff *skb, const struct zt_pkt *p, __u8
 		zt_counter_add(&mtls_stats, ZT_MTLS_DS_BYPASS, len);
 		return TC_ACT_SHOT;
 	}
-	if (p->family != 4) {
-		zt_counter_add(&mtls_stats, ZT_MTLS_DS_UNSUPPORTED, len);
-		return TC_ACT_SHOT;
-	}
 	tup = bpf_map_lookup_elem(&mtls_scratch, &zero);
 	if (!tup)
 		goto no_agent;
-	tup->ipv4.saddr = p->saddr[0];
-	tup->ipv4.daddr = p->daddr[0];
-	tup->ipv4.sport = bpf_htons(p->sport);
-	tup->ipv4.dport = bpf_htons(p->dport);
-	sk = bpf_skc_lookup_tcp(skb, tup, sizeof(tup->ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (p->family == 4) {
+		tup->ipv4.saddr = p->saddr[0];
+		tup->ipv4.daddr = p->daddr[0];
+		tup->ipv4.sport = bpf_htons(p->sport);
+		tup->ipv4.dport = bpf_htons(p->dport);
+		tlen = sizeof(tup->ipv4);
+	} else if (p->family == 6) {
+		__builtin_memcpy(tup->ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(tup->ipv6.daddr, p->daddr, 16);
+		tup->ipv6.sport = bpf_htons(p->sport);
+		tup->ipv6.dport = bpf_htons(p->dport);
+		tlen = sizeof(tup->ipv6);
+	} else {
+		zt_counter_add(&mtls_stats, ZT_MTLS_DS_UNSUPPORTED, len);
+		return TC_ACT_SHOT;
+	}
+	sk = bpf_skc_lookup_tcp(skb, tup, tlen, BPF_F_CURRENT_NETNS, 0);
 	if (sk && sk->state == BPF_TCP_LISTEN) {
 		/* A listener of the node on that port: not the agent's socket for this flow. */
 		bpf_sk_release(sk);
@@ -140,8 +166,11 @@ __noinline int zt_mtls_apply(struct __sk_buff *skb, const struct zt_pkt *p, __u8
 	}
 	if (!sk && flow_dir == ZT_DIR_EGRESS &&
 	    (p->tcp_flags & (ZT_TCP_SYN | ZT_TCP_ACK)) == ZT_TCP_SYN && cfg->steer_port) {
-		tup->ipv4.dport = bpf_htons(cfg->steer_port);
-		sk = bpf_skc_lookup_tcp(skb, tup, sizeof(tup->ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (tlen == sizeof(tup->ipv4))
+			tup->ipv4.dport = bpf_htons(cfg->steer_port);
+		else
+			tup->ipv6.dport = bpf_htons(cfg->steer_port);
+		sk = bpf_skc_lookup_tcp(skb, tup, tlen, BPF_F_CURRENT_NETNS, 0);
 		if (sk && sk->state != BPF_TCP_LISTEN) {
 			bpf_sk_release(sk);
 			sk = NULL;

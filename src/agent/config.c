@@ -1765,20 +1765,66 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 	struct zt_config *c = x->c;
 	char q[SHOW_MAX * 4 + 8];
 	struct zt_mtls_peer p;
+	struct zt_mtls_peer6 p6;
 
 	if (x->item == 0)
 		c->mtls.n_peers = 0;
 	if (!v)
 		return 0;
-	if (strlen(v) >= ZT_MTLS_PEER_LEN || zt_mtls_peer_parse(v, &p) < 0)
-		return fail(x, m, -EINVAL,
-			    "%s: expected POD_CIDR=AGENT_ADDR[:PORT] with IPv4 addresses, e.g. "
-			    "198.18.2.0/24=198.18.100.2, got '%s'",
-			    k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
+	if (strlen(v) >= ZT_MTLS_PEER_LEN ||
+	    (zt_mtls_peer_parse(v, &p) < 0 && zt_mtls_peer6_parse(v, &p6) < 0))
+		return fail(
+			x, m, -EINVAL,
+			"%s: expected POD_CIDR=AGENT_ADDR[:PORT], e.g. "
+			"198.18.2.0/24=198.18.100.2 or 2001:2:0:2::/64=198.18.100.2 (the agent: IPv4), "
+			"got '%s'",
+			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (c->mtls.n_peers >= k->max)
 		return fail(x, m, -E2BIG, "%s: more than %llu peers", k->path,
 			    (unsigned long long)k->max);
 	memcpy(c->mtls.peers[c->mtls.n_peers++], v, strlen(v) + 1);
+	return 0;
+}
+
+int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
+{
+	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *end, *colon;
+	unsigned long plen, port = 0;
+	struct in6_addr net;
+	struct in_addr agent;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, strlen(s) + 1);
+	eq = strchr(buf, '=');
+	if (!eq)
+		return -EINVAL;
+	*eq++ = '\0';
+	slash = strchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash++ = '\0';
+	plen = strtoul(slash, &end, 10);
+	if (!*slash || *end || plen > 128 || inet_pton(AF_INET6, buf, &net) != 1)
+		return -EINVAL;
+	for (unsigned int i = (unsigned int)plen; i < 128; i++)
+		if (net.s6_addr[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL; /* host bits set: say the network */
+	colon = strchr(eq, ':');
+	if (colon) {
+		*colon++ = '\0';
+		port = strtoul(colon, &end, 10);
+		if (!*colon || *end || port < 1 || port > 65535)
+			return -EINVAL;
+	}
+	/* The tunnel listens on IPv4: the agents meet over IPv4 whatever their pods speak. */
+	if (inet_pton(AF_INET, eq, &agent) != 1)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->net, net.s6_addr, 16);
+	out->plen = (uint8_t)plen;
+	out->agent = agent.s_addr;
+	out->port = (uint16_t)port;
 	return 0;
 }
 

@@ -285,6 +285,18 @@ struct zt_mtls_peer {
 /* Parses "POD_CIDR=AGENT_ADDR[:PORT]"; 0 or -EINVAL. */
 int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out);
 
+/* An mtls.peers entry with an IPv6 pod CIDR (the agent's address is IPv4, network order). */
+struct zt_mtls_peer6 {
+	uint8_t net[16];
+	uint32_t agent;
+	uint16_t port; /* 0: mtls.port */
+	uint8_t plen;
+	uint8_t _pad;
+};
+
+/* Parses "V6_POD_CIDR=AGENT_ADDR[:PORT]" (AGENT_ADDR IPv4); 0 or -EINVAL. */
+int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out);
+
 /* "deny" | "allow" */
 const char *zt_pending_posture_name(enum zt_pending_posture p);
 

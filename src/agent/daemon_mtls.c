@@ -4,7 +4,8 @@
  * into it and reports on it.
  *
  *   pod ─SYN─► tc_from_pod: flow needs mTLS (bpf/lib/mtls.h) ─► bpf_sk_assign
- *        ─► steer listener (IP_TRANSPARENT, mtls.port + 1) ─► accept here
+ *        ─► steer listener (IP_TRANSPARENT, mtls.port + 1; IPv4 and, IPv6-only,
+ *           IPv6) ─► accept here
  *        getsockname = the original destination, getpeername = the pod
  *        ─► zt_tunnel_open(peer agent of mtls.peers) | zt_tunnel_open_local
  *
@@ -100,8 +101,11 @@ struct zt_dmtls {
 	struct conn_ids *ids; /* IDS_SLOTS */
 	struct zt_svid_store *svids;
 	struct zt_tunnel *tun;
-	int lfd, tfd;
+	int lfd, lfd6, tfd;
 	uint16_t steer_port;
+	/* mtls.peers with an IPv6 pod CIDR */
+	struct zt_mtls_peer6 peers6[ZT_MTLS_PEERS_MAX];
+	unsigned int n_peers6;
 	char state[512]; /* "running" or why not */
 	struct zt_mtls_peer peers[ZT_MTLS_PEERS_MAX];
 	unsigned int n_peers;
@@ -561,47 +565,121 @@ static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
 	return best;
 }
 
-static void steer_one(struct zt_dmtls *m, int fd)
+/* The agent for an IPv6 destination: the longest IPv6 pod CIDR of mtls.peers that holds it. */
+static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *addr)
 {
-	struct sockaddr_in dst, src;
+	const struct zt_mtls_peer6 *best = NULL;
+
+	for (unsigned int i = 0; i < m->n_peers6; i++) {
+		const struct zt_mtls_peer6 *p = &m->peers6[i];
+		unsigned int full = p->plen / 8, rest = p->plen % 8;
+
+		if (memcmp(addr, p->net, full) ||
+		    (rest && ((addr[full] ^ p->net[full]) & (uint8_t)(0xff << (8 - rest)))))
+			continue;
+		if (!best || p->plen > best->plen)
+			best = p;
+	}
+	return best;
+}
+
+/* The original destination (getsockname) and the pod (getpeername) of a steered connection. */
+static int steered_dest(int fd, struct zt_mtls_dest *d)
+{
+	struct sockaddr_storage dst, src;
 	socklen_t dl = sizeof(dst), sl = sizeof(src);
-	struct zt_mtls_dest d = { 0 };
-	char src_id[ZT_SPIFFE_ID_MAX + 1], tmp[ZT_SPIFFE_ID_MAX + 1];
-	const struct zt_mtls_peer *p;
-	int r;
 
 	if (getsockname(fd, (struct sockaddr *)&dst, &dl) < 0 ||
-	    getpeername(fd, (struct sockaddr *)&src, &sl) < 0 || dst.sin_family != AF_INET) {
+	    getpeername(fd, (struct sockaddr *)&src, &sl) < 0 || dst.ss_family != src.ss_family)
+		return -EINVAL;
+	memset(d, 0, sizeof(*d));
+	d->role = ZT_MTLS_ROLE_CLIENT;
+	if (dst.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&dst, *b = (const void *)&src;
+
+		d->family = AF_INET;
+		d->port = ntohs(a->sin_port);
+		memcpy(d->addr, &a->sin_addr, 4);
+		d->src_port = ntohs(b->sin_port);
+		memcpy(d->src_addr, &b->sin_addr, 4);
+	} else if (dst.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&dst, *b = (const void *)&src;
+
+		/* The IPv6 listener is IPv6-only: no v4-mapped address comes here. */
+		d->family = AF_INET6;
+		d->port = ntohs(a->sin6_port);
+		memcpy(d->addr, &a->sin6_addr, 16);
+		d->src_port = ntohs(b->sin6_port);
+		memcpy(d->src_addr, &b->sin6_addr, 16);
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	return 0;
+}
+
+static void steer_one(struct zt_dmtls *m, int fd)
+{
+	struct zt_mtls_dest d;
+	char src_id[ZT_SPIFFE_ID_MAX + 1], tmp[ZT_SPIFFE_ID_MAX + 1];
+	struct sockaddr_storage pa = { 0 };
+	socklen_t pl = 0;
+	uint16_t pport = 0;
+	int r;
+
+	if (steered_dest(fd, &d) < 0) {
 		reset_close(fd);
 		return;
 	}
-	d.family = AF_INET;
-	d.role = ZT_MTLS_ROLE_CLIENT;
-	d.port = ntohs(dst.sin_port);
-	memcpy(d.addr, &dst.sin_addr, 4);
-	d.src_port = ntohs(src.sin_port);
-	memcpy(d.src_addr, &src.sin_addr, 4);
 	/* Only a local pod is steered here; anything else that reached the listener is not ours. */
-	if (id_of(m, AF_INET, d.src_addr, src_id, sizeof(src_id)) < 0) {
+	if (id_of(m, d.family, d.src_addr, src_id, sizeof(src_id)) < 0) {
 		atomic_fetch_add(&m->no_source, 1);
 		reset_close(fd);
 		return;
 	}
 	atomic_fetch_add(&m->accepted, 1);
-	if (id_of(m, AF_INET, d.addr, tmp, sizeof(tmp)) == 0) {
+	if (id_of(m, d.family, d.addr, tmp, sizeof(tmp)) == 0) {
 		r = zt_tunnel_open_local(m->tun, fd, &d, src_id);
-	} else if ((p = peer_of(m, dst.sin_addr.s_addr))) {
-		struct sockaddr_in pa = { .sin_family = AF_INET };
+		goto out;
+	}
+	if (d.family == AF_INET) {
+		const struct zt_mtls_peer *p;
+		uint32_t a4;
 
-		pa.sin_addr.s_addr = p->agent;
-		pa.sin_port = htons(p->port ? p->port : m->d->cfg.mtls.port);
-		r = zt_tunnel_open(m->tun, fd, &d, src_id, (struct sockaddr *)&pa, sizeof(pa));
+		memcpy(&a4, d.addr, 4);
+		if ((p = peer_of(m, a4))) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&pa;
+
+			s4->sin_family = AF_INET;
+			s4->sin_addr.s_addr = p->agent;
+			pport = p->port;
+			pl = sizeof(*s4);
+		}
 	} else {
+		const struct zt_mtls_peer6 *p = peer6_of(m, d.addr);
+
+		/* The agents meet over IPv4 (mtls.peers); the frame carries the IPv6 addresses. */
+		if (p) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&pa;
+
+			s4->sin_family = AF_INET;
+			s4->sin_addr.s_addr = p->agent;
+			pport = p->port;
+			pl = sizeof(*s4);
+		}
+	}
+	if (!pl) {
 		/* Policy asks for mTLS to a destination no agent speaks for: refuse, never clear. */
 		atomic_fetch_add(&m->no_route, 1);
 		reset_close(fd);
 		return;
 	}
+	pport = htons(pport ? pport : m->d->cfg.mtls.port);
+	if (pa.ss_family == AF_INET)
+		((struct sockaddr_in *)&pa)->sin_port = pport;
+	else
+		((struct sockaddr_in6 *)&pa)->sin6_port = pport;
+	r = zt_tunnel_open(m->tun, fd, &d, src_id, (struct sockaddr *)&pa, pl);
+out:
 	if (r < 0)
 		log_warn("mtls_open_failed", "error=\"%s\"", strerror(-r));
 }
@@ -643,6 +721,35 @@ static int steer_listener(struct zt_dmtls *m, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The IPv6 twin of the above, IPv6-only so an IPv4 lookup never finds it.
+ * A node without IPv6 (EAFNOSUPPORT) has no IPv6 pods to steer: not an
+ * error; their IPv6 flows that need mTLS then find no socket and drop.
+ */
+static int steer_listener6(struct zt_dmtls *m, char *err, size_t errlen)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	uint32_t mark = ZT_MTLS_MARK_AGENT;
+	int fd, one = 1, r;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EAFNOSUPPORT ? 0 : -errno;
+	a.sin6_port = htons(m->steer_port);
+	if (setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1024) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "steer listener [::]:%u: %s", m->steer_port, strerror(-r));
+		close(fd);
+		return r;
+	}
+	m->lfd6 = fd;
+	return 0;
+}
+
 /* ---- routing: steered packets (skb->mark) are delivered locally ---- */
 
 static int nl_talk(int fd, struct nlmsghdr *h)
@@ -674,8 +781,8 @@ static void nl_attr(struct nlmsghdr *h, unsigned short type, const void *v, size
 	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
 }
 
-/* ip rule fwmark STEER lookup T; ip route add local 0.0.0.0/0 dev lo table T (IPv4). */
-static int steer_routing(char *err, size_t errlen)
+/* ip [-6] rule fwmark STEER lookup T; ip [-6] route add local default dev lo table T. */
+static int steer_routing(int family, char *err, size_t errlen)
 {
 	struct {
 		struct nlmsghdr h;
@@ -694,7 +801,7 @@ static int steer_routing(char *err, size_t errlen)
 	req.h.nlmsg_type = RTM_NEWRULE;
 	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 	fr = NLMSG_DATA(&req.h);
-	fr->family = AF_INET;
+	fr->family = (uint8_t)family;
 	fr->action = FR_ACT_TO_TBL;
 	nl_attr(&req.h, FRA_FWMARK, &mark, 4);
 	nl_attr(&req.h, FRA_FWMASK, &mask, 4);
@@ -702,8 +809,8 @@ static int steer_routing(char *err, size_t errlen)
 	nl_attr(&req.h, FRA_PRIORITY, &prio, 4);
 	r = nl_talk(fd, &req.h);
 	if (r < 0) {
-		snprintf(err, errlen, "ip rule fwmark 0x%x lookup %u: %s", mark, table,
-			 strerror(-r));
+		snprintf(err, errlen, "ip%s rule fwmark 0x%x lookup %u: %s",
+			 family == AF_INET6 ? " -6" : "", mark, table, strerror(-r));
 		goto out;
 	}
 	memset(&req, 0, sizeof(req));
@@ -711,7 +818,7 @@ static int steer_routing(char *err, size_t errlen)
 	req.h.nlmsg_type = RTM_NEWROUTE;
 	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 	rt = NLMSG_DATA(&req.h);
-	rt->rtm_family = AF_INET;
+	rt->rtm_family = (uint8_t)family;
 	rt->rtm_table = RT_TABLE_UNSPEC;
 	rt->rtm_protocol = RTPROT_STATIC;
 	rt->rtm_scope = RT_SCOPE_HOST;
@@ -720,8 +827,8 @@ static int steer_routing(char *err, size_t errlen)
 	nl_attr(&req.h, RTA_OIF, &lo, 4);
 	r = nl_talk(fd, &req.h);
 	if (r < 0)
-		snprintf(err, errlen, "ip route add local default dev lo table %u: %s", table,
-			 strerror(-r));
+		snprintf(err, errlen, "ip%s route add local default dev lo table %u: %s",
+			 family == AF_INET6 ? " -6" : "", table, strerror(-r));
 out:
 	close(fd);
 	return r;
@@ -748,6 +855,20 @@ static int datapath_cfg(struct zt_dmtls *m)
 		r = bpf_map_update_elem(bpf_map__fd(d->dp->tc->maps.mtls_remote_v4), &k, &one,
 					BPF_ANY);
 		if (r < 0)
+			return -errno;
+	}
+	/* The IPv6 entries of mtls.peers are read here, so whoever rewrites the datapath's
+	 * peers after a configuration change (SIGHUP) takes them along. */
+	m->n_peers6 = 0;
+	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
+		if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &m->peers6[m->n_peers6]) == 0)
+			m->n_peers6++;
+	for (unsigned int i = 0; i < m->n_peers6; i++) {
+		struct zt_ip6_key k = { .prefixlen = m->peers6[i].plen };
+
+		memcpy(k.addr, m->peers6[i].net, 16);
+		if (bpf_map_update_elem(bpf_map__fd(d->dp->tc->maps.mtls_remote_v6), &k, &one,
+					BPF_ANY) < 0)
 			return -errno;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(d->dp->tc->maps.mtls_cfg), &zero, &c, BPF_ANY) < 0)
@@ -876,7 +997,7 @@ int daemon_mtls_start(struct zt_daemon *d)
 	if (!m)
 		return -ENOMEM;
 	m->d = d;
-	m->lfd = m->tfd = -1;
+	m->lfd = m->lfd6 = m->tfd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->ids_lock, NULL);
 	/* Without it flow records only lack the identities. */
@@ -904,14 +1025,21 @@ int daemon_mtls_start(struct zt_daemon *d)
 	r = tunnel_start(m, err, sizeof(err));
 	if (r < 0)
 		goto unavailable_err;
-	r = steer_routing(err, sizeof(err));
+	r = steer_routing(AF_INET, err, sizeof(err));
 	if (r < 0)
+		goto unavailable_err;
+	/* No IPv6 on the node (EAFNOSUPPORT): no IPv6 pods either. */
+	r = steer_routing(AF_INET6, err, sizeof(err));
+	if (r < 0 && r != -EAFNOSUPPORT)
 		goto unavailable_err;
 	sync_workloads(m);
 	r = steer_listener(m, err, sizeof(err));
+	if (r == 0)
+		r = steer_listener6(m, err, sizeof(err));
 	if (r < 0)
 		goto unavailable_err;
 	if ((r = zt_loop_add(d->loop, m->lfd, EPOLLIN, on_accept, m)) < 0 ||
+	    (m->lfd6 >= 0 && (r = zt_loop_add(d->loop, m->lfd6, EPOLLIN, on_accept, m)) < 0) ||
 	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_timer, m)) < 0) {
 		snprintf(err, sizeof(err), "cannot watch the steer listener: %s", strerror(-r));
 		goto unavailable_err;
@@ -948,6 +1076,10 @@ unavailable:
 		close(m->lfd);
 		m->lfd = -1;
 	}
+	if (m->lfd6 >= 0) {
+		close(m->lfd6);
+		m->lfd6 = -1;
+	}
 	zt_tunnel_free(m->tun);
 	m->tun = NULL;
 	return 0;
@@ -981,6 +1113,10 @@ void daemon_mtls_stop(struct zt_daemon *d)
 	if (m->lfd >= 0) {
 		zt_loop_del(d->loop, m->lfd);
 		close(m->lfd);
+	}
+	if (m->lfd6 >= 0) {
+		zt_loop_del(d->loop, m->lfd6);
+		close(m->lfd6);
 	}
 	zt_tunnel_free(m->tun);
 	zt_svid_store_free(m->svids);

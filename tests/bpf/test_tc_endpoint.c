@@ -2494,6 +2494,71 @@ static void test_mtls_strict_remote(void **state)
 	assert_int_equal(v.mtls, 0);
 }
 
+/*
+ * IPv6 requireMutualAuth egress takes the IPv4 path: the flow is marked
+ * NEED, and with no agent socket for it its packets drop as no_agent (never
+ * as unsupported, never in clear). The assignment to the agent's IPv6
+ * listener itself needs a real tc ingress (BPF_PROG_TEST_RUN's skb does not
+ * take bpf_sk_assign): tests/integration/mtls_agent.sh covers it.
+ */
+static void test_mtls_v6_needs_agent(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_POLICY);
+	allow_flags(e, ZT_DIR_EGRESS, PEER_ID, 7000, ZT_POL_F_REQUIRE_MTLS, 24);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 7001, 25);
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 40000, 7000, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD6, PEER6, 40000, 7000), &v), 0);
+	assert_int_equal(v.verdict, ZT_VERDICT_ALLOW);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 1);
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 40000, 7000, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 2);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_UNSUPPORTED), 0);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_STEERED), 0);
+	/* A rule without the requirement is not touched. */
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 40001, 7001, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD6, PEER6, 40001, 7001), &v), 0);
+	assert_int_equal(v.mtls, 0);
+	/* To the pod: only what the agent sent passes, IPv6 as IPv4. */
+	allow_flags(e, ZT_DIR_INGRESS, PEER_ID, 7000, ZT_POL_F_REQUIRE_MTLS, 26);
+	assert_int_equal(to_pod_marked(e, tcp6(&p, PEER6, POD6, 50000, 7000, TCP_SYN), 0),
+			 TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_BYPASS), 1);
+	assert_int_equal(
+		to_pod_marked(e, tcp6(&p, PEER6, POD6, 50001, 7000, TCP_SYN), ZT_MTLS_MARK_AGENT),
+		TC_ACT_OK);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_FROM_AGENT), 1);
+}
+
+/* mode strict over IPv6: a pod CIDR of another node (mtls_remote_v6) needs the agent. */
+static void test_mtls_strict_remote_v6(void **state)
+{
+	struct env *e = *state;
+	struct zt_ip6_key k = { .prefixlen = 32, .addr = { 0x20, 0x01, 0x0d, 0xb8 } };
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 one = 1;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_STRICT);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 80, 53);
+	/* Not (yet) a remote pod CIDR: as policy says. */
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 40000, 80, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD6, PEER6, 40000, 80), &v), 0);
+	assert_int_equal(v.mtls, 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(e->skel->maps.mtls_remote_v6), &k, &one, 0), 0);
+	assert_int_equal(from_pod(e, tcp6(&p, POD6, PEER6, 40001, 80, TCP_SYN)), TC_ACT_SHOT);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD6, PEER6, 40001, 80), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), 1);
+}
+
 /* ---- requireTLS: the destination server's ServerHello (bpf/lib/tls.h) ---- */
 
 #define TLS_PORT 8443
@@ -3026,6 +3091,8 @@ int main(void)
 		T(test_mtls_bypass_drops),
 		T(test_mtls_off_passes),
 		T(test_mtls_strict_remote),
+		T(test_mtls_v6_needs_agent),
+		T(test_mtls_strict_remote_v6),
 		T(test_tls13_server_passes),
 		T(test_tls12_server_drops),
 		T(test_tls_plaintext_drops),

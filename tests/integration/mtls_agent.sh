@@ -9,6 +9,9 @@
 #   pod client 198.18.1.10 ─ v-cl                                  v-sv ─ pod server 198.18.2.10
 #   pod rogue  198.18.1.11 ─ v-ro    up 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 up
 #                                                                  v-lo ─ pod local 198.18.2.20
+# IPv6 (2001:2::/48, benchmarking): pods 2001:2:0:1::10/::11 on node a, 2001:2:0:2::10/::20 on
+# node b (each pod's default route: fe80::1 on its veth), links 2001:2:0:100::/64 and :101::/64;
+# the agents meet over IPv4, the tunnel's frame carries the pods' IPv6 addresses.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tools/pg.sh"
@@ -95,7 +98,11 @@ DB="host=$PG_DIR port=$PG_PORT user=postgres dbname=ztagent"
 q() { psql "$DB" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
 # --- namespaces ---
-for ns in "$A" "$R" "$B" "${PODS[@]}"; do ip netns add "$ns" && ip -n "$ns" link set lo up; done
+for ns in "$A" "$R" "$B" "${PODS[@]}"; do
+	ip netns add "$ns" && ip -n "$ns" link set lo up
+	# No duplicate address detection: addresses are usable at once (links made after this).
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+done
 ip link add uplink netns "$A" type veth peer name ra netns "$R"
 ip link add rb netns "$R" type veth peer name uplink netns "$B"
 ip -n "$A" addr add 198.18.100.1/24 dev uplink
@@ -110,25 +117,39 @@ ip -n "$A" route add default via 198.18.100.254
 ip -n "$B" route add default via 198.18.101.254
 ip -n "$R" route add 198.18.1.0/24 via 198.18.100.1
 ip -n "$R" route add 198.18.2.0/24 via 198.18.101.1
-for ns in "$A" "$R" "$B"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1; done
-pod() { # pod NODE-NS NAME IP
-	local node=$1 ns="$ID-$2" ip=$3
+for ns in "$A" "$R" "$B"; do
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+done
+ip -n "$A" addr add 2001:2:0:100::1/64 dev uplink nodad
+ip -n "$R" addr add 2001:2:0:100::fe/64 dev ra nodad
+ip -n "$R" addr add 2001:2:0:101::fe/64 dev rb nodad
+ip -n "$B" addr add 2001:2:0:101::1/64 dev uplink nodad
+ip -n "$A" -6 route add default via 2001:2:0:100::fe
+ip -n "$B" -6 route add default via 2001:2:0:101::fe
+ip -n "$R" -6 route add 2001:2:0:1::/64 via 2001:2:0:100::1
+ip -n "$R" -6 route add 2001:2:0:2::/64 via 2001:2:0:101::1
+pod() { # pod NODE-NS NAME IP IP6
+	local node=$1 ns="$ID-$2" ip=$3 ip6=$4
 	ip link add eth0 netns "$ns" type veth peer name "v-$2" netns "$node"
 	ip -n "$ns" addr add "$ip/32" dev eth0
+	ip -n "$ns" addr add "$ip6/128" dev eth0 nodad
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" route add default dev eth0
+	ip -n "$node" addr add fe80::1/64 dev "v-$2" nodad
 	ip -n "$node" link set "v-$2" up
+	ip -n "$ns" -6 route add default via fe80::1 dev eth0
 	ip netns exec "$node" sysctl -qw "net.ipv4.conf.v-$2.proxy_arp=1"
 	ip netns exec "$node" sysctl -qw "net.ipv4.neigh.v-$2.proxy_delay=0"
 	ip -n "$node" route add "$ip/32" dev "v-$2"
+	ip -n "$node" -6 route add "$ip6/128" dev "v-$2"
 }
-pod "$A" cl 198.18.1.10
-pod "$A" ro 198.18.1.11
-pod "$B" sv 198.18.2.10
-pod "$B" lo 198.18.2.20
+pod "$A" cl 198.18.1.10 2001:2:0:1::10
+pod "$A" ro 198.18.1.11 2001:2:0:1::11
+pod "$B" sv 198.18.2.10 2001:2:0:2::10
+pod "$B" lo 198.18.2.20 2001:2:0:2::20
 
 # --- agents ---
-conf() { # conf NODE PEER
+conf() { # conf NODE PEER PEER6
 	mkdir -p "$DIR/bpffs-$1" "$DIR/pol-$1"
 	mountpoint -q "$DIR/bpffs-$1" || mount -t bpf bpf "$DIR/bpffs-$1"
 	cat >"$DIR/$1.yaml" <<EOC
@@ -153,11 +174,11 @@ mtls:
   node_key: $DIR/node-$1/node.key
   svid_ttl: ${SVID_TTL:-1h}
   port: 15008
-  peers: ["$2"]
+  peers: ["$2", "$3"]
 EOC
 }
-conf a 198.18.2.0/24=198.18.101.1
-conf b 198.18.1.0/24=198.18.100.1
+conf a 198.18.2.0/24=198.18.101.1 2001:2:0:2::/64=198.18.101.1
+conf b 198.18.1.0/24=198.18.100.1 2001:2:0:1::/64=198.18.100.1
 cat >"$DIR/pol-a/client.yaml" <<'EOF'
 apiVersion: ztagent.io/v1
 kind: ZeroTrustPolicy
@@ -166,15 +187,15 @@ spec:
   podSelector: {matchLabels: {app: client}}
   egress:
     - action: allow
-      to: [{ipBlock: {cidr: 198.18.2.0/24}}]
-      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}, {protocol: TCP, port: 7002}]
+      to: [{ipBlock: {cidr: 198.18.2.0/24}}, {ipBlock: {cidr: "2001:2:0:2::/64"}}]
+      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}, {protocol: TCP, port: 5202}, {protocol: TCP, port: 7002}]
       requireMutualAuth: true
     - action: allow
       to: [{ipBlock: {cidr: 198.18.2.0/24}}]
       ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
       requireTLS: true
     - action: allow
-      to: [{ipBlock: {cidr: 0.0.0.0/0}}]
+      to: [{ipBlock: {cidr: 0.0.0.0/0}}, {ipBlock: {cidr: "::/0"}}]
 EOF
 cat >"$DIR/pol-b/local.yaml" <<'EOF'
 apiVersion: ztagent.io/v1
@@ -184,7 +205,7 @@ spec:
   podSelector: {matchLabels: {app: local}}
   egress:
     - action: allow
-      to: [{ipBlock: {cidr: 198.18.2.10/32}}]
+      to: [{ipBlock: {cidr: 198.18.2.10/32}}, {ipBlock: {cidr: "2001:2:0:2::10/128"}}]
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
     - action: allow
@@ -192,7 +213,7 @@ spec:
       ports: [{protocol: TCP, port: 8443}, {protocol: TCP, port: 8444}]
       requireTLS: true
     - action: allow
-      to: [{ipBlock: {cidr: 0.0.0.0/0}}]
+      to: [{ipBlock: {cidr: 0.0.0.0/0}}, {ipBlock: {cidr: "::/0"}}]
 EOF
 cat >"$DIR/pol-b/server.yaml" <<'EOF'
 apiVersion: ztagent.io/v1
@@ -202,11 +223,11 @@ spec:
   podSelector: {matchLabels: {app: server}}
   ingress:
     - action: allow
-      from: [{ipBlock: {cidr: 198.18.0.0/15}}]
-      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}]
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}, {ipBlock: {cidr: "2001:2::/48"}}]
+      ports: [{protocol: TCP, port: 7000}, {protocol: TCP, port: 5201}, {protocol: TCP, port: 5202}]
       requireMutualAuth: true
     - action: allow
-      from: [{ipBlock: {cidr: 198.18.0.0/15}}]
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}, {ipBlock: {cidr: "2001:2::/48"}}]
       ports: [{protocol: TCP, port: 7001}]
     # The server pod speaks TLS itself here: node b checks its ServerHello selects TLS 1.3.
     - action: allow
@@ -230,13 +251,13 @@ exec 3>&1
 start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a starts: $(cat "$DIR/a.log")"
 start_agent b >>"$DIR/b.log" 2>&1 || bail "agent b starts: $(cat "$DIR/b.log")"
 check "both agents start with mtls.mode policy" true
-ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10 --labels app=client --namespace shop \
+ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10,2001:2:0:1::10 --labels app=client --namespace shop \
 	--name client --service-account web >/dev/null &&
-	ztctl_a endpoint add --ifname v-ro --ip 198.18.1.11 --labels app=rogue --namespace shop \
+	ztctl_a endpoint add --ifname v-ro --ip 198.18.1.11,2001:2:0:1::11 --labels app=rogue --namespace shop \
 		--name rogue >/dev/null &&
-	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10 --labels app=server --namespace shop \
+	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10,2001:2:0:2::10 --labels app=server --namespace shop \
 		--name server --service-account db >/dev/null &&
-	ztctl_b endpoint add --ifname v-lo --ip 198.18.2.20 --labels app=local --namespace shop \
+	ztctl_b endpoint add --ifname v-lo --ip 198.18.2.20,2001:2:0:2::20 --labels app=local --namespace shop \
 		--name local >/dev/null || bail "endpoints"
 has_svid() { js "$1" "any(s['id']=='$2' for s in d['svids'])" | grep -q True; }
 check "node a holds the SVID of shop/web (the client pod's service account)" \
@@ -249,9 +270,12 @@ check "node a holds no SVID of shop/db (only its own pods' accounts)" \
 cat >"$DIR/echo.py" <<'EOF'
 import socket, sys, threading
 port, log = int(sys.argv[1]), sys.argv[2]
-ls = socket.socket()
+v6 = len(sys.argv) > 3 and sys.argv[3] == "6"
+ls = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port))
+if v6:
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+ls.bind(("::" if v6 else "0.0.0.0", port))
 ls.listen(64)
 def serve(c, a):
     with open(log, "a") as f:
@@ -288,13 +312,17 @@ except OSError as e:
     sys.stderr.write("%s\n" % e)
     sys.exit(1)
 EOF
-echo_srv() { # echo_srv POD PORT LOG: echo server that logs the peer's address
-	bg "$ID-$1" "$PY" "$DIR/echo.py" "$2" "$3"
+echo_srv() { # echo_srv POD PORT LOG [6]: echo server that logs the peer's address
+	bg "$ID-$1" "$PY" "$DIR/echo.py" "$2" "$3" "${4:-4}"
 }
 echo_srv sv 7000 "$DIR/sv7000.peers"
 echo_srv sv 7001 "$DIR/sv7001.peers"
 echo_srv sv 7002 "$DIR/sv7002.peers"
+echo_srv sv 7000 "$DIR/sv7000.peers6" 6
+echo_srv sv 7001 "$DIR/sv7001.peers6" 6
+echo_srv sv 7002 "$DIR/sv7002.peers6" 6
 bg "$ID-sv" iperf3 -s -p 5201 -1 --logfile "$DIR/iperf-server.log"
+bg "$ID-sv" iperf3 -s -p 5202 -1 --logfile "$DIR/iperf6-server.log"
 sleep 0.3
 
 # --- capture on the router ---
@@ -345,6 +373,38 @@ check "... and node b counted the bypass drops" test "$(js b "d['datapath']['dro
 check "rogue -> server:7001 (no mTLS required) answers in clear: the drop is the requirement's" \
 	test "$(say ro 198.18.2.10 7001 plain-ok)" = plain-ok
 
+# --- IPv6: the same path, steered to the agents' IPv6 listeners, carried over the same tunnel ---
+steered0=$(js a "d['datapath']['steered']") opened0=$(js b "d['traffic']['tunnels_opened']")
+unsup0=$(js a "d['datapath']['dropped_unsupported']")
+check "IPv6 echo through the tunnel: client -> [2001:2:0:2::10]:7000 answers" \
+	test "$(say cl 2001:2:0:2::10 7000 "$CANARY-v6")" = "$CANARY-v6"
+check "... the server pod sees the client pod's IPv6 address" \
+	grep -qx "peer=2001:2:0:1::10" "$DIR/sv7000.peers6"
+check "... node a steered it (steered $steered0 -> $(js a "d['datapath']['steered']"))" \
+	test "$(js a "d['datapath']['steered']")" -gt "$steered0"
+check "... node b opened a tunnel for it" test "$(js b "d['traffic']['tunnels_opened']")" -gt "$opened0"
+check "... nothing counted as dropped_unsupported on node a" \
+	test "$(js a "d['datapath']['dropped_unsupported']")" -eq "$unsup0"
+in0=$(js b "d['traffic']['bytes_in']")
+out=$(ip netns exec "$ID-cl" timeout 30 iperf3 -6 -c 2001:2:0:2::10 -p 5202 -t 2 -J 2>"$DIR/iperf6.err")
+bps=$(printf '%s' "$out" | "$PY" -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' 2>/dev/null || echo 0)
+echo "# iperf3 over IPv6 through the tunnel: $((bps / 1000000)) Mbit/s (unshaped, figure only)"
+check "IPv6 iperf3 client -> server:5202 runs through the tunnel" test "$bps" -gt 0
+check "... node b relayed its bytes (over 1 MB more in from the tunnel)" \
+	test "$(js b "d['traffic']['bytes_in']")" -gt $((in0 + 1000000))
+opened0=$(js b "d['traffic']['tunnels_opened']")
+check "IPv6 same node: local -> [2001:2:0:2::10]:7000 answers through the agent" \
+	test "$(say lo 2001:2:0:2::10 7000 same-node-v6)" = same-node-v6
+check "... delivered from the local pod's IPv6 address" grep -qx "peer=2001:2:0:2::20" "$DIR/sv7000.peers6"
+check "... by node b's agent (a local tunnel opened)" test "$(js b "d['traffic']['tunnels_opened']")" -gt "$opened0"
+bypass0=$(js b "d['datapath']['dropped_bypass']")
+check "IPv6 clear text around the tunnel (rogue -> [2001:2:0:2::10]:7000) is refused" \
+	test -z "$(say ro 2001:2:0:2::10 7000 "$CANARY-rogue6")"
+check "... the server pod never saw the rogue pod" bash -c "! grep -q 'peer=2001:2:0:1::11' '$DIR/sv7000.peers6'"
+check "... and node b counted the bypass drops" test "$(js b "d['datapath']['dropped_bypass']")" -gt "$bypass0"
+check "IPv6 rogue -> server:7001 (no mTLS required) answers in clear" \
+	test "$(say ro 2001:2:0:2::10 7001 plain6-ok)" = plain6-ok
+
 # Agent a killed: nothing leaves in clear, the client's connections stop, counted.
 mark_pk() { tshark -r "$DIR/wire.pcap" 2>/dev/null | wc -l; }
 conns0=$(grep -c "peer=198.18.1.10" "$DIR/sv7000.peers")
@@ -355,15 +415,18 @@ import json,sys
 print(sum(c["value"]["packets"] for e in json.load(sys.stdin) if e["key"]==2 for c in e["values"]))' 2>/dev/null || echo 0)
 check "agent a killed: client -> server:7000 gets no answer" \
 	test -z "$(say cl 198.18.2.10 7000 "$CANARY-dead")"
+check "... nor over IPv6" test -z "$(say cl 2001:2:0:2::10 7000 "$CANARY-dead6")"
 noagent1=$(bpftool map dump pinned "$DIR/bpffs-a/ztagent/mtls_stats" 2>/dev/null | "$PY" -c '
 import json,sys
 print(sum(c["value"]["packets"] for e in json.load(sys.stdin) if e["key"]==2 for c in e["values"]))' 2>/dev/null || echo 0)
 check "... the datapath dropped its packets as no_agent ($noagent0 -> $noagent1)" test "$noagent1" -gt "$noagent0"
 check "... and the server pod got no connection from it" \
 	test "$(grep -c "peer=198.18.1.10" "$DIR/sv7000.peers")" -eq "$conns0"
+check "... nor over IPv6" test "$(grep -c "peer=2001:2:0:1::10" "$DIR/sv7000.peers6")" -eq 1
 start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a restarts"
 check "agent a restarted: the service returns" \
 	wait_for 10 test "$(say cl 198.18.2.10 7000 back)" = back
+check "... over IPv6 too" test "$(say cl 2001:2:0:2::10 7000 back6)" = back6
 
 # The wire, as the router saw it.
 sleep 1
@@ -377,6 +440,10 @@ check "the canary never appears on the wire" bash -c "! grep -aq '$CANARY' '$CAP
 # requirement; node b drops them. mode strict steers all of it.)
 check "no packet of the client's connections to 7000 and 5201 crossed the router in clear" \
 	test "$(tshark -r "$CAP" -Y '(tcp.port == 7000 || tcp.port == 5201) && ip.addr == 198.18.1.10' 2>/dev/null | wc -l)" -eq 0
+check "no IPv6 packet of the client's connections to 7000 and 5202 crossed the router in clear" \
+	test "$(tshark -r "$CAP" -Y '(tcp.port == 7000 || tcp.port == 5202) && ipv6.addr == 2001:2:0:1::10' 2>/dev/null | wc -l)" -eq 0
+check "the rogue pod's IPv6 SYNs did cross (the capture sees IPv6)" \
+	test "$(tshark -r "$CAP" -Y 'ipv6.src == 2001:2:0:1::11 && tcp.port == 7000' 2>/dev/null | wc -l)" -gt 0
 vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
 	-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
 check "every ServerHello on the wire selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
@@ -415,6 +482,18 @@ wrong0=$(js b "d['refusals']['wrong_identity']")
 check "serviceAccounts [shop/web]: rogue (shop/default), tunnelled in strict mode, is refused" \
 	test -z "$(say ro 198.18.2.10 7002 "$CANARY-sa")"
 check "... the server pod never saw it" bash -c "! grep -q 'peer=198.18.1.11' '$DIR/sv7002.peers'"
+check "... node b counted wrong_identity" test "$(js b "d['refusals']['wrong_identity']")" -gt "$wrong0"
+steered0=$(js a "d['datapath']['steered']")
+check "strict over IPv6: rogue -> [2001:2:0:2::10]:7000 is carried by the tunnel and answers" \
+	test "$(say ro 2001:2:0:2::10 7000 strict6-ok)" = strict6-ok
+check "... the server pod sees the rogue pod's IPv6 address" grep -qx "peer=2001:2:0:1::11" "$DIR/sv7000.peers6"
+check "... node a steered it" test "$(js a "d['datapath']['steered']")" -gt "$steered0"
+check "serviceAccounts [shop/web] over IPv6: client (shop/web) -> server:7002 answers" \
+	test "$(say cl 2001:2:0:2::10 7002 web6-ok)" = web6-ok
+wrong0=$(js b "d['refusals']['wrong_identity']")
+check "serviceAccounts [shop/web] over IPv6: rogue (shop/default) is refused" \
+	test -z "$(say ro 2001:2:0:2::10 7002 "$CANARY-sa6")"
+check "... the server pod never saw it" bash -c "! grep -q 'peer=2001:2:0:1::11' '$DIR/sv7002.peers6'"
 check "... node b counted wrong_identity" test "$(js b "d['refusals']['wrong_identity']")" -gt "$wrong0"
 
 # requireTLS: the server pod's own TLS, carried by the tunnel, must be TLS 1.3 (node b's
@@ -617,4 +696,52 @@ failed_more() { test "$(grep -c mtls_reload_failed "$DIR/b.log")" -gt "$1"; }
 check "a broken bundle is refused with a clear log line (mtls_reload_failed)" wait_for 10 failed_more "$rb"
 grep mtls_reload_failed "$DIR/b.log" | tail -n 1 | cut -c1-300 | sed 's/^/# /'
 check "... and the last good one stays in force: a new connection works" fresh 5
+
+# --- SVID rotation: 60 s SVIDs, renewed at half life, under a 75 s iperf3 ---
+put "$DIR/ca2/root.pem" "$DIR/node-b/bundle.pem"
+sed -i 's/^  svid_ttl: .*/  svid_ttl: 60s/' "$DIR/a.yaml" "$DIR/b.yaml"
+for x in a b; do
+	eval "p=\$AGENT_${x^^}"
+	kill -TERM "$p"
+	wait "$p" 2>/dev/null
+	start_agent $x >>"$DIR/$x.log" 2>&1 || bail "agent $x restarts with svid_ttl 60s"
+done
+WEB_ID="spiffe://$TD/ns/shop/sa/web" DB_ID="spiffe://$TD/ns/shop/sa/db"
+svid() { # NODE ID FIELD
+	js "$1" "[s['$3'] for s in d['svids'] if s['id']=='$2'][0]"
+}
+wait_for 5 has_svid a "$WEB_ID" && wait_for 5 has_svid b "$DB_ID" || bail "SVIDs after the restart"
+nz() { sed 's/^0*//' <<<"${1,,}"; } # serials compared in lower case without leading zeros (openssl and BN_bn2hex differ)
+sa0=$(svid a "$WEB_ID" serial) sb0=$(nz "$(svid b "$DB_ID" serial)")
+life=$(($(svid a "$WEB_ID" not_after) - $(svid a "$WEB_ID" renew_at)))
+check "svid_ttl 60s: node a's SVID is due for renewal 30 s before it expires ($life s)" \
+	test "$life" -ge 28 -a "$life" -le 32
+bg "$ID-sv" iperf3 -s -p 5201 -1 --logfile "$DIR/iperf-rot-server.log"
+sleep 0.3
+# 100 Mbit/s: the test is about the connection surviving, not about speed (the machine is shared).
+ip netns exec "$ID-cl" timeout 110 iperf3 -c 198.18.2.10 -p 5201 -t 75 -b 100M -J \
+	>"$DIR/iperf-rot.json" 2>"$DIR/iperf-rot.err" &
+IPERF=$!
+PIDS+=($IPERF)
+t0=$(date +%s)
+renewed() { test "$(svid a "$WEB_ID" serial)" != "$sa0" && test "$(nz "$(svid b "$DB_ID" serial)")" != "$sb0"; }
+check "both agents renewed their SVIDs at half life while iperf3 runs" wait_for 40 renewed
+echo "# renewed $(($(date +%s) - t0)) s into the iperf3 run"
+sa1=$(svid a "$WEB_ID" serial) sb1=$(nz "$(svid b "$DB_ID" serial)")
+check "... a new connection through the tunnel works with the new SVIDs" \
+	test "$(say cl 198.18.2.10 7000 rotated)" = rotated
+# A full handshake with node b as the server pod's agent (SNI: 198.18.2.10): the certificate it
+# presents now.
+presented=$(nz "$(ip netns exec "$A" timeout 5 openssl s_client -connect 198.18.101.1:15008 \
+	-tls1_3 -servername v4-c612020a.ztagent </dev/null 2>/dev/null |
+	openssl x509 -noout -serial 2>/dev/null | sed 's/^serial=//')")
+check "... node b presents the new serial ($presented, was $sb0)" \
+	test -n "$presented" -a "$presented" = "$sb1" -a "$presented" != "$sb0"
+wait "$IPERF"
+rc=$?
+secs=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(int(d["end"]["sum_received"]["seconds"]) if "error" not in d else 0)' "$DIR/iperf-rot.json" 2>/dev/null || echo 0)
+check "the 75 s iperf3 through the tunnel never broke (exit $rc, $secs s received)" \
+	test "$rc" -eq 0 -a "$secs" -ge 74
+check "... and node a renewed again meanwhile (60 s: a second half life)" \
+	test "$(svid a "$WEB_ID" serial)" != "$sa1"
 echo "1..$n"

@@ -69,10 +69,15 @@ static void test_peers(void **state)
 		"198.18.2.0/24=198.18.101.1:0",
 		"198.18.2.0/24=198.18.101.1:65536",
 		"198.18.2.0/24=node-b",
-		"2001:db8::/64=198.18.101.1",
+		"2001:db8::1/64=198.18.101.1", /* host bits set */
+		"2001:db8::/129=198.18.101.1",
+		"2001:db8::/64=2001:db8::1", /* the agents meet over IPv4 */
+		"2001:db8::/64=198.18.101.1:0",
+		"198.18.2.0/24=2001:db8::1",
 	};
 	struct zt_config c;
 	struct zt_mtls_peer p;
+	struct zt_mtls_peer6 p6;
 	char err[512], yaml[256];
 
 	(void)state;
@@ -88,6 +93,18 @@ static void test_peers(void **state)
 	assert_int_equal(p.agent, htonl(0xc6126601));
 	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[0], &p), 0);
 	assert_int_equal(p.port, 0); /* mtls.port */
+	/* An IPv6 pod CIDR: its own reader; the agent's address stays IPv4. */
+	assert_int_equal(load("mtls:\n  peers: [\"2001:db8:0:2::/64=198.18.101.1:16000\"]\n", &c,
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(c.mtls.n_peers, 1);
+	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[0], &p), -EINVAL);
+	assert_int_equal(zt_mtls_peer6_parse(c.mtls.peers[0], &p6), 0);
+	assert_int_equal(p6.plen, 64);
+	assert_int_equal(p6.port, 16000);
+	assert_int_equal(p6.agent, htonl(0xc6126501));
+	assert_memory_equal(p6.net, ((const uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2 }),
+			    16);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(yaml, sizeof(yaml), "mtls:\n  peers: [\"%s\"]\n", bad[i]);
 		err[0] = '\0';
