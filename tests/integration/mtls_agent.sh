@@ -267,53 +267,8 @@ check "node a holds no SVID of shop/db (only its own pods' accounts)" \
 	test "$(js a "any(s['id']=='spiffe://$TD/ns/shop/sa/db' for s in d['svids'])")" = False
 
 # --- servers in the pods ---
-cat >"$DIR/echo.py" <<'EOF'
-import socket, sys, threading
-port, log = int(sys.argv[1]), sys.argv[2]
-v6 = len(sys.argv) > 3 and sys.argv[3] == "6"
-ls = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-if v6:
-    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-ls.bind(("::" if v6 else "0.0.0.0", port))
-ls.listen(64)
-def serve(c, a):
-    with open(log, "a") as f:
-        f.write("peer=%s\n" % a[0])
-    c.settimeout(10)
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            c.sendall(b)
-    except OSError:
-        pass
-    c.close()
-while True:
-    c, a = ls.accept()
-    threading.Thread(target=serve, args=(c, a), daemon=True).start()
-EOF
-cat >"$DIR/say.py" <<'EOF'
-import socket, sys
-host, port, text = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode() + b"\n"
-try:
-    c = socket.create_connection((host, port), timeout=2)
-    c.sendall(text)
-    c.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        got += b
-    sys.stdout.write(got.decode(errors="replace").strip())
-except OSError as e:
-    sys.stderr.write("%s\n" % e)
-    sys.exit(1)
-EOF
 echo_srv() { # echo_srv POD PORT LOG [6]: echo server that logs the peer's address
-	bg "$ID-$1" "$PY" "$DIR/echo.py" "$2" "$3" "${4:-4}"
+	bg "$ID-$1" "$PY" "$ROOT/tests/integration/mtls_echo.py" "$2" "$3" "${4:-4}"
 }
 echo_srv sv 7000 "$DIR/sv7000.peers"
 echo_srv sv 7001 "$DIR/sv7001.peers"
@@ -332,7 +287,7 @@ TSHARK=$!
 wait_for 15 grep -q "Capturing on" "$DIR/tshark.log" || bail "tshark captures ($(cat "$DIR/tshark.log"))"
 
 say() { # say POD DST PORT TEXT: the reply (the connection times out after 2 s)
-	ip netns exec "$ID-$1" timeout 10 "$PY" "$DIR/say.py" "$2" "$3" "$4" 2>>"$DIR/say.err"
+	ip netns exec "$ID-$1" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" "$2" "$3" "$4" 2>>"$DIR/say.err"
 }
 if [ -n "${MTLS_DEBUG:-}" ]; then
 	sleep 2

@@ -222,51 +222,9 @@ ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10 --labels app=client --namesp
 	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10 --labels app=server --namespace shop \
 		--name server --service-account db >/dev/null || bail "endpoints"
 
-cat >"$DIR/echo.py" <<'EOF'
-import socket, sys, threading
-port, log = int(sys.argv[1]), sys.argv[2]
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port))
-ls.listen(64)
-def serve(c, a):
-    with open(log, "a") as f:
-        f.write("peer=%s\n" % a[0])
-    c.settimeout(10)
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            c.sendall(b)
-    except OSError:
-        pass
-    c.close()
-while True:
-    c, a = ls.accept()
-    threading.Thread(target=serve, args=(c, a), daemon=True).start()
-EOF
-cat >"$DIR/say.py" <<'EOF'
-import socket, sys
-host, port, text = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode() + b"\n"
-try:
-    c = socket.create_connection((host, port), timeout=2)
-    c.sendall(text)
-    c.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        got += b
-    sys.stdout.write(got.decode(errors="replace").strip())
-except OSError as e:
-    sys.stderr.write("%s\n" % e)
-    sys.exit(1)
-EOF
-bg "$ID-sv" "$PY" "$DIR/echo.py" 7000 "$DIR/sv.peers"
+bg "$ID-sv" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sv.peers"
 touch "$DIR/sv.peers"
-say() { ip netns exec "$ID-cl" timeout 10 "$PY" "$DIR/say.py" 198.18.2.10 7000 "$1" 2>>"$DIR/say.err"; }
+say() { ip netns exec "$ID-cl" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" 198.18.2.10 7000 "$1" 2>>"$DIR/say.err"; }
 echoes() { test "$(say "$1")" = "$1"; }
 refused() { ! echoes "$1"; }
 delivered() { wc -l <"$DIR/sv.peers"; }
