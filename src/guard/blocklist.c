@@ -1720,8 +1720,20 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		    tab_find(&bl->tab, fam, (uint8_t)plen, key + sizeof(uint32_t)) :
 		    NULL;
 	if (!s || s->in_trie != trie) {
-		if (fix && bpf_map_delete_elem(fd, key) < 0)
+		/*
+		 * A key read earlier (the drift scan's worker) that the agent
+		 * released since (a feed swap's deletes): gone from both sides,
+		 * nothing differs. Looked up again, and a delete that finds it
+		 * gone is no failure. (Only hash keys: a trie answers a
+		 * lookup for a covering prefix too.)
+		 */
+		if (!val && !trie && bpf_map_lookup_elem(fd, key, &v) < 0 && errno == ENOENT)
+			return 0;
+		if (fix && bpf_map_delete_elem(fd, key) < 0) {
+			if (errno == ENOENT)
+				return 0;
 			r = -errno;
+		}
 		bl_drift_report(h, fam, trie, key, "entry added outside the agent", fix && r == 0,
 				r);
 		return fix && r == 0;
