@@ -13,8 +13,8 @@
  *      random unlisted sources, each call STALL_REPEAT packets, and the
  *      worst call is compared with an idle run of the same thread.
  * Each application is timed from the submission of the parsed version to
- * its last kernel write, in steps of the daemon's 30 ms budget with the
- * daemon's 50 us gap between them (src/feeds/feeds.c STEP_GAP_NS); the longest step is what the daemon's
+ * its last kernel write, in steps of the daemon's 30 ms budget with
+ * no sleep between them (src/feeds/feeds.c STEP_AT_ONCE); the longest step is what the daemon's
  * loop would have waited. Parse time is bench feedparse's business.
  *
  *   bench_feeds [-n ENTRIES] [-6] [-q]
@@ -50,7 +50,7 @@
 #include "xdp_guard.skel.h"
 
 #define STEP_NS (30ULL * 1000000ULL)
-#define GAP_US 50
+#define GAP_US 0 /* the daemon steps again at once (src/feeds/feeds.c STEP_AT_ONCE) */
 #define WAIT_GAP_US 1000
 #define STALL_REPEAT 8
 #define NPKT 4096
@@ -202,7 +202,8 @@ static double apply(struct zt_feed_apply *a, struct zt_feed_result *r, struct ou
 	getrusage(RUSAGE_THREAD, &u0);
 	zt_feed_apply_submit(a, 0, r, d, 0);
 	while (zt_feed_apply_step(a, STEP_NS))
-		usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
+		if (zt_feed_apply_waiting(a) || GAP_US)
+			usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
 	out->s = now_s() - t0;
 	getrusage(RUSAGE_THREAD, &u1);
 	out->user_s = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) +
