@@ -184,6 +184,7 @@ static struct zt_feed_result *hosts(uint32_t from, uint32_t n, bool v6)
 struct outcome {
 	double s;
 	double user_s, sys_s; /* the applying thread's CPU, in user space and in the kernel */
+	double proc_s; /* the process's CPU (with -q: the applier and its helper threads) */
 	struct zt_feed_apply_report rep;
 };
 
@@ -196,9 +197,10 @@ static void on_done(void *ctx, const struct zt_feed_apply_report *rep)
 static double apply(struct zt_feed_apply *a, struct zt_feed_result *r, struct outcome *out)
 {
 	uint8_t d[32] = { 0 };
-	struct rusage u0, u1;
+	struct rusage u0, u1, p0, p1;
 	double t0 = now_s();
 
+	getrusage(RUSAGE_SELF, &p0);
 	getrusage(RUSAGE_THREAD, &u0);
 	zt_feed_apply_submit(a, 0, r, d, 0);
 	while (zt_feed_apply_step(a, STEP_NS))
@@ -206,6 +208,12 @@ static double apply(struct zt_feed_apply *a, struct zt_feed_result *r, struct ou
 			usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
 	out->s = now_s() - t0;
 	getrusage(RUSAGE_THREAD, &u1);
+	getrusage(RUSAGE_SELF, &p1);
+	out->proc_s = (double)(p1.ru_utime.tv_sec - p0.ru_utime.tv_sec + p1.ru_stime.tv_sec -
+			       p0.ru_stime.tv_sec) +
+		      (double)(p1.ru_utime.tv_usec - p0.ru_utime.tv_usec + p1.ru_stime.tv_usec -
+			       p0.ru_stime.tv_usec) /
+			      1e6;
 	out->user_s = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) +
 		      (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) / 1e6;
 	out->sys_s = (double)(u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) +
@@ -221,10 +229,10 @@ static void print_rep(const char *what, const struct outcome *o)
 	       o->rep.src.unchanged, o->rep.ok ? "" : " (REFUSED)");
 	printf("    new version wholly in force after %.2f s (the rest: releasing the old one's own)\n",
 	       (double)o->rep.in_force_ns / 1e9);
-	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms\n",
+	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms; process CPU %.0f ms\n",
 	       (double)o->rep.add_ns / 1e6, (double)o->rep.del_ns / 1e6,
 	       (double)o->rep.cpu_ns / 1e6, o->user_s * 1e3, o->sys_s * 1e3,
-	       (double)o->rep.longest_step_cpu_ns / 1e6);
+	       (double)o->rep.longest_step_cpu_ns / 1e6, o->proc_s * 1e3);
 }
 
 int main(int argc, char **argv)
