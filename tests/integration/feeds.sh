@@ -180,12 +180,14 @@ check "web and c2 are fetched over HTTPS and applied" wait_for 20 web_and_c2
 check "big (1M entries) is applied" wait_for 60 versions_at_least big 1
 # --- 100k entries from a changed file to the kernel (the spec: 1 s; bound generous for CI) ---
 check "mid (1 entry) is applied" wait_for 30 versions_at_least mid 1
-v=$(feed_field mid versions)
+# Polled in the agent's log (its feed_applied line), not with ztctl: cheaper under load.
+mid_lines() { grep -c 'feed_applied feed=mid ' "$LAB_LOG"; }
+mid_applied() { [ "$(mid_lines)" -gt "$1" ]; }
+v=$(mid_lines)
 gen_hosts 2000000 100000 "$FEEDS/mid.txt"
 t0=$(date +%s%N)
 mv "$FEEDS/mid.txt.tmp" "$FEEDS/mid.txt"
-check "a 100k-entry version is applied within 5 s of the file's change" \
-	wait_for 5 versions_at_least mid $((v + 1))
+check "a 100k-entry version is applied within 5 s of the file's change" wait_for 5 mid_applied "$v"
 echo "# 100k: file rename to 'applied' seen by the test: $((($(date +%s%N) - t0) / 1000000)) ms (polling every 100 ms)"
 line=$(grep 'feed_applied feed=mid' "$LAB_LOG" | tail -1)
 echo "# mid: $(grep -o ' ms=[0-9.]* work_ms=[0-9.]* steps=[0-9]*' <<<"$line") $(grep -o 'in_force_ms=[0-9.]* cpu_ms=[0-9.]*' <<<"$line")"
