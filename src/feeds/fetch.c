@@ -154,7 +154,7 @@ static void watch(struct zt_feed_fetcher *f, struct source *s)
 static void on_inotify(struct zt_feed_fetcher *f)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	uint64_t soon = mono_ns() + f->debounce_ns;
+	uint64_t now = mono_ns(), soon = now + f->debounce_ns;
 
 	for (;;) {
 		ssize_t n = read(f->ino_fd, buf, sizeof(buf));
@@ -174,8 +174,12 @@ static void on_inotify(struct zt_feed_fetcher *f)
 					continue;
 				if ((ev->mask & IN_IGNORED) && s->wd == ev->wd)
 					s->wd = -1;
-				if (s->due_ns > soon)
-					s->due_ns = soon;
+				/*
+				 * A file renamed into place is whole: read at once. Other
+				 * events may be a write still going on: after a pause.
+				 */
+				if (s->due_ns > ((ev->mask & IN_MOVED_TO) ? now : soon))
+					s->due_ns = (ev->mask & IN_MOVED_TO) ? now : soon;
 			}
 			pthread_mutex_unlock(&f->mu);
 			p += sizeof(*ev) + ev->len;

@@ -13,8 +13,8 @@
  *      random unlisted sources, each call STALL_REPEAT packets, and the
  *      worst call is compared with an idle run of the same thread.
  * Each application is timed from the submission of the parsed version to
- * its last kernel write, in steps of the daemon's 30 ms budget with the
- * daemon's 50 us gap between them (src/feeds/feeds.c STEP_GAP_NS); the longest step is what the daemon's
+ * its last kernel write, in steps of the daemon's 30 ms budget with
+ * no sleep between them (src/feeds/feeds.c STEP_AT_ONCE); the longest step is what the daemon's
  * loop would have waited. Parse time is bench feedparse's business.
  *
  *   bench_feeds [-n ENTRIES] [-6] [-q]
@@ -50,7 +50,7 @@
 #include "xdp_guard.skel.h"
 
 #define STEP_NS (30ULL * 1000000ULL)
-#define GAP_US 50
+#define GAP_US 0 /* the daemon steps again at once (src/feeds/feeds.c STEP_AT_ONCE) */
 #define WAIT_GAP_US 1000
 #define STALL_REPEAT 8
 #define NPKT 4096
@@ -157,6 +157,9 @@ static void mk_pkts(struct pkt *p)
 	}
 }
 
+/* The last version's parse (text to a sorted result), as the daemon's worker does it. */
+static double parse_s;
+
 static struct zt_feed_result *hosts(uint32_t from, uint32_t n, bool v6)
 {
 	struct zt_feed_result *r = calloc(1, sizeof(*r));
@@ -174,9 +177,11 @@ static struct zt_feed_result *hosts(uint32_t from, uint32_t n, bool v6)
 			p += sprintf(p, "%u.%u.%u.%u\n", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
 				     a & 255);
 	}
+	parse_s = now_s();
 	if (zt_feed_parse(ZT_FEED_CIDR, text, (size_t)(p - text), r, &o) ||
 	    zt_feed_finish(r, 1000000))
 		die("parse failed");
+	parse_s = now_s() - parse_s;
 	free(text);
 	return r;
 }
@@ -184,6 +189,8 @@ static struct zt_feed_result *hosts(uint32_t from, uint32_t n, bool v6)
 struct outcome {
 	double s;
 	double user_s, sys_s; /* the applying thread's CPU, in user space and in the kernel */
+	double proc_s; /* the process's CPU (with -q: the applier and its helper threads) */
+	double parse_s; /* parsing the text before it (the worker's share of the latency) */
 	struct zt_feed_apply_report rep;
 };
 
@@ -196,15 +203,24 @@ static void on_done(void *ctx, const struct zt_feed_apply_report *rep)
 static double apply(struct zt_feed_apply *a, struct zt_feed_result *r, struct outcome *out)
 {
 	uint8_t d[32] = { 0 };
-	struct rusage u0, u1;
+	struct rusage u0, u1, p0, p1;
 	double t0 = now_s();
 
+	out->parse_s = parse_s;
+	getrusage(RUSAGE_SELF, &p0);
 	getrusage(RUSAGE_THREAD, &u0);
 	zt_feed_apply_submit(a, 0, r, d, 0);
 	while (zt_feed_apply_step(a, STEP_NS))
-		usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
+		if (zt_feed_apply_waiting(a) || GAP_US)
+			usleep(zt_feed_apply_waiting(a) ? WAIT_GAP_US : GAP_US);
 	out->s = now_s() - t0;
 	getrusage(RUSAGE_THREAD, &u1);
+	getrusage(RUSAGE_SELF, &p1);
+	out->proc_s = (double)(p1.ru_utime.tv_sec - p0.ru_utime.tv_sec + p1.ru_stime.tv_sec -
+			       p0.ru_stime.tv_sec) +
+		      (double)(p1.ru_utime.tv_usec - p0.ru_utime.tv_usec + p1.ru_stime.tv_usec -
+			       p0.ru_stime.tv_usec) /
+			      1e6;
 	out->user_s = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) +
 		      (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) / 1e6;
 	out->sys_s = (double)(u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) +
@@ -220,10 +236,12 @@ static void print_rep(const char *what, const struct outcome *o)
 	       o->rep.src.unchanged, o->rep.ok ? "" : " (REFUSED)");
 	printf("    new version wholly in force after %.2f s (the rest: releasing the old one's own)\n",
 	       (double)o->rep.in_force_ns / 1e9);
-	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms\n",
+	printf("    work: adds %.1f ms, releases %.1f ms; CPU %.1f ms of it (user %.0f ms, kernel %.0f ms); most CPU in a step %.1f ms; process CPU %.0f ms\n",
 	       (double)o->rep.add_ns / 1e6, (double)o->rep.del_ns / 1e6,
 	       (double)o->rep.cpu_ns / 1e6, o->user_s * 1e3, o->sys_s * 1e3,
-	       (double)o->rep.longest_step_cpu_ns / 1e6);
+	       (double)o->rep.longest_step_cpu_ns / 1e6, o->proc_s * 1e3);
+	printf("    content to kernel: parse %.2f s + apply: new version in force after %.2f s, complete after %.2f s\n",
+	       o->parse_s, o->parse_s + (double)o->rep.in_force_ns / 1e9, o->parse_s + o->s);
 }
 
 int main(int argc, char **argv)
@@ -288,7 +306,7 @@ int main(int argc, char **argv)
 	rd.pk = pk;
 	rd.fd = bpf_program__fd(dp->xdp->progs.xdp_guard);
 
-	printf("Feed of %u %s hosts through the daemon's applier (steps of 30 ms, %d us apart)\n",
+	printf("Feed of %u %s hosts through the daemon's applier (steps of 30 ms, %d us apart; text generated and parsed first)\n",
 	       n, v6 ? "IPv6" : "IPv4", GAP_US);
 	apply(a, hosts(0, n, v6), &out);
 	print_rep("  first version, into an empty agent", &out);

@@ -203,6 +203,79 @@ static void path(char *buf, size_t n, const char *rel)
 
 /* ---------------------------------------------------------- files, dirs */
 
+static double mono_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * A file renamed into place is whole, and read at once; one written in
+ * place may still be being written, and is read after the debounce (here
+ * long: 2 s, so that "at once" cannot be the debounce expiring).
+ */
+static void test_rename_read_at_once(void **state)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	char file[512], url[600], st[512], dir[512];
+	struct zt_feed_fetcher_opts o = {
+		.n_feeds = 1,
+		.work = work,
+		.work_free = work_free,
+		.done = on_done,
+		.done_ctx = s,
+		.retry_base_ns = 20000000,
+		.debounce_ns = 2000000000ULL,
+	};
+	struct zt_feed_fetcher *f;
+	struct zt_feed_config fc;
+	struct rec *r;
+	char err[256] = "";
+	double t0, dt;
+	FILE *fp;
+
+	(void)state;
+	path(file, sizeof(file), "ren/drop.txt");
+	path(st, sizeof(st), "ren/state");
+	path(dir, sizeof(dir), "ren");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_file(file, "192.0.2.1\n");
+	snprintf(url, sizeof(url), "file://%s", file);
+	fc = feed("drop", url);
+	o.feeds = &fc;
+	o.state_dir = st;
+	if (zt_feed_fetcher_init(&f, &o, err, sizeof(err)))
+		fail_msg("init: %s", err);
+	r = next_rec(f, s);
+	assert_int_equal(r->outcome, ZT_FEED_NEW);
+
+	t0 = mono_s();
+	write_file(file, "192.0.2.2\n");
+	r = next_rec(f, s);
+	dt = mono_s() - t0;
+	assert_int_equal(r->outcome, ZT_FEED_NEW);
+	assert_string_equal(r->body, "192.0.2.2\n");
+	if (dt >= 1.0)
+		fail_msg("a renamed file was read after %.2f s (debounce 2 s)", dt);
+
+	/* Written in place: the debounce applies. */
+	t0 = mono_s();
+	fp = fopen(file, "w");
+	assert_non_null(fp);
+	fputs("192.0.2.3\n", fp);
+	fclose(fp);
+	r = next_rec(f, s);
+	dt = mono_s() - t0;
+	assert_int_equal(r->outcome, ZT_FEED_NEW);
+	assert_string_equal(r->body, "192.0.2.3\n");
+	if (dt < 1.9)
+		fail_msg("a file written in place was read after %.2f s, within the debounce", dt);
+	zt_feed_fetcher_stop(f);
+	free(s);
+}
+
 static void test_file(void **state)
 {
 	struct sink *s = calloc(1, sizeof(*s));
@@ -936,9 +1009,13 @@ static int rm_tree(const char *p)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_file),	    cmocka_unit_test(test_directory),
-		cmocka_unit_test(test_file_limits), cmocka_unit_test(test_damaged_cache),
-		cmocka_unit_test(test_http),	    cmocka_unit_test(test_http_limits),
+		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_rename_read_at_once),
+		cmocka_unit_test(test_file_limits),
+		cmocka_unit_test(test_damaged_cache),
+		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_http_limits),
 		cmocka_unit_test(test_https),
 	};
 	int r;
