@@ -16,7 +16,8 @@
 #                               (tools/bench_mtls_lab.sh: throughput, agent CPU, RTT, connect-to-first-byte)
 #   tools/bench.sh feeds     8. only: feed parse rates, a 1M-entry swap and the packet path
 #                               meanwhile, TC new-flow cost with the IOC check on vs off
-#   tools/bench.sh detect    9. only: benign iperf3 and requests during a flood, agent vs none
+#   tools/bench.sh detect    9. only: benign iperf3 and requests during a flood, agent vs none;
+#                               detection -> block p50/p99; features + score per flow (bench_model)
 #   tools/bench.sh xdplive  10. only: iperf3 through the lab's uplink: no XDP, an empty
 #                               program, xdp-filter, the agent, per XDP mode (tools/bench_xdp_live.sh)
 #
@@ -307,8 +308,24 @@ part_feeds() {
 }
 
 part_detect() {
-	echo "== 9. Detection: benign iperf3 with detection on vs no agent; benign requests during a SYN flood"
-	tools/bench_detect.sh
+	echo "== 9. Detection: benign iperf3 with detection on vs no agent; benign requests during a SYN flood;"
+	echo "   detection -> block latency; features + score per flow"
+	local r0=0
+	tools/bench_detect.sh || r0=$?
+	# A model trained here from the committed dataset (sklearn, offline; the
+	# report goes to a scratch file, not tools/train/REPORT.md).
+	local tmp
+	tmp=$(mktemp -d /tmp/ztagent-bench-model.XXXXXX)
+	build/tools/featschema >"$tmp/schema.json" &&
+		/usr/bin/python3 tools/train/train.py --schema "$tmp/schema.json" \
+			--data tools/train/data/lab.csv.gz --out "$tmp/model.cbor" \
+			--report "$tmp/report.md" >"$tmp/train.log" 2>&1 &&
+		build/tools/bench_model "$tmp/model.cbor" 200000 5 ||
+		{ [ -s "$tmp/train.log" ] && tail -20 "$tmp/train.log"; false; }
+	local r=$?
+	rm -rf "$tmp"
+	[ $r0 = 0 ] || return $r0
+	return $r
 }
 
 part_xdplive() {
