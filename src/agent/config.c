@@ -99,6 +99,7 @@ static int set_trust_domain(struct pctx *x, const struct key *k, const char *v,
 			    const yaml_mark_t *m);
 static int add_protected(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int check_detection(struct pctx *x);
+static int default_forensics_dir(struct pctx *x);
 static int set_opt_file(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int set_k8s_name(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
 static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m);
@@ -1115,6 +1116,29 @@ static yaml_mark_t *item_seen(struct pctx *x, const char *path, yaml_mark_t *out
 	return out;
 }
 
+/*
+ * Captures live under state_dir unless forensics.dir says otherwise, so an
+ * agent given its own state_dir (a second agent, a test) keeps its pcaps
+ * there too, not in another agent's /var/lib/ztagent/pcap.
+ */
+static int default_forensics_dir(struct pctx *x)
+{
+	struct zt_config *c = x->c;
+	yaml_mark_t at;
+
+	if (item_seen(x, "forensics.dir", &at))
+		return 0;
+	if (strlen(c->state_dir) + sizeof("/pcap") > sizeof(c->forensics.dir)) {
+		snprintf(x->err, x->errlen,
+			 "%s: state_dir is too long to hold forensics.dir (state_dir/pcap); set "
+			 "forensics.dir",
+			 x->name);
+		return -ENAMETOOLONG;
+	}
+	snprintf(c->forensics.dir, sizeof(c->forensics.dir), "%s/pcap", c->state_dir);
+	return 0;
+}
+
 /* One feed is complete: required keys, keys that go together, a unique name. */
 static int check_feed(struct pctx *x, const struct key *k, const yaml_mark_t *m)
 {
@@ -1627,6 +1651,8 @@ static int parse(const char *buf, size_t len, const char *name, struct zt_config
 	r = parse_stream(x);
 	if (r == 0)
 		r = check_detection(x);
+	if (r == 0)
+		r = default_forensics_dir(x);
 	yaml_parser_delete(&x->parser);
 	free(x);
 	return r;

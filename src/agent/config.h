@@ -222,7 +222,7 @@ struct zt_config {
 		uint64_t denial_window_ns; /* response.denial_window, default 10s */
 	} response;
 	struct {
-		char dir[PATH_MAX]; /* forensics.dir, default /var/lib/ztagent/pcap */
+		char dir[PATH_MAX]; /* forensics.dir, default state_dir/pcap */
 		uint64_t max_bytes; /* forensics.max_bytes, default 1GiB */
 		uint64_t file_bytes; /* forensics.file_bytes: rotation, default 64MiB */
 		uint32_t max_files; /* forensics.max_files, default 1000 */

@@ -133,6 +133,29 @@ static void test_defaults_and_extras(void **state)
 	free(d);
 }
 
+/* Captures follow state_dir unless forensics.dir places them elsewhere. */
+static void test_forensics_dir_follows_state_dir(void **state)
+{
+	struct zt_config *c = malloc(sizeof(*c));
+	char err[512];
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(load("node: n\n", c, err, sizeof(err)), 0);
+	assert_string_equal(c->forensics.dir, "/var/lib/ztagent/pcap");
+	assert_int_equal(load("state_dir: /tmp/zt-a\n", c, err, sizeof(err)), 0);
+	assert_string_equal(c->forensics.dir, "/tmp/zt-a/pcap");
+	assert_int_equal(
+		load("forensics: {dir: /srv/pcap}\nstate_dir: /tmp/zt-a\n", c, err, sizeof(err)),
+		0);
+	assert_string_equal(c->forensics.dir, "/srv/pcap");
+	assert_int_equal(load("state_dir: /tmp/zt-a\nforensics:\n  dir: /var/lib/ztagent/pcap\n", c,
+			      err, sizeof(err)),
+			 0);
+	assert_string_equal(c->forensics.dir, "/var/lib/ztagent/pcap");
+	free(c);
+}
+
 static void test_refused(void **state)
 {
 	static const struct {
@@ -198,6 +221,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_contract),
 		cmocka_unit_test(test_defaults_and_extras),
+		cmocka_unit_test(test_forensics_dir_follows_state_dir),
 		cmocka_unit_test(test_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
