@@ -110,6 +110,7 @@ struct zt_dmtls {
 	struct zt_mtls_peer peers[ZT_MTLS_PEERS_MAX];
 	unsigned int n_peers;
 	struct zt_mtls_peer learned; /* peer_of's answer from the cluster's Nodes */
+	struct zt_mtls_peer6 learned6; /* peer6_of's */
 	struct zt_seg_workload *scratch;
 	/* The hosted service accounts (loop thread). */
 	struct sa_count *sas;
@@ -565,7 +566,10 @@ static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
 	return best;
 }
 
-/* The agent for an IPv6 destination: the longest IPv6 pod CIDR of mtls.peers that holds it. */
+/*
+ * The agent for an IPv6 destination: the longest IPv6 pod CIDR of mtls.peers
+ * that holds it, else the node whose IPv6 podCIDR does (daemon_peers.c).
+ */
 static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *addr)
 {
 	const struct zt_mtls_peer6 *best = NULL;
@@ -580,6 +584,8 @@ static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *a
 		if (!best || p->plen > best->plen)
 			best = p;
 	}
+	if (!best && daemon_peers_lookup6(m->d, addr, &m->learned6) == 0)
+		best = &m->learned6;
 	return best;
 }
 

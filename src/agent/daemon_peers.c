@@ -8,11 +8,15 @@
  * change is refused, named in the log with the other node, and tried again
  * whenever a node goes away or changes (the other may be the one to move).
  *
- * The datapath's mtls_remote_v4 (strict mode: which destinations are pods
- * of other nodes) gets each other node's IPv4 CIDRs when applied and keeps
+ * The datapath's mtls_remote_v4/v6 (strict mode: which destinations are
+ * pods of other nodes) get each other node's CIDRs when applied and keep
  * them after a change or a delete: a strict-mode flow to a CIDR no agent
  * speaks for any more is still steered and then refused (no_route), never
- * sent in clear. This node's own CIDRs are taken out of it.
+ * sent in clear. This node's own CIDRs are taken out of them.
+ *
+ * The agents meet over IPv4 whatever their pods speak (the tunnel listens
+ * on IPv4; its frame carries IPv6 pod addresses), so a node's agent is its
+ * first IPv4 InternalIP for its IPv6 pod CIDRs too.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,10 +161,11 @@ static bool mapping_eq(const struct mapping *a, const struct mapping *b)
 	       !memcmp(a->addrs, b->addrs, a->n_addrs * sizeof(a->addrs[0]));
 }
 
-static const struct zt_cidr *agent_of(const struct mapping *m, int family)
+/* The node's agent: its first IPv4 InternalIP (see the top of this file). */
+static const struct zt_cidr *agent_of(const struct mapping *m)
 {
 	for (size_t i = 0; i < m->n_addrs; i++)
-		if (m->addrs[i].family == family)
+		if (m->addrs[i].family == AF_INET)
 			return &m->addrs[i];
 	return NULL;
 }
@@ -182,26 +187,30 @@ static const char *addr_str(const struct zt_cidr *c, char *buf, size_t n)
 	return buf;
 }
 
-/* The node's IPv4 CIDRs into the datapath's remote set, or out of it for this node. */
+/* The node's CIDRs into the datapath's remote sets, or out of them for this node. */
 static void datapath_mark(struct zt_peers *p, const struct pnode *pn)
 {
 	struct tc_endpoint *tc = p->d->dp ? p->d->dp->tc : NULL;
 	uint32_t one = 1;
-	int fd;
 
 	if (!tc)
 		return;
-	fd = bpf_map__fd(tc->maps.mtls_remote_v4);
 	for (size_t i = 0; i < pn->have.n_cidrs; i++) {
-		struct zt_ip4_key k = { .prefixlen = pn->have.cidrs[i].prefixlen };
+		const struct zt_cidr *cc = &pn->have.cidrs[i];
+		struct zt_ip4_key k4 = { .prefixlen = cc->prefixlen };
+		struct zt_ip6_key k6 = { .prefixlen = cc->prefixlen };
+		bool v4 = cc->family == AF_INET;
+		int fd = bpf_map__fd(v4 ? tc->maps.mtls_remote_v4 : tc->maps.mtls_remote_v6);
+		const void *k = v4 ? (const void *)&k4 : (const void *)&k6;
 		char c[ZT_CIDR_STRLEN];
 		int r;
 
-		if (pn->have.cidrs[i].family != AF_INET)
-			continue;
-		memcpy(k.addr, pn->have.cidrs[i].addr, 4);
-		r = pn->self ? bpf_map_delete_elem(fd, &k) :
-			       bpf_map_update_elem(fd, &k, &one, BPF_ANY);
+		if (v4)
+			memcpy(k4.addr, cc->addr, 4);
+		else
+			memcpy(k6.addr, cc->addr, 16);
+		r = pn->self ? bpf_map_delete_elem(fd, k) :
+			       bpf_map_update_elem(fd, k, &one, BPF_ANY);
 		if (r < 0 && !(pn->self && errno == ENOENT))
 			log_warn(
 				"mtls_peer_datapath_failed",
@@ -252,8 +261,7 @@ static int try_apply(struct zt_peers *p, struct pnode *pn, bool quiet)
 	for (size_t j = 0; j < pn->have.n_cidrs; j++)
 		log_info("mtls_peer_set", "node=%s cidr=%s agent=%s self=%d", pn->name,
 			 cidr_str(&pn->have.cidrs[j], c1, sizeof(c1)),
-			 addr_str(agent_of(&pn->have, pn->have.cidrs[j].family), a, sizeof(a)),
-			 pn->self);
+			 addr_str(agent_of(&pn->have), a, sizeof(a)), pn->self);
 	if (!pn->have.n_cidrs)
 		log_info("mtls_peer_set", "node=%s cidr=none self=%d", pn->name, pn->self);
 	return 0;
@@ -306,14 +314,11 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 	}
 	pn->self = self;
 	pn->want = m;
-	if (m.n_cidrs && !self) {
-		for (size_t i = 0; i < m.n_cidrs; i++)
-			if (!agent_of(&m, m.cidrs[i].family))
-				log_warn(
-					"mtls_peer_no_address",
-					"node=%s family=%s why=\"no InternalIP of the pod CIDR's family in status.addresses: its pods are unreachable through the tunnel (refused, no_route)\"",
-					o->name, m.cidrs[i].family == AF_INET ? "ipv4" : "ipv6");
-	}
+	if (m.n_cidrs && !self && !agent_of(&m))
+		log_warn(
+			"mtls_peer_no_address",
+			"node=%s why=\"no IPv4 InternalIP in status.addresses (the agents meet over IPv4): its pods are unreachable through the tunnel (refused, no_route)\"",
+			o->name);
 	if (try_apply(p, pn, false) == 0)
 		retry_pending(p);
 }
@@ -340,7 +345,7 @@ static int pod_lookup4(struct zt_peers *p, uint32_t addr, struct zt_mtls_peer *o
 	struct pod_route key = { .addr = addr };
 	const struct pod_route *r = bsearch(&key, p->pods.v, p->pods.n, sizeof(key), route_cmp);
 	const struct pnode *pn = r ? find(p, r->node) : NULL;
-	const struct zt_cidr *ag = pn && pn->applied ? agent_of(&pn->have, AF_INET) : NULL;
+	const struct zt_cidr *ag = pn && pn->applied ? agent_of(&pn->have) : NULL;
 
 	if (!ag || pn->self)
 		return -ENOENT;
@@ -367,7 +372,7 @@ int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer
 			if (c->family != AF_INET || !zt_cidr_contains(c, (const uint8_t *)&addr))
 				continue;
 			/* CIDRs applied never overlap: this node is the one. */
-			ag = agent_of(&pn->have, AF_INET);
+			ag = agent_of(&pn->have);
 			if (pn->self || !ag)
 				return -ENOENT;
 			memset(out, 0, sizeof(*out));
@@ -378,6 +383,34 @@ int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer
 		}
 	}
 	return p ? pod_lookup4(p, addr, out) : -ENOENT;
+}
+
+int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out)
+{
+	struct zt_peers *p = daemon_k8s_peers(d);
+
+	for (size_t i = 0; p && i < p->n; i++) {
+		const struct pnode *pn = &p->v[i];
+		const struct zt_cidr *ag;
+
+		if (!pn->applied)
+			continue;
+		for (size_t j = 0; j < pn->have.n_cidrs; j++) {
+			const struct zt_cidr *c = &pn->have.cidrs[j];
+
+			if (c->family != AF_INET6 || !zt_cidr_contains(c, addr))
+				continue;
+			ag = agent_of(&pn->have);
+			if (pn->self || !ag)
+				return -ENOENT;
+			memset(out, 0, sizeof(*out));
+			memcpy(out->net, c->addr, 16);
+			memcpy(&out->agent, ag->addr, 4);
+			out->plen = c->prefixlen;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,
@@ -409,15 +442,27 @@ int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
 	/* mtls.peers first: they win over the nodes' for the addresses they cover. */
 	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++) {
 		struct zt_mtls_peer mp;
-		struct zt_cidr cc = { .family = AF_INET };
+		struct zt_mtls_peer6 mp6;
+		struct zt_cidr cc = { 0 };
+		uint16_t port;
 
-		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &mp) < 0)
+		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &mp) == 0) {
+			cc.family = AF_INET;
+			cc.prefixlen = mp.plen;
+			memcpy(cc.addr, &mp.net, 4);
+			inet_ntop(AF_INET, &mp.agent, ag, sizeof(ag));
+			port = mp.port;
+		} else if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &mp6) == 0) {
+			cc.family = AF_INET6;
+			cc.prefixlen = mp6.plen;
+			memcpy(cc.addr, mp6.net, 16);
+			inet_ntop(AF_INET, &mp6.agent, ag, sizeof(ag));
+			port = mp6.port;
+		} else {
 			continue;
-		cc.prefixlen = mp.plen;
-		memcpy(cc.addr, &mp.net, 4);
-		inet_ntop(AF_INET, &mp.agent, ag, sizeof(ag));
+		}
 		r = put_peer(a, "config", "", cidr_str(&cc, c, sizeof(c)), ag,
-			     mp.port ? mp.port : d->cfg.mtls.port, false, "");
+			     port ? port : d->cfg.mtls.port, false, "");
 		if (r < 0)
 			return r;
 	}
@@ -427,14 +472,13 @@ int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
 
 		for (size_t j = 0; j < m->n_cidrs; j++) {
 			r = put_peer(a, "k8s", pn->name, cidr_str(&m->cidrs[j], c, sizeof(c)),
-				     addr_str(agent_of(m, m->cidrs[j].family), ag, sizeof(ag)),
-				     d->cfg.mtls.port, pn->self, pn->problem);
+				     addr_str(agent_of(m), ag, sizeof(ag)), d->cfg.mtls.port,
+				     pn->self, pn->problem);
 			if (r < 0)
 				return r;
 		}
 		if (!m->n_cidrs) {
-			r = put_peer(a, "k8s", pn->name, "",
-				     addr_str(agent_of(m, AF_INET), ag, sizeof(ag)),
+			r = put_peer(a, "k8s", pn->name, "", addr_str(agent_of(m), ag, sizeof(ag)),
 				     d->cfg.mtls.port, pn->self,
 				     pn->problem[0] ? pn->problem : "no podCIDR");
 			if (r < 0)

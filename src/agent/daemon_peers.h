@@ -53,6 +53,12 @@ struct zt_peers *daemon_k8s_peers(struct zt_daemon *d);
  * local address that is no workload here has no agent to go to).
  */
 int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out);
+/*
+ * The same for an IPv6 pod address (16 bytes): the node whose IPv6 podCIDR
+ * holds it; its agent is still the node's IPv4 InternalIP. (The pod watch
+ * keeps IPv4 pod addresses only.)
+ */
+int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out);
 /* "peers" (mtls.peers and the nodes', with where each came from) into the status map. */
 int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top);
 

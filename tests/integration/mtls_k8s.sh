@@ -17,6 +17,9 @@
 #     counted, nothing delivered); re-added: they work again
 #   - a pod outside every node's podCIDR is routed to its node's agent by
 #     the pod watch (spec.nodeName), and refused again once it is deleted
+#   - IPv6 pods (2001:2::/48): node b's IPv6 podCIDR maps to its IPv4
+#     InternalIP (the agents meet over IPv4); refused before it covers the
+#     pod, through the tunnel after, delivered from the client's IPv6 address
 #
 #   ns A (node-a, ztagent)        ns R (router, API server)       ns B (node-b, ztagent)
 #   pod cl 198.18.1.10 ─ v-cl   uplink 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 uplink   v-sv ─ pod sv 198.18.2.10
@@ -96,7 +99,11 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 bash "$ROOT/tests/k8s/mkcerts.sh" "$DIR/pki" "IP:$API_IP" || bail "the API server's certificates"
 
 # --- namespaces ---
-for ns in "$A" "$R" "$B" "${PODS[@]}"; do ip netns add "$ns" && ip -n "$ns" link set lo up; done
+for ns in "$A" "$R" "$B" "${PODS[@]}"; do
+	ip netns add "$ns" && ip -n "$ns" link set lo up
+	# No duplicate address detection: addresses are usable at once (links made after this).
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+done
 ip link add uplink netns "$A" type veth peer name ra netns "$R"
 ip link add rb netns "$R" type veth peer name uplink netns "$B"
 ip -n "$A" addr add 198.18.100.1/24 dev uplink
@@ -111,20 +118,36 @@ ip -n "$A" route add default via $API_IP
 ip -n "$B" route add default via 198.18.101.254
 ip -n "$R" route add 198.18.1.0/24 via 198.18.100.1
 ip -n "$R" route add 198.18.2.0/24 via 198.18.101.1
-for ns in "$A" "$R" "$B"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1; done
-pod() { # pod NODE-NS NAME IP
-	local node=$1 ns="$ID-$2" ip=$3
+for ns in "$A" "$R" "$B"; do
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+done
+# IPv6 (2001:2::/48, benchmarking): pods 2001:2:0:1::10 (node a) and 2001:2:0:2::10 (node b),
+# links 2001:2:0:100::/64 and :101::/64; the agents still meet over IPv4.
+ip -n "$A" addr add 2001:2:0:100::1/64 dev uplink nodad
+ip -n "$R" addr add 2001:2:0:100::fe/64 dev ra nodad
+ip -n "$R" addr add 2001:2:0:101::fe/64 dev rb nodad
+ip -n "$B" addr add 2001:2:0:101::1/64 dev uplink nodad
+ip -n "$A" -6 route add default via 2001:2:0:100::fe
+ip -n "$B" -6 route add default via 2001:2:0:101::fe
+ip -n "$R" -6 route add 2001:2:0:1::/64 via 2001:2:0:100::1
+ip -n "$R" -6 route add 2001:2:0:2::/64 via 2001:2:0:101::1
+pod() { # pod NODE-NS NAME IP IP6
+	local node=$1 ns="$ID-$2" ip=$3 ip6=$4
 	ip link add eth0 netns "$ns" type veth peer name "v-$2" netns "$node"
 	ip -n "$ns" addr add "$ip/32" dev eth0
+	ip -n "$ns" addr add "$ip6/128" dev eth0 nodad
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" route add default dev eth0
+	ip -n "$node" addr add fe80::1/64 dev "v-$2" nodad
 	ip -n "$node" link set "v-$2" up
+	ip -n "$ns" -6 route add default via fe80::1 dev eth0
 	ip netns exec "$node" sysctl -qw "net.ipv4.conf.v-$2.proxy_arp=1"
 	ip netns exec "$node" sysctl -qw "net.ipv4.neigh.v-$2.proxy_delay=0"
 	ip -n "$node" route add "$ip/32" dev "v-$2"
+	ip -n "$node" -6 route add "$ip6/128" dev "v-$2"
 }
-pod "$A" cl 198.18.1.10
-pod "$B" sv 198.18.2.10
+pod "$A" cl 198.18.1.10 2001:2:0:1::10
+pod "$B" sv 198.18.2.10 2001:2:0:2::10
 
 # --- the API server on the router, reachable from both nodes ---
 bg "$R" "$PY" "$ROOT/tests/k8s/apiserver.py" --address $API_IP --port 0 --ctl-port 0 \
@@ -133,9 +156,9 @@ bg "$R" "$PY" "$ROOT/tests/k8s/apiserver.py" --address $API_IP --port 0 --ctl-po
 wait_for 10 test -s "$DIR/ports" || bail "the API server starts ($(cat "$DIR/apiserver.log"))"
 read -r API_PORT CTL_PORT <"$DIR/ports"
 ctl() { ip netns exec "$R" curl -sf -X POST "http://127.0.0.1:$CTL_PORT/$1" -d "$2" >/dev/null; }
-node_obj() { # node_obj NAME PODCIDR INTERNAL_IP
+node_obj() { # node_obj NAME PODCIDR INTERNAL_IP [PODCIDR6]
 	ctl apply "{\"resource\": \"nodes\", \"object\": {\"metadata\": {\"name\": \"$1\"},
-		\"spec\": {\"podCIDR\": \"$2\", \"podCIDRs\": [\"$2\"]},
+		\"spec\": {\"podCIDR\": \"$2\", \"podCIDRs\": [\"$2\"${4:+, \"$4\"}]},
 		\"status\": {\"addresses\": [{\"type\": \"Hostname\", \"address\": \"$1\"},
 		{\"type\": \"InternalIP\", \"address\": \"$3\"}]}}}"
 }
@@ -148,7 +171,7 @@ contexts: [{name: lab, context: {cluster: lab, user: agent}}]
 clusters: [{name: lab, cluster: {server: "https://$API_IP:$API_PORT", certificate-authority: "$DIR/pki/ca.pem"}}]
 users: [{name: agent, user: {tokenFile: "$DIR/token"}}]
 EOF
-node_obj node-a 198.18.1.0/24 198.18.100.1 &&
+node_obj node-a 198.18.1.0/24 198.18.100.1 2001:2:0:1::/64 &&
 	node_obj node-b 198.18.9.0/24 198.18.101.1 || bail "the Node objects"
 
 # --- agents: kubernetes on, mtls.peers NOT set ---
@@ -190,11 +213,11 @@ spec:
   podSelector: {matchLabels: {app: client}}
   egress:
     - action: allow
-      to: [{ipBlock: {cidr: 198.18.2.0/24}}]
+      to: [{ipBlock: {cidr: 198.18.2.0/24}}, {ipBlock: {cidr: "2001:2:0:2::/64"}}]
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
     - action: allow
-      to: [{ipBlock: {cidr: 0.0.0.0/0}}]
+      to: [{ipBlock: {cidr: 0.0.0.0/0}}, {ipBlock: {cidr: "::/0"}}]
 EOF
 cat >"$DIR/pol-b/server.yaml" <<'EOF'
 apiVersion: ztagent.io/v1
@@ -204,7 +227,7 @@ spec:
   podSelector: {matchLabels: {app: server}}
   ingress:
     - action: allow
-      from: [{ipBlock: {cidr: 198.18.0.0/15}}]
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}, {ipBlock: {cidr: "2001:2::/48"}}]
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
 EOF
@@ -217,13 +240,17 @@ start_agent() { # start_agent a|b
 }
 start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a starts: $(cat "$DIR/a.log")"
 start_agent b >>"$DIR/b.log" 2>&1 || bail "agent b starts: $(cat "$DIR/b.log")"
-ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10 --labels app=client --namespace shop \
+ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10,2001:2:0:1::10 --labels app=client --namespace shop \
 	--name client --service-account web >/dev/null &&
-	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10 --labels app=server --namespace shop \
+	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10,2001:2:0:2::10 --labels app=server --namespace shop \
 		--name server --service-account db >/dev/null || bail "endpoints"
 
 bg "$ID-sv" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sv.peers"
-touch "$DIR/sv.peers"
+bg "$ID-sv" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sv.peers6" 6
+touch "$DIR/sv.peers" "$DIR/sv.peers6"
+say6() { ip netns exec "$ID-cl" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" 2001:2:0:2::10 7000 "$1" 2>>"$DIR/say.err"; }
+echoes6() { test "$(say6 "$1")" = "$1"; }
+refused6() { ! echoes6 "$1"; }
 say() { ip netns exec "$ID-cl" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" 198.18.2.10 7000 "$1" 2>>"$DIR/say.err"; }
 echoes() { test "$(say "$1")" = "$1"; }
 refused() { ! echoes "$1"; }
@@ -250,13 +277,24 @@ check "before node b's podCIDR holds 198.18.2.10: the connection is refused" \
 check "... counted as steered_no_route on node a" \
 	test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
 check "... and nothing was delivered" test "$(delivered)" -eq "$d0"
+nr0=$(js a "d['traffic']['steered_no_route']")
+check "over IPv6 too (2001:2:0:2::10 in no node's podCIDRs): refused" refused6 before6
+check "... counted as steered_no_route on node a" \
+	test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
+check "... and nothing was delivered over IPv6" test "$(wc -l <"$DIR/sv.peers6")" -eq 0
 
 # --- 2. the podCIDR changes: routed at once, mtls.peers still empty ---
 t0=$(date +%s%3N)
-node_obj node-b 198.18.2.0/24 198.18.101.1
+node_obj node-b 198.18.2.0/24 198.18.101.1 2001:2:0:2::/64
 check "node a learns 198.18.2.0/24 -> node-b's agent 198.18.101.1 from the Node (source k8s)" \
 	wait_for 5 has_peer a 198.18.2.0/24 198.18.101.1 k8s node-b
 check "a cross-node requireMutualAuth connection works with no mtls.peers" echoes "learned-$$"
+check "node a learns 2001:2:0:2::/64 -> node-b's IPv4 agent 198.18.101.1 from the same Node" \
+	has_peer a 2001:2:0:2::/64 198.18.101.1 k8s node-b
+check "an IPv6 requireMutualAuth connection works through the tunnel with no mtls.peers" \
+	echoes6 "learned6-$$"
+check "... the server pod sees the client pod's IPv6 address" \
+	grep -qx "peer=2001:2:0:1::10" "$DIR/sv.peers6"
 t1=$("$PY" -c 'import sys, datetime
 for l in open(sys.argv[1]):
     if "event=mtls_peer_set node=node-b cidr=198.18.2.0/24" in l:
@@ -267,7 +305,7 @@ check "the server pod sees the client pod's address" grep -q "peer=198.18.1.10" 
 check "node b completed the handshake (the tunnel was used)" \
 	test "$(js b "d['handshakes']['full']+d['handshakes']['resumed']")" -gt 0
 check "node a recognises its own node (self, no tunnel to itself)" \
-	test "$(js a "[p['self'] for p in d['peers'] if p['node']=='node-a']")" = "[True]"
+	test "$(js a "sorted(set(p['self'] for p in d['peers'] if p['node']=='node-a'))")" = "[True]"
 ztctl_a mtls status >"$DIR/status.txt" 2>&1
 check "ztctl mtls status shows the peers with their source and node" \
 	grep -qE '198\.18\.2\.0/24 +198\.18\.101\.1:15008 +k8s +node-b' "$DIR/status.txt"
