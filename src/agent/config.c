@@ -8,6 +8,7 @@
  * only descends into sections the table names, so nesting depth is bounded
  * by the table, not by the file.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -1812,12 +1813,19 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 	return 0;
 }
 
-int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
+/*
+ * "POD_CIDR=AGENT_ADDR[:PORT]" with a POD_CIDR of family (AF_INET or
+ * AF_INET6) and an IPv4 AGENT_ADDR: the tunnel listens on IPv4, so the
+ * agents meet over IPv4 whatever their pods speak. Host bits set in the
+ * CIDR are refused (say the network). 0 or -EINVAL.
+ */
+static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, uint32_t *agent,
+		       uint16_t *port)
 {
-	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *end, *colon;
-	unsigned long plen, port = 0;
-	struct in6_addr net;
-	struct in_addr agent;
+	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
+	unsigned int bits = family == AF_INET ? 32 : 128;
+	unsigned long pl, pt = 0;
+	struct in_addr ag;
 
 	if (strlen(s) >= sizeof(buf))
 		return -EINVAL;
@@ -1830,68 +1838,50 @@ int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
 	if (!slash)
 		return -EINVAL;
 	*slash++ = '\0';
-	plen = strtoul(slash, &end, 10);
-	if (!*slash || *end || plen > 128 || inet_pton(AF_INET6, buf, &net) != 1)
+	if (!isdigit((unsigned char)*slash))
 		return -EINVAL;
-	for (unsigned int i = (unsigned int)plen; i < 128; i++)
-		if (net.s6_addr[i / 8] & (0x80 >> (i % 8)))
-			return -EINVAL; /* host bits set: say the network */
+	pl = strtoul(slash, &end, 10);
+	if (*end || pl > bits || inet_pton(family, buf, net) != 1)
+		return -EINVAL;
+	for (unsigned int i = (unsigned int)pl; i < bits; i++)
+		if (net[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL;
 	colon = strchr(eq, ':');
 	if (colon) {
 		*colon++ = '\0';
-		port = strtoul(colon, &end, 10);
-		if (!*colon || *end || port < 1 || port > 65535)
+		if (!isdigit((unsigned char)*colon))
+			return -EINVAL;
+		pt = strtoul(colon, &end, 10);
+		if (*end || pt < 1 || pt > 65535)
 			return -EINVAL;
 	}
-	/* The tunnel listens on IPv4: the agents meet over IPv4 whatever their pods speak. */
-	if (inet_pton(AF_INET, eq, &agent) != 1)
+	if (inet_pton(AF_INET, eq, &ag) != 1)
 		return -EINVAL;
-	memset(out, 0, sizeof(*out));
-	memcpy(out->net, net.s6_addr, 16);
-	out->plen = (uint8_t)plen;
-	out->agent = agent.s_addr;
-	out->port = (uint16_t)port;
+	*plen = (uint8_t)pl;
+	*agent = ag.s_addr;
+	*port = (uint16_t)pt;
+	return 0;
+}
+
+int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out)
+{
+	struct zt_mtls_peer6 p = { 0 };
+
+	if (peer_fields(s, AF_INET6, p.net, &p.plen, &p.agent, &p.port) < 0)
+		return -EINVAL;
+	*out = p;
 	return 0;
 }
 
 int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
 {
-	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
-	unsigned long plen, port = 0;
-	struct in_addr net, agent;
-	uint32_t mask;
+	struct zt_mtls_peer p = { 0 };
+	uint8_t net[4];
 
-	if (strlen(s) >= sizeof(buf))
+	if (peer_fields(s, AF_INET, net, &p.plen, &p.agent, &p.port) < 0)
 		return -EINVAL;
-	memcpy(buf, s, strlen(s) + 1);
-	eq = strchr(buf, '=');
-	if (!eq)
-		return -EINVAL;
-	*eq++ = '\0';
-	slash = strchr(buf, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash++ = '\0';
-	errno = 0;
-	plen = strtoul(slash, &end, 10);
-	if (!*slash || *end || plen > 32 || inet_pton(AF_INET, buf, &net) != 1)
-		return -EINVAL;
-	colon = strchr(eq, ':');
-	if (colon) {
-		*colon++ = '\0';
-		port = strtoul(colon, &end, 10);
-		if (!*colon || *end || port < 1 || port > 65535)
-			return -EINVAL;
-	}
-	if (inet_pton(AF_INET, eq, &agent) != 1)
-		return -EINVAL;
-	mask = plen ? htonl(~0u << (32 - plen)) : 0;
-	if (net.s_addr & ~mask)
-		return -EINVAL; /* host bits set: say the network */
-	out->net = net.s_addr;
-	out->plen = (uint8_t)plen;
-	out->agent = agent.s_addr;
-	out->port = (uint16_t)port;
+	memcpy(&p.net, net, 4);
+	*out = p;
 	return 0;
 }
 
