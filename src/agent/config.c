@@ -1885,6 +1885,27 @@ int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out)
 	return 0;
 }
 
+uint32_t zt_config_flood_rate(const struct zt_config *c, int k, bool *configured)
+{
+	static const uint32_t builtin[ZT_RL_KINDS] = {
+		[ZT_RL_ALL] = 0, [ZT_RL_SYN] = 2000, [ZT_RL_UDP] = 20000, [ZT_RL_ICMP] = 500
+	};
+	uint32_t conf;
+
+	if (k < 0 || k >= ZT_RL_KINDS) {
+		if (configured)
+			*configured = false;
+		return 0;
+	}
+	conf = k == ZT_RL_SYN  ? c->detection.flood.syn :
+	       k == ZT_RL_UDP  ? c->detection.flood.udp :
+	       k == ZT_RL_ICMP ? c->detection.flood.icmp :
+				 c->detection.flood.all;
+	if (configured)
+		*configured = conf || c->ratelimit.src[k];
+	return conf ? conf : c->ratelimit.src[k] ? c->ratelimit.src[k] : builtin[k];
+}
+
 size_t zt_config_diff(const struct zt_config *a, const struct zt_config *b,
 		      void (*fn)(void *ctx, const char *key), void *ctx)
 {

@@ -282,6 +282,15 @@ struct zt_mtls_peer {
 	uint8_t _pad;
 };
 
+/*
+ * The flood detector's per-source rate of kind k (enum zt_rl_kind), packets
+ * a second (0: off): detection.flood.<kind>, else ratelimit.<kind> (the
+ * detector follows the kernel's limit), else the built-in (SYN 2000, UDP
+ * 20000, ICMP 500, all packets off). *configured (may be NULL): whether the
+ * configuration named the rate rather than the built-in giving it.
+ */
+uint32_t zt_config_flood_rate(const struct zt_config *c, int k, bool *configured);
+
 /* Parses "POD_CIDR=AGENT_ADDR[:PORT]"; 0 or -EINVAL. */
 int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out);
 

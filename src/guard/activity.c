@@ -87,6 +87,47 @@ void zt_guard_cfg_defaults(struct zt_guard_cfg *c, uint32_t hz)
 	zt_guard_cfg_set_synprot(c, &sp);
 }
 
+static void lower(uint32_t *v, uint64_t to)
+{
+	if (to < *v)
+		*v = (uint32_t)to;
+}
+
+void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
+				uint32_t dst_factor, uint64_t window_ns)
+{
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		uint64_t src, dst;
+
+		if (!rate[k])
+			continue;
+		src = (uint64_t)rate[k] * window_ns / NS_PER_SEC;
+		if (!src)
+			src = 1;
+		dst = src * (dst_factor ? dst_factor : 1);
+		switch (k) {
+		case ZT_RL_SYN:
+			lower(&s->src.syn, src);
+			lower(&s->src.halfopen, src);
+			lower(&s->dst.syn, dst);
+			lower(&s->dst.halfopen, dst);
+			break;
+		case ZT_RL_UDP:
+			lower(&s->src.udp, src);
+			lower(&s->dst.udp, dst);
+			break;
+		case ZT_RL_ICMP:
+			lower(&s->src.icmp, src);
+			lower(&s->dst.icmp, dst);
+			break;
+		default:
+			lower(&s->src.pkts, src);
+			lower(&s->dst.pkts, dst);
+			break;
+		}
+	}
+}
+
 /* Bucket depths beyond this would let a 32-bit destination bucket wrap (65536 jiffies). */
 #define MAX_BURST_MS 30000u
 

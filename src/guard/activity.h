@@ -71,6 +71,15 @@ int zt_datapath_kernel_hz(const struct zt_datapath *dp, uint32_t *hz);
 int zt_datapath_clock(const struct zt_datapath *dp, uint64_t *jiffies, uint64_t *mono_ns);
 void zt_signal_cfg_defaults(struct zt_signal_cfg *s);
 /*
+ * Lowers s's packet signals (per source, and per destination at dst_factor
+ * times) to what a source at rate[k] packets a second (enum zt_rl_kind;
+ * 0: leave that kind alone) sends in window_ns, the flood detector's
+ * window: a configured rate below the built-in signal levels would
+ * otherwise never be reported, and one above them needs nothing.
+ */
+void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
+				uint32_t dst_factor, uint64_t window_ns);
+/*
  * Fills c's limit fields from rl (intervals computed at c->hz, which must
  * be set); -EINVAL for a rate over 1e9/s or no hz.
  */

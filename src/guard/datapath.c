@@ -496,6 +496,43 @@ _Static_assert(ZT_RL_ALL == 0 && ZT_RL_SYN == 1 && ZT_RL_UDP == 2 && ZT_RL_ICMP 
 	       "config ratelimit.src/dst are indexed by enum zt_rl_kind");
 
 /*
+ * The kernel's activity signals at every start: the built-in levels,
+ * lowered where the configuration sets a flood rate (detection.flood.* or
+ * ratelimit.*) below them, so that a source at that rate is reported
+ * within the detector's window (a 5k/s UDP limit against the built-in
+ * 2000-datagram signal would wait 400 ms; a 1k/s one would never be seen).
+ */
+static int apply_signals(struct zt_datapath *dp, const struct zt_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct zt_signal_cfg s;
+	uint32_t rate[ZT_RL_KINDS] = { 0 };
+	int r;
+
+	zt_signal_cfg_defaults(&s);
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		bool configured;
+		uint32_t v = zt_config_flood_rate(cfg, k, &configured);
+
+		rate[k] = configured ? v : 0;
+	}
+	zt_signal_cfg_follow_rates(&s, rate, cfg->detection.flood.dst_factor,
+				   cfg->detection.flood.window_ns);
+	r = zt_datapath_set_signals(dp, &s);
+	if (r < 0)
+		snprintf(err, errlen,
+			 "cannot write the activity signals into the guard_cfg map: %s",
+			 strerror(-r));
+	else
+		log_info("activity_signals",
+			 "src_syn=%u src_halfopen=%u src_udp=%u src_icmp=%u src_pkts=%u dst_syn=%u "
+			 "dst_udp=%u dst_icmp=%u dst_pkts=%u",
+			 s.src.syn, s.src.halfopen, s.src.udp, s.src.icmp, s.src.pkts, s.dst.syn,
+			 s.dst.udp, s.dst.icmp, s.dst.pkts);
+	return r;
+}
+
+/*
  * ratelimit.* into guard_cfg, at every start: a limit the configuration no
  * longer has is lifted, whatever an earlier run left in the pinned map.
  */
@@ -596,6 +633,8 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 		goto fail;
 	}
 	r = apply_ratelimits(dp, cfg, err, errlen);
+	if (r == 0)
+		r = apply_signals(dp, cfg, err, errlen);
 	if (r < 0)
 		goto fail;
 

@@ -446,14 +446,8 @@ static double ppm(uint32_t v)
 int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hooks,
 		  struct zt_engine **out, char *err, size_t errlen)
 {
-	const uint32_t builtin[ZT_FLOOD_KINDS] = { 2000, 20000, 500, 0 };
-	const uint32_t conf[ZT_FLOOD_KINDS] = { cfg->detection.flood.syn, cfg->detection.flood.udp,
-						cfg->detection.flood.icmp,
-						cfg->detection.flood.all };
-	const uint32_t rl[ZT_FLOOD_KINDS] = { cfg->ratelimit.src[ZT_RL_SYN],
-					      cfg->ratelimit.src[ZT_RL_UDP],
-					      cfg->ratelimit.src[ZT_RL_ICMP],
-					      cfg->ratelimit.src[ZT_RL_ALL] };
+	/* enum zt_flood_kind -> enum zt_rl_kind */
+	static const int rl_kind[ZT_FLOOD_KINDS] = { ZT_RL_SYN, ZT_RL_UDP, ZT_RL_ICMP, ZT_RL_ALL };
 	struct zt_trw_params tp;
 	struct zt_flood_params fp;
 	struct zt_slowconn_params sp;
@@ -485,7 +479,7 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	fp.window_ns = cfg->detection.flood.window_ns;
 	for (int k = 0; k < ZT_FLOOD_KINDS; k++) {
 		/* The detector follows the kernel's rate limit unless told otherwise. */
-		fp.src_rate[k] = conf[k] ? conf[k] : rl[k] ? rl[k] : builtin[k];
+		fp.src_rate[k] = zt_config_flood_rate(cfg, rl_kind[k], NULL);
 		fp.dst_rate[k] = fp.src_rate[k] * cfg->detection.flood.dst_factor;
 	}
 	zt_slowconn_defaults(&sp);

@@ -743,6 +743,74 @@ static void test_signals(void **state)
 }
 
 /*
+ * A configured flood rate lowers the kernel's signal to what a source at
+ * that rate sends in the detector's window (a 5k/s UDP limit: 500
+ * datagrams, not the built-in 2000), so the detector hears of it in time;
+ * a rate above the built-in levels changes nothing.
+ */
+static void test_signals_follow_rates(void **state)
+{
+	struct env *e = *state;
+	struct zt_signal_cfg s, d;
+	uint32_t rate[ZT_RL_KINDS] = { [ZT_RL_UDP] = 5000, [ZT_RL_ICMP] = 100 };
+	struct pg_pkt p;
+	int i, udp_ev = 0;
+
+	zt_signal_cfg_defaults(&d);
+	s = d;
+	zt_signal_cfg_follow_rates(&s, rate, 10, 100000000ULL);
+	assert_int_equal(s.src.udp, 500);
+	assert_int_equal(s.dst.udp, 5000);
+	assert_int_equal(s.src.icmp, 10);
+	assert_int_equal(s.dst.icmp, 100);
+	assert_int_equal(s.src.syn, d.src.syn); /* not configured: left alone */
+	assert_int_equal(s.src.halfopen, d.src.halfopen);
+	assert_int_equal(s.src.pkts, d.src.pkts);
+	rate[ZT_RL_UDP] = 1000000; /* above the built-in level: unchanged */
+	rate[ZT_RL_SYN] = 5; /* half a packet a window: at least one */
+	s = d;
+	zt_signal_cfg_follow_rates(&s, rate, 10, 100000000ULL);
+	assert_int_equal(s.src.udp, d.src.udp);
+	assert_int_equal(s.src.syn, 1);
+	assert_int_equal(s.dst.syn, 10);
+
+	/* In the kernel: 600 datagrams signal at 500 with the 5k/s rate's levels. */
+	rate[ZT_RL_UDP] = 5000;
+	rate[ZT_RL_SYN] = 0;
+	s = d;
+	zt_signal_cfg_follow_rates(&s, rate, 10, 100000000ULL);
+	zt_guard_cfg_set_signals(&e->cfg, &s);
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	for (i = 0; i < 600; i++) {
+		udp4(&p, S4, D4, 40000, 9999);
+		xdp_run(e, &p, NULL);
+	}
+	drain(e);
+	for (i = 0; i < e->n_act; i++)
+		if (e->act[i].hdr.type == ZT_EV_SRC_ACTIVITY && (e->act[i].signals & ZT_SIG_UDP)) {
+			udp_ev++;
+			assert_in_range(e->act[i].udp, 500, 500 + ZT_CHECK_EVERY);
+		}
+	assert_int_equal(udp_ev, 1);
+	/* ... and not at all with the built-in levels (2000 a window). */
+	zt_guard_cfg_set_signals(&e->cfg, &d);
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	for (i = 0; i < 600; i++) {
+		udp4(&p, S4, D4, 40000, 9999);
+		xdp_run(e, &p, NULL);
+	}
+	drain(e);
+	for (i = 0; i < e->n_act; i++)
+		assert_false(e->act[i].hdr.type == ZT_EV_SRC_ACTIVITY &&
+			     (e->act[i].signals & ZT_SIG_UDP));
+	assert_int_equal(e->n_bad, 0);
+}
+
+/*
  * A source that starts late in a window: its signal's elapsed time is
  * counted from its first packet, not from the window's start (the flood
  * detector's rate is count / elapsed, and a flood must not be diluted by
@@ -1408,6 +1476,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dst_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dst_shared_cell, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signals_follow_rates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),
