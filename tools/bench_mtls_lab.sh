@@ -15,49 +15,26 @@
 # Usage: tools/bench_mtls_lab.sh [SECONDS per throughput run, default 8]
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/tests/integration/twonode.bash"
 ZTAGENT=${ZTAGENT:-"$ROOT/build/ztagent"} # another build to compare: ZTAGENT=PATH
 ZTCTL="$ROOT/build/ztctl"
 T=${1:-8}
 ID="ztmb$$"
 A="$ID-a" R="$ID-r" B="$ID-b" CL="$ID-cl" SV="$ID-sv"
+PODS=("$CL" "$SV")
 DIR=$(mktemp -d /tmp/ztagent-mtlsbench.XXXXXX)
 PIDS=()
 TD=cluster.local
 
 cleanup() {
-	local p ns
 	set +e
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	for ns in "$A" "$R" "$B" "$CL" "$SV"; do
-		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
-	done
-	for m in "$DIR/bpffs-a" "$DIR/bpffs-b"; do mountpoint -q "$m" && umount "$m"; done
-	rm -rf "$DIR"
+	twonode_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() {
 	echo "bench_mtls_lab: $*" >&2
 	exit 1
-}
-bg() { # bg NS CMD...: LAST is the PID
-	local ns=$1
-	shift
-	ip netns exec "$ns" "$@" &
-	PIDS+=($!)
-	LAST=$!
-}
-wait_for() { # wait_for SECONDS CMD...
-	local t=$(($1 * 10))
-	shift
-	while [ $t -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		t=$((t - 1))
-	done
-	return 1
 }
 for tool in iperf3 sockperf python3; do
 	command -v $tool >/dev/null || die "$tool is missing: run tools/deps.sh"
@@ -70,34 +47,11 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 	"$ZTCTL" ca issue-node node-b --ca "$DIR/ca" --out "$DIR/node-b" --days 2 >/dev/null ||
 	die "ztctl ca could not make the certificates"
 
-for ns in "$A" "$R" "$B" "$CL" "$SV"; do ip netns add "$ns" && ip -n "$ns" link set lo up; done
-ip link add uplink netns "$A" type veth peer name ra netns "$R"
-ip link add rb netns "$R" type veth peer name uplink netns "$B"
-ip -n "$A" addr add 198.18.100.1/24 dev uplink
-ip -n "$R" addr add 198.18.100.254/24 dev ra
-ip -n "$R" addr add 198.18.101.254/24 dev rb
-ip -n "$B" addr add 198.18.101.1/24 dev uplink
-for l in "$A uplink" "$R ra" "$R rb" "$B uplink"; do
-	set -- $l
-	ip -n "$1" link set "$2" up
-done
-ip -n "$A" route add default via 198.18.100.254
-ip -n "$B" route add default via 198.18.101.254
-ip -n "$R" route add 198.18.1.0/24 via 198.18.100.1
-ip -n "$R" route add 198.18.2.0/24 via 198.18.101.1
-for ns in "$A" "$R" "$B"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1; done
-pod() { # pod NODE-NS POD-NS VETH IP
-	ip link add eth0 netns "$2" type veth peer name "$3" netns "$1"
-	ip -n "$2" addr add "$4/32" dev eth0
-	ip -n "$2" link set eth0 up
-	ip -n "$2" route add default dev eth0
-	ip -n "$1" link set "$3" up
-	ip netns exec "$1" sysctl -qw "net.ipv4.conf.$3.proxy_arp=1"
-	ip netns exec "$1" sysctl -qw "net.ipv4.neigh.$3.proxy_delay=0"
-	ip -n "$1" route add "$4/32" dev "$3"
-}
-pod "$A" "$CL" v-cl 198.18.1.10
-pod "$B" "$SV" v-sv 198.18.2.10
+# The two-node lab of the mTLS tests (tests/integration/twonode.bash; the
+# bench uses only its IPv4 addresses).
+twonode_make
+pod "$A" cl 198.18.1.10 2001:2:0:1::10
+pod "$B" sv 198.18.2.10 2001:2:0:2::10
 
 conf() { # conf NODE PEER
 	mkdir -p "$DIR/bpffs-$1" "$DIR/pol-$1"
