@@ -356,61 +356,63 @@ static int pod_lookup4(struct zt_peers *p, uint32_t addr, struct zt_mtls_peer *o
 	return 0;
 }
 
-int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out)
+/*
+ * The node whose applied pod CIDR of family holds addr: 0 with its CIDR
+ * and agent; -ENOENT when it is this node or has no agent; 1 when no node
+ * holds it. (CIDRs applied never overlap: the first is the one.)
+ */
+static int node_holding(const struct zt_peers *p, int family, const uint8_t *addr,
+			const struct zt_cidr **cidr, const struct zt_cidr **agent)
 {
-	struct zt_peers *p = daemon_k8s_peers(d);
-
 	for (size_t i = 0; p && i < p->n; i++) {
 		const struct pnode *pn = &p->v[i];
-		const struct zt_cidr *ag;
 
 		if (!pn->applied)
 			continue;
 		for (size_t j = 0; j < pn->have.n_cidrs; j++) {
 			const struct zt_cidr *c = &pn->have.cidrs[j];
 
-			if (c->family != AF_INET || !zt_cidr_contains(c, (const uint8_t *)&addr))
+			if (c->family != family || !zt_cidr_contains(c, addr))
 				continue;
-			/* CIDRs applied never overlap: this node is the one. */
-			ag = agent_of(&pn->have);
-			if (pn->self || !ag)
+			*agent = agent_of(&pn->have);
+			if (pn->self || !*agent)
 				return -ENOENT;
-			memset(out, 0, sizeof(*out));
-			memcpy(&out->net, c->addr, 4);
-			memcpy(&out->agent, ag->addr, 4);
-			out->plen = c->prefixlen;
+			*cidr = c;
 			return 0;
 		}
 	}
-	return p ? pod_lookup4(p, addr, out) : -ENOENT;
+	return 1;
+}
+
+int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out)
+{
+	struct zt_peers *p = daemon_k8s_peers(d);
+	const struct zt_cidr *c, *ag;
+	int r = node_holding(p, AF_INET, (const uint8_t *)&addr, &c, &ag);
+
+	if (r == 1)
+		return p ? pod_lookup4(p, addr, out) : -ENOENT;
+	if (r < 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	memcpy(&out->net, c->addr, 4);
+	memcpy(&out->agent, ag->addr, 4);
+	out->plen = c->prefixlen;
+	return 0;
 }
 
 int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out)
 {
-	struct zt_peers *p = daemon_k8s_peers(d);
+	const struct zt_cidr *c, *ag;
+	int r = node_holding(daemon_k8s_peers(d), AF_INET6, addr, &c, &ag);
 
-	for (size_t i = 0; p && i < p->n; i++) {
-		const struct pnode *pn = &p->v[i];
-		const struct zt_cidr *ag;
-
-		if (!pn->applied)
-			continue;
-		for (size_t j = 0; j < pn->have.n_cidrs; j++) {
-			const struct zt_cidr *c = &pn->have.cidrs[j];
-
-			if (c->family != AF_INET6 || !zt_cidr_contains(c, addr))
-				continue;
-			ag = agent_of(&pn->have);
-			if (pn->self || !ag)
-				return -ENOENT;
-			memset(out, 0, sizeof(*out));
-			memcpy(out->net, c->addr, 16);
-			memcpy(&out->agent, ag->addr, 4);
-			out->plen = c->prefixlen;
-			return 0;
-		}
-	}
-	return -ENOENT;
+	if (r)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->net, c->addr, 16);
+	memcpy(&out->agent, ag->addr, 4);
+	out->plen = c->prefixlen;
+	return 0;
 }
 
 static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,
