@@ -1822,10 +1822,11 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, uint32_t *agent,
 		       uint16_t *port)
 {
-	char buf[ZT_MTLS_PEER_LEN], *eq, *slash, *colon, *end;
-	unsigned int bits = family == AF_INET ? 32 : 128;
-	unsigned long pl, pt = 0;
+	char buf[ZT_MTLS_PEER_LEN], *eq, *colon, *end;
+	unsigned long pt = 0;
 	struct in_addr ag;
+	struct zt_cidr c;
+	bool host_bits;
 
 	if (strlen(s) >= sizeof(buf))
 		return -EINVAL;
@@ -1834,18 +1835,10 @@ static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, u
 	if (!eq)
 		return -EINVAL;
 	*eq++ = '\0';
-	slash = strchr(buf, '/');
-	if (!slash)
+	/* A network with its length: no bare address, no host bits. */
+	if (!strchr(buf, '/') || zt_cidr_parse(buf, &c, &host_bits) < 0 || host_bits ||
+	    c.family != family)
 		return -EINVAL;
-	*slash++ = '\0';
-	if (!isdigit((unsigned char)*slash))
-		return -EINVAL;
-	pl = strtoul(slash, &end, 10);
-	if (*end || pl > bits || inet_pton(family, buf, net) != 1)
-		return -EINVAL;
-	for (unsigned int i = (unsigned int)pl; i < bits; i++)
-		if (net[i / 8] & (0x80 >> (i % 8)))
-			return -EINVAL;
 	colon = strchr(eq, ':');
 	if (colon) {
 		*colon++ = '\0';
@@ -1857,7 +1850,8 @@ static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, u
 	}
 	if (inet_pton(AF_INET, eq, &ag) != 1)
 		return -EINVAL;
-	*plen = (uint8_t)pl;
+	memcpy(net, c.addr, family == AF_INET ? 4 : 16);
+	*plen = c.prefixlen;
 	*agent = ag.s_addr;
 	*port = (uint16_t)pt;
 	return 0;
