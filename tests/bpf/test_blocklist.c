@@ -871,10 +871,14 @@ static void test_api_block_list_pages(void **state)
 	for (uint32_t i = 0; i < N; i++)
 		cs[i] = v4(0x0a000000 + i, 32);
 	api_import(fd, cs, N, 0);
-	/* Without a cursor: the first page, at most 2048 entries, and where to go on. */
+	/*
+	 * Without a cursor: the first page, at most 2048 entries (fewer when
+	 * their lookups took over the page's time budget, never under 64), and
+	 * where to go on.
+	 */
 	rep = api_call(fd, req_of(ZT_OP_BLOCK_LIST), &ok, &d);
 	assert_true(ok);
-	assert_int_equal(cbor_array_size(zt_cbor_get(d, "entries")), 2048);
+	assert_in_range(cbor_array_size(zt_cbor_get(d, "entries")), 64, 2048);
 	assert_non_null(zt_cbor_get(d, "next"));
 	{
 		uint64_t total = 0;

@@ -8,8 +8,9 @@
 #     blocked without a TTL stays blocked throughout. (They expire while the
 #     agent is stopped, so that a slow import cannot overlap the expiry.)
 #  3. `ztctl block list --limit 0` of 2M entries lists each once, with the
-#     daemon's peak RSS growing by less than 64 MiB (a page is 2048 entries,
-#     a few MiB of CBOR; the whole list as one CBOR tree would be ~3 GiB).
+#     daemon's peak RSS growing by less than 64 MiB (a page is at most 2048
+#     entries or 10 ms of work, a few MiB of CBOR; the whole list as one CBOR
+#     tree would be ~3 GiB), and the API answering all along.
 # Stall and time figures are printed as comments. Prints TAP lines.
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
