@@ -106,10 +106,12 @@ for i in $(seq 1 "$BLOCKS"); do
 	kill "$f" 2>/dev/null
 	wait "$f" 2>/dev/null
 done
+# BENCH_DETECT_LOG=FILE keeps the agent's log (the lab's directory goes at exit).
+[ -n "${BENCH_DETECT_LOG:-}" ] && cp "$LAB_LOG" "$BENCH_DETECT_LOG"
 "$PY" - "$LAB_LOG" "$BLOCKS" <<'PY' || exit 1
 import re, sys
 want = {"198.18.0.%d/32" % (100 + i) for i in range(1, int(sys.argv[2]) + 1)}
-dec, pkt = [], []
+dec, pkt, p2d, d2w, paths = [], [], [], [], {}
 for line in open(sys.argv[1], errors="replace"):
     if "event=detector_block " not in line:
         continue
@@ -117,6 +119,11 @@ for line in open(sys.argv[1], errors="replace"):
     if m and m.group(1) in want:
         dec.append(float(m.group(2)))
         pkt.append(float(m.group(3)))
+        m = re.search(r"packet_to_decision_ms=([0-9.]+) decision_to_write_ms=([0-9.]+) path=(\S+)", line)
+        if m:
+            p2d.append(float(m.group(1)))
+            d2w.append(float(m.group(2)))
+            paths[m.group(3)] = paths.get(m.group(3), 0) + 1
 if not dec:
     print("  no flood source was blocked")
     sys.exit(1)
@@ -127,4 +134,10 @@ print("  %d of %d sources blocked" % (len(dec), len(want)))
 print("  decision -> map write: p50 %.3f ms, p99 %.3f ms (target p99 <= 10 ms: %s)"
       % (q(dec, .5), q(dec, .99), "met" if q(dec, .99) <= 10 else "NOT met"))
 print("  packet over the threshold -> map write: p50 %.3f ms, p99 %.3f ms" % (q(pkt, .5), q(pkt, .99)))
+if p2d:
+    print("    of which packet -> decision (ring buffer, consumer): p50 %.3f ms, p99 %.3f ms"
+          % (q(p2d, .5), q(p2d, .99)))
+    print("    decision -> write start (hand-over to the blocklist's thread): p50 %.3f ms, p99 %.3f ms"
+          % (q(d2w, .5), q(d2w, .99)))
+    print("    written: %s" % ", ".join("%s %d" % kv for kv in sorted(paths.items())))
 PY
