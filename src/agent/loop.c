@@ -219,19 +219,10 @@ int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
 		return -EINVAL;
 	if (l->dispatching)
 		return -EBUSY; /* not from inside a callback */
-	__atomic_store_n(&l->state, LOOP_PARKED, __ATOMIC_RELEASE);
+	zt_loop_lend(l);
 	n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
 	e = errno;
-	for (;;) {
-		int want = LOOP_PARKED;
-
-		if (__atomic_compare_exchange_n(&l->state, &want, LOOP_RUNNING, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			break;
-		/* Lent: the borrower holds borrow_mu until it gives the loop back. */
-		pthread_mutex_lock(&l->borrow_mu);
-		pthread_mutex_unlock(&l->borrow_mu);
-	}
+	zt_loop_take_back(l);
 	if (n < 0)
 		return e == EINTR ? 0 : -e;
 	l->dispatching = true;
@@ -272,6 +263,28 @@ void zt_loop_quit(struct zt_loop *l)
 {
 	if (l)
 		l->quit = true;
+}
+
+void zt_loop_lend(struct zt_loop *l)
+{
+	if (l)
+		__atomic_store_n(&l->state, LOOP_PARKED, __ATOMIC_RELEASE);
+}
+
+void zt_loop_take_back(struct zt_loop *l)
+{
+	if (!l)
+		return;
+	for (;;) {
+		int want = LOOP_PARKED;
+
+		if (__atomic_compare_exchange_n(&l->state, &want, LOOP_RUNNING, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return;
+		/* Lent: the borrower holds borrow_mu until it gives the loop back. */
+		pthread_mutex_lock(&l->borrow_mu);
+		pthread_mutex_unlock(&l->borrow_mu);
+	}
 }
 
 bool zt_loop_borrow(struct zt_loop *l)

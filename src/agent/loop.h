@@ -39,6 +39,15 @@ uint64_t zt_loop_take_step_max(struct zt_loop *loop);
 bool zt_loop_borrow(struct zt_loop *loop);
 void zt_loop_give_back(struct zt_loop *loop);
 /*
+ * On the loop thread, inside a callback: lends the loop as if parked in
+ * epoll_wait (zt_loop_borrow succeeds meanwhile) while the callback does
+ * work that touches only state of its own (a long map read), until
+ * zt_loop_take_back, which waits for a borrower to give it back. NULL is
+ * fine.
+ */
+void zt_loop_lend(struct zt_loop *loop);
+void zt_loop_take_back(struct zt_loop *loop);
+/*
  * fn(ctx, -1, 0) on the loop thread after every callback of a batch, so
  * work other threads queued waits for one callback, not for the batch.
  * It must be cheap when there is nothing to do. NULL removes it.

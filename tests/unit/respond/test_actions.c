@@ -7,6 +7,8 @@
  *  - The loop busy in a callback: the block is queued and written by the
  *    loop right after that callback, not after the rest of its batch.
  *  - While a thread has the loop, the loop thread runs no callback.
+ *  - A callback that lends the loop (zt_loop_lend) lets the block through
+ *    at once, and gets the loop back after it (zt_loop_take_back).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -233,6 +235,64 @@ static void test_borrowed_loop_runs_nothing(void **state)
 	close(a);
 }
 
+/* A callback that lends the loop for its own work (the flow export's table read). */
+static void lend_hold(void *ctx, int fd, uint32_t events)
+{
+	struct timespec d = { 0, 200 * 1000000L };
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	zt_loop_lend(F.loop);
+	note("lent");
+	nanosleep(&d, NULL);
+	zt_loop_take_back(F.loop);
+	note("taken-back");
+}
+
+static void test_lent_loop_written_by_caller(void **state)
+{
+	int a = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	uint64_t one = 1;
+	struct zt_block_action blk;
+
+	assert_true(a >= 0);
+	wait_parked();
+	while (!zt_loop_borrow(F.loop))
+		usleep(500);
+	assert_int_equal(zt_loop_add(F.loop, a, EPOLLIN, lend_hold, NULL), 0);
+	F.n_order = 0;
+	assert_int_equal(write(a, &one, sizeof(one)), sizeof(one));
+	zt_loop_give_back(F.loop);
+	for (int i = 0; i < 200; i++) {
+		pthread_mutex_lock(&F.mu);
+		if (F.n_order >= 1) {
+			pthread_mutex_unlock(&F.mu);
+			break;
+		}
+		pthread_mutex_unlock(&F.mu);
+		usleep(1000);
+	}
+	/* Inside the callback, lent: written here, at once. */
+	block(&blk);
+	assert_int_equal(zt_actions_block(F.act, &blk), 0);
+	assert_int_equal(__atomic_load_n(&F.writes, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(F.path, ZT_BP_BORROWED);
+	for (int i = 0; i < 200 && F.n_order < 3; i++)
+		usleep(5 * 1000);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.n_order, 3);
+	assert_string_equal(F.order[1], "write");
+	assert_string_equal(F.order[2], "taken-back");
+	pthread_mutex_unlock(&F.mu);
+	wait_parked();
+	while (!zt_loop_borrow(F.loop))
+		usleep(500);
+	zt_loop_del(F.loop, a);
+	zt_loop_give_back(F.loop);
+	close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +300,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_loop_written_after_its_callback, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_borrowed_loop_runs_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_loop_written_by_caller, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
