@@ -77,9 +77,16 @@ lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
 echo "-- with the agent (detection on; uplink0: $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1))"
+agent_cpu() { # the agent's user + system CPU, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$LAB_AGENT_PID/stat" 2>/dev/null || echo 0
+}
+C0=$(agent_cpu)
 T1=$(iperf)
+C1=$(agent_cpu)
 read -r OK1 N1 < <(during_flood)
 echo "  iperf3 ${T1:-?} Gbit/s; requests during the flood ${OK1:-0}/${N1:-0}"
+awk -v c="$((C1 - C0))" -v hz="$(getconf CLK_TCK)" -v s="$SECS" 'BEGIN {
+	printf "  the agent'"'"'s CPU during the iperf3 run: %.2f s in %d s (%.1f%% of one core)\n", c / hz, s, 100 * c / hz / s }'
 ztctl block list | grep "$ATTACKER/" | sed 's/^/  /'
 ztctl block list | grep -q "$BENIGN/" && echo "  NOTE: the benign client was blocked"
 
