@@ -77,9 +77,16 @@ lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
 echo "-- with the agent (detection on; uplink0: $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1))"
+agent_cpu() { # the agent's user + system CPU, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$LAB_AGENT_PID/stat" 2>/dev/null || echo 0
+}
+C0=$(agent_cpu)
 T1=$(iperf)
+C1=$(agent_cpu)
 read -r OK1 N1 < <(during_flood)
 echo "  iperf3 ${T1:-?} Gbit/s; requests during the flood ${OK1:-0}/${N1:-0}"
+awk -v c="$((C1 - C0))" -v hz="$(getconf CLK_TCK)" -v s="$SECS" 'BEGIN {
+	printf "  the agent'"'"'s CPU during the iperf3 run: %.2f s in %d s (%.1f%% of one core)\n", c / hz, s, 100 * c / hz / s }'
 ztctl block list | grep "$ATTACKER/" | sed 's/^/  /'
 ztctl block list | grep -q "$BENIGN/" && echo "  NOTE: the benign client was blocked"
 
@@ -106,10 +113,12 @@ for i in $(seq 1 "$BLOCKS"); do
 	kill "$f" 2>/dev/null
 	wait "$f" 2>/dev/null
 done
+# BENCH_DETECT_LOG=FILE keeps the agent's log (the lab's directory goes at exit).
+[ -n "${BENCH_DETECT_LOG:-}" ] && cp "$LAB_LOG" "$BENCH_DETECT_LOG"
 "$PY" - "$LAB_LOG" "$BLOCKS" <<'PY' || exit 1
 import re, sys
 want = {"198.18.0.%d/32" % (100 + i) for i in range(1, int(sys.argv[2]) + 1)}
-dec, pkt = [], []
+dec, pkt, p2d, d2w, paths = [], [], [], [], {}
 for line in open(sys.argv[1], errors="replace"):
     if "event=detector_block " not in line:
         continue
@@ -117,6 +126,11 @@ for line in open(sys.argv[1], errors="replace"):
     if m and m.group(1) in want:
         dec.append(float(m.group(2)))
         pkt.append(float(m.group(3)))
+        m = re.search(r"packet_to_decision_ms=([0-9.]+) decision_to_write_ms=([0-9.]+) path=(\S+)", line)
+        if m:
+            p2d.append(float(m.group(1)))
+            d2w.append(float(m.group(2)))
+            paths[m.group(3)] = paths.get(m.group(3), 0) + 1
 if not dec:
     print("  no flood source was blocked")
     sys.exit(1)
@@ -127,4 +141,10 @@ print("  %d of %d sources blocked" % (len(dec), len(want)))
 print("  decision -> map write: p50 %.3f ms, p99 %.3f ms (target p99 <= 10 ms: %s)"
       % (q(dec, .5), q(dec, .99), "met" if q(dec, .99) <= 10 else "NOT met"))
 print("  packet over the threshold -> map write: p50 %.3f ms, p99 %.3f ms" % (q(pkt, .5), q(pkt, .99)))
+if p2d:
+    print("    of which packet -> decision (ring buffer, consumer): p50 %.3f ms, p99 %.3f ms"
+          % (q(p2d, .5), q(p2d, .99)))
+    print("    decision -> write start (hand-over to the blocklist's thread): p50 %.3f ms, p99 %.3f ms"
+          % (q(d2w, .5), q(d2w, .99)))
+    print("    written: %s" % ", ".join("%s %d" % kv for kv in sorted(paths.items())))
 PY

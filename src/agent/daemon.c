@@ -568,23 +568,10 @@ static int feeds_start(struct zt_daemon *d, char *err, size_t errlen)
 
 static void flow_after(struct zt_daemon *d, const struct zt_flow_record *recs, size_t n);
 
-static void flow_sink(void *ctx, const struct zt_flow_record *recs, size_t n)
-{
-	struct zt_daemon *d = ctx;
-	struct zt_flow_record *scored = daemon_detect_score(d, recs, n);
-
-	recs = scored ? scored : recs;
-	/*
-	 * On disk before it returns: the exporter marks these flows recorded
-	 * next. -ENOSPC (spool full) is counted, logged and exported by the writer.
-	 */
-	if (d->dbw && n)
-		zt_dbw_submit_durable(d->dbw, recs, n);
-	flow_after(d, recs, n);
-	free(scored);
-}
-
-/* The conntrack sweep's records, on the loop: scored in place, then detection (its state is the loop's). */
+/*
+ * The conntrack sweep's records and the XDP drop rows, on the loop: scored
+ * in place, then detection (its state is the loop's).
+ */
 static void flow_prep(void *ctx, struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
@@ -596,7 +583,10 @@ static void flow_prep(void *ctx, struct zt_flow_record *recs, size_t n)
 	flow_after(d, recs, n);
 }
 
-/* ... and on the exporter's worker: the spool's fsyncs and the queue, off the loop. */
+/*
+ * ... and on the exporter's and the drop aggregator's workers: the spool's
+ * fsyncs and the queue, off the loop.
+ */
 static void flow_durable(void *ctx, const struct zt_flow_record *recs, size_t n)
 {
 	struct zt_daemon *d = ctx;
@@ -770,7 +760,8 @@ static void on_dropagg_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
 
-	zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), false, flow_sink, d);
+	/* The rows are scored here; their spool write and fsync are on the aggregator's worker. */
+	zt_dropagg_flush_bg(d->dropagg, zt_now_boot_ns(), false);
 }
 
 /* The configuration in force, by its content hash: one audit row per start. */
@@ -813,6 +804,11 @@ static int database_start(struct zt_daemon *d, char *err, size_t errlen)
 	r = zt_dropagg_new(0, 0, d->cfg.node, &d->dropagg);
 	if (r < 0) {
 		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = zt_dropagg_start_worker(d->dropagg, flow_prep, d, flow_durable, d);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the drop aggregation thread: %s", strerror(-r));
 		return r;
 	}
 	snprintf(dir, sizeof(dir), "%s/audit", d->cfg.state_dir);
@@ -884,8 +880,11 @@ static void daemon_stop(struct zt_daemon *d)
 	/* Open incidents close ("agent-stopped") into the journal before it closes. */
 	zt_engine_free(d->engine);
 	d->engine = NULL;
-	if (d->dropagg && d->dbw)
-		zt_dropagg_flush(d->dropagg, zt_now_boot_ns(), true, flow_sink, d);
+	/* The last interval's drop rows, and every row handed over before, are in the writer. */
+	if (d->dropagg && d->dbw) {
+		zt_dropagg_flush_bg(d->dropagg, zt_now_boot_ns(), true);
+		zt_dropagg_drain(d->dropagg);
+	}
 	daemon_detect_stop(d);
 	/* Producers are stopped: what is queued goes to the database or the spool. */
 	zt_dbw_stop(d->dbw);

@@ -42,6 +42,19 @@ struct zt_dropagg {
 	uint64_t start_ns; /* first event of the interval; 0: empty */
 	char node[ZT_FR_NODE_MAX];
 	struct zt_dropagg_stats st;
+
+	/* The worker (zt_dropagg_start_worker): wmu guards what follows. */
+	bool worker;
+	pthread_t thr;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv; /* work or stop, for the worker; idle, for drain */
+	struct zt_flow_record *pend; /* rows handed over, not taken yet */
+	size_t n_pend, cap_pend;
+	bool busy, wstop;
+	zt_dropagg_prep_fn prep;
+	void *prep_ctx;
+	zt_flow_sink_fn wsink;
+	void *wsink_ctx;
 };
 
 int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, struct zt_dropagg **out)
@@ -68,10 +81,13 @@ int zt_dropagg_new(uint64_t interval_ns, size_t max_keys, const char *node, stru
 	return 0;
 }
 
+static void worker_stop(struct zt_dropagg *a);
+
 void zt_dropagg_free(struct zt_dropagg *a)
 {
 	if (!a)
 		return;
+	worker_stop(a);
 	pthread_mutex_destroy(&a->lock);
 	free(a->slots);
 	free(a->used);
@@ -202,13 +218,15 @@ static void to_record(const struct zt_dropagg *a, const struct agg_slot *s, int6
 	zt_flowrec_set_text(r->direction, sizeof(r->direction), "ingress");
 }
 
-size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_sink_fn sink,
-			void *ctx)
+/* The interval's rows (or none: not over yet, empty), the aggregator reset. -ENOMEM: rows lost. */
+static ssize_t gather(struct zt_dropagg *a, uint64_t now, bool force, bool want,
+		      struct zt_flow_record **out)
 {
 	struct zt_flow_record *recs = NULL;
 	size_t n = 0, total;
 	int64_t off;
 
+	*out = NULL;
 	pthread_mutex_lock(&a->lock);
 	if (!a->start_ns || (!force && now - a->start_ns < a->interval_ns)) {
 		pthread_mutex_unlock(&a->lock);
@@ -216,7 +234,7 @@ size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_
 	}
 	off = zt_boot_to_unix_ns();
 	total = a->n_keys + a->n_fold;
-	if (sink && total) {
+	if (want && total) {
 		recs = malloc(total * sizeof(*recs));
 		if (!recs)
 			log_error("dropagg_rows_lost", "rows=%zu why=\"out of memory\"", total);
@@ -236,10 +254,152 @@ size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_
 	a->start_ns = 0;
 	a->st.rows += n;
 	pthread_mutex_unlock(&a->lock);
-	if (recs && n)
-		sink(ctx, recs, n);
+	*out = recs;
+	return (ssize_t)n;
+}
+
+size_t zt_dropagg_flush(struct zt_dropagg *a, uint64_t now, bool force, zt_flow_sink_fn sink,
+			void *ctx)
+{
+	struct zt_flow_record *recs;
+	ssize_t n = gather(a, now, force, sink != NULL, &recs);
+
+	if (recs && n > 0)
+		sink(ctx, recs, (size_t)n);
 	free(recs);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct zt_dropagg *a = arg;
+
+	pthread_mutex_lock(&a->wmu);
+	for (;;) {
+		struct zt_flow_record *recs;
+		size_t n;
+		uint64_t t0, dt;
+
+		while (!a->n_pend && !a->wstop)
+			pthread_cond_wait(&a->wcv, &a->wmu);
+		if (!a->n_pend)
+			break; /* stop, nothing handed over */
+		recs = a->pend;
+		n = a->n_pend;
+		a->pend = NULL;
+		a->n_pend = a->cap_pend = 0;
+		a->busy = true;
+		pthread_mutex_unlock(&a->wmu);
+		t0 = zt_now_mono_ns();
+		a->wsink(a->wsink_ctx, recs, n);
+		dt = zt_now_mono_ns() - t0;
+		free(recs);
+		pthread_mutex_lock(&a->lock);
+		a->st.written += n;
+		if (dt > a->st.worker_ns_max)
+			a->st.worker_ns_max = dt;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->wmu);
+		a->busy = false;
+		pthread_cond_broadcast(&a->wcv);
+	}
+	pthread_mutex_unlock(&a->wmu);
+	return NULL;
+}
+
+int zt_dropagg_start_worker(struct zt_dropagg *a, zt_dropagg_prep_fn prep, void *prep_ctx,
+			    zt_flow_sink_fn sink, void *sink_ctx)
+{
+	int r;
+
+	if (!a || !sink)
+		return -EINVAL;
+	if (a->worker)
+		return -EALREADY;
+	pthread_mutex_init(&a->wmu, NULL);
+	pthread_cond_init(&a->wcv, NULL);
+	a->prep = prep;
+	a->prep_ctx = prep_ctx;
+	a->wsink = sink;
+	a->wsink_ctx = sink_ctx;
+	r = pthread_create(&a->thr, NULL, worker_main, a);
+	if (r) {
+		pthread_mutex_destroy(&a->wmu);
+		pthread_cond_destroy(&a->wcv);
+		return -r;
+	}
+	a->worker = true;
+	return 0;
+}
+
+ssize_t zt_dropagg_flush_bg(struct zt_dropagg *a, uint64_t now, bool force)
+{
+	struct zt_flow_record *recs;
+	uint64_t t0 = zt_now_mono_ns(), dt;
+	ssize_t n;
+	bool lost = false;
+
+	if (!a || !a->worker)
+		return -EINVAL;
+	n = gather(a, now, force, true, &recs);
+	if (n <= 0 || !recs)
+		return n;
+	if (a->prep)
+		a->prep(a->prep_ctx, recs, (size_t)n);
+	pthread_mutex_lock(&a->wmu);
+	if (!a->n_pend) {
+		/* The common case: the worker is idle or busy with the previous rows. */
+		a->pend = recs;
+		a->n_pend = a->cap_pend = (size_t)n;
+		recs = NULL;
+	} else if (zt_grow((void **)&a->pend, &a->cap_pend, a->n_pend + (size_t)n,
+			   sizeof(*a->pend)) == 0) {
+		memcpy(a->pend + a->n_pend, recs, (size_t)n * sizeof(*recs));
+		a->n_pend += (size_t)n;
+	} else {
+		lost = true;
+	}
+	pthread_cond_broadcast(&a->wcv);
+	pthread_mutex_unlock(&a->wmu);
+	free(recs);
+	if (lost) {
+		log_error("dropagg_rows_lost", "rows=%zd why=\"out of memory\"", n);
+		return -ENOMEM;
+	}
+	dt = zt_now_mono_ns() - t0;
+	pthread_mutex_lock(&a->lock);
+	a->st.handed += (uint64_t)n;
+	if (dt > a->st.flush_ns_max)
+		a->st.flush_ns_max = dt;
+	pthread_mutex_unlock(&a->lock);
 	return n;
+}
+
+void zt_dropagg_drain(struct zt_dropagg *a)
+{
+	if (!a || !a->worker)
+		return;
+	pthread_mutex_lock(&a->wmu);
+	while (a->n_pend || a->busy)
+		pthread_cond_wait(&a->wcv, &a->wmu);
+	pthread_mutex_unlock(&a->wmu);
+}
+
+static void worker_stop(struct zt_dropagg *a)
+{
+	if (!a->worker)
+		return;
+	/* What was handed over is written first: the worker stops only when idle. */
+	zt_dropagg_drain(a);
+	pthread_mutex_lock(&a->wmu);
+	a->wstop = true;
+	pthread_cond_broadcast(&a->wcv);
+	pthread_mutex_unlock(&a->wmu);
+	pthread_join(a->thr, NULL);
+	free(a->pend);
+	pthread_mutex_destroy(&a->wmu);
+	pthread_cond_destroy(&a->wcv);
+	a->worker = false;
 }
 
 void zt_dropagg_get_stats(struct zt_dropagg *a, struct zt_dropagg_stats *st)

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -106,6 +109,11 @@ static void *consumer(void *arg)
 {
 	struct zt_events *ev = arg;
 
+	/* This thread only (a Linux nice is per thread). */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ZT_EVENTS_NICE) < 0)
+		log_warn("events_priority_not_set", "nice=%d error=\"%s\" effect=\"%s\"",
+			 ZT_EVENTS_NICE, strerror(errno),
+			 "flood decisions may wait for the scheduler on a loaded node");
 	while (!atomic_load(&ev->stop)) {
 		int r = ring_buffer__poll(ev->rb, 100);
 

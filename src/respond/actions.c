@@ -23,15 +23,20 @@ struct zt_actions {
 	int efd;
 	pthread_mutex_t lock;
 	struct zt_block_action q[QCAP];
-	size_t head, n;
+	size_t head, n; /* n: written under lock, read without it by on_between */
 	struct zt_actions_stats st;
 };
 
-static void execute(struct zt_actions *a, const struct zt_block_action *b)
+static void execute(struct zt_actions *a, struct zt_block_action *b, uint8_t path)
 {
 	char err[256] = "";
-	int r = a->write(a->ctx, b, err, sizeof(err));
-	uint64_t now = zt_now_mono_ns();
+	int r;
+	uint64_t now;
+
+	b->path = path;
+	b->write_ns = zt_now_mono_ns();
+	r = a->write(a->ctx, b, err, sizeof(err));
+	now = zt_now_mono_ns();
 
 	pthread_mutex_lock(&a->lock);
 	if (r)
@@ -55,9 +60,9 @@ static void drain(struct zt_actions *a)
 		}
 		b = a->q[a->head];
 		a->head = (a->head + 1) % QCAP;
-		a->n--;
+		__atomic_store_n(&a->n, a->n - 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&a->lock);
-		execute(a, &b);
+		execute(a, &b, ZT_BP_QUEUED);
 	}
 }
 
@@ -69,6 +74,15 @@ static void on_wake(void *ctx, int fd, uint32_t events)
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
 	drain(a);
+}
+
+/* After each loop callback: what other threads queued meanwhile, without waiting for the eventfd. */
+static void on_between(void *ctx, int fd, uint32_t events)
+{
+	struct zt_actions *a = ctx;
+
+	if (__atomic_load_n(&a->n, __ATOMIC_RELAXED))
+		drain(a);
 }
 
 int zt_actions_new(struct zt_loop *loop, zt_block_write_fn write, zt_block_done_fn done, void *ctx,
@@ -99,6 +113,7 @@ int zt_actions_new(struct zt_loop *loop, zt_block_write_fn write, zt_block_done_
 		return r;
 	}
 	pthread_mutex_init(&a->lock, NULL);
+	zt_loop_set_between(loop, on_between, a);
 	*out = a;
 	return 0;
 }
@@ -108,8 +123,10 @@ void zt_actions_free(struct zt_actions *a)
 	if (!a)
 		return;
 	drain(a);
-	if (a->loop)
+	if (a->loop) {
+		zt_loop_set_between(a->loop, NULL, NULL);
 		zt_loop_del(a->loop, a->efd);
+	}
 	close(a->efd);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
@@ -117,11 +134,26 @@ void zt_actions_free(struct zt_actions *a)
 
 int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b)
 {
+	struct zt_block_action c = *b;
 	uint64_t one = 1;
 	bool full;
 
 	if (pthread_equal(pthread_self(), a->loop_thread)) {
-		execute(a, b);
+		execute(a, &c, ZT_BP_LOOP);
+		return 0;
+	}
+	/*
+	 * The loop idle: written here and now, instead of waking the loop
+	 * thread and waiting for the scheduler to run it. Blocks queued
+	 * earlier go first (their order is the decisions').
+	 */
+	if (zt_loop_borrow(a->loop)) {
+		drain(a);
+		pthread_mutex_lock(&a->lock);
+		a->st.borrowed++;
+		pthread_mutex_unlock(&a->lock);
+		execute(a, &c, ZT_BP_BORROWED);
+		zt_loop_give_back(a->loop);
 		return 0;
 	}
 	pthread_mutex_lock(&a->lock);
@@ -130,7 +162,7 @@ int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b)
 		a->st.overflow++;
 	} else {
 		a->q[(a->head + a->n) % QCAP] = *b;
-		a->n++;
+		__atomic_store_n(&a->n, a->n + 1, __ATOMIC_RELAXED);
 		a->st.queued++;
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Carrying out blocks: the XDP blocklist belongs to the daemon's loop
- * thread (API, expiry), so a block decided there is written at once, and
- * one decided on another thread (the ring-buffer consumer, for kernel
- * events) is queued and written by the loop as soon as an eventfd wakes
- * it. Each block's time from decision to map write is measured and handed
- * to the done callback with the result.
+ * thread (API, expiry), so a block decided there is written at once. One
+ * decided on another thread (the ring-buffer consumer, for kernel events)
+ * is written at once on that thread when the loop is idle (parked in
+ * epoll_wait: zt_loop_borrow), without waking the loop; when the loop is
+ * busy it is queued and written by the loop right after the callback it
+ * is in (zt_loop_set_between), or when an eventfd wakes it. Each block's
+ * time from decision to map write is measured and handed to the done
+ * callback with the result.
  *
  * The queue is bounded (1024 blocks); a block that does not fit is not
  * written, reported to done with -ENOBUFS.
@@ -29,7 +32,17 @@ struct zt_block_action {
 	uint32_t offence;
 	uint64_t decided_ns; /* CLOCK_MONOTONIC when the detector decided */
 	uint64_t packet_ns; /* CLOCK_BOOTTIME of the deciding packet, 0 unknown */
+	uint64_t decided_boot_ns; /* CLOCK_BOOTTIME when the detector decided */
+	uint64_t write_ns; /* set by the actions: CLOCK_MONOTONIC when the write began */
+	uint8_t path; /* set by the actions: enum zt_block_path */
 	char note[ZT_NOTE_LEN]; /* the blocklist's note: detector and why, <= 63 bytes */
+};
+
+/* How a block reached the map. */
+enum zt_block_path {
+	ZT_BP_LOOP, /* decided on the loop thread */
+	ZT_BP_BORROWED, /* on the deciding thread, the loop idle */
+	ZT_BP_QUEUED, /* queued for the loop thread */
 };
 
 /* Writes one block into the maps: 0 or -errno (err says why). */
@@ -43,6 +56,7 @@ struct zt_actions;
 
 struct zt_actions_stats {
 	uint64_t written, failed, queued, overflow;
+	uint64_t borrowed; /* written on the deciding thread, the loop idle */
 };
 
 /* Call on the loop's thread: that thread writes. */

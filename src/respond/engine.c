@@ -125,6 +125,7 @@ static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t no
 		b->score = d->score;
 		b->offence = a.offence;
 		b->decided_ns = decided;
+		b->decided_boot_ns = now_boot;
 		b->packet_ns = d->ts_ns;
 		/* The id's last 8 digits: its random part, unique where its first are not. */
 		snprintf(b->note, sizeof(b->note), "%s/%.16s score %.2f incident %s",
@@ -269,7 +270,8 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 	struct zt_incident *i;
 	char addr[64], cidr[80], id[40], d[1024], note[ZT_NOTE_LEN * 2], q[400];
 	double ms = (double)lat_ns / 1e6;
-	uint64_t since_packet = 0;
+	uint64_t since_packet = 0, to_decision = 0, to_write = 0;
+	static const char *const paths[] = { "loop", "borrowed", "queued" };
 
 	zt_addr_str(b->family, b->addr, addr, sizeof(addr));
 	snprintf(cidr, sizeof(cidr), "%s/%u", addr, b->family == 6 ? 128 : 32);
@@ -278,7 +280,11 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 		uint64_t now = zt_now_boot_ns();
 
 		since_packet = now > b->packet_ns ? now - b->packet_ns : 0;
+		if (b->decided_boot_ns > b->packet_ns)
+			to_decision = b->decided_boot_ns - b->packet_ns;
 	}
+	if (b->write_ns > b->decided_ns)
+		to_write = b->write_ns - b->decided_ns;
 	pthread_mutex_lock(&e->lock);
 	i = zt_incidents_get(e->inc, b->incident_id);
 	if (result == 0) {
@@ -310,9 +316,11 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 		e->h.observe_latency(e->h.ctx, (double)lat_ns / 1e9);
 	log_warn("detector_block",
 		 "incident=%s cidr=%s threat=%s ttl_s=%" PRIu64 " offence=%u score=%.3f "
-		 "decision_to_map_ms=%.3f packet_to_map_ms=%.3f note=%s",
+		 "decision_to_map_ms=%.3f packet_to_map_ms=%.3f packet_to_decision_ms=%.3f "
+		 "decision_to_write_ms=%.3f path=%s note=%s",
 		 id, cidr, zt_threat_name(b->threat), (uint64_t)(b->ttl_ns / SEC), b->offence,
-		 (double)b->score, ms, (double)since_packet / 1e6,
+		 (double)b->score, ms, (double)since_packet / 1e6, (double)to_decision / 1e6,
+		 (double)to_write / 1e6, b->path < 3 ? paths[b->path] : "?",
 		 zt_log_quote(q, sizeof(q), b->note));
 	if (e->h.post) {
 		zt_json_escape(b->note, note, sizeof(note));

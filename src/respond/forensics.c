@@ -20,6 +20,7 @@
 #include "respond/pcapng.h"
 
 #define SUFFIX ".pcapng.gz"
+#define TICK_SKIP_MAX 5
 
 struct file {
 	char name[96]; /* in dir */
@@ -67,6 +68,7 @@ struct zt_forensics {
 	uint64_t seq;
 	struct zt_dtable watch;
 	uint64_t last_flush;
+	unsigned int tick_skipped; /* ticks in a row that found the lock taken (the loop's) */
 	/* Interface names: asked once per interface, not per packet. */
 	struct {
 		uint32_t ifindex;
@@ -661,7 +663,18 @@ static uint64_t total_bytes(struct zt_forensics *f)
 
 void zt_forensics_tick(struct zt_forensics *f, uint64_t now)
 {
-	pthread_mutex_lock(&f->lock);
+	/*
+	 * The packets' writer (the ring-buffer consumer, compressing a flood's
+	 * captures) holds the lock often: the loop does not wait for it, it
+	 * flushes and rotates at a later tick, and waits only after
+	 * TICK_SKIP_MAX ticks in a row found it taken.
+	 */
+	if (pthread_mutex_trylock(&f->lock)) {
+		if (++f->tick_skipped < TICK_SKIP_MAX)
+			return;
+		pthread_mutex_lock(&f->lock);
+	}
+	f->tick_skipped = 0;
 	for (uint32_t i = 0; i < f->c.max_captures; i++) {
 		struct cap *c = &f->caps[i];
 

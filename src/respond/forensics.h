@@ -101,7 +101,11 @@ int zt_forensics_packet(struct zt_forensics *f, uint64_t ts_unix_ns, uint32_t if
 /* A sampled XDP drop: its header fields as a rebuilt frame, marked as such. */
 int zt_forensics_xdp_drop(struct zt_forensics *f, const struct zt_ev_xdp_drop *ev,
 			  uint64_t ts_unix_ns, const char *why);
-/* Flushes, rotates and enforces the bounds; on the loop, every second. */
+/*
+ * Flushes, rotates and enforces the bounds; on the loop, every second.
+ * While the packets' writer holds the capture lock it returns at once
+ * (its work waits for a later tick), up to 4 ticks in a row; the 5th waits.
+ */
 void zt_forensics_tick(struct zt_forensics *f, uint64_t now_mono_ns);
 void zt_forensics_get_stats(struct zt_forensics *f, struct zt_forensics_stats *st);
 /* The current file of an incident ("" when none). */

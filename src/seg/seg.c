@@ -953,7 +953,11 @@ void zt_seg_set_flow_sink(struct zt_seg *s, zt_flow_sink_fn fn, void *ctx)
 
 int zt_seg_flow_worker(struct zt_seg *s, zt_flowexp_prep_fn prep, void *ctx)
 {
-	return s->fx ? zt_flowexp_start_worker(s->fx, prep, ctx) : 0;
+	if (!s->fx)
+		return 0;
+	/* The sweep's table read lends the loop: blocks from other threads need not wait for it. */
+	zt_flowexp_set_loop(s->fx, s->loop);
+	return zt_flowexp_start_worker(s->fx, prep, ctx);
 }
 
 /* Each ZT_FLOWEXP_TICK_NS: one bounded slice of the conntrack sweep (records, deletes). */

@@ -1011,6 +1011,86 @@ static void test_key_bound_folds(void **state)
 	zt_dropagg_free(a);
 }
 
+/* The drop rows' sink (the daemon's: spool write and fsync) off the flushing thread. */
+static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cv = PTHREAD_COND_INITIALIZER;
+static bool slow_open;
+static pthread_t slow_thr, prep_thr;
+static size_t n_prep;
+
+static void stalled_sink(void *ctx, const struct zt_flow_record *r, size_t n)
+{
+	struct timespec until;
+
+	/* A stalled disk: held until the test lets it go (at most 1 s). */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&slow_mu);
+	while (!slow_open)
+		if (pthread_cond_timedwait(&slow_cv, &slow_mu, &until))
+			break;
+	pthread_mutex_unlock(&slow_mu);
+	slow_thr = pthread_self();
+	sink(ctx, r, n);
+}
+
+static void count_prep(void *ctx, struct zt_flow_record *r, size_t n)
+{
+	prep_thr = pthread_self();
+	n_prep += n;
+	for (size_t i = 0; i < n; i++)
+		r[i].anomaly_score = 0.5f; /* what the sink gets is what prep left */
+}
+
+static void test_drop_rows_written_off_the_loop(void **state)
+{
+	struct zt_dropagg *a = NULL;
+	struct zt_dropagg_stats st;
+	uint64_t t0 = 1000 * S, t;
+	struct zt_ev_xdp_drop e;
+	int64_t total = 0;
+
+	slow_open = false;
+	n_prep = 0;
+	assert_int_equal(zt_dropagg_new(10 * S, 0, "node-t", &a), 0);
+	assert_int_equal(zt_dropagg_flush_bg(a, t0, true), -EINVAL); /* no worker yet */
+	assert_int_equal(zt_dropagg_start_worker(a, count_prep, NULL, stalled_sink, NULL), 0);
+	e = drop_ev("198.18.0.1", 53, t0, 1);
+	zt_dropagg_add(a, &e);
+	e = drop_ev("198.18.0.9", 53, t0 + 1, 4);
+	zt_dropagg_add(a, &e);
+	/* The interval is over: two rows handed over, and the caller does not wait for the sink. */
+	t = zt_now_mono_ns();
+	assert_int_equal(zt_dropagg_flush_bg(a, t0 + 10 * S, false), 2);
+	assert_true(zt_now_mono_ns() - t < 200 * 1000000ULL);
+	assert_int_equal(n_prep, 2);
+	assert_true(pthread_equal(prep_thr, pthread_self()));
+	/* The worker is held: the next interval's row waits for it, not lost. */
+	e = drop_ev("198.18.0.1", 53, t0 + 11 * S, 2);
+	zt_dropagg_add(a, &e);
+	t = zt_now_mono_ns();
+	assert_int_equal(zt_dropagg_flush_bg(a, t0 + 12 * S, true), 1);
+	assert_true(zt_now_mono_ns() - t < 200 * 1000000ULL);
+	assert_int_equal(n_got, 0);
+	pthread_mutex_lock(&slow_mu);
+	slow_open = true;
+	pthread_cond_broadcast(&slow_cv);
+	pthread_mutex_unlock(&slow_mu);
+	/* Stop: everything handed over is written first. */
+	zt_dropagg_drain(a);
+	zt_dropagg_get_stats(a, &st);
+	assert_int_equal(st.handed, 3);
+	assert_int_equal(st.written, 3);
+	zt_dropagg_free(a);
+	assert_int_equal(n_got, 3);
+	for (size_t i = 0; i < n_got; i++) {
+		total += got[i].aggregate_count;
+		assert_true(got[i].anomaly_score == 0.5f);
+	}
+	assert_int_equal(total, 1 + 4 + 2);
+	assert_false(pthread_equal(slow_thr, pthread_self()));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1031,6 +1111,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_off_loop_nothing_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_rows_written_off_the_loop, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flowstats_reach_features, setup, teardown),
 	};
 

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -313,12 +315,90 @@ static void test_bounds(void **state)
 	}
 }
 
+/* The packets' writer holding the lock (here: a file event reported under it, stalled). */
+static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stall_cv = PTHREAD_COND_INITIALIZER;
+static int stall_state; /* 0 off, 1 stall the next open, 2 stalled, 3 released */
+
+static void stall_event(void *ctx, const char *kind, const char *subject, const char *detail)
+{
+	struct timespec until;
+
+	pthread_mutex_lock(&stall_mu);
+	if (stall_state == 1 && strstr(detail, "\"state\":\"open\"")) {
+		stall_state = 2;
+		pthread_cond_broadcast(&stall_cv);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 3;
+		while (stall_state == 2)
+			if (pthread_cond_timedwait(&stall_cv, &stall_mu, &until))
+				break;
+	}
+	pthread_mutex_unlock(&stall_mu);
+}
+
+struct watcher {
+	struct zt_forensics *f;
+	uint8_t id[16], a[16];
+};
+
+static void *watch_main(void *arg)
+{
+	struct watcher *w = arg;
+
+	zt_forensics_watch(w->f, w->id, 4, w->a, NULL, 0);
+	return NULL;
+}
+
+static uint64_t mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * SEC + (uint64_t)t.tv_nsec;
+}
+
+static void test_tick_does_not_wait_for_the_writer(void **state)
+{
+	struct zt_forensics_cfg c;
+	struct watcher w = { .id = { 0x01, 0x91, 0xe7, 0xa4, 2 } };
+	pthread_t t;
+	uint64_t t0;
+
+	zt_forensics_cfg_defaults(&c);
+	snprintf(c.dir, sizeof(c.dir), "%s/caps", dir);
+	assert_int_equal(zt_forensics_new(&c, stall_event, NULL, NULL, &w.f, NULL, 0), 0);
+	inet_pton(AF_INET, "203.0.113.7", w.a);
+	stall_state = 1;
+	assert_int_equal(pthread_create(&t, NULL, watch_main, &w), 0);
+	pthread_mutex_lock(&stall_mu);
+	while (stall_state != 2)
+		pthread_cond_wait(&stall_cv, &stall_mu);
+	pthread_mutex_unlock(&stall_mu);
+	/* The writer has the lock: the loop's ticks pass it by (4 in a row)... */
+	t0 = mono();
+	for (int k = 1; k < 5; k++)
+		zt_forensics_tick(w.f, (uint64_t)k * SEC);
+	assert_true(mono() - t0 < SEC / 2);
+	/* ... and the next one waits for it, so the flushes and bounds do happen. */
+	pthread_mutex_lock(&stall_mu);
+	stall_state = 3;
+	pthread_cond_broadcast(&stall_cv);
+	pthread_mutex_unlock(&stall_mu);
+	zt_forensics_tick(w.f, 5 * SEC);
+	pthread_join(t, NULL);
+	assert_true(zt_forensics_watched(w.f, 4, w.a));
+	zt_forensics_free(w.f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_routing_and_tshark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sampling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tick_does_not_wait_for_the_writer, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
