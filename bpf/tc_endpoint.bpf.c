@@ -428,6 +428,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			v->flags_seen[0] = t.p.tcp_flags;
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		v->mtls = zt_mtls_need(&key, dir, q.flags);
+		if (dir == ZT_DIR_INGRESS && !v->mtls && zt_mtls_by_agent(skb))
+			v->mtls = ZT_CT_MTLS_NEED; /* a tunnelled connection the agent delivers */
 		zt_ct_features_init(v, key.proto, t.p.tcp_flags, len, payload, now);
 		stat = tc_stat_of(v, 1);
 		verdict = v->verdict;

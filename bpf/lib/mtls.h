@@ -113,6 +113,23 @@ static __always_inline __u8 zt_mtls_need(const struct zt_ct_key *k, __u8 dir, __
 }
 
 /*
+ * A flow's first packet towards the pod sent by the agent (its mark): the
+ * agent delivering a tunnelled connection. The flow then needs the agent
+ * whatever this node's policy asks (zt_mtls_need may say no: policy mode
+ * with no requirement here, or a source strict mode here does not know as
+ * remote), or the pod's replies would be routed past the agent's socket.
+ */
+static __always_inline int zt_mtls_by_agent(const struct __sk_buff *skb)
+{
+	struct zt_mtls_cfg *cfg;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&mtls_cfg, &zero);
+	return cfg && cfg->mode != ZT_MTLS_DP_OFF && cfg->agent_mark &&
+	       skb->mark == cfg->agent_mark;
+}
+
+/*
  * The packet p (of a NEED flow first seen going flow_dir) at the hook
  * going hook_dir: TC_ACT_OK (assigned to the agent, or from it) or
  * TC_ACT_SHOT (counted).
@@ -194,10 +211,13 @@ no_agent:
  * After a policy change: the tunnel requirement as the policy says now (need,
  * from zt_mtls_need), what the ServerHello check found as it was. A check
  * still pending is dropped when the rule no longer asks for it, and never
- * starts on a flow already running.
+ * starts on a flow already running. A flow that went through the agent
+ * stays with it: its TCP connection ends at the agent's socket.
  */
 static __always_inline __u8 zt_mtls_recheck(__u8 old, __u8 need)
 {
+	if (old & ZT_CT_MTLS_VIA)
+		need |= ZT_CT_MTLS_NEED;
 	return (need & ZT_CT_MTLS_NEED) | (old & (ZT_CT_TLS_OK | ZT_CT_TLS_BAD | ZT_CT_MTLS_VIA)) |
 	       (old & need & ZT_CT_TLS_CHECK);
 }

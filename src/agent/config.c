@@ -1786,7 +1786,7 @@ out:
 	return r;
 }
 
-/* "POD_CIDR=AGENT_ADDR[:PORT]" (IPv4): zt_mtls_peer_parse() is the one reader. */
+/* "POD_CIDR=AGENT_ADDR[:PORT]": zt_mtls_peer_parse() and zt_mtls_peer6_parse() are the readers. */
 static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, const yaml_mark_t *m)
 {
 	struct zt_config *c = x->c;
@@ -1800,12 +1800,12 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 		return 0;
 	if (strlen(v) >= ZT_MTLS_PEER_LEN ||
 	    (zt_mtls_peer_parse(v, &p) < 0 && zt_mtls_peer6_parse(v, &p6) < 0))
-		return fail(
-			x, m, -EINVAL,
-			"%s: expected POD_CIDR=AGENT_ADDR[:PORT], e.g. "
-			"198.18.2.0/24=198.18.100.2 or 2001:2:0:2::/64=198.18.100.2 (the agent: IPv4), "
-			"got '%s'",
-			k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
+		return fail(x, m, -EINVAL,
+			    "%s: expected POD_CIDR=AGENT_ADDR[:PORT], e.g. "
+			    "198.18.2.0/24=198.18.100.2 or 2001:2:0:2::/64=[2001:2:0:100::2]:15008 "
+			    "(an IPv6 agent in brackets), "
+			    "got '%s'",
+			    k->path, zt_shown(v, SHOW_MAX, q, sizeof(q)));
 	if (c->mtls.n_peers >= k->max)
 		return fail(x, m, -E2BIG, "%s: more than %llu peers", k->path,
 			    (unsigned long long)k->max);
@@ -1815,16 +1815,18 @@ static int add_mtls_peer(struct pctx *x, const struct key *k, const char *v, con
 
 /*
  * "POD_CIDR=AGENT_ADDR[:PORT]" with a POD_CIDR of family (AF_INET or
- * AF_INET6) and an IPv4 AGENT_ADDR: the tunnel listens on IPv4, so the
- * agents meet over IPv4 whatever their pods speak. Host bits set in the
+ * AF_INET6). AGENT_ADDR of either family, whatever the pods speak (the
+ * tunnel's frame carries the pod addresses): IPv4 as is, IPv6 in brackets
+ * (a bare one would read its last group as a port). Host bits set in the
  * CIDR are refused (say the network). 0 or -EINVAL.
  */
-static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, uint32_t *agent,
-		       uint16_t *port)
+static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen,
+		       struct zt_mtls_agent *agent, uint16_t *port)
 {
-	char buf[ZT_MTLS_PEER_LEN], *eq, *colon, *end;
+	char buf[ZT_MTLS_PEER_LEN], *eq, *host, *colon = NULL, *end;
 	unsigned long pt = 0;
-	struct in_addr ag;
+	struct in6_addr a6;
+	struct in_addr a4;
 	struct zt_cidr c;
 	bool host_bits;
 
@@ -1839,7 +1841,21 @@ static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, u
 	if (!strchr(buf, '/') || zt_cidr_parse(buf, &c, &host_bits) < 0 || host_bits ||
 	    c.family != family)
 		return -EINVAL;
-	colon = strchr(eq, ':');
+	host = eq;
+	if (*eq == '[') {
+		char *close = strchr(eq, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return -EINVAL;
+		*close = '\0';
+		host = eq + 1;
+		if (close[1] == ':')
+			colon = close + 1;
+	} else {
+		colon = strchr(eq, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return -EINVAL; /* an IPv6 agent without brackets */
+	}
 	if (colon) {
 		*colon++ = '\0';
 		if (!isdigit((unsigned char)*colon))
@@ -1848,11 +1864,19 @@ static int peer_fields(const char *s, int family, uint8_t *net, uint8_t *plen, u
 		if (*end || pt < 1 || pt > 65535)
 			return -EINVAL;
 	}
-	if (inet_pton(AF_INET, eq, &ag) != 1)
+	memset(agent, 0, sizeof(*agent));
+	if (host == eq && inet_pton(AF_INET, host, &a4) == 1) {
+		agent->family = AF_INET;
+		memcpy(agent->addr, &a4, 4);
+	} else if (host != eq && inet_pton(AF_INET6, host, &a6) == 1 &&
+		   !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		agent->family = AF_INET6; /* (an IPv4 agent is written as such) */
+		memcpy(agent->addr, &a6, 16);
+	} else {
 		return -EINVAL;
+	}
 	memcpy(net, c.addr, family == AF_INET ? 4 : 16);
 	*plen = c.prefixlen;
-	*agent = ag.s_addr;
 	*port = (uint16_t)pt;
 	return 0;
 }

@@ -108,7 +108,7 @@ enum zt_pending_posture {
 };
 
 #define ZT_MTLS_PEERS_MAX 256
-#define ZT_MTLS_PEER_LEN 64
+#define ZT_MTLS_PEER_LEN 112 /* an IPv6 CIDR, "=[", an IPv6 agent, "]:65535" */
 
 enum zt_mtls_mode {
 	ZT_MTLS_MODE_OFF = 0,
@@ -163,7 +163,7 @@ struct zt_config {
 		char node_key[PATH_MAX]; /* mtls.node_key: its key, mode 0600 */
 		uint64_t svid_ttl_ns; /* mtls.svid_ttl: workload SVID lifetime, default 1h */
 		uint16_t port; /* mtls.port: the tunnel listener, default 15008 */
-		/* mtls.peers: "POD_CIDR=AGENT_ADDR[:PORT]", the other nodes' pods and agents (IPv4) */
+		/* mtls.peers: "POD_CIDR=AGENT_ADDR[:PORT]", the other nodes' pods and agents */
 		char peers[ZT_MTLS_PEERS_MAX][ZT_MTLS_PEER_LEN];
 		unsigned int n_peers;
 	} mtls;
@@ -273,13 +273,21 @@ const char *zt_feed_format_name(enum zt_feed_format f);
  * name. 0, or -ENAMETOOLONG / -EINVAL when none fits n or is valid.
  */
 int zt_config_k8s_node(const struct zt_config *c, char *buf, size_t n);
+/*
+ * The agent a pod CIDR's connections go to: an IPv4 or an IPv6 address
+ * (network byte order; IPv4 in the first 4 bytes), whatever the pods speak.
+ */
+struct zt_mtls_agent {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+};
+
 /* One mtls.peers entry, network byte order; port 0: mtls.port. */
 struct zt_mtls_peer {
 	uint32_t net;
-	uint32_t agent;
+	struct zt_mtls_agent agent;
 	uint16_t port;
 	uint8_t plen;
-	uint8_t _pad;
 };
 
 /*
@@ -291,19 +299,22 @@ struct zt_mtls_peer {
  */
 uint32_t zt_config_flood_rate(const struct zt_config *c, int k, bool *configured);
 
-/* Parses "POD_CIDR=AGENT_ADDR[:PORT]"; 0 or -EINVAL. */
+/*
+ * Parses "POD_CIDR=AGENT_ADDR[:PORT]" (an IPv4 POD_CIDR); AGENT_ADDR is an
+ * IPv4 address or an IPv6 one in brackets ("[2001:db8::2]:15008"); 0 or
+ * -EINVAL.
+ */
 int zt_mtls_peer_parse(const char *s, struct zt_mtls_peer *out);
 
-/* An mtls.peers entry with an IPv6 pod CIDR (the agent's address is IPv4, network order). */
+/* An mtls.peers entry with an IPv6 pod CIDR (network order). */
 struct zt_mtls_peer6 {
 	uint8_t net[16];
-	uint32_t agent;
+	struct zt_mtls_agent agent;
 	uint16_t port; /* 0: mtls.port */
 	uint8_t plen;
-	uint8_t _pad;
 };
 
-/* Parses "V6_POD_CIDR=AGENT_ADDR[:PORT]" (AGENT_ADDR IPv4); 0 or -EINVAL. */
+/* Parses "V6_POD_CIDR=AGENT_ADDR[:PORT]"; 0 or -EINVAL. */
 int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out);
 
 /* "deny" | "allow" */

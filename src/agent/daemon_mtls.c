@@ -589,6 +589,30 @@ static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *a
 	return best;
 }
 
+/* A peer agent's address and port (host order) as a socket address; its length. */
+static socklen_t agent_sockaddr(const struct zt_mtls_agent *ag, uint16_t port,
+				struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ag->family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, ag->addr, 4);
+		s4->sin_port = htons(port);
+		return sizeof(*s4);
+	}
+	if (ag->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, ag->addr, 16);
+		s6->sin6_port = htons(port);
+		return sizeof(*s6);
+	}
+	return 0;
+}
+
 /* The original destination (getsockname) and the pod (getpeername) of a steered connection. */
 static int steered_dest(int fd, struct zt_mtls_dest *d)
 {
@@ -629,7 +653,6 @@ static void steer_one(struct zt_dmtls *m, int fd)
 	char src_id[ZT_SPIFFE_ID_MAX + 1], tmp[ZT_SPIFFE_ID_MAX + 1];
 	struct sockaddr_storage pa = { 0 };
 	socklen_t pl = 0;
-	uint16_t pport = 0;
 	int r;
 
 	if (steered_dest(fd, &d) < 0) {
@@ -647,31 +670,21 @@ static void steer_one(struct zt_dmtls *m, int fd)
 		r = zt_tunnel_open_local(m->tun, fd, &d, src_id);
 		goto out;
 	}
+	/* The agents meet over the agent address's family; the frame carries the pods'. */
 	if (d.family == AF_INET) {
 		const struct zt_mtls_peer *p;
 		uint32_t a4;
 
 		memcpy(&a4, d.addr, 4);
-		if ((p = peer_of(m, a4))) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&pa;
-
-			s4->sin_family = AF_INET;
-			s4->sin_addr.s_addr = p->agent;
-			pport = p->port;
-			pl = sizeof(*s4);
-		}
+		if ((p = peer_of(m, a4)))
+			pl = agent_sockaddr(&p->agent, p->port ? p->port : m->d->cfg.mtls.port,
+					    &pa);
 	} else {
 		const struct zt_mtls_peer6 *p = peer6_of(m, d.addr);
 
-		/* The agents meet over IPv4 (mtls.peers); the frame carries the IPv6 addresses. */
-		if (p) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&pa;
-
-			s4->sin_family = AF_INET;
-			s4->sin_addr.s_addr = p->agent;
-			pport = p->port;
-			pl = sizeof(*s4);
-		}
+		if (p)
+			pl = agent_sockaddr(&p->agent, p->port ? p->port : m->d->cfg.mtls.port,
+					    &pa);
 	}
 	if (!pl) {
 		/* Policy asks for mTLS to a destination no agent speaks for: refuse, never clear. */
@@ -679,11 +692,6 @@ static void steer_one(struct zt_dmtls *m, int fd)
 		reset_close(fd);
 		return;
 	}
-	pport = htons(pport ? pport : m->d->cfg.mtls.port);
-	if (pa.ss_family == AF_INET)
-		((struct sockaddr_in *)&pa)->sin_port = pport;
-	else
-		((struct sockaddr_in6 *)&pa)->sin6_port = pport;
 	r = zt_tunnel_open(m->tun, fd, &d, src_id, (struct sockaddr *)&pa, pl);
 out:
 	if (r < 0)
@@ -972,7 +980,8 @@ static int tunnel_start(struct zt_dmtls *m, char *err, size_t errlen)
 	r = zt_trust_load(cfg->mtls.ca_bundle, cfg->mtls.trust_domain, &trust2, err, errlen);
 	if (r < 0)
 		goto fail;
-	snprintf(listen, sizeof(listen), "0.0.0.0:%u", cfg->mtls.port);
+	/* Both families: peer agents may reach this node over IPv4 or IPv6 (mtls.peers, Nodes). */
+	snprintf(listen, sizeof(listen), "[::]:%u", cfg->mtls.port);
 	tc.svids = m->svids;
 	tc.trust = trust2;
 	tc.authorize = authorize;
@@ -984,8 +993,15 @@ static int tunnel_start(struct zt_dmtls *m, char *err, size_t errlen)
 	tc.transparent_source = true;
 	tc.mark = ZT_MTLS_MARK_AGENT;
 	r = zt_tunnel_new(&tc, &m->tun, err, errlen);
-	if (r < 0)
+	if (r == -EAFNOSUPPORT) {
+		/* No IPv6 on this node: IPv4 only, as the peers can only meet it there. */
+		snprintf(listen, sizeof(listen), "0.0.0.0:%u", cfg->mtls.port);
+		r = zt_tunnel_new(&tc, &m->tun, err, errlen);
+	}
+	if (r < 0) {
+		zt_trust_free(trust2); /* kept by the caller on failure */
 		goto fail;
+	}
 	r = zt_tunnel_start(m->tun);
 	if (r < 0)
 		snprintf(err, errlen, "cannot start the relay thread: %s", strerror(-r));
@@ -994,10 +1010,87 @@ fail:
 	return r;
 }
 
+/*
+ * The tunnel, the steering routes and listeners, the timer: 0 and running,
+ * or -errno with m->state saying why, logged, and nothing left half up
+ * (flows that need mTLS find no agent socket and drop: fail closed).
+ */
+static int bring_up(struct zt_dmtls *m)
+{
+	struct zt_daemon *d = m->d;
+	char err[1024] = "", q[1100];
+	int r;
+
+	/* A fresh SVID store: every hosted service account is added to it anew. */
+	free(m->sas);
+	m->sas = NULL;
+	m->n_sas = 0;
+	r = tunnel_start(m, err, sizeof(err));
+	if (r < 0)
+		goto unavailable;
+	r = steer_routing(AF_INET, err, sizeof(err));
+	if (r < 0)
+		goto unavailable;
+	/* No IPv6 on the node (EAFNOSUPPORT): no IPv6 pods either. */
+	r = steer_routing(AF_INET6, err, sizeof(err));
+	if (r < 0 && r != -EAFNOSUPPORT)
+		goto unavailable;
+	sync_workloads(m);
+	r = steer_listener(m, err, sizeof(err));
+	if (r == 0)
+		r = steer_listener6(m, err, sizeof(err));
+	if (r < 0)
+		goto unavailable;
+	if ((r = zt_loop_add(d->loop, m->lfd, EPOLLIN, on_accept, m)) < 0 ||
+	    (m->lfd6 >= 0 && (r = zt_loop_add(d->loop, m->lfd6, EPOLLIN, on_accept, m)) < 0) ||
+	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_timer, m)) < 0) {
+		snprintf(err, sizeof(err), "cannot watch the steer listener: %s", strerror(-r));
+		goto unavailable;
+	}
+	m->tfd = r;
+	zt_flowexp_set_identity_source(flow_ids, m);
+	snprintf(m->state, sizeof(m->state), "running");
+	log_info("mtls_started", "mode=%s trust_domain=%s tunnel_port=%u steer_port=%u peers=%u",
+		 d->cfg.mtls.mode == ZT_MTLS_MODE_STRICT ? "strict" : "policy",
+		 d->cfg.mtls.trust_domain, zt_tunnel_port(m->tun), m->steer_port, m->n_peers);
+	return 0;
+unavailable:
+	snprintf(m->state, sizeof(m->state), "%s", err);
+	/*
+	 * No CA bundle at all: mTLS was never set up on this node (a warning);
+	 * a bundle that is there but does not work: an error.
+	 */
+	if (access(d->cfg.mtls.ca_bundle, F_OK) < 0 && errno == ENOENT)
+		log_warn("mtls_unavailable",
+			 "error=%s action=\"flows that require mTLS are dropped until "
+			 "mtls.ca_bundle, node_cert and node_key exist (ztctl ca), then SIGHUP\"",
+			 zt_log_quote(q, sizeof(q), m->state));
+	else
+		log_error(
+			"mtls_unavailable",
+			"error=%s action=\"flows that require mTLS are dropped until this is fixed (then SIGHUP)\"",
+			zt_log_quote(q, sizeof(q), m->state));
+	if (m->lfd >= 0) {
+		zt_loop_del(d->loop, m->lfd);
+		close(m->lfd);
+		m->lfd = -1;
+	}
+	if (m->lfd6 >= 0) {
+		zt_loop_del(d->loop, m->lfd6);
+		close(m->lfd6);
+		m->lfd6 = -1;
+	}
+	zt_tunnel_free(m->tun);
+	m->tun = NULL;
+	zt_svid_store_free(m->svids);
+	m->svids = NULL;
+	return r < 0 ? r : -EINVAL;
+}
+
 int daemon_mtls_start(struct zt_daemon *d)
 {
 	struct zt_dmtls *m = calloc(1, sizeof(*m));
-	char err[1024] = "", q[1100];
+	char q[1100];
 	int r;
 
 	if (!m)
@@ -1017,7 +1110,12 @@ int daemon_mtls_start(struct zt_daemon *d)
 	if (r < 0) {
 		snprintf(m->state, sizeof(m->state), "cannot write the datapath's mTLS maps: %s",
 			 strerror(-r));
-		goto unavailable;
+		/* Not fatal for the agent: segmentation and the rest still run. */
+		log_error(
+			"mtls_unavailable",
+			"error=%s action=\"flows that require mTLS are dropped until this is fixed\"",
+			zt_log_quote(q, sizeof(q), m->state));
+		return 0;
 	}
 	if (d->cfg.mtls.mode == ZT_MTLS_MODE_OFF) {
 		snprintf(m->state, sizeof(m->state), "off (mtls.mode)");
@@ -1026,69 +1124,30 @@ int daemon_mtls_start(struct zt_daemon *d)
 	m->scratch = calloc(WL_MAX, sizeof(*m->scratch));
 	if (!m->scratch) {
 		snprintf(m->state, sizeof(m->state), "out of memory");
-		goto unavailable;
+		log_error("mtls_unavailable", "error=\"out of memory\"");
+		return 0;
 	}
-	r = tunnel_start(m, err, sizeof(err));
-	if (r < 0)
-		goto unavailable_err;
-	r = steer_routing(AF_INET, err, sizeof(err));
-	if (r < 0)
-		goto unavailable_err;
-	/* No IPv6 on the node (EAFNOSUPPORT): no IPv6 pods either. */
-	r = steer_routing(AF_INET6, err, sizeof(err));
-	if (r < 0 && r != -EAFNOSUPPORT)
-		goto unavailable_err;
-	sync_workloads(m);
-	r = steer_listener(m, err, sizeof(err));
-	if (r == 0)
-		r = steer_listener6(m, err, sizeof(err));
-	if (r < 0)
-		goto unavailable_err;
-	if ((r = zt_loop_add(d->loop, m->lfd, EPOLLIN, on_accept, m)) < 0 ||
-	    (m->lfd6 >= 0 && (r = zt_loop_add(d->loop, m->lfd6, EPOLLIN, on_accept, m)) < 0) ||
-	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_timer, m)) < 0) {
-		snprintf(err, sizeof(err), "cannot watch the steer listener: %s", strerror(-r));
-		goto unavailable_err;
-	}
-	m->tfd = r;
-	zt_flowexp_set_identity_source(flow_ids, m);
-	snprintf(m->state, sizeof(m->state), "running");
-	log_info("mtls_started", "mode=%s trust_domain=%s tunnel_port=%u steer_port=%u peers=%u",
-		 d->cfg.mtls.mode == ZT_MTLS_MODE_STRICT ? "strict" : "policy",
-		 d->cfg.mtls.trust_domain, zt_tunnel_port(m->tun), m->steer_port, m->n_peers);
+	/* Not fatal for the agent either way (see bring_up); SIGHUP tries again. */
+	bring_up(m);
 	return 0;
-unavailable_err:
-	snprintf(m->state, sizeof(m->state), "%s", err);
-unavailable:
-	/*
-	 * Not fatal for the agent: segmentation and the rest still run. Flows
-	 * that need mTLS find no agent socket and drop (fail closed).
-	 */
-	/*
-	 * No CA bundle at all: mTLS was never set up on this node (a warning);
-	 * a bundle that is there but does not work: an error.
-	 */
-	if (access(d->cfg.mtls.ca_bundle, F_OK) < 0 && errno == ENOENT)
-		log_warn("mtls_unavailable",
-			 "error=%s action=\"flows that require mTLS are dropped until "
-			 "mtls.ca_bundle, node_cert and node_key exist (ztctl ca)\"",
-			 zt_log_quote(q, sizeof(q), m->state));
-	else
-		log_error(
-			"mtls_unavailable",
-			"error=%s action=\"flows that require mTLS are dropped until this is fixed\"",
-			zt_log_quote(q, sizeof(q), m->state));
-	if (m->lfd >= 0) {
-		close(m->lfd);
-		m->lfd = -1;
-	}
-	if (m->lfd6 >= 0) {
-		close(m->lfd6);
-		m->lfd6 = -1;
-	}
-	zt_tunnel_free(m->tun);
-	m->tun = NULL;
-	return 0;
+}
+
+/*
+ * SIGHUP (daemon_reload.c): mTLS that could not start (credentials missing
+ * or broken at start, say) is started now. 0: started; -EALREADY: it runs;
+ * -ENOTCONN: it cannot be started without a restart (mtls.mode off, or the
+ * datapath's maps were not written); else -errno, the reason logged and in
+ * ztctl mtls status.
+ */
+int daemon_mtls_retry(struct zt_daemon *d)
+{
+	struct zt_dmtls *m = d->mtls;
+
+	if (!m || d->cfg.mtls.mode == ZT_MTLS_MODE_OFF || !m->scratch)
+		return -ENOTCONN;
+	if (m->tun)
+		return -EALREADY;
+	return bring_up(m);
 }
 
 /* SIGHUP (daemon_reload.c): mtls.peers of d->cfg replace the table at once. */

@@ -14,9 +14,18 @@
  * speaks for any more is still steered and then refused (no_route), never
  * sent in clear. This node's own CIDRs are taken out of them.
  *
- * The agents meet over IPv4 whatever their pods speak (the tunnel listens
- * on IPv4; its frame carries IPv6 pod addresses), so a node's agent is its
- * first IPv4 InternalIP for its IPv6 pod CIDRs too.
+ * The agents meet over one address family whatever their pods speak (the
+ * tunnel's frame carries the pod addresses, the tunnel listens on both):
+ * IPv4 where this node has an IPv4 InternalIP (or is not known yet), IPv6
+ * on an IPv6-only node. A node's agent is its first InternalIP of that
+ * family, else its first of the other (which then fails to connect, a
+ * refusal, rather than no route at all).
+ *
+ * Pods outside every node's podCIDRs (a CNI with its own IPAM pools) are
+ * known by address from the pod watch, both families; their addresses of
+ * other nodes go into mtls_remote_v4/v6 as /32 and /128 (strict mode
+ * covers them too) while the pod watch has them, and leave when it no
+ * longer does (the address may be reused by anything).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,9 +57,10 @@ struct pnode {
 	char problem[512]; /* why want is not applied; "" when it is */
 };
 
-/* An IPv4 pod address of another node, for pods outside every node's podCIDRs. */
+/* A pod address of another node, for pods outside every node's podCIDRs. */
 struct pod_route {
-	uint32_t addr; /* network byte order */
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 	char *node;
 };
 
@@ -84,25 +94,39 @@ struct zt_peers_pods *zt_peers_pods_new(void)
 void zt_peers_pods_add(struct zt_peers_pods *b, const struct zt_k8s_object *o)
 {
 	for (size_t i = 0; b && !b->nomem && i < o->pod.n_ips; i++) {
-		if (o->pod.ips[i].family != AF_INET)
+		int fam = o->pod.ips[i].family;
+
+		if (fam != AF_INET && fam != AF_INET6)
 			continue;
 		if (zt_grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)) < 0 ||
 		    !(b->v[b->n].node = strdup(o->pod.node))) {
 			b->nomem = true;
 			return;
 		}
-		memcpy(&b->v[b->n].addr, o->pod.ips[i].addr, 4);
+		b->v[b->n].family = fam;
+		memset(b->v[b->n].addr, 0, sizeof(b->v[b->n].addr));
+		memcpy(b->v[b->n].addr, o->pod.ips[i].addr, fam == AF_INET ? 4 : 16);
 		b->n++;
 	}
 }
 
 static int route_cmp(const void *x, const void *y)
 {
-	uint32_t a = ntohl(((const struct pod_route *)x)->addr);
-	uint32_t b = ntohl(((const struct pod_route *)y)->addr);
+	const struct pod_route *a = x, *b = y;
 
-	return a < b ? -1 : a > b;
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr, b->addr, sizeof(a->addr));
 }
+
+static const char *route_str(const struct pod_route *r, char *buf, size_t n)
+{
+	inet_ntop(r->family, r->addr, buf, (socklen_t)n);
+	return buf;
+}
+
+static void pods_datapath(struct zt_peers *p, const struct zt_peers_pods *old,
+			  const struct zt_peers_pods *now);
 
 void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
 {
@@ -116,6 +140,7 @@ void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
 		return;
 	}
 	qsort(b->v, b->n, sizeof(*b->v), route_cmp);
+	pods_datapath(p, &p->pods, b);
 	pods_free(&p->pods);
 	p->pods = *b;
 	free(b);
@@ -161,13 +186,44 @@ static bool mapping_eq(const struct mapping *a, const struct mapping *b)
 	       !memcmp(a->addrs, b->addrs, a->n_addrs * sizeof(a->addrs[0]));
 }
 
-/* The node's agent: its first IPv4 InternalIP (see the top of this file). */
-static const struct zt_cidr *agent_of(const struct mapping *m)
+/*
+ * The family the agents meet over (see the top of this file): IPv6 when
+ * this node is known and has IPv6 InternalIPs and no IPv4 one.
+ */
+static int meet_family(const struct zt_peers *p)
 {
+	for (size_t i = 0; p && i < p->n; i++) {
+		const struct pnode *pn = &p->v[i];
+		const struct mapping *m = pn->applied ? &pn->have : &pn->want;
+		bool v4 = false, v6 = false;
+
+		if (!pn->self)
+			continue;
+		for (size_t j = 0; j < m->n_addrs; j++) {
+			v4 |= m->addrs[j].family == AF_INET;
+			v6 |= m->addrs[j].family == AF_INET6;
+		}
+		return v6 && !v4 ? AF_INET6 : AF_INET;
+	}
+	return AF_INET;
+}
+
+/* The node's agent: its first InternalIP of the meeting family, else its first. */
+static const struct zt_cidr *agent_of(const struct zt_peers *p, const struct mapping *m)
+{
+	int fam = meet_family(p);
+
 	for (size_t i = 0; i < m->n_addrs; i++)
-		if (m->addrs[i].family == AF_INET)
+		if (m->addrs[i].family == fam)
 			return &m->addrs[i];
-	return NULL;
+	return m->n_addrs ? &m->addrs[0] : NULL;
+}
+
+static void agent_set(struct zt_mtls_agent *out, const struct zt_cidr *ag)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = (uint8_t)ag->family;
+	memcpy(out->addr, ag->addr, ag->family == AF_INET ? 4 : 16);
 }
 
 static const char *cidr_str(const struct zt_cidr *c, char *buf, size_t n)
@@ -261,7 +317,7 @@ static int try_apply(struct zt_peers *p, struct pnode *pn, bool quiet)
 	for (size_t j = 0; j < pn->have.n_cidrs; j++)
 		log_info("mtls_peer_set", "node=%s cidr=%s agent=%s self=%d", pn->name,
 			 cidr_str(&pn->have.cidrs[j], c1, sizeof(c1)),
-			 addr_str(agent_of(&pn->have), a, sizeof(a)), pn->self);
+			 addr_str(agent_of(p, &pn->have), a, sizeof(a)), pn->self);
 	if (!pn->have.n_cidrs)
 		log_info("mtls_peer_set", "node=%s cidr=none self=%d", pn->name, pn->self);
 	return 0;
@@ -314,10 +370,10 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 	}
 	pn->self = self;
 	pn->want = m;
-	if (m.n_cidrs && !self && !agent_of(&m))
+	if (m.n_cidrs && !self && !agent_of(p, &m))
 		log_warn(
 			"mtls_peer_no_address",
-			"node=%s why=\"no IPv4 InternalIP in status.addresses (the agents meet over IPv4): its pods are unreachable through the tunnel (refused, no_route)\"",
+			"node=%s why=\"no InternalIP in status.addresses: its pods are unreachable through the tunnel (refused, no_route)\"",
 			o->name);
 	if (try_apply(p, pn, false) == 0)
 		retry_pending(p);
@@ -337,23 +393,22 @@ void zt_peers_node_del(struct zt_peers *p, const char *name)
 }
 
 /*
- * No node's podCIDR holds addr: the pod at addr, if the pod watch knows one
- * on another node (CNIs whose IPAM pools are not the nodes' podCIDRs).
+ * No node's podCIDR holds addr (of family): the pod at addr, if the pod
+ * watch knows one on another node (CNIs whose IPAM pools are not the
+ * nodes' podCIDRs), and that node's agent.
  */
-static int pod_lookup4(struct zt_peers *p, uint32_t addr, struct zt_mtls_peer *out)
+static int pod_lookup(struct zt_peers *p, int family, const uint8_t *addr,
+		      const struct zt_cidr **agent)
 {
-	struct pod_route key = { .addr = addr };
-	const struct pod_route *r = bsearch(&key, p->pods.v, p->pods.n, sizeof(key), route_cmp);
-	const struct pnode *pn = r ? find(p, r->node) : NULL;
-	const struct zt_cidr *ag = pn && pn->applied ? agent_of(&pn->have) : NULL;
+	struct pod_route key = { .family = family };
+	const struct pod_route *r;
+	const struct pnode *pn;
 
-	if (!ag || pn->self)
-		return -ENOENT;
-	memset(out, 0, sizeof(*out));
-	out->net = addr;
-	memcpy(&out->agent, ag->addr, 4);
-	out->plen = 32;
-	return 0;
+	memcpy(key.addr, addr, family == AF_INET ? 4 : 16);
+	r = bsearch(&key, p->pods.v, p->pods.n, sizeof(key), route_cmp);
+	pn = r ? find(p, r->node) : NULL;
+	*agent = pn && pn->applied ? agent_of(p, &pn->have) : NULL;
+	return *agent && !pn->self ? 0 : -ENOENT;
 }
 
 /*
@@ -374,7 +429,7 @@ static int node_holding(const struct zt_peers *p, int family, const uint8_t *add
 
 			if (c->family != family || !zt_cidr_contains(c, addr))
 				continue;
-			*agent = agent_of(&pn->have);
+			*agent = agent_of(p, &pn->have);
 			if (pn->self || !*agent)
 				return -ENOENT;
 			*cidr = c;
@@ -387,32 +442,83 @@ static int node_holding(const struct zt_peers *p, int family, const uint8_t *add
 int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out)
 {
 	struct zt_peers *p = daemon_k8s_peers(d);
-	const struct zt_cidr *c, *ag;
+	const struct zt_cidr *c = NULL, *ag;
 	int r = node_holding(p, AF_INET, (const uint8_t *)&addr, &c, &ag);
 
 	if (r == 1)
-		return p ? pod_lookup4(p, addr, out) : -ENOENT;
+		r = p ? pod_lookup(p, AF_INET, (const uint8_t *)&addr, &ag) : -ENOENT;
 	if (r < 0)
 		return r;
 	memset(out, 0, sizeof(*out));
-	memcpy(&out->net, c->addr, 4);
-	memcpy(&out->agent, ag->addr, 4);
-	out->plen = c->prefixlen;
+	if (c)
+		memcpy(&out->net, c->addr, 4);
+	else
+		out->net = addr;
+	agent_set(&out->agent, ag);
+	out->plen = c ? c->prefixlen : 32;
 	return 0;
 }
 
 int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out)
 {
-	const struct zt_cidr *c, *ag;
-	int r = node_holding(daemon_k8s_peers(d), AF_INET6, addr, &c, &ag);
+	struct zt_peers *p = daemon_k8s_peers(d);
+	const struct zt_cidr *c = NULL, *ag;
+	int r = node_holding(p, AF_INET6, addr, &c, &ag);
 
-	if (r)
-		return -ENOENT;
+	if (r == 1)
+		r = p ? pod_lookup(p, AF_INET6, addr, &ag) : -ENOENT;
+	if (r < 0)
+		return r;
 	memset(out, 0, sizeof(*out));
-	memcpy(out->net, c->addr, 16);
-	memcpy(&out->agent, ag->addr, 4);
-	out->plen = c->prefixlen;
+	memcpy(out->net, c ? c->addr : addr, 16);
+	agent_set(&out->agent, ag);
+	out->plen = c ? c->prefixlen : 128;
 	return 0;
+}
+
+/*
+ * Strict mode for pods outside every podCIDR: the other nodes' pod
+ * addresses of now into the datapath's remote sets, those of old that now
+ * lacks out of them (a /32 or /128 key: a node's podCIDR entry that holds
+ * the address is another key and stays).
+ */
+static void pods_datapath(struct zt_peers *p, const struct zt_peers_pods *old,
+			  const struct zt_peers_pods *now)
+{
+	struct tc_endpoint *tc = p->d->dp ? p->d->dp->tc : NULL;
+	char a[INET6_ADDRSTRLEN];
+	uint32_t one = 1;
+
+	if (!tc)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct zt_peers_pods *from = pass ? now : old, *other = pass ? old : now;
+
+		for (size_t i = 0; i < from->n; i++) {
+			const struct pod_route *r = &from->v[i];
+			bool v4 = r->family == AF_INET;
+			struct zt_ip4_key k4 = { .prefixlen = 32 };
+			struct zt_ip6_key k6 = { .prefixlen = 128 };
+			int fd =
+				bpf_map__fd(v4 ? tc->maps.mtls_remote_v4 : tc->maps.mtls_remote_v6);
+			const void *k = v4 ? (const void *)&k4 : (const void *)&k6;
+			int e;
+
+			if (bsearch(r, other->v, other->n, sizeof(*r), route_cmp))
+				continue; /* in both: as it is */
+			if (v4)
+				memcpy(k4.addr, r->addr, 4);
+			else
+				memcpy(k6.addr, r->addr, 16);
+			e = pass ? bpf_map_update_elem(fd, k, &one, BPF_ANY) :
+				   bpf_map_delete_elem(fd, k);
+			if (e < 0 && !(!pass && errno == ENOENT))
+				log_warn(
+					"mtls_peer_datapath_failed",
+					"node=%s pod_address=%s error=\"%s\" why=\"strict mode may not steer this pod\"",
+					r->node, route_str(r, a, sizeof(a)), strerror(errno));
+		}
+	}
 }
 
 static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,
@@ -452,13 +558,13 @@ int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
 			cc.family = AF_INET;
 			cc.prefixlen = mp.plen;
 			memcpy(cc.addr, &mp.net, 4);
-			inet_ntop(AF_INET, &mp.agent, ag, sizeof(ag));
+			inet_ntop(mp.agent.family, mp.agent.addr, ag, sizeof(ag));
 			port = mp.port;
 		} else if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &mp6) == 0) {
 			cc.family = AF_INET6;
 			cc.prefixlen = mp6.plen;
 			memcpy(cc.addr, mp6.net, 16);
-			inet_ntop(AF_INET, &mp6.agent, ag, sizeof(ag));
+			inet_ntop(mp6.agent.family, mp6.agent.addr, ag, sizeof(ag));
 			port = mp6.port;
 		} else {
 			continue;
@@ -474,15 +580,15 @@ int daemon_peers_status(struct zt_daemon *d, cbor_item_t *top)
 
 		for (size_t j = 0; j < m->n_cidrs; j++) {
 			r = put_peer(a, "k8s", pn->name, cidr_str(&m->cidrs[j], c, sizeof(c)),
-				     addr_str(agent_of(m), ag, sizeof(ag)), d->cfg.mtls.port,
+				     addr_str(agent_of(p, m), ag, sizeof(ag)), d->cfg.mtls.port,
 				     pn->self, pn->problem);
 			if (r < 0)
 				return r;
 		}
 		if (!m->n_cidrs) {
-			r = put_peer(a, "k8s", pn->name, "", addr_str(agent_of(m), ag, sizeof(ag)),
-				     d->cfg.mtls.port, pn->self,
-				     pn->problem[0] ? pn->problem : "no podCIDR");
+			r = put_peer(a, "k8s", pn->name, "",
+				     addr_str(agent_of(p, m), ag, sizeof(ag)), d->cfg.mtls.port,
+				     pn->self, pn->problem[0] ? pn->problem : "no podCIDR");
 			if (r < 0)
 				return r;
 		}

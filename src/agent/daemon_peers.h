@@ -2,9 +2,10 @@
 /*
  * The mTLS peer table learned from the cluster (daemon_peers.c): each
  * Node's pod CIDRs (spec.podCIDRs, spec.podCIDR) map to that node's agent
- * (its first InternalIP of the CIDR's family, port mtls.port). Fed by the
- * Node watch (daemon_k8s.c), read by the tunnel's steering (daemon_mtls.c)
- * when no mtls.peers entry covers a destination. Loop thread only.
+ * (its first InternalIP of the family the agents meet over: IPv4, or IPv6
+ * when this node is IPv6-only; port mtls.port). Fed by the Node watch
+ * (daemon_k8s.c), read by the tunnel's steering (daemon_mtls.c) when no
+ * mtls.peers entry covers a destination. Loop thread only.
  */
 #ifndef ZT_DAEMON_PEERS_H
 #define ZT_DAEMON_PEERS_H
@@ -33,10 +34,12 @@ void zt_peers_node_del(struct zt_peers *p, const char *name);
 size_t zt_peers_count(const struct zt_peers *p);
 
 /*
- * The other nodes' pod addresses (IPv4) and their nodes, from the pod
- * watch, for pods outside every node's podCIDRs: built whole at each pod
- * recompute, then committed in place of the last set (ownership passes;
- * on out of memory the last set stays). add: a pod of another node.
+ * The other nodes' pod addresses (IPv4 and IPv6) and their nodes, from the
+ * pod watch, for pods outside every node's podCIDRs: built whole at each
+ * pod recompute, then committed in place of the last set (ownership passes;
+ * on out of memory the last set stays). Committing also puts the set's
+ * addresses into the datapath's strict-mode remote sets (/32, /128) and
+ * takes out those that left it. add: a pod of another node.
  */
 struct zt_peers_pods;
 struct zt_peers_pods *zt_peers_pods_new(void);
@@ -55,8 +58,7 @@ struct zt_peers *daemon_k8s_peers(struct zt_daemon *d);
 int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer *out);
 /*
  * The same for an IPv6 pod address (16 bytes): the node whose IPv6 podCIDR
- * holds it; its agent is still the node's IPv4 InternalIP. (The pod watch
- * keeps IPv4 pod addresses only.)
+ * holds it, else the node of the pod the watch knows at it (net /128).
  */
 int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out);
 /* "peers" (mtls.peers and the nodes', with where each came from) into the status map. */

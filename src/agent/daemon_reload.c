@@ -9,7 +9,9 @@
  *                           one line and keep their running values until a
  *                           restart (enforcement has no gap across one).
  *   mTLS credentials        ca_bundle, node_cert, node_key: the file
- *                           watch's all-or-nothing reload, at once
+ *                           watch's all-or-nothing reload, at once; mTLS
+ *                           that could not start (credentials missing or
+ *                           broken then) is started with them
  *   the policy directory    as `ztctl policy reload`
  *   feeds                   fetched now, as `ztctl feeds refresh`
  *
@@ -151,8 +153,14 @@ void daemon_reload(struct zt_daemon *d)
 	r = reload_config(d);
 	config = r < 0 ? "kept_running" : r ? "applied" : "unchanged";
 
-	r = d->cfg.mtls.mode == ZT_MTLS_MODE_OFF ? -ENOTCONN : daemon_mtls_reload_credentials(d);
-	creds = r == 0 ? "reloaded" : r == -ENOTCONN ? "not_running" : "kept_last_good";
+	/* mTLS that did not start (credentials missing at start, say) starts now if it can. */
+	r = daemon_mtls_retry(d);
+	if (r == 0)
+		creds = "started";
+	else if (r == -EALREADY)
+		creds = daemon_mtls_reload_credentials(d) == 0 ? "reloaded" : "kept_last_good";
+	else
+		creds = "not_running";
 
 	err[0] = '\0';
 	r = invoke(d, ZT_OP_POLICY_RELOAD, err, sizeof(err));

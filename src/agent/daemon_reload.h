@@ -18,6 +18,7 @@ void daemon_reload(struct zt_daemon *d);
 
 /* daemon_mtls.c */
 int daemon_mtls_reload_credentials(struct zt_daemon *d);
+int daemon_mtls_retry(struct zt_daemon *d);
 void daemon_mtls_peers_reload(struct zt_daemon *d);
 
 #endif

@@ -58,7 +58,8 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 		const cbor_item_t *p = arr_at(a, i);
 		char cidr[64], agent[80], src[16], node[256], note[600];
 
-		snprintf(agent, sizeof(agent), "%s:%llu", str_of(p, "agent", b2, sizeof(b2), "?"),
+		str_of(p, "agent", b2, sizeof(b2), "?");
+		snprintf(agent, sizeof(agent), strchr(b2, ':') ? "[%s]:%llu" : "%s:%llu", b2,
 			 (unsigned long long)u64_of(p, "port"));
 		str_of(p, "problem", note, sizeof(note), "");
 		if (bool_of(p, "self"))

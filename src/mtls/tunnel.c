@@ -1371,6 +1371,20 @@ static SSL *new_ssl(struct zt_tunnel *t, struct conn *c, bool server)
 	return ssl;
 }
 
+/* An IPv4 peer on the dual-stack listener ("::ffff:a.b.c.d") as the IPv4 address it is. */
+static void v4_unmap(struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in s4 = { .sin_family = AF_INET };
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		return;
+	s4.sin_port = s6->sin6_port;
+	memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &s4, sizeof(s4));
+}
+
 static void accept_all(struct zt_tunnel *t)
 {
 	for (;;) {
@@ -1388,6 +1402,7 @@ static void accept_all(struct zt_tunnel *t)
 			continue;
 		}
 		sock_opts(t, fd, true);
+		v4_unmap(&ss);
 		c->peer = ss;
 		c->ep[1].fd = fd;
 		c->ep[1].ssl = new_ssl(t, c, true);
@@ -1713,8 +1728,11 @@ int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, ch
 		len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
 						sizeof(struct sockaddr_in6);
 		t->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		/* "[::]:PORT" takes both families (IPv4 peers arrive v4-mapped, see accept_all). */
 		if (t->lfd < 0 ||
 		    setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    (ss.ss_family == AF_INET6 &&
+		     setsockopt(t->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){ 0 }, sizeof(int)) < 0) ||
 		    bind(t->lfd, (struct sockaddr *)&ss, len) < 0 || listen(t->lfd, 1024) < 0) {
 			r = -errno;
 			zt_seterr(err, errlen, "tunnel: cannot listen on %s: %s", cfg->listen,

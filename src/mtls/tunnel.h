@@ -63,7 +63,11 @@ struct zt_tunnel_config {
 	void (*on_relay)(void *ctx, const struct zt_mtls_dest *dst, const char *src_id,
 			 const char *dst_id);
 	void *ctx;
-	const char *listen; /* "ADDR:PORT" (port 0: any) for the server side; NULL: client only */
+	/*
+	 * "ADDR:PORT" (port 0: any) for the server side; NULL: client only.
+	 * "[::]:PORT" listens on IPv6 and IPv4 alike.
+	 */
+	const char *listen;
 	bool transparent_source; /* server: connect to dst from the client pod's address */
 	uint32_t mark; /* SO_MARK on the agent's own sockets (0: none), so they are never steered */
 	uint32_t handshake_timeout_ms; /* 0: 10 s */

@@ -2454,6 +2454,50 @@ static void test_mtls_bypass_drops(void **state)
 	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED);
 }
 
+/*
+ * The agent delivering a tunnelled connection to a port this node asks no
+ * mTLS for (policy mode; another node's rule or strict mode sent it): the
+ * flow is the agent's, so the pod's replies are held for the agent's
+ * socket (none here: no_agent) and never routed past it, also after a
+ * policy change. Clear text to that port stays as policy says.
+ */
+static void test_mtls_agent_delivery(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u64 no0;
+
+	std_setup(e);
+	mtls_cfg_set(e, ZT_MTLS_DP_POLICY);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 7001, 61);
+	assert_int_equal(to_pod_marked(e, tcp4(&p, PEER4, POD4, 50000, 7001, TCP_SYN), 0),
+			 TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50000, 7001), &v), 0);
+	assert_int_equal(v.mtls, 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 7001, 50000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(
+		to_pod_marked(e, tcp4(&p, PEER4, POD4, 50001, 7001, TCP_SYN), ZT_MTLS_MARK_AGENT),
+		TC_ACT_OK);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50001, 7001), &v), 0);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+	no0 = mstat(e, ZT_MTLS_DS_NO_AGENT);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 7001, 50001, TCP_SYN | TCP_ACK)),
+			 TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), no0 + 1);
+	/* The next generation, the same rule: still the agent's. */
+	ipc_std(e, 0);
+	isolate(e, 0);
+	allow_port(e, 0, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 7001, 62);
+	set_gen(e, 2);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 7001, 50001, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(mstat(e, ZT_MTLS_DS_NO_AGENT), no0 + 2);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 50001, 7001), &v), 0);
+	assert_int_equal(v.gen, 2);
+	assert_int_equal(v.mtls, ZT_CT_MTLS_NEED | ZT_CT_MTLS_VIA);
+}
+
 /* mtls.mode off (or no agent ever configured it): the flags change nothing. */
 static void test_mtls_off_passes(void **state)
 {
@@ -3089,6 +3133,7 @@ int main(void)
 		T(test_tc_capture),
 		T(test_mtls_no_agent_drops),
 		T(test_mtls_bypass_drops),
+		T(test_mtls_agent_delivery),
 		T(test_mtls_off_passes),
 		T(test_mtls_strict_remote),
 		T(test_mtls_v6_needs_agent),

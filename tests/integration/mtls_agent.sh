@@ -11,7 +11,9 @@
 #                                                                  v-lo ─ pod local 198.18.2.20
 # IPv6 (2001:2::/48, benchmarking): pods 2001:2:0:1::10/::11 on node a, 2001:2:0:2::10/::20 on
 # node b (each pod's default route: fe80::1 on its veth), links 2001:2:0:100::/64 and :101::/64;
-# the agents meet over IPv4, the tunnel's frame carries the pods' IPv6 addresses.
+# the agents meet over IPv4, the tunnel's frame carries the pods' IPv6 addresses. Last, the
+# node links lose their IPv4 (an IPv6-only node network): the agents meet over IPv6
+# (mtls.peers "POD_CIDR=[2001:2:0:101::1]:15008", applied by SIGHUP), IPv4 pods included.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/integration/twonode.bash"
@@ -614,4 +616,53 @@ check "the 75 s iperf3 through the tunnel never broke (exit $rc, $secs s receive
 	test "$rc" -eq 0 -a "$secs" -ge 74
 check "... and node a renewed again meanwhile (60 s: a second half life)" \
 	test "$(svid a "$WEB_ID" serial)" != "$sa1"
+# --- An IPv6-only node network: the agents meet over IPv6 ---
+twonode_v6only
+sed -i 's|^  peers: .*|  peers: ["198.18.2.0/24=[2001:2:0:101::1]:15008", "2001:2:0:2::/64=[2001:2:0:101::1]"]|' "$DIR/a.yaml"
+sed -i 's|^  peers: .*|  peers: ["198.18.1.0/24=[2001:2:0:100::1]:15008", "2001:2:0:1::/64=[2001:2:0:100::1]"]|' "$DIR/b.yaml"
+hup_done() { test "$(grep -c 'event=reload_done' "$DIR/$1.log")" -gt "$2"; }
+ra=$(grep -c 'event=reload_done' "$DIR/a.log") rb=$(grep -c 'event=reload_done' "$DIR/b.log")
+kill -HUP "$AGENT_A" "$AGENT_B"
+wait_for 10 hup_done a "$ra" && wait_for 10 hup_done b "$rb" || bail "both agents reload (SIGHUP)"
+check "the node links carry no IPv4 any more (node a has no route to node b's 198.18.101.1)" \
+	bash -c "! ip -n '$A' route get 198.18.101.1 >/dev/null 2>&1"
+check "mtls.peers with IPv6 agents applied by SIGHUP: 198.18.2.0/24 -> 2001:2:0:101::1 (source config)" \
+	test "$(js a "[p['agent'] for p in d['peers'] if p['cidr']=='198.18.2.0/24' and p['source']=='config']")" = "['2001:2:0:101::1']"
+ip netns exec "$R" tshark -i ra -w "$DIR/wire6.pcap" -f tcp >"$DIR/tshark6.log" 2>&1 &
+PIDS+=($!)
+TSHARK=$!
+wait_for 15 grep -qs "Capturing on" "$DIR/tshark6.log" || bail "tshark captures ($(cat "$DIR/tshark6.log"))"
+opened0=$(js b "d['traffic']['tunnels_opened']") conns0=$(grep -c "peer=198.18.1.10" "$DIR/sv7000.peers")
+check "IPv6 node network: IPv4 echo client -> 198.18.2.10:7000 answers through the tunnel" \
+	wait_for 5 test "$(say cl 198.18.2.10 7000 "$CANARY-u6")" = "$CANARY-u6"
+check "... the server pod sees the client pod's IPv4 address" \
+	test "$(grep -c "peer=198.18.1.10" "$DIR/sv7000.peers")" -gt "$conns0"
+check "IPv6 node network: IPv6 echo client -> [2001:2:0:2::10]:7000 answers" \
+	test "$(say cl 2001:2:0:2::10 7000 "$CANARY-u66")" = "$CANARY-u66"
+check "... node b opened tunnels for them" test "$(js b "d['traffic']['tunnels_opened']")" -ge $((opened0 + 2))
+# Clear text around the tunnel over the IPv6 node network: from node a itself (no pod
+# veth, so nothing steers it) to the server pod's mTLS port.
+bypass0=$(js b "d['datapath']['dropped_bypass']")
+check "clear text from node a to [2001:2:0:2::10]:7000 around the tunnel is refused" \
+	test -z "$(ip netns exec "$A" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" 2001:2:0:2::10 7000 "$CANARY-by6" 2>>"$DIR/say.err")"
+check "... the server pod never saw node a's address" bash -c "! grep -q 'peer=2001:2:0:100::1' '$DIR/sv7000.peers6'"
+check "... node b counted the bypass drops" test "$(js b "d['datapath']['dropped_bypass']")" -gt "$bypass0"
+sleep 1
+kill -INT "$TSHARK"
+wait "$TSHARK" 2>/dev/null
+CAP="$DIR/wire6.pcap"
+check "the router saw the tunnel over IPv6 only: IPv6 tunnel payload, no IPv4 packet" \
+	eval 'test "$(tshark -r "$CAP" -Y "ipv6 && tcp.port == 15008 && tcp.len > 0" 2>/dev/null | wc -l)" -gt 4 &&
+		test "$(tshark -r "$CAP" -Y ip 2>/dev/null | wc -l)" -eq 0'
+check "... the canary never appears on the wire" bash -c "! grep -aq '$CANARY' '$CAP'"
+vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
+	-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
+check "... every ServerHello on it selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
+types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
+	-e tls.record.content_type -e tls.record.opaque_type 2>/dev/null |
+	tr ',\t' '\n\n' | grep . | sort -u | tr '\n' ' ')
+check "... only handshake, change_cipher_spec and encrypted records on the tunnel port: '$types'" \
+	bash -c "[[ '$types' =~ ^(20 )?22\ 23\ $ ]]"
+clear_tcp=$(tshark -r "$CAP" -Y 'tcp.len > 0 && !(tcp.port == 15008)' 2>/dev/null | wc -l)
+check "... and no other TCP payload ($clear_tcp packets)" test "$clear_tcp" -eq 0
 echo "1..$n"

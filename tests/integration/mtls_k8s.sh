@@ -20,6 +20,15 @@
 #   - IPv6 pods (2001:2::/48): node b's IPv6 podCIDR maps to its IPv4
 #     InternalIP (the agents meet over IPv4); refused before it covers the
 #     pod, through the tunnel after, delivered from the client's IPv6 address
+#   - a pod outside every podCIDR with IPv4 and IPv6 status.podIPs (pod sx,
+#     198.18.12.10 and 2001:2:0:12::10): both addresses routed to its node's
+#     agent; with node a in mtls.mode strict, its traffic that no rule marks
+#     (port 7001) is carried by the tunnel too (node b, in mode policy,
+#     keeps the pod's replies for its agent), and is no longer once the pod
+#     is deleted
+#   - IPv6-only nodes (InternalIPs 2001:2:0:100::1, 2001:2:0:101::1, node
+#     a's IPv4 route to node b prohibited): the agents meet over IPv6, IPv4
+#     and IPv6 pods alike; dual-stack nodes keep meeting over IPv4
 #
 #   ns A (node-a, ztagent)        ns R (router, API server)       ns B (node-b, ztagent)
 #   pod cl 198.18.1.10 ─ v-cl   uplink 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 uplink   v-sv ─ pod sv 198.18.2.10
@@ -30,7 +39,7 @@ ZTAGENT="$ROOT/build/ztagent"
 ZTCTL="$ROOT/build/ztctl"
 ID="ztmk$$"
 A="$ID-a" R="$ID-r" B="$ID-b"
-PODS=("$ID-cl" "$ID-sv")
+PODS=("$ID-cl" "$ID-sv" "$ID-sx")
 DIR=$(mktemp -d /tmp/ztagent-mtlsk8s.XXXXXX)
 PIDS=()
 TD=cluster.local
@@ -61,6 +70,10 @@ bash "$ROOT/tests/k8s/mkcerts.sh" "$DIR/pki" "IP:$API_IP" || bail "the API serve
 twonode_make
 pod "$A" cl 198.18.1.10 2001:2:0:1::10
 pod "$B" sv 198.18.2.10 2001:2:0:2::10
+# sx: addresses in no node's podCIDR, ever (a CNI's own IPAM pool)
+pod "$B" sx 198.18.12.10 2001:2:0:12::10
+ip -n "$R" route add 198.18.12.0/24 via 198.18.101.1
+ip -n "$R" -6 route add 2001:2:0:12::/64 via 2001:2:0:101::1
 
 # --- the API server on the router, reachable from both nodes ---
 bg "$R" "$PY" "$ROOT/tests/k8s/apiserver.py" --address $API_IP --port 0 --ctl-port 0 \
@@ -69,11 +82,13 @@ bg "$R" "$PY" "$ROOT/tests/k8s/apiserver.py" --address $API_IP --port 0 --ctl-po
 wait_for 10 test -s "$DIR/ports" || bail "the API server starts ($(cat "$DIR/apiserver.log"))"
 read -r API_PORT CTL_PORT <"$DIR/ports"
 ctl() { ip netns exec "$R" curl -sf -X POST "http://127.0.0.1:$CTL_PORT/$1" -d "$2" >/dev/null; }
-node_obj() { # node_obj NAME PODCIDR INTERNAL_IP [PODCIDR6]
+node_obj() { # node_obj NAME PODCIDR INTERNAL_IP [PODCIDR6 [INTERNAL_IP2]]
+	local ip2=""
+	[ -n "${5:-}" ] && ip2=", {\"type\": \"InternalIP\", \"address\": \"$5\"}"
 	ctl apply "{\"resource\": \"nodes\", \"object\": {\"metadata\": {\"name\": \"$1\"},
 		\"spec\": {\"podCIDR\": \"$2\", \"podCIDRs\": [\"$2\"${4:+, \"$4\"}]},
 		\"status\": {\"addresses\": [{\"type\": \"Hostname\", \"address\": \"$1\"},
-		{\"type\": \"InternalIP\", \"address\": \"$3\"}]}}}"
+		{\"type\": \"InternalIP\", \"address\": \"$3\"}$ip2]}}}"
 }
 del_node() { ctl delete "{\"resource\": \"nodes\", \"name\": \"$1\"}"; }
 cat >"$DIR/kubeconfig" <<EOF
@@ -126,7 +141,8 @@ spec:
   podSelector: {matchLabels: {app: client}}
   egress:
     - action: allow
-      to: [{ipBlock: {cidr: 198.18.2.0/24}}, {ipBlock: {cidr: "2001:2:0:2::/64"}}]
+      to: [{ipBlock: {cidr: 198.18.2.0/24}}, {ipBlock: {cidr: "2001:2:0:2::/64"}},
+           {ipBlock: {cidr: 198.18.12.0/24}}, {ipBlock: {cidr: "2001:2:0:12::/64"}}]
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
     - action: allow
@@ -143,12 +159,16 @@ spec:
       from: [{ipBlock: {cidr: 198.18.0.0/15}}, {ipBlock: {cidr: "2001:2::/48"}}]
       ports: [{protocol: TCP, port: 7000}]
       requireMutualAuth: true
+    - action: allow
+      from: [{ipBlock: {cidr: 198.18.0.0/15}}, {ipBlock: {cidr: "2001:2::/48"}}]
+      ports: [{protocol: TCP, port: 7001}]
 EOF
 grep -q peers "$DIR/a.yaml" "$DIR/b.yaml" && bail "the configurations must not name mtls.peers"
 start_agent() { # start_agent a|b
 	local ns=$A
 	[ "$1" = b ] && ns=$B
 	bg "$ns" "$ZTAGENT" --config "$DIR/$1.yaml"
+	eval "AGENT_${1^^}=$LAST"
 	wait_for 15 "ztctl_$1" status >/dev/null 2>&1
 }
 start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a starts: $(cat "$DIR/a.log")"
@@ -156,11 +176,21 @@ start_agent b >>"$DIR/b.log" 2>&1 || bail "agent b starts: $(cat "$DIR/b.log")"
 ztctl_a endpoint add --ifname v-cl --ip 198.18.1.10,2001:2:0:1::10 --labels app=client --namespace shop \
 	--name client --service-account web >/dev/null &&
 	ztctl_b endpoint add --ifname v-sv --ip 198.18.2.10,2001:2:0:2::10 --labels app=server --namespace shop \
-		--name server --service-account db >/dev/null || bail "endpoints"
+		--name server --service-account db >/dev/null &&
+	ztctl_b endpoint add --ifname v-sx --ip 198.18.12.10,2001:2:0:12::10 --labels app=server \
+		--namespace shop --name server-x --service-account db >/dev/null || bail "endpoints"
 
 bg "$ID-sv" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sv.peers"
 bg "$ID-sv" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sv.peers6" 6
-touch "$DIR/sv.peers" "$DIR/sv.peers6"
+bg "$ID-sx" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sx.peers"
+bg "$ID-sx" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7000 "$DIR/sx.peers6" 6
+bg "$ID-sx" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7001 "$DIR/sx7001.peers"
+bg "$ID-sx" "$PY" "$ROOT/tests/integration/mtls_echo.py" 7001 "$DIR/sx7001.peers6" 6
+touch "$DIR/sv.peers" "$DIR/sv.peers6" "$DIR/sx.peers" "$DIR/sx.peers6"
+sayx() { # sayx DST PORT TEXT: cl -> pod sx
+	ip netns exec "$ID-cl" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" "$1" "$2" "$3" 2>>"$DIR/say.err"
+}
+echoesx() { test "$(sayx "$1" "$2" "$3")" = "$3"; }
 say6() { ip netns exec "$ID-cl" timeout 10 "$PY" "$ROOT/tests/integration/mtls_say.py" 2001:2:0:2::10 7000 "$1" 2>>"$DIR/say.err"; }
 echoes6() { test "$(say6 "$1")" = "$1"; }
 refused6() { ! echoes6 "$1"; }
@@ -268,6 +298,75 @@ check "the pod watch says 198.18.2.10 is a pod of node-b: the tunnel goes to nod
 check "... status counts the pod addresses known" test "$(js a "d['peer_pod_addresses']")" -ge 1
 ctl delete '{"resource": "pods", "namespace": "shop", "name": "server-api"}'
 check "the pod deleted: refused again" wait_for 5 eval '! echoes pod-gone-$$'
+# --- 7. pod sx, outside every podCIDR, known by the pod watch with both families of podIPs ---
+nr0=$(js a "d['traffic']['steered_no_route']")
+check "before the pod watch knows pod sx: [2001:2:0:12::10]:7000 is refused" \
+	eval '! echoesx 2001:2:0:12::10 7000 sx-before6'
+check "... counted as steered_no_route" test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
+ctl apply '{"resource": "pods", "object": {"metadata": {"name": "server-x", "namespace": "shop",
+		"labels": {"app": "server"}},
+	"spec": {"nodeName": "node-b", "serviceAccountName": "db",
+		"containers": [{"name": "main", "image": "busybox"}]},
+	"status": {"phase": "Running", "podIP": "198.18.12.10",
+		"podIPs": [{"ip": "198.18.12.10"}, {"ip": "2001:2:0:12::10"}]}}}'
+check "the pod watch gives pod sx to node-b: 198.18.12.10:7000 goes through the tunnel" \
+	wait_for 5 echoesx 198.18.12.10 7000 sx-by-pod-$$
+check "... status counts both of its addresses" test "$(js a "d['peer_pod_addresses']")" -ge 2
+check "its IPv6 podIP too: [2001:2:0:12::10]:7000 goes through the tunnel" \
+	echoesx 2001:2:0:12::10 7000 sx-by-pod6-$$
+check "... delivered from the client pod's IPv6 address" grep -qx "peer=2001:2:0:1::10" "$DIR/sx.peers6"
+
+# --- 8. mtls.mode strict on node a: pod sx's traffic that no rule marks is carried too ---
+# (Node b stays in mode policy with no requirement on 7001: the flow is still the agent's there,
+# as its agent delivered it, so the pod's replies go back to the agent.)
+kill -TERM "$AGENT_A"
+wait "$AGENT_A" 2>/dev/null
+sed -i 's/^  mode: policy$/  mode: strict/' "$DIR/a.yaml"
+start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a restarts in mode strict"
+pod_addrs() { js a "d['peer_pod_addresses']"; }
+check "node a runs in mode strict and knows pod sx's addresses again" \
+	wait_for 15 eval 'test "$(pod_addrs)" -ge 2 && has_svid a web'
+strict_via_tunnel() { # strict_via_tunnel DST TEXT LOG PEER
+	local st0 op0
+	st0=$(js a "d['datapath']['steered']") op0=$(js b "d['traffic']['tunnels_opened']")
+	echoesx "$1" 7001 "$2" && grep -qx "peer=$4" "$3" &&
+		test "$(js a "d['datapath']['steered']")" -gt "$st0" &&
+		test "$(js b "d['traffic']['tunnels_opened']")" -gt "$op0"
+}
+check "strict: 198.18.12.10:7001 (no rule asks for mTLS) is steered and carried by the tunnel" \
+	wait_for 5 strict_via_tunnel 198.18.12.10 sx-strict-$$ "$DIR/sx7001.peers" 198.18.1.10
+check "strict: [2001:2:0:12::10]:7001 too" \
+	wait_for 5 strict_via_tunnel 2001:2:0:12::10 sx-strict6-$$ "$DIR/sx7001.peers6" 2001:2:0:1::10
+ctl delete '{"resource": "pods", "namespace": "shop", "name": "server-x"}'
+gone() { test "$(pod_addrs)" -eq 0; }
+in_clear() { # in_clear DST TEXT: answers, and node a did not steer it
+	local st0
+	st0=$(js a "d['datapath']['steered']")
+	echoesx "$1" 7001 "$2" && test "$(js a "d['datapath']['steered']")" -eq "$st0"
+}
+check "pod sx deleted: its addresses leave node a's strict set (7001 answers, not steered)" \
+	eval 'wait_for 5 gone && in_clear 198.18.12.10 sx-gone-$$ && in_clear 2001:2:0:12::10 sx-gone6-$$'
+
+# --- 9. IPv6-only nodes: the agents meet over IPv6 ---
+# Node a's IPv4 route to node b's address prohibited: only IPv6 joins the agents.
+ip -n "$A" route add prohibit 198.18.101.1/32
+node_obj node-a 198.18.1.0/24 2001:2:0:100::1 2001:2:0:1::/64
+node_obj node-b 198.18.2.0/24 2001:2:0:101::1 2001:2:0:2::/64
+check "IPv6-only nodes: node a maps 198.18.2.0/24 to node b's IPv6 InternalIP" \
+	wait_for 5 has_peer a 198.18.2.0/24 2001:2:0:101::1 k8s node-b
+check "... and 2001:2:0:2::/64 too" has_peer a 2001:2:0:2::/64 2001:2:0:101::1 k8s node-b
+check "an IPv4 pod connection crosses through the tunnel over the IPv6 node network" \
+	echoes "v6nodes-$$"
+check "an IPv6 pod connection too" echoes6 "v6nodes6-$$"
+ztctl_a mtls status >"$DIR/status6.txt" 2>&1
+check "ztctl mtls status writes the IPv6 agent in brackets" \
+	grep -qE '198\.18\.2\.0/24 +\[2001:2:0:101::1\]:15008 +k8s +node-b' "$DIR/status6.txt"
+node_obj node-a 198.18.1.0/24 198.18.100.1 2001:2:0:1::/64 2001:2:0:100::1
+node_obj node-b 198.18.2.0/24 2001:2:0:101::1 2001:2:0:2::/64 198.18.101.1
+check "dual-stack nodes keep meeting over IPv4 (node b's IPv4 InternalIP, listed second)" \
+	wait_for 5 has_peer a 198.18.2.0/24 198.18.101.1 k8s node-b
+ip -n "$A" route del prohibit 198.18.101.1/32
+check "... and the connection goes through over IPv4" echoes "dual-$$"
 check "no error in the agents' logs but the overlap" \
 	bash -c "! grep -h 'level=error' '$DIR/a.log' '$DIR/b.log' | grep -v mtls_peer_overlap | grep -q ."
 grep -h 'level=error' "$DIR/a.log" "$DIR/b.log" | grep -v mtls_peer_overlap | head -5 | sed 's/^/# /'

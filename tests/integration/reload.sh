@@ -11,6 +11,8 @@
 #   - a configuration that does not parse: the agent keeps running and
 #     enforcing (a blocked source stays blocked, the peers stay), the log
 #     names the file and line
+#   - mTLS that could not start (its credentials did not exist yet) starts
+#     on the SIGHUP after they are made: tunnel listener up, SVID minted
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
 
@@ -118,4 +120,25 @@ check "... the running peers stay" \
 	test "$(js "[p['cidr'] for p in d['peers'] if p['source']=='config']")" = "['198.18.7.0/24']"
 check "no error in the log but the refused file" \
 	bash -c "! grep 'level=error' '$LAB_LOG' | grep -v reload_config_invalid | grep -q ."
+# --- 4. mTLS that could not start: started by SIGHUP once its credentials exist ---
+lab_agent_stop
+write_conf node3 '"198.18.7.0/24=198.18.0.1"' info 30s
+check "the agent starts while mtls.ca_bundle, node_cert and node_key do not exist yet" lab_agent_start
+ztctl endpoint add --ifname v-web --ip 198.18.5.10 --labels app=web --namespace shop \
+	--name web --service-account web >/dev/null 2>&1
+tunnel_listens() { in_node ss -Htln "sport = :15008" | grep -q .; }
+check "... mTLS is not running and says why (mtls_unavailable, ztctl mtls status)" \
+	eval 'grep -q "event=mtls_unavailable" "$LAB_LOG" && test "$(js "d['"'"'state'"'"']")" != running'
+check "... no tunnel listener, no SVID" eval '! tunnel_listens && ! has_serial'
+"$ZTCTL_CA" ca issue-node lab-node --ca "$LAB_DIR/ca2" --out "$LAB_DIR/node3" --days 2 >/dev/null ||
+	tap_fail "ztctl ca issue-node makes the missing credentials"
+check "SIGHUP once the credentials exist" hup
+check "... mTLS started (reload_done mtls_credentials=started)" \
+	eval 'since $MARK | grep -q "event=reload_done .*mtls_credentials=started"'
+check "... ztctl mtls status: running" test "$(js "d['state']")" = running
+check "... the tunnel listens on 15008" tunnel_listens
+check "... the pod's SVID is minted by the new node certificate" wait_for 5 has_serial
+check "a second SIGHUP reloads the running mTLS as before" hup
+check "... (reload_done mtls_credentials=reloaded)" \
+	eval 'since $MARK | grep -q "event=reload_done .*mtls_credentials=reloaded"'
 echo "1..$TAP_N"

@@ -9,7 +9,8 @@
 #   pods 198.18.1.x          uplink 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 uplink          pods 198.18.2.x
 #   IPv6 (2001:2::/48, benchmarking): pods 2001:2:0:1::/64 on node a and
 #   2001:2:0:2::/64 on node b (each pod's default route: fe80::1 on its
-#   veth), links 2001:2:0:100::/64 and :101::/64.
+#   veth), links 2001:2:0:100::/64 and :101::/64. twonode_v6only takes the
+#   links' IPv4 off (an IPv6-only node network).
 
 # Processes (PIDS, then whatever is left in the namespaces), namespaces,
 # the agents' bpffs mounts and DIR (kept with MTLS_KEEP=1).
@@ -94,6 +95,16 @@ twonode_make() {
 	ip -n "$B" -6 route add default via 2001:2:0:101::fe
 	ip -n "$R" -6 route add 2001:2:0:1::/64 via 2001:2:0:100::1
 	ip -n "$R" -6 route add 2001:2:0:2::/64 via 2001:2:0:101::1
+}
+
+# The node network IPv6 only: the IPv4 addresses (and with them the IPv4
+# routes) off the node links. The pods keep their IPv4 addresses, which then
+# cross between the nodes only inside the agents' tunnel.
+twonode_v6only() {
+	ip -n "$A" -4 addr flush dev uplink
+	ip -n "$R" -4 addr flush dev ra
+	ip -n "$R" -4 addr flush dev rb
+	ip -n "$B" -4 addr flush dev uplink
 }
 
 pod() { # pod NODE-NS NAME IP IP6: the pod's namespace is $ID-NAME, its veth v-NAME

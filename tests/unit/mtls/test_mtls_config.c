@@ -71,9 +71,19 @@ static void test_peers(void **state)
 		"198.18.2.0/24=node-b",
 		"2001:db8::1/64=198.18.101.1", /* host bits set */
 		"2001:db8::/129=198.18.101.1",
-		"2001:db8::/64=2001:db8::1", /* the agents meet over IPv4 */
+		"2001:db8::/64=2001:db8::1", /* an IPv6 agent goes in brackets */
+		"2001:db8::/64=2001:db8::1:15008",
 		"2001:db8::/64=198.18.101.1:0",
 		"198.18.2.0/24=2001:db8::1",
+		"198.18.2.0/24=[2001:db8::1",
+		"198.18.2.0/24=[2001:db8::1]15008",
+		"198.18.2.0/24=[2001:db8::1]:",
+		"198.18.2.0/24=[2001:db8::1]:0",
+		"198.18.2.0/24=[2001:db8::1]:65536",
+		"198.18.2.0/24=[198.18.101.1]", /* brackets are for IPv6 */
+		"198.18.2.0/24=[::ffff:198.18.101.1]", /* an IPv4 agent is written as such */
+		"198.18.2.0/24=[fe80::1%eth0]",
+		"198.18.2.0/24=[]:15008",
 		"198.18.2.0/ 24=198.18.101.1", /* strtoul would skip the space */
 		"198.18.2.0/+24=198.18.101.1",
 		"198.18.2.0/24=198.18.101.1:+80",
@@ -95,10 +105,11 @@ static void test_peers(void **state)
 	assert_int_equal(p.plen, 23);
 	assert_int_equal(p.port, 16000);
 	assert_int_equal(p.net, htonl(0xc6120400));
-	assert_int_equal(p.agent, htonl(0xc6126601));
+	assert_int_equal(p.agent.family, AF_INET);
+	assert_memory_equal(p.agent.addr, ((const uint8_t[4]){ 198, 18, 102, 1 }), 4);
 	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[0], &p), 0);
 	assert_int_equal(p.port, 0); /* mtls.port */
-	/* An IPv6 pod CIDR: its own reader; the agent's address stays IPv4. */
+	/* An IPv6 pod CIDR: its own reader; an IPv4 agent for it. */
 	assert_int_equal(load("mtls:\n  peers: [\"2001:db8:0:2::/64=198.18.101.1:16000\"]\n", &c,
 			      err, sizeof(err)),
 			 0);
@@ -107,9 +118,35 @@ static void test_peers(void **state)
 	assert_int_equal(zt_mtls_peer6_parse(c.mtls.peers[0], &p6), 0);
 	assert_int_equal(p6.plen, 64);
 	assert_int_equal(p6.port, 16000);
-	assert_int_equal(p6.agent, htonl(0xc6126501));
+	assert_int_equal(p6.agent.family, AF_INET);
+	assert_memory_equal(p6.agent.addr, ((const uint8_t[4]){ 198, 18, 101, 1 }), 4);
 	assert_memory_equal(p6.net, ((const uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2 }),
 			    16);
+	/* IPv6 agents (an IPv6-only node network), in brackets, with or without a port. */
+	assert_int_equal(load("mtls:\n  peers: [\"2001:db8:0:2::/64=[2001:db8:0:101::1]:16000\", "
+			      "\"198.18.2.0/24=[2001:db8:0:101::1]\"]\n",
+			      &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.mtls.n_peers, 2);
+	assert_int_equal(zt_mtls_peer6_parse(c.mtls.peers[0], &p6), 0);
+	assert_int_equal(p6.agent.family, AF_INET6);
+	assert_int_equal(p6.port, 16000);
+	assert_memory_equal(p6.agent.addr,
+			    ((const uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0x01, 0x01, 0, 0, 0,
+						  0, 0, 0, 0, 1 }),
+			    16);
+	assert_int_equal(zt_mtls_peer_parse(c.mtls.peers[1], &p), 0);
+	assert_int_equal(p.agent.family, AF_INET6);
+	assert_int_equal(p.port, 0);
+	assert_int_equal(p.plen, 24);
+	assert_memory_equal(p.agent.addr, p6.agent.addr, 16);
+	/* The longest entry fits the configuration's field. */
+	assert_int_equal(load("mtls:\n  peers: [\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:0/112="
+			      "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535\"]\n",
+			      &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(zt_mtls_peer6_parse(c.mtls.peers[0], &p6), 0);
+	assert_int_equal(p6.port, 65535);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(yaml, sizeof(yaml), "mtls:\n  peers: [\"%s\"]\n", bad[i]);
 		err[0] = '\0';
