@@ -234,15 +234,23 @@ static size_t buf_used(const struct buf *b)
 	return b->tail - b->head;
 }
 
+/*
+ * Room behind the tail. The bytes still waiting are moved to the front only
+ * when they are few: a buffer that a blocked writer keeps full waits until
+ * it drains instead of sliding up to 64 KB down after every record written.
+ */
 static size_t buf_space(struct buf *b)
 {
+	size_t used;
+
 	if (!b->d)
 		return BUF_CAP;
 	if (b->head == b->tail)
 		b->head = b->tail = 0;
-	if (b->tail == BUF_CAP && b->head > 0) {
-		memmove(b->d, b->d + b->head, b->tail - b->head);
-		b->tail -= b->head;
+	used = b->tail - b->head;
+	if (b->head > 0 && b->tail > BUF_CAP / 2 && used <= BUF_CAP / 16) {
+		memmove(b->d, b->d + b->head, used);
+		b->tail = used;
 		b->head = 0;
 	}
 	return BUF_CAP - b->tail;
@@ -715,6 +723,8 @@ static int ep_write(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
 
 		if (r > 0) {
 			b->head += (size_t)r;
+			/* A short send filled the socket: wait for EPOLLOUT, not for EAGAIN. */
+			e->wr_blocked = (size_t)r < len;
 			return (int)r;
 		}
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -724,10 +734,30 @@ static int ep_write(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
 		return r < 0 ? -errno : -EIO;
 	}
 	e->wr_wants_read = false;
-	n = SSL_write(e->ssl, b->d + b->head, (int)(len > INT32_MAX ? INT32_MAX : len));
-	if (n > 0) {
-		b->head += (size_t)n;
-		return n;
+	/*
+	 * SSL_write (partial writes) returns after each record: write them all
+	 * now, so the buffer empties and the next read fills it from the front.
+	 */
+	for (size_t done = 0;;) {
+		size_t left = len - done;
+
+		n = SSL_write(e->ssl, b->d + b->head, (int)(left > INT32_MAX ? INT32_MAX : left));
+		if (n > 0) {
+			b->head += (size_t)n;
+			done += (size_t)n;
+			if (done < len)
+				continue;
+			return (int)done;
+		}
+		if (done > 0) {
+			/* The socket is full (or failing): the next call says which. */
+			if (SSL_get_error(e->ssl, n) == SSL_ERROR_WANT_WRITE)
+				e->wr_blocked = true;
+			else
+				ERR_clear_error();
+			return (int)done;
+		}
+		break;
 	}
 	switch (SSL_get_error(e->ssl, n)) {
 	case SSL_ERROR_WANT_WRITE:
@@ -1213,7 +1243,8 @@ static void pump(struct conn *c)
 					return;
 				}
 			}
-			if (c->flow[d] && out->fd >= 0 && !out->connecting && buf_used(b) > 0) {
+			if (c->flow[d] && out->fd >= 0 && !out->connecting && !out->wr_blocked &&
+			    buf_used(b) > 0) {
 				n = ep_write(out, b, &why);
 				if (n > 0) {
 					progress = true;
@@ -1613,6 +1644,8 @@ static void *relay_main(void *arg)
 				e->hup = true;
 			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 				e->rd_idle = false;
+			if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+				e->wr_blocked = false;
 			if (e->connecting && (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 				connected(e->c, (int)(e - e->c->ep));
 				if (e->c->dead)
