@@ -39,6 +39,19 @@
 #define MAX_EVENTS 256
 #define SWEEP_MS 200
 #define LOG_PER_S 50 /* refusal lines per second; the rest are only counted */
+/*
+ * Warm pool (client): per (source identity, destination, peer agent),
+ * TLS connections whose handshake is done before a pod asks for one. A
+ * new pod connection takes one and sends its header at once: no TCP
+ * connect and no handshake on its path. Sized to the rate of new
+ * connections: a key gets its first spare after a connection, one more
+ * (up to POOL_MAX) whenever a connection found none ready, one fewer when
+ * a spare goes unused for POOL_IDLE_MS and is closed.
+ */
+#define POOL_SLOTS 256
+#define POOL_MAX 4
+#define POOL_IDLE_MS 5000 /* below the server's wait for a header (SRV_IDLE_MS) */
+#define SRV_IDLE_MS 30000 /* server: an authenticated connection waits this long for its header */
 
 static const char ciphersuites[] =
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
@@ -58,9 +71,11 @@ enum state {
 	ST_WAIT_HDR, /* server: waiting for the header */
 	ST_CONNECT_UP, /* server or same node: connecting to the destination */
 	ST_RELAY,
+	ST_IDLE, /* client: a spare of the warm pool, handshake done, no pod yet */
 };
 
 struct conn;
+struct pool_slot;
 
 struct ep {
 	struct evsrc src;
@@ -98,6 +113,13 @@ struct conn {
 	int up; /* index of the endpoint that connects to the destination (-1: none) */
 	uint32_t hs_want; /* EPOLLIN/EPOLLOUT the handshake waits for */
 	bool peeked, resumed, relaying, dead;
+	bool spare; /* warm pool: no pod yet (pool is its slot) */
+	struct pool_slot *pool;
+	struct conn *pool_next;
+	uint32_t pool_hash; /* client: the warm pool key this connection proved (0: none) */
+	bool refill; /* client: make the key's spares once the pod has its first bytes */
+	uint64_t hs_done_ns; /* server: when the handshake completed */
+	bool old_trust; /* server: handshake begun under a bundle since replaced */
 	uint64_t deadline_ns;
 	enum zt_mtls_reason reason; /* set by the verify or certificate callbacks */
 	struct zt_mtls_dest dst;
@@ -128,6 +150,19 @@ struct sess_slot {
 	int64_t valid_until; /* the earlier end of both certificates */
 };
 
+struct pool_slot {
+	uint32_t hash;
+	char *key; /* "source id\nSNI\npeer": NULL when the slot is free */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct zt_mtls_dest
+		dst; /* of the last connection: what a spare's server is checked against */
+	char sni[ZT_SNI_MAX];
+	struct conn *spares; /* handshaking and ready */
+	unsigned int n, want;
+	bool proven; /* a pod's connection relayed through it: spares may be made */
+};
+
 struct zt_tunnel {
 	struct zt_tunnel_config cfg;
 	struct zt_trust *trust;
@@ -151,8 +186,10 @@ struct zt_tunnel {
 	struct conn *dead;
 
 	struct sess_slot sess[SESS_SLOTS];
+	struct pool_slot pool[POOL_SLOTS];
 
 	_Atomic uint64_t st_full, st_resumed, st_opened, st_closed, st_reset, st_out, st_in;
+	_Atomic uint64_t st_pool_ready, st_pool_pending, st_pool_miss, st_pool_failed;
 	_Atomic uint64_t st_refused[ZT_MTLS_REASON_MAX];
 	uint64_t log_window_ns;
 	unsigned int log_count, log_suppressed;
@@ -338,6 +375,40 @@ static void ep_unregister(struct zt_tunnel *t, struct ep *e)
 	e->registered = false;
 }
 
+static void pool_fill(struct zt_tunnel *t, struct pool_slot *p, const char *id);
+
+/*
+ * The pod has the first bytes of its answer: now the spares its key wants,
+ * not earlier, so that their handshakes (here and at the peer) do not
+ * stand between this connection's request and its answer.
+ */
+static void pool_refill(struct conn *c)
+{
+	struct pool_slot *p = &c->t->pool[c->pool_hash % POOL_SLOTS];
+
+	c->refill = false;
+	if (p->key && p->hash == c->pool_hash && p->proven)
+		pool_fill(c->t, p, c->local_id);
+}
+
+static void pool_unlink(struct conn *c)
+{
+	struct pool_slot *p = c->pool;
+
+	if (!p)
+		return;
+	for (struct conn **pp = &p->spares; *pp; pp = &(*pp)->pool_next) {
+		if (*pp == c) {
+			*pp = c->pool_next;
+			p->n--;
+			break;
+		}
+	}
+	c->pool = NULL;
+	c->pool_next = NULL;
+	c->spare = false;
+}
+
 static void conn_unlink(struct conn *c)
 {
 	struct zt_tunnel *t = c->t;
@@ -354,6 +425,7 @@ static void conn_unlink(struct conn *c)
 		c->next->prev = c->prev;
 	t->n_conns--;
 	pthread_mutex_unlock(&t->list_lock);
+	pool_unlink(c);
 	c->dead = true;
 	c->next_dead = t->dead;
 	t->dead = c;
@@ -390,6 +462,22 @@ static void conn_end(struct conn *c, bool graceful)
 
 static void conn_refuse(struct conn *c, enum zt_mtls_reason reason, const char *detail)
 {
+	if (c->spare) {
+		/*
+		 * No pod waits on a spare: nothing to refuse or count as a
+		 * refusal. The key stops keeping spares; the next pod connection
+		 * makes its own handshake, and that one is refused and counted.
+		 */
+		atomic_fetch_add_explicit(&c->t->st_pool_failed, 1, memory_order_relaxed);
+		if (c->pool) {
+			c->pool->want = 0;
+			c->pool->proven = false;
+		}
+		log_debug("mtls_spare_failed", "reason=%s detail=%s", zt_mtls_reason_name(reason),
+			  detail ? detail : "");
+		conn_end(c, false);
+		return;
+	}
 	note_refusal(c, reason, detail);
 	conn_end(c, false);
 }
@@ -953,6 +1041,17 @@ static void start_relay(struct conn *c)
 	c->relaying = true;
 	pthread_mutex_unlock(&c->t->list_lock);
 	atomic_fetch_add_explicit(&c->t->st_opened, 1, memory_order_relaxed);
+	if (c->role == ZT_MTLS_ROLE_CLIENT && c->pool_hash) {
+		struct pool_slot *p = &c->t->pool[c->pool_hash % POOL_SLOTS];
+
+		/* The key works: keep spares for the next pod connections (pool_refill). */
+		if (p->key && p->hash == c->pool_hash) {
+			p->proven = true;
+			if (!p->want)
+				p->want = 1;
+			c->refill = true;
+		}
+	}
 	/* The server proved the destination's identity to a client; a server got the client's. */
 	if (c->t->cfg.on_relay) {
 		struct zt_mtls_dest d = c->dst;
@@ -983,6 +1082,38 @@ static void server_refuse(struct conn *c, enum zt_mtls_reason reason, const char
 	ERR_clear_error();
 	note_refusal(c, reason, detail);
 	conn_end(c, false);
+}
+
+/* Client: the header goes out, and the pod's bytes behind it as they come. */
+static void send_header(struct conn *c)
+{
+	int n;
+
+	if (buf_ready(&c->b[0]) < 0) {
+		conn_end(c, false);
+		return;
+	}
+	n = zt_frame_hdr_encode(c->b[0].d, BUF_CAP, &c->dst, c->local_id);
+	if (n < 0) {
+		conn_refuse(c, ZT_MTLS_PROTOCOL, "cannot encode the header");
+		return;
+	}
+	c->b[0].head = 0;
+	c->b[0].tail = (size_t)n;
+	/* Pod bytes follow the header at once: the server holds them until it agrees. */
+	c->read_ok[0] = c->flow[0] = true;
+	c->read_ok[1] = true;
+	c->flow[1] = false;
+	c->st = ST_WAIT_REPLY;
+}
+
+/* A spare's handshake is done: it waits in the pool, reading only to see tickets or an end. */
+static void spare_ready(struct conn *c)
+{
+	c->st = ST_IDLE;
+	c->read_ok[0] = c->flow[0] = c->flow[1] = false;
+	c->read_ok[1] = true;
+	c->deadline_ns = now_ns() + POOL_IDLE_MS * 1000000ULL;
 }
 
 static void after_handshake(struct conn *c)
@@ -1020,7 +1151,6 @@ static void after_handshake(struct conn *c)
 				  memory_order_relaxed);
 	if (c->role == ZT_MTLS_ROLE_CLIENT) {
 		struct zt_mtls_dest d = c->dst;
-		int n;
 
 		d.role = ZT_MTLS_ROLE_CLIENT;
 		if (!t->cfg.authorize(t->cfg.ctx, c->peer_id, &d)) {
@@ -1030,22 +1160,10 @@ static void after_handshake(struct conn *c)
 				    "the server's identity is not the destination's");
 			return;
 		}
-		if (buf_ready(&c->b[0]) < 0) {
-			conn_end(c, false);
-			return;
-		}
-		n = zt_frame_hdr_encode(c->b[0].d, BUF_CAP, &c->dst, c->local_id);
-		if (n < 0) {
-			conn_refuse(c, ZT_MTLS_PROTOCOL, "cannot encode the header");
-			return;
-		}
-		c->b[0].head = 0;
-		c->b[0].tail = (size_t)n;
-		/* Pod bytes follow the header at once: the server holds them until it agrees. */
-		c->read_ok[0] = c->flow[0] = true;
-		c->read_ok[1] = true;
-		c->flow[1] = false;
-		c->st = ST_WAIT_REPLY;
+		if (c->spare)
+			spare_ready(c);
+		else
+			send_header(c);
 	} else {
 		if (!c->have_dst_addr) {
 			const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
@@ -1070,6 +1188,13 @@ static void after_handshake(struct conn *c)
 		c->read_ok[1] = true;
 		c->flow[1] = false;
 		c->st = ST_WAIT_HDR;
+		c->hs_done_ns = now_ns();
+		/*
+		 * The client is authenticated now: it may hold the connection
+		 * ready for a pod (its warm pool) for a while before the header.
+		 */
+		if (t->cfg.handshake_timeout_ms < SRV_IDLE_MS)
+			c->deadline_ns = now_ns() + SRV_IDLE_MS * 1000000ULL;
 	}
 }
 
@@ -1144,6 +1269,13 @@ static void take_header(struct conn *c)
 
 	if (!buf_used(b))
 		return;
+	/* A spare made under the old bundle: its header came later than a pod's would. */
+	if (c->old_trust && now_ns() - c->hs_done_ns > 100000000ULL) {
+		SSL_shutdown(c->ep[1].ssl);
+		ERR_clear_error();
+		conn_end(c, true);
+		return;
+	}
 	n = zt_frame_hdr_decode(b->d + b->head, buf_used(b), &d, id, sizeof(id));
 	if (n == -EAGAIN)
 		return;
@@ -1158,6 +1290,20 @@ static void take_header(struct conn *c)
 	}
 	d.role = ZT_MTLS_ROLE_SERVER;
 	c->dst = d;
+	/*
+	 * The SVID we presented was chosen at the handshake, maybe a while ago
+	 * (a client's spare): it must still be the destination's identity.
+	 */
+	if (t->cfg.local_identity) {
+		char now_id[ZT_SPIFFE_ID_MAX + 1];
+
+		if (t->cfg.local_identity(t->cfg.ctx, &d, now_id, sizeof(now_id)) < 0 ||
+		    strcmp(now_id, c->local_id) != 0) {
+			server_refuse(c, ZT_MTLS_NO_IDENTITY,
+				      "the destination's identity changed since the handshake");
+			return;
+		}
+	}
 	if (strcmp(id, c->peer_id) != 0) {
 		server_refuse(c, ZT_MTLS_WRONG_IDENTITY,
 			      "the header's source identity is not the certificate's");
@@ -1251,6 +1397,8 @@ static void pump(struct conn *c)
 					if (d == 1)
 						atomic_fetch_add_explicit(&c->bytes_in, (uint64_t)n,
 									  memory_order_relaxed);
+					if (d == 1 && c->refill && c->relaying)
+						pool_refill(c);
 				} else if (n != -EAGAIN) {
 					ERR_clear_error();
 					conn_end(c, false);
@@ -1272,6 +1420,11 @@ static void pump(struct conn *c)
 			take_reply(c);
 		else if (c->st == ST_WAIT_HDR)
 			take_header(c);
+		else if (c->st == ST_IDLE && (buf_used(&c->b[1]) || c->ep[1].rd_eof)) {
+			/* Nothing but tickets may come before a header: the server went away. */
+			conn_end(c, false);
+			return;
+		}
 		if (c->dead)
 			return;
 		if (c->st == ST_WAIT_REPLY && c->ep[1].rd_eof) {
@@ -1304,6 +1457,7 @@ static void drive(struct conn *c)
 		case ST_WAIT_HDR:
 		case ST_CONNECT_UP: /* the client's bytes keep arriving meanwhile */
 		case ST_RELAY:
+		case ST_IDLE:
 			pump(c);
 			break;
 		}
@@ -1478,28 +1632,22 @@ static void start_local(struct zt_tunnel *t, struct open_req *q)
 	update_interest(c);
 }
 
-static void start_client(struct zt_tunnel *t, struct open_req *q)
+/*
+ * Client: TCP connect to the peer agent and the handshake for c, whose
+ * local_id, sni, dst and peer are set (a pod's connection, or a spare).
+ */
+static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 {
-	struct conn *c = conn_new(t, ZT_MTLS_ROLE_CLIENT);
 	struct sess_slot *s;
 	uint32_t h;
 	int fd, r;
 
-	if (!c) {
-		close_reset(q->pod_fd);
-		return;
-	}
-	c->ep[0].fd = q->pod_fd;
-	c->dst = q->dst;
-	c->peer = q->peer;
-	snprintf(c->local_id, sizeof(c->local_id), "%s", q->src_id);
-	zt_sni_encode(c->sni, sizeof(c->sni), q->dst.family, q->dst.addr);
 	set_deadline(c);
-	if (zt_svid_store_get(t->cfg.svids, q->src_id, (int64_t)zt_now_unix(), &c->svid) < 0) {
+	if (zt_svid_store_get(t->cfg.svids, c->local_id, (int64_t)zt_now_unix(), &c->svid) < 0) {
 		conn_refuse(c, ZT_MTLS_NO_IDENTITY, "this node holds no SVID for the source");
 		return;
 	}
-	fd = socket(q->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(c->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || sock_opts(t, fd, true) < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -1523,7 +1671,7 @@ static void start_client(struct zt_tunnel *t, struct open_req *q)
 	    SSL_SESSION_is_resumable(s->s) && strcmp(s->serial, c->svid->serial) == 0 &&
 	    (int64_t)zt_now_unix() + 2 < s->valid_until)
 		SSL_set_session(c->ep[1].ssl, s->s);
-	r = connect(fd, (struct sockaddr *)&q->peer, q->peer_len);
+	r = connect(fd, (struct sockaddr *)&c->peer, peer_len);
 	if (r < 0 && errno != EINPROGRESS) {
 		char detail[96];
 
@@ -1539,6 +1687,199 @@ static void start_client(struct zt_tunnel *t, struct open_req *q)
 		c->hs_want = EPOLLOUT;
 	}
 	drive(c);
+}
+
+/* ---- the warm pool ---- */
+
+static struct pool_slot *pool_find(struct zt_tunnel *t, const char *id, const char *sni,
+				   const struct sockaddr_storage *peer, socklen_t peer_len,
+				   bool make)
+{
+	char a[64], *key;
+	struct pool_slot *p;
+	uint32_t h;
+
+	addr_str(peer, a, sizeof(a));
+	if (asprintf(&key, "%s\n%s\n%s", id, sni, a) < 0)
+		return NULL;
+	h = zt_fnv1a32(key, strlen(key));
+	p = &t->pool[h % POOL_SLOTS];
+	if (p->key && p->hash == h && strcmp(p->key, key) == 0) {
+		free(key);
+		return p;
+	}
+	/* Another key holds the slot: take it over only when it keeps no spare. */
+	if (!make || (p->key && p->n)) {
+		free(key);
+		return NULL;
+	}
+	free(p->key);
+	memset(p, 0, sizeof(*p));
+	p->key = key;
+	p->hash = h;
+	memcpy(&p->peer, peer, peer_len);
+	p->peer_len = peer_len;
+	snprintf(p->sni, sizeof(p->sni), "%s", sni);
+	return p;
+}
+
+/* Starts spares until the slot holds as many as it wants. */
+static void pool_fill(struct zt_tunnel *t, struct pool_slot *p, const char *id)
+{
+	while (p->n < p->want && t->n_conns + 1 < t->cfg.max_conns) {
+		struct conn *c = conn_new(t, ZT_MTLS_ROLE_CLIENT);
+
+		if (!c)
+			return;
+		c->spare = true;
+		c->pool = p;
+		c->pool_hash = p->hash;
+		c->pool_next = p->spares;
+		p->spares = c;
+		p->n++;
+		c->dst = p->dst;
+		c->peer = p->peer;
+		snprintf(c->local_id, sizeof(c->local_id), "%s", id);
+		snprintf(c->sni, sizeof(c->sni), "%s", p->sni);
+		dial(t, c, p->peer_len);
+		if (c->dead) /* failed at once: conn_refuse set want to 0 */
+			return;
+	}
+}
+
+/* Retires every spare (a trust change: they were made under the old bundle). */
+static void pool_flush(struct zt_tunnel *t)
+{
+	for (size_t i = 0; i < POOL_SLOTS; i++) {
+		struct pool_slot *p = &t->pool[i];
+
+		while (p->spares)
+			conn_end(p->spares, false);
+		free(p->key);
+		memset(p, 0, sizeof(*p));
+	}
+}
+
+/*
+ * A ready spare still fit for the pod's connection: our SVID is the one the
+ * store holds now, the server's certificate is still valid, and policy
+ * still accepts the server's identity for this destination.
+ */
+static bool spare_fits(struct zt_tunnel *t, struct conn *c, const struct zt_mtls_dest *dst)
+{
+	struct zt_svid *now = NULL;
+	X509 *peer = SSL_get0_peer_certificate(c->ep[1].ssl);
+	struct zt_mtls_dest d = *dst;
+	bool ok;
+
+	if (!peer || X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0 ||
+	    zt_svid_store_get(t->cfg.svids, c->local_id, (int64_t)zt_now_unix(), &now) < 0)
+		return false;
+	ok = strcmp(now->serial, c->svid->serial) == 0;
+	zt_svid_put(now);
+	d.role = ZT_MTLS_ROLE_CLIENT;
+	return ok && t->cfg.authorize(t->cfg.ctx, c->peer_id, &d);
+}
+
+enum take { TAKE_NONE, TAKE_READY, TAKE_PENDING };
+
+/* Hands the pod's connection to a spare of p, a ready one if it can. */
+static enum take pool_take(struct zt_tunnel *t, struct pool_slot *p, struct open_req *q)
+{
+	struct conn *c, *pending = NULL;
+
+	for (c = p->spares; c;) {
+		struct conn *next = c->pool_next;
+
+		if (c->st != ST_IDLE) {
+			pending = c;
+		} else if (!spare_fits(t, c, &q->dst)) {
+			conn_end(c, false); /* leaves the pool */
+		} else {
+			pool_unlink(c);
+			c->ep[0].fd = q->pod_fd;
+			c->dst = q->dst;
+			c->since = (int64_t)zt_now_unix();
+			set_deadline(c);
+			atomic_fetch_add_explicit(&t->st_pool_ready, 1, memory_order_relaxed);
+			send_header(c);
+			drive(c);
+			return TAKE_READY;
+		}
+		c = next;
+	}
+	if (!pending)
+		return TAKE_NONE;
+	/*
+	 * One is still on its way (new connections come faster than spares):
+	 * the pod takes it over; the checks after its handshake are this pod's.
+	 */
+	pool_unlink(pending);
+	pending->ep[0].fd = q->pod_fd;
+	pending->dst = q->dst;
+	pending->since = (int64_t)zt_now_unix();
+	atomic_fetch_add_explicit(&t->st_pool_pending, 1, memory_order_relaxed);
+	update_interest(pending);
+	return TAKE_PENDING;
+}
+
+static void start_client(struct zt_tunnel *t, struct open_req *q)
+{
+	char sni[ZT_SNI_MAX];
+	struct pool_slot *p = NULL;
+	enum take got = TAKE_NONE;
+	struct conn *c;
+
+	zt_sni_encode(sni, sizeof(sni), q->dst.family, q->dst.addr);
+	if (!t->cfg.no_pool)
+		p = pool_find(t, q->src_id, sni, &q->peer, q->peer_len, true);
+	if (p) {
+		got = pool_take(t, p, q);
+		/* None was ready: keep one more from now on. */
+		if (got != TAKE_READY && p->want < POOL_MAX)
+			p->want++;
+		if (got == TAKE_NONE)
+			atomic_fetch_add_explicit(&t->st_pool_miss, 1, memory_order_relaxed);
+		p->dst = q->dst;
+	}
+	if (got == TAKE_NONE) {
+		c = conn_new(t, ZT_MTLS_ROLE_CLIENT);
+		if (!c) {
+			close_reset(q->pod_fd);
+			return;
+		}
+		c->ep[0].fd = q->pod_fd;
+		c->dst = q->dst;
+		c->peer = q->peer;
+		c->pool_hash = p ? p->hash : 0;
+		snprintf(c->local_id, sizeof(c->local_id), "%s", q->src_id);
+		snprintf(c->sni, sizeof(c->sni), "%s", sni);
+		dial(t, c, q->peer_len);
+	}
+}
+
+/*
+ * Server, on a trust change: connections authenticated under the old bundle
+ * that wait for a header (a peer's spares) are closed with close_notify;
+ * the peer drops them. Not those just handshaken, whose header is on its way.
+ */
+static void retire_waiting(struct zt_tunnel *t)
+{
+	uint64_t now = now_ns();
+	struct conn *c, *next;
+
+	for (c = t->conns; c; c = next) {
+		next = c->next;
+		if (c->role != ZT_MTLS_ROLE_SERVER || c->relaying)
+			continue;
+		if (c->st != ST_WAIT_HDR || now - c->hs_done_ns < 100000000ULL) {
+			c->old_trust = true; /* take_header looks again */
+			continue;
+		}
+		SSL_shutdown(c->ep[1].ssl);
+		ERR_clear_error();
+		conn_end(c, true);
+	}
 }
 
 static void take_requests(struct zt_tunnel *t)
@@ -1562,6 +1903,8 @@ static void take_requests(struct zt_tunnel *t)
 			t->trust = trust;
 			/* Tickets made under the old bundle must not skip the new one. */
 			sess_flush(t);
+			pool_flush(t);
+			retire_waiting(t);
 			log_info("mtls_trust_reloaded", "roots=%d", trust->n_roots);
 		} else {
 			log_error("mtls_trust_reload_failed", "error=%s", strerror(ENOMEM));
@@ -1588,6 +1931,14 @@ static void sweep(struct zt_tunnel *t)
 		if (!c->deadline_ns || now < c->deadline_ns)
 			continue;
 		switch (c->st) {
+		case ST_IDLE:
+			/* Unused this long: one spare fewer for its key, closed with close_notify. */
+			if (c->pool && c->pool->want)
+				c->pool->want--;
+			SSL_shutdown(c->ep[1].ssl);
+			ERR_clear_error();
+			conn_end(c, true);
+			break;
 		case ST_CONNECT:
 			conn_refuse(c, ZT_MTLS_CONNECT, "timed out connecting to the peer agent");
 			break;
@@ -1814,6 +2165,7 @@ void zt_tunnel_free(struct zt_tunnel *t)
 		q = next;
 	}
 	sess_flush(t);
+	pool_flush(t);
 	zt_trust_free(t->pending_trust);
 	zt_trust_free(t->trust);
 	SSL_CTX_free(t->cctx);
@@ -1840,6 +2192,18 @@ static int queue(struct zt_tunnel *t, struct open_req *q)
 	if (write(t->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
+}
+
+/*
+ * The pod's socket: nonblocking, and no Nagle wait on what the relay sends
+ * it (a reply written while an earlier one is unacknowledged goes at once).
+ */
+static void pod_sock_opts(int pod_fd)
+{
+	int one = 1;
+
+	fcntl(pod_fd, F_SETFL, fcntl(pod_fd, F_GETFL) | O_NONBLOCK);
+	setsockopt(pod_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* not TCP: no-op */
 }
 
 static int make_req(int pod_fd, const struct zt_mtls_dest *dst, const char *src_id,
@@ -1882,7 +2246,7 @@ int zt_tunnel_open(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *d
 		return r;
 	memcpy(&q->peer, peer, peer_len);
 	q->peer_len = peer_len;
-	fcntl(pod_fd, F_SETFL, fcntl(pod_fd, F_GETFL) | O_NONBLOCK);
+	pod_sock_opts(pod_fd);
 	return queue(t, q);
 }
 
@@ -1895,7 +2259,7 @@ int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_d
 	if (r < 0)
 		return r;
 	q->local = true;
-	fcntl(pod_fd, F_SETFL, fcntl(pod_fd, F_GETFL) | O_NONBLOCK);
+	pod_sock_opts(pod_fd);
 	return queue(t, q);
 }
 
@@ -1935,6 +2299,10 @@ void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *o)
 	pthread_mutex_unlock(&t->list_lock);
 	o->bytes_out += atomic_load_explicit(&t->st_out, memory_order_relaxed);
 	o->bytes_in += atomic_load_explicit(&t->st_in, memory_order_relaxed);
+	o->pool_ready = atomic_load_explicit(&t->st_pool_ready, memory_order_relaxed);
+	o->pool_pending = atomic_load_explicit(&t->st_pool_pending, memory_order_relaxed);
+	o->pool_miss = atomic_load_explicit(&t->st_pool_miss, memory_order_relaxed);
+	o->pool_failed = atomic_load_explicit(&t->st_pool_failed, memory_order_relaxed);
 	if (t->have_cpu_clock && clock_gettime(t->cpu_clock, &ts) == 0)
 		o->relay_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
@@ -1944,10 +2312,16 @@ size_t zt_tunnel_list(struct zt_tunnel *t, struct zt_tunnel_info *out, size_t ma
 	size_t n = 0;
 
 	pthread_mutex_lock(&t->list_lock);
-	for (struct conn *c = t->conns; c; c = c->next, n++) {
+	for (struct conn *c = t->conns; c; c = c->next) {
 		struct zt_tunnel_info *i = &out[n];
 
-		if (n >= max)
+		/*
+		 * The warm pool's spares are no pod's tunnel yet: ours (client),
+		 * and the peer's waiting here for a header (server).
+		 */
+		if (c->spare || c->st == ST_WAIT_HDR)
+			continue;
+		if (n++ >= max)
 			continue;
 		memset(i, 0, sizeof(*i));
 		i->role = c->role;
