@@ -34,7 +34,14 @@
 #include "mtls/tunnel.h"
 #include "mtls/x509.h"
 
-#define BUF_CAP (64 * 1024)
+/*
+ * Relay buffers: a pod's plain socket is read up to 256 KB at a time (one
+ * recv and 16 records per wakeup at line rate, not 4 and 4 rounds); the
+ * TLS side reads ahead 64 KB. Buffers of a tunnel idle for a sweep are
+ * freed (release_idle), so only busy tunnels hold them.
+ */
+#define BUF_CAP (256 * 1024)
+#define TLS_RBUF (64 * 1024)
 #define SESS_SLOTS 1024
 #define MAX_EVENTS 256
 #define SWEEP_MS 200
@@ -129,6 +136,7 @@ struct conn {
 	char peer_id[ZT_SPIFFE_ID_MAX + 1], local_id[ZT_SPIFFE_ID_MAX + 1];
 	struct zt_svid *svid;
 	_Atomic uint64_t bytes_out, bytes_in;
+	uint64_t moved_seen; /* bytes_out + bytes_in at the last sweep */
 	int64_t since;
 };
 
@@ -636,15 +644,14 @@ static SSL_CTX *make_ctx(struct zt_tunnel *t, struct zt_trust *trust, bool serve
 	SSL_CTX_set1_cert_store(ctx, trust->store);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 2);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	/*
 	 * Read ahead into a buffer as large as the relay's: one recv() takes
 	 * several records instead of two calls (header, body) per 16 KB record.
 	 */
 	SSL_CTX_set_read_ahead(ctx, 1);
-	SSL_CTX_set_default_read_buffer_len(ctx, BUF_CAP);
+	SSL_CTX_set_default_read_buffer_len(ctx, TLS_RBUF);
 	SSL_CTX_set_timeout(ctx, t->cfg.session_lifetime_s);
 	if (server) {
 		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -1921,6 +1928,33 @@ static void take_requests(struct zt_tunnel *t)
 	}
 }
 
+/*
+ * A relaying tunnel that moved nothing since the last sweep gives its empty
+ * buffers back (ours and OpenSSL's); the next bytes allocate them again.
+ * Instead of SSL_MODE_RELEASE_BUFFERS, which frees and allocates them on
+ * every read that empties them, at line rate too.
+ */
+static void release_idle(struct conn *c)
+{
+	uint64_t moved = atomic_load_explicit(&c->bytes_out, memory_order_relaxed) +
+			 atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
+
+	if (c->st != ST_RELAY && c->st != ST_IDLE)
+		return;
+	if (moved == c->moved_seen) {
+		for (int i = 0; i < 2; i++) {
+			if (c->b[i].d && !buf_used(&c->b[i])) {
+				free(c->b[i].d);
+				c->b[i].d = NULL;
+				c->b[i].head = c->b[i].tail = 0;
+			}
+		}
+		if (c->ep[1].ssl)
+			SSL_free_buffers(c->ep[1].ssl); /* only when they are empty */
+	}
+	c->moved_seen = moved;
+}
+
 static void sweep(struct zt_tunnel *t)
 {
 	uint64_t now = now_ns();
@@ -1928,6 +1962,7 @@ static void sweep(struct zt_tunnel *t)
 
 	for (c = t->conns; c; c = next) {
 		next = c->next;
+		release_idle(c);
 		if (!c->deadline_ns || now < c->deadline_ns)
 			continue;
 		switch (c->st) {
