@@ -1676,8 +1676,17 @@ static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 	 */
 	if (!t->cfg.no_resumption && sess_key_eq(s, h, c->local_id, c->sni) &&
 	    SSL_SESSION_is_resumable(s->s) && strcmp(s->serial, c->svid->serial) == 0 &&
-	    (int64_t)zt_now_unix() + 2 < s->valid_until)
-		SSL_set_session(c->ep[1].ssl, s->s);
+	    (int64_t)zt_now_unix() + 2 < s->valid_until) {
+		/*
+		 * A copy: a connection that ends without close_notify (a reset, a
+		 * spare dropped) makes OpenSSL mark its session not resumable, and
+		 * that must not cost every connection after it a full handshake.
+		 */
+		SSL_SESSION *copy = SSL_SESSION_dup(s->s);
+
+		SSL_set_session(c->ep[1].ssl, copy ? copy : s->s);
+		SSL_SESSION_free(copy);
+	}
 	r = connect(fd, (struct sockaddr *)&c->peer, peer_len);
 	if (r < 0 && errno != EINPROGRESS) {
 		char detail[96];
@@ -2165,6 +2174,7 @@ int zt_tunnel_start(struct zt_tunnel *t)
 	if (r)
 		return -r;
 	t->started = true;
+	pthread_setname_np(t->thread, "zt-relay"); /* top -H, perf, the bench find it by name */
 	t->have_cpu_clock = pthread_getcpuclockid(t->thread, &t->cpu_clock) == 0;
 	return 0;
 }
