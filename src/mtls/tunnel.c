@@ -592,7 +592,13 @@ static bool sess_key_eq(const struct sess_slot *s, uint32_t h, const char *id, c
 	       strcmp(s->key + n + 1, sni) == 0;
 }
 
-/* Client: keep the latest ticket per (source identity, destination). */
+/*
+ * Client: keep the latest ticket per (source identity, destination), as a
+ * copy: sess stays the connection's own, and OpenSSL marks it not resumable
+ * when the connection ends without close_notify (a pod's reset), which must
+ * not send the next connections between the same workloads to a full
+ * handshake.
+ */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
@@ -603,8 +609,13 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	if (!c)
 		return 0;
 	s = sess_slot(c->t, c->local_id, c->sni, &h);
-	if (asprintf(&key, "%s\n%s", c->local_id, c->sni) < 0)
+	sess = SSL_SESSION_dup(sess);
+	if (!sess)
 		return 0;
+	if (asprintf(&key, "%s\n%s", c->local_id, c->sni) < 0) {
+		SSL_SESSION_free(sess);
+		return 0;
+	}
 	SSL_SESSION_free(s->s);
 	free(s->key);
 	s->hash = h;
@@ -619,7 +630,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		if (peer && zt_x509_times(peer, &nb, &na) == 0 && na < s->valid_until)
 			s->valid_until = na;
 	}
-	return 1; /* we keep the reference */
+	return 0; /* the copy is ours; OpenSSL keeps its reference to sess */
 }
 
 static void sess_flush(struct zt_tunnel *t)
@@ -1677,11 +1688,7 @@ static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 	if (!t->cfg.no_resumption && sess_key_eq(s, h, c->local_id, c->sni) &&
 	    SSL_SESSION_is_resumable(s->s) && strcmp(s->serial, c->svid->serial) == 0 &&
 	    (int64_t)zt_now_unix() + 2 < s->valid_until) {
-		/*
-		 * A copy: a connection that ends without close_notify (a reset, a
-		 * spare dropped) makes OpenSSL mark its session not resumable, and
-		 * that must not cost every connection after it a full handshake.
-		 */
+		/* A copy, for the same reason as in new_session_cb (a reset before the ticket). */
 		SSL_SESSION *copy = SSL_SESSION_dup(s->s);
 
 		SSL_set_session(c->ep[1].ssl, copy ? copy : s->s);
