@@ -35,12 +35,15 @@
 #include "mtls/x509.h"
 
 /*
- * Relay buffers: a pod's plain socket is read up to 256 KB at a time (one
- * recv and 16 records per wakeup at line rate, not 4 and 4 rounds); the
- * TLS side reads ahead 64 KB. Buffers of a tunnel idle for a sweep are
- * freed (release_idle), so only busy tunnels hold them.
+ * Relay buffers: what a plain socket sends (a pod's, a destination's) is
+ * read up to 256 KB at a time, to be encrypted (one recv and 16 records per
+ * wakeup at line rate, not 4 and 4 rounds); what the TLS side sends is
+ * read ahead 64 KB and decrypted into a 64 KB buffer (the decrypting agent
+ * did no better with more). Buffers of a tunnel idle for a sweep are freed
+ * (release_idle), so only busy tunnels hold them.
  */
 #define BUF_CAP (256 * 1024)
+#define TLS_BUF (64 * 1024)
 #define TLS_RBUF (64 * 1024)
 #define SESS_SLOTS 1024
 #define MAX_EVENTS 256
@@ -104,7 +107,7 @@ struct ep {
 
 struct buf {
 	uint8_t *d;
-	size_t head, tail;
+	size_t head, tail, cap;
 };
 
 struct conn {
@@ -289,22 +292,22 @@ static size_t buf_space(struct buf *b)
 	size_t used;
 
 	if (!b->d)
-		return BUF_CAP;
+		return b->cap;
 	if (b->head == b->tail)
 		b->head = b->tail = 0;
 	used = b->tail - b->head;
-	if (b->head > 0 && b->tail > BUF_CAP / 2 && used <= BUF_CAP / 16) {
+	if (b->head > 0 && b->tail > b->cap / 2 && used <= b->cap / 16) {
 		memmove(b->d, b->d + b->head, used);
 		b->tail = used;
 		b->head = 0;
 	}
-	return BUF_CAP - b->tail;
+	return b->cap - b->tail;
 }
 
 static int buf_ready(struct buf *b)
 {
 	if (!b->d) {
-		b->d = malloc(BUF_CAP);
+		b->d = malloc(b->cap);
 		if (!b->d)
 			return -ENOMEM;
 	}
@@ -789,8 +792,8 @@ static int ep_read(struct ep *e, struct buf *b, enum zt_mtls_reason *why)
 		 * record. Only what is buffered already: no recv() to find EAGAIN.
 		 */
 		b->tail += (size_t)n;
-		while (b->tail < BUF_CAP && SSL_has_pending(e->ssl) &&
-		       (n = SSL_read(e->ssl, b->d + b->tail, (int)(BUF_CAP - b->tail))) > 0) {
+		while (b->tail < b->cap && SSL_has_pending(e->ssl) &&
+		       (n = SSL_read(e->ssl, b->d + b->tail, (int)(b->cap - b->tail))) > 0) {
 			b->tail += (size_t)n;
 			got += n;
 		}
@@ -1111,7 +1114,7 @@ static void send_header(struct conn *c)
 		conn_end(c, false);
 		return;
 	}
-	n = zt_frame_hdr_encode(c->b[0].d, BUF_CAP, &c->dst, c->local_id);
+	n = zt_frame_hdr_encode(c->b[0].d, c->b[0].cap, &c->dst, c->local_id);
 	if (n < 0) {
 		conn_refuse(c, ZT_MTLS_PROTOCOL, "cannot encode the header");
 		return;
@@ -1546,6 +1549,7 @@ static struct conn *conn_new(struct zt_tunnel *t, enum zt_mtls_role role)
 		c->ep[i].src.kind = SRC_EP;
 		c->ep[i].c = c;
 		c->ep[i].fd = -1;
+		c->b[i].cap = i == 1 ? TLS_BUF : BUF_CAP; /* b[1]: from the TLS side */
 	}
 	pthread_mutex_lock(&t->list_lock);
 	c->next = t->conns;
@@ -1617,6 +1621,7 @@ static void start_local(struct zt_tunnel *t, struct open_req *q)
 		return;
 	}
 	c->local = true;
+	c->b[1].cap = BUF_CAP; /* same node: plain both ways */
 	c->ep[0].fd = q->pod_fd;
 	c->dst = q->dst;
 	snprintf(c->local_id, sizeof(c->local_id), "%s", q->src_id);
