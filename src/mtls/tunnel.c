@@ -128,6 +128,7 @@ struct conn {
 	struct conn *pool_next;
 	uint32_t pool_hash; /* client: the warm pool key this connection proved (0: none) */
 	bool refill; /* client: make the key's spares once the pod has its first bytes */
+	bool from_spare; /* client: a ready spare took the pod; its bytes wait for the status */
 	uint64_t hs_done_ns; /* server: when the handshake completed */
 	bool old_trust; /* server: handshake begun under a bundle since replaced */
 	uint64_t deadline_ns;
@@ -1372,6 +1373,45 @@ static void take_reply(struct conn *c)
 	start_relay(c);
 }
 
+static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len);
+static struct conn *conn_new(struct zt_tunnel *t, enum zt_mtls_role role);
+
+/*
+ * A spare taken by a pod failed before the server's status (its path died
+ * while it waited: reset, end, error), with nothing of the pod's sent: the
+ * pod's connection gets a connection of its own, whose handshake then
+ * meets whatever answers there now (and is refused and counted if it must).
+ */
+static bool spare_retry(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+	struct conn *n;
+	int pod = c->ep[0].fd;
+
+	if (!c->from_spare || c->st != ST_WAIT_REPLY || pod < 0)
+		return false;
+	ep_unregister(t, &c->ep[0]);
+	c->ep[0].fd = -1;
+	ERR_clear_error();
+	conn_end(c, false);
+	atomic_fetch_add_explicit(&t->st_pool_failed, 1, memory_order_relaxed);
+	n = conn_new(t, ZT_MTLS_ROLE_CLIENT);
+	if (!n) {
+		close_reset(pod);
+		return true;
+	}
+	n->ep[0].fd = pod;
+	n->dst = c->dst;
+	n->peer = c->peer;
+	n->pool_hash = c->pool_hash;
+	memcpy(n->local_id, c->local_id, sizeof(n->local_id));
+	memcpy(n->sni, c->sni, sizeof(n->sni));
+	dial(t, n,
+	     c->peer.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					     sizeof(struct sockaddr_in));
+	return true;
+}
+
 /* Moves bytes both ways until nothing moves; ends the tunnel when both directions are done. */
 static void pump(struct conn *c)
 {
@@ -1403,7 +1443,7 @@ static void pump(struct conn *c)
 
 						ssl_detail(detail, sizeof(detail), "record");
 						conn_refuse(c, why, detail);
-					} else {
+					} else if (!spare_retry(c)) {
 						ERR_clear_error();
 						conn_end(c, false);
 					}
@@ -1421,8 +1461,10 @@ static void pump(struct conn *c)
 					if (d == 1 && c->refill && c->relaying)
 						pool_refill(c);
 				} else if (n != -EAGAIN) {
-					ERR_clear_error();
-					conn_end(c, false);
+					if (!spare_retry(c)) {
+						ERR_clear_error();
+						conn_end(c, false);
+					}
 					return;
 				}
 			}
@@ -1449,7 +1491,9 @@ static void pump(struct conn *c)
 		if (c->dead)
 			return;
 		if (c->st == ST_WAIT_REPLY && c->ep[1].rd_eof) {
-			conn_refuse(c, ZT_MTLS_PEER_REFUSED, "the server closed before its answer");
+			if (!spare_retry(c))
+				conn_refuse(c, ZT_MTLS_PEER_REFUSED,
+					    "the server closed before its answer");
 			return;
 		}
 		if (c->st == ST_WAIT_HDR && c->ep[1].rd_eof) {
@@ -1831,6 +1875,13 @@ static enum take pool_take(struct zt_tunnel *t, struct pool_slot *p, struct open
 			set_deadline(c);
 			atomic_fetch_add_explicit(&t->st_pool_ready, 1, memory_order_relaxed);
 			send_header(c);
+			/*
+			 * The pod's bytes wait for the server's status: a spare whose
+			 * path died meanwhile (a reset, an end) then fails with none of
+			 * them sent, and the pod's connection is dialled afresh (redial).
+			 */
+			c->from_spare = true;
+			c->read_ok[0] = false;
 			drive(c);
 			return TAKE_READY;
 		}
