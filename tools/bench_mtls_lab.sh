@@ -3,7 +3,8 @@
 # lab whose inter-node link is shaped to 1 Gbit/s with tbf (this kernel has
 # no netem), so that throughput is link-bound, not CPU-bound:
 #   - iperf3 throughput (tunnel / bare), shaped and unshaped
-#   - each agent's CPU during the shaped tunnel run (cores, from /proc/PID/stat)
+#   - each agent's CPU during the shaped tunnel run (cores, from /proc/PID/stat),
+#     its relay thread's (the task named zt-relay), and each agent's when idle
 #   - request/response latency p50/p99 (sockperf ping-pong, full RTT)
 #   - connect-to-first-byte of a new connection p50/p99
 # The same pods and policy carry both paths: TCP 5201/7000/7003 is
@@ -174,6 +175,13 @@ EOF
 sleep 1
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+relay_ticks() { # relay_ticks PID: CPU ticks of the agent's relay thread (named zt-relay)
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = zt-relay ] && awk '{print $14 + $15}' "$t/stat" && return
+	done
+	echo 0
+}
 HZ=$(getconf CLK_TCK)
 iperf() { # iperf PORT: Mbit/s received
 	ip netns exec "$CL" iperf3 -c 198.18.2.10 -p "$1" -t "$T" -J 2>/dev/null |
@@ -195,15 +203,24 @@ for mode in on off; do
 	shape $mode
 	ip netns exec "$CL" iperf3 -c 198.18.2.10 -p 5201 -t 1 >/dev/null 2>&1 # warm: tunnel up
 	a0=$(cpu_ticks $AGENT_A) b0=$(cpu_ticks $AGENT_B) t0=$(date +%s%N)
+	ra0=$(relay_ticks $AGENT_A) rb0=$(relay_ticks $AGENT_B)
 	tun=$(iperf 5201)
 	a1=$(cpu_ticks $AGENT_A) b1=$(cpu_ticks $AGENT_B) t1=$(date +%s%N)
+	ra1=$(relay_ticks $AGENT_A) rb1=$(relay_ticks $AGENT_B)
 	bare=$(iperf 5202)
 	label="link shaped to 1 Gbit/s (tbf)"
 	[ $mode = off ] && label="unshaped (veth, CPU-bound)"
 	echo "throughput, $label: tunnel $tun Mbit/s, bare $bare Mbit/s, ratio $(ratio "$tun" "$bare") (target >= 0.95 shaped)"
-	"$PY" -c "import sys; a, b, t, hz = map(float, sys.argv[1:]); print('agent CPU during the tunnel run: node a %.3f core, node b %.3f core (target <= 0.15 shaped)' % (a / hz / t, b / hz / t))" \
-		$((a1 - a0)) $((b1 - b0)) "$(((t1 - t0) / 1000000))e-3" "$HZ"
+	"$PY" -c "import sys; a, b, ra, rb, t, hz = map(float, sys.argv[1:]); print('agent CPU during the tunnel run: node a %.3f core (relay thread %.3f), node b %.3f core (relay thread %.3f) (target <= 0.15 shaped)' % (a / hz / t, ra / hz / t, b / hz / t, rb / hz / t))" \
+		$((a1 - a0)) $((b1 - b0)) $((ra1 - ra0)) $((rb1 - rb0)) "$(((t1 - t0) / 1000000))e-3" "$HZ"
 done
+# What the agents spend with no traffic (their other threads' timers and
+# map walks): the part of the figures above that is not the relay's.
+a0=$(cpu_ticks $AGENT_A) b0=$(cpu_ticks $AGENT_B)
+sleep 5
+a1=$(cpu_ticks $AGENT_A) b1=$(cpu_ticks $AGENT_B)
+"$PY" -c "import sys; a, b, hz = map(float, sys.argv[1:]); print('agent CPU idle (5 s, no traffic): node a %.3f core, node b %.3f core' % (a / hz / 5, b / hz / 5))" \
+	$((a1 - a0)) $((b1 - b0)) "$HZ"
 shape on
 pp() { # pp PORT: p50 p99 in ms (full round trip)
 	ip netns exec "$CL" sockperf pp --tcp -i 198.18.2.10 -p "$1" -t 5 --full-rtt 2>&1 |

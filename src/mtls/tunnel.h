@@ -74,6 +74,7 @@ struct zt_tunnel_config {
 	uint32_t max_conns; /* 0: 16384 */
 	uint32_t session_lifetime_s; /* resumption tickets; 0: 300 s */
 	bool no_resumption; /* client: every handshake a full one (benchmarks) */
+	bool no_pool; /* client: no warm pool of ready connections (benchmarks, tests) */
 };
 
 /* Builds the TLS contexts and the listener; err says what failed and where. */
@@ -110,6 +111,9 @@ struct zt_tunnel_stats {
 	uint64_t tunnels_opened, tunnels_active, tunnels_closed, tunnels_reset;
 	uint64_t bytes_out, bytes_in; /* plaintext carried towards the peer agent / from it */
 	double relay_cpu_s; /* CPU time of the relay thread */
+	/* Client's warm pool: pod connections that took a ready spare, one still in its
+	 * handshake, none; spares whose handshake failed (not counted as refusals). */
+	uint64_t pool_ready, pool_pending, pool_miss, pool_failed;
 };
 
 void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *out);
