@@ -102,7 +102,18 @@ check "endpoint annotate shop/web: ledger again, on another port" \
 check "web -> ledger:5432 passes within 1 s (in 5400-5500)" within1 tcp web $LEDGER 5432
 
 # --- a bad annotation: refused, nothing changes ---
-gen0=$(ztctl -o json policy list | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])')
+gen() { ztctl -o json policy list | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])'; }
+# gen_moved GEN: the generation in force is no longer GEN, within 5 s (a
+# change to the policy directory is applied after the watch's debounce).
+gen_moved() {
+	local i
+	for i in $(seq 100); do
+		[ "$(gen)" != "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+gen0=$(gen)
 err=$(ztctl endpoint annotate shop/web 'ztagent.io/talks-to=ns=payments/app=ledger:99999' 2>&1)
 rc=$?
 echo "# $err"
@@ -111,7 +122,7 @@ check "... naming the annotation, entry and column" \
 	grep -q "ztagent.io/talks-to: entry 1 (column 1) 'ns=payments/app=ledger:99999': ports are 1-65535" <<<"$err"
 err=$(ztctl namespace annotate shop ztagent.io/isolation=total 2>&1)
 check "a bad isolation is refused" grep -q "'total' is not one of none, namespace, strict" <<<"$err"
-gen1=$(ztctl -o json policy list | python3 -c 'import json,sys; print(json.load(sys.stdin)["generation"])')
+gen1=$(gen)
 check "... and the generation in force is unchanged" test "$gen0" = "$gen1"
 check "web -> ledger:5432 still passes" tcp web $LEDGER 5432
 
@@ -129,7 +140,11 @@ EOF
 check "x -> backend:8080 denied within 1 s by the explicit deny, talks-to notwithstanding" \
 	within1 no_tcp x $BE 8080
 check "web -> backend:8080 still passes" tcp web $BE 8080
+# The removal is timed from when the agent applied it: a SYN sent before
+# that is dropped, and nc's one attempt then takes its whole 1 s.
+g=$(gen)
 rm -f "$POL/10-deny.yaml"
+check "the deny's removal is applied (generation $g moved on within 5 s)" gen_moved "$g"
 check "deny removed: x -> backend:8080 passes again" within1 tcp x $BE 8080
 
 # --- annotations survive a restart ---
