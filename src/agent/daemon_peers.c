@@ -25,7 +25,8 @@
  * known by address from the pod watch, both families; their addresses of
  * other nodes go into mtls_remote_v4/v6 as /32 and /128 (strict mode
  * covers them too) while the pod watch has them, and leave when it no
- * longer does (the address may be reused by anything).
+ * longer does (the address may be reused by anything), also when that
+ * happened while the agent was away (pods_sweep_stale).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,6 +77,7 @@ struct zt_peers {
 	size_t n, cap;
 	uint64_t changes, overlaps;
 	struct zt_peers_pods pods; /* sorted by addr */
+	bool pods_seen; /* a pod list was committed since start */
 };
 
 static void pods_free(struct zt_peers_pods *b)
@@ -127,6 +129,7 @@ static const char *route_str(const struct pod_route *r, char *buf, size_t n)
 
 static void pods_datapath(struct zt_peers *p, const struct zt_peers_pods *old,
 			  const struct zt_peers_pods *now);
+static void pods_sweep_stale(struct zt_peers *p, const struct zt_peers_pods *now);
 
 void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
 {
@@ -140,6 +143,10 @@ void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
 		return;
 	}
 	qsort(b->v, b->n, sizeof(*b->v), route_cmp);
+	if (!p->pods_seen) {
+		pods_sweep_stale(p, b);
+		p->pods_seen = true;
+	}
 	pods_datapath(p, &p->pods, b);
 	pods_free(&p->pods);
 	p->pods = *b;
@@ -519,6 +526,97 @@ static void pods_datapath(struct zt_peers *p, const struct zt_peers_pods *old,
 					r->node, route_str(r, a, sizeof(a)), strerror(errno));
 		}
 	}
+}
+
+/* A full-length CIDR (a /32 or /128) that a node's applied podCIDRs or mtls.peers name. */
+static bool full_cidr_held(const struct zt_peers *p, int family, const uint8_t *addr)
+{
+	unsigned int full = family == AF_INET ? 32 : 128;
+	size_t alen = family == AF_INET ? 4 : 16;
+	const struct zt_config *cfg = &p->d->cfg;
+
+	for (size_t i = 0; i < p->n; i++)
+		for (size_t j = 0; j < p->v[i].have.n_cidrs; j++) {
+			const struct zt_cidr *c = &p->v[i].have.cidrs[j];
+
+			if (c->family == family && c->prefixlen == full &&
+			    !memcmp(c->addr, addr, alen))
+				return true;
+		}
+	for (unsigned int i = 0; i < cfg->mtls.n_peers; i++) {
+		struct zt_mtls_peer m4;
+		struct zt_mtls_peer6 m6;
+
+		if (family == AF_INET && zt_mtls_peer_parse(cfg->mtls.peers[i], &m4) == 0 &&
+		    m4.plen == 32 && !memcmp(&m4.net, addr, 4))
+			return true;
+		if (family == AF_INET6 && zt_mtls_peer6_parse(cfg->mtls.peers[i], &m6) == 0 &&
+		    m6.plen == 128 && !memcmp(m6.net, addr, 16))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The first pod list since start: the strict-mode sets are pinned and
+ * outlive the agent, so a pod deleted while it was away left its /32 or
+ * /128 behind (an address that may now be anything's). Such an entry that
+ * no pod of the list, no node's podCIDR and no mtls.peers entry holds
+ * leaves; shorter entries (nodes' CIDRs, kept on purpose) are not touched.
+ */
+static void pods_sweep_stale(struct zt_peers *p, const struct zt_peers_pods *now)
+{
+	struct tc_endpoint *tc = p->d->dp ? p->d->dp->tc : NULL;
+	size_t removed = 0, failed = 0;
+
+	if (!tc)
+		return;
+	for (int v4 = 1; v4 >= 0; v4--) {
+		int fd = bpf_map__fd(v4 ? tc->maps.mtls_remote_v4 : tc->maps.mtls_remote_v6);
+		int family = v4 ? AF_INET : AF_INET6;
+		unsigned int full = v4 ? 32 : 128;
+		struct zt_ip6_key key, next; /* the larger key; an IPv4 one uses its start */
+		struct zt_ip6_key *stale = NULL;
+		size_t n = 0, cap = 0;
+		void *prev = NULL;
+
+		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			struct pod_route r = { .family = family };
+
+			key = next;
+			prev = &key;
+			if (key.prefixlen != full)
+				continue;
+			memcpy(r.addr, key.addr, v4 ? 4 : 16);
+			if (bsearch(&r, now->v, now->n, sizeof(r), route_cmp) ||
+			    full_cidr_held(p, family, key.addr))
+				continue;
+			if (zt_grow((void **)&stale, &cap, n + 1, sizeof(*stale)) < 0) {
+				failed++;
+				break;
+			}
+			stale[n++] = key;
+		}
+		for (size_t i = 0; i < n; i++) {
+			char a[INET6_ADDRSTRLEN];
+
+			if (bpf_map_delete_elem(fd, &stale[i]) == 0 || errno == ENOENT) {
+				removed++;
+				continue;
+			}
+			failed++;
+			log_warn(
+				"mtls_peer_datapath_failed",
+				"pod_address=%s error=\"%s\" why=\"a pod deleted while the agent was away stays in the strict-mode set\"",
+				inet_ntop(family, stale[i].addr, a, sizeof(a)) ? a : "?",
+				strerror(errno));
+		}
+		free(stale);
+	}
+	if (removed || failed)
+		log_info("mtls_peer_pods_swept",
+			 "removed=%zu failed=%zu why=\"pods deleted while the agent was away\"",
+			 removed, failed);
 }
 
 static int put_peer(cbor_item_t *a, const char *source, const char *node, const char *cidr,

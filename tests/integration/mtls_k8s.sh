@@ -25,7 +25,8 @@
 #     agent; with node a in mtls.mode strict, its traffic that no rule marks
 #     (port 7001) is carried by the tunnel too (node b, in mode policy,
 #     keeps the pod's replies for its agent), and is no longer once the pod
-#     is deleted
+#     is deleted, also when it is deleted while node a's agent is away (the
+#     pinned strict set is swept of it at the restart)
 #   - IPv6-only nodes (InternalIPs 2001:2:0:100::1, 2001:2:0:101::1, node
 #     a's IPv4 route to node b prohibited): the agents meet over IPv6, IPv4
 #     and IPv6 pods alike; dual-stack nodes keep meeting over IPv4
@@ -303,12 +304,15 @@ nr0=$(js a "d['traffic']['steered_no_route']")
 check "before the pod watch knows pod sx: [2001:2:0:12::10]:7000 is refused" \
 	eval '! echoesx 2001:2:0:12::10 7000 sx-before6'
 check "... counted as steered_no_route" test "$(js a "d['traffic']['steered_no_route']")" -gt "${nr0:-0}"
-ctl apply '{"resource": "pods", "object": {"metadata": {"name": "server-x", "namespace": "shop",
+pod_sx() {
+	ctl apply '{"resource": "pods", "object": {"metadata": {"name": "server-x", "namespace": "shop",
 		"labels": {"app": "server"}},
 	"spec": {"nodeName": "node-b", "serviceAccountName": "db",
 		"containers": [{"name": "main", "image": "busybox"}]},
 	"status": {"phase": "Running", "podIP": "198.18.12.10",
 		"podIPs": [{"ip": "198.18.12.10"}, {"ip": "2001:2:0:12::10"}]}}}'
+}
+pod_sx
 check "the pod watch gives pod sx to node-b: 198.18.12.10:7000 goes through the tunnel" \
 	wait_for 5 echoesx 198.18.12.10 7000 sx-by-pod-$$
 check "... status counts both of its addresses" test "$(js a "d['peer_pod_addresses']")" -ge 2
@@ -346,6 +350,19 @@ in_clear() { # in_clear DST TEXT: answers, and node a did not steer it
 }
 check "pod sx deleted: its addresses leave node a's strict set (7001 answers, not steered)" \
 	eval 'wait_for 5 gone && in_clear 198.18.12.10 sx-gone-$$ && in_clear 2001:2:0:12::10 sx-gone6-$$'
+# The strict set is pinned and outlives the agent: a pod deleted while agent a is away must
+# not leave its addresses behind when it comes back.
+pod_sx
+check "pod sx again: steered in strict mode" \
+	wait_for 5 strict_via_tunnel 198.18.12.10 sx-again-$$ "$DIR/sx7001.peers" 198.18.1.10
+kill -TERM "$AGENT_A"
+wait "$AGENT_A" 2>/dev/null
+ctl delete '{"resource": "pods", "namespace": "shop", "name": "server-x"}'
+start_agent a >>"$DIR/a.log" 2>&1 || bail "agent a restarts"
+check "pod sx deleted while agent a was away: its addresses leave the strict set at its restart" \
+	eval 'wait_for 15 has_svid a web && wait_for 5 in_clear 198.18.12.10 sx-away-$$ &&
+		in_clear 2001:2:0:12::10 sx-away6-$$'
+check "... and the sweep is logged" grep -q 'mtls_peer_pods_swept.*removed=2' "$DIR/a.log"
 
 # --- 9. IPv6-only nodes: the agents meet over IPv6 ---
 # Node a's IPv4 route to node b's address prohibited: only IPv6 joins the agents.
