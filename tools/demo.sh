@@ -49,6 +49,12 @@ for i in json.load(sys.stdin).get("incidents", []):
 	run ztctl incidents show "$inc"
 	cap=$(ztctl incidents show "$inc" -o json | sed -n 's/.*"capture": "\([^"]*\)".*/\1/p')
 	if [ -s "$cap" ]; then
+		# The capture is still open: it is a complete gzip stream after each
+		# flush (about every second); wait for the one after the flood's last packet.
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			tshark -n -r "$cap" -q >/dev/null 2>&1 && break
+			sleep 0.5
+		done
 		printf '%s$ tshark -r %s -q -z io,phs%s\n' "$D" "$cap" "$N"
 		tshark -n -r "$cap" -q -z io,phs 2>/dev/null | sed 's/^/   /'
 		printf '%s$ tshark -r %s -c 5%s\n' "$D" "$cap" "$N"

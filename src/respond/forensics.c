@@ -663,6 +663,8 @@ static uint64_t total_bytes(struct zt_forensics *f)
 
 void zt_forensics_tick(struct zt_forensics *f, uint64_t now)
 {
+	bool due;
+
 	/*
 	 * The packets' writer (the ring-buffer consumer, compressing a flood's
 	 * captures) holds the lock often: the loop does not wait for it, it
@@ -675,12 +677,18 @@ void zt_forensics_tick(struct zt_forensics *f, uint64_t now)
 		pthread_mutex_lock(&f->lock);
 	}
 	f->tick_skipped = 0;
+	/*
+	 * Due at flush_ns, less half of it: ticks come about as often as
+	 * flush_ns and a little late or early, and an exact comparison then
+	 * flushed on every other tick only (a capture readable 2 s late).
+	 */
+	due = now - f->last_flush >= f->c.flush_ns - f->c.flush_ns / 2;
 	for (uint32_t i = 0; i < f->c.max_captures; i++) {
 		struct cap *c = &f->caps[i];
 
 		if (!c->used || !c->w)
 			continue;
-		if (now - f->last_flush >= f->c.flush_ns && zt_pcapng_flush(c->w) < 0)
+		if (due && zt_pcapng_flush(c->w) < 0)
 			f->st.write_errors++;
 		f->files[c->file].bytes = zt_pcapng_size(c->w);
 		if (f->files[c->file].bytes >= f->c.file_bytes) {
@@ -689,7 +697,7 @@ void zt_forensics_tick(struct zt_forensics *f, uint64_t now)
 				f->st.write_errors++;
 		}
 	}
-	if (now - f->last_flush >= f->c.flush_ns)
+	if (due)
 		f->last_flush = now;
 	/*
 	 * Oldest first, until within both bounds. Each open capture reopens at
