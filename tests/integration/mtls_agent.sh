@@ -316,17 +316,23 @@ check "no IPv6 packet of the client's connections to 7000 and 5202 crossed the r
 	test "$(tshark -r "$CAP" -Y '(tcp.port == 7000 || tcp.port == 5202) && ipv6.addr == 2001:2:0:1::10' 2>/dev/null | wc -l)" -eq 0
 check "the rogue pod's IPv6 SYNs did cross (the capture sees IPv6)" \
 	test "$(tshark -r "$CAP" -Y 'ipv6.src == 2001:2:0:1::11 && tcp.port == 7000' 2>/dev/null | wc -l)" -gt 0
-vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
-	-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
-check "every ServerHello on the wire selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
-# Decoded as TLS, tunnel packets are records only; TLS 1.3 shows encrypted ones as type 23.
-types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
-	-e tls.record.content_type -e tls.record.opaque_type 2>/dev/null |
-	tr ',\t' '\n\n' | grep . | sort -u | tr '\n' ' ')
-check "only handshake, change_cipher_spec and encrypted records on the tunnel port: '$types'" \
-	bash -c "[[ '$types' =~ ^(20 )?22\ 23\ $ ]]"
-clear_tcp=$(tshark -r "$CAP" -Y 'tcp.len > 0 && !(tcp.port == 15008) && !(tcp.port == 7001)' 2>/dev/null | wc -l)
-check "no other TCP payload crossed the router ($clear_tcp packets)" test "$clear_tcp" -eq 0
+# wire_tls PREFIX FILTER: the capture $CAP holds only TLS 1.3 on the tunnel port, and no
+# TCP payload outside it but what FILTER ("" or "&& ...") leaves out.
+wire_tls() {
+	local vers types clear_tcp
+	vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
+		-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
+	check "$1every ServerHello on the wire selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
+	# Decoded as TLS, tunnel packets are records only; TLS 1.3 shows encrypted ones as type 23.
+	types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
+		-e tls.record.content_type -e tls.record.opaque_type 2>/dev/null |
+		tr ',\t' '\n\n' | grep . | sort -u | tr '\n' ' ')
+	check "$1only handshake, change_cipher_spec and encrypted records on the tunnel port: '$types'" \
+		bash -c "[[ '$types' =~ ^(20 )?22\ 23\ $ ]]"
+	clear_tcp=$(tshark -r "$CAP" -Y "tcp.len > 0 && !(tcp.port == 15008) $2" 2>/dev/null | wc -l)
+	check "$1no other TCP payload crossed the router ($clear_tcp packets)" test "$clear_tcp" -eq 0
+}
+wire_tls "" "&& !(tcp.port == 7001)"
 if [ -n "${MTLS_DEMO:-}" ]; then
 	echo "# --- the router's view of one tunnel (tshark -d tcp.port==15008,tls) ---"
 	tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tls && tcp.port == 15008' 2>/dev/null | head -n 12 | sed 's/^/#   /'
@@ -655,14 +661,5 @@ check "the router saw the tunnel over IPv6 only: IPv6 tunnel payload, no IPv4 pa
 	eval 'test "$(tshark -r "$CAP" -Y "ipv6 && tcp.port == 15008 && tcp.len > 0" 2>/dev/null | wc -l)" -gt 4 &&
 		test "$(tshark -r "$CAP" -Y ip 2>/dev/null | wc -l)" -eq 0'
 check "... the canary never appears on the wire" bash -c "! grep -aq '$CANARY' '$CAP'"
-vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
-	-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
-check "... every ServerHello on it selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
-types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
-	-e tls.record.content_type -e tls.record.opaque_type 2>/dev/null |
-	tr ',\t' '\n\n' | grep . | sort -u | tr '\n' ' ')
-check "... only handshake, change_cipher_spec and encrypted records on the tunnel port: '$types'" \
-	bash -c "[[ '$types' =~ ^(20 )?22\ 23\ $ ]]"
-clear_tcp=$(tshark -r "$CAP" -Y 'tcp.len > 0 && !(tcp.port == 15008)' 2>/dev/null | wc -l)
-check "... and no other TCP payload ($clear_tcp packets)" test "$clear_tcp" -eq 0
+wire_tls "... " ""
 echo "1..$n"
