@@ -589,30 +589,6 @@ static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *a
 	return best;
 }
 
-/* A peer agent's address and port (host order) as a socket address; its length. */
-static socklen_t agent_sockaddr(const struct zt_mtls_agent *ag, uint16_t port,
-				struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ag->family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, ag->addr, 4);
-		s4->sin_port = htons(port);
-		return sizeof(*s4);
-	}
-	if (ag->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, ag->addr, 16);
-		s6->sin6_port = htons(port);
-		return sizeof(*s6);
-	}
-	return 0;
-}
-
 /* The original destination (getsockname) and the pod (getpeername) of a steered connection. */
 static int steered_dest(int fd, struct zt_mtls_dest *d)
 {
@@ -677,14 +653,14 @@ static void steer_one(struct zt_dmtls *m, int fd)
 
 		memcpy(&a4, d.addr, 4);
 		if ((p = peer_of(m, a4)))
-			pl = agent_sockaddr(&p->agent, p->port ? p->port : m->d->cfg.mtls.port,
-					    &pa);
+			pl = zt_sockaddr_set(p->agent.family, p->agent.addr,
+					     p->port ? p->port : m->d->cfg.mtls.port, &pa);
 	} else {
 		const struct zt_mtls_peer6 *p = peer6_of(m, d.addr);
 
 		if (p)
-			pl = agent_sockaddr(&p->agent, p->port ? p->port : m->d->cfg.mtls.port,
-					    &pa);
+			pl = zt_sockaddr_set(p->agent.family, p->agent.addr,
+					     p->port ? p->port : m->d->cfg.mtls.port, &pa);
 	}
 	if (!pl) {
 		/* Policy asks for mTLS to a destination no agent speaks for: refuse, never clear. */

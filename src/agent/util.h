@@ -88,6 +88,13 @@ uint32_t zt_fnv1a32(const void *data, size_t len);
  */
 int zt_listen_parse(const char *s, struct sockaddr_storage *out);
 
+/*
+ * *ss (zeroed first) for addr (network order, 4 or 16 bytes) of family
+ * AF_INET or AF_INET6 and port (host order); its length, 0 for another family.
+ */
+socklen_t zt_sockaddr_set(int family, const uint8_t *addr, uint16_t port,
+			  struct sockaddr_storage *ss);
+
 /* mkdir -p with the given mode for directories it creates. */
 int zt_mkdir_p(const char *path, unsigned int mode);
 

@@ -260,22 +260,7 @@ static void dest_str(const struct zt_mtls_dest *d, char *buf, size_t n)
 static void dest_sockaddr(int family, const uint8_t *addr, uint16_t port,
 			  struct sockaddr_storage *ss, socklen_t *len)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (void *)ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = htons(port);
-		memcpy(&s->sin_addr, addr, 4);
-		*len = sizeof(*s);
-	} else {
-		struct sockaddr_in6 *s = (void *)ss;
-
-		s->sin6_family = AF_INET6;
-		s->sin6_port = htons(port);
-		memcpy(&s->sin6_addr, addr, 16);
-		*len = sizeof(*s);
-	}
+	*len = zt_sockaddr_set(family, addr, port, ss);
 }
 
 static size_t buf_used(const struct buf *b)
