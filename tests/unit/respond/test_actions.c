@@ -123,16 +123,21 @@ static void block(struct zt_block_action *b)
 }
 
 /* Until the loop thread is in epoll_wait (it parks there every 20 ms at most). */
-static void wait_parked(void)
+/* Borrows the loop once it is parked in epoll_wait (within 1 s); the caller gives it back. */
+static void borrow_parked(void)
 {
 	for (int i = 0; i < 2000; i++) {
-		if (zt_loop_borrow(F.loop)) {
-			zt_loop_give_back(F.loop);
+		if (zt_loop_borrow(F.loop))
 			return;
-		}
 		usleep(500);
 	}
 	fail_msg("the loop never parked");
+}
+
+static void wait_parked(void)
+{
+	borrow_parked();
+	zt_loop_give_back(F.loop);
 }
 
 static void test_idle_loop_written_by_caller(void **state)
@@ -165,9 +170,7 @@ static void test_busy_loop_written_after_its_callback(void **state)
 
 	assert_true(a >= 0 && b >= 0);
 	/* Registered from this thread while the loop is parked: borrow it. */
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	assert_int_equal(zt_loop_add(F.loop, a, EPOLLIN, hold, &ms_a), 0);
 	assert_int_equal(zt_loop_add(F.loop, b, EPOLLIN, hold, &ms_b), 0);
 	/* Both ready before the loop's next epoll_wait: one batch. */
@@ -193,9 +196,7 @@ static void test_busy_loop_written_after_its_callback(void **state)
 	assert_true(pthread_equal(F.write_thr, F.loop_thr));
 	assert_int_equal(F.path, ZT_BP_QUEUED);
 	assert_false(__atomic_load_n(&F.overlap, __ATOMIC_SEQ_CST));
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	zt_loop_del(F.loop, a);
 	zt_loop_del(F.loop, b);
 	zt_loop_give_back(F.loop);
@@ -212,9 +213,7 @@ static void test_borrowed_loop_runs_nothing(void **state)
 	assert_true(a >= 0);
 	/* Not running yet, or from a loop that is not parked: refused. */
 	assert_false(zt_loop_borrow(NULL));
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	assert_int_equal(zt_loop_add(F.loop, a, EPOLLIN, hold, &ms), 0);
 	/* A second borrower waits for nobody: refused while the loop is lent. */
 	assert_false(zt_loop_borrow(F.loop));
@@ -227,9 +226,7 @@ static void test_borrowed_loop_runs_nothing(void **state)
 	for (int i = 0; i < 200 && F.n_order < 1; i++)
 		usleep(5 * 1000);
 	assert_int_equal(F.n_order, 1);
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	zt_loop_del(F.loop, a);
 	zt_loop_give_back(F.loop);
 	close(a);
@@ -257,9 +254,7 @@ static void test_lent_loop_written_by_caller(void **state)
 	struct zt_block_action blk;
 
 	assert_true(a >= 0);
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	assert_int_equal(zt_loop_add(F.loop, a, EPOLLIN, lend_hold, NULL), 0);
 	F.n_order = 0;
 	assert_int_equal(write(a, &one, sizeof(one)), sizeof(one));
@@ -285,9 +280,7 @@ static void test_lent_loop_written_by_caller(void **state)
 	assert_string_equal(F.order[1], "write");
 	assert_string_equal(F.order[2], "taken-back");
 	pthread_mutex_unlock(&F.mu);
-	wait_parked();
-	while (!zt_loop_borrow(F.loop))
-		usleep(500);
+	borrow_parked();
 	zt_loop_del(F.loop, a);
 	zt_loop_give_back(F.loop);
 	close(a);
