@@ -144,7 +144,7 @@ print("  packet over the threshold -> map write: p50 %.3f ms, p99 %.3f ms" % (q(
 if p2d:
     print("    of which packet -> decision (ring buffer, consumer): p50 %.3f ms, p99 %.3f ms"
           % (q(p2d, .5), q(p2d, .99)))
-    print("    decision -> write start (hand-over to the blocklist's thread): p50 %.3f ms, p99 %.3f ms"
+    print("    decision -> write start (the engine's lock released; the write waits for the blocklist's): p50 %.3f ms, p99 %.3f ms"
           % (q(d2w, .5), q(d2w, .99)))
     print("    written: %s" % ", ".join("%s %d" % kv for kv in sorted(paths.items())))
 PY

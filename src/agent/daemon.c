@@ -640,7 +640,7 @@ static int eng_allowlisted(void *ctx, uint8_t family, const uint8_t *addr)
 	return bpf_map_lookup_elem(fd, &k6, &v) == 0;
 }
 
-/* A detector's block, on the loop thread (the blocklist's). */
+/* A detector's block, on the thread that decided it (the blocklist has a lock of its own). */
 static int eng_write_block(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
 {
 	struct zt_daemon *d = ctx;
@@ -731,7 +731,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 	d->allow_fd[1] = bpf_map__fd(d->dp->xdp->maps.allowlist_v6);
 	r = zt_engine_new(&d->cfg, &h, &d->engine, err, errlen);
 	if (r == 0)
-		r = zt_engine_start(d->engine, d->loop, err, errlen);
+		r = zt_engine_start(d->engine, err, errlen);
 	if (r < 0)
 		return r;
 	zt_seg_set_violation_sink(d->seg, on_violation, d);

@@ -8,18 +8,8 @@
  * event for it later in the same batch is skipped. Its fd number may be
  * reused by a new registration meanwhile; the stale event still points to
  * the dead one, so it never reaches the newcomer.
- *
- * Lending (zt_loop_borrow): the loop's state is its thread's, but while
- * that thread is parked in epoll_wait nothing of it runs, so another
- * thread may act as the loop for a short while. The state word says who
- * has it: RUNNING (the loop thread, also before the first and after the
- * last run), PARKED (in epoll_wait: free to borrow), BORROWED. The loop
- * thread parks before epoll_wait and takes its state back after it,
- * waiting on borrow_mu while a borrower holds it; a borrower never waits
- * (trylock), so no thread can block the other for longer than a borrow.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,13 +38,7 @@ struct zt_loop {
 	struct reg *regs; /* live registrations */
 	struct reg *dead; /* deleted during the current batch, freed after it */
 	uint64_t step_max_ns; /* atomic: the longest callback since zt_loop_take_step_max */
-	int state; /* atomic: LOOP_RUNNING | LOOP_PARKED | LOOP_BORROWED */
-	pthread_mutex_t borrow_mu; /* held by a borrower for its borrow */
-	zt_loop_fn between; /* after every callback of a batch (zt_loop_set_between) */
-	void *between_ctx;
 };
-
-enum { LOOP_RUNNING, LOOP_PARKED, LOOP_BORROWED };
 
 int zt_loop_init(struct zt_loop **out)
 {
@@ -69,7 +53,6 @@ int zt_loop_init(struct zt_loop **out)
 		free(l);
 		return r;
 	}
-	pthread_mutex_init(&l->borrow_mu, NULL);
 	*out = l;
 	return 0;
 }
@@ -219,21 +202,16 @@ int zt_loop_run_once(struct zt_loop *l, int timeout_ms)
 		return -EINVAL;
 	if (l->dispatching)
 		return -EBUSY; /* not from inside a callback */
-	zt_loop_lend(l);
 	n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ms);
 	e = errno;
-	zt_loop_take_back(l);
 	if (n < 0)
 		return e == EINTR ? 0 : -e;
 	l->dispatching = true;
 	for (int i = 0; i < n; i++) {
 		struct reg *r = evs[i].data.ptr;
 
-		if (!r->dead) {
+		if (!r->dead)
 			dispatch(l, r, evs[i].events);
-			if (l->between)
-				l->between(l->between_ctx, -1, 0);
-		}
 	}
 	l->dispatching = false;
 	while (l->dead) {
@@ -265,55 +243,6 @@ void zt_loop_quit(struct zt_loop *l)
 		l->quit = true;
 }
 
-void zt_loop_lend(struct zt_loop *l)
-{
-	if (l)
-		__atomic_store_n(&l->state, LOOP_PARKED, __ATOMIC_RELEASE);
-}
-
-void zt_loop_take_back(struct zt_loop *l)
-{
-	if (!l)
-		return;
-	for (;;) {
-		int want = LOOP_PARKED;
-
-		if (__atomic_compare_exchange_n(&l->state, &want, LOOP_RUNNING, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return;
-		/* Lent: the borrower holds borrow_mu until it gives the loop back. */
-		pthread_mutex_lock(&l->borrow_mu);
-		pthread_mutex_unlock(&l->borrow_mu);
-	}
-}
-
-bool zt_loop_borrow(struct zt_loop *l)
-{
-	int want = LOOP_PARKED;
-
-	if (!l || pthread_mutex_trylock(&l->borrow_mu))
-		return false;
-	if (__atomic_compare_exchange_n(&l->state, &want, LOOP_BORROWED, false, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE))
-		return true;
-	pthread_mutex_unlock(&l->borrow_mu);
-	return false;
-}
-
-void zt_loop_give_back(struct zt_loop *l)
-{
-	__atomic_store_n(&l->state, LOOP_PARKED, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&l->borrow_mu);
-}
-
-void zt_loop_set_between(struct zt_loop *l, zt_loop_fn fn, void *ctx)
-{
-	if (!l)
-		return;
-	l->between = fn;
-	l->between_ctx = ctx;
-}
-
 void zt_loop_stop(struct zt_loop *l)
 {
 	if (!l)
@@ -321,6 +250,5 @@ void zt_loop_stop(struct zt_loop *l)
 	while (l->regs)
 		zt_loop_del(l, l->regs->fd);
 	close(l->epfd);
-	pthread_mutex_destroy(&l->borrow_mu);
 	free(l);
 }

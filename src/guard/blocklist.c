@@ -294,7 +294,7 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
-int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more)
+static int reserve_held(struct zt_blocklist *bl, size_t more)
 {
 	size_t cap = tab_cap_for(&bl->tab, bl->tab.n + more);
 
@@ -421,8 +421,8 @@ static int cand_push(struct bl_pos **v, size_t *n, size_t *cap, const struct bl_
  * larger hash. Entries that wrapped around the end of the table (home
  * above their slot) come last, as their hashes do.
  */
-ssize_t bl_list_page(const struct zt_blocklist *bl, const struct bl_pos *after, struct bl_pos *out,
-		     size_t limit, bool *more)
+static ssize_t list_page_held(const struct zt_blocklist *bl, const struct bl_pos *after,
+			      struct bl_pos *out, size_t limit, bool *more)
 {
 	const struct bl_table *t = &bl->tab;
 	struct bl_pos *cand = NULL, p;
@@ -841,6 +841,14 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl = calloc(1, sizeof(*bl));
 	if (!bl)
 		return -ENOMEM;
+	{
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&bl->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	bl->dp = dp;
 	bl->fd_hash[FAM_V4] = bpf_map__fd(s->maps.blocklist_v4);
 	bl->fd_hash[FAM_V6] = bpf_map__fd(s->maps.blocklist_v6);
@@ -916,10 +924,11 @@ void zt_blocklist_stop(struct zt_blocklist *bl)
 	free(bl->fdlist);
 	free(bl->fvals);
 	bl_notes_free(bl);
+	pthread_mutex_destroy(&bl->mu);
 	free(bl);
 }
 
-size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie)
+static size_t count_held(const struct zt_blocklist *bl, int fam, bool trie)
 {
 	return trie ? bl->n_trie[fam] : bl->n_fam[fam] - bl->n_trie[fam];
 }
@@ -936,13 +945,17 @@ static void fill_entry(struct zt_blocklist *bl, const struct zt_block_req *req,
 	e->note_id = intern_note(bl, req->note);
 }
 
-int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
-		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen)
+static int import_held(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+		       const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+		       size_t errlen);
+
+static int add_held(struct zt_blocklist *bl, const struct zt_cidr *c,
+		    const struct zt_block_req *req, bool *replaced, char *err, size_t errlen)
 {
 	size_t added = 0, repl = 0;
 	int r;
 
-	r = zt_blocklist_import(bl, c, 1, req, &added, &repl, err, errlen);
+	r = import_held(bl, c, 1, req, &added, &repl, err, errlen);
 	if (r == 0 && replaced)
 		*replaced = repl != 0;
 	return r;
@@ -1089,7 +1102,7 @@ out:
 	return r;
 }
 
-int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+static int del_held(struct zt_blocklist *bl, const struct zt_cidr *c)
 {
 	struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
 	struct bl_key k = {};
@@ -1401,9 +1414,9 @@ out:
 	return r;
 }
 
-int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
-			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
-			size_t errlen)
+static int import_held(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+		       const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+		       size_t errlen)
 {
 	struct zt_block_entry e, *ents;
 	int r;
@@ -1426,8 +1439,8 @@ int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_
 
 /* ---- feeds ---- */
 
-int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
-			  struct zt_bl_feed_counts *c, char *err, size_t errlen)
+static int feed_add_held(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			 struct zt_bl_feed_counts *c, char *err, size_t errlen)
 {
 	struct zt_cidr *cs = malloc((n ? n : 1) * sizeof(*cs));
 	struct zt_block_entry *ents = malloc((n ? n : 1) * sizeof(*ents));
@@ -1477,8 +1490,8 @@ int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item 
 	return r;
 }
 
-int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
-			  struct zt_bl_feed_counts *c)
+static int feed_del_held(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			 struct zt_bl_feed_counts *c)
 {
 	struct bl_key *k = malloc((n ? n : 1) * sizeof(*k));
 	size_t m = 0, removed = 0;
@@ -1509,7 +1522,7 @@ int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, siz
 	return r;
 }
 
-int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
+static int feed_entries_held(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
 {
 	size_t m = 0;
 	struct zt_cidr *v;
@@ -1534,7 +1547,7 @@ int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **ou
 	return 0;
 }
 
-int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c)
+static int source_held(const struct zt_blocklist *bl, const struct zt_cidr *c)
 {
 	const struct bl_slot *s = tab_find(&bl->tab, fam_of(c), c->prefixlen, c->addr);
 
@@ -1560,7 +1573,7 @@ void zt_blocklist_set_feed_match(struct zt_blocklist *bl, zt_bl_feed_match_fn fn
  * entry may land behind the sweep: a pass during which entries were
  * removed is followed by another, which also finds the next expiry.
  */
-size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now)
+static size_t expire_held(struct zt_blocklist *bl, uint64_t now)
 {
 	struct bl_table *t = &bl->tab;
 	uint64_t t0 = zt_now_mono_ns(), elapsed = 0;
@@ -1665,14 +1678,9 @@ out:
 	return removed;
 }
 
-bool zt_blocklist_expire_pending(const struct zt_blocklist *bl)
-{
-	return bl->expire_more;
-}
-
 /* ---- allowlist ---- */
 
-int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note)
+static int allow_add_held(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note)
 {
 	uint8_t key[sizeof(struct zt_ip6_key)];
 	struct zt_allow_entry v = { .created_unix = zt_now_unix() };
@@ -1690,7 +1698,7 @@ int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const cha
 	return 0;
 }
 
-int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+static int allow_del_held(struct zt_blocklist *bl, const struct zt_cidr *c)
 {
 	uint8_t key[sizeof(struct zt_ip6_key)];
 	int fam = fam_of(c);
@@ -1858,8 +1866,8 @@ static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_sl
  * whatever the kernel and the mirror hold for it, made the mirror's. Loop
  * thread.
  */
-void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
-				  const struct zt_drift_hooks *h)
+static void drift_check_key_held(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				 const struct zt_drift_hooks *h)
 {
 	bool fix = !h->may || h->may(h->ctx, "blocklist");
 	int fd = bl_entry_fd(bl, fam, trie);
@@ -1920,8 +1928,8 @@ static int bl_drift_batch(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cu
 	return 0;
 }
 
-void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
-			      size_t budget, const struct zt_drift_hooks *h)
+static void drift_check_held(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur, size_t budget,
+			     const struct zt_drift_hooks *h)
 {
 	bool fix = !h->may || h->may(h->ctx, "blocklist");
 
@@ -1943,7 +1951,7 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 			continue;
 		}
 		if (!cur->mid[m]) {
-			cur->start_n[m] = zt_blocklist_count(bl, fam, trie);
+			cur->start_n[m] = count_held(bl, fam, trie);
 			cur->start_removals[m] = bl->tab.removals;
 			cur->seen[m] = 0;
 		}
@@ -1971,8 +1979,8 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 		 * were deleted, unless the agent itself changed the map meanwhile
 		 * (then the next pass tells).
 		 */
-		if (cur->seen[m] < zt_blocklist_count(bl, fam, trie) &&
-		    cur->start_n[m] == zt_blocklist_count(bl, fam, trie) &&
+		if (cur->seen[m] < count_held(bl, fam, trie) &&
+		    cur->start_n[m] == count_held(bl, fam, trie) &&
 		    cur->start_removals[m] == bl->tab.removals) {
 			for (size_t i = 0; i < bl->tab.cap; i++) {
 				const struct bl_slot *s = &bl->tab.slots[i];
@@ -2147,8 +2155,8 @@ int zt_blocklist_scan_run(struct zt_bl_scan *s)
  * for the next scan, which finds them again). Returns the buckets that
  * differed, or -errno of the scan.
  */
-int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
-			      const struct zt_drift_hooks *h)
+static int scan_compare_held(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
+			     const struct zt_drift_hooks *h)
 {
 	const uint64_t *msum = bl->tab.sums[s->fam];
 	const uint32_t *mcnt = bl->tab.counts[s->fam];
@@ -2203,4 +2211,200 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 		}
 	}
 	return nd;
+}
+
+/*
+ * ---- the entry points: each holds bl->mu for its whole call ----
+ *
+ * Detector blocks are written on the thread that decides them (the ring
+ * buffer's consumer), while the loop thread serves the API, feeds, expiry
+ * and drift: the mirror, the prefilter counts, the notes and the published
+ * prefix set change together under one lock, so a block lands whole (entry
+ * before its length is published, mirror equal to the maps) whichever
+ * thread writes it and whatever the loop is doing, and waits at most for
+ * one call of another thread into the blocklist (an expiry slice, a feed
+ * chunk), never for unrelated loop work.
+ */
+
+int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more)
+{
+	int r;
+
+	bl_lock(bl);
+	r = reserve_held(bl, more);
+	bl_unlock(bl);
+	return r;
+}
+
+ssize_t bl_list_page(const struct zt_blocklist *bl, const struct bl_pos *after, struct bl_pos *out,
+		     size_t limit, bool *more)
+{
+	ssize_t r;
+
+	bl_lock(bl);
+	r = list_page_held(bl, after, out, limit, more);
+	bl_unlock(bl);
+	return r;
+}
+
+size_t bl_total(const struct zt_blocklist *bl)
+{
+	size_t n;
+
+	bl_lock(bl);
+	n = bl->tab.n;
+	bl_unlock(bl);
+	return n;
+}
+
+size_t zt_blocklist_count(const struct zt_blocklist *bl, int fam, bool trie)
+{
+	size_t n;
+
+	bl_lock(bl);
+	n = count_held(bl, fam, trie);
+	bl_unlock(bl);
+	return n;
+}
+
+int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
+		     const struct zt_block_req *req, bool *replaced, char *err, size_t errlen)
+{
+	int r;
+
+	bl_lock(bl);
+	r = add_held(bl, c, req, replaced, err, errlen);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	int r;
+
+	bl_lock(bl);
+	r = del_held(bl, c);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_import(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			const struct zt_block_req *req, size_t *added, size_t *replaced, char *err,
+			size_t errlen)
+{
+	int r;
+
+	bl_lock(bl);
+	r = import_held(bl, cs, n, req, added, replaced, err, errlen);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_feed_add(struct zt_blocklist *bl, const struct zt_bl_feed_item *items, size_t n,
+			  struct zt_bl_feed_counts *c, char *err, size_t errlen)
+{
+	int r;
+
+	bl_lock(bl);
+	r = feed_add_held(bl, items, n, c, err, errlen);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_feed_del(struct zt_blocklist *bl, const struct zt_cidr *cs, size_t n,
+			  struct zt_bl_feed_counts *c)
+{
+	int r;
+
+	bl_lock(bl);
+	r = feed_del_held(bl, cs, n, c);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_feed_entries(const struct zt_blocklist *bl, struct zt_cidr **out, size_t *n)
+{
+	int r;
+
+	bl_lock(bl);
+	r = feed_entries_held(bl, out, n);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_blocklist_source(const struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	int r;
+
+	bl_lock(bl);
+	r = source_held(bl, c);
+	bl_unlock(bl);
+	return r;
+}
+
+size_t zt_blocklist_expire(struct zt_blocklist *bl, uint64_t now_boot_ns)
+{
+	size_t n;
+
+	bl_lock(bl);
+	n = expire_held(bl, now_boot_ns);
+	bl_unlock(bl);
+	return n;
+}
+
+bool zt_blocklist_expire_pending(const struct zt_blocklist *bl)
+{
+	bool more;
+
+	bl_lock(bl);
+	more = bl->expire_more;
+	bl_unlock(bl);
+	return more;
+}
+
+int zt_allowlist_add(struct zt_blocklist *bl, const struct zt_cidr *c, const char *note)
+{
+	int r;
+
+	bl_lock(bl);
+	r = allow_add_held(bl, c, note);
+	bl_unlock(bl);
+	return r;
+}
+
+int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
+{
+	int r;
+
+	bl_lock(bl);
+	r = allow_del_held(bl, c);
+	bl_unlock(bl);
+	return r;
+}
+
+void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
+				  const struct zt_drift_hooks *h)
+{
+	bl_lock(bl);
+	drift_check_key_held(bl, fam, trie, key, h);
+	bl_unlock(bl);
+}
+
+void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor *cur,
+			      size_t budget, const struct zt_drift_hooks *h)
+{
+	bl_lock(bl);
+	drift_check_held(bl, cur, budget, h);
+	bl_unlock(bl);
+}
+
+int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *s, size_t budget,
+			      const struct zt_drift_hooks *h)
+{
+	int r;
+
+	bl_lock(bl);
+	r = scan_compare_held(bl, s, budget, h);
+	bl_unlock(bl);
+	return r;
 }

@@ -9,6 +9,12 @@
  * when the next entry expires. Every change keeps the datapath consistent:
  * entries are written before their prefix length is published and a
  * length is unpublished before its last entry is deleted.
+ *
+ * Threads: the loop thread calls most of these, the ring buffer's consumer
+ * writes detector blocks (zt_blocklist_add) at the same time. Every
+ * function below but the setters (set_audit, set_feed_match: before the
+ * threads start) holds the blocklist's own lock for its call, so each
+ * change is whole to every other thread and to the XDP program.
  */
 #ifndef ZT_BLOCKLIST_H
 #define ZT_BLOCKLIST_H

@@ -348,7 +348,7 @@ static int op_block_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, 
 			goto nomem;
 		}
 	}
-	if (zt_cbor_put_u64(*data, "total", bl->tab.n) || zt_cbor_put(*data, "entries", arr))
+	if (zt_cbor_put_u64(*data, "total", bl_total(bl)) || zt_cbor_put(*data, "entries", arr))
 		goto nomem;
 	arr = NULL;
 	if (more) {

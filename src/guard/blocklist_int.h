@@ -75,6 +75,13 @@ struct bl_pos {
 #define BL_POS_WIRE 26 /* bytes of a cursor on the wire: be64 hash, fam, plen, addr[16] */
 
 struct zt_blocklist {
+	/*
+	 * Everything below that changes, and every write to the maps, is
+	 * under mu: the loop thread (API, feeds, expiry, drift) and the thread
+	 * that decides a detector block both write. Recursive: an entry point
+	 * may call another. set_audit and set_feed_match are for set-up only.
+	 */
+	pthread_mutex_t mu;
 	struct zt_datapath *dp;
 	zt_bl_audit_fn audit;
 	void *audit_ctx;
@@ -118,6 +125,17 @@ struct zt_blocklist {
 	size_t spare_cap;
 };
 
+/* The lock of a blocklist, also from a const pointer (the mirror is read under it). */
+static inline void bl_lock(const struct zt_blocklist *bl)
+{
+	pthread_mutex_lock((pthread_mutex_t *)&bl->mu);
+}
+
+static inline void bl_unlock(const struct zt_blocklist *bl)
+{
+	pthread_mutex_unlock((pthread_mutex_t *)&bl->mu);
+}
+
 static inline int fam_of(const struct zt_cidr *c)
 {
 	return c->family == AF_INET ? FAM_V4 : FAM_V6;
@@ -145,6 +163,8 @@ size_t bl_audit_cidrs(struct zt_blocklist *bl, const char *kind, const char *sub
  */
 ssize_t bl_list_page(const struct zt_blocklist *bl, const struct bl_pos *after, struct bl_pos *out,
 		     size_t limit, bool *more);
+/* Entries in the mirror, all families and maps. */
+size_t bl_total(const struct zt_blocklist *bl);
 void bl_pos_encode(const struct bl_pos *p, uint8_t out[BL_POS_WIRE]);
 int bl_pos_decode(const uint8_t *in, size_t len, struct bl_pos *p);
 void bl_key_cidr(const struct bl_key *k, struct zt_cidr *c);

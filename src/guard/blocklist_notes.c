@@ -5,8 +5,9 @@
  * one, so what it wrote (or found pinned at start) is kept here, by id,
  * and the kernel map is held to it: a note deleted or changed with bpftool
  * is written back (an entry's reason would read as empty or as someone
- * else's text), one added outside is deleted. Loop thread, like every
- * other writer of the map.
+ * else's text), one added outside is deleted. Under the blocklist's
+ * lock, like every other writer of the map (a detector's block interns its
+ * note on the thread that decided it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -125,8 +126,8 @@ static void quote(const char *t, char *buf, size_t n)
 }
 
 /* One id of block_notes against what the agent wrote. */
-void zt_blocklist_notes_check_key(struct zt_blocklist *bl, const uint8_t *key,
-				  const struct zt_drift_hooks *h)
+static void check_key_held(struct zt_blocklist *bl, const uint8_t *key,
+			   const struct zt_drift_hooks *h)
 {
 	const struct bl_note_rec *want;
 	struct zt_note cur, put = { 0 };
@@ -172,7 +173,7 @@ void zt_blocklist_notes_check_key(struct zt_blocklist *bl, const uint8_t *key,
 }
 
 /* The whole map both ways: what the kernel has, then what the agent wrote. */
-void zt_blocklist_notes_check(struct zt_blocklist *bl, const struct zt_drift_hooks *h)
+static void check_held(struct zt_blocklist *bl, const struct zt_drift_hooks *h)
 {
 	uint32_t key = 0, next;
 	bool first = true;
@@ -186,7 +187,7 @@ void zt_blocklist_notes_check(struct zt_blocklist *bl, const struct zt_drift_hoo
 		first = false;
 		key = next;
 		seen += ours;
-		zt_blocklist_notes_check_key(bl, (const uint8_t *)&key, h);
+		check_key_held(bl, (const uint8_t *)&key, h);
 		/* An added note deleted: the walk's place is gone, start over. */
 		if (!ours && bpf_map_lookup_elem(bl->fd_notes, &key, &(struct zt_note){ 0 }) < 0)
 			first = true, seen = 0;
@@ -197,10 +198,35 @@ void zt_blocklist_notes_check(struct zt_blocklist *bl, const struct zt_drift_hoo
 		return;
 	for (size_t i = 0; i < bl->notes->cap; i++)
 		if (bl->notes->v[i].id)
-			zt_blocklist_notes_check_key(bl, (const uint8_t *)&bl->notes->v[i].id, h);
+			check_key_held(bl, (const uint8_t *)&bl->notes->v[i].id, h);
+}
+
+/* Under the blocklist's lock: an entry's note is written and remembered in one step. */
+void zt_blocklist_notes_check_key(struct zt_blocklist *bl, const uint8_t *key,
+				  const struct zt_drift_hooks *h)
+{
+	if (!bl)
+		return;
+	bl_lock(bl);
+	check_key_held(bl, key, h);
+	bl_unlock(bl);
+}
+
+void zt_blocklist_notes_check(struct zt_blocklist *bl, const struct zt_drift_hooks *h)
+{
+	if (!bl)
+		return;
+	bl_lock(bl);
+	check_held(bl, h);
+	bl_unlock(bl);
 }
 
 size_t zt_blocklist_notes_count(const struct zt_blocklist *bl)
 {
-	return bl->notes ? bl->notes->n : 0;
+	size_t n;
+
+	bl_lock(bl);
+	n = bl->notes ? bl->notes->n : 0;
+	bl_unlock(bl);
+	return n;
 }

@@ -62,7 +62,6 @@ struct zt_flowexp {
 	 * is acted on twice before flow_export says what was recorded.
 	 */
 	bool worker;
-	struct zt_loop *loop; /* lent during the gather (zt_flowexp_set_loop), NULL none */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -704,12 +703,6 @@ int zt_flowexp_start_worker(struct zt_flowexp *x, zt_flowexp_prep_fn prep, void 
 	return 0;
 }
 
-void zt_flowexp_set_loop(struct zt_flowexp *x, struct zt_loop *loop)
-{
-	if (x)
-		x->loop = loop;
-}
-
 void zt_flowexp_flush(struct zt_flowexp *x)
 {
 	if (!x || !x->worker)
@@ -754,9 +747,7 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		x->st.deferred++;
 		return 0;
 	}
-	zt_loop_lend(x->loop);
 	r = sweep_gather(x, ct_fd, now, sink != NULL);
-	zt_loop_take_back(x->loop);
 	if (r >= 0 && x->prep && sink && x->n_recs) {
 		tp = zt_now_mono_ns();
 		x->prep(x->prep_ctx, x->recs, x->n_recs);

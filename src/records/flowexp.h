@@ -174,14 +174,6 @@ typedef void (*zt_flowexp_prep_fn)(void *ctx, struct zt_flow_record *recs, size_
  * 0 or -errno.
  */
 int zt_flowexp_start_worker(struct zt_flowexp *x, zt_flowexp_prep_fn prep, void *prep_ctx);
-/*
- * The loop the sweep runs on: while it reads the table and gathers the
- * records (its own state, the names), it lends the loop (zt_loop_lend),
- * so that a block decided on another thread meanwhile is written at once
- * rather than after the sweep. NULL: not lent.
- */
-struct zt_loop;
-void zt_flowexp_set_loop(struct zt_flowexp *x, struct zt_loop *loop);
 /* Waits until the worker has finished the sweep handed to it, if any. */
 void zt_flowexp_flush(struct zt_flowexp *x);
 void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *st);

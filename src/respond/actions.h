@@ -1,24 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Carrying out blocks: the XDP blocklist belongs to the daemon's loop
- * thread (API, expiry), so a block decided there is written at once. One
- * decided on another thread (the ring-buffer consumer, for kernel events)
- * is written at once on that thread when the loop is idle (parked in
- * epoll_wait: zt_loop_borrow), without waking the loop; when the loop is
- * busy it is queued and written by the loop right after the callback it
- * is in (zt_loop_set_between), or when an eventfd wakes it. Each block's
- * time from decision to map write is measured and handed to the done
- * callback with the result.
- *
- * The queue is bounded (1024 blocks); a block that does not fit is not
- * written, reported to done with -ENOBUFS.
+ * Carrying out blocks: each block is written into the XDP maps on the
+ * thread that decided it, at once: the loop thread for the conntrack
+ * sweep and flow records, the ring buffer's consumer for kernel events.
+ * Nothing waits for the loop thread, whatever callback it is in (blocks
+ * queued for it waited behind its callbacks: tens of ms at p99), so
+ * the writer must be safe from any thread: the daemon's is the
+ * blocklist's, which serializes its callers on a lock of its own
+ * (guard/blocklist.h). Each block's time from decision to map write is
+ * measured and handed to the done callback with the result, on the same
+ * thread.
  */
 #ifndef ZT_ACTIONS_H
 #define ZT_ACTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "agent/loop.h"
 #include "ztagent.h"
 
 struct zt_block_action {
@@ -38,14 +36,13 @@ struct zt_block_action {
 	char note[ZT_NOTE_LEN]; /* the blocklist's note: detector and why, <= 63 bytes */
 };
 
-/* How a block reached the map. */
+/* Which thread wrote a block. */
 enum zt_block_path {
-	ZT_BP_LOOP, /* decided on the loop thread */
-	ZT_BP_BORROWED, /* on the deciding thread, the loop idle */
-	ZT_BP_QUEUED, /* queued for the loop thread */
+	ZT_BP_LOOP, /* decided and written on the loop thread */
+	ZT_BP_DIRECT, /* decided and written on another thread (the ring buffer's consumer) */
 };
 
-/* Writes one block into the maps: 0 or -errno (err says why). */
+/* Writes one block into the maps, from any thread: 0 or -errno (err says why). */
 typedef int (*zt_block_write_fn)(void *ctx, const struct zt_block_action *a, char *err,
 				 size_t errlen);
 /* After the write (or its failure): latency_ns from decided_ns to the write's end. */
@@ -55,23 +52,20 @@ typedef void (*zt_block_done_fn)(void *ctx, const struct zt_block_action *a, int
 struct zt_actions;
 
 struct zt_actions_stats {
-	uint64_t written, failed, queued, overflow;
-	uint64_t borrowed; /* written on the deciding thread, the loop idle */
+	uint64_t written, failed;
+	uint64_t direct; /* written on a thread other than the loop's */
 };
 
-/* Call on the loop's thread: that thread writes. */
-int zt_actions_new(struct zt_loop *loop, zt_block_write_fn write, zt_block_done_fn done, void *ctx,
+/* Call on the loop's thread (its blocks are labelled ZT_BP_LOOP). */
+int zt_actions_new(zt_block_write_fn write, zt_block_done_fn done, void *ctx,
 		   struct zt_actions **out);
-/* Writes what is still queued, then frees. NULL is fine. */
+/* NULL is fine. No zt_actions_block may run any more. */
 void zt_actions_free(struct zt_actions *a);
-/* From any thread. 0: written (loop thread) or queued; -ENOBUFS: the queue is full. */
-int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b);
 /*
- * On the loop thread, from inside a long callback (the detection sweep,
- * flow records): writes the blocks other threads queued now, instead of
- * when the loop gets back to the queue's eventfd. Elsewhere: nothing.
+ * From any thread: writes the block now, on this thread, then calls done;
+ * returns the write's result (0 or -errno).
  */
-void zt_actions_run_queued(struct zt_actions *a);
+int zt_actions_block(struct zt_actions *a, const struct zt_block_action *b);
 void zt_actions_get_stats(struct zt_actions *a, struct zt_actions_stats *st);
 
 #endif

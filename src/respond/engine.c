@@ -261,7 +261,7 @@ void zt_engine_on_ioc(struct zt_engine *e, const struct zt_decision *d, bool dro
 	WITH_PENDING(e, handle_ioc(e, d, dropped, zt_now_boot_ns()));
 }
 
-/* ---- actions done (loop thread) ---- */
+/* ---- actions done (on the thread that wrote the block) ---- */
 
 static void block_done(void *ctx, const struct zt_block_action *b, int result, uint64_t lat_ns,
 		       const char *err)
@@ -271,7 +271,7 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 	char addr[64], cidr[80], id[40], d[1024], note[ZT_NOTE_LEN * 2], q[400];
 	double ms = (double)lat_ns / 1e6;
 	uint64_t since_packet = 0, to_decision = 0, to_write = 0;
-	static const char *const paths[] = { "loop", "borrowed", "queued" };
+	static const char *const paths[] = { "loop", "direct" };
 
 	zt_addr_str(b->family, b->addr, addr, sizeof(addr));
 	snprintf(cidr, sizeof(cidr), "%s/%u", addr, b->family == 6 ? 128 : 32);
@@ -320,7 +320,7 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 		 "decision_to_write_ms=%.3f path=%s note=%s",
 		 id, cidr, zt_threat_name(b->threat), (uint64_t)(b->ttl_ns / SEC), b->offence,
 		 (double)b->score, ms, (double)since_packet / 1e6, (double)to_decision / 1e6,
-		 (double)to_write / 1e6, b->path < 3 ? paths[b->path] : "?",
+		 (double)to_write / 1e6, b->path < 2 ? paths[b->path] : "?",
 		 zt_log_quote(q, sizeof(q), b->note));
 	if (e->h.post) {
 		zt_json_escape(b->note, note, sizeof(note));
@@ -576,9 +576,9 @@ static int write_block(void *ctx, const struct zt_block_action *a, char *err, si
 	return e->h.write_block(e->h.ctx, a, err, errlen);
 }
 
-int zt_engine_start(struct zt_engine *e, struct zt_loop *loop, char *err, size_t errlen)
+int zt_engine_start(struct zt_engine *e, char *err, size_t errlen)
 {
-	int r = zt_actions_new(loop, write_block, block_done, e, &e->act);
+	int r = zt_actions_new(write_block, block_done, e, &e->act);
 
 	if (r)
 		zt_seterr(err, errlen, "detection: cannot set up the block queue: %s",
@@ -627,9 +627,6 @@ void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, 
 	uint64_t now = zt_now_boot_ns();
 	int64_t off = zt_boot_to_unix_ns();
 
-	/* Flow records come in slices of the flow export's sweep, on the loop thread. */
-	if (e->act)
-		zt_actions_run_queued(e->act);
 	WITH_PENDING(e, {
 		for (size_t k = 0; k < n; k++) {
 			const struct zt_flow_record *f = &recs[k];
@@ -865,8 +862,7 @@ static void sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const st
 /*
  * A batch's entries, the lock taken per slice: the events thread's flood
  * decisions wait for one slice at most, not for the whole walk (hundreds
- * of ms with a flood's entries in the table). Between slices, blocks the
- * other threads queued are written (the sweep holds the loop thread).
+ * of ms with a flood's entries in the table).
  */
 static void sweep_batch(struct zt_engine *e, const struct zt_ct_key *keys,
 			const struct zt_ct_val *vals, size_t n, uint64_t now)
@@ -878,8 +874,6 @@ static void sweep_batch(struct zt_engine *e, const struct zt_ct_key *keys,
 			for (size_t j = i; j < end; j++)
 				sweep_entry(e, &keys[j], &vals[j], now);
 		});
-		if (e->act)
-			zt_actions_run_queued(e->act);
 	}
 }
 

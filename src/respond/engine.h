@@ -15,8 +15,8 @@
  *   policy violations ► denial aggregation ─► alerts (one per key and window)
  *
  * Threads: every entry point takes the engine's lock, so any thread may
- * call it; blocks are written on the loop thread (actions.h). The
- * conntrack sweep and the tick run on the loop.
+ * call it; a block is written right after the lock, on the thread that
+ * decided it (actions.h). The conntrack sweep and the tick run on the loop.
  */
 #ifndef ZT_ENGINE_H
 #define ZT_ENGINE_H
@@ -48,7 +48,7 @@ struct zt_engine_hooks {
 	bool (*ifname)(void *ctx, uint32_t ifindex, char *buf, size_t n);
 	/* "namespace/name" of an identity (and endpoint id), as flow records name workloads. */
 	void (*workload)(void *ctx, uint32_t identity, uint32_t ep_id, char *buf, size_t n);
-	/* Writes a block into the XDP maps (on the loop thread). */
+	/* Writes a block into the XDP maps: from any thread (the one that decided it). */
 	zt_block_write_fn write_block;
 	/* Decision-to-map-write latency of each block, in seconds (a histogram). */
 	void (*observe_latency)(void *ctx, double seconds);
@@ -80,8 +80,8 @@ struct zt_engine_stats {
 /* The detectors, response and forensics from the configuration. err says what failed. */
 int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hooks,
 		  struct zt_engine **out, char *err, size_t errlen);
-/* On the loop's thread: blocks are written there from now on. */
-int zt_engine_start(struct zt_engine *e, struct zt_loop *loop, char *err, size_t errlen);
+/* On the loop's thread: blocks are written (by any thread) from now on. */
+int zt_engine_start(struct zt_engine *e, char *err, size_t errlen);
 /* Closes incidents (posted) and captures; NULL is fine. */
 void zt_engine_free(struct zt_engine *e);
 

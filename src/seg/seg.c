@@ -955,8 +955,6 @@ int zt_seg_flow_worker(struct zt_seg *s, zt_flowexp_prep_fn prep, void *ctx)
 {
 	if (!s->fx)
 		return 0;
-	/* The sweep's table read lends the loop: blocks from other threads need not wait for it. */
-	zt_flowexp_set_loop(s->fx, s->loop);
 	return zt_flowexp_start_worker(s->fx, prep, ctx);
 }
 

@@ -4,8 +4,10 @@
  * what the XDP program reads (entries, published prefix lengths, trie
  * overflow, allowlist flags), imports are all or nothing, expiry removes
  * entries (in slices, only expired ones, audited in bulk), a restart
- * rebuilds the mirror from the pins, and listings through the real API
- * server come in pages that list every entry once.
+ * rebuilds the mirror from the pins, listings through the real API
+ * server come in pages that list every entry once, and a detector's block
+ * decided off the loop thread is in the maps at once while the loop thread
+ * is busy, also while that thread changes the blocklist itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,9 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -34,6 +39,8 @@
 #include "agent/config.h"
 #include "agent/loop.h"
 #include "guard/datapath.h"
+#include "guard/drift.h"
+#include "respond/actions.h"
 #include "xdp_guard.skel.h"
 
 /* Audit events as the blocklist posts them. */
@@ -1052,6 +1059,319 @@ static void test_api_allow_list_pages(void **state)
 	free(dead);
 }
 
+/* ---- detector blocks, decided off the loop thread ---- */
+
+#define DET_HOLD_MS 400
+#define DET_N 600 /* detector addresses: 198.18.200.0 .. 198.18.202.87 */
+#define DET_CHURN_NS (1500 * 1000000ULL)
+
+struct det {
+	struct env *e;
+	struct zt_loop *loop;
+	struct zt_actions *act;
+	pthread_t thr;
+	int stop, ready; /* atomic */
+	bool running; /* det_stop not called yet */
+	int hold_fd, churn_fd;
+	int in_hold; /* atomic: the loop's long callback runs */
+	int churning, churned; /* atomic: the loop's blocklist churn runs / ran */
+	size_t rounds;
+	int reports; /* drift reports: mirror and maps differed */
+	char last_what[256];
+	char churn_err[256];
+};
+
+static struct det D;
+
+/* What the daemon's engine hook does (src/agent/daemon.c eng_write_block). */
+static int det_write(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
+{
+	struct env *e = ctx;
+	struct zt_cidr c = { .family = a->family == 6 ? AF_INET6 : AF_INET,
+			     .prefixlen = a->family == 6 ? 128 : 32 };
+	struct zt_block_req req = {
+		.ttl_ns = a->ttl_ns,
+		.reason = a->reason,
+		.source = ZT_BS_DETECTOR,
+		.note = a->note,
+	};
+
+	memcpy(c.addr, a->addr, a->family == 6 ? 16 : 4);
+	return zt_blocklist_add(e->bl, &c, &req, NULL, err, errlen);
+}
+
+static bool det_may(void *ctx, const char *kind)
+{
+	return false; /* report only: a repair would hide the difference */
+}
+
+static void det_report(void *ctx, const char *kind, const char *subject, const char *what,
+		       bool repaired, int err)
+{
+	D.reports++;
+	snprintf(D.last_what, sizeof(D.last_what), "%s: %s", subject, what);
+}
+
+/* A callback that holds the loop thread (a sweep, a feed step, an API call). */
+static void det_hold(void *ctx, int fd, uint32_t events)
+{
+	struct timespec d = { 0, DET_HOLD_MS * 1000000L };
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	__atomic_store_n(&D.in_hold, 1, __ATOMIC_SEQ_CST);
+	nanosleep(&d, NULL);
+	__atomic_store_n(&D.in_hold, 0, __ATOMIC_SEQ_CST);
+}
+
+static struct zt_cidr det_addr(size_t i)
+{
+	return v4((198u << 24) | (18u << 16) | (uint32_t)(200 * 256 + i), 32);
+}
+
+/*
+ * The loop thread's own writers, for DET_CHURN_NS: a feed adds and removes
+ * /32s (some on the detector's addresses), a /24 and a /16 (the prefilter's
+ * other buckets), an operator allows and unallows an address (the
+ * published flags), expiry runs, the feed's entries are listed, and a
+ * drift walk compares maps and mirror (report only).
+ */
+static void det_churn(void *ctx, int fd, uint32_t events)
+{
+	struct env *e = D.e;
+	struct zt_bl_feed_item items[128 + 16 + 2];
+	struct zt_cidr cs[ZT_ARRAY_SIZE(items)], allow = v4(0xC6130001u /* 198.19.0.1 */, 32);
+	struct zt_drift_hooks h = { .may = det_may, .report = det_report, .ctx = &D };
+	uint64_t t0 = zt_now_mono_ns(), v;
+	size_t n = 0;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	for (uint32_t i = 0; i < 128; i++)
+		cs[n++] = v4(0xC6130000u + 256 + i, 32); /* 198.19.1.i */
+	for (uint32_t i = 0; i < 16; i++)
+		cs[n++] = det_addr(i);
+	cs[n++] = v4(0xC6136400u, 24); /* 198.19.100.0/24 */
+	cs[n++] = v4(0xC6140000u, 16); /* 198.20.0.0/16 */
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct zt_bl_feed_item){ .cidr = cs[i], .feed_id = 1 };
+	__atomic_store_n(&D.churning, 1, __ATOMIC_SEQ_CST);
+	while (zt_now_mono_ns() - t0 < DET_CHURN_NS && !D.churn_err[0]) {
+		struct zt_bl_feed_counts c = {};
+		struct zt_bl_drift_cursor cur = {};
+		struct zt_cidr *fe;
+		size_t nf;
+		char err[256] = "";
+
+		if (zt_blocklist_feed_add(e->bl, items, n, &c, err, sizeof(err)) < 0)
+			snprintf(D.churn_err, sizeof(D.churn_err), "feed add: %s", err);
+		if (zt_allowlist_add(e->bl, &allow, "churn") < 0 ||
+		    zt_allowlist_del(e->bl, &allow) < 0)
+			snprintf(D.churn_err, sizeof(D.churn_err), "allowlist add/del failed");
+		zt_blocklist_expire(e->bl, zt_now_boot_ns());
+		if (zt_blocklist_feed_entries(e->bl, &fe, &nf) == 0)
+			free(fe);
+		zt_blocklist_drift_check(e->bl, &cur, 1 << 20, &h);
+		if (zt_blocklist_feed_del(e->bl, cs, n, &c) < 0)
+			snprintf(D.churn_err, sizeof(D.churn_err), "feed del failed");
+		D.rounds++;
+	}
+	__atomic_store_n(&D.churned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *det_loop(void *arg)
+{
+	assert_int_equal(zt_loop_init(&D.loop), 0);
+	/* Created on the loop's thread, as the daemon's engine does. */
+	assert_int_equal(zt_actions_new(det_write, NULL, D.e, &D.act), 0);
+	D.hold_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	D.churn_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(D.hold_fd >= 0 && D.churn_fd >= 0);
+	assert_int_equal(zt_loop_add(D.loop, D.hold_fd, EPOLLIN, det_hold, NULL), 0);
+	assert_int_equal(zt_loop_add(D.loop, D.churn_fd, EPOLLIN, det_churn, NULL), 0);
+	__atomic_store_n(&D.ready, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&D.stop, __ATOMIC_SEQ_CST))
+		zt_loop_run_once(D.loop, 20);
+	return NULL;
+}
+
+static void det_start(struct env *e)
+{
+	memset(&D, 0, sizeof(D));
+	D.e = e;
+	assert_int_equal(pthread_create(&D.thr, NULL, det_loop, NULL), 0);
+	D.running = true;
+	while (!__atomic_load_n(&D.ready, __ATOMIC_SEQ_CST))
+		usleep(1000);
+}
+
+static void det_stop(void)
+{
+	if (!D.running)
+		return;
+	D.running = false;
+	__atomic_store_n(&D.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(D.thr, NULL);
+	zt_actions_free(D.act);
+	zt_loop_stop(D.loop);
+	close(D.hold_fd);
+	close(D.churn_fd);
+}
+
+/* Also after a failed check: the loop thread goes before the blocklist it writes. */
+static int det_teardown(void **state)
+{
+	det_stop();
+	return teardown(state);
+}
+
+static void det_fire(int fd)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* A block as the engine hands it over: this thread decided it now. */
+static int det_block(const struct zt_cidr *c, uint64_t ttl_ns)
+{
+	struct zt_block_action b = { .family = 4, .reason = ZT_BR_FLOOD };
+
+	memcpy(b.addr, c->addr, 4);
+	b.ttl_ns = ttl_ns;
+	b.decided_ns = zt_now_mono_ns();
+	snprintf(b.note, sizeof(b.note), "flood/syn score 1.00 incident test");
+	return zt_actions_block(D.act, &b);
+}
+
+/*
+ * The loop thread busy in a callback for 400 ms: a block decided on this
+ * thread (the ring buffer's consumer, in the daemon) is in the kernel's
+ * blocklist, published and dropping, when zt_actions_block returns, while
+ * the callback still runs (it used to wait for the callback to end).
+ */
+static void test_detector_block_while_loop_busy(void **state)
+{
+	struct env *e = *state;
+	struct zt_cidr c = C("198.18.7.7/32");
+	struct zt_block_entry v;
+	uint8_t key[8];
+	uint64_t t0, dt;
+
+	det_start(e);
+	assert_int_equal(verdict(e, "198.18.7.7"), XDP_PASS);
+	det_fire(D.hold_fd);
+	while (!__atomic_load_n(&D.in_hold, __ATOMIC_SEQ_CST))
+		usleep(100);
+	usleep(20 * 1000);
+	t0 = zt_now_mono_ns();
+	assert_int_equal(det_block(&c, 600ULL * 1000000000ULL), 0);
+	dt = zt_now_mono_ns() - t0;
+	/* Before the callback ends: in the map, its length published, dropped by XDP. */
+	assert_true(in_map(e->dp->xdp->maps.blocklist_v4, "198.18.7.7/32"));
+	assert_int_equal(verdict(e, "198.18.7.7"), XDP_DROP);
+	assert_true(__atomic_load_n(&D.in_hold, __ATOMIC_SEQ_CST));
+	if (dt > 100 * 1000000ULL)
+		fail_msg("the block took %.1f ms with the loop busy", (double)dt / 1e6);
+	assert_int_equal(zt_blocklist_source(e->bl, &c), ZT_BS_DETECTOR);
+	memcpy(key, &(uint32_t){ 32 }, 4);
+	memcpy(key + 4, c.addr, 4);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->dp->xdp->maps.blocklist_v4), key, &v),
+			 0);
+	assert_int_equal(v.reason, ZT_BR_FLOOD);
+	assert_true(v.expires_ns > zt_now_boot_ns());
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), 1);
+	det_stop();
+}
+
+/*
+ * Detector blocks written from this thread (half of them expiring at once)
+ * while the loop thread changes the blocklist itself (det_churn): every
+ * write succeeds, no drift walk in between finds maps and mirror apart,
+ * and afterwards the kernel holds exactly the mirror: the lasting blocks
+ * (dropping), none of the expired ones nor of the feed's.
+ */
+static void test_detector_blocks_race_loop_writers(void **state)
+{
+	struct env *e = *state;
+	struct zt_drift_hooks h = { .may = det_may, .report = det_report, .ctx = &D };
+	struct zt_bl_drift_cursor cur = {};
+	struct zt_cidr *fe = NULL;
+	uint8_t key[8], next[8];
+	size_t passes = 0, writes = 0, nf = 99, keys = 0, slow = 0;
+	uint64_t longest = 0;
+	struct zt_prefix_set ps;
+	int fd = bpf_map__fd(e->dp->xdp->maps.blocklist_v4);
+
+	det_start(e);
+	det_fire(D.churn_fd);
+	while (!__atomic_load_n(&D.churning, __ATOMIC_SEQ_CST))
+		usleep(100);
+	do {
+		for (size_t i = 0; i < DET_N; i++, writes++) {
+			struct zt_cidr c = det_addr(i);
+			uint64_t t0 = zt_now_mono_ns(), dt;
+			int r = det_block(&c, i % 2 ? 1 : 600ULL * 1000000000ULL);
+
+			dt = zt_now_mono_ns() - t0;
+			longest = dt > longest ? dt : longest;
+			slow += dt > 10 * 1000000ULL;
+			if (r)
+				fail_msg("block %zu of pass %zu: %s", i, passes, strerror(-r));
+		}
+		passes++;
+	} while (!__atomic_load_n(&D.churned, __ATOMIC_SEQ_CST));
+	det_stop();
+	/* How long a write waited for the loop's blocklist calls: a figure, not a check. */
+	print_message("      %zu detector writes in %zu passes against %zu loop rounds; longest "
+		      "%.1f ms, %zu over 10 ms\n",
+		      writes, passes, D.rounds, (double)longest / 1e6, slow);
+	if (D.churn_err[0])
+		fail_msg("the loop's writes: %s", D.churn_err);
+	assert_true(passes >= 2 && D.rounds >= 2);
+	if (D.reports)
+		fail_msg("%d drift reports during the race, the last: %s", D.reports, D.last_what);
+	/* What is left: the lasting detector blocks, exactly, in maps and mirror alike. */
+	zt_blocklist_expire(e->bl, zt_now_boot_ns());
+	for (size_t i = 0; i < DET_N; i++) {
+		struct zt_cidr c = det_addr(i);
+		char a[ZT_CIDR_STRLEN];
+
+		zt_cidr_format(&c, a, sizeof(a));
+		*strchr(a, '/') = '\0';
+		if (i % 2 == 0) {
+			assert_int_equal(zt_blocklist_source(e->bl, &c), ZT_BS_DETECTOR);
+			assert_int_equal(verdict(e, a), XDP_DROP);
+		} else {
+			assert_int_equal(zt_blocklist_source(e->bl, &c), -ENOENT);
+			assert_int_equal(verdict(e, a), XDP_PASS);
+		}
+	}
+	assert_int_equal(verdict(e, "198.19.1.5"), XDP_PASS);
+	assert_int_equal(verdict(e, "198.19.100.5"), XDP_PASS);
+	assert_int_equal(verdict(e, "198.20.3.4"), XDP_PASS);
+	assert_int_equal(zt_blocklist_feed_entries(e->bl, &fe, &nf), 0);
+	free(fe);
+	assert_int_equal(nf, 0);
+	for (bool first = true; bpf_map_get_next_key(fd, first ? NULL : key, next) == 0;
+	     first = false) {
+		memcpy(key, next, sizeof(key));
+		keys++;
+	}
+	assert_int_equal(keys, DET_N / 2);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, false), DET_N / 2);
+	assert_int_equal(zt_blocklist_count(e->bl, 0, true), 0);
+	ps = prefixes(e);
+	assert_int_equal(ps.v4_count, 1);
+	assert_int_equal(ps.v4_lens[0], 32);
+	assert_int_equal(ps.allow_v4_used, 0);
+	zt_blocklist_drift_check(e->bl, &cur, 1 << 20, &h);
+	zt_blocklist_notes_check(e->bl, &h);
+	if (D.reports)
+		fail_msg("%d drift reports after the race, the last: %s", D.reports, D.last_what);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1069,6 +1389,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_api_block_list_pages, setup_api, teardown),
 		cmocka_unit_test_setup_teardown(test_api_allow_list_pages, setup_api, teardown),
+		cmocka_unit_test_setup_teardown(test_detector_block_while_loop_busy, setup,
+						det_teardown),
+		cmocka_unit_test_setup_teardown(test_detector_blocks_race_loop_writers, setup_big,
+						det_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,7 @@ static struct zt_engine *mk_engine(struct world *w)
 	zt_cidr_parse("198.18.7.0/24", &c->detection.protected_cidrs[0], NULL);
 	c->detection.n_protected = 1;
 	assert_int_equal(zt_engine_new(c, &h, &e, err, sizeof(err)), 0);
-	assert_int_equal(zt_engine_start(e, NULL, err, sizeof(err)), 0);
+	assert_int_equal(zt_engine_start(e, err, sizeof(err)), 0);
 	free(c);
 	return e;
 }
