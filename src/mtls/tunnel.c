@@ -68,7 +68,7 @@ static const char ciphersuites[] =
 static const char groups[] = "X25519:P-256";
 static const unsigned char sid_ctx[] = "ztagent-mtls-1";
 
-enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP };
+enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP, SRC_POD_LISTEN };
 
 struct evsrc {
 	enum src_kind kind;
@@ -86,6 +86,14 @@ enum state {
 
 struct conn;
 struct pool_slot;
+
+/* A listener of pod connections, accepted on the relay thread (zt_tunnel_add_listener). */
+struct pod_listener {
+	struct evsrc src; /* first: the epoll event's pointer is this */
+	int fd;
+	zt_tunnel_accept_fn fn;
+	void *ctx;
+};
 
 struct ep {
 	struct evsrc src;
@@ -188,7 +196,11 @@ struct zt_tunnel {
 	clockid_t cpu_clock;
 	bool have_cpu_clock;
 
-	pthread_mutex_t lock; /* reqs, pending_trust */
+	struct pod_listener pod_lsn[ZT_TUNNEL_LISTENERS_MAX];
+	unsigned int n_pod_lsn; /* under lock */
+	bool in_accept; /* relay thread: inside a pod listener's fn, opens start at once */
+
+	pthread_mutex_t lock; /* reqs, pending_trust, n_pod_lsn */
 	struct open_req *reqs, **reqs_tail;
 	struct zt_trust *pending_trust;
 
@@ -208,6 +220,8 @@ struct zt_tunnel {
 };
 
 static int conn_idx = -1;
+/* The tunnel whose relay thread this is (NULL on other threads). */
+static __thread struct zt_tunnel *relay_of;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void idx_init(void)
@@ -2069,6 +2083,24 @@ static void reap(struct zt_tunnel *t)
 	}
 }
 
+/*
+ * Pod connections steered to a listener of ours: accepted here and started
+ * by the listener's fn through zt_tunnel_open*, at once. A burst is taken
+ * 64 at a time so that the tunnels already open get their turn between.
+ */
+static void accept_pods(struct zt_tunnel *t, struct pod_listener *l)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return; /* EAGAIN, or a transient error: the next event retries */
+		t->in_accept = true;
+		l->fn(l->ctx, fd);
+		t->in_accept = false;
+	}
+}
+
 static void *relay_main(void *arg)
 {
 	struct zt_tunnel *t = arg;
@@ -2080,6 +2112,7 @@ static void *relay_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	relay_of = t;
 	while (!atomic_load(&t->stop)) {
 		int n = epoll_wait(t->epfd, evs, MAX_EVENTS, SWEEP_MS);
 
@@ -2093,6 +2126,10 @@ static void *relay_main(void *arg)
 			}
 			if (s->kind == SRC_WAKE) {
 				take_requests(t);
+				continue;
+			}
+			if (s->kind == SRC_POD_LISTEN) {
+				accept_pods(t, (struct pod_listener *)s);
 				continue;
 			}
 			e = (struct ep *)s;
@@ -2296,6 +2333,15 @@ static int queue(struct zt_tunnel *t, struct open_req *q)
 {
 	uint64_t one = 1;
 
+	/* From a pod listener's fn on the relay thread: start it now. */
+	if (relay_of == t && t->in_accept) {
+		if (q->local)
+			start_local(t, q);
+		else
+			start_client(t, q);
+		free(q);
+		return 0;
+	}
 	pthread_mutex_lock(&t->lock);
 	*t->reqs_tail = q;
 	t->reqs_tail = &q->next;
@@ -2372,6 +2418,36 @@ int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_d
 	q->local = true;
 	pod_sock_opts(pod_fd);
 	return queue(t, q);
+}
+
+int zt_tunnel_add_listener(struct zt_tunnel *t, int fd, zt_tunnel_accept_fn fn, void *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct pod_listener *l;
+
+	if (!t || fd < 0 || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (t->n_pod_lsn >= ZT_TUNNEL_LISTENERS_MAX) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOSPC;
+	}
+	l = &t->pod_lsn[t->n_pod_lsn];
+	l->src.kind = SRC_POD_LISTEN;
+	l->fd = fd;
+	l->fn = fn;
+	l->ctx = ctx;
+	ev.data.ptr = &l->src;
+	/* The relay thread reads l only once epoll reports it, after this. */
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
+	t->n_pod_lsn++;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 int zt_tunnel_set_trust(struct zt_tunnel *t, struct zt_trust *trust)

@@ -103,6 +103,7 @@ struct world {
 };
 
 static struct world W;
+static int lsn_fd = -1; /* test_relay_accepts: closed by teardown, after the tunnel watching it */
 
 static int setup(void **state)
 {
@@ -160,6 +161,8 @@ static int teardown(void **state)
 	(void)state;
 	zt_tunnel_free(W.cli);
 	zt_tunnel_free(W.srv);
+	if (lsn_fd >= 0)
+		close(lsn_fd);
 	zt_svid_store_free(W.store);
 	shutdown(echo_fd, SHUT_RDWR);
 	close(echo_fd);
@@ -543,6 +546,93 @@ static void test_resume_after_reset(void **state)
 	zt_tunnel_free(cli);
 }
 
+/*
+ * Pod connections accepted on the relay thread (zt_tunnel_add_listener):
+ * many at once, each started inside the listener's fn (its open counted
+ * before fn returns: no queue, no second wakeup), each carried to the echo
+ * and back with its own bytes.
+ */
+#define BURST 48
+static atomic_uint lsn_calls, lsn_on_relay, lsn_started_at_once;
+
+static void lsn_fn(void *ctx, int fd)
+{
+	struct zt_mtls_dest d = echo_dest();
+	struct zt_tunnel_stats a, b;
+	char name[16] = "";
+
+	(void)ctx;
+	atomic_fetch_add(&lsn_calls, 1);
+	if (pthread_getname_np(pthread_self(), name, sizeof(name)) == 0 &&
+	    strcmp(name, "zt-relay") == 0)
+		atomic_fetch_add(&lsn_on_relay, 1);
+	zt_tunnel_get_stats(W.cli, &a);
+	if (zt_tunnel_open(W.cli, fd, &d, web, (struct sockaddr *)&W.srv_addr, sizeof(W.srv_addr)) <
+	    0)
+		return;
+	zt_tunnel_get_stats(W.cli, &b);
+	if (b.pool_ready + b.pool_pending + b.pool_miss ==
+	    a.pool_ready + a.pool_pending + a.pool_miss + 1)
+		atomic_fetch_add(&lsn_started_at_once, 1);
+}
+
+struct burst_arg {
+	uint16_t port;
+	int i;
+	bool ok;
+};
+
+static void *burst_conn(void *arg)
+{
+	struct burst_arg *x = arg;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				 .sin_port = htons(x->port) };
+	char out[32], in[sizeof(out)];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int n = snprintf(out, sizeof(out), "conn-%d-payload", x->i);
+
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && write(fd, out, (size_t)n) == n) {
+		shutdown(fd, SHUT_WR);
+		x->ok = read_all(fd, in, sizeof(in)) == n && memcmp(in, out, (size_t)n) == 0;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void test_relay_accepts(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	struct burst_arg args[BURST];
+	pthread_t th[BURST];
+	int lfd = lsn_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	unsigned long long conns = atomic_load(&echo_conns);
+
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, BURST), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(zt_tunnel_add_listener(W.cli, lfd, lsn_fn, NULL), 0);
+	for (int i = 0; i < BURST; i++) {
+		args[i] = (struct burst_arg){ .port = ntohs(a.sin_port), .i = i };
+		assert_int_equal(pthread_create(&th[i], NULL, burst_conn, &args[i]), 0);
+	}
+	for (int i = 0; i < BURST; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(args[i].ok);
+	}
+	assert_int_equal(atomic_load(&lsn_calls), BURST);
+	assert_int_equal(atomic_load(&lsn_on_relay), BURST);
+	assert_int_equal(atomic_load(&lsn_started_at_once), BURST);
+	assert_int_equal(atomic_load(&echo_conns), conns + BURST);
+	/* bad arguments are refused, the relay keeps the listener it has */
+	assert_int_equal(zt_tunnel_add_listener(W.cli, -1, lsn_fn, NULL), -EINVAL);
+	assert_int_equal(zt_tunnel_add_listener(W.cli, lfd, NULL, NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_resume_after_reset),
+		cmocka_unit_test(test_relay_accepts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
