@@ -1216,6 +1216,20 @@ static void ds_read(struct zt_daemon *d, uint64_t pk[ZT_MTLS_DS_MAX])
 	free(c);
 }
 
+/* The warm pool's counters, in status and metrics alike. */
+#define POOL_EVENTS 6
+static const char *const pool_names[POOL_EVENTS] = {
+	"made", "taken_ready", "taken_pending", "missed", "failed", "discarded",
+};
+
+static uint64_t pool_value(const struct zt_tunnel_stats *st, int i)
+{
+	const uint64_t v[POOL_EVENTS] = { st->pool_made, st->pool_ready,  st->pool_pending,
+					  st->pool_miss, st->pool_failed, st->pool_discarded };
+
+	return v[i];
+}
+
 static cbor_item_t *dest_item(int family, const uint8_t *addr, uint16_t port)
 {
 	char a[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
@@ -1340,6 +1354,13 @@ static int op_mtls_status(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 	    zt_cbor_put_u64(x, "steered_no_source", atomic_load(&m->no_source)) ||
 	    zt_cbor_put_u64(x, "steered_no_route", atomic_load(&m->no_route)))
 		goto out;
+	/* The client's warm pool of ready tunnel connections (tunnel.h). */
+	x = zt_cbor_map();
+	if (!x || zt_cbor_put(top, "pool", x))
+		goto out;
+	for (int i = 0; i < POOL_EVENTS; i++)
+		if (zt_cbor_put_u64(x, pool_names[i], pool_value(&st, i)))
+			goto out;
 	ds_read(d, pk);
 	x = zt_cbor_map();
 	if (!x || zt_cbor_put(top, "datapath", x))
@@ -1413,6 +1434,18 @@ static void m_active(void *ctx, struct zt_metric_sink *sink)
 	zt_metric_emit_u64(sink, NULL, st.tunnels_active);
 }
 
+static void m_pool(void *ctx, struct zt_metric_sink *sink)
+{
+	struct zt_dmtls *m = ctx;
+	struct zt_tunnel_stats st = { 0 };
+
+	if (m->tun)
+		zt_tunnel_get_stats(m->tun, &st);
+	for (int i = 0; i < POOL_EVENTS; i++)
+		zt_metric_emit_u64(sink, (const char *const[]){ pool_names[i] },
+				   pool_value(&st, i));
+}
+
 static void m_expiry(void *ctx, struct zt_metric_sink *sink)
 {
 	struct zt_dmtls *m = ctx;
@@ -1461,6 +1494,13 @@ int daemon_mtls_register(struct zt_daemon *d)
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_relay_cpu_seconds_total",
 				"CPU time of the tunnel's relay thread.", ZT_METRIC_COUNTER, NULL,
 				m_cpu, m, NULL)) < 0 ||
+	    (r = zt_metrics_add(
+		     d->metrics, "ztagent_mtls_pool_spares_total",
+		     "The client's warm pool of handshaken tunnel connections: spares made, "
+		     "taken by a pod connection ready or still handshaking, connections that "
+		     "found none (missed), spares that failed, spares closed unused (discarded).",
+		     ZT_METRIC_COUNTER, (const char *const[]){ "event", NULL }, m_pool, m, NULL)) <
+		    0 ||
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_tunnels_active",
 				"Tunnelled connections open now.", ZT_METRIC_GAUGE, NULL, m_active,
 				m, NULL)) < 0 ||

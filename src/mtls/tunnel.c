@@ -213,7 +213,8 @@ struct zt_tunnel {
 	struct pool_slot pool[POOL_SLOTS];
 
 	_Atomic uint64_t st_full, st_resumed, st_opened, st_closed, st_reset, st_out, st_in;
-	_Atomic uint64_t st_pool_ready, st_pool_pending, st_pool_miss, st_pool_failed;
+	_Atomic uint64_t st_pool_made, st_pool_ready, st_pool_pending, st_pool_miss, st_pool_failed,
+		st_pool_discarded;
 	_Atomic uint64_t st_refused[ZT_MTLS_REASON_MAX];
 	uint64_t log_window_ns;
 	unsigned int log_count, log_suppressed;
@@ -453,6 +454,9 @@ static void conn_end(struct conn *c, bool graceful)
 
 	if (c->dead)
 		return;
+	/* A spare still in its pool ends unused (a failed one left the pool in conn_refuse). */
+	if (c->spare)
+		atomic_fetch_add_explicit(&t->st_pool_discarded, 1, memory_order_relaxed);
 	for (int i = 0; i < 2; i++) {
 		struct ep *e = &c->ep[i];
 
@@ -484,6 +488,7 @@ static void conn_refuse(struct conn *c, enum zt_mtls_reason reason, const char *
 			c->pool->want = 0;
 			c->pool->proven = false;
 		}
+		pool_unlink(c); /* failed, not discarded */
 		log_debug("mtls_spare_failed", "reason=%s detail=%s", zt_mtls_reason_name(reason),
 			  detail ? detail : "");
 		conn_end(c, false);
@@ -1817,6 +1822,7 @@ static void pool_fill(struct zt_tunnel *t, struct pool_slot *p, const char *id)
 
 		if (!c)
 			return;
+		atomic_fetch_add_explicit(&t->st_pool_made, 1, memory_order_relaxed);
 		c->spare = true;
 		c->pool = p;
 		c->pool_hash = p->hash;
@@ -2486,6 +2492,8 @@ void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *o)
 	pthread_mutex_unlock(&t->list_lock);
 	o->bytes_out += atomic_load_explicit(&t->st_out, memory_order_relaxed);
 	o->bytes_in += atomic_load_explicit(&t->st_in, memory_order_relaxed);
+	o->pool_made = atomic_load_explicit(&t->st_pool_made, memory_order_relaxed);
+	o->pool_discarded = atomic_load_explicit(&t->st_pool_discarded, memory_order_relaxed);
 	o->pool_ready = atomic_load_explicit(&t->st_pool_ready, memory_order_relaxed);
 	o->pool_pending = atomic_load_explicit(&t->st_pool_pending, memory_order_relaxed);
 	o->pool_miss = atomic_load_explicit(&t->st_pool_miss, memory_order_relaxed);

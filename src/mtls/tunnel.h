@@ -127,9 +127,15 @@ struct zt_tunnel_stats {
 	uint64_t tunnels_opened, tunnels_active, tunnels_closed, tunnels_reset;
 	uint64_t bytes_out, bytes_in; /* plaintext carried towards the peer agent / from it */
 	double relay_cpu_s; /* CPU time of the relay thread */
-	/* Client's warm pool: pod connections that took a ready spare, one still in its
-	 * handshake, none; spares whose handshake failed (not counted as refusals). */
-	uint64_t pool_ready, pool_pending, pool_miss, pool_failed;
+	/*
+	 * The client's warm pool. Spares made (dialled); pod connections that
+	 * took a ready spare, one still in its handshake, none (missed);
+	 * failed: a spare's handshake failed (not a refusal: no pod waited on
+	 * it) or a taken spare's path was dead and the pod's connection was
+	 * dialled afresh; discarded: spares closed unused (idle too long, unfit
+	 * when taken, a trust change, the server closed them).
+	 */
+	uint64_t pool_made, pool_ready, pool_pending, pool_miss, pool_failed, pool_discarded;
 };
 
 void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *out);

@@ -489,6 +489,51 @@ static void test_pool(void **state)
 }
 
 /*
+ * The pool's counters: spares made after a connection relayed, a ready one
+ * taken, and ready ones found unfit when taken (policy no longer accepts
+ * the server) discarded, not failed; the pod's connection then misses and
+ * dials its own, refused.
+ */
+static void test_pool_counters(void **state)
+{
+	struct zt_tunnel_stats c0, c1, c2;
+	char buf[16];
+	int fd = pod_open(web);
+
+	zt_tunnel_get_stats(W.cli, &c0);
+	assert_int_equal(write(fd, "m", 1), 1);
+	assert_int_equal(read(fd, buf, 1), 1);
+	close(fd);
+	assert_true(wait_stat(W.cli, STAT(pool_made), c0.pool_made + 1) >= c0.pool_made + 1);
+	usleep(300000); /* the spare's handshake, on loopback */
+	zt_tunnel_get_stats(W.cli, &c1);
+	fd = pod_open(web);
+	assert_int_equal(write(fd, "t", 1), 1);
+	assert_int_equal(read(fd, buf, 1), 1);
+	close(fd);
+	zt_tunnel_get_stats(W.cli, &c2);
+	assert_int_equal(c2.pool_ready, c1.pool_ready + 1);
+	assert_int_equal(c2.pool_discarded, c1.pool_discarded);
+	/* the spares made after this one are ready too; now policy refuses the server */
+	usleep(300000);
+	zt_tunnel_get_stats(W.cli, &c1);
+	assert_true(c1.pool_made > c2.pool_made);
+	atomic_store(&allow_server, false);
+	fd = pod_open(web);
+	assert_true(read_all(fd, buf, sizeof(buf)) <= 0);
+	close(fd);
+	atomic_store(&allow_server, true);
+	assert_true(wait_stat(W.cli, REFUSED(ZT_MTLS_WRONG_IDENTITY),
+			      c1.refusals[ZT_MTLS_WRONG_IDENTITY] + 1) >=
+		    c1.refusals[ZT_MTLS_WRONG_IDENTITY] + 1);
+	zt_tunnel_get_stats(W.cli, &c2);
+	assert_true(c2.pool_discarded >= c1.pool_discarded + 1);
+	assert_int_equal(c2.pool_ready, c1.pool_ready);
+	assert_int_equal(c2.pool_miss, c1.pool_miss + 1);
+	assert_int_equal(c2.pool_failed, c1.pool_failed);
+}
+
+/*
  * A tunnel that ends without close_notify (its pod reset the connection)
  * must not spoil the cached session: the next connection between the same
  * workloads still resumes. Without the warm pool, so that the next
@@ -645,6 +690,7 @@ int main(void)
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_pool),
+		cmocka_unit_test(test_pool_counters),
 		cmocka_unit_test(test_resume_after_reset),
 		cmocka_unit_test(test_relay_accepts),
 	};
