@@ -62,6 +62,14 @@
 #define POOL_MAX 4
 #define POOL_IDLE_MS 5000 /* below the server's wait for a header (SRV_IDLE_MS) */
 #define SRV_IDLE_MS 30000 /* server: an authenticated connection waits this long for its header */
+/*
+ * A taken spare whose header the peer's TCP has not acknowledged this long
+ * after it went out sits on a path that went silent (a peer gone without a
+ * reset, a middlebox that forgot the flow): the pod's connection is dialled
+ * afresh instead of waiting the handshake timeout. Above the minimum RTO
+ * (200 ms), so one lost segment on a live path is retransmitted in time.
+ */
+#define SPARE_ACK_MS 300
 
 static const char ciphersuites[] =
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
@@ -137,6 +145,8 @@ struct conn {
 	uint32_t pool_hash; /* client: the warm pool key this connection proved (0: none) */
 	bool refill; /* client: make the key's spares once the pod has its first bytes */
 	bool from_spare; /* client: a ready spare took the pod; its bytes wait for the status */
+	bool ack_check; /* client, from_spare: at deadline_ns, is the header acknowledged? */
+	uint64_t taken_ns; /* client, from_spare: when the pod took it */
 	uint64_t hs_done_ns; /* server: when the handshake completed */
 	bool old_trust; /* server: handshake begun under a bundle since replaced */
 	uint64_t deadline_ns;
@@ -1396,6 +1406,15 @@ static bool spare_retry(struct conn *c)
 		return false;
 	ep_unregister(t, &c->ep[0]);
 	c->ep[0].fd = -1;
+	/*
+	 * The header may still sit unacknowledged in the socket (a silent
+	 * path): closed with a reset, the kernel drops it rather than deliver
+	 * it once the path recovers, which would open a second, empty
+	 * connection to the destination.
+	 */
+	if (c->ep[1].fd >= 0)
+		setsockopt(c->ep[1].fd, SOL_SOCKET, SO_LINGER,
+			   &(struct linger){ .l_onoff = 1, .l_linger = 0 }, sizeof(struct linger));
 	ERR_clear_error();
 	conn_end(c, false);
 	atomic_fetch_add_explicit(&t->st_pool_failed, 1, memory_order_relaxed);
@@ -1902,6 +1921,9 @@ static enum take pool_take(struct zt_tunnel *t, struct pool_slot *p, struct open
 			 */
 			c->from_spare = true;
 			c->read_ok[0] = false;
+			c->taken_ns = now_ns();
+			c->ack_check = true;
+			c->deadline_ns = c->taken_ns + SPARE_ACK_MS * 1000000ULL;
 			drive(c);
 			return TAKE_READY;
 		}
@@ -2047,6 +2069,29 @@ static void release_idle(struct conn *c)
 	c->moved_seen = moved;
 }
 
+/*
+ * A taken spare, SPARE_ACK_MS after its header went out, no status yet: if
+ * the peer's TCP has not even acknowledged the header, the path is dead
+ * (nothing of the pod's was sent) and the pod's connection gets a fresh
+ * one; if it has, the server is at work (a slow destination): the
+ * handshake timeout applies from when the spare was taken.
+ */
+static void spare_check_ack(struct conn *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	c->ack_check = false;
+	if (c->ep[1].fd >= 0 && getsockopt(c->ep[1].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    ti.tcpi_unacked > 0) {
+		log_debug("mtls_spare_dead", "unacked=%u retransmits=%u", ti.tcpi_unacked,
+			  ti.tcpi_retransmits);
+		if (spare_retry(c))
+			return;
+	}
+	c->deadline_ns = c->taken_ns + (uint64_t)c->t->cfg.handshake_timeout_ms * 1000000ULL;
+}
+
 static void sweep(struct zt_tunnel *t)
 {
 	uint64_t now = now_ns();
@@ -2058,6 +2103,13 @@ static void sweep(struct zt_tunnel *t)
 		if (!c->deadline_ns || now < c->deadline_ns)
 			continue;
 		switch (c->st) {
+		case ST_WAIT_REPLY:
+			if (c->ack_check) {
+				spare_check_ack(c);
+				break;
+			}
+			conn_refuse(c, ZT_MTLS_TIMEOUT, "timed out before the tunnel was up");
+			break;
 		case ST_IDLE:
 			/* Unused this long: one spare fewer for its key, closed with close_notify. */
 			if (c->pool && c->pool->want)

@@ -304,6 +304,18 @@ static void test_resumption(void **state)
 	assert_true(wait_stat(W.srv, STAT(handshakes_resumed), 1) >= 1);
 }
 
+/*
+ * The pod sends its canary. A refusal may already have reset the pod's end
+ * (a spare still handshaking took the connection and failed at once): then
+ * the send fails with EPIPE, never SIGPIPE, and there is nothing to deliver.
+ */
+static void send_canary(int fd)
+{
+	ssize_t w = send(fd, "CANARY", 6, MSG_NOSIGNAL);
+
+	assert_true(w == 6 || (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
+}
+
 static void test_server_refuses(void **state)
 {
 	unsigned long long before = atomic_load(&echo_bytes), conns = atomic_load(&echo_conns);
@@ -312,7 +324,7 @@ static void test_server_refuses(void **state)
 
 	atomic_store(&allow_client, false);
 	fd = pod_open(web);
-	assert_int_equal(write(fd, "CANARY", 6), 6);
+	send_canary(fd);
 	/* the pod's connection ends at once, with nothing from the other side */
 	assert_true(read_all(fd, buf, sizeof(buf)) <= 0);
 	close(fd);
@@ -331,7 +343,7 @@ static void test_client_refuses(void **state)
 
 	atomic_store(&allow_server, false);
 	fd = pod_open(web);
-	assert_int_equal(write(fd, "CANARY", 6), 6);
+	send_canary(fd);
 	assert_true(read_all(fd, buf, sizeof(buf)) <= 0);
 	close(fd);
 	assert_int_equal(wait_stat(W.cli, REFUSED(ZT_MTLS_WRONG_IDENTITY), 1), 1);
@@ -497,6 +509,7 @@ static void test_pool(void **state)
 static void test_pool_counters(void **state)
 {
 	struct zt_tunnel_stats c0, c1, c2;
+	uint64_t made;
 	char buf[16];
 	int fd = pod_open(web);
 
@@ -507,6 +520,7 @@ static void test_pool_counters(void **state)
 	assert_true(wait_stat(W.cli, STAT(pool_made), c0.pool_made + 1) >= c0.pool_made + 1);
 	usleep(300000); /* the spare's handshake, on loopback */
 	zt_tunnel_get_stats(W.cli, &c1);
+	made = c1.pool_made;
 	fd = pod_open(web);
 	assert_int_equal(write(fd, "t", 1), 1);
 	assert_int_equal(read(fd, buf, 1), 1);
@@ -514,10 +528,10 @@ static void test_pool_counters(void **state)
 	zt_tunnel_get_stats(W.cli, &c2);
 	assert_int_equal(c2.pool_ready, c1.pool_ready + 1);
 	assert_int_equal(c2.pool_discarded, c1.pool_discarded);
-	/* the spares made after this one are ready too; now policy refuses the server */
+	/* the spare taken is replaced, and ready too; now policy refuses the server */
 	usleep(300000);
 	zt_tunnel_get_stats(W.cli, &c1);
-	assert_true(c1.pool_made > c2.pool_made);
+	assert_true(c1.pool_made >= made + 1);
 	atomic_store(&allow_server, false);
 	fd = pod_open(web);
 	assert_true(read_all(fd, buf, sizeof(buf)) <= 0);
