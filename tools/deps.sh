@@ -15,8 +15,10 @@ pkgs=(
 	# curl: the metrics endpoint; openssl: test certificates)
 	iproute2 iputils-ping netcat-openbsd procps python3 util-linux postgresql prometheus
 	ethtool curl openssl
-	# mTLS tunnel test: the capture that shows only TLS 1.3 records (tshark)
-	tshark
+	# mTLS tunnel test: the capture that shows only TLS 1.3 records (tshark); a path
+	# that drops a connection's packets silently on the router (iptables: this kernel
+	# has no tc flower or gact to drop with)
+	tshark iptables
 	# CNI test: ztagent-cni chained after the real ptp and host-local plugins
 	containernetworking-plugins
 	# bench peers

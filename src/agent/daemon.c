@@ -872,8 +872,9 @@ static void daemon_stop(struct zt_daemon *d)
 	daemon_drift_stop(d);
 	daemon_nodes_stop(d);
 	zt_metrics_server_stop(d->msrv);
-	daemon_k8s_stop(d);
+	/* mTLS first: its relay thread reads the peers the Node watch learned. */
 	daemon_mtls_stop(d);
+	daemon_k8s_stop(d);
 	zt_events_stop(d->ev);
 	zt_feeds_stop(d->feeds);
 	zt_seg_stop(d->seg);

@@ -5,9 +5,14 @@
  *
  *   pod ─SYN─► tc_from_pod: flow needs mTLS (bpf/lib/mtls.h) ─► bpf_sk_assign
  *        ─► steer listener (IP_TRANSPARENT, mtls.port + 1; IPv4 and, IPv6-only,
- *           IPv6) ─► accept here
+ *           IPv6) ─► accepted on the tunnel's relay thread (steer_one)
  *        getsockname = the original destination, getpeername = the pod
  *        ─► zt_tunnel_open(peer agent of mtls.peers) | zt_tunnel_open_local
+ *
+ * steer_one runs on the relay thread, not on the loop: a pod's connect
+ * waits for no loop callback. What it reads of the loop's state is under a
+ * lock: the workload snapshot (m->lock), mtls.peers (peers_lock) and the
+ * peers learned from the Nodes (daemon_peers.c's own lock).
  *
  * The datapath keeps mtls_cfg (mode, listener port, the agent's mark) when
  * the agent stops or cannot start the tunnel: flows that need mTLS then find
@@ -109,8 +114,9 @@ struct zt_dmtls {
 	char state[512]; /* "running" or why not */
 	struct zt_mtls_peer peers[ZT_MTLS_PEERS_MAX];
 	unsigned int n_peers;
-	struct zt_mtls_peer learned; /* peer_of's answer from the cluster's Nodes */
-	struct zt_mtls_peer6 learned6; /* peer6_of's */
+	/* peers, n_peers, peers6, n_peers6: written by the loop, read by steer_one */
+	pthread_mutex_t peers_lock;
+	uint16_t tunnel_port; /* mtls.port as started: the peer agents' default port */
 	struct zt_seg_workload *scratch;
 	/* The hosted service accounts (loop thread). */
 	struct sa_count *sas;
@@ -549,7 +555,9 @@ static void reset_close(int fd)
 	close(fd);
 }
 
-static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
+/* The agent for an IPv4 destination; peers_lock held. learned: room for a Node's answer. */
+static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr,
+					  struct zt_mtls_peer *learned)
 {
 	const struct zt_mtls_peer *best = NULL;
 
@@ -561,16 +569,18 @@ static const struct zt_mtls_peer *peer_of(struct zt_dmtls *m, uint32_t addr)
 			best = p;
 	}
 	/* mtls.peers overrides; else the node the cluster gives the address (daemon_peers.c). */
-	if (!best && daemon_peers_lookup4(m->d, addr, &m->learned) == 0)
-		best = &m->learned;
+	if (!best && daemon_peers_lookup4(m->d, addr, learned) == 0)
+		best = learned;
 	return best;
 }
 
 /*
  * The agent for an IPv6 destination: the longest IPv6 pod CIDR of mtls.peers
  * that holds it, else the node whose IPv6 podCIDR does (daemon_peers.c).
+ * peers_lock held.
  */
-static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *addr)
+static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *addr,
+					    struct zt_mtls_peer6 *learned)
 {
 	const struct zt_mtls_peer6 *best = NULL;
 
@@ -584,8 +594,8 @@ static const struct zt_mtls_peer6 *peer6_of(struct zt_dmtls *m, const uint8_t *a
 		if (!best || p->plen > best->plen)
 			best = p;
 	}
-	if (!best && daemon_peers_lookup6(m->d, addr, &m->learned6) == 0)
-		best = &m->learned6;
+	if (!best && daemon_peers_lookup6(m->d, addr, learned) == 0)
+		best = learned;
 	return best;
 }
 
@@ -623,8 +633,10 @@ static int steered_dest(int fd, struct zt_mtls_dest *d)
 	return 0;
 }
 
-static void steer_one(struct zt_dmtls *m, int fd)
+/* Relay thread (zt_tunnel_add_listener): a pod connection steered to us, accepted. */
+static void steer_one(void *ctx, int fd)
 {
+	struct zt_dmtls *m = ctx;
 	struct zt_mtls_dest d;
 	char src_id[ZT_SPIFFE_ID_MAX + 1], tmp[ZT_SPIFFE_ID_MAX + 1];
 	struct sockaddr_storage pa = { 0 };
@@ -647,21 +659,25 @@ static void steer_one(struct zt_dmtls *m, int fd)
 		goto out;
 	}
 	/* The agents meet over the agent address's family; the frame carries the pods'. */
+	pthread_mutex_lock(&m->peers_lock);
 	if (d.family == AF_INET) {
 		const struct zt_mtls_peer *p;
+		struct zt_mtls_peer learned;
 		uint32_t a4;
 
 		memcpy(&a4, d.addr, 4);
-		if ((p = peer_of(m, a4)))
+		if ((p = peer_of(m, a4, &learned)))
 			pl = zt_sockaddr_set(p->agent.family, p->agent.addr,
-					     p->port ? p->port : m->d->cfg.mtls.port, &pa);
+					     p->port ? p->port : m->tunnel_port, &pa);
 	} else {
-		const struct zt_mtls_peer6 *p = peer6_of(m, d.addr);
+		struct zt_mtls_peer6 learned;
+		const struct zt_mtls_peer6 *p = peer6_of(m, d.addr, &learned);
 
 		if (p)
 			pl = zt_sockaddr_set(p->agent.family, p->agent.addr,
-					     p->port ? p->port : m->d->cfg.mtls.port, &pa);
+					     p->port ? p->port : m->tunnel_port, &pa);
 	}
+	pthread_mutex_unlock(&m->peers_lock);
 	if (!pl) {
 		/* Policy asks for mTLS to a destination no agent speaks for: refuse, never clear. */
 		atomic_fetch_add(&m->no_route, 1);
@@ -672,20 +688,6 @@ static void steer_one(struct zt_dmtls *m, int fd)
 out:
 	if (r < 0)
 		log_warn("mtls_open_failed", "error=\"%s\"", strerror(-r));
-}
-
-static void on_accept(void *ctx, int fd, uint32_t events)
-{
-	struct zt_dmtls *m = ctx;
-
-	(void)events;
-	for (int i = 0; i < 64; i++) {
-		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (c < 0)
-			break;
-		steer_one(m, c);
-	}
 }
 
 static int steer_listener(struct zt_dmtls *m, char *err, size_t errlen)
@@ -849,10 +851,12 @@ static int datapath_cfg(struct zt_dmtls *m)
 	}
 	/* The IPv6 entries of mtls.peers are read here, so whoever rewrites the datapath's
 	 * peers after a configuration change (SIGHUP) takes them along. */
+	pthread_mutex_lock(&m->peers_lock);
 	m->n_peers6 = 0;
 	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
 		if (zt_mtls_peer6_parse(d->cfg.mtls.peers[i], &m->peers6[m->n_peers6]) == 0)
 			m->n_peers6++;
+	pthread_mutex_unlock(&m->peers_lock);
 	for (unsigned int i = 0; i < m->n_peers6; i++) {
 		struct zt_ip6_key k = { .prefixlen = m->peers6[i].plen };
 
@@ -1017,10 +1021,15 @@ static int bring_up(struct zt_dmtls *m)
 		r = steer_listener6(m, err, sizeof(err));
 	if (r < 0)
 		goto unavailable;
-	if ((r = zt_loop_add(d->loop, m->lfd, EPOLLIN, on_accept, m)) < 0 ||
-	    (m->lfd6 >= 0 && (r = zt_loop_add(d->loop, m->lfd6, EPOLLIN, on_accept, m)) < 0) ||
-	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_timer, m)) < 0) {
+	/* Accepted on the relay thread (steer_one), not on the loop. */
+	if ((r = zt_tunnel_add_listener(m->tun, m->lfd, steer_one, m)) < 0 ||
+	    (m->lfd6 >= 0 && (r = zt_tunnel_add_listener(m->tun, m->lfd6, steer_one, m)) < 0)) {
 		snprintf(err, sizeof(err), "cannot watch the steer listener: %s", strerror(-r));
+		goto unavailable;
+	}
+	r = zt_loop_add_timer(d->loop, 1000000000ULL, on_timer, m);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot start the mTLS timer: %s", strerror(-r));
 		goto unavailable;
 	}
 	m->tfd = r;
@@ -1046,18 +1055,17 @@ unavailable:
 			"mtls_unavailable",
 			"error=%s action=\"flows that require mTLS are dropped until this is fixed (then SIGHUP)\"",
 			zt_log_quote(q, sizeof(q), m->state));
+	/* The relay thread stops first: it accepts on the listeners. */
+	zt_tunnel_free(m->tun);
+	m->tun = NULL;
 	if (m->lfd >= 0) {
-		zt_loop_del(d->loop, m->lfd);
 		close(m->lfd);
 		m->lfd = -1;
 	}
 	if (m->lfd6 >= 0) {
-		zt_loop_del(d->loop, m->lfd6);
 		close(m->lfd6);
 		m->lfd6 = -1;
 	}
-	zt_tunnel_free(m->tun);
-	m->tun = NULL;
 	zt_svid_store_free(m->svids);
 	m->svids = NULL;
 	return r < 0 ? r : -EINVAL;
@@ -1075,6 +1083,8 @@ int daemon_mtls_start(struct zt_daemon *d)
 	m->lfd = m->lfd6 = m->tfd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->ids_lock, NULL);
+	pthread_mutex_init(&m->peers_lock, NULL);
+	m->tunnel_port = d->cfg.mtls.port;
 	/* Without it flow records only lack the identities. */
 	m->ids = calloc(IDS_SLOTS, sizeof(*m->ids));
 	d->mtls = m;
@@ -1134,10 +1144,12 @@ void daemon_mtls_peers_reload(struct zt_daemon *d)
 
 	if (!m)
 		return;
+	pthread_mutex_lock(&m->peers_lock);
 	m->n_peers = 0;
 	for (unsigned int i = 0; i < d->cfg.mtls.n_peers; i++)
 		if (zt_mtls_peer_parse(d->cfg.mtls.peers[i], &m->peers[m->n_peers]) == 0)
 			m->n_peers++;
+	pthread_mutex_unlock(&m->peers_lock);
 	/* Entries of the datapath's remote set stay: a dropped peer's pods fail closed. */
 	r = datapath_cfg(m);
 	if (r < 0)
@@ -1151,15 +1163,12 @@ void daemon_mtls_stop(struct zt_daemon *d)
 	if (!m)
 		return;
 	zt_flowexp_set_identity_source(NULL, NULL);
-	if (m->lfd >= 0) {
-		zt_loop_del(d->loop, m->lfd);
-		close(m->lfd);
-	}
-	if (m->lfd6 >= 0) {
-		zt_loop_del(d->loop, m->lfd6);
-		close(m->lfd6);
-	}
+	/* The relay thread stops first: it accepts on the listeners. */
 	zt_tunnel_free(m->tun);
+	if (m->lfd >= 0)
+		close(m->lfd);
+	if (m->lfd6 >= 0)
+		close(m->lfd6);
 	zt_svid_store_free(m->svids);
 	free(m->scratch);
 	free(m->sas);
@@ -1167,6 +1176,7 @@ void daemon_mtls_stop(struct zt_daemon *d)
 	free(m->sar);
 	free(m->ids);
 	pthread_mutex_destroy(&m->ids_lock);
+	pthread_mutex_destroy(&m->peers_lock);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	d->mtls = NULL;
@@ -1204,6 +1214,20 @@ static void ds_read(struct zt_daemon *d, uint64_t pk[ZT_MTLS_DS_MAX])
 			for (int k = 0; k < ncpu; k++)
 				pk[i] += c[k].packets;
 	free(c);
+}
+
+/* The warm pool's counters, in status and metrics alike. */
+#define POOL_EVENTS 6
+static const char *const pool_names[POOL_EVENTS] = {
+	"made", "taken_ready", "taken_pending", "missed", "failed", "discarded",
+};
+
+static uint64_t pool_value(const struct zt_tunnel_stats *st, int i)
+{
+	const uint64_t v[POOL_EVENTS] = { st->pool_made, st->pool_ready,  st->pool_pending,
+					  st->pool_miss, st->pool_failed, st->pool_discarded };
+
+	return v[i];
 }
 
 static cbor_item_t *dest_item(int family, const uint8_t *addr, uint16_t port)
@@ -1330,6 +1354,13 @@ static int op_mtls_status(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 	    zt_cbor_put_u64(x, "steered_no_source", atomic_load(&m->no_source)) ||
 	    zt_cbor_put_u64(x, "steered_no_route", atomic_load(&m->no_route)))
 		goto out;
+	/* The client's warm pool of ready tunnel connections (tunnel.h). */
+	x = zt_cbor_map();
+	if (!x || zt_cbor_put(top, "pool", x))
+		goto out;
+	for (int i = 0; i < POOL_EVENTS; i++)
+		if (zt_cbor_put_u64(x, pool_names[i], pool_value(&st, i)))
+			goto out;
 	ds_read(d, pk);
 	x = zt_cbor_map();
 	if (!x || zt_cbor_put(top, "datapath", x))
@@ -1403,6 +1434,18 @@ static void m_active(void *ctx, struct zt_metric_sink *sink)
 	zt_metric_emit_u64(sink, NULL, st.tunnels_active);
 }
 
+static void m_pool(void *ctx, struct zt_metric_sink *sink)
+{
+	struct zt_dmtls *m = ctx;
+	struct zt_tunnel_stats st = { 0 };
+
+	if (m->tun)
+		zt_tunnel_get_stats(m->tun, &st);
+	for (int i = 0; i < POOL_EVENTS; i++)
+		zt_metric_emit_u64(sink, (const char *const[]){ pool_names[i] },
+				   pool_value(&st, i));
+}
+
 static void m_expiry(void *ctx, struct zt_metric_sink *sink)
 {
 	struct zt_dmtls *m = ctx;
@@ -1451,6 +1494,13 @@ int daemon_mtls_register(struct zt_daemon *d)
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_relay_cpu_seconds_total",
 				"CPU time of the tunnel's relay thread.", ZT_METRIC_COUNTER, NULL,
 				m_cpu, m, NULL)) < 0 ||
+	    (r = zt_metrics_add(
+		     d->metrics, "ztagent_mtls_pool_spares_total",
+		     "The client's warm pool of handshaken tunnel connections: spares made, "
+		     "taken by a pod connection ready or still handshaking, connections that "
+		     "found none (missed), spares that failed, spares closed unused (discarded).",
+		     ZT_METRIC_COUNTER, (const char *const[]){ "event", NULL }, m_pool, m, NULL)) <
+		    0 ||
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_tunnels_active",
 				"Tunnelled connections open now.", ZT_METRIC_GAUGE, NULL, m_active,
 				m, NULL)) < 0 ||

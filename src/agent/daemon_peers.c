@@ -30,6 +30,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,12 @@ struct zt_peers_pods {
 
 struct zt_peers {
 	struct zt_daemon *d;
+	/*
+	 * Held by the loop while it changes v or pods, and by the lookups,
+	 * which run on the tunnel's relay thread (steered connections). The
+	 * loop's own reads need no lock: it is the only writer.
+	 */
+	pthread_mutex_t lock;
 	struct pnode *v;
 	size_t n, cap;
 	uint64_t changes, overlaps;
@@ -148,8 +155,10 @@ void zt_peers_pods_commit(struct zt_peers *p, struct zt_peers_pods *b)
 		p->pods_seen = true;
 	}
 	pods_datapath(p, &p->pods, b);
+	pthread_mutex_lock(&p->lock);
 	pods_free(&p->pods);
 	p->pods = *b;
+	pthread_mutex_unlock(&p->lock);
 	free(b);
 }
 
@@ -160,6 +169,7 @@ int zt_peers_new(struct zt_daemon *d, struct zt_peers **out)
 	if (!p)
 		return -ENOMEM;
 	p->d = d;
+	pthread_mutex_init(&p->lock, NULL);
 	*out = p;
 	return 0;
 }
@@ -170,6 +180,7 @@ void zt_peers_free(struct zt_peers *p)
 		return;
 	pods_free(&p->pods);
 	free(p->v);
+	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
@@ -362,9 +373,11 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 	memcpy(m.cidrs, o->node.pod_cidrs, m.n_cidrs * sizeof(m.cidrs[0]));
 	m.n_addrs = o->node.n_internal_ips;
 	memcpy(m.addrs, o->node.internal_ips, m.n_addrs * sizeof(m.addrs[0]));
+	pthread_mutex_lock(&p->lock);
 	pn = find(p, o->name);
 	if (!pn) {
 		if (zt_grow((void **)&p->v, &p->cap, p->n + 1, sizeof(*p->v)) < 0) {
+			pthread_mutex_unlock(&p->lock);
 			log_error("mtls_peer_failed", "node=%s error=\"out of memory\"", o->name);
 			return;
 		}
@@ -373,6 +386,7 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 		snprintf(pn->name, sizeof(pn->name), "%s", o->name);
 	} else if (pn->applied && !pn->problem[0] && pn->self == self &&
 		   mapping_eq(&pn->have, &m)) {
+		pthread_mutex_unlock(&p->lock);
 		return;
 	}
 	pn->self = self;
@@ -384,6 +398,7 @@ void zt_peers_node_set(struct zt_peers *p, const struct zt_k8s_object *o, bool s
 			o->name);
 	if (try_apply(p, pn, false) == 0)
 		retry_pending(p);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void zt_peers_node_del(struct zt_peers *p, const char *name)
@@ -394,9 +409,11 @@ void zt_peers_node_del(struct zt_peers *p, const char *name)
 		return;
 	log_info("mtls_peer_deleted", "node=%s cidrs=%zu self=%d", name, pn->have.n_cidrs,
 		 pn->self);
+	pthread_mutex_lock(&p->lock);
 	*pn = p->v[--p->n];
 	p->changes++;
 	retry_pending(p);
+	pthread_mutex_unlock(&p->lock);
 }
 
 /*
@@ -450,37 +467,47 @@ int daemon_peers_lookup4(struct zt_daemon *d, uint32_t addr, struct zt_mtls_peer
 {
 	struct zt_peers *p = daemon_k8s_peers(d);
 	const struct zt_cidr *c = NULL, *ag;
-	int r = node_holding(p, AF_INET, (const uint8_t *)&addr, &c, &ag);
+	int r;
 
+	if (!p)
+		return -ENOENT;
+	pthread_mutex_lock(&p->lock);
+	r = node_holding(p, AF_INET, (const uint8_t *)&addr, &c, &ag);
 	if (r == 1)
-		r = p ? pod_lookup(p, AF_INET, (const uint8_t *)&addr, &ag) : -ENOENT;
-	if (r < 0)
-		return r;
-	memset(out, 0, sizeof(*out));
-	if (c)
-		memcpy(&out->net, c->addr, 4);
-	else
-		out->net = addr;
-	agent_set(&out->agent, ag);
-	out->plen = c ? c->prefixlen : 32;
-	return 0;
+		r = pod_lookup(p, AF_INET, (const uint8_t *)&addr, &ag);
+	if (r == 0) {
+		memset(out, 0, sizeof(*out));
+		if (c)
+			memcpy(&out->net, c->addr, 4);
+		else
+			out->net = addr;
+		agent_set(&out->agent, ag);
+		out->plen = c ? c->prefixlen : 32;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r < 0 ? r : 0;
 }
 
 int daemon_peers_lookup6(struct zt_daemon *d, const uint8_t *addr, struct zt_mtls_peer6 *out)
 {
 	struct zt_peers *p = daemon_k8s_peers(d);
 	const struct zt_cidr *c = NULL, *ag;
-	int r = node_holding(p, AF_INET6, addr, &c, &ag);
+	int r;
 
+	if (!p)
+		return -ENOENT;
+	pthread_mutex_lock(&p->lock);
+	r = node_holding(p, AF_INET6, addr, &c, &ag);
 	if (r == 1)
-		r = p ? pod_lookup(p, AF_INET6, addr, &ag) : -ENOENT;
-	if (r < 0)
-		return r;
-	memset(out, 0, sizeof(*out));
-	memcpy(out->net, c ? c->addr : addr, 16);
-	agent_set(&out->agent, ag);
-	out->plen = c ? c->prefixlen : 128;
-	return 0;
+		r = pod_lookup(p, AF_INET6, addr, &ag);
+	if (r == 0) {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->net, c ? c->addr : addr, 16);
+		agent_set(&out->agent, ag);
+		out->plen = c ? c->prefixlen : 128;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r < 0 ? r : 0;
 }
 
 /*

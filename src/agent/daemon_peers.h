@@ -5,7 +5,8 @@
  * (its first InternalIP of the family the agents meet over: IPv4, or IPv6
  * when this node is IPv6-only; port mtls.port). Fed by the Node watch
  * (daemon_k8s.c), read by the tunnel's steering (daemon_mtls.c) when no
- * mtls.peers entry covers a destination. Loop thread only.
+ * mtls.peers entry covers a destination. Loop thread only, but for
+ * daemon_peers_lookup4/6: any thread (the relay thread steers).
  */
 #ifndef ZT_DAEMON_PEERS_H
 #define ZT_DAEMON_PEERS_H

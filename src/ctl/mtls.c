@@ -119,6 +119,7 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 	       (unsigned long long)u64_of(a, "resumed"));
 	counters_line("refusals", zt_cbor_get(d, "refusals"));
 	counters_line("traffic", zt_cbor_get(d, "traffic"));
+	counters_line("warm pool", zt_cbor_get(d, "pool"));
 	counters_line("datapath", zt_cbor_get(d, "datapath"));
 	table_free(&st);
 	table_free(&tt);
@@ -134,6 +135,8 @@ const struct cmd ctl_mtls_cmds[] = {
 	  "certificates (X.509-SVIDs) in use with their expiry, open tunnels with the\n"
 	  "authenticated peer identity, handshakes, refusals by reason (unknown_ca,\n"
 	  "expired, wrong_identity, version, plaintext, tampered, ...), bytes relayed,\n"
+	  "the warm pool of ready tunnel connections (spares made, taken ready or still\n"
+	  "handshaking, missed, failed, discarded unused),\n"
 	  "and the datapath's counters: packets steered to the agent, and dropped because\n"
 	  "no agent was there (fail closed) or because clear text went around the tunnel.\n"
 	  "\n"

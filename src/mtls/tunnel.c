@@ -62,13 +62,21 @@
 #define POOL_MAX 4
 #define POOL_IDLE_MS 5000 /* below the server's wait for a header (SRV_IDLE_MS) */
 #define SRV_IDLE_MS 30000 /* server: an authenticated connection waits this long for its header */
+/*
+ * A taken spare whose header the peer's TCP has not acknowledged this long
+ * after it went out sits on a path that went silent (a peer gone without a
+ * reset, a middlebox that forgot the flow): the pod's connection is dialled
+ * afresh instead of waiting the handshake timeout. Above the minimum RTO
+ * (200 ms), so one lost segment on a live path is retransmitted in time.
+ */
+#define SPARE_ACK_MS 300
 
 static const char ciphersuites[] =
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 static const char groups[] = "X25519:P-256";
 static const unsigned char sid_ctx[] = "ztagent-mtls-1";
 
-enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP };
+enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP, SRC_POD_LISTEN };
 
 struct evsrc {
 	enum src_kind kind;
@@ -86,6 +94,14 @@ enum state {
 
 struct conn;
 struct pool_slot;
+
+/* A listener of pod connections, accepted on the relay thread (zt_tunnel_add_listener). */
+struct pod_listener {
+	struct evsrc src; /* first: the epoll event's pointer is this */
+	int fd;
+	zt_tunnel_accept_fn fn;
+	void *ctx;
+};
 
 struct ep {
 	struct evsrc src;
@@ -129,6 +145,8 @@ struct conn {
 	uint32_t pool_hash; /* client: the warm pool key this connection proved (0: none) */
 	bool refill; /* client: make the key's spares once the pod has its first bytes */
 	bool from_spare; /* client: a ready spare took the pod; its bytes wait for the status */
+	bool ack_check; /* client, from_spare: at deadline_ns, is the header acknowledged? */
+	uint64_t taken_ns; /* client, from_spare: when the pod took it */
 	uint64_t hs_done_ns; /* server: when the handshake completed */
 	bool old_trust; /* server: handshake begun under a bundle since replaced */
 	uint64_t deadline_ns;
@@ -188,7 +206,11 @@ struct zt_tunnel {
 	clockid_t cpu_clock;
 	bool have_cpu_clock;
 
-	pthread_mutex_t lock; /* reqs, pending_trust */
+	struct pod_listener pod_lsn[ZT_TUNNEL_LISTENERS_MAX];
+	unsigned int n_pod_lsn; /* under lock */
+	bool in_accept; /* relay thread: inside a pod listener's fn, opens start at once */
+
+	pthread_mutex_t lock; /* reqs, pending_trust, n_pod_lsn */
 	struct open_req *reqs, **reqs_tail;
 	struct zt_trust *pending_trust;
 
@@ -201,13 +223,16 @@ struct zt_tunnel {
 	struct pool_slot pool[POOL_SLOTS];
 
 	_Atomic uint64_t st_full, st_resumed, st_opened, st_closed, st_reset, st_out, st_in;
-	_Atomic uint64_t st_pool_ready, st_pool_pending, st_pool_miss, st_pool_failed;
+	_Atomic uint64_t st_pool_made, st_pool_ready, st_pool_pending, st_pool_miss, st_pool_failed,
+		st_pool_discarded;
 	_Atomic uint64_t st_refused[ZT_MTLS_REASON_MAX];
 	uint64_t log_window_ns;
 	unsigned int log_count, log_suppressed;
 };
 
 static int conn_idx = -1;
+/* The tunnel whose relay thread this is (NULL on other threads). */
+static __thread struct zt_tunnel *relay_of;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void idx_init(void)
@@ -439,6 +464,9 @@ static void conn_end(struct conn *c, bool graceful)
 
 	if (c->dead)
 		return;
+	/* A spare still in its pool ends unused (a failed one left the pool in conn_refuse). */
+	if (c->spare)
+		atomic_fetch_add_explicit(&t->st_pool_discarded, 1, memory_order_relaxed);
 	for (int i = 0; i < 2; i++) {
 		struct ep *e = &c->ep[i];
 
@@ -470,6 +498,7 @@ static void conn_refuse(struct conn *c, enum zt_mtls_reason reason, const char *
 			c->pool->want = 0;
 			c->pool->proven = false;
 		}
+		pool_unlink(c); /* failed, not discarded */
 		log_debug("mtls_spare_failed", "reason=%s detail=%s", zt_mtls_reason_name(reason),
 			  detail ? detail : "");
 		conn_end(c, false);
@@ -1377,6 +1406,15 @@ static bool spare_retry(struct conn *c)
 		return false;
 	ep_unregister(t, &c->ep[0]);
 	c->ep[0].fd = -1;
+	/*
+	 * The header may still sit unacknowledged in the socket (a silent
+	 * path): closed with a reset, the kernel drops it rather than deliver
+	 * it once the path recovers, which would open a second, empty
+	 * connection to the destination.
+	 */
+	if (c->ep[1].fd >= 0)
+		setsockopt(c->ep[1].fd, SOL_SOCKET, SO_LINGER,
+			   &(struct linger){ .l_onoff = 1, .l_linger = 0 }, sizeof(struct linger));
 	ERR_clear_error();
 	conn_end(c, false);
 	atomic_fetch_add_explicit(&t->st_pool_failed, 1, memory_order_relaxed);
@@ -1803,6 +1841,7 @@ static void pool_fill(struct zt_tunnel *t, struct pool_slot *p, const char *id)
 
 		if (!c)
 			return;
+		atomic_fetch_add_explicit(&t->st_pool_made, 1, memory_order_relaxed);
 		c->spare = true;
 		c->pool = p;
 		c->pool_hash = p->hash;
@@ -1882,6 +1921,9 @@ static enum take pool_take(struct zt_tunnel *t, struct pool_slot *p, struct open
 			 */
 			c->from_spare = true;
 			c->read_ok[0] = false;
+			c->taken_ns = now_ns();
+			c->ack_check = true;
+			c->deadline_ns = c->taken_ns + SPARE_ACK_MS * 1000000ULL;
 			drive(c);
 			return TAKE_READY;
 		}
@@ -2027,6 +2069,29 @@ static void release_idle(struct conn *c)
 	c->moved_seen = moved;
 }
 
+/*
+ * A taken spare, SPARE_ACK_MS after its header went out, no status yet: if
+ * the peer's TCP has not even acknowledged the header, the path is dead
+ * (nothing of the pod's was sent) and the pod's connection gets a fresh
+ * one; if it has, the server is at work (a slow destination): the
+ * handshake timeout applies from when the spare was taken.
+ */
+static void spare_check_ack(struct conn *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	c->ack_check = false;
+	if (c->ep[1].fd >= 0 && getsockopt(c->ep[1].fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    ti.tcpi_unacked > 0) {
+		log_debug("mtls_spare_dead", "unacked=%u retransmits=%u", ti.tcpi_unacked,
+			  ti.tcpi_retransmits);
+		if (spare_retry(c))
+			return;
+	}
+	c->deadline_ns = c->taken_ns + (uint64_t)c->t->cfg.handshake_timeout_ms * 1000000ULL;
+}
+
 static void sweep(struct zt_tunnel *t)
 {
 	uint64_t now = now_ns();
@@ -2038,6 +2103,13 @@ static void sweep(struct zt_tunnel *t)
 		if (!c->deadline_ns || now < c->deadline_ns)
 			continue;
 		switch (c->st) {
+		case ST_WAIT_REPLY:
+			if (c->ack_check) {
+				spare_check_ack(c);
+				break;
+			}
+			conn_refuse(c, ZT_MTLS_TIMEOUT, "timed out before the tunnel was up");
+			break;
 		case ST_IDLE:
 			/* Unused this long: one spare fewer for its key, closed with close_notify. */
 			if (c->pool && c->pool->want)
@@ -2069,6 +2141,24 @@ static void reap(struct zt_tunnel *t)
 	}
 }
 
+/*
+ * Pod connections steered to a listener of ours: accepted here and started
+ * by the listener's fn through zt_tunnel_open*, at once. A burst is taken
+ * 64 at a time so that the tunnels already open get their turn between.
+ */
+static void accept_pods(struct zt_tunnel *t, struct pod_listener *l)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return; /* EAGAIN, or a transient error: the next event retries */
+		t->in_accept = true;
+		l->fn(l->ctx, fd);
+		t->in_accept = false;
+	}
+}
+
 static void *relay_main(void *arg)
 {
 	struct zt_tunnel *t = arg;
@@ -2080,6 +2170,7 @@ static void *relay_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	relay_of = t;
 	while (!atomic_load(&t->stop)) {
 		int n = epoll_wait(t->epfd, evs, MAX_EVENTS, SWEEP_MS);
 
@@ -2093,6 +2184,10 @@ static void *relay_main(void *arg)
 			}
 			if (s->kind == SRC_WAKE) {
 				take_requests(t);
+				continue;
+			}
+			if (s->kind == SRC_POD_LISTEN) {
+				accept_pods(t, (struct pod_listener *)s);
 				continue;
 			}
 			e = (struct ep *)s;
@@ -2296,6 +2391,15 @@ static int queue(struct zt_tunnel *t, struct open_req *q)
 {
 	uint64_t one = 1;
 
+	/* From a pod listener's fn on the relay thread: start it now. */
+	if (relay_of == t && t->in_accept) {
+		if (q->local)
+			start_local(t, q);
+		else
+			start_client(t, q);
+		free(q);
+		return 0;
+	}
 	pthread_mutex_lock(&t->lock);
 	*t->reqs_tail = q;
 	t->reqs_tail = &q->next;
@@ -2374,6 +2478,36 @@ int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_d
 	return queue(t, q);
 }
 
+int zt_tunnel_add_listener(struct zt_tunnel *t, int fd, zt_tunnel_accept_fn fn, void *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct pod_listener *l;
+
+	if (!t || fd < 0 || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (t->n_pod_lsn >= ZT_TUNNEL_LISTENERS_MAX) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOSPC;
+	}
+	l = &t->pod_lsn[t->n_pod_lsn];
+	l->src.kind = SRC_POD_LISTEN;
+	l->fd = fd;
+	l->fn = fn;
+	l->ctx = ctx;
+	ev.data.ptr = &l->src;
+	/* The relay thread reads l only once epoll reports it, after this. */
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
+	t->n_pod_lsn++;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
 int zt_tunnel_set_trust(struct zt_tunnel *t, struct zt_trust *trust)
 {
 	uint64_t one = 1;
@@ -2410,6 +2544,8 @@ void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *o)
 	pthread_mutex_unlock(&t->list_lock);
 	o->bytes_out += atomic_load_explicit(&t->st_out, memory_order_relaxed);
 	o->bytes_in += atomic_load_explicit(&t->st_in, memory_order_relaxed);
+	o->pool_made = atomic_load_explicit(&t->st_pool_made, memory_order_relaxed);
+	o->pool_discarded = atomic_load_explicit(&t->st_pool_discarded, memory_order_relaxed);
 	o->pool_ready = atomic_load_explicit(&t->st_pool_ready, memory_order_relaxed);
 	o->pool_pending = atomic_load_explicit(&t->st_pool_pending, memory_order_relaxed);
 	o->pool_miss = atomic_load_explicit(&t->st_pool_miss, memory_order_relaxed);

@@ -18,8 +18,9 @@
  * X25519 or P-256. Clients resume sessions (PSK with (EC)DHE), so a repeat
  * connection between the same two workloads skips the certificate work.
  *
- * The datapath hands accepted pod sockets to zt_tunnel_open() from any
- * thread; the policy side implements authorize and local_identity.
+ * The datapath's steered pod sockets are accepted on the relay thread
+ * (zt_tunnel_add_listener) or handed to zt_tunnel_open() from any thread;
+ * the policy side implements authorize and local_identity.
  */
 #ifndef ZT_MTLS_TUNNEL_H
 #define ZT_MTLS_TUNNEL_H
@@ -102,6 +103,21 @@ int zt_tunnel_open(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *d
 int zt_tunnel_open_local(struct zt_tunnel *t, int pod_fd, const struct zt_mtls_dest *dst,
 			 const char *src_id);
 
+/*
+ * A listener (nonblocking, the caller's) whose connections the relay thread
+ * accepts itself: the agent's transparent listeners that pod connections
+ * are steered to. For each accepted socket fn(ctx, fd) runs on the relay
+ * thread and hands fd on with zt_tunnel_open or zt_tunnel_open_local, which
+ * there start it at once (no queue, no wakeup), or resets and closes it. A
+ * pod's connection thus waits for no other thread between its accept and
+ * its first bytes towards the peer. fn must read only state that is safe
+ * from another thread. Before or after zt_tunnel_start; at most
+ * ZT_TUNNEL_LISTENERS_MAX; fd must stay open until zt_tunnel_free.
+ */
+#define ZT_TUNNEL_LISTENERS_MAX 4
+typedef void (*zt_tunnel_accept_fn)(void *ctx, int fd);
+int zt_tunnel_add_listener(struct zt_tunnel *t, int fd, zt_tunnel_accept_fn fn, void *ctx);
+
 /* New trust (a bundle rollover) for handshakes from now on; open tunnels stay. Takes trust. */
 int zt_tunnel_set_trust(struct zt_tunnel *t, struct zt_trust *trust);
 
@@ -111,9 +127,15 @@ struct zt_tunnel_stats {
 	uint64_t tunnels_opened, tunnels_active, tunnels_closed, tunnels_reset;
 	uint64_t bytes_out, bytes_in; /* plaintext carried towards the peer agent / from it */
 	double relay_cpu_s; /* CPU time of the relay thread */
-	/* Client's warm pool: pod connections that took a ready spare, one still in its
-	 * handshake, none; spares whose handshake failed (not counted as refusals). */
-	uint64_t pool_ready, pool_pending, pool_miss, pool_failed;
+	/*
+	 * The client's warm pool. Spares made (dialled); pod connections that
+	 * took a ready spare, one still in its handshake, none (missed);
+	 * failed: a spare's handshake failed (not a refusal: no pod waited on
+	 * it) or a taken spare's path was dead and the pod's connection was
+	 * dialled afresh; discarded: spares closed unused (idle too long, unfit
+	 * when taken, a trust change, the server closed them).
+	 */
+	uint64_t pool_made, pool_ready, pool_pending, pool_miss, pool_failed, pool_discarded;
 };
 
 void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *out);

@@ -227,6 +227,15 @@ check "iperf3 client -> server runs through the tunnel" test "$bps" -gt 0
 check "node b relayed the iperf3 bytes (over 1 MB in from the tunnel)" \
 	test "$(js b "d['traffic']['bytes_in']")" -gt 1000000
 check "a second connection resumes its TLS session" test "$(js a "d['handshakes']['resumed']")" -ge 1
+# The warm pool: a connection that relayed leaves a spare made; the next one takes it ready.
+ready0=$(js a "d['pool']['taken_ready']")
+say cl 198.18.2.10 7000 pool-1 >/dev/null
+sleep 0.5
+check "warm pool: the next connection answers" test "$(say cl 198.18.2.10 7000 pool-2)" = pool-2
+check "... ztctl mtls status -o json counts spares made and one taken ready" \
+	test "$(js a "int(d['pool']['made'] >= 1 and d['pool']['taken_ready'] > ${ready0:-0})")" = 1
+check "... and ztctl mtls status shows the warm pool line" \
+	bash -c "'$ZTCTL' --socket '$DIR/a.sock' mtls status | grep -Eq '^warm pool .*made [0-9]+.*taken_ready [0-9]+'"
 
 # Same node: local (198.18.2.20) -> server, both on node b: identity checks, no network hop.
 opened0=$(js b "d['traffic']['tunnels_opened']")
@@ -454,7 +463,8 @@ import urllib.request
 t = urllib.request.urlopen("http://127.0.0.1:9470/metrics", timeout=3).read().decode()
 need = ["ztagent_mtls_handshakes_total{kind=\"full\"}", "ztagent_mtls_refusals_total{reason=\"unknown_ca\"}",
         "ztagent_mtls_bytes_relayed_total{direction=\"in\"}", "ztagent_mtls_svid_expiry_timestamp_seconds{",
-        "ztagent_mtls_datapath_packets_total{event=\"dropped_bypass\"}", "ztagent_mtls_relay_cpu_seconds_total"]
+        "ztagent_mtls_datapath_packets_total{event=\"dropped_bypass\"}", "ztagent_mtls_relay_cpu_seconds_total",
+        "ztagent_mtls_pool_spares_total{event=\"made\"}", "ztagent_mtls_pool_spares_total{event=\"discarded\"}"]
 miss = [n for n in need if n not in t]
 print("# missing:", miss) if miss else None
 raise SystemExit(1 if miss else 0)

@@ -126,6 +126,12 @@ static void write_stats(struct zt_tunnel *t, struct zt_svid_store *st)
 	fprintf(f, "opened %llu\nclosed %llu\nreset %llu\nactive %llu\n",
 		(unsigned long long)s.tunnels_opened, (unsigned long long)s.tunnels_closed,
 		(unsigned long long)s.tunnels_reset, (unsigned long long)s.tunnels_active);
+	fprintf(f,
+		"pool_made %llu\npool_ready %llu\npool_pending %llu\npool_miss %llu\n"
+		"pool_failed %llu\npool_discarded %llu\n",
+		(unsigned long long)s.pool_made, (unsigned long long)s.pool_ready,
+		(unsigned long long)s.pool_pending, (unsigned long long)s.pool_miss,
+		(unsigned long long)s.pool_failed, (unsigned long long)s.pool_discarded);
 	fprintf(f, "bytes_out %llu\nbytes_in %llu\nrelay_cpu_s %.3f\nminted %llu\n",
 		(unsigned long long)s.bytes_out, (unsigned long long)s.bytes_in, s.relay_cpu_s,
 		(unsigned long long)zt_svid_store_minted(st));

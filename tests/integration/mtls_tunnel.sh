@@ -73,7 +73,7 @@ wait_for() { # wait_for SECONDS CMD...
 	return 1
 }
 
-for tool in tshark openssl python3 iperf3 nc; do
+for tool in tshark openssl python3 iperf3 nc iptables; do
 	command -v $tool >/dev/null || bail "$tool is missing: run 'make deps'"
 done
 [ -x "$ZTCTL" ] && [ -f "$ROOT/build/libzt.a" ] || bail "build first: make"
@@ -310,6 +310,30 @@ check "the server counted its handshakes" test "$(stat "$DIR/b.stats" handshakes
 check "both tunnels ended cleanly (close_notify both ways)" \
 	wait_for 3 bash -c "[ \$(awk '\$1 == \"closed\" { print \$2 }' '$DIR/a.stats') -ge 2 ] &&
 		[ \$(awk '\$1 == \"reset\" { print \$2 }' '$DIR/a.stats') -eq 0 ]"
+
+# --- 1b. a ready spare on a path that went silent: the pod's connection is dialled afresh ---
+# After a connection relayed, client 9000 keeps ready spares (handshake done). The router
+# now drops their packets both ways (by their ports), as a path does that died without a
+# reset. The next pod connection takes one; its header is never acknowledged, so it is
+# given up well before the 3 s handshake timeout and the pod's connection dialled afresh.
+out=$(ip netns exec "$A" python3 "$DIR/pod.py" 9000 warm 10)
+wait_for 3 gt "$DIR/a.stats" pool_made 0
+sleep 0.5 # the spares' handshakes
+spare_ports=$(ip netns exec "$A" ss -Htn state established "dport = :15008" | awk '{ sub(/.*:/, "", $3); print $3 }')
+for p in $spare_ports; do
+	ip netns exec "$R" iptables -I FORWARD -p tcp --sport "$p" -j DROP
+	ip netns exec "$R" iptables -I FORWARD -p tcp --dport "$p" -j DROP
+done
+failed0=$(stat "$DIR/a.stats" pool_failed) ready0=$(stat "$DIR/a.stats" pool_ready)
+t0=$(date +%s%N)
+out=$(ip netns exec "$A" python3 "$DIR/pod.py" 9000 "$CANARY-silent" 100)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a spare on a silent path (ports: $(echo $spare_ports)): the pod's connection is echoed in ${ms} ms ($out)" \
+	bash -c "[ '$out' = echoed ] && [ $ms -lt 2000 ]"
+check "... it took a ready spare, which counts as failed" \
+	wait_for 2 bash -c "[ \$(awk '\$1 == \"pool_ready\" { print \$2 }' '$DIR/a.stats') -gt $ready0 ] &&
+		[ \$(awk '\$1 == \"pool_failed\" { print \$2 }' '$DIR/a.stats') -gt $failed0 ]"
+ip netns exec "$R" iptables -F FORWARD
 
 # --- 2. hostile clients at B: refused, nothing delivered, the reason counted ---
 conns_before=$(wc -l <"$ECHO.conns")
