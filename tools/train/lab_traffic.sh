@@ -72,9 +72,16 @@ FEATURES=$LAB_DIR/features.csv
 SCHED=$LAB_DIR/schedule.tsv
 STOP=$LAB_DIR/stop
 : >"$SCHED"
+# The agent detects and alerts but blocks nothing: a blocked attacker's
+# packets die in XDP before they make a flow, so with blocking on an attack
+# run leaves a handful of rows (brute force and slow connections all but
+# vanish, their clients run into the run's timeout) and the dataset learns
+# only how attacks start. The in-kernel rate limits stay as configured.
 cat >>"$LAB_CONF" <<EOF
 detection:
   feature_log: $FEATURES
+response:
+  mode: alert
 EOF
 
 WEB=198.18.1.10 DNS=198.18.1.11 BULK=198.18.1.12 APP=198.18.1.13 AUTH=198.18.1.14
