@@ -310,17 +310,25 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	now = bpf_ktime_get_boot_ns();
 
 	zt_ct_key_fill(&key, ifindex, &t.p, t.echo_id, t.is_echo);
-	ct = bpf_map_lookup_elem(&conntrack, &key);
+	zt_ct_key_swap(&rkey, &key);
+	/*
+	 * The likelier direction first (zt_ct_reply_likely): a reply finds its
+	 * entry in one lookup, not after a miss. Either way both are tried, and
+	 * a live entry exists for one of the two tuples only (a packet matching
+	 * neither makes one in its own direction), so the order changes no result.
+	 */
+	d = zt_ct_reply_likely(&key);
+	ct = bpf_map_lookup_elem(&conntrack, d ? &rkey : &key);
 	if (ct && zt_ct_expired(ct, key.proto, now))
 		ct = NULL;
 	if (!ct) {
-		zt_ct_key_swap(&rkey, &key);
-		ct = bpf_map_lookup_elem(&conntrack, &rkey);
+		d ^= 1;
+		ct = bpf_map_lookup_elem(&conntrack, d ? &rkey : &key);
 		if (ct && zt_ct_expired(ct, key.proto, now))
 			ct = NULL;
-		d = 1;
-	} else if (ct->state == ZT_CT_CLOSED &&
-		   (t.p.tcp_flags & (ZT_TCP_SYN | ZT_TCP_ACK)) == ZT_TCP_SYN) {
+	}
+	if (ct && !d && ct->state == ZT_CT_CLOSED &&
+	    (t.p.tcp_flags & (ZT_TCP_SYN | ZT_TCP_ACK)) == ZT_TCP_SYN) {
 		/* A new connection on the tuple of a closed one. */
 		ct = NULL;
 	}

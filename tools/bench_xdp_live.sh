@@ -8,6 +8,16 @@
 #   xdp-filter:MODE xdp-tools' xdp-filter (no entries), a peer
 #   agent:MODE      ztagent: the guard with detection on, TC on the pod's veth;
 #                   agent:auto is the agent's default (xdp.mode auto: generic on a veth)
+#   agent-bpf:MODE  the agent's programs and maps as a stopped agent leaves them
+#                   (SIGTERM keeps enforcement): the datapath without the daemon
+#   agent-xdp:MODE  agent-bpf without its TC programs (clsact removed from the pod's
+#                   veth and uplink0): the XDP guard alone
+#   old:MODE        the agent row with another build: BENCH_LIVE_OLD=DIR holding its
+#                   ztagent and ztctl (a before/after comparison in one run)
+# agent-bpf against agent tells what the daemon's own CPU costs the stream,
+# agent-xdp against empty what the guard costs, agent-bpf against agent-xdp
+# what tc_endpoint and tc_uplink cost. For agent rows the daemon's CPU
+# during the runs is printed (cores, from /proc/PID/stat).
 # MODE native or generic. A native XDP program on a veth strips GSO from
 # its peer (the kernel's veth_fix_features: ext0 shows "tso off"), so every
 # segment crosses the node alone; generic mode sees the peer's batches.
@@ -23,6 +33,14 @@ for t in iperf3 ethtool xdp-filter; do
 		exit 1
 	}
 done
+case " ${BENCH_LIVE_ROWS:-} " in
+*" old:"* | *" old "*)
+	[ -x "${BENCH_LIVE_OLD:-}/ztagent" ] && [ -x "$BENCH_LIVE_OLD/ztctl" ] || {
+		echo "bench xdplive: the old row wants BENCH_LIVE_OLD=DIR with ztagent and ztctl" >&2
+		exit 1
+	}
+	;;
+esac
 EMPTY=$LAB_ROOT/build/bpf/xdp_empty.bpf.o
 [ -f "$EMPTY" ] || {
 	echo "bench xdplive: $EMPTY is missing: run 'make'" >&2
@@ -55,11 +73,21 @@ setup() { # ROW: attach what the row measures
 	bare) ;;
 	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" obj "$EMPTY" sec xdp ;;
 	xdp-filter) in_node xdp-filter load -m "$([ "$(rmode "$1")" = generic ] && echo skb || echo native)" uplink0 ;;
-	agent)
+	agent | agent-bpf | agent-xdp | old)
 		LAB_XDP_MODE=$(rmode "$1") lab_write_config
-		lab_agent_start || return 1
+		if [ "${1%%:*}" = old ]; then
+			ZTAGENT=$BENCH_LIVE_OLD/ztagent ZTCTL_BIN=$BENCH_LIVE_OLD/ztctl lab_agent_start ||
+				return 1
+		else
+			lab_agent_start || return 1
+		fi
 		ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab \
 			--name web >/dev/null || return 1
+		[ "${1%%:*}" = agent ] || [ "${1%%:*}" = old ] && return 0
+		lab_agent_stop
+		[ "${1%%:*}" = agent-xdp ] || return 0
+		in_node tc qdisc del dev v-web clsact 2>/dev/null
+		in_node tc qdisc del dev uplink0 clsact 2>/dev/null
 		;;
 	esac
 }
@@ -67,8 +95,8 @@ teardown() {
 	case ${1%%:*} in
 	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" off ;;
 	xdp-filter) in_node xdp-filter unload uplink0 >/dev/null 2>&1 ;;
-	agent)
-		ztctl endpoint del --ifname v-web >/dev/null 2>&1
+	agent | agent-bpf | agent-xdp | old)
+		[ -n "$LAB_AGENT_PID" ] && ztctl endpoint del --ifname v-web >/dev/null 2>&1
 		lab_agent_stop
 		# SIGTERM leaves enforcement in place: take it down for the next row.
 		in_node ip link set dev uplink0 xdp off 2>/dev/null
@@ -79,12 +107,18 @@ teardown() {
 		;;
 	esac
 }
+# utime + stime of the agent in clock ticks, "" when no agent runs
+agent_ticks() {
+	[ -n "$LAB_AGENT_PID" ] && [ -r "/proc/$LAB_AGENT_PID/stat" ] &&
+		sed 's/^.*) //' "/proc/$LAB_AGENT_PID/stat" | awk '{print $12 + $13}'
+}
 iperf() { # prints Gbit/s received
 	in_ext iperf3 -c $WEB -p 5201 -t "$SECS" -J 2>/dev/null |
 		"$PY" -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
 }
 
-declare -A R
+declare -A R C
+HZ=$(getconf CLK_TCK)
 echo "-- iperf3 ext -> node (uplink0, XDP $MODE) -> pod, ${SECS}s a run, $ROUNDS rounds interleaved"
 for gro in $GROS; do
 	in_node ethtool -K uplink0 gro "$gro" >/dev/null
@@ -96,7 +130,10 @@ for gro in $GROS; do
 			}
 			[ "$r" = 1 ] && [ "$row" != bare ] &&
 				echo "   $row (gro $gro): uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1) $(in_node ip link show uplink0 | grep -o 'prog/xdp id [0-9]*'); ext0 tso $(in_ext ethtool -k ext0 | awk '/tcp-segmentation-offload/ {print $2}')"
+			t0=$(agent_ticks)
 			v=$(iperf)
+			t1=$(agent_ticks)
+			[ -n "$t0" ] && [ -n "$t1" ] && C[$gro/$row]+="$(((t1 - t0) * 1000 / HZ)) "
 			teardown "$row"
 			[ -n "$v" ] || {
 				echo "bench xdplive: no iperf3 figure for $row" >&2
@@ -109,14 +146,18 @@ done
 echo "   row               gro   Gbit/s min / median / max    median x bare"
 for gro in $GROS; do
 	for row in $ROWS; do
-		echo "$gro $row ${R[$gro/$row]} | ${R[$gro/bare]}"
+		echo "$gro $row ${R[$gro/$row]} | ${R[$gro/bare]} | ${C[$gro/$row]:-}"
 	done
 done | "$PY" -c '
 import sys, statistics as st
+secs = float(sys.argv[1])
 for line in sys.stdin:
-    a, b = line.split("|")
+    a, b, c = line.split("|")
     gro, row, *v = a.split()
     v = [float(x) for x in v]
     base = st.median([float(x) for x in b.split()])
-    print("   %-17s %-4s %8.2f / %6.2f / %6.2f   %8.2fx" % (row, gro, min(v), st.median(v), max(v), st.median(v) / base))
-'
+    cpu = ""
+    if c.split():
+        cpu = "   daemon %.3f cores" % (st.median([float(x) for x in c.split()]) / 1000 / secs)
+    print("   %-17s %-4s %8.2f / %6.2f / %6.2f   %8.2fx%s" % (row, gro, min(v), st.median(v), max(v), st.median(v) / base, cpu))
+' "$SECS"

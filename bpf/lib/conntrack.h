@@ -90,6 +90,16 @@ static __always_inline void zt_ct_key_swap(struct zt_ct_key *r, const struct zt_
 	r->dport = k->sport;
 }
 
+/*
+ * Whether a packet with tuple k is likelier a reply than an original: a
+ * TCP or UDP packet from the lower port to the higher (a server answering
+ * a client's ephemeral port). Only the order of the two lookups follows it.
+ */
+static __always_inline __u32 zt_ct_reply_likely(const struct zt_ct_key *k)
+{
+	return (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) && k->sport < k->dport;
+}
+
 static __always_inline int zt_ct_expired(const struct zt_ct_val *v, __u8 proto, __u64 now)
 {
 	__u64 last = v->last_ns;

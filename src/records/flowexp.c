@@ -47,6 +47,9 @@ struct zt_flowexp {
 	uint32_t cursor; /* the next bucket; valid with mid_rotation */
 	bool mid_rotation;
 	bool last_batch; /* the batch in keys[] ends the rotation */
+	uint64_t rot_min_ns; /* zt_flowexp_set_rotation_min */
+	uint64_t rot_start; /* now of the current (or last) rotation's first read */
+	bool rot_started;
 	uint64_t rot_seen; /* entries read in the rotation under way */
 	int alive_if; /* last is_endpoint answer, for runs of one interface */
 	bool alive_val;
@@ -196,6 +199,12 @@ void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *s
 uint64_t zt_flowexp_entries(const struct zt_flowexp *x)
 {
 	return x ? __atomic_load_n(&x->entries, __ATOMIC_RELAXED) : 0;
+}
+
+void zt_flowexp_set_rotation_min(struct zt_flowexp *x, uint64_t min_ns)
+{
+	if (x)
+		x->rot_min_ns = min_ns;
 }
 
 int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max)
@@ -615,12 +624,16 @@ static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
 }
 
 /* Reads the next batch of the rotation into keys[]. Returns 0 or -errno. */
-static int read_batch(struct zt_flowexp *x, int ct_fd)
+static int read_batch(struct zt_flowexp *x, int ct_fd, uint64_t now)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 n = x->slice, next = 0;
 	int r;
 
+	if (!x->mid_rotation) {
+		x->rot_start = now;
+		x->rot_started = true;
+	}
 	r = bpf_map_lookup_batch(ct_fd, x->mid_rotation ? &x->cursor : NULL, &next, x->keys,
 				 x->vals, &n, &opts);
 	if (r < 0 && r != -ENOENT) {
@@ -792,7 +805,11 @@ static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool reco
 	 * loop. What is left of the batch waits for the next call.
 	 */
 	if (x->pos >= x->n) {
-		r = read_batch(x, ct_fd);
+		/* Between rotations, paced: nothing is read before the next may start. */
+		if (!x->mid_rotation && x->rot_min_ns && x->rot_started && now >= x->rot_start &&
+		    now - x->rot_start < x->rot_min_ns)
+			return 0;
+		r = read_batch(x, ct_fd, now);
 		if (r < 0)
 			return r;
 	}

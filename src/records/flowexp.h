@@ -73,6 +73,8 @@
 #define ZT_FLOWEXP_SLICE 8192u /* entries looked at per call (one batch read, ~2 ms) */
 #define ZT_FLOWEXP_DUE_MAX 1024u /* entries acted on per call */
 #define ZT_FLOWEXP_SLICE_MIN 64u
+/* The daemon's rotation pace (zt_flowexp_set_rotation_min): records of a closed flow ~0.2-0.45 s after its close. */
+#define ZT_FLOWEXP_ROTATION_MIN_NS (250ULL * 1000000ULL)
 
 /* Value of the flow_export map. */
 struct zt_flow_export {
@@ -182,9 +184,19 @@ void zt_flowexp_get_stats(const struct zt_flowexp *x, struct zt_flowexp_stats *s
  * seconds old), without reading the map. Any thread; NULL gives 0.
  */
 uint64_t zt_flowexp_entries(const struct zt_flowexp *x);
-/* Slice and due bounds other than the defaults (tests); slice >= ZT_FLOWEXP_SLICE_MIN. */
 /* The flow_export map's fd (pinned as ZT_PIN_FLOW_EXPORT), -1 for NULL; for drift repair. */
 int zt_flowexp_fd(const struct zt_flowexp *x);
+/* Slice and due bounds other than the defaults (tests); slice >= ZT_FLOWEXP_SLICE_MIN. */
 int zt_flowexp_set_slice(struct zt_flowexp *x, uint32_t slice, uint32_t due_max);
+/*
+ * A rotation starts at most every min_ns (of the sweeps' now), 0 (the
+ * default): every call may start one. One batch read walks every bucket of
+ * the hash map up to its slice of entries, so in a table of few entries
+ * each call is a whole rotation: a read of all of conntrack's buckets every
+ * tick (262144 by default, 20 a second: most of the idle daemon's CPU). The
+ * daemon sets ZT_FLOWEXP_ROTATION_MIN_NS; a table big enough to need more
+ * than one slice a rotation is not slowed (its rotations take longer).
+ */
+void zt_flowexp_set_rotation_min(struct zt_flowexp *x, uint64_t min_ns);
 
 #endif

@@ -1160,6 +1160,7 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 				    errlen);
 		if (r < 0)
 			goto fail;
+		zt_flowexp_set_rotation_min(s->fx, ZT_FLOWEXP_ROTATION_MIN_NS);
 	}
 	restore(s);
 	if ((r = seg_gen_init(s, err, errlen)) < 0)

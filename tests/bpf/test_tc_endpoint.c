@@ -1760,6 +1760,40 @@ static void test_stats_bytes(void **state)
 	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).bytes, a.len);
 }
 
+/*
+ * Conntrack looks up the likelier direction first (a packet from the lower
+ * port to the higher: a reply). A flow opened from a low port to a high one
+ * has both guesses wrong; its packets still find their entry, either way.
+ */
+static void test_reply_from_higher_port(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 5353, 17);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 40000, 18);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 53, 5353)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 53, 5353)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_UDP, POD4, PEER4, 53, 5353), &v), 0);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 80, 40000, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 40000, 80, TCP_SYN | TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 80, 40000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 80, 40000), &v), 0);
+	assert_int_equal(v.packets[0], 2);
+	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
+	assert_int_equal(v.hs_done, 1);
+}
+
 /* ---- ICMP ---- */
 
 static void test_icmp_echo_reply_matches(void **state)
@@ -3118,6 +3152,7 @@ int main(void)
 		T(test_tcp_midstream_is_new_flow),
 		T(test_vlan_tagged),
 		T(test_stats_bytes),
+		T(test_reply_from_higher_port),
 		T(test_icmp_echo_reply_matches),
 		T(test_icmp6_echo),
 		T(test_ipv6_tcp_allow_deny_reply),

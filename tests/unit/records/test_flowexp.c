@@ -409,6 +409,57 @@ static void test_local_pair_allowed_recorded_by_source(void **state)
 	zt_flowexp_close(x);
 }
 
+/*
+ * With a rotation pace (the daemon's), a table that fits one slice is read
+ * at most once per pace: in between a call reads nothing, and what became
+ * due meanwhile is recorded by the next rotation. A table that needs more
+ * than one slice finishes its rotation call after call.
+ */
+static void test_rotation_paced(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S, ms = 1000000ULL;
+	struct zt_ct_key k = key(IF_B, IPPROTO_TCP, "198.18.1.30", 43000, "198.18.0.1", 443);
+	struct zt_ct_val v = val(now - 2 * S, now - S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+	struct zt_flowexp_stats st;
+
+	zt_flowexp_set_rotation_min(x, ZT_FLOWEXP_ROTATION_MIN_NS);
+	v.ep_id = 3;
+	put(&k, &v);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.rotations, 1);
+	/* Due now (its interface is gone), but the next rotation is not: no read, no record. */
+	if_b_alive = false;
+	for (uint64_t t = 50 * ms; t < ZT_FLOWEXP_ROTATION_MIN_NS; t += 50 * ms)
+		assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + t, sink, NULL), 0);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.rotations, 1);
+	assert_true(present(&k));
+	assert_int_equal(n_got, 0);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + ZT_FLOWEXP_ROTATION_MIN_NS, sink, NULL),
+			 1);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.rotations, 2);
+	assert_false(present(&k));
+
+	/* 100 live entries, slices of 64: the rotation goes on at the next call, unpaced. */
+	if_b_alive = true;
+	assert_int_equal(zt_flowexp_set_slice(x, 64, 64), 0);
+	v = val(now - 2 * S, now - S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
+	for (uint16_t i = 0; i < 100; i++) {
+		k = key(IF_A, IPPROTO_TCP, "198.18.1.31", (uint16_t)(40000 + i), "198.18.0.1", 443);
+		put(&k, &v);
+	}
+	now += 2 * ZT_FLOWEXP_ROTATION_MIN_NS;
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 0);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + ms, sink, NULL), 0);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.rotations, 3);
+	assert_int_equal(zt_flowexp_entries(x), 100);
+	zt_flowexp_close(x);
+}
+
 static void test_interface_gone(void **state)
 {
 	struct zt_flowexp *x = open_x();
@@ -1110,6 +1161,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sliced_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_off_loop_nothing_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flood_is_one_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_paced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_bound_folds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drop_rows_written_off_the_loop, setup,
 						teardown),
