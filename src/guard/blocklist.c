@@ -2223,7 +2223,8 @@ static int scan_compare_held(struct zt_blocklist *bl, const struct zt_bl_scan *s
  * before its length is published, mirror equal to the maps) whichever
  * thread writes it and whatever the loop is doing, and waits at most for
  * one call of another thread into the blocklist (an expiry slice, a feed
- * chunk), never for unrelated loop work.
+ * chunk), never for unrelated loop work: a detector block takes the lock
+ * ahead of the other threads' next calls (bl_lock_urgent).
  */
 
 int zt_blocklist_reserve(struct zt_blocklist *bl, size_t more)
@@ -2272,7 +2273,10 @@ int zt_blocklist_add(struct zt_blocklist *bl, const struct zt_cidr *c,
 {
 	int r;
 
-	bl_lock(bl);
+	if (req->source == ZT_BS_DETECTOR)
+		bl_lock_urgent(bl);
+	else
+		bl_lock(bl);
 	r = add_held(bl, c, req, replaced, err, errlen);
 	bl_unlock(bl);
 	return r;

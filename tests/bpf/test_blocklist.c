@@ -1064,6 +1064,7 @@ static void test_api_allow_list_pages(void **state)
 #define DET_HOLD_MS 400
 #define DET_N 600 /* detector addresses: 198.18.200.0 .. 198.18.202.87 */
 #define DET_CHURN_NS (1500 * 1000000ULL)
+#define DET_CHURN_MAX_NS (120 * 1000000000ULL) /* a machine this slow fails the test */
 
 struct det {
 	struct env *e;
@@ -1076,6 +1077,7 @@ struct det {
 	int in_hold; /* atomic: the loop's long callback runs */
 	int churning, churned; /* atomic: the loop's blocklist churn runs / ran */
 	size_t rounds;
+	size_t passes; /* atomic: the detector thread's full passes so far */
 	int reports; /* drift reports: mirror and maps differed */
 	char last_what[256];
 	char churn_err[256];
@@ -1131,7 +1133,9 @@ static struct zt_cidr det_addr(size_t i)
 }
 
 /*
- * The loop thread's own writers, for DET_CHURN_NS: a feed adds and removes
+ * The loop thread's own writers, for DET_CHURN_NS and at least two rounds
+ * of its own and two full passes of the detector thread (a slow or loaded
+ * machine stretches the race rather than failing it): a feed adds and removes
  * /32s (some on the detector's addresses), a /24 and a /16 (the prefilter's
  * other buckets), an operator allows and unallows an address (the
  * published flags), expiry runs, the feed's entries are listed, and a
@@ -1157,7 +1161,8 @@ static void det_churn(void *ctx, int fd, uint32_t events)
 	for (size_t i = 0; i < n; i++)
 		items[i] = (struct zt_bl_feed_item){ .cidr = cs[i], .feed_id = 1 };
 	__atomic_store_n(&D.churning, 1, __ATOMIC_SEQ_CST);
-	while (zt_now_mono_ns() - t0 < DET_CHURN_NS && !D.churn_err[0]) {
+	while (!D.churn_err[0] && (zt_now_mono_ns() - t0 < DET_CHURN_NS || D.rounds < 2 ||
+				   __atomic_load_n(&D.passes, __ATOMIC_SEQ_CST) < 2)) {
 		struct zt_bl_feed_counts c = {};
 		struct zt_bl_drift_cursor cur = {};
 		struct zt_cidr *fe;
@@ -1176,6 +1181,11 @@ static void det_churn(void *ctx, int fd, uint32_t events)
 		if (zt_blocklist_feed_del(e->bl, cs, n, &c) < 0)
 			snprintf(D.churn_err, sizeof(D.churn_err), "feed del failed");
 		D.rounds++;
+		if (zt_now_mono_ns() - t0 > DET_CHURN_MAX_NS)
+			snprintf(D.churn_err, sizeof(D.churn_err),
+				 "%zu rounds against %zu detector passes in %llu s", D.rounds,
+				 __atomic_load_n(&D.passes, __ATOMIC_SEQ_CST),
+				 DET_CHURN_MAX_NS / 1000000000ULL);
 	}
 	__atomic_store_n(&D.churned, 1, __ATOMIC_SEQ_CST);
 }
@@ -1321,6 +1331,7 @@ static void test_detector_blocks_race_loop_writers(void **state)
 				fail_msg("block %zu of pass %zu: %s", i, passes, strerror(-r));
 		}
 		passes++;
+		__atomic_store_n(&D.passes, passes, __ATOMIC_SEQ_CST);
 	} while (!__atomic_load_n(&D.churned, __ATOMIC_SEQ_CST));
 	det_stop();
 	/* How long a write waited for the loop's blocklist calls: a figure, not a check. */
