@@ -935,7 +935,13 @@ static int daemon_start(struct zt_daemon *d)
 		snprintf(err, sizeof(err), "cannot open the events ring buffer: %s", strerror(-r));
 		goto fail;
 	}
-	zt_events_on(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
+	/* Its handlers take the forensics and engine locks: off the detectors' thread. */
+	r = zt_events_on_deferred(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot register the XDP drop handler: %s",
+			 strerror(-r));
+		goto fail;
+	}
 	r = zt_seg_init(&d->seg, &d->cfg, d->loop, d->dp, err, sizeof(err));
 	if (r < 0)
 		goto fail;
