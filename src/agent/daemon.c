@@ -724,6 +724,8 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.write_block = eng_write_block,
 		.observe_latency = eng_latency,
 		.incident = daemon_detect_on_incident,
+		/* On the events' consumer: its bookkeeping thread; elsewhere now. */
+		.later = zt_events_later,
 	};
 	int r;
 

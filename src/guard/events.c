@@ -45,6 +45,8 @@ struct zt_events {
 		pthread_cond_t not_empty, not_full;
 		uint8_t (*slot)[DEFER_SLOT];
 		uint32_t len[DEFER_SLOTS];
+		zt_event_fn fn[DEFER_SLOTS]; /* NULL: a record, for the deferred handlers */
+		void *ctx[DEFER_SLOTS];
 		uint32_t head, n; /* the oldest slot, slots taken */
 		uint64_t high, waits, wait_ns;
 		_Atomic uint64_t queued;
@@ -137,7 +139,7 @@ static void run_deferred(struct zt_events *ev, const void *rec, size_t len)
 }
 
 /* Queues a copy; waits while the queue is full. false: not queued (run it here). */
-static bool defer(struct zt_events *ev, const void *rec, size_t len)
+static bool defer(struct zt_events *ev, zt_event_fn fn, void *ctx, const void *rec, size_t len)
 {
 	uint32_t tail;
 
@@ -155,6 +157,8 @@ static bool defer(struct zt_events *ev, const void *rec, size_t len)
 	tail = (ev->q.head + ev->q.n) % DEFER_SLOTS;
 	memcpy(ev->q.slot[tail], rec, len);
 	ev->q.len[tail] = (uint32_t)len;
+	ev->q.fn[tail] = fn;
+	ev->q.ctx[tail] = ctx;
 	if (++ev->q.n > ev->q.high)
 		ev->q.high = ev->q.n;
 	pthread_cond_signal(&ev->q.not_empty);
@@ -170,8 +174,19 @@ void zt_events_dispatch(struct zt_events *ev, const void *rec, size_t len)
 	for (int i = 0; i < ZT_EVENTS_MAX_HANDLERS && ev->handlers[type][i].fn; i++)
 		if (!ev->handlers[type][i].deferred)
 			ev->handlers[type][i].fn(ev->handlers[type][i].ctx, rec, len);
-	if (ev->has_deferred[type] && !defer(ev, rec, len))
+	if (ev->has_deferred[type] && !defer(ev, NULL, NULL, rec, len))
 		run_deferred(ev, rec, len);
+}
+
+/* The events whose consumer this thread is (NULL on every other thread). */
+static __thread struct zt_events *tl_consumer;
+
+void zt_events_later(zt_event_fn fn, void *ctx, const void *data, size_t len)
+{
+	struct zt_events *ev = tl_consumer;
+
+	if (!ev || !defer(ev, fn, ctx, data, len))
+		fn(ctx, data, len);
 }
 
 /* The bookkeeping thread: the deferred records, in order, one slot at a time. */
@@ -180,8 +195,14 @@ static void *bookkeeper(void *arg)
 	struct zt_events *ev = arg;
 	uint8_t rec[DEFER_SLOT] __attribute__((aligned(8)));
 
+	/* Its handlers take locks the consumer takes too: not preempted for less while holding them. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ZT_EVENTS_NICE) < 0)
+		log_warn("events_priority_not_set", "thread=bookkeeping nice=%d error=\"%s\"",
+			 ZT_EVENTS_NICE, strerror(errno));
 	pthread_mutex_lock(&ev->q.mu);
 	for (;;) {
+		zt_event_fn fn;
+		void *ctx;
 		uint32_t len;
 
 		while (!ev->q.n && !ev->q.stop)
@@ -190,11 +211,16 @@ static void *bookkeeper(void *arg)
 			break; /* stopped and drained */
 		len = ev->q.len[ev->q.head];
 		memcpy(rec, ev->q.slot[ev->q.head], len);
+		fn = ev->q.fn[ev->q.head];
+		ctx = ev->q.ctx[ev->q.head];
 		ev->q.head = (ev->q.head + 1) % DEFER_SLOTS;
 		ev->q.n--;
 		pthread_cond_signal(&ev->q.not_full);
 		pthread_mutex_unlock(&ev->q.mu);
-		run_deferred(ev, rec, len);
+		if (fn)
+			fn(ctx, rec, len);
+		else
+			run_deferred(ev, rec, len);
 		pthread_mutex_lock(&ev->q.mu);
 	}
 	pthread_mutex_unlock(&ev->q.mu);
@@ -279,6 +305,7 @@ static void *consumer(void *arg)
 		log_warn("events_priority_not_set", "nice=%d error=\"%s\" effect=\"%s\"",
 			 ZT_EVENTS_NICE, strerror(errno),
 			 "flood decisions may wait for the scheduler on a loaded node");
+	tl_consumer = ev;
 	ev->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	while (!atomic_load(&ev->stop)) {
 		struct epoll_event e;

@@ -75,6 +75,14 @@ void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out
 void zt_events_stop(struct zt_events *ev);
 
 /*
+ * Work a handler's call leaves for later: called on a consumer thread whose
+ * events have a bookkeeping thread, fn(ctx, data, len) runs there, after
+ * the deferred records read before it (data copied, at most 256 bytes);
+ * called anywhere else, it runs here and now.
+ */
+void zt_events_later(zt_event_fn fn, void *ctx, const void *data, size_t len);
+
+/*
  * What the consumer does with one well-formed record: runs its inline
  * handlers and queues it for the deferred ones (run here when the
  * bookkeeping thread is not running). Exposed for tests.
