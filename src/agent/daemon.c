@@ -242,7 +242,12 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	zt_events_get_stats(d->ev, &es);
 	/* event_stats order: emitted, reserve failed (lost), suppressed. */
 	evs[ZT_EVS_MAX] = es.received;
-	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)))
+	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)) ||
+	    /* Read 10 ms or more after written; handed to the bookkeeping thread. */
+	    zt_cbor_put_u64(events, "read_late", es.late) ||
+	    zt_cbor_put_u64(events, "deferred", es.deferred) ||
+	    zt_cbor_put_u64(events, "deferred_high", es.deferred_high) ||
+	    zt_cbor_put_u64(events, "deferred_full_waits", es.deferred_full_waits))
 		goto nomem;
 	if (zt_cbor_put_str(m, "node", d->cfg.node) || zt_cbor_put_str(m, "version", ZT_VERSION) ||
 	    zt_cbor_put_u64(m, "pid", getpid()) ||
