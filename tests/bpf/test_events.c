@@ -25,6 +25,7 @@
 #include <bpf/bpf.h>
 
 #include "guard/events.h"
+#include "bench_events.skel.h"
 
 /* The nice of thread tid (field 19 of its stat), or 100 when unreadable. */
 static int thread_nice(long tid)
@@ -226,12 +227,106 @@ static void test_deferred_full_loses_nothing(void **state)
 	close(fd);
 }
 
+/*
+ * Work a consumer's handler leaves for later (a new incident's capture file,
+ * as the engine's run_fresh does) runs on the bookkeeping thread: the
+ * records behind it are read at once, even with that work stuck.
+ */
+struct later_state {
+	atomic_bool release, job_done, job_on_consumer, job_data_bad;
+	atomic_uint_fast64_t n, consumer_tid, last_ms;
+};
+
+static void stuck_job(void *ctx, const void *data, size_t len)
+{
+	struct later_state *s = ctx;
+	uint64_t t0 = mono_ms();
+
+	/* No cmocka assert off the test's thread: flags, checked there. */
+	if (len != 8 || memcmp(data, "capture", 8))
+		atomic_store(&s->job_data_bad, true);
+	if ((uint64_t)syscall(SYS_gettid) == atomic_load(&s->consumer_tid))
+		atomic_store(&s->job_on_consumer, true);
+	while (!atomic_load(&s->release) && mono_ms() - t0 < 2000)
+		usleep(1000);
+	atomic_store(&s->job_done, true);
+}
+
+static void drop_then_later(void *ctx, const void *rec, size_t len)
+{
+	struct later_state *s = ctx;
+
+	(void)rec;
+	(void)len;
+	if (atomic_fetch_add(&s->n, 1) == 0) {
+		atomic_store(&s->consumer_tid, (uint64_t)syscall(SYS_gettid));
+		zt_events_later(stuck_job, s, "capture", 8);
+	}
+	atomic_store(&s->last_ms, mono_ms());
+}
+
+static void nothing(void *ctx, const void *rec, size_t len)
+{
+	(void)ctx;
+	(void)rec;
+	(void)len;
+}
+
+static void test_later_from_consumer(void **state)
+{
+	struct bench_events *sk = bench_events__open();
+	struct zt_events *ev = NULL;
+	static struct later_state s;
+	struct {
+		uint32_t n, sources;
+		uint64_t made, lost;
+	} a = { .n = 100, .sources = 16 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &a, .ctx_size_in = sizeof(a));
+	uint64_t t0;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_non_null(sk);
+	bpf_map__set_max_entries(sk->maps.ring, 1 << 20);
+	assert_int_equal(bench_events__load(sk), 0);
+	assert_int_equal(zt_events_init(&ev, bpf_map__fd(sk->maps.ring)), 0);
+	assert_int_equal(zt_events_on(ev, ZT_EV_XDP_DROP, drop_then_later, &s), 0);
+	/* A deferred handler of any type gives the events their bookkeeping thread. */
+	assert_int_equal(zt_events_on_deferred(ev, ZT_EV_CAPTURE, nothing, NULL), 0);
+	assert_int_equal(zt_events_start(ev), 0);
+	t0 = mono_ms();
+	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(sk->progs.produce), &o), 0);
+	assert_int_equal(a.made, 100);
+	for (int i = 0; i < 400 && atomic_load(&s.n) < 100; i++)
+		usleep(1000);
+	printf("# %llu of 100 records read in %llu ms, the first one's later work stuck\n",
+	       (unsigned long long)atomic_load(&s.n),
+	       (unsigned long long)(atomic_load(&s.last_ms) ? atomic_load(&s.last_ms) - t0 : 0));
+	assert_int_equal(atomic_load(&s.n), 100);
+	assert_true(atomic_load(&s.last_ms) - t0 < 500);
+	assert_false(atomic_load(&s.job_done));
+	atomic_store(&s.release, true);
+	for (int i = 0; i < 400 && !atomic_load(&s.job_done); i++)
+		usleep(5000);
+	assert_true(atomic_load(&s.job_done));
+	assert_false(atomic_load(&s.job_on_consumer));
+	assert_false(atomic_load(&s.job_data_bad));
+	zt_events_stop(ev);
+	bench_events__destroy(sk);
+	/* Off a consumer thread, the work runs at once. */
+	memset(&s, 0, sizeof(s));
+	atomic_store(&s.release, true);
+	zt_events_later(stuck_job, &s, "capture", 8);
+	assert_true(atomic_load(&s.job_done));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consumer_priority),
 		cmocka_unit_test(test_deferred_does_not_hold_up),
 		cmocka_unit_test(test_deferred_full_loses_nothing),
+		cmocka_unit_test(test_later_from_consumer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
