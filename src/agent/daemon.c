@@ -242,7 +242,12 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	zt_events_get_stats(d->ev, &es);
 	/* event_stats order: emitted, reserve failed (lost), suppressed. */
 	evs[ZT_EVS_MAX] = es.received;
-	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)))
+	if (put_u64s(events, ev_keys, evs, ZT_ARRAY_SIZE(ev_keys)) ||
+	    /* Read 10 ms or more after written; handed to the bookkeeping thread. */
+	    zt_cbor_put_u64(events, "read_late", es.late) ||
+	    zt_cbor_put_u64(events, "deferred", es.deferred) ||
+	    zt_cbor_put_u64(events, "deferred_high", es.deferred_high) ||
+	    zt_cbor_put_u64(events, "deferred_full_waits", es.deferred_full_waits))
 		goto nomem;
 	if (zt_cbor_put_str(m, "node", d->cfg.node) || zt_cbor_put_str(m, "version", ZT_VERSION) ||
 	    zt_cbor_put_u64(m, "pid", getpid()) ||
@@ -724,6 +729,8 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.write_block = eng_write_block,
 		.observe_latency = eng_latency,
 		.incident = daemon_detect_on_incident,
+		/* On the events' consumer: its bookkeeping thread; elsewhere now. */
+		.later = zt_events_later,
 	};
 	int r;
 
@@ -936,7 +943,13 @@ static int daemon_start(struct zt_daemon *d)
 		snprintf(err, sizeof(err), "cannot open the events ring buffer: %s", strerror(-r));
 		goto fail;
 	}
-	zt_events_on(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
+	/* Its handlers take the forensics and engine locks: off the detectors' thread. */
+	r = zt_events_on_deferred(d->ev, ZT_EV_XDP_DROP, on_xdp_drop, d);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot register the XDP drop handler: %s",
+			 strerror(-r));
+		goto fail;
+	}
 	r = zt_seg_init(&d->seg, &d->cfg, d->loop, d->dp, err, sizeof(err));
 	if (r < 0)
 		goto fail;

@@ -494,7 +494,7 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 		      (r = zt_events_on(d->ev, ZT_EV_DST_ACTIVITY, on_activity, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE, on_probe, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE_RESULT, on_probe_result, dd)) < 0 ||
-		      (r = zt_events_on(d->ev, ZT_EV_CAPTURE, on_capture, dd)) < 0)) {
+		      (r = zt_events_on_deferred(d->ev, ZT_EV_CAPTURE, on_capture, dd)) < 0)) {
 		snprintf(err, errlen, "cannot subscribe to the activity events: %s", strerror(-r));
 		goto fail;
 	}

@@ -95,6 +95,11 @@ static int run_status(struct ctl *ctl, struct opts *o)
 	       (unsigned long long)u64_of(ev, "emitted"), (unsigned long long)u64_of(ev, "lost"),
 	       (unsigned long long)u64_of(ev, "suppressed"),
 	       (unsigned long long)u64_of(ev, "received"));
+	printf("            read late (>= 10 ms) %llu; deferred %llu (at most %llu waiting, queue full %llu times)\n",
+	       (unsigned long long)u64_of(ev, "read_late"),
+	       (unsigned long long)u64_of(ev, "deferred"),
+	       (unsigned long long)u64_of(ev, "deferred_high"),
+	       (unsigned long long)u64_of(ev, "deferred_full_waits"));
 	cbor_decref(&reply);
 	return EXIT_OK;
 }

@@ -35,6 +35,10 @@ struct zt_events_stats {
 	uint64_t received; /* records read */
 	uint64_t malformed; /* too short, unknown type, or a field out of range */
 	uint64_t by_type[ZT_EV_MAX]; /* well-formed records read, by type */
+	uint64_t late; /* read 10 ms or more after the kernel wrote them (logged: events_late) */
+	uint64_t deferred; /* records handed to the bookkeeping thread */
+	uint64_t deferred_high; /* the most waiting at once (of 16384) */
+	uint64_t deferred_full_waits, deferred_full_wait_ns; /* the consumer waited: all taken */
 };
 
 /* ringbuf_fd: the pinned ring buffer. Does not start the thread. */
@@ -45,6 +49,17 @@ int zt_events_init(struct zt_events **ev, int ringbuf_fd);
  * unknown type or after start, -ENOSPC beyond ZT_EVENTS_MAX_HANDLERS.
  */
 int zt_events_on(struct zt_events *ev, enum zt_event_type type, zt_event_fn fn, void *ctx);
+/*
+ * The same, run on the bookkeeping thread instead: for handlers that take
+ * locks other threads hold for long (the forensic captures' flushes, the
+ * engine's conntrack sweep) or do I/O. The consumer copies the record to a
+ * queue (16384 records) and goes on, so a detector's record behind it is
+ * not held up; the bookkeeping thread runs the deferred handlers in the
+ * order the records were read. Nothing is dropped: with the queue full the
+ * consumer waits (counted). Inline handlers of a type run before its
+ * deferred ones are queued.
+ */
+int zt_events_on_deferred(struct zt_events *ev, enum zt_event_type type, zt_event_fn fn, void *ctx);
 /*
  * Starts the consumer thread at nice ZT_EVENTS_NICE: it carries the
  * kernel's flood signals to the detectors, whose block must not wait for
@@ -58,6 +73,21 @@ int zt_events_start(struct zt_events *ev);
 void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out);
 /* Stops the thread (drains what is there first); frees; NULL is fine. */
 void zt_events_stop(struct zt_events *ev);
+
+/*
+ * Work a handler's call leaves for later: called on a consumer thread whose
+ * events have a bookkeeping thread, fn(ctx, data, len) runs there, after
+ * the deferred records read before it (data copied, at most 256 bytes);
+ * called anywhere else, it runs here and now.
+ */
+void zt_events_later(zt_event_fn fn, void *ctx, const void *data, size_t len);
+
+/*
+ * What the consumer does with one well-formed record: runs its inline
+ * handlers and queues it for the deferred ones (run here when the
+ * bookkeeping thread is not running). Exposed for tests.
+ */
+void zt_events_dispatch(struct zt_events *ev, const void *rec, size_t len);
 
 /*
  * The type of a well-formed record (its header and its type's own checks:

@@ -184,6 +184,22 @@ static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_
 	}
 }
 
+static void fresh_job(void *arg, const void *data, size_t len)
+{
+	run_fresh(arg, data, len / sizeof(struct fresh_incident));
+}
+
+/* The new incidents' captures and posts: later when the hooks allow it. */
+static void run_fresh_later(struct zt_engine *e, const struct fresh_incident *v, size_t n)
+{
+	if (!e->h.later) {
+		run_fresh(e, v, n);
+		return;
+	}
+	for (size_t k = 0; k < n; k++)
+		e->h.later(fresh_job, e, &v[k], sizeof(v[k]));
+}
+
 /* Takes the pending blocks and new incidents out (under the lock). */
 static size_t take_pending(struct zt_engine *e, struct zt_block_action *v,
 			   struct fresh_incident *fv, size_t *nf)
@@ -209,7 +225,7 @@ static size_t take_pending(struct zt_engine *e, struct zt_block_action *v,
 		_nblk = take_pending(e, _blk, _fr, &_nfr);       \
 		pthread_mutex_unlock(&(e)->lock);                \
 		run_pending(e, _blk, _nblk);                     \
-		run_fresh(e, _fr, _nfr);                         \
+		run_fresh_later(e, _fr, _nfr);                   \
 	} while (0)
 
 void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d)

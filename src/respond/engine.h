@@ -58,6 +58,14 @@ struct zt_engine_hooks {
 	 * the engine's lock: no engine call from here.
 	 */
 	void (*incident)(void *ctx, const struct zt_incident *i, bool open);
+	/*
+	 * Optional: runs fn(arg, data, len) later, on another thread, or now.
+	 * A new incident's capture (file I/O under the forensics lock) and
+	 * first post go through it, after its block: the thread that decided
+	 * (the ring-buffer consumer) goes on to the next record at once.
+	 */
+	void (*later)(void (*fn)(void *arg, const void *data, size_t len), void *arg,
+		      const void *data, size_t len);
 };
 
 struct zt_engine;
