@@ -8,10 +8,13 @@
 #define ZT_TEST_MTLS_FIXTURE_H
 
 #define _XOPEN_SOURCE_EXTENDED 1
+#include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "mtls/ca.h"
@@ -33,14 +36,58 @@ static int fx_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw
 	return remove(p);
 }
 
+/*
+ * Every directory made and not yet freed: removed at exit too, so a test
+ * that fails between fx_make and fx_free (cmocka goes on with the next
+ * one) leaves nothing in /tmp.
+ */
+#define FX_MAX_DIRS 32
+static char fx_dirs[FX_MAX_DIRS][64];
+static pid_t fx_pid; /* a forked child exiting leaves them to its parent */
+
+static void fx_forget(const char *dir)
+{
+	for (int i = 0; i < FX_MAX_DIRS; i++)
+		if (fx_dirs[i][0] && strcmp(fx_dirs[i], dir) == 0)
+			fx_dirs[i][0] = '\0';
+}
+
+static void fx_at_exit(void)
+{
+	if (getpid() != fx_pid)
+		return;
+	for (int i = 0; i < FX_MAX_DIRS; i++)
+		if (fx_dirs[i][0]) {
+			nftw(fx_dirs[i], fx_rm, 16, FTW_DEPTH | FTW_PHYS);
+			fx_dirs[i][0] = '\0';
+		}
+}
+
+static void fx_remember(const char *dir)
+{
+	static bool registered;
+
+	if (!registered) {
+		fx_pid = getpid();
+		registered = atexit(fx_at_exit) == 0;
+	}
+	for (int i = 0; i < FX_MAX_DIRS; i++)
+		if (!fx_dirs[i][0]) {
+			snprintf(fx_dirs[i], sizeof(fx_dirs[i]), "%s", dir);
+			return;
+		}
+}
+
 static void fx_free(struct fx *f)
 {
 	zt_svid_issuer_free(f->iss);
 	zt_trust_free(f->trust);
 	f->iss = NULL;
 	f->trust = NULL;
-	if (f->dir[0])
+	if (f->dir[0]) {
 		nftw(f->dir, fx_rm, 16, FTW_DEPTH | FTW_PHYS);
+		fx_forget(f->dir);
+	}
 	f->dir[0] = '\0';
 }
 
@@ -54,6 +101,7 @@ static int fx_make(struct fx *f, const char *td, const char *node)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/zt-mtls-test.XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -errno;
+	fx_remember(f->dir);
 	snprintf(f->ca, sizeof(f->ca), "%s/ca", f->dir);
 	snprintf(f->node, sizeof(f->node), "%s/node", f->dir);
 	snprintf(f->bundle, sizeof(f->bundle), "%s/bundle.pem", f->node);
