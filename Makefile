@@ -193,9 +193,10 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
 
-$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libzt-san.a $(SKELS) $(wildcard tests/bpf/*.h)
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libzt-san.a $(SKELS) $(wildcard tests/bpf/*.h) \
+		     tests/unit/private_mounts.h
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/bpf -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(CFLAGS) $(SAN) -Itests/bpf -Itests/unit -o $@ $< $(BUILD)/libzt-san.a $(LDLIBS) -lcmocka
 
 $(BUILD)/tools/%: tools/bench/%.c $(BUILD)/libzt.a $(SKELS)
 	@mkdir -p $(@D)

@@ -33,6 +33,7 @@
 #include "guard/datapath.h"
 #include "guard/drift.h"
 #include "xdp_guard.skel.h"
+#include "private_mounts.h"
 
 struct env {
 	char dir[64];
@@ -376,5 +377,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notes, setup, teardown),
 	};
 
+	zt_test_private_mounts();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,7 @@
 #include "guard/drift.h"
 #include "respond/actions.h"
 #include "xdp_guard.skel.h"
+#include "private_mounts.h"
 
 /* Audit events as the blocklist posts them. */
 struct audit_log {
@@ -1405,5 +1406,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_detector_blocks_race_loop_writers, setup_big,
 						det_teardown),
 	};
+	zt_test_private_mounts();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

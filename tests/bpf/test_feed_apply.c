@@ -35,6 +35,7 @@
 #include "guard/drift.h"
 #include "tc_endpoint.skel.h"
 #include "xdp_guard.skel.h"
+#include "private_mounts.h"
 
 struct env {
 	char dir[64];
@@ -773,5 +774,6 @@ int main(void)
 	};
 
 	libbpf_set_print(NULL);
+	zt_test_private_mounts();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "guard/dropagg.h"
 #include "records/flowexp.h"
 #include "agent/util.h"
+#include "private_mounts.h"
 
 #define S 1000000000ULL
 #define IF_A 1 /* lo: exists in every namespace */
@@ -1168,5 +1169,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flowstats_reach_features, setup, teardown),
 	};
 
+	zt_test_private_mounts();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
