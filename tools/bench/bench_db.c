@@ -150,8 +150,13 @@ static int write_text(const char *path, const struct zt_flow_record *r, size_t n
 		text_field(f, r->source_workload, 1);
 		fputc('\t', f);
 		text_field(f, r->dest_workload, 1);
-		fprintf(f, "\t%s\t%s\t%s\t%s\t%" PRId64 "\n", r->node, r->interface, r->direction,
+		fprintf(f, "\t%s\t%s\t%s\t%s\t%" PRId64 "\t", r->node, r->interface, r->direction,
 			zt_flow_kind_name(r->kind), r->aggregate_count);
+		/* Migration 007's columns, the last of ZT_COPY_COLUMNS. */
+		text_field(f, r->source_spiffe_id, 1);
+		fputc('\t', f);
+		text_field(f, r->dest_spiffe_id, 1);
+		fprintf(f, "\t%s\n", r->mtls ? "t" : "f");
 	}
 	return fclose(f) ? -errno : 0;
 }
