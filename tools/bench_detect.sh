@@ -73,6 +73,8 @@ response:
 forensics:
   dir: $LAB_DIR/pcap
 EOF
+# BENCH_DETECT_RT=N: the event consumer under SCHED_FIFO at N (detection.realtime_priority).
+[ -n "${BENCH_DETECT_RT:-}" ] && printf 'detection:\n  realtime_priority: %s\n' "$BENCH_DETECT_RT" >>"$LAB_CONF"
 lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
