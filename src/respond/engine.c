@@ -775,47 +775,67 @@ static bool is_workload(int64_t id)
 	return id >= ZT_ID_FIRST_LABELS && id < ZT_ID_FIRST_CIDR;
 }
 
+/* Flow records per hold of the lock, at most (each gives two decisions at most). */
+#define FLOWS_SLICE 64
+#define FLOWS_HOLD_NS (MS / 2)
+
+/*
+ * Under the lock: records from k on, until FLOWS_SLICE of them, about
+ * FLOWS_HOLD_NS or a detector record waiting for the lock. The next index.
+ */
+static size_t flows_slice(struct zt_engine *e, const struct zt_flow_record *recs, size_t k,
+			  size_t n, uint64_t now, int64_t off)
+{
+	uint64_t t0 = zt_now_mono_ns();
+	size_t end = n - k > FLOWS_SLICE ? k + FLOWS_SLICE : n;
+
+	while (k < end) {
+		const struct zt_flow_record *f = &recs[k++];
+		uint8_t fam = f->family == AF_INET6 ? 6 : 4;
+		struct zt_decision d[2];
+		int nd;
+
+		e->st.records++;
+		if (f->kind != ZT_FLOW_KIND_FLOW)
+			goto next;
+		zt_incidents_attribute(e->inc, fam, f->source_ip, 1, (uint64_t)f->packet_count,
+				       (uint64_t)(f->bytes_sent + f->bytes_received), 0, now,
+				       f->end_time_us);
+		if (!(f->present & ZT_FR_HAS_SID) || !(f->present & ZT_FR_HAS_DID) ||
+		    !is_workload(f->source_identity) || !is_world(f->dest_identity) ||
+		    f->bytes_sent <= 0)
+			goto next;
+		{
+			struct zt_egress eg = {
+				.family = fam,
+				.workload = f->source_workload,
+				.bytes = (uint64_t)f->bytes_sent,
+				.packets = (uint64_t)f->packets_sent,
+				/* The record's end on the boot clock the detectors use. */
+				.ts_ns = (uint64_t)(f->end_time_us * 1000 - off),
+			};
+
+			memcpy(eg.src, f->source_ip, 16);
+			memcpy(eg.dst, f->dest_ip, 16);
+			nd = zt_exfil_observe(e->exfil, &eg, d);
+		}
+		for (int j = 0; j < nd; j++)
+			handle(e, &d[j], now);
+next:
+		if (engine_urgent_waiting(e) || zt_now_mono_ns() - t0 >= FLOWS_HOLD_NS)
+			break;
+	}
+	return k;
+}
+
+/* A batch of records (thousands under a flood of flows) in short holds of the lock. */
 void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, size_t n)
 {
 	uint64_t now = zt_now_boot_ns();
 	int64_t off = zt_boot_to_unix_ns();
 
-	WITH_PENDING(e, {
-		for (size_t k = 0; k < n; k++) {
-			const struct zt_flow_record *f = &recs[k];
-			uint8_t fam = f->family == AF_INET6 ? 6 : 4;
-			struct zt_decision d[2];
-			int nd;
-
-			e->st.records++;
-			if (f->kind != ZT_FLOW_KIND_FLOW)
-				continue;
-			zt_incidents_attribute(e->inc, fam, f->source_ip, 1,
-					       (uint64_t)f->packet_count,
-					       (uint64_t)(f->bytes_sent + f->bytes_received), 0,
-					       now, f->end_time_us);
-			if (!(f->present & ZT_FR_HAS_SID) || !(f->present & ZT_FR_HAS_DID) ||
-			    !is_workload(f->source_identity) || !is_world(f->dest_identity) ||
-			    f->bytes_sent <= 0)
-				continue;
-			{
-				struct zt_egress eg = {
-					.family = fam,
-					.workload = f->source_workload,
-					.bytes = (uint64_t)f->bytes_sent,
-					.packets = (uint64_t)f->packets_sent,
-					/* The record's end on the boot clock the detectors use. */
-					.ts_ns = (uint64_t)(f->end_time_us * 1000 - off),
-				};
-
-				memcpy(eg.src, f->source_ip, 16);
-				memcpy(eg.dst, f->dest_ip, 16);
-				nd = zt_exfil_observe(e->exfil, &eg, d);
-			}
-			for (int j = 0; j < nd; j++)
-				handle(e, &d[j], now);
-		}
-	});
+	for (size_t k = 0; k < n;)
+		WITH_PENDING(e, k = flows_slice(e, recs, k, n, now, off));
 }
 
 void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev)
