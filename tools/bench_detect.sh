@@ -73,6 +73,8 @@ response:
 forensics:
   dir: $LAB_DIR/pcap
 EOF
+# BENCH_DETECT_RT=N: the event consumer under SCHED_FIFO at N (detection.realtime_priority).
+[ -n "${BENCH_DETECT_RT:-}" ] && printf 'detection:\n  realtime_priority: %s\n' "$BENCH_DETECT_RT" >>"$LAB_CONF"
 lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
@@ -113,6 +115,43 @@ for i in $(seq 1 "$BLOCKS"); do
 	kill "$f" 2>/dev/null
 	wait "$f" 2>/dev/null
 done
+# BENCH_DETECT_RECFLOOD=SECS: a SYN flood from a new random source of
+# 198.19.0.0/16 every packet (BENCH_DETECT_RECFLOOD_PPS a second, 50000
+# unless told), many records for the event consumer: are the node's other
+# threads still served? The loop (ztctl status round trips), the benign
+# client's requests, the records read and the consumer's pauses.
+if [ -n "${BENCH_DETECT_RECFLOOD:-}" ]; then
+	TOOL="$LAB_DIR/synflood_tool"
+	# shellcheck disable=SC2046
+	gcc -std=gnu11 -O2 -D_GNU_SOURCE -I"$LAB_ROOT/include" $(pkg-config --cflags libbpf libelf zlib) \
+		-o "$TOOL" "$LAB_ROOT/tests/integration/synflood_tool.c" \
+		$(pkg-config --libs libbpf libelf zlib) || exit 1
+	RS=$BENCH_DETECT_RECFLOOD
+	ev_field() { ztctl status | grep -o "$1 [0-9]*" | head -1 | awk '{ print $NF }'; }
+	R0=$(ev_field received)
+	echo "-- records flood: SYNs from random sources of 198.19.0.0/16, ${BENCH_DETECT_RECFLOOD_PPS:-50000}/s for ${RS}s"
+	in_ext "$TOOL" randflood $WEB 8080 198.19.0.0/16 "${BENCH_DETECT_RECFLOOD_PPS:-50000}" "$RS" >"$LAB_DIR/recflood.out" 2>&1 &
+	f=$!
+	LAB_PIDS+=("$f")
+	in_ext bash "$LAB_DIR/benign.sh" "$RS" >"$LAB_DIR/recflood.benign" &
+	b=$!
+	LAB_PIDS+=("$b")
+	: >"$LAB_DIR/recflood.rtt"
+	while kill -0 "$f" 2>/dev/null; do
+		t0=$(date +%s%N)
+		ztctl status >/dev/null 2>&1
+		echo $((($(date +%s%N) - t0) / 1000)) >>"$LAB_DIR/recflood.rtt"
+		sleep 0.05
+	done
+	wait "$b" 2>/dev/null
+	read -r OKR NR <"$LAB_DIR/recflood.benign"
+	R1=$(ev_field received)
+	sort -n "$LAB_DIR/recflood.rtt" | awk '{ v[NR] = $1 } END {
+		printf "  ztctl status (the loop) during it: %d round trips, p50 %.1f ms, max %.1f ms\n",
+			NR, v[int(NR / 2) + 1] / 1000, v[NR] / 1000 }'
+	echo "  benign requests answered during it: ${OKR:-0}/${NR:-0}; records read: $((${R1:-0} - ${R0:-0}))"
+	ztctl status | grep -E "consumer|read late" | sed 's/^ */  /'
+fi
 # BENCH_DETECT_LOG=FILE keeps the agent's log (the lab's directory goes at exit).
 [ -n "${BENCH_DETECT_LOG:-}" ] && cp "$LAB_LOG" "$BENCH_DETECT_LOG"
 "$PY" - "$LAB_LOG" "$BLOCKS" <<'PY' || exit 1

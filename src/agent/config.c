@@ -288,6 +288,7 @@ static const struct key keys[] = {
 	     .max = ZT_MAX_PROTECTED),
 	SCALAR("detection.sweep_interval", set_duration, detection.sweep_interval_ns,
 	       .min = 100 * MS, .max = 60 * SEC),
+	SCALAR("detection.realtime_priority", set_uint, detection.realtime_priority, .max = 99),
 	SECTION("detection.scan"),
 	SCALAR("detection.scan.theta0", set_fraction, detection.scan.theta0_ppm, .max = 999999),
 	SCALAR("detection.scan.theta1", set_fraction, detection.scan.theta1_ppm, .max = 999999),

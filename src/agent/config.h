@@ -178,6 +178,8 @@ struct zt_config {
 		unsigned int n_protected;
 		uint64_t
 			sweep_interval_ns; /* detection.sweep_interval: conntrack sweep, default 1s */
+		/* detection.realtime_priority: the event consumer's SCHED_FIFO priority, 0 off */
+		uint32_t realtime_priority;
 		struct {
 			uint32_t theta0_ppm; /* P(success | benign), default 0.8 */
 			uint32_t theta1_ppm; /* P(success | scanner), default 0.2 */

@@ -247,7 +247,10 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	    zt_cbor_put_u64(events, "read_late", es.late) ||
 	    zt_cbor_put_u64(events, "deferred", es.deferred) ||
 	    zt_cbor_put_u64(events, "deferred_high", es.deferred_high) ||
-	    zt_cbor_put_u64(events, "deferred_full_waits", es.deferred_full_waits))
+	    zt_cbor_put_u64(events, "deferred_full_waits", es.deferred_full_waits) ||
+	    /* detection.realtime_priority: under SCHED_FIFO now; paused for a flood. */
+	    zt_cbor_put_u64(events, "realtime", es.realtime) ||
+	    zt_cbor_put_u64(events, "realtime_pauses", es.realtime_demotions))
 		goto nomem;
 	if (zt_cbor_put_str(m, "node", d->cfg.node) || zt_cbor_put_str(m, "version", ZT_VERSION) ||
 	    zt_cbor_put_u64(m, "pid", getpid()) ||
@@ -982,6 +985,7 @@ static int daemon_start(struct zt_daemon *d)
 		r = daemon_detect_start(d, err, sizeof(err));
 	if (r < 0)
 		goto fail;
+	zt_events_set_realtime(d->ev, (int)d->cfg.detection.realtime_priority);
 	r = zt_events_start(d->ev);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot start the event consumer: %s", strerror(-r));

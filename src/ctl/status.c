@@ -100,6 +100,9 @@ static int run_status(struct ctl *ctl, struct opts *o)
 	       (unsigned long long)u64_of(ev, "deferred"),
 	       (unsigned long long)u64_of(ev, "deferred_high"),
 	       (unsigned long long)u64_of(ev, "deferred_full_waits"));
+	printf("            consumer %s (paused for a flood %llu times)\n",
+	       u64_of(ev, "realtime") ? "under SCHED_FIFO" : "at its nice",
+	       (unsigned long long)u64_of(ev, "realtime_pauses"));
 	cbor_decref(&reply);
 	return EXIT_OK;
 }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,14 @@ struct zt_events {
 	uint64_t late_log_sec;
 	uint32_t late_logged;
 	int schedstat_fd;
+	/* SCHED_FIFO (zt_events_set_realtime): the priority, and the consumer's own state. */
+	int rt_prio;
+	struct {
+		bool on; /* under SCHED_FIFO now */
+		uint64_t win_start, win_busy; /* boot clock; handlers' time within the window */
+		uint64_t rest_until; /* demoted: nice until then */
+	} rt;
+	_Atomic uint64_t rt_now, rt_demotions;
 };
 
 static const size_t rec_len[ZT_EV_MAX] = {
@@ -250,6 +259,57 @@ static void note_late(struct zt_events *ev, int type, uint64_t lag)
 		 (double)ev->b.slowest_ns / 1e6);
 }
 
+void zt_events_set_realtime(struct zt_events *ev, int prio)
+{
+	ev->rt_prio = prio < 0 ? 0 : prio > 99 ? 99 : prio;
+}
+
+/* The consumer's thread: under SCHED_FIFO (on) or back to its nice. */
+static int rt_set(struct zt_events *ev, bool on)
+{
+	struct sched_param sp = { .sched_priority = on ? ev->rt_prio : 0 };
+	int r = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
+
+	if (r == 0) {
+		ev->rt.on = on;
+		atomic_store_explicit(&ev->rt_now, on, memory_order_relaxed);
+	}
+	return r;
+}
+
+/*
+ * After each record (busy: its handlers' ns): over half the window busy
+ * under SCHED_FIFO, back to nice for ZT_EVENTS_RT_REST; after it, again.
+ */
+static void rt_account(struct zt_events *ev, uint64_t now, uint64_t busy)
+{
+	if (!ev->rt_prio)
+		return;
+	if (!ev->rt.on) {
+		if (ev->rt.rest_until && now >= ev->rt.rest_until && rt_set(ev, true) == 0) {
+			ev->rt.rest_until = 0;
+			ev->rt.win_start = now;
+			ev->rt.win_busy = 0;
+			log_info("events_realtime_resumed", "priority=%d", ev->rt_prio);
+		}
+		return;
+	}
+	if (now - ev->rt.win_start >= ZT_EVENTS_RT_WINDOW) {
+		ev->rt.win_start = now;
+		ev->rt.win_busy = 0;
+	}
+	ev->rt.win_busy += busy;
+	if (ev->rt.win_busy * 2 > ZT_EVENTS_RT_WINDOW && rt_set(ev, false) == 0) {
+		ev->rt.rest_until = now + ZT_EVENTS_RT_REST;
+		atomic_fetch_add_explicit(&ev->rt_demotions, 1, memory_order_relaxed);
+		log_warn("events_realtime_paused",
+			 "priority=%d busy_ms=%.1f window_ms=%.0f rest_ms=%.0f nice=%d",
+			 ev->rt_prio, (double)ev->rt.win_busy / 1e6,
+			 (double)ZT_EVENTS_RT_WINDOW / 1e6, (double)ZT_EVENTS_RT_REST / 1e6,
+			 ZT_EVENTS_NICE);
+	}
+}
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct zt_events *ev = ctx;
@@ -277,6 +337,7 @@ static int on_record(void *ctx, void *data, size_t len)
 		ev->b.slowest_ns = t1;
 		ev->b.slowest_type = (uint32_t)type;
 	}
+	rt_account(ev, t0 + t1, t1);
 	atomic_fetch_add_explicit(&ev->handler_ns[type], t1, memory_order_relaxed);
 	if (t1 > atomic_load_explicit(&ev->handler_max_ns[type], memory_order_relaxed))
 		atomic_store_explicit(&ev->handler_max_ns[type], t1, memory_order_relaxed);
@@ -305,6 +366,17 @@ static void *consumer(void *arg)
 		log_warn("events_priority_not_set", "nice=%d error=\"%s\" effect=\"%s\"",
 			 ZT_EVENTS_NICE, strerror(errno),
 			 "flood decisions may wait for the scheduler on a loaded node");
+	if (ev->rt_prio) {
+		int r = rt_set(ev, true);
+
+		ev->rt.win_start = zt_now_boot_ns();
+		if (r)
+			log_warn("events_realtime_not_set",
+				 "priority=%d error=\"%s\" effect=\"%s\"", ev->rt_prio, strerror(r),
+				 "the consumer runs at its nice");
+		else
+			log_info("events_realtime", "policy=SCHED_FIFO priority=%d", ev->rt_prio);
+	}
 	tl_consumer = ev;
 	ev->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	while (!atomic_load(&ev->stop)) {
@@ -409,6 +481,8 @@ void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out
 		out->by_type[t] = atomic_load_explicit(&ev->by_type[t], memory_order_relaxed);
 	out->late = atomic_load_explicit(&ev->late, memory_order_relaxed);
 	out->deferred = atomic_load_explicit(&ev->q.queued, memory_order_relaxed);
+	out->realtime = atomic_load_explicit(&ev->rt_now, memory_order_relaxed);
+	out->realtime_demotions = atomic_load_explicit(&ev->rt_demotions, memory_order_relaxed);
 	if (ev->q.slot) {
 		pthread_mutex_lock((pthread_mutex_t *)&ev->q.mu);
 		out->deferred_high = ev->q.high;

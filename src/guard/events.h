@@ -39,6 +39,8 @@ struct zt_events_stats {
 	uint64_t deferred; /* records handed to the bookkeeping thread */
 	uint64_t deferred_high; /* the most waiting at once (of 16384) */
 	uint64_t deferred_full_waits, deferred_full_wait_ns; /* the consumer waited: all taken */
+	uint64_t realtime; /* the consumer runs under SCHED_FIFO now (zt_events_set_realtime) */
+	uint64_t realtime_demotions; /* left it for a while: busy over half its time */
 };
 
 /* ringbuf_fd: the pinned ring buffer. Does not start the thread. */
@@ -69,6 +71,19 @@ int zt_events_on_deferred(struct zt_events *ev, enum zt_event_type type, zt_even
  * (CAP_SYS_NICE) it runs at the process's nice, logged once.
  */
 #define ZT_EVENTS_NICE (-10)
+/*
+ * Optional, before start: the consumer thread (it only) under SCHED_FIFO
+ * at prio (1-99; 0, the default: nice ZT_EVENTS_NICE only), so it does not
+ * wait behind other threads for a CPU when a record arrives. Not
+ * permitted (no CAP_SYS_NICE, no RT budget in the cgroup): logged, nice.
+ * It mostly sleeps; should a flood keep it busy more than half of
+ * ZT_EVENTS_RT_WINDOW, it goes back to nice for ZT_EVENTS_RT_REST (logged,
+ * counted), so a flood of records cannot starve the node's other threads
+ * (the kernel's RT throttling bounds it too, at 95% of a CPU).
+ */
+#define ZT_EVENTS_RT_WINDOW (100 * 1000000ULL)
+#define ZT_EVENTS_RT_REST (1000 * 1000000ULL)
+void zt_events_set_realtime(struct zt_events *ev, int prio);
 int zt_events_start(struct zt_events *ev);
 void zt_events_get_stats(const struct zt_events *ev, struct zt_events_stats *out);
 /* Stops the thread (drains what is there first); frees; NULL is fine. */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,31 @@ static void count_refusal(struct zt_engine *e, const char *why)
 
 /* ---- decisions ---- */
 
+enum { DEFER_POST = 1, DEFER_UNWATCH, DEFER_LOG };
+
+static void defer(struct zt_engine *e, struct deferred *x);
+
+/* Under the lock: a warning logged after it. */
+static void defer_log(struct zt_engine *e, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void defer_log(struct zt_engine *e, const char *event, const char *fmt, ...)
+{
+	struct deferred x = { .what = DEFER_LOG };
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	snprintf(x.kind, sizeof(x.kind), "%s", event);
+	x.detail = strdup(line);
+	if (!x.detail) {
+		log_warn(event, "%s", line);
+		return;
+	}
+	defer(e, &x);
+}
+
 /*
  * Under the lock: the response to one decision. A block is queued and
  * written right after the lock (the clock runs from the decision); a new
@@ -80,9 +106,9 @@ static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t no
 		return;
 	i = zt_incidents_on_decision(e->inc, d, &a, now_boot, now_us, &opened);
 	if (!i) {
-		log_warn("incident_refused",
-			 "threat=%s why=\"too many open incidents (response keeps at most 4096)\"",
-			 zt_threat_name(d->threat));
+		defer_log(e, "incident_refused",
+			  "threat=%s why=\"too many open incidents (response keeps at most 4096)\"",
+			  zt_threat_name(d->threat));
 		return;
 	}
 	if (opened && e->n_fresh < MAX_PENDING_BLOCKS) {
@@ -99,8 +125,8 @@ static void handle(struct zt_engine *e, const struct zt_decision *d, uint64_t no
 		count_refusal(e, a.why);
 		if (opened) {
 			zt_addr_str(a.family, a.addr, addr, sizeof(addr));
-			log_warn(
-				"block_refused",
+			defer_log(
+				e, "block_refused",
 				"incident=%s threat=%s addr=%s list=%s why=\"never blocked: on the "
 				"%s list; the incident stays an alert\"",
 				i->ids, zt_threat_name(d->threat), addr, a.why, a.why);
@@ -141,12 +167,75 @@ static void run_pending(struct zt_engine *e, struct zt_block_action *v, size_t n
 			zt_actions_block(e->act, &v[k]);
 }
 
+/* ---- work queued under the lock, done after it ---- */
+
+static void run_deferred_one(struct zt_engine *e, struct deferred *x)
+{
+	if (x->what == DEFER_POST && e->h.post)
+		e->h.post(e->h.ctx, x->kind, x->subject ? x->subject : "",
+			  x->detail ? x->detail : "");
+	else if (x->what == DEFER_UNWATCH && e->fx)
+		zt_forensics_unwatch(e->fx, x->id);
+	else if (x->what == DEFER_LOG)
+		log_warn(x->kind, "%s", x->detail ? x->detail : "");
+	free(x->subject);
+	free(x->detail);
+}
+
+/* Under the lock (or with the engine to itself): queues x, else does it now. */
+static void defer(struct zt_engine *e, struct deferred *x)
+{
+	if (e->n_defer == e->cap_defer) {
+		size_t cap = e->cap_defer ? e->cap_defer * 2 : 64;
+		struct deferred *v = realloc(e->defer, cap * sizeof(*v));
+
+		if (!v) {
+			run_deferred_one(e, x);
+			return;
+		}
+		e->defer = v;
+		e->cap_defer = cap;
+	}
+	e->defer[e->n_defer++] = *x;
+}
+
+/* Under the lock: the queued work, taken out (*n items). */
+static struct deferred *take_deferred(struct zt_engine *e, size_t *n)
+{
+	struct deferred *v = e->defer;
+
+	*n = e->n_defer;
+	if (!*n)
+		return NULL;
+	e->defer = NULL;
+	e->n_defer = e->cap_defer = 0;
+	return v;
+}
+
+/* After the lock: in the order queued. */
+static void run_deferred(struct zt_engine *e, struct deferred *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		run_deferred_one(e, &v[k]);
+	free(v);
+}
+
+/* Under the lock, taken with engine_lock*(): unlocks, then does the work queued under it. */
+static void engine_unlock(struct zt_engine *e)
+{
+	size_t n;
+	struct deferred *v = take_deferred(e, &n);
+
+	pthread_mutex_unlock(&e->lock);
+	run_deferred(e, v, n);
+}
+
 /* After the blocks: captures of the new incidents, their first post, their log line. */
 static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		const struct fresh_incident *f = &v[k];
-		char path[ZT_INCIDENT_PATH_MAX] = "", addr[64];
+		char path[ZT_INCIDENT_PATH_MAX] = "", addr[64], line[1536] = "";
 		struct zt_incident *i;
 		int r = -ENOENT;
 
@@ -157,7 +246,7 @@ static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_
 				zt_forensics_watch(e->fx, f->id, f->block_family, f->block_addr,
 						   NULL, 0);
 		}
-		pthread_mutex_lock(&e->lock);
+		engine_lock(e);
 		i = zt_incidents_get(e->inc, f->id);
 		if (i) {
 			if (r == 0) {
@@ -168,7 +257,8 @@ static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_
 			if (e->h.incident)
 				e->h.incident(e->h.ctx, i, true);
 			zt_addr_str(i->family, i->addr, addr, sizeof(addr));
-			log_warn("incident_open",
+			/* Formatted here, logged after the lock. */
+			snprintf(line, sizeof(line),
 				 "incident=%s threat=%s subtype=%s %s=%s score=%.3f action=%s "
 				 "reason=\"%s\" evidence=\"%s\" capture=%s",
 				 i->ids, zt_threat_name(i->threat), i->subtype,
@@ -176,7 +266,9 @@ static void run_fresh(struct zt_engine *e, const struct fresh_incident *v, size_
 				 (double)i->score, zt_resp_act_name(i->act), i->action_why,
 				 i->evidence, i->capture[0] ? i->capture : "-");
 		}
-		pthread_mutex_unlock(&e->lock);
+		engine_unlock(e);
+		if (line[0])
+			log_warn("incident_open", "%s", line);
 		if (r && r != -ENOENT && e->fx) {
 			zt_addr_str(f->family, f->addr, addr, sizeof(addr));
 			log_warn("capture_not_started", "addr=%s error=\"%s\"", addr, strerror(-r));
@@ -214,19 +306,27 @@ static size_t take_pending(struct zt_engine *e, struct zt_block_action *v,
 	return n;
 }
 
-/* Runs the statements under the lock, then writes the blocks they decided. */
-#define WITH_PENDING(e, ...)                                     \
+/* Runs the statements under the lock taken by lockfn, then writes the blocks they decided. */
+#define WITH_PENDING_BY(lockfn, e, ...)                          \
 	do {                                                     \
 		struct zt_block_action _blk[MAX_PENDING_BLOCKS]; \
 		struct fresh_incident _fr[MAX_PENDING_BLOCKS];   \
-		size_t _nblk, _nfr;                              \
-		pthread_mutex_lock(&(e)->lock);                  \
+		struct deferred *_dv;                            \
+		size_t _nblk, _nfr, _ndv;                        \
+		lockfn(e);                                       \
 		__VA_ARGS__;                                     \
 		_nblk = take_pending(e, _blk, _fr, &_nfr);       \
+		_dv = take_deferred(e, &_ndv);                   \
 		pthread_mutex_unlock(&(e)->lock);                \
 		run_pending(e, _blk, _nblk);                     \
 		run_fresh_later(e, _fr, _nfr);                   \
+		run_deferred(e, _dv, _ndv);                      \
 	} while (0)
+
+/* The loop's and the bookkeeping thread's entries. */
+#define WITH_PENDING(e, ...) WITH_PENDING_BY(engine_lock, e, __VA_ARGS__)
+/* The ring-buffer consumer's detector records: ahead of the loop's next slice. */
+#define WITH_PENDING_URGENT(e, ...) WITH_PENDING_BY(engine_lock_urgent, e, __VA_ARGS__)
 
 void zt_engine_decide(struct zt_engine *e, const struct zt_decision *d)
 {
@@ -250,8 +350,8 @@ static void handle_ioc(struct zt_engine *e, const struct zt_decision *d, bool dr
 	e->st.decisions[ZT_THREAT_IOC]++;
 	i = zt_incidents_on_decision(e->inc, d, &a, now_boot, now_us, &opened);
 	if (!i) {
-		log_warn(
-			"incident_refused",
+		defer_log(
+			e, "incident_refused", "%s",
 			"threat=ioc why=\"too many open incidents (response keeps at most 4096)\"");
 		return;
 	}
@@ -301,7 +401,7 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 	}
 	if (b->write_ns > b->decided_ns)
 		to_write = b->write_ns - b->decided_ns;
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	i = zt_incidents_get(e->inc, b->incident_id);
 	if (result == 0) {
 		e->st.blocks[b->threat < ZT_THREAT_MAX ? b->threat : 0]++;
@@ -322,7 +422,7 @@ static void block_done(void *ctx, const struct zt_block_action *b, int result, u
 			zt_incidents_touch(e->inc, i);
 		}
 	}
-	pthread_mutex_unlock(&e->lock);
+	engine_unlock(e);
 	if (result) {
 		log_error("detector_block_failed", "incident=%s cidr=%s error=%s", id, cidr,
 			  zt_log_quote(q, sizeof(q), err && *err ? err : strerror(-result)));
@@ -375,18 +475,35 @@ static void observe_incident(void *ctx, const char *kind, const struct zt_incide
 		 "flows %" PRIu64 ", packets %" PRIu64 ", dropped %" PRIu64 "; %.400s", i->flows,
 		 i->packets, i->drops, i->evidence);
 	engine_alert_push(e, &a);
-	if (!strcmp(ev, "close") && e->fx)
-		zt_forensics_unwatch(e->fx, i->id);
+	if (!strcmp(ev, "close") && e->fx) {
+		/* The forensics lock (a flush holds it for ms): after the engine's. */
+		struct deferred x = { .what = DEFER_UNWATCH };
+
+		memcpy(x.id, i->id, 16);
+		defer(e, &x);
+	}
 	if (!strcmp(ev, "close") && e->h.incident)
 		e->h.incident(e->h.ctx, i, false);
 }
 
+/* Under the engine's lock: the post (a spool write) comes after it. */
 static void post_incident(void *ctx, const char *kind, const char *subject, const char *detail)
 {
 	struct zt_engine *e = ctx;
+	struct deferred x = { .what = DEFER_POST };
 
-	if (e->h.post)
+	if (!e->h.post)
+		return;
+	snprintf(x.kind, sizeof(x.kind), "%s", kind);
+	x.subject = strdup(subject);
+	x.detail = strdup(detail);
+	if (!x.subject || !x.detail) {
+		free(x.subject);
+		free(x.detail);
 		e->h.post(e->h.ctx, kind, subject, detail);
+		return;
+	}
+	defer(e, &x);
 }
 
 static uint64_t json_u64(const char *j, const char *key)
@@ -491,7 +608,19 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	e->h = *hooks;
 	snprintf(e->node, sizeof(e->node), "%s", cfg->node);
 	e->probe_timeout_ns = cfg->detection.scan.probe_timeout_ns;
-	pthread_mutex_init(&e->lock, NULL);
+	{
+		/*
+		 * Priority inheritance: a holder preempted while the consumer
+		 * (SCHED_FIFO with detection.realtime_priority) waits runs at
+		 * the consumer's priority until it lets go.
+		 */
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&e->lock, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	pthread_mutex_init(&e->ring_lock, NULL);
 
 	zt_trw_defaults(&tp);
@@ -609,6 +738,13 @@ void zt_engine_free(struct zt_engine *e)
 	zt_actions_free(e->act);
 	zt_denyagg_free(e->deny);
 	zt_incidents_free(e->inc, zt_now_boot_ns(), zt_now_unix_ns() / 1000);
+	/* The closes' posts and capture ends (the engine is ours alone now). */
+	{
+		size_t n;
+		struct deferred *v = take_deferred(e, &n);
+
+		run_deferred(e, v, n);
+	}
 	zt_forensics_free(e->fx);
 	zt_trw_free(e->trw);
 	zt_flood_free(e->flood);
@@ -619,6 +755,7 @@ void zt_engine_free(struct zt_engine *e)
 	zt_dtable_free(&e->seen);
 	free(e->ct_keys);
 	free(e->ct_vals);
+	free(e->jobs);
 	free(e->ring);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->ring_lock);
@@ -638,47 +775,67 @@ static bool is_workload(int64_t id)
 	return id >= ZT_ID_FIRST_LABELS && id < ZT_ID_FIRST_CIDR;
 }
 
+/* Flow records per hold of the lock, at most (each gives two decisions at most). */
+#define FLOWS_SLICE 64
+#define FLOWS_HOLD_NS (MS / 2)
+
+/*
+ * Under the lock: records from k on, until FLOWS_SLICE of them, about
+ * FLOWS_HOLD_NS or a detector record waiting for the lock. The next index.
+ */
+static size_t flows_slice(struct zt_engine *e, const struct zt_flow_record *recs, size_t k,
+			  size_t n, uint64_t now, int64_t off)
+{
+	uint64_t t0 = zt_now_mono_ns();
+	size_t end = n - k > FLOWS_SLICE ? k + FLOWS_SLICE : n;
+
+	while (k < end) {
+		const struct zt_flow_record *f = &recs[k++];
+		uint8_t fam = f->family == AF_INET6 ? 6 : 4;
+		struct zt_decision d[2];
+		int nd;
+
+		e->st.records++;
+		if (f->kind != ZT_FLOW_KIND_FLOW)
+			goto next;
+		zt_incidents_attribute(e->inc, fam, f->source_ip, 1, (uint64_t)f->packet_count,
+				       (uint64_t)(f->bytes_sent + f->bytes_received), 0, now,
+				       f->end_time_us);
+		if (!(f->present & ZT_FR_HAS_SID) || !(f->present & ZT_FR_HAS_DID) ||
+		    !is_workload(f->source_identity) || !is_world(f->dest_identity) ||
+		    f->bytes_sent <= 0)
+			goto next;
+		{
+			struct zt_egress eg = {
+				.family = fam,
+				.workload = f->source_workload,
+				.bytes = (uint64_t)f->bytes_sent,
+				.packets = (uint64_t)f->packets_sent,
+				/* The record's end on the boot clock the detectors use. */
+				.ts_ns = (uint64_t)(f->end_time_us * 1000 - off),
+			};
+
+			memcpy(eg.src, f->source_ip, 16);
+			memcpy(eg.dst, f->dest_ip, 16);
+			nd = zt_exfil_observe(e->exfil, &eg, d);
+		}
+		for (int j = 0; j < nd; j++)
+			handle(e, &d[j], now);
+next:
+		if (engine_urgent_waiting(e) || zt_now_mono_ns() - t0 >= FLOWS_HOLD_NS)
+			break;
+	}
+	return k;
+}
+
+/* A batch of records (thousands under a flood of flows) in short holds of the lock. */
 void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, size_t n)
 {
 	uint64_t now = zt_now_boot_ns();
 	int64_t off = zt_boot_to_unix_ns();
 
-	WITH_PENDING(e, {
-		for (size_t k = 0; k < n; k++) {
-			const struct zt_flow_record *f = &recs[k];
-			uint8_t fam = f->family == AF_INET6 ? 6 : 4;
-			struct zt_decision d[2];
-			int nd;
-
-			e->st.records++;
-			if (f->kind != ZT_FLOW_KIND_FLOW)
-				continue;
-			zt_incidents_attribute(e->inc, fam, f->source_ip, 1,
-					       (uint64_t)f->packet_count,
-					       (uint64_t)(f->bytes_sent + f->bytes_received), 0,
-					       now, f->end_time_us);
-			if (!(f->present & ZT_FR_HAS_SID) || !(f->present & ZT_FR_HAS_DID) ||
-			    !is_workload(f->source_identity) || !is_world(f->dest_identity) ||
-			    f->bytes_sent <= 0)
-				continue;
-			{
-				struct zt_egress eg = {
-					.family = fam,
-					.workload = f->source_workload,
-					.bytes = (uint64_t)f->bytes_sent,
-					.packets = (uint64_t)f->packets_sent,
-					/* The record's end on the boot clock the detectors use. */
-					.ts_ns = (uint64_t)(f->end_time_us * 1000 - off),
-				};
-
-				memcpy(eg.src, f->source_ip, 16);
-				memcpy(eg.dst, f->dest_ip, 16);
-				nd = zt_exfil_observe(e->exfil, &eg, d);
-			}
-			for (int j = 0; j < nd; j++)
-				handle(e, &d[j], now);
-		}
-	});
+	for (size_t k = 0; k < n;)
+		WITH_PENDING(e, k = flows_slice(e, recs, k, n, now, off));
 }
 
 void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev)
@@ -689,11 +846,11 @@ void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev)
 
 	if (ev->family != 4 && ev->family != 6)
 		return;
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	touched =
 		zt_incidents_attribute(e->inc, ev->family, ev->saddr, 0, rep,
 				       (uint64_t)ev->pkt_len * rep, rep, now, boot_to_unix_us(now));
-	pthread_mutex_unlock(&e->lock);
+	engine_unlock(e);
 	if (touched && e->fx)
 		zt_forensics_xdp_drop(e->fx, ev, (uint64_t)((int64_t)now + zt_boot_to_unix_ns()),
 				      zt_xdp_reason_name(ev->reason));
@@ -708,7 +865,7 @@ void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p)
 {
 	struct zt_decision d;
 
-	WITH_PENDING(e, {
+	WITH_PENDING_URGENT(e, {
 		e->st.probes++;
 		if (zt_trw_observe(e->trw, p, &d))
 			handle(e, &d, zt_now_boot_ns());
@@ -719,7 +876,7 @@ void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s)
 {
 	struct zt_decision d;
 
-	WITH_PENDING(e, {
+	WITH_PENDING_URGENT(e, {
 		if (zt_flood_sample(e->flood, s, &d))
 			handle(e, &d, zt_now_boot_ns());
 	});
@@ -730,7 +887,7 @@ void zt_engine_on_packets(struct zt_engine *e, uint8_t family, const uint8_t *sr
 {
 	struct zt_decision d[2];
 
-	WITH_PENDING(e, {
+	WITH_PENDING_URGENT(e, {
 		int nd = zt_flood_add(e->flood, family, src, dst, kind, n, ts_ns, d);
 
 		for (int j = 0; j < nd; j++)
@@ -754,7 +911,7 @@ enum zt_threat zt_engine_source_threat(struct zt_engine *e, uint8_t family, cons
 	enum zt_threat t = ZT_THREAT_NONE;
 	struct zt_incident *i;
 
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	for (unsigned int k = ZT_THREAT_SCAN; k < ZT_THREAT_MAX && !t; k++)
 		if ((i = zt_incidents_lookup(e->inc, family, addr, (enum zt_threat)k,
 					     ZT_ROLE_SOURCE))) {
@@ -762,7 +919,7 @@ enum zt_threat zt_engine_source_threat(struct zt_engine *e, uint8_t family, cons
 			if (score)
 				*score = i->score;
 		}
-	pthread_mutex_unlock(&e->lock);
+	engine_unlock(e);
 	return t;
 }
 
@@ -821,22 +978,29 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 	return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
 }
 
-static void sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v,
-			uint64_t now)
+enum { SJ_PROBE = 1, SJ_SESSION };
+
+/*
+ * Without the lock (seen and slowconn are the sweep's own, on the loop
+ * thread only): what one entry gives the detectors the lock guards, as
+ * jobs in out[] (at most two). Returns how many.
+ */
+static size_t sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v,
+			  uint64_t now, struct sweep_job *out)
 {
 	struct seen_key sk;
 	struct seen_ent *s;
 	struct zt_conn c;
-	struct zt_decision d;
 	bool created;
+	size_t n = 0;
 	uint8_t oc;
 
 	if (k->proto != 6 && k->proto != 17 && k->proto != 1 && k->proto != 58)
-		return;
+		return 0;
 	/* Between two endpoints of this node: the source's entry speaks for the flow. */
 	if (v->peer_ep_id && v->dir == ZT_DIR_INGRESS)
-		return;
-	e->st.sweep_entries++;
+		return 0;
+	e->sweep_entries++;
 	to_conn(k, v, &c);
 	if (k->proto == 6)
 		zt_slowconn_add(e->slow, &c);
@@ -844,57 +1008,93 @@ static void sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const st
 	sk.first_ns = v->first_ns;
 	s = zt_dtable_get(&e->seen, &sk, &created);
 	if (!s)
-		return;
+		return 0;
 	s->gen = (uint32_t)e->sweep_gen;
 	if (!s->probed && (oc = outcome(e, k, v, now))) {
 		s->probed = 1;
 		if (oc <= ZT_PROBE_FAIL_TIMEOUT) {
-			struct zt_probe p = {
-				.family = c.family,
-				.proto = k->proto,
-				.dport = (k->proto == 6 || k->proto == 17) ? k->dport : 0,
-				.outcome = oc,
-				.ts_ns = v->first_ns,
-			};
+			struct zt_probe *p = &out[n].u.p;
 
-			memcpy(p.src, k->saddr, 16);
-			memcpy(p.dst, k->daddr, 16);
-			e->st.probes++;
-			if (zt_trw_observe(e->trw, &p, &d))
-				handle(e, &d, now);
+			out[n++].kind = SJ_PROBE;
+			memset(p, 0, sizeof(*p));
+			p->family = c.family;
+			p->proto = k->proto;
+			p->dport = (k->proto == 6 || k->proto == 17) ? k->dport : 0;
+			p->outcome = oc;
+			p->ts_ns = v->first_ns;
+			memcpy(p->src, k->saddr, 16);
+			memcpy(p->dst, k->daddr, 16);
 		}
 	}
 	if (!s->ended && k->proto == 6 && v->state == ZT_CT_CLOSED) {
 		s->ended = 1;
-		e->st.sessions++;
-		if (zt_bf_observe(e->bf, &c, &d))
-			handle(e, &d, now);
+		out[n].kind = SJ_SESSION;
+		out[n++].u.c = c;
 	}
+	return n;
 }
 
-/* Entries of one batch, under the lock in slices of this many. */
-#define SWEEP_SLICE 512
+/*
+ * One hold of the lock by the sweep: at most SWEEP_SLICE jobs and about
+ * SWEEP_HOLD_NS, shorter when a detector record waits for the lock (it
+ * goes first: the events thread's decisions wait for one job, not for a
+ * slice; a slice of 512 entries held it 52 ms on a loaded node).
+ */
+#define SWEEP_SLICE 64
+#define SWEEP_HOLD_NS (MS / 2)
+
+static void note_hold(double *max_ms, uint64_t t0)
+{
+	double ms = (double)(zt_now_mono_ns() - t0) / 1e6;
+
+	if (ms > *max_ms)
+		*max_ms = ms;
+}
+
+static size_t sweep_slice(struct zt_engine *e, const struct sweep_job *j, size_t i, size_t n,
+			  uint64_t now, double *hold_max)
+{
+	uint64_t t0 = zt_now_mono_ns();
+	size_t end = n - i > SWEEP_SLICE ? i + SWEEP_SLICE : n;
+	struct zt_decision d;
+
+	while (i < end) {
+		const struct sweep_job *x = &j[i++];
+
+		if (x->kind == SJ_PROBE) {
+			e->st.probes++;
+			if (zt_trw_observe(e->trw, &x->u.p, &d))
+				handle(e, &d, now);
+		} else {
+			e->st.sessions++;
+			if (zt_bf_observe(e->bf, &x->u.c, &d))
+				handle(e, &d, now);
+		}
+		if (engine_urgent_waiting(e) || zt_now_mono_ns() - t0 >= SWEEP_HOLD_NS)
+			break;
+	}
+	e->st.last_sweep_holds++;
+	note_hold(hold_max, t0);
+	return i;
+}
 
 /*
- * A batch's entries, the lock taken per slice: the events thread's flood
- * decisions wait for one slice at most, not for the whole walk (hundreds
- * of ms with a flood's entries in the table).
+ * A batch's entries: the sweep's own tables without the lock, then the
+ * detectors the lock guards in short holds (sweep_slice).
  */
 static void sweep_batch(struct zt_engine *e, const struct zt_ct_key *keys,
-			const struct zt_ct_val *vals, size_t n, uint64_t now)
+			const struct zt_ct_val *vals, size_t n, uint64_t now, double *hold_max)
 {
-	for (size_t i = 0; i < n; i += SWEEP_SLICE) {
-		size_t end = n - i > SWEEP_SLICE ? i + SWEEP_SLICE : n;
+	size_t nj = 0;
 
-		WITH_PENDING(e, {
-			for (size_t j = i; j < end; j++)
-				sweep_entry(e, &keys[j], &vals[j], now);
-		});
-	}
+	for (size_t i = 0; i < n; i++)
+		nj += sweep_entry(e, &keys[i], &vals[i], now, &e->jobs[nj]);
+	for (size_t i = 0; i < nj;)
+		WITH_PENDING(e, i = sweep_slice(e, e->jobs, i, nj, now, hold_max));
 }
 
 /* The walk itself (map reads) holds no lock: only the sweep uses ct_keys, seen and slowconn. */
-static int walk(struct zt_engine *e, int fd, uint64_t now)
+static int walk(struct zt_engine *e, int fd, uint64_t now, double *hold_max)
 {
 	uint8_t in[sizeof(struct zt_ct_key)], outb[sizeof(struct zt_ct_key)];
 	struct zt_ct_key *keys;
@@ -905,8 +1105,16 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 	if (!e->ct_keys) {
 		e->ct_keys = calloc(CT_BATCH, sizeof(struct zt_ct_key));
 		e->ct_vals = calloc(CT_BATCH, sizeof(struct zt_ct_val));
-		if (!e->ct_keys || !e->ct_vals)
+		/* At most two jobs an entry (a probe, an ended session). */
+		e->jobs = calloc(2 * CT_BATCH, sizeof(*e->jobs));
+		if (!e->ct_keys || !e->ct_vals || !e->jobs) {
+			free(e->ct_keys);
+			free(e->ct_vals);
+			free(e->jobs);
+			e->ct_keys = e->ct_vals = NULL;
+			e->jobs = NULL;
 			return -ENOMEM;
+		}
 	}
 	keys = e->ct_keys;
 	vals = e->ct_vals;
@@ -916,7 +1124,7 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 		int er = rr < 0 ? errno : 0;
 
 		if (rr == 0 || er == ENOENT)
-			sweep_batch(e, keys, vals, count, now);
+			sweep_batch(e, keys, vals, count, now, hold_max);
 		if (rr < 0) {
 			if (er != ENOENT)
 				r = -er;
@@ -937,13 +1145,13 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 			if (bpf_map_lookup_elem(fd, &keys[n], &vals[n]) == 0 && ++n == CT_BATCH) {
 				/* The next key is found from the last one, which the batch keeps. */
 				next = keys[n - 1];
-				sweep_batch(e, keys, vals, n, now);
+				sweep_batch(e, keys, vals, n, now, hold_max);
 				keys[0] = next;
 				prev = &keys[0];
 				n = 0;
 			}
 		}
-		sweep_batch(e, keys, vals, n, now);
+		sweep_batch(e, keys, vals, n, now, hold_max);
 	}
 	return r;
 }
@@ -951,61 +1159,98 @@ static int walk(struct zt_engine *e, int fd, uint64_t now)
 int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now)
 {
 	struct zt_decision d[64];
-	uint64_t t0 = zt_now_mono_ns();
+	uint64_t t0 = zt_now_mono_ns(), t1;
 	size_t nd, pos = 0;
 	struct seen_ent *s;
+	double hold_max = 0;
 	int r;
 
+	/* seen, slowconn and sweep_entries are the sweep's own: no lock for them. */
+	e->sweep_gen++;
+	e->sweep_entries = 0;
+	zt_slowconn_begin(e->slow, now);
 	WITH_PENDING(e, {
-		e->sweep_gen++;
 		e->st.sweeps++;
-		zt_slowconn_begin(e->slow, now);
+		e->st.last_sweep_holds = 0;
 	});
-	r = walk(e, ct_fd, now);
+	r = walk(e, ct_fd, now, &hold_max);
+	nd = zt_slowconn_end(e->slow, d, ZT_ARRAY_SIZE(d));
 	WITH_PENDING(e, {
-		nd = zt_slowconn_end(e->slow, d, ZT_ARRAY_SIZE(d));
+		t1 = zt_now_mono_ns();
 		for (size_t j = 0; j < nd; j++)
 			handle(e, &d[j], now);
+		e->st.sweep_entries += e->sweep_entries;
+		e->st.last_sweep_holds++;
+		note_hold(&hold_max, t1);
 	});
 	/* Entries that are gone from conntrack are forgotten (only the sweep uses seen). */
 	while ((s = zt_dtable_next(&e->seen, &pos)))
 		if (s->gen != (uint32_t)e->sweep_gen)
 			zt_dtable_del_at(&e->seen, &pos);
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	e->st.last_sweep_ms = (double)(zt_now_mono_ns() - t0) / 1e6;
-	pthread_mutex_unlock(&e->lock);
+	e->st.last_sweep_hold_max_ms = hold_max;
+	engine_unlock(e);
 	return r;
 }
 
 /* ---- every second ---- */
 
+/*
+ * Each piece in a hold of its own (the events thread's records get in
+ * between: the whole tick held the lock 17 ms on a loaded node); the
+ * node's addresses are read without it, the posts made after it.
+ */
 void zt_engine_tick(struct zt_engine *e, uint64_t now_boot)
 {
 	int64_t now_us = boot_to_unix_us(now_boot);
-	uint64_t mono = zt_now_mono_ns();
+	uint64_t mono = zt_now_mono_ns(), t;
+	double hold_max = 0;
 
 	zt_denyagg_tick(e->deny, now_boot, now_us, false);
 	WITH_PENDING(e, {
+		t = zt_now_mono_ns();
 		zt_incidents_tick(e->inc, now_boot, now_us);
-		zt_exfil_tick(e->exfil, now_boot);
-		if (mono - e->last_expire >= 10 * SEC) {
-			e->last_expire = mono;
-			zt_trw_expire(e->trw, now_boot);
-			zt_bf_expire(e->bf, now_boot);
-			zt_respond_expire(e->resp, now_boot);
-		}
-		if (!e->last_node_refresh || mono - e->last_node_refresh >= 10 * SEC) {
-			struct zt_cidr *a = NULL, *g = NULL;
-			size_t na = 0, ng = 0;
-
-			e->last_node_refresh = mono;
-			/* Addresses and routes change (DHCP, a new uplink): read them again. */
-			if (zt_respond_read_node(&a, &na, &g, &ng) == 0)
-				zt_respond_set_node(e->resp, a, na, g, ng);
-			free(a);
-			free(g);
-		}
+		note_hold(&hold_max, t);
 	});
+	WITH_PENDING(e, {
+		t = zt_now_mono_ns();
+		zt_exfil_tick(e->exfil, now_boot);
+		note_hold(&hold_max, t);
+	});
+	/* last_expire and last_node_refresh: the loop's own. */
+	if (mono - e->last_expire >= 10 * SEC) {
+		e->last_expire = mono;
+		WITH_PENDING(e, {
+			t = zt_now_mono_ns();
+			zt_trw_expire(e->trw, now_boot);
+			note_hold(&hold_max, t);
+		});
+		WITH_PENDING(e, {
+			t = zt_now_mono_ns();
+			zt_bf_expire(e->bf, now_boot);
+			note_hold(&hold_max, t);
+		});
+		WITH_PENDING(e, {
+			t = zt_now_mono_ns();
+			zt_respond_expire(e->resp, now_boot);
+			note_hold(&hold_max, t);
+		});
+	}
+	if (!e->last_node_refresh || mono - e->last_node_refresh >= 10 * SEC) {
+		struct zt_cidr *a = NULL, *g = NULL;
+		size_t na = 0, ng = 0;
+
+		e->last_node_refresh = mono;
+		/* Addresses and routes change (DHCP, a new uplink): read them again. */
+		if (zt_respond_read_node(&a, &na, &g, &ng) == 0)
+			WITH_PENDING(e, zt_respond_set_node(e->resp, a, na, g, ng));
+		free(a);
+		free(g);
+	}
+	engine_lock(e);
+	e->st.last_tick_hold_max_ms = hold_max;
+	engine_unlock(e);
 	if (e->fx)
 		zt_forensics_tick(e->fx, mono);
 }
@@ -1017,11 +1262,11 @@ void zt_engine_get_stats(struct zt_engine *e, struct zt_engine_stats *st)
 	struct zt_denyagg_stats ds;
 	struct zt_forensics_stats fs;
 
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	*st = e->st;
 	zt_incidents_get_stats(e->inc, &is);
 	zt_respond_get_stats(e->resp, &rs);
-	pthread_mutex_unlock(&e->lock);
+	engine_unlock(e);
 	memcpy(st->incidents_open, is.open, sizeof(st->incidents_open));
 	memcpy(st->incidents_opened, is.opened, sizeof(st->incidents_opened));
 	zt_denyagg_get_stats(e->deny, &ds);

@@ -16,7 +16,10 @@
  *
  * Threads: every entry point takes the engine's lock, so any thread may
  * call it; a block is written right after the lock, on the thread that
- * decided it (actions.h). The conntrack sweep and the tick run on the loop.
+ * decided it (actions.h). The conntrack sweep and the tick run on the loop
+ * and hold the lock in short pieces (about 0.5 ms; the map reads, the
+ * sweep's own tables, audit posts and capture ends outside it); the kernel
+ * signals (_on_probe, _on_rate, _on_packets) take it ahead of them.
  */
 #ifndef ZT_ENGINE_H
 #define ZT_ENGINE_H
@@ -83,6 +86,9 @@ struct zt_engine_stats {
 	uint64_t capture_packets, capture_sampled_out, capture_files, capture_bytes,
 		capture_removed;
 	double last_sweep_ms;
+	/* The last sweep's lock holds: how many, the longest; the last tick's longest. */
+	uint64_t last_sweep_holds;
+	double last_sweep_hold_max_ms, last_tick_hold_max_ms;
 };
 
 /* The detectors, response and forensics from the configuration. err says what failed. */

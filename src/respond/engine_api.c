@@ -107,7 +107,7 @@ static int op_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *
 		r = -ENOMEM;
 		goto out;
 	}
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	n = zt_incidents_list(e->inc, want_open, want_closed, v, max);
 	for (size_t k = 0; k < n; k++)
 		open_n += v[k]->open;
@@ -153,7 +153,7 @@ static int op_show(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *
 		zt_seterr(err, errlen, "field 'id': missing or not a text");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&e->lock);
+	engine_lock(e);
 	i = zt_incidents_find(e->inc, id, &matches);
 	if (!i) {
 		pthread_mutex_unlock(&e->lock);

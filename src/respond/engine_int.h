@@ -7,6 +7,7 @@
 #define ZT_ENGINE_INT_H
 
 #include <pthread.h>
+#include <sched.h>
 
 #include "detect/bruteforce.h"
 #include "detect/dtable.h"
@@ -36,11 +37,42 @@ struct alert_note {
 	char detail[ZT_EVIDENCE_MAX]; /* evidence, or the rule */
 };
 
+/*
+ * Work done after the engine's lock, in the order it was queued under it:
+ * an audit post (incidents: a JSON line to the spool) or the end of a
+ * closed incident's capture (the forensics lock, which a capture flush
+ * holds for tens of ms).
+ */
+struct deferred {
+	uint8_t what; /* DEFER_POST, DEFER_UNWATCH */
+	uint8_t id[16];
+	char kind[32];
+	char *subject, *detail;
+};
+
+/* A conntrack entry's input to a detector the lock guards (trw, bruteforce). */
+struct sweep_job {
+	uint8_t kind; /* SJ_PROBE, SJ_SESSION */
+	union {
+		struct zt_probe p;
+		struct zt_conn c;
+	} u;
+};
+
 struct zt_engine {
 	struct zt_engine_hooks h;
 	char node[64];
 	uint64_t probe_timeout_ns;
+	/*
+	 * The detectors, response, incidents and the pending lists below.
+	 * Taken with engine_lock() by the loop and bookkeeping threads, with
+	 * engine_lock_urgent() by the ring-buffer consumer's detector records:
+	 * while one of those waits (urgent > 0), the others' next engine_lock()
+	 * lets it in first and the sweep ends its slice (the mutex alone is not
+	 * fair: the loop re-took it between slices ahead of a waiting record).
+	 */
 	pthread_mutex_t lock;
+	int urgent; /* atomic: detector records waiting for lock */
 	struct zt_trw *trw;
 	struct zt_flood *flood;
 	struct zt_slowconn *slow;
@@ -51,11 +83,21 @@ struct zt_engine {
 	struct zt_denyagg *deny;
 	struct zt_forensics *fx;
 	struct zt_actions *act;
-	/* Conntrack entries already turned into a probe or a session. */
+	/*
+	 * The sweep's own (loop thread only, no lock): conntrack entries
+	 * already turned into a probe or a session, the batch read from the
+	 * map, the slow-connection detector's per-sweep tally, and the jobs
+	 * the batch gives the detectors under the lock.
+	 */
 	struct zt_dtable seen;
 	uint64_t sweep_gen;
 	void *ct_keys, *ct_vals;
 	size_t ct_cap;
+	struct sweep_job *jobs;
+	uint64_t sweep_entries; /* of the sweep under way */
+	/* Audit posts and capture ends queued under the lock (struct deferred). */
+	struct deferred *defer;
+	size_t n_defer, cap_defer;
 	/* Blocks decided under the lock, written after it. */
 	struct zt_block_action pending[MAX_PENDING_BLOCKS];
 	size_t n_pending;
@@ -75,6 +117,26 @@ struct zt_engine {
 	uint64_t last_expire;
 	struct zt_engine_stats st;
 };
+
+static inline void engine_lock(struct zt_engine *e)
+{
+	while (__atomic_load_n(&e->urgent, __ATOMIC_ACQUIRE) > 0)
+		sched_yield();
+	pthread_mutex_lock(&e->lock);
+}
+
+/* For a detector record on the ring-buffer consumer: ahead of the others' next entries. */
+static inline void engine_lock_urgent(struct zt_engine *e)
+{
+	__atomic_add_fetch(&e->urgent, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&e->lock);
+	__atomic_sub_fetch(&e->urgent, 1, __ATOMIC_ACQ_REL);
+}
+
+static inline bool engine_urgent_waiting(struct zt_engine *e)
+{
+	return __atomic_load_n(&e->urgent, __ATOMIC_ACQUIRE) > 0;
+}
 
 /* engine_api.c */
 void engine_alert_push(struct zt_engine *e, const struct alert_note *a);

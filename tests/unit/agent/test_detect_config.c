@@ -78,6 +78,7 @@ static void test_defaults_and_extras(void **state)
 		"detection:\n"
 		"  protected: [10.96.0.0/12, 2001:db8::/32, 192.0.2.1]\n"
 		"  sweep_interval: 500ms\n"
+		"  realtime_priority: 5\n"
 		"  scan: {theta0: 0.9, theta1: 0.1, alpha: 0.001, beta: 0.999, "
 		"probe_timeout: 3s}\n"
 		"  flood: {window: 50ms, syn: 5000, dst_factor: 20}\n"
@@ -100,6 +101,7 @@ static void test_defaults_and_extras(void **state)
 	zt_config_defaults(d);
 	assert_int_equal(d->detection.target_fpr_ppm, 1000);
 	assert_int_equal(d->detection.n_protected, 0);
+	assert_int_equal(d->detection.realtime_priority, 0);
 	assert_string_equal(d->detection.model, "");
 	assert_int_equal(d->detection.scan.theta0_ppm, 800000);
 	assert_int_equal(d->detection.flood.window_ns, 100 * SEC / 1000);
@@ -114,6 +116,7 @@ static void test_defaults_and_extras(void **state)
 	zt_cidr_format(&c->detection.protected_cidrs[2], s, sizeof(s));
 	assert_string_equal(s, "192.0.2.1/32");
 	assert_int_equal(c->detection.sweep_interval_ns, 500 * SEC / 1000);
+	assert_int_equal(c->detection.realtime_priority, 5);
 	assert_int_equal(c->detection.scan.beta_ppm, 999000);
 	assert_int_equal(c->detection.scan.probe_timeout_ns, 3 * SEC);
 	assert_int_equal(c->detection.flood.syn, 5000);
@@ -182,6 +185,10 @@ static void test_refused(void **state)
 		{ "detection:\n  scan: {gamma: 1}\n", "unknown key 'detection.scan.gamma'" },
 		{ "detection:\n  sweep_interval: 10ms\n",
 		  "detection.sweep_interval: expected a duration from 100ms" },
+		{ "detection:\n  realtime_priority: 100\n",
+		  "detection.realtime_priority: expected a whole number from 0 to 99" },
+		{ "detection:\n  realtime_priority: high\n",
+		  "detection.realtime_priority: expected a whole number" },
 		{ "response:\n  mode: kill\n",
 		  "response.mode: expected off, alert or block, got 'kill'" },
 		{ "response:\n  detectors: {scan: maybe}\n",
