@@ -428,6 +428,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->mtls.svid_ttl_ns = 3600 * SEC;
 	c->mtls.port = ZT_DEFAULT_MTLS_PORT;
 	c->detection.target_fpr_ppm = 1000;
+	c->detection.realtime_priority = 1;
 	c->drift.blocklist_cpu_ppm = 100000;
 	c->detection.sweep_interval_ns = 1 * SEC;
 	c->detection.scan.theta0_ppm = 800000;

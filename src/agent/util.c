@@ -344,6 +344,14 @@ uint64_t zt_now_mono_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+void zt_let_urgent_first(const int *urgent)
+{
+	const struct timespec step = { 0, 20 * 1000 };
+
+	for (int i = 0; i < 100 && __atomic_load_n(urgent, __ATOMIC_ACQUIRE) > 0; i++)
+		nanosleep(&step, NULL);
+}
+
 uint64_t zt_now_unix(void)
 {
 	return (uint64_t)time(NULL);

@@ -55,6 +55,14 @@ int zt_size_parse(const char *s, uint64_t *out);
 
 uint64_t zt_now_boot_ns(void); /* CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns() */
 uint64_t zt_now_mono_ns(void);
+
+/*
+ * Before taking a lock that a more urgent thread waits for (*urgent > 0,
+ * kept by that thread around its own lock call): let it in first. Sleeps
+ * in 20 us steps, at most 2 ms, then goes on anyway: a spin would keep a
+ * SCHED_FIFO caller on its CPU ahead of the thread holding the lock.
+ */
+void zt_let_urgent_first(const int *urgent);
 uint64_t zt_now_unix(void); /* seconds */
 uint64_t zt_now_unix_ns(void); /* CLOCK_REALTIME */
 /* CLOCK_REALTIME minus CLOCK_BOOTTIME now: add it to a boot-clock time for unix ns. */

@@ -8,13 +8,13 @@
 #define ZT_BLOCKLIST_INT_H
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "agent/util.h"
 #include "guard/blocklist.h"
 
 #define FAM_V4 0
@@ -147,8 +147,7 @@ static inline void bl_lock(const struct zt_blocklist *bl)
 
 	/* Not when this thread holds it already: the waiter waits for us. */
 	if (__atomic_load_n(&b->owner, __ATOMIC_RELAXED) != (unsigned long)pthread_self())
-		while (__atomic_load_n(&b->urgent, __ATOMIC_ACQUIRE) > 0)
-			sched_yield();
+		zt_let_urgent_first(&b->urgent);
 	bl_take(b);
 }
 

@@ -7,8 +7,8 @@
 #define ZT_ENGINE_INT_H
 
 #include <pthread.h>
-#include <sched.h>
 
+#include "agent/util.h"
 #include "detect/bruteforce.h"
 #include "detect/dtable.h"
 #include "detect/exfil.h"
@@ -120,8 +120,7 @@ struct zt_engine {
 
 static inline void engine_lock(struct zt_engine *e)
 {
-	while (__atomic_load_n(&e->urgent, __ATOMIC_ACQUIRE) > 0)
-		sched_yield();
+	zt_let_urgent_first(&e->urgent);
 	pthread_mutex_lock(&e->lock);
 }
 

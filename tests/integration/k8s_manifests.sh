@@ -87,9 +87,9 @@ if [ "$node_ok" -eq 1 ]; then
 	C='.spec.template.spec.containers[] | select(.name == "ztagent")'
 	check "NODE_NAME comes from the downward API (spec.nodeName)" \
 		test "$(q "$C"' | .env[] | select(.name == "NODE_NAME") | .valueFrom.fieldRef.fieldPath')" = spec.nodeName
-	check "not privileged: capabilities BPF, PERFMON, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE, all others dropped" \
+	check "not privileged: capabilities BPF, PERFMON, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE, SYS_NICE, all others dropped" \
 		test "$(q "$C"' | .securityContext | "\(.privileged) \(.capabilities.drop | join(",")) \(.capabilities.add | sort | join(","))"')" \
-		= "false ALL BPF,NET_ADMIN,PERFMON,SYS_ADMIN,SYS_RESOURCE"
+		= "false ALL BPF,NET_ADMIN,PERFMON,SYS_ADMIN,SYS_NICE,SYS_RESOURCE"
 	check "probes: startup and liveness on /healthz, readiness on /readyz, on the metrics port" \
 		test "$(q "$C"' | "\(.startupProbe.httpGet.path) \(.livenessProbe.httpGet.path) \(.readinessProbe.httpGet.path) \(.readinessProbe.httpGet.port)"')" \
 		= "/healthz /healthz /readyz metrics"

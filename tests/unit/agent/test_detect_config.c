@@ -101,7 +101,7 @@ static void test_defaults_and_extras(void **state)
 	zt_config_defaults(d);
 	assert_int_equal(d->detection.target_fpr_ppm, 1000);
 	assert_int_equal(d->detection.n_protected, 0);
-	assert_int_equal(d->detection.realtime_priority, 0);
+	assert_int_equal(d->detection.realtime_priority, 1);
 	assert_string_equal(d->detection.model, "");
 	assert_int_equal(d->detection.scan.theta0_ppm, 800000);
 	assert_int_equal(d->detection.flood.window_ns, 100 * SEC / 1000);
