@@ -232,4 +232,7 @@ echo "request/response RTT (sockperf, shaped): tunnel p50 $tp50 ms p99 $tp99 ms;
 read -r cp50 cp99 cfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7003 ${CTFB_N:-300})"
 read -r dp50 dp99 dfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7004 ${CTFB_N:-300})"
 echo "connect-to-first-byte, ${CTFB_N:-300} new connections: tunnel p50 $cp50 ms p99 $cp99 ms ($cfail failed); bare p50 $dp50 ms p99 $dp99 ms ($dfail failed); added p99 $("$PY" -c "print('%.3f' % (float('$cp99') - float('$dp99')))") ms (target 2 ms)"
+# How the tunnel's new connections were served: a ready spare of the warm
+# pool, one still in its handshake, or none (a handshake of their own).
+"$ZTCTL" --socket "$DIR/a.sock" mtls status 2>/dev/null | grep '^warm pool' | sed 's/^/node a /'
 echo "full handshakes per CPU-second: tools/bench.sh mtls (build/tools/bench_mtls)"
