@@ -49,8 +49,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -100,7 +98,6 @@
  * (200 ms), so one lost segment on a live path is retransmitted in time.
  */
 #define SPARE_ACK_MS 300
-#define HS_NICE 5 /* the handshake worker's nice value above the agent's */
 
 static const char ciphersuites[] =
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
@@ -1499,19 +1496,6 @@ static void *hs_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/*
-	 * Below the relay: on a busy node a handshake (mostly a spare's, made
-	 * ahead of need) yields the core to the relay's bytes and headers.
-	 */
-	{
-		id_t tid = (id_t)syscall(SYS_gettid);
-		int prio;
-
-		errno = 0;
-		prio = getpriority(PRIO_PROCESS, tid);
-		if (errno == 0 && prio + HS_NICE <= 19)
-			setpriority(PRIO_PROCESS, tid, prio + HS_NICE);
-	}
 	while (!atomic_load(&t->stop)) {
 		int n = epoll_wait(t->hs_epfd, evs, 64, SWEEP_MS / 2);
 
