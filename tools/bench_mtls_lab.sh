@@ -14,6 +14,8 @@
 #   pod client 198.18.1.10 ─ v-cl    up 198.18.100.1 ═ .254 | .254 ═ 198.18.101.1 up ─ v-sv ─ pod server 198.18.2.10
 #
 # Usage: tools/bench_mtls_lab.sh [SECONDS per throughput run, default 8]
+# Environment: ZTAGENT=PATH another build; CTFB_N connections per
+# connect-to-first-byte run (300); CTFB_ONLY=1 that run alone.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tests/integration/twonode.bash"
@@ -198,6 +200,8 @@ shape() { # shape on|off
 	return 0
 }
 
+# CTFB_ONLY=1: only the connect-to-first-byte run (side-by-side repeats of it).
+if [ -z "${CTFB_ONLY:-}" ]; then
 echo "== mTLS tunnel against the bare path (two nodes, same pods; ${T}s per throughput run)"
 for mode in on off; do
 	shape $mode
@@ -221,7 +225,9 @@ sleep 5
 a1=$(cpu_ticks $AGENT_A) b1=$(cpu_ticks $AGENT_B)
 "$PY" -c "import sys; a, b, hz = map(float, sys.argv[1:]); print('agent CPU idle (5 s, no traffic): node a %.3f core, node b %.3f core' % (a / hz / 5, b / hz / 5))" \
 	$((a1 - a0)) $((b1 - b0)) "$HZ"
+fi
 shape on
+if [ -z "${CTFB_ONLY:-}" ]; then
 pp() { # pp PORT: p50 p99 in ms (full round trip)
 	ip netns exec "$CL" sockperf pp --tcp -i 198.18.2.10 -p "$1" -t 5 --full-rtt 2>&1 |
 		awk '/percentile 50.000/{p50=$NF} /percentile 99.000/{p99=$NF} END{printf "%.3f %.3f\n", p50/1000, p99/1000}'
@@ -229,7 +235,11 @@ pp() { # pp PORT: p50 p99 in ms (full round trip)
 read -r tp50 tp99 <<<"$(pp 7000)"
 read -r bp50 bp99 <<<"$(pp 7001)"
 echo "request/response RTT (sockperf, shaped): tunnel p50 $tp50 ms p99 $tp99 ms; bare p50 $bp50 ms p99 $bp99 ms; added p50 $("$PY" -c "print('%.3f' % ($tp50 - $bp50))") ms p99 $("$PY" -c "print('%.3f' % ($tp99 - $bp99))") ms (targets 0.2 / 1 ms)"
+fi
 read -r cp50 cp99 cfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7003 ${CTFB_N:-300})"
 read -r dp50 dp99 dfail <<<"$(ip netns exec "$CL" "$PY" "$DIR/ctfb.py" 198.18.2.10 7004 ${CTFB_N:-300})"
 echo "connect-to-first-byte, ${CTFB_N:-300} new connections: tunnel p50 $cp50 ms p99 $cp99 ms ($cfail failed); bare p50 $dp50 ms p99 $dp99 ms ($dfail failed); added p99 $("$PY" -c "print('%.3f' % (float('$cp99') - float('$dp99')))") ms (target 2 ms)"
+# How the tunnel's new connections were served: a ready spare of the warm
+# pool, one still in its handshake, or none (a handshake of their own).
+"$ZTCTL" --socket "$DIR/a.sock" mtls status 2>/dev/null | grep '^warm pool' | sed 's/^/node a /'
 echo "full handshakes per CPU-second: tools/bench.sh mtls (build/tools/bench_mtls)"

@@ -1492,8 +1492,8 @@ int daemon_mtls_register(struct zt_daemon *d)
 		     ZT_METRIC_COUNTER, (const char *const[]){ "direction", NULL }, m_bytes, m,
 		     NULL)) < 0 ||
 	    (r = zt_metrics_add(d->metrics, "ztagent_mtls_relay_cpu_seconds_total",
-				"CPU time of the tunnel's relay thread.", ZT_METRIC_COUNTER, NULL,
-				m_cpu, m, NULL)) < 0 ||
+				"CPU time of the tunnel's threads (relay and handshake worker).",
+				ZT_METRIC_COUNTER, NULL, m_cpu, m, NULL)) < 0 ||
 	    (r = zt_metrics_add(
 		     d->metrics, "ztagent_mtls_pool_spares_total",
 		     "The client's warm pool of handshaken tunnel connections: spares made, "

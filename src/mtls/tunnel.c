@@ -8,6 +8,34 @@
  * straight from it (SSL_read/SSL_write with partial writes): one copy per
  * direction, no staging. A full buffer stops reading its source, so a slow
  * reader slows its writer instead of growing memory.
+ *
+ * Handshakes run on a second thread, the handshake worker (zt-mtls-hs), so
+ * that their CPU (about 0.4 ms a side for a full one, more under load) never
+ * stands between an established tunnel's bytes, or a pod's header on a warm
+ * spare, and the relay. Ownership, and the only two ways a conn changes
+ * hands:
+ *   - The relay thread creates every conn (accept of the agents' listener,
+ *     dial), ends every conn and frees it; it alone touches t->conns, the
+ *     pool, the session cache's users and the epoll set t->epfd.
+ *   - lend(): once a conn's TCP connect is started (client) or its socket
+ *     accepted (server) and its SSL* made, the relay takes both its sockets
+ *     out of t->epfd, sets c->lent and queues it on t->hs_in (under
+ *     t->hs_lock). From then on the worker alone touches the handshake's
+ *     part of the conn: ep[1] (fd, SSL*, connecting), hs_want, peeked,
+ *     reason, peer_id, deadline_ns, and on a server what server_cert_cb
+ *     sets (dst, have_dst_addr, local_id, svid). The relay may meanwhile
+ *     touch only the rest: ep[0] (a pod taking a spare still in its
+ *     handshake), the pool links, old_trust, discard; it skips lent conns
+ *     in its sweep and never drives them.
+ *   - give_back(): the handshake is done, failed (hs_fail, hs_detail) or
+ *     timed out; the worker takes ep[1] out of its epoll set, queues the
+ *     conn on t->hs_out (under t->hs_lock) and wakes the relay, which clears
+ *     c->lent and goes on: the checks after the handshake (after_handshake:
+ *     the SVID profile, policy on the peer's identity), or the refusal,
+ *     counted and logged on the relay as before.
+ * The mutex is the hand-off's only synchronisation: whatever one thread
+ * wrote before queueing, the other reads after dequeueing. Both queues are
+ * intrusive (hs_next), so they are bounded by max_conns, never allocate.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,15 +104,14 @@ static const char ciphersuites[] =
 static const char groups[] = "X25519:P-256";
 static const unsigned char sid_ctx[] = "ztagent-mtls-1";
 
-enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP, SRC_POD_LISTEN };
+enum src_kind { SRC_LISTEN = 1, SRC_WAKE, SRC_EP, SRC_POD_LISTEN, SRC_HS };
 
 struct evsrc {
 	enum src_kind kind;
 };
 
 enum state {
-	ST_CONNECT, /* client: TCP connect to the peer agent */
-	ST_HANDSHAKE,
+	ST_HANDSHAKE, /* lent to the handshake worker (client: from the TCP connect on) */
 	ST_WAIT_REPLY, /* client: header (and pod bytes behind it) sent, waiting for the status */
 	ST_WAIT_HDR, /* server: waiting for the header */
 	ST_CONNECT_UP, /* server or same node: connecting to the destination */
@@ -151,6 +178,16 @@ struct conn {
 	bool old_trust; /* server: handshake begun under a bundle since replaced */
 	uint64_t deadline_ns;
 	enum zt_mtls_reason reason; /* set by the verify or certificate callbacks */
+	/* The handshake worker: see the top of the file. */
+	bool lent; /* relay's: the worker has the handshake */
+	bool discard; /* relay's, lent spare: left its pool (a trust change); end it on return */
+	struct conn *hs_next; /* on t->hs_in or t->hs_out (t->hs_lock), or the worker's list */
+	struct conn *hs_prev; /* the worker's list */
+	struct evsrc hs_src; /* the worker's epoll event for ep[1] */
+	bool hs_registered; /* worker's: ep[1] in its epoll set */
+	enum zt_mtls_reason hs_fail; /* worker's verdict: 0 done, else why it failed */
+	char hs_detail[256];
+	char trust_domain[ZT_TRUST_DOMAIN_MAX + 1]; /* of the bundle lent under, for verify_cb */
 	struct zt_mtls_dest dst;
 	bool have_dst_addr; /* server: from SNI */
 	struct sockaddr_storage peer;
@@ -213,6 +250,19 @@ struct zt_tunnel {
 	pthread_mutex_t lock; /* reqs, pending_trust, n_pod_lsn */
 	struct open_req *reqs, **reqs_tail;
 	struct zt_trust *pending_trust;
+
+	/* The handshake worker (see the top of the file). */
+	pthread_t hs_thread;
+	bool hs_started;
+	int hs_epfd, hs_wakefd;
+	struct evsrc hs_wsrc;
+	clockid_t hs_cpu_clock;
+	bool have_hs_cpu_clock;
+	pthread_mutex_t hs_lock; /* hs_in, hs_out */
+	struct conn *hs_in, **hs_in_tail, *hs_out, **hs_out_tail;
+	struct conn *hs_list; /* worker's: the conns it holds */
+	/* Session cache: dial reads it on the relay, new_session_cb may run on either thread. */
+	pthread_mutex_t sess_lock;
 
 	pthread_mutex_t list_lock; /* conns (links, ids), for zt_tunnel_list */
 	struct conn *conns;
@@ -537,8 +587,8 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	}
 	if (X509_STORE_CTX_get_error_depth(x) != 0)
 		return 1;
-	r = zt_svid_check_leaf(X509_STORE_CTX_get_current_cert(x), c->t->trust->trust_domain,
-			       c->peer_id, sizeof(c->peer_id));
+	r = zt_svid_check_leaf(X509_STORE_CTX_get_current_cert(x), c->trust_domain, c->peer_id,
+			       sizeof(c->peer_id));
 	if (r != ZT_MTLS_OK) {
 		c->reason = r;
 		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -626,7 +676,6 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 
 	if (!c)
 		return 0;
-	s = sess_slot(c->t, c->local_id, c->sni, &h);
 	sess = SSL_SESSION_dup(sess);
 	if (!sess)
 		return 0;
@@ -634,6 +683,8 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		SSL_SESSION_free(sess);
 		return 0;
 	}
+	pthread_mutex_lock(&c->t->sess_lock);
+	s = sess_slot(c->t, c->local_id, c->sni, &h);
 	SSL_SESSION_free(s->s);
 	free(s->key);
 	s->hash = h;
@@ -648,16 +699,19 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		if (peer && zt_x509_times(peer, &nb, &na) == 0 && na < s->valid_until)
 			s->valid_until = na;
 	}
+	pthread_mutex_unlock(&c->t->sess_lock);
 	return 0; /* the copy is ours; OpenSSL keeps its reference to sess */
 }
 
 static void sess_flush(struct zt_tunnel *t)
 {
+	pthread_mutex_lock(&t->sess_lock);
 	for (size_t i = 0; i < SESS_SLOTS; i++) {
 		SSL_SESSION_free(t->sess[i].s);
 		free(t->sess[i].key);
 		memset(&t->sess[i], 0, sizeof(t->sess[i]));
 	}
+	pthread_mutex_unlock(&t->sess_lock);
 }
 
 static SSL_CTX *make_ctx(struct zt_tunnel *t, struct zt_trust *trust, bool server)
@@ -1243,54 +1297,296 @@ static bool peek_plaintext(struct conn *c)
 	if (c->peeked)
 		return false;
 	n = recv(c->ep[1].fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
-	if (n <= 0)
-		return false;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return false; /* nothing yet */
 	c->peeked = true;
+	if (n <= 0)
+		return false; /* an end or an error: the handshake says which */
 	/* handshake (22) or alert (21), then a 3.x record version */
 	if ((h[0] != 22 && h[0] != 21) || (n >= 2 && h[1] != 3))
 		return true;
 	return false;
 }
 
-static void do_handshake(struct conn *c)
-{
-	SSL *ssl = c->ep[1].ssl;
-	char detail[256];
-	int r, e;
+/* ---- the handshake worker's side (its thread only) ---- */
 
-	if (peek_plaintext(c)) {
-		conn_refuse(c, ZT_MTLS_PLAINTEXT, "the first bytes are not a TLS record");
-		return;
+static int hs_failed(struct conn *c, enum zt_mtls_reason reason, const char *detail)
+{
+	c->hs_fail = reason ? reason : ZT_MTLS_HANDSHAKE;
+	snprintf(c->hs_detail, sizeof(c->hs_detail), "%s", detail);
+	return -1;
+}
+
+/*
+ * One step of a lent conn: the TCP connect's end (client), then the
+ * handshake. 1 done, 0 waiting for hs_want (or EPOLLOUT while connecting),
+ * -1 failed (hs_fail and hs_detail say why).
+ */
+static int hs_step(struct conn *c)
+{
+	struct ep *e = &c->ep[1];
+	SSL *ssl = e->ssl;
+	char detail[256];
+	int r, err;
+
+	if (e->connecting) {
+		socklen_t len = sizeof(err);
+
+		err = 0;
+		if (getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS || err == EALREADY)
+			return 0;
+		if (!err) {
+			struct tcp_info ti;
+
+			len = sizeof(ti);
+			/* EPOLLOUT before the connect ended (a spurious wakeup): keep waiting. */
+			if (getsockopt(e->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+			    ti.tcpi_state == TCP_SYN_SENT)
+				return 0;
+		}
+		e->connecting = false;
+		if (err) {
+			snprintf(detail, sizeof(detail), "connect: %s", strerror(err));
+			return hs_failed(c, ZT_MTLS_CONNECT, detail);
+		}
+		c->hs_want = EPOLLOUT;
+	}
+	if (peek_plaintext(c))
+		return hs_failed(c, ZT_MTLS_PLAINTEXT, "the first bytes are not a TLS record");
+	/*
+	 * A server has nothing to do before the ClientHello; its first step
+	 * comes at once on the worker, maybe before the client's bytes: wait
+	 * for them, so that the peek above sees the first record and not one
+	 * behind it (a ChangeCipherSpec, which it would take for plaintext).
+	 */
+	if (c->role == ZT_MTLS_ROLE_SERVER && !c->peeked) {
+		c->hs_want = EPOLLIN;
+		return 0;
 	}
 	r = SSL_do_handshake(ssl);
 	if (r == 1) {
 		ERR_clear_error();
-		after_handshake(c);
-		return;
+		return 1;
 	}
-	e = SSL_get_error(ssl, r);
-	if (e == SSL_ERROR_WANT_READ) {
+	err = SSL_get_error(ssl, r);
+	if (err == SSL_ERROR_WANT_READ) {
 		c->hs_want = EPOLLIN;
-		return;
+		return 0;
 	}
-	if (e == SSL_ERROR_WANT_WRITE) {
+	if (err == SSL_ERROR_WANT_WRITE) {
 		c->hs_want = EPOLLOUT;
-		return;
+		return 0;
 	}
 	{
-		unsigned long err = ERR_peek_error();
+		unsigned long e2 = ERR_peek_error();
 		enum zt_mtls_reason reason = c->reason;
 
 		if (!reason)
-			reason = err ? ssl_reason(err) : ZT_MTLS_HANDSHAKE;
-		if (!err && e == SSL_ERROR_SYSCALL)
+			reason = e2 ? ssl_reason(e2) : ZT_MTLS_HANDSHAKE;
+		if (!e2 && err == SSL_ERROR_SYSCALL)
 			snprintf(detail, sizeof(detail), "the peer closed during the handshake");
 		else
 			ssl_detail(detail, sizeof(detail), "handshake");
 		/* The peer closing on our ClientHello is how a TLS 1.2-only or picky peer says no. */
-		if (!c->reason && !err && c->role == ZT_MTLS_ROLE_CLIENT)
+		if (!c->reason && !e2 && c->role == ZT_MTLS_ROLE_CLIENT)
 			reason = ZT_MTLS_PEER_REFUSED;
-		conn_refuse(c, reason, detail);
+		return hs_failed(c, reason, detail);
+	}
+}
+
+/* Worker: the conn goes back to the relay (done or failed); ep[1] leaves the worker's epoll. */
+static void give_back(struct zt_tunnel *t, struct conn *c)
+{
+	uint64_t one = 1;
+
+	if (c->hs_registered)
+		epoll_ctl(t->hs_epfd, EPOLL_CTL_DEL, c->ep[1].fd, NULL);
+	c->hs_registered = false;
+	if (c->hs_prev)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		t->hs_list = c->hs_next;
+	if (c->hs_next)
+		c->hs_next->hs_prev = c->hs_prev;
+	c->hs_prev = c->hs_next = NULL;
+	ERR_clear_error();
+	pthread_mutex_lock(&t->hs_lock);
+	*t->hs_out_tail = c;
+	t->hs_out_tail = &c->hs_next;
+	pthread_mutex_unlock(&t->hs_lock);
+	if (write(t->wakefd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the relay is woken already */
+	}
+}
+
+static void hs_run(struct zt_tunnel *t, struct conn *c)
+{
+	struct epoll_event ev = { 0 };
+	int r = hs_step(c);
+
+	if (r != 0) {
+		give_back(t, c);
+		return;
+	}
+	ev.events = c->ep[1].connecting ? EPOLLOUT : c->hs_want;
+	ev.data.ptr = &c->hs_src;
+	if (epoll_ctl(t->hs_epfd, c->hs_registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->ep[1].fd,
+		      &ev) < 0) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "handshake worker: epoll: %s", strerror(errno));
+		hs_failed(c, ZT_MTLS_HANDSHAKE, detail);
+		give_back(t, c);
+		return;
+	}
+	c->hs_registered = true;
+}
+
+/* Worker: takes the conns the relay lent; each makes its first step at once. */
+static void hs_take(struct zt_tunnel *t)
+{
+	struct conn *c, *next;
+	uint64_t v;
+
+	while (read(t->hs_wakefd, &v, sizeof(v)) > 0)
+		;
+	pthread_mutex_lock(&t->hs_lock);
+	c = t->hs_in;
+	t->hs_in = NULL;
+	t->hs_in_tail = &t->hs_in;
+	pthread_mutex_unlock(&t->hs_lock);
+	for (; c; c = next) {
+		next = c->hs_next;
+		c->hs_prev = NULL;
+		c->hs_next = t->hs_list;
+		if (t->hs_list)
+			t->hs_list->hs_prev = c;
+		t->hs_list = c;
+		hs_run(t, c);
+	}
+}
+
+/* Worker: handshakes past their deadline go back as failed, as the relay's sweep did. */
+static void hs_sweep(struct zt_tunnel *t)
+{
+	uint64_t now = now_ns();
+	struct conn *c, *next;
+
+	for (c = t->hs_list; c; c = next) {
+		next = c->hs_next;
+		if (!c->deadline_ns || now < c->deadline_ns)
+			continue;
+		if (c->ep[1].connecting)
+			hs_failed(c, ZT_MTLS_CONNECT, "timed out connecting to the peer agent");
+		else
+			hs_failed(c, ZT_MTLS_TIMEOUT, "timed out before the tunnel was up");
+		give_back(t, c);
+	}
+}
+
+static void *hs_main(void *arg)
+{
+	struct zt_tunnel *t = arg;
+	struct epoll_event evs[64];
+	uint64_t last_sweep = now_ns();
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	while (!atomic_load(&t->stop)) {
+		int n = epoll_wait(t->hs_epfd, evs, 64, SWEEP_MS / 2);
+
+		for (int i = 0; i < n; i++) {
+			struct evsrc *s = evs[i].data.ptr;
+
+			if (s == &t->hs_wsrc) {
+				hs_take(t);
+				continue;
+			}
+			hs_run(t, (struct conn *)((char *)s - offsetof(struct conn, hs_src)));
+		}
+		if (now_ns() - last_sweep >= SWEEP_MS / 2 * 1000000ULL) {
+			hs_sweep(t);
+			last_sweep = now_ns();
+		}
+	}
+	return NULL;
+}
+
+/* ---- the relay's side of the hand-off ---- */
+
+static void set_lent(struct conn *c, bool lent)
+{
+	pthread_mutex_lock(&c->t->list_lock); /* zt_tunnel_list looks at it */
+	c->lent = lent;
+	pthread_mutex_unlock(&c->t->list_lock);
+}
+
+/*
+ * Relay: c's handshake goes to the worker (its SSL* made, its connect
+ * started or its socket accepted). Nothing of c is in t->epfd meanwhile.
+ */
+static void lend(struct conn *c)
+{
+	struct zt_tunnel *t = c->t;
+	uint64_t one = 1;
+
+	ep_unregister(t, &c->ep[0]);
+	ep_unregister(t, &c->ep[1]);
+	c->st = ST_HANDSHAKE;
+	c->hs_fail = ZT_MTLS_OK;
+	c->hs_detail[0] = '\0';
+	snprintf(c->trust_domain, sizeof(c->trust_domain), "%s", t->trust->trust_domain);
+	set_lent(c, true);
+	pthread_mutex_lock(&t->hs_lock);
+	c->hs_next = NULL;
+	*t->hs_in_tail = c;
+	t->hs_in_tail = &c->hs_next;
+	pthread_mutex_unlock(&t->hs_lock);
+	if (write(t->hs_wakefd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the worker is woken already */
+	}
+}
+
+static void after_handshake(struct conn *c);
+static void drive(struct conn *c);
+
+/* Relay: a conn the worker gave back; the handshake's end as the relay saw it before. */
+static void handshake_done(struct conn *c)
+{
+	set_lent(c, false);
+	if (c->discard) {
+		/* A spare that left its pool meanwhile (a trust change): never used. */
+		c->discard = false;
+		atomic_fetch_add_explicit(&c->t->st_pool_discarded, 1, memory_order_relaxed);
+		conn_end(c, false);
+		return;
+	}
+	if (c->hs_fail) {
+		conn_refuse(c, c->hs_fail, c->hs_detail);
+		return;
+	}
+	after_handshake(c);
+	if (!c->dead)
+		drive(c);
+}
+
+static void take_handshakes(struct zt_tunnel *t)
+{
+	struct conn *c, *next;
+
+	pthread_mutex_lock(&t->hs_lock);
+	c = t->hs_out;
+	t->hs_out = NULL;
+	t->hs_out_tail = &t->hs_out;
+	pthread_mutex_unlock(&t->hs_lock);
+	for (; c; c = next) {
+		next = c->hs_next;
+		c->hs_next = NULL;
+		handshake_done(c);
 	}
 }
 
@@ -1532,14 +1828,13 @@ static void pump(struct conn *c)
 
 static void drive(struct conn *c)
 {
+	if (c->lent)
+		return;
 	for (int guard = 0; guard < 8 && !c->dead; guard++) {
 		enum state before = c->st;
 
 		switch (c->st) {
-		case ST_CONNECT:
-			break;
-		case ST_HANDSHAKE:
-			do_handshake(c);
+		case ST_HANDSHAKE: /* the worker's: never driven here */
 			break;
 		case ST_WAIT_REPLY:
 		case ST_WAIT_HDR:
@@ -1571,17 +1866,10 @@ static void connected(struct conn *c, int i)
 	e->connecting = false;
 	if (err) {
 		snprintf(detail, sizeof(detail), "connect: %s", strerror(err));
-		if (c->st == ST_CONNECT)
-			conn_refuse(c, ZT_MTLS_CONNECT, detail);
-		else if (c->local)
+		if (c->local)
 			conn_refuse(c, ZT_MTLS_UPSTREAM, detail);
 		else
 			server_refuse(c, ZT_MTLS_UPSTREAM, detail);
-		return;
-	}
-	if (c->st == ST_CONNECT) {
-		c->st = ST_HANDSHAKE;
-		c->hs_want = EPOLLOUT;
 		return;
 	}
 	/* ST_CONNECT_UP: the destination answered; the server's go-ahead goes first. */
@@ -1612,6 +1900,7 @@ static struct conn *conn_new(struct zt_tunnel *t, enum zt_mtls_role role)
 	c->role = role;
 	c->up = -1;
 	c->since = (int64_t)zt_now_unix();
+	c->hs_src.kind = SRC_HS;
 	for (int i = 0; i < 2; i++) {
 		c->ep[i].src.kind = SRC_EP;
 		c->ep[i].c = c;
@@ -1685,10 +1974,9 @@ static void accept_all(struct zt_tunnel *t)
 			conn_end(c, false);
 			continue;
 		}
-		c->st = ST_HANDSHAKE;
 		c->hs_want = EPOLLIN;
 		set_deadline(c);
-		update_interest(c);
+		lend(c);
 	}
 }
 
@@ -1767,6 +2055,7 @@ static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 		conn_refuse(c, ZT_MTLS_HANDSHAKE, "cannot set up TLS");
 		return;
 	}
+	pthread_mutex_lock(&t->sess_lock);
 	s = sess_slot(t, c->local_id, c->sni, &h);
 	/*
 	 * A resumed session carries the certificates of its first handshake: offer
@@ -1781,6 +2070,7 @@ static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 		SSL_set_session(c->ep[1].ssl, copy ? copy : s->s);
 		SSL_SESSION_free(copy);
 	}
+	pthread_mutex_unlock(&t->sess_lock);
 	r = connect(fd, (struct sockaddr *)&c->peer, peer_len);
 	if (r < 0 && errno != EINPROGRESS) {
 		char detail[96];
@@ -1789,14 +2079,9 @@ static void dial(struct zt_tunnel *t, struct conn *c, socklen_t peer_len)
 		conn_refuse(c, ZT_MTLS_CONNECT, detail);
 		return;
 	}
-	if (r < 0) {
-		c->st = ST_CONNECT;
-		c->ep[1].connecting = true;
-	} else {
-		c->st = ST_HANDSHAKE;
-		c->hs_want = EPOLLOUT;
-	}
-	drive(c);
+	c->ep[1].connecting = r < 0;
+	c->hs_want = EPOLLOUT;
+	lend(c);
 }
 
 /* ---- the warm pool ---- */
@@ -1864,8 +2149,16 @@ static void pool_flush(struct zt_tunnel *t)
 	for (size_t i = 0; i < POOL_SLOTS; i++) {
 		struct pool_slot *p = &t->pool[i];
 
-		while (p->spares)
-			conn_end(p->spares, false);
+		while (p->spares) {
+			struct conn *c = p->spares;
+
+			if (c->lent) { /* the worker has it: ended when it comes back */
+				pool_unlink(c);
+				c->discard = true;
+			} else {
+				conn_end(c, false);
+			}
+		}
 		free(p->key);
 		memset(p, 0, sizeof(*p));
 	}
@@ -1940,7 +2233,9 @@ static enum take pool_take(struct zt_tunnel *t, struct pool_slot *p, struct open
 	pending->dst = q->dst;
 	pending->since = (int64_t)zt_now_unix();
 	atomic_fetch_add_explicit(&t->st_pool_pending, 1, memory_order_relaxed);
-	update_interest(pending);
+	/* Lent: the pod's socket is watched once the handshake comes back (after_handshake). */
+	if (!pending->lent)
+		update_interest(pending);
 	return TAKE_PENDING;
 }
 
@@ -2011,6 +2306,7 @@ static void take_requests(struct zt_tunnel *t)
 
 	while (read(t->wakefd, &v, sizeof(v)) > 0)
 		;
+	take_handshakes(t);
 	pthread_mutex_lock(&t->lock);
 	q = t->reqs;
 	t->reqs = NULL;
@@ -2099,6 +2395,8 @@ static void sweep(struct zt_tunnel *t)
 
 	for (c = t->conns; c; c = next) {
 		next = c->next;
+		if (c->lent) /* the worker's deadline */
+			continue;
 		release_idle(c);
 		if (!c->deadline_ns || now < c->deadline_ns)
 			continue;
@@ -2117,9 +2415,6 @@ static void sweep(struct zt_tunnel *t)
 			SSL_shutdown(c->ep[1].ssl);
 			ERR_clear_error();
 			conn_end(c, true);
-			break;
-		case ST_CONNECT:
-			conn_refuse(c, ZT_MTLS_CONNECT, "timed out connecting to the peer agent");
 			break;
 		case ST_CONNECT_UP:
 			conn_refuse(c, ZT_MTLS_UPSTREAM, "timed out connecting to the destination");
@@ -2191,7 +2486,7 @@ static void *relay_main(void *arg)
 				continue;
 			}
 			e = (struct ep *)s;
-			if (e->c->dead)
+			if (e->c->dead || e->c->lent)
 				continue;
 			if (evs[i].events & (EPOLLHUP | EPOLLERR))
 				e->hup = true;
@@ -2242,9 +2537,14 @@ int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, ch
 		t->cfg.max_conns = 16384;
 	if (!t->cfg.session_lifetime_s)
 		t->cfg.session_lifetime_s = 300;
-	t->epfd = t->lfd = t->wakefd = -1;
+	t->epfd = t->lfd = t->wakefd = t->hs_epfd = t->hs_wakefd = -1;
 	t->reqs_tail = &t->reqs;
+	t->hs_in_tail = &t->hs_in;
+	t->hs_out_tail = &t->hs_out;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->hs_lock, NULL);
+	pthread_mutex_init(&t->sess_lock, NULL);
+	t->hs_wsrc.kind = SRC_WAKE;
 	pthread_mutex_init(&t->list_lock, NULL);
 	t->lsrc.kind = SRC_LISTEN;
 	t->wsrc.kind = SRC_WAKE;
@@ -2255,7 +2555,9 @@ int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, ch
 	}
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (t->epfd < 0 || t->wakefd < 0) {
+	t->hs_epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->hs_wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->epfd < 0 || t->wakefd < 0 || t->hs_epfd < 0 || t->hs_wakefd < 0) {
 		r = -errno;
 		zt_seterr(err, errlen, "tunnel: epoll/eventfd: %s", strerror(-r));
 		goto fail;
@@ -2263,6 +2565,13 @@ int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, ch
 	ev.data.ptr = &t->wsrc;
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wakefd, &ev) < 0) {
 		r = -errno;
+		zt_seterr(err, errlen, "tunnel: epoll: %s", strerror(-r));
+		goto fail;
+	}
+	ev.data.ptr = &t->hs_wsrc;
+	if (epoll_ctl(t->hs_epfd, EPOLL_CTL_ADD, t->hs_wakefd, &ev) < 0) {
+		r = -errno;
+		zt_seterr(err, errlen, "tunnel: epoll: %s", strerror(-r));
 		goto fail;
 	}
 	if (cfg->listen) {
@@ -2330,10 +2639,16 @@ fail:
 
 int zt_tunnel_start(struct zt_tunnel *t)
 {
-	int r = pthread_create(&t->thread, NULL, relay_main, t);
+	int r = pthread_create(&t->hs_thread, NULL, hs_main, t);
 
 	if (r)
 		return -r;
+	t->hs_started = true;
+	pthread_setname_np(t->hs_thread, "zt-mtls-hs");
+	t->have_hs_cpu_clock = pthread_getcpuclockid(t->hs_thread, &t->hs_cpu_clock) == 0;
+	r = pthread_create(&t->thread, NULL, relay_main, t);
+	if (r)
+		return -r; /* zt_tunnel_free stops the worker */
 	t->started = true;
 	pthread_setname_np(t->thread, "zt-relay"); /* top -H, perf, the bench find it by name */
 	t->have_cpu_clock = pthread_getcpuclockid(t->thread, &t->cpu_clock) == 0;
@@ -2351,15 +2666,24 @@ void zt_tunnel_free(struct zt_tunnel *t)
 
 	if (!t)
 		return;
+	atomic_store(&t->stop, true);
 	if (t->started) {
 		uint64_t one = 1;
 
-		atomic_store(&t->stop, true);
 		if (write(t->wakefd, &one, sizeof(one)) < 0) {
 			/* the loop wakes within SWEEP_MS anyway */
 		}
 		pthread_join(t->thread, NULL);
 	}
+	if (t->hs_started) {
+		uint64_t one = 1;
+
+		if (write(t->hs_wakefd, &one, sizeof(one)) < 0) {
+			/* the loop wakes within SWEEP_MS anyway */
+		}
+		pthread_join(t->hs_thread, NULL);
+	}
+	/* Both threads are gone: every conn, lent or not, is this thread's to end. */
 	while (t->conns)
 		conn_end(t->conns, false);
 	reap(t);
@@ -2382,7 +2706,13 @@ void zt_tunnel_free(struct zt_tunnel *t)
 		close(t->wakefd);
 	if (t->epfd >= 0)
 		close(t->epfd);
+	if (t->hs_wakefd >= 0)
+		close(t->hs_wakefd);
+	if (t->hs_epfd >= 0)
+		close(t->hs_epfd);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->hs_lock);
+	pthread_mutex_destroy(&t->sess_lock);
 	pthread_mutex_destroy(&t->list_lock);
 	free(t);
 }
@@ -2550,8 +2880,11 @@ void zt_tunnel_get_stats(struct zt_tunnel *t, struct zt_tunnel_stats *o)
 	o->pool_pending = atomic_load_explicit(&t->st_pool_pending, memory_order_relaxed);
 	o->pool_miss = atomic_load_explicit(&t->st_pool_miss, memory_order_relaxed);
 	o->pool_failed = atomic_load_explicit(&t->st_pool_failed, memory_order_relaxed);
+	if (t->have_hs_cpu_clock && clock_gettime(t->hs_cpu_clock, &ts) == 0)
+		o->handshake_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	if (t->have_cpu_clock && clock_gettime(t->cpu_clock, &ts) == 0)
 		o->relay_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	o->relay_cpu_s += o->handshake_cpu_s;
 }
 
 size_t zt_tunnel_list(struct zt_tunnel *t, struct zt_tunnel_info *out, size_t max)
@@ -2575,7 +2908,9 @@ size_t zt_tunnel_list(struct zt_tunnel *t, struct zt_tunnel_info *out, size_t ma
 		i->established = c->relaying;
 		i->resumed = c->resumed;
 		i->local = c->local;
-		i->dst = c->dst;
+		/* A server's dst is the worker's while lent (server_cert_cb sets it). */
+		if (!c->lent || c->role == ZT_MTLS_ROLE_CLIENT)
+			i->dst = c->dst;
 		i->peer = c->peer;
 		if (c->relaying) {
 			snprintf(i->peer_id, sizeof(i->peer_id), "%s", c->peer_id);

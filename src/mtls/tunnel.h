@@ -18,6 +18,10 @@
  * X25519 or P-256. Clients resume sessions (PSK with (EC)DHE), so a repeat
  * connection between the same two workloads skips the certificate work.
  *
+ * Handshakes (client and server) run on a second thread, the handshake
+ * worker, and the established SSL* is handed back to the relay: a
+ * handshake's CPU never delays bytes of a tunnel already relaying.
+ *
  * The datapath's steered pod sockets are accepted on the relay thread
  * (zt_tunnel_add_listener) or handed to zt_tunnel_open() from any thread;
  * the policy side implements authorize and local_identity.
@@ -53,6 +57,8 @@ struct zt_tunnel_config {
 	/*
 	 * Server side: the SPIFFE ID of the local workload at dst (addr only;
 	 * port 0 before the header arrives) into id; -ENOENT when none is here.
+	 * Called on the handshake worker (during a handshake) and on the relay
+	 * thread: it must be safe from both. authorize runs on the relay only.
 	 */
 	int (*local_identity)(void *ctx, const struct zt_mtls_dest *dst, char *id, size_t n);
 	void (*on_refusal)(void *ctx, const struct zt_tunnel_refusal *ev); /* optional */
@@ -81,7 +87,7 @@ struct zt_tunnel_config {
 /* Builds the TLS contexts and the listener; err says what failed and where. */
 int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, char *err,
 		  size_t errlen);
-/* The relay loop on its own thread. */
+/* The relay loop and the handshake worker, each on its own thread. */
 int zt_tunnel_start(struct zt_tunnel *t);
 /* Stops the thread (open tunnels are reset) and frees everything. NULL is fine. */
 void zt_tunnel_free(struct zt_tunnel *t);
@@ -126,7 +132,9 @@ struct zt_tunnel_stats {
 	uint64_t refusals[ZT_MTLS_REASON_MAX];
 	uint64_t tunnels_opened, tunnels_active, tunnels_closed, tunnels_reset;
 	uint64_t bytes_out, bytes_in; /* plaintext carried towards the peer agent / from it */
-	double relay_cpu_s; /* CPU time of the relay thread */
+	/* CPU time of the tunnel's two threads, the relay and the handshake worker (all of it) */
+	double relay_cpu_s;
+	double handshake_cpu_s; /* of it, the handshake worker's (zt-mtls-hs) */
 	/*
 	 * The client's warm pool. Spares made (dialled); pod connections that
 	 * took a ready spare, one still in its handshake, none (missed);

@@ -86,9 +86,27 @@ static bool authorize(void *ctx, const char *peer, const struct zt_mtls_dest *ds
 	return atomic_load(&allow_server) && strcmp(peer, db) == 0;
 }
 
+/*
+ * test_handshake_off_relay: while slow_hs_ms is set, a server handshake's
+ * call (port 0: before the header) stays that long in here, and says which
+ * thread it was on.
+ */
+static atomic_int slow_hs_ms;
+static atomic_uint slow_on_worker, slow_elsewhere;
+
 static int local_identity(void *ctx, const struct zt_mtls_dest *dst, char *id, size_t n)
 {
+	int ms = atomic_load(&slow_hs_ms);
+
 	(void)ctx;
+	if (ms && dst->port == 0) {
+		char name[16] = "";
+
+		pthread_getname_np(pthread_self(), name, sizeof(name));
+		atomic_fetch_add(
+			strcmp(name, "zt-mtls-hs") == 0 ? &slow_on_worker : &slow_elsewhere, 1);
+		usleep((useconds_t)ms * 1000);
+	}
 	if (dst->family != AF_INET || memcmp(dst->addr, (uint8_t[]){ 127, 0, 0, 1 }, 4) != 0)
 		return -ENOENT;
 	snprintf(id, n, "%s", db);
@@ -234,6 +252,24 @@ static uint64_t wait_stat(struct zt_tunnel *t, size_t off, uint64_t want)
 }
 #define STAT(f) offsetof(struct zt_tunnel_stats, f)
 #define REFUSED(r) (STAT(refusals) + (r) * sizeof(uint64_t))
+
+/* A client tunnel of its own, without the warm pool (no spares' handshakes in its counters). */
+static struct zt_tunnel *extra_client(bool no_resumption)
+{
+	struct zt_tunnel_config cc = { 0 };
+	struct zt_tunnel *cli;
+
+	cc.svids = W.store;
+	assert_int_equal(zt_trust_load(W.f.bundle, TD, &cc.trust, NULL, 0), 0);
+	cc.authorize = authorize;
+	cc.local_identity = local_identity;
+	cc.handshake_timeout_ms = 3000;
+	cc.no_pool = true;
+	cc.no_resumption = no_resumption;
+	assert_int_equal(zt_tunnel_new(&cc, &cli, NULL, 0), 0);
+	assert_int_equal(zt_tunnel_start(cli), 0);
+	return cli;
+}
 
 /* ---- tests ---- */
 
@@ -403,21 +439,25 @@ static void test_local(void **state)
 	unsigned long long conns = atomic_load(&echo_conns);
 	struct zt_mtls_dest d = echo_dest();
 	struct zt_tunnel_stats s0, s1;
+	/* W.cli's spares may be finishing their handshakes meanwhile, on the worker */
+	struct zt_tunnel *cli = extra_client(false);
 	char buf[16];
 	int sv[2];
 
-	zt_tunnel_get_stats(W.cli, &s0);
+	zt_tunnel_get_stats(cli, &s0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(zt_tunnel_open_local(W.cli, sv[1], &d, web), 0);
+	assert_int_equal(zt_tunnel_open_local(cli, sv[1], &d, web), 0);
 	assert_int_equal(write(sv[0], "local", 5), 5);
 	shutdown(sv[0], SHUT_WR);
 	assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 5);
 	assert_memory_equal(buf, "local", 5);
 	close(sv[0]);
 	assert_int_equal(atomic_load(&echo_conns), conns + 1);
-	zt_tunnel_get_stats(W.cli, &s1);
+	zt_tunnel_get_stats(cli, &s1);
 	assert_int_equal(s1.handshakes_full + s1.handshakes_resumed,
 			 s0.handshakes_full + s0.handshakes_resumed);
+	assert_int_equal(s1.tunnels_opened, s0.tunnels_opened + 1);
+	zt_tunnel_free(cli);
 	/* refused by policy: reset at once, the destination never sees a connection */
 	atomic_store(&allow_client, false);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -692,6 +732,111 @@ static void test_relay_accepts(void **state)
 	assert_int_equal(zt_tunnel_add_listener(W.cli, lfd, NULL, NULL), -EINVAL);
 }
 
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/*
+ * A handshake in progress on the server does not hold up an established
+ * tunnel's bytes: the server's handshake stays 600 ms in a callback
+ * (local_identity, asked for the SVID to present), and meanwhile an echo
+ * through a tunnel already relaying comes back at once. With handshakes on
+ * the relay thread the echo waited for the callback. The connection whose
+ * handshake was slow is then carried too: the worker handed it back.
+ */
+static void test_handshake_off_relay(void **state)
+{
+	struct zt_tunnel *cli = extra_client(false);
+	struct zt_mtls_dest d = echo_dest();
+	struct timespec t0;
+	char buf[16];
+	uint64_t echo_ms, slow_ms;
+	int fd = pod_open(web), sv[2];
+
+	assert_int_equal(write(fd, "a", 1), 1);
+	assert_int_equal(read_all(fd, buf, 1), 1);
+	usleep(300000); /* the warm pool's spares: their handshakes done before the slow one */
+	atomic_store(&slow_on_worker, 0);
+	atomic_store(&slow_elsewhere, 0);
+	atomic_store(&slow_hs_ms, 600);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(zt_tunnel_open(cli, sv[1], &d, web, (struct sockaddr *)&W.srv_addr,
+					sizeof(W.srv_addr)),
+			 0);
+	assert_int_equal(write(sv[0], "slow", 4), 4);
+	for (int i = 0; i < 200 && !atomic_load(&slow_on_worker) && !atomic_load(&slow_elsewhere);
+	     i++)
+		usleep(5000);
+	assert_true(atomic_load(&slow_on_worker) + atomic_load(&slow_elsewhere) >= 1);
+	{
+		struct timespec e0;
+
+		clock_gettime(CLOCK_MONOTONIC, &e0);
+		assert_int_equal(write(fd, "b", 1), 1);
+		assert_int_equal(read_all(fd, buf, 1), 1);
+		echo_ms = ms_since(&e0);
+	}
+	atomic_store(&slow_hs_ms, 0);
+	shutdown(sv[0], SHUT_WR);
+	assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "slow", 4);
+	slow_ms = ms_since(&t0);
+	print_message("echo on the established tunnel: %llu ms; the slow handshake's connection: "
+		      "%llu ms\n",
+		      (unsigned long long)echo_ms, (unsigned long long)slow_ms);
+	assert_true(echo_ms < 250);
+	assert_true(slow_ms >= 600);
+	assert_true(atomic_load(&slow_on_worker) >= 1);
+	assert_int_equal(atomic_load(&slow_elsewhere), 0);
+	close(sv[0]);
+	shutdown(fd, SHUT_WR);
+	read_all(fd, buf, sizeof(buf));
+	close(fd);
+	zt_tunnel_free(cli);
+}
+
+/*
+ * The client's side: full handshakes (no pool, no resumption) cost the
+ * handshake worker's CPU, not the relay thread's; each tunnel is carried
+ * by the relay once its handshake is back.
+ */
+static void test_client_handshakes_on_worker(void **state)
+{
+	struct zt_tunnel *cli = extra_client(true);
+	struct zt_mtls_dest d = echo_dest();
+	struct zt_tunnel_stats s0, s1;
+	double hs, relay;
+	char buf[16];
+
+	zt_tunnel_get_stats(cli, &s0);
+	for (int i = 0; i < 8; i++) {
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		assert_int_equal(zt_tunnel_open(cli, sv[1], &d, web, (struct sockaddr *)&W.srv_addr,
+						sizeof(W.srv_addr)),
+				 0);
+		assert_int_equal(write(sv[0], "h", 1), 1);
+		shutdown(sv[0], SHUT_WR);
+		assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 1);
+		close(sv[0]);
+	}
+	assert_int_equal(wait_stat(cli, STAT(tunnels_closed), 8), 8);
+	zt_tunnel_get_stats(cli, &s1);
+	assert_int_equal(s1.handshakes_full - s0.handshakes_full, 8);
+	hs = s1.handshake_cpu_s - s0.handshake_cpu_s;
+	relay = (s1.relay_cpu_s - s1.handshake_cpu_s) - (s0.relay_cpu_s - s0.handshake_cpu_s);
+	print_message("8 full client handshakes: worker %.2f ms CPU, relay thread %.2f ms\n",
+		      hs * 1e3, relay * 1e3);
+	assert_true(hs > relay);
+	zt_tunnel_free(cli);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +852,8 @@ int main(void)
 		cmocka_unit_test(test_pool_counters),
 		cmocka_unit_test(test_resume_after_reset),
 		cmocka_unit_test(test_relay_accepts),
+		cmocka_unit_test(test_handshake_off_relay),
+		cmocka_unit_test(test_client_handshakes_on_worker),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
