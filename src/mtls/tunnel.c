@@ -463,6 +463,25 @@ static void pool_refill(struct conn *c)
 		pool_fill(c->t, p, c->local_id);
 }
 
+/*
+ * What zt_tunnel_list reads of a connection (its state, whether it is a
+ * spare, resumed) changes under list_lock: the API thread reads while
+ * the relay writes.
+ */
+static void set_state(struct conn *c, enum state st)
+{
+	pthread_mutex_lock(&c->t->list_lock);
+	c->st = st;
+	pthread_mutex_unlock(&c->t->list_lock);
+}
+
+static void set_spare(struct conn *c, bool spare)
+{
+	pthread_mutex_lock(&c->t->list_lock);
+	c->spare = spare;
+	pthread_mutex_unlock(&c->t->list_lock);
+}
+
 static void pool_unlink(struct conn *c)
 {
 	struct pool_slot *p = c->pool;
@@ -478,7 +497,7 @@ static void pool_unlink(struct conn *c)
 	}
 	c->pool = NULL;
 	c->pool_next = NULL;
-	c->spare = false;
+	set_spare(c, false);
 }
 
 static void conn_unlink(struct conn *c)
@@ -1102,7 +1121,7 @@ static int connect_dest_port(struct conn *c, int i, bool keep_port)
 	c->ep[i].fd = fd;
 	c->ep[i].connecting = true;
 	c->up = i;
-	c->st = ST_CONNECT_UP;
+	set_state(c, ST_CONNECT_UP);
 	set_deadline(c);
 	return 0;
 fail:
@@ -1123,7 +1142,7 @@ static int connect_dest(struct conn *c, int i)
 
 static void start_relay(struct conn *c)
 {
-	c->st = ST_RELAY;
+	set_state(c, ST_RELAY);
 	c->read_ok[0] = c->read_ok[1] = true;
 	c->flow[0] = c->flow[1] = true;
 	c->deadline_ns = 0;
@@ -1194,13 +1213,13 @@ static void send_header(struct conn *c)
 	c->read_ok[0] = c->flow[0] = true;
 	c->read_ok[1] = true;
 	c->flow[1] = false;
-	c->st = ST_WAIT_REPLY;
+	set_state(c, ST_WAIT_REPLY);
 }
 
 /* A spare's handshake is done: it waits in the pool, reading only to see tickets or an end. */
 static void spare_ready(struct conn *c)
 {
-	c->st = ST_IDLE;
+	set_state(c, ST_IDLE);
 	c->read_ok[0] = c->flow[0] = c->flow[1] = false;
 	c->read_ok[1] = true;
 	c->deadline_ns = now_ns() + POOL_IDLE_MS * 1000000ULL;
@@ -1213,7 +1232,9 @@ static void after_handshake(struct conn *c)
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	char detail[128];
 
+	pthread_mutex_lock(&c->t->list_lock);
 	c->resumed = SSL_session_reused(ssl);
+	pthread_mutex_unlock(&c->t->list_lock);
 	if (!peer) {
 		conn_refuse(c, ZT_MTLS_NO_CERT, "no peer certificate");
 		return;
@@ -1277,7 +1298,7 @@ static void after_handshake(struct conn *c)
 		}
 		c->read_ok[1] = true;
 		c->flow[1] = false;
-		c->st = ST_WAIT_HDR;
+		set_state(c, ST_WAIT_HDR);
 		c->hs_done_ns = now_ns();
 		/*
 		 * The client is authenticated now: it may hold the connection
@@ -1536,7 +1557,7 @@ static void lend(struct conn *c)
 
 	ep_unregister(t, &c->ep[0]);
 	ep_unregister(t, &c->ep[1]);
-	c->st = ST_HANDSHAKE;
+	set_state(c, ST_HANDSHAKE);
 	c->hs_fail = ZT_MTLS_OK;
 	c->hs_detail[0] = '\0';
 	snprintf(c->trust_domain, sizeof(c->trust_domain), "%s", t->trust->trust_domain);
@@ -2127,7 +2148,7 @@ static void pool_fill(struct zt_tunnel *t, struct pool_slot *p, const char *id)
 		if (!c)
 			return;
 		atomic_fetch_add_explicit(&t->st_pool_made, 1, memory_order_relaxed);
-		c->spare = true;
+		set_spare(c, true);
 		c->pool = p;
 		c->pool_hash = p->hash;
 		c->pool_next = p->spares;
