@@ -144,7 +144,10 @@ check "ZT-FEED-001 warn with 'No data' (no feeds configured), never a pass" \
 check "ZT-MTLS-001 warn with 'No data' (one node: no cross-node flows)" \
 	test "$(res "$J1" ZT-MTLS-001)" = warn -a -n "$(evid "$J1" ZT-MTLS-001 | grep 'No data')"
 drift_metric=0
-in_node curl -sf "http://$LAB_METRICS/metrics" | grep -q '^# TYPE ztagent_drift_repairs_total' && drift_metric=1
+# Read whole, then searched: under pipefail, grep -q leaving early made
+# curl fail on a closed pipe (exit 23) once the page outgrew one write.
+metrics=$(in_node curl -sf "http://$LAB_METRICS/metrics")
+grep -q '^# TYPE ztagent_drift_repairs_total' <<<"$metrics" && drift_metric=1
 if [ $drift_metric = 1 ]; then
 	check "ZT-DRIFT-001 reads ztagent_drift_repairs_total" \
 		grep -q "ztagent_drift_repairs_total:" <<<"$(evid "$J1" ZT-DRIFT-001)"
