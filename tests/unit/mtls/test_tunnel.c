@@ -201,17 +201,22 @@ static struct zt_mtls_dest echo_dest(void)
 	return d;
 }
 
-/* A pod connection through the tunnel: our end of the socketpair. */
-static int pod_open(const char *src)
+/* A pod connection through tunnel t to the echo server: our end of the socketpair. */
+static int pod_open_on(struct zt_tunnel *t, const char *src)
 {
 	int sv[2];
 	struct zt_mtls_dest d = echo_dest();
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(zt_tunnel_open(W.cli, sv[1], &d, src, (struct sockaddr *)&W.srv_addr,
+	assert_int_equal(zt_tunnel_open(t, sv[1], &d, src, (struct sockaddr *)&W.srv_addr,
 					sizeof(W.srv_addr)),
 			 0);
 	return sv[0];
+}
+
+static int pod_open(const char *src)
+{
+	return pod_open_on(W.cli, src);
 }
 
 /* Reads until EOF (or 5 s); how many bytes, -1 on error. */
@@ -234,6 +239,18 @@ static ssize_t read_all(int fd, char *buf, size_t n)
 		if (got == n)
 			return (ssize_t)got;
 	}
+}
+
+/* One connection through tunnel t: msg sent, the echo read back whole, closed. */
+static void echo_once(struct zt_tunnel *t, const char *src, const char *msg)
+{
+	char buf[64];
+	int fd = pod_open_on(t, src);
+
+	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+	shutdown(fd, SHUT_WR);
+	assert_int_equal(read_all(fd, buf, sizeof(buf)), (ssize_t)strlen(msg));
+	close(fd);
 }
 
 static uint64_t wait_stat(struct zt_tunnel *t, size_t off, uint64_t want)
@@ -603,7 +620,7 @@ static void test_resume_after_reset(void **state)
 	socklen_t len = sizeof(a);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	char buf[16];
-	int lfd, pod, mine, sv[2];
+	int lfd, pod, mine;
 
 	cc.svids = W.store;
 	assert_int_equal(zt_trust_load(W.f.bundle, TD, &cc.trust, NULL, 0), 0);
@@ -631,14 +648,7 @@ static void test_resume_after_reset(void **state)
 	close(mine); /* RST */
 	assert_int_equal(wait_stat(cli, STAT(tunnels_reset), 1), 1);
 	zt_tunnel_get_stats(cli, &s0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(zt_tunnel_open(cli, sv[1], &d, web, (struct sockaddr *)&W.srv_addr,
-					sizeof(W.srv_addr)),
-			 0);
-	assert_int_equal(write(sv[0], "s", 1), 1);
-	shutdown(sv[0], SHUT_WR);
-	assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 1);
-	close(sv[0]);
+	echo_once(cli, web, "s");
 	zt_tunnel_get_stats(cli, &s1);
 	assert_int_equal(s1.handshakes_full, s0.handshakes_full);
 	assert_int_equal(s1.handshakes_resumed, s0.handshakes_resumed + 1);
@@ -808,24 +818,12 @@ static void test_handshake_off_relay(void **state)
 static void test_client_handshakes_on_worker(void **state)
 {
 	struct zt_tunnel *cli = extra_client(true);
-	struct zt_mtls_dest d = echo_dest();
 	struct zt_tunnel_stats s0, s1;
 	double hs, relay;
-	char buf[16];
 
 	zt_tunnel_get_stats(cli, &s0);
-	for (int i = 0; i < 8; i++) {
-		int sv[2];
-
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-		assert_int_equal(zt_tunnel_open(cli, sv[1], &d, web, (struct sockaddr *)&W.srv_addr,
-						sizeof(W.srv_addr)),
-				 0);
-		assert_int_equal(write(sv[0], "h", 1), 1);
-		shutdown(sv[0], SHUT_WR);
-		assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 1);
-		close(sv[0]);
-	}
+	for (int i = 0; i < 8; i++)
+		echo_once(cli, web, "h");
 	assert_int_equal(wait_stat(cli, STAT(tunnels_closed), 8), 8);
 	zt_tunnel_get_stats(cli, &s1);
 	assert_int_equal(s1.handshakes_full - s0.handshakes_full, 8);
