@@ -52,7 +52,10 @@ echo "\$ok \$n"
 EOF
 during_flood() { # prints "ok n"
 	local f
-	in_ext timeout $((SECS + 1)) hping3 -q -S -p 8080 --flood -a $ATTACKER $WEB >/dev/null 2>&1 &
+	# Not through in_ext: $! would be the function's subshell, and a kill
+	# would leave timeout and hping3 running.
+	ip netns exec "$LAB_EXT" timeout $((SECS + 1)) hping3 -q -S -p 8080 --flood -a $ATTACKER $WEB \
+		>/dev/null 2>&1 &
 	f=$!
 	LAB_PIDS+=($f)
 	sleep 0.5
@@ -105,8 +108,8 @@ BLOCKS=${BENCH_DETECT_BLOCKS:-20}
 echo "-- detection -> block: $BLOCKS SYN floods in turn (hping3 --flood, a new source each)"
 for i in $(seq 1 "$BLOCKS"); do
 	src=198.18.0.$((100 + i))
-	in_ext timeout 5 hping3 -q -S -p 8080 --flood -a "$src" $WEB >/dev/null 2>&1 &
-	f=$!
+	ip netns exec "$LAB_EXT" timeout 5 hping3 -q -S -p 8080 --flood -a "$src" $WEB >/dev/null 2>&1 &
+	f=$! # timeout itself (ip netns exec execs it): a kill ends hping3 with it
 	LAB_PIDS+=($f)
 	for _ in $(seq 1 400); do
 		ztctl block list | grep -q "^$src/" && break
