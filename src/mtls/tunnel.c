@@ -1417,11 +1417,40 @@ static int hs_step(struct conn *c)
 	}
 }
 
-/* Worker: the conn goes back to the relay (done or failed); ep[1] leaves the worker's epoll. */
-static void give_back(struct zt_tunnel *t, struct conn *c)
+/*
+ * The hand-off queues (t->hs_in to the worker, t->hs_out back to the
+ * relay), under t->hs_lock: c appended and the other side woken through
+ * wakefd; or everything queued taken at once, in order.
+ */
+static void hs_queue_put(struct zt_tunnel *t, struct conn ***tail, struct conn *c, int wakefd)
 {
 	uint64_t one = 1;
 
+	pthread_mutex_lock(&t->hs_lock);
+	c->hs_next = NULL;
+	**tail = c;
+	*tail = &c->hs_next;
+	pthread_mutex_unlock(&t->hs_lock);
+	if (write(wakefd, &one, sizeof(one)) < 0) {
+		/* the counter is full: the other side is woken already */
+	}
+}
+
+static struct conn *hs_queue_take(struct zt_tunnel *t, struct conn **head, struct conn ***tail)
+{
+	struct conn *c;
+
+	pthread_mutex_lock(&t->hs_lock);
+	c = *head;
+	*head = NULL;
+	*tail = head;
+	pthread_mutex_unlock(&t->hs_lock);
+	return c;
+}
+
+/* Worker: the conn goes back to the relay (done or failed); ep[1] leaves the worker's epoll. */
+static void give_back(struct zt_tunnel *t, struct conn *c)
+{
 	if (c->hs_registered)
 		epoll_ctl(t->hs_epfd, EPOLL_CTL_DEL, c->ep[1].fd, NULL);
 	c->hs_registered = false;
@@ -1431,15 +1460,9 @@ static void give_back(struct zt_tunnel *t, struct conn *c)
 		t->hs_list = c->hs_next;
 	if (c->hs_next)
 		c->hs_next->hs_prev = c->hs_prev;
-	c->hs_prev = c->hs_next = NULL;
+	c->hs_prev = NULL;
 	ERR_clear_error();
-	pthread_mutex_lock(&t->hs_lock);
-	*t->hs_out_tail = c;
-	t->hs_out_tail = &c->hs_next;
-	pthread_mutex_unlock(&t->hs_lock);
-	if (write(t->wakefd, &one, sizeof(one)) < 0) {
-		/* the counter is full: the relay is woken already */
-	}
+	hs_queue_put(t, &t->hs_out_tail, c, t->wakefd);
 }
 
 static void hs_run(struct zt_tunnel *t, struct conn *c)
@@ -1473,12 +1496,7 @@ static void hs_take(struct zt_tunnel *t)
 
 	while (read(t->hs_wakefd, &v, sizeof(v)) > 0)
 		;
-	pthread_mutex_lock(&t->hs_lock);
-	c = t->hs_in;
-	t->hs_in = NULL;
-	t->hs_in_tail = &t->hs_in;
-	pthread_mutex_unlock(&t->hs_lock);
-	for (; c; c = next) {
+	for (c = hs_queue_take(t, &t->hs_in, &t->hs_in_tail); c; c = next) {
 		next = c->hs_next;
 		c->hs_prev = NULL;
 		c->hs_next = t->hs_list;
@@ -1553,7 +1571,6 @@ static void set_lent(struct conn *c, bool lent)
 static void lend(struct conn *c)
 {
 	struct zt_tunnel *t = c->t;
-	uint64_t one = 1;
 
 	ep_unregister(t, &c->ep[0]);
 	ep_unregister(t, &c->ep[1]);
@@ -1562,14 +1579,7 @@ static void lend(struct conn *c)
 	c->hs_detail[0] = '\0';
 	snprintf(c->trust_domain, sizeof(c->trust_domain), "%s", t->trust->trust_domain);
 	set_lent(c, true);
-	pthread_mutex_lock(&t->hs_lock);
-	c->hs_next = NULL;
-	*t->hs_in_tail = c;
-	t->hs_in_tail = &c->hs_next;
-	pthread_mutex_unlock(&t->hs_lock);
-	if (write(t->hs_wakefd, &one, sizeof(one)) < 0) {
-		/* the counter is full: the worker is woken already */
-	}
+	hs_queue_put(t, &t->hs_in_tail, c, t->hs_wakefd);
 }
 
 static void after_handshake(struct conn *c);
@@ -1599,12 +1609,7 @@ static void take_handshakes(struct zt_tunnel *t)
 {
 	struct conn *c, *next;
 
-	pthread_mutex_lock(&t->hs_lock);
-	c = t->hs_out;
-	t->hs_out = NULL;
-	t->hs_out_tail = &t->hs_out;
-	pthread_mutex_unlock(&t->hs_lock);
-	for (; c; c = next) {
+	for (c = hs_queue_take(t, &t->hs_out, &t->hs_out_tail); c; c = next) {
 		next = c->hs_next;
 		c->hs_next = NULL;
 		handshake_done(c);
