@@ -612,8 +612,7 @@ static void test_pool_counters(void **state)
  */
 static void test_resume_after_reset(void **state)
 {
-	struct zt_tunnel_config cc = { 0 };
-	struct zt_tunnel *cli;
+	struct zt_tunnel *cli = extra_client(false);
 	struct zt_tunnel_stats s0, s1;
 	struct zt_mtls_dest d = echo_dest();
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -622,14 +621,6 @@ static void test_resume_after_reset(void **state)
 	char buf[16];
 	int lfd, pod, mine;
 
-	cc.svids = W.store;
-	assert_int_equal(zt_trust_load(W.f.bundle, TD, &cc.trust, NULL, 0), 0);
-	cc.authorize = authorize;
-	cc.local_identity = local_identity;
-	cc.handshake_timeout_ms = 3000;
-	cc.no_pool = true;
-	assert_int_equal(zt_tunnel_new(&cc, &cli, NULL, 0), 0);
-	assert_int_equal(zt_tunnel_start(cli), 0);
 	/* a TCP pod: it can reset its connection */
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);

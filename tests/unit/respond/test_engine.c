@@ -384,6 +384,29 @@ static int mk_ct_map(uint64_t now)
 }
 
 /*
+ * Detector records as the ring-buffer consumer hands them over, one every
+ * 200 us from sources of 203.0.113.0/21 in turn, until *done (or max):
+ * how long each call waited for the engine, in ms, into wait; how many.
+ */
+static int records_until(struct zt_engine *e, const int *done, double *wait, int max)
+{
+	uint8_t dst[16] = { 198, 18, 2, 40 }, src[16] = { 203, 0, 113, 0 };
+	int n = 0;
+
+	while (!__atomic_load_n(done, __ATOMIC_ACQUIRE) && n < max) {
+		uint64_t a = zt_now_mono_ns();
+
+		src[3] = (uint8_t)(n % 250);
+		src[2] = (uint8_t)(113 + (n / 250) % 8);
+		zt_engine_on_packets(e, 4, src, dst, ZT_FLOOD_SYN, 1, zt_now_boot_ns());
+		wait[n++] = (double)(zt_now_mono_ns() - a) / 1e6;
+		usleep(200);
+	}
+	qsort(wait, (size_t)n, sizeof(double), cmp_d);
+	return n;
+}
+
+/*
  * The loop's conntrack sweep holds the engine's lock in short pieces, and
  * a detector record on another thread (the ring-buffer consumer's) gets
  * the lock while a sweep of CT_N entries runs, without waiting for it:
@@ -399,10 +422,9 @@ static void test_sweep_lets_records_in(void **state)
 	struct sweep_run run = { .e = e };
 	struct zt_engine_stats st;
 	static double wait[100000];
-	uint8_t dst[16] = { 198, 18, 2, 40 }, src[16] = { 203, 0, 113, 0 };
 	pthread_t th;
 	uint64_t t0;
-	int n = 0;
+	int n;
 
 	run.fd = mk_ct_map(zt_now_boot_ns());
 	if (run.fd < 0) {
@@ -412,21 +434,12 @@ static void test_sweep_lets_records_in(void **state)
 	}
 	t0 = zt_now_mono_ns();
 	assert_int_equal(pthread_create(&th, NULL, sweep_thread, &run), 0);
-	/* Records as the consumer reads them: one every 200 us while the sweep runs. */
-	while (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE) && n < 100000) {
-		uint64_t a = zt_now_mono_ns();
-
-		src[3] = (uint8_t)(n % 250);
-		src[2] = (uint8_t)(113 + (n / 250) % 8);
-		zt_engine_on_packets(e, 4, src, dst, ZT_FLOOD_SYN, 1, zt_now_boot_ns());
-		wait[n++] = (double)(zt_now_mono_ns() - a) / 1e6;
-		usleep(200);
-	}
+	/* Records as the consumer reads them while the sweep runs. */
+	n = records_until(e, &run.done, wait, 100000);
 	pthread_join(th, NULL);
 	close(run.fd);
 	assert_int_equal(run.r, 0);
 	zt_engine_get_stats(e, &st);
-	qsort(wait, (size_t)n, sizeof(double), cmp_d);
 	print_message("  sweep of %d entries: %.1f ms, %" PRIu64 " lock holds, longest %.2f ms; "
 		      "%d records meanwhile: wait p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
 		      CT_N, (double)(zt_now_mono_ns() - t0) / 1e6, st.last_sweep_holds,
@@ -476,10 +489,9 @@ static void test_flows_let_records_in(void **state)
 	struct flows_run run = { .e = e };
 	struct zt_engine_stats st;
 	static double wait[100000];
-	uint8_t dst[16] = { 198, 18, 2, 40 }, src[16] = { 203, 0, 113, 0 };
 	pthread_t th;
 	uint64_t t0;
-	int n = 0;
+	int n;
 
 	assert_non_null(recs);
 	for (int i = 0; i < FLOWS_N; i++) {
@@ -496,17 +508,9 @@ static void test_flows_let_records_in(void **state)
 	run.recs = recs;
 	t0 = zt_now_mono_ns();
 	assert_int_equal(pthread_create(&th, NULL, flows_thread, &run), 0);
-	while (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE) && n < 100000) {
-		uint64_t a = zt_now_mono_ns();
-
-		src[3] = (uint8_t)(n % 250);
-		zt_engine_on_packets(e, 4, src, dst, ZT_FLOOD_SYN, 1, zt_now_boot_ns());
-		wait[n++] = (double)(zt_now_mono_ns() - a) / 1e6;
-		usleep(200);
-	}
+	n = records_until(e, &run.done, wait, 100000);
 	pthread_join(th, NULL);
 	zt_engine_get_stats(e, &st);
-	qsort(wait, (size_t)n, sizeof(double), cmp_d);
 	print_message("  %d flow records: %.1f ms; %d records meanwhile: wait p50 %.3f ms, "
 		      "p99 %.3f ms, max %.3f ms\n",
 		      FLOWS_N, (double)(zt_now_mono_ns() - t0) / 1e6, n, wait[n / 2],
