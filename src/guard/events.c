@@ -70,10 +70,10 @@ struct zt_events {
 	/* SCHED_FIFO (zt_events_set_realtime): the priority, and the consumer's own state. */
 	int rt_prio;
 	struct {
-		bool on; /* under SCHED_FIFO now */
 		uint64_t win_start, win_busy; /* boot clock; handlers' time within the window */
 		uint64_t rest_until; /* demoted: nice until then */
 	} rt;
+	/* rt_now: under SCHED_FIFO now (written by the consumer, read by stats too) */
 	_Atomic uint64_t rt_now, rt_demotions;
 };
 
@@ -270,10 +270,8 @@ static int rt_set(struct zt_events *ev, bool on)
 	struct sched_param sp = { .sched_priority = on ? ev->rt_prio : 0 };
 	int r = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
 
-	if (r == 0) {
-		ev->rt.on = on;
+	if (r == 0)
 		atomic_store_explicit(&ev->rt_now, on, memory_order_relaxed);
-	}
 	return r;
 }
 
@@ -285,7 +283,7 @@ static void rt_account(struct zt_events *ev, uint64_t now, uint64_t busy)
 {
 	if (!ev->rt_prio)
 		return;
-	if (!ev->rt.on) {
+	if (!atomic_load_explicit(&ev->rt_now, memory_order_relaxed)) {
 		if (ev->rt.rest_until && now >= ev->rt.rest_until && rt_set(ev, true) == 0) {
 			ev->rt.rest_until = 0;
 			ev->rt.win_start = now;
