@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -826,6 +827,236 @@ static void test_client_handshakes_on_worker(void **state)
 	zt_tunnel_free(cli);
 }
 
+/*
+ * A TCP proxy in front of the server tunnel, for the warm pool's spares:
+ * each connection it carries can be made to vanish (its socket towards the
+ * client closed in TCP repair mode: no FIN, no reset, as a node that
+ * rebooted) or to swallow what the client sends (read, never forwarded,
+ * then closed). What the proxy's connections do is set
+ * by generation: those accepted before proxy_set() took the mode.
+ */
+enum px_mode { PX_FORWARD, PX_VANISH, PX_SWALLOW };
+static struct {
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	atomic_uint gen, mode_gen, live;
+	atomic_int mode;
+	atomic_bool stop;
+} px = { .lfd = -1 };
+
+struct px_conn {
+	int down, up;
+	unsigned gen;
+};
+
+static void *px_conn_main(void *arg)
+{
+	struct px_conn *pc = arg;
+	char buf[16384];
+
+	for (bool swallowed = false; !atomic_load(&px.stop);) {
+		struct pollfd p[2] = { { .fd = pc->down, .events = POLLIN },
+				       { .fd = pc->up, .events = POLLIN } };
+		int r = poll(p, 2, 10), mode;
+		ssize_t n;
+
+		/* The mode as it is once there is something to read (px_set meanwhile). */
+		mode = pc->gen < atomic_load(&px.mode_gen) ? atomic_load(&px.mode) : PX_FORWARD;
+		if (mode == PX_VANISH) {
+			int one = 1;
+
+			setsockopt(pc->down, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one));
+			break;
+		}
+		if (swallowed)
+			break; /* a normal close: FIN, what it read acknowledged */
+		if (r <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+				goto out;
+			if (mode == PX_SWALLOW && i == 0) {
+				swallowed = true;
+				continue;
+			}
+			if (write(p[!i].fd, buf, (size_t)n) != n)
+				goto out;
+		}
+	}
+out:
+	close(pc->down);
+	close(pc->up);
+	free(pc);
+	atomic_fetch_sub(&px.live, 1);
+	return NULL;
+}
+
+static void *px_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(px.lfd, NULL, NULL), up;
+		struct px_conn *pc;
+		pthread_t th;
+
+		if (fd < 0)
+			return NULL;
+		up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(up, (struct sockaddr *)&W.srv_addr, sizeof(W.srv_addr)) < 0) {
+			close(up);
+			close(fd);
+			continue;
+		}
+		pc = calloc(1, sizeof(*pc));
+		pc->down = fd;
+		pc->up = up;
+		pc->gen = atomic_fetch_add(&px.gen, 1);
+		atomic_fetch_add(&px.live, 1);
+		pthread_create(&th, NULL, px_conn_main, pc);
+		pthread_detach(th);
+	}
+}
+
+static void px_start(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	atomic_store(&px.mode, PX_FORWARD);
+	atomic_store(&px.mode_gen, 0);
+	atomic_store(&px.stop, false);
+	px.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(px.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(px.lfd, 16), 0);
+	assert_int_equal(getsockname(px.lfd, (struct sockaddr *)&a, &len), 0);
+	px.port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&px.th, NULL, px_main, NULL), 0);
+}
+
+/* The connections accepted so far take mode; later ones are forwarded. */
+static void px_set(enum px_mode mode)
+{
+	atomic_store(&px.mode, mode);
+	atomic_store(&px.mode_gen, atomic_load(&px.gen));
+}
+
+static void px_stop(void)
+{
+	atomic_store(&px.stop, true);
+	shutdown(px.lfd, SHUT_RDWR);
+	pthread_join(px.th, NULL);
+	close(px.lfd);
+	px.lfd = -1;
+	for (int i = 0; i < 200 && atomic_load(&px.live); i++)
+		usleep(10000);
+}
+
+/*
+ * A pod connection through W.cli to the echo, by way of the proxy (a warm
+ * pool of its own: the proxy is another peer address), with msg already
+ * written: the relay reads it as soon as it takes the connection.
+ */
+static int pod_open_px(const char *msg)
+{
+	struct sockaddr_in pa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(px.port) };
+	struct zt_mtls_dest d = echo_dest();
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write(sv[0], msg, strlen(msg)), (ssize_t)strlen(msg));
+	shutdown(sv[0], SHUT_WR);
+	assert_int_equal(zt_tunnel_open(W.cli, sv[1], &d, web, (struct sockaddr *)&pa, sizeof(pa)),
+			 0);
+	return sv[0];
+}
+
+/* One connection by way of the proxy; then its spare, ready. */
+static void px_warm(struct zt_tunnel_stats *before)
+{
+	char buf[16];
+	int fd;
+
+	zt_tunnel_get_stats(W.cli, before);
+	fd = pod_open_px("w");
+	assert_int_equal(read_all(fd, buf, sizeof(buf)), 1);
+	close(fd);
+	assert_true(wait_stat(W.cli, STAT(pool_made), before->pool_made + 1) >=
+		    before->pool_made + 1);
+	usleep(300000); /* the spare's handshake, on loopback */
+	zt_tunnel_get_stats(W.cli, before);
+}
+
+/*
+ * A ready spare whose peer vanished (no FIN, no reset: the header draws a
+ * reset, unacknowledged), taken by a pod that already wrote: the pod's
+ * connection is dialled afresh, and the echo gets its bytes exactly once.
+ */
+static void test_spare_redial_vanished(void **state)
+{
+	static const char msg[] = "spare-peer-vanished";
+	struct zt_tunnel_stats s0, s1;
+	unsigned long long e0;
+	char buf[64];
+	int fd, probe, one = 1;
+
+	(void)state;
+	probe = socket(AF_INET, SOCK_STREAM, 0);
+	if (setsockopt(probe, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) < 0) {
+		close(probe);
+		skip(); /* no CAP_NET_ADMIN */
+	}
+	close(probe);
+	px_start();
+	px_warm(&s0);
+	px_set(PX_VANISH);
+	usleep(50000); /* the proxy's side of the spare is gone */
+	e0 = atomic_load(&echo_bytes);
+	fd = pod_open_px(msg);
+	assert_int_equal(read_all(fd, buf, sizeof(buf)), (ssize_t)strlen(msg));
+	assert_memory_equal(buf, msg, strlen(msg));
+	close(fd);
+	zt_tunnel_get_stats(W.cli, &s1);
+	assert_int_equal(s1.pool_ready, s0.pool_ready + 1); /* the spare took it */
+	assert_int_equal(s1.pool_failed, s0.pool_failed + 1); /* and failed: redialled */
+	assert_int_equal(atomic_load(&echo_bytes) - e0, strlen(msg)); /* once */
+	px_stop();
+}
+
+/*
+ * A ready spare whose peer reads the header and closes without a status:
+ * the pod's bytes wait for the status, so none were sent, and the pod's
+ * connection is dialled afresh; the echo gets them exactly once.
+ */
+static void test_spare_redial_closed(void **state)
+{
+	static const char msg[] = "spare-peer-closed";
+	struct zt_tunnel_stats s0, s1;
+	unsigned long long e0;
+	char buf[64];
+	int fd;
+
+	(void)state;
+	px_start();
+	px_warm(&s0);
+	px_set(PX_SWALLOW);
+	e0 = atomic_load(&echo_bytes);
+	fd = pod_open_px(msg);
+	assert_int_equal(read_all(fd, buf, sizeof(buf)), (ssize_t)strlen(msg));
+	assert_memory_equal(buf, msg, strlen(msg));
+	close(fd);
+	zt_tunnel_get_stats(W.cli, &s1);
+	assert_int_equal(s1.pool_ready, s0.pool_ready + 1);
+	assert_int_equal(s1.pool_failed, s0.pool_failed + 1);
+	assert_int_equal(atomic_load(&echo_bytes) - e0, strlen(msg));
+	px_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -843,6 +1074,8 @@ int main(void)
 		cmocka_unit_test(test_relay_accepts),
 		cmocka_unit_test(test_handshake_off_relay),
 		cmocka_unit_test(test_client_handshakes_on_worker),
+		cmocka_unit_test(test_spare_redial_vanished),
+		cmocka_unit_test(test_spare_redial_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
