@@ -74,6 +74,20 @@
 #define TLS_BUF (64 * 1024)
 #define TLS_RBUF (64 * 1024)
 #define SESS_SLOTS 1024
+/*
+ * Server: sessions kept for resumption in the tunnel's own cache (srv_sess),
+ * so that the ticket a client holds is only the session's ID (a stateful
+ * ticket, SSL_OP_NO_TICKET in TLS 1.3). Resuming from a self-contained
+ * ticket meant decoding the session, and the client's certificate in it,
+ * on every resumed handshake (OpenSSL 3.0's key decoders): most of a
+ * server's handshake CPU. Ours, not OpenSSL's internal cache, because
+ * OpenSSL drops a session from its cache whenever a connection that used
+ * it ends without close_notify (a pod's reset), which would send the
+ * client's next connection into a full handshake. Direct-mapped by the
+ * session ID: bounded, a newer session takes its slot; each entry shares
+ * its certificate with the others of the same client.
+ */
+#define SRV_SESS_CACHE 8192
 #define MAX_EVENTS 256
 #define SWEEP_MS 200
 #define LOG_PER_S 50 /* refusal lines per second; the rest are only counted */
@@ -270,6 +284,13 @@ struct zt_tunnel {
 	struct conn *dead;
 
 	struct sess_slot sess[SESS_SLOTS];
+	/* Server: srv_sess (SRV_SESS_CACHE), the worker's handshakes, trust changes. */
+	pthread_mutex_t srv_sess_lock;
+	struct srv_sess {
+		SSL_SESSION *s;
+		uintptr_t gen; /* of the server context that made it (ctx_gen_idx) */
+	} srv_sess[SRV_SESS_CACHE];
+	uintptr_t ctx_gen; /* relay's: server contexts made (make_ctx) */
 	struct pool_slot pool[POOL_SLOTS];
 
 	_Atomic uint64_t st_full, st_resumed, st_opened, st_closed, st_reset, st_out, st_in;
@@ -280,7 +301,7 @@ struct zt_tunnel {
 	unsigned int log_count, log_suppressed;
 };
 
-static int conn_idx = -1;
+static int conn_idx = -1, ctx_gen_idx = -1;
 /* The tunnel whose relay thread this is (NULL on other threads). */
 static __thread struct zt_tunnel *relay_of;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
@@ -288,6 +309,7 @@ static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 static void idx_init(void)
 {
 	conn_idx = SSL_get_ex_new_index(0, "ztagent conn", NULL, NULL, NULL);
+	ctx_gen_idx = SSL_CTX_get_ex_new_index(0, "ztagent server context", NULL, NULL, NULL);
 }
 
 static uint64_t now_ns(void)
@@ -733,6 +755,79 @@ static void sess_flush(struct zt_tunnel *t)
 	pthread_mutex_unlock(&t->sess_lock);
 }
 
+/*
+ * The server's session cache (SRV_SESS_CACHE). A session is found only by
+ * a handshake on the context that made it: one made under a CA bundle
+ * since replaced never skips the new one's chain check.
+ */
+static struct srv_sess *srv_sess_slot(struct zt_tunnel *t, const unsigned char *id,
+				      unsigned int len)
+{
+	return &t->srv_sess[zt_fnv1a32(id, len) % SRV_SESS_CACHE];
+}
+
+static uintptr_t ctx_gen(SSL *ssl)
+{
+	return (uintptr_t)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_gen_idx);
+}
+
+/* A copy is kept: OpenSSL marks its own not resumable when a connection ends badly. */
+static int srv_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+	unsigned int len;
+	const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+	struct srv_sess *e;
+	SSL_SESSION *copy;
+
+	if (!c || !len || !(copy = SSL_SESSION_dup(sess)))
+		return 0;
+	pthread_mutex_lock(&c->t->srv_sess_lock);
+	e = srv_sess_slot(c->t, id, len);
+	SSL_SESSION_free(e->s);
+	e->s = copy;
+	e->gen = ctx_gen(ssl);
+	pthread_mutex_unlock(&c->t->srv_sess_lock);
+	return 0; /* OpenSSL keeps its reference to sess */
+}
+
+static SSL_SESSION *srv_get_session_cb(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+	SSL_SESSION *found = NULL;
+	struct srv_sess *e;
+	unsigned int elen;
+
+	*copy = 0; /* what is returned is OpenSSL's: a copy of ours */
+	if (!c || len <= 0)
+		return NULL;
+	pthread_mutex_lock(&c->t->srv_sess_lock);
+	e = srv_sess_slot(c->t, id, (unsigned int)len);
+	if (e->s && e->gen == ctx_gen(ssl)) {
+		const unsigned char *eid = SSL_SESSION_get_id(e->s, &elen);
+
+		/* Past its lifetime (session_lifetime_s): gone, whatever the client says. */
+		if (SSL_SESSION_get_time(e->s) + SSL_SESSION_get_timeout(e->s) < (long)time(NULL)) {
+			SSL_SESSION_free(e->s);
+			e->s = NULL;
+		} else if (elen == (unsigned int)len && memcmp(eid, id, elen) == 0) {
+			found = SSL_SESSION_dup(e->s);
+		}
+	}
+	pthread_mutex_unlock(&c->t->srv_sess_lock);
+	return found;
+}
+
+static void srv_sess_flush(struct zt_tunnel *t)
+{
+	pthread_mutex_lock(&t->srv_sess_lock);
+	for (size_t i = 0; i < SRV_SESS_CACHE; i++) {
+		SSL_SESSION_free(t->srv_sess[i].s);
+		t->srv_sess[i].s = NULL;
+	}
+	pthread_mutex_unlock(&t->srv_sess_lock);
+}
+
 static SSL_CTX *make_ctx(struct zt_tunnel *t, struct zt_trust *trust, bool server)
 {
 	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -761,8 +856,14 @@ static SSL_CTX *make_ctx(struct zt_tunnel *t, struct zt_trust *trust, bool serve
 			goto fail;
 		SSL_CTX_set_cert_cb(ctx, server_cert_cb, t);
 		SSL_CTX_set_num_tickets(ctx, 1);
-		/* Tickets only (stateless); no server-side cache to grow. */
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		/* TLS 1.3 with SSL_OP_NO_TICKET: stateful tickets, the sessions in srv_sess. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx,
+					       SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+		SSL_CTX_sess_set_new_cb(ctx, srv_new_session_cb);
+		SSL_CTX_sess_set_get_cb(ctx, srv_get_session_cb);
+		if (!SSL_CTX_set_ex_data(ctx, ctx_gen_idx, (void *)++t->ctx_gen))
+			goto fail;
 	} else {
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
 							    SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -2346,6 +2447,7 @@ static void take_requests(struct zt_tunnel *t)
 			t->trust = trust;
 			/* Tickets made under the old bundle must not skip the new one. */
 			sess_flush(t);
+			srv_sess_flush(t);
 			pool_flush(t);
 			retire_waiting(t);
 			log_info("mtls_trust_reloaded", "roots=%d", trust->n_roots);
@@ -2570,6 +2672,7 @@ int zt_tunnel_new(const struct zt_tunnel_config *cfg, struct zt_tunnel **out, ch
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->hs_lock, NULL);
 	pthread_mutex_init(&t->sess_lock, NULL);
+	pthread_mutex_init(&t->srv_sess_lock, NULL);
 	t->hs_wsrc.kind = SRC_WAKE;
 	pthread_mutex_init(&t->list_lock, NULL);
 	t->lsrc.kind = SRC_LISTEN;
@@ -2721,6 +2824,7 @@ void zt_tunnel_free(struct zt_tunnel *t)
 		q = next;
 	}
 	sess_flush(t);
+	srv_sess_flush(t);
 	pool_flush(t);
 	zt_trust_free(t->pending_trust);
 	zt_trust_free(t->trust);
@@ -2739,6 +2843,7 @@ void zt_tunnel_free(struct zt_tunnel *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->hs_lock);
 	pthread_mutex_destroy(&t->sess_lock);
+	pthread_mutex_destroy(&t->srv_sess_lock);
 	pthread_mutex_destroy(&t->list_lock);
 	free(t);
 }
