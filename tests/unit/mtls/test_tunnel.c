@@ -976,46 +976,50 @@ static int pod_open_px(const char *msg)
 	return sv[0];
 }
 
-/* One connection by way of the proxy; then its spare, ready. */
+/*
+ * One connection by way of the proxy; then its spare, ready. The client's
+ * pool has 256 slots, and one that holds another key's spares is not
+ * taken over: if no spare comes, the proxy moves to another port (another
+ * key) and the connection is made again.
+ */
 static void px_warm(struct zt_tunnel_stats *before)
 {
 	char buf[16];
-	int fd;
+	int fd, tries = 0;
 
-	zt_tunnel_get_stats(W.cli, before);
-	fd = pod_open_px("w");
-	assert_int_equal(read_all(fd, buf, sizeof(buf)), 1);
-	close(fd);
-	assert_true(wait_stat(W.cli, STAT(pool_made), before->pool_made + 1) >=
-		    before->pool_made + 1);
+	for (;;) {
+		zt_tunnel_get_stats(W.cli, before);
+		fd = pod_open_px("w");
+		assert_int_equal(read_all(fd, buf, sizeof(buf)), 1);
+		close(fd);
+		if (wait_stat(W.cli, STAT(pool_made), before->pool_made + 1) >=
+		    before->pool_made + 1)
+			break;
+		assert_true(++tries < 5);
+		px_stop();
+		px_start();
+	}
 	usleep(300000); /* the spare's handshake, on loopback */
 	zt_tunnel_get_stats(W.cli, before);
 }
 
 /*
- * A ready spare whose peer vanished (no FIN, no reset: the header draws a
- * reset, unacknowledged), taken by a pod that already wrote: the pod's
- * connection is dialled afresh, and the echo gets its bytes exactly once.
+ * The proxy's connections so far (the warm spare's) take mode; then a pod
+ * that already wrote msg takes the ready spare, which fails before the
+ * server's status: the pod's connection is dialled afresh (a failed
+ * spare), and the echo gets msg back to the pod, and exactly once.
  */
-static void test_spare_redial_vanished(void **state)
+static void spare_redialled(enum px_mode mode, const char *msg)
 {
-	static const char msg[] = "spare-peer-vanished";
 	struct zt_tunnel_stats s0, s1;
 	unsigned long long e0;
 	char buf[64];
-	int fd, probe, one = 1;
+	int fd;
 
-	(void)state;
-	probe = socket(AF_INET, SOCK_STREAM, 0);
-	if (setsockopt(probe, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) < 0) {
-		close(probe);
-		skip(); /* no CAP_NET_ADMIN */
-	}
-	close(probe);
 	px_start();
 	px_warm(&s0);
-	px_set(PX_VANISH);
-	usleep(50000); /* the proxy's side of the spare is gone */
+	px_set(mode);
+	usleep(50000); /* the proxy's connection has seen its mode */
 	e0 = atomic_load(&echo_bytes);
 	fd = pod_open_px(msg);
 	assert_int_equal(read_all(fd, buf, sizeof(buf)), (ssize_t)strlen(msg));
@@ -1028,33 +1032,28 @@ static void test_spare_redial_vanished(void **state)
 	px_stop();
 }
 
+/* The spare's peer vanished (no FIN, no reset): the header draws a reset, unacknowledged. */
+static void test_spare_redial_vanished(void **state)
+{
+	int probe = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	(void)state;
+	if (setsockopt(probe, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) < 0) {
+		close(probe);
+		skip(); /* no CAP_NET_ADMIN */
+	}
+	close(probe);
+	spare_redialled(PX_VANISH, "spare-peer-vanished");
+}
+
 /*
- * A ready spare whose peer reads the header and closes without a status:
- * the pod's bytes wait for the status, so none were sent, and the pod's
- * connection is dialled afresh; the echo gets them exactly once.
+ * The spare's peer reads the header and closes without a status: the
+ * pod's bytes wait for the status, so none of them were sent.
  */
 static void test_spare_redial_closed(void **state)
 {
-	static const char msg[] = "spare-peer-closed";
-	struct zt_tunnel_stats s0, s1;
-	unsigned long long e0;
-	char buf[64];
-	int fd;
-
 	(void)state;
-	px_start();
-	px_warm(&s0);
-	px_set(PX_SWALLOW);
-	e0 = atomic_load(&echo_bytes);
-	fd = pod_open_px(msg);
-	assert_int_equal(read_all(fd, buf, sizeof(buf)), (ssize_t)strlen(msg));
-	assert_memory_equal(buf, msg, strlen(msg));
-	close(fd);
-	zt_tunnel_get_stats(W.cli, &s1);
-	assert_int_equal(s1.pool_ready, s0.pool_ready + 1);
-	assert_int_equal(s1.pool_failed, s0.pool_failed + 1);
-	assert_int_equal(atomic_load(&echo_bytes) - e0, strlen(msg));
-	px_stop();
+	spare_redialled(PX_SWALLOW, "spare-peer-closed");
 }
 
 int main(void)
