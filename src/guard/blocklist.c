@@ -846,7 +846,17 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 
 		pthread_mutexattr_init(&ma);
 		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&bl->mu, &ma);
+		/*
+		 * Priority inheritance: a holder preempted while the ring-buffer
+		 * consumer (SCHED_FIFO, a detector's block) waits runs at the
+		 * consumer's priority until it lets go. Without it where PI
+		 * futexes are missing.
+		 */
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+		if (pthread_mutex_init(&bl->mu, &ma) != 0) {
+			pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_NONE);
+			pthread_mutex_init(&bl->mu, &ma);
+		}
 		pthread_mutexattr_destroy(&ma);
 	}
 	bl->dp = dp;
