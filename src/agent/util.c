@@ -352,6 +352,21 @@ void zt_let_urgent_first(const int *urgent)
 		nanosleep(&step, NULL);
 }
 
+void zt_mutex_init_pi(pthread_mutex_t *m, bool recursive)
+{
+	pthread_mutexattr_t ma;
+
+	pthread_mutexattr_init(&ma);
+	if (recursive)
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	if (pthread_mutex_init(m, &ma) != 0) {
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_NONE);
+		pthread_mutex_init(m, &ma);
+	}
+	pthread_mutexattr_destroy(&ma);
+}
+
 uint64_t zt_now_unix(void)
 {
 	return (uint64_t)time(NULL);

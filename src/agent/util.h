@@ -3,6 +3,7 @@
 #ifndef ZT_UTIL_H
 #define ZT_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,13 @@ uint64_t zt_now_mono_ns(void);
  * SCHED_FIFO caller on its CPU ahead of the thread holding the lock.
  */
 void zt_let_urgent_first(const int *urgent);
+
+/*
+ * A mutex with priority inheritance (recursive if asked): a holder
+ * preempted while a SCHED_FIFO thread waits for it runs at that thread's
+ * priority until it lets go. Without it where PI futexes are missing.
+ */
+void zt_mutex_init_pi(pthread_mutex_t *m, bool recursive);
 uint64_t zt_now_unix(void); /* seconds */
 uint64_t zt_now_unix_ns(void); /* CLOCK_REALTIME */
 /* CLOCK_REALTIME minus CLOCK_BOOTTIME now: add it to a boot-clock time for unix ns. */

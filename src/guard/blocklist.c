@@ -841,24 +841,8 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 	bl = calloc(1, sizeof(*bl));
 	if (!bl)
 		return -ENOMEM;
-	{
-		pthread_mutexattr_t ma;
-
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		/*
-		 * Priority inheritance: a holder preempted while the ring-buffer
-		 * consumer (SCHED_FIFO, a detector's block) waits runs at the
-		 * consumer's priority until it lets go. Without it where PI
-		 * futexes are missing.
-		 */
-		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
-		if (pthread_mutex_init(&bl->mu, &ma) != 0) {
-			pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_NONE);
-			pthread_mutex_init(&bl->mu, &ma);
-		}
-		pthread_mutexattr_destroy(&ma);
-	}
+	/* The ring-buffer consumer (SCHED_FIFO) waits on it for a detector's block. */
+	zt_mutex_init_pi(&bl->mu, true);
 	bl->dp = dp;
 	bl->fd_hash[FAM_V4] = bpf_map__fd(s->maps.blocklist_v4);
 	bl->fd_hash[FAM_V6] = bpf_map__fd(s->maps.blocklist_v6);

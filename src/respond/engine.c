@@ -608,19 +608,8 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	e->h = *hooks;
 	snprintf(e->node, sizeof(e->node), "%s", cfg->node);
 	e->probe_timeout_ns = cfg->detection.scan.probe_timeout_ns;
-	{
-		/*
-		 * Priority inheritance: a holder preempted while the consumer
-		 * (SCHED_FIFO with detection.realtime_priority) waits runs at
-		 * the consumer's priority until it lets go.
-		 */
-		pthread_mutexattr_t ma;
-
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
-		pthread_mutex_init(&e->lock, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
+	/* The consumer (SCHED_FIFO with detection.realtime_priority) waits on it. */
+	zt_mutex_init_pi(&e->lock, false);
 	pthread_mutex_init(&e->ring_lock, NULL);
 
 	zt_trw_defaults(&tp);
