@@ -202,17 +202,31 @@ static struct zt_mtls_dest echo_dest(void)
 	return d;
 }
 
-/* A pod connection through tunnel t to the echo server: our end of the socketpair. */
-static int pod_open_on(struct zt_tunnel *t, const char *src)
+/*
+ * A pod connection through tunnel t to the echo server by way of peer (the
+ * server tunnel, or a proxy in front of it): our end of the socketpair.
+ * With msg, the pod has written it and half-closed before the tunnel gets
+ * the connection, so the relay reads them as soon as it takes it.
+ */
+static int pod_open_via(struct zt_tunnel *t, const char *src, const struct sockaddr_in *peer,
+			const char *msg)
 {
 	int sv[2];
 	struct zt_mtls_dest d = echo_dest();
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(zt_tunnel_open(t, sv[1], &d, src, (struct sockaddr *)&W.srv_addr,
-					sizeof(W.srv_addr)),
-			 0);
+	if (msg) {
+		assert_int_equal(write(sv[0], msg, strlen(msg)), (ssize_t)strlen(msg));
+		shutdown(sv[0], SHUT_WR);
+	}
+	assert_int_equal(
+		zt_tunnel_open(t, sv[1], &d, src, (const struct sockaddr *)peer, sizeof(*peer)), 0);
 	return sv[0];
+}
+
+static int pod_open_on(struct zt_tunnel *t, const char *src)
+{
+	return pod_open_via(t, src, &W.srv_addr, NULL);
 }
 
 static int pod_open(const char *src)
@@ -753,11 +767,10 @@ static uint64_t ms_since(const struct timespec *t0)
 static void test_handshake_off_relay(void **state)
 {
 	struct zt_tunnel *cli = extra_client(false);
-	struct zt_mtls_dest d = echo_dest();
 	struct timespec t0;
 	char buf[16];
 	uint64_t echo_ms, slow_ms;
-	int fd = pod_open(web), sv[2];
+	int fd = pod_open(web), slow;
 
 	assert_int_equal(write(fd, "a", 1), 1);
 	assert_int_equal(read_all(fd, buf, 1), 1);
@@ -765,12 +778,9 @@ static void test_handshake_off_relay(void **state)
 	atomic_store(&slow_on_worker, 0);
 	atomic_store(&slow_elsewhere, 0);
 	atomic_store(&slow_hs_ms, 600);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(zt_tunnel_open(cli, sv[1], &d, web, (struct sockaddr *)&W.srv_addr,
-					sizeof(W.srv_addr)),
-			 0);
-	assert_int_equal(write(sv[0], "slow", 4), 4);
+	slow = pod_open_on(cli, web);
+	assert_int_equal(write(slow, "slow", 4), 4);
 	for (int i = 0; i < 200 && !atomic_load(&slow_on_worker) && !atomic_load(&slow_elsewhere);
 	     i++)
 		usleep(5000);
@@ -784,8 +794,8 @@ static void test_handshake_off_relay(void **state)
 		echo_ms = ms_since(&e0);
 	}
 	atomic_store(&slow_hs_ms, 0);
-	shutdown(sv[0], SHUT_WR);
-	assert_int_equal(read_all(sv[0], buf, sizeof(buf)), 4);
+	shutdown(slow, SHUT_WR);
+	assert_int_equal(read_all(slow, buf, sizeof(buf)), 4);
 	assert_memory_equal(buf, "slow", 4);
 	slow_ms = ms_since(&t0);
 	print_message("echo on the established tunnel: %llu ms; the slow handshake's connection: "
@@ -795,7 +805,7 @@ static void test_handshake_off_relay(void **state)
 	assert_true(slow_ms >= 600);
 	assert_true(atomic_load(&slow_on_worker) >= 1);
 	assert_int_equal(atomic_load(&slow_elsewhere), 0);
-	close(sv[0]);
+	close(slow);
 	shutdown(fd, SHUT_WR);
 	read_all(fd, buf, sizeof(buf));
 	close(fd);
@@ -965,15 +975,8 @@ static int pod_open_px(const char *msg)
 	struct sockaddr_in pa = { .sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				  .sin_port = htons(px.port) };
-	struct zt_mtls_dest d = echo_dest();
-	int sv[2];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(write(sv[0], msg, strlen(msg)), (ssize_t)strlen(msg));
-	shutdown(sv[0], SHUT_WR);
-	assert_int_equal(zt_tunnel_open(W.cli, sv[1], &d, web, (struct sockaddr *)&pa, sizeof(pa)),
-			 0);
-	return sv[0];
+	return pod_open_via(W.cli, web, &pa, msg);
 }
 
 /*
