@@ -2789,6 +2789,17 @@ uint16_t zt_tunnel_port(const struct zt_tunnel *t)
 	return t->port;
 }
 
+/* One of the tunnel's threads, told to stop (t->stop): woken through its eventfd, joined. */
+static void wake_join(int wakefd, pthread_t th)
+{
+	uint64_t one = 1;
+
+	if (write(wakefd, &one, sizeof(one)) < 0) {
+		/* the loop wakes within SWEEP_MS anyway */
+	}
+	pthread_join(th, NULL);
+}
+
 void zt_tunnel_free(struct zt_tunnel *t)
 {
 	struct open_req *q;
@@ -2796,22 +2807,10 @@ void zt_tunnel_free(struct zt_tunnel *t)
 	if (!t)
 		return;
 	atomic_store(&t->stop, true);
-	if (t->started) {
-		uint64_t one = 1;
-
-		if (write(t->wakefd, &one, sizeof(one)) < 0) {
-			/* the loop wakes within SWEEP_MS anyway */
-		}
-		pthread_join(t->thread, NULL);
-	}
-	if (t->hs_started) {
-		uint64_t one = 1;
-
-		if (write(t->hs_wakefd, &one, sizeof(one)) < 0) {
-			/* the loop wakes within SWEEP_MS anyway */
-		}
-		pthread_join(t->hs_thread, NULL);
-	}
+	if (t->started)
+		wake_join(t->wakefd, t->thread);
+	if (t->hs_started)
+		wake_join(t->hs_wakefd, t->hs_thread);
 	/* Both threads are gone: every conn, lent or not, is this thread's to end. */
 	while (t->conns)
 		conn_end(t->conns, false);
