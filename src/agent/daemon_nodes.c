@@ -343,6 +343,7 @@ int daemon_nodes_start(struct zt_daemon *d, char *err, size_t errlen)
 		return -r;
 	}
 	nd->th_started = true;
+	pthread_setname_np(nd->th, "zt-nodes");
 	d->nodes = nd;
 	r = zt_loop_add_timer(d->loop, NODES_TICK_NS, on_nodes_timer, nd);
 	if (r < 0) {

@@ -1058,6 +1058,7 @@ int zt_feed_fetcher_init(struct zt_feed_fetcher **out, const struct zt_feed_fetc
 		goto fail;
 	}
 	f->started = true;
+	pthread_setname_np(f->thr, "zt-feeds");
 	*out = f;
 	return 0;
 fail:

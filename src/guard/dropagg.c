@@ -329,6 +329,7 @@ int zt_dropagg_start_worker(struct zt_dropagg *a, zt_dropagg_prep_fn prep, void 
 		return -r;
 	}
 	a->worker = true;
+	pthread_setname_np(a->thr, "zt-dropagg");
 	return 0;
 }
 

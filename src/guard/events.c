@@ -463,11 +463,13 @@ int zt_events_start(struct zt_events *ev)
 		if (r)
 			return -r;
 		ev->q.started = true;
+		pthread_setname_np(ev->q.thread, "zt-ev-book");
 	}
 	r = pthread_create(&ev->thread, NULL, consumer, ev);
 	if (r)
 		return -r; /* zt_events_stop ends the bookkeeper */
 	ev->started = true;
+	pthread_setname_np(ev->thread, "zt-events");
 	return 0;
 }
 

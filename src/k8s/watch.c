@@ -1327,6 +1327,7 @@ int zt_k8s_watch_start(struct zt_k8s_client *c, const struct zt_k8s_watch_opts *
 	r = -pthread_create(&w->thr, NULL, worker, w);
 	if (r)
 		goto fail;
+	pthread_setname_np(w->thr, "zt-k8s-watch");
 	w->started = true;
 	*out = w;
 	return 0;

@@ -1709,10 +1709,12 @@ int zt_auditq_open_ex(const char *conninfo, const char *dir, const char *node, u
 	}
 	if (r == 0) {
 		r = -pthread_create(&q->thread, NULL, writer, q);
-		if (r == 0)
+		if (r == 0) {
 			q->started = true;
-		else
+			pthread_setname_np(q->thread, "zt-audit");
+		} else {
 			snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
+		}
 	}
 	if (r < 0) {
 		zt_auditq_close(q);

@@ -491,6 +491,7 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 	struct zt_dbw *w = calloc(1, sizeof(*w));
 	pthread_condattr_t ca;
 	bool ok;
+	char name[16];
 	int r = 0;
 
 	if (!w) {
@@ -571,6 +572,8 @@ struct zt_dbw *zt_dbw_new_opts(const struct zt_config *cfg, const struct zt_dbw_
 			break;
 		}
 		w->lanes[i].started = true;
+		snprintf(name, sizeof(name), "zt-db-%u", i % 1000);
+		pthread_setname_np(w->lanes[i].th, name);
 	}
 	w->started = true;
 	if (r) {
