@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,20 @@ void zt_let_urgent_first(const int *urgent)
 
 	for (int i = 0; i < 100 && __atomic_load_n(urgent, __ATOMIC_ACQUIRE) > 0; i++)
 		nanosleep(&step, NULL);
+}
+
+void zt_yield_due(uint64_t *since)
+{
+	uint64_t now = zt_now_mono_ns();
+
+	if (!*since) {
+		*since = now;
+		return;
+	}
+	if (now - *since < ZT_YIELD_NS)
+		return;
+	sched_yield();
+	*since = zt_now_mono_ns();
 }
 
 void zt_mutex_init_pi(pthread_mutex_t *m, bool recursive)

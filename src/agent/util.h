@@ -66,6 +66,18 @@ uint64_t zt_now_mono_ns(void);
 void zt_let_urgent_first(const int *urgent);
 
 /*
+ * In a long piece of background work (a walk of a big map, a sweep), called
+ * between its steps: once the thread has run ZT_YIELD_NS since *since (0:
+ * from now), it yields its CPU. This kernel preempts a task running in a
+ * syscall-heavy loop only at the tick (HZ 250: up to 4 ms) unless it blocks,
+ * so a task woken on the CPU meanwhile (a pod's, the tunnel's relay) would
+ * wait for the whole piece; after a yield it runs at once, and with nothing
+ * waiting the work goes on at once.
+ */
+#define ZT_YIELD_NS (250ULL * 1000ULL)
+void zt_yield_due(uint64_t *since);
+
+/*
  * A mutex with priority inheritance (recursive if asked): a holder
  * preempted while a SCHED_FIFO thread waits for it runs at that thread's
  * priority until it lets go. Without it where PI futexes are missing.

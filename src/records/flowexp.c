@@ -32,6 +32,25 @@ struct half_open {
 	struct verdict vd;
 };
 
+/*
+ * What flow_export holds for an entry, as this sweep last read or wrote it:
+ * lets may_be_due skip the entries whose next step is only their timeout
+ * (a closed flow already recorded waits for its close timeout, several
+ * seconds of sweeps) without reading flow_export again. A set-associative
+ * cache by the key's hash (FX_MEMO_WAYS slots a set, a newer entry takes
+ * one); a slot whose first_ns differs (a reused key) is not used. Only a
+ * shortcut: without a slot an entry is looked up as before.
+ */
+#define FX_MEMO_SETS 16384u
+#define FX_MEMO_WAYS 4u
+
+struct fx_memo {
+	uint64_t kh; /* the key's hash, 0: empty */
+	uint64_t first_ns; /* the flow's, as recorded */
+	uint64_t last_ns; /* flow_export's last_ns */
+	bool final;
+};
+
 struct zt_flowexp {
 	int fd; /* flow_export */
 	uint64_t active_ns;
@@ -52,6 +71,7 @@ struct zt_flowexp {
 	bool rot_started;
 	uint64_t rot_seen; /* entries read in the rotation under way */
 	int alive_if; /* last is_endpoint answer, for runs of one interface */
+	struct fx_memo *memo; /* see may_be_due; NULL without memory */
 	bool alive_val;
 	struct zt_flow_record *recs;
 	size_t n_recs, cap_recs;
@@ -141,6 +161,7 @@ int zt_flowexp_open(const char *pin_dir, uint32_t max_entries, uint64_t active_t
 	x->due_max = ZT_FLOWEXP_DUE_MAX;
 	x->keys = calloc(x->slice, sizeof(*x->keys));
 	x->vals = calloc(x->slice, sizeof(*x->vals));
+	x->memo = calloc(FX_MEMO_SETS * FX_MEMO_WAYS, sizeof(*x->memo));
 	if (!x->keys || !x->vals) {
 		zt_flowexp_close(x);
 		snprintf(err, errlen, "out of memory");
@@ -182,6 +203,7 @@ void zt_flowexp_close(struct zt_flowexp *x)
 		close(x->fd);
 	free(x->keys);
 	free(x->vals);
+	free(x->memo);
 	free(x->recs);
 	free(x->half);
 	free(x->ops);
@@ -378,6 +400,65 @@ static bool alive(struct zt_flowexp *x, uint32_t ifindex)
 	return x->alive_val;
 }
 
+static uint64_t key_hash(const struct zt_ct_key *k)
+{
+	uint64_t w[sizeof(*k) / 8 + 1] = { 0 }, h = 0x9E3779B97F4A7C15ULL;
+
+	memcpy(w, k, sizeof(*k));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		h = zt_mix64(h ^ w[i]);
+	return h ? h : 1;
+}
+
+/* The entry's slot in its set, or (want_free) the one it may take; NULL without the cache. */
+static struct fx_memo *memo_slot(const struct zt_flowexp *x, uint64_t kh, bool want_free)
+{
+	struct fx_memo *set;
+
+	if (!x->memo)
+		return NULL;
+	set = &x->memo[(kh & (FX_MEMO_SETS - 1)) * FX_MEMO_WAYS];
+	for (unsigned int i = 0; i < FX_MEMO_WAYS; i++)
+		if (set[i].kh == kh)
+			return &set[i];
+	if (!want_free)
+		return NULL;
+	for (unsigned int i = 0; i < FX_MEMO_WAYS; i++)
+		if (!set[i].kh)
+			return &set[i];
+	return &set[(kh >> 32) % FX_MEMO_WAYS];
+}
+
+/* The entry's slot when it holds this flow (same key hash, same first packet). */
+static const struct fx_memo *memo_get(const struct zt_flowexp *x, const struct zt_ct_key *k,
+				      uint64_t first_ns)
+{
+	const struct fx_memo *m = memo_slot(x, key_hash(k), false);
+
+	return m && m->first_ns == first_ns ? m : NULL;
+}
+
+static void memo_put(struct zt_flowexp *x, const struct zt_ct_key *k,
+		     const struct zt_flow_export *ex)
+{
+	uint64_t kh = key_hash(k);
+	struct fx_memo *m = memo_slot(x, kh, true);
+
+	if (m)
+		*m = (struct fx_memo){ .kh = kh,
+				       .first_ns = ex->first_ns,
+				       .last_ns = ex->last_ns,
+				       .final = ex->final };
+}
+
+static void memo_drop(struct zt_flowexp *x, const struct zt_ct_key *k)
+{
+	struct fx_memo *m = memo_slot(x, key_hash(k), false);
+
+	if (m)
+		m->kh = 0;
+}
+
 /*
  * Whether anything can be due for an entry, from its values alone. Most
  * entries of a big table (live flows younger than the active timeout) are
@@ -387,16 +468,30 @@ static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const st
 		       uint64_t now)
 {
 	uint64_t quiet = now > v->last_ns ? now - v->last_ns : 0;
+	const struct fx_memo *m;
 
 	if (!alive(x, k->ifindex) || quiet > zt_ct_timeout(k->proto, v->state))
-		return true;
-	if (k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
-	    quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS)
 		return true;
 	/* Denied by its own entry, or perhaps by the destination's (a local peer). */
 	if (quiet >= ZT_FLOWEXP_DENY_QUIET_NS && (v->verdict == ZT_VERDICT_DENY || v->peer_ep_id))
 		return true;
-	return v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns;
+	if (!(k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
+	      quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS) &&
+	    !(v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns))
+		return false;
+	/*
+	 * A closed flow past its grace, or a long one: due unless flow_export
+	 * says it is recorded final (only its timeout is left), or that its
+	 * unrecorded packets do not span active_timeout yet (sweep_entry).
+	 */
+	m = memo_get(x, k, v->first_ns);
+	if (!m)
+		return true;
+	if (m->final)
+		return false;
+	if (k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED)
+		return true;
+	return v->last_ns - (m->last_ns ? m->last_ns : v->first_ns) >= x->active_ns;
 }
 
 static bool half_open(const struct zt_ct_key *k, const struct zt_ct_val *v)
@@ -487,6 +582,9 @@ static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key 
 			}
 		}
 	}
+	/* Nothing to do now: what flow_export holds spares the next sweeps a read (may_be_due). */
+	if (!del && !(emit && recording) && had_ex && ex.first_ns == v.first_ns)
+		memo_put(x, k, &ex);
 	if (del || (emit && recording)) {
 		struct export_op *op;
 
@@ -510,18 +608,28 @@ static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key 
  */
 static void apply_ops(struct zt_flowexp *x, int ct_fd)
 {
+	uint64_t yielded = 0;
+
 	for (size_t i = 0; i < x->n_ops; i++) {
 		const struct export_op *op = &x->ops[i];
 
+		if (i % 32 == 31)
+			zt_yield_due(&yielded);
 		if (op->del) {
 			delete_entry(x, ct_fd, &op->k, op->had_ex);
-			if (op->del_other)
+			memo_drop(x, &op->k);
+			if (op->del_other) {
 				delete_entry(x, ct_fd, &op->other, true);
+				memo_drop(x, &op->other);
+			}
 		} else if (bpf_map_update_elem(x->fd, &op->k, &op->ex, BPF_ANY) < 0) {
 			log_warn(
 				"flow_export_update",
 				"error=\"%s\" why=\"a restart may record this flow's counts again\"",
 				strerror(errno));
+			memo_drop(x, &op->k);
+		} else {
+			memo_put(x, &op->k, &op->ex);
 		}
 	}
 	x->n_ops = 0;
@@ -623,11 +731,34 @@ static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
 	x->n_half = 0;
 }
 
+/*
+ * How many entries a batch read asks for. Paced by the daemon (a rotation
+ * at most every rot_min_ns, a call every ZT_FLOWEXP_TICK_NS), a table that
+ * fits in fewer ticks than a rotation's is read in as many pieces as the
+ * pace allows (the last rotation's size, a quarter to spare): one read of
+ * 8192 entries holds its CPU ~2 ms in the kernel, which a task woken there
+ * waits out. A bigger table gets the whole slice: its rotations take
+ * longer, never its pieces.
+ */
+static uint32_t read_count(const struct zt_flowexp *x)
+{
+	uint64_t n = __atomic_load_n(&x->entries, __ATOMIC_RELAXED);
+
+	/* Not paced, or the table's size not known yet (the first rotation). */
+	if (x->rot_min_ns <= ZT_FLOWEXP_TICK_NS || !n)
+		return x->slice;
+	n = n * ZT_FLOWEXP_TICK_NS / x->rot_min_ns;
+	n += n / 4 + 1;
+	if (n < ZT_FLOWEXP_READ_MIN)
+		n = ZT_FLOWEXP_READ_MIN;
+	return n < x->slice ? (uint32_t)n : x->slice;
+}
+
 /* Reads the next batch of the rotation into keys[]. Returns 0 or -errno. */
 static int read_batch(struct zt_flowexp *x, int ct_fd, uint64_t now)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 n = x->slice, next = 0;
+	__u32 n = read_count(x), next = 0;
 	int r;
 
 	if (!x->mid_rotation) {
@@ -712,6 +843,7 @@ int zt_flowexp_start_worker(struct zt_flowexp *x, zt_flowexp_prep_fn prep, void 
 		pthread_cond_destroy(&x->cv);
 		return -r;
 	}
+	pthread_setname_np(x->thr, "zt-flowexp");
 	x->worker = true;
 	return 0;
 }
@@ -792,6 +924,7 @@ static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool reco
 {
 	int64_t off = boot_offset();
 	uint32_t looked = 0, due = 0;
+	uint64_t yielded = 0;
 	int emitted = 0, r = 0;
 
 	x->st.sweeps++;
@@ -819,10 +952,15 @@ static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool reco
 
 		x->pos++;
 		looked++;
+		if (looked % 64 == 0)
+			zt_yield_due(&yielded);
 		if (!may_be_due(x, k, v, now))
 			continue;
 		due++;
+		x->st.rechecked++;
 		sweep_entry(x, ct_fd, k, now, off, recording, &emitted);
+		if (due % 16 == 0)
+			zt_yield_due(&yielded);
 	}
 	if (x->pos >= x->n && x->last_batch) {
 		__atomic_store_n(&x->entries, x->rot_seen, __ATOMIC_RELAXED);

@@ -73,6 +73,7 @@
 #define ZT_FLOWEXP_SLICE 8192u /* entries looked at per call (one batch read, ~2 ms) */
 #define ZT_FLOWEXP_DUE_MAX 1024u /* entries acted on per call */
 #define ZT_FLOWEXP_SLICE_MIN 64u
+#define ZT_FLOWEXP_READ_MIN 1024u /* the smallest read of a paced rotation (read_count) */
 /* The daemon's rotation pace (zt_flowexp_set_rotation_min): records of a closed flow ~0.2-0.45 s after its close. */
 #define ZT_FLOWEXP_ROTATION_MIN_NS (250ULL * 1000000ULL)
 
@@ -119,6 +120,7 @@ struct zt_flowexp_stats {
 	uint64_t rotations; /* complete passes over the table */
 	uint64_t entries; /* conntrack entries the last complete rotation saw */
 	uint64_t slice_max; /* most entries looked at in one call */
+	uint64_t rechecked; /* entries read again to decide on them (may_be_due said maybe) */
 	uint64_t records_final; /* rows, half-open aggregates included */
 	uint64_t records_interim;
 	uint64_t halfopen_flows; /* half-open TCP flows recorded ... */

@@ -211,6 +211,60 @@ static void test_closed_tcp_final_once(void **state)
 	zt_flowexp_close(x);
 }
 
+/*
+ * Closed flows recorded final wait for their close timeout without being
+ * read again on every sweep (a connection churn leaves thousands of them,
+ * three syscalls each per sweep); a late packet on one is still recorded
+ * when the entry goes, and a key reused by a new flow is not skipped.
+ */
+static void test_recorded_closed_not_reread(void **state)
+{
+	struct zt_flowexp *x = open_x();
+	uint64_t now = zt_now_boot_ns() + 100 * S;
+	struct zt_flowexp_stats st0, st1;
+	struct zt_ct_key k[500];
+	struct zt_ct_val v = val(now - 5 * S, now - 2 * S, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	struct zt_ct_val nv;
+	int n = 0;
+
+	for (int i = 0; i < 500; i++) {
+		k[i] = key(IF_A, IPPROTO_TCP, "198.18.1.10", (uint16_t)(20000 + i), "198.18.1.20",
+			   8080);
+		put(&k[i], &v);
+	}
+	for (int i = 0; i < 5 && n < 500; i++)
+		n += zt_flowexp_sweep(x, ct_fd, now, sink, NULL);
+	assert_int_equal(n, 500);
+	zt_flowexp_get_stats(x, &st0);
+	for (int i = 1; i <= 8; i++)
+		assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + i * S / 2, sink, NULL), 0);
+	zt_flowexp_get_stats(x, &st1);
+	assert_int_equal(st1.rechecked - st0.rechecked, 0);
+	assert_int_equal(n_got, 500);
+	/* A late ACK on one, a new flow on another's key (a new first packet). */
+	v.packets[0] = 11;
+	v.bytes[0] = 1052;
+	v.last_ns = now + 4 * S;
+	put(&k[7], &v);
+	nv = val(now + 4 * S, now + 4 * S + S / 10, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
+	put(&k[9], &nv);
+	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 5 * S, sink, NULL), 1);
+	assert_int_equal(n_got, 501);
+	assert_int_equal(got[500].source_port, 20009);
+	assert_int_equal(got[500].packets_sent, 10);
+	/* Their close timeouts: every entry goes, the late ACK recorded as its delta. */
+	n = 0;
+	for (int i = 0; i < 5; i++)
+		n += zt_flowexp_sweep(x, ct_fd, now + 30 * S, sink, NULL);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[501].source_port, 20007);
+	assert_int_equal(got[501].packets_sent, 1);
+	assert_int_equal(got[501].bytes_sent, 52);
+	for (int i = 0; i < 500; i++)
+		assert_false(present(&k[i]));
+	zt_flowexp_close(x);
+}
+
 /* The identity source: knows the flow 198.18.1.10:40100 -> 198.18.1.20:8443 only. */
 static bool ids_of(void *ctx, const struct zt_ct_key *k, char *src, char *dst, size_t n)
 {
@@ -1149,6 +1203,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closed_tcp_final_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mtls_identities, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recorded_closed_not_reread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interim_deltas_sum_to_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_pair_once_destination_denial_wins, setup,
 						teardown),
