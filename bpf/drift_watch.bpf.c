@@ -73,6 +73,8 @@ struct {
 } dw_pending SEC(".maps");
 /* Entries in dw_pending: while 0, a syscall's exit looks no further. */
 __u64 dw_n_pending = 0;
+/* Writes seen but not reported (the ring was full): the daemon reads the maps whole. */
+__u64 dw_lost = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -172,8 +174,10 @@ static __always_inline void send_batch(struct dw_pend *p, long ret)
 	if (ret < 0 && count == 0)
 		return; /* nothing was done */
 	b = bpf_ringbuf_reserve(&dw_events, sizeof(*b), 0);
-	if (!b)
+	if (!b) {
+		__sync_fetch_and_add(&dw_lost, 1);
 		return;
+	}
 	__builtin_memcpy(&b->e, &p->e, sizeof(b->e));
 	b->e.ret = ret;
 	b->e.n_keys = 0;
@@ -209,7 +213,8 @@ static __always_inline int on_exit(long ret)
 	} else if (ret >= 0 || !p->e.n_keys) {
 		/* A single write that failed changed nothing. */
 		p->e.ret = ret;
-		bpf_ringbuf_output(&dw_events, &p->e, sizeof(p->e), 0);
+		if (bpf_ringbuf_output(&dw_events, &p->e, sizeof(p->e), 0))
+			__sync_fetch_and_add(&dw_lost, 1);
 	}
 	if (bpf_map_delete_elem(&dw_pending, &id) == 0)
 		__sync_fetch_and_add(&dw_n_pending, -1);

@@ -66,6 +66,7 @@
 #define DRIFT_NOTES_EVERY_TICK 4096 /* block_notes walked each tick up to this size */
 #define DRIFT_BL_SCAN_TARGET_NS (800ULL * 1000000ULL) /* see bl_scan_pause */
 #define DRIFT_BL_SCAN_MIN_PAUSE_NS (50ULL * 1000000ULL)
+#define DRIFT_BL_SCAN_WATCHED_NS (10000ULL * 1000000ULL) /* see bl_scan_main */
 #define DRIFT_BL_SCAN_LOOKUPS 8192 /* per scan on the loop thread: ~10 ms */
 #define DRIFT_FLAP_MAX 5 /* repairs of one object within the window */
 #define DRIFT_FLAP_WINDOW_NS (10ULL * 1000000000ULL)
@@ -128,6 +129,7 @@ struct zt_drift {
 	int scan_efd;
 	bool scan_init; /* the mutex and condition exist */
 	bool scan_kick; /* a batch write by another process: read again as soon as the CPU bound allows */
+	bool watched; /* atomic: the drift watch runs (bl_scan_main's pace) */
 	uint64_t scans;
 	/* The drift watch (bpf/drift_watch.bpf.c): other processes' writes to the blocklist maps. */
 	struct drift_watch *dw;
@@ -136,6 +138,7 @@ struct zt_drift {
 	struct ring_buffer *dw_rb;
 	uint64_t dw_events;
 	uint64_t dw_batch_keys; /* keys of batch writes checked one by one */
+	uint64_t dw_lost_seen; /* the watch's dw_lost when last looked at */
 	char who[40]; /* "bpftool (pid 123)" while such a write is repaired */
 };
 
@@ -529,14 +532,23 @@ static struct timespec ts_after(uint64_t now, uint64_t ns)
 				  .tv_nsec = (long)(t % 1000000000ULL) };
 }
 
-/* The reader thread: whole maps, handed to the loop one at a time. */
+/*
+ * The reader thread: whole maps, handed to the loop one at a time. A read
+ * walks every bucket of the map (2M by default, whatever it holds) in one
+ * bpf() call, 2-5 ms of a CPU the kernel does not give up meanwhile: tasks
+ * woken on that CPU wait for it. While the drift watch runs, it reports
+ * every write by another process's bpf() call (and a write it could not
+ * report starts a read at once: dw_check_lost), so the reads are only the
+ * net for another BPF program's writes, and come every
+ * DRIFT_BL_SCAN_WATCHED_NS; without the watch, at the pace above.
+ */
 static void *bl_scan_main(void *arg)
 {
 	struct zt_drift *dr = arg;
 	bool stop = false;
 
 	while (!stop) {
-		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns(), now, cpu;
+		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns(), now, cpu, pause;
 		struct timespec until, until_kick;
 
 		for (int f = 0; f < 2 && !stop; f++) {
@@ -555,7 +567,11 @@ static void *bl_scan_main(void *arg)
 		}
 		now = zt_now_mono_ns();
 		cpu = thread_cpu_ns() - cpu0;
-		until = ts_after(now, bl_scan_pause(busy, cpu, dr->d->cfg.drift.blocklist_cpu_ppm));
+		pause = bl_scan_pause(busy, cpu, dr->d->cfg.drift.blocklist_cpu_ppm);
+		if (__atomic_load_n(&dr->watched, __ATOMIC_RELAXED) &&
+		    pause < DRIFT_BL_SCAN_WATCHED_NS)
+			pause = DRIFT_BL_SCAN_WATCHED_NS;
+		until = ts_after(now, pause);
 		/* A kick (a batch write seen by the watch) waits for the CPU bound only. */
 		until_kick = ts_after(now, bl_scan_cap(cpu, dr->d->cfg.drift.blocklist_cpu_ppm));
 		pthread_mutex_lock(&dr->scan_mu);
@@ -633,6 +649,8 @@ static int bl_scan_start(struct zt_drift *dr)
 		r = -pthread_create(&dr->scan_th, NULL, bl_scan_main, dr);
 		if (r < 0)
 			zt_loop_del(dr->d->loop, dr->scan_efd);
+		else
+			pthread_setname_np(dr->scan_th, "zt-bl-scan");
 	}
 	dr->scan_started = r == 0;
 	return r;
@@ -746,6 +764,23 @@ static int on_dw_event(void *ctx, void *data, size_t size)
 		  dw_map_names[e->slot], e->cmd, e->n_keys, e->pid, comm, (long long)e->ret);
 	dr->who[0] = '\0';
 	return 0;
+}
+
+/* Writes the watch saw but could not report (its ring was full): every watched map checked whole. */
+static void dw_check_lost(struct zt_drift *dr)
+{
+	uint64_t lost = __atomic_load_n(&dr->dw->bss->dw_lost, __ATOMIC_RELAXED);
+
+	if (lost == dr->dw_lost_seen)
+		return;
+	log_warn("drift_watch_lost", "writes=%llu effect=\"the watched maps are checked whole\"",
+		 (unsigned long long)(lost - dr->dw_lost_seen));
+	dr->dw_lost_seen = lost;
+	dw_check_all(dr, 0); /* the blocklist hash maps: a read now */
+	dw_check_all(dr, 2);
+	dw_check_all(dr, 3);
+	dw_check_all(dr, ZT_DW_SLOT_NOTES);
+	dw_check_all(dr, ZT_DW_SLOT_ENDPOINTS); /* the segmentation maps */
 }
 
 /* Everything the watch has reported so far. */
@@ -899,6 +934,7 @@ static int dw_start(struct zt_drift *dr)
 
 static void dw_stop(struct zt_drift *dr)
 {
+	__atomic_store_n(&dr->watched, false, __ATOMIC_RELAXED);
 	if (dr->dw_rb) {
 		zt_loop_del(dr->d->loop, ring_buffer__epoll_fd(dr->dw_rb));
 		ring_buffer__free(dr->dw_rb);
@@ -923,8 +959,10 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 		return;
 	full = dr->ticks++ % DRIFT_FULL_TICKS == 0;
 	/* The watch's events also each tick: a wakeup missed costs one tick, not a whole read. */
-	if (dr->dw_rb)
+	if (dr->dw_rb) {
 		dw_consume(dr);
+		dw_check_lost(dr);
+	}
 	check_xdp(dr);
 	check_pins_obj(dr, d->dp->xdp->obj, full);
 	check_pins_obj(dr, d->dp->tc->obj, full);
@@ -1001,6 +1039,7 @@ int daemon_drift_start(struct zt_daemon *d, char *err, size_t errlen)
 		dw_stop(dr);
 	} else {
 		log_info("drift_watch_on", "maps=%d way=%s", ZT_DW_MAPS, dr->dw_way);
+		__atomic_store_n(&dr->watched, true, __ATOMIC_RELAXED);
 	}
 	d->drift = dr;
 	log_info(
