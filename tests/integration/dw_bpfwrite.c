@@ -20,7 +20,9 @@
 
 static struct bpf_insn insn(__u8 code, __u8 dst, __u8 src, __s16 off, __s32 imm)
 {
-	return (struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
+	return (struct bpf_insn){
+		.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm
+	};
 }
 
 int main(int argc, char **argv)
@@ -29,12 +31,15 @@ int main(int argc, char **argv)
 	struct bpf_insn prog[KEY_MAX / 4 + 8];
 	unsigned char pkt[64] = { 0 };
 	int n = 0, klen = argc - 2, map_fd, prog_fd;
-	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = pkt, .data_size_in = sizeof(pkt),
+		    .repeat = 1);
 	char log[4096] = "";
-	LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof(log), .log_level = 1);
+	LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof(log),
+		    .log_level = 1);
 
 	if (argc < 3 || klen > KEY_MAX || klen % 4) {
-		fprintf(stderr, "usage: dw_bpfwrite PIN HEXBYTE... (a key of 4..%d bytes, a multiple of 4)\n",
+		fprintf(stderr,
+			"usage: dw_bpfwrite PIN HEXBYTE... (a key of 4..%d bytes, a multiple of 4)\n",
 			KEY_MAX);
 		return 2;
 	}
