@@ -37,6 +37,22 @@ const volatile __u32 cfg_event_sample = ZT_DEFAULT_EVENT_SAMPLE;
 const volatile __u32 cfg_event_rate = ZT_DEFAULT_EVENT_RATE;
 /* bpf_xdp_load_bytes exists (5.18+): captures use it; else they copy byte by byte. */
 const volatile __u32 cfg_xdp_load_bytes = 1;
+/*
+ * Loaded with BPF_F_XDP_HAS_FRAGS (5.18+, the daemon's choice): a frame
+ * may go on past data_end in fragments (a jumbo frame of a multi-buffer
+ * driver; generic XDP then copies a paged skb into pages instead of one
+ * linear buffer). Its length is bpf_xdp_get_buff_len's; the headers stay
+ * in the first buffer, which every parse bounds-checks against data_end.
+ */
+const volatile __u32 cfg_xdp_frags = 0;
+
+/* The whole frame's length, fragments included. */
+static __always_inline __u32 xdp_len(struct xdp_md *ctx)
+{
+	if (cfg_xdp_frags)
+		return (__u32)bpf_xdp_get_buff_len(ctx);
+	return (__u32)(ctx->data_end - ctx->data);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -115,6 +131,8 @@ __noinline int xdp_guard_parse(struct xdp_md *ctx, struct zt_pkt *p)
 
 	if (!p)
 		return ZT_XR_BAD_ETH;
+	/* Length fields are checked against the whole frame (zt_pkt.len). */
+	p->len = cfg_xdp_frags ? xdp_len(ctx) : 0;
 	return zt_parse(data, data_end, p);
 }
 
@@ -164,7 +182,7 @@ __noinline int xdp_capture(struct xdp_md *ctx, struct zt_pkt *p, __u32 action, _
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 len = data_end - data, cap, i;
+	__u32 len = xdp_len(ctx), cap, i;
 	struct zt_cap_hit hit = {};
 	struct zt_ev_capture *e;
 
@@ -366,9 +384,7 @@ __noinline int xdp_challenge(struct xdp_md *ctx, struct zt_pkt *p)
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 len = data_end - data;
+	__u32 len = xdp_len(ctx);
 	struct zt_guard_cfg *cfg;
 	struct xdp_pkt x = {};
 

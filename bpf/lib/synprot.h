@@ -231,7 +231,8 @@ static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_
 	/* The one acceptable value would complete the handshake: never send it. */
 	if (ack == isn + 1)
 		ack ^= 1;
-	cur = data_end - data;
+	/* The whole frame (fragments too when the parse was told their length). */
+	cur = p->len ? p->len : (__u32)(data_end - data);
 	if (cur > l4 + sizeof(*th)) {
 		if (bpf_xdp_adjust_tail(ctx, (int)(l4 + sizeof(*th)) - (int)cur))
 			return -1;
