@@ -131,8 +131,7 @@ __noinline int xdp_guard_parse(struct xdp_md *ctx, struct zt_pkt *p)
 
 	if (!p)
 		return ZT_XR_BAD_ETH;
-	/* Length fields are checked against the whole frame (zt_pkt.len). */
-	p->len = cfg_xdp_frags ? xdp_len(ctx) : 0;
+	/* p->len, the whole frame with fragments (0: data_end ends it), is the caller's. */
 	return zt_parse(data, data_end, p);
 }
 
@@ -388,6 +387,9 @@ int xdp_guard(struct xdp_md *ctx)
 	struct zt_guard_cfg *cfg;
 	struct xdp_pkt x = {};
 
+	/* Length fields are checked against the whole frame (zt_pkt.len). */
+	if (cfg_xdp_frags)
+		x.p.len = len;
 	xdp_guard_lists(ctx, &x);
 	cfg = zt_guard_cfg_get();
 	if (cfg && (cfg->flags & ZT_GCF_ACTIVITY) && x.action == ZT_ACT_PASS &&
