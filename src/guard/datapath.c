@@ -560,6 +560,27 @@ static int apply_ratelimits(struct zt_datapath *dp, const struct zt_config *cfg,
 	return r;
 }
 
+bool zt_datapath_xdp_features(struct xdp_guard *skel, bool frags)
+{
+	/* Captures copy with bpf_xdp_load_bytes where it exists (5.18+); else byte by byte. */
+	skel->rodata->cfg_xdp_load_bytes =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, NULL) == 1;
+	/*
+	 * Multi-buffer frames where the kernel has them (5.18+): the guard then
+	 * attaches to a jumbo-MTU multi-buffer driver too, and generic XDP (a
+	 * veth uplink) copies a paged skb into pages rather than linearizing
+	 * it (lab iperf3 through an empty program: 0.83x -> 0.89x of none).
+	 */
+	skel->rodata->cfg_xdp_frags =
+		frags &&
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, NULL) == 1;
+	if (skel->rodata->cfg_xdp_frags)
+		bpf_program__set_flags(skel->progs.xdp_guard,
+				       bpf_program__flags(skel->progs.xdp_guard) |
+					       BPF_F_XDP_HAS_FRAGS);
+	return skel->rodata->cfg_xdp_frags;
+}
+
 int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char *err,
 		     size_t errlen)
 {
@@ -596,21 +617,7 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 	skel->rodata->cfg_malformed_drop = cfg->xdp.malformed_drop;
 	skel->rodata->cfg_event_sample = cfg->xdp.event_sample;
 	skel->rodata->cfg_event_rate = cfg->xdp.event_rate;
-	/* Captures copy with bpf_xdp_load_bytes where it exists (5.18+); else byte by byte. */
-	skel->rodata->cfg_xdp_load_bytes =
-		libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, NULL) == 1;
-	/*
-	 * Multi-buffer frames where the kernel has them (5.18+): the guard then
-	 * attaches to a jumbo-MTU multi-buffer driver too, and generic XDP (a
-	 * veth uplink) copies a paged skb into pages rather than linearizing
-	 * it (lab iperf3 through an empty program: 0.83x -> 0.89x of none).
-	 */
-	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, NULL) == 1) {
-		skel->rodata->cfg_xdp_frags = 1;
-		bpf_program__set_flags(skel->progs.xdp_guard,
-				       bpf_program__flags(skel->progs.xdp_guard) |
-					       BPF_F_XDP_HAS_FRAGS);
-	}
+	zt_datapath_xdp_features(skel, true);
 	bpf_map__set_max_entries(skel->maps.blocklist_v4, cfg->xdp.blocklist_max);
 	bpf_map__set_max_entries(skel->maps.blocklist_v6, cfg->xdp.blocklist_max);
 	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v4, cfg->xdp.blocklist_max);

@@ -53,6 +53,15 @@ struct zt_dp_map {
  * reason to err. Warnings (fallback to generic mode, kept map sizes) are
  * logged.
  */
+/*
+ * Before xdp_guard__load: what the running kernel offers the guard, set in
+ * its rodata and program flags: bpf_xdp_load_bytes for captures, and
+ * multi-buffer frames (5.18+, BPF_F_XDP_HAS_FRAGS) unless frags is false.
+ * Returns whether multi-buffer is on. The daemon, tests and benches load
+ * the guard alike through it.
+ */
+bool zt_datapath_xdp_features(struct xdp_guard *skel, bool frags);
+
 int zt_datapath_init(struct zt_datapath **dp, const struct zt_config *cfg, char *err,
 		     size_t errlen);
 /* Frees userspace state; attached programs and pins stay. NULL is fine. */

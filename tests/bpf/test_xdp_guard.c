@@ -39,6 +39,7 @@
 #include <linux/bpf.h>
 
 #include "ztagent.h"
+#include "guard/datapath.h"
 #include "pktgen.h"
 #include "xdp_guard.skel.h"
 
@@ -695,12 +696,8 @@ static int env_load(struct env *e, const struct cfg *c)
 	e->skel->rodata->cfg_malformed_drop = c->malformed_drop;
 	e->skel->rodata->cfg_event_sample = c->event_sample;
 	e->skel->rodata->cfg_event_rate = c->event_rate;
-	if (c->frags) {
-		e->skel->rodata->cfg_xdp_frags = 1;
-		bpf_program__set_flags(e->skel->progs.xdp_guard,
-				       bpf_program__flags(e->skel->progs.xdp_guard) |
-					       BPF_F_XDP_HAS_FRAGS);
-	}
+	if (c->frags && !zt_datapath_xdp_features(e->skel, true))
+		return -EOPNOTSUPP;
 	bpf_map__set_max_entries(e->skel->maps.blocklist_v4, 64);
 	bpf_map__set_max_entries(e->skel->maps.blocklist_v6, 64);
 	bpf_map__set_max_entries(e->skel->maps.blocklist_lpm_v4, 64);

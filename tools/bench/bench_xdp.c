@@ -66,6 +66,7 @@
 
 #include "ztagent.h"
 #include "guard/activity.h"
+#include "guard/datapath.h"
 #include "xdp_guard.skel.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -577,16 +578,9 @@ static void guard_load(struct guard *g)
 		die("cannot open the guard's skeleton: %s", strerror(errno));
 	g->obj = g->skel->obj;
 	guard_prepare(g->obj);
-	/* As the daemon loads it (src/guard/datapath.c); BENCH_XDP_FRAGS=0: one buffer only. */
-	g->skel->rodata->cfg_xdp_load_bytes =
-		libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, NULL) == 1;
-	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, NULL) == 1 &&
-	    !(getenv("BENCH_XDP_FRAGS") && !strcmp(getenv("BENCH_XDP_FRAGS"), "0"))) {
-		g->skel->rodata->cfg_xdp_frags = 1;
-		bpf_program__set_flags(g->skel->progs.xdp_guard,
-				       bpf_program__flags(g->skel->progs.xdp_guard) |
-					       BPF_F_XDP_HAS_FRAGS);
-	}
+	/* As the daemon loads it; BENCH_XDP_FRAGS=0: one buffer only. */
+	zt_datapath_xdp_features(
+		g->skel, !(getenv("BENCH_XDP_FRAGS") && !strcmp(getenv("BENCH_XDP_FRAGS"), "0")));
 	if (xdp_guard__load(g->skel) < 0)
 		die("cannot load the guard: %s", strerror(errno));
 	guard_fds(g);
