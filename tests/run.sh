@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line: "N passed, N failed".
+#  - the house style: make check-format (clang-format, .clang-format)
 #  - unit tests (cmocka, built with ASan/UBSan): build/tests/unit/*
 #  - BPF tests (cmocka, BPF_PROG_TEST_RUN):      build/tests/bpf/*
 #  - integration tests (TAP from shell):         tests/integration/*.sh
@@ -107,6 +108,23 @@ run_fuzz_replays() {
 	unset ZT_FUZZ_TMP
 }
 
+# The house style (.clang-format, kernel style) over every C source: one test.
+run_format() {
+	local log="$logdir/format.log"
+	echo "== format"
+	if make --no-print-directory -s check-format >"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "   1 passed, 0 failed"
+	else
+		failed=$((failed + 1))
+		failed_suites+=("format")
+		grep -E 'error:' "$log" | head -n 10
+		echo "   (full log: $log; make format fixes it)"
+		echo "   0 passed, 1 failed"
+	fi
+}
+
+run_format
 for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do
 	[ -x "$t" ] && run_cmocka "$t"
 done
