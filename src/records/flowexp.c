@@ -469,15 +469,17 @@ static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const st
 {
 	uint64_t quiet = now > v->last_ns ? now - v->last_ns : 0;
 	const struct fx_memo *m;
+	bool closed, long_flow;
 
 	if (!alive(x, k->ifindex) || quiet > zt_ct_timeout(k->proto, v->state))
 		return true;
 	/* Denied by its own entry, or perhaps by the destination's (a local peer). */
 	if (quiet >= ZT_FLOWEXP_DENY_QUIET_NS && (v->verdict == ZT_VERDICT_DENY || v->peer_ep_id))
 		return true;
-	if (!(k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
-	      quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS) &&
-	    !(v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns))
+	closed = k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
+		 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
+	long_flow = v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns;
+	if (!closed && !long_flow)
 		return false;
 	/*
 	 * A closed flow past its grace, or a long one: due unless flow_export
@@ -489,9 +491,7 @@ static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const st
 		return true;
 	if (m->final)
 		return false;
-	if (k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED)
-		return true;
-	return v->last_ns - (m->last_ns ? m->last_ns : v->first_ns) >= x->active_ns;
+	return closed || v->last_ns - (m->last_ns ? m->last_ns : v->first_ns) >= x->active_ns;
 }
 
 static bool half_open(const struct zt_ct_key *k, const struct zt_ct_val *v)
