@@ -317,6 +317,7 @@ __noinline int xdp_act_report(struct xdp_md *ctx, struct zt_pkt *p, struct zt_ac
 static __always_inline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __u32 len,
 					struct zt_guard_cfg *cfg)
 {
+	struct zt_dst_local *l;
 	struct xdp_cells c;
 	struct zt_act a = {};
 	__u32 ask = 0, k, now_t;
@@ -330,25 +331,33 @@ static __always_inline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __
 	a.hd = zt_sketch_hash(p->daddr, p->family, cfg->seed);
 	if (!xdp_cells(&a, &c))
 		return 0;
+	/* This CPU's entry for the destination: at its row-0 cell's index. */
+	k = zt_dst_cell0(a.hd);
+	l = bpf_map_lookup_elem(&dst_local, &k);
+	if (!l)
+		return 0;
 	a.src_due = (__u8)zt_src_update(c.s0, c.s1, &a, cfg);
-	a.dst_due = (__u8)zt_dst_update(c.d0, c.d1, &a);
+	a.dst_due = (__u8)zt_dst_update(c.d0, c.d1, l, &a);
 	if (a.over)
 		ask |= XDP_ASK_SRC;
-	if (a.proto == IPPROTO_TCP && ((c.d0->chal | c.d1->chal) & 3) &&
+	/* The flags first: the cells' chal is read for a lone RST only. */
+	if (a.proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK | ZT_TCP_F_RST | ZT_TCP_F_FIN)) ==
-		    ZT_TCP_F_RST)
+		    ZT_TCP_F_RST &&
+	    ((c.d0->chal | c.d1->chal) & 3))
 		ask |= XDP_ASK_ANSWER;
 	/* Destination buckets: every packet every kind with a limit set. */
 	now_t = (__u32)(a.jiffies << ZT_TAT_SHIFT);
 	if (cfg->dst_interval[ZT_RL_ALL] &&
-	    !zt_rl_dst_kind(c.d0, c.d1, ZT_RL_ALL, now_t, cfg->dst_interval[ZT_RL_ALL],
-			    cfg->dst_burst)) {
+	    !zt_rl_dst_kind(c.d0, c.d1, l, ZT_RL_ALL, now_t, cfg->dst_interval[ZT_RL_ALL],
+			    cfg->dst_burst, cfg->dst_lease[ZT_RL_ALL])) {
 		v = ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_ALL);
 		ask &= ~XDP_ASK_SRC; /* dropped anyway: the source's bucket need not pay */
 	} else {
 		k = a.kind & (ZT_RL_KINDS - 1);
 		if (k != ZT_RL_ALL && cfg->dst_interval[k] &&
-		    !zt_rl_dst_kind(c.d0, c.d1, k, now_t, cfg->dst_interval[k], cfg->dst_burst)) {
+		    !zt_rl_dst_kind(c.d0, c.d1, l, k, now_t, cfg->dst_interval[k], cfg->dst_burst,
+				    cfg->dst_lease[k])) {
 			if (k == ZT_RL_SYN) {
 				ask |= XDP_ASK_SYN;
 			} else {

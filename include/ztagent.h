@@ -44,6 +44,7 @@
 #define ZT_PIN_GUARD_CFG "guard_cfg"
 #define ZT_PIN_SRC_SKETCH "src_sketch"
 #define ZT_PIN_DST_SKETCH "dst_sketch"
+#define ZT_PIN_DST_LOCAL "dst_local"
 #define ZT_PIN_RL_SRC "ratelimit_src"
 #define ZT_PIN_SYN_VERIFIED "syn_verified"
 #define ZT_PIN_SYN_PROTECT "syn_protect"
@@ -741,6 +742,28 @@ struct zt_ep_stats {
  * (source limits, signals) runs on every 16th packet of the row-0 cell, so
  * a threshold is noticed at most 15 packets late, and on first contacts.
  *
+ * Several CPUs. A node's destinations are few and every receive queue
+ * sends to them, so a destination cell written on every packet would move
+ * its cache line between the CPUs at each one. So a packet writes its
+ * destination's counts into ZT_PIN_DST_LOCAL, this CPU's own entry for the
+ * destination (zt_dst_local), and a CPU adds them to the destination's two
+ * cells when they reach ZT_CHECK_EVERY packets; that is also when the
+ * destination's signals are compared (and on a first contact, or a source
+ * new to the cell), so a threshold is noticed at most 15 packets per CPU
+ * late. Readers add the CPUs' entries of the window (src/guard,
+ * zt_guard_dst_activity). Counts of a window a CPU had not added when the
+ * next window began are dropped with it. Buckets work the same way: a CPU
+ * takes up to zt_guard_cfg.dst_lease tokens at once from a cell's bucket
+ * (charging it for all of them) and spends them on its next packets
+ * without touching the cell. A bucket holds what it always did; the tokens
+ * CPUs took and have not spent yet, fewer than dst_lease per CPU and kind,
+ * come on top. The daemon sets dst_lease to an eighth of the bucket's depth
+ * shared by the possible CPUs (1 to ZT_DST_LEASE_MAX): all of them
+ * together hold at most an eighth of a bucket more. The shared cells are still written for the distinct
+ * sources (when a new bit is set), challenges and admissions, and at a new
+ * window; a packet reads them only when this CPU's entry does not already
+ * know (the window began, a source new to this CPU).
+ *
  * Limits (zt_guard_cfg.src_limit, .dst_limit: packets per second per kind,
  * 0 = off). Kinds: every packet (ALL) and, by protocol, TCP SYN, UDP, ICMP.
  * Per source, the sketch is the first stage: a source whose window count
@@ -792,6 +815,8 @@ struct zt_ep_stats {
 #define ZT_TAT_SHIFT 16
 /* Limit and signal checks run on every 16th packet of a cell (and every opening one). */
 #define ZT_CHECK_EVERY 16
+/* Destination bucket tokens a CPU takes at once, at most (see "Several CPUs"). */
+#define ZT_DST_LEASE_MAX 64
 
 enum zt_rl_kind {
 	ZT_RL_ALL = 0, /* every packet */
@@ -850,6 +875,23 @@ struct zt_dst_cell {
 	__u32 tat[ZT_RL_KINDS];
 };
 
+/*
+ * ZT_PIN_DST_LOCAL value, per CPU, one per row-0 destination cell (same
+ * index): what this CPU counted for one destination and has not added to
+ * its two cells yet, and the bucket tokens it took from them and has not
+ * spent. A destination with the same row-0 cell and another row-1 cell
+ * takes the entry over, adding what it held to its owner's cells first.
+ */
+struct zt_dst_local {
+	__u32 cell1; /* the owner's row-1 cell + 1; 0: none */
+	__u32 win; /* window of the counts (zt_dst_cell.win) */
+	__u32 count[ZT_RL_KINDS];
+	__u32 bytes;
+	__u32 ack;
+	__u8 credit[2][ZT_RL_KINDS]; /* tokens by row and kind, fewer than guard_cfg.dst_lease */
+	__u64 srcs; /* sources this CPU found or set in both cells' srcs this window */
+};
+
 /* Signal thresholds (per window, 0 = no signal) and the bits of zt_ev_activity.signals. */
 struct zt_sig_thr {
 	__u32 pkts;
@@ -903,6 +945,8 @@ struct zt_guard_cfg {
 	__u32 dst_interval[ZT_RL_KINDS]; /* jiffies << ZT_TAT_SHIFT per packet, >= 1; 0 when off */
 	struct zt_sig_thr sig_src;
 	struct zt_sig_thr sig_dst;
+	/* Destination bucket tokens a CPU takes at once, 1..ZT_DST_LEASE_MAX ("Several CPUs"). */
+	__u8 dst_lease[ZT_RL_KINDS];
 };
 
 /* Key of the maps keyed by one address (ratelimit_src, syn_verified, syn_protect, watch). */

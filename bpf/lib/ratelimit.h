@@ -20,7 +20,9 @@
  * are the node's and its endpoints' addresses: few, and a packet must not
  * pay a hash lookup for them): a packet is dropped only when the buckets
  * of both cells are empty, so a destination that shares one cell with a
- * flooded one keeps its own rate through the other.
+ * flooded one keeps its own rate through the other. A CPU takes tokens a
+ * few at a time (guard_cfg.dst_lease), so the cells' cache lines do not move
+ * between CPUs at every packet.
  */
 #ifndef ZT_BPF_RATELIMIT_H
 #define ZT_BPF_RATELIMIT_H
@@ -106,21 +108,57 @@ static __always_inline int zt_gcra32(__u32 *tat, __u32 now, __u32 iv, __u32 burs
 }
 
 /*
+ * One token of kind k from a destination cell's bucket through this CPU's
+ * copy: a token the CPU took earlier, or up to lease at once from
+ * the cell (all charged to it; fewer when it holds fewer). 1 when the
+ * packet conforms, 0 when the bucket is empty.
+ */
+static __always_inline int zt_dst_take(struct zt_dst_cell *c, __u8 *credit, __u32 now_t, __u32 k,
+				       __u32 iv, __u32 burst, __u32 lease)
+{
+	__u32 t;
+
+	k &= ZT_RL_KINDS - 1;
+	if (*credit) {
+		(*credit)--;
+		return 1;
+	}
+	t = c->tat[k];
+	if ((__s32)(t - now_t) < 0)
+		t = now_t;
+	if (t - now_t > burst)
+		return 0;
+	if (lease > ZT_DST_LEASE_MAX)
+		lease = ZT_DST_LEASE_MAX;
+	if (lease > 1 && (__u64)(t - now_t) + (__u64)(lease - 1) * iv <= burst) {
+		c->tat[k] = t + lease * iv;
+		*credit = (__u8)(lease - 1);
+	} else {
+		c->tat[k] = t + iv;
+	}
+	return 1;
+}
+
+/*
  * The destination's bucket of one kind: 1 when the packet conforms in either
  * cell (each conforming cell is charged), 0 when both are empty.
  */
-static __always_inline int zt_rl_dst_kind(struct zt_dst_cell *c0, struct zt_dst_cell *c1, __u32 k,
-					  __u32 now_t, __u32 iv, __u32 burst)
+static __always_inline int zt_rl_dst_kind(struct zt_dst_cell *c0, struct zt_dst_cell *c1,
+					  struct zt_dst_local *l, __u32 k, __u32 now_t, __u32 iv,
+					  __u32 burst, __u32 lease)
 {
 	int ok0, ok1;
 
 	k &= ZT_RL_KINDS - 1;
-	ok0 = zt_gcra32(&c0->tat[k], now_t, iv, burst);
-	ok1 = zt_gcra32(&c1->tat[k], now_t, iv, burst);
+	ok0 = zt_dst_take(c0, &l->credit[0][k], now_t, k, iv, burst, lease);
+	ok1 = zt_dst_take(c1, &l->credit[1][k], now_t, k, iv, burst, lease);
 	if (ok0 || ok1)
 		return 1;
-	c0->exhausted |= 1 << k;
-	c1->exhausted |= 1 << k;
+	/* Written once a window, not at every refused packet. */
+	if (!(c0->exhausted & (1 << k)))
+		c0->exhausted |= 1 << k;
+	if (!(c1->exhausted & (1 << k)))
+		c1->exhausted |= 1 << k;
 	return 0;
 }
 

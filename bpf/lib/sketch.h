@@ -35,6 +35,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dst_sketch SEC(".maps");
 
+/* Per CPU: destination counts and bucket tokens not yet in dst_sketch (include/ztagent.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_DST_ROW);
+	__type(key, __u32);
+	__type(value, struct zt_dst_local);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dst_local SEC(".maps");
+
 #define ZT_TCP_F_FIN 0x01
 #define ZT_TCP_F_SYN 0x02
 #define ZT_TCP_F_RST 0x04
@@ -262,34 +271,118 @@ static __always_inline void zt_dst_roll(struct zt_dst_cell *c, __u32 win, __u32 
 	}
 }
 
-static __always_inline void zt_dst_count_one(struct zt_dst_cell *c, const struct zt_act *a,
-					     __u64 sbit)
+/* This CPU's count of the packet for its destination. */
+static __always_inline void zt_dst_count_local(struct zt_dst_local *l, const struct zt_act *a)
 {
-	c->count[ZT_RL_ALL]++;
+	l->count[ZT_RL_ALL]++;
 	/* Masked, not compared: the verifier keeps the bound of a mask. */
 	if (a->kind != ZT_RL_ALL)
-		c->count[a->kind & (ZT_RL_KINDS - 1)]++;
-	c->bytes += a->len;
+		l->count[a->kind & (ZT_RL_KINDS - 1)]++;
+	l->bytes += a->len;
 	if (a->ack_only)
-		c->ack++;
-	if (!(c->srcs & sbit)) {
-		c->srcs |= sbit;
-		c->nsrcs++;
-	}
+		l->ack++;
 }
 
-/* Counts the packet in its destination's two cells; 1 when its signals are due. */
-static __always_inline int zt_dst_update(struct zt_dst_cell *c0, struct zt_dst_cell *c1,
-					 const struct zt_act *a)
+/* Adds this CPU's counts to a cell, when they are of the cell's window. */
+static __always_inline void zt_dst_add(struct zt_dst_cell *c, const struct zt_dst_local *l)
 {
-	__u32 now_t = (__u32)(a->jiffies << ZT_TAT_SHIFT);
-	__u64 sbit = zt_addr_bit(a->hs);
+	if (c->win != l->win)
+		return;
+	c->count[0] += l->count[0];
+	c->count[1] += l->count[1];
+	c->count[2] += l->count[2];
+	c->count[3] += l->count[3];
+	c->bytes += l->bytes;
+	c->ack += l->ack;
+}
 
-	zt_dst_roll(c0, a->win, now_t);
-	zt_dst_roll(c1, a->win, now_t);
-	zt_dst_count_one(c0, a, sbit);
-	zt_dst_count_one(c1, a, sbit);
-	return zt_act_check_due(c0->count[ZT_RL_ALL], a);
+/* Starts this CPU's counts over in win. */
+static __always_inline void zt_dst_local_zero(struct zt_dst_local *l, __u32 win)
+{
+	l->win = win;
+	l->count[0] = 0;
+	l->count[1] = 0;
+	l->count[2] = 0;
+	l->count[3] = 0;
+	l->bytes = 0;
+	l->ack = 0;
+}
+
+/* A source new to the cell this window: its bit (a write only when it was clear). */
+static __always_inline int zt_dst_src(struct zt_dst_cell *c, __u64 sbit)
+{
+	if (c->srcs & sbit)
+		return 0;
+	c->srcs |= sbit;
+	c->nsrcs++;
+	return 1;
+}
+
+/*
+ * l, this CPU's entry at the destination's row-0 cell, made the
+ * destination's own (cell1: its row-1 cell). Another destination's counts
+ * there go to that one's cells first; its unspent tokens are given up.
+ */
+static __always_inline void zt_dst_own(struct zt_dst_cell *c0, struct zt_dst_local *l, __u32 cell1,
+				       __u32 win)
+{
+	if (l->cell1 && l->count[ZT_RL_ALL]) {
+		__u32 i = l->cell1 - 1;
+		struct zt_dst_cell *o1 = bpf_map_lookup_elem(&dst_sketch, &i);
+
+		zt_dst_add(c0, l);
+		if (o1)
+			zt_dst_add(o1, l);
+	}
+	zt_dst_local_zero(l, win);
+	l->cell1 = cell1 + 1;
+	l->srcs = 0;
+	__builtin_memset(l->credit, 0, sizeof(l->credit));
+}
+
+/*
+ * Counts the packet for its destination in this CPU's entry l and adds
+ * the entry to the two cells every ZT_CHECK_EVERY packets. Returns 1 when
+ * the destination's signals are due: at that addition, on a first contact,
+ * or for a source new to the row-0 cell.
+ */
+static __always_inline int zt_dst_update(struct zt_dst_cell *c0, struct zt_dst_cell *c1,
+					 struct zt_dst_local *l, const struct zt_act *a)
+{
+	__u32 now_t = (__u32)(a->jiffies << ZT_TAT_SHIFT), cell1 = zt_dst_cell1(a->hd);
+	__u64 sbit = zt_addr_bit(a->hs);
+	int due;
+
+	/*
+	 * The cells are read only when this CPU's entry cannot tell: at its
+	 * first packet for the destination in a window (the cells move to it,
+	 * a write only at the first packet of all), and for a source it has not
+	 * seen there yet.
+	 */
+	if (l->cell1 != cell1 + 1 || l->win != a->win) {
+		zt_dst_roll(c0, a->win, now_t);
+		zt_dst_roll(c1, a->win, now_t);
+		if (l->cell1 != cell1 + 1) {
+			zt_dst_own(c0, l, cell1, a->win);
+		} else {
+			zt_dst_local_zero(l, a->win); /* the cells moved on: that window is over */
+			l->srcs = 0;
+		}
+	}
+	zt_dst_count_local(l, a);
+	due = a->first_contact;
+	if (!(l->srcs & sbit)) {
+		due |= zt_dst_src(c0, sbit);
+		zt_dst_src(c1, sbit);
+		l->srcs |= sbit;
+	}
+	if (l->count[ZT_RL_ALL] >= ZT_CHECK_EVERY) {
+		zt_dst_add(c0, l);
+		zt_dst_add(c1, l);
+		zt_dst_local_zero(l, a->win);
+		due = 1;
+	}
+	return due;
 }
 
 static __always_inline __u32 zt_min32(__u32 a, __u32 b)

@@ -131,6 +131,22 @@ void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_
 /* Bucket depths beyond this would let a 32-bit destination bucket wrap (65536 jiffies). */
 #define MAX_BURST_MS 30000u
 
+/*
+ * Tokens a CPU takes at once from a destination bucket of limit a second
+ * and depth ms (include/ztagent.h, "Several CPUs"): an eighth of the
+ * bucket shared by the possible CPUs, 1 to ZT_DST_LEASE_MAX.
+ */
+static uint8_t dst_lease(uint32_t limit, uint32_t ms)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	uint64_t n;
+
+	if (ncpus < 1)
+		ncpus = 1;
+	n = (uint64_t)limit * ms / 1000 / (8 * (uint64_t)ncpus);
+	return (uint8_t)(n < 1 ? 1 : n > ZT_DST_LEASE_MAX ? ZT_DST_LEASE_MAX : n);
+}
+
 int zt_guard_cfg_set_ratelimits(struct zt_guard_cfg *c, const struct zt_ratelimit_cfg *rl)
 {
 	uint32_t sb_ms = rl->src_burst_ms ? rl->src_burst_ms : 1000;
@@ -156,6 +172,8 @@ int zt_guard_cfg_set_ratelimits(struct zt_guard_cfg *c, const struct zt_ratelimi
 	}
 	c->src_burst_ns = sb_ms * 1000000ULL;
 	c->dst_burst = (uint32_t)(unit * db_ms / 1000);
+	for (int k = 0; k < ZT_RL_KINDS; k++)
+		c->dst_lease[k] = dst_lease(rl->dst[k], db_ms);
 	return 0;
 }
 
@@ -700,6 +718,50 @@ int zt_guard_src_activity(const struct zt_datapath *dp, const struct zt_addr_key
 	return 0;
 }
 
+/*
+ * Adds to both cells what the CPUs counted for the destination (cells
+ * idx[0], idx[1]) during window win and have not added yet (dst_local,
+ * include/ztagent.h "Several CPUs").
+ */
+static int dst_add_local(const struct zt_datapath *dp, const __u32 idx[2], __u32 win,
+			 struct zt_dst_cell c[2])
+{
+	int fd = MAP(dp, dst_local), n = dp->ncpus;
+	/* Per-CPU values come 8-byte aligned, one per possible CPU. */
+	size_t stride = (sizeof(struct zt_dst_local) + 7) & ~(size_t)7;
+	unsigned char *v;
+
+	if (fd < 0)
+		return fd;
+	if (n <= 0)
+		return -EINVAL;
+	v = calloc((size_t)n, stride);
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &idx[0], v)) {
+		int e = -errno;
+
+		free(v);
+		return e;
+	}
+	for (int cpu = 0; cpu < n; cpu++) {
+		struct zt_dst_local l;
+
+		memcpy(&l, v + (size_t)cpu * stride, sizeof(l));
+		if (l.cell1 != idx[1] + 1 || l.win != win || !l.count[ZT_RL_ALL])
+			continue;
+		for (int i = 0; i < 2; i++) {
+			c[i].win = win;
+			for (int k = 0; k < ZT_RL_KINDS; k++)
+				c[i].count[k] += l.count[k];
+			c[i].bytes += l.bytes;
+			c[i].ack += l.ack;
+		}
+	}
+	free(v);
+	return 0;
+}
+
 int zt_guard_dst_activity(const struct zt_datapath *dp, const struct zt_addr_key *a,
 			  struct zt_dst_cell *out)
 {
@@ -721,6 +783,9 @@ int zt_guard_dst_activity(const struct zt_datapath *dp, const struct zt_addr_key
 		if (c[i].win != win)
 			memset(&c[i], 0, sizeof(c[i]));
 	}
+	r = dst_add_local(dp, idx, win, c);
+	if (r)
+		return r;
 	memset(out, 0, sizeof(*out));
 	out->win = win;
 	for (int k = 0; k < ZT_RL_KINDS; k++)

@@ -80,6 +80,7 @@ struct env {
 
 static int hold_ifindex;
 static uint32_t hz = 250;
+static cpu_set_t all_cpus; /* the CPUs the test may use (main pins it to one of them) */
 
 /* ---- records ---- */
 
@@ -669,6 +670,116 @@ static void test_dst_shared_cell(void **state)
 		e_pass += xdp_run(e, &p, NULL) == XDP_PASS;
 	}
 	assert_int_equal(e_pass, 150);
+	/*
+	 * E took over the CPU's entry at the shared row-0 cell; D's counts
+	 * there went to D's cells first: both counts stay exact.
+	 */
+	assert_int_equal(dst_act(e, D4).count[ZT_RL_ALL], 1000);
+	assert_int_equal(dst_act(e, E4).count[ZT_RL_ALL], 150);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the calling thread on cpu from now on. */
+static void on_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+/* The shared (not per-CPU) row-0 cell of a destination, as the map holds it. */
+static struct zt_dst_cell dst_cell0_raw(struct env *e, const char *s)
+{
+	struct zt_dst_cell c;
+	__u32 w[4], idx;
+	__u8 fam;
+
+	words(s, w, &fam);
+	idx = zt_dst_cell0(zt_sketch_hash(w, fam, e->cfg.seed));
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->x->maps.dst_sketch), &idx, &c), 0);
+	return c;
+}
+
+/*
+ * Several CPUs send to one destination: each counts in its own copy of the
+ * cells (dst_local) and adds it to the shared cells every 16 packets,
+ * readers add the copies, and a bucket's tokens taken by one CPU are not
+ * spent twice.
+ */
+static void test_dst_several_cpus(void **state)
+{
+	struct env *e = *state;
+	struct zt_ratelimit_cfg rl = { .dst = { [ZT_RL_UDP] = 300 } };
+	int cpu[2], n = 0, cur = sched_getcpu(), i, passed = 0;
+	__u32 bytes = 0;
+	struct zt_dst_cell d;
+	struct pg_pkt p;
+	double t0, el;
+	char a[32];
+
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &all_cpus))
+			cpu[n++] = c;
+	if (n < 2) {
+		print_message("    one CPU only: skipped\n");
+		skip();
+	}
+	cfg_limits(e, &rl);
+	fresh_window(e);
+	on_cpu(cpu[0]);
+	for (i = 0; i < 10; i++) {
+		udp4(&p, S4, D4, 40000 + i, 53);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+		bytes += (__u32)p.len - 14;
+	}
+	on_cpu(cpu[1]);
+	for (i = 0; i < 7; i++) {
+		udp4(&p, S4, D4, 40000 + i, 53);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+		bytes += (__u32)p.len - 14;
+	}
+	d = dst_act(e, D4);
+	assert_int_equal(d.count[ZT_RL_ALL], 17);
+	assert_int_equal(d.count[ZT_RL_UDP], 17);
+	assert_int_equal(d.bytes, bytes);
+	/* Fewer than 16 on each CPU: nothing in the shared cell yet. */
+	assert_int_equal(dst_cell0_raw(e, D4).count[ZT_RL_ALL], 0);
+	for (i = 0; i < 9; i++) {
+		udp4(&p, S4, D4, 40000 + i, 53);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	/* The 16th on cpu[1] added its copy. */
+	assert_int_equal(dst_cell0_raw(e, D4).count[ZT_RL_ALL], 16);
+	assert_int_equal(dst_act(e, D4).count[ZT_RL_ALL], 26);
+	/* 600 sources to another destination, the CPUs taking turns. */
+	t0 = now_s();
+	for (i = 0; i < 600; i++) {
+		on_cpu(cpu[i % 2]);
+		snprintf(a, sizeof(a), "198.18.%d.%d", 80 + i / 250, 1 + i % 250);
+		udp4(&p, a, E4, 40000, 53);
+		passed += xdp_run(e, &p, NULL) == XDP_PASS;
+	}
+	el = now_s() - t0;
+	on_cpu(cur < 0 ? cpu[0] : cur);
+	print_message("    600 UDP packets from two CPUs in %.0f ms, limit 300/s: %d passed\n",
+		      el * 1e3, passed);
+	/*
+	 * As on one CPU (test_dst_limit), plus what a CPU took and did not
+	 * spend, plus the refill while the CPUs took turns.
+	 */
+	assert_in_range(passed, 295,
+			310 + 2 * (e->cfg.dst_lease[ZT_RL_UDP] - 1) + (int)(300 * el + 1));
+	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_RL_DST_UDP), 600 - passed);
+	assert_int_equal(dst_act(e, E4).count[ZT_RL_ALL], 600);
 }
 
 /* ---- signals ---- */
@@ -1475,6 +1586,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_src_collision_isolated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dst_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dst_shared_cell, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dst_several_cpus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals_follow_rates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
@@ -1491,6 +1603,8 @@ int main(void)
 	cpu_set_t set;
 
 	/* One CPU: the per-CPU event limits and counters stay where the test reads them. */
+	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus))
+		CPU_ZERO(&all_cpus);
 	CPU_ZERO(&set);
 	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &set);
 	if (sched_setaffinity(0, sizeof(set), &set) || unshare(CLONE_NEWNET) ||

@@ -373,9 +373,14 @@ static void gen_pass(struct pkt *pk, const struct eset *a, const struct eset *b)
 
 /* The "few" path: the first FEW_SOURCES pass packets, in turn. */
 #define FEW_SOURCES 256
+static int few_n(void)
+{
+	return opt.npkt < FEW_SOURCES ? opt.npkt : FEW_SOURCES;
+}
+
 static void gen_few(struct pkt *pk, const struct pkt *pass)
 {
-	int n = opt.npkt < FEW_SOURCES ? opt.npkt : FEW_SOURCES;
+	int n = few_n();
 
 	for (int i = 0; i < opt.npkt; i++)
 		pk[i] = pass[i % n];
@@ -925,6 +930,135 @@ static void print_rows(const struct res *r, const int fd[NPROG], const char *pat
 	}
 }
 
+/*
+ * Several CPUs at once: the pass packets on every online CPU (up to
+ * PAR_MAX) side by side, against the same loop on one CPU, as a NIC's
+ * queues spread a node's traffic: every CPU sends to the same destination,
+ * from sources of its own (CPU t takes every ncpu-th pair of packets, an
+ * IPv4 and an IPv6 one, from pair t) or
+ * from the same sources as the others (a source whose connections land on
+ * several queues). What cache lines written by several CPUs cost shows as
+ * the ratio to one CPU. All the pass packets and not the "few": a few
+ * sources, each sent PAR_CALLS * repeat / 256 packets per CPU, would go
+ * over the per-source limits within the sketch's window.
+ */
+#define PAR_MAX 8
+#define PAR_CALLS 20000
+
+struct par {
+	pthread_barrier_t *bar;
+	const struct pkt *pk;
+	int fd, cpu, first, step, want, wrong;
+	double ns; /* sum of ns/pkt over the calls */
+	int n;
+};
+
+static void *par_main(void *arg)
+{
+	struct par *t = arg;
+	int nsrc = opt.npkt;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(t->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pthread_barrier_wait(t->bar);
+	for (int i = 0; i < PAR_CALLS; i++) {
+		__u32 dur = 0;
+		/* Packets alternate IPv4, IPv6: a CPU takes pairs, so it sends both. */
+		int idx = (2 * t->first + (i / 2) * 2 * t->step + i % 2) % nsrc;
+		int v = run1(t->fd, &t->pk[idx], opt.repeat, &dur);
+
+		if (v != t->want) {
+			t->wrong++;
+			continue;
+		}
+		t->ns += dur;
+		t->n++;
+	}
+	return NULL;
+}
+
+/*
+ * ns/pkt of one program with nthr threads on the CPUs in cpus, each from
+ * its own sources (own) or all from the same ones; -1 on a wrong verdict.
+ */
+static double par_run(int fd, const struct pkt *pk, int want, const int *cpus, int nthr, int own)
+{
+	struct par t[PAR_MAX] = { 0 };
+	pthread_t th[PAR_MAX];
+	pthread_barrier_t bar;
+	double sum = 0;
+	int n = 0, wrong = 0;
+
+	pthread_barrier_init(&bar, NULL, (unsigned)nthr);
+	for (int i = 0; i < nthr; i++) {
+		t[i] = (struct par){ .bar = &bar,
+				     .pk = pk,
+				     .fd = fd,
+				     .cpu = cpus[i],
+				     .first = own ? i : 0,
+				     .step = own ? nthr : 1,
+				     .want = want };
+		if (pthread_create(&th[i], NULL, par_main, &t[i]) != 0)
+			die("pthread_create failed");
+	}
+	for (int i = 0; i < nthr; i++) {
+		pthread_join(th[i], NULL);
+		sum += t[i].ns;
+		n += t[i].n;
+		wrong += t[i].wrong;
+	}
+	pthread_barrier_destroy(&bar);
+	if (wrong) {
+		fprintf(stderr, "bench_xdp: %d wrong verdicts on several CPUs\n", wrong);
+		bad++;
+		return -1;
+	}
+	return n ? sum / n : -1;
+}
+
+static void parallel(const int fd[NPROG], struct guard *g, const struct pkt *pk,
+		     const int want[NPROG])
+{
+	static const int rows[] = { P_EMPTY, P_BASE, P_GUARD_OFF, P_GUARD };
+	int cpus[PAR_MAX], ncpu = 0;
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return;
+	for (int c = 0; c < CPU_SETSIZE && ncpu < PAR_MAX; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[ncpu++] = c;
+	if (ncpu < 2) {
+		printf("  (one CPU only: no side-by-side run)\n");
+		return;
+	}
+	printf("\n  The pass packets on %d CPUs at once, to the same destination, %d calls\n"
+	       "  of %d runs per CPU: each CPU from sources of its own, then all from the same\n"
+	       "  sources; ns/pkt and the ratio to one CPU alone:\n",
+	       ncpu, PAR_CALLS, opt.repeat);
+	printf("  %-19s %9s %9s %8s %9s %8s\n", "program", "1 CPU", "own src", "ratio", "same src",
+	       "ratio");
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		int p = rows[i];
+		double one, own, same;
+
+		if (fd[p] < 0)
+			continue;
+		row_setting(g, p, 1);
+		one = par_run(fd[p], pk, want[p], cpus, 1, 0);
+		own = par_run(fd[p], pk, want[p], cpus, ncpu, 1);
+		same = par_run(fd[p], pk, want[p], cpus, ncpu, 0);
+		row_setting(g, p, 0);
+		printf("  %-19s %9.1f %9.1f", prog_name[p], one, own);
+		print_ratio(own, one);
+		printf(" %9.1f", same);
+		print_ratio(same, one);
+		printf("\n");
+	}
+}
+
 /* Fills a guard's blocklist as the daemon does it: filter bits, then entries, then lengths. */
 static int guard_fill(struct guard *g, const struct kv *kv, const __u64 *w, double t[4])
 {
@@ -1370,6 +1504,8 @@ int main(int argc, char **argv)
 		gen_few(few, pass);
 		measure(r, fd, &g, few, want_pass, "few");
 		print_rows(r, fd, "few");
+		if (last)
+			parallel(fd, &g, pass, want_pass);
 		measure(r, fd, &g, drop, want_drop, "drop");
 		print_rows(r, fd, "drop");
 
