@@ -180,7 +180,9 @@ static __always_inline void zt_src_open_one(struct zt_src_cell *c, __u64 hbit, _
 		c->ports |= pbit;
 		c->nports++;
 	}
-	c->contacts |= cbit;
+	/* Written only when new: a line written less moves between CPUs less. */
+	if (!(c->contacts & cbit))
+		c->contacts |= cbit;
 }
 
 /*
@@ -223,14 +225,16 @@ static __always_inline int zt_src_update(struct zt_src_cell *c0, struct zt_src_c
 	if (due) {
 		/* Over a limit: both cells at it (row 0 first, it rules most packets out). */
 		lim = cfg->src_limit[ZT_RL_ALL];
-		if (lim && c0->count[ZT_RL_ALL] >= lim && c1->count[ZT_RL_ALL] >= lim) {
+		if (lim && c0->count[ZT_RL_ALL] >= lim && c1->count[ZT_RL_ALL] >= lim &&
+		    !(c0->over & c1->over & (1 << ZT_RL_ALL))) {
 			c0->over |= 1 << ZT_RL_ALL;
 			c1->over |= 1 << ZT_RL_ALL;
 		}
 		if (k != ZT_RL_ALL) {
 			k &= ZT_RL_KINDS - 1;
 			lim = cfg->src_limit[k];
-			if (lim && c0->count[k] >= lim && c1->count[k] >= lim) {
+			if (lim && c0->count[k] >= lim && c1->count[k] >= lim &&
+			    !(c0->over & c1->over & (1 << k))) {
 				c0->over |= 1 << k;
 				c1->over |= 1 << k;
 			}
