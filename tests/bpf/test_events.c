@@ -54,7 +54,10 @@ static int thread_nice(long tid)
 	return nice;
 }
 
-/* The nice of the one thread other than the caller's; 100 when there is none or several. */
+/*
+ * The nice of the consumer thread (named zt-events); 100 when there is none
+ * or several. By name: a sanitizer's runtime may have threads of its own.
+ */
 static int other_thread_nice(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -64,11 +67,24 @@ static int other_thread_nice(void)
 
 	if (!d)
 		return 100;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && atol(e->d_name) != self) {
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atol(e->d_name) == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		if (strncmp(comm, "zt-events", 9) == 0) {
 			other = atol(e->d_name);
 			n++;
 		}
+	}
 	closedir(d);
 	return n == 1 ? thread_nice(other) : 100;
 }

@@ -500,7 +500,7 @@ struct server {
 	uint16_t port;
 	SSL_CTX *tls;
 	pthread_mutex_t mu;
-	volatile bool stop;
+	bool stop; /* __atomic: set by the test, read by the server thread */
 	/* What to answer, under mu. */
 	char body[4096];
 	size_t body_len; /* body is repeated until this many bytes */
@@ -547,10 +547,11 @@ static int io_write(int fd, SSL *ssl, const void *p, size_t n)
 
 static void serve_one(struct server *sv, int fd)
 {
-	char req[4096], hdr[1024], inm[64], ims[64];
+	char req[4096], hdr[1024], inm[64], ims[64], body[sizeof(sv->body)];
 	SSL *ssl = NULL;
 	size_t got = 0, len;
-	int status, n;
+	int status, n, delay_ms;
+	bool chunked;
 
 	if (sv->tls) {
 		ssl = SSL_new(sv->tls);
@@ -594,19 +595,29 @@ static void serve_one(struct server *sv, int fd)
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\r\n");
 	else
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Content-Length: %zu\r\n\r\n", len);
+	/* What the answer needs, copied while the test cannot change it. */
+	memcpy(body, sv->body, sizeof(body));
+	chunked = sv->chunked;
 	pthread_mutex_unlock(&sv->mu);
-	for (int waited = 0; waited < sv->delay_ms && !sv->stop; waited += 20)
+	/* The delay as the test sets it now: lowering it ends a wait. */
+	for (int waited = 0; !__atomic_load_n(&sv->stop, __ATOMIC_ACQUIRE); waited += 20) {
+		pthread_mutex_lock(&sv->mu);
+		delay_ms = sv->delay_ms;
+		pthread_mutex_unlock(&sv->mu);
+		if (waited >= delay_ms)
+			break;
 		usleep(20000);
+	}
 	if (io_write(fd, ssl, hdr, (size_t)n) < 0)
 		goto out;
 	for (size_t o = 0; o < len;) {
-		size_t bl = strlen(sv->body), k = len - o < bl ? len - o : bl;
+		size_t bl = strlen(body), k = len - o < bl ? len - o : bl;
 
-		if (io_write(fd, ssl, sv->body, k) < 0)
+		if (io_write(fd, ssl, body, k) < 0)
 			goto out;
 		o += k;
 	}
-	if (sv->chunked && status == 200)
+	if (chunked && status == 200)
 		io_write(fd, ssl, "\r\n0\r\n\r\n", 7);
 out:
 	if (ssl) {
@@ -620,7 +631,7 @@ static void *server_main(void *arg)
 {
 	struct server *sv = arg;
 
-	while (!sv->stop) {
+	while (!__atomic_load_n(&sv->stop, __ATOMIC_ACQUIRE)) {
 		struct pollfd p = { .fd = sv->fd, .events = POLLIN };
 		int c;
 
@@ -655,7 +666,7 @@ static void server_start(struct server *sv, SSL_CTX *tls)
 
 static void server_stop(struct server *sv)
 {
-	sv->stop = true;
+	__atomic_store_n(&sv->stop, true, __ATOMIC_RELEASE);
 	pthread_join(sv->thr, NULL);
 	close(sv->fd);
 	pthread_mutex_destroy(&sv->mu);
