@@ -759,10 +759,11 @@ struct zt_ep_stats {
  * CPUs took and have not spent yet, fewer than dst_lease per CPU and kind,
  * come on top. The daemon sets dst_lease to an eighth of the bucket's depth
  * shared by the possible CPUs (1 to ZT_DST_LEASE_MAX): all of them
- * together hold at most an eighth of a bucket more. The shared cells are still written for the distinct
- * sources (when a new bit is set), challenges and admissions, and at a new
- * window; a packet reads them only when this CPU's entry does not already
- * know (the window began, a source new to this CPU).
+ * together hold at most an eighth of a bucket more. The shared cells are
+ * still written for the distinct sources (when a new bit is set),
+ * challenges and admissions, and at a new window; a packet reads them only
+ * when this CPU's entry does not already know (the window began, a source
+ * new to this CPU).
  *
  * Limits (zt_guard_cfg.src_limit, .dst_limit: packets per second per kind,
  * 0 = off). Kinds: every packet (ALL) and, by protocol, TCP SYN, UDP, ICMP.

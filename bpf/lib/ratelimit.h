@@ -94,8 +94,12 @@ static __always_inline __u32 zt_rl_src(const struct zt_pkt *p, struct zt_act *a,
 	return ZT_RL_KINDS;
 }
 
-/* One 32-bit GCRA bucket of a destination cell (jiffies << ZT_TAT_SHIFT). */
-static __always_inline int zt_gcra32(__u32 *tat, __u32 now, __u32 iv, __u32 burst)
+/*
+ * One 32-bit GCRA bucket of a destination cell (jiffies << ZT_TAT_SHIFT),
+ * charged up to n tokens at once: n when they all fit within the burst,
+ * else 1. Returns the tokens charged, 0 when the bucket is empty.
+ */
+static __always_inline __u32 zt_gcra32(__u32 *tat, __u32 now, __u32 iv, __u32 burst, __u32 n)
 {
 	__u32 t = *tat;
 
@@ -103,39 +107,33 @@ static __always_inline int zt_gcra32(__u32 *tat, __u32 now, __u32 iv, __u32 burs
 		t = now;
 	if (t - now > burst)
 		return 0;
+	if (n > 1 && (__u64)(t - now) + (__u64)(n - 1) * iv <= burst) {
+		*tat = t + n * iv;
+		return n;
+	}
 	*tat = t + iv;
 	return 1;
 }
 
 /*
- * One token of kind k from a destination cell's bucket through this CPU's
- * copy: a token the CPU took earlier, or up to lease at once from
- * the cell (all charged to it; fewer when it holds fewer). 1 when the
- * packet conforms, 0 when the bucket is empty.
+ * One token from a destination cell's bucket (tat) through this CPU's
+ * credit: a token the CPU took earlier, or up to lease at once from the
+ * bucket (zt_gcra32), the rest kept as credit. 1 when the packet conforms,
+ * 0 when the bucket is empty.
  */
-static __always_inline int zt_dst_take(struct zt_dst_cell *c, __u8 *credit, __u32 now_t, __u32 k,
-				       __u32 iv, __u32 burst, __u32 lease)
+static __always_inline int zt_dst_take(__u32 *tat, __u8 *credit, __u32 now_t, __u32 iv, __u32 burst,
+				       __u32 lease)
 {
-	__u32 t;
+	__u32 n;
 
-	k &= ZT_RL_KINDS - 1;
 	if (*credit) {
 		(*credit)--;
 		return 1;
 	}
-	t = c->tat[k];
-	if ((__s32)(t - now_t) < 0)
-		t = now_t;
-	if (t - now_t > burst)
+	n = zt_gcra32(tat, now_t, iv, burst, lease < ZT_DST_LEASE_MAX ? lease : ZT_DST_LEASE_MAX);
+	if (!n)
 		return 0;
-	if (lease > ZT_DST_LEASE_MAX)
-		lease = ZT_DST_LEASE_MAX;
-	if (lease > 1 && (__u64)(t - now_t) + (__u64)(lease - 1) * iv <= burst) {
-		c->tat[k] = t + lease * iv;
-		*credit = (__u8)(lease - 1);
-	} else {
-		c->tat[k] = t + iv;
-	}
+	*credit = (__u8)(n - 1);
 	return 1;
 }
 
@@ -150,8 +148,8 @@ static __always_inline int zt_rl_dst_kind(struct zt_dst_cell *c0, struct zt_dst_
 	int ok0, ok1;
 
 	k &= ZT_RL_KINDS - 1;
-	ok0 = zt_dst_take(c0, &l->credit[0][k], now_t, k, iv, burst, lease);
-	ok1 = zt_dst_take(c1, &l->credit[1][k], now_t, k, iv, burst, lease);
+	ok0 = zt_dst_take(&c0->tat[k], &l->credit[0][k], now_t, iv, burst, lease);
+	ok1 = zt_dst_take(&c1->tat[k], &l->credit[1][k], now_t, iv, burst, lease);
 	if (ok0 || ok1)
 		return 1;
 	/* Written once a window, not at every refused packet. */
