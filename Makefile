@@ -190,10 +190,10 @@ fuzz-bins: $(FUZZ_BINS)
 
 # ThreadSanitizer (`make tsan`, as root): the library, the unit tests
 # (ztctl's and the CNI plugin's aside: single-threaded) and the BPF tests
-# built with -fsanitize=thread, run one after another by tests/tsan.sh; a
-# data race fails the run. (gcc 12 with -fsanitize=thread misreads the
-# bounds of bpf/lib/parse.h's pointer walks in test_xdp_guard: the ASan
-# build keeps -Warray-bounds.)
+# built with -fsanitize=thread, run one after another by tests/run.sh
+# --tsan; a ThreadSanitizer report fails its test. (gcc 12 with
+# -fsanitize=thread misreads the bounds of bpf/lib/parse.h's pointer walks
+# in test_xdp_guard: the ASan build keeps -Warray-bounds.)
 TSAN      := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS := $(patsubst src/%.c,$(BUILD)/tsan/%.o,$(LIB_SRCS)) $(BUILD)/tsan/gen/dbschema.o
 TSAN_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/tsan/%,\
@@ -230,7 +230,7 @@ tsan-bins: $(TSAN_BINS) $(BUILD)/tsan/ztagent
 
 tsan: deps
 	$(Q)$(MAKE) --no-print-directory tsan-bins
-	$(Q)tests/tsan.sh $(TSAN_BINS)
+	$(Q)tests/run.sh --tsan
 
 # Each harness for FUZZ_SECONDS, one at a time; execs and coverage per harness.
 fuzz: deps

@@ -8,7 +8,8 @@
 #    (build/tests/fuzz/replay_*, ASan/UBSan): one test per corpus, one per
 #    regression input (tests/fuzz/regress/<harness>/<input>)
 # A suite that crashes or exits non-zero without reporting a failure counts
-# as one failure, so nothing fails silently.
+# as one failure, so nothing fails silently. With --tsan it runs the unit and
+# BPF tests built with ThreadSanitizer (build/tests/tsan/, `make tsan`) only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +20,14 @@ logdir=build/test-logs
 mkdir -p "$logdir"
 
 # cmocka prints "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)...".
+# A ThreadSanitizer build (--tsan) exits 66 after any report: one failure.
 run_cmocka() {
 	local bin=$1 name log rc p f
-	name=$(basename "$bin")
+	name=${2:-}$(basename "$bin")
 	log="$logdir/$name.log"
 	echo "== $name"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
 		timeout 300 "$bin" >"$log" 2>&1
 	rc=$?
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]\+\) test.*/\1/p' "$log" | tail -n1)
@@ -38,7 +41,8 @@ run_cmocka() {
 	failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failed_suites+=("$name")
-		grep -E '^\[  (FAILED|ERROR) |ERROR: AddressSanitizer|runtime error|Failure!' "$log" | head -n 20
+		grep -E -A 24 '^\[  (FAILED|ERROR) |ERROR: AddressSanitizer|runtime error|Failure!|WARNING: ThreadSanitizer' \
+			"$log" | head -n 60
 		echo "   (full log: $log, exit $rc)"
 	fi
 	echo "   $p passed, $f failed"
@@ -124,14 +128,21 @@ run_format() {
 	fi
 }
 
-run_format
-for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do
-	[ -x "$t" ] && run_cmocka "$t"
-done
-run_fuzz_replays
-for t in tests/integration/*.sh; do
-	[ -f "$t" ] && run_tap "$t"
-done
+if [ "${1:-}" = --tsan ]; then
+	# make tsan: the unit and BPF tests built with ThreadSanitizer, nothing else.
+	for t in build/tests/tsan/*/test_*; do
+		[ -x "$t" ] && run_cmocka "$t" tsan-
+	done
+else
+	run_format
+	for t in build/tests/unit/*/test_* build/tests/bpf/test_*; do
+		[ -x "$t" ] && run_cmocka "$t"
+	done
+	run_fuzz_replays
+	for t in tests/integration/*.sh; do
+		[ -f "$t" ] && run_tap "$t"
+	done
+fi
 
 if [ ${#failed_suites[@]} -gt 0 ]; then
 	echo "failing suites: ${failed_suites[*]}"
