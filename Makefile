@@ -110,6 +110,9 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_SYSINC)/.stamp
 	@mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# tc_guard is xdp_guard built for the TC hook (bpf/tc_guard.bpf.c includes it).
+$(BUILD)/bpf/tc_guard.bpf.o: bpf/xdp_guard.bpf.c
+
 $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 

@@ -10,6 +10,9 @@
  *     bit is cleared, so a probe gets one outcome at most;
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in).
+ * With the guard on TC ingress (tc_guard), its SYN challenges leave through
+ * this hook too: a SYN-ACK whose sequence number is the challenge cookie
+ * of its tuple answers no probe, and is not reported.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -22,6 +25,7 @@
 #include "lib/sketch.h"
 #define ZT_CAPTURE_SKB
 #include "lib/capture.h"
+#include "lib/synprot.h" /* the cookie */
 
 #define ZT_ICMP_DEST_UNREACH 3
 #define ZT_ICMPV6_DEST_UNREACH 1
@@ -161,6 +165,36 @@ static __always_inline void zt_emit_result(const struct zt_answer *an, __u8 fami
 	zt_act_stat(ZT_AS_PROBE_RESULTS);
 }
 
+/*
+ * Is this SYN-ACK tc_guard's challenge to the SYN it answers? Its sequence
+ * number is the high half of that SYN's cookie (lib/synprot.h), in the
+ * current slot or the one before.
+ */
+static __always_inline int zt_own_challenge(void *data, void *data_end, const struct zt_pkt *p,
+					    const struct zt_guard_cfg *cfg)
+{
+	struct zt_pkt syn = {};
+	__u64 slot = zt_now() >> ZT_COOKIE_SLOT_SHIFT;
+	struct tcphdr *th;
+	__u32 seq;
+
+	if (p->proto != IPPROTO_TCP || !(cfg->flags & ZT_GCF_SYN_CHALLENGE) ||
+	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) != (ZT_TCP_F_SYN | ZT_TCP_F_ACK) ||
+	    p->l4_off > ZT_CHAL_MAX_L4_OFF)
+		return 0;
+	th = data + p->l4_off;
+	if ((void *)(th + 1) > data_end)
+		return 0;
+	seq = bpf_ntohl(th->seq);
+	syn.family = p->family;
+	__builtin_memcpy(syn.saddr, p->daddr, sizeof(syn.saddr));
+	__builtin_memcpy(syn.daddr, p->saddr, sizeof(syn.daddr));
+	syn.sport = p->dport;
+	syn.dport = p->sport;
+	return seq == (__u32)(zt_syn_cookie(&syn, cfg, slot) >> 32) ||
+	       seq == (__u32)(zt_syn_cookie(&syn, cfg, slot - 1) >> 32);
+}
+
 /* Parsed once; a global function is verified on its own. */
 __noinline int uplink_parse(struct __sk_buff *skb, struct zt_pkt *p)
 {
@@ -196,7 +230,7 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	hd = zt_sketch_hash(an.target, p->family, cfg->seed);
 	port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
 	pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
-	if (!(c0->pending & c1->pending & pb))
+	if (!(c0->pending & c1->pending & pb) || zt_own_challenge(data, data_end, p, cfg))
 		return 0;
 	c0->pending &= ~pb;
 	c1->pending &= ~pb;

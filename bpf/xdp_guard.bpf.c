@@ -16,9 +16,27 @@
  * protection (a challenge sent back with XDP_TX, or a verified client
  * passed), first-contact probe events. Last, a packet from or to a watched
  * address is captured, whatever its verdict.
+ *
+ * The same source built with ZT_GUARD_TC (bpf/tc_guard.bpf.c) is tc_guard,
+ * the guard on an uplink's TC ingress hook, for devices where XDP costs the
+ * traffic it passes (xdp.mode tc; auto on a veth): generic XDP copies every
+ * paged skb into a buffer of its own, and a native program on a veth takes
+ * GSO from its peer. It sees the skb after GRO (a batch counts as one
+ * packet in the sketches and buckets; bytes stay exact), pulls headers
+ * that are not in the linear part, and sends a challenge back out of the
+ * device it came in on with bpf_redirect instead of XDP_TX. Both share
+ * every map through their pins.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+
+#ifdef ZT_GUARD_TC
+#include <linux/pkt_cls.h>
+#define ZT_CTX struct __sk_buff
+#define ZT_CAPTURE_SKB
+#else
+#define ZT_CTX struct xdp_md
+#endif
 
 #include "ztagent.h"
 #include "lib/parse.h"
@@ -46,12 +64,16 @@ const volatile __u32 cfg_xdp_load_bytes = 1;
  */
 const volatile __u32 cfg_xdp_frags = 0;
 
-/* The whole frame's length, fragments included. */
-static __always_inline __u32 xdp_len(struct xdp_md *ctx)
+/* The whole frame's length, fragments (or an skb's paged data) included. */
+static __always_inline __u32 guard_len(ZT_CTX *ctx)
 {
+#ifdef ZT_GUARD_TC
+	return ctx->len;
+#else
 	if (cfg_xdp_frags)
 		return (__u32)bpf_xdp_get_buff_len(ctx);
 	return (__u32)(ctx->data_end - ctx->data);
+#endif
 }
 
 struct {
@@ -71,7 +93,7 @@ struct {
 } event_sampler SEC(".maps");
 
 /* A packet as the first stage (parse and lists) leaves it. */
-struct xdp_pkt {
+struct guard_pkt {
 	struct zt_pkt p;
 	__u32 action; /* enum zt_action */
 	__u32 reason; /* enum zt_xdp_reason */
@@ -80,7 +102,7 @@ struct xdp_pkt {
 	__u32 feed_id;
 };
 
-static __always_inline void emit_drop(struct xdp_md *ctx, const struct xdp_pkt *x, __u32 len)
+static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __u32 len)
 {
 	const struct zt_pkt *p = &x->p;
 	struct zt_ev_xdp_drop *e;
@@ -118,21 +140,47 @@ static __always_inline void emit_drop(struct xdp_md *ctx, const struct xdp_pkt *
 	zt_evstat(ZT_EVS_EMITTED);
 }
 
+#ifdef ZT_GUARD_TC
+/* How much of an skb a parse pulls in at most: as deep as it looks for headers. */
+#define ZT_TC_PULL (ZT_MAX_HDR_OFF + 1)
+#endif
+
 /*
  * A global (non-inlined) function is verified once, on its own: the many
  * paths through the header walk then do not multiply the paths through the
  * list lookups, which keeps the verifier well inside its limits on older
  * kernels (pointer arguments to global functions need 5.12+).
  */
-__noinline int xdp_guard_parse(struct xdp_md *ctx, struct zt_pkt *p)
+__noinline int guard_parse(ZT_CTX *ctx, struct zt_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
+	__u32 r;
+
 	if (!p)
 		return ZT_XR_BAD_ETH;
 	/* p->len, the whole frame with fragments (0: data_end ends it), is the caller's. */
-	return zt_parse(data, data_end, p);
+	r = zt_parse(data, data_end, p);
+#ifdef ZT_GUARD_TC
+	/*
+	 * A header cut at the end of the linear part of a longer skb is not
+	 * malformed yet: pull the headers in and parse again. The pass path
+	 * never gets here (a stack's or a NIC's skb has its headers linear).
+	 */
+	if (r != ZT_XR_OK && r != ZT_XR_NOT_IP && ctx->len > (__u32)(data_end - data)) {
+		__u32 len = p->len, n = ctx->len < ZT_TC_PULL ? ctx->len : ZT_TC_PULL;
+
+		if (bpf_skb_pull_data(ctx, n) == 0) {
+			__builtin_memset(p, 0, sizeof(*p));
+			p->len = len;
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			r = zt_parse(data, data_end, p);
+		}
+	}
+#endif
+	return r;
 }
 
 /*
@@ -140,14 +188,14 @@ __noinline int xdp_guard_parse(struct xdp_md *ctx, struct zt_pkt *p)
  * too, for its own stack frame: the main program's stays small enough for
  * the activity stage's beside it.
  */
-__noinline int xdp_guard_lists(struct xdp_md *ctx, struct xdp_pkt *x)
+__noinline int guard_lists(ZT_CTX *ctx, struct guard_pkt *x)
 {
 	struct zt_block_entry *hit = NULL;
 	__u32 reason, lists = ZT_XR_OK;
 
 	if (!x)
 		return 0;
-	reason = xdp_guard_parse(ctx, &x->p);
+	reason = guard_parse(ctx, &x->p);
 	/* family is set once the source is known, also in a malformed packet. */
 	if (x->p.family)
 		lists = zt_blocklist_check(&x->p, &hit);
@@ -177,11 +225,18 @@ __noinline int xdp_guard_lists(struct xdp_md *ctx, struct xdp_pkt *x)
  * main program and the activity stage (which captures a SYN before turning
  * it into a challenge) share one verified copy.
  */
-__noinline int xdp_capture(struct xdp_md *ctx, struct zt_pkt *p, __u32 action, __u32 reason)
+__noinline int guard_capture(ZT_CTX *ctx, struct zt_pkt *p, __u32 action, __u32 reason)
 {
+#ifdef ZT_GUARD_TC
+	if (!p)
+		return 0;
+	zt_capture_skb(ctx, zt_guard_cfg_get(), p->family, p->saddr, p->daddr, ZT_CAP_XDP,
+		       (__u8)action, (__u16)reason);
+	return 0;
+#else
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 len = xdp_len(ctx), cap, i;
+	__u32 len = guard_len(ctx), cap, i;
 	struct zt_cap_hit hit = {};
 	struct zt_ev_capture *e;
 
@@ -208,18 +263,19 @@ __noinline int xdp_capture(struct xdp_md *ctx, struct zt_pkt *p, __u32 action, _
 	}
 	zt_capture_end(&hit, e);
 	return 1;
+#endif
 }
 
 /* The activity stage's verdict: 0 leaves the packet's as it is. */
 #define ZT_ACT_VERDICT(action, reason) ((int)((action) << 16 | (reason)))
 
 /* The cells of a packet's source and destination, from the hashes in a. */
-struct xdp_cells {
+struct guard_cells {
 	struct zt_src_cell *s0, *s1;
 	struct zt_dst_cell *d0, *d1;
 };
 
-static __always_inline int xdp_cells(const struct zt_act *a, struct xdp_cells *c)
+static __always_inline int guard_cells(const struct zt_act *a, struct guard_cells *c)
 {
 	__u32 i;
 
@@ -234,36 +290,36 @@ static __always_inline int xdp_cells(const struct zt_act *a, struct xdp_cells *c
 	return c->s0 && c->s1 && c->d0 && c->d1;
 }
 
-/* What xdp_activity asks xdp_act_verdict to decide. */
-#define XDP_ASK_SRC 0x1 /* the source is over a limit: its own bucket */
-#define XDP_ASK_SYN 0x2 /* a SYN the destination's bucket refused */
-#define XDP_ASK_ANSWER 0x4 /* a pure RST where challenges went lately */
-#define XDP_ASK_PROTECT 0x8 /* a SYN, while syn_protect has entries */
+/* What guard_activity asks guard_act_verdict to decide. */
+#define ASK_SRC 0x1 /* the source is over a limit: its own bucket */
+#define ASK_SYN 0x2 /* a SYN the destination's bucket refused */
+#define ASK_ANSWER 0x4 /* a pure RST where challenges went lately */
+#define ASK_PROTECT 0x8 /* a SYN, while syn_protect has entries */
 
 /*
  * The rare decisions: a source over a limit, SYN protection, a
- * challenge's answer. Global, like xdp_act_report: each is verified once on
+ * challenge's answer. Global, like guard_act_report: each is verified once on
  * its own, where inlined together their paths multiply past the verifier's
  * budget.
  */
-__noinline int xdp_act_verdict(struct xdp_md *ctx, struct zt_pkt *p, struct zt_act *a, __u32 ask)
+__noinline int guard_act_verdict(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a, __u32 ask)
 {
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
-	struct xdp_cells c;
+	struct guard_cells c;
 	__u32 k;
 
-	if (!p || !a || !cfg || !xdp_cells(a, &c))
+	if (!p || !a || !cfg || !guard_cells(a, &c))
 		return 0;
-	if ((ask & XDP_ASK_ANSWER) && (p->flags & ZT_PKT_L4) &&
-	    (cfg->flags & ZT_GCF_SYN_CHALLENGE) && zt_syn_answer(ctx, p, cfg, zt_act_now(a)))
+	if ((ask & ASK_ANSWER) && (p->flags & ZT_PKT_L4) && (cfg->flags & ZT_GCF_SYN_CHALLENGE) &&
+	    zt_syn_answer(ctx, p, cfg, zt_act_now(a)))
 		return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_SYN_ANSWER);
-	if (ask & XDP_ASK_SRC) {
+	if (ask & ASK_SRC) {
 		k = zt_rl_src(p, a, cfg);
 		if (k < ZT_RL_KINDS)
 			return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_SRC_ALL + k);
 	}
-	if (!(ask & XDP_ASK_SYN) &&
-	    (!(ask & XDP_ASK_PROTECT) || !zt_syn_protected(p->family, p->daddr, zt_act_now(a))))
+	if (!(ask & ASK_SYN) &&
+	    (!(ask & ASK_PROTECT) || !zt_syn_protected(p->family, p->daddr, zt_act_now(a))))
 		return 0;
 	/* A SYN to a destination under protection. */
 	if ((cfg->flags & ZT_GCF_SYN_VERIFIED) &&
@@ -283,14 +339,14 @@ __noinline int xdp_act_verdict(struct xdp_md *ctx, struct zt_pkt *p, struct zt_a
 	return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_SYN);
 }
 
-/* Signals and the probe of a packet whose checks are due (xdp_activity). */
-__noinline int xdp_act_report(struct xdp_md *ctx, struct zt_pkt *p, struct zt_act *a, __u32 v)
+/* Signals and the probe of a packet whose checks are due (guard_activity). */
+__noinline int guard_act_report(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a, __u32 v)
 {
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
 	__u32 action = v >> 16, reason = v & 0xffff;
-	struct xdp_cells c;
+	struct guard_cells c;
 
-	if (!p || !a || !cfg || !xdp_cells(a, &c))
+	if (!p || !a || !cfg || !guard_cells(a, &c))
 		return 0;
 	if (a->src_due)
 		zt_src_signal(c.s0, c.s1, a, p, cfg, ctx->ingress_ifindex);
@@ -312,13 +368,13 @@ __noinline int xdp_act_report(struct xdp_md *ctx, struct zt_pkt *p, struct zt_ac
  * function of its own it cost ~2 ns more a packet (a call, a frame, a
  * second lookup; bench_xdp warm pass path, 2.43-2.50x today's guard
  * inlined against 2.54-2.61x called, three runs side by side). What it
- * calls rarely (xdp_act_verdict, xdp_act_report) stays global.
+ * calls rarely (guard_act_verdict, guard_act_report) stays global.
  */
-static __always_inline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __u32 len,
-					struct zt_guard_cfg *cfg)
+static __always_inline int guard_activity(ZT_CTX *ctx, struct zt_pkt *p, __u32 len,
+					  struct zt_guard_cfg *cfg)
 {
 	struct zt_dst_local *l;
-	struct xdp_cells c;
+	struct guard_cells c;
 	struct zt_act a = {};
 	__u32 ask = 0, k, now_t;
 	int v = 0;
@@ -329,7 +385,7 @@ static __always_inline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __
 	zt_act_classify(&a, p);
 	a.hs = zt_sketch_hash(p->saddr, p->family, cfg->seed);
 	a.hd = zt_sketch_hash(p->daddr, p->family, cfg->seed);
-	if (!xdp_cells(&a, &c))
+	if (!guard_cells(&a, &c))
 		return 0;
 	/* This CPU's entry for the destination: at its row-0 cell's index. */
 	k = zt_dst_cell0(a.hd);
@@ -339,48 +395,48 @@ static __always_inline int xdp_activity(struct xdp_md *ctx, struct zt_pkt *p, __
 	a.src_due = (__u8)zt_src_update(c.s0, c.s1, &a, cfg);
 	a.dst_due = (__u8)zt_dst_update(c.d0, c.d1, l, &a);
 	if (a.over)
-		ask |= XDP_ASK_SRC;
+		ask |= ASK_SRC;
 	/* The flags first: the cells' chal is read for a lone RST only. */
 	if (a.proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK | ZT_TCP_F_RST | ZT_TCP_F_FIN)) ==
 		    ZT_TCP_F_RST &&
 	    ((c.d0->chal | c.d1->chal) & 3))
-		ask |= XDP_ASK_ANSWER;
+		ask |= ASK_ANSWER;
 	/* Destination buckets: every packet every kind with a limit set. */
 	now_t = (__u32)(a.jiffies << ZT_TAT_SHIFT);
 	if (cfg->dst_interval[ZT_RL_ALL] &&
 	    !zt_rl_dst_kind(c.d0, c.d1, l, ZT_RL_ALL, now_t, cfg->dst_interval[ZT_RL_ALL],
 			    cfg->dst_burst, cfg->dst_lease[ZT_RL_ALL])) {
 		v = ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_ALL);
-		ask &= ~XDP_ASK_SRC; /* dropped anyway: the source's bucket need not pay */
+		ask &= ~ASK_SRC; /* dropped anyway: the source's bucket need not pay */
 	} else {
 		k = a.kind & (ZT_RL_KINDS - 1);
 		if (k != ZT_RL_ALL && cfg->dst_interval[k] &&
 		    !zt_rl_dst_kind(c.d0, c.d1, l, k, now_t, cfg->dst_interval[k], cfg->dst_burst,
 				    cfg->dst_lease[k])) {
 			if (k == ZT_RL_SYN) {
-				ask |= XDP_ASK_SYN;
+				ask |= ASK_SYN;
 			} else {
 				v = ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_DST_ALL + k);
-				ask &= ~XDP_ASK_SRC;
+				ask &= ~ASK_SRC;
 			}
 		}
 		if (k == ZT_RL_SYN && cfg->protect_count)
-			ask |= XDP_ASK_PROTECT;
+			ask |= ASK_PROTECT;
 	}
 	if (ask) {
-		int w = xdp_act_verdict(ctx, p, &a, ask);
+		int w = guard_act_verdict(ctx, p, &a, ask);
 
 		if (w)
 			v = w;
 	}
 	if (a.src_due || a.dst_due || a.first_contact)
-		xdp_act_report(ctx, p, &a, (__u32)v);
+		guard_act_report(ctx, p, &a, (__u32)v);
 	return v;
 }
 
 /* Rewrites the SYN in ctx into its challenge (lib/synprot.h); 0 when ready to send. */
-__noinline int xdp_challenge(struct xdp_md *ctx, struct zt_pkt *p)
+__noinline int guard_challenge(ZT_CTX *ctx, struct zt_pkt *p)
 {
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
 
@@ -389,21 +445,30 @@ __noinline int xdp_challenge(struct xdp_md *ctx, struct zt_pkt *p)
 	return zt_syn_challenge(ctx, p, cfg, zt_now());
 }
 
+#ifdef ZT_GUARD_TC
+SEC("tc")
+int tc_guard(struct __sk_buff *ctx)
+#else
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
+#endif
 {
-	__u32 len = xdp_len(ctx);
+	__u32 len = guard_len(ctx);
 	struct zt_guard_cfg *cfg;
-	struct xdp_pkt x = {};
+	struct guard_pkt x = {};
 
 	/* Length fields are checked against the whole frame (zt_pkt.len). */
+#ifdef ZT_GUARD_TC
+	x.p.len = len;
+#else
 	if (cfg_xdp_frags)
 		x.p.len = len;
-	xdp_guard_lists(ctx, &x);
+#endif
+	guard_lists(ctx, &x);
 	cfg = zt_guard_cfg_get();
 	if (cfg && (cfg->flags & ZT_GCF_ACTIVITY) && x.action == ZT_ACT_PASS &&
 	    (x.reason == ZT_XR_OK || x.reason == ZT_XR_BLOCK_EXPIRED)) {
-		int v = xdp_activity(ctx, &x.p, len, cfg);
+		int v = guard_activity(ctx, &x.p, len, cfg);
 
 		if (v) {
 			x.action = (__u32)v >> 16;
@@ -412,20 +477,31 @@ int xdp_guard(struct xdp_md *ctx)
 	}
 	/* A challenged SYN is captured as it came, before it is rewritten. */
 	if (cfg && cfg->watch_count && x.p.family)
-		xdp_capture(ctx, &x.p, x.action, x.reason);
-	if (x.action == ZT_ACT_TX && xdp_challenge(ctx, &x.p) < 0) {
+		guard_capture(ctx, &x.p, x.action, x.reason);
+	if (x.action == ZT_ACT_TX && guard_challenge(ctx, &x.p) < 0) {
 		x.action = ZT_ACT_DROP;
 		x.reason = ZT_XR_RL_DST_SYN;
 	}
 	zt_counter_add(&xdp_stats, x.action * ZT_XR_MAX + x.reason, len);
+#ifdef ZT_GUARD_TC
+	if (x.action == ZT_ACT_PASS)
+		return TC_ACT_OK;
+	/* Back out of the device it came in on, as XDP_TX does. */
+	if (x.action == ZT_ACT_TX)
+		return (int)bpf_redirect(ctx->ifindex, 0);
+	emit_drop(ctx, &x, len);
+	return TC_ACT_SHOT;
+#else
 	if (x.action == ZT_ACT_PASS)
 		return XDP_PASS;
 	if (x.action == ZT_ACT_TX)
 		return XDP_TX;
 	emit_drop(ctx, &x, len);
 	return XDP_DROP;
+#endif
 }
 
+#ifndef ZT_GUARD_TC
 /*
  * The kernel's clocks side by side, for the daemon (src/guard/activity.c),
  * run through BPF_PROG_TEST_RUN: jiffies give the sketch's current window,
@@ -442,5 +518,6 @@ int zt_clock(void *ctx)
 	zt_clock_ns = bpf_ktime_get_ns();
 	return 0;
 }
+#endif
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -4,10 +4,13 @@
 # from the external namespace through the node (uplink0, forwarded) to a
 # pod, rounds interleaved so drift on a shared machine hits every row alike:
 #   bare            no XDP program, no agent
-#   empty:MODE      an XDP program that passes everything (build/bpf/xdp_empty.bpf.o)
+#   empty:MODE      an XDP program that passes everything (build/bpf/xdp_empty.bpf.o);
+#                   empty:tc a TC program that does (build/bpf/tc_empty.bpf.o) on
+#                   uplink0's ingress
 #   xdp-filter:MODE xdp-tools' xdp-filter (no entries), a peer
 #   agent:MODE      ztagent: the guard with detection on, TC on the pod's veth;
-#                   agent:auto is the agent's default (xdp.mode auto: generic on a veth)
+#                   agent:tc has the guard on uplink0's TC ingress (tc_guard);
+#                   agent:auto is the agent's default (xdp.mode auto: tc on a veth)
 #   agent-bpf:MODE  the agent's programs and maps as a stopped agent leaves them
 #                   (SIGTERM keeps enforcement): the datapath without the daemon
 #   agent-xdp:MODE  agent-bpf without its TC programs (clsact removed from the pod's
@@ -18,9 +21,10 @@
 # agent-xdp against empty what the guard costs, agent-bpf against agent-xdp
 # what tc_endpoint and tc_uplink cost. For agent rows the daemon's CPU
 # during the runs is printed (cores, from /proc/PID/stat).
-# MODE native or generic. A native XDP program on a veth strips GSO from
-# its peer (the kernel's veth_fix_features: ext0 shows "tso off"), so every
-# segment crosses the node alone; generic mode sees the peer's batches.
+# MODE native, generic or tc. A native XDP program on a veth strips GSO
+# from its peer (the kernel's veth_fix_features: ext0 shows "tso off"), so
+# every segment crosses the node alone; generic mode sees the peer's
+# batches but copies every paged skb; TC ingress sees them as they are.
 # BENCH_LIVE_GRO="off on" repeats the rows with GRO on uplink0 too.
 # Prints Gbit/s min/median/max per row and the median ratio to bare.
 # Exits non-zero only when a run produced no figure.
@@ -42,16 +46,19 @@ case " ${BENCH_LIVE_ROWS:-} " in
 	;;
 esac
 EMPTY=$LAB_ROOT/build/bpf/xdp_empty.bpf.o
-[ -f "$EMPTY" ] || {
-	echo "bench xdplive: $EMPTY is missing: run 'make'" >&2
-	exit 1
-}
+TC_EMPTY=$LAB_ROOT/build/bpf/tc_empty.bpf.o
+for f in "$EMPTY" "$TC_EMPTY"; do
+	[ -f "$f" ] || {
+		echo "bench xdplive: $f is missing: run 'make'" >&2
+		exit 1
+	}
+done
 PY=/usr/bin/python3
 WEB=198.18.2.40
 SECS=${BENCH_LIVE_SECS:-3}
 ROUNDS=${BENCH_LIVE_ROUNDS:-3}
 MODE=${BENCH_LIVE_MODE:-native}
-ROWS=${BENCH_LIVE_ROWS:-"bare empty:native empty:generic xdp-filter:native agent:native agent:auto"}
+ROWS=${BENCH_LIVE_ROWS:-"bare empty:native empty:generic empty:tc xdp-filter:native agent:native agent:generic agent:auto"}
 GROS=${BENCH_LIVE_GRO:-off}
 
 lab_init blive
@@ -65,13 +72,20 @@ sleep 0.5
 # libxdp (xdp-filter) keeps its dispatcher's pins in a bpffs; `ip netns
 # exec` remounts /sys, so it gets the lab's own.
 export LIBXDP_BPFFS=$LAB_BPFFS
-# A row is NAME or NAME:MODE (native | generic | auto, agent only; MODE by default).
+# A row is NAME or NAME:MODE (native | generic | tc | auto, agent only; MODE by default).
 rmode() { [ "${1#*:}" != "$1" ] && echo "${1#*:}" || echo "$MODE"; }
 xdpflag() { [ "$(rmode "$1")" = generic ] && echo xdpgeneric || echo xdpdrv; }
 setup() { # ROW: attach what the row measures
 	case ${1%%:*} in
 	bare) ;;
-	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" obj "$EMPTY" sec xdp ;;
+	empty)
+		if [ "$(rmode "$1")" = tc ]; then
+			in_node tc qdisc add dev uplink0 clsact &&
+				in_node tc filter add dev uplink0 ingress bpf da obj "$TC_EMPTY" sec tc
+		else
+			in_node ip link set dev uplink0 "$(xdpflag "$1")" obj "$EMPTY" sec xdp
+		fi
+		;;
 	xdp-filter) in_node xdp-filter load -m "$([ "$(rmode "$1")" = generic ] && echo skb || echo native)" uplink0 ;;
 	agent | agent-bpf | agent-xdp | old)
 		LAB_XDP_MODE=$(rmode "$1") lab_write_config
@@ -93,7 +107,13 @@ setup() { # ROW: attach what the row measures
 }
 teardown() {
 	case ${1%%:*} in
-	empty) in_node ip link set dev uplink0 "$(xdpflag "$1")" off ;;
+	empty)
+		if [ "$(rmode "$1")" = tc ]; then
+			in_node tc qdisc del dev uplink0 clsact
+		else
+			in_node ip link set dev uplink0 "$(xdpflag "$1")" off
+		fi
+		;;
 	xdp-filter) in_node xdp-filter unload uplink0 >/dev/null 2>&1 ;;
 	agent | agent-bpf | agent-xdp | old)
 		[ -n "$LAB_AGENT_PID" ] && ztctl endpoint del --ifname v-web >/dev/null 2>&1
@@ -129,7 +149,7 @@ for gro in $GROS; do
 				exit 1
 			}
 			[ "$r" = 1 ] && [ "$row" != bare ] &&
-				echo "   $row (gro $gro): uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1) $(in_node ip link show uplink0 | grep -o 'prog/xdp id [0-9]*'); ext0 tso $(in_ext ethtool -k ext0 | awk '/tcp-segmentation-offload/ {print $2}')"
+				echo "   $row (gro $gro): uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1) $(in_node ip link show uplink0 | grep -o 'prog/xdp id [0-9]*') tc ingress: $(in_node tc filter show dev uplink0 ingress 2>/dev/null | grep -o 'tc_guard\|tc_empty' | head -1); ext0 tso $(in_ext ethtool -k ext0 | awk '/tcp-segmentation-offload/ {print $2}')"
 			t0=$(agent_ticks)
 			v=$(iperf)
 			t1=$(agent_ticks)

@@ -41,6 +41,11 @@
 #include "lib/parse.h"
 #include "lib/guard.h"
 
+/* The program's context: xdp_guard's, or tc_guard's (ZT_GUARD_TC). */
+#ifndef ZT_CTX
+#define ZT_CTX struct xdp_md
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -202,6 +207,50 @@ static __always_inline int zt_syn_challengeable(const struct zt_pkt *p)
 	       p->l4_off <= ZT_CHAL_MAX_L4_OFF && p->l3_off >= ETH_HLEN;
 }
 
+#ifdef ZT_GUARD_TC
+/*
+ * An skb's checksum state outlives the rewrite. When the frame was already
+ * as short as the challenge (no trim, which turns COMPLETE into NONE), its
+ * IP and TCP headers before (zt_syn_keep_old) and after are diffed into
+ * skb->csum (bpf_csum_update: a no-op unless the skb is CHECKSUM_COMPLETE),
+ * so the receiver does not take the headers the guard wrote for a
+ * hardware checksum failure. The headers run from l3, where that checksum
+ * starts, to l4 + 20: 40 bytes (IPv4 without options) or 60 (IPv6).
+ */
+#define ZT_CHAL_HDR_WORDS 15
+
+static __always_inline int zt_syn_keep_old(struct __sk_buff *ctx, const struct zt_pkt *p,
+					   __u32 *old)
+{
+	if (p->l3_off > ZT_CHAL_MAX_L4_OFF)
+		return -1;
+	if (p->family == 4)
+		return bpf_skb_load_bytes(ctx, p->l3_off, old, 40) ? -1 : 0;
+	return bpf_skb_load_bytes(ctx, p->l3_off, old, 60) ? -1 : 0;
+}
+
+static __always_inline void zt_syn_csum_complete(struct __sk_buff *ctx, const struct zt_pkt *p,
+						 __u32 *old)
+{
+	__u32 now[ZT_CHAL_HDR_WORDS] = {};
+	__s64 d;
+
+	if (p->l3_off > ZT_CHAL_MAX_L4_OFF)
+		return;
+	if (p->family == 4) {
+		if (bpf_skb_load_bytes(ctx, p->l3_off, now, 40))
+			return;
+		d = bpf_csum_diff(old, 40, now, 40, 0);
+	} else {
+		if (bpf_skb_load_bytes(ctx, p->l3_off, now, 60))
+			return;
+		d = bpf_csum_diff(old, 60, now, 60, 0);
+	}
+	if (d >= 0)
+		bpf_csum_update(ctx, (__wsum)d);
+}
+#endif
+
 /*
  * Turns the SYN in ctx into its challenge: the same frame (VLAN tags kept),
  * addresses and ports swapped, SYN-ACK with ack = the cookie, no options,
@@ -209,7 +258,7 @@ static __always_inline int zt_syn_challengeable(const struct zt_pkt *p)
  * cannot be challenged (IPv4 options, IPv6 extension headers): the caller
  * drops it instead.
  */
-static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_pkt *p,
+static __always_inline int zt_syn_challenge(ZT_CTX *ctx, const struct zt_pkt *p,
 					    const struct zt_guard_cfg *cfg, __u64 now)
 {
 	__u32 l3 = p->l3_off, l4 = p->l4_off, isn;
@@ -219,6 +268,9 @@ static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_
 	__u8 mac[ETH_ALEN];
 	struct tcphdr *th;
 	__u64 sum;
+#ifdef ZT_GUARD_TC
+	__u32 old[ZT_CHAL_HDR_WORDS] = {};
+#endif
 
 	if (!zt_syn_challengeable(p))
 		return -1;
@@ -234,11 +286,21 @@ static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_
 	/* The whole frame (fragments too when the parse was told their length). */
 	cur = p->len ? p->len : (__u32)(data_end - data);
 	if (cur > l4 + sizeof(*th)) {
+#ifdef ZT_GUARD_TC
+		/* An skb whose checksum covered the old frame (COMPLETE) is then NONE. */
+		if (bpf_skb_change_tail(ctx, l4 + sizeof(*th), 0))
+			return -1;
+#else
 		if (bpf_xdp_adjust_tail(ctx, (int)(l4 + sizeof(*th)) - (int)cur))
 			return -1;
+#endif
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 	}
+#ifdef ZT_GUARD_TC
+	else if (zt_syn_keep_old(ctx, p, old))
+		return -1;
+#endif
 	if (l4 > ZT_CHAL_MAX_L4_OFF || data + l4 + sizeof(*th) > data_end)
 		return -1;
 	{
@@ -301,6 +363,10 @@ static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_
 	th->check = 0;
 	sum += zt_csum_words((const __u16 *)th, 10);
 	th->check = zt_csum_fold(sum);
+#ifdef ZT_GUARD_TC
+	if (cur <= l4 + sizeof(*th))
+		zt_syn_csum_complete(ctx, p, old);
+#endif
 	return 0;
 }
 
@@ -309,7 +375,7 @@ static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_
  * its sequence number is the cookie of this tuple in the current or the
  * previous slot (the source is then verified), 0 otherwise.
  */
-static __always_inline int zt_syn_answer(struct xdp_md *ctx, const struct zt_pkt *p,
+static __always_inline int zt_syn_answer(ZT_CTX *ctx, const struct zt_pkt *p,
 					 const struct zt_guard_cfg *cfg, __u64 now)
 {
 	void *data = (void *)(long)ctx->data;

@@ -116,6 +116,7 @@ static const struct choice xdp_modes[] = {
 	{ "native", ZT_XDP_NATIVE },
 	{ "generic", ZT_XDP_GENERIC },
 	{ "auto", ZT_XDP_AUTO },
+	{ "tc", ZT_XDP_TC },
 	{ NULL, 0 },
 };
 static const struct choice policy_defaults[] = {

@@ -31,7 +31,8 @@
 enum zt_xdp_mode {
 	ZT_XDP_NATIVE = 0,
 	ZT_XDP_GENERIC,
-	ZT_XDP_AUTO, /* native, except where native costs the traffic it passes (veth) */
+	ZT_XDP_AUTO, /* native, except where XDP costs the traffic it passes (veth: tc) */
+	ZT_XDP_TC, /* the guard on TC ingress (tc_guard) instead of XDP */
 };
 
 #define ZT_MAX_FEEDS 32
@@ -125,7 +126,7 @@ struct zt_config {
 	struct {
 		char interfaces[ZT_MAX_IFACES][IF_NAMESIZE]; /* xdp.interfaces */
 		unsigned int n_interfaces;
-		enum zt_xdp_mode mode; /* xdp.mode: auto | native | generic */
+		enum zt_xdp_mode mode; /* xdp.mode: auto | native | generic | tc */
 		bool malformed_drop; /* xdp.malformed: drop (true) | pass */
 		uint32_t blocklist_max; /* xdp.blocklist_max: per family, default 2097152 */
 		uint32_t allowlist_max; /* xdp.allowlist_max: per family, default 65536 */
@@ -326,7 +327,7 @@ const char *zt_pending_posture_name(enum zt_pending_posture p);
  * Reads and validates a file. On failure returns -errno-style code, leaves
  * *c untouched, and writes one message to err naming the file, line, column,
  * key and what was expected, e.g.
- *   "/etc/ztagent.yaml:7:9: xdp.mode: expected native, generic or auto, got 'fast'".
+ *   "/etc/ztagent.yaml:7:9: xdp.mode: expected native, generic, auto or tc, got 'fast'".
  * Unknown keys, duplicate keys, wrong types, out-of-range numbers, more than
  * one document, anchors/aliases, and files over 1 MiB are errors.
  */

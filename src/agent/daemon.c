@@ -42,6 +42,7 @@
 #include "respond/engine.h"
 #include "respond/incident_db.h"
 #include "tc_endpoint.skel.h"
+#include "tc_guard.skel.h"
 #include "xdp_guard.skel.h"
 
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
@@ -219,17 +220,28 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	    zt_cbor_push(progs, p))
 		goto nomem;
 	p = NULL;
+	if (d->dp->tcg) {
+		pi = (struct bpf_prog_info){ 0 };
+		len = sizeof(pi);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(d->dp->tcg->progs.tc_guard), &pi, &len) <
+		    0)
+			pi.id = 0;
+		p = zt_cbor_map();
+		if (!p || zt_cbor_put_str(p, "name", "tc_guard") ||
+		    zt_cbor_put_u64(p, "id", pi.id) || zt_cbor_push(progs, p))
+			goto nomem;
+		p = NULL;
+	}
 	for (unsigned int i = 0; i < d->dp->n_ifaces; i++) {
 		const struct zt_dp_iface *ifc = &d->dp->ifaces[i];
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
-		bool attached = bpf_xdp_query(ifc->ifindex, 0, &q) == 0 && q.prog_id == pi.id;
+		uint32_t found = 0;
+		bool attached = zt_datapath_guard_on(d->dp, i, &found) == 1;
 
 		p = zt_cbor_map();
 		if (!p || zt_cbor_put_str(p, "name", ifc->name) ||
 		    zt_cbor_put_u64(p, "ifindex", ifc->ifindex) ||
-		    zt_cbor_put_str(p, "mode",
-				    ifc->mode == ZT_XDP_GENERIC ? "generic" : "native") ||
-		    zt_cbor_put_u64(p, "prog_id", q.prog_id) ||
+		    zt_cbor_put_str(p, "mode", zt_xdp_mode_name(ifc->mode)) ||
+		    zt_cbor_put_u64(p, "prog_id", found) ||
 		    zt_cbor_put_bool(p, "attached", attached) || zt_cbor_push(ifs, p))
 			goto nomem;
 		p = NULL;

@@ -404,18 +404,22 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 static void check_xdp(struct zt_drift *dr)
 {
 	struct zt_datapath *dp = dr->d->dp;
-	uint32_t ours = zt_datapath_xdp_prog_id(dp);
 
 	for (unsigned int i = 0; i < dp->n_ifaces; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
 		char what[160], err[256] = "";
 		uint32_t found = 0;
 		int r;
 
-		if (bpf_xdp_query(dp->ifaces[i].ifindex, 0, &q) < 0 || q.prog_id == ours)
+		if (zt_datapath_guard_on(dp, i, &found) != 0)
 			continue;
-		snprintf(what, sizeof(what), "XDP program %u on the hook, expected xdp_guard %u",
-			 q.prog_id, ours);
+		if (dp->ifaces[i].mode == ZT_XDP_TC)
+			snprintf(what, sizeof(what),
+				 "TC ingress program %u at ztagent's handle, expected tc_guard %u",
+				 found, dp->ifaces[i].prog_id);
+		else
+			snprintf(what, sizeof(what),
+				 "XDP program %u on the hook, expected xdp_guard %u", found,
+				 zt_datapath_xdp_prog_id(dp));
 		if (!drift_may_obj(dr, "xdp", dp->ifaces[i].name)) {
 			drift_report(dr, "xdp", dp->ifaces[i].name, what, false, 0);
 			continue;

@@ -29,10 +29,12 @@
 #include "agent/log.h"
 #include "agent/util.h"
 #include "tc_endpoint.skel.h"
+#include "tc_guard.skel.h"
 #include "tc_uplink.skel.h"
 #include "xdp_guard.skel.h"
 
 #define XDP_PROG_NAME "xdp_guard"
+#define TC_GUARD_NAME "tc_guard"
 
 static const char *const reason_names[ZT_XR_MAX] = {
 	[ZT_XR_OK] = "ok",
@@ -245,13 +247,15 @@ static void iface_driver(const char *name, char *drv, size_t n)
 }
 
 /*
- * xdp.mode auto: native, except on a veth. A veth with a native XDP
- * program strips GSO from its peer (the kernel's veth_fix_features), so
- * every TCP segment crosses the node on its own: a benign stream through
- * the lab's uplink ran at ~0.5x the bare path with an empty native program
- * and ~1.0x with the same program in generic mode, which sees the
- * peer's GSO batches (tools/bench_xdp_live.sh). Generic mode counts such a
- * batch as one packet in the activity sketches; bytes stay exact.
+ * xdp.mode auto: native, except on a veth, where the guard runs on TC
+ * ingress. A veth with a native XDP program strips GSO from its peer (the
+ * kernel's veth_fix_features), so every TCP segment crosses the node on its
+ * own (a benign stream through the lab's uplink: ~0.5x the bare path with
+ * an empty native program); generic XDP sees the peer's GSO batches but
+ * copies every paged skb into a buffer of its own (0.84x with an empty
+ * program). At TC ingress an empty program costs the stream ~2 %
+ * (tools/bench_xdp_live.sh). TC, like generic mode, counts a GSO batch as
+ * one packet in the activity sketches; bytes stay exact.
  */
 static enum zt_xdp_mode auto_mode(const char *name, char *why, size_t n)
 {
@@ -259,11 +263,26 @@ static enum zt_xdp_mode auto_mode(const char *name, char *why, size_t n)
 
 	iface_driver(name, drv, sizeof(drv));
 	if (!strcmp(drv, "veth")) {
-		snprintf(why, n, "veth: native XDP would take GSO from its peer");
-		return ZT_XDP_GENERIC;
+		snprintf(why, n,
+			 "veth: XDP there takes GSO from its peer (native) or copies it (generic)");
+		return ZT_XDP_TC;
 	}
 	snprintf(why, n, "driver %s", drv[0] ? drv : "unknown");
 	return ZT_XDP_NATIVE;
+}
+
+const char *zt_xdp_mode_name(enum zt_xdp_mode m)
+{
+	switch (m) {
+	case ZT_XDP_NATIVE:
+		return "native";
+	case ZT_XDP_GENERIC:
+		return "generic";
+	case ZT_XDP_TC:
+		return "tc";
+	default:
+		return "auto";
+	}
 }
 
 static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode want, char *err,
@@ -312,13 +331,6 @@ static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode wan
 		log_info("xdp_replaced", "iface=%s old_prog=%u mode=%s", ifc->name, q.prog_id,
 			 want == ZT_XDP_GENERIC ? "generic" : "native");
 		return 0;
-	}
-	if (want == ZT_XDP_AUTO) {
-		char why[96];
-
-		want = auto_mode(ifc->name, why, sizeof(why));
-		log_info("xdp_mode_auto", "iface=%s mode=%s reason=\"%s\"", ifc->name,
-			 want == ZT_XDP_GENERIC ? "generic" : "native", why);
 	}
 	if (want == ZT_XDP_NATIVE) {
 		r = bpf_xdp_attach(ifc->ifindex, prog_fd,
@@ -491,6 +503,97 @@ static int tc_attach_one(int ifindex, enum bpf_tc_attach_point where, int prog_f
 	return r;
 }
 
+/* The program at ztagent's handle and priority on ifindex's TC hook: *id, 0 for none. */
+static int tc_prog_at(int ifindex, enum bpf_tc_attach_point where, uint32_t *id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
+	int r;
+
+	libbpf_hushed++;
+	r = bpf_tc_query(&hook, &opts);
+	libbpf_hushed--;
+	*id = r < 0 ? 0 : opts.prog_id;
+	return r == -ENODEV ? r : 0;
+}
+
+/*
+ * Takes tc_guard (and nothing else) off ifindex's TC ingress; 0 when it was
+ * not there. An uplink the configuration moved from TC to XDP would
+ * otherwise run the guard twice.
+ */
+static int tc_guard_remove(int ifindex, const char *ifname)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ZT_TC_HANDLE, .priority = ZT_TC_PRIORITY);
+	char name[64] = "";
+	uint32_t id;
+	int r;
+
+	if (tc_prog_at(ifindex, BPF_TC_INGRESS, &id) < 0 || !id)
+		return 0;
+	if (prog_name_by_id(id, name, sizeof(name)) < 0 || strcmp(name, TC_GUARD_NAME) != 0)
+		return 0;
+	r = bpf_tc_detach(&hook, &opts);
+	if (r < 0 && r != -ENOENT) {
+		log_warn("tc_guard_detach_failed", "iface=%s prog_id=%u error=\"%s\"", ifname, id,
+			 strerror(-r));
+		return r;
+	}
+	log_info("tc_guard_detached", "iface=%s prog_id=%u", ifname, id);
+	return 0;
+}
+
+/*
+ * Takes xdp_guard off ifindex; 0 when it was not there. Another XDP
+ * program is left alone with a warning.
+ */
+static int xdp_guard_remove(int ifindex, const char *ifname)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	char name[64] = "";
+	__u32 flags;
+	int r;
+
+	if (bpf_xdp_query(ifindex, 0, &q) < 0 || !q.prog_id)
+		return 0;
+	if (prog_name_by_id(q.prog_id, name, sizeof(name)) < 0 ||
+	    strcmp(name, XDP_PROG_NAME) != 0) {
+		log_warn("detach_skipped", "iface=%s prog_id=%u name=%s why=\"not ztagent's\"",
+			 ifname, q.prog_id, name);
+		return 0;
+	}
+	flags = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	r = bpf_xdp_detach(ifindex, flags, NULL);
+	if (r < 0)
+		return r;
+	log_info("xdp_detached", "iface=%s prog_id=%u", ifname, q.prog_id);
+	return 0;
+}
+
+/*
+ * The guard on an uplink's TC ingress (xdp.mode tc), replacing ztagent's
+ * earlier filter atomically; then, with it in place, xdp_guard is taken
+ * off the uplink if an earlier run had attached it there: no gap.
+ */
+static int attach_tc_guard(struct zt_dp_iface *ifc, int prog_fd, char *err, size_t errlen)
+{
+	int r = tc_hook_ready(ifc->ifindex, err, errlen);
+
+	if (r == 0)
+		r = tc_attach_one(ifc->ifindex, BPF_TC_INGRESS, prog_fd, err, errlen);
+	if (r < 0)
+		return r;
+	ifc->mode = ZT_XDP_TC;
+	log_info("guard_attached", "iface=%s hook=tc-ingress", ifc->name);
+	r = xdp_guard_remove(ifc->ifindex, ifc->name);
+	if (r < 0)
+		log_warn("xdp_detach_failed",
+			 "iface=%s error=\"%s\" effect=\"the guard runs twice on it (XDP and TC)\"",
+			 ifc->name, strerror(-r));
+	return 0;
+}
+
 _Static_assert(ZT_RL_ALL == 0 && ZT_RL_SYN == 1 && ZT_RL_UDP == 2 && ZT_RL_ICMP == 3 &&
 		       ZT_RL_KINDS == ZT_ARRAY_SIZE(((struct zt_config *)0)->ratelimit.src),
 	       "config ratelimit.src/dst are indexed by enum zt_rl_kind");
@@ -560,6 +663,63 @@ static int apply_ratelimits(struct zt_datapath *dp, const struct zt_config *cfg,
 	return r;
 }
 
+/* The guard's configured map sizes, in xdp_guard's object or tc_guard's. */
+static void guard_sizes(struct bpf_object *obj, const struct zt_config *cfg)
+{
+	static const struct {
+		const char *name;
+		size_t off; /* of the uint32_t size in struct zt_config */
+	} sizes[] = {
+		{ "blocklist_v4", offsetof(struct zt_config, xdp.blocklist_max) },
+		{ "blocklist_v6", offsetof(struct zt_config, xdp.blocklist_max) },
+		{ "blocklist_lpm_v4", offsetof(struct zt_config, xdp.blocklist_max) },
+		{ "blocklist_lpm_v6", offsetof(struct zt_config, xdp.blocklist_max) },
+		{ "allowlist_v4", offsetof(struct zt_config, xdp.allowlist_max) },
+		{ "allowlist_v6", offsetof(struct zt_config, xdp.allowlist_max) },
+		{ "events", offsetof(struct zt_config, xdp.ringbuf_bytes) },
+	};
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(sizes); i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, sizes[i].name);
+		uint32_t v;
+
+		memcpy(&v, (const char *)cfg + sizes[i].off, sizeof(v));
+		if (m)
+			bpf_map__set_max_entries(m, v);
+	}
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "block_notes"), 65536);
+}
+
+/*
+ * tc_guard, for the uplinks whose guard runs on TC ingress: the same maps
+ * as xdp_guard's, through their pins (loaded first), the same settings.
+ */
+static int load_tc_guard(struct zt_datapath *dp, const struct zt_config *cfg,
+			 const struct bpf_object_open_opts *oo, char *err, size_t errlen)
+{
+	unsigned int reused = 0;
+	int r;
+
+	dp->tcg = tc_guard__open_opts(oo);
+	if (!dp->tcg) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the TC guard object: %s", strerror(-r));
+		return r;
+	}
+	dp->tcg->rodata->cfg_malformed_drop = cfg->xdp.malformed_drop;
+	dp->tcg->rodata->cfg_event_sample = cfg->xdp.event_sample;
+	dp->tcg->rodata->cfg_event_rate = cfg->xdp.event_rate;
+	guard_sizes(dp->tcg->obj, cfg);
+	adopt_pinned_sizes(dp->tcg->obj, cfg->bpffs, &reused);
+	r = tc_guard__load(dp->tcg);
+	if (r < 0)
+		snprintf(
+			err, errlen,
+			"cannot load the TC guard program: %s (pinned maps under %s from an incompatible version? 'ztagent --detach' removes them)",
+			strerror(-r), cfg->bpffs);
+	return r;
+}
+
 bool zt_datapath_xdp_features(struct xdp_guard *skel, bool frags)
 {
 	/* Captures copy with bpf_xdp_load_bytes where it exists (5.18+); else byte by byte. */
@@ -618,14 +778,7 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 	skel->rodata->cfg_event_sample = cfg->xdp.event_sample;
 	skel->rodata->cfg_event_rate = cfg->xdp.event_rate;
 	zt_datapath_xdp_features(skel, true);
-	bpf_map__set_max_entries(skel->maps.blocklist_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_v6, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v4, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.blocklist_lpm_v6, cfg->xdp.blocklist_max);
-	bpf_map__set_max_entries(skel->maps.allowlist_v4, cfg->xdp.allowlist_max);
-	bpf_map__set_max_entries(skel->maps.allowlist_v6, cfg->xdp.allowlist_max);
-	bpf_map__set_max_entries(skel->maps.block_notes, 65536);
-	bpf_map__set_max_entries(skel->maps.events, cfg->xdp.ringbuf_bytes);
+	guard_sizes(skel->obj, cfg);
 	adopt_pinned_sizes(skel->obj, cfg->bpffs, &dp->n_reused);
 
 	r = xdp_guard__load(skel);
@@ -701,7 +854,7 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 		 dp->n_reused, dp->ncpus, hz, skel->rodata->cfg_xdp_load_bytes,
 		 skel->rodata->cfg_xdp_frags);
 
-	prog_fd = bpf_program__fd(skel->progs.xdp_guard);
+	/* Where each uplink's guard runs: xdp.mode, auto resolved per device. */
 	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
 		struct zt_dp_iface *ifc = &dp->ifaces[i];
 
@@ -715,7 +868,32 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 				ifc->name);
 			goto fail;
 		}
-		r = attach_one(ifc, prog_fd, cfg->xdp.mode, err, errlen);
+		ifc->mode = cfg->xdp.mode;
+		if (ifc->mode == ZT_XDP_AUTO) {
+			char why[96];
+
+			ifc->mode = auto_mode(ifc->name, why, sizeof(why));
+			log_info("xdp_mode_auto", "iface=%s mode=%s reason=\"%s\"", ifc->name,
+				 zt_xdp_mode_name(ifc->mode), why);
+		}
+		if (ifc->mode == ZT_XDP_TC && !dp->tcg) {
+			r = load_tc_guard(dp, cfg, &oo, err, errlen);
+			if (r < 0)
+				goto fail;
+		}
+	}
+	prog_fd = bpf_program__fd(skel->progs.xdp_guard);
+	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
+		struct zt_dp_iface *ifc = &dp->ifaces[i];
+
+		if (ifc->mode == ZT_XDP_TC) {
+			r = attach_tc_guard(ifc, bpf_program__fd(dp->tcg->progs.tc_guard), err,
+					    errlen);
+		} else {
+			r = attach_one(ifc, prog_fd, ifc->mode, err, errlen);
+			if (r == 0)
+				tc_guard_remove(ifc->ifindex, ifc->name);
+		}
 		if (r < 0)
 			goto fail;
 		dp->n_ifaces = i + 1;
@@ -727,12 +905,8 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 		if (r < 0)
 			goto fail;
 	}
-	for (i = 0; i < dp->n_ifaces; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
-
-		if (bpf_xdp_query(dp->ifaces[i].ifindex, 0, &q) == 0)
-			dp->ifaces[i].prog_id = q.prog_id;
-	}
+	for (i = 0; i < dp->n_ifaces; i++)
+		zt_datapath_guard_on(dp, i, &dp->ifaces[i].prog_id);
 	*out = dp;
 	return 0;
 fail:
@@ -750,6 +924,7 @@ void zt_datapath_stop(struct zt_datapath *dp)
 		return;
 	tc_uplink__destroy(dp->up);
 	tc_endpoint__destroy(dp->tc);
+	tc_guard__destroy(dp->tcg);
 	xdp_guard__destroy(dp->xdp);
 	free(dp);
 }
@@ -857,11 +1032,8 @@ int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen)
 	int r, ret = 0;
 
 	for (i = 0; i < cfg->xdp.n_interfaces; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
 		const char *ifname = cfg->xdp.interfaces[i];
-		char name[64] = "";
 		int ifindex = if_nametoindex(ifname);
-		__u32 flags;
 
 		if (!ifindex) {
 			log_warn("detach_skipped", "iface=%s why=\"no such interface\"", ifname);
@@ -879,24 +1051,13 @@ int zt_datapath_detach(const struct zt_config *cfg, char *err, size_t errlen)
 				log_warn("tc_uplink_detach_failed", "iface=%s error=\"%s\"", ifname,
 					 strerror(-r));
 		}
-		if (bpf_xdp_query(ifindex, 0, &q) < 0 || !q.prog_id)
-			continue;
-		if (prog_name_by_id(q.prog_id, name, sizeof(name)) < 0 ||
-		    strcmp(name, XDP_PROG_NAME) != 0) {
-			log_warn("detach_skipped",
-				 "iface=%s prog_id=%u name=%s why=\"not ztagent's\"", ifname,
-				 q.prog_id, name);
-			continue;
-		}
-		flags = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
-		r = bpf_xdp_detach(ifindex, flags, NULL);
+		tc_guard_remove(ifindex, ifname);
+		r = xdp_guard_remove(ifindex, ifname);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot detach XDP from %s: %s", ifname,
 				 strerror(-r));
 			ret = r;
-			continue;
 		}
-		log_info("xdp_detached", "iface=%s prog_id=%u", ifname, q.prog_id);
 	}
 	if (ret < 0)
 		return ret;
@@ -1103,10 +1264,55 @@ uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp)
 	return prog_id_of(bpf_program__fd(dp->xdp->progs.xdp_guard));
 }
 
+static int xdp_repair(struct zt_datapath *dp, struct zt_dp_iface *ifc, uint32_t *found, char *err,
+		      size_t errlen);
+
+int zt_datapath_guard_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found)
+{
+	const struct zt_dp_iface *ifc = &dp->ifaces[i];
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int r;
+
+	*found = 0;
+	if (ifc->mode == ZT_XDP_TC) {
+		r = tc_prog_at(ifc->ifindex, BPF_TC_INGRESS, found);
+		if (r < 0)
+			return r;
+		return dp->tcg && *found == prog_id_of(bpf_program__fd(dp->tcg->progs.tc_guard));
+	}
+	r = bpf_xdp_query(ifc->ifindex, 0, &q);
+	if (r < 0)
+		return r;
+	*found = q.prog_id;
+	return *found == zt_datapath_xdp_prog_id(dp);
+}
+
 int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *found, char *err,
 			   size_t errlen)
 {
 	struct zt_dp_iface *ifc = &dp->ifaces[i];
+
+	if (ifc->mode == ZT_XDP_TC) {
+		int r = zt_datapath_guard_on(dp, i, found);
+
+		if (r != 0)
+			return r < 0 ? r : 0;
+		/* Gone (or another filter in our place): back, with the clsact if it went too. */
+		r = tc_hook_ready(ifc->ifindex, err, errlen);
+		if (r == 0)
+			r = tc_attach_one(ifc->ifindex, BPF_TC_INGRESS,
+					  bpf_program__fd(dp->tcg->progs.tc_guard), err, errlen);
+		if (r < 0)
+			return r;
+		zt_datapath_guard_on(dp, i, &ifc->prog_id);
+		return 1;
+	}
+	return xdp_repair(dp, ifc, found, err, errlen);
+}
+
+static int xdp_repair(struct zt_datapath *dp, struct zt_dp_iface *ifc, uint32_t *found, char *err,
+		      size_t errlen)
+{
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, a);
 	int prog_fd = bpf_program__fd(dp->xdp->progs.xdp_guard);

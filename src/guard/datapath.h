@@ -20,18 +20,21 @@
 #include "ztagent.h"
 
 struct xdp_guard;
+struct tc_guard;
 struct tc_endpoint;
 struct tc_uplink;
 
 struct zt_dp_iface {
 	char name[IF_NAMESIZE];
 	int ifindex;
-	enum zt_xdp_mode mode; /* the mode it is attached in */
+	enum zt_xdp_mode mode; /* the mode it is attached in; ZT_XDP_TC: tc_guard on TC ingress */
 	uint32_t prog_id;
 };
 
 struct zt_datapath {
 	struct xdp_guard *xdp;
+	/* The guard built for TC ingress, on the xdp_guard maps; NULL unless an uplink uses it. */
+	struct tc_guard *tcg;
 	struct tc_endpoint *tc; /* micro-segmentation; attached per endpoint by seg.c */
 	struct tc_uplink *up; /* the uplinks' TC egress: probe outcomes, captures */
 	char bpffs[4096];
@@ -99,11 +102,17 @@ int zt_datapath_tc_owned(int ifindex);
  * Drift (src/agent/daemon_drift.c). The id of our XDP program. xdp_repair:
  * *found gets the program on ifaces[i] (0: none); when it is not ours,
  * ours is attached again (replacing another program if one took the
- * place); 0 nothing to do, 1 repaired, -errno with err. tc_check: are our
+ * place; tc_guard on TC ingress for a ZT_XDP_TC uplink, with its clsact if
+ * that went too); 0 nothing to do, 1 repaired, -errno with err. tc_check: are our
  * filters on ifindex's ingress and egress hooks (found: the program ids
  * there, 0 none)? 1 yes, 0 no, -ENODEV when the link is gone.
  */
 uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp);
+/*
+ * Is our guard on ifaces[i], in its hook (XDP, or TC ingress at ztagent's
+ * handle for ZT_XDP_TC)? 1 yes, 0 no, -errno; *found: the program there.
+ */
+int zt_datapath_guard_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found);
 int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *found, char *err,
 			   size_t errlen);
 int zt_datapath_tc_check(const struct zt_datapath *dp, int ifindex, uint32_t found[2]);
@@ -138,5 +147,7 @@ const char *zt_xdp_reason_name(unsigned int reason);
 /* A policy verdict's reason (ZT_REASON_*): "rule-allow", "default-deny", ... */
 const char *zt_tc_reason_name(unsigned int reason);
 const char *zt_action_name(unsigned int action);
+/* "native", "generic", "tc", "auto" */
+const char *zt_xdp_mode_name(enum zt_xdp_mode m);
 
 #endif

@@ -9,6 +9,10 @@
  * (the challenge packet, its answer, verified clients, the syn_protect map),
  * and captures (data, verdicts, rate, a full ring).
  *
+ * Every test runs twice: through xdp_guard, then through tc_guard (the same
+ * source built for TC ingress, loaded on the same maps), whose verdicts the
+ * runner turns into XDP's (a redirect back out of the device is XDP_TX).
+ *
  * Every test loads fresh programs (no pins) and writes guard_cfg as the
  * daemon does (src/guard/activity.c, through a datapath struct that holds
  * just the skeleton). The XDP program is attached, in generic mode, to a
@@ -49,6 +53,7 @@
 #include "guard/datapath.h"
 #include "guard/events.h"
 #include "xdp_guard.skel.h"
+#include "tc_guard.skel.h"
 #include "tc_uplink.skel.h"
 
 #define S4 "198.18.5.1" /* the source under test */
@@ -67,6 +72,7 @@
 
 struct env {
 	struct xdp_guard *x;
+	struct tc_guard *t; /* the guard built for TC ingress, sharing x's maps */
 	struct tc_uplink *u;
 	struct zt_datapath dp;
 	struct ring_buffer *rb;
@@ -79,6 +85,8 @@ struct env {
 };
 
 static int hold_ifindex;
+/* The second run of every test: packets go through tc_guard instead of xdp_guard. */
+static int hook_tc;
 static uint32_t hz = 250;
 static cpu_set_t all_cpus; /* the CPUs the test may use (main pins it to one of them) */
 
@@ -177,6 +185,18 @@ static int env_load(struct env *e, __u32 ringbuf)
 	}
 	if (tc_uplink__load(e->u))
 		return -1;
+	e->t = tc_guard__open();
+	if (!e->t)
+		return -1;
+	bpf_object__for_each_map (m, e->t->obj) {
+		struct bpf_map *xm = bpf_object__find_map_by_name(e->x->obj, bpf_map__name(m));
+
+		bpf_map__set_pin_path(m, NULL);
+		if (xm && !bpf_map__is_internal(m) && bpf_map__reuse_fd(m, bpf_map__fd(xm)))
+			return -1;
+	}
+	if (tc_guard__load(e->t))
+		return -1;
 	e->rb = ring_buffer__new(bpf_map__fd(e->x->maps.events), on_record, e, NULL);
 	if (!e->rb)
 		return -1;
@@ -216,6 +236,7 @@ static int teardown(void **state)
 	bpf_xdp_detach(hold_ifindex, XDP_FLAGS_SKB_MODE, NULL);
 	ring_buffer__free(e->rb);
 	tc_uplink__destroy(e->u);
+	tc_guard__destroy(e->t);
 	xdp_guard__destroy(e->x);
 	free(e);
 	return 0;
@@ -279,20 +300,39 @@ static struct pg_pkt *udp4(struct pg_pkt *p, const char *src, const char *dst, i
 	return mk(p, 4, IPPROTO_UDP, src, dst, sport, dport, 0, 0, 20);
 }
 
-/* Runs xdp_guard; the frame after the run goes to out when given. */
+/*
+ * Runs the guard (xdp_guard, or tc_guard with hook_tc); the frame after the
+ * run goes to out when given. tc_guard's verdict comes back as XDP's:
+ * TC_ACT_OK is XDP_PASS, TC_ACT_SHOT XDP_DROP, and a redirect back out of
+ * the device the packet came in on (the test run's) XDP_TX.
+ */
 static int xdp_run(struct env *e, const struct pg_pkt *p, struct pg_pkt *out)
 {
 	struct pg_pkt tmp;
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->buf, .data_size_in = (__u32)p->len,
 		    .repeat = 1);
+	int fd = hook_tc ? bpf_program__fd(e->t->progs.tc_guard) :
+			   bpf_program__fd(e->x->progs.xdp_guard);
 
 	if (!out)
 		out = &tmp;
 	o.data_out = out->buf;
 	o.data_size_out = sizeof(out->buf);
-	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->x->progs.xdp_guard), &o), 0);
+	assert_int_equal(bpf_prog_test_run_opts(fd, &o), 0);
 	out->len = o.data_size_out;
-	return (int)o.retval;
+	if (!hook_tc)
+		return (int)o.retval;
+	switch (o.retval) {
+	case TC_ACT_OK:
+		return XDP_PASS;
+	case TC_ACT_SHOT:
+		return XDP_DROP;
+	case TC_ACT_REDIRECT:
+		return XDP_TX;
+	default:
+		fail_msg("tc_guard returned %u", o.retval);
+		return -1;
+	}
 }
 
 /* Runs tc_uplink (the uplink's egress) on a frame; it never drops. */
@@ -1241,7 +1281,7 @@ static void test_syn_protect_map(void **state)
 {
 	struct env *e = *state;
 	struct zt_addr_key d = A(D4), s = A(S4);
-	struct pg_pkt p, out;
+	struct pg_pkt p, out, sa;
 
 	syn4(&p, T4, D4, 1000, 22);
 	assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS); /* no limit, no protection */
@@ -1250,6 +1290,23 @@ static void test_syn_protect_map(void **state)
 	assert_int_equal(e->cfg.protect_count, 1);
 	assert_int_equal(xdp_run(e, &p, &out), XDP_TX);
 	check_challenge(&p, &out, 4);
+	/*
+	 * The first SYN was a probe. The challenge leaving through the uplink's
+	 * egress (tc_guard's do) is no answer to it; the server's SYN-ACK is.
+	 */
+	forget(e);
+	uplink_run(e, &out);
+	drain(e);
+	assert_int_equal(e->n_res, 0);
+	mk(&sa, 4, IPPROTO_TCP, D4, T4, 22, 1000, TCP_SYN | TCP_ACK, 123456, 0);
+	uplink_run(e, &sa);
+	drain(e);
+	assert_int_equal(e->n_res, 1);
+	/* A SYN with data is cut to the challenge's length (a TFO SYN carries some). */
+	mk(&p, 4, IPPROTO_TCP, T4, D4, 1003, 22, TCP_SYN, 5000, 24);
+	assert_int_equal(xdp_run(e, &p, &out), XDP_TX);
+	check_challenge(&p, &out, 4);
+	syn4(&p, T4, D4, 1000, 22);
 	/* Another destination is not protected. */
 	syn4(&p, T4, E4, 1000, 22);
 	assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
@@ -1464,6 +1521,7 @@ static void test_capture_ring_full(void **state)
 	bpf_xdp_detach(hold_ifindex, XDP_FLAGS_SKB_MODE, NULL);
 	ring_buffer__free(e.rb);
 	tc_uplink__destroy(e.u);
+	tc_guard__destroy(e.t);
 	xdp_guard__destroy(e.x);
 }
 
@@ -1615,5 +1673,9 @@ int main(void)
 	hold_ifindex = (int)if_nametoindex("zact0");
 	if (zt_kernel_hz_config(&hz))
 		hz = 250;
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int r = cmocka_run_group_tests_name("activity (xdp_guard)", tests, NULL, NULL);
+
+	hook_tc = 1;
+	r |= cmocka_run_group_tests_name("activity (tc_guard)", tests, NULL, NULL);
+	return r ? 1 : 0;
 }

@@ -7,7 +7,10 @@
  * for a drop the ring-buffer record. Malformed fixtures run twice: against
  * a program loaded with cfg_malformed_drop=1 (drop, with an event) and one
  * with cfg_malformed_drop=0 (pass, no event), counted under the same
- * reason. Every fixture also goes through the parser compiled for
+ * reason. Every fixture runs through tc_guard too (the same source built
+ * for TC ingress; TC_ACT_OK and TC_ACT_SHOT stand for XDP_PASS and
+ * XDP_DROP), loaded twice the same way. Every fixture also goes through
+ * the parser compiled for
  * userspace (bpf/lib/parse.h calls no helper), on a heap buffer of exactly
  * the packet's size: AddressSanitizer then catches any read past data_end
  * that a bounds check let through, and the fields of struct zt_pkt the TC
@@ -37,11 +40,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 
 #include "ztagent.h"
 #include "guard/datapath.h"
 #include "pktgen.h"
 #include "xdp_guard.skel.h"
+#include "tc_guard.skel.h"
 
 /* The parser, for userspace; `#pragma unroll` is clang's, GCC ignores it. */
 #pragma GCC diagnostic push
@@ -72,7 +77,11 @@ struct ev_log {
 #define MAX_FILTER_WORDS 8
 
 struct env {
-	struct xdp_guard *skel;
+	struct xdp_guard *skel; /* one of the two */
+	struct tc_guard *tskel;
+	struct bpf_object *obj;
+	int prog_fd;
+	int tc; /* tc_guard: the verdicts are TC_ACT_OK and TC_ACT_SHOT */
 	struct ring_buffer *rb;
 	struct ev_log log;
 	__u32 filter_words[MAX_FILTER_WORDS]; /* prefilter words a fixture set */
@@ -82,9 +91,13 @@ struct env {
 struct cfg {
 	__u32 malformed_drop, event_sample, event_rate, ringbuf;
 	__u32 frags; /* loaded as the daemon does where the kernel has multi-buffer XDP */
+	__u32 tc; /* tc_guard, the guard built for TC ingress */
 };
 
-static struct env env_drop, env_pass;
+/* A map of the env's object, by name: both programs have the same maps. */
+#define M(e, name) bpf_object__find_map_by_name((e)->obj, #name)
+
+static struct env env_drop, env_pass, env_tc_drop, env_tc_pass;
 static int n_cpus;
 
 /* ---- map entries a fixture installs ---- */
@@ -685,31 +698,45 @@ static int env_load(struct env *e, const struct cfg *c)
 	int err;
 
 	memset(e, 0, sizeof(*e));
-	e->skel = xdp_guard__open();
-	if (!e->skel)
-		return -errno;
-	bpf_object__for_each_map (map, e->skel->obj) {
+	e->tc = (int)c->tc;
+	if (c->tc) {
+		e->tskel = tc_guard__open();
+		if (!e->tskel)
+			return -errno;
+		e->obj = e->tskel->obj;
+		e->tskel->rodata->cfg_malformed_drop = c->malformed_drop;
+		e->tskel->rodata->cfg_event_sample = c->event_sample;
+		e->tskel->rodata->cfg_event_rate = c->event_rate;
+	} else {
+		e->skel = xdp_guard__open();
+		if (!e->skel)
+			return -errno;
+		e->obj = e->skel->obj;
+		e->skel->rodata->cfg_malformed_drop = c->malformed_drop;
+		e->skel->rodata->cfg_event_sample = c->event_sample;
+		e->skel->rodata->cfg_event_rate = c->event_rate;
+		if (c->frags && !zt_datapath_xdp_features(e->skel, true))
+			return -EOPNOTSUPP;
+	}
+	bpf_object__for_each_map (map, e->obj) {
 		err = bpf_map__set_pin_path(map, NULL);
 		if (err)
 			return err;
 	}
-	e->skel->rodata->cfg_malformed_drop = c->malformed_drop;
-	e->skel->rodata->cfg_event_sample = c->event_sample;
-	e->skel->rodata->cfg_event_rate = c->event_rate;
-	if (c->frags && !zt_datapath_xdp_features(e->skel, true))
-		return -EOPNOTSUPP;
-	bpf_map__set_max_entries(e->skel->maps.blocklist_v4, 64);
-	bpf_map__set_max_entries(e->skel->maps.blocklist_v6, 64);
-	bpf_map__set_max_entries(e->skel->maps.blocklist_lpm_v4, 64);
-	bpf_map__set_max_entries(e->skel->maps.blocklist_lpm_v6, 64);
-	bpf_map__set_max_entries(e->skel->maps.allowlist_v4, 64);
-	bpf_map__set_max_entries(e->skel->maps.allowlist_v6, 64);
-	bpf_map__set_max_entries(e->skel->maps.block_notes, 64);
-	bpf_map__set_max_entries(e->skel->maps.events, c->ringbuf);
-	err = xdp_guard__load(e->skel);
+	bpf_map__set_max_entries(M(e, blocklist_v4), 64);
+	bpf_map__set_max_entries(M(e, blocklist_v6), 64);
+	bpf_map__set_max_entries(M(e, blocklist_lpm_v4), 64);
+	bpf_map__set_max_entries(M(e, blocklist_lpm_v6), 64);
+	bpf_map__set_max_entries(M(e, allowlist_v4), 64);
+	bpf_map__set_max_entries(M(e, allowlist_v6), 64);
+	bpf_map__set_max_entries(M(e, block_notes), 64);
+	bpf_map__set_max_entries(M(e, events), c->ringbuf);
+	err = bpf_object__load(e->obj);
 	if (err)
 		return err;
-	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, &e->log, NULL);
+	e->prog_fd = c->tc ? bpf_program__fd(e->tskel->progs.tc_guard) :
+			     bpf_program__fd(e->skel->progs.xdp_guard);
+	e->rb = ring_buffer__new(bpf_map__fd(M(e, events)), on_event, &e->log, NULL);
 	if (!e->rb)
 		return -errno;
 	return 0;
@@ -719,6 +746,7 @@ static void env_destroy(struct env *e)
 {
 	ring_buffer__free(e->rb);
 	xdp_guard__destroy(e->skel);
+	tc_guard__destroy(e->tskel);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -735,6 +763,21 @@ static int run_prog(struct env *e, const __u8 *frame, size_t len, __u32 *retval)
 	size_t meta = 0;
 	int err;
 
+	if (e->tc) {
+		/* An skb's test run takes whole Ethernet frames only. */
+		if (len < ETH_HLEN)
+			return -EOPNOTSUPP;
+		opts.data_in = frame;
+		opts.data_size_in = (__u32)len;
+		/* It also refuses a frame cut inside the IP header its EtherType names. */
+		if (bpf_prog_test_run_opts(e->prog_fd, &opts))
+			return errno == EINVAL ? -EOPNOTSUPP : -errno;
+		/* As XDP's: the fixtures' verdicts are XDP_PASS and XDP_DROP. */
+		*retval = opts.retval == TC_ACT_OK   ? XDP_PASS :
+			  opts.retval == TC_ACT_SHOT ? XDP_DROP :
+						       1000 + opts.retval;
+		return 0;
+	}
 	if (len < ETH_HLEN) {
 		meta = (ETH_HLEN - len + 3) & ~(size_t)3;
 		md.data = meta;
@@ -745,7 +788,7 @@ static int run_prog(struct env *e, const __u8 *frame, size_t len, __u32 *retval)
 	memcpy(buf + meta, frame, len);
 	opts.data_in = buf;
 	opts.data_size_in = meta + len;
-	err = bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.xdp_guard), &opts);
+	err = bpf_prog_test_run_opts(e->prog_fd, &opts);
 	if (err && meta && errno == EINVAL)
 		return -EOPNOTSUPP;
 	if (err)
@@ -756,7 +799,7 @@ static int run_prog(struct env *e, const __u8 *frame, size_t len, __u32 *retval)
 
 static void read_stats(struct env *e, struct zt_counter *out)
 {
-	int fd = bpf_map__fd(e->skel->maps.xdp_stats);
+	int fd = bpf_map__fd(M(e, xdp_stats));
 	struct zt_counter *v = calloc(n_cpus, sizeof(*v));
 	__u32 slot;
 	int c;
@@ -776,7 +819,7 @@ static void read_stats(struct env *e, struct zt_counter *out)
 
 static __u64 read_evstat(struct env *e, __u32 which)
 {
-	int fd = bpf_map__fd(e->skel->maps.event_stats);
+	int fd = bpf_map__fd(M(e, event_stats));
 	__u64 *v = calloc(n_cpus, sizeof(*v)), sum = 0;
 	int c;
 
@@ -795,13 +838,13 @@ static __u64 read_pending(struct env *e)
 		__u64 last_ns, tokens;
 		__u32 since_candidate, pending;
 	} *v = calloc(n_cpus, sizeof(*v));
-	int fd = bpf_map__fd(e->skel->maps.event_sampler);
+	int fd = bpf_map__fd(M(e, event_sampler));
 	__u32 zero = 0;
 	__u64 sum = 0;
 	int c;
 
 	assert_non_null(v);
-	assert_int_equal(bpf_map__value_size(e->skel->maps.event_sampler), sizeof(*v));
+	assert_int_equal(bpf_map__value_size(M(e, event_sampler)), sizeof(*v));
 	assert_int_equal(bpf_map_lookup_elem(fd, &zero, v), 0);
 	for (c = 0; c < n_cpus; c++)
 		sum += v[c].pending;
@@ -823,23 +866,22 @@ static void reset_lists(struct env *e)
 	struct zt_prefix_set ps = {};
 	__u32 zero = 0;
 
-	clear_map(bpf_map__fd(e->skel->maps.blocklist_v4), sizeof(struct zt_ip4_key));
-	clear_map(bpf_map__fd(e->skel->maps.blocklist_v6), sizeof(struct zt_ip6_key));
-	clear_map(bpf_map__fd(e->skel->maps.blocklist_lpm_v4), sizeof(struct zt_ip4_key));
-	clear_map(bpf_map__fd(e->skel->maps.blocklist_lpm_v6), sizeof(struct zt_ip6_key));
-	clear_map(bpf_map__fd(e->skel->maps.allowlist_v4), sizeof(struct zt_ip4_key));
-	clear_map(bpf_map__fd(e->skel->maps.allowlist_v6), sizeof(struct zt_ip6_key));
+	clear_map(bpf_map__fd(M(e, blocklist_v4)), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(M(e, blocklist_v6)), sizeof(struct zt_ip6_key));
+	clear_map(bpf_map__fd(M(e, blocklist_lpm_v4)), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(M(e, blocklist_lpm_v6)), sizeof(struct zt_ip6_key));
+	clear_map(bpf_map__fd(M(e, allowlist_v4)), sizeof(struct zt_ip4_key));
+	clear_map(bpf_map__fd(M(e, allowlist_v6)), sizeof(struct zt_ip6_key));
 	while (e->n_filter_words > 0) {
 		__u32 w = e->filter_words[--e->n_filter_words];
 		__u64 clear = 0;
 
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.blocklist_filter),
-						     &w, &clear, BPF_ANY),
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(M(e, blocklist_filter)), &w,
+						     &clear, BPF_ANY),
 				 0);
 	}
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.blocklist_prefixes), &zero,
-					     &ps, BPF_ANY),
-			 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(M(e, blocklist_prefixes)), &zero, &ps, BPF_ANY), 0);
 }
 
 /* "a.b.c.d/n" or "x::/n" -> family, masked address, length. */
@@ -890,7 +932,7 @@ static void add_len(__u8 *lens, __u32 *count, __u8 len)
 /* Sets the prefilter bit an entry addr/plen needs, as the daemon does. */
 static void set_filter_bit(struct env *e, int fam, const __u8 *addr, __u32 plen)
 {
-	int fd = bpf_map__fd(e->skel->maps.blocklist_filter);
+	int fd = bpf_map__fd(M(e, blocklist_filter));
 	__u32 b, w;
 	__u64 v;
 
@@ -965,7 +1007,7 @@ static void install(struct env *e, const struct entry *ents)
 		}
 		switch (en->kind) {
 		case E_BLOCK:
-			map = fam == 4 ? e->skel->maps.blocklist_v4 : e->skel->maps.blocklist_v6;
+			map = fam == 4 ? M(e, blocklist_v4) : M(e, blocklist_v6);
 			if (!en->unpublished) {
 				if (fam == 4)
 					add_len(ps.v4_lens, &ps.v4_count, plen);
@@ -974,15 +1016,14 @@ static void install(struct env *e, const struct entry *ents)
 			}
 			break;
 		case E_BLOCK_LPM:
-			map = fam == 4 ? e->skel->maps.blocklist_lpm_v4 :
-					 e->skel->maps.blocklist_lpm_v6;
+			map = fam == 4 ? M(e, blocklist_lpm_v4) : M(e, blocklist_lpm_v6);
 			if (fam == 4)
 				ps.v4_lpm_used = 1;
 			else
 				ps.v6_lpm_used = 1;
 			break;
 		case E_ALLOW:
-			map = fam == 4 ? e->skel->maps.allowlist_v4 : e->skel->maps.allowlist_v6;
+			map = fam == 4 ? M(e, allowlist_v4) : M(e, allowlist_v6);
 			val = &ae;
 			/* As the daemon does: the lookup runs only when the list has entries. */
 			if (fam == 4)
@@ -996,9 +1037,8 @@ static void install(struct env *e, const struct entry *ents)
 		}
 		assert_int_equal(bpf_map_update_elem(bpf_map__fd(map), &k, val, BPF_NOEXIST), 0);
 	}
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.blocklist_prefixes), &zero,
-					     &ps, BPF_ANY),
-			 0);
+	assert_int_equal(
+		bpf_map_update_elem(bpf_map__fd(M(e, blocklist_prefixes)), &zero, &ps, BPF_ANY), 0);
 }
 
 static const struct entry *find_entry(const struct fixture *f, __u32 feed_id)
@@ -1226,10 +1266,10 @@ static void run_fixture(struct env *e, const struct fixture *f, int verdict)
 	 * metadata (6.x does) leave only the parser's own check of them, which
 	 * check_parse() ran; what follows a BAD_* verdict is common to all.
 	 */
-	if (err == -EOPNOTSUPP && pkt.len < ETH_HLEN) {
+	if (err == -EOPNOTSUPP && (pkt.len < ETH_HLEN || e->tc)) {
 		print_message(
-			"    (kernel refuses a %zu-byte frame: parser checked in userspace)\n",
-			pkt.len);
+			"    (kernel refuses a %zu-byte frame%s: parser checked in userspace)\n",
+			pkt.len, e->tc ? " for an skb" : "");
 		return;
 	}
 	assert_int_equal(err, 0);
@@ -1270,9 +1310,12 @@ static void test_fixture(void **state)
 	assert_int_equal(pg_build(&f->pkt, &pkt), 0);
 	check_parse(f, &pkt);
 	run_fixture(&env_drop, f, f->verdict);
+	run_fixture(&env_tc_drop, f, f->verdict);
 	/* A blocked source drops whatever the malformed setting says. */
-	if (is_malformed(parse_reason(f)))
+	if (is_malformed(parse_reason(f))) {
 		run_fixture(&env_pass, f, is_malformed(f->reason) ? XDP_PASS : f->verdict);
+		run_fixture(&env_tc_pass, f, is_malformed(f->reason) ? XDP_PASS : f->verdict);
+	}
 }
 
 /*
@@ -1493,7 +1536,7 @@ static int run_jumbo(struct env *e, int tot_adj, __u32 *retval)
 	l4 = pkt.off[PG_L4];
 	pg_put16(frame + ip + 2, (uint16_t)(JUMBO - ip + tot_adj));
 	pg_put16(frame + l4 + 4, (uint16_t)(JUMBO - l4));
-	if (bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.xdp_guard), &opts) < 0)
+	if (bpf_prog_test_run_opts(e->prog_fd, &opts) < 0)
 		return -errno;
 	*retval = opts.retval;
 	return 0;
@@ -1590,8 +1633,14 @@ static int group_setup(void **state)
 	err = env_load(&env_drop, &cd);
 	if (!err)
 		err = env_load(&env_pass, &cp);
+	cd.tc = cp.tc = 1;
+	if (!err)
+		err = env_load(&env_tc_drop, &cd);
+	if (!err)
+		err = env_load(&env_tc_pass, &cp);
 	if (err) {
-		fprintf(stderr, "cannot load xdp_guard: %s (run as root)\n", strerror(-err));
+		fprintf(stderr, "cannot load xdp_guard and tc_guard: %s (run as root)\n",
+			strerror(-err));
 		return -1;
 	}
 	return 0;
@@ -1599,6 +1648,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+	env_destroy(&env_tc_pass);
+	env_destroy(&env_tc_drop);
 	env_destroy(&env_pass);
 	env_destroy(&env_drop);
 	return 0;

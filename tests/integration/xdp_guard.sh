@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
 # Integration: the real ztagent on a lab node's uplink; real ICMP, UDP and
 # TCP from an external namespace; ztctl blocks, unblocks, expires; the
-# daemon restarts without a gap. Prints TAP lines.
+# daemon restarts without a gap. Prints TAP lines. The guard runs in XDP
+# (LAB_XDP_MODE, native by default) or, with LAB_XDP_MODE tc or auto (the
+# lab's uplink is a veth), on the uplink's TC ingress (tc_guard): the
+# checks are the same (tests/integration/xdp_guard_tc.sh runs them so).
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
 
-lab_init xdp
+lab_init "${XDP_GUARD_LAB:-xdp}"
+case ${LAB_XDP_MODE:-native} in
+tc | auto) HOOK=tc ;;
+*) HOOK=xdp ;;
+esac
+# The id of the guard's program on uplink0, in its hook; empty when none.
+guard_prog() {
+	if [ "$HOOK" = tc ]; then
+		in_node tc -j filter show dev uplink0 ingress | python3 -c '
+import json, sys
+for f in json.load(sys.stdin):
+    o = f.get("options", {})
+    if o.get("bpf_name", "").startswith("tc_guard"):
+        print(o["prog"]["id"])' 2>/dev/null
+	else
+		in_node ip -j link show uplink0 | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null
+	fi
+}
+# Neither xdp_guard nor tc_guard is on uplink0.
+no_guard() {
+	! in_node ip link show uplink0 | grep -q 'prog/xdp' &&
+		! in_node tc filter show dev uplink0 ingress | grep -q tc_guard
+}
 
 pings() { # SRC: one ping, 1 s timeout
 	in_ext ping -n -q -c1 -W1 -I "$1" "$LAB_NODE_IP" >/dev/null 2>&1
@@ -56,7 +83,8 @@ listed() {
 	grep -q "$1" <<<"$out"
 }
 not_listed() { ! listed "$1"; }
-check "status shows xdp_guard attached to uplink0" attached
+check "status shows the guard attached to uplink0 ($HOOK)" attached
+check "the guard's program is on uplink0's $HOOK hook (id $(guard_prog))" test -n "$(guard_prog)"
 check "pins exist under the configured bpffs" test -e "$LAB_BPFFS/ztagent/blocklist_v4"
 
 check "ICMP passes before any block" pings "$LAB_EXT_IP"
@@ -129,7 +157,7 @@ check "the daemon removes the expired entry" not_listed "$LAB_EXT_IP/32"
 
 # --- restart keeps blocks, with no gap ---
 ztctl block add "$LAB_EXT_IP/32" --reason restart >/dev/null
-old_prog=$(in_node ip -j link show uplink0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null)
+old_prog=$(guard_prog)
 # Both ping every 10 ms, 300 times, ending by themselves, across the restart.
 ip netns exec "$LAB_EXT" ping -n -D -i 0.01 -c 300 -w 5 -I "$LAB_EXT_IP" "$LAB_NODE_IP" >"$LAB_DIR/blocked.log" 2>&1 &
 p1=$!
@@ -144,7 +172,7 @@ check "the pins stay while no daemon runs" test -e "$LAB_BPFFS/ztagent/blocklist
 lab_agent_start
 check "the daemon starts again over its pins" test $? -eq 0
 wait "$p1" "$p2" 2>/dev/null
-new_prog=$(in_node ip -j link show uplink0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null)
+new_prog=$(guard_prog)
 check "the restarted daemon replaced its program ($old_prog -> $new_prog)" \
 	test -n "$new_prog" -a "$new_prog" != "$old_prog"
 check "no reply from the blocked source at any moment of the restart" \
@@ -175,8 +203,7 @@ ztctl detach >/dev/null
 check "ztctl detach succeeds" test $? -eq 0
 wait "$LAB_AGENT_PID" 2>/dev/null
 LAB_AGENT_PID=
-no_xdp() { ! in_node ip link show uplink0 | grep -q 'prog/xdp'; }
-check "after detach no XDP program is on the uplink" no_xdp
+check "after detach no guard program is on the uplink" no_guard
 check "after detach the pins are gone" test ! -e "$LAB_BPFFS/ztagent"
 check "after detach traffic passes" pings "$LAB_EXT_IP"
 
@@ -188,6 +215,6 @@ check "with the daemon stopped, the block still holds" no_ping "$LAB_EXT_IP"
 in_node "$ZTAGENT" --detach --config "$LAB_CONF" >"$LAB_DIR/detach.out" 2>&1
 check "ztagent --detach succeeds without a daemon" test $? -eq 0
 check "ztagent --detach says what it removed" grep -q "removed the pins" "$LAB_DIR/detach.out"
-check "after ztagent --detach no XDP program is on the uplink" no_xdp
+check "after ztagent --detach no guard program is on the uplink" no_guard
 check "after ztagent --detach the pins are gone" test ! -e "$LAB_BPFFS/ztagent"
 check "after ztagent --detach traffic passes" pings "$LAB_EXT_IP"

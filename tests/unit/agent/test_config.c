@@ -205,6 +205,8 @@ static void test_forms(void **state)
 	assert_string_equal(c.node, "a");
 	assert_int_equal(load_str("xdp:\n  mode:\tgeneric\n", &c, err, sizeof(err)), 0);
 	assert_int_equal(c.xdp.mode, ZT_XDP_GENERIC);
+	assert_int_equal(load_str("xdp:\n  mode: tc\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.xdp.mode, ZT_XDP_TC);
 	assert_int_equal(load_str("xdp:\n  interfaces: []\n", &c, err, sizeof(err)), 0);
 	assert_int_equal(c.xdp.n_interfaces, 0);
 	assert_int_equal(load_str("%YAML 1.1\n---\nnode: a\n...\n", &c, err, sizeof(err)), 0);
@@ -319,7 +321,7 @@ static const struct {
 } bad[] = {
 	/* Unknown and duplicate keys. */
 	{ "xdp:\n  mode: fast\n", -EINVAL,
-	  "t.yaml:2:9: xdp.mode: ", "expected native, generic or auto, got 'fast'" },
+	  "t.yaml:2:9: xdp.mode: ", "expected native, generic, auto or tc, got 'fast'" },
 	{ "xdp:\n  mdoe: native\n", -EINVAL, "t.yaml:2:3: unknown key 'xdp.mdoe'",
 	  "did you mean 'xdp.mode'?" },
 	{ "nodes: x\n", -EINVAL, "t.yaml:1:1: unknown key 'nodes'", "did you mean 'node'?" },
@@ -424,9 +426,10 @@ static const struct {
 	  "t.yaml:5:7: xdp.interfaces: 'eth0' is listed twice", "" },
 
 	/* xdp.mode, xdp.malformed */
-	{ "xdp:\n  mode: Native\n", -EINVAL, "xdp.mode: expected native, generic or auto",
+	{ "xdp:\n  mode: Native\n", -EINVAL, "xdp.mode: expected native, generic, auto or tc",
 	  "got 'Native'" },
-	{ "xdp:\n  mode: ''\n", -EINVAL, "xdp.mode: expected native, generic or auto", "got ''" },
+	{ "xdp:\n  mode: ''\n", -EINVAL, "xdp.mode: expected native, generic, auto or tc",
+	  "got ''" },
 	{ "xdp:\n  mode: [native]\n", -EINVAL, "t.yaml:2:9: xdp.mode: expected a single value",
 	  "got a list" },
 	{ "xdp:\n  malformed: maybe\n", -EINVAL,
@@ -930,7 +933,7 @@ static void test_files(void **state)
 	before = c;
 	assert_int_equal(zt_config_load(path, &c, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want),
-		 "%s:2:9: xdp.mode: expected native, generic or auto, got 'slow'", path);
+		 "%s:2:9: xdp.mode: expected native, generic, auto or tc, got 'slow'", path);
 	assert_string_equal(err, want);
 	assert_memory_equal(&c, &before, sizeof(c));
 
