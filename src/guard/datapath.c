@@ -1298,10 +1298,7 @@ int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *fou
 		if (r != 0)
 			return r < 0 ? r : 0;
 		/* Gone (or another filter in our place): back, with the clsact if it went too. */
-		r = tc_hook_ready(ifc->ifindex, err, errlen);
-		if (r == 0)
-			r = tc_attach_one(ifc->ifindex, BPF_TC_INGRESS,
-					  bpf_program__fd(dp->tcg->progs.tc_guard), err, errlen);
+		r = attach_tc_guard(ifc, bpf_program__fd(dp->tcg->progs.tc_guard), err, errlen);
 		if (r < 0)
 			return r;
 		zt_datapath_guard_on(dp, i, &ifc->prog_id);

@@ -161,6 +161,21 @@ static void cfg_quiet(struct env *e)
 	memset(&e->cfg.sig_dst, 0, sizeof(e->cfg.sig_dst));
 }
 
+/* Before obj's load: its maps are from's of the same name (no pins). */
+static int share_maps(struct bpf_object *obj, struct bpf_object *from)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map (m, obj) {
+		struct bpf_map *fm = bpf_object__find_map_by_name(from, bpf_map__name(m));
+
+		bpf_map__set_pin_path(m, NULL);
+		if (fm && !bpf_map__is_internal(m) && bpf_map__reuse_fd(m, bpf_map__fd(fm)))
+			return -1;
+	}
+	return 0;
+}
+
 static int env_load(struct env *e, __u32 ringbuf)
 {
 	struct bpf_map *m;
@@ -175,27 +190,11 @@ static int env_load(struct env *e, __u32 ringbuf)
 	bpf_map__set_max_entries(e->x->maps.events, ringbuf);
 	if (xdp_guard__load(e->x))
 		return -1;
-	/* tc_uplink shares every map of the same name, as the pins make it do. */
-	bpf_object__for_each_map (m, e->u->obj) {
-		struct bpf_map *xm = bpf_object__find_map_by_name(e->x->obj, bpf_map__name(m));
-
-		bpf_map__set_pin_path(m, NULL);
-		if (xm && !bpf_map__is_internal(m) && bpf_map__reuse_fd(m, bpf_map__fd(xm)))
-			return -1;
-	}
-	if (tc_uplink__load(e->u))
+	/* tc_uplink and tc_guard share every map of the same name, as the pins make them do. */
+	if (share_maps(e->u->obj, e->x->obj) || tc_uplink__load(e->u))
 		return -1;
 	e->t = tc_guard__open();
-	if (!e->t)
-		return -1;
-	bpf_object__for_each_map (m, e->t->obj) {
-		struct bpf_map *xm = bpf_object__find_map_by_name(e->x->obj, bpf_map__name(m));
-
-		bpf_map__set_pin_path(m, NULL);
-		if (xm && !bpf_map__is_internal(m) && bpf_map__reuse_fd(m, bpf_map__fd(xm)))
-			return -1;
-	}
-	if (tc_guard__load(e->t))
+	if (!e->t || share_maps(e->t->obj, e->x->obj) || tc_guard__load(e->t))
 		return -1;
 	e->rb = ring_buffer__new(bpf_map__fd(e->x->maps.events), on_record, e, NULL);
 	if (!e->rb)
@@ -253,6 +252,15 @@ static void fresh_window(struct env *e)
 
 		usleep((useconds_t)(wait_j * 1000000 / hz));
 	}
+}
+
+/* The sketch window the kernel is in now. */
+static uint64_t window_now(struct env *e)
+{
+	uint64_t j, ns;
+
+	assert_int_equal(zt_datapath_clock(&e->dp, &j, &ns), 0);
+	return j >> e->cfg.win_shift;
 }
 
 static void sleep_ms(int ms)
@@ -764,6 +772,7 @@ static void test_dst_several_cpus(void **state)
 	struct zt_dst_cell d;
 	struct pg_pkt p;
 	double t0, el;
+	uint64_t w0;
 	char a[32];
 
 	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
@@ -801,6 +810,8 @@ static void test_dst_several_cpus(void **state)
 	assert_int_equal(dst_cell0_raw(e, D4).count[ZT_RL_ALL], 16);
 	assert_int_equal(dst_act(e, D4).count[ZT_RL_ALL], 26);
 	/* 600 sources to another destination, the CPUs taking turns. */
+	fresh_window(e);
+	w0 = window_now(e);
 	t0 = now_s();
 	for (i = 0; i < 600; i++) {
 		on_cpu(cpu[i % 2]);
@@ -819,7 +830,11 @@ static void test_dst_several_cpus(void **state)
 	assert_in_range(passed, 295,
 			310 + 2 * (e->cfg.dst_lease[ZT_RL_UDP] - 1) + (int)(300 * el + 1));
 	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_RL_DST_UDP), 600 - passed);
-	assert_int_equal(dst_act(e, E4).count[ZT_RL_ALL], 600);
+	/* Counts are per window: a loaded machine may have moved the loop into the next. */
+	if (window_now(e) == w0)
+		assert_int_equal(dst_act(e, E4).count[ZT_RL_ALL], 600);
+	else
+		assert_in_range(dst_act(e, E4).count[ZT_RL_ALL], 1, 600);
 }
 
 /* ---- signals ---- */
