@@ -401,6 +401,26 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 	note_repair(dr, i, subject, what);
 }
 
+/* tc_uplink on an uplink's TC egress (a clsact deleted takes it too). */
+static void check_uplink_egress(struct zt_drift *dr, unsigned int i)
+{
+	struct zt_datapath *dp = dr->d->dp;
+	char what[160], err[256] = "";
+	uint32_t found = 0;
+	int r;
+
+	if (zt_datapath_uplink_egress_on(dp, i, &found) != 0)
+		return;
+	snprintf(what, sizeof(what), "TC egress program %u at ztagent's handle, expected tc_uplink",
+		 found);
+	if (!drift_may_obj(dr, "tc", dp->ifaces[i].name)) {
+		drift_report(dr, "tc", dp->ifaces[i].name, what, false, 0);
+		return;
+	}
+	r = zt_datapath_uplink_egress_repair(dp, i, err, sizeof(err));
+	drift_report(dr, "tc", dp->ifaces[i].name, what, r == 0, r < 0 ? r : 0);
+}
+
 static void check_xdp(struct zt_drift *dr)
 {
 	struct zt_datapath *dp = dr->d->dp;
@@ -410,6 +430,7 @@ static void check_xdp(struct zt_drift *dr)
 		uint32_t found = 0;
 		int r;
 
+		check_uplink_egress(dr, i);
 		if (zt_datapath_guard_on(dp, i, &found) != 0)
 			continue;
 		if (dp->ifaces[i].mode == ZT_XDP_TC)

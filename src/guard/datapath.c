@@ -898,10 +898,7 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 			goto fail;
 		dp->n_ifaces = i + 1;
 		/* The node's answers leaving the uplink: probe outcomes, captures. */
-		r = tc_hook_ready(ifc->ifindex, err, errlen);
-		if (r == 0)
-			r = tc_attach_one(ifc->ifindex, BPF_TC_EGRESS,
-					  bpf_program__fd(dp->up->progs.tc_uplink), err, errlen);
+		r = zt_datapath_uplink_egress_repair(dp, i, err, errlen);
 		if (r < 0)
 			goto fail;
 	}
@@ -1266,6 +1263,26 @@ uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp)
 
 static int xdp_repair(struct zt_datapath *dp, struct zt_dp_iface *ifc, uint32_t *found, char *err,
 		      size_t errlen);
+
+int zt_datapath_uplink_egress_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found)
+{
+	int r = tc_prog_at(dp->ifaces[i].ifindex, BPF_TC_EGRESS, found);
+
+	if (r < 0)
+		return r;
+	return *found == prog_id_of(bpf_program__fd(dp->up->progs.tc_uplink));
+}
+
+int zt_datapath_uplink_egress_repair(struct zt_datapath *dp, unsigned int i, char *err,
+				     size_t errlen)
+{
+	int r = tc_hook_ready(dp->ifaces[i].ifindex, err, errlen);
+
+	if (r == 0)
+		r = tc_attach_one(dp->ifaces[i].ifindex, BPF_TC_EGRESS,
+				  bpf_program__fd(dp->up->progs.tc_uplink), err, errlen);
+	return r;
+}
 
 int zt_datapath_guard_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found)
 {

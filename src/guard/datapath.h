@@ -113,6 +113,14 @@ uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp);
  * handle for ZT_XDP_TC)? 1 yes, 0 no, -errno; *found: the program there.
  */
 int zt_datapath_guard_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found);
+/*
+ * tc_uplink on ifaces[i]'s TC egress: egress_on 1 yes, 0 no, -errno
+ * (*found: the program there); egress_repair attaches it (with its clsact
+ * when that went too), 0 or -errno with err. At start and by drift.
+ */
+int zt_datapath_uplink_egress_on(const struct zt_datapath *dp, unsigned int i, uint32_t *found);
+int zt_datapath_uplink_egress_repair(struct zt_datapath *dp, unsigned int i, char *err,
+				     size_t errlen);
 int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *found, char *err,
 			   size_t errlen);
 int zt_datapath_tc_check(const struct zt_datapath *dp, int ifindex, uint32_t found[2]);

@@ -86,6 +86,8 @@ check "the repaired filter enforces" no_ping "$LAB_EXT_IP"
 ztctl block del "$LAB_EXT_IP/32" >/dev/null
 in_node tc qdisc del dev uplink0 clsact
 check "drift repair recreates clsact and tc_guard within 3 s" wait_for 30 has_tc_guard
+check "drift repair puts tc_uplink back on egress too" wait_for 30 egress_uplink
+check "that repair is logged" grep -q 'event=drift_repaired kind=tc subject=uplink0' "$LAB_LOG"
 
 # --- a SYN challenge sent back out of the uplink ---
 lab_agent_stop
