@@ -68,7 +68,7 @@ T0=$(iperf)
 read -r OK0 N0 < <(during_flood)
 echo "  iperf3 ${T0:-?} Gbit/s; requests during the flood ${OK0:-0}/${N0:-0}"
 
-# The agent's default attach mode (auto: generic on the lab's veth uplink).
+# The agent's default attach mode (auto: the guard on TC ingress of the lab's veth uplink).
 LAB_XDP_MODE=${BENCH_DETECT_XDP_MODE:-auto} lab_write_config
 cat >>"$LAB_CONF" <<EOF
 response:
