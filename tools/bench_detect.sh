@@ -81,7 +81,7 @@ EOF
 lab_agent_start || exit 1
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 sleep 1
-echo "-- with the agent (detection on; uplink0: $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1))"
+echo "-- with the agent (detection on; uplink0: $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1)$(in_node tc filter show dev uplink0 ingress | grep -o tc_guard | head -1))"
 agent_cpu() { # the agent's user + system CPU, in clock ticks
 	awk '{ print $14 + $15 }' "/proc/$LAB_AGENT_PID/stat" 2>/dev/null || echo 0
 }

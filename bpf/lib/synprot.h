@@ -207,70 +207,132 @@ static __always_inline int zt_syn_challengeable(const struct zt_pkt *p)
 	       p->l4_off <= ZT_CHAL_MAX_L4_OFF && p->l3_off >= ETH_HLEN;
 }
 
+/*
+ * The challenge's headers, written over the SYN's (IPv4 without options,
+ * IPv6 without extension headers): addresses and ports swapped, SYN-ACK
+ * with ack = the cookie, no options, no payload. The IP helpers return the
+ * pseudo-header's sum for the TCP checksum. xdp_guard rewrites the frame
+ * in place; tc_guard rewrites copies and stores them (below).
+ */
+static __always_inline __u64 zt_chal_ip4(struct iphdr *ip)
+{
+	__be32 a = ip->saddr;
+
+	ip->saddr = ip->daddr;
+	ip->daddr = a;
+	ip->tot_len = bpf_htons(20 + sizeof(struct tcphdr));
+	ip->tos = 0;
+	ip->id = 0;
+	ip->frag_off = bpf_htons(0x4000); /* DF */
+	ip->ttl = 64;
+	ip->check = 0;
+	ip->check = zt_csum_fold(zt_csum_words((const __u16 *)ip, 10));
+	return (__u64)ip->saddr + ip->daddr;
+}
+
+static __always_inline __u64 zt_chal_ip6(struct ipv6hdr *ip6)
+{
+	struct in6_addr a = ip6->saddr;
+
+	ip6->saddr = ip6->daddr;
+	ip6->daddr = a;
+	ip6->payload_len = bpf_htons(sizeof(struct tcphdr));
+	ip6->hop_limit = 64;
+	return zt_csum_words((const __u16 *)&ip6->saddr, 16);
+}
+
+static __always_inline void zt_chal_tcp(struct tcphdr *th, __u64 c, __u32 ack, __u64 sum)
+{
+	__be16 port = th->source;
+
+	th->source = th->dest;
+	th->dest = port;
+	th->seq = bpf_htonl((__u32)(c >> 32));
+	th->ack_seq = bpf_htonl(ack);
+	((__u8 *)th)[12] = 5 << 4;
+	((__u8 *)th)[13] = 0x12; /* SYN, ACK */
+	th->window = bpf_htons(1024);
+	th->urg_ptr = 0;
+	th->check = 0;
+	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*th));
+	sum += zt_csum_words((const __u16 *)th, 10);
+	th->check = zt_csum_fold(sum);
+}
+
+/* The cookie's ack: never the one value that would complete the handshake. */
+static __always_inline __u32 zt_chal_ack(__u64 c, __be32 syn_seq)
+{
+	__u32 ack = (__u32)c;
+
+	return ack == bpf_ntohl(syn_seq) + 1 ? ack ^ 1 : ack;
+}
+
 #ifdef ZT_GUARD_TC
 /*
- * An skb's checksum state outlives the rewrite. When the frame was already
- * as short as the challenge (no trim, which turns COMPLETE into NONE), its
- * IP and TCP headers before (zt_syn_keep_old) and after are diffed into
- * skb->csum (bpf_csum_update: a no-op unless the skb is CHECKSUM_COMPLETE),
- * so the receiver does not take the headers the guard wrote for a
- * hardware checksum failure. The headers run from l3, where that checksum
- * starts, to l4 + 20: 40 bytes (IPv4 without options) or 60 (IPv6).
+ * tc_guard's challenge. No direct write into the packet anywhere in the
+ * program: one would make the verifier put an unclone in front of it, and
+ * a TCP sender's segments arrive cloned (its retransmit queue keeps them),
+ * so every packet passed would pay for a copy of its head. The headers are
+ * read into copies, rewritten and stored back (bpf_skb_store_bytes makes
+ * this one skb writable); BPF_F_RECOMPUTE_CSUM keeps a CHECKSUM_COMPLETE
+ * skb->csum right for the bytes stored (the trim of a longer SYN makes such
+ * an skb CHECKSUM_NONE anyway). Returns 0 when the frame is ready to go
+ * back out, -1 when it cannot be challenged.
  */
-#define ZT_CHAL_HDR_WORDS 15
-
-static __always_inline int zt_syn_keep_old(struct __sk_buff *ctx, const struct zt_pkt *p,
-					   __u32 *old)
-{
-	if (p->l3_off > ZT_CHAL_MAX_L4_OFF)
-		return -1;
-	if (p->family == 4)
-		return bpf_skb_load_bytes(ctx, p->l3_off, old, 40) ? -1 : 0;
-	return bpf_skb_load_bytes(ctx, p->l3_off, old, 60) ? -1 : 0;
-}
-
-static __always_inline void zt_syn_csum_complete(struct __sk_buff *ctx, const struct zt_pkt *p,
-						 __u32 *old)
-{
-	__u32 now[ZT_CHAL_HDR_WORDS] = {};
-	__s64 d;
-
-	if (p->l3_off > ZT_CHAL_MAX_L4_OFF)
-		return;
-	if (p->family == 4) {
-		if (bpf_skb_load_bytes(ctx, p->l3_off, now, 40))
-			return;
-		d = bpf_csum_diff(old, 40, now, 40, 0);
-	} else {
-		if (bpf_skb_load_bytes(ctx, p->l3_off, now, 60))
-			return;
-		d = bpf_csum_diff(old, 60, now, 60, 0);
-	}
-	if (d >= 0)
-		bpf_csum_update(ctx, (__wsum)d);
-}
-#endif
-
-/*
- * Turns the SYN in ctx into its challenge: the same frame (VLAN tags kept),
- * addresses and ports swapped, SYN-ACK with ack = the cookie, no options,
- * no payload. Returns 0 when the frame is ready for XDP_TX, -1 when it
- * cannot be challenged (IPv4 options, IPv6 extension headers): the caller
- * drops it instead.
- */
-static __always_inline int zt_syn_challenge(ZT_CTX *ctx, const struct zt_pkt *p,
+static __always_inline int zt_syn_challenge(struct __sk_buff *ctx, const struct zt_pkt *p,
 					    const struct zt_guard_cfg *cfg, __u64 now)
 {
-	__u32 l3 = p->l3_off, l4 = p->l4_off, isn;
-	__u64 c = zt_syn_cookie(p, cfg, now >> ZT_COOKIE_SLOT_SHIFT);
+	__u32 l3 = p->l3_off, l4 = p->l4_off;
+	__u64 c = zt_syn_cookie(p, cfg, now >> ZT_COOKIE_SLOT_SHIFT), sum;
+	__u8 mac[2 * ETH_ALEN], t[ETH_ALEN];
+	struct tcphdr th;
+
+	if (!zt_syn_challengeable(p) || bpf_skb_load_bytes(ctx, l4, &th, sizeof(th)))
+		return -1;
+	if (ctx->len > l4 + sizeof(th) && bpf_skb_change_tail(ctx, l4 + sizeof(th), 0))
+		return -1;
+	if (bpf_skb_load_bytes(ctx, 0, mac, sizeof(mac)))
+		return -1;
+	__builtin_memcpy(t, mac, ETH_ALEN);
+	__builtin_memcpy(mac, mac + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(mac + ETH_ALEN, t, ETH_ALEN);
+	if (bpf_skb_store_bytes(ctx, 0, mac, sizeof(mac), 0))
+		return -1;
+	if (p->family == 4) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(ctx, l3, &ip, sizeof(ip)))
+			return -1;
+		sum = zt_chal_ip4(&ip);
+		if (bpf_skb_store_bytes(ctx, l3, &ip, sizeof(ip), BPF_F_RECOMPUTE_CSUM))
+			return -1;
+	} else {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(ctx, l3, &ip6, sizeof(ip6)))
+			return -1;
+		sum = zt_chal_ip6(&ip6);
+		if (bpf_skb_store_bytes(ctx, l3, &ip6, sizeof(ip6), BPF_F_RECOMPUTE_CSUM))
+			return -1;
+	}
+	zt_chal_tcp(&th, c, zt_chal_ack(c, th.seq), sum);
+	return bpf_skb_store_bytes(ctx, l4, &th, sizeof(th), BPF_F_RECOMPUTE_CSUM) ? -1 : 0;
+}
+#else
+/*
+ * Turns the SYN in ctx into its challenge, in place (VLAN tags kept).
+ * Returns 0 when the frame is ready for XDP_TX, -1 when it cannot be
+ * challenged (IPv4 options, IPv6 extension headers): the caller drops it
+ * instead.
+ */
+static __always_inline int zt_syn_challenge(struct xdp_md *ctx, const struct zt_pkt *p,
+					    const struct zt_guard_cfg *cfg, __u64 now)
+{
+	__u32 l3 = p->l3_off, l4 = p->l4_off, ack, cur;
+	__u64 c = zt_syn_cookie(p, cfg, now >> ZT_COOKIE_SLOT_SHIFT), sum;
 	void *data, *data_end;
-	__u32 ack = (__u32)c, cur;
 	__u8 mac[ETH_ALEN];
 	struct tcphdr *th;
-	__u64 sum;
-#ifdef ZT_GUARD_TC
-	__u32 old[ZT_CHAL_HDR_WORDS] = {};
-#endif
 
 	if (!zt_syn_challengeable(p))
 		return -1;
@@ -279,28 +341,15 @@ static __always_inline int zt_syn_challenge(ZT_CTX *ctx, const struct zt_pkt *p,
 	th = data + l4;
 	if ((void *)(th + 1) > data_end)
 		return -1;
-	isn = bpf_ntohl(th->seq);
-	/* The one acceptable value would complete the handshake: never send it. */
-	if (ack == isn + 1)
-		ack ^= 1;
+	ack = zt_chal_ack(c, th->seq);
 	/* The whole frame (fragments too when the parse was told their length). */
 	cur = p->len ? p->len : (__u32)(data_end - data);
 	if (cur > l4 + sizeof(*th)) {
-#ifdef ZT_GUARD_TC
-		/* An skb whose checksum covered the old frame (COMPLETE) is then NONE. */
-		if (bpf_skb_change_tail(ctx, l4 + sizeof(*th), 0))
-			return -1;
-#else
 		if (bpf_xdp_adjust_tail(ctx, (int)(l4 + sizeof(*th)) - (int)cur))
 			return -1;
-#endif
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 	}
-#ifdef ZT_GUARD_TC
-	else if (zt_syn_keep_old(ctx, p, old))
-		return -1;
-#endif
 	if (l4 > ZT_CHAL_MAX_L4_OFF || data + l4 + sizeof(*th) > data_end)
 		return -1;
 	{
@@ -319,56 +368,21 @@ static __always_inline int zt_syn_challenge(ZT_CTX *ctx, const struct zt_pkt *p,
 		return -1;
 	if (p->family == 4) {
 		struct iphdr *ip = data + l3;
-		__be32 a;
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
-		a = ip->saddr;
-		ip->saddr = ip->daddr;
-		ip->daddr = a;
-		ip->tot_len = bpf_htons(20 + sizeof(*th));
-		ip->tos = 0;
-		ip->id = 0;
-		ip->frag_off = bpf_htons(0x4000); /* DF */
-		ip->ttl = 64;
-		ip->check = 0;
-		ip->check = zt_csum_fold(zt_csum_words((const __u16 *)ip, 10));
-		sum = (__u64)ip->saddr + ip->daddr;
+		sum = zt_chal_ip4(ip);
 	} else {
 		struct ipv6hdr *ip6 = data + l3;
-		struct in6_addr a;
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		a = ip6->saddr;
-		ip6->saddr = ip6->daddr;
-		ip6->daddr = a;
-		ip6->payload_len = bpf_htons(sizeof(*th));
-		ip6->hop_limit = 64;
-		sum = zt_csum_words((const __u16 *)&ip6->saddr, 16);
+		sum = zt_chal_ip6(ip6);
 	}
-	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*th));
-	{
-		__be16 port = th->source;
-
-		th->source = th->dest;
-		th->dest = port;
-	}
-	th->seq = bpf_htonl((__u32)(c >> 32));
-	th->ack_seq = bpf_htonl(ack);
-	((__u8 *)th)[12] = 5 << 4;
-	((__u8 *)th)[13] = 0x12; /* SYN, ACK */
-	th->window = bpf_htons(1024);
-	th->urg_ptr = 0;
-	th->check = 0;
-	sum += zt_csum_words((const __u16 *)th, 10);
-	th->check = zt_csum_fold(sum);
-#ifdef ZT_GUARD_TC
-	if (cur <= l4 + sizeof(*th))
-		zt_syn_csum_complete(ctx, p, old);
-#endif
+	zt_chal_tcp(th, c, ack, sum);
 	return 0;
 }
+#endif
 
 /*
  * A pure RST towards a destination that was sent challenges lately: 1 when
