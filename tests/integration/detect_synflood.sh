@@ -10,6 +10,8 @@
 #  B. the same agent with the destination bucket off (dst_syn 0, nothing
 #     protects the service): the check must be able to fail, so fewer than
 #     95% succeed (the service's SYN queue is full of spoofed entries).
+# The guard runs where LAB_XDP_MODE puts it (native XDP by default);
+# detect_synflood_tc.sh runs it all with the guard on TC ingress.
 # The service is a pod running a threaded HTTP server with SYN cookies off
 # (as a service behind the agent may be) and a listen backlog of 512; one
 # SYN-ACK retransmission, so a spoofed entry lives ~3 s. The queue is bounded
@@ -34,7 +36,7 @@ BENIGN_GAP=0.025
 DST_SYN=100
 MIN_PCT=95
 
-lab_init rsyn
+lab_init "${DETECT_SYNFLOOD_LAB:-rsyn}"
 bail() {
 	tap_fail "$*"
 	exit 1
