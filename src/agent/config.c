@@ -112,6 +112,7 @@ static const struct choice log_levels[] = {
 	{ "debug", ZT_LOG_DEBUG },
 	{ NULL, 0 },
 };
+/* In enum order: zt_xdp_mode_name() indexes it. */
 static const struct choice xdp_modes[] = {
 	{ "native", ZT_XDP_NATIVE },
 	{ "generic", ZT_XDP_GENERIC },
@@ -471,6 +472,11 @@ void zt_config_defaults(struct zt_config *c)
 	c->ratelimit.src[ZT_RL_ICMP] = 500;
 	c->kubernetes.enabled = false;
 	c->kubernetes.pending_posture = ZT_PENDING_DENY;
+}
+
+const char *zt_xdp_mode_name(enum zt_xdp_mode m)
+{
+	return (size_t)m < ZT_ARRAY_SIZE(xdp_modes) - 1 ? xdp_modes[m].name : "?";
 }
 
 const char *zt_pending_posture_name(enum zt_pending_posture p)

@@ -321,6 +321,8 @@ struct zt_mtls_peer6 {
 int zt_mtls_peer6_parse(const char *s, struct zt_mtls_peer6 *out);
 
 /* "deny" | "allow" */
+/* "native", "generic", "auto", "tc" (xdp.mode's values) */
+const char *zt_xdp_mode_name(enum zt_xdp_mode m);
 const char *zt_pending_posture_name(enum zt_pending_posture p);
 
 /*

@@ -42,7 +42,6 @@
 #include "respond/engine.h"
 #include "respond/incident_db.h"
 #include "tc_endpoint.skel.h"
-#include "tc_guard.skel.h"
 #include "xdp_guard.skel.h"
 
 void daemon_metrics_blocklist_update(struct zt_daemon *d);
@@ -208,27 +207,17 @@ static int op_status(void *ctx, const cbor_item_t *req, cbor_item_t **data, char
 	uint64_t evs[ZT_EVS_MAX + 1] = {};
 	cbor_item_t *m = zt_cbor_map(), *progs = zt_cbor_array(), *ifs = zt_cbor_array();
 	cbor_item_t *maps = NULL, *counters = NULL, *events = zt_cbor_map(), *p = NULL;
-	struct bpf_prog_info pi = {};
-	__u32 len = sizeof(pi);
 
 	if (!m || !progs || !ifs || !events)
 		goto nomem;
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->dp->xdp->progs.xdp_guard), &pi, &len) < 0)
-		pi.id = 0;
-	p = zt_cbor_map();
-	if (!p || zt_cbor_put_str(p, "name", "xdp_guard") || zt_cbor_put_u64(p, "id", pi.id) ||
-	    zt_cbor_push(progs, p))
-		goto nomem;
-	p = NULL;
-	if (d->dp->tcg) {
-		pi = (struct bpf_prog_info){ 0 };
-		len = sizeof(pi);
-		if (bpf_obj_get_info_by_fd(bpf_program__fd(d->dp->tcg->progs.tc_guard), &pi, &len) <
-		    0)
-			pi.id = 0;
+	/* tc_guard only when an uplink uses it (it is loaded then). */
+	for (int g = 0; g < (d->dp->tcg ? 2 : 1); g++) {
 		p = zt_cbor_map();
-		if (!p || zt_cbor_put_str(p, "name", "tc_guard") ||
-		    zt_cbor_put_u64(p, "id", pi.id) || zt_cbor_push(progs, p))
+		if (!p || zt_cbor_put_str(p, "name", g ? "tc_guard" : "xdp_guard") ||
+		    zt_cbor_put_u64(p, "id",
+				    g ? zt_datapath_tc_guard_prog_id(d->dp) :
+					zt_datapath_xdp_prog_id(d->dp)) ||
+		    zt_cbor_push(progs, p))
 			goto nomem;
 		p = NULL;
 	}

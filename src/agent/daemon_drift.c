@@ -436,7 +436,7 @@ static void check_xdp(struct zt_drift *dr)
 		if (dp->ifaces[i].mode == ZT_XDP_TC)
 			snprintf(what, sizeof(what),
 				 "TC ingress program %u at ztagent's handle, expected tc_guard %u",
-				 found, dp->ifaces[i].prog_id);
+				 found, zt_datapath_tc_guard_prog_id(dp));
 		else
 			snprintf(what, sizeof(what),
 				 "XDP program %u on the hook, expected xdp_guard %u", found,

@@ -271,20 +271,6 @@ static enum zt_xdp_mode auto_mode(const char *name, char *why, size_t n)
 	return ZT_XDP_NATIVE;
 }
 
-const char *zt_xdp_mode_name(enum zt_xdp_mode m)
-{
-	switch (m) {
-	case ZT_XDP_NATIVE:
-		return "native";
-	case ZT_XDP_GENERIC:
-		return "generic";
-	case ZT_XDP_TC:
-		return "tc";
-	default:
-		return "auto";
-	}
-}
-
 static int attach_one(struct zt_dp_iface *ifc, int prog_fd, enum zt_xdp_mode want, char *err,
 		      size_t errlen)
 {
@@ -1261,6 +1247,11 @@ uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp)
 	return prog_id_of(bpf_program__fd(dp->xdp->progs.xdp_guard));
 }
 
+uint32_t zt_datapath_tc_guard_prog_id(const struct zt_datapath *dp)
+{
+	return dp->tcg ? prog_id_of(bpf_program__fd(dp->tcg->progs.tc_guard)) : 0;
+}
+
 static int xdp_repair(struct zt_datapath *dp, struct zt_dp_iface *ifc, uint32_t *found, char *err,
 		      size_t errlen);
 
@@ -1295,7 +1286,7 @@ int zt_datapath_guard_on(const struct zt_datapath *dp, unsigned int i, uint32_t 
 		r = tc_prog_at(ifc->ifindex, BPF_TC_INGRESS, found);
 		if (r < 0)
 			return r;
-		return dp->tcg && *found == prog_id_of(bpf_program__fd(dp->tcg->progs.tc_guard));
+		return dp->tcg && *found == zt_datapath_tc_guard_prog_id(dp);
 	}
 	r = bpf_xdp_query(ifc->ifindex, 0, &q);
 	if (r < 0)

@@ -108,6 +108,8 @@ int zt_datapath_tc_owned(int ifindex);
  * there, 0 none)? 1 yes, 0 no, -ENODEV when the link is gone.
  */
 uint32_t zt_datapath_xdp_prog_id(const struct zt_datapath *dp);
+/* tc_guard's id, 0 when no uplink uses it (it is not loaded then). */
+uint32_t zt_datapath_tc_guard_prog_id(const struct zt_datapath *dp);
 /*
  * Is our guard on ifaces[i], in its hook (XDP, or TC ingress at ztagent's
  * handle for ZT_XDP_TC)? 1 yes, 0 no, -errno; *found: the program there.
@@ -155,7 +157,5 @@ const char *zt_xdp_reason_name(unsigned int reason);
 /* A policy verdict's reason (ZT_REASON_*): "rule-allow", "default-deny", ... */
 const char *zt_tc_reason_name(unsigned int reason);
 const char *zt_action_name(unsigned int action);
-/* "native", "generic", "tc", "auto" */
-const char *zt_xdp_mode_name(enum zt_xdp_mode m);
 
 #endif
