@@ -174,9 +174,7 @@ static __always_inline int zt_own_challenge(void *data, void *data_end, const st
 					    const struct zt_guard_cfg *cfg)
 {
 	struct zt_pkt syn = {};
-	__u64 slot = zt_now() >> ZT_COOKIE_SLOT_SHIFT;
 	struct tcphdr *th;
-	__u32 seq;
 
 	if (p->proto != IPPROTO_TCP || !(cfg->flags & ZT_GCF_SYN_CHALLENGE) ||
 	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) != (ZT_TCP_F_SYN | ZT_TCP_F_ACK) ||
@@ -185,14 +183,12 @@ static __always_inline int zt_own_challenge(void *data, void *data_end, const st
 	th = data + p->l4_off;
 	if ((void *)(th + 1) > data_end)
 		return 0;
-	seq = bpf_ntohl(th->seq);
 	syn.family = p->family;
 	__builtin_memcpy(syn.saddr, p->daddr, sizeof(syn.saddr));
 	__builtin_memcpy(syn.daddr, p->saddr, sizeof(syn.daddr));
 	syn.sport = p->dport;
 	syn.dport = p->sport;
-	return seq == (__u32)(zt_syn_cookie(&syn, cfg, slot) >> 32) ||
-	       seq == (__u32)(zt_syn_cookie(&syn, cfg, slot - 1) >> 32);
+	return zt_syn_cookie_recent(&syn, cfg, zt_now(), bpf_ntohl(th->seq), 1);
 }
 
 /* Parsed once; a global function is verified on its own. */

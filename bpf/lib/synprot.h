@@ -172,6 +172,27 @@ static __always_inline __u64 zt_syn_cookie(const struct zt_pkt *p, const struct 
 	return zt_siphash(m, 5, cfg->cookie_key[0], cfg->cookie_key[1]);
 }
 
+/*
+ * Is v a half of the cookie of p's tuple in the current slot or the one
+ * before? high: the high half (a challenge's sequence number), else the
+ * low half with its last bit free (the ack a challenge carried, which
+ * zt_chal_ack may have flipped; a client's RST answers with it).
+ */
+static __always_inline int zt_syn_cookie_recent(const struct zt_pkt *p,
+						const struct zt_guard_cfg *cfg, __u64 now, __u32 v,
+						int high)
+{
+	__u64 slot = now >> ZT_COOKIE_SLOT_SHIFT, c;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		c = zt_syn_cookie(p, cfg, slot - i);
+		if (high ? v == (__u32)(c >> 32) : (v | 1) == ((__u32)c | 1))
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline __u16 zt_csum_fold(__u64 s)
 {
 	s = (s & 0xffffffff) + (s >> 32);
@@ -394,8 +415,7 @@ static __always_inline int zt_syn_answer(ZT_CTX *ctx, const struct zt_pkt *p,
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u64 slot = now >> ZT_COOKIE_SLOT_SHIFT;
-	__u32 l4 = p->l4_off, seq, c;
+	__u32 l4 = p->l4_off, seq;
 	struct tcphdr *th;
 
 	if (l4 > ZT_CHAL_MAX_L4_OFF)
@@ -404,13 +424,9 @@ static __always_inline int zt_syn_answer(ZT_CTX *ctx, const struct zt_pkt *p,
 	if ((void *)(th + 1) > data_end)
 		return 0;
 	seq = bpf_ntohl(th->seq);
-	c = (__u32)zt_syn_cookie(p, cfg, slot);
-	if ((seq | 1) != (c | 1)) {
-		c = (__u32)zt_syn_cookie(p, cfg, slot - 1);
-		if ((seq | 1) != (c | 1)) {
-			zt_act_stat(ZT_AS_BAD_ANSWER);
-			return 0;
-		}
+	if (!zt_syn_cookie_recent(p, cfg, now, seq, 0)) {
+		zt_act_stat(ZT_AS_BAD_ANSWER);
+		return 0;
 	}
 	zt_syn_verified_add(p->family, p->saddr, now, ZT_VER_CHALLENGE);
 	zt_act_stat(ZT_AS_VERIFIED_CHALLENGE);
