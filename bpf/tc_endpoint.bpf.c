@@ -319,12 +319,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	 */
 	d = zt_ct_reply_likely(&key);
 	ct = bpf_map_lookup_elem(&conntrack, d ? &rkey : &key);
-	if (ct && zt_ct_expired(ct, key.proto, now))
+	if (ct && zt_ct_expired(ct, d, key.proto, now))
 		ct = NULL;
 	if (!ct) {
 		d ^= 1;
 		ct = bpf_map_lookup_elem(&conntrack, d ? &rkey : &key);
-		if (ct && zt_ct_expired(ct, key.proto, now))
+		if (ct && zt_ct_expired(ct, d, key.proto, now))
 			ct = NULL;
 	}
 	if (ct && !d && ct->state == ZT_CT_CLOSED &&
@@ -418,9 +418,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			return tc_verdict(skb, &t, ep, dir, stat, v->verdict, len);
 		}
 		v->first_ns = now;
-		v->last_ns = now;
-		v->packets[0] = 1;
-		v->bytes[0] = len;
+		v->d[0].packets = 1;
+		v->d[0].bytes = len;
 		v->gen = gen;
 		v->rule_id = q.rule_id;
 		v->local_id = q.local_id;

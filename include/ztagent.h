@@ -550,11 +550,41 @@ enum zt_ct_state {
 	ZT_CT_SYN_RECV, /* TCP: SYN-ACK seen, the opener's ACK not yet (half-open) */
 };
 
+/*
+ * One direction of a flow ([0] original, [1] reply): what every packet of
+ * that direction writes, one cache line (64 bytes) of its own. Flow
+ * features are kept online so the daemon derives min / mean / max /
+ * standard deviation from one read: mean = sum / n, var = sum_sq / n -
+ * mean^2 (n = packets for sizes, packets - 1 for inter-arrival times).
+ */
+struct zt_ct_dir {
+	__u64 packets;
+	__u64 bytes; /* IP bytes: IP header and payload, no link-layer header */
+	__u64 last_ns; /* last packet (CLOCK_BOOTTIME); 0: none yet */
+	__u64 size_sq; /* sum of squared IP sizes (sizes sum up in bytes) */
+	__u64 iat_sum; /* sum of inter-arrival times, ZT_CT_IAT units */
+	__u64 iat_sq; /* sum of their squares; saturates at 2^64-1 */
+	__u32 iat_min; /* ZT_CT_IAT units; ZT_CT_IAT_UNSET until the direction's 2nd packet */
+	__u32 iat_max; /* ZT_CT_IAT units; one gap is capped at 2^32-1 units (73 min) */
+	__u16 size_min; /* IP bytes; ZT_CT_SIZE_UNSET before the direction's 1st packet */
+	__u16 size_max;
+	__u32 psh; /* TCP segments with PSH */
+};
+
+/*
+ * A conntrack entry, laid out by who writes it. The kernel keeps a hash
+ * element as 48 bytes of its own, the key (44 bytes, taking 48) and the
+ * value, in one preallocated area: with this 224-byte value an element is
+ * 320 bytes, five whole cache lines. The key's second line holds the head
+ * below, which packets read and rarely write (verdict, state, the flags
+ * seen); each direction writes its own line (dir[]); the last line holds
+ * what only some packets write. So the two CPUs that often carry the two
+ * directions of one flow do not take each other's lines at every packet,
+ * and a lookup does not miss on the key. The last packet of the flow is
+ * the later of the directions' last_ns (zt_ct_last_ns).
+ */
 struct zt_ct_val {
-	__u64 first_ns; /* CLOCK_BOOTTIME */
-	__u64 last_ns;
-	__u64 packets[2]; /* [0] original direction, [1] reply */
-	__u64 bytes[2]; /* IP bytes: IP header and payload, no link-layer header */
+	/* Head: with the key's last 32 bytes, one line. */
 	__u32 gen; /* policy generation the verdict was taken with */
 	__u32 rule_id; /* with .reason: as in struct zt_ev_policy */
 	__u32 local_id;
@@ -566,32 +596,32 @@ struct zt_ct_val {
 	__u8 audit; /* allowed, but an audit-mode policy would deny */
 	__u8 reason; /* enum zt_reason */
 	__u8 state; /* enum zt_ct_state */
-	__u8 flags_seen[2]; /* TCP flags ORed, per direction */
-	__u8 hs_done; /* TCP: the handshake completed once (stays 1 after the close) */
-	/*
-	 * Flow features, per direction ([0] original, [1] reply), kept
-	 * online so the daemon derives min / mean / max / standard deviation
-	 * from one read: mean = sum / n, var = sum_sq / n - mean^2 (n =
-	 * packets[d] for sizes, packets[d] - 1 for inter-arrival times).
-	 * Plain stores: two CPUs racing on one flow may lose an update to
-	 * them, never to packets[] and bytes[] (atomic).
-	 */
-	__u64 dir_last_ns[2]; /* last packet of the direction (CLOCK_BOOTTIME); 0: none yet */
-	__u64 size_sq[2]; /* sum of squared IP sizes (sizes sum up in bytes[]) */
-	__u64 iat_sum[2]; /* sum of inter-arrival times, ZT_CT_IAT units */
-	__u64 iat_sq[2]; /* sum of their squares; saturates at 2^64-1 */
-	__u32 iat_min[2]; /* ZT_CT_IAT units; ZT_CT_IAT_UNSET until the direction's 2nd packet */
-	__u32 iat_max[2]; /* ZT_CT_IAT units; one gap is capped at 2^32-1 units (73 min) */
-	__u16 size_min[2]; /* IP bytes; ZT_CT_SIZE_UNSET before the direction's 1st packet */
-	__u16 size_max[2];
-	__u32 psh[2]; /* TCP segments with PSH */
+	__u8 mtls; /* ZT_CT_MTLS_*: the flow must go through the local agent (bpf/lib/mtls.h) */
+	__u8 flags_seen[2]; /* TCP flags ORed, per direction (written when new) */
+	/* Plain stores but for packets and bytes (atomic): two CPUs racing on
+	 * one direction may lose a feature update, never a packet or byte. */
+	struct zt_ct_dir d[2];
+	/* Tail: written by some packets only. */
+	__u64 first_ns; /* CLOCK_BOOTTIME */
 	__u32 ack_only[2]; /* TCP segments with ACK alone (no SYN/FIN/RST/PSH) and no payload */
 	__u16 syn[2]; /* TCP segments with SYN (saturating, as fin and rst) */
 	__u16 fin[2];
 	__u16 rst[2];
-	__u8 mtls; /* ZT_CT_MTLS_*: the flow must go through the local agent (bpf/lib/mtls.h) */
-	__u8 _pad2[3]; /* explicit: 200 bytes */
+	__u8 hs_done; /* TCP: the handshake completed once (stays 1 after the close) */
+	__u8 _pad[35]; /* to a whole line: 224 bytes */
 };
+
+_Static_assert(sizeof(struct zt_ct_key) == 44,
+	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");
+_Static_assert(__builtin_offsetof(struct zt_ct_val, d) == 32 && sizeof(struct zt_ct_dir) == 64,
+	       "zt_ct_val: the head and the key's tail share a line, each direction has one");
+_Static_assert(sizeof(struct zt_ct_val) == 224, "zt_ct_val: 48 + 48 + 224 bytes, five lines");
+
+/* The flow's last packet, either way (CLOCK_BOOTTIME). */
+static inline __u64 zt_ct_last_ns(const struct zt_ct_val *v)
+{
+	return v->d[0].last_ns > v->d[1].last_ns ? v->d[0].last_ns : v->d[1].last_ns;
+}
 
 /* Inter-arrival times in zt_ct_val are ns >> ZT_CT_IAT_SHIFT: units of 1.024 us. */
 #define ZT_CT_IAT_SHIFT 10

@@ -7,7 +7,7 @@
  * timeout counts as absent; the daemon sweeps such entries, and the LRU
  * evicts the oldest when the map is full.
  *
- * Counters are atomic adds. flags_seen, state, last_ns and the flow
+ * Counters are atomic adds. flags_seen, state, the last packets' times and the flow
  * features (sizes, inter-arrival times, flag counts: include/ztagent.h) are
  * plain stores: two CPUs racing on one flow may lose a transition until the
  * next packet, or one feature update, never a packet or byte count.
@@ -100,11 +100,19 @@ static __always_inline __u32 zt_ct_reply_likely(const struct zt_ct_key *k)
 	return (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) && k->sport < k->dport;
 }
 
-static __always_inline int zt_ct_expired(const struct zt_ct_val *v, __u8 proto, __u64 now)
+/*
+ * An entry idle for longer than its timeout, found for a packet in direction
+ * d: that direction's last packet is read first, and the other direction's
+ * line only when it is not recent enough (the other CPU writes that line).
+ */
+static __always_inline int zt_ct_expired(const struct zt_ct_val *v, __u32 d, __u8 proto, __u64 now)
 {
-	__u64 last = v->last_ns;
+	__u64 tmo = zt_ct_timeout(proto, v->state), last = v->d[d & 1].last_ns;
 
-	return now > last && now - last > zt_ct_timeout(proto, v->state);
+	if (now <= last || now - last <= tmo)
+		return 0;
+	last = v->d[(d & 1) ^ 1].last_ns;
+	return now > last && now - last > tmo;
 }
 
 /* State of a flow created by a packet with these TCP flags. */
@@ -157,29 +165,32 @@ static __always_inline __u16 zt_ct_sat16(__u16 v)
 static __always_inline void zt_ct_features(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
 					   __u32 len, __u32 payload, __u64 now)
 {
-	__u64 last = v->dir_last_ns[d];
+	struct zt_ct_dir *w = &v->d[d & 1];
+	__u64 last = w->last_ns;
 	__u16 sz = len > 0xffff ? 0xffff : (__u16)len;
 
-	v->size_sq[d] += (__u64)len * len;
-	if (sz < v->size_min[d])
-		v->size_min[d] = sz;
-	if (sz > v->size_max[d])
-		v->size_max[d] = sz;
+	w->size_sq += (__u64)len * len;
+	if (sz < w->size_min)
+		w->size_min = sz;
+	if (sz > w->size_max)
+		w->size_max = sz;
 	if (last) {
 		__u64 gap = now > last ? (now - last) >> ZT_CT_IAT_SHIFT : 0, sq;
 		__u32 g = gap > 0xffffffffULL ? 0xffffffffu : (__u32)gap;
 
 		sq = (__u64)g * g;
-		v->iat_sum[d] += g;
-		v->iat_sq[d] = v->iat_sq[d] + sq < sq ? ~0ULL : v->iat_sq[d] + sq;
-		if (g < v->iat_min[d])
-			v->iat_min[d] = g;
-		if (g > v->iat_max[d])
-			v->iat_max[d] = g;
+		w->iat_sum += g;
+		w->iat_sq = w->iat_sq + sq < sq ? ~0ULL : w->iat_sq + sq;
+		if (g < w->iat_min)
+			w->iat_min = g;
+		if (g > w->iat_max)
+			w->iat_max = g;
 	}
-	v->dir_last_ns[d] = now;
+	w->last_ns = now;
 	if (proto != IPPROTO_TCP)
 		return;
+	/* The tail's counters: written by the packets that carry these flags only. */
+	d &= 1;
 	if (flags & ZT_TCP_SYN)
 		v->syn[d] = zt_ct_sat16(v->syn[d]);
 	if (flags & ZT_TCP_FIN)
@@ -187,7 +198,7 @@ static __always_inline void zt_ct_features(struct zt_ct_val *v, __u32 d, __u8 pr
 	if (flags & ZT_TCP_RST)
 		v->rst[d] = zt_ct_sat16(v->rst[d]);
 	if (flags & ZT_TCP_PSH)
-		v->psh[d]++;
+		w->psh++;
 	if ((flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST | ZT_TCP_PSH | ZT_TCP_ACK)) ==
 		    ZT_TCP_ACK &&
 	    !payload)
@@ -198,10 +209,10 @@ static __always_inline void zt_ct_features(struct zt_ct_val *v, __u32 d, __u8 pr
 static __always_inline void zt_ct_features_init(struct zt_ct_val *v, __u8 proto, __u8 flags,
 						__u32 len, __u32 payload, __u64 now)
 {
-	v->size_min[0] = ZT_CT_SIZE_UNSET;
-	v->size_min[1] = ZT_CT_SIZE_UNSET;
-	v->iat_min[0] = ZT_CT_IAT_UNSET;
-	v->iat_min[1] = ZT_CT_IAT_UNSET;
+	v->d[0].size_min = ZT_CT_SIZE_UNSET;
+	v->d[1].size_min = ZT_CT_SIZE_UNSET;
+	v->d[0].iat_min = ZT_CT_IAT_UNSET;
+	v->d[1].iat_min = ZT_CT_IAT_UNSET;
 	zt_ct_features(v, 0, proto, flags, len, payload, now);
 }
 
@@ -215,9 +226,8 @@ static __always_inline int zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 prot
 	__u8 state = v->state, next = state;
 
 	d &= 1;
-	__sync_fetch_and_add(&v->packets[d], 1);
-	__sync_fetch_and_add(&v->bytes[d], len);
-	v->last_ns = now;
+	__sync_fetch_and_add(&v->d[d].packets, 1);
+	__sync_fetch_and_add(&v->d[d].bytes, len);
 	zt_ct_features(v, d, proto, flags, len, payload, now);
 	if (proto == IPPROTO_TCP) {
 		if ((v->flags_seen[d] & flags) != flags)

@@ -882,24 +882,24 @@ void zt_ct_flowstats(const struct zt_ct_val *v, struct zt_feat_flowstats *out)
 	memset(out, 0, sizeof(*out));
 	out->handshake = v->hs_done;
 	for (int d = 0; d < 2; d++) {
-		uint64_t n = v->packets[d], gaps = n > 1 ? n - 1 : 0;
+		uint64_t n = v->d[d].packets, gaps = n > 1 ? n - 1 : 0;
 
-		if (n && v->size_min[d] != ZT_CT_SIZE_UNSET) {
-			out->size_min[d] = v->size_min[d];
-			out->size_max[d] = v->size_max[d];
-			zt_feat_mean_std(n, (double)v->bytes[d], (double)v->size_sq[d],
+		if (n && v->d[d].size_min != ZT_CT_SIZE_UNSET) {
+			out->size_min[d] = v->d[d].size_min;
+			out->size_max[d] = v->d[d].size_max;
+			zt_feat_mean_std(n, (double)v->d[d].bytes, (double)v->d[d].size_sq,
 					 &out->size_mean[d], &out->size_std[d]);
 		}
-		if (gaps && v->iat_min[d] != ZT_CT_IAT_UNSET) {
-			out->iat_min_us[d] = (float)(v->iat_min[d] * unit_us);
-			out->iat_max_us[d] = (float)(v->iat_max[d] * unit_us);
-			zt_feat_mean_std(gaps, (double)v->iat_sum[d] * unit_us,
-					 (double)v->iat_sq[d] * unit_us * unit_us,
+		if (gaps && v->d[d].iat_min != ZT_CT_IAT_UNSET) {
+			out->iat_min_us[d] = (float)(v->d[d].iat_min * unit_us);
+			out->iat_max_us[d] = (float)(v->d[d].iat_max * unit_us);
+			zt_feat_mean_std(gaps, (double)v->d[d].iat_sum * unit_us,
+					 (double)v->d[d].iat_sq * unit_us * unit_us,
 					 &out->iat_mean_us[d], &out->iat_std_us[d]);
 		}
 		out->syn[d] = v->syn[d];
 		out->fin[d] = v->fin[d];
 		out->rst[d] = v->rst[d];
-		out->psh[d] = v->psh[d];
+		out->psh[d] = v->d[d].psh;
 	}
 }

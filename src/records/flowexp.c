@@ -293,7 +293,7 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 {
 	char local[ZT_FR_WORKLOAD_MAX], peer[ZT_FR_WORKLOAD_MAX], buf[ZT_FR_POLICY_MAX];
 	uint64_t start_ns = ex->last_ns ? ex->last_ns : v->first_ns;
-	uint64_t end_ns = v->last_ns > start_ns ? v->last_ns : start_ns;
+	uint64_t last_ns = zt_ct_last_ns(v), end_ns = last_ns > start_ns ? last_ns : start_ns;
 	bool ingress = v->dir == ZT_DIR_INGRESS;
 
 	zt_flowrec_init(r);
@@ -307,10 +307,10 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 	if (!zt_proto_has_ports(k->proto))
 		r->present &= ~(uint32_t)(ZT_FR_HAS_SPORT | ZT_FR_HAS_DPORT);
 	r->protocol = k->proto;
-	r->packets_sent = (int64_t)(v->packets[0] - ex->packets[0]);
-	r->packets_received = (int64_t)(v->packets[1] - ex->packets[1]);
-	r->bytes_sent = (int64_t)(v->bytes[0] - ex->bytes[0]);
-	r->bytes_received = (int64_t)(v->bytes[1] - ex->bytes[1]);
+	r->packets_sent = (int64_t)(v->d[0].packets - ex->packets[0]);
+	r->packets_received = (int64_t)(v->d[1].packets - ex->packets[1]);
+	r->bytes_sent = (int64_t)(v->d[0].bytes - ex->bytes[0]);
+	r->bytes_received = (int64_t)(v->d[1].bytes - ex->bytes[1]);
 	r->packet_count = r->packets_sent + r->packets_received;
 	r->tcp_flags = k->proto == IPPROTO_TCP ? (uint8_t)(v->flags_seen[0] | v->flags_seen[1]) : 0;
 	r->start_time_us = ((int64_t)start_ns + boot_to_unix_ns) / 1000;
@@ -365,17 +365,17 @@ static void fill_record(struct zt_flowexp *x, struct zt_flow_record *r, const st
 
 static bool has_delta(const struct zt_ct_val *v, const struct zt_flow_export *ex)
 {
-	return v->packets[0] != ex->packets[0] || v->packets[1] != ex->packets[1];
+	return v->d[0].packets != ex->packets[0] || v->d[1].packets != ex->packets[1];
 }
 
 static void mark(struct zt_flow_export *ex, const struct zt_ct_val *v, bool final)
 {
 	ex->first_ns = v->first_ns;
-	ex->packets[0] = v->packets[0];
-	ex->packets[1] = v->packets[1];
-	ex->bytes[0] = v->bytes[0];
-	ex->bytes[1] = v->bytes[1];
-	ex->last_ns = v->last_ns;
+	ex->packets[0] = v->d[0].packets;
+	ex->packets[1] = v->d[1].packets;
+	ex->bytes[0] = v->d[0].bytes;
+	ex->bytes[1] = v->d[1].bytes;
+	ex->last_ns = zt_ct_last_ns(v);
 	ex->final = final;
 }
 
@@ -467,7 +467,7 @@ static void memo_drop(struct zt_flowexp *x, const struct zt_ct_key *k)
 static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const struct zt_ct_val *v,
 		       uint64_t now)
 {
-	uint64_t quiet = now > v->last_ns ? now - v->last_ns : 0;
+	uint64_t last_ns = zt_ct_last_ns(v), quiet = now > last_ns ? now - last_ns : 0;
 	const struct fx_memo *m;
 	bool closed, long_flow;
 
@@ -478,7 +478,7 @@ static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const st
 		return true;
 	closed = k->proto == IPPROTO_TCP && v->state == ZT_CT_CLOSED &&
 		 quiet >= ZT_FLOWEXP_CLOSE_GRACE_NS;
-	long_flow = v->last_ns > v->first_ns && v->last_ns - v->first_ns >= x->active_ns;
+	long_flow = last_ns > v->first_ns && last_ns - v->first_ns >= x->active_ns;
 	if (!closed && !long_flow)
 		return false;
 	/*
@@ -491,7 +491,7 @@ static bool may_be_due(struct zt_flowexp *x, const struct zt_ct_key *k, const st
 		return true;
 	if (m->final)
 		return false;
-	return closed || v->last_ns - (m->last_ns ? m->last_ns : v->first_ns) >= x->active_ns;
+	return closed || last_ns - (m->last_ns ? m->last_ns : v->first_ns) >= x->active_ns;
 }
 
 static bool half_open(const struct zt_ct_key *k, const struct zt_ct_val *v)
@@ -509,7 +509,7 @@ static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key 
 	struct verdict vd;
 	bool alive_now, idle, closed, denied_quiet, have_other = false, final = false, had_ex;
 	bool emit = false, del = false;
-	uint64_t quiet;
+	uint64_t quiet, last_ns;
 
 	if (bpf_map_lookup_elem(ct_fd, k, &v) < 0)
 		return; /* gone since the batch was read */
@@ -544,7 +544,8 @@ static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key 
 				       .gen = ov.gen,
 				       .rule_id = ov.rule_id };
 	/* The source's veth sees both directions: its entry's counts are the flow's. */
-	quiet = now > v.last_ns ? now - v.last_ns : 0;
+	last_ns = zt_ct_last_ns(&v);
+	quiet = now > last_ns ? now - last_ns : 0;
 	alive_now = alive(x, k->ifindex);
 	idle = quiet > zt_ct_timeout(k->proto, v.state);
 	closed = k->proto == IPPROTO_TCP && v.state == ZT_CT_CLOSED &&
@@ -558,7 +559,7 @@ static void sweep_entry(struct zt_flowexp *x, int ct_fd, const struct zt_ct_key 
 		final = true;
 		emit = !ex.final && (has_delta(&v, &ex) || !ex.last_ns);
 	} else if (!ex.final && has_delta(&v, &ex) &&
-		   v.last_ns - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
+		   last_ns - (ex.last_ns ? ex.last_ns : v.first_ns) >= x->active_ns) {
 		/* The packets not yet recorded span active_timeout: a long flow. */
 		emit = true;
 	}
@@ -702,14 +703,14 @@ static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
 			const struct zt_ct_val *w = &x->half[j].v;
 
 			for (int d = 0; d < 2; d++) {
-				sum.packets[d] += w->packets[d];
-				sum.bytes[d] += w->bytes[d];
+				sum.d[d].packets += w->d[d].packets;
+				sum.d[d].bytes += w->d[d].bytes;
 				sum.flags_seen[d] |= w->flags_seen[d];
+				if (w->d[d].last_ns > sum.d[d].last_ns)
+					sum.d[d].last_ns = w->d[d].last_ns;
 			}
 			if (w->first_ns < sum.first_ns)
 				sum.first_ns = w->first_ns;
-			if (w->last_ns > sum.last_ns)
-				sum.last_ns = w->last_ns;
 		}
 		r = rec_new(x);
 		if (r) {

@@ -939,11 +939,11 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	memcpy(c->src, k->saddr, 16);
 	memcpy(c->dst, k->daddr, 16);
 	c->first_ns = v->first_ns;
-	c->last_ns = v->last_ns;
-	c->packets[0] = v->packets[0];
-	c->packets[1] = v->packets[1];
-	c->bytes[0] = v->bytes[0];
-	c->bytes[1] = v->bytes[1];
+	c->last_ns = zt_ct_last_ns(v);
+	c->packets[0] = v->d[0].packets;
+	c->packets[1] = v->d[1].packets;
+	c->bytes[0] = v->d[0].bytes;
+	c->bytes[1] = v->d[1].bytes;
 }
 
 /* The probe outcome of an entry, 0 while it is still pending. */
@@ -962,7 +962,7 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 			return NOT_A_PROBE;
 		return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
 	}
-	if (v->packets[1])
+	if (v->d[1].packets)
 		return ZT_PROBE_SUCCESS;
 	return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
 }

@@ -435,6 +435,14 @@ static int ct_get(struct env *e, struct zt_ct_key k, struct zt_ct_val *v)
 	return bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.conntrack), &k, v);
 }
 
+/* An entry last used at t, either way (a direction with no packet yet stays so). */
+static void ct_idle_since(struct zt_ct_val *v, __u64 t)
+{
+	v->d[0].last_ns = t;
+	if (v->d[1].last_ns)
+		v->d[1].last_ns = t;
+}
+
 static int ct_count(struct env *e)
 {
 	struct zt_ct_key k, next;
@@ -632,8 +640,8 @@ static void test_reply_of_allowed_passes(void **state)
 	assert_int_equal(ct_count(e), 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
-	assert_int_equal(v.packets[0], 2);
-	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.d[0].packets, 2);
+	assert_int_equal(v.d[1].packets, 1);
 	check_stats(e, st);
 	/* The same tuple towards the pod as a new flow would be denied. */
 	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 40001, TCP_SYN)), TC_ACT_SHOT);
@@ -666,8 +674,8 @@ static void test_reply_of_denied_drops(void **state)
 	assert_int_equal(ct_count(e), 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 40000, 80), &v), 0);
 	assert_int_equal(v.verdict, ZT_VERDICT_DENY);
-	assert_int_equal(v.packets[0], 2);
-	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.d[0].packets, 2);
+	assert_int_equal(v.d[1].packets, 1);
 	check_stats(e, st);
 }
 
@@ -1417,7 +1425,7 @@ static void test_ct_tcp_lifecycle(void **state)
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_NEW);
 	assert_int_equal(v.flags_seen[0], TCP_SYN);
-	assert_true(v.first_ns > 0 && v.first_ns == v.last_ns);
+	assert_true(v.first_ns > 0 && v.first_ns == zt_ct_last_ns(&v));
 
 	bytes1 += to_pod(e, tcp4(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK)) == TC_ACT_OK ?
 			  ip_len(p) :
@@ -1425,7 +1433,7 @@ static void test_ct_tcp_lifecycle(void **state)
 	assert_int_equal(ct_get(e, k, &v), 0);
 	/* The SYN-ACK alone: half-open until the opener's ACK. */
 	assert_int_equal(v.state, ZT_CT_SYN_RECV);
-	assert_true(v.last_ns > v.first_ns);
+	assert_true(zt_ct_last_ns(&v) > v.first_ns);
 
 	bytes0 += from_pod(e, tcp4(&p, POD4, PEER4, 40000, 443, TCP_ACK | TCP_PSH)) == TC_ACT_OK ?
 			  ip_len(p) :
@@ -1443,10 +1451,10 @@ static void test_ct_tcp_lifecycle(void **state)
 			  0;
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_CLOSED);
-	assert_int_equal(v.packets[0], 3);
-	assert_int_equal(v.packets[1], 2);
-	assert_int_equal(v.bytes[0], bytes0);
-	assert_int_equal(v.bytes[1], bytes1);
+	assert_int_equal(v.d[0].packets, 3);
+	assert_int_equal(v.d[1].packets, 2);
+	assert_int_equal(v.d[0].bytes, bytes0);
+	assert_int_equal(v.d[1].bytes, bytes1);
 	assert_int_equal(v.flags_seen[0], TCP_SYN | TCP_ACK | TCP_PSH | TCP_FIN);
 	assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK | TCP_FIN);
 	assert_int_equal(e->n_ev, 1);
@@ -1493,8 +1501,8 @@ static void test_ct_syn_flood_stays_half_open(void **state)
 		assert_int_equal(to_pod(e, tcp4(&p, src, POD4, 1024 + i, 80, TCP_SYN)), TC_ACT_OK);
 		assert_int_equal(ct_get(e, k, &v), 0);
 		assert_int_equal(v.state, ZT_CT_SYN_RECV);
-		assert_int_equal(v.packets[0], 2);
-		assert_int_equal(v.packets[1], 2);
+		assert_int_equal(v.d[0].packets, 2);
+		assert_int_equal(v.d[1].packets, 2);
 		assert_int_equal(v.flags_seen[0], TCP_SYN);
 		assert_int_equal(v.flags_seen[1], TCP_SYN | TCP_ACK);
 		assert_true(zt_ct_timeout(IPPROTO_TCP, v.state) == ZT_CT_TCP_SYN_TIMEOUT_NS);
@@ -1508,15 +1516,15 @@ static void test_ct_syn_flood_stays_half_open(void **state)
 
 		assert_int_equal(ct_get(e, k, &v), 0);
 		now = boot_now();
-		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS - 1000000000ULL;
+		ct_idle_since(&v, now - ZT_CT_TCP_SYN_TIMEOUT_NS - 1000000000ULL);
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
 		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.10", POD4, 1024, 80, TCP_ACK)),
 				 TC_ACT_OK);
 		assert_int_equal(e->n_ev, 17);
 		assert_int_equal(ct_get(e, k, &v), 0);
 		assert_int_equal(v.state, ZT_CT_NEW);
-		assert_int_equal(v.packets[0], 1);
-		assert_int_equal(v.packets[1], 0);
+		assert_int_equal(v.d[0].packets, 1);
+		assert_int_equal(v.d[1].packets, 0);
 	}
 	/* Just inside it, the same ACK completes the handshake. */
 	{
@@ -1524,7 +1532,7 @@ static void test_ct_syn_flood_stays_half_open(void **state)
 
 		assert_int_equal(ct_get(e, k, &v), 0);
 		now = boot_now();
-		v.last_ns = now - ZT_CT_TCP_SYN_TIMEOUT_NS + 1000000000ULL;
+		ct_idle_since(&v, now - ZT_CT_TCP_SYN_TIMEOUT_NS + 1000000000ULL);
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
 		assert_int_equal(to_pod(e, tcp4(&p, "198.19.200.11", POD4, 1025, 80, TCP_ACK)),
 				 TC_ACT_OK);
@@ -1601,8 +1609,8 @@ static void test_ct_rst_and_reuse(void **state)
 	assert_int_equal(e->n_ev, 2);
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_NEW);
-	assert_int_equal(v.packets[0], 1);
-	assert_int_equal(v.packets[1], 0);
+	assert_int_equal(v.d[0].packets, 1);
+	assert_int_equal(v.d[1].packets, 0);
 }
 
 static void test_ct_udp_state(void **state)
@@ -1622,9 +1630,9 @@ static void test_ct_udp_state(void **state)
 	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_OK);
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
-	assert_int_equal(v.packets[0], 2);
-	assert_int_equal(v.packets[1], 1);
-	assert_int_equal(v.bytes[1], ip_len(p));
+	assert_int_equal(v.d[0].packets, 2);
+	assert_int_equal(v.d[1].packets, 1);
+	assert_int_equal(v.d[1].bytes, ip_len(p));
 	assert_int_equal(e->n_ev, 1);
 }
 
@@ -1645,13 +1653,29 @@ static void test_ct_expired_is_new(void **state)
 	clock_gettime(CLOCK_BOOTTIME, &ts);
 	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 	/* 59 s idle: still the same flow (the reply matches). */
-	v.last_ns = now - ZT_CT_UDP_TIMEOUT_NS + 1000000000ULL;
+	ct_idle_since(&v, now - ZT_CT_UDP_TIMEOUT_NS + 1000000000ULL);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
+	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	/*
+	 * The query's direction 61 s idle, the reply's not: the flow is alive
+	 * (the later direction counts), whichever direction a packet takes.
+	 */
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_true(v.d[1].last_ns > 0);
+	v.d[0].last_ns = now - ZT_CT_UDP_TIMEOUT_NS - 1000000000ULL;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
+	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 5353, 53)), TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	v.d[0].last_ns = now - 1000000000ULL;
+	v.d[1].last_ns = now - ZT_CT_UDP_TIMEOUT_NS - 1000000000ULL;
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
 	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_OK);
 	assert_int_equal(e->n_ev, 1);
 	/* 61 s idle: the reply is a new flow in the ingress direction, denied. */
 	assert_int_equal(ct_get(e, k, &v), 0);
-	v.last_ns = now - ZT_CT_UDP_TIMEOUT_NS - 1000000000ULL;
+	ct_idle_since(&v, now - ZT_CT_UDP_TIMEOUT_NS - 1000000000ULL);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v, 0), 0);
 	assert_int_equal(to_pod(e, udp4(&p, PEER4, POD4, 53, 5353)), TC_ACT_SHOT);
 	assert_int_equal(e->n_ev, 2);
@@ -1779,8 +1803,8 @@ static void test_reply_from_higher_port(void **state)
 	assert_int_equal(from_pod(e, udp4(&p, POD4, PEER4, 53, 5353)), TC_ACT_OK);
 	assert_int_equal(e->n_ev, 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_UDP, POD4, PEER4, 53, 5353), &v), 0);
-	assert_int_equal(v.packets[0], 2);
-	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.d[0].packets, 2);
+	assert_int_equal(v.d[1].packets, 1);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 
 	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 80, 40000, TCP_SYN)), TC_ACT_OK);
@@ -1788,8 +1812,8 @@ static void test_reply_from_higher_port(void **state)
 	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 80, 40000, TCP_ACK)), TC_ACT_OK);
 	assert_int_equal(e->n_ev, 2);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 80, 40000), &v), 0);
-	assert_int_equal(v.packets[0], 2);
-	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.d[0].packets, 2);
+	assert_int_equal(v.d[1].packets, 1);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	assert_int_equal(v.hs_done, 1);
 }
@@ -1820,7 +1844,7 @@ static void test_icmp_echo_reply_matches(void **state)
 	assert_int_equal(e->n_ev, 1);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234), &v),
 			 0);
-	assert_int_equal(v.packets[1], 1);
+	assert_int_equal(v.d[1].packets, 1);
 	assert_int_equal(v.state, ZT_CT_ESTABLISHED);
 	/* A reply with another identifier belongs to no flow: a new, denied one. */
 	assert_int_equal(
@@ -2070,10 +2094,10 @@ static void test_ct_features(void **state)
 	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_SYN, 0));
 	s0[0] = (__u32)ip_len(p);
 	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.size_min[0], s0[0]);
-	assert_int_equal(v.size_max[0], s0[0]);
-	assert_int_equal(v.size_min[1], ZT_CT_SIZE_UNSET);
-	assert_int_equal(v.iat_min[0], ZT_CT_IAT_UNSET);
+	assert_int_equal(v.d[0].size_min, s0[0]);
+	assert_int_equal(v.d[0].size_max, s0[0]);
+	assert_int_equal(v.d[1].size_min, ZT_CT_SIZE_UNSET);
+	assert_int_equal(v.d[0].iat_min, ZT_CT_IAT_UNSET);
 	assert_int_equal(v.syn[0], 1);
 	assert_int_equal(v.hs_done, 0);
 	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 42000, TCP_SYN | TCP_ACK, 0));
@@ -2097,31 +2121,31 @@ static void test_ct_features(void **state)
 	for (i = 0; i < 2; i++)
 		sq1 += (__u64)s1[i] * s1[i];
 	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.packets[0], 4);
-	assert_int_equal(v.packets[1], 2);
-	assert_int_equal(v.size_min[0], s0[0] < s0[1] ? s0[0] : s0[1]);
-	assert_int_equal(v.size_max[0], s0[2]);
-	assert_int_equal(v.size_min[1], s1[0]);
-	assert_int_equal(v.size_max[1], s1[1]);
-	assert_int_equal(v.size_sq[0], sq0);
-	assert_int_equal(v.size_sq[1], sq1);
+	assert_int_equal(v.d[0].packets, 4);
+	assert_int_equal(v.d[1].packets, 2);
+	assert_int_equal(v.d[0].size_min, s0[0] < s0[1] ? s0[0] : s0[1]);
+	assert_int_equal(v.d[0].size_max, s0[2]);
+	assert_int_equal(v.d[1].size_min, s1[0]);
+	assert_int_equal(v.d[1].size_max, s1[1]);
+	assert_int_equal(v.d[0].size_sq, sq0);
+	assert_int_equal(v.d[1].size_sq, sq1);
 	/* Gaps of the original direction: ~10 ms, ~30 ms, ~20 ms; ns >> 10. */
-	print_message("    gaps (1.024 us units): min %u max %u sum %llu\n", v.iat_min[0],
-		      v.iat_max[0], (unsigned long long)v.iat_sum[0]);
-	assert_true(v.iat_min[0] >= (10000000 >> ZT_CT_IAT_SHIFT) - 100);
-	assert_true(v.iat_max[0] >= (30000000 >> ZT_CT_IAT_SHIFT) - 100);
-	assert_true(v.iat_max[0] < (1000000000 >> ZT_CT_IAT_SHIFT));
+	print_message("    gaps (1.024 us units): min %u max %u sum %llu\n", v.d[0].iat_min,
+		      v.d[0].iat_max, (unsigned long long)v.d[0].iat_sum);
+	assert_true(v.d[0].iat_min >= (10000000 >> ZT_CT_IAT_SHIFT) - 100);
+	assert_true(v.d[0].iat_max >= (30000000 >> ZT_CT_IAT_SHIFT) - 100);
+	assert_true(v.d[0].iat_max < (1000000000 >> ZT_CT_IAT_SHIFT));
 	/* Each of the 3 gaps is truncated to units on its own: the sum lags by < 3 units. */
-	span = (v.dir_last_ns[0] - v.first_ns) >> ZT_CT_IAT_SHIFT;
-	assert_true(v.iat_sum[0] <= span && v.iat_sum[0] + 3 > span);
-	assert_true(v.iat_sq[0] >= (__u64)v.iat_max[0] * v.iat_max[0]);
+	span = (v.d[0].last_ns - v.first_ns) >> ZT_CT_IAT_SHIFT;
+	assert_true(v.d[0].iat_sum <= span && v.d[0].iat_sum + 3 > span);
+	assert_true(v.d[0].iat_sq >= (__u64)v.d[0].iat_max * v.d[0].iat_max);
 	/* The reply direction has had one gap. */
-	assert_int_equal(v.iat_min[1], v.iat_max[1]);
-	assert_int_equal(v.iat_sum[1], v.iat_min[1]);
+	assert_int_equal(v.d[1].iat_min, v.d[1].iat_max);
+	assert_int_equal(v.d[1].iat_sum, v.d[1].iat_min);
 	assert_int_equal(v.syn[0], 1);
 	assert_int_equal(v.syn[1], 1);
-	assert_int_equal(v.psh[0], 1);
-	assert_int_equal(v.psh[1], 1);
+	assert_int_equal(v.d[0].psh, 1);
+	assert_int_equal(v.d[1].psh, 1);
 	assert_int_equal(v.fin[0], 1);
 	assert_int_equal(v.fin[1], 0);
 	assert_int_equal(v.rst[0] + v.rst[1], 0);
@@ -2135,7 +2159,7 @@ static void test_ct_features(void **state)
 
 	zt_ct_flowstats(&v, &fs);
 	assert_true(fs.handshake);
-	assert_float_equal(fs.size_min[0], v.size_min[0], 0);
+	assert_float_equal(fs.size_min[0], v.d[0].size_min, 0);
 	assert_float_equal(fs.size_max[1], s1[1], 0);
 	assert_float_equal(fs.size_mean[0], mean0, 1e-3);
 	assert_float_equal(fs.size_std[0], sqrt(sq0 / 4.0 - mean0 * mean0), 1e-2);
@@ -2143,7 +2167,7 @@ static void test_ct_features(void **state)
 	/* Gaps of ~10, ~30 and ~20 ms: in microseconds now. */
 	assert_true(fs.iat_min_us[0] >= 9900 && fs.iat_min_us[0] < fs.iat_mean_us[0]);
 	assert_true(fs.iat_max_us[0] >= 29900 && fs.iat_max_us[0] < 1e6);
-	assert_float_equal(fs.iat_mean_us[0], v.iat_sum[0] * 1.024 / 3, 1);
+	assert_float_equal(fs.iat_mean_us[0], v.d[0].iat_sum * 1.024 / 3, 1);
 	assert_true(fs.iat_std_us[0] > 0);
 	assert_float_equal(fs.iat_std_us[1], 0, 0); /* one gap */
 	assert_int_equal(fs.psh[1], 1);
@@ -2254,8 +2278,8 @@ static void test_tcp_trailing_packets(void **state)
 	assert_int_equal(e->n_ev, 1);
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.state, ZT_CT_CLOSED);
-	assert_int_equal(v.packets[0], 6);
-	assert_int_equal(v.packets[1], 4);
+	assert_int_equal(v.d[0].packets, 6);
+	assert_int_equal(v.d[1].packets, 4);
 	assert_int_equal(v.fin[0], 1);
 	assert_int_equal(v.fin[1], 2);
 	assert_int_equal(v.hs_done, 1);

@@ -128,7 +128,7 @@ static struct zt_ct_key key(uint32_t ifindex, uint8_t proto, const char *s, uint
 static struct zt_ct_val val(uint64_t first, uint64_t last, uint8_t state, uint8_t verdict)
 {
 	struct zt_ct_val v = { .first_ns = first,
-			       .last_ns = last,
+			       .d[0].last_ns = last,
 			       .state = state,
 			       .verdict = verdict,
 			       .dir = ZT_DIR_EGRESS,
@@ -139,10 +139,10 @@ static struct zt_ct_val val(uint64_t first, uint64_t last, uint8_t state, uint8_
 			       .rule_id = 7,
 			       .reason = ZT_REASON_RULE_ALLOW };
 
-	v.packets[0] = 10;
-	v.packets[1] = 8;
-	v.bytes[0] = 1000;
-	v.bytes[1] = 800;
+	v.d[0].packets = 10;
+	v.d[1].packets = 8;
+	v.d[0].bytes = 1000;
+	v.d[1].bytes = 800;
 	v.flags_seen[0] = 0x1b; /* FIN SYN PSH ACK */
 	v.flags_seen[1] = 0x12; /* SYN ACK */
 	return v;
@@ -198,9 +198,9 @@ static void test_closed_tcp_final_once(void **state)
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + S, sink, NULL), 0);
 	assert_int_equal(n_got, 1);
 	/* A late ACK after the final: recorded as a delta when the entry goes. */
-	v.packets[0] = 11;
-	v.bytes[0] = 1052;
-	v.last_ns = now;
+	v.d[0].packets = 11;
+	v.d[0].bytes = 1052;
+	v.d[0].last_ns = now;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 5 * S, sink, NULL), 0);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now + 11 * S, sink, NULL), 1);
@@ -242,9 +242,9 @@ static void test_recorded_closed_not_reread(void **state)
 	assert_int_equal(st1.rechecked - st0.rechecked, 0);
 	assert_int_equal(n_got, 500);
 	/* A late ACK on one, a new flow on another's key (a new first packet). */
-	v.packets[0] = 11;
-	v.bytes[0] = 1052;
-	v.last_ns = now + 4 * S;
+	v.d[0].packets = 11;
+	v.d[0].bytes = 1052;
+	v.d[0].last_ns = now + 4 * S;
 	put(&k[7], &v);
 	nv = val(now + 4 * S, now + 4 * S + S / 10, ZT_CT_CLOSED, ZT_VERDICT_ALLOW);
 	put(&k[9], &nv);
@@ -356,7 +356,7 @@ static void test_interim_deltas_sum_to_totals(void **state)
 	/* 30 s in: active, not due. */
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 30 * S, sink, NULL), 0);
 	/* 61 s in: interim with everything so far. */
-	v.last_ns = t0 + 61 * S;
+	v.d[0].last_ns = t0 + 61 * S;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 61 * S, sink, NULL), 1);
 	assert_int_equal(got[0].bytes_sent, 1000);
@@ -364,22 +364,22 @@ static void test_interim_deltas_sum_to_totals(void **state)
 	/* A restart: a new exporter on the same pinned export state. */
 	zt_flowexp_close(x);
 	x = open_x();
-	v.packets[0] += 5;
-	v.bytes[0] += 500;
-	v.packets[1] += 1;
-	v.bytes[1] += 100;
-	v.last_ns = t0 + 90 * S;
+	v.d[0].packets += 5;
+	v.d[0].bytes += 500;
+	v.d[1].packets += 1;
+	v.d[1].bytes += 100;
+	v.d[0].last_ns = t0 + 90 * S;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 90 * S, sink, NULL), 0);
-	v.last_ns = t0 + 122 * S;
+	v.d[0].last_ns = t0 + 122 * S;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, t0 + 122 * S, sink, NULL), 1);
 	assert_int_equal(got[1].bytes_sent, 500);
 	assert_int_equal(got[1].bytes_received, 100);
 	assert_int_equal(got[1].start_time_us, got[0].end_time_us);
 	/* Idle past the UDP timeout: the final has the rest (nothing), entry gone. */
-	v.packets[1] += 2;
-	v.bytes[1] += 64;
+	v.d[1].packets += 2;
+	v.d[1].bytes += 64;
 	put(&k, &v);
 	assert_int_equal(
 		zt_flowexp_sweep(x, ct_fd, t0 + 122 * S + ZT_CT_UDP_TIMEOUT_NS + S, sink, NULL), 1);
@@ -418,7 +418,7 @@ static void test_local_pair_once_destination_denial_wins(void **state)
 	struct zt_ct_val vs = val(now - 8 * S, now - 6 * S, ZT_CT_NEW, ZT_VERDICT_ALLOW);
 	struct zt_ct_val vd;
 
-	vs.packets[1] = vs.bytes[1] = 0;
+	vs.d[1].packets = vs.d[1].bytes = 0;
 	local_pair(&src, &vs, &dst, &vd);
 	vd.verdict = ZT_VERDICT_DENY;
 	vd.reason = ZT_REASON_RULE_DENY;
@@ -559,10 +559,10 @@ static void test_reused_key_starts_over(void **state)
 	struct zt_ct_key k = key(IF_A, IPPROTO_TCP, "198.18.1.10", 44000, "198.18.1.20", 80);
 	struct zt_ct_val v = val(now - 100 * S, now - 2 * S, ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
 
-	v.packets[0] = 1000;
-	v.bytes[0] = 100000;
+	v.d[0].packets = 1000;
+	v.d[0].bytes = 100000;
 	put(&k, &v);
-	v.last_ns = now - 30 * S;
+	v.d[0].last_ns = now - 30 * S;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now - 30 * S, sink, NULL), 1);
 	/* The kernel starts a new flow on the same key: smaller counters, new first_ns. */
@@ -597,28 +597,28 @@ static void test_flowstats_reach_features(void **state)
 	char err[256];
 	FILE *f;
 
-	v.packets[0] = 4;
-	v.bytes[0] = 1820;
-	v.size_sq[0] = 3600 + 3600 + 40000 + 2250000;
-	v.size_min[0] = 60;
-	v.size_max[0] = 1500;
-	v.iat_sum[0] = 6000;
-	v.iat_sq[0] = 14000000;
-	v.iat_min[0] = 1000;
-	v.iat_max[0] = 3000;
-	v.packets[1] = 3;
-	v.bytes[1] = 260;
-	v.size_sq[1] = 3600 + 10000 + 10000;
-	v.size_min[1] = 60;
-	v.size_max[1] = 100;
-	v.iat_sum[1] = 2000;
-	v.iat_sq[1] = 2500000;
-	v.iat_min[1] = 500;
-	v.iat_max[1] = 1500;
+	v.d[0].packets = 4;
+	v.d[0].bytes = 1820;
+	v.d[0].size_sq = 3600 + 3600 + 40000 + 2250000;
+	v.d[0].size_min = 60;
+	v.d[0].size_max = 1500;
+	v.d[0].iat_sum = 6000;
+	v.d[0].iat_sq = 14000000;
+	v.d[0].iat_min = 1000;
+	v.d[0].iat_max = 3000;
+	v.d[1].packets = 3;
+	v.d[1].bytes = 260;
+	v.d[1].size_sq = 3600 + 10000 + 10000;
+	v.d[1].size_min = 60;
+	v.d[1].size_max = 100;
+	v.d[1].iat_sum = 2000;
+	v.d[1].iat_sq = 2500000;
+	v.d[1].iat_min = 500;
+	v.d[1].iat_max = 1500;
 	v.syn[0] = v.syn[1] = 1;
 	v.fin[0] = v.fin[1] = 1;
-	v.psh[0] = 2;
-	v.psh[1] = 1;
+	v.d[0].psh = 2;
+	v.d[1].psh = 1;
 	v.hs_done = 1;
 	put(&k, &v);
 	assert_int_equal(zt_flowexp_sweep(x, ct_fd, now, sink, NULL), 1);
@@ -704,10 +704,10 @@ static struct zt_ct_val half_val(uint64_t first, uint64_t last, uint8_t state)
 	struct zt_ct_val v = val(first, last, state, ZT_VERDICT_ALLOW);
 
 	v.dir = ZT_DIR_INGRESS;
-	v.packets[0] = 1;
-	v.bytes[0] = 60;
-	v.packets[1] = state == ZT_CT_SYN_RECV ? 2 : 0;
-	v.bytes[1] = state == ZT_CT_SYN_RECV ? 120 : 0;
+	v.d[0].packets = 1;
+	v.d[0].bytes = 60;
+	v.d[1].packets = state == ZT_CT_SYN_RECV ? 2 : 0;
+	v.d[1].bytes = state == ZT_CT_SYN_RECV ? 120 : 0;
 	v.flags_seen[0] = ZT_TCP_SYN;
 	v.flags_seen[1] = state == ZT_CT_SYN_RECV ? ZT_TCP_SYN | ZT_TCP_ACK : 0;
 	return v;
@@ -864,7 +864,7 @@ static void test_sliced_rotation(void **state)
 			ZT_CT_ESTABLISHED, ZT_VERDICT_ALLOW);
 		v.first_ns = now - 2 * S; /* not a long flow */
 		if (i % 3 == 0)
-			v.first_ns = v.last_ns - S;
+			v.first_ns = v.d[0].last_ns - S;
 		live += i % 3 != 0;
 		put(&k, &v);
 	}

@@ -367,9 +367,9 @@ static int mk_ct_map(uint64_t now)
 		k[i].daddr[3] = (uint8_t)(1 + n % 250);
 		k[i].sport = (uint16_t)(30000 + n);
 		k[i].dport = 22;
-		v[i].first_ns = v[i].last_ns = now - 5 * SEC;
-		v[i].packets[0] = 1;
-		v[i].bytes[0] = 60;
+		v[i].first_ns = v[i].d[0].last_ns = now - 5 * SEC;
+		v[i].d[0].packets = 1;
+		v[i].d[0].bytes = 60;
 		v[i].flags_seen[0] = ZT_DF_SYN;
 	}
 	r = bpf_map_update_batch(fd, k, v, &count, NULL);
