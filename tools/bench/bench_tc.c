@@ -14,6 +14,12 @@
  * IOC check on a miss (the common case), the host map and the trie.
  * Every call's verdict is checked; a wrong one makes the exit code 1.
  *
+ * Today's program, the object built from commit fe7a5f7 before the flow
+ * features and the activity stage (tools/bench/baseline/README.md), runs
+ * the same packets on maps filled the same way, rounds taking turns with
+ * the current program: the "x today" column is the current program's cost
+ * as a ratio of its.
+ *
  * Unlike XDP, a sched_cls program run by BPF_PROG_TEST_RUN goes through no
  * dispatcher: the kernel builds one skb and runs the program `repeat`
  * times on it, timing the loop. So the established path is measured with a
@@ -60,6 +66,13 @@
 #define DENY_PORT 444
 #define IFINDEX 1 /* the namespace's loopback */
 #define MAX_ROUNDS 32
+#define BASE_OBJ "tools/bench/baseline/tc_endpoint-fe7a5f7.bpf.o"
+
+/* The maps a program set is filled through, and its two programs. */
+struct ep_set {
+	int policy, ipcache, endpoints, isolation, pol_state;
+	int from_pod, to_pod;
+};
 
 static struct {
 	int rounds, repeat, nflows, npol, nioc;
@@ -174,9 +187,9 @@ static void ipc_put(int fd, const char *addr, int plen, __u32 identity)
  * peer identities, a mix of single ports and port blocks, both directions;
  * among them the entries the bench's flows meet.
  */
-static void fill_maps(struct tc_endpoint *s)
+static void fill_maps(const struct ep_set *s)
 {
-	int pol = bpf_map__fd(s->maps.policy), ipc = bpf_map__fd(s->maps.ipcache_v4);
+	int pol = s->policy, ipc = s->ipcache;
 	struct zt_endpoint_info ep = { .ep_id = 1, .identity = POD_ID };
 	struct zt_iso_val iso = { .isolated = 1, .audit_isolated = 1, .rule_id = 9 };
 	struct zt_pol_state st = { .gen = 1 };
@@ -184,12 +197,12 @@ static void fill_maps(struct tc_endpoint *s)
 	int n = 0, i;
 	char a[32];
 
-	if (bpf_map_update_elem(bpf_map__fd(s->maps.endpoints), &ifindex, &ep, 0))
+	if (bpf_map_update_elem(s->endpoints, &ifindex, &ep, 0))
 		die("endpoints update: %s", strerror(errno));
 	for (i = 0; i < ZT_DIR_MAX; i++) {
 		struct zt_iso_key k = { .slot = 1, .dir = (__u8)i, .identity = POD_ID };
 
-		if (bpf_map_update_elem(bpf_map__fd(s->maps.pol_isolation), &k, &iso, 0))
+		if (bpf_map_update_elem(s->isolation, &k, &iso, 0))
 			die("pol_isolation update: %s", strerror(errno));
 	}
 	/* Endpoints 198.18.0.0/22 (/32 each), a /24 of peers, the rest of the /15. */
@@ -218,8 +231,76 @@ static void fill_maps(struct tc_endpoint *s)
 				i % 7 ? ZT_VERDICT_ALLOW : ZT_VERDICT_DENY, (__u32)i);
 		n++;
 	}
-	if (bpf_map_update_elem(bpf_map__fd(s->maps.pol_state), &zero, &st, 0))
+	if (bpf_map_update_elem(s->pol_state, &zero, &st, 0))
 		die("pol_state update: %s", strerror(errno));
+}
+
+/*
+ * The flows the established rows run: pkt, a flow the pod opened (SYN out,
+ * SYN-ACK in, then its ACKs: one lookup); rpkt, the pod's answers in a flow
+ * a peer opened (the swapped tuple first, then its own: two lookups).
+ */
+static void make_flows(const struct ep_set *s, uint8_t *pkt, uint8_t *rpkt)
+{
+	uint8_t in[PKT_LEN];
+
+	mkpkt(pkt, "198.18.0.10", "198.18.8.20", 40000, ALLOW_PORT, 0x02);
+	run(s->from_pod, pkt, 1, TC_ACT_OK);
+	mkpkt(rpkt, "198.18.8.20", "198.18.0.10", ALLOW_PORT, 40000, 0x12);
+	run(s->to_pod, rpkt, 1, TC_ACT_OK);
+	mkpkt(pkt, "198.18.0.10", "198.18.8.20", 40000, ALLOW_PORT, 0x10);
+	mkpkt(in, "198.18.8.30", "198.18.0.10", 50000, 22, 0x02);
+	/* Ingress is isolated: make it allowed for this one peer port. */
+	pol_put(s->policy, ZT_POL_PLEN_FULL, 1, ZT_DIR_INGRESS, POD_ID, PEER_NET_ID, IPPROTO_TCP,
+		22, ZT_VERDICT_ALLOW, 3);
+	run(s->to_pod, in, 1, TC_ACT_OK);
+	mkpkt(rpkt, "198.18.0.10", "198.18.8.30", 22, 50000, 0x10);
+}
+
+static int map_fd(struct bpf_object *o, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(o, name);
+
+	if (!m)
+		die("%s: no map %s", BASE_OBJ, name);
+	return bpf_map__fd(m);
+}
+
+static int prog_fd(struct bpf_object *o, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(o, name);
+
+	if (!p)
+		die("%s: no program %s", BASE_OBJ, name);
+	return bpf_program__fd(p);
+}
+
+/* Today's object, loaded with nothing pinned; its ring buffer is drained into *events. */
+static struct bpf_object *load_today(struct ep_set *t, struct ring_buffer **rb, long *events)
+{
+	struct bpf_object *o = bpf_object__open_file(BASE_OBJ, NULL);
+	struct bpf_map *map;
+
+	if (!o)
+		die("cannot open %s: %s (run from the repository's top)", BASE_OBJ,
+		    strerror(errno));
+	bpf_object__for_each_map (map, o)
+		bpf_map__set_pin_path(map, NULL);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(o, "conntrack"), 262144);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(o, "events"), 16 << 20);
+	if (bpf_object__load(o))
+		die("cannot load %s: %s", BASE_OBJ, strerror(errno));
+	*t = (struct ep_set){ .policy = map_fd(o, "policy"),
+			      .ipcache = map_fd(o, "ipcache_v4"),
+			      .endpoints = map_fd(o, "endpoints"),
+			      .isolation = map_fd(o, "pol_isolation"),
+			      .pol_state = map_fd(o, "pol_state"),
+			      .from_pod = prog_fd(o, "tc_from_pod"),
+			      .to_pod = prog_fd(o, "tc_to_pod") };
+	*rb = ring_buffer__new(map_fd(o, "events"), on_event, events, NULL);
+	if (!*rb)
+		die("ring_buffer__new (today's): %s", strerror(errno));
+	return o;
 }
 
 /* opt.nioc hosts of 100.64.0.0/10 and 1500 /24s of 100.128.0.0/10, action block, then on. */
@@ -269,13 +350,16 @@ int main(int argc, char **argv)
 {
 	double est[MAX_ROUNDS], rep[MAX_ROUNDS], nw[MAX_ROUNDS], dn[MAX_ROUNDS];
 	double e_rep[MAX_ROUNDS], e_one[MAX_ROUNDS], wall[MAX_ROUNDS];
+	double t_est[MAX_ROUNDS], t_rep[MAX_ROUNDS], t_nw[MAX_ROUNDS], t_dn[MAX_ROUNDS];
 	struct tc_endpoint *s = NULL;
 	struct tc_empty *empty = NULL;
-	struct ring_buffer *rb = NULL;
+	struct ring_buffer *rb = NULL, *trb = NULL;
+	struct bpf_object *today;
 	struct bpf_map *map;
-	uint8_t pkt[PKT_LEN], rpkt[PKT_LEN];
+	struct ep_set cur, tset;
+	uint8_t pkt[PKT_LEN], rpkt[PKT_LEN], tpkt[PKT_LEN], trpkt[PKT_LEN];
 	int c, r, i, fd, efd;
-	long events = 0;
+	long events = 0, t_events = 0;
 	cpu_set_t cpus;
 
 	while ((c = getopt(argc, argv, "r:R:f:p:i:h")) != -1) {
@@ -327,37 +411,32 @@ int main(int argc, char **argv)
 	rb = ring_buffer__new(bpf_map__fd(s->maps.events), on_event, &events, NULL);
 	if (!rb)
 		die("ring_buffer__new: %s", strerror(errno));
-	fill_maps(s);
+	cur = (struct ep_set){ .policy = bpf_map__fd(s->maps.policy),
+			       .ipcache = bpf_map__fd(s->maps.ipcache_v4),
+			       .endpoints = bpf_map__fd(s->maps.endpoints),
+			       .isolation = bpf_map__fd(s->maps.pol_isolation),
+			       .pol_state = bpf_map__fd(s->maps.pol_state),
+			       .from_pod = bpf_program__fd(s->progs.tc_from_pod),
+			       .to_pod = bpf_program__fd(s->progs.tc_to_pod) };
+	today = load_today(&tset, &trb, &t_events);
+	fill_maps(&cur);
+	fill_maps(&tset);
 	if (opt.nioc)
 		fill_ioc(s);
-	fd = bpf_program__fd(s->progs.tc_from_pod);
+	fd = cur.from_pod;
 	efd = bpf_program__fd(empty->progs.tc_empty);
-
-	/* The established flow: created once, then its reply makes it ESTABLISHED. */
-	mkpkt(pkt, "198.18.0.10", "198.18.8.20", 40000, ALLOW_PORT, 0x02);
-	run(fd, pkt, 1, TC_ACT_OK);
-	mkpkt(rpkt, "198.18.8.20", "198.18.0.10", ALLOW_PORT, 40000, 0x12);
-	run(bpf_program__fd(s->progs.tc_to_pod), rpkt, 1, TC_ACT_OK);
-	mkpkt(pkt, "198.18.0.10", "198.18.8.20", 40000, ALLOW_PORT, 0x10);
-	/* The reply direction through tc_from_pod: a flow the pod accepted. */
-	{
-		uint8_t in[PKT_LEN];
-
-		mkpkt(in, "198.18.8.30", "198.18.0.10", 50000, 22, 0x02);
-		/* Ingress is isolated: make it allowed for this one peer port. */
-		pol_put(bpf_map__fd(s->maps.policy), ZT_POL_PLEN_FULL, 1, ZT_DIR_INGRESS, POD_ID,
-			PEER_NET_ID, IPPROTO_TCP, 22, ZT_VERDICT_ALLOW, 3);
-		run(bpf_program__fd(s->progs.tc_to_pod), in, 1, TC_ACT_OK);
-		mkpkt(rpkt, "198.18.0.10", "198.18.8.30", 22, 50000, 0x10);
-	}
+	make_flows(&cur, pkt, rpkt);
+	make_flows(&tset, tpkt, trpkt);
 
 	for (r = 0; r < opt.rounds; r++) {
-		double sum_n = 0, sum_d = 0, sum_e = 0, t0;
+		double sum_n = 0, sum_d = 0, sum_e = 0, sum_tn = 0, sum_td = 0, t0;
 
 		wall[r] = 0;
 		e_rep[r] = run(efd, pkt, opt.repeat, TC_ACT_OK);
 		est[r] = run(fd, pkt, opt.repeat, TC_ACT_OK);
+		t_est[r] = run(tset.from_pod, tpkt, opt.repeat, TC_ACT_OK);
 		rep[r] = run(fd, rpkt, opt.repeat, TC_ACT_OK);
+		t_rep[r] = run(tset.from_pod, trpkt, opt.repeat, TC_ACT_OK);
 		for (i = 0; i < opt.nflows; i++) {
 			int k = r * opt.nflows + i;
 			/* Distinct tuples: 198.18.8.1-250 x ports 10000-10999. */
@@ -371,13 +450,20 @@ int main(int argc, char **argv)
 			t0 = now_ns();
 			sum_n += run(fd, p, 1, TC_ACT_OK);
 			wall[r] += now_ns() - t0;
+			sum_tn += run(tset.from_pod, p, 1, TC_ACT_OK);
 			/* The same tuple to a port no rule allows: a denied new flow. */
 			put16(p + 36, DENY_PORT);
 			sum_d += run(fd, p, 1, TC_ACT_SHOT);
-			if (i % 1024 == 1023)
+			sum_td += run(tset.from_pod, p, 1, TC_ACT_SHOT);
+			if (i % 1024 == 1023) {
 				ring_buffer__consume(rb);
+				ring_buffer__consume(trb);
+			}
 		}
 		ring_buffer__consume(rb);
+		ring_buffer__consume(trb);
+		t_nw[r] = sum_tn / opt.nflows;
+		t_dn[r] = sum_td / opt.nflows;
 		e_one[r] = sum_e / opt.nflows;
 		nw[r] = sum_n / opt.nflows;
 		wall[r] /= opt.nflows;
@@ -388,6 +474,8 @@ int main(int argc, char **argv)
 		double me = median(e_rep, opt.rounds), m1 = median(e_one, opt.rounds);
 		double mest = median(est, opt.rounds), mrep = median(rep, opt.rounds);
 		double mnew = median(nw, opt.rounds), mden = median(dn, opt.rounds);
+		double test = median(t_est, opt.rounds), trep = median(t_rep, opt.rounds);
+		double tnew = median(t_nw, opt.rounds), tden = median(t_dn, opt.rounds);
 
 		printf("bench_tc: tc_from_pod, %d policy entries, 1002 ipcache entries, "
 		       "median of %d rounds (kernel ns/packet)\n",
@@ -398,16 +486,27 @@ int main(int argc, char **argv)
 			       opt.nioc);
 		else
 			printf("  destination IOC check off (no IOC entries)\n");
-		printf("  %-44s %8s %9s\n", "path", "ns/pkt", "x empty");
+		printf("  %-44s %8s %9s %9s\n", "path", "ns/pkt", "x empty", "x today");
 		printf("  %-44s %8.1f %9.2f\n", "empty TC program (repeat)", me, 1.0);
-		printf("  %-44s %8.1f %9.2f\n", "established flow, original direction (repeat)",
-		       mest, mest / me);
-		printf("  %-44s %8.1f %9.2f\n", "established flow, reply direction (repeat)", mrep,
-		       mrep / me);
+		printf("  %-44s %8.1f %9.2f %9.2f\n",
+		       "established flow, original direction (repeat)", mest, mest / me,
+		       mest / test);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "  today's program", test, test / me, 1.0);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "established flow, reply direction (repeat)",
+		       mrep, mrep / me, mrep / trep);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "  today's program", trep, trep / me, 1.0);
 		printf("  %-44s %8.1f %9.2f\n", "empty TC program (repeat 1, one call each)", m1,
 		       1.0);
-		printf("  %-44s %8.1f %9.2f\n", "new flow, allowed (repeat 1)", mnew, mnew / m1);
-		printf("  %-44s %8.1f %9.2f\n", "new flow, denied (repeat 1)", mden, mden / m1);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "new flow, allowed (repeat 1)", mnew,
+		       mnew / m1, mnew / tnew);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "  today's program", tnew, tnew / m1, 1.0);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "new flow, denied (repeat 1)", mden,
+		       mden / m1, mden / tden);
+		printf("  %-44s %8.1f %9.2f %9.2f\n", "  today's program", tden, tden / m1, 1.0);
+		printf("  (today's program: %s,\n"
+		       "  the TC endpoint before flow features and the activity stage, on maps\n"
+		       "  filled the same way, rounds taking turns)\n",
+		       BASE_OBJ);
 		printf("  (repeat = %d runs of one packet per call; repeat 1 includes one clock "
 		       "read per run, as the empty row beside it)\n",
 		       opt.repeat);
@@ -424,6 +523,8 @@ int main(int argc, char **argv)
 	if (bad_verdicts)
 		fprintf(stderr, "bench_tc: %d wrong verdicts or counts\n", bad_verdicts);
 	ring_buffer__free(rb);
+	ring_buffer__free(trb);
+	bpf_object__close(today);
 	tc_empty__destroy(empty);
 	tc_endpoint__destroy(s);
 	return bad_verdicts ? 1 : 0;
