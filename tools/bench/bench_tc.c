@@ -14,6 +14,11 @@
  * IOC check on a miss (the common case), the host map and the trie.
  * Every call's verdict is checked; a wrong one makes the exit code 1.
  *
+ * Both directions of one established flow at once, each on a CPU of its
+ * own (tc_from_pod sending on CPU 0, tc_to_pod answering on CPU 1), as a
+ * flow's packets and its replies often run: what the two CPUs writing one
+ * conntrack entry cost shows as the ratio to each direction alone.
+ *
  * Today's program, the object built from commit fe7a5f7 before the flow
  * features and the activity stage (tools/bench/baseline/README.md), runs
  * the same packets on maps filled the same way, rounds taking turns with
@@ -38,6 +43,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -332,6 +338,74 @@ static void fill_ioc(struct tc_endpoint *s)
 		die("ioc_state update: %s", strerror(errno));
 }
 
+/* One direction of the flow on one CPU: DUO_CALLS calls of DUO_REPEAT runs. */
+#define DUO_CALLS 200
+#define DUO_REPEAT 2000
+
+struct duo {
+	pthread_barrier_t *bar;
+	const uint8_t *pkt;
+	int fd, cpu, wrong;
+	double ns; /* ns/pkt */
+};
+
+static void *duo_main(void *arg)
+{
+	struct duo *t = arg;
+	struct __sk_buff ctx = { .ifindex = IFINDEX };
+	double sum = 0;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(t->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (t->bar)
+		pthread_barrier_wait(t->bar);
+	for (int i = 0; i < DUO_CALLS; i++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = t->pkt, .data_size_in = PKT_LEN,
+			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = DUO_REPEAT);
+
+		if (bpf_prog_test_run_opts(t->fd, &o) < 0 || o.retval != TC_ACT_OK)
+			t->wrong++;
+		sum += o.duration;
+	}
+	t->ns = sum / DUO_CALLS;
+	return NULL;
+}
+
+/*
+ * ns/pkt of the flow's original direction (out, through s->from_pod) and
+ * its reply (in, through s->to_pod): alone[] each on its own, both[] at
+ * once on CPUs 0 and 1.
+ */
+static void duo_run(const struct ep_set *s, const uint8_t *out, const uint8_t *in, double *alone,
+		    double *both)
+{
+	struct duo t[2] = { { .pkt = out, .fd = s->from_pod, .cpu = 0 },
+			    { .pkt = in, .fd = s->to_pod, .cpu = 1 } };
+	pthread_barrier_t bar;
+	pthread_t th[2];
+
+	for (int i = 0; i < 2; i++) {
+		if (pthread_create(&th[i], NULL, duo_main, &t[i]) != 0)
+			die("pthread_create failed");
+		pthread_join(th[i], NULL);
+		alone[i] = t[i].ns;
+	}
+	pthread_barrier_init(&bar, NULL, 2);
+	for (int i = 0; i < 2; i++) {
+		t[i].bar = &bar;
+		if (pthread_create(&th[i], NULL, duo_main, &t[i]) != 0)
+			die("pthread_create failed");
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		both[i] = t[i].ns;
+		bad_verdicts += t[i].wrong;
+	}
+	pthread_barrier_destroy(&bar);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -351,13 +425,14 @@ int main(int argc, char **argv)
 	double est[MAX_ROUNDS], rep[MAX_ROUNDS], nw[MAX_ROUNDS], dn[MAX_ROUNDS];
 	double e_rep[MAX_ROUNDS], e_one[MAX_ROUNDS], wall[MAX_ROUNDS];
 	double t_est[MAX_ROUNDS], t_rep[MAX_ROUNDS], t_nw[MAX_ROUNDS], t_dn[MAX_ROUNDS];
+	double d_alone[2][2][MAX_ROUNDS], d_both[2][2][MAX_ROUNDS];
 	struct tc_endpoint *s = NULL;
 	struct tc_empty *empty = NULL;
 	struct ring_buffer *rb = NULL, *trb = NULL;
 	struct bpf_object *today;
 	struct bpf_map *map;
 	struct ep_set cur, tset;
-	uint8_t pkt[PKT_LEN], rpkt[PKT_LEN], tpkt[PKT_LEN], trpkt[PKT_LEN];
+	uint8_t pkt[PKT_LEN], rpkt[PKT_LEN], tpkt[PKT_LEN], trpkt[PKT_LEN], ack[PKT_LEN];
 	int c, r, i, fd, efd;
 	long events = 0, t_events = 0;
 	cpu_set_t cpus;
@@ -427,6 +502,8 @@ int main(int argc, char **argv)
 	efd = bpf_program__fd(empty->progs.tc_empty);
 	make_flows(&cur, pkt, rpkt);
 	make_flows(&tset, tpkt, trpkt);
+	/* The answers of pkt's flow (the peer's ACKs), for the two-CPU rows. */
+	mkpkt(ack, "198.18.8.20", "198.18.0.10", ALLOW_PORT, 40000, 0x10);
 
 	for (r = 0; r < opt.rounds; r++) {
 		double sum_n = 0, sum_d = 0, sum_e = 0, sum_tn = 0, sum_td = 0, t0;
@@ -437,6 +514,17 @@ int main(int argc, char **argv)
 		t_est[r] = run(tset.from_pod, tpkt, opt.repeat, TC_ACT_OK);
 		rep[r] = run(fd, rpkt, opt.repeat, TC_ACT_OK);
 		t_rep[r] = run(tset.from_pod, trpkt, opt.repeat, TC_ACT_OK);
+		{
+			double a[2], b[2];
+
+			for (int w = 0; w < 2; w++) {
+				duo_run(w ? &tset : &cur, w ? tpkt : pkt, ack, a, b);
+				for (int d = 0; d < 2; d++) {
+					d_alone[w][d][r] = a[d];
+					d_both[w][d][r] = b[d];
+				}
+			}
+		}
 		for (i = 0; i < opt.nflows; i++) {
 			int k = r * opt.nflows + i;
 			/* Distinct tuples: 198.18.8.1-250 x ports 10000-10999. */
@@ -507,6 +595,23 @@ int main(int argc, char **argv)
 		       "  the TC endpoint before flow features and the activity stage, on maps\n"
 		       "  filled the same way, rounds taking turns)\n",
 		       BASE_OBJ);
+		printf("\n  established flow, both directions at once: tc_from_pod sending on CPU 0,\n"
+		       "  tc_to_pod answering on CPU 1 (%d calls of %d runs each); ns/pkt alone,\n"
+		       "  at once, and the ratio (the conntrack entry's lines between the CPUs):\n",
+		       DUO_CALLS, DUO_REPEAT);
+		printf("  %-18s %10s %8s %6s %10s %8s %6s\n", "program", "out alone", "at once",
+		       "ratio", "in alone", "at once", "ratio");
+		for (int w = 0; w < 2; w++) {
+			double v[2][2];
+
+			for (int d = 0; d < 2; d++) {
+				v[d][0] = median(d_alone[w][d], opt.rounds);
+				v[d][1] = median(d_both[w][d], opt.rounds);
+			}
+			printf("  %-18s %10.1f %8.1f %5.2fx %10.1f %8.1f %5.2fx\n",
+			       w ? "today's program" : "current", v[0][0], v[0][1],
+			       v[0][1] / v[0][0], v[1][0], v[1][1], v[1][1] / v[1][0]);
+		}
 		printf("  (repeat = %d runs of one packet per call; repeat 1 includes one clock "
 		       "read per run, as the empty row beside it)\n",
 		       opt.repeat);
