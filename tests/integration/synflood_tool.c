@@ -274,11 +274,12 @@ static int fill(int argc, char **argv)
 		keys[i].sport = (uint16_t)(1024 + i / 250);
 		keys[i].dport = (uint16_t)port;
 		vals[i].first_ns = now;
-		vals[i].last_ns = now;
-		vals[i].packets[0] = 3;
-		vals[i].packets[1] = 2;
-		vals[i].bytes[0] = 180;
-		vals[i].bytes[1] = 120;
+		vals[i].d[0].last_ns = now;
+		vals[i].d[1].last_ns = now;
+		vals[i].d[0].packets = 3;
+		vals[i].d[1].packets = 2;
+		vals[i].d[0].bytes = 180;
+		vals[i].d[1].bytes = 120;
 		vals[i].dir = ZT_DIR_INGRESS;
 		vals[i].verdict = ZT_VERDICT_ALLOW;
 		vals[i].reason = ZT_REASON_RULE_ALLOW;
