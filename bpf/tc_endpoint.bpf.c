@@ -54,6 +54,7 @@
 #include "lib/capture.h"
 #include "lib/mtls.h"
 #include "lib/tls.h"
+#include "lib/skb.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -285,12 +286,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_OK;
 	}
 	r = tc_parse(skb, &t);
-	if (r != ZT_XR_OK && r != ZT_XR_NOT_IP && len > (__u32)(skb->data_end - skb->data)) {
-		/* Headers beyond the linear part: pull them in and try again. */
-		if (bpf_skb_pull_data(skb, len < ZT_MAX_HDR_OFF ? len : ZT_MAX_HDR_OFF) == 0) {
-			__builtin_memset(&t, 0, sizeof(t));
-			r = tc_parse(skb, &t);
-		}
+	if (zt_skb_pull_headers(skb, (__u32)r)) {
+		__builtin_memset(&t, 0, sizeof(t));
+		r = tc_parse(skb, &t);
 	}
 	if (r == ZT_XR_NOT_IP || (r == ZT_XR_OK && tc_is_nd(&t.p))) {
 		zt_counter_add(&tc_stats, ZT_TCS_NOT_IP, len);

@@ -34,6 +34,7 @@
 #include <linux/pkt_cls.h>
 #define ZT_CTX struct __sk_buff
 #define ZT_CAPTURE_SKB
+#include "lib/skb.h"
 #else
 #define ZT_CTX struct xdp_md
 #endif
@@ -140,11 +141,6 @@ static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __
 	zt_evstat(ZT_EVS_EMITTED);
 }
 
-#ifdef ZT_GUARD_TC
-/* How much of an skb a parse pulls in at most: as deep as it looks for headers. */
-#define ZT_TC_PULL (ZT_MAX_HDR_OFF + 1)
-#endif
-
 /*
  * A global (non-inlined) function is verified once, on its own: the many
  * paths through the header walk then do not multiply the paths through the
@@ -155,7 +151,6 @@ __noinline int guard_parse(ZT_CTX *ctx, struct zt_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-
 	__u32 r;
 
 	if (!p)
@@ -163,21 +158,14 @@ __noinline int guard_parse(ZT_CTX *ctx, struct zt_pkt *p)
 	/* p->len, the whole frame with fragments (0: data_end ends it), is the caller's. */
 	r = zt_parse(data, data_end, p);
 #ifdef ZT_GUARD_TC
-	/*
-	 * A header cut at the end of the linear part of a longer skb is not
-	 * malformed yet: pull the headers in and parse again. The pass path
-	 * never gets here (a stack's or a NIC's skb has its headers linear).
-	 */
-	if (r != ZT_XR_OK && r != ZT_XR_NOT_IP && ctx->len > (__u32)(data_end - data)) {
-		__u32 len = p->len, n = ctx->len < ZT_TC_PULL ? ctx->len : ZT_TC_PULL;
+	if (zt_skb_pull_headers(ctx, r)) {
+		__u32 len = p->len;
 
-		if (bpf_skb_pull_data(ctx, n) == 0) {
-			__builtin_memset(p, 0, sizeof(*p));
-			p->len = len;
-			data = (void *)(long)ctx->data;
-			data_end = (void *)(long)ctx->data_end;
-			r = zt_parse(data, data_end, p);
-		}
+		__builtin_memset(p, 0, sizeof(*p));
+		p->len = len;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		r = zt_parse(data, data_end, p);
 	}
 #endif
 	return r;

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the TC programs share about an skb (lib/parse.h, which userspace
+ * tests compile too, calls no helper).
+ */
+#ifndef ZT_BPF_SKB_H
+#define ZT_BPF_SKB_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+#include "lib/parse.h"
+
+/*
+ * After a parse that ended with r: 1 when it is to run again, because a
+ * header it found cut at the end of the linear part of a longer skb was
+ * not malformed yet, and the headers are now pulled in. The pass path never
+ * gets here (a stack's or a NIC's skb has its headers linear). The pull
+ * moves skb->data: the caller reads the packet's pointers again.
+ */
+static __always_inline int zt_skb_pull_headers(struct __sk_buff *skb, __u32 r)
+{
+	__u32 len = skb->len;
+
+	if (r == ZT_XR_OK || r == ZT_XR_NOT_IP || len <= (__u32)(skb->data_end - skb->data))
+		return 0;
+	return bpf_skb_pull_data(skb, len < ZT_MAX_HDR_OFF ? len : ZT_MAX_HDR_OFF) == 0;
+}
+
+#endif /* ZT_BPF_SKB_H */
