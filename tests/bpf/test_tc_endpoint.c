@@ -47,6 +47,7 @@
 
 #include "ztagent.h"
 #include "pktgen.h"
+#include "tap.h"
 #include "detect/features.h"
 #include "guard/activity.h"
 #include "tc_endpoint.skel.h"
@@ -1356,6 +1357,38 @@ static void test_nd_passes(void **state)
 			 TC_ACT_SHOT);
 	assert_int_equal(e->n_ev, 2);
 	check_stats(e, st);
+}
+
+/*
+ * A frame whose IP and UDP headers are beyond the skb's linear part (a tap
+ * puts them in pages): the headers are pulled in and parsed again, so the
+ * flow is the policy's, not a malformed packet. The kernel's own delivery,
+ * not BPF_PROG_TEST_RUN, whose skb is always linear.
+ */
+static void test_headers_beyond_linear(void **state)
+{
+	struct env *e = *state;
+	static uint8_t frame[TAP_NONLINEAR_LEN];
+	int fd, ifindex = 0;
+	struct zt_ct_val v;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_UDP, 53, 17);
+	fd = tap_open("ztt9", &ifindex);
+	assert_true(fd >= 0);
+	ep_add(e, (__u32)ifindex, POD_EP, POD_ID);
+	assert_int_equal(tap_tc_ingress(ifindex, bpf_program__fd(e->skel->progs.tc_from_pod)), 0);
+	tap_udp4_frame(frame, sizeof(frame), POD4, PEER4, 5353, 53);
+	assert_int_equal(tap_send_nonlinear(fd, frame, sizeof(frame)), 0);
+	/* tun hands the frame to the stack before write returns. */
+	assert_int_equal(stat_of(e, ZT_TCS_MALFORMED).packets, 0);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).packets, 1);
+	assert_int_equal(stat_of(e, ZT_TCS_ALLOW_NEW).bytes, sizeof(frame) - ETH_HLEN);
+	assert_int_equal(ct_get(e, ct_key((__u32)ifindex, IPPROTO_UDP, POD4, PEER4, 5353, 53), &v),
+			 0);
+	assert_int_equal(v.d[0].packets, 1);
+	assert_int_equal(v.d[0].bytes, sizeof(frame) - ETH_HLEN);
+	close(fd);
 }
 
 static void test_malformed_drops(void **state)
@@ -3166,6 +3199,7 @@ int main(void)
 		T(test_arp_passes),
 		T(test_nd_passes),
 		T(test_malformed_drops),
+		T(test_headers_beyond_linear),
 		T(test_ct_tcp_lifecycle),
 		T(test_ct_syn_flood_stays_half_open),
 		T(test_ct_tcp_handshake_states),

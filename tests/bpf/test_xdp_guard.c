@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #include "ztagent.h"
 #include "guard/datapath.h"
 #include "pktgen.h"
+#include "tap.h"
 #include "xdp_guard.skel.h"
 #include "tc_guard.skel.h"
 
@@ -1587,6 +1589,59 @@ static void test_jumbo_frags(void **state)
  * A one-page ring, read after every drop, wraps many times: no record may
  * carry stale bytes from an older one in its tail padding.
  */
+/*
+ * In a namespace of its own: a frame with only its Ethernet header in the
+ * skb's linear part through prog_fd on a tap's TC ingress. 0 when it was
+ * written, else the step that failed.
+ */
+static int tap_child(int prog_fd)
+{
+	static uint8_t frame[TAP_NONLINEAR_LEN];
+	int fd, ifindex = 0;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 2;
+	fd = tap_open("ztg0", &ifindex);
+	if (fd < 0)
+		return 3;
+	if (tap_tc_ingress(ifindex, prog_fd) < 0)
+		return 4;
+	tap_udp4_frame(frame, sizeof(frame), SRC4, DST4, 5353, 53);
+	return tap_send_nonlinear(fd, frame, sizeof(frame)) < 0 ? 5 : 0;
+}
+
+/*
+ * tc_guard on a frame whose IP and UDP headers are beyond the skb's linear
+ * part: pulled in and parsed again, the frame passes as a good one, where
+ * without the pull it would be malformed (and dropped: malformed_drop is on
+ * here). The kernel's own delivery, not BPF_PROG_TEST_RUN, whose skb is
+ * always linear.
+ */
+static void test_tc_headers_beyond_linear(void **state)
+{
+	struct env *e = &env_tc_drop;
+	static struct zt_counter before[ZT_XDP_STATS_SLOTS], after[ZT_XDP_STATS_SLOTS];
+	__u32 ok = ZT_ACT_PASS * ZT_XR_MAX + ZT_XR_OK, slot;
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	read_stats(e, before);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(tap_child(e->prog_fd));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	read_stats(e, after);
+	assert_int_equal(after[ok].packets - before[ok].packets, 1);
+	assert_int_equal(after[ok].bytes - before[ok].bytes, TAP_NONLINEAR_LEN);
+	for (slot = 0; slot < ZT_XDP_STATS_SLOTS; slot++)
+		if (slot != ok)
+			assert_int_equal(after[slot].packets, before[slot].packets);
+}
+
 static void test_event_padding_after_wrap(void **state)
 {
 	struct cfg c = { .malformed_drop = 1,
@@ -1680,6 +1735,7 @@ int main(void)
 		cmocka_unit_test(test_ring_full_counted),
 		cmocka_unit_test(test_jumbo_frags),
 		cmocka_unit_test(test_event_padding_after_wrap),
+		cmocka_unit_test(test_tc_headers_beyond_linear),
 	};
 	size_t n_samp = sizeof(other_tests) / sizeof(other_tests[0]);
 	/* Truncations (2 per base), then a blocked twin of every malformed fixture. */
