@@ -132,6 +132,15 @@ in_pod() {
 
 in_node() { ip netns exec "$LAB_NODE" "$@"; }
 in_ext() { ip netns exec "$LAB_EXT" "$@"; }
+# The program id of tc_guard on uplink0's TC ingress; empty when none.
+lab_tc_guard_id() {
+	in_node tc -j filter show dev uplink0 ingress | python3 -c '
+import json, sys
+for f in json.load(sys.stdin):
+    o = f.get("options", {})
+    if o.get("bpf_name", "").startswith("tc_guard"):
+        print(o["prog"]["id"])' 2>/dev/null
+}
 ztctl() { "$ZTCTL_BIN" --socket "$LAB_SOCK" "$@"; }
 # Probes the agent's API with `status` every 5 ms until the file $1 exists (a
 # long-running test's "done"); prints "max_ms N count N p99_ms N": the longest

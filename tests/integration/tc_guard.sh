@@ -31,15 +31,7 @@ import json, sys
 d = json.load(sys.stdin)
 print(sum(c["packets"] for c in d["counters"] if c["action"] == sys.argv[1] and c["reason"] == sys.argv[2]))' "$1" "$2"
 }
-tc_guard_id() { # the program id of tc_guard on uplink0's ingress, empty when none
-	in_node tc -j filter show dev uplink0 ingress | python3 -c '
-import json, sys
-for f in json.load(sys.stdin):
-    o = f.get("options", {})
-    if o.get("bpf_name", "").startswith("tc_guard"):
-        print(o["prog"]["id"])' 2>/dev/null
-}
-has_tc_guard() { [ -n "$(tc_guard_id)" ]; }
+has_tc_guard() { [ -n "$(lab_tc_guard_id)" ]; }
 no_tc_guard() { ! has_tc_guard; }
 has_xdp() { in_node ip link show uplink0 | grep -q 'prog/xdp'; }
 no_xdp() { ! has_xdp; }
@@ -65,7 +57,7 @@ check "auto chose TC ingress on the veth and said why" \
 	grep -q 'event=xdp_mode_auto iface=uplink0 mode=tc reason=".*veth' "$LAB_LOG"
 check "status: uplink0's mode is tc" test "$(iface mode)" = tc
 check "status: the guard is attached" test "$(iface attached)" = true
-check "status: prog_id is tc_guard's ($(iface prog_id))" test "$(iface prog_id)" = "$(tc_guard_id)"
+check "status: prog_id is tc_guard's ($(iface prog_id))" test "$(iface prog_id)" = "$(lab_tc_guard_id)"
 check "tc_guard is on uplink0's TC ingress" has_tc_guard
 check "no XDP program is on uplink0" no_xdp
 check "tc_uplink is on uplink0's TC egress" egress_uplink

@@ -16,12 +16,7 @@ esac
 # The id of the guard's program on uplink0, in its hook; empty when none.
 guard_prog() {
 	if [ "$HOOK" = tc ]; then
-		in_node tc -j filter show dev uplink0 ingress | python3 -c '
-import json, sys
-for f in json.load(sys.stdin):
-    o = f.get("options", {})
-    if o.get("bpf_name", "").startswith("tc_guard"):
-        print(o["prog"]["id"])' 2>/dev/null
+		lab_tc_guard_id
 	else
 		in_node ip -j link show uplink0 | python3 -c '
 import json, sys
