@@ -98,6 +98,15 @@ static __always_inline void zt_act_classify(struct zt_act *a, const struct zt_pk
 			a->kind = ZT_RL_SYN;
 			a->opening = 1;
 			a->port = p->dport;
+		} else if (!(f & (ZT_TCP_F_ACK | ZT_TCP_F_RST))) {
+			/*
+			 * FIN, NULL, Xmas (FIN|PSH|URG) or SYN with FIN: a stealth
+			 * scan's probe. No connection sends one (RFC 9293 3.1: once
+			 * a connection is established, ACK is always sent); a closed
+			 * port answers it with a reset, an open one not at all.
+			 */
+			a->opening = 1;
+			a->port = p->dport;
 		} else if (f == ZT_TCP_F_ACK && zt_tcp_payload(p) == 0) {
 			a->ack_only = 1;
 		}

@@ -66,7 +66,9 @@
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
+#define TCP_PSH 0x08
 #define TCP_ACK 0x10
+#define TCP_URG 0x20
 
 #define MAXREC 512
 
@@ -1021,6 +1023,34 @@ static void test_signal_elapsed_from_first_packet(void **state)
 
 /* ---- probes and their outcomes ---- */
 
+/*
+ * Moves e's sketch seed to one under which the n probes of dst (port and
+ * protocol each) have probe bits of their own.
+ */
+static void seed_distinct_bits(struct env *e, const char *dst, const int *ports, const int *protos,
+			       int n)
+{
+	__u32 wd[4];
+	__u8 fam;
+	uint64_t seed;
+
+	words(dst, wd, &fam);
+	for (seed = e->cfg.seed;; seed += 2) {
+		uint64_t h = zt_sketch_hash(wd, fam, seed), seen = 0, b;
+		int i, ok = 1;
+
+		for (i = 0; i < n && ok; i++) {
+			b = 1ULL << zt_probe_bit(h, (__u16)ports[i], (__u8)protos[i]);
+			ok = !(seen & b);
+			seen |= b;
+		}
+		if (ok)
+			break;
+	}
+	e->cfg.seed = seed;
+	cfg_write(e);
+}
+
 static void test_probes_and_results(void **state)
 {
 	struct env *e = *state;
@@ -1035,30 +1065,10 @@ static void test_probes_and_results(void **state)
 	 * struct zt_src_cell), which is not what this test is about.
 	 */
 	{
-		__u32 wd[4];
-		__u8 fam;
-		uint64_t seed;
+		static const int ports[] = { 80, 81, 161, 0 };
+		static const int protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
 
-		words(D4, wd, &fam);
-		for (seed = e->cfg.seed;; seed += 2) {
-			uint64_t h = zt_sketch_hash(wd, 4, seed), seen = 0, b;
-			int ok = 1;
-
-			b = 1ULL << zt_probe_bit(h, 80, IPPROTO_TCP);
-			seen |= b;
-			b = 1ULL << zt_probe_bit(h, 81, IPPROTO_TCP);
-			ok &= !(seen & b);
-			seen |= b;
-			b = 1ULL << zt_probe_bit(h, 161, IPPROTO_UDP);
-			ok &= !(seen & b);
-			seen |= b;
-			b = 1ULL << zt_probe_bit(h, 0, IPPROTO_ICMP);
-			ok &= !(seen & b);
-			if (ok)
-				break;
-		}
-		e->cfg.seed = seed;
-		cfg_write(e);
+		seed_distinct_bits(e, D4, ports, protos, 4);
 	}
 	fresh_window(e);
 	forget(e);
@@ -1142,6 +1152,56 @@ static void test_probes_and_results(void **state)
 	uplink_run(e, &p);
 	drain(e);
 	assert_int_equal(e->n_probe + e->n_res, 0);
+}
+
+/*
+ * A stealth scan's probes: FIN, NULL, Xmas and SYN+FIN segments are first
+ * contacts like SYNs (no connection sends a segment without ACK after its
+ * SYN), and a closed port's reset is their outcome. Segments of a
+ * connection (ACK, FIN+ACK, data, a bare RST) are none.
+ */
+static void test_stealth_probes(void **state)
+{
+	static const int ports[] = { 1001, 1002, 1003, 1004 };
+	static const int protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP };
+	static const int flags[] = { TCP_FIN, 0, TCP_FIN | TCP_PSH | TCP_URG, TCP_SYN | TCP_FIN };
+	struct env *e = *state;
+	struct pg_pkt p;
+	int i;
+
+	seed_distinct_bits(e, D4, ports, protos, 4);
+	fresh_window(e);
+	forget(e);
+	for (i = 0; i < 4; i++) {
+		mk(&p, 4, IPPROTO_TCP, S4, D4, 50000 + i, ports[i], flags[i], 1000, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+		xdp_run(e, &p, NULL); /* the same probe again: no new first contact */
+	}
+	/* Segments of connections, to ports of their own. */
+	mk(&p, 4, IPPROTO_TCP, S4, D4, 50010, 2001, TCP_ACK, 1000, 0);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, S4, D4, 50011, 2002, TCP_FIN | TCP_ACK, 1000, 0);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, S4, D4, 50012, 2003, TCP_PSH | TCP_ACK, 1000, 100);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, S4, D4, 50013, 2004, TCP_RST, 1000, 0);
+	xdp_run(e, &p, NULL);
+	drain(e);
+	assert_int_equal(e->n_probe, 4);
+	for (i = 0; i < 4 && i < e->n_probe; i++) {
+		assert_int_equal(e->probe[i].proto, IPPROTO_TCP);
+		assert_int_equal(e->probe[i].dport, ports[i]);
+		assert_int_equal(e->probe[i].tcp_flags, flags[i]);
+		assert_int_equal(e->probe[i].action, ZT_ACT_PASS);
+	}
+	/* The closed port's reset answers the FIN probe. */
+	mk(&p, 4, IPPROTO_TCP, D4, S4, ports[0], 50000, TCP_RST | TCP_ACK, 0, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_res, 1);
+	assert_int_equal(e->res[0].result, ZT_PROBE_CLOSED);
+	assert_int_equal(e->res[0].port, ports[0]);
+	assert_int_equal(e->res[0].prober_port, 50000);
 }
 
 /* ---- SYN protection ---- */
@@ -1663,6 +1723,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals_follow_rates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_setters_concurrent, setup, teardown),

@@ -11,7 +11,8 @@
 #    its pcap read by tshark and indexed; when it returns after the block
 #    the TTL doubles;
 #  - slowhttptest (slowloris) from another source is blocked;
-#  - an nmap connect scan is blocked within 10 first contacts;
+#  - an nmap connect scan is blocked within 10 first contacts, and so is a
+#    FIN scan (stealth probes: no ACK, no RST);
 #  - a protected source is never blocked (refused, recorded, counted);
 #  - 2000 denied UDP flows make one alert with count 2000, not 2000.
 # Prints TAP lines and timing figures as comments.
@@ -76,9 +77,10 @@ BENIGN=198.18.0.3
 PROT=198.18.0.5
 SLOW=198.18.0.7
 SCAN=198.18.0.8
+FSCAN=198.18.0.9
 lab_pod dbpod $DBP
 lab_pod web $WEB
-for a in $PROT $SLOW $SCAN; do
+for a in $PROT $SLOW $SCAN $FSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -322,6 +324,25 @@ for i in json.load(sys.stdin)["incidents"]:
 sev=$(ztctl incidents show "${sinc:-none}" -o json 2>/dev/null)
 probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$sev")
 check "scan: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
+kill "$NMAP" 2>/dev/null
+wait "$NMAP" 2>/dev/null
+
+# --- a stealth (FIN) scan from $FSCAN: segments no connection sends are first contacts too ---
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $FSCAN
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn -sF -p 1-300 --max-retries 0 --max-rate 100 \
+	--host-timeout 50s $WEB
+NMAP=$LAB_BG_PID
+check "FIN scan: blocked" wait_for "blocked $FSCAN" 200
+echo "# FIN scan blocked $(($(now_ms) - t0)) ms after nmap started"
+finc=$(ztctl incidents list -o json | "$PY" -c '
+import json, sys
+for i in json.load(sys.stdin)["incidents"]:
+    if i["threat_type"] == "scan" and i["src"] == sys.argv[1]:
+        print(i["id"])' $FSCAN)
+fev=$(ztctl incidents show "${finc:-none}" -o json 2>/dev/null)
+probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$fev")
+check "FIN scan: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
 kill "$NMAP" 2>/dev/null
 wait "$NMAP" 2>/dev/null
 
