@@ -308,43 +308,31 @@ wait "$SLOWPID" 2>/dev/null
 check "benign: $BENIGN still gets the page" \
 	ip netns exec "$LAB_EXT" curl -fsS -o /dev/null --max-time 5 --interface $BENIGN http://$WEB:8080/
 
-# --- a connect scan from $SCAN ---
-ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SCAN
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn -sT -p 1-300 --max-retries 0 --max-rate 100 \
-	--host-timeout 50s $WEB
-NMAP=$LAB_BG_PID
-check "scan: blocked" wait_for "blocked $SCAN" 200
-echo "# scan blocked $(($(now_ms) - t0)) ms after nmap started"
-sinc=$(ztctl incidents list -o json | "$PY" -c '
+# --- scans: nmap from a source of each, blocked within 10 first contacts ---
+# scan_blocked LABEL SRC NMAP-SCAN-TYPE: an nmap scan of $WEB's first 300 ports from SRC.
+scan_blocked() {
+	local label=$1 src=$2 type=$3 inc ev probes
+	ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src "$src"
+	t0=$(now_ms)
+	lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn "$type" -p 1-300 --max-retries 0 --max-rate 100 \
+		--host-timeout 50s $WEB
+	NMAP=$LAB_BG_PID
+	check "$label: blocked" wait_for "blocked $src" 200
+	echo "# $label blocked $(($(now_ms) - t0)) ms after nmap started"
+	inc=$(ztctl incidents list -o json | "$PY" -c '
 import json, sys
 for i in json.load(sys.stdin)["incidents"]:
     if i["threat_type"] == "scan" and i["src"] == sys.argv[1]:
-        print(i["id"])' $SCAN)
-sev=$(ztctl incidents show "${sinc:-none}" -o json 2>/dev/null)
-probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$sev")
-check "scan: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
-kill "$NMAP" 2>/dev/null
-wait "$NMAP" 2>/dev/null
-
-# --- a stealth (FIN) scan from $FSCAN: segments no connection sends are first contacts too ---
-ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $FSCAN
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn -sF -p 1-300 --max-retries 0 --max-rate 100 \
-	--host-timeout 50s $WEB
-NMAP=$LAB_BG_PID
-check "FIN scan: blocked" wait_for "blocked $FSCAN" 200
-echo "# FIN scan blocked $(($(now_ms) - t0)) ms after nmap started"
-finc=$(ztctl incidents list -o json | "$PY" -c '
-import json, sys
-for i in json.load(sys.stdin)["incidents"]:
-    if i["threat_type"] == "scan" and i["src"] == sys.argv[1]:
-        print(i["id"])' $FSCAN)
-fev=$(ztctl incidents show "${finc:-none}" -o json 2>/dev/null)
-probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$fev")
-check "FIN scan: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
-kill "$NMAP" 2>/dev/null
-wait "$NMAP" 2>/dev/null
+        print(i["id"])' "$src")
+	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+	probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$ev")
+	check "$label: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
+	kill "$NMAP" 2>/dev/null
+	wait "$NMAP" 2>/dev/null
+}
+scan_blocked scan $SCAN -sT
+# A stealth scan: segments no connection sends (FIN alone) are first contacts too.
+scan_blocked "FIN scan" $FSCAN -sF
 
 # --- a protected source is never blocked ---
 cat >"$LAB_DIR/slowclient.py" <<'EOF'
