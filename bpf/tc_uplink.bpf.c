@@ -5,9 +5,9 @@
  * It never changes a verdict (always TC_ACT_OK); it reports:
  *   - the outcome of a probe xdp_guard reported: a SYN-ACK (open), an RST
  *     (closed), an ICMP or ICMPv6 destination unreachable that quotes the
- *     probe, a UDP answer or an echo reply (open). Only answers whose probe
- *     bit is set in both sketch cells of the prober are reported, and the
- *     bit is cleared, so a probe gets one outcome at most;
+ *     probe, a UDP answer, an echo or timestamp reply (open). Only answers
+ *     whose probe bit is set in both sketch cells of the prober are
+ *     reported, and the bit is cleared, so a probe gets one outcome at most;
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in).
  * With the guard on TC ingress (tc_guard), its SYN challenges leave through
@@ -114,7 +114,8 @@ static __always_inline int zt_answer_of(void *data, void *data_end, const struct
 		__u8 unreach =
 			p->proto == IPPROTO_ICMP ? ZT_ICMP_DEST_UNREACH : ZT_ICMPV6_DEST_UNREACH;
 
-		if (p->sport == echo_reply) {
+		if (p->sport == echo_reply ||
+		    (p->proto == IPPROTO_ICMP && p->sport == ZT_ICMP_TIMESTAMPREPLY)) {
 			an->result = ZT_PROBE_OPEN;
 			an->proto = p->proto;
 			__builtin_memcpy(an->prober, p->daddr, 16);

@@ -1093,7 +1093,7 @@ struct zt_ev_probe {
 	__u32 win; /* window id */
 	__u8 family;
 	__u8 proto; /* IPPROTO_TCP (a SYN, or FIN/NULL/Xmas: zt_act_classify), IPPROTO_UDP,
-		     * IPPROTO_ICMP/ICMPV6 (echo request) */
+		     * IPPROTO_ICMP/ICMPV6 (echo request; ICMP timestamp request) */
 	__u8 action; /* enum zt_action: what the guard did with the packet */
 	__u8 tcp_flags;
 	__u16 reason; /* enum zt_xdp_reason of that verdict */

@@ -57,6 +57,8 @@ struct zt_icmphdr {
 
 #define ZT_ICMP_ECHOREPLY 0
 #define ZT_ICMP_ECHO 8
+#define ZT_ICMP_TIMESTAMP 13
+#define ZT_ICMP_TIMESTAMPREPLY 14
 #define ZT_ICMPV6_ECHO_REQUEST 128
 #define ZT_ICMPV6_ECHO_REPLY 129
 

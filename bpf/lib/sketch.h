@@ -120,7 +120,8 @@ static __always_inline void zt_act_classify(struct zt_act *a, const struct zt_pk
 		break;
 	case IPPROTO_ICMP:
 		a->kind = ZT_RL_ICMP;
-		a->opening = p->sport == ZT_ICMP_ECHO;
+		/* Echo and timestamp requests: what a ping sweep sends (nmap -PE, -PP). */
+		a->opening = p->sport == ZT_ICMP_ECHO || p->sport == ZT_ICMP_TIMESTAMP;
 		break;
 	case IPPROTO_ICMPV6:
 		a->kind = ZT_RL_ICMP;

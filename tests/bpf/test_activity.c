@@ -1024,23 +1024,25 @@ static void test_signal_elapsed_from_first_packet(void **state)
 /* ---- probes and their outcomes ---- */
 
 /*
- * Moves e's sketch seed to one under which the n probes of dst (port and
- * protocol each) have probe bits of their own.
+ * Moves e's sketch seed to one under which the n probes (destination, port
+ * and protocol each) have probe bits of their own.
  */
-static void seed_distinct_bits(struct env *e, const char *dst, const int *ports, const int *protos,
-			       int n)
+static void seed_distinct_bits(struct env *e, const char *const *dsts, const int *ports,
+			       const int *protos, int n)
 {
-	__u32 wd[4];
-	__u8 fam;
 	uint64_t seed;
 
-	words(dst, wd, &fam);
 	for (seed = e->cfg.seed;; seed += 2) {
-		uint64_t h = zt_sketch_hash(wd, fam, seed), seen = 0, b;
+		uint64_t seen = 0, b;
 		int i, ok = 1;
 
 		for (i = 0; i < n && ok; i++) {
-			b = 1ULL << zt_probe_bit(h, (__u16)ports[i], (__u8)protos[i]);
+			__u32 wd[4];
+			__u8 fam;
+
+			words(dsts[i], wd, &fam);
+			b = 1ULL << zt_probe_bit(zt_sketch_hash(wd, fam, seed), (__u16)ports[i],
+						 (__u8)protos[i]);
 			ok = !(seen & b);
 			seen |= b;
 		}
@@ -1065,10 +1067,11 @@ static void test_probes_and_results(void **state)
 	 * struct zt_src_cell), which is not what this test is about.
 	 */
 	{
+		static const char *const dsts[] = { D4, D4, D4, D4 };
 		static const int ports[] = { 80, 81, 161, 0 };
 		static const int protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
 
-		seed_distinct_bits(e, D4, ports, protos, 4);
+		seed_distinct_bits(e, dsts, ports, protos, 4);
 	}
 	fresh_window(e);
 	forget(e);
@@ -1157,19 +1160,22 @@ static void test_probes_and_results(void **state)
 /*
  * A stealth scan's probes: FIN, NULL, Xmas and SYN+FIN segments are first
  * contacts like SYNs (no connection sends a segment without ACK after its
- * SYN), and a closed port's reset is their outcome. Segments of a
- * connection (ACK, FIN+ACK, data, a bare RST) are none.
+ * SYN), and a closed port's reset is their outcome; so is an ICMP
+ * timestamp request (a ping sweep's other probe), answered by its reply.
+ * Segments of a connection (ACK, FIN+ACK, data, a bare RST) are none.
  */
 static void test_stealth_probes(void **state)
 {
-	static const int ports[] = { 1001, 1002, 1003, 1004 };
-	static const int protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP };
+	static const char *const dsts[] = { D4, D4, D4, D4, E4 };
+	static const int ports[] = { 1001, 1002, 1003, 1004, 0 };
+	static const int protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP, IPPROTO_TCP,
+				      IPPROTO_ICMP };
 	static const int flags[] = { TCP_FIN, 0, TCP_FIN | TCP_PSH | TCP_URG, TCP_SYN | TCP_FIN };
 	struct env *e = *state;
 	struct pg_pkt p;
 	int i;
 
-	seed_distinct_bits(e, D4, ports, protos, 4);
+	seed_distinct_bits(e, dsts, ports, protos, 5);
 	fresh_window(e);
 	forget(e);
 	for (i = 0; i < 4; i++) {
@@ -1177,6 +1183,8 @@ static void test_stealth_probes(void **state)
 		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
 		xdp_run(e, &p, NULL); /* the same probe again: no new first contact */
 	}
+	mk(&p, 4, IPPROTO_ICMP, S4, E4, 13, 0, 0, 0, 20); /* timestamp request */
+	xdp_run(e, &p, NULL);
 	/* Segments of connections, to ports of their own. */
 	mk(&p, 4, IPPROTO_TCP, S4, D4, 50010, 2001, TCP_ACK, 1000, 0);
 	xdp_run(e, &p, NULL);
@@ -1187,21 +1195,27 @@ static void test_stealth_probes(void **state)
 	mk(&p, 4, IPPROTO_TCP, S4, D4, 50013, 2004, TCP_RST, 1000, 0);
 	xdp_run(e, &p, NULL);
 	drain(e);
-	assert_int_equal(e->n_probe, 4);
+	assert_int_equal(e->n_probe, 5);
 	for (i = 0; i < 4 && i < e->n_probe; i++) {
 		assert_int_equal(e->probe[i].proto, IPPROTO_TCP);
 		assert_int_equal(e->probe[i].dport, ports[i]);
 		assert_int_equal(e->probe[i].tcp_flags, flags[i]);
 		assert_int_equal(e->probe[i].action, ZT_ACT_PASS);
 	}
-	/* The closed port's reset answers the FIN probe. */
+	assert_int_equal(e->probe[4].proto, IPPROTO_ICMP);
+	assert_int_equal(e->probe[4].sport, 13);
+	/* The closed port's reset answers the FIN probe, the timestamp reply its request. */
 	mk(&p, 4, IPPROTO_TCP, D4, S4, ports[0], 50000, TCP_RST | TCP_ACK, 0, 0);
 	uplink_run(e, &p);
+	mk(&p, 4, IPPROTO_ICMP, E4, S4, 14, 0, 0, 0, 20);
+	uplink_run(e, &p);
 	drain(e);
-	assert_int_equal(e->n_res, 1);
+	assert_int_equal(e->n_res, 2);
 	assert_int_equal(e->res[0].result, ZT_PROBE_CLOSED);
 	assert_int_equal(e->res[0].port, ports[0]);
 	assert_int_equal(e->res[0].prober_port, 50000);
+	assert_int_equal(e->res[1].result, ZT_PROBE_OPEN);
+	assert_int_equal(e->res[1].proto, IPPROTO_ICMP);
 }
 
 /* ---- SYN protection ---- */
