@@ -10,7 +10,6 @@
 #ifndef ZT_TEST_TAP_H
 #define ZT_TEST_TAP_H
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -26,6 +25,8 @@
 #include <linux/if_tun.h>
 #include <linux/in.h>
 #include <linux/virtio_net.h>
+
+#include "pktgen.h"
 
 /* Long enough that tun puts all but hdr_len bytes in pages. */
 #define TAP_NONLINEAR_LEN 5000
@@ -83,38 +84,28 @@ static inline int tap_send_nonlinear(int fd, const uint8_t *frame, size_t len)
 }
 
 /*
- * An Ethernet + IPv4 + UDP frame of len bytes (len <= 65535 + ETH_HLEN),
- * zero payload, the IPv4 header's checksum set, the UDP one left 0.
+ * An Ethernet + IPv4 + UDP frame of len bytes, zero payload: pktgen's
+ * headers with the IP and UDP lengths stretched to len (as test_xdp_guard's
+ * jumbo frame). 0, or -1 when they cannot be built or do not fit.
  */
-static inline void tap_udp4_frame(uint8_t *b, size_t len, const char *src, const char *dst,
-				  uint16_t sport, uint16_t dport)
+static inline int tap_udp4_frame(uint8_t *b, size_t len, const char *src, const char *dst,
+				 uint16_t sport, uint16_t dport)
 {
-	uint16_t ip_len = (uint16_t)(len - ETH_HLEN), udp_len = (uint16_t)(ip_len - 20);
-	uint32_t sum = 0;
+	struct pg_spec s = { .family = 4,
+			     .src = src,
+			     .dst = dst,
+			     .proto = IPPROTO_UDP,
+			     .sport = sport,
+			     .dport = dport };
+	struct pg_pkt p;
 
+	if (pg_build(&s, &p) < 0 || len < p.len || len > 65535 + ETH_HLEN)
+		return -1;
 	memset(b, 0, len);
-	memcpy(b, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
-	b[12] = ETH_P_IP >> 8;
-	b[13] = ETH_P_IP & 0xff;
-	b[14] = 0x45;
-	b[16] = ip_len >> 8;
-	b[17] = ip_len & 0xff;
-	b[22] = 64;
-	b[23] = IPPROTO_UDP;
-	inet_pton(AF_INET, src, b + 26);
-	inet_pton(AF_INET, dst, b + 30);
-	for (int i = 14; i < 34; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	b[24] = (uint8_t)(~sum >> 8);
-	b[25] = (uint8_t)~sum;
-	b[34] = sport >> 8;
-	b[35] = sport & 0xff;
-	b[36] = dport >> 8;
-	b[37] = dport & 0xff;
-	b[38] = udp_len >> 8;
-	b[39] = udp_len & 0xff;
+	memcpy(b, p.buf, p.len);
+	pg_put16(b + p.off[PG_IP] + 2, (uint16_t)(len - p.off[PG_IP]));
+	pg_put16(b + p.off[PG_L4] + 4, (uint16_t)(len - p.off[PG_L4]));
+	return 0;
 }
 
 #endif /* ZT_TEST_TAP_H */

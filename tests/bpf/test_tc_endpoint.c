@@ -1378,7 +1378,7 @@ static void test_headers_beyond_linear(void **state)
 	assert_true(fd >= 0);
 	ep_add(e, (__u32)ifindex, POD_EP, POD_ID);
 	assert_int_equal(tap_tc_ingress(ifindex, bpf_program__fd(e->skel->progs.tc_from_pod)), 0);
-	tap_udp4_frame(frame, sizeof(frame), POD4, PEER4, 5353, 53);
+	assert_int_equal(tap_udp4_frame(frame, sizeof(frame), POD4, PEER4, 5353, 53), 0);
 	assert_int_equal(tap_send_nonlinear(fd, frame, sizeof(frame)), 0);
 	/* tun hands the frame to the stack before write returns. */
 	assert_int_equal(stat_of(e, ZT_TCS_MALFORMED).packets, 0);

@@ -1586,10 +1586,6 @@ static void test_jumbo_frags(void **state)
 }
 
 /*
- * A one-page ring, read after every drop, wraps many times: no record may
- * carry stale bytes from an older one in its tail padding.
- */
-/*
  * In a namespace of its own: a frame with only its Ethernet header in the
  * skb's linear part through prog_fd on a tap's TC ingress. 0 when it was
  * written, else the step that failed.
@@ -1606,8 +1602,9 @@ static int tap_child(int prog_fd)
 		return 3;
 	if (tap_tc_ingress(ifindex, prog_fd) < 0)
 		return 4;
-	tap_udp4_frame(frame, sizeof(frame), SRC4, DST4, 5353, 53);
-	return tap_send_nonlinear(fd, frame, sizeof(frame)) < 0 ? 5 : 0;
+	if (tap_udp4_frame(frame, sizeof(frame), SRC4, DST4, 5353, 53) < 0)
+		return 5;
+	return tap_send_nonlinear(fd, frame, sizeof(frame)) < 0 ? 6 : 0;
 }
 
 /*
@@ -1642,6 +1639,10 @@ static void test_tc_headers_beyond_linear(void **state)
 			assert_int_equal(after[slot].packets, before[slot].packets);
 }
 
+/*
+ * A one-page ring, read after every drop, wraps many times: no record may
+ * carry stale bytes from an older one in its tail padding.
+ */
 static void test_event_padding_after_wrap(void **state)
 {
 	struct cfg c = { .malformed_drop = 1,
