@@ -1146,6 +1146,13 @@ void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c
 	}
 }
 
+bool zt_feed_apply_lists_src(const struct zt_feed_apply *a, unsigned int idx,
+			     const struct zt_cidr *c)
+{
+	return idx < a->n && (a->f[idx].fc.direction & ZT_FEED_SOURCE) &&
+	       lists(a->f[idx].cur, c, ZT_FEED_SOURCE);
+}
+
 const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx)
 {
 	return idx < a->n ? a->f[idx].cur : NULL;

@@ -103,6 +103,9 @@ bool zt_feed_apply_waiting(const struct zt_feed_apply *a);
 /* Owner masks of exactly c (0 when no feed lists it). */
 void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,
 			  uint32_t *dst);
+/* Whether feed idx lists exactly c inbound: one feed's bit of *src above. */
+bool zt_feed_apply_lists_src(const struct zt_feed_apply *a, unsigned int idx,
+			     const struct zt_cidr *c);
 /* The version in force of feed idx (NULL: none yet). */
 const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx);
 /* Prefixes in force per direction for feed idx. */
