@@ -179,7 +179,7 @@ wait "$probe_pid"
 echo "# API while the drift was repaired: $(cat "$LAB_DIR/probe.out")"
 echo "# repair times (ms): ${TIMES[*]}"
 check "the map holds $M entries, as the agent wrote" \
-	test "$(bpftool map dump pinned "$PINS/blocklist_v4" 2>/dev/null | grep -c '"key":')" = "$M"
+	test "$("$DWB" "$PINS/blocklist_v4" count)" = "$M"
 grep -E 'drift_bl|drift_scan|drift_watch' "$LAB_LOG" | tail -5 | sed 's/^/# /'
 # --- a runaway writer: thousands of different entries within 10 s ---
 # Past the per-kind ceiling (2000 repairs of one kind in 10 s) the whole

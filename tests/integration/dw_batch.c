@@ -6,9 +6,14 @@
  *   dw_batch PIN delete N FIRST STEP   deletes them in one call
  *   dw_batch PIN expire N FIRST STEP   rewrites their expires_ns in one call
  *   dw_batch PIN present N FIRST STEP  looks them up one by one
+ *   dw_batch PIN count                 prints how many entries the map holds
+ *                                      (BPF_MAP_LOOKUP_BATCH: a million in
+ *                                      well under a second, bpftool's dump
+ *                                      takes 40 s)
  * Exits 0 when the kernel processed all N (present: all are in the map).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,37 @@
 #include <bpf/bpf.h>
 
 #include "ztagent.h"
+
+#define COUNT_CHUNK 65536
+
+static int count(const char *pin)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct zt_ip4_key *keys = calloc(COUNT_CHUNK, sizeof(*keys));
+	struct zt_block_entry *vals = calloc(COUNT_CHUNK, sizeof(*vals));
+	__u64 in = 0, out = 0, total = 0;
+	int fd = bpf_obj_get(pin), r;
+
+	if (fd < 0 || !keys || !vals) {
+		fprintf(stderr, "dw_batch: %s: %s\n", pin, strerror(errno));
+		return 1;
+	}
+	for (bool first = true;; first = false) {
+		__u32 cnt = COUNT_CHUNK;
+
+		r = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &cnt, &opts);
+		total += cnt;
+		if (r < 0 && errno == ENOENT)
+			break; /* the end: cnt holds the last ones */
+		if (r < 0) {
+			fprintf(stderr, "dw_batch: lookup batch: %s\n", strerror(errno));
+			return 1;
+		}
+		in = out;
+	}
+	printf("%llu\n", (unsigned long long)total);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -26,8 +62,11 @@ int main(int argc, char **argv)
 	__u32 cnt;
 	int fd, r;
 
+	if (argc == 3 && !strcmp(argv[2], "count"))
+		return count(argv[1]);
 	if (argc != 6) {
-		fprintf(stderr, "usage: dw_batch PIN delete|expire|present N FIRST STEP\n");
+		fprintf(stderr, "usage: dw_batch PIN delete|expire|present N FIRST STEP\n"
+				"       dw_batch PIN count\n");
 		return 2;
 	}
 	n = strtoul(argv[3], NULL, 0);
