@@ -522,12 +522,26 @@ int zt_cbor_push(cbor_item_t *array, cbor_item_t *value)
 
 /* ---- JSON ---- */
 
+/* Printable ASCII other than '"' and '\\': copied as it is. */
+static bool json_plain(uint8_t c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 static void json_text(FILE *f, const uint8_t *s, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		uint8_t c = s[i];
 		size_t l;
 
+		if (json_plain(c)) {
+			/* A run at once: a listing of millions of entries is mostly such runs. */
+			for (l = 1; i + l < n && json_plain(s[i + l]); l++)
+				;
+			fwrite(s + i, 1, l, f);
+			i += l;
+			continue;
+		}
 		switch (c) {
 		case '"':
 			fputs("\\\"", f);
@@ -553,8 +567,6 @@ static void json_text(FILE *f, const uint8_t *s, size_t n)
 		default:
 			if (c < 0x20 || c == 0x7f) {
 				fprintf(f, "\\u%04x", c);
-			} else if (c < 0x80) {
-				fputc(c, f);
 			} else if ((l = utf8_seq(s + i, n - i))) {
 				fwrite(s + i, 1, l, f);
 				i += l;

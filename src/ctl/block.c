@@ -86,6 +86,24 @@ struct listing {
 	void (*row)(struct table *t, const cbor_item_t *e);
 };
 
+/* Asks for up to limit (0 = a full page) entries after cursor (none: from the start). */
+static int list_ask(struct ctl *ctl, const struct listing *l, uint64_t limit, const uint8_t *cursor,
+		    size_t cursor_len)
+{
+	cbor_item_t *req = request(l->op);
+
+	put_u64(req, "limit", limit);
+	if (l->feed)
+		put_str(req, "feed", l->feed);
+	if (cursor_len) {
+		cbor_item_t *b = cbor_build_bytestring(cursor, cursor_len);
+
+		if (!b || zt_cbor_put(req, "cursor", b))
+			die_nomem();
+	}
+	return call_send(ctl, req);
+}
+
 static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_t *total,
 		      uint64_t *shown)
 {
@@ -93,30 +111,38 @@ static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_
 	bool headed = false, first = true;
 	uint8_t cursor[64];
 	size_t cursor_len = 0;
-	int r = EXIT_OK;
+	int r;
 
 	*total = *shown = 0;
-	for (;;) {
-		cbor_item_t *req = request(l->op), *reply;
+	r = list_ask(ctl, l, want, NULL, 0);
+	while (!r) {
+		cbor_item_t *reply;
 		const cbor_item_t *d, *entries, *next;
+		bool more;
 		size_t n;
 
-		put_u64(req, "limit", want ? want - *shown : 0);
-		if (l->feed)
-			put_str(req, "feed", l->feed);
-		if (cursor_len) {
-			cbor_item_t *b = cbor_build_bytestring(cursor, cursor_len);
-
-			if (!b || zt_cbor_put(req, "cursor", b))
-				die_nomem();
-		}
-		r = call(ctl, req, &reply, &d);
+		r = call_recv(ctl, &reply, &d);
 		if (r)
 			break;
 		entries = zt_cbor_get(d, "entries");
 		n = arr_len(entries);
 		if (want && n > want - *shown)
 			n = want - *shown;
+		next = zt_cbor_get(d, "next");
+		cursor_len = 0;
+		if (next && cbor_isa_bytestring(next) && cbor_bytestring_is_definite(next) &&
+		    cbor_bytestring_length(next) <= sizeof(cursor)) {
+			cursor_len = cbor_bytestring_length(next);
+			memcpy(cursor, cbor_bytestring_handle(next), cursor_len);
+		}
+		/*
+		 * The next page is asked for before this one is printed: the
+		 * daemon looks it up while ztctl prints (a million entries take
+		 * about as long to print as to look up).
+		 */
+		more = cursor_len && (!want || *shown + n < want);
+		if (more)
+			r = list_ask(ctl, l, want ? want - *shown - n : 0, cursor, cursor_len);
 		if (first) {
 			*total = u64_of(d, "total");
 			if (ctl->json) {
@@ -138,15 +164,8 @@ static int list_paged(struct ctl *ctl, struct listing *l, uint64_t want, uint64_
 			table_print_page(&l->t, w, &headed);
 		*shown += n;
 		first = false;
-		next = zt_cbor_get(d, "next");
-		cursor_len = 0;
-		if (next && cbor_isa_bytestring(next) && cbor_bytestring_is_definite(next) &&
-		    cbor_bytestring_length(next) <= sizeof(cursor)) {
-			cursor_len = cbor_bytestring_length(next);
-			memcpy(cursor, cbor_bytestring_handle(next), cursor_len);
-		}
 		cbor_decref(&reply);
-		if (!cursor_len || (want && *shown >= want))
+		if (!more)
 			break;
 	}
 	/* A listing cut short stays an unfinished document: no reader takes it for whole. */

@@ -62,32 +62,42 @@ void put_u64(cbor_item_t *m, const char *key, uint64_t v)
 }
 
 /*
- * Sends req (consumed), waits for the reply. On success returns 0 with
- * *reply (the caller frees it) and *data (inside it, may be NULL); else an
- * exit code, the reason printed.
+ * Sends req (consumed) without waiting for the reply: 0, or an exit code
+ * with the reason printed. A failed send still reads the reply (call_recv):
+ * the daemon may have said why before it closed.
  */
-int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data)
+int call_send(struct ctl *ctl, cbor_item_t *req)
 {
-	char err[1024] = "", msg[1024];
-	cbor_item_t *rep = NULL;
-	bool ok = false;
-	int r, rs;
+	int r = ctl_connect(ctl);
 
-	*reply = NULL;
-	*data = NULL;
-	r = ctl_connect(ctl);
 	if (r) {
 		cbor_decref(&req);
 		return r;
 	}
-	rs = zt_msg_send(ctl->fd, req);
+	ctl->send_err = zt_msg_send(ctl->fd, req);
 	cbor_decref(&req);
-	if (rs < 0 && rs != -EPIPE && rs != -ECONNRESET) {
+	if (ctl->send_err < 0 && ctl->send_err != -EPIPE && ctl->send_err != -ECONNRESET) {
 		fprintf(stderr, "ztctl: cannot send the request to ztagent at %s: %s\n", ctl->sock,
-			rs == -ETIMEDOUT ? "timed out" : strerror(-rs));
-		return rs == -EMSGSIZE ? EXIT_FAIL : EXIT_UNREACHABLE;
+			ctl->send_err == -ETIMEDOUT ? "timed out" : strerror(-ctl->send_err));
+		return ctl->send_err == -EMSGSIZE ? EXIT_FAIL : EXIT_UNREACHABLE;
 	}
-	/* Even when the send failed, the daemon may have said why before it closed. */
+	return EXIT_OK;
+}
+
+/*
+ * Waits for the reply to the request call_send sent. On success returns 0
+ * with *reply (the caller frees it) and *data (inside it, may be NULL);
+ * else an exit code, the reason printed.
+ */
+int call_recv(struct ctl *ctl, cbor_item_t **reply, const cbor_item_t **data)
+{
+	char err[1024] = "", msg[1024];
+	cbor_item_t *rep = NULL;
+	bool ok = false;
+	int r;
+
+	*reply = NULL;
+	*data = NULL;
 	r = zt_msg_recv(ctl->fd, &rep, err, sizeof(err));
 	if (r < 0) {
 		if (r == -ETIMEDOUT)
@@ -97,7 +107,8 @@ int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item
 		else if (r == -ECONNRESET)
 			fprintf(stderr,
 				"ztctl: ztagent at %s closed the connection without an answer%s; check its log\n",
-				ctl->sock, rs < 0 ? " (while the request was being sent)" : "");
+				ctl->sock,
+				ctl->send_err < 0 ? " (while the request was being sent)" : "");
 		else
 			fprintf(stderr, "ztctl: bad answer from ztagent at %s: %s\n", ctl->sock,
 				err);
@@ -117,6 +128,16 @@ int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item
 	*reply = rep;
 	*data = zt_cbor_get(rep, "data");
 	return EXIT_OK;
+}
+
+/* Sends req (consumed), waits for the reply: call_send, then call_recv. */
+int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data)
+{
+	int r = call_send(ctl, req);
+
+	*reply = NULL;
+	*data = NULL;
+	return r ? r : call_recv(ctl, reply, data);
 }
 
 static volatile sig_atomic_t stop_stream;

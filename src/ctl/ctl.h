@@ -47,6 +47,7 @@ struct ctl {
 	const char *sock;
 	bool json;
 	int fd;
+	int send_err; /* the last call_send's zt_msg_send result */
 };
 
 struct cmd;
@@ -185,6 +186,8 @@ cbor_item_t *request(const char *op);
 void put_str(cbor_item_t *m, const char *key, const char *v);
 void put_u64(cbor_item_t *m, const char *key, uint64_t v);
 int call(struct ctl *ctl, cbor_item_t *req, cbor_item_t **reply, const cbor_item_t **data);
+int call_send(struct ctl *ctl, cbor_item_t *req);
+int call_recv(struct ctl *ctl, cbor_item_t **reply, const cbor_item_t **data);
 
 /* A ring of the daemon's, listed once or followed (ztctl alerts, ztctl flows). */
 struct ring_stream {

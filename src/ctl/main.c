@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* ztctl: global options, per-command option parsing, dispatch to the command groups. */
 #include <getopt.h>
+#include <malloc.h>
 
 #include "ctl/ctl.h"
 
@@ -525,6 +526,14 @@ int main(int argc, char **argv)
 
 	/* A daemon that goes away mid-request is an error message, not a SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A listing decodes one page (a few MiB of CBOR tree) after another:
+	 * memory freed by a page stays for the next instead of going back to
+	 * the kernel and being faulted in again (a fifth of the time of a
+	 * million-entry listing). ztctl is short-lived.
+	 */
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	ctl.sock = getenv("ZTAGENT_SOCKET");
 	if (!ctl.sock || !*ctl.sock)
 		ctl.sock = ZT_DEFAULT_API_SOCKET;

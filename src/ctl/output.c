@@ -127,10 +127,14 @@ void print_json_at(const cbor_item_t *item, int depth)
 	if (fclose(m) != 0)
 		die_nomem();
 	/* JSON text has no raw newline inside a string: each one starts a line. */
-	for (size_t i = 0; i < n; i++) {
-		fputc(buf[i], stdout);
-		if (buf[i] == '\n')
+	for (size_t i = 0; i < n;) {
+		const char *nl = memchr(buf + i, '\n', n - i);
+		size_t l = nl ? (size_t)(nl - (buf + i)) + 1 : n - i;
+
+		fwrite(buf + i, 1, l, stdout);
+		if (nl)
 			printf("%*s", depth * 2, "");
+		i += l;
 	}
 	free(buf);
 }
