@@ -73,11 +73,21 @@ size_t bl_audit_cidrs(struct zt_blocklist *bl, const char *kind, const char *sub
 			buf, cap, "{%s%s\"part\":%zu,\"parts\":%zu,\"count\":%zu,\"cidrs\":[", head,
 			*head ? "," : "", p + 1, parts, cnt);
 
+		/* Each CIDR fits: cap holds ZT_CIDR_STRLEN + 3 per CIDR past the head. */
 		for (size_t i = 0; i < cnt && o < cap; i++) {
 			char c[ZT_CIDR_STRLEN];
+			size_t l;
 
 			zt_cidr_format(&cs[first + i], c, sizeof(c));
-			o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\"", i ? "," : "", c);
+			l = strlen(c);
+			if (o + l + 4 > cap)
+				break;
+			if (i)
+				buf[o++] = ',';
+			buf[o++] = '"';
+			memcpy(buf + o, c, l);
+			o += l;
+			buf[o++] = '"';
 		}
 		if (o < cap)
 			snprintf(buf + o, cap - o, "]}");

@@ -2,8 +2,10 @@
 /*
  * CIDRs and listen addresses, as ztctl arguments, API fields and import lines
  * give them: zt_cidr_parse and zt_listen_parse. What parses must format back
- * to text that parses to the same prefix, with no host bits set.
+ * to text that parses to the same prefix, with no host bits set, and the
+ * text is the one inet_ntop writes.
  */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "fuzz.h"
@@ -11,7 +13,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = fuzz_cstr(data, size), text[ZT_CIDR_STRLEN];
+	char *s = fuzz_cstr(data, size), text[ZT_CIDR_STRLEN], ntop[INET6_ADDRSTRLEN] = "",
+	     want[ZT_CIDR_STRLEN + 8] = "";
 	struct sockaddr_storage ss;
 	struct zt_cidr c, d;
 	bool host_bits = false;
@@ -22,6 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(c.family == AF_INET || c.family == AF_INET6, "family %d", c.family);
 		FUZZ_CHECK(c.prefixlen <= alen * 8, "prefix /%u", c.prefixlen);
 		FUZZ_CHECK(zt_cidr_format(&c, text, sizeof(text)) == 0, "format of '%s'", s);
+		/* The text is inet_ntop's (zt_cidr_format writes it without sprintf). */
+		FUZZ_CHECK(inet_ntop(c.family, c.addr, ntop, sizeof(ntop)) &&
+				   snprintf(want, sizeof(want), "%s/%u", ntop, c.prefixlen) > 0 &&
+				   !strcmp(text, want),
+			   "'%s' formats as '%s', inet_ntop gives '%s'", s, text, want);
 		FUZZ_CHECK(zt_cidr_parse(text, &d, NULL) == 0, "'%s' -> '%s' does not parse", s,
 			   text);
 		FUZZ_CHECK(d.family == c.family && d.prefixlen == c.prefixlen &&

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Unit tests: CIDR, duration, size and number parsing, clocks, hashing, mkdir -p. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -194,6 +195,76 @@ static void test_cidr_format(void **state)
 	assert_int_equal(zt_cidr_parse("1.2.3.4", &c, NULL), 0);
 	c.prefixlen = 33;
 	assert_int_equal(zt_cidr_format(&c, buf, sizeof(buf)), -EINVAL);
+}
+
+/* The text inet_ntop gives for c, with its length. */
+static void ntop_cidr(const struct zt_cidr *c, char *out, size_t n)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
+	snprintf(out, n, "%s/%u", a, c->prefixlen);
+}
+
+static void check_as_ntop(const struct zt_cidr *c)
+{
+	char want[ZT_CIDR_STRLEN + 8], got[ZT_CIDR_STRLEN];
+
+	ntop_cidr(c, want, sizeof(want));
+	assert_int_equal(zt_cidr_format(c, got, sizeof(got)), 0);
+	if (strcmp(got, want))
+		fail_msg("formatted '%s', inet_ntop gives '%s'", got, want);
+}
+
+/*
+ * zt_cidr_format writes what inet_ntop writes: every pattern of zero and
+ * non-zero groups (where "::" goes, ties to the first run), groups of 1-4
+ * hex digits, the embedded IPv4 forms (::a.b.c.d, ::ffff:a.b.c.d and
+ * their near misses), every prefix length and IPv4 from 0.0.0.0 up.
+ */
+static void test_cidr_format_as_ntop(void **state)
+{
+	static const unsigned int vals[] = { 0x1, 0xf, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xffff };
+	unsigned int seed = 1;
+	struct zt_cidr c;
+
+	for (unsigned int mask = 0; mask < 256; mask++)
+		for (unsigned int r = 0; r < 24; r++) {
+			memset(&c, 0, sizeof(c));
+			c.family = AF_INET6;
+			c.prefixlen = (uint8_t)((mask * 24 + r) % 129);
+			for (int i = 0; i < 8; i++) {
+				unsigned int w;
+
+				if (!(mask & (1u << i)))
+					continue;
+				seed = seed * 1103515245u + 12345u;
+				w = r < 8 ? vals[(r + (unsigned int)i) % 8] :
+					    (seed >> 8 & 0xffff) | 1;
+				c.addr[2 * i] = (uint8_t)(w >> 8);
+				c.addr[2 * i + 1] = (uint8_t)w;
+			}
+			check_as_ntop(&c);
+			/* The same with group 5 all ones: the IPv4-mapped form and its misses. */
+			c.addr[10] = c.addr[11] = 0xff;
+			check_as_ntop(&c);
+		}
+	for (unsigned int i = 0; i < 4096; i++) {
+		uint32_t a = i < 2048 ? i * 2097169u : (seed = seed * 1103515245u + 12345u);
+
+		memset(&c, 0, sizeof(c));
+		c.family = AF_INET;
+		c.prefixlen = (uint8_t)(i % 33);
+		c.addr[0] = (uint8_t)(a >> 24);
+		c.addr[1] = (uint8_t)(a >> 16);
+		c.addr[2] = (uint8_t)(a >> 8);
+		c.addr[3] = (uint8_t)a;
+		check_as_ntop(&c);
+	}
+	memset(c.addr, 0, sizeof(c.addr));
+	check_as_ntop(&c);
+	memset(c.addr, 0xff, 4);
+	check_as_ntop(&c);
 }
 
 static void test_cidr_mask(void **state)
@@ -532,12 +603,19 @@ static void test_mkdir_p(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cidr_valid),    cmocka_unit_test(test_cidr_fields),
-		cmocka_unit_test(test_cidr_invalid),  cmocka_unit_test(test_cidr_format),
-		cmocka_unit_test(test_cidr_mask),     cmocka_unit_test(test_cidr_contains),
-		cmocka_unit_test(test_duration),      cmocka_unit_test(test_duration_format),
-		cmocka_unit_test(test_size),	      cmocka_unit_test(test_u64),
-		cmocka_unit_test(test_time_and_hash), cmocka_unit_test(test_mkdir_p),
+		cmocka_unit_test(test_cidr_valid),
+		cmocka_unit_test(test_cidr_fields),
+		cmocka_unit_test(test_cidr_invalid),
+		cmocka_unit_test(test_cidr_format),
+		cmocka_unit_test(test_cidr_format_as_ntop),
+		cmocka_unit_test(test_cidr_mask),
+		cmocka_unit_test(test_cidr_contains),
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_duration_format),
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_u64),
+		cmocka_unit_test(test_time_and_hash),
+		cmocka_unit_test(test_mkdir_p),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
