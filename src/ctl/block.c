@@ -275,13 +275,25 @@ static int run_allow_list(struct ctl *ctl, struct opts *o)
 
 /* ---- block import ---- */
 
+/*
+ * Two request buffers: while the daemon applies the one sent (in flight),
+ * the next is parsed into the other; it goes once the first is answered,
+ * and only if that was accepted. Parsing a million lines takes about as
+ * long as the daemon takes to apply them.
+ */
+struct import_buf {
+	uint8_t *packed; /* ZT_PACKED_CIDR_LEN bytes per CIDR */
+	size_t *lines; /* FILE line of each of its cidrs */
+	size_t n;
+};
+
 struct import {
 	struct ctl *ctl;
 	struct opts *o;
 	const char *file; /* as named on the command line */
-	uint8_t *packed; /* the request being filled: ZT_PACKED_CIDR_LEN bytes per CIDR */
-	size_t *lines; /* FILE line of each of its cidrs */
-	size_t n;
+	struct import_buf buf[2];
+	struct import_buf *fill; /* the request being filled */
+	struct import_buf *sent; /* the request in flight, or NULL */
 	uint64_t added, replaced, invalid, requests;
 	size_t reported;
 };
@@ -298,7 +310,7 @@ static void report_bad(struct import *im, const struct zt_import_line *l)
  * The daemon's errors name the record of its request ("packed record 7: why",
  * "item 7: '...': why"): give them the FILE:LINE they came from.
  */
-static void report_daemon_error(struct import *im, const char *msg)
+static void report_daemon_error(struct import *im, const struct import_buf *b, const char *msg)
 {
 	unsigned long long item;
 	int consumed = 0;
@@ -307,42 +319,30 @@ static void report_daemon_error(struct import *im, const char *msg)
 		return;
 	if (((sscanf(msg, "packed record %llu: %n", &item, &consumed) == 1 && consumed > 0) ||
 	     (sscanf(msg, "item %llu: %n", &item, &consumed) == 1 && consumed > 0)) &&
-	    item < im->n)
-		fprintf(stderr, "ztctl: %s:%zu: %s\n", im->file, im->lines[item], msg + consumed);
+	    item < b->n)
+		fprintf(stderr, "ztctl: %s:%zu: %s\n", im->file, b->lines[item], msg + consumed);
 	else
 		fprintf(stderr, "ztctl: %s: %s\n", im->file, msg);
 }
 
-static int import_flush(struct import *im)
+/* Waits for the answer to the request in flight, if any. */
+static int import_wait(struct import *im)
 {
-	const struct opts *o = im->o;
+	struct import_buf *b = im->sent;
 	const cbor_item_t *d, *errs;
-	cbor_item_t *req, *reply;
+	cbor_item_t *reply;
 	char msg[512];
 	int r;
 
-	if (!im->n)
+	if (!b)
 		return EXIT_OK;
-	req = request(ZT_OP_BLOCK_IMPORT);
-	/* Binary records: the daemon decodes no CBOR item per CIDR. */
-	if (zt_cbor_put(req, "packed",
-			cbor_build_bytestring(im->packed, im->n * ZT_PACKED_CIDR_LEN)))
-		die_nomem();
-	put_u64(req, "ttl_s", o->ttl_s);
-	if (o->reason)
-		put_str(req, "reason", o->reason);
-	if (o->kind)
-		put_str(req, "kind", o->kind);
-	if (o->source)
-		put_str(req, "source", o->source);
-	if (o->has_feed_id)
-		put_u64(req, "feed_id", o->feed_id);
-	r = call(im->ctl, req, &reply, &d);
+	im->sent = NULL;
+	r = call_recv(im->ctl, &reply, &d);
 	if (r) {
 		if (r == EXIT_FAIL)
 			fprintf(stderr,
 				"ztctl: %s: the request with lines %zu to %zu was refused as a whole%s\n",
-				im->file, im->lines[0], im->lines[im->n - 1],
+				im->file, b->lines[0], b->lines[b->n - 1],
 				im->requests ? "; earlier lines were imported" : "");
 		return r;
 	}
@@ -354,10 +354,48 @@ static int import_flush(struct import *im)
 	for (size_t i = 0; i < arr_len(errs); i++)
 		if (zt_cbor_str(arr_at(errs, i), msg, sizeof(msg)) == 0) {
 			clean(msg);
-			report_daemon_error(im, msg);
+			report_daemon_error(im, b, msg);
 		}
 	cbor_decref(&reply);
-	im->n = 0;
+	b->n = 0;
+	return EXIT_OK;
+}
+
+/*
+ * Sends the request being filled once the one in flight is answered (and
+ * accepted), without waiting for its own answer: the next lines are parsed
+ * meanwhile. import_wait takes the last answer.
+ */
+static int import_flush(struct import *im)
+{
+	const struct opts *o = im->o;
+	struct import_buf *b = im->fill;
+	cbor_item_t *req;
+	int r;
+
+	if (!b->n)
+		return EXIT_OK;
+	r = import_wait(im);
+	if (r)
+		return r;
+	req = request(ZT_OP_BLOCK_IMPORT);
+	/* Binary records: the daemon decodes no CBOR item per CIDR. */
+	if (zt_cbor_put(req, "packed", cbor_build_bytestring(b->packed, b->n * ZT_PACKED_CIDR_LEN)))
+		die_nomem();
+	put_u64(req, "ttl_s", o->ttl_s);
+	if (o->reason)
+		put_str(req, "reason", o->reason);
+	if (o->kind)
+		put_str(req, "kind", o->kind);
+	if (o->source)
+		put_str(req, "source", o->source);
+	if (o->has_feed_id)
+		put_u64(req, "feed_id", o->feed_id);
+	r = call_send(im->ctl, req);
+	if (r)
+		return r;
+	im->sent = b;
+	im->fill = b == &im->buf[0] ? &im->buf[1] : &im->buf[0];
 	return EXIT_OK;
 }
 
@@ -377,24 +415,28 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 	}
 	if (from_stdin)
 		im.file = "<stdin>";
-	im.lines = malloc(IMPORT_CHUNK * sizeof(*im.lines));
-	im.packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
-	if (!im.lines || !im.packed)
-		die_nomem();
+	for (int i = 0; i < 2; i++) {
+		im.buf[i].lines = malloc(IMPORT_CHUNK * sizeof(*im.buf[i].lines));
+		im.buf[i].packed = malloc((size_t)IMPORT_CHUNK * ZT_PACKED_CIDR_LEN);
+		if (!im.buf[i].lines || !im.buf[i].packed)
+			die_nomem();
+	}
+	im.fill = &im.buf[0];
 	zt_import_init(&rd, f);
 	while ((r = zt_import_next(&rd, &l)) > 0) {
+		struct import_buf *b = im.fill;
 		uint8_t *rec;
 
 		if (!l.ok) {
 			report_bad(&im, &l);
 			continue;
 		}
-		rec = im.packed + im.n * ZT_PACKED_CIDR_LEN;
+		rec = b->packed + b->n * ZT_PACKED_CIDR_LEN;
 		rec[0] = l.cidr.family == AF_INET ? 4 : 6;
 		rec[1] = l.cidr.prefixlen;
 		memcpy(rec + 2, l.cidr.addr, 16);
-		im.lines[im.n++] = l.lineno;
-		if (im.n == IMPORT_CHUNK) {
+		b->lines[b->n++] = l.lineno;
+		if (b->n == IMPORT_CHUNK) {
 			r = import_flush(&im);
 			if (r)
 				goto out;
@@ -402,10 +444,14 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 	}
 	if (r < 0) {
 		fprintf(stderr, "ztctl: reading %s: %s\n", im.file, strerror(-r));
+		/* What was sent is still answered: its lines may have been imported. */
+		import_wait(&im);
 		r = EXIT_FAIL;
 		goto out;
 	}
 	r = import_flush(&im);
+	if (!r)
+		r = import_wait(&im);
 	if (r)
 		goto out;
 	if (im.reported > REPORT_MAX)
@@ -424,8 +470,10 @@ static int run_block_import(struct ctl *ctl, struct opts *o)
 		       im.invalid ? " (skipped; see the messages above)" : "");
 	r = im.invalid ? EXIT_FAIL : EXIT_OK;
 out:
-	free(im.packed);
-	free(im.lines);
+	for (int i = 0; i < 2; i++) {
+		free(im.buf[i].packed);
+		free(im.buf[i].lines);
+	}
 	if (!from_stdin)
 		fclose(f);
 	return r;
