@@ -65,7 +65,12 @@ during_flood() { # prints "ok n"
 
 echo "-- without the agent"
 T0=$(iperf)
-read -r OK0 N0 < <(during_flood)
+# Not read < <(during_flood): read returns with benign.sh's line while the
+# flood's hping3 still runs its last half second, into the agent's start
+# and its iperf3 run (an incident and a capture in that run, 5-8% of a
+# core for the agent, 0.02 s otherwise). $() returns once it has ended.
+R0=$(during_flood)
+read -r OK0 N0 <<<"$R0"
 echo "  iperf3 ${T0:-?} Gbit/s; requests during the flood ${OK0:-0}/${N0:-0}"
 
 # The agent's default attach mode (auto: the guard on TC ingress of the lab's veth uplink).
@@ -88,7 +93,8 @@ agent_cpu() { # the agent's user + system CPU, in clock ticks
 C0=$(agent_cpu)
 T1=$(iperf)
 C1=$(agent_cpu)
-read -r OK1 N1 < <(during_flood)
+R1=$(during_flood)
+read -r OK1 N1 <<<"$R1"
 echo "  iperf3 ${T1:-?} Gbit/s; requests during the flood ${OK1:-0}/${N1:-0}"
 awk -v c="$((C1 - C0))" -v hz="$(getconf CLK_TCK)" -v s="$SECS" 'BEGIN {
 	printf "  the agent'"'"'s CPU during the iperf3 run: %.2f s in %d s (%.1f%% of one core)\n", c / hz, s, 100 * c / hz / s }'
