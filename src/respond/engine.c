@@ -20,7 +20,8 @@
 #define SEC 1000000000ULL
 #define MS 1000000ULL
 #define CT_BATCH 1024 /* a read of ~0.25 ms: see zt_yield_due */
-#define NOT_A_PROBE 0xff /* a TCP entry that did not open with a SYN (mid-flow pickup) */
+#define NOT_A_PROBE \
+	0xff /* a TCP entry that did not open with a bare SYN (SYN-ACK first, mid-flow pickup) */
 
 /* ---- small helpers ---- */
 
@@ -955,11 +956,17 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 	if (k->proto == 6) {
 		if ((v->flags_seen[1] & (ZT_DF_SYN | ZT_DF_ACK)) == (ZT_DF_SYN | ZT_DF_ACK))
 			return ZT_PROBE_SUCCESS;
+		/*
+		 * Only what opened with a bare SYN is a connection attempt that
+		 * can fail. An entry opened by a SYN-ACK is the answer to a
+		 * handshake the agent did not see (it started after the SYN):
+		 * a server answering a SYN flood's spoofed sources, whose resets
+		 * come back from ports it never chose. Nor is a mid-flow pickup.
+		 */
+		if ((v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) != ZT_DF_SYN)
+			return NOT_A_PROBE;
 		if (v->flags_seen[1] & ZT_DF_RST)
 			return ZT_PROBE_FAIL_RST;
-		/* Only what opened with a SYN is a connection attempt. */
-		if (!(v->flags_seen[0] & ZT_DF_SYN))
-			return NOT_A_PROBE;
 		return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
 	}
 	if (v->d[1].packets)

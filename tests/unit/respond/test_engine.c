@@ -525,6 +525,65 @@ static void test_flows_let_records_in(void **state)
 	free(w);
 }
 
+/*
+ * What the sweep takes as a failed connection attempt: an entry whose
+ * originator opened with a bare SYN and got a reset (or nothing). Not one
+ * opened by a SYN-ACK (a server answering spoofed SYNs of a flood, after an
+ * agent start: the resets come back from the ports the flood chose) nor a
+ * mid-flow pickup, whatever comes back; a handshake is a success.
+ */
+static void test_sweep_probes_only_syn_openers(void **state)
+{
+	static const struct {
+		uint8_t f0, f1;
+		bool probe;
+	} cases[] = {
+		{ ZT_DF_SYN, ZT_DF_RST | ZT_DF_ACK, true }, /* refused */
+		{ ZT_DF_SYN, 0, true }, /* unanswered, past the timeout */
+		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_SYN | ZT_DF_ACK, true }, /* a success */
+		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_RST, false }, /* SYN-ACK first, reset */
+		{ ZT_DF_SYN | ZT_DF_ACK, 0, false }, /* SYN-ACK first, no answer */
+		{ ZT_DF_ACK, ZT_DF_RST, false }, /* mid-flow pickup, reset */
+	};
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine_ct(w, 64);
+	uint64_t now = zt_now_boot_ns();
+	struct zt_engine_stats st;
+	int fd, n = 0;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "zt_test_ct", sizeof(struct zt_ct_key),
+			    sizeof(struct zt_ct_val), 64, NULL);
+	if (fd < 0) {
+		print_message("  cannot make a BPF hash map (%s): needs CAP_BPF\n",
+			      strerror(errno));
+		skip();
+	}
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(cases); i++) {
+		struct zt_ct_key k = { .ifindex = 2, .family = 4, .proto = 6, .dport = 8080 };
+		struct zt_ct_val v = { .first_ns = now - 5 * SEC, .dir = ZT_DIR_EGRESS };
+
+		k.saddr[0] = 198, k.saddr[1] = 18, k.saddr[2] = 2, k.saddr[3] = 40;
+		k.daddr[0] = 198, k.daddr[1] = 18, k.daddr[2] = 0, k.daddr[3] = (uint8_t)(1 + i);
+		k.sport = (uint16_t)(40000 + i);
+		v.d[0].packets = 1;
+		v.d[0].last_ns = v.first_ns;
+		v.flags_seen[0] = cases[i].f0;
+		v.flags_seen[1] = cases[i].f1;
+		v.d[1].packets = cases[i].f1 ? 1 : 0;
+		n += cases[i].probe;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
+	}
+	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
+	zt_engine_get_stats(e, &st);
+	print_message("  %" PRIu64 " entries swept, %" PRIu64 " probes (%d expected)\n",
+		      st.sweep_entries, st.probes, n);
+	assert_int_equal(st.probes, n);
+	close(fd);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +592,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_lets_records_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flows_let_records_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_probes_only_syn_openers, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
