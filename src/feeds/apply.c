@@ -1131,17 +1131,21 @@ int zt_feed_apply_submit(struct zt_feed_apply *a, unsigned int idx, struct zt_fe
 	return 0;
 }
 
+/* Whether feed i, configured for direction dir, lists exactly c there. */
+static bool feed_lists(const struct zt_feed_apply *a, unsigned int i, const struct zt_cidr *c,
+		       uint8_t dir)
+{
+	return (a->f[i].fc.direction & dir) && lists(a->f[i].cur, c, dir);
+}
+
 void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c, uint32_t *src,
 			  uint32_t *dst)
 {
 	*src = *dst = 0;
 	for (unsigned int i = 0; i < a->n; i++) {
-		const struct zt_feed_result *r = a->f[i].cur;
-		uint8_t d = (uint8_t)a->f[i].fc.direction;
-
-		if ((d & ZT_FEED_SOURCE) && lists(r, c, ZT_FEED_SOURCE))
+		if (feed_lists(a, i, c, ZT_FEED_SOURCE))
 			*src |= 1u << i;
-		if ((d & ZT_FEED_DESTINATION) && lists(r, c, ZT_FEED_DESTINATION))
+		if (feed_lists(a, i, c, ZT_FEED_DESTINATION))
 			*dst |= 1u << i;
 	}
 }
@@ -1149,8 +1153,7 @@ void zt_feed_apply_owners(const struct zt_feed_apply *a, const struct zt_cidr *c
 bool zt_feed_apply_lists_src(const struct zt_feed_apply *a, unsigned int idx,
 			     const struct zt_cidr *c)
 {
-	return idx < a->n && (a->f[idx].fc.direction & ZT_FEED_SOURCE) &&
-	       lists(a->f[idx].cur, c, ZT_FEED_SOURCE);
+	return idx < a->n && feed_lists(a, idx, c, ZT_FEED_SOURCE);
 }
 
 const struct zt_feed_result *zt_feed_apply_current(const struct zt_feed_apply *a, unsigned int idx)

@@ -74,7 +74,7 @@ size_t bl_audit_cidrs(struct zt_blocklist *bl, const char *kind, const char *sub
 			*head ? "," : "", p + 1, parts, cnt);
 
 		/* Each CIDR fits: cap holds ZT_CIDR_STRLEN + 3 per CIDR past the head. */
-		for (size_t i = 0; i < cnt && o < cap; i++) {
+		for (size_t i = 0; i < cnt; i++) {
 			char c[ZT_CIDR_STRLEN];
 			size_t l;
 

@@ -20,8 +20,8 @@
 #define SEC 1000000000ULL
 #define MS 1000000ULL
 #define CT_BATCH 1024 /* a read of ~0.25 ms: see zt_yield_due */
-#define NOT_A_PROBE \
-	0xff /* a TCP entry that did not open with a bare SYN (SYN-ACK first, mid-flow pickup) */
+/* A TCP entry that did not open with a bare SYN (SYN-ACK first, mid-flow pickup). */
+#define NOT_A_PROBE 0xff
 
 /* ---- small helpers ---- */
 

@@ -197,20 +197,13 @@ static void test_cidr_format(void **state)
 	assert_int_equal(zt_cidr_format(&c, buf, sizeof(buf)), -EINVAL);
 }
 
-/* The text inet_ntop gives for c, with its length. */
-static void ntop_cidr(const struct zt_cidr *c, char *out, size_t n)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
-	snprintf(out, n, "%s/%u", a, c->prefixlen);
-}
-
+/* zt_cidr_format gives c as inet_ntop and "/len" would. */
 static void check_as_ntop(const struct zt_cidr *c)
 {
-	char want[ZT_CIDR_STRLEN + 8], got[ZT_CIDR_STRLEN];
+	char a[INET6_ADDRSTRLEN], want[ZT_CIDR_STRLEN + 8], got[ZT_CIDR_STRLEN];
 
-	ntop_cidr(c, want, sizeof(want));
+	assert_non_null(inet_ntop(c->family, c->addr, a, sizeof(a)));
+	snprintf(want, sizeof(want), "%s/%u", a, c->prefixlen);
 	assert_int_equal(zt_cidr_format(c, got, sizeof(got)), 0);
 	if (strcmp(got, want))
 		fail_msg("formatted '%s', inet_ntop gives '%s'", got, want);
