@@ -198,7 +198,7 @@ bg "$ID-sv" iperf3 -s -p 5202 -1 --logfile "$DIR/iperf6-server.log"
 sleep 0.3
 
 # --- capture on the router ---
-ip netns exec "$R" tshark -i ra -w "$DIR/wire.pcap" -f tcp >"$DIR/tshark.log" 2>&1 &
+ip netns exec "$R" tshark -i ra -B 64 -w "$DIR/wire.pcap" -f tcp >"$DIR/tshark.log" 2>&1 &
 PIDS+=($!)
 TSHARK=$!
 wait_for 15 grep -q "Capturing on" "$DIR/tshark.log" || bail "tshark captures ($(cat "$DIR/tshark.log"))"
@@ -328,12 +328,23 @@ check "the rogue pod's IPv6 SYNs did cross (the capture sees IPv6)" \
 # wire_tls PREFIX FILTER: the capture $CAP holds only TLS 1.3 on the tunnel port, and no
 # TCP payload outside it but what FILTER ("" or "&& ...") leaves out.
 wire_tls() {
-	local vers types clear_tcp
+	local vers types clear_tcp lost sel
 	vers=$(tshark -r "$CAP" -Y 'tls.handshake.type == 2' -T fields \
 		-e tls.handshake.extensions.supported_version 2>/dev/null | grep . | sort -u | tr '\n' ' ')
 	check "$1every ServerHello on the wire selects TLS 1.3 (0x0304): '$vers'" test "$vers" = "0x0304 "
 	# Decoded as TLS, tunnel packets are records only; TLS 1.3 shows encrypted ones as type 23.
-	types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y 'tcp.port == 15008 && tcp.len > 0' -T fields \
+	# A segment the capture missed (dumpcap drops some under an unshaped iperf3) puts the
+	# dissector out of step for the rest of its stream, where it reads record headers in
+	# the middle of ciphertext: such streams are left out here (the canary and clear-text
+	# checks read every packet), and at least one stream must be left.
+	lost=$(tshark -r "$CAP" -Y 'tcp.port == 15008 && (tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment)' \
+		-T fields -e tcp.stream 2>/dev/null | sort -un | paste -sd, -)
+	sel="tcp.port == 15008 && tcp.len > 0"
+	if [ -n "$lost" ]; then
+		sel+=" && !(tcp.stream in {$lost})"
+		echo "# tunnel streams with segments the capture missed, left out of the record check: $lost"
+	fi
+	types=$(tshark -r "$CAP" -d tcp.port==15008,tls -Y "$sel" -T fields \
 		-e tls.record.content_type -e tls.record.opaque_type 2>/dev/null |
 		tr ',\t' '\n\n' | grep . | sort -u | tr '\n' ' ')
 	check "$1only handshake, change_cipher_spec and encrypted records on the tunnel port: '$types'" \
@@ -644,7 +655,7 @@ check "the node links carry no IPv4 any more (node a has no route to node b's 19
 	bash -c "! ip -n '$A' route get 198.18.101.1 >/dev/null 2>&1"
 check "mtls.peers with IPv6 agents applied by SIGHUP: 198.18.2.0/24 -> 2001:2:0:101::1 (source config)" \
 	test "$(js a "[p['agent'] for p in d['peers'] if p['cidr']=='198.18.2.0/24' and p['source']=='config']")" = "['2001:2:0:101::1']"
-ip netns exec "$R" tshark -i ra -w "$DIR/wire6.pcap" -f tcp >"$DIR/tshark6.log" 2>&1 &
+ip netns exec "$R" tshark -i ra -B 64 -w "$DIR/wire6.pcap" -f tcp >"$DIR/tshark6.log" 2>&1 &
 PIDS+=($!)
 TSHARK=$!
 wait_for 15 grep -qs "Capturing on" "$DIR/tshark6.log" || bail "tshark captures ($(cat "$DIR/tshark6.log"))"
