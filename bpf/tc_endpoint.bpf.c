@@ -431,6 +431,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		v->state = zt_ct_initial_state(key.proto, t.p.tcp_flags);
 		if (key.proto == IPPROTO_TCP)
 			v->flags_seen[0] = t.p.tcp_flags;
+		else if (key.proto == IPPROTO_ICMP || key.proto == IPPROTO_ICMPV6)
+			v->icmp_type1 = (__u8)(t.p.sport + 1);
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
 		v->mtls = zt_mtls_need(&key, dir, q.flags);
 		if (dir == ZT_DIR_INGRESS && !v->mtls && zt_mtls_by_agent(skb))

@@ -608,7 +608,14 @@ struct zt_ct_val {
 	__u16 fin[2];
 	__u16 rst[2];
 	__u8 hs_done; /* TCP: the handshake completed once (stays 1 after the close) */
-	__u8 _pad[35]; /* to a whole line: 224 bytes */
+	/*
+	 * ICMP/ICMPv6: the type of the packet that made the entry, + 1 (0: an
+	 * entry of an agent from before it was kept). An echo or timestamp
+	 * request is a probe; an error (unreachable, time exceeded) or a reply
+	 * answers something else, and is none.
+	 */
+	__u8 icmp_type1;
+	__u8 _pad[34]; /* to a whole line: 224 bytes */
 };
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,

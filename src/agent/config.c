@@ -298,6 +298,8 @@ static const struct key keys[] = {
 	SCALAR("detection.scan.beta", set_fraction, detection.scan.beta_ppm, .max = 999999),
 	SCALAR("detection.scan.probe_timeout", set_duration, detection.scan.probe_timeout_ns,
 	       .min = 100 * MS, .max = 60 * SEC),
+	SCALAR("detection.scan.max_sources", set_uint, detection.scan.max_sources, .min = 16,
+	       .max = 16777216),
 	SECTION("detection.flood"),
 	SCALAR("detection.flood.window", set_duration, detection.flood.window_ns, .min = 10 * MS,
 	       .max = 10 * SEC),
@@ -438,6 +440,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->detection.scan.alpha_ppm = 10000;
 	c->detection.scan.beta_ppm = 990000;
 	c->detection.scan.probe_timeout_ns = 2 * SEC;
+	c->detection.scan.max_sources = 65536;
 	c->detection.flood.window_ns = 100 * MS;
 	c->detection.flood.dst_factor = 10;
 	c->detection.bruteforce.min_attempts = 10;

@@ -188,6 +188,8 @@ struct zt_config {
 			uint32_t beta_ppm; /* detection probability, default 0.99 */
 			uint64_t
 				probe_timeout_ns; /* no answer within: a failed probe, default 2s */
+			/* walks kept: sources, and (source, destination) pairs; default 65536 */
+			uint32_t max_sources;
 		} scan;
 		struct {
 			uint64_t window_ns; /* default 100ms */

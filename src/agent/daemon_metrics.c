@@ -258,6 +258,16 @@ static void m_capture_files(void *ctx, struct zt_metric_sink *s)
 	zt_metric_emit(s, NULL, (double)D(ctx)->scrape_engine.capture_files);
 }
 
+static void m_scan_sources(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit(s, NULL, (double)D(ctx)->scrape_engine.scan_sources);
+}
+
+static void m_scan_evicted(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.scan_evicted);
+}
+
 static void m_capture_packets(void *ctx, struct zt_metric_sink *s)
 {
 	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.capture_packets);
@@ -317,6 +327,12 @@ int daemon_metrics_detection(struct zt_daemon *d)
 		  ZT_METRIC_COUNTER, NULL, m_capture_sampled },
 		{ "ztagent_detection_sweep_seconds", "Duration of the last conntrack sweep",
 		  ZT_METRIC_GAUGE, NULL, m_sweep_seconds },
+		{ "ztagent_scan_sources", "Sources the scan detector is walking now",
+		  ZT_METRIC_GAUGE, NULL, m_scan_sources },
+		{ "ztagent_scan_evictions_total",
+		  "Scan detector state (sources, pairs, contacts) evicted to make room in its full "
+		  "tables: many sources at once, such as a spoofed flood",
+		  ZT_METRIC_COUNTER, NULL, m_scan_evicted },
 	};
 	int r = zt_metrics_add_snapshot(d->metrics, m_engine_snapshot, d);
 

@@ -30,6 +30,7 @@ int zt_dtable_init(struct zt_dtable *t, size_t max, size_t key_len, size_t entry
 	t->key_len = key_len;
 	t->entry_len = entry_len;
 	t->seed = seed;
+	t->rng = seed ^ 0x9e3779b97f4a7c15ULL;
 	return 0;
 }
 
@@ -106,6 +107,59 @@ static void del_index(struct zt_dtable *t, size_t i)
 	}
 	t->used[i] = 0;
 	t->n--;
+}
+
+/* xorshift64*: where the eviction sample starts; no quality beyond spread needed. */
+static size_t next_pos(struct zt_dtable *t)
+{
+	uint64_t x = t->rng ? t->rng : 1;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	t->rng = x;
+	return (size_t)((x * 0x2545f4914f6cdd1dULL) >> 32) & (t->cap - 1);
+}
+
+void *zt_dtable_get_evict(struct zt_dtable *t, const void *key, bool *created,
+			  zt_dtable_worth_fn worth, zt_dtable_gone_fn gone, void *arg)
+{
+	size_t mask, victim = 0, i;
+	uint64_t least = UINT64_MAX;
+	int seen = 0;
+
+	if (created)
+		*created = false;
+	if (!t->cap)
+		return NULL;
+	if (t->n < t->max || zt_dtable_find(t, key))
+		return zt_dtable_get(t, key, created);
+	/*
+	 * Two runs of ZT_DTABLE_SAMPLE / 2 used slots from two random places:
+	 * neighbours in the slot array are unrelated entries (hashed), and a
+	 * run reads few cache lines.
+	 */
+	mask = t->cap - 1;
+	for (int run = 0; run < 2; run++) {
+		i = next_pos(t);
+		for (int k = 0; k < ZT_DTABLE_SAMPLE / 2; i = (i + 1) & mask) {
+			uint64_t w;
+
+			if (!t->used[i])
+				continue;
+			w = worth(slot(t, i), arg);
+			if (!seen++ || w < least) {
+				least = w;
+				victim = i;
+			}
+			k++;
+		}
+	}
+	if (gone)
+		gone(slot(t, victim), arg);
+	del_index(t, victim);
+	t->evicted++;
+	return zt_dtable_get(t, key, created);
 }
 
 void zt_dtable_del(struct zt_dtable *t, void *e)

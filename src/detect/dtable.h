@@ -22,6 +22,8 @@ struct zt_dtable {
 	size_t n, max;
 	size_t key_len, entry_len;
 	uint64_t seed;
+	uint64_t rng; /* zt_dtable_get_evict's sampling */
+	uint64_t evicted; /* entries zt_dtable_get_evict made room by */
 };
 
 /* max entries (>= 1); entries of entry_len bytes whose first key_len bytes are the key. */
@@ -35,6 +37,25 @@ void *zt_dtable_find(const struct zt_dtable *t, const void *key);
  * when absent. NULL when the table is full (max entries).
  */
 void *zt_dtable_get(struct zt_dtable *t, const void *key, bool *created);
+/*
+ * An entry's worth to its table: when the table is full, the entry of
+ * least worth among a few sampled ones makes room for a new one.
+ */
+typedef uint64_t (*zt_dtable_worth_fn)(const void *entry, void *arg);
+/* Called with an entry about to be evicted (its key still in it). */
+typedef void (*zt_dtable_gone_fn)(const void *entry, void *arg);
+
+/*
+ * zt_dtable_get, but a full table makes room: of ZT_DTABLE_SAMPLE entries
+ * taken at pseudo-random places, the one worth least (ties: the first) is
+ * passed to gone (may be NULL) and removed. For state that an attacker can
+ * create at will (spoofed sources): a full table then keeps what matters
+ * (what worth says), where zt_dtable_get would refuse every newcomer until
+ * entries expire. Entry pointers from earlier calls are invalid afterwards.
+ */
+#define ZT_DTABLE_SAMPLE 8
+void *zt_dtable_get_evict(struct zt_dtable *t, const void *key, bool *created,
+			  zt_dtable_worth_fn worth, zt_dtable_gone_fn gone, void *arg);
 /* Removes the entry e points to (from find/get/next); e is invalid afterwards. */
 void zt_dtable_del(struct zt_dtable *t, void *e);
 /*

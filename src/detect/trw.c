@@ -131,6 +131,57 @@ void zt_trw_bounds(const struct zt_trw *t, double *upper, double *lower, double 
 	*step_failure = t->s_fail;
 }
 
+/*
+ * What an entry is worth keeping when its table is full (zt_dtable_get_evict):
+ * its walk's position between "benign so far" and "scanner" first, so the
+ * one-probe walks of a spoofed random-source flood make room before a
+ * scanner's walk that has failed more; then how recent it is.
+ */
+static uint64_t worth_of(const struct zt_trw *t, const struct walk *w, uint64_t last_ns)
+{
+	double x = (w->llr - t->down) / (t->up - t->down);
+	uint64_t b = x <= 0 ? 0 : x >= 1 ? 255 : (uint64_t)(x * 255);
+
+	return b << 56 | last_ns >> 8;
+}
+
+static uint64_t src_worth(const void *e, void *arg)
+{
+	const struct src_ent *s = e;
+
+	return worth_of(arg, &s->w, s->last_ns);
+}
+
+static uint64_t pair_worth(const void *e, void *arg)
+{
+	const struct pair_ent *p = e;
+
+	return worth_of(arg, &p->w, p->w.last_ns);
+}
+
+/* Contacts: the least recently seen first. */
+static uint64_t contact_worth(const void *e, void *arg)
+{
+	(void)arg;
+	return ((const struct contact_ent *)e)->last_ns;
+}
+
+/* A contact leaves the table: its source remembers one fewer. */
+static void contact_gone(const void *e, void *arg)
+{
+	const struct contact_ent *c = e;
+	struct zt_trw *t = arg;
+	struct src_key sk;
+	struct src_ent *s;
+
+	memset(&sk, 0, sizeof(sk));
+	sk.family = c->k.family;
+	memcpy(sk.addr, c->k.src, 16);
+	s = zt_dtable_find(&t->srcs, &sk);
+	if (s && s->contacts)
+		s->contacts--;
+}
+
 /* True when this contact is new for the source (and remembers it when there is room). */
 static bool first_contact(struct zt_trw *t, struct src_ent *s, const struct zt_probe *p,
 			  uint8_t kind)
@@ -154,10 +205,10 @@ static bool first_contact(struct zt_trw *t, struct src_ent *s, const struct zt_p
 		c->last_ns = p->ts_ns;
 		return false;
 	}
-	/* Not remembered (table or per-source budget full): still a trial, counted again later. */
+	/* Not remembered (per-source budget full): still a trial, counted again later. */
 	if (s->contacts >= t->p.max_contacts)
 		return true;
-	c = zt_dtable_get(&t->contacts, &k, &created);
+	c = zt_dtable_get_evict(&t->contacts, &k, &created, contact_worth, contact_gone, t);
 	if (c) {
 		c->last_ns = p->ts_ns;
 		s->contacts++;
@@ -233,7 +284,7 @@ int zt_trw_observe(struct zt_trw *t, const struct zt_probe *p, struct zt_decisio
 	memset(&sk, 0, sizeof(sk));
 	sk.family = p->family;
 	memcpy(sk.addr, p->src, alen);
-	s = zt_dtable_get(&t->srcs, &sk, &created);
+	s = zt_dtable_get_evict(&t->srcs, &sk, &created, src_worth, NULL, t);
 	if (!s) {
 		t->st.dropped++;
 		return 0;
@@ -255,7 +306,7 @@ int zt_trw_observe(struct zt_trw *t, const struct zt_probe *p, struct zt_decisio
 		pk.family = p->family;
 		memcpy(pk.src, p->src, alen);
 		memcpy(pk.dst, p->dst, alen);
-		pe = zt_dtable_get(&t->pairs, &pk, &created);
+		pe = zt_dtable_get_evict(&t->pairs, &pk, &created, pair_worth, NULL, t);
 		if (!pe) {
 			t->st.dropped++;
 		} else {
@@ -308,4 +359,5 @@ void zt_trw_get_stats(const struct zt_trw *t, struct zt_trw_stats *st)
 	*st = t->st;
 	st->sources = t->srcs.n;
 	st->pairs = t->pairs.n;
+	st->evicted = t->srcs.evicted + t->pairs.evicted + t->contacts.evicted;
 }

@@ -67,6 +67,7 @@ struct zt_trw;
 struct zt_trw_stats {
 	uint64_t probes, trials_h, trials_v, decisions_h, decisions_v;
 	uint64_t sources, pairs, dropped; /* dropped: no room for a new source or pair */
+	uint64_t evicted; /* sources, pairs and contacts that made room in a full table */
 };
 
 /* Fills the defaults above. */

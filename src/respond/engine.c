@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/icmp6.h>
+#include <netinet/ip_icmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -618,6 +620,10 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	tp.theta1 = ppm(cfg->detection.scan.theta1_ppm);
 	tp.alpha = ppm(cfg->detection.scan.alpha_ppm);
 	tp.beta = ppm(cfg->detection.scan.beta_ppm);
+	if (cfg->detection.scan.max_sources) {
+		tp.max_sources = cfg->detection.scan.max_sources;
+		tp.max_pairs = cfg->detection.scan.max_sources;
+	}
 	zt_flood_defaults(&fp);
 	fp.window_ns = cfg->detection.flood.window_ns;
 	for (int k = 0; k < ZT_FLOOD_KINDS; k++) {
@@ -969,6 +975,16 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 			return ZT_PROBE_FAIL_RST;
 		return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
 	}
+	/*
+	 * ICMP: only a request is an attempt. A pod's port-unreachable answers
+	 * to a spoofed UDP flood (an entry each, to a new random host, never
+	 * answered) are not its scan of those hosts; nor is an echo reply or
+	 * an error of an entry the agent picked up.
+	 */
+	if ((k->proto == 1 && v->icmp_type1 != ICMP_ECHO + 1 &&
+	     v->icmp_type1 != ICMP_TIMESTAMP + 1) ||
+	    (k->proto == 58 && v->icmp_type1 != ICMP6_ECHO_REQUEST + 1))
+		return NOT_A_PROBE;
 	if (v->d[1].packets)
 		return ZT_PROBE_SUCCESS;
 	return old ? ZT_PROBE_FAIL_TIMEOUT : 0;
@@ -1264,9 +1280,13 @@ void zt_engine_get_stats(struct zt_engine *e, struct zt_engine_stats *st)
 	struct zt_respond_stats rs;
 	struct zt_denyagg_stats ds;
 	struct zt_forensics_stats fs;
+	struct zt_trw_stats ts;
 
 	engine_lock(e);
 	*st = e->st;
+	zt_trw_get_stats(e->trw, &ts);
+	st->scan_sources = ts.sources;
+	st->scan_evicted = ts.evicted;
 	zt_incidents_get_stats(e->inc, &is);
 	zt_respond_get_stats(e->resp, &rs);
 	engine_unlock(e);

@@ -1871,6 +1871,8 @@ static void test_icmp_echo_reply_matches(void **state)
 		 IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234);
 	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMP, POD4, PEER4, 0x1234, 0x1234), &v),
 			 0);
+	/* The opening packet's type (+ 1): a request, which the sweep may take as a probe. */
+	assert_int_equal(v.icmp_type1, 8 + 1);
 	assert_int_equal(
 		to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_ICMP, PEER4, POD4, 0, 0, 0x1234, 16 })),
 		TC_ACT_OK);
@@ -1890,11 +1892,15 @@ static void test_icmp_echo_reply_matches(void **state)
 		TC_ACT_SHOT);
 	assert_int_equal(e->ev[2].sport, 0);
 	assert_int_equal(e->ev[2].dport, 0);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMP, PEER4, POD4, 0, 0), &v), 0);
+	assert_int_equal(v.icmp_type1, 3 + 1); /* an error: never a probe */
+	assert_int_equal(v.flags_seen[0], 0);
 }
 
 static void test_icmp6_echo(void **state)
 {
 	struct env *e = *state;
+	struct zt_ct_val v;
 	struct pg_pkt p;
 
 	std_setup(e);
@@ -1910,6 +1916,8 @@ static void test_icmp6_echo(void **state)
 							    77, 16 })),
 			 TC_ACT_OK);
 	assert_int_equal(e->n_ev, 1);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_ICMPV6, PEER6, POD6, 77, 77), &v), 0);
+	assert_int_equal(v.icmp_type1, 128 + 1);
 	/* The pod's own ping out is egress, which no rule allows. */
 	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 6, IPPROTO_ICMPV6, POD6, PEER6, 128, 0,
 							    78, 16 })),

@@ -12,7 +12,8 @@
 #    the TTL doubles;
 #  - slowhttptest (slowloris) from another source is blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
-#    FIN scan (stealth probes: no ACK, no RST);
+#    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
+#    UDP flood that filled the scan detector's tables;
 #  - a protected source is never blocked (refused, recorded, counted);
 #  - 2000 denied UDP flows make one alert with count 2000, not 2000.
 # Prints TAP lines and timing figures as comments.
@@ -80,11 +81,32 @@ SCAN=198.18.0.8
 FSCAN=198.18.0.9
 lab_pod dbpod $DBP
 lab_pod web $WEB
+# The web pod answers the flood's sources through one next hop, as a pod with
+# a gateway route does (its on-link default route would want a neighbour
+# entry per spoofed source, and a full neighbour table drops its answers to
+# real clients too).
+ip -n "${LAB_ID}-web" route add 198.19.0.0/16 via $LAB_NODE_IP dev eth0 onlink
 for a in $PROT $SLOW $SCAN $FSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+# Spoofed sources (udprandflood below) come from here; answers go back there,
+# through a gateway of their own (a gateway is never blocked: not an attacker's).
+FLOOD_NET=198.19.0.0/16
+ip -n "$LAB_EXT" addr add 198.18.0.254/24 dev ext0
+ip -n "$LAB_NODE" route add $FLOOD_NET via 198.18.0.254
+TOOL="$LAB_DIR/synflood_tool"
+PKGS="libbpf libelf zlib"
+# shellcheck disable=SC2046
+if ! "${CC:-gcc}" -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
+	-fno-strict-aliasing -D_GNU_SOURCE -I"$ROOT/include" $(pkg-config --cflags $PKGS) \
+	-o "$TOOL" "$ROOT/tests/integration/synflood_tool.c" $(pkg-config --libs $PKGS) \
+	2>"$LAB_DIR/cc.log"; then
+	sed 's/^/# /' "$LAB_DIR/cc.log"
+	tap_fail "synflood_tool builds"
+	exit 1
+fi
 METRICS_PORT=$((20000 + RANDOM % 20000))
 LAB_DB_URL=$DB
 LAB_METRICS="127.0.0.1:$METRICS_PORT"
@@ -92,6 +114,7 @@ lab_write_config
 cat >>"$LAB_CONF" <<EOF
 detection:
   protected: [$PROT/32]
+  scan: {max_sources: 16384} # the random-source flood below goes over it
 response:
   block_ttl: 12s
   incident_update: 1s
@@ -330,6 +353,21 @@ for i in json.load(sys.stdin)["incidents"]:
 	kill "$NMAP" 2>/dev/null
 	wait "$NMAP" 2>/dev/null
 }
+# A spoofed UDP flood first, from a new random source of $FLOOD_NET for every
+# datagram (tests/integration/synflood_tool.c udprandflood): each source is
+# one first contact of the scan detector, about 30k of them, more than its
+# tables hold here (detection.scan.max_sources 16384). They must not crowd
+# out the scanners' walks below.
+lab_bg_in "$LAB_EXT" "$TOOL" udprandflood $WEB 9999 $FLOOD_NET 20000 2
+wait "$LAB_BG_PID"
+scan_evicted() {
+	evicted=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+		sed -n 's/^ztagent_scan_evictions_total \([0-9]*\)$/\1/p')
+	test "${evicted:-0}" -gt 0
+}
+# The conntrack sweeps read the flood's flows as their answers come.
+check "a random-source UDP flood filled the scan detector's tables" wait_for scan_evicted 100
+echo "# scan detector evictions after the flood: ${evicted:-?}"
 scan_blocked scan $SCAN -sT
 # A stealth scan: segments no connection sends (FIN alone) are first contacts too.
 scan_blocked "FIN scan" $FSCAN -sF

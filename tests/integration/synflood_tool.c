@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Helper of tests/integration/synflood.sh (built there with the project's
- * flags). Three commands:
+ * Helper of tests/integration/synflood.sh, detect_synflood.sh and
+ * detect_respond.sh (built there with the project's flags). Its commands:
  *
  *   flood DST PORT SRC_BASE NSRC PPS SECONDS
  *     Spoofed-source TCP SYNs through a raw socket: sources SRC_BASE ..
@@ -14,6 +14,10 @@
  *     The same with a random source from NET/LEN for every SYN (xorshift,
  *     never the network's first or last address) and a random source port:
  *     a random-source flood. The test's NET lies inside 198.18.0.0/15.
+ *
+ *   udprandflood DST PORT NET/LEN PPS SECONDS
+ *     randflood's random sources with UDP datagrams (16 bytes of payload)
+ *     instead of SYNs: a spoofed flood whose every source is a new one.
  *
  *   fill PIN IFINDEX DST PORT SRC_BASE COUNT
  *     Writes COUNT established TCP flows towards DST:PORT on IFINDEX into
@@ -114,15 +118,17 @@ static struct net parse_net(const char *s)
 }
 
 /*
- * SYNs to DST:PORT paced to PPS for SECS: sources base .. base+nsrc-1 in
- * turn, or, with rnd set, random ones inside rnd (see the top).
+ * SYNs (with udp, UDP datagrams) to DST:PORT paced to PPS for SECS: sources
+ * base .. base+nsrc-1 in turn, or, with rnd set, random ones inside rnd
+ * (see the top).
  */
 static int flood_run(uint32_t dst, unsigned int port, uint32_t base, unsigned int nsrc,
-		     const struct net *rnd, unsigned int pps, unsigned int secs)
+		     const struct net *rnd, unsigned int pps, unsigned int secs, int udp)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	uint64_t sent = 0, t0, end, x = 0x9e3779b97f4a7c15ULL ^ mono_ns();
-	uint8_t pkt[40];
+	uint8_t pkt[44];
+	size_t len = udp ? 44 : 40;
 	int fd;
 
 	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
@@ -163,13 +169,19 @@ static int flood_run(uint32_t dst, unsigned int port, uint32_t base, unsigned in
 			}
 			memset(pkt, 0, sizeof(pkt));
 			ip[0] = 0x45;
-			ip[3] = 40;
+			ip[3] = (uint8_t)len;
 			ip[8] = 64;
-			ip[9] = IPPROTO_TCP;
+			ip[9] = udp ? IPPROTO_UDP : IPPROTO_TCP;
 			*(uint32_t *)(ip + 12) = htonl(src);
 			*(uint32_t *)(ip + 16) = htonl(dst);
 			*(uint16_t *)(th + 0) = htons(sport);
 			*(uint16_t *)(th + 2) = htons((uint16_t)port);
+			if (udp) {
+				/* Length 24; checksum 0: none (RFC 768, IPv4). */
+				*(uint16_t *)(th + 4) = htons(24);
+				memcpy(th + 8, "ztagent-lab-udp.", 16);
+				goto send;
+			}
 			*(uint32_t *)(th + 4) = htonl((uint32_t)(sent * 2654435761u));
 			th[12] = 5 << 4;
 			th[13] = 0x02; /* SYN */
@@ -183,9 +195,9 @@ static int flood_run(uint32_t dst, unsigned int port, uint32_t base, unsigned in
 			c = csum_fold(sum);
 			th[16] = (uint8_t)(c >> 8);
 			th[17] = (uint8_t)c;
+send:
 			/* The kernel fills in the IP checksum (raw(7), IP_HDRINCL). */
-			if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) <
-			    0) {
+			if (sendto(fd, pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
 				if (errno == ENOBUFS || errno == EAGAIN)
 					break;
 				perror("sendto");
@@ -212,10 +224,10 @@ static int flood(int argc, char **argv)
 	secs = (unsigned int)atoi(argv[7]);
 	if (!nsrc || !pps || !secs || port > 65535)
 		return 2;
-	return flood_run(ip4(argv[2]), port, ip4(argv[4]), nsrc, NULL, pps, secs);
+	return flood_run(ip4(argv[2]), port, ip4(argv[4]), nsrc, NULL, pps, secs, 0);
 }
 
-static int randflood(int argc, char **argv)
+static int randflood(int argc, char **argv, int udp)
 {
 	unsigned int port, pps, secs;
 	struct net n;
@@ -231,10 +243,10 @@ static int randflood(int argc, char **argv)
 		return 2;
 	/* Lab traffic only: the whole NET inside 198.18.0.0/15. */
 	if ((n.mask & 0xfffe0000u) != 0xfffe0000u || (n.addr & 0xfffe0000u) != 0xc6120000u) {
-		fprintf(stderr, "randflood: %s is not inside 198.18.0.0/15\n", argv[4]);
+		fprintf(stderr, "%s: %s is not inside 198.18.0.0/15\n", argv[1], argv[4]);
 		return 1;
 	}
-	return flood_run(ip4(argv[2]), port, 0, 1, &n, pps, secs);
+	return flood_run(ip4(argv[2]), port, 0, 1, &n, pps, secs, udp);
 }
 
 static int fill(int argc, char **argv)
@@ -454,7 +466,9 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "flood"))
 		r = flood(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "randflood"))
-		r = randflood(argc, argv);
+		r = randflood(argc, argv, 0);
+	else if (argc >= 2 && !strcmp(argv[1], "udprandflood"))
+		r = randflood(argc, argv, 1);
 	else if (argc >= 2 && !strcmp(argv[1], "fill"))
 		r = fill(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "count"))

@@ -237,7 +237,81 @@ static void test_bounded(void **state)
 	}
 	zt_trw_get_stats(t, &st);
 	assert_int_equal(st.sources, 100);
-	assert_true(st.dropped >= 900);
+	assert_int_equal(st.pairs, 100);
+	/* Full tables make room (see test_spoofed_flood_then_scan) instead of refusing. */
+	assert_int_equal(st.dropped, 0);
+	assert_true(st.evicted >= 1800);
+	zt_trw_free(t);
+}
+
+/*
+ * A random-source flood's spoofed sources (one failed first contact each,
+ * far more than the tables hold) must not blind the walks of a scanner
+ * that starts during it or after it: with tables that refused newcomers
+ * once full, neither scanner below was ever flagged.
+ */
+static void test_spoofed_flood_then_scan(void **state)
+{
+	struct zt_trw_params p;
+	struct zt_trw *t;
+	struct zt_decision d;
+	struct zt_trw_stats st;
+	uint64_t ts = 1000 * SEC;
+	uint32_t spoof = 0;
+	int vflag = 0, hflag = 0, spoof_flags = 0;
+
+	zt_trw_defaults(&p);
+	p.max_sources = 256;
+	p.max_pairs = 256;
+	assert_int_equal(zt_trw_new(&p, &t), 0);
+	/* flood (phase 0), then a vertical scanner amid it (1), then a horizontal one after it (2) */
+	for (int phase = 0; phase < 3; phase++) {
+		for (int i = 1; i <= 5000; i++) {
+			struct zt_probe pr = { .family = 4, .proto = 17, .ts_ns = ts += MS };
+
+			if (phase < 2) {
+				spoof++;
+				ip4(pr.src, 10, (uint8_t)(spoof >> 16), (uint8_t)(spoof >> 8),
+				    (uint8_t)spoof);
+				ip4(pr.dst, 198, 18, 2, 40);
+				pr.dport = (uint16_t)(1 + spoof % 60000);
+				pr.outcome = ZT_PROBE_FAIL_TIMEOUT;
+				if (zt_trw_observe(t, &pr, &d))
+					spoof_flags++;
+			}
+			if (phase == 1 && i % 50 == 0 && !vflag) {
+				/* every 50th probe: the scanner's next port */
+				ip4(pr.src, 198, 18, 0, 10);
+				pr.proto = 6;
+				pr.dport = (uint16_t)(i / 50);
+				pr.outcome = ZT_PROBE_FAIL_RST;
+				if (zt_trw_observe(t, &pr, &d)) {
+					vflag = i / 50;
+					assert_string_equal(d.subtype, "vertical");
+				}
+			}
+			if (phase == 2 && i <= 100 && !hflag) {
+				ip4(pr.src, 198, 18, 0, 11);
+				host(pr.dst, (uint32_t)i);
+				pr.proto = 6;
+				pr.dport = 22;
+				pr.outcome = ZT_PROBE_FAIL_TIMEOUT;
+				if (zt_trw_observe(t, &pr, &d)) {
+					hflag = i;
+					assert_string_equal(d.subtype, "horizontal");
+				}
+			}
+		}
+	}
+	zt_trw_get_stats(t, &st);
+	if (!vflag || vflag > 10 || !hflag || hflag > 10)
+		fail_msg("vertical scanner flagged at its probe %d, horizontal at %d (want 1..10); "
+			 "sources %llu, dropped %llu, evicted %llu",
+			 vflag, hflag, (unsigned long long)st.sources,
+			 (unsigned long long)st.dropped, (unsigned long long)st.evicted);
+	/* One failure each: no spoofed source is a scanner. */
+	assert_int_equal(spoof_flags, 0);
+	assert_int_equal(st.sources, 256);
 	zt_trw_free(t);
 }
 
@@ -282,6 +356,61 @@ static void test_dtable(void **state)
 	zt_dtable_free(&tb);
 }
 
+/* The test entries' worth: their second word. */
+static uint64_t worth_v1(const void *e, void *arg)
+{
+	(void)arg;
+	return ((const uint32_t *)e)[1];
+}
+
+static void count_gone(const void *e, void *arg)
+{
+	uint32_t *low_gone = arg;
+
+	*low_gone += ((const uint32_t *)e)[1] == 0;
+	low_gone[1]++;
+}
+
+/* zt_dtable_get_evict: a full table makes room, mostly with the entries worth least. */
+static void test_dtable_evict(void **state)
+{
+	struct zt_dtable tb;
+	uint32_t key, kept = 0, gone[2] = { 0, 0 };
+	bool created;
+
+	assert_int_equal(zt_dtable_init(&tb, 1000, 4, 16, 9), 0);
+	for (key = 0; key < 1000; key++) {
+		uint32_t *v = zt_dtable_get_evict(&tb, &key, &created, worth_v1, count_gone, gone);
+
+		assert_true(v && created);
+		v[1] = key % 2 ? 1000 : 0; /* odd keys are worth keeping */
+	}
+	assert_int_equal(tb.evicted, 0);
+	/* Present: found, not evicted for. */
+	key = 7;
+	assert_non_null(zt_dtable_get_evict(&tb, &key, &created, worth_v1, count_gone, gone));
+	assert_false(created);
+	for (key = 1000; key < 1200; key++) {
+		uint32_t *v = zt_dtable_get_evict(&tb, &key, &created, worth_v1, count_gone, gone);
+
+		assert_true(v && created);
+		assert_int_equal(v[0], key);
+		v[1] = 2000;
+	}
+	assert_int_equal(tb.n, 1000);
+	assert_int_equal(tb.evicted, 200);
+	assert_int_equal(gone[1], 200);
+	for (key = 1; key < 1000; key += 2)
+		kept += zt_dtable_find(&tb, &key) != NULL;
+	for (key = 1000; key < 1200; key++)
+		assert_non_null(zt_dtable_find(&tb, &key));
+	/* A sample of 8 holds no entry worth 0 rarely while most are left. */
+	if (kept < 490 || gone[0] < 190)
+		fail_msg("%u of 500 entries worth keeping kept, %u of 200 victims worth 0", kept,
+			 gone[0]);
+	zt_dtable_free(&tb);
+}
+
 static void test_quantile(void **state)
 {
 	assert_true(fabs(zt_normal_quantile_upper(0.001) - 3.090232) < 1e-5);
@@ -300,6 +429,8 @@ int main(void)
 		cmocka_unit_test(test_out_of_order_window),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_dtable),
+		cmocka_unit_test(test_dtable_evict),
+		cmocka_unit_test(test_spoofed_flood_then_scan),
 		cmocka_unit_test(test_quantile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

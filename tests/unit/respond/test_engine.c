@@ -584,6 +584,75 @@ static void test_sweep_probes_only_syn_openers(void **state)
 	free(w);
 }
 
+/*
+ * ICMP entries: a request (echo, timestamp; ICMPv6 echo) is an attempt,
+ * answered or not; an error or a reply is none. A pod answering a spoofed
+ * UDP flood sends a port unreachable to every random source: one entry
+ * each, never answered, which counted as its failed probes made the pod a
+ * horizontal scanner (flagged and blocked, the flood's victim).
+ */
+static void test_sweep_icmp_probes_only_requests(void **state)
+{
+	static const struct {
+		uint8_t proto, type1; /* the opening packet's type + 1 (0: not kept) */
+		bool answered, probe;
+	} cases[] = {
+		{ 1, 3 + 1, false, false }, /* port unreachable */
+		{ 1, 11 + 1, false, false }, /* time exceeded */
+		{ 1, 0 + 1, false, false }, /* echo reply first: picked up */
+		{ 1, 0, false, false }, /* an older agent's entry */
+		{ 1, 8 + 1, false, true }, /* echo request, unanswered */
+		{ 1, 8 + 1, true, true }, /* echo request, answered */
+		{ 1, 13 + 1, false, true }, /* timestamp request */
+		{ 58, 1 + 1, false, false }, /* ICMPv6 destination unreachable */
+		{ 58, 129 + 1, false, false }, /* ICMPv6 echo reply */
+		{ 58, 128 + 1, false, true }, /* ICMPv6 echo request */
+	};
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine_ct(w, 64);
+	uint64_t now = zt_now_boot_ns();
+	struct zt_engine_stats st;
+	int fd, n = 0;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "zt_test_ct", sizeof(struct zt_ct_key),
+			    sizeof(struct zt_ct_val), 64, NULL);
+	if (fd < 0) {
+		print_message("  cannot make a BPF hash map (%s): needs CAP_BPF\n",
+			      strerror(errno));
+		skip();
+	}
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(cases); i++) {
+		struct zt_ct_key k = { .ifindex = 2, .proto = cases[i].proto };
+		struct zt_ct_val v = { .first_ns = now - 5 * SEC, .dir = ZT_DIR_EGRESS };
+
+		if (cases[i].proto == 1) {
+			k.family = 4;
+			k.saddr[0] = 198, k.saddr[1] = 18, k.saddr[2] = 2, k.saddr[3] = 40;
+			k.daddr[0] = 198, k.daddr[1] = 19, k.daddr[2] = 7, k.daddr[3] = (uint8_t)i;
+		} else {
+			k.family = 6;
+			k.saddr[0] = 0x20, k.saddr[1] = 0x01, k.saddr[15] = 0x40;
+			k.daddr[0] = 0x20, k.daddr[1] = 0x01, k.daddr[14] = 7,
+			k.daddr[15] = (uint8_t)i;
+		}
+		v.icmp_type1 = cases[i].type1;
+		v.d[0].packets = 1;
+		v.d[0].last_ns = v.first_ns;
+		v.d[1].packets = cases[i].answered;
+		n += cases[i].probe;
+		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
+	}
+	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
+	zt_engine_get_stats(e, &st);
+	print_message("  %" PRIu64 " entries swept, %" PRIu64 " probes (%d expected)\n",
+		      st.sweep_entries, st.probes, n);
+	assert_int_equal(st.probes, n);
+	close(fd);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -593,6 +662,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_lets_records_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flows_let_records_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_probes_only_syn_openers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_icmp_probes_only_requests, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
