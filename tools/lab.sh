@@ -171,6 +171,20 @@ print("max_ms %d count %d p99_ms %d" % (lat[-1] * 1000, len(lat), lat[len(lat) *
 PY
 }
 
+# lab_build_tool OUT: builds the suites' packet and map helper
+# (tests/integration/synflood_tool.c) into OUT with the project's flags;
+# on failure prints the compiler's messages as comments and returns 1.
+lab_build_tool() {
+	local out=$1 pkgs="libbpf libelf zlib"
+	# shellcheck disable=SC2046
+	"${CC:-gcc}" -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
+		-fno-strict-aliasing -D_GNU_SOURCE -I"$LAB_ROOT/include" $(pkg-config --cflags $pkgs) \
+		-o "$out" "$LAB_ROOT/tests/integration/synflood_tool.c" $(pkg-config --libs $pkgs) \
+		2>"$out.cc.log" && return 0
+	sed 's/^/# /' "$out.cc.log"
+	return 1
+}
+
 # Starts the agent in the node namespace and waits until its API answers.
 lab_agent_start() {
 	ip netns exec "$LAB_NODE" "$ZTAGENT" --config "$LAB_CONF" >>"$LAB_LOG" 2>&1 &

@@ -340,15 +340,7 @@ void zt_trw_expire(struct zt_trw *t, uint64_t now_ns)
 		struct contact_ent *c = e;
 
 		if (c->last_ns < cut) {
-			struct src_key sk;
-			struct src_ent *s;
-
-			memset(&sk, 0, sizeof(sk));
-			sk.family = c->k.family;
-			memcpy(sk.addr, c->k.src, 16);
-			s = zt_dtable_find(&t->srcs, &sk);
-			if (s && s->contacts)
-				s->contacts--;
+			contact_gone(c, t);
 			zt_dtable_del_at(&t->contacts, &pos);
 		}
 	}

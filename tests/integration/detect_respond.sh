@@ -97,13 +97,7 @@ FLOOD_NET=198.19.0.0/16
 ip -n "$LAB_EXT" addr add 198.18.0.254/24 dev ext0
 ip -n "$LAB_NODE" route add $FLOOD_NET via 198.18.0.254
 TOOL="$LAB_DIR/synflood_tool"
-PKGS="libbpf libelf zlib"
-# shellcheck disable=SC2046
-if ! "${CC:-gcc}" -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
-	-fno-strict-aliasing -D_GNU_SOURCE -I"$ROOT/include" $(pkg-config --cflags $PKGS) \
-	-o "$TOOL" "$ROOT/tests/integration/synflood_tool.c" $(pkg-config --libs $PKGS) \
-	2>"$LAB_DIR/cc.log"; then
-	sed 's/^/# /' "$LAB_DIR/cc.log"
+if ! lab_build_tool "$TOOL"; then
 	tap_fail "synflood_tool builds"
 	exit 1
 fi

@@ -43,13 +43,7 @@ bail() {
 
 # --- the helper: flood sender, conntrack filler and counter ---
 TOOL="$LAB_DIR/synflood_tool"
-PKGS="libbpf libelf zlib"
-# shellcheck disable=SC2046
-if ! "${CC:-gcc}" -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
-	-fno-strict-aliasing -D_GNU_SOURCE -I"$ROOT/include" $(pkg-config --cflags $PKGS) \
-	-o "$TOOL" "$ROOT/tests/integration/synflood_tool.c" $(pkg-config --libs $PKGS) \
-	2>"$LAB_DIR/cc.log"; then
-	sed 's/^/# /' "$LAB_DIR/cc.log"
+if ! lab_build_tool "$TOOL"; then
 	bail "synflood_tool builds"
 fi
 tap_ok "synflood_tool builds with the project's flags"

@@ -532,6 +532,36 @@ static void test_flows_let_records_in(void **state)
  * agent start: the resets come back from the ports the flood chose) nor a
  * mid-flow pickup, whatever comes back; a handshake is a success.
  */
+/* A conntrack map for the sweep tests (skips the test without CAP_BPF). */
+static int probe_ct_map(void)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "zt_test_ct", sizeof(struct zt_ct_key),
+				sizeof(struct zt_ct_val), 64, NULL);
+
+	if (fd < 0) {
+		print_message("  cannot make a BPF hash map (%s): needs CAP_BPF\n",
+			      strerror(errno));
+		skip();
+	}
+	return fd;
+}
+
+/* One sweep of fd must give n probes; then frees what the test made. */
+static void sweep_probes(struct world *w, struct zt_engine *e, int fd, uint64_t now, int n)
+{
+	struct zt_engine_stats st;
+
+	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
+	zt_engine_get_stats(e, &st);
+	print_message("  %" PRIu64 " entries swept, %" PRIu64 " probes (%d expected)\n",
+		      st.sweep_entries, st.probes, n);
+	assert_int_equal(st.probes, n);
+	close(fd);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
 static void test_sweep_probes_only_syn_openers(void **state)
 {
 	static const struct {
@@ -548,16 +578,9 @@ static void test_sweep_probes_only_syn_openers(void **state)
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine_ct(w, 64);
 	uint64_t now = zt_now_boot_ns();
-	struct zt_engine_stats st;
 	int fd, n = 0;
 
-	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "zt_test_ct", sizeof(struct zt_ct_key),
-			    sizeof(struct zt_ct_val), 64, NULL);
-	if (fd < 0) {
-		print_message("  cannot make a BPF hash map (%s): needs CAP_BPF\n",
-			      strerror(errno));
-		skip();
-	}
+	fd = probe_ct_map();
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(cases); i++) {
 		struct zt_ct_key k = { .ifindex = 2, .family = 4, .proto = 6, .dport = 8080 };
 		struct zt_ct_val v = { .first_ns = now - 5 * SEC, .dir = ZT_DIR_EGRESS };
@@ -573,15 +596,7 @@ static void test_sweep_probes_only_syn_openers(void **state)
 		n += cases[i].probe;
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
 	}
-	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
-	zt_engine_get_stats(e, &st);
-	print_message("  %" PRIu64 " entries swept, %" PRIu64 " probes (%d expected)\n",
-		      st.sweep_entries, st.probes, n);
-	assert_int_equal(st.probes, n);
-	close(fd);
-	zt_engine_free(e);
-	world_free(w);
-	free(w);
+	sweep_probes(w, e, fd, now, n);
 }
 
 /*
@@ -611,16 +626,9 @@ static void test_sweep_icmp_probes_only_requests(void **state)
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine_ct(w, 64);
 	uint64_t now = zt_now_boot_ns();
-	struct zt_engine_stats st;
 	int fd, n = 0;
 
-	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "zt_test_ct", sizeof(struct zt_ct_key),
-			    sizeof(struct zt_ct_val), 64, NULL);
-	if (fd < 0) {
-		print_message("  cannot make a BPF hash map (%s): needs CAP_BPF\n",
-			      strerror(errno));
-		skip();
-	}
+	fd = probe_ct_map();
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(cases); i++) {
 		struct zt_ct_key k = { .ifindex = 2, .proto = cases[i].proto };
 		struct zt_ct_val v = { .first_ns = now - 5 * SEC, .dir = ZT_DIR_EGRESS };
@@ -642,15 +650,7 @@ static void test_sweep_icmp_probes_only_requests(void **state)
 		n += cases[i].probe;
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
 	}
-	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
-	zt_engine_get_stats(e, &st);
-	print_message("  %" PRIu64 " entries swept, %" PRIu64 " probes (%d expected)\n",
-		      st.sweep_entries, st.probes, n);
-	assert_int_equal(st.probes, n);
-	close(fd);
-	zt_engine_free(e);
-	world_free(w);
-	free(w);
+	sweep_probes(w, e, fd, now, n);
 }
 
 int main(void)
