@@ -69,10 +69,15 @@ ztctl block del "$LAB_EXT_IP/32" >/dev/null
 check "unblocked: passes again" pings "$LAB_EXT_IP"
 
 # --- drift: the filter, then the qdisc under it ---
+repaired() { grep -c 'event=drift_repaired kind=xdp subject=uplink0' "$LAB_LOG"; }
+rep0=$(repaired)
 in_node tc filter del dev uplink0 ingress pref $((0x7a74)) handle 0x7a74 bpf
-check "the filter deleted by hand is gone" no_tc_guard
+# The agent hears of the deletion at once and may have repaired it before a
+# look (tc and a parse, tens of ms) sees the gap: then its log says so.
+gone_or_repaired() { no_tc_guard || [ "$(repaired)" -gt "$rep0" ]; }
+check "the filter deleted by hand is gone (or already repaired)" gone_or_repaired
 check "drift repair puts tc_guard back within 3 s" wait_for 30 has_tc_guard
-check "drift repair is logged" grep -q 'event=drift_repaired kind=xdp subject=uplink0' "$LAB_LOG"
+check "drift repair is logged" wait_for 30 eval '[ "$(repaired)" -gt "$rep0" ]'
 ztctl block add "$LAB_EXT_IP/32" --reason after-drift >/dev/null
 check "the repaired filter enforces" no_ping "$LAB_EXT_IP"
 ztctl block del "$LAB_EXT_IP/32" >/dev/null
