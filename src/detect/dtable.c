@@ -127,13 +127,11 @@ void *zt_dtable_get_evict(struct zt_dtable *t, const void *key, bool *created,
 	size_t mask, victim = 0, i;
 	uint64_t least = UINT64_MAX;
 	int seen = 0;
+	void *e = zt_dtable_get(t, key, created);
 
-	if (created)
-		*created = false;
-	if (!t->cap)
-		return NULL;
-	if (t->n < t->max || zt_dtable_find(t, key))
-		return zt_dtable_get(t, key, created);
+	/* NULL only when the key is absent and the table full (or never made). */
+	if (e || !t->cap)
+		return e;
 	/*
 	 * Two runs of ZT_DTABLE_SAMPLE / 2 used slots from two random places:
 	 * neighbours in the slot array are unrelated entries (hashed), and a

@@ -22,7 +22,10 @@
 #define SEC 1000000000ULL
 #define MS 1000000ULL
 #define CT_BATCH 1024 /* a read of ~0.25 ms: see zt_yield_due */
-/* A TCP entry that did not open with a bare SYN (SYN-ACK first, mid-flow pickup). */
+/*
+ * outcome(): an entry that is no connection attempt of its originator (TCP
+ * not opened by a bare SYN, ICMP not opened by a request).
+ */
 #define NOT_A_PROBE 0xff
 
 /* ---- small helpers ---- */

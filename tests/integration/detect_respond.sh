@@ -78,6 +78,7 @@ BENIGN=198.18.0.3
 PROT=198.18.0.5
 SLOW=198.18.0.7
 SCAN=198.18.0.8
+FLOOD_NET=198.19.0.0/16 # the random sources of udprandflood
 FSCAN=198.18.0.9
 lab_pod dbpod $DBP
 lab_pod web $WEB
@@ -85,7 +86,7 @@ lab_pod web $WEB
 # a gateway route does (its on-link default route would want a neighbour
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
-ip -n "${LAB_ID}-web" route add 198.19.0.0/16 via $LAB_NODE_IP dev eth0 onlink
+ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
 for a in $PROT $SLOW $SCAN $FSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
@@ -93,7 +94,6 @@ done
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 # Spoofed sources (udprandflood below) come from here; answers go back there,
 # through a gateway of their own (a gateway is never blocked: not an attacker's).
-FLOOD_NET=198.19.0.0/16
 ip -n "$LAB_EXT" addr add 198.18.0.254/24 dev ext0
 ip -n "$LAB_NODE" route add $FLOOD_NET via 198.18.0.254
 TOOL="$LAB_DIR/synflood_tool"

@@ -180,22 +180,21 @@ static int flood_run(uint32_t dst, unsigned int port, uint32_t base, unsigned in
 				/* Length 24; checksum 0: none (RFC 768, IPv4). */
 				*(uint16_t *)(th + 4) = htons(24);
 				memcpy(th + 8, "ztagent-lab-udp.", 16);
-				goto send;
+			} else {
+				*(uint32_t *)(th + 4) = htonl((uint32_t)(sent * 2654435761u));
+				th[12] = 5 << 4;
+				th[13] = 0x02; /* SYN */
+				*(uint16_t *)(th + 14) = htons(64240);
+				memcpy(pseudo, ip + 12, 8);
+				pseudo[8] = 0;
+				pseudo[9] = IPPROTO_TCP;
+				pseudo[10] = 0;
+				pseudo[11] = 20;
+				sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), th, 20);
+				c = csum_fold(sum);
+				th[16] = (uint8_t)(c >> 8);
+				th[17] = (uint8_t)c;
 			}
-			*(uint32_t *)(th + 4) = htonl((uint32_t)(sent * 2654435761u));
-			th[12] = 5 << 4;
-			th[13] = 0x02; /* SYN */
-			*(uint16_t *)(th + 14) = htons(64240);
-			memcpy(pseudo, ip + 12, 8);
-			pseudo[8] = 0;
-			pseudo[9] = IPPROTO_TCP;
-			pseudo[10] = 0;
-			pseudo[11] = 20;
-			sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), th, 20);
-			c = csum_fold(sum);
-			th[16] = (uint8_t)(c >> 8);
-			th[17] = (uint8_t)c;
-send:
 			/* The kernel fills in the IP checksum (raw(7), IP_HDRINCL). */
 			if (sendto(fd, pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) < 0) {
 				if (errno == ENOBUFS || errno == EAGAIN)
