@@ -92,8 +92,10 @@ wait_sql() { # SQL: waits up to 30 s for it to print t
 	done
 	return 1
 }
+# Denied flows to one destination port within the aggregation window share
+# a row (source port 0, aggregate_count = the flows it stands for).
 check "3 allowed and 3 denied flows are on record" \
-	wait_sql "SELECT count(*) FILTER (WHERE verdict = 'denied') >= 3 AND count(*) FILTER (WHERE verdict = 'allowed') >= 3 FROM network_flows WHERE flow_kind = 'flow'"
+	wait_sql "SELECT coalesce(sum(aggregate_count) FILTER (WHERE verdict = 'denied'), 0) >= 3 AND count(*) FILTER (WHERE verdict = 'allowed') >= 3 FROM network_flows WHERE flow_kind = 'flow'"
 # What is on record, for a failure's log: one line per row.
 q "SELECT verdict, flow_kind, host(source_ip) || ':' || source_port || ' > ' || host(dest_ip) || ':' || dest_port,
 	   flags, packets_sent, packets_received, start_time, end_time, aggregate_count
