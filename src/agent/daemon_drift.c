@@ -14,7 +14,12 @@
  * pol_isolation, ipcache, endpoints) do not wait for a tick: the drift
  * watch reports each key as it happens, a batch's keys too (see dw_start);
  * the ticks and the whole reads of the blocklist hash maps on a thread of
- * their own (bl_scan_main) are the safety net.
+ * their own (bl_scan_main) are the safety net. While the watch runs, a
+ * difference in the policy, ipcache or endpoints maps that a tick finds
+ * first waits for the next tick (see tick_defers): a write can land between
+ * the tick's read of the watch and its check of the map, and its repair is
+ * the watch's, which names the writer. What is still there a tick later
+ * came from something the watch cannot see, and is repaired then.
  *
  * A difference is repaired at once, logged, counted
  * (ztagent_drift_repairs_total{kind}) and audited (drift.repair, with what
@@ -90,6 +95,7 @@ struct drift_kind {
 	uint64_t last_trip;
 	bool told; /* the back-off's "not repaired" was logged */
 	bool err_told; /* a failed repair was logged (once until one succeeds) */
+	uint64_t defer_tick; /* the tick whose differences waited for the watch */
 };
 
 /* One object's recent repairs (h 0: a free slot). */
@@ -116,6 +122,8 @@ struct zt_drift {
 	struct drift_subj subj[DRIFT_SUBJ_SLOTS];
 	uint64_t subj_evicted;
 	uint64_t ticks;
+	bool in_tick; /* the tick's check of the watched segmentation maps runs */
+	bool deferred; /* drift_may_obj just left a difference to the watch */
 	uint64_t repairs_total; /* for the nodes table */
 	uint64_t last_tick_ns; /* duration of the last tick, for the log at debug */
 	/* The blocklist hash maps' reader (see bl_scan_main). */
@@ -202,6 +210,29 @@ static bool drift_may(void *ctx, const char *kind)
 	return i < 0 || zt_now_mono_ns() >= dr->k[i].backoff_until;
 }
 
+/*
+ * A difference the tick found in a map the drift watch covers waits one
+ * tick while the watch runs: the write may have landed after the tick read
+ * the watch's ring, and the watch's repair names the writer. Per kind, so
+ * a mass change does not churn the objects' table: the first tick that
+ * finds differences of the kind leaves them all, the next repairs what is
+ * left (something the watch cannot see: another BPF program, a lost event).
+ */
+static bool tick_defers(struct zt_drift *dr, int i)
+{
+	struct drift_kind *k = &dr->k[i];
+
+	if (!dr->in_tick || !__atomic_load_n(&dr->watched, __ATOMIC_RELAXED))
+		return false;
+	if (strcmp(kind_names[i], "policy") && strcmp(kind_names[i], "ipcache") &&
+	    strcmp(kind_names[i], "endpoints"))
+		return false; /* tc filters, pins: not what the watch sees */
+	if (k->defer_tick + 1 == dr->ticks)
+		return false;
+	k->defer_tick = dr->ticks;
+	return true;
+}
+
 static bool drift_may_obj(void *ctx, const char *kind, const char *subject)
 {
 	struct zt_drift *dr = ctx;
@@ -213,7 +244,10 @@ static bool drift_may_obj(void *ctx, const char *kind, const char *subject)
 	if (!drift_may(ctx, kind))
 		return false;
 	s = subj_get(dr, i, subject, false);
-	return !s || zt_now_mono_ns() >= s->backoff_until;
+	if (s && zt_now_mono_ns() < s->backoff_until)
+		return false;
+	dr->deferred = tick_defers(dr, i);
+	return !dr->deferred;
 }
 
 static void drift_audit(struct zt_drift *dr, const char *akind, const char *kind,
@@ -357,6 +391,10 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 
 	if (i < 0)
 		return;
+	if (dr->deferred) { /* left to the watch for a tick: nothing to say yet */
+		dr->deferred = false;
+		return;
+	}
 	if (dr->who[0]) {
 		snprintf(with_who, sizeof(with_who), "%s, written by %s", what, dr->who);
 		what = with_who;
@@ -991,7 +1029,10 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	check_xdp(dr);
 	check_pins_obj(dr, d->dp->xdp->obj, full);
 	check_pins_obj(dr, d->dp->tc->obj, full);
+	dr->in_tick = true;
 	zt_seg_drift_check(d->seg, &dr->hooks);
+	dr->in_tick = false;
+	dr->deferred = false;
 	zt_blocklist_drift_check(d->bl, &dr->blc, DRIFT_BL_BUDGET, &dr->hooks);
 	/* The notes' walk: two syscalls a note, so a big map waits for the full ticks. */
 	if (full || zt_blocklist_notes_count(d->bl) <= DRIFT_NOTES_EVERY_TICK)
