@@ -20,6 +20,18 @@
  * whether its destination is a threat-intel IOC: action block denies it
  * (reason ioc), and a ZT_EV_IOC record reports the match either way.
  *
+ * The XDP guard's blocklist (bpf/lib/blocklist.h, its maps through their
+ * pins) covers the endpoints too, where the guard cannot see: a pod that
+ * attacks (its packets never cross an uplink's ingress), a peer whose
+ * packets come through a tunnel or from another pod of the node. A flow
+ * either of whose addresses is blocked (and not allowlisted) is denied with
+ * reason blocked, whatever the policy, audit mode or an IOC said, on its
+ * first packet or, for a flow already there, on its next one after the
+ * blocklist changed: each entry keeps the zt_prefix_set generation it was
+ * checked under (bl_gen), so a packet of a flow costs one array read and a
+ * compare. A blocked flow is looked at again at each packet, and gets its
+ * policy verdict back once its entry expires or goes.
+ *
  * Each entry also keeps the flow's features (per-direction sizes,
  * inter-arrival times, TCP flag counts, whether the handshake completed:
  * include/ztagent.h), and each endpoint its activity (ep_stats). A
@@ -48,6 +60,7 @@
 #include "lib/policy.h"
 #include "lib/conntrack.h"
 #include "lib/ioc.h"
+#include "lib/blocklist.h"
 #include "lib/guard.h"
 #include "lib/synprot.h"
 #define ZT_CAPTURE_SKB
@@ -184,7 +197,9 @@ static __always_inline void tc_query_fill(struct zt_pol_query *q, const struct z
 static __always_inline __u32 tc_stat_of(const struct zt_ct_val *v, int new_flow)
 {
 	if (v->verdict != ZT_VERDICT_ALLOW)
-		return new_flow ? ZT_TCS_DENY_NEW : ZT_TCS_DENY_EST;
+		return v->reason == ZT_REASON_BLOCKED ? ZT_TCS_BLOCKED :
+		       new_flow			      ? ZT_TCS_DENY_NEW :
+							ZT_TCS_DENY_EST;
 	if (v->audit)
 		return ZT_TCS_AUDIT;
 	return new_flow ? ZT_TCS_ALLOW_NEW : ZT_TCS_ALLOW_EST;
@@ -206,8 +221,46 @@ static __always_inline void tc_ep_account(__u32 ep_id, __u8 dir, __u32 len, __u3
 	s->bytes[d] += len;
 	if (stat == ZT_TCS_ALLOW_NEW || stat == ZT_TCS_DENY_NEW)
 		s->new_flows[d]++;
-	if (stat == ZT_TCS_DENY_NEW || stat == ZT_TCS_DENY_EST)
+	if (stat == ZT_TCS_DENY_NEW || stat == ZT_TCS_DENY_EST || stat == ZT_TCS_BLOCKED)
 		s->denied[d]++;
+}
+
+/*
+ * 1 when the address on side (0: source, 1: destination) of flow k is on
+ * the blocklist now (and not allowlisted). Global: verified once, for both
+ * sides and every call site.
+ */
+__noinline int tc_addr_blocked(const struct zt_ct_key *k, __u32 side)
+{
+	struct zt_block_entry *hit = NULL;
+	const struct zt_prefix_set *ps;
+	__u32 zero = 0;
+
+	if (!k)
+		return 0;
+	ps = bpf_map_lookup_elem(&blocklist_prefixes, &zero);
+	if (!ps)
+		return 0;
+	return zt_blocklist_addr(k->family, (const __u32 *)(side ? k->daddr : k->saddr), ps,
+				 &hit) == ZT_XR_BLOCKLIST;
+}
+
+/*
+ * The blocklist's verdict on flow k, after the policy's and the IOCs':
+ * either address blocked denies it (reason blocked). bl_gen is the
+ * generation read before the look, so a change made during it is looked
+ * at again by the next packet.
+ */
+static __always_inline void tc_block_judge(const struct zt_ct_key *k, struct zt_ct_val *v,
+					   __u32 bl_gen)
+{
+	v->bl_gen = bl_gen;
+	if (!tc_addr_blocked(k, 0) && !tc_addr_blocked(k, 1))
+		return;
+	v->verdict = ZT_VERDICT_DENY;
+	v->reason = ZT_REASON_BLOCKED;
+	v->audit = 0;
+	v->rule_id = ZT_RULE_NONE;
 }
 
 /* A packet of a watched address, with its verdict. Global: its own stack frame. */
@@ -273,10 +326,11 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 {
 	struct zt_ct_key key = {}, rkey;
 	struct zt_endpoint_info *ep;
+	struct zt_prefix_set *ps;
 	struct zt_pol_state *st;
 	struct tc_pkt t = {};
 	struct zt_ct_val *ct;
-	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, gen, d = 0, payload;
+	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, gen, bl_gen, d = 0, payload;
 	__u64 now;
 	int r;
 
@@ -305,6 +359,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 	st = bpf_map_lookup_elem(&pol_state, &zero);
 	gen = st ? READ_ONCE(st->gen) : 0;
+	ps = bpf_map_lookup_elem(&blocklist_prefixes, &zero);
+	bl_gen = ps ? READ_ONCE(ps->gen) : 0;
 	now = bpf_ktime_get_boot_ns();
 
 	zt_ct_key_fill(&key, ifindex, &t.p, t.echo_id, t.is_echo);
@@ -337,10 +393,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 		if (d)
 			__builtin_memcpy(&key, &rkey, sizeof(key));
-		if (ct->gen != gen && (ct->mtls & ZT_CT_TLS_BAD)) {
+		if (ct->mtls & ZT_CT_TLS_BAD) {
 			/* A server that failed requireTLS stays denied, whatever the policy says now. */
-			ct->gen = gen;
-		} else if (ct->gen != gen) {
+			if (ct->gen != gen)
+				ct->gen = gen;
+		} else if (ct->gen != gen || ct->bl_gen != bl_gen ||
+			   ct->reason == ZT_REASON_BLOCKED) {
 			struct zt_pol_query q = {};
 
 			/* Re-evaluated in the flow's original direction: the entry's key. */
@@ -355,12 +413,14 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			ct->peer_ep_id = q.peer_ep_id;
 			ct->ep_id = ep->ep_id;
 			ct->gen = gen;
-			/* A policy change never lets a flow to a blocked IOC through. */
+			/* A policy change never lets a flow to a blocked IOC through ... */
 			zt_ioc_judge(&key, ct, ct->dir, 0, 0);
+			/* ... or from or to a blocked address. */
+			tc_block_judge(&key, ct, bl_gen);
 			ct->mtls = zt_mtls_recheck(ct->mtls, zt_mtls_need(&key, ct->dir, q.flags));
-			if (q.verdict != was || q.audit != was_audit)
+			if (ct->verdict != was || ct->audit != was_audit)
 				tc_emit(&key, ct, t.p.tcp_flags,
-					was == ZT_VERDICT_ALLOW && q.verdict != ZT_VERDICT_ALLOW,
+					was == ZT_VERDICT_ALLOW && ct->verdict != ZT_VERDICT_ALLOW,
 					len);
 		}
 		/* A client that completed a handshake with an endpoint: admitted under SYN protection. */
@@ -406,13 +466,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			return TC_ACT_SHOT;
 		__builtin_memset(v, 0, sizeof(*v));
 		if (!zt_ct_opens(key.proto, t.p.tcp_flags)) {
-			/* The tail of a flow that is gone: its verdict (IOC included), no flow. */
+			/* The tail of a flow that is gone: its verdict (IOC, blocklist), no flow. */
 			v->verdict = q.verdict;
 			v->audit = q.audit;
 			zt_ioc_judge(&key, v, dir, 0, 0);
-			stat = v->verdict != ZT_VERDICT_ALLOW ? ZT_TCS_DENY_EST :
-			       v->audit			      ? ZT_TCS_AUDIT :
-								ZT_TCS_ALLOW_EST;
+			tc_block_judge(&key, v, bl_gen);
+			stat = tc_stat_of(v, 0);
 			return tc_verdict(skb, &t, ep, dir, stat, v->verdict, len);
 		}
 		v->first_ns = now;
@@ -434,6 +493,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		else if (key.proto == IPPROTO_ICMP || key.proto == IPPROTO_ICMPV6)
 			v->icmp_type1 = (__u8)(t.p.sport + 1);
 		zt_ioc_judge(&key, v, dir | ZT_IOC_EMIT, t.p.tcp_flags, len);
+		tc_block_judge(&key, v, bl_gen);
 		v->mtls = zt_mtls_need(&key, dir, q.flags);
 		if (dir == ZT_DIR_INGRESS && !v->mtls && zt_mtls_by_agent(skb))
 			v->mtls = ZT_CT_MTLS_NEED; /* a tunnelled connection the agent delivers */

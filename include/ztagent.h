@@ -142,6 +142,13 @@ struct zt_prefix_set {
 	__u32 allow_v6_used;
 	__u32 filter_v4_on; /* non-zero: consult blocklist_filter for IPv4 sources */
 	__u32 filter_v6_on; /* ... for IPv6 sources */
+	/*
+	 * Bumped by each publish, which follows every change that can block
+	 * more (entries added or changed, an allowlist entry removed): a flow
+	 * that tc_endpoint checked under this generation needs no new look
+	 * (zt_ct_val.bl_gen).
+	 */
+	__u32 gen;
 };
 
 /*
@@ -510,6 +517,7 @@ enum zt_reason {
 	ZT_REASON_NO_POLICY, /* no policy generation loaded yet (gen 0): default applies */
 	ZT_REASON_IOC, /* the destination is on a threat-intel feed whose action is block */
 	ZT_REASON_TLS, /* requireTLS: the server did not negotiate TLS 1.3 (bpf/lib/tls.h) */
+	ZT_REASON_BLOCKED, /* an address of the flow is on the blocklist (tc_endpoint) */
 	ZT_REASON_MAX,
 };
 
@@ -615,7 +623,13 @@ struct zt_ct_val {
 	 * answers something else, and is none.
 	 */
 	__u8 icmp_type1;
-	__u8 _pad[34]; /* to a whole line: 224 bytes */
+	__u8 _pad1[2];
+	/*
+	 * The zt_prefix_set.gen both addresses were last checked against the
+	 * blocklist with (0: an entry of an agent from before it was kept).
+	 */
+	__u32 bl_gen;
+	__u8 _pad[28]; /* to a whole line: 224 bytes */
 };
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
@@ -679,6 +693,7 @@ enum zt_tc_stat {
 	ZT_TCS_NOT_IP, /* passed: ARP etc. */
 	ZT_TCS_MALFORMED, /* dropped: truncated headers */
 	ZT_TCS_NO_ENDPOINT, /* passed: interface not registered */
+	ZT_TCS_BLOCKED, /* dropped: a flow from or to a blocklisted address (new or not) */
 	ZT_TCS_MAX,
 };
 

@@ -276,6 +276,16 @@ static __always_inline int zt_blocklist_v6(const __u32 *saddr, const struct zt_p
 	return expired ? ZT_XR_BLOCK_EXPIRED : ZT_XR_OK;
 }
 
+/* The same for one address (family 4 or 6) under the published set ps. */
+static __always_inline int zt_blocklist_addr(__u8 family, const __u32 *addr,
+					     const struct zt_prefix_set *ps,
+					     struct zt_block_entry **hit)
+{
+	if (family == 4)
+		return zt_blocklist_v4(addr[0], ps, hit);
+	return zt_blocklist_v6(addr, ps, hit);
+}
+
 /*
  * For a parsed IP packet: ZT_XR_ALLOWLIST, ZT_XR_BLOCKLIST (*hit is the
  * entry), ZT_XR_BLOCK_EXPIRED or ZT_XR_OK.
@@ -287,9 +297,7 @@ static __always_inline int zt_blocklist_check(const struct zt_pkt *p, struct zt_
 
 	if (!ps)
 		return ZT_XR_OK;
-	if (p->family == 4)
-		return zt_blocklist_v4(p->saddr[0], ps, hit);
-	return zt_blocklist_v6(p->saddr, ps, hit);
+	return zt_blocklist_addr(p->family, p->saddr, ps, hit);
 }
 
 #endif /* ZT_BPF_BLOCKLIST_H */

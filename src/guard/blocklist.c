@@ -658,8 +658,11 @@ static int publish_prefixes(struct zt_blocklist *bl)
 	ps.allow_v6_used = bl->allow_used[FAM_V6];
 	ps.filter_v4_on = bl->n_short[FAM_V4] == 0;
 	ps.filter_v6_on = bl->n_short[FAM_V6] == 0;
+	/* tc_endpoint looks at its flows again (zt_ct_val.bl_gen); 0 is no generation. */
+	ps.gen = bl->pub_gen + 1 ? bl->pub_gen + 1 : 1;
 	if (bpf_map_update_elem(bl->fd_prefixes, &zero, &ps, BPF_ANY) < 0)
 		return -errno;
+	bl->pub_gen = ps.gen;
 	return 0;
 }
 
@@ -899,6 +902,17 @@ int zt_blocklist_init(struct zt_blocklist **out, struct zt_datapath *dp, char *e
 		r = bl_notes_load(bl);
 	bl->allow_used[FAM_V4] = !trie_empty(bl->fd_allow[FAM_V4]);
 	bl->allow_used[FAM_V6] = !trie_empty(bl->fd_allow[FAM_V6]);
+	/*
+	 * Generations go on from the last run's: a flow checked under one of its
+	 * generations, idle since, is never taken for checked under a new one.
+	 */
+	{
+		struct zt_prefix_set was;
+		uint32_t zero = 0;
+
+		if (bpf_map_lookup_elem(bl->fd_prefixes, &zero, &was) == 0)
+			bl->pub_gen = was.gen;
+	}
 	/* Re-publish from what the maps hold: repairs a set left half-written. */
 	if (r == 0)
 		r = filter_flush(bl);
@@ -1710,11 +1724,10 @@ static int allow_del_held(struct zt_blocklist *bl, const struct zt_cidr *c)
 	bl_make_key(fam, c->prefixlen, c->addr, key);
 	if (bpf_map_delete_elem(bl->fd_allow[fam], key) < 0)
 		return -errno;
-	if (trie_empty(bl->fd_allow[fam])) {
+	if (trie_empty(bl->fd_allow[fam]))
 		bl->allow_used[fam] = false;
-		return publish_prefixes(bl);
-	}
-	return 0;
+	/* What it let through may be blocked now: tc_endpoint looks at its flows again. */
+	return publish_prefixes(bl);
 }
 
 /* ---- drift: the kernel's blocklist maps against the mirror ---- */
@@ -1838,6 +1851,8 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		fix = bl_may_fix(h, fix, fam, trie, key);
 		if (fix && bpf_map_update_elem(fd, key, &v, BPF_EXIST) < 0)
 			r = -errno;
+		else if (fix)
+			publish_prefixes(bl); /* it may block again: tc_endpoint looks again */
 		bl_drift_report(h, fam, trie, key, what, fix && r == 0, r);
 	}
 	return 0;
@@ -1860,6 +1875,8 @@ static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_sl
 	fix = bl_may_fix(h, fix, s->fam, s->in_trie, key);
 	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
 		r = -errno;
+	else if (fix)
+		publish_prefixes(bl); /* it blocks again: tc_endpoint looks again */
 	bl_value_text(bl, &v, want, sizeof(want));
 	snprintf(what, sizeof(what), "entry deleted outside the agent; put back: %s", want);
 	bl_drift_report(h, s->fam, s->in_trie, key, what, fix && r == 0, r);

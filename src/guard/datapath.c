@@ -140,16 +140,17 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 
 /*
  * Maps whose contents are counters or state the programs rebuild by
- * themselves (statistics, sketches, conntrack, the activity settings the
- * daemon writes again at start). When a new version changes one's layout
- * or size, its old pin is replaced instead of failing the load.
+ * themselves (statistics, sketches, conntrack, the activity settings and
+ * the blocklist's published prefix set the daemon writes again at start).
+ * When a new version changes one's layout or size, its old pin is replaced
+ * instead of failing the load.
  */
 static bool transient_map(const char *name)
 {
 	static const char *const names[] = {
-		"xdp_stats",  "tc_stats",  "event_stats",   "act_stats",    "src_sketch",
-		"dst_sketch", "dst_local", "ratelimit_src", "syn_verified", "ep_stats",
-		"conntrack",  "guard_cfg", "event_sampler",
+		"xdp_stats",  "tc_stats",  "event_stats",   "act_stats",	  "src_sketch",
+		"dst_sketch", "dst_local", "ratelimit_src", "syn_verified",	  "ep_stats",
+		"conntrack",  "guard_cfg", "event_sampler", "blocklist_prefixes",
 	};
 
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(names); i++)
@@ -810,6 +811,8 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 	bpf_map__set_max_entries(dp->tc->maps.ioc_host_v6, cfg->xdp.blocklist_max);
 	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v4, cfg->xdp.blocklist_max);
 	bpf_map__set_max_entries(dp->tc->maps.ioc_lpm_v6, cfg->xdp.blocklist_max);
+	/* The guard's lists, which tc_endpoint applies to the endpoints' flows too. */
+	guard_sizes(dp->tc->obj, cfg);
 	adopt_pinned_sizes(dp->tc->obj, cfg->bpffs, &dp->n_reused);
 	r = tc_endpoint__load(dp->tc);
 	if (r < 0) {
@@ -1180,6 +1183,7 @@ const char *zt_tc_stat_name(unsigned int i)
 		[ZT_TCS_NOT_IP] = "not-ip",
 		[ZT_TCS_MALFORMED] = "malformed",
 		[ZT_TCS_NO_ENDPOINT] = "no-endpoint",
+		[ZT_TCS_BLOCKED] = "blocked",
 	};
 	return i < ZT_ARRAY_SIZE(names) && names[i] ? names[i] : "unknown";
 }
@@ -1191,7 +1195,7 @@ const char *zt_tc_reason_name(unsigned int reason)
 		[ZT_REASON_RULE_DENY] = "rule-deny",	   [ZT_REASON_NO_RULE] = "no-rule",
 		[ZT_REASON_DEFAULT_DENY] = "default-deny", [ZT_REASON_NO_ENDPOINT] = "no-endpoint",
 		[ZT_REASON_NO_POLICY] = "no-policy",	   [ZT_REASON_IOC] = "ioc",
-		[ZT_REASON_TLS] = "tls-not-1.3",
+		[ZT_REASON_TLS] = "tls-not-1.3",	   [ZT_REASON_BLOCKED] = "blocked",
 	};
 	return reason < ZT_REASON_MAX && names[reason] ? names[reason] : "unknown";
 }

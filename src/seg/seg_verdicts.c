@@ -215,8 +215,14 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 			f->dir == ZT_DIR_INGRESS ? "ingress" : "egress", f->ifname, f->revoked,
 			zt_tc_reason_name(f->reason), zt_log_quote(q, sizeof(q), f->rule));
 	}
-	/* A flow to a threat-intel IOC is the feeds' incident (ioc.hit), not a policy violation. */
-	if (f->verdict != 0 && f->reason != ZT_REASON_IOC && s->violation) {
+	/*
+	 * A flow to a threat-intel IOC is the feeds' incident (ioc.hit), one of
+	 * a blocked address the block's (its detector's incident, the operator's
+	 * or the feed's entry): not policy violations.
+	 */
+	bool policy = f->reason != ZT_REASON_IOC && f->reason != ZT_REASON_BLOCKED;
+
+	if (f->verdict != 0 && policy && s->violation) {
 		/* Aggregated by the sink (per source, destination, port, rule), not one row each. */
 		struct flow_rec v = *f;
 		zt_seg_violation_fn fn = s->violation;
@@ -248,7 +254,7 @@ void seg_on_policy_event(void *ctx, const void *rec, size_t len)
 		fn(fctx, &sv);
 		return;
 	}
-	if (f->verdict != 0 && s->audit && f->reason != ZT_REASON_IOC) {
+	if (f->verdict != 0 && s->audit && policy) {
 		struct flow_rec v = *f;
 
 		pthread_mutex_unlock(&s->lock);

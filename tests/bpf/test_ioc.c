@@ -35,6 +35,7 @@
 #include "ztagent.h"
 #include "pktgen.h"
 #include "tc_endpoint.skel.h"
+#include "tcpod.h"
 
 #define POD4 "198.18.0.10"
 #define PEER4 "198.18.1.20"
@@ -55,12 +56,10 @@
 static __u32 if_pod;
 
 struct env {
-	struct tc_endpoint *skel;
-	struct ring_buffer *rb;
+	struct tcpod p;
 	struct zt_ev_ioc ioc[MAX_EVENTS];
 	struct zt_ev_policy pol[MAX_EVENTS];
 	int n_ioc, n_pol, bad;
-	int n_cpus;
 };
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -78,72 +77,18 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void addr_of(const char *s, __u8 out[16])
-{
-	memset(out, 0, 16);
-	assert_int_equal(inet_pton(strchr(s, ':') ? AF_INET6 : AF_INET, s, out), 1);
-}
-
-static void set_gen(struct env *e, __u32 gen)
-{
-	struct zt_pol_state st = { .gen = gen };
-	__u32 zero = 0;
-
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.pol_state), &zero, &st, 0),
-			 0);
-}
-
-static void ipc_add(struct env *e, __u8 slot, const char *a, int plen, __u32 id, __u32 ep)
-{
-	struct zt_ipcache_val v = { .identity = id, .ep_id = ep };
-
-	if (strchr(a, ':')) {
-		struct zt_ipcache_key6 k = { .prefixlen = 8 + (__u32)plen, .slot = slot };
-
-		addr_of(a, k.addr);
-		assert_int_equal(
-			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v6), &k, &v, 0), 0);
-	} else {
-		struct zt_ipcache_key4 k = { .prefixlen = 8 + (__u32)plen, .slot = slot };
-		__u8 b[16];
-
-		addr_of(a, b);
-		memcpy(k.addr, b, 4);
-		assert_int_equal(
-			bpf_map_update_elem(bpf_map__fd(e->skel->maps.ipcache_v4), &k, &v, 0), 0);
-	}
-}
-
 /* A pod that nothing isolates (every flow allowed by policy), in generation 1. */
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct bpf_map *map;
-	struct zt_endpoint_info ep = { .ep_id = POD_EP, .identity = POD_ID };
 
-	if (!e)
-		return -1;
-	e->n_cpus = libbpf_num_possible_cpus();
-	e->skel = tc_endpoint__open();
-	if (!e->skel)
-		return -1;
-	bpf_object__for_each_map (map, e->skel->obj)
-		bpf_map__set_pin_path(map, NULL);
-	bpf_map__set_max_entries(e->skel->maps.conntrack, 1024);
-	bpf_map__set_max_entries(e->skel->maps.policy, 1024);
-	bpf_map__set_max_entries(e->skel->maps.events, 1 << 16);
-	if (tc_endpoint__load(e->skel))
-		return -1;
-	e->rb = ring_buffer__new(bpf_map__fd(e->skel->maps.events), on_event, e, NULL);
-	if (!e->rb)
-		return -1;
-	if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.endpoints), &if_pod, &ep, 0))
+	if (!e || tcpod_open(&e->p, if_pod, POD_EP, POD_ID, on_event, e) < 0)
 		return -1;
 	*state = e;
-	ipc_add(e, 1, POD4, 32, POD_ID, POD_EP);
-	ipc_add(e, 1, PEER4, 32, PEER_ID, PEER_EP);
-	ipc_add(e, 1, POD6, 128, POD_ID, POD_EP);
-	set_gen(e, 1);
+	tcpod_ipc_add(&e->p, 1, POD4, 32, POD_ID, POD_EP);
+	tcpod_ipc_add(&e->p, 1, PEER4, 32, PEER_ID, PEER_EP);
+	tcpod_ipc_add(&e->p, 1, POD6, 128, POD_ID, POD_EP);
+	tcpod_set_gen(&e->p, 1);
 	return 0;
 }
 
@@ -151,8 +96,7 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	ring_buffer__free(e->rb);
-	tc_endpoint__destroy(e->skel);
+	tcpod_close(&e->p);
 	free(e);
 	return 0;
 }
@@ -169,18 +113,18 @@ static void ioc_add(struct env *e, const char *a, int plen, __u32 feed_id, __u8 
 	if (v6) {
 		struct zt_ip6_key k = { .prefixlen = (__u32)plen };
 
-		addr_of(a, k.addr);
-		fd = host ? bpf_map__fd(e->skel->maps.ioc_host_v6) :
-			    bpf_map__fd(e->skel->maps.ioc_lpm_v6);
+		tcpod_addr(a, k.addr);
+		fd = host ? bpf_map__fd(e->p.skel->maps.ioc_host_v6) :
+			    bpf_map__fd(e->p.skel->maps.ioc_lpm_v6);
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, 0), 0);
 	} else {
 		struct zt_ip4_key k = { .prefixlen = (__u32)plen };
 		__u8 b[16];
 
-		addr_of(a, b);
+		tcpod_addr(a, b);
 		memcpy(k.addr, b, 4);
-		fd = host ? bpf_map__fd(e->skel->maps.ioc_host_v4) :
-			    bpf_map__fd(e->skel->maps.ioc_lpm_v4);
+		fd = host ? bpf_map__fd(e->p.skel->maps.ioc_host_v4) :
+			    bpf_map__fd(e->p.skel->maps.ioc_lpm_v4);
 		assert_int_equal(bpf_map_update_elem(fd, &k, &v, 0), 0);
 	}
 }
@@ -190,49 +134,26 @@ static void ioc_state(struct env *e, __u32 h4, __u32 h6, __u32 l4, __u32 l6)
 	struct zt_ioc_state st = { h4, h6, l4, l6 };
 	__u32 zero = 0;
 
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.ioc_state), &zero, &st, 0),
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->p.skel->maps.ioc_state), &zero, &st, 0),
 			 0);
 }
 
+/* One packet (TCP: a SYN) through prog; its verdict. */
 static int run(struct env *e, struct bpf_program *prog, const char *src, const char *dst, int proto,
 	       int sport, int dport)
 {
-	struct pg_spec g = { .family = strchr(src, ':') ? 6 : 4,
-			     .src = src,
-			     .dst = dst,
-			     .proto = (uint8_t)proto,
-			     .sport = (uint16_t)sport,
-			     .dport = (uint16_t)dport,
-			     .payload = 10 };
-	struct pg_pkt p;
-	struct __sk_buff ctx = { .ifindex = if_pod };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
-
-	assert_int_equal(pg_build(&g, &p), 0);
-	if (proto == IPPROTO_TCP)
-		p.buf[p.off[PG_L4] + 13] = TCP_SYN;
-	o.data_in = p.buf;
-	o.data_size_in = (__u32)p.len;
-	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(prog), &o), 0);
-	ring_buffer__consume(e->rb);
-	return (int)o.retval;
+	return tcpod_run(&e->p, prog, src, dst, proto, sport, dport, TCP_SYN);
 }
 
 static int from_pod(struct env *e, const char *dst, int proto, int dport)
 {
-	return run(e, e->skel->progs.tc_from_pod, strchr(dst, ':') ? POD6 : POD4, dst, proto,
+	return run(e, e->p.skel->progs.tc_from_pod, strchr(dst, ':') ? POD6 : POD4, dst, proto,
 		   40000 + e->n_pol, dport);
 }
 
 static __u64 ioc_stat(struct env *e, __u32 slot)
 {
-	struct zt_counter v[e->n_cpus];
-	__u64 sum = 0;
-
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.ioc_stats), &slot, v), 0);
-	for (int i = 0; i < e->n_cpus; i++)
-		sum += v[i].packets;
-	return sum;
+	return tcpod_counter(&e->p, e->p.skel->maps.ioc_stats, slot);
 }
 
 static void test_block_host(void **state)
@@ -256,7 +177,7 @@ static void test_block_host(void **state)
 	assert_int_equal(e->ioc[0].ep_id, POD_EP);
 	assert_int_equal(e->ioc[0].local_id, POD_ID);
 	assert_int_equal(e->ioc[0].dport, 443);
-	addr_of(C2_4, a);
+	tcpod_addr(C2_4, a);
 	assert_memory_equal(e->ioc[0].daddr, a, 16);
 	/* The policy event says why the flow was denied. */
 	assert_int_equal(e->pol[1].verdict, ZT_VERDICT_DENY);
@@ -264,11 +185,11 @@ static void test_block_host(void **state)
 	assert_int_equal(ioc_stat(e, ZT_IOCS_BLOCKED), 1);
 	assert_int_equal(ioc_stat(e, ZT_IOCS_ALERTED), 0);
 	/* Conntrack keeps the denial: the next packet drops without another record. */
-	memcpy(k.saddr, (addr_of(POD4, a), a), 16);
-	addr_of(C2_4, k.daddr);
+	memcpy(k.saddr, (tcpod_addr(POD4, a), a), 16);
+	tcpod_addr(C2_4, k.daddr);
 	k.sport = e->ioc[0].sport;
 	k.dport = 443;
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.conntrack), &k, &v), 0);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(e->p.skel->maps.conntrack), &k, &v), 0);
 	assert_int_equal(v.verdict, ZT_VERDICT_DENY);
 	assert_int_equal(v.reason, ZT_REASON_IOC);
 }
@@ -315,7 +236,7 @@ static void test_port_entry(void **state)
 	ioc_add(e, C2_4, 32, 1, ZT_IOC_BLOCK, 8443);
 	ioc_state(e, 1, 0, 0, 0);
 	assert_int_equal(from_pod(e, C2_4, IPPROTO_TCP, 443), TC_ACT_OK);
-	assert_int_equal(run(e, e->skel->progs.tc_from_pod, POD4, C2_4, IPPROTO_ICMP, 8, 0),
+	assert_int_equal(run(e, e->p.skel->progs.tc_from_pod, POD4, C2_4, IPPROTO_ICMP, 8, 0),
 			 TC_ACT_OK);
 	assert_int_equal(from_pod(e, C2_4, IPPROTO_TCP, 8443), TC_ACT_SHOT);
 	assert_int_equal(e->n_ioc, 1);
@@ -333,7 +254,7 @@ static void test_ipv6_and_ingress_not_checked(void **state)
 	assert_int_equal(e->n_ioc, 1);
 	assert_int_equal(e->ioc[0].family, 6);
 	/* Towards the pod (its ingress): the source is the XDP guard's business. */
-	assert_int_equal(run(e, e->skel->progs.tc_to_pod, C2_4, POD4, IPPROTO_TCP, 443, 8080),
+	assert_int_equal(run(e, e->p.skel->progs.tc_to_pod, C2_4, POD4, IPPROTO_TCP, 443, 8080),
 			 TC_ACT_OK);
 	assert_int_equal(e->n_ioc, 1);
 }
@@ -341,33 +262,18 @@ static void test_ipv6_and_ingress_not_checked(void **state)
 static void test_policy_change_keeps_block(void **state)
 {
 	struct env *e = *state;
-	struct pg_spec g = { .family = 4,
-			     .src = POD4,
-			     .dst = C2_4,
-			     .proto = IPPROTO_TCP,
-			     .sport = 41000,
-			     .dport = 443,
-			     .payload = 10 };
-	struct pg_pkt p;
-	struct __sk_buff ctx = { .ifindex = if_pod };
-	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+	struct bpf_program *out = e->p.skel->progs.tc_from_pod;
 
 	ioc_add(e, C2_4, 32, 1, ZT_IOC_BLOCK, 0);
 	ioc_state(e, 1, 0, 0, 0);
-	assert_int_equal(pg_build(&g, &p), 0);
-	p.buf[p.off[PG_L4] + 13] = TCP_SYN;
-	o.data_in = p.buf;
-	o.data_size_in = (__u32)p.len;
-	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.tc_from_pod), &o),
-			 0);
-	assert_int_equal(o.retval, TC_ACT_SHOT);
+	assert_int_equal(tcpod_run(&e->p, out, POD4, C2_4, IPPROTO_TCP, 41000, 443, TCP_SYN),
+			 TC_ACT_SHOT);
 	/* A new generation (still nothing isolates the pod) re-judges the flow. */
-	ipc_add(e, 0, POD4, 32, POD_ID, POD_EP);
-	set_gen(e, 2);
-	p.buf[p.off[PG_L4] + 13] = 0x10; /* ACK: a packet of the same flow */
-	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.tc_from_pod), &o),
-			 0);
-	assert_int_equal(o.retval, TC_ACT_SHOT);
+	tcpod_ipc_add(&e->p, 0, POD4, 32, POD_ID, POD_EP);
+	tcpod_set_gen(&e->p, 2);
+	/* ACK: a packet of the same flow */
+	assert_int_equal(tcpod_run(&e->p, out, POD4, C2_4, IPPROTO_TCP, 41000, 443, 0x10),
+			 TC_ACT_SHOT);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -14,6 +14,9 @@
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
 #    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
 #    UDP flood that filled the scan detector's tables;
+#  - a pod of the node that scans another pod is blocked too, at its own
+#    veth (its packets never cross an uplink): its new connections fail, its
+#    established one is cut, and it connects again when the block ends;
 #  - a protected source is never blocked (refused, recorded, counted);
 #  - 2000 denied UDP flows make one alert with count 2000, not 2000.
 # Prints TAP lines and timing figures as comments.
@@ -80,8 +83,10 @@ SLOW=198.18.0.7
 SCAN=198.18.0.8
 FLOOD_NET=198.19.0.0/16 # the random sources of udprandflood
 FSCAN=198.18.0.9
+MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 lab_pod dbpod $DBP
 lab_pod web $WEB
+lab_pod mal $MAL
 # The web pod answers the flood's sources through one next hop, as a pod with
 # a gateway route does (its on-link default route would want a neighbour
 # entry per spoofed source, and a full neighbour table drops its answers to
@@ -119,6 +124,16 @@ forensics:
 EOF
 lab_policy_open 10-db.yaml db 0.0.0.0/0 5432/TCP
 lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 5201/TCP 9999/UDP
+# The pod that scans may send anywhere: only the block stops it.
+cat >"$POL/10-mal.yaml" <<EOF
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: mal, namespace: lab}
+spec:
+  podSelector: {matchLabels: {app: mal}}
+  policyTypes: [Ingress, Egress]
+  egress: [{}]
+EOF
 if ! lab_agent_start; then
 	tap_fail "ztagent starts with detection on"
 	exit 1
@@ -134,6 +149,7 @@ check "the agent applied migration 004 to it: incidents, forensic_captures, aler
 	wait_for upgraded 100
 ztctl endpoint add --ifname v-dbpod --ip $DBP --labels app=db --namespace lab --name db >/dev/null
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
+ztctl endpoint add --ifname v-mal --ip $MAL --labels app=mal --namespace lab --name mal >/dev/null
 
 # --- the services: PostgreSQL with passwords, a web page, iperf3, a UDP echo ---
 PGPOD=$(mktemp -d /tmp/ztagent-pgpod.XXXXXX)
@@ -326,12 +342,13 @@ check "benign: $BENIGN still gets the page" \
 	ip netns exec "$LAB_EXT" curl -fsS -o /dev/null --max-time 5 --interface $BENIGN http://$WEB:8080/
 
 # --- scans: nmap from a source of each, blocked within 10 first contacts ---
-# scan_blocked LABEL SRC NMAP-SCAN-TYPE: an nmap scan of $WEB's first 300 ports from SRC.
+# scan_blocked LABEL SRC NMAP-SCAN-TYPE [NETNS]: an nmap scan of $WEB's first
+# 300 ports from SRC, in the external namespace (or NETNS, SRC's own).
 scan_blocked() {
-	local label=$1 src=$2 type=$3 inc ev probes
-	ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src "$src"
+	local label=$1 src=$2 type=$3 ns=${4:-$LAB_EXT} inc ev probes
+	[ "$ns" = "$LAB_EXT" ] && ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src "$src"
 	t0=$(now_ms)
-	lab_bg_in "$LAB_EXT" timeout 60 nmap -n -Pn "$type" -p 1-300 --max-retries 0 --max-rate 100 \
+	lab_bg_in "$ns" timeout 60 nmap -n -Pn "$type" -p 1-300 --max-retries 0 --max-rate 100 \
 		--host-timeout 50s $WEB
 	NMAP=$LAB_BG_PID
 	check "$label: blocked" wait_for "blocked $src" 200
@@ -365,6 +382,50 @@ echo "# scan detector evictions after the flood: ${evicted:-?}"
 scan_blocked scan $SCAN -sT
 # A stealth scan: segments no connection sends (FIN alone) are first contacts too.
 scan_blocked "FIN scan" $FSCAN -sF
+
+# --- a pod of the node scans another: blocked at its own veth ---
+# Its packets never cross an uplink, so the XDP guard never sees them:
+# tc_endpoint applies the blocklist to the pod's flows. Before the scan the
+# pod holds a connection to the web pod, a request on it every 0.2 s.
+cat >"$LAB_DIR/held.py" <<'EOF'
+import http.client, sys, time
+src, web = sys.argv[1], sys.argv[2]
+c = http.client.HTTPConnection(web, 8080, timeout=2, source_address=(src, 0))
+n, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 50:
+    try:
+        c.request("GET", "/")
+        c.getresponse().read()
+    except Exception as e:
+        print("cut after", n, type(e).__name__, flush=True)
+        sys.exit(0)
+    n += 1
+    print("ok", n, flush=True)
+    time.sleep(0.2)
+print("never cut", n, flush=True)
+EOF
+in_pod mal "$PY" "$LAB_DIR/held.py" $MAL $WEB >"$LAB_DIR/held.out" 2>&1 &
+HELD=$!
+LAB_PIDS+=($HELD)
+check "pod scanner: its connection to the web pod serves requests before" \
+	wait_for "grep -q '^ok 5$' '$LAB_DIR/held.out'" 100
+tcb() { in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+	sed -n 's/^ztagent_tc_packets_total{verdict="blocked"} \([0-9]*\)$/\1/p'; }
+tcb0=$(tcb)
+scan_blocked "pod scanner (east-west)" $MAL -sT "${LAB_ID}-mal"
+check "pod scanner: its established connection is cut" \
+	wait_for "grep -q '^cut after' '$LAB_DIR/held.out'" 100
+echo "# held connection: $(tail -1 "$LAB_DIR/held.out")"
+check "pod scanner: a new connection to the web pod fails" eval '! in_pod mal nc -z -w 2 $WEB 8080'
+tcb1=$(tcb)
+check "pod scanner: tc_endpoint dropped its packets (verdict blocked: ${tcb0:-?} -> ${tcb1:-?})" \
+	test "${tcb1:-0}" -gt "${tcb0:-0}"
+check "pod scanner: its flows are denied with reason blocked" \
+	grep -q "event=flow_denied.*src=$MAL .*reason=blocked" "$LAB_LOG"
+check "benign: $BENIGN still gets the page" \
+	ip netns exec "$LAB_EXT" curl -fsS -o /dev/null --max-time 5 --interface $BENIGN http://$WEB:8080/
+check "pod scanner: the block ends after its TTL" wait_for "! blocked $MAL" 150
+check "pod scanner: then it connects again" wait_for "in_pod mal nc -z -w 2 $WEB 8080" 50
 
 # --- a protected source is never blocked ---
 cat >"$LAB_DIR/slowclient.py" <<'EOF'
