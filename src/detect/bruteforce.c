@@ -113,6 +113,20 @@ static uint32_t recent(const struct zt_bf *b, const struct bstate *s, uint64_t n
 	return n;
 }
 
+/*
+ * A full table makes room (zt_dtable_get_evict): the sessions of many
+ * sources that tried once each (a botnet spreading its guesses, the
+ * Internet's background of single probes) go before a source whose test
+ * has gone further, so they cannot blind the detector for its idle time.
+ */
+static uint64_t bstate_worth(const void *e, void *arg)
+{
+	const struct bstate *s = e;
+	const struct zt_bf *b = arg;
+
+	return zt_dtable_worth_walk(s->llr, b->down, b->up, s->last_ns);
+}
+
 static void restart(struct bstate *s)
 {
 	struct bkey k = s->k;
@@ -140,7 +154,8 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	k.dport = c->dport;
 	memcpy(k.src, c->src, zt_fam_len(c->family));
 	memcpy(k.dst, c->dst, zt_fam_len(c->family));
-	s = cls == ZT_BF_ATTEMPT ? zt_dtable_get(&b->t, &k, &created) : zt_dtable_find(&b->t, &k);
+	s = cls == ZT_BF_ATTEMPT ? zt_dtable_get_evict(&b->t, &k, &created, bstate_worth, NULL, b) :
+				   zt_dtable_find(&b->t, &k);
 	if (cls == ZT_BF_EXCHANGE)
 		b->st.exchanges++;
 	else
@@ -225,4 +240,5 @@ void zt_bf_expire(struct zt_bf *b, uint64_t now_ns)
 void zt_bf_get_stats(const struct zt_bf *b, struct zt_bf_stats *st)
 {
 	*st = b->st;
+	st->evicted = b->t.evicted;
 }

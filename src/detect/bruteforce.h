@@ -55,6 +55,7 @@ struct zt_bf;
 
 struct zt_bf_stats {
 	uint64_t sessions, attempts, exchanges, ignored, decisions, dropped;
+	uint64_t evicted; /* states dropped to make room in the full table */
 };
 
 void zt_bf_defaults(struct zt_bf_params *p);

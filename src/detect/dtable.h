@@ -56,6 +56,19 @@ typedef void (*zt_dtable_gone_fn)(const void *entry, void *arg);
 #define ZT_DTABLE_SAMPLE 8
 void *zt_dtable_get_evict(struct zt_dtable *t, const void *key, bool *created,
 			  zt_dtable_worth_fn worth, zt_dtable_gone_fn gone, void *arg);
+/*
+ * The worth of a sequential test's state: where its log-likelihood ratio
+ * stands between its bounds (down: "benign so far", up: decided) first, in
+ * 256 steps, so the one-try states of many sources make room before one
+ * that has gone further towards a decision; then how recent it is.
+ */
+static inline uint64_t zt_dtable_worth_walk(double llr, double down, double up, uint64_t last_ns)
+{
+	double x = (llr - down) / (up - down);
+	uint64_t b = x <= 0 ? 0 : x >= 1 ? 255 : (uint64_t)(x * 255);
+
+	return b << 56 | last_ns >> 8;
+}
 /* Removes the entry e points to (from find/get/next); e is invalid afterwards. */
 void zt_dtable_del(struct zt_dtable *t, void *e);
 /*

@@ -102,6 +102,21 @@ bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_con
 	return false;
 }
 
+/*
+ * A full table makes room (zt_dtable_get_evict): the group with the fewest
+ * slow connections goes first (then the least recent), so many sources
+ * holding one slow connection each cannot keep out the group of one that
+ * holds many.
+ */
+static uint64_t group_worth(const void *e, void *arg)
+{
+	const struct group *g = e;
+	uint64_t n = g->slow < 0xffff ? g->slow : 0xffff;
+
+	(void)arg;
+	return n << 48 | g->last_ns >> 16;
+}
+
 void zt_slowconn_begin(struct zt_slowconn *s, uint64_t now_ns)
 {
 	zt_dtable_clear(&s->groups);
@@ -126,7 +141,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	memcpy(k.src, c->src, zt_fam_len(c->family));
 	memcpy(k.dst, c->dst, zt_fam_len(c->family));
 	/* Groups only where a slow connection is: a sweep of a busy node stays cheap. */
-	g = slow ? zt_dtable_get(&s->groups, &k, &created) : zt_dtable_find(&s->groups, &k);
+	g = slow ? zt_dtable_get_evict(&s->groups, &k, &created, group_worth, NULL, NULL) :
+		   zt_dtable_find(&s->groups, &k);
 	if (!g) {
 		if (slow)
 			s->st.dropped_groups++;
@@ -196,4 +212,5 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 void zt_slowconn_get_stats(const struct zt_slowconn *s, struct zt_slowconn_stats *st)
 {
 	*st = s->st;
+	st->evicted = s->groups.evicted;
 }

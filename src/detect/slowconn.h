@@ -40,6 +40,7 @@ struct zt_slowconn;
 
 struct zt_slowconn_stats {
 	uint64_t sweeps, conns, slow, decisions, dropped_groups;
+	uint64_t evicted; /* groups dropped to make room in a full sweep's table */
 };
 
 void zt_slowconn_defaults(struct zt_slowconn_params *p);

@@ -139,10 +139,7 @@ void zt_trw_bounds(const struct zt_trw *t, double *upper, double *lower, double 
  */
 static uint64_t worth_of(const struct zt_trw *t, const struct walk *w, uint64_t last_ns)
 {
-	double x = (w->llr - t->down) / (t->up - t->down);
-	uint64_t b = x <= 0 ? 0 : x >= 1 ? 255 : (uint64_t)(x * 255);
-
-	return b << 56 | last_ns >> 8;
+	return zt_dtable_worth_walk(w->llr, t->down, t->up, last_ns);
 }
 
 static uint64_t src_worth(const void *e, void *arg)

@@ -164,12 +164,56 @@ static void test_two_sources(void **state)
 	zt_bf_free(b);
 }
 
+/*
+ * A table full of sources that tried once each (a botnet spreading its
+ * guesses, scanners knocking once) still takes the source that keeps
+ * trying: the one-try states make room for it, not the other way round.
+ */
+static void test_full_table(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf_stats st;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t bad[16], one[16], srv[16];
+	int decided_at = 0;
+
+	zt_bf_defaults(&p);
+	p.max_keys = 64;
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(bad, 203, 0, 113, 9);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 0; i < 2000; i++) {
+		struct zt_conn k;
+		uint64_t t = 40000 * SEC + (uint64_t)i * 10 * MS;
+
+		/* A new source every session, from 100.64.0.0/10 ... */
+		ip4(one, 100, (uint8_t)(64 + i / 65536), (uint8_t)(i / 256), (uint8_t)i);
+		mk_conn(&k, one, srv, 22, t, t + 300 * MS, 1900, 2300, 14, 12, 3, 1);
+		assert_int_equal(zt_bf_observe(b, &k, &d), 0);
+		/* ... and, once the table is full, the attacker every 20th. */
+		if (i >= 200 && i % 20 == 0) {
+			mk_conn(&k, bad, srv, 22, t, t + 300 * MS, 1900, 2300, 14, 12, 3, 1);
+			if (zt_bf_observe(b, &k, &d) && !decided_at)
+				decided_at = (i - 200) / 20 + 1;
+		}
+	}
+	zt_bf_get_stats(b, &st);
+	print_message("  decided at attempt %d; %llu states evicted\n", decided_at,
+		      (unsigned long long)st.evicted);
+	assert_true(decided_at >= 1 && decided_at <= 20);
+	assert_true(st.evicted >= 1800);
+	assert_int_equal(st.dropped, 0);
+	zt_bf_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_two_sources),
+		cmocka_unit_test(test_full_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

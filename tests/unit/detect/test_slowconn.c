@@ -149,11 +149,56 @@ static void test_sweeps(void **state)
 	zt_slowconn_free(s);
 }
 
+/*
+ * A sweep whose table fills with sources holding one slow connection each
+ * still decides the source that holds many, whose connections come after.
+ */
+static void test_full_table(void **state)
+{
+	struct zt_slowconn_params p;
+	struct zt_slowconn_stats st;
+	struct zt_slowconn *s;
+	struct zt_decision d[4];
+	uint8_t bad[16], one[16], srv[16];
+	size_t n;
+
+	zt_slowconn_defaults(&p);
+	p.max_groups = 64;
+	assert_int_equal(zt_slowconn_new(&p, &s), 0);
+	ip4(bad, 203, 0, 113, 66);
+	ip4(srv, 198, 18, 1, 81);
+	zt_slowconn_begin(s, NOW);
+	for (int i = 0; i < 1000; i++) {
+		struct zt_conn k;
+
+		ip4(one, 100, 64, (uint8_t)(i / 256), (uint8_t)i);
+		mk_conn(&k, one, srv, 80, NOW - 10 * SEC, NOW - 2 * SEC - (uint64_t)i * MS, 100, 0,
+			3, 2, 1, 1);
+		zt_slowconn_add(s, &k);
+		if (i >= 500 && i % 10 == 0) {
+			mk_conn(&k, bad, srv, 80, NOW - 10 * SEC, NOW - 2 * SEC, 100, 0, 3, 2, 1,
+				1);
+			zt_slowconn_add(s, &k);
+		}
+	}
+	n = zt_slowconn_end(s, d, 4);
+	zt_slowconn_get_stats(s, &st);
+	print_message("  %zu decision(s); %llu groups evicted\n", n,
+		      (unsigned long long)st.evicted);
+	assert_int_equal(n, 1);
+	assert_memory_equal(d[0].addr, bad, 4);
+	assert_int_equal(d[0].value, 50);
+	assert_true(st.evicted >= 900);
+	assert_int_equal(st.dropped_groups, 0);
+	zt_slowconn_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_sweeps),
+		cmocka_unit_test(test_full_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
