@@ -137,6 +137,11 @@ static const struct choice response_modes[] = {
 	{ "block", ZT_RESPONSE_BLOCK },
 	{ NULL, 0 },
 };
+static const struct choice endpoint_modes[] = {
+	{ "alert", ZT_RESPONSE_ALERT },
+	{ "block", ZT_RESPONSE_BLOCK },
+	{ NULL, 0 },
+};
 static const struct choice booleans[] = {
 	{ "true", true },
 	{ "false", false },
@@ -339,6 +344,7 @@ static const struct key keys[] = {
 	       .max = 86400 * SEC),
 	SCALAR("response.max_ttl", set_duration, response.max_ttl_ns, .min = 1 * SEC,
 	       .max = 30 * 86400 * SEC),
+	SCALAR("response.endpoints", set_choice, response.endpoints, .choices = endpoint_modes),
 	SECTION("response.detectors"),
 	SCALAR("response.detectors.scan", set_choice, response.detectors[ZT_DET_SCAN],
 	       .choices = response_modes),
@@ -458,6 +464,7 @@ void zt_config_defaults(struct zt_config *c)
 		c->response.detectors[i] = ZT_RESPONSE_BLOCK;
 	c->response.detectors[ZT_DET_EXFILTRATION] = ZT_RESPONSE_ALERT;
 	c->response.detectors[ZT_DET_MODEL] = ZT_RESPONSE_ALERT;
+	c->response.endpoints = ZT_RESPONSE_ALERT;
 	c->response.block_ttl_ns = 600 * SEC;
 	c->response.max_ttl_ns = 86400 * SEC;
 	c->response.incident_update_ns = 5 * SEC;

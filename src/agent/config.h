@@ -220,6 +220,8 @@ struct zt_config {
 	struct {
 		uint8_t mode; /* response.mode: enum zt_response_mode, default block */
 		uint8_t detectors[ZT_DET_COUNT]; /* response.detectors.*: enum zt_response_mode */
+		/* response.endpoints: alert (default) or block, for this node's own endpoints */
+		uint8_t endpoints;
 		uint64_t block_ttl_ns; /* response.block_ttl, default 10m */
 		uint64_t max_ttl_ns; /* response.max_ttl: the doubling stops here, default 24h */
 		uint64_t incident_update_ns; /* response.incident_update, default 5s */

@@ -649,6 +649,36 @@ static int eng_allowlisted(void *ctx, uint8_t family, const uint8_t *addr)
 	return bpf_map_lookup_elem(fd, &k6, &v) == 0;
 }
 
+/*
+ * Whether an address is one of this node's endpoints: its ipcache entry in
+ * the published slot names an endpoint (remote pods have ep_id 0). The
+ * kernel's maps are the truth and any thread may read them.
+ */
+static int eng_endpoint(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	struct zt_daemon *d = ctx;
+	struct tc_endpoint *tc = d->dp->tc;
+	struct zt_ipcache_val v;
+	struct zt_pol_state st;
+	uint32_t zero = 0;
+	int r;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(tc->maps.pol_state), &zero, &st) < 0 || !st.gen)
+		return 0;
+	if (family == 6) {
+		struct zt_ipcache_key6 k = { .prefixlen = 8 + 128, .slot = st.gen & 1 };
+
+		memcpy(k.addr, addr, 16);
+		r = bpf_map_lookup_elem(bpf_map__fd(tc->maps.ipcache_v6), &k, &v);
+	} else {
+		struct zt_ipcache_key4 k = { .prefixlen = 8 + 32, .slot = st.gen & 1 };
+
+		memcpy(k.addr, addr, 4);
+		r = bpf_map_lookup_elem(bpf_map__fd(tc->maps.ipcache_v4), &k, &v);
+	}
+	return r == 0 && v.ep_id != 0;
+}
+
 /* A detector's block, on the thread that decided it (the blocklist has a lock of its own). */
 static int eng_write_block(void *ctx, const struct zt_block_action *a, char *err, size_t errlen)
 {
@@ -729,6 +759,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.ctx = d,
 		.post = audit_post,
 		.allowlisted = eng_allowlisted,
+		.endpoint = eng_endpoint,
 		.ifname = eng_ifname,
 		.write_block = eng_write_block,
 		.observe_latency = eng_latency,

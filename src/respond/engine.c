@@ -578,6 +578,13 @@ static bool fx_ifname(void *ctx, uint32_t ifindex, char *buf, size_t n)
 
 /* ---- life ---- */
 
+static int is_endpoint(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	struct zt_engine *e = ctx;
+
+	return e->h.endpoint ? e->h.endpoint(e->h.ctx, family, addr) : 0;
+}
+
 static int allowlisted(void *ctx, uint8_t family, const uint8_t *addr)
 {
 	struct zt_engine *e = ctx;
@@ -652,6 +659,8 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	rc.mode = cfg->response.mode;
 	for (int t = ZT_THREAT_SCAN; t <= ZT_THREAT_MODEL; t++)
 		rc.detector_mode[t] = cfg->response.detectors[t - ZT_THREAT_SCAN];
+	rc.endpoints_mode =
+		cfg->response.endpoints == ZT_RESPONSE_BLOCK ? ZT_RESP_BLOCK : ZT_RESP_ALERT;
 	rc.block_ttl_ns = cfg->response.block_ttl_ns;
 	rc.max_ttl_ns = cfg->response.max_ttl_ns;
 	rc.protected_cidrs = cfg->detection.protected_cidrs;
@@ -680,6 +689,8 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 		r = zt_exfil_new(&xp, &e->exfil);
 	if (!r)
 		r = zt_respond_new(&rc, allowlisted, e, &e->resp);
+	if (!r)
+		zt_respond_set_endpoint_fn(e->resp, is_endpoint);
 	if (!r)
 		r = zt_incidents_new(&ic, post_incident, e, &e->inc);
 	if (!r)

@@ -47,6 +47,8 @@ struct zt_engine_hooks {
 	void (*post)(void *ctx, const char *kind, const char *subject, const char *detail_json);
 	/* Whether an address is on the XDP allowlist: 1 yes, 0 no. */
 	int (*allowlisted)(void *ctx, uint8_t family, const uint8_t *addr);
+	/* Optional: whether an address is one of this node's endpoints: 1 yes, 0 no. Any thread. */
+	int (*endpoint)(void *ctx, uint8_t family, const uint8_t *addr);
 	/* An interface's name for captures (false: unknown). */
 	bool (*ifname)(void *ctx, uint32_t ifindex, char *buf, size_t n);
 	/* "namespace/name" of an identity (and endpoint id), as flow records name workloads. */

@@ -34,6 +34,7 @@ struct zt_respond {
 	struct zt_respond_cfg c;
 	struct cidr_list protected, special, node, gw;
 	zt_allowlisted_fn allowlisted;
+	zt_allowlisted_fn endpoint;
 	void *actx;
 	struct zt_dtable off;
 	struct zt_respond_stats st;
@@ -70,6 +71,7 @@ void zt_respond_cfg_defaults(struct zt_respond_cfg *c)
 		c->detector_mode[t] = ZT_RESP_BLOCK;
 	c->detector_mode[ZT_THREAT_EXFIL] = ZT_RESP_ALERT;
 	c->detector_mode[ZT_THREAT_MODEL] = ZT_RESP_ALERT;
+	c->endpoints_mode = ZT_RESP_ALERT;
 	c->block_ttl_ns = 600 * SEC;
 	c->max_ttl_ns = 86400 * SEC;
 	c->max_offenders = 65536;
@@ -232,6 +234,11 @@ int zt_respond_read_node(struct zt_cidr **addrs, size_t *n_addrs, struct zt_cidr
 	return err;
 }
 
+void zt_respond_set_endpoint_fn(struct zt_respond *r, zt_allowlisted_fn endpoint)
+{
+	r->endpoint = endpoint;
+}
+
 const char *zt_respond_never(struct zt_respond *r, uint8_t family, const uint8_t *addr)
 {
 	int af = family == 6 ? AF_INET6 : AF_INET;
@@ -317,6 +324,19 @@ void zt_respond_decide(struct zt_respond *r, const struct zt_decision *d, uint64
 		a->act = ZT_RA_REFUSED;
 		a->why = never;
 		count_refusal(r, never);
+		return;
+	}
+	/*
+	 * A pod of this node: a block is a quarantine (tc_endpoint applies the
+	 * blocklist to its every flow), so it is the operator's choice
+	 * (response.endpoints: block); by default an alert. A pod's traffic is
+	 * already held to its policies, and probes its policies deny (a
+	 * misconfigured client, a conformance suite) read like a scan.
+	 */
+	if (r->c.endpoints_mode != ZT_RESP_BLOCK && r->endpoint &&
+	    r->endpoint(r->actx, d->family, target) > 0) {
+		a->why = "a pod of this node (response.endpoints: alert)";
+		r->st.alerts[t]++;
 		return;
 	}
 	memset(&k, 0, sizeof(k));

@@ -28,7 +28,10 @@
  * node's own addresses, its gateways, and the XDP allowlist (asked through
  * a callback, the map being the truth) are refused: the decision is
  * logged, counted and kept as an alert (action "refused", with the list
- * that matched).
+ * that matched). A pod of this node (asked through another callback) is
+ * blocked only with response.endpoints: block; by default its decision is
+ * an alert: the block would quarantine it (tc_endpoint applies the
+ * blocklist to its every flow).
  *
  * Pure policy: no maps are written here (actions.h does that) and the
  * time is the caller's.
@@ -79,6 +82,7 @@ typedef int (*zt_allowlisted_fn)(void *ctx, uint8_t family, const uint8_t *addr)
 struct zt_respond_cfg {
 	uint8_t mode; /* response.mode */
 	uint8_t detector_mode[ZT_THREAT_MAX]; /* response.detectors.* */
+	uint8_t endpoints_mode; /* response.endpoints: ZT_RESP_ALERT or ZT_RESP_BLOCK */
 	uint64_t block_ttl_ns; /* default 10 min */
 	uint64_t max_ttl_ns; /* default 24 h */
 	const struct zt_cidr *protected_cidrs; /* detection.protected (copied) */
@@ -101,6 +105,11 @@ struct zt_respond_stats {
 void zt_respond_cfg_defaults(struct zt_respond_cfg *c);
 int zt_respond_new(const struct zt_respond_cfg *c, zt_allowlisted_fn allowlisted, void *ctx,
 		   struct zt_respond **out);
+/*
+ * Optional, with the same ctx as allowlisted: whether an address is one of
+ * this node's endpoints (a pod here): 1 yes, 0 no. From any thread.
+ */
+void zt_respond_set_endpoint_fn(struct zt_respond *r, zt_allowlisted_fn endpoint);
 void zt_respond_free(struct zt_respond *r);
 
 /*

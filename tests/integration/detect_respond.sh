@@ -116,6 +116,7 @@ detection:
   scan: {max_sources: 16384} # the random-source flood below goes over it
 response:
   block_ttl: 12s
+  endpoints: block # the pod that scans below is quarantined (by default an alert)
   incident_update: 1s
   denial_window: 3s
 forensics:

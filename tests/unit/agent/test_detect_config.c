@@ -64,6 +64,7 @@ static void test_contract(void **state)
 	assert_int_equal(c->response.detectors[ZT_DET_SLOWCONN], ZT_RESPONSE_BLOCK);
 	assert_int_equal(c->response.detectors[ZT_DET_EXFILTRATION], ZT_RESPONSE_ALERT);
 	assert_int_equal(c->response.detectors[ZT_DET_MODEL], ZT_RESPONSE_ALERT);
+	assert_int_equal(c->response.endpoints, ZT_RESPONSE_ALERT);
 	assert_string_equal(c->forensics.dir, "/var/lib/ztagent/pcap");
 	assert_int_equal(c->forensics.max_bytes, 1ULL << 30);
 	assert_int_equal(c->ratelimit.src[ZT_RL_SYN], 2000);
@@ -90,6 +91,7 @@ static void test_defaults_and_extras(void **state)
 		"  mode: alert\n"
 		"  max_ttl: 12h\n"
 		"  detectors: {scan: off}\n"
+		"  endpoints: block\n"
 		"  incident_update: 2s\n"
 		"  incident_idle: 30m\n"
 		"  denial_window: 5s\n"
@@ -129,6 +131,7 @@ static void test_defaults_and_extras(void **state)
 	assert_int_equal(c->detection.exfiltration.new_dest_bytes, 64ULL << 20);
 	assert_int_equal(c->response.mode, ZT_RESPONSE_ALERT);
 	assert_int_equal(c->response.detectors[ZT_DET_SCAN], ZT_RESPONSE_OFF);
+	assert_int_equal(c->response.endpoints, ZT_RESPONSE_BLOCK);
 	assert_int_equal(c->response.detectors[ZT_DET_FLOOD], ZT_RESPONSE_BLOCK);
 	assert_int_equal(c->response.incident_idle_ns, 1800 * SEC);
 	assert_int_equal(c->forensics.max_files, 50);
@@ -197,6 +200,8 @@ static void test_refused(void **state)
 		  "response.mode: expected off, alert or block, got 'kill'" },
 		{ "response:\n  detectors: {scan: maybe}\n",
 		  "response.detectors.scan: expected off, alert or block" },
+		{ "response:\n  endpoints: off\n",
+		  "response.endpoints: expected alert or block, got 'off'" },
 		{ "response:\n  detectors: {ddos: block}\n",
 		  "unknown key 'response.detectors.ddos'" },
 		{ "response:\n  block_ttl: 2h\n  max_ttl: 1h\n",

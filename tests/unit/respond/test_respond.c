@@ -252,6 +252,46 @@ static void test_modes(void **state)
 }
 
 /* The node's addresses and gateways as this namespace has them. */
+static uint8_t pod[4]; /* the fake node's one endpoint */
+
+static int fake_endpoint(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	(void)ctx;
+	return family == 4 && !memcmp(addr, pod, 4);
+}
+
+/* A pod of this node: an alert by default, a block with response.endpoints: block. */
+static void test_endpoints(void **state)
+{
+	struct zt_respond_cfg c;
+	struct zt_respond *r;
+	struct zt_decision d;
+	struct zt_resp_action a;
+	int asked = 0;
+
+	inet_pton(AF_INET, "198.18.2.50", pod);
+	for (int block = 0; block < 2; block++) {
+		zt_respond_cfg_defaults(&c);
+		if (block)
+			c.endpoints_mode = ZT_RESP_BLOCK;
+		assert_int_equal(zt_respond_new(&c, fake_allowlisted, &asked, &r), 0);
+		zt_respond_set_endpoint_fn(r, fake_endpoint);
+		mk(&d, ZT_THREAT_SCAN, "198.18.2.50");
+		zt_respond_decide(r, &d, 10 * SEC, &a);
+		if (block) {
+			assert_int_equal(a.act, ZT_RA_BLOCK);
+		} else {
+			assert_int_equal(a.act, ZT_RA_ALERT);
+			assert_non_null(strstr(a.why, "response.endpoints"));
+		}
+		/* Anything else as before. */
+		mk(&d, ZT_THREAT_SCAN, "198.18.9.9");
+		zt_respond_decide(r, &d, 10 * SEC, &a);
+		assert_int_equal(a.act, ZT_RA_BLOCK);
+		zt_respond_free(r);
+	}
+}
+
 static void test_read_node(void **state)
 {
 	struct zt_cidr *a = NULL, *g = NULL;
@@ -273,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_ttl_doubling), cmocka_unit_test(test_stale_evidence),
 		cmocka_unit_test(test_undo),	     cmocka_unit_test(test_never_blocked),
 		cmocka_unit_test(test_modes),	     cmocka_unit_test(test_read_node),
+		cmocka_unit_test(test_endpoints),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
