@@ -516,8 +516,13 @@ static void test_flows_let_records_in(void **state)
 		      FLOWS_N, (double)(zt_now_mono_ns() - t0) / 1e6, n, wait[n / 2],
 		      wait[n * 99 / 100], wait[n - 1]);
 	assert_int_equal(st.records, FLOWS_N);
-	/* One hold for the batch: 2 records in, waiting 10.9-11.7 ms (the whole batch). */
-	assert_true(wait[n * 99 / 100] < 2.0);
+	/*
+	 * One hold for the batch: 2 records in, waiting 10.9-11.7 ms (the whole
+	 * batch). Now tens get in, and 9 in 10 wait under 2 ms: the p99 of ~50
+	 * is their largest, which a preemption of the shared machine alone can
+	 * put over (3.1 ms once in a CI run).
+	 */
+	assert_true(wait[n * 9 / 10] < 2.0);
 	assert_true(n >= 20);
 	zt_engine_free(e);
 	free(recs);
