@@ -137,23 +137,20 @@ void zt_trw_bounds(const struct zt_trw *t, double *upper, double *lower, double 
  * one-probe walks of a spoofed random-source flood make room before a
  * scanner's walk that has failed more; then how recent it is.
  */
-static uint64_t worth_of(const struct zt_trw *t, const struct walk *w, uint64_t last_ns)
-{
-	return zt_dtable_worth_walk(w->llr, t->down, t->up, last_ns);
-}
-
 static uint64_t src_worth(const void *e, void *arg)
 {
 	const struct src_ent *s = e;
+	const struct zt_trw *t = arg;
 
-	return worth_of(arg, &s->w, s->last_ns);
+	return zt_dtable_worth_walk(s->w.llr, t->down, t->up, s->last_ns);
 }
 
 static uint64_t pair_worth(const void *e, void *arg)
 {
 	const struct pair_ent *p = e;
+	const struct zt_trw *t = arg;
 
-	return worth_of(arg, &p->w, p->w.last_ns);
+	return zt_dtable_worth_walk(p->w.llr, t->down, t->up, p->w.last_ns);
 }
 
 /* Contacts: the least recently seen first. */
