@@ -1852,7 +1852,7 @@ static int bl_check_one(struct zt_blocklist *bl, int fd, int fam, bool trie, con
 		if (fix && bpf_map_update_elem(fd, key, &v, BPF_EXIST) < 0)
 			r = -errno;
 		else if (fix)
-			publish_prefixes(bl); /* it may block again: tc_endpoint looks again */
+			bl->put_back = true; /* it may block again (drift_published) */
 		bl_drift_report(h, fam, trie, key, what, fix && r == 0, r);
 	}
 	return 0;
@@ -1876,7 +1876,7 @@ static void bl_check_present(struct zt_blocklist *bl, int fd, const struct bl_sl
 	if (fix && bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
 		r = -errno;
 	else if (fix)
-		publish_prefixes(bl); /* it blocks again: tc_endpoint looks again */
+		bl->put_back = true; /* it blocks again (drift_published) */
 	bl_value_text(bl, &v, want, sizeof(want));
 	snprintf(what, sizeof(what), "entry deleted outside the agent; put back: %s", want);
 	bl_drift_report(h, s->fam, s->in_trie, key, what, fix && r == 0, r);
@@ -2407,11 +2407,25 @@ int zt_allowlist_del(struct zt_blocklist *bl, const struct zt_cidr *c)
 	return r;
 }
 
+/*
+ * After a drift pass: entries it wrote back may block flows again, so the
+ * prefix set is published once (a new generation: tc_endpoint looks at its
+ * flows again), not once per entry of a mass repair.
+ */
+static void drift_published(struct zt_blocklist *bl)
+{
+	if (!bl->put_back)
+		return;
+	bl->put_back = false;
+	publish_prefixes(bl);
+}
+
 void zt_blocklist_drift_check_key(struct zt_blocklist *bl, int fam, bool trie, const uint8_t *key,
 				  const struct zt_drift_hooks *h)
 {
 	bl_lock(bl);
 	drift_check_key_held(bl, fam, trie, key, h);
+	drift_published(bl);
 	bl_unlock(bl);
 }
 
@@ -2420,6 +2434,7 @@ void zt_blocklist_drift_check(struct zt_blocklist *bl, struct zt_bl_drift_cursor
 {
 	bl_lock(bl);
 	drift_check_held(bl, cur, budget, h);
+	drift_published(bl);
 	bl_unlock(bl);
 }
 
@@ -2430,6 +2445,7 @@ int zt_blocklist_scan_compare(struct zt_blocklist *bl, const struct zt_bl_scan *
 
 	bl_lock(bl);
 	r = scan_compare_held(bl, s, budget, h);
+	drift_published(bl);
 	bl_unlock(bl);
 	return r;
 }

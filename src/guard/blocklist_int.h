@@ -97,6 +97,7 @@ struct zt_blocklist {
 	void *feed_match_ctx;
 	int fd_hash[2], fd_trie[2], fd_allow[2], fd_prefixes, fd_notes;
 	uint32_t pub_gen; /* zt_prefix_set.gen of the last publish (never 0) */
+	bool put_back; /* a drift repair wrote an entry back: publish once the pass ends */
 	uint32_t max_entries[2];
 	uint32_t max_notes;
 	struct bl_notes *notes; /* what the agent wrote to block_notes (blocklist_notes.c) */

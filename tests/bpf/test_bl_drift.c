@@ -181,20 +181,36 @@ static int scan(struct env *e)
 	return r;
 }
 
+/* The published prefix set's generation (tc_endpoint re-checks its flows when it moves). */
+static uint32_t pub_gen(struct env *e)
+{
+	struct zt_prefix_set ps;
+	uint32_t zero = 0;
+
+	assert_int_equal(
+		bpf_map_lookup_elem(bpf_map__fd(e->dp->xdp->maps.blocklist_prefixes), &zero, &ps),
+		0);
+	return ps.gen;
+}
+
 static void test_walk_puts_back_whole_value(void **state)
 {
 	struct env *e = *state;
 	struct zt_block_entry v0, other;
 	uint8_t key[8];
+	uint32_t gen;
 
 	v0 = add(e, "198.18.5.1", "ssh brute force, ticket 4711");
 	other = add(e, "198.18.5.2", NULL);
 	reload(e);
 	key4("198.18.5.1", key);
 	assert_int_equal(bpf_map_delete_elem(e->fd4, key), 0);
+	gen = pub_gen(e);
 	walk(e);
 	assert_int_equal(e->repaired, 1);
 	assert_value(e, "198.18.5.1", &v0);
+	/* The entry blocks again: one new generation for the pass. */
+	assert_int_equal(pub_gen(e), gen + 1);
 	assert_non_null(strstr(e->last_what, "reason=\"ssh brute force, ticket 4711\""));
 	assert_non_null(strstr(e->last_what, "kind=scan source=detector"));
 	assert_value(e, "198.18.5.2", &other);
@@ -211,8 +227,10 @@ static void test_walk_puts_back_whole_value(void **state)
 	assert_int_equal(e->repaired, 2);
 	assert_value(e, "198.18.5.1", &v0);
 	assert_non_null(strstr(e->last_what, "entry changed: kind=operator"));
+	gen = pub_gen(e);
 	walk(e);
 	assert_int_equal(e->reports, 2); /* nothing more to repair */
+	assert_int_equal(pub_gen(e), gen); /* and no new generation */
 }
 
 static void test_scan_sees_note_change(void **state)
