@@ -8,6 +8,11 @@
  *     probe, a UDP answer, an echo or timestamp reply (open). Only answers
  *     whose probe bit is set in both sketch cells of the prober are
  *     reported, and the bit is cleared, so a probe gets one outcome at most;
+ *   - strays, answers to no probe it knows of that tell a contact failed
+ *     by themselves (enum zt_probe_result): an RST without ACK (the answer
+ *     to an ACK, window or Maimon scan's probe, which opens nothing and is
+ *     no first contact for the guard) and an ICMP protocol unreachable or
+ *     ICMPv6 unrecognized next header (an IP protocol scan's);
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in).
  * With the guard on TC ingress (tc_guard), its SYN challenges leave through
@@ -28,7 +33,11 @@
 #include "lib/synprot.h" /* the cookie */
 
 #define ZT_ICMP_DEST_UNREACH 3
+#define ZT_ICMP_PROT_UNREACH 2 /* its code */
 #define ZT_ICMPV6_DEST_UNREACH 1
+#define ZT_ICMPV6_PARAMPROB 4
+#define ZT_ICMPV6_UNK_NEXTHDR 1 /* its code */
+#define ZT_IPV6_NEXTHDR_OFF 6 /* the pointer of an unrecognized next header in the fixed header */
 
 /* An answer: who probed what, and what came back. */
 struct zt_answer {
@@ -40,6 +49,7 @@ struct zt_answer {
 	__u8 result; /* enum zt_probe_result */
 	__u8 icmp_type;
 	__u8 icmp_code;
+	__u8 stray; /* ZT_PROBE_STRAY_*: what it says when it answers no pending probe; 0 */
 };
 
 /*
@@ -75,6 +85,9 @@ static __always_inline int zt_quoted(void *data, void *data_end, const struct zt
 		__builtin_memcpy(an->target, q + 24, 16);
 		off += 40;
 	}
+	/* A protocol nothing serves: no ports to read, whatever it is. */
+	if (an->stray == ZT_PROBE_STRAY_PROTO)
+		return 1;
 	if (an->proto == IPPROTO_TCP || an->proto == IPPROTO_UDP) {
 		if (off > ZT_MAX_HDR_OFF)
 			return 0;
@@ -89,6 +102,27 @@ static __always_inline int zt_quoted(void *data, void *data_end, const struct zt
 	return 1;
 }
 
+/*
+ * An ICMP protocol unreachable, or an ICMPv6 parameter problem that points
+ * at the next header field of the quoted IPv6 header (RFC 4443 3.4): the
+ * answer to an IP protocol scan's probe.
+ */
+static __always_inline int zt_proto_unreach(void *data, void *data_end, const struct zt_pkt *p)
+{
+	__u32 off = p->l4_off + 4;
+	__u8 *ptr;
+
+	if (p->proto == IPPROTO_ICMP)
+		return p->sport == ZT_ICMP_DEST_UNREACH && p->dport == ZT_ICMP_PROT_UNREACH;
+	if (p->sport != ZT_ICMPV6_PARAMPROB || p->dport != ZT_ICMPV6_UNK_NEXTHDR ||
+	    off > ZT_MAX_HDR_OFF)
+		return 0;
+	ptr = data + off;
+	if ((void *)(ptr + 4) > data_end)
+		return 0;
+	return ptr[0] == 0 && ptr[1] == 0 && ptr[2] == 0 && ptr[3] == ZT_IPV6_NEXTHDR_OFF;
+}
+
 /* What this packet answers, if it answers a probe at all. */
 static __always_inline int zt_answer_of(void *data, void *data_end, const struct zt_pkt *p,
 					struct zt_answer *an)
@@ -97,12 +131,17 @@ static __always_inline int zt_answer_of(void *data, void *data_end, const struct
 		return 0;
 	switch (p->proto) {
 	case IPPROTO_TCP:
-		if ((p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) == (ZT_TCP_F_SYN | ZT_TCP_F_ACK))
+		if ((p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) ==
+		    (ZT_TCP_F_SYN | ZT_TCP_F_ACK)) {
 			an->result = ZT_PROBE_OPEN;
-		else if (p->tcp_flags & ZT_TCP_F_RST)
+		} else if (p->tcp_flags & ZT_TCP_F_RST) {
 			an->result = ZT_PROBE_CLOSED;
-		else
+			/* A reset for a segment with ACK that no connection owned (RFC 9293 3.10.7.1). */
+			if (!(p->tcp_flags & ZT_TCP_F_ACK))
+				an->stray = ZT_PROBE_STRAY_RST;
+		} else {
 			return 0;
+		}
 		break;
 	case IPPROTO_UDP:
 		an->result = ZT_PROBE_OPEN;
@@ -122,7 +161,9 @@ static __always_inline int zt_answer_of(void *data, void *data_end, const struct
 			__builtin_memcpy(an->target, p->saddr, 16);
 			return 1;
 		}
-		if (p->sport != unreach)
+		if (zt_proto_unreach(data, data_end, p))
+			an->stray = ZT_PROBE_STRAY_PROTO;
+		else if (p->sport != unreach)
 			return 0;
 		an->result = ZT_PROBE_UNREACH;
 		an->icmp_type = (__u8)p->sport;
@@ -221,16 +262,25 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	c0 = bpf_map_lookup_elem(&src_sketch, &i);
 	i = zt_src_cell1(hs);
 	c1 = bpf_map_lookup_elem(&src_sketch, &i);
+	if (!c0 || !c1)
+		return 0;
 	/* Most packets leaving are no answer to a pending probe: one load says so. */
-	if (!c0 || !c1 || !c0->pending)
+	if (c0->pending) {
+		hd = zt_sketch_hash(an.target, p->family, cfg->seed);
+		port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
+		pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
+		if (c0->pending & c1->pending & pb) {
+			if (zt_own_challenge(data, data_end, p, cfg))
+				return 0;
+			c0->pending &= ~pb;
+			c1->pending &= ~pb;
+			goto report;
+		}
+	}
+	if (!an.stray)
 		return 0;
-	hd = zt_sketch_hash(an.target, p->family, cfg->seed);
-	port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
-	pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
-	if (!(c0->pending & c1->pending & pb) || zt_own_challenge(data, data_end, p, cfg))
-		return 0;
-	c0->pending &= ~pb;
-	c1->pending &= ~pb;
+	an.result = an.stray;
+report:
 	if (!zt_act_rate_ok(ZT_AR_PROBE, cfg->probe_rate, zt_now()))
 		return 0;
 	zt_emit_result(&an, p->family, skb->ifindex);

@@ -1131,6 +1131,23 @@ enum zt_probe_result {
 	ZT_PROBE_OPEN = 1, /* SYN-ACK, a UDP answer, an echo reply */
 	ZT_PROBE_CLOSED = 2, /* TCP RST */
 	ZT_PROBE_UNREACH = 3, /* ICMP / ICMPv6 destination unreachable (icmp_type, icmp_code) */
+	/*
+	 * Strays: answers to no probe the guard reported, which by themselves
+	 * say a contact failed (tc_uplink, rate-limited with the probe events).
+	 * A TCP RST without ACK answers a segment with ACK that no connection
+	 * owned (RFC 9293 3.10.7.1): an ACK, window or Maimon (FIN+ACK) scan's
+	 * probe, or a segment of a connection the node no longer has (the
+	 * daemon tells these apart: src/agent/daemon_detect.c). port is the
+	 * node side's port.
+	 */
+	ZT_PROBE_STRAY_RST = 4,
+	/*
+	 * ICMP protocol unreachable (type 3 code 2) or ICMPv6 unrecognized
+	 * next header (type 4 code 1, in the quoted IPv6 header itself): an IP
+	 * protocol scan's probe of a protocol nothing serves. proto is the
+	 * quoted packet's; port 0.
+	 */
+	ZT_PROBE_STRAY_PROTO = 5,
 };
 
 /* ZT_EV_PROBE_RESULT: the node's (or an endpoint's) answer to a probe, seen leaving an uplink. */

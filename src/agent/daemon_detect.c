@@ -22,21 +22,17 @@
 #include "agent/util.h"
 #include "detect/features.h"
 #include "detect/model.h"
+#include "detect/probes.h"
 #include "guard/activity.h"
 #include "respond/incident.h"
 
 #define SEC 1000000000ULL
-/* Probes waiting for their answer; a probe unanswered this long failed. */
+/* Probes waiting for their answer (detect/probes.h); a probe unanswered this long failed. */
 #define PROBE_SLOTS 4096
 #define PROBE_TIMEOUT_NS (1000ULL * 1000000ULL)
 /* A kernel watch entry outlives a lost close by at most this. */
 #define WATCH_TTL_NS (3600ULL * SEC)
 #define PROTECT_TTL_NS (600ULL * SEC)
-
-struct pending_probe {
-	uint64_t ts_ns; /* 0: free */
-	struct zt_probe p;
-};
 
 struct daemon_detect {
 	struct zt_daemon *d;
@@ -44,9 +40,9 @@ struct daemon_detect {
 	struct zt_model *model; /* NULL: detectors only */
 	struct zt_feat_window *win;
 	uint64_t ns_per_jiffy;
-	struct pending_probe probes[PROBE_SLOTS];
+	struct zt_probe_table *probes;
 	struct zt_metric *m_score;
-	uint64_t scored, model_alerts, probes_matched, probes_timed_out;
+	uint64_t scored, model_alerts;
 };
 
 /* ---- scoring ---- */
@@ -197,37 +193,6 @@ static void on_activity(void *ctx, const void *rec, size_t len)
 	}
 }
 
-static size_t probe_slot(uint8_t proto, const uint8_t *src, const uint8_t *dst, uint16_t port)
-{
-	uint8_t k[36];
-
-	memcpy(k, src, 16);
-	memcpy(k + 16, dst, 16);
-	k[32] = proto;
-	k[33] = (uint8_t)(port >> 8);
-	k[34] = (uint8_t)port;
-	k[35] = 0;
-	return (size_t)(zt_detect_hash(k, sizeof(k), 0x7a74) % PROBE_SLOTS);
-}
-
-/* Under dd->lock: probes older than the timeout failed; they go out in v. */
-static size_t expire_probes(struct daemon_detect *dd, uint64_t now, struct zt_probe *v, size_t max)
-{
-	size_t n = 0;
-
-	for (size_t k = 0; k < PROBE_SLOTS && n < max; k++) {
-		struct pending_probe *pp = &dd->probes[k];
-
-		if (pp->ts_ns && now > pp->ts_ns + PROBE_TIMEOUT_NS) {
-			v[n] = pp->p;
-			v[n++].outcome = ZT_PROBE_FAIL_TIMEOUT;
-			pp->ts_ns = 0;
-			dd->probes_timed_out++;
-		}
-	}
-	return n;
-}
-
 static void on_probe(void *ctx, const void *rec, size_t len)
 {
 	struct daemon_detect *dd = ctx;
@@ -251,19 +216,7 @@ static void on_probe(void *ctx, const void *rec, size_t len)
 		return;
 	}
 	pthread_mutex_lock(&dd->lock);
-	{
-		struct pending_probe *pp = &dd->probes[probe_slot(p.proto, p.src, p.dst, p.dport)];
-
-		/* A slot taken by another probe: that one gets its verdict now (timed out). */
-		if (pp->ts_ns && memcmp(&pp->p, &p, offsetof(struct zt_probe, ts_ns))) {
-			old = pp->p;
-			old.outcome = ZT_PROBE_FAIL_TIMEOUT;
-			flush = true;
-			dd->probes_timed_out++;
-		}
-		pp->p = p;
-		pp->ts_ns = p.ts_ns ? p.ts_ns : 1;
-	}
+	flush = zt_probe_table_add(dd->probes, &p, &old) > 0;
 	pthread_mutex_unlock(&dd->lock);
 	if (flush)
 		zt_engine_on_probe(dd->d->engine, &old);
@@ -274,40 +227,15 @@ static void on_probe_result(void *ctx, const void *rec, size_t len)
 	struct daemon_detect *dd = ctx;
 	const struct zt_ev_probe_result *ev = rec;
 	struct zt_probe p;
-	bool found = false;
-	uint16_t port;
+	int found;
 
 	if (len < sizeof(*ev) || !dd->d->engine)
 		return;
-	port = (ev->proto == 6 || ev->proto == 17) ? ev->port : 0;
 	pthread_mutex_lock(&dd->lock);
-	{
-		struct pending_probe *pp =
-			&dd->probes[probe_slot(ev->proto, ev->prober, ev->target, port)];
-
-		if (pp->ts_ns && pp->p.proto == ev->proto && pp->p.dport == port &&
-		    !memcmp(pp->p.src, ev->prober, 16) && !memcmp(pp->p.dst, ev->target, 16)) {
-			p = pp->p;
-			pp->ts_ns = 0;
-			found = true;
-			dd->probes_matched++;
-		}
-	}
+	found = zt_probe_table_answer(dd->probes, ev, &p);
 	pthread_mutex_unlock(&dd->lock);
-	if (!found)
-		return;
-	switch (ev->result) {
-	case ZT_PROBE_OPEN:
-		p.outcome = ZT_PROBE_SUCCESS;
-		break;
-	case ZT_PROBE_CLOSED:
-		p.outcome = ZT_PROBE_FAIL_RST;
-		break;
-	default:
-		p.outcome = ZT_PROBE_FAIL_UNREACH;
-		break;
-	}
-	zt_engine_on_probe(dd->d->engine, &p);
+	if (found)
+		zt_engine_on_probe(dd->d->engine, &p);
 }
 
 static void on_capture(void *ctx, const void *rec, size_t len)
@@ -336,7 +264,7 @@ static void on_probe_timer(void *ctx, int fd, uint32_t events)
 	(void)events;
 	do {
 		pthread_mutex_lock(&dd->lock);
-		n = expire_probes(dd, zt_now_boot_ns(), v, ZT_ARRAY_SIZE(v));
+		n = zt_probe_table_expire(dd->probes, zt_now_boot_ns(), v, ZT_ARRAY_SIZE(v));
 		pthread_mutex_unlock(&dd->lock);
 		for (size_t k = 0; k < n && dd->d->engine; k++)
 			zt_engine_on_probe(dd->d->engine, &v[k]);
@@ -408,14 +336,14 @@ static void collect_scored(void *ctx, struct zt_metric_sink *s)
 static void collect_probes(void *ctx, struct zt_metric_sink *s)
 {
 	struct daemon_detect *dd = ctx;
-	uint64_t m, t;
+	struct zt_probe_table_stats st;
 
 	pthread_mutex_lock(&dd->lock);
-	m = dd->probes_matched;
-	t = dd->probes_timed_out;
+	zt_probe_table_get_stats(dd->probes, &st);
 	pthread_mutex_unlock(&dd->lock);
-	zt_metric_emit_u64(s, (const char *const[]){ "answered" }, m);
-	zt_metric_emit_u64(s, (const char *const[]){ "timeout" }, t);
+	zt_metric_emit_u64(s, (const char *const[]){ "answered" }, st.answered);
+	zt_metric_emit_u64(s, (const char *const[]){ "timeout" }, st.timed_out);
+	zt_metric_emit_u64(s, (const char *const[]){ "stray" }, st.strays);
 }
 
 static int register_metrics(struct daemon_detect *dd)
@@ -444,6 +372,19 @@ static int register_metrics(struct daemon_detect *dd)
 
 /* ---- start / stop ---- */
 
+/* The ports the node's kernel gives its clients (one range for IPv4 and IPv6). */
+static void read_ephemeral(struct zt_probe_table *t)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	unsigned int lo, hi;
+
+	if (!f)
+		return; /* Linux's default stands */
+	if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1 && lo <= hi && hi <= 65535)
+		zt_probe_table_set_ephemeral(t, (uint16_t)lo, (uint16_t)hi);
+	fclose(f);
+}
+
 int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 {
 	struct daemon_detect *dd = calloc(1, sizeof(*dd));
@@ -462,6 +403,12 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot allocate the feature windows: %s", strerror(-r));
 		goto fail;
 	}
+	r = zt_probe_table_new(PROBE_SLOTS, PROBE_TIMEOUT_NS, &dd->probes);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot allocate the probe table: %s", strerror(-r));
+		goto fail;
+	}
+	read_ephemeral(dd->probes);
 	dd->ns_per_jiffy = SEC / 250;
 	if (d->dp && zt_datapath_guard_cfg(d->dp, &gc) == 0 && gc.hz)
 		dd->ns_per_jiffy = SEC / gc.hz;
@@ -507,6 +454,7 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 fail:
 	zt_model_free(dd->model);
 	zt_feat_window_free(dd->win);
+	zt_probe_table_free(dd->probes);
 	pthread_mutex_destroy(&dd->lock);
 	free(dd);
 	return r;
@@ -521,6 +469,7 @@ void daemon_detect_stop(struct zt_daemon *d)
 	d->det = NULL;
 	zt_model_free(dd->model);
 	zt_feat_window_free(dd->win);
+	zt_probe_table_free(dd->probes);
 	pthread_mutex_destroy(&dd->lock);
 	free(dd);
 }

@@ -1218,6 +1218,121 @@ static void test_stealth_probes(void **state)
 	assert_int_equal(e->res[1].proto, IPPROTO_ICMP);
 }
 
+/* An ICMP(v6) error from "from" to "to" quoting q's IP header and 8 bytes after it. */
+static struct pg_pkt *icmp_quoting(struct pg_pkt *p, int family, const char *from, const char *to,
+				   int type, int code, const struct pg_pkt *q)
+{
+	size_t n = (family == 4 ? 20 : 40) + 8;
+	struct pg_spec g = { .family = (uint8_t)family,
+			     .src = from,
+			     .dst = to,
+			     .proto = family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6,
+			     .sport = (uint16_t)type,
+			     .dport = (uint16_t)code,
+			     .payload = (uint16_t)n };
+
+	assert_int_equal(pg_build(&g, p), 0);
+	memset(p->buf + p->off[PG_L4] + 4, 0, 4);
+	memcpy(p->buf + p->off[PG_PAYLOAD], q->buf + q->off[PG_IP], n);
+	return p;
+}
+
+/*
+ * Strays: answers to no probe that by themselves say a contact failed. An
+ * RST without ACK answers a segment with ACK that no connection owned (an
+ * ACK, window or Maimon scan's probe, which the guard does not take for a
+ * first contact); a protocol unreachable (ICMPv6: unrecognized next
+ * header, pointing at the quoted header's own field) an IP protocol scan's.
+ * An RST with ACK (the answer to a segment without ACK: every such probe is
+ * a first contact), other ICMP errors, a pointer elsewhere: no stray. An
+ * answer to a pending probe is its outcome, never a stray.
+ */
+static void test_strays(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p, q;
+	__u8 s_addr[16] = { 0 }, d_addr[16] = { 0 }, s6[16], d6[16];
+
+	inet_pton(AF_INET, S4, s_addr);
+	inet_pton(AF_INET, D4, d_addr);
+	inet_pton(AF_INET6, S6, s6);
+	inet_pton(AF_INET6, D6, d6);
+	fresh_window(e);
+	forget(e);
+	/* The node's answers to an ACK scan's probes: closed (80) or open (45000) alike. */
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 80, 50000, TCP_RST, 7777, 0);
+	uplink_run(e, &p);
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 45000, 50001, TCP_RST, 7777, 0);
+	uplink_run(e, &p);
+	/* An RST with ACK that answers no probe: nothing. */
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 81, 50002, TCP_RST | TCP_ACK, 0, 0);
+	uplink_run(e, &p);
+	/* Protocol unreachable, quoting the probe S4 -> D4, protocol 47. */
+	udp4(&q, S4, D4, 0, 0);
+	q.buf[q.off[PG_IP] + 9] = 47;
+	icmp_quoting(&p, 4, D4, S4, 3, 2, &q);
+	uplink_run(e, &p);
+	/* Host unreachable quoting the same: no stray, no probe of a protocol we know. */
+	icmp_quoting(&p, 4, D4, S4, 3, 1, &q);
+	uplink_run(e, &p);
+	/* ICMPv6 unrecognized next header 132, pointing at the quoted header's field. */
+	{
+		struct pg_spec g = {
+			.family = 6, .src = S6, .dst = D6, .proto = IPPROTO_UDP, .payload = 8
+		};
+
+		assert_int_equal(pg_build(&g, &q), 0);
+	}
+	q.buf[q.off[PG_IP] + 6] = 132;
+	icmp_quoting(&p, 6, D6, S6, 4, 1, &q);
+	p.buf[p.off[PG_L4] + 7] = 6;
+	uplink_run(e, &p);
+	/* The same pointing into an extension header: not this stray. */
+	p.buf[p.off[PG_L4] + 7] = 40;
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_res, 4);
+	assert_int_equal(e->res[0].result, ZT_PROBE_STRAY_RST);
+	assert_int_equal(e->res[0].proto, IPPROTO_TCP);
+	assert_int_equal(e->res[0].port, 80);
+	assert_int_equal(e->res[0].prober_port, 50000);
+	assert_memory_equal(e->res[0].prober, s_addr, 16);
+	assert_memory_equal(e->res[0].target, d_addr, 16);
+	assert_int_equal(e->res[1].result, ZT_PROBE_STRAY_RST);
+	assert_int_equal(e->res[1].port, 45000);
+	assert_int_equal(e->res[2].result, ZT_PROBE_STRAY_PROTO);
+	assert_int_equal(e->res[2].proto, 47);
+	assert_int_equal(e->res[2].port, 0);
+	assert_int_equal(e->res[2].icmp_type, 3);
+	assert_int_equal(e->res[2].icmp_code, 2);
+	assert_memory_equal(e->res[2].prober, s_addr, 16);
+	assert_memory_equal(e->res[2].target, d_addr, 16);
+	assert_int_equal(e->res[3].result, ZT_PROBE_STRAY_PROTO);
+	assert_int_equal(e->res[3].family, 6);
+	assert_int_equal(e->res[3].proto, 132);
+	assert_memory_equal(e->res[3].prober, s6, 16);
+	assert_memory_equal(e->res[3].target, d6, 16);
+	/* A pending probe's reset is its outcome, not a stray. */
+	forget(e);
+	syn4(&p, S4, D4, 40000, 90);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 90, 40000, TCP_RST, 0, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_probe, 1);
+	assert_int_equal(e->n_res, 1);
+	assert_int_equal(e->res[0].result, ZT_PROBE_CLOSED);
+	assert_int_equal(e->res[0].port, 90);
+	/* Probes off: no strays either. */
+	forget(e);
+	e->cfg.flags &= ~ZT_GCF_PROBES;
+	cfg_write(e);
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 80, 50000, TCP_RST, 7777, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_res, 0);
+}
+
 /* ---- SYN protection ---- */
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
@@ -1683,6 +1798,10 @@ static void test_events_check(void **state)
 	r.family = 4;
 	r.result = ZT_PROBE_CLOSED;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), ZT_EV_PROBE_RESULT);
+	r.result = ZT_PROBE_STRAY_PROTO;
+	assert_int_equal(zt_events_check(&r, sizeof(r)), ZT_EV_PROBE_RESULT);
+	r.result = ZT_PROBE_STRAY_PROTO + 1;
+	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.result = 0;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.hdr.type = ZT_EV_FLOW_END; /* reserved: no producer, no record */
@@ -1738,6 +1857,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signals_follow_rates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_setters_concurrent, setup, teardown),

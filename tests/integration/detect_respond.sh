@@ -13,7 +13,9 @@
 #  - slowhttptest (slowloris) from another source is blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
 #    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
-#    UDP flood that filled the scan detector's tables;
+#    UDP flood that filled the scan detector's tables; an ACK scan and an
+#    IP protocol scan of the node (probes that open nothing) are blocked
+#    from their answers (resets without ACK, protocol unreachables);
 #  - a pod of the node that scans another pod is blocked too, at its own
 #    veth (its packets never cross an uplink): its new connections fail, its
 #    established one is cut, and it connects again when the block ends;
@@ -83,6 +85,8 @@ SLOW=198.18.0.7
 SCAN=198.18.0.8
 FLOOD_NET=198.19.0.0/16 # the random sources of udprandflood
 FSCAN=198.18.0.9
+ASCAN=198.18.0.11
+OSCAN=198.18.0.12
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 lab_pod dbpod $DBP
 lab_pod web $WEB
@@ -92,7 +96,7 @@ lab_pod mal $MAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SCAN $FSCAN; do
+for a in $PROT $SLOW $SCAN $FSCAN $ASCAN $OSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -343,14 +347,17 @@ check "benign: $BENIGN still gets the page" \
 	ip netns exec "$LAB_EXT" curl -fsS -o /dev/null --max-time 5 --interface $BENIGN http://$WEB:8080/
 
 # --- scans: nmap from a source of each, blocked within 10 first contacts ---
-# scan_blocked LABEL SRC NMAP-SCAN-TYPE [NETNS]: an nmap scan of $WEB's first
-# 300 ports from SRC, in the external namespace (or NETNS, SRC's own).
+# scan_blocked LABEL SRC NMAP-SCAN-TYPE [NETNS [TARGET PORTS]]: an nmap scan
+# of $WEB's first 300 ports from SRC, in the external namespace (or NETNS,
+# SRC's own); or of TARGET's PORTS (the node: from SRC, with -S).
 scan_blocked() {
-	local label=$1 src=$2 type=$3 ns=${4:-$LAB_EXT} inc ev probes
+	local label=$1 src=$2 type=$3 ns=${4:-$LAB_EXT} target=${5:-$WEB} ports=${6:-1-300}
+	local inc ev probes opt=()
 	[ "$ns" = "$LAB_EXT" ] && ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src "$src"
+	[ "$target" = "$WEB" ] || opt=(-S "$src" -e ext0)
 	t0=$(now_ms)
-	lab_bg_in "$ns" timeout 60 nmap -n -Pn "$type" -p 1-300 --max-retries 0 --max-rate 100 \
-		--host-timeout 50s $WEB
+	lab_bg_in "$ns" timeout 60 nmap -n -Pn "${opt[@]}" "$type" -p "$ports" --max-retries 0 \
+		--max-rate 100 --host-timeout 50s "$target"
 	NMAP=$LAB_BG_PID
 	check "$label: blocked" wait_for "blocked $src" 200
 	echo "# $label blocked $(($(now_ms) - t0)) ms after nmap started"
@@ -383,6 +390,13 @@ echo "# scan detector evictions after the flood: ${evicted:-?}"
 scan_blocked scan $SCAN -sT
 # A stealth scan: segments no connection sends (FIN alone) are first contacts too.
 scan_blocked "FIN scan" $FSCAN -sF
+# Scans whose probes open nothing, of the node itself (no policy there: its
+# kernel answers every probe). Their answers are the strays tc_uplink
+# reports: an ACK scan's resets without ACK (a Maimon or window scan's are
+# the same), an IP protocol scan's protocol unreachables (which the kernel
+# sends 6 at once, then one a second).
+scan_blocked "ACK scan of the node" $ASCAN -sA "$LAB_EXT" $LAB_NODE_IP 1-300
+scan_blocked "IP protocol scan of the node" $OSCAN -sO "$LAB_EXT" $LAB_NODE_IP 1-255
 
 # --- a pod of the node scans another: blocked at its own veth ---
 # Its packets never cross an uplink, so the XDP guard never sees them:
@@ -481,10 +495,11 @@ lint=$(promtool check metrics <<<"$mt" 2>&1)
 rc=$?
 [ -n "$lint" ] && sed 's/^/# promtool: /' <<<"$lint"
 check "metrics pass promtool" test $rc -eq 0
-check "metrics: decisions and blocks per detector, incidents open, refusals" \
+check "metrics: decisions and blocks per detector, incidents open, refusals, strays" \
 	all_of "$mt" '^ztagent_detector_blocks_total{detector="bruteforce"} [1-9]' \
 	'^ztagent_detector_decisions_total{detector="slowconn"} [1-9]' \
 	'^ztagent_incidents_open{threat_type="bruteforce"} 1' \
+	'^ztagent_probes_total{outcome="stray"} [1-9]' \
 	'^ztagent_response_refused_total{list="protected"} [1-9]'
 n=$(sed -n 's/^ztagent_response_latency_seconds_count \([0-9]*\)$/\1/p' <<<"$mt")
 check "metrics: the decision-to-map latency histogram has every block (${n:-0})" test "${n:-0}" -ge 4
