@@ -12,7 +12,9 @@
  *     by themselves (enum zt_probe_result): an RST without ACK (the answer
  *     to an ACK, window or Maimon scan's probe, which opens nothing and is
  *     no first contact for the guard) and an ICMP protocol unreachable or
- *     ICMPv6 unrecognized next header (an IP protocol scan's);
+ *     ICMPv6 unrecognized next header (an IP protocol scan's), within a
+ *     rate of their own (probe_rate), so a flood of them never costs a
+ *     probe its answer;
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in).
  * With the guard on TC ingress (tc_guard), its SYN challenges leave through
@@ -207,6 +209,16 @@ static __always_inline void zt_emit_result(const struct zt_answer *an, __u8 fami
 	zt_act_stat(ZT_AS_PROBE_RESULTS);
 }
 
+/* The answer's event, within its bucket's rate (strays have their own). */
+static __always_inline int zt_report(const struct zt_answer *an, __u8 family, __u32 ifindex,
+				     __u32 bucket, __u32 rate)
+{
+	if (!zt_act_rate_ok(bucket, rate, zt_now()))
+		return 0;
+	zt_emit_result(an, family, ifindex);
+	return 1;
+}
+
 /*
  * Is this SYN-ACK tc_guard's challenge to the SYN it answers? Its sequence
  * number is the high half of that SYN's cookie (lib/synprot.h), in the
@@ -274,17 +286,14 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 				return 0;
 			c0->pending &= ~pb;
 			c1->pending &= ~pb;
-			goto report;
+			return zt_report(&an, p->family, skb->ifindex, ZT_AR_PROBE,
+					 cfg->probe_rate);
 		}
 	}
 	if (!an.stray)
 		return 0;
 	an.result = an.stray;
-report:
-	if (!zt_act_rate_ok(ZT_AR_PROBE, cfg->probe_rate, zt_now()))
-		return 0;
-	zt_emit_result(&an, p->family, skb->ifindex);
-	return 1;
+	return zt_report(&an, p->family, skb->ifindex, ZT_AR_STRAY, cfg->probe_rate);
 }
 
 SEC("tc")

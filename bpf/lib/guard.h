@@ -34,6 +34,7 @@ struct {
 enum zt_act_rate {
 	ZT_AR_PROBE = 0, /* probe and probe-result events */
 	ZT_AR_SIGNAL, /* activity events */
+	ZT_AR_STRAY, /* tc_uplink's strays: a flood of them never costs a probe its answer */
 	ZT_AR_MAX,
 };
 

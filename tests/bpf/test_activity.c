@@ -1252,6 +1252,7 @@ static void test_strays(void **state)
 	struct env *e = *state;
 	struct pg_pkt p, q;
 	__u8 s_addr[16] = { 0 }, d_addr[16] = { 0 }, s6[16], d6[16];
+	int i;
 
 	inet_pton(AF_INET, S4, s_addr);
 	inet_pton(AF_INET, D4, d_addr);
@@ -1323,6 +1324,25 @@ static void test_strays(void **state)
 	assert_int_equal(e->n_res, 1);
 	assert_int_equal(e->res[0].result, ZT_PROBE_CLOSED);
 	assert_int_equal(e->res[0].port, 90);
+	/* Strays have a rate of their own: a flood of them leaves a probe its answer. */
+	forget(e);
+	e->cfg.probe_rate = 3;
+	cfg_write(e);
+	for (i = 0; i < 50; i++) {
+		mk(&p, 4, IPPROTO_TCP, D4, S4, 100 + i, 50000, TCP_RST, 7777, 0);
+		uplink_run(e, &p);
+	}
+	syn4(&p, S4, D4, 40001, 92);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, D4, S4, 92, 40001, TCP_RST | TCP_ACK, 0, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_probe, 1);
+	assert_in_range(e->n_res, 2, 5);
+	for (i = 0; i + 1 < e->n_res; i++)
+		assert_int_equal(e->res[i].result, ZT_PROBE_STRAY_RST);
+	assert_int_equal(e->res[e->n_res - 1].result, ZT_PROBE_CLOSED);
+	assert_int_equal(e->res[e->n_res - 1].port, 92);
 	/* Probes off: no strays either. */
 	forget(e);
 	e->cfg.flags &= ~ZT_GCF_PROBES;
