@@ -1133,12 +1133,12 @@ enum zt_probe_result {
 	ZT_PROBE_UNREACH = 3, /* ICMP / ICMPv6 destination unreachable (icmp_type, icmp_code) */
 	/*
 	 * Strays: answers to no probe the guard reported, which by themselves
-	 * say a contact failed (tc_uplink, rate-limited with the probe events).
-	 * A TCP RST without ACK answers a segment with ACK that no connection
-	 * owned (RFC 9293 3.10.7.1): an ACK, window or Maimon (FIN+ACK) scan's
-	 * probe, or a segment of a connection the node no longer has (the
-	 * daemon tells these apart: src/agent/daemon_detect.c). port is the
-	 * node side's port.
+	 * say a contact failed (tc_uplink, at most probe_rate a second, in a
+	 * bucket of their own). A TCP RST without ACK answers a segment with
+	 * ACK that no connection owned (RFC 9293 3.10.7.1): an ACK, window or
+	 * Maimon (FIN+ACK) scan's probe, or a segment of a connection the node
+	 * no longer has (the daemon tells these apart: src/detect/probes.h).
+	 * port is the node side's port.
 	 */
 	ZT_PROBE_STRAY_RST = 4,
 	/*
