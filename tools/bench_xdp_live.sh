@@ -13,8 +13,9 @@
 #                   agent:auto is the agent's default (xdp.mode auto: tc on a veth)
 #   agent-bpf:MODE  the agent's programs and maps as a stopped agent leaves them
 #                   (SIGTERM keeps enforcement): the datapath without the daemon
-#   agent-xdp:MODE  agent-bpf without its TC programs (clsact removed from the pod's
-#                   veth and uplink0): the XDP guard alone
+#   agent-xdp:MODE  agent-bpf without tc_endpoint and tc_uplink (the pod veth's clsact
+#                   removed, uplink0's egress filter deleted): the guard alone, in XDP,
+#                   or tc_guard on uplink0's TC ingress in tc mode (auto on a veth)
 #   old:MODE        the agent row with another build: BENCH_LIVE_OLD=DIR holding its
 #                   ztagent and ztctl (a before/after comparison in one run)
 # agent-bpf against agent tells what the daemon's own CPU costs the stream,
@@ -101,7 +102,8 @@ setup() { # ROW: attach what the row measures
 		lab_agent_stop
 		[ "${1%%:*}" = agent-xdp ] || return 0
 		in_node tc qdisc del dev v-web clsact 2>/dev/null
-		in_node tc qdisc del dev uplink0 clsact 2>/dev/null
+		# Not uplink0's clsact: in tc mode its ingress holds the guard.
+		in_node tc filter del dev uplink0 egress 2>/dev/null
 		;;
 	esac
 }
