@@ -54,16 +54,15 @@ void zt_probe_table_set_ephemeral(struct zt_probe_table *t, uint16_t lo, uint16_
 }
 
 /* The slot of a contact: (proto, source, destination, port). */
-static struct slot *slot_of(struct zt_probe_table *t, uint8_t proto, const uint8_t *src,
-			    const uint8_t *dst, uint16_t port)
+static struct slot *slot_of(struct zt_probe_table *t, const struct zt_probe *p)
 {
 	uint8_t k[36];
 
-	memcpy(k, src, 16);
-	memcpy(k + 16, dst, 16);
-	k[32] = proto;
-	k[33] = (uint8_t)(port >> 8);
-	k[34] = (uint8_t)port;
+	memcpy(k, p->src, 16);
+	memcpy(k + 16, p->dst, 16);
+	k[32] = p->proto;
+	k[33] = (uint8_t)(p->dport >> 8);
+	k[34] = (uint8_t)p->dport;
 	k[35] = 0;
 	return &t->s[zt_detect_hash(k, sizeof(k), 0x7a74) % t->n];
 }
@@ -99,7 +98,7 @@ static void take(struct slot *s, const struct zt_probe *p, bool stray)
 
 int zt_probe_table_add(struct zt_probe_table *t, const struct zt_probe *p, struct zt_probe *out)
 {
-	struct slot *s = slot_of(t, p->proto, p->src, p->dst, p->dport);
+	struct slot *s = slot_of(t, p);
 	int r = 0;
 
 	/* Another contact's: decided now. A stray reset of the same contact gives way. */
@@ -140,7 +139,7 @@ int zt_probe_table_answer(struct zt_probe_table *t, const struct zt_ev_probe_res
 	memcpy(p.src, ev->prober, 16);
 	memcpy(p.dst, ev->target, 16);
 	p.ts_ns = ev->hdr.ts_ns;
-	s = slot_of(t, p.proto, p.src, p.dst, port);
+	s = slot_of(t, &p);
 	if (s->ts_ns && same_contact(&s->p, &p)) {
 		/* A stray reset again for a contact already waiting: the first one's time stands. */
 		if (s->stray)
@@ -155,7 +154,7 @@ int zt_probe_table_answer(struct zt_probe_table *t, const struct zt_ev_probe_res
 		return 0; /* a probe already decided (timed out, or displaced) */
 	if (ev->result == ZT_PROBE_STRAY_PROTO) {
 		*out = p;
-		out->outcome = ZT_PROBE_FAIL_UNREACH;
+		out->outcome = outcome_of(ev->result);
 		t->st.strays++;
 		return 1;
 	}
