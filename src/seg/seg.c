@@ -714,6 +714,18 @@ int seg_endpoint_set_meta(struct zt_seg *s, struct zt_ep *ep, struct zt_ep_meta 
 		}
 	}
 	zt_ep_relabel_commit(ep, s->ids, &rl);
+	/*
+	 * Once more, now that the endpoints map hands the interface its new
+	 * identity: a flow is evaluated again only when a generation moves, and
+	 * a packet that met the first one before the map write took the old
+	 * identity (a busy flow nearly always has one there). This generation
+	 * also drops the old identity's entries.
+	 */
+	if (ep->identity != rl.old_id && republish(s, why, e2, sizeof(e2)) < 0)
+		log_warn(
+			"endpoint_meta_republish",
+			"endpoint=%s error=\"%s\" consequence=\"flows evaluated meanwhile keep the old identity's verdict until the next generation\"",
+			ep->qname, e2);
 	save_state(s);
 	zt_labels_format(ep->labels, ep->n_labels, labels, sizeof(labels));
 	log_info("endpoint_labels",

@@ -268,6 +268,42 @@ check "the move is logged (was_pending=true)" \
 check "still denied where policy does not allow (server:8081)" no_tcp client-1 $SERVER 8081
 check "CHECK still exits 0" cni CHECK client-1
 
+# --- a relabel takes effect on the pod's established flows, a busy one included ---
+# A stream to the server at full speed, then labels no policy allows: its
+# next packets are denied on the pod's own side, by its new identity (one
+# event, revoked), whichever of them met the generation published before the
+# endpoints map held that identity. (The server's side denies it too, by the
+# address's identity in the ipcache; a peer off the node would not.)
+revoked_stream() {
+	ztctl flows -o json --verdict denied | python3 -c '
+import json, sys
+for line in sys.stdin:
+    f = json.loads(line)
+    if f["src"] == sys.argv[1] and f["dst"] == sys.argv[2] and f["dport"] == 8080 \
+       and f["revoked"] and f["direction"] == "egress" and f["src_workload"] == "lab/client-1":
+        sys.exit(0)
+sys.exit(1)' "$CIP" $SERVER
+}
+ip netns exec "${LAB_ID}-client-1" nc $SERVER 8080 </dev/zero >/dev/null 2>&1 &
+stream_pid=$!
+LAB_PIDS+=("$stream_pid")
+sleep 0.5
+check "a stream from the pod to server:8080 runs" kill -0 "$stream_pid"
+check "endpoint meta relabels the streaming pod app=other" quiet ztctl endpoint meta lab/client-1 --labels app=other
+revoked=false
+for _ in $(seq 1 20); do
+	if revoked_stream; then
+		revoked=true
+		break
+	fi
+	sleep 0.1
+done
+check "the stream is revoked on the pod's side (app=other may not reach the server)" $revoked
+check "endpoint meta gives the pod its labels back (app=client)" quiet ztctl endpoint meta lab/client-1 --labels app=client
+kill "$stream_pid" 2>/dev/null
+wait "$stream_pid" 2>/dev/null
+check "the pod reaches the server again" tcp client-1 $SERVER 8080
+
 # --- DEL, twice ---
 out=$(cni DEL client-1)
 rc=$?
