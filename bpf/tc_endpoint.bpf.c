@@ -8,7 +8,10 @@
  *
  * Per packet: the interface must be a registered endpoint (else pass);
  * non-IP frames and IPv6 neighbour discovery / router messages (ICMPv6
- * 133-137) pass; truncated or malformed headers drop. Then conntrack: a
+ * 133-137) pass; truncated or malformed headers drop. (A packet of a flow
+ * whose entry is of the current generations skips the endpoints lookup:
+ * every change of a registration publishes a generation, see tc_handle.)
+ * Then conntrack: a
  * packet of a known flow (either way) takes the flow's cached verdict as
  * long as the policy generation has not changed; after a change, the flow
  * is re-evaluated in its original direction at its next packet, and an
@@ -307,15 +310,14 @@ static __always_inline int tc_tls_check(struct __sk_buff *skb, const struct zt_p
 }
 
 /* Every verdict of an IP packet on a registered endpoint ends here. */
-static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t,
-				      const struct zt_endpoint_info *ep, __u8 dir, __u32 stat,
-				      __u8 verdict, __u32 len)
+static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t, __u32 ep_id,
+				      __u8 dir, __u32 stat, __u8 verdict, __u32 len)
 {
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
 	int act = verdict == ZT_VERDICT_ALLOW ? TC_ACT_OK : TC_ACT_SHOT;
 
 	zt_counter_add(&tc_stats, stat, len);
-	tc_ep_account(ep->ep_id, dir, len, stat);
+	tc_ep_account(ep_id, dir, len, stat);
 	if (cfg && cfg->watch_count)
 		tc_capture(skb, &t->p, dir == ZT_DIR_EGRESS ? ZT_CAP_FROM_POD : ZT_CAP_TO_POD,
 			   act == TC_ACT_OK ? ZT_ACT_PASS : ZT_ACT_DROP, stat);
@@ -325,7 +327,7 @@ static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t,
 static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 {
 	struct zt_ct_key key = {}, rkey;
-	struct zt_endpoint_info *ep;
+	struct zt_endpoint_info *ep = NULL;
 	struct zt_prefix_set *ps;
 	struct zt_pol_state *st;
 	struct tc_pkt t = {};
@@ -334,15 +336,17 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	__u64 now;
 	int r;
 
-	ep = bpf_map_lookup_elem(&endpoints, &ifindex);
-	if (!ep) {
-		zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, len);
-		return TC_ACT_OK;
-	}
 	r = tc_parse(skb, &t);
 	if (zt_skb_pull_headers(skb, (__u32)r)) {
 		__builtin_memset(&t, 0, sizeof(t));
 		r = tc_parse(skb, &t);
+	}
+	if (r != ZT_XR_OK || tc_is_nd(&t.p)) {
+		/* No flow's packet: whether the interface is an endpoint decides first. */
+		if (!bpf_map_lookup_elem(&endpoints, &ifindex)) {
+			zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, len);
+			return TC_ACT_OK;
+		}
 	}
 	if (r == ZT_XR_NOT_IP || (r == ZT_XR_OK && tc_is_nd(&t.p))) {
 		zt_counter_add(&tc_stats, ZT_TCS_NOT_IP, len);
@@ -386,6 +390,23 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		/* A new connection on the tuple of a closed one. */
 		ct = NULL;
 	}
+	/*
+	 * The endpoint's entry (its identity, its number) is read when the
+	 * packet is evaluated: a new flow, or a flow whose generations moved.
+	 * Every removal and relabelling of an endpoint publishes a policy
+	 * generation after the endpoints map changed (src/seg/seg.c; a new
+	 * registration has no flows before its programs are attached), so an
+	 * entry of the current generations was evaluated for the endpoint that
+	 * is registered now, and its ep_id is that endpoint's: a packet of an
+	 * established flow does not pay the hash lookup.
+	 */
+	if (!ct || ct->gen != gen || ct->bl_gen != bl_gen || ct->reason == ZT_REASON_BLOCKED) {
+		ep = bpf_map_lookup_elem(&endpoints, &ifindex);
+		if (!ep) {
+			zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, skb->len);
+			return TC_ACT_OK;
+		}
+	}
 
 	if (ct) {
 		__u8 was = ct->verdict, was_audit = ct->audit;
@@ -397,8 +418,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			/* A server that failed requireTLS stays denied, whatever the policy says now. */
 			if (ct->gen != gen)
 				ct->gen = gen;
-		} else if (ct->gen != gen || ct->bl_gen != bl_gen ||
-			   ct->reason == ZT_REASON_BLOCKED) {
+		} else if (ep && (ct->gen != gen || ct->bl_gen != bl_gen ||
+				  ct->reason == ZT_REASON_BLOCKED)) {
 			struct zt_pol_query q = {};
 
 			/* Re-evaluated in the flow's original direction: the entry's key. */
@@ -438,8 +459,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		if ((ct->mtls & ZT_CT_TLS_CHECK) && d && dir == ZT_DIR_EGRESS && payload &&
 		    ct->verdict == ZT_VERDICT_ALLOW)
 			refused = tc_tls_check(skb, &t.p, &key, ct, payload, len);
-		r = zt_mtls_gate(skb, &t.p, ct->mtls, ct->dir, dir,
-				 tc_verdict(skb, &t, ep, dir, tc_stat_of(ct, 0), ct->verdict, len));
+		r = zt_mtls_gate(
+			skb, &t.p, ct->mtls, ct->dir, dir,
+			tc_verdict(skb, &t, ct->ep_id, dir, tc_stat_of(ct, 0), ct->verdict, len));
 		/* Refused: the segment is the client's reset now, carried where the flow goes. */
 		if (refused)
 			return (ct->mtls & ZT_CT_MTLS_NEED) ?
@@ -472,7 +494,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			zt_ioc_judge(&key, v, dir, 0, 0);
 			tc_block_judge(&key, v, bl_gen);
 			stat = tc_stat_of(v, 0);
-			return tc_verdict(skb, &t, ep, dir, stat, v->verdict, len);
+			return tc_verdict(skb, &t, ep->ep_id, dir, stat, v->verdict, len);
 		}
 		v->first_ns = now;
 		v->d[0].packets = 1;
@@ -502,7 +524,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		verdict = v->verdict;
 		/* The gate first: the entry records whether this first packet went through the agent. */
 		r = zt_mtls_gate(skb, &t.p, v->mtls, dir, dir,
-				 tc_verdict(skb, &t, ep, dir, stat, verdict, len));
+				 tc_verdict(skb, &t, ep->ep_id, dir, stat, verdict, len));
 		if (r == TC_ACT_OK && (v->mtls & ZT_CT_MTLS_NEED))
 			v->mtls |= ZT_CT_MTLS_VIA;
 		bpf_map_update_elem(&conntrack, &key, v, BPF_ANY);

@@ -2409,6 +2409,51 @@ static void test_ep_stats(void **state)
 	assert_int_equal(ep_stats_of(e, POD_EP + ZT_EP_STATS_SLOTS).new_flows[ZT_DIR_EGRESS], 1);
 }
 
+/*
+ * A packet of an established flow does not look the endpoint up: its entry
+ * was evaluated at the current generations, and every change of a
+ * registration publishes a generation. After one, the flow's next packet
+ * reads the registration again: gone, it passes unaccounted; back (under
+ * another number), the flow is evaluated for it and counted to it.
+ */
+static void test_endpoint_change_at_generation(void **state)
+{
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u32 key = if_pod;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_SYN)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 45000, TCP_SYN | TCP_ACK)),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1);
+	/* The entry goes, no generation yet: the flow keeps its verdict and its endpoint. */
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.endpoints), &key), 0);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(ep_stats_of(e, POD_EP).packets[ZT_DIR_EGRESS], 2);
+	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).packets, 0);
+	/* The removal's generation: the interface is no endpoint, the flow passes unaccounted. */
+	set_gen(e, 3);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(to_pod(e, tcp4(&p, PEER4, POD4, 443, 45000, TCP_ACK)), TC_ACT_OK);
+	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).packets, 2);
+	assert_int_equal(stat_of(e, ZT_TCS_NO_ENDPOINT).bytes, 2 * p.len);
+	assert_int_equal(ep_stats_of(e, POD_EP).packets[ZT_DIR_EGRESS], 2);
+	assert_int_equal(e->n_ev, 1);
+	/* Registered again (another identity, isolated; another number): evaluated for it, denied. */
+	ep_add(e, if_pod, POD_EP + 1, POD_ID + 100);
+	iso_add(e, 1, ZT_DIR_EGRESS, POD_ID + 100, 1, 1, 0, ISO_RULE, ISO_RULE);
+	set_gen(e, 5);
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+	assert_int_equal(ep_stats_of(e, POD_EP + 1).denied[ZT_DIR_EGRESS], 1);
+	/* Its next packet takes the verdict from the entry, counted to the new number. */
+	assert_int_equal(from_pod(e, tcp4(&p, POD4, PEER4, 45000, 443, TCP_ACK)), TC_ACT_SHOT);
+	assert_int_equal(ep_stats_of(e, POD_EP + 1).denied[ZT_DIR_EGRESS], 2);
+	assert_int_equal(e->n_ev, 2);
+}
+
 /* Packets from or to a watched address, each with its verdict. */
 static void test_tc_capture(void **state)
 {
@@ -3231,6 +3276,7 @@ int main(void)
 		T(test_closing_tail_is_no_flow),
 		T(test_tcp_trailing_packets),
 		T(test_ep_stats),
+		T(test_endpoint_change_at_generation),
 		T(test_tc_capture),
 		T(test_mtls_no_agent_drops),
 		T(test_mtls_bypass_drops),
