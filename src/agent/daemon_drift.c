@@ -562,16 +562,9 @@ void daemon_drift_cni_check(struct zt_daemon *d, const struct zt_drift_hooks *h,
  * reader within drift.blocklist_cpu of one CPU (default 0.1: a million
  * entries are then read every ~2.5 s; a slow or busy machine gets a slower
  * repair, not a busier CPU).
+ *
+ * The shortest pause that keeps the reads within the CPU share: cpu / (cpu + pause) <= share.
  */
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* The shortest pause that keeps the reads within the CPU share: cpu / (cpu + pause) <= share. */
 static uint64_t bl_scan_cap(uint64_t cpu, uint32_t share_ppm)
 {
 	uint64_t cap = share_ppm ? cpu * (1000000ULL - share_ppm) / share_ppm : cpu;
@@ -611,7 +604,7 @@ static void *bl_scan_main(void *arg)
 	bool stop = false;
 
 	while (!stop) {
-		uint64_t busy = 0, one = 1, cpu0 = thread_cpu_ns(), now, cpu, pause;
+		uint64_t busy = 0, one = 1, cpu0 = zt_thread_cpu_ns(), now, cpu, pause;
 		struct timespec until, until_kick;
 
 		for (int f = 0; f < 2 && !stop; f++) {
@@ -629,7 +622,7 @@ static void *bl_scan_main(void *arg)
 			pthread_mutex_unlock(&dr->scan_mu);
 		}
 		now = zt_now_mono_ns();
-		cpu = thread_cpu_ns() - cpu0;
+		cpu = zt_thread_cpu_ns() - cpu0;
 		pause = bl_scan_pause(busy, cpu, dr->d->cfg.drift.blocklist_cpu_ppm);
 		if (__atomic_load_n(&dr->watched, __ATOMIC_RELAXED) &&
 		    pause < DRIFT_BL_SCAN_WATCHED_NS)
@@ -653,7 +646,7 @@ static void *bl_scan_main(void *arg)
 static void on_bl_scan(void *ctx, int fd, uint32_t events)
 {
 	struct zt_drift *dr = ctx;
-	uint64_t n, t0 = zt_now_mono_ns(), c0 = thread_cpu_ns(), dt, dc;
+	uint64_t n, t0 = zt_now_mono_ns(), c0 = zt_thread_cpu_ns(), dt, dc;
 	int f, r;
 
 	(void)events;
@@ -666,7 +659,7 @@ static void on_bl_scan(void *ctx, int fd, uint32_t events)
 		return;
 	r = zt_blocklist_scan_compare(dr->d->bl, dr->scan[f], DRIFT_BL_SCAN_LOOKUPS, &dr->hooks);
 	dt = zt_now_mono_ns() - t0;
-	dc = thread_cpu_ns() - c0;
+	dc = zt_thread_cpu_ns() - c0;
 	/* The walk covers the hash maps again while their reads fail. */
 	dr->blc.skip_hash = r >= 0;
 	if (r < 0)

@@ -427,6 +427,11 @@ uint64_t zt_now_mono_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+uint64_t zt_thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 void zt_let_urgent_first(const int *urgent)
 {
 	const struct timespec step = { 0, 20 * 1000 };

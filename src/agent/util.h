@@ -56,6 +56,8 @@ int zt_size_parse(const char *s, uint64_t *out);
 
 uint64_t zt_now_boot_ns(void); /* CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns() */
 uint64_t zt_now_mono_ns(void);
+/* The calling thread's CPU time: a task's own cost, apart from the time it was preempted. */
+uint64_t zt_thread_cpu_ns(void);
 
 /*
  * Before taking a lock that a more urgent thread waits for (*urgent > 0,

@@ -986,17 +986,9 @@ static size_t writes(const struct zt_feed_apply_report *r)
 	       r->dst_removed;
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 {
-	uint64_t t0 = zt_now_mono_ns(), now = t0, js = t0, cpu0 = thread_cpu_ns();
+	uint64_t t0 = zt_now_mono_ns(), now = t0, js = t0, cpu0 = zt_thread_cpu_ns();
 
 	a->waiting = false;
 	if (!a->j.on) {
@@ -1006,7 +998,7 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 		now = zt_now_mono_ns();
 		if (now - t0 >= budget_ns / 2) {
 			a->j.rep.steps++;
-			a->j.rep.cpu_ns += thread_cpu_ns() - cpu0;
+			a->j.rep.cpu_ns += zt_thread_cpu_ns() - cpu0;
 			a->j.rep.longest_step_ns = now - t0;
 			a->j.rep.longest_step_cpu_ns = a->j.rep.cpu_ns;
 			return true;
@@ -1061,7 +1053,7 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 						      want;
 		}
 		if (over) {
-			uint64_t cpu = thread_cpu_ns();
+			uint64_t cpu = zt_thread_cpu_ns();
 
 			a->j.rep.steps++;
 			a->j.rep.cpu_ns += cpu - cpu0;
@@ -1082,7 +1074,7 @@ bool zt_feed_apply_step(struct zt_feed_apply *a, uint64_t budget_ns)
 	}
 	a->j.rep.steps++;
 	{
-		uint64_t cpu = thread_cpu_ns() - cpu0;
+		uint64_t cpu = zt_thread_cpu_ns() - cpu0;
 
 		a->j.rep.cpu_ns += cpu;
 		if (cpu > a->j.rep.longest_step_cpu_ns)

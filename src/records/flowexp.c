@@ -859,15 +859,6 @@ void zt_flowexp_flush(struct zt_flowexp *x)
 	pthread_mutex_unlock(&x->mu);
 }
 
-/* The calling thread's CPU time: a sweep's own cost, apart from the time it was preempted. */
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static bool worker_busy(struct zt_flowexp *x)
 {
 	bool b;
@@ -885,7 +876,7 @@ static int sweep_gather(struct zt_flowexp *x, int ct_fd, uint64_t now, bool reco
 int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink_fn sink,
 		     void *sink_ctx)
 {
-	uint64_t t0 = zt_now_mono_ns(), c0 = thread_cpu_ns(), tp = 0, dt;
+	uint64_t t0 = zt_now_mono_ns(), c0 = zt_thread_cpu_ns(), tp = 0, dt;
 	int r;
 
 	if (worker_busy(x)) {
@@ -915,7 +906,7 @@ int zt_flowexp_sweep(struct zt_flowexp *x, int ct_fd, uint64_t now, zt_flow_sink
 		x->st.loop_ns_max = dt;
 	if (tp > x->st.prep_ns_max)
 		x->st.prep_ns_max = tp;
-	dt = thread_cpu_ns() - c0;
+	dt = zt_thread_cpu_ns() - c0;
 	if (dt > x->st.loop_cpu_ns_max)
 		x->st.loop_cpu_ns_max = dt;
 	return r;
