@@ -577,6 +577,17 @@ static int ep_map_put(struct zt_seg *s, const struct zt_ep *ep)
 		       0;
 }
 
+/* Whether the endpoints map holds an entry for ep's interface that says something else. */
+static bool ep_map_differs(struct zt_seg *s, const struct zt_ep *ep)
+{
+	struct zt_endpoint_info was;
+	__u32 key = (__u32)ep->ifindex;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(s->dp->tc->maps.endpoints), &key, &was) < 0)
+		return false;
+	return was.ep_id != ep->id || was.identity != ep->identity;
+}
+
 static void ep_map_del(struct zt_seg *s, int ifindex)
 {
 	__u32 key = (__u32)ifindex;
@@ -1118,6 +1129,7 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 {
 	struct zt_polmaps maps;
 	struct zt_seg *s;
+	bool moved = false;
 	int r;
 
 	s = calloc(1, sizeof(*s));
@@ -1228,15 +1240,34 @@ int zt_seg_init(struct zt_seg **out, const struct zt_config *cfg, struct zt_loop
 	/* Endpoints come back: entries, programs (replacing the earlier run's). */
 	for (size_t i = 0; i < s->eps.n; i++) {
 		struct zt_ep *ep = s->eps.v[i];
+		int w;
 
-		if (ep_map_put(s, ep) < 0 ||
-		    zt_datapath_tc_attach(dp, ep->ifindex, err, errlen) < 0) {
+		moved |= ep_map_differs(s, ep);
+		w = ep_map_put(s, ep);
+		if (w < 0)
+			zt_seterr(err, errlen, "cannot write the endpoints map: %s", strerror(-w));
+		if (w < 0 || zt_datapath_tc_attach(dp, ep->ifindex, err, errlen) < 0) {
 			log_error("endpoint_reattach_failed", "endpoint=%s error=\"%s\"", ep->qname,
 				  err);
 			continue;
 		}
 		log_info("endpoint_restored", "endpoint=%s ifname=%s identity=%u", ep->qname,
 			 ep->ifname, ep->identity);
+	}
+	/*
+	 * An entry that said something else (an identity numbered anew at
+	 * start, a write while the agent was down) changed after the start's
+	 * generation, and a flow evaluated in between took it: tc_endpoint
+	 * evaluates an established flow again only when a generation moves.
+	 */
+	if (moved) {
+		char e2[512];
+
+		if (republish(s, "endpoint-restore", e2, sizeof(e2)) < 0)
+			log_warn(
+				"endpoint_restore_republish",
+				"error=\"%s\" consequence=\"flows evaluated before the endpoints map was restored keep their verdicts until the next generation\"",
+				e2);
 	}
 	s->st.endpoints = s->eps.n;
 	save_state(s);

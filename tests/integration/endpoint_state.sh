@@ -67,6 +67,24 @@ check "import reports 2 added, 1 invalid" grep -q "2 added, 0 replaced, 1 invali
 
 # --- interfaces recreated while the agent is down ---
 lab_agent_stop
+# v-keep's entry in the endpoints map, as "key bytes|value bytes" in hex.
+ep_entry() {
+	local idx
+	idx=$(in_node cat /sys/class/net/v-keep/ifindex)
+	bpftool -j map lookup pinned "$LAB_BPFFS/ztagent/endpoints" key $((idx & 255)) $(((idx >> 8) & 255)) \
+		$(((idx >> 16) & 255)) 0 | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+print(" ".join(x[2:] for x in e["key"]) + "|" + " ".join(x[2:] for x in e["value"]))'
+}
+# Its identity changed while the agent is down (as one numbered anew at
+# start would be): the restored entry comes after the start's generation.
+keep_entry=$(ep_entry)
+read -ra kv <<<"${keep_entry#*|}"
+kv[4]=$(printf %02x $((0x${kv[4]} ^ 0x5a)))
+bpftool map update pinned "$LAB_BPFFS/ztagent/endpoints" key hex ${keep_entry%|*} value hex ${kv[*]}
+check "v-keep's endpoints entry says another identity while the agent is down" \
+	test "$(ep_entry)" != "$keep_entry"
 idx_same=$(in_node cat /sys/class/net/v-same/ifindex)
 # v-same: deleted and created again with the same name AND the same ifindex
 # (as `ip link add ... index N` or an ifindex reused after wrapping gives).
@@ -91,6 +109,12 @@ check "the drop of lab/gone is logged" \
 	grep -q 'event=endpoint_removed endpoint=lab/gone ifname=v-gone.*why=interface-gone-while-stopped' "$LAB_LOG"
 check "no program was attached to the new v-same" none_attached v-same
 check "v-keep still carries tc_endpoint" both_attached v-keep
+check "v-keep's endpoints entry is the endpoint's again" test "$(ep_entry)" = "$keep_entry"
+restore_gen() { # a generation published after lab/keep's entry was written back
+	log_from "$mark" | sed -n '/event=endpoint_restored endpoint=lab\/keep/,$p' |
+		grep -q 'event=policy_applied .*why=endpoint-restore'
+}
+check "a generation follows the restored entry (flows evaluated meanwhile are evaluated again)" restore_gen
 saved() { # the state file names exactly the endpoints listed
 	python3 - "$STATE" <<'PY'
 import sys
