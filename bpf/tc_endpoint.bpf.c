@@ -11,15 +11,14 @@
  * 133-137) pass; truncated or malformed headers drop. (A packet of a flow
  * whose entry is of the current generations skips the endpoints lookup:
  * every change of a registration publishes a generation, see tc_handle.)
- * Then conntrack: a
- * packet of a known flow (either way) takes the flow's cached verdict as
- * long as the policy generation has not changed; after a change, the flow
- * is re-evaluated in its original direction at its next packet, and an
- * allowed flow that is now denied stops there (an event with revoked=1).
- * A packet of no known flow starts one: its verdict is taken from the
- * policy, an entry is created whether it is allowed or denied (later
- * packets of a denied flow drop without another event), and one event
- * reports it. A pod's new flow (and a re-check) also asks bpf/lib/ioc.h
+ * Then conntrack: a packet of a known flow (either way) takes the flow's
+ * cached verdict as long as the policy generation has not changed; after a
+ * change, the flow is re-evaluated in its original direction at its next
+ * packet, and an allowed flow that is now denied stops there (an event
+ * with revoked=1). A packet of no known flow starts one: its verdict is
+ * taken from the policy, an entry is created whether it is allowed or
+ * denied (later packets of a denied flow drop without another event), and
+ * one event reports it. A pod's new flow (and a re-check) also asks bpf/lib/ioc.h
  * whether its destination is a threat-intel IOC: action block denies it
  * (reason ioc), and a ZT_EV_IOC record reports the match either way.
  *
@@ -208,6 +207,17 @@ static __always_inline __u32 tc_stat_of(const struct zt_ct_val *v, int new_flow)
 	return new_flow ? ZT_TCS_ALLOW_NEW : ZT_TCS_ALLOW_EST;
 }
 
+/* The interface's endpoint; NULL (counted as NO_ENDPOINT): the packet passes. */
+static __always_inline struct zt_endpoint_info *tc_endpoint_of(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct zt_endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &ifindex);
+
+	if (!ep)
+		zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, skb->len);
+	return ep;
+}
+
 /* The endpoint's activity in this CPU's copy of its slot (include/ztagent.h). */
 static __always_inline void tc_ep_account(__u32 ep_id, __u8 dir, __u32 len, __u32 stat)
 {
@@ -343,16 +353,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	}
 	if (r != ZT_XR_OK || tc_is_nd(&t.p)) {
 		/* No flow's packet: whether the interface is an endpoint decides first. */
-		if (!bpf_map_lookup_elem(&endpoints, &ifindex)) {
-			zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, len);
+		if (!tc_endpoint_of(skb))
+			return TC_ACT_OK;
+		if (r == ZT_XR_OK || r == ZT_XR_NOT_IP) {
+			zt_counter_add(&tc_stats, ZT_TCS_NOT_IP, len);
 			return TC_ACT_OK;
 		}
-	}
-	if (r == ZT_XR_NOT_IP || (r == ZT_XR_OK && tc_is_nd(&t.p))) {
-		zt_counter_add(&tc_stats, ZT_TCS_NOT_IP, len);
-		return TC_ACT_OK;
-	}
-	if (r != ZT_XR_OK) {
 		zt_counter_add(&tc_stats, ZT_TCS_MALFORMED, len);
 		return TC_ACT_SHOT;
 	}
@@ -401,11 +407,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 	 * established flow does not pay the hash lookup.
 	 */
 	if (!ct || ct->gen != gen || ct->bl_gen != bl_gen || ct->reason == ZT_REASON_BLOCKED) {
-		ep = bpf_map_lookup_elem(&endpoints, &ifindex);
-		if (!ep) {
-			zt_counter_add(&tc_stats, ZT_TCS_NO_ENDPOINT, skb->len);
+		ep = tc_endpoint_of(skb);
+		if (!ep)
 			return TC_ACT_OK;
-		}
 	}
 
 	if (ct) {
@@ -418,8 +422,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			/* A server that failed requireTLS stays denied, whatever the policy says now. */
 			if (ct->gen != gen)
 				ct->gen = gen;
-		} else if (ep && (ct->gen != gen || ct->bl_gen != bl_gen ||
-				  ct->reason == ZT_REASON_BLOCKED)) {
+		} else if (ep) {
+			/* Its generations moved (or it is blocked): ep was read for this above. */
 			struct zt_pol_query q = {};
 
 			/* Re-evaluated in the flow's original direction: the entry's key. */

@@ -284,9 +284,9 @@ for line in sys.stdin:
         sys.exit(0)
 sys.exit(1)' "$CIP" $SERVER
 }
-ip netns exec "${LAB_ID}-client-1" nc $SERVER 8080 </dev/zero >/dev/null 2>&1 &
-stream_pid=$!
-LAB_PIDS+=("$stream_pid")
+# (sh -c: a command run with & reads /dev/null unless its own redirection says otherwise)
+lab_bg_in "${LAB_ID}-client-1" sh -c "exec nc $SERVER 8080 </dev/zero >/dev/null 2>&1"
+stream_pid=$LAB_BG_PID
 sleep 0.5
 check "a stream from the pod to server:8080 runs" kill -0 "$stream_pid"
 check "endpoint meta relabels the streaming pod app=other" quiet ztctl endpoint meta lab/client-1 --labels app=other
