@@ -81,6 +81,7 @@
 #define DRIFT_SUBJ_PROBE 8 /* slots an object may take: its hash's and the next 7 */
 #define DRIFT_BACKOFF_NS (5ULL * 1000000000ULL)
 #define DRIFT_BACKOFF_MAX_NS (300ULL * 1000000000ULL)
+#define DRIFT_REEVAL_MIN_NS (100ULL * 1000000ULL) /* see drift_reeval */
 
 static const char *const kind_names[] = { "xdp",       "tc",	    "policy", "ipcache",
 					  "endpoints", "blocklist", "pin",    "cni" };
@@ -148,6 +149,10 @@ struct zt_drift {
 	uint64_t dw_batch_keys; /* keys of batch writes checked one by one */
 	uint64_t dw_lost_seen; /* the watch's dw_lost when last looked at */
 	char who[40]; /* "bpftool (pid 123)" while such a write is repaired */
+	/* Repairs of segmentation's maps not yet followed by a generation (drift_reeval). */
+	bool reeval;
+	bool reeval_told; /* its failure was logged (once until one succeeds) */
+	uint64_t reeval_ns; /* the last try, mono ns */
 };
 
 static int kind_index(const char *kind)
@@ -435,8 +440,47 @@ static void drift_report(void *ctx, const char *kind, const char *subject, const
 		__atomic_add_fetch(&dr->repairs_total, 1, __ATOMIC_RELAXED);
 	}
 	log_warn("drift_repaired", "kind=%s subject=%s differed=%s", kind, qs, qw);
+	/* What tc_endpoint decided by while the entry was wrong: evaluated again (drift_reeval). */
+	if (!strcmp(kind, "policy") || !strcmp(kind, "ipcache") || !strcmp(kind, "endpoints"))
+		dr->reeval = true;
 	drift_audit(dr, "drift.repair", kind, subject, what, "");
 	note_repair(dr, i, subject, what);
+}
+
+/*
+ * A generation after repairs of the endpoints, policy or ipcache maps
+ * (zt_seg_reevaluate): tc_endpoint evaluates an established flow again only
+ * when a generation moves, so a connection that a forged entry let in would
+ * otherwise keep its verdict after the repair. One generation for all the
+ * repairs of a tick or of a batch of the watch's reports, at most one every
+ * DRIFT_REEVAL_MIN_NS: a writer that keeps changing entries costs a few
+ * compiles a second, not one per write; what is owed waits for the next
+ * tick. A failure is retried every tick.
+ */
+static void drift_reeval(struct zt_drift *dr)
+{
+	uint64_t now = zt_now_mono_ns();
+	char err[256], qe[300];
+	int r;
+
+	if (!dr->reeval || (dr->reeval_ns && now - dr->reeval_ns < DRIFT_REEVAL_MIN_NS))
+		return;
+	dr->reeval_ns = now;
+	r = zt_seg_reevaluate(dr->d->seg, "drift-repair", err, sizeof(err));
+	if (r == 0 || r == -EAGAIN) {
+		/* -EAGAIN: no valid policy loaded; the one that loads is a generation. */
+		dr->reeval = false;
+		if (r == 0) {
+			dr->reeval_told = false;
+			return;
+		}
+	}
+	if (!dr->reeval_told)
+		log_warn(
+			"drift_reevaluate_failed",
+			"error=%s consequence=\"flows evaluated while the repaired entries were wrong keep their verdicts until the next generation\" retry=%s",
+			zt_log_quote(qe, sizeof(qe), err), dr->reeval ? "every-tick" : "none");
+	dr->reeval_told = true;
 }
 
 /* tc_uplink on an uplink's TC egress (a clsact deleted takes it too). */
@@ -853,6 +897,7 @@ static void on_dw_ready(void *ctx, int fd, uint32_t events)
 	(void)fd;
 	(void)events;
 	dw_consume(ctx);
+	drift_reeval(ctx);
 }
 
 /* The ids of syscalls/sys_{enter,exit}_bpf under a tracefs root. */
@@ -1031,6 +1076,7 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	if (full || zt_blocklist_notes_count(d->bl) <= DRIFT_NOTES_EVERY_TICK)
 		zt_blocklist_notes_check(d->bl, &dr->hooks);
 	daemon_drift_cni_check(d, &dr->hooks, full);
+	drift_reeval(dr);
 	flap_gauges(dr);
 	dr->last_tick_ns = zt_now_mono_ns() - t0;
 	if (full)

@@ -548,6 +548,13 @@ int seg_republish(struct zt_seg *s, const char *why, char *err, size_t errlen)
 	return republish(s, why, err, errlen);
 }
 
+int zt_seg_reevaluate(struct zt_seg *s, const char *why, char *err, size_t errlen)
+{
+	if (!s)
+		return -EINVAL;
+	return republish(s, why, err, errlen);
+}
+
 /* ---- endpoints ---- */
 
 /* Only label identities are counted; ZT_ID_PENDING is nobody's to free. */

@@ -184,6 +184,15 @@ void zt_seg_drift_check(struct zt_seg *s, const struct zt_drift_hooks *h);
  */
 int zt_seg_drift_check_key(struct zt_seg *s, const char *map, const uint8_t *key, size_t ksz,
 			   const struct zt_drift_hooks *h);
+/*
+ * After repairs of the endpoints, policy or ipcache maps: the policy in
+ * force published again, so that tc_endpoint evaluates every established
+ * flow once more. A flow evaluated while an entry was wrong keeps that
+ * verdict otherwise (it is evaluated again only when a generation moves),
+ * like a connection a forged allow entry let in. -EAGAIN: no valid policy
+ * is loaded (err says why). Loop thread.
+ */
+int zt_seg_reevaluate(struct zt_seg *s, const char *why, char *err, size_t errlen);
 
 /*
  * The policies in force in canonical form (seg/polcanon.h) and the

@@ -9,7 +9,9 @@
 # ztagent_drift_repairs_total{kind} and written to audit_log (drift.repair,
 # with what differed). Writes to the policy, ipcache, endpoints and
 # blocklist maps and block_notes are repaired by the drift watch (the log
-# names bpftool as the writer). A loop that keeps removing the XDP program,
+# names bpftool as the writer). A connection that a forged policy entry
+# let in is revoked once the entry is repaired (a generation follows the
+# repair, so established flows are evaluated again). A loop that keeps removing the XDP program,
 # or deleting one blocklist entry, raises a drift-flapping alert naming the
 # object (alerts row, log) and the agent backs off that object instead of
 # repairing in a loop; six different entries fixed within 10 s raise none.
@@ -164,22 +166,49 @@ for e in json.load(sys.stdin):
     print(" ".join(x[2:] for x in k) + "|" + " ".join(x[2:] for x in v))'
 }
 entries() { dump "$1" | wc -l; }
-same_dump() { [ "$(dump "$1" | sort)" = "$2" ]; }
+# The policy generation's slot in force (pol_state.gen & 1). Policy and
+# ipcache keys carry their slot in byte 4.
+active_slot() {
+	bpftool -j map lookup pinned "$PINS/pol_state" key 0 0 0 0 |
+		python3 -c 'import json, sys; print(int(json.load(sys.stdin)["value"][0], 16) & 1)'
+}
+# in_force MAP: dump's lines of the entries in force: for policy and
+# ipcache, those of the slot in force.
+in_force() {
+	case $1 in
+	policy | ipcache_v4 | ipcache_v6)
+		dump "$1" | awk -v s="$(printf %02x "$(active_slot)")" '{ split($0, k, " "); if (k[5] == s) print }'
+		;;
+	*) dump "$1" ;;
+	esac
+}
+# live MAP: in_force with the slot written "s". A repair of these maps is
+# followed by a generation (why=drift-repair) with the same content in the
+# other slot, so what is in force compares across it.
+live() {
+	case $1 in
+	policy | ipcache_v4 | ipcache_v6) in_force "$1" | awk '{ $5 = "s"; print }' ;;
+	*) dump "$1" ;;
+	esac
+}
+same_dump() { [ "$(live "$1" | sort)" = "$2" ]; }
 
 for m in policy ipcache_v4 endpoints; do
 	kind=$m
 	[ $m = ipcache_v4 ] && kind=ipcache
-	before=$(dump $m | sort)
+	before=$(live $m | sort)
 	n=$(wc -l <<<"$before")
 	check "$m has entries ($n)" test "$n" -ge 1
-	first=$(head -1 <<<"$before")
+	first=$(in_force $m | sort | head -1)
 	key=${first%%|*}
 	val=${first#*|}
 	# deleted
 	check "$m: entry deleted with bpftool: repaired within 1 s" repaired $kind \
 		bpftool map delete pinned "$PINS/$m" key hex $key
 	check "$m: the entry is back" same_dump $m "$before"
-	# changed: the last byte of the value flipped
+	# changed: the last byte of the value flipped (in the slot now in force)
+	first=$(in_force $m | sort | head -1)
+	key=${first%%|*}
 	last=${val##* }
 	newval="${val% *} $(printf %02x $((0x$last ^ 0x5a)))"
 	check "$m: entry changed with bpftool: repaired within 1 s" repaired $kind \
@@ -191,19 +220,19 @@ for m in policy ipcache_v4 endpoints; do
 	check "$m: repair audited" audited $kind
 done
 # added: a policy entry for an identity pair nobody has, an endpoints entry for the uplink
-pkey=$(head -1 <<<"$(dump policy)")
+pkey=$(in_force policy | head -1)
 pkey=${pkey%%|*}
 # another local identity (key byte 9, inside every prefix): a key the agent did not write
 read -ra kb <<<"$pkey"
 kb[9]=$(printf %02x $((0x${kb[9]} ^ 0x77)))
 addkey="${kb[*]}"
-before=$(dump policy | sort)
+before=$(live policy | sort)
 pval=$(head -1 <<<"$before")
 pval=${pval#*|}
 check "policy: entry added with bpftool: repaired within 1 s" repaired policy \
 	bpftool map update pinned "$PINS/policy" key hex $addkey value hex $pval
 check "policy: the added entry is gone" same_dump policy "$before"
-before=$(dump endpoints | sort)
+before=$(live endpoints | sort)
 upidx=$(in_node cat /sys/class/net/uplink0/ifindex)
 check "endpoints: entry added for the uplink: repaired within 1 s" repaired endpoints \
 	bpftool map update pinned "$PINS/endpoints" key $((upidx & 255)) $(((upidx >> 8) & 255)) 0 0 \
@@ -211,6 +240,60 @@ check "endpoints: entry added for the uplink: repaired within 1 s" repaired endp
 check "endpoints: the added entry is gone" same_dump endpoints "$before"
 check "policy and endpoints: the added entries' repairs name bpftool (the drift watch)" eval \
 	'[ "$(grep -Ec "event=drift_repaired kind=(policy|endpoints) .*entry( for no endpoint)? added.*written by bpftool" "$LAB_LOG")" -ge 2 ]'
+
+# --- a connection that a forged entry let in, cut when the entry is repaired ---
+# b's ingress entry for a on tcp/8080, copied to 9090 in the slot in force
+# while the agent is stopped (its watch's report waits in the ring), lets a
+# stream from a to b:9090 in. Once the agent runs again, the watch repairs
+# the entry and a generation follows (why=drift-repair): the stream's next
+# packets are evaluated again and denied on b's side, its flow revoked.
+# Without that generation the stream would go on, the repair notwithstanding.
+slot=$(printf %02x "$(active_slot)")
+rule=$(dump policy | awk -v s="$slot" '{ split($0, k, " ");
+	if (k[1] == "68" && k[5] == s && k[6] == "00" && k[15] == "06" && k[16] == "1f" && k[17] == "90") { print; exit } }')
+check "policy: b's ingress entry for a on tcp/8080 (slot $slot)" test -n "$rule"
+read -ra kb <<<"${rule%%|*}"
+kb[15]=23 kb[16]=82 # port 9090
+fkey="${kb[*]}"
+fval=${rule#*|}
+revoked_9090() {
+	ztctl flows -o json --verdict denied | python3 -c '
+import json, sys
+for line in sys.stdin:
+    f = json.loads(line)
+    if f["src"] == sys.argv[1] and f["dst"] == sys.argv[2] and f["dport"] == 9090 \
+       and f["revoked"] and f["direction"] == "ingress" and f["dst_workload"] == "shop/b":
+        sys.exit(0)
+sys.exit(1)' $A $B
+}
+n_gen0=$(grep -c 'event=policy_applied .*why=drift-repair' "$LAB_LOG")
+kill -STOP "$LAB_AGENT_PID"
+bpftool map update pinned "$PINS/policy" key hex $fkey value hex $fval
+# (sh -c: a command run with & reads /dev/null unless its own redirection says otherwise)
+lab_bg_in "${LAB_ID}-a" sh -c "exec nc $B 9090 </dev/zero >/dev/null 2>&1"
+fstream=$LAB_BG_PID
+sleep 0.5
+streaming=false
+kill -0 "$fstream" 2>/dev/null && streaming=true
+kill -CONT "$LAB_AGENT_PID"
+check "a -> b:9090 streams through the forged entry while the agent is stopped" $streaming
+revoked=false
+for _ in $(seq 1 30); do
+	if revoked_9090; then
+		revoked=true
+		break
+	fi
+	sleep 0.1
+done
+check "the forged entry repaired (the drift watch names bpftool)" \
+	grep -q "event=drift_repaired kind=policy subject=\"policy ${fkey// /}\" .*written by bpftool" "$LAB_LOG"
+check "a generation follows the repair (why=drift-repair)" \
+	test "$(grep -c 'event=policy_applied .*why=drift-repair' "$LAB_LOG")" -gt "$n_gen0"
+check "the stream is revoked on b's side (a -> b:9090 is denied again)" $revoked
+kill "$fstream" 2>/dev/null
+wait "$fstream" 2>/dev/null
+check "a new connection a -> b:9090 is denied" eval '! tcp a $B 9090'
+check "a -> b:8080 still allowed" tcp a $B 8080
 
 # --- blocklist entries ---
 # The entry as 'ztctl block list' shows it, text and JSON, all but the
