@@ -983,8 +983,22 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 		 * a server answering a SYN flood's spoofed sources, whose resets
 		 * come back from ports it never chose. Nor is a mid-flow pickup.
 		 */
-		if ((v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) != ZT_DF_SYN)
+		if ((v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) != ZT_DF_SYN) {
+			/*
+			 * But an ACK that no connection owned and that policy
+			 * denied on its way to an endpoint is an ACK or window
+			 * scan's probe (nmap -sA, -sW) of a port the policy does
+			 * not open: nothing will answer it, neither the endpoint
+			 * nor the node. (Where policy lets it in, the endpoint's
+			 * reset answers it: a stray of tc_uplink's, probes.c.) A
+			 * connection that policy allowed never takes this path:
+			 * its entry opened with its SYN, or allows.
+			 */
+			if (v->dir == ZT_DIR_INGRESS && v->verdict == ZT_VERDICT_DENY &&
+			    (v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) == ZT_DF_ACK)
+				return ZT_PROBE_FAIL_TIMEOUT;
 			return NOT_A_PROBE;
+		}
 		if (v->flags_seen[1] & ZT_DF_RST)
 			return ZT_PROBE_FAIL_RST;
 		return old ? ZT_PROBE_FAIL_TIMEOUT : 0;

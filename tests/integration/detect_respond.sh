@@ -15,7 +15,8 @@
 #    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
 #    UDP flood that filled the scan detector's tables; an ACK scan and an
 #    IP protocol scan of the node (probes that open nothing) are blocked
-#    from their answers (resets without ACK, protocol unreachables);
+#    from their answers (resets without ACK, protocol unreachables), and
+#    an ACK scan of a pod from the policy's denials of its probes;
 #  - a pod of the node that scans another pod is blocked too, at its own
 #    veth (its packets never cross an uplink): its new connections fail, its
 #    established one is cut, and it connects again when the block ends;
@@ -87,6 +88,7 @@ FLOOD_NET=198.19.0.0/16 # the random sources of udprandflood
 FSCAN=198.18.0.9
 ASCAN=198.18.0.11
 OSCAN=198.18.0.12
+PASCAN=198.18.0.13
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 lab_pod dbpod $DBP
 lab_pod web $WEB
@@ -96,7 +98,7 @@ lab_pod mal $MAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SCAN $FSCAN $ASCAN $OSCAN; do
+for a in $PROT $SLOW $SCAN $FSCAN $ASCAN $OSCAN $PASCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -397,6 +399,11 @@ scan_blocked "FIN scan" $FSCAN -sF
 # sends 6 at once, then one a second).
 scan_blocked "ACK scan of the node" $ASCAN -sA "$LAB_EXT" $LAB_NODE_IP 1-300
 scan_blocked "IP protocol scan of the node" $OSCAN -sO "$LAB_EXT" $LAB_NODE_IP 1-255
+# An ACK scan of a pod behind policy, of ports it does not allow: policy
+# denies each probe on its way in, so nothing answers it, neither the pod
+# nor the node. A denied ACK that no connection owned is a failed first
+# contact (the conntrack sweep's).
+scan_blocked "ACK scan of a pod behind policy" $PASCAN -sA
 
 # --- a pod of the node scans another: blocked at its own veth ---
 # Its packets never cross an uplink, so the XDP guard never sees them:

@@ -535,7 +535,9 @@ static void test_flows_let_records_in(void **state)
  * originator opened with a bare SYN and got a reset (or nothing). Not one
  * opened by a SYN-ACK (a server answering spoofed SYNs of a flood, after an
  * agent start: the resets come back from the ports the flood chose) nor a
- * mid-flow pickup, whatever comes back; a handshake is a success.
+ * mid-flow pickup, whatever comes back; a handshake is a success. But a
+ * pickup (an ACK no connection owned) that policy denied on its way to an
+ * endpoint is an ACK scan's probe that nothing answers: a failure.
  */
 /* A conntrack map for the sweep tests (skips the test without CAP_BPF). */
 static int probe_ct_map(void)
@@ -570,15 +572,29 @@ static void sweep_probes(struct world *w, struct zt_engine *e, int fd, uint64_t 
 static void test_sweep_probes_only_syn_openers(void **state)
 {
 	static const struct {
-		uint8_t f0, f1;
+		uint8_t f0, f1, dir, verdict;
 		bool probe;
 	} cases[] = {
-		{ ZT_DF_SYN, ZT_DF_RST | ZT_DF_ACK, true }, /* refused */
-		{ ZT_DF_SYN, 0, true }, /* unanswered, past the timeout */
-		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_SYN | ZT_DF_ACK, true }, /* a success */
-		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_RST, false }, /* SYN-ACK first, reset */
-		{ ZT_DF_SYN | ZT_DF_ACK, 0, false }, /* SYN-ACK first, no answer */
-		{ ZT_DF_ACK, ZT_DF_RST, false }, /* mid-flow pickup, reset */
+		{ ZT_DF_SYN, ZT_DF_RST | ZT_DF_ACK, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  true }, /* refused */
+		{ ZT_DF_SYN, 0, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  true }, /* unanswered, past the timeout */
+		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_SYN | ZT_DF_ACK, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  true }, /* a success */
+		{ ZT_DF_SYN | ZT_DF_ACK, ZT_DF_RST, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  false }, /* SYN-ACK first, reset */
+		{ ZT_DF_SYN | ZT_DF_ACK, 0, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  false }, /* SYN-ACK first, no answer */
+		{ ZT_DF_ACK, ZT_DF_RST, ZT_DIR_EGRESS, ZT_VERDICT_ALLOW,
+		  false }, /* mid-flow pickup, reset */
+		{ ZT_DF_ACK, 0, ZT_DIR_INGRESS, ZT_VERDICT_DENY,
+		  true }, /* an ACK scan's probe, denied on its way in */
+		{ ZT_DF_ACK, 0, ZT_DIR_INGRESS, ZT_VERDICT_ALLOW,
+		  false }, /* a pickup policy let in (a reset answers a probe: a stray) */
+		{ ZT_DF_ACK, 0, ZT_DIR_EGRESS, ZT_VERDICT_DENY,
+		  false }, /* the endpoint's own pickup, denied on its way out */
+		{ ZT_DF_SYN | ZT_DF_ACK, 0, ZT_DIR_INGRESS, ZT_VERDICT_DENY,
+		  false }, /* a SYN-ACK denied on its way in */
 	};
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine_ct(w, 64);
@@ -588,7 +604,9 @@ static void test_sweep_probes_only_syn_openers(void **state)
 	fd = probe_ct_map();
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(cases); i++) {
 		struct zt_ct_key k = { .ifindex = 2, .family = 4, .proto = 6, .dport = 8080 };
-		struct zt_ct_val v = { .first_ns = now - 5 * SEC, .dir = ZT_DIR_EGRESS };
+		struct zt_ct_val v = { .first_ns = now - 5 * SEC,
+				       .dir = cases[i].dir,
+				       .verdict = cases[i].verdict };
 
 		k.saddr[0] = 198, k.saddr[1] = 18, k.saddr[2] = 2, k.saddr[3] = 40;
 		k.daddr[0] = 198, k.daddr[1] = 18, k.daddr[2] = 0, k.daddr[3] = (uint8_t)(1 + i);
