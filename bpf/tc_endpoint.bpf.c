@@ -319,6 +319,20 @@ static __always_inline int tc_tls_check(struct __sk_buff *skb, const struct zt_p
 	return r >= 0;
 }
 
+/*
+ * The window a TCP segment advertises (unscaled), from the header the parse
+ * read (tc_parse pulled it into the linear part); ~0 when out of reach.
+ */
+static __always_inline __u32 tc_tcp_window(struct __sk_buff *skb, const struct zt_pkt *p)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 *w = data + (p->l4_off & ZT_MAX_HDR_OFF) + 14;
+
+	if ((void *)(w + 2) > end)
+		return ~0u;
+	return (__u32)w[0] << 8 | w[1];
+}
+
 /* Every verdict of an IP packet on a registered endpoint ends here. */
 static __always_inline int tc_verdict(struct __sk_buff *skb, struct tc_pkt *t, __u32 ep_id,
 				      __u8 dir, __u32 stat, __u8 verdict, __u32 len)
@@ -455,6 +469,12 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
+		/* The opener's closed windows: what a slow read looks like (zt_ct_val.zero_win). */
+		if (!d && key.proto == IPPROTO_TCP && !payload &&
+		    (t.p.tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST | ZT_TCP_ACK)) ==
+			    ZT_TCP_ACK &&
+		    ct->zero_win < 255 && tc_tcp_window(skb, &t.p) == 0)
+			ct->zero_win++;
 		/* The reset a requireTLS refusal sent the server pod (below, from its own veth). */
 		if ((ct->mtls & ZT_CT_TLS_BAD) && dir == ZT_DIR_INGRESS &&
 		    skb->mark == ZT_MTLS_MARK_RST && (t.p.tcp_flags & ZT_TCP_RST))

@@ -623,7 +623,15 @@ struct zt_ct_val {
 	 * answers something else, and is none.
 	 */
 	__u8 icmp_type1;
-	__u8 _pad1[2];
+	/*
+	 * TCP: the opener's pure ACKs that advertised a zero window
+	 * (saturating): it reads nothing of what it asked for, a slow read's
+	 * way of holding the server (src/detect/slowconn.c). 0 also in an
+	 * entry of an agent from before it was counted (this byte was zero
+	 * padding).
+	 */
+	__u8 zero_win;
+	__u8 _pad1;
 	/*
 	 * The zt_prefix_set.gen both addresses were last checked against the
 	 * blocklist with (0: an entry of an agent from before it was kept).

@@ -138,6 +138,7 @@ struct zt_conn {
 	uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME */
 	uint64_t packets[2], bytes[2]; /* IP bytes, per direction */
 	uint64_t payload[2]; /* with has_payload */
+	uint8_t zero_win; /* TCP: the opener's pure ACKs with a zero window (zt_ct_val.zero_win) */
 };
 
 /*

@@ -18,7 +18,7 @@ struct gkey {
 
 struct group {
 	struct gkey k;
-	uint32_t total, slow, unanswered, trickle;
+	uint32_t total, slow, unanswered, trickle, window;
 	uint64_t first_ns, last_ns, latest_start_ns;
 	uint64_t packets, bytes;
 };
@@ -93,6 +93,19 @@ bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_con
 		*why = "unanswered";
 		return true;
 	}
+	/*
+	 * A slow read that closed its window on a reply that has hardly begun
+	 * (slowhttptest -X: a receive buffer of a few dozen bytes). The server
+	 * probes the closed window at growing intervals, so the trickle's
+	 * rate below, which counts the request and the first window's worth,
+	 * takes many seconds to come down. A client that merely reads slowly
+	 * closes its window only once its receive buffer (64 KiB and more) is
+	 * full: far beyond max_reply.
+	 */
+	if (c->zero_win >= 2 && rep <= p->max_reply) {
+		*why = "closed-window";
+		return true;
+	}
 	/* A trickle never pauses long: a pool's periodic keep-alive query does. */
 	if (span >= p->min_age_ns && quiet <= p->idle_ns / 3 && rep <= p->max_reply &&
 	    (double)(req + rep) * 1e9 / (double)age <= (double)p->max_rate) {
@@ -155,6 +168,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	g->slow++;
 	if (why[0] == 'u')
 		g->unanswered++;
+	else if (why[0] == 'c')
+		g->window++;
 	else
 		g->trickle++;
 	if (!g->first_ns || c->first_ns < g->first_ns)
@@ -165,6 +180,14 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 		g->latest_start_ns = c->first_ns;
 	g->packets += c->packets[0] + c->packets[1];
 	g->bytes += c->bytes[0] + c->bytes[1];
+}
+
+/* What most of a group's slow connections are (zt_slowconn_is_slow's why). */
+static const char *group_kind(const struct group *g)
+{
+	if (g->window > g->unanswered && g->window > g->trickle)
+		return "closed-window";
+	return g->unanswered >= g->trickle ? "unanswered" : "trickle";
 }
 
 size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t max)
@@ -194,15 +217,14 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 		d->flows = g->slow;
 		d->packets = g->packets;
 		d->bytes = g->bytes;
-		snprintf(d->subtype, sizeof(d->subtype), "%s",
-			 g->unanswered >= g->trickle ? "unanswered" : "trickle");
+		snprintf(d->subtype, sizeof(d->subtype), "%s", group_kind(g));
 		snprintf(d->evidence, sizeof(d->evidence),
 			 "%u slow connections open to %s:%u (%u unanswered, %u trickling "
-			 "under %u B/s), the oldest for %.1fs (threshold %u connections "
-			 "older than %.1fs)",
+			 "under %u B/s, %u behind a closed window), the oldest for %.1fs "
+			 "(threshold %u connections older than %.1fs)",
 			 g->slow, zt_addr_str(g->k.family, g->k.dst, dst, sizeof(dst)), g->k.dport,
-			 g->unanswered, g->trickle, s->p.max_rate, (double)d->window_ns / 1e9,
-			 s->p.min_conns, (double)s->p.min_age_ns / 1e9);
+			 g->unanswered, g->trickle, s->p.max_rate, g->window,
+			 (double)d->window_ns / 1e9, s->p.min_conns, (double)s->p.min_age_ns / 1e9);
 		s->st.decisions++;
 		n++;
 	}

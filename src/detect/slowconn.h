@@ -10,6 +10,10 @@
  *  - unanswered: the client sent a (partial) request and the server has
  *    sent no payload back (slowloris, slow POST: the request never ends),
  *    or
+ *  - behind a closed window: the client advertised a zero window at
+ *    least twice while the server had sent at most max_reply bytes (slow
+ *    read with a tiny receive buffer: the server probes the closed window
+ *    and waits), or
  *  - trickling: it has been active (packets) over at least min_age and
  *    within the last idle / 3, yet its payload rate both ways is below
  *    max_rate and the server sent at most max_reply bytes (slow read: the
@@ -46,7 +50,10 @@ struct zt_slowconn_stats {
 void zt_slowconn_defaults(struct zt_slowconn_params *p);
 int zt_slowconn_new(const struct zt_slowconn_params *p, struct zt_slowconn **out);
 void zt_slowconn_free(struct zt_slowconn *s);
-/* Whether one connection is slow at now_ns (and which kind: "unanswered" | "trickle"). */
+/*
+ * Whether one connection is slow at now_ns (and which kind: "unanswered" |
+ * "closed-window" | "trickle", also the decision's subtype).
+ */
 bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_conn *c,
 			 uint64_t now_ns, const char **why);
 void zt_slowconn_begin(struct zt_slowconn *s, uint64_t now_ns);

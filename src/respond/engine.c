@@ -965,6 +965,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->packets[1] = v->d[1].packets;
 	c->bytes[0] = v->d[0].bytes;
 	c->bytes[1] = v->d[1].bytes;
+	c->zero_win = v->zero_win;
 }
 
 /* The probe outcome of an entry, 0 while it is still pending. */

@@ -2119,6 +2119,52 @@ static void sleep_ms(int ms)
 	usleep((useconds_t)ms * 1000);
 }
 
+/* The window a TCP segment advertises, as a packet of the test's makes it. */
+static struct pg_pkt *tcp_window(struct pg_pkt *p, int window)
+{
+	pg_put16(p->buf + p->off[PG_L4] + 14, (uint16_t)window);
+	return p;
+}
+
+/*
+ * zero_win counts the opener's pure ACKs that close its window (a slow
+ * read's), saturating: not one with payload, not one that advertises a
+ * window, not the server's.
+ */
+static void test_ct_zero_window(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 41000, 8080);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 21);
+	assert_int_equal(to_pod(e, tcp_window(tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_SYN, 0), 0)),
+			 TC_ACT_OK);
+	from_pod(e, tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 300));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 400));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.zero_win, 0); /* a SYN's zero window is none */
+	/* The server's pure ACK with a zero window: the reply direction. */
+	from_pod(e, tcp_window(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK, 0), 0));
+	/* The client's data with a zero window, and a pure ACK with an open one. */
+	to_pod(e, tcp_window(tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 10), 0));
+	to_pod(e, tcp_window(tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK, 0), 20));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.zero_win, 0);
+	/* The client closes its window: the answers to the server's probes. */
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(
+			to_pod(e, tcp_window(tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK, 0), 0)),
+			TC_ACT_OK);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.zero_win, 255);
+	assert_int_equal(v.ack_only[0], 302);
+}
+
 /* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
 static void test_ct_features(void **state)
 {
@@ -3272,6 +3318,7 @@ int main(void)
 		T(test_one_event_per_flow),
 		T(test_ring_full_counted),
 		T(test_ct_features),
+		T(test_ct_zero_window),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),
 		T(test_tcp_trailing_packets),

@@ -10,7 +10,8 @@
 #    one incident row whose counts grow, its alert, block and audit rows,
 #    its pcap read by tshark and indexed; when it returns after the block
 #    the TTL doubles;
-#  - slowhttptest (slowloris) from another source is blocked;
+#  - slowhttptest slowloris and slow read (a closed window) from two other
+#    sources are blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
 #    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
 #    UDP flood that filled the scan detector's tables; an ACK scan and an
@@ -89,6 +90,7 @@ FSCAN=198.18.0.9
 ASCAN=198.18.0.11
 OSCAN=198.18.0.12
 PASCAN=198.18.0.13
+SLOWR=198.18.0.14
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 lab_pod dbpod $DBP
 lab_pod web $WEB
@@ -98,7 +100,7 @@ lab_pod mal $MAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SCAN $FSCAN $ASCAN $OSCAN $PASCAN; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -343,6 +345,25 @@ took=$(($(now_ms) - t0))
 echo "# slowloris blocked $took ms after slowhttptest started"
 check "slowloris: blocked within 10 s of its start (the lab's budget is 5 s: $took ms)" test "$took" -le 10000
 check "slowloris: a slowconn incident" all_of "$(ztctl incidents list | grep slowconn)" "$SLOW "
+kill "$SLOWPID" 2>/dev/null
+wait "$SLOWPID" 2>/dev/null
+
+# --- slow read from $SLOWR, as slowhttptest's manual shows it ---
+# A receive buffer of 10-20 bytes: the page's first window comes back, then
+# the client keeps its window closed and the server probes it. Its payload
+# rate stays over the trickle's bound for ~8 s (the request and the first
+# window); the closed window decides it.
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SLOWR
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 30 slowhttptest -c 100 -X -r 50 -w 10 -y 20 -n 5 -z 32 -k 3 \
+	-u http://$WEB:8080/ -p 3 -l 25 -o "$LAB_DIR/slowread"
+SLOWPID=$LAB_BG_PID
+check "slow read: blocked" wait_for "blocked $SLOWR" 150
+took=$(($(now_ms) - t0))
+echo "# slow read blocked $took ms after slowhttptest started"
+check "slow read: blocked within 10 s of its start (the lab's budget is 5 s: $took ms)" test "$took" -le 10000
+check "slow read: a slowconn incident, its connections behind a closed window" \
+	all_of "$(ztctl incidents list | grep slowconn)" "slowconn/closed-window .* $SLOWR "
 kill "$SLOWPID" 2>/dev/null
 wait "$SLOWPID" 2>/dev/null
 check "benign: $BENIGN still gets the page" \

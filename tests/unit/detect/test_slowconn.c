@@ -30,40 +30,55 @@ struct slow_case {
 	int handshake;
 	bool want;
 	const char *want_subtype;
+	int zero_win; /* the client's pure ACKs with a zero window */
 };
 
 static const struct slow_case cases[] = {
 	/* slowhttptest -H: a partial header, then a line every 10 s; nothing back. */
 	{ "slowloris, 50 connections, 5 s old", 50, 5 * SEC, 4 * SEC, 220, 0, 4, 3, 1, 1, true,
-	  "unanswered" },
+	  "unanswered", 0 },
 	{ "slowloris, 16 connections, 3.5 s old", 16, 3500 * MS, 3 * SEC, 180, 0, 3, 2, 1, 1, true,
-	  "unanswered" },
+	  "unanswered", 0 },
 	/* slowhttptest -X: full request, reply read a few bytes every few seconds. */
 	{ "slow read, 40 connections", 40, 12 * SEC, 1 * SEC, 90, 1800, 12, 30, 1, 1, true,
-	  "trickle" },
+	  "trickle", 0 },
+	/*
+	 * slowhttptest -X as its manual shows it (-w 10 -y 20 -n 5 -z 32): an
+	 * 819-byte request, a first window of 1152 bytes back, then the window
+	 * closed and probed. 3.5 s old its rate is ~560 B/s, over the trickle's
+	 * bound until ~8 s; the closed window decides it now.
+	 */
+	{ "slow read behind a closed window, 16 connections, 3.5 s old", 16, 3500 * MS, 10 * MS,
+	  819, 1152, 5, 9, 1, 1, true, "closed-window", 3 },
+	{ "benign: 30 downloads whose readers paused (windows closed on full buffers)", 30,
+	  10 * SEC, 200 * MS, 200, 262144, 60, 190, 1, 1, false, NULL, 4 },
+	{ "benign: 6 connections behind a closed window (below the threshold)", 6, 6 * SEC,
+	  200 * MS, 300, 900, 5, 8, 1, 1, false, NULL, 3 },
+	{ "benign: 20 connections whose window closed once", 20, 6 * SEC, 6 * SEC - 300 * MS, 300,
+	  2000, 4, 5, 1, 1, false, NULL, 1 },
 	/* Long-polling, slow POST body trickled in. */
 	{ "slow POST body, 30 connections", 30, 20 * SEC, 2 * SEC, 2000, 0, 60, 40, 1, 1, true,
-	  "unanswered" },
+	  "unanswered", 0 },
 	{ "benign: 6 browser connections waiting on a slow page", 6, 8 * SEC, 7 * SEC, 400, 0, 3, 2,
-	  1, 1, false, NULL },
+	  1, 1, false, NULL, 0 },
 	{ "benign: 15 slow requests (below the threshold)", 15, 10 * SEC, 1 * SEC, 300, 0, 4, 3, 1,
-	  1, false, NULL },
+	  1, false, NULL, 0 },
 	{ "benign: 40 idle keep-alives after their exchange", 40, 300 * SEC, 290 * SEC, 400, 9000,
-	  5, 8, 1, 1, false, NULL },
+	  5, 8, 1, 1, false, NULL, 0 },
 	{ "benign: 32 pooled database connections at rest", 32, 3600 * SEC, 45 * SEC, 8000, 40000,
-	  200, 200, 1, 1, false, NULL },
+	  200, 200, 1, 1, false, NULL, 0 },
 	{ "benign: 32 pooled connections, a keep-alive query every 30 s", 32, 3600 * SEC, 20 * SEC,
-	  6000, 7000, 240, 240, 1, 1, false, NULL },
+	  6000, 7000, 240, 240, 1, 1, false, NULL, 0 },
 	{ "benign: 20 busy pooled connections", 20, 600 * SEC, 1 * SEC, 900000, 9000000, 9000,
-	  12000, 1, 1, false, NULL },
+	  12000, 1, 1, false, NULL, 0 },
 	{ "benign: keep-alive right after a small exchange", 30, 4 * SEC, 4 * SEC - 20 * MS, 90,
-	  600, 2, 2, 1, 1, false, NULL },
+	  600, 2, 2, 1, 1, false, NULL, 0 },
 	{ "benign: one bulk download", 1, 30 * SEC, 0, 200, 3000000000ULL, 40000, 2000000, 1, 1,
-	  false, NULL },
+	  false, NULL, 0 },
 	{ "not this detector: 500 half-open SYNs", 500, 10 * SEC, 10 * SEC, 0, 0, 1, 0, 0, 0, false,
-	  NULL },
+	  NULL, 0 },
 	{ "benign: 50 fresh connections (under min_age)", 50, 1 * SEC, 0, 100, 0, 2, 1, 1, 1, false,
-	  NULL },
+	  NULL, 0 },
 };
 
 static void run_case(const struct slow_case *c)
@@ -86,6 +101,7 @@ static void run_case(const struct slow_case *c)
 		mk_conn(&k, cli, srv, 8080, NOW - c->age_ns + (uint64_t)i * MS, NOW - c->quiet_ns,
 			c->req, c->rep, c->pk_req, c->pk_rep, c->state, c->handshake);
 		k.sport = (uint16_t)(30000 + i);
+		k.zero_win = (uint8_t)c->zero_win;
 		zt_slowconn_add(s, &k);
 	}
 	/* A busy neighbour: normal connections to another service. */
