@@ -138,6 +138,31 @@ static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
 	return end - hdr;
 }
 
+/*
+ * Whether n bytes at l4 lie inside the IP packet as its header says (the
+ * caller checks them against data_end). A first fragment that cuts the L4
+ * header short, RFC 1858's tiny fragment (nmap -f), is malformed also
+ * where Ethernet padding follows it. An IPv6 payload length of 0 (a
+ * jumbogram, or BIG TCP's GSO packets) bounds nothing.
+ */
+static __always_inline int zt_l4_in_ip(void *data, void *l4, const struct zt_pkt *p, __u32 n)
+{
+	if (p->family == 6 && p->ip_len == 40)
+		return 1;
+	return (__u32)(l4 - data) + n <= (__u32)p->l3_off + p->ip_len;
+}
+
+/* TCP and UDP: the ports, first 4 bytes of both headers, whenever they are there. */
+static __always_inline void zt_parse_ports(void *data, void *l4, void *data_end, struct zt_pkt *p)
+{
+	__be16 *pp = l4;
+
+	if ((void *)(pp + 2) > data_end || !zt_l4_in_ip(data, l4, p, 4))
+		return;
+	p->sport = bpf_ntohs(pp[0]);
+	p->dport = bpf_ntohs(pp[1]);
+}
+
 static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, struct zt_pkt *p)
 {
 	switch (p->proto) {
@@ -145,13 +170,13 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 		struct tcphdr *th = l4;
 		__u32 doff;
 
-		if ((void *)(th + 1) > data_end)
+		/* A header cut short still names its ports (in its drop event). */
+		zt_parse_ports(data, l4, data_end, p);
+		if ((void *)(th + 1) > data_end || !zt_l4_in_ip(data, l4, p, sizeof(*th)))
 			return ZT_XR_BAD_L4;
 		doff = th->doff * 4;
-		if (doff < sizeof(*th) || l4 + doff > data_end)
+		if (doff < sizeof(*th) || l4 + doff > data_end || !zt_l4_in_ip(data, l4, p, doff))
 			return ZT_XR_BAD_L4;
-		p->sport = bpf_ntohs(th->source);
-		p->dport = bpf_ntohs(th->dest);
 		p->tcp_flags = ((__u8 *)th)[13];
 		p->tcp_doff = (__u8)th->doff;
 		break;
@@ -159,10 +184,9 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 	case IPPROTO_UDP: {
 		struct udphdr *uh = l4;
 
-		if ((void *)(uh + 1) > data_end)
+		zt_parse_ports(data, l4, data_end, p);
+		if ((void *)(uh + 1) > data_end || !zt_l4_in_ip(data, l4, p, sizeof(*uh)))
 			return ZT_XR_BAD_L4;
-		p->sport = bpf_ntohs(uh->source);
-		p->dport = bpf_ntohs(uh->dest);
 		break;
 	}
 	case IPPROTO_ICMP:
@@ -170,7 +194,7 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 		/* Both are 8 bytes: type, code, checksum, 4 bytes of rest. */
 		struct zt_icmphdr *ih = l4;
 
-		if ((void *)(ih + 1) > data_end)
+		if ((void *)(ih + 1) > data_end || !zt_l4_in_ip(data, l4, p, sizeof(*ih)))
 			return ZT_XR_BAD_L4;
 		p->sport = ih->type;
 		p->dport = ih->code;

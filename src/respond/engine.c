@@ -864,6 +864,25 @@ void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev)
 	if (touched && e->fx)
 		zt_forensics_xdp_drop(e->fx, ev, (uint64_t)((int64_t)now + zt_boot_to_unix_ns()),
 				      zt_xdp_reason_name(ev->reason));
+	/*
+	 * A TCP or UDP header the IP length cuts short, naming its port: a
+	 * probe no stack sends (RFC 1858's tiny first fragment, nmap -f, or a
+	 * crafted segment). The guard dropped it, so nothing answers it: a
+	 * failed first contact for the scan detector, like a probe the guard
+	 * dropped (src/agent/daemon_detect.c).
+	 */
+	if (ev->reason == ZT_XR_BAD_L4 && ev->dport &&
+	    (ev->proto == IPPROTO_TCP || ev->proto == IPPROTO_UDP)) {
+		struct zt_probe p = { .family = ev->family,
+				      .proto = ev->proto,
+				      .dport = ev->dport,
+				      .outcome = ZT_PROBE_FAIL_TIMEOUT,
+				      .ts_ns = now };
+
+		memcpy(p.src, ev->saddr, 16);
+		memcpy(p.dst, ev->daddr, 16);
+		zt_engine_on_probe(e, &p);
+	}
 }
 
 void zt_engine_on_violation(struct zt_engine *e, const struct zt_seg_violation *v)

@@ -416,6 +416,35 @@ static const struct fixture fixtures[] = {
 	  {},
 	  DROP(ZT_XR_BAD_L4) },
 	{ "tcp_with_options_pass", TCP4(.tcp_doff = 8), {}, PASS(ZT_XR_OK) },
+	/*
+	 * An L4 header the IP length cuts short, whatever follows it in the
+	 * frame (Ethernet padding): RFC 1858's tiny first fragment, as nmap -f
+	 * sends it (8 bytes of TCP: the ports and the sequence number), is
+	 * malformed on a NIC that pads it too; its drop names the ports.
+	 */
+	{ "ip4_tiny_first_fragment_padded",
+	  TCP4(.ip4_frag = 0x2000, .ip_len_adj = -12),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "ip6_tiny_first_fragment_padded",
+	  TCP6(EXT_HDF, .ip6_frag = 0x0001, .ip_len_adj = -12),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "tcp_header_beyond_ip_len", TCP4(.ip_len_adj = -1), {}, DROP(ZT_XR_BAD_L4) },
+	{ "tcp_options_beyond_ip_len",
+	  TCP6(.tcp_doff = 8, .ip_len_adj = -4),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "udp_header_beyond_ip_len",
+	  UDP4(.payload = 0, .ip_len_adj = -2),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	{ "icmp_header_beyond_ip_len",
+	  ICMP4(.payload = 0, .ip_len_adj = -4),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	/* An IPv6 payload length of 0 (a jumbogram, BIG TCP) bounds nothing. */
+	{ "ip6_payload_len_0_pass", TCP6(.ip_len_adj = -20), {}, PASS(ZT_XR_OK) },
 
 	/* IPv4 blocklist. */
 	{ "ip4_block_32", TCP4(), { BLK(SRC4 "/32", 10) }, BLOCKED(10) },
@@ -1121,6 +1150,28 @@ static int has_ports(__u8 proto)
 }
 
 /*
+ * A TCP or UDP header the parser found cut short (ZT_XR_BAD_L4) still
+ * names its ports when their 4 bytes are in the frame and inside the IP
+ * packet as its header says (an IPv6 payload length of 0 bounds nothing).
+ */
+static int bad_l4_ports(const struct fixture *f, const struct pg_pkt *pkt)
+{
+	const struct pg_spec *s = &f->pkt;
+	int l3 = pkt->off[PG_IP], l4 = pkt->off[PG_L4];
+	size_t end = pkt->len;
+
+	if (parse_reason(f) != ZT_XR_BAD_L4 || l3 < 0 || l4 < 0 ||
+	    (s->proto != IPPROTO_TCP && s->proto != IPPROTO_UDP))
+		return 0;
+	if (s->family == 4 && (size_t)l3 + pg_get16(pkt->buf + l3 + 2) < end)
+		end = (size_t)l3 + pg_get16(pkt->buf + l3 + 2);
+	if (s->family == 6 && pg_get16(pkt->buf + l3 + 4) &&
+	    (size_t)l3 + 40 + pg_get16(pkt->buf + l3 + 4) < end)
+		end = (size_t)l3 + 40 + pg_get16(pkt->buf + l3 + 4);
+	return (size_t)l4 + 4 <= end;
+}
+
+/*
  * A heap copy of a frame that ends where the allocation ends, so ASan flags
  * any read past data_end. Two bytes in, like a driver's NET_IP_ALIGN, so
  * the IP header is 4-byte aligned (UBSan checks the header structs).
@@ -1194,6 +1245,9 @@ static void check_parse(const struct fixture *f, const struct pg_pkt *pkt)
 		assert_int_equal(p.sport, s->sport);
 		assert_int_equal(p.dport, s->dport);
 		assert_int_equal(p.tcp_flags, s->proto == IPPROTO_TCP ? 0x02 /* SYN */ : 0);
+	} else if (bad_l4_ports(f, pkt)) {
+		assert_int_equal(p.sport, s->sport);
+		assert_int_equal(p.dport, s->dport);
 	} else {
 		assert_int_equal(p.sport, 0);
 		assert_int_equal(p.dport, 0);
@@ -1227,7 +1281,8 @@ static void check_event(const struct fixture *f, const struct pg_pkt *pkt,
 	assert_memory_equal(ev->saddr, saddr, 16);
 	assert_memory_equal(ev->daddr, daddr, 16);
 
-	if (f->reason == ZT_XR_BLOCKLIST && parse_reason(f) == ZT_XR_OK && pkt->off[PG_L4] >= 0) {
+	if ((f->reason == ZT_XR_BLOCKLIST && parse_reason(f) == ZT_XR_OK && pkt->off[PG_L4] >= 0) ||
+	    bad_l4_ports(f, pkt)) {
 		sport = s->sport;
 		dport = s->dport;
 	}

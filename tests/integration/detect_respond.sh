@@ -17,7 +17,8 @@
 #    UDP flood that filled the scan detector's tables; an ACK scan and an
 #    IP protocol scan of the node (probes that open nothing) are blocked
 #    from their answers (resets without ACK, protocol unreachables), and
-#    an ACK scan of a pod from the policy's denials of its probes;
+#    an ACK scan of a pod from the policy's denials of its probes, and a
+#    SYN scan in tiny fragments (nmap -f) from the guard's drops of them;
 #  - a pod of the node that scans another pod is blocked too, at its own
 #    veth (its packets never cross an uplink): its new connections fail, its
 #    established one is cut, and it connects again when the block ends;
@@ -91,6 +92,7 @@ ASCAN=198.18.0.11
 OSCAN=198.18.0.12
 PASCAN=198.18.0.13
 SLOWR=198.18.0.14
+FRSCAN=198.18.0.15
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 lab_pod dbpod $DBP
 lab_pod web $WEB
@@ -100,7 +102,7 @@ lab_pod mal $MAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -425,6 +427,10 @@ scan_blocked "IP protocol scan of the node" $OSCAN -sO "$LAB_EXT" $LAB_NODE_IP 1
 # nor the node. A denied ACK that no connection owned is a failed first
 # contact (the conntrack sweep's).
 scan_blocked "ACK scan of a pod behind policy" $PASCAN -sA
+# A SYN scan in tiny fragments (nmap -f: 8 bytes of TCP header in the first
+# one, RFC 1858): the guard drops each as malformed, and each drop names its
+# port, a failed first contact.
+scan_blocked "fragmented SYN scan (nmap -f)" $FRSCAN -f
 
 # --- a pod of the node scans another: blocked at its own veth ---
 # Its packets never cross an uplink, so the XDP guard never sees them:

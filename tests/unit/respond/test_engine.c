@@ -276,6 +276,53 @@ static void test_kernel_inputs(void **state)
 	free(w);
 }
 
+/*
+ * The guard's drops of TCP headers cut short (nmap -f's tiny first
+ * fragments) that name their ports: failed first contacts, a vertical scan
+ * blocked within 10. Drops of other reasons, and cut headers without a
+ * port, are no probes.
+ */
+static void test_cut_headers_are_probes(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine(w);
+	struct zt_ev_xdp_drop ev = { .hdr = { .type = ZT_EV_XDP_DROP, .ts_ns = 1000 },
+				     .family = 4,
+				     .proto = IPPROTO_TCP,
+				     .reason = ZT_XR_BAD_L4,
+				     .sport = 61000,
+				     .represents = 1,
+				     .pkt_len = 42 };
+	struct zt_engine_stats st;
+	int drops = 0;
+
+	ev.saddr[0] = 203, ev.saddr[1] = 0, ev.saddr[2] = 113, ev.saddr[3] = 60;
+	ev.daddr[0] = 198, ev.daddr[1] = 18, ev.daddr[2] = 2, ev.daddr[3] = 40;
+	/* Not probes: no port read, another reason, ICMP. */
+	zt_engine_on_xdp_drop(e, &ev);
+	ev.dport = 22;
+	ev.reason = ZT_XR_BAD_IP4;
+	zt_engine_on_xdp_drop(e, &ev);
+	ev.reason = ZT_XR_BAD_L4;
+	ev.proto = IPPROTO_ICMP;
+	zt_engine_on_xdp_drop(e, &ev);
+	zt_engine_get_stats(e, &st);
+	assert_int_equal(st.probes, 0);
+	ev.proto = IPPROTO_TCP;
+	while (!w->writes && drops < 10) {
+		ev.dport = (uint16_t)(20 + drops++);
+		ev.hdr.ts_ns += SEC / 1000;
+		zt_engine_on_xdp_drop(e, &ev);
+	}
+	print_message("  blocked after %d cut headers\n", drops);
+	assert_int_equal(w->writes, 1);
+	assert_int_equal(w->last.reason, ZT_BR_SCAN);
+	assert_memory_equal(w->last.addr, ev.saddr, 4);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -681,6 +728,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_decision_to_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_inputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_headers_are_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_lets_records_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flows_let_records_in, setup, teardown),
