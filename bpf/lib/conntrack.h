@@ -57,8 +57,14 @@ static __always_inline int zt_proto_is_icmp(__u8 proto)
 	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
 }
 
+/* The protocols whose flows are told apart by their ports. */
+static __always_inline int zt_proto_has_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
 /*
- * The packet's own tuple. Ports: TCP/UDP as parsed; ICMP echo: the
+ * The packet's own tuple. Ports: TCP/UDP/SCTP as parsed; ICMP echo: the
  * identifier both ways; later fragments, other ICMP and other protocols: 0.
  */
 static __always_inline void zt_ct_key_fill(struct zt_ct_key *k, __u32 ifindex,
@@ -72,7 +78,7 @@ static __always_inline void zt_ct_key_fill(struct zt_ct_key *k, __u32 ifindex,
 	if (is_echo) {
 		k->sport = echo_id;
 		k->dport = echo_id;
-	} else if ((p->flags & ZT_PKT_L4) && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)) {
+	} else if ((p->flags & ZT_PKT_L4) && zt_proto_has_ports(p->proto)) {
 		k->sport = p->sport;
 		k->dport = p->dport;
 	}
@@ -92,12 +98,13 @@ static __always_inline void zt_ct_key_swap(struct zt_ct_key *r, const struct zt_
 
 /*
  * Whether a packet with tuple k is likelier a reply than an original: a
- * TCP or UDP packet from the lower port to the higher (a server answering
- * a client's ephemeral port). Only the order of the two lookups follows it.
+ * TCP, UDP or SCTP packet from the lower port to the higher (a server
+ * answering a client's ephemeral port). Only the order of the two lookups
+ * follows it.
  */
 static __always_inline __u32 zt_ct_reply_likely(const struct zt_ct_key *k)
 {
-	return (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) && k->sport < k->dport;
+	return zt_proto_has_ports(k->proto) && k->sport < k->dport;
 }
 
 /*

@@ -145,6 +145,8 @@ static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
  * where Ethernet padding follows it. An IPv6 payload length of 0 (a
  * jumbogram, or BIG TCP's GSO packets) bounds nothing.
  */
+#define ZT_SCTP_HDR_LEN 12
+
 static __always_inline int zt_l4_in_ip(void *data, void *l4, const struct zt_pkt *p, __u32 n)
 {
 	if (p->family == 6 && p->ip_len == 40)
@@ -152,7 +154,7 @@ static __always_inline int zt_l4_in_ip(void *data, void *l4, const struct zt_pkt
 	return (__u32)(l4 - data) + n <= (__u32)p->l3_off + p->ip_len;
 }
 
-/* TCP and UDP: the ports, first 4 bytes of both headers, whenever they are there. */
+/* TCP, UDP, SCTP: the ports, first 4 bytes of each header, whenever they are there. */
 static __always_inline void zt_parse_ports(void *data, void *l4, void *data_end, struct zt_pkt *p)
 {
 	__be16 *pp = l4;
@@ -189,6 +191,15 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 			return ZT_XR_BAD_L4;
 		break;
 	}
+	case IPPROTO_SCTP:
+		/*
+		 * The common header (RFC 9260 3.1): ports, verification tag,
+		 * checksum. Kubernetes policies name SCTP ports like TCP's.
+		 */
+		zt_parse_ports(data, l4, data_end, p);
+		if (l4 + ZT_SCTP_HDR_LEN > data_end || !zt_l4_in_ip(data, l4, p, ZT_SCTP_HDR_LEN))
+			return ZT_XR_BAD_L4;
+		break;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6: {
 		/* Both are 8 bytes: type, code, checksum, 4 bytes of rest. */

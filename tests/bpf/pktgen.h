@@ -192,6 +192,13 @@ static inline int pg_build(const struct pg_spec *s, struct pg_pkt *p)
 			pg_put16(b + o + 2, s->dport);
 			pg_put16(b + o + 4, (uint16_t)(8 + s->payload));
 			break;
+		case IPPROTO_SCTP:
+			/* The common header; chunks are the payload's business. */
+			l4len = 12;
+			o = pg_begin(p, PG_L4, l4len);
+			pg_put16(b + o, s->sport);
+			pg_put16(b + o + 2, s->dport);
+			break;
 		case IPPROTO_ICMP:
 		case IPPROTO_ICMPV6:
 			l4len = 8;

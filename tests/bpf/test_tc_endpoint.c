@@ -623,6 +623,36 @@ static void test_ingress_allow_peer_is_source(void **state)
 	assert_int_equal(e->n_ev, 3);
 }
 
+/*
+ * SCTP is told by its ports, as Kubernetes policies name them: a rule for
+ * one port allows that port's association, not another's; the entry's key
+ * has the ports, and the answer from the port passes as its reply.
+ */
+static void test_sctp_ports(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_SCTP, 38412, 23);
+	assert_int_equal(to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_SCTP, PEER4, POD4, 2905, 38412,
+							  0, 20 })),
+			 TC_ACT_OK);
+	ev_check(e, 0,
+		 (struct ev_want){ ZT_VERDICT_ALLOW, 0, ZT_REASON_RULE_ALLOW, ZT_DIR_INGRESS, 0, 23,
+				   PEER_ID, 1 });
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_SCTP, PEER4, POD4, 2905, 38412), &v), 0);
+	assert_int_equal(from_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_SCTP, POD4, PEER4, 38412,
+							    2905, 0, 20 })),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ev, 1); /* the reply is the same association's */
+	assert_int_equal(to_pod(e, mk(&p, (struct pspec){ 4, IPPROTO_SCTP, PEER4, POD4, 2905, 38413,
+							  0, 20 })),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_ev, 2);
+}
+
 static void test_reply_of_allowed_passes(void **state)
 {
 	struct env *e = *state;
@@ -3319,6 +3349,7 @@ int main(void)
 		T(test_ring_full_counted),
 		T(test_ct_features),
 		T(test_ct_zero_window),
+		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),
 		T(test_tcp_trailing_packets),

@@ -212,6 +212,17 @@ struct fixture {
 		.dport = 0, .payload = 16, __VA_ARGS__                                        \
 	}
 
+#define SCTP4(...)                                                                           \
+	{                                                                                    \
+		.family = 4, .src = SRC4, .dst = DST4, .proto = IPPROTO_SCTP, .sport = 2905, \
+		.dport = 38412, .payload = 20, __VA_ARGS__                                   \
+	}
+#define SCTP6(...)                                                                           \
+	{                                                                                    \
+		.family = 6, .src = SRC6, .dst = DST6, .proto = IPPROTO_SCTP, .sport = 2905, \
+		.dport = 38412, .payload = 20, __VA_ARGS__                                   \
+	}
+
 #define VLAN1 .tpid = { ETH_P_8021Q }, .vid = { 100 }
 #define VLAN2 .tpid = { ETH_P_8021AD, ETH_P_8021Q }, .vid = { 200, 100 }
 #define VLAN2_REV .tpid = { ETH_P_8021Q, ETH_P_8021AD }, .vid = { 300, 400 }
@@ -441,6 +452,13 @@ static const struct fixture fixtures[] = {
 	  DROP(ZT_XR_BAD_L4) },
 	{ "icmp_header_beyond_ip_len",
 	  ICMP4(.payload = 0, .ip_len_adj = -4),
+	  {},
+	  DROP(ZT_XR_BAD_L4) },
+	/* SCTP: its common header's ports, like TCP's and UDP's. */
+	{ "sctp4_pass", SCTP4(), {}, PASS(ZT_XR_OK) },
+	{ "sctp6_after_ext_pass", SCTP6(EXT_HDF), {}, PASS(ZT_XR_OK) },
+	{ "sctp_header_beyond_ip_len",
+	  SCTP4(.payload = 0, .ip_len_adj = -2),
 	  {},
 	  DROP(ZT_XR_BAD_L4) },
 	/* An IPv6 payload length of 0 (a jumbogram, BIG TCP) bounds nothing. */
@@ -682,6 +700,7 @@ static const struct trunc_base trunc_bases[] = {
 	{ "udp6_after_ext", UDP6(EXT_HDF), PG_L4, ZT_XR_BAD_L4 },
 	{ "icmp4", ICMP4(), PG_L4, ZT_XR_BAD_L4 },
 	{ "icmp6", ICMP6(), PG_L4, ZT_XR_BAD_L4 },
+	{ "sctp4", SCTP4(), PG_L4, ZT_XR_BAD_L4 },
 };
 
 /* ---- helpers ---- */
@@ -1145,8 +1164,8 @@ static __u8 want_proto(const struct fixture *f)
 
 static int has_ports(__u8 proto)
 {
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_ICMP ||
-	       proto == IPPROTO_ICMPV6;
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP ||
+	       proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
 }
 
 /*
@@ -1161,7 +1180,7 @@ static int bad_l4_ports(const struct fixture *f, const struct pg_pkt *pkt)
 	size_t end = pkt->len;
 
 	if (parse_reason(f) != ZT_XR_BAD_L4 || l3 < 0 || l4 < 0 ||
-	    (s->proto != IPPROTO_TCP && s->proto != IPPROTO_UDP))
+	    (s->proto != IPPROTO_TCP && s->proto != IPPROTO_UDP && s->proto != IPPROTO_SCTP))
 		return 0;
 	if (s->family == 4 && (size_t)l3 + pg_get16(pkt->buf + l3 + 2) < end)
 		end = (size_t)l3 + pg_get16(pkt->buf + l3 + 2);
@@ -1678,6 +1697,7 @@ static void test_tc_headers_beyond_linear(void **state)
 	pid_t pid;
 
 	(void)state;
+	reset_lists(e); /* what the last fixture listed (its source may be this frame's) */
 	read_stats(e, before);
 	pid = fork();
 	assert_true(pid >= 0);
