@@ -138,6 +138,9 @@ static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
 	return end - hdr;
 }
 
+/* SCTP's common header (RFC 9260 3.1): ports, verification tag, checksum. */
+#define ZT_SCTP_HDR_LEN 12
+
 /*
  * Whether n bytes at l4 lie inside the IP packet as its header says (the
  * caller checks them against data_end). A first fragment that cuts the L4
@@ -145,8 +148,6 @@ static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
  * where Ethernet padding follows it. An IPv6 payload length of 0 (a
  * jumbogram, or BIG TCP's GSO packets) bounds nothing.
  */
-#define ZT_SCTP_HDR_LEN 12
-
 static __always_inline int zt_l4_in_ip(void *data, void *l4, const struct zt_pkt *p, __u32 n)
 {
 	if (p->family == 6 && p->ip_len == 40)
@@ -192,10 +193,7 @@ static __always_inline int zt_parse_l4(void *data, void *l4, void *data_end, str
 		break;
 	}
 	case IPPROTO_SCTP:
-		/*
-		 * The common header (RFC 9260 3.1): ports, verification tag,
-		 * checksum. Kubernetes policies name SCTP ports like TCP's.
-		 */
+		/* Kubernetes policies name SCTP ports like TCP's. */
 		zt_parse_ports(data, l4, data_end, p);
 		if (l4 + ZT_SCTP_HDR_LEN > data_end || !zt_l4_in_ip(data, l4, p, ZT_SCTP_HDR_LEN))
 			return ZT_XR_BAD_L4;

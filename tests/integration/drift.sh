@@ -11,10 +11,11 @@
 # blocklist maps and block_notes are repaired by the drift watch (the log
 # names bpftool as the writer). A connection that a forged policy entry
 # let in is revoked once the entry is repaired (a generation follows the
-# repair, so established flows are evaluated again). A loop that keeps removing the XDP program,
-# or deleting one blocklist entry, raises a drift-flapping alert naming the
-# object (alerts row, log) and the agent backs off that object instead of
-# repairing in a loop; six different entries fixed within 10 s raise none.
+# repair, so established flows are evaluated again). A loop that keeps
+# removing the XDP program, or deleting one blocklist entry, raises a
+# drift-flapping alert naming the object (alerts row, log) and the agent
+# backs off that object instead of repairing in a loop; six different
+# entries fixed within 10 s raise none.
 # Real PostgreSQL (tools/pg.sh). TAP.
 set -uo pipefail
 . "$(dirname "$0")/../../tools/lab.sh"
