@@ -215,6 +215,22 @@ lab_agent_stop() {
 	return $rc
 }
 
+# lab_revoked SRC DST DPORT DIR WORKLOAD: ztctl flows has a denied record of
+# SRC -> DST:DPORT whose permission was revoked on WORKLOAD's side ("ns/name"):
+# DIR egress, the source's; ingress, the destination's.
+lab_revoked() {
+	ztctl flows -o json --verdict denied | python3 -c '
+import json, sys
+src, dst, dport, d, wl = sys.argv[1:6]
+side = "src_workload" if d == "egress" else "dst_workload"
+for line in sys.stdin:
+    f = json.loads(line)
+    if f["src"] == src and f["dst"] == dst and f["dport"] == int(dport) \
+       and f["revoked"] and f["direction"] == d and f[side] == wl:
+        sys.exit(0)
+sys.exit(1)' "$@"
+}
+
 # Runs a command in a namespace in the background; LAB_BG_PID is its PID
 # (ip netns exec execs the command, so it is the command's own PID).
 lab_bg_in() {

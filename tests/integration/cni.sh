@@ -274,16 +274,7 @@ check "CHECK still exits 0" cni CHECK client-1
 # event, revoked), whichever of them met the generation published before the
 # endpoints map held that identity. (The server's side denies it too, by the
 # address's identity in the ipcache; a peer off the node would not.)
-revoked_stream() {
-	ztctl flows -o json --verdict denied | python3 -c '
-import json, sys
-for line in sys.stdin:
-    f = json.loads(line)
-    if f["src"] == sys.argv[1] and f["dst"] == sys.argv[2] and f["dport"] == 8080 \
-       and f["revoked"] and f["direction"] == "egress" and f["src_workload"] == "lab/client-1":
-        sys.exit(0)
-sys.exit(1)' "$CIP" $SERVER
-}
+revoked_stream() { lab_revoked "$CIP" $SERVER 8080 egress lab/client-1; }
 # (sh -c: a command run with & reads /dev/null unless its own redirection says otherwise)
 lab_bg_in "${LAB_ID}-client-1" sh -c "exec nc $SERVER 8080 </dev/zero >/dev/null 2>&1"
 stream_pid=$LAB_BG_PID

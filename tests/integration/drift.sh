@@ -257,16 +257,7 @@ read -ra kb <<<"${rule%%|*}"
 kb[15]=23 kb[16]=82 # port 9090
 fkey="${kb[*]}"
 fval=${rule#*|}
-revoked_9090() {
-	ztctl flows -o json --verdict denied | python3 -c '
-import json, sys
-for line in sys.stdin:
-    f = json.loads(line)
-    if f["src"] == sys.argv[1] and f["dst"] == sys.argv[2] and f["dport"] == 9090 \
-       and f["revoked"] and f["direction"] == "ingress" and f["dst_workload"] == "shop/b":
-        sys.exit(0)
-sys.exit(1)' $A $B
-}
+revoked_9090() { lab_revoked $A $B 9090 ingress shop/b; }
 n_gen0=$(grep -c 'event=policy_applied .*why=drift-repair' "$LAB_LOG")
 kill -STOP "$LAB_AGENT_PID"
 bpftool map update pinned "$PINS/policy" key hex $fkey value hex $fval
