@@ -215,6 +215,19 @@ lab_agent_stop() {
 	return $rc
 }
 
+# lab_wait TRIES CMD...: runs CMD until it succeeds, at most TRIES times
+# 0.1 s apart; 0 once it did, 1 when it never did.
+lab_wait() {
+	local lab_wait_left=$1 # a name of its own: CMD sees the locals of its callers
+	shift
+	while :; do
+		"$@" && return 0
+		lab_wait_left=$((lab_wait_left - 1))
+		[ "$lab_wait_left" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
 # lab_revoked SRC DST DPORT DIR WORKLOAD: ztctl flows has a denied record of
 # SRC -> DST:DPORT whose permission was revoked on WORKLOAD's side ("ns/name"):
 # DIR egress, the source's; ingress, the destination's.
