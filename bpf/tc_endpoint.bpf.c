@@ -276,6 +276,45 @@ static __always_inline void tc_block_judge(const struct zt_ct_key *k, struct zt_
 	v->rule_id = ZT_RULE_NONE;
 }
 
+/*
+ * A segment with FIN (and neither SYN nor RST) that no connection owned,
+ * denied on its way into the endpoint: a FIN, Xmas or Maimon scan's probe
+ * of a port policy does not open, which nothing will answer. Reported for
+ * the scan detector (ZT_PROBE_STRAY_DENIED) within the strays' rate; a
+ * packet of a blocked source is not (it is blocked already).
+ */
+static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const struct zt_ct_val *v,
+					    __u8 tcp_flags)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	struct zt_ev_probe_result *e;
+
+	if (k->proto != IPPROTO_TCP || v->verdict != ZT_VERDICT_DENY ||
+	    v->reason == ZT_REASON_BLOCKED ||
+	    (tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST)) != ZT_TCP_FIN || !cfg ||
+	    !(cfg->flags & ZT_GCF_PROBES) ||
+	    !zt_act_rate_ok(ZT_AR_STRAY, cfg->probe_rate, zt_now()))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE_RESULT, sizeof(*e));
+	e->ifindex = k->ifindex;
+	e->family = k->family;
+	e->proto = k->proto;
+	e->result = ZT_PROBE_STRAY_DENIED;
+	e->port = k->dport;
+	e->prober_port = k->sport;
+	__builtin_memcpy(e->prober, k->saddr, sizeof(e->prober));
+	__builtin_memcpy(e->target, k->daddr, sizeof(e->target));
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
+	zt_act_stat(ZT_AS_PROBE_RESULTS);
+}
+
 /* A packet of a watched address, with its verdict. Global: its own stack frame. */
 __noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, __u32 action,
 			  __u32 stat)
@@ -517,6 +556,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			v->audit = q.audit;
 			zt_ioc_judge(&key, v, dir, 0, 0);
 			tc_block_judge(&key, v, bl_gen);
+			if (dir == ZT_DIR_INGRESS)
+				tc_denied_probe(&key, v, t.p.tcp_flags);
 			stat = tc_stat_of(v, 0);
 			return tc_verdict(skb, &t, ep->ep_id, dir, stat, v->verdict, len);
 		}

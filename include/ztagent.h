@@ -1156,12 +1156,27 @@ enum zt_probe_result {
 	 * quoted packet's; port 0.
 	 */
 	ZT_PROBE_STRAY_PROTO = 5,
+	/*
+	 * Not an answer but its absence, reported by tc_endpoint on an
+	 * endpoint's ingress (ifindex: its veth): a TCP segment with FIN and
+	 * neither SYN nor RST that no connection owned, which policy denied
+	 * on its way in. Nothing will answer it, neither the endpoint nor the
+	 * node: a FIN, Xmas or Maimon (FIN+ACK) scan's probe of a port the
+	 * policy does not open, from outside or from another pod. (A late FIN
+	 * of a connection gone is the other kind: its port is the endpoint's
+	 * ephemeral one, or policy allows it.) Within the strays' rate.
+	 */
+	ZT_PROBE_STRAY_DENIED = 6,
 };
 
-/* ZT_EV_PROBE_RESULT: the node's (or an endpoint's) answer to a probe, seen leaving an uplink. */
+/*
+ * ZT_EV_PROBE_RESULT: the node's (or an endpoint's) answer to a probe, seen
+ * leaving an uplink; or, ZT_PROBE_STRAY_DENIED, a probe denied on its way
+ * into an endpoint.
+ */
 struct zt_ev_probe_result {
 	struct zt_event_hdr hdr;
-	__u32 ifindex; /* the uplink */
+	__u32 ifindex; /* the uplink (ZT_PROBE_STRAY_DENIED: the endpoint's veth) */
 	__u8 family;
 	__u8 proto; /* the probe's protocol */
 	__u8 result; /* enum zt_probe_result */

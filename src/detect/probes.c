@@ -118,6 +118,8 @@ static uint8_t outcome_of(uint8_t result)
 	case ZT_PROBE_CLOSED:
 	case ZT_PROBE_STRAY_RST:
 		return ZT_PROBE_FAIL_RST;
+	case ZT_PROBE_STRAY_DENIED:
+		return ZT_PROBE_FAIL_TIMEOUT; /* dropped by policy: no answer will come */
 	default:
 		return ZT_PROBE_FAIL_UNREACH;
 	}
@@ -126,7 +128,8 @@ static uint8_t outcome_of(uint8_t result)
 int zt_probe_table_answer(struct zt_probe_table *t, const struct zt_ev_probe_result *ev,
 			  struct zt_probe *out)
 {
-	bool stray = ev->result == ZT_PROBE_STRAY_RST || ev->result == ZT_PROBE_STRAY_PROTO;
+	bool stray = ev->result == ZT_PROBE_STRAY_RST || ev->result == ZT_PROBE_STRAY_PROTO ||
+		     ev->result == ZT_PROBE_STRAY_DENIED;
 	uint16_t port = (ev->proto == 6 || ev->proto == 17) ? ev->port : 0;
 	struct zt_probe p;
 	struct slot *s;
@@ -161,6 +164,13 @@ int zt_probe_table_answer(struct zt_probe_table *t, const struct zt_ev_probe_res
 	if (port >= t->eph_lo && port <= t->eph_hi) {
 		t->st.strays_ephemeral++;
 		return 0;
+	}
+	if (ev->result == ZT_PROBE_STRAY_DENIED) {
+		/* Policy denies a connection there too: nothing to wait for. */
+		*out = p;
+		out->outcome = outcome_of(ev->result);
+		t->st.strays++;
+		return 1;
 	}
 	if (s->ts_ns) {
 		*out = failed(t, s);

@@ -16,7 +16,11 @@
  *    service, a rebooted node), and such a client connects again, its SYN
  *    a probe that takes the slot. A reset on one of the node's ephemeral
  *    ports answers a server's late segment to a client connection of the
- *    node, not a probe: left out.
+ *    node, not a probe: left out;
+ *  - a FIN segment policy denied on its way into an endpoint (tc_endpoint)
+ *    fails at once, or decides a probe of the same contact that waits
+ *    (failed, as timed out); on an ephemeral port it is a server's late
+ *    FIN to a client connection of the endpoint: left out.
  *
  * Not thread-safe: the caller locks.
  */
@@ -35,7 +39,7 @@ struct zt_probe_table_stats {
 	uint64_t answered; /* probes decided by their answer */
 	uint64_t timed_out; /* probes that got none (or lost their slot) */
 	uint64_t strays; /* strays decided as failed contacts */
-	uint64_t strays_ephemeral; /* resets on the node's ephemeral ports, left out */
+	uint64_t strays_ephemeral; /* resets and denied FINs on ephemeral ports, left out */
 };
 
 /* slots >= 1; a probe (and a stray reset) waits timeout_ns. */

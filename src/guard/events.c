@@ -112,7 +112,7 @@ static bool fields_ok(const struct zt_event_hdr *h)
 		const struct zt_ev_probe_result *e = (const void *)h;
 
 		return family_ok(e->family) && e->result >= ZT_PROBE_OPEN &&
-		       e->result <= ZT_PROBE_STRAY_PROTO;
+		       e->result <= ZT_PROBE_STRAY_DENIED;
 	}
 	case ZT_EV_CAPTURE: {
 		const struct zt_ev_capture *e = (const void *)h;

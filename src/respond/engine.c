@@ -1005,17 +1005,19 @@ static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 		 */
 		if ((v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) != ZT_DF_SYN) {
 			/*
-			 * But an ACK that no connection owned and that policy
-			 * denied on its way to an endpoint is an ACK or window
-			 * scan's probe (nmap -sA, -sW) of a port the policy does
-			 * not open: nothing will answer it, neither the endpoint
-			 * nor the node. (Where policy lets it in, the endpoint's
-			 * reset answers it: a stray of tc_uplink's, probes.c.) A
+			 * But a segment without SYN that no connection owned and
+			 * that policy denied on its way to an endpoint is an ACK,
+			 * window or NULL scan's probe (nmap -sA, -sW, -sN) of a
+			 * port the policy does not open: nothing will answer it,
+			 * neither the endpoint nor the node. (Where policy lets it
+			 * in, the endpoint's reset answers it: a stray of
+			 * tc_uplink's, probes.c. One with FIN opens no entry:
+			 * tc_endpoint reports it, ZT_PROBE_STRAY_DENIED.) A
 			 * connection that policy allowed never takes this path:
 			 * its entry opened with its SYN, or allows.
 			 */
 			if (v->dir == ZT_DIR_INGRESS && v->verdict == ZT_VERDICT_DENY &&
-			    (v->flags_seen[0] & (ZT_DF_SYN | ZT_DF_ACK)) == ZT_DF_ACK)
+			    !(v->flags_seen[0] & ZT_DF_SYN))
 				return ZT_PROBE_FAIL_TIMEOUT;
 			return NOT_A_PROBE;
 		}

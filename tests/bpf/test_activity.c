@@ -1820,7 +1820,9 @@ static void test_events_check(void **state)
 	assert_int_equal(zt_events_check(&r, sizeof(r)), ZT_EV_PROBE_RESULT);
 	r.result = ZT_PROBE_STRAY_PROTO;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), ZT_EV_PROBE_RESULT);
-	r.result = ZT_PROBE_STRAY_PROTO + 1;
+	r.result = ZT_PROBE_STRAY_DENIED;
+	assert_int_equal(zt_events_check(&r, sizeof(r)), ZT_EV_PROBE_RESULT);
+	r.result = ZT_PROBE_STRAY_DENIED + 1;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.result = 0;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);

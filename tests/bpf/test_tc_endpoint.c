@@ -91,6 +91,8 @@ struct env {
 	int n_cpus;
 	struct zt_ev_capture cap[MAX_EVENTS];
 	int n_cap;
+	struct zt_ev_probe_result res[MAX_EVENTS];
+	int n_res;
 };
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -102,6 +104,13 @@ static int on_event(void *ctx, void *data, size_t size)
 		if (e->n_cap < MAX_EVENTS)
 			memcpy(&e->cap[e->n_cap], data, size);
 		e->n_cap++;
+		return 0;
+	}
+	if (size == sizeof(struct zt_ev_probe_result) &&
+	    ((struct zt_event_hdr *)data)->type == ZT_EV_PROBE_RESULT) {
+		if (e->n_res < MAX_EVENTS)
+			memcpy(&e->res[e->n_res], data, size);
+		e->n_res++;
 		return 0;
 	}
 	if (size != sizeof(struct zt_ev_policy)) {
@@ -2361,6 +2370,63 @@ static void test_closing_tail_is_no_flow(void **state)
 }
 
 /*
+ * A segment with FIN (no SYN, no RST) that no connection owned and that
+ * policy denied on its way into the endpoint: a FIN, Xmas or Maimon scan's
+ * probe, reported for the scan detector (ZT_PROBE_STRAY_DENIED) while
+ * probes are on. Not a reset, not one policy let in, not one on its way
+ * out; still no flow.
+ */
+static void test_denied_fin_is_probe(void **state)
+{
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY, .probe_rate = 1000 };
+	struct pg_pkt p;
+	__u8 prober[16] = {}, target[16] = {};
+	__u32 zero = 0;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	/* Probes off: nothing. */
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 22, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_res, 0);
+	cfg.flags |= ZT_GCF_PROBES;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	/* Maimon (FIN+ACK), FIN alone, Xmas (FIN+PSH+URG) to ports no rule opens. */
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 22, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 23, TCP_FIN, 0)), TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 25, TCP_FIN | TCP_PSH | 0x20, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_res, 3);
+	inet_pton(AF_INET, PEER4, prober);
+	inet_pton(AF_INET, POD4, target);
+	assert_int_equal(e->res[0].result, ZT_PROBE_STRAY_DENIED);
+	assert_int_equal(e->res[0].family, 4);
+	assert_int_equal(e->res[0].proto, IPPROTO_TCP);
+	assert_int_equal(e->res[0].port, 22);
+	assert_int_equal(e->res[0].prober_port, 41000);
+	assert_int_equal(e->res[0].ifindex, if_pod);
+	assert_memory_equal(e->res[0].prober, prober, 16);
+	assert_memory_equal(e->res[0].target, target, 16);
+	assert_int_equal(e->res[1].port, 23);
+	assert_int_equal(e->res[2].port, 25);
+	/* None of these is one. */
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 26, TCP_RST | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 27, TCP_FIN | TCP_RST, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 22, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_SHOT);
+	assert_int_equal(e->n_res, 3);
+	assert_int_equal(ct_count(e), 0);
+	assert_int_equal(e->n_ev, 0);
+}
+
+/*
  * A TCP flow from its SYN to its last ACK, and the packets that trail it:
  * one flow, one event, all packets on the one entry; once the entry is gone
  * (the exporter deletes a closed flow after its grace), a retransmitted
@@ -3352,6 +3418,7 @@ int main(void)
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),
+		T(test_denied_fin_is_probe),
 		T(test_tcp_trailing_packets),
 		T(test_ep_stats),
 		T(test_endpoint_change_at_generation),

@@ -19,6 +19,8 @@
 #    from their answers (resets without ACK, protocol unreachables), and
 #    an ACK scan of a pod from the policy's denials of its probes, and a
 #    SYN scan in tiny fragments (nmap -f) from the guard's drops of them;
+#    a Maimon scan of a pod, and an Xmas scan of one from another pod, from
+#    tc_endpoint's reports of the denied FINs no connection owned;
 #  - a pod of the node that scans another pod is blocked too, at its own
 #    veth (its packets never cross an uplink): its new connections fail, its
 #    established one is cut, and it connects again when the block ends;
@@ -93,16 +95,19 @@ OSCAN=198.18.0.12
 PASCAN=198.18.0.13
 SLOWR=198.18.0.14
 FRSCAN=198.18.0.15
+MSCAN=198.18.0.16
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
+XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
 lab_pod web $WEB
 lab_pod mal $MAL
+lab_pod xmal $XMAL
 # The web pod answers the flood's sources through one next hop, as a pod with
 # a gateway route does (its on-link default route would want a neighbour
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -161,6 +166,7 @@ check "the agent applied migration 004 to it: incidents, forensic_captures, aler
 ztctl endpoint add --ifname v-dbpod --ip $DBP --labels app=db --namespace lab --name db >/dev/null
 ztctl endpoint add --ifname v-web --ip $WEB --labels app=web --namespace lab --name web >/dev/null
 ztctl endpoint add --ifname v-mal --ip $MAL --labels app=mal --namespace lab --name mal >/dev/null
+ztctl endpoint add --ifname v-xmal --ip $XMAL --labels app=mal --namespace lab --name xmal >/dev/null
 
 # --- the services: PostgreSQL with passwords, a web page, iperf3, a UDP echo ---
 PGPOD=$(mktemp -d /tmp/ztagent-pgpod.XXXXXX)
@@ -431,6 +437,13 @@ scan_blocked "ACK scan of a pod behind policy" $PASCAN -sA
 # one, RFC 1858): the guard drops each as malformed, and each drop names its
 # port, a failed first contact.
 scan_blocked "fragmented SYN scan (nmap -f)" $FRSCAN -f
+# A Maimon scan (FIN+ACK) of a pod behind policy: its probes open nothing,
+# and policy denies them on their way in, so nothing answers. tc_endpoint
+# reports each denied FIN that no connection owned.
+scan_blocked "Maimon scan of a pod behind policy" $MSCAN -sM
+# An Xmas scan (FIN+PSH+URG) from a pod of the node: it never crosses an
+# uplink, so no guard sees a first contact; the same denials tell.
+scan_blocked "pod Xmas scanner (east-west)" $XMAL -sX "${LAB_ID}-xmal"
 
 # --- a pod of the node scans another: blocked at its own veth ---
 # Its packets never cross an uplink, so the XDP guard never sees them:

@@ -2,9 +2,10 @@
 /*
  * Unit tests: first contacts waiting for their outcome (detect/probes.h).
  * Probes get their answer's outcome or fail at the timeout; strays fail by
- * themselves (a protocol unreachable at once, a reset after the timeout,
- * unless the client connects again in that time); a reset on an ephemeral
- * port is left out; a slot taken by another contact decides that one.
+ * themselves (a protocol unreachable and a FIN policy denied at once, a
+ * reset after the timeout, unless the client connects again in that time);
+ * a reset or a denied FIN on an ephemeral port is left out; a slot taken
+ * by another contact decides that one.
  * The last test runs the decided contacts through the scan detector.
  */
 #include <errno.h>
@@ -261,6 +262,45 @@ static void test_stray_takes_slot(void **state)
 }
 
 /*
+ * A FIN segment policy denied on its way into an endpoint (tc_endpoint: a
+ * FIN, Xmas or Maimon scan's probe): a failed contact at once, nothing to
+ * wait for; the probe of the same contact the guard reported (a FIN scan
+ * from outside), failed by it; on an ephemeral port (a server's late FIN
+ * to the endpoint's own client) left out.
+ */
+static void test_stray_denied(void **state)
+{
+	struct zt_probe_table *t = table(4096);
+	struct zt_probe p = probe(6, 1, 2, 80, 1 * MS), out, v[4];
+	struct zt_ev_probe_result e;
+	struct zt_probe_table_stats st;
+
+	(void)state;
+	e = answer(ZT_PROBE_STRAY_DENIED, 6, 1, 2, 22, 5 * MS);
+	assert_int_equal(zt_probe_table_answer(t, &e, &out), 1);
+	assert_int_equal(out.outcome, ZT_PROBE_FAIL_TIMEOUT);
+	assert_int_equal(out.proto, 6);
+	assert_int_equal(out.dport, 22);
+	assert_memory_equal(out.src, e.prober, 16);
+	assert_memory_equal(out.dst, e.target, 16);
+	assert_int_equal(out.ts_ns, 5 * MS);
+	assert_int_equal(zt_probe_table_add(t, &p, &out), 0);
+	e = answer(ZT_PROBE_STRAY_DENIED, 6, 1, 2, 80, 2 * MS);
+	assert_int_equal(zt_probe_table_answer(t, &e, &out), 1);
+	assert_int_equal(out.outcome, ZT_PROBE_FAIL_TIMEOUT);
+	assert_int_equal(out.dport, 80);
+	assert_int_equal(out.ts_ns, 1 * MS);
+	e = answer(ZT_PROBE_STRAY_DENIED, 6, 1, 2, 41000, 3 * MS);
+	assert_int_equal(zt_probe_table_answer(t, &e, &out), 0);
+	assert_int_equal(zt_probe_table_expire(t, 10 * SEC, v, 4), 0);
+	zt_probe_table_get_stats(t, &st);
+	assert_int_equal(st.strays, 1);
+	assert_int_equal(st.answered, 1);
+	assert_int_equal(st.strays_ephemeral, 1);
+	zt_probe_table_free(t);
+}
+
+/*
  * Through the scan detector: an ACK scan of 300 ports (every answer a
  * reset) is flagged by its 4th first contact; a client whose 5 keep-alive
  * connections to services of a rebooted node draw resets and which then
@@ -324,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_stray_ephemeral),
 		cmocka_unit_test(test_stray_answers_probe),
 		cmocka_unit_test(test_stray_takes_slot),
+		cmocka_unit_test(test_stray_denied),
 		cmocka_unit_test(test_through_trw),
 	};
 

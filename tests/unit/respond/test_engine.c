@@ -642,6 +642,12 @@ static void test_sweep_probes_only_syn_openers(void **state)
 		  false }, /* the endpoint's own pickup, denied on its way out */
 		{ ZT_DF_SYN | ZT_DF_ACK, 0, ZT_DIR_INGRESS, ZT_VERDICT_DENY,
 		  false }, /* a SYN-ACK denied on its way in */
+		{ 0, 0, ZT_DIR_INGRESS, ZT_VERDICT_DENY,
+		  true }, /* a NULL scan's probe (no flags), denied on its way in */
+		{ 0, 0, ZT_DIR_INGRESS, ZT_VERDICT_ALLOW,
+		  false }, /* one policy let in (the endpoint's reset: a stray) */
+		{ 0, 0, ZT_DIR_EGRESS, ZT_VERDICT_DENY,
+		  false }, /* the endpoint's own, denied on its way out */
 	};
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine_ct(w, 64);
