@@ -35,8 +35,9 @@
  * policy verdict back once its entry expires or goes.
  *
  * Each entry also keeps the flow's features (per-direction sizes,
- * inter-arrival times, TCP flag counts, whether the handshake completed:
- * include/ztagent.h), and each endpoint its activity (ep_stats). A
+ * inter-arrival times, TCP flag counts, whether the handshake completed,
+ * the responses that refused a login in the clear: include/ztagent.h,
+ * lib/refusal.h), and each endpoint its activity (ep_stats). A
  * completed handshake towards an endpoint makes its client "verified" for
  * the XDP guard's SYN protection (syn_verified). Packets from or to a
  * watched address are captured with their verdict.
@@ -69,6 +70,7 @@
 #include "lib/capture.h"
 #include "lib/mtls.h"
 #include "lib/tls.h"
+#include "lib/refusal.h"
 #include "lib/skb.h"
 
 struct {
@@ -514,6 +516,25 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			    ZT_TCP_ACK &&
 		    ct->zero_win < 255 && tc_tcp_window(skb, &t.p) == 0)
 			ct->zero_win++;
+		/*
+		 * Logins refused in the clear (lib/refusal.h): the first bytes of
+		 * each response, the server's first payload after the opener's.
+		 */
+		if (key.proto == IPPROTO_TCP && payload) {
+			if (!d) {
+				if (!(ct->resp & ZT_CT_RESP_DUE))
+					ct->resp |= ZT_CT_RESP_DUE;
+			} else if (ct->resp & ZT_CT_RESP_DUE) {
+				if (zt_refusal(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
+					       payload)) {
+					ct->resp = ZT_CT_RESP_REFUSED;
+					if (ct->refused < 255)
+						ct->refused++;
+				} else {
+					ct->resp = 0;
+				}
+			}
+		}
 		/* The reset a requireTLS refusal sent the server pod (below, from its own veth). */
 		if ((ct->mtls & ZT_CT_TLS_BAD) && dir == ZT_DIR_INGRESS &&
 		    skb->mark == ZT_MTLS_MARK_RST && (t.p.tcp_flags & ZT_TCP_RST))

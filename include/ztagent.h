@@ -631,14 +631,32 @@ struct zt_ct_val {
 	 * padding).
 	 */
 	__u8 zero_win;
-	__u8 _pad1;
+	/*
+	 * TCP: the server's responses that began with an authentication
+	 * refusal (saturating; bpf/lib/refusal.h): HTTP 401 or 407, FTP 530,
+	 * SMTP 535, POP3 -ERR. Each is a login tried and refused, however
+	 * large the page that says so (src/detect/bruteforce.c). 0 also in an
+	 * entry of an agent from before it was counted (zero padding).
+	 */
+	__u8 refused;
 	/*
 	 * The zt_prefix_set.gen both addresses were last checked against the
 	 * blocklist with (0: an entry of an agent from before it was kept).
 	 */
 	__u32 bl_gen;
-	__u8 _pad[28]; /* to a whole line: 224 bytes */
+	/*
+	 * TCP, ZT_CT_RESP_*: DUE while the opener has sent payload that the
+	 * server has not answered yet (the server's next payload starts a
+	 * response, whose first bytes say whether it refuses a login);
+	 * REFUSED while the last response so read was a refusal. A challenge
+	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it.
+	 */
+	__u8 resp;
+	__u8 _pad[27]; /* to a whole line: 224 bytes */
 };
+
+#define ZT_CT_RESP_DUE 0x1
+#define ZT_CT_RESP_REFUSED 0x2
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
 	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");

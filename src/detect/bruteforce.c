@@ -19,6 +19,7 @@ struct bstate {
 	struct bkey k;
 	double llr;
 	uint32_t sessions, attempts, exchanges; /* since the test last started */
+	uint32_t refusals; /* of the attempts, logins the server refused in so many words */
 	uint32_t ring_n, ring_head; /* times of the last attempts */
 	uint64_t ring[ZT_BF_RING];
 	uint64_t first_ns, last_ns, latest_start_ns;
@@ -95,6 +96,9 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	rep = zt_conn_payload(c, 1);
 	if (req == 0)
 		return ZT_BF_IGNORED;
+	/* The server said so (zt_conn.refused): however long or large, logins refused. */
+	if (c->refused)
+		return ZT_BF_ATTEMPT;
 	dur = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
 	if (dur > p->max_duration_ns || req + rep > p->max_bytes ||
 	    (double)rep >= p->reply_ratio * (double)req)
@@ -141,7 +145,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	struct bkey k;
 	struct bstate *s;
 	uint64_t ts = c->last_ns;
-	uint32_t n;
+	uint32_t n, w;
 	bool created;
 
 	b->st.sessions++;
@@ -179,14 +183,19 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 			zt_dtable_del(&b->t, s); /* a client that gets through: forget it */
 		return 0;
 	}
-	s->attempts++;
+	/* A session whose server refused several logins (FTP, keep-alive HTTP) is that many. */
+	w = c->refused > 1 ? c->refused : 1;
+	s->attempts += w;
+	s->refusals += c->refused;
 	if (c->first_ns > s->latest_start_ns)
 		s->latest_start_ns = c->first_ns;
-	s->llr += b->s_att;
-	s->ring[s->ring_head] = ts;
-	s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
-	if (s->ring_n < ZT_BF_RING)
-		s->ring_n++;
+	for (uint32_t i = 0; i < w; i++) {
+		s->llr += b->s_att;
+		s->ring[s->ring_head] = ts;
+		s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
+		if (s->ring_n < ZT_BF_RING)
+			s->ring_n++;
+	}
 	if (s->llr < b->up)
 		return 0;
 	n = recent(b, s, ts);
@@ -210,15 +219,29 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		d->flows = s->sessions;
 		d->packets = s->packets;
 		d->bytes = s->bytes;
-		snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
-		snprintf(d->evidence, sizeof(d->evidence),
-			 "%u of %u sessions to %s:%u ended without a real exchange (%u within "
-			 "%.0fs, threshold %u; SPRT ln L %.2f >= %.2f; reply < %.1fx request, "
-			 "< %us, < %u B)",
-			 s->attempts, s->sessions, zt_addr_str(c->family, c->dst, dst, sizeof(dst)),
-			 c->dport, n, (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr,
-			 b->up, b->p.reply_ratio,
-			 (unsigned int)(b->p.max_duration_ns / 1000000000ULL), b->p.max_bytes);
+		zt_addr_str(c->family, c->dst, dst, sizeof(dst));
+		if (s->refusals) {
+			/* The server's own words decided. */
+			snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
+			snprintf(d->evidence, sizeof(d->evidence),
+				 "%u login attempts in %u sessions to %s:%u, %u refused by the "
+				 "server (HTTP 401/407, FTP 530, SMTP 535, POP3 -ERR), the rest "
+				 "ended without a real exchange (%u within %.0fs, threshold %u; "
+				 "SPRT ln L %.2f >= %.2f)",
+				 s->attempts, s->sessions, dst, c->dport, s->refusals, n,
+				 (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up);
+		} else {
+			snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
+			snprintf(d->evidence, sizeof(d->evidence),
+				 "%u of %u sessions to %s:%u ended without a real exchange (%u "
+				 "within %.0fs, threshold %u; SPRT ln L %.2f >= %.2f; reply < "
+				 "%.1fx request, < %us, < %u B)",
+				 s->attempts, s->sessions, dst, c->dport, n,
+				 (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up,
+				 b->p.reply_ratio,
+				 (unsigned int)(b->p.max_duration_ns / 1000000000ULL),
+				 b->p.max_bytes);
+		}
 	}
 	b->st.decisions++;
 	/* Another decision needs another full test: the incident counts grow meanwhile. */

@@ -12,6 +12,13 @@
  *    more than max_bytes of payload, or the server sent at least
  *    reply_ratio times what the client sent (it delivered content: a page,
  *    a file, a query result);
+ *  - an attempt for each response that refused a login in the clear
+ *    (zt_conn.refused, read by tc_endpoint: HTTP 401/407, FTP 530, SMTP
+ *    535, POP3 -ERR) in a session that ended on one, however long or large
+ *    the session: the server said so, and a session of several refusals
+ *    (FTP, HTTP keep-alive) counts each. A session whose last response was
+ *    no refusal (a Digest or NTLM challenge answered, a login that got
+ *    through) is judged as any other;
  *  - otherwise an attempt: the client said something short, the server
  *    answered with about as little (a prompt, a refusal) and it ended.
  * Per (source, service) a sequential probability ratio test runs over
@@ -20,11 +27,11 @@
  * the test says so AND at least min_attempts attempts fell within
  * window: a user who mistypes a password a few times is never one.
  *
- * Known limits (flow features only): a failed login whose refusal page is
- * much larger than the request (HTTP forms, FTP's verbose replies) reads
- * as an exchange; many tiny request/response sessions without keep-alive
- * from one client (ten a minute and more) read as attempts. Kernel payload
- * features (exact sizes instead of estimates) narrow both.
+ * Known limits: a failed login whose refusal is neither in the clear nor
+ * small (an HTTP form that answers 200 with a large page, anything under
+ * TLS) reads as an exchange; many tiny request/response sessions without
+ * keep-alive from one client (ten a minute and more) read as attempts.
+ * Kernel payload features (exact sizes instead of estimates) narrow both.
  */
 #ifndef ZT_BRUTEFORCE_H
 #define ZT_BRUTEFORCE_H

@@ -139,6 +139,12 @@ struct zt_conn {
 	uint64_t packets[2], bytes[2]; /* IP bytes, per direction */
 	uint64_t payload[2]; /* with has_payload */
 	uint8_t zero_win; /* TCP: the opener's pure ACKs with a zero window (zt_ct_val.zero_win) */
+	/*
+	 * TCP: server responses that refused a login (zt_ct_val.refused), in
+	 * a session whose last response was one (0 otherwise: a challenge
+	 * answered, a login that got through).
+	 */
+	uint8_t refused;
 };
 
 /*

@@ -2204,6 +2204,91 @@ static void test_ct_zero_window(void **state)
 	assert_int_equal(v.ack_only[0], 302);
 }
 
+/* A packet of the test's whose payload starts with text. */
+static struct pg_pkt *with_text(struct pg_pkt *p, const char *text)
+{
+	size_t n = strlen(text);
+
+	assert_true(p->off[PG_PAYLOAD] + n <= p->len);
+	memcpy(p->buf + p->off[PG_PAYLOAD], text, n);
+	return p;
+}
+
+/*
+ * refused counts the server's responses that begin with an authentication
+ * refusal in the clear (lib/refusal.h): the first payload after the
+ * opener's, only; HTTP 401 and 407, FTP 530, SMTP 535, POP3 -ERR; not a
+ * 200, a 403, a 230, a reply cut shorter than its code, the opener's own
+ * bytes; saturating. resp says whether the last response refused.
+ */
+static void test_ct_refused_logins(void **state)
+{
+	static const struct {
+		const char *text;
+		int len, counts;
+	} r[] = {
+		{ "HTTP/1.1 401 Unauthorized\r\n", 377, 1 },
+		{ "HTTP/1.1 200 OK\r\n", 900, 0 },
+		{ "HTTP/1.0 407 Proxy Authentication Required\r\n", 300, 1 },
+		{ "HTTP/1.1 403 Forbidden\r\n", 300, 0 },
+		{ "530 Login incorrect.\r\n", 22, 1 },
+		{ "530-multi\r\n", 11, 1 },
+		{ "535 5.7.8 Authentication credentials invalid\r\n", 47, 1 },
+		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1 },
+		{ "230 Login successful.\r\n", 23, 0 },
+		{ "331 Please specify the password.\r\n", 34, 0 },
+		{ "530", 3, 0 }, /* cut shorter than a reply code and its separator */
+		{ "HTTP/1.1 40", 11, 0 }, /* a status line cut before its code ends */
+	};
+	struct env *e = *state;
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 41000, 8080);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	int want = 0;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK, 0));
+	/* The opener's own bytes, and the server's before it asked anything: none. */
+	to_pod(e, with_text(tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 100),
+			    "HTTP/1.1 401 x"));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.resp, ZT_CT_RESP_DUE);
+	from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 200),
+			      "HTTP/1.1 200 OK\r\n"));
+	from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 200),
+			      "HTTP/1.1 401 Unauthorized\r\n"));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 0);
+	assert_int_equal(v.resp, 0);
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 60));
+		/* The opener's pure ACK (no payload) starts nothing. */
+		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK, 0));
+		assert_int_equal(from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000,
+							     TCP_ACK | TCP_PSH, r[i].len),
+						       r[i].text)),
+				 TC_ACT_OK);
+		/* The rest of the response: not its start. */
+		from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 40),
+				      "530 Login incorrect.\r\n"));
+		want += r[i].counts;
+		assert_int_equal(ct_get(e, k, &v), 0);
+		if (v.refused != want)
+			fail_msg("\"%s\": refused %u, want %d", r[i].text, v.refused, want);
+		/* Whether the last response refused: a challenge answered ends without it. */
+		assert_int_equal(v.resp, r[i].counts ? ZT_CT_RESP_REFUSED : 0);
+	}
+	for (int i = 0; i < 300; i++) {
+		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 60));
+		from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 22),
+				      "530 Login incorrect.\r\n"));
+	}
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 255);
+}
 /* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
 static void test_ct_features(void **state)
 {
@@ -3415,6 +3500,7 @@ int main(void)
 		T(test_ring_full_counted),
 		T(test_ct_features),
 		T(test_ct_zero_window),
+		T(test_ct_refused_logins),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),

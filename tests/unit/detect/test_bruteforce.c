@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Unit tests: brute force over ended TCP sessions. Login attempts repeated
- * from one source (database, SSH-like, text protocols) are decided within
- * 20 attempts; many short HTTP requests to a real service, a user who
+ * from one source (database, SSH-like, text protocols, logins the server
+ * refused in the clear) are decided within 20 attempts; many short HTTP requests to a real service, a user who
  * mistypes a password, long keep-alives, port checks and heavy transfers
  * are not.
  */
@@ -116,6 +116,14 @@ static void test_classify(void **state)
 		{ 300, 200, 8, 8, 30 * SEC, 1, ZT_BF_EXCHANGE }, /* too long for an attempt */
 		{ 9000, 9000, 20, 20, 1 * SEC, 1, ZT_BF_EXCHANGE }, /* too much data */
 	};
+	/* The same sessions, each with a response that refused a login: attempts all. */
+	static const struct {
+		uint64_t req, rep, pk_req, pk_rep, dur;
+	} r[] = {
+		{ 110, 377, 2, 2, 2 * MS }, /* HTTP 401 with its page: 3.4x the request */
+		{ 300, 200, 8, 8, 30 * SEC }, /* an FTP session that lingered */
+		{ 9000, 9000, 20, 20, 1 * SEC }, /* keep-alive, with data besides */
+	};
 	struct zt_bf_params p;
 	uint8_t a[16], b[16];
 
@@ -134,6 +142,75 @@ static void test_classify(void **state)
 		assert_int_equal(zt_conn_payload(&c, 0), t[i].req);
 		assert_int_equal(zt_conn_payload(&c, 1), t[i].rep);
 	}
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		struct zt_conn c;
+
+		mk_conn(&c, a, b, 80, 1 * SEC, 1 * SEC + r[i].dur, r[i].req, r[i].rep, r[i].pk_req,
+			r[i].pk_rep, 3, 1);
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_EXCHANGE);
+		c.refused = 1;
+		if (zt_bf_classify(&p, &c) != ZT_BF_ATTEMPT)
+			fail_msg("refused row %zu: class %d", i, zt_bf_classify(&p, &c));
+	}
+}
+
+/*
+ * Logins the server refused in the clear (zt_conn.refused): hydra's
+ * http-get against Basic authentication, one 401 page per connection and
+ * 3.4 times the request, is decided at the 10th; an FTP session of 3
+ * refusals counts 3, and four of them are decided; a user who mistypes
+ * twice and then gets in is not. (A Digest or NTLM client, challenged with
+ * a 401 on each connection and then let in, ends no session on a refusal:
+ * tc_endpoint's resp, the engine passes refused 0.)
+ */
+static void test_refused_logins(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t cli[16], ftp[16], user[16], srv[16];
+	int decided_at = 0, ftp_at = 0, user_dec = 0;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(cli, 203, 0, 113, 10);
+	ip4(ftp, 203, 0, 113, 11);
+	ip4(user, 203, 0, 113, 12);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 1; i <= 30; i++) {
+		struct zt_conn k;
+		uint64_t t = 50000 * SEC + (uint64_t)i * 30 * MS;
+
+		mk_conn(&k, cli, srv, 80, t, t + 2 * MS, 110, 377, 2, 2, 3, 1);
+		k.refused = 1;
+		if (zt_bf_observe(b, &k, &d) && !decided_at) {
+			decided_at = i;
+			assert_string_equal(d.subtype, "refused-logins");
+			assert_true(strstr(d.evidence, "10 login attempts in 10 sessions") != NULL);
+			assert_true(strstr(d.evidence, "10 refused by the server") != NULL);
+			assert_int_equal(d.dport, 80);
+		}
+		/* FTP: USER, PASS, 530, three times, then the server hangs up. */
+		mk_conn(&k, ftp, srv, 21, t, t + 3 * SEC, 90, 400, 8, 8, 3, 1);
+		k.refused = 3;
+		if (zt_bf_observe(b, &k, &d) && !ftp_at)
+			ftp_at = i;
+	}
+	for (int i = 0; i < 3; i++) {
+		struct zt_conn k;
+		uint64_t t = 60000 * SEC + (uint64_t)i * 5 * SEC;
+
+		mk_conn(&k, user, srv, 80, t, t + 2 * MS, 110, i < 2 ? 377 : 6000, 2, i < 2 ? 2 : 6,
+			3, 1);
+		k.refused = i < 2;
+		user_dec += zt_bf_observe(b, &k, &d);
+	}
+	print_message("  HTTP 401s decided at %d; FTP sessions of 3 at %d\n", decided_at, ftp_at);
+	assert_int_equal(decided_at, 10);
+	assert_int_equal(ftp_at, 4);
+	assert_int_equal(user_dec, 0);
+	zt_bf_free(b);
 }
 
 /* Two sources against one service: each its own test; the attacker only is decided. */
@@ -210,9 +287,8 @@ static void test_full_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cases),
-		cmocka_unit_test(test_classify),
-		cmocka_unit_test(test_two_sources),
+		cmocka_unit_test(test_cases),	    cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_two_sources), cmocka_unit_test(test_refused_logins),
 		cmocka_unit_test(test_full_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Authentication refusals in the clear: the first bytes of a server's
+ * response that say a login was tried and refused, whatever else the
+ * response carries (a large error page reads like content to the byte
+ * counts alone):
+ *   - HTTP/1.x status 401 (Unauthorized: Basic, Digest, a token) or 407
+ *     (Proxy Authentication Required): "HTTP/1.1 401 ";
+ *   - FTP 530 (Not logged in: the answer to a wrong PASS), RFC 959;
+ *   - SMTP 535 (authentication credentials invalid), RFC 4954;
+ *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939).
+ * tc_endpoint reads them at the start of each response (zt_ct_val.refused
+ * and .resp); the brute-force detector takes them from a session that
+ * ended on one (a challenge the client then answered, HTTP Digest or NTLM,
+ * does not). TLS hides them; a login form that answers 200 with its error
+ * in the page says nothing here either.
+ *
+ * Bytes are read with bpf_skb_load_bytes, which also reaches paged data.
+ */
+#ifndef ZT_BPF_REFUSAL_H
+#define ZT_BPF_REFUSAL_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+
+#define ZT_REFUSAL_MAX_OFF 1024 /* where a payload can start: headers within the skb's first KiB */
+
+/* 1 when the response whose first byte is at off (payload bytes long) refuses a login. */
+static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	__u8 b[12];
+
+	if (payload < 4 || off > ZT_REFUSAL_MAX_OFF || bpf_skb_load_bytes(skb, off, b, 4))
+		return 0;
+	/* FTP 530 and SMTP 535: a reply code, then a space or (multi-line) a hyphen. */
+	if (b[0] == '5' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
+	    (b[3] == ' ' || b[3] == '-'))
+		return 1;
+	if (b[0] == '-' && b[1] == 'E' && b[2] == 'R' && b[3] == 'R')
+		return 1;
+	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
+	    bpf_skb_load_bytes(skb, off, b, 12))
+		return 0;
+	/* "HTTP/1.x 401" or "HTTP/1.x 407" */
+	return b[4] == '/' && b[5] == '1' && b[6] == '.' && b[8] == ' ' && b[9] == '4' &&
+	       b[10] == '0' && (b[11] == '1' || b[11] == '7');
+}
+
+#endif
