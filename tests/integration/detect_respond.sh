@@ -292,6 +292,14 @@ check "benign: no incident about $BENIGN" \
 check "benign: $BENIGN is not blocked" none_of "$(ztctl block list)" "$BENIGN/"
 
 # --- brute force: hydra against PostgreSQL from 198.18.0.1 ---
+# incident_of THREAT SRC: the id of SRC's incident of that threat type.
+incident_of() {
+	ztctl incidents list -o json | "$PY" -c '
+import json, sys
+for i in json.load(sys.stdin)["incidents"]:
+    if i["threat_type"] == sys.argv[1] and i["src"] == sys.argv[2]:
+        print(i["id"])' "$1" "$2"
+}
 for i in $(seq 1 200); do echo "guess$i"; done >"$LAB_DIR/words"
 blocked() { ztctl block list -o json | grep -q "\"cidr\": \"$1/32\""; }
 t0=$(now_ms)
@@ -301,11 +309,7 @@ HYDRA=$LAB_BG_PID
 check "brute force: hydra's source is blocked" wait_for "blocked $LAB_EXT_IP" 300
 echo "# brute force blocked $(($(now_ms) - t0)) ms after hydra started"
 fails=$(grep -c "password authentication failed" "$PGPOD/log")
-inc=$(ztctl incidents list -o json | "$PY" -c '
-import json, sys
-for i in json.load(sys.stdin)["incidents"]:
-    if i["threat_type"] == "bruteforce" and i["src"] == sys.argv[1]:
-        print(i["id"])' $LAB_EXT_IP)
+inc=$(incident_of bruteforce $LAB_EXT_IP)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
 attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<<"$ev")
 echo "# brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
@@ -389,11 +393,7 @@ echo "# basic auth brute force blocked $(($(now_ms) - t0)) ms after hydra starte
 kill "$HYDRA" 2>/dev/null
 wait "$HYDRA" 2>/dev/null
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
-inc=$(ztctl incidents list -o json | "$PY" -c '
-import json, sys
-for i in json.load(sys.stdin)["incidents"]:
-    if i["threat_type"] == "bruteforce" and i["src"] == sys.argv[1]:
-        print(i["id"])' $HBF)
+inc=$(incident_of bruteforce $HBF)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
 attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) login attempts in.*/\1/p' <<<"$ev")
 echo "# basic auth brute force: decided after ${attempts:-?} refused logins; the server refused $(grep -c refused "$LAB_DIR/basicauth.out") in all"
@@ -464,11 +464,7 @@ scan_blocked() {
 	NMAP=$LAB_BG_PID
 	check "$label: blocked" wait_for "blocked $src" 200
 	echo "# $label blocked $(($(now_ms) - t0)) ms after nmap started"
-	inc=$(ztctl incidents list -o json | "$PY" -c '
-import json, sys
-for i in json.load(sys.stdin)["incidents"]:
-    if i["threat_type"] == "scan" and i["src"] == sys.argv[1]:
-        print(i["id"])' "$src")
+	inc=$(incident_of scan "$src")
 	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
 	probes=$(sed -n 's/.*"evidence": "[a-z]*: \([0-9]*\) of \([0-9]*\) first contacts.*/\2/p' <<<"$ev")
 	check "$label: decided within 10 first contacts (${probes:-?})" test "${probes:-99}" -le 10
