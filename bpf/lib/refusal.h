@@ -8,7 +8,8 @@
  *     (Proxy Authentication Required): "HTTP/1.1 401 ";
  *   - FTP 530 (Not logged in: the answer to a wrong PASS), RFC 959;
  *   - SMTP 535 (authentication credentials invalid), RFC 4954;
- *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939).
+ *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939), which is
+ *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS.
  * tc_endpoint reads them at the start of each response (zt_ct_val.refused
  * and .resp); the brute-force detector takes them from a session that
  * ended on one (a challenge the client then answered, HTTP Digest or NTLM,
@@ -38,7 +39,8 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '5' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
 	    (b[3] == ' ' || b[3] == '-'))
 		return 1;
-	if (b[0] == '-' && b[1] == 'E' && b[2] == 'R' && b[3] == 'R')
+	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
+			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
 		return 1;
 	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
 	    bpf_skb_load_bytes(skb, off, b, 12))

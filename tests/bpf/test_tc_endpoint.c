@@ -2217,7 +2217,8 @@ static struct pg_pkt *with_text(struct pg_pkt *p, const char *text)
 /*
  * refused counts the server's responses that begin with an authentication
  * refusal in the clear (lib/refusal.h): the first payload after the
- * opener's, only; HTTP 401 and 407, FTP 530, SMTP 535, POP3 -ERR; not a
+ * opener's, only; HTTP 401 and 407, FTP 530, SMTP 535, POP3 -ERR, Redis
+ * -WRONGPASS; not a
  * 200, a 403, a 230, a reply cut shorter than its code, the opener's own
  * bytes; saturating. resp says whether the last response refused.
  */
@@ -2235,6 +2236,8 @@ static void test_ct_refused_logins(void **state)
 		{ "530-multi\r\n", 11, 1 },
 		{ "535 5.7.8 Authentication credentials invalid\r\n", 47, 1 },
 		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1 },
+		{ "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64, 1 },
+		{ "+OK\r\n", 5, 0 },
 		{ "230 Login successful.\r\n", 23, 0 },
 		{ "331 Please specify the password.\r\n", 34, 0 },
 		{ "530", 3, 0 }, /* cut shorter than a reply code and its separator */
