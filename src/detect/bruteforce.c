@@ -223,14 +223,13 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		if (s->refusals) {
 			/* The server's own words decided. */
 			snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
-			snprintf(
-				d->evidence, sizeof(d->evidence),
-				"%u login attempts in %u sessions to %s:%u, %u refused by the "
-				"server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS), the rest "
-				"ended without a real exchange (%u within %.0fs, threshold %u; "
-				"SPRT ln L %.2f >= %.2f)",
-				s->attempts, s->sessions, dst, c->dport, s->refusals, n,
-				(double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up);
+			snprintf(d->evidence, sizeof(d->evidence),
+				 "%u login attempts in %u sessions to %s:%u, %u refused by the "
+				 "server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS), "
+				 "the rest ended without a real exchange (%u within %.0fs, "
+				 "threshold %u; SPRT ln L %.2f >= %.2f)",
+				 s->attempts, s->sessions, dst, c->dport, s->refusals, n,
+				 (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up);
 		} else {
 			snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
 			snprintf(d->evidence, sizeof(d->evidence),

@@ -15,10 +15,10 @@
  *  - an attempt for each response that refused a login in the clear
  *    (zt_conn.refused, read by tc_endpoint: HTTP 401/407, FTP 530, SMTP
  *    535, POP3 -ERR, Redis -WRONGPASS) in a session that ended on one,
- *    however long or large the session: the server said so, and a session of several refusals
- *    (FTP, HTTP keep-alive) counts each. A session whose last response was
- *    no refusal (a Digest or NTLM challenge answered, a login that got
- *    through) is judged as any other;
+ *    however long or large the session: the server said so, and a session
+ *    of several refusals (FTP, HTTP keep-alive) counts each. A session
+ *    whose last response was no refusal (a Digest or NTLM challenge
+ *    answered, a login that got through) is judged as any other;
  *  - otherwise an attempt: the client said something short, the server
  *    answered with about as little (a prompt, a refusal) and it ended.
  * Per (source, service) a sequential probability ratio test runs over
