@@ -288,13 +288,16 @@ static __always_inline void tc_block_judge(const struct zt_ct_key *k, struct zt_
 static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const struct zt_ct_val *v,
 					    __u8 tcp_flags)
 {
-	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	struct zt_guard_cfg *cfg;
 	struct zt_ev_probe_result *e;
 
+	/* The packet first: most tails are no such probe, and need no map lookup. */
 	if (k->proto != IPPROTO_TCP || v->verdict != ZT_VERDICT_DENY ||
 	    v->reason == ZT_REASON_BLOCKED ||
-	    (tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST)) != ZT_TCP_FIN || !cfg ||
-	    !(cfg->flags & ZT_GCF_PROBES) ||
+	    (tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST)) != ZT_TCP_FIN)
+		return;
+	cfg = zt_guard_cfg_get();
+	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) ||
 	    !zt_act_rate_ok(ZT_AR_STRAY, cfg->probe_rate, zt_now()))
 		return;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -155,18 +155,13 @@ int zt_probe_table_answer(struct zt_probe_table *t, const struct zt_ev_probe_res
 	}
 	if (!stray)
 		return 0; /* a probe already decided (timed out, or displaced) */
-	if (ev->result == ZT_PROBE_STRAY_PROTO) {
-		*out = p;
-		out->outcome = outcome_of(ev->result);
-		t->st.strays++;
-		return 1;
-	}
-	if (port >= t->eph_lo && port <= t->eph_hi) {
+	/* A protocol unreachable names no port (0). */
+	if (port && port >= t->eph_lo && port <= t->eph_hi) {
 		t->st.strays_ephemeral++;
 		return 0;
 	}
-	if (ev->result == ZT_PROBE_STRAY_DENIED) {
-		/* Policy denies a connection there too: nothing to wait for. */
+	/* A protocol nothing serves, a FIN policy denied (a connection too): nothing to wait for. */
+	if (ev->result != ZT_PROBE_STRAY_RST) {
 		*out = p;
 		out->outcome = outcome_of(ev->result);
 		t->st.strays++;

@@ -95,31 +95,27 @@ struct env {
 	int n_res;
 };
 
+/* A record into arr (MAX_EVENTS of size bytes), counted in *n even past the end. */
+static void keep(void *arr, int *n, const void *data, size_t size)
+{
+	if (*n < MAX_EVENTS)
+		memcpy((char *)arr + (size_t)*n * size, data, size);
+	(*n)++;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct env *e = ctx;
+	__u16 type = size >= sizeof(struct zt_event_hdr) ? ((struct zt_event_hdr *)data)->type : 0;
 
-	if (size == sizeof(struct zt_ev_capture) &&
-	    ((struct zt_event_hdr *)data)->type == ZT_EV_CAPTURE) {
-		if (e->n_cap < MAX_EVENTS)
-			memcpy(&e->cap[e->n_cap], data, size);
-		e->n_cap++;
-		return 0;
-	}
-	if (size == sizeof(struct zt_ev_probe_result) &&
-	    ((struct zt_event_hdr *)data)->type == ZT_EV_PROBE_RESULT) {
-		if (e->n_res < MAX_EVENTS)
-			memcpy(&e->res[e->n_res], data, size);
-		e->n_res++;
-		return 0;
-	}
-	if (size != sizeof(struct zt_ev_policy)) {
+	if (size == sizeof(struct zt_ev_capture) && type == ZT_EV_CAPTURE)
+		keep(e->cap, &e->n_cap, data, size);
+	else if (size == sizeof(struct zt_ev_probe_result) && type == ZT_EV_PROBE_RESULT)
+		keep(e->res, &e->n_res, data, size);
+	else if (size == sizeof(struct zt_ev_policy))
+		keep(e->ev, &e->n_ev, data, size);
+	else
 		e->bad_size++;
-		return 0;
-	}
-	if (e->n_ev < MAX_EVENTS)
-		memcpy(&e->ev[e->n_ev], data, size);
-	e->n_ev++;
 	return 0;
 }
 
