@@ -153,14 +153,9 @@ static __always_inline void tc_emit(const struct zt_ct_key *k, const struct zt_c
 {
 	struct zt_ev_policy *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_POLICY, sizeof(*e));
+	if (!e)
 		return;
-	}
-	/* Ring memory is reused: zero it so no stale bytes go out. */
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_POLICY, sizeof(*e));
 	e->ifindex = k->ifindex;
 	e->gen = v->gen;
 	e->rule_id = v->rule_id;
@@ -181,8 +176,7 @@ static __always_inline void tc_emit(const struct zt_ct_key *k, const struct zt_c
 	e->sport = k->sport;
 	e->dport = k->dport;
 	e->pkt_len = len;
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 }
 
 /* The policy question for flow k, seen first in direction dir. */
@@ -300,13 +294,9 @@ static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const str
 	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) ||
 	    !zt_act_rate_ok(ZT_AR_STRAY, cfg->probe_rate, zt_now()))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_PROBE_RESULT, sizeof(*e));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE_RESULT, sizeof(*e));
 	e->ifindex = k->ifindex;
 	e->family = k->family;
 	e->proto = k->proto;
@@ -315,8 +305,7 @@ static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const str
 	e->prober_port = k->sport;
 	__builtin_memcpy(e->prober, k->saddr, sizeof(e->prober));
 	__builtin_memcpy(e->target, k->daddr, sizeof(e->target));
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 	zt_act_stat(ZT_AS_PROBE_RESULTS);
 }
 

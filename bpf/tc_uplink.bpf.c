@@ -187,13 +187,9 @@ static __always_inline void zt_emit_result(const struct zt_answer *an, __u8 fami
 {
 	struct zt_ev_probe_result *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_PROBE_RESULT, sizeof(*e));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE_RESULT, sizeof(*e));
 	e->ifindex = ifindex;
 	e->family = family;
 	e->proto = an->proto;
@@ -204,8 +200,7 @@ static __always_inline void zt_emit_result(const struct zt_answer *an, __u8 fami
 	e->prober_port = an->prober_port;
 	__builtin_memcpy(e->prober, an->prober, 16);
 	__builtin_memcpy(e->target, an->target, 16);
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 	zt_act_stat(ZT_AS_PROBE_RESULTS);
 }
 

@@ -116,14 +116,11 @@ static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __
 	n = zt_sample(s, cfg_event_sample, cfg_event_rate);
 	if (!n)
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = zt_event_begin(ZT_EV_XDP_DROP, sizeof(*e));
 	if (!e) {
-		zt_sample_lost(s, n);
+		s->pending += n; /* the next event carries them */
 		return;
 	}
-	/* Ring memory is reused: zero it so no stale bytes (tail padding) go out. */
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_XDP_DROP, sizeof(*e));
 	e->ifindex = ctx->ingress_ifindex;
 	e->reason = x->reason;
 	e->family = p->family;
@@ -137,8 +134,7 @@ static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __
 	e->block_reason = x->block_reason;
 	e->block_source = x->block_source;
 	e->feed_id = x->feed_id;
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 }
 
 /*

@@ -109,18 +109,14 @@ static __always_inline struct zt_ev_capture *zt_capture_begin(struct zt_cap_hit 
 							      __u32 frame_len, __u8 point,
 							      __u8 action, __u16 reason)
 {
-	struct zt_ev_capture *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct zt_ev_capture *e = zt_event_begin(ZT_EV_CAPTURE, sizeof(*e));
 
 	if (!e) {
 		__sync_fetch_and_add(&hit->w->lost, 1);
 		hit->w->pending += hit->represents;
 		zt_act_stat(ZT_AS_CAPTURE_LOST);
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
 		return NULL;
 	}
-	/* Ring memory is reused: zero it so no stale bytes go out. */
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_CAPTURE, sizeof(*e));
 	e->incident_id = hit->w->incident_id;
 	e->ifindex = ifindex;
 	e->orig_len = frame_len;
@@ -136,10 +132,9 @@ static __always_inline struct zt_ev_capture *zt_capture_begin(struct zt_cap_hit 
 
 static __always_inline void zt_capture_end(struct zt_cap_hit *hit, struct zt_ev_capture *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	zt_event_end(e);
 	__sync_fetch_and_add(&hit->w->captured, 1);
 	zt_act_stat(ZT_AS_CAPTURES);
-	zt_evstat(ZT_EVS_EMITTED);
 }
 
 #ifdef ZT_CAPTURE_SKB

@@ -83,19 +83,35 @@ quiet:
 	return 0;
 }
 
-/* The event for n drops could not be written: the next one carries them. */
-static __always_inline void zt_sample_lost(struct zt_sampler *s, __u32 n)
+/*
+ * A record of size bytes (a struct that starts with its zt_event_hdr)
+ * reserved in the ring, zeroed and its header filled in: the caller fills
+ * the rest and hands it to zt_event_end. NULL, counted, when the ring is
+ * full; nothing waits. Ring memory is reused: the zeroing keeps stale
+ * bytes (tail padding too) from going out. size is a constant at every
+ * caller, as the verifier wants it for the reserve.
+ */
+static __always_inline void *zt_event_begin(__u16 type, __u32 size)
 {
-	s->pending += n;
-	zt_evstat(ZT_EVS_RESERVE_FAILED);
-}
+	struct zt_event_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
 
-static __always_inline void zt_event_hdr_fill(struct zt_event_hdr *h, __u16 type, __u16 len)
-{
+	if (!h) {
+		zt_evstat(ZT_EVS_RESERVE_FAILED);
+		return NULL;
+	}
+	__builtin_memset(h, 0, size);
 	h->type = type;
-	h->len = len;
+	h->len = (__u16)size;
 	h->cpu = bpf_get_smp_processor_id();
 	h->ts_ns = bpf_ktime_get_boot_ns();
+	return h;
+}
+
+/* Sends a record zt_event_begin gave. */
+static __always_inline void zt_event_end(void *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	zt_evstat(ZT_EVS_EMITTED);
 }
 
 #endif /* ZT_BPF_EVENTS_H */

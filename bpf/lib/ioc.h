@@ -114,13 +114,9 @@ static __always_inline void zt_ioc_emit(const struct zt_ct_key *k, const struct 
 	__u8 blocked = iv->action == ZT_IOC_BLOCK;
 
 	zt_counter_add(&ioc_stats, blocked ? ZT_IOCS_BLOCKED : ZT_IOCS_ALERTED, len);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_IOC, sizeof(*e));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_IOC, sizeof(*e));
 	e->ifindex = k->ifindex;
 	e->ep_id = v->ep_id;
 	e->local_id = v->local_id;
@@ -136,8 +132,7 @@ static __always_inline void zt_ioc_emit(const struct zt_ct_key *k, const struct 
 	e->dport = k->dport;
 	__builtin_memcpy(e->saddr, k->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, k->daddr, sizeof(e->daddr));
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 }
 
 #define ZT_IOC_EMIT 0x100 /* zt_ioc_judge flags: report a match (a new flow) */

@@ -429,12 +429,11 @@ static __always_inline __u32 zt_sig_check(const struct zt_sig_thr *t, const __u3
 	return s;
 }
 
-static __always_inline void zt_activity_hdr(struct zt_ev_activity *e, __u16 type, __u32 ifindex,
-					    const struct zt_act *a, const struct zt_pkt *p,
-					    __u32 sig, __u32 win_shift)
+/* An activity record's fields both kinds fill alike (e from zt_event_begin). */
+static __always_inline void zt_activity_fill(struct zt_ev_activity *e, __u32 ifindex,
+					     const struct zt_act *a, const struct zt_pkt *p,
+					     __u32 sig, __u32 win_shift)
 {
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, type, sizeof(*e));
 	e->ifindex = ifindex;
 	e->win = a->win;
 	e->signals = sig;
@@ -467,12 +466,10 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 	c1->reported |= (__u8)sig;
 	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_act_now(a)))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_SRC_ACTIVITY, sizeof(*e));
+	if (!e)
 		return;
-	}
-	zt_activity_hdr(e, ZT_EV_SRC_ACTIVITY, ifindex, a, p, sig, cfg->win_shift);
+	zt_activity_fill(e, ifindex, a, p, sig, cfg->win_shift);
 	/*
 	 * From the source's first packet this window (the earlier cell's, so
 	 * a collision can only lower the rate), not from the window's start.
@@ -490,8 +487,7 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 	e->ack = zt_min32(c0->ack, c1->ack);
 	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
 	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 	zt_act_stat(ZT_AS_SRC_SIGNALS);
 }
 
@@ -514,12 +510,10 @@ static __always_inline void zt_dst_signal(struct zt_dst_cell *c0, struct zt_dst_
 	c1->reported |= (__u8)sig;
 	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_act_now(a)))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_DST_ACTIVITY, sizeof(*e));
+	if (!e)
 		return;
-	}
-	zt_activity_hdr(e, ZT_EV_DST_ACTIVITY, ifindex, a, p, sig, cfg->win_shift);
+	zt_activity_fill(e, ifindex, a, p, sig, cfg->win_shift);
 	e->over = c0->exhausted & c1->exhausted;
 	e->distinct = c0->nsrcs < c1->nsrcs ? c0->nsrcs : c1->nsrcs;
 	__builtin_memcpy(e->addr, p->daddr, sizeof(e->addr));
@@ -532,8 +526,7 @@ static __always_inline void zt_dst_signal(struct zt_dst_cell *c0, struct zt_dst_
 	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
 	e->challenged = zt_min32(c0->challenged, c1->challenged);
 	e->admitted = zt_min32(c0->admitted, c1->admitted);
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 	zt_act_stat(ZT_AS_DST_SIGNALS);
 }
 
@@ -555,13 +548,9 @@ static __always_inline void zt_probe_emit(struct zt_src_cell *c0, struct zt_src_
 	}
 	if (!zt_act_rate_ok(ZT_AR_PROBE, cfg->probe_rate, zt_act_now(a)))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		zt_evstat(ZT_EVS_RESERVE_FAILED);
+	e = zt_event_begin(ZT_EV_PROBE, sizeof(*e));
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	zt_event_hdr_fill(&e->hdr, ZT_EV_PROBE, sizeof(*e));
 	e->ifindex = ifindex;
 	e->win = a->win;
 	e->family = p->family;
@@ -573,8 +562,7 @@ static __always_inline void zt_probe_emit(struct zt_src_cell *c0, struct zt_src_
 	e->dport = p->dport;
 	__builtin_memcpy(e->saddr, p->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, p->daddr, sizeof(e->daddr));
-	bpf_ringbuf_submit(e, 0);
-	zt_evstat(ZT_EVS_EMITTED);
+	zt_event_end(e);
 	zt_act_stat(ZT_AS_PROBES);
 }
 
