@@ -321,6 +321,35 @@ __noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, 
 }
 
 /*
+ * The end of a TCP session whose handshake completed, for the brute-force
+ * detector at once (ZT_EV_SESSION, include/ztagent.h). Global: verified
+ * once on its own, and its frame holds no more than the call's.
+ */
+__noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
+{
+	struct zt_guard_cfg *cfg;
+	struct zt_ev_session *e;
+
+	if (!k || !v || k->proto != IPPROTO_TCP ||
+	    (v->flags_seen[1] & (ZT_TCP_SYN | ZT_TCP_ACK)) != (ZT_TCP_SYN | ZT_TCP_ACK) ||
+	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS))
+		return 0;
+	cfg = zt_guard_cfg_get();
+	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) ||
+	    !zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, zt_now()))
+		return 0;
+	e = zt_event_begin(ZT_EV_SESSION, sizeof(*e));
+	if (!e)
+		return 0;
+	v->session_sent = 1;
+	__builtin_memcpy(&e->key, k, sizeof(e->key));
+	__builtin_memcpy(&e->val, v, sizeof(e->val));
+	zt_event_end(e);
+	zt_act_stat(ZT_AS_SESSIONS);
+	return 1;
+}
+
+/*
  * The server's first payload of a requireTLS flow into the pod (lib/tls.h):
  * the check is done once; a failure denies the flow for good (every later
  * packet), counted by cause, and reported as a revocation with reason
@@ -461,7 +490,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 
 	if (ct) {
 		__u8 was = ct->verdict, was_audit = ct->audit;
-		int refused = 0;
+		int refused = 0, acc;
 
 		if (d)
 			__builtin_memcpy(&key, &rkey, sizeof(key));
@@ -495,9 +524,10 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					was == ZT_VERDICT_ALLOW && ct->verdict != ZT_VERDICT_ALLOW,
 					len);
 		}
+		acc = zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, payload, now);
 		/* A client that completed a handshake with an endpoint: admitted under SYN protection. */
-		if (zt_ct_account(ct, d, key.proto, t.p.tcp_flags, len, payload, now) &&
-		    ct->dir == ZT_DIR_INGRESS && ct->verdict == ZT_VERDICT_ALLOW) {
+		if ((acc & ZT_CT_ACC_HANDSHAKE) && ct->dir == ZT_DIR_INGRESS &&
+		    ct->verdict == ZT_VERDICT_ALLOW) {
 			zt_syn_verified_add(key.family, (const __u32 *)key.saddr, zt_now(),
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
@@ -527,6 +557,9 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 				}
 			}
 		}
+		/* The session's end, once its last response was read (key: the entry's). */
+		if (acc & ZT_CT_ACC_CLOSED)
+			tc_session_end(&key, ct);
 		/* The reset a requireTLS refusal sent the server pod (below, from its own veth). */
 		if ((ct->mtls & ZT_CT_TLS_BAD) && dir == ZT_DIR_INGRESS &&
 		    skb->mark == ZT_MTLS_MARK_RST && (t.p.tcp_flags & ZT_TCP_RST))

@@ -272,6 +272,7 @@ enum zt_event_type {
 	ZT_EV_PROBE_RESULT = 7, /* struct zt_ev_probe_result: the answer a probe got */
 	ZT_EV_IOC = 8, /* struct zt_ev_ioc: a pod's new flow to a feed-listed destination */
 	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
+	ZT_EV_SESSION = 10, /* struct zt_ev_session: a TCP session an endpoint's packet closed */
 	ZT_EV_MAX,
 };
 
@@ -653,11 +654,38 @@ struct zt_ct_val {
 	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it.
 	 */
 	__u8 resp;
-	__u8 _pad[27]; /* to a whole line: 224 bytes */
+	/*
+	 * 1 once tc_endpoint has sent the session's end as ZT_EV_SESSION: the
+	 * daemon's conntrack sweep leaves the brute-force detector that one.
+	 */
+	__u8 session_sent;
+	__u8 _pad[26]; /* to a whole line: 224 bytes */
 };
 
 #define ZT_CT_RESP_DUE 0x1
 #define ZT_CT_RESP_REFUSED 0x2
+
+/*
+ * ZT_EV_SESSION: a TCP session whose handshake completed, at the packet of
+ * an endpoint's that closed it (both FINs, or a reset), with its entry as
+ * it stood then (key in the entry's original direction). The brute-force
+ * detector judges a session when it ends; this brings it the end at once,
+ * where the conntrack sweep would find it up to detection.sweep_interval
+ * later (a fast guesser makes tens of attempts a second). Written while
+ * probe events are on, within probe_rate a second per CPU (a bucket of its
+ * own); a session over the rate, or lost to a full ring, is left to the
+ * sweep (zt_ct_val.session_sent stays 0). Between two endpoints of the
+ * node, only the source's entry sends one, as the sweep reads only that.
+ */
+struct zt_ev_session {
+	struct zt_event_hdr hdr;
+	struct zt_ct_key key;
+	__u32 _pad;
+	struct zt_ct_val val;
+};
+
+_Static_assert(__builtin_offsetof(struct zt_ev_session, val) % 8 == 0,
+	       "zt_ev_session: the entry 8-byte aligned, as in the map");
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
 	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");
@@ -1096,6 +1124,7 @@ enum zt_act_stat {
 	ZT_AS_CAPTURES, /* capture records written */
 	ZT_AS_CAPTURE_SAMPLED_OUT, /* packets of watched addresses over their rate */
 	ZT_AS_CAPTURE_LOST, /* captures lost to a full ring */
+	ZT_AS_SESSIONS, /* session-end events written (tc_endpoint, ZT_EV_SESSION) */
 	ZT_AS_MAX,
 };
 

@@ -61,6 +61,11 @@ ROUNDS=${BENCH_LIVE_ROUNDS:-3}
 MODE=${BENCH_LIVE_MODE:-native}
 ROWS=${BENCH_LIVE_ROWS:-"bare empty:native empty:generic empty:tc xdp-filter:native agent:native agent:generic agent:auto"}
 GROS=${BENCH_LIVE_GRO:-off}
+# Every ratio is to the bare path: it runs whatever rows were asked for.
+case " $ROWS " in
+*" bare "*) ;;
+*) ROWS="bare $ROWS" ;;
+esac
 
 lab_init blive
 lab_pod web $WEB

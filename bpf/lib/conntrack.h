@@ -223,9 +223,13 @@ static __always_inline void zt_ct_features_init(struct zt_ct_val *v, __u8 proto,
 	zt_ct_features(v, 0, proto, flags, len, payload, now);
 }
 
+/* What zt_ct_account says the packet did. */
+#define ZT_CT_ACC_HANDSHAKE 0x1 /* completed the TCP handshake */
+#define ZT_CT_ACC_CLOSED 0x2 /* closed the TCP session (both FINs, or a reset) */
+
 /*
  * Accounts a packet of an existing flow; d: 0 original direction, 1 reply.
- * Returns 1 when this packet completed the TCP handshake.
+ * Returns ZT_CT_ACC_* of what it did, 0 when nothing of that.
  */
 static __always_inline int zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 proto, __u8 flags,
 					 __u32 len, __u32 payload, __u64 now)
@@ -255,9 +259,9 @@ static __always_inline int zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 prot
 	v->state = next;
 	if (state == ZT_CT_SYN_RECV && next == ZT_CT_ESTABLISHED) {
 		v->hs_done = 1;
-		return 1;
+		return ZT_CT_ACC_HANDSHAKE;
 	}
-	return 0;
+	return next == ZT_CT_CLOSED ? ZT_CT_ACC_CLOSED : 0;
 }
 
 #endif /* ZT_BPF_CONNTRACK_H */

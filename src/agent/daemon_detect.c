@@ -237,6 +237,16 @@ static void on_probe_result(void *ctx, const void *rec, size_t len)
 		zt_engine_on_probe(dd->d->engine, &p);
 }
 
+static void on_session(void *ctx, const void *rec, size_t len)
+{
+	struct daemon_detect *dd = ctx;
+	const struct zt_ev_session *ev = rec;
+
+	if (len < sizeof(*ev) || !dd->d->engine)
+		return;
+	zt_engine_on_session(dd->d->engine, &ev->key, &ev->val);
+}
+
 static void on_capture(void *ctx, const void *rec, size_t len)
 {
 	struct daemon_detect *dd = ctx;
@@ -440,6 +450,7 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 		      (r = zt_events_on(d->ev, ZT_EV_DST_ACTIVITY, on_activity, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE, on_probe, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE_RESULT, on_probe_result, dd)) < 0 ||
+		      (r = zt_events_on(d->ev, ZT_EV_SESSION, on_session, dd)) < 0 ||
 		      (r = zt_events_on_deferred(d->ev, ZT_EV_CAPTURE, on_capture, dd)) < 0)) {
 		snprintf(err, errlen, "cannot subscribe to the activity events: %s", strerror(-r));
 		goto fail;

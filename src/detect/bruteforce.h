@@ -4,8 +4,9 @@
  * end without a real exchange (a login tried and refused, again and
  * again).
  *
- * Input: TCP sessions when they end (zt_conn with its final counters). A
- * session is
+ * Input: TCP sessions when they end (zt_conn with its final counters):
+ * from tc_endpoint at the packet that closed one (ZT_EV_SESSION), or from
+ * the conntrack sweep for those no event brought. A session is
  *  - ignored when it is not TCP, the server never accepted it (no SYN-ACK:
  *    a scan's business) or the client sent nothing (a port check);
  *  - a real exchange when it lasted longer than max_duration, or moved

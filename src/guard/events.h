@@ -14,6 +14,7 @@
  *   ZT_EV_PROBE          struct zt_ev_probe         first contact of a source
  *   ZT_EV_PROBE_RESULT   struct zt_ev_probe_result  the answer a probe got
  *   ZT_EV_CAPTURE        struct zt_ev_capture       a packet of a watched address
+ *   ZT_EV_SESSION        struct zt_ev_session       a TCP session an endpoint's packet closed
  */
 #ifndef ZT_EVENTS_H
 #define ZT_EVENTS_H

@@ -901,6 +901,25 @@ void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p)
 	});
 }
 
+static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct zt_conn *c);
+
+void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v)
+{
+	struct zt_decision d;
+	struct zt_conn c;
+
+	/* As the sweep: between two endpoints, the source's entry speaks for the flow. */
+	if (k->proto != 6 || v->state != ZT_CT_CLOSED ||
+	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS))
+		return;
+	to_conn(k, v, &c);
+	WITH_PENDING_URGENT(e, {
+		e->st.sessions++;
+		if (zt_bf_observe(e->bf, &c, &d))
+			handle(e, &d, zt_now_boot_ns());
+	});
+}
+
 void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s)
 {
 	struct zt_decision d;
@@ -1090,10 +1109,13 @@ static size_t sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const 
 			memcpy(p->dst, k->daddr, 16);
 		}
 	}
+	/* An end tc_endpoint sent (zt_engine_on_session) was judged then. */
 	if (!s->ended && k->proto == 6 && v->state == ZT_CT_CLOSED) {
 		s->ended = 1;
-		out[n].kind = SJ_SESSION;
-		out[n++].u.c = c;
+		if (!v->session_sent) {
+			out[n].kind = SJ_SESSION;
+			out[n++].u.c = c;
+		}
 	}
 	return n;
 }

@@ -9,7 +9,8 @@
  *                   └─► first contacts ─► trw (scan) │               never-block lists)
  *   flow records ─────► bytes to the world ─► exfil ┤       ├─► actions: XDP blocklist
  *   kernel events ────► probes / rates / packets ───┘       ├─► incidents ─► audit trail,
- *   (Part K: zt_engine_on_probe, _on_rate, _on_packets)     │   incidents + alerts rows
+ *   (Part K: zt_engine_on_probe, _on_rate, _on_packets;     │   incidents + alerts rows
+ *    _on_session: a session's end, to bruteforce at once)   │
  *   model (Part M) ───► zt_engine_decide ───────────────────┘─► forensics (pcapng.gz)
  *   XDP drop events ──► incident counts, captures
  *   policy violations ► denial aggregation ─► alerts (one per key and window)
@@ -19,7 +20,8 @@
  * decided it (actions.h). The conntrack sweep and the tick run on the loop
  * and hold the lock in short pieces (about 0.5 ms; the map reads, the
  * sweep's own tables, audit posts and capture ends outside it); the kernel
- * signals (_on_probe, _on_rate, _on_packets) take it ahead of them.
+ * signals (_on_probe, _on_rate, _on_packets, _on_session) take it ahead
+ * of them.
  */
 #ifndef ZT_ENGINE_H
 #define ZT_ENGINE_H
@@ -124,6 +126,12 @@ void zt_engine_on_ioc(struct zt_engine *e, const struct zt_decision *d, bool dro
 /* Kernel signals (the joining step converts Part K's events into these). */
 void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p);
 void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s);
+/*
+ * A TCP session tc_endpoint saw close (ZT_EV_SESSION): to the brute-force
+ * detector now. The sweep then leaves that entry (zt_ct_val.session_sent).
+ */
+void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k,
+			  const struct zt_ct_val *v);
 void zt_engine_on_packets(struct zt_engine *e, uint8_t family, const uint8_t *src,
 			  const uint8_t *dst, enum zt_flood_kind kind, uint32_t n, uint64_t ts_ns);
 /* A captured frame (Part K's capture events): to the captures of watched addresses. */

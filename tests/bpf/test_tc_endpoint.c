@@ -93,6 +93,8 @@ struct env {
 	int n_cap;
 	struct zt_ev_probe_result res[MAX_EVENTS];
 	int n_res;
+	struct zt_ev_session ses[MAX_EVENTS];
+	int n_ses;
 };
 
 /* A record into arr (MAX_EVENTS of size bytes), counted in *n even past the end. */
@@ -112,6 +114,8 @@ static int on_event(void *ctx, void *data, size_t size)
 		keep(e->cap, &e->n_cap, data, size);
 	else if (size == sizeof(struct zt_ev_probe_result) && type == ZT_EV_PROBE_RESULT)
 		keep(e->res, &e->n_res, data, size);
+	else if (size == sizeof(struct zt_ev_session) && type == ZT_EV_SESSION)
+		keep(e->ses, &e->n_ses, data, size);
 	else if (size == sizeof(struct zt_ev_policy))
 		keep(e->ev, &e->n_ev, data, size);
 	else
@@ -2511,6 +2515,100 @@ static void test_denied_fin_is_probe(void **state)
 }
 
 /*
+ * A TCP session whose handshake completed goes out whole at the packet that
+ * closes it (both FINs, or a reset), once, while probe events are on, and
+ * the entry says so; the brute-force detector gets it then, not at the next
+ * sweep. Not a connection the server refused, nor the receiving endpoint's
+ * entry of a flow between two endpoints (the source's speaks for it).
+ */
+static void test_session_end_event(void **state)
+{
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY, .probe_rate = 1000 };
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41000, 443);
+	struct zt_ct_key k2 = ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41001, 443);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 zero = 0;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_EGRESS, PEER_ID, IPPROTO_TCP, 443, 11);
+	/* Probe events off: a closed session stays the sweep's. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41002, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41002, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41002, 443, TCP_RST, 0));
+	assert_int_equal(e->n_ses, 0);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, POD4, PEER4, 41002, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.session_sent, 0);
+	cfg.flags |= ZT_GCF_PROBES;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+
+	/* A login refused, then both FINs: the second one sends it. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41000, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_ACK | TCP_PSH, 40));
+	to_pod(e, with_text(tcp4p(&p, PEER4, POD4, 443, 41000, TCP_ACK | TCP_PSH, 22),
+			    "530 Login incorrect.\r\n"));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41000, TCP_FIN | TCP_ACK, 0));
+	assert_int_equal(e->n_ses, 0);
+	assert_int_equal(from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_FIN | TCP_ACK, 0)),
+			 TC_ACT_OK);
+	assert_int_equal(e->n_ses, 1);
+	assert_int_equal(e->ses[0].hdr.len, sizeof(struct zt_ev_session));
+	assert_memory_equal(&e->ses[0].key, &k, sizeof(k));
+	assert_int_equal(e->ses[0].val.state, ZT_CT_CLOSED);
+	assert_int_equal(e->ses[0].val.dir, ZT_DIR_EGRESS);
+	assert_int_equal(e->ses[0].val.d[0].packets, 4);
+	assert_int_equal(e->ses[0].val.d[1].packets, 3);
+	assert_int_equal(e->ses[0].val.refused, 1);
+	assert_int_equal(e->ses[0].val.resp, ZT_CT_RESP_REFUSED);
+	assert_int_equal(e->ses[0].val.session_sent, 1);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.session_sent, 1);
+	/* The last ACK, a retransmitted FIN, a late reset: no second one. */
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41000, TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_FIN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41000, 443, TCP_RST, 0));
+	assert_int_equal(e->n_ses, 1);
+
+	/* A reset closes one too, from either side. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41001, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41001, TCP_SYN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41001, 443, TCP_ACK | TCP_PSH, 40));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41001, TCP_RST | TCP_ACK, 0));
+	assert_int_equal(e->n_ses, 2);
+	assert_memory_equal(&e->ses[1].key, &k2, sizeof(k2));
+
+	/* Refused by the server (no SYN-ACK): a probe's outcome, no session. */
+	from_pod(e, tcp4p(&p, POD4, PEER4, 41003, 443, TCP_SYN, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 41003, TCP_RST | TCP_ACK, 0));
+	assert_int_equal(e->n_ses, 2);
+
+	/* Between two endpoints: the source's entry only. */
+	ep_add(e, if_pod2, POD2_EP, PEER_ID);
+	tcp4p(&p, POD4, PEER4, 40000, 443, TCP_SYN, 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	run_on(e, e->skel->progs.tc_to_pod, if_pod2, &p);
+	tcp4p(&p, PEER4, POD4, 443, 40000, TCP_SYN | TCP_ACK, 0);
+	run_on(e, e->skel->progs.tc_from_pod, if_pod2, &p);
+	assert_int_equal(to_pod(e, &p), TC_ACT_OK);
+	tcp4p(&p, POD4, PEER4, 40000, 443, TCP_RST, 0);
+	assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+	run_on(e, e->skel->progs.tc_to_pod, if_pod2, &p);
+	assert_int_equal(ct_get(e, ct_key(if_pod2, IPPROTO_TCP, POD4, PEER4, 40000, 443), &v), 0);
+	assert_int_equal(v.state, ZT_CT_CLOSED);
+	assert_int_equal(v.peer_ep_id, POD_EP);
+	assert_int_equal(v.session_sent, 0);
+	assert_int_equal(e->n_ses, 3);
+	assert_int_equal(e->ses[2].key.ifindex, if_pod);
+	assert_int_equal(e->ses[2].val.dir, ZT_DIR_EGRESS);
+	assert_int_equal(e->bad_size, 0);
+}
+
+/*
  * A TCP flow from its SYN to its last ACK, and the packets that trail it:
  * one flow, one event, all packets on the one entry; once the entry is gone
  * (the exporter deletes a closed flow after its grace), a retransmitted
@@ -3504,6 +3602,7 @@ int main(void)
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),
 		T(test_denied_fin_is_probe),
+		T(test_session_end_event),
 		T(test_tcp_trailing_packets),
 		T(test_ep_stats),
 		T(test_endpoint_change_at_generation),

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Integration: threat detection and automated response with the real agent
 # in the namespace lab and a real PostgreSQL, driven by what the kernel
-# gives today (conntrack sweeps, flow records, XDP drop events, policy
-# verdicts):
+# gives today (conntrack sweeps, session ends, flow records, XDP drop
+# events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
 #    page, iperf3 bulk, 24 idle keep-alives, a UDP burst) is left alone;
-#  - hydra against PostgreSQL in a pod (brute force) is detected within 20
-#    attempts and blocked in XDP (its packets then dropped at the uplink);
+#  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
+#    detected within 20 attempts (the server's own count of the logins it
+#    refused) and blocked in XDP (its packets then dropped at the uplink);
 #    one incident row whose counts grow, its alert, block and audit rows,
 #    its pcap read by tshark and indexed; when it returns after the block
 #    the TTL doubles;
@@ -303,7 +304,7 @@ for i in json.load(sys.stdin)["incidents"]:
 for i in $(seq 1 200); do echo "guess$i"; done >"$LAB_DIR/words"
 blocked() { ztctl block list -o json | grep -q "\"cidr\": \"$1/32\""; }
 t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 40 hydra -l postgres -P "$LAB_DIR/words" -t 4 -W 1 -I \
+lab_bg_in "$LAB_EXT" timeout 40 hydra -l postgres -P "$LAB_DIR/words" -t 4 -I \
 	-o "$LAB_DIR/hydra.out" postgres://$DBP
 HYDRA=$LAB_BG_PID
 check "brute force: hydra's source is blocked" wait_for "blocked $LAB_EXT_IP" 300
@@ -315,6 +316,9 @@ attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<
 echo "# brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
 check "brute force: one incident (bruteforce, $LAB_EXT_IP), decided within 20 attempts (${attempts:-?})" \
 	test -n "$inc" -a "${attempts:-99}" -le 20
+# What the attacker got: every guess the server answered before the block.
+check "brute force: the server refused at most 20 of its logins before the block ($fails)" \
+	test "$fails" -le 20
 check "brute force: ztctl block list says the detector blocked it and why" \
 	all_of "$(ztctl block list | grep "$LAB_EXT_IP/32")" detector "bruteforce/short-sessions score"
 # Blocked in XDP: its packets are dropped at the uplink; the benign host still gets through.
@@ -369,7 +373,7 @@ check "ztctl incidents show (by the short id) names the block, the capture and t
 # --- it returns after its block: the TTL doubles ---
 check "the block ends after its TTL (12 s)" wait_for "! blocked $LAB_EXT_IP" 150
 t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 30 hydra -l postgres -P "$LAB_DIR/words" -t 4 -W 1 -I postgres://$DBP
+lab_bg_in "$LAB_EXT" timeout 30 hydra -l postgres -P "$LAB_DIR/words" -t 4 -I postgres://$DBP
 HYDRA=$LAB_BG_PID
 check "it returns: blocked again" wait_for "blocked $LAB_EXT_IP" 300
 echo "# second brute force blocked $(($(now_ms) - t0)) ms after hydra started"
@@ -396,9 +400,12 @@ ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 inc=$(incident_of bruteforce $HBF)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
 attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) login attempts in.*/\1/p' <<<"$ev")
-echo "# basic auth brute force: decided after ${attempts:-?} refused logins; the server refused $(grep -c refused "$LAB_DIR/basicauth.out") in all"
+fails=$(grep -c refused "$LAB_DIR/basicauth.out")
+echo "# basic auth brute force: decided after ${attempts:-?} refused logins; the server refused $fails in all"
 check "basic auth brute force: decided on the server's refusals, within 20 attempts (${attempts:-?})" \
 	test -n "$inc" -a "${attempts:-99}" -le 20
+check "basic auth brute force: the server refused at most 20 of its logins ($fails)" \
+	test "$fails" -le 20
 check "basic auth brute force: ztctl block list names the refused logins" \
 	all_of "$(ztctl block list | grep "$HBF/32")" detector "bruteforce/refused-logins score"
 # A client challenged on every connection and then let in (curl --anyauth: a

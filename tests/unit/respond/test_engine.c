@@ -675,6 +675,74 @@ static void test_sweep_probes_only_syn_openers(void **state)
 	sweep_probes(w, e, fd, now, n);
 }
 
+/* A short TCP session of 198.18.0.66 to 198.18.2.40:5432 that ended as a refused login does. */
+static void refused_session(struct zt_ct_key *k, struct zt_ct_val *v, int i, uint64_t now)
+{
+	memset(k, 0, sizeof(*k));
+	memset(v, 0, sizeof(*v));
+	k->ifindex = 2, k->family = 4, k->proto = 6;
+	k->saddr[0] = 198, k->saddr[1] = 18, k->saddr[2] = 0, k->saddr[3] = 66;
+	k->daddr[0] = 198, k->daddr[1] = 18, k->daddr[2] = 2, k->daddr[3] = 40;
+	k->sport = (uint16_t)(40000 + i);
+	k->dport = 5432;
+	v->dir = ZT_DIR_INGRESS;
+	v->verdict = ZT_VERDICT_ALLOW;
+	v->state = ZT_CT_CLOSED;
+	v->flags_seen[0] = v->flags_seen[1] = ZT_DF_SYN | ZT_DF_ACK | ZT_DF_FIN;
+	v->first_ns = now - SEC + (uint64_t)i * 10000000ULL;
+	v->d[0].packets = 5;
+	v->d[0].bytes = 5 * 52 + 200;
+	v->d[0].last_ns = v->first_ns + 5000000;
+	v->d[1].packets = 4;
+	v->d[1].bytes = 4 * 52 + 150;
+	v->d[1].last_ns = v->first_ns + 4000000;
+}
+
+/*
+ * Sessions tc_endpoint sent as they closed (ZT_EV_SESSION) reach the
+ * brute-force detector at once: the tenth such session of one source
+ * blocks it, with no sweep. The sweep then leaves the entries that say so
+ * (session_sent) and takes the one no event brought; the receiving
+ * endpoint's entry of a flow between two endpoints is neither's.
+ */
+static void test_session_events(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine_ct(w, 64);
+	struct zt_engine_stats st;
+	uint64_t now = zt_now_boot_ns();
+	struct zt_ct_key k[12];
+	struct zt_ct_val v[12];
+	int fd;
+
+	fd = probe_ct_map();
+	for (int i = 0; i < 12; i++)
+		refused_session(&k[i], &v[i], i, now);
+	v[0].peer_ep_id = 9;
+	zt_engine_on_session(e, &k[0], &v[0]);
+	for (int i = 1; i < 10; i++) {
+		v[i].session_sent = 1;
+		zt_engine_on_session(e, &k[i], &v[i]);
+	}
+	zt_engine_get_stats(e, &st);
+	assert_int_equal(st.sessions, 9);
+	assert_int_equal(w->writes, 0);
+	v[10].session_sent = 1;
+	zt_engine_on_session(e, &k[10], &v[10]);
+	assert_int_equal(w->writes, 1);
+	assert_non_null(strstr(w->last.note, "bruteforce/short-sessions"));
+	assert_int_equal(w->last.addr[3], 66);
+	for (int i = 0; i < 12; i++)
+		assert_int_equal(bpf_map_update_elem(fd, &k[i], &v[i], BPF_ANY), 0);
+	assert_true(zt_engine_ct_sweep(e, fd, now) >= 0);
+	zt_engine_get_stats(e, &st);
+	assert_int_equal(st.sessions, 11);
+	close(fd);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
 /*
  * ICMP entries: a request (echo, timestamp; ICMPv6 echo) is an attempt,
  * answered or not; an error or a reply is none. A pod answering a spoofed
@@ -740,6 +808,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flows_let_records_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_probes_only_syn_openers, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_session_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_icmp_probes_only_requests, setup,
 						teardown),
 	};
