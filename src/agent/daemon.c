@@ -722,10 +722,13 @@ static void on_violation(void *ctx, const struct zt_seg_violation *v)
 	zt_engine_on_violation(d->engine, v);
 }
 
+/* The sweep timer's tick: a sweep the engine asks for comes at most this late. */
+#define SWEEP_TICK_NS (100 * 1000000ULL)
+
 static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
-	uint64_t ticks;
+	uint64_t ticks, due;
 	int r;
 
 	uint64_t t0 = zt_now_mono_ns(), dt;
@@ -740,11 +743,25 @@ static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 	 */
 	if (t0 < d->sweep_next_ns)
 		return;
+	/*
+	 * Every detection.sweep_interval, and sooner when the last sweep said
+	 * when the next could decide (young slow connections coming of age:
+	 * zt_engine_sweep_due).
+	 */
+	due = zt_engine_sweep_due(d->engine);
+	if (t0 < d->sweep_regular_ns && !(due && zt_now_boot_ns() >= due))
+		return;
 	r = zt_engine_ct_sweep(d->engine, bpf_map__fd(d->dp->tc->maps.conntrack), zt_now_boot_ns());
 	if (r < 0)
 		log_warn("detection_sweep_failed", "error=\"%s\"", strerror(-r));
 	dt = zt_now_mono_ns() - t0;
 	d->sweep_next_ns = t0 + 20 * dt;
+	/* An early sweep leaves the interval's cadence as it was. */
+	if (t0 >= d->sweep_regular_ns) {
+		d->sweep_regular_ns += d->cfg.detection.sweep_interval_ns;
+		if (d->sweep_regular_ns <= t0)
+			d->sweep_regular_ns = t0 + d->cfg.detection.sweep_interval_ns;
+	}
 }
 
 static void on_engine_timer(void *ctx, int fd, uint32_t events)
@@ -781,8 +798,12 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	zt_seg_set_violation_sink(d->seg, on_violation, d);
-	if ((r = zt_loop_add_timer(d->loop, d->cfg.detection.sweep_interval_ns, on_sweep_timer,
-				   d)) < 0 ||
+	d->sweep_regular_ns = zt_now_mono_ns() + d->cfg.detection.sweep_interval_ns;
+	if ((r = zt_loop_add_timer(d->loop,
+				   d->cfg.detection.sweep_interval_ns < SWEEP_TICK_NS ?
+					   d->cfg.detection.sweep_interval_ns :
+					   SWEEP_TICK_NS,
+				   on_sweep_timer, d)) < 0 ||
 	    (r = zt_loop_add_timer(d->loop, 1000000000ULL, on_engine_timer, d)) < 0) {
 		snprintf(err, errlen, "cannot create the detection timers: %s", strerror(-r));
 		return r;

@@ -31,6 +31,7 @@ struct zt_daemon {
 	struct zt_dropagg *dropagg; /* NULL without database.url */
 	struct zt_engine *engine; /* threat detection and response (src/respond/engine.h) */
 	uint64_t sweep_next_ns; /* detection sweep: not before (monotonic), see on_sweep_timer */
+	uint64_t sweep_regular_ns; /* ... the next of detection.sweep_interval (monotonic) */
 	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
 	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
 	struct daemon_detect *det; /* daemon_detect.c: events in, incidents out, scoring */

@@ -19,7 +19,9 @@ struct gkey {
 struct group {
 	struct gkey k;
 	uint32_t total, slow, unanswered, trickle, window;
+	uint32_t young; /* slow but for their age (zt_slowconn_add) */
 	uint64_t first_ns, last_ns, latest_start_ns;
+	uint64_t young_due; /* the first of them to come of age */
 	uint64_t packets, bytes;
 };
 
@@ -27,6 +29,7 @@ struct zt_slowconn {
 	struct zt_slowconn_params p;
 	struct zt_dtable groups;
 	uint64_t now;
+	uint64_t next_due; /* zt_slowconn_next_due, from the last zt_slowconn_end */
 	struct zt_slowconn_stats st;
 };
 
@@ -142,26 +145,39 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	struct gkey k;
 	struct group *g;
 	const char *why = NULL;
-	bool slow, created;
+	bool slow, young, created;
 
 	if (c->proto != 6 || (c->family != 4 && c->family != 6))
 		return;
 	s->st.conns++;
 	slow = zt_slowconn_is_slow(&s->p, c, s->now, &why);
+	/*
+	 * Young: younger than min_age, and slow if it stays as it is until then
+	 * (unanswered, or behind a closed window; a trickle's rate needs the
+	 * age). Counted so that the sweep can come back when enough are of
+	 * age (zt_slowconn_next_due), not a whole sweep interval later.
+	 */
+	young = !slow && c->first_ns + s->p.min_age_ns > s->now &&
+		zt_slowconn_is_slow(&s->p, c, c->first_ns + s->p.min_age_ns, &why);
 	memset(&k, 0, sizeof(k));
 	k.family = c->family;
 	k.dport = c->dport;
 	memcpy(k.src, c->src, zt_fam_len(c->family));
 	memcpy(k.dst, c->dst, zt_fam_len(c->family));
 	/* Groups only where a slow connection is: a sweep of a busy node stays cheap. */
-	g = slow ? zt_dtable_get_evict(&s->groups, &k, &created, group_worth, NULL, NULL) :
-		   zt_dtable_find(&s->groups, &k);
+	g = slow || young ? zt_dtable_get_evict(&s->groups, &k, &created, group_worth, NULL, NULL) :
+			    zt_dtable_find(&s->groups, &k);
 	if (!g) {
 		if (slow)
 			s->st.dropped_groups++;
 		return;
 	}
 	g->total++;
+	if (young) {
+		g->young++;
+		if (!g->young_due || c->first_ns + s->p.min_age_ns < g->young_due)
+			g->young_due = c->first_ns + s->p.min_age_ns;
+	}
 	if (!slow)
 		return;
 	s->st.slow++;
@@ -195,12 +211,18 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 	size_t pos = 0, n = 0;
 	struct group *g;
 
+	s->next_due = 0;
 	while (n < max && (g = zt_dtable_next(&s->groups, &pos))) {
 		struct zt_decision *d = &out[n];
 		char dst[64];
 
-		if (g->slow < s->p.min_conns)
+		if (g->slow < s->p.min_conns) {
+			/* Enough coming of age: the next sweep is due when the first does. */
+			if (g->young && g->slow + g->young >= s->p.min_conns &&
+			    (!s->next_due || g->young_due < s->next_due))
+				s->next_due = g->young_due;
 			continue;
+		}
 		/* Its time is the latest activity it saw: lingering connections are old news. */
 		zt_decision_init(d, ZT_THREAT_SLOWCONN, ZT_ROLE_SOURCE, g->k.family, g->k.src,
 				 g->last_ns);
@@ -229,6 +251,11 @@ size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t ma
 		n++;
 	}
 	return n;
+}
+
+uint64_t zt_slowconn_next_due(const struct zt_slowconn *s)
+{
+	return s->next_due;
 }
 
 void zt_slowconn_get_stats(const struct zt_slowconn *s, struct zt_slowconn_stats *st)

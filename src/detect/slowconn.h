@@ -60,6 +60,16 @@ void zt_slowconn_begin(struct zt_slowconn *s, uint64_t now_ns);
 void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c);
 /* Decisions of the sweep into out[0..max); returns how many (at most max). */
 size_t zt_slowconn_end(struct zt_slowconn *s, struct zt_decision *out, size_t max);
+/*
+ * After zt_slowconn_end: when a sweep could decide next (the clock of the
+ * connections' first_ns), or 0. A group short of min_conns slow
+ * connections that has enough young ones (slow but for their age:
+ * unanswered, or behind a closed window) is due when the first of them
+ * comes of age; each sweep then says again. The caller sweeps then rather
+ * than a whole interval later (a slowloris decided ~3.3 s after its start
+ * instead of up to one interval after that).
+ */
+uint64_t zt_slowconn_next_due(const struct zt_slowconn *s);
 void zt_slowconn_get_stats(const struct zt_slowconn *s, struct zt_slowconn_stats *st);
 
 #endif

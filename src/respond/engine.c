@@ -1268,6 +1268,7 @@ int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now)
 	});
 	r = walk(e, ct_fd, now, &hold_max);
 	nd = zt_slowconn_end(e->slow, d, ZT_ARRAY_SIZE(d));
+	e->sweep_due = zt_slowconn_next_due(e->slow);
 	WITH_PENDING(e, {
 		t1 = zt_now_mono_ns();
 		for (size_t j = 0; j < nd; j++)
@@ -1285,6 +1286,11 @@ int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now)
 	e->st.last_sweep_hold_max_ms = hold_max;
 	engine_unlock(e);
 	return r;
+}
+
+uint64_t zt_engine_sweep_due(const struct zt_engine *e)
+{
+	return e->sweep_due;
 }
 
 /* ---- every second ---- */

@@ -110,6 +110,12 @@ void zt_engine_free(struct zt_engine *e);
 void zt_engine_on_flows(struct zt_engine *e, const struct zt_flow_record *recs, size_t n);
 /* One walk over tc_endpoint's conntrack map (the loop's timer, detection.sweep_interval). */
 int zt_engine_ct_sweep(struct zt_engine *e, int ct_fd, uint64_t now_boot_ns);
+/*
+ * When the last sweep says the next could decide sooner than its interval
+ * (boot clock; 0: not before the interval): young slow connections coming
+ * of age (zt_slowconn_next_due). The sweep's thread only.
+ */
+uint64_t zt_engine_sweep_due(const struct zt_engine *e);
 /* A sampled XDP drop (events.c checked its length). */
 void zt_engine_on_xdp_drop(struct zt_engine *e, const struct zt_ev_xdp_drop *ev);
 /* A policy violation (seg's violation sink). */

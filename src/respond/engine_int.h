@@ -91,6 +91,7 @@ struct zt_engine {
 	 */
 	struct zt_dtable seen;
 	uint64_t sweep_gen;
+	uint64_t sweep_due; /* zt_engine_sweep_due */
 	void *ct_keys, *ct_vals;
 	size_t ct_cap;
 	struct sweep_job *jobs;

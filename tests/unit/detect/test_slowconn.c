@@ -166,6 +166,75 @@ static void test_sweeps(void **state)
 }
 
 /*
+ * A slowloris younger than min_age: no decision yet, but the sweep says
+ * when the next one could decide (the first of its connections to come of
+ * age), and says it again until enough have: the daemon sweeps then, not a
+ * whole interval later. Too few of them, answered connections, or none at
+ * all: nothing is due.
+ */
+static void sweep_young(struct zt_slowconn *s, uint64_t now, const uint8_t *cli, const uint8_t *few,
+			const uint8_t *srv)
+{
+	zt_slowconn_begin(s, now);
+	for (int i = 0; i < 20; i++) {
+		struct zt_conn k;
+
+		/* Opened 50 ms apart from NOW - 2 s, a partial request each, no reply. */
+		mk_conn(&k, cli, srv, 80, NOW - 2 * SEC + (uint64_t)i * 50 * MS,
+			NOW - 2 * SEC + (uint64_t)i * 50 * MS + MS, 200, 0, 2, 1, 1, 1);
+		k.sport = (uint16_t)(30000 + i);
+		zt_slowconn_add(s, &k);
+		/* A client whose requests are answered. */
+		mk_conn(&k, few, srv, 443, NOW - SEC, NOW - SEC + 5 * MS, 200, 900, 2, 2, 1, 1);
+		k.sport = (uint16_t)(31000 + i);
+		zt_slowconn_add(s, &k);
+	}
+	for (int i = 0; i < 10; i++) {
+		struct zt_conn k;
+
+		/* Ten unanswered of another client: below min_conns however old. */
+		mk_conn(&k, few, srv, 80, NOW - SEC, NOW - SEC + MS, 200, 0, 2, 1, 1, 1);
+		k.sport = (uint16_t)(32000 + i);
+		zt_slowconn_add(s, &k);
+	}
+}
+
+static void test_young_due(void **state)
+{
+	struct zt_slowconn_params p;
+	struct zt_slowconn *s;
+	struct zt_decision d[2];
+	uint8_t cli[16], few[16], srv[16];
+
+	zt_slowconn_defaults(&p);
+	assert_int_equal(zt_slowconn_new(&p, &s), 0);
+	ip4(cli, 203, 0, 113, 52);
+	ip4(few, 203, 0, 113, 53);
+	ip4(srv, 198, 18, 1, 82);
+	zt_slowconn_begin(s, NOW);
+	assert_int_equal(zt_slowconn_end(s, d, 2), 0);
+	assert_int_equal(zt_slowconn_next_due(s), 0);
+	/* None of age: due when the first is (opened at NOW - 2 s, min_age 3 s). */
+	sweep_young(s, NOW, cli, few, srv);
+	assert_int_equal(zt_slowconn_end(s, d, 2), 0);
+	assert_int_equal(zt_slowconn_next_due(s), NOW + SEC);
+	/* One of age, 19 coming: due at the second. */
+	sweep_young(s, NOW + SEC, cli, few, srv);
+	assert_int_equal(zt_slowconn_end(s, d, 2), 0);
+	assert_int_equal(zt_slowconn_next_due(s), NOW + SEC + 50 * MS);
+	/* 15 of age: not yet; the 16th comes of age at NOW + 1.75 s. */
+	sweep_young(s, NOW + 1750 * MS - 1, cli, few, srv);
+	assert_int_equal(zt_slowconn_end(s, d, 2), 0);
+	assert_int_equal(zt_slowconn_next_due(s), NOW + 1750 * MS);
+	sweep_young(s, NOW + 1750 * MS, cli, few, srv);
+	assert_int_equal(zt_slowconn_end(s, d, 2), 1);
+	assert_memory_equal(d[0].addr, cli, 4);
+	assert_int_equal(d[0].value, 16);
+	assert_string_equal(d[0].subtype, "unanswered");
+	zt_slowconn_free(s);
+}
+
+/*
  * A sweep whose table fills with sources holding one slow connection each
  * still decides the source that holds many, whose connections come after.
  */
@@ -214,6 +283,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_sweeps),
+		cmocka_unit_test(test_young_due),
 		cmocka_unit_test(test_full_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
