@@ -164,7 +164,7 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	k.dport = c->dport;
 	memcpy(k.src, c->src, zt_fam_len(c->family));
 	memcpy(k.dst, c->dst, zt_fam_len(c->family));
-	/* Groups only where a slow connection is: a sweep of a busy node stays cheap. */
+	/* Groups only where a slow or young one is: a sweep of a busy node stays cheap. */
 	g = slow || young ? zt_dtable_get_evict(&s->groups, &k, &created, group_worth, NULL, NULL) :
 			    zt_dtable_find(&s->groups, &k);
 	if (!g) {

@@ -1783,6 +1783,7 @@ static void test_events_check(void **state)
 	struct zt_ev_capture c;
 	struct zt_ev_activity a;
 	struct zt_ev_probe_result r;
+	struct zt_ev_session ss;
 
 	(void)state;
 	memset(&c, 0, sizeof(c));
@@ -1826,6 +1827,23 @@ static void test_events_check(void **state)
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.result = 0;
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
+	memset(&ss, 0, sizeof(ss));
+	ss.hdr.type = ZT_EV_SESSION;
+	ss.hdr.len = sizeof(ss);
+	ss.key.family = 6;
+	ss.key.proto = IPPROTO_TCP;
+	ss.val.dir = ZT_DIR_EGRESS;
+	ss.val.state = ZT_CT_CLOSED;
+	assert_int_equal(zt_events_check(&ss, sizeof(ss)), ZT_EV_SESSION);
+	assert_int_equal(zt_events_check(&ss, sizeof(ss) - 1), -EINVAL);
+	ss.key.proto = IPPROTO_UDP; /* sessions are TCP's */
+	assert_int_equal(zt_events_check(&ss, sizeof(ss)), -EINVAL);
+	ss.key.proto = IPPROTO_TCP;
+	ss.val.dir = ZT_DIR_MAX;
+	assert_int_equal(zt_events_check(&ss, sizeof(ss)), -EINVAL);
+	ss.val.dir = ZT_DIR_INGRESS;
+	ss.key.family = 0;
+	assert_int_equal(zt_events_check(&ss, sizeof(ss)), -EINVAL);
 	r.hdr.type = ZT_EV_FLOW_END; /* reserved: no producer, no record */
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.hdr.type = ZT_EV_MAX;
