@@ -279,10 +279,18 @@ static __always_inline void tc_block_judge(const struct zt_ct_key *k, struct zt_
  * the scan detector (ZT_PROBE_STRAY_DENIED) within the strays' rate; a
  * packet of a blocked source is not (it is blocked already).
  */
+/* Whether a report of tc_endpoint's may go out now: probe events on, and bucket has a token. */
+static __always_inline int tc_report_ok(__u32 bucket)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+
+	return cfg && (cfg->flags & ZT_GCF_PROBES) &&
+	       zt_act_rate_ok(bucket, cfg->probe_rate, zt_now());
+}
+
 static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const struct zt_ct_val *v,
 					    __u8 tcp_flags)
 {
-	struct zt_guard_cfg *cfg;
 	struct zt_ev_probe_result *e;
 
 	/* The packet first: most tails are no such probe, and need no map lookup. */
@@ -290,9 +298,7 @@ static __always_inline void tc_denied_probe(const struct zt_ct_key *k, const str
 	    v->reason == ZT_REASON_BLOCKED ||
 	    (tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST)) != ZT_TCP_FIN)
 		return;
-	cfg = zt_guard_cfg_get();
-	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) ||
-	    !zt_act_rate_ok(ZT_AR_STRAY, cfg->probe_rate, zt_now()))
+	if (!tc_report_ok(ZT_AR_STRAY))
 		return;
 	e = zt_event_begin(ZT_EV_PROBE_RESULT, sizeof(*e));
 	if (!e)
@@ -327,16 +333,11 @@ __noinline int tc_capture(struct __sk_buff *skb, struct zt_pkt *p, __u32 point, 
  */
 __noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
 {
-	struct zt_guard_cfg *cfg;
 	struct zt_ev_session *e;
 
 	if (!k || !v || k->proto != IPPROTO_TCP ||
 	    (v->flags_seen[1] & (ZT_TCP_SYN | ZT_TCP_ACK)) != (ZT_TCP_SYN | ZT_TCP_ACK) ||
-	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS))
-		return 0;
-	cfg = zt_guard_cfg_get();
-	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) ||
-	    !zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, zt_now()))
+	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS) || !tc_report_ok(ZT_AR_SESSION))
 		return 0;
 	e = zt_event_begin(ZT_EV_SESSION, sizeof(*e));
 	if (!e)

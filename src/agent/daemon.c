@@ -728,7 +728,7 @@ static void on_violation(void *ctx, const struct zt_seg_violation *v)
 static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
-	uint64_t ticks, due;
+	uint64_t ticks, due, now_boot;
 	int r;
 
 	uint64_t t0 = zt_now_mono_ns(), dt;
@@ -749,9 +749,10 @@ static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 	 * zt_engine_sweep_due).
 	 */
 	due = zt_engine_sweep_due(d->engine);
-	if (t0 < d->sweep_regular_ns && !(due && zt_now_boot_ns() >= due))
+	now_boot = zt_now_boot_ns();
+	if (t0 < d->sweep_regular_ns && !(due && now_boot >= due))
 		return;
-	r = zt_engine_ct_sweep(d->engine, bpf_map__fd(d->dp->tc->maps.conntrack), zt_now_boot_ns());
+	r = zt_engine_ct_sweep(d->engine, bpf_map__fd(d->dp->tc->maps.conntrack), now_boot);
 	if (r < 0)
 		log_warn("detection_sweep_failed", "error=\"%s\"", strerror(-r));
 	dt = zt_now_mono_ns() - t0;

@@ -901,25 +901,6 @@ void zt_engine_on_probe(struct zt_engine *e, const struct zt_probe *p)
 	});
 }
 
-static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct zt_conn *c);
-
-void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v)
-{
-	struct zt_decision d;
-	struct zt_conn c;
-
-	/* As the sweep: between two endpoints, the source's entry speaks for the flow. */
-	if (k->proto != 6 || v->state != ZT_CT_CLOSED ||
-	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS))
-		return;
-	to_conn(k, v, &c);
-	WITH_PENDING_URGENT(e, {
-		e->st.sessions++;
-		if (zt_bf_observe(e->bf, &c, &d))
-			handle(e, &d, zt_now_boot_ns());
-	});
-}
-
 void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s)
 {
 	struct zt_decision d;
@@ -1008,6 +989,30 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
 }
 
+/*
+ * The receiving endpoint's entry of a flow between two endpoints of this
+ * node: the source's entry speaks for the flow (the sweep, session ends).
+ */
+static bool receiver_entry(const struct zt_ct_val *v)
+{
+	return v->peer_ep_id && v->dir == ZT_DIR_INGRESS;
+}
+
+void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v)
+{
+	struct zt_decision d;
+	struct zt_conn c;
+
+	if (k->proto != 6 || v->state != ZT_CT_CLOSED || receiver_entry(v))
+		return;
+	to_conn(k, v, &c);
+	WITH_PENDING_URGENT(e, {
+		e->st.sessions++;
+		if (zt_bf_observe(e->bf, &c, &d))
+			handle(e, &d, zt_now_boot_ns());
+	});
+}
+
 /* The probe outcome of an entry, 0 while it is still pending. */
 static uint8_t outcome(const struct zt_engine *e, const struct zt_ct_key *k,
 		       const struct zt_ct_val *v, uint64_t now)
@@ -1080,8 +1085,7 @@ static size_t sweep_entry(struct zt_engine *e, const struct zt_ct_key *k, const 
 
 	if (k->proto != 6 && k->proto != 17 && k->proto != 1 && k->proto != 58)
 		return 0;
-	/* Between two endpoints of this node: the source's entry speaks for the flow. */
-	if (v->peer_ep_id && v->dir == ZT_DIR_INGRESS)
+	if (receiver_entry(v))
 		return 0;
 	e->sweep_entries++;
 	to_conn(k, v, &c);
