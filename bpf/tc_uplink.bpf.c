@@ -8,6 +8,8 @@
  *     probe, a UDP answer, an echo or timestamp reply (open). Only answers
  *     whose probe bit is set in both sketch cells of the prober are
  *     reported, and the bit is cleared, so a probe gets one outcome at most;
+ *     the outcome is also counted for the scan brake (scan_cells, whatever
+ *     the event's rate limit said);
  *   - strays, answers to no probe it knows of that tell a contact failed
  *     by themselves (enum zt_probe_result): an RST without ACK (the answer
  *     to an ACK, window or Maimon scan's probe, which opens nothing and is
@@ -281,6 +283,8 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 				return 0;
 			c0->pending &= ~pb;
 			c1->pending &= ~pb;
+			zt_scan_count(hs, (__u32)(bpf_jiffies64() >> (cfg->win_shift & 31)),
+				      an.result != ZT_PROBE_OPEN);
 			return zt_report(&an, p->family, skb->ifindex, ZT_AR_PROBE,
 					 cfg->probe_rate);
 		}

@@ -14,8 +14,9 @@
  * (include/ztagent.h, "Activity"): the sketches of its source and
  * destination, the token buckets (a drop with a ZT_XR_RL_* reason), SYN
  * protection (a challenge sent back with XDP_TX, or a verified client
- * passed), first-contact probe events. Last, a packet from or to a watched
- * address is captured, whatever its verdict.
+ * passed), first-contact probe events, the scan brake (ZT_XR_SCAN_BRAKE).
+ * Last, a packet from or to a watched address is captured, whatever its
+ * verdict.
  *
  * The same source built with ZT_GUARD_TC (bpf/tc_guard.bpf.c) is tc_guard,
  * the guard on an uplink's TC ingress hook, for devices where XDP costs the
@@ -279,6 +280,7 @@ static __always_inline int guard_cells(const struct zt_act *a, struct guard_cell
 #define ASK_SYN 0x2 /* a SYN the destination's bucket refused */
 #define ASK_ANSWER 0x4 /* a pure RST where challenges went lately */
 #define ASK_PROTECT 0x8 /* a SYN, while syn_protect has entries */
+#define ASK_SCAN 0x10 /* a first contact, while the scan brake is on */
 
 /*
  * The rare decisions: a source over a limit, SYN protection, a
@@ -302,6 +304,8 @@ __noinline int guard_act_verdict(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a
 		if (k < ZT_RL_KINDS)
 			return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_SRC_ALL + k);
 	}
+	if ((ask & ASK_SCAN) && zt_scan_braked(p, a, cfg))
+		return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_SCAN_BRAKE);
 	if (!(ask & ASK_SYN) &&
 	    (!(ask & ASK_PROTECT) || !zt_syn_protected(p->family, p->daddr, zt_act_now(a))))
 		return 0;
@@ -380,6 +384,8 @@ static __always_inline int guard_activity(ZT_CTX *ctx, struct zt_pkt *p, __u32 l
 	a.dst_due = (__u8)zt_dst_update(c.d0, c.d1, l, &a);
 	if (a.over)
 		ask |= ASK_SRC;
+	if (a.first_contact && (cfg->flags & ZT_GCF_SCAN_BRAKE))
+		ask |= ASK_SCAN;
 	/* The flags first: the cells' chal is read for a lone RST only. */
 	if (a.proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (ZT_TCP_F_SYN | ZT_TCP_F_ACK | ZT_TCP_F_RST | ZT_TCP_F_FIN)) ==

@@ -51,6 +51,8 @@
 #define ZT_PIN_WATCH "watch"
 #define ZT_PIN_EP_STATS "ep_stats"
 #define ZT_PIN_ACT_STATS "act_stats"
+#define ZT_PIN_SCAN_CELLS "scan_cells"
+#define ZT_PIN_SCAN_EXEMPT "scan_exempt"
 
 /*
  * Blocklist layout.
@@ -235,6 +237,7 @@ enum zt_xdp_reason {
 	ZT_XR_SYN_VERIFIED, /* SYN to a protected destination from a verified client: passed */
 	ZT_XR_SYN_CHALLENGE, /* SYN to a protected destination from an unknown source: answered (TX) */
 	ZT_XR_SYN_ANSWER, /* the client's RST answering a challenge: source verified, RST dropped */
+	ZT_XR_SCAN_BRAKE, /* a first contact of a source whose contacts keep failing ("Scan brake") */
 	ZT_XR_MAX,
 };
 
@@ -914,6 +917,21 @@ struct zt_ep_stats {
  * The contacts bitmap bounds a source's probe events to what 64 bits can
  * tell apart in a window: about 40 of 60 distinct contacts are reported, the
  * rest fall on bits already set. A sequential test needs the first few.
+ *
+ * Scan brake (ZT_GCF_SCAN_BRAKE, the daemon's while scans are answered with
+ * a block). A scanner's first probes go out in a burst (nmap: about 30 in
+ * under a millisecond) that is over before any decision on their outcomes
+ * can reach the blocklist. So tc_uplink also counts the outcomes it
+ * reports in ZT_PIN_SCAN_CELLS, at the source's two cell indexes of the
+ * source sketch: failed (closed, unreachable) and open, this window. When
+ * both cells count scan_brake or more failures beyond the opens, the
+ * source's further first contacts of the window are dropped
+ * (ZT_XR_SCAN_BRAKE; their probe events go out, as failures), unless
+ * ZT_PIN_SCAN_EXEMPT holds the source (the daemon's never-block lists).
+ * Nothing else of the source is touched: its connections go on, its
+ * contacts it made before pass, and the next window starts it over. The
+ * daemon's sequential test decides on fewer failures than the brake needs
+ * (4 at its defaults), so the brake only holds a scan until its block.
  */
 #define ZT_SRC_ROW_BITS 14
 #define ZT_SRC_ROW (1u << ZT_SRC_ROW_BITS) /* cells per row */
@@ -1027,6 +1045,7 @@ struct zt_sig_thr {
 #define ZT_GCF_PROBES 0x2 /* probe and probe-result events */
 #define ZT_GCF_SYN_VERIFIED 0x4 /* under SYN protection, verified clients pass */
 #define ZT_GCF_SYN_CHALLENGE 0x8 /* under SYN protection, unknown sources are challenged */
+#define ZT_GCF_SCAN_BRAKE 0x10 /* first contacts of a failing source are dropped ("Scan brake") */
 
 /*
  * ZT_PIN_GUARD_CFG: array of one. The daemon writes the whole value; a
@@ -1055,6 +1074,27 @@ struct zt_guard_cfg {
 	struct zt_sig_thr sig_dst;
 	/* Destination bucket tokens a CPU takes at once, 1..ZT_DST_LEASE_MAX ("Several CPUs"). */
 	__u8 dst_lease[ZT_RL_KINDS];
+	/* Failed first contacts beyond the open ones, in both cells, that brake a source. */
+	__u32 scan_brake;
+};
+
+/* ZT_PIN_SCAN_CELLS value (array of 2 * ZT_SRC_ROW, as the source sketch): see "Scan brake". */
+struct zt_scan_cell {
+	__u32 win; /* window id of the counts */
+	__u16 failed; /* outcomes closed or unreachable, saturating */
+	__u16 open; /* outcomes open, saturating */
+};
+
+/*
+ * ZT_PIN_SCAN_EXEMPT (LPM trie) key: prefixlen counts 32 bits of family and
+ * padding, then the address's prefix. Presence exempts a source from the
+ * scan brake.
+ */
+struct zt_scan_exempt_key {
+	__u32 prefixlen;
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3]; /* zero */
+	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 };
 
 /* Key of the maps keyed by one address (ratelimit_src, syn_verified, syn_protect, watch). */

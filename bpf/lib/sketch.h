@@ -35,6 +35,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dst_sketch SEC(".maps");
 
+/* Outcomes of each source's first contacts, at its source-sketch indexes ("Scan brake"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * ZT_SRC_ROW);
+	__type(key, __u32);
+	__type(value, struct zt_scan_cell);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} scan_cells SEC(".maps");
+
+/* Sources the scan brake never drops (the daemon's never-block lists). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__type(key, struct zt_scan_exempt_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} scan_exempt SEC(".maps");
+
 /* Per CPU: destination counts and bucket tokens not yet in dst_sketch (include/ztagent.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -564,6 +583,65 @@ static __always_inline void zt_probe_emit(struct zt_src_cell *c0, struct zt_src_
 	__builtin_memcpy(e->daddr, p->daddr, sizeof(e->daddr));
 	zt_event_end(e);
 	zt_act_stat(ZT_AS_PROBES);
+}
+
+/* A cell's failures beyond its opens in window win (0 for a cell of another window). */
+static __always_inline __u32 zt_scan_net(const struct zt_scan_cell *c, __u32 win)
+{
+	if (c->win != win || c->failed <= c->open)
+		return 0;
+	return (__u32)c->failed - c->open;
+}
+
+/* tc_uplink: one outcome of a source's first contact (hs: its sketch hash), in its cells. */
+static __always_inline void zt_scan_count(__u64 hs, __u32 win, int failed)
+{
+	struct zt_scan_cell *c;
+	__u32 i, row;
+
+	for (row = 0; row < 2; row++) {
+		i = row ? zt_src_cell1(hs) : zt_src_cell0(hs);
+		c = bpf_map_lookup_elem(&scan_cells, &i);
+		if (!c)
+			return;
+		if (c->win != win) {
+			c->win = win;
+			c->failed = 0;
+			c->open = 0;
+		}
+		if (failed) {
+			if (c->failed < 0xffff)
+				c->failed++;
+		} else if (c->open < 0xffff) {
+			c->open++;
+		}
+	}
+}
+
+/*
+ * 1 when a first contact of this source is to be dropped by the scan
+ * brake: both its cells count cfg->scan_brake failures beyond the opens
+ * this window (count-min: a source that shares one cell with a scanner is
+ * not braked), and it is not exempt.
+ */
+static __always_inline int zt_scan_braked(const struct zt_pkt *p, const struct zt_act *a,
+					  const struct zt_guard_cfg *cfg)
+{
+	struct zt_scan_exempt_key k = {};
+	struct zt_scan_cell *c0, *c1;
+	__u32 i;
+
+	i = zt_src_cell0(a->hs);
+	c0 = bpf_map_lookup_elem(&scan_cells, &i);
+	i = zt_src_cell1(a->hs);
+	c1 = bpf_map_lookup_elem(&scan_cells, &i);
+	if (!c0 || !c1 || !cfg->scan_brake || zt_scan_net(c0, a->win) < cfg->scan_brake ||
+	    zt_scan_net(c1, a->win) < cfg->scan_brake)
+		return 0;
+	k.prefixlen = p->family == 4 ? 64 : 160;
+	k.family = p->family;
+	__builtin_memcpy(k.addr, p->saddr, sizeof(k.addr));
+	return !bpf_map_lookup_elem(&scan_exempt, &k);
 }
 
 #endif /* ZT_BPF_SKETCH_H */

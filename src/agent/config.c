@@ -305,6 +305,7 @@ static const struct key keys[] = {
 	       .min = 100 * MS, .max = 60 * SEC),
 	SCALAR("detection.scan.max_sources", set_uint, detection.scan.max_sources, .min = 16,
 	       .max = 16777216),
+	SCALAR("detection.scan.brake", set_uint, detection.scan.brake, .max = 65535),
 	SECTION("detection.flood"),
 	SCALAR("detection.flood.window", set_duration, detection.flood.window_ns, .min = 10 * MS,
 	       .max = 10 * SEC),
@@ -447,6 +448,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->detection.scan.beta_ppm = 990000;
 	c->detection.scan.probe_timeout_ns = 2 * SEC;
 	c->detection.scan.max_sources = 65536;
+	c->detection.scan.brake = 6;
 	c->detection.flood.window_ns = 100 * MS;
 	c->detection.flood.dst_factor = 10;
 	c->detection.bruteforce.min_attempts = 10;

@@ -190,6 +190,13 @@ struct zt_config {
 				probe_timeout_ns; /* no answer within: a failed probe, default 2s */
 			/* walks kept: sources, and (source, destination) pairs; default 65536 */
 			uint32_t max_sources;
+			/*
+			 * detection.scan.brake: failed first contacts (beyond the
+			 * open ones) of a source in a window after which the guard
+			 * drops its further first contacts until the block, while
+			 * scans are answered with a block; 0 off, default 6
+			 */
+			uint32_t brake;
 		} scan;
 		struct {
 			uint64_t window_ns; /* default 100ms */

@@ -765,6 +765,22 @@ static void on_sweep_timer(void *ctx, int fd, uint32_t events)
 	}
 }
 
+/* The never-block lists into the scan brake's exemptions (the engine's start and refreshes). */
+static void eng_never_cidrs(void *ctx, const struct zt_cidr *v, size_t n)
+{
+	struct zt_daemon *d = ctx;
+	int r = zt_datapath_set_scan_exempt(d->dp, v, n);
+
+	if (r < 0)
+		log_warn(
+			"scan_exempt_failed",
+			"error=\"%s\" entries=%zu effect=\"the scan brake may drop first contacts of a source on a never-block list\"",
+			strerror(-r), n);
+	else if (n != d->scan_exempt_n)
+		log_info("scan_exempt", "entries=%zu", n);
+	d->scan_exempt_n = n;
+}
+
 static void on_engine_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_daemon *d = ctx;
@@ -788,7 +804,9 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		.incident = daemon_detect_on_incident,
 		/* On the events' consumer: its bookkeeping thread; elsewhere now. */
 		.later = zt_events_later,
+		.never_cidrs = eng_never_cidrs,
 	};
+	uint32_t brake = 0;
 	int r;
 
 	d->allow_fd[0] = bpf_map__fd(d->dp->xdp->maps.allowlist_v4);
@@ -798,6 +816,16 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		r = zt_engine_start(d->engine, err, errlen);
 	if (r < 0)
 		return r;
+	/* The scan brake holds a scan until its block: only while scans are blocked. */
+	if (d->cfg.response.mode == ZT_RESPONSE_BLOCK &&
+	    d->cfg.response.detectors[ZT_DET_SCAN] == ZT_RESPONSE_BLOCK)
+		brake = d->cfg.detection.scan.brake;
+	r = zt_datapath_set_scan_brake(d->dp, brake);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the scan brake into the guard_cfg map: %s",
+			 strerror(-r));
+		return r;
+	}
 	zt_seg_set_violation_sink(d->seg, on_violation, d);
 	d->sweep_regular_ns = zt_now_mono_ns() + d->cfg.detection.sweep_interval_ns;
 	if ((r = zt_loop_add_timer(d->loop,
@@ -811,7 +839,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 	}
 	log_info("detection_on",
 		 "mode=%s scan=%s flood=%s bruteforce=%s slowconn=%s exfiltration=%s model=%s "
-		 "block_ttl_s=%llu protected=%u forensics=%s",
+		 "block_ttl_s=%llu protected=%u scan_brake=%u forensics=%s",
 		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.mode],
 		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[0]],
 		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[1]],
@@ -820,7 +848,7 @@ static int detection_start(struct zt_daemon *d, char *err, size_t errlen)
 		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[4]],
 		 (const char *[]){ "off", "alert", "block" }[d->cfg.response.detectors[5]],
 		 (unsigned long long)(d->cfg.response.block_ttl_ns / 1000000000ULL),
-		 d->cfg.detection.n_protected, d->cfg.forensics.dir);
+		 d->cfg.detection.n_protected, brake, d->cfg.forensics.dir);
 	return 0;
 }
 

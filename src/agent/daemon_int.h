@@ -34,6 +34,7 @@ struct zt_daemon {
 	uint64_t sweep_regular_ns; /* ... the next of detection.sweep_interval (monotonic) */
 	struct zt_metric *m_resp_latency; /* ztagent_response_latency_seconds */
 	int allow_fd[2]; /* the XDP allowlists (v4, v6), for the never-block check */
+	size_t scan_exempt_n; /* entries last written into scan_exempt (logged when it changes) */
 	struct daemon_detect *det; /* daemon_detect.c: events in, incidents out, scoring */
 	struct zt_featlog *featlog; /* NULL without detection.feature_log */
 	struct zt_dmtls *mtls; /* daemon_mtls.c: workload mTLS (NULL before start) */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/util.h"
 #include "detect/features.h"
 #include "guard/activity.h"
 #include "guard/datapath.h"
@@ -294,6 +296,86 @@ int zt_datapath_set_activity(struct zt_datapath *dp, bool on)
 		r = cfg_write(dp, &c);
 	}
 	pthread_mutex_unlock(&cfg_lock);
+	return r;
+}
+
+int zt_datapath_set_scan_brake(struct zt_datapath *dp, uint32_t brake)
+{
+	struct zt_guard_cfg c;
+	int r;
+
+	pthread_mutex_lock(&cfg_lock);
+	r = zt_datapath_guard_cfg(dp, &c);
+	if (r == 0) {
+		c.scan_brake = brake;
+		if (brake)
+			c.flags |= ZT_GCF_SCAN_BRAKE;
+		else
+			c.flags &= ~ZT_GCF_SCAN_BRAKE;
+		r = cfg_write(dp, &c);
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	return r;
+}
+
+static void exempt_key(const struct zt_cidr *c, struct zt_scan_exempt_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = c->family == AF_INET6 ? 6 : 4;
+	k->prefixlen = 32 + c->prefixlen;
+	memcpy(k->addr, c->addr, c->family == AF_INET6 ? 16 : 4);
+}
+
+static bool exempt_wanted(const struct zt_cidr *v, size_t n, const struct zt_scan_exempt_key *k)
+{
+	struct zt_scan_exempt_key want;
+
+	for (size_t i = 0; i < n; i++) {
+		exempt_key(&v[i], &want);
+		if (!memcmp(&want, k, sizeof(want)))
+			return true;
+	}
+	return false;
+}
+
+int zt_datapath_set_scan_exempt(struct zt_datapath *dp, const struct zt_cidr *v, size_t n)
+{
+	int fd = MAP(dp, scan_exempt), r = 0;
+	struct zt_scan_exempt_key *old = NULL, k;
+	size_t n_old = 0, cap = 0;
+	const void *prev = NULL;
+	__u32 one = 1;
+
+	if (fd < 0)
+		return fd;
+	/* The keys in the map now, then the ones v does not name out. */
+	while (bpf_map_get_next_key(fd, prev, &k) == 0) {
+		if (n_old == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			struct zt_scan_exempt_key *o = realloc(old, c * sizeof(*o));
+
+			if (!o) {
+				free(old);
+				return -ENOMEM;
+			}
+			old = o;
+			cap = c;
+		}
+		old[n_old] = k;
+		prev = &old[n_old++];
+	}
+	for (size_t i = 0; i < n_old; i++)
+		if (!exempt_wanted(v, n, &old[i]) && bpf_map_delete_elem(fd, &old[i]) && !r &&
+		    errno != ENOENT)
+			r = -errno;
+	free(old);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].family != AF_INET && v[i].family != AF_INET6)
+			continue;
+		exempt_key(&v[i], &k);
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) && !r)
+			r = -errno;
+	}
 	return r;
 }
 

@@ -94,6 +94,15 @@ int zt_datapath_set_signals(struct zt_datapath *dp, const struct zt_signal_cfg *
 int zt_datapath_set_synprot(struct zt_datapath *dp, const struct zt_synprot_cfg *s);
 /* The whole stage on or off (off: the XDP pass path skips it entirely). */
 int zt_datapath_set_activity(struct zt_datapath *dp, bool on);
+/* The scan brake (include/ztagent.h, "Scan brake"): its threshold; 0 turns it off. */
+int zt_datapath_set_scan_brake(struct zt_datapath *dp, uint32_t brake);
+/*
+ * The sources the scan brake never drops become exactly v (the daemon's
+ * never-block lists); entries not in v are removed. -errno of the first
+ * failure (the rest is still tried).
+ */
+struct zt_cidr;
+int zt_datapath_set_scan_exempt(struct zt_datapath *dp, const struct zt_cidr *v, size_t n);
 
 /*
  * An address for the functions below: family 4 or 6, addr in network byte

@@ -59,6 +59,7 @@ static const char *const reason_names[ZT_XR_MAX] = {
 	[ZT_XR_SYN_VERIFIED] = "syn-verified",
 	[ZT_XR_SYN_CHALLENGE] = "syn-challenge",
 	[ZT_XR_SYN_ANSWER] = "syn-answer",
+	[ZT_XR_SCAN_BRAKE] = "scan-brake",
 };
 
 const char *zt_xdp_reason_name(unsigned int reason)
@@ -148,9 +149,10 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 static bool transient_map(const char *name)
 {
 	static const char *const names[] = {
-		"xdp_stats",  "tc_stats",  "event_stats",   "act_stats",	  "src_sketch",
-		"dst_sketch", "dst_local", "ratelimit_src", "syn_verified",	  "ep_stats",
-		"conntrack",  "guard_cfg", "event_sampler", "blocklist_prefixes",
+		"xdp_stats",	 "tc_stats",	       "event_stats", "act_stats",
+		"src_sketch",	 "dst_sketch",	       "dst_local",   "ratelimit_src",
+		"syn_verified",	 "ep_stats",	       "conntrack",   "guard_cfg",
+		"event_sampler", "blocklist_prefixes", "scan_cells",  "scan_exempt",
 	};
 
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(names); i++)

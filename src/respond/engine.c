@@ -731,14 +731,43 @@ static int write_block(void *ctx, const struct zt_block_action *a, char *err, si
 	return e->h.write_block(e->h.ctx, a, err, errlen);
 }
 
+/*
+ * The node's addresses and gateways, read again (DHCP, a new uplink), into
+ * the never-block lists; then those lists to the never_cidrs hook.
+ */
+static void refresh_node(struct zt_engine *e)
+{
+	struct zt_cidr *a = NULL, *g = NULL, *v = NULL;
+	size_t na = 0, ng = 0, nv = 0;
+	int r = -1;
+
+	if (zt_respond_read_node(&a, &na, &g, &ng) == 0)
+		WITH_PENDING(e, zt_respond_set_node(e->resp, a, na, g, ng));
+	free(a);
+	free(g);
+	if (!e->h.never_cidrs)
+		return;
+	engine_lock(e);
+	r = zt_respond_never_cidrs(e->resp, &v, &nv);
+	engine_unlock(e);
+	if (r == 0)
+		e->h.never_cidrs(e->h.ctx, v, nv);
+	free(v);
+}
+
 int zt_engine_start(struct zt_engine *e, char *err, size_t errlen)
 {
 	int r = zt_actions_new(write_block, block_done, e, &e->act);
 
-	if (r)
+	if (r) {
 		zt_seterr(err, errlen, "detection: cannot set up the block queue: %s",
 			  strerror(-r));
-	return r;
+		return r;
+	}
+	/* The lists in force from the start, not from the first tick. */
+	e->last_node_refresh = zt_now_mono_ns();
+	refresh_node(e);
+	return 0;
 }
 
 void zt_engine_free(struct zt_engine *e)
@@ -1341,15 +1370,8 @@ void zt_engine_tick(struct zt_engine *e, uint64_t now_boot)
 		});
 	}
 	if (!e->last_node_refresh || mono - e->last_node_refresh >= 10 * SEC) {
-		struct zt_cidr *a = NULL, *g = NULL;
-		size_t na = 0, ng = 0;
-
 		e->last_node_refresh = mono;
-		/* Addresses and routes change (DHCP, a new uplink): read them again. */
-		if (zt_respond_read_node(&a, &na, &g, &ng) == 0)
-			WITH_PENDING(e, zt_respond_set_node(e->resp, a, na, g, ng));
-		free(a);
-		free(g);
+		refresh_node(e);
 	}
 	engine_lock(e);
 	e->st.last_tick_hold_max_ms = hold_max;

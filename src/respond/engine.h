@@ -73,6 +73,12 @@ struct zt_engine_hooks {
 	 */
 	void (*later)(void (*fn)(void *arg, const void *data, size_t len), void *arg,
 		      const void *data, size_t len);
+	/*
+	 * Optional: the never-block lists that are CIDRs (zt_respond_never_cidrs),
+	 * at the start and whenever the node's addresses are read again, for
+	 * the kernel's scan brake. Outside the engine's lock.
+	 */
+	void (*never_cidrs)(void *ctx, const struct zt_cidr *v, size_t n);
 };
 
 struct zt_engine;

@@ -234,6 +234,26 @@ int zt_respond_read_node(struct zt_cidr **addrs, size_t *n_addrs, struct zt_cidr
 	return err;
 }
 
+int zt_respond_never_cidrs(const struct zt_respond *r, struct zt_cidr **out, size_t *n)
+{
+	const struct cidr_list *l[] = { &r->protected, &r->special, &r->node, &r->gw };
+	size_t total = 0, k = 0;
+	struct zt_cidr *v;
+
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(l); i++)
+		total += l[i]->n;
+	v = malloc((total ? total : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < ZT_ARRAY_SIZE(l); i++) {
+		memcpy(v + k, l[i]->v, l[i]->n * sizeof(*v));
+		k += l[i]->n;
+	}
+	*out = v;
+	*n = total;
+	return 0;
+}
+
 void zt_respond_set_endpoint_fn(struct zt_respond *r, zt_allowlisted_fn endpoint)
 {
 	r->endpoint = endpoint;

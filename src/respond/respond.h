@@ -122,6 +122,13 @@ int zt_respond_set_node(struct zt_respond *r, const struct zt_cidr *addrs, size_
 int zt_respond_read_node(struct zt_cidr **addrs, size_t *n_addrs, struct zt_cidr **gw,
 			 size_t *n_gw);
 
+/*
+ * The never-block lists that are CIDRs (protected, special-purpose, the
+ * node's addresses and gateways; the allowlist and endpoints are asked
+ * apart) in one array, *out (free it); -ENOMEM.
+ */
+int zt_respond_never_cidrs(const struct zt_respond *r, struct zt_cidr **out, size_t *n);
+
 /* Whether addr must never be blocked: NULL, or the name of the list it is on. */
 const char *zt_respond_never(struct zt_respond *r, uint8_t family, const uint8_t *addr);
 

@@ -49,6 +49,7 @@
 
 #include "ztagent.h"
 #include "pktgen.h"
+#include "agent/util.h"
 #include "guard/activity.h"
 #include "guard/datapath.h"
 #include "guard/events.h"
@@ -1157,6 +1158,99 @@ static void test_probes_and_results(void **state)
 	assert_int_equal(e->n_probe + e->n_res, 0);
 }
 
+/* A closed port's reset (RST|ACK) or an open one's SYN-ACK for S4's probe of D4:port. */
+static void answer(struct env *e, int port, int open)
+{
+	struct pg_pkt p;
+
+	mk(&p, 4, IPPROTO_TCP, D4, S4, port, 41000 + port % 1000,
+	   open ? TCP_SYN | TCP_ACK : TCP_RST | TCP_ACK, 5000, 0);
+	uplink_run(e, &p);
+}
+
+static int probe(struct env *e, int port)
+{
+	struct pg_pkt p;
+
+	return xdp_run(e, syn4(&p, S4, D4, 41000 + port % 1000, port), NULL);
+}
+
+/*
+ * The scan brake (include/ztagent.h, "Scan brake"): once a source's first
+ * contacts failed brake times more than they opened this window, its
+ * further first contacts are dropped, nothing else of it; an exempt
+ * source, or the brake off, passes.
+ */
+static void test_scan_brake(void **state)
+{
+	static const char *const dsts[] = { D4, D4, D4, D4, D4, D4, D4, D4, D4 };
+	static const int ports[] = { 2001, 2002, 2003, 2004, 2005, 2006, 2007, 2008, 2009 };
+	static const int protos[] = { 6, 6, 6, 6, 6, 6, 6, 6, 6 };
+	struct zt_cidr net = { .family = AF_INET, .prefixlen = 24 };
+	struct zt_scan_exempt_key k = { .prefixlen = 64, .family = 4 };
+	struct env *e = *state;
+	struct pg_pkt p;
+	__u32 one = 1;
+
+	seed_distinct_bits(e, dsts, ports, protos, 9);
+	e->cfg.flags |= ZT_GCF_SCAN_BRAKE;
+	e->cfg.scan_brake = 3;
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	/* One closed, one open: nothing beyond the opens. */
+	assert_int_equal(probe(e, 2001), XDP_PASS);
+	assert_int_equal(probe(e, 2002), XDP_PASS);
+	answer(e, 2001, 0);
+	answer(e, 2002, 1);
+	assert_int_equal(probe(e, 2003), XDP_PASS);
+	assert_int_equal(probe(e, 2004), XDP_PASS);
+	answer(e, 2003, 0);
+	answer(e, 2004, 0);
+	/* 3 failed, 1 open: 2 beyond, under the brake's 3. */
+	assert_int_equal(probe(e, 2005), XDP_PASS);
+	answer(e, 2005, 0);
+	answer(e, 2005, 0); /* a retransmitted reset: the probe had its outcome */
+	/* 4 failed, 1 open: the next first contact is dropped, and reported as a probe. */
+	forget(e);
+	assert_int_equal(probe(e, 2006), XDP_DROP);
+	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_SCAN_BRAKE), 1);
+	drain(e);
+	assert_int_equal(e->n_probe, 1);
+	assert_int_equal(e->probe[0].action, ZT_ACT_DROP);
+	assert_int_equal(e->probe[0].reason, ZT_XR_SCAN_BRAKE);
+	assert_int_equal(e->probe[0].dport, 2006);
+	/* Not a first contact: a SYN again to a port it tried, a segment of a connection. */
+	assert_int_equal(probe(e, 2002), XDP_PASS);
+	mk(&p, 4, IPPROTO_TCP, S4, D4, 41002, 2002, TCP_ACK, 1001, 100);
+	assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	/* Another source: its own cells. */
+	assert_int_equal(xdp_run(e, syn4(&p, T4, D4, 41006, 2006), NULL), XDP_PASS);
+	/* Exempt (the trie the daemon keeps): S4 itself, then its /24 through the daemon's setter. */
+	inet_pton(AF_INET, S4, k.addr);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->x->maps.scan_exempt), &k, &one, 0), 0);
+	assert_int_equal(probe(e, 2007), XDP_PASS);
+	inet_pton(AF_INET, "198.18.5.0", net.addr);
+	assert_int_equal(zt_datapath_set_scan_exempt(&e->dp, &net, 1), 0);
+	/* The /32 is gone: the one key left is the /24 (a lookup would match either). */
+	{
+		struct zt_scan_exempt_key a, b;
+		int fd = bpf_map__fd(e->x->maps.scan_exempt);
+
+		assert_int_equal(bpf_map_get_next_key(fd, NULL, &a), 0);
+		assert_int_equal(a.prefixlen, 32 + 24);
+		assert_int_not_equal(bpf_map_get_next_key(fd, &a, &b), 0);
+	}
+	assert_int_equal(probe(e, 2008), XDP_PASS);
+	assert_int_equal(zt_datapath_set_scan_exempt(&e->dp, NULL, 0), 0);
+	assert_int_equal(probe(e, 2009), XDP_DROP);
+	/* The brake off: first contacts pass whatever the cells say. */
+	e->cfg.flags &= ~ZT_GCF_SCAN_BRAKE;
+	cfg_write(e);
+	assert_int_equal(xdp_run(e, syn4(&p, S4, D4, 41010, 2010), NULL), XDP_PASS);
+	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_SCAN_BRAKE), 2);
+}
+
 /*
  * A stealth scan's probes: FIN, NULL, Xmas and SYN+FIN segments are first
  * contacts like SYNs (no connection sends a segment without ACK after its
@@ -1898,6 +1992,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_brake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_setters_concurrent, setup, teardown),

@@ -21,7 +21,9 @@
 #    FIN scan (stealth probes: no ACK, no RST), after a spoofed random-source
 #    UDP flood that filled the scan detector's tables; an ACK scan and an
 #    IP protocol scan of the node (probes that open nothing) are blocked
-#    from their answers (resets without ACK, protocol unreachables), and
+#    from their answers (resets without ACK, protocol unreachables), a SYN
+#    scan of the node at nmap's full speed with at most 10 of its probes
+#    reaching the node (the guard's scan brake holds its burst), and
 #    an ACK scan of a pod from the policy's denials of its probes, and a
 #    SYN scan in tiny fragments (nmap -f) from the guard's drops of them;
 #    a Maimon scan of a pod, and an Xmas scan of one from another pod, from
@@ -102,6 +104,7 @@ SLOWR=198.18.0.14
 FRSCAN=198.18.0.15
 MSCAN=198.18.0.16
 HBF=198.18.0.17 # hydra http-get against Basic authentication
+FASTSCAN=198.18.0.18 # nmap -sS of the node at its own pace
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -113,7 +116,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -462,12 +465,13 @@ check "benign: $BENIGN still gets the page" \
 # SRC's own); or of TARGET's PORTS (the node: from SRC, with -S).
 scan_blocked() {
 	local label=$1 src=$2 type=$3 ns=${4:-$LAB_EXT} target=${5:-$WEB} ports=${6:-1-300}
-	local inc ev probes opt=()
+	local inc ev probes opt=() rate=(--max-rate "${SCAN_RATE-100}")
 	[ "$ns" = "$LAB_EXT" ] && ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src "$src"
 	[ "$target" = "$WEB" ] || opt=(-S "$src" -e ext0)
+	[ -n "${SCAN_RATE-100}" ] || rate=()
 	t0=$(now_ms)
 	lab_bg_in "$ns" timeout 60 nmap -n -Pn "${opt[@]}" "$type" -p "$ports" --max-retries 0 \
-		--max-rate 100 --host-timeout 50s "$target"
+		"${rate[@]}" --host-timeout 50s "$target"
 	NMAP=$LAB_BG_PID
 	check "$label: blocked" wait_for "blocked $src" 200
 	echo "# $label blocked $(($(now_ms) - t0)) ms after nmap started"
@@ -503,6 +507,28 @@ scan_blocked "FIN scan" $FSCAN -sF
 # sends 6 at once, then one a second).
 scan_blocked "ACK scan of the node" $ASCAN -sA "$LAB_EXT" $LAB_NODE_IP 1-300
 scan_blocked "IP protocol scan of the node" $OSCAN -sO "$LAB_EXT" $LAB_NODE_IP 1-255
+# A SYN scan of the node at nmap's own pace (no --max-rate): its first
+# probes leave in a burst (about 30 in under a millisecond) that is over
+# before any outcome reaches the daemon. The guard's scan brake holds the
+# rest until the block. What reached the node is what it answered (a
+# SYN-ACK or a reset each), captured on the scanner's side of the link.
+ip netns exec "$LAB_EXT" dumpcap -q -i ext0 -w "$LAB_DIR/fastscan.pcap" \
+	-f "tcp and src host $LAB_NODE_IP and dst host $FASTSCAN" 2>"$LAB_DIR/fastscan.log" &
+FASTCAP=$!
+LAB_PIDS+=($FASTCAP)
+wait_for "grep -q 'Capturing on' '$LAB_DIR/fastscan.log'" 100
+SCAN_RATE='' scan_blocked "SYN scan of the node at full speed" $FASTSCAN -sS "$LAB_EXT" \
+	$LAB_NODE_IP 1-1000
+sleep 0.5
+kill -INT $FASTCAP 2>/dev/null
+wait $FASTCAP 2>/dev/null
+reached=$(tshark -n -r "$LAB_DIR/fastscan.pcap" 2>/dev/null | wc -l)
+braked=$(ztctl status -o json | "$PY" -c '
+import json, sys
+print(sum(c["packets"] for c in json.load(sys.stdin)["counters"] if c["action"] == "drop" and c["reason"] == "scan-brake"))')
+echo "# SYN scan at full speed: $reached probes answered by the node, ${braked:-0} held by the scan brake"
+check "SYN scan of the node at full speed: at most 10 of its probes reached the node ($reached)" \
+	test "$reached" -le 10
 # An ACK scan of a pod behind policy, of ports it does not allow: policy
 # denies each probe on its way in, so nothing answers it, neither the pod
 # nor the node. A denied ACK that no connection owned is a failed first

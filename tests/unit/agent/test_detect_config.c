@@ -81,7 +81,7 @@ static void test_defaults_and_extras(void **state)
 		"  sweep_interval: 500ms\n"
 		"  realtime_priority: 5\n"
 		"  scan: {theta0: 0.9, theta1: 0.1, alpha: 0.001, beta: 0.999, "
-		"probe_timeout: 3s, max_sources: 1000}\n"
+		"probe_timeout: 3s, max_sources: 1000, brake: 10}\n"
 		"  flood: {window: 50ms, syn: 5000, dst_factor: 20}\n"
 		"  bruteforce: {min_attempts: 15, window: 2m, max_duration: 5s}\n"
 		"  slowconn: {min_conns: 32, min_age: 2s, max_rate: 100}\n"
@@ -107,6 +107,7 @@ static void test_defaults_and_extras(void **state)
 	assert_string_equal(d->detection.model, "");
 	assert_int_equal(d->detection.scan.theta0_ppm, 800000);
 	assert_int_equal(d->detection.scan.max_sources, 65536);
+	assert_int_equal(d->detection.scan.brake, 6);
 	assert_int_equal(d->detection.flood.window_ns, 100 * SEC / 1000);
 	assert_int_equal(d->response.max_ttl_ns, 86400 * SEC);
 	assert_int_equal(d->response.detectors[ZT_DET_EXFILTRATION], ZT_RESPONSE_ALERT);
@@ -123,6 +124,7 @@ static void test_defaults_and_extras(void **state)
 	assert_int_equal(c->detection.scan.beta_ppm, 999000);
 	assert_int_equal(c->detection.scan.probe_timeout_ns, 3 * SEC);
 	assert_int_equal(c->detection.scan.max_sources, 1000);
+	assert_int_equal(c->detection.scan.brake, 10);
 	assert_int_equal(c->detection.flood.syn, 5000);
 	assert_int_equal(c->detection.flood.udp, 0); /* follows ratelimit.udp */
 	assert_int_equal(c->detection.flood.dst_factor, 20);
@@ -188,6 +190,8 @@ static void test_refused(void **state)
 		{ "detection:\n  bruteforce: {min_attempts: 100}\n",
 		  "detection.bruteforce.min_attempts: expected a whole number from 2 to 64" },
 		{ "detection:\n  scan: {gamma: 1}\n", "unknown key 'detection.scan.gamma'" },
+		{ "detection:\n  scan: {brake: 70000}\n",
+		  "detection.scan.brake: expected a whole number from 0 to 65535" },
 		{ "detection:\n  scan: {max_sources: 8}\n",
 		  "detection.scan.max_sources: expected a whole number from 16 to 16777216" },
 		{ "detection:\n  sweep_interval: 10ms\n",

@@ -40,7 +40,27 @@ struct world {
 	char *details[4096];
 	double lat[4096];
 	int nlat;
+	int never_calls; /* never_cidrs: calls, and what the last one had */
+	bool never_protected, never_special;
+	size_t never_n;
 };
+
+static void w_never(void *ctx, const struct zt_cidr *v, size_t n)
+{
+	struct world *w = ctx;
+	char s[ZT_CIDR_STRLEN];
+
+	pthread_mutex_lock(&w->mu);
+	w->never_calls++;
+	w->never_n = n;
+	w->never_protected = w->never_special = false;
+	for (size_t i = 0; i < n; i++) {
+		zt_cidr_format(&v[i], s, sizeof(s));
+		w->never_protected |= !strcmp(s, "198.18.7.0/24");
+		w->never_special |= !strcmp(s, "127.0.0.0/8");
+	}
+	pthread_mutex_unlock(&w->mu);
+}
 
 static void w_post(void *ctx, const char *kind, const char *subject, const char *detail)
 {
@@ -82,7 +102,11 @@ static struct zt_engine *mk_engine_ct(struct world *w, uint32_t conntrack_max)
 {
 	struct zt_config *c = calloc(1, sizeof(*c));
 	struct zt_engine_hooks h = {
-		.ctx = w, .post = w_post, .write_block = w_write, .observe_latency = w_lat
+		.ctx = w,
+		.post = w_post,
+		.write_block = w_write,
+		.observe_latency = w_lat,
+		.never_cidrs = w_never,
 	};
 	struct zt_engine *e;
 	char err[256];
@@ -153,6 +177,10 @@ static void test_decision_to_block(void **state)
 	struct zt_engine_stats st;
 	int b, o;
 
+	/* The start gave the never-block CIDRs to the kernel's scan brake. */
+	assert_int_equal(w->never_calls, 1);
+	assert_true(w->never_protected);
+	assert_true(w->never_special);
 	mk(&d, ZT_THREAT_BRUTEFORCE, "203.0.113.44");
 	zt_engine_decide(e, &d);
 	assert_int_equal(w->writes, 1);
