@@ -548,13 +548,17 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 				if (!(ct->resp & ZT_CT_RESP_DUE))
 					ct->resp |= ZT_CT_RESP_DUE;
 			} else if (ct->resp & ZT_CT_RESP_DUE) {
-				if (zt_refusal(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
-					       payload)) {
-					ct->resp = ZT_CT_RESP_REFUSED;
+				int r = zt_refusal(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
+						   payload);
+				__u8 served = ct->resp & ZT_CT_RESP_SERVED;
+
+				if (r == ZT_REPLY_REFUSED) {
+					ct->resp = ZT_CT_RESP_REFUSED | served;
 					if (ct->refused < 255)
 						ct->refused++;
 				} else {
-					ct->resp = 0;
+					ct->resp =
+						r == ZT_REPLY_SERVED ? ZT_CT_RESP_SERVED : served;
 				}
 			}
 		}

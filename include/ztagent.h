@@ -654,7 +654,10 @@ struct zt_ct_val {
 	 * server has not answered yet (the server's next payload starts a
 	 * response, whose first bytes say whether it refuses a login);
 	 * REFUSED while the last response so read was a refusal. A challenge
-	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it.
+	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it. SERVED
+	 * once a response was an HTTP success (2xx), kept for the session: the
+	 * server did what was asked, so the session is an exchange however
+	 * short (a health check, a tiny page), not a login that failed.
 	 */
 	__u8 resp;
 	/*
@@ -667,6 +670,7 @@ struct zt_ct_val {
 
 #define ZT_CT_RESP_DUE 0x1
 #define ZT_CT_RESP_REFUSED 0x2
+#define ZT_CT_RESP_SERVED 0x4
 
 /*
  * ZT_EV_SESSION: a TCP session whose handshake completed, at the packet of

@@ -16,6 +16,11 @@
  * does not). TLS hides them; a login form that answers 200 with its error
  * in the page says nothing here either.
  *
+ * The opposite is read too: an HTTP/1.x success (2xx) served what was
+ * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however
+ * few its bytes (a load balancer's health check of a tiny page, ab without
+ * keep-alive), never a failed login.
+ *
  * Bytes are read with bpf_skb_load_bytes, which also reaches paged data.
  */
 #ifndef ZT_BPF_REFUSAL_H
@@ -28,7 +33,13 @@
 
 #define ZT_REFUSAL_MAX_OFF 1024 /* where a payload can start: headers within the skb's first KiB */
 
-/* 1 when the response whose first byte is at off (payload bytes long) refuses a login. */
+#define ZT_REPLY_REFUSED 1 /* a login refused */
+#define ZT_REPLY_SERVED 2 /* an HTTP success: what was asked was served */
+
+/*
+ * What the response whose first byte is at off (payload bytes long) says:
+ * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, or 0.
+ */
 static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 payload)
 {
 	__u8 b[12];
@@ -38,16 +49,22 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	/* FTP 530 and SMTP 535: a reply code, then a space or (multi-line) a hyphen. */
 	if (b[0] == '5' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
 	    (b[3] == ' ' || b[3] == '-'))
-		return 1;
+		return ZT_REPLY_REFUSED;
 	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
 			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
-		return 1;
+		return ZT_REPLY_REFUSED;
 	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
 	    bpf_skb_load_bytes(skb, off, b, 12))
 		return 0;
+	if (b[4] != '/' || b[5] != '1' || b[6] != '.' || b[8] != ' ')
+		return 0;
 	/* "HTTP/1.x 401" or "HTTP/1.x 407" */
-	return b[4] == '/' && b[5] == '1' && b[6] == '.' && b[8] == ' ' && b[9] == '4' &&
-	       b[10] == '0' && (b[11] == '1' || b[11] == '7');
+	if (b[9] == '4' && b[10] == '0' && (b[11] == '1' || b[11] == '7'))
+		return ZT_REPLY_REFUSED;
+	/* "HTTP/1.x 2xx" */
+	if (b[9] == '2' && b[10] >= '0' && b[10] <= '9' && b[11] >= '0' && b[11] <= '9')
+		return ZT_REPLY_SERVED;
+	return 0;
 }
 
 #endif

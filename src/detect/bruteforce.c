@@ -99,6 +99,9 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	/* The server said so (zt_conn.refused): however long or large, logins refused. */
 	if (c->refused)
 		return ZT_BF_ATTEMPT;
+	/* ... or it served what was asked (an HTTP 2xx): however short, no failed login. */
+	if (c->served)
+		return ZT_BF_EXCHANGE;
 	dur = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
 	if (dur > p->max_duration_ns || req + rep > p->max_bytes ||
 	    (double)rep >= p->reply_ratio * (double)req)

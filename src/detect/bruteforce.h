@@ -20,6 +20,9 @@
  *    of several refusals (FTP, HTTP keep-alive) counts each. A session
  *    whose last response was no refusal (a Digest or NTLM challenge
  *    answered, a login that got through) is judged as any other;
+ *  - a real exchange, however short, when a response was an HTTP/1.x
+ *    success (zt_conn.served: 2xx, read by tc_endpoint): a health check
+ *    of a tiny page, ab without keep-alive;
  *  - otherwise an attempt: the client said something short, the server
  *    answered with about as little (a prompt, a refusal) and it ended.
  * Per (source, service) a sequential probability ratio test runs over
@@ -30,8 +33,9 @@
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
  * small (an HTTP form that answers 200 with a large page, anything under
- * TLS) reads as an exchange; many tiny request/response sessions without
- * keep-alive from one client (ten a minute and more) read as attempts.
+ * TLS, an API's 200 with a tiny error body) reads as an exchange; many
+ * tiny request/response sessions without keep-alive from one client (ten
+ * a minute and more) of a protocol other than HTTP read as attempts.
  * Kernel payload features (exact sizes instead of estimates) narrow both.
  */
 #ifndef ZT_BRUTEFORCE_H

@@ -1016,6 +1016,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->zero_win = v->zero_win;
 	/* A session that ended on a refusal: its logins failed (a challenge answered did not). */
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
+	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
 }
 
 /*

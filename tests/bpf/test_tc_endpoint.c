@@ -2265,7 +2265,7 @@ static void test_ct_refused_logins(void **state)
 			      "HTTP/1.1 401 Unauthorized\r\n"));
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.refused, 0);
-	assert_int_equal(v.resp, 0);
+	assert_int_equal(v.resp, ZT_CT_RESP_SERVED); /* the 200, kept for the session */
 	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
 		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 60));
 		/* The opener's pure ACK (no payload) starts nothing. */
@@ -2282,7 +2282,8 @@ static void test_ct_refused_logins(void **state)
 		if (v.refused != want)
 			fail_msg("\"%s\": refused %u, want %d", r[i].text, v.refused, want);
 		/* Whether the last response refused: a challenge answered ends without it. */
-		assert_int_equal(v.resp, r[i].counts ? ZT_CT_RESP_REFUSED : 0);
+		assert_int_equal(v.resp,
+				 (r[i].counts ? ZT_CT_RESP_REFUSED : 0) | ZT_CT_RESP_SERVED);
 	}
 	for (int i = 0; i < 300; i++) {
 		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 60));
@@ -2291,6 +2292,58 @@ static void test_ct_refused_logins(void **state)
 	}
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.refused, 255);
+}
+
+/* One request on a new connection from port, its response starting with text: the resp bits. */
+static __u8 served_after(struct env *e, int port, const char *const *texts, int n)
+{
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 8080);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 8080, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_ACK, 0));
+	for (int i = 0; i < n; i++) {
+		to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_ACK | TCP_PSH, 80));
+		from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, port, TCP_ACK | TCP_PSH, 60),
+				      texts[i]));
+	}
+	assert_int_equal(ct_get(e, k, &v), 0);
+	return v.resp;
+}
+
+/*
+ * SERVED: a response that is an HTTP/1.x success (2xx) marks the session
+ * for good (a health check of a tiny page is an exchange); a redirect, an
+ * error, a status cut short or not a digit, a refusal do not, and a
+ * refusal after a success still reads as the last response's.
+ */
+static void test_ct_served(void **state)
+{
+	static const char *const ok[] = { "HTTP/1.1 200 OK\r\n" };
+	static const char *const nc[] = { "HTTP/1.0 204 No Content\r\n" };
+	static const char *const moved[] = { "HTTP/1.1 302 Found\r\n" };
+	static const char *const err[] = { "HTTP/1.1 500 Internal Server Error\r\n" };
+	static const char *const bad[] = { "HTTP/1.1 2x0 OK\r\n" };
+	static const char *const h2[] = { "HTTP/2 200 OK\r\n\r\n" };
+	static const char *const digest[] = { "HTTP/1.1 401 Unauthorized\r\n",
+					      "HTTP/1.1 200 OK\r\n" };
+	static const char *const then401[] = { "HTTP/1.1 200 OK\r\n",
+					       "HTTP/1.1 401 Unauthorized\r\n" };
+	struct env *e = *state;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	assert_int_equal(served_after(e, 42001, ok, 1), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42002, nc, 1), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42003, moved, 1), 0);
+	assert_int_equal(served_after(e, 42004, err, 1), 0);
+	assert_int_equal(served_after(e, 42005, bad, 1), 0);
+	assert_int_equal(served_after(e, 42006, h2, 1), 0);
+	assert_int_equal(served_after(e, 42007, digest, 2), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42008, then401, 2),
+			 ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED);
 }
 /* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
 static void test_ct_features(void **state)
@@ -3598,6 +3651,7 @@ int main(void)
 		T(test_ct_features),
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
+		T(test_ct_served),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),

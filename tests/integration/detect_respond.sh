@@ -4,7 +4,8 @@
 # gives today (conntrack sweeps, session ends, flow records, XDP drop
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
-#    page, iperf3 bulk, 24 idle keep-alives, a UDP burst) is left alone;
+#    page, 40 health checks of a tiny one, iperf3 bulk, 24 idle
+#    keep-alives, a UDP burst) is left alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
 #    refused) and blocked in XDP (its packets then dropped at the uplink);
@@ -206,7 +207,8 @@ while True:
 EOF
 lab_bg_in "${LAB_ID}-web" "$PY" "$LAB_DIR/udpecho.py" $WEB 9999
 # An admin page behind HTTP Basic authentication: for a wrong password a 401
-# and its page, as nginx sends them; a line out per refusal.
+# and its page, as nginx sends them; a line out per refusal. /healthz answers
+# anyone with a tiny 200, as a load balancer's health check wants it.
 cat >"$LAB_DIR/basicauth.py" <<'EOF'
 import base64, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,6 +220,13 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def do_GET(self):
+        if self.path == "/healthz":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
         ok = self.headers.get("Authorization") == GOOD
         body = PAGE if ok else DENY
         self.send_response(200 if ok else 401)
@@ -250,6 +259,14 @@ for i in range(300):                       # many short HTTP connections
     ok += r.status == 200 and len(r.read()) > 4000
     c.close()
 print("short", ok)
+hc = 0
+for i in range(40):                        # a load balancer's health checks of a tiny page:
+    c = http.client.HTTPConnection(web, 8081, timeout=5, source_address=(src, 0))
+    c.request("GET", "/healthz")           # a session as short as a failed login, but served
+    r = c.getresponse()
+    hc += r.status == 200 and r.read() == b"ok"
+    c.close()
+print("health", hc)
 conns = []
 for i in range(24):                        # idle keep-alives: one request, a long pause
     c = http.client.HTTPConnection(web, 8080, timeout=30, source_address=(src, 0))
@@ -287,6 +304,8 @@ iperf=$(in_ext iperf3 -c $WEB -B $BENIGN -t 4 -f m 2>&1 | sed -n 's/.* \([0-9.]*
 echo "# benign: $(tr '\n' ' ' <<<"$benign") iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
 check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
+check "benign: 40 health checks of a tiny page (HTTP 200, a connection each) answered" \
+	grep -q "^health 40$" <<<"$benign"
 check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
 check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"

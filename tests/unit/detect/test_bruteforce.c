@@ -151,6 +151,22 @@ static void test_classify(void **state)
 		c.refused = 1;
 		if (zt_bf_classify(&p, &c) != ZT_BF_ATTEMPT)
 			fail_msg("refused row %zu: class %d", i, zt_bf_classify(&p, &c));
+		/* A success served earlier in it does not undo the refusal it ended on. */
+		c.served = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+	}
+	/*
+	 * A health check of a tiny page (curl: 90 bytes asked, 117 served with
+	 * HTTP 200), short like a failed login: an exchange once the server
+	 * said 2xx; an attempt by its bytes alone.
+	 */
+	{
+		struct zt_conn c;
+
+		mk_conn(&c, a, b, 8080, 1 * SEC, 1 * SEC + 2 * MS, 90, 117, 3, 2, 3, 1);
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+		c.served = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_EXCHANGE);
 	}
 }
 
