@@ -276,6 +276,7 @@ enum zt_event_type {
 	ZT_EV_IOC = 8, /* struct zt_ev_ioc: a pod's new flow to a feed-listed destination */
 	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
 	ZT_EV_SESSION = 10, /* struct zt_ev_session: a TCP session an endpoint's packet closed */
+	ZT_EV_HOST_SESSION = 11, /* struct zt_ev_host_session: a session of the node's own closed */
 	ZT_EV_MAX,
 };
 
@@ -693,6 +694,27 @@ struct zt_ev_session {
 
 _Static_assert(__builtin_offsetof(struct zt_ev_session, val) % 8 == 0,
 	       "zt_ev_session: the entry 8-byte aligned, as in the map");
+
+/*
+ * ZT_EV_HOST_SESSION: a TCP session a service of the node itself accepted
+ * (its own network namespace, not an endpoint's), when its socket closed
+ * (bpf/host_session.bpf.c), with the socket's counters. Payload bytes are
+ * exact: received from the client, and sent to it and acknowledged.
+ */
+struct zt_ev_host_session {
+	struct zt_event_hdr hdr;
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3];
+	__u16 sport; /* the client's port */
+	__u16 dport; /* the service's */
+	__u8 saddr[16]; /* the client */
+	__u8 daddr[16]; /* the node's address it reached */
+	__u64 first_ns; /* CLOCK_BOOTTIME: the handshake completed (hdr.ts_ns: the close) */
+	__u64 bytes_in; /* payload from the client (tcp_sock.bytes_received) */
+	__u64 bytes_out; /* payload to it, acknowledged (tcp_sock.bytes_acked) */
+	__u32 segs_in; /* segments from the client, its SYN and FIN included */
+	__u32 segs_out;
+};
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
 	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");
@@ -1169,6 +1191,7 @@ enum zt_act_stat {
 	ZT_AS_CAPTURE_SAMPLED_OUT, /* packets of watched addresses over their rate */
 	ZT_AS_CAPTURE_LOST, /* captures lost to a full ring */
 	ZT_AS_SESSIONS, /* session-end events written (tc_endpoint, ZT_EV_SESSION) */
+	ZT_AS_HOST_SESSIONS, /* the node's own session ends written (ZT_EV_HOST_SESSION) */
 	ZT_AS_MAX,
 };
 

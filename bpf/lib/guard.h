@@ -35,7 +35,7 @@ enum zt_act_rate {
 	ZT_AR_PROBE = 0, /* probe and probe-result events */
 	ZT_AR_SIGNAL, /* activity events */
 	ZT_AR_STRAY, /* tc_uplink's strays: a flood of them never costs a probe its answer */
-	ZT_AR_SESSION, /* tc_endpoint's session ends (ZT_EV_SESSION), at probe_rate too */
+	ZT_AR_SESSION, /* session ends (ZT_EV_SESSION, ZT_EV_HOST_SESSION), at probe_rate too */
 	ZT_AR_MAX,
 };
 

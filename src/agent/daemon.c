@@ -81,10 +81,14 @@ static int put_u64s(cbor_item_t *m, const char *const *keys, const uint64_t *val
 
 static cbor_item_t *status_maps(struct zt_daemon *d)
 {
-	struct zt_dp_map maps[32];
-	size_t n = zt_datapath_maps(d->dp, maps, ZT_ARRAY_SIZE(maps));
-	cbor_item_t *arr = zt_cbor_array();
+	/* Every map, however many the objects have (a fixed array here once hid the last ones). */
+	size_t n = zt_datapath_maps(d->dp, NULL, 0);
+	struct zt_dp_map *maps = calloc(n ? n : 1, sizeof(*maps));
+	cbor_item_t *arr = maps ? zt_cbor_array() : NULL;
 	struct zt_seg_stats ss;
+
+	if (maps)
+		n = zt_datapath_maps(d->dp, maps, n);
 
 	zt_seg_get_stats(d->seg, &ss);
 	for (size_t i = 0; arr && i < n; i++) {
@@ -117,9 +121,10 @@ static cbor_item_t *status_maps(struct zt_daemon *d)
 			if (m)
 				cbor_decref(&m);
 			cbor_decref(&arr);
-			return NULL;
+			break;
 		}
 	}
+	free(maps);
 	return arr;
 }
 

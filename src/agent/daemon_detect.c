@@ -247,6 +247,15 @@ static void on_session(void *ctx, const void *rec, size_t len)
 	zt_engine_on_session(dd->d->engine, &ev->key, &ev->val);
 }
 
+static void on_host_session(void *ctx, const void *rec, size_t len)
+{
+	struct daemon_detect *dd = ctx;
+
+	if (len < sizeof(struct zt_ev_host_session) || !dd->d->engine)
+		return;
+	zt_engine_on_host_session(dd->d->engine, rec);
+}
+
 static void on_capture(void *ctx, const void *rec, size_t len)
 {
 	struct daemon_detect *dd = ctx;
@@ -451,6 +460,7 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE, on_probe, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE_RESULT, on_probe_result, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_SESSION, on_session, dd)) < 0 ||
+		      (r = zt_events_on(d->ev, ZT_EV_HOST_SESSION, on_host_session, dd)) < 0 ||
 		      (r = zt_events_on_deferred(d->ev, ZT_EV_CAPTURE, on_capture, dd)) < 0)) {
 		snprintf(err, errlen, "cannot subscribe to the activity events: %s", strerror(-r));
 		goto fail;

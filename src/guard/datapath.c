@@ -28,6 +28,7 @@
 #include "guard/datapath.h"
 #include "agent/log.h"
 #include "agent/util.h"
+#include "host_session.skel.h"
 #include "tc_endpoint.skel.h"
 #include "tc_guard.skel.h"
 #include "tc_uplink.skel.h"
@@ -652,6 +653,51 @@ static int apply_ratelimits(struct zt_datapath *dp, const struct zt_config *cfg,
 	return r;
 }
 
+/*
+ * The node's own TCP sessions (bpf/host_session.bpf.c), for brute force
+ * against its services: on the pinned events, guard_cfg and act_rate maps,
+ * for the sockets of this network namespace. Optional: where the kernel
+ * lacks what it needs (the raw tracepoint, BTF for its CO-RE reads), only
+ * endpoints' sessions are seen, and the log says so.
+ */
+static void load_host_sessions(struct zt_datapath *dp, const struct zt_config *cfg,
+			       const struct bpf_object_open_opts *oo)
+{
+	unsigned int reused = 0;
+	struct stat st;
+	int r;
+
+	dp->hs = host_session__open_opts(oo);
+	if (!dp->hs) {
+		r = errno ? -errno : -EINVAL;
+		goto off;
+	}
+	bpf_map__set_max_entries(dp->hs->maps.events, cfg->xdp.ringbuf_bytes);
+	adopt_pinned_sizes(dp->hs->obj, cfg->bpffs, &reused);
+	if (stat("/proc/self/ns/net", &st) < 0) {
+		r = -errno;
+		goto off;
+	}
+	dp->hs->rodata->cfg_netns = (__u32)st.st_ino;
+	r = host_session__load(dp->hs);
+	if (r < 0)
+		goto off;
+	dp->hs_link = bpf_program__attach(dp->hs->progs.host_session);
+	if (!dp->hs_link) {
+		r = errno ? -errno : -EINVAL;
+		goto off;
+	}
+	log_info("host_sessions_on", "netns=%u", (unsigned int)st.st_ino);
+	return;
+off:
+	log_warn(
+		"host_sessions_off",
+		"error=\"%s\" effect=\"brute force against the node's own services (host network) is not seen; endpoints' sessions are\"",
+		strerror(-r));
+	host_session__destroy(dp->hs);
+	dp->hs = NULL;
+}
+
 /* The guard's configured map sizes, in xdp_guard's object or tc_guard's. */
 static void guard_sizes(struct bpf_object *obj, const struct zt_config *cfg)
 {
@@ -840,6 +886,7 @@ int zt_datapath_init(struct zt_datapath **out, const struct zt_config *cfg, char
 			strerror(-r), cfg->bpffs);
 		goto fail;
 	}
+	load_host_sessions(dp, cfg, &oo);
 	log_info("datapath_loaded",
 		 "bpffs=%s maps_reused=%u cpus=%d hz=%u xdp_load_bytes=%u xdp_frags=%u", cfg->bpffs,
 		 dp->n_reused, dp->ncpus, hz, skel->rodata->cfg_xdp_load_bytes,
@@ -910,6 +957,8 @@ void zt_datapath_stop(struct zt_datapath *dp)
 {
 	if (!dp)
 		return;
+	bpf_link__destroy(dp->hs_link);
+	host_session__destroy(dp->hs);
 	tc_uplink__destroy(dp->up);
 	tc_endpoint__destroy(dp->tc);
 	tc_guard__destroy(dp->tcg);
@@ -1087,7 +1136,7 @@ size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, siz
 			n++;
 		}
 	}
-	return n < max ? n : max;
+	return n;
 }
 
 int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count)

@@ -37,6 +37,9 @@ struct zt_datapath {
 	struct tc_guard *tcg;
 	struct tc_endpoint *tc; /* micro-segmentation; attached per endpoint by seg.c */
 	struct tc_uplink *up; /* the uplinks' TC egress: probe outcomes, captures */
+	/* The node's own TCP sessions at their close (NULL: not on this kernel, logged). */
+	struct host_session *hs;
+	struct bpf_link *hs_link;
 	char bpffs[4096];
 	struct zt_dp_iface ifaces[ZT_MAX_IFACES];
 	unsigned int n_ifaces;
@@ -127,7 +130,10 @@ int zt_datapath_xdp_repair(struct zt_datapath *dp, unsigned int i, uint32_t *fou
 			   size_t errlen);
 int zt_datapath_tc_check(const struct zt_datapath *dp, int ifindex, uint32_t found[2]);
 
-/* Every map of every object, for status and tests; returns the count. */
+/*
+ * Every map of every object, for status and tests: the first max into out;
+ * returns how many there are (more than max: call again with room).
+ */
 size_t zt_datapath_maps(const struct zt_datapath *dp, struct zt_dp_map *out, size_t max);
 /* Counts a map's entries by walking its keys (LPM tries, hashes). */
 int zt_datapath_map_count(int fd, uint32_t key_size, uint64_t *count);

@@ -87,6 +87,7 @@ static const size_t rec_len[ZT_EV_MAX] = {
 	[ZT_EV_IOC] = sizeof(struct zt_ev_ioc),
 	[ZT_EV_CAPTURE] = sizeof(struct zt_ev_capture),
 	[ZT_EV_SESSION] = sizeof(struct zt_ev_session),
+	[ZT_EV_HOST_SESSION] = sizeof(struct zt_ev_host_session),
 };
 
 static bool family_ok(uint8_t f)
@@ -122,6 +123,11 @@ static bool fields_ok(const struct zt_event_hdr *h)
 		       e->cap_len <= e->orig_len && e->action < ZT_ACT_MAX &&
 		       e->point >= ZT_CAP_XDP && e->point <= ZT_CAP_TO_POD &&
 		       (e->matched == ZT_CAP_MATCH_SRC || e->matched == ZT_CAP_MATCH_DST);
+	}
+	case ZT_EV_HOST_SESSION: {
+		const struct zt_ev_host_session *e = (const void *)h;
+
+		return family_ok(e->family) && e->first_ns <= e->hdr.ts_ns;
 	}
 	case ZT_EV_SESSION: {
 		const struct zt_ev_session *e = (const void *)h;

@@ -15,6 +15,7 @@
  *   ZT_EV_PROBE_RESULT   struct zt_ev_probe_result  the answer a probe got
  *   ZT_EV_CAPTURE        struct zt_ev_capture       a packet of a watched address
  *   ZT_EV_SESSION        struct zt_ev_session       a TCP session an endpoint's packet closed
+ *   ZT_EV_HOST_SESSION   struct zt_ev_host_session  a TCP session of the node's own closed
  */
 #ifndef ZT_EVENTS_H
 #define ZT_EVENTS_H

@@ -144,6 +144,8 @@ void zt_engine_on_rate(struct zt_engine *e, const struct zt_rate_sample *s);
  */
 void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k,
 			  const struct zt_ct_val *v);
+/* A TCP session a service of the node itself accepted, closed (ZT_EV_HOST_SESSION). */
+void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev);
 void zt_engine_on_packets(struct zt_engine *e, uint8_t family, const uint8_t *src,
 			  const uint8_t *dst, enum zt_flood_kind kind, uint32_t n, uint64_t ts_ns);
 /* A captured frame (Part K's capture events): to the captures of watched addresses. */

@@ -1938,6 +1938,22 @@ static void test_events_check(void **state)
 	ss.val.dir = ZT_DIR_INGRESS;
 	ss.key.family = 0;
 	assert_int_equal(zt_events_check(&ss, sizeof(ss)), -EINVAL);
+	/* A session of the node's own: a family, and its start not after its end. */
+	{
+		struct zt_ev_host_session hs = {
+			.hdr = { .type = ZT_EV_HOST_SESSION, .len = sizeof(hs), .ts_ns = 5000 },
+			.family = 4,
+			.first_ns = 4000
+		};
+
+		assert_int_equal(zt_events_check(&hs, sizeof(hs)), ZT_EV_HOST_SESSION);
+		assert_int_equal(zt_events_check(&hs, sizeof(hs) - 1), -EINVAL);
+		hs.first_ns = 6000;
+		assert_int_equal(zt_events_check(&hs, sizeof(hs)), -EINVAL);
+		hs.first_ns = 4000;
+		hs.family = 5;
+		assert_int_equal(zt_events_check(&hs, sizeof(hs)), -EINVAL);
+	}
 	r.hdr.type = ZT_EV_FLOW_END; /* reserved: no producer, no record */
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 	r.hdr.type = ZT_EV_MAX;

@@ -12,6 +12,9 @@
 #    one incident row whose counts grow, its alert, block and audit rows,
 #    its pcap read by tshark and indexed; when it returns after the block
 #    the TTL doubles;
+#  - hydra against PostgreSQL on the node itself (host network: its
+#    sessions end in the node's stack, never on a veth) the same, from the
+#    sockets' closes;
 #  - hydra http-get against HTTP Basic authentication (a 401 page per guess,
 #    a real exchange by its bytes) is blocked on the server's refusals
 #    within 20 attempts; a client challenged on every connection and then
@@ -106,6 +109,7 @@ FRSCAN=198.18.0.15
 MSCAN=198.18.0.16
 HBF=198.18.0.17 # hydra http-get against Basic authentication
 FASTSCAN=198.18.0.18 # nmap -sS of the node at its own pace
+NBF=198.18.0.19 # hydra against PostgreSQL on the node itself (host network)
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -117,7 +121,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -183,12 +187,17 @@ PGPOD=$(mktemp -d /tmp/ztagent-pgpod.XXXXXX)
 chown postgres: "$PGPOD"
 echo "s3cret-$RANDOM" >"$PGPOD/pw"
 chmod 644 "$PGPOD/pw"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PGPOD/data" -U postgres -A scram-sha-256 \
-	--pwfile="$PGPOD/pw" >"$PGPOD/initdb.log" 2>&1
-echo "host all all 0.0.0.0/0 scram-sha-256" >>"$PGPOD/data/pg_hba.conf"
-lab_bg_in "${LAB_ID}-dbpod" runuser -u postgres -- "$PG_BIN/postgres" -D "$PGPOD/data" \
-	-c listen_addresses=$DBP -c unix_socket_directories="$PGPOD" -c port=5432 \
-	-c log_connections=off >"$PGPOD/log" 2>&1
+# pg_instance NETNS DIR ADDR: a PostgreSQL with the password in $PGPOD/pw,
+# listening on ADDR:5432 in NETNS, its log in DIR/log.
+pg_instance() {
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$2/data" -U postgres -A scram-sha-256 \
+		--pwfile="$PGPOD/pw" >"$2/initdb.log" 2>&1
+	echo "host all all 0.0.0.0/0 scram-sha-256" >>"$2/data/pg_hba.conf"
+	lab_bg_in "$1" runuser -u postgres -- "$PG_BIN/postgres" -D "$2/data" \
+		-c listen_addresses="$3" -c unix_socket_directories="$2" -c port=5432 \
+		-c log_connections=off >"$2/log" 2>&1
+}
+pg_instance "${LAB_ID}-dbpod" "$PGPOD" $DBP
 mkdir -p "$LAB_DIR/www"
 # A real page: 6 KB of text.
 for i in $(seq 1 110); do echo "<p>line $i of a page the lab serves to its clients</p>"; done \
@@ -442,6 +451,35 @@ done
 sleep 2 # the sweep reads the sessions
 check "basic auth: a client challenged on each of 30 connections gets in ($okb/30), not blocked" \
 	test "$okb" = 30 -a -z "$(ztctl block list | grep "$BENIGN/")"
+
+# --- brute force against a service of the node itself: hydra from $NBF ---
+# PostgreSQL in the node's own namespace (host network, as a node's sshd or
+# database runs): its sessions never cross a veth, so tc_endpoint sees none;
+# they end in the node's stack (bpf/host_session.bpf.c: the socket's close).
+mkdir "$PGPOD/node"
+chown postgres: "$PGPOD/node"
+pg_instance "$LAB_NODE" "$PGPOD/node" $LAB_NODE_IP
+# Ready for logins (not "starting up"): the node's own, which is no host session.
+check "node service: PostgreSQL on the node itself takes a login" \
+	wait_for "in_node env PGPASSWORD=\"\$(cat $PGPOD/pw)\" psql -h $LAB_NODE_IP -U postgres -tAc 'SELECT 1' postgres | grep -q 1" 150
+check "node service: host sessions are on" grep -q "event=host_sessions_on" "$LAB_LOG"
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NBF
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 40 hydra -l postgres -P "$LAB_DIR/words" -t 4 -I \
+	postgres://$LAB_NODE_IP
+HYDRA=$LAB_BG_PID
+check "node service brute force: hydra's source is blocked" wait_for "blocked $NBF" 300
+echo "# node service brute force blocked $(($(now_ms) - t0)) ms after hydra started"
+kill "$HYDRA" 2>/dev/null
+wait "$HYDRA" 2>/dev/null
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NBF
+fails=$(grep -c "password authentication failed" "$PGPOD/node/log")
+inc=$(incident_of bruteforce $NBF)
+ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<<"$ev")
+echo "# node service brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
+check "node service brute force: decided within 20 attempts (${attempts:-?}), the server refused at most 20 ($fails)" \
+	test -n "$inc" -a "${attempts:-99}" -le 20 -a "$fails" -le 20
 
 # --- slowloris from $SLOW ---
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SLOW

@@ -772,6 +772,56 @@ static void test_session_events(void **state)
 }
 
 /*
+ * Sessions a service of the node itself accepted (ZT_EV_HOST_SESSION, the
+ * socket's counters at its close) go to the brute-force detector too:
+ * short refused logins decide at the tenth; sessions that moved content
+ * (a query's result) decide nothing.
+ */
+static void test_host_sessions(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine(w);
+	uint64_t now = zt_now_boot_ns();
+	struct zt_ev_host_session ev = { .hdr = { .type = ZT_EV_HOST_SESSION },
+					 .family = 4,
+					 .dport = 5432,
+					 .saddr = { 203, 0, 113, 77 },
+					 .daddr = { 198, 18, 0, 2 },
+					 .segs_in = 6,
+					 .segs_out = 5 };
+
+	for (int i = 0; i < 12; i++) {
+		/* A client that gets its query's answers: 90 bytes asked, 40 KB back. */
+		ev.saddr[3] = 78;
+		ev.sport = (uint16_t)(50000 + i);
+		ev.first_ns = now + (uint64_t)i * 1000000;
+		ev.hdr.ts_ns = ev.first_ns + 3000000;
+		ev.bytes_in = 90;
+		ev.bytes_out = 40000;
+		zt_engine_on_host_session(e, &ev);
+	}
+	assert_int_equal(w->writes, 0);
+	for (int i = 0; i < 10; i++) {
+		/* A refused login: the startup and a password out, a challenge and an error back. */
+		ev.saddr[3] = 77;
+		ev.sport = (uint16_t)(40000 + i);
+		ev.first_ns = now + (uint64_t)i * 1000000;
+		ev.hdr.ts_ns = ev.first_ns + 4000000;
+		ev.bytes_in = 180;
+		ev.bytes_out = 150;
+		if (i < 9)
+			assert_int_equal(w->writes, 0);
+		zt_engine_on_host_session(e, &ev);
+	}
+	assert_int_equal(w->writes, 1);
+	assert_int_equal(w->last.addr[3], 77);
+	assert_non_null(strstr(w->last.note, "bruteforce/short-sessions"));
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
+/*
  * ICMP entries: a request (echo, timestamp; ICMPv6 echo) is an attempt,
  * answered or not; an error or a reply is none. A pod answering a spoofed
  * UDP flood sends a port unreachable to every random source: one entry
@@ -837,6 +887,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_probes_only_syn_openers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_session_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_icmp_probes_only_requests, setup,
 						teardown),
 	};
