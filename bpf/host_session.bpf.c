@@ -11,7 +11,9 @@
  * open; an active one comes from SYN_SENT), and its move to CLOSE ends the
  * session, whatever closed it (both FINs, a reset, a timeout). The socket
  * then still holds its counters: payload bytes received and acknowledged,
- * segments in and out (tcp_sock, RFC 4898's names).
+ * segments in and out (tcp_sock, RFC 4898's names); what the service
+ * answered (an HTTP success, logins refused) tc_uplink has kept by
+ * connection (lib/hostreply.h).
  *
  * Only sockets of the network namespace the daemon runs in (cfg_netns):
  * an endpoint's sockets are in namespaces of their own, and tc_endpoint
@@ -29,6 +31,7 @@
 #include "ztagent.h"
 #include "lib/events.h"
 #include "lib/guard.h"
+#include "lib/hostreply.h"
 
 #define ZT_TCP_ESTABLISHED 1
 #define ZT_TCP_SYN_RECV 3
@@ -74,16 +77,26 @@ struct tcp_sock___zt {
 /* Set by the daemon before load: the inode number of its network namespace. */
 const volatile __u32 cfg_netns = 0;
 
+/* An accepted socket of that namespace, as it was when its handshake completed. */
+struct zt_accepted {
+	__u64 first_ns; /* CLOCK_BOOTTIME */
+	/*
+	 * The service's port: by the move to CLOSE the socket has given its
+	 * port back (inet_put_port zeroes inet_num before the tracepoint).
+	 */
+	__u16 port;
+	__u16 _pad[3];
+};
+
 /*
- * Accepted sockets of that namespace: when the handshake completed
- * (CLOCK_BOOTTIME). An LRU: a node that holds more accepted sockets at
- * once loses the oldest ones' ends, never a new one's.
+ * By socket. An LRU: a node that holds more accepted sockets at once
+ * loses the oldest ones' ends, never a new one's.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct zt_accepted);
 } host_accepted SEC(".maps");
 
 /* An IPv4 address the node talks to itself on: 127/8, 0/8. */
@@ -146,12 +159,30 @@ static __always_inline int zt_session_fill(struct zt_ev_host_session *e, struct 
 		return -1;
 	}
 	e->sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->dport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->bytes_in = BPF_CORE_READ(tp, bytes_received);
 	e->bytes_out = BPF_CORE_READ(tp, bytes_acked);
 	e->segs_in = BPF_CORE_READ(tp, segs_in);
 	e->segs_out = BPF_CORE_READ(tp, segs_out);
 	return 0;
+}
+
+/* What tc_uplink read of the service's answers on this connection (lib/hostreply.h), taken. */
+static __always_inline void zt_session_replies(struct zt_ev_host_session *e)
+{
+	struct zt_host_reply_key k = {};
+	struct zt_host_reply *v;
+
+	k.family = e->family;
+	k.node_port = e->dport;
+	k.client_port = e->sport;
+	__builtin_memcpy(k.node, e->daddr, sizeof(k.node));
+	__builtin_memcpy(k.client, e->saddr, sizeof(k.client));
+	v = bpf_map_lookup_elem(&host_replies, &k);
+	if (!v)
+		return;
+	e->served = v->served;
+	e->refused = v->last_refused ? v->refused : 0;
+	bpf_map_delete_elem(&host_replies, &k);
 }
 
 SEC("raw_tracepoint/inet_sock_set_state")
@@ -160,8 +191,9 @@ int host_session(struct bpf_raw_tracepoint_args *ctx)
 	struct sock___zt *sk = (void *)ctx->args[0];
 	int oldstate = (int)ctx->args[1], newstate = (int)ctx->args[2];
 	struct zt_ev_host_session s = {}, *e;
+	struct zt_accepted a = {}, *acc;
 	struct zt_guard_cfg *cfg;
-	__u64 key = (__u64)(long)sk, *start, first;
+	__u64 key = (__u64)(long)sk;
 
 	if (newstate != ZT_TCP_CLOSE &&
 	    !(oldstate == ZT_TCP_SYN_RECV && newstate == ZT_TCP_ESTABLISHED))
@@ -169,25 +201,29 @@ int host_session(struct bpf_raw_tracepoint_args *ctx)
 	if (!cfg_netns || BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != cfg_netns)
 		return 0;
 	if (newstate == ZT_TCP_ESTABLISHED) {
-		first = bpf_ktime_get_boot_ns();
-		bpf_map_update_elem(&host_accepted, &key, &first, BPF_ANY);
+		a.first_ns = bpf_ktime_get_boot_ns();
+		a.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		bpf_map_update_elem(&host_accepted, &key, &a, BPF_ANY);
 		return 0;
 	}
-	start = bpf_map_lookup_elem(&host_accepted, &key);
-	if (!start)
+	acc = bpf_map_lookup_elem(&host_accepted, &key);
+	if (!acc)
 		return 0;
-	first = *start;
+	a = *acc;
 	bpf_map_delete_elem(&host_accepted, &key);
+	s.dport = a.port;
 	cfg = zt_guard_cfg_get();
-	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) || zt_session_fill(&s, sk) < 0 ||
-	    !zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, bpf_ktime_get_ns()))
+	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) || zt_session_fill(&s, sk) < 0)
+		return 0;
+	zt_session_replies(&s);
+	if (!zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, bpf_ktime_get_ns()))
 		return 0;
 	e = zt_event_begin(ZT_EV_HOST_SESSION, sizeof(*e));
 	if (!e)
 		return 0;
 	__builtin_memcpy((char *)e + sizeof(e->hdr), (char *)&s + sizeof(s.hdr),
 			 sizeof(s) - sizeof(s.hdr));
-	e->first_ns = first;
+	e->first_ns = a.first_ns;
 	zt_event_end(e);
 	zt_act_stat(ZT_AS_HOST_SESSIONS);
 	return 0;

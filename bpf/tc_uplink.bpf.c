@@ -18,7 +18,9 @@
  *     rate of their own (probe_rate), so a flood of them never costs a
  *     probe its answer;
  *   - a capture of each packet to or from a watched address (the other
- *     half of a conversation xdp_guard captures on the way in).
+ *     half of a conversation xdp_guard captures on the way in);
+ *   - what the node's own TCP services answer (lib/hostreply.h): an HTTP
+ *     success or a refused login at the start of a segment they send.
  * With the guard on TC ingress (tc_guard), its SYN challenges leave through
  * this hook too: a SYN-ACK whose sequence number is the challenge cookie
  * of its tuple answers no probe, and is not reported.
@@ -35,6 +37,8 @@
 #define ZT_CAPTURE_SKB
 #include "lib/capture.h"
 #include "lib/synprot.h" /* the cookie */
+#include "lib/refusal.h"
+#include "lib/hostreply.h"
 
 #define ZT_ICMP_DEST_UNREACH 3
 #define ZT_ICMP_PROT_UNREACH 2 /* its code */
@@ -295,6 +299,50 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	return zt_report(&an, p->family, skb->ifindex, ZT_AR_STRAY, cfg->probe_rate);
 }
 
+/*
+ * A segment a socket of the node's own sends (skb->sk: none for what the
+ * node forwards): when its first bytes say a login was refused or a
+ * request served, on its connection's host_replies entry.
+ */
+__noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
+{
+	struct zt_host_reply_key k = {};
+	struct zt_host_reply *v, nv = {};
+	__u32 payload;
+	int r;
+
+	if (!p || p->proto != IPPROTO_TCP || !(p->flags & ZT_PKT_L4) || !skb->sk)
+		return 0;
+	payload = zt_tcp_payload(p);
+	if (!payload)
+		return 0;
+	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
+	if (!r)
+		return 0;
+	k.family = p->family;
+	k.node_port = p->sport;
+	k.client_port = p->dport;
+	__builtin_memcpy(k.node, p->saddr, sizeof(k.node));
+	__builtin_memcpy(k.client, p->daddr, sizeof(k.client));
+	v = bpf_map_lookup_elem(&host_replies, &k);
+	if (!v) {
+		nv.served = r == ZT_REPLY_SERVED;
+		nv.refused = r == ZT_REPLY_REFUSED;
+		nv.last_refused = nv.refused;
+		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
+		return 0;
+	}
+	if (r == ZT_REPLY_SERVED) {
+		v->served = 1;
+		v->last_refused = 0;
+	} else {
+		if (v->refused < 255)
+			v->refused++;
+		v->last_refused = 1;
+	}
+	return 0;
+}
+
 SEC("tc")
 int tc_uplink(struct __sk_buff *skb)
 {
@@ -309,6 +357,8 @@ int tc_uplink(struct __sk_buff *skb)
 	if (!cfg || !(cfg->flags & ZT_GCF_ACTIVITY))
 		return TC_ACT_OK;
 	uplink_outcome(skb, &p);
+	if ((cfg->flags & ZT_GCF_PROBES) && p.proto == IPPROTO_TCP)
+		uplink_reply(skb, &p);
 	if (cfg->watch_count)
 		zt_capture_skb(skb, cfg, p.family, p.saddr, p.daddr, ZT_CAP_UPLINK_OUT, ZT_ACT_PASS,
 			       0);

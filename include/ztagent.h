@@ -695,16 +695,37 @@ struct zt_ev_session {
 _Static_assert(__builtin_offsetof(struct zt_ev_session, val) % 8 == 0,
 	       "zt_ev_session: the entry 8-byte aligned, as in the map");
 
+/* host_replies (LRU hash, bpf/lib/hostreply.h): a connection of a service of the node's own. */
+struct zt_host_reply_key {
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3]; /* zero */
+	__u16 node_port; /* host byte order */
+	__u16 client_port;
+	__u8 node[16]; /* network byte order; IPv4 in the first 4 bytes, rest zero */
+	__u8 client[16];
+};
+
+struct zt_host_reply {
+	__u8 served; /* a segment began with an HTTP/1.x success (2xx) */
+	__u8 refused; /* segments that began with a refusal (lib/refusal.h), saturating */
+	__u8 last_refused; /* the last such segment was a refusal, not a success */
+	__u8 _pad[5];
+};
+
 /*
  * ZT_EV_HOST_SESSION: a TCP session a service of the node itself accepted
  * (its own network namespace, not an endpoint's), when its socket closed
- * (bpf/host_session.bpf.c), with the socket's counters. Payload bytes are
- * exact: received from the client, and sent to it and acknowledged.
+ * (bpf/host_session.bpf.c), with the socket's counters and what tc_uplink
+ * read of its answers (bpf/lib/hostreply.h). Payload bytes are exact:
+ * received from the client, and sent to it and acknowledged.
  */
 struct zt_ev_host_session {
 	struct zt_event_hdr hdr;
 	__u8 family; /* 4 or 6 */
-	__u8 _pad[3];
+	__u8 served; /* 1: the service answered it with an HTTP success (bpf/lib/hostreply.h) */
+	/* Logins it refused in the clear, when its last such answer was one (else 0) */
+	__u8 refused;
+	__u8 _pad;
 	__u16 sport; /* the client's port */
 	__u16 dport; /* the service's */
 	__u8 saddr[16]; /* the client */

@@ -150,10 +150,10 @@ static int ensure_bpffs(const char *dir, char *err, size_t errlen)
 static bool transient_map(const char *name)
 {
 	static const char *const names[] = {
-		"xdp_stats",	 "tc_stats",	       "event_stats", "act_stats",
-		"src_sketch",	 "dst_sketch",	       "dst_local",   "ratelimit_src",
-		"syn_verified",	 "ep_stats",	       "conntrack",   "guard_cfg",
-		"event_sampler", "blocklist_prefixes", "scan_cells",  "scan_exempt",
+		"xdp_stats",   "tc_stats",     "event_stats",	"act_stats",	      "src_sketch",
+		"dst_sketch",  "dst_local",    "ratelimit_src", "syn_verified",	      "ep_stats",
+		"conntrack",   "guard_cfg",    "event_sampler", "blocklist_prefixes", "scan_cells",
+		"scan_exempt", "host_replies",
 	};
 
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(names); i++)

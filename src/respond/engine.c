@@ -1069,6 +1069,8 @@ void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_sess
 	c.payload[1] = ev->bytes_out;
 	c.bytes[0] = ev->bytes_in + (uint64_t)ev->segs_in * hdr;
 	c.bytes[1] = ev->bytes_out + (uint64_t)ev->segs_out * hdr;
+	c.refused = ev->refused;
+	c.served = ev->served != 0;
 	WITH_PENDING_URGENT(e, {
 		e->st.sessions++;
 		if (zt_bf_observe(e->bf, &c, &d))

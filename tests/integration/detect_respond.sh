@@ -110,6 +110,7 @@ MSCAN=198.18.0.16
 HBF=198.18.0.17 # hydra http-get against Basic authentication
 FASTSCAN=198.18.0.18 # nmap -sS of the node at its own pace
 NBF=198.18.0.19 # hydra against PostgreSQL on the node itself (host network)
+NHBF=198.18.0.20 # hydra http-get against Basic authentication on the node itself
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -121,7 +122,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -252,14 +253,18 @@ ADMIN_PW="pw-$RANDOM$RANDOM"
 ip netns exec "${LAB_ID}-web" "$PY" "$LAB_DIR/basicauth.py" $WEB "$ADMIN_PW" \
 	>"$LAB_DIR/basicauth.out" 2>&1 &
 LAB_PIDS+=($!)
+# The same on the node itself (host network): its sessions end in the node's stack.
+ip netns exec "$LAB_NODE" "$PY" "$LAB_DIR/basicauth.py" $LAB_NODE_IP "$ADMIN_PW" \
+	>"$LAB_DIR/basicauth-node.out" 2>&1 &
+LAB_PIDS+=($!)
 listening() { in_pod "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
 check "the services listen (postgres, http, iperf3)" \
-	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201" 150
+	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201 && in_node ss -Hltn 'sport = :8081' | grep -q LISTEN" 150
 
 # --- benign traffic from $BENIGN: many short requests, bulk, idle keep-alives, a burst ---
 cat >"$LAB_DIR/benign.py" <<'EOF'
 import http.client, socket, sys, threading, time
-src, web = sys.argv[1], sys.argv[2]
+src, web, node = sys.argv[1], sys.argv[2], sys.argv[3]
 ok = 0
 for i in range(300):                       # many short HTTP connections
     c = http.client.HTTPConnection(web, 8080, timeout=5, source_address=(src, 0))
@@ -269,12 +274,13 @@ for i in range(300):                       # many short HTTP connections
     c.close()
 print("short", ok)
 hc = 0
-for i in range(40):                        # a load balancer's health checks of a tiny page:
-    c = http.client.HTTPConnection(web, 8081, timeout=5, source_address=(src, 0))
-    c.request("GET", "/healthz")           # a session as short as a failed login, but served
-    r = c.getresponse()
-    hc += r.status == 200 and r.read() == b"ok"
-    c.close()
+for host in (web, node):                   # a load balancer's health checks of a tiny page,
+    for i in range(40):                    # a pod's and the node's own (host network):
+        c = http.client.HTTPConnection(host, 8081, timeout=5, source_address=(src, 0))
+        c.request("GET", "/healthz")       # sessions as short as failed logins, but served
+        r = c.getresponse()
+        hc += r.status == 200 and r.read() == b"ok"
+        c.close()
 print("health", hc)
 conns = []
 for i in range(24):                        # idle keep-alives: one request, a long pause
@@ -308,13 +314,13 @@ for b in range(60):                        # bursts of queries, like a resolver'
 print("burst", got)
 EOF
 t0=$(now_ms)
-benign=$(in_ext "$PY" "$LAB_DIR/benign.py" $BENIGN $WEB 2>&1)
+benign=$(in_ext "$PY" "$LAB_DIR/benign.py" $BENIGN $WEB $LAB_NODE_IP 2>&1)
 iperf=$(in_ext iperf3 -c $WEB -B $BENIGN -t 4 -f m 2>&1 | sed -n 's/.* \([0-9.]*\) Mbits\/sec.*receiver/\1/p')
 echo "# benign: $(tr '\n' ' ' <<<"$benign") iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
 check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
-check "benign: 40 health checks of a tiny page (HTTP 200, a connection each) answered" \
-	grep -q "^health 40$" <<<"$benign"
+check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200, a connection each), answered" \
+	grep -q "^health 80$" <<<"$benign"
 check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
 check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"
@@ -480,6 +486,23 @@ attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<
 echo "# node service brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
 check "node service brute force: decided within 20 attempts (${attempts:-?}), the server refused at most 20 ($fails)" \
 	test -n "$inc" -a "${attempts:-99}" -le 20 -a "$fails" -le 20
+# Basic authentication on the node: the 401s it sends are read at the
+# uplink's egress (bpf/lib/hostreply.h) into the sessions' ends.
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NHBF
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 40 hydra -l admin -P "$LAB_DIR/words" -t 4 -I \
+	http-get://$LAB_NODE_IP:8081/
+HYDRA=$LAB_BG_PID
+check "node basic auth brute force: hydra's source is blocked" wait_for "blocked $NHBF" 300
+echo "# node basic auth brute force blocked $(($(now_ms) - t0)) ms after hydra started"
+kill "$HYDRA" 2>/dev/null
+wait "$HYDRA" 2>/dev/null
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NHBF
+fails=$(grep -c refused "$LAB_DIR/basicauth-node.out")
+check "node basic auth brute force: decided on the server's refusals (refused-logins)" \
+	all_of "$(ztctl block list | grep "$NHBF/32")" "bruteforce/refused-logins"
+check "node basic auth brute force: the server refused at most 20 of its logins ($fails)" \
+	test "$fails" -le 20
 
 # --- slowloris from $SLOW ---
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SLOW

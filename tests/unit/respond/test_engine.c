@@ -775,7 +775,8 @@ static void test_session_events(void **state)
  * Sessions a service of the node itself accepted (ZT_EV_HOST_SESSION, the
  * socket's counters at its close) go to the brute-force detector too:
  * short refused logins decide at the tenth; sessions that moved content
- * (a query's result) decide nothing.
+ * (a query's result) or were served (an HTTP 2xx read at the uplink)
+ * decide nothing; refusals read at the uplink decide however large.
  */
 static void test_host_sessions(void **state)
 {
@@ -801,6 +802,19 @@ static void test_host_sessions(void **state)
 		zt_engine_on_host_session(e, &ev);
 	}
 	assert_int_equal(w->writes, 0);
+	for (int i = 0; i < 12; i++) {
+		/* Health checks of a tiny page, short as failed logins, but served (HTTP 2xx). */
+		ev.saddr[3] = 79;
+		ev.sport = (uint16_t)(51000 + i);
+		ev.first_ns = now + (uint64_t)i * 1000000;
+		ev.hdr.ts_ns = ev.first_ns + 2000000;
+		ev.bytes_in = 90;
+		ev.bytes_out = 117;
+		ev.served = 1;
+		zt_engine_on_host_session(e, &ev);
+	}
+	assert_int_equal(w->writes, 0);
+	ev.served = 0;
 	for (int i = 0; i < 10; i++) {
 		/* A refused login: the startup and a password out, a challenge and an error back. */
 		ev.saddr[3] = 77;
@@ -816,6 +830,20 @@ static void test_host_sessions(void **state)
 	assert_int_equal(w->writes, 1);
 	assert_int_equal(w->last.addr[3], 77);
 	assert_non_null(strstr(w->last.note, "bruteforce/short-sessions"));
+	/* Refusals read at the uplink (a 401 page each, an exchange by its bytes) decide too. */
+	for (int i = 0; i < 10; i++) {
+		ev.saddr[3] = 80;
+		ev.sport = (uint16_t)(52000 + i);
+		ev.first_ns = now + (uint64_t)i * 1000000;
+		ev.hdr.ts_ns = ev.first_ns + 2000000;
+		ev.bytes_in = 110;
+		ev.bytes_out = 377;
+		ev.refused = 1;
+		zt_engine_on_host_session(e, &ev);
+	}
+	assert_int_equal(w->writes, 2);
+	assert_int_equal(w->last.addr[3], 80);
+	assert_non_null(strstr(w->last.note, "bruteforce/refused-logins"));
 	zt_engine_free(e);
 	world_free(w);
 	free(w);

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the node's own TCP services answered, by connection (ZT_PIN
+ * host_replies): tc_uplink reads the first bytes of each segment a socket
+ * of the node sends out through an uplink (lib/refusal.h: an HTTP success,
+ * a login refused), and host_session.bpf.c takes the connection's entry
+ * when its socket closes, into the session it reports. So a session of a
+ * service in the host network is judged as an endpoint's is: a health
+ * check a 200 answered is an exchange, a 401 or a 530 a refused login.
+ * Without per-connection state at the uplink, every segment is read as if
+ * it began a response (a body that happens to start with "HTTP/1.1 200"
+ * is read as one too).
+ */
+#ifndef ZT_BPF_HOSTREPLY_H
+#define ZT_BPF_HOSTREPLY_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ztagent.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct zt_host_reply_key);
+	__type(value, struct zt_host_reply);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} host_replies SEC(".maps");
+
+#endif /* ZT_BPF_HOSTREPLY_H */
