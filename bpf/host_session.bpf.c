@@ -172,11 +172,7 @@ static __always_inline void zt_session_replies(struct zt_ev_host_session *e)
 	struct zt_host_reply_key k = {};
 	struct zt_host_reply *v;
 
-	k.family = e->family;
-	k.node_port = e->dport;
-	k.client_port = e->sport;
-	__builtin_memcpy(k.node, e->daddr, sizeof(k.node));
-	__builtin_memcpy(k.client, e->saddr, sizeof(k.client));
+	zt_host_reply_key(&k, e->family, e->dport, e->sport, e->daddr, e->saddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
 	if (!v)
 		return;

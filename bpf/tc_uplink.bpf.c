@@ -319,11 +319,7 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
 	if (!r)
 		return 0;
-	k.family = p->family;
-	k.node_port = p->sport;
-	k.client_port = p->dport;
-	__builtin_memcpy(k.node, p->saddr, sizeof(k.node));
-	__builtin_memcpy(k.client, p->daddr, sizeof(k.client));
+	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
 	if (!v) {
 		nv.served = r == ZT_REPLY_SERVED;

@@ -27,4 +27,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } host_replies SEC(".maps");
 
+/* A connection's key: the node's end, the client's; addresses 16 bytes (IPv4 first, rest zero). */
+static __always_inline void zt_host_reply_key(struct zt_host_reply_key *k, __u8 family,
+					      __u16 node_port, __u16 client_port, const void *node,
+					      const void *client)
+{
+	k->family = family;
+	k->node_port = node_port;
+	k->client_port = client_port;
+	__builtin_memcpy(k->node, node, sizeof(k->node));
+	__builtin_memcpy(k->client, client, sizeof(k->client));
+}
+
 #endif /* ZT_BPF_HOSTREPLY_H */

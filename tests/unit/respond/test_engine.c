@@ -771,6 +771,31 @@ static void test_session_events(void **state)
 	free(w);
 }
 
+/* n sessions of client 203.0.113.<who> to the node, each bytes_in out and bytes_out back. */
+static void host_sessions(struct zt_engine *e, uint8_t who, int n, uint64_t bytes_in,
+			  uint64_t bytes_out, uint8_t served, uint8_t refused)
+{
+	uint64_t now = zt_now_boot_ns();
+	struct zt_ev_host_session ev = { .hdr = { .type = ZT_EV_HOST_SESSION },
+					 .family = 4,
+					 .served = served,
+					 .refused = refused,
+					 .dport = 5432,
+					 .saddr = { 203, 0, 113, who },
+					 .daddr = { 198, 18, 0, 2 },
+					 .bytes_in = bytes_in,
+					 .bytes_out = bytes_out,
+					 .segs_in = 6,
+					 .segs_out = 5 };
+
+	for (int i = 0; i < n; i++) {
+		ev.sport = (uint16_t)(40000 + i);
+		ev.first_ns = now + (uint64_t)i * 1000000;
+		ev.hdr.ts_ns = ev.first_ns + 3000000;
+		zt_engine_on_host_session(e, &ev);
+	}
+}
+
 /*
  * Sessions a service of the node itself accepted (ZT_EV_HOST_SESSION, the
  * socket's counters at its close) go to the brute-force detector too:
@@ -782,65 +807,21 @@ static void test_host_sessions(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine(w);
-	uint64_t now = zt_now_boot_ns();
-	struct zt_ev_host_session ev = { .hdr = { .type = ZT_EV_HOST_SESSION },
-					 .family = 4,
-					 .dport = 5432,
-					 .saddr = { 203, 0, 113, 77 },
-					 .daddr = { 198, 18, 0, 2 },
-					 .segs_in = 6,
-					 .segs_out = 5 };
 
-	for (int i = 0; i < 12; i++) {
-		/* A client that gets its query's answers: 90 bytes asked, 40 KB back. */
-		ev.saddr[3] = 78;
-		ev.sport = (uint16_t)(50000 + i);
-		ev.first_ns = now + (uint64_t)i * 1000000;
-		ev.hdr.ts_ns = ev.first_ns + 3000000;
-		ev.bytes_in = 90;
-		ev.bytes_out = 40000;
-		zt_engine_on_host_session(e, &ev);
-	}
+	/* A client that gets its queries' answers: 90 bytes asked, 40 KB back. */
+	host_sessions(e, 78, 12, 90, 40000, 0, 0);
+	/* Health checks of a tiny page, short as failed logins, but served (HTTP 2xx). */
+	host_sessions(e, 79, 12, 90, 117, 1, 0);
 	assert_int_equal(w->writes, 0);
-	for (int i = 0; i < 12; i++) {
-		/* Health checks of a tiny page, short as failed logins, but served (HTTP 2xx). */
-		ev.saddr[3] = 79;
-		ev.sport = (uint16_t)(51000 + i);
-		ev.first_ns = now + (uint64_t)i * 1000000;
-		ev.hdr.ts_ns = ev.first_ns + 2000000;
-		ev.bytes_in = 90;
-		ev.bytes_out = 117;
-		ev.served = 1;
-		zt_engine_on_host_session(e, &ev);
-	}
+	/* Refused logins: the startup and a password out, a challenge and an error back. */
+	host_sessions(e, 77, 9, 180, 150, 0, 0);
 	assert_int_equal(w->writes, 0);
-	ev.served = 0;
-	for (int i = 0; i < 10; i++) {
-		/* A refused login: the startup and a password out, a challenge and an error back. */
-		ev.saddr[3] = 77;
-		ev.sport = (uint16_t)(40000 + i);
-		ev.first_ns = now + (uint64_t)i * 1000000;
-		ev.hdr.ts_ns = ev.first_ns + 4000000;
-		ev.bytes_in = 180;
-		ev.bytes_out = 150;
-		if (i < 9)
-			assert_int_equal(w->writes, 0);
-		zt_engine_on_host_session(e, &ev);
-	}
+	host_sessions(e, 77, 1, 180, 150, 0, 0);
 	assert_int_equal(w->writes, 1);
 	assert_int_equal(w->last.addr[3], 77);
 	assert_non_null(strstr(w->last.note, "bruteforce/short-sessions"));
 	/* Refusals read at the uplink (a 401 page each, an exchange by its bytes) decide too. */
-	for (int i = 0; i < 10; i++) {
-		ev.saddr[3] = 80;
-		ev.sport = (uint16_t)(52000 + i);
-		ev.first_ns = now + (uint64_t)i * 1000000;
-		ev.hdr.ts_ns = ev.first_ns + 2000000;
-		ev.bytes_in = 110;
-		ev.bytes_out = 377;
-		ev.refused = 1;
-		zt_engine_on_host_session(e, &ev);
-	}
+	host_sessions(e, 80, 10, 110, 377, 0, 1);
 	assert_int_equal(w->writes, 2);
 	assert_int_equal(w->last.addr[3], 80);
 	assert_non_null(strstr(w->last.note, "bruteforce/refused-logins"));
