@@ -250,10 +250,20 @@ static void on_session(void *ctx, const void *rec, size_t len)
 static void on_host_session(void *ctx, const void *rec, size_t len)
 {
 	struct daemon_detect *dd = ctx;
+	const struct zt_ev_host_session *ev = rec;
+	const struct zt_config *cfg = &dd->d->cfg;
 
-	if (len < sizeof(struct zt_ev_host_session) || !dd->d->engine)
+	if (len < sizeof(*ev) || !dd->d->engine)
 		return;
-	zt_engine_on_host_session(dd->d->engine, rec);
+	/*
+	 * The agent's own tunnel listener: its peers' connections are short
+	 * mutual-TLS sessions of about equal size each way (a certificate
+	 * each), which read like failed logins, and a peer that restarts
+	 * closes a pool of them at once.
+	 */
+	if (cfg->mtls.mode != ZT_MTLS_MODE_OFF && ev->dport == cfg->mtls.port)
+		return;
+	zt_engine_on_host_session(dd->d->engine, ev);
 }
 
 static void on_capture(void *ctx, const void *rec, size_t len)
