@@ -62,6 +62,8 @@
 #include "records/auditq.h"
 #include "seg/seg.h"
 #include "drift_watch.skel.h"
+#include "host_session.skel.h"
+#include "tc_uplink.skel.h"
 #include "tc_endpoint.skel.h"
 #include "xdp_guard.skel.h"
 
@@ -1067,6 +1069,11 @@ static void on_drift_timer(void *ctx, int fd, uint32_t events)
 	check_xdp(dr);
 	check_pins_obj(dr, d->dp->xdp->obj, full);
 	check_pins_obj(dr, d->dp->tc->obj, full);
+	/* Their own pinned maps too (host_replies); the shared ones are back already. */
+	if (d->dp->up)
+		check_pins_obj(dr, d->dp->up->obj, full);
+	if (d->dp->hs)
+		check_pins_obj(dr, d->dp->hs->obj, full);
 	dr->in_tick = true;
 	zt_seg_drift_check(d->seg, &dr->hooks);
 	dr->in_tick = false;
