@@ -72,6 +72,8 @@ struct tcp_sock___zt {
 	__u32 segs_out;
 	__u64 bytes_received;
 	__u64 bytes_acked;
+	__u32 data_segs_in;
+	__u32 data_segs_out;
 } __attribute__((preserve_access_index));
 
 /* Set by the daemon before load: the inode number of its network namespace. */
@@ -159,8 +161,15 @@ static __always_inline int zt_session_fill(struct zt_ev_host_session *e, struct 
 		return -1;
 	}
 	e->sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->bytes_in = BPF_CORE_READ(tp, bytes_received);
-	e->bytes_out = BPF_CORE_READ(tp, bytes_acked);
+	/*
+	 * The counters run in sequence space: a FIN takes one number, so a
+	 * connection closed without a byte either way (a TCP health check,
+	 * nc -z) reads 1 and 1, a request without an answer. Payload is
+	 * there only where a segment carried data; where it did, the FIN's
+	 * one is left in.
+	 */
+	e->bytes_in = BPF_CORE_READ(tp, data_segs_in) ? BPF_CORE_READ(tp, bytes_received) : 0;
+	e->bytes_out = BPF_CORE_READ(tp, data_segs_out) ? BPF_CORE_READ(tp, bytes_acked) : 0;
 	e->segs_in = BPF_CORE_READ(tp, segs_in);
 	e->segs_out = BPF_CORE_READ(tp, segs_out);
 	return 0;

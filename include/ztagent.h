@@ -716,8 +716,9 @@ struct zt_host_reply {
  * ZT_EV_HOST_SESSION: a TCP session a service of the node itself accepted
  * (its own network namespace, not an endpoint's), when its socket closed
  * (bpf/host_session.bpf.c), with the socket's counters and what tc_uplink
- * read of its answers (bpf/lib/hostreply.h). Payload bytes are exact:
- * received from the client, and sent to it and acknowledged.
+ * read of its answers (bpf/lib/hostreply.h). Payload bytes are exact to
+ * within one (a FIN's sequence number): received from the client, and sent
+ * to it and acknowledged; 0 where no segment carried data.
  */
 struct zt_ev_host_session {
 	struct zt_event_hdr hdr;

@@ -1043,34 +1043,44 @@ void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const 
 	});
 }
 
-void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)
+/*
+ * A session of the node's own, in the shape to_conn() gives the conntrack's:
+ * its socket was accepted, so a handshake both ways; its payload counted
+ * by the kernel (has_payload), headers estimated on top.
+ */
+static void host_to_conn(const struct zt_ev_host_session *ev, struct zt_conn *c)
 {
 	unsigned int hdr = ev->family == 6 ? 60 : 40; /* IP and TCP headers, about */
+
+	memset(c, 0, sizeof(*c));
+	c->family = ev->family;
+	c->proto = 6;
+	c->state = ZT_CT_CLOSED;
+	c->flags[0] = ZT_DF_SYN | ZT_DF_ACK;
+	c->flags[1] = ZT_DF_SYN | ZT_DF_ACK;
+	c->sport = ev->sport;
+	c->dport = ev->dport;
+	memcpy(c->src, ev->saddr, 16);
+	memcpy(c->dst, ev->daddr, 16);
+	c->first_ns = ev->first_ns;
+	c->last_ns = ev->hdr.ts_ns;
+	c->packets[0] = ev->segs_in;
+	c->packets[1] = ev->segs_out;
+	c->has_payload = true;
+	c->payload[0] = ev->bytes_in;
+	c->payload[1] = ev->bytes_out;
+	c->bytes[0] = ev->bytes_in + (uint64_t)ev->segs_in * hdr;
+	c->bytes[1] = ev->bytes_out + (uint64_t)ev->segs_out * hdr;
+	c->refused = ev->refused;
+	c->served = ev->served != 0;
+}
+
+void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)
+{
 	struct zt_decision d;
 	struct zt_conn c;
 
-	memset(&c, 0, sizeof(c));
-	c.family = ev->family;
-	c.proto = 6;
-	c.state = ZT_CT_CLOSED;
-	/* The socket was accepted: a handshake both ways. */
-	c.flags[0] = ZT_DF_SYN | ZT_DF_ACK;
-	c.flags[1] = ZT_DF_SYN | ZT_DF_ACK;
-	c.sport = ev->sport;
-	c.dport = ev->dport;
-	memcpy(c.src, ev->saddr, 16);
-	memcpy(c.dst, ev->daddr, 16);
-	c.first_ns = ev->first_ns;
-	c.last_ns = ev->hdr.ts_ns;
-	c.packets[0] = ev->segs_in;
-	c.packets[1] = ev->segs_out;
-	c.has_payload = true;
-	c.payload[0] = ev->bytes_in;
-	c.payload[1] = ev->bytes_out;
-	c.bytes[0] = ev->bytes_in + (uint64_t)ev->segs_in * hdr;
-	c.bytes[1] = ev->bytes_out + (uint64_t)ev->segs_out * hdr;
-	c.refused = ev->refused;
-	c.served = ev->served != 0;
+	host_to_conn(ev, &c);
 	WITH_PENDING_URGENT(e, {
 		e->st.sessions++;
 		if (zt_bf_observe(e->bf, &c, &d))

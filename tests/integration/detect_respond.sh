@@ -4,7 +4,7 @@
 # gives today (conntrack sweeps, session ends, flow records, XDP drop
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
-#    page, 40 health checks of a tiny one, iperf3 bulk, 24 idle
+#    page, 80 health checks of a tiny one, 80 TCP checks, iperf3 bulk, 24 idle
 #    keep-alives, a UDP burst) is left alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
@@ -282,6 +282,14 @@ for host in (web, node):                   # a load balancer's health checks of 
         hc += r.status == 200 and r.read() == b"ok"
         c.close()
 print("health", hc)
+tc = 0
+for host in (web, node):                   # and its TCP checks: a connection opened
+    for i in range(40):                    # and closed, not a byte either way
+        s = socket.create_connection((host, 8081), timeout=5, source_address=(src, 0))
+        s.close()
+        tc += 1
+        time.sleep(0.01)
+print("tcpcheck", tc)
 conns = []
 for i in range(24):                        # idle keep-alives: one request, a long pause
     c = http.client.HTTPConnection(web, 8080, timeout=30, source_address=(src, 0))
@@ -321,6 +329,8 @@ check "benign: 300 short HTTP requests to a real page all answered" grep -q "^sh
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
 check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200, a connection each), answered" \
 	grep -q "^health 80$" <<<"$benign"
+check "benign: 80 TCP health checks (connect, close), a pod's and the node's, made" \
+	grep -q "^tcpcheck 80$" <<<"$benign"
 check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
 check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"
