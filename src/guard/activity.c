@@ -236,7 +236,12 @@ static int cfg_write(struct zt_datapath *dp, const struct zt_guard_cfg *c)
 	return bpf_map_update_elem(fd, &zero, c, BPF_ANY) ? -errno : 0;
 }
 
-int zt_datapath_set_ratelimits(struct zt_datapath *dp, const struct zt_ratelimit_cfg *rl)
+/*
+ * Reads guard_cfg, lets edit change it (0, or a negative errno that
+ * leaves the map as it was) and writes it back, all under cfg_lock.
+ */
+static int cfg_update(struct zt_datapath *dp, int (*edit)(struct zt_guard_cfg *c, const void *arg),
+		      const void *arg)
 {
 	struct zt_guard_cfg c;
 	int r;
@@ -244,78 +249,74 @@ int zt_datapath_set_ratelimits(struct zt_datapath *dp, const struct zt_ratelimit
 	pthread_mutex_lock(&cfg_lock);
 	r = zt_datapath_guard_cfg(dp, &c);
 	if (r == 0)
-		r = zt_guard_cfg_set_ratelimits(&c, rl);
+		r = edit(&c, arg);
 	if (r == 0)
 		r = cfg_write(dp, &c);
 	pthread_mutex_unlock(&cfg_lock);
 	return r;
+}
+
+static int edit_ratelimits(struct zt_guard_cfg *c, const void *arg)
+{
+	return zt_guard_cfg_set_ratelimits(c, arg);
+}
+
+int zt_datapath_set_ratelimits(struct zt_datapath *dp, const struct zt_ratelimit_cfg *rl)
+{
+	return cfg_update(dp, edit_ratelimits, rl);
+}
+
+static int edit_signals(struct zt_guard_cfg *c, const void *arg)
+{
+	zt_guard_cfg_set_signals(c, arg);
+	return 0;
 }
 
 int zt_datapath_set_signals(struct zt_datapath *dp, const struct zt_signal_cfg *s)
 {
-	struct zt_guard_cfg c;
-	int r;
+	return cfg_update(dp, edit_signals, s);
+}
 
-	pthread_mutex_lock(&cfg_lock);
-	r = zt_datapath_guard_cfg(dp, &c);
-	if (r == 0) {
-		zt_guard_cfg_set_signals(&c, s);
-		r = cfg_write(dp, &c);
-	}
-	pthread_mutex_unlock(&cfg_lock);
-	return r;
+static int edit_synprot(struct zt_guard_cfg *c, const void *arg)
+{
+	zt_guard_cfg_set_synprot(c, arg);
+	return 0;
 }
 
 int zt_datapath_set_synprot(struct zt_datapath *dp, const struct zt_synprot_cfg *s)
 {
-	struct zt_guard_cfg c;
-	int r;
+	return cfg_update(dp, edit_synprot, s);
+}
 
-	pthread_mutex_lock(&cfg_lock);
-	r = zt_datapath_guard_cfg(dp, &c);
-	if (r == 0) {
-		zt_guard_cfg_set_synprot(&c, s);
-		r = cfg_write(dp, &c);
-	}
-	pthread_mutex_unlock(&cfg_lock);
-	return r;
+static int edit_activity(struct zt_guard_cfg *c, const void *arg)
+{
+	if (*(const bool *)arg)
+		c->flags |= ZT_GCF_ACTIVITY;
+	else
+		c->flags &= ~ZT_GCF_ACTIVITY;
+	return 0;
 }
 
 int zt_datapath_set_activity(struct zt_datapath *dp, bool on)
 {
-	struct zt_guard_cfg c;
-	int r;
+	return cfg_update(dp, edit_activity, &on);
+}
 
-	pthread_mutex_lock(&cfg_lock);
-	r = zt_datapath_guard_cfg(dp, &c);
-	if (r == 0) {
-		if (on)
-			c.flags |= ZT_GCF_ACTIVITY;
-		else
-			c.flags &= ~ZT_GCF_ACTIVITY;
-		r = cfg_write(dp, &c);
-	}
-	pthread_mutex_unlock(&cfg_lock);
-	return r;
+static int edit_scan_brake(struct zt_guard_cfg *c, const void *arg)
+{
+	uint32_t brake = *(const uint32_t *)arg;
+
+	c->scan_brake = brake;
+	if (brake)
+		c->flags |= ZT_GCF_SCAN_BRAKE;
+	else
+		c->flags &= ~ZT_GCF_SCAN_BRAKE;
+	return 0;
 }
 
 int zt_datapath_set_scan_brake(struct zt_datapath *dp, uint32_t brake)
 {
-	struct zt_guard_cfg c;
-	int r;
-
-	pthread_mutex_lock(&cfg_lock);
-	r = zt_datapath_guard_cfg(dp, &c);
-	if (r == 0) {
-		c.scan_brake = brake;
-		if (brake)
-			c.flags |= ZT_GCF_SCAN_BRAKE;
-		else
-			c.flags &= ~ZT_GCF_SCAN_BRAKE;
-		r = cfg_write(dp, &c);
-	}
-	pthread_mutex_unlock(&cfg_lock);
-	return r;
+	return cfg_update(dp, edit_scan_brake, &brake);
 }
 
 static void exempt_key(const struct zt_cidr *c, struct zt_scan_exempt_key *k)
@@ -537,27 +538,33 @@ static int count_keys(int fd, uint32_t *n)
 	return 0;
 }
 
+struct count_arg {
+	int fd;
+	bool watch;
+};
+
+/* Counted under the lock too: the last writer's count includes every earlier change. */
+static int edit_count(struct zt_guard_cfg *c, const void *arg)
+{
+	const struct count_arg *a = arg;
+	uint32_t n = 0;
+	int r = count_keys(a->fd, &n);
+
+	if (r < 0)
+		return r;
+	if (a->watch)
+		c->watch_count = n;
+	else
+		c->protect_count = n;
+	return 0;
+}
+
 /* Publishes how many entries a map has, so the packet path looks it up only then. */
 static int publish_count(struct zt_datapath *dp, int fd, bool watch)
 {
-	struct zt_guard_cfg c;
-	uint32_t n = 0;
-	int r;
+	struct count_arg a = { .fd = fd, .watch = watch };
 
-	/* Counted under the lock too: the last writer's count includes every earlier change. */
-	pthread_mutex_lock(&cfg_lock);
-	r = count_keys(fd, &n);
-	if (r == 0)
-		r = zt_datapath_guard_cfg(dp, &c);
-	if (r == 0) {
-		if (watch)
-			c.watch_count = n;
-		else
-			c.protect_count = n;
-		r = cfg_write(dp, &c);
-	}
-	pthread_mutex_unlock(&cfg_lock);
-	return r;
+	return cfg_update(dp, edit_count, &a);
 }
 
 /* ---- watch ---- */
