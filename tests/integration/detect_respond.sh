@@ -479,16 +479,20 @@ pg_instance "$LAB_NODE" "$PGPOD/node" $LAB_NODE_IP
 check "node service: PostgreSQL on the node itself takes a login" \
 	wait_for "in_node env PGPASSWORD=\"\$(cat $PGPOD/pw)\" psql -h $LAB_NODE_IP -U postgres -tAc 'SELECT 1' postgres | grep -q 1" 150
 check "node service: host sessions are on" grep -q "event=host_sessions_on" "$LAB_LOG"
-ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NBF
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 40 hydra -l postgres -P "$LAB_DIR/words" -t 4 -I \
-	postgres://$LAB_NODE_IP
-HYDRA=$LAB_BG_PID
-check "node service brute force: hydra's source is blocked" wait_for "blocked $NBF" 300
-echo "# node service brute force blocked $(($(now_ms) - t0)) ms after hydra started"
-kill "$HYDRA" 2>/dev/null
-wait "$HYDRA" 2>/dev/null
-ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NBF
+# node_bruteforce WHAT SRC USER URL: hydra from SRC against the node, until blocked.
+node_bruteforce() {
+	local what=$1 src=$2 t0 pid
+	ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src "$src"
+	t0=$(now_ms)
+	lab_bg_in "$LAB_EXT" timeout 40 hydra -l "$3" -P "$LAB_DIR/words" -t 4 -I "$4"
+	pid=$LAB_BG_PID
+	check "$what: hydra's source is blocked" wait_for "blocked $src" 300
+	echo "# $what blocked $(($(now_ms) - t0)) ms after hydra started"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src "$src"
+}
+node_bruteforce "node service brute force" $NBF postgres postgres://$LAB_NODE_IP
 fails=$(grep -c "password authentication failed" "$PGPOD/node/log")
 inc=$(incident_of bruteforce $NBF)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
@@ -498,16 +502,7 @@ check "node service brute force: decided within 20 attempts (${attempts:-?}), th
 	test -n "$inc" -a "${attempts:-99}" -le 20 -a "$fails" -le 20
 # Basic authentication on the node: the 401s it sends are read at the
 # uplink's egress (bpf/lib/hostreply.h) into the sessions' ends.
-ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NHBF
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 40 hydra -l admin -P "$LAB_DIR/words" -t 4 -I \
-	http-get://$LAB_NODE_IP:8081/
-HYDRA=$LAB_BG_PID
-check "node basic auth brute force: hydra's source is blocked" wait_for "blocked $NHBF" 300
-echo "# node basic auth brute force blocked $(($(now_ms) - t0)) ms after hydra started"
-kill "$HYDRA" 2>/dev/null
-wait "$HYDRA" 2>/dev/null
-ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NHBF
+node_bruteforce "node basic auth brute force" $NHBF admin http-get://$LAB_NODE_IP:8081/
 fails=$(grep -c refused "$LAB_DIR/basicauth-node.out")
 check "node basic auth brute force: decided on the server's refusals (refused-logins)" \
 	all_of "$(ztctl block list | grep "$NHBF/32")" "bruteforce/refused-logins"
