@@ -656,7 +656,7 @@ struct zt_ct_val {
 	 * response, whose first bytes say whether it refuses a login);
 	 * REFUSED while the last response so read was a refusal. A challenge
 	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it. SERVED
-	 * once a response was an HTTP success (2xx), kept for the session: the
+	 * once a response was an HTTP success (2xx) or a DNS answer, kept for the session: the
 	 * server did what was asked, so the session is an exchange however
 	 * short (a health check, a tiny page), not a login that failed.
 	 */
@@ -706,7 +706,7 @@ struct zt_host_reply_key {
 };
 
 struct zt_host_reply {
-	__u8 served; /* a segment began with an HTTP/1.x success (2xx) */
+	__u8 served; /* a segment began with an HTTP/1.x success (2xx) or was a DNS answer */
 	__u8 refused; /* segments that began with a refusal (lib/refusal.h), saturating */
 	__u8 last_refused; /* the last such segment was a refusal, not a success */
 	__u8 _pad[5];
@@ -723,7 +723,7 @@ struct zt_host_reply {
 struct zt_ev_host_session {
 	struct zt_event_hdr hdr;
 	__u8 family; /* 4 or 6 */
-	__u8 served; /* 1: the service answered it with an HTTP success (bpf/lib/hostreply.h) */
+	__u8 served; /* 1: the service answered it with an HTTP success or a DNS answer (bpf/lib/hostreply.h) */
 	/* Logins it refused in the clear, when its last such answer was one (else 0) */
 	__u8 refused;
 	__u8 _pad;

@@ -2,7 +2,8 @@
 /*
  * What the node's own TCP services answered, by connection (ZT_PIN
  * host_replies): tc_uplink reads the first bytes of each segment a socket
- * of the node sends out through an uplink (lib/refusal.h: an HTTP success,
+ * of the node sends out through an uplink (lib/refusal.h: an HTTP success or
+ * a DNS answer,
  * a login refused), and host_session.bpf.c takes the connection's entry
  * when its socket closes, into the session it reports. So a session of a
  * service in the host network is judged as an endpoint's is: a health

@@ -19,7 +19,13 @@
  * The opposite is read too: an HTTP/1.x success (2xx) served what was
  * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however
  * few its bytes (a load balancer's health check of a tiny page, ab without
- * keep-alive), never a failed login.
+ * keep-alive), never a failed login. So is a DNS answer over TCP (RFC 1035
+ * 4.2.2, RFC 7766: a two-byte length, then a message; here one whose
+ * length is the segment's payload, whose header says response to a
+ * standard query with Z clear and holds one question): DNS has no logins,
+ * and a lookup over TCP (dig +tcp, a resolver's retry after truncation,
+ * glibc's use-vc) is a query of ~50 bytes answered with less than twice
+ * that, the shape of a failed login by its bytes alone.
  *
  * Bytes are read with bpf_skb_load_bytes, which also reaches paged data.
  */
@@ -34,7 +40,7 @@
 #define ZT_REFUSAL_MAX_OFF 1024 /* where a payload can start: headers within the skb's first KiB */
 
 #define ZT_REPLY_REFUSED 1 /* a login refused */
-#define ZT_REPLY_SERVED 2 /* an HTTP success: what was asked was served */
+#define ZT_REPLY_SERVED 2 /* what was asked was served: an HTTP success, a DNS answer */
 
 /*
  * What the response whose first byte is at off (payload bytes long) says:
@@ -53,6 +59,11 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
 			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
 		return ZT_REPLY_REFUSED;
+	/* DNS over TCP: length, id, then QR set with opcode QUERY, Z clear; QDCOUNT 1. */
+	if (payload >= 14 && (((__u32)b[0] << 8) | b[1]) + 2 == payload &&
+	    !bpf_skb_load_bytes(skb, off, b, 8) && (b[4] & 0xf8) == 0x80 && !(b[5] & 0x40) &&
+	    b[6] == 0 && b[7] == 1)
+		return ZT_REPLY_SERVED;
 	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
 	    bpf_skb_load_bytes(skb, off, b, 12))
 		return 0;

@@ -145,7 +145,7 @@ struct zt_conn {
 	 * answered, a login that got through).
 	 */
 	uint8_t refused;
-	/* TCP: a response was an HTTP success (2xx; zt_ct_val.resp ZT_CT_RESP_SERVED). */
+	/* TCP: a response was an HTTP success (2xx) or a DNS answer (ZT_CT_RESP_SERVED). */
 	bool served;
 };
 

@@ -2313,6 +2313,52 @@ static __u8 served_after(struct env *e, int port, const char *const *texts, int 
 	return v.resp;
 }
 
+/* One query on a new connection to port 53, answered with 60 bytes that begin with head: resp. */
+static __u8 dns_served(struct env *e, int port, const __u8 head[8])
+{
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 53);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 53, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_ACK | TCP_PSH, 52));
+	tcp4p(&p, POD4, PEER4, 53, port, TCP_ACK | TCP_PSH, 60);
+	memcpy(p.buf + p.off[PG_PAYLOAD], head, 8);
+	from_pod(e, &p);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	return v.resp;
+}
+
+/*
+ * SERVED by DNS over TCP: a segment that is one whole answer (its two-byte
+ * length the payload's less two, QR set, opcode QUERY, Z clear, one
+ * question), NOERROR or NXDOMAIN alike; not a length that disagrees, a
+ * query, another opcode, Z set, two questions.
+ */
+static void test_ct_served_dns(void **state)
+{
+	static const __u8 answer[8] = { 0, 58, 0x12, 0x34, 0x81, 0x80, 0, 1 };
+	static const __u8 nxdomain[8] = { 0, 58, 0x12, 0x35, 0x81, 0x83, 0, 1 };
+	static const __u8 longer[8] = { 0, 59, 0x12, 0x36, 0x81, 0x80, 0, 1 };
+	static const __u8 query[8] = { 0, 58, 0x12, 0x37, 0x01, 0x00, 0, 1 };
+	static const __u8 notify[8] = { 0, 58, 0x12, 0x38, 0xa1, 0x80, 0, 1 };
+	static const __u8 zbit[8] = { 0, 58, 0x12, 0x39, 0x81, 0xc0, 0, 1 };
+	static const __u8 two[8] = { 0, 58, 0x12, 0x3a, 0x81, 0x80, 0, 2 };
+	struct env *e = *state;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 53, 12);
+	assert_int_equal(dns_served(e, 43001, answer), ZT_CT_RESP_SERVED);
+	assert_int_equal(dns_served(e, 43002, nxdomain), ZT_CT_RESP_SERVED);
+	assert_int_equal(dns_served(e, 43003, longer), 0);
+	assert_int_equal(dns_served(e, 43004, query), 0);
+	assert_int_equal(dns_served(e, 43005, notify), 0);
+	assert_int_equal(dns_served(e, 43006, zbit), 0);
+	assert_int_equal(dns_served(e, 43007, two), 0);
+}
+
 /*
  * SERVED: a response that is an HTTP/1.x success (2xx) marks the session
  * for good (a health check of a tiny page is an exchange); a redirect, an
@@ -3652,6 +3698,7 @@ int main(void)
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
 		T(test_ct_served),
+		T(test_ct_served_dns),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),

@@ -5,7 +5,7 @@
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
 #    page, 80 health checks of a tiny one, 80 TCP checks, iperf3 bulk, 24 idle
-#    keep-alives, a UDP burst) is left alone;
+#    keep-alives, a UDP burst, 40 DNS lookups over TCP) is left alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
 #    refused) and blocked in XDP (its packets then dropped at the uplink);
@@ -45,7 +45,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-for tool in hydra slowhttptest nmap iperf3 tshark; do
+for tool in hydra slowhttptest nmap iperf3 tshark dnsmasq dig; do
 	if ! command -v $tool >/dev/null; then
 		echo "not ok 1 - $tool is installed (make deps)"
 		exit 1
@@ -154,7 +154,7 @@ forensics:
   max_bytes: 64MiB
 EOF
 lab_policy_open 10-db.yaml db 0.0.0.0/0 5432/TCP
-lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP
+lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP 53/TCP
 # The pod that scans may send anywhere: only the block stops it.
 cat >"$POL/10-mal.yaml" <<EOF
 apiVersion: networking.k8s.io/v1
@@ -216,6 +216,12 @@ while True:
     s.sendto(d, a)
 EOF
 lab_bg_in "${LAB_ID}-web" "$PY" "$LAB_DIR/udpecho.py" $WEB 9999
+# A DNS server in the web pod and on the node (dnsmasq, names from a hosts file).
+printf '%s web.lab\n%s node.lab\n' $WEB $LAB_NODE_IP >"$LAB_DIR/dns-hosts"
+lab_bg_in "${LAB_ID}-web" dnsmasq -k -u root -z -i eth0 --listen-address=$WEB -h -R \
+	-H "$LAB_DIR/dns-hosts" --pid-file= -C /dev/null
+lab_bg_in "$LAB_NODE" dnsmasq -k -u root -z -i uplink0 --listen-address=$LAB_NODE_IP -h -R \
+	-H "$LAB_DIR/dns-hosts" --pid-file= -C /dev/null
 # An admin page behind HTTP Basic authentication: for a wrong password a 401
 # and its page, as nginx sends them; a line out per refusal. /healthz answers
 # anyone with a tiny 200, as a load balancer's health check wants it.
@@ -258,8 +264,8 @@ ip netns exec "$LAB_NODE" "$PY" "$LAB_DIR/basicauth.py" $LAB_NODE_IP "$ADMIN_PW"
 	>"$LAB_DIR/basicauth-node.out" 2>&1 &
 LAB_PIDS+=($!)
 listening() { in_pod "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
-check "the services listen (postgres, http, iperf3)" \
-	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201 && in_node ss -Hltn 'sport = :8081' | grep -q LISTEN" 150
+check "the services listen (postgres, http, iperf3, dns)" \
+	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201 && listening web 53 && in_node ss -Hltn 'sport = :8081' | grep -q LISTEN && in_node ss -Hltn 'sport = :53' | grep -q LISTEN" 150
 
 # --- benign traffic from $BENIGN: many short requests, bulk, idle keep-alives, a burst ---
 cat >"$LAB_DIR/benign.py" <<'EOF'
@@ -324,7 +330,16 @@ EOF
 t0=$(now_ms)
 benign=$(in_ext "$PY" "$LAB_DIR/benign.py" $BENIGN $WEB $LAB_NODE_IP 2>&1)
 iperf=$(in_ext iperf3 -c $WEB -B $BENIGN -t 4 -f m 2>&1 | sed -n 's/.* \([0-9.]*\) Mbits\/sec.*receiver/\1/p')
-echo "# benign: $(tr '\n' ' ' <<<"$benign") iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
+# Lookups over TCP (a resolver's retry after truncation, glibc's use-vc): a
+# query of ~50 bytes, an answer of less than twice that, a connection each.
+dns=0
+for srv in $WEB $LAB_NODE_IP; do
+	for i in $(seq 1 20); do
+		in_ext dig +tcp +time=2 +tries=1 -b $BENIGN @$srv web.lab A +short | grep -qx "$WEB" &&
+			dns=$((dns + 1))
+	done
+done
+echo "# benign: $(tr '\n' ' ' <<<"$benign") dns-tcp $dns iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
 check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
 check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200, a connection each), answered" \
@@ -333,6 +348,8 @@ check "benign: 80 TCP health checks (connect, close), a pod's and the node's, ma
 	grep -q "^tcpcheck 80$" <<<"$benign"
 check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
+check "benign: 40 DNS lookups over TCP (dig +tcp), to a pod's dnsmasq and the node's, answered ($dns)" \
+	test "$dns" -eq 40
 check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"
 sleep 2
 check "benign: no incident about $BENIGN" \
