@@ -187,6 +187,7 @@ static __always_inline void zt_session_replies(struct zt_ev_host_session *e)
 		return;
 	e->served = v->served;
 	e->refused = v->last_refused ? v->refused : 0;
+	e->challenged = v->challenged;
 	bpf_map_delete_elem(&host_replies, &k);
 }
 

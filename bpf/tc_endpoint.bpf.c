@@ -556,6 +556,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					ct->resp = ZT_CT_RESP_REFUSED | served;
 					if (ct->refused < 255)
 						ct->refused++;
+				} else if (r == ZT_REPLY_CHALLENGE) {
+					ct->resp = ZT_CT_RESP_CHALLENGED | served;
 				} else {
 					ct->resp =
 						r == ZT_REPLY_SERVED ? ZT_CT_RESP_SERVED : served;

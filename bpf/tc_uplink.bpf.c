@@ -317,17 +317,25 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 	if (!payload)
 		return 0;
 	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
-	if (!r)
-		return 0;
 	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
+	if (!r) {
+		/* Whatever the service sends after asking for a password ends the question. */
+		if (v && v->challenged)
+			v->challenged = 0;
+		return 0;
+	}
 	if (!v) {
 		nv.served = r == ZT_REPLY_SERVED;
 		nv.refused = r == ZT_REPLY_REFUSED;
 		nv.last_refused = nv.refused;
+		nv.challenged = r == ZT_REPLY_CHALLENGE;
 		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
 		return 0;
 	}
+	v->challenged = r == ZT_REPLY_CHALLENGE;
+	if (r == ZT_REPLY_CHALLENGE)
+		return 0;
 	if (r == ZT_REPLY_SERVED) {
 		v->served = 1;
 		v->last_refused = 0;

@@ -659,6 +659,9 @@ struct zt_ct_val {
 	 * once a response was an HTTP success (2xx) or a DNS answer, kept for the session: the
 	 * server did what was asked, so the session is an exchange however
 	 * short (a health check, a tiny page), not a login that failed.
+	 * CHALLENGED while the last response read asked for a password
+	 * (PostgreSQL's AuthenticationRequest): if the session ends so, the
+	 * client tried none (pg_isready).
 	 */
 	__u8 resp;
 	/*
@@ -672,6 +675,7 @@ struct zt_ct_val {
 #define ZT_CT_RESP_DUE 0x1
 #define ZT_CT_RESP_REFUSED 0x2
 #define ZT_CT_RESP_SERVED 0x4
+#define ZT_CT_RESP_CHALLENGED 0x8
 
 /*
  * ZT_EV_SESSION: a TCP session whose handshake completed, at the packet of
@@ -709,7 +713,9 @@ struct zt_host_reply {
 	__u8 served; /* a segment began with an HTTP/1.x success (2xx) or was a DNS answer */
 	__u8 refused; /* segments that began with a refusal (lib/refusal.h), saturating */
 	__u8 last_refused; /* the last such segment was a refusal, not a success */
-	__u8 _pad[5];
+	/* the last segment with payload asked for a password (ZT_REPLY_CHALLENGE), nothing after */
+	__u8 challenged;
+	__u8 _pad[4];
 };
 
 /*
@@ -726,7 +732,8 @@ struct zt_ev_host_session {
 	__u8 served; /* 1: the service answered it with an HTTP success or a DNS answer (bpf/lib/hostreply.h) */
 	/* Logins it refused in the clear, when its last such answer was one (else 0) */
 	__u8 refused;
-	__u8 _pad;
+	/* 1: its last answer asked for a password and the client sent none (zt_host_reply) */
+	__u8 challenged;
 	__u16 sport; /* the client's port */
 	__u16 dport; /* the service's */
 	__u8 saddr[16]; /* the client */

@@ -27,6 +27,12 @@
  * glibc's use-vc) is a query of ~50 bytes answered with less than twice
  * that, the shape of a failed login by its bytes alone.
  *
+ * And a third answer: PostgreSQL asking for a password (an
+ * AuthenticationRequest, 'R' with a cleartext, MD5, GSS, SSPI or SASL
+ * code). A session whose last response was one ended before any password
+ * was tried: pg_isready, libpq's PQping, a load balancer's pgsql-check
+ * (a startup packet of ~50 bytes answered with ~24), no failed login.
+ *
  * Bytes are read with bpf_skb_load_bytes, which also reaches paged data.
  */
 #ifndef ZT_BPF_REFUSAL_H
@@ -41,10 +47,12 @@
 
 #define ZT_REPLY_REFUSED 1 /* a login refused */
 #define ZT_REPLY_SERVED 2 /* what was asked was served: an HTTP success, a DNS answer */
+#define ZT_REPLY_CHALLENGE \
+	3 /* a login asked for, none tried yet: PostgreSQL's AuthenticationRequest */
 
 /*
  * What the response whose first byte is at off (payload bytes long) says:
- * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, or 0.
+ * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, or 0.
  */
 static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 payload)
 {
@@ -59,6 +67,11 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
 			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
 		return ZT_REPLY_REFUSED;
+	/* PostgreSQL: 'R', an int32 length (8 or more), an int32 code. */
+	if (b[0] == 'R' && !b[1] && !b[2] && !b[3] && payload >= 9 &&
+	    !bpf_skb_load_bytes(skb, off, b, 9) && b[4] >= 8 && !b[5] && !b[6] && !b[7] &&
+	    (b[8] == 3 || b[8] == 5 || b[8] == 7 || b[8] == 9 || b[8] == 10))
+		return ZT_REPLY_CHALLENGE;
 	/* DNS over TCP: length, id, then QR set with opcode QUERY, Z clear; QDCOUNT 1. */
 	if (payload >= 14 && (((__u32)b[0] << 8) | b[1]) + 2 == payload &&
 	    !bpf_skb_load_bytes(skb, off, b, 8) && (b[4] & 0xf8) == 0x80 && !(b[5] & 0x40) &&

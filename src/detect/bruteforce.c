@@ -102,6 +102,9 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	/* ... or it served what was asked (an HTTP 2xx): however short, no failed login. */
 	if (c->served)
 		return ZT_BF_EXCHANGE;
+	/* It ended where the server asked for a password: none was tried (pg_isready). */
+	if (c->challenged)
+		return ZT_BF_IGNORED;
 	dur = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
 	if (dur > p->max_duration_ns || req + rep > p->max_bytes ||
 	    (double)rep >= p->reply_ratio * (double)req)

@@ -147,6 +147,8 @@ struct zt_conn {
 	uint8_t refused;
 	/* TCP: a response was an HTTP success (2xx) or a DNS answer (ZT_CT_RESP_SERVED). */
 	bool served;
+	/* TCP: the last response asked for a password, none was tried (ZT_CT_RESP_CHALLENGED). */
+	bool challenged;
 };
 
 /*

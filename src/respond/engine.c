@@ -1017,6 +1017,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	/* A session that ended on a refusal: its logins failed (a challenge answered did not). */
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
 	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
+	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;
 }
 
 /*
@@ -1073,6 +1074,7 @@ static void host_to_conn(const struct zt_ev_host_session *ev, struct zt_conn *c)
 	c->bytes[1] = ev->bytes_out + (uint64_t)ev->segs_out * hdr;
 	c->refused = ev->refused;
 	c->served = ev->served != 0;
+	c->challenged = ev->challenged != 0;
 }
 
 void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)

@@ -2332,6 +2332,60 @@ static __u8 dns_served(struct env *e, int port, const __u8 head[8])
 }
 
 /*
+ * One startup packet on a new connection to port 5432, answered with the
+ * 24-byte responses whose first 9 bytes are heads[i] (the client sending
+ * 40 bytes between them): resp.
+ */
+static __u8 pg_after(struct env *e, int port, const __u8 (*heads)[9], int n)
+{
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 5432);
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, 5432, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_ACK, 0));
+	for (int i = 0; i < n; i++) {
+		to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_ACK | TCP_PSH, i ? 40 : 52));
+		tcp4p(&p, POD4, PEER4, 5432, port, TCP_ACK | TCP_PSH, 24);
+		memcpy(p.buf + p.off[PG_PAYLOAD], heads[i], 9);
+		from_pod(e, &p);
+	}
+	assert_int_equal(ct_get(e, k, &v), 0);
+	return v.resp;
+}
+
+/*
+ * CHALLENGED: PostgreSQL asking for a password (AuthenticationRequest:
+ * 'R', a length of 8 or more, SASL, MD5 or cleartext) while it is the last
+ * response; what the server answers next ends it (SASL continued, an
+ * ErrorResponse). Not AuthenticationOk (0), a short length, another code.
+ */
+static void test_ct_challenged(void **state)
+{
+	static const __u8 sasl[][9] = { { 'R', 0, 0, 0, 23, 0, 0, 0, 10 } };
+	static const __u8 md5[][9] = { { 'R', 0, 0, 0, 12, 0, 0, 0, 5 } };
+	static const __u8 clear[][9] = { { 'R', 0, 0, 0, 8, 0, 0, 0, 3 } };
+	static const __u8 then_err[][9] = { { 'R', 0, 0, 0, 23, 0, 0, 0, 10 },
+					    { 'R', 0, 0, 0, 92, 0, 0, 0, 11 },
+					    { 'E', 0, 0, 0, 100, 'S', 'F', 'A', 'T' } };
+	static const __u8 ok[][9] = { { 'R', 0, 0, 0, 8, 0, 0, 0, 0 } };
+	static const __u8 shortlen[][9] = { { 'R', 0, 0, 0, 4, 0, 0, 0, 10 } };
+	static const __u8 other[][9] = { { 'R', 0, 0, 0, 8, 0, 0, 0, 12 } };
+	struct env *e = *state;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 5432, 12);
+	assert_int_equal(pg_after(e, 44001, sasl, 1), ZT_CT_RESP_CHALLENGED);
+	assert_int_equal(pg_after(e, 44002, md5, 1), ZT_CT_RESP_CHALLENGED);
+	assert_int_equal(pg_after(e, 44003, clear, 1), ZT_CT_RESP_CHALLENGED);
+	assert_int_equal(pg_after(e, 44004, then_err, 3), 0);
+	assert_int_equal(pg_after(e, 44005, ok, 1), 0);
+	assert_int_equal(pg_after(e, 44006, shortlen, 1), 0);
+	assert_int_equal(pg_after(e, 44007, other, 1), 0);
+}
+
+/*
  * SERVED by DNS over TCP: a segment that is one whole answer (its two-byte
  * length the payload's less two, QR set, opcode QUERY, Z clear, one
  * question), NOERROR or NXDOMAIN alike; not a length that disagrees, a
@@ -3699,6 +3753,7 @@ int main(void)
 		T(test_ct_refused_logins),
 		T(test_ct_served),
 		T(test_ct_served_dns),
+		T(test_ct_challenged),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),
 		T(test_closing_tail_is_no_flow),

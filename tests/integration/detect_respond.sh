@@ -5,7 +5,8 @@
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
 #    page, 80 health checks of a tiny one, 80 TCP checks, iperf3 bulk, 24 idle
-#    keep-alives, a UDP burst, 40 DNS lookups over TCP) is left alone;
+#    keep-alives, a UDP burst, 40 DNS lookups over TCP, pg_isready) is
+#    left alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
 #    refused) and blocked in XDP (its packets then dropped at the uplink);
@@ -339,7 +340,15 @@ for srv in $WEB $LAB_NODE_IP; do
 			dns=$((dns + 1))
 	done
 done
-echo "# benign: $(tr '\n' ' ' <<<"$benign") dns-tcp $dns iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
+# pg_isready, as a monitor or a load balancer's pgsql-check runs it: a
+# startup packet, PostgreSQL's request for a password, the client gone.
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $BENIGN
+pgr=0
+for i in $(seq 1 20); do
+	in_ext "$PG_BIN/pg_isready" -q -h $DBP -p 5432 -t 2 && pgr=$((pgr + 1))
+done
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+echo "# benign: $(tr '\n' ' ' <<<"$benign") dns-tcp $dns pg_isready $pgr iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
 check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
 check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200, a connection each), answered" \
@@ -350,6 +359,7 @@ check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
 check "benign: 40 DNS lookups over TCP (dig +tcp), to a pod's dnsmasq and the node's, answered ($dns)" \
 	test "$dns" -eq 40
+check "benign: 20 pg_isready checks of the pod's PostgreSQL answered ($pgr)" test "$pgr" -eq 20
 check "benign: iperf3 bulk ran (${iperf:-?} Mbit/s)" test -n "$iperf"
 sleep 2
 check "benign: no incident about $BENIGN" \
@@ -496,6 +506,16 @@ pg_instance "$LAB_NODE" "$PGPOD/node" $LAB_NODE_IP
 check "node service: PostgreSQL on the node itself takes a login" \
 	wait_for "in_node env PGPASSWORD=\"\$(cat $PGPOD/pw)\" psql -h $LAB_NODE_IP -U postgres -tAc 'SELECT 1' postgres | grep -q 1" 150
 check "node service: host sessions are on" grep -q "event=host_sessions_on" "$LAB_LOG"
+# pg_isready from the benign host: asked for a password, it tries none.
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $BENIGN
+pgr=0
+for i in $(seq 1 20); do
+	in_ext "$PG_BIN/pg_isready" -q -h $LAB_NODE_IP -p 5432 -t 2 && pgr=$((pgr + 1))
+done
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $BENIGN
+sleep 1 # the sessions' ends reach the engine
+check "node service: 20 pg_isready checks answered ($pgr), $BENIGN not blocked" \
+	test "$pgr" -eq 20 -a -z "$(ztctl block list | grep "$BENIGN/")"
 # node_bruteforce WHAT SRC USER URL: hydra from SRC against the node, until blocked.
 node_bruteforce() {
 	local what=$1 src=$2 t0 pid

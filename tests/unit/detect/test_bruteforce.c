@@ -168,6 +168,21 @@ static void test_classify(void **state)
 		c.served = true;
 		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_EXCHANGE);
 	}
+	/*
+	 * pg_isready (a startup packet of 52 bytes, PostgreSQL's SASL request
+	 * of 24 back): an attempt by its bytes, nothing once the session ended
+	 * on the server asking for a password; a refusal after it still counts.
+	 */
+	{
+		struct zt_conn c;
+
+		mk_conn(&c, a, b, 5432, 1 * SEC, 1 * SEC + 1 * MS, 52, 24, 3, 2, 3, 1);
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+		c.challenged = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_IGNORED);
+		c.refused = 1;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+	}
 }
 
 /*
