@@ -2294,41 +2294,55 @@ static void test_ct_refused_logins(void **state)
 	assert_int_equal(v.refused, 255);
 }
 
+/* A handshake from the peer's port to the pod's dport: the pod's entry key. */
+static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
+{
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, PEER4, dport, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_ACK, 0));
+	return ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, dport);
+}
+
+/* A request of req bytes, answered with rep bytes that begin with the n bytes of head. */
+static void tcp_exchange(struct env *e, int port, int dport, int req, int rep, const void *head,
+			 size_t n)
+{
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_ACK | TCP_PSH, req));
+	tcp4p(&p, POD4, PEER4, dport, port, TCP_ACK | TCP_PSH, rep);
+	assert_true(p.off[PG_PAYLOAD] + n <= p.len);
+	memcpy(p.buf + p.off[PG_PAYLOAD], head, n);
+	from_pod(e, &p);
+}
+
+static __u8 resp_of(struct env *e, struct zt_ct_key k)
+{
+	struct zt_ct_val v;
+
+	assert_int_equal(ct_get(e, k, &v), 0);
+	return v.resp;
+}
+
 /* One request on a new connection from port, its response starting with text: the resp bits. */
 static __u8 served_after(struct env *e, int port, const char *const *texts, int n)
 {
-	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 8080);
-	struct zt_ct_val v;
-	struct pg_pkt p;
+	struct zt_ct_key k = tcp_open(e, port, 8080);
 
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_SYN, 0));
-	from_pod(e, tcp4p(&p, POD4, PEER4, 8080, port, TCP_SYN | TCP_ACK, 0));
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_ACK, 0));
-	for (int i = 0; i < n; i++) {
-		to_pod(e, tcp4p(&p, PEER4, POD4, port, 8080, TCP_ACK | TCP_PSH, 80));
-		from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, port, TCP_ACK | TCP_PSH, 60),
-				      texts[i]));
-	}
-	assert_int_equal(ct_get(e, k, &v), 0);
-	return v.resp;
+	for (int i = 0; i < n; i++)
+		tcp_exchange(e, port, 8080, 80, 60, texts[i], strlen(texts[i]));
+	return resp_of(e, k);
 }
 
 /* One query on a new connection to port 53, answered with 60 bytes that begin with head: resp. */
 static __u8 dns_served(struct env *e, int port, const __u8 head[8])
 {
-	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 53);
-	struct zt_ct_val v;
-	struct pg_pkt p;
+	struct zt_ct_key k = tcp_open(e, port, 53);
 
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_SYN, 0));
-	from_pod(e, tcp4p(&p, POD4, PEER4, 53, port, TCP_SYN | TCP_ACK, 0));
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_ACK, 0));
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 53, TCP_ACK | TCP_PSH, 52));
-	tcp4p(&p, POD4, PEER4, 53, port, TCP_ACK | TCP_PSH, 60);
-	memcpy(p.buf + p.off[PG_PAYLOAD], head, 8);
-	from_pod(e, &p);
-	assert_int_equal(ct_get(e, k, &v), 0);
-	return v.resp;
+	tcp_exchange(e, port, 53, 52, 60, head, 8);
+	return resp_of(e, k);
 }
 
 /*
@@ -2338,21 +2352,11 @@ static __u8 dns_served(struct env *e, int port, const __u8 head[8])
  */
 static __u8 pg_after(struct env *e, int port, const __u8 (*heads)[9], int n)
 {
-	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, 5432);
-	struct zt_ct_val v;
-	struct pg_pkt p;
+	struct zt_ct_key k = tcp_open(e, port, 5432);
 
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_SYN, 0));
-	from_pod(e, tcp4p(&p, POD4, PEER4, 5432, port, TCP_SYN | TCP_ACK, 0));
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_ACK, 0));
-	for (int i = 0; i < n; i++) {
-		to_pod(e, tcp4p(&p, PEER4, POD4, port, 5432, TCP_ACK | TCP_PSH, i ? 40 : 52));
-		tcp4p(&p, POD4, PEER4, 5432, port, TCP_ACK | TCP_PSH, 24);
-		memcpy(p.buf + p.off[PG_PAYLOAD], heads[i], 9);
-		from_pod(e, &p);
-	}
-	assert_int_equal(ct_get(e, k, &v), 0);
-	return v.resp;
+	for (int i = 0; i < n; i++)
+		tcp_exchange(e, port, 5432, i ? 40 : 52, 24, heads[i], 9);
+	return resp_of(e, k);
 }
 
 /*
