@@ -773,13 +773,14 @@ static void test_session_events(void **state)
 
 /* n sessions of client 203.0.113.<who> to the node, each bytes_in out and bytes_out back. */
 static void host_sessions(struct zt_engine *e, uint8_t who, int n, uint64_t bytes_in,
-			  uint64_t bytes_out, uint8_t served, uint8_t refused)
+			  uint64_t bytes_out, uint8_t served, uint8_t refused, uint8_t challenged)
 {
 	uint64_t now = zt_now_boot_ns();
 	struct zt_ev_host_session ev = { .hdr = { .type = ZT_EV_HOST_SESSION },
 					 .family = 4,
 					 .served = served,
 					 .refused = refused,
+					 .challenged = challenged,
 					 .dport = 5432,
 					 .saddr = { 203, 0, 113, who },
 					 .daddr = { 198, 18, 0, 2 },
@@ -800,8 +801,8 @@ static void host_sessions(struct zt_engine *e, uint8_t who, int n, uint64_t byte
  * Sessions a service of the node itself accepted (ZT_EV_HOST_SESSION, the
  * socket's counters at its close) go to the brute-force detector too:
  * short refused logins decide at the tenth; sessions that moved content
- * (a query's result) or were served (an HTTP 2xx read at the uplink)
- * decide nothing; refusals read at the uplink decide however large.
+ * (a query's result), were served (an HTTP 2xx read at the uplink) or
+ * ended at the server's request for a password (pg_isready) decide nothing; refusals read at the uplink decide however large.
  */
 static void test_host_sessions(void **state)
 {
@@ -809,19 +810,21 @@ static void test_host_sessions(void **state)
 	struct zt_engine *e = mk_engine(w);
 
 	/* A client that gets its queries' answers: 90 bytes asked, 40 KB back. */
-	host_sessions(e, 78, 12, 90, 40000, 0, 0);
+	host_sessions(e, 78, 12, 90, 40000, 0, 0, 0);
 	/* Health checks of a tiny page, short as failed logins, but served (HTTP 2xx). */
-	host_sessions(e, 79, 12, 90, 117, 1, 0);
+	host_sessions(e, 79, 12, 90, 117, 1, 0, 0);
+	/* pg_isready: a startup packet, the server's request for a password, gone. */
+	host_sessions(e, 81, 12, 52, 24, 0, 0, 1);
 	assert_int_equal(w->writes, 0);
 	/* Refused logins: the startup and a password out, a challenge and an error back. */
-	host_sessions(e, 77, 9, 180, 150, 0, 0);
+	host_sessions(e, 77, 9, 180, 150, 0, 0, 0);
 	assert_int_equal(w->writes, 0);
-	host_sessions(e, 77, 1, 180, 150, 0, 0);
+	host_sessions(e, 77, 1, 180, 150, 0, 0, 0);
 	assert_int_equal(w->writes, 1);
 	assert_int_equal(w->last.addr[3], 77);
 	assert_non_null(strstr(w->last.note, "bruteforce/short-sessions"));
 	/* Refusals read at the uplink (a 401 page each, an exchange by its bytes) decide too. */
-	host_sessions(e, 80, 10, 110, 377, 0, 1);
+	host_sessions(e, 80, 10, 110, 377, 0, 1, 0);
 	assert_int_equal(w->writes, 2);
 	assert_int_equal(w->last.addr[3], 80);
 	assert_non_null(strstr(w->last.note, "bruteforce/refused-logins"));
