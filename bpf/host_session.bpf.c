@@ -176,7 +176,7 @@ static __always_inline int zt_session_fill(struct zt_ev_host_session *e, struct 
 }
 
 /* What tc_uplink read of the service's answers on this connection (lib/hostreply.h), taken. */
-static __always_inline void zt_session_replies(struct zt_ev_host_session *e)
+static __always_inline void zt_session_replies(struct zt_ev_host_session *e, __u32 data_segs_out)
 {
 	struct zt_host_reply_key k = {};
 	struct zt_host_reply *v;
@@ -187,7 +187,7 @@ static __always_inline void zt_session_replies(struct zt_ev_host_session *e)
 		return;
 	e->served = v->served;
 	e->refused = v->last_refused ? v->refused : 0;
-	e->challenged = v->challenged;
+	e->challenged = zt_host_reply_challenged(v, data_segs_out);
 	bpf_map_delete_elem(&host_replies, &k);
 }
 
@@ -221,7 +221,7 @@ int host_session(struct bpf_raw_tracepoint_args *ctx)
 	cfg = zt_guard_cfg_get();
 	if (!cfg || !(cfg->flags & ZT_GCF_PROBES) || zt_session_fill(&s, sk) < 0)
 		return 0;
-	zt_session_replies(&s);
+	zt_session_replies(&s, BPF_CORE_READ((struct tcp_sock___zt *)sk, data_segs_out));
 	if (!zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, bpf_ktime_get_ns()))
 		return 0;
 	e = zt_event_begin(ZT_EV_HOST_SESSION, sizeof(*e));

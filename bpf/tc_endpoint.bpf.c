@@ -558,9 +558,15 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 						ct->refused++;
 				} else if (r == ZT_REPLY_CHALLENGE) {
 					ct->resp = ZT_CT_RESP_CHALLENGED | served;
+				} else if (zt_reply_served(r, ct->refused)) {
+					ct->resp = ZT_CT_RESP_SERVED;
 				} else {
-					ct->resp =
-						r == ZT_REPLY_SERVED ? ZT_CT_RESP_SERVED : served;
+					/*
+					 * Nothing else undoes a refusal: a guesser that
+					 * sends a PING or any command after each guess
+					 * is still refused. A challenge ends here.
+					 */
+					ct->resp &= ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED;
 				}
 			}
 		}

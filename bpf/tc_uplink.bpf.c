@@ -308,42 +308,36 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 {
 	struct zt_host_reply_key k = {};
 	struct zt_host_reply *v, nv = {};
-	__u32 payload;
+	struct bpf_tcp_sock *tp;
+	struct bpf_sock *sk;
+	__u32 payload, segs = 0;
 	int r;
 
-	if (!p || p->proto != IPPROTO_TCP || !(p->flags & ZT_PKT_L4) || !skb->sk)
+	if (!p || p->proto != IPPROTO_TCP || !(p->flags & ZT_PKT_L4))
+		return 0;
+	sk = skb->sk;
+	if (!sk)
 		return 0;
 	payload = zt_tcp_payload(p);
 	if (!payload)
 		return 0;
 	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
+	/* A segment that says nothing (a bulk transfer's) looks nothing up (lib/hostreply.h). */
+	if (!r)
+		return 0;
+	if (r == ZT_REPLY_CHALLENGE) {
+		tp = bpf_tcp_sock(sk);
+		if (tp)
+			segs = tp->data_segs_out;
+	}
 	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
-	if (!r) {
-		/* Whatever the service sends after asking for a password ends the question. */
-		if (v && v->challenged)
-			v->challenged = 0;
+	if (v) {
+		zt_host_reply_apply(v, r, segs);
 		return 0;
 	}
-	if (!v) {
-		nv.served = r == ZT_REPLY_SERVED;
-		nv.refused = r == ZT_REPLY_REFUSED;
-		nv.last_refused = nv.refused;
-		nv.challenged = r == ZT_REPLY_CHALLENGE;
-		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
-		return 0;
-	}
-	v->challenged = r == ZT_REPLY_CHALLENGE;
-	if (r == ZT_REPLY_CHALLENGE)
-		return 0;
-	if (r == ZT_REPLY_SERVED) {
-		v->served = 1;
-		v->last_refused = 0;
-	} else {
-		if (v->refused < 255)
-			v->refused++;
-		v->last_refused = 1;
-	}
+	zt_host_reply_apply(&nv, r, segs);
+	bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
 	return 0;
 }
 

@@ -654,9 +654,12 @@ struct zt_ct_val {
 	 * TCP, ZT_CT_RESP_*: DUE while the opener has sent payload that the
 	 * server has not answered yet (the server's next payload starts a
 	 * response, whose first bytes say whether it refuses a login);
-	 * REFUSED while the last response so read was a refusal. A challenge
-	 * answered (HTTP Digest, NTLM: 401, then 200) ends without it. SERVED
-	 * once a response was an HTTP success (2xx) or a DNS answer, kept for the session: the
+	 * REFUSED from a refusal until a response that served what was asked
+	 * (below): a challenge answered (HTTP Digest, NTLM: 401, then 200)
+	 * ends without it, a guess followed by any other command (a PING, a
+	 * QUIT) does not. SERVED
+	 * once a response was an HTTP success (2xx), a DNS answer, a login
+	 * accepted (FTP 230, SMTP 235) or a +PONG before any refusal, kept for the session: the
 	 * server did what was asked, so the session is an exchange however
 	 * short (a health check, a tiny page), not a login that failed.
 	 * CHALLENGED while the last response read asked for a password
@@ -710,12 +713,17 @@ struct zt_host_reply_key {
 };
 
 struct zt_host_reply {
-	__u8 served; /* a segment began with an HTTP/1.x success (2xx) or was a DNS answer */
+	__u8 served; /* a segment began with an HTTP/1.x success (2xx), a DNS answer, a +PONG */
 	__u8 refused; /* segments that began with a refusal (lib/refusal.h), saturating */
 	__u8 last_refused; /* the last such segment was a refusal, not a success */
-	/* the last segment with payload asked for a password (ZT_REPLY_CHALLENGE), nothing after */
+	/*
+	 * A segment asked for a password (ZT_REPLY_CHALLENGE), and no segment
+	 * that said anything else came after it: the session ended on the
+	 * question if the socket sent no data segment after it either (its
+	 * tcp_sock data_segs_out still chal_segs at the close).
+	 */
 	__u8 challenged;
-	__u8 _pad[4];
+	__u32 chal_segs; /* the socket's data_segs_out with the challenge's segment */
 };
 
 /*

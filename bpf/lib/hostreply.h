@@ -10,7 +10,10 @@
  * check a 200 answered is an exchange, a 401 or a 530 a refused login.
  * Without per-connection state at the uplink, every segment is read as if
  * it began a response (a body that happens to start with "HTTP/1.1 200"
- * is read as one too).
+ * is read as one too). Only a segment whose first bytes say something
+ * looks its connection up: the rest of a bulk transfer pays no lookup, and
+ * whether anything followed a challenge the socket's own count of data
+ * segments tells at the close.
  */
 #ifndef ZT_BPF_HOSTREPLY_H
 #define ZT_BPF_HOSTREPLY_H
@@ -19,6 +22,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "ztagent.h"
+#include "lib/refusal.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -38,6 +42,36 @@ static __always_inline void zt_host_reply_key(struct zt_host_reply_key *k, __u8 
 	k->client_port = client_port;
 	__builtin_memcpy(k->node, node, sizeof(k->node));
 	__builtin_memcpy(k->client, client, sizeof(k->client));
+}
+
+/*
+ * What reply r (lib/refusal.h, not 0) of a segment tells of connection v;
+ * segs: the socket's data_segs_out with that segment.
+ */
+static __always_inline void zt_host_reply_apply(struct zt_host_reply *v, int r, __u32 segs)
+{
+	v->challenged = r == ZT_REPLY_CHALLENGE;
+	if (r == ZT_REPLY_CHALLENGE) {
+		v->chal_segs = segs;
+	} else if (zt_reply_served(r, v->refused)) {
+		v->served = 1;
+		v->last_refused = 0;
+	} else if (r == ZT_REPLY_REFUSED) {
+		if (v->refused < 255)
+			v->refused++;
+		v->last_refused = 1;
+	}
+	/* A PING answered after a refused login: the refusal stays the last word. */
+}
+
+/*
+ * At the close: the session ended on the question when the socket sent no
+ * data segment after the challenge's (data_segs_out then).
+ */
+static __always_inline int zt_host_reply_challenged(const struct zt_host_reply *v,
+						    __u32 data_segs_out)
+{
+	return v->challenged && v->chal_segs == data_segs_out;
 }
 
 #endif /* ZT_BPF_HOSTREPLY_H */

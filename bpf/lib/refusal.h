@@ -11,15 +11,17 @@
  *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939), which is
  *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS.
  * tc_endpoint reads them at the start of each response (zt_ct_val.refused
- * and .resp); the brute-force detector takes them from a session that
- * ended on one (a challenge the client then answered, HTTP Digest or NTLM,
- * does not). TLS hides them; a login form that answers 200 with its error
+ * and .resp); the brute-force detector takes them from a session in which
+ * no response after the last refusal served what was asked (a challenge
+ * the client then answered, HTTP Digest or NTLM, ends on a 200; a guess
+ * followed by some other command, a PING, a QUIT, still ends refused). TLS hides them; a login form that answers 200 with its error
  * in the page says nothing here either.
  *
  * The opposite is read too: an HTTP/1.x success (2xx) served what was
  * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however
  * few its bytes (a load balancer's health check of a tiny page, ab without
- * keep-alive), never a failed login. So is a DNS answer over TCP (RFC 1035
+ * keep-alive), never a failed login; and so is a login accepted, FTP 230
+ * or SMTP 235 (a user who mistyped, then got in). So is a DNS answer over TCP (RFC 1035
  * 4.2.2, RFC 7766: a two-byte length, then a message; here one whose
  * length is the segment's payload, whose header says response to a
  * standard query with Z clear and holds one question): DNS has no logins,
@@ -32,6 +34,16 @@
  * code). A session whose last response was one ended before any password
  * was tried: pg_isready, libpq's PQping, a load balancer's pgsql-check
  * (a startup packet of ~50 bytes answered with ~24), no failed login.
+ *
+ * And Redis's answer to a PING, "+PONG" (ZT_REPLY_PONG): a load balancer's
+ * redis-check, a sentinel, a client pool's liveness probe send PING in a
+ * connection of their own, 6 bytes answered with 7, every few seconds, the
+ * shape of a failed login by its bytes alone. Redis answers PING so only
+ * on a connection that may run commands (without a password, or after one
+ * was accepted; otherwise -NOAUTH), so the session served what was asked.
+ * Not after a refusal on the same connection, though: a guesser that sends
+ * a PING after each refused AUTH, where the default user needs no password,
+ * would make every guess a session that was served (zt_reply_served).
  *
  * Bytes are read with bpf_skb_load_bytes, which also reaches paged data.
  */
@@ -46,13 +58,20 @@
 #define ZT_REFUSAL_MAX_OFF 1024 /* where a payload can start: headers within the skb's first KiB */
 
 #define ZT_REPLY_REFUSED 1 /* a login refused */
-#define ZT_REPLY_SERVED 2 /* what was asked was served: an HTTP success, a DNS answer */
+#define ZT_REPLY_SERVED 2 /* served: an HTTP success, a DNS answer, a login accepted (FTP, SMTP) */
 #define ZT_REPLY_CHALLENGE \
 	3 /* a login asked for, none tried yet: PostgreSQL's AuthenticationRequest */
+#define ZT_REPLY_PONG 4 /* Redis answered a PING: served, unless a login was refused before */
+
+/* Whether reply r served what was asked, in a session whose server refused refused logins so far. */
+static __always_inline int zt_reply_served(int r, __u8 refused)
+{
+	return r == ZT_REPLY_SERVED || (r == ZT_REPLY_PONG && !refused);
+}
 
 /*
  * What the response whose first byte is at off (payload bytes long) says:
- * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, or 0.
+ * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, ZT_REPLY_PONG, or 0.
  */
 static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 payload)
 {
@@ -64,6 +83,10 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '5' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
 	    (b[3] == ' ' || b[3] == '-'))
 		return ZT_REPLY_REFUSED;
+	/* Their opposites, FTP 230 (logged in) and SMTP 235 (authenticated): a login accepted. */
+	if (b[0] == '2' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
+	    (b[3] == ' ' || b[3] == '-'))
+		return ZT_REPLY_SERVED;
 	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
 			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
 		return ZT_REPLY_REFUSED;
@@ -77,6 +100,10 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	    !bpf_skb_load_bytes(skb, off, b, 8) && (b[4] & 0xf8) == 0x80 && !(b[5] & 0x40) &&
 	    b[6] == 0 && b[7] == 1)
 		return ZT_REPLY_SERVED;
+	/* Redis: "+PONG\r\n", the whole answer to a PING (RESP2 and RESP3 alike). */
+	if (b[0] == '+' && b[1] == 'P' && b[2] == 'O' && b[3] == 'N' && payload >= 7 &&
+	    !bpf_skb_load_bytes(skb, off, b, 7) && b[4] == 'G' && b[5] == '\r' && b[6] == '\n')
+		return ZT_REPLY_PONG;
 	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
 	    bpf_skb_load_bytes(skb, off, b, 12))
 		return 0;

@@ -15,14 +15,17 @@
  *    a file, a query result);
  *  - an attempt for each response that refused a login in the clear
  *    (zt_conn.refused, read by tc_endpoint: HTTP 401/407, FTP 530, SMTP
- *    535, POP3 -ERR, Redis -WRONGPASS) in a session that ended on one,
- *    however long or large the session: the server said so, and a session
- *    of several refusals (FTP, HTTP keep-alive) counts each. A session
- *    whose last response was no refusal (a Digest or NTLM challenge
- *    answered, a login that got through) is judged as any other;
+ *    535, POP3 -ERR, Redis -WRONGPASS) in a session where no response
+ *    after the last refusal served what was asked, however long or large
+ *    the session: the server said so, and a session of several refusals
+ *    (FTP, HTTP keep-alive) counts each. A session whose refusal a
+ *    success followed (a Digest or NTLM challenge answered with a 200,
+ *    FTP 230, SMTP 235) is judged as any other; one whose refusal only
+ *    a PING, a QUIT or another request followed is still refused;
  *  - a real exchange, however short, when a response was an HTTP/1.x
- *    success (zt_conn.served: 2xx, read by tc_endpoint): a health check
- *    of a tiny page, ab without keep-alive;
+ *    success (zt_conn.served: 2xx, read by tc_endpoint), a DNS answer or
+ *    Redis's +PONG before any refusal: a health check of a tiny page, ab
+ *    without keep-alive, a redis-check;
  *  - otherwise an attempt: the client said something short, the server
  *    answered with about as little (a prompt, a refusal) and it ended.
  * Per (source, service) a sequential probability ratio test runs over

@@ -141,11 +141,11 @@ struct zt_conn {
 	uint8_t zero_win; /* TCP: the opener's pure ACKs with a zero window (zt_ct_val.zero_win) */
 	/*
 	 * TCP: server responses that refused a login (zt_ct_val.refused), in
-	 * a session whose last response was one (0 otherwise: a challenge
-	 * answered, a login that got through).
+	 * a session where no response after the last one served what was
+	 * asked (0 otherwise: a challenge answered, a login that got through).
 	 */
 	uint8_t refused;
-	/* TCP: a response was an HTTP success (2xx) or a DNS answer (ZT_CT_RESP_SERVED). */
+	/* TCP: a response served what was asked (ZT_CT_RESP_SERVED: HTTP 2xx, DNS, FTP 230, +PONG). */
 	bool served;
 	/* TCP: the last response asked for a password, none was tried (ZT_CT_RESP_CHALLENGED). */
 	bool challenged;

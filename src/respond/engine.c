@@ -1014,7 +1014,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->bytes[0] = v->d[0].bytes;
 	c->bytes[1] = v->d[1].bytes;
 	c->zero_win = v->zero_win;
-	/* A session that ended on a refusal: its logins failed (a challenge answered did not). */
+	/* Refused with nothing served since: its logins failed (a challenge answered did not). */
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
 	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
 	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;

@@ -2220,34 +2220,38 @@ static struct pg_pkt *with_text(struct pg_pkt *p, const char *text)
  * opener's, only; HTTP 401 and 407, FTP 530, SMTP 535, POP3 -ERR, Redis
  * -WRONGPASS; not a
  * 200, a 403, a 230, a reply cut shorter than its code, the opener's own
- * bytes; saturating. resp says whether the last response refused.
+ * bytes; saturating. resp says whether a login was refused since the last
+ * response that served what was asked (a 200, a 230).
  */
 static void test_ct_refused_logins(void **state)
 {
 	static const struct {
 		const char *text;
-		int len, counts;
+		int len, counts, serves;
 	} r[] = {
-		{ "HTTP/1.1 401 Unauthorized\r\n", 377, 1 },
-		{ "HTTP/1.1 200 OK\r\n", 900, 0 },
-		{ "HTTP/1.0 407 Proxy Authentication Required\r\n", 300, 1 },
-		{ "HTTP/1.1 403 Forbidden\r\n", 300, 0 },
-		{ "530 Login incorrect.\r\n", 22, 1 },
-		{ "530-multi\r\n", 11, 1 },
-		{ "535 5.7.8 Authentication credentials invalid\r\n", 47, 1 },
-		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1 },
-		{ "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64, 1 },
-		{ "+OK\r\n", 5, 0 },
-		{ "230 Login successful.\r\n", 23, 0 },
-		{ "331 Please specify the password.\r\n", 34, 0 },
-		{ "530", 3, 0 }, /* cut shorter than a reply code and its separator */
-		{ "HTTP/1.1 40", 11, 0 }, /* a status line cut before its code ends */
+		{ "HTTP/1.1 401 Unauthorized\r\n", 377, 1, 0 },
+		{ "HTTP/1.1 200 OK\r\n", 900, 0, 1 },
+		{ "HTTP/1.0 407 Proxy Authentication Required\r\n", 300, 1, 0 },
+		{ "HTTP/1.1 403 Forbidden\r\n", 300, 0, 0 },
+		{ "530 Login incorrect.\r\n", 22, 1, 0 },
+		{ "530-multi\r\n", 11, 1, 0 },
+		{ "535 5.7.8 Authentication credentials invalid\r\n", 47, 1, 0 },
+		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1, 0 },
+		{ "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64, 1, 0 },
+		{ "+OK\r\n", 5, 0, 0 },
+		{ "+PONG\r\n", 7, 0, 0 }, /* after refusals: serves nothing */
+		{ "230 Login successful.\r\n", 23, 0, 1 },
+		{ "331 Please specify the password.\r\n", 34, 0, 0 },
+		{ "530", 3, 0, 0 }, /* cut shorter than a reply code and its separator */
+		{ "HTTP/1.1 40", 11, 0, 0 }, /* a status line cut before its code ends */
+		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1, 0 },
+		{ "HTTP/1.1 40", 11, 0, 0 },
 	};
 	struct env *e = *state;
 	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 41000, 8080);
 	struct zt_ct_val v;
 	struct pg_pkt p;
-	int want = 0;
+	int want = 0, last = 0;
 
 	std_setup(e);
 	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
@@ -2281,9 +2285,14 @@ static void test_ct_refused_logins(void **state)
 		assert_int_equal(ct_get(e, k, &v), 0);
 		if (v.refused != want)
 			fail_msg("\"%s\": refused %u, want %d", r[i].text, v.refused, want);
-		/* Whether the last response refused: a challenge answered ends without it. */
-		assert_int_equal(v.resp,
-				 (r[i].counts ? ZT_CT_RESP_REFUSED : 0) | ZT_CT_RESP_SERVED);
+		/*
+		 * Refused since a refusal, until a response serves (a challenge
+		 * answered ends without it); what serves nothing leaves it.
+		 */
+		if (r[i].counts || r[i].serves)
+			last = r[i].counts;
+		if (v.resp != ((last ? ZT_CT_RESP_REFUSED : 0) | ZT_CT_RESP_SERVED))
+			fail_msg("\"%s\": resp %#x", r[i].text, v.resp);
 	}
 	for (int i = 0; i < 300; i++) {
 		to_pod(e, tcp4p(&p, PEER4, POD4, 41000, 8080, TCP_ACK | TCP_PSH, 60));
@@ -2418,10 +2427,12 @@ static void test_ct_served_dns(void **state)
 }
 
 /*
- * SERVED: a response that is an HTTP/1.x success (2xx) marks the session
- * for good (a health check of a tiny page is an exchange); a redirect, an
- * error, a status cut short or not a digit, a refusal do not, and a
- * refusal after a success still reads as the last response's.
+ * SERVED: a response that is an HTTP/1.x success (2xx) or a login
+ * accepted (FTP 230, SMTP 235) marks the session for good (a health check
+ * of a tiny page is an exchange); a redirect, an error, a status cut short
+ * or not a digit, a refusal do not, a refusal after a success still
+ * reads as refused, and so does a refusal followed by a response that
+ * serves nothing (another request's 404, a QUIT's 221).
  */
 static void test_ct_served(void **state)
 {
@@ -2435,6 +2446,13 @@ static void test_ct_served(void **state)
 					      "HTTP/1.1 200 OK\r\n" };
 	static const char *const then401[] = { "HTTP/1.1 200 OK\r\n",
 					       "HTTP/1.1 401 Unauthorized\r\n" };
+	static const char *const then404[] = { "HTTP/1.1 401 Unauthorized\r\n",
+					       "HTTP/1.1 404 Not Found\r\n" };
+	static const char *const ftp_in[] = { "530 Login incorrect.\r\n",
+					      "230 Login successful.\r\n" };
+	static const char *const ftp_quit[] = { "530 Login incorrect.\r\n", "221 Goodbye.\r\n" };
+	static const char *const smtp_in[] = { "535 5.7.8 Authentication credentials invalid\r\n",
+					       "235 2.7.0 Authentication successful\r\n" };
 	struct env *e = *state;
 
 	std_setup(e);
@@ -2447,6 +2465,47 @@ static void test_ct_served(void **state)
 	assert_int_equal(served_after(e, 42006, h2, 1), 0);
 	assert_int_equal(served_after(e, 42007, digest, 2), ZT_CT_RESP_SERVED);
 	assert_int_equal(served_after(e, 42008, then401, 2),
+			 ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED);
+	/* A refusal stays until a response serves: another request, a QUIT leave it. */
+	assert_int_equal(served_after(e, 42009, then404, 2), ZT_CT_RESP_REFUSED);
+	assert_int_equal(served_after(e, 42010, ftp_quit, 2), ZT_CT_RESP_REFUSED);
+	assert_int_equal(served_after(e, 42011, ftp_in, 2), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42012, smtp_in, 2), ZT_CT_RESP_SERVED);
+}
+
+/*
+ * SERVED by Redis's answer to a PING ("+PONG\r\n": a redis-check, a
+ * sentinel's probe); not by another simple string (POP3's +OK reads the
+ * same), not by -NOAUTH, and not after a refused AUTH on the connection:
+ * a guesser that adds a PING to each guess stays a refused login. A
+ * refusal after a PONG reads as HTTP's 200-then-401 does.
+ */
+static void test_ct_served_pong(void **state)
+{
+	static const char *const pong[] = { "+PONG\r\n" };
+	static const char *const longer[] = { "+PONGS\r\n" };
+	static const char *const ok[] = { "+OK\r\n" };
+	static const char *const noauth[] = { "-NOAUTH Authentication required.\r\n" };
+	static const char *const guess[] = { "-WRONGPASS invalid username-password pair\r\n",
+					     "+PONG\r\n" };
+	static const char *const guess_old[] = { "-ERR invalid password\r\n", "+PONG\r\n" };
+	static const char *const then_refused[] = {
+		"+PONG\r\n", "-WRONGPASS invalid username-password pair\r\n"
+	};
+	struct env *e = *state;
+	struct zt_ct_val v;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	assert_int_equal(served_after(e, 45001, pong, 1), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 45002, longer, 1), 0);
+	assert_int_equal(served_after(e, 45003, ok, 1), 0);
+	assert_int_equal(served_after(e, 45004, noauth, 1), 0);
+	assert_int_equal(served_after(e, 45005, guess, 2), ZT_CT_RESP_REFUSED);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 45005, 8080), &v), 0);
+	assert_int_equal(v.refused, 1);
+	assert_int_equal(served_after(e, 45006, guess_old, 2), ZT_CT_RESP_REFUSED);
+	assert_int_equal(served_after(e, 45007, then_refused, 2),
 			 ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED);
 }
 /* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
@@ -3757,6 +3816,7 @@ int main(void)
 		T(test_ct_refused_logins),
 		T(test_ct_served),
 		T(test_ct_served_dns),
+		T(test_ct_served_pong),
 		T(test_ct_challenged),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),

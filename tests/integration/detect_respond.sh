@@ -5,8 +5,8 @@
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
 #    page, 80 health checks of a tiny one, 80 TCP checks, iperf3 bulk, 24 idle
-#    keep-alives, a UDP burst, 40 DNS lookups over TCP, pg_isready) is
-#    left alone;
+#    keep-alives, a UDP burst, 40 DNS lookups over TCP, pg_isready, 40
+#    Redis PING checks) is left alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
 #    refused) and blocked in XDP (its packets then dropped at the uplink);
@@ -20,6 +20,9 @@
 #    a real exchange by its bytes) is blocked on the server's refusals
 #    within 20 attempts; a client challenged on every connection and then
 #    let in (curl --anyauth) is not;
+#  - Redis AUTH guesses with a PING after each (+PONG where the default
+#    user needs no password) against a pod and the node are blocked on the
+#    refusals within 20;
 #  - slowhttptest slowloris and slow read (a closed window) from two other
 #    sources are blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
@@ -112,6 +115,8 @@ HBF=198.18.0.17 # hydra http-get against Basic authentication
 FASTSCAN=198.18.0.18 # nmap -sS of the node at its own pace
 NBF=198.18.0.19 # hydra against PostgreSQL on the node itself (host network)
 NHBF=198.18.0.20 # hydra http-get against Basic authentication on the node itself
+RBF=198.18.0.21 # AUTH guesses against a pod's Redis, a PING after each
+RNBF=198.18.0.22 # the same against the node's
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -123,7 +128,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -155,7 +160,7 @@ forensics:
   max_bytes: 64MiB
 EOF
 lab_policy_open 10-db.yaml db 0.0.0.0/0 5432/TCP
-lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP 53/TCP
+lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP 53/TCP 6379/TCP
 # The pod that scans may send anywhere: only the block stops it.
 cat >"$POL/10-mal.yaml" <<EOF
 apiVersion: networking.k8s.io/v1
@@ -264,9 +269,55 @@ LAB_PIDS+=($!)
 ip netns exec "$LAB_NODE" "$PY" "$LAB_DIR/basicauth.py" $LAB_NODE_IP "$ADMIN_PW" \
 	>"$LAB_DIR/basicauth-node.out" 2>&1 &
 LAB_PIDS+=($!)
+# Redis's protocol as Redis 6 and later speak it (RESP, inline or array
+# commands): the default user needs no password, "admin" one; PING answers
+# +PONG on a connection that may run commands, AUTH -WRONGPASS a wrong
+# password (a line out per refusal), QUIT +OK. A pod's and the node's.
+cat >"$LAB_DIR/redis.py" <<'EOF'
+import socketserver, sys
+PW = sys.argv[2].encode()
+class H(socketserver.StreamRequestHandler):
+    def cmd(self):
+        line = self.rfile.readline()
+        if not line.startswith(b"*"):
+            return line.split()
+        args = []
+        for _ in range(int(line[1:])):
+            n = int(self.rfile.readline()[1:])
+            args.append(self.rfile.read(n + 2)[:n])
+        return args
+    def handle(self):
+        while True:
+            a = self.cmd()
+            if not a:
+                return
+            c = a[0].upper()
+            if c == b"PING":
+                self.wfile.write(b"+PONG\r\n")
+            elif c == b"AUTH":
+                if len(a) == 3 and a[1] == b"admin" and a[2] == PW:
+                    self.wfile.write(b"+OK\r\n")
+                else:
+                    print("refused", flush=True)
+                    self.wfile.write(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+            elif c == b"QUIT":
+                self.wfile.write(b"+OK\r\n")
+                return
+            else:
+                self.wfile.write(b"-ERR unknown command '%s'\r\n" % c.lower())
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S((sys.argv[1], 6379), H).serve_forever()
+EOF
+ip netns exec "${LAB_ID}-web" "$PY" "$LAB_DIR/redis.py" $WEB "$ADMIN_PW" >"$LAB_DIR/redis.out" 2>&1 &
+LAB_PIDS+=($!)
+ip netns exec "$LAB_NODE" "$PY" "$LAB_DIR/redis.py" $LAB_NODE_IP "$ADMIN_PW" \
+	>"$LAB_DIR/redis-node.out" 2>&1 &
+LAB_PIDS+=($!)
 listening() { in_pod "$1" ss -Hltn "sport = :$2" | grep -q LISTEN; }
-check "the services listen (postgres, http, iperf3, dns)" \
-	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201 && listening web 53 && in_node ss -Hltn 'sport = :8081' | grep -q LISTEN && in_node ss -Hltn 'sport = :53' | grep -q LISTEN" 150
+check "the services listen (postgres, http, iperf3, dns, redis)" \
+	wait_for "listening dbpod 5432 && listening web 8080 && listening web 8081 && listening web 5201 && listening web 53 && listening web 6379 && in_node ss -Hltn 'sport = :8081' | grep -q LISTEN && in_node ss -Hltn 'sport = :53' | grep -q LISTEN && in_node ss -Hltn 'sport = :6379' | grep -q LISTEN" 150
 
 # --- benign traffic from $BENIGN: many short requests, bulk, idle keep-alives, a burst ---
 cat >"$LAB_DIR/benign.py" <<'EOF'
@@ -297,6 +348,19 @@ for host in (web, node):                   # and its TCP checks: a connection op
         tc += 1
         time.sleep(0.01)
 print("tcpcheck", tc)
+rc = 0
+for host in (web, node):                   # a load balancer's redis-check: PING, +PONG,
+    for i in range(20):                    # then QUIT or just the close, a connection each
+        s = socket.create_connection((host, 6379), timeout=5, source_address=(src, 0))
+        s.sendall(b"PING\r\n")
+        ok = s.recv(64) == b"+PONG\r\n"
+        if i % 2:
+            s.sendall(b"QUIT\r\n")
+            ok = ok and s.recv(64) == b"+OK\r\n"
+        s.close()
+        rc += ok
+        time.sleep(0.05)
+print("redischeck", rc)
 conns = []
 for i in range(24):                        # idle keep-alives: one request, a long pause
     c = http.client.HTTPConnection(web, 8080, timeout=30, source_address=(src, 0))
@@ -355,6 +419,8 @@ check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200
 	grep -q "^health 80$" <<<"$benign"
 check "benign: 80 TCP health checks (connect, close), a pod's and the node's, made" \
 	grep -q "^tcpcheck 80$" <<<"$benign"
+check "benign: 40 Redis health checks (PING, +PONG, a connection each), a pod's and the node's, answered" \
+	grep -q "^redischeck 40$" <<<"$benign"
 check "benign: a burst of 3000 UDP datagrams answered" \
 	test "$(sed -n 's/^burst //p' <<<"$benign")" -ge 2900
 check "benign: 40 DNS lookups over TCP (dig +tcp), to a pod's dnsmasq and the node's, answered ($dns)" \
@@ -494,6 +560,43 @@ done
 sleep 2 # the sweep reads the sessions
 check "basic auth: a client challenged on each of 30 connections gets in ($okb/30), not blocked" \
 	test "$okb" = 30 -a -z "$(ztctl block list | grep "$BENIGN/")"
+
+# --- Redis AUTH guesses, a PING after each: from $RBF at a pod, $RNBF at the node ---
+# The default user needs no password, so the PING after a refused AUTH
+# still answers +PONG: a redis-check's answer, which must not make the
+# guess a session that was served (bpf/lib/refusal.h).
+cat >"$LAB_DIR/redisguess.py" <<'EOF'
+import socket, sys, time
+src, host = sys.argv[1], sys.argv[2]
+for i in range(200):
+    try:
+        s = socket.create_connection((host, 6379), timeout=2, source_address=(src, 0))
+        s.sendall(b"AUTH admin guess%d\r\n" % i)
+        s.recv(256)
+        s.sendall(b"PING\r\n")
+        s.recv(64)
+        s.close()
+    except OSError:
+        break
+    time.sleep(0.05)
+EOF
+redis_guesses() { # WHAT SRC HOST LOG
+	local t0 pid fails
+	t0=$(now_ms)
+	lab_bg_in "$LAB_EXT" timeout 40 "$PY" "$LAB_DIR/redisguess.py" "$2" "$3"
+	pid=$LAB_BG_PID
+	check "$1: its source is blocked" wait_for "blocked $2" 300
+	echo "# $1 blocked $(($(now_ms) - t0)) ms after it started"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	fails=$(grep -c refused "$4")
+	check "$1: decided on the refusals (refused-logins), the server refused at most 20 ($fails)" \
+		all_of "$(ztctl block list | grep "$2/32")$([ "$fails" -le 20 ] && echo ' within-20')" \
+		"bruteforce/refused-logins" within-20
+}
+redis_guesses "redis brute force, a PING after each guess" $RBF $WEB "$LAB_DIR/redis.out"
+redis_guesses "node redis brute force, a PING after each guess" $RNBF $LAB_NODE_IP \
+	"$LAB_DIR/redis-node.out"
 
 # --- brute force against a service of the node itself: hydra from $NBF ---
 # PostgreSQL in the node's own namespace (host network, as a node's sshd or
