@@ -1029,6 +1029,25 @@ static bool receiver_entry(const struct zt_ct_val *v)
 	return v->peer_ep_id && v->dir == ZT_DIR_INGRESS;
 }
 
+/*
+ * Whether the end of the session of entry k, first seen at first_ns, came
+ * already. tc_endpoint sends it from the packet that moved the entry to
+ * CLOSED, and the two directions' last packets on two CPUs at once can
+ * both do that (the state is a plain store): one session, two ends, and
+ * the brute-force detector would count its attempts twice. A later
+ * session on the same tuple has another first packet. Under the lock.
+ */
+static bool session_repeated(struct zt_engine *e, const struct zt_ct_key *k, uint64_t first_ns)
+{
+	uint64_t h = zt_detect_hash(k, sizeof(*k), first_ns) | 1, *slot;
+
+	slot = &e->sessions_seen[h & (ZT_SESSIONS_SEEN - 1)];
+	if (*slot == h)
+		return true;
+	*slot = h;
+	return false;
+}
+
 void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const struct zt_ct_val *v)
 {
 	struct zt_decision d;
@@ -1038,9 +1057,13 @@ void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k, const 
 		return;
 	to_conn(k, v, &c);
 	WITH_PENDING_URGENT(e, {
-		e->st.sessions++;
-		if (zt_bf_observe(e->bf, &c, &d))
-			handle(e, &d, zt_now_boot_ns());
+		if (session_repeated(e, k, v->first_ns)) {
+			e->st.sessions_repeated++;
+		} else {
+			e->st.sessions++;
+			if (zt_bf_observe(e->bf, &c, &d))
+				handle(e, &d, zt_now_boot_ns());
+		}
 	});
 }
 

@@ -92,6 +92,7 @@ struct zt_engine_stats {
 	uint64_t incidents_open[ZT_THREAT_MAX];
 	uint64_t incidents_opened[ZT_THREAT_MAX];
 	uint64_t sweeps, sweep_entries, probes, sessions, records;
+	uint64_t sessions_repeated; /* a session's end tc_endpoint sent twice, judged once */
 	uint64_t scan_sources, scan_evicted; /* the scan detector's walks, its tables' evictions */
 	uint64_t denials, denial_alerts, denial_updates, denials_folded;
 	uint64_t capture_packets, capture_sampled_out, capture_files, capture_bytes,

@@ -59,6 +59,9 @@ struct sweep_job {
 	} u;
 };
 
+/* Fingerprints of the sessions' ends tc_endpoint sent lately: a power of two. */
+#define ZT_SESSIONS_SEEN 1024
+
 struct zt_engine {
 	struct zt_engine_hooks h;
 	char node[64];
@@ -116,6 +119,8 @@ struct zt_engine {
 	uint64_t next_seq;
 	uint64_t last_node_refresh;
 	uint64_t last_expire;
+	/* The ends tc_endpoint sent lately, by fingerprint (zt_engine_on_session; under lock). */
+	uint64_t sessions_seen[ZT_SESSIONS_SEEN];
 	struct zt_engine_stats st;
 };
 

@@ -729,7 +729,8 @@ static void refused_session(struct zt_ct_key *k, struct zt_ct_val *v, int i, uin
 /*
  * Sessions tc_endpoint sent as they closed (ZT_EV_SESSION) reach the
  * brute-force detector at once: the tenth such session of one source
- * blocks it, with no sweep. The sweep then leaves the entries that say so
+ * blocks it, with no sweep; an end sent twice counts once (nine sessions
+ * sent twice each decide nothing). The sweep then leaves the entries that say so
  * (session_sent) and takes the one no event brought; the receiving
  * endpoint's entry of a flow between two endpoints is neither's.
  */
@@ -751,9 +752,18 @@ static void test_session_events(void **state)
 	for (int i = 1; i < 10; i++) {
 		v[i].session_sent = 1;
 		zt_engine_on_session(e, &k[i], &v[i]);
+		/*
+		 * The same end again, as the other direction's last packet on
+		 * another CPU sends it (its own counters a packet further): one
+		 * session, judged once.
+		 */
+		v[i].d[1].packets++;
+		zt_engine_on_session(e, &k[i], &v[i]);
+		v[i].d[1].packets--;
 	}
 	zt_engine_get_stats(e, &st);
 	assert_int_equal(st.sessions, 9);
+	assert_int_equal(st.sessions_repeated, 9);
 	assert_int_equal(w->writes, 0);
 	v[10].session_sent = 1;
 	zt_engine_on_session(e, &k[10], &v[10]);
