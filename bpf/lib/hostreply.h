@@ -61,7 +61,7 @@ static __always_inline void zt_host_reply_apply(struct zt_host_reply *v, int r, 
 			v->refused++;
 		v->last_refused = 1;
 	}
-	/* A PING answered after a refused login: the refusal stays the last word. */
+	/* Anything else (a +PONG after a refusal) leaves the refusal standing. */
 }
 
 /*

@@ -14,15 +14,16 @@
  * and .resp); the brute-force detector takes them from a session in which
  * no response after the last refusal served what was asked (a challenge
  * the client then answered, HTTP Digest or NTLM, ends on a 200; a guess
- * followed by some other command, a PING, a QUIT, still ends refused). TLS hides them; a login form that answers 200 with its error
- * in the page says nothing here either.
+ * followed by some other command, a PING, a QUIT, still ends refused).
+ * TLS hides them; a login form that answers 200 with its error in the
+ * page says nothing here either.
  *
  * The opposite is read too: an HTTP/1.x success (2xx) served what was
  * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however
  * few its bytes (a load balancer's health check of a tiny page, ab without
  * keep-alive), never a failed login; and so is a login accepted, FTP 230
- * or SMTP 235 (a user who mistyped, then got in). So is a DNS answer over TCP (RFC 1035
- * 4.2.2, RFC 7766: a two-byte length, then a message; here one whose
+ * or SMTP 235 (a user who mistyped, then got in). So is a DNS answer over
+ * TCP (RFC 1035 4.2.2, RFC 7766: a two-byte length, then a message; here one whose
  * length is the segment's payload, whose header says response to a
  * standard query with Z clear and holds one question): DNS has no logins,
  * and a lookup over TCP (dig +tcp, a resolver's retry after truncation,
@@ -63,7 +64,7 @@
 	3 /* a login asked for, none tried yet: PostgreSQL's AuthenticationRequest */
 #define ZT_REPLY_PONG 4 /* Redis answered a PING: served, unless a login was refused before */
 
-/* Whether reply r served what was asked, in a session whose server refused refused logins so far. */
+/* Whether reply r served what was asked, its server having refused `refused` logins so far. */
 static __always_inline int zt_reply_served(int r, __u8 refused)
 {
 	return r == ZT_REPLY_SERVED || (r == ZT_REPLY_PONG && !refused);
