@@ -278,6 +278,16 @@ static void m_capture_sampled(void *ctx, struct zt_metric_sink *s)
 	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.capture_sampled_out);
 }
 
+static void m_sessions(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.sessions);
+}
+
+static void m_sessions_repeated(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.sessions_repeated);
+}
+
 static void m_sweep_seconds(void *ctx, struct zt_metric_sink *s)
 {
 	zt_metric_emit(s, NULL, D(ctx)->scrape_engine.last_sweep_ms / 1e3);
@@ -333,6 +343,13 @@ int daemon_metrics_detection(struct zt_daemon *d)
 		  "Scan detector state (sources, pairs, contacts) evicted to make room in its full "
 		  "tables: many sources at once, such as a spoofed flood",
 		  ZT_METRIC_COUNTER, NULL, m_scan_evicted },
+		{ "ztagent_bruteforce_sessions_total",
+		  "Ended TCP sessions the brute-force detector judged (pods' and the node's own)",
+		  ZT_METRIC_COUNTER, NULL, m_sessions },
+		{ "ztagent_bruteforce_sessions_repeated_total",
+		  "Session ends tc_endpoint sent twice (both directions closing on two CPUs at once), "
+		  "judged once",
+		  ZT_METRIC_COUNTER, NULL, m_sessions_repeated },
 	};
 	int r = zt_metrics_add_snapshot(d->metrics, m_engine_snapshot, d);
 

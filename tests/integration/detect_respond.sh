@@ -597,6 +597,10 @@ redis_guesses() { # WHAT SRC HOST LOG
 redis_guesses "redis brute force, a PING after each guess" $RBF $WEB "$LAB_DIR/redis.out"
 redis_guesses "node redis brute force, a PING after each guess" $RNBF $LAB_NODE_IP \
 	"$LAB_DIR/redis-node.out"
+sessions=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+	sed -n 's/^ztagent_bruteforce_sessions_total \([0-9]*\)$/\1/p')
+check "metrics: ztagent_bruteforce_sessions_total counts the sessions judged (${sessions:-?})" \
+	test "${sessions:-0}" -ge 60
 
 # --- brute force against a service of the node itself: hydra from $NBF ---
 # PostgreSQL in the node's own namespace (host network, as a node's sshd or
