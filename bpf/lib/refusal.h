@@ -9,7 +9,16 @@
  *   - FTP 530 (Not logged in: the answer to a wrong PASS), RFC 959;
  *   - SMTP 535 (authentication credentials invalid), RFC 4954;
  *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939), which is
- *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS.
+ *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS;
+ *   - PostgreSQL's ErrorResponse of SQLSTATE class 28 (invalid
+ *     authorization: 28P01 a wrong password, 28000 a role or host that
+ *     may not log in), severity FATAL: 'E', its length, then the fields
+ *     'S' "FATAL", 'V' "FATAL" (9.6 and later), 'C' "28...". A server whose
+ *     lc_messages translates the severity into a word of another length
+ *     moves the code, and is left to the session's shape;
+ *   - MySQL's and MariaDB's ERR packet for a refused login, 1045
+ *     (ER_ACCESS_DENIED_ERROR) or 1698 (..._NO_PASSWORD_ERROR): a 3-byte
+ *     length that fits the segment, a sequence number, 0xff, the code.
  * tc_endpoint reads them at the start of each response (zt_ct_val.refused
  * and .resp); the brute-force detector takes them from a session in which
  * no response after the last refusal served what was asked (a challenge
@@ -70,6 +79,24 @@ static __always_inline int zt_reply_served(int r, __u8 refused)
 	return r == ZT_REPLY_SERVED || (r == ZT_REPLY_PONG && !refused);
 }
 
+/* A PostgreSQL ErrorResponse at off: ZT_REPLY_REFUSED for a FATAL of class 28, else 0. */
+static __always_inline int zt_refusal_pg(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	__u8 b[12];
+
+	if (payload < 22 || bpf_skb_load_bytes(skb, off, b, 12) || b[5] != 'S' || b[6] != 'F' ||
+	    b[7] != 'A' || b[8] != 'T' || b[9] != 'A' || b[10] != 'L' || b[11] ||
+	    bpf_skb_load_bytes(skb, off + 12, b, 10))
+		return 0;
+	/* Before 9.6 the code follows; since, the unlocalized severity comes first. */
+	if (b[0] == 'C')
+		return b[1] == '2' && b[2] == '8' ? ZT_REPLY_REFUSED : 0;
+	return b[0] == 'V' && b[1] == 'F' && b[2] == 'A' && b[3] == 'T' && b[4] == 'A' &&
+			       b[5] == 'L' && !b[6] && b[7] == 'C' && b[8] == '2' && b[9] == '8' ?
+		       ZT_REPLY_REFUSED :
+		       0;
+}
+
 /*
  * What the response whose first byte is at off (payload bytes long) says:
  * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, ZT_REPLY_PONG, or 0.
@@ -91,6 +118,14 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
 			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
 		return ZT_REPLY_REFUSED;
+	/* MySQL's ERR packet: a length that fits, a sequence number, 0xff, code 1045 or 1698. */
+	if (payload >= 7 && !b[2] && (b[0] | (__u32)b[1] << 8) >= 3 &&
+	    (b[0] | (__u32)b[1] << 8) + 4 <= payload && !bpf_skb_load_bytes(skb, off, b, 7) &&
+	    b[4] == 0xff && ((b[5] == 0x15 && b[6] == 0x04) || (b[5] == 0xa2 && b[6] == 0x06)))
+		return ZT_REPLY_REFUSED;
+	/* An ErrorResponse of PostgreSQL's, 'E' and a length under 64 KiB, says nothing else. */
+	if (b[0] == 'E' && !b[1] && !b[2])
+		return zt_refusal_pg(skb, off, payload);
 	/* PostgreSQL: 'R', an int32 length (8 or more), an int32 code. */
 	if (b[0] == 'R' && !b[1] && !b[2] && !b[3] && payload >= 9 &&
 	    !bpf_skb_load_bytes(skb, off, b, 9) && b[4] >= 8 && !b[5] && !b[6] && !b[7] &&

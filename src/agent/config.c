@@ -320,6 +320,8 @@ static const struct key keys[] = {
 	       .min = 2, .max = 64),
 	SCALAR("detection.bruteforce.window", set_duration, detection.bruteforce.window_ns,
 	       .min = 1 * SEC, .max = 86400 * SEC),
+	SCALAR("detection.bruteforce.refused_window", set_duration,
+	       detection.bruteforce.refused_window_ns, .min = 1 * SEC, .max = 86400 * SEC),
 	SCALAR("detection.bruteforce.max_duration", set_duration,
 	       detection.bruteforce.max_duration_ns, .min = 100 * MS, .max = 3600 * SEC),
 	SECTION("detection.slowconn"),
@@ -453,6 +455,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->detection.flood.dst_factor = 10;
 	c->detection.bruteforce.min_attempts = 10;
 	c->detection.bruteforce.window_ns = 60 * SEC;
+	c->detection.bruteforce.refused_window_ns = 600 * SEC;
 	c->detection.bruteforce.max_duration_ns = 10 * SEC;
 	c->detection.slowconn.min_conns = 16;
 	c->detection.slowconn.min_age_ns = 3 * SEC;

@@ -209,6 +209,8 @@ struct zt_config {
 			uint32_t min_attempts; /* default 10 */
 			uint64_t window_ns; /* default 1m */
 			uint64_t
+				refused_window_ns; /* for logins refused in the clear, default 10m */
+			uint64_t
 				max_duration_ns; /* longer sessions are real exchanges, default 10s */
 		} bruteforce;
 		struct {

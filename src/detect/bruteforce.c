@@ -22,6 +22,7 @@ struct bstate {
 	uint32_t refusals; /* of the attempts, logins the server refused in so many words */
 	uint32_t ring_n, ring_head; /* times of the last attempts */
 	uint64_t ring[ZT_BF_RING];
+	uint64_t ring_refused; /* bit i: ring[i] was a login the server refused */
 	uint64_t first_ns, last_ns, latest_start_ns;
 	uint64_t packets, bytes;
 };
@@ -38,6 +39,7 @@ void zt_bf_defaults(struct zt_bf_params *p)
 	*p = (struct zt_bf_params){
 		.min_attempts = 10,
 		.window_ns = 60000000000ULL,
+		.refused_window_ns = 600000000000ULL,
 		.max_duration_ns = 10000000000ULL,
 		.max_bytes = 16384,
 		.reply_ratio = 2.0,
@@ -65,6 +67,10 @@ int zt_bf_new(const struct zt_bf_params *p, struct zt_bf **out)
 	if (!b)
 		return -ENOMEM;
 	b->p = *p;
+	if (b->p.refused_window_ns < b->p.window_ns)
+		b->p.refused_window_ns = b->p.window_ns;
+	if (b->p.idle_ns < b->p.refused_window_ns)
+		b->p.idle_ns = b->p.refused_window_ns;
 	b->up = log(p->beta / p->alpha);
 	b->down = log((1 - p->beta) / (1 - p->alpha));
 	b->s_att = log(p->theta1 / p->theta0);
@@ -112,13 +118,15 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	return ZT_BF_ATTEMPT;
 }
 
-/* Attempts among the ring's that are within window of now. */
+/* Attempts among the ring's that are within their window of now. */
 static uint32_t recent(const struct zt_bf *b, const struct bstate *s, uint64_t now)
 {
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < s->ring_n; i++)
-		if (s->ring[i] + b->p.window_ns >= now)
+		if (s->ring[i] + ((s->ring_refused >> i) & 1 ? b->p.refused_window_ns :
+							       b->p.window_ns) >=
+		    now)
 			n++;
 	return n;
 }
@@ -198,6 +206,10 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	for (uint32_t i = 0; i < w; i++) {
 		s->llr += b->s_att;
 		s->ring[s->ring_head] = ts;
+		if (c->refused)
+			s->ring_refused |= 1ULL << s->ring_head;
+		else
+			s->ring_refused &= ~(1ULL << s->ring_head);
 		s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
 		if (s->ring_n < ZT_BF_RING)
 			s->ring_n++;
@@ -229,13 +241,15 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		if (s->refusals) {
 			/* The server's own words decided. */
 			snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
-			snprintf(d->evidence, sizeof(d->evidence),
-				 "%u login attempts in %u sessions to %s:%u, %u refused by the "
-				 "server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS), "
-				 "the rest ended without a real exchange (%u within %.0fs, "
-				 "threshold %u; SPRT ln L %.2f >= %.2f)",
-				 s->attempts, s->sessions, dst, c->dport, s->refusals, n,
-				 (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up);
+			snprintf(
+				d->evidence, sizeof(d->evidence),
+				"%u login attempts in %u sessions to %s:%u, %u refused by the "
+				"server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS), "
+				"the rest ended without a real exchange (%u within %.0fs of a "
+				"refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
+				s->attempts, s->sessions, dst, c->dport, s->refusals, n,
+				(double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
+				b->p.min_attempts, s->llr, b->up);
 		} else {
 			snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
 			snprintf(d->evidence, sizeof(d->evidence),

@@ -31,8 +31,13 @@
  * Per (source, service) a sequential probability ratio test runs over
  * sessions (attempt with probability theta1 for an attacker, theta0 for a
  * benign client); a real exchange pulls it back. A source is decided when
- * the test says so AND at least min_attempts attempts fell within
- * window: a user who mistypes a password a few times is never one.
+ * the test says so AND at least min_attempts attempts fell within their
+ * window: a user who mistypes a password a few times is never one. An
+ * attempt the server refused in so many words counts for refused_window
+ * (10 min, fail2ban's findtime), one read from its shape alone for window
+ * (1 min): a guesser that waits several seconds between guesses is still
+ * decided on the refusals, while sessions that merely look like failed
+ * logins must come at least min_attempts a minute.
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
  * small (an HTTP form that answers 200 with a large page, anything under
@@ -57,13 +62,15 @@ enum zt_bf_class {
 struct zt_bf_params {
 	uint32_t min_attempts; /* default 10, at most ZT_BF_RING */
 	uint64_t window_ns; /* default 60 s */
+	uint64_t refused_window_ns; /* for refused logins, default 10 min; at least window */
 	uint64_t max_duration_ns; /* default 10 s */
 	uint32_t max_bytes; /* payload both ways, default 16 KiB */
 	double reply_ratio; /* default 2.0 */
 	double theta0, theta1; /* P(attempt | benign) 0.2, P(attempt | attacker) 0.9 */
 	double alpha, beta; /* 0.001, 0.99 */
 	uint32_t max_keys; /* (source, service) states, default 65536 */
-	uint64_t idle_ns; /* a state quiet this long is forgotten, default 10 min */
+	uint64_t
+		idle_ns; /* a state quiet this long is forgotten, default 10 min; at least the windows */
 };
 
 struct zt_bf;

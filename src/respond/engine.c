@@ -648,6 +648,7 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	zt_bf_defaults(&bp);
 	bp.min_attempts = cfg->detection.bruteforce.min_attempts;
 	bp.window_ns = cfg->detection.bruteforce.window_ns;
+	bp.refused_window_ns = cfg->detection.bruteforce.refused_window_ns;
 	bp.max_duration_ns = cfg->detection.bruteforce.max_duration_ns;
 	zt_exfil_defaults(&xp);
 	xp.interval_ns = cfg->detection.exfiltration.interval_ns;

@@ -2508,6 +2508,67 @@ static void test_ct_served_pong(void **state)
 	assert_int_equal(served_after(e, 45007, then_refused, 2),
 			 ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED);
 }
+
+/* A request of 80 bytes on a new connection to dport, answered by the rep bytes of head: resp. */
+static __u8 resp_after(struct env *e, int port, int dport, const void *head, size_t n, int rep)
+{
+	struct zt_ct_key k = tcp_open(e, port, dport);
+
+	tcp_exchange(e, port, dport, 80, rep, head, n);
+	return resp_of(e, k);
+}
+
+/*
+ * REFUSED by a database's own words: PostgreSQL's ErrorResponse, FATAL,
+ * SQLSTATE class 28 (28P01 a wrong password, 28000 a role or host refused),
+ * in the layout of 9.6 and later (S, V, C) and before (S, C); MySQL's and
+ * MariaDB's ERR packet 1045 or 1698. Not another FATAL (3D000: no such
+ * database), an ERROR, a severity in another language, an ErrorResponse cut
+ * short; not another ERR code, an ERR packet longer than the segment, an OK.
+ */
+static void test_ct_refused_db(void **state)
+{
+#define PGE(sev, rest) "E\0\0\0\x64S" sev "\0" rest
+	static const char pg_pw[] = PGE("FATAL", "VFATAL\0C28P01\0Mpassword authentication failed");
+	static const char pg_role[] = PGE("FATAL", "VFATAL\0C28000\0Mno pg_hba.conf entry");
+	static const char pg_old[] = PGE("FATAL", "C28P01\0Mpassword authentication failed");
+	static const char pg_db[] = PGE("FATAL", "VFATAL\0C3D000\0Mdatabase does not exist");
+	static const char pg_error[] = PGE("ERROR", "VERROR\0C28P01\0M...");
+	static const char pg_local[] = PGE("FATAL!", "VFATAL\0C28P01\0M...");
+	static const char pg_cut[] = "E\0\0\0\x64SFATAL\0VFATAL\0C2";
+	static const __u8 my_1045[] = { 0x48, 0, 0, 2, 0xff, 0x15, 0x04, '#', '2', '8' };
+	static const __u8 my_1698[] = { 0x30, 0, 0, 2, 0xff, 0xa2, 0x06, '#', '2', '8' };
+	static const __u8 my_1049[] = { 0x30, 0, 0, 1, 0xff, 0x19, 0x04, '#', '4', '2' };
+	static const __u8 my_long[] = { 0x60, 0, 0, 2, 0xff, 0x15, 0x04, '#', '2', '8' };
+	static const __u8 my_ok[] = { 0x07, 0, 0, 2, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00 };
+	struct env *e = *state;
+	struct zt_ct_val v;
+
+	std_setup(e);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 5432, 12);
+	allow_port(e, 1, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 3306, 12);
+	assert_int_equal(resp_after(e, 46001, 5432, pg_pw, sizeof(pg_pw) - 1, 101),
+			 ZT_CT_RESP_REFUSED);
+	assert_int_equal(ct_get(e, ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 46001, 5432), &v), 0);
+	assert_int_equal(v.refused, 1);
+	assert_int_equal(resp_after(e, 46002, 5432, pg_role, sizeof(pg_role) - 1, 101),
+			 ZT_CT_RESP_REFUSED);
+	assert_int_equal(resp_after(e, 46003, 5432, pg_old, sizeof(pg_old) - 1, 101),
+			 ZT_CT_RESP_REFUSED);
+	assert_int_equal(resp_after(e, 46004, 5432, pg_db, sizeof(pg_db) - 1, 101), 0);
+	assert_int_equal(resp_after(e, 46005, 5432, pg_error, sizeof(pg_error) - 1, 101), 0);
+	assert_int_equal(resp_after(e, 46006, 5432, pg_local, sizeof(pg_local) - 1, 101), 0);
+	assert_int_equal(resp_after(e, 46007, 5432, pg_cut, sizeof(pg_cut) - 1, 21), 0);
+	assert_int_equal(resp_after(e, 46011, 3306, my_1045, sizeof(my_1045), 76),
+			 ZT_CT_RESP_REFUSED);
+	assert_int_equal(resp_after(e, 46012, 3306, my_1698, sizeof(my_1698), 52),
+			 ZT_CT_RESP_REFUSED);
+	assert_int_equal(resp_after(e, 46013, 3306, my_1049, sizeof(my_1049), 52), 0);
+	assert_int_equal(resp_after(e, 46014, 3306, my_long, sizeof(my_long), 52), 0);
+	assert_int_equal(resp_after(e, 46015, 3306, my_ok, sizeof(my_ok), 11), 0);
+#undef PGE
+}
+
 /* Per-direction sizes, gaps and flag counts, and the handshake, as a flow goes. */
 static void test_ct_features(void **state)
 {
@@ -3817,6 +3878,7 @@ int main(void)
 		T(test_ct_served),
 		T(test_ct_served_dns),
 		T(test_ct_served_pong),
+		T(test_ct_refused_db),
 		T(test_ct_challenged),
 		T(test_sctp_ports),
 		T(test_handshake_verifies_client),

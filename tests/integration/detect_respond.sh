@@ -23,6 +23,9 @@
 #  - Redis AUTH guesses with a PING after each (+PONG where the default
 #    user needs no password) against a pod and the node are blocked on the
 #    refusals within 20;
+#  - hydra against the pod's PostgreSQL at a guess a second (-c 1), too
+#    slow for the lab's 5 s window by the sessions' shape, is blocked on
+#    the server's refusals (FATAL 28P01) within 20;
 #  - slowhttptest slowloris and slow read (a closed window) from two other
 #    sources are blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
@@ -117,6 +120,7 @@ NBF=198.18.0.19 # hydra against PostgreSQL on the node itself (host network)
 NHBF=198.18.0.20 # hydra http-get against Basic authentication on the node itself
 RBF=198.18.0.21 # AUTH guesses against a pod's Redis, a PING after each
 RNBF=198.18.0.22 # the same against the node's
+SBF=198.18.0.23 # hydra against PostgreSQL in a pod, a guess a second (hydra -c 1)
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -128,7 +132,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -150,6 +154,9 @@ cat >>"$LAB_CONF" <<EOF
 detection:
   protected: [$PROT/32]
   scan: {max_sources: 16384} # the random-source flood below goes over it
+  # Sessions that only look like failed logins must come 10 in 5 s; a login
+  # the server refused counts for 10 min (the default): the slow guesser below.
+  bruteforce: {window: 5s}
 response:
   block_ttl: 12s
   endpoints: block # the pod that scans below is quarantined (by default an alert)
@@ -441,6 +448,11 @@ for i in json.load(sys.stdin)["incidents"]:
     if i["threat_type"] == sys.argv[1] and i["src"] == sys.argv[2]:
         print(i["id"])' "$1" "$2"
 }
+# evidence_attempts: the attempts an incident's evidence (JSON on stdin) counted.
+evidence_attempts() {
+	sed -n -e 's/.*"evidence": "\([0-9]*\) login attempts in.*/\1/p' \
+		-e 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p'
+}
 for i in $(seq 1 200); do echo "guess$i"; done >"$LAB_DIR/words"
 blocked() { ztctl block list -o json | grep -q "\"cidr\": \"$1/32\""; }
 t0=$(now_ms)
@@ -452,15 +464,15 @@ echo "# brute force blocked $(($(now_ms) - t0)) ms after hydra started"
 fails=$(grep -c "password authentication failed" "$PGPOD/log")
 inc=$(incident_of bruteforce $LAB_EXT_IP)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
-attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<<"$ev")
-echo "# brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
+attempts=$(evidence_attempts <<<"$ev")
+echo "# brute force: decided after ${attempts:-?} attempts; the server refused $fails logins in all"
 check "brute force: one incident (bruteforce, $LAB_EXT_IP), decided within 20 attempts (${attempts:-?})" \
 	test -n "$inc" -a "${attempts:-99}" -le 20
 # What the attacker got: every guess the server answered before the block.
 check "brute force: the server refused at most 20 of its logins before the block ($fails)" \
 	test "$fails" -le 20
 check "brute force: ztctl block list says the detector blocked it and why" \
-	all_of "$(ztctl block list | grep "$LAB_EXT_IP/32")" detector "bruteforce/short-sessions score"
+	all_of "$(ztctl block list | grep "$LAB_EXT_IP/32")" detector "bruteforce/refused-logins score"
 # Blocked in XDP: its packets are dropped at the uplink; the benign host still gets through.
 drops0=$(ztctl status -o json | "$PY" -c '
 import json, sys
@@ -603,6 +615,21 @@ redis_guesses() { # WHAT SRC HOST LOG
 redis_guesses "redis brute force, a PING after each guess" $RBF $WEB "$LAB_DIR/redis.out"
 redis_guesses "node redis brute force, a PING after each guess" $RNBF $LAB_NODE_IP \
 	"$LAB_DIR/redis-node.out"
+
+# --- a slow guesser: hydra against the pod's PostgreSQL, a guess a second ---
+# 5 within the lab's 5 s window: by their shape never 10. PostgreSQL says
+# each was refused (FATAL 28P01, bpf/lib/refusal.h), which counts for 10 min.
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SBF
+fails0=$(grep -c "password authentication failed" "$PGPOD/log")
+until_blocked "slow brute force (a guess a second)" $SBF hydra -l postgres -P "$LAB_DIR/words" -c 1 -I postgres://$DBP
+fails=$(($(grep -c "password authentication failed" "$PGPOD/log") - fails0))
+ev=$(ztctl incidents show "$(incident_of bruteforce $SBF)" -o json 2>/dev/null)
+attempts=$(evidence_attempts <<<"$ev")
+echo "# slow brute force: decided after ${attempts:-?} attempts; the server refused $fails in all"
+check "slow brute force: decided on PostgreSQL's refusals (refused-logins)" \
+	all_of "$(ztctl block list | grep "$SBF/32")" "bruteforce/refused-logins"
+check "slow brute force: the server refused at most 20 of its logins ($fails)" test "$fails" -le 20
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 sessions=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
 	sed -n 's/^ztagent_bruteforce_sessions_total \([0-9]*\)$/\1/p')
 check "metrics: ztagent_bruteforce_sessions_total counts the sessions judged (${sessions:-?})" \
@@ -639,8 +666,8 @@ node_bruteforce "node service brute force" $NBF postgres postgres://$LAB_NODE_IP
 fails=$(grep -c "password authentication failed" "$PGPOD/node/log")
 inc=$(incident_of bruteforce $NBF)
 ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
-attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) of \([0-9]*\) sessions.*/\2/p' <<<"$ev")
-echo "# node service brute force: decided after ${attempts:-?} sessions; the server refused $fails logins in all"
+attempts=$(evidence_attempts <<<"$ev")
+echo "# node service brute force: decided after ${attempts:-?} attempts; the server refused $fails logins in all"
 check "node service brute force: decided within 20 attempts (${attempts:-?}), the server refused at most 20 ($fails)" \
 	test -n "$inc" -a "${attempts:-99}" -le 20 -a "$fails" -le 20
 # Basic authentication on the node: the 401s it sends are read at the

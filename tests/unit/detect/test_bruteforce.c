@@ -244,6 +244,60 @@ static void test_refused_logins(void **state)
 	zt_bf_free(b);
 }
 
+/*
+ * A guesser that waits between guesses (hydra -c 15: one every 15 s): the
+ * logins the server refused count for refused_window (10 min), so the 10th
+ * is decided; the same pace of sessions that only look like failed logins
+ * (never more than 4 a minute) is not, nor a refused login an hour.
+ */
+static void test_slow_guesses(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t refused[16], shaped[16], hourly[16], srv[16];
+	int refused_at = 0, shaped_at = 0, hourly_at = 0;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(refused, 203, 0, 113, 20);
+	ip4(shaped, 203, 0, 113, 21);
+	ip4(hourly, 203, 0, 113, 22);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 1; i <= 40; i++) {
+		struct zt_conn k;
+		uint64_t t = 70000 * SEC + (uint64_t)i * 15 * SEC;
+
+		mk_conn(&k, refused, srv, 5432, t, t + 3 * MS, 150, 130, 4, 4, 3, 1);
+		k.refused = 1;
+		if (zt_bf_observe(b, &k, &d) && !refused_at) {
+			refused_at = i;
+			assert_string_equal(d.subtype, "refused-logins");
+			assert_true(strstr(d.evidence,
+					   "10 within 600s of a refusal, 60s of the rest") != NULL);
+		}
+		mk_conn(&k, shaped, srv, 5432, t, t + 3 * MS, 150, 130, 4, 4, 3, 1);
+		if (zt_bf_observe(b, &k, &d) && !shaped_at)
+			shaped_at = i;
+	}
+	for (int i = 1; i <= 40; i++) {
+		struct zt_conn k;
+		uint64_t t = 80000 * SEC + (uint64_t)i * 3600 * SEC;
+
+		mk_conn(&k, hourly, srv, 5432, t, t + 3 * MS, 150, 130, 4, 4, 3, 1);
+		k.refused = 1;
+		if (zt_bf_observe(b, &k, &d) && !hourly_at)
+			hourly_at = i;
+		zt_bf_expire(b, t);
+	}
+	print_message("  refused every 15 s decided at %d\n", refused_at);
+	assert_int_equal(refused_at, 10);
+	assert_int_equal(shaped_at, 0);
+	assert_int_equal(hourly_at, 0);
+	zt_bf_free(b);
+}
+
 /* Two sources against one service: each its own test; the attacker only is decided. */
 static void test_two_sources(void **state)
 {
@@ -320,7 +374,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),	    cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_two_sources), cmocka_unit_test(test_refused_logins),
-		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_full_table),  cmocka_unit_test(test_slow_guesses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
