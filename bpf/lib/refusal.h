@@ -30,7 +30,9 @@
  * The opposite is read too: an HTTP/1.x success (2xx) served what was
  * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however
  * few its bytes (a load balancer's health check of a tiny page, ab without
- * keep-alive), never a failed login; and so is a login accepted, FTP 230
+ * keep-alive), never a failed login; so is a 304 Not Modified (a poller's
+ * or a cache's conditional GET, a header-only answer smaller than its
+ * request: no login form answers one); and so is a login accepted, FTP 230
  * or SMTP 235 (a user who mistyped, then got in). So is a DNS answer over
  * TCP (RFC 1035 4.2.2, RFC 7766: a two-byte length, then a message; here one whose
  * length is the segment's payload, whose header says response to a
@@ -148,8 +150,9 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	/* "HTTP/1.x 401" or "HTTP/1.x 407" */
 	if (b[9] == '4' && b[10] == '0' && (b[11] == '1' || b[11] == '7'))
 		return ZT_REPLY_REFUSED;
-	/* "HTTP/1.x 2xx" */
-	if (b[9] == '2' && b[10] >= '0' && b[10] <= '9' && b[11] >= '0' && b[11] <= '9')
+	/* "HTTP/1.x 2xx", and "HTTP/1.x 304": a conditional GET's copy is still good. */
+	if ((b[9] == '2' && b[10] >= '0' && b[10] <= '9' && b[11] >= '0' && b[11] <= '9') ||
+	    (b[9] == '3' && b[10] == '0' && b[11] == '4'))
 		return ZT_REPLY_SERVED;
 	return 0;
 }

@@ -2427,8 +2427,8 @@ static void test_ct_served_dns(void **state)
 }
 
 /*
- * SERVED: a response that is an HTTP/1.x success (2xx) or a login
- * accepted (FTP 230, SMTP 235) marks the session for good (a health check
+ * SERVED: a response that is an HTTP/1.x success (2xx), a 304 Not
+ * Modified or a login accepted (FTP 230, SMTP 235) marks the session for good (a health check
  * of a tiny page is an exchange); a redirect, an error, a status cut short
  * or not a digit, a refusal do not, a refusal after a success still
  * reads as refused, and so does a refusal followed by a response that
@@ -2439,6 +2439,8 @@ static void test_ct_served(void **state)
 	static const char *const ok[] = { "HTTP/1.1 200 OK\r\n" };
 	static const char *const nc[] = { "HTTP/1.0 204 No Content\r\n" };
 	static const char *const moved[] = { "HTTP/1.1 302 Found\r\n" };
+	static const char *const same[] = { "HTTP/1.1 304 Not Modified\r\n" };
+	static const char *const other3[] = { "HTTP/1.1 305 Use Proxy\r\n" };
 	static const char *const err[] = { "HTTP/1.1 500 Internal Server Error\r\n" };
 	static const char *const bad[] = { "HTTP/1.1 2x0 OK\r\n" };
 	static const char *const h2[] = { "HTTP/2 200 OK\r\n\r\n" };
@@ -2471,6 +2473,8 @@ static void test_ct_served(void **state)
 	assert_int_equal(served_after(e, 42010, ftp_quit, 2), ZT_CT_RESP_REFUSED);
 	assert_int_equal(served_after(e, 42011, ftp_in, 2), ZT_CT_RESP_SERVED);
 	assert_int_equal(served_after(e, 42012, smtp_in, 2), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42013, same, 1), ZT_CT_RESP_SERVED);
+	assert_int_equal(served_after(e, 42014, other3, 1), 0);
 }
 
 /*

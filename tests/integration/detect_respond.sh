@@ -4,9 +4,10 @@
 # gives today (conntrack sweeps, session ends, flow records, XDP drop
 # events, policy verdicts):
 #  - benign traffic from 198.18.0.3 (300 short HTTP requests to a real
-#    page, 80 health checks of a tiny one, 80 TCP checks, iperf3 bulk, 24 idle
-#    keep-alives, a UDP burst, 40 DNS lookups over TCP, pg_isready, 40
-#    Redis PING checks) is left alone;
+#    page, 20 conditional GETs answered 304, 80 health checks of a tiny
+#    one, 80 TCP checks, iperf3 bulk, 24 idle keep-alives, a UDP burst,
+#    40 DNS lookups over TCP, pg_isready, 40 Redis PING checks) is left
+#    alone;
 #  - hydra against PostgreSQL in a pod (brute force), at its full speed, is
 #    detected within 20 attempts (the server's own count of the logins it
 #    refused) and blocked in XDP (its packets then dropped at the uplink);
@@ -328,7 +329,7 @@ check "the services listen (postgres, http, iperf3, dns, redis)" \
 
 # --- benign traffic from $BENIGN: many short requests, bulk, idle keep-alives, a burst ---
 cat >"$LAB_DIR/benign.py" <<'EOF'
-import http.client, socket, sys, threading, time
+import email.utils, http.client, socket, sys, threading, time
 src, web, node = sys.argv[1], sys.argv[2], sys.argv[3]
 ok = 0
 for i in range(300):                       # many short HTTP connections
@@ -338,6 +339,16 @@ for i in range(300):                       # many short HTTP connections
     ok += r.status == 200 and len(r.read()) > 4000
     c.close()
 print("short", ok)
+nm = 0
+ims = email.utils.formatdate(time.time() + 3600, usegmt=True)
+for i in range(20):                        # a poller's conditional GETs: 304 Not Modified,
+    c = http.client.HTTPConnection(web, 8080, timeout=5, source_address=(src, 0))
+    c.request("GET", "/", headers={"If-Modified-Since": ims})
+    r = c.getresponse()                    # headers only, less than the request
+    r.read()
+    nm += r.status == 304
+    c.close()
+print("notmodified", nm)
 hc = 0
 for host in (web, node):                   # a load balancer's health checks of a tiny page,
     for i in range(40):                    # a pod's and the node's own (host network):
@@ -422,6 +433,8 @@ ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 echo "# benign: $(tr '\n' ' ' <<<"$benign") dns-tcp $dns pg_isready $pgr iperf3 ${iperf:-?} Mbit/s ($((($(now_ms) - t0) / 1000)) s)"
 check "benign: 300 short HTTP requests to a real page all answered" grep -q "^short 300$" <<<"$benign"
 check "benign: 24 keep-alives idle 12 s and still served" grep -q "^keepalive 24$" <<<"$benign"
+check "benign: 20 conditional GETs answered 304 Not Modified (a connection each)" \
+	grep -q "^notmodified 20$" <<<"$benign"
 check "benign: 80 health checks of a tiny page, a pod's and the node's (HTTP 200, a connection each), answered" \
 	grep -q "^health 80$" <<<"$benign"
 check "benign: 80 TCP health checks (connect, close), a pod's and the node's, made" \
