@@ -135,6 +135,18 @@ static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __
 	e->block_reason = x->block_reason;
 	e->block_source = x->block_source;
 	e->feed_id = x->feed_id;
+	/* The outer VLAN tag: its id from the frame (the parser keeps no TPID or priority) ... */
+	if (p->n_vlans) {
+		e->vlan_proto = bpf_htons(ETH_P_8021Q);
+		e->vlan_tci = p->vlan[0];
+	}
+#ifdef ZT_GUARD_TC
+	/* ... or the one the kernel took out of it (__sk_buff.vlan_proto is big-endian). */
+	if (ctx->vlan_present) {
+		e->vlan_proto = (__u16)ctx->vlan_proto;
+		e->vlan_tci = (__u16)ctx->vlan_tci;
+	}
+#endif
 	zt_event_end(e);
 }
 

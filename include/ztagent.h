@@ -303,7 +303,13 @@ struct zt_ev_xdp_drop {
 	__u16 block_reason; /* enum zt_block_reason, with ZT_XR_BLOCKLIST */
 	__u16 block_source; /* enum zt_block_source */
 	__u32 feed_id;
-	__u32 _pad; /* explicit: the record is 80 bytes, zeroed before it is filled */
+	/*
+	 * The frame's outer VLAN tag, for the rebuilt frame: the one the kernel
+	 * held beside it (tc_guard: skb->vlan_tci, whole), else the first in the
+	 * frame (its id; 802.1Q assumed). 0: none.
+	 */
+	__u16 vlan_proto; /* network order */
+	__u16 vlan_tci;
 };
 
 /*
@@ -1365,7 +1371,14 @@ struct zt_ev_capture {
 	__u8 family;
 	__u8 matched; /* ZT_CAP_MATCH_SRC or _DST: which address is watched */
 	__u8 addr[16]; /* the watched address */
-	__u32 _pad;
+	/*
+	 * A VLAN tag the kernel holds beside the frame, not in it (a TC hook's
+	 * skb->vlan_tci: a NIC's or a veth's VLAN offload); the daemon puts it
+	 * back after the MAC addresses. vlan_proto in network order (802.1Q
+	 * 0x8100, 802.1ad 0x88a8); 0: none.
+	 */
+	__u16 vlan_proto;
+	__u16 vlan_tci;
 	__u8 data[ZT_CAP_SNAPLEN]; /* the frame from its Ethernet header */
 };
 

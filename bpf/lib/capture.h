@@ -153,6 +153,11 @@ static __always_inline void zt_capture_skb(struct __sk_buff *skb, const struct z
 	e = zt_capture_begin(&hit, skb->ifindex, skb->len, point, action, reason);
 	if (!e)
 		return;
+	/* A tag offloaded out of the frame: kept beside it (__sk_buff.vlan_proto is big-endian). */
+	if (skb->vlan_present) {
+		e->vlan_proto = (__u16)skb->vlan_proto;
+		e->vlan_tci = (__u16)skb->vlan_tci;
+	}
 	if (cap >= 1) {
 		cap = zt_cap_bound(cap);
 		if (bpf_skb_load_bytes(skb, 0, e->data, cap) == 0)

@@ -271,14 +271,16 @@ static void on_capture(void *ctx, const void *rec, size_t len)
 	struct daemon_detect *dd = ctx;
 	const struct zt_ev_capture *ev = rec;
 	static const char *const points[] = { "", "xdp", "uplink-out", "from-pod", "to-pod" };
-	uint32_t caplen;
+	uint8_t frame[ZT_CAP_SNAPLEN + 4];
+	uint32_t caplen, orig_len;
 
 	if (len < sizeof(*ev) || !dd->d->engine)
 		return;
-	caplen = ev->cap_len < ZT_CAP_SNAPLEN ? ev->cap_len : ZT_CAP_SNAPLEN;
+	/* The frame as on the wire: a VLAN tag the kernel held beside it back in. */
+	caplen = (uint32_t)zt_capture_frame(ev, frame, &orig_len);
 	zt_engine_on_capture(dd->d->engine, ev->hdr.ts_ns, ev->ifindex, ev->action,
-			     points[ev->point < ZT_ARRAY_SIZE(points) ? ev->point : 0], ev->data,
-			     caplen, ev->orig_len);
+			     points[ev->point < ZT_ARRAY_SIZE(points) ? ev->point : 0], frame,
+			     caplen, orig_len);
 }
 
 /* Every second: probes that got no answer failed. */

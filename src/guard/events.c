@@ -95,10 +95,18 @@ static bool family_ok(uint8_t f)
 	return f == 4 || f == 6;
 }
 
+/* A VLAN tag's protocol beside a frame: none, 802.1Q or 802.1ad (network order). */
+static bool vlan_ok(uint16_t proto)
+{
+	return !proto || proto == htons(0x8100) || proto == htons(0x88a8);
+}
+
 /* The checks of one type beyond its length. */
 static bool fields_ok(const struct zt_event_hdr *h)
 {
 	switch (h->type) {
+	case ZT_EV_XDP_DROP:
+		return vlan_ok(((const struct zt_ev_xdp_drop *)(const void *)h)->vlan_proto);
 	case ZT_EV_SRC_ACTIVITY:
 	case ZT_EV_DST_ACTIVITY: {
 		const struct zt_ev_activity *e = (const void *)h;
@@ -122,7 +130,8 @@ static bool fields_ok(const struct zt_event_hdr *h)
 		return family_ok(e->family) && e->cap_len <= ZT_CAP_SNAPLEN &&
 		       e->cap_len <= e->orig_len && e->action < ZT_ACT_MAX &&
 		       e->point >= ZT_CAP_XDP && e->point <= ZT_CAP_TO_POD &&
-		       (e->matched == ZT_CAP_MATCH_SRC || e->matched == ZT_CAP_MATCH_DST);
+		       (e->matched == ZT_CAP_MATCH_SRC || e->matched == ZT_CAP_MATCH_DST) &&
+		       vlan_ok(e->vlan_proto);
 	}
 	case ZT_EV_HOST_SESSION: {
 		const struct zt_ev_host_session *e = (const void *)h;
@@ -147,6 +156,25 @@ int zt_events_check(const void *rec, size_t len)
 	    len < rec_len[h->type] || h->len < rec_len[h->type] || h->len > len)
 		return -EINVAL;
 	return fields_ok(h) ? h->type : -EINVAL;
+}
+
+size_t zt_capture_frame(const struct zt_ev_capture *ev, uint8_t *out, uint32_t *orig_len)
+{
+	size_t n = ev->cap_len < ZT_CAP_SNAPLEN ? ev->cap_len : ZT_CAP_SNAPLEN;
+	uint16_t tci = htons(ev->vlan_tci);
+
+	*orig_len = ev->orig_len;
+	/* No tag beside it, or too little of the frame to hold one: as it came. */
+	if (!ev->vlan_proto || n < 12) {
+		memcpy(out, ev->data, n);
+		return n;
+	}
+	memcpy(out, ev->data, 12);
+	memcpy(out + 12, &ev->vlan_proto, 2);
+	memcpy(out + 14, &tci, 2);
+	memcpy(out + 16, ev->data + 12, n - 12);
+	*orig_len += 4;
+	return n + 4;
 }
 
 /* Runs the handlers of one deferred record (the bookkeeping thread). */

@@ -112,6 +112,13 @@ void zt_events_dispatch(struct zt_events *ev, const void *rec, size_t len);
  * consumer applies it to every record; exposed for tests and tools.
  */
 int zt_events_check(const void *rec, size_t len);
+/*
+ * A capture record's frame as it was on the wire, into out (at least
+ * ZT_CAP_SNAPLEN + 4 bytes): its data, with the VLAN tag the kernel held
+ * beside it (vlan_proto 802.1Q or 802.1ad) back after the MAC addresses.
+ * Returns the bytes written; *orig_len the frame's length on the wire.
+ */
+size_t zt_capture_frame(const struct zt_ev_capture *ev, uint8_t *out, uint32_t *orig_len);
 
 /* The default handler for XDP drop records: logs at most 20 lines a second. */
 void zt_events_log_xdp_drop(void *ctx, const void *rec, size_t len);

@@ -555,19 +555,26 @@ static uint16_t csum16(const uint8_t *p, size_t n)
  * frame's length. The IP length is what was rebuilt (the frame's original
  * length is the packet's), so readers see no missing payload; TCP flags
  * and window are unknown (zero flags, window 65535), as the comment says.
+ * A VLAN tag the kernel held beside the frame goes back after the MAC
+ * addresses.
  */
 static uint32_t rebuild(const struct zt_ev_xdp_drop *ev, uint8_t *b)
 {
-	uint32_t l3 = 14, l4, n;
+	uint32_t l3 = ev->vlan_proto ? 18 : 14, l4, n;
 	uint32_t l4len = ev->proto == 6						? 20 :
 			 (ev->proto == 17 || ev->proto == 1 || ev->proto == 58) ? 8 :
 										  0;
 	uint32_t iplen = (ev->family == 6 ? 40 : 20) + l4len;
 
 	memset(b, 0, 128);
+	if (ev->vlan_proto) {
+		memcpy(b + 12, &ev->vlan_proto, 2);
+		b[14] = (uint8_t)(ev->vlan_tci >> 8);
+		b[15] = (uint8_t)ev->vlan_tci;
+	}
 	if (ev->family == 6) {
-		b[12] = 0x86;
-		b[13] = 0xdd;
+		b[l3 - 2] = 0x86;
+		b[l3 - 1] = 0xdd;
 		b[l3] = 0x60;
 		b[l3 + 4] = (uint8_t)((iplen > 40 ? iplen - 40 : 0) >> 8);
 		b[l3 + 5] = (uint8_t)(iplen > 40 ? iplen - 40 : 0);
@@ -576,7 +583,7 @@ static uint32_t rebuild(const struct zt_ev_xdp_drop *ev, uint8_t *b)
 		memcpy(b + l3 + 24, ev->daddr, 16);
 		l4 = l3 + 40;
 	} else {
-		b[12] = 0x08;
+		b[l3 - 2] = 0x08;
 		b[l3] = 0x45;
 		b[l3 + 2] = (uint8_t)(iplen >> 8);
 		b[l3 + 3] = (uint8_t)iplen;

@@ -26,6 +26,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <net/if.h>
@@ -1872,6 +1873,63 @@ static void test_allowlist_skips(void **state)
 
 /* ---- the events decoder ---- */
 
+/*
+ * A capture's frame as on the wire: a VLAN tag the kernel held beside it
+ * (a TC hook's skb->vlan_tci) goes back after the MAC addresses, and the
+ * wire length grows by 4; a frame without one, or cut before its
+ * ethertype, comes as captured; a record with another tag protocol is
+ * malformed.
+ */
+static void test_capture_frame(void **state)
+{
+	struct zt_ev_capture c;
+	__u8 out[ZT_CAP_SNAPLEN + 4];
+	__u32 orig;
+	size_t n;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.hdr.type = ZT_EV_CAPTURE;
+	c.hdr.len = sizeof(c);
+	c.family = 4;
+	c.point = ZT_CAP_FROM_POD;
+	c.matched = ZT_CAP_MATCH_SRC;
+	for (int i = 0; i < ZT_CAP_SNAPLEN; i++)
+		c.data[i] = (__u8)i;
+	c.data[12] = 0x08; /* IPv4 */
+	c.data[13] = 0x00;
+	c.orig_len = 1514;
+	c.cap_len = ZT_CAP_SNAPLEN;
+	n = zt_capture_frame(&c, out, &orig);
+	assert_int_equal(n, ZT_CAP_SNAPLEN);
+	assert_int_equal(orig, 1514);
+	assert_memory_equal(out, c.data, n);
+	c.vlan_proto = htons(0x8100);
+	c.vlan_tci = 0x2007; /* priority 1, VLAN 7 */
+	assert_int_equal(zt_events_check(&c, sizeof(c)), ZT_EV_CAPTURE);
+	n = zt_capture_frame(&c, out, &orig);
+	assert_int_equal(n, ZT_CAP_SNAPLEN + 4);
+	assert_int_equal(orig, 1518);
+	assert_memory_equal(out, c.data, 12);
+	assert_int_equal(out[12], 0x81);
+	assert_int_equal(out[13], 0x00);
+	assert_int_equal(out[14], 0x20);
+	assert_int_equal(out[15], 0x07);
+	assert_memory_equal(out + 16, c.data + 12, ZT_CAP_SNAPLEN - 12);
+	c.vlan_proto = htons(0x88a8);
+	assert_int_equal(zt_events_check(&c, sizeof(c)), ZT_EV_CAPTURE);
+	n = zt_capture_frame(&c, out, &orig);
+	assert_int_equal(out[12], 0x88);
+	assert_int_equal(out[13], 0xa8);
+	c.cap_len = 10; /* cut inside the MAC addresses */
+	c.orig_len = 60;
+	n = zt_capture_frame(&c, out, &orig);
+	assert_int_equal(n, 10);
+	assert_int_equal(orig, 60);
+	c.vlan_proto = htons(0x0800);
+	assert_int_equal(zt_events_check(&c, sizeof(c)), -EINVAL);
+}
+
 static void test_events_check(void **state)
 {
 	struct zt_ev_capture c;
@@ -2017,6 +2075,7 @@ int main(void)
 		cmocka_unit_test(test_capture_ring_full),
 		cmocka_unit_test_setup_teardown(test_allowlist_skips, setup, teardown),
 		cmocka_unit_test(test_events_check),
+		cmocka_unit_test(test_capture_frame),
 		cmocka_unit_test(test_cfg_math),
 	};
 	cpu_set_t set;

@@ -715,7 +715,7 @@ static __u64 boot_ns(void)
 
 static int on_event(void *ctx, void *data, size_t size)
 {
-	const size_t end = offsetof(struct zt_ev_xdp_drop, feed_id) + sizeof(__u32);
+	const size_t end = sizeof(struct zt_ev_xdp_drop);
 	struct ev_log *log = ctx;
 	const __u8 *b = data;
 	size_t i;
@@ -1288,6 +1288,15 @@ static void check_event(const struct fixture *f, const struct pg_pkt *pkt,
 	assert_int_equal(ev->reason, f->reason);
 	assert_int_equal(ev->pkt_len, pkt->len);
 	assert_int_equal(ev->represents, 1);
+	/* The outer VLAN tag's id, when the parser read one whole (rebuilt frames carry it). */
+	if (parse_reason(f) != ZT_XR_BAD_ETH && pkt->off[PG_VLAN0] >= 0 &&
+	    (size_t)pkt->off[PG_VLAN0] + 4 <= pkt->len) {
+		assert_int_equal(ev->vlan_proto, htons(ETH_P_8021Q));
+		assert_int_equal(ev->vlan_tci, s->vid[0] & 0x0fff);
+	} else {
+		assert_int_equal(ev->vlan_proto, 0);
+		assert_int_equal(ev->vlan_tci, 0);
+	}
 
 	if (family) {
 		int af = family == 4 ? AF_INET : AF_INET6;

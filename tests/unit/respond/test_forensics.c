@@ -194,12 +194,23 @@ static void test_routing_and_tshark(void **state)
 		memcpy(x.saddr, a, 4);
 		inet_pton(AF_INET, "198.18.2.30", x.daddr);
 		assert_int_equal(zt_forensics_xdp_drop(f, &x, 1764763201ULL * SEC, "blocklist"), 1);
+		/* ... one of a frame whose VLAN tag the kernel held beside it (tc_guard). */
+		x.proto = 1;
+		x.sport = 8; /* an echo request: type and code in the ports */
+		x.dport = 0;
+		x.pkt_len = 64;
+		x.vlan_proto = htons(0x8100);
+		x.vlan_tci = 0x2009;
+		assert_int_equal(zt_forensics_xdp_drop(f, &x, 1764763201ULL * SEC, "blocklist"), 1);
 	}
 	zt_forensics_tick(f, 5 * SEC); /* flush: readable while open */
-	assert_int_equal(tshark_count(path, NULL), 21);
+	assert_int_equal(tshark_count(path, "vlan.id == 9 && vlan.priority == 1 && ip.src == "
+					    "203.0.113.9 && icmp.type == 8 && frame.len == 64"),
+			 1);
+	assert_int_equal(tshark_count(path, NULL), 22);
 	assert_int_equal(tshark_count(path, "ip.src == 203.0.113.9 && udp"), 10);
 	assert_int_equal(tshark_count(path, "ip.dst == 203.0.113.9 && vlan.id == 7"), 10);
-	assert_int_equal(tshark_count(path, "frame.comment contains \"verdict=drop\""), 11);
+	assert_int_equal(tshark_count(path, "frame.comment contains \"verdict=drop\""), 12);
 	assert_int_equal(tshark_count(path, "tcp.dstport == 5432 && frame.len == 74 && "
 					    "frame.comment contains \"stands for 17 drops\""),
 			 1);
@@ -216,7 +227,7 @@ static void test_routing_and_tshark(void **state)
 				 1);
 	}
 	zt_forensics_tick(f, 5 * SEC + 900000000ULL);
-	assert_int_equal(tshark_count(path, NULL), 22);
+	assert_int_equal(tshark_count(path, NULL), 23);
 	/* Stop: the file is closed and complete. */
 	zt_forensics_unwatch(f, id);
 	assert_false(zt_forensics_watched(f, 4, a));
@@ -224,8 +235,8 @@ static void test_routing_and_tshark(void **state)
 	snprintf(cmd, sizeof(cmd), "gzip -t '%s'", path);
 	assert_int_equal(system(cmd), 0);
 	zt_forensics_get_stats(f, &st);
-	assert_int_equal(st.packets, 22);
-	assert_int_equal(st.synthesized, 1);
+	assert_int_equal(st.packets, 23);
+	assert_int_equal(st.synthesized, 2);
 	assert_int_equal(st.files, 1);
 	zt_forensics_free(f);
 }
