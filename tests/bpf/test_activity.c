@@ -1873,6 +1873,17 @@ static void test_allowlist_skips(void **state)
 
 /* ---- the events decoder ---- */
 
+/* A well-formed capture record of an IPv4 source at point, with no frame yet. */
+static void capture_rec(struct zt_ev_capture *c, __u8 point)
+{
+	memset(c, 0, sizeof(*c));
+	c->hdr.type = ZT_EV_CAPTURE;
+	c->hdr.len = sizeof(*c);
+	c->family = 4;
+	c->point = point;
+	c->matched = ZT_CAP_MATCH_SRC;
+}
+
 /*
  * A capture's frame as on the wire: a VLAN tag the kernel held beside it
  * (a TC hook's skb->vlan_tci) goes back after the MAC addresses, and the
@@ -1888,12 +1899,7 @@ static void test_capture_frame(void **state)
 	size_t n;
 
 	(void)state;
-	memset(&c, 0, sizeof(c));
-	c.hdr.type = ZT_EV_CAPTURE;
-	c.hdr.len = sizeof(c);
-	c.family = 4;
-	c.point = ZT_CAP_FROM_POD;
-	c.matched = ZT_CAP_MATCH_SRC;
+	capture_rec(&c, ZT_CAP_FROM_POD);
 	for (int i = 0; i < ZT_CAP_SNAPLEN; i++)
 		c.data[i] = (__u8)i;
 	c.data[12] = 0x08; /* IPv4 */
@@ -1938,12 +1944,7 @@ static void test_events_check(void **state)
 	struct zt_ev_session ss;
 
 	(void)state;
-	memset(&c, 0, sizeof(c));
-	c.hdr.type = ZT_EV_CAPTURE;
-	c.hdr.len = sizeof(c);
-	c.family = 4;
-	c.point = ZT_CAP_XDP;
-	c.matched = ZT_CAP_MATCH_SRC;
+	capture_rec(&c, ZT_CAP_XDP);
 	c.orig_len = 60;
 	c.cap_len = 60;
 	assert_int_equal(zt_events_check(&c, sizeof(c)), ZT_EV_CAPTURE);
