@@ -141,11 +141,8 @@ static __always_inline void emit_drop(ZT_CTX *ctx, const struct guard_pkt *x, __
 		e->vlan_tci = p->vlan[0];
 	}
 #ifdef ZT_GUARD_TC
-	/* ... or the one the kernel took out of it (__sk_buff.vlan_proto is big-endian). */
-	if (ctx->vlan_present) {
-		e->vlan_proto = (__u16)ctx->vlan_proto;
-		e->vlan_tci = (__u16)ctx->vlan_tci;
-	}
+	/* ... or the one the kernel took out of it, whole. */
+	zt_skb_vlan_tag(ctx, &e->vlan_proto, &e->vlan_tci);
 #endif
 	zt_event_end(e);
 }

@@ -138,6 +138,8 @@ static __always_inline void zt_capture_end(struct zt_cap_hit *hit, struct zt_ev_
 }
 
 #ifdef ZT_CAPTURE_SKB
+#include "lib/skb.h"
+
 /* A TC program's capture: the frame through bpf_skb_load_bytes. */
 static __always_inline void zt_capture_skb(struct __sk_buff *skb, const struct zt_guard_cfg *cfg,
 					   __u8 family, const __u32 *saddr, const __u32 *daddr,
@@ -153,11 +155,7 @@ static __always_inline void zt_capture_skb(struct __sk_buff *skb, const struct z
 	e = zt_capture_begin(&hit, skb->ifindex, skb->len, point, action, reason);
 	if (!e)
 		return;
-	/* A tag offloaded out of the frame: kept beside it (__sk_buff.vlan_proto is big-endian). */
-	if (skb->vlan_present) {
-		e->vlan_proto = (__u16)skb->vlan_proto;
-		e->vlan_tci = (__u16)skb->vlan_tci;
-	}
+	zt_skb_vlan_tag(skb, &e->vlan_proto, &e->vlan_tci);
 	if (cap >= 1) {
 		cap = zt_cap_bound(cap);
 		if (bpf_skb_load_bytes(skb, 0, e->data, cap) == 0)

@@ -28,4 +28,18 @@ static __always_inline int zt_skb_pull_headers(struct __sk_buff *skb, __u32 r)
 	return bpf_skb_pull_data(skb, len < ZT_MAX_HDR_OFF ? len : ZT_MAX_HDR_OFF) == 0;
 }
 
+/*
+ * The VLAN tag the kernel took out of the frame before the TC hooks
+ * (skb->vlan_tci: a NIC's or a veth's offload), for a record that carries
+ * it beside the frame: *proto in network order (__sk_buff.vlan_proto is
+ * big-endian) and *tci; left as they are when the skb holds none.
+ */
+static __always_inline void zt_skb_vlan_tag(struct __sk_buff *skb, __u16 *proto, __u16 *tci)
+{
+	if (skb->vlan_present) {
+		*proto = (__u16)skb->vlan_proto;
+		*tci = (__u16)skb->vlan_tci;
+	}
+}
+
 #endif /* ZT_BPF_SKB_H */

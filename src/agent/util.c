@@ -694,3 +694,10 @@ socklen_t zt_sockaddr_set(int family, const uint8_t *addr, uint16_t port,
 	}
 	return 0;
 }
+
+void zt_vlan_tag_put(uint8_t *p, uint16_t proto_be, uint16_t tci)
+{
+	memcpy(p, &proto_be, 2);
+	p[2] = (uint8_t)(tci >> 8);
+	p[3] = (uint8_t)tci;
+}

@@ -141,4 +141,10 @@ struct zt_sbuf {
 
 void zt_sbuf_printf(struct zt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * A VLAN tag's 4 bytes at p: its protocol, in network order as the
+ * kernel's records carry it (802.1Q 0x8100, 802.1ad 0x88a8), then the TCI.
+ */
+void zt_vlan_tag_put(uint8_t *p, uint16_t proto_be, uint16_t tci);
+
 #endif

@@ -161,7 +161,6 @@ int zt_events_check(const void *rec, size_t len)
 size_t zt_capture_frame(const struct zt_ev_capture *ev, uint8_t *out, uint32_t *orig_len)
 {
 	size_t n = ev->cap_len < ZT_CAP_SNAPLEN ? ev->cap_len : ZT_CAP_SNAPLEN;
-	uint16_t tci = htons(ev->vlan_tci);
 
 	*orig_len = ev->orig_len;
 	/* No tag beside it, or too little of the frame to hold one: as it came. */
@@ -170,8 +169,7 @@ size_t zt_capture_frame(const struct zt_ev_capture *ev, uint8_t *out, uint32_t *
 		return n;
 	}
 	memcpy(out, ev->data, 12);
-	memcpy(out + 12, &ev->vlan_proto, 2);
-	memcpy(out + 14, &tci, 2);
+	zt_vlan_tag_put(out + 12, ev->vlan_proto, ev->vlan_tci);
 	memcpy(out + 16, ev->data + 12, n - 12);
 	*orig_len += 4;
 	return n + 4;

@@ -567,11 +567,8 @@ static uint32_t rebuild(const struct zt_ev_xdp_drop *ev, uint8_t *b)
 	uint32_t iplen = (ev->family == 6 ? 40 : 20) + l4len;
 
 	memset(b, 0, 128);
-	if (ev->vlan_proto) {
-		memcpy(b + 12, &ev->vlan_proto, 2);
-		b[14] = (uint8_t)(ev->vlan_tci >> 8);
-		b[15] = (uint8_t)ev->vlan_tci;
-	}
+	if (ev->vlan_proto)
+		zt_vlan_tag_put(b + 12, ev->vlan_proto, ev->vlan_tci);
 	if (ev->family == 6) {
 		b[l3 - 2] = 0x86;
 		b[l3 - 1] = 0xdd;
