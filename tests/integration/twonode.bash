@@ -23,6 +23,15 @@ twonode_cleanup() {
 	done
 	for ns in "$A" "$R" "$B" "${PODS[@]}"; do ip netns del "$ns" 2>/dev/null; done
 	for m in "$DIR/bpffs-a" "$DIR/bpffs-b"; do mountpoint -q "$m" && umount "$m"; done
+	if [ "${twonode_failed:-0}" -gt 0 ] && [ -d "${ROOT:-.}/build" ]; then
+		# A failed check: the agents' and tools' logs go beside the test's own, so a run
+		# in a clean clone says why (the scratch directory itself is removed).
+		local keep
+		keep="${ROOT:-.}/build/test-logs/$(basename "$0" .sh).d"
+		rm -rf "$keep" && mkdir -p "$keep" &&
+			find "$DIR" -maxdepth 1 -type f \( -name '*.log' -o -name '*.err' -o -name '*.json' -o -name '*.yaml' -o -name '*.out' \) \
+				-exec cp {} "$keep/" \; && echo "# $twonode_failed failed: logs kept in $keep"
+	fi
 	if [ -n "${MTLS_KEEP:-}" ]; then echo "# kept $DIR"; else rm -rf "$DIR"; fi
 }
 
@@ -30,10 +39,16 @@ check() {
 	local what=$1
 	shift
 	n=$((n + 1))
-	if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; fi
+	if "$@"; then
+		echo "ok $n - $what"
+	else
+		echo "not ok $n - $what"
+		twonode_failed=$((${twonode_failed:-0} + 1))
+	fi
 }
 bail() {
 	echo "Bail out! $*"
+	twonode_failed=$((${twonode_failed:-0} + 1))
 	exit 1
 }
 bg() { # bg NS CMD...: LAST is the PID
