@@ -351,6 +351,18 @@ __noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
 }
 
 /*
+ * What the first bytes of a response say (lib/refusal.h). Global: verified
+ * once on its own, and its buffers stay out of tc_handle's frame, which is
+ * near the 512 bytes of stack a program may have.
+ */
+__noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	if (!skb)
+		return 0;
+	return zt_refusal(skb, off, payload);
+}
+
+/*
  * The server's first payload of a requireTLS flow into the pod (lib/tls.h):
  * the check is done once; a failure denies the flow for good (every later
  * packet), counted by cause, and reported as a revocation with reason
@@ -548,8 +560,8 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 				if (!(ct->resp & ZT_CT_RESP_DUE))
 					ct->resp |= ZT_CT_RESP_DUE;
 			} else if (ct->resp & ZT_CT_RESP_DUE) {
-				int r = zt_refusal(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
-						   payload);
+				int r = tc_reply_kind(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
+						      payload);
 				__u8 served = ct->resp & ZT_CT_RESP_SERVED;
 
 				if (r == ZT_REPLY_REFUSED) {

@@ -645,7 +645,8 @@ struct zt_ct_val {
 	/*
 	 * TCP: the server's responses that began with an authentication
 	 * refusal (saturating; bpf/lib/refusal.h): HTTP 401 or 407, FTP 530,
-	 * SMTP 535, POP3 -ERR, Redis -WRONGPASS. Each is a login tried and
+	 * SMTP 535, POP3 -ERR, Redis -WRONGPASS, PostgreSQL's FATAL 28xxx,
+	 * MySQL's ERR 1045/1698, IMAP's NO to a login. Each is a login tried and
 	 * refused, however large the page that says so
 	 * (src/detect/bruteforce.c). 0 also in an entry of an agent from
 	 * before it was counted (zero padding).

@@ -18,7 +18,14 @@
  *     moves the code, and is left to the session's shape;
  *   - MySQL's and MariaDB's ERR packet for a refused login, 1045
  *     (ER_ACCESS_DENIED_ERROR) or 1698 (..._NO_PASSWORD_ERROR): a 3-byte
- *     length that fits the segment, a sequence number, 0xff, the code.
+ *     length that fits the segment, a sequence number, 0xff, the code;
+ *   - IMAP's tagged NO to a LOGIN or AUTHENTICATE (RFC 9051): a tag of
+ *     at most 12 characters, " NO ", then the response code RFC 5530
+ *     gives a refused login, [AUTHENTICATIONFAILED] (Dovecot, Gmail) or
+ *     [AUTHORIZATIONFAILED], or the words servers without codes use,
+ *     "Login failed" (Courier, Cyrus, Exchange's "LOGIN failed") or
+ *     "Authentication failed". Any other NO (a mailbox that does not
+ *     exist, a quota) is no login refused.
  * tc_endpoint reads them at the start of each response (zt_ct_val.refused
  * and .resp); the brute-force detector takes them from a session in which
  * no response after the last refusal served what was asked (a challenge
@@ -99,6 +106,48 @@ static __always_inline int zt_refusal_pg(struct __sk_buff *skb, __u32 off, __u32
 		       0;
 }
 
+/* Whether the n bytes at s, in lower case, are the text t (lower case, spaces). */
+static __always_inline int zt_lower_eq(const __u8 *s, const char *t, int n)
+{
+	int eq = 1;
+
+#pragma unroll
+	for (int i = 0; i < n; i++)
+		eq &= (s[i] | 0x20) == t[i];
+	return eq;
+}
+
+/* IMAP: a tagged NO that refuses a login, at off: ZT_REPLY_REFUSED, else 0. */
+static __always_inline int zt_refusal_imap(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	__u8 b[16], w[19];
+	__u32 at = 0, stop = 0;
+
+	if (payload < 16 || bpf_skb_load_bytes(skb, off, b, 16))
+		return 0;
+		/* The tag: printable characters up to the first space, then "NO ". */
+#pragma unroll
+	for (int i = 0; i < 13; i++) {
+		if (!stop && i && b[i] == ' ' && b[i + 1] == 'N' && b[i + 2] == 'O' &&
+		    b[i + 3] == ' ')
+			at = i + 4;
+		stop |= b[i] < 0x21 || b[i] > 0x7e; /* a space ends the tag too */
+	}
+	if (!at || at + 10 > payload || bpf_skb_load_bytes(skb, off + at, w, 10))
+		return 0;
+	/* "[AUTHENTICATIONFAILED]" or "[AUTHORIZATIONFAILED]" (RFC 5530): no other code starts so. */
+	if (w[0] == '[' && w[1] == 'A' && w[2] == 'U' && w[3] == 'T' && w[4] == 'H' &&
+	    ((w[5] == 'E' && w[6] == 'N' && w[7] == 'T' && w[8] == 'I' && w[9] == 'C') ||
+	     (w[5] == 'O' && w[6] == 'R' && w[7] == 'I' && w[8] == 'Z' && w[9] == 'A')))
+		return ZT_REPLY_REFUSED;
+	if (zt_lower_eq(w, "login fail", 10))
+		return ZT_REPLY_REFUSED;
+	if (at + 19 <= payload && zt_lower_eq(w, "authentica", 10) &&
+	    !bpf_skb_load_bytes(skb, off + at, w, 19) && zt_lower_eq(w + 10, "tion fail", 9))
+		return ZT_REPLY_REFUSED;
+	return 0;
+}
+
 /*
  * What the response whose first byte is at off (payload bytes long) says:
  * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, ZT_REPLY_PONG, or 0.
@@ -142,8 +191,9 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '+' && b[1] == 'P' && b[2] == 'O' && b[3] == 'N' && payload >= 7 &&
 	    !bpf_skb_load_bytes(skb, off, b, 7) && b[4] == 'G' && b[5] == '\r' && b[6] == '\n')
 		return ZT_REPLY_PONG;
-	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || payload < 12 ||
-	    bpf_skb_load_bytes(skb, off, b, 12))
+	if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P')
+		return zt_refusal_imap(skb, off, payload);
+	if (payload < 12 || bpf_skb_load_bytes(skb, off, b, 12))
 		return 0;
 	if (b[4] != '/' || b[5] != '1' || b[6] != '.' || b[8] != ' ')
 		return 0;

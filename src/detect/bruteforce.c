@@ -245,7 +245,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 				d->evidence, sizeof(d->evidence),
 				"%u login attempts in %u sessions to %s:%u, %u refused by the "
 				"server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS, "
-				"PostgreSQL 28xxx, MySQL 1045/1698), "
+				"PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO), "
 				"the rest ended without a real exchange (%u within %.0fs of a "
 				"refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
 				s->attempts, s->sessions, dst, c->dport, s->refusals, n,

@@ -16,7 +16,7 @@
  *  - an attempt for each response that refused a login in the clear
  *    (zt_conn.refused, read by tc_endpoint: HTTP 401/407, FTP 530, SMTP
  *    535, POP3 -ERR, Redis -WRONGPASS, PostgreSQL's FATAL 28xxx, MySQL's
- *    ERR 1045/1698) in a session where no response
+ *    ERR 1045/1698, IMAP's NO to a login) in a session where no response
  *    after the last refusal served what was asked, however long or large
  *    the session: the server said so, and a session of several refusals
  *    (FTP, HTTP keep-alive) counts each. A session whose refusal a

@@ -2218,9 +2218,10 @@ static struct pg_pkt *with_text(struct pg_pkt *p, const char *text)
  * refused counts the server's responses that begin with an authentication
  * refusal in the clear (lib/refusal.h): the first payload after the
  * opener's, only; HTTP 401 and 407, FTP 530, SMTP 535, POP3 -ERR, Redis
- * -WRONGPASS; not a
+ * -WRONGPASS, IMAP's tagged NO of a refused login; not a
  * 200, a 403, a 230, a reply cut shorter than its code, the opener's own
- * bytes; saturating. resp says whether a login was refused since the last
+ * bytes, an IMAP NO about anything else or with a tag too long to be
+ * read; saturating. resp says whether a login was refused since the last
  * response that served what was asked (a 200, a 230).
  */
 static void test_ct_refused_logins(void **state)
@@ -2246,6 +2247,22 @@ static void test_ct_refused_logins(void **state)
 		{ "HTTP/1.1 40", 11, 0, 0 }, /* a status line cut before its code ends */
 		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1, 0 },
 		{ "HTTP/1.1 40", 11, 0, 0 },
+		/* IMAP (RFC 9051, RFC 5530 codes), as Dovecot, Courier, Exchange and Cyrus say it. */
+		{ "a001 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", 55, 1, 0 },
+		{ "1 OK [CAPABILITY IMAP4rev1] Logged in\r\n", 40, 0, 0 },
+		{ "7 NO [AUTHORIZATIONFAILED] Not allowed\r\n", 41, 1, 0 },
+		{ "A0000012 NO Login failed.\r\n", 28, 1, 0 },
+		{ "x NO LOGIN failed.\r\n", 21, 1, 0 },
+		{ "c3 NO Authentication failed\r\n", 29, 1, 0 },
+		{ "c3 NO Authentication mechanism unsupported\r\n", 45, 0, 0 },
+		{ "a002 NO [TRYCREATE] Mailbox doesn't exist: Sent\r\n", 50, 0, 0 },
+		{ "a003 NO [OVERQUOTA] Quota exceeded\r\n", 37, 0, 0 },
+		{ "a004 NO Login\r\n", 15, 0, 0 }, /* cut before the words end */
+		{ "* NO [ALERT] Disk is 99% full\r\n", 32, 0, 0 },
+		{ "abcdefghijklm NO [AUTHENTICATIONFAILED] x\r\n", 44, 0, 0 }, /* tag of 13 */
+		{ "abcdefghijkl NO [AUTHENTICATIONFAILED] x\r\n", 43, 1, 0 }, /* tag of 12 */
+		{ "a\x01b NO [AUTHENTICATIONFAILED] x\r\n", 36, 0, 0 }, /* no tag */
+		{ "a005 BAD Error in IMAP command\r\n", 33, 0, 0 },
 	};
 	struct env *e = *state;
 	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, 41000, 8080);
