@@ -84,12 +84,7 @@ EOF
 # No agent at all: SIGTERM leaves enforcement in place, so its programs and pins go too.
 agent_down() {
 	ztctl endpoint del --ifname v-web >/dev/null 2>&1
-	lab_agent_stop
-	in_node ip link set dev uplink0 xdp off 2>/dev/null
-	in_node ip link set dev uplink0 xdpgeneric off 2>/dev/null
-	in_node tc qdisc del dev v-web clsact 2>/dev/null
-	in_node tc qdisc del dev uplink0 clsact 2>/dev/null
-	umount "$LAB_BPFFS" && mount -t bpf bpf "$LAB_BPFFS"
+	lab_agent_remove
 }
 agent_cpu() { # the agent's user + system CPU, in clock ticks
 	sed 's/^.*) //' "/proc/$LAB_AGENT_PID/stat" 2>/dev/null | awk '{ print $12 + $13 }'

@@ -124,13 +124,8 @@ teardown() {
 	xdp-filter) in_node xdp-filter unload uplink0 >/dev/null 2>&1 ;;
 	agent | agent-bpf | agent-xdp | old)
 		[ -n "$LAB_AGENT_PID" ] && ztctl endpoint del --ifname v-web >/dev/null 2>&1
-		lab_agent_stop
 		# SIGTERM leaves enforcement in place: take it down for the next row.
-		in_node ip link set dev uplink0 xdp off 2>/dev/null
-		in_node ip link set dev uplink0 xdpgeneric off 2>/dev/null
-		in_node tc qdisc del dev v-web clsact 2>/dev/null
-		in_node tc qdisc del dev uplink0 clsact 2>/dev/null
-		umount "$LAB_BPFFS" && mount -t bpf bpf "$LAB_BPFFS"
+		lab_agent_remove
 		;;
 	esac
 }

@@ -215,6 +215,20 @@ lab_agent_stop() {
 	return $rc
 }
 
+# Stops the agent and takes what it leaves in force down too (SIGTERM keeps
+# its programs and pins): the node as if no agent had run, for a bench's row.
+lab_agent_remove() {
+	local ns
+	lab_agent_stop
+	in_node ip link set dev uplink0 xdp off 2>/dev/null
+	in_node ip link set dev uplink0 xdpgeneric off 2>/dev/null
+	for ns in "${LAB_PODS[@]}"; do
+		in_node tc qdisc del dev "v-${ns#"$LAB_ID"-}" clsact 2>/dev/null
+	done
+	in_node tc qdisc del dev uplink0 clsact 2>/dev/null
+	umount "$LAB_BPFFS" && mount -t bpf bpf "$LAB_BPFFS"
+}
+
 # lab_wait TRIES CMD...: runs CMD until it succeeds, at most TRIES times
 # 0.1 s apart; 0 once it did, 1 when it never did.
 lab_wait() {

@@ -133,6 +133,8 @@ struct zt_dmtls {
 	struct file_sig creds_seen[CREDS_FILES], creds_next[CREDS_FILES];
 	bool creds_pending;
 	uint64_t creds_reloads, creds_reload_failures;
+	uint64_t svid_failures_logged; /* zt_svid_store_failures when on_timer last logged */
+	int64_t svid_fail_log_s;
 };
 
 static const char *sa_str(const struct sockaddr_storage *ss, char *buf, size_t n)
@@ -531,6 +533,29 @@ int daemon_mtls_reload_credentials(struct zt_daemon *d)
 	return m->creds_reload_failures == failures ? 0 : -EINVAL;
 }
 
+/*
+ * Renews the SVIDs due; a mint that failed (the node intermediate expired,
+ * no memory) keeps the current SVID and is retried every second: logged
+ * once a minute while it goes on, not every second.
+ */
+static void svid_tick(struct zt_dmtls *m)
+{
+	int64_t now = (int64_t)zt_now_unix();
+	uint64_t failures;
+	int err = 0;
+
+	zt_svid_store_tick(m->svids, now);
+	failures = zt_svid_store_failures(m->svids, &err);
+	if (failures == m->svid_failures_logged || now - m->svid_fail_log_s < 60)
+		return;
+	log_error("svid_renew_failed",
+		  "failures=%" PRIu64 " error=\"%s\" action=\"kept the current SVIDs while they "
+		  "are valid; retried every second (ztctl mtls status: svids)\"",
+		  failures - m->svid_failures_logged, strerror(-err));
+	m->svid_failures_logged = failures;
+	m->svid_fail_log_s = now;
+}
+
 static void on_timer(void *ctx, int fd, uint32_t events)
 {
 	struct zt_dmtls *m = ctx;
@@ -542,7 +567,7 @@ static void on_timer(void *ctx, int fd, uint32_t events)
 	sync_workloads(m);
 	creds_watch(m);
 	if (m->svids)
-		zt_svid_store_tick(m->svids, (int64_t)zt_now_unix());
+		svid_tick(m);
 }
 
 /* ---- steered connections ---- */
@@ -1232,10 +1257,12 @@ static uint64_t pool_value(const struct zt_tunnel_stats *st, int i)
 
 static cbor_item_t *dest_item(int family, const uint8_t *addr, uint16_t port)
 {
-	char a[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+	char a[INET6_ADDRSTRLEN] = "", buf[INET6_ADDRSTRLEN + 8];
 	cbor_item_t *v;
 
-	inet_ntop(family, addr, a, sizeof(a));
+	/* A server's connection still in its handshake has no destination yet. */
+	if ((family != AF_INET && family != AF_INET6) || !inet_ntop(family, addr, a, sizeof(a)))
+		return cbor_build_string("");
 	snprintf(buf, sizeof(buf), family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
 	v = cbor_build_string(buf);
 	return v;
@@ -1288,7 +1315,9 @@ static int op_mtls_status(void *ctx, const cbor_item_t *req, cbor_item_t **data,
 			}
 		}
 		free(v);
-		if (zt_cbor_put_u64(top, "svids_minted", zt_svid_store_minted(m->svids)))
+		if (zt_cbor_put_u64(top, "svids_minted", zt_svid_store_minted(m->svids)) ||
+		    zt_cbor_put_u64(top, "svid_mint_failures",
+				    zt_svid_store_failures(m->svids, NULL)))
 			goto out;
 	}
 	/* Tunnels and their peers. */

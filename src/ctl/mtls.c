@@ -94,6 +94,10 @@ static int run_mtls_status(struct ctl *ctl, struct opts *o)
 		table_print(&st);
 	else
 		printf("no workload certificates (no pods hosted here, or mTLS is not running)\n");
+	if (u64_of(d, "svid_mint_failures"))
+		printf("certificate mints that failed: %llu (kept the current ones while valid; "
+		       "see the log: svid_renew_failed)\n",
+		       (unsigned long long)u64_of(d, "svid_mint_failures"));
 	printf("\n");
 	a = zt_cbor_get(d, "tunnels");
 	for (size_t i = 0; i < arr_len(a); i++) {

@@ -348,7 +348,19 @@ struct zt_svid_store {
 	struct zt_svid_issuer *iss;
 	struct entry *e;
 	size_t n, cap;
-	uint64_t minted;
+	uint64_t minted, failures;
+	int last_error; /* of the last mint that failed, -errno */
+};
+
+/* SVIDs minted under the lock, announced (cfg.on_issue) once it is released. */
+struct minted {
+	struct zt_svid *v; /* a reference */
+	bool renewal;
+};
+
+struct announce {
+	struct minted *e;
+	size_t n, cap;
 };
 
 int zt_svid_store_new(const struct zt_svid_store_config *cfg, struct zt_svid_issuer *iss,
@@ -388,26 +400,51 @@ static struct entry *find(struct zt_svid_store *s, const char *id)
 	return NULL;
 }
 
-/* Lock held. */
-static int renew(struct zt_svid_store *s, struct entry *e, int64_t now)
+/*
+ * Lock held. The fresh SVID goes into a for cfg.on_issue after the lock:
+ * an announcement writes the audit journal, which must never hold up a
+ * thread that waits on this lock (only without memory for the list is it
+ * announced here).
+ */
+static int renew(struct zt_svid_store *s, struct entry *e, int64_t now, struct announce *a)
 {
 	struct zt_svid *fresh;
 	bool renewal = e->svid != NULL;
 	int r = zt_svid_mint(s->iss, e->id, now, s->cfg.ttl_s, &fresh);
 
-	if (r < 0)
+	if (r < 0) {
+		s->failures++;
+		s->last_error = r;
 		return r;
+	}
 	zt_svid_put(e->svid);
 	e->svid = fresh;
 	s->minted++;
-	if (s->cfg.on_issue)
+	if (zt_grow((void **)&a->e, &a->cap, a->n + 1, sizeof(*a->e)) == 0) {
+		a->e[a->n].v = zt_svid_get_ref(fresh);
+		a->e[a->n++].renewal = renewal;
+	} else if (s->cfg.on_issue) {
 		s->cfg.on_issue(s->cfg.ctx, fresh, renewal);
+	}
 	return 0;
+}
+
+/* Lock released: the announcements, then the references go. */
+static void announce(struct zt_svid_store *s, struct announce *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		if (s->cfg.on_issue)
+			s->cfg.on_issue(s->cfg.ctx, a->e[i].v, a->e[i].renewal);
+		zt_svid_put(a->e[i].v);
+	}
+	free(a->e);
+	memset(a, 0, sizeof(*a));
 }
 
 int zt_svid_store_add(struct zt_svid_store *s, const char *ns, const char *sa, int64_t now)
 {
 	char id[ZT_SPIFFE_ID_MAX + 1];
+	struct announce a = { .n = 0 };
 	struct entry *e;
 	int r;
 
@@ -427,11 +464,12 @@ int zt_svid_store_add(struct zt_svid_store *s, const char *ns, const char *sa, i
 	memset(e, 0, sizeof(*e));
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->pods = 1;
-	r = renew(s, e, now);
+	r = renew(s, e, now, &a);
 	if (r == 0)
 		s->n++;
 out:
 	pthread_mutex_unlock(&s->lock);
+	announce(s, &a);
 	return r;
 }
 
@@ -459,9 +497,16 @@ out:
 	return r;
 }
 
+/* Past half life by half the rest: the tick (the daemon's loop, every second) did not renew it. */
+static bool overdue(const struct zt_svid *v, int64_t now)
+{
+	return now >= v->renew_at + (v->not_after - v->renew_at) / 2;
+}
+
 int zt_svid_store_get(struct zt_svid_store *s, const char *spiffe_id, int64_t now,
 		      struct zt_svid **out)
 {
+	struct announce a = { .n = 0 };
 	struct entry *e;
 	int r = -ENOENT;
 
@@ -469,8 +514,12 @@ int zt_svid_store_get(struct zt_svid_store *s, const char *spiffe_id, int64_t no
 	e = find(s, spiffe_id);
 	if (!e)
 		goto out;
-	/* A failed renewal keeps the current SVID while it is still valid. */
-	if (now >= e->svid->renew_at && renew(s, e, now) < 0 && now >= e->svid->not_after) {
+	/*
+	 * Renewal is the tick's; a caller (the tunnel's relay and handshake
+	 * threads) mints here only when the tick fell behind. A failed
+	 * renewal keeps the current SVID while it is still valid.
+	 */
+	if (overdue(e->svid, now) && renew(s, e, now, &a) < 0 && now >= e->svid->not_after) {
 		r = -EKEYEXPIRED;
 		goto out;
 	}
@@ -478,11 +527,13 @@ int zt_svid_store_get(struct zt_svid_store *s, const char *spiffe_id, int64_t no
 	r = 0;
 out:
 	pthread_mutex_unlock(&s->lock);
+	announce(s, &a);
 	return r;
 }
 
 int64_t zt_svid_store_tick(struct zt_svid_store *s, int64_t now)
 {
+	struct announce a = { .n = 0 };
 	int64_t next = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -490,16 +541,18 @@ int64_t zt_svid_store_tick(struct zt_svid_store *s, int64_t now)
 		struct entry *e = &s->e[i];
 
 		if (now >= e->svid->renew_at)
-			renew(s, e, now);
+			renew(s, e, now, &a);
 		if (!next || e->svid->renew_at < next)
 			next = e->svid->renew_at;
 	}
 	pthread_mutex_unlock(&s->lock);
+	announce(s, &a);
 	return next;
 }
 
 int zt_svid_store_set_issuer(struct zt_svid_store *s, struct zt_svid_issuer *iss, int64_t now)
 {
+	struct announce a = { .n = 0 };
 	int r = 0;
 
 	if (!iss)
@@ -508,12 +561,13 @@ int zt_svid_store_set_issuer(struct zt_svid_store *s, struct zt_svid_issuer *iss
 	zt_svid_issuer_free(s->iss);
 	s->iss = iss;
 	for (size_t i = 0; i < s->n; i++) {
-		int e = renew(s, &s->e[i], now);
+		int e = renew(s, &s->e[i], now, &a);
 
 		if (e < 0 && !r)
 			r = e;
 	}
 	pthread_mutex_unlock(&s->lock);
+	announce(s, &a);
 	return r;
 }
 
@@ -543,6 +597,18 @@ uint64_t zt_svid_store_minted(struct zt_svid_store *s)
 
 	pthread_mutex_lock(&s->lock);
 	n = s->minted;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+uint64_t zt_svid_store_failures(struct zt_svid_store *s, int *last_error)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->failures;
+	if (last_error)
+		*last_error = s->last_error;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

@@ -101,7 +101,11 @@ struct zt_svid_store;
 
 struct zt_svid_store_config {
 	uint64_t ttl_s; /* mtls.svid_ttl */
-	/* Called (store lock held: do not call back into the store) for each SVID minted. */
+	/*
+	 * Called for each SVID minted, by the thread that minted it once the
+	 * store's lock is released (only without memory for the list, with it
+	 * held: do not call back into the store).
+	 */
 	void (*on_issue)(void *ctx, const struct zt_svid *svid, bool renewal);
 	void *ctx;
 };
@@ -117,8 +121,11 @@ int zt_svid_store_add(struct zt_svid_store *s, const char *ns, const char *sa, i
 int zt_svid_store_del(struct zt_svid_store *s, const char *ns, const char *sa);
 
 /*
- * The current SVID of spiffe_id (a reference: zt_svid_put it), renewed
- * first when past half life. -ENOENT when this node hosts no such workload.
+ * The current SVID of spiffe_id (a reference: zt_svid_put it). Renewing at
+ * half life is zt_svid_store_tick's; this mints a new one only when the
+ * tick fell behind by half the rest of the lifetime (three quarters of it
+ * gone), or -EKEYEXPIRED when that fails and the SVID expired. -ENOENT
+ * when this node hosts no such workload.
  */
 int zt_svid_store_get(struct zt_svid_store *s, const char *spiffe_id, int64_t now,
 		      struct zt_svid **out);
@@ -140,5 +147,7 @@ struct zt_svid_info {
 size_t zt_svid_store_list(struct zt_svid_store *s, struct zt_svid_info *out, size_t max);
 /* SVIDs minted since start (first issues and renewals). */
 uint64_t zt_svid_store_minted(struct zt_svid_store *s);
+/* Mints that failed since start (each is retried at the next tick), and the last one's -errno. */
+uint64_t zt_svid_store_failures(struct zt_svid_store *s, int *last_error);
 
 #endif

@@ -1085,14 +1085,27 @@ static void skip_damage(struct zt_auditq *q, int fd, int why)
 }
 
 /* Writes the cursor if it moved; deletes the segments before the one it names. */
+/*
+ * The writer's, with q->lock held. The cursor's write and fsync run with
+ * the lock released: a post (from the loop, the detection engine, the mTLS
+ * relay) must not wait on the disk, which under load takes a second or
+ * more to sync. Only the writer moves rd_seg/rd_off, so what it writes
+ * stays the position reached; a post meanwhile only appends.
+ */
 static void housekeeping(struct zt_auditq *q)
 {
 	if (q->cursor_dirty) {
-		int r = cursor_write(q, q->rd_seg, q->rd_off);
+		uint64_t seg = q->rd_seg, off = q->rd_off;
+		int r;
 
+		q->cursor_dirty = false;
+		pthread_mutex_unlock(&q->lock);
+		r = cursor_write(q, seg, off);
+		pthread_mutex_lock(&q->lock);
+		if (r < 0)
+			q->cursor_dirty = true;
 		if (r == 0) {
-			q->cursor_dirty = false;
-			q->dur_seg = q->rd_seg;
+			q->dur_seg = seg;
 			if (q->cursor_failing)
 				log_info("audit_cursor_written", "path=%s", q->cursor_path);
 			q->cursor_failing = false;

@@ -552,6 +552,8 @@ static void test_rollover(void **state)
 struct issued {
 	int first, renewals;
 	char last_serial[80];
+	struct zt_svid_store *st; /* looked at from the callback: the lock is free */
+	uint64_t minted_seen;
 };
 
 static void on_issue(void *ctx, const struct zt_svid *svid, bool renewal)
@@ -563,6 +565,9 @@ static void on_issue(void *ctx, const struct zt_svid *svid, bool renewal)
 	else
 		i->first++;
 	snprintf(i->last_serial, sizeof(i->last_serial), "%s", svid->serial);
+	/* Announced once the store's lock is released: calling back does not deadlock. */
+	if (i->st)
+		i->minted_seen = zt_svid_store_minted(i->st);
 }
 
 static void test_store(void **state)
@@ -578,9 +583,11 @@ static void test_store(void **state)
 	assert_int_equal(fx_make(&f, TD, "node-1"), 0);
 	assert_int_equal(zt_svid_store_new(&cfg, f.iss, &st), 0);
 	f.iss = NULL; /* the store has it */
+	iss.st = st;
 	assert_int_equal(zt_svid_store_add(st, "prod", "web", now), 0);
 	assert_int_equal(zt_svid_store_add(st, "prod", "web", now), 0); /* a second pod */
 	assert_int_equal(iss.first, 1);
+	assert_int_equal(iss.minted_seen, 1);
 	assert_int_equal(zt_svid_store_add(st, "prod", "Bad", now), -EINVAL);
 	assert_int_equal(zt_svid_store_get(st, "spiffe://" TD "/ns/prod/sa/db", now, &a), -ENOENT);
 	assert_int_equal(zt_svid_store_get(st, web, now, &a), 0);
@@ -590,25 +597,43 @@ static void test_store(void **state)
 	assert_int_equal(zt_svid_store_get(st, web, now + 29, &b), 0);
 	assert_ptr_equal(a, b);
 	zt_svid_put(b);
-	/* at half life: a new one (new key, new serial); the old stays valid for its holder */
+	/* at half life too: renewing is the tick's, not a reader's (the tunnel's threads) */
+	assert_int_equal(zt_svid_store_get(st, web, now + 30, &b), 0);
+	assert_ptr_equal(a, b);
+	zt_svid_put(b);
+	assert_int_equal(iss.renewals, 0);
+	/* tick renews what is due (a new key, a new serial) and says when the next is */
+	assert_int_equal(zt_svid_store_tick(st, now + 30), now + 60);
+	assert_int_equal(iss.renewals, 1);
+	assert_int_equal(iss.minted_seen, 2);
 	assert_int_equal(zt_svid_store_get(st, web, now + 30, &b), 0);
 	assert_ptr_not_equal(a, b);
 	assert_string_not_equal(a->serial, b->serial);
-	assert_int_equal(iss.renewals, 1);
+	assert_string_equal(b->serial, iss.last_serial);
 	assert_int_equal(b->not_before, now + 30 - 300);
+	/* the old stays valid for its holder */
 	assert_int_equal(zt_svid_verify(f.trust, a->cert, a->chain, now + 31, NULL, 0), ZT_MTLS_OK);
 	zt_svid_put(a);
 	zt_svid_put(b);
-	/* tick renews what is due and says when the next is */
 	assert_int_equal(zt_svid_store_tick(st, now + 31), now + 60);
 	assert_int_equal(iss.renewals, 1);
-	assert_int_equal(zt_svid_store_tick(st, now + 60), now + 90);
+	/* A tick that fell behind (b renews at now + 60, expires at now + 90): a reader
+	 * renews it itself once three quarters of its life are gone, not before. */
+	assert_int_equal(zt_svid_store_get(st, web, now + 74, &a), 0);
+	assert_int_equal(iss.renewals, 1);
+	zt_svid_put(a);
+	assert_int_equal(zt_svid_store_get(st, web, now + 75, &a), 0);
 	assert_int_equal(iss.renewals, 2);
-	assert_int_equal(zt_svid_store_minted(st), 3);
+	assert_int_equal(a->renew_at, now + 75 + 30);
+	zt_svid_put(a);
+	assert_int_equal(zt_svid_store_tick(st, now + 105), now + 135);
+	assert_int_equal(iss.renewals, 3);
+	assert_int_equal(zt_svid_store_minted(st), 4);
+	assert_int_equal(zt_svid_store_failures(st, NULL), 0);
 	assert_int_equal(zt_svid_store_list(st, info, 4), 1);
 	assert_string_equal(info[0].id, web);
 	assert_int_equal(info[0].pods, 2);
-	assert_int_equal(info[0].not_after, now + 120);
+	assert_int_equal(info[0].not_after, now + 165);
 	/* the last pod gone: no SVID */
 	assert_int_equal(zt_svid_store_del(st, "prod", "web"), 0);
 	assert_int_equal(zt_svid_store_get(st, web, now, &a), 0);
@@ -616,6 +641,52 @@ static void test_store(void **state)
 	assert_int_equal(zt_svid_store_del(st, "prod", "web"), 0);
 	assert_int_equal(zt_svid_store_get(st, web, now, &a), -ENOENT);
 	assert_int_equal(zt_svid_store_del(st, "prod", "web"), -ENOENT);
+	zt_svid_store_free(st);
+	fx_free(&f);
+}
+
+/*
+ * A mint that fails (here the node intermediate has expired) keeps the
+ * current SVID while it is valid, is counted with its error, announces
+ * nothing, and is retried at the next tick; once the SVID expired too, a
+ * reader gets -EKEYEXPIRED.
+ */
+static void test_store_mint_failure(void **state)
+{
+	struct fx f;
+	struct issued iss = { 0 };
+	struct zt_svid_store_config cfg = { .ttl_s = 3600, .on_issue = on_issue, .ctx = &iss };
+	struct zt_svid_store *st;
+	struct zt_svid *a, *b;
+	int64_t now = now_s(), end;
+	int err = 0;
+
+	assert_int_equal(fx_make(&f, TD, "node-1"), 0);
+	end = f.iss->not_after;
+	assert_true(end > now + 7200);
+	assert_int_equal(zt_svid_store_new(&cfg, f.iss, &st), 0);
+	f.iss = NULL;
+	/* minted 2 h before the intermediate ends: the SVID ends with it at the latest */
+	assert_int_equal(zt_svid_store_add(st, "prod", "web", end - 7200), 0);
+	assert_int_equal(zt_svid_store_get(st, web, end - 7200, &a), 0);
+	assert_int_equal(a->not_after, end - 3600);
+	/* due at end - 5400, minted again then; due at end - 2700 with the intermediate
+	 * still valid: the new SVID is cut to it */
+	zt_svid_store_tick(st, end - 5400);
+	zt_svid_store_tick(st, end - 2700);
+	assert_int_equal(iss.renewals, 2);
+	assert_int_equal(zt_svid_store_get(st, web, end - 2700, &b), 0);
+	assert_int_equal(b->not_after, end);
+	zt_svid_put(b);
+	/* past the intermediate: every mint fails, counted, and nothing is announced */
+	zt_svid_store_tick(st, end);
+	zt_svid_store_tick(st, end + 1);
+	assert_int_equal(zt_svid_store_failures(st, &err), 2);
+	assert_int_equal(err, -EKEYEXPIRED);
+	assert_int_equal(iss.renewals, 2);
+	assert_int_equal(zt_svid_store_get(st, web, end, &b), -EKEYEXPIRED);
+	assert_int_equal(zt_svid_store_failures(st, NULL), 3);
+	zt_svid_put(a);
 	zt_svid_store_free(st);
 	fx_free(&f);
 }
@@ -653,7 +724,7 @@ int main(void)
 		cmocka_unit_test(test_issuer_load),	 cmocka_unit_test(test_mint_profile),
 		cmocka_unit_test(test_verifier_rules),	 cmocka_unit_test(test_verifier_chains),
 		cmocka_unit_test(test_rollover),	 cmocka_unit_test(test_store),
-		cmocka_unit_test(test_store_new_issuer),
+		cmocka_unit_test(test_store_new_issuer), cmocka_unit_test(test_store_mint_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
