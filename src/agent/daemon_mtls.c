@@ -260,8 +260,9 @@ static void on_refusal(void *ctx, const struct zt_tunnel_refusal *ev)
 	uint64_t now = zt_now_mono_ns() / 1000000000ULL;
 
 	sa_str(&ev->peer, peer, sizeof(peer));
-	if (ev->dst) {
-		char a[INET6_ADDRSTRLEN];
+	/* A server's connection refused in its handshake has no destination yet. */
+	if (ev->dst && (ev->dst->family == AF_INET || ev->dst->family == AF_INET6)) {
+		char a[INET6_ADDRSTRLEN] = "?";
 
 		inet_ntop(ev->dst->family, ev->dst->addr, a, sizeof(a));
 		snprintf(dst, sizeof(dst), "%s:%u", a, ev->dst->port);
