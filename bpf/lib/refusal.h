@@ -117,7 +117,10 @@ static __always_inline int zt_lower_eq(const __u8 *s, const char *t, int n)
 	return eq;
 }
 
-/* IMAP: a tagged NO that refuses a login, at off: ZT_REPLY_REFUSED, else 0. */
+/*
+ * IMAP: a tagged NO that refuses a login, at off: ZT_REPLY_REFUSED, else 0.
+ * The tag is the printable characters up to the first space; "NO " follows.
+ */
 static __always_inline int zt_refusal_imap(struct __sk_buff *skb, __u32 off, __u32 payload)
 {
 	__u8 b[16], w[19];
@@ -125,7 +128,6 @@ static __always_inline int zt_refusal_imap(struct __sk_buff *skb, __u32 off, __u
 
 	if (payload < 16 || bpf_skb_load_bytes(skb, off, b, 16))
 		return 0;
-		/* The tag: printable characters up to the first space, then "NO ". */
 #pragma unroll
 	for (int i = 0; i < 13; i++) {
 		if (!stop && i && b[i] == ' ' && b[i + 1] == 'N' && b[i + 2] == 'O' &&

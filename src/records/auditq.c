@@ -1084,9 +1084,9 @@ static void skip_damage(struct zt_auditq *q, int fd, int why)
 	recount_pending(q);
 }
 
-/* Writes the cursor if it moved; deletes the segments before the one it names. */
 /*
- * The writer's, with q->lock held. The cursor's write and fsync run with
+ * Writes the cursor if it moved; deletes the segments before the one it
+ * names. The writer's, with q->lock held. The cursor's write and fsync run with
  * the lock released: a post (from the loop, the detection engine, the mTLS
  * relay) must not wait on the disk, which under load takes a second or
  * more to sync. Only the writer moves rd_seg/rd_off, so what it writes
