@@ -1567,9 +1567,14 @@ static void *writer(void *arg)
 			q->st.pending = 0;
 			q->st.pending_bytes = 0;
 			pthread_cond_broadcast(&q->idle);
+			/*
+			 * housekeeping() let the lock go: a stop signalled then found
+			 * nobody waiting, so it is looked at here, under the lock held
+			 * from this check to the wait.
+			 */
 			if (q->cursor_dirty) {
 				wait_ms(q, 1000, true);
-			} else {
+			} else if (!q->stop) {
 				q->idle_wait = true;
 				pthread_cond_wait(&q->wake, &q->lock);
 				q->idle_wait = false;
