@@ -86,9 +86,6 @@ agent_down() {
 	ztctl endpoint del --ifname v-web >/dev/null 2>&1
 	lab_agent_remove
 }
-agent_cpu() { # the agent's user + system CPU, in clock ticks
-	sed 's/^.*) //' "/proc/$LAB_AGENT_PID/stat" 2>/dev/null | awk '{ print $12 + $13 }'
-}
 
 ROUNDS=${BENCH_DETECT_ROUNDS:-5}
 echo "-- benign iperf3, ${SECS}s a run, $ROUNDS rounds: without the agent, then with it (detection on)"
@@ -98,9 +95,9 @@ for r in $(seq 1 "$ROUNDS"); do
 	agent_up || exit 1
 	sleep 1
 	[ "$r" = 1 ] && echo "   with the agent: uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1)$(in_node tc filter show dev uplink0 ingress | grep -o tc_guard | head -1)"
-	c0=$(agent_cpu)
+	c0=$(lab_agent_ticks)
 	t1=$(iperf)
-	c1=$(agent_cpu)
+	c1=$(lab_agent_ticks)
 	agent_down
 	if [ -z "$t0" ] || [ -z "$t1" ]; then
 		echo "bench detect: no iperf3 figure in round $r" >&2

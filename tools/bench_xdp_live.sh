@@ -129,11 +129,6 @@ teardown() {
 		;;
 	esac
 }
-# utime + stime of the agent in clock ticks, "" when no agent runs
-agent_ticks() {
-	[ -n "$LAB_AGENT_PID" ] && [ -r "/proc/$LAB_AGENT_PID/stat" ] &&
-		sed 's/^.*) //' "/proc/$LAB_AGENT_PID/stat" | awk '{print $12 + $13}'
-}
 iperf() { # prints Gbit/s received
 	in_ext iperf3 -c $WEB -p 5201 -t "$SECS" -J 2>/dev/null |
 		"$PY" -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'
@@ -152,9 +147,9 @@ for gro in $GROS; do
 			}
 			[ "$r" = 1 ] && [ "$row" != bare ] &&
 				echo "   $row (gro $gro): uplink0 $(in_node ip link show uplink0 | grep -o 'xdp[a-z]*' | head -1) $(in_node ip link show uplink0 | grep -o 'prog/xdp id [0-9]*') tc ingress: $(in_node tc filter show dev uplink0 ingress 2>/dev/null | grep -o 'tc_guard\|tc_empty' | head -1); ext0 tso $(in_ext ethtool -k ext0 | awk '/tcp-segmentation-offload/ {print $2}')"
-			t0=$(agent_ticks)
+			t0=$(lab_agent_ticks)
 			v=$(iperf)
-			t1=$(agent_ticks)
+			t1=$(lab_agent_ticks)
 			[ -n "$t0" ] && [ -n "$t1" ] && C[$gro/$row]+="$(((t1 - t0) * 1000 / HZ)) "
 			teardown "$row"
 			[ -n "$v" ] || {

@@ -229,6 +229,12 @@ lab_agent_remove() {
 	umount "$LAB_BPFFS" && mount -t bpf bpf "$LAB_BPFFS"
 }
 
+# The running agent's user + system CPU in clock ticks; nothing when no agent runs.
+lab_agent_ticks() {
+	[ -n "$LAB_AGENT_PID" ] && [ -r "/proc/$LAB_AGENT_PID/stat" ] &&
+		sed 's/^.*) //' "/proc/$LAB_AGENT_PID/stat" | awk '{print $12 + $13}'
+}
+
 # lab_wait TRIES CMD...: runs CMD until it succeeds, at most TRIES times
 # 0.1 s apart; 0 once it did, 1 when it never did.
 lab_wait() {
