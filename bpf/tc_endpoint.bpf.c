@@ -37,7 +37,8 @@
  * Each entry also keeps the flow's features (per-direction sizes,
  * inter-arrival times, TCP flag counts, whether the handshake completed,
  * the responses that refused a login in the clear: include/ztagent.h,
- * lib/refusal.h), and each endpoint its activity (ep_stats). A
+ * lib/refusal.h; an SSH server's answers by their sizes, struct
+ * zt_ssh_auth), and each endpoint its activity (ep_stats). A
  * completed handshake towards an endpoint makes its client "verified" for
  * the XDP guard's SYN protection (syn_verified). Packets from or to a
  * watched address are captured with their verdict.
@@ -71,6 +72,7 @@
 #include "lib/mtls.h"
 #include "lib/tls.h"
 #include "lib/refusal.h"
+#include "lib/sshauth.h"
 #include "lib/skb.h"
 
 struct {
@@ -362,6 +364,14 @@ __noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
 	return zt_refusal(skb, off, payload);
 }
 
+/* Whether a server's first payload begins "SSH-" (lib/sshauth.h). Global: its own frame. */
+__noinline int tc_ssh_banner(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	if (!skb)
+		return 0;
+	return zt_ssh_banner_skb(skb, off, payload);
+}
+
 /*
  * The server's first payload of a requireTLS flow into the pod (lib/tls.h):
  * the check is done once; a failure denies the flow for good (every later
@@ -581,6 +591,14 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					ct->resp &= ZT_CT_RESP_REFUSED | ZT_CT_RESP_SERVED;
 				}
 			}
+			/* An SSH server's answers, by their sizes (zt_ssh_auth). */
+			if (d && ct->ssh.state != ZT_SSH_NO)
+				zt_ssh_auth_seg(
+					&ct->ssh, payload,
+					!ct->ssh.state &&
+						tc_ssh_banner(skb,
+							      (__u32)t.p.l4_off + t.p.tcp_doff * 4,
+							      payload));
 		}
 		/* The session's end, once its last response was read (key: the entry's). */
 		if (acc & ZT_CT_ACC_CLOSED)

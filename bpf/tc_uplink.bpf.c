@@ -20,7 +20,8 @@
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in);
  *   - what the node's own TCP services answer (lib/hostreply.h): an HTTP
- *     success or a refused login at the start of a segment they send.
+ *     success or a refused login at the start of a segment they send, and
+ *     the sizes of an SSH server's answers (struct zt_ssh_auth).
  * With the guard on TC ingress (tc_guard), its SYN challenges leave through
  * this hook too: a SYN-ACK whose sequence number is the challenge cookie
  * of its tuple answers no probe, and is not reported.
@@ -39,6 +40,7 @@
 #include "lib/synprot.h" /* the cookie */
 #include "lib/refusal.h"
 #include "lib/hostreply.h"
+#include "lib/sshauth.h"
 
 #define ZT_ICMP_DEST_UNREACH 3
 #define ZT_ICMP_PROT_UNREACH 2 /* its code */
@@ -300,6 +302,41 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 }
 
 /*
+ * ... but an SSH server's (struct zt_ssh_auth): its first data segment
+ * when it begins "SSH-" makes the connection's entry, and a later segment
+ * small enough to be an answer of its authentication adds its size to the
+ * entry there is. A bulk segment is neither (one compare); a small one of
+ * another service costs a lookup that finds nothing.
+ */
+static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, struct bpf_sock *sk,
+				      __u32 payload)
+{
+	struct zt_host_reply_key k = {};
+	struct zt_host_reply *v, nv = {};
+	struct bpf_tcp_sock *tp;
+
+	tp = bpf_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	if (tp->data_segs_out <= 1) {
+		/* The connection's first data segment: the server's identification? */
+		if (!zt_ssh_banner_skb(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload))
+			return 0;
+		zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
+		zt_ssh_auth_seg(&nv.ssh, payload, 1);
+		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
+		return 0;
+	}
+	if (payload > ZT_SSH_SEG_MAX)
+		return 0;
+	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
+	v = bpf_map_lookup_elem(&host_replies, &k);
+	if (v && v->ssh.state == ZT_SSH_YES)
+		zt_ssh_auth_seg(&v->ssh, payload, 0);
+	return 0;
+}
+
+/*
  * A segment a socket of the node's own sends (skb->sk: none for what the
  * node forwards): when its first bytes say a login was refused or a
  * request served, on its connection's host_replies entry.
@@ -322,9 +359,9 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 	if (!payload)
 		return 0;
 	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
-	/* A segment that says nothing (a bulk transfer's) looks nothing up (lib/hostreply.h). */
+	/* A segment that says nothing (a bulk transfer's) looks nothing up (lib/hostreply.h) ... */
 	if (!r)
-		return 0;
+		return uplink_ssh(skb, p, sk, payload);
 	if (r == ZT_REPLY_CHALLENGE) {
 		tp = bpf_tcp_sock(sk);
 		if (tp)

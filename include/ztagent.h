@@ -591,6 +591,97 @@ struct zt_ct_dir {
 };
 
 /*
+ * SSH authentication failures, read from the sizes of the server's
+ * encrypted messages (its words are hidden from the first key exchange on).
+ * A server whose first payload begins "SSH-" is an SSH server; it answers
+ * every USERAUTH_REQUEST that fails with a USERAUTH_FAILURE that lists the
+ * same methods, so the same number of bytes each time, and a client that
+ * guesses passwords on one connection (hydra, medusa, a bot) gets a run of
+ * segments of one length, one per guess, until it or the server gives up
+ * (MaxAuthTries, dropbear's 10). Zeek reads SSH logins by the same sizes.
+ *
+ * Counted: the server's payload segments after its first (segs), the
+ * current run of segments of one length of at most ZT_SSH_SEG_MAX bytes
+ * (run, run_len, starting at segment run_at), and the last run of at least
+ * two that started within the first ZT_SSH_AUTH_BY segments (fails), with
+ * the segments that came after it (after). The key exchange takes 2-4
+ * segments of different lengths, then the service accept and the first
+ * failure (the "none" method clients try first), so the run starts at the
+ * 4th-6th: a pre-auth banner adds one. A session that ended on such a run
+ * (at most ZT_SSH_AFTER_MAX segments after it: a disconnect message) never
+ * got in: every segment of the run is a login refused (zt_ssh_auth_failed).
+ * A session that got in goes on with messages of other lengths (the
+ * success, host keys, a channel), and the echo of what a user types after
+ * that starts far later than the first segments. A client that offers
+ * several public keys before one is accepted gets a run too, then gets in.
+ */
+struct zt_ssh_auth {
+	__u16 run_len; /* payload bytes of each segment of the current run */
+	__u8 state; /* 0: no payload from the server yet; ZT_SSH_YES or ZT_SSH_NO */
+	__u8 segs; /* the server's payload segments after its first, saturating */
+	__u8 run; /* segments of the current run */
+	__u8 run_at; /* segs at its first segment */
+	__u8 fails; /* the last run of >= 2 that started by ZT_SSH_AUTH_BY (0: none) */
+	__u8 after; /* the server's segments after that run, saturating */
+};
+
+#define ZT_SSH_YES 1
+#define ZT_SSH_NO 2
+#define ZT_SSH_SEG_MAX 512
+#define ZT_SSH_AUTH_BY 10
+#define ZT_SSH_AFTER_MAX 2
+
+/* 1 when payload (len bytes, from p) begins an SSH identification string. */
+static inline int zt_ssh_banner(const __u8 *p, __u32 len)
+{
+	return len >= 4 && p[0] == 'S' && p[1] == 'S' && p[2] == 'H' && p[3] == '-';
+}
+
+/*
+ * A payload segment of len bytes from the server; banner: whether it began
+ * "SSH-" (read only for its first).
+ */
+static inline void zt_ssh_auth_seg(struct zt_ssh_auth *a, __u32 len, int banner)
+{
+	if (!a->state) {
+		a->state = banner ? ZT_SSH_YES : ZT_SSH_NO;
+		return;
+	}
+	if (a->state != ZT_SSH_YES)
+		return;
+	if (a->segs < 255)
+		a->segs++;
+	if (len <= ZT_SSH_SEG_MAX && len == a->run_len && a->run) {
+		if (a->run < 255)
+			a->run++;
+	} else {
+		a->run_len = len <= ZT_SSH_SEG_MAX ? (__u16)len : 0;
+		a->run = len <= ZT_SSH_SEG_MAX ? 1 : 0;
+		a->run_at = a->segs;
+	}
+	if (a->run >= 2 && a->run_at <= ZT_SSH_AUTH_BY) {
+		a->fails = a->run;
+		a->after = 0;
+	} else if (a->fails && a->after < 255) {
+		a->after++;
+	}
+}
+
+/*
+ * The logins an SSH session that has ended had refused: 0 unless it ended
+ * on its run. The run's first segment answers the "none" request by which
+ * clients learn the methods (RFC 4252 5.2), so a run of n is n - 1 logins
+ * refused; a guess the server answered by closing (its last try) is not
+ * counted either: never more than were tried.
+ */
+static inline __u8 zt_ssh_auth_failed(const struct zt_ssh_auth *a)
+{
+	return a->state == ZT_SSH_YES && a->fails >= 2 && a->after <= ZT_SSH_AFTER_MAX ?
+		       (__u8)(a->fails - 1) :
+		       0;
+}
+
+/*
  * A conntrack entry, laid out by who writes it. The kernel keeps a hash
  * element as 48 bytes of its own, the key (44 bytes, taking 48) and the
  * value, in one preallocated area: with this 224-byte value an element is
@@ -679,7 +770,9 @@ struct zt_ct_val {
 	 * daemon's conntrack sweep leaves the brute-force detector that one.
 	 */
 	__u8 session_sent;
-	__u8 _pad[26]; /* to a whole line: 224 bytes */
+	/* TCP: SSH logins refused, read from the server's segment sizes (zt_ssh_auth) */
+	struct zt_ssh_auth ssh;
+	__u8 _pad[18]; /* to a whole line: 224 bytes */
 };
 
 #define ZT_CT_RESP_DUE 0x1
@@ -731,6 +824,7 @@ struct zt_host_reply {
 	 */
 	__u8 challenged;
 	__u32 chal_segs; /* the socket's data_segs_out with the challenge's segment */
+	struct zt_ssh_auth ssh; /* an SSH server's answers by their sizes */
 };
 
 /*
@@ -758,6 +852,9 @@ struct zt_ev_host_session {
 	__u64 bytes_out; /* payload to it, acknowledged (tcp_sock.bytes_acked) */
 	__u32 segs_in; /* segments from the client, its SYN and FIN included */
 	__u32 segs_out;
+	/* An SSH server's: logins refused, read from its answers' sizes (zt_ssh_auth_failed) */
+	__u8 ssh_fails;
+	__u8 _pad[7];
 };
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,

@@ -29,6 +29,9 @@ pkgs=(
 	python3-sklearn python3-cbor2 python3-numpy
 	wrk apache2-utils dnsmasq-base bind9-dnsutils
 	nmap masscan hping3 slowhttptest hydra
+	# brute force against SSH: a real SSH server run by the test itself
+	# (dropbear-bin: the binaries alone, no service of its own)
+	dropbear-bin
 	# Kubernetes: the watch client's real-client checks (python3-kubernetes;
 	# kubectl is not packaged in Debian 12: the test uses it when the machine
 	# has it), the manifests' checks (yamllint, jq, node for the npm schema

@@ -11,7 +11,9 @@
  * Without per-connection state at the uplink, every segment is read as if
  * it began a response (a body that happens to start with "HTTP/1.1 200"
  * is read as one too). Only a segment whose first bytes say something
- * looks its connection up: the rest of a bulk transfer pays no lookup, and
+ * looks its connection up (and an SSH server's: its identification makes
+ * the entry, its small segments after it are counted by size, struct
+ * zt_ssh_auth): the rest of a bulk transfer pays no lookup, and
  * whether anything followed a challenge the socket's own count of data
  * segments tells at the close.
  */

@@ -20,6 +20,7 @@ struct bstate {
 	double llr;
 	uint32_t sessions, attempts, exchanges; /* since the test last started */
 	uint32_t refusals; /* of the attempts, logins the server refused in so many words */
+	uint32_t ssh_fails; /* of the refusals, an SSH server's, read from their sizes */
 	uint32_t ring_n, ring_head; /* times of the last attempts */
 	uint64_t ring[ZT_BF_RING];
 	uint64_t ring_refused; /* bit i: ring[i] was a login the server refused */
@@ -102,8 +103,12 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	rep = zt_conn_payload(c, 1);
 	if (req == 0)
 		return ZT_BF_IGNORED;
-	/* The server said so (zt_conn.refused): however long or large, logins refused. */
-	if (c->refused)
+	/*
+	 * The server said so (zt_conn.refused), or an SSH server's answers did
+	 * by their sizes (zt_conn.ssh_fails): however long or large, logins
+	 * refused (an SSH server behind PAM takes 2 s and more for each).
+	 */
+	if (c->refused || c->ssh_fails)
 		return ZT_BF_ATTEMPT;
 	/* ... or it served what was asked (an HTTP 2xx): however short, no failed login. */
 	if (c->served)
@@ -159,7 +164,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	struct bkey k;
 	struct bstate *s;
 	uint64_t ts = c->last_ns;
-	uint32_t n, w;
+	uint32_t n, w, refused = (uint32_t)c->refused + c->ssh_fails;
 	bool created;
 
 	b->st.sessions++;
@@ -197,16 +202,17 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 			zt_dtable_del(&b->t, s); /* a client that gets through: forget it */
 		return 0;
 	}
-	/* A session whose server refused several logins (FTP, keep-alive HTTP) is that many. */
-	w = c->refused > 1 ? c->refused : 1;
+	/* A session whose server refused several logins (FTP, keep-alive HTTP, SSH) is that many. */
+	w = refused > 1 ? refused : 1;
 	s->attempts += w;
-	s->refusals += c->refused;
+	s->refusals += refused;
+	s->ssh_fails += c->ssh_fails;
 	if (c->first_ns > s->latest_start_ns)
 		s->latest_start_ns = c->first_ns;
 	for (uint32_t i = 0; i < w; i++) {
 		s->llr += b->s_att;
 		s->ring[s->ring_head] = ts;
-		if (c->refused)
+		if (refused)
 			s->ring_refused |= 1ULL << s->ring_head;
 		else
 			s->ring_refused &= ~(1ULL << s->ring_head);
@@ -238,7 +244,20 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		d->packets = s->packets;
 		d->bytes = s->bytes;
 		zt_addr_str(c->family, c->dst, dst, sizeof(dst));
-		if (s->refusals) {
+		if (s->ssh_fails) {
+			/* An SSH server's answers decided, by their sizes. */
+			snprintf(d->subtype, sizeof(d->subtype), "ssh-failures");
+			snprintf(d->evidence, sizeof(d->evidence),
+				 "%u login attempts in %u sessions to %s:%u, %u refused by the "
+				 "SSH server (sessions that ended on a run of equal-sized "
+				 "answers to their authentication requests)%s, the rest ended "
+				 "without a real exchange (%u within %.0fs of a refusal, %.0fs "
+				 "of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
+				 s->attempts, s->sessions, dst, c->dport, s->ssh_fails,
+				 s->refusals > s->ssh_fails ? " or in the clear" : "", n,
+				 (double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
+				 b->p.min_attempts, s->llr, b->up);
+		} else if (s->refusals) {
 			/* The server's own words decided. */
 			snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
 			snprintf(

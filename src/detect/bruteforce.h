@@ -23,6 +23,11 @@
  *    success followed (a Digest or NTLM challenge answered with a 200,
  *    FTP 230, SMTP 235) is judged as any other; one whose refusal only
  *    a PING, a QUIT or another request followed is still refused;
+ *  - an attempt for each login an SSH server refused in a session that
+ *    ended on its run of equal-sized answers (zt_conn.ssh_fails, read by
+ *    tc_endpoint and, for the node's own sshd, tc_uplink: struct
+ *    zt_ssh_auth), however long the session (PAM takes 2 s a guess, and
+ *    a connection of 5 or 10 guesses was an exchange by its length);
  *  - a real exchange, however short, when a response was an HTTP/1.x
  *    success (zt_conn.served: 2xx, read by tc_endpoint), a DNS answer or
  *    Redis's +PONG before any refusal: a health check of a tiny page, ab
@@ -42,7 +47,10 @@
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
  * small (an HTTP form that answers 200 with a large page, anything under
- * TLS, an API's 200 with a tiny error body) reads as an exchange; many
+ * TLS, an API's 200 with a tiny error body) reads as an exchange; SSH
+ * guesses count when their connection ends, so a client with several
+ * connections at once makes up to MaxAuthTries guesses in each before a
+ * decision (hydra -t 4 against dropbear, 10 a connection: ~40); many
  * tiny request/response sessions without keep-alive from one client (ten
  * a minute and more) of a protocol other than HTTP read as attempts.
  * Kernel payload features (exact sizes instead of estimates) narrow both.

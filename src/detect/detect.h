@@ -149,6 +149,12 @@ struct zt_conn {
 	bool served;
 	/* TCP: the last response asked for a password, none was tried (ZT_CT_RESP_CHALLENGED). */
 	bool challenged;
+	/*
+	 * TCP: logins an SSH server refused in a session that ended on its
+	 * run of failures, read from the sizes of its answers
+	 * (zt_ssh_auth_failed); 0 for anything else.
+	 */
+	uint8_t ssh_fails;
 };
 
 /*

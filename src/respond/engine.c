@@ -1019,6 +1019,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
 	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
 	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;
+	c->ssh_fails = zt_ssh_auth_failed(&v->ssh);
 }
 
 /*
@@ -1099,6 +1100,7 @@ static void host_to_conn(const struct zt_ev_host_session *ev, struct zt_conn *c)
 	c->refused = ev->refused;
 	c->served = ev->served != 0;
 	c->challenged = ev->challenged != 0;
+	c->ssh_fails = ev->ssh_fails;
 }
 
 void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)

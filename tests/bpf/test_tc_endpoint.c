@@ -2320,6 +2320,123 @@ static void test_ct_refused_logins(void **state)
 	assert_int_equal(v.refused, 255);
 }
 
+/*
+ * An SSH server's answers, by their sizes (struct zt_ssh_auth): sessions
+ * into a pod's port 22 as dropbear answered hydra, OpenSSH a client that
+ * got in, and a server that is no SSH server. The server's first payload
+ * decides, whichever side spoke first; every later one of the server's
+ * counts, none of the client's.
+ */
+static void ssh_session(struct env *e, int port, const int *srv, int n_srv, int banner_first,
+			struct zt_ct_val *v)
+{
+	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, WORLD4, POD4, port, 22);
+	struct pg_pkt p;
+
+	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, WORLD4, 22, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK, 0));
+	if (!banner_first)
+		to_pod(e, with_text(tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK | TCP_PSH, 23),
+				    "SSH-2.0-libssh_0.10.4\r\n"));
+	for (int i = 0; i < n_srv; i++) {
+		tcp4p(&p, POD4, WORLD4, 22, port, TCP_ACK | TCP_PSH, srv[i]);
+		if (i == 0 && srv[i] > 0)
+			with_text(&p, "SSH-2.0-dropbear_2022.83\r\n");
+		if (srv[i] > 0)
+			assert_int_equal(from_pod(e, &p), TC_ACT_OK);
+		/* The client's request, and its pure ACK: neither counts. */
+		to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK | TCP_PSH, 84));
+		to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK, 0));
+	}
+	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_FIN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, WORLD4, 22, port, TCP_FIN | TCP_ACK, 0));
+	assert_int_equal(ct_get(e, k, v), 0);
+	assert_int_equal(v->state, ZT_CT_CLOSED);
+}
+
+static void test_ct_ssh_failures(void **state)
+{
+	/* dropbear and hydra: banner and KEXINIT, kex reply, service accept, none's failure, 9 more. */
+	static const int hydra[] = { 538, 428, 44, 52, 52, 52, 52, 52, 52, 52, 52, 52, 52 };
+	/* The same, and a disconnect message after the last failure. */
+	static const int bye[] = { 32, 900, 460, 44, 60, 60, 60, 60, 60, 60, 92 };
+	/* A client that got in after two keys were refused: success, host keys, a channel, data. */
+	static const int in[] = { 32, 900, 460, 44, 60, 60, 60, 28, 800, 36, 60, 120, 44, 36 };
+	/* Typing after getting in: the echoes start long after the first segments. */
+	static const int typed[] = { 32,  900, 460, 44, 60, 28, 800, 36, 60, 120,
+				     400, 36,  36,  36, 36, 36, 36,  36, 36, 80 };
+	/*
+	 * Only the key exchange (ssh-keyscan), and a bulk answer's segments of
+	 * one size (a test packet holds at most PG_BUF bytes: 600 stands for 1448).
+	 */
+	static const int scan[] = { 32, 900, 460 };
+	static const int bulk[] = { 32, 900, 460, 44, 600, 600, 600 };
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY | ZT_GCF_PROBES, .probe_rate = 1000 };
+	struct zt_ct_val v;
+	__u32 zero = 0;
+
+	std_setup(e);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 22, 13);
+
+	ssh_session(e, 42000, hydra, 13, 0, &v);
+	assert_int_equal(v.ssh.state, ZT_SSH_YES);
+	assert_int_equal(v.ssh.segs, 12);
+	assert_int_equal(v.ssh.run_len, 52);
+	assert_int_equal(v.ssh.fails, 10);
+	assert_int_equal(v.ssh.after, 0);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 9);
+	/* The closing packet sent it whole to the brute-force detector. */
+	assert_int_equal(e->n_ses, 1);
+	assert_int_equal(zt_ssh_auth_failed(&e->ses[e->n_ses - 1].val.ssh), 9);
+	assert_int_equal(v.refused, 0);
+
+	ssh_session(e, 42001, bye, 11, 1, &v);
+	assert_int_equal(v.ssh.fails, 6);
+	assert_int_equal(v.ssh.after, 1);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 5);
+
+	ssh_session(e, 42002, in, 14, 1, &v);
+	assert_int_equal(v.ssh.fails, 3);
+	assert_int_equal(v.ssh.after, 7);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+
+	ssh_session(e, 42003, typed, 20, 1, &v);
+	assert_int_equal(v.ssh.fails, 0); /* the echoes were a run of 8, but late */
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+
+	ssh_session(e, 42004, scan, 3, 0, &v);
+	assert_int_equal(v.ssh.state, ZT_SSH_YES);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+
+	ssh_session(e, 42005, bulk, 7, 1, &v);
+	assert_int_equal(v.ssh.run, 0); /* larger than an answer of authentication */
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+
+	/* A server whose first payload is no identification: nothing counted after it. */
+	{
+		struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, WORLD4, POD4, 42006, 22);
+		struct pg_pkt p;
+
+		to_pod(e, tcp4p(&p, WORLD4, POD4, 42006, 22, TCP_SYN, 0));
+		from_pod(e, tcp4p(&p, POD4, WORLD4, 22, 42006, TCP_SYN | TCP_ACK, 0));
+		to_pod(e, tcp4p(&p, WORLD4, POD4, 42006, 22, TCP_ACK | TCP_PSH, 30));
+		from_pod(e, with_text(tcp4p(&p, POD4, WORLD4, 22, 42006, TCP_ACK | TCP_PSH, 40),
+				      "220 ready\r\n"));
+		for (int i = 0; i < 5; i++)
+			from_pod(e, with_text(tcp4p(&p, POD4, WORLD4, 22, 42006, TCP_ACK | TCP_PSH,
+						    52),
+					      "SSH-2.0-x\r\n"));
+		assert_int_equal(ct_get(e, k, &v), 0);
+		assert_int_equal(v.ssh.state, ZT_SSH_NO);
+		assert_int_equal(v.ssh.segs, 0);
+		assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	}
+}
+
 /* A handshake from the peer's port to the pod's dport: the pod's entry key. */
 static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
 {
@@ -3896,6 +4013,7 @@ int main(void)
 		T(test_ct_features),
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
+		T(test_ct_ssh_failures),
 		T(test_ct_served),
 		T(test_ct_served_dns),
 		T(test_ct_served_pong),

@@ -27,6 +27,9 @@
 #  - hydra against the pod's PostgreSQL at a guess a second (-c 1), too
 #    slow for the lab's 5 s window by the sessions' shape, is blocked on
 #    the server's refusals (FATAL 28P01) within 20;
+#  - hydra -t 4 against SSH (dropbear) in a pod and on the node is blocked
+#    on the sizes of the server's encrypted answers (ssh-failures) when its
+#    first connections end; ssh that tries no password is not;
 #  - slowhttptest slowloris and slow read (a closed window) from two other
 #    sources are blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
@@ -53,7 +56,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-for tool in hydra slowhttptest nmap iperf3 tshark dnsmasq dig; do
+for tool in hydra slowhttptest nmap iperf3 tshark dnsmasq dig dropbear dropbearkey; do
 	if ! command -v $tool >/dev/null; then
 		echo "not ok 1 - $tool is installed (make deps)"
 		exit 1
@@ -122,6 +125,8 @@ NHBF=198.18.0.20 # hydra http-get against Basic authentication on the node itsel
 RBF=198.18.0.21 # AUTH guesses against a pod's Redis, a PING after each
 RNBF=198.18.0.22 # the same against the node's
 SBF=198.18.0.23 # hydra against PostgreSQL in a pod, a guess a second (hydra -c 1)
+SSHBF=198.18.0.24 # hydra against SSH (dropbear) in a pod
+NSSHBF=198.18.0.25 # hydra against SSH (dropbear) on the node itself
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -133,7 +138,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF $SSHBF $NSSHBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -168,7 +173,7 @@ forensics:
   max_bytes: 64MiB
 EOF
 lab_policy_open 10-db.yaml db 0.0.0.0/0 5432/TCP
-lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP 53/TCP 6379/TCP
+lab_policy_open 10-web.yaml web 0.0.0.0/0 8080/TCP 8081/TCP 5201/TCP 9999/UDP 53/TCP 6379/TCP 22/TCP
 # The pod that scans may send anywhere: only the block stops it.
 cat >"$POL/10-mal.yaml" <<EOF
 apiVersion: networking.k8s.io/v1
@@ -648,6 +653,46 @@ check "slow brute force: decided on PostgreSQL's refusals (refused-logins)" \
 	all_of "$(ztctl block list | grep "$SBF/32")" "bruteforce/refused-logins"
 check "slow brute force: the server refused at most 20 of its logins ($fails)" test "$fails" -le 20
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+# --- SSH brute force: hydra against dropbear in the web pod, from $SSHBF ---
+# Encrypted from the key exchange on: no answer says "refused" in the
+# clear, but each failed login is answered with a USERAUTH_FAILURE of one
+# size (struct zt_ssh_auth), and dropbear takes 10 guesses a connection,
+# ~0.3 s each. Before, each connection was one attempt (10 connections, 100
+# guesses, before a decision).
+dropbearkey -t ed25519 -f "$LAB_DIR/ssh_host_key" >/dev/null 2>&1
+# ssh_server NETNS ADDR LOG: dropbear on ADDR:22, in the foreground, its log in LOG.
+ssh_server() {
+	lab_bg_in "$1" dropbear -F -E -r "$LAB_DIR/ssh_host_key" -p "$2:22" -P "$3.pid" \
+		>"$3" 2>&1
+}
+ssh_server "${LAB_ID}-web" $WEB "$LAB_DIR/dropbear-web.log"
+wait_for "grep -q 'Not backgrounding' $LAB_DIR/dropbear-web.log" 50
+# ssh_guesses WHAT SRC HOST: hydra -t 4 (its advice for SSH) from SRC until blocked.
+ssh_guesses() {
+	local tried inc ev attempts
+	until_blocked "$1" "$2" sh -c 'exec hydra -V -l ztguess -P "$1" -t 4 -I "ssh://$2" >"$3" 2>&1' \
+		sh "$LAB_DIR/words" "$3" "$LAB_DIR/hydra-ssh-$2.log"
+	tried=$(grep -c '\[ATTEMPT\]' "$LAB_DIR/hydra-ssh-$2.log")
+	inc=$(incident_of bruteforce "$2")
+	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+	attempts=$(evidence_attempts <<<"$ev")
+	echo "# $1: decided after ${attempts:-?} refused logins; hydra sent $tried guesses in all"
+	check "$1: decided on the server's answers (ssh-failures)" \
+		all_of "$(ztctl block list | grep "$2/32")" "bruteforce/ssh-failures"
+	# 4 connections of 10 guesses each end together: the decision comes then.
+	check "$1: decided when its first connections ended (${attempts:-?} logins, at most 4 x 10)" \
+		test -n "$inc" -a "${attempts:-99}" -le 40
+}
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SSHBF
+ssh_guesses "ssh brute force" $SSHBF $WEB
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+# A user with no key the server takes and no password to type (ssh in
+# BatchMode), twice from the benign host: no login refused, no block.
+for i in 1 2; do
+	in_ext ssh -n -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o ConnectTimeout=3 -b $BENIGN ztuser@$WEB true >/dev/null 2>&1
+done
+
 sessions=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
 	sed -n 's/^ztagent_bruteforce_sessions_total \([0-9]*\)$/\1/p')
 check "metrics: ztagent_bruteforce_sessions_total counts the sessions judged (${sessions:-?})" \
@@ -696,6 +741,15 @@ check "node basic auth brute force: decided on the server's refusals (refused-lo
 	all_of "$(ztctl block list | grep "$NHBF/32")" "bruteforce/refused-logins"
 check "node basic auth brute force: the server refused at most 20 of its logins ($fails)" \
 	test "$fails" -le 20
+
+# SSH on the node itself: the failures' sizes read at the uplink's egress.
+ssh_server "$LAB_NODE" $LAB_NODE_IP "$LAB_DIR/dropbear-node.log"
+wait_for "grep -q 'Not backgrounding' $LAB_DIR/dropbear-node.log" 50
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NSSHBF
+ssh_guesses "node ssh brute force" $NSSHBF $LAB_NODE_IP
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NSSHBF
+check "ssh: $BENIGN, which tried no password, is not blocked" \
+	test -z "$(ztctl block list | grep "$BENIGN/")"
 
 # --- slowloris from $SLOW ---
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SLOW

@@ -186,6 +186,74 @@ static void test_classify(void **state)
 }
 
 /*
+ * SSH logins refused, read from the server's answers (zt_conn.ssh_fails):
+ * hydra against an OpenSSH behind PAM, 2 s a guess and 5 guesses a
+ * session (12 s, longer than max_duration: an exchange by its shape, so
+ * such a guesser was never decided), is decided at its 2nd session, the
+ * evidence saying so; dropbear's 9 a session at the 2nd too. A client that
+ * got in (no run it ended on: ssh_fails 0) in long sessions is not, nor
+ * a user who mistyped twice and gave up, three times in a minute.
+ */
+static void test_ssh_failures(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t pam[16], drop[16], in[16], user[16], srv[16];
+	int pam_at = 0, drop_at = 0, in_dec = 0, user_dec = 0;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(pam, 203, 0, 113, 20);
+	ip4(drop, 203, 0, 113, 21);
+	ip4(in, 203, 0, 113, 22);
+	ip4(user, 203, 0, 113, 23);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 1; i <= 6; i++) {
+		struct zt_conn k;
+		uint64_t t = 60000 * SEC + (uint64_t)i * 13 * SEC;
+
+		mk_conn(&k, pam, srv, 22, t, t + 12 * SEC, 2300, 1900, 20, 18, 3, 1);
+		assert_int_equal(zt_bf_classify(&p, &k), ZT_BF_EXCHANGE);
+		k.ssh_fails = 5;
+		assert_int_equal(zt_bf_classify(&p, &k), ZT_BF_ATTEMPT);
+		if (zt_bf_observe(b, &k, &d) && !pam_at) {
+			pam_at = i;
+			assert_string_equal(d.subtype, "ssh-failures");
+			/* Whole in a block's note, which keeps 16 bytes of it. */
+			assert_true(strlen(d.subtype) <= 16);
+			assert_true(strstr(d.evidence, "10 login attempts in 2 sessions") != NULL);
+			assert_true(strstr(d.evidence, "10 refused by the SSH server") != NULL);
+			assert_int_equal(d.dport, 22);
+		}
+		mk_conn(&k, drop, srv, 2222, t, t + 3 * SEC, 2100, 1500, 16, 14, 3, 1);
+		k.ssh_fails = 9;
+		if (zt_bf_observe(b, &k, &d) && !drop_at)
+			drop_at = i;
+		/* Got in: a long session with a shell, and a short one with a command. */
+		mk_conn(&k, in, srv, 22, t, t + (i % 2 ? 40 * SEC : 2 * SEC), 3000, 5200, 40, 40, 3,
+			1);
+		if (zt_bf_observe(b, &k, &d))
+			in_dec++;
+	}
+	for (int i = 1; i <= 3; i++) {
+		struct zt_conn k;
+		uint64_t t = 70000 * SEC + (uint64_t)i * 20 * SEC;
+
+		mk_conn(&k, user, srv, 22, t, t + 5 * SEC, 2300, 1900, 20, 18, 3, 1);
+		k.ssh_fails = 2;
+		if (zt_bf_observe(b, &k, &d))
+			user_dec++;
+	}
+	assert_int_equal(pam_at, 2);
+	assert_int_equal(drop_at, 2);
+	assert_int_equal(in_dec, 0);
+	assert_int_equal(user_dec, 0);
+	zt_bf_free(b);
+}
+
+/*
  * Logins the server refused in the clear (zt_conn.refused): hydra's
  * http-get against Basic authentication, one 401 page per connection and
  * 3.4 times the request, is decided at the 10th; an FTP session of 3
@@ -372,9 +440,10 @@ static void test_full_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cases),	    cmocka_unit_test(test_classify),
-		cmocka_unit_test(test_two_sources), cmocka_unit_test(test_refused_logins),
-		cmocka_unit_test(test_full_table),  cmocka_unit_test(test_slow_guesses),
+		cmocka_unit_test(test_cases),	     cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_two_sources),  cmocka_unit_test(test_refused_logins),
+		cmocka_unit_test(test_full_table),   cmocka_unit_test(test_slow_guesses),
+		cmocka_unit_test(test_ssh_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
