@@ -609,7 +609,8 @@ struct zt_ct_dir {
  * failure (the "none" method clients try first), so the run starts at the
  * 4th-6th: a pre-auth banner adds one. A session that ended on such a run
  * (at most ZT_SSH_AFTER_MAX segments after it: a disconnect message) never
- * got in: every segment of the run is a login refused (zt_ssh_auth_failed).
+ * got in: every segment of the run but the first (the "none" request's
+ * answer) is a login refused (zt_ssh_auth_failed).
  * A session that got in goes on with messages of other lengths (the
  * success, host keys, a channel), and the echo of what a user types after
  * that starts far later than the first segments. A client that offers

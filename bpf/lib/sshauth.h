@@ -11,15 +11,14 @@
 #include <bpf/bpf_helpers.h>
 
 #include "ztagent.h"
-
-#define ZT_SSH_MAX_OFF 1024 /* where a payload can start: headers within the skb's first KiB */
+#include "lib/refusal.h" /* ZT_REFUSAL_MAX_OFF: where a payload can start */
 
 /* 1 when the payload at off (payload bytes) begins an SSH identification string ("SSH-"). */
 static __always_inline int zt_ssh_banner_skb(struct __sk_buff *skb, __u32 off, __u32 payload)
 {
 	__u8 b[4];
 
-	if (payload < sizeof(b) || off > ZT_SSH_MAX_OFF ||
+	if (payload < sizeof(b) || off > ZT_REFUSAL_MAX_OFF ||
 	    bpf_skb_load_bytes(skb, off, b, sizeof(b)))
 		return 0;
 	return zt_ssh_banner(b, sizeof(b));

@@ -660,13 +660,14 @@ ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 # ~0.3 s each. Before, each connection was one attempt (10 connections, 100
 # guesses, before a decision).
 dropbearkey -t ed25519 -f "$LAB_DIR/ssh_host_key" >/dev/null 2>&1
-# ssh_server NETNS ADDR LOG: dropbear on ADDR:22, in the foreground, its log in LOG.
+# ssh_server NETNS ADDR LOG: dropbear on ADDR:22, in the foreground, its log in
+# LOG; returns once it runs.
 ssh_server() {
 	lab_bg_in "$1" dropbear -F -E -r "$LAB_DIR/ssh_host_key" -p "$2:22" -P "$3.pid" \
 		>"$3" 2>&1
+	wait_for "grep -q 'Not backgrounding' $3" 50
 }
 ssh_server "${LAB_ID}-web" $WEB "$LAB_DIR/dropbear-web.log"
-wait_for "grep -q 'Not backgrounding' $LAB_DIR/dropbear-web.log" 50
 # ssh_guesses WHAT SRC HOST: hydra -t 4 (its advice for SSH) from SRC until blocked.
 ssh_guesses() {
 	local tried inc ev attempts
@@ -744,7 +745,6 @@ check "node basic auth brute force: the server refused at most 20 of its logins 
 
 # SSH on the node itself: the failures' sizes read at the uplink's egress.
 ssh_server "$LAB_NODE" $LAB_NODE_IP "$LAB_DIR/dropbear-node.log"
-wait_for "grep -q 'Not backgrounding' $LAB_DIR/dropbear-node.log" 50
 ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NSSHBF
 ssh_guesses "node ssh brute force" $NSSHBF $LAB_NODE_IP
 ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NSSHBF
