@@ -17,6 +17,10 @@
  *     ICMPv6 unrecognized next header (an IP protocol scan's), within a
  *     rate of their own (probe_rate), so a flood of them never costs a
  *     probe its answer;
+ *   - every other TCP reset, counted for the address it goes to (scan_cells'
+ *     resets, with ZT_GCF_ACTIVITY and sig_src.resets set): a segment of
+ *     that source's belonged to no connection, as each of an ACK flood's
+ *     does; at sig_src.resets in a window, one ZT_SIG_RESETS activity event;
  *   - a capture of each packet to or from a watched address (the other
  *     half of a conversation xdp_guard captures on the way in);
  *   - what the node's own TCP services answer (lib/hostreply.h): an HTTP
@@ -260,6 +264,52 @@ __noinline int uplink_parse(struct __sk_buff *skb, struct zt_pkt *p)
 	return zt_parse(data, data_end, p);
 }
 
+/*
+ * ZT_SIG_RESETS for the prober of an (a reset that answered none of its
+ * probes): n resets this window; c0 and c1 are its source cells, whose
+ * counts go with it when they are of this window.
+ */
+static __always_inline void zt_reset_signal(const struct zt_answer *an, const struct zt_pkt *p,
+					    const struct zt_src_cell *c0,
+					    const struct zt_src_cell *c1,
+					    const struct zt_guard_cfg *cfg, __u32 ifindex,
+					    __u64 jiffies, __u32 win, __u32 n)
+{
+	struct zt_ev_activity *e;
+	__u32 first;
+
+	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_now()))
+		return;
+	e = zt_event_begin(ZT_EV_SRC_ACTIVITY, sizeof(*e));
+	if (!e)
+		return;
+	e->ifindex = ifindex;
+	e->win = win;
+	e->signals = ZT_SIG_RESETS;
+	e->elapsed = (__u32)(jiffies & ((1ULL << (cfg->win_shift & 31)) - 1));
+	e->family = p->family;
+	e->proto = IPPROTO_TCP;
+	__builtin_memcpy(e->addr, an->prober, sizeof(e->addr));
+	__builtin_memcpy(e->peer, an->target, sizeof(e->peer));
+	e->resets = n;
+	if (c0->win == (__u16)win && c1->win == (__u16)win) {
+		/* The rate from the source's first packet this window, as zt_src_signal's. */
+		first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first,
+					    cfg->win_shift);
+		e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
+		e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
+		e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
+		e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
+		e->bytes = zt_min32(c0->bytes, c1->bytes);
+		e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
+		e->ack = zt_min32(c0->ack, c1->ack);
+		e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
+		e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	}
+	zt_event_end(e);
+	zt_act_stat(ZT_AS_SRC_SIGNALS);
+}
+
 __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 {
 	void *data = (void *)(long)skb->data;
@@ -267,10 +317,15 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
 	struct zt_src_cell *c0, *c1;
 	struct zt_answer an = {};
-	__u64 hs, hd, pb;
-	__u32 i, port;
+	__u64 hs, hd, pb, jiffies;
+	__u32 i, port, win, n;
+	int probes, resets;
 
-	if (!p || !cfg || !(cfg->flags & ZT_GCF_PROBES) || !zt_answer_of(data, data_end, p, &an))
+	if (!p || !cfg)
+		return 0;
+	probes = !!(cfg->flags & ZT_GCF_PROBES);
+	resets = (cfg->flags & ZT_GCF_ACTIVITY) && cfg->sig_src.resets;
+	if (!(probes || resets) || !zt_answer_of(data, data_end, p, &an))
 		return 0;
 	hs = zt_sketch_hash(an.prober, p->family, cfg->seed);
 	i = zt_src_cell0(hs);
@@ -280,7 +335,7 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	if (!c0 || !c1)
 		return 0;
 	/* Most packets leaving are no answer to a pending probe: one load says so. */
-	if (c0->pending) {
+	if (probes && c0->pending) {
 		hd = zt_sketch_hash(an.target, p->family, cfg->seed);
 		port = an.proto == IPPROTO_ICMP || an.proto == IPPROTO_ICMPV6 ? 0 : an.port;
 		pb = 1ULL << (zt_probe_bit(hd, (__u16)port, an.proto) & 63);
@@ -295,7 +350,18 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 					 cfg->probe_rate);
 		}
 	}
-	if (!an.stray)
+	/*
+	 * Any other reset says that a segment of the prober's belonged to no
+	 * connection here (RFC 9293 3.10.7.1): one per packet of an ACK flood.
+	 */
+	if (resets && an.proto == IPPROTO_TCP && an.result == ZT_PROBE_CLOSED) {
+		jiffies = bpf_jiffies64();
+		win = (__u32)(jiffies >> (cfg->win_shift & 31));
+		n = zt_scan_reset(hs, win, cfg->sig_src.resets);
+		if (n)
+			zt_reset_signal(&an, p, c0, c1, cfg, skb->ifindex, jiffies, win, n);
+	}
+	if (!probes || !an.stray)
 		return 0;
 	an.result = an.stray;
 	return zt_report(&an, p->family, skb->ifindex, ZT_AR_STRAY, cfg->probe_rate);

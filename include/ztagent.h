@@ -1197,6 +1197,12 @@ struct zt_sig_thr {
 	__u8 distinct; /* bits set: a source's destination ports; a destination's sources */
 	__u8 distinct2; /* bits set: a source's destination hosts */
 	__u8 _pad[2];
+	/*
+	 * Source: TCP resets the node sent back to it that answered no probe
+	 * (tc_uplink, zt_scan_cell.resets): segments that no connection owned,
+	 * as an ACK flood's. Destination: unused.
+	 */
+	__u32 resets;
 };
 
 #define ZT_SIG_PKTS 0x01
@@ -1207,6 +1213,7 @@ struct zt_sig_thr {
 #define ZT_SIG_ICMP 0x20
 #define ZT_SIG_DISTINCT 0x40 /* source: ports; destination: sources */
 #define ZT_SIG_DISTINCT2 0x80 /* source: hosts */
+#define ZT_SIG_RESETS 0x100 /* source: resets sent back (tc_uplink; reported in zt_scan_cell) */
 
 /* zt_guard_cfg.flags */
 #define ZT_GCF_ACTIVITY 0x1 /* sketches, signals and limits (off: the whole stage is skipped) */
@@ -1251,6 +1258,16 @@ struct zt_scan_cell {
 	__u32 win; /* window id of the counts */
 	__u16 failed; /* outcomes closed or unreachable, saturating */
 	__u16 open; /* outcomes open, saturating */
+	/*
+	 * TCP resets the node sent to the source that answered none of its
+	 * probes, this window (tc_uplink): each says a segment of the source
+	 * belonged to no connection. ZT_SIG_RESETS goes out once a window,
+	 * when both cells reach guard_cfg.sig_src.resets and not both have
+	 * reported it (reported).
+	 */
+	__u32 resets;
+	__u8 reported;
+	__u8 _pad[3];
 };
 
 /*
@@ -1371,6 +1388,8 @@ struct zt_ev_activity {
 	__u32 icmp;
 	__u32 challenged; /* destination: SYNs challenged this window; source: 0 */
 	__u32 admitted; /* destination: verified SYNs admitted under protection; source: 0 */
+	__u32 resets; /* source: resets sent back to it this window (ZT_SIG_RESETS); else 0 */
+	__u32 _pad2;
 };
 
 /* ZT_EV_PROBE: a source's first opening packet of the window to (daddr, dport, proto). */

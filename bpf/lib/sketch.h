@@ -593,6 +593,17 @@ static __always_inline __u32 zt_scan_net(const struct zt_scan_cell *c, __u32 win
 	return (__u32)c->failed - c->open;
 }
 
+static __always_inline void zt_scan_roll(struct zt_scan_cell *c, __u32 win)
+{
+	if (c->win == win)
+		return;
+	c->win = win;
+	c->failed = 0;
+	c->open = 0;
+	c->resets = 0;
+	c->reported = 0;
+}
+
 /* tc_uplink: one outcome of a source's first contact (hs: its sketch hash), in its cells. */
 static __always_inline void zt_scan_count(__u64 hs, __u32 win, int failed)
 {
@@ -604,11 +615,7 @@ static __always_inline void zt_scan_count(__u64 hs, __u32 win, int failed)
 		c = bpf_map_lookup_elem(&scan_cells, &i);
 		if (!c)
 			return;
-		if (c->win != win) {
-			c->win = win;
-			c->failed = 0;
-			c->open = 0;
-		}
+		zt_scan_roll(c, win);
 		if (failed) {
 			if (c->failed < 0xffff)
 				c->failed++;
@@ -616,6 +623,35 @@ static __always_inline void zt_scan_count(__u64 hs, __u32 win, int failed)
 			c->open++;
 		}
 	}
+}
+
+/*
+ * tc_uplink: a TCP reset the node sent to the source (hs: its sketch hash)
+ * that answered none of its probes, counted in its cells for the window.
+ * Returns the smaller count when the source's ZT_SIG_RESETS is due (both
+ * cells at thr, and not both reported it this window), else 0.
+ */
+static __always_inline __u32 zt_scan_reset(__u64 hs, __u32 win, __u32 thr)
+{
+	struct zt_scan_cell *c0, *c1;
+	__u32 i, n;
+
+	i = zt_src_cell0(hs);
+	c0 = bpf_map_lookup_elem(&scan_cells, &i);
+	i = zt_src_cell1(hs);
+	c1 = bpf_map_lookup_elem(&scan_cells, &i);
+	if (!c0 || !c1)
+		return 0;
+	zt_scan_roll(c0, win);
+	zt_scan_roll(c1, win);
+	c0->resets++;
+	c1->resets++;
+	n = zt_min32(c0->resets, c1->resets);
+	if (n < thr || (c0->reported & c1->reported))
+		return 0;
+	c0->reported = 1;
+	c1->reported = 1;
+	return n;
 }
 
 /*

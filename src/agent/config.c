@@ -313,6 +313,8 @@ static const struct key keys[] = {
 	SCALAR("detection.flood.udp", set_uint, detection.flood.udp, .max = 100000000),
 	SCALAR("detection.flood.icmp", set_uint, detection.flood.icmp, .max = 100000000),
 	SCALAR("detection.flood.all", set_uint, detection.flood.all, .max = 100000000),
+	SCALAR("detection.flood.out_of_state", set_uint, detection.flood.out_of_state,
+	       .max = 100000000),
 	SCALAR("detection.flood.dst_factor", set_uint, detection.flood.dst_factor, .min = 1,
 	       .max = 100000),
 	SECTION("detection.bruteforce"),
@@ -453,6 +455,7 @@ void zt_config_defaults(struct zt_config *c)
 	c->detection.scan.brake = 6;
 	c->detection.flood.window_ns = 100 * MS;
 	c->detection.flood.dst_factor = 10;
+	c->detection.flood.out_of_state = 5000;
 	c->detection.bruteforce.min_attempts = 10;
 	c->detection.bruteforce.window_ns = 60 * SEC;
 	c->detection.bruteforce.refused_window_ns = 600 * SEC;

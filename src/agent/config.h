@@ -204,6 +204,12 @@ struct zt_config {
 			uint32_t syn, udp, icmp, all;
 			uint32_t
 				dst_factor; /* per destination: this many times the source's, default 10 */
+			/*
+			 * TCP segments of no connection per source per second,
+			 * counted by the resets the node sends back; 0 off,
+			 * default 5000
+			 */
+			uint32_t out_of_state;
 		} flood;
 		struct {
 			uint32_t min_attempts; /* default 10 */

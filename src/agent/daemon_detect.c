@@ -158,6 +158,7 @@ static void on_activity(void *ctx, const void *rec, size_t len)
 		{ ZT_SIG_UDP, ZT_FLOOD_UDP },
 		{ ZT_SIG_ICMP, ZT_FLOOD_ICMP },
 		{ ZT_SIG_PKTS, ZT_FLOOD_ALL },
+		{ ZT_SIG_RESETS, ZT_FLOOD_OUT_OF_STATE },
 	};
 
 	if (len < sizeof(*ev) || !dd->d->engine)
@@ -181,6 +182,15 @@ static void on_activity(void *ctx, const void *rec, size_t len)
 			break;
 		case ZT_FLOOD_ICMP:
 			s.count = ev->icmp;
+			break;
+		case ZT_FLOOD_OUT_OF_STATE:
+			/*
+			 * Most of what the source sent this window drew a reset:
+			 * a client whose pooled connections a restarted server
+			 * resets at once sends the rest of its traffic beside
+			 * them. pkts is 0 when the guard saw none of it.
+			 */
+			s.count = (uint64_t)ev->resets * 2 >= ev->pkts ? ev->resets : 0;
 			break;
 		default:
 			s.count = ev->pkts;

@@ -26,7 +26,7 @@ struct zt_flood {
 	struct zt_flood_stats st;
 };
 
-static const char *const kind_names[] = { "syn", "udp", "icmp", "all" };
+static const char *const kind_names[] = { "syn", "udp", "icmp", "all", "out-of-state" };
 
 const char *zt_flood_kind_name(unsigned int k)
 {
@@ -35,7 +35,7 @@ const char *zt_flood_kind_name(unsigned int k)
 
 void zt_flood_defaults(struct zt_flood_params *p)
 {
-	static const uint32_t src[ZT_FLOOD_KINDS] = { 2000, 20000, 500, 0 };
+	static const uint32_t src[ZT_FLOOD_KINDS] = { 2000, 20000, 500, 0, 5000 };
 
 	memset(p, 0, sizeof(*p));
 	p->window_ns = 100000000ULL;
@@ -109,8 +109,8 @@ static void fill(struct zt_flood *f, struct zt_decision *d, const struct fkey *k
 	d->value = (double)count;
 	d->threshold = thr;
 	d->packets = count;
-	d->proto = k->kind == ZT_FLOOD_SYN  ? 6 :
-		   k->kind == ZT_FLOOD_UDP  ? 17 :
+	d->proto = k->kind == ZT_FLOOD_SYN || k->kind == ZT_FLOOD_OUT_OF_STATE ? 6 :
+		   k->kind == ZT_FLOOD_UDP				       ? 17 :
 		   k->kind == ZT_FLOOD_ICMP ? (k->family == 6 ? 58 : 1) :
 					      0;
 	snprintf(d->subtype, sizeof(d->subtype), "%s", kind_names[k->kind]);
@@ -118,7 +118,10 @@ static void fill(struct zt_flood *f, struct zt_decision *d, const struct fkey *k
 		 "%s %s %s: %llu %s in %.3fs of a %.3fs window (threshold %.0f per window, %.0f/s)",
 		 kind_names[k->kind], k->role == ZT_ROLE_SOURCE ? "from" : "to",
 		 zt_addr_str(k->family, k->addr, a, sizeof(a)), (unsigned long long)count,
-		 k->kind == ZT_FLOOD_SYN ? "SYNs without a completed handshake" : "packets",
+		 k->kind == ZT_FLOOD_SYN ? "SYNs without a completed handshake" :
+		 k->kind == ZT_FLOOD_OUT_OF_STATE ?
+					   "TCP segments of no connection (answered with a reset)" :
+					   "packets",
 		 (double)(ts - first_ns) / 1e9, (double)window_ns / 1e9, thr,
 		 thr * 1e9 / (double)window_ns);
 }

@@ -20,6 +20,9 @@
  * decision names the victim (role destination): a random-source flood
  * cannot be stopped by source, the kernel protects the destination.
  * Bulk TCP transfers are not floods: "all packets" is off unless set.
+ * A TCP flood without SYN (ACKs to no connection) is told from a client's
+ * ACKs to a download by what the node answers: a reset for every segment
+ * no connection owned (ZT_FLOOD_OUT_OF_STATE), none for a connection's.
  */
 #ifndef ZT_FLOOD_H
 #define ZT_FLOOD_H
@@ -32,14 +35,20 @@ enum zt_flood_kind {
 	ZT_FLOOD_UDP,
 	ZT_FLOOD_ICMP, /* ICMP and ICMPv6 */
 	ZT_FLOOD_ALL, /* every packet */
+	/*
+	 * TCP segments that no connection owned, counted by the resets the
+	 * node sent back (an ACK, PSH/ACK or FIN/ACK flood): kernel samples
+	 * only, per source.
+	 */
+	ZT_FLOOD_OUT_OF_STATE,
 	ZT_FLOOD_KINDS,
 	ZT_FLOOD_SYN_DONE = ZT_FLOOD_KINDS, /* a handshake completed: cancels one SYN */
 };
 
 struct zt_flood_params {
 	uint64_t window_ns; /* default 100 ms: a 5x flood is decided within it */
-	uint32_t src_rate
-		[ZT_FLOOD_KINDS]; /* per second per source; 0 = off (syn 2000, udp 20000, icmp 500, all 0) */
+	/* Per second per source; 0 = off (syn 2000, udp 20000, icmp 500, all 0, out-of-state 5000). */
+	uint32_t src_rate[ZT_FLOOD_KINDS];
 	uint32_t dst_rate[ZT_FLOOD_KINDS]; /* per destination; default 10 x src_rate */
 	uint32_t depth, width; /* sketch shape, default 4 x 4096 */
 	uint32_t max_decided; /* keys decided per window, remembered to decide once; default 4096 */

@@ -46,7 +46,9 @@ void zt_signal_cfg_defaults(struct zt_signal_cfg *s)
 			 .udp = 2000,
 			 .icmp = 200,
 			 .distinct = 16, /* ~18 distinct ports */
-			 .distinct2 = 16 }, /* ~18 distinct hosts */
+			 .distinct2 = 16, /* ~18 distinct hosts */
+			 /* detection.flood.out_of_state's default (5000/s) over its 100 ms window */
+			 .resets = 500 },
 		.dst = { .pkts = 100000,
 			 .syn = 5000,
 			 .halfopen = 2000,

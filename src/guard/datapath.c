@@ -611,17 +611,26 @@ static int apply_signals(struct zt_datapath *dp, const struct zt_config *cfg, ch
 	}
 	zt_signal_cfg_follow_rates(&s, rate, cfg->detection.flood.dst_factor,
 				   cfg->detection.flood.window_ns);
+	/* Resets: what a source at detection.flood.out_of_state draws in the window; 0 off. */
+	s.src.resets = 0;
+	if (cfg->detection.flood.out_of_state) {
+		uint64_t n = (uint64_t)cfg->detection.flood.out_of_state *
+			     cfg->detection.flood.window_ns / 1000000000ULL;
+
+		s.src.resets = n ? (uint32_t)n : 1;
+	}
 	r = zt_datapath_set_signals(dp, &s);
 	if (r < 0)
 		snprintf(err, errlen,
 			 "cannot write the activity signals into the guard_cfg map: %s",
 			 strerror(-r));
 	else
-		log_info("activity_signals",
-			 "src_syn=%u src_halfopen=%u src_udp=%u src_icmp=%u src_pkts=%u dst_syn=%u "
-			 "dst_udp=%u dst_icmp=%u dst_pkts=%u",
-			 s.src.syn, s.src.halfopen, s.src.udp, s.src.icmp, s.src.pkts, s.dst.syn,
-			 s.dst.udp, s.dst.icmp, s.dst.pkts);
+		log_info(
+			"activity_signals",
+			"src_syn=%u src_halfopen=%u src_udp=%u src_icmp=%u src_pkts=%u src_resets=%u "
+			"dst_syn=%u dst_udp=%u dst_icmp=%u dst_pkts=%u",
+			s.src.syn, s.src.halfopen, s.src.udp, s.src.icmp, s.src.pkts, s.src.resets,
+			s.dst.syn, s.dst.udp, s.dst.icmp, s.dst.pkts);
 	return r;
 }
 

@@ -601,7 +601,8 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 		  struct zt_engine **out, char *err, size_t errlen)
 {
 	/* enum zt_flood_kind -> enum zt_rl_kind */
-	static const int rl_kind[ZT_FLOOD_KINDS] = { ZT_RL_SYN, ZT_RL_UDP, ZT_RL_ICMP, ZT_RL_ALL };
+	static const int rl_kind[ZT_FLOOD_ALL + 1] = { ZT_RL_SYN, ZT_RL_UDP, ZT_RL_ICMP,
+						       ZT_RL_ALL };
 	struct zt_trw_params tp;
 	struct zt_flood_params fp;
 	struct zt_slowconn_params sp;
@@ -636,11 +637,14 @@ int zt_engine_new(const struct zt_config *cfg, const struct zt_engine_hooks *hoo
 	}
 	zt_flood_defaults(&fp);
 	fp.window_ns = cfg->detection.flood.window_ns;
-	for (int k = 0; k < ZT_FLOOD_KINDS; k++) {
+	for (int k = 0; k <= ZT_FLOOD_ALL; k++) {
 		/* The detector follows the kernel's rate limit unless told otherwise. */
 		fp.src_rate[k] = zt_config_flood_rate(cfg, rl_kind[k], NULL);
 		fp.dst_rate[k] = fp.src_rate[k] * cfg->detection.flood.dst_factor;
 	}
+	/* Per source only: the kernel counts no resets per destination. */
+	fp.src_rate[ZT_FLOOD_OUT_OF_STATE] = cfg->detection.flood.out_of_state;
+	fp.dst_rate[ZT_FLOOD_OUT_OF_STATE] = 0;
 	zt_slowconn_defaults(&sp);
 	sp.min_conns = cfg->detection.slowconn.min_conns;
 	sp.min_age_ns = cfg->detection.slowconn.min_age_ns;

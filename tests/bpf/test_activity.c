@@ -1448,6 +1448,138 @@ static void test_strays(void **state)
 	assert_int_equal(e->n_res, 0);
 }
 
+/* The ZT_SIG_RESETS events among e's records, checked for the source src and its target dst. */
+static int reset_events(struct env *e, const char *src, const char *dst, int family,
+			struct zt_ev_activity *last)
+{
+	__u8 s_addr[16] = { 0 }, d_addr[16] = { 0 };
+	int i, n = 0;
+
+	inet_pton(family == 6 ? AF_INET6 : AF_INET, src, s_addr);
+	inet_pton(family == 6 ? AF_INET6 : AF_INET, dst, d_addr);
+	for (i = 0; i < e->n_act && i < MAXREC; i++) {
+		const struct zt_ev_activity *v = &e->act[i];
+
+		if (!(v->signals & ZT_SIG_RESETS))
+			continue;
+		assert_int_equal(v->hdr.type, ZT_EV_SRC_ACTIVITY);
+		assert_int_equal(v->signals, ZT_SIG_RESETS);
+		assert_int_equal(v->family, family);
+		assert_int_equal(v->proto, IPPROTO_TCP);
+		assert_memory_equal(v->addr, s_addr, 16);
+		assert_memory_equal(v->peer, d_addr, 16);
+		*last = *v;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * An ACK flood against the node: every segment belongs to no connection,
+ * and the node answers each with a reset (no ACK), which tc_uplink counts
+ * for the source. At sig_src.resets of them one ZT_SIG_RESETS event goes
+ * out for the window, with the source's counts from the guard. A reset
+ * that is a probe's outcome, or one with signals off, counts nothing.
+ */
+#define P4 "198.18.5.3"
+static void test_reset_signal(void **state)
+{
+	struct env *e = *state;
+	struct zt_ev_activity v;
+	struct pg_pkt p;
+	int i;
+
+	e->cfg.sig_src.resets = 20;
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	for (i = 0; i < 30; i++) {
+		mk(&p, 4, IPPROTO_TCP, S4, D4, 3000 + i, 8080, TCP_ACK, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	for (i = 0; i < 30; i++) {
+		mk(&p, 4, IPPROTO_TCP, D4, S4, 8080, 3000 + i, TCP_RST, 1, 0);
+		uplink_run(e, &p);
+	}
+	drain(e);
+	assert_int_equal(reset_events(e, S4, D4, 4, &v), 1);
+	assert_int_equal(v.resets, 20);
+	assert_int_equal(v.pkts, 30);
+	assert_int_equal(v.ack, 30);
+	assert_int_equal(v.syn, 0);
+	assert_in_range(v.elapsed, 0, 1ULL << e->cfg.win_shift);
+	/* An RST with ACK (the answer to a segment without one) counts as well. */
+	forget(e);
+	e->cfg.sig_src.resets = 2;
+	cfg_write(e);
+	for (i = 0; i < 2; i++) {
+		mk(&p, 4, IPPROTO_TCP, D4, T4, 8080, 3000 + i, TCP_RST | TCP_ACK, 0, 0);
+		uplink_run(e, &p);
+	}
+	drain(e);
+	assert_int_equal(reset_events(e, T4, D4, 4, &v), 1);
+	assert_int_equal(v.resets, 2);
+	assert_int_equal(v.pkts, 0); /* the guard saw nothing of T4 */
+
+	/* A probe's outcome is no reset of this kind; the stray after it is (a source of its own). */
+	forget(e);
+	e->cfg.sig_src.resets = 1;
+	cfg_write(e);
+	syn4(&p, P4, D4, 40000, 90);
+	xdp_run(e, &p, NULL);
+	mk(&p, 4, IPPROTO_TCP, D4, P4, 90, 40000, TCP_RST | TCP_ACK, 0, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_res, 1);
+	assert_int_equal(reset_events(e, P4, D4, 4, &v), 0);
+	mk(&p, 4, IPPROTO_TCP, D4, P4, 90, 40000, TCP_RST | TCP_ACK, 0, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(reset_events(e, P4, D4, 4, &v), 1);
+	assert_int_equal(v.resets, 1);
+	assert_int_equal(v.syn, 1);
+
+	/* Probes off: still counted. Signal off (0) or activity off: not. */
+	forget(e);
+	e->cfg.flags &= ~ZT_GCF_PROBES;
+	e->cfg.sig_src.resets = 3;
+	cfg_write(e);
+	for (i = 0; i < 3; i++) {
+		mk(&p, 6, IPPROTO_TCP, D6, S6, 443, 5000 + i, TCP_RST, 1, 0);
+		uplink_run(e, &p);
+	}
+	drain(e);
+	assert_int_equal(e->n_res, 0);
+	assert_int_equal(reset_events(e, S6, D6, 6, &v), 1);
+	assert_int_equal(v.resets, 3);
+	forget(e);
+	e->cfg.sig_src.resets = 0;
+	cfg_write(e);
+	for (i = 0; i < 50; i++) {
+		mk(&p, 4, IPPROTO_TCP, D4, E4, 8080, 3000 + i, TCP_RST, 1, 0);
+		uplink_run(e, &p);
+	}
+	e->cfg.sig_src.resets = 1;
+	e->cfg.flags &= ~ZT_GCF_ACTIVITY;
+	cfg_write(e);
+	mk(&p, 4, IPPROTO_TCP, D4, T4, 8080, 3000, TCP_RST, 1, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_act, 0);
+	/* Back on, E4's 50 resets were not counted: its first makes 1, at the threshold of 2. */
+	e->cfg.flags |= ZT_GCF_ACTIVITY;
+	e->cfg.sig_src.resets = 2;
+	cfg_write(e);
+	mk(&p, 4, IPPROTO_TCP, D4, E4, 8080, 3000, TCP_RST, 1, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(e->n_act, 0);
+	uplink_run(e, &p);
+	drain(e);
+	assert_int_equal(reset_events(e, E4, D4, 4, &v), 1);
+	assert_int_equal(e->n_bad, 0);
+}
+
 /* ---- SYN protection ---- */
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
@@ -2067,6 +2199,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_brake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),

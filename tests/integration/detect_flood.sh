@@ -4,7 +4,9 @@
 #  - hping3 SYN flood from 198.18.0.1 against a pod's web server, and a UDP
 #    flood from 198.18.0.9: each source blocked by the flood detector
 #    (ztctl block list: detector, flood), and cut <= 100 ms after its first
-#    packet, measured per packet (dumpcap on both sides of the node);
+#    packet, measured per packet (dumpcap on both sides of the node); an
+#    ACK flood (198.18.0.10) at the pod the same way, and a PSH/ACK flood
+#    (198.18.0.11) at the node, both blocked as flood/out-of-state;
 #  - a benign client (198.18.0.3) requesting the page during both floods
 #    still gets >= 99% of its answers;
 #  - the incident's pcap is read by tshark and holds the attacker's packets;
@@ -53,8 +55,10 @@ WEB=198.18.2.40
 BENIGN=$LAB_EXT_IP2
 SYNSRC=$LAB_EXT_IP
 UDPSRC=198.18.0.9
+ACKSRC=198.18.0.10 # an ACK flood at the pod
+NACKSRC=198.18.0.11 # ... and at the node itself
 lab_pod web $WEB
-ip -n "$LAB_EXT" addr add $UDPSRC/24 dev ext0
+for a in $UDPSRC $ACKSRC $NACKSRC; do ip -n "$LAB_EXT" addr add $a/24 dev ext0; done
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 mkdir -p "$LAB_DIR/policies" "$LAB_DIR/www"
 lab_policy_open 10-lab.yaml web 0.0.0.0/0 8080/TCP 9999/UDP
@@ -183,7 +187,32 @@ cap_stop $c1 $c2
 udp_cut=$(cut_ms udp $UDPSRC)
 check "UDP flood: cut by the blocklist <= $CUT_MS ms after its first packet (${udp_cut:-?} ms)" \
 	awk -v v="${udp_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
-ztctl block list | grep -E "$SYNSRC/|$UDPSRC/" | sed 's/^/# /'
+
+# --- ACK flood: TCP segments of no connection, no SYN among them ---
+# Every packet passes the guard's limits (none is a SYN, all packets have
+# no limit by default) and the pod answers each with a reset: tc_uplink
+# counts the resets the node sends back to the source.
+cap_start "$LAB_EXT" ext0 $ACKSRC "$LAB_DIR/ack.ext.pcap"
+c1=$CAP_PID
+cap_start "${LAB_ID}-web" eth0 $ACKSRC "$LAB_DIR/ack.pod.pcap"
+c2=$CAP_PID
+t0=$(now_ms)
+lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -A -p 8080 --flood -a $ACKSRC $WEB
+ack_ms=$(block_after $ACKSRC "$t0")
+check "ACK flood: $ACKSRC blocked (${ack_ms:-never} ms after hping3 started)" test -n "$ack_ms"
+check "ACK flood: ztctl block list says flood/out-of-state" \
+	grep -q "$ACKSRC/32.*detector.*flood/out-of-state" <<<"$(ztctl block list)"
+sleep 1
+cap_stop $c1 $c2
+ack_cut=$(cut_ms ack $ACKSRC)
+check "ACK flood: cut by the blocklist <= $CUT_MS ms after its first packet (${ack_cut:-?} ms)" \
+	awk -v v="${ack_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
+# PSH/ACK segments with data at the node's own address (its kernel answers them).
+lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -P -A -d 100 -p 22 --flood -a $NACKSRC $LAB_NODE_IP
+nack_ms=$(block_after $NACKSRC "$(now_ms)")
+check "PSH/ACK flood at the node: $NACKSRC blocked as flood/out-of-state (${nack_ms:-never} ms)" \
+	grep -q "$NACKSRC/32.*detector.*flood/out-of-state" <<<"$(ztctl block list)"
+ztctl block list | grep -E "$SYNSRC/|$UDPSRC/|$ACKSRC/|$NACKSRC/" | sed 's/^/# /'
 
 wait $BENIGN_PID
 read -r _ ok n <"$LAB_DIR/benign.out"

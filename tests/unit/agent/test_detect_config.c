@@ -82,7 +82,7 @@ static void test_defaults_and_extras(void **state)
 		"  realtime_priority: 5\n"
 		"  scan: {theta0: 0.9, theta1: 0.1, alpha: 0.001, beta: 0.999, "
 		"probe_timeout: 3s, max_sources: 1000, brake: 10}\n"
-		"  flood: {window: 50ms, syn: 5000, dst_factor: 20}\n"
+		"  flood: {window: 50ms, syn: 5000, dst_factor: 20, out_of_state: 0}\n"
 		"  bruteforce: {min_attempts: 15, window: 2m, max_duration: 5s}\n"
 		"  slowconn: {min_conns: 32, min_age: 2s, max_rate: 100}\n"
 		"  exfiltration: {interval: 30s, min_bytes: 16MiB, "
@@ -109,6 +109,7 @@ static void test_defaults_and_extras(void **state)
 	assert_int_equal(d->detection.scan.max_sources, 65536);
 	assert_int_equal(d->detection.scan.brake, 6);
 	assert_int_equal(d->detection.flood.window_ns, 100 * SEC / 1000);
+	assert_int_equal(d->detection.flood.out_of_state, 5000);
 	assert_int_equal(d->response.max_ttl_ns, 86400 * SEC);
 	assert_int_equal(d->response.detectors[ZT_DET_EXFILTRATION], ZT_RESPONSE_ALERT);
 	assert_string_equal(d->forensics.dir, "/var/lib/ztagent/pcap");
@@ -128,6 +129,7 @@ static void test_defaults_and_extras(void **state)
 	assert_int_equal(c->detection.flood.syn, 5000);
 	assert_int_equal(c->detection.flood.udp, 0); /* follows ratelimit.udp */
 	assert_int_equal(c->detection.flood.dst_factor, 20);
+	assert_int_equal(c->detection.flood.out_of_state, 0); /* off */
 	assert_int_equal(c->detection.bruteforce.window_ns, 120 * SEC);
 	assert_int_equal(c->detection.slowconn.min_age_ns, 2 * SEC);
 	assert_int_equal(c->detection.exfiltration.new_dest_bytes, 64ULL << 20);

@@ -161,6 +161,19 @@ static void test_samples(void **state)
 	s.kind = ZT_FLOOD_ALL; /* off by default */
 	s.count = 1000000;
 	assert_int_equal(zt_flood_sample(f, &s, &d), 0);
+	/* Segments of no connection, counted by the resets the node sent: 5000/s by default. */
+	s.kind = ZT_FLOOD_OUT_OF_STATE;
+	s.count = 450;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 0);
+	s.count = 520;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 1);
+	assert_int_equal(d.threat, ZT_THREAT_FLOOD);
+	assert_int_equal(d.role, ZT_ROLE_SOURCE);
+	assert_string_equal(d.subtype, "out-of-state");
+	assert_int_equal(d.proto, 6);
+	assert_true(d.value == 520 && d.threshold == 500);
+	assert_non_null(strstr(d.evidence, "no connection"));
+	assert_string_equal(zt_flood_kind_name(ZT_FLOOD_OUT_OF_STATE), "out-of-state");
 	zt_flood_free(f);
 }
 
