@@ -297,14 +297,7 @@ static __always_inline void zt_reset_signal(const struct zt_answer *an, const st
 		first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first,
 					    cfg->win_shift);
 		e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
-		e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
-		e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
-		e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
-		e->bytes = zt_min32(c0->bytes, c1->bytes);
-		e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
-		e->ack = zt_min32(c0->ack, c1->ack);
-		e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
-		e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+		zt_src_fill_counts(e, c0, c1);
 	}
 	zt_event_end(e);
 	zt_act_stat(ZT_AS_SRC_SIGNALS);

@@ -461,6 +461,21 @@ static __always_inline void zt_activity_fill(struct zt_ev_activity *e, __u32 ifi
 	e->proto = p->proto;
 }
 
+/* A source's counts this window into its activity record: the smaller of its two cells'. */
+static __always_inline void zt_src_fill_counts(struct zt_ev_activity *e,
+					       const struct zt_src_cell *c0,
+					       const struct zt_src_cell *c1)
+{
+	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
+	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
+	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
+	e->bytes = zt_min32(c0->bytes, c1->bytes);
+	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
+	e->ack = zt_min32(c0->ack, c1->ack);
+	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
+	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+}
+
 /*
  * A source's signals: row 0 alone rules out most packets; a signal goes out
  * once per window unless both cells have reported it already.
@@ -496,16 +511,9 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 	first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first, cfg->win_shift);
 	e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
 	e->over = a->over | ((c0->over | c0->prev_over) & (c1->over | c1->prev_over));
-	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
-	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
 	__builtin_memcpy(e->addr, p->saddr, sizeof(e->addr));
 	__builtin_memcpy(e->peer, p->daddr, sizeof(e->peer));
-	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
-	e->bytes = zt_min32(c0->bytes, c1->bytes);
-	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
-	e->ack = zt_min32(c0->ack, c1->ack);
-	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
-	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	zt_src_fill_counts(e, c0, c1);
 	zt_event_end(e);
 	zt_act_stat(ZT_AS_SRC_SIGNALS);
 }

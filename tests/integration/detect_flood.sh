@@ -153,60 +153,37 @@ cut_ms() {
 	echo "$ms"
 }
 
+# flood_cut NAME LABEL SRC AS SECS HPING3-ARGS...: hping3 --flood from SRC at
+# the pod for SECS; SRC blocked (ztctl block list says AS), cut per packet.
+flood_cut() {
+	local name=$1 label=$2 src=$3 as=$4 secs=$5 c1 c2 t0 ms cut
+	shift 5
+	cap_start "$LAB_EXT" ext0 $src "$LAB_DIR/$name.ext.pcap"
+	c1=$CAP_PID
+	cap_start "${LAB_ID}-web" eth0 $src "$LAB_DIR/$name.pod.pcap"
+	c2=$CAP_PID
+	t0=$(now_ms)
+	lab_bg_in "$LAB_EXT" timeout "$secs" hping3 -q "$@" --flood -a $src $WEB
+	ms=$(block_after $src "$t0")
+	check "$label: $src blocked (${ms:-never} ms after hping3 started)" test -n "$ms"
+	check "$label: ztctl block list says the flood detector blocked it ($as)" \
+		grep -q "$src/32.*detector.*$as" <<<"$(ztctl block list)"
+	sleep 1
+	cap_stop $c1 $c2
+	cut=$(cut_ms "$name" $src)
+	check "$label: cut by the blocklist <= $CUT_MS ms after its first packet (${cut:-?} ms)" \
+		awk -v v="${cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
+}
+
 # --- SYN flood: as fast as hping3 goes from one source (tens of thousands a second) ---
-cap_start "$LAB_EXT" ext0 $SYNSRC "$LAB_DIR/syn.ext.pcap"
-c1=$CAP_PID
-cap_start "${LAB_ID}-web" eth0 $SYNSRC "$LAB_DIR/syn.pod.pcap"
-c2=$CAP_PID
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 8 hping3 -q -S -p 8080 --flood -a $SYNSRC $WEB
-syn_ms=$(block_after $SYNSRC "$t0")
-check "SYN flood: $SYNSRC blocked (${syn_ms:-never} ms after hping3 started)" test -n "$syn_ms"
-check "SYN flood: ztctl block list says the flood detector blocked it" \
-	grep -q "$SYNSRC/32.*detector.*flood" <<<"$(ztctl block list)"
-
-sleep 1
-cap_stop $c1 $c2
-syn_cut=$(cut_ms syn $SYNSRC)
-check "SYN flood: cut by the blocklist <= $CUT_MS ms after its first packet (${syn_cut:-?} ms)" \
-	awk -v v="${syn_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
-
+flood_cut syn "SYN flood" $SYNSRC flood 8 -S -p 8080
 # --- UDP flood: as fast as hping3 goes (over 5k datagrams/s, the configured limit) ---
-cap_start "$LAB_EXT" ext0 $UDPSRC "$LAB_DIR/udp.ext.pcap"
-c1=$CAP_PID
-cap_start "${LAB_ID}-web" eth0 $UDPSRC "$LAB_DIR/udp.pod.pcap"
-c2=$CAP_PID
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 6 hping3 -q --udp -p 9999 -d 64 --flood -a $UDPSRC $WEB
-udp_ms=$(block_after $UDPSRC "$t0")
-check "UDP flood: $UDPSRC blocked (${udp_ms:-never} ms after hping3 started)" test -n "$udp_ms"
-check "UDP flood: ztctl block list says the flood detector blocked it" \
-	grep -q "$UDPSRC/32.*detector.*flood" <<<"$(ztctl block list)"
-sleep 1
-cap_stop $c1 $c2
-udp_cut=$(cut_ms udp $UDPSRC)
-check "UDP flood: cut by the blocklist <= $CUT_MS ms after its first packet (${udp_cut:-?} ms)" \
-	awk -v v="${udp_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
-
+flood_cut udp "UDP flood" $UDPSRC flood 6 --udp -p 9999 -d 64
 # --- ACK flood: TCP segments of no connection, no SYN among them ---
 # Every packet passes the guard's limits (none is a SYN, all packets have
 # no limit by default) and the pod answers each with a reset: tc_uplink
 # counts the resets the node sends back to the source.
-cap_start "$LAB_EXT" ext0 $ACKSRC "$LAB_DIR/ack.ext.pcap"
-c1=$CAP_PID
-cap_start "${LAB_ID}-web" eth0 $ACKSRC "$LAB_DIR/ack.pod.pcap"
-c2=$CAP_PID
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -A -p 8080 --flood -a $ACKSRC $WEB
-ack_ms=$(block_after $ACKSRC "$t0")
-check "ACK flood: $ACKSRC blocked (${ack_ms:-never} ms after hping3 started)" test -n "$ack_ms"
-check "ACK flood: ztctl block list says flood/out-of-state" \
-	grep -q "$ACKSRC/32.*detector.*flood/out-of-state" <<<"$(ztctl block list)"
-sleep 1
-cap_stop $c1 $c2
-ack_cut=$(cut_ms ack $ACKSRC)
-check "ACK flood: cut by the blocklist <= $CUT_MS ms after its first packet (${ack_cut:-?} ms)" \
-	awk -v v="${ack_cut:-99999}" -v b=$CUT_MS 'BEGIN { exit !(v <= b) }'
+flood_cut ack "ACK flood" $ACKSRC flood/out-of-state 6 -A -p 8080
 # PSH/ACK segments with data at the node's own address (its kernel answers them).
 lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -P -A -d 100 -p 22 --flood -a $NACKSRC $LAB_NODE_IP
 nack_ms=$(block_after $NACKSRC "$(now_ms)")
