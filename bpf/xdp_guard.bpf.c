@@ -313,8 +313,16 @@ __noinline int guard_act_verdict(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a
 		if (k < ZT_RL_KINDS)
 			return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_RL_SRC_ALL + k);
 	}
-	if ((ask & ASK_SCAN) && zt_scan_braked(p, a, cfg))
+	if ((ask & ASK_SCAN) && zt_scan_braked(p, a, cfg)) {
+		/*
+		 * No contact was made: the probe's retransmission (nmap resends
+		 * what got no answer) is a first contact again, and braked again.
+		 */
+		k = a->probe_bit & 63;
+		c.s0->contacts &= ~(1ULL << k);
+		c.s1->contacts &= ~(1ULL << k);
 		return ZT_ACT_VERDICT(ZT_ACT_DROP, ZT_XR_SCAN_BRAKE);
+	}
 	if (!(ask & ASK_SYN) &&
 	    (!(ask & ASK_PROTECT) || !zt_syn_protected(p->family, p->daddr, zt_act_now(a))))
 		return 0;

@@ -1221,6 +1221,9 @@ static void test_scan_brake(void **state)
 	assert_int_equal(e->probe[0].action, ZT_ACT_DROP);
 	assert_int_equal(e->probe[0].reason, ZT_XR_SCAN_BRAKE);
 	assert_int_equal(e->probe[0].dport, 2006);
+	/* Its retransmission: no contact was made, so a first contact, braked again. */
+	assert_int_equal(probe(e, 2006), XDP_DROP);
+	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_SCAN_BRAKE), 2);
 	/* Not a first contact: a SYN again to a port it tried, a segment of a connection. */
 	assert_int_equal(probe(e, 2002), XDP_PASS);
 	mk(&p, 4, IPPROTO_TCP, S4, D4, 41002, 2002, TCP_ACK, 1001, 100);
@@ -1249,7 +1252,7 @@ static void test_scan_brake(void **state)
 	e->cfg.flags &= ~ZT_GCF_SCAN_BRAKE;
 	cfg_write(e);
 	assert_int_equal(xdp_run(e, syn4(&p, S4, D4, 41010, 2010), NULL), XDP_PASS);
-	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_SCAN_BRAKE), 2);
+	assert_int_equal(xdp_stat(e, ZT_ACT_DROP, ZT_XR_SCAN_BRAKE), 3);
 }
 
 /*
