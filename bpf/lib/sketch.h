@@ -461,6 +461,22 @@ static __always_inline void zt_activity_fill(struct zt_ev_activity *e, __u32 ifi
 	e->proto = p->proto;
 }
 
+/*
+ * The packet counts of an activity record, the smaller of two cells' (a
+ * source's or a destination's: count by kind, bytes, ACKs alone).
+ */
+static __always_inline void zt_activity_counts(struct zt_ev_activity *e, const __u32 *n0,
+					       __u32 bytes0, __u32 ack0, const __u32 *n1,
+					       __u32 bytes1, __u32 ack1)
+{
+	e->pkts = zt_min32(n0[ZT_RL_ALL], n1[ZT_RL_ALL]);
+	e->bytes = zt_min32(bytes0, bytes1);
+	e->syn = zt_min32(n0[ZT_RL_SYN], n1[ZT_RL_SYN]);
+	e->ack = zt_min32(ack0, ack1);
+	e->udp = zt_min32(n0[ZT_RL_UDP], n1[ZT_RL_UDP]);
+	e->icmp = zt_min32(n0[ZT_RL_ICMP], n1[ZT_RL_ICMP]);
+}
+
 /* A source's counts this window into its activity record: the smaller of its two cells'. */
 static __always_inline void zt_src_fill_counts(struct zt_ev_activity *e,
 					       const struct zt_src_cell *c0,
@@ -468,12 +484,7 @@ static __always_inline void zt_src_fill_counts(struct zt_ev_activity *e,
 {
 	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
 	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
-	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
-	e->bytes = zt_min32(c0->bytes, c1->bytes);
-	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
-	e->ack = zt_min32(c0->ack, c1->ack);
-	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
-	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	zt_activity_counts(e, c0->count, c0->bytes, c0->ack, c1->count, c1->bytes, c1->ack);
 }
 
 /*
@@ -545,12 +556,7 @@ static __always_inline void zt_dst_signal(struct zt_dst_cell *c0, struct zt_dst_
 	e->distinct = c0->nsrcs < c1->nsrcs ? c0->nsrcs : c1->nsrcs;
 	__builtin_memcpy(e->addr, p->daddr, sizeof(e->addr));
 	__builtin_memcpy(e->peer, p->saddr, sizeof(e->peer));
-	e->pkts = zt_min32(c0->count[ZT_RL_ALL], c1->count[ZT_RL_ALL]);
-	e->bytes = zt_min32(c0->bytes, c1->bytes);
-	e->syn = zt_min32(c0->count[ZT_RL_SYN], c1->count[ZT_RL_SYN]);
-	e->ack = zt_min32(c0->ack, c1->ack);
-	e->udp = zt_min32(c0->count[ZT_RL_UDP], c1->count[ZT_RL_UDP]);
-	e->icmp = zt_min32(c0->count[ZT_RL_ICMP], c1->count[ZT_RL_ICMP]);
+	zt_activity_counts(e, c0->count, c0->bytes, c0->ack, c1->count, c1->bytes, c1->ack);
 	e->challenged = zt_min32(c0->challenged, c1->challenged);
 	e->admitted = zt_min32(c0->admitted, c1->admitted);
 	zt_event_end(e);
