@@ -189,6 +189,7 @@ static __always_inline void zt_session_replies(struct zt_ev_host_session *e, __u
 	e->refused = v->last_refused ? v->refused : 0;
 	e->challenged = zt_host_reply_challenged(v, data_segs_out);
 	e->ssh_fails = zt_ssh_auth_failed(&v->ssh);
+	e->ssh_live = zt_ssh_auth_live(&v->ssh);
 	bpf_map_delete_elem(&host_replies, &k);
 }
 

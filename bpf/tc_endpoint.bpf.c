@@ -364,12 +364,40 @@ __noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
 	return zt_refusal(skb, off, payload);
 }
 
-/* Whether a server's first payload begins "SSH-" (lib/sshauth.h). Global: its own frame. */
-__noinline int tc_ssh_banner(struct __sk_buff *skb, __u32 off, __u32 payload)
+/*
+ * A payload segment of an SSH server's, on the entry of key k (the flow's
+ * original direction: the client first): its size and acknowledgment into
+ * v->ssh (struct zt_ssh_auth), and a guess it refused out to the
+ * brute-force detector at once (ZT_EV_SSH_REFUSED). Between two endpoints
+ * of the node only the source's entry reports, as for the session's end.
+ * Global: verified once, and its frame stays out of tc_handle's.
+ */
+__noinline int tc_ssh_seg(struct __sk_buff *skb, const struct zt_ct_key *k, struct zt_ct_val *v,
+			  const struct zt_pkt *p, __u32 payload)
 {
-	if (!skb)
+	__u32 off, ack, be;
+	int banner = 0;
+
+	if (!skb || !k || !v || !p)
 		return 0;
-	return zt_ssh_banner_skb(skb, off, payload);
+	off = (__u32)p->l4_off + p->tcp_doff * 4;
+	/* A bulk segment is no answer of authentication: its acknowledgment is not read. */
+	if (v->ssh.state == ZT_SSH_YES && payload > ZT_SSH_SEG_MAX) {
+		ack = v->ssh.ack;
+	} else {
+		if (bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &be, sizeof(be)))
+			return 0;
+		ack = bpf_ntohl(be);
+	}
+	if (!v->ssh.state)
+		banner = zt_ssh_banner_skb(skb, off, payload);
+	if (!zt_ssh_auth_seg(&v->ssh, payload, banner, ack) ||
+	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS) || !tc_report_ok(ZT_AR_SESSION))
+		return 0;
+	if (!zt_ssh_refused_emit(ZT_SSH_FROM_ENDPOINT, k->family, k->saddr, k->daddr, k->sport,
+				 k->dport, v->first_ns, &v->ssh))
+		return 0;
+	return 1;
 }
 
 /*
@@ -593,12 +621,7 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			}
 			/* An SSH server's answers, by their sizes (zt_ssh_auth). */
 			if (d && ct->ssh.state != ZT_SSH_NO)
-				zt_ssh_auth_seg(
-					&ct->ssh, payload,
-					!ct->ssh.state &&
-						tc_ssh_banner(skb,
-							      (__u32)t.p.l4_off + t.p.tcp_doff * 4,
-							      payload));
+				tc_ssh_seg(skb, &key, ct, &t.p, payload);
 		}
 		/* The session's end, once its last response was read (key: the entry's). */
 		if (acc & ZT_CT_ACC_CLOSED)

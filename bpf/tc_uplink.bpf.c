@@ -363,26 +363,31 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 /*
  * ... but an SSH server's (struct zt_ssh_auth): its first data segment
  * when it begins "SSH-" makes the connection's entry, and a later segment
- * small enough to be an answer of its authentication adds its size to the
- * entry there is. A bulk segment is neither (one compare); a small one of
- * another service costs a lookup that finds nothing.
+ * small enough to be an answer of its authentication adds its size and
+ * acknowledgment to the entry there is, and a guess it refused goes out to
+ * the brute-force detector at once (ZT_EV_SSH_REFUSED, within probe_rate
+ * with the session ends). A bulk segment is neither (one compare); a small
+ * one of another service costs a lookup that finds nothing.
  */
 static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, struct bpf_sock *sk,
 				      __u32 payload)
 {
 	struct zt_host_reply_key k = {};
 	struct zt_host_reply *v, nv = {};
+	struct zt_guard_cfg *cfg;
 	struct bpf_tcp_sock *tp;
+	__u32 ack;
 
 	tp = bpf_tcp_sock(sk);
 	if (!tp)
 		return 0;
 	if (tp->data_segs_out <= 1) {
 		/* The connection's first data segment: the server's identification? */
-		if (!zt_ssh_banner_skb(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload))
+		if (!zt_ssh_banner_skb(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload) ||
+		    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &ack, sizeof(ack)))
 			return 0;
 		zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
-		zt_ssh_auth_seg(&nv.ssh, payload, 1);
+		zt_ssh_auth_seg(&nv.ssh, payload, 1, bpf_ntohl(ack));
 		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
 		return 0;
 	}
@@ -390,8 +395,15 @@ static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, s
 		return 0;
 	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
-	if (v && v->ssh.state == ZT_SSH_YES)
-		zt_ssh_auth_seg(&v->ssh, payload, 0);
+	if (!v || v->ssh.state != ZT_SSH_YES ||
+	    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &ack, sizeof(ack)) ||
+	    !zt_ssh_auth_seg(&v->ssh, payload, 0, bpf_ntohl(ack)))
+		return 0;
+	cfg = zt_guard_cfg_get();
+	if (cfg && (cfg->flags & ZT_GCF_PROBES) &&
+	    zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, zt_now()))
+		zt_ssh_refused_emit(ZT_SSH_FROM_NODE, p->family, k.client, k.node, p->dport,
+				    p->sport, 0, &v->ssh);
 	return 0;
 }
 

@@ -277,6 +277,7 @@ enum zt_event_type {
 	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
 	ZT_EV_SESSION = 10, /* struct zt_ev_session: a TCP session an endpoint's packet closed */
 	ZT_EV_HOST_SESSION = 11, /* struct zt_ev_host_session: a session of the node's own closed */
+	ZT_EV_SSH_REFUSED = 12, /* struct zt_ev_ssh_refused: an SSH server refused a guess */
 	ZT_EV_MAX,
 };
 
@@ -615,6 +616,23 @@ struct zt_ct_dir {
  * success, host keys, a channel), and the echo of what a user types after
  * that starts far later than the first segments. A client that offers
  * several public keys before one is accepted gets a run too, then gets in.
+ *
+ * Counted as they come: a session ends long after its first guesses (10 a
+ * connection with dropbear, 6 with OpenSSH), and a guesser with several
+ * connections at once would make all of theirs before the first ended.
+ * What the client asked is in the server's segments too: the acknowledgment
+ * each carries moved by the bytes the client sent since the last (req),
+ * the request the answer answers. The run's first answer answers "none"
+ * (base: its request's bytes); a password differs from it by the method's
+ * name and the password (9 bytes and the password's length, RFC 4252 8), a
+ * public key by at least 76 (an Ed25519 key, the smallest: algorithm name
+ * and key blob, RFC 4252 7), so a run's answer to a request less than
+ * ZT_SSH_KEY_DELTA bytes larger than base refused a guess, at once
+ * (zt_ssh_auth_seg returns 1; the caller reports it and adds it to live),
+ * where a key refused before the client gets in is left to the session's
+ * end, as before. Padding to the cipher's block (8 or 16 bytes) and the
+ * MAC are alike in both: keys are at least 64 bytes above base on the
+ * wire, passwords of up to ~40 characters under it.
  */
 struct zt_ssh_auth {
 	__u16 run_len; /* payload bytes of each segment of the current run */
@@ -624,6 +642,10 @@ struct zt_ssh_auth {
 	__u8 run_at; /* segs at its first segment */
 	__u8 fails; /* the last run of >= 2 that started by ZT_SSH_AUTH_BY (0: none) */
 	__u8 after; /* the server's segments after that run, saturating */
+	__u32 ack; /* the acknowledgment of the server's last payload segment (host order) */
+	__u16 base; /* the request the current run's first answer answered, bytes (saturating) */
+	__u8 live; /* of the logins fails counts, those reported as they were refused */
+	__u8 _pad;
 };
 
 #define ZT_SSH_YES 1
@@ -631,6 +653,7 @@ struct zt_ssh_auth {
 #define ZT_SSH_SEG_MAX 512
 #define ZT_SSH_AUTH_BY 10
 #define ZT_SSH_AFTER_MAX 2
+#define ZT_SSH_KEY_DELTA 64
 
 /* 1 when payload (len bytes, from p) begins an SSH identification string. */
 static inline int zt_ssh_banner(const __u8 *p, __u32 len)
@@ -639,17 +662,23 @@ static inline int zt_ssh_banner(const __u8 *p, __u32 len)
 }
 
 /*
- * A payload segment of len bytes from the server; banner: whether it began
- * "SSH-" (read only for its first).
+ * A payload segment of len bytes from the server, acknowledging ack (host
+ * order); banner: whether it began "SSH-" (read only for its first). 1 when
+ * it refused a guess (above): the caller reports it, then counts it in live.
  */
-static inline void zt_ssh_auth_seg(struct zt_ssh_auth *a, __u32 len, int banner)
+static inline int zt_ssh_auth_seg(struct zt_ssh_auth *a, __u32 len, int banner, __u32 ack)
 {
+	__u32 req;
+
 	if (!a->state) {
 		a->state = banner ? ZT_SSH_YES : ZT_SSH_NO;
-		return;
+		a->ack = ack;
+		return 0;
 	}
 	if (a->state != ZT_SSH_YES)
-		return;
+		return 0;
+	req = ack - a->ack;
+	a->ack = ack;
 	if (a->segs < 255)
 		a->segs++;
 	if (len <= ZT_SSH_SEG_MAX && len == a->run_len && a->run) {
@@ -659,13 +688,19 @@ static inline void zt_ssh_auth_seg(struct zt_ssh_auth *a, __u32 len, int banner)
 		a->run_len = len <= ZT_SSH_SEG_MAX ? (__u16)len : 0;
 		a->run = len <= ZT_SSH_SEG_MAX ? 1 : 0;
 		a->run_at = a->segs;
+		a->base = req < 0xffff ? (__u16)req : 0xffff;
 	}
 	if (a->run >= 2 && a->run_at <= ZT_SSH_AUTH_BY) {
+		/* A new run is the one counted now: none of it went out yet. */
+		if (a->run == 2)
+			a->live = 0;
 		a->fails = a->run;
 		a->after = 0;
-	} else if (a->fails && a->after < 255) {
-		a->after++;
+		return req && req < (__u32)a->base + ZT_SSH_KEY_DELTA;
 	}
+	if (a->fails && a->after < 255)
+		a->after++;
+	return 0;
 }
 
 /*
@@ -678,8 +713,19 @@ static inline void zt_ssh_auth_seg(struct zt_ssh_auth *a, __u32 len, int banner)
 static inline __u8 zt_ssh_auth_failed(const struct zt_ssh_auth *a)
 {
 	return a->state == ZT_SSH_YES && a->fails >= 2 && a->after <= ZT_SSH_AFTER_MAX ?
-		       (__u8)(a->fails - 1) :
+		       (__u8)(a->fails - 1 > a->live ? a->fails - 1 - a->live : 0) :
 		       0;
+}
+
+/*
+ * Of the logins an SSH session that has ended had refused, those reported
+ * as they were (ZT_EV_SSH_REFUSED), which zt_ssh_auth_failed leaves out: 0
+ * unless it ended on its run.
+ */
+static inline __u8 zt_ssh_auth_live(const struct zt_ssh_auth *a)
+{
+	return a->state == ZT_SSH_YES && a->fails >= 2 && a->after <= ZT_SSH_AFTER_MAX ? a->live :
+											 0;
 }
 
 /*
@@ -771,9 +817,10 @@ struct zt_ct_val {
 	 * daemon's conntrack sweep leaves the brute-force detector that one.
 	 */
 	__u8 session_sent;
+	__u8 _pad1[2]; /* zero */
 	/* TCP: SSH logins refused, read from the server's segment sizes (zt_ssh_auth) */
 	struct zt_ssh_auth ssh;
-	__u8 _pad[18]; /* to a whole line: 224 bytes */
+	__u8 _pad[8]; /* to a whole line: 224 bytes */
 };
 
 #define ZT_CT_RESP_DUE 0x1
@@ -853,10 +900,38 @@ struct zt_ev_host_session {
 	__u64 bytes_out; /* payload to it, acknowledged (tcp_sock.bytes_acked) */
 	__u32 segs_in; /* segments from the client, its SYN and FIN included */
 	__u32 segs_out;
-	/* An SSH server's: logins refused, read from its answers' sizes (zt_ssh_auth_failed) */
+	/*
+	 * An SSH server's: logins refused, read from its answers' sizes and
+	 * not reported as they were (zt_ssh_auth_failed) ...
+	 */
 	__u8 ssh_fails;
-	__u8 _pad[7];
+	__u8 ssh_live; /* ... and those that were (zt_ssh_auth_live, ZT_EV_SSH_REFUSED) */
+	__u8 _pad[6];
 };
+
+/*
+ * ZT_EV_SSH_REFUSED: a guess an SSH server refused, as the answer went out
+ * (struct zt_ssh_auth: a run's answer to a request about the size of a
+ * password's), from tc_endpoint for an endpoint's server or tc_uplink for
+ * the node's own, while probe events are on, within probe_rate a second
+ * per CPU with the session ends (ZT_AR_SESSION). One not written (over the
+ * rate, a full ring) is counted at the session's end instead.
+ */
+struct zt_ev_ssh_refused {
+	struct zt_event_hdr hdr;
+	__u8 family; /* 4 or 6 */
+	__u8 origin; /* ZT_SSH_FROM_ENDPOINT or ZT_SSH_FROM_NODE */
+	__u8 refused; /* guesses of the session reported so, this one included (saturating) */
+	__u8 _pad;
+	__u16 sport; /* the client's port (host order) */
+	__u16 dport; /* the server's */
+	__u8 saddr[16]; /* the client (network order; IPv4 in the first 4 bytes) */
+	__u8 daddr[16]; /* the server */
+	__u64 first_ns; /* CLOCK_BOOTTIME: the session's first packet; 0 where not kept (the node's) */
+};
+
+#define ZT_SSH_FROM_ENDPOINT 1
+#define ZT_SSH_FROM_NODE 2
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
 	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");
@@ -1351,6 +1426,7 @@ enum zt_act_stat {
 	ZT_AS_CAPTURE_LOST, /* captures lost to a full ring */
 	ZT_AS_SESSIONS, /* session-end events written (tc_endpoint, ZT_EV_SESSION) */
 	ZT_AS_HOST_SESSIONS, /* the node's own session ends written (ZT_EV_HOST_SESSION) */
+	ZT_AS_SSH_REFUSED, /* SSH guesses refused, reported as they were (ZT_EV_SSH_REFUSED) */
 	ZT_AS_MAX,
 };
 

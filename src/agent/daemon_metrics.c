@@ -288,6 +288,11 @@ static void m_sessions_repeated(void *ctx, struct zt_metric_sink *s)
 	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.sessions_repeated);
 }
 
+static void m_ssh_refused(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.ssh_refused);
+}
+
 static void m_sweep_seconds(void *ctx, struct zt_metric_sink *s)
 {
 	zt_metric_emit(s, NULL, D(ctx)->scrape_engine.last_sweep_ms / 1e3);
@@ -350,6 +355,9 @@ int daemon_metrics_detection(struct zt_daemon *d)
 		  "Session ends tc_endpoint sent twice (both directions closing on two CPUs at once), "
 		  "judged once",
 		  ZT_METRIC_COUNTER, NULL, m_sessions_repeated },
+		{ "ztagent_bruteforce_ssh_refused_total",
+		  "SSH guesses counted as the server refused each, before their sessions ended",
+		  ZT_METRIC_COUNTER, NULL, m_ssh_refused },
 	};
 	int r = zt_metrics_add_snapshot(d->metrics, m_engine_snapshot, d);
 

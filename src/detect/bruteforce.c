@@ -21,6 +21,10 @@ struct bstate {
 	uint32_t sessions, attempts, exchanges; /* since the test last started */
 	uint32_t refusals; /* of the attempts, logins the server refused in so many words */
 	uint32_t ssh_fails; /* of the refusals, an SSH server's, read from their sizes */
+	uint32_t ssh_live; /* of those, reported as each was refused (zt_bf_refused) */
+	uint16_t
+		open[ZT_BF_OPEN]; /* client ports of sessions with a guess so reported, not ended */
+	uint32_t n_open;
 	uint32_t ring_n, ring_head; /* times of the last attempts */
 	uint64_t ring[ZT_BF_RING];
 	uint64_t ring_refused; /* bit i: ring[i] was a login the server refused */
@@ -108,7 +112,7 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	 * by their sizes (zt_conn.ssh_fails): however long or large, logins
 	 * refused (an SSH server behind PAM takes 2 s and more for each).
 	 */
-	if (c->refused || c->ssh_fails)
+	if (c->refused || c->ssh_fails || c->ssh_live)
 		return ZT_BF_ATTEMPT;
 	/* ... or it served what was asked (an HTTP 2xx): however short, no failed login. */
 	if (c->served)
@@ -158,13 +162,136 @@ static void restart(struct bstate *s)
 	s->k = k;
 }
 
+/* w attempts at ts into s's test; refused: logins the server refused (they count longer). */
+static void add_attempts(const struct zt_bf *b, struct bstate *s, uint32_t w, bool refused,
+			 uint64_t ts)
+{
+	for (uint32_t i = 0; i < w; i++) {
+		s->llr += b->s_att;
+		s->ring[s->ring_head] = ts;
+		if (refused)
+			s->ring_refused |= 1ULL << s->ring_head;
+		else
+			s->ring_refused &= ~(1ULL << s->ring_head);
+		s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
+		if (s->ring_n < ZT_BF_RING)
+			s->ring_n++;
+	}
+}
+
+/* Whether s's session from client port sport has a guess reported as it was refused. */
+static int open_find(const struct bstate *s, uint16_t sport)
+{
+	for (uint32_t i = 0; i < s->n_open; i++)
+		if (s->open[i] == sport)
+			return (int)i;
+	return -1;
+}
+
+/* The session from sport has ended: it is among s->sessions now. */
+static void open_del(struct bstate *s, uint16_t sport)
+{
+	int i = open_find(s, sport);
+
+	if (i >= 0)
+		s->open[i] = s->open[--s->n_open];
+}
+
+/*
+ * A decision on s when its test says so and enough attempts fall within
+ * their windows at ts: 1 and *d, else 0. The state starts over then.
+ */
+static int decide(struct zt_bf *b, struct bstate *s, uint64_t ts, struct zt_decision *d)
+{
+	const struct bkey *k = &s->k;
+	char dst[64], live[160] = "";
+	uint32_t n, flows = s->sessions + s->n_open;
+	double lam;
+
+	if (s->llr < b->up)
+		return 0;
+	n = recent(b, s, ts);
+	if (n < b->p.min_attempts)
+		return 0;
+	lam = exp(s->llr > 50 ? 50 : s->llr);
+	zt_decision_init(d, ZT_THREAT_BRUTEFORCE, ZT_ROLE_SOURCE, k->family, k->src, ts);
+	memcpy(d->peer, k->dst, 16);
+	d->has_peer = true;
+	d->proto = 6;
+	d->dport = k->dport;
+	d->score = (float)(lam / (1 + lam));
+	d->first_ns = s->first_ns;
+	d->latest_start_ns = s->latest_start_ns;
+	d->window_ns = ts > s->first_ns ? ts - s->first_ns : 0;
+	d->value = n;
+	d->threshold = b->p.min_attempts;
+	d->flows = flows;
+	d->packets = s->packets;
+	d->bytes = s->bytes;
+	zt_addr_str(k->family, k->dst, dst, sizeof(dst));
+	if (s->ssh_fails) {
+		/* An SSH server's answers decided, by their sizes. */
+		if (s->ssh_live)
+			snprintf(live, sizeof(live),
+				 ", %u of them counted as each was refused (an answer of the run "
+				 "to a request the size of a password's; %u sessions still open)",
+				 s->ssh_live, s->n_open);
+		snprintf(d->subtype, sizeof(d->subtype), "ssh-failures");
+		snprintf(d->evidence, sizeof(d->evidence),
+			 "%u login attempts in %u sessions to %s:%u, %u refused by the "
+			 "SSH server (runs of equal-sized answers to their authentication "
+			 "requests%s)%s, the rest ended without a real exchange (%u within "
+			 "%.0fs of a refusal, %.0fs of the rest, threshold %u; SPRT ln L "
+			 "%.2f >= %.2f)",
+			 s->attempts, flows, dst, k->dport, s->ssh_fails, live,
+			 s->refusals > s->ssh_fails ? " or in the clear" : "", n,
+			 (double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
+			 b->p.min_attempts, s->llr, b->up);
+	} else if (s->refusals) {
+		/* The server's own words decided. */
+		snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
+		snprintf(d->evidence, sizeof(d->evidence),
+			 "%u login attempts in %u sessions to %s:%u, %u refused by the "
+			 "server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS, "
+			 "PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO), "
+			 "the rest ended without a real exchange (%u within %.0fs of a "
+			 "refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
+			 s->attempts, flows, dst, k->dport, s->refusals, n,
+			 (double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
+			 b->p.min_attempts, s->llr, b->up);
+	} else {
+		snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
+		snprintf(d->evidence, sizeof(d->evidence),
+			 "%u of %u sessions to %s:%u ended without a real exchange (%u "
+			 "within %.0fs, threshold %u; SPRT ln L %.2f >= %.2f; reply < "
+			 "%.1fx request, < %us, < %u B)",
+			 s->attempts, flows, dst, k->dport, n, (double)b->p.window_ns / 1e9,
+			 b->p.min_attempts, s->llr, b->up, b->p.reply_ratio,
+			 (unsigned int)(b->p.max_duration_ns / 1000000000ULL), b->p.max_bytes);
+	}
+	b->st.decisions++;
+	/* Another decision needs another full test: the incident counts grow meanwhile. */
+	restart(s);
+	return 1;
+}
+
+static void key_fill(struct bkey *k, uint8_t family, const uint8_t *src, const uint8_t *dst,
+		     uint16_t dport)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = family;
+	k->dport = dport;
+	memcpy(k->src, src, zt_fam_len(family));
+	memcpy(k->dst, dst, zt_fam_len(family));
+}
+
 int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *d)
 {
 	enum zt_bf_class cls = zt_bf_classify(&b->p, c);
 	struct bkey k;
 	struct bstate *s;
 	uint64_t ts = c->last_ns;
-	uint32_t n, w, refused = (uint32_t)c->refused + c->ssh_fails;
+	uint32_t w, refused = (uint32_t)c->refused + c->ssh_fails;
 	bool created;
 
 	b->st.sessions++;
@@ -172,11 +299,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 		b->st.ignored++;
 		return 0;
 	}
-	memset(&k, 0, sizeof(k));
-	k.family = c->family;
-	k.dport = c->dport;
-	memcpy(k.src, c->src, zt_fam_len(c->family));
-	memcpy(k.dst, c->dst, zt_fam_len(c->family));
+	key_fill(&k, c->family, c->src, c->dst, c->dport);
 	s = cls == ZT_BF_ATTEMPT ? zt_dtable_get_evict(&b->t, &k, &created, bstate_worth, NULL, b) :
 				   zt_dtable_find(&b->t, &k);
 	if (cls == ZT_BF_EXCHANGE)
@@ -189,9 +312,10 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 			b->st.dropped++;
 		return 0;
 	}
-	if (!s->sessions)
+	if (!s->first_ns || (c->first_ns && c->first_ns < s->first_ns))
 		s->first_ns = c->first_ns;
 	s->sessions++;
+	open_del(s, c->sport);
 	s->last_ns = ts;
 	s->packets += c->packets[0] + c->packets[1];
 	s->bytes += c->bytes[0] + c->bytes[1];
@@ -202,91 +326,53 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 			zt_dtable_del(&b->t, s); /* a client that gets through: forget it */
 		return 0;
 	}
-	/* A session whose server refused several logins (FTP, keep-alive HTTP, SSH) is that many. */
-	w = refused > 1 ? refused : 1;
+	/*
+	 * A session whose server refused several logins (FTP, keep-alive HTTP,
+	 * SSH) is that many; an SSH session whose refusals all came as they
+	 * were (zt_bf_refused) has none left to add.
+	 */
+	w = refused > 1 ? refused : (refused || !c->ssh_live) ? 1 : 0;
 	s->attempts += w;
 	s->refusals += refused;
 	s->ssh_fails += c->ssh_fails;
 	if (c->first_ns > s->latest_start_ns)
 		s->latest_start_ns = c->first_ns;
-	for (uint32_t i = 0; i < w; i++) {
-		s->llr += b->s_att;
-		s->ring[s->ring_head] = ts;
-		if (refused)
-			s->ring_refused |= 1ULL << s->ring_head;
-		else
-			s->ring_refused &= ~(1ULL << s->ring_head);
-		s->ring_head = (s->ring_head + 1) % ZT_BF_RING;
-		if (s->ring_n < ZT_BF_RING)
-			s->ring_n++;
-	}
-	if (s->llr < b->up)
-		return 0;
-	n = recent(b, s, ts);
-	if (n < b->p.min_attempts)
-		return 0;
-	{
-		char dst[64];
-		double lam = exp(s->llr > 50 ? 50 : s->llr);
+	add_attempts(b, s, w, refused != 0, ts);
+	return w ? decide(b, s, ts, d) : 0;
+}
 
-		zt_decision_init(d, ZT_THREAT_BRUTEFORCE, ZT_ROLE_SOURCE, c->family, c->src, ts);
-		memcpy(d->peer, c->dst, 16);
-		d->has_peer = true;
-		d->proto = 6;
-		d->dport = c->dport;
-		d->score = (float)(lam / (1 + lam));
-		d->first_ns = s->first_ns;
-		d->latest_start_ns = s->latest_start_ns;
-		d->window_ns = ts > s->first_ns ? ts - s->first_ns : 0;
-		d->value = n;
-		d->threshold = b->p.min_attempts;
-		d->flows = s->sessions;
-		d->packets = s->packets;
-		d->bytes = s->bytes;
-		zt_addr_str(c->family, c->dst, dst, sizeof(dst));
-		if (s->ssh_fails) {
-			/* An SSH server's answers decided, by their sizes. */
-			snprintf(d->subtype, sizeof(d->subtype), "ssh-failures");
-			snprintf(d->evidence, sizeof(d->evidence),
-				 "%u login attempts in %u sessions to %s:%u, %u refused by the "
-				 "SSH server (sessions that ended on a run of equal-sized "
-				 "answers to their authentication requests)%s, the rest ended "
-				 "without a real exchange (%u within %.0fs of a refusal, %.0fs "
-				 "of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
-				 s->attempts, s->sessions, dst, c->dport, s->ssh_fails,
-				 s->refusals > s->ssh_fails ? " or in the clear" : "", n,
-				 (double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
-				 b->p.min_attempts, s->llr, b->up);
-		} else if (s->refusals) {
-			/* The server's own words decided. */
-			snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
-			snprintf(
-				d->evidence, sizeof(d->evidence),
-				"%u login attempts in %u sessions to %s:%u, %u refused by the "
-				"server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS, "
-				"PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO), "
-				"the rest ended without a real exchange (%u within %.0fs of a "
-				"refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
-				s->attempts, s->sessions, dst, c->dport, s->refusals, n,
-				(double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
-				b->p.min_attempts, s->llr, b->up);
-		} else {
-			snprintf(d->subtype, sizeof(d->subtype), "short-sessions");
-			snprintf(d->evidence, sizeof(d->evidence),
-				 "%u of %u sessions to %s:%u ended without a real exchange (%u "
-				 "within %.0fs, threshold %u; SPRT ln L %.2f >= %.2f; reply < "
-				 "%.1fx request, < %us, < %u B)",
-				 s->attempts, s->sessions, dst, c->dport, n,
-				 (double)b->p.window_ns / 1e9, b->p.min_attempts, s->llr, b->up,
-				 b->p.reply_ratio,
-				 (unsigned int)(b->p.max_duration_ns / 1000000000ULL),
-				 b->p.max_bytes);
-		}
+int zt_bf_refused(struct zt_bf *b, const struct zt_bf_refusal *r, struct zt_decision *d)
+{
+	uint64_t first = r->first_ns ? r->first_ns : r->ts_ns;
+	struct bkey k;
+	struct bstate *s;
+	bool created;
+
+	if (r->family != 4 && r->family != 6)
+		return 0;
+	b->st.live_refusals++;
+	key_fill(&k, r->family, r->src, r->dst, r->dport);
+	s = zt_dtable_get_evict(&b->t, &k, &created, bstate_worth, NULL, b);
+	if (!s) {
+		b->st.dropped++;
+		return 0;
 	}
-	b->st.decisions++;
-	/* Another decision needs another full test: the incident counts grow meanwhile. */
-	restart(s);
-	return 1;
+	if (!s->first_ns || first < s->first_ns)
+		s->first_ns = first;
+	if (first > s->latest_start_ns)
+		s->latest_start_ns = first;
+	if (open_find(s, r->sport) < 0) {
+		if (s->n_open == ZT_BF_OPEN)
+			s->open[0] = s->open[--s->n_open];
+		s->open[s->n_open++] = r->sport;
+	}
+	s->last_ns = r->ts_ns;
+	s->attempts++;
+	s->refusals++;
+	s->ssh_fails++;
+	s->ssh_live++;
+	add_attempts(b, s, 1, true, r->ts_ns);
+	return decide(b, s, r->ts_ns, d);
 }
 
 void zt_bf_expire(struct zt_bf *b, uint64_t now_ns)

@@ -28,6 +28,10 @@
  *    tc_endpoint and, for the node's own sshd, tc_uplink: struct
  *    zt_ssh_auth), however long the session (PAM takes 2 s a guess, and
  *    a connection of 5 or 10 guesses was an exchange by its length);
+ *    a guess (an answer of the run to a request the size of a password's)
+ *    counts as it is refused, while its session is still open
+ *    (zt_bf_refused, from ZT_EV_SSH_REFUSED), and its session's end then
+ *    adds only the rest (zt_conn.ssh_live: those already counted);
  *  - a real exchange, however short, when a response was an HTTP/1.x
  *    success (zt_conn.served: 2xx, read by tc_endpoint), a DNS answer or
  *    Redis's +PONG before any refusal: a health check of a tiny page, ab
@@ -47,10 +51,11 @@
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
  * small (an HTTP form that answers 200 with a large page, anything under
- * TLS, an API's 200 with a tiny error body) reads as an exchange; SSH
- * guesses count when their connection ends, so a client with several
- * connections at once makes up to MaxAuthTries guesses in each before a
- * decision (hydra -t 4 against dropbear, 10 a connection: ~40); many
+ * TLS, an API's 200 with a tiny error body) reads as an exchange; an SSH
+ * key refused before the client gets in, or a guess whose request the
+ * kernel could not size (a client that sends "none" together with the
+ * request before it), counts when its connection ends, and one that
+ * ended on its run only; many
  * tiny request/response sessions without keep-alive from one client (ten
  * a minute and more) of a protocol other than HTTP read as attempts.
  * Kernel payload features (exact sizes instead of estimates) narrow both.
@@ -61,6 +66,7 @@
 #include "detect/detect.h"
 
 #define ZT_BF_RING 64 /* min_attempts is at most this */
+#define ZT_BF_OPEN 8 /* sessions still open a state names in a decision's flows */
 
 enum zt_bf_class {
 	ZT_BF_IGNORED = 0,
@@ -87,6 +93,16 @@ struct zt_bf;
 struct zt_bf_stats {
 	uint64_t sessions, attempts, exchanges, ignored, decisions, dropped;
 	uint64_t evicted; /* states dropped to make room in the full table */
+	uint64_t live_refusals; /* SSH guesses counted as each was refused (zt_bf_refused) */
+};
+
+/* A guess an SSH server refused, reported as it was (ZT_EV_SSH_REFUSED): its session still open. */
+struct zt_bf_refusal {
+	uint8_t family;
+	uint16_t sport, dport; /* the client's port, the server's */
+	uint8_t src[16], dst[16]; /* the client, the server */
+	uint64_t ts_ns; /* CLOCK_BOOTTIME */
+	uint64_t first_ns; /* the session's first packet; 0 where not known */
 };
 
 void zt_bf_defaults(struct zt_bf_params *p);
@@ -95,6 +111,8 @@ void zt_bf_free(struct zt_bf *b);
 enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_conn *c);
 /* One ended session (its end is c->last_ns). 1 and *d on a decision, else 0. */
 int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *d);
+/* One guess refused in a session still open: one refused attempt now. 1 and *d on a decision. */
+int zt_bf_refused(struct zt_bf *b, const struct zt_bf_refusal *r, struct zt_decision *d);
 void zt_bf_expire(struct zt_bf *b, uint64_t now_ns);
 void zt_bf_get_stats(const struct zt_bf *b, struct zt_bf_stats *st);
 

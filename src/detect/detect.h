@@ -152,9 +152,11 @@ struct zt_conn {
 	/*
 	 * TCP: logins an SSH server refused in a session that ended on its
 	 * run of failures, read from the sizes of its answers
-	 * (zt_ssh_auth_failed); 0 for anything else.
+	 * (zt_ssh_auth_failed) and not counted as they were; 0 for anything else.
 	 */
 	uint8_t ssh_fails;
+	/* ... and those that were (zt_ssh_auth_live, counted by zt_bf_refused) */
+	uint8_t ssh_live;
 };
 
 /*

@@ -1024,6 +1024,7 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
 	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;
 	c->ssh_fails = zt_ssh_auth_failed(&v->ssh);
+	c->ssh_live = zt_ssh_auth_live(&v->ssh);
 }
 
 /*
@@ -1105,6 +1106,7 @@ static void host_to_conn(const struct zt_ev_host_session *ev, struct zt_conn *c)
 	c->served = ev->served != 0;
 	c->challenged = ev->challenged != 0;
 	c->ssh_fails = ev->ssh_fails;
+	c->ssh_live = ev->ssh_live;
 }
 
 void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)
@@ -1116,6 +1118,26 @@ void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_sess
 	WITH_PENDING_URGENT(e, {
 		e->st.sessions++;
 		if (zt_bf_observe(e->bf, &c, &d))
+			handle(e, &d, zt_now_boot_ns());
+	});
+}
+
+void zt_engine_on_ssh_refused(struct zt_engine *e, const struct zt_ev_ssh_refused *ev)
+{
+	struct zt_bf_refusal r = {
+		.family = ev->family,
+		.sport = ev->sport,
+		.dport = ev->dport,
+		.ts_ns = ev->hdr.ts_ns,
+		.first_ns = ev->first_ns,
+	};
+	struct zt_decision d;
+
+	memcpy(r.src, ev->saddr, 16);
+	memcpy(r.dst, ev->daddr, 16);
+	WITH_PENDING_URGENT(e, {
+		e->st.ssh_refused++;
+		if (zt_bf_refused(e->bf, &r, &d))
 			handle(e, &d, zt_now_boot_ns());
 	});
 }

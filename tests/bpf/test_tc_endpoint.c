@@ -95,6 +95,8 @@ struct env {
 	int n_res;
 	struct zt_ev_session ses[MAX_EVENTS];
 	int n_ses;
+	struct zt_ev_ssh_refused sshr[MAX_EVENTS];
+	int n_sshr;
 };
 
 /* A record into arr (MAX_EVENTS of size bytes), counted in *n even past the end. */
@@ -116,6 +118,8 @@ static int on_event(void *ctx, void *data, size_t size)
 		keep(e->res, &e->n_res, data, size);
 	else if (size == sizeof(struct zt_ev_session) && type == ZT_EV_SESSION)
 		keep(e->ses, &e->n_ses, data, size);
+	else if (size == sizeof(struct zt_ev_ssh_refused) && type == ZT_EV_SSH_REFUSED)
+		keep(e->sshr, &e->n_sshr, data, size);
 	else if (size == sizeof(struct zt_ev_policy))
 		keep(e->ev, &e->n_ev, data, size);
 	else
@@ -2320,33 +2324,52 @@ static void test_ct_refused_logins(void **state)
 	assert_int_equal(v.refused, 255);
 }
 
+/* The acknowledgment a TCP segment carries, as a packet of the test's makes it. */
+static struct pg_pkt *tcp_ackno(struct pg_pkt *p, uint32_t ack)
+{
+	uint8_t *b = p->buf + p->off[PG_L4] + 8;
+
+	pg_put16(b, (uint16_t)(ack >> 16));
+	pg_put16(b + 2, (uint16_t)ack);
+	return p;
+}
+
 /*
  * An SSH server's answers, by their sizes (struct zt_ssh_auth): sessions
  * into a pod's port 22 as dropbear answered hydra, OpenSSH a client that
  * got in, and a server that is no SSH server. The server's first payload
  * decides, whichever side spoke first; every later one of the server's
- * counts, none of the client's.
+ * counts, none of the client's. After the server's segment i the client
+ * sends req[i] bytes (84 without req), which the server's next segment
+ * acknowledges: the request it answers.
  */
-static void ssh_session(struct env *e, int port, const int *srv, int n_srv, int banner_first,
-			struct zt_ct_val *v)
+static void ssh_session(struct env *e, int port, const int *srv, int n_srv, const int *req,
+			int banner_first, struct zt_ct_val *v)
 {
 	struct zt_ct_key k = ct_key(if_pod, IPPROTO_TCP, WORLD4, POD4, port, 22);
+	uint32_t acked = 1000;
 	struct pg_pkt p;
 
 	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_SYN, 0));
 	from_pod(e, tcp4p(&p, POD4, WORLD4, 22, port, TCP_SYN | TCP_ACK, 0));
 	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK, 0));
-	if (!banner_first)
+	if (!banner_first) {
 		to_pod(e, with_text(tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK | TCP_PSH, 23),
 				    "SSH-2.0-libssh_0.10.4\r\n"));
+		acked += 23;
+	}
 	for (int i = 0; i < n_srv; i++) {
-		tcp4p(&p, POD4, WORLD4, 22, port, TCP_ACK | TCP_PSH, srv[i]);
+		int n = req ? req[i] : 84;
+
+		tcp_ackno(tcp4p(&p, POD4, WORLD4, 22, port, TCP_ACK | TCP_PSH, srv[i]), acked);
 		if (i == 0)
 			with_text(&p, "SSH-2.0-dropbear_2022.83\r\n");
 		assert_int_equal(from_pod(e, &p), TC_ACT_OK);
 		/* The client's request, and its pure ACK: neither counts. */
-		to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK | TCP_PSH, 84));
+		if (n)
+			to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK | TCP_PSH, n));
 		to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_ACK, 0));
+		acked += (uint32_t)n;
 	}
 	to_pod(e, tcp4p(&p, WORLD4, POD4, port, 22, TCP_FIN | TCP_ACK, 0));
 	from_pod(e, tcp4p(&p, POD4, WORLD4, 22, port, TCP_FIN | TCP_ACK, 0));
@@ -2354,14 +2377,60 @@ static void ssh_session(struct env *e, int port, const int *srv, int n_srv, int 
 	assert_int_equal(v->state, ZT_CT_CLOSED);
 }
 
+/* The guesses of the session from port refused as they were (ZT_EV_SSH_REFUSED), from event i on. */
+static int ssh_refused_of(struct env *e, int i, int port)
+{
+	int n = 0;
+
+	assert_true(e->n_sshr <= MAX_EVENTS);
+	for (; i < e->n_sshr; i++) {
+		const struct zt_ev_ssh_refused *r = &e->sshr[i];
+		uint8_t world[16] = { 0 }, pod[16] = { 0 };
+
+		inet_pton(AF_INET, WORLD4, world);
+		inet_pton(AF_INET, POD4, pod);
+		if (r->sport != port)
+			continue;
+		n++;
+		/* The client, the server, the count so far, the session's start. */
+		assert_int_equal(r->family, 4);
+		assert_int_equal(r->origin, ZT_SSH_FROM_ENDPOINT);
+		assert_int_equal(r->dport, 22);
+		assert_memory_equal(r->saddr, world, 16);
+		assert_memory_equal(r->daddr, pod, 16);
+		assert_int_equal(r->refused, n);
+		assert_true(r->first_ns > 0 && r->first_ns <= r->hdr.ts_ns);
+	}
+	return n;
+}
+
 static void test_ct_ssh_failures(void **state)
 {
 	/* dropbear and hydra: banner and KEXINIT, kex reply, service accept, none's failure, 9 more. */
 	static const int hydra[] = { 538, 428, 44, 52, 52, 52, 52, 52, 52, 52, 52, 52, 52 };
+	/*
+	 * What hydra sent, as measured: KEXINIT and kex, NEWKEYS and the
+	 * service request, "none", then passwords of 4 to 12 characters (8
+	 * to 16 bytes more than "none" on the wire; the last one unanswered).
+	 */
+	static const int hydra_req[] = { 952, 60, 68, 76, 76, 76, 84, 84, 84, 84, 84, 84, 84 };
 	/* The same, and a disconnect message after the last failure. */
 	static const int bye[] = { 32, 900, 460, 44, 60, 60, 60, 60, 60, 60, 92 };
 	/* A client that got in after two keys were refused: success, host keys, a channel, data. */
 	static const int in[] = { 32, 900, 460, 44, 60, 60, 60, 28, 800, 36, 60, 120, 44, 36 };
+	/*
+	 * OpenSSH's client, as measured: "none", then an Ed25519, an ECDSA and
+	 * an RSA key (72, 136 and 432 bytes more than "none"), then the key it
+	 * signs with and its session.
+	 */
+	static const int in_req[] = {
+		900, 60, 60, 68, 140, 204, 500, 600, 200, 300, 40, 40, 40, 40
+	};
+	/* ssh in BatchMode with keys the server refuses, none left: it gives up. */
+	static const int keys[] = { 32, 900, 460, 44, 60, 60, 60, 60 };
+	static const int keys_req[] = { 900, 60, 60, 68, 140, 204, 500, 0 };
+	/* A client that sent "none" with the service request: no request of its own to size. */
+	static const int piped_req[] = { 952, 128, 0, 76, 76, 76, 84, 84, 84, 84, 84, 84, 84 };
 	/* Typing after getting in: the echoes start long after the first segments. */
 	static const int typed[] = { 32,  900, 460, 44, 60, 28, 800, 36, 60, 120,
 				     400, 36,  36,  36, 36, 36, 36,  36, 36, 80 };
@@ -2375,45 +2444,91 @@ static void test_ct_ssh_failures(void **state)
 	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY | ZT_GCF_PROBES, .probe_rate = 1000 };
 	struct zt_ct_val v;
 	__u32 zero = 0;
+	int n0;
 
 	std_setup(e);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
 			 0);
 	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 22, 13);
 
-	ssh_session(e, 42000, hydra, 13, 0, &v);
+	/* hydra: each guess but "none" refused as it was, none left for the end. */
+	ssh_session(e, 42000, hydra, 13, hydra_req, 0, &v);
 	assert_int_equal(v.ssh.state, ZT_SSH_YES);
 	assert_int_equal(v.ssh.segs, 12);
 	assert_int_equal(v.ssh.run_len, 52);
 	assert_int_equal(v.ssh.fails, 10);
 	assert_int_equal(v.ssh.after, 0);
-	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 9);
+	assert_int_equal(v.ssh.base, 68);
+	assert_int_equal(v.ssh.live, 9);
+	assert_int_equal(ssh_refused_of(e, 0, 42000), 9);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	assert_int_equal(zt_ssh_auth_live(&v.ssh), 9);
 	/* The closing packet sent it whole to the brute-force detector. */
 	assert_int_equal(e->n_ses, 1);
-	assert_int_equal(zt_ssh_auth_failed(&e->ses[e->n_ses - 1].val.ssh), 9);
+	assert_int_equal(zt_ssh_auth_live(&e->ses[e->n_ses - 1].val.ssh), 9);
 	assert_int_equal(v.refused, 0);
 
-	ssh_session(e, 42001, bye, 11, 1, &v);
+	/* Probe events off: nothing goes out as it comes, the end counts all. */
+	cfg.flags = ZT_GCF_ACTIVITY;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	n0 = e->n_sshr;
+	ssh_session(e, 42010, hydra, 13, hydra_req, 0, &v);
+	assert_int_equal(e->n_sshr, n0);
+	assert_int_equal(v.ssh.live, 0);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 9);
+	cfg.flags = ZT_GCF_ACTIVITY | ZT_GCF_PROBES;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+
+	/* Guesses of one size (84 each, "none" as well), then a disconnect message. */
+	n0 = e->n_sshr;
+	ssh_session(e, 42001, bye, 11, NULL, 1, &v);
 	assert_int_equal(v.ssh.fails, 6);
 	assert_int_equal(v.ssh.after, 1);
-	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 5);
+	assert_int_equal(ssh_refused_of(e, n0, 42001), 5);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	assert_int_equal(zt_ssh_auth_live(&v.ssh), 5);
 
-	ssh_session(e, 42002, in, 14, 1, &v);
+	/* Keys refused before one is taken: none is a guess, and the session got in. */
+	n0 = e->n_sshr;
+	ssh_session(e, 42002, in, 14, in_req, 1, &v);
 	assert_int_equal(v.ssh.fails, 3);
 	assert_int_equal(v.ssh.after, 7);
+	assert_int_equal(e->n_sshr, n0);
 	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	/* Two passwords mistyped, then the right one: each refused as it was; it got in. */
+	ssh_session(e, 42012, in, 14, NULL, 1, &v);
+	assert_int_equal(ssh_refused_of(e, n0, 42012), 2);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	assert_int_equal(zt_ssh_auth_live(&v.ssh), 0);
 
-	ssh_session(e, 42003, typed, 20, 1, &v);
+	/* Keys only, all refused (ssh in BatchMode): counted when the session ends, as before. */
+	n0 = e->n_sshr;
+	ssh_session(e, 42007, keys, 8, keys_req, 1, &v);
+	assert_int_equal(e->n_sshr, n0);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 3);
+	assert_int_equal(zt_ssh_auth_live(&v.ssh), 0);
+
+	/* "none" acknowledged with the service request: no base to size guesses by. */
+	ssh_session(e, 42008, hydra, 13, piped_req, 0, &v);
+	assert_int_equal(v.ssh.base, 0);
+	assert_int_equal(e->n_sshr, n0);
+	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 9);
+
+	ssh_session(e, 42003, typed, 20, NULL, 1, &v);
 	assert_int_equal(v.ssh.fails, 0); /* the echoes were a run of 8, but late */
 	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
 
-	ssh_session(e, 42004, scan, 3, 0, &v);
+	ssh_session(e, 42004, scan, 3, NULL, 0, &v);
 	assert_int_equal(v.ssh.state, ZT_SSH_YES);
 	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
 
-	ssh_session(e, 42005, bulk, 7, 1, &v);
+	n0 = e->n_sshr;
+	ssh_session(e, 42005, bulk, 7, NULL, 1, &v);
 	assert_int_equal(v.ssh.run, 0); /* larger than an answer of authentication */
 	assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
+	assert_int_equal(e->n_sshr, n0);
 
 	/* A server whose first payload is no identification: nothing counted after it. */
 	{
@@ -2434,6 +2549,7 @@ static void test_ct_ssh_failures(void **state)
 		assert_int_equal(v.ssh.segs, 0);
 		assert_int_equal(zt_ssh_auth_failed(&v.ssh), 0);
 	}
+	assert_int_equal(e->bad_size, 0);
 }
 
 /* A handshake from the peer's port to the pod's dport: the pod's entry key. */

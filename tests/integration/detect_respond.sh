@@ -28,8 +28,9 @@
 #    slow for the lab's 5 s window by the sessions' shape, is blocked on
 #    the server's refusals (FATAL 28P01) within 20;
 #  - hydra -t 4 against SSH (dropbear) in a pod and on the node is blocked
-#    on the sizes of the server's encrypted answers (ssh-failures) when its
-#    first connections end; ssh that tries no password is not;
+#    on the sizes of the server's encrypted answers (ssh-failures) within 20
+#    guesses, each counted as it is refused while its connection is still
+#    open; ssh that tries no password (keys the server refuses) is not;
 #  - slowhttptest slowloris and slow read (a closed window) from two other
 #    sources are blocked;
 #  - an nmap connect scan is blocked within 10 first contacts, and so is a
@@ -623,7 +624,8 @@ until_blocked() {
 	lab_bg_in "$LAB_EXT" timeout 40 "$@"
 	pid=$LAB_BG_PID
 	check "$what: its source is blocked" wait_for "blocked $src" 300
-	echo "# $what blocked $(($(now_ms) - t0)) ms after it started"
+	UB_SEEN=$(now_ms) # when the block was seen
+	echo "# $what blocked $((UB_SEEN - t0)) ms after it started"
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 }
@@ -656,9 +658,11 @@ ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 # --- SSH brute force: hydra against dropbear in the web pod, from $SSHBF ---
 # Encrypted from the key exchange on: no answer says "refused" in the
 # clear, but each failed login is answered with a USERAUTH_FAILURE of one
-# size (struct zt_ssh_auth), and dropbear takes 10 guesses a connection,
-# ~0.3 s each. Before, each connection was one attempt (10 connections, 100
-# guesses, before a decision).
+# size (struct zt_ssh_auth), and the server's acknowledgment says how much
+# the client asked: a password, not a key. dropbear takes 10 guesses a
+# connection, ~0.3 s each; hydra runs 4 connections at once. Before, each
+# connection was one attempt (10 connections, 100 guesses, before a
+# decision), then its guesses counted when it ended (40: 4 x 10).
 dropbearkey -t ed25519 -f "$LAB_DIR/ssh_host_key" >/dev/null 2>&1
 # ssh_server NETNS ADDR LOG: dropbear on ADDR:22, in the foreground, its log in
 # LOG; returns once it runs.
@@ -668,21 +672,30 @@ ssh_server() {
 	wait_for "grep -q 'Not backgrounding' $3" 50
 }
 ssh_server "${LAB_ID}-web" $WEB "$LAB_DIR/dropbear-web.log"
-# ssh_guesses WHAT SRC HOST: hydra -t 4 (its advice for SSH) from SRC until blocked.
+# ssh_guesses WHAT SRC HOST: hydra -t 4 (its advice for SSH) from SRC until
+# blocked. Each of hydra's lines is stamped as it comes (stdbuf: line by
+# line into the pipe), so the guesses it began before the block was seen
+# are counted: at least as many as reached the server (the user does not
+# exist, and dropbear logs that once a connection, not each guess).
 ssh_guesses() {
-	local tried inc ev attempts
-	until_blocked "$1" "$2" sh -c 'exec hydra -V -l ztguess -P "$1" -t 4 -I "ssh://$2" >"$3" 2>&1' \
+	local tried before inc ev attempts t_block
+	until_blocked "$1" "$2" sh -c 'stdbuf -oL hydra -V -l ztguess -P "$1" -t 4 -I "ssh://$2" 2>&1 |
+		while IFS= read -r l; do printf "%s %s\n" "$(date +%s%3N)" "$l"; done >"$3"' \
 		sh "$LAB_DIR/words" "$3" "$LAB_DIR/hydra-ssh-$2.log"
+	t_block=$UB_SEEN
 	tried=$(grep -c '\[ATTEMPT\]' "$LAB_DIR/hydra-ssh-$2.log")
+	before=$(awk -v t="$t_block" '$1 <= t && /\[ATTEMPT\]/' "$LAB_DIR/hydra-ssh-$2.log" | wc -l)
 	inc=$(incident_of bruteforce "$2")
 	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
 	attempts=$(evidence_attempts <<<"$ev")
-	echo "# $1: decided after ${attempts:-?} refused logins; hydra sent $tried guesses in all"
+	echo "# $1: decided after ${attempts:-?} refused logins; hydra began $before guesses" \
+		"before the block was seen, $tried in all"
 	check "$1: decided on the server's answers (ssh-failures)" \
 		all_of "$(ztctl block list | grep "$2/32")" "bruteforce/ssh-failures"
-	# 4 connections of 10 guesses each end together: the decision comes then.
-	check "$1: decided when its first connections ended (${attempts:-?} logins, at most 4 x 10)" \
-		test -n "$inc" -a "${attempts:-99}" -le 40
+	check "$1: decided on the guesses as they were refused (${attempts:-?} logins, at most 20)" \
+		test -n "$inc" -a "${attempts:-99}" -le 20
+	check "$1: hydra began at most 20 guesses before the block was seen ($before)" \
+		test "$before" -ge 1 -a "$before" -le 20
 }
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $SSHBF
 ssh_guesses "ssh brute force" $SSHBF $WEB
@@ -698,6 +711,10 @@ sessions=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/nul
 	sed -n 's/^ztagent_bruteforce_sessions_total \([0-9]*\)$/\1/p')
 check "metrics: ztagent_bruteforce_sessions_total counts the sessions judged (${sessions:-?})" \
 	test "${sessions:-0}" -ge 60
+refused=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+	sed -n 's/^ztagent_bruteforce_ssh_refused_total \([0-9]*\)$/\1/p')
+check "metrics: ztagent_bruteforce_ssh_refused_total counts hydra's guesses refused (${refused:-?})" \
+	test "${refused:-0}" -ge 10
 
 # --- brute force against a service of the node itself: hydra from $NBF ---
 # PostgreSQL in the node's own namespace (host network, as a node's sshd or

@@ -253,6 +253,118 @@ static void test_ssh_failures(void **state)
 	zt_bf_free(b);
 }
 
+/* One guess refused in the session from sport, at t (ZT_EV_SSH_REFUSED as zt_bf_refused takes it). */
+static int refused_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, uint16_t sport,
+		      uint64_t first, uint64_t t, struct zt_decision *d)
+{
+	struct zt_bf_refusal r = {
+		.family = 4, .sport = sport, .dport = 22, .ts_ns = t, .first_ns = first
+	};
+
+	memcpy(r.src, cli, 16);
+	memcpy(r.dst, srv, 16);
+	return zt_bf_refused(b, &r, d);
+}
+
+/*
+ * SSH guesses counted as each is refused (zt_bf_refused): hydra -t 4
+ * against dropbear, four sessions at once and a guess in each every
+ * 300 ms, is decided at the 10th refusal, while all four are still open
+ * (they would end after 10 guesses each, 40 in all); the evidence names
+ * them. Their ends then add nothing (zt_conn.ssh_live: counted already),
+ * and no second decision comes of them. A source whose sessions each had
+ * 3 guesses refused as they came and ended on them is decided at its
+ * 10th refusal, not before: a session's end does not count them again.
+ * A user who mistypes twice, then gets in, three times, is not decided.
+ */
+static void test_ssh_live(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t hydra[16], three[16], user[16], srv[16];
+	uint64_t t0 = 80000 * SEC;
+	int n = 0, at = 0, decided;
+	struct zt_bf_stats st;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(hydra, 203, 0, 113, 30);
+	ip4(three, 203, 0, 113, 31);
+	ip4(user, 203, 0, 113, 32);
+	ip4(srv, 198, 18, 1, 54);
+
+	for (int g = 0; g < 10 && !at; g++)
+		for (uint16_t c = 0; c < 4 && !at; c++) {
+			n++;
+			if (refused_at(b, hydra, srv, (uint16_t)(50000 + c), t0,
+				       t0 + (uint64_t)g * 300 * MS + c * MS, &d))
+				at = n;
+		}
+	assert_int_equal(at, 10);
+	assert_string_equal(d.subtype, "ssh-failures");
+	assert_int_equal(d.flows, 4);
+	assert_int_equal(d.value, 10);
+	assert_int_equal(d.dport, 22);
+	assert_true(strstr(d.evidence, "10 login attempts in 4 sessions") != NULL);
+	assert_true(strstr(d.evidence, "10 of them counted as each was refused") != NULL);
+	assert_true(strstr(d.evidence, "4 sessions still open") != NULL);
+	/* The four sessions end after 10 guesses each: 9 counted as they came, nothing left. */
+	decided = 0;
+	for (uint16_t c = 0; c < 4; c++) {
+		struct zt_conn k;
+
+		mk_conn(&k, hydra, srv, 22, t0, t0 + 3 * SEC, 900, 1300, 20, 18, 3, 1);
+		k.sport = (uint16_t)(50000 + c);
+		k.ssh_live = 9;
+		assert_int_equal(zt_bf_classify(&p, &k), ZT_BF_ATTEMPT);
+		decided += zt_bf_observe(b, &k, &d);
+	}
+	assert_int_equal(decided, 0);
+
+	/* Three refused as they came in each session, which ended on them. */
+	n = 0;
+	at = 0;
+	for (int i = 0; i < 4 && !at; i++) {
+		uint64_t t = t0 + (uint64_t)i * 2 * SEC;
+		struct zt_conn k;
+
+		for (int g = 0; g < 3 && !at; g++) {
+			n++;
+			if (refused_at(b, three, srv, (uint16_t)(51000 + i), t,
+				       t + (uint64_t)(g + 1) * 300 * MS, &d))
+				at = n;
+		}
+		if (at)
+			break;
+		mk_conn(&k, three, srv, 22, t, t + SEC, 900, 1300, 12, 10, 3, 1);
+		k.sport = (uint16_t)(51000 + i);
+		k.ssh_live = 3;
+		if (zt_bf_observe(b, &k, &d))
+			at = -1;
+	}
+	assert_int_equal(at, 10);
+	assert_true(strstr(d.evidence, "10 login attempts in 4 sessions") != NULL);
+
+	/* Twice mistyped, then in (a session with a shell): three times in a minute. */
+	decided = 0;
+	for (int i = 0; i < 3; i++) {
+		uint64_t t = t0 + 100 * SEC + (uint64_t)i * 20 * SEC;
+		struct zt_conn k;
+
+		decided += refused_at(b, user, srv, (uint16_t)(52000 + i), t, t + 2 * SEC, &d);
+		decided += refused_at(b, user, srv, (uint16_t)(52000 + i), t, t + 4 * SEC, &d);
+		mk_conn(&k, user, srv, 22, t, t + 15 * SEC, 3000, 52000, 40, 60, 3, 1);
+		k.sport = (uint16_t)(52000 + i);
+		decided += zt_bf_observe(b, &k, &d);
+	}
+	assert_int_equal(decided, 0);
+	zt_bf_get_stats(b, &st);
+	assert_int_equal(st.live_refusals, 10 + 10 + 6);
+	zt_bf_free(b);
+}
+
 /*
  * Logins the server refused in the clear (zt_conn.refused): hydra's
  * http-get against Basic authentication, one 401 page per connection and
@@ -443,7 +555,7 @@ int main(void)
 		cmocka_unit_test(test_cases),	     cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_two_sources),  cmocka_unit_test(test_refused_logins),
 		cmocka_unit_test(test_full_table),   cmocka_unit_test(test_slow_guesses),
-		cmocka_unit_test(test_ssh_failures),
+		cmocka_unit_test(test_ssh_failures), cmocka_unit_test(test_ssh_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -844,6 +844,61 @@ static void test_host_sessions(void **state)
 }
 
 /*
+ * SSH guesses refused as they were (ZT_EV_SSH_REFUSED), from four sessions
+ * of one client still open: the tenth blocks it (bruteforce/ssh-failures);
+ * the sessions' ends then, their refusals all counted (ssh_live), decide
+ * nothing more. The node's own sshd's come without a session start.
+ */
+static void test_ssh_refused(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine(w);
+	uint64_t now = zt_now_boot_ns();
+	struct zt_ev_ssh_refused ev = { .hdr = { .type = ZT_EV_SSH_REFUSED },
+					.family = 4,
+					.origin = ZT_SSH_FROM_NODE,
+					.dport = 22,
+					.saddr = { 203, 0, 113, 90 },
+					.daddr = { 198, 18, 0, 2 } };
+	struct zt_ev_host_session hs = { .hdr = { .type = ZT_EV_HOST_SESSION },
+					 .family = 4,
+					 .dport = 22,
+					 .saddr = { 203, 0, 113, 90 },
+					 .daddr = { 198, 18, 0, 2 },
+					 .bytes_in = 1800,
+					 .bytes_out = 1900,
+					 .segs_in = 20,
+					 .segs_out = 18,
+					 .ssh_live = 9 };
+	struct zt_engine_stats st;
+
+	(void)state;
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(w->writes, 0);
+		ev.sport = (uint16_t)(50000 + i % 4);
+		ev.refused = (uint8_t)(i / 4 + 1);
+		ev.hdr.ts_ns = now + (uint64_t)i * 75000000;
+		zt_engine_on_ssh_refused(e, &ev);
+	}
+	assert_int_equal(w->writes, 1);
+	assert_int_equal(w->last.addr[3], 90);
+	assert_non_null(strstr(w->last.note, "bruteforce/ssh-failures"));
+	for (int i = 0; i < 4; i++) {
+		hs.sport = (uint16_t)(50000 + i);
+		hs.first_ns = now;
+		hs.hdr.ts_ns = now + 3000000000ULL;
+		zt_engine_on_host_session(e, &hs);
+	}
+	assert_int_equal(w->writes, 1);
+	zt_engine_get_stats(e, &st);
+	assert_int_equal(st.ssh_refused, 10);
+	assert_int_equal(st.sessions, 4);
+	zt_engine_free(e);
+	world_free(w);
+	free(w);
+}
+
+/*
  * ICMP entries: a request (echo, timestamp; ICMPv6 echo) is an attempt,
  * answered or not; an error or a reply is none. A pod answering a spoofed
  * UDP flood sends a port unreachable to every random source: one entry
@@ -910,6 +965,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_session_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ssh_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_icmp_probes_only_requests, setup,
 						teardown),
 	};
