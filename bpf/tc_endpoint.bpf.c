@@ -73,6 +73,7 @@
 #include "lib/tls.h"
 #include "lib/refusal.h"
 #include "lib/sshauth.h"
+#include "lib/sketch.h"
 #include "lib/skb.h"
 
 struct {
@@ -350,6 +351,22 @@ __noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
 	zt_event_end(e);
 	zt_act_stat(ZT_AS_SESSIONS);
 	return 1;
+}
+
+/*
+ * A TCP segment with FIN or RST that found no flow on its way into the
+ * endpoint, of a source that is not blocked: counted for the source as
+ * a segment of no connection (zt_out_of_state, lib/sketch.h). Global: its
+ * frame stays out of tc_handle's.
+ */
+__noinline int tc_tail_in(const struct zt_ct_key *k, const struct zt_ct_val *v, __u32 ifindex)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+
+	if (!k || !v || !cfg || k->proto != IPPROTO_TCP || v->reason == ZT_REASON_BLOCKED)
+		return 0;
+	zt_out_of_state(cfg, k->family, (const __u32 *)k->saddr, (const __u32 *)k->daddr, ifindex);
+	return 0;
 }
 
 /*
@@ -668,8 +685,10 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 			v->audit = q.audit;
 			zt_ioc_judge(&key, v, dir, 0, 0);
 			tc_block_judge(&key, v, bl_gen);
-			if (dir == ZT_DIR_INGRESS)
+			if (dir == ZT_DIR_INGRESS) {
 				tc_denied_probe(&key, v, t.p.tcp_flags);
+				tc_tail_in(&key, v, skb->ifindex);
+			}
 			stat = tc_stat_of(v, 0);
 			return tc_verdict(skb, &t, ep->ep_id, dir, stat, v->verdict, len);
 		}

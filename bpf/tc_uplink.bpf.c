@@ -264,45 +264,6 @@ __noinline int uplink_parse(struct __sk_buff *skb, struct zt_pkt *p)
 	return zt_parse(data, data_end, p);
 }
 
-/*
- * ZT_SIG_RESETS for the prober of an (a reset that answered none of its
- * probes): n resets this window; c0 and c1 are its source cells, whose
- * counts go with it when they are of this window.
- */
-static __always_inline void zt_reset_signal(const struct zt_answer *an, const struct zt_pkt *p,
-					    const struct zt_src_cell *c0,
-					    const struct zt_src_cell *c1,
-					    const struct zt_guard_cfg *cfg, __u32 ifindex,
-					    __u64 jiffies, __u32 win, __u32 n)
-{
-	struct zt_ev_activity *e;
-	__u32 first;
-
-	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_now()))
-		return;
-	e = zt_event_begin(ZT_EV_SRC_ACTIVITY, sizeof(*e));
-	if (!e)
-		return;
-	e->ifindex = ifindex;
-	e->win = win;
-	e->signals = ZT_SIG_RESETS;
-	e->elapsed = (__u32)(jiffies & ((1ULL << (cfg->win_shift & 31)) - 1));
-	e->family = p->family;
-	e->proto = IPPROTO_TCP;
-	__builtin_memcpy(e->addr, an->prober, sizeof(e->addr));
-	__builtin_memcpy(e->peer, an->target, sizeof(e->peer));
-	e->resets = n;
-	if (c0->win == (__u16)win && c1->win == (__u16)win) {
-		/* The rate from the source's first packet this window, as zt_src_signal's. */
-		first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first,
-					    cfg->win_shift);
-		e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
-		zt_src_fill_counts(e, c0, c1);
-	}
-	zt_event_end(e);
-	zt_act_stat(ZT_AS_SRC_SIGNALS);
-}
-
 __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 {
 	void *data = (void *)(long)skb->data;
@@ -352,7 +313,8 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 		win = (__u32)(jiffies >> (cfg->win_shift & 31));
 		n = zt_scan_reset(hs, win, cfg->sig_src.resets);
 		if (n)
-			zt_reset_signal(&an, p, c0, c1, cfg, skb->ifindex, jiffies, win, n);
+			zt_reset_signal(an.prober, an.target, p->family, c0, c1, cfg, skb->ifindex,
+					jiffies, win, n);
 	}
 	if (!probes || !an.stray)
 		return 0;

@@ -1274,8 +1274,10 @@ struct zt_sig_thr {
 	__u8 _pad[2];
 	/*
 	 * Source: TCP resets the node sent back to it that answered no probe
-	 * (tc_uplink, zt_scan_cell.resets): segments that no connection owned,
-	 * as an ACK flood's. Destination: unused.
+	 * (tc_uplink), and its segments with FIN or RST that found no flow at
+	 * an endpoint (tc_endpoint) (zt_scan_cell.resets): segments that no
+	 * connection owned, as an ACK, FIN/ACK or RST flood's. Destination:
+	 * unused.
 	 */
 	__u32 resets;
 };
@@ -1288,7 +1290,7 @@ struct zt_sig_thr {
 #define ZT_SIG_ICMP 0x20
 #define ZT_SIG_DISTINCT 0x40 /* source: ports; destination: sources */
 #define ZT_SIG_DISTINCT2 0x80 /* source: hosts */
-#define ZT_SIG_RESETS 0x100 /* source: resets sent back (tc_uplink; reported in zt_scan_cell) */
+#define ZT_SIG_RESETS 0x100 /* source: segments of no connection (zt_scan_cell.resets) */
 
 /* zt_guard_cfg.flags */
 #define ZT_GCF_ACTIVITY 0x1 /* sketches, signals and limits (off: the whole stage is skipped) */
@@ -1335,8 +1337,10 @@ struct zt_scan_cell {
 	__u16 open; /* outcomes open, saturating */
 	/*
 	 * TCP resets the node sent to the source that answered none of its
-	 * probes, this window (tc_uplink): each says a segment of the source
-	 * belonged to no connection. ZT_SIG_RESETS goes out once a window,
+	 * probes, this window (tc_uplink), and the source's segments with FIN
+	 * or RST that found no flow at an endpoint (tc_endpoint): each says a
+	 * segment of the source belonged to no connection
+	 * (zt_scan_reset). ZT_SIG_RESETS goes out once a window,
 	 * when both cells reach guard_cfg.sig_src.resets and not both have
 	 * reported it (reported).
 	 */

@@ -640,10 +640,13 @@ static __always_inline void zt_scan_count(__u64 hs, __u32 win, int failed)
 }
 
 /*
- * tc_uplink: a TCP reset the node sent to the source (hs: its sketch hash)
- * that answered none of its probes, counted in its cells for the window.
- * Returns the smaller count when the source's ZT_SIG_RESETS is due (both
- * cells at thr, and not both reported it this window), else 0.
+ * A segment that belonged to no connection, of the source's (hs: its
+ * sketch hash), counted in its cells for the window: tc_uplink's TCP reset
+ * that the node sent it and that answered none of its probes, or
+ * tc_endpoint's segment of its with FIN or RST that found no flow on its
+ * way into an endpoint (zt_out_of_state). Returns the smaller count when
+ * the source's ZT_SIG_RESETS is due (both cells at thr, and not both
+ * reported it this window), else 0.
  */
 static __always_inline __u32 zt_scan_reset(__u64 hs, __u32 win, __u32 thr)
 {
@@ -666,6 +669,77 @@ static __always_inline __u32 zt_scan_reset(__u64 hs, __u32 win, __u32 thr)
 	c0->reported = 1;
 	c1->reported = 1;
 	return n;
+}
+
+/*
+ * ZT_SIG_RESETS for prober (a source n of whose segments belonged to no
+ * connection this window, zt_scan_reset); target: the address the last
+ * one concerned. c0 and c1 are its source cells, whose counts go with it
+ * when they are of this window.
+ */
+static __always_inline void zt_reset_signal(const __u32 *prober, const __u32 *target, __u8 family,
+					    const struct zt_src_cell *c0,
+					    const struct zt_src_cell *c1,
+					    const struct zt_guard_cfg *cfg, __u32 ifindex,
+					    __u64 jiffies, __u32 win, __u32 n)
+{
+	struct zt_ev_activity *e;
+	__u32 first;
+
+	if (!zt_act_rate_ok(ZT_AR_SIGNAL, cfg->signal_rate, zt_now()))
+		return;
+	e = zt_event_begin(ZT_EV_SRC_ACTIVITY, sizeof(*e));
+	if (!e)
+		return;
+	e->ifindex = ifindex;
+	e->win = win;
+	e->signals = ZT_SIG_RESETS;
+	e->elapsed = (__u32)(jiffies & ((1ULL << (cfg->win_shift & 31)) - 1));
+	e->family = family;
+	e->proto = IPPROTO_TCP;
+	__builtin_memcpy(e->addr, prober, sizeof(e->addr));
+	__builtin_memcpy(e->peer, target, sizeof(e->peer));
+	e->resets = n;
+	if (c0->win == (__u16)win && c1->win == (__u16)win) {
+		/* The rate from the source's first packet this window, as zt_src_signal's. */
+		first = zt_win_off8_jiffies(c0->first < c1->first ? c0->first : c1->first,
+					    cfg->win_shift);
+		e->elapsed = e->elapsed > first ? e->elapsed - first : 0;
+		zt_src_fill_counts(e, c0, c1);
+	}
+	zt_event_end(e);
+	zt_act_stat(ZT_AS_SRC_SIGNALS);
+}
+
+/*
+ * A TCP segment from src to dst that belonged to no connection, seen
+ * where it arrived (tc_endpoint: FIN or RST, no flow, into an endpoint),
+ * counted with the resets the node sends (zt_scan_reset), and signalled
+ * when due: an RST flood, or a FIN/ACK flood whose endpoint's resets the
+ * policy keeps in (neither ever reaches tc_uplink as a reset). While the
+ * stage and detection.flood.out_of_state are on.
+ */
+static __always_inline void zt_out_of_state(const struct zt_guard_cfg *cfg, __u8 family,
+					    const __u32 *src, const __u32 *dst, __u32 ifindex)
+{
+	struct zt_src_cell *c0, *c1;
+	__u64 hs, jiffies;
+	__u32 i, win, n;
+
+	if (!(cfg->flags & ZT_GCF_ACTIVITY) || !cfg->sig_src.resets)
+		return;
+	hs = zt_sketch_hash(src, family, cfg->seed);
+	jiffies = bpf_jiffies64();
+	win = (__u32)(jiffies >> (cfg->win_shift & 31));
+	n = zt_scan_reset(hs, win, cfg->sig_src.resets);
+	if (!n)
+		return;
+	i = zt_src_cell0(hs);
+	c0 = bpf_map_lookup_elem(&src_sketch, &i);
+	i = zt_src_cell1(hs);
+	c1 = bpf_map_lookup_elem(&src_sketch, &i);
+	if (c0 && c1)
+		zt_reset_signal(src, dst, family, c0, c1, cfg, ifindex, jiffies, win, n);
 }
 
 /*

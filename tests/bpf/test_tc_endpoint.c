@@ -97,6 +97,8 @@ struct env {
 	int n_ses;
 	struct zt_ev_ssh_refused sshr[MAX_EVENTS];
 	int n_sshr;
+	struct zt_ev_activity act[MAX_EVENTS];
+	int n_act;
 };
 
 /* A record into arr (MAX_EVENTS of size bytes), counted in *n even past the end. */
@@ -120,6 +122,8 @@ static int on_event(void *ctx, void *data, size_t size)
 		keep(e->ses, &e->n_ses, data, size);
 	else if (size == sizeof(struct zt_ev_ssh_refused) && type == ZT_EV_SSH_REFUSED)
 		keep(e->sshr, &e->n_sshr, data, size);
+	else if (size == sizeof(struct zt_ev_activity) && type == ZT_EV_SRC_ACTIVITY)
+		keep(e->act, &e->n_act, data, size);
 	else if (size == sizeof(struct zt_ev_policy))
 		keep(e->ev, &e->n_ev, data, size);
 	else
@@ -2552,6 +2556,78 @@ static void test_ct_ssh_failures(void **state)
 	assert_int_equal(e->bad_size, 0);
 }
 
+/*
+ * Segments of no connection as they reach an endpoint (tc_tail_in,
+ * zt_out_of_state): FIN/ACK and RST segments that find no flow count for
+ * their source with the resets the node sends (scan_cells), and one
+ * ZT_SIG_RESETS goes out when both its cells reach sig_src.resets, once a
+ * window, naming the pod. A source's pure ACKs and SYNs open flows and
+ * count nothing; nothing counts while the stage or the signal is off, or
+ * on the way out of the pod.
+ */
+static void test_tail_out_of_state(void **state)
+{
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY,
+				    .seed = 0x5eed,
+				    .signal_rate = 1000,
+				    .win_shift = 30,
+				    .sig_src = { .resets = 5 } };
+	uint8_t pod[16] = { 0 }, src[16] = { 0 };
+	struct pg_pkt p;
+	__u32 zero = 0;
+	int fd;
+
+	std_setup(e);
+	fd = bpf_map__fd(e->skel->maps.guard_cfg);
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, 0), 0);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 13);
+	inet_pton(AF_INET, POD4, pod);
+	inet_pton(AF_INET, "198.19.200.31", src);
+
+	/* A FIN/ACK flood: the fifth segment signals, the rest of the window not again. */
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(to_pod(e, tcp4p(&p, "198.19.200.31", POD4, 30000 + i, 8080,
+						 TCP_FIN | TCP_ACK, 0)),
+				 TC_ACT_OK);
+		assert_int_equal(e->n_act, i < 4 ? 0 : 1);
+	}
+	assert_int_equal(e->act[0].hdr.type, ZT_EV_SRC_ACTIVITY);
+	assert_int_equal(e->act[0].signals, ZT_SIG_RESETS);
+	assert_int_equal(e->act[0].resets, 5);
+	assert_int_equal(e->act[0].family, 4);
+	assert_int_equal(e->act[0].proto, IPPROTO_TCP);
+	assert_memory_equal(e->act[0].addr, src, 16);
+	assert_memory_equal(e->act[0].peer, pod, 16);
+	/* An RST flood from another source, to a port the policy does not open. */
+	for (int i = 0; i < 5; i++)
+		to_pod(e, tcp4p(&p, "198.19.200.32", POD4, 31000 + i, 9999, TCP_RST, 0));
+	assert_int_equal(e->n_act, 2);
+	assert_int_equal(e->act[1].resets, 5);
+	/* Pure ACKs and SYNs open flows: nothing counted. */
+	for (int i = 0; i < 10; i++) {
+		to_pod(e, tcp4p(&p, "198.19.200.33", POD4, 32000 + i, 8080, TCP_ACK, 0));
+		to_pod(e, tcp4p(&p, "198.19.200.33", POD4, 33000 + i, 8080, TCP_SYN, 0));
+	}
+	/* The pod's own resets of no flow, on their way out: not here (tc_uplink's). */
+	for (int i = 0; i < 10; i++)
+		from_pod(e,
+			 tcp4p(&p, POD4, "198.19.200.34", 8080, 34000 + i, TCP_RST | TCP_ACK, 0));
+	assert_int_equal(e->n_act, 2);
+	/* The signal off, then the stage off: nothing counted. */
+	cfg.sig_src.resets = 0;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, 0), 0);
+	for (int i = 0; i < 10; i++)
+		to_pod(e, tcp4p(&p, "198.19.200.35", POD4, 35000 + i, 8080, TCP_RST, 0));
+	cfg.sig_src.resets = 5;
+	cfg.flags = 0;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, 0), 0);
+	for (int i = 0; i < 10; i++)
+		to_pod(e, tcp4p(&p, "198.19.200.36", POD4, 36000 + i, 8080, TCP_RST, 0));
+	assert_int_equal(e->n_act, 2);
+	assert_int_equal(e->bad_size, 0);
+}
+
 /* A handshake from the peer's port to the pod's dport: the pod's entry key. */
 static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
 {
@@ -4129,6 +4205,7 @@ int main(void)
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
 		T(test_ct_ssh_failures),
+		T(test_tail_out_of_state),
 		T(test_ct_served),
 		T(test_ct_served_dns),
 		T(test_ct_served_pong),

@@ -6,7 +6,11 @@
 #    (ztctl block list: detector, flood), and cut <= 100 ms after its first
 #    packet, measured per packet (dumpcap on both sides of the node); an
 #    ACK flood (198.18.0.10) at the pod the same way, and a PSH/ACK flood
-#    (198.18.0.11) at the node, both blocked as flood/out-of-state;
+#    (198.18.0.11) at the node, both blocked as flood/out-of-state; a
+#    FIN/ACK flood (198.18.0.12) and an RST flood (198.18.0.13) at the pod,
+#    blocked and cut the same way (segments of no connection, counted as
+#    they reach the pod: the pod's resets to the first the policy keeps in,
+#    and nothing answers the second);
 #  - a benign client (198.18.0.3) requesting the page during both floods
 #    still gets >= 99% of its answers;
 #  - the incident's pcap is read by tshark and holds the attacker's packets;
@@ -57,8 +61,10 @@ SYNSRC=$LAB_EXT_IP
 UDPSRC=198.18.0.9
 ACKSRC=198.18.0.10 # an ACK flood at the pod
 NACKSRC=198.18.0.11 # ... and at the node itself
+FINSRC=198.18.0.12 # a FIN/ACK flood at the pod
+RSTSRC=198.18.0.13 # an RST flood at the pod
 lab_pod web $WEB
-for a in $UDPSRC $ACKSRC $NACKSRC; do ip -n "$LAB_EXT" addr add $a/24 dev ext0; done
+for a in $UDPSRC $ACKSRC $NACKSRC $FINSRC $RSTSRC; do ip -n "$LAB_EXT" addr add $a/24 dev ext0; done
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 mkdir -p "$LAB_DIR/policies" "$LAB_DIR/www"
 lab_policy_open 10-lab.yaml web 0.0.0.0/0 8080/TCP 9999/UDP
@@ -189,7 +195,13 @@ lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -P -A -d 100 -p 22 --flood -a $NACKSRC 
 nack_ms=$(block_after $NACKSRC "$(now_ms)")
 check "PSH/ACK flood at the node: $NACKSRC blocked as flood/out-of-state (${nack_ms:-never} ms)" \
 	grep -q "$NACKSRC/32.*detector.*flood/out-of-state" <<<"$(ztctl block list)"
-ztctl block list | grep -E "$SYNSRC/|$UDPSRC/|$ACKSRC/|$NACKSRC/" | sed 's/^/# /'
+# --- FIN/ACK and RST floods: segments that open no flow and find none ---
+# The pod answers a FIN/ACK of no connection with a reset, which its
+# egress policy (none here) keeps in, so tc_uplink never sees it; nothing
+# answers an RST. tc_endpoint counts both as they arrive.
+flood_cut fin "FIN/ACK flood" $FINSRC flood/out-of-state 6 -F -A -p 8080
+flood_cut rst "RST flood" $RSTSRC flood/out-of-state 6 -R -p 8080
+ztctl block list | grep -E "$SYNSRC/|$UDPSRC/|$ACKSRC/|$NACKSRC/|$FINSRC/|$RSTSRC/" | sed 's/^/# /'
 
 wait $BENIGN_PID
 read -r _ ok n <"$LAB_DIR/benign.out"
