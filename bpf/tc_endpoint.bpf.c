@@ -354,6 +354,48 @@ __noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
 }
 
 /*
+ * Whether the server acknowledged the opener's first payload segment
+ * (zt_ct_val.req_ack): its end is kept as it goes (d 0), and the server's
+ * acknowledgments are compared with it until one covers it (d 1). Called
+ * only while that is open: a flow pays two loads of its headers at most.
+ * Global: its frame stays out of tc_handle's.
+ */
+__noinline int tc_req_track(struct __sk_buff *skb, struct zt_ct_val *v, const struct zt_pkt *p,
+			    __u32 d, __u32 payload)
+{
+	__u32 be;
+
+	if (!skb || !v || !p)
+		return 0;
+	if (!d) {
+		__u32 off = (__u32)p->l4_off + p->tcp_doff * 4;
+		__u8 head[4], tail[4], whole = 0;
+
+		if (bpf_skb_load_bytes(skb, (__u32)p->l4_off + 4, &be, sizeof(be)))
+			return 0;
+		/* A whole GET or HEAD in the segment: its method, and its headers' end last. */
+		if (payload >= 18 && off <= ZT_REFUSAL_MAX_OFF && payload <= 0xffff &&
+		    !bpf_skb_load_bytes(skb, off, head, sizeof(head)) &&
+		    !bpf_skb_load_bytes(skb, (off + payload - 4) & 0x1ffff, tail, sizeof(tail)))
+			whole = ((head[0] == 'G' && head[1] == 'E' && head[2] == 'T' &&
+				  head[3] == ' ') ||
+				 (head[0] == 'H' && head[1] == 'E' && head[2] == 'A' &&
+				  head[3] == 'D')) &&
+				tail[0] == '\r' && tail[1] == '\n' && tail[2] == '\r' &&
+				tail[3] == '\n';
+		v->req_end = bpf_ntohl(be) + payload;
+		v->req_ack = ZT_CT_REQ_SENT | (whole ? ZT_CT_REQ_WHOLE : 0);
+		return 0;
+	}
+	if (!(p->tcp_flags & ZT_TCP_ACK) ||
+	    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &be, sizeof(be)))
+		return 0;
+	if ((__s32)(bpf_ntohl(be) - v->req_end) >= 0)
+		v->req_ack = ZT_CT_REQ_ACKED | (v->req_ack & ZT_CT_REQ_WHOLE);
+	return 0;
+}
+
+/*
  * A TCP segment with FIN or RST that found no flow on its way into the
  * endpoint, of a source that is not blocked: counted for the source as
  * a segment of no connection (zt_out_of_state, lib/sketch.h). Global: its
@@ -600,6 +642,10 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					    ZT_VER_HANDSHAKE);
 			zt_act_stat(ZT_AS_VERIFIED_HANDSHAKE);
 		}
+		/* Did the server take the opener's first payload in? (zt_ct_val.req_ack) */
+		if (key.proto == IPPROTO_TCP &&
+		    (d ? (ct->req_ack & ZT_CT_REQ_SENT) : payload && !ct->req_ack))
+			tc_req_track(skb, ct, &t.p, d, payload);
 		/* The opener's closed windows: what a slow read looks like (zt_ct_val.zero_win). */
 		if (!d && key.proto == IPPROTO_TCP && !payload &&
 		    (t.p.tcp_flags & (ZT_TCP_SYN | ZT_TCP_FIN | ZT_TCP_RST | ZT_TCP_ACK)) ==

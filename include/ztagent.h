@@ -817,11 +817,32 @@ struct zt_ct_val {
 	 * daemon's conntrack sweep leaves the brute-force detector that one.
 	 */
 	__u8 session_sent;
-	__u8 _pad1[2]; /* zero */
+	/*
+	 * TCP, ZT_CT_REQ_*: whether the server acknowledged the opener's first
+	 * payload segment (req_end: the sequence number after it). A request
+	 * a server never acknowledged never reached a socket of its: a
+	 * connection the opener thinks established that the server's full
+	 * accept queue left in SYN_RECV (or a SYN cookie it could not take in),
+	 * what an overloaded server's clients hold, not a slow client's
+	 * (src/detect/slowconn.c). 0: unknown (a flow picked up mid-stream).
+	 * With ZT_CT_REQ_WHOLE: the request was whole, and a server slow to
+	 * answer it is slow, not its client.
+	 */
+	__u8 req_ack;
+	__u8 _pad1; /* zero */
 	/* TCP: SSH logins refused, read from the server's segment sizes (zt_ssh_auth) */
 	struct zt_ssh_auth ssh;
-	__u8 _pad[8]; /* to a whole line: 224 bytes */
+	__u32 req_end; /* with req_ack (host order) */
+	__u8 _pad[4]; /* to a whole line: 224 bytes */
 };
+
+#define ZT_CT_REQ_SENT 0x1 /* the opener's first payload went out, not acknowledged yet */
+#define ZT_CT_REQ_ACKED 0x2 /* the server acknowledged all of it */
+/*
+ * ... and it was a whole HTTP/1.x GET or HEAD: its method first, its
+ * headers' blank line last (a slowloris never ends its headers).
+ */
+#define ZT_CT_REQ_WHOLE 0x4
 
 #define ZT_CT_RESP_DUE 0x1
 #define ZT_CT_RESP_REFUSED 0x2

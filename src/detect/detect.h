@@ -157,6 +157,14 @@ struct zt_conn {
 	uint8_t ssh_fails;
 	/* ... and those that were (zt_ssh_auth_live, counted by zt_bf_refused) */
 	uint8_t ssh_live;
+	/*
+	 * TCP: the server never acknowledged the opener's first payload
+	 * (zt_ct_val.req_ack): the connection never reached a socket of its,
+	 * an overloaded server's full accept queue. false where unknown.
+	 */
+	bool req_unacked;
+	/* TCP: the opener's first payload was a whole HTTP GET or HEAD (ZT_CT_REQ_WHOLE). */
+	bool req_whole;
 };
 
 /*

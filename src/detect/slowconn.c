@@ -90,9 +90,23 @@ bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_con
 	span = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
 	if (age < p->min_age_ns || quiet > p->idle_ns)
 		return false;
+	/*
+	 * A request the server never acknowledged never reached a socket of
+	 * its: the client of an overloaded server whose full accept queue left
+	 * the connection in SYN_RECV (ab -c 50 against a backlog of 5 leaves
+	 * dozens so), whose retransmissions trickle, not one that keeps the
+	 * server busy. Every slow kind has the server take the request in.
+	 */
+	if (c->req_unacked)
+		return false;
 	req = zt_conn_payload(c, 0);
 	rep = zt_conn_payload(c, 1);
-	if (req > 0 && rep == 0) {
+	/*
+	 * Unanswered, with a request that is not whole: a server slow to
+	 * answer a whole GET (ab -c 50 at python3 -m http.server: seconds,
+	 * dozens at once) is slow itself; a slowloris never ends its headers.
+	 */
+	if (req > 0 && rep == 0 && !c->req_whole) {
 		*why = "unanswered";
 		return true;
 	}

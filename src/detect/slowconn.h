@@ -18,6 +18,10 @@
  *    within the last idle / 3, yet its payload rate both ways is below
  *    max_rate and the server sent at most max_reply bytes (slow read: the
  *    client drains a response a few bytes at a time).
+ * A connection whose first request the server never acknowledged is none
+ * (zt_conn.req_unacked): it never reached a socket of the server's, whose
+ * full accept queue left it in SYN_RECV; an overloaded server's clients
+ * hold many such, retransmitting their requests.
  * A connection quiet for more than idle is neither: an idle keep-alive
  * after a finished exchange, or a connection pool at rest, is not an
  * attack. A source with at least min_conns slow connections to one

@@ -1025,6 +1025,8 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;
 	c->ssh_fails = zt_ssh_auth_failed(&v->ssh);
 	c->ssh_live = zt_ssh_auth_live(&v->ssh);
+	c->req_unacked = (v->req_ack & ZT_CT_REQ_SENT) != 0;
+	c->req_whole = (v->req_ack & ZT_CT_REQ_WHOLE) != 0;
 }
 
 /*

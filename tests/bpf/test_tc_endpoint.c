@@ -2639,6 +2639,103 @@ static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
 	return ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, dport);
 }
 
+/* The sequence number a TCP segment carries, as a packet of the test's makes it. */
+static struct pg_pkt *tcp_seqno(struct pg_pkt *p, uint32_t seq)
+{
+	uint8_t *b = p->buf + p->off[PG_L4] + 4;
+
+	pg_put16(b, (uint16_t)(seq >> 16));
+	pg_put16(b + 2, (uint16_t)seq);
+	return p;
+}
+
+/*
+ * Whether the server took the opener's first payload in (zt_ct_val.req_ack):
+ * its end is kept as it goes; the server's SYN-ACK sent again (its accept
+ * queue full: the connection still SYN_RECV on its side) acknowledges
+ * none of it, nor a part; an acknowledgment of all of it, even across
+ * the sequence space's wrap, does. Later payloads change nothing. A whole
+ * HTTP GET or HEAD is marked so (ZT_CT_REQ_WHOLE), a slowloris's headers
+ * and a POST's not.
+ */
+static void test_ct_request_acked(void **state)
+{
+	struct env *e = *state;
+	struct zt_ct_key k;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+
+	std_setup(e);
+	k = tcp_open(e, 41100, 8080);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, 0);
+	to_pod(e, tcp_seqno(tcp4p(&p, PEER4, POD4, 41100, 8080, TCP_ACK | TCP_PSH, 84), 5000));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_SENT);
+	assert_int_equal(v.req_end, 5084);
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41100, TCP_SYN | TCP_ACK, 0), 5000));
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41100, TCP_ACK, 0), 5050));
+	/* Its retransmission: still the first payload's end. */
+	to_pod(e, tcp_seqno(tcp4p(&p, PEER4, POD4, 41100, 8080, TCP_ACK | TCP_PSH, 84), 5000));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_SENT);
+	assert_int_equal(v.req_end, 5084);
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41100, TCP_ACK, 0), 5084));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_ACKED);
+	to_pod(e, tcp_seqno(tcp4p(&p, PEER4, POD4, 41100, 8080, TCP_ACK | TCP_PSH, 60), 5084));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_ACKED);
+
+	/* Across the wrap: the request ends past 2^32. */
+	k = tcp_open(e, 41101, 8080);
+	to_pod(e,
+	       tcp_seqno(tcp4p(&p, PEER4, POD4, 41101, 8080, TCP_ACK | TCP_PSH, 84), 0xffffffd0u));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_end, 0x24);
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41101, TCP_ACK, 0), 0xfffffff0u));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_SENT);
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41101, TCP_ACK | TCP_PSH, 200), 0x24));
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.req_ack, ZT_CT_REQ_ACKED);
+
+	/* A whole GET (ab's), a HEAD, and a slowloris's headers that never end. */
+	{
+		static const struct {
+			const char *text;
+			int whole;
+		} r[] = {
+			{ "GET / HTTP/1.0\r\nHost: 198.18.0.10:8080\r\nUser-Agent: "
+			  "ApacheBench/2.3\r\nAccept: */*\r\n\r\n",
+			  1 },
+			{ "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n", 1 },
+			{ "GET /?1234 HTTP/1.1\r\nHost: 198.18.0.10\r\nUser-Agent: Mozilla/4.0\r\n",
+			  0 },
+			{ "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n", 0 },
+			{ "GET\r\n\r\n", 0 }, /* shorter than any request line */
+		};
+
+		for (int i = 0; i < 5; i++) {
+			int port = 41110 + i, n = (int)strlen(r[i].text);
+
+			k = tcp_open(e, port, 8080);
+			to_pod(e,
+			       with_text(tcp4p(&p, PEER4, POD4, port, 8080, TCP_ACK | TCP_PSH, n),
+					 r[i].text));
+			assert_int_equal(ct_get(e, k, &v), 0);
+			if (v.req_ack != (ZT_CT_REQ_SENT | (r[i].whole ? ZT_CT_REQ_WHOLE : 0)))
+				fail_msg("\"%s\": req_ack %#x", r[i].text, v.req_ack);
+			from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, port, TCP_ACK, 0),
+					      (uint32_t)n));
+			assert_int_equal(ct_get(e, k, &v), 0);
+			assert_int_equal(v.req_ack & ZT_CT_REQ_ACKED, ZT_CT_REQ_ACKED);
+			assert_int_equal(v.req_ack & ZT_CT_REQ_WHOLE,
+					 r[i].whole ? ZT_CT_REQ_WHOLE : 0);
+		}
+	}
+}
+
 /* A request of req bytes, answered with rep bytes that begin with the n bytes of head. */
 static void tcp_exchange(struct env *e, int port, int dport, int req, int rep, const void *head,
 			 size_t n)
@@ -4206,6 +4303,7 @@ int main(void)
 		T(test_ct_refused_logins),
 		T(test_ct_ssh_failures),
 		T(test_tail_out_of_state),
+		T(test_ct_request_acked),
 		T(test_ct_served),
 		T(test_ct_served_dns),
 		T(test_ct_served_pong),

@@ -31,17 +31,19 @@ struct slow_case {
 	bool want;
 	const char *want_subtype;
 	int zero_win; /* the client's pure ACKs with a zero window */
+	bool unacked; /* the server never acknowledged the request (zt_conn.req_unacked) */
+	bool whole; /* the request was a whole GET (zt_conn.req_whole) */
 };
 
 static const struct slow_case cases[] = {
 	/* slowhttptest -H: a partial header, then a line every 10 s; nothing back. */
 	{ "slowloris, 50 connections, 5 s old", 50, 5 * SEC, 4 * SEC, 220, 0, 4, 3, 1, 1, true,
-	  "unanswered", 0 },
+	  "unanswered", 0, false, false },
 	{ "slowloris, 16 connections, 3.5 s old", 16, 3500 * MS, 3 * SEC, 180, 0, 3, 2, 1, 1, true,
-	  "unanswered", 0 },
+	  "unanswered", 0, false, false },
 	/* slowhttptest -X: full request, reply read a few bytes every few seconds. */
 	{ "slow read, 40 connections", 40, 12 * SEC, 1 * SEC, 90, 1800, 12, 30, 1, 1, true,
-	  "trickle", 0 },
+	  "trickle", 0, false, false },
 	/*
 	 * slowhttptest -X as its manual shows it (-w 10 -y 20 -n 5 -z 32): an
 	 * 819-byte request, a first window of 1152 bytes back, then the window
@@ -49,36 +51,53 @@ static const struct slow_case cases[] = {
 	 * bound until ~8 s; the closed window decides it now.
 	 */
 	{ "slow read behind a closed window, 16 connections, 3.5 s old", 16, 3500 * MS, 10 * MS,
-	  819, 1152, 5, 9, 1, 1, true, "closed-window", 3 },
+	  819, 1152, 5, 9, 1, 1, true, "closed-window", 3, false, false },
 	{ "benign: 30 downloads whose readers paused (windows closed on full buffers)", 30,
-	  10 * SEC, 200 * MS, 200, 262144, 60, 190, 1, 1, false, NULL, 4 },
+	  10 * SEC, 200 * MS, 200, 262144, 60, 190, 1, 1, false, NULL, 4, false, false },
 	{ "benign: 6 connections behind a closed window (below the threshold)", 6, 6 * SEC,
-	  200 * MS, 300, 900, 5, 8, 1, 1, false, NULL, 3 },
+	  200 * MS, 300, 900, 5, 8, 1, 1, false, NULL, 3, false, false },
 	{ "benign: 20 connections whose window closed once", 20, 6 * SEC, 6 * SEC - 300 * MS, 300,
-	  2000, 4, 5, 1, 1, false, NULL, 1 },
+	  2000, 4, 5, 1, 1, false, NULL, 1, false, false },
 	/* Long-polling, slow POST body trickled in. */
 	{ "slow POST body, 30 connections", 30, 20 * SEC, 2 * SEC, 2000, 0, 60, 40, 1, 1, true,
-	  "unanswered", 0 },
+	  "unanswered", 0, false, false },
 	{ "benign: 6 browser connections waiting on a slow page", 6, 8 * SEC, 7 * SEC, 400, 0, 3, 2,
-	  1, 1, false, NULL, 0 },
+	  1, 1, false, NULL, 0, false, false },
 	{ "benign: 15 slow requests (below the threshold)", 15, 10 * SEC, 1 * SEC, 300, 0, 4, 3, 1,
-	  1, false, NULL, 0 },
+	  1, false, NULL, 0, false, false },
 	{ "benign: 40 idle keep-alives after their exchange", 40, 300 * SEC, 290 * SEC, 400, 9000,
-	  5, 8, 1, 1, false, NULL, 0 },
+	  5, 8, 1, 1, false, NULL, 0, false, false },
 	{ "benign: 32 pooled database connections at rest", 32, 3600 * SEC, 45 * SEC, 8000, 40000,
-	  200, 200, 1, 1, false, NULL, 0 },
+	  200, 200, 1, 1, false, NULL, 0, false, false },
 	{ "benign: 32 pooled connections, a keep-alive query every 30 s", 32, 3600 * SEC, 20 * SEC,
-	  6000, 7000, 240, 240, 1, 1, false, NULL, 0 },
+	  6000, 7000, 240, 240, 1, 1, false, NULL, 0, false, false },
 	{ "benign: 20 busy pooled connections", 20, 600 * SEC, 1 * SEC, 900000, 9000000, 9000,
-	  12000, 1, 1, false, NULL, 0 },
+	  12000, 1, 1, false, NULL, 0, false, false },
 	{ "benign: keep-alive right after a small exchange", 30, 4 * SEC, 4 * SEC - 20 * MS, 90,
-	  600, 2, 2, 1, 1, false, NULL, 0 },
+	  600, 2, 2, 1, 1, false, NULL, 0, false, false },
 	{ "benign: one bulk download", 1, 30 * SEC, 0, 200, 3000000000ULL, 40000, 2000000, 1, 1,
-	  false, NULL, 0 },
+	  false, NULL, 0, false, false },
 	{ "not this detector: 500 half-open SYNs", 500, 10 * SEC, 10 * SEC, 0, 0, 1, 0, 0, 0, false,
-	  NULL, 0 },
+	  NULL, 0, false, false },
 	{ "benign: 50 fresh connections (under min_age)", 50, 1 * SEC, 0, 100, 0, 2, 1, 1, 1, false,
-	  NULL, 0 },
+	  NULL, 0, false, false },
+	/*
+	 * ab -c 50 against a backlog of 5 (python3 -m http.server): the
+	 * server's full accept queue left 44 of them in SYN_RECV, its SYN-ACK
+	 * retransmitted, the request retransmitted 5 times and never
+	 * acknowledged: unanswered and trickling by their counts alone.
+	 */
+	{ "benign: 44 clients of an overloaded server, requests never acknowledged", 44, 8 * SEC,
+	  1 * SEC, 420, 0, 7, 4, 1, 1, false, NULL, 0, true, false },
+	{ "the same, acknowledged: held by the server (slowloris's success)", 44, 8 * SEC, 1 * SEC,
+	  420, 0, 7, 4, 1, 1, true, "unanswered", 0, false, false },
+	/*
+	 * ab -c 50 at python3 -m http.server: its requests taken in (whole
+	 * GETs) and left unanswered for seconds, dozens at once, by a server
+	 * too slow for them.
+	 */
+	{ "benign: 36 whole GETs a slow server holds unanswered", 36, 8 * SEC, 8 * SEC - 5 * MS, 82,
+	  0, 2, 2, 1, 1, false, NULL, 0, false, true },
 };
 
 static void run_case(const struct slow_case *c)
@@ -102,6 +121,8 @@ static void run_case(const struct slow_case *c)
 			c->req, c->rep, c->pk_req, c->pk_rep, c->state, c->handshake);
 		k.sport = (uint16_t)(30000 + i);
 		k.zero_win = (uint8_t)c->zero_win;
+		k.req_unacked = c->unacked;
+		k.req_whole = c->whole;
 		zt_slowconn_add(s, &k);
 	}
 	/* A busy neighbour: normal connections to another service. */
