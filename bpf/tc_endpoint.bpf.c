@@ -363,7 +363,7 @@ __noinline int tc_session_end(const struct zt_ct_key *k, struct zt_ct_val *v)
 __noinline int tc_req_track(struct __sk_buff *skb, struct zt_ct_val *v, const struct zt_pkt *p,
 			    __u32 d, __u32 payload)
 {
-	__u32 be;
+	__u32 w;
 
 	if (!skb || !v || !p)
 		return 0;
@@ -371,7 +371,7 @@ __noinline int tc_req_track(struct __sk_buff *skb, struct zt_ct_val *v, const st
 		__u32 off = (__u32)p->l4_off + p->tcp_doff * 4;
 		__u8 head[4], tail[4], whole = 0;
 
-		if (bpf_skb_load_bytes(skb, (__u32)p->l4_off + 4, &be, sizeof(be)))
+		if (zt_skb_tcp_word(skb, p, ZT_TCP_OFF_SEQ, &w))
 			return 0;
 		/* A whole GET or HEAD in the segment: its method, and its headers' end last. */
 		if (payload >= 18 && off <= ZT_REFUSAL_MAX_OFF && payload <= 0xffff &&
@@ -383,14 +383,13 @@ __noinline int tc_req_track(struct __sk_buff *skb, struct zt_ct_val *v, const st
 				  head[3] == 'D')) &&
 				tail[0] == '\r' && tail[1] == '\n' && tail[2] == '\r' &&
 				tail[3] == '\n';
-		v->req_end = bpf_ntohl(be) + payload;
+		v->req_end = w + payload;
 		v->req_ack = ZT_CT_REQ_SENT | (whole ? ZT_CT_REQ_WHOLE : 0);
 		return 0;
 	}
-	if (!(p->tcp_flags & ZT_TCP_ACK) ||
-	    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &be, sizeof(be)))
+	if (!(p->tcp_flags & ZT_TCP_ACK) || zt_skb_tcp_word(skb, p, ZT_TCP_OFF_ACK, &w))
 		return 0;
-	if ((__s32)(bpf_ntohl(be) - v->req_end) >= 0)
+	if ((__s32)(w - v->req_end) >= 0)
 		v->req_ack = ZT_CT_REQ_ACKED | (v->req_ack & ZT_CT_REQ_WHOLE);
 	return 0;
 }
@@ -434,29 +433,24 @@ __noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
 __noinline int tc_ssh_seg(struct __sk_buff *skb, const struct zt_ct_key *k, struct zt_ct_val *v,
 			  const struct zt_pkt *p, __u32 payload)
 {
-	__u32 off, ack, be;
+	__u32 off, ack;
 	int banner = 0;
 
 	if (!skb || !k || !v || !p)
 		return 0;
 	off = (__u32)p->l4_off + p->tcp_doff * 4;
 	/* A bulk segment is no answer of authentication: its acknowledgment is not read. */
-	if (v->ssh.state == ZT_SSH_YES && payload > ZT_SSH_SEG_MAX) {
+	if (v->ssh.state == ZT_SSH_YES && payload > ZT_SSH_SEG_MAX)
 		ack = v->ssh.ack;
-	} else {
-		if (bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &be, sizeof(be)))
-			return 0;
-		ack = bpf_ntohl(be);
-	}
+	else if (zt_skb_tcp_word(skb, p, ZT_TCP_OFF_ACK, &ack))
+		return 0;
 	if (!v->ssh.state)
 		banner = zt_ssh_banner_skb(skb, off, payload);
 	if (!zt_ssh_auth_seg(&v->ssh, payload, banner, ack) ||
 	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS) || !tc_report_ok(ZT_AR_SESSION))
 		return 0;
-	if (!zt_ssh_refused_emit(ZT_SSH_FROM_ENDPOINT, k->family, k->saddr, k->daddr, k->sport,
-				 k->dport, v->first_ns, &v->ssh))
-		return 0;
-	return 1;
+	return zt_ssh_refused_emit(ZT_SSH_FROM_ENDPOINT, k->family, k->saddr, k->daddr, k->sport,
+				   k->dport, v->first_ns, &v->ssh);
 }
 
 /*

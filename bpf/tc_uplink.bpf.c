@@ -45,6 +45,7 @@
 #include "lib/refusal.h"
 #include "lib/hostreply.h"
 #include "lib/sshauth.h"
+#include "lib/skb.h"
 
 #define ZT_ICMP_DEST_UNREACH 3
 #define ZT_ICMP_PROT_UNREACH 2 /* its code */
@@ -346,10 +347,10 @@ static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, s
 	if (tp->data_segs_out <= 1) {
 		/* The connection's first data segment: the server's identification? */
 		if (!zt_ssh_banner_skb(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload) ||
-		    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &ack, sizeof(ack)))
+		    zt_skb_tcp_word(skb, p, ZT_TCP_OFF_ACK, &ack))
 			return 0;
 		zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
-		zt_ssh_auth_seg(&nv.ssh, payload, 1, bpf_ntohl(ack));
+		zt_ssh_auth_seg(&nv.ssh, payload, 1, ack);
 		bpf_map_update_elem(&host_replies, &k, &nv, BPF_ANY);
 		return 0;
 	}
@@ -357,9 +358,8 @@ static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, s
 		return 0;
 	zt_host_reply_key(&k, p->family, p->sport, p->dport, p->saddr, p->daddr);
 	v = bpf_map_lookup_elem(&host_replies, &k);
-	if (!v || v->ssh.state != ZT_SSH_YES ||
-	    bpf_skb_load_bytes(skb, (__u32)p->l4_off + 8, &ack, sizeof(ack)) ||
-	    !zt_ssh_auth_seg(&v->ssh, payload, 0, bpf_ntohl(ack)))
+	if (!v || v->ssh.state != ZT_SSH_YES || zt_skb_tcp_word(skb, p, ZT_TCP_OFF_ACK, &ack) ||
+	    !zt_ssh_auth_seg(&v->ssh, payload, 0, ack))
 		return 0;
 	cfg = zt_guard_cfg_get();
 	if (cfg && (cfg->flags & ZT_GCF_PROBES) &&

@@ -12,6 +12,21 @@
 #include "ztagent.h"
 #include "lib/parse.h"
 
+#define ZT_TCP_OFF_SEQ 4 /* the TCP header's sequence number */
+#define ZT_TCP_OFF_ACK 8 /* ... its acknowledgment number */
+
+/* The TCP header's 32-bit word at off (ZT_TCP_OFF_*) into *v, host order; -1 when unreadable. */
+static __always_inline int zt_skb_tcp_word(struct __sk_buff *skb, const struct zt_pkt *p, __u32 off,
+					   __u32 *v)
+{
+	__u32 be;
+
+	if (bpf_skb_load_bytes(skb, (__u32)p->l4_off + off, &be, sizeof(be)))
+		return -1;
+	*v = bpf_ntohl(be);
+	return 0;
+}
+
 /*
  * After a parse that ended with r: 1 when it is to run again, because a
  * header it found cut at the end of the linear part of a longer skb was
