@@ -114,7 +114,16 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	 */
 	if (c->refused || c->ssh_fails || c->ssh_live)
 		return ZT_BF_ATTEMPT;
-	/* ... or it served what was asked (an HTTP 2xx): however short, no failed login. */
+	/*
+	 * The server never took the request in (zt_conn.req_unacked: an
+	 * overloaded server's full accept queue left the connection in
+	 * SYN_RECV), or never answered a whole HTTP GET or HEAD: the client
+	 * gave up waiting (wrk or ab at its end or timeout). Nothing was
+	 * refused, and a guesser learns nothing from either.
+	 */
+	if (c->req_unacked || (c->req_whole && rep == 0))
+		return ZT_BF_IGNORED;
+	/* It served what was asked (an HTTP 2xx): however short, no failed login. */
 	if (c->served)
 		return ZT_BF_EXCHANGE;
 	/* It ended where the server asked for a password: none was tried (pg_isready). */

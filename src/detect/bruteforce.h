@@ -8,7 +8,11 @@
  * from tc_endpoint at the packet that closed one (ZT_EV_SESSION), or from
  * the conntrack sweep for those no event brought. A session is
  *  - ignored when it is not TCP, the server never accepted it (no SYN-ACK:
- *    a scan's business) or the client sent nothing (a port check);
+ *    a scan's business), the client sent nothing (a port check), or, short
+ *    of a refusal read, the server never acknowledged the client's first
+ *    request (zt_conn.req_unacked: its full accept queue) or never answered
+ *    a whole HTTP GET or HEAD (zt_conn.req_whole): a client that gave up
+ *    waiting on an overloaded server (wrk, ab), not a refused login;
  *  - a real exchange when it lasted longer than max_duration, or moved
  *    more than max_bytes of payload, or the server sent at least
  *    reply_ratio times what the client sent (it delivered content: a page,

@@ -111,8 +111,11 @@ uint64_t zt_conn_payload(const struct zt_conn *c, int dir)
 
 	if (c->has_payload)
 		return c->payload[dir];
+	/* Each segment with timestamps (32 bytes of TCP header); each SYN 8 more for its options. */
 	hdr = c->packets[dir] * ((c->family == 6 ? 40u : 20u) + 32u);
-	if (c->flags[dir] & ZT_DF_SYN)
+	if (c->syns[dir])
+		hdr += 8ULL * c->syns[dir];
+	else if (c->flags[dir] & ZT_DF_SYN)
 		hdr += 8;
 	est = c->bytes[dir] > hdr ? c->bytes[dir] - hdr : 0;
 	return est;

@@ -138,6 +138,12 @@ struct zt_conn {
 	uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME */
 	uint64_t packets[2], bytes[2]; /* IP bytes, per direction */
 	uint64_t payload[2]; /* with has_payload */
+	/*
+	 * TCP segments with SYN per direction (zt_ct_val.syn): a SYN or SYN-ACK
+	 * sent again carries its options again. 0 where unknown: one is assumed
+	 * where flags[] says SYN.
+	 */
+	uint16_t syns[2];
 	uint8_t zero_win; /* TCP: the opener's pure ACKs with a zero window (zt_ct_val.zero_win) */
 	/*
 	 * TCP: server responses that refused a login (zt_ct_val.refused), in
@@ -170,7 +176,7 @@ struct zt_conn {
 /*
  * Payload bytes of one direction: exact when the kernel counted them,
  * else the IP bytes less a header per packet (IP header plus 32 bytes of
- * TCP with timestamps, 8 more for a SYN's options). An estimate within
+ * TCP with timestamps, 8 more for each SYN's options). An estimate within
  * about 12 bytes a packet; never below zero.
  */
 uint64_t zt_conn_payload(const struct zt_conn *c, int dir);

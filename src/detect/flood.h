@@ -14,7 +14,12 @@
  *    handshakes (ZT_FLOOD_SYN_DONE), so a client opening many connections
  *    that all complete never counts;
  *  - zt_flood_sample(): a count the kernel already made for one key over
- *    its own window (XDP per-source sketches, token-bucket drops).
+ *    its own window (XDP per-source sketches, token-bucket drops). It
+ *    decides on the same evidence: at least rate x window, and the rate
+ *    over its own span when that is longer. A burst shorter than the
+ *    window (a client opening a few hundred connections at once, which
+ *    an overloaded server leaves half-open) is not a flood until it
+ *    reaches rate x window.
  *
  * A per-source decision names the source (blockable); a per-destination
  * decision names the victim (role destination): a random-source flood

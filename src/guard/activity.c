@@ -34,7 +34,11 @@ void zt_signal_cfg_defaults(struct zt_signal_cfg *s)
 	*s = (struct zt_signal_cfg){
 		.src = { .pkts = 20000,
 			 .syn = 200,
-			 .halfopen = 100,
+			 /*
+			  * What the flood detector asks of a source's SYNs: the
+			  * 2000/s limit over its 100 ms window (zt_flood_sample).
+			  */
+			 .halfopen = 200,
 			 /*
 			  * The evidence a UDP flood needs: 2000 datagrams in a
 			  * window, at a rate above the limit (checked by the

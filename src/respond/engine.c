@@ -1018,6 +1018,8 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->packets[1] = v->d[1].packets;
 	c->bytes[0] = v->d[0].bytes;
 	c->bytes[1] = v->d[1].bytes;
+	c->syns[0] = v->syn[0];
+	c->syns[1] = v->syn[1];
 	c->zero_win = v->zero_win;
 	/* Refused with nothing served since: its logins failed (a challenge answered did not). */
 	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;

@@ -169,6 +169,29 @@ static void test_classify(void **state)
 		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_EXCHANGE);
 	}
 	/*
+	 * wrk -c 400 at python3 -m http.server, its connections closed at the
+	 * run's end: a GET (82 bytes) the server's full accept queue never
+	 * acknowledged, or took in and never answered. Attempts by their
+	 * bytes alone; nothing once the kernel said so. A refusal still counts.
+	 */
+	{
+		struct zt_conn c;
+
+		mk_conn(&c, a, b, 8080, 1 * SEC, 1 * SEC + 8 * SEC / 10, 82, 0, 9, 1, 3, 1);
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+		c.req_unacked = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_IGNORED);
+		c.req_unacked = false;
+		c.req_whole = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_IGNORED);
+		/* A whole GET answered with as little is judged by its shape, as before. */
+		c.bytes[1] += 40;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+		c.refused = 1;
+		c.req_unacked = true;
+		assert_int_equal(zt_bf_classify(&p, &c), ZT_BF_ATTEMPT);
+	}
+	/*
 	 * pg_isready (a startup packet of 52 bytes, PostgreSQL's SASL request
 	 * of 24 back): an attempt by its bytes, nothing once the session ended
 	 * on the server asking for a password; a refusal after it still counts.

@@ -158,6 +158,27 @@ static void test_samples(void **state)
 	assert_int_equal(d.threat, ZT_THREAT_FLOOD);
 	assert_true(d.value == 250 && d.threshold == 200);
 	assert_int_equal(d.window_ns, 100 * MS);
+	/*
+	 * A count over a shorter span needs rate x window all the same: wrk
+	 * -c 400 opening its connections at once, 199 left half-open by a full
+	 * accept queue in 16 ms, is a burst; 200 is a flood's evidence.
+	 */
+	s.window_ns = 16 * MS;
+	s.count = 199;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 0);
+	s.count = 200;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 1);
+	assert_true(d.value == 200 && d.threshold == 200);
+	assert_int_equal(d.window_ns, 100 * MS);
+	assert_non_null(strstr(d.evidence, "in 0.016s of a 0.100s window"));
+	/* Over a longer span, its rate: 450 in 200 ms is over 2000/s, 350 is not. */
+	s.window_ns = 200 * MS;
+	s.count = 350;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 0);
+	s.count = 450;
+	assert_int_equal(zt_flood_sample(f, &s, &d), 1);
+	assert_true(d.threshold == 400);
+	s.window_ns = 100 * MS;
 	s.kind = ZT_FLOOD_ALL; /* off by default */
 	s.count = 1000000;
 	assert_int_equal(zt_flood_sample(f, &s, &d), 0);
