@@ -36,8 +36,10 @@ demo_attack() {
 	ip -n "$LAB_EXT" addr add $flooder/24 dev ext0
 	printf '%s$ nmap -n -Pn -sS -p 1-300 --max-rate 300 %s   (from %s)%s\n' "$D" "$LAB_NODE_IP" "$scanner" "$N"
 	in_ext timeout 20 nmap -n -Pn -sS -p 1-300 --max-rate 300 "$LAB_NODE_IP" 2>&1 | tail -n 3 | sed 's/^/   /' || true
-	printf '%s$ hping3 -S -p 22 -i u100 -a %s %s   (10k SYN/s for 5 s)%s\n' "$D" "$flooder" "$LAB_NODE_IP" "$N"
-	in_ext timeout 5 hping3 -q -S -p 22 -i u100 -a $flooder "$LAB_NODE_IP" >/dev/null 2>&1 || true
+	# -i u100 sends ~2000 SYNs/s in its first 100 ms here, the limit itself:
+	# decided or not by a few SYNs. -i u50: ~10k/s over 3 s (hping3's count).
+	printf '%s$ hping3 -S -p 22 -i u50 -a %s %s   (~10k SYN/s for 5 s)%s\n' "$D" "$flooder" "$LAB_NODE_IP" "$N"
+	in_ext timeout 5 hping3 -q -S -p 22 -i u50 -a $flooder "$LAB_NODE_IP" >/dev/null 2>&1 || true
 	run ztctl block list
 	run ztctl incidents list
 	inc=$(ztctl incidents list -o json | python3 -c '
