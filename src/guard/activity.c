@@ -136,6 +136,43 @@ void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_
 	}
 }
 
+static void raise_to(uint32_t *v, uint64_t to)
+{
+	if (to > *v)
+		*v = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
+}
+
+void zt_signal_cfg_cover_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
+			       uint32_t dst_factor, uint64_t window_ns)
+{
+	for (int k = 0; k < ZT_RL_KINDS; k++) {
+		uint64_t src, dst;
+
+		if (!rate[k])
+			continue;
+		src = (uint64_t)rate[k] * window_ns / NS_PER_SEC;
+		dst = src * (dst_factor ? dst_factor : 1);
+		switch (k) {
+		case ZT_RL_SYN:
+			raise_to(&s->src.halfopen, src);
+			raise_to(&s->dst.halfopen, dst);
+			break;
+		case ZT_RL_UDP:
+			raise_to(&s->src.udp, src);
+			raise_to(&s->dst.udp, dst);
+			break;
+		case ZT_RL_ICMP:
+			raise_to(&s->src.icmp, src);
+			raise_to(&s->dst.icmp, dst);
+			break;
+		default:
+			raise_to(&s->src.pkts, src);
+			raise_to(&s->dst.pkts, dst);
+			break;
+		}
+	}
+}
+
 /* Bucket depths beyond this would let a 32-bit destination bucket wrap (65536 jiffies). */
 #define MAX_BURST_MS 30000u
 

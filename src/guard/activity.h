@@ -75,10 +75,22 @@ void zt_signal_cfg_defaults(struct zt_signal_cfg *s);
  * times) to what a source at rate[k] packets a second (enum zt_rl_kind;
  * 0: leave that kind alone) sends in window_ns, the flood detector's
  * window: a configured rate below the built-in signal levels would
- * otherwise never be reported, and one above them needs nothing.
+ * otherwise never be reported (one above them: zt_signal_cfg_cover_rates).
  */
 void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
 				uint32_t dst_factor, uint64_t window_ns);
+/*
+ * Raises s's flood signals (half-open SYNs, UDP, ICMP, all packets; per
+ * source, and per destination at dst_factor times) to at least what a
+ * source at rate[k] (0: leave alone) sends in window_ns. The flood
+ * detector decides a kernel count on rate x window at least
+ * (zt_flood_sample) and a signal goes out once a window: one below that
+ * would come too early to decide and never again in its window (a
+ * detection.flood.syn of 5000, or a window of 200 ms, against the
+ * built-in 200 half-open).
+ */
+void zt_signal_cfg_cover_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
+			       uint32_t dst_factor, uint64_t window_ns);
 /*
  * Fills c's limit fields from rl (intervals computed at c->hz, which must
  * be set); -EINVAL for a rate over 1e9/s or no hz.

@@ -599,18 +599,20 @@ static int apply_signals(struct zt_datapath *dp, const struct zt_config *cfg, ch
 			 size_t errlen)
 {
 	struct zt_signal_cfg s;
-	uint32_t rate[ZT_RL_KINDS] = { 0 };
+	uint32_t rate[ZT_RL_KINDS] = { 0 }, eff[ZT_RL_KINDS] = { 0 };
 	int r;
 
 	zt_signal_cfg_defaults(&s);
 	for (int k = 0; k < ZT_RL_KINDS; k++) {
 		bool configured;
-		uint32_t v = zt_config_flood_rate(cfg, k, &configured);
 
-		rate[k] = configured ? v : 0;
+		eff[k] = zt_config_flood_rate(cfg, k, &configured);
+		rate[k] = configured ? eff[k] : 0;
 	}
 	zt_signal_cfg_follow_rates(&s, rate, cfg->detection.flood.dst_factor,
 				   cfg->detection.flood.window_ns);
+	zt_signal_cfg_cover_rates(&s, eff, cfg->detection.flood.dst_factor,
+				  cfg->detection.flood.window_ns);
 	/* Resets: what a source at detection.flood.out_of_state draws in the window; 0 off. */
 	s.src.resets = 0;
 	if (cfg->detection.flood.out_of_state) {

@@ -913,6 +913,42 @@ static void test_signals(void **state)
 }
 
 /*
+ * The flood detector decides a kernel count on rate x window at least, and
+ * a signal goes out once a window: the flood signals are raised to what a
+ * source at the detector's rate sends in its window. The built-in levels
+ * are that already for the built-in rates and window; a detection.flood.syn
+ * of 5000 signals at 500 half-open (at 200 it came too early to decide, and
+ * never again in its window), a window of 200 ms at twice the levels; a
+ * level above what the rate asks stays (ICMP's 200).
+ */
+static void test_signals_cover_rates(void **state)
+{
+	struct zt_signal_cfg s, d;
+	uint32_t rate[ZT_RL_KINDS] = {
+		[ZT_RL_SYN] = 2000, [ZT_RL_UDP] = 20000, [ZT_RL_ICMP] = 500
+	};
+
+	(void)state;
+	zt_signal_cfg_defaults(&d);
+	s = d;
+	zt_signal_cfg_cover_rates(&s, rate, 10, 100000000ULL);
+	assert_memory_equal(&s, &d, sizeof(s));
+	rate[ZT_RL_SYN] = 5000;
+	zt_signal_cfg_cover_rates(&s, rate, 10, 100000000ULL);
+	assert_int_equal(s.src.halfopen, 500);
+	assert_int_equal(s.dst.halfopen, 5000);
+	assert_int_equal(s.src.syn, d.src.syn); /* the plain SYN count decides nothing */
+	rate[ZT_RL_SYN] = 2000;
+	s = d;
+	zt_signal_cfg_cover_rates(&s, rate, 10, 200000000ULL);
+	assert_int_equal(s.src.halfopen, 400);
+	assert_int_equal(s.src.udp, 4000);
+	assert_int_equal(s.dst.udp, d.dst.udp); /* 50000 over 40000 */
+	assert_int_equal(s.src.icmp, d.src.icmp); /* 200 over 100 */
+	assert_int_equal(s.src.pkts, d.src.pkts); /* no rate */
+}
+
+/*
  * A configured flood rate lowers the kernel's signal to what a source at
  * that rate sends in the detector's window (a 5k/s UDP limit: 500
  * datagrams, not the built-in 2000), so the detector hears of it in time;
@@ -2222,6 +2258,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dst_several_cpus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals_follow_rates, setup, teardown),
+		cmocka_unit_test(test_signals_cover_rates),
 		cmocka_unit_test_setup_teardown(test_probes_and_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
