@@ -2328,14 +2328,20 @@ static void test_ct_refused_logins(void **state)
 	assert_int_equal(v.refused, 255);
 }
 
-/* The acknowledgment a TCP segment carries, as a packet of the test's makes it. */
+/* A 32-bit field of a TCP header (off: its offset), as a packet of the test's makes it. */
+static struct pg_pkt *tcp_put32(struct pg_pkt *p, unsigned int off, uint32_t v)
+{
+	uint8_t *b = p->buf + p->off[PG_L4] + off;
+
+	pg_put16(b, (uint16_t)(v >> 16));
+	pg_put16(b + 2, (uint16_t)v);
+	return p;
+}
+
+/* The acknowledgment a TCP segment carries. */
 static struct pg_pkt *tcp_ackno(struct pg_pkt *p, uint32_t ack)
 {
-	uint8_t *b = p->buf + p->off[PG_L4] + 8;
-
-	pg_put16(b, (uint16_t)(ack >> 16));
-	pg_put16(b + 2, (uint16_t)ack);
-	return p;
+	return tcp_put32(p, 8, ack);
 }
 
 /*
@@ -2639,14 +2645,10 @@ static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
 	return ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, dport);
 }
 
-/* The sequence number a TCP segment carries, as a packet of the test's makes it. */
+/* The sequence number a TCP segment carries. */
 static struct pg_pkt *tcp_seqno(struct pg_pkt *p, uint32_t seq)
 {
-	uint8_t *b = p->buf + p->off[PG_L4] + 4;
-
-	pg_put16(b, (uint16_t)(seq >> 16));
-	pg_put16(b + 2, (uint16_t)seq);
-	return p;
+	return tcp_put32(p, 4, seq);
 }
 
 /*
