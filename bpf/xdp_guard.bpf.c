@@ -14,7 +14,9 @@
  * (include/ztagent.h, "Activity"): the sketches of its source and
  * destination, the token buckets (a drop with a ZT_XR_RL_* reason), SYN
  * protection (a challenge sent back with XDP_TX, or a verified client
- * passed), first-contact probe events, the scan brake (ZT_XR_SCAN_BRAKE).
+ * passed), first-contact probe events, the scan brake (ZT_XR_SCAN_BRAKE),
+ * and a TCP reset to the node itself that no socket of its owns, counted
+ * as a segment of no connection (guard_rst_stray).
  * Last, a packet from or to a watched address is captured, whatever its
  * verdict.
  *
@@ -365,6 +367,79 @@ __noinline int guard_act_report(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a,
 	return 0;
 }
 
+/* The device a packet came in on, at either hook. */
+#ifdef ZT_GUARD_TC
+#define ZT_IN_IFINDEX(ctx) ((ctx)->ifindex)
+#else
+#define ZT_IN_IFINDEX(ctx) ((ctx)->ingress_ifindex)
+#endif
+#define ZT_AF_INET 2
+#define ZT_AF_INET6 10
+
+/*
+ * A TCP reset the guard passed to the node itself (its routes deliver it
+ * locally, or the device does not forward) that no socket of the node's
+ * owns: none matches its tuple, or only a listener (a reset belongs to a
+ * connection or one being made, never to a listener). That is a segment of
+ * no connection, counted for its source as tc_uplink counts the resets the
+ * node sends for the others (zt_out_of_state): the node answers a reset
+ * with nothing, so an RST flood at the node's own address shows nowhere
+ * else. A reset the node forwards (to an endpoint) is tc_endpoint's, which
+ * counts it where it arrives. Only resets pay the two lookups. Global: its
+ * lookups are verified once, on their own.
+ */
+__noinline int guard_rst_stray(ZT_CTX *ctx, struct zt_pkt *p)
+{
+	struct zt_guard_cfg *cfg = zt_guard_cfg_get();
+	struct bpf_fib_lookup f = {};
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 ifindex, tlen;
+	int r;
+
+	if (!p || !cfg || !(p->flags & ZT_PKT_L4) || p->proto != IPPROTO_TCP)
+		return 0;
+	ifindex = ZT_IN_IFINDEX(ctx);
+	f.ifindex = ifindex;
+	f.l4_protocol = IPPROTO_TCP;
+	f.sport = bpf_htons(p->sport);
+	f.dport = bpf_htons(p->dport);
+	if (p->family == 4) {
+		f.family = ZT_AF_INET;
+		f.ipv4_src = p->saddr[0];
+		f.ipv4_dst = p->daddr[0];
+		t.ipv4.saddr = p->saddr[0];
+		t.ipv4.daddr = p->daddr[0];
+		t.ipv4.sport = f.sport;
+		t.ipv4.dport = f.dport;
+		tlen = sizeof(t.ipv4);
+	} else if (p->family == 6) {
+		f.family = ZT_AF_INET6;
+		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
+		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
+		__builtin_memcpy(t.ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->daddr, 16);
+		t.ipv6.sport = f.sport;
+		t.ipv6.dport = f.dport;
+		tlen = sizeof(t.ipv6);
+	} else {
+		return 0;
+	}
+	r = (int)bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	if (r != BPF_FIB_LKUP_RET_NOT_FWDED && r != BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return 0;
+	sk = (struct bpf_sock *)bpf_skc_lookup_tcp(ctx, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	if (sk) {
+		__u32 state = sk->state;
+
+		bpf_sk_release(sk);
+		if (state != BPF_TCP_LISTEN)
+			return 0;
+	}
+	zt_out_of_state(cfg, p->family, p->saddr, p->daddr, ifindex);
+	return 1;
+}
+
 /*
  * The activity stage for one IP packet the lists passed (include/ztagent.h,
  * "Activity"): the counts in both sketches and the destination's buckets,
@@ -439,6 +514,10 @@ static __always_inline int guard_activity(ZT_CTX *ctx, struct zt_pkt *p, __u32 l
 	}
 	if (a.src_due || a.dst_due || a.first_contact)
 		guard_act_report(ctx, p, &a, (__u32)v);
+	/* A reset that passes: is it one of the node's own connections? */
+	if (a.proto == IPPROTO_TCP && (p->tcp_flags & ZT_TCP_F_RST) && cfg->sig_src.resets &&
+	    (!v || (__u32)v >> 16 == ZT_ACT_PASS))
+		guard_rst_stray(ctx, p);
 	return v;
 }
 

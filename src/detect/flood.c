@@ -118,10 +118,9 @@ static void fill(struct zt_flood *f, struct zt_decision *d, const struct fkey *k
 		 "%s %s %s: %llu %s in %.3fs of a %.3fs window (threshold %.0f per window, %.0f/s)",
 		 kind_names[k->kind], k->role == ZT_ROLE_SOURCE ? "from" : "to",
 		 zt_addr_str(k->family, k->addr, a, sizeof(a)), (unsigned long long)count,
-		 k->kind == ZT_FLOOD_SYN ? "SYNs without a completed handshake" :
-		 k->kind == ZT_FLOOD_OUT_OF_STATE ?
-					   "TCP segments of no connection (answered with a reset)" :
-					   "packets",
+		 k->kind == ZT_FLOOD_SYN	  ? "SYNs without a completed handshake" :
+		 k->kind == ZT_FLOOD_OUT_OF_STATE ? "TCP segments of no connection" :
+						    "packets",
 		 (double)(ts - first_ns) / 1e9, (double)window_ns / 1e9, thr,
 		 thr * 1e9 / (double)window_ns);
 }

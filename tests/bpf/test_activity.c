@@ -5,7 +5,9 @@
  * estimate, per-source buckets (limit, refill, isolation of an innocent
  * source that shares both sketch cells with a flooding one), per-destination
  * buckets (and a destination sharing one cell with a flooded one), signal
- * events, probe events and their outcomes seen by tc_uplink, SYN protection
+ * events, probe events and their outcomes seen by tc_uplink, resets to the
+ * namespace's own addresses that no socket owns (and those it forwards or
+ * owns, which count nothing), SYN protection
  * (the challenge packet, its answer, verified clients, the syn_protect map),
  * and captures (data, verdicts, rate, a full ring).
  *
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1619,6 +1622,132 @@ static void test_reset_signal(void **state)
 	assert_int_equal(e->n_bad, 0);
 }
 
+/*
+ * An RST flood at the node's own address: nothing answers a reset, so the
+ * guard counts each one that passes to the node (its routes deliver it
+ * locally, or the device does not forward) and that no socket of the
+ * node's owns, as tc_uplink counts the resets the node sends. A reset of
+ * an established connection, or one the node forwards, counts nothing.
+ * The addresses are the private namespace's own (on lo).
+ */
+#define L4A "198.18.7.1" /* the node's: a listener, and a connection's server side */
+#define L4B "198.18.7.2" /* the node's too: that connection's client side */
+#define L6A "2001:db8:7::1"
+#define F4 "198.18.9.5" /* forwarded: a route through zact0 */
+static int tcp_listen_on(const char *addr, int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t n = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void test_rst_stray(void **state)
+{
+	struct env *e = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct zt_ev_activity v;
+	socklen_t n = sizeof(a);
+	int lfd, cfd, afd, lport, cport, i;
+	struct pg_pkt p;
+
+	assert_int_equal(system("ip link set lo up && ip addr replace " L4A "/32 dev lo && "
+				"ip addr replace " L4B "/32 dev lo && "
+				"ip -6 addr replace " L6A "/128 dev lo nodad && "
+				"ip link set zact0 up && ip link set zact1 up && "
+				"ip addr replace 198.18.8.1/24 dev zact0 && "
+				"ip route replace 198.18.9.0/24 via 198.18.8.2 dev zact0"),
+			 0);
+	lfd = tcp_listen_on(L4A, &lport);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(cfd >= 0);
+	inet_pton(AF_INET, L4B, &a.sin_addr);
+	assert_int_equal(bind(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	inet_pton(AF_INET, L4A, &a.sin_addr);
+	a.sin_port = htons((uint16_t)lport);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&a, &n), 0);
+	cport = ntohs(a.sin_port);
+
+	e->cfg.sig_src.resets = 3;
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	/* Resets of the established connection, either way: the node's own. */
+	for (i = 0; i < 5; i++) {
+		mk(&p, 4, IPPROTO_TCP, L4B, L4A, cport, lport, TCP_RST | TCP_ACK, 7, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+		mk(&p, 4, IPPROTO_TCP, L4A, L4B, lport, cport, TCP_RST, 7, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	drain(e);
+	assert_int_equal(e->n_act, 0);
+	/* Of no connection: to the listener's port from another one, and to a port nothing has. */
+	for (i = 0; i < 2; i++) {
+		mk(&p, 4, IPPROTO_TCP, L4B, L4A, 41000 + i, lport, TCP_RST, 9, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	drain(e);
+	assert_int_equal(e->n_act, 0);
+	mk(&p, 4, IPPROTO_TCP, L4B, L4A, 41002, 9, TCP_RST | TCP_ACK, 9, 0);
+	assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	drain(e);
+	assert_int_equal(reset_events(e, L4B, L4A, 4, &v), 1);
+	assert_int_equal(v.resets, 3);
+	assert_int_equal(v.pkts, 8); /* the guard's count of L4B this window */
+	/* IPv6 alike. */
+	forget(e);
+	e->cfg.sig_src.resets = 2;
+	cfg_write(e);
+	for (i = 0; i < 2; i++) {
+		mk(&p, 6, IPPROTO_TCP, S6, L6A, 5000 + i, 443, TCP_RST, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	drain(e);
+	assert_int_equal(reset_events(e, S6, L6A, 6, &v), 1);
+	assert_int_equal(v.resets, 2);
+	/* Forwarded (the namespace forwards now, and routes F4 out of zact0): not the guard's. */
+	forget(e);
+	assert_int_equal(system("sysctl -qw net.ipv4.conf.all.forwarding=1"), 0);
+	for (i = 0; i < 4; i++) {
+		mk(&p, 4, IPPROTO_TCP, T4, F4, 6000 + i, 80, TCP_RST, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	/* ... while one to the node itself still counts, with forwarding on. */
+	for (i = 0; i < 2; i++) {
+		mk(&p, 4, IPPROTO_TCP, T4, L4A, 6000 + i, 9, TCP_RST, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	assert_int_equal(system("sysctl -qw net.ipv4.conf.all.forwarding=0"), 0);
+	drain(e);
+	/* Every reset event is T4's to L4A (reset_events asserts it): F4's made none. */
+	assert_int_equal(reset_events(e, T4, L4A, 4, &v), 1);
+	assert_int_equal(v.resets, 2);
+	/* The signal off: nothing. */
+	forget(e);
+	e->cfg.sig_src.resets = 0;
+	cfg_write(e);
+	for (i = 0; i < 4; i++) {
+		mk(&p, 4, IPPROTO_TCP, S4, L4A, 7000 + i, 9, TCP_RST, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+	drain(e);
+	assert_int_equal(e->n_act, 0);
+	assert_int_equal(e->n_bad, 0);
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 /* ---- SYN protection ---- */
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
@@ -2263,6 +2392,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_signal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rst_stray, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_brake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_protect_map, setup, teardown),

@@ -10,7 +10,9 @@
 #    FIN/ACK flood (198.18.0.12) and an RST flood (198.18.0.13) at the pod,
 #    blocked and cut the same way (segments of no connection, counted as
 #    they reach the pod: the pod's resets to the first the policy keeps in,
-#    and nothing answers the second);
+#    and nothing answers the second); an RST flood at the node
+#    (198.18.0.14), blocked as flood/out-of-state from the guard's count of
+#    the resets no socket of the node's owns;
 #  - a benign client (198.18.0.3) requesting the page during both floods
 #    still gets >= 99% of its answers;
 #  - the incident's pcap is read by tshark and holds the attacker's packets;
@@ -63,8 +65,9 @@ ACKSRC=198.18.0.10 # an ACK flood at the pod
 NACKSRC=198.18.0.11 # ... and at the node itself
 FINSRC=198.18.0.12 # a FIN/ACK flood at the pod
 RSTSRC=198.18.0.13 # an RST flood at the pod
+NRSTSRC=198.18.0.14 # ... and at the node itself
 lab_pod web $WEB
-for a in $UDPSRC $ACKSRC $NACKSRC $FINSRC $RSTSRC; do ip -n "$LAB_EXT" addr add $a/24 dev ext0; done
+for a in $UDPSRC $ACKSRC $NACKSRC $FINSRC $RSTSRC $NRSTSRC; do ip -n "$LAB_EXT" addr add $a/24 dev ext0; done
 ip -n "$LAB_EXT" route add 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
 mkdir -p "$LAB_DIR/policies" "$LAB_DIR/www"
 lab_policy_open 10-lab.yaml web 0.0.0.0/0 8080/TCP 9999/UDP
@@ -201,7 +204,14 @@ check "PSH/ACK flood at the node: $NACKSRC blocked as flood/out-of-state (${nack
 # answers an RST. tc_endpoint counts both as they arrive.
 flood_cut fin "FIN/ACK flood" $FINSRC flood/out-of-state 6 -F -A -p 8080
 flood_cut rst "RST flood" $RSTSRC flood/out-of-state 6 -R -p 8080
-ztctl block list | grep -E "$SYNSRC/|$UDPSRC/|$ACKSRC/|$NACKSRC/|$FINSRC/|$RSTSRC/" | sed 's/^/# /'
+# Resets at the node's own address: its kernel answers none, and no socket
+# of its owns them; the guard counts each as it passes (xdp_guard.bpf.c,
+# guard_rst_stray).
+lab_bg_in "$LAB_EXT" timeout 6 hping3 -q -R -p 22 --flood -a $NRSTSRC $LAB_NODE_IP
+nrst_ms=$(block_after $NRSTSRC "$(now_ms)")
+check "RST flood at the node: $NRSTSRC blocked as flood/out-of-state (${nrst_ms:-never} ms)" \
+	grep -q "$NRSTSRC/32.*detector.*flood/out-of-state" <<<"$(ztctl block list)"
+ztctl block list | grep -E "$SYNSRC/|$UDPSRC/|$ACKSRC/|$NACKSRC/|$FINSRC/|$RSTSRC/|$NRSTSRC/" | sed 's/^/# /'
 
 wait $BENIGN_PID
 read -r _ ok n <"$LAB_DIR/benign.out"
