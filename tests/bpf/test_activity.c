@@ -1649,6 +1649,18 @@ static int tcp_listen_on(const char *addr, int *port)
 	return fd;
 }
 
+/* n resets from src to dst (ports sport, sport + 1, ...; dport) through the guard, each passed. */
+static void rsts_to(struct env *e, int family, const char *src, const char *dst, int sport,
+		    int dport, int n)
+{
+	struct pg_pkt p;
+
+	for (int i = 0; i < n; i++) {
+		mk(&p, family, IPPROTO_TCP, src, dst, sport + i, dport, TCP_RST, 1, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+}
+
 static void test_rst_stray(void **state)
 {
 	struct env *e = *state;
@@ -1692,10 +1704,7 @@ static void test_rst_stray(void **state)
 	drain(e);
 	assert_int_equal(e->n_act, 0);
 	/* Of no connection: to the listener's port from another one, and to a port nothing has. */
-	for (i = 0; i < 2; i++) {
-		mk(&p, 4, IPPROTO_TCP, L4B, L4A, 41000 + i, lport, TCP_RST, 9, 0);
-		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
-	}
+	rsts_to(e, 4, L4B, L4A, 41000, lport, 2);
 	drain(e);
 	assert_int_equal(e->n_act, 0);
 	mk(&p, 4, IPPROTO_TCP, L4B, L4A, 41002, 9, TCP_RST | TCP_ACK, 9, 0);
@@ -1708,25 +1717,16 @@ static void test_rst_stray(void **state)
 	forget(e);
 	e->cfg.sig_src.resets = 2;
 	cfg_write(e);
-	for (i = 0; i < 2; i++) {
-		mk(&p, 6, IPPROTO_TCP, S6, L6A, 5000 + i, 443, TCP_RST, 1, 0);
-		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
-	}
+	rsts_to(e, 6, S6, L6A, 5000, 443, 2);
 	drain(e);
 	assert_int_equal(reset_events(e, S6, L6A, 6, &v), 1);
 	assert_int_equal(v.resets, 2);
 	/* Forwarded (the namespace forwards now, and routes F4 out of zact0): not the guard's. */
 	forget(e);
 	assert_int_equal(system("sysctl -qw net.ipv4.conf.all.forwarding=1"), 0);
-	for (i = 0; i < 4; i++) {
-		mk(&p, 4, IPPROTO_TCP, T4, F4, 6000 + i, 80, TCP_RST, 1, 0);
-		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
-	}
+	rsts_to(e, 4, T4, F4, 6000, 80, 4);
 	/* ... while one to the node itself still counts, with forwarding on. */
-	for (i = 0; i < 2; i++) {
-		mk(&p, 4, IPPROTO_TCP, T4, L4A, 6000 + i, 9, TCP_RST, 1, 0);
-		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
-	}
+	rsts_to(e, 4, T4, L4A, 6000, 9, 2);
 	assert_int_equal(system("sysctl -qw net.ipv4.conf.all.forwarding=0"), 0);
 	drain(e);
 	/* Every reset event is T4's to L4A (reset_events asserts it): F4's made none. */
@@ -1736,10 +1736,7 @@ static void test_rst_stray(void **state)
 	forget(e);
 	e->cfg.sig_src.resets = 0;
 	cfg_write(e);
-	for (i = 0; i < 4; i++) {
-		mk(&p, 4, IPPROTO_TCP, S4, L4A, 7000 + i, 9, TCP_RST, 1, 0);
-		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
-	}
+	rsts_to(e, 4, S4, L4A, 7000, 9, 4);
 	drain(e);
 	assert_int_equal(e->n_act, 0);
 	assert_int_equal(e->n_bad, 0);
