@@ -101,6 +101,33 @@ static void lower(uint32_t *v, uint64_t to)
 		*v = (uint32_t)to;
 }
 
+static void raise_to(uint32_t *v, uint64_t to)
+{
+	if (to > *v)
+		*v = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
+}
+
+/* The flood signal of a rate's kind: half-open SYNs, UDP, ICMP, all packets. */
+static uint32_t *flood_signal(struct zt_sig_thr *t, int kind)
+{
+	switch (kind) {
+	case ZT_RL_SYN:
+		return &t->halfopen;
+	case ZT_RL_UDP:
+		return &t->udp;
+	case ZT_RL_ICMP:
+		return &t->icmp;
+	default:
+		return &t->pkts;
+	}
+}
+
+/* What a source at rate packets a second sends in window_ns. */
+static uint64_t per_window(uint32_t rate, uint64_t window_ns)
+{
+	return (uint64_t)rate * window_ns / NS_PER_SEC;
+}
+
 void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
 				uint32_t dst_factor, uint64_t window_ns)
 {
@@ -109,67 +136,30 @@ void zt_signal_cfg_follow_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_
 
 		if (!rate[k])
 			continue;
-		src = (uint64_t)rate[k] * window_ns / NS_PER_SEC;
+		src = per_window(rate[k], window_ns);
 		if (!src)
 			src = 1;
 		dst = src * (dst_factor ? dst_factor : 1);
-		switch (k) {
-		case ZT_RL_SYN:
+		lower(flood_signal(&s->src, k), src);
+		lower(flood_signal(&s->dst, k), dst);
+		if (k == ZT_RL_SYN) {
 			lower(&s->src.syn, src);
-			lower(&s->src.halfopen, src);
 			lower(&s->dst.syn, dst);
-			lower(&s->dst.halfopen, dst);
-			break;
-		case ZT_RL_UDP:
-			lower(&s->src.udp, src);
-			lower(&s->dst.udp, dst);
-			break;
-		case ZT_RL_ICMP:
-			lower(&s->src.icmp, src);
-			lower(&s->dst.icmp, dst);
-			break;
-		default:
-			lower(&s->src.pkts, src);
-			lower(&s->dst.pkts, dst);
-			break;
 		}
 	}
-}
-
-static void raise_to(uint32_t *v, uint64_t to)
-{
-	if (to > *v)
-		*v = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
 }
 
 void zt_signal_cfg_cover_rates(struct zt_signal_cfg *s, const uint32_t rate[ZT_RL_KINDS],
 			       uint32_t dst_factor, uint64_t window_ns)
 {
 	for (int k = 0; k < ZT_RL_KINDS; k++) {
-		uint64_t src, dst;
+		uint64_t src;
 
 		if (!rate[k])
 			continue;
-		src = (uint64_t)rate[k] * window_ns / NS_PER_SEC;
-		dst = src * (dst_factor ? dst_factor : 1);
-		switch (k) {
-		case ZT_RL_SYN:
-			raise_to(&s->src.halfopen, src);
-			raise_to(&s->dst.halfopen, dst);
-			break;
-		case ZT_RL_UDP:
-			raise_to(&s->src.udp, src);
-			raise_to(&s->dst.udp, dst);
-			break;
-		case ZT_RL_ICMP:
-			raise_to(&s->src.icmp, src);
-			raise_to(&s->dst.icmp, dst);
-			break;
-		default:
-			raise_to(&s->src.pkts, src);
-			raise_to(&s->dst.pkts, dst);
-			break;
-		}
+		src = per_window(rate[k], window_ns);
+		raise_to(flood_signal(&s->src, k), src);
+		raise_to(flood_signal(&s->dst, k), src * (dst_factor ? dst_factor : 1));
 	}
 }
 
