@@ -32,12 +32,11 @@
 #include "lib/events.h"
 #include "lib/guard.h"
 #include "lib/hostreply.h"
+#include "lib/parse.h" /* ZT_AF_INET, ZT_AF_INET6 */
 
 #define ZT_TCP_ESTABLISHED 1
 #define ZT_TCP_SYN_RECV 3
 #define ZT_TCP_CLOSE 7
-#define ZT_AF_INET 2
-#define ZT_AF_INET6 10
 
 /* As much of the kernel's structs as the session needs; CO-RE finds the offsets. */
 struct ns_common___zt {

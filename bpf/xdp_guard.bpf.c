@@ -373,8 +373,6 @@ __noinline int guard_act_report(ZT_CTX *ctx, struct zt_pkt *p, struct zt_act *a,
 #else
 #define ZT_IN_IFINDEX(ctx) ((ctx)->ingress_ifindex)
 #endif
-#define ZT_AF_INET 2
-#define ZT_AF_INET6 10
 
 /*
  * A TCP reset the guard passed to the node itself (its routes deliver it
@@ -399,6 +397,9 @@ __noinline int guard_rst_stray(ZT_CTX *ctx, struct zt_pkt *p)
 
 	if (!p || !cfg || !(p->flags & ZT_PKT_L4) || p->proto != IPPROTO_TCP)
 		return 0;
+	tlen = zt_sock_tuple(&t, p);
+	if (!tlen)
+		return 0;
 	ifindex = ZT_IN_IFINDEX(ctx);
 	f.ifindex = ifindex;
 	f.l4_protocol = IPPROTO_TCP;
@@ -408,22 +409,10 @@ __noinline int guard_rst_stray(ZT_CTX *ctx, struct zt_pkt *p)
 		f.family = ZT_AF_INET;
 		f.ipv4_src = p->saddr[0];
 		f.ipv4_dst = p->daddr[0];
-		t.ipv4.saddr = p->saddr[0];
-		t.ipv4.daddr = p->daddr[0];
-		t.ipv4.sport = f.sport;
-		t.ipv4.dport = f.dport;
-		tlen = sizeof(t.ipv4);
-	} else if (p->family == 6) {
+	} else {
 		f.family = ZT_AF_INET6;
 		__builtin_memcpy(f.ipv6_src, p->saddr, 16);
 		__builtin_memcpy(f.ipv6_dst, p->daddr, 16);
-		__builtin_memcpy(t.ipv6.saddr, p->saddr, 16);
-		__builtin_memcpy(t.ipv6.daddr, p->daddr, 16);
-		t.ipv6.sport = f.sport;
-		t.ipv6.dport = f.dport;
-		tlen = sizeof(t.ipv6);
-	} else {
-		return 0;
 	}
 	r = (int)bpf_fib_lookup(ctx, &f, sizeof(f), 0);
 	if (r != BPF_FIB_LKUP_RET_NOT_FWDED && r != BPF_FIB_LKUP_RET_FWD_DISABLED)

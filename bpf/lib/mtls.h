@@ -159,19 +159,8 @@ __noinline int zt_mtls_apply(struct __sk_buff *skb, const struct zt_pkt *p, __u8
 	tup = bpf_map_lookup_elem(&mtls_scratch, &zero);
 	if (!tup)
 		goto no_agent;
-	if (p->family == 4) {
-		tup->ipv4.saddr = p->saddr[0];
-		tup->ipv4.daddr = p->daddr[0];
-		tup->ipv4.sport = bpf_htons(p->sport);
-		tup->ipv4.dport = bpf_htons(p->dport);
-		tlen = sizeof(tup->ipv4);
-	} else if (p->family == 6) {
-		__builtin_memcpy(tup->ipv6.saddr, p->saddr, 16);
-		__builtin_memcpy(tup->ipv6.daddr, p->daddr, 16);
-		tup->ipv6.sport = bpf_htons(p->sport);
-		tup->ipv6.dport = bpf_htons(p->dport);
-		tlen = sizeof(tup->ipv6);
-	} else {
+	tlen = zt_sock_tuple(tup, p);
+	if (!tlen) {
 		zt_counter_add(&mtls_stats, ZT_MTLS_DS_UNSUPPORTED, len);
 		return TC_ACT_SHOT;
 	}

@@ -128,6 +128,34 @@ struct zt_pkt {
 	__u32 ip_len;
 };
 
+/* The kernel's address families (<sys/socket.h> is not for BPF objects). */
+#define ZT_AF_INET 2
+#define ZT_AF_INET6 10
+
+/*
+ * The tuple of a parsed packet as the kernel's socket lookups take it
+ * (bpf_sk_lookup_tcp and kin: the packet's source is the socket's peer);
+ * returns its size, 0 for a packet of no family.
+ */
+static __always_inline __u32 zt_sock_tuple(struct bpf_sock_tuple *t, const struct zt_pkt *p)
+{
+	if (p->family == 4) {
+		t->ipv4.saddr = p->saddr[0];
+		t->ipv4.daddr = p->daddr[0];
+		t->ipv4.sport = bpf_htons(p->sport);
+		t->ipv4.dport = bpf_htons(p->dport);
+		return sizeof(t->ipv4);
+	}
+	if (p->family == 6) {
+		__builtin_memcpy(t->ipv6.saddr, p->saddr, 16);
+		__builtin_memcpy(t->ipv6.daddr, p->daddr, 16);
+		t->ipv6.sport = bpf_htons(p->sport);
+		t->ipv6.dport = bpf_htons(p->dport);
+		return sizeof(t->ipv6);
+	}
+	return 0;
+}
+
 /* TCP payload bytes (0 for other protocols and when unknown). */
 static __always_inline __u32 zt_tcp_payload(const struct zt_pkt *p)
 {
