@@ -17,6 +17,10 @@
  *     ICMPv6 unrecognized next header (an IP protocol scan's), within a
  *     rate of their own (probe_rate), so a flood of them never costs a
  *     probe its answer;
+ *   - every SYN-ACK, counted for the address it goes to (the source
+ *     sketch's synack): a SYN of that source's was answered, which tells a
+ *     client whose SYNs a full accept queue drops from a flooder
+ *     (zt_halfopen);
  *   - every other TCP reset, counted for the address it goes to (scan_cells'
  *     resets, with ZT_GCF_ACTIVITY and sig_src.resets set): a segment of
  *     that source's belonged to no connection, as each of an ACK flood's
@@ -274,13 +278,14 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	struct zt_answer an = {};
 	__u64 hs, hd, pb, jiffies;
 	__u32 i, port, win, n;
-	int probes, resets;
+	int probes, resets, synack;
 
-	if (!p || !cfg)
+	if (!p || !cfg || !zt_answer_of(data, data_end, p, &an))
 		return 0;
 	probes = !!(cfg->flags & ZT_GCF_PROBES);
 	resets = (cfg->flags & ZT_GCF_ACTIVITY) && cfg->sig_src.resets;
-	if (!(probes || resets) || !zt_answer_of(data, data_end, p, &an))
+	synack = an.proto == IPPROTO_TCP && an.result == ZT_PROBE_OPEN;
+	if (!(probes || resets || synack))
 		return 0;
 	hs = zt_sketch_hash(an.prober, p->family, cfg->seed);
 	i = zt_src_cell0(hs);
@@ -289,6 +294,9 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
 	c1 = bpf_map_lookup_elem(&src_sketch, &i);
 	if (!c0 || !c1)
 		return 0;
+	/* One of the prober's SYNs answered, a challenge's too (zt_halfopen). */
+	if (synack)
+		zt_src_answered(c0, c1, (__u32)(bpf_jiffies64() >> (cfg->win_shift & 31)));
 	/* Most packets leaving are no answer to a pending probe: one load says so. */
 	if (probes && c0->pending) {
 		hd = zt_sketch_hash(an.target, p->family, cfg->seed);

@@ -1223,7 +1223,12 @@ struct zt_src_cell {
 	__u8 nhosts; /* bits set in hosts */
 	__u32 count[ZT_RL_KINDS]; /* packets by enum zt_rl_kind: [ZT_RL_ALL] every packet */
 	__u32 bytes; /* IP bytes (wraps at 4 GiB a window) */
-	__u32 ack; /* TCP ACK alone, no payload: syn - ack estimates half-open handshakes */
+	/*
+	 * TCP ACK alone, no payload, and SYN-ACKs the node sent the source
+	 * (tc_uplink), each saturating at 0xffff a window: zt_halfopen.
+	 */
+	__u16 ack;
+	__u16 synack;
 	__u8 over; /* kinds (1 << enum zt_rl_kind) at or over the source limit this window */
 	__u8 prev_over; /* ... in the window before */
 	__u8 reported; /* signals (ZT_SIG_*, low 8 bits) already reported this window */
@@ -1490,7 +1495,7 @@ struct zt_ev_activity {
 	__u32 challenged; /* destination: SYNs challenged this window; source: 0 */
 	__u32 admitted; /* destination: verified SYNs admitted under protection; source: 0 */
 	__u32 resets; /* source: resets sent back to it this window (ZT_SIG_RESETS); else 0 */
-	__u32 _pad2;
+	__u32 synack; /* source: SYN-ACKs the node sent it this window (zt_halfopen); else 0 */
 };
 
 /* ZT_EV_PROBE: a source's first opening packet of the window to (daddr, dport, proto). */
@@ -1632,6 +1637,37 @@ static inline __u64 zt_sketch_hash(const __u32 *a, __u8 family, __u64 seed)
 		return h ^ (h >> 32);
 	}
 	return zt_mix64(zt_mix64(seed ^ a[0] ^ (__u64)a[1] << 32) ^ a[2] ^ (__u64)a[3] << 32);
+}
+
+/* Unanswered SYNs each answered handshake a source completed excuses (zt_halfopen). */
+#define ZT_UNANSWERED_PER_ANSWER 64
+
+/*
+ * A source's half-open handshakes in a window, for the SYN flood signal
+ * (ZT_SIG_HALFOPEN) and decision: its SYNs less its ACKs alone, as before,
+ * less the SYNs nobody answered when the source completes the handshakes it
+ * was answered (leaves no more than a quarter and 4 of them open), up to
+ * ZT_UNANSWERED_PER_ANSWER for each answered one. A listener whose accept
+ * queue is full drops SYNs without an answer: a client that opens hundreds
+ * of connections at once to a small backlog (wrk -c 400 at python3 -m
+ * http.server's 5: 401 SYNs in 50 ms, 21 answered, the 21 completed) is no
+ * flood. A flooder completes nothing it is answered, so its SYNs count in
+ * full, answered or not. synack: SYN-ACKs the node sent the source; 0 where
+ * that is not known (a destination's counts), which is the old estimate.
+ */
+static inline __u32 zt_halfopen(__u32 syn, __u32 synack, __u32 ack)
+{
+	__u32 answered = synack < syn ? synack : syn;
+	__u32 open = answered > ack ? answered - ack : 0;
+	__u32 base = syn > ack ? syn - ack : 0, excused;
+
+	if (!answered || open > answered / 4 + 4)
+		return base;
+	excused = syn - answered;
+	if (answered < 0xffffffffu / ZT_UNANSWERED_PER_ANSWER &&
+	    excused > answered * ZT_UNANSWERED_PER_ANSWER)
+		excused = answered * ZT_UNANSWERED_PER_ANSWER;
+	return base > excused ? base - excused : 0;
 }
 
 /* Cells: row 0 from bits 50-63 of the hash, row 1 from bits 36-49 (of 14-bit rows). */

@@ -178,6 +178,7 @@ static __always_inline void zt_src_roll(struct zt_src_cell *c, __u32 win, __u8 o
 	c->count[3] = 0;
 	c->bytes = 0;
 	c->ack = 0;
+	c->synack = 0;
 	c->nports = 0;
 	c->nhosts = 0;
 	c->over = 0;
@@ -194,8 +195,22 @@ static __always_inline void zt_src_count_one(struct zt_src_cell *c, const struct
 	if (a->kind != ZT_RL_ALL)
 		c->count[a->kind & (ZT_RL_KINDS - 1)]++;
 	c->bytes += a->len;
-	if (a->ack_only)
+	if (a->ack_only && c->ack != 0xffff)
 		c->ack++;
+}
+
+/*
+ * A SYN-ACK the node sends the source of cells c0, c1 (tc_uplink): one of
+ * its SYNs answered this window (zt_halfopen). A cell of another window is
+ * left alone: the source's next packet starts its window.
+ */
+static __always_inline void zt_src_answered(struct zt_src_cell *c0, struct zt_src_cell *c1,
+					    __u32 win)
+{
+	if (c0->win == (__u16)win && c0->synack != 0xffff)
+		c0->synack++;
+	if (c1->win == (__u16)win && c1->synack != 0xffff)
+		c1->synack++;
 }
 
 static __always_inline void zt_src_open_one(struct zt_src_cell *c, __u64 hbit, __u64 pbit,
@@ -423,9 +438,10 @@ static __always_inline __u32 zt_min32(__u32 a, __u32 b)
 	return a < b ? a : b;
 }
 
-/* Signals whose threshold a cell's counts reach. */
+/* Signals whose threshold a cell's counts reach (synack: 0 for a destination's). */
 static __always_inline __u32 zt_sig_check(const struct zt_sig_thr *t, const __u32 *count,
-					  __u32 bytes, __u32 ack, __u8 distinct, __u8 distinct2)
+					  __u32 bytes, __u32 ack, __u32 synack, __u8 distinct,
+					  __u8 distinct2)
 {
 	__u32 syn = count[ZT_RL_SYN], s = 0;
 
@@ -435,7 +451,7 @@ static __always_inline __u32 zt_sig_check(const struct zt_sig_thr *t, const __u3
 		s |= ZT_SIG_BYTES;
 	if (t->syn && syn >= t->syn)
 		s |= ZT_SIG_SYN;
-	if (t->halfopen && syn > ack && syn - ack >= t->halfopen)
+	if (t->halfopen && zt_halfopen(syn, synack, ack) >= t->halfopen)
 		s |= ZT_SIG_HALFOPEN;
 	if (t->udp && count[ZT_RL_UDP] >= t->udp)
 		s |= ZT_SIG_UDP;
@@ -484,6 +500,7 @@ static __always_inline void zt_src_fill_counts(struct zt_ev_activity *e,
 {
 	e->distinct = c0->nports < c1->nports ? c0->nports : c1->nports;
 	e->distinct2 = c0->nhosts < c1->nhosts ? c0->nhosts : c1->nhosts;
+	e->synack = zt_min32(c0->synack, c1->synack);
 	zt_activity_counts(e, c0->count, c0->bytes, c0->ack, c1->count, c1->bytes, c1->ack);
 }
 
@@ -499,12 +516,12 @@ static __always_inline void zt_src_signal(struct zt_src_cell *c0, struct zt_src_
 	struct zt_ev_activity *e;
 	__u32 sig, first;
 
-	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->nports, c0->nhosts);
+	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->synack, c0->nports, c0->nhosts);
 	sig &= ~(__u32)(c0->reported & c1->reported);
 	if (!sig)
 		return;
 	/* Count-min: the other cell must say so too. */
-	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, c1->nports, c1->nhosts);
+	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, c1->synack, c1->nports, c1->nhosts);
 	if (!sig)
 		return;
 	c0->reported |= (__u8)sig;
@@ -537,11 +554,11 @@ static __always_inline void zt_dst_signal(struct zt_dst_cell *c0, struct zt_dst_
 	struct zt_ev_activity *e;
 	__u32 sig;
 
-	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, c0->nsrcs, 0);
+	sig = zt_sig_check(t, c0->count, c0->bytes, c0->ack, 0, c0->nsrcs, 0);
 	sig &= ~(__u32)(c0->reported & c1->reported);
 	if (!sig)
 		return;
-	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, c1->nsrcs, 0);
+	sig &= zt_sig_check(t, c1->count, c1->bytes, c1->ack, 0, c1->nsrcs, 0);
 	if (!sig)
 		return;
 	c0->reported |= (__u8)sig;

@@ -175,7 +175,7 @@ static void on_activity(void *ctx, const void *rec, size_t len)
 			continue;
 		switch (map[k].kind) {
 		case ZT_FLOOD_SYN:
-			s.count = ev->syn > ev->ack ? ev->syn - ev->ack : 0;
+			s.count = zt_halfopen(ev->syn, ev->synack, ev->ack);
 			break;
 		case ZT_FLOOD_UDP:
 			s.count = ev->udp;

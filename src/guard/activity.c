@@ -829,7 +829,8 @@ int zt_guard_src_activity(const struct zt_datapath *dp, const struct zt_addr_key
 	for (int k = 0; k < ZT_RL_KINDS; k++)
 		out->count[k] = min32(c[0].count[k], c[1].count[k]);
 	out->bytes = min32(c[0].bytes, c[1].bytes);
-	out->ack = min32(c[0].ack, c[1].ack);
+	out->ack = (__u16)min32(c[0].ack, c[1].ack);
+	out->synack = (__u16)min32(c[0].synack, c[1].synack);
 	out->pending = c[0].pending & c[1].pending;
 	out->over = (c[0].over | c[0].prev_over) & (c[1].over | c[1].prev_over);
 	out->ports = c[0].ports & c[1].ports;

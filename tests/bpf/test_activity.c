@@ -1649,6 +1649,105 @@ static int tcp_listen_on(const char *addr, int *port)
 	return fd;
 }
 
+/* Half-open signals for src this drain, the last one into *last. */
+static int halfopen_events(struct env *e, const char *src, struct zt_ev_activity *last)
+{
+	__u8 s_addr[16] = { 0 };
+	int i, n = 0;
+
+	inet_pton(AF_INET, src, s_addr);
+	for (i = 0; i < e->n_act && i < MAXREC; i++) {
+		const struct zt_ev_activity *v = &e->act[i];
+
+		if (v->hdr.type != ZT_EV_SRC_ACTIVITY || !(v->signals & ZT_SIG_HALFOPEN) ||
+		    memcmp(v->addr, s_addr, 16))
+			continue;
+		*last = *v;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * n SYNs from src to D4:8080 through the guard; every answer_every-th is
+ * answered by a SYN-ACK through tc_uplink (0: none), which src completes
+ * with an ACK when complete is set.
+ */
+static void syns_answered(struct env *e, const char *src, int sport, int n, int answer_every,
+			  int complete)
+{
+	struct pg_pkt p;
+
+	for (int i = 0; i < n; i++) {
+		syn4(&p, src, D4, sport + i, 8080);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+		if (!answer_every || i % answer_every)
+			continue;
+		mk(&p, 4, IPPROTO_TCP, D4, src, 8080, sport + i, TCP_SYN | TCP_ACK, 7000, 0);
+		uplink_run(e, &p);
+		if (!complete)
+			continue;
+		mk(&p, 4, IPPROTO_TCP, src, D4, sport + i, 8080, TCP_ACK, 1001, 0);
+		assert_int_equal(xdp_run(e, &p, NULL), XDP_PASS);
+	}
+}
+
+/*
+ * Half-open handshakes count the SYNs nobody answered only from a source
+ * that leaves open what it was answered (zt_halfopen): a client whose SYNs
+ * a full accept queue drops (1 in 20 answered, each completed) raises no
+ * signal; a flooder that completes nothing does, answered or not; and one
+ * completed handshake excuses no more than ZT_UNANSWERED_PER_ANSWER.
+ */
+static void test_halfopen_answered(void **state)
+{
+	struct env *e = *state;
+	struct zt_ev_activity v;
+	struct zt_addr_key a = { .family = 4 };
+	struct zt_src_cell c;
+
+	e->cfg.sig_src.syn = 0;
+	e->cfg.sig_src.halfopen = 40;
+	cfg_write(e);
+	fresh_window(e);
+	forget(e);
+	syns_answered(e, S4, 20000, 200, 20, 1);
+	drain(e);
+	assert_int_equal(halfopen_events(e, S4, &v), 0);
+	inet_pton(AF_INET, S4, a.addr);
+	assert_int_equal(zt_guard_src_activity(&e->dp, &a, &c), 0);
+	assert_int_equal(c.count[ZT_RL_SYN], 200);
+	assert_int_equal(c.synack, 10);
+	assert_int_equal(c.ack, 10);
+	assert_int_equal(zt_halfopen(200, 10, 10), 0);
+
+	/* Every SYN answered, none completed: the flooder's. */
+	forget(e);
+	syns_answered(e, T4, 20000, 60, 1, 0);
+	drain(e);
+	assert_int_equal(halfopen_events(e, T4, &v), 1);
+	assert_true(v.synack >= 40);
+	assert_int_equal(v.ack, 0);
+	assert_true(zt_halfopen(v.syn, v.synack, v.ack) >= 40);
+
+	/* Nothing answered: counted as before. */
+	forget(e);
+	syns_answered(e, "198.18.5.7", 20000, 60, 0, 0);
+	drain(e);
+	assert_int_equal(halfopen_events(e, "198.18.5.7", &v), 1);
+	assert_int_equal(v.synack, 0);
+	assert_true(zt_halfopen(v.syn, v.synack, v.ack) >= 40);
+
+	/* One completed handshake and 199 SYNs nobody answered: 64 of them excused. */
+	forget(e);
+	syns_answered(e, "198.18.5.8", 20000, 200, 200, 1);
+	drain(e);
+	assert_int_equal(halfopen_events(e, "198.18.5.8", &v), 1);
+	assert_int_equal(v.synack, 1);
+	assert_int_equal(zt_halfopen(200, 1, 1), 200 - 1 - ZT_UNANSWERED_PER_ANSWER);
+	assert_int_equal(e->n_bad, 0);
+}
+
 /* n resets from src to dst (ports sport, sport + 1, ...; dport) through the guard, each passed. */
 static void rsts_to(struct env *e, int family, const char *src, const char *dst, int sport,
 		    int dport, int n)
@@ -2389,6 +2488,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stealth_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_signal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_halfopen_answered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rst_stray, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_brake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_challenge, setup, teardown),

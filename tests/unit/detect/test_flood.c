@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ztagent.h"
 #include "detect/flood.h"
 #include "detect/sketch.h"
 #include "dtest.h"
@@ -198,6 +199,41 @@ static void test_samples(void **state)
 	zt_flood_free(f);
 }
 
+/*
+ * A source's half-open count (include/ztagent.h, zt_halfopen, which the
+ * guard's signal and the daemon's SYN sample both use): SYNs nobody
+ * answered are excused only from a source that completes what it was
+ * answered, up to ZT_UNANSWERED_PER_ANSWER each.
+ */
+static void test_halfopen(void **state)
+{
+	(void)state;
+	/* wrk -t2 -c400 at python3 -m http.server (backlog 5), at 25 and 50 ms. */
+	assert_int_equal(zt_halfopen(239, 14, 15), 0);
+	assert_int_equal(zt_halfopen(401, 21, 22), 0);
+	/* A flooder: every SYN answered, nothing completed; or nothing answered. */
+	assert_int_equal(zt_halfopen(5000, 5000, 0), 5000);
+	assert_int_equal(zt_halfopen(5000, 0, 0), 5000);
+	/* Nothing known of answers: SYNs less ACKs alone, as before. */
+	assert_int_equal(zt_halfopen(500, 0, 120), 380);
+	assert_int_equal(zt_halfopen(100, 0, 300), 0);
+	/* One completed handshake excuses 64 unanswered SYNs, no more. */
+	assert_int_equal(zt_halfopen(200, 1, 1), 200 - 1 - ZT_UNANSWERED_PER_ANSWER);
+	/* Open beyond a quarter of the answered and 4: nothing excused. */
+	assert_int_equal(zt_halfopen(200, 40, 20), 180);
+	/* Within it: the 160 unanswered are. */
+	assert_int_equal(zt_halfopen(200, 40, 30), 10);
+	/* Retransmitted SYN-ACKs never make more answered than SYNs. */
+	assert_int_equal(zt_halfopen(10, 30, 10), 0);
+	assert_int_equal(zt_halfopen(10, 30, 0), 10);
+	/* No overflow at the extremes. */
+	assert_int_equal(zt_halfopen(0xffffffffu, 0xffffffffu / 8, 0xffffffffu / 8),
+			 0xffffffffu - 0xffffffffu / 8 - (0xffffffffu - 0xffffffffu / 8));
+	assert_int_equal(zt_halfopen(0xffffffffu, 0x4000000u, 0x4000000u),
+			 0xffffffffu - 0x4000000u - (0xffffffffu - 0x4000000u));
+	assert_int_equal(zt_halfopen(0, 0, 0), 0);
+}
+
 /* A count-min sketch never underestimates, and stays close under many keys. */
 static void test_sketch(void **state)
 {
@@ -232,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_samples),
 		cmocka_unit_test(test_sketch),
+		cmocka_unit_test(test_halfopen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
