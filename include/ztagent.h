@@ -1639,35 +1639,34 @@ static inline __u64 zt_sketch_hash(const __u32 *a, __u8 family, __u64 seed)
 	return zt_mix64(zt_mix64(seed ^ a[0] ^ (__u64)a[1] << 32) ^ a[2] ^ (__u64)a[3] << 32);
 }
 
-/* Unanswered SYNs each answered handshake a source completed excuses (zt_halfopen). */
+/* Unanswered SYNs each completed handshake of a source's excuses (zt_halfopen). */
 #define ZT_UNANSWERED_PER_ANSWER 64
 
 /*
  * A source's half-open handshakes in a window, for the SYN flood signal
- * (ZT_SIG_HALFOPEN) and decision: its SYNs less its ACKs alone, as before,
- * less the SYNs nobody answered when the source completes the handshakes it
- * was answered (leaves no more than a quarter and 4 of them open), up to
- * ZT_UNANSWERED_PER_ANSWER for each answered one. A listener whose accept
- * queue is full drops SYNs without an answer: a client that opens hundreds
- * of connections at once to a small backlog (wrk -c 400 at python3 -m
- * http.server's 5: 401 SYNs in 50 ms, 21 answered, the 21 completed) is no
- * flood. A flooder completes nothing it is answered, so its SYNs count in
- * full, answered or not. synack: SYN-ACKs the node sent the source; 0 where
- * that is not known (a destination's counts), which is the old estimate.
+ * (ZT_SIG_HALFOPEN) and decision. The old estimate is its SYNs less its
+ * ACKs alone. Knowing the SYN-ACKs the node sent it (synack), the SYNs it
+ * was answered and left open count in full, and those nobody answered less
+ * ZT_UNANSWERED_PER_ANSWER for each answered one it completed: a listener
+ * whose accept queue is full drops SYNs without an answer, so a client that
+ * opens hundreds of connections at once to a small backlog (wrk -c 400 at
+ * python3 -m http.server's 5: 401 SYNs in 50 ms, 21 answered, the 21
+ * completed) is no flood, while a flooder completes nothing: its SYNs count
+ * in full, answered or not. The smaller of the two estimates: synack 0 (a
+ * destination's counts, where it is not known) gives the old one.
  */
 static inline __u32 zt_halfopen(__u32 syn, __u32 synack, __u32 ack)
 {
 	__u32 answered = synack < syn ? synack : syn;
-	__u32 open = answered > ack ? answered - ack : 0;
-	__u32 base = syn > ack ? syn - ack : 0, excused;
+	__u32 done = ack < answered ? ack : answered;
+	__u32 unanswered = syn - answered, excused = unanswered;
+	__u32 base = syn > ack ? syn - ack : 0, est;
 
-	if (!answered || open > answered / 4 + 4)
-		return base;
-	excused = syn - answered;
-	if (answered < 0xffffffffu / ZT_UNANSWERED_PER_ANSWER &&
-	    excused > answered * ZT_UNANSWERED_PER_ANSWER)
-		excused = answered * ZT_UNANSWERED_PER_ANSWER;
-	return base > excused ? base - excused : 0;
+	if (done < 0xffffffffu / ZT_UNANSWERED_PER_ANSWER &&
+	    excused > done * ZT_UNANSWERED_PER_ANSWER)
+		excused = done * ZT_UNANSWERED_PER_ANSWER;
+	est = answered - done + unanswered - excused;
+	return est < base ? est : base;
 }
 
 /* Cells: row 0 from bits 50-63 of the hash, row 1 from bits 36-49 (of 14-bit rows). */

@@ -1693,9 +1693,10 @@ static void syns_answered(struct env *e, const char *src, int sport, int n, int 
 }
 
 /*
- * Half-open handshakes count the SYNs nobody answered only from a source
- * that leaves open what it was answered (zt_halfopen): a client whose SYNs
- * a full accept queue drops (1 in 20 answered, each completed) raises no
+ * Half-open handshakes count the SYNs nobody answered less
+ * ZT_UNANSWERED_PER_ANSWER for each answered one the source completed
+ * (zt_halfopen, tc_uplink counting the SYN-ACKs): a client whose SYNs a
+ * full accept queue drops (1 in 20 answered, each completed) raises no
  * signal; a flooder that completes nothing does, answered or not; and one
  * completed handshake excuses no more than ZT_UNANSWERED_PER_ANSWER.
  */

@@ -201,9 +201,10 @@ static void test_samples(void **state)
 
 /*
  * A source's half-open count (include/ztagent.h, zt_halfopen, which the
- * guard's signal and the daemon's SYN sample both use): SYNs nobody
- * answered are excused only from a source that completes what it was
- * answered, up to ZT_UNANSWERED_PER_ANSWER each.
+ * guard's signal and the daemon's SYN sample both use): the SYNs answered
+ * and not completed count, those nobody answered less
+ * ZT_UNANSWERED_PER_ANSWER for each completed one; never more than the
+ * old estimate (SYNs less ACKs alone).
  */
 static void test_halfopen(void **state)
 {
@@ -219,18 +220,23 @@ static void test_halfopen(void **state)
 	assert_int_equal(zt_halfopen(100, 0, 300), 0);
 	/* One completed handshake excuses 64 unanswered SYNs, no more. */
 	assert_int_equal(zt_halfopen(200, 1, 1), 200 - 1 - ZT_UNANSWERED_PER_ANSWER);
-	/* Open beyond a quarter of the answered and 4: nothing excused. */
-	assert_int_equal(zt_halfopen(200, 40, 20), 180);
-	/* Within it: the 160 unanswered are. */
-	assert_int_equal(zt_halfopen(200, 40, 30), 10);
+	/*
+	 * Answered and not completed (yet: the client's ACKs can lag its
+	 * SYN-ACKs by ms) count in full; the unanswered, 64 per completed.
+	 */
+	assert_int_equal(zt_halfopen(227, 67, 6), 61);
+	assert_int_equal(zt_halfopen(200, 40, 2), 38 + 160 - 128);
+	/* ACKs beyond the answered (a download's) still lower the old estimate. */
+	assert_int_equal(zt_halfopen(300, 0, 250), 50);
+	assert_int_equal(zt_halfopen(300, 2, 250), 50);
 	/* Retransmitted SYN-ACKs never make more answered than SYNs. */
 	assert_int_equal(zt_halfopen(10, 30, 10), 0);
 	assert_int_equal(zt_halfopen(10, 30, 0), 10);
 	/* No overflow at the extremes. */
-	assert_int_equal(zt_halfopen(0xffffffffu, 0xffffffffu / 8, 0xffffffffu / 8),
-			 0xffffffffu - 0xffffffffu / 8 - (0xffffffffu - 0xffffffffu / 8));
-	assert_int_equal(zt_halfopen(0xffffffffu, 0x4000000u, 0x4000000u),
-			 0xffffffffu - 0x4000000u - (0xffffffffu - 0x4000000u));
+	assert_int_equal(zt_halfopen(0xffffffffu, 0xffffffffu / 8, 0xffffffffu / 8), 0);
+	assert_int_equal(zt_halfopen(0xffffffffu, 0x3ffffffu, 0x3ffffffu), 0);
+	assert_int_equal(zt_halfopen(0xffffffffu, 256, 256), 0xffffffffu - 256 - 256 * 64);
+	assert_int_equal(zt_halfopen(0xffffffffu, 0xffffffffu, 0), 0xffffffffu);
 	assert_int_equal(zt_halfopen(0, 0, 0), 0);
 }
 
