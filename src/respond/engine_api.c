@@ -89,11 +89,12 @@ static int op_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *
 {
 	struct zt_engine *e = ctx;
 	const struct zt_incident **v = NULL;
+	struct zt_incident *copy = NULL;
 	cbor_item_t *arr = NULL;
 	uint64_t limit = 100, open_n = 0;
 	bool want_open, want_closed;
 	const char *bad;
-	size_t n, max = 4096 + 1024;
+	size_t n, m = 0, max = 4096 + 1024;
 	int r = 0;
 
 	bad = want_state(req, &want_open, &want_closed, err, errlen);
@@ -107,23 +108,33 @@ static int op_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *
 		r = -ENOMEM;
 		goto out;
 	}
+	/*
+	 * The engine's lock is held for a copy of what is listed only: the
+	 * summaries are built after, so a long list never holds up decisions.
+	 */
 	engine_lock(e);
 	n = zt_incidents_list(e->inc, want_open, want_closed, v, max);
 	for (size_t k = 0; k < n; k++)
 		open_n += v[k]->open;
-	for (size_t k = 0; k < n && (!limit || k < limit); k++) {
-		cbor_item_t *m = summary(v[k]);
+	m = limit && limit < n ? (size_t)limit : n;
+	copy = m ? malloc(m * sizeof(*copy)) : NULL;
+	for (size_t k = 0; copy && k < m; k++)
+		copy[k] = *v[k];
+	pthread_mutex_unlock(&e->lock);
+	if (m && !copy) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < m; k++) {
+		cbor_item_t *it = summary(&copy[k]);
 
-		if (!m || zt_cbor_push(arr, m)) {
-			if (m)
-				cbor_decref(&m);
+		if (!it || zt_cbor_push(arr, it)) {
+			if (it)
+				cbor_decref(&it);
 			r = -ENOMEM;
-			break;
+			goto out;
 		}
 	}
-	pthread_mutex_unlock(&e->lock);
-	if (r)
-		goto out;
 	*data = zt_cbor_map();
 	if (!*data || zt_cbor_put(*data, "incidents", arr)) {
 		r = -ENOMEM;
@@ -135,6 +146,7 @@ static int op_list(void *ctx, const cbor_item_t *req, cbor_item_t **data, char *
 out:
 	if (arr)
 		cbor_decref(&arr);
+	free(copy);
 	free(v);
 	if (r == -ENOMEM)
 		zt_seterr(err, errlen, "out of memory listing incidents");

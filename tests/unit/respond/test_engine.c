@@ -25,7 +25,11 @@
 
 #include <bpf/bpf.h>
 
+#include "agent/api.h"
+#include "agent/apiops.h"
+#include "agent/cbor.h"
 #include "agent/config.h"
+#include "agent/loop.h"
 #include "agent/util.h"
 #include "respond/engine.h"
 
@@ -228,6 +232,62 @@ static void test_decision_to_block(void **state)
 	zt_engine_free(e);
 	/* Stopping closes what is open: a close for each. */
 	assert_true(find_post(w, "incident.close", 0) >= 0);
+	world_free(w);
+	free(w);
+}
+
+/* incidents.list through the API: counts over all, summaries up to the limit (0: all). */
+static void list_via_api(struct zt_api *api, uint64_t limit, size_t want_n, uint64_t want_total)
+{
+	cbor_item_t *req = zt_cbor_map(), *data = NULL, *arr;
+	uint64_t total = 0, open = 0;
+	char err[256];
+
+	assert_non_null(req);
+	assert_int_equal(zt_cbor_put_u64(req, "limit", limit), 0);
+	assert_int_equal(zt_api_invoke(api, ZT_OP_INCIDENTS_LIST, req, &data, err, sizeof(err)), 0);
+	arr = zt_cbor_get(data, "incidents");
+	assert_non_null(arr);
+	assert_int_equal(cbor_array_size(arr), want_n);
+	for (size_t k = 0; k < want_n; k++) {
+		cbor_item_t *it = cbor_array_get(arr, k);
+
+		assert_non_null(zt_cbor_get(it, "id"));
+		assert_non_null(zt_cbor_get(it, "src"));
+		cbor_decref(&it);
+	}
+	assert_int_equal(zt_cbor_get_u64(data, "total", &total), 0);
+	assert_int_equal(zt_cbor_get_u64(data, "open", &open), 0);
+	assert_int_equal(total, want_total);
+	assert_int_equal(open, want_total);
+	cbor_decref(&data);
+	cbor_decref(&req);
+}
+
+static void test_api_list(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct zt_engine *e = mk_engine(w);
+	struct zt_loop *loop;
+	struct zt_api *api;
+	struct zt_decision d;
+	char path[128], err[256], a[32];
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(a, sizeof(a), "203.0.113.%d", 10 + i);
+		mk(&d, ZT_THREAT_BRUTEFORCE, a);
+		zt_engine_decide(e, &d);
+	}
+	assert_int_equal(zt_loop_init(&loop), 0);
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	assert_int_equal(zt_api_init(&api, loop, path, err, sizeof(err)), 0);
+	assert_int_equal(zt_engine_register_api(e, api), 0);
+	list_via_api(api, 2, 2, 5);
+	list_via_api(api, 0, 5, 5);
+	list_via_api(api, 100, 5, 5);
+	zt_api_stop(api);
+	zt_loop_stop(loop);
+	zt_engine_free(e);
 	world_free(w);
 	free(w);
 }
@@ -957,6 +1017,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_decision_to_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_inputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_headers_are_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_lets_records_in, setup, teardown),
