@@ -389,8 +389,14 @@ __noinline int tc_req_track(struct __sk_buff *skb, struct zt_ct_val *v, const st
 	}
 	if (!(p->tcp_flags & ZT_TCP_ACK) || zt_skb_tcp_word(skb, p, ZT_TCP_OFF_ACK, &w))
 		return 0;
-	if ((__s32)(w - v->req_end) >= 0)
+	if ((__s32)(w - v->req_end) >= 0) {
+		__u32 held = zt_ct_held_ms(v->first_ns, bpf_ktime_get_boot_ns());
+
 		v->req_ack = ZT_CT_REQ_ACKED | (v->req_ack & ZT_CT_REQ_WHOLE);
+		/* The server took the connection in by now (zt_ct_val.held_ms). */
+		if (held > v->held_ms)
+			v->held_ms = held;
+	}
 	return 0;
 }
 

@@ -833,11 +833,29 @@ struct zt_ct_val {
 	/* TCP: SSH logins refused, read from the server's segment sizes (zt_ssh_auth) */
 	struct zt_ssh_auth ssh;
 	__u32 req_end; /* with req_ack (host order) */
-	__u8 _pad[4]; /* to a whole line: 224 bytes */
+	/*
+	 * TCP: since when the connection holds the server, in ms from
+	 * first_ns plus 1 (saturating): the packet that completed the
+	 * handshake, then the server's acknowledgment of the opener's first
+	 * payload (req_ack), which a server whose full accept queue dropped the
+	 * handshake's last ACK sends only once it took the connection in. 0
+	 * before the handshake, and in an entry of an agent from before it was
+	 * kept (zero padding). A client whose SYNs or request such a queue
+	 * dropped for seconds held nothing meanwhile (src/detect/slowconn.c).
+	 */
+	__u32 held_ms;
 };
 
 #define ZT_CT_REQ_SENT 0x1 /* the opener's first payload went out, not acknowledged yet */
 #define ZT_CT_REQ_ACKED 0x2 /* the server acknowledged all of it */
+
+/* zt_ct_val.held_ms for a packet at now (CLOCK_BOOTTIME) of an entry made at first. */
+static inline __u32 zt_ct_held_ms(__u64 first, __u64 now)
+{
+	__u64 ms = now > first ? (now - first) / 1000000 + 1 : 1;
+
+	return ms > 0xffffffffULL ? 0xffffffffu : (__u32)ms;
+}
 /*
  * ... and it was a whole HTTP/1.x GET or HEAD: its method first, its
  * headers' blank line last (a slowloris never ends its headers).

@@ -259,6 +259,7 @@ static __always_inline int zt_ct_account(struct zt_ct_val *v, __u32 d, __u8 prot
 	v->state = next;
 	if (state == ZT_CT_SYN_RECV && next == ZT_CT_ESTABLISHED) {
 		v->hs_done = 1;
+		v->held_ms = zt_ct_held_ms(v->first_ns, now);
 		return ZT_CT_ACC_HANDSHAKE;
 	}
 	return next == ZT_CT_CLOSED ? ZT_CT_ACC_CLOSED : 0;

@@ -171,6 +171,8 @@ struct zt_conn {
 	bool req_unacked;
 	/* TCP: the opener's first payload was a whole HTTP GET or HEAD (ZT_CT_REQ_WHOLE). */
 	bool req_whole;
+	/* TCP: since when it holds the server (CLOCK_BOOTTIME, zt_ct_val.held_ms); 0 unknown */
+	uint64_t held_ns;
 };
 
 /*

@@ -75,19 +75,33 @@ void zt_slowconn_free(struct zt_slowconn *s)
 	free(s);
 }
 
+/*
+ * Since when the connection holds the server, where known (zt_conn.held_ns:
+ * the handshake's completion, or the server's acknowledgment of the first
+ * request when later). A client whose SYNs or request a full accept queue
+ * dropped for seconds (sent again at 1, 3, 7 s...) held nothing meanwhile:
+ * timed from its first SYN, its few bytes then read as a trickle (ab -c 500
+ * at python3 -m http.server: requests sent again for 12 s, 20 decided
+ * slowconn/trickle once in 5 runs).
+ */
+static uint64_t held_from(const struct zt_conn *c)
+{
+	return c->held_ns > c->first_ns ? c->held_ns : c->first_ns;
+}
+
 bool zt_slowconn_is_slow(const struct zt_slowconn_params *p, const struct zt_conn *c, uint64_t now,
 			 const char **why)
 {
-	uint64_t age, quiet, span, req, rep;
+	uint64_t age, quiet, span, req, rep, start = held_from(c);
 
-	if (c->proto != 6 || c->state != CT_ESTABLISHED || now < c->first_ns)
+	if (c->proto != 6 || c->state != CT_ESTABLISHED || now < start)
 		return false;
 	/* Both sides talked TCP: the server accepted (a SYN flood is not this). */
 	if (!(c->flags[1] & ZT_DF_SYN) || !(c->flags[1] & ZT_DF_ACK))
 		return false;
-	age = now - c->first_ns;
+	age = now - start;
 	quiet = now > c->last_ns ? now - c->last_ns : 0;
-	span = c->last_ns > c->first_ns ? c->last_ns - c->first_ns : 0;
+	span = c->last_ns > start ? c->last_ns - start : 0;
 	if (age < p->min_age_ns || quiet > p->idle_ns)
 		return false;
 	/*
@@ -160,6 +174,7 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	struct group *g;
 	const char *why = NULL;
 	bool slow, young, created;
+	uint64_t start = held_from(c);
 
 	if (c->proto != 6 || (c->family != 4 && c->family != 6))
 		return;
@@ -171,8 +186,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	 * age). Counted so that the sweep can come back when enough are of
 	 * age (zt_slowconn_next_due), not a whole sweep interval later.
 	 */
-	young = !slow && c->first_ns + s->p.min_age_ns > s->now &&
-		zt_slowconn_is_slow(&s->p, c, c->first_ns + s->p.min_age_ns, &why);
+	young = !slow && start + s->p.min_age_ns > s->now &&
+		zt_slowconn_is_slow(&s->p, c, start + s->p.min_age_ns, &why);
 	memset(&k, 0, sizeof(k));
 	k.family = c->family;
 	k.dport = c->dport;
@@ -189,8 +204,8 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 	g->total++;
 	if (young) {
 		g->young++;
-		if (!g->young_due || c->first_ns + s->p.min_age_ns < g->young_due)
-			g->young_due = c->first_ns + s->p.min_age_ns;
+		if (!g->young_due || start + s->p.min_age_ns < g->young_due)
+			g->young_due = start + s->p.min_age_ns;
 	}
 	if (!slow)
 		return;
@@ -202,12 +217,12 @@ void zt_slowconn_add(struct zt_slowconn *s, const struct zt_conn *c)
 		g->window++;
 	else
 		g->trickle++;
-	if (!g->first_ns || c->first_ns < g->first_ns)
-		g->first_ns = c->first_ns;
+	if (!g->first_ns || start < g->first_ns)
+		g->first_ns = start;
 	if (c->last_ns > g->last_ns)
 		g->last_ns = c->last_ns;
-	if (c->first_ns > g->latest_start_ns)
-		g->latest_start_ns = c->first_ns;
+	if (start > g->latest_start_ns)
+		g->latest_start_ns = start;
 	g->packets += c->packets[0] + c->packets[1];
 	g->bytes += c->bytes[0] + c->bytes[1];
 }

@@ -1014,6 +1014,8 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	memcpy(c->dst, k->daddr, 16);
 	c->first_ns = v->first_ns;
 	c->last_ns = zt_ct_last_ns(v);
+	if (v->held_ms)
+		c->held_ns = v->first_ns + (uint64_t)(v->held_ms - 1) * 1000000ULL;
 	c->packets[0] = v->d[0].packets;
 	c->packets[1] = v->d[1].packets;
 	c->bytes[0] = v->d[0].bytes;

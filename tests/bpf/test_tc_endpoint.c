@@ -2666,6 +2666,7 @@ static void test_ct_request_acked(void **state)
 	struct zt_ct_key k;
 	struct zt_ct_val v;
 	struct pg_pkt p;
+	__u32 held;
 
 	std_setup(e);
 	k = tcp_open(e, 41100, 8080);
@@ -2682,12 +2683,21 @@ static void test_ct_request_acked(void **state)
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.req_ack, ZT_CT_REQ_SENT);
 	assert_int_equal(v.req_end, 5084);
+	held = v.held_ms;
+	assert_true(held >= 1);
+	sleep_ms(40);
 	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41100, TCP_ACK, 0), 5084));
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.req_ack, ZT_CT_REQ_ACKED);
+	/* Taken in only now: the connection holds the server from here (zt_ct_val.held_ms). */
+	assert_in_range(v.held_ms, held + 40, held + 40 + 500);
+	held = v.held_ms;
+	sleep_ms(20);
 	to_pod(e, tcp_seqno(tcp4p(&p, PEER4, POD4, 41100, 8080, TCP_ACK | TCP_PSH, 60), 5084));
+	from_pod(e, tcp_ackno(tcp4p(&p, POD4, PEER4, 8080, 41100, TCP_ACK, 0), 5144));
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.req_ack, ZT_CT_REQ_ACKED);
+	assert_int_equal(v.held_ms, held); /* later requests move nothing */
 
 	/* Across the wrap: the request ends past 2^32. */
 	k = tcp_open(e, 41101, 8080);
@@ -3019,13 +3029,18 @@ static void test_ct_features(void **state)
 	assert_int_equal(v.d[0].iat_min, ZT_CT_IAT_UNSET);
 	assert_int_equal(v.syn[0], 1);
 	assert_int_equal(v.hs_done, 0);
+	assert_int_equal(v.held_ms, 0);
 	to_pod(e, tcp4p(&p, PEER4, POD4, 443, 42000, TCP_SYN | TCP_ACK, 0));
 	s1[0] = (__u32)ip_len(p);
 	sleep_ms(10);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.held_ms, 0); /* answered, not completed */
 	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_ACK, 0)); /* completes the handshake */
 	s0[1] = (__u32)ip_len(p);
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.hs_done, 1);
+	/* When, from the first SYN, plus 1: 10 ms and what the runs took. */
+	assert_in_range(v.held_ms, 11, 11 + 500);
 	assert_int_equal(v.ack_only[0], 1);
 	sleep_ms(30);
 	from_pod(e, tcp4p(&p, POD4, PEER4, 42000, 443, TCP_ACK | TCP_PSH, 300));
