@@ -158,18 +158,26 @@ static void run_case(const struct slow_case *c)
  * SYNs carry their options twice: 8 bytes of the estimate's that are no
  * payload (zt_conn.syns), so nothing is unanswered.
  */
+/* One established connection of a client's to port 8080, under the default parameters. */
+static void client_conn(struct zt_slowconn_params *p, struct zt_conn *k, uint64_t first,
+			uint64_t last, uint64_t req, uint64_t pk_req, uint64_t pk_rep)
+{
+	uint8_t cli[16], srv[16];
+
+	zt_slowconn_defaults(p);
+	ip4(cli, 203, 0, 113, 50);
+	ip4(srv, 198, 18, 1, 80);
+	mk_conn(k, cli, srv, 8080, first, last, req, 0, pk_req, pk_rep, 1, 1);
+}
+
 static void test_syn_again(void **state)
 {
 	struct zt_slowconn_params p;
 	struct zt_conn k;
-	uint8_t cli[16], srv[16];
 	const char *why = NULL;
 
-	zt_slowconn_defaults(&p);
-	ip4(cli, 203, 0, 113, 50);
-	ip4(srv, 198, 18, 1, 80);
 	/* SYN, SYN again, ACK (172 bytes); the SYN-ACK back (60). */
-	mk_conn(&k, cli, srv, 8080, NOW - 5 * SEC, NOW - 4 * SEC, 0, 0, 3, 1, 1, 1);
+	client_conn(&p, &k, NOW - 5 * SEC, NOW - 4 * SEC, 0, 3, 1);
 	k.bytes[0] += 8;
 	assert_int_equal(k.bytes[0], 172);
 	k.syns[0] = 2;
@@ -201,13 +209,9 @@ static void test_held_from_handshake(void **state)
 {
 	struct zt_slowconn_params p;
 	struct zt_conn k;
-	uint8_t cli[16], srv[16];
 	const char *why = NULL;
 
-	zt_slowconn_defaults(&p);
-	ip4(cli, 203, 0, 113, 50);
-	ip4(srv, 198, 18, 1, 80);
-	mk_conn(&k, cli, srv, 8080, NOW - 9 * SEC, NOW - 1500 * MS, 82, 0, 5, 3, 1, 1);
+	client_conn(&p, &k, NOW - 9 * SEC, NOW - 1500 * MS, 82, 5, 3);
 	k.syns[0] = 3;
 	k.req_whole = true;
 	assert_true(zt_slowconn_is_slow(&p, &k, NOW, &why));
