@@ -849,6 +849,12 @@ struct zt_ct_val {
 #define ZT_CT_REQ_SENT 0x1 /* the opener's first payload went out, not acknowledged yet */
 #define ZT_CT_REQ_ACKED 0x2 /* the server acknowledged all of it */
 
+/*
+ * ... and it was a whole HTTP/1.x GET or HEAD: its method first, its
+ * headers' blank line last (a slowloris never ends its headers).
+ */
+#define ZT_CT_REQ_WHOLE 0x4
+
 /* zt_ct_val.held_ms for a packet at now (CLOCK_BOOTTIME) of an entry made at first. */
 static inline __u32 zt_ct_held_ms(__u64 first, __u64 now)
 {
@@ -856,11 +862,6 @@ static inline __u32 zt_ct_held_ms(__u64 first, __u64 now)
 
 	return ms > 0xffffffffULL ? 0xffffffffu : (__u32)ms;
 }
-/*
- * ... and it was a whole HTTP/1.x GET or HEAD: its method first, its
- * headers' blank line last (a slowloris never ends its headers).
- */
-#define ZT_CT_REQ_WHOLE 0x4
 
 #define ZT_CT_RESP_DUE 0x1
 #define ZT_CT_RESP_REFUSED 0x2
