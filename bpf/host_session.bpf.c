@@ -185,7 +185,11 @@ static __always_inline void zt_session_replies(struct zt_ev_host_session *e, __u
 	if (!v)
 		return;
 	e->served = v->served;
-	e->refused = v->last_refused ? v->refused : 0;
+	/* Those reported as they were (ZT_EV_REFUSED) apart: the end adds the rest. */
+	if (v->last_refused) {
+		e->refused = v->refused - v->ssh.clear_live;
+		e->refused_live = v->ssh.clear_live;
+	}
 	e->challenged = zt_host_reply_challenged(v, data_segs_out);
 	e->ssh_fails = zt_ssh_auth_failed(&v->ssh);
 	e->ssh_live = zt_ssh_auth_live(&v->ssh);

@@ -432,7 +432,7 @@ __noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
  * A payload segment of an SSH server's, on the entry of key k (the flow's
  * original direction: the client first): its size and acknowledgment into
  * v->ssh (struct zt_ssh_auth), and a guess it refused out to the
- * brute-force detector at once (ZT_EV_SSH_REFUSED). Between two endpoints
+ * brute-force detector at once (ZT_EV_REFUSED). Between two endpoints
  * of the node only the source's entry reports, as for the session's end.
  * Global: verified once, and its frame stays out of tc_handle's.
  */
@@ -455,8 +455,24 @@ __noinline int tc_ssh_seg(struct __sk_buff *skb, const struct zt_ct_key *k, stru
 	if (!zt_ssh_auth_seg(&v->ssh, payload, banner, ack) ||
 	    (v->peer_ep_id && v->dir == ZT_DIR_INGRESS) || !tc_report_ok(ZT_AR_SESSION))
 		return 0;
-	return zt_ssh_refused_emit(ZT_SSH_FROM_ENDPOINT, k->family, k->saddr, k->daddr, k->sport,
-				   k->dport, v->first_ns, &v->ssh);
+	return zt_ssh_refused_emit(ZT_REFUSED_FROM_ENDPOINT, k->family, k->saddr, k->daddr,
+				   k->sport, k->dport, v->first_ns, &v->ssh);
+}
+
+/*
+ * The run of logins refused in the clear on the entry of key k has grown
+ * past ZT_REFUSED_LIVE_FROM (zt_clear_refused_due): out to the brute-force
+ * detector now (ZT_EV_REFUSED), as an SSH server's guesses are. Between
+ * two endpoints of the node only the source's entry reports. Global: its
+ * frame stays out of tc_handle's.
+ */
+__noinline int tc_clear_refused(const struct zt_ct_key *k, struct zt_ct_val *v)
+{
+	if (!k || !v || (v->peer_ep_id && v->dir == ZT_DIR_INGRESS) || !tc_report_ok(ZT_AR_SESSION))
+		return 0;
+	return zt_clear_refused_emit(ZT_REFUSED_FROM_ENDPOINT, k->family, k->saddr, k->daddr,
+				     k->sport, k->dport, v->first_ns, v->refused,
+				     &v->ssh.clear_live);
 }
 
 /*
@@ -669,10 +685,15 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 					ct->resp = ZT_CT_RESP_REFUSED | served;
 					if (ct->refused < 255)
 						ct->refused++;
+					if (zt_clear_refused_due(ct->refused, ct->ssh.clear_live))
+						tc_clear_refused(&key, ct);
 				} else if (r == ZT_REPLY_CHALLENGE) {
 					ct->resp = ZT_CT_RESP_CHALLENGED | served;
 				} else if (zt_reply_served(r, ct->refused)) {
+					/* A run of refusals ends: a login's challenges, or one got in. */
 					ct->resp = ZT_CT_RESP_SERVED;
+					ct->refused = 0;
+					ct->ssh.clear_live = 0;
 				} else {
 					/*
 					 * Nothing else undoes a refusal: a guesser that

@@ -336,7 +336,7 @@ __noinline int uplink_outcome(struct __sk_buff *skb, struct zt_pkt *p)
  * when it begins "SSH-" makes the connection's entry, and a later segment
  * small enough to be an answer of its authentication adds its size and
  * acknowledgment to the entry there is, and a guess it refused goes out to
- * the brute-force detector at once (ZT_EV_SSH_REFUSED, within probe_rate
+ * the brute-force detector at once (ZT_EV_REFUSED, within probe_rate
  * with the session ends). A bulk segment is neither (one compare); a small
  * one of another service costs a lookup that finds nothing.
  */
@@ -372,7 +372,7 @@ static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, s
 	cfg = zt_guard_cfg_get();
 	if (cfg && (cfg->flags & ZT_GCF_PROBES) &&
 	    zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, zt_now()))
-		zt_ssh_refused_emit(ZT_SSH_FROM_NODE, p->family, k.client, k.node, p->dport,
+		zt_ssh_refused_emit(ZT_REFUSED_FROM_NODE, p->family, k.client, k.node, p->dport,
 				    p->sport, 0, &v->ssh);
 	return 0;
 }
@@ -386,6 +386,7 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 {
 	struct zt_host_reply_key k = {};
 	struct zt_host_reply *v, nv = {};
+	struct zt_guard_cfg *cfg;
 	struct bpf_tcp_sock *tp;
 	struct bpf_sock *sk;
 	__u32 payload, segs = 0;
@@ -412,6 +413,13 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 	v = bpf_map_lookup_elem(&host_replies, &k);
 	if (v) {
 		zt_host_reply_apply(v, r, segs);
+		/* A run of refusals reported as it grows, as tc_endpoint's (ZT_EV_REFUSED). */
+		if (r == ZT_REPLY_REFUSED && zt_clear_refused_due(v->refused, v->ssh.clear_live) &&
+		    (cfg = zt_guard_cfg_get()) && (cfg->flags & ZT_GCF_PROBES) &&
+		    zt_act_rate_ok(ZT_AR_SESSION, cfg->probe_rate, zt_now()))
+			zt_clear_refused_emit(ZT_REFUSED_FROM_NODE, p->family, k.client, k.node,
+					      p->dport, p->sport, 0, v->refused,
+					      &v->ssh.clear_live);
 		return 0;
 	}
 	zt_host_reply_apply(&nv, r, segs);

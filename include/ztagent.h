@@ -277,7 +277,8 @@ enum zt_event_type {
 	ZT_EV_CAPTURE = 9, /* struct zt_ev_capture: a packet from or to a watched address */
 	ZT_EV_SESSION = 10, /* struct zt_ev_session: a TCP session an endpoint's packet closed */
 	ZT_EV_HOST_SESSION = 11, /* struct zt_ev_host_session: a session of the node's own closed */
-	ZT_EV_SSH_REFUSED = 12, /* struct zt_ev_ssh_refused: an SSH server refused a guess */
+	ZT_EV_REFUSED =
+		12, /* struct zt_ev_refused: a server refused logins, its session still open */
 	ZT_EV_MAX,
 };
 
@@ -645,8 +646,23 @@ struct zt_ssh_auth {
 	__u32 ack; /* the acknowledgment of the server's last payload segment (host order) */
 	__u16 base; /* the request the current run's first answer answered, bytes (saturating) */
 	__u8 live; /* of the logins fails counts, those reported as they were refused */
-	__u8 _pad;
+	/*
+	 * Not the SSH server's: of the logins the entry's refused counts (in
+	 * the clear, lib/refusal.h), those already reported as they were
+	 * (ZT_EV_REFUSED, from the ZT_REFUSED_LIVE_FROM-th on).
+	 */
+	__u8 clear_live;
 };
+
+/*
+ * A session's run of logins refused in the clear (no response that served
+ * between them) is reported as it grows from this many on (ZT_EV_REFUSED),
+ * not only when the session ends: a guesser that keeps its connection
+ * (HTTP keep-alive, several PASS to one FTP server) is counted as it
+ * guesses. Below it a run may be a login's own challenges (HTTP Digest:
+ * one 401; NTLM: two, then the 200).
+ */
+#define ZT_REFUSED_LIVE_FROM 3
 
 #define ZT_SSH_YES 1
 #define ZT_SSH_NO 2
@@ -719,7 +735,7 @@ static inline __u8 zt_ssh_auth_failed(const struct zt_ssh_auth *a)
 
 /*
  * Of the logins an SSH session that has ended had refused, those reported
- * as they were (ZT_EV_SSH_REFUSED), which zt_ssh_auth_failed leaves out: 0
+ * as they were (ZT_EV_REFUSED), which zt_ssh_auth_failed leaves out: 0
  * unless it ended on its run.
  */
 static inline __u8 zt_ssh_auth_live(const struct zt_ssh_auth *a)
@@ -782,7 +798,8 @@ struct zt_ct_val {
 	__u8 zero_win;
 	/*
 	 * TCP: the server's responses that began with an authentication
-	 * refusal (saturating; bpf/lib/refusal.h): HTTP 401 or 407, FTP 530,
+	 * refusal since the last one that served what was asked (saturating;
+	 * bpf/lib/refusal.h; see resp): HTTP 401 or 407, FTP 530,
 	 * SMTP 535, POP3 -ERR, Redis -WRONGPASS, PostgreSQL's FATAL 28xxx,
 	 * MySQL's ERR 1045/1698, IMAP's NO to a login. Each is a login tried and
 	 * refused, however large the page that says so
@@ -902,7 +919,11 @@ struct zt_host_reply_key {
 
 struct zt_host_reply {
 	__u8 served; /* a segment began with an HTTP/1.x success (2xx), a DNS answer, a +PONG */
-	__u8 refused; /* segments that began with a refusal (lib/refusal.h), saturating */
+	/*
+	 * Segments that began with a refusal (lib/refusal.h) since the last
+	 * that served, saturating; ssh.clear_live: those reported as they were
+	 */
+	__u8 refused;
 	__u8 last_refused; /* the last such segment was a refusal, not a success */
 	/*
 	 * A segment asked for a password (ZT_REPLY_CHALLENGE), and no segment
@@ -927,7 +948,10 @@ struct zt_ev_host_session {
 	struct zt_event_hdr hdr;
 	__u8 family; /* 4 or 6 */
 	__u8 served; /* 1: the service answered it with an HTTP success or a DNS answer (bpf/lib/hostreply.h) */
-	/* Logins it refused in the clear, when its last such answer was one (else 0) */
+	/*
+	 * Logins it refused in the clear since its last answer that served,
+	 * when its last such answer was one (else 0), less refused_live
+	 */
 	__u8 refused;
 	/* 1: its last answer asked for a password and the client sent none (zt_host_reply) */
 	__u8 challenged;
@@ -945,33 +969,45 @@ struct zt_ev_host_session {
 	 * not reported as they were (zt_ssh_auth_failed) ...
 	 */
 	__u8 ssh_fails;
-	__u8 ssh_live; /* ... and those that were (zt_ssh_auth_live, ZT_EV_SSH_REFUSED) */
-	__u8 _pad[6];
+	__u8 ssh_live; /* ... and those that were (zt_ssh_auth_live, ZT_EV_REFUSED) */
+	/* Of its logins refused in the clear, those reported as they were (ZT_EV_REFUSED) */
+	__u8 refused_live;
+	__u8 _pad[5];
 };
 
 /*
- * ZT_EV_SSH_REFUSED: a guess an SSH server refused, as the answer went out
- * (struct zt_ssh_auth: a run's answer to a request about the size of a
- * password's), from tc_endpoint for an endpoint's server or tc_uplink for
- * the node's own, while probe events are on, within probe_rate a second
- * per CPU with the session ends (ZT_AR_SESSION). One not written (over the
- * rate, a full ring) is counted at the session's end instead.
+ * ZT_EV_REFUSED: logins a server refused in a session still open, as the
+ * answer went out, from tc_endpoint for an endpoint's server or tc_uplink
+ * for the node's own, while probe events are on, within probe_rate a
+ * second per CPU with the session ends (ZT_AR_SESSION):
+ *  - ZT_REFUSED_SSH: a guess an SSH server refused (struct zt_ssh_auth: a
+ *    run's answer to a request about the size of a password's);
+ *  - ZT_REFUSED_CLEAR: refusals in the clear (lib/refusal.h) of a run of
+ *    ZT_REFUSED_LIVE_FROM or more, those not reported yet (the run's
+ *    first ones with the one that reached it, then one by one).
+ * Those not written (over the rate, a full ring) are counted at the
+ * session's end instead.
  */
-struct zt_ev_ssh_refused {
+struct zt_ev_refused {
 	struct zt_event_hdr hdr;
 	__u8 family; /* 4 or 6 */
-	__u8 origin; /* ZT_SSH_FROM_ENDPOINT or ZT_SSH_FROM_NODE */
-	__u8 refused; /* guesses of the session reported so, this one included (saturating) */
-	__u8 _pad;
+	__u8 origin; /* ZT_REFUSED_FROM_ENDPOINT or ZT_REFUSED_FROM_NODE */
+	__u8 refused; /* logins of the session reported so, these included (saturating) */
+	__u8 kind; /* ZT_REFUSED_SSH or ZT_REFUSED_CLEAR */
 	__u16 sport; /* the client's port (host order) */
 	__u16 dport; /* the server's */
 	__u8 saddr[16]; /* the client (network order; IPv4 in the first 4 bytes) */
 	__u8 daddr[16]; /* the server */
 	__u64 first_ns; /* CLOCK_BOOTTIME: the session's first packet; 0 where not kept (the node's) */
+	__u8 count; /* the logins this record reports: 1 for an SSH guess */
+	__u8 _pad[7];
 };
 
-#define ZT_SSH_FROM_ENDPOINT 1
-#define ZT_SSH_FROM_NODE 2
+#define ZT_REFUSED_SSH 0
+#define ZT_REFUSED_CLEAR 1
+
+#define ZT_REFUSED_FROM_ENDPOINT 1
+#define ZT_REFUSED_FROM_NODE 2
 
 _Static_assert(sizeof(struct zt_ct_key) == 44,
 	       "zt_ct_key: the layout of zt_ct_val assumes 44 bytes");
@@ -1475,7 +1511,8 @@ enum zt_act_stat {
 	ZT_AS_CAPTURE_LOST, /* captures lost to a full ring */
 	ZT_AS_SESSIONS, /* session-end events written (tc_endpoint, ZT_EV_SESSION) */
 	ZT_AS_HOST_SESSIONS, /* the node's own session ends written (ZT_EV_HOST_SESSION) */
-	ZT_AS_SSH_REFUSED, /* SSH guesses refused, reported as they were (ZT_EV_SSH_REFUSED) */
+	ZT_AS_SSH_REFUSED, /* SSH guesses refused, reported as they were (ZT_EV_REFUSED) */
+	ZT_AS_CLEAR_REFUSED, /* refusals in the clear reported as they were (ZT_EV_REFUSED) */
 	ZT_AS_MAX,
 };
 

@@ -32,6 +32,8 @@ pkgs=(
 	# brute force against SSH: a real SSH server run by the test itself
 	# (dropbear-bin: the binaries alone, no service of its own)
 	dropbear-bin
+	# brute force on one keep-alive connection: ncrack (tests/integration/detect_respond.sh)
+	ncrack
 	# Kubernetes: the watch client's real-client checks (python3-kubernetes;
 	# kubectl is not packaged in Debian 12: the test uses it when the machine
 	# has it), the manifests' checks (yamllint, jq, node for the npm schema

@@ -116,6 +116,13 @@ lab_pod() {
 	ip -n "$ns" link set lo up
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" route add default dev eth0
+	# Name lookups stay in the pod (ip netns exec mounts this over
+	# /etc/resolv.conf): the host's resolver is no address of the lab's, and
+	# a server's lookup of its own address (Python's http.server does one as
+	# it binds) would send its query out of the default route and wait
+	# seconds for an answer that never comes.
+	mkdir -p "/etc/netns/$ns"
+	echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
 	ip -n "$LAB_NODE" link set "v-$name" up
 	ip netns exec "$LAB_NODE" sysctl -qw "net.ipv4.conf.v-$name.proxy_arp=1"
 	# Proxy ARP answers after a random delay of up to 0.8 s by default; a
@@ -298,6 +305,7 @@ lab_cleanup() {
 	[ -n "${LAB_EXT:-}" ] && ip netns del "$LAB_EXT" 2>/dev/null
 	for ns in "${LAB_PODS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
 	done
 	if [ -n "${LAB_BPFFS:-}" ] && mountpoint -q "$LAB_BPFFS"; then
 		umount "$LAB_BPFFS"

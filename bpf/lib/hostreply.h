@@ -56,8 +56,11 @@ static __always_inline void zt_host_reply_apply(struct zt_host_reply *v, int r, 
 	if (r == ZT_REPLY_CHALLENGE) {
 		v->chal_segs = segs;
 	} else if (zt_reply_served(r, v->refused)) {
+		/* A run of refusals ends (zt_ct_val.refused): a login's challenges, or one got in. */
 		v->served = 1;
 		v->last_refused = 0;
+		v->refused = 0;
+		v->ssh.clear_live = 0;
 	} else if (r == ZT_REPLY_REFUSED) {
 		if (v->refused < 255)
 			v->refused++;

@@ -276,14 +276,14 @@ static void on_host_session(void *ctx, const void *rec, size_t len)
 	zt_engine_on_host_session(dd->d->engine, ev);
 }
 
-static void on_ssh_refused(void *ctx, const void *rec, size_t len)
+static void on_refused(void *ctx, const void *rec, size_t len)
 {
 	struct daemon_detect *dd = ctx;
-	const struct zt_ev_ssh_refused *ev = rec;
+	const struct zt_ev_refused *ev = rec;
 
 	if (len < sizeof(*ev) || !dd->d->engine)
 		return;
-	zt_engine_on_ssh_refused(dd->d->engine, ev);
+	zt_engine_on_refused(dd->d->engine, ev);
 }
 
 static void on_capture(void *ctx, const void *rec, size_t len)
@@ -493,7 +493,7 @@ int daemon_detect_start(struct zt_daemon *d, char *err, size_t errlen)
 		      (r = zt_events_on(d->ev, ZT_EV_PROBE_RESULT, on_probe_result, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_SESSION, on_session, dd)) < 0 ||
 		      (r = zt_events_on(d->ev, ZT_EV_HOST_SESSION, on_host_session, dd)) < 0 ||
-		      (r = zt_events_on(d->ev, ZT_EV_SSH_REFUSED, on_ssh_refused, dd)) < 0 ||
+		      (r = zt_events_on(d->ev, ZT_EV_REFUSED, on_refused, dd)) < 0 ||
 		      (r = zt_events_on_deferred(d->ev, ZT_EV_CAPTURE, on_capture, dd)) < 0)) {
 		snprintf(err, errlen, "cannot subscribe to the activity events: %s", strerror(-r));
 		goto fail;

@@ -293,6 +293,11 @@ static void m_ssh_refused(void *ctx, struct zt_metric_sink *s)
 	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.ssh_refused);
 }
 
+static void m_clear_refused(void *ctx, struct zt_metric_sink *s)
+{
+	zt_metric_emit_u64(s, NULL, D(ctx)->scrape_engine.clear_refused);
+}
+
 static void m_sweep_seconds(void *ctx, struct zt_metric_sink *s)
 {
 	zt_metric_emit(s, NULL, D(ctx)->scrape_engine.last_sweep_ms / 1e3);
@@ -358,6 +363,9 @@ int daemon_metrics_detection(struct zt_daemon *d)
 		{ "ztagent_bruteforce_ssh_refused_total",
 		  "SSH guesses counted as the server refused each, before their sessions ended",
 		  ZT_METRIC_COUNTER, NULL, m_ssh_refused },
+		{ "ztagent_bruteforce_clear_refused_total",
+		  "Logins refused in the clear counted as a session's run of them grew, before it ended",
+		  ZT_METRIC_COUNTER, NULL, m_clear_refused },
 	};
 	int r = zt_metrics_add_snapshot(d->metrics, m_engine_snapshot, d);
 

@@ -8,6 +8,7 @@
 
 #include "detect/bruteforce.h"
 #include "detect/dtable.h"
+#include "ztagent.h" /* ZT_REFUSED_LIVE_FROM */
 
 struct bkey {
 	uint8_t family, _pad;
@@ -22,6 +23,7 @@ struct bstate {
 	uint32_t refusals; /* of the attempts, logins the server refused in so many words */
 	uint32_t ssh_fails; /* of the refusals, an SSH server's, read from their sizes */
 	uint32_t ssh_live; /* of those, reported as each was refused (zt_bf_refused) */
+	uint32_t clear_live; /* of the refusals in the clear, reported as a session's run grew */
 	uint16_t
 		open[ZT_BF_OPEN]; /* client ports of sessions with a guess so reported, not ended */
 	uint32_t n_open;
@@ -112,7 +114,7 @@ enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_co
 	 * by their sizes (zt_conn.ssh_fails): however long or large, logins
 	 * refused (an SSH server behind PAM takes 2 s and more for each).
 	 */
-	if (c->refused || c->ssh_fails || c->ssh_live)
+	if (c->refused || c->ssh_fails || c->ssh_live || c->refused_live)
 		return ZT_BF_ATTEMPT;
 	/*
 	 * The server never took the request in (zt_conn.req_unacked: an
@@ -258,14 +260,19 @@ static int decide(struct zt_bf *b, struct bstate *s, uint64_t ts, struct zt_deci
 			 b->p.min_attempts, s->llr, b->up);
 	} else if (s->refusals) {
 		/* The server's own words decided. */
+		if (s->clear_live)
+			snprintf(live, sizeof(live),
+				 "; %u of them counted as they came, runs of %u or more in one "
+				 "session, %u sessions still open",
+				 s->clear_live, ZT_REFUSED_LIVE_FROM, s->n_open);
 		snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
 		snprintf(d->evidence, sizeof(d->evidence),
 			 "%u login attempts in %u sessions to %s:%u, %u refused by the "
 			 "server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS, "
-			 "PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO), "
+			 "PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO%s), "
 			 "the rest ended without a real exchange (%u within %.0fs of a "
 			 "refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",
-			 s->attempts, flows, dst, k->dport, s->refusals, n,
+			 s->attempts, flows, dst, k->dport, s->refusals, live, n,
 			 (double)b->p.refused_window_ns / 1e9, (double)b->p.window_ns / 1e9,
 			 b->p.min_attempts, s->llr, b->up);
 	} else {
@@ -301,6 +308,7 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	struct bstate *s;
 	uint64_t ts = c->last_ns;
 	uint32_t w, refused = (uint32_t)c->refused + c->ssh_fails;
+	uint32_t live = (uint32_t)c->ssh_live + c->refused_live;
 	bool created;
 
 	b->st.sessions++;
@@ -337,10 +345,10 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 	}
 	/*
 	 * A session whose server refused several logins (FTP, keep-alive HTTP,
-	 * SSH) is that many; an SSH session whose refusals all came as they
-	 * were (zt_bf_refused) has none left to add.
+	 * SSH) is that many; a session whose refusals all came as they were
+	 * (zt_bf_refused) has none left to add.
 	 */
-	w = refused > 1 ? refused : (refused || !c->ssh_live) ? 1 : 0;
+	w = refused > 1 ? refused : (refused || !live) ? 1 : 0;
 	s->attempts += w;
 	s->refusals += refused;
 	s->ssh_fails += c->ssh_fails;
@@ -353,13 +361,14 @@ int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *
 int zt_bf_refused(struct zt_bf *b, const struct zt_bf_refusal *r, struct zt_decision *d)
 {
 	uint64_t first = r->first_ns ? r->first_ns : r->ts_ns;
+	uint32_t n = r->count ? r->count : 1;
 	struct bkey k;
 	struct bstate *s;
 	bool created;
 
 	if (r->family != 4 && r->family != 6)
 		return 0;
-	b->st.live_refusals++;
+	b->st.live_refusals += n;
 	key_fill(&k, r->family, r->src, r->dst, r->dport);
 	s = zt_dtable_get_evict(&b->t, &k, &created, bstate_worth, NULL, b);
 	if (!s) {
@@ -376,11 +385,15 @@ int zt_bf_refused(struct zt_bf *b, const struct zt_bf_refusal *r, struct zt_deci
 		s->open[s->n_open++] = r->sport;
 	}
 	s->last_ns = r->ts_ns;
-	s->attempts++;
-	s->refusals++;
-	s->ssh_fails++;
-	s->ssh_live++;
-	add_attempts(b, s, 1, true, r->ts_ns);
+	s->attempts += n;
+	s->refusals += n;
+	if (r->ssh) {
+		s->ssh_fails += n;
+		s->ssh_live += n;
+	} else {
+		s->clear_live += n;
+	}
+	add_attempts(b, s, n, true, r->ts_ns);
 	return decide(b, s, r->ts_ns, d);
 }
 

@@ -34,8 +34,12 @@
  *    a connection of 5 or 10 guesses was an exchange by its length);
  *    a guess (an answer of the run to a request the size of a password's)
  *    counts as it is refused, while its session is still open
- *    (zt_bf_refused, from ZT_EV_SSH_REFUSED), and its session's end then
- *    adds only the rest (zt_conn.ssh_live: those already counted);
+ *    (zt_bf_refused, from ZT_EV_REFUSED), and its session's end then
+ *    adds only the rest (zt_conn.ssh_live: those already counted). So
+ *    do logins refused in the clear, once a session's run of them (no
+ *    response that served between) reaches ZT_REFUSED_LIVE_FROM (a
+ *    guesser that keeps its connection open, ncrack's HTTP keep-alive:
+ *    150 guesses in a session before it ended; zt_conn.refused_live);
  *  - a real exchange, however short, when a response was an HTTP/1.x
  *    success (zt_conn.served: 2xx, read by tc_endpoint), a DNS answer or
  *    Redis's +PONG before any refusal: a health check of a tiny page, ab
@@ -97,12 +101,18 @@ struct zt_bf;
 struct zt_bf_stats {
 	uint64_t sessions, attempts, exchanges, ignored, decisions, dropped;
 	uint64_t evicted; /* states dropped to make room in the full table */
-	uint64_t live_refusals; /* SSH guesses counted as each was refused (zt_bf_refused) */
+	uint64_t live_refusals; /* logins counted as they were refused (zt_bf_refused) */
 };
 
-/* A guess an SSH server refused, reported as it was (ZT_EV_SSH_REFUSED): its session still open. */
+/*
+ * Logins a server refused, reported as they were (ZT_EV_REFUSED): its
+ * session still open. An SSH server's guess, or (ssh false) count logins
+ * refused in the clear, of a run of them in one session.
+ */
 struct zt_bf_refusal {
 	uint8_t family;
+	bool ssh;
+	uint32_t count; /* 0 reads as 1 */
 	uint16_t sport, dport; /* the client's port, the server's */
 	uint8_t src[16], dst[16]; /* the client, the server */
 	uint64_t ts_ns; /* CLOCK_BOOTTIME */
@@ -115,7 +125,7 @@ void zt_bf_free(struct zt_bf *b);
 enum zt_bf_class zt_bf_classify(const struct zt_bf_params *p, const struct zt_conn *c);
 /* One ended session (its end is c->last_ns). 1 and *d on a decision, else 0. */
 int zt_bf_observe(struct zt_bf *b, const struct zt_conn *c, struct zt_decision *d);
-/* One guess refused in a session still open: one refused attempt now. 1 and *d on a decision. */
+/* Logins refused in a session still open: refused attempts now. 1 and *d on a decision. */
 int zt_bf_refused(struct zt_bf *b, const struct zt_bf_refusal *r, struct zt_decision *d);
 void zt_bf_expire(struct zt_bf *b, uint64_t now_ns);
 void zt_bf_get_stats(const struct zt_bf *b, struct zt_bf_stats *st);

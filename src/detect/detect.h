@@ -163,6 +163,8 @@ struct zt_conn {
 	uint8_t ssh_fails;
 	/* ... and those that were (zt_ssh_auth_live, counted by zt_bf_refused) */
 	uint8_t ssh_live;
+	/* TCP: logins refused in the clear counted as they were (zt_bf_refused), not in refused */
+	uint8_t refused_live;
 	/*
 	 * TCP: the server never acknowledged the opener's first payload
 	 * (zt_ct_val.req_ack): the connection never reached a socket of its,

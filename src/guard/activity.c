@@ -964,6 +964,7 @@ const char *zt_act_stat_name(unsigned int i)
 		[ZT_AS_SESSIONS] = "sessions",
 		[ZT_AS_HOST_SESSIONS] = "host-sessions",
 		[ZT_AS_SSH_REFUSED] = "ssh-guesses-refused",
+		[ZT_AS_CLEAR_REFUSED] = "clear-refusals-live",
 	};
 	return i < ZT_AS_MAX && names[i] ? names[i] : "unknown";
 }

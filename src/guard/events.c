@@ -88,7 +88,7 @@ static const size_t rec_len[ZT_EV_MAX] = {
 	[ZT_EV_CAPTURE] = sizeof(struct zt_ev_capture),
 	[ZT_EV_SESSION] = sizeof(struct zt_ev_session),
 	[ZT_EV_HOST_SESSION] = sizeof(struct zt_ev_host_session),
-	[ZT_EV_SSH_REFUSED] = sizeof(struct zt_ev_ssh_refused),
+	[ZT_EV_REFUSED] = sizeof(struct zt_ev_refused),
 };
 
 static bool family_ok(uint8_t f)
@@ -139,12 +139,14 @@ static bool fields_ok(const struct zt_event_hdr *h)
 
 		return family_ok(e->family) && e->first_ns <= e->hdr.ts_ns;
 	}
-	case ZT_EV_SSH_REFUSED: {
-		const struct zt_ev_ssh_refused *e = (const void *)h;
+	case ZT_EV_REFUSED: {
+		const struct zt_ev_refused *e = (const void *)h;
 
 		return family_ok(e->family) &&
-		       (e->origin == ZT_SSH_FROM_ENDPOINT || e->origin == ZT_SSH_FROM_NODE) &&
-		       e->refused && e->first_ns <= e->hdr.ts_ns;
+		       (e->origin == ZT_REFUSED_FROM_ENDPOINT ||
+			e->origin == ZT_REFUSED_FROM_NODE) &&
+		       (e->kind == ZT_REFUSED_SSH || e->kind == ZT_REFUSED_CLEAR) && e->count &&
+		       e->refused >= e->count && e->first_ns <= e->hdr.ts_ns;
 	}
 	case ZT_EV_SESSION: {
 		const struct zt_ev_session *e = (const void *)h;

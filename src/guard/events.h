@@ -16,7 +16,7 @@
  *   ZT_EV_CAPTURE        struct zt_ev_capture       a packet of a watched address
  *   ZT_EV_SESSION        struct zt_ev_session       a TCP session an endpoint's packet closed
  *   ZT_EV_HOST_SESSION   struct zt_ev_host_session  a TCP session of the node's own closed
- *   ZT_EV_SSH_REFUSED    struct zt_ev_ssh_refused   an SSH server refused a guess
+ *   ZT_EV_REFUSED        struct zt_ev_refused       logins refused in a session still open
  */
 #ifndef ZT_EVENTS_H
 #define ZT_EVENTS_H

@@ -1023,8 +1023,14 @@ static void to_conn(const struct zt_ct_key *k, const struct zt_ct_val *v, struct
 	c->syns[0] = v->syn[0];
 	c->syns[1] = v->syn[1];
 	c->zero_win = v->zero_win;
-	/* Refused with nothing served since: its logins failed (a challenge answered did not). */
-	c->refused = (v->resp & ZT_CT_RESP_REFUSED) ? v->refused : 0;
+	/*
+	 * Refused with nothing served since: its logins failed (a challenge
+	 * answered did not); those counted as they were (ZT_EV_REFUSED) apart.
+	 */
+	if (v->resp & ZT_CT_RESP_REFUSED) {
+		c->refused_live = v->ssh.clear_live <= v->refused ? v->ssh.clear_live : v->refused;
+		c->refused = v->refused - c->refused_live;
+	}
 	c->served = (v->resp & ZT_CT_RESP_SERVED) != 0;
 	c->challenged = (v->resp & ZT_CT_RESP_CHALLENGED) != 0;
 	c->ssh_fails = zt_ssh_auth_failed(&v->ssh);
@@ -1113,6 +1119,7 @@ static void host_to_conn(const struct zt_ev_host_session *ev, struct zt_conn *c)
 	c->challenged = ev->challenged != 0;
 	c->ssh_fails = ev->ssh_fails;
 	c->ssh_live = ev->ssh_live;
+	c->refused_live = ev->refused_live;
 }
 
 void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev)
@@ -1128,10 +1135,12 @@ void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_sess
 	});
 }
 
-void zt_engine_on_ssh_refused(struct zt_engine *e, const struct zt_ev_ssh_refused *ev)
+void zt_engine_on_refused(struct zt_engine *e, const struct zt_ev_refused *ev)
 {
 	struct zt_bf_refusal r = {
 		.family = ev->family,
+		.ssh = ev->kind == ZT_REFUSED_SSH,
+		.count = ev->count,
 		.sport = ev->sport,
 		.dport = ev->dport,
 		.ts_ns = ev->hdr.ts_ns,
@@ -1142,7 +1151,10 @@ void zt_engine_on_ssh_refused(struct zt_engine *e, const struct zt_ev_ssh_refuse
 	memcpy(r.src, ev->saddr, 16);
 	memcpy(r.dst, ev->daddr, 16);
 	WITH_PENDING_URGENT(e, {
-		e->st.ssh_refused++;
+		if (r.ssh)
+			e->st.ssh_refused++;
+		else
+			e->st.clear_refused += r.count;
 		if (zt_bf_refused(e->bf, &r, &d))
 			handle(e, &d, zt_now_boot_ns());
 	});

@@ -93,7 +93,9 @@ struct zt_engine_stats {
 	uint64_t incidents_opened[ZT_THREAT_MAX];
 	uint64_t sweeps, sweep_entries, probes, sessions, records;
 	uint64_t sessions_repeated; /* a session's end tc_endpoint sent twice, judged once */
-	uint64_t ssh_refused; /* SSH guesses refused, reported as they were (ZT_EV_SSH_REFUSED) */
+	uint64_t ssh_refused; /* SSH guesses refused, reported as they were (ZT_EV_REFUSED) */
+	/* Logins refused in the clear, counted as a session's run of them grew (ZT_EV_REFUSED) */
+	uint64_t clear_refused;
 	uint64_t scan_sources, scan_evicted; /* the scan detector's walks, its tables' evictions */
 	uint64_t denials, denial_alerts, denial_updates, denials_folded;
 	uint64_t capture_packets, capture_sampled_out, capture_files, capture_bytes,
@@ -148,8 +150,8 @@ void zt_engine_on_session(struct zt_engine *e, const struct zt_ct_key *k,
 			  const struct zt_ct_val *v);
 /* A TCP session a service of the node itself accepted, closed (ZT_EV_HOST_SESSION). */
 void zt_engine_on_host_session(struct zt_engine *e, const struct zt_ev_host_session *ev);
-/* A guess an SSH server refused, as it was (ZT_EV_SSH_REFUSED): to the brute-force detector now. */
-void zt_engine_on_ssh_refused(struct zt_engine *e, const struct zt_ev_ssh_refused *ev);
+/* Logins a server refused, as they were (ZT_EV_REFUSED): to the brute-force detector now. */
+void zt_engine_on_refused(struct zt_engine *e, const struct zt_ev_refused *ev);
 void zt_engine_on_packets(struct zt_engine *e, uint8_t family, const uint8_t *src,
 			  const uint8_t *dst, enum zt_flood_kind kind, uint32_t n, uint64_t ts_ns);
 /* A captured frame (Part K's capture events): to the captures of watched addresses. */

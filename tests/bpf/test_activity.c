@@ -2412,27 +2412,42 @@ static void test_events_check(void **state)
 		hs.family = 5;
 		assert_int_equal(zt_events_check(&hs, sizeof(hs)), -EINVAL);
 	}
-	/* An SSH guess refused: a family, an origin, a count, its session's start not after it. */
+	/*
+	 * Logins refused: a family, an origin, a kind, a count of at least one
+	 * and at most the session's so far, its session's start not after it.
+	 */
 	{
-		struct zt_ev_ssh_refused sr = {
-			.hdr = { .type = ZT_EV_SSH_REFUSED, .len = sizeof(sr), .ts_ns = 5000 },
+		struct zt_ev_refused sr = {
+			.hdr = { .type = ZT_EV_REFUSED, .len = sizeof(sr), .ts_ns = 5000 },
 			.family = 6,
-			.origin = ZT_SSH_FROM_NODE,
+			.origin = ZT_REFUSED_FROM_NODE,
 			.refused = 1,
+			.count = 1,
 		};
 
-		assert_int_equal(zt_events_check(&sr, sizeof(sr)), ZT_EV_SSH_REFUSED);
+		assert_int_equal(zt_events_check(&sr, sizeof(sr)), ZT_EV_REFUSED);
 		assert_int_equal(zt_events_check(&sr, sizeof(sr) - 1), -EINVAL);
 		sr.first_ns = 6000;
 		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
 		sr.first_ns = 4000;
 		sr.origin = 0;
 		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
-		sr.origin = ZT_SSH_FROM_ENDPOINT;
+		sr.origin = ZT_REFUSED_FROM_ENDPOINT;
 		sr.refused = 0;
 		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
 		sr.refused = 2;
 		sr.family = 0;
+		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
+		sr.family = 4;
+		sr.kind = ZT_REFUSED_CLEAR;
+		sr.count = 2;
+		assert_int_equal(zt_events_check(&sr, sizeof(sr)), ZT_EV_REFUSED);
+		sr.count = 3; /* more than the session's */
+		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
+		sr.count = 0;
+		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
+		sr.count = 1;
+		sr.kind = 2;
 		assert_int_equal(zt_events_check(&sr, sizeof(sr)), -EINVAL);
 	}
 	r.hdr.type = ZT_EV_FLOW_END; /* reserved: no producer, no record */

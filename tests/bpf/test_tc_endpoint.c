@@ -95,7 +95,7 @@ struct env {
 	int n_res;
 	struct zt_ev_session ses[MAX_EVENTS];
 	int n_ses;
-	struct zt_ev_ssh_refused sshr[MAX_EVENTS];
+	struct zt_ev_refused sshr[MAX_EVENTS];
 	int n_sshr;
 	struct zt_ev_activity act[MAX_EVENTS];
 	int n_act;
@@ -120,7 +120,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		keep(e->res, &e->n_res, data, size);
 	else if (size == sizeof(struct zt_ev_session) && type == ZT_EV_SESSION)
 		keep(e->ses, &e->n_ses, data, size);
-	else if (size == sizeof(struct zt_ev_ssh_refused) && type == ZT_EV_SSH_REFUSED)
+	else if (size == sizeof(struct zt_ev_refused) && type == ZT_EV_REFUSED)
 		keep(e->sshr, &e->n_sshr, data, size);
 	else if (size == sizeof(struct zt_ev_activity) && type == ZT_EV_SRC_ACTIVITY)
 		keep(e->act, &e->n_act, data, size);
@@ -2229,8 +2229,8 @@ static struct pg_pkt *with_text(struct pg_pkt *p, const char *text)
  * -WRONGPASS, IMAP's tagged NO of a refused login; not a
  * 200, a 403, a 230, a reply cut shorter than its code, the opener's own
  * bytes, an IMAP NO about anything else or with a tag too long to be
- * read; saturating. resp says whether a login was refused since the last
- * response that served what was asked (a 200, a 230).
+ * read; saturating; since the last response that served what was asked
+ * (a 200, a 230). resp says whether a login was refused since then.
  */
 static void test_ct_refused_logins(void **state)
 {
@@ -2306,7 +2306,8 @@ static void test_ct_refused_logins(void **state)
 		/* The rest of the response: not its start. */
 		from_pod(e, with_text(tcp4p(&p, POD4, PEER4, 8080, 41000, TCP_ACK | TCP_PSH, 40),
 				      "530 Login incorrect.\r\n"));
-		want += r[i].counts;
+		/* A run: what serves ends it (a login's challenges, or one got in). */
+		want = r[i].serves ? 0 : want + r[i].counts;
 		assert_int_equal(ct_get(e, k, &v), 0);
 		if (v.refused != want)
 			fail_msg("\"%s\": refused %u, want %d", r[i].text, v.refused, want);
@@ -2387,14 +2388,14 @@ static void ssh_session(struct env *e, int port, const int *srv, int n_srv, cons
 	assert_int_equal(v->state, ZT_CT_CLOSED);
 }
 
-/* The guesses of the session from port refused as they were (ZT_EV_SSH_REFUSED), from event i on. */
+/* The guesses of the session from port refused as they were (ZT_EV_REFUSED), from event i on. */
 static int ssh_refused_of(struct env *e, int i, int port)
 {
 	int n = 0;
 
 	assert_true(e->n_sshr <= MAX_EVENTS);
 	for (; i < e->n_sshr; i++) {
-		const struct zt_ev_ssh_refused *r = &e->sshr[i];
+		const struct zt_ev_refused *r = &e->sshr[i];
 		uint8_t world[16] = { 0 }, pod[16] = { 0 };
 
 		inet_pton(AF_INET, WORLD4, world);
@@ -2402,9 +2403,11 @@ static int ssh_refused_of(struct env *e, int i, int port)
 		if (r->sport != port)
 			continue;
 		n++;
+		assert_int_equal(r->kind, ZT_REFUSED_SSH);
+		assert_int_equal(r->count, 1);
 		/* The client, the server, the count so far, the session's start. */
 		assert_int_equal(r->family, 4);
-		assert_int_equal(r->origin, ZT_SSH_FROM_ENDPOINT);
+		assert_int_equal(r->origin, ZT_REFUSED_FROM_ENDPOINT);
 		assert_int_equal(r->dport, 22);
 		assert_memory_equal(r->saddr, world, 16);
 		assert_memory_equal(r->daddr, pod, 16);
@@ -2635,14 +2638,19 @@ static void test_tail_out_of_state(void **state)
 }
 
 /* A handshake from the peer's port to the pod's dport: the pod's entry key. */
-static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
+static struct zt_ct_key tcp_open_from(struct env *e, const char *cli, int port, int dport)
 {
 	struct pg_pkt p;
 
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_SYN, 0));
-	from_pod(e, tcp4p(&p, POD4, PEER4, dport, port, TCP_SYN | TCP_ACK, 0));
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_ACK, 0));
-	return ct_key(if_pod, IPPROTO_TCP, PEER4, POD4, port, dport);
+	to_pod(e, tcp4p(&p, cli, POD4, port, dport, TCP_SYN, 0));
+	from_pod(e, tcp4p(&p, POD4, cli, dport, port, TCP_SYN | TCP_ACK, 0));
+	to_pod(e, tcp4p(&p, cli, POD4, port, dport, TCP_ACK, 0));
+	return ct_key(if_pod, IPPROTO_TCP, cli, POD4, port, dport);
+}
+
+static struct zt_ct_key tcp_open(struct env *e, int port, int dport)
+{
+	return tcp_open_from(e, PEER4, port, dport);
 }
 
 /* The sequence number a TCP segment carries. */
@@ -2749,16 +2757,22 @@ static void test_ct_request_acked(void **state)
 }
 
 /* A request of req bytes, answered with rep bytes that begin with the n bytes of head. */
-static void tcp_exchange(struct env *e, int port, int dport, int req, int rep, const void *head,
-			 size_t n)
+static void tcp_exchange_from(struct env *e, const char *cli, int port, int dport, int req, int rep,
+			      const void *head, size_t n)
 {
 	struct pg_pkt p;
 
-	to_pod(e, tcp4p(&p, PEER4, POD4, port, dport, TCP_ACK | TCP_PSH, req));
-	tcp4p(&p, POD4, PEER4, dport, port, TCP_ACK | TCP_PSH, rep);
+	to_pod(e, tcp4p(&p, cli, POD4, port, dport, TCP_ACK | TCP_PSH, req));
+	tcp4p(&p, POD4, cli, dport, port, TCP_ACK | TCP_PSH, rep);
 	assert_true(p.off[PG_PAYLOAD] + n <= p.len);
 	memcpy(p.buf + p.off[PG_PAYLOAD], head, n);
 	from_pod(e, &p);
+}
+
+static void tcp_exchange(struct env *e, int port, int dport, int req, int rep, const void *head,
+			 size_t n)
+{
+	tcp_exchange_from(e, PEER4, port, dport, req, rep, head, n);
 }
 
 static __u8 resp_of(struct env *e, struct zt_ct_key k)
@@ -2777,6 +2791,152 @@ static __u8 served_after(struct env *e, int port, const char *const *texts, int 
 	for (int i = 0; i < n; i++)
 		tcp_exchange(e, port, 8080, 80, 60, texts[i], strlen(texts[i]));
 	return resp_of(e, k);
+}
+
+/*
+ * The refusals in the clear of the session from port reported as they
+ * came (ZT_EV_REFUSED), from event i on: their records, the counts summed.
+ */
+static int clear_refused_of(struct env *e, int i, int port, int *records)
+{
+	int n = 0;
+
+	assert_true(e->n_sshr <= MAX_EVENTS);
+	*records = 0;
+	for (; i < e->n_sshr; i++) {
+		const struct zt_ev_refused *r = &e->sshr[i];
+
+		if (r->sport != port)
+			continue;
+		assert_int_equal(r->kind, ZT_REFUSED_CLEAR);
+		assert_int_equal(r->origin, ZT_REFUSED_FROM_ENDPOINT);
+		assert_int_equal(r->family, 4);
+		assert_int_equal(r->dport, 8080);
+		assert_true(r->count >= 1);
+		n += r->count;
+		(*records)++;
+		/* The run so far: the first record brings ZT_REFUSED_LIVE_FROM at once. */
+		assert_true(r->refused >= ZT_REFUSED_LIVE_FROM);
+		assert_true(r->first_ns > 0 && r->first_ns <= r->hdr.ts_ns);
+	}
+	return n;
+}
+
+/*
+ * A run of logins refused in the clear in one session is reported as it
+ * grows from its ZT_REFUSED_LIVE_FROM-th refusal (ZT_EV_REFUSED, kind
+ * CLEAR), the first record with the run's earlier ones, then one by one;
+ * zt_ct_val.ssh.clear_live says how many went so, for the session's end
+ * to leave out. A response that serves ends the run: a client challenged
+ * before each request it then makes (curl --anyauth: 401, 200), or NTLM's
+ * two challenges before its 200, never reports; a run after a success
+ * counts from its own start. Between two endpoints of the node the
+ * server's entry does not report (the client's does); with probe events
+ * off nothing is reported.
+ */
+static void test_ct_refused_live(void **state)
+{
+	static const char *const no = "HTTP/1.1 401 Unauthorized\r\n";
+	static const char *const ok = "HTTP/1.1 200 OK\r\n";
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY | ZT_GCF_PROBES, .probe_rate = 1000 };
+	struct zt_ct_key k;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 zero = 0;
+	int recs, n0;
+
+	std_setup(e);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 12);
+	allow_port(e, 2, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+
+	/* A guesser on one keep-alive connection (ncrack http): 12 guesses, 12 refusals. */
+	n0 = e->n_sshr;
+	k = tcp_open_from(e, WORLD4, 46001, 8080);
+	for (int i = 0; i < 12; i++) {
+		tcp_exchange_from(e, WORLD4, 46001, 8080, 120, 380, no, strlen(no));
+		if (i == 1)
+			assert_int_equal(clear_refused_of(e, n0, 46001, &recs), 0);
+		if (i == 2) {
+			assert_int_equal(clear_refused_of(e, n0, 46001, &recs), 3);
+			assert_int_equal(recs, 1);
+		}
+	}
+	assert_int_equal(clear_refused_of(e, n0, 46001, &recs), 12);
+	assert_int_equal(recs, 10);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 12);
+	assert_int_equal(v.ssh.clear_live, 12);
+	assert_int_equal(v.resp & ZT_CT_RESP_REFUSED, ZT_CT_RESP_REFUSED);
+	/* Its end carries both, for the daemon to add none of them again. */
+	to_pod(e, tcp4p(&p, WORLD4, POD4, 46001, 8080, TCP_FIN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, WORLD4, 8080, 46001, TCP_FIN | TCP_ACK, 0));
+	assert_true(e->n_ses >= 1 && e->n_ses <= MAX_EVENTS);
+	assert_int_equal(e->ses[e->n_ses - 1].key.sport, 46001);
+	assert_int_equal(e->ses[e->n_ses - 1].val.refused, 12);
+	assert_int_equal(e->ses[e->n_ses - 1].val.ssh.clear_live, 12);
+
+	/* Challenged before each of 10 requests, each then served: no run, nothing reported. */
+	n0 = e->n_sshr;
+	k = tcp_open_from(e, WORLD4, 46002, 8080);
+	for (int i = 0; i < 10; i++) {
+		tcp_exchange_from(e, WORLD4, 46002, 8080, 120, 380, no, strlen(no));
+		tcp_exchange_from(e, WORLD4, 46002, 8080, 160, 900, ok, strlen(ok));
+	}
+	assert_int_equal(clear_refused_of(e, n0, 46002, &recs), 0);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 0);
+	assert_int_equal(v.ssh.clear_live, 0);
+	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+
+	/* NTLM, three times on one connection: two challenges, then the 200. */
+	k = tcp_open_from(e, WORLD4, 46003, 8080);
+	for (int i = 0; i < 3; i++) {
+		tcp_exchange_from(e, WORLD4, 46003, 8080, 120, 380, no, strlen(no));
+		tcp_exchange_from(e, WORLD4, 46003, 8080, 200, 380, no, strlen(no));
+		tcp_exchange_from(e, WORLD4, 46003, 8080, 400, 900, ok, strlen(ok));
+	}
+	assert_int_equal(clear_refused_of(e, n0, 46003, &recs), 0);
+
+	/* Three refused, one got in, two refused: the second run is not reported ... */
+	k = tcp_open_from(e, WORLD4, 46004, 8080);
+	for (int i = 0; i < 3; i++)
+		tcp_exchange_from(e, WORLD4, 46004, 8080, 120, 380, no, strlen(no));
+	assert_int_equal(clear_refused_of(e, n0, 46004, &recs), 3);
+	tcp_exchange_from(e, WORLD4, 46004, 8080, 120, 900, ok, strlen(ok));
+	for (int i = 0; i < 2; i++)
+		tcp_exchange_from(e, WORLD4, 46004, 8080, 120, 380, no, strlen(no));
+	assert_int_equal(clear_refused_of(e, n0, 46004, &recs), 3);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 2);
+	assert_int_equal(v.ssh.clear_live, 0);
+	/* ... until it reaches three of its own. */
+	tcp_exchange_from(e, WORLD4, 46004, 8080, 120, 380, no, strlen(no));
+	assert_int_equal(clear_refused_of(e, n0, 46004, &recs), 6);
+	assert_int_equal(recs, 2);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.ssh.clear_live, 3);
+
+	/* From another endpoint of the node: its own entry reports, not the server's. */
+	tcp_open(e, 46006, 8080);
+	for (int i = 0; i < 5; i++)
+		tcp_exchange(e, 46006, 8080, 120, 380, no, strlen(no));
+	assert_int_equal(clear_refused_of(e, n0, 46006, &recs), 0);
+
+	/* Probe events off: nothing goes out as it comes, the end counts all. */
+	cfg.flags = ZT_GCF_ACTIVITY;
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	n0 = e->n_sshr;
+	k = tcp_open_from(e, WORLD4, 46005, 8080);
+	for (int i = 0; i < 5; i++)
+		tcp_exchange_from(e, WORLD4, 46005, 8080, 120, 380, no, strlen(no));
+	assert_int_equal(e->n_sshr, n0);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 5);
+	assert_int_equal(v.ssh.clear_live, 0);
 }
 
 /* One query on a new connection to port 53, answered with 60 bytes that begin with head: resp. */
@@ -4318,6 +4478,7 @@ int main(void)
 		T(test_ct_features),
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
+		T(test_ct_refused_live),
 		T(test_ct_ssh_failures),
 		T(test_tail_out_of_state),
 		T(test_ct_request_acked),

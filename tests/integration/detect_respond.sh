@@ -20,7 +20,10 @@
 #  - hydra http-get against HTTP Basic authentication (a 401 page per guess,
 #    a real exchange by its bytes) is blocked on the server's refusals
 #    within 20 attempts; a client challenged on every connection and then
-#    let in (curl --anyauth) is not;
+#    let in (curl --anyauth) is not; ncrack, its guesses on one keep-alive
+#    connection, is blocked within 20 refusals at a pod and at the node
+#    (a session's run of refusals counted as it grows), a client
+#    challenged before each of 30 requests on one connection is not;
 #  - Redis AUTH guesses with a PING after each (+PONG where the default
 #    user needs no password) against a pod and the node are blocked on the
 #    refusals within 20;
@@ -57,7 +60,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-for tool in hydra slowhttptest nmap iperf3 tshark dnsmasq dig dropbear dropbearkey; do
+for tool in hydra ncrack slowhttptest nmap iperf3 tshark dnsmasq dig dropbear dropbearkey; do
 	if ! command -v $tool >/dev/null; then
 		echo "not ok 1 - $tool is installed (make deps)"
 		exit 1
@@ -128,6 +131,8 @@ RNBF=198.18.0.22 # the same against the node's
 SBF=198.18.0.23 # hydra against PostgreSQL in a pod, a guess a second (hydra -c 1)
 SSHBF=198.18.0.24 # hydra against SSH (dropbear) in a pod
 NSSHBF=198.18.0.25 # hydra against SSH (dropbear) on the node itself
+KBF=198.18.0.26 # ncrack against Basic authentication in a pod: guesses on one connection
+NKBF=198.18.0.27 # the same against the node's
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -139,7 +144,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF $SSHBF $NSSHBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF $SSHBF $NSSHBF $KBF $NKBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -659,6 +664,40 @@ redis_guesses "redis brute force, a PING after each guess" $RBF $WEB "$LAB_DIR/r
 redis_guesses "node redis brute force, a PING after each guess" $RNBF $LAB_NODE_IP \
 	"$LAB_DIR/redis-node.out"
 
+# --- ncrack against Basic authentication: its guesses on one keep-alive connection ---
+# A 401 for each guess, one after the other on one connection (ncrack
+# made 152 in two sessions before a decision when a session's refusals
+# counted only at its end): a run of refusals in one session is counted
+# as it grows, from its third (ZT_EV_REFUSED).
+# keepalive_guesses WHAT SRC URL LOG: ncrack from SRC until blocked; LOG: the server's.
+keepalive_guesses() {
+	local before fails inc ev attempts
+	before=$(grep -c refused "$4")
+	until_blocked "$1" "$2" ncrack --user admin -P "$LAB_DIR/words" "$3"
+	fails=$(($(grep -c refused "$4") - before))
+	inc=$(incident_of bruteforce "$2")
+	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+	attempts=$(evidence_attempts <<<"$ev")
+	echo "# $1: decided after ${attempts:-?} refused logins; the server refused $fails in all"
+	check "$1: decided on the refusals as they came (refused-logins)" \
+		all_of "$ev" "refused-logins" "counted as they came"
+	check "$1: decided within 20 attempts (${attempts:-?})" test -n "$inc" -a "${attempts:-99}" -le 20
+	check "$1: the server refused at most 20 of its logins ($fails)" test "$fails" -le 20
+}
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $KBF
+keepalive_guesses "keep-alive basic auth brute force" $KBF http://$WEB:8081 "$LAB_DIR/basicauth.out"
+ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
+# A client challenged before each of its 30 requests on one connection
+# (curl --anyauth over URLs it fetches in turn, each a 401, then a 200):
+# runs of one refusal, each ended by a success.
+before=$(grep -c refused "$LAB_DIR/basicauth.out")
+okb=$(ip netns exec "$LAB_EXT" curl -s -o /dev/null -w '%{http_code}\n' --interface $BENIGN \
+	--anyauth -u "admin:$ADMIN_PW" "http://$WEB:8081/page[1-30]" | grep -c 200)
+chal=$(($(grep -c refused "$LAB_DIR/basicauth.out") - before))
+sleep 2 # the sweep reads the session
+check "basic auth: 30 requests on one connection, challenged $chal times, all in ($okb/30), not blocked" \
+	test "$okb" = 30 -a -z "$(ztctl block list | grep "$BENIGN/")"
+
 # --- a slow guesser: hydra against the pod's PostgreSQL, a guess a second ---
 # 5 within the lab's 5 s window: by their shape never 10. PostgreSQL says
 # each was refused (FATAL 28P01, bpf/lib/refusal.h), which counts for 10 min.
@@ -777,6 +816,10 @@ check "node basic auth brute force: decided on the server's refusals (refused-lo
 	all_of "$(ztctl block list | grep "$NHBF/32")" "bruteforce/refused-logins"
 check "node basic auth brute force: the server refused at most 20 of its logins ($fails)" \
 	test "$fails" -le 20
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NKBF
+keepalive_guesses "node keep-alive basic auth brute force" $NKBF http://$LAB_NODE_IP:8081 \
+	"$LAB_DIR/basicauth-node.out"
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NKBF
 
 # SSH on the node itself: the failures' sizes read at the uplink's egress.
 ssh_server "$LAB_NODE" $LAB_NODE_IP "$LAB_DIR/dropbear-node.log"

@@ -276,17 +276,52 @@ static void test_ssh_failures(void **state)
 	zt_bf_free(b);
 }
 
-/* One guess refused in the session from sport, at t (ZT_EV_SSH_REFUSED as zt_bf_refused takes it). */
-static int refused_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, uint16_t sport,
-		      uint64_t first, uint64_t t, struct zt_decision *d)
+/* One guess refused in the session from sport, at t (ZT_EV_REFUSED as zt_bf_refused takes it). */
+/*
+ * Logins refused in a session still open (ZT_EV_REFUSED): an SSH server's
+ * guess at port 22 (ssh), or count refused in the clear at port 8081.
+ */
+static int live_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, bool ssh,
+		   uint32_t count, uint16_t sport, uint64_t first, uint64_t t,
+		   struct zt_decision *d)
 {
-	struct zt_bf_refusal r = {
-		.family = 4, .sport = sport, .dport = 22, .ts_ns = t, .first_ns = first
-	};
+	struct zt_bf_refusal r = { .family = 4,
+				   .ssh = ssh,
+				   .count = count,
+				   .sport = sport,
+				   .dport = ssh ? 22 : 8081,
+				   .ts_ns = t,
+				   .first_ns = first };
 
 	memcpy(r.src, cli, 16);
 	memcpy(r.dst, srv, 16);
 	return zt_bf_refused(b, &r, d);
+}
+
+/*
+ * A decision at the 10th login refused as it was, flows sessions all
+ * still open, to dport; live: how the evidence says they were counted.
+ */
+static void decided_live(const struct zt_decision *d, const char *subtype, uint32_t flows,
+			 uint16_t dport, const char *live)
+{
+	char want[64];
+
+	assert_string_equal(d->subtype, subtype);
+	assert_int_equal(d->flows, flows);
+	assert_int_equal(d->value, 10);
+	assert_int_equal(d->dport, dport);
+	snprintf(want, sizeof(want), "10 login attempts in %u sessions", flows);
+	assert_non_null(strstr(d->evidence, want));
+	assert_non_null(strstr(d->evidence, live));
+	snprintf(want, sizeof(want), "%u sessions still open", flows);
+	assert_non_null(strstr(d->evidence, want));
+}
+
+static int refused_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, uint16_t sport,
+		      uint64_t first, uint64_t t, struct zt_decision *d)
+{
+	return live_at(b, cli, srv, true, 1, sport, first, t, d);
 }
 
 /*
@@ -326,13 +361,7 @@ static void test_ssh_live(void **state)
 				at = n;
 		}
 	assert_int_equal(at, 10);
-	assert_string_equal(d.subtype, "ssh-failures");
-	assert_int_equal(d.flows, 4);
-	assert_int_equal(d.value, 10);
-	assert_int_equal(d.dport, 22);
-	assert_true(strstr(d.evidence, "10 login attempts in 4 sessions") != NULL);
-	assert_true(strstr(d.evidence, "10 of them counted as each was refused") != NULL);
-	assert_true(strstr(d.evidence, "4 sessions still open") != NULL);
+	decided_live(&d, "ssh-failures", 4, 22, "10 of them counted as each was refused");
 	/* The four sessions end after 10 guesses each: 9 counted as they came, nothing left. */
 	decided = 0;
 	for (uint16_t c = 0; c < 4; c++) {
@@ -385,6 +414,81 @@ static void test_ssh_live(void **state)
 	assert_int_equal(decided, 0);
 	zt_bf_get_stats(b, &st);
 	assert_int_equal(st.live_refusals, 10 + 10 + 6);
+	zt_bf_free(b);
+}
+
+/* count logins refused in the clear, reported as a session's run grew (ZT_EV_REFUSED). */
+static int clear_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, uint16_t sport,
+		    uint32_t count, uint64_t first, uint64_t t, struct zt_decision *d)
+{
+	return live_at(b, cli, srv, false, count, sport, first, t, d);
+}
+
+/*
+ * Refusals in the clear counted as a session's run of them grows
+ * (zt_bf_refused, ssh false): ncrack against Basic authentication on one
+ * keep-alive connection, a 401 for each guess, reported 3 at its third
+ * and then one by one, is decided at the 10th refused login while the
+ * session is open, as refused-logins with the evidence saying so. Its end
+ * (refused: those not reported, refused_live: those that were) adds only
+ * the rest and decides nothing again; a session that ended with 2 of its
+ * refusals unreported counts those 2 and no more.
+ */
+static void test_clear_live(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	struct zt_bf_stats st;
+	struct zt_conn k;
+	uint8_t cli[16], other[16], srv[16];
+	uint64_t t0 = 90000 * SEC;
+	int at = 0, n = 0;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(cli, 203, 0, 113, 40);
+	ip4(other, 203, 0, 113, 41);
+	ip4(srv, 198, 18, 1, 54);
+	for (int g = 3; g <= 40 && !at; g++) {
+		n = g;
+		if (clear_at(b, cli, srv, 47000, g == 3 ? 3 : 1, t0, t0 + (uint64_t)g * 5 * MS, &d))
+			at = g;
+	}
+	assert_int_equal(at, 10);
+	decided_live(&d, "refused-logins", 1, 8081, "10 of them counted as they came");
+
+	/* Its end, 10 refused and all reported: nothing more. */
+	mk_conn(&k, cli, srv, 8081, t0, t0 + 60 * MS, 1200, 3800, 12, 12, 3, 1);
+	k.sport = 47000;
+	k.refused = 0;
+	k.refused_live = 10;
+	assert_int_equal(zt_bf_classify(&p, &k), ZT_BF_ATTEMPT);
+	assert_int_equal(zt_bf_observe(b, &k, &d), 0);
+
+	/* Sessions of 5 refusals, 3 reported as they came and 2 at the end: 10 after two. */
+	at = 0;
+	n = 0;
+	for (int i = 0; i < 3 && !at; i++) {
+		uint64_t t = t0 + 1000 * SEC + (uint64_t)i * SEC;
+
+		n += 3;
+		if (clear_at(b, other, srv, (uint16_t)(47100 + i), 3, t, t + 10 * MS, &d)) {
+			at = n;
+			break;
+		}
+		mk_conn(&k, other, srv, 8081, t, t + 20 * MS, 600, 1900, 7, 7, 3, 1);
+		k.sport = (uint16_t)(47100 + i);
+		k.refused = 2;
+		k.refused_live = 3;
+		n += 2;
+		if (zt_bf_observe(b, &k, &d))
+			at = n;
+	}
+	assert_int_equal(at, 10);
+	zt_bf_get_stats(b, &st);
+	assert_int_equal(st.live_refusals, 10 + 6);
 	zt_bf_free(b);
 }
 
@@ -577,8 +681,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),	     cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_two_sources),  cmocka_unit_test(test_refused_logins),
-		cmocka_unit_test(test_full_table),   cmocka_unit_test(test_slow_guesses),
-		cmocka_unit_test(test_ssh_failures), cmocka_unit_test(test_ssh_live),
+		cmocka_unit_test(test_clear_live),   cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_slow_guesses), cmocka_unit_test(test_ssh_failures),
+		cmocka_unit_test(test_ssh_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -904,7 +904,7 @@ static void test_host_sessions(void **state)
 }
 
 /*
- * SSH guesses refused as they were (ZT_EV_SSH_REFUSED), from four sessions
+ * SSH guesses refused as they were (ZT_EV_REFUSED), from four sessions
  * of one client still open: the tenth blocks it (bruteforce/ssh-failures);
  * the sessions' ends then, their refusals all counted (ssh_live), decide
  * nothing more. The node's own sshd's come without a session start.
@@ -914,12 +914,12 @@ static void test_ssh_refused(void **state)
 	struct world *w = calloc(1, sizeof(*w));
 	struct zt_engine *e = mk_engine(w);
 	uint64_t now = zt_now_boot_ns();
-	struct zt_ev_ssh_refused ev = { .hdr = { .type = ZT_EV_SSH_REFUSED },
-					.family = 4,
-					.origin = ZT_SSH_FROM_NODE,
-					.dport = 22,
-					.saddr = { 203, 0, 113, 90 },
-					.daddr = { 198, 18, 0, 2 } };
+	struct zt_ev_refused ev = { .hdr = { .type = ZT_EV_REFUSED },
+				    .family = 4,
+				    .origin = ZT_REFUSED_FROM_NODE,
+				    .dport = 22,
+				    .saddr = { 203, 0, 113, 90 },
+				    .daddr = { 198, 18, 0, 2 } };
 	struct zt_ev_host_session hs = { .hdr = { .type = ZT_EV_HOST_SESSION },
 					 .family = 4,
 					 .dport = 22,
@@ -938,7 +938,7 @@ static void test_ssh_refused(void **state)
 		ev.sport = (uint16_t)(50000 + i % 4);
 		ev.refused = (uint8_t)(i / 4 + 1);
 		ev.hdr.ts_ns = now + (uint64_t)i * 75000000;
-		zt_engine_on_ssh_refused(e, &ev);
+		zt_engine_on_refused(e, &ev);
 	}
 	assert_int_equal(w->writes, 1);
 	assert_int_equal(w->last.addr[3], 90);
