@@ -9,7 +9,11 @@
  *   - FTP 530 (Not logged in: the answer to a wrong PASS), RFC 959;
  *   - SMTP 535 (authentication credentials invalid), RFC 4954;
  *   - POP3 -ERR (the answer to a wrong PASS or AUTH; RFC 1939), which is
- *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS;
+ *     also how Redis before 6 refuses an AUTH, and Redis's -WRONGPASS; an
+ *     -ERR only when its line speaks of a login (zt_refusal_err): both
+ *     answer any failed command so ("-ERR unknown command", "-ERR value
+ *     is not an integer"), which an application's pooled connection may
+ *     get again and again;
  *   - PostgreSQL's ErrorResponse of SQLSTATE class 28 (invalid
  *     authorization: 28P01 a wrong password, 28000 a role or host that
  *     may not log in), severity FATAL: 'E', its length, then the fields
@@ -151,6 +155,43 @@ static __always_inline int zt_refusal_imap(struct __sk_buff *skb, __u32 off, __u
 	return 0;
 }
 
+/* The 4 bytes at s in lower case, as one word (letters only change: | 0x20). */
+static __always_inline __u32 zt_lower4(const __u8 *s)
+{
+	return ((__u32)(s[0] | 0x20)) | ((__u32)(s[1] | 0x20) << 8) |
+	       ((__u32)(s[2] | 0x20) << 16) | ((__u32)(s[3] | 0x20) << 24);
+}
+
+#define ZT_W4(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+#define ZT_ERR_SCAN 32 /* bytes of an -ERR line searched for a login's words */
+
+/*
+ * An -ERR at off (POP3, Redis before 6): ZT_REPLY_REFUSED when its first
+ * ZT_ERR_SCAN bytes name a login, in any case: "auth" (Dovecot's "[AUTH]
+ * Authentication failed", RFC 3206's code; Redis's "invalid password" has
+ * "pass"), "pass", "logi" (Courier's "Login failed", "Bad login",
+ * Exchange's "Logon failure") or "user" ("unknown user"); else 0.
+ */
+static __always_inline int zt_refusal_err(struct __sk_buff *skb, __u32 off, __u32 payload)
+{
+	__u8 b[ZT_ERR_SCAN] = {};
+	__u32 n = payload < ZT_ERR_SCAN ? payload : ZT_ERR_SCAN, i;
+
+	/* "-ERR " and a word at least. Masked, then 1 added: the verifier keeps 1..32. */
+	if (n < 9 || bpf_skb_load_bytes(skb, off, b, ((n - 1) & (ZT_ERR_SCAN - 1)) + 1))
+		return 0;
+	for (i = 5; i + 4 <= ZT_ERR_SCAN; i++) {
+		__u32 w = zt_lower4(&b[i]);
+
+		if (i + 4 > n || b[i] == '\r' || b[i] == '\n')
+			return 0;
+		if (w == ZT_W4('a', 'u', 't', 'h') || w == ZT_W4('p', 'a', 's', 's') ||
+		    w == ZT_W4('l', 'o', 'g', 'i') || w == ZT_W4('u', 's', 'e', 'r'))
+			return ZT_REPLY_REFUSED;
+	}
+	return 0;
+}
+
 /*
  * What the response whose first byte is at off (payload bytes long) says:
  * ZT_REPLY_REFUSED, ZT_REPLY_SERVED, ZT_REPLY_CHALLENGE, ZT_REPLY_PONG, or 0.
@@ -169,9 +210,10 @@ static __always_inline int zt_refusal(struct __sk_buff *skb, __u32 off, __u32 pa
 	if (b[0] == '2' && b[1] == '3' && (b[2] == '0' || b[2] == '5') &&
 	    (b[3] == ' ' || b[3] == '-'))
 		return ZT_REPLY_SERVED;
-	if (b[0] == '-' && ((b[1] == 'E' && b[2] == 'R' && b[3] == 'R') ||
-			    (b[1] == 'W' && b[2] == 'R' && b[3] == 'O')))
+	if (b[0] == '-' && b[1] == 'W' && b[2] == 'R' && b[3] == 'O')
 		return ZT_REPLY_REFUSED;
+	if (b[0] == '-' && b[1] == 'E' && b[2] == 'R' && b[3] == 'R')
+		return zt_refusal_err(skb, off, payload);
 	/* MySQL's ERR packet: a length that fits, a sequence number, 0xff, code 1045 or 1698. */
 	if (payload >= 7 && !b[2] && (b[0] | (__u32)b[1] << 8) >= 3 &&
 	    (b[0] | (__u32)b[1] << 8) + 4 <= payload && !bpf_skb_load_bytes(skb, off, b, 7) &&

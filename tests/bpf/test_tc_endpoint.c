@@ -2247,6 +2247,16 @@ static void test_ct_refused_logins(void **state)
 		{ "535 5.7.8 Authentication credentials invalid\r\n", 47, 1, 0 },
 		{ "-ERR [AUTH] Authentication failed.\r\n", 36, 1, 0 },
 		{ "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64, 1, 0 },
+		/* -ERR only when it speaks of a login: POP3 and Redis answer any failure so. */
+		{ "-ERR invalid password\r\n", 23, 1, 0 }, /* Redis before 6 */
+		{ "-ERR Login failed.\r\n", 20, 1, 0 }, /* Courier */
+		{ "-ERR Logon failure: unknown user name or bad password.\r\n", 56, 1, 0 },
+		{ "-ERR Client sent AUTH, but no password is set\r\n", 47, 1, 0 },
+		{ "-ERR unknown command 'FOO', with args beginning with: \r\n", 56, 0, 0 },
+		{ "-ERR value is not an integer or out of range\r\n", 46, 0, 0 },
+		{ "-ERR no such message\r\n", 22, 0, 0 },
+		{ "-ERR\r\n+OK user\r\n", 16, 0, 0 }, /* the line ends before a word */
+		{ "-ERR x", 6, 0, 0 },
 		{ "+OK\r\n", 5, 0, 0 },
 		{ "+PONG\r\n", 7, 0, 0 }, /* after refusals: serves nothing */
 		{ "230 Login successful.\r\n", 23, 0, 1 },

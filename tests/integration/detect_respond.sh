@@ -772,6 +772,10 @@ refused=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null
 	sed -n 's/^ztagent_bruteforce_ssh_refused_total \([0-9]*\)$/\1/p')
 check "metrics: ztagent_bruteforce_ssh_refused_total counts hydra's guesses refused (${refused:-?})" \
 	test "${refused:-0}" -ge 10
+clear=$(in_node curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+	sed -n 's/^ztagent_bruteforce_clear_refused_total \([0-9]*\)$/\1/p')
+check "metrics: ztagent_bruteforce_clear_refused_total counts ncrack's refusals as they came (${clear:-?})" \
+	test "${clear:-0}" -ge 10
 
 # --- brute force against a service of the node itself: hydra from $NBF ---
 # PostgreSQL in the node's own namespace (host network, as a node's sshd or
