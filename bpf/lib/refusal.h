@@ -158,8 +158,8 @@ static __always_inline int zt_refusal_imap(struct __sk_buff *skb, __u32 off, __u
 /* The 4 bytes at s in lower case, as one word (letters only change: | 0x20). */
 static __always_inline __u32 zt_lower4(const __u8 *s)
 {
-	return ((__u32)(s[0] | 0x20)) | ((__u32)(s[1] | 0x20) << 8) |
-	       ((__u32)(s[2] | 0x20) << 16) | ((__u32)(s[3] | 0x20) << 24);
+	return ((__u32)(s[0] | 0x20)) | ((__u32)(s[1] | 0x20) << 8) | ((__u32)(s[2] | 0x20) << 16) |
+	       ((__u32)(s[3] | 0x20) << 24);
 }
 
 #define ZT_W4(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
