@@ -673,7 +673,9 @@ redis_guesses "node redis brute force, a PING after each guess" $RNBF $LAB_NODE_
 keepalive_guesses() {
 	local before fails inc ev attempts
 	before=$(grep -c refused "$4")
-	until_blocked "$1" "$2" ncrack --user admin -P "$LAB_DIR/words" "$3"
+	# The session state it saves when it is stopped goes into the lab's directory.
+	until_blocked "$1" "$2" ncrack --save "$LAB_DIR/ncrack-$2.restore" --user admin \
+		-P "$LAB_DIR/words" "$3"
 	fails=$(($(grep -c refused "$4") - before))
 	inc=$(incident_of bruteforce "$2")
 	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
