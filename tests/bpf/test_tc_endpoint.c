@@ -2902,7 +2902,7 @@ static void test_ct_refused_live(void **state)
 	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
 
 	/* NTLM, three times on one connection: two challenges, then the 200. */
-	k = tcp_open_from(e, WORLD4, 46003, 8080);
+	tcp_open_from(e, WORLD4, 46003, 8080);
 	for (int i = 0; i < 3; i++) {
 		tcp_exchange_from(e, WORLD4, 46003, 8080, 120, 380, no, strlen(no));
 		tcp_exchange_from(e, WORLD4, 46003, 8080, 200, 380, no, strlen(no));

@@ -276,7 +276,6 @@ static void test_ssh_failures(void **state)
 	zt_bf_free(b);
 }
 
-/* One guess refused in the session from sport, at t (ZT_EV_REFUSED as zt_bf_refused takes it). */
 /*
  * Logins refused in a session still open (ZT_EV_REFUSED): an SSH server's
  * guess at port 22 (ssh), or count refused in the clear at port 8081.
@@ -318,6 +317,7 @@ static void decided_live(const struct zt_decision *d, const char *subtype, uint3
 	assert_non_null(strstr(d->evidence, want));
 }
 
+/* One guess refused in the session from sport, at t (ZT_EV_REFUSED as zt_bf_refused takes it). */
 static int refused_at(struct zt_bf *b, const uint8_t *cli, const uint8_t *srv, uint16_t sport,
 		      uint64_t first, uint64_t t, struct zt_decision *d)
 {
@@ -443,7 +443,7 @@ static void test_clear_live(void **state)
 	struct zt_conn k;
 	uint8_t cli[16], other[16], srv[16];
 	uint64_t t0 = 90000 * SEC;
-	int at = 0, n = 0;
+	int at = 0, n;
 
 	(void)state;
 	zt_bf_defaults(&p);
@@ -452,7 +452,6 @@ static void test_clear_live(void **state)
 	ip4(other, 203, 0, 113, 41);
 	ip4(srv, 198, 18, 1, 54);
 	for (int g = 3; g <= 40 && !at; g++) {
-		n = g;
 		if (clear_at(b, cli, srv, 47000, g == 3 ? 3 : 1, t0, t0 + (uint64_t)g * 5 * MS, &d))
 			at = g;
 	}
