@@ -72,6 +72,7 @@
 #include "lib/mtls.h"
 #include "lib/tls.h"
 #include "lib/refusal.h"
+#include "lib/cred.h"
 #include "lib/sshauth.h"
 #include "lib/sketch.h"
 #include "lib/skb.h"
@@ -421,11 +422,91 @@ __noinline int tc_tail_in(const struct zt_ct_key *k, const struct zt_ct_val *v, 
  * once on its own, and its buffers stay out of tc_handle's frame, which is
  * near the 512 bytes of stack a program may have.
  */
-__noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload)
+__noinline int tc_reply_kind(struct __sk_buff *skb, __u32 off, __u32 payload, __u32 cred)
 {
 	if (!skb)
 		return 0;
+	/* The answer to credentials submitted to a form or an API (lib/cred.h). */
+	if (cred)
+		return zt_cred_reply(skb, off, payload);
 	return zt_refusal(skb, off, payload);
+}
+
+/*
+ * Where a password field's name starts in the n bytes of s->buf, or -1
+ * (lib/cred.h). Global, as the two below: verified once each, a match at
+ * each place of the scan does not verify the hash's loop again.
+ */
+__noinline int tc_cred_find(const struct zt_cred_scratch *s, __u32 n)
+{
+	if (!s)
+		return -1;
+	return zt_cred_find(s, n);
+}
+
+/*
+ * The request segment at off (lib/cred.h) read into the per-CPU scratch:
+ * ZT_CRED_NONE, ZT_CRED_POST (a POST, no password field seen), or
+ * ZT_CRED_NEW with the hash of the field's surroundings in the scratch.
+ */
+__noinline int tc_cred_scan(struct __sk_buff *skb, __u32 off, __u32 payload, __u32 first)
+{
+	struct zt_cred_scratch *s;
+	__u32 zero = 0, n;
+	int at;
+
+	s = bpf_map_lookup_elem(&cred_scratch, &zero);
+	if (!skb || !s || zt_cred_load(skb, s, off, payload, first) != ZT_CRED_POST)
+		return ZT_CRED_NONE;
+	n = payload < ZT_CRED_SCAN ? payload : ZT_CRED_SCAN;
+	at = tc_cred_find(s, n);
+	if (at < 0 || at >= ZT_CRED_SCAN)
+		return first ? ZT_CRED_POST : ZT_CRED_NONE;
+	s->hash = zt_cred_hash(s, (__u32)at, n);
+	return ZT_CRED_NEW;
+}
+
+/* The scratch's credentials of the opener of key k's: ZT_CRED_NEW or ZT_CRED_SAME (cred_seen). */
+__noinline int tc_cred_seen(const struct zt_ct_key *k)
+{
+	struct zt_cred_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&cred_scratch, &zero);
+	if (!k || !s)
+		return ZT_CRED_NONE;
+	return zt_cred_seen(s, k->family, k->saddr, k->daddr, k->dport);
+}
+
+/*
+ * A payload segment of the opener's on the entry of key k, sent while no
+ * response is due (it starts a request: ZT_CT_RESP_DUE now) or while a
+ * POST's body may follow (ZT_CT_RESP_POST): credentials submitted in the
+ * clear (lib/cred.h) into v->resp (ZT_CT_RESP_CRED, ZT_CT_RESP_POST).
+ * Global: its loop is verified once, and its buffers are a per-CPU map's.
+ */
+__noinline int tc_req_cred(struct __sk_buff *skb, const struct zt_ct_key *k, struct zt_ct_val *v,
+			   const struct zt_pkt *p, __u32 payload)
+{
+	__u32 first;
+	int c;
+
+	if (!skb || !k || !v || !p)
+		return 0;
+	first = !(v->resp & ZT_CT_RESP_DUE);
+	v->resp |= ZT_CT_RESP_DUE;
+	/* Between two endpoints of the node the client's entry reads it (tc_clear_refused). */
+	if (v->peer_ep_id && v->dir == ZT_DIR_INGRESS)
+		return 0;
+	c = tc_cred_scan(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload, first);
+	if (c == ZT_CRED_NEW)
+		c = tc_cred_seen(k);
+	v->resp &= ~(ZT_CT_RESP_CRED | ZT_CT_RESP_POST);
+	if (c == ZT_CRED_NEW)
+		v->resp |= ZT_CT_RESP_CRED;
+	else if (c == ZT_CRED_POST)
+		v->resp |= ZT_CT_RESP_POST;
+	return 0;
 }
 
 /*
@@ -674,11 +755,13 @@ static __always_inline int tc_handle(struct __sk_buff *skb, __u8 dir)
 		 */
 		if (key.proto == IPPROTO_TCP && payload) {
 			if (!d) {
-				if (!(ct->resp & ZT_CT_RESP_DUE))
-					ct->resp |= ZT_CT_RESP_DUE;
+				/* A request starts, or a POST's body may follow (lib/cred.h). */
+				if ((ct->resp & (ZT_CT_RESP_DUE | ZT_CT_RESP_POST)) !=
+				    ZT_CT_RESP_DUE)
+					tc_req_cred(skb, &key, ct, &t.p, payload);
 			} else if (ct->resp & ZT_CT_RESP_DUE) {
 				int r = tc_reply_kind(skb, (__u32)t.p.l4_off + t.p.tcp_doff * 4,
-						      payload);
+						      payload, ct->resp & ZT_CT_RESP_CRED);
 				__u8 served = ct->resp & ZT_CT_RESP_SERVED;
 
 				if (r == ZT_REPLY_REFUSED) {

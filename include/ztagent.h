@@ -884,6 +884,32 @@ static inline __u32 zt_ct_held_ms(__u64 first, __u64 now)
 #define ZT_CT_RESP_REFUSED 0x2
 #define ZT_CT_RESP_SERVED 0x4
 #define ZT_CT_RESP_CHALLENGED 0x8
+/*
+ * The request being answered submitted credentials other than the client's
+ * last ones to the service (bpf/lib/cred.h): a 2xx or 4xx answer refuses them.
+ */
+#define ZT_CT_RESP_CRED 0x10
+/* The request is a POST whose first segment named no password: its next one is read. */
+#define ZT_CT_RESP_POST 0x20
+
+/*
+ * cred_seen (LRU hash, bpf/lib/cred.h): a client's last credentials
+ * submitted in the clear to a service, by a hash of their bytes.
+ */
+struct zt_cred_key {
+	__u8 family; /* 4 or 6 */
+	__u8 _pad; /* zero */
+	__u16 port; /* the service's, host byte order */
+	__u8 client[16]; /* network byte order; IPv4 in the first 4 bytes, rest zero */
+	__u8 server[16];
+};
+
+#define ZT_CRED_SEEN 4
+
+/* Hashes of the client's last ZT_CRED_SEEN credentials, the latest first (0: none). */
+struct zt_cred_seen {
+	__u32 hash[ZT_CRED_SEEN];
+};
 
 /*
  * ZT_EV_SESSION: a TCP session whose handshake completed, at the packet of

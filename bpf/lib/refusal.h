@@ -36,8 +36,9 @@
  * the client then answered, HTTP Digest or NTLM, ends on a 200; a guess
  * followed by some other command, a PING, a QUIT, still ends refused).
  * TLS hides them; a login form that answers 200 with its error in the
- * page says nothing here either. SSH hides them too, but says them by
- * the sizes of its answers (struct zt_ssh_auth, lib/sshauth.h).
+ * page says nothing here either (lib/cred.h reads the POST it answers).
+ * SSH hides them too, but says them by the sizes of its answers (struct
+ * zt_ssh_auth, lib/sshauth.h).
  *
  * The opposite is read too: an HTTP/1.x success (2xx) served what was
  * asked (ZT_CT_RESP_SERVED): a session with one is an exchange, however

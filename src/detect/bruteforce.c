@@ -36,7 +36,7 @@ struct bstate {
 
 struct zt_bf {
 	struct zt_bf_params p;
-	double up, down, s_att, s_ex;
+	double up, down, s_att, s_ex, s_ref;
 	struct zt_dtable t;
 	struct zt_bf_stats st;
 };
@@ -52,6 +52,8 @@ void zt_bf_defaults(struct zt_bf_params *p)
 		.reply_ratio = 2.0,
 		.theta0 = 0.2,
 		.theta1 = 0.9,
+		.refused0 = 0.02,
+		.refused1 = 0.4,
 		.alpha = 0.001,
 		.beta = 0.99,
 		.max_keys = 65536,
@@ -68,6 +70,7 @@ int zt_bf_new(const struct zt_bf_params *p, struct zt_bf **out)
 	if (!p->min_attempts || p->min_attempts > ZT_BF_RING || !p->max_keys ||
 	    !(p->theta0 > 0 && p->theta0 < p->theta1 && p->theta1 < 1 && p->alpha > 0 &&
 	      p->alpha < p->beta && p->beta < 1) ||
+	    !(p->refused0 > 0 && p->refused0 < p->refused1 && p->refused1 < 1) ||
 	    !(p->reply_ratio > 0))
 		return -EINVAL;
 	b = calloc(1, sizeof(*b));
@@ -82,6 +85,7 @@ int zt_bf_new(const struct zt_bf_params *p, struct zt_bf **out)
 	b->down = log((1 - p->beta) / (1 - p->alpha));
 	b->s_att = log(p->theta1 / p->theta0);
 	b->s_ex = log((1 - p->theta1) / (1 - p->theta0));
+	b->s_ref = log(p->refused1 / p->refused0);
 	r = zt_dtable_init(&b->t, p->max_keys, sizeof(struct bkey), sizeof(struct bstate), 0xb5f);
 	if (r) {
 		free(b);
@@ -178,7 +182,7 @@ static void add_attempts(const struct zt_bf *b, struct bstate *s, uint32_t w, bo
 			 uint64_t ts)
 {
 	for (uint32_t i = 0; i < w; i++) {
-		s->llr += b->s_att;
+		s->llr += refused ? b->s_ref : b->s_att;
 		s->ring[s->ring_head] = ts;
 		if (refused)
 			s->ring_refused |= 1ULL << s->ring_head;
@@ -268,7 +272,8 @@ static int decide(struct zt_bf *b, struct bstate *s, uint64_t ts, struct zt_deci
 		snprintf(d->subtype, sizeof(d->subtype), "refused-logins");
 		snprintf(d->evidence, sizeof(d->evidence),
 			 "%u login attempts in %u sessions to %s:%u, %u refused by the "
-			 "server (HTTP 401/407, FTP 530, SMTP 535, -ERR, -WRONGPASS, "
+			 "server (HTTP 401/407 or a form's 2xx/4xx to a password, FTP 530, "
+			 "SMTP 535, -ERR, -WRONGPASS, "
 			 "PostgreSQL 28xxx, MySQL 1045/1698, IMAP NO%s), "
 			 "the rest ended without a real exchange (%u within %.0fs of a "
 			 "refusal, %.0fs of the rest, threshold %u; SPRT ln L %.2f >= %.2f)",

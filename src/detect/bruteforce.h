@@ -48,7 +48,8 @@
  *    answered with about as little (a prompt, a refusal) and it ended.
  * Per (source, service) a sequential probability ratio test runs over
  * sessions (attempt with probability theta1 for an attacker, theta0 for a
- * benign client); a real exchange pulls it back. A source is decided when
+ * benign client; a login the server refused, refused1 and refused0); a
+ * real exchange pulls it back. A source is decided when
  * the test says so AND at least min_attempts attempts fell within their
  * window: a user who mistypes a password a few times is never one. An
  * attempt the server refused in so many words counts for refused_window
@@ -58,8 +59,9 @@
  * logins must come at least min_attempts a minute.
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
- * small (an HTTP form that answers 200 with a large page, anything under
- * TLS, an API's 200 with a tiny error body) reads as an exchange; an SSH
+ * small (anything under TLS; a form of the node's own services that answers
+ * 200 with a large page, where tc_endpoint does not read the POST:
+ * bpf/lib/cred.h) reads as an exchange; an SSH
  * key refused before the client gets in, or a guess whose request the
  * kernel could not size (a client that sends "none" together with the
  * request before it), counts when its connection ends, and one that
@@ -90,6 +92,16 @@ struct zt_bf_params {
 	uint32_t max_bytes; /* payload both ways, default 16 KiB */
 	double reply_ratio; /* default 2.0 */
 	double theta0, theta1; /* P(attempt | benign) 0.2, P(attempt | attacker) 0.9 */
+	/*
+	 * P(a login the server refused | benign) 0.02, P(... | attacker) 0.4:
+	 * a refusal's own ratio, weightier than a session's shape. An attacker's
+	 * sessions are not all guesses (hydra http-post-form fetches the form
+	 * before each, a 200), so an exchange between refusals must not cancel
+	 * one: a guesser with a page between its guesses is still decided at
+	 * its min_attempts-th refusal, while a client whose refusals are few
+	 * among what it is served is pulled back.
+	 */
+	double refused0, refused1;
 	double alpha, beta; /* 0.001, 0.99 */
 	uint32_t max_keys; /* (source, service) states, default 65536 */
 	uint64_t

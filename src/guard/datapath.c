@@ -153,7 +153,7 @@ static bool transient_map(const char *name)
 		"xdp_stats",   "tc_stats",     "event_stats",	"act_stats",	      "src_sketch",
 		"dst_sketch",  "dst_local",    "ratelimit_src", "syn_verified",	      "ep_stats",
 		"conntrack",   "guard_cfg",    "event_sampler", "blocklist_prefixes", "scan_cells",
-		"scan_exempt", "host_replies",
+		"scan_exempt", "host_replies", "cred_seen",
 	};
 
 	for (size_t i = 0; i < ZT_ARRAY_SIZE(names); i++)

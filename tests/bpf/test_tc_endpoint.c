@@ -2949,6 +2949,205 @@ static void test_ct_refused_live(void **state)
 	assert_int_equal(v.ssh.clear_live, 0);
 }
 
+/* A request from cli:port to the pod's 8080 whose payload is text (its whole length). */
+static void text_to_pod(struct env *e, const char *cli, int port, const char *text)
+{
+	struct pg_pkt p;
+
+	to_pod(e, with_text(tcp4p(&p, cli, POD4, port, 8080, TCP_ACK | TCP_PSH, (int)strlen(text)),
+			    text));
+}
+
+/* The pod's answer to cli:port: 600 bytes that begin with text. */
+static void text_from_pod(struct env *e, const char *cli, int port, const char *text)
+{
+	struct pg_pkt p;
+
+	from_pod(e, with_text(tcp4p(&p, POD4, cli, 8080, port, TCP_ACK | TCP_PSH, 600), text));
+}
+
+#define FORM_HEAD                                                         \
+	"POST /login HTTP/1.1\r\nHost: web\r\nContent-Type: application/" \
+	"x-www-form-urlencoded\r\nContent-Length: 32\r\n\r\n"
+
+/*
+ * A new connection from cli:port, one request of text answered with
+ * answer: the entry's refused and resp (lib/cred.h).
+ */
+static __u8 cred_once(struct env *e, const char *cli, int port, const char *text,
+		      const char *answer, __u8 *resp)
+{
+	struct zt_ct_key k = tcp_open_from(e, cli, port, 8080);
+	struct zt_ct_val v;
+
+	text_to_pod(e, cli, port, text);
+	text_from_pod(e, cli, port, answer);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	*resp = v.resp;
+	return v.refused;
+}
+
+/*
+ * Credentials submitted in the clear (lib/cred.h): a POST that names a
+ * password field, answered 2xx or 4xx, is a login refused (the form shown
+ * again with its error, Rails' 422); a redirect, a 5xx, or the same
+ * credentials as the client's last ones to the service (a synthetic login
+ * check) are not; whatever the session serves after it ends the run. Form
+ * fields, JSON keys, a multipart part's name, a bracketed name, and the
+ * body in the request's next segment; not a JSON value "pass", a field
+ * whose name only starts so (passenger), a GET or a PUT. A guesser that keeps
+ * its connection is reported as it guesses (ZT_EV_REFUSED).
+ */
+static void test_ct_cred_form(void **state)
+{
+	static const char *const ok = "HTTP/1.1 200 OK\r\n";
+	static const char *const moved = "HTTP/1.1 302 Found\r\n";
+	static const struct {
+		const char *text, *answer;
+		int refused;
+	} c[] = {
+		{ FORM_HEAD "username=admin&password=guess01", "HTTP/1.1 200 OK\r\n", 1 },
+		{ FORM_HEAD "username=admin&password=guess02", "HTTP/1.0 200 OK\r\n", 1 },
+		{ FORM_HEAD "username=admin&password=guess03", "HTTP/1.1 422 Unprocessable\r\n",
+		  1 },
+		{ FORM_HEAD "username=admin&password=guess04", "HTTP/1.1 403 Forbidden\r\n", 1 },
+		{ FORM_HEAD "username=admin&password=guess05", "HTTP/1.1 401 Unauthorized\r\n", 1 },
+		{ FORM_HEAD "username=admin&password=guess06", "HTTP/1.1 302 Found\r\n", 0 },
+		{ FORM_HEAD "username=admin&password=guess07", "HTTP/1.1 303 See Other\r\n", 0 },
+		{ FORM_HEAD "username=admin&password=guess08", "HTTP/1.1 500 Oops\r\n", 0 },
+		{ "POST /wp-login.php HTTP/1.1\r\n\r\nlog=admin&pwd=guess09&wp-submit=1", ok, 1 },
+		{ "POST /j_security_check HTTP/1.1\r\n\r\nj_username=a&j_password=guess10", ok, 1 },
+		{ "POST /users/sign_in HTTP/1.1\r\n\r\nuser%5Bemail%5D=a&user%5Bpassword%5D=g11",
+		  ok, 1 },
+		{ "POST /login HTTP/1.1\r\n\r\nuser[login]=a&user[Passwd]=guess12", ok, 1 },
+		{ "POST /api/login HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+		  "{\"username\": \"admin\", \"Password\": \"guess13\"}",
+		  ok, 1 },
+		{ "POST /api/login HTTP/1.1\r\n\r\n{\"user\":\"a\",\"passphrase\" : \"g14\"}", ok,
+		  1 },
+		{ "POST /login HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n"
+		  "--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nguess15\r\n",
+		  ok, 1 },
+		{ "POST /api/results HTTP/1.1\r\n\r\n{\"test\":\"login\",\"status\":\"pass\"}", ok,
+		  0 },
+		{ "POST /book HTTP/1.1\r\n\r\nfrom=ARN&to=CDG&passengers=2&class=y", ok, 0 },
+		{ "GET /login?username=admin&password=guess18 HTTP/1.1\r\n\r\n", ok, 0 },
+		{ "PUT /login HTTP/1.1\r\n\r\nusername=admin&password=guess19", ok, 0 },
+		{ FORM_HEAD "username=admin&password=guess20", "HTTP/1.1 404 Not Found\r\n", 1 },
+	};
+	struct env *e = *state;
+	struct zt_guard_cfg cfg = { .flags = ZT_GCF_ACTIVITY | ZT_GCF_PROBES, .probe_rate = 1000 };
+	struct zt_ct_key k;
+	struct zt_ct_val v;
+	struct pg_pkt p;
+	__u32 zero = 0;
+	const char *last;
+	__u8 resp;
+	int recs, n0;
+
+	std_setup(e);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
+			 0);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 12);
+	allow_port(e, 2, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+
+	for (size_t i = 0; i < (sizeof(c) / sizeof(c[0])); i++) {
+		int n = cred_once(e, WORLD4, 47000 + (int)i, c[i].text, c[i].answer, &resp);
+
+		if (n != c[i].refused)
+			fail_msg("case %zu (%.40s...): refused %d, want %d", i, c[i].text, n,
+				 c[i].refused);
+		assert_int_equal(!!(resp & ZT_CT_RESP_REFUSED), c[i].refused);
+		assert_int_equal(resp & (ZT_CT_RESP_CRED | ZT_CT_RESP_POST | ZT_CT_RESP_DUE), 0);
+	}
+	/* The same credentials as the client's last ones to the service: served. */
+	last = c[sizeof(c) / sizeof(c[0]) - 1].text;
+	assert_int_equal(cred_once(e, WORLD4, 47100, last, ok, &resp), 0);
+	assert_int_equal(resp, ZT_CT_RESP_SERVED);
+	assert_int_equal(cred_once(e, WORLD4, 47101, last, ok, &resp), 0);
+	/* Another client's are its own ... */
+	assert_int_equal(cred_once(e, "198.19.200.2", 47102, last, ok, &resp), 1);
+	/* ... but between two endpoints of the node the server's entry reads none. */
+	assert_int_equal(cred_once(e, PEER4, 47103, last, ok, &resp), 0);
+	/*
+	 * ZT_CRED_SEEN checks from one address taking turns (an error path's, a
+	 * sign-in's): each is among the client's last ones after the first
+	 * round. One more taking turns pushes each out before it comes again.
+	 */
+	for (int n = ZT_CRED_SEEN; n <= ZT_CRED_SEEN + 1; n++) {
+		int port = 47110 + n * 20, counted = 0;
+
+		for (int round = 0; round < 3; round++) {
+			for (int j = 0; j < n; j++) {
+				char body[160];
+
+				snprintf(body, sizeof(body),
+					 FORM_HEAD "username=check%d&password=set%d", n, j);
+				counted += cred_once(e, "198.19.200.3", port++, body, ok, &resp);
+			}
+		}
+		assert_int_equal(counted, n == ZT_CRED_SEEN ? n : 3 * n);
+	}
+
+	/* The body in the request's next segment: its headers first, then the fields. */
+	k = tcp_open_from(e, WORLD4, 47200, 8080);
+	text_to_pod(e, WORLD4, 47200, FORM_HEAD);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.resp & ZT_CT_RESP_POST, ZT_CT_RESP_POST);
+	text_to_pod(e, WORLD4, 47200, "username=admin&password=guess21");
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.resp & (ZT_CT_RESP_POST | ZT_CT_RESP_CRED), ZT_CT_RESP_CRED);
+	text_from_pod(e, WORLD4, 47200, ok);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 1);
+	/* ... and only that one: a third segment of the body is not read. */
+	k = tcp_open_from(e, WORLD4, 47201, 8080);
+	text_to_pod(e, WORLD4, 47201, FORM_HEAD);
+	text_to_pod(e, WORLD4, 47201, "comment=a-long-one");
+	text_to_pod(e, WORLD4, 47201, "username=admin&password=guess22");
+	text_from_pod(e, WORLD4, 47201, ok);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 0);
+	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+
+	/* A user who got in: the page after the login serves, and the run ends. */
+	k = tcp_open_from(e, WORLD4, 47300, 8080);
+	text_to_pod(e, WORLD4, 47300, FORM_HEAD "username=alice&password=guess23");
+	text_from_pod(e, WORLD4, 47300, ok);
+	text_to_pod(e, WORLD4, 47300, "GET /home HTTP/1.1\r\n\r\n");
+	text_from_pod(e, WORLD4, 47300, ok);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 0);
+	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+	/* One redirected: neither. */
+	k = tcp_open_from(e, WORLD4, 47301, 8080);
+	text_to_pod(e, WORLD4, 47301, FORM_HEAD "username=alice&password=guess24");
+	text_from_pod(e, WORLD4, 47301, moved);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 0);
+	assert_int_equal(v.resp, 0);
+
+	/* A guesser on one keep-alive connection: reported as it guesses. */
+	n0 = e->n_sshr;
+	k = tcp_open_from(e, WORLD4, 47400, 8080);
+	for (int i = 0; i < 6; i++) {
+		char body[160];
+
+		snprintf(body, sizeof(body), FORM_HEAD "username=admin&password=ka%06d", i);
+		text_to_pod(e, WORLD4, 47400, body);
+		text_from_pod(e, WORLD4, 47400, ok);
+	}
+	assert_int_equal(clear_refused_of(e, n0, 47400, &recs), 6);
+	assert_int_equal(recs, 4);
+	assert_int_equal(ct_get(e, k, &v), 0);
+	assert_int_equal(v.refused, 6);
+	to_pod(e, tcp4p(&p, WORLD4, POD4, 47400, 8080, TCP_FIN | TCP_ACK, 0));
+	from_pod(e, tcp4p(&p, POD4, WORLD4, 8080, 47400, TCP_FIN | TCP_ACK, 0));
+	assert_true(e->n_ses >= 1 && e->n_ses <= MAX_EVENTS);
+	assert_int_equal(e->ses[e->n_ses - 1].key.sport, 47400);
+	assert_int_equal(e->ses[e->n_ses - 1].val.refused, 6);
+}
+
 /* One query on a new connection to port 53, answered with 60 bytes that begin with head: resp. */
 static __u8 dns_served(struct env *e, int port, const __u8 head[8])
 {
@@ -4489,6 +4688,7 @@ int main(void)
 		T(test_ct_zero_window),
 		T(test_ct_refused_logins),
 		T(test_ct_refused_live),
+		T(test_ct_cred_form),
 		T(test_ct_ssh_failures),
 		T(test_tail_out_of_state),
 		T(test_ct_request_acked),

@@ -604,6 +604,63 @@ static void test_slow_guesses(void **state)
 	zt_bf_free(b);
 }
 
+/*
+ * A guesser that fetches a page before each guess (hydra http-post-form:
+ * a GET of the form, a 200, then the POST the server refuses): each
+ * exchange pulls the test back by less than a refusal pushes it
+ * (refused0, refused1), so it is decided at its 10th refusal. Clients
+ * whose refusals are one in five of their sessions (users behind one
+ * address, some of whom mistype) are not, however long they go on.
+ */
+static void test_refused_between_pages(void **state)
+{
+	struct zt_bf_params p;
+	struct zt_bf *b;
+	struct zt_decision d;
+	uint8_t form[16], nat[16], srv[16];
+	int form_at = 0, nat_dec = 0, refusals = 0;
+
+	(void)state;
+	zt_bf_defaults(&p);
+	assert_int_equal(zt_bf_new(&p, &b), 0);
+	ip4(form, 203, 0, 113, 30);
+	ip4(nat, 203, 0, 113, 31);
+	ip4(srv, 198, 18, 1, 54);
+	for (int i = 1; i <= 40; i++) {
+		struct zt_conn k;
+		uint64_t t = 90000 * SEC + (uint64_t)i * 60 * MS;
+
+		/* The form: a 200 of 1.2 KB, served. */
+		mk_conn(&k, form, srv, 8080, t, t + 2 * MS, 80, 1200, 2, 2, 3, 1);
+		k.served = 1;
+		assert_int_equal(zt_bf_observe(b, &k, &d), 0);
+		/* The guess, refused (lib/cred.h: the form again, with its error). */
+		mk_conn(&k, form, srv, 8080, t + 20 * MS, t + 25 * MS, 180, 1300, 2, 2, 3, 1);
+		k.refused = 1;
+		if (zt_bf_observe(b, &k, &d) && !form_at) {
+			form_at = i;
+			assert_string_equal(d.subtype, "refused-logins");
+			print_message("  %s\n", d.evidence);
+			assert_true(strstr(d.evidence, "10 login attempts in 19 sessions") != NULL);
+		}
+	}
+	for (int i = 1; i <= 500; i++) {
+		struct zt_conn k;
+		uint64_t t = 95000 * SEC + (uint64_t)i * 100 * MS;
+
+		mk_conn(&k, nat, srv, 8080, t, t + 5 * MS, 180, 1300, 2, 2, 3, 1);
+		k.served = i % 5 != 0;
+		k.refused = i % 5 == 0;
+		refusals += k.refused;
+		nat_dec += zt_bf_observe(b, &k, &d);
+	}
+	print_message("  a guess after each page decided at %d\n", form_at);
+	assert_int_equal(form_at, 10);
+	assert_int_equal(refusals, 100);
+	assert_int_equal(nat_dec, 0);
+	zt_bf_free(b);
+}
+
 /* Two sources against one service: each its own test; the attacker only is decided. */
 static void test_two_sources(void **state)
 {
@@ -681,8 +738,8 @@ int main(void)
 		cmocka_unit_test(test_cases),	     cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_two_sources),  cmocka_unit_test(test_refused_logins),
 		cmocka_unit_test(test_clear_live),   cmocka_unit_test(test_full_table),
-		cmocka_unit_test(test_slow_guesses), cmocka_unit_test(test_ssh_failures),
-		cmocka_unit_test(test_ssh_live),
+		cmocka_unit_test(test_slow_guesses), cmocka_unit_test(test_refused_between_pages),
+		cmocka_unit_test(test_ssh_failures), cmocka_unit_test(test_ssh_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
