@@ -48,6 +48,7 @@
 #include "lib/synprot.h" /* the cookie */
 #include "lib/refusal.h"
 #include "lib/hostreply.h"
+#include "lib/cred.h"
 #include "lib/sshauth.h"
 #include "lib/skb.h"
 
@@ -378,6 +379,40 @@ static __always_inline int uplink_ssh(struct __sk_buff *skb, struct zt_pkt *p, s
 }
 
 /*
+ * A segment of a node's service that begins an HTTP/1.x response, on a
+ * connection whose last request submitted credentials (zt_host_reply.cred,
+ * set by the guard at the uplink): 1 when it refuses them (lib/cred.h: a
+ * 2xx or 4xx to credentials other than the client's last ones), else 0.
+ * Any response ends the question. Global: its frame stays out of the
+ * caller's, its buffers a per-CPU map's.
+ */
+__noinline int uplink_cred(struct __sk_buff *skb, const struct zt_pkt *p, __u32 payload)
+{
+	struct zt_cred_scratch *s;
+	struct zt_host_reply *v;
+	__u32 zero = 0, off;
+
+	if (!skb || !p || payload < 12)
+		return 0;
+	off = (__u32)p->l4_off + p->tcp_doff * 4;
+	s = bpf_map_lookup_elem(&cred_scratch, &zero);
+	if (!s || off > ZT_REFUSAL_MAX_OFF || bpf_skb_load_bytes(skb, off, s->buf, 12) ||
+	    s->buf[0] != 'H' || s->buf[1] != 'T' || s->buf[2] != 'T' || s->buf[3] != 'P')
+		return 0;
+	__builtin_memset(&s->rkey, 0, sizeof(s->rkey));
+	zt_host_reply_key(&s->rkey, p->family, p->sport, p->dport, p->saddr, p->daddr);
+	v = bpf_map_lookup_elem(&host_replies, &s->rkey);
+	if (!v || !v->cred)
+		return 0;
+	v->cred = 0;
+	if (!zt_cred_refusing(s->buf))
+		return 0;
+	s->hash = v->cred_hash;
+	return zt_cred_seen(s, p->family, (const __u8 *)p->daddr, (const __u8 *)p->saddr,
+			    p->sport) == ZT_CRED_NEW;
+}
+
+/*
  * A segment a socket of the node's own sends (skb->sk: none for what the
  * node forwards): when its first bytes say a login was refused or a
  * request served, on its connection's host_replies entry.
@@ -401,6 +436,9 @@ __noinline int uplink_reply(struct __sk_buff *skb, struct zt_pkt *p)
 	if (!payload)
 		return 0;
 	r = zt_refusal(skb, (__u32)p->l4_off + p->tcp_doff * 4, payload);
+	/* An answer to credentials the guard saw come in (lib/cred.h)? */
+	if (uplink_cred(skb, p, payload))
+		r = ZT_REPLY_REFUSED;
 	/* A segment that says nothing (a bulk transfer's) looks nothing up (lib/hostreply.h) ... */
 	if (!r)
 		return uplink_ssh(skb, p, sk, payload);

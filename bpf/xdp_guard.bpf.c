@@ -52,6 +52,7 @@
 #include "lib/ratelimit.h"
 #include "lib/synprot.h"
 #include "lib/capture.h"
+#include "lib/cred.h"
 
 /* Fixed at load by the daemon (skel->rodata). */
 const volatile __u32 cfg_malformed_drop = 1;
@@ -520,6 +521,75 @@ __noinline int guard_challenge(ZT_CTX *ctx, struct zt_pkt *p)
 	return zt_syn_challenge(ctx, p, cfg, zt_now());
 }
 
+/* Where a password field's name starts in s->buf's n bytes, or -1 (lib/cred.h). Global: verified once. */
+__noinline int guard_cred_find(const struct zt_cred_scratch *s, __u32 n)
+{
+	if (!s)
+		return -1;
+	return zt_cred_find(s, n);
+}
+
+/*
+ * A TCP segment that passed, into the node or through it: when its payload
+ * begins a POST that submits credentials in the clear (lib/cred.h), their
+ * hash goes onto the connection's host_replies entry, and tc_uplink reads
+ * the node's service's answer to them (lib/hostreply.h). Pods' own flows
+ * are tc_endpoint's; their entries here are never read, and the LRU map
+ * lets them go. Only a POST whose field is in its first segment is seen.
+ * Global: verified once, its buffers a per-CPU map's.
+ */
+__noinline int guard_cred(ZT_CTX *ctx, struct zt_pkt *p)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct zt_cred_scratch *s;
+	struct zt_host_reply *v;
+	__u32 zero = 0, off, hl, n, i;
+	__u8 *c;
+	int at;
+
+	if (!p || p->proto != IPPROTO_TCP || !(p->flags & ZT_PKT_L4) || p->l4_off < p->l3_off)
+		return 0;
+	off = (__u32)p->l4_off + p->tcp_doff * 4;
+	hl = off - p->l3_off;
+	if (off > ZT_REFUSAL_MAX_OFF || p->ip_len < hl + 8)
+		return 0;
+	c = data + off;
+	if ((void *)(c + 5) > end || c[0] != 'P' || c[1] != 'O' || c[2] != 'S' || c[3] != 'T' ||
+	    c[4] != ' ')
+		return 0;
+	s = bpf_map_lookup_elem(&cred_scratch, &zero);
+	if (!s)
+		return 0;
+	n = p->ip_len - hl;
+	for (i = 0; i < ZT_CRED_SCAN; i++) {
+		c = data + off + i;
+		if (i >= n || (void *)(c + 1) > end)
+			break;
+		s->buf[i] = *c;
+	}
+	n = i;
+	if (n < ZT_CRED_SCAN)
+		__builtin_memset(&s->buf[n & (ZT_CRED_SCAN - 1)], 0, 16);
+	else
+		__builtin_memset(&s->buf[ZT_CRED_SCAN], 0, 16);
+	at = guard_cred_find(s, n);
+	if (at < 0 || at >= ZT_CRED_SCAN)
+		return 0;
+	__builtin_memset(&s->rkey, 0, sizeof(s->rkey));
+	zt_host_reply_key(&s->rkey, p->family, p->dport, p->sport, p->daddr, p->saddr);
+	v = bpf_map_lookup_elem(&host_replies, &s->rkey);
+	if (v) {
+		v->cred_hash = zt_cred_hash(s, (__u32)at, n);
+		v->cred = 1;
+		return 0;
+	}
+	__builtin_memset(&s->reply, 0, sizeof(s->reply));
+	s->reply.cred_hash = zt_cred_hash(s, (__u32)at, n);
+	s->reply.cred = 1;
+	bpf_map_update_elem(&host_replies, &s->rkey, &s->reply, BPF_ANY);
+	return 0;
+}
+
 #ifdef ZT_GUARD_TC
 SEC("tc")
 int tc_guard(struct __sk_buff *ctx)
@@ -550,6 +620,10 @@ int xdp_guard(struct xdp_md *ctx)
 			x.reason = (__u32)v & 0xffff;
 		}
 	}
+	/* Credentials submitted to a service of the node's (lib/cred.h). */
+	if (cfg && (cfg->flags & ZT_GCF_PROBES) && x.action == ZT_ACT_PASS &&
+	    x.p.proto == IPPROTO_TCP)
+		guard_cred(ctx, &x.p);
 	/* A challenged SYN is captured as it came, before it is rewritten. */
 	if (cfg && cfg->watch_count && x.p.family)
 		guard_capture(ctx, &x.p, x.action, x.reason);

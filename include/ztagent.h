@@ -960,6 +960,14 @@ struct zt_host_reply {
 	__u8 challenged;
 	__u32 chal_segs; /* the socket's data_segs_out with the challenge's segment */
 	struct zt_ssh_auth ssh; /* an SSH server's answers by their sizes */
+	/*
+	 * 1 while the client's last request (the guard saw it come in at the
+	 * uplink) submitted credentials in the clear whose hash is cred_hash
+	 * (bpf/lib/cred.h): the service's next answer says what became of them.
+	 */
+	__u8 cred;
+	__u8 _pad[3]; /* zero */
+	__u32 cred_hash;
 };
 
 /*

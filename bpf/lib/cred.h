@@ -29,8 +29,11 @@
  *
  * Read: the segment that starts the request when it begins "POST ", the
  * first ZT_CRED_SCAN bytes; when the field is not there, the request's
- * next segment (a client that writes the body after its headers). Under
- * TLS nothing of this is seen.
+ * next segment (a client that writes the body after its headers). That is
+ * tc_endpoint, for endpoints' flows. The node's own services: xdp_guard
+ * reads each segment that begins "POST " (no per-connection state there:
+ * the field must be in it) into the connection's host_replies entry, and
+ * tc_uplink reads the answer. Under TLS nothing of this is seen.
  */
 #ifndef ZT_BPF_CRED_H
 #define ZT_BPF_CRED_H
@@ -40,6 +43,7 @@
 
 #include "ztagent.h"
 #include "lib/refusal.h"
+#include "lib/hostreply.h"
 
 #define ZT_CRED_SCAN 1024 /* bytes of a request segment searched for a password field */
 #define ZT_CRED_AROUND 32 /* bytes each side of the field's name that its hash covers */
@@ -50,6 +54,9 @@ struct zt_cred_scratch {
 	struct zt_cred_key key;
 	struct zt_cred_seen seen;
 	__u32 hash; /* never 0: 0 is an empty place of zt_cred_seen */
+	/* The node's own services: the connection's host_replies entry (lib/hostreply.h). */
+	struct zt_host_reply_key rkey;
+	struct zt_host_reply reply;
 };
 
 struct {
@@ -191,6 +198,14 @@ static __always_inline int zt_cred_seen(struct zt_cred_scratch *s, __u8 family, 
 	return ZT_CRED_NEW;
 }
 
+/* Whether the 12 bytes at b are an HTTP/1.x status line whose code is 2xx or 4xx: 1, else 0. */
+static __always_inline int zt_cred_refusing(const __u8 *b)
+{
+	return b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/' &&
+	       b[5] == '1' && b[6] == '.' && b[8] == ' ' && (b[9] == '2' || b[9] == '4') &&
+	       b[10] >= '0' && b[10] <= '9' && b[11] >= '0' && b[11] <= '9';
+}
+
 /*
  * The response at off to a credential submission: ZT_REPLY_REFUSED when
  * it is an HTTP/1.x 2xx or 4xx (see the top), else what lib/refusal.h
@@ -208,9 +223,7 @@ static __always_inline int zt_cred_reply(struct __sk_buff *skb, __u32 off, __u32
 		return zt_refusal(skb, off, payload);
 	b = s->buf;
 	if (payload >= 12 && off <= ZT_REFUSAL_MAX_OFF && !bpf_skb_load_bytes(skb, off, b, 12) &&
-	    b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/' &&
-	    b[5] == '1' && b[6] == '.' && b[8] == ' ' && (b[9] == '2' || b[9] == '4') &&
-	    b[10] >= '0' && b[10] <= '9' && b[11] >= '0' && b[11] <= '9')
+	    zt_cred_refusing(b))
 		return ZT_REPLY_REFUSED;
 	return zt_refusal(skb, off, payload);
 }

@@ -59,9 +59,9 @@
  * logins must come at least min_attempts a minute.
  *
  * Known limits: a failed login whose refusal is neither in the clear nor
- * small (anything under TLS; a form of the node's own services that answers
- * 200 with a large page, where tc_endpoint does not read the POST:
- * bpf/lib/cred.h) reads as an exchange; an SSH
+ * small (anything under TLS; at a form of the node's own services, a POST
+ * whose password field is not in its first segment: bpf/lib/cred.h) reads
+ * as an exchange; an SSH
  * key refused before the client gets in, or a guess whose request the
  * kernel could not size (a client that sends "none" together with the
  * request before it), counts when its connection ends, and one that

@@ -2456,6 +2456,81 @@ static void test_events_check(void **state)
 	assert_int_equal(zt_events_check(&r, sizeof(r)), -EINVAL);
 }
 
+/* A TCP segment from S4:sport to D4:8080 whose payload is text. */
+static struct pg_pkt *tcp_text4(struct pg_pkt *p, int sport, const char *text)
+{
+	size_t n = strlen(text);
+
+	mk(p, 4, IPPROTO_TCP, S4, D4, sport, 8080, 0x18, 1000, (int)n);
+	memcpy(p->buf + p->off[PG_PAYLOAD], text, n);
+	return p;
+}
+
+/* The host_replies entry of S4:sport's connection to D4:8080: 0 and *v, or -1. */
+static int reply_entry(struct env *e, int sport, struct zt_host_reply *v)
+{
+	struct zt_host_reply_key k = { .family = 4,
+				       .node_port = 8080,
+				       .client_port = (__u16)sport };
+
+	inet_pton(AF_INET, D4, k.node);
+	inet_pton(AF_INET, S4, k.client);
+	return bpf_map_lookup_elem(bpf_map__fd(e->x->maps.host_replies), &k, v);
+}
+
+/*
+ * Credentials submitted to a service of the node's (lib/cred.h): the guard
+ * puts their hash on the connection's host_replies entry, for tc_uplink to
+ * read the service's answer to them; two submissions that differ hash
+ * apart, the same bytes alike. Not a POST without a password field, a GET
+ * that names one, a POST whose first segment has only its headers, or
+ * anything with probe events off.
+ */
+static void test_cred_at_uplink(void **state)
+{
+	static const char *const form =
+		"POST /login HTTP/1.1\r\nHost: node\r\n\r\nusername=admin&password=guess1";
+	struct env *e = *state;
+	struct zt_host_reply v, w;
+	struct pg_pkt p;
+
+	assert_int_equal(xdp_run(e, tcp_text4(&p, 41001, form), NULL), XDP_PASS);
+	assert_int_equal(reply_entry(e, 41001, &v), 0);
+	assert_int_equal(v.cred, 1);
+	assert_int_not_equal(v.cred_hash, 0);
+	assert_int_equal(v.refused, 0);
+	/* Other credentials on the same connection hash apart; the same again alike. */
+	xdp_run(e,
+		tcp_text4(
+			&p, 41001,
+			"POST /login HTTP/1.1\r\nHost: node\r\n\r\nusername=admin&password=guess2"),
+		NULL);
+	assert_int_equal(reply_entry(e, 41001, &w), 0);
+	assert_int_not_equal(w.cred_hash, v.cred_hash);
+	xdp_run(e, tcp_text4(&p, 41002, form), NULL);
+	assert_int_equal(reply_entry(e, 41002, &w), 0);
+	assert_int_equal(w.cred_hash, v.cred_hash);
+	/* JSON keys too. */
+	xdp_run(e, tcp_text4(&p, 41003, "POST /api/login HTTP/1.1\r\n\r\n{\"pwd\": \"x\"}"), NULL);
+	assert_int_equal(reply_entry(e, 41003, &w), 0);
+	/* No password field, a GET, headers alone: nothing. */
+	xdp_run(e, tcp_text4(&p, 41004, "POST /comments HTTP/1.1\r\n\r\ntext=a+passing+remark"),
+		NULL);
+	assert_int_not_equal(reply_entry(e, 41004, &w), 0);
+	xdp_run(e, tcp_text4(&p, 41005, "GET /login?password=x HTTP/1.1\r\n\r\n"), NULL);
+	assert_int_not_equal(reply_entry(e, 41005, &w), 0);
+	xdp_run(e, tcp_text4(&p, 41006, "POST /login HTTP/1.1\r\nContent-Length: 30\r\n\r\n"),
+		NULL);
+	assert_int_not_equal(reply_entry(e, 41006, &w), 0);
+	/* Probe events off: the guard reads nothing. */
+	e->cfg.flags &= ~ZT_GCF_PROBES;
+	cfg_write(e);
+	xdp_run(e, tcp_text4(&p, 41007, form), NULL);
+	assert_int_not_equal(reply_entry(e, 41007, &w), 0);
+	e->cfg.flags |= ZT_GCF_PROBES;
+	cfg_write(e);
+}
+
 /* The daemon's settings: intervals, depths and windows from rates and HZ. */
 static void test_cfg_math(void **state)
 {
@@ -2518,6 +2593,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_allowlist_skips, setup, teardown),
 		cmocka_unit_test(test_events_check),
 		cmocka_unit_test(test_capture_frame),
+		cmocka_unit_test_setup_teardown(test_cred_at_uplink, setup, teardown),
 		cmocka_unit_test(test_cfg_math),
 	};
 	cpu_set_t set;

@@ -2988,6 +2988,25 @@ static __u8 cred_once(struct env *e, const char *cli, int port, const char *text
 }
 
 /*
+ * A new connection from WORLD4:port: n segments of the client's, segs[i],
+ * each answered by the pod with answers[i] (NULL: none): its entry then.
+ */
+static struct zt_ct_val cred_session(struct env *e, int port, const char *const *segs,
+				     const char *const *answers, int n)
+{
+	struct zt_ct_key k = tcp_open_from(e, WORLD4, port, 8080);
+	struct zt_ct_val v;
+
+	for (int i = 0; i < n; i++) {
+		text_to_pod(e, WORLD4, port, segs[i]);
+		if (answers[i])
+			text_from_pod(e, WORLD4, port, answers[i]);
+	}
+	assert_int_equal(ct_get(e, k, &v), 0);
+	return v;
+}
+
+/*
  * Credentials submitted in the clear (lib/cred.h): a POST that names a
  * password field, answered 2xx or 4xx, is a login refused (the form shown
  * again with its error, Rails' 422); a redirect, a 5xx, or the same
@@ -3101,31 +3120,34 @@ static void test_ct_cred_form(void **state)
 	assert_int_equal(ct_get(e, k, &v), 0);
 	assert_int_equal(v.refused, 1);
 	/* ... and only that one: a third segment of the body is not read. */
-	k = tcp_open_from(e, WORLD4, 47201, 8080);
-	text_to_pod(e, WORLD4, 47201, FORM_HEAD);
-	text_to_pod(e, WORLD4, 47201, "comment=a-long-one");
-	text_to_pod(e, WORLD4, 47201, "username=admin&password=guess22");
-	text_from_pod(e, WORLD4, 47201, ok);
-	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.refused, 0);
-	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+	{
+		const char *segs[] = { FORM_HEAD, "comment=a-long-one",
+				       "username=admin&password=guess22" };
+		const char *answers[] = { NULL, NULL, ok };
 
+		v = cred_session(e, 47201, segs, answers, 3);
+		assert_int_equal(v.refused, 0);
+		assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+	}
 	/* A user who got in: the page after the login serves, and the run ends. */
-	k = tcp_open_from(e, WORLD4, 47300, 8080);
-	text_to_pod(e, WORLD4, 47300, FORM_HEAD "username=alice&password=guess23");
-	text_from_pod(e, WORLD4, 47300, ok);
-	text_to_pod(e, WORLD4, 47300, "GET /home HTTP/1.1\r\n\r\n");
-	text_from_pod(e, WORLD4, 47300, ok);
-	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.refused, 0);
-	assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+	{
+		const char *segs[] = { FORM_HEAD "username=alice&password=guess23",
+				       "GET /home HTTP/1.1\r\n\r\n" };
+		const char *answers[] = { ok, ok };
+
+		v = cred_session(e, 47300, segs, answers, 2);
+		assert_int_equal(v.refused, 0);
+		assert_int_equal(v.resp, ZT_CT_RESP_SERVED);
+	}
 	/* One redirected: neither. */
-	k = tcp_open_from(e, WORLD4, 47301, 8080);
-	text_to_pod(e, WORLD4, 47301, FORM_HEAD "username=alice&password=guess24");
-	text_from_pod(e, WORLD4, 47301, moved);
-	assert_int_equal(ct_get(e, k, &v), 0);
-	assert_int_equal(v.refused, 0);
-	assert_int_equal(v.resp, 0);
+	{
+		const char *segs[] = { FORM_HEAD "username=alice&password=guess24" };
+		const char *answers[] = { moved };
+
+		v = cred_session(e, 47301, segs, answers, 1);
+		assert_int_equal(v.refused, 0);
+		assert_int_equal(v.resp, 0);
+	}
 
 	/* A guesser on one keep-alive connection: reported as it guesses. */
 	n0 = e->n_sshr;

@@ -24,10 +24,11 @@
 #    connection, is blocked within 20 refusals at a pod and at the node
 #    (a session's run of refusals counted as it grows), a client
 #    challenged before each of 30 requests on one connection is not;
-#  - hydra http-post-form against a pod's sign-in form (the form again, a
-#    200, for a wrong password; a fetch of it before each guess) is blocked
-#    on those answers within 20; a check of its error path with the same
-#    credentials each time and users who sign in (a redirect) are not;
+#  - hydra http-post-form against a sign-in form (the form again, a 200,
+#    for a wrong password; a fetch of it before each guess) in a pod and on
+#    the node is blocked on those answers within 20; a check of its error
+#    path with the same credentials each time and users who sign in (a
+#    redirect) are not;
 #  - Redis AUTH guesses with a PING after each (+PONG where the default
 #    user needs no password) against a pod and the node are blocked on the
 #    refusals within 20;
@@ -138,6 +139,7 @@ NSSHBF=198.18.0.25 # hydra against SSH (dropbear) on the node itself
 KBF=198.18.0.26 # ncrack against Basic authentication in a pod: guesses on one connection
 NKBF=198.18.0.27 # the same against the node's
 FBF=198.18.0.28 # hydra http-post-form against a pod's sign-in form
+NFBF=198.18.0.29 # the same against the node's
 MAL=198.18.2.50 # a pod of the node that turns on its neighbours
 XMAL=198.18.2.51 # another, with a stealth scan
 lab_pod dbpod $DBP
@@ -149,7 +151,7 @@ lab_pod xmal $XMAL
 # entry per spoofed source, and a full neighbour table drops its answers to
 # real clients too).
 ip -n "${LAB_ID}-web" route add $FLOOD_NET via $LAB_NODE_IP dev eth0 onlink
-for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF $SSHBF $NSSHBF $KBF $NKBF $FBF; do
+for a in $PROT $SLOW $SLOWR $SCAN $FSCAN $ASCAN $OSCAN $PASCAN $FRSCAN $MSCAN $HBF $FASTSCAN $NBF $NHBF $RBF $RNBF $SBF $SSHBF $NSSHBF $KBF $NKBF $FBF $NFBF; do
 	ip -n "$LAB_EXT" addr add $a/24 dev ext0
 done
 # Attack tools cannot choose their source: the route does (198.18.0.1 first).
@@ -290,7 +292,7 @@ class H(BaseHTTPRequestHandler):
         elif f.get("username") == ["admin"] and f.get("password") == [sys.argv[2]]:
             self.send_page(302, b"", [("Location", "/"), ("Set-Cookie", "session=1")])
         else:
-            print("formrefused", flush=True)
+            print("form-wrong-password", flush=True)
             self.send_page(200, FORM % b"<p class=\"error\">Invalid username or password.</p>")
     def do_GET(self):
         if self.path == "/login":
@@ -659,43 +661,56 @@ check "basic auth: a client challenged on each of 30 connections gets in ($okb/3
 # A wrong password gets the form again with its error, a 200 like any page;
 # hydra fetches the form (another 200) before each guess, on a connection
 # of its own. tc_endpoint reads the POST that names a password field and
-# takes its 200 for a refusal (bpf/lib/cred.h).
+# takes its 200 for a refusal (bpf/lib/cred.h); for the node's own service
+# the guard reads the POST at the uplink and tc_uplink the answer.
+# form_guesses LABEL SRC URL OUT: hydra from SRC (routed so by the caller)
+# against the form at URL, whose server writes a line per refusal to OUT.
+form_guesses() {
+	local label=$1 src=$2 url=$3 out=$4 t0 inc ev attempts fails before
+	before=$(grep -c form-wrong-password "$out")
+	t0=$(now_ms)
+	lab_bg_in "$LAB_EXT" timeout 40 hydra -l admin -P "$LAB_DIR/words" -t 4 -I \
+		"http-post-form://$url:username=^USER^&password=^PASS^:F=Invalid username"
+	HYDRA=$LAB_BG_PID
+	check "$label: hydra http-post-form's source is blocked" wait_for "blocked $src" 300
+	echo "# $label blocked $(($(now_ms) - t0)) ms after hydra started"
+	kill "$HYDRA" 2>/dev/null
+	wait "$HYDRA" 2>/dev/null
+	inc=$(incident_of bruteforce $src)
+	ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
+	attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) login attempts in.*/\1/p' <<<"$ev")
+	fails=$(($(grep -c form-wrong-password "$out") - before))
+	echo "# $label: decided after ${attempts:-?} refused logins; the form refused $fails in all"
+	check "$label: decided on the form's refusals, within 20 attempts (${attempts:-?})" \
+		test -n "$inc" -a "${attempts:-99}" -le 20
+	check "$label: the form refused at most 20 of its logins ($fails)" test "$fails" -le 20
+	check "$label: ztctl block list names the refused logins" \
+		all_of "$(ztctl block list | grep "$src/32")" detector "bruteforce/refused-logins score"
+}
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $FBF
-: >"$LAB_DIR/basicauth.out"
-t0=$(now_ms)
-lab_bg_in "$LAB_EXT" timeout 40 hydra -l admin -P "$LAB_DIR/words" -t 4 -I \
-	"http-post-form://$WEB:8081/login:username=^USER^&password=^PASS^:F=Invalid username"
-HYDRA=$LAB_BG_PID
-check "form brute force: hydra http-post-form's source is blocked" wait_for "blocked $FBF" 300
-echo "# form brute force blocked $(($(now_ms) - t0)) ms after hydra started"
-kill "$HYDRA" 2>/dev/null
-wait "$HYDRA" 2>/dev/null
+form_guesses "form brute force" $FBF $WEB:8081/login "$LAB_DIR/basicauth.out"
 ip -n "$LAB_EXT" route change 198.18.2.0/24 via $LAB_NODE_IP src $LAB_EXT_IP
-inc=$(incident_of bruteforce $FBF)
-ev=$(ztctl incidents show "${inc:-none}" -o json 2>/dev/null)
-attempts=$(sed -n 's/.*"evidence": "\([0-9]*\) login attempts in.*/\1/p' <<<"$ev")
-fails=$(grep -c formrefused "$LAB_DIR/basicauth.out")
-echo "# form brute force: decided after ${attempts:-?} refused logins; the form refused $fails in all"
-check "form brute force: decided on the form's refusals, within 20 attempts (${attempts:-?})" \
-	test -n "$inc" -a "${attempts:-99}" -le 20
-check "form brute force: the form refused at most 20 of its logins ($fails)" test "$fails" -le 20
-check "form brute force: ztctl block list names the refused logins" \
-	all_of "$(ztctl block list | grep "$FBF/32")" detector "bruteforce/refused-logins score"
+ip -n "$LAB_EXT" route add $LAB_NODE_IP/32 dev ext0 src $NFBF
+form_guesses "node form brute force" $NFBF $LAB_NODE_IP:8081/login "$LAB_DIR/basicauth-node.out"
+ip -n "$LAB_EXT" route del $LAB_NODE_IP/32 dev ext0 src $NFBF
 # A check of the form's error path (the same wrong password every time,
 # the form again each time: the same credentials are no guesses), and users
 # who sign in (a redirect, then the page), 25 of each: not blocked.
 okf=0
 for i in $(seq 1 25); do
-	c1=$(ip netns exec "$LAB_EXT" curl -s -o /dev/null -w '%{http_code}' --interface $BENIGN \
-		--data "username=probe&password=not-the-password" http://$WEB:8081/login)
-	c2=$(ip netns exec "$LAB_EXT" curl -s -o /dev/null -w '%{http_code}' --interface $BENIGN \
-		-L -u "admin:$ADMIN_PW" --data "username=admin&password=$ADMIN_PW" \
-		http://$WEB:8081/login)
-	[ "$c1$c2" = 200200 ] && okf=$((okf + 1))
+	for host in $WEB $LAB_NODE_IP; do
+		c1=$(ip netns exec "$LAB_EXT" curl -s -o /dev/null -w '%{http_code}' \
+			--interface $BENIGN --data "username=probe&password=not-the-password" \
+			http://$host:8081/login)
+		c2=$(ip netns exec "$LAB_EXT" curl -s -o /dev/null -w '%{http_code}' \
+			--interface $BENIGN -L -u "admin:$ADMIN_PW" \
+			--data "username=admin&password=$ADMIN_PW" http://$host:8081/login)
+		[ "$c1$c2" = 200200 ] && okf=$((okf + 1))
+	done
 done
 sleep 2 # the sweep reads the sessions
-check "form: 25 checks of its error path and 25 sign-ins answered ($okf/25), not blocked" \
-	test "$okf" = 25 -a -z "$(ztctl block list | grep "$BENIGN/")"
+check "form: 25 checks of its error path and 25 sign-ins each, a pod's and the node's, answered ($okf/50), not blocked" \
+	test "$okf" = 50 -a -z "$(ztctl block list | grep "$BENIGN/")"
 
 # --- Redis AUTH guesses, a PING after each: from $RBF at a pod, $RNBF at the node ---
 # The default user needs no password, so the PING after a refused AUTH
