@@ -20,12 +20,13 @@
  * the bytes around the field's name, the user's name and the password
  * with it in a form or a JSON body of the usual shapes).
  *
- * The field: "pass", "password", "passwd", "passphrase" or "pwd", in any case (so also
- * j_password, user_pass, userPassword, newpwd), then what ends a field's
- * name: '=' (a form, a query string), '"' or '\'' before ':' (a JSON key)
- * or before '\r' (a multipart part's name="password"), ']' or "%5D" (a
- * bracketed name, PHP's and Rails' user[password]). A value "pass" in JSON
- * ("status":"pass") is followed by ',' or '}' and is no field.
+ * The field: "pass", "password", "passwd", "passphrase" or "pwd", in any
+ * case (so also j_password, user_pass, userPassword, newpwd), then what
+ * ends a field's name: '=' (a form, a query string), '"' or '\'' before
+ * ':' (a JSON key) or before '\r' (a multipart part's name="password"),
+ * ']' or "%5D" (a bracketed name, PHP's and Rails' user[password]). A
+ * value "pass" in JSON ("status":"pass") is followed by ',' or '}' and is
+ * no field.
  *
  * Read: the segment that starts the request when it begins "POST ", the
  * first ZT_CRED_SCAN bytes; when the field is not there, the request's
@@ -134,7 +135,7 @@ static __always_inline __u32 zt_cred_hash(const struct zt_cred_scratch *s, __u32
 
 #define ZT_CRED_NONE 0 /* no credentials here */
 #define ZT_CRED_NEW 1 /* credentials other than the client's last ones to the service */
-#define ZT_CRED_SAME 2 /* the client's last ones again */
+#define ZT_CRED_SAME 2 /* among the client's last ZT_CRED_SEEN ones to the service */
 #define ZT_CRED_POST 3 /* a POST whose first segment names no password (its body may follow) */
 
 /*
