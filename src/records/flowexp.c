@@ -739,14 +739,19 @@ static void flush_half_open(struct zt_flowexp *x, int64_t off, int *emitted)
  * pace allows (the last rotation's size, a quarter to spare): one read of
  * 8192 entries holds its CPU ~2 ms in the kernel, which a task woken there
  * waits out. A bigger table gets the whole slice: its rotations take
- * longer, never its pieces.
+ * longer, never its pieces. So does a table that outgrew the last count.
  */
 static uint32_t read_count(const struct zt_flowexp *x)
 {
 	uint64_t n = __atomic_load_n(&x->entries, __ATOMIC_RELAXED);
 
-	/* Not paced, or the table's size not known yet (the first rotation). */
-	if (x->rot_min_ns <= ZT_FLOWEXP_TICK_NS || !n)
+	/*
+	 * Not paced, or the table's size not known: the first rotation, or one
+	 * that has read more than the last one saw (the table grew: 250000
+	 * flows filled in at once behind a rotation of one read 1024 a tick, a
+	 * rotation of 12 s).
+	 */
+	if (x->rot_min_ns <= ZT_FLOWEXP_TICK_NS || !n || x->rot_seen > n)
 		return x->slice;
 	n = n * ZT_FLOWEXP_TICK_NS / x->rot_min_ns;
 	n += n / 4 + 1;

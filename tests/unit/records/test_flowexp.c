@@ -512,6 +512,23 @@ static void test_rotation_paced(void **state)
 	zt_flowexp_get_stats(x, &st);
 	assert_int_equal(st.rotations, 3);
 	assert_int_equal(zt_flowexp_entries(x), 100);
+
+	/*
+	 * The table grows 60-fold between two rotations (a fill, a flood's
+	 * flows): the rotation under way, past the last count, reads whole
+	 * slices, not the last count's paced pieces (1024 a call: 6 calls).
+	 */
+	assert_int_equal(zt_flowexp_set_slice(x, ZT_FLOWEXP_SLICE, ZT_FLOWEXP_DUE_MAX), 0);
+	for (uint16_t i = 0; i < 6000; i++) {
+		k = key(IF_A, IPPROTO_TCP, "198.18.1.32", (uint16_t)(20000 + i), "198.18.0.1", 443);
+		put(&k, &v);
+	}
+	now += 2 * ZT_FLOWEXP_ROTATION_MIN_NS;
+	for (int i = 0; i < 2; i++)
+		zt_flowexp_sweep(x, ct_fd, now + (uint64_t)i * 50 * ms, sink, NULL);
+	zt_flowexp_get_stats(x, &st);
+	assert_int_equal(st.rotations, 4);
+	assert_int_equal(zt_flowexp_entries(x), 6100);
 	zt_flowexp_close(x);
 }
 
