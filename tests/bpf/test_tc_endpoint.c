@@ -2832,6 +2832,18 @@ static int clear_refused_of(struct env *e, int i, int port, int *records)
 	return n;
 }
 
+/* The standard setup, cfg in force (probe events), 8080/TCP open to the world and to PEER. */
+static void probes_setup(struct env *e, const struct zt_guard_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	std_setup(e);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, cfg, 0),
+			 0);
+	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 12);
+	allow_port(e, 2, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+}
+
 /*
  * A run of logins refused in the clear in one session is reported as it
  * grows from its ZT_REFUSED_LIVE_FROM-th refusal (ZT_EV_REFUSED, kind
@@ -2856,11 +2868,7 @@ static void test_ct_refused_live(void **state)
 	__u32 zero = 0;
 	int recs, n0;
 
-	std_setup(e);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
-			 0);
-	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 12);
-	allow_port(e, 2, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	probes_setup(e, &cfg);
 
 	/* A guesser on one keep-alive connection (ncrack http): 12 guesses, 12 refusals. */
 	n0 = e->n_sshr;
@@ -3059,16 +3067,11 @@ static void test_ct_cred_form(void **state)
 	struct zt_ct_key k;
 	struct zt_ct_val v;
 	struct pg_pkt p;
-	__u32 zero = 0;
 	const char *last;
 	__u8 resp;
 	int recs, n0;
 
-	std_setup(e);
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(e->skel->maps.guard_cfg), &zero, &cfg, 0),
-			 0);
-	allow_port(e, 1, ZT_DIR_INGRESS, ZT_ID_WORLD_V4, IPPROTO_TCP, 8080, 12);
-	allow_port(e, 2, ZT_DIR_INGRESS, PEER_ID, IPPROTO_TCP, 8080, 12);
+	probes_setup(e, &cfg);
 
 	for (size_t i = 0; i < (sizeof(c) / sizeof(c[0])); i++) {
 		int n = cred_once(e, WORLD4, 47000 + (int)i, c[i].text, c[i].answer, &resp);
